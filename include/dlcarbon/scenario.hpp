@@ -1,0 +1,122 @@
+#pragma once
+// Scenario: the validated, resolved description of what to simulate, in SI units.
+// Built only by `load_scenario` (sim/scenario, the only room that reads YAML); every
+// other room takes these plain structs.
+//
+//   dlcarbon::LoadOptions options{.data_dir = "data"};
+//   dlcarbon::Scenario s = dlcarbon::load_scenario("scenarios/quickstart.yaml", options);
+//   for (const auto& job : s.training) { ... job.hardware.tdp_w ... }
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dlcarbon/error.hpp"
+
+namespace dlcarbon {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct GridRegion {
+  std::string id, name, zone;
+  double intensity_kg_per_j = 0;  // location-based annual average
+  int year = 0;
+  std::string basis, source, notes;
+};
+
+struct Datacenter {
+  std::string id, name;
+  GridRegion region;
+  double pue = 1;
+  std::optional<double> market_intensity_kg_per_j;  // after PPAs / 24/7 CFE, where given
+  std::string source, notes;
+};
+
+struct Hardware {
+  std::string id, name;
+  std::string kind;        // gpu, tpu, cpu, soc, npu
+  std::string count_unit;  // chip, core, board, package, socket, device
+  std::map<std::string, double> peak_flop_per_s;  // dtype -> dense peak
+  std::optional<double> memory_bytes;
+  std::optional<double> memory_bandwidth_bytes_per_s;
+  double tdp_w = 0;
+  std::optional<double> idle_power_w;
+  double host_overhead_w = 0;  // host share of the node per accelerator
+  std::optional<double> embodied_kg;
+  std::string embodied_basis, process_node, source, notes;
+};
+
+struct Model {
+  std::string id, name;
+  std::optional<double> params;
+  std::string source;
+};
+
+enum class PowerBasis {
+  per_accelerator,  // measured average per accelerator, host share included
+  system,           // measured draw of the whole job
+  utilisation,      // TDP x utilisation + host overhead
+};
+
+struct TrainingPower {
+  PowerBasis basis = PowerBasis::per_accelerator;
+  double value = 0;  // W, or the utilisation (0..1]
+};
+
+// A figure as printed in a publication: the value and half a unit of its last digit.
+struct PrintedFigure {
+  double value = 0;
+  double resolution = 0;
+};
+
+struct PublishedFigures {
+  std::string source, notes;
+  std::optional<PrintedFigure> energy_j;
+  bool energy_includes_pue = true;  // energy_scope: facility (true) or it (false)
+  std::optional<PrintedFigure> co2e_location_kg;
+  std::optional<PrintedFigure> co2e_market_kg;
+};
+
+struct TrainingJob {
+  std::string id;
+  std::string model_id;  // empty when the job names no model
+  Hardware hardware;     // resolved, overrides applied
+  Datacenter datacenter; // resolved, with its region
+  std::int64_t accelerators = 0;
+  double duration_s = 0;  // wall time (derived from accelerator_hours when that is given)
+  TrainingPower power;
+  std::optional<double> tokens;
+  std::optional<double> flops;
+  std::optional<PublishedFigures> published;
+  SourceLocation origin;  // where the job is defined
+};
+
+struct ScenarioInfo {
+  std::string name;
+  std::string start;        // ISO date as given, e.g. "2020-05-01"
+  std::int64_t start_unix_s = 0;
+  double horizon_s = 0;
+  std::uint64_t seed = 0;
+};
+
+struct Scenario {
+  std::filesystem::path path;
+  ScenarioInfo info;
+  std::vector<Model> models;  // models the scenario defines (catalog models are not listed)
+  std::vector<TrainingJob> training;
+  std::string given_text;     // the scenario file byte for byte
+  std::string resolved_yaml;  // after extends, catalogs and overrides, in SI units
+};
+
+struct LoadOptions {
+  std::filesystem::path data_dir;  // catalogs: every *.yaml below it (empty: no catalogs)
+};
+
+// Reads, merges (`extends`), resolves and checks a scenario. Throws InputError with
+// "file:line:col: key.path: expected X, got Y" for any problem.
+Scenario load_scenario(const std::filesystem::path& file, const LoadOptions& options);
+
+}  // namespace dlcarbon

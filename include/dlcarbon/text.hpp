@@ -1,0 +1,24 @@
+#pragma once
+// Small text helpers shared by the rooms: "did you mean" suggestions and quoting.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dlcarbon::text {
+
+// Optimal string alignment distance (Damerau-Levenshtein with adjacent transpositions).
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word` if it is close enough to be a likely misspelling
+// (distance <= max(2, len/3)), else an empty string.
+std::string closest(std::string_view word, const std::vector<std::string>& candidates);
+
+// "a, b, c" (sorted as given).
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
+
+// Double-quotes a value for an error message, escaping control bytes and cutting very
+// long text: quoted("ten") == "\"ten\"".
+std::string quoted(std::string_view value);
+
+}  // namespace dlcarbon::text

@@ -1,0 +1,91 @@
+#include "commands.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ostream>
+
+#include "build_info.hpp"
+
+namespace dlcarbon::cli {
+
+namespace {
+
+const char* kUsage =
+    "dlcarbon: energy and carbon footprint of deep learning, from one training run to every replica\n"
+    "\n"
+    "usage: dlcarbon <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run SCENARIO.yaml [-o OUT.h5]   simulate a scenario and write an HDF5 file\n"
+    "  validate [--dir DIR]            reproduce published footprints and print the errors\n"
+    "  inspect FILE.h5                 print the contents of an output file\n"
+    "\n"
+    "options:\n"
+    "  -h, --help      this help (or `dlcarbon <command> --help`)\n"
+    "  --version       version and commit of this build\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure, 2 bad input (the message names file:line:column and key)\n";
+
+}  // namespace
+
+std::filesystem::path default_data_dir() {
+  if (const char* env = std::getenv("DLCARBON_DATA_DIR"); env && *env) return env;
+  return DLCARBON_DEFAULT_DATA_DIR;
+}
+
+std::filesystem::path default_scenario_dir() {
+  if (const char* env = std::getenv("DLCARBON_SCENARIO_DIR"); env && *env) return env;
+  return DLCARBON_DEFAULT_SCENARIO_DIR;
+}
+
+std::string utc_now_iso8601() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string format_number(double value, int significant) {
+  if (std::isnan(value)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", significant, value);
+  return buf;
+}
+
+int main(const std::vector<std::string>& args, Streams io) {
+  if (args.empty()) {
+    io.err << kUsage;
+    return kBadInput;
+  }
+  const std::string& command = args.front();
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "-h" || command == "--help" || command == "help") {
+    io.out << kUsage;
+    return kOk;
+  }
+  if (command == "--version" || command == "version") {
+    io.out << "dlcarbon " << build_info::version() << " (" << build_info::git_sha() << ")\n";
+    return kOk;
+  }
+  try {
+    if (command == "run") return command_run(rest, io);
+    if (command == "validate") return command_validate(rest, io);
+    if (command == "inspect") return command_inspect(rest, io);
+  } catch (const InputError& e) {
+    io.err << e.what() << "\n";
+    return kBadInput;
+  } catch (const std::exception& e) {
+    io.err << "dlcarbon: internal failure: " << e.what() << "\n";
+    return kFailure;
+  }
+  io.err << "dlcarbon: unknown command \"" << command << "\"; expected one of: run, validate, inspect "
+         << "(see dlcarbon --help)\n";
+  return kBadInput;
+}
+
+}  // namespace dlcarbon::cli

@@ -1,0 +1,39 @@
+#pragma once
+// The dlcarbon command line: the only room that wires scenario -> cost -> output.
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "dlcarbon/accounting.hpp"
+#include "dlcarbon/output.hpp"
+#include "dlcarbon/scenario.hpp"
+#include "dlcarbon/units.hpp"
+
+namespace dlcarbon::cli {
+
+// Exit codes (docs/cli.md).
+inline constexpr int kOk = 0;
+inline constexpr int kFailure = 1;    // internal failure, or `validate` found rows out of tolerance
+inline constexpr int kBadInput = 2;   // bad scenario, bad option: message names file, line, column, key
+
+struct Streams {
+  std::ostream& out;
+  std::ostream& err;
+};
+
+int main(const std::vector<std::string>& args, Streams io);
+
+int command_run(const std::vector<std::string>& args, Streams io);
+int command_validate(const std::vector<std::string>& args, Streams io);
+int command_inspect(const std::vector<std::string>& args, Streams io);
+
+// Shared by the subcommands.
+std::filesystem::path default_data_dir();
+std::filesystem::path default_scenario_dir();
+RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingFootprint>& footprints);
+std::string utc_now_iso8601();
+std::string format_number(double value, int significant = 6);
+
+}  // namespace dlcarbon::cli

@@ -1,0 +1,73 @@
+#include <algorithm>
+#include <ostream>
+
+#include "commands.hpp"
+#include "options.hpp"
+
+namespace dlcarbon::cli {
+
+int command_inspect(const std::vector<std::string>& args, Streams io) {
+  const std::string usage =
+      "usage: dlcarbon inspect FILE.h5 [--scenario]\n"
+      "Prints the attributes and tables of a dlcarbon output file.";
+  po::options_description visible("options");
+  visible.add_options()("scenario", "also print the scenario as given and as resolved");
+  po::options_description hidden;
+  hidden.add_options()("file", po::value<std::string>(), "");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  po::variables_map vm;
+  if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (!vm.count("file")) {
+    io.err << "dlcarbon inspect: missing the file\n" << usage << "\n";
+    return kBadInput;
+  }
+  const std::string path = vm["file"].as<std::string>();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    io.err << path << ": cannot read the file: no such file\n";
+    return kBadInput;
+  }
+  RunRecord r;
+  try {
+    r = read_run(path);
+  } catch (const OutputError& e) {
+    io.err << path << ": not a dlcarbon output file (" << e.what() << ")\n";
+    return kBadInput;
+  }
+  io.out << path << "\n"
+         << "  format_version   " << r.format_version << "\n"
+         << "  dlcarbon_version " << r.dlcarbon_version << "\n"
+         << "  git_sha          " << r.git_sha << "\n"
+         << "  created          " << r.created << "\n"
+         << "  scenario_name    " << r.scenario_name << "\n"
+         << "  seed             " << r.seed << "\n";
+  if (vm.count("scenario")) {
+    io.out << "\n/scenario/given:\n" << r.scenario_given << "\n/scenario/resolved:\n" << r.scenario_resolved << "\n";
+  }
+  for (const auto& t : r.tables) {
+    io.out << "\n/" << t.path << " (" << t.rows() << " rows)\n";
+    // One line per row, one "name = value units" per column: tables are narrow, columns many.
+    for (std::size_t row = 0; row < t.rows(); ++row) {
+      io.out << "  [" << row << "]\n";
+      for (const auto& c : t.columns) {
+        io.out << "    " << c.name << std::string(c.name.size() < 24 ? 24 - c.name.size() : 1, ' ');
+        std::visit(
+            [&](const auto& v) {
+              using T = typename std::decay_t<decltype(v)>::value_type;
+              if constexpr (std::is_same_v<T, double>) {
+                io.out << format_number(v[row], 8);
+              } else {
+                io.out << v[row];
+              }
+            },
+            c.values);
+        if (!c.units.empty() && c.units != "1") io.out << " " << c.units;
+        io.out << "\n";
+      }
+    }
+  }
+  return kOk;
+}
+
+}  // namespace dlcarbon::cli

@@ -1,0 +1,64 @@
+#include <filesystem>
+#include <ostream>
+
+#include "build_info.hpp"
+#include "commands.hpp"
+#include "dlcarbon/text.hpp"
+#include "options.hpp"
+
+namespace dlcarbon::cli {
+
+int command_run(const std::vector<std::string>& args, Streams io) {
+  const std::string usage =
+      "usage: dlcarbon run SCENARIO.yaml [-o OUT.h5] [--data-dir DIR] [--quiet]\n"
+      "Simulates the scenario and writes one HDF5 file (docs/output-format.md).";
+  po::options_description visible("options");
+  visible.add_options()("output,o", po::value<std::string>(), "output file (default: <scenario name>.h5)")(
+      "data-dir", po::value<std::string>(), "catalog directory (default: $DLCARBON_DATA_DIR or the source tree's data/)")(
+      "quiet,q", "print nothing but errors");
+  po::options_description hidden;
+  hidden.add_options()("scenario", po::value<std::string>(), "");
+  po::positional_options_description positional;
+  positional.add("scenario", 1);
+  po::variables_map vm;
+  if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (!vm.count("scenario")) {
+    io.err << "dlcarbon run: missing the scenario file\n" << usage << "\n";
+    return kBadInput;
+  }
+
+  LoadOptions load;
+  load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  const Scenario scenario = load_scenario(vm["scenario"].as<std::string>(), load);
+
+  const std::filesystem::path out =
+      vm.count("output") ? std::filesystem::path(vm["output"].as<std::string>())
+                         : std::filesystem::path(scenario.info.name + ".h5");
+  const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec)) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
+                     text::quoted(parent.string()) + " does not exist");
+  }
+
+  std::vector<TrainingFootprint> footprints;
+  for (const auto& job : scenario.training) footprints.push_back(account_training(job));
+
+  RunRecord record = make_run_record(scenario, footprints);
+  write_run(out, record);
+
+  if (!vm.count("quiet")) {
+    double energy = 0, co2e = 0;
+    for (const auto& f : footprints) {
+      energy += f.facility_energy_j;
+      co2e += f.co2e_location_kg;
+    }
+    io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "
+           << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
+           << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based) -> " << out.string()
+           << "\n";
+  }
+  return kOk;
+}
+
+}  // namespace dlcarbon::cli

@@ -1,0 +1,85 @@
+// Scenario + costs -> the tables of the output file (docs/output-format.md).
+
+#include <cmath>
+#include <limits>
+
+#include "build_info.hpp"
+#include "commands.hpp"
+
+namespace dlcarbon::cli {
+
+namespace {
+
+template <class T>
+Column column(const std::string& name, const std::string& units, std::vector<T> values) {
+  return Column{name, units, std::move(values)};
+}
+
+}  // namespace
+
+RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingFootprint>& footprints) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  RunRecord r;
+  r.dlcarbon_version = build_info::version();
+  r.git_sha = build_info::git_sha();
+  r.created = utc_now_iso8601();
+  r.scenario_name = scenario.info.name;
+  r.seed = static_cast<std::int64_t>(scenario.info.seed);
+  r.scenario_given = scenario.given_text;
+  r.scenario_resolved = scenario.resolved_yaml;
+
+  std::vector<std::string> job, model, hardware, datacenter, region;
+  std::vector<std::int64_t> accelerators;
+  std::vector<double> duration, accel_time, power, it, pue, facility, i_loc, c_loc, i_mkt, c_mkt, tokens, flops;
+  double total_it = 0, total_facility = 0, total_loc = 0, total_mkt = 0;
+  bool all_market = true;
+  for (std::size_t i = 0; i < scenario.training.size(); ++i) {
+    const TrainingJob& j = scenario.training[i];
+    const TrainingFootprint& f = footprints.at(i);
+    job.push_back(j.id);
+    model.push_back(j.model_id);
+    hardware.push_back(j.hardware.id);
+    datacenter.push_back(j.datacenter.id);
+    region.push_back(j.datacenter.region.id);
+    accelerators.push_back(j.accelerators);
+    duration.push_back(f.duration_s);
+    accel_time.push_back(f.accelerator_time_s);
+    power.push_back(f.power_per_accelerator_w);
+    it.push_back(f.it_energy_j);
+    pue.push_back(f.pue);
+    facility.push_back(f.facility_energy_j);
+    i_loc.push_back(f.intensity_location_kg_per_j);
+    c_loc.push_back(f.co2e_location_kg);
+    i_mkt.push_back(f.intensity_market_kg_per_j.value_or(nan));
+    c_mkt.push_back(f.co2e_market_kg.value_or(nan));
+    tokens.push_back(j.tokens.value_or(nan));
+    flops.push_back(j.flops.value_or(nan));
+    total_it += f.it_energy_j;
+    total_facility += f.facility_energy_j;
+    total_loc += f.co2e_location_kg;
+    if (f.co2e_market_kg) total_mkt += *f.co2e_market_kg;
+    all_market = all_market && f.co2e_market_kg.has_value();
+  }
+  const std::int64_t n_jobs = static_cast<std::int64_t>(scenario.training.size());
+  r.tables.push_back(Table{"summary/training",
+                           {column("job", "", job), column("model", "", model), column("hardware", "", hardware),
+                            column("datacenter", "", datacenter), column("region", "", region),
+                            column("accelerators", "1", accelerators), column("duration", "s", duration),
+                            column("accelerator_time", "s", accel_time),
+                            column("power_per_accelerator", "W", power), column("it_energy", "J", it),
+                            column("pue", "1", pue), column("facility_energy", "J", facility),
+                            column("intensity_location", "kgCO2e/J", i_loc),
+                            column("co2e_location", "kgCO2e", c_loc),
+                            column("intensity_market", "kgCO2e/J", i_mkt),
+                            column("co2e_market", "kgCO2e", c_mkt), column("tokens", "1", tokens),
+                            column("flops", "FLOP", flops)}});
+  r.tables.push_back(Table{"summary/totals",
+                           {column("facility_energy", "J", std::vector<double>{total_facility}),
+                            column("it_energy", "J", std::vector<double>{total_it}),
+                            column("co2e_location", "kgCO2e", std::vector<double>{total_loc}),
+                            column("co2e_market", "kgCO2e", std::vector<double>{all_market ? total_mkt : nan}),
+                            column("jobs", "1", std::vector<std::int64_t>{n_jobs})}});
+  return r;
+}
+
+}  // namespace dlcarbon::cli

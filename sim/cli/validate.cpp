@@ -1,0 +1,136 @@
+// `dlcarbon validate`: runs every scenario in scenarios/published/ and compares each job
+// with the figures its source printed.
+//
+// A figure printed as "4.3" stands for anything in [4.25, 4.35). The error that counts is
+// the distance from the simulated value to that interval, relative to the printed value;
+// a row passes when it is within the tolerance (1 %). The raw relative error is printed
+// beside it, so a row that passes only because of the paper's rounding is visible.
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "options.hpp"
+
+namespace dlcarbon::cli {
+
+namespace {
+
+struct Row {
+  std::string scenario, job, metric, unit, source;
+  double published = 0, resolution = 0, simulated = 0;
+  double raw_error() const { return (simulated - published) / published; }
+  double excess_error() const {
+    return std::max(0.0, std::abs(simulated - published) - resolution) / published;
+  }
+};
+
+std::string percent(double x) {
+  std::ostringstream s;
+  s << std::showpos << std::fixed << std::setprecision(2) << 100 * x << "%";
+  return s.str();
+}
+
+std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
+
+}  // namespace
+
+int command_validate(const std::vector<std::string>& args, Streams io) {
+  const std::string usage =
+      "usage: dlcarbon validate [--dir DIR] [--tolerance 0.01] [--data-dir DIR]\n"
+      "Runs every scenario in DIR (default: the source tree's scenarios/published) and compares\n"
+      "energy and CO2e with the published figures. Exit 0 only if every row is within tolerance.";
+  po::options_description visible("options");
+  visible.add_options()("dir", po::value<std::string>(), "folder of published scenarios")(
+      "tolerance", po::value<double>()->default_value(0.01), "relative tolerance beyond the printed precision")(
+      "mode", po::value<std::string>()->default_value("accounting"), "accounting (first-principles comes with issue 3)")(
+      "data-dir", po::value<std::string>(), "catalog directory");
+  po::options_description hidden;
+  po::positional_options_description positional;
+  po::variables_map vm;
+  if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (vm["mode"].as<std::string>() != "accounting") {
+    io.err << "dlcarbon validate: --mode: expected accounting, got \"" << vm["mode"].as<std::string>()
+           << "\" (first-principles mode is not built yet)\n";
+    return kBadInput;
+  }
+  const double tolerance = vm["tolerance"].as<double>();
+  if (!(tolerance >= 0)) {
+    io.err << "dlcarbon validate: --tolerance: expected a number >= 0\n";
+    return kBadInput;
+  }
+  const std::filesystem::path dir = vm.count("dir") ? std::filesystem::path(vm["dir"].as<std::string>())
+                                                    : default_scenario_dir() / "published";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
+    return kBadInput;
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".yaml") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+
+  LoadOptions load;
+  load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  std::vector<Row> rows;
+  for (const auto& file : files) {
+    const Scenario s = load_scenario(file, load);
+    for (const auto& job : s.training) {
+      if (!job.published) continue;
+      const TrainingFootprint f = account_training(job);
+      const PublishedFigures& p = *job.published;
+      auto add = [&](const std::string& metric, const std::string& unit, double to_unit, const PrintedFigure& fig,
+                     double sim) {
+        rows.push_back(Row{file.stem().string(), job.id, metric, unit, p.source, fig.value / to_unit,
+                           fig.resolution / to_unit, sim / to_unit});
+      };
+      if (p.energy_j) {
+        add(p.energy_includes_pue ? "energy (facility)" : "energy (IT)", "MWh", units::joule_per_kwh * 1000,
+            *p.energy_j, p.energy_includes_pue ? f.facility_energy_j : f.it_energy_j);
+      }
+      if (p.co2e_location_kg) add("CO2e location", "tCO2e", units::kg_per_tonne, *p.co2e_location_kg, f.co2e_location_kg);
+      if (p.co2e_market_kg) {
+        if (!f.co2e_market_kg) {
+          throw InputError(format_input_error(job.origin, "published.co2e_market",
+                                              "the datacenter has no market_intensity to compare with"));
+        }
+        add("CO2e market", "tCO2e", units::kg_per_tonne, *p.co2e_market_kg, *f.co2e_market_kg);
+      }
+    }
+  }
+
+  io.out << pad("scenario", 44) << pad("metric", 19) << pad("published", 12) << pad("simulated", 12)
+         << pad("unit", 7) << pad("error", 10) << pad("beyond print", 13) << "status\n";
+  int failed = 0, rounding = 0;
+  double worst = 0;
+  for (const auto& r : rows) {
+    const bool pass = r.excess_error() <= tolerance;
+    const bool raw_pass = std::abs(r.raw_error()) <= tolerance;
+    failed += pass ? 0 : 1;
+    rounding += pass && !raw_pass ? 1 : 0;
+    worst = std::max(worst, std::abs(r.raw_error()));
+    io.out << pad(r.scenario, 44) << pad(r.metric, 19) << pad(format_number(r.published, 6), 12)
+           << pad(format_number(r.simulated, 6), 12) << pad(r.unit, 7) << pad(percent(r.raw_error()), 10)
+           << pad(percent(r.excess_error()), 13)
+           << (pass ? (raw_pass ? "ok" : "ok (paper's rounding: printed to +/-" + format_number(r.resolution, 3) + ")")
+                    : "FAIL")
+           << "\n";
+  }
+  io.out << "\n" << rows.size() << " rows from " << files.size() << " scenarios; " << rows.size() - failed
+         << " within " << format_number(100 * tolerance, 3) << "% (" << rounding
+         << " only through the paper's printed precision), " << failed << " outside; largest raw error "
+         << format_number(100 * worst, 3) << "%\n";
+  if (rows.empty()) {
+    io.err << "dlcarbon validate: no published figures found in " << dir.string() << "\n";
+    return kFailure;
+  }
+  return failed == 0 ? kOk : kFailure;
+}
+
+}  // namespace dlcarbon::cli

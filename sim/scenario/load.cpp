@@ -1,0 +1,554 @@
+// Scenario loading: files -> layers -> resolved, checked structs.
+//
+// Every file (catalogs in data/, then the `extends` chain from base to the scenario
+// itself) contributes *pieces*: one YAML map per entry, keyed by id. An entity is built by
+// applying its pieces in order, so a later file updates an earlier entry key by key.
+// Because pieces keep their own file name and key path, an error in a base file or a
+// catalog points there, not at the file that extends it.
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "dlcarbon/scenario.hpp"
+#include "dlcarbon/text.hpp"
+#include "resolved.hpp"
+#include "yaml_reader.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dlcarbon {
+namespace {
+
+using detail::MapView;
+using detail::Value;
+using units::Kind;
+
+struct Section {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<Value>> by_id;
+
+  void add(const std::string& id, const Value& v) {
+    auto& pieces = by_id[id];
+    if (pieces.empty()) order.push_back(id);
+    pieces.push_back(v);
+  }
+};
+
+struct Layers {
+  std::deque<std::string> files;  // display names; deque keeps addresses stable
+  std::vector<Value> info;
+  std::map<std::string, Section> sections;  // regions, datacenters, hardware, models, training
+  std::vector<std::string> scenario_model_ids;
+};
+
+const std::vector<std::string> kEntitySections = {"regions", "datacenters", "hardware", "models",
+                                                  "training"};
+const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
+                                                "regions",        "datacenters", "hardware",
+                                                "models",         "training"};
+const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
+                                               "hardware", "models"};
+
+std::string display_of(const fs::path& p) { return p.lexically_normal().generic_string(); }
+
+void load_layer(const fs::path& path, const std::string& display, bool catalog,
+                std::vector<fs::path>& stack, Layers& layers, const Value* referenced_by,
+                std::string* given_text) {
+  std::string text;
+  const SourceLocation from = referenced_by ? referenced_by->location() : SourceLocation{};
+  const YAML::Node root =
+      detail::read_yaml_file(path, display, text, from, referenced_by ? referenced_by->path : "");
+  if (given_text) *given_text = text;
+  layers.files.push_back(display);
+  const std::string* file = &layers.files.back();
+  const Value top{root, file, ""};
+  const MapView map(top, catalog ? kCatalogKeys : kScenarioKeys);
+  if (!map.has("schema_version")) {
+    throw InputError(format_input_error({display, 1, 1}, "",
+                                        "missing required key \"schema_version\" (this format is version 1)"));
+  }
+  const Value version = map.at("schema_version");
+  if (!version.node.IsScalar() || version.node.Scalar() != std::to_string(kSchemaVersion)) {
+    version.expected("1 (the only schema version so far)");
+  }
+
+  if (map.has("extends")) {
+    const Value ext = map.at("extends");
+    const std::string rel = detail::read_text(ext);
+    const fs::path base = path.parent_path() / rel;
+    std::error_code ec;
+    const fs::path canonical = fs::weakly_canonical(base, ec);
+    for (const auto& seen : stack) {
+      if (seen == canonical) {
+        std::vector<std::string> chain;
+        bool on = false;
+        for (const auto& s : stack) {
+          on = on || s == canonical;
+          if (on) chain.push_back(s.filename().string());
+        }
+        chain.push_back(canonical.filename().string());
+        ext.fail("circular extends: " + text::join(chain, " -> "));
+      }
+    }
+    stack.push_back(canonical);
+    load_layer(base, display_of(fs::path(display).parent_path() / rel), false, stack, layers, &ext,
+               nullptr);
+    stack.pop_back();
+  }
+
+  if (map.has("scenario")) layers.info.push_back(map.at("scenario"));
+
+  for (const auto& name : kEntitySections) {
+    if (!map.has(name)) continue;
+    const Value list = map.at(name);
+    if (list.node.IsNull()) continue;
+    if (!list.node.IsSequence()) list.expected("a list of entries, each with an id");
+    std::map<std::string, int> first_line;
+    for (std::size_t i = 0; i < list.node.size(); ++i) {
+      const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+      if (!item.node.IsMap()) item.expected("a map with an id");
+      const YAML::Node id_node = item.node["id"];
+      if (!id_node.IsDefined()) item.fail("missing required key \"id\"");
+      const std::string id = detail::read_id(item.child(id_node, "id"));
+      if (const auto it = first_line.find(id); it != first_line.end()) {
+        item.child(id_node, "id").fail("duplicate id " + text::quoted(id) + " (first at line " +
+                                       std::to_string(it->second) + ")");
+      }
+      first_line[id] = item.location().line;
+      layers.sections[name].add(id, item);
+      if (name == "models" && !catalog) layers.scenario_model_ids.push_back(id);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entities
+
+struct JobDraft {
+  TrainingJob job;
+  std::optional<double> duration_s;
+  std::optional<double> accelerator_time_s;
+};
+
+struct ModelDraft {
+  Model model;
+};
+
+class Builder;
+
+template <class T>
+struct EntityKind {
+  std::string section;
+  std::string noun;
+  std::vector<std::string> allowed;
+  std::vector<std::string> required;
+  void (*apply)(Builder&, const MapView&, T&);
+  void (*finish)(T&, const Value& last);
+};
+
+class Builder {
+ public:
+  explicit Builder(const Layers& layers) : layers_(layers) {}
+
+  GridRegion region_ref(const Value& v);
+  Datacenter datacenter_ref(const Value& v);
+  Hardware hardware_ref(const Value& v);
+  const Model& model(const Value& v);
+  JobDraft training(const std::string& id);
+  Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
+
+ private:
+  static const EntityKind<GridRegion>& region_kind();
+  static const EntityKind<Datacenter>& datacenter_kind();
+  static const EntityKind<Hardware>& hardware_kind();
+  static const EntityKind<ModelDraft>& model_kind();
+  static const EntityKind<JobDraft>& training_kind();
+
+  template <class T>
+  const T& get(const EntityKind<T>& kind, std::map<std::string, T>& cache, const std::string& id,
+               const Value& ref);
+  template <class T>
+  T ref(const EntityKind<T>& kind, std::map<std::string, T>& cache, const Value& v);
+  [[noreturn]] void unknown(const std::string& noun, const Section& section, const std::string& id,
+                            const Value& ref) const;
+  const Section& section(const std::string& name) const {
+    static const Section empty;
+    const auto it = layers_.sections.find(name);
+    return it == layers_.sections.end() ? empty : it->second;
+  }
+
+  const Layers& layers_;
+  std::map<std::string, GridRegion> regions_;
+  std::map<std::string, Datacenter> datacenters_;
+  std::map<std::string, Hardware> hardware_;
+  std::map<std::string, ModelDraft> models_;
+  std::map<std::string, JobDraft> jobs_;
+  std::set<std::string> building_;
+};
+
+void Builder::unknown(const std::string& noun, const Section& sec, const std::string& id,
+                      const Value& ref) const {
+  const std::string guess = text::closest(id, sec.order);
+  std::vector<std::string> known = sec.order;
+  std::sort(known.begin(), known.end());
+  std::string msg = "unknown " + noun + " " + text::quoted(id);
+  if (!guess.empty()) msg += "; did you mean " + text::quoted(guess) + "?";
+  msg += known.empty() ? " (none defined)" : " (known: " + text::join(known) + ")";
+  ref.fail(msg);
+}
+
+template <class T>
+const T& Builder::get(const EntityKind<T>& kind, std::map<std::string, T>& cache, const std::string& id,
+                      const Value& ref) {
+  if (const auto it = cache.find(id); it != cache.end()) return it->second;
+  const Section& sec = section(kind.section);
+  const auto found = sec.by_id.find(id);
+  if (found == sec.by_id.end()) unknown(kind.noun, sec, id, ref);
+  const std::string key = kind.section + ":" + id;
+  if (building_.count(key)) ref.fail("circular reference: " + kind.noun + " " + text::quoted(id) + " refers to itself");
+  building_.insert(key);
+
+  T entity{};
+  std::set<std::string> seen;
+  for (const Value& piece : found->second) {
+    const YAML::Node from = piece.node["from"];
+    if (from.IsDefined()) {
+      const Value from_value = piece.child(from, "from");
+      entity = get(kind, cache, detail::read_id(from_value), from_value);
+      seen.insert(kind.allowed.begin(), kind.allowed.end());
+    }
+  }
+  for (const Value& piece : found->second) {
+    const MapView map(piece, kind.allowed);
+    kind.apply(*this, map, entity);
+    for (const auto& k : map.keys()) seen.insert(k);
+  }
+  const Value& last = found->second.back();
+  for (const auto& req : kind.required) {
+    if (!seen.count(req)) {
+      std::string msg = "missing required key " + text::quoted(req);
+      std::vector<std::string> others;
+      for (const auto& o : sec.order) {
+        if (o != id) others.push_back(o);
+      }
+      const std::string guess = text::closest(id, others);
+      if (!guess.empty()) msg += " (or did you mean to update " + text::quoted(guess) + "?)";
+      last.fail(msg);
+    }
+  }
+  if (kind.finish) kind.finish(entity, last);
+  building_.erase(key);
+  return cache.emplace(id, std::move(entity)).first->second;
+}
+
+template <class T>
+T Builder::ref(const EntityKind<T>& kind, std::map<std::string, T>& cache, const Value& v) {
+  if (v.node.IsScalar()) return get(kind, cache, detail::read_id(v), v);
+  if (!v.node.IsMap()) v.expected("a " + kind.noun + " id or a map with id and overrides");
+  std::vector<std::string> allowed;
+  for (const auto& k : kind.allowed) {
+    if (k != "from") allowed.push_back(k);
+  }
+  const MapView map(v, allowed);
+  map.require("id");
+  const Value id = map.at("id");
+  T copy = get(kind, cache, detail::read_id(id), id);
+  kind.apply(*this, map, copy);
+  if (kind.finish) kind.finish(copy, v);
+  return copy;
+}
+
+GridRegion Builder::region_ref(const Value& v) { return ref(region_kind(), regions_, v); }
+Datacenter Builder::datacenter_ref(const Value& v) { return ref(datacenter_kind(), datacenters_, v); }
+Hardware Builder::hardware_ref(const Value& v) { return ref(hardware_kind(), hardware_, v); }
+const Model& Builder::model(const Value& v) {
+  return get(model_kind(), models_, detail::read_id(v), v).model;
+}
+JobDraft Builder::training(const std::string& id) {
+  return get(training_kind(), jobs_, id, Value{});
+}
+
+// --- regions ---------------------------------------------------------------------------
+
+const EntityKind<GridRegion>& Builder::region_kind() {
+  static const EntityKind<GridRegion> kind{
+      "regions", "region",
+      {"id", "from", "name", "zone", "intensity", "year", "basis", "source", "notes"},
+      {"name", "intensity", "year", "source"},
+      [](Builder&, const MapView& m, GridRegion& r) {
+        if (m.has("id")) r.id = detail::read_id(m.at("id"));
+        if (m.has("name")) r.name = detail::read_text(m.at("name"));
+        if (m.has("zone")) r.zone = detail::read_text(m.at("zone"));
+        if (m.has("intensity")) r.intensity_kg_per_j = detail::read_non_negative(m.at("intensity"), Kind::intensity);
+        if (m.has("year")) {
+          r.year = static_cast<int>(detail::read_number_in(m.at("year"), 1900, 2200, true, "a year (e.g. 2023)"));
+        }
+        if (m.has("basis")) r.basis = detail::read_text(m.at("basis"));
+        if (m.has("source")) r.source = detail::read_text(m.at("source"));
+        if (m.has("notes")) r.notes = detail::read_text(m.at("notes"));
+      },
+      nullptr};
+  return kind;
+}
+
+// --- datacenters -----------------------------------------------------------------------
+
+const EntityKind<Datacenter>& Builder::datacenter_kind() {
+  static const EntityKind<Datacenter> kind{
+      "datacenters", "datacenter",
+      {"id", "from", "name", "region", "pue", "market_intensity", "source", "notes"},
+      {"region", "pue", "source"},
+      [](Builder& b, const MapView& m, Datacenter& d) {
+        if (m.has("id")) d.id = detail::read_id(m.at("id"));
+        if (m.has("name")) d.name = detail::read_text(m.at("name"));
+        if (m.has("region")) d.region = b.region_ref(m.at("region"));
+        if (m.has("pue")) d.pue = detail::read_number_in(m.at("pue"), 1, 10, true, "a PUE >= 1 (e.g. 1.58)");
+        if (m.has("market_intensity")) {
+          d.market_intensity_kg_per_j = detail::read_non_negative(m.at("market_intensity"), Kind::intensity);
+        }
+        if (m.has("source")) d.source = detail::read_text(m.at("source"));
+        if (m.has("notes")) d.notes = detail::read_text(m.at("notes"));
+      },
+      nullptr};
+  return kind;
+}
+
+// --- hardware --------------------------------------------------------------------------
+
+const EntityKind<Hardware>& Builder::hardware_kind() {
+  static const EntityKind<Hardware> kind{
+      "hardware", "hardware",
+      {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
+       "idle_power", "host_overhead", "embodied", "embodied_basis", "process_node", "die_area",
+       "source", "notes"},
+      {"name", "kind", "count_unit", "peak", "tdp", "source"},
+      [](Builder&, const MapView& m, Hardware& h) {
+        if (m.has("id")) h.id = detail::read_id(m.at("id"));
+        if (m.has("name")) h.name = detail::read_text(m.at("name"));
+        if (m.has("kind")) h.kind = detail::read_choice(m.at("kind"), {"gpu", "tpu", "cpu", "soc", "npu"});
+        if (m.has("count_unit")) {
+          h.count_unit = detail::read_choice(m.at("count_unit"),
+                                             {"chip", "core", "board", "package", "socket", "device"});
+        }
+        if (m.has("peak")) {
+          const MapView peak(m.at("peak"), {"fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"});
+          if (peak.keys().empty()) m.at("peak").expected("a map of dtype to peak rate (e.g. fp16: \"125 TFLOP/s\")");
+          for (const auto& dtype : peak.keys()) {
+            h.peak_flop_per_s[dtype] = detail::read_positive(peak.at(dtype), Kind::rate);
+          }
+        }
+        if (m.has("memory")) h.memory_bytes = detail::read_positive(m.at("memory"), Kind::bytes);
+        if (m.has("memory_bandwidth")) {
+          h.memory_bandwidth_bytes_per_s = detail::read_positive(m.at("memory_bandwidth"), Kind::bandwidth);
+        }
+        if (m.has("tdp")) h.tdp_w = detail::read_positive(m.at("tdp"), Kind::power);
+        if (m.has("idle_power")) h.idle_power_w = detail::read_non_negative(m.at("idle_power"), Kind::power);
+        if (m.has("host_overhead")) h.host_overhead_w = detail::read_non_negative(m.at("host_overhead"), Kind::power);
+        if (m.has("embodied")) h.embodied_kg = detail::read_non_negative(m.at("embodied"), Kind::co2e);
+        if (m.has("embodied_basis")) h.embodied_basis = detail::read_text(m.at("embodied_basis"));
+        if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
+        if (m.has("die_area")) detail::read_text(m.at("die_area"));
+        if (m.has("source")) h.source = detail::read_text(m.at("source"));
+        if (m.has("notes")) h.notes = detail::read_text(m.at("notes"));
+        if (h.idle_power_w && h.tdp_w > 0 && *h.idle_power_w > h.tdp_w) {
+          m.at(m.has("idle_power") ? "idle_power" : "tdp").fail("idle power exceeds tdp");
+        }
+      },
+      nullptr};
+  return kind;
+}
+
+// --- models ----------------------------------------------------------------------------
+
+const EntityKind<ModelDraft>& Builder::model_kind() {
+  static const EntityKind<ModelDraft> kind{
+      "models", "model",
+      {"id", "from", "name", "params", "design", "source", "notes"},
+      {},
+      [](Builder&, const MapView& m, ModelDraft& d) {
+        if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
+        if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
+        if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
+        if (m.has("design")) {
+          // The design is costed from first principles in a later version (issue 3);
+          // until then it must at least be a map, so that a typo is not silently kept.
+          if (!m.at("design").node.IsMap()) m.at("design").expected("a map (builder and hyperparameters)");
+        }
+        if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
+        if (m.has("notes")) detail::read_text(m.at("notes"));
+      },
+      nullptr};
+  return kind;
+}
+
+// --- training jobs ---------------------------------------------------------------------
+
+void apply_power(const Value& v, TrainingPower& p) {
+  const MapView m(v, {"per_accelerator", "system", "utilisation"});
+  const auto keys = m.keys();
+  if (keys.size() != 1) {
+    v.expected("exactly one of per_accelerator, system, utilisation",
+               keys.empty() ? "none given" : std::to_string(keys.size()) + " given");
+  }
+  if (m.has("per_accelerator")) {
+    p = {PowerBasis::per_accelerator, detail::read_positive(m.at("per_accelerator"), Kind::power)};
+  } else if (m.has("system")) {
+    p = {PowerBasis::system, detail::read_positive(m.at("system"), Kind::power)};
+  } else {
+    p = {PowerBasis::utilisation,
+         detail::read_number_in(m.at("utilisation"), 0, 1, false, "a utilisation in (0, 1] (e.g. 0.8)")};
+  }
+}
+
+PrintedFigure printed(const Value& v, Kind kind) {
+  const units::Quantity q = detail::read_quantity(v, kind);
+  if (!(q.value > 0)) v.expected(units::describe(kind) + " greater than 0");
+  return {q.value, q.resolution};
+}
+
+void apply_published(const Value& v, PublishedFigures& f) {
+  const MapView m(v, {"source", "energy", "energy_scope", "co2e_location", "co2e_market", "notes"});
+  m.require("source");
+  f.source = detail::read_text(m.at("source"));
+  if (m.has("energy")) f.energy_j = printed(m.at("energy"), Kind::energy);
+  if (m.has("energy_scope")) {
+    f.energy_includes_pue = detail::read_choice(m.at("energy_scope"), {"facility", "it"}) == "facility";
+  }
+  if (m.has("co2e_location")) f.co2e_location_kg = printed(m.at("co2e_location"), Kind::co2e);
+  if (m.has("co2e_market")) f.co2e_market_kg = printed(m.at("co2e_market"), Kind::co2e);
+  if (m.has("notes")) f.notes = detail::read_text(m.at("notes"));
+  if (!f.energy_j && !f.co2e_location_kg && !f.co2e_market_kg) {
+    v.fail("missing a figure to compare: give energy, co2e_location or co2e_market");
+  }
+}
+
+const EntityKind<JobDraft>& Builder::training_kind() {
+  static const EntityKind<JobDraft> kind{
+      "training", "training job",
+      {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
+       "power", "datacenter", "tokens", "flops", "published", "notes"},
+      {"hardware", "accelerators", "power", "datacenter"},
+      [](Builder& b, const MapView& m, JobDraft& d) {
+        TrainingJob& j = d.job;
+        if (m.has("id")) j.id = detail::read_id(m.at("id"));
+        if (m.has("name")) detail::read_text(m.at("name"));
+        if (m.has("model")) j.model_id = b.model(m.at("model")).id;
+        if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
+        if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));
+        if (m.has("duration") && m.has("accelerator_hours")) {
+          m.at("accelerator_hours").fail("give either duration or accelerator_hours, not both");
+        }
+        if (m.has("duration")) {
+          d.duration_s = detail::read_positive(m.at("duration"), Kind::time);
+          d.accelerator_time_s.reset();
+        }
+        if (m.has("accelerator_hours")) {
+          d.accelerator_time_s = detail::read_positive(m.at("accelerator_hours"), Kind::time);
+          d.duration_s.reset();
+        }
+        if (m.has("power")) apply_power(m.at("power"), j.power);
+        if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
+        if (m.has("tokens")) j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
+        if (m.has("flops")) j.flops = detail::read_positive(m.at("flops"), Kind::work);
+        if (m.has("published")) {
+          PublishedFigures f;
+          apply_published(m.at("published"), f);
+          j.published = f;
+        }
+        if (m.has("notes")) detail::read_text(m.at("notes"));
+        j.origin = m.self().location();
+      },
+      [](JobDraft& d, const Value& last) {
+        if (!d.duration_s && !d.accelerator_time_s) {
+          last.fail("missing required key \"duration\" (or \"accelerator_hours\")");
+        }
+        d.job.duration_s = d.duration_s ? *d.duration_s
+                                        : *d.accelerator_time_s / static_cast<double>(d.job.accelerators);
+      }};
+  return kind;
+}
+
+// --- the scenario section --------------------------------------------------------------
+
+void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen) {
+  const MapView m(v, {"name", "description", "start", "horizon", "seed"});
+  if (m.has("name")) {
+    info.name = detail::read_id(m.at("name"));
+  }
+  if (m.has("description")) detail::read_text(m.at("description"));
+  if (m.has("start")) info.start_unix_s = detail::read_date(m.at("start"), info.start);
+  if (m.has("horizon")) info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
+  if (m.has("seed")) {
+    const std::int64_t seed = detail::read_int(m.at("seed"));
+    if (seed < 0) m.at("seed").expected("a seed >= 0");
+    info.seed = static_cast<std::uint64_t>(seed);
+  }
+  for (const auto& k : m.keys()) seen.insert(k);
+}
+
+std::vector<fs::path> catalog_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  if (dir.empty()) return files;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw InputError(format_input_error({dir.generic_string(), 0, 0}, "",
+                                        "the data directory does not exist (set --data-dir)"));
+  }
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (ec) break;
+    if (it->is_regular_file() && it->path().extension() == ".yaml") files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
+  Layers layers;
+  for (const auto& catalog : catalog_files(options.data_dir)) {
+    std::vector<fs::path> stack;
+    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
+  }
+  Scenario scenario;
+  scenario.path = file;
+  std::vector<fs::path> stack;
+  std::error_code ec;
+  stack.push_back(fs::weakly_canonical(file, ec));
+  const std::size_t first_scenario_file = layers.files.size();
+  load_layer(file, display_of(file), false, stack, layers, nullptr, &scenario.given_text);
+
+  const std::string& main_file = layers.files[first_scenario_file];
+  if (layers.info.empty()) {
+    throw InputError(format_input_error({main_file, 1, 1}, "", "missing required key \"scenario\""));
+  }
+  std::set<std::string> seen;
+  scenario.info.start = "2025-01-01";
+  scenario.info.start_unix_s = 1735689600;  // 2025-01-01T00:00:00Z
+  scenario.info.horizon_s = 365 * units::seconds_per_day;
+  for (const auto& piece : layers.info) apply_info(piece, scenario.info, seen);
+  if (!seen.count("name")) layers.info.back().fail("missing required key \"name\"");
+
+  Builder builder(layers);
+  const auto training = layers.sections.find("training");
+  if (training == layers.sections.end() || training->second.order.empty()) {
+    throw InputError(format_input_error({main_file, 1, 1}, "training",
+                                        "expected at least one training job, got none"));
+  }
+  for (const auto& id : training->second.order) scenario.training.push_back(builder.training(id).job);
+  for (const auto& id : layers.scenario_model_ids) {
+    const Value& ref = layers.sections.at("models").by_id.at(id).back();
+    const Model m = builder.model_by_id(id, ref);
+    if (std::none_of(scenario.models.begin(), scenario.models.end(),
+                     [&](const Model& x) { return x.id == m.id; })) {
+      scenario.models.push_back(m);
+    }
+  }
+  scenario.resolved_yaml = detail::emit_resolved(scenario);
+  return scenario;
+}
+
+}  // namespace dlcarbon

@@ -1,0 +1,90 @@
+#include "resolved.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+namespace dlcarbon::detail {
+namespace {
+
+void emit_region(YAML::Emitter& out, const GridRegion& r) {
+  out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << r.id << YAML::Key << "name" << YAML::Value
+      << r.name << YAML::Key << "intensity_kg_per_j" << YAML::Value << r.intensity_kg_per_j << YAML::Key
+      << "year" << YAML::Value << r.year << YAML::Key << "source" << YAML::Value << r.source << YAML::EndMap;
+}
+
+void emit_hardware(YAML::Emitter& out, const Hardware& h) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "id" << YAML::Value << h.id << YAML::Key << "name" << YAML::Value << h.name;
+  out << YAML::Key << "kind" << YAML::Value << h.kind << YAML::Key << "count_unit" << YAML::Value << h.count_unit;
+  out << YAML::Key << "peak_flop_per_s" << YAML::Value << YAML::BeginMap;
+  for (const auto& [dtype, rate] : h.peak_flop_per_s) out << YAML::Key << dtype << YAML::Value << rate;
+  out << YAML::EndMap;
+  if (h.memory_bytes) out << YAML::Key << "memory_bytes" << YAML::Value << *h.memory_bytes;
+  if (h.memory_bandwidth_bytes_per_s) {
+    out << YAML::Key << "memory_bandwidth_bytes_per_s" << YAML::Value << *h.memory_bandwidth_bytes_per_s;
+  }
+  out << YAML::Key << "tdp_w" << YAML::Value << h.tdp_w;
+  if (h.idle_power_w) out << YAML::Key << "idle_power_w" << YAML::Value << *h.idle_power_w;
+  out << YAML::Key << "host_overhead_w" << YAML::Value << h.host_overhead_w;
+  if (h.embodied_kg) out << YAML::Key << "embodied_kg" << YAML::Value << *h.embodied_kg;
+  out << YAML::Key << "source" << YAML::Value << h.source;
+  out << YAML::EndMap;
+}
+
+const char* basis_name(PowerBasis b) {
+  switch (b) {
+    case PowerBasis::per_accelerator: return "per_accelerator_w";
+    case PowerBasis::system: return "system_w";
+    case PowerBasis::utilisation: return "utilisation";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string emit_resolved(const Scenario& s) {
+  YAML::Emitter out;
+  out.SetDoublePrecision(17);
+  out << YAML::BeginMap;
+  out << YAML::Key << "schema_version" << YAML::Value << kSchemaVersion;
+  out << YAML::Key << "scenario" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << s.info.name << YAML::Key << "start" << YAML::Value
+      << s.info.start << YAML::Key << "horizon_s" << YAML::Value << s.info.horizon_s << YAML::Key << "seed"
+      << YAML::Value << s.info.seed << YAML::EndMap;
+  out << YAML::Key << "models" << YAML::Value << YAML::BeginSeq;
+  for (const auto& m : s.models) {
+    out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << m.id;
+    if (m.params) out << YAML::Key << "params" << YAML::Value << *m.params;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "training" << YAML::Value << YAML::BeginSeq;
+  for (const auto& j : s.training) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "id" << YAML::Value << j.id;
+    if (!j.model_id.empty()) out << YAML::Key << "model" << YAML::Value << j.model_id;
+    out << YAML::Key << "hardware" << YAML::Value;
+    emit_hardware(out, j.hardware);
+    out << YAML::Key << "accelerators" << YAML::Value << j.accelerators;
+    out << YAML::Key << "duration_s" << YAML::Value << j.duration_s;
+    out << YAML::Key << "power" << YAML::Value << YAML::BeginMap << YAML::Key << basis_name(j.power.basis)
+        << YAML::Value << j.power.value << YAML::EndMap;
+    out << YAML::Key << "datacenter" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "id" << YAML::Value << j.datacenter.id << YAML::Key << "pue" << YAML::Value
+        << j.datacenter.pue;
+    if (j.datacenter.market_intensity_kg_per_j) {
+      out << YAML::Key << "market_intensity_kg_per_j" << YAML::Value << *j.datacenter.market_intensity_kg_per_j;
+    }
+    out << YAML::Key << "source" << YAML::Value << j.datacenter.source;
+    out << YAML::Key << "region" << YAML::Value;
+    emit_region(out, j.datacenter.region);
+    out << YAML::EndMap;
+    if (j.tokens) out << YAML::Key << "tokens" << YAML::Value << *j.tokens;
+    if (j.flops) out << YAML::Key << "flops" << YAML::Value << *j.flops;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace dlcarbon::detail

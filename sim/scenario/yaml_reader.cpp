@@ -1,0 +1,269 @@
+#include "yaml_reader.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "dlcarbon/text.hpp"
+
+namespace dlcarbon::detail {
+
+SourceLocation Value::location() const {
+  SourceLocation loc{file ? *file : std::string("<input>"), 0, 0};
+  const YAML::Mark m = node.Mark();
+  if (m.line >= 0) {
+    loc.line = m.line + 1;
+    loc.column = m.column + 1;
+  }
+  return loc;
+}
+
+void Value::fail(const std::string& what) const {
+  throw InputError(format_input_error(location(), path, what));
+}
+
+void Value::expected(const std::string& what, const std::string& why) const {
+  std::string msg = "expected " + what + ", got " + shown(node);
+  if (!why.empty()) msg += " (" + why + ")";
+  fail(msg);
+}
+
+Value Value::child(const YAML::Node& n, const std::string& key) const {
+  std::string p = path;
+  if (!key.empty() && key.front() == '[') {
+    p += key;
+  } else {
+    p += (p.empty() ? "" : ".") + key;
+  }
+  return Value{n, file, p};
+}
+
+std::string shown(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return text::quoted(node.Scalar());
+    case YAML::NodeType::Undefined: return "nothing";
+  }
+  return "nothing";
+}
+
+YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& display,
+                          std::string& text, const SourceLocation& referenced_from,
+                          const std::string& referencing_key) {
+  auto fail_open = [&](const std::string& why) -> InputError {
+    if (referenced_from.file.empty()) {
+      return InputError(format_input_error({display, 0, 0}, "", "cannot read the file: " + why));
+    }
+    return InputError(format_input_error(referenced_from, referencing_key,
+                                         "cannot read " + text::quoted(display) + ": " + why));
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw fail_open("it is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw fail_open(std::strerror(errno));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  text = buffer.str();
+
+  const SourceLocation top{display, 1, 1};
+  // Binary data: NUL bytes or invalid UTF-8 are not YAML text.
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    int extra = 0;
+    if (c == 0) {
+      throw InputError(format_input_error(
+          top, "", "expected YAML text, got binary data (a NUL byte at offset " + std::to_string(i) + ")"));
+    }
+    if (c < 0x80) continue;
+    if ((c & 0xE0) == 0xC0) extra = 1;
+    else if ((c & 0xF0) == 0xE0) extra = 2;
+    else if ((c & 0xF8) == 0xF0) extra = 3;
+    else extra = -1;
+    bool ok = extra > 0 && i + static_cast<std::size_t>(extra) < text.size() + 0;
+    for (int k = 1; ok && k <= extra; ++k) {
+      ok = (static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]) & 0xC0) == 0x80;
+    }
+    if (!ok) {
+      throw InputError(format_input_error(
+          top, "", "expected YAML text, got binary data (invalid UTF-8 at offset " + std::to_string(i) + ")"));
+    }
+    i += static_cast<std::size_t>(extra);
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    SourceLocation at{display, e.mark.line >= 0 ? e.mark.line + 1 : 1,
+                      e.mark.column >= 0 ? e.mark.column + 1 : 1};
+    throw InputError(format_input_error(at, "", "invalid YAML: " + e.msg));
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    throw InputError(format_input_error(top, "", "expected a map with schema_version, got an empty file"));
+  }
+  if (!root.IsMap()) {
+    throw InputError(format_input_error(top, "", "expected a map with schema_version, got " + shown(root)));
+  }
+  return root;
+}
+
+MapView::MapView(const Value& v, std::vector<std::string> allowed) : value_(v) {
+  if (!v.node.IsMap()) v.expected("a map");
+  for (auto it = v.node.begin(); it != v.node.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const Value key_value{key_node, v.file, v.path};
+    if (!key_node.IsScalar()) key_value.expected("a key (a word)");
+    const std::string key = key_node.Scalar();
+    for (const auto& [seen, seen_node] : entries_) {
+      if (seen == key) {
+        const Value dup{key_node, v.file, v.child(YAML::Node(), key).path};
+        dup.fail("duplicate key (first at line " + std::to_string(seen_node.Mark().line + 1) + ")");
+      }
+    }
+    bool known = false;
+    for (const auto& a : allowed) known = known || a == key;
+    if (!known) {
+      const Value bad{key_node, v.file, v.child(YAML::Node(), key).path};
+      const std::string guess = text::closest(key, allowed);
+      if (!guess.empty()) bad.fail("unknown key; did you mean " + text::quoted(guess) + "?");
+      bad.fail("unknown key; expected one of: " + text::join(allowed));
+    }
+    entries_.emplace_back(key, it->second);
+  }
+}
+
+bool MapView::has(const std::string& key) const {
+  for (const auto& e : entries_) {
+    if (e.first == key) return true;
+  }
+  return false;
+}
+
+Value MapView::at(const std::string& key) const {
+  for (const auto& e : entries_) {
+    if (e.first == key) return value_.child(e.second, key);
+  }
+  return value_.child(YAML::Node(), key);
+}
+
+std::vector<std::string> MapView::keys() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_) out.push_back(e.first);
+  return out;
+}
+
+void MapView::require(const std::string& key) const {
+  if (!has(key)) value_.fail("missing required key " + text::quoted(key));
+}
+
+std::string read_text(const Value& v) {
+  if (!v.node.IsScalar()) v.expected("a text");
+  return v.node.Scalar();
+}
+
+std::string read_id(const Value& v) {
+  if (!v.node.IsScalar()) v.expected("an id (letters, digits, '-', '_', '.')");
+  const std::string s = v.node.Scalar();
+  bool ok = !s.empty() && s.size() <= 128;
+  for (const char c : s) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+  }
+  if (!ok) v.expected("an id (letters, digits, '-', '_', '.')");
+  return s;
+}
+
+units::Quantity read_quantity(const Value& v, units::Kind kind) {
+  if (!v.node.IsScalar()) v.expected(units::describe(kind));
+  try {
+    return units::parse_quantity(v.node.Scalar(), kind);
+  } catch (const units::QuantityError& e) {
+    v.fail(e.what());
+  }
+}
+
+double read_positive(const Value& v, units::Kind kind) {
+  const double x = read_quantity(v, kind).value;
+  if (!(x > 0)) v.expected(units::describe(kind) + " greater than 0");
+  return x;
+}
+
+double read_non_negative(const Value& v, units::Kind kind) {
+  const double x = read_quantity(v, kind).value;
+  if (!(x >= 0)) v.expected(units::describe(kind) + " not below 0");
+  return x;
+}
+
+std::int64_t read_int(const Value& v) {
+  if (!v.node.IsScalar()) v.expected("an integer");
+  const std::string& s = v.node.Scalar();
+  std::size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (i == s.size()) v.expected("an integer");
+  long double acc = 0;
+  for (; i < s.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) v.expected("an integer");
+    acc = acc * 10 + (s[i] - '0');
+    if (acc > 9.007199254740992e15L) v.expected("an integer", "number out of range");
+  }
+  const auto value = static_cast<std::int64_t>(acc);
+  return s[0] == '-' ? -value : value;
+}
+
+std::int64_t read_positive_int(const Value& v) {
+  if (!v.node.IsScalar()) v.expected("a positive integer");
+  // Accept "10000", "10,000" and "1e4", but only whole numbers.
+  double x = 0;
+  try {
+    x = units::parse_quantity(v.node.Scalar(), units::Kind::ratio).value;
+  } catch (const units::QuantityError&) {
+    v.expected("a positive integer");
+  }
+  if (x > 9.007199254740992e15) v.expected("a positive integer", "number out of range");
+  if (!(x >= 1) || std::floor(x) != x) v.expected("a positive integer");
+  return static_cast<std::int64_t>(x);
+}
+
+double read_number_in(const Value& v, double lo, double hi, bool lo_inclusive,
+                      const std::string& what) {
+  if (!v.node.IsScalar()) v.expected(what);
+  double x = 0;
+  try {
+    x = units::parse_quantity(v.node.Scalar(), units::Kind::ratio).value;
+  } catch (const units::QuantityError& e) {
+    const std::string msg = e.what();
+    const auto open = msg.rfind(" (");
+    v.expected(what, open == std::string::npos ? "" : msg.substr(open + 2, msg.size() - open - 3));
+  }
+  const bool low_ok = lo_inclusive ? x >= lo : x > lo;
+  if (!low_ok || x > hi) v.expected(what);
+  return x;
+}
+
+std::int64_t read_date(const Value& v, std::string& as_text) {
+  if (!v.node.IsScalar()) v.expected("a date (YYYY-MM-DD)");
+  as_text = v.node.Scalar();
+  int y = 0;
+  unsigned m = 0, d = 0;
+  char extra = 0;
+  if (as_text.size() != 10 || std::sscanf(as_text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &extra) != 3) {
+    v.expected("a date (YYYY-MM-DD)");
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
+  if (!ymd.ok()) v.expected("a date (YYYY-MM-DD)", "no such day");
+  return std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL;
+}
+
+std::string read_choice(const Value& v, const std::vector<std::string>& choices) {
+  const std::string what = "one of " + text::join(choices);
+  if (!v.node.IsScalar()) v.expected(what);
+  const std::string s = v.node.Scalar();
+  for (const auto& c : choices) {
+    if (c == s) return s;
+  }
+  const std::string guess = text::closest(s, choices);
+  v.expected(what, guess.empty() ? "" : "did you mean " + text::quoted(guess) + "?");
+}
+
+}  // namespace dlcarbon::detail

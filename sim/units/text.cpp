@@ -1,0 +1,90 @@
+#include "dlcarbon/text.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace dlcarbon::text {
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size(), m = b.size();
+  std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+  for (std::size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= n; ++i) {
+    for (std::size_t j = 1; j <= m; ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[n][m];
+}
+
+std::string closest(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string quoted(std::string_view value) {
+  constexpr std::size_t max_shown = 60;
+  std::string out = "\"";
+  std::size_t shown = 0;
+  for (const char ch : value) {
+    if (shown++ == max_shown) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace dlcarbon::text
+
+#include "dlcarbon/error.hpp"
+
+namespace dlcarbon {
+
+std::string format_input_error(const SourceLocation& where, const std::string& key_path,
+                               const std::string& what) {
+  std::string out = where.file;
+  if (where.line > 0) {
+    out.append(":").append(std::to_string(where.line)).append(":").append(std::to_string(where.column));
+  }
+  out.append(": ");
+  if (!key_path.empty()) out.append(key_path).append(": ");
+  out.append(what);
+  return out;
+}
+
+}  // namespace dlcarbon
