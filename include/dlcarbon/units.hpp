@@ -31,6 +31,9 @@ enum class Kind {
 // Human description of a kind with an example, used in error messages:
 // "a power (e.g. \"400 W\")".
 std::string describe(Kind kind);
+// The same with a qualifier before the example: describe(power, "greater than 0") is
+// "a power greater than 0 (e.g. \"400 W\")".
+std::string describe(Kind kind, const std::string& qualifier);
 // The SI unit symbol dlcarbon uses internally and writes as `units` attributes.
 std::string si_symbol(Kind kind);
 

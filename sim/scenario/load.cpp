@@ -157,6 +157,8 @@ class Builder {
   Hardware hardware_ref(const Value& v);
   const Model& model(const Value& v);
   JobDraft training(const std::string& id);
+  // Builds every entry of every section, so that an entry nobody refers to is checked too.
+  void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
 
  private:
@@ -258,6 +260,14 @@ T Builder::ref(const EntityKind<T>& kind, std::map<std::string, T>& cache, const
   kind.apply(*this, map, copy);
   if (kind.finish) kind.finish(copy, v);
   return copy;
+}
+
+void Builder::check_all() {
+  const Value none{};
+  for (const auto& id : section("regions").order) get(region_kind(), regions_, id, none);
+  for (const auto& id : section("datacenters").order) get(datacenter_kind(), datacenters_, id, none);
+  for (const auto& id : section("hardware").order) get(hardware_kind(), hardware_, id, none);
+  for (const auto& id : section("models").order) get(model_kind(), models_, id, none);
 }
 
 GridRegion Builder::region_ref(const Value& v) { return ref(region_kind(), regions_, v); }
@@ -404,7 +414,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 PrintedFigure printed(const Value& v, Kind kind) {
   const units::Quantity q = detail::read_quantity(v, kind);
-  if (!(q.value > 0)) v.expected(units::describe(kind) + " greater than 0");
+  if (!(q.value > 0)) v.expected(units::describe(kind, "greater than 0"));
   return {q.value, q.resolution};
 }
 
@@ -538,6 +548,7 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
     throw InputError(format_input_error({main_file, 1, 1}, "training",
                                         "expected at least one training job, got none"));
   }
+  builder.check_all();
   for (const auto& id : training->second.order) scenario.training.push_back(builder.training(id).job);
   for (const auto& id : layers.scenario_model_ids) {
     const Value& ref = layers.sections.at("models").by_id.at(id).back();

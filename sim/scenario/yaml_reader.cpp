@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -70,27 +71,32 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   text = buffer.str();
 
   const SourceLocation top{display, 1, 1};
-  // Binary data: NUL bytes or invalid UTF-8 are not YAML text.
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  // Binary data: NUL bytes or invalid UTF-8 are not YAML text. Point at the first bad byte.
+  int line = 1, column = 1;
+  auto binary = [&](unsigned char byte) -> InputError {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", byte);
+    return InputError(format_input_error({display, line, column}, "",
+                                         std::string("expected YAML text, got binary data (byte ") + hex + ")"));
+  };
+  for (std::size_t i = 0; i < text.size(); ++i, ++column) {
     const auto c = static_cast<unsigned char>(text[i]);
-    int extra = 0;
-    if (c == 0) {
-      throw InputError(format_input_error(
-          top, "", "expected YAML text, got binary data (a NUL byte at offset " + std::to_string(i) + ")"));
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      continue;
     }
+    if (c == 0) throw binary(c);
     if (c < 0x80) continue;
+    int extra = -1;
     if ((c & 0xE0) == 0xC0) extra = 1;
     else if ((c & 0xF0) == 0xE0) extra = 2;
     else if ((c & 0xF8) == 0xF0) extra = 3;
-    else extra = -1;
-    bool ok = extra > 0 && i + static_cast<std::size_t>(extra) < text.size() + 0;
+    bool ok = extra > 0 && i + static_cast<std::size_t>(extra) < text.size();
     for (int k = 1; ok && k <= extra; ++k) {
       ok = (static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]) & 0xC0) == 0x80;
     }
-    if (!ok) {
-      throw InputError(format_input_error(
-          top, "", "expected YAML text, got binary data (invalid UTF-8 at offset " + std::to_string(i) + ")"));
-    }
+    if (!ok) throw binary(c);
     i += static_cast<std::size_t>(extra);
   }
   YAML::Node root;
@@ -159,6 +165,16 @@ void MapView::require(const std::string& key) const {
   if (!has(key)) value_.fail("missing required key " + text::quoted(key));
 }
 
+namespace {
+// The reason in parentheses at the end of a QuantityError ("number out of range"), if any.
+std::string reason_of(const units::QuantityError& e) {
+  const std::string msg = e.what();
+  if (msg.empty() || msg.back() != ')') return "";
+  const auto open = msg.rfind(" (");
+  return open == std::string::npos ? "" : msg.substr(open + 2, msg.size() - open - 3);
+}
+}  // namespace
+
 std::string read_text(const Value& v) {
   if (!v.node.IsScalar()) v.expected("a text");
   return v.node.Scalar();
@@ -186,13 +202,13 @@ units::Quantity read_quantity(const Value& v, units::Kind kind) {
 
 double read_positive(const Value& v, units::Kind kind) {
   const double x = read_quantity(v, kind).value;
-  if (!(x > 0)) v.expected(units::describe(kind) + " greater than 0");
+  if (!(x > 0)) v.expected(units::describe(kind, "greater than 0"));
   return x;
 }
 
 double read_non_negative(const Value& v, units::Kind kind) {
   const double x = read_quantity(v, kind).value;
-  if (!(x >= 0)) v.expected(units::describe(kind) + " not below 0");
+  if (!(x >= 0)) v.expected(units::describe(kind, "not below 0"));
   return x;
 }
 
@@ -217,8 +233,8 @@ std::int64_t read_positive_int(const Value& v) {
   double x = 0;
   try {
     x = units::parse_quantity(v.node.Scalar(), units::Kind::ratio).value;
-  } catch (const units::QuantityError&) {
-    v.expected("a positive integer");
+  } catch (const units::QuantityError& e) {
+    v.expected("a positive integer", reason_of(e));
   }
   if (x > 9.007199254740992e15) v.expected("a positive integer", "number out of range");
   if (!(x >= 1) || std::floor(x) != x) v.expected("a positive integer");
@@ -232,9 +248,7 @@ double read_number_in(const Value& v, double lo, double hi, bool lo_inclusive,
   try {
     x = units::parse_quantity(v.node.Scalar(), units::Kind::ratio).value;
   } catch (const units::QuantityError& e) {
-    const std::string msg = e.what();
-    const auto open = msg.rfind(" (");
-    v.expected(what, open == std::string::npos ? "" : msg.substr(open + 2, msg.size() - open - 3));
+    v.expected(what, reason_of(e));
   }
   const bool low_ok = lo_inclusive ? x >= lo : x > lo;
   if (!low_ok || x > hi) v.expected(what);

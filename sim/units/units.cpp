@@ -269,7 +269,7 @@ std::string describe(Kind kind) {
   switch (kind) {
     case Kind::ratio: return "a number (e.g. \"1.58\")";
     case Kind::count: return "a count (e.g. \"300e9 tokens\")";
-    case Kind::time: return "a duration with a unit (e.g. \"14.8 days\")";
+    case Kind::time: return "a duration (e.g. \"14.8 days\")";
     case Kind::power: return "a power (e.g. \"400 W\")";
     case Kind::energy: return "an energy (e.g. \"1,287 MWh\")";
     case Kind::co2e: return "a CO2e mass (e.g. \"552 tCO2e\")";
@@ -280,6 +280,13 @@ std::string describe(Kind kind) {
     case Kind::bandwidth: return "a bandwidth (e.g. \"900 GB/s\")";
   }
   return "a quantity";
+}
+
+std::string describe(Kind kind, const std::string& qualifier) {
+  std::string d = describe(kind);
+  const auto example = d.find(" (e.g.");
+  if (example == std::string::npos) return d + " " + qualifier;
+  return d.insert(example, " " + qualifier);
 }
 
 std::string si_symbol(Kind kind) {

@@ -1,0 +1,111 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "commands.hpp"
+
+namespace fs = std::filesystem;
+using namespace dlcarbon;
+
+namespace {
+const fs::path kData = DLCARBON_TEST_DATA_DIR;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int code = cli::main(args, {out, err});
+  return {code, out.str(), err.str()};
+}
+
+fs::path temp_dir() {
+  const fs::path d = fs::temp_directory_path() / "dlcarbon_test_cli";
+  fs::create_directories(d);
+  return d;
+}
+}  // namespace
+
+TEST_CASE("help and version") {
+  auto r = run({"--version"});
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("dlcarbon 0.1.0 (", 0) == 0);
+  r = run({"--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("usage: dlcarbon <command>") != std::string::npos);
+  for (const char* command : {"run", "validate", "inspect"}) {
+    r = run({command, "--help"});
+    CHECK(r.code == 0);
+    CHECK(r.out.find(std::string("usage: dlcarbon ") + command) != std::string::npos);
+  }
+  CHECK(run({}).code == 2);
+  r = run({"frobnicate"});
+  CHECK(r.code == 2);
+  CHECK(r.err == "dlcarbon: unknown command \"frobnicate\"; expected one of: run, validate, inspect (see dlcarbon --help)\n");
+  r = run({"run", "--frobnicate"});
+  CHECK(r.code == 2);
+  CHECK(r.err.rfind("dlcarbon: unrecognised option '--frobnicate'", 0) == 0);
+}
+
+TEST_CASE("run writes the summary; inspect prints it") {
+  const fs::path out = temp_dir() / "base.h5";
+  auto r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  // 8 x 10 h x 400 W = 32 kWh IT; x 1.5 = 48 kWh = 0.048 MWh; x 0.5 kg/kWh = 24 kg = 0.024 t.
+  CHECK(r.out == "dlcarbon: base-run: 1 training job(s), 0.048 MWh facility energy, 0.024 tCO2e (location-based) -> " +
+                     out.string() + "\n");
+  const RunRecord rec = read_run(out);
+  const Table* t = nullptr;
+  for (const auto& x : rec.tables) {
+    if (x.path == "summary/training") t = &x;
+  }
+  REQUIRE(t != nullptr);
+  CHECK(std::get<std::vector<double>>(t->find("facility_energy")->values)[0] == doctest::Approx(48 * 3.6e6));
+  CHECK(std::get<std::vector<double>>(t->find("co2e_location")->values)[0] == doctest::Approx(24));
+  // market: 48 kWh x 0.1 kg/kWh = 4.8 kg.
+  CHECK(std::get<std::vector<double>>(t->find("co2e_market")->values)[0] == doctest::Approx(4.8));
+  CHECK(rec.scenario_name == "base-run");
+  CHECK(rec.seed == 7);
+
+  r = run({"inspect", out.string()});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("facility_energy") != std::string::npos);
+  CHECK(r.out.find("/summary/training (1 rows)") != std::string::npos);
+  fs::remove(out);
+}
+
+TEST_CASE("an output folder that does not exist is bad input, and nothing is written") {
+  const fs::path out = temp_dir() / "missing-dir" / "x.h5";
+  auto r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("does not exist") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("inspect refuses what is not an output file") {
+  auto r = run({"inspect", (temp_dir() / "nothing.h5").string()});
+  CHECK(r.code == 2);
+  r = run({"inspect", (kData / "scenarios/good_base.yaml").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("not a dlcarbon output file") != std::string::npos);
+}
+
+TEST_CASE("validate passes within tolerance and fails outside it") {
+  auto r = run({"validate", "--dir", (kData / "published_ok").string(), "--data-dir", (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  CHECK(r.code == 0);
+  // Market: 2.88 kg simulated against "2.9" printed (+/- 0.05): -0.69 % raw, 0 beyond print.
+  CHECK(r.out.find("3 rows from 1 scenarios; 3 within 1%") != std::string::npos);
+  r = run({"validate", "--dir", (kData / "published_fail").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("FAIL") != std::string::npos);
+  // 28.8 kWh against 30.0 (+/- 0.05): -4 % raw; beyond print (1.2 - 0.05) / 30 = 3.83 %.
+  CHECK(r.out.find("-4.00%") != std::string::npos);
+  CHECK(r.out.find("+3.83%") != std::string::npos);
+}

@@ -1,0 +1,122 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dlcarbon/scenario.hpp"
+
+namespace fs = std::filesystem;
+using dlcarbon::InputError;
+using dlcarbon::LoadOptions;
+using dlcarbon::load_scenario;
+using dlcarbon::PowerBasis;
+
+namespace {
+const fs::path kData = DLCARBON_TEST_DATA_DIR;
+LoadOptions test_catalog() { return LoadOptions{kData / "catalog"}; }
+
+std::string error_of(const fs::path& file, const LoadOptions& options) {
+  try {
+    load_scenario(file, options);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST_CASE("a scenario resolves catalog ids into SI structs") {
+  const auto s = load_scenario(kData / "scenarios/good_base.yaml", test_catalog());
+  CHECK(s.info.name == "base-run");
+  CHECK(s.info.start == "2021-03-01");
+  // 2021-03-01 is 18,687 days after 1970-01-01: 18687 x 86400 = 1,614,556,800 s.
+  CHECK(s.info.start_unix_s == 1614556800);
+  CHECK(s.info.horizon_s == 2 * 365 * 86400.0);
+  CHECK(s.info.seed == 7);
+  REQUIRE(s.training.size() == 1);
+  const auto& job = s.training[0];
+  CHECK(job.model_id == "tiny");
+  CHECK(job.hardware.id == "test-gpu");
+  CHECK(job.hardware.tdp_w == 300);
+  CHECK(job.hardware.peak_flop_per_s.at("fp16") == doctest::Approx(1e14));
+  CHECK(job.hardware.memory_bytes.value() == doctest::Approx(16e9));
+  CHECK(job.datacenter.pue == doctest::Approx(1.5));
+  CHECK(job.datacenter.region.id == "test-region");
+  // 0.5 kg/kWh = 0.5 / 3.6e6 kg/J.
+  CHECK(job.datacenter.region.intensity_kg_per_j == doctest::Approx(0.5 / 3.6e6));
+  CHECK(job.accelerators == 8);
+  CHECK(job.duration_s == 36000);
+  CHECK(job.power.basis == PowerBasis::per_accelerator);
+  CHECK(job.power.value == 400);
+  CHECK(job.tokens.value() == 1e9);
+  REQUIRE(s.models.size() == 1);
+  CHECK(s.models[0].params.value() == 110e6);
+  CHECK(s.given_text.find("schema_version: 1") == 0);
+  CHECK(s.resolved_yaml.find("tdp_w: 300") != std::string::npos);
+}
+
+TEST_CASE("extends merges entry by entry; from and inline overrides copy and update") {
+  const auto s = load_scenario(kData / "scenarios/good_derived.yaml", test_catalog());
+  CHECK(s.info.name == "derived-run");
+  CHECK(s.info.seed == 7);  // kept from the base
+  REQUIRE(s.training.size() == 3);
+  const auto& pretrain = s.training[0];
+  CHECK(pretrain.id == "pretrain");
+  CHECK(pretrain.accelerators == 16);  // updated by the derived file
+  CHECK(pretrain.duration_s == 36000);  // kept from the base
+  const auto& finetune = s.training[1];
+  CHECK(finetune.hardware.host_overhead_w == 50);  // inline override
+  CHECK(finetune.hardware.tdp_w == 300);           // the rest from the catalog
+  // accelerator_hours 100 h on 4 accelerators: duration 25 h = 90,000 s.
+  CHECK(finetune.duration_s == doctest::Approx(90000));
+  CHECK(finetune.power.basis == PowerBasis::utilisation);
+  CHECK(finetune.datacenter.region.id == "clean-region");
+  const auto& capped = s.training[2];
+  CHECK(capped.hardware.id == "test-gpu-slow");
+  CHECK(capped.hardware.tdp_w == 200);
+  CHECK(capped.hardware.idle_power_w.value() == 50);  // from test-gpu through `from`
+  CHECK(capped.datacenter.pue == doctest::Approx(1.2));
+  CHECK(capped.datacenter.market_intensity_kg_per_j.has_value());
+  REQUIRE(capped.published.has_value());
+  // "28.8 kWh" is 28.8 x 3.6e6 J, printed to 0.1 kWh: resolution 0.05 kWh = 1.8e5 J.
+  CHECK(capped.published->energy_j->value == doctest::Approx(28.8 * 3.6e6));
+  CHECK(capped.published->energy_j->resolution == doctest::Approx(1.8e5));
+  // The catalog entry itself is unchanged by the inline override in another job.
+  CHECK(pretrain.hardware.host_overhead_w == 100);
+}
+
+TEST_CASE("an error in a base file points at the base file") {
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario";
+  fs::create_directories(dir);
+  {
+    std::ofstream(dir / "base.yaml") << "schema_version: 1\nscenario: {name: b}\ntraining:\n"
+                                        "  - id: j\n    hardware: test-gpu\n    accelerators: 0\n";
+    std::ofstream(dir / "top.yaml") << "schema_version: 1\nextends: base.yaml\n";
+  }
+  const std::string msg = error_of(dir / "top.yaml", test_catalog());
+  CHECK(msg == (dir / "base.yaml").lexically_normal().generic_string() +
+                   ":6:19: training[0].accelerators: expected a positive integer, got \"0\"");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an unknown data directory is an input error") {
+  const std::string msg = error_of(kData / "scenarios/good_base.yaml", LoadOptions{kData / "no-such-dir"});
+  CHECK(msg.find("the data directory does not exist") != std::string::npos);
+}
+
+TEST_CASE("the shipped catalogs load and every entry is valid") {
+  // The real data/ folder: a scenario naming only catalog entries loads, which builds
+  // and checks every catalog entry (regions, datacenters, hardware, models).
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_catalog";
+  fs::create_directories(dir);
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s}\ntraining:\n"
+                                   "  - id: j\n    hardware: nvidia-v100-sxm2\n    accelerators: 1\n"
+                                   "    duration: \"1 h\"\n    power: {utilisation: 1}\n"
+                                   "    datacenter: {id: test-dc-real, from: x}\n";
+  // (the datacenter above is wrong on purpose: `from` is not allowed at a point of use)
+  const std::string msg = error_of(dir / "s.yaml", LoadOptions{source / "data"});
+  INFO(msg);
+  CHECK(msg.find("training[0].datacenter.from: unknown key") != std::string::npos);
+  fs::remove_all(dir);
+}
