@@ -1,0 +1,202 @@
+"""Training footprint report: energy in MWh, emissions in tCO2e.
+
+    python3 -m dlcarbon_analysis.report FILE.h5 [--plot out.png]
+
+prints the run's attributes, one row per training job and the totals; --plot also saves a bar
+chart of facility energy and CO2e per job. Exit codes: 0 ok, 1 the plot could not be written,
+2 bad arguments or a file that is not a readable dlcarbon output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from .load import DlcarbonFormatError, Run, open_run
+from .units import UnitError, convert
+
+RunOrPath = Union[Run, str, "os.PathLike[str]"]
+
+# (column in /summary/training, units to show it in or None to keep, column in the summary)
+TRAINING_COLUMNS: List[Tuple[str, Optional[str], str]] = [
+    ("job", None, "job"),
+    ("model", None, "model"),
+    ("hardware", None, "hardware"),
+    ("datacenter", None, "datacenter"),
+    ("region", None, "region"),
+    ("accelerators", None, "accelerators"),
+    ("duration", "days", "duration_days"),
+    ("it_energy", "MWh", "it_energy_MWh"),
+    ("pue", None, "pue"),
+    ("facility_energy", "MWh", "facility_energy_MWh"),
+    ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
+    ("co2e_market", "tCO2e", "co2e_market_tCO2e"),
+]
+
+# The same for /summary/totals.
+TOTALS_COLUMNS: List[Tuple[str, Optional[str], str]] = [
+    ("jobs", None, "jobs"),
+    ("it_energy", "MWh", "it_energy_MWh"),
+    ("facility_energy", "MWh", "facility_energy_MWh"),
+    ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
+    ("co2e_market", "tCO2e", "co2e_market_tCO2e"),
+]
+
+
+def _as_run(run: RunOrPath) -> Run:
+    return run if isinstance(run, Run) else open_run(run)
+
+
+def _present(run: Run, table: str, spec: List[Tuple[str, Optional[str], str]]) -> pd.DataFrame:
+    df = run.table(table)
+    units = df.attrs["units"]
+    missing = [src for src, _, _ in spec if src not in df.columns]
+    if missing:
+        raise DlcarbonFormatError(run.path, f"table /{table} lacks column(s) {', '.join(missing)}")
+    out = pd.DataFrame(index=df.index)
+    out_units = {}
+    for src, to_units, name in spec:
+        if to_units is None:
+            out[name] = df[src]
+            out_units[name] = units[src]
+        else:
+            try:
+                out[name] = convert(df[src].astype(float), units[src], to_units)
+            except UnitError as e:
+                raise DlcarbonFormatError(run.path, f"table /{table}, column '{src}': {e}") from None
+            out_units[name] = to_units
+    out.attrs["units"] = out_units
+    out.attrs["table"] = table
+    out.attrs["source"] = str(run.path)
+    return out
+
+
+def training_summary(run: RunOrPath) -> pd.DataFrame:
+    """One row per training job: ids, accelerators, duration_days, it_energy_MWh, pue,
+    facility_energy_MWh, co2e_location_tCO2e, co2e_market_tCO2e (NaN where not given).
+
+    `run` is a Run or a path. df.attrs["units"] gives each column's units.
+    """
+    return _present(_as_run(run), "summary/training", TRAINING_COLUMNS)
+
+
+def totals_summary(run: RunOrPath) -> pd.DataFrame:
+    """The one-row /summary/totals table: jobs, it_energy_MWh, facility_energy_MWh,
+    co2e_location_tCO2e, co2e_market_tCO2e (NaN if any job lacks a market factor)."""
+    return _present(_as_run(run), "summary/totals", TOTALS_COLUMNS)
+
+
+def format_number(x: float) -> str:
+    """At least four significant digits without an exponent for ordinary sizes
+    (1287 -> "1287", 552 -> "552.0", 0.048 -> "0.04800"); "n/a" for NaN."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    x = float(x)
+    if math.isinf(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a >= 1e15 or a < 1e-3:
+        return f"{x:.4g}"
+    decimals = max(0, 3 - math.floor(math.log10(a)))
+    return f"{x:.{decimals}f}"
+
+
+def _table_text(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "(none)"
+    return df.to_string(index=False, float_format=format_number, na_rep="n/a")
+
+
+def format_report(run: RunOrPath) -> str:
+    """The text `python3 -m dlcarbon_analysis.report` prints."""
+    run = _as_run(run)
+    a = run.attrs
+    lines = [
+        f"dlcarbon run: {run.scenario_name}",
+        f"file: {run.path}",
+        f"dlcarbon {a.get('dlcarbon_version', '?')} (commit {a.get('git_sha', '?')}), "
+        f"created {a.get('created', '?')}, seed {a.get('seed', '?')}",
+        "",
+        "Training jobs (duration in days, energy in MWh, emissions in tCO2e):",
+        _table_text(training_summary(run)),
+    ]
+    if "summary/totals" in run.tables:
+        lines += ["", "Totals:", _table_text(totals_summary(run))]
+    return "\n".join(lines)
+
+
+def plot_training(summary: pd.DataFrame, out: Union[str, "os.PathLike[str]"], title: str = "") -> None:
+    """Saves a bar chart of facility energy (MWh) and CO2e (tCO2e, location- and, where given,
+    market-based) per job, from training_summary(). Uses the Agg backend (no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    jobs = [str(j) for j in summary["job"]]
+    x = np.arange(len(jobs))
+    fig = Figure(figsize=(max(7.0, 3.0 + 1.2 * len(jobs)), 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_energy, ax_co2e = fig.subplots(1, 2)
+
+    ax_energy.bar(x, summary["facility_energy_MWh"].to_numpy(dtype=float), 0.5, color="tab:orange")
+    ax_energy.set_ylabel("facility energy (MWh)")
+    ax_energy.set_title("Facility energy")
+
+    location = summary["co2e_location_tCO2e"].to_numpy(dtype=float)
+    market = summary["co2e_market_tCO2e"].to_numpy(dtype=float)
+    if np.isfinite(market).any():
+        width = 0.4
+        ax_co2e.bar(x - width / 2, location, width, label="location-based", color="tab:gray")
+        ax_co2e.bar(x + width / 2, np.nan_to_num(market), width, label="market-based", color="tab:green")
+        ax_co2e.legend()
+    else:
+        ax_co2e.bar(x, location, 0.5, color="tab:gray", label="location-based")
+    ax_co2e.set_ylabel("CO2e (tCO2e)")
+    ax_co2e.set_title("Emissions")
+
+    for ax in (ax_energy, ax_co2e):
+        ax.set_xticks(x)
+        ax.set_xticklabels(jobs, rotation=30, ha="right")
+        ax.set_xlabel("training job")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(out, dpi=100)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m dlcarbon_analysis.report",
+        description="Print the training footprint of a dlcarbon output file in MWh and tCO2e.",
+    )
+    parser.add_argument("file", help="a file written by `dlcarbon run`")
+    parser.add_argument("--plot", metavar="OUT.png",
+                        help="also save a bar chart of facility energy and CO2e per job")
+    args = parser.parse_args(argv)
+
+    try:
+        run = open_run(args.file)
+        print(format_report(run))
+        summary = training_summary(run) if args.plot else None
+    except DlcarbonFormatError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+
+    if args.plot:
+        try:
+            plot_training(summary, args.plot, title=run.scenario_name)
+        except (OSError, ValueError) as e:
+            print(f"{parser.prog}: error: cannot write the plot {args.plot}: {e}", file=sys.stderr)
+            return 1
+        print(f"\nplot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""dlcarbon_analysis.report: the summary frames and the command line."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlcarbon_analysis import open_run, totals_summary, training_summary
+from dlcarbon_analysis.report import format_number, main
+
+ANALYSIS_DIR = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args, cwd):
+    """`python -m dlcarbon_analysis.report ARGS` in a fresh interpreter (this one)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ANALYSIS_DIR), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "dlcarbon_analysis.report", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+# --- summary frames ------------------------------------------------------------------------
+
+def test_training_summary_columns_and_units(run_file):
+    df = training_summary(open_run(run_file))
+    assert list(df.columns) == [
+        "job", "model", "hardware", "datacenter", "region", "accelerators", "duration_days",
+        "it_energy_MWh", "pue", "facility_energy_MWh", "co2e_location_tCO2e", "co2e_market_tCO2e",
+    ]
+    units = df.attrs["units"]
+    assert units["facility_energy_MWh"] == "MWh"
+    assert units["co2e_location_tCO2e"] == "tCO2e"
+    assert units["duration_days"] == "days"
+    assert units["accelerators"] == "1"
+
+
+def test_training_summary_values(run_file):
+    df = training_summary(run_file)  # a path works too
+    assert list(df["job"]) == ["gpt3", "bert-ft", "sweep-τ"]
+    # 4.6332e12 J / 3.6e9 = 1,287 MWh; 1.8e11 / 3.6e9 = 50 MWh; 4.32e7 / 3.6e9 = 0.012 MWh
+    np.testing.assert_allclose(df["facility_energy_MWh"], [1287.0, 50.0, 0.012], rtol=1e-12)
+    # 4.212e12 / 3.6e9 = 1,170 MWh; 1.5e11 / 3.6e9 = 41.667 MWh
+    np.testing.assert_allclose(df["it_energy_MWh"], [1170.0, 41.6666667, 0.012], rtol=1e-8)
+    # 552,000 kg / 1,000 = 552 t; 20,000 kg = 20 t; 4.8 kg = 0.0048 t
+    np.testing.assert_allclose(df["co2e_location_tCO2e"], [552.0, 20.0, 0.0048], rtol=1e-12)
+    # market: none given for gpt3 and sweep-τ; 1,000 kg = 1 t for bert-ft
+    assert math.isnan(df["co2e_market_tCO2e"].iloc[0])
+    assert df["co2e_market_tCO2e"].iloc[1] == pytest.approx(1.0)
+    assert math.isnan(df["co2e_market_tCO2e"].iloc[2])
+    # 1,278,720 s / 86,400 = 14.8 days; 172,800 s = 2 days; 36,000 s = 0.41667 days
+    np.testing.assert_allclose(df["duration_days"], [14.8, 2.0, 0.4166667], rtol=1e-6)
+    assert list(df["accelerators"]) == [10000, 64, 4]
+
+
+def test_totals_summary(run_file):
+    df = totals_summary(run_file)
+    assert len(df) == 1
+    # 4.8132432e12 J / 3.6e9 = 1,337.012 MWh; 572,004.8 kg = 572.0048 t
+    assert df["facility_energy_MWh"].iloc[0] == pytest.approx(1337.012, rel=1e-12)
+    assert df["co2e_location_tCO2e"].iloc[0] == pytest.approx(572.0048, rel=1e-12)
+    assert math.isnan(df["co2e_market_tCO2e"].iloc[0])
+    assert df["jobs"].iloc[0] == 3
+
+
+def test_summary_follows_the_files_units(write_run, training_columns):
+    # A file that (hypothetically) stored energy in kWh is still shown right in MWh.
+    values, _ = training_columns["facility_energy"]
+    training_columns["facility_energy"] = (values / 3.6e6, "kWh")  # 1,287,000 kWh
+    df = training_summary(write_run(training=training_columns))
+    assert df["facility_energy_MWh"].iloc[0] == pytest.approx(1287.0)
+
+
+def test_summary_rejects_wrong_units(write_run, training_columns):
+    from dlcarbon_analysis import DlcarbonFormatError
+
+    values, _ = training_columns["co2e_location"]
+    training_columns["co2e_location"] = (values, "J")  # energy where CO2e belongs
+    path = write_run(training=training_columns)
+    with pytest.raises(DlcarbonFormatError, match="co2e_location.*cannot convert 'J'"):
+        training_summary(path)
+
+
+def test_format_number():
+    assert format_number(1287.0) == "1287"
+    assert format_number(552.0) == "552.0"
+    assert format_number(1337.012) == "1337"
+    assert format_number(0.012) == "0.01200"
+    assert format_number(float("nan")) == "n/a"
+    assert format_number(0.0) == "0"
+    assert format_number(3.14e23) == "3.14e+23"
+    assert format_number(-20.0) == "-20.00"
+
+
+# --- command line --------------------------------------------------------------------------
+
+def test_cli_prints_summary(run_file, tmp_path):
+    proc = run_cli(run_file, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dlcarbon run: test-run" in out
+    assert "dlcarbon 0.1.0 (commit abc123def456)" in out
+    lines = out.splitlines()
+    gpt3 = next(line for line in lines if line.lstrip().startswith("gpt3 "))
+    bert = next(line for line in lines if line.lstrip().startswith("bert-ft "))
+    sweep = next(line for line in lines if line.lstrip().startswith("sweep-τ "))
+    # facility 1,287 MWh, IT 1,170 MWh, 552.0 tCO2e, 14.80 days, no market figure
+    for text in ["1287", "1170", "552.0", "14.80", "n/a", "10000", "1.100"]:
+        assert text in gpt3.split(), (text, gpt3)
+    # 50 MWh, 20 t location, 1 t market
+    for text in ["50.00", "20.00", "1.000", "rechenzentrum-zürich"]:
+        assert text in bert.split(), (text, bert)
+    # 0.012 MWh, 0.0048 t
+    for text in ["0.01200", "0.004800"]:
+        assert text in sweep.split(), (text, sweep)
+    # totals: IT 1,170 + 41.667 + 0.012 = 1,211.679 MWh -> "1212";
+    # facility 1,287 + 50 + 0.012 = 1,337.012 MWh -> "1337"; 572.0048 t -> "572.0"
+    totals = lines[lines.index("Totals:") + 2].split()
+    assert totals == ["3", "1212", "1337", "572.0", "n/a"]
+    assert proc.stderr == ""
+
+
+def test_cli_writes_png(run_file, tmp_path):
+    png = tmp_path / "plots" / "jobs.png"
+    png.parent.mkdir()
+    proc = run_cli(run_file, "--plot", png, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert png.is_file()
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert png.stat().st_size > 5000
+    assert f"plot: {png}" in proc.stdout
+    assert "1287" in proc.stdout
+
+
+def test_cli_bad_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    proc = run_cli(bad, "--plot", tmp_path / "x.png", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not an HDF5 file" in proc.stderr
+    assert str(bad) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_missing_file_exits_2(tmp_path, capsys):
+    assert main([str(tmp_path / "missing.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "missing.h5" in err
+
+
+def test_cli_wrong_version_exits_2(write_run, capsys):
+    path = write_run(attrs={"format_version": np.int64(7)})
+    assert main([str(path)]) == 2
+    assert "format_version 7 is not supported" in capsys.readouterr().err
+
+
+def test_cli_unwritable_plot_exits_1(run_file, tmp_path, capsys):
+    assert main([str(run_file), "--plot", str(tmp_path / "no-such-dir" / "x.png")]) == 1
+    assert "cannot write the plot" in capsys.readouterr().err
+
+
+def test_cli_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+
+
+def test_plot_in_process_with_no_market_figures(write_run, training_columns, tmp_path):
+    # Only location-based bars when no job has a market figure; one job is enough.
+    for column, (values, units) in list(training_columns.items()):
+        training_columns[column] = (values[:1], units)
+    path = write_run(training=training_columns)
+    png = tmp_path / "one.png"
+    assert main([str(path), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_report_with_no_training_jobs(write_run, training_columns, tmp_path, capsys):
+    empty = {c: ([] if u == "" else np.array([], dtype=float), u) for c, (_, u) in training_columns.items()}
+    path = write_run(training=empty)
+    png = tmp_path / "empty.png"
+    assert main([str(path), "--plot", str(png)]) == 0
+    assert "(none)" in capsys.readouterr().out
+    assert png.is_file()
