@@ -1,0 +1,67 @@
+#pragma once
+// Model designs: the architecture a user knows, as plain data. sim/scenario fills these
+// from YAML (`models[].design`); sim/graph turns them into operator graphs.
+
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+namespace dlcarbon {
+
+// GPT / LLaMA (decoder), BERT (encoder), T5 (encoder-decoder), and their mixture-of-experts forms.
+struct TransformerDesign {
+  enum class Arch { decoder, encoder, encoder_decoder };
+  enum class Position { learned, rotary, relative, none };
+  Arch arch = Arch::decoder;
+  std::int64_t encoder_layers = 0;  // encoder or encoder-decoder
+  std::int64_t decoder_layers = 0;  // decoder or encoder-decoder
+  std::int64_t d_model = 0;
+  std::int64_t heads = 0;
+  std::int64_t kv_heads = 0;  // grouped-query attention; = heads when not given
+  std::int64_t head_dim = 0;  // = d_model / heads when not given (T5-11B: 128 with 128 heads)
+  std::int64_t d_ff = 0;
+  bool gated_ffn = false;     // SwiGLU/GEGLU: three FFN matrices instead of two
+  std::int64_t vocab = 0;
+  std::int64_t seq_len = 0;          // encoder input (or decoder-only context)
+  std::int64_t target_seq_len = 0;   // decoder side of an encoder-decoder; = seq_len when not given
+  bool tied_embeddings = true;       // output projection shares the input embedding
+  Position position = Position::learned;
+  bool rms_norm = false;  // RMSNorm (one vector) instead of LayerNorm (two)
+  bool biases = true;     // linear layers carry biases (GPT, BERT) or not (LLaMA, T5)
+  std::int64_t type_vocab = 0;  // BERT token types
+  bool pooler = false;          // BERT pooler
+  // Mixture of experts: every `moe_every`-th FFN has `experts` experts, `top_k` per token.
+  std::int64_t experts = 0;
+  std::int64_t top_k = 1;
+  std::int64_t moe_every = 1;
+  double capacity_factor = 1.0;
+};
+
+// ResNet: stem, four stages of (bottleneck) blocks, global pool, classifier.
+struct ResNetDesign {
+  std::vector<std::int64_t> blocks{3, 4, 6, 3};
+  bool bottleneck = true;
+  std::int64_t image = 224;
+  std::int64_t channels = 3;
+  std::int64_t width = 64;  // channels after the stem
+  std::int64_t classes = 1000;
+};
+
+// Stacked LSTM language model (ELMo / GNMT style).
+struct LstmDesign {
+  std::int64_t layers = 1;
+  std::int64_t input = 0;       // input width (embedding size)
+  std::int64_t hidden = 0;      // cell width
+  std::int64_t projection = 0;  // projected output width (ELMo), 0 = none
+  std::int64_t vocab = 0;       // softmax over the vocabulary, 0 = none
+  std::int64_t seq_len = 0;
+  bool bidirectional = false;
+};
+
+struct MlpDesign {
+  std::vector<std::int64_t> widths;  // input, hidden..., output
+};
+
+using ModelDesign = std::variant<std::monostate, TransformerDesign, ResNetDesign, LstmDesign, MlpDesign>;
+
+}  // namespace dlcarbon

@@ -1,0 +1,94 @@
+#pragma once
+// Operator graphs: a model design becomes a DAG with one node per operator, its shapes,
+// FLOPs and bytes moved, for one microbatch. The graph knows nothing of hardware.
+//
+//   GraphShape shape{.batch = 8, .dtype_bytes = 2};
+//   OpGraph g = build_graph(design, shape);
+//   g.parameters();        // trainable parameters
+//   g.forward_flops();     // one forward pass of the microbatch
+//   for (int id : g.topological_order()) { const Op& op = g.op(id); ... }
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dlcarbon/design.hpp"
+
+namespace dlcarbon::graph {
+
+// What kind of kernel an op is, which decides how hardware runs it.
+enum class OpKind {
+  matmul,          // dense GEMM: weights x activations
+  batched_matmul,  // activation x activation (attention scores and context)
+  conv2d,          // convolution, costed as an implicit GEMM
+  elementwise,     // activation functions, residual adds, dropout
+  softmax,
+  norm,            // layer norm, RMS norm, batch norm
+  embedding,       // table lookup
+  pool,
+  router,          // MoE gating (small GEMM + top-k)
+};
+
+const char* to_string(OpKind kind);
+bool is_gemm(OpKind kind);  // matmul, batched_matmul, conv2d
+
+struct Op {
+  std::string name;  // "decoder.3.attn.qkv"
+  OpKind kind = OpKind::elementwise;
+  int layer = -1;    // block index for pipeline stages (-1: embeddings and head)
+  // GEMM view: `count` independent products C[m x n] = A[m x k] x B[k x n].
+  std::int64_t m = 0, n = 0, k = 0, count = 1;
+  double flops = 0;        // forward FLOPs (a multiply-add counts 2)
+  double bytes = 0;        // forward bytes read + written, at dtype_bytes per element
+  double params = 0;       // trainable parameters owned by the op
+  double saved_bytes = 0;  // activations kept for the backward pass
+  bool expert = false;     // belongs to a mixture-of-experts FFN (sharded by expert parallelism)
+};
+
+struct GraphShape {
+  std::int64_t batch = 1;       // sequences (or images) in the microbatch
+  std::int64_t dtype_bytes = 2; // activations and weights in compute precision
+  bool causal_skip = true;      // causal attention computes half the score matrix (Kaplan et al. 2020)
+};
+
+class OpGraph {
+ public:
+  OpGraph();
+  ~OpGraph();
+  OpGraph(OpGraph&&) noexcept;
+  OpGraph& operator=(OpGraph&&) noexcept;
+  OpGraph(const OpGraph&) = delete;
+  OpGraph& operator=(const OpGraph&) = delete;
+
+  // Adds an op that consumes the outputs of `inputs`; returns its id.
+  int add(Op op, const std::vector<int>& inputs);
+  const Op& op(int id) const { return ops_.at(static_cast<std::size_t>(id)); }
+  const std::vector<Op>& ops() const { return ops_; }
+  std::size_t size() const { return ops_.size(); }
+  std::vector<int> inputs_of(int id) const;
+  std::vector<int> topological_order() const;  // throws std::logic_error on a cycle
+
+  double parameters() const;
+  double forward_flops() const;
+  double forward_bytes() const;
+  double saved_bytes() const;
+  int layers() const;  // number of distinct layer indices >= 0
+
+ private:
+  struct Topology;  // Boost.Graph adjacency list, kept out of this header
+  std::vector<Op> ops_;
+  std::unique_ptr<Topology> topology_;
+};
+
+// Builds the forward graph of one microbatch. Throws std::invalid_argument for a design
+// that cannot be built (a zero width, heads that do not divide d_model, ...).
+OpGraph build_graph(const ModelDesign& design, const GraphShape& shape);
+
+// Trainable parameters of a design (independent of the shape).
+double count_parameters(const ModelDesign& design);
+
+// Tokens (or samples) one sequence contributes, for per-token figures.
+std::int64_t tokens_per_sample(const ModelDesign& design);
+
+}  // namespace dlcarbon::graph

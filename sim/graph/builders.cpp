@@ -1,0 +1,378 @@
+// Model designs -> forward operator graphs of one microbatch.
+//
+// Counting conventions (docs/graph.md): a multiply-add is 2 FLOPs; bytes are what an op reads
+// and writes once (inputs, weights, outputs) at the compute precision; causal attention
+// computes half of the score matrix, so a decoder's forward FLOPs per token are
+// 2N + 2 n_layer n_ctx d_attn (Kaplan et al. 2020, Table 1).
+
+#include <stdexcept>
+#include <string>
+
+#include "dlcarbon/graph.hpp"
+
+namespace dlcarbon::graph {
+namespace {
+
+using I = std::int64_t;
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+// Appends ops to a graph with the bookkeeping of one microbatch.
+class Emitter {
+ public:
+  Emitter(OpGraph& g, const GraphShape& shape) : g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
+
+  // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
+  int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
+             OpKind kind = OpKind::matmul, bool expert = false, I count = 1, double weight_params = -1) {
+    Op op;
+    op.name = name;
+    op.kind = kind;
+    op.layer = layer;
+    op.m = m;
+    op.n = n;
+    op.k = k;
+    op.count = count;
+    const double c = static_cast<double>(count);
+    const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
+    op.flops = 2 * c * md * kd * nd;
+    op.bytes = p_ * c * (md * kd + kd * nd + md * nd);
+    op.params = shared ? 0 : (weight_params >= 0 ? weight_params : c * (kd * nd + (bias ? nd : 0)));
+    op.saved_bytes = p_ * c * md * kd;  // the input, for the weight gradient
+    op.expert = expert;
+    return g_.add(op, in >= 0 ? std::vector<int>{in} : std::vector<int>{});
+  }
+
+  // Activation x activation products (attention). `fraction` < 1 for causal skipping.
+  int batched(const std::string& name, int layer, const std::vector<int>& in, I count, I m, I k, I n,
+              double fraction) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::batched_matmul;
+    op.layer = layer;
+    op.m = m;
+    op.n = n;
+    op.k = k;
+    op.count = count;
+    const double c = static_cast<double>(count);
+    const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
+    op.flops = 2 * c * md * kd * nd * fraction;
+    op.bytes = p_ * c * (md * kd + kd * nd + md * nd * fraction);
+    op.saved_bytes = p_ * c * (md * kd + kd * nd);
+    return g_.add(op, in);
+  }
+
+  int elementwise(const std::string& name, int layer, const std::vector<int>& in, double elements,
+                  double flops_per_element, OpKind kind = OpKind::elementwise, double params = 0) {
+    Op op;
+    op.name = name;
+    op.kind = kind;
+    op.layer = layer;
+    op.m = static_cast<I>(elements);
+    op.flops = elements * flops_per_element;
+    const double inputs = static_cast<double>(std::max<std::size_t>(1, in.size()));
+    op.bytes = p_ * (elements * (inputs + 1) + params);
+    op.params = params;
+    op.saved_bytes = p_ * elements;
+    return g_.add(op, in);
+  }
+
+  int norm(const std::string& name, int layer, int in, I tokens, I width, bool rms) {
+    // LayerNorm: mean, variance, normalise, scale, shift ~ 8 FLOPs per element; RMSNorm ~ 5.
+    const double elements = static_cast<double>(tokens) * static_cast<double>(width);
+    return elementwise(name, layer, {in}, elements, rms ? 5 : 8, OpKind::norm,
+                       static_cast<double>(width) * (rms ? 1 : 2));
+  }
+
+  int embedding(const std::string& name, I tokens, I width, double params) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::embedding;
+    op.m = tokens;
+    op.n = width;
+    const double e = static_cast<double>(tokens) * static_cast<double>(width);
+    op.flops = e;  // adding position (and type) embeddings
+    op.bytes = p_ * 2 * e;
+    op.params = params;
+    return g_.add(op, {});
+  }
+
+ private:
+  OpGraph& g_;
+  double p_;
+};
+
+struct Attention {
+  I heads, kv_heads, head_dim;
+};
+
+// Self- or cross-attention block; returns the op after the residual add.
+int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, int kv_source,
+              I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
+  const Attention a{d.heads, d.kv_heads > 0 ? d.kv_heads : d.heads, d.head_dim > 0 ? d.head_dim : d.d_model / d.heads};
+  const I tq = batch * q_len, tkv = batch * kv_len;
+  const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
+  int q, kv;
+  if (kv_source < 0) {
+    q = e.matmul(prefix + ".qkv", layer, ln, tq, d.d_model, (a.heads + 2 * a.kv_heads) * a.head_dim, d.biases);
+    kv = q;
+  } else {
+    q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * a.head_dim, d.biases);
+    kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
+  }
+  if (d.position == TransformerDesign::Position::rotary && kv_source < 0) {
+    q = e.elementwise(prefix + ".rotary", layer, {q}, static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim), 3);
+    kv = q;
+  }
+  const double fraction = causal && causal_skip ? 0.5 : 1.0;
+  const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, a.head_dim, kv_len, fraction);
+  const int probs = e.elementwise(prefix + ".softmax", layer, {scores},
+                                  static_cast<double>(batch * a.heads * q_len * kv_len) * fraction, 5, OpKind::softmax);
+  const int ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
+  const int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
+  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), 1);
+}
+
+int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
+                 bool moe) {
+  const int ln = e.norm(prefix + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
+  const I up_width = d.gated_ffn ? 2 * d.d_ff : d.d_ff;
+  int down;
+  if (!moe) {
+    const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
+    const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8);
+    down = e.matmul(prefix + ".down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
+  } else {
+    // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
+    const I E = d.experts;
+    const int route = e.matmul(prefix + ".router", layer, ln, tokens, d.d_model, E, false, false, OpKind::router);
+    const double routed = static_cast<double>(tokens) * static_cast<double>(d.top_k) * d.capacity_factor;
+    const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(E) + 0.5));
+    const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * up_width) + (d.biases ? static_cast<double>(up_width) : 0));
+    const double down_params = static_cast<double>(E) * (static_cast<double>(d.d_ff * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
+    const int up = e.matmul(prefix + ".experts.up", layer, route, per_expert, d.d_model, up_width, d.biases, false,
+                            OpKind::matmul, true, E, up_params);
+    const int act = e.elementwise(prefix + ".experts.act", layer, {up},
+                                  static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8);
+    down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
+                    OpKind::matmul, true, E, down_params);
+  }
+  return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model), 1);
+}
+
+bool moe_layer(const TransformerDesign& d, I index) {
+  return d.experts > 0 && (index % d.moe_every) == d.moe_every - 1;
+}
+
+void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape& shape) {
+  require(d.d_model > 0 && d.heads > 0 && d.d_ff > 0 && d.vocab > 0 && d.seq_len > 0,
+          "a transformer needs d_model, heads, d_ff, vocab and seq_len > 0");
+  require(d.head_dim > 0 || d.d_model % d.heads == 0, "heads must divide d_model unless head_dim is given");
+  const I kv = d.kv_heads > 0 ? d.kv_heads : d.heads;
+  require(d.heads % kv == 0, "kv_heads must divide heads");
+  require(d.experts == 0 || (d.top_k >= 1 && d.top_k <= d.experts && d.moe_every >= 1 && d.capacity_factor > 0),
+          "mixture of experts needs 1 <= top_k <= experts, moe_every >= 1, capacity_factor > 0");
+  const bool enc = d.arch != TransformerDesign::Arch::decoder;
+  const bool dec = d.arch != TransformerDesign::Arch::encoder;
+  require(!enc || d.encoder_layers > 0, "an encoder needs encoder_layers > 0");
+  require(!dec || d.decoder_layers > 0, "a decoder needs decoder_layers > 0");
+  Emitter e(g, shape);
+  const I b = shape.batch;
+  const I s_enc = d.seq_len;
+  const I s_dec = d.arch == TransformerDesign::Arch::encoder_decoder && d.target_seq_len > 0 ? d.target_seq_len : d.seq_len;
+  const double vocab_params = static_cast<double>(d.vocab * d.d_model);
+  const bool learned = d.position == TransformerDesign::Position::learned;
+  // Relative position biases (T5): 32 buckets per head, one table per stack.
+  const double relative = d.position == TransformerDesign::Position::relative ? 32.0 * static_cast<double>(d.heads) : 0;
+  int layer = 0;
+
+  int enc_out = -1;
+  if (enc) {
+    double params = vocab_params + (learned ? static_cast<double>(s_enc * d.d_model) : 0) +
+                    static_cast<double>(d.type_vocab * d.d_model) + relative;
+    if (!d.rms_norm && d.arch == TransformerDesign::Arch::encoder) params += 2.0 * static_cast<double>(d.d_model);  // BERT embedding LN
+    int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
+    for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
+      const std::string p = "encoder." + std::to_string(i);
+      x = attention(e, d, p + ".attn", layer, x, -1, b, s_enc, s_enc, false, shape.causal_skip);
+      x = feed_forward(e, d, p + ".ffn", layer, x, b * s_enc, moe_layer(d, i));
+    }
+    if (d.arch == TransformerDesign::Arch::encoder_decoder) {
+      enc_out = e.norm("encoder.final_norm", layer - 1, x, b * s_enc, d.d_model, d.rms_norm);
+    } else {
+      // BERT: pooler and masked-LM head (transform, norm, tied decoder with bias) over the
+      // 15 % masked positions.
+      if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
+      const I masked = std::max<I>(1, (b * s_enc * 15 + 50) / 100);
+      const int t = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
+      const int n = e.norm("mlm.norm", -1, t, masked, d.d_model, d.rms_norm);
+      const int logits = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
+      if (d.tied_embeddings) {
+        g.add(Op{"mlm.bias", OpKind::elementwise, -1, masked * d.vocab, 0, 0, 1,
+                 static_cast<double>(masked * d.vocab), 0, static_cast<double>(d.vocab), 0, false},
+              {logits});
+      }
+      return;
+    }
+  }
+  // Decoder stack (decoder-only, or the decoder of an encoder-decoder).
+  int x;
+  if (enc) {
+    x = e.embedding("decoder.embedding", b * s_dec, d.d_model, d.tied_embeddings ? relative : vocab_params + relative);
+  } else {
+    x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
+                    vocab_params + (learned ? static_cast<double>(s_dec * d.d_model) : 0));
+  }
+  for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
+    const std::string p = "decoder." + std::to_string(i);
+    x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip);
+    if (enc_out >= 0) x = attention(e, d, p + ".cross", layer, x, enc_out, b, s_dec, s_enc, false, shape.causal_skip);
+    x = feed_forward(e, d, p + ".ffn", layer, x, b * s_dec, moe_layer(d, i));
+  }
+  const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_dec, d.d_model, d.rms_norm);
+  const int logits = e.matmul("lm_head", -1, n, b * s_dec, d.d_model, d.vocab, false, d.tied_embeddings);
+  e.elementwise("loss", -1, {logits}, static_cast<double>(b * s_dec * d.vocab), 4, OpKind::softmax);
+}
+
+// --- ResNet ------------------------------------------------------------------------------
+
+struct Feature {
+  int op;
+  I hw;  // height = width
+  I c;
+};
+
+Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
+             I batch, double p) {
+  const I pad = kernel / 2;
+  const I out_hw = (in.hw + 2 * pad - kernel) / stride + 1;
+  Op op;
+  op.name = name;
+  op.kind = OpKind::conv2d;
+  op.layer = layer;
+  op.m = batch * out_hw * out_hw;
+  op.n = out_c;
+  op.k = in.c * kernel * kernel;
+  const double md = static_cast<double>(op.m), nd = static_cast<double>(op.n), kd = static_cast<double>(op.k);
+  op.flops = 2 * md * nd * kd;
+  op.bytes = p * (static_cast<double>(batch * in.hw * in.hw * in.c) + kd * nd + md * nd);
+  op.params = kd * nd;
+  op.saved_bytes = p * static_cast<double>(batch * in.hw * in.hw * in.c);
+  const int id = g.add(op, {in.op});
+  // Batch norm (scale and shift are trainable) and ReLU.
+  const double elements = md * nd;
+  const int bn = e.elementwise(name + ".bn", layer, {id}, elements, 4, OpKind::norm, 2 * nd);
+  return {bn, out_hw, out_c};
+}
+
+void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
+  require(d.image > 0 && d.channels > 0 && d.width > 0 && d.classes > 0 && !d.blocks.empty(),
+          "a ResNet needs image, channels, width, classes > 0 and a list of blocks");
+  Emitter e(g, shape);
+  const double p = static_cast<double>(shape.dtype_bytes);
+  const I b = shape.batch;
+  const int input = e.embedding("input", b * d.image * d.image, d.channels, 0);
+  Feature x{input, d.image, d.channels};
+  x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p);
+  x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
+  const I pooled = (x.hw + 2 - 3) / 2 + 1;
+  x = {e.elementwise("stem.maxpool", 0, {x.op}, static_cast<double>(b * pooled * pooled * x.c), 9, OpKind::pool), pooled, x.c};
+  const I expansion = d.bottleneck ? 4 : 1;
+  int layer = 1;
+  I width = d.width;
+  for (std::size_t stage = 0; stage < d.blocks.size(); ++stage, width *= 2) {
+    for (I block = 0; block < d.blocks[stage]; ++block, ++layer) {
+      const std::string name = "stage" + std::to_string(stage + 1) + "." + std::to_string(block);
+      const I stride = (block == 0 && stage > 0) ? 2 : 1;
+      Feature y = x;
+      if (d.bottleneck) {
+        y = conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p);
+        y = conv(e, g, name + ".conv2", layer, y, width, 3, stride, b, p);  // stride on the 3x3 (ResNet v1.5)
+        y = conv(e, g, name + ".conv3", layer, y, width * expansion, 1, 1, b, p);
+      } else {
+        y = conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p);
+        y = conv(e, g, name + ".conv2", layer, y, width, 3, 1, b, p);
+      }
+      Feature shortcut = x;
+      if (block == 0 && (stride != 1 || x.c != width * expansion)) {
+        shortcut = conv(e, g, name + ".downsample", layer, x, width * expansion, 1, stride, b, p);
+      }
+      const double elements = static_cast<double>(b * y.hw * y.hw * y.c);
+      const int add = g.add(Op{name + ".residual", OpKind::elementwise, layer, static_cast<I>(elements), 0, 0, 1,
+                               2 * elements, 4 * p * elements, 0, p * elements, false},
+                            {y.op, shortcut.op});
+      x = {add, y.hw, y.c};
+    }
+  }
+  const int pool = e.elementwise("avgpool", layer, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1, OpKind::pool);
+  e.matmul("fc", layer, pool, b, x.c, d.classes, true);
+}
+
+// --- LSTM and MLP ------------------------------------------------------------------------
+
+void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
+  require(d.layers > 0 && d.input > 0 && d.hidden > 0 && d.seq_len > 0, "an LSTM needs layers, input, hidden, seq_len > 0");
+  Emitter e(g, shape);
+  const I t = shape.batch * d.seq_len;
+  const I directions = d.bidirectional ? 2 : 1;
+  int x = e.embedding("input", t, d.input, d.vocab > 0 ? static_cast<double>(d.vocab * d.input) : 0);
+  I width = d.input;
+  const I out_width = d.projection > 0 ? d.projection : d.hidden;
+  for (I l = 0; l < d.layers; ++l) {
+    int merged = -1;
+    for (I dir = 0; dir < directions; ++dir) {
+      const std::string p = "lstm." + std::to_string(l) + (dir ? ".backward" : ".forward");
+      const int gates_in = e.matmul(p + ".input_gates", static_cast<int>(l), x, t, width, 4 * d.hidden, true);
+      const int gates_rec = e.matmul(p + ".recurrent_gates", static_cast<int>(l), gates_in, t, out_width, 4 * d.hidden, false);
+      int h = e.elementwise(p + ".cell", static_cast<int>(l), {gates_rec}, static_cast<double>(t * d.hidden), 12);
+      if (d.projection > 0) h = e.matmul(p + ".projection", static_cast<int>(l), h, t, d.hidden, d.projection, false);
+      merged = merged < 0 ? h : e.elementwise(p + ".concat", static_cast<int>(l), {merged, h}, static_cast<double>(t * out_width), 0);
+    }
+    x = merged;
+    width = out_width * directions;
+  }
+  if (d.vocab > 0) {
+    const int logits = e.matmul("softmax", -1, x, t, out_width, d.vocab, true);
+    e.elementwise("loss", -1, {logits}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+  }
+}
+
+void build_mlp(OpGraph& g, const MlpDesign& d, const GraphShape& shape) {
+  require(d.widths.size() >= 2, "an MLP needs at least an input and an output width");
+  for (const I w : d.widths) require(w > 0, "MLP widths must be > 0");
+  Emitter e(g, shape);
+  int x = e.embedding("input", shape.batch, d.widths.front(), 0);
+  for (std::size_t i = 1; i < d.widths.size(); ++i) {
+    x = e.matmul("dense." + std::to_string(i - 1), static_cast<int>(i - 1), x, shape.batch, d.widths[i - 1], d.widths[i], true);
+    if (i + 1 < d.widths.size()) {
+      x = e.elementwise("act." + std::to_string(i - 1), static_cast<int>(i - 1), {x}, static_cast<double>(shape.batch * d.widths[i]), 1);
+    }
+  }
+}
+
+}  // namespace
+
+OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
+  require(shape.batch > 0 && shape.dtype_bytes > 0, "the microbatch and dtype size must be > 0");
+  OpGraph g;
+  if (const auto* t = std::get_if<TransformerDesign>(&design)) build_transformer(g, *t, shape);
+  else if (const auto* r = std::get_if<ResNetDesign>(&design)) build_resnet(g, *r, shape);
+  else if (const auto* l = std::get_if<LstmDesign>(&design)) build_lstm(g, *l, shape);
+  else if (const auto* m = std::get_if<MlpDesign>(&design)) build_mlp(g, *m, shape);
+  else throw std::invalid_argument("the model has no design");
+  return g;
+}
+
+double count_parameters(const ModelDesign& design) { return build_graph(design, GraphShape{1, 2, true}).parameters(); }
+
+std::int64_t tokens_per_sample(const ModelDesign& design) {
+  if (const auto* t = std::get_if<TransformerDesign>(&design)) {
+    return t->arch == TransformerDesign::Arch::encoder_decoder && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len;
+  }
+  if (const auto* l = std::get_if<LstmDesign>(&design)) return l->seq_len;
+  return 1;
+}
+
+}  // namespace dlcarbon::graph

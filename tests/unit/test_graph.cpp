@@ -1,0 +1,188 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "dlcarbon/graph.hpp"
+
+using namespace dlcarbon;
+using graph::build_graph;
+using graph::count_parameters;
+using graph::GraphShape;
+using graph::OpKind;
+
+namespace {
+TransformerDesign gpt3() {
+  // Brown et al. 2020, Table 2.1: 96 layers, d 12288, 96 heads, d_ff 4 d, context 2048, BPE 50257.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 96;
+  d.d_model = 12288;
+  d.heads = 96;
+  d.d_ff = 49152;
+  d.vocab = 50257;
+  d.seq_len = 2048;
+  return d;
+}
+TransformerDesign llama(std::int64_t layers, std::int64_t d_model, std::int64_t heads, std::int64_t d_ff) {
+  // Touvron et al. 2023a, Table 2: pre-RMSNorm, SwiGLU, rotary, no biases, untied, vocab 32000.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = layers;
+  d.d_model = d_model;
+  d.heads = heads;
+  d.d_ff = d_ff;
+  d.gated_ffn = true;
+  d.vocab = 32000;
+  d.seq_len = 2048;
+  d.tied_embeddings = false;
+  d.position = TransformerDesign::Position::rotary;
+  d.rms_norm = true;
+  d.biases = false;
+  return d;
+}
+TransformerDesign bert(std::int64_t layers, std::int64_t d_model, std::int64_t heads) {
+  // Devlin et al. 2019: WordPiece 30522, 512 positions, 2 token types, GELU FFN 4 d, pooler.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder;
+  d.encoder_layers = layers;
+  d.d_model = d_model;
+  d.heads = heads;
+  d.d_ff = 4 * d_model;
+  d.vocab = 30522;
+  d.seq_len = 512;
+  d.type_vocab = 2;
+  d.pooler = true;
+  return d;
+}
+// |x - published| beyond half a unit of the published figure's last printed digit, relative.
+double beyond_print(double x, double published, double half_unit) {
+  return std::max(0.0, std::abs(x - published) - half_unit) / published;
+}
+}  // namespace
+
+TEST_CASE("parameter counts of published designs") {
+  // GPT-3: 12 L d^2 + 13 L d (layers) + V d + n_ctx d + 2 d = 174,604,259,328 (175B published).
+  const double gpt = count_parameters(gpt3());
+  CHECK(gpt == 174604259328.0);
+  CHECK(std::abs(gpt / 175e9 - 1) < 0.01);
+  // LLaMA-7B: 32 x (4 d^2 + 3 d d_ff + 2 d) + 2 V d + d = 6,738,415,616 (6.7B published).
+  const double l7 = count_parameters(llama(32, 4096, 32, 11008));
+  CHECK(l7 == 6738415616.0);
+  CHECK(std::abs(l7 / 6.7e9 - 1) < 0.01);
+  // LLaMA-65B: 80 layers, d 8192, 64 heads, d_ff 22016: 65,285,660,672 (65.2B published).
+  const double l65 = count_parameters(llama(80, 8192, 64, 22016));
+  CHECK(l65 == 65285660672.0);
+  CHECK(std::abs(l65 / 65.2e9 - 1) < 0.01);
+  // BERT-base: 110,104,890 with the MLM head (transform, norm, output bias); 110M published.
+  const double bb = count_parameters(bert(12, 768, 12));
+  CHECK(bb == 110104890.0);
+  CHECK(std::abs(bb / 110e6 - 1) < 0.01);
+  // BERT-large: 336,224,058; the paper prints "340M" (2 significant digits, +/- 5M):
+  // -1.1 % raw, within 1 % of the printed interval.
+  const double bl = count_parameters(bert(24, 1024, 16));
+  CHECK(bl == 336224058.0);
+  CHECK(beyond_print(bl, 340e6, 5e6) < 0.01);
+}
+
+TEST_CASE("T5-11B: 128 heads of 128 with d_model 1024") {
+  // Raffel et al. 2020: 24+24 layers, d 1024, d_ff 65536, 128 heads x d_kv 128, vocab 32128,
+  // no biases, scale-only layer norm, relative position buckets (32 per head per stack).
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = d.decoder_layers = 24;
+  d.d_model = 1024;
+  d.heads = 128;
+  d.head_dim = 128;
+  d.d_ff = 65536;
+  d.vocab = 32128;
+  d.seq_len = 512;
+  d.target_seq_len = 114;
+  d.position = TransformerDesign::Position::relative;
+  d.rms_norm = true;
+  d.biases = false;
+  // Encoder: 24 x (4 x 1024 x 16384 + 2 x 1024 x 65536 + 2 x 1024) = 4,831,887,360
+  // Decoder: 24 x (8 x 1024 x 16384 + 2 x 1024 x 65536 + 3 x 1024) = 6,442,524,672
+  // + shared embedding 32128 x 1024 + 2 final norms + 2 x 32 x 128 relative = 11,307,321,344.
+  const double p = count_parameters(d);
+  CHECK(p == 11307321344.0);
+  // Published "11 billion" (+/- 0.5e9 printed): +2.8 % raw, 0 beyond the printed interval.
+  CHECK(beyond_print(p, 11e9, 0.5e9) == 0);
+}
+
+TEST_CASE("decoder forward FLOPs per token = 2N + 2 n_layer n_ctx d_model (Kaplan et al. 2020)") {
+  for (const auto& d : {gpt3(), llama(32, 4096, 32, 11008)}) {
+    const auto g = build_graph(d, GraphShape{2, 2, true});
+    const double tokens = 2.0 * static_cast<double>(d.seq_len);
+    const double per_token = g.forward_flops() / tokens;
+    // N: the parameters a token is multiplied by: all but the input lookup tables (token and
+    // position embeddings). Kaplan's N also leaves out the de-embedding (2 d V per token),
+    // which the graph counts: +0.35 % for GPT-3, +1.9 % / 2 for LLaMA-7B's untied head.
+    double n = g.parameters();
+    for (const auto& op : g.ops()) {
+      if (op.kind == OpKind::embedding) n -= op.params;
+    }
+    const double kaplan = 2 * n + 2.0 * static_cast<double>(d.decoder_layers * d.seq_len * d.d_model);
+    INFO(per_token, kaplan);
+    CHECK(std::abs(per_token / kaplan - 1) < 0.01);
+  }
+}
+
+TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image") {
+  const ResNetDesign r;  // defaults: [3,4,6,3] bottleneck, 224, width 64, 1000 classes
+  const auto g = build_graph(r, GraphShape{1, 4, true});
+  // torchvision resnet50: 25,557,032 parameters (conv, BN scale/shift, fc with bias).
+  CHECK(g.parameters() == 25557032.0);
+  double gemm_flops = 0;
+  for (const auto& op : g.ops()) {
+    if (graph::is_gemm(op.kind)) gemm_flops += op.flops;
+  }
+  // Convolutions and fc: 4.09e9 multiply-adds = 8.18e9 FLOP.
+  CHECK(gemm_flops == doctest::Approx(8.18e9).epsilon(0.01));
+  CHECK(g.forward_flops() == doctest::Approx(8.2e9).epsilon(0.02));
+}
+
+TEST_CASE("a hand-computed small graph: a 2-layer MLP") {
+  // widths 4 -> 8 -> 2, batch 3, fp32: dense.0 2x3x4x8 = 192 FLOP, bytes 4 x (12 + 32 + 24) = 272;
+  // act 24 elements; dense.1 2x3x8x2 = 96 FLOP, bytes 4 x (24 + 16 + 6) = 184.
+  MlpDesign m;
+  m.widths = {4, 8, 2};
+  const auto g = build_graph(m, GraphShape{3, 4, true});
+  REQUIRE(g.size() == 4);  // input, dense.0, act.0, dense.1
+  CHECK(g.op(1).flops == 192);
+  CHECK(g.op(1).bytes == 272);
+  CHECK(g.op(1).params == 4 * 8 + 8);
+  CHECK(g.op(3).flops == 96);
+  CHECK(g.op(3).bytes == 184);
+  CHECK(g.parameters() == 40 + 18);
+  const auto order = g.topological_order();
+  CHECK(order == std::vector<int>{0, 1, 2, 3});
+  CHECK(g.inputs_of(3) == std::vector<int>{2});
+}
+
+TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") {
+  TransformerDesign dense = gpt3();
+  dense.decoder_layers = 2;
+  dense.d_model = 256;
+  dense.heads = 4;
+  dense.d_ff = 1024;
+  dense.vocab = 1000;
+  dense.seq_len = 128;
+  TransformerDesign moe = dense;
+  moe.experts = 8;
+  moe.top_k = 1;
+  moe.moe_every = 1;
+  const double ffn = 2.0 * 256 * 1024 + 1024 + 256;  // one expert's weights and biases
+  // 8 experts replace 1 FFN in each of 2 layers: +7 FFNs per layer, + a 256 x 8 router each.
+  CHECK(count_parameters(moe) - count_parameters(dense) == doctest::Approx(2 * (7 * ffn + 256 * 8)));
+  // top-1 with capacity factor 1: the same expert FLOPs as the dense FFN (plus the router).
+  const auto gd = build_graph(dense, GraphShape{4, 2, true});
+  const auto gm = build_graph(moe, GraphShape{4, 2, true});
+  CHECK(gm.forward_flops() == doctest::Approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
+}
+
+TEST_CASE("designs that cannot be built are rejected") {
+  TransformerDesign d = gpt3();
+  d.heads = 7;  // does not divide 12288
+  CHECK_THROWS_AS(build_graph(d, GraphShape{}), std::invalid_argument);
+  CHECK_THROWS_AS(build_graph(ModelDesign{}, GraphShape{}), std::invalid_argument);
+}
