@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dlcarbon/design.hpp"
 #include "dlcarbon/error.hpp"
 
 namespace dlcarbon {
@@ -51,7 +52,8 @@ struct Hardware {
 
 struct Model {
   std::string id, name;
-  std::optional<double> params;
+  std::optional<double> params;  // as published (the design gives the counted value)
+  ModelDesign design;            // std::monostate when the scenario gives none
   std::string source;
 };
 

@@ -85,22 +85,27 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
       if (!job.published) continue;
       const TrainingFootprint f = account_training(job);
       const PublishedFigures& p = *job.published;
-      auto add = [&](const std::string& metric, const std::string& unit, double to_unit, const PrintedFigure& fig,
-                     double sim) {
+      // Shown in MWh and tCO2e, or kWh and kgCO2e for figures below one of those.
+      auto add = [&](const std::string& metric, bool energy, const PrintedFigure& fig, double sim) {
+        const double big = energy ? units::joule_per_kwh * 1000 : units::kg_per_tonne;
+        const double small = energy ? units::joule_per_kwh : 1.0;
+        const bool use_big = fig.value >= big;
+        const double to_unit = use_big ? big : small;
+        const std::string unit = energy ? (use_big ? "MWh" : "kWh") : (use_big ? "tCO2e" : "kgCO2e");
         rows.push_back(Row{file.stem().string(), job.id, metric, unit, p.source, fig.value / to_unit,
                            fig.resolution / to_unit, sim / to_unit});
       };
       if (p.energy_j) {
-        add(p.energy_includes_pue ? "energy (facility)" : "energy (IT)", "MWh", units::joule_per_kwh * 1000,
-            *p.energy_j, p.energy_includes_pue ? f.facility_energy_j : f.it_energy_j);
+        add(p.energy_includes_pue ? "energy (facility)" : "energy (IT)", true, *p.energy_j,
+            p.energy_includes_pue ? f.facility_energy_j : f.it_energy_j);
       }
-      if (p.co2e_location_kg) add("CO2e location", "tCO2e", units::kg_per_tonne, *p.co2e_location_kg, f.co2e_location_kg);
+      if (p.co2e_location_kg) add("CO2e location", false, *p.co2e_location_kg, f.co2e_location_kg);
       if (p.co2e_market_kg) {
         if (!f.co2e_market_kg) {
           throw InputError(format_input_error(job.origin, "published.co2e_market",
                                               "the datacenter has no market_intensity to compare with"));
         }
-        add("CO2e market", "tCO2e", units::kg_per_tonne, *p.co2e_market_kg, *f.co2e_market_kg);
+        add("CO2e market", false, *p.co2e_market_kg, *f.co2e_market_kg);
       }
     }
   }

@@ -13,6 +13,7 @@
 
 #include "dlcarbon/scenario.hpp"
 #include "dlcarbon/text.hpp"
+#include "design.hpp"
 #include "resolved.hpp"
 #include "yaml_reader.hpp"
 
@@ -381,11 +382,7 @@ const EntityKind<ModelDraft>& Builder::model_kind() {
         if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
         if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
-        if (m.has("design")) {
-          // The design is costed from first principles in a later version (issue 3);
-          // until then it must at least be a map, so that a typo is not silently kept.
-          if (!m.at("design").node.IsMap()) m.at("design").expected("a map (builder and hyperparameters)");
-        }
+        if (m.has("design")) d.model.design = detail::read_design(m.at("design"));
         if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
         if (m.has("notes")) detail::read_text(m.at("notes"));
       },

@@ -269,6 +269,15 @@ std::int64_t read_date(const Value& v, std::string& as_text) {
   return std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL;
 }
 
+bool read_bool(const Value& v) {
+  if (v.node.IsScalar()) {
+    const std::string& s = v.node.Scalar();
+    if (s == "true" || s == "yes") return true;
+    if (s == "false" || s == "no") return false;
+  }
+  v.expected("true or false");
+}
+
 std::string read_choice(const Value& v, const std::vector<std::string>& choices) {
   const std::string what = "one of " + text::join(choices);
   if (!v.node.IsScalar()) v.expected(what);

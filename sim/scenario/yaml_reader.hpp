@@ -65,6 +65,7 @@ double read_number_in(const Value& v, double lo, double hi, bool lo_inclusive,
                       const std::string& what);
 // "2020-05-01" -> seconds since 1970-01-01 UTC.
 std::int64_t read_date(const Value& v, std::string& as_text);
+bool read_bool(const Value& v);
 std::string read_choice(const Value& v, const std::vector<std::string>& choices);
 
 }  // namespace dlcarbon::detail

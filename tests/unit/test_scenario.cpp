@@ -51,6 +51,16 @@ TEST_CASE("a scenario resolves catalog ids into SI structs") {
   CHECK(job.tokens.value() == 1e9);
   REQUIRE(s.models.size() == 1);
   CHECK(s.models[0].params.value() == 110e6);
+  const auto* design = std::get_if<dlcarbon::TransformerDesign>(&s.models[0].design);
+  REQUIRE(design != nullptr);
+  CHECK(design->arch == dlcarbon::TransformerDesign::Arch::decoder);
+  CHECK(design->decoder_layers == 2);
+  CHECK(design->kv_heads == 2);
+  CHECK(design->gated_ffn);
+  CHECK(design->rms_norm);
+  CHECK_FALSE(design->biases);
+  CHECK_FALSE(design->tied_embeddings);
+  CHECK(design->position == dlcarbon::TransformerDesign::Position::rotary);
   CHECK(s.given_text.find("schema_version: 1") == 0);
   CHECK(s.resolved_yaml.find("tdp_w: 300") != std::string::npos);
 }

@@ -1,0 +1,131 @@
+#include "design.hpp"
+
+namespace dlcarbon::detail {
+namespace {
+
+std::int64_t positive(const MapView& m, const std::string& key) { return read_positive_int(m.at(key)); }
+
+std::int64_t optional_positive(const MapView& m, const std::string& key, std::int64_t fallback) {
+  return m.has(key) ? read_positive_int(m.at(key)) : fallback;
+}
+
+std::vector<std::int64_t> positive_list(const Value& v) {
+  if (!v.node.IsSequence() || v.node.size() == 0) v.expected("a list of positive integers");
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < v.node.size(); ++i) {
+    out.push_back(read_positive_int(v.child(v.node[i], "[" + std::to_string(i) + "]")));
+  }
+  return out;
+}
+
+TransformerDesign read_transformer(const MapView& m, const std::string& builder) {
+  TransformerDesign d;
+  if (builder == "decoder") {
+    d.arch = TransformerDesign::Arch::decoder;
+    m.require("layers");
+    d.decoder_layers = positive(m, "layers");
+  } else if (builder == "encoder") {
+    d.arch = TransformerDesign::Arch::encoder;
+    m.require("layers");
+    d.encoder_layers = positive(m, "layers");
+    d.position = TransformerDesign::Position::learned;
+  } else {
+    d.arch = TransformerDesign::Arch::encoder_decoder;
+    m.require("encoder_layers");
+    m.require("decoder_layers");
+    d.encoder_layers = positive(m, "encoder_layers");
+    d.decoder_layers = positive(m, "decoder_layers");
+  }
+  for (const char* k : {"d_model", "heads", "d_ff", "vocab", "seq_len"}) m.require(k);
+  d.d_model = positive(m, "d_model");
+  d.heads = positive(m, "heads");
+  d.kv_heads = optional_positive(m, "kv_heads", d.heads);
+  d.head_dim = optional_positive(m, "head_dim", 0);
+  if (d.head_dim == 0 && d.d_model % d.heads != 0) m.at("heads").expected("a number of heads that divides d_model (or give head_dim)");
+  if (d.heads % d.kv_heads != 0) m.at("kv_heads").expected("a divisor of heads");
+  d.d_ff = positive(m, "d_ff");
+  d.vocab = positive(m, "vocab");
+  d.seq_len = positive(m, "seq_len");
+  d.target_seq_len = optional_positive(m, "target_seq_len", 0);
+  if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
+  if (m.has("tied_embeddings")) d.tied_embeddings = read_bool(m.at("tied_embeddings"));
+  if (m.has("position")) {
+    const std::string p = read_choice(m.at("position"), {"learned", "rotary", "relative", "none"});
+    d.position = p == "learned"    ? TransformerDesign::Position::learned
+                 : p == "rotary"   ? TransformerDesign::Position::rotary
+                 : p == "relative" ? TransformerDesign::Position::relative
+                                   : TransformerDesign::Position::none;
+  }
+  if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
+  if (m.has("biases")) d.biases = read_bool(m.at("biases"));
+  if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
+  if (m.has("pooler")) d.pooler = read_bool(m.at("pooler"));
+  if (m.has("experts")) {
+    d.experts = positive(m, "experts");
+    d.top_k = optional_positive(m, "top_k", 1);
+    if (d.top_k > d.experts) m.at("top_k").expected("at most the number of experts");
+    d.moe_every = optional_positive(m, "moe_every", 1);
+    if (m.has("capacity_factor")) {
+      d.capacity_factor = read_number_in(m.at("capacity_factor"), 0, 100, false, "a capacity factor > 0 (e.g. 1.25)");
+    }
+  } else {
+    for (const char* k : {"top_k", "moe_every", "capacity_factor"}) {
+      if (m.has(k)) m.at(k).fail("needs experts");
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+ModelDesign read_design(const Value& v) {
+  if (!v.node.IsMap()) v.expected("a map with a builder and its hyperparameters");
+  const YAML::Node builder_node = v.node["builder"];
+  if (!builder_node.IsDefined()) v.fail("missing required key \"builder\"");
+  const std::string builder = read_choice(v.child(builder_node, "builder"),
+                                          {"decoder", "encoder", "encoder-decoder", "resnet", "lstm", "mlp"});
+  if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
+    std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
+                                  "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
+                                  "experts", "top_k", "moe_every", "capacity_factor"};
+    if (builder == "encoder-decoder") {
+      keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
+    } else {
+      keys.push_back("layers");
+    }
+    if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler"});
+    return read_transformer(MapView(v, keys), builder);
+  }
+  if (builder == "resnet") {
+    const MapView m(v, {"builder", "blocks", "bottleneck", "image", "channels", "width", "classes"});
+    ResNetDesign d;
+    if (m.has("blocks")) d.blocks = positive_list(m.at("blocks"));
+    if (m.has("bottleneck")) d.bottleneck = read_bool(m.at("bottleneck"));
+    d.image = optional_positive(m, "image", d.image);
+    d.channels = optional_positive(m, "channels", d.channels);
+    d.width = optional_positive(m, "width", d.width);
+    d.classes = optional_positive(m, "classes", d.classes);
+    return d;
+  }
+  if (builder == "lstm") {
+    const MapView m(v, {"builder", "layers", "input", "hidden", "projection", "vocab", "seq_len", "bidirectional"});
+    for (const char* k : {"layers", "input", "hidden", "seq_len"}) m.require(k);
+    LstmDesign d;
+    d.layers = positive(m, "layers");
+    d.input = positive(m, "input");
+    d.hidden = positive(m, "hidden");
+    d.projection = optional_positive(m, "projection", 0);
+    d.vocab = optional_positive(m, "vocab", 0);
+    d.seq_len = positive(m, "seq_len");
+    if (m.has("bidirectional")) d.bidirectional = read_bool(m.at("bidirectional"));
+    return d;
+  }
+  const MapView m(v, {"builder", "widths"});
+  m.require("widths");
+  MlpDesign d;
+  d.widths = positive_list(m.at("widths"));
+  if (d.widths.size() < 2) m.at("widths").expected("at least two widths (input and output)");
+  return d;
+}
+
+}  // namespace dlcarbon::detail
