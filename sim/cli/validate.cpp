@@ -110,7 +110,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     }
   }
 
-  io.out << pad("scenario", 44) << pad("metric", 19) << pad("published", 12) << pad("simulated", 12)
+  io.out << pad("scenario", 60) << pad("metric", 19) << pad("published", 12) << pad("simulated", 12)
          << pad("unit", 7) << pad("error", 10) << pad("beyond print", 13) << "status\n";
   int failed = 0, rounding = 0;
   double worst = 0;
@@ -120,7 +120,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     failed += pass ? 0 : 1;
     rounding += pass && !raw_pass ? 1 : 0;
     worst = std::max(worst, std::abs(r.raw_error()));
-    io.out << pad(r.scenario, 44) << pad(r.metric, 19) << pad(format_number(r.published, 6), 12)
+    io.out << pad(r.scenario, 60) << pad(r.metric, 19) << pad(format_number(r.published, 6), 12)
            << pad(format_number(r.simulated, 6), 12) << pad(r.unit, 7) << pad(percent(r.raw_error()), 10)
            << pad(percent(r.excess_error()), 13)
            << (pass ? (raw_pass ? "ok" : "ok (paper's rounding: printed to +/-" + format_number(r.resolution, 3) + ")")
