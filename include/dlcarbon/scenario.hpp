@@ -48,6 +48,14 @@ struct Hardware {
   double host_overhead_w = 0;  // host share of the node per accelerator
   std::optional<double> embodied_kg;
   std::string embodied_basis, process_node, source, notes;
+  // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
+  std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
+  std::string efficiency_source;
+  // The node this accelerator is sold in (`node:` block).
+  std::int64_t node_accelerators = 8;
+  std::optional<double> intra_node_bandwidth;  // B/s per accelerator, one direction (NVLink, ICI)
+  std::optional<double> inter_node_bandwidth;  // B/s per accelerator (InfiniBand, Ethernet, ICI)
+  std::string node_source;
 };
 
 struct Model {
@@ -82,6 +90,18 @@ struct PublishedFigures {
   std::optional<PrintedFigure> co2e_market_kg;
 };
 
+// How a job is spread over its accelerators (first-principles mode).
+struct Parallelism {
+  std::int64_t data = 0;      // 0: derived as accelerators / (tensor x pipeline)
+  std::int64_t tensor = 1;
+  std::int64_t pipeline = 1;
+  std::int64_t microbatch = 1;    // sequences per microbatch
+  std::int64_t global_batch = 0;  // sequences per optimizer step
+  int zero_stage = 0;
+  bool recompute = false;
+  bool overlap_communication = true;
+};
+
 struct TrainingJob {
   std::string id;
   std::string model_id;  // empty when the job names no model
@@ -92,6 +112,11 @@ struct TrainingJob {
   TrainingPower power;
   std::optional<double> tokens;
   std::optional<double> flops;
+  // First-principles inputs: the model's design comes from the model entry.
+  std::optional<Parallelism> parallelism;
+  std::string precision = "bf16";  // compute dtype
+  ModelDesign design;              // copied from the model, std::monostate when none
+  bool duration_given = true;      // false: duration is predicted (first-principles mode)
   std::optional<PublishedFigures> published;
   SourceLocation origin;  // where the job is defined
 };

@@ -4,6 +4,7 @@
 #include "build_info.hpp"
 #include "commands.hpp"
 #include "dlcarbon/text.hpp"
+#include "dlcarbon/training_cost.hpp"
 #include "options.hpp"
 
 namespace dlcarbon::cli {
@@ -41,17 +42,27 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                      text::quoted(parent.string()) + " does not exist");
   }
 
-  std::vector<TrainingFootprint> footprints;
-  for (const auto& job : scenario.training) footprints.push_back(account_training(job));
+  std::vector<TrainingResult> results;
+  std::vector<std::string> failures;
+  for (const auto& job : scenario.training) {
+    results.push_back(simulate_training(job));
+    if (!results.back().ok) {
+      failures.push_back(format_input_error(job.origin, "training." + job.id, results.back().reason));
+    }
+  }
 
-  RunRecord record = make_run_record(scenario, footprints);
+  // A job that cannot run is a result with its reason (kept in the file); a single run then
+  // exits 2 with the message, a sweep point would go on.
+  RunRecord record = make_run_record(scenario, results);
   write_run(out, record);
+  for (const auto& f : failures) io.err << f << "\n";
+  if (!failures.empty()) return kBadInput;
 
   if (!vm.count("quiet")) {
     double energy = 0, co2e = 0;
-    for (const auto& f : footprints) {
-      energy += f.facility_energy_j;
-      co2e += f.co2e_location_kg;
+    for (const auto& r : results) {
+      energy += r.footprint.facility_energy_j;
+      co2e += r.footprint.co2e_location_kg;
     }
     io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "
            << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "

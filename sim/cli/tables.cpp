@@ -17,7 +17,7 @@ Column column(const std::string& name, const std::string& units, std::vector<T> 
 
 }  // namespace
 
-RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingFootprint>& footprints) {
+RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   RunRecord r;
   r.dlcarbon_version = build_info::version();
@@ -28,14 +28,22 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingFo
   r.scenario_given = scenario.given_text;
   r.scenario_resolved = scenario.resolved_yaml;
 
-  std::vector<std::string> job, model, hardware, datacenter, region;
+  std::vector<std::string> job, model, hardware, datacenter, region, mode, status;
+  std::vector<double> step_time, mfu, steps, memory;
   std::vector<std::int64_t> accelerators;
   std::vector<double> duration, accel_time, power, it, pue, facility, i_loc, c_loc, i_mkt, c_mkt, tokens, flops;
   double total_it = 0, total_facility = 0, total_loc = 0, total_mkt = 0;
   bool all_market = true;
   for (std::size_t i = 0; i < scenario.training.size(); ++i) {
     const TrainingJob& j = scenario.training[i];
-    const TrainingFootprint& f = footprints.at(i);
+    const TrainingResult& res = results.at(i);
+    const TrainingFootprint& f = res.footprint;
+    mode.push_back(res.mode);
+    status.push_back(res.ok ? "ok" : res.reason);
+    step_time.push_back(res.step ? res.step->step_s : nan);
+    mfu.push_back(res.step ? res.step->mfu : nan);
+    steps.push_back(res.step ? res.step->steps : nan);
+    memory.push_back(res.step ? res.step->memory_per_device_bytes : nan);
     job.push_back(j.id);
     model.push_back(j.model_id);
     hardware.push_back(j.hardware.id);
@@ -72,7 +80,31 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingFo
                             column("co2e_location", "kgCO2e", c_loc),
                             column("intensity_market", "kgCO2e/J", i_mkt),
                             column("co2e_market", "kgCO2e", c_mkt), column("tokens", "1", tokens),
-                            column("flops", "FLOP", flops)}});
+                            column("flops", "FLOP", flops), column("mode", "", mode),
+                            column("status", "", status), column("step_time", "s", step_time),
+                            column("mfu", "1", mfu), column("steps", "1", steps),
+                            column("memory_per_accelerator", "B", memory)}});
+  // Per-operator breakdown of each first-principles job: one microbatch on one device
+  // (fwd, bwd), plus the optimizer and the communication of one step.
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].step) continue;
+    std::vector<std::string> op, kind, phase, bound;
+    std::vector<double> f, b, t, e;
+    for (const auto& row : results[i].step->ops) {
+      op.push_back(row.op);
+      kind.push_back(row.kind);
+      phase.push_back(row.phase);
+      bound.push_back(row.bound);
+      f.push_back(row.flops);
+      b.push_back(row.bytes);
+      t.push_back(row.time_s);
+      e.push_back(row.energy_j);
+    }
+    r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
+                             {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
+                              column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),
+                              column("energy", "J", e), column("bound", "", bound)}});
+  }
   r.tables.push_back(Table{"summary/totals",
                            {column("facility_energy", "J", std::vector<double>{total_facility}),
                             column("it_energy", "J", std::vector<double>{total_it}),

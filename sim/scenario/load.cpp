@@ -7,6 +7,7 @@
 // catalog points there, not at the file that extends it.
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <set>
@@ -131,6 +132,7 @@ struct JobDraft {
   TrainingJob job;
   std::optional<double> duration_s;
   std::optional<double> accelerator_time_s;
+  bool power_given = false;
 };
 
 struct ModelDraft {
@@ -333,7 +335,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
       "hardware", "hardware",
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
        "idle_power", "host_overhead", "embodied", "embodied_basis", "process_node", "die_area",
-       "source", "notes"},
+       "efficiency", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
       [](Builder&, const MapView& m, Hardware& h) {
         if (m.has("id")) h.id = detail::read_id(m.at("id"));
@@ -361,6 +363,24 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("embodied_basis")) h.embodied_basis = detail::read_text(m.at("embodied_basis"));
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
+        if (m.has("efficiency")) {
+          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "source"});
+          e.require("source");
+          if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
+          if (e.has("memory")) {
+            h.memory_efficiency = detail::read_number_in(e.at("memory"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
+          }
+          if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
+          h.efficiency_source = detail::read_text(e.at("source"));
+        }
+        if (m.has("node")) {
+          const MapView n(m.at("node"), {"accelerators", "intra_bandwidth", "inter_bandwidth", "source"});
+          n.require("source");
+          if (n.has("accelerators")) h.node_accelerators = detail::read_positive_int(n.at("accelerators"));
+          if (n.has("intra_bandwidth")) h.intra_node_bandwidth = detail::read_positive(n.at("intra_bandwidth"), Kind::bandwidth);
+          if (n.has("inter_bandwidth")) h.inter_node_bandwidth = detail::read_positive(n.at("inter_bandwidth"), Kind::bandwidth);
+          h.node_source = detail::read_text(n.at("source"));
+        }
         if (m.has("source")) h.source = detail::read_text(m.at("source"));
         if (m.has("notes")) h.notes = detail::read_text(m.at("notes"));
         if (h.idle_power_w && h.tdp_w > 0 && *h.idle_power_w > h.tdp_w) {
@@ -409,6 +429,22 @@ void apply_power(const Value& v, TrainingPower& p) {
   }
 }
 
+Parallelism read_parallelism(const Value& v) {
+  const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
+                      "overlap_communication"});
+  m.require("global_batch");
+  Parallelism p;
+  if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
+  if (m.has("tensor")) p.tensor = detail::read_positive_int(m.at("tensor"));
+  if (m.has("pipeline")) p.pipeline = detail::read_positive_int(m.at("pipeline"));
+  if (m.has("microbatch")) p.microbatch = detail::read_positive_int(m.at("microbatch"));
+  p.global_batch = detail::read_positive_int(m.at("global_batch"));
+  if (m.has("zero_stage")) p.zero_stage = std::stoi(detail::read_choice(m.at("zero_stage"), {"0", "1", "2", "3"}));
+  if (m.has("recompute")) p.recompute = detail::read_bool(m.at("recompute"));
+  if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
+  return p;
+}
+
 PrintedFigure printed(const Value& v, Kind kind) {
   const units::Quantity q = detail::read_quantity(v, kind);
   if (!(q.value > 0)) v.expected(units::describe(kind, "greater than 0"));
@@ -435,13 +471,21 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "published", "notes"},
-      {"hardware", "accelerators", "power", "datacenter"},
+       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "published", "notes"},
+      {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
         if (m.has("id")) j.id = detail::read_id(m.at("id"));
         if (m.has("name")) detail::read_text(m.at("name"));
-        if (m.has("model")) j.model_id = b.model(m.at("model")).id;
+        if (m.has("model")) {
+          const Model& model = b.model(m.at("model"));
+          j.model_id = model.id;
+          j.design = model.design;
+        }
+        if (m.has("precision")) {
+          j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
+        }
+        if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));
         if (m.has("duration") && m.has("accelerator_hours")) {
@@ -455,7 +499,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.accelerator_time_s = detail::read_positive(m.at("accelerator_hours"), Kind::time);
           d.duration_s.reset();
         }
-        if (m.has("power")) apply_power(m.at("power"), j.power);
+        if (m.has("power")) {
+          apply_power(m.at("power"), j.power);
+          d.power_given = true;
+        }
         if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
         if (m.has("tokens")) j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
         if (m.has("flops")) j.flops = detail::read_positive(m.at("flops"), Kind::work);
@@ -468,11 +515,20 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         j.origin = m.self().location();
       },
       [](JobDraft& d, const Value& last) {
+        TrainingJob& j = d.job;
         if (!d.duration_s && !d.accelerator_time_s) {
-          last.fail("missing required key \"duration\" (or \"accelerator_hours\")");
+          // First-principles mode: the duration is predicted from the design.
+          const bool ready = j.tokens && j.parallelism && !std::holds_alternative<std::monostate>(j.design);
+          if (!ready) {
+            last.fail("missing required key \"duration\" (or \"accelerator_hours\"; or, to predict it, "
+                      "tokens, parallelism and a model with a design)");
+          }
+          j.duration_given = false;
+          j.duration_s = 0;
+          return;
         }
-        d.job.duration_s = d.duration_s ? *d.duration_s
-                                        : *d.accelerator_time_s / static_cast<double>(d.job.accelerators);
+        if (!d.power_given) last.fail("missing required key \"power\"");
+        j.duration_s = d.duration_s ? *d.duration_s : *d.accelerator_time_s / static_cast<double>(j.accelerators);
       }};
   return kind;
 }

@@ -1,0 +1,61 @@
+#pragma once
+// Hardware models: the roofline (time) and the energy roofline (Choi et al., IPDPS 2013) of
+// one device. Plain numbers in, plain numbers out: this room knows nothing of graphs.
+//
+//   DeviceModel v100 = make_device_model(hardware_entry);
+//   KernelTime t = kernel_time(v100, "fp16", flops, bytes, /*gemm=*/true);
+//   double joules = kernel_energy(v100, flops, bytes, t.seconds);
+
+#include <map>
+#include <string>
+
+#include "dlcarbon/scenario.hpp"
+
+namespace dlcarbon::hardware {
+
+struct DeviceModel {
+  std::string id;
+  std::map<std::string, double> peak_flop_per_s;  // dense, per dtype
+  double memory_bandwidth = 0;                    // B/s
+  double memory_bytes = 0;
+  // Achieved fraction of peak for large kernels (roofline ceilings), and the fixed cost of
+  // launching one kernel. The tail of small kernels is the launch term: t = F / (eta P) + t_launch.
+  double gemm_efficiency = 0;
+  double memory_efficiency = 0;
+  double launch_s = 0;
+  // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
+  // P_idle when it is powered and waiting.
+  double idle_w = 0;
+  double static_w = 0;
+  double e_flop_j = 0;  // per FLOP at the device's fastest 16-bit rate (scaled by peak for other dtypes)
+  double e_byte_j = 0;
+  double tdp_w = 0;
+  double host_w = 0;  // host share of the node per accelerator
+  std::string efficiency_source;
+  std::string energy_source;
+
+  // Peak for a dtype; a dtype the device lacks runs at the nearest it has (tf32 -> fp32,
+  // bf16 <-> fp16, fp8/int8 -> 16-bit). Throws std::invalid_argument when nothing fits.
+  double peak(const std::string& dtype) const;
+};
+
+struct KernelTime {
+  double seconds = 0;
+  double compute_s = 0;
+  double memory_s = 0;
+  bool memory_bound = false;
+};
+
+// Roofline time of one kernel: max(F / (P eta_c), B / (BW eta_m)) + t_launch.
+KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
+                       bool gemm);
+
+// Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
+double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
+                     double seconds);
+
+// The model of a catalog entry: its calibrated `efficiency` and `energy` blocks where the
+// catalog has them, else the documented datasheet defaults (docs/hardware-model.md).
+DeviceModel make_device_model(const Hardware& hardware);
+
+}  // namespace dlcarbon::hardware

@@ -1,0 +1,68 @@
+#pragma once
+// First-principles training cost: operator graph x device roofline x parallelism -> step time,
+// MFU, power and energy, with a per-operator breakdown. (DESIGN.md, Physics: Training.)
+//
+//   StepCost c = cost_training_step(job);       // job.design, job.parallelism, job.hardware
+//   if (!c.fits) std::cout << c.reason;         // a result with a reason, not a crash
+//   double days = c.steps * c.step_s / 86400;
+
+#include <string>
+#include <vector>
+
+#include "dlcarbon/scenario.hpp"
+
+namespace dlcarbon {
+
+struct OpCostRow {
+  std::string op, kind, phase;  // phase: fwd, bwd, opt, comm
+  double flops = 0, bytes = 0, time_s = 0, energy_j = 0;
+  std::string bound;  // compute, memory, communication, launch
+};
+
+struct StepCost {
+  bool fits = true;
+  std::string reason;  // why it does not fit, when it does not
+  std::int64_t data = 1, tensor = 1, pipeline = 1, microbatches = 1;
+  double parameters = 0;
+  double tokens_per_step = 0;
+  double steps = 0;                 // optimizer steps for the job's tokens
+  double step_s = 0;
+  double compute_s = 0;             // per step, one device, busy computing
+  double tensor_comm_s = 0;         // exposed tensor-parallel all-reduces per step
+  double pipeline_comm_s = 0;
+  double data_comm_s = 0;           // exposed gradient all-reduce per step
+  double expert_comm_s = 0;         // MoE all-to-all per step
+  double optimizer_s = 0;
+  double bubble_fraction = 0;       // (p - 1) / (m + p - 1)
+  double model_flops_per_step = 0;  // 3 x forward FLOPs of the global batch (no recompute)
+  double mfu = 0;                   // model FLOPs / (step time x devices x peak)
+  double memory_per_device_bytes = 0;
+  double energy_per_step_j = 0;     // all devices, device energy only
+  double device_power_w = 0;        // average per accelerator, device only
+  double power_per_accelerator_w = 0;  // with the host share
+  std::vector<OpCostRow> ops;       // one microbatch on one device, plus per-step comm and optimizer
+};
+
+StepCost cost_training_step(const TrainingJob& job);
+
+}  // namespace dlcarbon
+
+#include <optional>
+
+#include "dlcarbon/accounting.hpp"
+
+namespace dlcarbon {
+
+// A training job, whichever mode it is in: accounting (duration and power given) or
+// first-principles (duration and power predicted by cost_training_step).
+struct TrainingResult {
+  std::string mode;  // "accounting" or "first-principles"
+  bool ok = true;
+  std::string reason;  // why the job cannot run (does not fit), when !ok
+  TrainingFootprint footprint;
+  std::optional<StepCost> step;
+};
+
+TrainingResult simulate_training(const TrainingJob& job);
+
+}  // namespace dlcarbon

@@ -1,0 +1,205 @@
+// One training step from first principles (docs/hardware-model.md, "Training step").
+//
+// Per device and microbatch, every op of the graph runs forward and backward on the roofline
+// (backward = 2x the forward work; recomputation adds one more forward). Layers are split
+// evenly over pipeline stages and each GEMM over the tensor-parallel group. A step is the 1F1B
+// schedule, (m + p - 1) microbatch slots, plus what communication is not hidden, plus the
+// optimizer. Communication uses ring collectives: 2 (n - 1) / n x bytes / bandwidth.
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "dlcarbon/graph.hpp"
+#include "dlcarbon/roofline.hpp"
+#include "dlcarbon/training_cost.hpp"
+
+namespace dlcarbon {
+namespace {
+
+constexpr double kAllReduceLatencyS = 20e-6;  // per collective, NCCL-class ring start-up
+
+double dtype_bytes(const std::string& dtype) {
+  if (dtype == "fp32" || dtype == "tf32") return 4;
+  if (dtype == "fp8" || dtype == "int8") return 1;
+  return 2;
+}
+
+double ring_allreduce_s(double bytes, std::int64_t n, double bandwidth) {
+  if (n <= 1 || bytes <= 0) return 0;
+  const double nd = static_cast<double>(n);
+  return 2 * (nd - 1) / nd * bytes / bandwidth + kAllReduceLatencyS;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+std::string giga(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GB", bytes / 1e9);
+  return buf;
+}
+
+}  // namespace
+
+StepCost cost_training_step(const TrainingJob& job) {
+  StepCost c;
+  const Parallelism p = job.parallelism.value_or(Parallelism{});
+  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
+  const std::int64_t n = job.accelerators;
+  c.tensor = p.tensor;
+  c.pipeline = p.pipeline;
+  c.data = p.data > 0 ? p.data : n / std::max<std::int64_t>(1, p.tensor * p.pipeline);
+  if (c.data * c.tensor * c.pipeline != n) {
+    c.fits = false;
+    c.reason = "accelerators (" + std::to_string(n) + ") is not data x tensor x pipeline (" + std::to_string(c.data) +
+               " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) + ")";
+    return c;
+  }
+  const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
+  c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
+
+  const double bytes_per_value = dtype_bytes(job.precision);
+  const graph::OpGraph g = graph::build_graph(
+      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true});
+  c.parameters = g.parameters();
+  const double seq_tokens = static_cast<double>(graph::tokens_per_sample(job.design));
+  c.tokens_per_step = static_cast<double>(p.global_batch) * seq_tokens;
+  c.steps = job.tokens ? *job.tokens / c.tokens_per_step : 0;
+
+  const double tp = static_cast<double>(c.tensor), pp = static_cast<double>(c.pipeline);
+  const int layers = std::max(1, g.layers());
+  const double intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
+  const double inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
+  const double tp_bandwidth = c.tensor <= job.hardware.node_accelerators ? intra : inter;
+  const double model_parallel = static_cast<double>(c.tensor * c.pipeline);
+  const double dp_bandwidth = model_parallel >= static_cast<double>(job.hardware.node_accelerators) || c.data > job.hardware.node_accelerators ? inter : intra;
+
+  // --- one microbatch on the busiest stage of one device ---------------------------------
+  double fwd_s = 0, bwd_s = 0, busy_energy = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0, saved_other = 0;
+  double boundary_bytes = 0;
+  int moe_layers = 0;
+  for (const auto& op : g.ops()) {
+    const bool in_layer = op.layer >= 0;
+    // Each stage holds 1/p of the layers; the busiest stage also holds the embeddings or head.
+    const double stage_share = in_layer ? 1.0 / pp : 1.0;
+    const double flops = op.flops / tp, bytes = op.bytes / tp;
+    const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
+    const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm);
+    const auto b = hardware::kernel_time(dev, job.precision, 2 * flops, 2 * bytes, gemm);
+    const double recompute = p.recompute && in_layer ? f.seconds : 0;
+    fwd_s += stage_share * f.seconds;
+    bwd_s += stage_share * (b.seconds + dev.launch_s + recompute);
+    const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
+    const double e_b = hardware::kernel_energy(dev, job.precision, 2 * flops, 2 * bytes, b.seconds + dev.launch_s);
+    busy_energy += stage_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
+    if (in_layer) saved_layers += op.saved_bytes / tp;
+    else saved_other += op.saved_bytes / tp;
+    if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
+        c.tensor > 1) {
+      // Row-parallel outputs are all-reduced once forward and once backward (Megatron).
+      tp_comm += stage_share * 2 * ring_allreduce_s(static_cast<double>(op.m * op.n) * bytes_per_value, c.tensor, tp_bandwidth);
+    }
+    if (op.expert && ends_with(op.name, ".experts.up")) {
+      ++moe_layers;
+      moe_bytes += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;  // routed tokens x d_model
+    }
+    if (op.kind == graph::OpKind::embedding && op.name == "decoder.embedding") {
+      boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
+    } else if (op.kind == graph::OpKind::embedding && boundary_bytes == 0) {
+      boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
+    }
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f.seconds, e_f,
+                     f.memory_bound ? "memory" : "compute"});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", 2 * flops, 2 * bytes, b.seconds + dev.launch_s + recompute,
+                     e_b, b.memory_bound ? "memory" : "compute"});
+  }
+  // Pipeline: each microbatch crosses a stage boundary forward and backward.
+  const double pp_comm = c.pipeline > 1 ? 2 * (boundary_bytes / tp) / inter : 0;
+  // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
+  const double ep = static_cast<double>(c.data);
+  const double moe_comm = moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp / pp) * (ep - 1) / ep / inter : 0;
+  const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
+  const double slots = static_cast<double>(c.microbatches + c.pipeline - 1);
+  c.bubble_fraction = (pp - 1) / slots;
+  c.compute_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s);
+  c.tensor_comm_s = static_cast<double>(c.microbatches) * tp_comm;
+  c.pipeline_comm_s = static_cast<double>(c.microbatches) * pp_comm;
+  c.expert_comm_s = static_cast<double>(c.microbatches) * moe_comm;
+
+  // --- gradients and optimizer ------------------------------------------------------------
+  const double params_per_device = c.parameters / model_parallel;
+  const double grad_bytes = params_per_device * bytes_per_value;
+  double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
+  if (p.zero_stage == 3) dp *= 1.5;  // parameters are gathered again for forward and backward
+  c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - bwd_s) : dp;
+  // Adam in mixed precision: ~28 bytes and ~12 FLOP per parameter (master weights, moments, gradient).
+  const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(c.data) : params_per_device;
+  const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, 28 * opt_params, false);
+  c.optimizer_s = opt.seconds;
+  c.ops.push_back({"optimizer.adam", "elementwise", "opt", 12 * opt_params, 28 * opt_params, opt.seconds,
+                   hardware::kernel_energy(dev, "fp32", 12 * opt_params, 28 * opt_params, opt.seconds),
+                   opt.memory_bound ? "memory" : "compute"});
+  if (c.ops.empty()) return c;
+  if (tp_comm > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
+  if (pp_comm > 0) c.ops.push_back({"pipeline.p2p", "communication", "comm", 0, 0, c.pipeline_comm_s, 0, "communication"});
+  if (moe_comm > 0) c.ops.push_back({"experts.all_to_all", "communication", "comm", 0, 0, c.expert_comm_s, 0, "communication"});
+  if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s, 0, "communication"});
+
+  c.step_s = slots * slot + c.data_comm_s + c.optimizer_s;
+
+  // --- memory -------------------------------------------------------------------------------
+  double weights = 2, grads = 2, states = 12;  // bytes per parameter, mixed-precision Adam
+  if (p.zero_stage >= 1) states /= static_cast<double>(c.data);
+  if (p.zero_stage >= 2) grads /= static_cast<double>(c.data);
+  if (p.zero_stage >= 3) weights /= static_cast<double>(c.data);
+  const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline));
+  double activations = saved_layers / pp * in_flight + saved_other;
+  if (p.recompute) activations = (boundary_bytes / tp) * (static_cast<double>(layers) / pp) * in_flight + saved_other;
+  c.memory_per_device_bytes = params_per_device * (weights + grads + states) + activations;
+  if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
+    c.fits = false;
+    c.reason = "does not fit: needs " + giga(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
+               giga(params_per_device * (weights + grads + states)) + ", activations " + giga(activations) + "), " +
+               job.hardware.id + " has " + giga(dev.memory_bytes);
+  }
+
+  // --- FLOPs, MFU, power ---------------------------------------------------------------------
+  c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data);
+  c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
+  const double busy_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s) + c.optimizer_s;
+  const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * opt_params, 28 * opt_params, opt.seconds);
+  // Waiting (bubbles, exposed communication) at static power.
+  const double device_energy = static_cast<double>(c.microbatches) * busy_energy + opt_energy +
+                               dev.static_w * std::max(0.0, c.step_s - busy_s);
+  c.device_power_w = device_energy / c.step_s;
+  c.power_per_accelerator_w = c.device_power_w + dev.host_w;
+  c.energy_per_step_j = device_energy * static_cast<double>(n);
+  return c;
+}
+
+}  // namespace dlcarbon
+
+namespace dlcarbon {
+
+TrainingResult simulate_training(const TrainingJob& job) {
+  TrainingResult r;
+  if (job.duration_given) {
+    r.mode = "accounting";
+    r.footprint = account_training(job);
+    return r;
+  }
+  r.mode = "first-principles";
+  StepCost c = cost_training_step(job);
+  r.ok = c.fits;
+  r.reason = c.reason;
+  TrainingJob predicted = job;
+  predicted.duration_s = c.fits ? c.steps * c.step_s : 0;
+  predicted.power = {PowerBasis::per_accelerator, c.fits ? c.power_per_accelerator_w : 0};
+  r.footprint = account_training(predicted);
+  r.step = std::move(c);
+  return r;
+}
+
+}  // namespace dlcarbon

@@ -1,0 +1,99 @@
+#include "dlcarbon/roofline.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace dlcarbon::hardware {
+
+namespace {
+
+// Datasheet defaults, used until a device is calibrated (issue 4). Each is documented with
+// its basis in docs/hardware-model.md.
+constexpr double kDefaultGemmEfficiency = 0.80;    // large dense GEMMs reach ~80 % of peak (MAMF: A100 86.9 %, H100 80.3 %)
+constexpr double kDefaultMemoryEfficiency = 0.85;  // STREAM-like kernels reach ~85 % of HBM bandwidth
+constexpr double kDefaultLaunchS = 5e-6;           // per kernel on a GPU/TPU
+constexpr double kDefaultStaticShare = 0.30;       // busy-but-stalled power as a share of TDP when no idle figure exists
+constexpr double kComputeShareOfDynamic = 0.75;    // of TDP - P_static at peak compute and full bandwidth
+
+const char* fallback_for(const std::string& dtype) {
+  if (dtype == "tf32") return "fp32";
+  if (dtype == "bf16") return "fp16";
+  if (dtype == "fp16") return "bf16";
+  if (dtype == "fp8" || dtype == "int8") return "bf16";
+  return nullptr;
+}
+
+double fastest_16bit(const DeviceModel& d) {
+  double best = 0;
+  for (const char* k : {"fp16", "bf16"}) {
+    if (auto it = d.peak_flop_per_s.find(k); it != d.peak_flop_per_s.end()) best = std::max(best, it->second);
+  }
+  if (best == 0) {
+    for (const auto& [dtype, rate] : d.peak_flop_per_s) best = std::max(best, rate);
+  }
+  return best;
+}
+
+}  // namespace
+
+double DeviceModel::peak(const std::string& dtype) const {
+  std::string d = dtype;
+  for (int hops = 0; hops < 3; ++hops) {
+    if (auto it = peak_flop_per_s.find(d); it != peak_flop_per_s.end()) return it->second;
+    const char* next = fallback_for(d);
+    if (!next) break;
+    if (d == "fp16" && next == std::string("bf16") && hops > 0) break;
+    d = next;
+  }
+  if (dtype == "fp16" || dtype == "bf16" || dtype == "fp8" || dtype == "int8") {
+    if (auto it = peak_flop_per_s.find("fp32"); it != peak_flop_per_s.end()) return it->second;
+  }
+  throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
+}
+
+KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
+                       bool gemm) {
+  KernelTime t;
+  // Elementwise work runs on the vector units (fp32 rate), GEMMs on the matrix units.
+  double peak = device.peak(dtype);
+  if (!gemm) {
+    if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) peak = it->second;
+  }
+  t.compute_s = flops > 0 ? flops / (peak * device.gemm_efficiency) : 0;
+  t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * device.memory_efficiency) : 0;
+  t.memory_bound = t.memory_s > t.compute_s;
+  t.seconds = std::max(t.compute_s, t.memory_s) + device.launch_s;
+  return t;
+}
+
+double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
+                     double seconds) {
+  // Lower-precision units spend less per FLOP: scale e_flop by the ratio of peaks.
+  const double scale = fastest_16bit(device) / device.peak(dtype);
+  return flops * device.e_flop_j * scale + bytes * device.e_byte_j + device.static_w * seconds;
+}
+
+DeviceModel make_device_model(const Hardware& h) {
+  DeviceModel d;
+  d.id = h.id;
+  d.peak_flop_per_s = h.peak_flop_per_s;
+  d.memory_bandwidth = h.memory_bandwidth_bytes_per_s.value_or(0);
+  d.memory_bytes = h.memory_bytes.value_or(0);
+  d.tdp_w = h.tdp_w;
+  d.host_w = h.host_overhead_w;
+  d.gemm_efficiency = h.gemm_efficiency.value_or(kDefaultGemmEfficiency);
+  d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
+  d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
+  d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
+  d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
+  d.static_w = d.idle_w;
+  // At peak compute and full bandwidth together the device draws its TDP.
+  const double dynamic = std::max(0.0, h.tdp_w - d.static_w);
+  const double peak16 = fastest_16bit(d);
+  d.e_flop_j = peak16 > 0 ? kComputeShareOfDynamic * dynamic / peak16 : 0;
+  d.e_byte_j = d.memory_bandwidth > 0 ? (1 - kComputeShareOfDynamic) * dynamic / d.memory_bandwidth : 0;
+  d.energy_source = "datasheet model: TDP at peak, idle (or 30 % of TDP) static";
+  return d;
+}
+
+}  // namespace dlcarbon::hardware

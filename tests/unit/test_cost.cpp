@@ -1,0 +1,136 @@
+#include <doctest/doctest.h>
+
+#include "dlcarbon/roofline.hpp"
+#include "dlcarbon/training_cost.hpp"
+
+using namespace dlcarbon;
+
+namespace {
+// A made-up device with round numbers: 100 TFLOP/s fp16, 10 TFLOP/s fp32, 1 TB/s, half of
+// each ceiling reached, no launch cost, idle 50 W, TDP 300 W, 16 GB.
+Hardware made_up() {
+  Hardware h;
+  h.id = "made-up";
+  h.peak_flop_per_s = {{"fp16", 1e14}, {"fp32", 1e13}};
+  h.memory_bandwidth_bytes_per_s = 1e12;
+  h.memory_bytes = 16e9;
+  h.tdp_w = 300;
+  h.idle_power_w = 50;
+  h.gemm_efficiency = 0.5;
+  h.memory_efficiency = 0.5;
+  h.kernel_launch_s = 0;
+  h.efficiency_source = "test";
+  h.node_accelerators = 8;
+  h.intra_node_bandwidth = 1e11;
+  h.inter_node_bandwidth = 1e10;
+  return h;
+}
+
+TrainingJob mlp_job() {
+  TrainingJob job;
+  job.id = "j";
+  job.hardware = made_up();
+  job.accelerators = 1;
+  job.precision = "fp16";
+  job.design = MlpDesign{{1000, 1000}};
+  Parallelism p;
+  p.microbatch = 1000;
+  p.global_batch = 1000;
+  job.parallelism = p;
+  job.tokens = 1e6;  // 1000 steps of 1000 samples
+  job.duration_given = false;
+  job.datacenter.pue = 1;
+  return job;
+}
+}  // namespace
+
+TEST_CASE("roofline time: compute-bound GEMM, memory-bound elementwise") {
+  const auto d = hardware::make_device_model(made_up());
+  // GEMM 1e12 FLOP, 1e9 B: compute 1e12 / (1e14 x 0.5) = 0.02 s; memory 1e9 / (1e12 x 0.5) = 0.002 s.
+  const auto g = hardware::kernel_time(d, "fp16", 1e12, 1e9, true);
+  CHECK(g.seconds == doctest::Approx(0.02));
+  CHECK_FALSE(g.memory_bound);
+  // Elementwise 1e9 FLOP on the fp32 vector rate: 1e9 / 5e12 = 2e-4 s; 1e10 B: 0.02 s.
+  const auto e = hardware::kernel_time(d, "fp16", 1e9, 1e10, false);
+  CHECK(e.seconds == doctest::Approx(0.02));
+  CHECK(e.memory_bound);
+  // bf16 falls back to the fp16 rate; a dtype with nothing near it is an error.
+  CHECK(d.peak("bf16") == 1e14);
+  CHECK(d.peak("tf32") == 1e13);
+}
+
+TEST_CASE("energy roofline from the datasheet model") {
+  const auto d = hardware::make_device_model(made_up());
+  // Static = idle 50 W; dynamic 250 W split 75 % compute at peak, 25 % memory at full bandwidth:
+  // e_flop = 0.75 x 250 / 1e14 = 1.875e-12 J; e_byte = 0.25 x 250 / 1e12 = 6.25e-11 J.
+  CHECK(d.e_flop_j == doctest::Approx(1.875e-12));
+  CHECK(d.e_byte_j == doctest::Approx(6.25e-11));
+  // The GEMM above: 1e12 x 1.875e-12 + 1e9 x 6.25e-11 + 50 W x 0.02 s = 1.875 + 0.0625 + 1 = 2.9375 J.
+  CHECK(hardware::kernel_energy(d, "fp16", 1e12, 1e9, 0.02) == doctest::Approx(2.9375));
+  // Running flat out at peak compute and bandwidth for 1 s draws the TDP.
+  CHECK(hardware::kernel_energy(d, "fp16", 1e14, 1e12, 1.0) == doctest::Approx(300));
+}
+
+TEST_CASE("a training step of a one-layer MLP, by hand") {
+  const StepCost c = cost_training_step(mlp_job());
+  REQUIRE(c.fits);
+  // input (1e6 elements, 4e6 B): memory-bound, 4e6 / 5e11 = 8e-6 s forward, 1.6e-5 backward.
+  // dense.0: 2 x 1000^3 = 2e9 FLOP, 6e6 B: 2e9 / 5e13 = 4e-5 s forward, 8e-5 backward.
+  // One microbatch: 4.8e-5 + 9.6e-5 = 1.44e-4 s.
+  CHECK(c.compute_s == doctest::Approx(1.44e-4));
+  // Adam on 1,001,000 parameters: 28 B each = 2.8028e7 B / 5e11 = 5.6056e-5 s (memory-bound).
+  CHECK(c.optimizer_s == doctest::Approx(5.6056e-5));
+  CHECK(c.step_s == doctest::Approx(1.44e-4 + 5.6056e-5));
+  // MFU = 3 x (2e9 + 1e6) / (2.00056e-4 s x 1e14) = 0.30007.
+  CHECK(c.mfu == doctest::Approx(0.30007).epsilon(1e-4));
+  CHECK(c.steps == doctest::Approx(1000));
+  CHECK(c.bubble_fraction == 0);
+  CHECK(c.data_comm_s == 0);
+  CHECK(c.ops.size() == 2 * 2 + 1);  // two ops x fwd/bwd, plus the optimizer
+}
+
+TEST_CASE("the 1F1B bubble and data-parallel communication") {
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};  // 4 layers, one per stage
+  job.accelerators = 8;
+  job.parallelism->pipeline = 4;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 2000;  // data 2 x 8 microbatches of 125
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.data == 2);
+  CHECK(c.microbatches == 8);
+  // (p - 1) / (m + p - 1) = 3 / 11.
+  CHECK(c.bubble_fraction == doctest::Approx(3.0 / 11));
+  CHECK(c.pipeline_comm_s > 0);
+}
+
+TEST_CASE("a model that does not fit is a result with a reason") {
+  TrainingJob job = mlp_job();
+  job.hardware.memory_bytes = 1e6;
+  const StepCost c = cost_training_step(job);
+  CHECK_FALSE(c.fits);
+  CHECK(c.reason.rfind("does not fit: needs ", 0) == 0);
+  CHECK(c.reason.find("made-up has 0.0 GB") != std::string::npos);
+  const TrainingResult r = simulate_training(job);
+  CHECK_FALSE(r.ok);
+  CHECK(r.footprint.facility_energy_j == 0);
+
+  job = mlp_job();
+  job.accelerators = 6;
+  job.parallelism->tensor = 4;
+  const StepCost bad = cost_training_step(job);
+  CHECK_FALSE(bad.fits);
+  CHECK(bad.reason == "accelerators (6) is not data x tensor x pipeline (1 x 4 x 1)");
+}
+
+TEST_CASE("first-principles results feed the accounting arithmetic") {
+  TrainingJob job = mlp_job();
+  const TrainingResult r = simulate_training(job);
+  REQUIRE(r.ok);
+  CHECK(r.mode == "first-principles");
+  // 1000 steps x 2.00056e-4 s.
+  CHECK(r.footprint.duration_s == doctest::Approx(0.200056));
+  CHECK(r.footprint.power_per_accelerator_w == doctest::Approx(r.step->power_per_accelerator_w));
+  CHECK(r.footprint.it_energy_j == doctest::Approx(0.200056 * r.step->power_per_accelerator_w));
+}
