@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "commands.hpp"
 
 namespace fs = std::filesystem;
@@ -23,7 +25,7 @@ Result run(std::vector<std::string> args) {
 }
 
 fs::path temp_dir() {
-  const fs::path d = fs::temp_directory_path() / "dlcarbon_test_cli";
+  const fs::path d = fs::temp_directory_path() / ("dlcarbon_test_cli_" + std::to_string(::getpid()));
   fs::create_directories(d);
   return d;
 }

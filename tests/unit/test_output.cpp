@@ -27,15 +27,16 @@ RunRecord sample() {
   r.tables.push_back(Table{"empty/table", {Column{"x", "s", std::vector<double>{}}}});
   return r;
 }
-fs::path temp_dir() {
-  const fs::path d = fs::temp_directory_path() / "dlcarbon_test_output";
+// One folder per test case: ctest runs the cases of this file in parallel processes.
+fs::path temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("dlcarbon_test_output_" + name);
   fs::create_directories(d);
   return d;
 }
 }  // namespace
 
 TEST_CASE("a run record round-trips through HDF5") {
-  const fs::path file = temp_dir() / "roundtrip.h5";
+  const fs::path file = temp_dir("roundtrip") / "roundtrip.h5";
   write_run(file, sample());
   const RunRecord r = read_run(file);
   CHECK(r.format_version == kFormatVersion);
@@ -59,7 +60,7 @@ TEST_CASE("a run record round-trips through HDF5") {
 }
 
 TEST_CASE("no temporary file is left, and a failed write leaves nothing") {
-  const fs::path dir = temp_dir();
+  const fs::path dir = temp_dir("failed_write");
   write_run(dir / "ok.h5", sample());
   for (const auto& e : fs::directory_iterator(dir)) {
     CHECK(e.path().string().find(".tmp-") == std::string::npos);
@@ -76,7 +77,7 @@ TEST_CASE("no temporary file is left, and a failed write leaves nothing") {
 }
 
 TEST_CASE("reading something that is not a dlcarbon file fails clearly") {
-  const fs::path file = temp_dir() / "not.h5";
+  const fs::path file = temp_dir("not_hdf5") / "not.h5";
   std::ofstream(file) << "hello";
   CHECK_THROWS_WITH_AS(read_run(file), (file.string() + ": not an HDF5 file").c_str(), OutputError);
   fs::remove(file);
