@@ -98,6 +98,7 @@ struct Parallelism {
   std::int64_t microbatch = 1;    // sequences per microbatch
   std::int64_t global_batch = 0;  // sequences per optimizer step
   int zero_stage = 0;
+  std::string optimizer = "adam";  // adam, adafactor, sgd: optimizer state bytes and traffic
   bool recompute = false;
   bool overlap_communication = true;
 };

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "dlcarbon/roofline.hpp"
 #include "options.hpp"
 
 namespace dlcarbon::cli {
@@ -37,6 +38,67 @@ std::string percent(double x) {
 
 std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
 
+// First-principles mode: every published job that states its design, tokens and parallelism is
+// predicted without its duration or power; the published accelerator-hours are the reference.
+int validate_first_principles(const std::vector<std::filesystem::path>& files, const LoadOptions& load,
+                              double baseline_mfu, Streams io) {
+  io.out << pad("scenario", 60) << pad("accel-h published", 19) << pad("dlcarbon", 11) << pad("error", 10)
+         << pad("6ND/(peak x " + format_number(baseline_mfu, 2) + ")", 20) << pad("error", 10) << pad("MFU pub.", 10)
+         << pad("MFU sim.", 10) << pad("energy err", 12) << "note\n";
+  std::vector<double> ours, base;
+  int within = 0, rows = 0, skipped = 0;
+  for (const auto& file : files) {
+    const Scenario s = load_scenario(file, load);
+    for (const auto& job : s.training) {
+      if (!job.published) continue;
+      if (!job.parallelism || !job.tokens || std::holds_alternative<std::monostate>(job.design)) {
+        ++skipped;
+        continue;
+      }
+      TrainingJob predict = job;
+      predict.duration_given = false;
+      const TrainingResult r = simulate_training(predict);
+      const double published_h = static_cast<double>(job.accelerators) * job.duration_s / units::seconds_per_hour;
+      const StepCost& c = *r.step;
+      const double flops_total = c.model_flops_per_step / c.tokens_per_step * *job.tokens;
+      const double peak = hardware::make_device_model(job.hardware).peak(job.precision);
+      const double baseline_h = flops_total / (peak * baseline_mfu) / units::seconds_per_hour;
+      const double mfu_published = flops_total / (published_h * units::seconds_per_hour * peak);
+      ++rows;
+      if (!r.ok) {
+        io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
+        ours.push_back(1e9);
+        continue;
+      }
+      const double predicted_h = r.footprint.accelerator_time_s / units::seconds_per_hour;
+      const double err = predicted_h / published_h - 1, berr = baseline_h / published_h - 1;
+      ours.push_back(std::abs(err));
+      base.push_back(std::abs(berr));
+      within += std::abs(err) <= 0.25 ? 1 : 0;
+      std::string energy_err = "-";
+      if (job.published->energy_j) {
+        const double sim = job.published->energy_includes_pue ? r.footprint.facility_energy_j : r.footprint.it_energy_j;
+        energy_err = percent(sim / job.published->energy_j->value - 1);
+      }
+      io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
+             << pad(format_number(predicted_h, 4), 11) << pad(percent(err), 10) << pad(format_number(baseline_h, 4), 20)
+             << pad(percent(berr), 10) << pad(format_number(mfu_published, 2), 10) << pad(format_number(c.mfu, 2), 10)
+             << pad(energy_err, 12) << (std::abs(err) <= 0.25 ? "" : "outside +/-25 %") << "\n";
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  };
+  const double med = median(ours), med_base = median(base);
+  io.out << "\n" << rows << " rows with a design, tokens and parallelism (" << skipped << " published jobs without); "
+         << within << " within +/-25 %; median |error| " << format_number(100 * med, 3) << "% (6ND baseline "
+         << format_number(100 * med_base, 3) << "%)\n";
+  return rows > 0 && within == rows && med <= 0.15 ? kOk : kFailure;
+}
+
 }  // namespace
 
 int command_validate(const std::vector<std::string>& args, Streams io) {
@@ -47,15 +109,16 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   po::options_description visible("options");
   visible.add_options()("dir", po::value<std::string>(), "folder of published scenarios")(
       "tolerance", po::value<double>()->default_value(0.01), "relative tolerance beyond the printed precision")(
-      "mode", po::value<std::string>()->default_value("accounting"), "accounting (first-principles comes with issue 3)")(
+      "mode", po::value<std::string>()->default_value("accounting"), "accounting or first-principles")(
+      "baseline-mfu", po::value<double>()->default_value(0.3), "fixed MFU of the 6ND baseline (first-principles mode)")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
   po::positional_options_description positional;
   po::variables_map vm;
   if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
-  if (vm["mode"].as<std::string>() != "accounting") {
-    io.err << "dlcarbon validate: --mode: expected accounting, got \"" << vm["mode"].as<std::string>()
-           << "\" (first-principles mode is not built yet)\n";
+  const std::string mode = vm["mode"].as<std::string>();
+  if (mode != "accounting" && mode != "first-principles") {
+    io.err << "dlcarbon validate: --mode: expected accounting or first-principles, got \"" << mode << "\"\n";
     return kBadInput;
   }
   const double tolerance = vm["tolerance"].as<double>();
@@ -78,6 +141,14 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
 
   LoadOptions load;
   load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  if (mode == "first-principles") {
+    const double baseline_mfu = vm["baseline-mfu"].as<double>();
+    if (!(baseline_mfu > 0 && baseline_mfu <= 1)) {
+      io.err << "dlcarbon validate: --baseline-mfu: expected a number in (0, 1]\n";
+      return kBadInput;
+    }
+    return validate_first_principles(files, load, baseline_mfu, io);
+  }
   std::vector<Row> rows;
   for (const auto& file : files) {
     const Scenario s = load_scenario(file, load);

@@ -64,6 +64,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   const graph::OpGraph g = graph::build_graph(
       job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true});
   c.parameters = g.parameters();
+  double expert_params = 0;
+  for (const auto& op : g.ops()) {
+    if (op.expert) expert_params += op.params;
+  }
   const double seq_tokens = static_cast<double>(graph::tokens_per_sample(job.design));
   c.tokens_per_step = static_cast<double>(p.global_batch) * seq_tokens;
   c.steps = job.tokens ? *job.tokens / c.tokens_per_step : 0;
@@ -84,7 +88,14 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool in_layer = op.layer >= 0;
     // Each stage holds 1/p of the layers; the busiest stage also holds the embeddings or head.
     const double stage_share = in_layer ? 1.0 / pp : 1.0;
-    const double flops = op.flops / tp, bytes = op.bytes / tp;
+    const double flops = op.flops / tp;
+    double bytes = op.bytes / tp;
+    if (op.expert) {
+      // Expert parallelism: a device reads only its own experts' weights (1 / data of them),
+      // and the activations of the tokens routed to them (its share of the tokens).
+      const double weight_bytes = op.params * bytes_per_value;
+      bytes = (op.bytes - weight_bytes) / tp + weight_bytes / (tp * static_cast<double>(c.data));
+    }
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm);
     const auto b = hardware::kernel_time(dev, job.precision, 2 * flops, 2 * bytes, gemm);
@@ -129,17 +140,25 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.expert_comm_s = static_cast<double>(c.microbatches) * moe_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
-  const double params_per_device = c.parameters / model_parallel;
-  const double grad_bytes = params_per_device * bytes_per_value;
+  // Experts are sharded over the data-parallel group (expert parallelism): each device holds
+  // its share and their gradients are not all-reduced.
+  const double dense_params = c.parameters - expert_params;
+  const double params_per_device =
+      dense_params / model_parallel + expert_params / (model_parallel * static_cast<double>(c.data));
+  const double grad_bytes = dense_params / model_parallel * bytes_per_value;
   double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
   if (p.zero_stage == 3) dp *= 1.5;  // parameters are gathered again for forward and backward
   c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - bwd_s) : dp;
-  // Adam in mixed precision: ~28 bytes and ~12 FLOP per parameter (master weights, moments, gradient).
+  // Optimizer state (bytes per parameter kept) and traffic (bytes per parameter per step), mixed
+  // precision with fp32 master weights: Adam keeps master, m, v (12 B) and moves ~28 B; Adafactor
+  // keeps the master and factored second moments (~4 B) and moves ~16 B; SGD with momentum 8 B / 20 B.
+  const double state_bytes = p.optimizer == "adam" ? 12 : (p.optimizer == "adafactor" ? 4 : 8);
+  const double traffic_bytes = p.optimizer == "adam" ? 28 : (p.optimizer == "adafactor" ? 16 : 20);
   const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(c.data) : params_per_device;
-  const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, 28 * opt_params, false);
+  const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
-  c.ops.push_back({"optimizer.adam", "elementwise", "opt", 12 * opt_params, 28 * opt_params, opt.seconds,
-                   hardware::kernel_energy(dev, "fp32", 12 * opt_params, 28 * opt_params, opt.seconds),
+  c.ops.push_back({"optimizer." + p.optimizer, "elementwise", "opt", 12 * opt_params, traffic_bytes * opt_params, opt.seconds,
+                   hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds),
                    opt.memory_bound ? "memory" : "compute"});
   if (c.ops.empty()) return c;
   if (tp_comm > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
@@ -150,7 +169,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.step_s = slots * slot + c.data_comm_s + c.optimizer_s;
 
   // --- memory -------------------------------------------------------------------------------
-  double weights = 2, grads = 2, states = 12;  // bytes per parameter, mixed-precision Adam
+  double weights = 2, grads = 2, states = state_bytes;  // bytes per parameter
   if (p.zero_stage >= 1) states /= static_cast<double>(c.data);
   if (p.zero_stage >= 2) grads /= static_cast<double>(c.data);
   if (p.zero_stage >= 3) weights /= static_cast<double>(c.data);
@@ -169,7 +188,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data);
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
   const double busy_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s) + c.optimizer_s;
-  const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * opt_params, 28 * opt_params, opt.seconds);
+  const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds);
   // Waiting (bubbles, exposed communication) at static power.
   const double device_energy = static_cast<double>(c.microbatches) * busy_energy + opt_energy +
                                dev.static_w * std::max(0.0, c.step_s - busy_s);

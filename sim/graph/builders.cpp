@@ -368,9 +368,8 @@ OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
 double count_parameters(const ModelDesign& design) { return build_graph(design, GraphShape{1, 2, true}).parameters(); }
 
 std::int64_t tokens_per_sample(const ModelDesign& design) {
-  if (const auto* t = std::get_if<TransformerDesign>(&design)) {
-    return t->arch == TransformerDesign::Arch::encoder_decoder && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len;
-  }
+  // Training tokens are counted on the input side (T5: 2^11 sequences x 512 tokens per step).
+  if (const auto* t = std::get_if<TransformerDesign>(&design)) return t->seq_len;
   if (const auto* l = std::get_if<LstmDesign>(&design)) return l->seq_len;
   return 1;
 }

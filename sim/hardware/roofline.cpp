@@ -48,6 +48,11 @@ double DeviceModel::peak(const std::string& dtype) const {
   if (dtype == "fp16" || dtype == "bf16" || dtype == "fp8" || dtype == "int8") {
     if (auto it = peak_flop_per_s.find("fp32"); it != peak_flop_per_s.end()) return it->second;
   }
+  if (dtype == "fp32" || dtype == "tf32") {
+    // No fp32 figure (TPUs): matrix units emulate fp32 in several 16-bit passes; take a quarter.
+    const double p16 = fastest_16bit(*this);
+    if (p16 > 0) return p16 / 4;
+  }
   throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
 }
 

@@ -431,7 +431,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication"});
+                      "overlap_communication", "optimizer"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -440,6 +440,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("microbatch")) p.microbatch = detail::read_positive_int(m.at("microbatch"));
   p.global_batch = detail::read_positive_int(m.at("global_batch"));
   if (m.has("zero_stage")) p.zero_stage = std::stoi(detail::read_choice(m.at("zero_stage"), {"0", "1", "2", "3"}));
+  if (m.has("optimizer")) p.optimizer = detail::read_choice(m.at("optimizer"), {"adam", "adafactor", "sgd"});
   if (m.has("recompute")) p.recompute = detail::read_bool(m.at("recompute"));
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   return p;
