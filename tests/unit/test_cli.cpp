@@ -111,3 +111,48 @@ TEST_CASE("validate passes within tolerance and fails outside it") {
   CHECK(r.out.find("-4.00%") != std::string::npos);
   CHECK(r.out.find("+3.83%") != std::string::npos);
 }
+
+TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
+  const fs::path out = temp_dir() / "fp.h5";
+  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir",
+                (kData / "catalog").string(), "-o", out.string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(out);
+  const Table* summary = nullptr;
+  const Table* ops = nullptr;
+  for (const auto& t : rec.tables) {
+    if (t.path == "summary/training") summary = &t;
+    if (t.path == "training/pretrain/ops") ops = &t;
+  }
+  REQUIRE(summary != nullptr);
+  REQUIRE(ops != nullptr);
+  CHECK(std::get<std::vector<std::string>>(summary->find("mode")->values)[0] == "first-principles");
+  CHECK(std::get<std::vector<std::string>>(summary->find("status")->values)[0] == "ok");
+  const double mfu = std::get<std::vector<double>>(summary->find("mfu")->values)[0];
+  CHECK(mfu > 0);
+  CHECK(mfu < 1);
+  // duration = steps x step time; 1e9 tokens / (64 x 128) = 122,070.3 steps.
+  const double steps = std::get<std::vector<double>>(summary->find("steps")->values)[0];
+  CHECK(steps == doctest::Approx(1e9 / (64.0 * 128)));
+  const double step = std::get<std::vector<double>>(summary->find("step_time")->values)[0];
+  CHECK(std::get<std::vector<double>>(summary->find("duration")->values)[0] == doctest::Approx(steps * step));
+  CHECK(ops->rows() > 20);
+  CHECK(ops->find("bound") != nullptr);
+  fs::remove(out);
+}
+
+TEST_CASE("a model that does not fit: the reason in the output, a message, exit 2") {
+  const fs::path out = temp_dir() / "too-big.h5";
+  auto r = run({"run", (kData / "scenarios/does_not_fit.yaml").string(), "--data-dir",
+                (kData / "catalog").string(), "-o", out.string(), "--quiet"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("does_not_fit.yaml:8:5: training.pretrain: does not fit: needs ") != std::string::npos);
+  REQUIRE(fs::exists(out));
+  const RunRecord rec = read_run(out);
+  for (const auto& t : rec.tables) {
+    if (t.path != "summary/training") continue;
+    CHECK(std::get<std::vector<std::string>>(t.find("status")->values)[0].rfind("does not fit", 0) == 0);
+  }
+  fs::remove(out);
+}
