@@ -103,6 +103,16 @@ struct Parallelism {
   bool overlap_communication = true;
 };
 
+// What a job spends besides productive steps (first-principles mode).
+struct JobOverheads {
+  std::optional<double> checkpoint_interval_s;       // time between checkpoints
+  std::optional<double> checkpoint_bandwidth_bytes_per_s;  // aggregate write bandwidth to storage
+  std::optional<double> mtbf_s;                      // mean time between failures of ONE accelerator
+  double restart_s = 0;                              // time to restart after a failure
+  double evaluation_fraction = 0;                    // evaluation compute / training compute
+  std::int64_t runs = 1;                             // repeated runs: trials, architecture search
+};
+
 struct TrainingJob {
   std::string id;
   std::string model_id;  // empty when the job names no model
@@ -117,6 +127,7 @@ struct TrainingJob {
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
   ModelDesign design;              // copied from the model, std::monostate when none
+  JobOverheads overheads;
   bool duration_given = true;      // false: duration is predicted (first-principles mode)
   std::optional<PublishedFigures> published;
   SourceLocation origin;  // where the job is defined

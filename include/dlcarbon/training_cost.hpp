@@ -53,6 +53,17 @@ StepCost cost_training_step(const TrainingJob& job);
 
 namespace dlcarbon {
 
+// Time and energy of a job beyond its productive steps, one row each (Young/Daly first order):
+//   checkpoints  n = T0 / interval writes of params x (2 + optimizer state) bytes at the write bandwidth
+//   failures     N = (accelerators / MTBF) x T, each losing interval / 2 of work plus the restart
+//   evaluation   fraction x T0 at training power
+//   runs         everything x runs (hyperparameter trials, architecture search)
+struct OverheadRow {
+  std::string item;  // training, checkpointing, lost work, restarts, evaluation, repeated runs
+  double time_s = 0;    // wall time
+  double energy_j = 0;  // all accelerators, host share included, before PUE
+};
+
 // A training job, whichever mode it is in: accounting (duration and power given) or
 // first-principles (duration and power predicted by cost_training_step).
 struct TrainingResult {
@@ -61,6 +72,7 @@ struct TrainingResult {
   std::string reason;  // why the job cannot run (does not fit), when !ok
   TrainingFootprint footprint;
   std::optional<StepCost> step;
+  std::vector<OverheadRow> overheads;  // first-principles mode: productive training first
 };
 
 TrainingResult simulate_training(const TrainingJob& job);

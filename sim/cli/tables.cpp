@@ -100,6 +100,16 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
       t.push_back(row.time_s);
       e.push_back(row.energy_j);
     }
+    std::vector<std::string> item;
+    std::vector<double> item_time, item_energy;
+    for (const auto& row : results[i].overheads) {
+      item.push_back(row.item);
+      item_time.push_back(row.time_s);
+      item_energy.push_back(row.energy_j);
+    }
+    r.tables.push_back(Table{"training/" + scenario.training[i].id + "/overheads",
+                             {column("item", "", item), column("time", "s", item_time),
+                              column("it_energy", "J", item_energy)}});
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),

@@ -202,6 +202,50 @@ StepCost cost_training_step(const TrainingJob& job) {
 
 namespace dlcarbon {
 
+namespace {
+
+std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c) {
+  const JobOverheads& o = job.overheads;
+  const double n = static_cast<double>(job.accelerators);
+  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
+  const double busy_w = c.power_per_accelerator_w * n;       // training draw, all accelerators
+  const double waiting_w = (dev.static_w + dev.host_w) * n;  // powered, waiting on storage or restart
+  std::vector<OverheadRow> rows;
+  const double t0 = c.steps * c.step_s;
+  rows.push_back({"training", t0, t0 * busy_w});
+  double ckpt_s = 0, interval = 0;
+  if (o.checkpoint_interval_s) {
+    interval = *o.checkpoint_interval_s;
+    if (o.checkpoint_bandwidth_bytes_per_s) {
+      const double state = job.parallelism && job.parallelism->optimizer == "adafactor" ? 4 : (job.parallelism && job.parallelism->optimizer == "sgd" ? 8 : 12);
+      const double size = c.parameters * (2 + state);
+      ckpt_s = std::floor(t0 / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
+    }
+    rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
+  }
+  const double eval_s = o.evaluation_fraction * t0;
+  if (eval_s > 0) rows.push_back({"evaluation", eval_s, eval_s * busy_w});
+  if (o.mtbf_s) {
+    const double failures = n / *o.mtbf_s * (t0 + ckpt_s + eval_s);
+    const double lost = failures * interval / 2;
+    const double restarts = failures * o.restart_s;
+    rows.push_back({"lost work", lost, lost * busy_w});
+    rows.push_back({"restarts", restarts, restarts * waiting_w});
+  }
+  if (o.runs > 1) {
+    double time = 0, energy = 0;
+    for (const auto& row : rows) {
+      time += row.time_s;
+      energy += row.energy_j;
+    }
+    const double extra = static_cast<double>(o.runs - 1);
+    rows.push_back({"repeated runs", extra * time, extra * energy});
+  }
+  return rows;
+}
+
+}  // namespace
+
 TrainingResult simulate_training(const TrainingJob& job) {
   TrainingResult r;
   if (job.duration_given) {
@@ -214,8 +258,19 @@ TrainingResult simulate_training(const TrainingJob& job) {
   r.ok = c.fits;
   r.reason = c.reason;
   TrainingJob predicted = job;
-  predicted.duration_s = c.fits ? c.steps * c.step_s : 0;
-  predicted.power = {PowerBasis::per_accelerator, c.fits ? c.power_per_accelerator_w : 0};
+  if (c.fits) {
+    r.overheads = job_overheads(job, c);
+    double time = 0, energy = 0;
+    for (const auto& row : r.overheads) {
+      time += row.time_s;
+      energy += row.energy_j;
+    }
+    predicted.duration_s = time;
+    predicted.power = {PowerBasis::per_accelerator, time > 0 ? energy / (time * static_cast<double>(job.accelerators)) : 0};
+  } else {
+    predicted.duration_s = 0;
+    predicted.power = {PowerBasis::per_accelerator, 0};
+  }
   r.footprint = account_training(predicted);
   r.step = std::move(c);
   return r;

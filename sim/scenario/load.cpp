@@ -446,6 +446,26 @@ Parallelism read_parallelism(const Value& v) {
   return p;
 }
 
+JobOverheads read_overheads(const Value& v) {
+  const MapView m(v, {"checkpoint_interval", "checkpoint_bandwidth", "mtbf", "restart", "evaluation", "runs"});
+  JobOverheads o;
+  if (m.has("checkpoint_interval")) o.checkpoint_interval_s = detail::read_positive(m.at("checkpoint_interval"), Kind::time);
+  if (m.has("checkpoint_bandwidth")) {
+    o.checkpoint_bandwidth_bytes_per_s = detail::read_positive(m.at("checkpoint_bandwidth"), Kind::bandwidth);
+  }
+  if (m.has("mtbf")) o.mtbf_s = detail::read_positive(m.at("mtbf"), Kind::time);
+  if (m.has("restart")) o.restart_s = detail::read_non_negative(m.at("restart"), Kind::time);
+  if (m.has("evaluation")) {
+    o.evaluation_fraction = detail::read_number_in(m.at("evaluation"), 0, 10, true, "a fraction of training compute (e.g. 0.02)");
+  }
+  if (m.has("runs")) o.runs = detail::read_positive_int(m.at("runs"));
+  if (o.checkpoint_bandwidth_bytes_per_s && !o.checkpoint_interval_s) {
+    m.at("checkpoint_bandwidth").fail("needs checkpoint_interval");
+  }
+  if (o.mtbf_s && !o.checkpoint_interval_s) m.at("mtbf").fail("needs checkpoint_interval (work since the last checkpoint is lost)");
+  return o;
+}
+
 PrintedFigure printed(const Value& v, Kind kind) {
   const units::Quantity q = detail::read_quantity(v, kind);
   if (!(q.value > 0)) v.expected(units::describe(kind, "greater than 0"));
@@ -472,7 +492,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "published", "notes"},
+       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
@@ -487,6 +507,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
         }
         if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
+        if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));
         if (m.has("duration") && m.has("accelerator_hours")) {

@@ -134,3 +134,39 @@ TEST_CASE("first-principles results feed the accounting arithmetic") {
   CHECK(r.footprint.power_per_accelerator_w == doctest::Approx(r.step->power_per_accelerator_w));
   CHECK(r.footprint.it_energy_j == doctest::Approx(0.200056 * r.step->power_per_accelerator_w));
 }
+
+TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
+  TrainingJob job = mlp_job();
+  const TrainingResult base = simulate_training(job);
+  REQUIRE(base.ok);
+  const double t0 = base.step->steps * base.step->step_s;  // 0.200056 s
+  REQUIRE(base.overheads.size() == 1);
+  CHECK(base.overheads[0].time_s == doctest::Approx(t0));
+
+  job.overheads.checkpoint_interval_s = 0.05;
+  job.overheads.checkpoint_bandwidth_bytes_per_s = 1e9;
+  job.overheads.mtbf_s = 10;  // one accelerator: 0.1 failures per second of run
+  job.overheads.restart_s = 0.01;
+  job.overheads.evaluation_fraction = 0.1;
+  job.overheads.runs = 3;
+  const TrainingResult r = simulate_training(job);
+  REQUIRE(r.overheads.size() == 6);
+  // 4 checkpoints (floor(0.200056 / 0.05)) of 1,001,000 params x (2 + 12) B = 14.014 MB at 1 GB/s.
+  const double ckpt = 4 * 1001000.0 * 14 / 1e9;
+  CHECK(r.overheads[1].item == "checkpointing");
+  CHECK(r.overheads[1].time_s == doctest::Approx(ckpt));
+  CHECK(r.overheads[2].item == "evaluation");
+  CHECK(r.overheads[2].time_s == doctest::Approx(0.1 * t0));
+  // Failures: 1 / 10 s x (t0 + ckpt + eval); each loses 0.025 s of work and 0.01 s of restart.
+  const double failures = (t0 + ckpt + 0.1 * t0) / 10;
+  CHECK(r.overheads[3].item == "lost work");
+  CHECK(r.overheads[3].time_s == doctest::Approx(failures * 0.025));
+  CHECK(r.overheads[4].time_s == doctest::Approx(failures * 0.01));
+  // Two more runs of everything.
+  const double one_run = t0 + ckpt + 0.1 * t0 + failures * 0.035;
+  CHECK(r.overheads[5].item == "repeated runs");
+  CHECK(r.overheads[5].time_s == doctest::Approx(2 * one_run));
+  CHECK(r.footprint.duration_s == doctest::Approx(3 * one_run));
+  // Checkpoints and restarts draw static + host power (50 W here), not training power.
+  CHECK(r.overheads[1].energy_j == doctest::Approx(ckpt * 50));
+}
