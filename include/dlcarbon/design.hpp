@@ -3,6 +3,7 @@
 // from YAML (`models[].design`); sim/graph turns them into operator graphs.
 
 #include <cstdint>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -62,6 +63,25 @@ struct MlpDesign {
   std::vector<std::int64_t> widths;  // input, hidden..., output
 };
 
-using ModelDesign = std::variant<std::monostate, TransformerDesign, ResNetDesign, LstmDesign, MlpDesign>;
+// An operator graph read from a file (docs/graph-file-format.md): one sample's ops.
+struct FileOp {
+  std::string name;
+  std::string kind;  // matmul, batched_matmul, conv2d, elementwise, softmax, norm, embedding, pool, router
+  int layer = -1;
+  std::int64_t m = 0, n = 0, k = 0, count = 1;  // GEMM view per sample (m grows with the batch)
+  double elements = 0;                          // non-GEMM ops: output elements per sample
+  double flops_per_element = 1;
+  double params = 0;
+  std::vector<std::string> inputs;
+};
+
+struct FileGraphDesign {
+  std::string path;  // as resolved, for messages
+  std::vector<FileOp> ops;
+  std::int64_t tokens_per_sample = 1;
+};
+
+using ModelDesign =
+    std::variant<std::monostate, TransformerDesign, ResNetDesign, LstmDesign, MlpDesign, FileGraphDesign>;
 
 }  // namespace dlcarbon

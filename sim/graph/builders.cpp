@@ -5,6 +5,7 @@
 // computes half of the score matrix, so a decoder's forward FLOPs per token are
 // 2N + 2 n_layer n_ctx d_attn (Kaplan et al. 2020, Table 1).
 
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -352,6 +353,59 @@ void build_mlp(OpGraph& g, const MlpDesign& d, const GraphShape& shape) {
   }
 }
 
+// --- a graph from a file -------------------------------------------------------------------
+
+OpKind kind_of(const std::string& k) {
+  static const std::pair<const char*, OpKind> kinds[] = {
+      {"matmul", OpKind::matmul},   {"batched_matmul", OpKind::batched_matmul}, {"conv2d", OpKind::conv2d},
+      {"elementwise", OpKind::elementwise}, {"softmax", OpKind::softmax},       {"norm", OpKind::norm},
+      {"embedding", OpKind::embedding},     {"pool", OpKind::pool},             {"router", OpKind::router}};
+  for (const auto& [name, kind] : kinds) {
+    if (k == name) return kind;
+  }
+  throw std::invalid_argument("unknown op kind " + k);
+}
+
+void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
+  require(!d.ops.empty(), "the graph file has no ops");
+  const double p = static_cast<double>(shape.dtype_bytes);
+  const double b = static_cast<double>(shape.batch);
+  std::map<std::string, int> ids;
+  for (const auto& f : d.ops) {
+    Op op;
+    op.name = f.name;
+    op.kind = kind_of(f.kind);
+    op.layer = f.layer;
+    op.params = f.params;
+    std::vector<int> inputs;
+    for (const auto& in : f.inputs) {
+      const auto it = ids.find(in);
+      require(it != ids.end(), "op " + f.name + ": input " + in + " is not an earlier op");
+      inputs.push_back(it->second);
+    }
+    if (is_gemm(op.kind) || op.kind == OpKind::router) {
+      // m grows with the batch; weights (k x n) do not, unless activation x activation.
+      op.m = static_cast<std::int64_t>(static_cast<double>(f.m) * b);
+      op.n = f.n;
+      op.k = f.k;
+      op.count = f.count;
+      const double c = static_cast<double>(f.count), md = static_cast<double>(op.m);
+      const double kd = static_cast<double>(f.k), nd = static_cast<double>(f.n);
+      op.flops = 2 * c * md * kd * nd;
+      const double weights = op.kind == OpKind::batched_matmul ? kd * nd * b : kd * nd;
+      op.bytes = p * c * (md * kd + weights + md * nd);
+      op.saved_bytes = p * c * md * kd;
+    } else {
+      const double e = f.elements * b;
+      op.m = static_cast<std::int64_t>(e);
+      op.flops = e * f.flops_per_element;
+      op.bytes = p * (e * (static_cast<double>(std::max<std::size_t>(1, inputs.size())) + 1) + f.params);
+      op.saved_bytes = p * e;
+    }
+    ids[f.name] = g.add(op, inputs);
+  }
+}
+
 }  // namespace
 
 OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
@@ -361,6 +415,7 @@ OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
   else if (const auto* r = std::get_if<ResNetDesign>(&design)) build_resnet(g, *r, shape);
   else if (const auto* l = std::get_if<LstmDesign>(&design)) build_lstm(g, *l, shape);
   else if (const auto* m = std::get_if<MlpDesign>(&design)) build_mlp(g, *m, shape);
+  else if (const auto* f = std::get_if<FileGraphDesign>(&design)) build_file(g, *f, shape);
   else throw std::invalid_argument("the model has no design");
   return g;
 }
@@ -371,6 +426,7 @@ std::int64_t tokens_per_sample(const ModelDesign& design) {
   // Training tokens are counted on the input side (T5: 2^11 sequences x 512 tokens per step).
   if (const auto* t = std::get_if<TransformerDesign>(&design)) return t->seq_len;
   if (const auto* l = std::get_if<LstmDesign>(&design)) return l->seq_len;
+  if (const auto* f = std::get_if<FileGraphDesign>(&design)) return f->tokens_per_sample;
   return 1;
 }
 

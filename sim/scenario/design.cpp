@@ -1,5 +1,10 @@
 #include "design.hpp"
 
+#include <algorithm>
+#include <filesystem>
+
+#include "dlcarbon/text.hpp"
+
 namespace dlcarbon::detail {
 namespace {
 
@@ -76,14 +81,90 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   return d;
 }
 
+FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>& files) {
+  const std::string rel = read_text(path_value);
+  const std::filesystem::path base = std::filesystem::path(path_value.file ? *path_value.file : "").parent_path();
+  const std::filesystem::path path = base / rel;
+  std::string text;
+  const YAML::Node root = read_yaml_file(path, path.lexically_normal().generic_string(), text,
+                                         path_value.location(), path_value.path);
+  files.push_back(path.lexically_normal().generic_string());
+  const Value top{root, &files.back(), ""};
+  const MapView doc(top, {"schema_version", "graph"});
+  doc.require("schema_version");
+  if (!doc.at("schema_version").node.IsScalar() || doc.at("schema_version").node.Scalar() != "1") {
+    doc.at("schema_version").expected("1 (the only schema version so far)");
+  }
+  doc.require("graph");
+  const MapView g(doc.at("graph"), {"name", "tokens_per_sample", "ops"});
+  g.require("ops");
+  FileGraphDesign d;
+  d.path = files.back();
+  if (g.has("name")) read_text(g.at("name"));
+  if (g.has("tokens_per_sample")) d.tokens_per_sample = read_positive_int(g.at("tokens_per_sample"));
+  const Value ops = g.at("ops");
+  if (!ops.node.IsSequence() || ops.node.size() == 0) ops.expected("a list of ops");
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < ops.node.size(); ++i) {
+    const Value item = ops.child(ops.node[i], "[" + std::to_string(i) + "]");
+    const MapView m(item, {"name", "kind", "layer", "m", "n", "k", "count", "elements", "flops_per_element",
+                           "params", "inputs"});
+    m.require("name");
+    m.require("kind");
+    FileOp op;
+    op.name = read_id(m.at("name"));
+    for (const auto& n : names) {
+      if (n == op.name) m.at("name").fail("duplicate op name " + text::quoted(op.name));
+    }
+    op.kind = read_choice(m.at("kind"), {"matmul", "batched_matmul", "conv2d", "elementwise", "softmax", "norm",
+                                         "embedding", "pool", "router"});
+    const bool gemm = op.kind == "matmul" || op.kind == "batched_matmul" || op.kind == "conv2d" || op.kind == "router";
+    if (m.has("layer")) op.layer = static_cast<int>(read_number_in(m.at("layer"), -1, 1e6, true, "a layer index >= -1"));
+    if (gemm) {
+      for (const char* k : {"m", "n", "k"}) m.require(k);
+      op.m = read_positive_int(m.at("m"));
+      op.n = read_positive_int(m.at("n"));
+      op.k = read_positive_int(m.at("k"));
+      if (m.has("count")) op.count = read_positive_int(m.at("count"));
+    } else {
+      m.require("elements");
+      op.elements = read_positive(m.at("elements"), units::Kind::count);
+      if (m.has("flops_per_element")) {
+        op.flops_per_element = read_number_in(m.at("flops_per_element"), 0, 1e6, true, "a number of FLOPs >= 0");
+      }
+    }
+    if (m.has("params")) op.params = read_non_negative(m.at("params"), units::Kind::count);
+    if (m.has("inputs")) {
+      const Value in = m.at("inputs");
+      if (!in.node.IsSequence()) in.expected("a list of earlier op names");
+      for (std::size_t j = 0; j < in.node.size(); ++j) {
+        const Value one = in.child(in.node[j], "[" + std::to_string(j) + "]");
+        const std::string name = read_id(one);
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+          one.fail("unknown op " + text::quoted(name) + " (inputs must name earlier ops)");
+        }
+        op.inputs.push_back(name);
+      }
+    }
+    names.push_back(op.name);
+    d.ops.push_back(std::move(op));
+  }
+  return d;
+}
+
 }  // namespace
 
-ModelDesign read_design(const Value& v) {
+ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (!v.node.IsMap()) v.expected("a map with a builder and its hyperparameters");
   const YAML::Node builder_node = v.node["builder"];
   if (!builder_node.IsDefined()) v.fail("missing required key \"builder\"");
   const std::string builder = read_choice(v.child(builder_node, "builder"),
-                                          {"decoder", "encoder", "encoder-decoder", "resnet", "lstm", "mlp"});
+                                          {"decoder", "encoder", "encoder-decoder", "resnet", "lstm", "mlp", "file"});
+  if (builder == "file") {
+    const MapView m(v, {"builder", "path"});
+    m.require("path");
+    return read_graph_file(m.at("path"), files);
+  }
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",

@@ -163,6 +163,7 @@ class Builder {
   // Builds every entry of every section, so that an entry nobody refers to is checked too.
   void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
+  std::deque<std::string>& graph_files() { return graph_files_; }
 
  private:
   static const EntityKind<GridRegion>& region_kind();
@@ -191,6 +192,7 @@ class Builder {
   std::map<std::string, ModelDraft> models_;
   std::map<std::string, JobDraft> jobs_;
   std::set<std::string> building_;
+  std::deque<std::string> graph_files_;  // names of graph files read for designs
 };
 
 void Builder::unknown(const std::string& noun, const Section& sec, const std::string& id,
@@ -398,11 +400,11 @@ const EntityKind<ModelDraft>& Builder::model_kind() {
       "models", "model",
       {"id", "from", "name", "params", "design", "source", "notes"},
       {},
-      [](Builder&, const MapView& m, ModelDraft& d) {
+      [](Builder& b, const MapView& m, ModelDraft& d) {
         if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
         if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
-        if (m.has("design")) d.model.design = detail::read_design(m.at("design"));
+        if (m.has("design")) d.model.design = detail::read_design(m.at("design"), b.graph_files());
         if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
         if (m.has("notes")) detail::read_text(m.at("notes"));
       },

@@ -186,3 +186,20 @@ TEST_CASE("designs that cannot be built are rejected") {
   CHECK_THROWS_AS(build_graph(d, GraphShape{}), std::invalid_argument);
   CHECK_THROWS_AS(build_graph(ModelDesign{}, GraphShape{}), std::invalid_argument);
 }
+
+TEST_CASE("a graph from a file: per-sample ops scaled by the batch") {
+  FileGraphDesign d;
+  d.ops.push_back(FileOp{"fc", "matmul", 0, 1, 10, 100, 1, 0, 1, 1010, {}});
+  d.ops.push_back(FileOp{"softmax", "softmax", 0, 0, 0, 0, 1, 10, 5, 0, {"fc"}});
+  const auto g = build_graph(d, GraphShape{100, 4, true});
+  REQUIRE(g.size() == 2);
+  // fc at batch 100: m = 100, k = 100, n = 10: 2 x 100 x 100 x 10 = 200,000 FLOP;
+  // bytes 4 x (100x100 inputs + 100x10 weights + 100x10 outputs) = 48,000.
+  CHECK(g.op(0).flops == 200000);
+  CHECK(g.op(0).bytes == 48000);
+  // softmax: 10 x 100 elements x 5 FLOP = 5,000; bytes 4 x 1000 x (1 input + 1 output) = 8,000.
+  CHECK(g.op(1).flops == 5000);
+  CHECK(g.op(1).bytes == 8000);
+  CHECK(g.inputs_of(1) == std::vector<int>{0});
+  CHECK(g.parameters() == 1010);
+}

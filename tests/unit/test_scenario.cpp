@@ -130,3 +130,15 @@ TEST_CASE("the shipped catalogs load and every entry is valid") {
   CHECK(msg.find("training[0].datacenter.from: unknown key") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("a model design read from a graph file, relative to the scenario") {
+  const auto s = load_scenario(kData / "scenarios/file_graph.yaml", test_catalog());
+  REQUIRE(s.training.size() == 1);
+  const auto* d = std::get_if<dlcarbon::FileGraphDesign>(&s.training[0].design);
+  REQUIRE(d != nullptr);
+  REQUIRE(d->ops.size() == 2);
+  CHECK(d->ops[0].name == "fc");
+  CHECK(d->ops[0].k == 100);
+  CHECK(d->ops[1].inputs == std::vector<std::string>{"fc"});
+  CHECK_FALSE(s.training[0].duration_given);
+}
