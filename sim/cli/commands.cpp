@@ -21,6 +21,7 @@ const char* kUsage =
     "  run SCENARIO.yaml [-o OUT.h5]   simulate a scenario and write an HDF5 file\n"
     "  validate [--dir DIR]            reproduce published footprints and print the errors\n"
     "  inspect FILE.h5                 print the contents of an output file\n"
+    "  calibrate [--quick] [--check]   measure this CPU with oneDNN kernels, write a hardware entry\n"
     "\n"
     "options:\n"
     "  -h, --help      this help (or `dlcarbon <command> --help`)\n"
@@ -76,6 +77,7 @@ int main(const std::vector<std::string>& args, Streams io) {
     if (command == "run") return command_run(rest, io);
     if (command == "validate") return command_validate(rest, io);
     if (command == "inspect") return command_inspect(rest, io);
+    if (command == "calibrate") return command_calibrate(rest, io);
   } catch (const InputError& e) {
     io.err << e.what() << "\n";
     return kBadInput;
@@ -83,7 +85,7 @@ int main(const std::vector<std::string>& args, Streams io) {
     io.err << "dlcarbon: internal failure: " << e.what() << "\n";
     return kFailure;
   }
-  io.err << "dlcarbon: unknown command \"" << command << "\"; expected one of: run, validate, inspect "
+  io.err << "dlcarbon: unknown command \"" << command << "\"; expected one of: run, validate, inspect, calibrate "
          << "(see dlcarbon --help)\n";
   return kBadInput;
 }

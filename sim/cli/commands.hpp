@@ -29,6 +29,7 @@ int main(const std::vector<std::string>& args, Streams io);
 int command_run(const std::vector<std::string>& args, Streams io);
 int command_validate(const std::vector<std::string>& args, Streams io);
 int command_inspect(const std::vector<std::string>& args, Streams io);
+int command_calibrate(const std::vector<std::string>& args, Streams io);
 
 // Shared by the subcommands.
 std::filesystem::path default_data_dir();

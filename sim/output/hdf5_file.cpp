@@ -1,6 +1,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 
@@ -85,25 +86,38 @@ hid_t open_or_create_group(hid_t file, const std::string& path) {
   return H5Gcreate2(file, path.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT);
 }
 
+// Long columns are chunked and compressed (deflate); short ones stay contiguous.
+Handle column_properties(hsize_t n) {
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");
+  constexpr hsize_t kCompressAbove = 4096;
+  if (n > kCompressAbove) {
+    const hsize_t chunk = std::min<hsize_t>(n, 65536);
+    check(H5Pset_chunk(dcpl, 1, &chunk), "set chunk size");
+    check(H5Pset_deflate(dcpl, 4), "set compression");
+  }
+  return dcpl;
+}
+
 void write_column(hid_t group, const Column& c) {
   const hsize_t n = c.size();
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose, "create a data space");
+  Handle dcpl = column_properties(n);
   std::visit(
       [&](const auto& values) {
         using T = typename std::decay_t<decltype(values)>::value_type;
         if constexpr (std::is_same_v<T, double>) {
-          Handle ds(H5Dcreate2(group, c.name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+          Handle ds(H5Dcreate2(group, c.name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl,
                                H5P_DEFAULT), H5Dclose, "create column " + c.name);
           if (n) check(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "write " + c.name);
           write_string_attr(ds, "units", c.units);
         } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          Handle ds(H5Dcreate2(group, c.name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+          Handle ds(H5Dcreate2(group, c.name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, dcpl,
                                H5P_DEFAULT), H5Dclose, "create column " + c.name);
           if (n) check(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "write " + c.name);
           write_string_attr(ds, "units", c.units);
         } else {
           Handle type = string_type();
-          Handle ds(H5Dcreate2(group, c.name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+          Handle ds(H5Dcreate2(group, c.name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                     H5Dclose, "create column " + c.name);
           std::vector<const char*> ptrs;
           for (const auto& s : values) ptrs.push_back(s.c_str());

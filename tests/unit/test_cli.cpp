@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <unistd.h>
@@ -46,7 +47,7 @@ TEST_CASE("help and version") {
   CHECK(run({}).code == 2);
   r = run({"frobnicate"});
   CHECK(r.code == 2);
-  CHECK(r.err == "dlcarbon: unknown command \"frobnicate\"; expected one of: run, validate, inspect (see dlcarbon --help)\n");
+  CHECK(r.err == "dlcarbon: unknown command \"frobnicate\"; expected one of: run, validate, inspect, calibrate (see dlcarbon --help)\n");
   r = run({"run", "--frobnicate"});
   CHECK(r.code == 2);
   CHECK(r.err.rfind("dlcarbon: unrecognised option '--frobnicate'", 0) == 0);
@@ -155,4 +156,29 @@ TEST_CASE("a model that does not fit: the reason in the output, a message, exit 
     CHECK(std::get<std::vector<std::string>>(t.find("status")->values)[0].rfind("does not fit", 0) == 0);
   }
   fs::remove(out);
+}
+
+TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
+  const fs::path dir = temp_dir() / "calibrated";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "data");
+  fs::copy_file(kData / "catalog/test-catalog.yaml", dir / "data/test-catalog.yaml");
+  auto r = run({"calibrate", "--quick", "--seconds", "1", "--tdp", "8.8 W", "--id", "this-cpu", "--out",
+                (dir / "data/hardware/measured").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("held-out kernels: ") != std::string::npos);
+  CHECK(r.out.find("noise floor (same shapes, pass A vs pass B") != std::string::npos);
+  CHECK(fs::exists(dir / "data/hardware/measured/this-cpu.h5"));
+  // A first-principles job on the measured CPU.
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: on-this-cpu}\nmodels:\n"
+                                   "  - id: m\n    design: {builder: mlp, widths: [256, 256, 10]}\n"
+                                   "training:\n  - id: t\n    model: m\n    hardware: this-cpu\n"
+                                   "    accelerators: 1\n    precision: fp32\n    tokens: \"1e6 tokens\"\n"
+                                   "    parallelism: {global_batch: 64}\n    datacenter: test-dc\n";
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "data").string(), "-o", (dir / "out.h5").string(),
+           "--quiet"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  fs::remove_all(dir);
 }

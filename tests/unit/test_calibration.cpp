@@ -1,0 +1,158 @@
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "calibration.hpp"
+
+using namespace dlcarbon::calibrate;
+
+namespace {
+// Times generated from known parameters on the matmul and stream calibration shapes.
+void synthetic(const RooflineFit& truth, const std::string& group, std::vector<double>& F, std::vector<double>& B,
+               std::vector<double>& T) {
+  for (const auto& s : shape_set(false, true, true)) {
+    if (s.group() != group || s.role != Role::calibrate) continue;
+    F.push_back(s.flops());
+    B.push_back(s.bytes());
+    T.push_back(truth.predict(s.flops(), s.bytes()));
+  }
+}
+}  // namespace
+
+TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") {
+  // A GEMM group, one memory level: 200 GFLOP/s, 50 GB/s, 2 us overhead.
+  {
+    const RooflineFit truth{1 / 200e9, {}, {1 / 50e9}, 2e-6};
+    std::vector<double> F, B, T;
+    synthetic(truth, "matmul/f32", F, B, T);
+    REQUIRE(T.size() >= 8);
+    const RooflineFit f = fit_roofline(F, B, T);
+    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    // The skinny shapes are memory-bound, so the bandwidth is identified too.
+    CHECK(f.memory_b() == doctest::Approx(truth.memory_b()).epsilon(0.01));
+  }
+  // A memory-bound group on three levels: 200 GB/s within 2 MiB, 100 GB/s within 32 MiB,
+  // 30 GB/s beyond, 1 us.
+  {
+    const std::vector<double> levels{2.0 * 1048576, 32.0 * 1048576};
+    const RooflineFit truth{1e-15, levels, {1 / 200e9, 1 / 100e9, 1 / 30e9}, 1e-6};
+    std::vector<double> F, B, T;
+    synthetic(truth, "stream/f32", F, B, T);
+    REQUIRE(T.size() >= 6);
+    const RooflineFit f = fit_roofline(F, B, T, levels);
+    REQUIRE(f.b.size() == 3);
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
+    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+  }
+}
+
+TEST_CASE("calibration and check shapes are disjoint, and every group can be fitted") {
+  for (const bool quick : {true, false}) {
+    const auto shapes = shape_set(quick, true, true);
+    std::set<std::string> calibrate_labels, check_labels;
+    std::map<std::string, int> per_group;
+    for (const auto& s : shapes) {
+      (s.role == Role::calibrate ? calibrate_labels : check_labels).insert(s.label());
+      if (s.role == Role::calibrate) ++per_group[s.group()];
+      CHECK(s.bytes() > 0);
+    }
+    for (const auto& l : check_labels) CHECK_MESSAGE(calibrate_labels.count(l) == 0, l);
+    for (const auto& [group, n] : per_group) CHECK_MESSAGE(n >= 3, group);
+    CHECK(check_labels.size() >= (quick ? 20u : 40u));
+  }
+  // Without bf16 or int8 support those groups are left out.
+  for (const auto& s : shape_set(true, false, false)) CHECK(s.dtype == "f32");
+}
+
+TEST_CASE("FLOPs and bytes of kernels, by hand") {
+  KernelSpec mm;
+  mm.kind = "matmul";
+  mm.dtype = "f32";
+  mm.m = 2;
+  mm.n = 3;
+  mm.k = 4;
+  // 2 x 2 x 3 x 4 = 48 FLOP; 4 B x (2x4 + 4x3 + 2x3) = 104 B.
+  CHECK(mm.flops() == 48);
+  CHECK(mm.bytes() == 104);
+  KernelSpec conv;
+  conv.kind = "conv";
+  conv.dtype = "f32";
+  conv.batch = 1;
+  conv.channels = 2;
+  conv.out_channels = 4;
+  conv.height = conv.width = 8;
+  conv.kernel = 3;
+  conv.stride = 2;
+  // out 4x4: 2 x 1 x 16 x 4 x 2 x 9 = 2304 FLOP; bytes 4 x (128 + 72 + 64) = 1056.
+  CHECK(conv.flops() == 2304);
+  CHECK(conv.bytes() == 1056);
+  KernelSpec stream;
+  stream.kind = "stream";
+  stream.dtype = "f32";
+  stream.elements = 1000;
+  CHECK(stream.bytes() == 12000);  // two reads and a write of 4 B
+}
+
+TEST_CASE("robust time: outliers dropped, then the 10th percentile") {
+  // Median 10, MAD 1: 100 is dropped; 10th percentile of the 10 kept values is the 2nd (9.1).
+  const std::vector<double> s{10, 9, 9.1, 11, 10.5, 9.8, 10.2, 10.1, 9.9, 10.4, 100};
+  CHECK(robust_time(s) == doctest::Approx(9.1));
+}
+
+TEST_CASE("error statistics") {
+  const auto st = error_stats({0.01, -0.05, 0.12, -0.2, 0.5});
+  CHECK(st.n == 5);
+  CHECK(st.median_abs == doctest::Approx(0.12));
+  CHECK(st.within_10 == doctest::Approx(0.4));
+  CHECK(st.within_15 == doctest::Approx(0.6));
+}
+
+TEST_CASE("round robin: passes alternate, every kernel gets its samples") {
+  std::vector<std::size_t> calls;
+  const auto m = measure_round_robin(
+      3, 6, [&](std::size_t i, int reps) { calls.push_back(i); return static_cast<double>(reps); }, {1, 2, 3}, 7);
+  CHECK(calls.size() == 18);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(m.pass_a[i].size() == 3);
+    CHECK(m.pass_b[i].size() == 3);
+    CHECK(m.pass_a[i][0] == static_cast<double>(i + 1));
+  }
+  // The same shuffled order every round.
+  CHECK(std::vector<std::size_t>(calls.begin(), calls.begin() + 3) == std::vector<std::size_t>(calls.begin() + 3, calls.begin() + 6));
+}
+
+TEST_CASE("GPU shape set (host side, no GPU needed)") {
+  const auto shapes = shape_set_gpu(false);
+  std::set<std::string> groups, cal, chk;
+  for (const auto& s : shapes) {
+    groups.insert(s.group());
+    (s.role == Role::calibrate ? cal : chk).insert(s.label());
+  }
+  CHECK(groups == std::set<std::string>{"copy/f32", "matmul/bf16", "matmul/f16", "matmul/f32", "matmul/tf32"});
+  for (const auto& l : chk) CHECK(cal.count(l) == 0);
+  // A 16-bit GEMM moves 2 bytes per element: 1024^3 GEMM = 3 x 2 MiB.
+  KernelSpec s;
+  s.kind = "matmul";
+  s.dtype = "f16";
+  s.m = s.n = s.k = 1024;
+  CHECK(s.bytes() == 3 * 2.0 * 1024 * 1024);
+}
+
+TEST_CASE("energy roofline fit recovers e_flop, e_byte and static power") {
+  // 1 pJ/FLOP, 20 pJ/B, 150 W static on made-up kernels with times from a 500 TFLOP/s, 2 TB/s device.
+  const EnergyFit truth{1e-12, 20e-12, 150};
+  std::vector<double> F, B, T, E;
+  for (const auto& s : shape_set_gpu(false)) {
+    if (s.role != Role::calibrate) continue;
+    const double t = std::max(s.flops() / 500e12, s.bytes() / 2e12) + 5e-6;
+    F.push_back(s.flops());
+    B.push_back(s.bytes());
+    T.push_back(t);
+    E.push_back(truth.predict(s.flops(), s.bytes(), t));
+  }
+  const EnergyFit f = fit_energy(F, B, T, E);
+  CHECK(f.e_flop == doctest::Approx(truth.e_flop).epsilon(0.01));
+  CHECK(f.e_byte == doctest::Approx(truth.e_byte).epsilon(0.01));
+  CHECK(f.static_w == doctest::Approx(truth.static_w).epsilon(0.01));
+}

@@ -1,0 +1,430 @@
+#include "calibration.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace dlcarbon::calibrate {
+
+double KernelSpec::flops() const {
+  const auto d = [](std::int64_t x) { return static_cast<double>(x); };
+  if (kind == "matmul") return 2 * d(m) * d(n) * d(k);
+  if (kind == "conv") {
+    const double oh = d((height - 1) / stride + 1), ow = d((width - 1) / stride + 1);
+    return 2 * d(batch) * oh * ow * d(out_channels) * d(channels) * d(kernel * kernel);
+  }
+  if (kind == "softmax") return 5 * d(elements);
+  if (kind == "layernorm") return 8 * d(elements);
+  if (kind == "eltwise") return d(elements);
+  return 0;  // reorder, stream: pure data movement
+}
+
+double KernelSpec::bytes() const {
+  const auto d = [](std::int64_t x) { return static_cast<double>(x); };
+  const double in = (dtype == "f32" || dtype == "tf32") ? 4 : ((dtype == "bf16" || dtype == "f16") ? 2 : 1);
+  const double out = dtype == "s8" ? 4 : in;  // int8 GEMMs accumulate and write s32
+  if (kind == "matmul") return in * (d(m) * d(k) + d(k) * d(n)) + out * d(m) * d(n);
+  if (kind == "conv") {
+    const double oh = d((height - 1) / stride + 1), ow = d((width - 1) / stride + 1);
+    return in * (d(batch) * d(channels) * d(height) * d(width) + d(out_channels) * d(channels) * d(kernel * kernel) +
+                 d(batch) * d(out_channels) * oh * ow);
+  }
+  if (kind == "stream") return 3 * in * d(elements);  // two reads, one write
+  if (kind == "copy") return 2 * in * d(elements);    // read and write
+  return 2 * in * d(elements);                        // read once, write once
+}
+
+std::string KernelSpec::label() const {
+  std::string s = kind + " " + dtype;
+  if (!layout.empty()) s += " " + layout;
+  if (kind == "matmul") return s + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+  if (kind == "conv") {
+    return s + " n" + std::to_string(batch) + " c" + std::to_string(channels) + " o" + std::to_string(out_channels) +
+           " " + std::to_string(height) + "x" + std::to_string(width) + " k" + std::to_string(kernel) + " s" +
+           std::to_string(stride);
+  }
+  return s + " " + std::to_string(elements);
+}
+
+std::string KernelSpec::group() const {
+  std::string g = kind + "/" + dtype;
+  if (!layout.empty()) g += "/" + layout;
+  return g;
+}
+
+std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
+  std::vector<KernelSpec> out;
+  auto mm = [&](std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dt, Role r) {
+    KernelSpec s;
+    s.kind = "matmul";
+    s.dtype = dt;
+    s.m = m;
+    s.n = n;
+    s.k = k;
+    s.role = r;
+    out.push_back(s);
+  };
+  auto flat = [&](const std::string& kind, std::int64_t e, Role r, const std::string& layout = "") {
+    KernelSpec s;
+    s.kind = kind;
+    s.dtype = "f32";
+    s.elements = e;
+    s.layout = layout;
+    s.role = r;
+    out.push_back(s);
+  };
+  auto conv = [&](std::int64_t n, std::int64_t c, std::int64_t o, std::int64_t hw, std::int64_t k, std::int64_t st,
+                  const std::string& layout, Role r) {
+    KernelSpec s;
+    s.kind = "conv";
+    s.dtype = "f32";
+    s.layout = layout;
+    s.batch = n;
+    s.channels = c;
+    s.out_channels = o;
+    s.height = s.width = hw;
+    s.kernel = k;
+    s.stride = st;
+    s.role = r;
+    out.push_back(s);
+  };
+  const Role C = Role::calibrate, K = Role::check;
+  std::vector<std::string> dtypes{"f32"};
+  if (have_bf16) dtypes.push_back("bf16");
+  if (have_s8) dtypes.push_back("s8");
+  for (const auto& dt : dtypes) {
+    // Calibration: log-spaced squares, skinny (small m) and tall (small n) products.
+    const std::vector<std::int64_t> squares = quick ? std::vector<std::int64_t>{64, 256, 768}
+                                                    : std::vector<std::int64_t>{32, 64, 128, 256, 512, 1024};
+    for (const auto x : squares) mm(x, x, x, dt, C);
+    mm(16, 1024, 1024, dt, C);
+    mm(1024, 16, 512, dt, C);
+    if (!quick) {
+      mm(4, 2048, 2048, dt, C);
+      mm(2048, 64, 256, dt, C);
+      mm(256, 3072, 768, dt, C);   // BERT-base FFN up, 256 tokens
+      mm(512, 768, 768, dt, C);    // attention projections
+    }
+    // Check: shapes the fit never saw (transformer layers, odd sizes, skinny and tall).
+    mm(384, 384, 384, dt, K);
+    mm(128, 3072, 768, dt, K);
+    mm(8, 1536, 1536, dt, K);
+    if (!quick) {
+      mm(96, 96, 96, dt, K);
+      mm(700, 700, 700, dt, K);
+      mm(512, 4096, 1024, dt, K);
+      mm(2048, 32, 512, dt, K);
+      mm(1000, 1000, 200, dt, K);
+      mm(64, 2048, 512, dt, K);
+    }
+  }
+  // Memory-bound kernels: log-spaced sizes, check sizes in between.
+  const std::vector<std::int64_t> sizes = quick ? std::vector<std::int64_t>{1 << 14, 1 << 18, 1 << 22}
+                                                : std::vector<std::int64_t>{1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24};
+  const std::vector<std::int64_t> between = quick ? std::vector<std::int64_t>{3 << 17, 3 << 20}
+                                                  : std::vector<std::int64_t>{3 << 13, 3 << 17, 3 << 19, 3 << 21, 3 << 23};
+  for (const char* kind : {"eltwise", "softmax", "layernorm", "stream"}) {
+    for (const auto e : sizes) flat(kind, e, C);
+    for (const auto e : between) flat(kind, e, K);
+  }
+  for (const auto e : sizes) flat("reorder", e, C, "nchw-to-nhwc");
+  for (const auto e : between) flat("reorder", e, K, "nchw-to-nhwc");
+  // Convolutions in two layouts: ResNet-50 layers (batch 1 and 8) and made-up ones.
+  for (const char* layout : {"nchw", "nhwc"}) {
+    conv(1, 64, 64, 56, 3, 1, layout, C);
+    conv(1, 256, 64, 56, 1, 1, layout, C);
+    conv(1, 128, 128, 28, 3, 1, layout, C);
+    conv(1, 512, 128, 28, 1, 1, layout, C);
+    if (!quick) {
+      conv(8, 64, 64, 56, 3, 1, layout, C);
+      conv(1, 256, 256, 14, 3, 1, layout, C);
+      conv(1, 1024, 256, 14, 1, 1, layout, C);
+      conv(1, 3, 64, 224, 7, 2, layout, C);
+    }
+    conv(1, 512, 512, 7, 3, 1, layout, K);
+    conv(2, 128, 128, 28, 3, 1, layout, K);
+    if (!quick) {
+      conv(1, 2048, 512, 7, 1, 1, layout, K);
+      conv(4, 256, 64, 56, 1, 1, layout, K);
+      conv(1, 96, 96, 40, 3, 1, layout, K);
+    }
+  }
+  return out;
+}
+
+std::vector<KernelSpec> shape_set_gpu(bool quick) {
+  std::vector<KernelSpec> out;
+  auto mm = [&](std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dt, Role r) {
+    KernelSpec s;
+    s.kind = "matmul";
+    s.dtype = dt;
+    s.m = m;
+    s.n = n;
+    s.k = k;
+    s.role = r;
+    out.push_back(s);
+  };
+  for (const char* dt : {"f32", "tf32", "f16", "bf16"}) {
+    const std::vector<std::int64_t> squares = quick ? std::vector<std::int64_t>{256, 2048, 8192}
+                                                    : std::vector<std::int64_t>{128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+    for (const auto x : squares) mm(x, x, x, dt, Role::calibrate);
+    mm(16, 8192, 8192, dt, Role::calibrate);     // decode-like, memory-bound
+    mm(8192, 64, 4096, dt, Role::calibrate);
+    if (!quick) {
+      mm(2048, 12288, 12288, dt, Role::calibrate);  // GPT-3 layer, 2048 tokens
+      mm(4096, 4096, 11008, dt, Role::calibrate);   // LLaMA-7B FFN
+    }
+    mm(3000, 3000, 3000, dt, Role::check);
+    mm(4096, 14336, 4096, dt, Role::check);
+    mm(64, 8192, 8192, dt, Role::check);
+    if (!quick) {
+      mm(768, 768, 768, dt, Role::check);
+      mm(12288, 128, 12288, dt, Role::check);
+      mm(6000, 5000, 700, dt, Role::check);
+    }
+  }
+  const std::vector<std::int64_t> copies = quick ? std::vector<std::int64_t>{1 << 20, 1 << 26}
+                                                 : std::vector<std::int64_t>{1 << 16, 1 << 20, 1 << 24, 1 << 26, 1 << 28};
+  for (const auto e : copies) {
+    KernelSpec s;
+    s.kind = "copy";
+    s.dtype = "f32";
+    s.elements = e;
+    s.role = Role::calibrate;
+    out.push_back(s);
+  }
+  for (const std::int64_t e : {std::int64_t{3} << 21, std::int64_t{3} << 25}) {
+    KernelSpec s;
+    s.kind = "copy";
+    s.dtype = "f32";
+    s.elements = e;
+    s.role = Role::check;
+    out.push_back(s);
+  }
+  return out;
+}
+
+EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B, const std::vector<double>& t,
+                     const std::vector<double>& E) {
+  std::array<bool, 3> active{true, true, true};
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::vector<int> cols;
+    for (int j = 0; j < 3; ++j) {
+      if (active[static_cast<std::size_t>(j)]) cols.push_back(j);
+    }
+    Eigen::MatrixXd X(static_cast<Eigen::Index>(E.size()), static_cast<Eigen::Index>(cols.size()));
+    const Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(E.size()));
+    for (std::size_t i = 0; i < E.size(); ++i) {
+      const double row[3] = {F[i] / E[i], B[i] / E[i], t[i] / E[i]};
+      for (std::size_t j = 0; j < cols.size(); ++j) X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = row[cols[j]];
+    }
+    const Eigen::VectorXd beta = X.colPivHouseholderQr().solve(y);
+    double coef[3] = {0, 0, 0};
+    bool negative = false;
+    for (std::size_t j = 0; j < cols.size(); ++j) {
+      coef[cols[j]] = beta(static_cast<Eigen::Index>(j));
+      if (coef[cols[j]] < 0) {
+        active[static_cast<std::size_t>(cols[j])] = false;
+        negative = true;
+      }
+    }
+    if (!negative) return {coef[0], coef[1], coef[2]};
+  }
+  return {};
+}
+
+double RooflineFit::predict(double flops, double bytes) const {
+  std::size_t level = 0;
+  while (level < levels.size() && bytes > levels[level]) ++level;
+  return std::max(a * flops, b.at(level) * bytes) + c;
+}
+
+namespace {
+
+std::size_t level_of(const std::vector<double>& levels, double bytes) {
+  std::size_t level = 0;
+  while (level < levels.size() && bytes > levels[level]) ++level;
+  return level;
+}
+
+double objective(const RooflineFit& f, const std::vector<double>& F, const std::vector<double>& B,
+                 const std::vector<double>& t) {
+  double s = 0;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const double r = f.predict(F[i], B[i]) / t[i] - 1;
+    s += r * r;
+  }
+  return s;
+}
+
+// Non-negative least squares on relative error for t = a F + sum_l b_l B [W in level l] + c;
+// columns that come out negative are dropped and the rest refitted.
+std::vector<double> additive(const std::vector<double>& F, const std::vector<double>& B, const std::vector<double>& t,
+                             const std::vector<double>& levels) {
+  const std::size_t p = levels.size() + 3;  // a, b per level + memory, c
+  std::vector<bool> active(p, true);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::vector<std::size_t> cols;
+    for (std::size_t j = 0; j < p; ++j) {
+      if (active[j]) cols.push_back(j);
+    }
+    Eigen::MatrixXd X(static_cast<Eigen::Index>(t.size()), static_cast<Eigen::Index>(cols.size()));
+    const Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(t.size()));
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      std::vector<double> row(p, 0.0);
+      row[0] = F[i] / t[i];
+      row[1 + level_of(levels, B[i])] = B[i] / t[i];
+      row[p - 1] = 1.0 / t[i];
+      for (std::size_t j = 0; j < cols.size(); ++j) {
+        X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = row[cols[j]];
+      }
+    }
+    const Eigen::VectorXd beta = X.colPivHouseholderQr().solve(y);
+    std::vector<double> coef(p, 0.0);
+    bool negative = false;
+    for (std::size_t j = 0; j < cols.size(); ++j) {
+      coef[cols[j]] = beta(static_cast<Eigen::Index>(j));
+      if (coef[cols[j]] < 0) {
+        active[cols[j]] = false;
+        negative = true;
+      }
+    }
+    if (!negative) return coef;
+  }
+  return std::vector<double>(p, 0.0);
+}
+
+}  // namespace
+
+RooflineFit fit_roofline(const std::vector<double>& F, const std::vector<double>& B, const std::vector<double>& t,
+                         std::vector<double> levels) {
+  // Keep only the cache levels that hold calibration shapes, and main memory only if used.
+  std::sort(levels.begin(), levels.end());
+  std::vector<double> kept;
+  for (std::size_t l = 0; l < levels.size(); ++l) {
+    const double lo = l == 0 ? 0 : levels[l - 1];
+    if (std::any_of(B.begin(), B.end(), [&](double x) { return x > lo && x <= levels[l]; })) kept.push_back(levels[l]);
+  }
+  // If nothing lies beyond the last kept level, that level is "main memory" for this data.
+  if (!kept.empty() && std::none_of(B.begin(), B.end(), [&](double x) { return x > kept.back(); })) kept.pop_back();
+  levels = kept;
+  const auto start = additive(F, B, t, levels);
+  const std::size_t nb = levels.size() + 1, D = nb + 2;
+  std::vector<double> p0(D);
+  p0[0] = std::log(std::max(start[0], 1e-18));
+  for (std::size_t l = 0; l < nb; ++l) p0[1 + l] = std::log(std::max(start[1 + l], 1e-15));
+  p0[D - 1] = std::log(std::max(start[D - 1], 1e-9));
+  auto to_fit = [&](const std::vector<double>& p) {
+    RooflineFit f;
+    f.a = std::exp(p[0]);
+    f.levels = levels;
+    for (std::size_t l = 0; l < nb; ++l) f.b.push_back(std::exp(p[1 + l]));
+    f.c = std::exp(p[D - 1]);
+    return f;
+  };
+  auto cost = [&](const std::vector<double>& p) { return objective(to_fit(p), F, B, t); };
+  // Nelder-Mead on the log parameters.
+  std::vector<std::vector<double>> simplex(D + 1, p0);
+  for (std::size_t i = 0; i < D; ++i) simplex[i + 1][i] += 0.5;
+  std::vector<double> values(D + 1);
+  for (std::size_t i = 0; i <= D; ++i) values[i] = cost(simplex[i]);
+  std::vector<std::size_t> order(D + 1);
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return values[x] < values[y]; });
+    const std::size_t best = order[0], worst = order[D], second = order[D - 1];
+    if (std::abs(values[worst] - values[best]) <= 1e-16 * (1 + values[best])) break;
+    std::vector<double> centroid(D, 0.0);
+    for (std::size_t r = 0; r < D; ++r) {
+      for (std::size_t j = 0; j < D; ++j) centroid[j] += simplex[order[r]][j] / static_cast<double>(D);
+    }
+    auto along = [&](double step) {
+      std::vector<double> p(D);
+      for (std::size_t j = 0; j < D; ++j) p[j] = centroid[j] + step * (simplex[worst][j] - centroid[j]);
+      return p;
+    };
+    const auto reflected = along(-1);
+    const double fr = cost(reflected);
+    if (fr < values[best]) {
+      const auto expanded = along(-2);
+      const double fe = cost(expanded);
+      simplex[worst] = fe < fr ? expanded : reflected;
+      values[worst] = std::min(fe, fr);
+    } else if (fr < values[second]) {
+      simplex[worst] = reflected;
+      values[worst] = fr;
+    } else {
+      const auto contracted = along(0.5);
+      const double fc = cost(contracted);
+      if (fc < values[worst]) {
+        simplex[worst] = contracted;
+        values[worst] = fc;
+      } else {
+        for (std::size_t r = 1; r <= D; ++r) {
+          const std::size_t i = order[r];
+          for (std::size_t j = 0; j < D; ++j) simplex[i][j] = simplex[best][j] + 0.5 * (simplex[i][j] - simplex[best][j]);
+          values[i] = cost(simplex[i]);
+        }
+      }
+    }
+  }
+  std::size_t best = 0;
+  for (std::size_t i = 1; i <= D; ++i) {
+    if (values[i] < values[best]) best = i;
+  }
+  return to_fit(simplex[best]);
+}
+
+ErrorStats error_stats(const std::vector<double>& errors) {
+  ErrorStats s;
+  s.n = errors.size();
+  if (errors.empty()) return s;
+  std::vector<double> a;
+  for (const double e : errors) a.push_back(std::abs(e));
+  std::sort(a.begin(), a.end());
+  const auto q = [&](double p) { return a[std::min(a.size() - 1, static_cast<std::size_t>(p * static_cast<double>(a.size() - 1) + 0.5))]; };
+  s.median_abs = q(0.5);
+  s.p90_abs = q(0.9);
+  s.within_10 = static_cast<double>(std::count_if(a.begin(), a.end(), [](double x) { return x <= 0.10; })) / static_cast<double>(a.size());
+  s.within_15 = static_cast<double>(std::count_if(a.begin(), a.end(), [](double x) { return x <= 0.15; })) / static_cast<double>(a.size());
+  return s;
+}
+
+double robust_time(std::vector<double> samples) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const double median = samples[samples.size() / 2];
+  std::vector<double> dev;
+  for (const double x : samples) dev.push_back(std::abs(x - median));
+  std::sort(dev.begin(), dev.end());
+  const double mad = dev[dev.size() / 2];
+  std::vector<double> kept;
+  for (const double x : samples) {
+    if (mad == 0 || x <= median + 3 * mad) kept.push_back(x);
+  }
+  const std::size_t i = static_cast<std::size_t>(0.1 * static_cast<double>(kept.size() - 1) + 0.5);
+  return kept[i];
+}
+
+Measurement measure_round_robin(std::size_t kernels, int rounds,
+                                const std::function<double(std::size_t, int)>& run_once_s,
+                                const std::vector<int>& reps, std::uint64_t seed) {
+  Measurement m;
+  m.pass_a.resize(kernels);
+  m.pass_b.resize(kernels);
+  std::vector<std::size_t> order(kernels);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  for (int r = 0; r < rounds; ++r) {
+    // Passes alternate round by round, so both see the same machine over the same minutes.
+    auto& pass = (r % 2 == 0) ? m.pass_a : m.pass_b;
+    for (const std::size_t i : order) pass[i].push_back(run_once_s(i, reps[i]));
+  }
+  return m;
+}
+
+}  // namespace dlcarbon::calibrate

@@ -1,0 +1,86 @@
+#pragma once
+// Calibration of the hardware model from real kernels (docs/calibration.md).
+//
+// A kernel is described by what the roofline needs (FLOPs, bytes) and what a backend needs to
+// build it (kind, dtype, shape, layout). Calibration and check shapes are disjoint sets. The
+// fitted model per (kind, dtype, layout) group is the roofline with an overhead:
+//   t = max(a F, b B) + c        (a = 1 / compute rate, b = 1 / bandwidth, c = fixed cost)
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dlcarbon::calibrate {
+
+enum class Role { calibrate, check };
+
+struct KernelSpec {
+  std::string kind;    // matmul, conv, eltwise, softmax, layernorm, reorder, stream
+  std::string dtype;   // f32, bf16, s8
+  std::string layout;  // plain, nhwc, blocked (conv, reorder), "" otherwise
+  std::int64_t m = 0, n = 0, k = 0;         // matmul: C[m x n] = A[m x k] B[k x n]
+  std::int64_t batch = 0, channels = 0, out_channels = 0, height = 0, width = 0, kernel = 0, stride = 1;  // conv
+  std::int64_t elements = 0;               // eltwise, softmax (rows x n), layernorm, reorder, stream
+  Role role = Role::calibrate;
+  std::string label() const;   // "matmul f32 512x512x512"
+  std::string group() const;   // "matmul/f32", "conv/f32/nhwc"
+  double flops() const;
+  double bytes() const;
+};
+
+// The designed shape sets: log-spaced squares, skinny and tall GEMMs, transformer and ResNet
+// layer shapes; calibration and check shapes never coincide. `quick` is a small subset.
+std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8);
+
+// t = max(a F, b(W) B) + c, with W = B the working set: b is the time per byte of the memory
+// level the working set fits in (levels = cache sizes, smallest first; b has one more entry, for
+// main memory). No levels gives the single-level roofline.
+struct RooflineFit {
+  double a = 0;                // s per FLOP
+  std::vector<double> levels;  // bytes: the working-set limits of the cache levels
+  std::vector<double> b;       // s per byte, per level, then main memory
+  double c = 0;                // s
+  double predict(double flops, double bytes) const;
+  double memory_b() const { return b.empty() ? 0 : b.back(); }
+};
+
+// Least squares on relative error: an additive start (Eigen, non-negative), then a simplex
+// refinement of the max() model in log space. Levels holding no calibration shape are dropped.
+RooflineFit fit_roofline(const std::vector<double>& flops, const std::vector<double>& bytes,
+                         const std::vector<double>& seconds, std::vector<double> levels = {});
+
+// The GPU shape set (cuBLAS GEMMs at fp32, tf32, fp16, bf16; device-to-device copies), with the
+// same calibration/check split. Host-side code: tested without a GPU.
+std::vector<KernelSpec> shape_set_gpu(bool quick);
+
+// Energy roofline from per-kernel energies: E = F e_flop + B e_byte + P_static t (non-negative
+// least squares on relative error). Returns {e_flop J/FLOP, e_byte J/B, P_static W}.
+struct EnergyFit {
+  double e_flop = 0, e_byte = 0, static_w = 0;
+  double predict(double flops, double bytes, double seconds) const { return flops * e_flop + bytes * e_byte + seconds * static_w; }
+};
+EnergyFit fit_energy(const std::vector<double>& flops, const std::vector<double>& bytes,
+                     const std::vector<double>& seconds, const std::vector<double>& joules);
+
+struct ErrorStats {
+  std::size_t n = 0;
+  double median_abs = 0, p90_abs = 0, within_10 = 0, within_15 = 0;  // shares in [0, 1]
+};
+ErrorStats error_stats(const std::vector<double>& relative_errors);
+
+// Robust per-shape time from samples: the 10th percentile after dropping samples more than
+// 3 median absolute deviations above the median.
+double robust_time(std::vector<double> samples);
+
+// Round-robin measurement: each round runs every kernel once (one sample, `reps` executions)
+// in a fixed shuffled order, so slow phases of a noisy machine hit all shapes alike.
+struct Measurement {
+  std::vector<std::vector<double>> pass_a, pass_b;  // samples per kernel, two interleaved passes
+};
+Measurement measure_round_robin(std::size_t kernels, int rounds,
+                                const std::function<double(std::size_t, int)>& run_once_s,
+                                const std::vector<int>& reps, std::uint64_t seed);
+
+}  // namespace dlcarbon::calibrate
