@@ -22,6 +22,7 @@ struct DeviceModel {
   // launching one kernel. The tail of small kernels is the launch term: t = F / (eta P) + t_launch.
   double gemm_efficiency = 0;
   double memory_efficiency = 0;
+  std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
   // P_idle when it is powered and waiting.
@@ -48,7 +49,10 @@ struct KernelTime {
 
 // Roofline time of one kernel: max(F / (P eta_c), B / (BW eta_m)) + t_launch.
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
-                       bool gemm);
+                       bool gemm, double efficiency = 0);
+
+// Compute efficiency of a convolution in `layout`: the calibrated one, else the GEMM ceiling.
+double conv_efficiency(const DeviceModel& device, const std::string& layout);
 
 // Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,

@@ -50,6 +50,7 @@ struct Hardware {
   std::string embodied_basis, process_node, source, notes;
   // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
+  std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
   std::string efficiency_source;
   // The node this accelerator is sold in (`node:` block).
   std::int64_t node_accelerators = 8;
@@ -62,6 +63,7 @@ struct Model {
   std::string id, name;
   std::optional<double> params;  // as published (the design gives the counted value)
   ModelDesign design;            // std::monostate when the scenario gives none
+  std::string layout = "nchw";   // activation layout of convolutions: nchw or nhwc
   std::string source;
 };
 
@@ -127,10 +129,27 @@ struct TrainingJob {
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
   ModelDesign design;              // copied from the model, std::monostate when none
+  std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;
   bool duration_given = true;      // false: duration is predicted (first-principles mode)
   std::optional<PublishedFigures> published;
   SourceLocation origin;  // where the job is defined
+};
+
+// Inference on one kind of accelerator: the forward graph at a batch size, for a number of
+// inferences (docs/hardware-model.md, "Inference").
+struct InferenceJob {
+  std::string id;
+  std::string model_id;
+  ModelDesign design;
+  Hardware hardware;
+  Datacenter datacenter;
+  std::int64_t batch = 1;
+  std::string precision = "fp32";
+  std::string layout = "nchw";        // the layout the kernels run in (default: the model's)
+  std::string input_layout;           // the layout requests arrive in; a reorder per batch when it differs
+  double inferences = 0;              // how many, in total
+  SourceLocation origin;
 };
 
 struct ScenarioInfo {
@@ -146,6 +165,7 @@ struct Scenario {
   ScenarioInfo info;
   std::vector<Model> models;  // models the scenario defines (catalog models are not listed)
   std::vector<TrainingJob> training;
+  std::vector<InferenceJob> inference;
   std::string given_text;     // the scenario file byte for byte
   std::string resolved_yaml;  // after extends, catalogs and overrides, in SI units
 };

@@ -230,15 +230,28 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     << "schema_version: 1\nhardware:\n  - id: " << id << "\n";
   if (vm.count("from")) y << "    from: " << vm["from"].as<std::string>() << "\n";
   y << "    name: \"" << cpu_model() << " (" << threads << " threads, measured)\"\n    kind: cpu\n    count_unit: device\n    peak:\n";
-  y << "      fp32: \"" << format_number(rate("matmul/f32"), 6) << " FLOP/s\"\n";
-  if (rate("matmul/bf16") > 0) y << "      bf16: \"" << format_number(rate("matmul/bf16"), 6) << " FLOP/s\"\n";
-  if (rate("matmul/s8") > 0) y << "      int8: \"" << format_number(rate("matmul/s8"), 6) << " FLOP/s\"\n";
+  // fp32 peak: the best sustained rate of any GEMM-like kernel (matmul or convolution in either
+  // layout); the efficiencies below are relative to it.
+  const double peak32 = std::max({rate("matmul/f32"), rate("conv/f32/nchw"), rate("conv/f32/nhwc")});
+  y << "      fp32: \"" << format_number(peak32, 6) << " FLOP/s\"\n";
+  // One GEMM efficiency serves every dtype: scale the 16- and 8-bit peaks so that peak x
+  // efficiency is the measured matmul rate.
+  const double gemm_eff = peak32 > 0 ? rate("matmul/f32") / peak32 : 1;
+  if (rate("matmul/bf16") > 0) y << "      bf16: \"" << format_number(rate("matmul/bf16") / gemm_eff, 6) << " FLOP/s\"\n";
+  if (rate("matmul/s8") > 0) y << "      int8: \"" << format_number(rate("matmul/s8") / gemm_eff, 6) << " FLOP/s\"\n";
   y << "    memory_bandwidth: \"" << format_number(bandwidth, 6) << " B/s\"\n";
   if (tdp_w > 0) y << "    tdp: \"" << format_number(tdp_w, 6) << " W\"\n";
   else if (!vm.count("from")) y << "    tdp: \"" << format_number(4.4 * threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
-  y << "    efficiency:\n      gemm: 1\n      memory: 1\n      launch: \"" << format_number(launch, 6) << " s\"\n"
-    << "      source: \"measured: the peaks above are the fitted asymptotic rates of oneDNN matmul, the bandwidth that of a "
-       "STREAM-style add; raw data in " << raw_name << "\"\n";
+  y << "    efficiency:\n      gemm: " << format_number(peak32 > 0 ? rate("matmul/f32") / peak32 : 1, 4)
+    << "\n      memory: 1\n      launch: \"" << format_number(launch, 6) << " s\"\n";
+  // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
+  for (const char* layout : {"nchw", "nhwc"}) {
+    const std::string g = std::string("conv/f32/") + layout;
+    if (fits.count(g) && peak32 > 0) y << "      conv_" << layout << ": " << format_number((1 / fits[g].a) / peak32, 4) << "\n";
+  }
+  y << "      source: \"measured: peaks are fitted asymptotic rates (fp32: the best of matmul and convolution; bf16 "
+       "and int8: matmul, scaled by the GEMM efficiency), efficiencies relative to them, the bandwidth that of "
+       "a STREAM-style add; raw data in " << raw_name << "\"\n";
   y << "    source: \"dlcarbon calibrate on " << date << ", " << cpu_model() << ", " << threads << " threads, oneDNN "
     << backend.version() << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";

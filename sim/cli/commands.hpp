@@ -9,6 +9,7 @@
 #include "dlcarbon/accounting.hpp"
 #include "dlcarbon/output.hpp"
 #include "dlcarbon/scenario.hpp"
+#include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/training_cost.hpp"
 #include "dlcarbon/units.hpp"
 
@@ -34,7 +35,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io);
 // Shared by the subcommands.
 std::filesystem::path default_data_dir();
 std::filesystem::path default_scenario_dir();
-RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results);
+RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results,
+                          const std::vector<InferenceResult>& inference);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

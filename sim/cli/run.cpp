@@ -53,7 +53,9 @@ int command_run(const std::vector<std::string>& args, Streams io) {
 
   // A job that cannot run is a result with its reason (kept in the file); a single run then
   // exits 2 with the message, a sweep point would go on.
-  RunRecord record = make_run_record(scenario, results);
+  std::vector<InferenceResult> inference;
+  for (const auto& job : scenario.inference) inference.push_back(cost_inference(job));
+  RunRecord record = make_run_record(scenario, results, inference);
   write_run(out, record);
   for (const auto& f : failures) io.err << f << "\n";
   if (!failures.empty()) return kBadInput;
@@ -64,7 +66,12 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       energy += r.footprint.facility_energy_j;
       co2e += r.footprint.co2e_location_kg;
     }
+    for (const auto& r : inference) {
+      energy += r.facility_energy_j;
+      co2e += r.co2e_location_kg;
+    }
     io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "
+           << (scenario.inference.empty() ? "" : std::to_string(scenario.inference.size()) + " inference job(s), ")
            << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
            << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based) -> " << out.string()
            << "\n";

@@ -17,7 +17,8 @@ Column column(const std::string& name, const std::string& units, std::vector<T> 
 
 }  // namespace
 
-RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results) {
+RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results,
+                          const std::vector<InferenceResult>& inference) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   RunRecord r;
   r.dlcarbon_version = build_info::version();
@@ -115,12 +116,54 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),
                               column("energy", "J", e), column("bound", "", bound)}});
   }
+  if (!scenario.inference.empty()) {
+    std::vector<std::string> id, model, hw, dc, region, layout, input_layout;
+    std::vector<std::int64_t> batch;
+    std::vector<double> count, bt, rt, epi_it, epi_fac, at, it_e, fac_e, c_loc, c_mkt;
+    for (std::size_t i = 0; i < scenario.inference.size(); ++i) {
+      const InferenceJob& j = scenario.inference[i];
+      const InferenceResult& x = inference.at(i);
+      id.push_back(j.id);
+      model.push_back(j.model_id);
+      hw.push_back(j.hardware.id);
+      dc.push_back(j.datacenter.id);
+      region.push_back(j.datacenter.region.id);
+      layout.push_back(j.layout);
+      input_layout.push_back(j.input_layout.empty() ? j.layout : j.input_layout);
+      batch.push_back(j.batch);
+      count.push_back(j.inferences);
+      bt.push_back(x.batch_time_s);
+      rt.push_back(x.reorder_time_s);
+      epi_it.push_back(x.it_energy_per_inference_j);
+      epi_fac.push_back(x.facility_energy_per_inference_j);
+      at.push_back(x.accelerator_time_s);
+      it_e.push_back(x.it_energy_j);
+      fac_e.push_back(x.facility_energy_j);
+      c_loc.push_back(x.co2e_location_kg);
+      c_mkt.push_back(x.co2e_market_kg.value_or(nan));
+      total_it += x.it_energy_j;
+      total_facility += x.facility_energy_j;
+      total_loc += x.co2e_location_kg;
+      if (x.co2e_market_kg) total_mkt += *x.co2e_market_kg;
+      all_market = all_market && x.co2e_market_kg.has_value();
+    }
+    r.tables.push_back(Table{"summary/inference",
+                             {column("job", "", id), column("model", "", model), column("hardware", "", hw),
+                              column("datacenter", "", dc), column("region", "", region), column("layout", "", layout),
+                              column("input_layout", "", input_layout), column("batch", "1", batch),
+                              column("inferences", "1", count), column("batch_time", "s", bt),
+                              column("reorder_time", "s", rt), column("it_energy_per_inference", "J", epi_it),
+                              column("facility_energy_per_inference", "J", epi_fac),
+                              column("accelerator_time", "s", at), column("it_energy", "J", it_e),
+                              column("facility_energy", "J", fac_e), column("co2e_location", "kgCO2e", c_loc),
+                              column("co2e_market", "kgCO2e", c_mkt)}});
+  }
   r.tables.push_back(Table{"summary/totals",
                            {column("facility_energy", "J", std::vector<double>{total_facility}),
                             column("it_energy", "J", std::vector<double>{total_it}),
                             column("co2e_location", "kgCO2e", std::vector<double>{total_loc}),
                             column("co2e_market", "kgCO2e", std::vector<double>{all_market ? total_mkt : nan}),
-                            column("jobs", "1", std::vector<std::int64_t>{n_jobs})}});
+                            column("jobs", "1", std::vector<std::int64_t>{n_jobs + static_cast<std::int64_t>(scenario.inference.size())})}});
   return r;
 }
 

@@ -56,15 +56,20 @@ double DeviceModel::peak(const std::string& dtype) const {
   throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
 }
 
+double conv_efficiency(const DeviceModel& device, const std::string& layout) {
+  const auto it = device.conv_efficiency.find(layout);
+  return it != device.conv_efficiency.end() ? it->second : device.gemm_efficiency;
+}
+
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
-                       bool gemm) {
+                       bool gemm, double efficiency) {
   KernelTime t;
   // Elementwise work runs on the vector units (fp32 rate), GEMMs on the matrix units.
   double peak = device.peak(dtype);
   if (!gemm) {
     if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) peak = it->second;
   }
-  t.compute_s = flops > 0 ? flops / (peak * device.gemm_efficiency) : 0;
+  t.compute_s = flops > 0 ? flops / (peak * (efficiency > 0 ? efficiency : device.gemm_efficiency)) : 0;
   t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * device.memory_efficiency) : 0;
   t.memory_bound = t.memory_s > t.compute_s;
   t.seconds = std::max(t.compute_s, t.memory_s) + device.launch_s;
@@ -89,6 +94,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.gemm_efficiency = h.gemm_efficiency.value_or(kDefaultGemmEfficiency);
   d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
   d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
+  d.conv_efficiency = h.conv_efficiency;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;

@@ -46,10 +46,10 @@ struct Layers {
 };
 
 const std::vector<std::string> kEntitySections = {"regions", "datacenters", "hardware", "models",
-                                                  "training"};
+                                                  "training", "inference"};
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
-                                                "models",         "training"};
+                                                "models",         "training", "inference"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
 
@@ -139,6 +139,11 @@ struct ModelDraft {
   Model model;
 };
 
+struct InferenceDraft {
+  InferenceJob job;
+  bool layout_given = false;
+};
+
 class Builder;
 
 template <class T>
@@ -151,6 +156,10 @@ struct EntityKind {
   void (*finish)(T&, const Value& last);
 };
 
+template <class T>
+struct EntityKind;
+const EntityKind<InferenceDraft>& inference_kind_table();
+
 class Builder {
  public:
   explicit Builder(const Layers& layers) : layers_(layers) {}
@@ -160,6 +169,7 @@ class Builder {
   Hardware hardware_ref(const Value& v);
   const Model& model(const Value& v);
   JobDraft training(const std::string& id);
+  InferenceDraft inference(const std::string& id);
   // Builds every entry of every section, so that an entry nobody refers to is checked too.
   void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
@@ -191,6 +201,7 @@ class Builder {
   std::map<std::string, Hardware> hardware_;
   std::map<std::string, ModelDraft> models_;
   std::map<std::string, JobDraft> jobs_;
+  std::map<std::string, InferenceDraft> inference_jobs_;
   std::set<std::string> building_;
   std::deque<std::string> graph_files_;  // names of graph files read for designs
 };
@@ -285,6 +296,10 @@ JobDraft Builder::training(const std::string& id) {
   return get(training_kind(), jobs_, id, Value{});
 }
 
+InferenceDraft Builder::inference(const std::string& id) {
+  return get(inference_kind_table(), inference_jobs_, id, Value{});
+}
+
 // --- regions ---------------------------------------------------------------------------
 
 const EntityKind<GridRegion>& Builder::region_kind() {
@@ -366,13 +381,19 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
-          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "source"});
+          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
           if (e.has("memory")) {
             h.memory_efficiency = detail::read_number_in(e.at("memory"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
           }
           if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
+          for (const char* layout : {"nchw", "nhwc"}) {
+            const std::string key = std::string("conv_") + layout;
+            if (e.has(key)) {
+              h.conv_efficiency[layout] = detail::read_number_in(e.at(key), 0, 1, false, "a fraction of peak in (0, 1]");
+            }
+          }
           h.efficiency_source = detail::read_text(e.at("source"));
         }
         if (m.has("node")) {
@@ -398,13 +419,14 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
 const EntityKind<ModelDraft>& Builder::model_kind() {
   static const EntityKind<ModelDraft> kind{
       "models", "model",
-      {"id", "from", "name", "params", "design", "source", "notes"},
+      {"id", "from", "name", "params", "design", "layout", "source", "notes"},
       {},
       [](Builder& b, const MapView& m, ModelDraft& d) {
         if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
         if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
         if (m.has("design")) d.model.design = detail::read_design(m.at("design"), b.graph_files());
+        if (m.has("layout")) d.model.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
         if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
         if (m.has("notes")) detail::read_text(m.at("notes"));
       },
@@ -504,6 +526,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           const Model& model = b.model(m.at("model"));
           j.model_id = model.id;
           j.design = model.design;
+          j.layout = model.layout;
         }
         if (m.has("precision")) {
           j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
@@ -554,6 +577,44 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (!d.power_given) last.fail("missing required key \"power\"");
         j.duration_s = d.duration_s ? *d.duration_s : *d.accelerator_time_s / static_cast<double>(j.accelerators);
       }};
+  return kind;
+}
+
+const EntityKind<InferenceDraft>& inference_kind_table() {
+  static const EntityKind<InferenceDraft> kind{
+      "inference", "inference job",
+      {"id", "from", "name", "model", "hardware", "datacenter", "batch", "precision", "layout", "input_layout",
+       "inferences", "notes"},
+      {"model", "hardware", "datacenter", "inferences"},
+      [](Builder& b, const MapView& m, InferenceDraft& d) {
+        InferenceJob& j = d.job;
+        if (m.has("id")) j.id = detail::read_id(m.at("id"));
+        if (m.has("name")) detail::read_text(m.at("name"));
+        if (m.has("model")) {
+          const Model& model = b.model(m.at("model"));
+          j.model_id = model.id;
+          j.design = model.design;
+          if (!d.layout_given) j.layout = model.layout;
+          if (std::holds_alternative<std::monostate>(model.design)) {
+            m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
+          }
+        }
+        if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
+        if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
+        if (m.has("batch")) j.batch = detail::read_positive_int(m.at("batch"));
+        if (m.has("precision")) {
+          j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
+        }
+        if (m.has("layout")) {
+          j.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
+          d.layout_given = true;
+        }
+        if (m.has("input_layout")) j.input_layout = detail::read_choice(m.at("input_layout"), {"nchw", "nhwc"});
+        if (m.has("inferences")) j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
+        if (m.has("notes")) detail::read_text(m.at("notes"));
+        j.origin = m.self().location();
+      },
+      nullptr};
   return kind;
 }
 
@@ -621,12 +682,20 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
 
   Builder builder(layers);
   const auto training = layers.sections.find("training");
-  if (training == layers.sections.end() || training->second.order.empty()) {
+  const auto inference = layers.sections.find("inference");
+  const bool any_training = training != layers.sections.end() && !training->second.order.empty();
+  const bool any_inference = inference != layers.sections.end() && !inference->second.order.empty();
+  if (!any_training && !any_inference) {
     throw InputError(format_input_error({main_file, 1, 1}, "training",
-                                        "expected at least one training job, got none"));
+                                        "expected at least one training or inference job, got none"));
   }
   builder.check_all();
-  for (const auto& id : training->second.order) scenario.training.push_back(builder.training(id).job);
+  if (any_training) {
+    for (const auto& id : training->second.order) scenario.training.push_back(builder.training(id).job);
+  }
+  if (any_inference) {
+    for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);
+  }
   for (const auto& id : layers.scenario_model_ids) {
     const Value& ref = layers.sections.at("models").by_id.at(id).back();
     const Model m = builder.model_by_id(id, ref);

@@ -170,3 +170,47 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   // Checkpoints and restarts draw static + host power (50 W here), not training power.
   CHECK(r.overheads[1].energy_j == doctest::Approx(ckpt * 50));
 }
+
+#include "dlcarbon/inference_cost.hpp"
+
+namespace {
+InferenceJob conv_inference(const std::string& layout) {
+  InferenceJob job;
+  job.id = "i";
+  job.hardware = made_up();
+  job.hardware.conv_efficiency = {{"nchw", 0.25}, {"nhwc", 0.5}};
+  FileGraphDesign d;
+  d.ops.push_back(FileOp{"input", "embedding", -1, 0, 0, 0, 1, 300, 0, 0, {}});
+  d.ops.push_back(FileOp{"conv", "conv2d", 0, 100, 64, 576, 1, 0, 1, 36864, {"input"}});
+  job.design = d;
+  job.batch = 10;
+  job.precision = "fp32";
+  job.layout = layout;
+  job.inferences = 1000;
+  job.datacenter.pue = 1.5;
+  job.datacenter.region.intensity_kg_per_j = 0.5 / 3.6e6;
+  return job;
+}
+}  // namespace
+
+TEST_CASE("inference: the layout changes convolution time through calibrated efficiencies") {
+  // conv at batch 10: 2 x 1000 x 64 x 576 = 73,728,000 FLOP at 1e13 fp32 x 0.25 (nchw) = 2.94912e-5 s,
+  // x 0.5 (nhwc) = 1.47456e-5 s; the input (3000 values, 24,000 B) 4.8e-8 s.
+  const InferenceResult nchw = cost_inference(conv_inference("nchw"));
+  const InferenceResult nhwc = cost_inference(conv_inference("nhwc"));
+  CHECK(nchw.batch_time_s == doctest::Approx(2.94912e-5 + 4.8e-8));
+  CHECK(nhwc.batch_time_s == doctest::Approx(1.47456e-5 + 4.8e-8));
+  // Energy of the nchw batch: conv 73,728,000 x 1.875e-11 (fp32 = 10 x the fp16 e_flop) + 2,707,456 B
+  // x 6.25e-11 + 50 W x 2.94912e-5 s = 3.02618e-3 J; input 24,000 x 6.25e-11 + 50 x 4.8e-8 = 3.9e-6 J.
+  CHECK(nchw.device_energy_per_batch_j == doctest::Approx(3.02618e-3 + 3.9e-6).epsilon(1e-4));
+  CHECK(nchw.it_energy_per_inference_j == doctest::Approx((3.02618e-3 + 3.9e-6) / 10).epsilon(1e-4));
+  CHECK(nchw.facility_energy_per_inference_j == doctest::Approx(1.5 * nchw.it_energy_per_inference_j));
+  CHECK(nchw.facility_energy_j == doctest::Approx(1000 * nchw.facility_energy_per_inference_j));
+  CHECK(nhwc.it_energy_per_inference_j < nchw.it_energy_per_inference_j);
+  // Requests in nchw for nhwc kernels: one reorder of the batch input, read + write 2 x 12,000 B.
+  InferenceJob reorder = conv_inference("nhwc");
+  reorder.input_layout = "nchw";
+  const InferenceResult r = cost_inference(reorder);
+  CHECK(r.reorder_time_s == doctest::Approx(24000 / 5e11));
+  CHECK(r.batch_time_s == doctest::Approx(nhwc.batch_time_s + 24000 / 5e11));
+}

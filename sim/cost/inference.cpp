@@ -1,0 +1,46 @@
+#include <cmath>
+
+#include "dlcarbon/graph.hpp"
+#include "dlcarbon/inference_cost.hpp"
+#include "dlcarbon/roofline.hpp"
+
+namespace dlcarbon {
+
+InferenceResult cost_inference(const InferenceJob& job) {
+  InferenceResult r;
+  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
+  const double p = job.precision == "fp32" || job.precision == "tf32" ? 4 : (job.precision == "fp8" || job.precision == "int8" ? 1 : 2);
+  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true});
+  double energy = 0;
+  double input_elements = 0;
+  for (const auto& op : g.ops()) {
+    const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
+    const double eta = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : 0;
+    const auto t = hardware::kernel_time(dev, job.precision, op.flops, op.bytes, gemm, eta);
+    r.batch_time_s += t.seconds;
+    energy += hardware::kernel_energy(dev, job.precision, op.flops, op.bytes, t.seconds);
+    if (op.kind == graph::OpKind::embedding && input_elements == 0) {
+      input_elements = static_cast<double>(op.m) * static_cast<double>(std::max<std::int64_t>(1, op.n));
+    }
+  }
+  if (!job.input_layout.empty() && job.input_layout != job.layout) {
+    // Reading the batch in one layout and writing it in the other.
+    const double bytes = 2 * input_elements * p;
+    const auto t = hardware::kernel_time(dev, job.precision, 0, bytes, false);
+    r.reorder_time_s = t.seconds;
+    r.batch_time_s += t.seconds;
+    energy += hardware::kernel_energy(dev, job.precision, 0, bytes, t.seconds);
+  }
+  r.device_energy_per_batch_j = energy;
+  const double batch = static_cast<double>(job.batch);
+  r.it_energy_per_inference_j = (energy + dev.host_w * r.batch_time_s) / batch;
+  r.facility_energy_per_inference_j = r.it_energy_per_inference_j * job.datacenter.pue;
+  r.accelerator_time_s = r.batch_time_s * job.inferences / batch;
+  r.it_energy_j = r.it_energy_per_inference_j * job.inferences;
+  r.facility_energy_j = r.facility_energy_per_inference_j * job.inferences;
+  r.co2e_location_kg = r.facility_energy_j * job.datacenter.region.intensity_kg_per_j;
+  if (job.datacenter.market_intensity_kg_per_j) r.co2e_market_kg = r.facility_energy_j * *job.datacenter.market_intensity_kg_per_j;
+  return r;
+}
+
+}  // namespace dlcarbon
