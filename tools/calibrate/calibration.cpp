@@ -55,17 +55,59 @@ std::string KernelSpec::group() const {
   return g;
 }
 
+namespace {
+
+KernelSpec matmul_spec(std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dtype, Role role) {
+  KernelSpec s;
+  s.kind = "matmul";
+  s.dtype = dtype;
+  s.m = m;
+  s.n = n;
+  s.k = k;
+  s.role = role;
+  return s;
+}
+
+// Non-negative least squares on relative error: minimises sum_i (x_i . beta / y_i - 1)^2 over
+// beta >= 0 by solving the unconstrained problem (Eigen, column-pivoting QR) and dropping the
+// columns that come out negative until none does. `rows[i]` holds x_i; `y` the measured values.
+std::vector<double> nonnegative_relative_fit(const std::vector<std::vector<double>>& rows, const std::vector<double>& y) {
+  const std::size_t p = rows.empty() ? 0 : rows.front().size();
+  std::vector<bool> active(p, true);
+  for (std::size_t attempt = 0; attempt <= p; ++attempt) {
+    std::vector<std::size_t> cols;
+    for (std::size_t j = 0; j < p; ++j) {
+      if (active[j]) cols.push_back(j);
+    }
+    if (cols.empty()) break;
+    Eigen::MatrixXd X(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(cols.size()));
+    const Eigen::VectorXd ones = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(rows.size()));
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      for (std::size_t j = 0; j < cols.size(); ++j) {
+        X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = rows[i][cols[j]] / y[i];
+      }
+    }
+    const Eigen::VectorXd beta = X.colPivHouseholderQr().solve(ones);
+    std::vector<double> coef(p, 0.0);
+    bool negative = false;
+    for (std::size_t j = 0; j < cols.size(); ++j) {
+      coef[cols[j]] = beta(static_cast<Eigen::Index>(j));
+      if (coef[cols[j]] < 0) {
+        active[cols[j]] = false;
+        negative = true;
+      }
+    }
+    if (!negative) return coef;
+  }
+  return std::vector<double>(p, 0.0);
+}
+
+}  // namespace
+
 std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
   std::vector<KernelSpec> out;
   auto mm = [&](std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dt, Role r) {
-    KernelSpec s;
-    s.kind = "matmul";
-    s.dtype = dt;
-    s.m = m;
-    s.n = n;
-    s.k = k;
-    s.role = r;
-    out.push_back(s);
+    out.push_back(matmul_spec(m, n, k, dt, r));
   };
   auto flat = [&](const std::string& kind, std::int64_t e, Role r, const std::string& layout = "") {
     KernelSpec s;
@@ -158,14 +200,7 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
 std::vector<KernelSpec> shape_set_gpu(bool quick) {
   std::vector<KernelSpec> out;
   auto mm = [&](std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dt, Role r) {
-    KernelSpec s;
-    s.kind = "matmul";
-    s.dtype = dt;
-    s.m = m;
-    s.n = n;
-    s.k = k;
-    s.role = r;
-    out.push_back(s);
+    out.push_back(matmul_spec(m, n, k, dt, r));
   };
   for (const char* dt : {"f32", "tf32", "f16", "bf16"}) {
     const std::vector<std::int64_t> squares = quick ? std::vector<std::int64_t>{256, 2048, 8192}
@@ -209,31 +244,10 @@ std::vector<KernelSpec> shape_set_gpu(bool quick) {
 
 EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B, const std::vector<double>& t,
                      const std::vector<double>& E) {
-  std::array<bool, 3> active{true, true, true};
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    std::vector<int> cols;
-    for (int j = 0; j < 3; ++j) {
-      if (active[static_cast<std::size_t>(j)]) cols.push_back(j);
-    }
-    Eigen::MatrixXd X(static_cast<Eigen::Index>(E.size()), static_cast<Eigen::Index>(cols.size()));
-    const Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(E.size()));
-    for (std::size_t i = 0; i < E.size(); ++i) {
-      const double row[3] = {F[i] / E[i], B[i] / E[i], t[i] / E[i]};
-      for (std::size_t j = 0; j < cols.size(); ++j) X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = row[cols[j]];
-    }
-    const Eigen::VectorXd beta = X.colPivHouseholderQr().solve(y);
-    double coef[3] = {0, 0, 0};
-    bool negative = false;
-    for (std::size_t j = 0; j < cols.size(); ++j) {
-      coef[cols[j]] = beta(static_cast<Eigen::Index>(j));
-      if (coef[cols[j]] < 0) {
-        active[static_cast<std::size_t>(cols[j])] = false;
-        negative = true;
-      }
-    }
-    if (!negative) return {coef[0], coef[1], coef[2]};
-  }
-  return {};
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < E.size(); ++i) rows.push_back({F[i], B[i], t[i]});
+  const auto c = nonnegative_relative_fit(rows, E);
+  return {c[0], c[1], c[2]};
 }
 
 double RooflineFit::predict(double flops, double bytes) const {
@@ -260,41 +274,19 @@ double objective(const RooflineFit& f, const std::vector<double>& F, const std::
   return s;
 }
 
-// Non-negative least squares on relative error for t = a F + sum_l b_l B [W in level l] + c;
-// columns that come out negative are dropped and the rest refitted.
+// The additive start t = a F + sum_l b_l B [W in level l] + c, fitted without the max().
 std::vector<double> additive(const std::vector<double>& F, const std::vector<double>& B, const std::vector<double>& t,
                              const std::vector<double>& levels) {
   const std::size_t p = levels.size() + 3;  // a, b per level + memory, c
-  std::vector<bool> active(p, true);
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::vector<std::size_t> cols;
-    for (std::size_t j = 0; j < p; ++j) {
-      if (active[j]) cols.push_back(j);
-    }
-    Eigen::MatrixXd X(static_cast<Eigen::Index>(t.size()), static_cast<Eigen::Index>(cols.size()));
-    const Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(t.size()));
-    for (std::size_t i = 0; i < t.size(); ++i) {
-      std::vector<double> row(p, 0.0);
-      row[0] = F[i] / t[i];
-      row[1 + level_of(levels, B[i])] = B[i] / t[i];
-      row[p - 1] = 1.0 / t[i];
-      for (std::size_t j = 0; j < cols.size(); ++j) {
-        X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = row[cols[j]];
-      }
-    }
-    const Eigen::VectorXd beta = X.colPivHouseholderQr().solve(y);
-    std::vector<double> coef(p, 0.0);
-    bool negative = false;
-    for (std::size_t j = 0; j < cols.size(); ++j) {
-      coef[cols[j]] = beta(static_cast<Eigen::Index>(j));
-      if (coef[cols[j]] < 0) {
-        active[cols[j]] = false;
-        negative = true;
-      }
-    }
-    if (!negative) return coef;
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    std::vector<double> row(p, 0.0);
+    row[0] = F[i];
+    row[1 + level_of(levels, B[i])] = B[i];
+    row[p - 1] = 1.0;
+    rows.push_back(std::move(row));
   }
-  return std::vector<double>(p, 0.0);
+  return nonnegative_relative_fit(rows, t);
 }
 
 }  // namespace
