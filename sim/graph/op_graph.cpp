@@ -49,29 +49,18 @@ std::vector<int> OpGraph::topological_order() const {
   return std::vector<int>(reversed.rbegin(), reversed.rend());
 }
 
-double OpGraph::parameters() const {
+namespace {
+double sum_of(const std::vector<Op>& ops, double Op::*field) {
   double s = 0;
-  for (const auto& op : ops_) s += op.params;
+  for (const auto& op : ops) s += op.*field;
   return s;
 }
+}  // namespace
 
-double OpGraph::forward_flops() const {
-  double s = 0;
-  for (const auto& op : ops_) s += op.flops;
-  return s;
-}
-
-double OpGraph::forward_bytes() const {
-  double s = 0;
-  for (const auto& op : ops_) s += op.bytes;
-  return s;
-}
-
-double OpGraph::saved_bytes() const {
-  double s = 0;
-  for (const auto& op : ops_) s += op.saved_bytes;
-  return s;
-}
+double OpGraph::parameters() const { return sum_of(ops_, &Op::params); }
+double OpGraph::forward_flops() const { return sum_of(ops_, &Op::flops); }
+double OpGraph::forward_bytes() const { return sum_of(ops_, &Op::bytes); }
+double OpGraph::saved_bytes() const { return sum_of(ops_, &Op::saved_bytes); }
 
 int OpGraph::layers() const {
   std::set<int> seen;

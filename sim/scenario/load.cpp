@@ -50,6 +50,7 @@ const std::vector<std::string> kEntitySections = {"regions", "datacenters", "har
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference"};
+const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
 
@@ -529,7 +530,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           j.layout = model.layout;
         }
         if (m.has("precision")) {
-          j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
+          j.precision = detail::read_choice(m.at("precision"), kPrecisions);
         }
         if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
@@ -603,7 +604,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
         if (m.has("batch")) j.batch = detail::read_positive_int(m.at("batch"));
         if (m.has("precision")) {
-          j.precision = detail::read_choice(m.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
+          j.precision = detail::read_choice(m.at("precision"), kPrecisions);
         }
         if (m.has("layout")) {
           j.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
