@@ -80,7 +80,34 @@ std::string emit_resolved(const Scenario& s) {
     out << YAML::EndMap;
     if (j.tokens) out << YAML::Key << "tokens" << YAML::Value << *j.tokens;
     if (j.flops) out << YAML::Key << "flops" << YAML::Value << *j.flops;
+    out << YAML::Key << "mode" << YAML::Value << (j.duration_given ? "accounting" : "first-principles");
+    if (j.parallelism) {
+      const Parallelism& p = *j.parallelism;
+      out << YAML::Key << "precision" << YAML::Value << j.precision << YAML::Key << "layout" << YAML::Value << j.layout;
+      out << YAML::Key << "parallelism" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "data"
+          << YAML::Value << p.data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
+          << YAML::Value << p.pipeline << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
+          << "global_batch" << YAML::Value << p.global_batch << YAML::Key << "zero_stage" << YAML::Value << p.zero_stage
+          << YAML::Key << "recompute" << YAML::Value << p.recompute << YAML::Key << "optimizer" << YAML::Value
+          << p.optimizer << YAML::EndMap;
+    }
     out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "inference" << YAML::Value << YAML::BeginSeq;
+  for (const auto& j : s.inference) {
+    out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << j.id << YAML::Key << "model" << YAML::Value
+        << j.model_id << YAML::Key << "hardware" << YAML::Value;
+    emit_hardware(out, j.hardware);
+    out << YAML::Key << "datacenter" << YAML::Value << YAML::BeginMap << YAML::Key << "id" << YAML::Value
+        << j.datacenter.id << YAML::Key << "pue" << YAML::Value << j.datacenter.pue << YAML::Key << "region"
+        << YAML::Value;
+    emit_region(out, j.datacenter.region);
+    out << YAML::EndMap;
+    out << YAML::Key << "batch" << YAML::Value << j.batch << YAML::Key << "precision" << YAML::Value << j.precision
+        << YAML::Key << "layout" << YAML::Value << j.layout << YAML::Key << "input_layout" << YAML::Value
+        << (j.input_layout.empty() ? j.layout : j.input_layout) << YAML::Key << "inferences" << YAML::Value
+        << j.inferences << YAML::EndMap;
   }
   out << YAML::EndSeq;
   out << YAML::EndMap;
