@@ -24,6 +24,7 @@ __all__ = [
     "dimension",
     "known_units",
     "training_summary",
+    "inference_summary",
     "totals_summary",
 ]
 
@@ -31,7 +32,7 @@ __all__ = [
 def __getattr__(name):
     # The report module is imported on first use only, so that
     # `python -m dlcarbon_analysis.report` does not find it already imported.
-    if name in ("training_summary", "totals_summary"):
+    if name in ("training_summary", "inference_summary", "totals_summary"):
         from . import report
 
         return getattr(report, name)

@@ -39,6 +39,21 @@ TRAINING_COLUMNS: List[Tuple[str, Optional[str], str]] = [
     ("co2e_market", "tCO2e", "co2e_market_tCO2e"),
 ]
 
+# The same for /summary/inference (energy per inference in J, totals in kWh).
+INFERENCE_COLUMNS: List[Tuple[str, Optional[str], str]] = [
+    ("job", None, "job"),
+    ("model", None, "model"),
+    ("hardware", None, "hardware"),
+    ("layout", None, "layout"),
+    ("input_layout", None, "input_layout"),
+    ("batch", None, "batch"),
+    ("inferences", None, "inferences"),
+    ("batch_time", "s", "batch_time_s"),
+    ("facility_energy_per_inference", "J", "facility_energy_per_inference_J"),
+    ("facility_energy", "kWh", "facility_energy_kWh"),
+    ("co2e_location", "kgCO2e", "co2e_location_kgCO2e"),
+]
+
 # The same for /summary/totals.
 TOTALS_COLUMNS: List[Tuple[str, Optional[str], str]] = [
     ("jobs", None, "jobs"),
@@ -86,6 +101,12 @@ def training_summary(run: RunOrPath) -> pd.DataFrame:
     return _present(_as_run(run), "summary/training", TRAINING_COLUMNS)
 
 
+def inference_summary(run: RunOrPath) -> pd.DataFrame:
+    """One row per inference job: ids, layout, batch, inferences, batch_time_s,
+    facility_energy_per_inference_J, facility_energy_kWh, co2e_location_kgCO2e."""
+    return _present(_as_run(run), "summary/inference", INFERENCE_COLUMNS)
+
+
 def totals_summary(run: RunOrPath) -> pd.DataFrame:
     """The one-row /summary/totals table: jobs, it_energy_MWh, facility_energy_MWh,
     co2e_location_tCO2e, co2e_market_tCO2e (NaN if any job lacks a market factor)."""
@@ -128,6 +149,9 @@ def format_report(run: RunOrPath) -> str:
         "Training jobs (duration in days, energy in MWh, emissions in tCO2e):",
         _table_text(training_summary(run)),
     ]
+    if "summary/inference" in run.tables:
+        lines += ["", "Inference jobs (energy per inference in J, with host share and PUE):",
+                  _table_text(inference_summary(run))]
     if "summary/totals" in run.tables:
         lines += ["", "Totals:", _table_text(totals_summary(run))]
     return "\n".join(lines)

@@ -310,3 +310,31 @@ def test_gpt3_run_from_the_dlcarbon_binary(tmp_path):
     assert totals["facility_energy"].iloc[0] == pytest.approx(4.6332e12, rel=0.01)
     assert totals["co2e_location"].iloc[0] == pytest.approx(552000.0, rel=0.01)
     assert training["facility_energy"].sum() == pytest.approx(totals["facility_energy"].iloc[0], rel=1e-9)
+
+
+def test_hidden_costs_run_from_the_dlcarbon_binary(tmp_path):
+    """Runs scenarios/hidden-costs/resnet50-layouts.yaml: on the measured CPU the nhwc layout
+    costs less per image than nchw (its convolutions were measured faster), a reorder of nchw
+    requests adds to nhwc, and the uncalibrated GPU shows no difference between layouts."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from dlcarbon_analysis import inference_summary
+
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    source = Path(os.environ.get("DLCARBON_SOURCE_DIR") or Path(__file__).resolve().parents[2])
+    scenario = source / "scenarios" / "hidden-costs" / "resnet50-layouts.yaml"
+    out = tmp_path / "layouts.h5"
+    proc = subprocess.run([binary, "run", str(scenario), "-o", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    inf = inference_summary(out).set_index("job")
+    per = inf["facility_energy_per_inference_J"]
+    assert per["cpu-nhwc"] < per["cpu-nchw"]
+    assert per["cpu-nhwc-from-nchw-requests"] > per["cpu-nhwc"]
+    assert per["gpu-nhwc"] == pytest.approx(per["gpu-nchw"], rel=1e-12)
+    # Totals are the per-inference energy times the count (1e6), in kWh: J / 3.6e6.
+    assert inf["facility_energy_kWh"]["cpu-nchw"] == pytest.approx(per["cpu-nchw"] * 1e6 / 3.6e6, rel=1e-9)
