@@ -1,0 +1,70 @@
+// Mutation fuzzing of the scenario loader: valid scenarios with random bytes flipped, lines
+// dropped, duplicated or truncated must load or fail with InputError; nothing else may escape
+// (and under ASan/UBSan, nothing may touch memory it should not). Fixed seeds.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "dlcarbon/scenario.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string mutate(std::string text, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int> kind(0, 5);
+  auto pos = [&](std::mt19937_64& r) { return static_cast<std::size_t>(r() % text.size()); };
+  const char alphabet[] = " :-[]{},\"'\n#0123456789e.%WJhskgtCO/\t\\&*!|>";
+  std::uniform_int_distribution<std::size_t> pick(0, sizeof alphabet - 2);
+  const int n = 1 + static_cast<int>(rng() % 4);
+  for (int i = 0; i < n && !text.empty(); ++i) {
+    switch (kind(rng)) {
+      case 0: text[pos(rng)] = alphabet[pick(rng)]; break;                           // replace a byte
+      case 1: text.insert(pos(rng), 1, alphabet[pick(rng)]); break;                   // insert
+      case 2: text.erase(pos(rng), 1 + rng() % 8); break;                             // delete a run
+      case 3: text.resize(pos(rng)); break;                                           // truncate
+      case 4: { const auto p = pos(rng); text.insert(p, text.substr(p, 1 + rng() % 40)); break; }  // duplicate
+      default: text[pos(rng)] = static_cast<char>(rng() & 0xff); break;               // any byte
+    }
+  }
+  return text;
+}
+}  // namespace
+
+TEST_CASE("mutated scenarios load or fail with InputError, never anything else") {
+  const fs::path data = DLCARBON_TEST_DATA_DIR;
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_fuzz";
+  fs::create_directories(dir);
+  const std::vector<fs::path> seeds = {data / "scenarios/good_base.yaml", data / "scenarios/first_principles.yaml",
+                                       fs::path(DLCARBON_SOURCE_DIR) / "scenarios/quickstart.yaml"};
+  std::mt19937_64 rng(20261126);
+  int loaded = 0, rejected = 0;
+  for (int i = 0; i < 600; ++i) {
+    const std::string text = mutate(read(seeds[static_cast<std::size_t>(i) % seeds.size()]), rng);
+    const fs::path file = dir / "mutant.yaml";
+    std::ofstream(file, std::ios::binary) << text;
+    try {
+      dlcarbon::load_scenario(file, dlcarbon::LoadOptions{data / "catalog"});
+      ++loaded;
+    } catch (const dlcarbon::InputError& e) {
+      ++rejected;
+      const std::string msg = e.what();
+      CHECK_MESSAGE(msg.find("mutant.yaml") != std::string::npos, msg);  // names the file
+      CHECK_MESSAGE(msg.find('\n') == std::string::npos, msg);           // one line
+    } catch (const std::exception& e) {
+      FAIL_CHECK("escaped: " << e.what() << "\n--- input ---\n" << text);
+    }
+  }
+  MESSAGE(loaded << " mutants loaded, " << rejected << " rejected");
+  CHECK(rejected > 100);
+  fs::remove_all(dir);
+}
