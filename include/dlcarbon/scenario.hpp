@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,11 +22,22 @@ namespace dlcarbon {
 
 inline constexpr int kSchemaVersion = 1;
 
+// A measured intensity trace: value[i] holds from time[i] to time[i + 1] (the last one for
+// `period_s`). Outside its span the trace repeats every 365 days (a typical year).
+struct IntensityTrace {
+  std::string file;                 // as named, for the output
+  std::string basis;                // direct or lca
+  std::vector<std::int64_t> time_unix_s;
+  std::vector<double> kg_per_j;
+  std::int64_t period_s = 3600;
+};
+
 struct GridRegion {
   std::string id, name, zone;
   double intensity_kg_per_j = 0;  // location-based annual average
   int year = 0;
   std::string basis, source, notes;
+  std::shared_ptr<const IntensityTrace> trace;  // hourly or daily values, where given
 };
 
 struct Datacenter {
@@ -133,6 +145,7 @@ struct TrainingJob {
   JobOverheads overheads;
   bool duration_given = true;      // false: duration is predicted (first-principles mode)
   std::optional<PublishedFigures> published;
+  std::optional<std::int64_t> start_unix_s;  // when the job starts (default: the scenario's start)
   SourceLocation origin;  // where the job is defined
 };
 
@@ -159,6 +172,7 @@ struct ScenarioInfo {
   double horizon_s = 0;
   std::uint64_t seed = 0;
 };
+
 
 struct Scenario {
   std::filesystem::path path;

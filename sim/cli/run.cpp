@@ -4,6 +4,7 @@
 #include "build_info.hpp"
 #include "commands.hpp"
 #include "dlcarbon/text.hpp"
+#include "dlcarbon/grid.hpp"
 #include "dlcarbon/training_cost.hpp"
 #include "options.hpp"
 
@@ -46,6 +47,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   std::vector<std::string> failures;
   for (const auto& job : scenario.training) {
     results.push_back(simulate_training(job));
+    lifecycle::place_in_time(job, results.back().footprint);
     if (!results.back().ok) {
       failures.push_back(format_input_error(job.origin, "training." + job.id, results.back().reason));
     }

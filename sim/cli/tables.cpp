@@ -29,7 +29,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
   r.scenario_given = scenario.given_text;
   r.scenario_resolved = scenario.resolved_yaml;
 
-  std::vector<std::string> job, model, hardware, datacenter, region, mode, status;
+  std::vector<std::string> job, model, hardware, datacenter, region, mode, status, grid;
   std::vector<double> step_time, mfu, steps, memory;
   std::vector<std::int64_t> accelerators;
   std::vector<double> duration, accel_time, power, it, pue, facility, i_loc, c_loc, i_mkt, c_mkt, tokens, flops;
@@ -40,6 +40,9 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     const TrainingResult& res = results.at(i);
     const TrainingFootprint& f = res.footprint;
     mode.push_back(res.mode);
+    grid.push_back(j.datacenter.region.trace ? "trace " + j.datacenter.region.trace->file + " (" +
+                                                   j.datacenter.region.trace->basis + ")"
+                                             : "annual");
     status.push_back(res.ok ? "ok" : res.reason);
     step_time.push_back(res.step ? res.step->step_s : nan);
     mfu.push_back(res.step ? res.step->mfu : nan);
@@ -81,7 +84,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                             column("co2e_location", "kgCO2e", c_loc),
                             column("intensity_market", "kgCO2e/J", i_mkt),
                             column("co2e_market", "kgCO2e", c_mkt), column("tokens", "1", tokens),
-                            column("flops", "FLOP", flops), column("mode", "", mode),
+                            column("flops", "FLOP", flops), column("mode", "", mode), column("grid", "", grid),
                             column("status", "", status), column("step_time", "s", step_time),
                             column("mfu", "1", mfu), column("steps", "1", steps),
                             column("memory_per_accelerator", "B", memory)}});

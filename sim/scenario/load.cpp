@@ -16,6 +16,7 @@
 #include "dlcarbon/text.hpp"
 #include "design.hpp"
 #include "resolved.hpp"
+#include "trace.hpp"
 #include "yaml_reader.hpp"
 
 namespace fs = std::filesystem;
@@ -306,7 +307,7 @@ InferenceDraft Builder::inference(const std::string& id) {
 const EntityKind<GridRegion>& Builder::region_kind() {
   static const EntityKind<GridRegion> kind{
       "regions", "region",
-      {"id", "from", "name", "zone", "intensity", "year", "basis", "source", "notes"},
+      {"id", "from", "name", "zone", "intensity", "year", "basis", "trace", "source", "notes"},
       {"name", "intensity", "year", "source"},
       [](Builder&, const MapView& m, GridRegion& r) {
         if (m.has("id")) r.id = detail::read_id(m.at("id"));
@@ -317,6 +318,7 @@ const EntityKind<GridRegion>& Builder::region_kind() {
           r.year = static_cast<int>(detail::read_number_in(m.at("year"), 1900, 2200, true, "a year (e.g. 2023)"));
         }
         if (m.has("basis")) r.basis = detail::read_text(m.at("basis"));
+        if (m.has("trace")) r.trace = detail::read_trace(m.at("trace"));
         if (m.has("source")) r.source = detail::read_text(m.at("source"));
         if (m.has("notes")) r.notes = detail::read_text(m.at("notes"));
       },
@@ -517,7 +519,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "published", "notes"},
+       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "start", "published",
+       "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
@@ -534,6 +537,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
+        if (m.has("start")) {
+          std::string text_date;
+          j.start_unix_s = detail::read_date(m.at("start"), text_date);
+        }
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));
         if (m.has("duration") && m.has("accelerator_hours")) {
@@ -692,7 +699,10 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   }
   builder.check_all();
   if (any_training) {
-    for (const auto& id : training->second.order) scenario.training.push_back(builder.training(id).job);
+    for (const auto& id : training->second.order) {
+      scenario.training.push_back(builder.training(id).job);
+      if (!scenario.training.back().start_unix_s) scenario.training.back().start_unix_s = scenario.info.start_unix_s;
+    }
   }
   if (any_inference) {
     for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);

@@ -1,0 +1,23 @@
+#pragma once
+// The grid over time (sim/lifecycle): a region's carbon intensity as a piecewise-constant
+// function of time (its trace, repeated every 365 days, or its annual value), integrated exactly.
+//
+//   double kg = power_w * intensity_integral(region, t0, t1);   // kgCO2e for a constant power
+
+#include "dlcarbon/accounting.hpp"
+#include "dlcarbon/scenario.hpp"
+
+namespace dlcarbon::lifecycle {
+
+// Integral of the location-based intensity over [t0, t1] (seconds since 1970 UTC): kgCO2e/J x s.
+double intensity_integral(const GridRegion& region, double t0, double t1);
+
+// Mean intensity over [t0, t1] (kgCO2e/J); the point value when t1 == t0.
+double mean_intensity(const GridRegion& region, double t0, double t1);
+
+// Places a costed training job in time: where its region has a trace, location-based CO2e is
+// the facility power times the integral of the intensity over [start, start + duration]
+// (exact: power is constant over the job, intensity piecewise constant).
+void place_in_time(const TrainingJob& job, TrainingFootprint& footprint);
+
+}  // namespace dlcarbon::lifecycle

@@ -1,0 +1,58 @@
+#include "dlcarbon/grid.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dlcarbon::lifecycle {
+namespace {
+
+constexpr double kYear = 365.0 * 86400.0;
+
+// F(u) = integral of the trace from its start to u, for u in [start, start + year].
+double within_year(const IntensityTrace& t, double u) {
+  const double start = static_cast<double>(t.time_unix_s.front());
+  double total = 0;
+  const std::size_t n = t.time_unix_s.size();
+  // Sum of whole segments before u, then the part of the segment holding u. (Traces are a
+  // year of hours at most, and this is called twice per integral.)
+  for (std::size_t i = 0; i < n; ++i) {
+    const double a = static_cast<double>(t.time_unix_s[i]);
+    if (a >= u) break;
+    double b = i + 1 < n ? static_cast<double>(t.time_unix_s[i + 1]) : a + static_cast<double>(t.period_s);
+    if (i + 1 == n) b = std::max(b, start + kYear);  // the last value holds to the end of the year
+    b = std::min(b, start + kYear);
+    total += t.kg_per_j[i] * (std::min(b, u) - a);
+  }
+  return total;
+}
+
+// G(t) = integral from the trace start to t, for any t: whole years plus the part-year.
+double cumulative(const IntensityTrace& t, double time) {
+  const double start = static_cast<double>(t.time_unix_s.front());
+  const double years = std::floor((time - start) / kYear);
+  const double whole = years != 0 ? years * within_year(t, start + kYear) : 0;
+  return whole + within_year(t, time - years * kYear);
+}
+
+}  // namespace
+
+double intensity_integral(const GridRegion& region, double t0, double t1) {
+  if (!(t1 > t0)) return 0;
+  if (!region.trace) return region.intensity_kg_per_j * (t1 - t0);
+  return cumulative(*region.trace, t1) - cumulative(*region.trace, t0);
+}
+
+double mean_intensity(const GridRegion& region, double t0, double t1) {
+  if (!(t1 > t0)) return intensity_integral(region, t0, t0 + 1);
+  return intensity_integral(region, t0, t1) / (t1 - t0);
+}
+
+void place_in_time(const TrainingJob& job, TrainingFootprint& f) {
+  const GridRegion& region = job.datacenter.region;
+  if (!region.trace || !(f.duration_s > 0) || !job.start_unix_s) return;
+  const double t0 = static_cast<double>(*job.start_unix_s), t1 = t0 + f.duration_s;
+  f.intensity_location_kg_per_j = mean_intensity(region, t0, t1);
+  f.co2e_location_kg = f.facility_energy_j / f.duration_s * intensity_integral(region, t0, t1);
+}
+
+}  // namespace dlcarbon::lifecycle

@@ -1,0 +1,109 @@
+#include "trace.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dlcarbon/text.hpp"
+
+namespace dlcarbon::detail {
+namespace {
+
+// "2023-01-01 00:00:00" or "2023-01-01" -> seconds since 1970-01-01 UTC; false if malformed.
+bool parse_time(const std::string& s, std::int64_t& out) {
+  int y = 0;
+  unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;
+  char extra = 0;
+  const bool date_only = s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &mo, &d, &extra) == 3;
+  const bool date_time = s.size() == 19 && std::sscanf(s.c_str(), "%4d-%2u-%2u %2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &se, &extra) == 6;
+  if (!date_only && !date_time) return false;
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 59) return false;
+  out = std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL + h * 3600LL + mi * 60LL + se;
+  return true;
+}
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cell;
+  std::istringstream in(line);
+  while (std::getline(in, cell, ',')) out.push_back(cell);
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
+  const MapView m(v, {"file", "basis"});
+  m.require("file");
+  auto trace = std::make_shared<IntensityTrace>();
+  const Value file_value = m.at("file");
+  trace->file = read_text(file_value);
+  trace->basis = m.has("basis") ? read_choice(m.at("basis"), {"direct", "lca"}) : "direct";
+  const std::filesystem::path base = std::filesystem::path(v.file ? *v.file : "").parent_path();
+  const std::filesystem::path path = base / trace->file;
+  const std::string shown_path = path.lexically_normal().generic_string();
+  std::ifstream in(path);
+  if (!in) file_value.fail("cannot read " + text::quoted(shown_path) + ": " + std::strerror(errno));
+  auto fail_at = [&](int line, int column, const std::string& what) {
+    throw InputError(format_input_error({shown_path, line, column}, v.path, what));
+  };
+  std::string line;
+  if (!std::getline(in, line)) fail_at(1, 1, "expected a header line, got an empty file");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const auto header = split(line);
+  int time_col = -1, value_col = -1;
+  const std::string wanted = "gco2_per_kwh_" + trace->basis;
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == "datetime_utc" || header[i] == "date_utc") time_col = static_cast<int>(i);
+    if (header[i] == wanted) value_col = static_cast<int>(i);
+  }
+  if (time_col < 0 || value_col < 0) {
+    fail_at(1, 1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
+  }
+  int number = 1;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const auto cells = split(line);
+    auto column_of = [&](int c) {
+      int col = 1;
+      for (int i = 0; i < c && i < static_cast<int>(cells.size()); ++i) col += static_cast<int>(cells[static_cast<std::size_t>(i)].size()) + 1;
+      return col;
+    };
+    if (static_cast<int>(cells.size()) <= std::max(time_col, value_col)) {
+      fail_at(number, 1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
+    }
+    std::int64_t t = 0;
+    const std::string& ts = cells[static_cast<std::size_t>(time_col)];
+    if (!parse_time(ts, t)) fail_at(number, column_of(time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
+    const std::string& vs = cells[static_cast<std::size_t>(value_col)];
+    // A missing value: the previous one holds until the next row that has one.
+    if (vs.empty()) {
+      if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
+        fail_at(number, column_of(time_col), "expected times in increasing order, got " + text::quoted(ts));
+      }
+      continue;
+    }
+    char* end = nullptr;
+    const double g = std::strtod(vs.c_str(), &end);
+    if (vs.empty() || end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
+      fail_at(number, column_of(value_col), "expected gCO2e/kWh >= 0, got " + text::quoted(vs));
+    }
+    if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
+      fail_at(number, column_of(time_col), "expected times in increasing order, got " + text::quoted(ts));
+    }
+    trace->time_unix_s.push_back(t);
+    trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
+  }
+  if (trace->time_unix_s.size() < 2) fail_at(number, 1, "expected at least two rows of data");
+  trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
+  return trace;
+}
+
+}  // namespace dlcarbon::detail

@@ -1,0 +1,64 @@
+#include <doctest/doctest.h>
+
+#include <memory>
+
+#include "dlcarbon/grid.hpp"
+
+using namespace dlcarbon;
+
+namespace {
+constexpr double kGPerKwh = 1e-3 / 3.6e6;  // 1 gCO2e/kWh in kgCO2e/J
+constexpr double k2023 = 1672531200;       // 2023-01-01T00:00:00Z
+
+GridRegion traced() {
+  auto t = std::make_shared<IntensityTrace>();
+  t->time_unix_s = {static_cast<std::int64_t>(k2023), static_cast<std::int64_t>(k2023) + 3600,
+                    static_cast<std::int64_t>(k2023) + 7200};
+  t->kg_per_j = {100 * kGPerKwh, 200 * kGPerKwh, 300 * kGPerKwh};
+  t->period_s = 3600;
+  GridRegion r;
+  r.id = "r";
+  r.intensity_kg_per_j = 999 * kGPerKwh;  // not used where the trace applies
+  r.trace = t;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("the integral of a piecewise-constant trace is exact") {
+  const GridRegion r = traced();
+  // [00:30, 02:30]: half an hour at 100, an hour at 200, half an hour at 300 = 400 g/kWh x h,
+  // a mean of 200 g/kWh.
+  CHECK(lifecycle::intensity_integral(r, k2023 + 1800, k2023 + 9000) == doctest::Approx(400 * 3600 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + 1800, k2023 + 9000) == doctest::Approx(200 * kGPerKwh));
+  // After the last row its value holds to the end of the 365-day year: [03:00, 05:00] = 300.
+  CHECK(lifecycle::mean_intensity(r, k2023 + 10800, k2023 + 18000) == doctest::Approx(300 * kGPerKwh));
+  // The year repeats: the same hours one and two years later, and before the trace.
+  const double year = 365 * 86400.0;
+  for (const double shift : {year, 2 * year, -year}) {
+    CHECK(lifecycle::mean_intensity(r, k2023 + shift + 1800, k2023 + shift + 9000) == doctest::Approx(200 * kGPerKwh));
+  }
+  // A whole year: 1 h at 100 + 1 h at 200 + (8760 - 2) h at 300.
+  CHECK(lifecycle::intensity_integral(r, k2023, k2023 + year) ==
+        doctest::Approx((100 + 200 + 300 * 8758.0) * 3600 * kGPerKwh));
+  CHECK(lifecycle::intensity_integral(r, k2023 + 10, k2023 + 10) == 0);
+}
+
+TEST_CASE("without a trace the annual value applies") {
+  GridRegion r;
+  r.intensity_kg_per_j = 500 * kGPerKwh;
+  CHECK(lifecycle::intensity_integral(r, 0, 7200) == doctest::Approx(500 * 7200 * kGPerKwh));
+}
+
+TEST_CASE("a training job placed in time on a trace") {
+  // 1 accelerator, 1 kW facility power for 2 h from 00:30: 2 kWh x a mean of 200 g/kWh = 0.4 kg.
+  TrainingJob job;
+  job.datacenter.region = traced();
+  job.start_unix_s = static_cast<std::int64_t>(k2023) + 1800;
+  TrainingFootprint f;
+  f.duration_s = 7200;
+  f.facility_energy_j = 2 * 3.6e6;
+  f.co2e_location_kg = 123;  // replaced
+  lifecycle::place_in_time(job, f);
+  CHECK(f.co2e_location_kg == doctest::Approx(0.4));
+  CHECK(f.intensity_location_kg_per_j == doctest::Approx(200 * kGPerKwh));
+}
