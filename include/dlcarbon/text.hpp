@@ -21,4 +21,8 @@ std::string join(const std::vector<std::string>& items, std::string_view sep = "
 // long text: quoted("ten") == "\"ten\"".
 std::string quoted(std::string_view value);
 
+// "2023-01-01" or "2023-01-01 13:00:00" (UTC) -> seconds since 1970-01-01; false when malformed
+// or no such day.
+bool parse_utc_time(const std::string& text, long long& seconds);
+
 }  // namespace dlcarbon::text

@@ -1,6 +1,5 @@
 #include "trace.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -11,20 +10,6 @@
 
 namespace dlcarbon::detail {
 namespace {
-
-// "2023-01-01 00:00:00" or "2023-01-01" -> seconds since 1970-01-01 UTC; false if malformed.
-bool parse_time(const std::string& s, std::int64_t& out) {
-  int y = 0;
-  unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;
-  char extra = 0;
-  const bool date_only = s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &mo, &d, &extra) == 3;
-  const bool date_time = s.size() == 19 && std::sscanf(s.c_str(), "%4d-%2u-%2u %2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &se, &extra) == 6;
-  if (!date_only && !date_time) return false;
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
-  if (!ymd.ok() || h > 23 || mi > 59 || se > 59) return false;
-  out = std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL + h * 3600LL + mi * 60LL + se;
-  return true;
-}
 
 std::vector<std::string> split(const std::string& line) {
   std::vector<std::string> out;
@@ -79,9 +64,9 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     if (static_cast<int>(cells.size()) <= std::max(time_col, value_col)) {
       fail_at(number, 1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
     }
-    std::int64_t t = 0;
+    long long t = 0;
     const std::string& ts = cells[static_cast<std::size_t>(time_col)];
-    if (!parse_time(ts, t)) fail_at(number, column_of(time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
+    if (!text::parse_utc_time(ts, t)) fail_at(number, column_of(time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
     const std::string& vs = cells[static_cast<std::size_t>(value_col)];
     // A missing value: the previous one holds until the next row that has one.
     if (vs.empty()) {

@@ -258,15 +258,15 @@ double read_number_in(const Value& v, double lo, double hi, bool lo_inclusive,
 std::int64_t read_date(const Value& v, std::string& as_text) {
   if (!v.node.IsScalar()) v.expected("a date (YYYY-MM-DD)");
   as_text = v.node.Scalar();
-  int y = 0;
-  unsigned m = 0, d = 0;
-  char extra = 0;
-  if (as_text.size() != 10 || std::sscanf(as_text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &extra) != 3) {
-    v.expected("a date (YYYY-MM-DD)");
+  long long seconds = 0;
+  if (as_text.size() != 10 || !text::parse_utc_time(as_text, seconds)) {
+    int y = 0;
+    unsigned m = 0, d = 0;
+    char extra = 0;
+    const bool shaped = as_text.size() == 10 && std::sscanf(as_text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &extra) == 3;
+    v.expected("a date (YYYY-MM-DD)", shaped ? "no such day" : "");
   }
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
-  if (!ymd.ok()) v.expected("a date (YYYY-MM-DD)", "no such day");
-  return std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL;
+  return seconds;
 }
 
 bool read_bool(const Value& v) {

@@ -1,6 +1,7 @@
 #include "dlcarbon/text.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 namespace dlcarbon::text {
@@ -42,6 +43,20 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
     out += items[i];
   }
   return out;
+}
+
+bool parse_utc_time(const std::string& s, long long& out) {
+  int y = 0;
+  unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;
+  char extra = 0;
+  const bool date_only = s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &mo, &d, &extra) == 3;
+  const bool date_time =
+      s.size() == 19 && std::sscanf(s.c_str(), "%4d-%2u-%2u %2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &se, &extra) == 6;
+  if (!date_only && !date_time) return false;
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 59) return false;
+  out = std::chrono::sys_days{ymd}.time_since_epoch().count() * 86400LL + h * 3600LL + mi * 60LL + se;
+  return true;
 }
 
 std::string quoted(std::string_view value) {
