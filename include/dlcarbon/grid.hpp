@@ -15,7 +15,7 @@ double intensity_integral(const GridRegion& region, double t0, double t1);
 // Mean intensity over [t0, t1] (kgCO2e/J); the point value when t1 == t0.
 double mean_intensity(const GridRegion& region, double t0, double t1);
 
-// Places a costed training job in time: where its region has a trace, location-based CO2e is
+// Places a costed training job in time: where its region has a trace or a trajectory, location-based CO2e is
 // the facility power times the integral of the intensity over [start, start + duration]
 // (exact: power is constant over the job, intensity piecewise constant).
 void place_in_time(const TrainingJob& job, TrainingFootprint& footprint);

@@ -38,6 +38,7 @@ struct GridRegion {
   int year = 0;
   std::string basis, source, notes;
   std::shared_ptr<const IntensityTrace> trace;  // hourly or daily values, where given
+  double annual_change = 0;  // trajectory: relative change per year after `year` (-0.05 = -5 %/year)
 };
 
 struct Datacenter {

@@ -43,6 +43,9 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     grid.push_back(j.datacenter.region.trace ? "trace " + j.datacenter.region.trace->file + " (" +
                                                    j.datacenter.region.trace->basis + ")"
                                              : "annual");
+    if (j.datacenter.region.annual_change != 0) {
+      grid.back() += ", trajectory " + format_number(100 * j.datacenter.region.annual_change, 4) + " %/year";
+    }
     status.push_back(res.ok ? "ok" : res.reason);
     step_time.push_back(res.step ? res.step->step_s : nan);
     mfu.push_back(res.step ? res.step->mfu : nan);

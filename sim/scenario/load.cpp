@@ -302,12 +302,39 @@ InferenceDraft Builder::inference(const std::string& id) {
   return get(inference_kind_table(), inference_jobs_, id, Value{});
 }
 
+// "-5 %/year" -> -0.05: the relative change of a region's intensity per year after its `year`.
+double read_trajectory(const Value& v) {
+  const std::string what = "a change per year (e.g. \"-5 %/year\")";
+  if (!v.node.IsScalar()) v.expected(what);
+  std::string s = v.node.Scalar();
+  std::string squashed;
+  for (const char c : s) {
+    if (c != ' ') squashed += c;
+  }
+  std::string number;
+  for (const char* suffix : {"%/year", "%/yr"}) {
+    const std::string tail = suffix;
+    if (squashed.size() > tail.size() && squashed.compare(squashed.size() - tail.size(), tail.size(), tail) == 0) {
+      number = squashed.substr(0, squashed.size() - tail.size());
+    }
+  }
+  if (number.empty()) v.expected(what, "no %/year unit");
+  double x = 0;
+  try {
+    x = units::parse_quantity(number, Kind::ratio).value;
+  } catch (const units::QuantityError&) {
+    v.expected(what);
+  }
+  if (!(x > -100) || x > 1000) v.expected(what, "outside (-100, 1000] %");
+  return x / 100;
+}
+
 // --- regions ---------------------------------------------------------------------------
 
 const EntityKind<GridRegion>& Builder::region_kind() {
   static const EntityKind<GridRegion> kind{
       "regions", "region",
-      {"id", "from", "name", "zone", "intensity", "year", "basis", "trace", "source", "notes"},
+      {"id", "from", "name", "zone", "intensity", "year", "basis", "trace", "trajectory", "source", "notes"},
       {"name", "intensity", "year", "source"},
       [](Builder&, const MapView& m, GridRegion& r) {
         if (m.has("id")) r.id = detail::read_id(m.at("id"));
@@ -319,6 +346,7 @@ const EntityKind<GridRegion>& Builder::region_kind() {
         }
         if (m.has("basis")) r.basis = detail::read_text(m.at("basis"));
         if (m.has("trace")) r.trace = detail::read_trace(m.at("trace"));
+        if (m.has("trajectory")) r.annual_change = read_trajectory(m.at("trajectory"));
         if (m.has("source")) r.source = detail::read_text(m.at("source"));
         if (m.has("notes")) r.notes = detail::read_text(m.at("notes"));
       },

@@ -62,3 +62,19 @@ TEST_CASE("a training job placed in time on a trace") {
   CHECK(f.co2e_location_kg == doctest::Approx(0.4));
   CHECK(f.intensity_location_kg_per_j == doctest::Approx(200 * kGPerKwh));
 }
+
+TEST_CASE("a trajectory scales each year after the reference year") {
+  // 100 g/kWh in 2023, -10 %/year: 2023 at 100, 2024 at 90, 2025 at 81 (365-day years from 1 Jan 2023).
+  GridRegion r;
+  r.intensity_kg_per_j = 100 * kGPerKwh;
+  r.year = 2023;
+  r.annual_change = -0.10;
+  const double year = 365 * 86400.0;
+  CHECK(lifecycle::mean_intensity(r, k2023, k2023 + year) == doctest::Approx(100 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + year, k2023 + 2 * year) == doctest::Approx(90 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + 2 * year, k2023 + 3 * year) == doctest::Approx(81 * kGPerKwh));
+  // Half a year in 2023 and half in 2024: (100 + 90) / 2.
+  CHECK(lifecycle::mean_intensity(r, k2023 + year / 2, k2023 + 1.5 * year) == doctest::Approx(95 * kGPerKwh));
+  // Before the reference year the value is not extrapolated backwards.
+  CHECK(lifecycle::mean_intensity(r, k2023 - year, k2023) == doctest::Approx(100 * kGPerKwh));
+}
