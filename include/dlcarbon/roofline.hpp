@@ -40,6 +40,9 @@ struct DeviceModel {
   double peak(const std::string& dtype) const;
 };
 
+// Bytes per value of a compute dtype: fp32/tf32 4, fp16/bf16 2, fp8/int8 1.
+double bytes_per_value(const std::string& dtype);
+
 struct KernelTime {
   double seconds = 0;
   double compute_s = 0;

@@ -9,7 +9,7 @@ namespace dlcarbon {
 InferenceResult cost_inference(const InferenceJob& job) {
   InferenceResult r;
   const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
-  const double p = job.precision == "fp32" || job.precision == "tf32" ? 4 : (job.precision == "fp8" || job.precision == "int8" ? 1 : 2);
+  const double p = hardware::bytes_per_value(job.precision);
   const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true});
   double energy = 0;
   double input_elements = 0;

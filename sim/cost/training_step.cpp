@@ -19,10 +19,14 @@ namespace {
 
 constexpr double kAllReduceLatencyS = 20e-6;  // per collective, NCCL-class ring start-up
 
-double dtype_bytes(const std::string& dtype) {
-  if (dtype == "fp32" || dtype == "tf32") return 4;
-  if (dtype == "fp8" || dtype == "int8") return 1;
-  return 2;
+// Optimizer state kept (bytes per parameter) and moved per step, mixed precision with fp32 master
+// weights: Adam keeps master, m, v (12 B) and moves ~28 B; Adafactor keeps the master and
+// factored second moments (~4 B) and moves ~16 B; SGD with momentum 8 B and 20 B.
+double optimizer_state_bytes(const std::string& optimizer) {
+  return optimizer == "adam" ? 12 : (optimizer == "adafactor" ? 4 : 8);
+}
+double optimizer_traffic_bytes(const std::string& optimizer) {
+  return optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
 }
 
 double ring_allreduce_s(double bytes, std::int64_t n, double bandwidth) {
@@ -60,7 +64,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
   c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
 
-  const double bytes_per_value = dtype_bytes(job.precision);
+  const double bytes_per_value = hardware::bytes_per_value(job.precision);
   const graph::OpGraph g = graph::build_graph(
       job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true});
   c.parameters = g.parameters();
@@ -150,11 +154,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
   if (p.zero_stage == 3) dp *= 1.5;  // parameters are gathered again for forward and backward
   c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - bwd_s) : dp;
-  // Optimizer state (bytes per parameter kept) and traffic (bytes per parameter per step), mixed
-  // precision with fp32 master weights: Adam keeps master, m, v (12 B) and moves ~28 B; Adafactor
-  // keeps the master and factored second moments (~4 B) and moves ~16 B; SGD with momentum 8 B / 20 B.
-  const double state_bytes = p.optimizer == "adam" ? 12 : (p.optimizer == "adafactor" ? 4 : 8);
-  const double traffic_bytes = p.optimizer == "adam" ? 28 : (p.optimizer == "adafactor" ? 16 : 20);
+  const double state_bytes = optimizer_state_bytes(p.optimizer);
+  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer);
   const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(c.data) : params_per_device;
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
@@ -218,7 +219,7 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
   if (o.checkpoint_interval_s) {
     interval = *o.checkpoint_interval_s;
     if (o.checkpoint_bandwidth_bytes_per_s) {
-      const double state = job.parallelism && job.parallelism->optimizer == "adafactor" ? 4 : (job.parallelism && job.parallelism->optimizer == "sgd" ? 8 : 12);
+      const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
       const double size = c.parameters * (2 + state);
       ckpt_s = std::floor(t0 / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
     }

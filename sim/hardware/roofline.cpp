@@ -56,6 +56,12 @@ double DeviceModel::peak(const std::string& dtype) const {
   throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
 }
 
+double bytes_per_value(const std::string& dtype) {
+  if (dtype == "fp32" || dtype == "tf32") return 4;
+  if (dtype == "fp8" || dtype == "int8") return 1;
+  return 2;
+}
+
 double conv_efficiency(const DeviceModel& device, const std::string& layout) {
   const auto it = device.conv_efficiency.find(layout);
   return it != device.conv_efficiency.end() ? it->second : device.gemm_efficiency;
