@@ -6,6 +6,7 @@
 //   KernelTime t = kernel_time(v100, "fp16", flops, bytes, /*gemm=*/true);
 //   double joules = kernel_energy(v100, flops, bytes, t.seconds);
 
+#include <array>
 #include <map>
 #include <string>
 
@@ -23,6 +24,7 @@ struct DeviceModel {
   double gemm_efficiency = 0;
   double memory_efficiency = 0;
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
+  std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
   // P_idle when it is powered and waiting.
@@ -56,6 +58,10 @@ KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, doub
 
 // Compute efficiency of a convolution in `layout`: the calibrated one, else the GEMM ceiling.
 double conv_efficiency(const DeviceModel& device, const std::string& layout);
+
+// How much of the GEMM ceiling a product of this shape reaches: 1 / (1 + m0/m + n0/n + k0/k),
+// with the calibrated overheads per row, column and reduction step (1 when uncalibrated).
+double gemm_shape_factor(const DeviceModel& device, double m, double n, double k);
 
 // Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,

@@ -7,6 +7,7 @@
 //   dlcarbon::Scenario s = dlcarbon::load_scenario("scenarios/quickstart.yaml", options);
 //   for (const auto& job : s.training) { ... job.hardware.tdp_w ... }
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -60,10 +61,12 @@ struct Hardware {
   std::optional<double> idle_power_w;
   double host_overhead_w = 0;  // host share of the node per accelerator
   std::optional<double> embodied_kg;
+  std::optional<double> lifetime_s;  // service life for amortising embodied carbon
   std::string embodied_basis, process_node, source, notes;
   // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
+  std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0: GEMM efficiency / (1 + m0/m + n0/n + k0/k)
   std::string efficiency_source;
   // The node this accelerator is sold in (`node:` block).
   std::int64_t node_accelerators = 8;
@@ -147,6 +150,9 @@ struct TrainingJob {
   bool duration_given = true;      // false: duration is predicted (first-principles mode)
   std::optional<PublishedFigures> published;
   std::optional<std::int64_t> start_unix_s;  // when the job starts (default: the scenario's start)
+  // Retraining cadence: the job runs `repeat_count` times in all, every `repeat_every_s`.
+  std::int64_t repeat_count = 1;
+  double repeat_every_s = 0;
   SourceLocation origin;  // where the job is defined
 };
 
@@ -166,12 +172,76 @@ struct InferenceJob {
   SourceLocation origin;
 };
 
+// A quantity that changes over time (replicas, devices, demand; docs/lifecycle.md). Exponential
+// and logistic are continuous; piecewise and trace are step functions (value[i] from time[i]).
+struct Growth {
+  enum class Form { constant, exponential, logistic, piecewise, trace };
+  Form form = Form::constant;
+  double initial = 0;            // value at `start_unix_s`
+  double rate_per_year = 0;      // exponential: 0.4 = +40 %/year; logistic: the intrinsic rate r (1/year)
+  double capacity = 0;           // logistic: the limit
+  std::int64_t start_unix_s = 0;
+  std::vector<std::int64_t> time_unix_s;  // piecewise, trace
+  std::vector<double> values;
+  std::string file;  // trace: as named
+  double at(double unix_s) const;
+};
+
+// Share of a deployment's demand and replicas in one data centre (cloud) or users' grid (edge).
+struct DeploymentRegion {
+  Datacenter datacenter;   // edge: a datacenter entry is not needed; `region` is wrapped with PUE 1
+  double share = 1;
+  double utc_offset_s = 0; // local time of the demand profile
+};
+
+// Hardware mix from a date on: shares sum to 1.
+struct MixStep {
+  std::int64_t from_unix_s = 0;
+  std::vector<Hardware> hardware;
+  std::vector<double> shares;
+};
+
+// A model in service for years: replicas (or devices) that grow, demand with daily and weekly
+// rhythm, a hardware mix that is refreshed, in several regions (docs/lifecycle.md).
+struct Deployment {
+  enum class Kind { cloud, edge };
+  std::string id;
+  std::string model_id;
+  ModelDesign design;
+  Kind kind = Kind::cloud;
+  std::int64_t start_unix_s = 0, end_unix_s = 0;
+  double step_s = 30.4375 * 86400;  // how often N(t) and demand are re-evaluated (default: a month)
+  // Cloud: provisioned replicas (absent: autoscaled to the peak demand of each step x (1 + headroom)).
+  std::optional<Growth> replicas;
+  double headroom = 0.2;
+  std::int64_t accelerators_per_replica = 1;
+  // Demand: requests per second, global (cloud); edge: inferences per device per second.
+  Growth demand;
+  std::vector<double> diurnal = std::vector<double>(24, 1.0);  // relative, mean 1 (normalised on load)
+  std::vector<double> weekly = std::vector<double>(7, 1.0);    // Monday first
+  std::int64_t batch = 1;
+  std::string precision = "fp16";
+  std::string layout = "nchw";
+  // LLM serving: tokens in (prefill) and out (decode) per request; 0: one forward pass per request.
+  double tokens_in = 0, tokens_out = 0;
+  std::vector<DeploymentRegion> regions;
+  std::vector<MixStep> mix;
+  // Edge: devices N(t) and charging losses.
+  std::optional<Growth> devices;
+  double charging_efficiency = 0.85;
+  double useful_fraction = 1;
+  std::optional<double> lifetime_s;  // hardware lifetime for embodied carbon (default: the hardware's, else 4 years)
+  SourceLocation origin;
+};
+
 struct ScenarioInfo {
   std::string name;
   std::string start;        // ISO date as given, e.g. "2020-05-01"
   std::int64_t start_unix_s = 0;
   double horizon_s = 0;
   std::uint64_t seed = 0;
+  std::string resolution = "month";  // time-series bins: hour, day, month, year
+  bool resolution_given = false;
 };
 
 
@@ -181,6 +251,7 @@ struct Scenario {
   std::vector<Model> models;  // models the scenario defines (catalog models are not listed)
   std::vector<TrainingJob> training;
   std::vector<InferenceJob> inference;
+  std::vector<Deployment> deployments;
   std::string given_text;     // the scenario file byte for byte
   std::string resolved_yaml;  // after extends, catalogs and overrides, in SI units
 };

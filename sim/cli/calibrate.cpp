@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -68,6 +69,48 @@ bool rapl_readable() {
   std::ifstream in("/sys/class/powercap/intel-rapl:0/energy_uj");
   long long v = 0;
   return static_cast<bool>(in >> v);
+}
+
+// The fitted model of one kernel group: the roofline, or for GEMM-like groups the shape model
+// when it fits the calibration shapes better (chosen on calibration shapes only, never on checks).
+struct GroupModel {
+  calibrate::RooflineFit roofline;
+  std::optional<calibrate::GemmShapeFit> shape;
+  double predict(const calibrate::KernelSpec& s) const {
+    double m = 0, n = 0, k = 0;
+    if (shape && calibrate::gemm_dims(s, m, n, k)) return shape->predict(m, n, k);
+    return roofline.predict(s.flops(), s.bytes());
+  }
+  double rate() const { return shape ? 1 / shape->a : 1 / roofline.a; }
+  double overhead() const { return shape ? shape->c : roofline.c; }
+};
+
+GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
+                     const std::vector<std::size_t>& cal, const std::vector<double>& levels) {
+  std::vector<double> F, B, T, M, N, K;
+  bool gemm = true;
+  for (const auto i : cal) {
+    double m = 0, n = 0, k = 0;
+    gemm = gemm && calibrate::gemm_dims(specs[i], m, n, k);
+    F.push_back(specs[i].flops());
+    B.push_back(specs[i].bytes());
+    T.push_back(t[i]);
+    M.push_back(m);
+    N.push_back(n);
+    K.push_back(k);
+  }
+  GroupModel g;
+  g.roofline = calibrate::fit_roofline(F, B, T, levels);
+  if (!gemm) return g;
+  const auto shape = calibrate::fit_gemm_shape(M, N, K, T);
+  if (!(shape.a > 0)) return g;
+  double sse_roofline = 0, sse_shape = 0;
+  for (std::size_t i = 0; i < T.size(); ++i) {
+    sse_roofline += std::pow(g.roofline.predict(F[i], B[i]) / T[i] - 1, 2);
+    sse_shape += std::pow(shape.predict(M[i], N[i], K[i]) / T[i] - 1, 2);
+  }
+  if (sse_shape < sse_roofline) g.shape = shape;
+  return g;
 }
 
 std::string pct(double x) {
@@ -157,25 +200,22 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     t_b[i] = calibrate::robust_time(m.pass_b[i]);
   }
   const std::vector<double> levels = cache_levels(threads);
-  std::map<std::string, calibrate::RooflineFit> fits;
+  std::map<std::string, GroupModel> fits;
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
   for (const auto& [group, members] : groups) {
-    std::vector<double> F, B, T;
+    std::vector<std::size_t> cal;
     for (const auto i : members) {
-      if (specs[i].role != calibrate::Role::calibrate) continue;
-      F.push_back(specs[i].flops());
-      B.push_back(specs[i].bytes());
-      T.push_back(t_all[i]);
+      if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
     }
-    if (T.size() >= 2) fits[group] = calibrate::fit_roofline(F, B, T, levels);
+    if (cal.size() >= 2) fits[group] = fit_group(specs, t_all, cal, levels);
   }
   std::vector<double> predicted(specs.size(), NAN), errors, repeat;
   std::map<std::string, std::vector<double>> errors_by_kind;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const auto f = fits.find(specs[i].group());
     if (f == fits.end()) continue;
-    predicted[i] = f->second.predict(specs[i].flops(), specs[i].bytes());
+    predicted[i] = f->second.predict(specs[i]);
     repeat.push_back(t_a[i] / t_b[i] - 1);
     if (specs[i].role != calibrate::Role::check) continue;
     errors.push_back(predicted[i] / t_all[i] - 1);
@@ -193,14 +233,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   const auto stats = calibrate::error_stats(errors);
   const auto noise = calibrate::error_stats(repeat);
-  io.out << "\nfits (t = max(F / rate, B / bandwidth of the level the working set fits in) + overhead):\n";
-  for (const auto& [group, f] : fits) {
-    io.out << "  " << group << ": " << format_number(1 / f.a / 1e9, 4) << " GFLOP/s;";
-    for (std::size_t l = 0; l < f.b.size(); ++l) {
-      io.out << " " << format_number(1 / f.b[l] / 1e9, 4) << " GB/s"
-             << (l < f.levels.size() ? " up to " + format_number(f.levels[l] / 1048576, 3) + " MiB," : " beyond;");
+  io.out << "\nfits (roofline: t = max(F / rate, B / bandwidth of the level the working set fits in) + overhead;\n"
+            "      shape: t = F / rate x (1 + m0/m + n0/n + k0/k) + overhead, where it fits the calibration shapes better):\n";
+  for (const auto& [group, g] : fits) {
+    io.out << "  " << group << ": " << format_number(g.rate() / 1e9, 4) << " GFLOP/s;";
+    if (g.shape) {
+      io.out << " shape m0 " << format_number(g.shape->m0, 3) << ", n0 " << format_number(g.shape->n0, 3) << ", k0 "
+             << format_number(g.shape->k0, 3) << ";";
+    } else {
+      const auto& f = g.roofline;
+      for (std::size_t l = 0; l < f.b.size(); ++l) {
+        io.out << " " << format_number(1 / f.b[l] / 1e9, 4) << " GB/s"
+               << (l < f.levels.size() ? " up to " + format_number(f.levels[l] / 1048576, 3) + " MiB," : " beyond;");
+      }
     }
-    io.out << " " << format_number(f.c * 1e6, 3) << " us\n";
+    io.out << " " << format_number(g.overhead() * 1e6, 3) << " us\n";
   }
   io.out << "\nheld-out kernels: " << stats.n << "; median |error| " << pct(stats.median_abs) << ", 90th percentile "
          << pct(stats.p90_abs) << "; within +/-10 %: " << pct(stats.within_10) << ", within +/-15 %: " << pct(stats.within_15)
@@ -217,9 +264,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // --- the hardware entry and its raw data ------------------------------------------------
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
-  const auto rate = [&](const char* group) { return fits.count(group) ? 1 / fits[group].a : 0.0; };
-  const double bandwidth = fits.count("stream/f32") ? 1 / fits["stream/f32"].memory_b() : 0.0;
-  const double launch = fits.count("matmul/f32") ? fits["matmul/f32"].c : 0.0;
+  const auto rate = [&](const char* group) { return fits.count(group) ? fits[group].rate() : 0.0; };
+  const double bandwidth = fits.count("stream/f32") ? 1 / fits["stream/f32"].roofline.memory_b() : 0.0;
+  const double launch = fits.count("matmul/f32") ? fits["matmul/f32"].overhead() : 0.0;
   const std::string date = utc_now_iso8601().substr(0, 10);
   const std::string raw_name = id + ".h5";
   std::ostringstream y;
@@ -247,7 +294,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
   for (const char* layout : {"nchw", "nhwc"}) {
     const std::string g = std::string("conv/f32/") + layout;
-    if (fits.count(g) && peak32 > 0) y << "      conv_" << layout << ": " << format_number((1 / fits[g].a) / peak32, 4) << "\n";
+    if (fits.count(g) && peak32 > 0) y << "      conv_" << layout << ": " << format_number(fits[g].rate() / peak32, 4) << "\n";
+  }
+  // How GEMM efficiency falls with small dimensions (the f32 matmul's shape fit, where chosen).
+  if (fits.count("matmul/f32") && fits["matmul/f32"].shape) {
+    const auto& sh = *fits["matmul/f32"].shape;
+    y << "      gemm_shape: {m: " << format_number(sh.m0, 4) << ", n: " << format_number(sh.n0, 4) << ", k: "
+      << format_number(sh.k0, 4) << "}\n";
   }
   y << "      source: \"measured: peaks are fitted asymptotic rates (fp32: the best of matmul and convolution; bf16 "
        "and int8: matmul, scaled by the GEMM efficiency), efficiencies relative to them, the bandwidth that of "
@@ -255,9 +308,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   y << "    source: \"dlcarbon calibrate on " << date << ", " << cpu_model() << ", " << threads << " threads, oneDNN "
     << backend.version() << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";
-  for (const auto& [group, f] : fits) {
-    y << " " << group << " " << format_number(1 / f.a / 1e9, 4) << "/" << format_number(1 / f.memory_b() / 1e9, 4) << "/"
-      << format_number(f.c * 1e6, 3) << ";";
+  for (const auto& [group, g] : fits) {
+    y << " " << group << " " << format_number(g.rate() / 1e9, 4) << "/" << format_number(1 / g.roofline.memory_b() / 1e9, 4)
+      << "/" << format_number(g.overhead() * 1e6, 3) << (g.shape ? " (shape model)" : "") << ";";
   }
   y << " energy: " << (rapl_readable() ? "RAPL readable" : "no readable RAPL, datasheet model") << ".\n";
   const std::filesystem::path entry = out_dir / (id + ".yaml");

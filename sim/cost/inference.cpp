@@ -15,7 +15,10 @@ InferenceResult cost_inference(const InferenceJob& job) {
   double input_elements = 0;
   for (const auto& op : g.ops()) {
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
-    const double eta = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : 0;
+    const double eta = !gemm ? 0
+                       : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
+                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n),
+                                                         static_cast<double>(op.k));
     const auto t = hardware::kernel_time(dev, job.precision, op.flops, op.bytes, gemm, eta);
     r.batch_time_s += t.seconds;
     energy += hardware::kernel_energy(dev, job.precision, op.flops, op.bytes, t.seconds);

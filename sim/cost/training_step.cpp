@@ -101,7 +101,10 @@ StepCost cost_training_step(const TrainingJob& job) {
       bytes = (op.bytes - weight_bytes) / tp + weight_bytes / (tp * static_cast<double>(c.data));
     }
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
-    const double eta = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : 0;
+    const double eta = !gemm ? 0
+                       : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
+                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n) / tp,
+                                                         static_cast<double>(op.k));
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const auto b = hardware::kernel_time(dev, job.precision, 2 * flops, 2 * bytes, gemm, eta);
     const double recompute = p.recompute && in_layer ? f.seconds : 0;

@@ -67,6 +67,12 @@ double conv_efficiency(const DeviceModel& device, const std::string& layout) {
   return it != device.conv_efficiency.end() ? it->second : device.gemm_efficiency;
 }
 
+double gemm_shape_factor(const DeviceModel& device, double m, double n, double k) {
+  const auto& s = device.gemm_shape;
+  if (!(m > 0 && n > 0 && k > 0)) return 1;
+  return 1 / (1 + s[0] / m + s[1] / n + s[2] / k);
+}
+
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                        bool gemm, double efficiency) {
   KernelTime t;
@@ -101,6 +107,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
   d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
   d.conv_efficiency = h.conv_efficiency;
+  d.gemm_shape = h.gemm_shape;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;

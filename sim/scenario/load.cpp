@@ -382,7 +382,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
   static const EntityKind<Hardware> kind{
       "hardware", "hardware",
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
-       "idle_power", "host_overhead", "embodied", "embodied_basis", "process_node", "die_area",
+       "idle_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
        "efficiency", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
       [](Builder&, const MapView& m, Hardware& h) {
@@ -409,16 +409,24 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("host_overhead")) h.host_overhead_w = detail::read_non_negative(m.at("host_overhead"), Kind::power);
         if (m.has("embodied")) h.embodied_kg = detail::read_non_negative(m.at("embodied"), Kind::co2e);
         if (m.has("embodied_basis")) h.embodied_basis = detail::read_text(m.at("embodied_basis"));
+        if (m.has("lifetime")) h.lifetime_s = detail::read_positive(m.at("lifetime"), Kind::time);
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
-          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "source"});
+          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
           if (e.has("memory")) {
             h.memory_efficiency = detail::read_number_in(e.at("memory"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
           }
           if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
+          if (e.has("gemm_shape")) {
+            // t = F / (peak eta) x (1 + m0/m + n0/n + k0/k): overheads per row, column and reduction step.
+            const MapView g(e.at("gemm_shape"), {"m", "n", "k"});
+            for (const auto& [key, slot] : {std::pair{"m", 0}, std::pair{"n", 1}, std::pair{"k", 2}}) {
+              if (g.has(key)) h.gemm_shape[static_cast<std::size_t>(slot)] = detail::read_non_negative(g.at(key), Kind::count);
+            }
+          }
           for (const char* layout : {"nchw", "nhwc"}) {
             const std::string key = std::string("conv_") + layout;
             if (e.has(key)) {

@@ -47,6 +47,30 @@ TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") 
   }
 }
 
+TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduction step") {
+  // 500 GFLOP/s, m0 = 30, n0 = 2, k0 = 8, 0.7 us, on the f32 matmul calibration shapes:
+  // t = 2mnk / 500e9 x (1 + 30/m + 2/n + 8/k) + 0.7e-6.
+  const GemmShapeFit truth{1 / 500e9, 30, 2, 8, 0.7e-6};
+  std::vector<double> M, N, K, T;
+  for (const auto& s : shape_set(false, true, true)) {
+    double m = 0, n = 0, k = 0;
+    if (s.group() != "matmul/f32" || s.role != Role::calibrate || !gemm_dims(s, m, n, k)) continue;
+    M.push_back(m);
+    N.push_back(n);
+    K.push_back(k);
+    T.push_back(truth.predict(m, n, k));
+  }
+  REQUIRE(T.size() >= 8);
+  const GemmShapeFit f = fit_gemm_shape(M, N, K, T);
+  CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+  CHECK(f.m0 == doctest::Approx(truth.m0).epsilon(0.01));
+  CHECK(f.n0 == doctest::Approx(truth.n0).epsilon(0.01));
+  CHECK(f.k0 == doctest::Approx(truth.k0).epsilon(0.01));
+  CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+  // Hand check of the form: a 64 x 64 x 64 product reaches 1 / (1 + 30/64 + 2/64 + 8/64) = 0.6038 of the rate.
+  CHECK(truth.efficiency(64, 64, 64) == doctest::Approx(64.0 / 104.0));
+}
+
 TEST_CASE("calibration and check shapes are disjoint, and every group can be fitted") {
   for (const bool quick : {true, false}) {
     const auto shapes = shape_set(quick, true, true);

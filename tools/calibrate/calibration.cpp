@@ -250,6 +250,42 @@ EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B,
   return {c[0], c[1], c[2]};
 }
 
+GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
+                            const std::vector<double>& t) {
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    rows.push_back({2 * m[i] * n[i] * k[i], 2 * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0});
+  }
+  const auto c = nonnegative_relative_fit(rows, t);
+  GemmShapeFit f;
+  f.a = c[0];
+  if (f.a > 0) {
+    f.m0 = c[1] / f.a;
+    f.n0 = c[2] / f.a;
+    f.k0 = c[3] / f.a;
+  }
+  f.c = c[4];
+  return f;
+}
+
+bool gemm_dims(const KernelSpec& s, double& m, double& n, double& k) {
+  const auto d = [](std::int64_t x) { return static_cast<double>(x); };
+  if (s.kind == "matmul") {
+    m = d(s.m);
+    n = d(s.n);
+    k = d(s.k);
+    return true;
+  }
+  if (s.kind == "conv") {
+    const double oh = d((s.height - 1) / s.stride + 1), ow = d((s.width - 1) / s.stride + 1);
+    m = d(s.batch) * oh * ow;
+    n = d(s.out_channels);
+    k = d(s.channels) * d(s.kernel * s.kernel);
+    return true;
+  }
+  return false;
+}
+
 double RooflineFit::predict(double flops, double bytes) const {
   std::size_t level = 0;
   while (level < levels.size() && bytes > levels[level]) ++level;

@@ -46,6 +46,27 @@ struct RooflineFit {
   double memory_b() const { return b.empty() ? 0 : b.back(); }
 };
 
+// GEMM-like kernels (matmul, convolution as an implicit GEMM C[m x n] += A[m x k] B[k x n]):
+// efficiency falls as any dimension shrinks, each by a fixed overhead per row, column and
+// reduction step of the tiled product:
+//   t = a F (1 + m0/m + n0/n + k0/k) + c
+//     = a F + (a m0) 2nk + (a n0) 2mk + (a k0) 2mn + c      (linear: fitted by non-negative LS)
+// The 2nk term is the cost of streaming the weights once per row block (what makes skinny GEMMs
+// slow), 2mn that of writing the output and starting each reduction.
+struct GemmShapeFit {
+  double a = 0;             // s per FLOP at the asymptotic rate
+  double m0 = 0, n0 = 0, k0 = 0;
+  double c = 0;             // s
+  double efficiency(double m, double n, double k) const { return 1 / (1 + m0 / m + n0 / n + k0 / k); }
+  double predict(double m, double n, double k) const { return 2 * m * n * k * a / efficiency(m, n, k) + c; }
+};
+GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
+                            const std::vector<double>& seconds);
+
+// The GEMM view of a matmul or convolution spec (m = batch x output pixels, n = output channels,
+// k = input channels x kernel area); false for other kinds.
+bool gemm_dims(const KernelSpec& spec, double& m, double& n, double& k);
+
 // Least squares on relative error: an additive start (Eigen, non-negative), then a simplex
 // refinement of the max() model in log space. Levels holding no calibration shape are dropped.
 RooflineFit fit_roofline(const std::vector<double>& flops, const std::vector<double>& bytes,
