@@ -192,6 +192,7 @@ struct DeploymentRegion {
   Datacenter datacenter;   // edge: a datacenter entry is not needed; `region` is wrapped with PUE 1
   double share = 1;
   double utc_offset_s = 0; // local time of the demand profile
+  bool is_datacenter = false;  // named a datacenter (cloud), not a region (edge)
 };
 
 // Hardware mix from a date on: shares sum to 1.
@@ -210,7 +211,7 @@ struct Deployment {
   ModelDesign design;
   Kind kind = Kind::cloud;
   std::int64_t start_unix_s = 0, end_unix_s = 0;
-  double step_s = 30.4375 * 86400;  // how often N(t) and demand are re-evaluated (default: a month)
+  double step_s = 365.0 * 86400 / 12;  // how often N(t) and demand are re-evaluated (default: a month)
   // Cloud: provisioned replicas (absent: autoscaled to the peak demand of each step x (1 + headroom)).
   std::optional<Growth> replicas;
   double headroom = 0.2;

@@ -26,6 +26,7 @@ enum class Kind {
   rate,       // FLOP/s
   bytes,      // B
   bandwidth,  // B/s
+  frequency,  // 1/s: requests, images or inferences per unit time ("5e6 images/day")
 };
 
 // Human description of a kind with an example, used in error messages:

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dlcarbon/accounting.hpp"
+#include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/output.hpp"
 #include "dlcarbon/scenario.hpp"
 #include "dlcarbon/inference_cost.hpp"
@@ -37,6 +38,8 @@ std::filesystem::path default_data_dir();
 std::filesystem::path default_scenario_dir();
 RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results,
                           const std::vector<InferenceResult>& inference);
+// The lifecycle tables (lifecycle/timeseries, lifecycle/totals, lifecycle/deployments).
+void add_lifecycle_tables(RunRecord& record, const lifecycle::LifecycleResult& result);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

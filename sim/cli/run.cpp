@@ -1,10 +1,13 @@
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 
 #include "build_info.hpp"
 #include "commands.hpp"
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/grid.hpp"
+#include "dlcarbon/lifecycle_plan.hpp"
 #include "dlcarbon/training_cost.hpp"
 #include "options.hpp"
 
@@ -17,7 +20,8 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   po::options_description visible("options");
   visible.add_options()("output,o", po::value<std::string>(), "output file (default: <scenario name>.h5)")(
       "data-dir", po::value<std::string>(), "catalog directory (default: $DLCARBON_DATA_DIR or the source tree's data/)")(
-      "quiet,q", "print nothing but errors");
+      "quiet,q", "print nothing but errors")(
+      "threads", po::value<int>()->default_value(0), "threads for the lifecycle simulation (0: all cores); results do not depend on it");
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::string>(), "");
   po::positional_options_description positional;
@@ -58,6 +62,17 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   std::vector<InferenceResult> inference;
   for (const auto& job : scenario.inference) inference.push_back(cost_inference(job));
   RunRecord record = make_run_record(scenario, results, inference);
+  // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
+  const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||
+                                std::any_of(scenario.training.begin(), scenario.training.end(),
+                                            [](const TrainingJob& j) { return j.repeat_count > 1; });
+  std::optional<lifecycle::LifecycleResult> life;
+  if (lifecycle_wanted) {
+    std::vector<TrainingFootprint> footprints;
+    for (const auto& r : results) footprints.push_back(r.footprint);
+    life = lifecycle::simulate_lifecycle(lifecycle::plan_lifecycle(scenario, footprints), vm["threads"].as<int>());
+    add_lifecycle_tables(record, *life);
+  }
   write_run(out, record);
   for (const auto& f : failures) io.err << f << "\n";
   if (!failures.empty()) return kBadInput;
@@ -71,6 +86,20 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     for (const auto& r : inference) {
       energy += r.facility_energy_j;
       co2e += r.co2e_location_kg;
+    }
+    if (life) {
+      energy = 0;
+      co2e = 0;
+      for (const auto& t : life->totals) {
+        energy += t.energy_j;
+        co2e += t.co2e_location_kg;
+      }
+      io.out << "dlcarbon: " << scenario.info.name << ": lifecycle over the horizon: " << scenario.training.size()
+             << " training job(s), " << scenario.deployments.size() << " deployment(s), " << life->events << " events, "
+             << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
+             << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based, embodied included) -> "
+             << out.string() << "\n";
+      return kOk;
     }
     io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "
            << (scenario.inference.empty() ? "" : std::to_string(scenario.inference.size()) + " inference job(s), ")

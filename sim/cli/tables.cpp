@@ -1,5 +1,6 @@
 // Scenario + costs -> the tables of the output file (docs/output-format.md).
 
+#include <ctime>
 #include <cmath>
 #include <limits>
 
@@ -171,6 +172,93 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                             column("co2e_market", "kgCO2e", std::vector<double>{all_market ? total_mkt : nan}),
                             column("jobs", "1", std::vector<std::int64_t>{n_jobs + static_cast<std::int64_t>(scenario.inference.size())})}});
   return r;
+}
+
+namespace {
+std::string iso_time(double unix_s) {
+  const auto t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
+void add_lifecycle_tables(RunRecord& record, const lifecycle::LifecycleResult& r) {
+  {
+    std::vector<std::string> start, phase, site, region, hw, model;
+    std::vector<std::int64_t> start_s, end_s;
+    std::vector<double> energy, loc, market, requests;
+    for (const auto& x : r.series) {
+      start.push_back(iso_time(x.bin_start));
+      start_s.push_back(static_cast<std::int64_t>(x.bin_start));
+      end_s.push_back(static_cast<std::int64_t>(x.bin_end));
+      phase.push_back(lifecycle::to_string(x.phase));
+      site.push_back(x.site);
+      region.push_back(x.region);
+      hw.push_back(x.hardware);
+      model.push_back(x.model);
+      energy.push_back(x.energy_j);
+      loc.push_back(x.co2e_location_kg);
+      market.push_back(x.co2e_market_kg);
+      requests.push_back(x.requests);
+    }
+    record.tables.push_back(Table{"lifecycle/timeseries",
+                                  {Column{"bin_start", "", start}, Column{"bin_start_unix", "s", start_s},
+                                   Column{"bin_end_unix", "s", end_s}, Column{"phase", "", phase}, Column{"site", "", site},
+                                   Column{"region", "", region}, Column{"hardware", "", hw}, Column{"model", "", model},
+                                   Column{"energy", "J", energy}, Column{"co2e_location", "kgCO2e", loc},
+                                   Column{"co2e_market", "kgCO2e", market}, Column{"requests", "1", requests}}});
+  }
+  {
+    std::vector<std::string> entity, kind, phase, site, region, hw, model;
+    std::vector<double> energy, loc, market, requests;
+    for (const auto& x : r.totals) {
+      entity.push_back(x.entity);
+      kind.push_back(x.entity_kind);
+      phase.push_back(lifecycle::to_string(x.phase));
+      site.push_back(x.site);
+      region.push_back(x.region);
+      hw.push_back(x.hardware);
+      model.push_back(x.model);
+      energy.push_back(x.energy_j);
+      loc.push_back(x.co2e_location_kg);
+      market.push_back(x.co2e_market_kg);
+      requests.push_back(x.requests);
+    }
+    record.tables.push_back(Table{"lifecycle/totals",
+                                  {Column{"entity", "", entity}, Column{"entity_kind", "", kind}, Column{"phase", "", phase},
+                                   Column{"site", "", site}, Column{"region", "", region}, Column{"hardware", "", hw},
+                                   Column{"model", "", model}, Column{"energy", "J", energy},
+                                   Column{"co2e_location", "kgCO2e", loc}, Column{"co2e_market", "kgCO2e", market},
+                                   Column{"requests", "1", requests}}});
+  }
+  {
+    std::vector<std::string> id, model;
+    std::vector<double> req, useful, unserved, energy, loc, market, per, per_useful, peak;
+    for (const auto& d : r.deployments) {
+      id.push_back(d.id);
+      model.push_back(d.model);
+      req.push_back(d.requests);
+      useful.push_back(d.useful_requests);
+      unserved.push_back(d.unserved_requests);
+      energy.push_back(d.energy_j);
+      loc.push_back(d.co2e_location_kg);
+      market.push_back(d.co2e_market_kg);
+      per.push_back(d.co2e_per_inference_kg);
+      per_useful.push_back(d.co2e_per_useful_inference_kg);
+      peak.push_back(d.peak_replicas);
+    }
+    record.tables.push_back(Table{"lifecycle/deployments",
+                                  {Column{"deployment", "", id}, Column{"model", "", model}, Column{"requests", "1", req},
+                                   Column{"useful_requests", "1", useful}, Column{"unserved_requests", "1", unserved},
+                                   Column{"energy", "J", energy}, Column{"co2e_location", "kgCO2e", loc},
+                                   Column{"co2e_market", "kgCO2e", market},
+                                   Column{"co2e_per_inference", "kgCO2e", per},
+                                   Column{"co2e_per_useful_inference", "kgCO2e", per_useful},
+                                   Column{"peak_replicas", "1", peak}}});
+  }
 }
 
 }  // namespace dlcarbon::cli

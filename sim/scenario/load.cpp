@@ -47,10 +47,10 @@ struct Layers {
 };
 
 const std::vector<std::string> kEntitySections = {"regions", "datacenters", "hardware", "models",
-                                                  "training", "inference"};
+                                                  "training", "inference", "deployments"};
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
-                                                "models",         "training", "inference"};
+                                                "models",         "training", "inference", "deployments"};
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
@@ -146,6 +146,15 @@ struct InferenceDraft {
   bool layout_given = false;
 };
 
+struct DeploymentDraft {
+  Deployment d;
+  bool start_given = false, end_given = false;
+  std::optional<double> duration_s;
+  bool demand_start_given = false, replicas_start_given = false, devices_start_given = false;
+  bool layout_given = false;
+  std::optional<Value> demand_at, regions_at, mix_at;
+};
+
 class Builder;
 
 template <class T>
@@ -161,6 +170,7 @@ struct EntityKind {
 template <class T>
 struct EntityKind;
 const EntityKind<InferenceDraft>& inference_kind_table();
+const EntityKind<DeploymentDraft>& deployment_kind_table();
 
 class Builder {
  public:
@@ -172,6 +182,7 @@ class Builder {
   const Model& model(const Value& v);
   JobDraft training(const std::string& id);
   InferenceDraft inference(const std::string& id);
+  DeploymentDraft deployment(const std::string& id);
   // Builds every entry of every section, so that an entry nobody refers to is checked too.
   void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
@@ -204,6 +215,7 @@ class Builder {
   std::map<std::string, ModelDraft> models_;
   std::map<std::string, JobDraft> jobs_;
   std::map<std::string, InferenceDraft> inference_jobs_;
+  std::map<std::string, DeploymentDraft> deployments_;
   std::set<std::string> building_;
   std::deque<std::string> graph_files_;  // names of graph files read for designs
 };
@@ -300,6 +312,10 @@ JobDraft Builder::training(const std::string& id) {
 
 InferenceDraft Builder::inference(const std::string& id) {
   return get(inference_kind_table(), inference_jobs_, id, Value{});
+}
+
+DeploymentDraft Builder::deployment(const std::string& id) {
+  return get(deployment_kind_table(), deployments_, id, Value{});
 }
 
 // "-5 %/year" -> -0.05: the relative change of a region's intensity per year after its `year`.
@@ -555,8 +571,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "start", "published",
-       "notes"},
+       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "start", "repeat",
+       "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
@@ -576,6 +592,14 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("start")) {
           std::string text_date;
           j.start_unix_s = detail::read_date(m.at("start"), text_date);
+        }
+        if (m.has("repeat")) {
+          // Retraining cadence: {every: "3 months", times: 20} (times counts the first run too).
+          const MapView r(m.at("repeat"), {"every", "times"});
+          r.require("every");
+          r.require("times");
+          j.repeat_every_s = detail::read_positive(r.at("every"), Kind::time);
+          j.repeat_count = detail::read_positive_int(r.at("times"));
         }
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));
@@ -662,16 +686,262 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
   return kind;
 }
 
+// --- deployments (docs/lifecycle.md) ---------------------------------------------------
+
+// A quantity over time: a number (constant) or a map: {initial, growth: "40 %/year"}
+// (exponential), {initial, capacity, rate: "150 %/year"} (logistic), {steps: [{from, value}]}
+// (piecewise), {file: x.csv} (trace). `start` (default: the deployment's start) anchors the curve.
+Growth read_growth(const Value& v, Kind kind, bool& start_given) {
+  Growth g;
+  if (v.node.IsScalar()) {
+    g.initial = detail::read_non_negative(v, kind);
+    return g;
+  }
+  if (!v.node.IsMap()) v.expected("a number or a map (initial and growth, capacity and rate, steps, or file)");
+  const MapView m(v, {"initial", "growth", "capacity", "rate", "steps", "file", "start"});
+  if (m.has("start")) {
+    std::string text_date;
+    g.start_unix_s = detail::read_date(m.at("start"), text_date);
+    start_given = true;
+  }
+  if (m.has("file")) {
+    detail::read_growth_trace(m.at("file"), g);
+    return g;
+  }
+  if (m.has("steps")) {
+    const Value list = m.at("steps");
+    if (!list.node.IsSequence() || list.node.size() == 0) list.expected("a list of {from: date, value}");
+    for (std::size_t i = 0; i < list.node.size(); ++i) {
+      const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+      const MapView st(item, {"from", "value"});
+      st.require("from");
+      st.require("value");
+      std::string text_date;
+      const std::int64_t t = detail::read_date(st.at("from"), text_date);
+      if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) st.at("from").expected("dates in increasing order");
+      g.time_unix_s.push_back(t);
+      g.values.push_back(detail::read_non_negative(st.at("value"), kind));
+    }
+    g.form = Growth::Form::piecewise;
+    return g;
+  }
+  m.require("initial");
+  g.initial = detail::read_positive(m.at("initial"), kind);
+  if (m.has("capacity")) {
+    m.require("rate");
+    g.form = Growth::Form::logistic;
+    g.capacity = detail::read_positive(m.at("capacity"), kind);
+    if (g.capacity < g.initial) m.at("capacity").expected("a capacity >= initial");
+    g.rate_per_year = read_trajectory(m.at("rate"));
+    if (!(g.rate_per_year > 0)) m.at("rate").expected("a positive rate (e.g. \"150 %/year\")");
+  } else if (m.has("growth")) {
+    g.form = Growth::Form::exponential;
+    g.rate_per_year = read_trajectory(m.at("growth"));
+  } else if (m.has("rate")) {
+    m.at("rate").fail("a rate needs a capacity (logistic growth); for exponential growth use \"growth\"");
+  }
+  return g;
+}
+
+std::vector<double> read_profile(const Value& v, std::size_t n, const std::string& what) {
+  if (!v.node.IsSequence() || v.node.size() != n) v.expected("a list of " + std::to_string(n) + " numbers (" + what + ")");
+  std::vector<double> out;
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(detail::read_number_in(v.child(v.node[i], "[" + std::to_string(i) + "]"), 0, 1e9, true, "a number >= 0"));
+    sum += out.back();
+  }
+  if (!(sum > 0)) v.expected("a profile with some value above 0");
+  for (auto& x : out) x *= static_cast<double>(n) / sum;  // mean 1
+  return out;
+}
+
+const EntityKind<DeploymentDraft>& deployment_kind_table() {
+  static const EntityKind<DeploymentDraft> kind{
+      "deployments", "deployment",
+      {"id", "from", "name", "model", "kind", "start", "end", "duration", "step", "hardware", "hardware_mix",
+       "accelerators_per_replica", "replicas", "headroom", "demand", "devices", "profile", "batch", "precision",
+       "layout", "request", "regions", "charging_efficiency", "useful_fraction", "lifetime", "notes"},
+      {"model", "demand", "regions"},
+      [](Builder& b, const MapView& m, DeploymentDraft& dr) {
+        Deployment& d = dr.d;
+        if (m.has("id")) d.id = detail::read_id(m.at("id"));
+        if (m.has("name")) detail::read_text(m.at("name"));
+        if (m.has("model")) {
+          const Model& model = b.model(m.at("model"));
+          d.model_id = model.id;
+          d.design = model.design;
+          if (!dr.layout_given) d.layout = model.layout;
+          if (std::holds_alternative<std::monostate>(model.design)) {
+            m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
+          }
+        }
+        if (m.has("kind")) d.kind = detail::read_choice(m.at("kind"), {"cloud", "edge"}) == "edge" ? Deployment::Kind::edge : Deployment::Kind::cloud;
+        std::string text_date;
+        if (m.has("start")) {
+          d.start_unix_s = detail::read_date(m.at("start"), text_date);
+          dr.start_given = true;
+        }
+        if (m.has("end") && m.has("duration")) m.at("duration").fail("give either end or duration, not both");
+        if (m.has("end")) {
+          d.end_unix_s = detail::read_date(m.at("end"), text_date);
+          dr.end_given = true;
+          dr.duration_s.reset();
+        }
+        if (m.has("duration")) {
+          dr.duration_s = detail::read_positive(m.at("duration"), Kind::time);
+          dr.end_given = false;
+        }
+        if (m.has("step")) d.step_s = detail::read_positive(m.at("step"), Kind::time);
+        if (m.has("hardware") && m.has("hardware_mix")) m.at("hardware_mix").fail("give either hardware or hardware_mix, not both");
+        if (m.has("hardware")) {
+          d.mix = {MixStep{0, {b.hardware_ref(m.at("hardware"))}, {1.0}}};
+          dr.mix_at = m.at("hardware");
+        }
+        if (m.has("hardware_mix")) {
+          const Value list = m.at("hardware_mix");
+          dr.mix_at = list;
+          if (!list.node.IsSequence() || list.node.size() == 0) list.expected("a list of {from: date, shares: {hardware id: share}}");
+          d.mix.clear();
+          for (std::size_t i = 0; i < list.node.size(); ++i) {
+            const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+            const MapView st(item, {"from", "shares"});
+            st.require("shares");
+            MixStep step;
+            if (st.has("from")) step.from_unix_s = detail::read_date(st.at("from"), text_date);
+            else if (i > 0) st.require("from");
+            if (!d.mix.empty() && step.from_unix_s <= d.mix.back().from_unix_s) st.at("from").expected("dates in increasing order");
+            const Value shares = st.at("shares");
+            if (!shares.node.IsMap() || shares.node.size() == 0) shares.expected("a map of hardware id to share");
+            double sum = 0;
+            for (const auto& kv : shares.node) {
+              const std::string key = kv.first.as<std::string>();
+              const Value share = shares.child(kv.second, key);
+              YAML::Node id_node(key);
+              step.hardware.push_back(b.hardware_ref(Value{id_node, share.file, share.path}));
+              step.shares.push_back(detail::read_number_in(share, 0, 1, true, "a share in [0, 1]"));
+              sum += step.shares.back();
+            }
+            if (std::abs(sum - 1) > 1e-6) shares.fail("the shares sum to " + std::to_string(sum) + ", expected 1");
+            d.mix.push_back(std::move(step));
+          }
+        }
+        if (m.has("accelerators_per_replica")) d.accelerators_per_replica = detail::read_positive_int(m.at("accelerators_per_replica"));
+        if (m.has("replicas")) d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
+        if (m.has("headroom")) d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");
+        if (m.has("demand")) {
+          d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given);
+          dr.demand_at = m.at("demand");
+        }
+        if (m.has("devices")) d.devices = read_growth(m.at("devices"), Kind::count, dr.devices_start_given);
+        if (m.has("profile")) {
+          const MapView pr(m.at("profile"), {"diurnal", "weekly"});
+          if (pr.has("diurnal")) d.diurnal = read_profile(pr.at("diurnal"), 24, "one per hour of the local day, from 00:00");
+          if (pr.has("weekly")) d.weekly = read_profile(pr.at("weekly"), 7, "one per day, Monday first");
+        }
+        if (m.has("batch")) d.batch = detail::read_positive_int(m.at("batch"));
+        if (m.has("precision")) d.precision = detail::read_choice(m.at("precision"), kPrecisions);
+        if (m.has("layout")) {
+          d.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
+          dr.layout_given = true;
+        }
+        if (m.has("request")) {
+          const MapView r(m.at("request"), {"tokens_in", "tokens_out"});
+          r.require("tokens_in");
+          r.require("tokens_out");
+          d.tokens_in = detail::read_positive(r.at("tokens_in"), Kind::count);
+          d.tokens_out = detail::read_non_negative(r.at("tokens_out"), Kind::count);
+          const auto* t = std::get_if<TransformerDesign>(&d.design);
+          if (!t || t->arch != TransformerDesign::Arch::decoder) {
+            m.at("request").fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
+          }
+        }
+        if (m.has("regions")) {
+          const Value list = m.at("regions");
+          dr.regions_at = list;
+          if (!list.node.IsSequence() || list.node.size() == 0) list.expected("a list of {datacenter (or region), share}");
+          d.regions.clear();
+          double sum = 0;
+          for (std::size_t i = 0; i < list.node.size(); ++i) {
+            const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+            const MapView r(item, {"datacenter", "region", "share", "utc_offset"});
+            DeploymentRegion dreg;
+            if (r.has("datacenter") == r.has("region")) item.fail("give a datacenter (cloud) or a region (edge), one of them");
+            if (r.has("datacenter")) {
+              dreg.datacenter = b.datacenter_ref(r.at("datacenter"));
+              dreg.is_datacenter = true;
+            }
+            if (r.has("region")) {
+              dreg.datacenter.region = b.region_ref(r.at("region"));
+              dreg.datacenter.id = dreg.datacenter.region.id;
+            }
+            dreg.share = r.has("share") ? detail::read_number_in(r.at("share"), 0, 1, true, "a share in [0, 1]") : 1.0;
+            if (r.has("utc_offset")) {
+              const Value off = r.at("utc_offset");
+              const std::string t = off.node.IsScalar() ? off.node.Scalar() : "";
+              const bool negative = !t.empty() && t.front() == '-';
+              const Value magnitude{YAML::Node(negative || (!t.empty() && t.front() == '+') ? t.substr(1) : t), off.file, off.path};
+              const double x = detail::read_non_negative(magnitude, Kind::time);
+              if (x > 14 * 3600.0) off.expected("an offset from UTC within 14 h (e.g. \"-5 h\")");
+              dreg.utc_offset_s = negative ? -x : x;
+            }
+            sum += dreg.share;
+            d.regions.push_back(std::move(dreg));
+          }
+          if (std::abs(sum - 1) > 1e-6) list.fail("the shares sum to " + std::to_string(sum) + ", expected 1");
+        }
+        if (m.has("charging_efficiency")) {
+          d.charging_efficiency = detail::read_number_in(m.at("charging_efficiency"), 0, 1, false, "an efficiency in (0, 1]");
+        }
+        if (m.has("useful_fraction")) {
+          d.useful_fraction = detail::read_number_in(m.at("useful_fraction"), 0, 1, false, "a fraction in (0, 1]");
+        }
+        if (m.has("lifetime")) d.lifetime_s = detail::read_positive(m.at("lifetime"), Kind::time);
+        if (m.has("notes")) detail::read_text(m.at("notes"));
+        d.origin = m.self().location();
+      },
+      [](DeploymentDraft& dr, const Value& last) {
+        Deployment& d = dr.d;
+        if (d.mix.empty()) last.fail("missing required key \"hardware\" (or \"hardware_mix\")");
+        const bool edge = d.kind == Deployment::Kind::edge;
+        for (const auto& r : d.regions) {
+          const bool is_dc = r.is_datacenter;
+          if (edge && is_dc && dr.regions_at) dr.regions_at->fail("an edge deployment draws from its users' grids: give region, not datacenter");
+          if (!edge && !is_dc && dr.regions_at) dr.regions_at->fail("a cloud deployment runs in data centres: give datacenter, not region");
+        }
+        if (edge && !d.devices) last.fail("missing required key \"devices\" (an edge deployment's devices over time)");
+        if (!edge && d.devices) last.fail("devices are for edge deployments (kind: edge); a cloud deployment has replicas");
+        if (edge && d.replicas) last.fail("replicas are for cloud deployments; an edge deployment has devices");
+        if (edge && d.tokens_in > 0) last.fail("LLM requests (request:) are served from the cloud here; use kind: cloud");
+        if (!dr.start_given) last.fail("missing required key \"start\"");
+        if (dr.duration_s) d.end_unix_s = d.start_unix_s + static_cast<std::int64_t>(std::llround(*dr.duration_s));
+        else if (!dr.end_given) last.fail("missing required key \"end\" (or \"duration\")");
+        if (d.end_unix_s <= d.start_unix_s) last.fail("the deployment ends before it starts");
+        if (!dr.demand_start_given) d.demand.start_unix_s = d.start_unix_s;
+        if (d.replicas && !dr.replicas_start_given) d.replicas->start_unix_s = d.start_unix_s;
+        if (d.devices && !dr.devices_start_given) d.devices->start_unix_s = d.start_unix_s;
+        if (d.mix.front().from_unix_s > d.start_unix_s && dr.mix_at) {
+          // The first mix holds from the deployment's start.
+          d.mix.front().from_unix_s = d.start_unix_s;
+        }
+      }};
+  return kind;
+}
+
 // --- the scenario section --------------------------------------------------------------
 
 void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen) {
-  const MapView m(v, {"name", "description", "start", "horizon", "seed"});
+  const MapView m(v, {"name", "description", "start", "horizon", "seed", "resolution"});
   if (m.has("name")) {
     info.name = detail::read_id(m.at("name"));
   }
   if (m.has("description")) detail::read_text(m.at("description"));
   if (m.has("start")) info.start_unix_s = detail::read_date(m.at("start"), info.start);
   if (m.has("horizon")) info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
+  if (m.has("resolution")) {
+    info.resolution = detail::read_choice(m.at("resolution"), {"hour", "day", "month", "year"});
+    info.resolution_given = true;
+  }
   if (m.has("seed")) {
     const std::int64_t seed = detail::read_int(m.at("seed"));
     if (seed < 0) m.at("seed").expected("a seed >= 0");
@@ -729,9 +999,11 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   const auto inference = layers.sections.find("inference");
   const bool any_training = training != layers.sections.end() && !training->second.order.empty();
   const bool any_inference = inference != layers.sections.end() && !inference->second.order.empty();
-  if (!any_training && !any_inference) {
+  const auto deployments = layers.sections.find("deployments");
+  const bool any_deployment = deployments != layers.sections.end() && !deployments->second.order.empty();
+  if (!any_training && !any_inference && !any_deployment) {
     throw InputError(format_input_error({main_file, 1, 1}, "training",
-                                        "expected at least one training or inference job, got none"));
+                                        "expected at least one training job, inference job or deployment, got none"));
   }
   builder.check_all();
   if (any_training) {
@@ -742,6 +1014,9 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   }
   if (any_inference) {
     for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);
+  }
+  if (any_deployment) {
+    for (const auto& id : deployments->second.order) scenario.deployments.push_back(builder.deployment(id).d);
   }
   for (const auto& id : layers.scenario_model_ids) {
     const Value& ref = layers.sections.at("models").by_id.at(id).back();

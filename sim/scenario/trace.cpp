@@ -1,5 +1,6 @@
 #include "trace.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -89,6 +90,53 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   if (trace->time_unix_s.size() < 2) fail_at(number, 1, "expected at least two rows of data");
   trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
   return trace;
+}
+
+}  // namespace dlcarbon::detail
+
+namespace dlcarbon::detail {
+
+// A growth trace: CSV with a header "time,value"; value[i] holds from time[i].
+void read_growth_trace(const Value& file_value, Growth& g) {
+  g.file = read_text(file_value);
+  const std::filesystem::path base = std::filesystem::path(file_value.file ? *file_value.file : "").parent_path();
+  const std::filesystem::path path = base / g.file;
+  const std::string shown = path.lexically_normal().generic_string();
+  std::ifstream in(path);
+  if (!in) file_value.fail("cannot read " + text::quoted(shown) + ": " + std::strerror(errno));
+  auto fail_at = [&](int line, int column, const std::string& what) {
+    throw InputError(format_input_error({shown, line, column}, file_value.path, what));
+  };
+  std::string line;
+  if (!std::getline(in, line)) fail_at(1, 1, "expected a header line \"time,value\", got an empty file");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (split(line) != std::vector<std::string>{"time", "value"}) {
+    fail_at(1, 1, "expected the header \"time,value\", got " + text::quoted(line));
+  }
+  int number = 1;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const auto cells = split(line);
+    if (cells.size() != 2) fail_at(number, 1, "expected 2 columns, got " + std::to_string(cells.size()));
+    long long t = 0;
+    if (!text::parse_utc_time(cells[0], t)) {
+      fail_at(number, 1, "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(cells[0]));
+    }
+    char* end = nullptr;
+    const double x = std::strtod(cells[1].c_str(), &end);
+    if (cells[1].empty() || end != cells[1].c_str() + cells[1].size() || !(x >= 0) || !std::isfinite(x)) {
+      fail_at(number, static_cast<int>(cells[0].size()) + 2, "expected a number >= 0, got " + text::quoted(cells[1]));
+    }
+    if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) {
+      fail_at(number, 1, "expected times in increasing order, got " + text::quoted(cells[0]));
+    }
+    g.time_unix_s.push_back(t);
+    g.values.push_back(x);
+  }
+  if (g.values.empty()) fail_at(number, 1, "expected at least one row of data");
+  g.form = Growth::Form::trace;
 }
 
 }  // namespace dlcarbon::detail

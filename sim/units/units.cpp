@@ -31,6 +31,7 @@ constexpr Dim kWork{0, 0, 0, 1, 0};
 constexpr Dim kRate{-1, 0, 0, 1, 0};
 constexpr Dim kBytes{0, 0, 0, 0, 1};
 constexpr Dim kBandwidth{-1, 0, 0, 0, 1};
+constexpr Dim kFrequency{-1, 0, 0, 0, 0};
 
 struct Atom {
   std::string_view name;
@@ -53,6 +54,8 @@ constexpr std::array kAtoms{
     Atom{"days", 86400, kTime, false},
     Atom{"week", 604800, kTime, false},
     Atom{"weeks", 604800, kTime, false},
+    Atom{"month", 365 * 86400.0 / 12, kTime, false},
+    Atom{"months", 365 * 86400.0 / 12, kTime, false},
     Atom{"yr", 365 * 86400.0, kTime, false},
     Atom{"year", 365 * 86400.0, kTime, false},
     Atom{"years", 365 * 86400.0, kTime, false},
@@ -92,6 +95,10 @@ constexpr std::array kAtoms{
     Atom{"requests", 1, kNone, false, true},
     Atom{"inferences", 1, kNone, false, true},
     Atom{"images", 1, kNone, false, true},
+    Atom{"image", 1, kNone, false, true},
+    Atom{"request", 1, kNone, false, true},
+    Atom{"inference", 1, kNone, false, true},
+    Atom{"queries", 1, kNone, false, true},
 };
 
 struct Prefix {
@@ -134,7 +141,8 @@ std::optional<UnitValue> parse_unit(std::string_view text, std::string& bad_part
   }
   const auto slash = squashed.find('/');
   const std::string num = squashed.substr(0, slash);
-  auto top = lookup_atom(num);
+  // "/day": a bare rate, as in "20 /day".
+  auto top = num.empty() && slash != std::string::npos ? std::optional<UnitValue>(UnitValue{1, kNone, true}) : lookup_atom(num);
   if (!top) {
     bad_part = num;
     return std::nullopt;
@@ -146,7 +154,7 @@ std::optional<UnitValue> parse_unit(std::string_view text, std::string& bad_part
     bad_part = den;
     return std::nullopt;
   }
-  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, false};
+  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, top->count_noun && top->dim == kNone};
 }
 
 Dim dim_of(Kind kind) {
@@ -162,6 +170,7 @@ Dim dim_of(Kind kind) {
     case Kind::rate: return kRate;
     case Kind::bytes: return kBytes;
     case Kind::bandwidth: return kBandwidth;
+    case Kind::frequency: return kFrequency;
   }
   return kNone;
 }
@@ -177,6 +186,7 @@ std::string name_of(const Dim& d, bool count_noun) {
   if (d == kRate) return "a compute rate";
   if (d == kBytes) return "a size in bytes";
   if (d == kBandwidth) return "a bandwidth";
+  if (d == kFrequency) return "a rate per unit time";
   return "an unsupported combination of units";
 }
 
@@ -278,6 +288,7 @@ std::string describe(Kind kind) {
     case Kind::rate: return "a compute rate (e.g. \"125 TFLOP/s\")";
     case Kind::bytes: return "a size (e.g. \"32 GB\")";
     case Kind::bandwidth: return "a bandwidth (e.g. \"900 GB/s\")";
+    case Kind::frequency: return "a rate per unit time (e.g. \"5e6 images/day\")";
   }
   return "a quantity";
 }
@@ -302,6 +313,7 @@ std::string si_symbol(Kind kind) {
     case Kind::rate: return "FLOP/s";
     case Kind::bytes: return "B";
     case Kind::bandwidth: return "B/s";
+    case Kind::frequency: return "1/s";
   }
   return "1";
 }
@@ -337,7 +349,7 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   const Dim want = dim_of(expected);
   if (unit_text.empty() && want != kNone) throw fail("no unit");
   if (!(unit.dim == want)) throw fail(name_of(unit.dim, unit.count_noun));
-  if (unit.count_noun && expected != Kind::count) throw fail(name_of(unit.dim, true));
+  if (unit.count_noun && expected != Kind::count && expected != Kind::frequency) throw fail(name_of(unit.dim, true));
   const double value = number->value * unit.factor;
   if (!std::isfinite(value)) throw fail("number out of range");
   return Quantity{value, number->half_ulp * unit.factor};

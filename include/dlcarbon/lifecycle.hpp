@@ -1,0 +1,135 @@
+#pragma once
+// The whole life of models (sim/lifecycle, docs/lifecycle.md): training jobs and their
+// retraining, deployments whose replicas and demand grow over years in several regions, on a
+// hardware mix that is refreshed, with embodied carbon; simulated on the event engine.
+//
+// Power is piecewise constant between events except for the demand profile d(t) (hourly), and
+// every stream's power has the form P(t) = A + B d(t) between two events of its cohort. With the
+// region's hourly intensity I(t), energy and carbon over [t0, t1] are
+//   E = A (t1 - t0) + B D(t0, t1),   C = A Phi_I(t0, t1) + B Phi_dI(t0, t1)
+// where D, Phi_I and Phi_dI are prefix sums kept per region (a grid change updates a region's
+// integral, never a cohort). The results are exact for piecewise-constant inputs.
+//
+//   LifecyclePlan plan = plan_lifecycle(scenario, training_footprints);
+//   LifecycleResult r = simulate_lifecycle(plan, /*threads=*/2);
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dlcarbon/scenario.hpp"
+
+namespace dlcarbon::lifecycle {
+
+enum class Phase : int { training = 0, inference = 1, idle = 2, embodied = 3 };
+inline constexpr int kPhases = 4;
+const char* to_string(Phase phase);
+
+// Time-series bins: calendar hours, days, months or years (UTC).
+enum class Resolution { hour, day, month, year };
+Resolution parse_resolution(const std::string& text);  // throws std::invalid_argument
+// Bin boundaries covering [t0, t1]: t0, the calendar boundaries after it, t1.
+std::vector<double> bin_edges(double t0, double t1, Resolution resolution);
+
+// What the cost room says about one replica (cloud) or device (edge) of one kind of hardware.
+struct ServiceCost {
+  std::string hardware_id;
+  double busy_w = 0;              // IT power of a replica while serving (device + host share)
+  double idle_w = 0;              // IT power of a provisioned replica with nothing to do (cloud)
+  double requests_per_s = 0;      // throughput of a replica at full utilisation
+  double embodied_kg = 0;         // per replica (cloud: accelerators x per-device; edge: the device)
+  double lifetime_s = 4 * 365 * 86400.0;
+};
+
+// Where energy is drawn: a data centre (cloud) or the users' grid (edge, PUE 1).
+struct Site {
+  std::string id;
+  GridRegion region;
+  double pue = 1;
+  std::optional<double> market_kg_per_j;  // market-based intensity; location-based where absent
+};
+
+struct MixPlan {
+  double from = 0;
+  std::vector<ServiceCost> costs;
+  std::vector<double> shares;
+};
+
+struct DeploymentPlan {
+  std::string id, model;
+  Deployment::Kind kind = Deployment::Kind::cloud;
+  double start = 0, end = 0, step_s = 86400;
+  std::optional<Growth> replicas;  // cloud; absent: autoscaled
+  double headroom = 0.2;
+  Growth demand;                   // cloud: requests/s (global); edge: inferences/s per device
+  std::optional<Growth> devices;   // edge
+  std::vector<double> diurnal = std::vector<double>(24, 1.0), weekly = std::vector<double>(7, 1.0);
+  double charging_efficiency = 1;
+  double useful_fraction = 1;
+  std::vector<MixPlan> mix;
+};
+
+struct CohortPlan {
+  std::size_t deployment = 0, site = 0;
+  double share = 1;
+  double utc_offset_s = 0;
+};
+
+// A training job placed in time: constant IT power over [start, start + duration).
+struct TrainingRun {
+  std::string id, model, hardware_id;
+  std::size_t site = 0;
+  double start = 0, duration_s = 0;
+  double it_w = 0;                 // IT power of the whole job
+  double embodied_kg_per_s = 0;    // the job's accelerators, amortised over their lifetime
+};
+
+struct LifecyclePlan {
+  double start = 0, end = 0;  // unix s; the horizon
+  Resolution resolution = Resolution::month;
+  std::vector<Site> sites;
+  std::vector<DeploymentPlan> deployments;
+  std::vector<CohortPlan> cohorts;
+  std::vector<TrainingRun> training;
+};
+
+// One row of the time series: a bin x phase x site x hardware x model.
+struct SeriesRow {
+  double bin_start = 0, bin_end = 0;
+  Phase phase = Phase::inference;
+  std::string site, region, hardware, model;
+  double energy_j = 0, co2e_location_kg = 0, co2e_market_kg = 0, requests = 0;
+};
+
+// Totals per entity (deployment or training run) x site x hardware x phase.
+struct EntityTotal {
+  std::string entity, entity_kind, site, region, hardware, model;
+  Phase phase = Phase::inference;
+  double energy_j = 0, co2e_location_kg = 0, co2e_market_kg = 0, requests = 0;
+};
+
+// Per deployment: what was served and what it cost per inference and per useful inference.
+struct DeploymentSummary {
+  std::string id, model;
+  double requests = 0, useful_requests = 0, unserved_requests = 0;
+  double energy_j = 0, co2e_location_kg = 0, co2e_market_kg = 0;  // all phases, embodied included
+  double co2e_per_inference_kg = 0, co2e_per_useful_inference_kg = 0;
+  double peak_replicas = 0;
+};
+
+struct LifecycleResult {
+  std::vector<SeriesRow> series;
+  std::vector<EntityTotal> totals;
+  std::vector<DeploymentSummary> deployments;
+  std::uint64_t events = 0;
+};
+
+// Runs the plan on the event engine (partitions = sites). Bit-identical for any thread count.
+LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads);
+
+// The hourly intensity of a region at `unix_s` (its trace, repeated every 365 days, or its
+// annual value; times its trajectory). kgCO2e/J.
+double intensity_at(const GridRegion& region, double unix_s);
+
+}  // namespace dlcarbon::lifecycle

@@ -1,0 +1,141 @@
+// Scenario -> lifecycle plan: sites, the serving cost of each deployment on each hardware of its
+// mix (from the cost room), and training runs with their retraining (docs/lifecycle.md).
+
+#include <algorithm>
+#include <cmath>
+
+#include "dlcarbon/accounting.hpp"
+#include "dlcarbon/graph.hpp"
+#include "dlcarbon/inference_cost.hpp"
+#include "dlcarbon/lifecycle_plan.hpp"
+#include "dlcarbon/roofline.hpp"
+
+namespace dlcarbon::lifecycle {
+namespace {
+
+constexpr double kDefaultLifetime = 4 * 365 * 86400.0;
+
+std::size_t site_of(std::vector<Site>& sites, Site s) {
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    if (sites[i].id == s.id) return i;
+  }
+  sites.push_back(std::move(s));
+  return sites.size() - 1;
+}
+
+Site cloud_site(const Datacenter& dc) { return Site{dc.id, dc.region, dc.pue, dc.market_intensity_kg_per_j}; }
+
+}  // namespace
+
+ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
+  ServiceCost k;
+  k.hardware_id = hw.id;
+  const hardware::DeviceModel dev = hardware::make_device_model(hw);
+  InferenceJob job;
+  job.id = d.id;
+  job.model_id = d.model_id;
+  job.design = d.design;
+  job.hardware = hw;
+  job.batch = d.batch;
+  job.precision = d.precision;
+  job.layout = d.layout;
+  job.inferences = 1;
+  double batch_s = 0, batch_j = 0;
+  const auto* t = std::get_if<TransformerDesign>(&d.design);
+  if (t && d.tokens_in > 0) {
+    // LLM serving: prefill of tokens_in, then tokens_out decode steps of one token each, every
+    // step reading the weights and the KV cache of the sequences in the batch (static batching).
+    TransformerDesign prefill = *t;
+    prefill.seq_len = static_cast<std::int64_t>(d.tokens_in);
+    job.design = prefill;
+    const InferenceResult p = cost_inference(job);
+    TransformerDesign decode = *t;
+    decode.seq_len = 1;
+    job.design = decode;
+    const InferenceResult s = cost_inference(job);
+    const double p_bytes = hardware::bytes_per_value(d.precision);
+    const std::int64_t layers = t->decoder_layers + t->encoder_layers;
+    const std::int64_t kv = t->kv_heads > 0 ? t->kv_heads : t->heads;
+    const std::int64_t hd = t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads);
+    const std::int64_t heads = t->heads;
+    const double context = d.tokens_in + d.tokens_out / 2;  // mean context over the decode
+    const double kv_bytes = static_cast<double>(d.batch * layers * 2 * kv * hd) * context * p_bytes;
+    const double kv_flops = static_cast<double>(d.batch * layers * 4 * heads * hd) * context;
+    const auto kt = hardware::kernel_time(dev, d.precision, kv_flops, kv_bytes, false);
+    const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
+    batch_s = p.batch_time_s + d.tokens_out * (s.batch_time_s + kt.seconds);
+    batch_j = p.device_energy_per_batch_j + d.tokens_out * (s.device_energy_per_batch_j + kj);
+  } else {
+    const InferenceResult r = cost_inference(job);
+    batch_s = r.batch_time_s;
+    batch_j = r.device_energy_per_batch_j;
+  }
+  const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
+  const double host = d.kind == Deployment::Kind::cloud ? dev.host_w : 0.0;
+  // A replica of `per` accelerators: `per` times one accelerator's throughput and power.
+  k.busy_w = per * (batch_j / batch_s + host);
+  k.idle_w = d.kind == Deployment::Kind::cloud ? per * (dev.idle_w + host) : 0.0;
+  k.requests_per_s = per * static_cast<double>(d.batch) / batch_s;
+  k.embodied_kg = per * hw.embodied_kg.value_or(0);
+  k.lifetime_s = d.lifetime_s ? *d.lifetime_s : hw.lifetime_s.value_or(kDefaultLifetime);
+  return k;
+}
+
+LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootprint>& footprints) {
+  LifecyclePlan plan;
+  plan.start = static_cast<double>(s.info.start_unix_s);
+  plan.end = plan.start + s.info.horizon_s;
+  plan.resolution = parse_resolution(s.info.resolution);
+  for (const auto& d : s.deployments) {
+    DeploymentPlan p;
+    p.id = d.id;
+    p.model = d.model_id;
+    p.kind = d.kind;
+    p.start = static_cast<double>(d.start_unix_s);
+    p.end = static_cast<double>(d.end_unix_s);
+    p.step_s = d.step_s;
+    p.replicas = d.replicas;
+    p.headroom = d.headroom;
+    p.demand = d.demand;
+    p.devices = d.devices;
+    p.diurnal = d.diurnal;
+    p.weekly = d.weekly;
+    p.charging_efficiency = d.kind == Deployment::Kind::edge ? d.charging_efficiency : 1.0;
+    p.useful_fraction = d.useful_fraction;
+    for (const auto& m : d.mix) {
+      MixPlan mp;
+      mp.from = static_cast<double>(m.from_unix_s);
+      mp.shares = m.shares;
+      for (const auto& hw : m.hardware) mp.costs.push_back(serving_cost(d, hw));
+      p.mix.push_back(std::move(mp));
+    }
+    const std::size_t di = plan.deployments.size();
+    plan.deployments.push_back(std::move(p));
+    for (const auto& r : d.regions) {
+      Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter) : Site{r.datacenter.region.id, r.datacenter.region, 1.0, std::nullopt};
+      plan.cohorts.push_back({di, site_of(plan.sites, site), r.share, r.utc_offset_s});
+    }
+  }
+  for (std::size_t i = 0; i < s.training.size() && i < footprints.size(); ++i) {
+    const TrainingJob& job = s.training[i];
+    const TrainingFootprint& f = footprints[i];
+    if (!(f.duration_s > 0)) continue;
+    const std::size_t site = site_of(plan.sites, cloud_site(job.datacenter));
+    const double lifetime = job.hardware.lifetime_s.value_or(kDefaultLifetime);
+    for (std::int64_t r = 0; r < std::max<std::int64_t>(1, job.repeat_count); ++r) {
+      TrainingRun run;
+      run.id = job.repeat_count > 1 ? job.id + "-" + std::to_string(r + 1) : job.id;
+      run.model = job.model_id.empty() ? job.id : job.model_id;
+      run.hardware_id = job.hardware.id;
+      run.site = site;
+      run.start = static_cast<double>(job.start_unix_s.value_or(s.info.start_unix_s)) + static_cast<double>(r) * job.repeat_every_s;
+      run.duration_s = f.duration_s;
+      run.it_w = f.it_energy_j / f.duration_s;
+      run.embodied_kg_per_s = static_cast<double>(job.accelerators) * job.hardware.embodied_kg.value_or(0) / lifetime;
+      plan.training.push_back(std::move(run));
+    }
+  }
+  return plan;
+}
+
+}  // namespace dlcarbon::lifecycle

@@ -1,0 +1,337 @@
+// The lifecycle simulation: hand-worked cases (off, idle, busy; fixed and time-varying
+// intensity; one growth step; overload), conservation and determinism.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "dlcarbon/lifecycle.hpp"
+
+using namespace dlcarbon;
+using namespace dlcarbon::lifecycle;
+
+namespace {
+
+constexpr double kDay = 86400, kHour = 3600;
+constexpr double kStart = 1735689600;  // 2025-01-01T00:00:00Z (a Wednesday)
+
+Site fixed_site(const std::string& id, double kg_per_j, double pue) {
+  Site s;
+  s.id = id;
+  s.region.id = id + "-grid";
+  s.region.intensity_kg_per_j = kg_per_j;
+  s.pue = pue;
+  return s;
+}
+
+Growth constant(double x) {
+  Growth g;
+  g.initial = x;
+  g.start_unix_s = static_cast<std::int64_t>(kStart);
+  return g;
+}
+
+ServiceCost gpu(double busy_w, double idle_w, double rps, double embodied_kg = 0, double lifetime_s = 1e9) {
+  ServiceCost k;
+  k.hardware_id = "gpu";
+  k.busy_w = busy_w;
+  k.idle_w = idle_w;
+  k.requests_per_s = rps;
+  k.embodied_kg = embodied_kg;
+  k.lifetime_s = lifetime_s;
+  return k;
+}
+
+DeploymentPlan cloud(double start, double end, std::optional<Growth> replicas, Growth demand, ServiceCost cost) {
+  DeploymentPlan d;
+  d.id = "svc";
+  d.model = "m";
+  d.start = start;
+  d.end = end;
+  d.step_s = kDay;
+  d.replicas = std::move(replicas);
+  d.demand = std::move(demand);
+  d.mix = {MixPlan{start, {std::move(cost)}, {1.0}}};
+  return d;
+}
+
+double sum_phase(const LifecycleResult& r, Phase p, double SeriesRow::*field) {
+  double s = 0;
+  for (const auto& row : r.series) {
+    if (row.phase == p) s += row.*field;
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("off, idle and busy at a fixed intensity, by hand") {
+  // 10 replicas, each 400 W busy, 100 W idle, 2 requests/s at full load; demand 5 requests/s, flat.
+  // Capacity 20 requests/s, so utilisation u = 0.25. On from day 2 to day 7 (5 days = 432,000 s),
+  // off before and after. PUE 1.5, intensity 1e-7 kg/J (0.36 kg/kWh).
+  //   busy (inference) facility power = 10 x 0.25 x 400 x 1.5 = 1,500 W -> 6.48e8 J, 64.8 kg
+  //   idle facility power             = 10 x 0.75 x 100 x 1.5 = 1,125 W -> 4.86e8 J, 48.6 kg
+  //   requests                        = 5 x 432,000 = 2.16e6
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + 10 * kDay;
+  plan.resolution = Resolution::day;
+  plan.sites = {fixed_site("dc", 1e-7, 1.5)};
+  plan.deployments = {cloud(kStart + 2 * kDay, kStart + 7 * kDay, constant(10), constant(5), gpu(400, 100, 2))};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(6.48e8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(4.86e8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == doctest::Approx(64.8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == doctest::Approx(48.6).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == doctest::Approx(2.16e6).epsilon(1e-12));
+  // Off: no row before day 2 or from day 7; each day in between holds a fifth.
+  for (const auto& row : r.series) {
+    CHECK(row.bin_start >= kStart + 2 * kDay);
+    CHECK(row.bin_end <= kStart + 7 * kDay);
+    if (row.phase == Phase::inference) CHECK(row.energy_j == doctest::Approx(6.48e8 / 5).epsilon(1e-12));
+  }
+  REQUIRE(r.deployments.size() == 1);
+  CHECK(r.deployments[0].requests == doctest::Approx(2.16e6).epsilon(1e-12));
+  CHECK(r.deployments[0].co2e_per_inference_kg == doctest::Approx((64.8 + 48.6) / 2.16e6).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == 0);
+}
+
+TEST_CASE("a time-varying intensity and a daily profile, by hand") {
+  // The grid: 1e-7 kg/J for the first 12 hours of 2025-01-01, 3e-7 kg/J after (a two-row trace).
+  // 1,000 phones (edge), each 0.01 inferences/s on average; the profile is 0.5 in hours 0-11 and 1.5
+  // in hours 12-23 (mean 1). An inference takes 0.1 s at 2 W (0.2 J); charging is 80 % efficient,
+  // so the grid supplies 0.25 J per inference. Over one day:
+  //   hours 0-11:  1000 x 0.01 x 0.5 = 5 /s x 43,200 s = 216,000 inferences -> 54,000 J x 1e-7 = 5.4e-3 kg
+  //   hours 12-23: 15 /s x 43,200 s = 648,000 inferences -> 162,000 J x 3e-7 = 4.86e-2 kg
+  //   total: 864,000 inferences, 216,000 J, 5.4e-2 kg
+  auto trace = std::make_shared<IntensityTrace>();
+  trace->time_unix_s = {static_cast<std::int64_t>(kStart), static_cast<std::int64_t>(kStart + 12 * kHour)};
+  trace->kg_per_j = {1e-7, 3e-7};
+  trace->period_s = 12 * 3600;
+  Site s = fixed_site("users", 2e-7, 1.0);
+  s.region.trace = trace;
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + kDay;
+  plan.resolution = Resolution::hour;
+  plan.sites = {s};
+  DeploymentPlan d;
+  d.id = "phones";
+  d.model = "m";
+  d.kind = Deployment::Kind::edge;
+  d.start = kStart;
+  d.end = kStart + kDay;
+  d.step_s = kDay;
+  d.devices = constant(1000);
+  d.demand = constant(0.01);
+  d.diurnal.assign(24, 0.5);
+  for (int h = 12; h < 24; ++h) d.diurnal[static_cast<std::size_t>(h)] = 1.5;
+  d.charging_efficiency = 0.8;
+  d.useful_fraction = 0.5;
+  d.mix = {MixPlan{kStart, {gpu(2, 0, 10)}, {1.0}}};
+  plan.deployments = {d};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == doctest::Approx(864000).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(216000).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == doctest::Approx(5.4e-2).epsilon(1e-12));
+  // Hour 13 alone: 15 /s x 3,600 s x 0.25 J x 3e-7 kg/J = 4.05e-3 kg.
+  for (const auto& row : r.series) {
+    if (row.bin_start == kStart + 13 * kHour && row.phase == Phase::inference) {
+      CHECK(row.co2e_location_kg == doctest::Approx(4.05e-3).epsilon(1e-12));
+    }
+  }
+  CHECK(r.deployments[0].useful_requests == doctest::Approx(432000).epsilon(1e-12));
+  CHECK(r.deployments[0].co2e_per_useful_inference_kg == doctest::Approx(5.4e-2 / 432000).epsilon(1e-12));
+}
+
+TEST_CASE("one growth step, idle replicas and embodied carbon, by hand") {
+  // Replicas: 10 until day 5, 20 from day 5 (a piecewise step); no demand, so every replica idles at
+  // 100 W (PUE 1). Embodied: 1,000 kg per replica over a 1,000-day life = 1 kg per replica-day.
+  //   idle energy = (10 x 5 + 20 x 5) replica-days x 100 W x 86,400 s = 1.296e9 J
+  //   embodied    = (10 x 5 + 20 x 5) kg = 150 kg
+  Growth step;
+  step.form = Growth::Form::piecewise;
+  step.time_unix_s = {static_cast<std::int64_t>(kStart), static_cast<std::int64_t>(kStart + 5 * kDay)};
+  step.values = {10, 20};
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + 10 * kDay;
+  plan.resolution = Resolution::month;
+  plan.sites = {fixed_site("dc", 1e-7, 1.0)};
+  plan.deployments = {cloud(kStart, kStart + 10 * kDay, step, constant(0), gpu(400, 100, 2, 1000, 1000 * kDay))};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(1.296e9).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::embodied, &SeriesRow::co2e_location_kg) == doctest::Approx(150).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::embodied, &SeriesRow::energy_j) == 0);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == 0);
+  CHECK(r.deployments[0].peak_replicas == 20);
+}
+
+TEST_CASE("demand beyond capacity: replicas run flat out and the rest is unserved") {
+  // 1 replica, 1 request/s at most, 400 W busy; demand 1.5 requests/s for one day.
+  //   busy energy = 400 W x 86,400 s = 3.456e7 J; served 86,400; unserved 0.5 x 86,400 = 43,200.
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + kDay;
+  plan.sites = {fixed_site("dc", 1e-7, 1.0)};
+  plan.deployments = {cloud(kStart, kStart + kDay, constant(1), constant(1.5), gpu(400, 100, 1))};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(3.456e7).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == 0);
+  CHECK(r.deployments[0].requests == doctest::Approx(86400).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == doctest::Approx(43200).epsilon(1e-12));
+}
+
+namespace {
+
+// A plan with everything at once: three sites (two with hourly traces and a trajectory, one with
+// a market-based intensity), cloud and edge deployments with growth, a mix change and profiles,
+// autoscaling, and training runs.
+LifecyclePlan rich_plan() {
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + 2 * 365 * kDay;
+  plan.resolution = Resolution::month;
+  for (int s = 0; s < 3; ++s) {
+    Site site = fixed_site("site" + std::to_string(s), 1e-7 * (1 + s), 1.1 + 0.1 * s);
+    if (s < 2) {
+      auto tr = std::make_shared<IntensityTrace>();
+      for (int h = 0; h < 24 * 365; ++h) {
+        tr->time_unix_s.push_back(static_cast<std::int64_t>(kStart + h * kHour));
+        tr->kg_per_j.push_back(1e-7 * (1.5 + std::sin(h * 0.2618 + s)));
+      }
+      site.region.trace = tr;
+      site.region.year = 2024;
+      site.region.annual_change = -0.05;
+    } else {
+      site.market_kg_per_j = 2e-8;
+    }
+    plan.sites.push_back(site);
+  }
+  Growth exp_growth = constant(100);
+  exp_growth.form = Growth::Form::exponential;
+  exp_growth.rate_per_year = 0.4;
+  Growth logistic = constant(1e6);
+  logistic.form = Growth::Form::logistic;
+  logistic.capacity = 1e8;
+  logistic.rate_per_year = 2;
+  DeploymentPlan a = cloud(kStart + 10 * kDay, plan.end - 20 * kDay, exp_growth, constant(150), gpu(700, 150, 2.5, 463, 4 * 365 * kDay));
+  a.id = "a";
+  a.mix.push_back(MixPlan{kStart + 200 * kDay, {gpu(700, 150, 2.5, 463, 4 * 365 * kDay), gpu(1000, 200, 6, 600, 4 * 365 * kDay)}, {0.5, 0.5}});
+  a.mix.back().costs[1].hardware_id = "gpu2";
+  for (int h = 0; h < 24; ++h) a.diurnal[static_cast<std::size_t>(h)] = 0.6 + 0.8 * (h >= 8 && h < 20);
+  DeploymentPlan b = cloud(kStart, plan.end, std::nullopt, constant(40), gpu(300, 60, 4, 200, 3 * 365 * kDay));
+  b.id = "b";
+  b.model = "m2";
+  b.headroom = 0.3;
+  b.weekly = {1.1, 1.1, 1.1, 1.1, 1.0, 0.8, 0.8};
+  DeploymentPlan c;
+  c.id = "c";
+  c.model = "m3";
+  c.kind = Deployment::Kind::edge;
+  c.start = kStart;
+  c.end = plan.end;
+  c.step_s = 7 * kDay;
+  c.devices = logistic;
+  c.demand = constant(1e-4);
+  c.charging_efficiency = 0.85;
+  c.useful_fraction = 0.002;
+  c.mix = {MixPlan{kStart, {gpu(3, 0, 20, 50, 3 * 365 * kDay)}, {1.0}}};
+  c.mix.front().costs[0].hardware_id = "phone";
+  plan.deployments = {a, b, c};
+  plan.cohorts = {{0, 0, 0.5, -5 * kHour}, {0, 1, 0.3, 3600}, {0, 2, 0.2, 9 * kHour}, {1, 1, 0.7, 0}, {1, 2, 0.3, 0},
+                  {2, 0, 0.6, 0}, {2, 1, 0.4, 0}};
+  for (int j = 0; j < 5; ++j) {
+    TrainingRun t;
+    t.id = "train-" + std::to_string(j);
+    t.model = "m";
+    t.hardware_id = "gpu";
+    t.site = static_cast<std::size_t>(j % 3);
+    t.start = kStart + j * 91 * kDay + 0.37 * kDay;
+    t.duration_s = 20 * kDay + 1234;
+    t.it_w = 5e5;
+    t.embodied_kg_per_s = 1e-4;
+    plan.training.push_back(t);
+  }
+  return plan;
+}
+
+}  // namespace
+
+TEST_CASE("conservation: the time series sum to the totals, and the totals to the summaries, to 1e-9") {
+  const auto r = simulate_lifecycle(rich_plan(), 2);
+  REQUIRE(r.series.size() > 100);
+  // Time series summed over time == entity totals summed, per (site, hardware, model, phase).
+  std::map<std::tuple<std::string, std::string, std::string, int>, std::array<double, 4>> by_series, by_totals;
+  for (const auto& x : r.series) {
+    auto& a = by_series[{x.site, x.hardware, x.model, static_cast<int>(x.phase)}];
+    a[0] += x.energy_j;
+    a[1] += x.co2e_location_kg;
+    a[2] += x.co2e_market_kg;
+    a[3] += x.requests;
+  }
+  for (const auto& x : r.totals) {
+    auto& a = by_totals[{x.site, x.hardware, x.model, static_cast<int>(x.phase)}];
+    a[0] += x.energy_j;
+    a[1] += x.co2e_location_kg;
+    a[2] += x.co2e_market_kg;
+    a[3] += x.requests;
+  }
+  REQUIRE(by_series.size() == by_totals.size());
+  for (const auto& [key, a] : by_series) {
+    const auto& b = by_totals.at(key);
+    for (int i = 0; i < 4; ++i) CHECK(std::abs(a[static_cast<std::size_t>(i)] - b[static_cast<std::size_t>(i)]) <= 1e-9 * std::abs(b[static_cast<std::size_t>(i)]));
+  }
+  // Entity totals == deployment summaries.
+  for (const auto& d : r.deployments) {
+    double e = 0, c = 0, q = 0;
+    for (const auto& x : r.totals) {
+      if (x.entity == d.id) {
+        e += x.energy_j;
+        c += x.co2e_location_kg;
+        q += x.requests;
+      }
+    }
+    CHECK(std::abs(e - d.energy_j) <= 1e-9 * d.energy_j);
+    CHECK(std::abs(c - d.co2e_location_kg) <= 1e-9 * d.co2e_location_kg);
+    CHECK(std::abs(q - d.requests) <= 1e-9 * d.requests);
+    CHECK(d.requests > 0);
+  }
+  // Market-based equals location-based where a site has no market figure, and is lower at site2.
+  for (const auto& x : r.totals) {
+    if (x.site != "site2" && x.phase != Phase::embodied) CHECK(x.co2e_market_kg == doctest::Approx(x.co2e_location_kg).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("determinism: 1 and 2 threads give bit-identical results") {
+  const auto plan = rich_plan();
+  const auto a = simulate_lifecycle(plan, 1), b = simulate_lifecycle(plan, 2);
+  REQUIRE(a.series.size() == b.series.size());
+  for (std::size_t i = 0; i < a.series.size(); ++i) {
+    CHECK(a.series[i].energy_j == b.series[i].energy_j);
+    CHECK(a.series[i].co2e_location_kg == b.series[i].co2e_location_kg);
+    CHECK(a.series[i].requests == b.series[i].requests);
+    CHECK(a.series[i].site == b.series[i].site);
+  }
+  REQUIRE(a.totals.size() == b.totals.size());
+  for (std::size_t i = 0; i < a.totals.size(); ++i) CHECK(a.totals[i].co2e_market_kg == b.totals[i].co2e_market_kg);
+  CHECK(a.events == b.events);
+}
+
+TEST_CASE("calendar bins: months and years in UTC") {
+  // 2025-01-15 to 2025-04-02: Jan (part), Feb, Mar, Apr (part) -> 5 edges.
+  const double t0 = kStart + 14 * kDay, t1 = kStart + (31 + 28 + 31 + 1) * kDay;
+  const auto e = bin_edges(t0, t1, Resolution::month);
+  REQUIRE(e.size() == 5);
+  CHECK(e[1] == kStart + 31 * kDay);        // 2025-02-01
+  CHECK(e[2] == kStart + (31 + 28) * kDay); // 2025-03-01
+  const auto y = bin_edges(kStart, kStart + 800 * kDay, Resolution::year);
+  REQUIRE(y.size() == 4);
+  CHECK(y[1] == kStart + 365 * kDay);       // 2026-01-01
+  CHECK(y[2] == kStart + 730 * kDay);       // 2027-01-01
+}
