@@ -3,6 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+
+#include "dlcarbon/error.hpp"
+#include "dlcarbon/text.hpp"
 
 #include "dlcarbon/accounting.hpp"
 #include "dlcarbon/graph.hpp"
@@ -106,7 +110,14 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
       MixPlan mp;
       mp.from = static_cast<double>(m.from_unix_s);
       mp.shares = m.shares;
-      for (const auto& hw : m.hardware) mp.costs.push_back(serving_cost(d, hw));
+      for (const auto& hw : m.hardware) {
+        try {
+          mp.costs.push_back(serving_cost(d, hw));
+        } catch (const std::invalid_argument& e) {
+          // A design the hardware cannot run (a dtype it lacks, a shape that cannot be built).
+          throw InputError(format_input_error(d.origin, "deployments." + d.id, "cannot cost on " + hw.id + ": " + e.what()));
+        }
+      }
       p.mix.push_back(std::move(mp));
     }
     const std::size_t di = plan.deployments.size();

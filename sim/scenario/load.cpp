@@ -743,8 +743,17 @@ Growth read_growth(const Value& v, Kind kind, bool& start_given) {
   return g;
 }
 
+std::string share_text(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", x);
+  return b;
+}
+
 std::vector<double> read_profile(const Value& v, std::size_t n, const std::string& what) {
-  if (!v.node.IsSequence() || v.node.size() != n) v.expected("a list of " + std::to_string(n) + " numbers (" + what + ")");
+  if (!v.node.IsSequence() || v.node.size() != n) {
+    v.expected("a list of " + std::to_string(n) + " numbers (" + what + ")",
+               v.node.IsSequence() ? std::to_string(v.node.size()) + " of them" : "");
+  }
   std::vector<double> out;
   double sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -817,12 +826,11 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             for (const auto& kv : shares.node) {
               const std::string key = kv.first.as<std::string>();
               const Value share = shares.child(kv.second, key);
-              YAML::Node id_node(key);
-              step.hardware.push_back(b.hardware_ref(Value{id_node, share.file, share.path}));
+              step.hardware.push_back(b.hardware_ref(Value{kv.first, share.file, share.path}));
               step.shares.push_back(detail::read_number_in(share, 0, 1, true, "a share in [0, 1]"));
               sum += step.shares.back();
             }
-            if (std::abs(sum - 1) > 1e-6) shares.fail("the shares sum to " + std::to_string(sum) + ", expected 1");
+            if (std::abs(sum - 1) > 1e-6) shares.fail("the shares sum to " + share_text(sum) + ", expected 1");
             d.mix.push_back(std::move(step));
           }
         }
@@ -888,7 +896,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             sum += dreg.share;
             d.regions.push_back(std::move(dreg));
           }
-          if (std::abs(sum - 1) > 1e-6) list.fail("the shares sum to " + std::to_string(sum) + ", expected 1");
+          if (std::abs(sum - 1) > 1e-6) list.fail("the shares sum to " + share_text(sum) + ", expected 1");
         }
         if (m.has("charging_efficiency")) {
           d.charging_efficiency = detail::read_number_in(m.at("charging_efficiency"), 0, 1, false, "an efficiency in (0, 1]");
