@@ -26,13 +26,15 @@ __all__ = [
     "training_summary",
     "inference_summary",
     "totals_summary",
+    "deployment_summary",
+    "lifecycle_series",
 ]
 
 
 def __getattr__(name):
     # The report module is imported on first use only, so that
     # `python -m dlcarbon_analysis.report` does not find it already imported.
-    if name in ("training_summary", "inference_summary", "totals_summary"):
+    if name in ("training_summary", "inference_summary", "totals_summary", "deployment_summary", "lifecycle_series"):
         from . import report
 
         return getattr(report, name)

@@ -113,6 +113,40 @@ def totals_summary(run: RunOrPath) -> pd.DataFrame:
     return _present(_as_run(run), "summary/totals", TOTALS_COLUMNS)
 
 
+DEPLOYMENT_COLUMNS = [
+    ("deployment", None, "deployment"),
+    ("model", None, "model"),
+    ("requests", None, "requests"),
+    ("useful_requests", None, "useful_requests"),
+    ("unserved_requests", None, "unserved_requests"),
+    ("energy", "MWh", "energy_MWh"),
+    ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
+    ("co2e_market", "tCO2e", "co2e_market_tCO2e"),
+    ("co2e_per_inference", "gCO2e", "gCO2e_per_inference"),
+    ("co2e_per_useful_inference", "gCO2e", "gCO2e_per_useful_inference"),
+    ("peak_replicas", None, "peak_replicas"),
+]
+
+
+def deployment_summary(run: RunOrPath) -> pd.DataFrame:
+    """One row per deployment of a lifecycle run (/lifecycle/deployments): requests served,
+    useful and unserved; energy_MWh and tCO2e over the horizon, embodied included; gCO2e per
+    inference and per useful inference; peak replicas (devices for edge deployments)."""
+    return _present(_as_run(run), "lifecycle/deployments", DEPLOYMENT_COLUMNS)
+
+
+def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str = "co2e_location") -> pd.DataFrame:
+    """The lifecycle time series (/lifecycle/timeseries) as a table of bins x groups: rows are
+    bin starts (UTC timestamps), columns the values of `by` (any of phase, site, region,
+    hardware, model), cells the sum of `value` (energy J, co2e_location or co2e_market kgCO2e,
+    requests) in SI units."""
+    df = _as_run(run).table("lifecycle/timeseries")
+    df = df.assign(bin_start=pd.to_datetime(df["bin_start_unix"], unit="s", utc=True))
+    out = df.pivot_table(index="bin_start", columns=list(by), values=value, aggfunc="sum", fill_value=0.0)
+    out.attrs["units"] = {value: df.attrs["units"][value]}
+    return out
+
+
 def format_number(x: float) -> str:
     """At least four significant digits without an exponent for ordinary sizes
     (1287 -> "1287", 552 -> "552.0", 0.048 -> "0.04800"); "n/a" for NaN."""

@@ -332,7 +332,10 @@ class Simulation {
     for (std::size_t h = 0; h < mix.costs.size(); ++h) mean_rate += mix.shares[h] * mix.costs[h].requests_per_s;
     double replicas = 0;
     if (d.replicas) replicas = d.replicas->at(mid) * cp.share;
-    else if (mean_rate > 0) replicas = demand * prof.max * (1 + d.headroom) / mean_rate;
+    else if (mean_rate > 0 && demand > 0) {
+      // Autoscaled: whole replicas for the step's peak demand plus headroom (at least one).
+      replicas = std::max(1.0, std::ceil(demand * prof.max * (1 + d.headroom) / mean_rate - 1e-9));
+    }
     cs.peak = std::max(cs.peak, replicas);
     double capacity = 0;
     for (std::size_t h = 0; h < mix.costs.size(); ++h) capacity += replicas * mix.shares[h] * mix.costs[h].requests_per_s;

@@ -81,6 +81,10 @@ std::string emit_resolved(const Scenario& s) {
     if (j.tokens) out << YAML::Key << "tokens" << YAML::Value << *j.tokens;
     if (j.flops) out << YAML::Key << "flops" << YAML::Value << *j.flops;
     out << YAML::Key << "mode" << YAML::Value << (j.duration_given ? "accounting" : "first-principles");
+    if (j.repeat_count > 1) {
+      out << YAML::Key << "repeat" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "times" << YAML::Value
+          << j.repeat_count << YAML::Key << "every_s" << YAML::Value << j.repeat_every_s << YAML::EndMap;
+    }
     if (j.parallelism) {
       const Parallelism& p = *j.parallelism;
       out << YAML::Key << "precision" << YAML::Value << j.precision << YAML::Key << "layout" << YAML::Value << j.layout;
@@ -108,6 +112,46 @@ std::string emit_resolved(const Scenario& s) {
         << YAML::Key << "layout" << YAML::Value << j.layout << YAML::Key << "input_layout" << YAML::Value
         << (j.input_layout.empty() ? j.layout : j.input_layout) << YAML::Key << "inferences" << YAML::Value
         << j.inferences << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "deployments" << YAML::Value << YAML::BeginSeq;
+  for (const auto& d : s.deployments) {
+    out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << d.id << YAML::Key << "model" << YAML::Value << d.model_id
+        << YAML::Key << "kind" << YAML::Value << (d.kind == Deployment::Kind::edge ? "edge" : "cloud") << YAML::Key
+        << "start_unix_s" << YAML::Value << d.start_unix_s << YAML::Key << "end_unix_s" << YAML::Value << d.end_unix_s
+        << YAML::Key << "step_s" << YAML::Value << d.step_s;
+    auto growth = [&](const char* key, const Growth& g) {
+      static const char* forms[] = {"constant", "exponential", "logistic", "piecewise", "trace"};
+      out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "form" << YAML::Value
+          << forms[static_cast<int>(g.form)] << YAML::Key << "initial" << YAML::Value << g.initial << YAML::Key
+          << "rate_per_year" << YAML::Value << g.rate_per_year << YAML::Key << "capacity" << YAML::Value << g.capacity
+          << YAML::Key << "start_unix_s" << YAML::Value << g.start_unix_s << YAML::Key << "steps" << YAML::Value
+          << g.values.size() << YAML::EndMap;
+    };
+    growth("demand_per_s", d.demand);
+    if (d.replicas) growth("replicas", *d.replicas);
+    if (d.devices) growth("devices", *d.devices);
+    out << YAML::Key << "headroom" << YAML::Value << d.headroom << YAML::Key << "accelerators_per_replica" << YAML::Value
+        << d.accelerators_per_replica << YAML::Key << "batch" << YAML::Value << d.batch << YAML::Key << "precision"
+        << YAML::Value << d.precision << YAML::Key << "tokens_in" << YAML::Value << d.tokens_in << YAML::Key
+        << "tokens_out" << YAML::Value << d.tokens_out << YAML::Key << "useful_fraction" << YAML::Value
+        << d.useful_fraction << YAML::Key << "charging_efficiency" << YAML::Value << d.charging_efficiency;
+    out << YAML::Key << "hardware_mix" << YAML::Value << YAML::BeginSeq;
+    for (const auto& m : d.mix) {
+      out << YAML::BeginMap << YAML::Key << "from_unix_s" << YAML::Value << m.from_unix_s << YAML::Key << "shares"
+          << YAML::Value << YAML::BeginMap;
+      for (std::size_t i = 0; i < m.hardware.size(); ++i) out << YAML::Key << m.hardware[i].id << YAML::Value << m.shares[i];
+      out << YAML::EndMap << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::Key << "regions" << YAML::Value << YAML::BeginSeq;
+    for (const auto& r : d.regions) {
+      out << YAML::BeginMap << YAML::Key << "site" << YAML::Value << r.datacenter.id << YAML::Key << "share" << YAML::Value
+          << r.share << YAML::Key << "utc_offset_s" << YAML::Value << r.utc_offset_s << YAML::Key << "pue" << YAML::Value
+          << (r.is_datacenter ? r.datacenter.pue : 1.0) << YAML::Key << "region" << YAML::Value;
+      emit_region(out, r.datacenter.region);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::EndMap;
   }
   out << YAML::EndSeq;
   out << YAML::EndMap;

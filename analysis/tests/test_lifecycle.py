@@ -1,0 +1,72 @@
+"""Lifecycle runs end to end with the real binary (skipped when DLCARBON_BIN is not set):
+conservation in the file, bit-identical datasets for 1 and 2 threads, and the CCTV scenario's
+carbon per useful inference."""
+import os
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from dlcarbon_analysis import deployment_summary, lifecycle_series, open_run
+
+
+def _run(tmp_path, scenario, name, *extra):
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    source = Path(os.environ.get("DLCARBON_SOURCE_DIR") or Path(__file__).resolve().parents[2])
+    out = tmp_path / name
+    proc = subprocess.run([binary, "run", str(source / "scenarios" / "lifecycle" / scenario), "-o", str(out), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_assistant_llm_conserves_and_is_deterministic(tmp_path):
+    one = _run(tmp_path, "assistant-llm.yaml", "one.h5", "--threads", "1")
+    two = _run(tmp_path, "assistant-llm.yaml", "two.h5", "--threads", "2")
+    # Bit-identical datasets (the creation time attribute aside).
+    with h5py.File(one) as a, h5py.File(two) as b:
+        names = []
+        a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert any(n.startswith("lifecycle/") for n in names)
+        for n in names:
+            x, y = a[n][()], b[n][()]
+            if not isinstance(x, np.ndarray):  # scalar datasets (the scenario text)
+                assert x == y, n
+                continue
+            assert x.dtype == y.dtype and x.shape == y.shape, n
+            if x.dtype.kind == "O":  # variable-length strings: compare the values
+                assert x.tolist() == y.tolist(), n
+            else:
+                assert x.tobytes() == y.tobytes(), n
+    run = open_run(one)
+    ts = run.table("lifecycle/timeseries")
+    totals = run.table("lifecycle/totals")
+    deps = run.table("lifecycle/deployments")
+    # The time series summed over time equal the totals, and the totals the deployments' rows.
+    for col in ("energy", "co2e_location", "co2e_market", "requests"):
+        assert ts[col].sum() == pytest.approx(totals[col].sum(), rel=1e-9)
+    served = totals[totals.entity_kind == "deployment"].groupby("entity")["co2e_location"].sum()
+    assert served["assistant-serving"] == pytest.approx(deps.set_index("deployment")["co2e_location"]["assistant-serving"], rel=1e-9)
+    # Quarterly retraining: the first run and 19 repeats, each a training entity of its own.
+    train = totals[(totals.entity_kind == "training") & (totals.phase == "training")]
+    assert len(train.entity.unique()) == 20
+    # Three regions, every phase present; monthly bins over five years.
+    assert set(ts.region) == {"us-2023-hourly", "de-2023-hourly", "jp-2023-hourly"}
+    assert set(ts.phase) == {"training", "inference", "idle", "embodied"}
+    series = lifecycle_series(run, by=("phase",))
+    assert len(series) == 60
+    assert series.to_numpy().sum() == pytest.approx(ts["co2e_location"].sum(), rel=1e-9)
+
+
+def test_cctv_useful_inference(tmp_path):
+    out = _run(tmp_path, "carpark-cctv.yaml", "cctv.h5")
+    d = deployment_summary(out).set_index("deployment").loc["cctv"]
+    # 5e6 images/day for 365 days; 0.2 % of them useful.
+    assert d["requests"] == pytest.approx(5e6 * 365, rel=1e-9)
+    assert d["useful_requests"] == pytest.approx(5e6 * 365 * 0.002, rel=1e-9)
+    assert d["gCO2e_per_useful_inference"] == pytest.approx(d["gCO2e_per_inference"] / 0.002, rel=1e-9)
+    assert d["unserved_requests"] == 0
