@@ -40,6 +40,8 @@ struct ServiceCost {
   double requests_per_s = 0;      // throughput of a replica at full utilisation
   double embodied_kg = 0;         // per replica (cloud: accelerators x per-device; edge: the device)
   double lifetime_s = 4 * 365 * 86400.0;
+  // One batch, for the record: its time and, for LLM serving, the prefill and decode parts.
+  double batch_s = 0, prefill_s = 0, decode_s = 0;
 };
 
 // Where energy is drawn: a data centre (cloud) or the users' grid (edge, PUE 1).
@@ -125,7 +127,20 @@ struct LifecycleResult {
   std::uint64_t events = 0;
 };
 
-// Runs the plan on the event engine (partitions = sites). Bit-identical for any thread count.
+// Where results leave the simulation: rows in a fixed order (site by site, then by key), from
+// the calling thread, after the run. The HDF5 writer is one observer; tests use the in-memory
+// one behind the second overload.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void series(const SeriesRow& row) = 0;
+  virtual void total(const EntityTotal& total) = 0;
+  virtual void deployment(const DeploymentSummary& summary) = 0;
+};
+
+// Runs the plan on the event engine (partitions = sites) and reports to `observer`; returns the
+// number of events. Bit-identical for any thread count.
+std::uint64_t simulate_lifecycle(const LifecyclePlan& plan, int threads, Observer& observer);
 LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads);
 
 // The hourly intensity of a region at `unix_s` (its trace, repeated every 365 days, or its

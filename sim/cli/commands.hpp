@@ -38,8 +38,13 @@ std::filesystem::path default_data_dir();
 std::filesystem::path default_scenario_dir();
 RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results,
                           const std::vector<InferenceResult>& inference);
-// The lifecycle tables (lifecycle/timeseries, lifecycle/totals, lifecycle/deployments).
-void add_lifecycle_tables(RunRecord& record, const lifecycle::LifecycleResult& result);
+// Simulates the lifecycle and adds its tables (lifecycle/serving, timeseries, totals,
+// deployments) to the record, through the writer's observer.
+struct LifecycleTotals {
+  std::uint64_t events = 0;
+  double energy_j = 0, co2e_location_kg = 0;  // all phases, embodied included
+};
+LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan& plan, int threads);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

@@ -66,12 +66,11 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||
                                 std::any_of(scenario.training.begin(), scenario.training.end(),
                                             [](const TrainingJob& j) { return j.repeat_count > 1; });
-  std::optional<lifecycle::LifecycleResult> life;
+  std::optional<LifecycleTotals> life;
   if (lifecycle_wanted) {
     std::vector<TrainingFootprint> footprints;
     for (const auto& r : results) footprints.push_back(r.footprint);
-    life = lifecycle::simulate_lifecycle(lifecycle::plan_lifecycle(scenario, footprints), vm["threads"].as<int>());
-    add_lifecycle_tables(record, *life);
+    life = add_lifecycle(record, lifecycle::plan_lifecycle(scenario, footprints), vm["threads"].as<int>());
   }
   write_run(out, record);
   for (const auto& f : failures) io.err << f << "\n";
@@ -88,12 +87,8 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       co2e += r.co2e_location_kg;
     }
     if (life) {
-      energy = 0;
-      co2e = 0;
-      for (const auto& t : life->totals) {
-        energy += t.energy_j;
-        co2e += t.co2e_location_kg;
-      }
+      energy = life->energy_j;
+      co2e = life->co2e_location_kg;
       io.out << "dlcarbon: " << scenario.info.name << ": lifecycle over the horizon: " << scenario.training.size()
              << " training job(s), " << scenario.deployments.size() << " deployment(s), " << life->events << " events, "
              << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "

@@ -185,80 +185,130 @@ std::string iso_time(double unix_s) {
 }
 }  // namespace
 
-void add_lifecycle_tables(RunRecord& record, const lifecycle::LifecycleResult& r) {
-  {
-    std::vector<std::string> start, phase, site, region, hw, model;
-    std::vector<std::int64_t> start_s, end_s;
-    std::vector<double> energy, loc, market, requests;
-    for (const auto& x : r.series) {
-      start.push_back(iso_time(x.bin_start));
-      start_s.push_back(static_cast<std::int64_t>(x.bin_start));
-      end_s.push_back(static_cast<std::int64_t>(x.bin_end));
-      phase.push_back(lifecycle::to_string(x.phase));
-      site.push_back(x.site);
-      region.push_back(x.region);
-      hw.push_back(x.hardware);
-      model.push_back(x.model);
-      energy.push_back(x.energy_j);
-      loc.push_back(x.co2e_location_kg);
-      market.push_back(x.co2e_market_kg);
-      requests.push_back(x.requests);
-    }
+namespace {
+
+// The HDF5 writer's observer: rows go straight into the columns of the output tables.
+class TableObserver : public lifecycle::Observer {
+ public:
+  void series(const lifecycle::SeriesRow& x) override {
+    s_start.push_back(iso_time(x.bin_start));
+    s_start_s.push_back(static_cast<std::int64_t>(x.bin_start));
+    s_end_s.push_back(static_cast<std::int64_t>(x.bin_end));
+    s_phase.push_back(lifecycle::to_string(x.phase));
+    s_site.push_back(x.site);
+    s_region.push_back(x.region);
+    s_hw.push_back(x.hardware);
+    s_model.push_back(x.model);
+    s_energy.push_back(x.energy_j);
+    s_loc.push_back(x.co2e_location_kg);
+    s_market.push_back(x.co2e_market_kg);
+    s_req.push_back(x.requests);
+  }
+  void total(const lifecycle::EntityTotal& x) override {
+    t_entity.push_back(x.entity);
+    t_kind.push_back(x.entity_kind);
+    t_phase.push_back(lifecycle::to_string(x.phase));
+    t_site.push_back(x.site);
+    t_region.push_back(x.region);
+    t_hw.push_back(x.hardware);
+    t_model.push_back(x.model);
+    t_energy.push_back(x.energy_j);
+    t_loc.push_back(x.co2e_location_kg);
+    t_market.push_back(x.co2e_market_kg);
+    t_req.push_back(x.requests);
+    energy += x.energy_j;
+    co2e += x.co2e_location_kg;
+  }
+  void deployment(const lifecycle::DeploymentSummary& d) override {
+    d_id.push_back(d.id);
+    d_model.push_back(d.model);
+    d_req.push_back(d.requests);
+    d_useful.push_back(d.useful_requests);
+    d_unserved.push_back(d.unserved_requests);
+    d_energy.push_back(d.energy_j);
+    d_loc.push_back(d.co2e_location_kg);
+    d_market.push_back(d.co2e_market_kg);
+    d_per.push_back(d.co2e_per_inference_kg);
+    d_per_useful.push_back(d.co2e_per_useful_inference_kg);
+    d_peak.push_back(d.peak_replicas);
+  }
+  void into(RunRecord& record) {
     record.tables.push_back(Table{"lifecycle/timeseries",
-                                  {Column{"bin_start", "", start}, Column{"bin_start_unix", "s", start_s},
-                                   Column{"bin_end_unix", "s", end_s}, Column{"phase", "", phase}, Column{"site", "", site},
-                                   Column{"region", "", region}, Column{"hardware", "", hw}, Column{"model", "", model},
-                                   Column{"energy", "J", energy}, Column{"co2e_location", "kgCO2e", loc},
-                                   Column{"co2e_market", "kgCO2e", market}, Column{"requests", "1", requests}}});
-  }
-  {
-    std::vector<std::string> entity, kind, phase, site, region, hw, model;
-    std::vector<double> energy, loc, market, requests;
-    for (const auto& x : r.totals) {
-      entity.push_back(x.entity);
-      kind.push_back(x.entity_kind);
-      phase.push_back(lifecycle::to_string(x.phase));
-      site.push_back(x.site);
-      region.push_back(x.region);
-      hw.push_back(x.hardware);
-      model.push_back(x.model);
-      energy.push_back(x.energy_j);
-      loc.push_back(x.co2e_location_kg);
-      market.push_back(x.co2e_market_kg);
-      requests.push_back(x.requests);
-    }
+                                  {Column{"bin_start", "", std::move(s_start)}, Column{"bin_start_unix", "s", std::move(s_start_s)},
+                                   Column{"bin_end_unix", "s", std::move(s_end_s)}, Column{"phase", "", std::move(s_phase)},
+                                   Column{"site", "", std::move(s_site)}, Column{"region", "", std::move(s_region)},
+                                   Column{"hardware", "", std::move(s_hw)}, Column{"model", "", std::move(s_model)},
+                                   Column{"energy", "J", std::move(s_energy)}, Column{"co2e_location", "kgCO2e", std::move(s_loc)},
+                                   Column{"co2e_market", "kgCO2e", std::move(s_market)}, Column{"requests", "1", std::move(s_req)}}});
     record.tables.push_back(Table{"lifecycle/totals",
-                                  {Column{"entity", "", entity}, Column{"entity_kind", "", kind}, Column{"phase", "", phase},
-                                   Column{"site", "", site}, Column{"region", "", region}, Column{"hardware", "", hw},
-                                   Column{"model", "", model}, Column{"energy", "J", energy},
-                                   Column{"co2e_location", "kgCO2e", loc}, Column{"co2e_market", "kgCO2e", market},
-                                   Column{"requests", "1", requests}}});
-  }
-  {
-    std::vector<std::string> id, model;
-    std::vector<double> req, useful, unserved, energy, loc, market, per, per_useful, peak;
-    for (const auto& d : r.deployments) {
-      id.push_back(d.id);
-      model.push_back(d.model);
-      req.push_back(d.requests);
-      useful.push_back(d.useful_requests);
-      unserved.push_back(d.unserved_requests);
-      energy.push_back(d.energy_j);
-      loc.push_back(d.co2e_location_kg);
-      market.push_back(d.co2e_market_kg);
-      per.push_back(d.co2e_per_inference_kg);
-      per_useful.push_back(d.co2e_per_useful_inference_kg);
-      peak.push_back(d.peak_replicas);
-    }
+                                  {Column{"entity", "", std::move(t_entity)}, Column{"entity_kind", "", std::move(t_kind)},
+                                   Column{"phase", "", std::move(t_phase)}, Column{"site", "", std::move(t_site)},
+                                   Column{"region", "", std::move(t_region)}, Column{"hardware", "", std::move(t_hw)},
+                                   Column{"model", "", std::move(t_model)}, Column{"energy", "J", std::move(t_energy)},
+                                   Column{"co2e_location", "kgCO2e", std::move(t_loc)},
+                                   Column{"co2e_market", "kgCO2e", std::move(t_market)}, Column{"requests", "1", std::move(t_req)}}});
     record.tables.push_back(Table{"lifecycle/deployments",
-                                  {Column{"deployment", "", id}, Column{"model", "", model}, Column{"requests", "1", req},
-                                   Column{"useful_requests", "1", useful}, Column{"unserved_requests", "1", unserved},
-                                   Column{"energy", "J", energy}, Column{"co2e_location", "kgCO2e", loc},
-                                   Column{"co2e_market", "kgCO2e", market},
-                                   Column{"co2e_per_inference", "kgCO2e", per},
-                                   Column{"co2e_per_useful_inference", "kgCO2e", per_useful},
-                                   Column{"peak_replicas", "1", peak}}});
+                                  {Column{"deployment", "", std::move(d_id)}, Column{"model", "", std::move(d_model)},
+                                   Column{"requests", "1", std::move(d_req)}, Column{"useful_requests", "1", std::move(d_useful)},
+                                   Column{"unserved_requests", "1", std::move(d_unserved)}, Column{"energy", "J", std::move(d_energy)},
+                                   Column{"co2e_location", "kgCO2e", std::move(d_loc)},
+                                   Column{"co2e_market", "kgCO2e", std::move(d_market)},
+                                   Column{"co2e_per_inference", "kgCO2e", std::move(d_per)},
+                                   Column{"co2e_per_useful_inference", "kgCO2e", std::move(d_per_useful)},
+                                   Column{"peak_replicas", "1", std::move(d_peak)}}});
   }
+  double energy = 0, co2e = 0;
+
+ private:
+  std::vector<std::string> s_start, s_phase, s_site, s_region, s_hw, s_model;
+  std::vector<std::int64_t> s_start_s, s_end_s;
+  std::vector<double> s_energy, s_loc, s_market, s_req;
+  std::vector<std::string> t_entity, t_kind, t_phase, t_site, t_region, t_hw, t_model;
+  std::vector<double> t_energy, t_loc, t_market, t_req;
+  std::vector<std::string> d_id, d_model;
+  std::vector<double> d_req, d_useful, d_unserved, d_energy, d_loc, d_market, d_per, d_per_useful, d_peak;
+};
+
+}  // namespace
+
+LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan& plan, int threads) {
+  // What one replica (or device) of each deployment costs on each hardware of its mix.
+  {
+    std::vector<std::string> dep, hw, from;
+    std::vector<double> busy, idle, rps, energy, batch, prefill, decode, embodied, life;
+    for (const auto& d : plan.deployments) {
+      for (const auto& m : d.mix) {
+        for (const auto& k : m.costs) {
+          dep.push_back(d.id);
+          hw.push_back(k.hardware_id);
+          from.push_back(iso_time(m.from));
+          busy.push_back(k.busy_w);
+          idle.push_back(k.idle_w);
+          rps.push_back(k.requests_per_s);
+          energy.push_back(k.requests_per_s > 0 ? k.busy_w / k.requests_per_s : 0.0);
+          batch.push_back(k.batch_s);
+          prefill.push_back(k.prefill_s);
+          decode.push_back(k.decode_s);
+          embodied.push_back(k.embodied_kg);
+          life.push_back(k.lifetime_s);
+        }
+      }
+    }
+    record.tables.push_back(Table{"lifecycle/serving",
+                                  {Column{"deployment", "", dep}, Column{"hardware", "", hw}, Column{"from", "", from},
+                                   Column{"busy_power", "W", busy}, Column{"idle_power", "W", idle},
+                                   Column{"requests_per_second", "1/s", rps}, Column{"it_energy_per_request", "J", energy},
+                                   Column{"batch_time", "s", batch}, Column{"prefill_time", "s", prefill},
+                                   Column{"decode_time", "s", decode}, Column{"embodied", "kgCO2e", embodied},
+                                   Column{"lifetime", "s", life}}});
+  }
+  TableObserver observer;
+  LifecycleTotals t;
+  t.events = lifecycle::simulate_lifecycle(plan, threads, observer);
+  observer.into(record);
+  t.energy_j = observer.energy;
+  t.co2e_location_kg = observer.co2e;
+  return t;
 }
 
 }  // namespace dlcarbon::cli

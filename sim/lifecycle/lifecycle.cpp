@@ -150,7 +150,7 @@ class Simulation {
     for (std::size_t c = 0; c < plan.cohorts.size(); ++c) cohorts_[c].profile = cohort_profile_[c];
   }
 
-  LifecycleResult run(int threads) {
+  std::uint64_t run(int threads, Observer& observer) {
     const auto partitions = static_cast<std::uint32_t>(std::max<std::size_t>(1, plan_.sites.size()));
     engine::Engine engine(partitions, plan_.end - plan_.start + 1);
     // Grids and profiles: each site builds its own prefix sums, in parallel, in the first window.
@@ -169,7 +169,8 @@ class Simulation {
     const auto stats = engine.run_until(plan_.end + 1, [this](const engine::Event& e, engine::Context& ctx) {
       handle(e, ctx);
     }, threads);
-    return collect(stats.events);
+    collect(observer);
+    return stats.events;
   }
 
  private:
@@ -407,14 +408,12 @@ class Simulation {
     }
   }
 
-  LifecycleResult collect(std::uint64_t events) {
-    LifecycleResult r;
-    r.events = events;
+  void collect(Observer& observer) {
     const std::size_t nd = plan_.deployments.size();
-    r.deployments.resize(nd);
+    std::vector<DeploymentSummary> deployments(nd);
     for (std::size_t i = 0; i < nd; ++i) {
-      r.deployments[i].id = plan_.deployments[i].id;
-      r.deployments[i].model = plan_.deployments[i].model;
+      deployments[i].id = plan_.deployments[i].id;
+      deployments[i].model = plan_.deployments[i].model;
     }
     for (std::size_t s = 0; s < sites_.size(); ++s) {
       const Site& site = plan_.sites[s];
@@ -425,8 +424,8 @@ class Simulation {
         for (std::size_t j = 0; j < bins.size(); ++j) {
           const Acc& x = bins[j];
           if (x.energy == 0 && x.loc == 0 && x.requests == 0) continue;
-          r.series.push_back({edges_[j], edges_[j + 1], phase, site.id, site.region.id, hardware_[hw], models_[model], x.energy, x.loc,
-                              x.market, x.requests});
+          observer.series({edges_[j], edges_[j + 1], phase, site.id, site.region.id, hardware_[hw], models_[model], x.energy, x.loc,
+                           x.market, x.requests});
         }
       }
       for (const auto& [key, x] : sites_[s].totals) {
@@ -446,9 +445,9 @@ class Simulation {
         t.co2e_location_kg = x.loc;
         t.co2e_market_kg = x.market;
         t.requests = x.requests;
-        r.totals.push_back(t);
+        observer.total(t);
         if (dep) {
-          DeploymentSummary& ds = r.deployments[entity];
+          DeploymentSummary& ds = deployments[entity];
           ds.energy_j += x.energy;
           ds.co2e_location_kg += x.loc;
           ds.co2e_market_kg += x.market;
@@ -457,17 +456,17 @@ class Simulation {
       }
     }
     for (std::size_t c = 0; c < plan_.cohorts.size(); ++c) {
-      DeploymentSummary& ds = r.deployments[plan_.cohorts[c].deployment];
+      DeploymentSummary& ds = deployments[plan_.cohorts[c].deployment];
       ds.unserved_requests += cohorts_[c].unserved;
       ds.peak_replicas += cohorts_[c].peak;  // sum of the cohorts' peaks: an upper bound when peaks differ in time
     }
     for (std::size_t i = 0; i < nd; ++i) {
-      DeploymentSummary& ds = r.deployments[i];
+      DeploymentSummary& ds = deployments[i];
       ds.useful_requests = ds.requests * plan_.deployments[i].useful_fraction;
       if (ds.requests > 0) ds.co2e_per_inference_kg = ds.co2e_location_kg / ds.requests;
       if (ds.useful_requests > 0) ds.co2e_per_useful_inference_kg = ds.co2e_location_kg / ds.useful_requests;
+      observer.deployment(ds);
     }
-    return r;
   }
 
   const LifecyclePlan& plan_;
@@ -529,9 +528,29 @@ double intensity_at(const GridRegion& region, double t) {
   return value;
 }
 
-LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads) {
+std::uint64_t simulate_lifecycle(const LifecyclePlan& plan, int threads, Observer& observer) {
   Simulation sim(plan);
-  return sim.run(threads);
+  return sim.run(threads, observer);
+}
+
+namespace {
+class Collector : public Observer {
+ public:
+  explicit Collector(LifecycleResult& r) : r_(r) {}
+  void series(const SeriesRow& row) override { r_.series.push_back(row); }
+  void total(const EntityTotal& t) override { r_.totals.push_back(t); }
+  void deployment(const DeploymentSummary& d) override { r_.deployments.push_back(d); }
+
+ private:
+  LifecycleResult& r_;
+};
+}  // namespace
+
+LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads) {
+  LifecycleResult r;
+  Collector c(r);
+  r.events = simulate_lifecycle(plan, threads, c);
+  return r;
 }
 
 }  // namespace lifecycle

@@ -68,12 +68,15 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const auto kt = hardware::kernel_time(dev, d.precision, kv_flops, kv_bytes, false);
     const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
     batch_s = p.batch_time_s + d.tokens_out * (s.batch_time_s + kt.seconds);
+    k.prefill_s = p.batch_time_s;
+    k.decode_s = batch_s - p.batch_time_s;
     batch_j = p.device_energy_per_batch_j + d.tokens_out * (s.device_energy_per_batch_j + kj);
   } else {
     const InferenceResult r = cost_inference(job);
     batch_s = r.batch_time_s;
     batch_j = r.device_energy_per_batch_j;
   }
+  k.batch_s = batch_s;
   const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
   const double host = d.kind == Deployment::Kind::cloud ? dev.host_w : 0.0;
   // A replica of `per` accelerators: `per` times one accelerator's throughput and power.
