@@ -928,10 +928,8 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (!dr.demand_start_given) d.demand.start_unix_s = d.start_unix_s;
         if (d.replicas && !dr.replicas_start_given) d.replicas->start_unix_s = d.start_unix_s;
         if (d.devices && !dr.devices_start_given) d.devices->start_unix_s = d.start_unix_s;
-        if (d.mix.front().from_unix_s > d.start_unix_s && dr.mix_at) {
-          // The first mix holds from the deployment's start.
-          d.mix.front().from_unix_s = d.start_unix_s;
-        }
+        // The first mix holds from the deployment's start.
+        d.mix.front().from_unix_s = d.start_unix_s;
       }};
   return kind;
 }
