@@ -125,6 +125,7 @@ DEPLOYMENT_COLUMNS = [
     ("co2e_per_inference", "gCO2e", "gCO2e_per_inference"),
     ("co2e_per_useful_inference", "gCO2e", "gCO2e_per_useful_inference"),
     ("peak_replicas", None, "peak_replicas"),
+    ("mean_utilisation", None, "mean_utilisation"),
 ]
 
 

@@ -118,6 +118,9 @@ struct DeploymentSummary {
   double energy_j = 0, co2e_location_kg = 0, co2e_market_kg = 0;  // all phases, embodied included
   double co2e_per_inference_kg = 0, co2e_per_useful_inference_kg = 0;
   double peak_replicas = 0;
+  // Busy replica-time / provisioned replica-time (cloud); at the edge, the devices' duty cycle
+  // (time spent on this model's inferences / device time).
+  double mean_utilisation = 0;
 };
 
 struct LifecycleResult {

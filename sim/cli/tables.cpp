@@ -231,6 +231,7 @@ class TableObserver : public lifecycle::Observer {
     d_per.push_back(d.co2e_per_inference_kg);
     d_per_useful.push_back(d.co2e_per_useful_inference_kg);
     d_peak.push_back(d.peak_replicas);
+    d_util.push_back(d.mean_utilisation);
   }
   void into(RunRecord& record) {
     record.tables.push_back(Table{"lifecycle/timeseries",
@@ -255,7 +256,8 @@ class TableObserver : public lifecycle::Observer {
                                    Column{"co2e_market", "kgCO2e", std::move(d_market)},
                                    Column{"co2e_per_inference", "kgCO2e", std::move(d_per)},
                                    Column{"co2e_per_useful_inference", "kgCO2e", std::move(d_per_useful)},
-                                   Column{"peak_replicas", "1", std::move(d_peak)}}});
+                                   Column{"peak_replicas", "1", std::move(d_peak)},
+                                   Column{"mean_utilisation", "1", std::move(d_util)}}});
   }
   double energy = 0, co2e = 0;
 
@@ -266,7 +268,7 @@ class TableObserver : public lifecycle::Observer {
   std::vector<std::string> t_entity, t_kind, t_phase, t_site, t_region, t_hw, t_model;
   std::vector<double> t_energy, t_loc, t_market, t_req;
   std::vector<std::string> d_id, d_model;
-  std::vector<double> d_req, d_useful, d_unserved, d_energy, d_loc, d_market, d_per, d_per_useful, d_peak;
+  std::vector<double> d_req, d_useful, d_unserved, d_energy, d_loc, d_market, d_per, d_per_useful, d_peak, d_util;
 };
 
 }  // namespace

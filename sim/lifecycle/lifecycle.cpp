@@ -126,6 +126,7 @@ struct SiteState {
 struct CohortState {
   std::size_t next = 0;  // index of the step boundary the next event starts
   double unserved = 0, peak = 0;
+  double replica_s = 0, busy_s = 0;  // provisioned and busy replica-seconds (edge: device-seconds)
   std::size_t profile = 0;
 };
 
@@ -318,10 +319,12 @@ class Simulation {
       const double devices = (d.devices ? d.devices->at(mid) : 0) * cp.share;
       cs.peak = std::max(cs.peak, devices);
       const double rate = devices * d.demand.at(mid);  // inferences/s at d(t) = 1
+      cs.replica_s += devices * (t1 - t0);
       for (std::size_t h = 0; h < mix.costs.size(); ++h) {
         const ServiceCost& k = mix.costs[h];
         const double r = rate * mix.shares[h];
         const double busy_s = k.requests_per_s > 0 ? 1 / k.requests_per_s : 0;  // device time per inference
+        cs.busy_s += r * busy_s * prof.d.integral(t0, t1);
         streams.push_back({Phase::inference, hw[h], 0, r * k.busy_w * busy_s / d.charging_efficiency, 0, 0, 0, r});
         streams.push_back({Phase::embodied, hw[h], 0, 0, 0, r * busy_s * k.embodied_kg / k.lifetime_s, 0, 0});
       }
@@ -338,6 +341,7 @@ class Simulation {
       replicas = std::max(1.0, std::ceil(demand * prof.max * (1 + d.headroom) / mean_rate - 1e-9));
     }
     cs.peak = std::max(cs.peak, replicas);
+    cs.replica_s += replicas * (t1 - t0);
     double capacity = 0;
     for (std::size_t h = 0; h < mix.costs.size(); ++h) capacity += replicas * mix.shares[h] * mix.costs[h].requests_per_s;
     for (std::size_t h = 0; h < mix.costs.size(); ++h) {
@@ -352,6 +356,7 @@ class Simulation {
     }
     const double alpha = demand / capacity;  // utilisation at d(t) = 1
     if (alpha * prof.max <= 1) {
+      cs.busy_s += replicas * alpha * prof.d.integral(t0, t1);
       // Linear: busy power n u busy, idle power n (1 - u) idle, with u = alpha d(t).
       for (std::size_t h = 0; h < mix.costs.size(); ++h) {
         const ServiceCost& k = mix.costs[h];
@@ -369,6 +374,7 @@ class Simulation {
       const double dv = prof.d.value[hi];
       const double u = std::min(1.0, alpha * dv);
       cs.unserved += std::max(0.0, demand * dv - capacity) * (b - a);
+      cs.busy_s += replicas * u * (b - a);
       for (std::size_t h = 0; h < mix.costs.size(); ++h) {
         const ServiceCost& k = mix.costs[h];
         const double n = replicas * mix.shares[h];
@@ -455,14 +461,18 @@ class Simulation {
         }
       }
     }
+    std::vector<double> replica_s(nd, 0.0), busy_s(nd, 0.0);
     for (std::size_t c = 0; c < plan_.cohorts.size(); ++c) {
       DeploymentSummary& ds = deployments[plan_.cohorts[c].deployment];
       ds.unserved_requests += cohorts_[c].unserved;
       ds.peak_replicas += cohorts_[c].peak;  // sum of the cohorts' peaks: an upper bound when peaks differ in time
+      replica_s[plan_.cohorts[c].deployment] += cohorts_[c].replica_s;
+      busy_s[plan_.cohorts[c].deployment] += cohorts_[c].busy_s;
     }
     for (std::size_t i = 0; i < nd; ++i) {
       DeploymentSummary& ds = deployments[i];
       ds.useful_requests = ds.requests * plan_.deployments[i].useful_fraction;
+      if (replica_s[i] > 0) ds.mean_utilisation = busy_s[i] / replica_s[i];
       if (ds.requests > 0) ds.co2e_per_inference_kg = ds.co2e_location_kg / ds.requests;
       if (ds.useful_requests > 0) ds.co2e_per_useful_inference_kg = ds.co2e_location_kg / ds.useful_requests;
       observer.deployment(ds);

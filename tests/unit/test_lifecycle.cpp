@@ -96,6 +96,7 @@ TEST_CASE("off, idle and busy at a fixed intensity, by hand") {
   CHECK(r.deployments[0].requests == doctest::Approx(2.16e6).epsilon(1e-12));
   CHECK(r.deployments[0].co2e_per_inference_kg == doctest::Approx((64.8 + 48.6) / 2.16e6).epsilon(1e-12));
   CHECK(r.deployments[0].unserved_requests == 0);
+  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(0.25).epsilon(1e-12));
 }
 
 TEST_CASE("a time-varying intensity and a daily profile, by hand") {
@@ -145,6 +146,8 @@ TEST_CASE("a time-varying intensity and a daily profile, by hand") {
   }
   CHECK(r.deployments[0].useful_requests == doctest::Approx(432000).epsilon(1e-12));
   CHECK(r.deployments[0].co2e_per_useful_inference_kg == doctest::Approx(5.4e-2 / 432000).epsilon(1e-12));
+  // Duty cycle: 864,000 inferences x 0.1 s over 1,000 devices x 86,400 s = 0.001.
+  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(0.001).epsilon(1e-12));
 }
 
 TEST_CASE("one growth step, idle replicas and embodied carbon, by hand") {
@@ -185,6 +188,7 @@ TEST_CASE("demand beyond capacity: replicas run flat out and the rest is unserve
   CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == 0);
   CHECK(r.deployments[0].requests == doctest::Approx(86400).epsilon(1e-12));
   CHECK(r.deployments[0].unserved_requests == doctest::Approx(43200).epsilon(1e-12));
+  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(1.0).epsilon(1e-12));
 }
 
 namespace {
