@@ -36,6 +36,7 @@ struct TransformerDesign {
   std::int64_t top_k = 1;
   std::int64_t moe_every = 1;
   double capacity_factor = 1.0;
+  double dropout = 0;  // attention and residual dropout rate in training (0: no dropout kernels)
 };
 
 // ResNet: stem, four stages of (bottleneck) blocks, global pool, classifier.

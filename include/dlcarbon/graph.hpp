@@ -44,12 +44,26 @@ struct Op {
   double params = 0;       // trainable parameters owned by the op
   double saved_bytes = 0;  // activations kept for the backward pass
   bool expert = false;     // belongs to a mixture-of-experts FFN (sharded by expert parallelism)
+  double backward_factor = 2;  // backward FLOPs and bytes / forward (input and weight gradients)
 };
+
+// How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
+//   none         every elementwise step is its own kernel: attention scale, mask, softmax and
+//                dropout each read and write the score matrix; residual dropout apart from the add;
+//   elementwise  scale, mask, softmax and dropout are one kernel, dropout joins the residual add
+//                (the default; what the builders emitted before fusion was an option);
+//   attention    additionally, attention is one kernel (FlashAttention, Dao et al. 2022): scores
+//                and probabilities never reach memory, and the backward pass recomputes them.
+enum class Fusion { none, elementwise, attention };
+// "none", "elementwise", "attention" (as in scenarios); anything else is elementwise.
+Fusion fusion_of(const std::string& name);
 
 struct GraphShape {
   std::int64_t batch = 1;       // sequences (or images) in the microbatch
   std::int64_t dtype_bytes = 2; // activations and weights in compute precision
   bool causal_skip = true;      // causal attention computes half the score matrix (Kaplan et al. 2020)
+  Fusion fusion = Fusion::elementwise;
+  bool training = true;         // dropout runs only in training
 };
 
 class OpGraph {

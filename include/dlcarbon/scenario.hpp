@@ -144,6 +144,7 @@ struct TrainingJob {
   // First-principles inputs: the model's design comes from the model entry.
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
+  std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention (graph.hpp)
   ModelDesign design;              // copied from the model, std::monostate when none
   std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;
@@ -168,6 +169,7 @@ struct InferenceJob {
   std::string precision = "fp32";
   std::string layout = "nchw";        // the layout the kernels run in (default: the model's)
   std::string input_layout;           // the layout requests arrive in; a reorder per batch when it differs
+  std::string fusion = "elementwise"; // operator fusion: none, elementwise, attention
   double inferences = 0;              // how many, in total
   SourceLocation origin;
 };
@@ -223,6 +225,7 @@ struct Deployment {
   std::int64_t batch = 1;
   std::string precision = "fp16";
   std::string layout = "nchw";
+  std::string fusion = "elementwise";
   // LLM serving: tokens in (prefill) and out (decode) per request; 0: one forward pass per request.
   double tokens_in = 0, tokens_out = 0;
   std::vector<DeploymentRegion> regions;

@@ -10,7 +10,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
   InferenceResult r;
   const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
   const double p = hardware::bytes_per_value(job.precision);
-  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true});
+  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true, graph::fusion_of(job.fusion), false});
   double energy = 0;
   double input_elements = 0;
   for (const auto& op : g.ops()) {

@@ -66,7 +66,7 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   const double bytes_per_value = hardware::bytes_per_value(job.precision);
   const graph::OpGraph g = graph::build_graph(
-      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true});
+      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true});
   c.parameters = g.parameters();
   double expert_params = 0;
   for (const auto& op : g.ops()) {
@@ -106,12 +106,13 @@ StepCost cost_training_step(const TrainingJob& job) {
                              hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n) / tp,
                                                          static_cast<double>(op.k));
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
-    const auto b = hardware::kernel_time(dev, job.precision, 2 * flops, 2 * bytes, gemm, eta);
+    const double bf = op.backward_factor;
+    const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
     const double recompute = p.recompute && in_layer ? f.seconds : 0;
     fwd_s += stage_share * f.seconds;
     bwd_s += stage_share * (b.seconds + dev.launch_s + recompute);
     const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
-    const double e_b = hardware::kernel_energy(dev, job.precision, 2 * flops, 2 * bytes, b.seconds + dev.launch_s);
+    const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
     busy_energy += stage_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     if (in_layer) saved_layers += op.saved_bytes / tp;
     else saved_other += op.saved_bytes / tp;
@@ -131,7 +132,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f.seconds, e_f,
                      f.memory_bound ? "memory" : "compute"});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", 2 * flops, 2 * bytes, b.seconds + dev.launch_s + recompute,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes, b.seconds + dev.launch_s + recompute,
                      e_b, b.memory_bound ? "memory" : "compute"});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.

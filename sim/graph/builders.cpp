@@ -23,7 +23,8 @@ void require(bool ok, const std::string& what) {
 // Appends ops to a graph with the bookkeeping of one microbatch.
 class Emitter {
  public:
-  Emitter(OpGraph& g, const GraphShape& shape) : g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
+  Emitter(OpGraph& g, const GraphShape& shape)
+      : g_(g), p_(static_cast<double>(shape.dtype_bytes)), fusion(shape.fusion), training(shape.training) {}
 
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
   int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
@@ -87,6 +88,26 @@ class Emitter {
                        static_cast<double>(width) * (rms ? 1 : 2));
   }
 
+  // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
+  int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
+                      I head_dim, double fraction) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::batched_matmul;
+    op.layer = layer;
+    op.m = q_len;
+    op.n = head_dim;
+    op.k = kv_len;
+    op.count = count;
+    const double c = static_cast<double>(count), q = static_cast<double>(q_len), kv = static_cast<double>(kv_len),
+                 hd = static_cast<double>(head_dim);
+    op.flops = 2 * (2 * c * q * kv * hd) * fraction + 5 * c * q * kv * fraction;
+    op.bytes = p_ * c * (2 * q * hd + 2 * kv * hd);
+    op.saved_bytes = p_ * c * (2 * q * hd + 2 * kv * hd) + 4 * c * q;  // Q, K, V, O and the row statistics
+    op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
+    return g_.add(op, in);
+  }
+
   int embedding(const std::string& name, I tokens, I width, double params) {
     Op op;
     op.name = name;
@@ -99,6 +120,9 @@ class Emitter {
     op.params = params;
     return g_.add(op, {});
   }
+
+  Fusion fusion;
+  bool training;
 
  private:
   OpGraph& g_;
@@ -128,12 +152,28 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
     kv = q;
   }
   const double fraction = causal && causal_skip ? 0.5 : 1.0;
-  const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, a.head_dim, kv_len, fraction);
-  const int probs = e.elementwise(prefix + ".softmax", layer, {scores},
-                                  static_cast<double>(batch * a.heads * q_len * kv_len) * fraction, 5, OpKind::softmax);
-  const int ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
-  const int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
-  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), 1);
+  const bool dropout = e.training && d.dropout > 0;
+  int ctx;
+  if (e.fusion == Fusion::attention) {
+    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
+  } else {
+    const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, a.head_dim, kv_len, fraction);
+    const double score_elements = static_cast<double>(batch * a.heads * q_len * kv_len) * fraction;
+    int probs = scores;
+    if (e.fusion == Fusion::none) {
+      // Unfused: scaling, masking, softmax and dropout each read and write the scores.
+      probs = e.elementwise(prefix + ".scale", layer, {probs}, score_elements, 1);
+      if (causal) probs = e.elementwise(prefix + ".mask", layer, {probs}, score_elements, 1);
+      probs = e.elementwise(prefix + ".softmax", layer, {probs}, score_elements, 5, OpKind::softmax);
+      if (dropout) probs = e.elementwise(prefix + ".dropout", layer, {probs}, score_elements, 2);
+    } else {
+      probs = e.elementwise(prefix + ".softmax", layer, {scores}, score_elements, 5 + (dropout ? 2 : 0), OpKind::softmax);
+    }
+    ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
+  }
+  int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
+  if (dropout && e.fusion == Fusion::none) out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2);
+  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none ? 3 : 1);
 }
 
 int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
@@ -160,7 +200,12 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
   }
-  return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model), 1);
+  const bool dropout = e.training && d.dropout > 0;
+  if (dropout && e.fusion == Fusion::none) {
+    down = e.elementwise(prefix + ".dropout", layer, {down}, static_cast<double>(tokens * d.d_model), 2);
+  }
+  return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model),
+                       dropout && e.fusion != Fusion::none ? 3 : 1);
 }
 
 bool moe_layer(const TransformerDesign& d, I index) {

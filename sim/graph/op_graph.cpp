@@ -10,6 +10,12 @@
 
 namespace dlcarbon::graph {
 
+Fusion fusion_of(const std::string& name) {
+  if (name == "none") return Fusion::none;
+  if (name == "attention") return Fusion::attention;
+  return Fusion::elementwise;
+}
+
 struct OpGraph::Topology {
   boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS> g;
 };

@@ -43,6 +43,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   job.batch = d.batch;
   job.precision = d.precision;
   job.layout = d.layout;
+  job.fusion = d.fusion;
   job.inferences = 1;
   double batch_s = 0, batch_j = 0;
   const auto* t = std::get_if<TransformerDesign>(&d.design);

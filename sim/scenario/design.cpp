@@ -63,6 +63,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   }
   if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
   if (m.has("biases")) d.biases = read_bool(m.at("biases"));
+  if (m.has("dropout")) d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
   if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
   if (m.has("pooler")) d.pooler = read_bool(m.at("pooler"));
   if (m.has("experts")) {
@@ -168,7 +169,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor"};
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dropout"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
     } else {

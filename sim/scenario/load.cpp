@@ -51,6 +51,7 @@ const std::vector<std::string> kEntitySections = {"regions", "datacenters", "har
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference", "deployments"};
+const std::vector<std::string> kFusions = {"none", "elementwise", "attention"};
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
@@ -571,7 +572,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "parallelism", "overheads", "start", "repeat",
+       "power", "datacenter", "tokens", "flops", "precision", "fusion", "parallelism", "overheads", "start", "repeat",
        "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
@@ -588,6 +589,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           j.precision = detail::read_choice(m.at("precision"), kPrecisions);
         }
         if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
+        if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("start")) {
           std::string text_date;
@@ -652,7 +654,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
   static const EntityKind<InferenceDraft> kind{
       "inference", "inference job",
       {"id", "from", "name", "model", "hardware", "datacenter", "batch", "precision", "layout", "input_layout",
-       "inferences", "notes"},
+       "fusion", "inferences", "notes"},
       {"model", "hardware", "datacenter", "inferences"},
       [](Builder& b, const MapView& m, InferenceDraft& d) {
         InferenceJob& j = d.job;
@@ -678,6 +680,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
           d.layout_given = true;
         }
         if (m.has("input_layout")) j.input_layout = detail::read_choice(m.at("input_layout"), {"nchw", "nhwc"});
+        if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("inferences")) j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();
@@ -770,7 +773,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
       "deployments", "deployment",
       {"id", "from", "name", "model", "kind", "start", "end", "duration", "step", "hardware", "hardware_mix",
        "accelerators_per_replica", "replicas", "headroom", "demand", "devices", "profile", "batch", "precision",
-       "layout", "request", "regions", "charging_efficiency", "useful_fraction", "lifetime", "notes"},
+       "layout", "fusion", "request", "regions", "charging_efficiency", "useful_fraction", "lifetime", "notes"},
       {"model", "demand", "regions"},
       [](Builder& b, const MapView& m, DeploymentDraft& dr) {
         Deployment& d = dr.d;
@@ -853,6 +856,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           d.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
           dr.layout_given = true;
         }
+        if (m.has("fusion")) d.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("request")) {
           const MapView r(m.at("request"), {"tokens_in", "tokens_out"});
           r.require("tokens_in");

@@ -8,6 +8,7 @@ using namespace dlcarbon;
 using graph::build_graph;
 using graph::count_parameters;
 using graph::GraphShape;
+using graph::Fusion;
 using graph::OpKind;
 
 namespace {
@@ -202,4 +203,54 @@ TEST_CASE("a graph from a file: per-sample ops scaled by the batch") {
   CHECK(g.op(1).bytes == 8000);
   CHECK(g.inputs_of(1) == std::vector<int>{0});
   CHECK(g.parameters() == 1010);
+}
+
+TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwise and attention") {
+  // One decoder layer, d_model 8, 2 heads of 4, seq 4, batch 1, 2-byte values, dropout 0.1.
+  // Causal: half the 2 x 4 x 4 = 32 scores are computed, 16 score elements.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 8;
+  d.heads = 2;
+  d.d_ff = 16;
+  d.vocab = 10;
+  d.seq_len = 4;
+  d.dropout = 0.1;
+  auto op_bytes = [](const dlcarbon::graph::OpGraph& g, const std::string& name) {
+    for (const auto& op : g.ops()) {
+      if (op.name == name) return op.bytes;
+    }
+    return -1.0;
+  };
+  const auto none = build_graph(d, GraphShape{1, 2, true, Fusion::none, true});
+  const auto elem = build_graph(d, GraphShape{1, 2, true, Fusion::elementwise, true});
+  const auto flash = build_graph(d, GraphShape{1, 2, true, Fusion::attention, true});
+  const auto infer = build_graph(d, GraphShape{1, 2, true, Fusion::none, false});
+  // Elementwise: one kernel reads and writes the 16 scores: 2 B x 16 x 2 = 64 B;
+  // scores GEMM: 2 B x 2 x (4x4 + 4x4 + 4x4 x 0.5) = 160 B; context the same.
+  CHECK(op_bytes(elem, "decoder.0.attn.softmax") == 64);
+  CHECK(op_bytes(elem, "decoder.0.attn.scores") == 160);
+  CHECK(op_bytes(elem, "decoder.0.attn.context") == 160);
+  CHECK(op_bytes(elem, "decoder.0.attn.dropout") == -1);
+  // None: scale, mask, softmax and dropout each read and write the scores (64 B each), and the
+  // attention and FFN outputs get their own dropout kernels (2 B x 4 tokens x 8 x 2 = 128 B).
+  for (const char* k : {"scale", "mask", "softmax", "dropout"}) CHECK(op_bytes(none, std::string("decoder.0.attn.") + k) == 64);
+  CHECK(op_bytes(none, "decoder.0.attn.out_dropout") == 128);
+  CHECK(op_bytes(none, "decoder.0.ffn.dropout") == 128);
+  // Inference has no dropout kernels.
+  CHECK(op_bytes(infer, "decoder.0.attn.dropout") == -1);
+  CHECK(op_bytes(infer, "decoder.0.attn.scale") == 64);
+  // Attention fused: only Q, K, V and O move: 2 B x 2 heads x (2 x 4 x 4 + 2 x 4 x 4) = 256 B,
+  // against 160 + 64 + 160 = 384 B for scores, softmax and context; the backward recomputes.
+  CHECK(op_bytes(flash, "decoder.0.attn.attention") == 256);
+  CHECK(op_bytes(flash, "decoder.0.attn.scores") == -1);
+  for (const auto& op : flash.ops()) {
+    if (op.name == "decoder.0.attn.attention") CHECK(op.backward_factor == 2.5);
+  }
+  CHECK(none.forward_bytes() > elem.forward_bytes());
+  CHECK(elem.forward_bytes() > flash.forward_bytes());
+  // Fusion moves bytes, not the parameters.
+  CHECK(none.parameters() == elem.parameters());
+  CHECK(flash.parameters() == elem.parameters());
 }
