@@ -76,15 +76,29 @@ bool rapl_readable() {
 struct GroupModel {
   calibrate::RooflineFit roofline;
   std::optional<calibrate::GemmShapeFit> shape;
+  // Convolutions: one roofline per kernel size (1x1 is a plain GEMM; 3x3 and the 7x7 stem run
+  // other algorithms), where the size has two calibration shapes or more.
+  std::map<std::int64_t, calibrate::RooflineFit> by_kernel;
+  double effective_rate = 0;  // FLOPs / predicted time over the calibration shapes
   double predict(const calibrate::KernelSpec& s) const {
     double m = 0, n = 0, k = 0;
     if (shape && calibrate::gemm_dims(s, m, n, k)) return shape->predict(m, n, k);
+    if (const auto it = by_kernel.find(s.kernel); s.kind == "conv" && it != by_kernel.end()) {
+      return it->second.predict(s.flops(), s.bytes());
+    }
     return roofline.predict(s.flops(), s.bytes());
   }
-  double rate() const { return shape ? 1 / shape->a : 1 / roofline.a; }
+  double rate() const {
+    if (shape) return 1 / shape->a;
+    if (effective_rate > 0) return effective_rate;
+    return 1 / roofline.a;
+  }
   double overhead() const { return shape ? shape->c : roofline.c; }
 };
 
+// The model of one kernel group, chosen before seeing any check shape: matmuls take the GEMM
+// shape model (their efficiency depends on m, n, k), convolutions a roofline per kernel size,
+// memory-bound kernels the roofline over the cache levels.
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
                      const std::vector<std::size_t>& cal, const std::vector<double>& levels) {
   std::vector<double> F, B, T, M, N, K;
@@ -101,15 +115,31 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
   }
   GroupModel g;
   g.roofline = calibrate::fit_roofline(F, B, T, levels);
-  if (!gemm) return g;
-  const auto shape = calibrate::fit_gemm_shape(M, N, K, T);
-  if (!(shape.a > 0)) return g;
-  double sse_roofline = 0, sse_shape = 0;
-  for (std::size_t i = 0; i < T.size(); ++i) {
-    sse_roofline += std::pow(g.roofline.predict(F[i], B[i]) / T[i] - 1, 2);
-    sse_shape += std::pow(shape.predict(M[i], N[i], K[i]) / T[i] - 1, 2);
+  const std::string kind = specs[cal.front()].kind;
+  if (kind == "matmul" && gemm) {
+    const auto shape = calibrate::fit_gemm_shape(M, N, K, T);
+    if (shape.a > 0) g.shape = shape;
   }
-  if (sse_shape < sse_roofline) g.shape = shape;
+  if (kind == "conv") {
+    std::map<std::int64_t, std::vector<std::size_t>> sizes;
+    for (std::size_t j = 0; j < cal.size(); ++j) sizes[specs[cal[j]].kernel].push_back(j);
+    for (const auto& [size, members] : sizes) {
+      if (members.size() < 2) continue;
+      std::vector<double> f, b, tt;
+      for (const auto j : members) {
+        f.push_back(F[j]);
+        b.push_back(B[j]);
+        tt.push_back(T[j]);
+      }
+      g.by_kernel[size] = calibrate::fit_roofline(f, b, tt, levels);
+    }
+    double flops = 0, seconds = 0;
+    for (const auto i : cal) {
+      flops += specs[i].flops();
+      seconds += g.predict(specs[i]);
+    }
+    if (seconds > 0) g.effective_rate = flops / seconds;
+  }
   return g;
 }
 
@@ -135,6 +165,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       "from", po::value<std::string>(), "catalog entry whose datasheet keys (embodied, ...) the entry inherits")(
       "seconds", po::value<double>(), "measurement budget in seconds (default 300, quick 25)")(
       "seed", po::value<unsigned>()->default_value(1), "order of the round robin")(
+      "refit", po::value<std::string>(), "refit the raw samples of an earlier run (its .h5) instead of measuring")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
   po::positional_options_description positional;
@@ -156,39 +187,81 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
   }
   const std::filesystem::path data = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
-  const std::filesystem::path out_dir = vm.count("out") ? std::filesystem::path(vm["out"].as<std::string>()) : data / "hardware/measured";
+  // A refit writes beside the raw data it read (under the same id), unless told otherwise.
+  const std::filesystem::path refit_file = vm.count("refit") ? std::filesystem::path(vm["refit"].as<std::string>()) : "";
+  const std::filesystem::path out_dir = vm.count("out")     ? std::filesystem::path(vm["out"].as<std::string>())
+                                        : vm.count("refit") ? (refit_file.parent_path().empty() ? "." : refit_file.parent_path())
+                                                            : data / "hardware/measured";
   const unsigned threads = std::thread::hardware_concurrency();
-  const std::string id = vm.count("id") ? vm["id"].as<std::string>() : "cpu-" + slug(cpu_model()) + "-" + std::to_string(threads) + "t";
+  const std::string id = vm.count("id")      ? vm["id"].as<std::string>()
+                         : vm.count("refit") ? refit_file.stem().string()
+                                             : "cpu-" + slug(cpu_model()) + "-" + std::to_string(threads) + "t";
 
   calibrate::OneDnnBackend backend;
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
   std::vector<calibrate::KernelSpec> specs;
-  std::vector<std::function<double(int)>> runs;
-  for (const auto& spec : calibrate::shape_set(quick, bf16, s8)) {
-    auto run = backend.prepare(spec);
-    if (!run) continue;
-    specs.push_back(spec);
-    runs.push_back(std::move(run));
+  calibrate::Measurement m;
+  std::chrono::duration<double> took{0};
+  if (vm.count("refit")) {
+    // Refit the raw samples of an earlier run (its .h5) with this build's models: no timing.
+    const RunRecord old = read_run(vm["refit"].as<std::string>());
+    const Table* samples = nullptr;
+    for (const auto& t : old.tables) {
+      if (t.path == "calibration/samples") samples = &t;
+    }
+    if (!samples || !samples->find("kernel") || !samples->find("pass") || !samples->find("time")) {
+      io.err << "dlcarbon calibrate: --refit: " << vm["refit"].as<std::string>() << " holds no calibration/samples table\n";
+      return kBadInput;
+    }
+    const auto& labels = std::get<std::vector<std::string>>(samples->find("kernel")->values);
+    const auto& passes = std::get<std::vector<std::string>>(samples->find("pass")->values);
+    const auto& times = std::get<std::vector<double>>(samples->find("time")->values);
+    std::map<std::string, calibrate::KernelSpec> known;
+    for (const bool q : {false, true}) {
+      for (const auto& spec : calibrate::shape_set(q, true, true)) known.emplace(spec.label(), spec);
+    }
+    std::map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      auto at = index.find(labels[i]);
+      if (at == index.end()) {
+        const auto k = known.find(labels[i]);
+        if (k == known.end()) continue;  // a shape this build no longer has
+        at = index.emplace(labels[i], specs.size()).first;
+        specs.push_back(k->second);
+        m.pass_a.emplace_back();
+        m.pass_b.emplace_back();
+      }
+      (passes[i] == "a" ? m.pass_a : m.pass_b)[at->second].push_back(times[i]);
+    }
+    io.out << "dlcarbon calibrate: refitting " << specs.size() << " kernels from " << vm["refit"].as<std::string>() << "\n";
+  } else {
+    std::vector<std::function<double(int)>> runs;
+    for (const auto& spec : calibrate::shape_set(quick, bf16, s8)) {
+      auto run = backend.prepare(spec);
+      if (!run) continue;
+      specs.push_back(spec);
+      runs.push_back(std::move(run));
+    }
+    // Repetitions per sample: enough executions for ~0.5 ms (quick) or ~2 ms per sample.
+    const double target = quick ? 0.5e-3 : 2e-3;
+    std::vector<int> reps;
+    double round_s = 0;
+    for (auto& run : runs) {
+      const double t = std::max(1e-7, run(1));
+      const int r = std::max(1, static_cast<int>(target / t));
+      reps.push_back(r);
+      round_s += r * t;
+    }
+    int rounds = static_cast<int>(budget / std::max(round_s, 1e-6));
+    rounds = std::clamp(rounds - rounds % 2, 6, 400);
+    io.out << "dlcarbon calibrate: " << specs.size() << " kernels (" << cpu_model() << ", " << threads
+           << " threads, oneDNN " << backend.version() << ", ISA " << backend.isa() << "), " << rounds
+           << " interleaved rounds of ~" << format_number(round_s * 1e3, 3) << " ms\n";
+    const auto started = std::chrono::steady_clock::now();
+    m = calibrate::measure_round_robin(
+        specs.size(), rounds, [&](std::size_t i, int r) { return runs[i](r); }, reps, vm["seed"].as<unsigned>());
+    took = std::chrono::steady_clock::now() - started;
   }
-  // Repetitions per sample: enough executions for ~0.5 ms (quick) or ~2 ms per sample.
-  const double target = quick ? 0.5e-3 : 2e-3;
-  std::vector<int> reps;
-  double round_s = 0;
-  for (auto& run : runs) {
-    const double t = std::max(1e-7, run(1));
-    const int r = std::max(1, static_cast<int>(target / t));
-    reps.push_back(r);
-    round_s += r * t;
-  }
-  int rounds = static_cast<int>(budget / std::max(round_s, 1e-6));
-  rounds = std::clamp(rounds - rounds % 2, 6, 400);
-  io.out << "dlcarbon calibrate: " << specs.size() << " kernels (" << cpu_model() << ", " << threads
-         << " threads, oneDNN " << backend.version() << ", ISA " << backend.isa() << "), " << rounds
-         << " interleaved rounds of ~" << format_number(round_s * 1e3, 3) << " ms\n";
-  const auto started = std::chrono::steady_clock::now();
-  const calibrate::Measurement m = calibrate::measure_round_robin(
-      specs.size(), rounds, [&](std::size_t i, int r) { return runs[i](r); }, reps, vm["seed"].as<unsigned>());
-  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
 
   // Robust times, pass by pass and together; repeatability is pass A against pass B.
   std::vector<double> t_all(specs.size()), t_a(specs.size()), t_b(specs.size());
