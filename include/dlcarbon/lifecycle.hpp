@@ -47,6 +47,7 @@ struct ServiceCost {
 // Where energy is drawn: a data centre (cloud) or the users' grid (edge, PUE 1).
 struct Site {
   std::string id;
+  bool edge = false;  // the users' grid (no PUE), not a data centre
   GridRegion region;
   double pue = 1;
   std::optional<double> market_kg_per_j;  // market-based intensity; location-based where absent

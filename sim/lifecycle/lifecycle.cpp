@@ -73,6 +73,31 @@ double next_boundary(double t, Resolution r) {
   return t;
 }
 
+// The mean intensity over [t, t + 1 h): exact for traces of any period (half-hourly, hourly,
+// daily) and any alignment, so that an hour's energy times it is the exact carbon.
+double hour_mean_intensity(const GridRegion& region, double t) {
+  double total = 0;
+  double a = t;
+  const double b = t + kHour;
+  while (a < b) {
+    // The next change: a trace row, the trace year's wrap, or a trajectory's year.
+    double next = b;
+    if (region.trace && region.trace->time_unix_s.size() > 1) {
+      const IntensityTrace& tr = *region.trace;
+      const double start = static_cast<double>(tr.time_unix_s.front());
+      const double year0 = a - (std::fmod(a - start, kYear) + (std::fmod(a - start, kYear) < 0 ? kYear : 0));
+      const double u = a - year0 + start;
+      const auto it = std::upper_bound(tr.time_unix_s.begin(), tr.time_unix_s.end(), static_cast<std::int64_t>(std::floor(u)));
+      const double change = it == tr.time_unix_s.end() ? start + kYear : std::min(static_cast<double>(*it), start + kYear);
+      next = std::min(next, year0 + (change - start));
+    }
+    if (!(next > a)) next = std::min(b, a + 1);  // guard against rounding
+    total += intensity_at(region, 0.5 * (a + next)) * (next - a);
+    a = next;
+  }
+  return total / kHour;
+}
+
 // A piecewise-constant function on the hours of the horizon, with prefix sums: integral over any
 // [a, b] in O(1), exact.
 struct Hourly {
@@ -141,6 +166,20 @@ class Simulation {
  public:
   explicit Simulation(const LifecyclePlan& plan) : plan_(plan) {
     if (!(plan.end > plan.start)) throw std::invalid_argument("lifecycle: the horizon is empty");
+    for (const auto& d : plan.deployments) {
+      if (d.mix.empty()) throw std::invalid_argument("lifecycle: deployment " + d.id + " has no hardware");
+      for (const auto& m : d.mix) {
+        if (m.costs.size() != m.shares.size()) throw std::invalid_argument("lifecycle: deployment " + d.id + ": shares and hardware differ in number");
+      }
+      if (d.diurnal.size() != 24 || d.weekly.size() != 7) throw std::invalid_argument("lifecycle: deployment " + d.id + ": a profile needs 24 and 7 values");
+      if (d.kind == Deployment::Kind::edge && !d.devices) throw std::invalid_argument("lifecycle: edge deployment " + d.id + " has no devices");
+    }
+    for (const auto& c : plan.cohorts) {
+      if (c.deployment >= plan.deployments.size() || c.site >= plan.sites.size()) throw std::invalid_argument("lifecycle: a cohort refers to no deployment or site");
+    }
+    for (const auto& t : plan.training) {
+      if (t.site >= plan.sites.size()) throw std::invalid_argument("lifecycle: training run " + t.id + " refers to no site");
+    }
     edges_ = bin_edges(plan.start, plan.end, plan.resolution);
     hours_ = static_cast<std::size_t>(std::ceil((plan.end - plan.start) / kHour));
     intern_names();
@@ -206,7 +245,7 @@ class Simulation {
       const double a = std::max(d.start, plan_.start), b = std::min(d.end, plan_.end);
       std::vector<double> s;
       if (b > a) {
-        const double step = d.step_s > 0 ? d.step_s : kDay;
+        const double step = std::max(d.step_s, kHour);  // the loader asks for >= 1 h too
         for (double k = std::ceil((a - d.start) / step);; k += 1) {
           const double t = d.start + k * step;
           if (t >= b) break;
@@ -214,6 +253,13 @@ class Simulation {
         }
         for (const auto& m : d.mix) {
           if (m.from > a && m.from < b) s.push_back(m.from);
+        }
+        // Step functions (piecewise, trace) change only at their times: make those boundaries too.
+        for (const Growth* g : {d.replicas ? &*d.replicas : nullptr, &d.demand, d.devices ? &*d.devices : nullptr}) {
+          if (!g || (g->form != Growth::Form::piecewise && g->form != Growth::Form::trace)) continue;
+          for (const auto t : g->time_unix_s) {
+            if (static_cast<double>(t) > a && static_cast<double>(t) < b) s.push_back(static_cast<double>(t));
+          }
         }
         s.push_back(a);
         s.push_back(b);
@@ -246,7 +292,7 @@ class Simulation {
     st.intensity.start = plan_.start;
     st.intensity.value.resize(hours_);
     const GridRegion& region = plan_.sites[s].region;
-    for (std::size_t h = 0; h < hours_; ++h) st.intensity.value[h] = intensity_at(region, plan_.start + static_cast<double>(h) * kHour);
+    for (std::size_t h = 0; h < hours_; ++h) st.intensity.value[h] = hour_mean_intensity(region, plan_.start + static_cast<double>(h) * kHour);
     st.intensity.finish();
     st.profiles.resize(profile_keys_.size());
     std::vector<bool> used(profile_keys_.size(), false);
@@ -351,7 +397,12 @@ class Simulation {
     }
     for (const auto& st : streams) accumulate(s, &prof, entity, model, st, t0, t1);
     if (!(capacity > 0)) {
+      // Nothing can serve: every request is unserved, and provisioned replicas still idle.
       cs.unserved += demand * prof.d.integral(t0, t1);
+      for (std::size_t h = 0; h < mix.costs.size(); ++h) {
+        const double n = replicas * mix.shares[h];
+        accumulate(s, &prof, entity, model, {Phase::idle, hw[h], n * mix.costs[h].idle_w * pue, 0, 0, 0, 0, 0}, t0, t1);
+      }
       return;
     }
     const double alpha = demand / capacity;  // utilisation at d(t) = 1
@@ -367,10 +418,14 @@ class Simulation {
       return;
     }
     // Overloaded at the peaks: u = min(1, alpha d(t)), hour by hour (still exact).
-    double a = t0;
-    while (a < t1) {
-      const double b = std::min(t1, plan_.start + (std::floor((a - plan_.start) / kHour) + 1) * kHour);
-      const auto hi = std::min(static_cast<std::size_t>((a - plan_.start) / kHour), hours_ - 1);
+    const auto first = static_cast<std::size_t>(std::max(0.0, std::floor((t0 - plan_.start) / kHour)));
+    for (std::size_t hi = std::min(first, hours_ - 1);; ++hi) {
+      const double a = std::max(t0, plan_.start + static_cast<double>(hi) * kHour);
+      const double b = hi + 1 >= hours_ ? t1 : std::min(t1, plan_.start + static_cast<double>(hi + 1) * kHour);
+      if (!(b > a)) {
+        if (b >= t1) break;
+        continue;
+      }
       const double dv = prof.d.value[hi];
       const double u = std::min(1.0, alpha * dv);
       cs.unserved += std::max(0.0, demand * dv - capacity) * (b - a);
@@ -381,7 +436,7 @@ class Simulation {
         accumulate(s, nullptr, entity, model, {Phase::inference, hw[h], n * u * k.busy_w * pue, 0, 0, 0, n * u * k.requests_per_s, 0}, a, b);
         accumulate(s, nullptr, entity, model, {Phase::idle, hw[h], n * (1 - u) * k.idle_w * pue, 0, 0, 0, 0, 0}, a, b);
       }
-      a = b;
+      if (b >= t1) break;
     }
   }
 

@@ -21,13 +21,13 @@ constexpr double kDefaultLifetime = 4 * 365 * 86400.0;
 
 std::size_t site_of(std::vector<Site>& sites, Site s) {
   for (std::size_t i = 0; i < sites.size(); ++i) {
-    if (sites[i].id == s.id) return i;
+    if (sites[i].id == s.id && sites[i].edge == s.edge) return i;
   }
   sites.push_back(std::move(s));
   return sites.size() - 1;
 }
 
-Site cloud_site(const Datacenter& dc) { return Site{dc.id, dc.region, dc.pue, dc.market_intensity_kg_per_j}; }
+Site cloud_site(const Datacenter& dc) { return Site{dc.id, false, dc.region, dc.pue, dc.market_intensity_kg_per_j}; }
 
 }  // namespace
 
@@ -127,7 +127,7 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
     const std::size_t di = plan.deployments.size();
     plan.deployments.push_back(std::move(p));
     for (const auto& r : d.regions) {
-      Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter) : Site{r.datacenter.region.id, r.datacenter.region, 1.0, std::nullopt};
+      Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter) : Site{r.datacenter.region.id, true, r.datacenter.region, 1.0, std::nullopt};
       plan.cohorts.push_back({di, site_of(plan.sites, site), r.share, r.utc_offset_s});
     }
   }

@@ -702,6 +702,21 @@ Growth read_growth(const Value& v, Kind kind, bool& start_given) {
   }
   if (!v.node.IsMap()) v.expected("a number or a map (initial and growth, capacity and rate, steps, or file)");
   const MapView m(v, {"initial", "growth", "capacity", "rate", "steps", "file", "start"});
+  // One form per growth: a trace, steps, or a curve from `initial`.
+  const std::vector<std::string> forms{"file", "steps", "initial"};
+  std::vector<std::string> given;
+  for (const auto& f : forms) {
+    if (m.has(f)) given.push_back(f);
+  }
+  if (given.size() > 1) {
+    m.at(given[1]).fail("give only one of file, steps or initial (with growth, or capacity and rate); got " + text::join(given, " and "));
+  }
+  if (!m.has("initial")) {
+    for (const char* k : {"growth", "capacity", "rate"}) {
+      if (m.has(k)) m.at(k).fail(std::string(k) + " needs initial (a curve); steps and file give the values themselves");
+    }
+  }
+  if (m.has("start") && !m.has("initial")) m.at("start").fail("start anchors a curve (initial with growth or capacity); steps and file carry their own dates");
   if (m.has("start")) {
     std::string text_date;
     g.start_unix_s = detail::read_date(m.at("start"), text_date);
@@ -804,7 +819,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.duration_s = detail::read_positive(m.at("duration"), Kind::time);
           dr.end_given = false;
         }
-        if (m.has("step")) d.step_s = detail::read_positive(m.at("step"), Kind::time);
+        if (m.has("step")) {
+          d.step_s = detail::read_positive(m.at("step"), Kind::time);
+          if (d.step_s < 3600) m.at("step").expected("a step of at least 1 h (the grid and the profile are hourly)");
+        }
         if (m.has("hardware") && m.has("hardware_mix")) m.at("hardware_mix").fail("give either hardware or hardware_mix, not both");
         if (m.has("hardware")) {
           d.mix = {MixStep{0, {b.hardware_ref(m.at("hardware"))}, {1.0}}};
@@ -861,8 +879,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           const MapView r(m.at("request"), {"tokens_in", "tokens_out"});
           r.require("tokens_in");
           r.require("tokens_out");
-          d.tokens_in = detail::read_positive(r.at("tokens_in"), Kind::count);
-          d.tokens_out = detail::read_non_negative(r.at("tokens_out"), Kind::count);
+          d.tokens_in = static_cast<double>(detail::read_positive_int(r.at("tokens_in")));
+          const std::int64_t out = detail::read_int(r.at("tokens_out"));
+          if (out < 0) r.at("tokens_out").expected("a whole number of tokens >= 0");
+          d.tokens_out = static_cast<double>(out);
           const auto* t = std::get_if<TransformerDesign>(&d.design);
           if (!t || t->arch != TransformerDesign::Arch::decoder) {
             m.at("request").fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
@@ -895,6 +915,9 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               const Value magnitude{YAML::Node(negative || (!t.empty() && t.front() == '+') ? t.substr(1) : t), off.file, off.path};
               const double x = detail::read_non_negative(magnitude, Kind::time);
               if (x > 14 * 3600.0) off.expected("an offset from UTC within 14 h (e.g. \"-5 h\")");
+              if (std::fmod(x, 3600.0) != 0) {
+                off.expected("a whole number of hours (the demand profile is hourly; round to the nearest hour)");
+              }
               dreg.utc_offset_s = negative ? -x : x;
             }
             sum += dreg.share;

@@ -339,3 +339,66 @@ TEST_CASE("calendar bins: months and years in UTC") {
   CHECK(y[1] == kStart + 365 * kDay);       // 2026-01-01
   CHECK(y[2] == kStart + 730 * kDay);       // 2027-01-01
 }
+
+TEST_CASE("a half-hourly trace, a start off the hour, a growth step inside a month, and no capacity") {
+  // Grid: 1e-7 kg/J in the first half of every hour, 3e-7 in the second (a half-hourly trace of a
+  // year, repeated): every hour averages 2e-7. 10 idle replicas at 100 W (PUE 1) until 12:00 on
+  // day 3, 20 after (a piecewise step that falls inside the monthly step), over 10 days that
+  // start 30 minutes after midnight. Nothing can serve (0 requests/s per replica), so requests
+  // are unserved and the replicas idle.
+  //   idle energy = 100 W x (10 x 2.5 days + 20 x 7.5 days) x 86,400 s = 1.512e9 J (the first
+  //   30 minutes: 10 replicas; the horizon is 10 days from 00:30)
+  //   carbon = 1.512e9 J x 2e-7 kg/J = 302.4 kg (exact: every step boundary is on a half hour)
+  auto trace = std::make_shared<IntensityTrace>();
+  for (int k = 0; k < 2 * 24 * 365; ++k) {
+    trace->time_unix_s.push_back(static_cast<std::int64_t>(kStart) + k * 1800);
+    trace->kg_per_j.push_back(k % 2 == 0 ? 1e-7 : 3e-7);
+  }
+  trace->period_s = 1800;
+  Site s = fixed_site("dc", 0, 1.0);
+  s.region.trace = trace;
+  Growth step;
+  step.form = Growth::Form::piecewise;
+  step.time_unix_s = {static_cast<std::int64_t>(kStart), static_cast<std::int64_t>(kStart + 2.5 * kDay)};
+  step.values = {10, 20};
+  LifecyclePlan plan;
+  plan.start = kStart + 1800;
+  plan.end = plan.start + 10 * kDay;
+  plan.sites = {s};
+  auto d = cloud(plan.start, plan.end, step, constant(5), gpu(400, 100, 0));
+  d.step_s = 365 * kDay / 12;
+  plan.deployments = {d};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  const double replica_days = 10 * (2.5 - 1800 / kDay) + 20 * (7.5 + 1800 / kDay);
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(100 * replica_days * kDay).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == doctest::Approx(100 * replica_days * kDay * 2e-7).epsilon(1e-9));
+  CHECK(r.deployments[0].unserved_requests == doctest::Approx(5 * 10 * kDay).epsilon(1e-12));
+}
+
+TEST_CASE("overload hour by hour from a start that is not on a whole second") {
+  // 1 replica of 1 request/s against 1.5 requests/s, from 1234.567 s after midnight, for a day:
+  // it runs flat out (400 W) the whole day; the loop over hours must end.
+  LifecyclePlan plan;
+  plan.start = kStart + 1234.567;
+  plan.end = plan.start + kDay;
+  plan.sites = {fixed_site("dc", 1e-7, 1.0)};
+  plan.deployments = {cloud(plan.start, plan.end, constant(1), constant(1.5), gpu(400, 100, 1))};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(400 * kDay).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == doctest::Approx(0.5 * kDay).epsilon(1e-12));
+}
+
+TEST_CASE("a plan that cannot be simulated is refused, not run") {
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + kDay;
+  plan.sites = {fixed_site("dc", 1e-7, 1.0)};
+  plan.deployments = {cloud(kStart, kStart + kDay, constant(1), constant(1), gpu(400, 100, 1))};
+  plan.cohorts = {CohortPlan{0, 3, 1.0, 0}};  // no site 3
+  CHECK_THROWS_AS(simulate_lifecycle(plan, 1), std::invalid_argument);
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  plan.deployments[0].mix[0].shares = {0.5, 0.5};  // two shares, one hardware
+  CHECK_THROWS_AS(simulate_lifecycle(plan, 1), std::invalid_argument);
+}
