@@ -21,6 +21,44 @@ std::vector<std::string> split(const std::string& line) {
   return out;
 }
 
+// A CSV file that a scenario names: opened relative to the naming file; its errors give the
+// CSV's own line and column with the key path of the naming value.
+class CsvFile {
+ public:
+  CsvFile(const Value& named_by, const std::string& name, const std::string& key_path) : key_path_(key_path) {
+    const std::filesystem::path base = std::filesystem::path(named_by.file ? *named_by.file : "").parent_path();
+    const std::filesystem::path path = base / name;
+    shown_ = path.lexically_normal().generic_string();
+    in_.open(path);
+    if (!in_) named_by.fail("cannot read " + text::quoted(shown_) + ": " + std::strerror(errno));
+  }
+  // The next non-empty line, without its line end; false at the end of the file.
+  bool next(std::string& line) {
+    while (std::getline(in_, line)) {
+      ++number_;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty() || number_ == 1) return true;
+    }
+    return false;
+  }
+  int line_number() const { return number_; }
+  [[noreturn]] void fail(int column, const std::string& what) const {
+    throw InputError(format_input_error({shown_, std::max(1, number_), column}, key_path_, what));
+  }
+
+ private:
+  std::ifstream in_;
+  std::string shown_, key_path_;
+  int number_ = 0;
+};
+
+// 1-based column where cell `c` starts.
+int column_of(const std::vector<std::string>& cells, int c) {
+  int col = 1;
+  for (int i = 0; i < c && i < static_cast<int>(cells.size()); ++i) col += static_cast<int>(cells[static_cast<std::size_t>(i)].size()) + 1;
+  return col;
+}
+
 }  // namespace
 
 std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
@@ -30,17 +68,9 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   const Value file_value = m.at("file");
   trace->file = read_text(file_value);
   trace->basis = m.has("basis") ? read_choice(m.at("basis"), {"direct", "lca"}) : "direct";
-  const std::filesystem::path base = std::filesystem::path(v.file ? *v.file : "").parent_path();
-  const std::filesystem::path path = base / trace->file;
-  const std::string shown_path = path.lexically_normal().generic_string();
-  std::ifstream in(path);
-  if (!in) file_value.fail("cannot read " + text::quoted(shown_path) + ": " + std::strerror(errno));
-  auto fail_at = [&](int line, int column, const std::string& what) {
-    throw InputError(format_input_error({shown_path, line, column}, v.path, what));
-  };
+  CsvFile csv(file_value, trace->file, v.path);
   std::string line;
-  if (!std::getline(in, line)) fail_at(1, 1, "expected a header line, got an empty file");
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (!csv.next(line)) csv.fail(1, "expected a header line, got an empty file");
   const auto header = split(line);
   int time_col = -1, value_col = -1;
   const std::string wanted = "gco2_per_kwh_" + trace->basis;
@@ -49,45 +79,31 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     if (header[i] == wanted) value_col = static_cast<int>(i);
   }
   if (time_col < 0 || value_col < 0) {
-    fail_at(1, 1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
+    csv.fail(1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
   }
-  int number = 1;
-  while (std::getline(in, line)) {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+  while (csv.next(line)) {
     const auto cells = split(line);
-    auto column_of = [&](int c) {
-      int col = 1;
-      for (int i = 0; i < c && i < static_cast<int>(cells.size()); ++i) col += static_cast<int>(cells[static_cast<std::size_t>(i)].size()) + 1;
-      return col;
-    };
     if (static_cast<int>(cells.size()) <= std::max(time_col, value_col)) {
-      fail_at(number, 1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
+      csv.fail(1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
     }
     long long t = 0;
     const std::string& ts = cells[static_cast<std::size_t>(time_col)];
-    if (!text::parse_utc_time(ts, t)) fail_at(number, column_of(time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
+    if (!text::parse_utc_time(ts, t)) csv.fail(column_of(cells, time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
     const std::string& vs = cells[static_cast<std::size_t>(value_col)];
-    // A missing value: the previous one holds until the next row that has one.
-    if (vs.empty()) {
-      if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
-        fail_at(number, column_of(time_col), "expected times in increasing order, got " + text::quoted(ts));
-      }
-      continue;
+    if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
+      csv.fail(column_of(cells, time_col), "expected times in increasing order, got " + text::quoted(ts));
     }
+    // A missing value: the previous one holds until the next row that has one.
+    if (vs.empty()) continue;
     char* end = nullptr;
     const double g = std::strtod(vs.c_str(), &end);
-    if (vs.empty() || end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
-      fail_at(number, column_of(value_col), "expected gCO2e/kWh >= 0, got " + text::quoted(vs));
-    }
-    if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
-      fail_at(number, column_of(time_col), "expected times in increasing order, got " + text::quoted(ts));
+    if (end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
+      csv.fail(column_of(cells, value_col), "expected gCO2e/kWh >= 0, got " + text::quoted(vs));
     }
     trace->time_unix_s.push_back(t);
     trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
   }
-  if (trace->time_unix_s.size() < 2) fail_at(number, 1, "expected at least two rows of data");
+  if (trace->time_unix_s.size() < 2) csv.fail(1, "expected at least two rows of data");
   trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
   return trace;
 }
@@ -99,43 +115,31 @@ namespace dlcarbon::detail {
 // A growth trace: CSV with a header "time,value"; value[i] holds from time[i].
 void read_growth_trace(const Value& file_value, Growth& g) {
   g.file = read_text(file_value);
-  const std::filesystem::path base = std::filesystem::path(file_value.file ? *file_value.file : "").parent_path();
-  const std::filesystem::path path = base / g.file;
-  const std::string shown = path.lexically_normal().generic_string();
-  std::ifstream in(path);
-  if (!in) file_value.fail("cannot read " + text::quoted(shown) + ": " + std::strerror(errno));
-  auto fail_at = [&](int line, int column, const std::string& what) {
-    throw InputError(format_input_error({shown, line, column}, file_value.path, what));
-  };
+  CsvFile csv(file_value, g.file, file_value.path);
   std::string line;
-  if (!std::getline(in, line)) fail_at(1, 1, "expected a header line \"time,value\", got an empty file");
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (!csv.next(line)) csv.fail(1, "expected a header line \"time,value\", got an empty file");
   if (split(line) != std::vector<std::string>{"time", "value"}) {
-    fail_at(1, 1, "expected the header \"time,value\", got " + text::quoted(line));
+    csv.fail(1, "expected the header \"time,value\", got " + text::quoted(line));
   }
-  int number = 1;
-  while (std::getline(in, line)) {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+  while (csv.next(line)) {
     const auto cells = split(line);
-    if (cells.size() != 2) fail_at(number, 1, "expected 2 columns, got " + std::to_string(cells.size()));
+    if (cells.size() != 2) csv.fail(1, "expected 2 columns, got " + std::to_string(cells.size()));
     long long t = 0;
     if (!text::parse_utc_time(cells[0], t)) {
-      fail_at(number, 1, "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(cells[0]));
+      csv.fail(1, "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(cells[0]));
     }
     char* end = nullptr;
     const double x = std::strtod(cells[1].c_str(), &end);
     if (cells[1].empty() || end != cells[1].c_str() + cells[1].size() || !(x >= 0) || !std::isfinite(x)) {
-      fail_at(number, static_cast<int>(cells[0].size()) + 2, "expected a number >= 0, got " + text::quoted(cells[1]));
+      csv.fail(column_of(cells, 1), "expected a number >= 0, got " + text::quoted(cells[1]));
     }
     if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) {
-      fail_at(number, 1, "expected times in increasing order, got " + text::quoted(cells[0]));
+      csv.fail(1, "expected times in increasing order, got " + text::quoted(cells[0]));
     }
     g.time_unix_s.push_back(t);
     g.values.push_back(x);
   }
-  if (g.values.empty()) fail_at(number, 1, "expected at least one row of data");
+  if (g.values.empty()) csv.fail(1, "expected at least one row of data");
   g.form = Growth::Form::trace;
 }
 
