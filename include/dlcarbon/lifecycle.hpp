@@ -147,6 +147,10 @@ class Observer {
 std::uint64_t simulate_lifecycle(const LifecyclePlan& plan, int threads, Observer& observer);
 LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads);
 
+// The value of a growth curve at `unix_s` (exponential and logistic from their start; piecewise
+// and trace as step functions, the first value before the first date).
+double growth_at(const Growth& growth, double unix_s);
+
 // The hourly intensity of a region at `unix_s` (its trace, repeated every 365 days, or its
 // annual value; times its trajectory). kgCO2e/J.
 double intensity_at(const GridRegion& region, double unix_s);

@@ -185,8 +185,7 @@ struct Growth {
   std::int64_t start_unix_s = 0;
   std::vector<std::int64_t> time_unix_s;  // piecewise, trace
   std::vector<double> values;
-  std::string file;  // trace: as named
-  double at(double unix_s) const;
+  std::string file;  // trace: as named (lifecycle::growth_at evaluates it)
 };
 
 // Share of a deployment's demand and replicas in one data centre (cloud) or users' grid (edge).

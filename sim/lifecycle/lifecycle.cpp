@@ -7,29 +7,29 @@
 
 #include "dlcarbon/engine.hpp"
 
-namespace dlcarbon {
+namespace dlcarbon::lifecycle {
 
-double Growth::at(double t) const {
-  const double years = (t - static_cast<double>(start_unix_s)) / (365.0 * 86400.0);
-  switch (form) {
-    case Form::constant: return initial;
-    case Form::exponential: return initial * std::pow(1 + rate_per_year, years);
-    case Form::logistic: {
-      if (!(initial > 0) || !(capacity > 0)) return 0;
-      return capacity / (1 + (capacity / initial - 1) * std::exp(-rate_per_year * years));
+double growth_at(const Growth& g, double t) {
+  const double years = (t - static_cast<double>(g.start_unix_s)) / (365.0 * 86400.0);
+  switch (g.form) {
+    case Growth::Form::constant: return g.initial;
+    case Growth::Form::exponential: return g.initial * std::pow(1 + g.rate_per_year, years);
+    case Growth::Form::logistic: {
+      if (!(g.initial > 0) || !(g.capacity > 0)) return 0;
+      return g.capacity / (1 + (g.capacity / g.initial - 1) * std::exp(-g.rate_per_year * years));
     }
-    case Form::piecewise:
-    case Form::trace: {
+    case Growth::Form::piecewise:
+    case Growth::Form::trace: {
       // Step function: value[i] from time[i]; before the first step, the first value.
-      const auto it = std::upper_bound(time_unix_s.begin(), time_unix_s.end(), static_cast<std::int64_t>(std::floor(t)));
-      const std::size_t i = it == time_unix_s.begin() ? 0 : static_cast<std::size_t>(it - time_unix_s.begin()) - 1;
-      return values.empty() ? 0 : values[i];
+      const auto& times = g.time_unix_s;
+      const auto it = std::upper_bound(times.begin(), times.end(), static_cast<std::int64_t>(std::floor(t)));
+      const std::size_t i = it == times.begin() ? 0 : static_cast<std::size_t>(it - times.begin()) - 1;
+      return g.values.empty() ? 0 : g.values[i];
     }
   }
   return 0;
 }
 
-namespace lifecycle {
 namespace {
 
 constexpr double kHour = 3600, kDay = 86400, kYear = 365 * kDay;
@@ -362,9 +362,9 @@ class Simulation {
     const std::uint32_t model = deployment_model_[cp.deployment];
     std::vector<Stream> streams;
     if (d.kind == Deployment::Kind::edge) {
-      const double devices = (d.devices ? d.devices->at(mid) : 0) * cp.share;
+      const double devices = (d.devices ? growth_at(*d.devices, mid) : 0) * cp.share;
       cs.peak = std::max(cs.peak, devices);
-      const double rate = devices * d.demand.at(mid);  // inferences/s at d(t) = 1
+      const double rate = devices * growth_at(d.demand, mid);  // inferences/s at d(t) = 1
       cs.replica_s += devices * (t1 - t0);
       for (std::size_t h = 0; h < mix.costs.size(); ++h) {
         const ServiceCost& k = mix.costs[h];
@@ -377,11 +377,11 @@ class Simulation {
       for (const auto& st : streams) accumulate(s, &prof, entity, model, st, t0, t1);
       return;
     }
-    const double demand = d.demand.at(mid) * cp.share;  // requests/s at d(t) = 1
+    const double demand = growth_at(d.demand, mid) * cp.share;  // requests/s at d(t) = 1
     double mean_rate = 0;
     for (std::size_t h = 0; h < mix.costs.size(); ++h) mean_rate += mix.shares[h] * mix.costs[h].requests_per_s;
     double replicas = 0;
-    if (d.replicas) replicas = d.replicas->at(mid) * cp.share;
+    if (d.replicas) replicas = growth_at(*d.replicas, mid) * cp.share;
     else if (mean_rate > 0 && demand > 0) {
       // Autoscaled: whole replicas for the step's peak demand plus headroom (at least one).
       replicas = std::max(1.0, std::ceil(demand * prof.max * (1 + d.headroom) / mean_rate - 1e-9));
@@ -618,5 +618,4 @@ LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads) {
   return r;
 }
 
-}  // namespace lifecycle
-}  // namespace dlcarbon
+}  // namespace dlcarbon::lifecycle
