@@ -402,3 +402,25 @@ TEST_CASE("a plan that cannot be simulated is refused, not run") {
   plan.deployments[0].mix[0].shares = {0.5, 0.5};  // two shares, one hardware
   CHECK_THROWS_AS(simulate_lifecycle(plan, 1), std::invalid_argument);
 }
+
+TEST_CASE("growth curves by hand") {
+  Growth g = constant(100);
+  g.form = Growth::Form::exponential;
+  g.rate_per_year = 0.4;
+  // +40 %/year for two 365-day years: 100 x 1.4^2 = 196.
+  CHECK(growth_at(g, kStart + 2 * 365 * kDay) == doctest::Approx(196).epsilon(1e-12));
+  Growth l = constant(1e6);
+  l.form = Growth::Form::logistic;
+  l.capacity = 1e8;
+  l.rate_per_year = 2;
+  // K / (1 + (K/N0 - 1) e^(-r t)) at t = 1 year: 1e8 / (1 + 99 e^-2) = 6.9448e6.
+  CHECK(growth_at(l, kStart + 365 * kDay) == doctest::Approx(1e8 / (1 + 99 * std::exp(-2.0))).epsilon(1e-12));
+  CHECK(growth_at(l, kStart) == doctest::Approx(1e6).epsilon(1e-12));
+  Growth p;
+  p.form = Growth::Form::piecewise;
+  p.time_unix_s = {static_cast<std::int64_t>(kStart + kDay), static_cast<std::int64_t>(kStart + 3 * kDay)};
+  p.values = {5, 7};
+  CHECK(growth_at(p, kStart) == 5);              // before the first date: the first value
+  CHECK(growth_at(p, kStart + 2 * kDay) == 5);
+  CHECK(growth_at(p, kStart + 3 * kDay) == 7);   // from its date on
+}
