@@ -3,11 +3,13 @@
 // (and under ASan/UBSan, nothing may touch memory it should not). Fixed seeds.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "dlcarbon/lifecycle_plan.hpp"
 #include "dlcarbon/scenario.hpp"
 
 namespace fs = std::filesystem;
@@ -45,16 +47,25 @@ TEST_CASE("mutated scenarios load or fail with InputError, never anything else")
   const fs::path dir = fs::temp_directory_path() / "dlcarbon_fuzz";
   fs::create_directories(dir);
   const std::vector<fs::path> seeds = {data / "scenarios/good_base.yaml", data / "scenarios/first_principles.yaml",
-                                       fs::path(DLCARBON_SOURCE_DIR) / "scenarios/quickstart.yaml"};
+                                       fs::path(DLCARBON_SOURCE_DIR) / "scenarios/quickstart.yaml",
+                                       data / "scenarios/deployments.yaml"};
   std::mt19937_64 rng(20261126);
-  int loaded = 0, rejected = 0;
-  for (int i = 0; i < 600; ++i) {
+  int loaded = 0, rejected = 0, simulated = 0;
+  for (int i = 0; i < 800; ++i) {
     const std::string text = mutate(read(seeds[static_cast<std::size_t>(i) % seeds.size()]), rng);
     const fs::path file = dir / "mutant.yaml";
     std::ofstream(file, std::ios::binary) << text;
     try {
-      dlcarbon::load_scenario(file, dlcarbon::LoadOptions{data / "catalog"});
+      const auto scenario = dlcarbon::load_scenario(file, dlcarbon::LoadOptions{data / "catalog"});
       ++loaded;
+      // A mutant that loads and has deployments must also plan and simulate (accounting-mode
+      // training footprints are not needed for deployments: none are passed).
+      if (!scenario.deployments.empty()) {
+        const auto plan = dlcarbon::lifecycle::plan_lifecycle(scenario, {});
+        const auto r = dlcarbon::lifecycle::simulate_lifecycle(plan, 1);
+        for (const auto& row : r.series) CHECK(std::isfinite(row.co2e_location_kg));
+        ++simulated;
+      }
     } catch (const dlcarbon::InputError& e) {
       ++rejected;
       const std::string msg = e.what();
@@ -64,7 +75,8 @@ TEST_CASE("mutated scenarios load or fail with InputError, never anything else")
       FAIL_CHECK("escaped: " << e.what() << "\n--- input ---\n" << text);
     }
   }
-  MESSAGE(loaded << " mutants loaded, " << rejected << " rejected");
+  MESSAGE(loaded << " mutants loaded (" << simulated << " simulated), " << rejected << " rejected");
+  CHECK(simulated >= 3);
   CHECK(rejected > 100);
   fs::remove_all(dir);
 }
