@@ -189,6 +189,12 @@ def format_report(run: RunOrPath) -> str:
                   _table_text(inference_summary(run))]
     if "summary/totals" in run.tables:
         lines += ["", "Totals:", _table_text(totals_summary(run))]
+    if "lifecycle/deployments" in run.tables:
+        lines += ["", "Lifecycle: deployments over the horizon (energy in MWh, emissions in tCO2e, embodied included):",
+                  _table_text(deployment_summary(run))]
+        by_phase = lifecycle_series(run, by=("phase",)).sum() / 1000.0
+        lines += ["", "Lifecycle: tCO2e (location-based) by phase, over the horizon:",
+                  _table_text(by_phase.rename("tCO2e").reset_index())]
     return "\n".join(lines)
 
 
@@ -229,6 +235,27 @@ def plot_training(summary: pd.DataFrame, out: Union[str, "os.PathLike[str]"], ti
     fig.savefig(out, dpi=100)
 
 
+def plot_lifecycle(run: RunOrPath, out: Union[str, "os.PathLike[str]"], title: str = "") -> None:
+    """Saves a stacked area chart of location-based tCO2e per time-series bin by phase (training,
+    inference, idle, embodied) from /lifecycle/timeseries. Uses the Agg backend (no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    series = lifecycle_series(run, by=("phase",)) / 1000.0
+    phases = [p for p in ("training", "inference", "idle", "embodied") if p in series.columns]
+    fig = Figure(figsize=(9.0, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    x = series.index.tz_convert(None).to_pydatetime()
+    ax.stackplot(x, *[series[p].to_numpy(dtype=float) for p in phases], labels=phases, step="post")
+    ax.set_ylabel("tCO2e per bin (location-based)")
+    ax.set_xlabel("bin start (UTC)")
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.savefig(out, dpi=100)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m dlcarbon_analysis.report",
@@ -236,7 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("file", help="a file written by `dlcarbon run`")
     parser.add_argument("--plot", metavar="OUT.png",
-                        help="also save a bar chart of facility energy and CO2e per job")
+                        help="also save a chart: CO2e by phase over time for a lifecycle run, "
+                             "else facility energy and CO2e per training job")
     args = parser.parse_args(argv)
 
     try:
@@ -249,7 +277,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.plot:
         try:
-            plot_training(summary, args.plot, title=run.scenario_name)
+            if "lifecycle/timeseries" in run.tables:
+                plot_lifecycle(run, args.plot, title=run.scenario_name)
+            else:
+                plot_training(summary, args.plot, title=run.scenario_name)
         except (OSError, ValueError) as e:
             print(f"{parser.prog}: error: cannot write the plot {args.plot}: {e}", file=sys.stderr)
             return 1

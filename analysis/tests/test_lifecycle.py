@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dlcarbon_analysis import deployment_summary, lifecycle_series, open_run
+from dlcarbon_analysis.report import format_report, main
 
 
 def _run(tmp_path, scenario, name, *extra):
@@ -70,3 +71,14 @@ def test_cctv_useful_inference(tmp_path):
     assert d["useful_requests"] == pytest.approx(5e6 * 365 * 0.002, rel=1e-9)
     assert d["gCO2e_per_useful_inference"] == pytest.approx(d["gCO2e_per_inference"] / 0.002, rel=1e-9)
     assert d["unserved_requests"] == 0
+
+
+def test_report_and_plot_of_a_lifecycle_run(tmp_path, capsys):
+    out = _run(tmp_path, "carpark-cctv.yaml", "cctv.h5")
+    text = format_report(out)
+    assert "Lifecycle: deployments" in text and "cctv" in text
+    assert "idle" in text and "embodied" in text
+    png = tmp_path / "cctv.png"
+    assert main([str(out), "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
