@@ -125,13 +125,13 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     for (std::size_t j = 0; j < cal.size(); ++j) sizes[specs[cal[j]].kernel].push_back(j);
     for (const auto& [size, members] : sizes) {
       if (members.size() < 2) continue;
-      std::vector<double> f, b, tt;
+      std::vector<double> f, tt;
       for (const auto j : members) {
         f.push_back(F[j]);
-        b.push_back(B[j]);
         tt.push_back(T[j]);
       }
-      g.by_kernel[size] = calibrate::fit_roofline(f, b, tt, levels);
+      // Three or four compute-bound shapes a size: a bandwidth term would be fitted to noise.
+      g.by_kernel[size] = calibrate::fit_compute(f, tt);
     }
     double flops = 0, seconds = 0;
     for (const auto i : cal) {
@@ -272,17 +272,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     t_a[i] = calibrate::robust_time(m.pass_a[i]);
     t_b[i] = calibrate::robust_time(m.pass_b[i]);
   }
-  const std::vector<double> levels = cache_levels(threads);
-  std::map<std::string, GroupModel> fits;
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  for (const auto& [group, members] : groups) {
-    std::vector<std::size_t> cal;
-    for (const auto i : members) {
-      if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
+  auto fit_all = [&](const std::vector<double>& levels) {
+    std::map<std::string, GroupModel> out;
+    for (const auto& [group, members] : groups) {
+      std::vector<std::size_t> cal;
+      for (const auto i : members) {
+        if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
+      }
+      if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels);
     }
-    if (cal.size() >= 2) fits[group] = fit_group(specs, t_all, cal, levels);
-  }
+    return out;
+  };
+  const std::vector<double> levels = cache_levels(threads);
+  std::map<std::string, GroupModel> fits = fit_all(levels);
   std::vector<double> predicted(specs.size(), NAN), errors, repeat;
   std::map<std::string, std::vector<double>> errors_by_kind;
   for (std::size_t i = 0; i < specs.size(); ++i) {

@@ -180,3 +180,14 @@ TEST_CASE("energy roofline fit recovers e_flop, e_byte and static power") {
   CHECK(f.e_byte == doctest::Approx(truth.e_byte).epsilon(0.01));
   CHECK(f.static_w == doctest::Approx(truth.static_w).epsilon(0.01));
 }
+
+TEST_CASE("the compute-only fit of a convolution kernel size recovers rate and overhead") {
+  // 300 GFLOP/s and 15 us, on four made-up 3x3 convolutions: t = F / 300e9 + 15e-6.
+  const std::vector<double> F{1.8e9, 0.9e9, 4.6e8, 2.3e8};
+  std::vector<double> T;
+  for (const double f : F) T.push_back(f / 300e9 + 15e-6);
+  const RooflineFit fit = fit_compute(F, T);
+  CHECK(fit.a == doctest::Approx(1 / 300e9).epsilon(0.01));
+  CHECK(fit.c == doctest::Approx(15e-6).epsilon(0.01));
+  CHECK(fit.predict(1e9, 1e12) == doctest::Approx(1e9 / 300e9 + 15e-6).epsilon(0.01));  // no memory term
+}

@@ -268,6 +268,13 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
   return f;
 }
 
+RooflineFit fit_compute(const std::vector<double>& F, const std::vector<double>& t) {
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < t.size(); ++i) rows.push_back({F[i], 1.0});
+  const auto c = nonnegative_relative_fit(rows, t);
+  return RooflineFit{c[0], {}, {0.0}, c[1]};
+}
+
 bool gemm_dims(const KernelSpec& s, double& m, double& n, double& k) {
   const auto d = [](std::int64_t x) { return static_cast<double>(x); };
   if (s.kind == "matmul") {

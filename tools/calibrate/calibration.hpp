@@ -46,6 +46,10 @@ struct RooflineFit {
   double memory_b() const { return b.empty() ? 0 : b.back(); }
 };
 
+// Compute-bound kernels without a usable memory term (convolutions of one kernel size):
+// t = a F + c by non-negative least squares on relative error (b = 0).
+RooflineFit fit_compute(const std::vector<double>& flops, const std::vector<double>& seconds);
+
 // GEMM-like kernels (matmul, convolution as an implicit GEMM C[m x n] += A[m x k] B[k x n]):
 // efficiency falls as any dimension shrinks, each by a fixed overhead per row, column and
 // reduction step of the tiled product:
