@@ -25,6 +25,7 @@ struct DeviceModel {
   double memory_efficiency = 0;
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)
+  std::int64_t compute_units = 0;                 // SMs for tile and wave quantisation (0: none)
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
   // P_idle when it is powered and waiting.
@@ -59,9 +60,15 @@ KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, doub
 // Compute efficiency of a convolution in `layout`: the calibrated one, else the GEMM ceiling.
 double conv_efficiency(const DeviceModel& device, const std::string& layout);
 
-// How much of the GEMM ceiling a product of this shape reaches: 1 / (1 + m0/m + n0/n + k0/k),
-// with the calibrated overheads per row, column and reduction step (1 when uncalibrated).
-double gemm_shape_factor(const DeviceModel& device, double m, double n, double k);
+// How much of the GEMM ceiling `count` products C[m x n] += A[m x k] B[k x n] reach:
+//   calibrated devices: 1 / (1 + m0/m + n0/n + k0/k), the fitted overheads per row, column and
+//   reduction step;
+//   devices with `compute_units` (SMs): tile and wave quantisation (NVIDIA, "Matrix Multiplication
+//   Background User's Guide"): output tiles padded to the tile size, spread over the SMs in whole
+//   waves; the best of the usual tile sizes (256x128, 128x128, 128x64, 64x64), as a library's
+//   heuristics would pick;
+//   else 1.
+double gemm_shape_factor(const DeviceModel& device, double m, double n, double k, double count = 1);
 
 // Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,

@@ -67,6 +67,7 @@ struct Hardware {
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0: GEMM efficiency / (1 + m0/m + n0/n + k0/k)
+  std::int64_t compute_units = 0;  // SMs (GPUs) that GEMM tiles are spread over; 0: not modelled
   std::string efficiency_source;
   // The node this accelerator is sold in (`node:` block).
   std::int64_t node_accelerators = 8;

@@ -18,7 +18,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
     const double eta = !gemm ? 0
                        : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
                              hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n),
-                                                         static_cast<double>(op.k));
+                                                         static_cast<double>(op.k), static_cast<double>(op.count));
     const auto t = hardware::kernel_time(dev, job.precision, op.flops, op.bytes, gemm, eta);
     r.batch_time_s += t.seconds;
     energy += hardware::kernel_energy(dev, job.precision, op.flops, op.bytes, t.seconds);

@@ -101,10 +101,16 @@ StepCost cost_training_step(const TrainingJob& job) {
       bytes = (op.bytes - weight_bytes) / tp + weight_bytes / (tp * static_cast<double>(c.data));
     }
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
+    // The products one device runs: tensor parallelism splits the columns of weight GEMMs and
+    // the heads of attention; expert parallelism spreads the experts over the data ranks.
+    const bool heads_split = op.kind == graph::OpKind::batched_matmul;
+    const double dev_n = heads_split ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
+    const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) /
+                             (op.expert ? static_cast<double>(c.data) : 1.0);
     const double eta = !gemm ? 0
                        : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
-                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n) / tp,
-                                                         static_cast<double>(op.k));
+                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), dev_n, static_cast<double>(op.k),
+                                                         std::max(1.0, dev_count));
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
     const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);

@@ -1,6 +1,8 @@
 #include "dlcarbon/roofline.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 #include <stdexcept>
 
 namespace dlcarbon::hardware {
@@ -67,10 +69,24 @@ double conv_efficiency(const DeviceModel& device, const std::string& layout) {
   return it != device.conv_efficiency.end() ? it->second : device.gemm_efficiency;
 }
 
-double gemm_shape_factor(const DeviceModel& device, double m, double n, double k) {
-  const auto& s = device.gemm_shape;
+double gemm_shape_factor(const DeviceModel& device, double m, double n, double k, double count) {
   if (!(m > 0 && n > 0 && k > 0)) return 1;
-  return 1 / (1 + s[0] / m + s[1] / n + s[2] / k);
+  double factor = 1;
+  const auto& s = device.gemm_shape;
+  factor /= 1 + s[0] / m + s[1] / n + s[2] / k;
+  if (device.compute_units > 0) {
+    const double sms = static_cast<double>(device.compute_units);
+    double best = 0;
+    for (const auto& [tm, tn] : {std::pair{256.0, 128.0}, std::pair{128.0, 128.0}, std::pair{128.0, 64.0}, std::pair{64.0, 64.0}}) {
+      const double tiles_m = std::ceil(m / tm), tiles_n = std::ceil(n / tn);
+      const double tiles = tiles_m * tiles_n * std::max(1.0, count);
+      const double tile_eff = (m * n) / (tiles_m * tm * tiles_n * tn);  // padding inside the edge tiles
+      const double wave_eff = tiles / (std::ceil(tiles / sms) * sms);    // idle SMs in the last wave
+      best = std::max(best, tile_eff * wave_eff);
+    }
+    factor *= best;
+  }
+  return factor;
 }
 
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
@@ -108,6 +124,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
   d.conv_efficiency = h.conv_efficiency;
   d.gemm_shape = h.gemm_shape;
+  d.compute_units = h.compute_units;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;

@@ -59,6 +59,25 @@ TEST_CASE("roofline time: compute-bound GEMM, memory-bound elementwise") {
   CHECK(d.peak("tf32") == 1e13);
 }
 
+TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
+  auto h = made_up();
+  h.compute_units = 80;
+  const auto d = hardware::make_device_model(h);
+  // m = 128, n = 1280: 128x128 tiles give 1 x 10 = 10 tiles on 80 SMs (10/80 = 0.125); 128x64
+  // tiles 20 (0.25); 64x64 tiles 2 x 20 = 40 (0.5), no padding; 256x128 pads m to 256 (0.5 x 10/80).
+  // The best: 0.5.
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 4096) == doctest::Approx(0.5));
+  // Eight such products at once (a batched GEMM): 64x64 gives 320 tiles = 4 full waves -> 1.
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 4096, 8) == doctest::Approx(1.0));
+  // 8192 x 8192: 64x64 tiles, 16,384 of them in 205 waves of 80 -> 16,384 / 16,400.
+  CHECK(hardware::gemm_shape_factor(d, 8192, 8192, 8192) == doctest::Approx(16384.0 / 16400.0));
+  // m = 100, n = 100: one 128x128 tile covers 10,000 of 16,384 cells and 1 of 80 SMs; 64x64 tiles:
+  // 4 tiles, 10,000 of 16,384 cells, 4 of 80 SMs -> 0.6104 x 0.05.
+  CHECK(hardware::gemm_shape_factor(d, 100, 100, 64) == doctest::Approx(10000.0 / 16384.0 * 4.0 / 80.0));
+  // Without compute units (and uncalibrated), shape does not matter.
+  CHECK(hardware::gemm_shape_factor(hardware::make_device_model(made_up()), 100, 100, 64) == 1);
+}
+
 TEST_CASE("energy roofline from the datasheet model") {
   const auto d = hardware::make_device_model(made_up());
   // Static = idle 50 W; dynamic 250 W split 75 % compute at peak, 25 % memory at full bandwidth:
