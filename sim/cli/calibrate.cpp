@@ -114,8 +114,13 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     K.push_back(k);
   }
   GroupModel g;
-  g.roofline = calibrate::fit_roofline(F, B, T, levels);
   const std::string kind = specs[cal.front()].kind;
+  if (!gemm) {
+    // Memory-bound kernels do a fixed number of FLOPs per byte: a compute term would be collinear
+    // with the bandwidth terms and fit noise. Time per byte per cache level, and an overhead.
+    std::fill(F.begin(), F.end(), 0.0);
+  }
+  g.roofline = calibrate::fit_roofline(F, B, T, levels);
   if (kind == "matmul" && gemm) {
     const auto shape = calibrate::fit_gemm_shape(M, N, K, T);
     if (shape.a > 0) g.shape = shape;

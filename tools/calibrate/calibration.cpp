@@ -149,6 +149,12 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
       mm(2048, 64, 256, dt, C);
       mm(256, 3072, 768, dt, C);   // BERT-base FFN up, 256 tokens
       mm(512, 768, 768, dt, C);    // attention projections
+      // Decode-like products (a few rows of activations against a weight matrix), weights from
+      // within L2 to beyond the last level.
+      mm(1, 4096, 1024, dt, C);
+      mm(8, 1024, 1024, dt, C);
+      mm(32, 2048, 2048, dt, C);
+      mm(2, 4096, 4096, dt, C);
     }
     // Check: shapes the fit never saw (transformer layers, odd sizes, skinny and tall).
     mm(384, 384, 384, dt, K);
@@ -164,8 +170,13 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
     }
   }
   // Memory-bound kernels: log-spaced sizes, check sizes in between.
-  const std::vector<std::int64_t> sizes = quick ? std::vector<std::int64_t>{1 << 14, 1 << 18, 1 << 22}
-                                                : std::vector<std::int64_t>{1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24};
+  // Full set: every power of two from 2^12 to 2^24 elements (the cache levels are crossed in
+  // steps of 2, not 4); the check sizes 3 x 2^k lie between two of them.
+  std::vector<std::int64_t> sizes = {1 << 14, 1 << 18, 1 << 22};
+  if (!quick) {
+    sizes.clear();
+    for (int e = 12; e <= 24; ++e) sizes.push_back(std::int64_t{1} << e);
+  }
   const std::vector<std::int64_t> between = quick ? std::vector<std::int64_t>{3 << 17, 3 << 20}
                                                   : std::vector<std::int64_t>{3 << 13, 3 << 17, 3 << 19, 3 << 21, 3 << 23};
   for (const char* kind : {"eltwise", "softmax", "layernorm", "stream"}) {
