@@ -44,7 +44,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
                               double baseline_mfu, Streams io) {
   io.out << pad("scenario", 60) << pad("accel-h published", 19) << pad("dlcarbon", 11) << pad("error", 10)
          << pad("6ND/(peak x " + format_number(baseline_mfu, 2) + ")", 20) << pad("error", 10) << pad("MFU pub.", 10)
-         << pad("MFU sim.", 10) << pad("energy err", 12) << "note\n";
+         << pad("MFU sim.", 10) << pad("FLOPs/pub.", 11) << pad("err at pub. FLOPs", 18) << pad("energy err", 12) << "note\n";
   std::vector<double> ours, base;
   int within = 0, rows = 0, skipped = 0;
   for (const auto& file : files) {
@@ -83,6 +83,9 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
              << pad(format_number(predicted_h, 4), 11) << pad(percent(err), 10) << pad(format_number(baseline_h, 4), 20)
              << pad(percent(berr), 10) << pad(format_number(mfu_published, 2), 10) << pad(format_number(c.mfu, 2), 10)
+             << pad(job.flops ? format_number(flops_total / *job.flops, 3) : "-", 11)
+             // The same prediction for the work the paper states (its FLOPs) instead of the token count.
+             << pad(job.flops ? percent(predicted_h * (*job.flops / flops_total) / published_h - 1) : "-", 18)
              << pad(energy_err, 12) << (std::abs(err) <= 0.25 ? "" : "outside +/-25 %") << "\n";
     }
   }
