@@ -15,7 +15,7 @@ namespace dlcarbon::cli {
 
 int command_run(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
-      "usage: dlcarbon run SCENARIO.yaml [-o OUT.h5] [--data-dir DIR] [--quiet]\n"
+      "usage: dlcarbon run SCENARIO.yaml [-o OUT.h5] [--data-dir DIR] [--quiet] [--threads N]\n"
       "Simulates the scenario and writes one HDF5 file (docs/output-format.md).";
   po::options_description visible("options");
   visible.add_options()("output,o", po::value<std::string>(), "output file (default: <scenario name>.h5)")(

@@ -63,7 +63,10 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   }
   if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
   if (m.has("biases")) d.biases = read_bool(m.at("biases"));
-  if (m.has("dropout")) d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
+  if (m.has("dropout")) {
+    d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
+    if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
+  }
   if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
   if (m.has("pooler")) d.pooler = read_bool(m.at("pooler"));
   if (m.has("experts")) {
