@@ -73,6 +73,9 @@ struct Hardware {
   std::int64_t node_accelerators = 8;
   std::optional<double> intra_node_bandwidth;  // B/s per accelerator, one direction (NVLink, ICI)
   std::optional<double> inter_node_bandwidth;  // B/s per accelerator (InfiniBand, Ethernet, ICI)
+  // How the accelerators are wired: `switched` (full bisection: fat tree, NVSwitch) or a torus
+  // (TPU pods), where an all-to-all is limited by the bisection, not by each chip's links.
+  std::string node_topology = "switched";
   std::string node_source;
 };
 

@@ -145,7 +145,14 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double pp_comm = c.pipeline > 1 ? 2 * (boundary_bytes / tp) / inter : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   const double ep = static_cast<double>(c.data);
-  const double moe_comm = moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp / pp) * (ep - 1) / ep / inter : 0;
+  // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
+  // half over 2 k links (2-D, k x k chips) or 2 k^2 links (3-D, k^3): k/2 (2-D) or 3k/4 (3-D)
+  // times longer than each chip injecting its data over its own 4 or 6 links.
+  double bisection = 1;
+  if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(ep) / 2);
+  if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(ep));
+  const double moe_comm =
+      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp / pp) * (ep - 1) / ep / inter * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   const double slots = static_cast<double>(c.microbatches + c.pipeline - 1);
   c.bubble_fraction = (pp - 1) / slots;

@@ -455,11 +455,12 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
           h.efficiency_source = detail::read_text(e.at("source"));
         }
         if (m.has("node")) {
-          const MapView n(m.at("node"), {"accelerators", "intra_bandwidth", "inter_bandwidth", "source"});
+          const MapView n(m.at("node"), {"accelerators", "intra_bandwidth", "inter_bandwidth", "topology", "source"});
           n.require("source");
           if (n.has("accelerators")) h.node_accelerators = detail::read_positive_int(n.at("accelerators"));
           if (n.has("intra_bandwidth")) h.intra_node_bandwidth = detail::read_positive(n.at("intra_bandwidth"), Kind::bandwidth);
           if (n.has("inter_bandwidth")) h.inter_node_bandwidth = detail::read_positive(n.at("inter_bandwidth"), Kind::bandwidth);
+          if (n.has("topology")) h.node_topology = detail::read_choice(n.at("topology"), {"switched", "torus-2d", "torus-3d"});
           h.node_source = detail::read_text(n.at("source"));
         }
         if (m.has("source")) h.source = detail::read_text(m.at("source"));

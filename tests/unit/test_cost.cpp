@@ -233,3 +233,35 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   CHECK(r.reorder_time_s == doctest::Approx(24000 / 5e11));
   CHECK(r.batch_time_s == doctest::Approx(nhwc.batch_time_s + 24000 / 5e11));
 }
+
+TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
+  // A small MoE decoder on 64 devices (data and expert parallel). On a switched network the
+  // all-to-all takes the injection time; on an 8 x 8 torus, half of every chip's data crosses a
+  // cut of 2 x 8 links: 8/2 = 4 times longer. On a 4,096-chip 3-D torus (16^3): 0.75 x 16 = 12.
+  TrainingJob job = mlp_job();
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 2;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.experts = 64;
+  job.design = d;
+  job.accelerators = 64;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 64;
+  job.hardware.node_accelerators = 64;
+  const StepCost switched = cost_training_step(job);
+  REQUIRE(switched.expert_comm_s > 0);
+  job.hardware.node_topology = "torus-2d";
+  CHECK(cost_training_step(job).expert_comm_s == doctest::Approx(4 * switched.expert_comm_s));
+  job.accelerators = 4096;
+  job.parallelism->global_batch = 4096;
+  job.hardware.node_accelerators = 4096;
+  job.hardware.node_topology = "switched";
+  const StepCost big = cost_training_step(job);
+  job.hardware.node_topology = "torus-3d";
+  CHECK(cost_training_step(job).expert_comm_s == doctest::Approx(12 * big.expert_comm_s));
+}
