@@ -24,7 +24,7 @@ void require(bool ok, const std::string& what) {
 class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
-      : g_(g), p_(static_cast<double>(shape.dtype_bytes)), fusion(shape.fusion), training(shape.training) {}
+      : fusion(shape.fusion), training(shape.training), g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
   int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
@@ -370,10 +370,18 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
     int merged = -1;
     for (I dir = 0; dir < directions; ++dir) {
       const std::string p = "lstm." + std::to_string(l) + (dir ? ".backward" : ".forward");
+      // The input side of the gates is one GEMM over all time steps; the recurrence is not: step
+      // s needs the output of step s - 1, so its GEMM (batch rows), cell and projection run once
+      // per step, each a kernel of its own, re-reading the weights (owned by the first step).
       const int gates_in = e.matmul(p + ".input_gates", static_cast<int>(l), x, t, width, 4 * d.hidden, true);
-      const int gates_rec = e.matmul(p + ".recurrent_gates", static_cast<int>(l), gates_in, t, out_width, 4 * d.hidden, false);
-      int h = e.elementwise(p + ".cell", static_cast<int>(l), {gates_rec}, static_cast<double>(t * d.hidden), 12);
-      if (d.projection > 0) h = e.matmul(p + ".projection", static_cast<int>(l), h, t, d.hidden, d.projection, false);
+      int h = gates_in;
+      for (I step = 0; step < d.seq_len; ++step) {
+        const std::string ps = p + ".step" + std::to_string(step);
+        const bool first = step == 0;
+        const int rec = e.matmul(ps + ".recurrent_gates", static_cast<int>(l), h, shape.batch, out_width, 4 * d.hidden, false, !first);
+        h = e.elementwise(ps + ".cell", static_cast<int>(l), {rec, gates_in}, static_cast<double>(shape.batch * d.hidden), 12);
+        if (d.projection > 0) h = e.matmul(ps + ".projection", static_cast<int>(l), h, shape.batch, d.hidden, d.projection, false, !first);
+      }
       merged = merged < 0 ? h : e.elementwise(p + ".concat", static_cast<int>(l), {merged, h}, static_cast<double>(t * out_width), 0);
     }
     x = merged;

@@ -9,6 +9,7 @@ using graph::build_graph;
 using graph::count_parameters;
 using graph::GraphShape;
 using graph::Fusion;
+using dlcarbon::LstmDesign;
 using graph::OpKind;
 
 namespace {
@@ -253,4 +254,35 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   // Fusion moves bytes, not the parameters.
   CHECK(none.parameters() == elem.parameters());
   CHECK(flash.parameters() == elem.parameters());
+}
+
+TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
+  // 1 layer, input 4, hidden 8, projection 2, vocabulary 10, 3 steps, one direction, batch 5:
+  //   embedding 10 x 4 = 40; input gates 4 x 32 + 32 = 160; recurrent gates 2 x 32 = 64;
+  //   projection 8 x 2 = 16; softmax 2 x 10 + 10 = 30; total 310 (the recurrent and projection
+  //   weights belong to the first step only).
+  LstmDesign d;
+  d.layers = 1;
+  d.input = 4;
+  d.hidden = 8;
+  d.projection = 2;
+  d.vocab = 10;
+  d.seq_len = 3;
+  const auto g = build_graph(d, GraphShape{5, 4, true});
+  CHECK(g.parameters() == 310);
+  int recurrent = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.find("recurrent_gates") != std::string::npos) {
+      ++recurrent;
+      CHECK(op.m == 5);  // one step: the batch's rows, not batch x steps
+      CHECK(op.flops == 2.0 * 5 * 2 * 32);
+    }
+  }
+  CHECK(recurrent == 3);
+  // The same FLOPs as one GEMM over all 15 rows would have: 3 x 640 = 1,920 for the recurrence.
+  double rec_flops = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.find("recurrent_gates") != std::string::npos) rec_flops += op.flops;
+  }
+  CHECK(rec_flops == 2.0 * 15 * 2 * 32);
 }
