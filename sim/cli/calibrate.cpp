@@ -71,6 +71,16 @@ bool rapl_readable() {
   return static_cast<bool>(in >> v);
 }
 
+// A 1x1 convolution as the matmul(s) its layout makes of it, less the matmul's fixed cost:
+// channels-last is one product [batch x pixels, in] x [in, out]; nchw is, per image,
+// [out, in] x [in, pixels] (the weights on the left, the pixels the columns).
+double pointwise_time(const calibrate::GemmShapeFit& mm, const calibrate::KernelSpec& s) {
+  const auto d = [](std::int64_t x) { return static_cast<double>(x); };
+  const double pixels = d((s.height - 1) / s.stride + 1) * d((s.width - 1) / s.stride + 1);
+  if (s.layout == "nchw") return d(s.batch) * (mm.predict(d(s.out_channels), pixels, d(s.channels)) - mm.c);
+  return mm.predict(d(s.batch) * pixels, d(s.out_channels), d(s.channels)) - mm.c;
+}
+
 // The fitted model of one kernel group: the roofline, or for GEMM-like groups the shape model
 // when it fits the calibration shapes better (chosen on calibration shapes only, never on checks).
 struct GroupModel {
@@ -79,14 +89,26 @@ struct GroupModel {
   // Convolutions: one roofline per kernel size (1x1 is a plain GEMM; 3x3 and the 7x7 stem run
   // other algorithms), where the size has two calibration shapes or more.
   std::map<std::int64_t, calibrate::RooflineFit> by_kernel;
+  // 1x1 convolutions are plain GEMMs run by the same microkernels as the matmul of their dtype:
+  // the matmul's shape overheads (m0, n0, k0), with the rate and fixed cost fitted here.
+  std::optional<calibrate::GemmShapeFit> pointwise;
+  // Reorders (a transposition of channels x pixels): each channel is one stream of cache lines
+  // held while its pixels are written out; when the channels' lines do not fit in L1 together,
+  // lines are fetched again, an extra cost per byte (`stream_penalty`, s/B, fitted).
+  double stream_penalty = 0;
+  double l1_lines = 0;  // lines of L1 data cache per thread (0: unknown, no such term)
   double effective_rate = 0;  // FLOPs / predicted time over the calibration shapes
   double predict(const calibrate::KernelSpec& s) const {
     double m = 0, n = 0, k = 0;
     if (shape && calibrate::gemm_dims(s, m, n, k)) return shape->predict(m, n, k);
+    if (pointwise && s.kind == "conv" && s.kernel == 1) return pointwise_time(*pointwise, s) + pointwise->c;
     if (const auto it = by_kernel.find(s.kernel); s.kind == "conv" && it != by_kernel.end()) {
       return it->second.predict(s.flops(), s.bytes());
     }
-    return roofline.predict(s.flops(), s.bytes());
+    return roofline.predict(s.flops(), s.bytes()) + (l1_streams_exceeded(s) ? stream_penalty * s.bytes() : 0.0);
+  }
+  bool l1_streams_exceeded(const calibrate::KernelSpec& s) const {
+    return s.kind == "reorder" && l1_lines > 0 && static_cast<double>(s.channels) > l1_lines;
   }
   double rate() const {
     if (shape) return 1 / shape->a;
@@ -96,11 +118,33 @@ struct GroupModel {
   double overhead() const { return shape ? shape->c : roofline.c; }
 };
 
+double element_bytes(const std::string& dtype) {
+  if (dtype == "f32" || dtype == "tf32") return 4;
+  if (dtype == "bf16" || dtype == "f16") return 2;
+  return 1;
+}
+
+// Lines of the L1 data cache of one core, from sysfs (0 when sysfs does not say).
+double l1_data_lines() {
+  const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index0/";
+  std::ifstream type(dir + "type"), size(dir + "size"), line(dir + "coherency_line_size");
+  std::string t, text;
+  double line_bytes = 0;
+  if (!(type >> t) || t != "Data" || !(size >> text) || text.empty() || !(line >> line_bytes) || line_bytes <= 0) return 0;
+  double bytes = std::atof(text.c_str());
+  if (text.back() == 'K') bytes *= 1024;
+  if (text.back() == 'M') bytes *= 1024 * 1024;
+  return bytes / line_bytes;
+}
+
 // The model of one kernel group, chosen before seeing any check shape: matmuls take the GEMM
-// shape model (their efficiency depends on m, n, k), convolutions a roofline per kernel size,
-// memory-bound kernels the roofline over the cache levels.
+// shape model (their efficiency depends on m, n, k, with the weights streamed from their cache
+// level), convolutions a compute roofline per kernel size (1x1: the matmul's shape where that fits
+// the calibration shapes better), memory-bound kernels the blended cache levels (reorders with a
+// term for channels whose lines overflow L1).
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
-                     const std::vector<std::size_t>& cal, const std::vector<double>& levels) {
+                     const std::vector<std::size_t>& cal, const std::vector<double>& levels,
+                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, double l1_lines) {
   std::vector<double> F, B, T, M, N, K;
   bool gemm = true;
   for (const auto i : cal) {
@@ -120,9 +164,20 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     // with the bandwidth terms and fit noise. Time per byte per cache level, and an overhead.
     std::fill(F.begin(), F.end(), 0.0);
   }
-  g.roofline = calibrate::fit_roofline(F, B, T, levels);
+  if (gemm) {
+    g.roofline = calibrate::fit_roofline(F, B, T, levels);
+  } else if (kind == "reorder" && l1_lines > 0) {
+    g.l1_lines = l1_lines;
+    std::vector<std::vector<double>> extra;
+    for (const auto i : cal) extra.push_back({g.l1_streams_exceeded(specs[i]) ? specs[i].bytes() : 0.0});
+    std::vector<double> coef;
+    g.roofline = calibrate::fit_memory_blend(B, T, levels, extra, &coef);
+    g.stream_penalty = coef.empty() ? 0 : coef.front();
+  } else {
+    g.roofline = calibrate::fit_memory_blend(B, T, levels);
+  }
   if (kind == "matmul" && gemm) {
-    const auto shape = calibrate::fit_gemm_shape(M, N, K, T);
+    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, element_bytes(specs[cal.front()].dtype));
     if (shape.a > 0) g.shape = shape;
   }
   if (kind == "conv") {
@@ -137,6 +192,25 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
       }
       // Three or four compute-bound shapes a size: a bandwidth term would be fitted to noise.
       g.by_kernel[size] = calibrate::fit_compute(f, tt);
+      if (size == 1 && matmul_shape) {
+        // t = alpha x (the matmul's time for the same m, n, k, less its fixed cost) + c: linear in
+        // (alpha, c).
+        std::vector<double> matmul_time;
+        for (const auto j : members) matmul_time.push_back(pointwise_time(*matmul_shape, specs[cal[j]]));
+        const auto fit = calibrate::fit_compute(matmul_time, tt);
+        calibrate::GemmShapeFit pw = *matmul_shape;
+        pw.a *= fit.a;
+        for (auto& x : pw.w) x *= fit.a;
+        pw.c = fit.c;
+        // Kept where it fits these calibration shapes better than t = a F + c (same number of
+        // parameters); the check shapes never take part.
+        double sse_pw = 0, sse_plain = 0;
+        for (std::size_t q = 0; q < members.size(); ++q) {
+          sse_pw += std::pow((fit.a * matmul_time[q] + fit.c) / tt[q] - 1, 2);
+          sse_plain += std::pow(g.by_kernel[size].predict(f[q], 0) / tt[q] - 1, 2);
+        }
+        if (fit.a > 0 && sse_pw < sse_plain) g.pointwise = pw;
+      }
     }
     double flops = 0, seconds = 0;
     for (const auto i : cal) {
@@ -279,18 +353,69 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
+  const double l1_lines = l1_data_lines();
   auto fit_all = [&](const std::vector<double>& levels) {
     std::map<std::string, GroupModel> out;
-    for (const auto& [group, members] : groups) {
-      std::vector<std::size_t> cal;
-      for (const auto i : members) {
-        if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
+    // Matmuls first: a 1x1 convolution borrows the shape overheads of its dtype's matmul.
+    for (const bool conv_pass : {false, true}) {
+      for (const auto& [group, members] : groups) {
+        if ((specs[members.front()].kind == "conv") != conv_pass) continue;
+        std::vector<std::size_t> cal;
+        for (const auto i : members) {
+          if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
+        }
+        std::optional<calibrate::GemmShapeFit> matmul_shape;
+        if (const auto mm = out.find("matmul/" + specs[members.front()].dtype); mm != out.end()) matmul_shape = mm->second.shape;
+        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1_lines);
       }
-      if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels);
     }
     return out;
   };
-  const std::vector<double> levels = cache_levels(threads);
+  const std::vector<double> nominal = cache_levels(threads);
+  // Effective cache capacities. On a shared machine a working set cannot use the whole of what
+  // sysfs reports (other tenants hold part of the last level; the private levels also hold code
+  // and the other operand streams), so each level's capacity is chosen between its nominal size
+  // and 1/16 of it, in quarter-octave steps, by the calibration error of the memory-bound kernels
+  // (never the checks). The capacities are one property of the machine, shared by all kernels.
+  std::vector<double> levels = nominal;
+  {
+    auto memory_error = [&](const std::vector<double>& lv) {
+      double sum = 0;
+      for (const auto& [group, members] : groups) {
+        double m = 0, n = 0, k = 0;
+        if (calibrate::gemm_dims(specs[members.front()], m, n, k)) continue;
+        std::vector<std::size_t> cal;
+        for (const auto i : members) {
+          if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
+        }
+        if (cal.size() < 2) continue;
+        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1_lines);
+        for (const auto i : cal) sum += std::pow(g.predict(specs[i]) / t_all[i] - 1, 2);
+      }
+      return sum;
+    };
+    double best = memory_error(levels);
+    std::vector<double> candidate = nominal;
+    // Coordinate search, level by level, repeated until no level moves.
+    for (int sweep = 0; sweep < 4; ++sweep) {
+      bool moved = false;
+      for (std::size_t l = 0; l < nominal.size(); ++l) {
+        for (int j = 0; j <= 16; ++j) {
+          candidate = levels;
+          candidate[l] = nominal[l] * std::pow(2.0, -0.25 * j);
+          if (l > 0 && candidate[l] <= candidate[l - 1]) continue;
+          if (l + 1 < candidate.size() && candidate[l] >= candidate[l + 1]) continue;
+          const double e = memory_error(candidate);
+          if (e < best * (1 - 1e-9)) {
+            best = e;
+            levels = candidate;
+            moved = true;
+          }
+        }
+      }
+      if (!moved) break;
+    }
+  }
   std::map<std::string, GroupModel> fits = fit_all(levels);
   std::vector<double> predicted(specs.size(), NAN), errors, repeat;
   std::map<std::string, std::vector<double>> errors_by_kind;
@@ -315,19 +440,34 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   const auto stats = calibrate::error_stats(errors);
   const auto noise = calibrate::error_stats(repeat);
-  io.out << "\nfits (roofline: t = max(F / rate, B / bandwidth of the level the working set fits in) + overhead;\n"
-            "      shape: t = F / rate x (1 + m0/m + n0/n + k0/k) + overhead, where it fits the calibration shapes better):\n";
+  io.out << "\nfits (memory-bound: t = B x sum_l b_l share_l(B) + overhead over the effective cache capacities below;\n"
+            "      matmul: t = F / rate x (1 + n0/n + k0/k) + W x sum_l w_l share_l(W) + overhead, W the weights' bytes;\n"
+            "      convolution: t = F / rate + overhead per kernel size, 1x1 as the matmul where that fits better):\n";
+  io.out << "  effective cache capacities:";
+  for (std::size_t l = 0; l < levels.size(); ++l) {
+    io.out << " " << format_number(levels[l] / 1048576, 3) << " MiB (sysfs "
+           << format_number(nominal.at(l) / 1048576, 3) << " MiB)" << (l + 1 < levels.size() ? "," : "");
+  }
+  io.out << "\n";
   for (const auto& [group, g] : fits) {
-    io.out << "  " << group << ": " << format_number(g.rate() / 1e9, 4) << " GFLOP/s;";
+    io.out << "  " << group << ": ";
     if (g.shape) {
-      io.out << " shape m0 " << format_number(g.shape->m0, 3) << ", n0 " << format_number(g.shape->n0, 3) << ", k0 "
-             << format_number(g.shape->k0, 3) << ";";
+      io.out << format_number(g.rate() / 1e9, 4) << " GFLOP/s; n0 " << format_number(g.shape->n0, 3) << ", k0 "
+             << format_number(g.shape->k0, 3) << "; weights at";
+      for (std::size_t l = 0; l < g.shape->w.size(); ++l) {
+        io.out << " " << (g.shape->w[l] > 0 ? format_number(1 / g.shape->w[l] / 1e9, 4) : std::string("inf")) << " GB/s";
+      }
+      io.out << ";";
+    } else if (specs[groups.at(group).front()].kind == "conv") {
+      io.out << format_number(g.rate() / 1e9, 4) << " GFLOP/s (FLOP-weighted over its shapes)"
+             << (g.pointwise ? "; 1x1 as matmul" : "") << ";";
     } else {
       const auto& f = g.roofline;
       for (std::size_t l = 0; l < f.b.size(); ++l) {
-        io.out << " " << format_number(1 / f.b[l] / 1e9, 4) << " GB/s"
-               << (l < f.levels.size() ? " up to " + format_number(f.levels[l] / 1048576, 3) + " MiB," : " beyond;");
+        io.out << " " << (f.b[l] > 0 ? format_number(1 / f.b[l] / 1e9, 4) : std::string("inf")) << " GB/s"
+               << (l < f.levels.size() ? " to " + format_number(f.levels[l] / 1048576, 3) + " MiB," : " beyond;");
       }
+      if (g.stream_penalty > 0) io.out << " channels beyond L1: +" << format_number(g.stream_penalty * 1e12, 3) << " ps/B;";
     }
     io.out << " " << format_number(g.overhead() * 1e6, 3) << " us\n";
   }
@@ -381,7 +521,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // How GEMM efficiency falls with small dimensions (the f32 matmul's shape fit, where chosen).
   if (fits.count("matmul/f32") && fits["matmul/f32"].shape) {
     const auto& sh = *fits["matmul/f32"].shape;
-    y << "      gemm_shape: {m: " << format_number(sh.m0, 4) << ", n: " << format_number(sh.n0, 4) << ", k: "
+    y << "      gemm_shape: {m: " << format_number(sh.m0_equivalent(), 4) << ", n: " << format_number(sh.n0, 4) << ", k: "
       << format_number(sh.k0, 4) << "}\n";
   }
   y << "      source: \"measured: peaks are fitted asymptotic rates (fp32: the best of matmul and convolution; bf16 "

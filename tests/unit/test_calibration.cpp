@@ -71,6 +71,103 @@ TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduc
   CHECK(truth.efficiency(64, 64, 64) == doctest::Approx(64.0 / 104.0));
 }
 
+TEST_CASE("blended cache levels: the share of a working set each level serves, by hand") {
+  const double MiB = 1048576;
+  const std::vector<double> levels{1 * MiB, 8 * MiB};
+  // Within the first level: all of it there.
+  auto s = level_shares(levels, 0.5 * MiB);
+  REQUIRE(s.size() == 3);
+  CHECK(s[0] == doctest::Approx(1.0));
+  CHECK(s[1] == doctest::Approx(0.0));
+  CHECK(s[2] == doctest::Approx(0.0));
+  // 4 MiB: the first level holds 1/4 of it, the second the rest.
+  s = level_shares(levels, 4 * MiB);
+  CHECK(s[0] == doctest::Approx(0.25));
+  CHECK(s[1] == doctest::Approx(0.75));
+  CHECK(s[2] == doctest::Approx(0.0));
+  // 16 MiB: 1/16, 8/16 - 1/16 = 7/16, and half from memory.
+  s = level_shares(levels, 16 * MiB);
+  CHECK(s[0] == doctest::Approx(1.0 / 16));
+  CHECK(s[1] == doctest::Approx(7.0 / 16));
+  CHECK(s[2] == doctest::Approx(0.5));
+  // The time per byte is the mix: at 16 MiB with 200, 100 and 25 GB/s,
+  // 1/16 x 5 ps + 7/16 x 10 ps + 1/2 x 40 ps = 24.6875 ps per byte.
+  RooflineFit f;
+  f.blend = true;
+  f.levels = levels;
+  f.b = {1 / 200e9, 1 / 100e9, 1 / 25e9};
+  f.c = 1e-6;
+  CHECK(f.time_per_byte(16 * MiB) == doctest::Approx(24.6875e-12));
+  CHECK(f.predict(0, 16 * MiB) == doctest::Approx(16 * MiB * 24.6875e-12 + 1e-6));
+}
+
+TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover known parameters within 1 %") {
+  const double MiB = 1048576;
+  const std::vector<double> levels{0.75 * MiB, 6 * MiB};
+  // Memory-bound: 180, 90 and 35 GB/s, 1.2 us, on the STREAM add calibration sizes; a second run
+  // with an extra per-byte term on some kernels (the reorder's channels beyond L1), 20 ps/B.
+  {
+    RooflineFit truth;
+    truth.blend = true;
+    truth.levels = levels;
+    truth.b = {1 / 180e9, 1 / 90e9, 1 / 35e9};
+    truth.c = 1.2e-6;
+    std::vector<double> B, T, T2;
+    std::vector<std::vector<double>> extra;
+    for (const auto& s : shape_set(false, true, true)) {
+      if (s.group() != "stream/f32" || s.role != Role::calibrate) continue;
+      B.push_back(s.bytes());
+      T.push_back(truth.predict(0, s.bytes()));
+      const bool flagged = B.size() % 3 == 0;
+      extra.push_back({flagged ? s.bytes() : 0.0});
+      T2.push_back(T.back() + (flagged ? 20e-12 * s.bytes() : 0.0));
+    }
+    REQUIRE(B.size() >= 8);
+    const RooflineFit f = fit_memory_blend(B, T, levels);
+    REQUIRE(f.b.size() == 3);
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
+    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    std::vector<double> coef;
+    const RooflineFit g = fit_memory_blend(B, T2, levels, extra, &coef);
+    REQUIRE(coef.size() == 1);
+    CHECK(coef[0] == doctest::Approx(20e-12).epsilon(0.01));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(g.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
+  }
+  // GEMM: 250 GFLOP/s, n0 = 3, k0 = 10, weights at 60 GB/s within 0.75 MiB, 25 GB/s within
+  // 6 MiB and 12 GB/s beyond, 1 us; f32 weights (4 bytes).
+  {
+    GemmShapeFit truth;
+    truth.a = 1 / 250e9;
+    truth.n0 = 3;
+    truth.k0 = 10;
+    truth.c = 1e-6;
+    truth.levels = levels;
+    truth.w = {1 / 60e9, 1 / 25e9, 1 / 12e9};
+    truth.element_bytes = 4;
+    std::vector<double> M, N, K, T;
+    for (const auto& s : shape_set(false, true, true)) {
+      double m = 0, n = 0, k = 0;
+      if (s.group() != "matmul/f32" || s.role != Role::calibrate || !gemm_dims(s, m, n, k)) continue;
+      M.push_back(m);
+      N.push_back(n);
+      K.push_back(k);
+      T.push_back(truth.predict(m, n, k));
+    }
+    const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4);
+    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+    CHECK(f.n0 == doctest::Approx(truth.n0).epsilon(0.01));
+    CHECK(f.k0 == doctest::Approx(truth.k0).epsilon(0.01));
+    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    REQUIRE(f.w.size() == 3);
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == doctest::Approx(truth.w[l]).epsilon(0.01));
+    // By hand: 8 x 1024 x 1024 streams 4 MiB of weights, 3/16 of them from the first level and
+    // 13/16 from the second: 4 MiB x (3/16 / 60 GB/s + 13/16 / 25 GB/s) = 0.1467 ms.
+    CHECK(truth.weight_time(1024, 1024) == doctest::Approx(4 * MiB * (3.0 / 16 / 60e9 + 13.0 / 16 / 25e9)));
+    // The m0 of the plain form at the main-memory rate: 4 B x (1 / 12 GB/s) / (2 / 250 GFLOP/s) = 41.67.
+    CHECK(truth.m0_equivalent() == doctest::Approx(4.0 / 12e9 / (2.0 / 250e9)));
+  }
+}
+
 TEST_CASE("calibration and check shapes are disjoint, and every group can be fitted") {
   for (const bool quick : {true, false}) {
     const auto shapes = shape_set(quick, true, true);

@@ -46,6 +46,10 @@ std::string KernelSpec::label() const {
            " " + std::to_string(height) + "x" + std::to_string(width) + " k" + std::to_string(kernel) + " s" +
            std::to_string(stride);
   }
+  if (kind == "reorder" && channels > 0) {
+    return s + " n" + std::to_string(batch) + " c" + std::to_string(channels) + " " + std::to_string(height) + "x" +
+           std::to_string(width);
+  }
   return s + " " + std::to_string(elements);
 }
 
@@ -139,8 +143,10 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
   if (have_s8) dtypes.push_back("s8");
   for (const auto& dt : dtypes) {
     // Calibration: log-spaced squares, skinny (small m) and tall (small n) products.
+    // Full set: half-octave steps (32, 45, 64, 91, ...), so that sizes that are not powers of two
+    // (whose tiles do not divide them) weigh as much in the fit as those that are.
     const std::vector<std::int64_t> squares = quick ? std::vector<std::int64_t>{64, 256, 768}
-                                                    : std::vector<std::int64_t>{32, 64, 128, 256, 512, 1024};
+                                                    : std::vector<std::int64_t>{32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024};
     for (const auto x : squares) mm(x, x, x, dt, C);
     mm(16, 1024, 1024, dt, C);
     mm(1024, 16, 512, dt, C);
@@ -183,8 +189,43 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
     for (const auto e : sizes) flat(kind, e, C);
     for (const auto e : between) flat(kind, e, K);
   }
-  for (const auto e : sizes) flat("reorder", e, C, "nchw-to-nhwc");
-  for (const auto e : between) flat("reorder", e, K, "nchw-to-nhwc");
+  // Reorders from nchw to nhwc of real activations (a transposition of channels x pixels): the
+  // ResNet-50 layer outputs at batch 1, 8 and 32 for calibration; MobileNet-v2 and VGG-16
+  // activations for the check. A power-of-two pixel count would make every channel's row start
+  // in the same cache sets, a pathology no real activation has.
+  auto reorder = [&](std::int64_t n, std::int64_t c, std::int64_t hw, Role r) {
+    KernelSpec s;
+    s.kind = "reorder";
+    s.dtype = "f32";
+    s.layout = "nchw-to-nhwc";
+    s.batch = n;
+    s.channels = c;
+    s.height = s.width = hw;
+    s.elements = n * c * hw * hw;
+    s.role = r;
+    out.push_back(s);
+  };
+  reorder(1, 512, 7, C);
+  reorder(1, 256, 14, C);
+  reorder(1, 512, 28, C);
+  reorder(8, 256, 56, C);
+  if (!quick) {
+    reorder(1, 2048, 7, C);
+    reorder(1, 1024, 14, C);
+    reorder(1, 128, 28, C);
+    reorder(1, 64, 56, C);
+    reorder(1, 256, 56, C);
+    reorder(1, 64, 112, C);
+    reorder(8, 512, 28, C);
+    reorder(32, 256, 56, C);
+  }
+  reorder(1, 144, 56, K);   // MobileNet-v2
+  reorder(8, 128, 112, K);  // VGG-16
+  if (!quick) {
+    reorder(1, 960, 7, K);
+    reorder(1, 384, 14, K);
+    reorder(1, 96, 112, K);
+  }
   // Convolutions in two layouts: ResNet-50 layers (batch 1 and 8) and made-up ones.
   for (const char* layout : {"nchw", "nhwc"}) {
     conv(1, 64, 64, 56, 3, 1, layout, C);
@@ -262,8 +303,29 @@ EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B,
 }
 
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
-                            const std::vector<double>& t) {
+                            const std::vector<double>& t, const std::vector<double>& levels, double element_bytes) {
   std::vector<std::vector<double>> rows;
+  if (element_bytes > 0) {
+    // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level.
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      std::vector<double> row{2 * m[i] * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0};
+      const double W = n[i] * k[i] * element_bytes;
+      for (const double share : level_shares(levels, W)) row.push_back(W * share);
+      rows.push_back(std::move(row));
+    }
+    const auto c = nonnegative_relative_fit(rows, t);
+    GemmShapeFit f;
+    f.a = c[0];
+    if (f.a > 0) {
+      f.n0 = c[1] / f.a;
+      f.k0 = c[2] / f.a;
+    }
+    f.c = c[3];
+    f.levels = levels;
+    f.w.assign(c.begin() + 4, c.end());
+    f.element_bytes = element_bytes;
+    return f;
+  }
   for (std::size_t i = 0; i < t.size(); ++i) {
     rows.push_back({2 * m[i] * n[i] * k[i], 2 * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0});
   }
@@ -304,10 +366,72 @@ bool gemm_dims(const KernelSpec& s, double& m, double& n, double& k) {
   return false;
 }
 
+std::vector<double> level_shares(const std::vector<double>& levels, double working_set) {
+  std::vector<double> share;
+  double below = 0;  // min(1, L_{l-1} / W)
+  for (const double capacity : levels) {
+    const double upto = working_set > 0 ? std::min(1.0, capacity / working_set) : 1.0;
+    share.push_back(upto - below);
+    below = upto;
+  }
+  share.push_back(1 - below);
+  return share;
+}
+
+double GemmShapeFit::weight_time(double n, double k) const {
+  if (w.empty()) return 0;
+  const double bytes = n * k * element_bytes;
+  const auto share = level_shares(levels, bytes);
+  double s = 0;
+  for (std::size_t l = 0; l < share.size() && l < w.size(); ++l) s += share[l] * w[l];
+  return s * bytes;
+}
+
+double RooflineFit::time_per_byte(double working_set) const {
+  if (!blend) {
+    std::size_t level = 0;
+    while (level < levels.size() && working_set > levels[level]) ++level;
+    return b.at(level);
+  }
+  const auto share = level_shares(levels, working_set);
+  double s = 0;
+  for (std::size_t l = 0; l < share.size(); ++l) s += share[l] * b.at(l);
+  return s;
+}
+
 double RooflineFit::predict(double flops, double bytes) const {
-  std::size_t level = 0;
-  while (level < levels.size() && bytes > levels[level]) ++level;
-  return std::max(a * flops, b.at(level) * bytes) + c;
+  return std::max(a * flops, time_per_byte(bytes) * bytes) + c;
+}
+
+RooflineFit fit_memory_blend(const std::vector<double>& B, const std::vector<double>& t, std::vector<double> levels,
+                             const std::vector<std::vector<double>>& extra, std::vector<double>* extra_coef) {
+  std::sort(levels.begin(), levels.end());
+  // Drop a level that no calibration working set reaches beyond its predecessor, and the levels
+  // beyond the largest working set (nothing constrains their rates).
+  std::vector<double> kept;
+  const double largest = B.empty() ? 0 : *std::max_element(B.begin(), B.end());
+  for (const double L : levels) {
+    if (L < largest && (kept.empty() || std::any_of(B.begin(), B.end(), [&](double x) { return x > kept.back() && x <= L; }))) {
+      kept.push_back(L);
+    }
+  }
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    auto row = level_shares(kept, B[i]);
+    for (auto& x : row) x *= B[i];
+    row.push_back(1.0);
+    if (i < extra.size()) row.insert(row.end(), extra[i].begin(), extra[i].end());
+    rows.push_back(std::move(row));
+  }
+  const auto coef = nonnegative_relative_fit(rows, t);
+  const std::size_t nb = kept.size() + 1;
+  RooflineFit f;
+  f.blend = true;
+  f.levels = kept;
+  f.b.assign(coef.begin(), coef.begin() + static_cast<std::ptrdiff_t>(nb));
+  f.c = coef[nb];
+  if (extra_coef) extra_coef->assign(coef.begin() + static_cast<std::ptrdiff_t>(nb) + 1, coef.end());
+  return f;
 }
 
 namespace {

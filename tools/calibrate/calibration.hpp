@@ -3,8 +3,9 @@
 //
 // A kernel is described by what the roofline needs (FLOPs, bytes) and what a backend needs to
 // build it (kind, dtype, shape, layout). Calibration and check shapes are disjoint sets. The
-// fitted model per (kind, dtype, layout) group is the roofline with an overhead:
-//   t = max(a F, b B) + c        (a = 1 / compute rate, b = 1 / bandwidth, c = fixed cost)
+// fitted models per (kind, dtype, layout) group are forms of the roofline with an overhead,
+//   t = max(a F, b B) + c        (a = 1 / compute rate, b = 1 / bandwidth, c = fixed cost),
+// with b per cache level (stepped or blended), and the GEMM shape model below.
 
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,13 @@ struct RooflineFit {
   std::vector<double> levels;  // bytes: the working-set limits of the cache levels
   std::vector<double> b;       // s per byte, per level, then main memory
   double c = 0;                // s
+  // Blended levels (memory-bound kernels swept again and again): a working set W larger than a
+  // cache of capacity L still finds about L / W of its bytes there (the cyclic sweep under a
+  // replacement policy that is not strict LRU), so the time per byte is the mix
+  //   b(W) = sum_l b_l (min(1, L_l / W) - min(1, L_{l-1} / W)),   L_{-1} = 0, L_last+1 = inf,
+  // smooth across each boundary instead of a step.
+  bool blend = false;
+  double time_per_byte(double working_set) const;
   double predict(double flops, double bytes) const;
   double memory_b() const { return b.empty() ? 0 : b.back(); }
 };
@@ -57,19 +65,48 @@ RooflineFit fit_compute(const std::vector<double>& flops, const std::vector<doub
 //     = a F + (a m0) 2nk + (a n0) 2mk + (a k0) 2mn + c      (linear: fitted by non-negative LS)
 // The 2nk term is the cost of streaming the weights once per row block (what makes skinny GEMMs
 // slow), 2mn that of writing the output and starting each reduction.
+//
+// With cache levels given (and the weights' element size), the 2nk term is replaced by the time
+// to stream the weight matrix W = k n x element bytes from the level it lives in, with the
+// blended levels of the memory-bound kernels (RooflineFit::blend):
+//   t = a F (1 + n0/n + k0/k) + W sum_l w_l share_l(W) + c
+// so that a decode-like product whose weights sit in the last-level cache is not charged the
+// bandwidth of main memory, nor one whose weights stream from memory that of the cache.
 struct GemmShapeFit {
   double a = 0;             // s per FLOP at the asymptotic rate
   double m0 = 0, n0 = 0, k0 = 0;
   double c = 0;             // s
+  std::vector<double> levels;  // bytes: effective cache capacities (empty: the m0 form)
+  std::vector<double> w;       // s per byte of weights streamed, per level, then main memory
+  double element_bytes = 0;
   double efficiency(double m, double n, double k) const { return 1 / (1 + m0 / m + n0 / n + k0 / k); }
-  double predict(double m, double n, double k) const { return 2 * m * n * k * a / efficiency(m, n, k) + c; }
+  double weight_time(double n, double k) const;
+  double predict(double m, double n, double k) const {
+    return 2 * m * n * k * a / efficiency(m, n, k) + weight_time(n, k) + c;
+  }
+  // The m0 of the plain form that charges the weights at the main-memory rate (for the entry).
+  double m0_equivalent() const { return w.empty() || a <= 0 ? m0 : element_bytes * w.back() / (2 * a); }
 };
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
-                            const std::vector<double>& seconds);
+                            const std::vector<double>& seconds, const std::vector<double>& levels = {},
+                            double element_bytes = 0);
+
+// The share of a working set's bytes served by each level (caches, then main memory) when it is
+// swept again and again: min(1, L_l / W) - min(1, L_{l-1} / W).
+std::vector<double> level_shares(const std::vector<double>& levels, double working_set);
 
 // The GEMM view of a matmul or convolution spec (m = batch x output pixels, n = output channels,
 // k = input channels x kernel area); false for other kinds.
 bool gemm_dims(const KernelSpec& spec, double& m, double& n, double& k);
+
+// Memory-bound kernels: t = B b(W) + c with the blended levels above (W = B), linear in the b_l
+// and c, fitted by non-negative least squares on relative error. Levels holding no calibration
+// shape are merged into the next.
+// `extra` (optional, one row per kernel) adds further non-negative terms, returned in `extra_coef`
+// (the reorder's per-byte cost when its channels' cache lines overflow L1).
+RooflineFit fit_memory_blend(const std::vector<double>& bytes, const std::vector<double>& seconds,
+                             std::vector<double> levels, const std::vector<std::vector<double>>& extra = {},
+                             std::vector<double>* extra_coef = nullptr);
 
 // Least squares on relative error: an additive start (Eigen, non-negative), then a simplex
 // refinement of the max() model in log space. Levels holding no calibration shape are dropped.
