@@ -50,7 +50,12 @@ TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") 
 TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduction step") {
   // 500 GFLOP/s, m0 = 30, n0 = 2, k0 = 8, 0.7 us, on the f32 matmul calibration shapes:
   // t = 2mnk / 500e9 x (1 + 30/m + 2/n + 8/k) + 0.7e-6.
-  const GemmShapeFit truth{1 / 500e9, 30, 2, 8, 0.7e-6};
+  GemmShapeFit truth;
+  truth.a = 1 / 500e9;
+  truth.m0 = 30;
+  truth.n0 = 2;
+  truth.k0 = 8;
+  truth.c = 0.7e-6;
   std::vector<double> M, N, K, T;
   for (const auto& s : shape_set(false, true, true)) {
     double m = 0, n = 0, k = 0;
