@@ -178,20 +178,45 @@ int main(int argc, char** argv) {
       energy[i] = (nvml.joules() - e0) / n;
     }
   }
-  // Fits per group on calibration shapes; errors on check shapes.
+  // Fits per group on calibration shapes; errors on check shapes. Copies: the roofline over L2 and
+  // memory. GEMMs: the shape model of the CPU calibration (docs/calibration.md), the weights
+  // streamed from L2 or from memory, t = a F (1 + n0/n + k0/k) + W sum_l w_l share_l(W) + c.
+  const std::vector<double> l2{static_cast<double>(prop.l2CacheSize)};
   std::map<std::string, RooflineFit> fits;
+  std::map<std::string, GemmShapeFit> shapes;
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
   for (const auto& [group, members] : groups) {
-    std::vector<double> F, B, T;
+    std::vector<double> F, B, T, M, N, K;
+    bool gemm = true;
     for (const auto i : members) {
       if (specs[i].role != Role::calibrate) continue;
+      double m = 0, n = 0, k = 0;
+      gemm = gemm && gemm_dims(specs[i], m, n, k);
       F.push_back(specs[i].flops());
       B.push_back(specs[i].bytes());
       T.push_back(t[i]);
+      M.push_back(m);
+      N.push_back(n);
+      K.push_back(k);
     }
-    fits[group] = fit_roofline(F, B, T, {static_cast<double>(prop.l2CacheSize)});
+    fits[group] = fit_roofline(F, B, T, l2);
+    if (gemm && !T.empty()) {
+      const std::string& dt = specs[members.front()].dtype;
+      const double element = dt == "f32" || dt == "tf32" ? 4 : 2;
+      const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element);
+      if (shape.a > 0) {
+        shapes[group] = shape;
+        fits[group].a = shape.a;  // the asymptotic rate is the entry's peak
+        fits[group].c = shape.c;
+      }
+    }
   }
+  const auto predict = [&](const KernelSpec& s) {
+    double m = 0, n = 0, k = 0;
+    if (const auto it = shapes.find(s.group()); it != shapes.end() && gemm_dims(s, m, n, k)) return it->second.predict(m, n, k);
+    return fits[s.group()].predict(s.flops(), s.bytes());
+  };
   std::vector<double> errors, noise, F, B, T, E;
   std::printf("\nheld-out kernel                              measured    predicted   error   repeatability\n");
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -203,7 +228,7 @@ int main(int argc, char** argv) {
       E.push_back(energy[i]);
     }
     if (specs[i].role != Role::check) continue;
-    const double p = fits[specs[i].group()].predict(specs[i].flops(), specs[i].bytes());
+    const double p = predict(specs[i]);
     errors.push_back(p / t[i] - 1);
     std::printf("%-44s %9.2f us %9.2f us %+6.1f%% %+6.1f%%\n", specs[i].label().c_str(), t[i] * 1e6, p * 1e6,
                 100 * errors.back(), 100 * noise.back());
@@ -237,7 +262,14 @@ int main(int argc, char** argv) {
     << "    memory_bandwidth: \"" << (fits.count("copy/f32") ? 1 / fits["copy/f32"].memory_b() : 0.0) << " B/s\"\n";
   if (!std::isnan(idle_w)) y << "    idle_power: \"" << idle_w << " W\"\n";
   y << "    efficiency:\n      gemm: 1\n      memory: 1\n      launch: \""
-    << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n"
+    << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
+  if (shapes.count("matmul/bf16")) {
+    // How GEMM efficiency falls with small dimensions (the bf16 fit; m charges the weights at the
+    // memory rate, docs/calibration.md).
+    const auto& sh = shapes["matmul/bf16"];
+    y << "      gemm_shape: {m: " << sh.m0_equivalent() << ", n: " << sh.n0 << ", k: " << sh.k0 << "}\n";
+  }
+  y
     << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies); raw data in " << id
     << ".csv\"\n    source: \"dlcarbon-calibrate-gpu, " << prop.name << "\"\n"
     << "    notes: \"energy roofline (NVML): e_flop " << ef.e_flop * 1e12 << " pJ/FLOP (bf16), e_byte " << ef.e_byte * 1e12
