@@ -81,8 +81,7 @@ double pointwise_time(const calibrate::GemmShapeFit& mm, const calibrate::Kernel
   return mm.predict(d(s.batch) * pixels, d(s.out_channels), d(s.channels)) - mm.c;
 }
 
-// The fitted model of one kernel group: the roofline, or for GEMM-like groups the shape model
-// when it fits the calibration shapes better (chosen on calibration shapes only, never on checks).
+// The fitted model of one kernel group (chosen on calibration shapes only, never on checks).
 struct GroupModel {
   calibrate::RooflineFit roofline;
   std::optional<calibrate::GemmShapeFit> shape;
@@ -90,7 +89,8 @@ struct GroupModel {
   // other algorithms), where the size has two calibration shapes or more.
   std::map<std::int64_t, calibrate::RooflineFit> by_kernel;
   // 1x1 convolutions are plain GEMMs run by the same microkernels as the matmul of their dtype:
-  // the matmul's shape overheads (m0, n0, k0), with the rate and fixed cost fitted here.
+  // the matmul's time for the products their layout makes (pointwise_time), scaled by a fitted
+  // factor (folded into a and w), plus a fitted fixed cost c.
   std::optional<calibrate::GemmShapeFit> pointwise;
   // Reorders (a transposition of channels x pixels): each channel is one stream of cache lines
   // held while its pixels are written out; when the channels' lines do not fit in L1 together,
@@ -117,12 +117,6 @@ struct GroupModel {
   }
   double overhead() const { return shape ? shape->c : roofline.c; }
 };
-
-double element_bytes(const std::string& dtype) {
-  if (dtype == "f32" || dtype == "tf32") return 4;
-  if (dtype == "bf16" || dtype == "f16") return 2;
-  return 1;
-}
 
 // Lines of the L1 data cache of one core, from sysfs (0 when sysfs does not say).
 double l1_data_lines() {
@@ -177,7 +171,7 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     g.roofline = calibrate::fit_memory_blend(B, T, levels);
   }
   if (kind == "matmul" && gemm) {
-    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, element_bytes(specs[cal.front()].dtype));
+    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, calibrate::element_bytes(specs[cal.front()].dtype));
     if (shape.a > 0) g.shape = shape;
   }
   if (kind == "conv") {

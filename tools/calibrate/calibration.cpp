@@ -22,9 +22,15 @@ double KernelSpec::flops() const {
   return 0;  // reorder, stream: pure data movement
 }
 
+double element_bytes(const std::string& dtype) {
+  if (dtype == "f32" || dtype == "tf32") return 4;
+  if (dtype == "bf16" || dtype == "f16") return 2;
+  return 1;
+}
+
 double KernelSpec::bytes() const {
   const auto d = [](std::int64_t x) { return static_cast<double>(x); };
-  const double in = (dtype == "f32" || dtype == "tf32") ? 4 : ((dtype == "bf16" || dtype == "f16") ? 2 : 1);
+  const double in = element_bytes(dtype);
   const double out = dtype == "s8" ? 4 : in;  // int8 GEMMs accumulate and write s32
   if (kind == "matmul") return in * (d(m) * d(k) + d(k) * d(n)) + out * d(m) * d(n);
   if (kind == "conv") {
@@ -303,13 +309,13 @@ EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B,
 }
 
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
-                            const std::vector<double>& t, const std::vector<double>& levels, double element_bytes) {
+                            const std::vector<double>& t, const std::vector<double>& levels, double weight_bytes) {
   std::vector<std::vector<double>> rows;
-  if (element_bytes > 0) {
+  if (weight_bytes > 0) {
     // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level.
     for (std::size_t i = 0; i < t.size(); ++i) {
       std::vector<double> row{2 * m[i] * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0};
-      const double W = n[i] * k[i] * element_bytes;
+      const double W = n[i] * k[i] * weight_bytes;
       for (const double share : level_shares(levels, W)) row.push_back(W * share);
       rows.push_back(std::move(row));
     }
@@ -323,7 +329,7 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
     f.c = c[3];
     f.levels = levels;
     f.w.assign(c.begin() + 4, c.end());
-    f.element_bytes = element_bytes;
+    f.element_bytes = weight_bytes;
     return f;
   }
   for (std::size_t i = 0; i < t.size(); ++i) {

@@ -31,6 +31,9 @@ struct KernelSpec {
   double bytes() const;
 };
 
+// Bytes per element of a kernel's operands: f32 and tf32 4, bf16 and f16 2, int8 1.
+double element_bytes(const std::string& dtype);
+
 // The designed shape sets: log-spaced squares, skinny and tall GEMMs, transformer and ResNet
 // layer shapes; calibration and check shapes never coincide. `quick` is a small subset.
 std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8);
@@ -66,8 +69,8 @@ RooflineFit fit_compute(const std::vector<double>& flops, const std::vector<doub
 // The 2nk term is the cost of streaming the weights once per row block (what makes skinny GEMMs
 // slow), 2mn that of writing the output and starting each reduction.
 //
-// With cache levels given (and the weights' element size), the 2nk term is replaced by the time
-// to stream the weight matrix W = k n x element bytes from the level it lives in, with the
+// With cache levels given (and `weight_bytes`, the size of a weight element), the 2nk term is
+// replaced by the time to stream the weight matrix W = k n x weight_bytes from its level, with the
 // blended levels of the memory-bound kernels (RooflineFit::blend):
 //   t = a F (1 + n0/n + k0/k) + W sum_l w_l share_l(W) + c
 // so that a decode-like product whose weights sit in the last-level cache is not charged the
@@ -89,7 +92,7 @@ struct GemmShapeFit {
 };
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
                             const std::vector<double>& seconds, const std::vector<double>& levels = {},
-                            double element_bytes = 0);
+                            double weight_bytes = 0);
 
 // The share of a working set's bytes served by each level (caches, then main memory) when it is
 // swept again and again: min(1, L_l / W) - min(1, L_{l-1} / W).

@@ -202,9 +202,7 @@ int main(int argc, char** argv) {
     }
     fits[group] = fit_roofline(F, B, T, l2);
     if (gemm && !T.empty()) {
-      const std::string& dt = specs[members.front()].dtype;
-      const double element = dt == "f32" || dt == "tf32" ? 4 : 2;
-      const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element);
+      const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element_bytes(specs[members.front()].dtype));
       if (shape.a > 0) {
         shapes[group] = shape;
         fits[group].a = shape.a;  // the asymptotic rate is the entry's peak
