@@ -93,10 +93,11 @@ struct GroupModel {
   // factor (folded into a and w), plus a fitted fixed cost c.
   std::optional<calibrate::GemmShapeFit> pointwise;
   // Reorders (a transposition of channels x pixels): each channel is one stream of cache lines
-  // held while its pixels are written out; when the channels' lines do not fit in L1 together,
-  // lines are fetched again, an extra cost per byte (`stream_penalty`, s/B, fitted).
+  // held in L1 while its pixels are written out; the share of streams that their L1 sets cannot
+  // hold (calibrate::stream_conflict_share) is fetched again, at an extra cost per byte
+  // (`stream_penalty`, s/B, fitted).
   double stream_penalty = 0;
-  double l1_lines = 0;  // lines of L1 data cache per thread (0: unknown, no such term)
+  calibrate::CacheGeometry l1;  // unknown: no such term
   double effective_rate = 0;  // FLOPs / predicted time over the calibration shapes
   double predict(const calibrate::KernelSpec& s) const {
     double m = 0, n = 0, k = 0;
@@ -105,10 +106,12 @@ struct GroupModel {
     if (const auto it = by_kernel.find(s.kernel); s.kind == "conv" && it != by_kernel.end()) {
       return it->second.predict(s.flops(), s.bytes());
     }
-    return roofline.predict(s.flops(), s.bytes()) + (l1_streams_exceeded(s) ? stream_penalty * s.bytes() : 0.0);
+    return roofline.predict(s.flops(), s.bytes()) + stream_penalty * conflict_share(s) * s.bytes();
   }
-  bool l1_streams_exceeded(const calibrate::KernelSpec& s) const {
-    return s.kind == "reorder" && l1_lines > 0 && static_cast<double>(s.channels) > l1_lines;
+  double conflict_share(const calibrate::KernelSpec& s) const {
+    if (s.kind != "reorder" || s.channels <= 0) return 0;
+    const double row_stride = static_cast<double>(s.height * s.width) * calibrate::element_bytes(s.dtype);
+    return calibrate::stream_conflict_share(s.channels, row_stride, l1);
   }
   double rate() const {
     if (shape) return 1 / shape->a;
@@ -118,27 +121,25 @@ struct GroupModel {
   double overhead() const { return shape ? shape->c : roofline.c; }
 };
 
-// Lines of the L1 data cache of one core, from sysfs (0 when sysfs does not say).
-double l1_data_lines() {
+// The geometry of one core's L1 data cache, from sysfs (unknown when sysfs does not say).
+calibrate::CacheGeometry l1_data_cache() {
   const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index0/";
-  std::ifstream type(dir + "type"), size(dir + "size"), line(dir + "coherency_line_size");
-  std::string t, text;
-  double line_bytes = 0;
-  if (!(type >> t) || t != "Data" || !(size >> text) || text.empty() || !(line >> line_bytes) || line_bytes <= 0) return 0;
-  double bytes = std::atof(text.c_str());
-  if (text.back() == 'K') bytes *= 1024;
-  if (text.back() == 'M') bytes *= 1024 * 1024;
-  return bytes / line_bytes;
+  std::ifstream type(dir + "type"), sets(dir + "number_of_sets"), ways(dir + "ways_of_associativity"),
+      line(dir + "coherency_line_size");
+  std::string t;
+  calibrate::CacheGeometry g;
+  if (!(type >> t) || t != "Data" || !(sets >> g.sets) || !(ways >> g.ways) || !(line >> g.line)) return {};
+  return g;
 }
 
 // The model of one kernel group, chosen before seeing any check shape: matmuls take the GEMM
 // shape model (their efficiency depends on m, n, k, with the weights streamed from their cache
 // level), convolutions a compute roofline per kernel size (1x1: the matmul's shape where that fits
 // the calibration shapes better), memory-bound kernels the blended cache levels (reorders with a
-// term for channels whose lines overflow L1).
+// term for the channel streams that L1's sets cannot hold).
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
                      const std::vector<std::size_t>& cal, const std::vector<double>& levels,
-                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, double l1_lines) {
+                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1) {
   std::vector<double> F, B, T, M, N, K;
   bool gemm = true;
   for (const auto i : cal) {
@@ -160,10 +161,10 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
   }
   if (gemm) {
     g.roofline = calibrate::fit_roofline(F, B, T, levels);
-  } else if (kind == "reorder" && l1_lines > 0) {
-    g.l1_lines = l1_lines;
+  } else if (kind == "reorder" && l1.known()) {
+    g.l1 = l1;
     std::vector<std::vector<double>> extra;
-    for (const auto i : cal) extra.push_back({g.l1_streams_exceeded(specs[i]) ? specs[i].bytes() : 0.0});
+    for (const auto i : cal) extra.push_back({g.conflict_share(specs[i]) * specs[i].bytes()});
     std::vector<double> coef;
     g.roofline = calibrate::fit_memory_blend(B, T, levels, extra, &coef);
     g.stream_penalty = coef.empty() ? 0 : coef.front();
@@ -347,7 +348,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  const double l1_lines = l1_data_lines();
+  const calibrate::CacheGeometry l1 = l1_data_cache();
   auto fit_all = [&](const std::vector<double>& levels) {
     std::map<std::string, GroupModel> out;
     // Matmuls first: a 1x1 convolution borrows the shape overheads of its dtype's matmul.
@@ -360,7 +361,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         }
         std::optional<calibrate::GemmShapeFit> matmul_shape;
         if (const auto mm = out.find("matmul/" + specs[members.front()].dtype); mm != out.end()) matmul_shape = mm->second.shape;
-        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1_lines);
+        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1);
       }
     }
     return out;
@@ -383,7 +384,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
           if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
         }
         if (cal.size() < 2) continue;
-        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1_lines);
+        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1);
         for (const auto i : cal) sum += std::pow(g.predict(specs[i]) / t_all[i] - 1, 2);
       }
       return sum;
@@ -461,7 +462,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         io.out << " " << (f.b[l] > 0 ? format_number(1 / f.b[l] / 1e9, 4) : std::string("inf")) << " GB/s"
                << (l < f.levels.size() ? " to " + format_number(f.levels[l] / 1048576, 3) + " MiB," : " beyond;");
       }
-      if (g.stream_penalty > 0) io.out << " channels beyond L1: +" << format_number(g.stream_penalty * 1e12, 3) << " ps/B;";
+      if (g.stream_penalty > 0) io.out << " channel streams L1 cannot hold: +" << format_number(g.stream_penalty * 1e12, 3) << " ps/B;";
     }
     io.out << " " << format_number(g.overhead() * 1e6, 3) << " us\n";
   }

@@ -173,6 +173,22 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
   }
 }
 
+TEST_CASE("a transposition's channel streams that L1's sets cannot hold, by hand") {
+  const CacheGeometry l1{64, 8, 64};  // 32 KiB, 8-way, 64-byte lines
+  // 64 channels of 112 x 112 floats: rows 50,176 B = 784 lines apart, 784 mod 64 = 16, so the
+  // row starts fall into sets 0, 16, 32, 48 only: 16 streams a set for 8 ways, half of them lost.
+  CHECK(stream_conflict_share(64, 112 * 112 * 4, l1) == doctest::Approx(0.5));
+  // 56 x 56: 196 lines apart, 196 mod 64 = 4: 16 sets, 4 streams each, all held.
+  CHECK(stream_conflict_share(64, 56 * 56 * 4, l1) == doctest::Approx(0.0));
+  // Consecutive lines: 512 streams fill the 64 sets x 8 ways exactly; a 513th puts 9 in set 0.
+  CHECK(stream_conflict_share(512, 64, l1) == doctest::Approx(0.0));
+  CHECK(stream_conflict_share(513, 64, l1) == doctest::Approx(1 - 8.0 / 9));
+  // 96 channels of 112 x 112: 24 streams in each of the 4 sets, 1 - 8/24 lost.
+  CHECK(stream_conflict_share(96, 112 * 112 * 4, l1) == doctest::Approx(2.0 / 3));
+  // Unknown geometry: no term.
+  CHECK(stream_conflict_share(96, 112 * 112 * 4, CacheGeometry{}) == 0);
+}
+
 TEST_CASE("calibration and check shapes are disjoint, and every group can be fitted") {
   for (const bool quick : {true, false}) {
     const auto shapes = shape_set(quick, true, true);

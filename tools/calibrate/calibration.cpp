@@ -393,6 +393,18 @@ double GemmShapeFit::weight_time(double n, double k) const {
   return s * bytes;
 }
 
+double stream_conflict_share(std::int64_t streams, double row_stride, const CacheGeometry& cache) {
+  if (!cache.known() || streams <= 0 || row_stride <= 0) return 0;
+  const auto sets = static_cast<std::int64_t>(cache.sets);
+  std::vector<std::int64_t> per_set(static_cast<std::size_t>(sets), 0);
+  std::int64_t most = 0;
+  for (std::int64_t j = 0; j < streams; ++j) {
+    const auto line = static_cast<std::int64_t>(std::floor(static_cast<double>(j) * row_stride / cache.line));
+    most = std::max(most, ++per_set[static_cast<std::size_t>(line % sets)]);
+  }
+  return std::max(0.0, 1 - cache.ways / static_cast<double>(most));
+}
+
 double RooflineFit::time_per_byte(double working_set) const {
   if (!blend) {
     std::size_t level = 0;

@@ -111,6 +111,19 @@ RooflineFit fit_memory_blend(const std::vector<double>& bytes, const std::vector
                              std::vector<double> levels, const std::vector<std::vector<double>>& extra = {},
                              std::vector<double>* extra_coef = nullptr);
 
+// One cache level's geometry (sysfs: number_of_sets, ways_of_associativity, coherency_line_size).
+struct CacheGeometry {
+  double sets = 0, ways = 0, line = 0;
+  bool known() const { return sets > 0 && ways > 0 && line > 0; }
+};
+
+// A transposition (reorder nchw -> nhwc) reads `streams` rows (the channels) `row_stride` bytes
+// apart, one cache line of each at a time, and must hold one line of every stream until its
+// pixels are written out. The row starts fall into the cache's sets; where a set receives more
+// streams than it has ways, the surplus lines are evicted before they are used up and fetched
+// again. Returns that share of the streams, 1 - ways / (most streams in one set), or 0.
+double stream_conflict_share(std::int64_t streams, double row_stride, const CacheGeometry& cache);
+
 // Least squares on relative error: an additive start (Eigen, non-negative), then a simplex
 // refinement of the max() model in log space. Levels holding no calibration shape are dropped.
 RooflineFit fit_roofline(const std::vector<double>& flops, const std::vector<double>& bytes,
