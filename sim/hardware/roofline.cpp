@@ -15,7 +15,7 @@ constexpr double kDefaultGemmEfficiency = 0.80;    // large dense GEMMs reach ~8
 constexpr double kDefaultMemoryEfficiency = 0.85;  // STREAM-like kernels reach ~85 % of HBM bandwidth
 constexpr double kDefaultLaunchS = 5e-6;           // per kernel on a GPU/TPU
 constexpr double kDefaultStaticShare = 0.30;       // busy-but-stalled power as a share of TDP when no idle figure exists
-constexpr double kComputeShareOfDynamic = 0.75;    // of TDP - P_static at peak compute and full bandwidth
+constexpr double kMemoryShareOfDynamic = 0.5;      // of TDP - P_static drawn by a stream at the achievable bandwidth
 
 const char* fallback_for(const std::string& dtype) {
   if (dtype == "tf32") return "fp32";
@@ -108,7 +108,10 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
                      double seconds) {
   // Lower-precision units spend less per FLOP: scale e_flop by the ratio of peaks.
   const double scale = fastest_16bit(device) / device.peak(dtype);
-  return flops * device.e_flop_j * scale + bytes * device.e_byte_j + device.static_w * seconds;
+  // The power limit: whatever the kernel does, the device draws at most its TDP.
+  const double dynamic = flops * device.e_flop_j * scale + bytes * device.e_byte_j;
+  const double headroom = std::max(0.0, device.tdp_w - device.static_w) * seconds;
+  return (headroom > 0 ? std::min(dynamic, headroom) : dynamic) + device.static_w * seconds;
 }
 
 DeviceModel make_device_model(const Hardware& h) {
@@ -128,12 +131,13 @@ DeviceModel make_device_model(const Hardware& h) {
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;
-  // At peak compute and full bandwidth together the device draws its TDP.
+  // A GEMM at the achievable rate (eta_c x the 16-bit peak) draws the TDP: GPUs reach their power
+  // limit on large GEMMs. A stream at the achievable bandwidth draws half the dynamic range.
   const double dynamic = std::max(0.0, h.tdp_w - d.static_w);
   const double peak16 = fastest_16bit(d);
-  d.e_flop_j = peak16 > 0 ? kComputeShareOfDynamic * dynamic / peak16 : 0;
-  d.e_byte_j = d.memory_bandwidth > 0 ? (1 - kComputeShareOfDynamic) * dynamic / d.memory_bandwidth : 0;
-  d.energy_source = "datasheet model: TDP at peak, idle (or 30 % of TDP) static";
+  d.e_flop_j = peak16 > 0 ? dynamic / (d.gemm_efficiency * peak16) : 0;
+  d.e_byte_j = d.memory_bandwidth > 0 ? kMemoryShareOfDynamic * dynamic / (d.memory_efficiency * d.memory_bandwidth) : 0;
+  d.energy_source = "datasheet model: TDP for a GEMM at the achievable rate (the power limit), idle (or 30 % of TDP) static";
   return d;
 }
 

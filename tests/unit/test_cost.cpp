@@ -80,14 +80,21 @@ TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
 
 TEST_CASE("energy roofline from the datasheet model") {
   const auto d = hardware::make_device_model(made_up());
-  // Static = idle 50 W; dynamic 250 W split 75 % compute at peak, 25 % memory at full bandwidth:
-  // e_flop = 0.75 x 250 / 1e14 = 1.875e-12 J; e_byte = 0.25 x 250 / 1e12 = 6.25e-11 J.
-  CHECK(d.e_flop_j == doctest::Approx(1.875e-12));
-  CHECK(d.e_byte_j == doctest::Approx(6.25e-11));
-  // The GEMM above: 1e12 x 1.875e-12 + 1e9 x 6.25e-11 + 50 W x 0.02 s = 1.875 + 0.0625 + 1 = 2.9375 J.
-  CHECK(hardware::kernel_energy(d, "fp16", 1e12, 1e9, 0.02) == doctest::Approx(2.9375));
-  // Running flat out at peak compute and bandwidth for 1 s draws the TDP.
+  // Static = idle 50 W, dynamic range 250 W. A GEMM at the achievable rate (eta_c 0.5 x 1e14) draws
+  // the TDP: e_flop = 250 / 5e13 = 5e-12 J. A stream at the achievable bandwidth (0.5 x 1e12) draws
+  // half the dynamic range: e_byte = 0.5 x 250 / 5e11 = 2.5e-10 J.
+  CHECK(d.e_flop_j == doctest::Approx(5e-12));
+  CHECK(d.e_byte_j == doctest::Approx(2.5e-10));
+  // A stream of 1e9 B at 5e11 B/s (2 ms): 1e9 x 2.5e-10 + 50 W x 0.002 s = 0.25 + 0.1 = 0.35 J (175 W).
+  CHECK(hardware::kernel_energy(d, "fp16", 0, 1e9, 0.002) == doctest::Approx(0.35));
+  // The GEMM above at the achievable rate (1e12 FLOP in 0.02 s): 1e12 x 5e-12 + 1e9 x 2.5e-10 = 5.25 J
+  // of dynamic energy exceeds the 250 W x 0.02 s = 5 J the power limit allows: 5 + 50 x 0.02 = 6 J,
+  // the TDP for 20 ms.
+  CHECK(hardware::kernel_energy(d, "fp16", 1e12, 1e9, 0.02) == doctest::Approx(6.0));
+  // Flat out at peak compute and bandwidth for 1 s: capped at the TDP.
   CHECK(hardware::kernel_energy(d, "fp16", 1e14, 1e12, 1.0) == doctest::Approx(300));
+  // Half the achievable GEMM rate for 1 s: 2.5e13 x 5e-12 + 50 = 175 J (half the dynamic range).
+  CHECK(hardware::kernel_energy(d, "fp16", 2.5e13, 0, 1.0) == doctest::Approx(175));
 }
 
 TEST_CASE("a training step of a one-layer MLP, by hand") {
@@ -219,10 +226,11 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   const InferenceResult nhwc = cost_inference(conv_inference("nhwc"));
   CHECK(nchw.batch_time_s == doctest::Approx(2.94912e-5 + 4.8e-8));
   CHECK(nhwc.batch_time_s == doctest::Approx(1.47456e-5 + 4.8e-8));
-  // Energy of the nchw batch: conv 73,728,000 x 1.875e-11 (fp32 = 10 x the fp16 e_flop) + 2,707,456 B
-  // x 6.25e-11 + 50 W x 2.94912e-5 s = 3.02618e-3 J; input 24,000 x 6.25e-11 + 50 x 4.8e-8 = 3.9e-6 J.
-  CHECK(nchw.device_energy_per_batch_j == doctest::Approx(3.02618e-3 + 3.9e-6).epsilon(1e-4));
-  CHECK(nchw.it_energy_per_inference_j == doctest::Approx((3.02618e-3 + 3.9e-6) / 10).epsilon(1e-4));
+  // Energy of the nchw batch: conv 73,728,000 x 5e-11 (fp32 = 10 x the fp16 e_flop) + 2,707,456 B
+  // x 2.5e-10 = 4.36326e-3 J dynamic (under the 250 W x 2.94912e-5 s = 7.3728e-3 J limit) + 50 W x
+  // 2.94912e-5 s = 5.83782e-3 J; input 24,000 x 2.5e-10 + 50 x 4.8e-8 = 8.4e-6 J.
+  CHECK(nchw.device_energy_per_batch_j == doctest::Approx(5.83782e-3 + 8.4e-6).epsilon(1e-4));
+  CHECK(nchw.it_energy_per_inference_j == doctest::Approx((5.83782e-3 + 8.4e-6) / 10).epsilon(1e-4));
   CHECK(nchw.facility_energy_per_inference_j == doctest::Approx(1.5 * nchw.it_energy_per_inference_j));
   CHECK(nchw.facility_energy_j == doctest::Approx(1000 * nchw.facility_energy_per_inference_j));
   CHECK(nhwc.it_energy_per_inference_j < nchw.it_energy_per_inference_j);
