@@ -17,6 +17,18 @@ void synthetic(const RooflineFit& truth, const std::string& group, std::vector<d
     T.push_back(truth.predict(s.flops(), s.bytes()));
   }
 }
+// Times generated from a known GEMM shape model on the f32 matmul calibration shapes.
+void synthetic_gemm(const GemmShapeFit& truth, std::vector<double>& M, std::vector<double>& N, std::vector<double>& K,
+                    std::vector<double>& T) {
+  for (const auto& s : shape_set(false, true, true)) {
+    double m = 0, n = 0, k = 0;
+    if (s.group() != "matmul/f32" || s.role != Role::calibrate || !gemm_dims(s, m, n, k)) continue;
+    M.push_back(m);
+    N.push_back(n);
+    K.push_back(k);
+    T.push_back(truth.predict(m, n, k));
+  }
+}
 }  // namespace
 
 TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") {
@@ -57,14 +69,7 @@ TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduc
   truth.k0 = 8;
   truth.c = 0.7e-6;
   std::vector<double> M, N, K, T;
-  for (const auto& s : shape_set(false, true, true)) {
-    double m = 0, n = 0, k = 0;
-    if (s.group() != "matmul/f32" || s.role != Role::calibrate || !gemm_dims(s, m, n, k)) continue;
-    M.push_back(m);
-    N.push_back(n);
-    K.push_back(k);
-    T.push_back(truth.predict(m, n, k));
-  }
+  synthetic_gemm(truth, M, N, K, T);
   REQUIRE(T.size() >= 8);
   const GemmShapeFit f = fit_gemm_shape(M, N, K, T);
   CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
@@ -150,14 +155,7 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     truth.w = {1 / 60e9, 1 / 25e9, 1 / 12e9};
     truth.element_bytes = 4;
     std::vector<double> M, N, K, T;
-    for (const auto& s : shape_set(false, true, true)) {
-      double m = 0, n = 0, k = 0;
-      if (s.group() != "matmul/f32" || s.role != Role::calibrate || !gemm_dims(s, m, n, k)) continue;
-      M.push_back(m);
-      N.push_back(n);
-      K.push_back(k);
-      T.push_back(truth.predict(m, n, k));
-    }
+    synthetic_gemm(truth, M, N, K, T);
     const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4);
     CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
     CHECK(f.n0 == doctest::Approx(truth.n0).epsilon(0.01));
