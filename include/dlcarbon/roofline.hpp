@@ -34,6 +34,7 @@ struct DeviceModel {
   double e_flop_j = 0;  // per FLOP at the device's fastest 16-bit rate (scaled by peak for other dtypes)
   double e_byte_j = 0;
   double tdp_w = 0;
+  double power_limit_w = 0;  // the most it draws: the measured maximum, else the TDP
   double host_w = 0;  // host share of the node per accelerator
   std::string efficiency_source;
   std::string energy_source;

@@ -59,6 +59,7 @@ struct Hardware {
   std::optional<double> memory_bandwidth_bytes_per_s;
   double tdp_w = 0;
   std::optional<double> idle_power_w;
+  std::optional<double> max_power_w;  // the most it draws under load, measured (default: the TDP)
   double host_overhead_w = 0;  // host share of the node per accelerator
   std::optional<double> embodied_kg;
   std::optional<double> lifetime_s;  // service life for amortising embodied carbon

@@ -110,7 +110,7 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   const double scale = fastest_16bit(device) / device.peak(dtype);
   // The power limit: whatever the kernel does, the device draws at most its TDP.
   const double dynamic = flops * device.e_flop_j * scale + bytes * device.e_byte_j;
-  const double headroom = std::max(0.0, device.tdp_w - device.static_w) * seconds;
+  const double headroom = std::max(0.0, device.power_limit_w - device.static_w) * seconds;
   return (headroom > 0 ? std::min(dynamic, headroom) : dynamic) + device.static_w * seconds;
 }
 
@@ -131,13 +131,16 @@ DeviceModel make_device_model(const Hardware& h) {
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;
-  // A GEMM at the achievable rate (eta_c x the 16-bit peak) draws the TDP: GPUs reach their power
-  // limit on large GEMMs. A stream at the achievable bandwidth draws half the dynamic range.
-  const double dynamic = std::max(0.0, h.tdp_w - d.static_w);
+  // A GEMM at the achievable rate (eta_c x the 16-bit peak) draws the power limit (the measured
+  // maximum where the catalog has one, else the TDP): GPUs reach their power limit on large GEMMs.
+  // A stream at the achievable bandwidth draws half the dynamic range.
+  d.power_limit_w = h.max_power_w.value_or(h.tdp_w);
+  const double dynamic = std::max(0.0, d.power_limit_w - d.static_w);
   const double peak16 = fastest_16bit(d);
   d.e_flop_j = peak16 > 0 ? dynamic / (d.gemm_efficiency * peak16) : 0;
   d.e_byte_j = d.memory_bandwidth > 0 ? kMemoryShareOfDynamic * dynamic / (d.memory_efficiency * d.memory_bandwidth) : 0;
-  d.energy_source = "datasheet model: TDP for a GEMM at the achievable rate (the power limit), idle (or 30 % of TDP) static";
+  d.energy_source = h.max_power_w ? "datasheet model: the measured maximum power for a GEMM at the achievable rate, idle (or 30 % of TDP) static"
+                                  : "datasheet model: TDP for a GEMM at the achievable rate (the power limit), idle (or 30 % of TDP) static";
   return d;
 }
 

@@ -399,7 +399,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
   static const EntityKind<Hardware> kind{
       "hardware", "hardware",
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
-       "idle_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
+       "idle_power", "max_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
        "compute_units",
        "efficiency", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
@@ -424,6 +424,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         }
         if (m.has("tdp")) h.tdp_w = detail::read_positive(m.at("tdp"), Kind::power);
         if (m.has("idle_power")) h.idle_power_w = detail::read_non_negative(m.at("idle_power"), Kind::power);
+        if (m.has("max_power")) h.max_power_w = detail::read_positive(m.at("max_power"), Kind::power);
         if (m.has("host_overhead")) h.host_overhead_w = detail::read_non_negative(m.at("host_overhead"), Kind::power);
         if (m.has("embodied")) h.embodied_kg = detail::read_non_negative(m.at("embodied"), Kind::co2e);
         if (m.has("embodied_basis")) h.embodied_basis = detail::read_text(m.at("embodied_basis"));
@@ -467,6 +468,12 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("notes")) h.notes = detail::read_text(m.at("notes"));
         if (h.idle_power_w && h.tdp_w > 0 && *h.idle_power_w > h.tdp_w) {
           m.at(m.has("idle_power") ? "idle_power" : "tdp").fail("idle power exceeds tdp");
+        }
+        if (h.max_power_w && h.tdp_w > 0 && *h.max_power_w > h.tdp_w) {
+          m.at(m.has("max_power") ? "max_power" : "tdp").fail("max_power exceeds tdp");
+        }
+        if (h.max_power_w && h.idle_power_w && *h.idle_power_w > *h.max_power_w) {
+          m.at(m.has("idle_power") ? "idle_power" : "max_power").fail("idle power exceeds max_power");
         }
       },
       nullptr};

@@ -24,6 +24,7 @@ void emit_hardware(YAML::Emitter& out, const Hardware& h) {
   }
   out << YAML::Key << "tdp_w" << YAML::Value << h.tdp_w;
   if (h.idle_power_w) out << YAML::Key << "idle_power_w" << YAML::Value << *h.idle_power_w;
+  if (h.max_power_w) out << YAML::Key << "max_power_w" << YAML::Value << *h.max_power_w;
   out << YAML::Key << "host_overhead_w" << YAML::Value << h.host_overhead_w;
   if (h.embodied_kg) out << YAML::Key << "embodied_kg" << YAML::Value << *h.embodied_kg;
   out << YAML::Key << "source" << YAML::Value << h.source;
