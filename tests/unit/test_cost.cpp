@@ -95,6 +95,13 @@ TEST_CASE("energy roofline from the datasheet model") {
   CHECK(hardware::kernel_energy(d, "fp16", 1e14, 1e12, 1.0) == doctest::Approx(300));
   // Half the achievable GEMM rate for 1 s: 2.5e13 x 5e-12 + 50 = 175 J (half the dynamic range).
   CHECK(hardware::kernel_energy(d, "fp16", 2.5e13, 0, 1.0) == doctest::Approx(175));
+  // A measured maximum of 200 W is the power limit instead of the TDP: e_flop = 150 / 5e13 = 3e-12 J,
+  // and flat out for 1 s draws 200 J.
+  Hardware capped = made_up();
+  capped.max_power_w = 200;
+  const auto c = hardware::make_device_model(capped);
+  CHECK(c.e_flop_j == doctest::Approx(3e-12));
+  CHECK(hardware::kernel_energy(c, "fp16", 1e14, 1e12, 1.0) == doctest::Approx(200));
 }
 
 TEST_CASE("a training step of a one-layer MLP, by hand") {
