@@ -140,18 +140,7 @@ calibrate::CacheGeometry l1_data_cache() {
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
                      const std::vector<std::size_t>& cal, const std::vector<double>& levels,
                      const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1) {
-  std::vector<double> F, B, T, M, N, K;
-  bool gemm = true;
-  for (const auto i : cal) {
-    double m = 0, n = 0, k = 0;
-    gemm = gemm && calibrate::gemm_dims(specs[i], m, n, k);
-    F.push_back(specs[i].flops());
-    B.push_back(specs[i].bytes());
-    T.push_back(t[i]);
-    M.push_back(m);
-    N.push_back(n);
-    K.push_back(k);
-  }
+  auto [F, B, T, M, N, K, gemm] = calibrate::group_samples(specs, t, cal);
   GroupModel g;
   const std::string kind = specs[cal.front()].kind;
   if (!gemm) {

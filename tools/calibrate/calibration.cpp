@@ -354,6 +354,22 @@ RooflineFit fit_compute(const std::vector<double>& F, const std::vector<double>&
   return RooflineFit{c[0], {}, {0.0}, c[1]};
 }
 
+GroupSamples group_samples(const std::vector<KernelSpec>& specs, const std::vector<double>& t,
+                           const std::vector<std::size_t>& indices) {
+  GroupSamples g;
+  for (const auto i : indices) {
+    double m = 0, n = 0, k = 0;
+    g.gemm = gemm_dims(specs[i], m, n, k) && g.gemm;
+    g.F.push_back(specs[i].flops());
+    g.B.push_back(specs[i].bytes());
+    g.T.push_back(t[i]);
+    g.M.push_back(m);
+    g.N.push_back(n);
+    g.K.push_back(k);
+  }
+  return g;
+}
+
 bool gemm_dims(const KernelSpec& s, double& m, double& n, double& k) {
   const auto d = [](std::int64_t x) { return static_cast<double>(x); };
   if (s.kind == "matmul") {

@@ -129,6 +129,15 @@ double stream_conflict_share(std::int64_t streams, double row_stride, const Cach
 RooflineFit fit_roofline(const std::vector<double>& flops, const std::vector<double>& bytes,
                          const std::vector<double>& seconds, std::vector<double> levels = {});
 
+// The samples of a kernel group for a fit: FLOPs, bytes, time and (GEMM-like groups) m, n, k of
+// the kernels `indices` of `specs`, with `gemm` false when any of them is not GEMM-like.
+struct GroupSamples {
+  std::vector<double> F, B, T, M, N, K;
+  bool gemm = true;
+};
+GroupSamples group_samples(const std::vector<KernelSpec>& specs, const std::vector<double>& seconds,
+                           const std::vector<std::size_t>& indices);
+
 // The GPU shape set (cuBLAS GEMMs at fp32, tf32, fp16, bf16; device-to-device copies), with the
 // same calibration/check split. Host-side code: tested without a GPU.
 std::vector<KernelSpec> shape_set_gpu(bool quick);

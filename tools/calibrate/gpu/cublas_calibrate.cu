@@ -187,19 +187,11 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
   for (const auto& [group, members] : groups) {
-    std::vector<double> F, B, T, M, N, K;
-    bool gemm = true;
+    std::vector<std::size_t> cal;
     for (const auto i : members) {
-      if (specs[i].role != Role::calibrate) continue;
-      double m = 0, n = 0, k = 0;
-      gemm = gemm && gemm_dims(specs[i], m, n, k);
-      F.push_back(specs[i].flops());
-      B.push_back(specs[i].bytes());
-      T.push_back(t[i]);
-      M.push_back(m);
-      N.push_back(n);
-      K.push_back(k);
+      if (specs[i].role == Role::calibrate) cal.push_back(i);
     }
+    const auto [F, B, T, M, N, K, gemm] = group_samples(specs, t, cal);
     fits[group] = fit_roofline(F, B, T, l2);
     if (gemm && !T.empty()) {
       const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element_bytes(specs[members.front()].dtype));
