@@ -264,8 +264,21 @@ struct Scenario {
   std::string resolved_yaml;  // after extends, catalogs and overrides, in SI units
 };
 
+// One value a sweep sets in a scenario (docs/sweep.md), applied after the scenario and its
+// `extends` chain as if a last file updated that key:
+//   {"training.gpt3.accelerators", "2048", {"sweep.yaml", 12, 15}}
+//   {"training.gpt3.parallelism.pipeline", "8", ...}   (the rest of parallelism is kept)
+//   {"datacenters.dc.pue", "1.3", ...}, {"scenario.horizon", "\"5 years\"", ...}
+struct Override {
+  std::string key;         // section.id.key[.key ...], or scenario.key
+  std::string value_yaml;  // the value as YAML text
+  SourceLocation at;       // where the sweep gives the value: errors in the value point here
+  SourceLocation key_at = {};  // where it names the key (errors in the key); `at` when not set
+};
+
 struct LoadOptions {
   std::filesystem::path data_dir;  // catalogs: every *.yaml below it (empty: no catalogs)
+  std::vector<Override> overrides = {};
 };
 
 // Reads, merges (`extends`), resolves and checks a scenario. Throws InputError with

@@ -17,6 +17,9 @@ std::string closest(std::string_view word, const std::vector<std::string>& candi
 // "a, b, c" (sorted as given).
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
+// "a.b..c" -> {"a", "b", "", "c"}; "" -> {""}.
+std::vector<std::string> split(std::string_view s, char sep);
+
 // Double-quotes a value for an error message, escaping control bytes and cutting very
 // long text: quoted("ten") == "\"ten\"".
 std::string quoted(std::string_view value);

@@ -19,6 +19,8 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  run SCENARIO.yaml [-o OUT.h5]   simulate a scenario and write an HDF5 file\n"
+    "  sweep SWEEP.yaml [-o OUT.h5]    run many points of a scenario (grid, Latin hypercube, Monte Carlo)\n"
+    "  merge -o OUT.h5 SHARD.h5 ...    merge the shard files of a sweep\n"
     "  validate [--dir DIR]            reproduce published footprints and print the errors\n"
     "  inspect FILE.h5                 print the contents of an output file\n"
     "  calibrate [--quick] [--check]   measure this CPU with oneDNN kernels, write a hardware entry\n"
@@ -78,6 +80,8 @@ int main(const std::vector<std::string>& args, Streams io) {
     if (command == "validate") return command_validate(rest, io);
     if (command == "inspect") return command_inspect(rest, io);
     if (command == "calibrate") return command_calibrate(rest, io);
+    if (command == "sweep") return command_sweep(rest, io);
+    if (command == "merge") return command_merge(rest, io);
   } catch (const InputError& e) {
     io.err << e.what() << "\n";
     return kBadInput;
@@ -85,7 +89,7 @@ int main(const std::vector<std::string>& args, Streams io) {
     io.err << "dlcarbon: internal failure: " << e.what() << "\n";
     return kFailure;
   }
-  io.err << "dlcarbon: unknown command \"" << command << "\"; expected one of: run, validate, inspect, calibrate "
+  io.err << "dlcarbon: unknown command \"" << command << "\"; expected one of: run, sweep, merge, validate, inspect, calibrate "
          << "(see dlcarbon --help)\n";
   return kBadInput;
 }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ int command_run(const std::vector<std::string>& args, Streams io);
 int command_validate(const std::vector<std::string>& args, Streams io);
 int command_inspect(const std::vector<std::string>& args, Streams io);
 int command_calibrate(const std::vector<std::string>& args, Streams io);
+int command_sweep(const std::vector<std::string>& args, Streams io);
+int command_merge(const std::vector<std::string>& args, Streams io);
 
 // Shared by the subcommands.
 std::filesystem::path default_data_dir();
@@ -45,6 +48,16 @@ struct LifecycleTotals {
   double energy_j = 0, co2e_location_kg = 0;  // all phases, embodied included
 };
 LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan& plan, int threads);
+// Everything `run` computes for a scenario: the record to write, the results, and the
+// messages of jobs that cannot run (does not fit in memory).
+struct ScenarioOutcome {
+  RunRecord record;
+  std::vector<TrainingResult> training;
+  std::vector<InferenceResult> inference;
+  std::optional<LifecycleTotals> life;
+  std::vector<std::string> failures;
+};
+ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

@@ -13,6 +13,31 @@
 
 namespace dlcarbon::cli {
 
+ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
+  ScenarioOutcome o;
+  for (const auto& job : scenario.training) {
+    o.training.push_back(simulate_training(job));
+    lifecycle::place_in_time(job, o.training.back().footprint);
+    if (!o.training.back().ok) {
+      o.failures.push_back(format_input_error(job.origin, "training." + job.id, o.training.back().reason));
+    }
+  }
+  // A job that cannot run is a result with its reason (kept in the file); a single run then
+  // exits 2 with the message, a sweep point goes on.
+  for (const auto& job : scenario.inference) o.inference.push_back(cost_inference(job));
+  o.record = make_run_record(scenario, o.training, o.inference);
+  // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
+  const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||
+                                std::any_of(scenario.training.begin(), scenario.training.end(),
+                                            [](const TrainingJob& j) { return j.repeat_count > 1; });
+  if (lifecycle_wanted) {
+    std::vector<TrainingFootprint> footprints;
+    for (const auto& r : o.training) footprints.push_back(r.footprint);
+    o.life = add_lifecycle(o.record, lifecycle::plan_lifecycle(scenario, footprints), threads);
+  }
+  return o;
+}
+
 int command_run(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
       "usage: dlcarbon run SCENARIO.yaml [-o OUT.h5] [--data-dir DIR] [--quiet] [--threads N]\n"
@@ -47,31 +72,12 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                      text::quoted(parent.string()) + " does not exist");
   }
 
-  std::vector<TrainingResult> results;
-  std::vector<std::string> failures;
-  for (const auto& job : scenario.training) {
-    results.push_back(simulate_training(job));
-    lifecycle::place_in_time(job, results.back().footprint);
-    if (!results.back().ok) {
-      failures.push_back(format_input_error(job.origin, "training." + job.id, results.back().reason));
-    }
-  }
-
-  // A job that cannot run is a result with its reason (kept in the file); a single run then
-  // exits 2 with the message, a sweep point would go on.
-  std::vector<InferenceResult> inference;
-  for (const auto& job : scenario.inference) inference.push_back(cost_inference(job));
-  RunRecord record = make_run_record(scenario, results, inference);
-  // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
-  const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||
-                                std::any_of(scenario.training.begin(), scenario.training.end(),
-                                            [](const TrainingJob& j) { return j.repeat_count > 1; });
-  std::optional<LifecycleTotals> life;
-  if (lifecycle_wanted) {
-    std::vector<TrainingFootprint> footprints;
-    for (const auto& r : results) footprints.push_back(r.footprint);
-    life = add_lifecycle(record, lifecycle::plan_lifecycle(scenario, footprints), vm["threads"].as<int>());
-  }
+  ScenarioOutcome outcome = simulate_scenario(scenario, vm["threads"].as<int>());
+  const RunRecord& record = outcome.record;
+  const auto& results = outcome.training;
+  const auto& inference = outcome.inference;
+  const auto& failures = outcome.failures;
+  const auto& life = outcome.life;
   write_run(out, record);
   for (const auto& f : failures) io.err << f << "\n";
   if (!failures.empty()) return kBadInput;

@@ -242,7 +242,9 @@ RunStats Engine::run_until(double until, const Handler& handler, int threads) {
   auto& parts = impl_->parts;
   const double L = impl_->lookahead;
   std::unique_ptr<oneapi::tbb::global_control> limit;
-  if (threads > 0) {
+  // Only for a parallel run: the limit is process-wide, and a serial run (one point of a
+  // parallel sweep) must not throttle the threads around it.
+  if (threads > 1) {
     limit = std::make_unique<oneapi::tbb::global_control>(oneapi::tbb::global_control::max_allowed_parallelism,
                                                           static_cast<std::size_t>(threads));
   }

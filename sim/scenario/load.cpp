@@ -188,6 +188,8 @@ class Builder {
   void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
   std::deque<std::string>& graph_files() { return graph_files_; }
+  // The keys an entry of `section` accepts (one of kEntitySections).
+  static const std::vector<std::string>& section_keys(const std::string& section);
 
  private:
   static const EntityKind<GridRegion>& region_kind();
@@ -317,6 +319,16 @@ InferenceDraft Builder::inference(const std::string& id) {
 
 DeploymentDraft Builder::deployment(const std::string& id) {
   return get(deployment_kind_table(), deployments_, id, Value{});
+}
+
+const std::vector<std::string>& Builder::section_keys(const std::string& name) {
+  if (name == "regions") return region_kind().allowed;
+  if (name == "datacenters") return datacenter_kind().allowed;
+  if (name == "hardware") return hardware_kind().allowed;
+  if (name == "models") return model_kind().allowed;
+  if (name == "training") return training_kind().allowed;
+  if (name == "inference") return inference_kind_table().allowed;
+  return deployment_kind_table().allowed;
 }
 
 // "-5 %/year" -> -0.05: the relative change of a region's intensity per year after its `year`.
@@ -857,7 +869,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             for (const auto& kv : shares.node) {
               const std::string key = kv.first.as<std::string>();
               const Value share = shares.child(kv.second, key);
-              step.hardware.push_back(b.hardware_ref(Value{kv.first, share.file, share.path}));
+              step.hardware.push_back(b.hardware_ref(Value{kv.first, share.file, share.path, share.origin}));
               step.shares.push_back(detail::read_number_in(share, 0, 1, true, "a share in [0, 1]"));
               sum += step.shares.back();
             }
@@ -1010,6 +1022,103 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
   return files;
 }
 
+const std::vector<std::string> kInfoKeys = {"name", "description", "start", "horizon", "seed", "resolution"};
+
+// A sweep's values (LoadOptions::overrides) become the last piece of the entry they update,
+// as if one more file extended the scenario; a nested key copies the map it sits in from the
+// entry's last piece that has it, so `parallelism.pipeline` keeps the rest of `parallelism`.
+void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
+  for (const Override& o : overrides) {
+    auto fail = [&](const std::string& what) -> void {
+      throw InputError(format_input_error(o.key_at.file.empty() ? o.at : o.key_at, o.key, what));
+    };
+    layers.files.push_back(o.at.file);
+    const std::string* file = &layers.files.back();
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.value_yaml);
+    } catch (const YAML::Exception& e) {
+      throw InputError(format_input_error(o.at, o.key, "the value is not YAML: " + e.msg));
+    }
+    const std::vector<std::string> parts = text::split(o.key, '.');
+    if (std::any_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); })) {
+      fail("expected a key path such as training.<id>.accelerators or scenario.horizon");
+    }
+    if (parts.front() == "scenario") {
+      if (parts.size() != 2) fail("expected scenario.<key> (one of " + text::join(kInfoKeys) + ")");
+      if (std::find(kInfoKeys.begin(), kInfoKeys.end(), parts[1]) == kInfoKeys.end()) {
+        const std::string guess = text::closest(parts[1], kInfoKeys);
+        fail("unknown key " + text::quoted(parts[1]) + " in scenario" +
+             (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") + " (known: " +
+             text::join(kInfoKeys) + ")");
+      }
+      YAML::Node piece(YAML::NodeType::Map);
+      piece[parts[1]] = value;
+      layers.info.push_back(Value{piece, file, "scenario", o.at});
+      continue;
+    }
+    if (std::find(kEntitySections.begin(), kEntitySections.end(), parts.front()) == kEntitySections.end()) {
+      std::vector<std::string> roots = kEntitySections;
+      roots.push_back("scenario");
+      const std::string guess = text::closest(parts.front(), roots);
+      fail("unknown section " + text::quoted(parts.front()) +
+           (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") + " (known: " + text::join(roots) + ")");
+    }
+    if (parts.size() < 3) fail("expected " + parts.front() + ".<id>.<key>");
+    Section& section = layers.sections[parts.front()];
+    const std::string& id = parts[1];
+    const auto entry = section.by_id.find(id);
+    if (entry == section.by_id.end()) {
+      const std::string guess = text::closest(id, section.order);
+      std::vector<std::string> known = section.order;
+      std::sort(known.begin(), known.end());
+      fail("no entry " + text::quoted(id) + " in " + parts.front() +
+           (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") +
+           (known.empty() ? " (none defined)" : " (known: " + text::join(known) + ")"));
+    }
+    std::vector<std::string> keys;
+    for (const auto& k : Builder::section_keys(parts.front())) {
+      if (k != "id" && k != "from") keys.push_back(k);
+    }
+    if (std::find(keys.begin(), keys.end(), parts[2]) == keys.end()) {
+      const std::string guess = text::closest(parts[2], keys);
+      fail("unknown key " + text::quoted(parts[2]) + " for " + parts.front() + " entries" +
+           (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") + " (known: " + text::join(keys) + ")");
+    }
+    YAML::Node piece(YAML::NodeType::Map);
+    piece["id"] = id;
+    if (parts.size() == 3) {
+      piece[parts[2]] = value;
+    } else {
+      YAML::Node top(YAML::NodeType::Map);
+      for (auto it = entry->second.rbegin(); it != entry->second.rend(); ++it) {
+        const YAML::Node given = it->node[parts[2]];
+        if (given.IsDefined()) {
+          top = YAML::Clone(given);
+          break;
+        }
+      }
+      YAML::Node at = top;
+      std::string where = parts.front() + "." + id + "." + parts[2];
+      for (std::size_t i = 3; i < parts.size(); ++i) {
+        if (!at.IsMap()) {
+          fail("cannot set a key inside " + where + ": it is " + detail::shown(at) +
+               ", not a map (sweep the whole " + where + " instead)");
+        }
+        if (i + 1 == parts.size()) {
+          at[parts[i]] = value;
+        } else {
+          if (!at[parts[i]].IsDefined()) at[parts[i]] = YAML::Node(YAML::NodeType::Map);
+          at.reset(at[parts[i]]);
+          where += "." + parts[i];
+        }
+      }
+      piece[parts[2]] = top;
+    }
+    section.add(id, Value{piece, file, parts.front() + "." + id, o.at});
+  }
+}
+
 }  // namespace
 
 Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
@@ -1025,6 +1134,7 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   stack.push_back(fs::weakly_canonical(file, ec));
   const std::size_t first_scenario_file = layers.files.size();
   load_layer(file, display_of(file), false, stack, layers, nullptr, &scenario.given_text);
+  apply_overrides(options.overrides, layers);
 
   const std::string& main_file = layers.files[first_scenario_file];
   if (layers.info.empty()) {

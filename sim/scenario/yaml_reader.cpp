@@ -12,6 +12,7 @@
 namespace dlcarbon::detail {
 
 SourceLocation Value::location() const {
+  if (origin) return *origin;
   SourceLocation loc{file ? *file : std::string("<input>"), 0, 0};
   const YAML::Mark m = node.Mark();
   if (m.line >= 0) {
@@ -38,7 +39,7 @@ Value Value::child(const YAML::Node& n, const std::string& key) const {
   } else {
     p += (p.empty() ? "" : ".") + key;
   }
-  return Value{n, file, p};
+  return Value{n, file, p, origin};
 }
 
 std::string shown(const YAML::Node& node) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct Value {
   YAML::Node node;
   const std::string* file = nullptr;  // owned by the loader; stable for the whole load
   std::string path;                   // key path, e.g. "training[0].power"
+  // Set for a value a sweep put in (docs/sweep.md): it and everything below it is reported
+  // at the sweep file's line and column, since the node itself has no place in any file.
+  std::optional<SourceLocation> origin = std::nullopt;
 
   SourceLocation location() const;
   [[noreturn]] void fail(const std::string& what) const;

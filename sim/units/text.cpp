@@ -45,6 +45,15 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
   return out;
 }
 
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> parts(1);
+  for (const char c : s) {
+    if (c == sep) parts.emplace_back();
+    else parts.back() += c;
+  }
+  return parts;
+}
+
 bool parse_utc_time(const std::string& s, long long& out) {
   int y = 0;
   unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;

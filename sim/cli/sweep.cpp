@@ -1,0 +1,488 @@
+// `dlcarbon sweep` and `dlcarbon merge` (docs/sweep.md): many points of one scenario, in
+// parallel, sharded across processes, resumable, merged into one file.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <set>
+
+#include "build_info.hpp"
+#include "commands.hpp"
+#include "dlcarbon/sweep.hpp"
+#include "dlcarbon/text.hpp"
+#include "options.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dlcarbon::cli {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+const std::vector<std::string> kPointTables = {"sweep/points", "sweep/training", "sweep/inference"};
+
+// --- tables of rows ----------------------------------------------------------------------
+
+template <class T>
+Column one(const std::string& name, const std::string& units, T value) {
+  return Column{name, units, std::vector<T>{value}};
+}
+
+// `t` with a first column `point` holding `point` on every row.
+Table with_point(const std::string& path, const Table& t, std::int64_t point) {
+  Table out{path, {Column{"point", "1", std::vector<std::int64_t>(t.rows(), point)}}};
+  for (const auto& c : t.columns) out.columns.push_back(c);
+  return out;
+}
+
+void append_rows(Table& into, const Table& from) {
+  if (into.columns.empty()) {
+    into.columns = from.columns;
+    return;
+  }
+  if (into.columns.size() != from.columns.size()) throw OutputError(into.path + ": rows with different columns");
+  for (std::size_t i = 0; i < into.columns.size(); ++i) {
+    auto& to = into.columns[i];
+    const auto& src = from.columns[i];
+    if (to.name != src.name || to.values.index() != src.values.index()) {
+      throw OutputError(into.path + ": column " + src.name + " differs between points");
+    }
+    std::visit(
+        [&](auto& values) {
+          const auto& more = std::get<std::decay_t<decltype(values)>>(src.values);
+          values.insert(values.end(), more.begin(), more.end());
+        },
+        to.values);
+  }
+}
+
+Table take_rows(const Table& t, const std::vector<std::size_t>& rows) {
+  Table out{t.path, {}};
+  for (const auto& c : t.columns) {
+    Column d{c.name, c.units, {}};
+    std::visit(
+        [&](const auto& values) {
+          std::decay_t<decltype(values)> picked;
+          for (const auto r : rows) picked.push_back(values[r]);
+          d.values = std::move(picked);
+        },
+        c.values);
+    out.columns.push_back(std::move(d));
+  }
+  return out;
+}
+
+// --- one point ---------------------------------------------------------------------------
+
+// The rows a finished point contributes to each of kPointTables.
+using PointRows = std::map<std::string, Table>;
+
+bool numeric_parameter(const SweepParameter& p) {
+  if (p.ranged) return true;
+  for (const double x : p.values_numeric) {
+    if (std::isnan(x)) return false;
+  }
+  return true;
+}
+
+PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const ScenarioOutcome& o) {
+  PointRows rows;
+  Table points{"sweep/points", {Column{"point", "1", std::vector<std::int64_t>{point.index}}}};
+  for (std::size_t j = 0; j < spec.parameters.size(); ++j) {
+    const auto& p = spec.parameters[j];
+    if (numeric_parameter(p)) {
+      points.columns.push_back(one(p.key, p.unit.empty() ? "" : p.unit, point.numeric[j]));
+    } else {
+      points.columns.push_back(one(p.key, "", point.shown[j]));
+    }
+  }
+  std::string reason;
+  for (std::size_t i = 0; i < o.training.size(); ++i) {
+    if (o.training[i].ok) continue;
+    const Column* job = nullptr;
+    for (const auto& t : o.record.tables) {
+      if (t.path == "summary/training") job = t.find("job");
+    }
+    const std::string id = job ? std::get<std::vector<std::string>>(job->values).at(i) : std::to_string(i);
+    reason += (reason.empty() ? "" : "; ") + id + ": " + o.training[i].reason;
+  }
+  double facility = 0, it = 0, loc = 0, mkt = 0, accel = 0;
+  bool market = true;
+  for (const auto& r : o.training) {
+    facility += r.footprint.facility_energy_j;
+    it += r.footprint.it_energy_j;
+    loc += r.footprint.co2e_location_kg;
+    accel += r.footprint.accelerator_time_s;
+    market = market && r.footprint.co2e_market_kg.has_value();
+    mkt += r.footprint.co2e_market_kg.value_or(0);
+  }
+  for (const auto& r : o.inference) {
+    facility += r.facility_energy_j;
+    it += r.it_energy_j;
+    loc += r.co2e_location_kg;
+    accel += r.accelerator_time_s;
+    market = market && r.co2e_market_kg.has_value();
+    mkt += r.co2e_market_kg.value_or(0);
+  }
+  if (o.life) {
+    // The lifecycle includes the jobs, serving, idle and embodied carbon over the horizon.
+    facility = o.life->energy_j;
+    loc = o.life->co2e_location_kg;
+    it = kNaN;
+    market = false;
+  }
+  if (!reason.empty()) facility = it = loc = mkt = accel = kNaN;  // no totals for a point that cannot run
+  points.columns.push_back(one("status", "", std::string(reason.empty() ? "ok" : "cannot run")));
+  points.columns.push_back(one("reason", "", reason));
+  points.columns.push_back(one("facility_energy", "J", facility));
+  points.columns.push_back(one("it_energy", "J", it));
+  points.columns.push_back(one("co2e_location", "kgCO2e", loc));
+  points.columns.push_back(one("co2e_market", "kgCO2e", market ? mkt : kNaN));
+  points.columns.push_back(one("accelerator_time", "s", accel));
+  points.columns.push_back(one("lifecycle", "1", std::int64_t{o.life ? 1 : 0}));
+  rows["sweep/points"] = std::move(points);
+  for (const auto& t : o.record.tables) {
+    if (t.path == "summary/training") rows["sweep/training"] = with_point("sweep/training", t, point.index);
+    if (t.path == "summary/inference") rows["sweep/inference"] = with_point("sweep/inference", t, point.index);
+  }
+  return rows;
+}
+
+// --- the file ----------------------------------------------------------------------------
+
+std::string fingerprint(const SweepSpec& spec, const std::string& scenario_text) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the sweep and scenario texts
+  for (const std::string* s : {&spec.given_text, &scenario_text}) {
+    for (const unsigned char c : *s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+const char* method_name(SweepMethod m) {
+  return m == SweepMethod::grid ? "grid" : m == SweepMethod::latin_hypercube ? "latin-hypercube" : "monte-carlo";
+}
+
+struct SweepFile {
+  std::string name, method, fingerprint, sweep_text, scenario_text;
+  std::int64_t seed = 0, total = 0, shard_index = 0, shard_count = 1;
+  Table parameters{"sweep/parameters", {}};
+  std::map<std::int64_t, PointRows> done;  // by point index
+};
+
+RunRecord to_record(const SweepFile& f, std::int64_t in_shard) {
+  RunRecord r;
+  r.dlcarbon_version = build_info::version();
+  r.git_sha = build_info::git_sha();
+  r.created = utc_now_iso8601();
+  r.scenario_name = f.name;
+  r.seed = f.seed;
+  r.scenario_given = f.sweep_text;
+  r.scenario_resolved = f.scenario_text;
+  const auto n_done = static_cast<std::int64_t>(f.done.size());
+  r.tables.push_back(Table{"sweep/info",
+                           {one("name", "", f.name), one("method", "", f.method), one("seed", "1", f.seed),
+                            one("points", "1", f.total), one("shard", "1", f.shard_index),
+                            one("shards", "1", f.shard_count), one("points_in_shard", "1", in_shard),
+                            one("points_done", "1", n_done),
+                            one("complete", "1", std::int64_t{n_done == in_shard ? 1 : 0}),
+                            one("fingerprint", "", f.fingerprint)}});
+  r.tables.push_back(f.parameters);
+  for (const auto& path : kPointTables) {
+    Table t{path, {}};
+    for (const auto& [index, rows] : f.done) {
+      if (const auto it = rows.find(path); it != rows.end()) append_rows(t, it->second);
+    }
+    if (!t.columns.empty()) r.tables.push_back(std::move(t));
+  }
+  return r;
+}
+
+template <class T>
+T cell(const Table& t, const std::string& column, std::size_t row, const std::string& file) {
+  const Column* c = t.find(column);
+  if (!c || !std::holds_alternative<std::vector<T>>(c->values) || std::get<std::vector<T>>(c->values).size() <= row) {
+    throw InputError(file + ": not a dlcarbon sweep file (" + t.path + " has no column " + column + ")");
+  }
+  return std::get<std::vector<T>>(c->values)[row];
+}
+
+// Reads a file written by `sweep` or `merge`; InputError when it is not one.
+SweepFile read_sweep_file(const fs::path& path) {
+  const std::string shown = path.generic_string();
+  RunRecord r;
+  try {
+    r = read_run(path);
+  } catch (const std::exception& e) {
+    throw InputError(shown + ": cannot read it as a dlcarbon sweep file: " + e.what());
+  }
+  const Table* info = nullptr;
+  SweepFile f;
+  for (const auto& t : r.tables) {
+    if (t.path == "sweep/info") info = &t;
+    if (t.path == "sweep/parameters") f.parameters = t;
+  }
+  if (!info || info->rows() != 1) throw InputError(shown + ": not a dlcarbon sweep file (no sweep/info table)");
+  f.name = cell<std::string>(*info, "name", 0, shown);
+  f.method = cell<std::string>(*info, "method", 0, shown);
+  f.seed = cell<std::int64_t>(*info, "seed", 0, shown);
+  f.total = cell<std::int64_t>(*info, "points", 0, shown);
+  f.shard_index = cell<std::int64_t>(*info, "shard", 0, shown);
+  f.shard_count = cell<std::int64_t>(*info, "shards", 0, shown);
+  f.fingerprint = cell<std::string>(*info, "fingerprint", 0, shown);
+  f.sweep_text = r.scenario_given;
+  f.scenario_text = r.scenario_resolved;
+  for (const auto& t : r.tables) {
+    if (std::find(kPointTables.begin(), kPointTables.end(), t.path) == kPointTables.end()) continue;
+    std::map<std::int64_t, std::vector<std::size_t>> by_point;
+    for (std::size_t row = 0; row < t.rows(); ++row) by_point[cell<std::int64_t>(t, "point", row, shown)].push_back(row);
+    for (const auto& [point, rows] : by_point) f.done[point][t.path] = take_rows(t, rows);
+  }
+  for (const auto& [point, rows] : f.done) {
+    if (!rows.count("sweep/points")) {
+      throw InputError(shown + ": point " + std::to_string(point) + " has rows but no sweep/points row");
+    }
+  }
+  return f;
+}
+
+Table parameters_table(const SweepSpec& spec) {
+  std::vector<std::string> key, values, scale, unit;
+  std::vector<double> lo, hi;
+  std::vector<std::int64_t> integer;
+  for (const auto& p : spec.parameters) {
+    key.push_back(p.key);
+    values.push_back(p.ranged ? "" : text::join(p.values_shown, " | "));
+    lo.push_back(p.ranged ? p.lo : kNaN);
+    hi.push_back(p.ranged ? p.hi : kNaN);
+    scale.push_back(p.log_scale ? "log" : "linear");
+    integer.push_back(p.integer ? 1 : 0);
+    unit.push_back(p.unit);
+  }
+  return Table{"sweep/parameters",
+               {Column{"key", "", key}, Column{"values", "", values}, Column{"range_low", "", lo},
+                Column{"range_high", "", hi}, Column{"scale", "", scale}, Column{"integer", "1", integer},
+                Column{"unit", "", unit}}};
+}
+
+fs::path shard_output(fs::path out, const Shard& shard) {
+  if (shard.count == 1) return out;
+  const std::string stem = out.stem().string(), ext = out.extension().string();
+  return out.replace_filename(stem + ".shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ext);
+}
+
+void check_directory(const fs::path& out) {
+  const fs::path parent = out.parent_path().empty() ? "." : out.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
+                     text::quoted(parent.string()) + " does not exist");
+  }
+}
+
+std::string describe(const SweepPoint& p, const SweepSpec& spec) {
+  std::vector<std::string> kv;
+  for (std::size_t j = 0; j < spec.parameters.size(); ++j) kv.push_back(spec.parameters[j].key + "=" + p.shown[j]);
+  return "sweep point " + std::to_string(p.index) + ": " + text::join(kv, ", ");
+}
+
+}  // namespace
+
+int command_sweep(const std::vector<std::string>& args, Streams io) {
+  const std::string usage =
+      "usage: dlcarbon sweep SWEEP.yaml [-o OUT.h5] [--shard I/N|auto] [--threads N] [--fresh] [--data-dir DIR] [--quiet]\n"
+      "Runs every point of a sweep (docs/sweep.md) and writes one HDF5 file with a row per point.";
+  po::options_description visible("options");
+  visible.add_options()("output,o", po::value<std::string>(), "output file (default: <sweep name>.h5)")(
+      "shard", po::value<std::string>()->default_value("0/1"),
+      "run only shard I of N (0-based; writes OUT.shard-I-of-N.h5; then `dlcarbon merge`), or auto from mpirun/srun/Slurm arrays")(
+      "threads", po::value<int>()->default_value(0), "points run in parallel on this many threads (0: all cores)")(
+      "fresh", "start over even if the output file holds finished points of this sweep")(
+      "data-dir", po::value<std::string>(), "catalog directory (default: $DLCARBON_DATA_DIR or the source tree's data/)")(
+      "quiet,q", "print nothing but errors");
+  po::options_description hidden;
+  hidden.add_options()("sweep", po::value<std::string>(), "");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  po::variables_map vm;
+  if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (!vm.count("sweep")) {
+    io.err << "dlcarbon sweep: missing the sweep file\n" << usage << "\n";
+    return kBadInput;
+  }
+  const int threads = vm["threads"].as<int>();
+  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+  const Shard shard = parse_shard(vm["shard"].as<std::string>());
+  const auto started = std::chrono::steady_clock::now();
+
+  const SweepSpec spec = load_sweep_spec(vm["sweep"].as<std::string>());
+  const std::vector<SweepPoint> points = expand_sweep(spec);
+  const fs::path data_dir = vm.count("data-dir") ? fs::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  const fs::path out = shard_output(vm.count("output") ? fs::path(vm["output"].as<std::string>())
+                                                       : fs::path(spec.name + ".h5"),
+                                    shard);
+  check_directory(out);
+
+  // The base scenario alone must load: its errors are reported as they are, not per point.
+  LoadOptions base_options{data_dir, {}};
+  const Scenario base = load_scenario(spec.scenario, base_options);
+
+  SweepFile file;
+  file.name = spec.name;
+  file.method = method_name(spec.method);
+  file.seed = static_cast<std::int64_t>(spec.seed);
+  file.total = static_cast<std::int64_t>(points.size());
+  file.shard_index = shard.index;
+  file.shard_count = shard.count;
+  file.sweep_text = spec.given_text;
+  file.scenario_text = base.given_text;
+  file.fingerprint = fingerprint(spec, base.given_text);
+  file.parameters = parameters_table(spec);
+
+  std::error_code ec;
+  std::size_t resumed = 0;
+  if (!vm.count("fresh") && fs::exists(out, ec)) {
+    SweepFile before = read_sweep_file(out);
+    if (before.fingerprint != file.fingerprint || before.shard_index != file.shard_index ||
+        before.shard_count != file.shard_count || before.total != file.total) {
+      throw InputError(out.generic_string() + ": holds another sweep (" + before.name + ", shard " +
+                       std::to_string(before.shard_index) + "/" + std::to_string(before.shard_count) +
+                       ") or an edited sweep or scenario; use --fresh to overwrite it, or another -o");
+    }
+    file.done = std::move(before.done);
+    resumed = file.done.size();
+  }
+  std::vector<std::int64_t> todo;
+  const std::vector<std::int64_t> mine = shard_points(file.total, shard);
+  for (const auto i : mine) {
+    if (!file.done.count(i)) todo.push_back(i);
+  }
+
+  // Every point's scenario is loaded and checked before anything runs or is written: a bad
+  // value is bad input (exit 2, nothing written), whichever point it is in.
+  {
+    std::mutex m;
+    std::int64_t first_bad = -1;
+    std::string message;
+    run_points(todo, threads, [&](std::int64_t i) {
+      const SweepPoint& p = points[static_cast<std::size_t>(i)];
+      try {
+        LoadOptions o{data_dir, p.overrides};
+        (void)load_scenario(spec.scenario, o);
+      } catch (const InputError& e) {
+        std::lock_guard<std::mutex> lock(m);
+        if (first_bad < 0 || i < first_bad) {
+          first_bad = i;
+          message = std::string(e.what()) + " (in " + describe(p, spec) + ")";
+        }
+      }
+    }, [](std::size_t) {});
+    if (first_bad >= 0) throw InputError(message);
+  }
+
+  const bool tty = !vm.count("quiet") && isatty(STDERR_FILENO);
+  std::mutex m;
+  auto last_write = std::chrono::steady_clock::now();
+  const auto in_shard = static_cast<std::int64_t>(mine.size());
+  run_points(todo, threads, [&](std::int64_t i) {
+    const SweepPoint& p = points[static_cast<std::size_t>(i)];
+    LoadOptions o{data_dir, p.overrides};
+    const Scenario s = load_scenario(spec.scenario, o);
+    PointRows rows = point_rows(spec, p, simulate_scenario(s, 1));
+    std::lock_guard<std::mutex> lock(m);
+    file.done[i] = std::move(rows);
+  }, [&](std::size_t n) {
+    // A checkpoint every 30 s: a killed sweep keeps what it finished (a rerun resumes).
+    const auto now = std::chrono::steady_clock::now();
+    if (n < todo.size() && std::chrono::duration<double>(now - last_write).count() >= 30) {
+      write_run(out, to_record(file, in_shard));
+      last_write = now;
+    }
+    if (tty) io.err << "\r  " << n << "/" << todo.size() << " points" << std::flush;
+  });
+  if (tty && !todo.empty()) io.err << "\r";
+  write_run(out, to_record(file, in_shard));
+
+  if (!vm.count("quiet")) {
+    std::int64_t cannot = 0;
+    for (const auto& [i, rows] : file.done) {
+      if (cell<std::string>(rows.at("sweep/points"), "status", 0, out.generic_string()) != "ok") ++cannot;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    io.out << "dlcarbon: sweep " << spec.name << ": " << file.done.size() << " of " << file.total << " points"
+           << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count) + ")" : "")
+           << ", " << todo.size() << " run, " << resumed << " kept from the file, " << cannot
+           << " cannot run (reason in sweep/points), " << format_number(seconds, 3) << " s -> " << out.string() << "\n";
+  }
+  return kOk;
+}
+
+int command_merge(const std::vector<std::string>& args, Streams io) {
+  const std::string usage =
+      "usage: dlcarbon merge -o OUT.h5 SHARD.h5 [SHARD.h5 ...] [--quiet]\n"
+      "Merges the files of one sweep's shards (dlcarbon sweep --shard) into one file.";
+  po::options_description visible("options");
+  visible.add_options()("output,o", po::value<std::string>(), "the merged file")("quiet,q", "print nothing but errors");
+  po::options_description hidden;
+  hidden.add_options()("inputs", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description positional;
+  positional.add("inputs", -1);
+  po::variables_map vm;
+  if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (!vm.count("output") || !vm.count("inputs")) {
+    io.err << "dlcarbon merge: needs -o OUT.h5 and at least one shard file\n" << usage << "\n";
+    return kBadInput;
+  }
+  const fs::path out = vm["output"].as<std::string>();
+  check_directory(out);
+  SweepFile merged;
+  std::map<std::int64_t, std::string> from;
+  bool first = true;
+  for (const auto& name : vm["inputs"].as<std::vector<std::string>>()) {
+    SweepFile f = read_sweep_file(name);
+    if (first) {
+      merged.name = f.name;
+      merged.method = f.method;
+      merged.seed = f.seed;
+      merged.total = f.total;
+      merged.fingerprint = f.fingerprint;
+      merged.sweep_text = f.sweep_text;
+      merged.scenario_text = f.scenario_text;
+      merged.parameters = f.parameters;
+      first = false;
+    } else if (f.fingerprint != merged.fingerprint || f.total != merged.total) {
+      throw InputError(name + ": a shard of another sweep (" + f.name + ") or of an edited sweep or scenario; " +
+                       "expected shards of " + merged.name + " like " + from.begin()->second);
+    }
+    for (auto& [point, rows] : f.done) {
+      if (const auto it = from.find(point); it != from.end()) {
+        throw InputError(name + ": point " + std::to_string(point) + " is also in " + it->second +
+                         " (give each shard once)");
+      }
+      from[point] = name;
+      merged.done[point] = std::move(rows);
+    }
+  }
+  write_run(out, to_record(merged, merged.total));
+  const auto missing = merged.total - static_cast<std::int64_t>(merged.done.size());
+  if (!vm.count("quiet")) {
+    io.out << "dlcarbon: merged " << vm["inputs"].as<std::vector<std::string>>().size() << " file(s) of sweep "
+           << merged.name << ": " << merged.done.size() << " of " << merged.total << " points"
+           << (missing ? " (" + std::to_string(missing) + " missing: run their shards, then merge again)" : "")
+           << " -> " << out.string() << "\n";
+  }
+  return kOk;
+}
+
+}  // namespace dlcarbon::cli

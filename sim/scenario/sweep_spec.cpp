@@ -1,0 +1,184 @@
+// Reading a sweep file (docs/sweep.md). The scenario it names is read by load_scenario, once
+// per point, with the point's values as overrides.
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "dlcarbon/sweep.hpp"
+#include "dlcarbon/text.hpp"
+#include "yaml_reader.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dlcarbon {
+namespace {
+
+using detail::MapView;
+using detail::Value;
+
+std::string number_text(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+double plain_number(const YAML::Node& n) {
+  if (!n.IsScalar()) return std::numeric_limits<double>::quiet_NaN();
+  const std::string& s = n.Scalar();
+  char* end = nullptr;
+  const double x = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(x)) return std::numeric_limits<double>::quiet_NaN();
+  return x;
+}
+
+std::string flow_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+std::string yaml_text(const YAML::Node& n) {
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+SweepParameter read_parameter(const Value& v, SweepMethod method) {
+  if (!v.node.IsMap()) v.expected("a map with key and values (or range)");
+  const MapView m(v, {"key", "values", "range", "steps", "scale", "integer", "unit"});
+  m.require("key");
+  SweepParameter p;
+  p.key = detail::read_text(m.at("key"));
+  p.at = m.at("key").location();
+  if (m.has("values") == m.has("range")) {
+    v.fail(m.has("values") ? "give either values or range, not both" : "missing required key \"values\" (or \"range\")");
+  }
+  if (m.has("values")) {
+    for (const char* k : {"steps", "scale", "integer", "unit"}) {
+      if (m.has(k)) m.at(k).fail(std::string(k) + " goes with range, not with values");
+    }
+    const Value list = m.at("values");
+    if (!list.node.IsSequence() || list.node.size() == 0) list.expected("a non-empty list of values");
+    for (std::size_t i = 0; i < list.node.size(); ++i) {
+      const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+      if (item.node.IsNull()) item.expected("a value");
+      p.values_yaml.push_back(yaml_text(item.node));
+      p.values_shown.push_back(flow_text(item.node));
+      p.values_numeric.push_back(plain_number(item.node));
+      p.values_at.push_back(item.location());
+    }
+    return p;
+  }
+  const Value range = m.at("range");
+  if (!range.node.IsSequence() || range.node.size() != 2) range.expected("[low, high], two numbers");
+  const Value lo_v = range.child(range.node[0], "[0]"), hi_v = range.child(range.node[1], "[1]");
+  p.lo = plain_number(lo_v.node);
+  p.hi = plain_number(hi_v.node);
+  if (std::isnan(p.lo)) lo_v.expected("a number");
+  if (std::isnan(p.hi)) hi_v.expected("a number");
+  if (!(p.hi > p.lo)) hi_v.expected("a number above the low end " + number_text(p.lo));
+  p.ranged = true;
+  p.range_at = range.location();
+  if (m.has("scale")) p.log_scale = detail::read_choice(m.at("scale"), {"linear", "log"}) == "log";
+  if (p.log_scale && !(p.lo > 0)) lo_v.expected("a number > 0 (scale: log)");
+  if (m.has("integer")) p.integer = detail::read_bool(m.at("integer"));
+  if (p.integer && (p.lo != std::floor(p.lo) || p.hi != std::floor(p.hi))) range.expected("integer ends (integer: true)");
+  if (m.has("unit")) p.unit = detail::read_text(m.at("unit"));
+  if (method == SweepMethod::grid) {
+    if (!m.has("steps")) {
+      range.fail("a grid needs values, or a range with steps (or use method latin-hypercube or monte-carlo)");
+    }
+    const std::int64_t steps = detail::read_positive_int(m.at("steps"));
+    if (steps < 2) m.at("steps").expected("at least 2 steps (both ends)");
+    if (steps > 1'000'000) m.at("steps").expected("at most 1000000 steps");
+    for (std::int64_t i = 0; i < steps; ++i) {
+      const double f = static_cast<double>(i) / static_cast<double>(steps - 1);
+      double x = p.log_scale ? std::exp(std::log(p.lo) + f * (std::log(p.hi) - std::log(p.lo))) : p.lo + f * (p.hi - p.lo);
+      if (i == steps - 1) x = p.hi;
+      if (p.integer) x = std::round(x);
+      if (!p.values_numeric.empty() && x == p.values_numeric.back()) continue;  // integer steps that coincide
+      const std::string t = number_text(x);
+      p.values_yaml.push_back(p.unit.empty() ? t : "\"" + t + " " + p.unit + "\"");
+      char shown[40];
+      std::snprintf(shown, sizeof shown, "%.6g", x);
+      p.values_shown.push_back(p.unit.empty() ? shown : std::string(shown) + " " + p.unit);
+      p.values_numeric.push_back(x);
+      p.values_at.push_back(p.range_at);
+    }
+    p.ranged = false;
+  } else if (m.has("steps")) {
+    m.at("steps").fail("steps is for a grid; latin-hypercube and monte-carlo draw `samples` values");
+  }
+  return p;
+}
+
+}  // namespace
+
+SweepSpec load_sweep_spec(const fs::path& file) {
+  SweepSpec spec;
+  spec.display = file.lexically_normal().generic_string();
+  const YAML::Node root = detail::read_yaml_file(file, spec.display, spec.given_text, {}, "");
+  const Value top{root, &spec.display, ""};
+  const MapView map(top, {"schema_version", "sweep", "parameters"});
+  if (!map.has("schema_version")) {
+    throw InputError(format_input_error({spec.display, 1, 1}, "",
+                                        "missing required key \"schema_version\" (this format is version 1)"));
+  }
+  const Value version = map.at("schema_version");
+  if (!version.node.IsScalar() || version.node.Scalar() != "1") version.expected("1 (the only schema version so far)");
+  map.require("sweep");
+  map.require("parameters");
+  const MapView s(map.at("sweep"), {"name", "scenario", "method", "samples", "seed"});
+  s.require("name");
+  s.require("scenario");
+  spec.name = detail::read_id(s.at("name"));
+  const Value scenario = s.at("scenario");
+  spec.scenario = (file.parent_path() / detail::read_text(scenario)).lexically_normal();
+  std::error_code ec;
+  if (!fs::is_regular_file(spec.scenario, ec)) {
+    scenario.fail("no scenario file " + text::quoted(spec.scenario.generic_string()) +
+                  " (the path is relative to the sweep file)");
+  }
+  if (s.has("method")) {
+    const std::string m = detail::read_choice(s.at("method"), {"grid", "latin-hypercube", "monte-carlo"});
+    spec.method = m == "grid" ? SweepMethod::grid : m == "latin-hypercube" ? SweepMethod::latin_hypercube
+                                                                          : SweepMethod::monte_carlo;
+  }
+  if (spec.method == SweepMethod::grid) {
+    if (s.has("samples")) s.at("samples").fail("samples is for latin-hypercube and monte-carlo; a grid runs every combination");
+  } else {
+    s.require("samples");
+    spec.samples = detail::read_positive_int(s.at("samples"));
+    if (spec.samples > kMaxSweepPoints) s.at("samples").expected("at most " + std::to_string(kMaxSweepPoints) + " samples");
+  }
+  if (s.has("seed")) {
+    const std::int64_t seed = detail::read_int(s.at("seed"));
+    if (seed < 0) s.at("seed").expected("a seed >= 0");
+    spec.seed = static_cast<std::uint64_t>(seed);
+  }
+  const Value params = map.at("parameters");
+  if (!params.node.IsSequence() || params.node.size() == 0) params.expected("a non-empty list of parameters");
+  for (std::size_t i = 0; i < params.node.size(); ++i) {
+    const Value item = params.child(params.node[i], "[" + std::to_string(i) + "]");
+    spec.parameters.push_back(read_parameter(item, spec.method));
+    for (std::size_t j = 0; j + 1 < spec.parameters.size(); ++j) {
+      if (spec.parameters[j].key == spec.parameters.back().key) {
+        item.child(item.node["key"], "key").fail("duplicate key " + text::quoted(spec.parameters[j].key) +
+                                                 " (first at line " + std::to_string(spec.parameters[j].at.line) + ")");
+      }
+    }
+  }
+  if (spec.method == SweepMethod::grid) {
+    double n = 1;
+    for (const auto& p : spec.parameters) n *= static_cast<double>(p.values_yaml.size());
+    if (n > static_cast<double>(kMaxSweepPoints)) {
+      params.fail("the grid has " + number_text(n) + " points, more than " + std::to_string(kMaxSweepPoints) +
+                  " (split it, or sample it with latin-hypercube)");
+    }
+  }
+  return spec;
+}
+
+}  // namespace dlcarbon

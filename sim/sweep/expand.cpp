@@ -1,0 +1,190 @@
+// Sweep expansion (grid, Latin hypercube, Monte Carlo), shards, and the parallel point loop.
+//
+// Draws come from a counter-based generator (splitmix64 of seed, point and parameter), so a
+// point's values depend on nothing but the sweep file: not on shards, threads or order.
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+
+#include "dlcarbon/sweep.hpp"
+#include "dlcarbon/text.hpp"
+
+namespace dlcarbon {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// A uniform number in [0, 1) for (seed, stream, counter), 53 random bits.
+double uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
+  const std::uint64_t h = splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ counter);
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+// Streams: jitter and Monte Carlo draws per parameter, and the permutation of each
+// parameter's strata in a Latin hypercube.
+constexpr std::uint64_t kDrawStream = 0x64726177ULL;     // "draw"
+constexpr std::uint64_t kStrataStream = 0x73747261ULL;   // "stra"
+
+std::string number_text(double x, int digits) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+  return buf;
+}
+
+// The value of a parameter at a fraction f in [0, 1) of its range or list.
+void place(const SweepParameter& p, double f, std::size_t j, SweepPoint& point) {
+  if (!p.ranged) {
+    std::size_t k = static_cast<std::size_t>(f * static_cast<double>(p.values_yaml.size()));
+    if (k >= p.values_yaml.size()) k = p.values_yaml.size() - 1;
+    point.overrides[j] = {p.key, p.values_yaml[k], p.values_at[k], p.at};
+    point.shown[j] = p.values_shown[k];
+    point.numeric[j] = p.values_numeric[k];
+    return;
+  }
+  double x;
+  if (p.integer) {
+    // Uniform over the integers lo..hi (log scale: over their logarithms, ends included).
+    if (p.log_scale) {
+      x = std::floor(std::exp(std::log(p.lo) + f * (std::log(p.hi + 1) - std::log(p.lo))));
+    } else {
+      x = std::floor(p.lo + f * (p.hi - p.lo + 1));
+    }
+    x = std::min(std::max(x, p.lo), p.hi);
+  } else {
+    x = p.log_scale ? std::exp(std::log(p.lo) + f * (std::log(p.hi) - std::log(p.lo))) : p.lo + f * (p.hi - p.lo);
+  }
+  const std::string exact = number_text(x, 17), shown = number_text(x, 6);
+  point.overrides[j] = {p.key, p.unit.empty() ? exact : "\"" + exact + " " + p.unit + "\"", p.range_at, p.at};
+  point.shown[j] = p.unit.empty() ? shown : shown + " " + p.unit;
+  point.numeric[j] = x;
+}
+
+}  // namespace
+
+std::int64_t sweep_size(const SweepSpec& spec) {
+  if (spec.method != SweepMethod::grid) return spec.samples;
+  std::int64_t n = 1;
+  for (const auto& p : spec.parameters) n *= static_cast<std::int64_t>(p.values_yaml.size());
+  return n;
+}
+
+std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
+  const std::int64_t n = sweep_size(spec);
+  const std::size_t np = spec.parameters.size();
+  std::vector<SweepPoint> points(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    SweepPoint& pt = points[static_cast<std::size_t>(i)];
+    pt.index = i;
+    pt.overrides.resize(np);
+    pt.shown.resize(np);
+    pt.numeric.resize(np);
+  }
+  if (spec.method == SweepMethod::grid) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::int64_t rest = i;
+      for (std::size_t j = np; j-- > 0;) {
+        const auto& p = spec.parameters[j];
+        const auto count = static_cast<std::int64_t>(p.values_yaml.size());
+        const std::int64_t k = rest % count;
+        rest /= count;
+        // The exact fraction of value k, so that place() picks k.
+        place(p, (static_cast<double>(k) + 0.5) / static_cast<double>(count), j, points[static_cast<std::size_t>(i)]);
+      }
+    }
+    return points;
+  }
+  for (std::size_t j = 0; j < np; ++j) {
+    std::vector<std::int64_t> stratum;
+    if (spec.method == SweepMethod::latin_hypercube) {
+      // Fisher-Yates with the counter-based generator: a permutation of the n strata.
+      stratum.resize(static_cast<std::size_t>(n));
+      std::iota(stratum.begin(), stratum.end(), 0);
+      for (std::int64_t k = n - 1; k > 0; --k) {
+        const auto r = static_cast<std::int64_t>(uniform(spec.seed, kStrataStream + j, static_cast<std::uint64_t>(k)) *
+                                                 static_cast<double>(k + 1));
+        std::swap(stratum[static_cast<std::size_t>(k)], stratum[static_cast<std::size_t>(std::min(r, k))]);
+      }
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double u = uniform(spec.seed, kDrawStream + j, static_cast<std::uint64_t>(i));
+      const double f = stratum.empty() ? u
+                                       : (static_cast<double>(stratum[static_cast<std::size_t>(i)]) + u) /
+                                             static_cast<double>(n);
+      place(spec.parameters[j], f, j, points[static_cast<std::size_t>(i)]);
+    }
+  }
+  return points;
+}
+
+Shard parse_shard(const std::string& text) {
+  auto env_int = [](const char* name, std::int64_t& out) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return false;
+    char* end = nullptr;
+    const long long x = std::strtoll(v, &end, 10);
+    if (*end) return false;
+    out = x;
+    return true;
+  };
+  Shard s;
+  if (text == "auto") {
+    std::int64_t rank = 0, size = 0, min = 0;
+    if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
+        (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
+        (env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {
+      s = {rank, size};
+    } else if (env_int("SLURM_ARRAY_TASK_ID", rank) && env_int("SLURM_ARRAY_TASK_COUNT", size)) {
+      env_int("SLURM_ARRAY_TASK_MIN", min);
+      s = {rank - min, size};
+    } else {
+      return Shard{};
+    }
+    if (s.count < 1 || s.index < 0 || s.index >= s.count) {
+      throw InputError("--shard auto: the environment gives shard " + std::to_string(s.index) + " of " +
+                       std::to_string(s.count) + ", expected 0 <= shard < count");
+    }
+    return s;
+  }
+  const auto slash = text.find('/');
+  auto whole = [](const std::string& t, std::int64_t& out) {
+    if (t.empty() || t.size() > 12 || t.find_first_not_of("0123456789") != std::string::npos) return false;
+    out = std::stoll(t);
+    return true;
+  };
+  if (slash == std::string::npos || !whole(text.substr(0, slash), s.index) || !whole(text.substr(slash + 1), s.count) ||
+      s.count < 1 || s.index >= s.count) {
+    throw InputError("--shard: expected I/N with 0 <= I < N (e.g. 3/10, or $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), or auto; got " +
+                     text::quoted(text));
+  }
+  return s;
+}
+
+std::vector<std::int64_t> shard_points(std::int64_t total, const Shard& shard) {
+  std::vector<std::int64_t> out;
+  for (std::int64_t i = shard.index; i < total; i += shard.count) out.push_back(i);
+  return out;
+}
+
+void run_points(const std::vector<std::int64_t>& todo, int threads, const std::function<void(std::int64_t)>& run_one,
+                const std::function<void(std::size_t)>& after_batch) {
+  const int n_threads = threads > 0 ? threads : tbb::info::default_concurrency();
+  tbb::task_arena arena(n_threads);
+  const std::size_t batch = static_cast<std::size_t>(n_threads) * 8;
+  for (std::size_t start = 0; start < todo.size(); start += batch) {
+    const std::size_t end = std::min(todo.size(), start + batch);
+    arena.execute([&] { tbb::parallel_for(start, end, [&](std::size_t k) { run_one(todo[k]); }); });
+    after_batch(end);
+  }
+}
+
+}  // namespace dlcarbon
