@@ -1,7 +1,7 @@
-// Runs `dlcarbon run CASE` the way a user would and checks what a user would see:
+// Runs `dlcarbon run CASE` (or `dlcarbon sweep CASE`) the way a user would and checks what a user would see:
 // exactly the expected one-line message on stderr, exit code 2, no output file, no crash.
 //
-// usage: bad_input_driver DLCARBON CASE.yaml CATALOG_DIR OUT_DIR
+// usage: bad_input_driver DLCARBON CASE.yaml CATALOG_DIR OUT_DIR [run|sweep]
 // The expected message is the case's first line after "# expect: ", or the content of
 // CASE.expect beside it (for files that cannot hold a comment, such as an empty file).
 // The command runs in the case's folder with the bare file name, so messages are stable.
@@ -47,14 +47,15 @@ std::string expected_message(const fs::path& case_file) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::cerr << "usage: bad_input_driver DLCARBON CASE.yaml CATALOG_DIR OUT_DIR\n";
+  if (argc != 5 && argc != 6) {
+    std::cerr << "usage: bad_input_driver DLCARBON CASE.yaml CATALOG_DIR OUT_DIR [run|sweep]\n";
     return 2;
   }
   const fs::path exe = fs::absolute(argv[1]);
   const fs::path case_file = fs::absolute(argv[2]);
   const fs::path catalog = fs::absolute(argv[3]);
   const fs::path out_dir = fs::absolute(argv[4]);
+  const std::string subcommand = argc == 6 ? argv[5] : "run";
   fs::create_directories(out_dir);
   const fs::path out = out_dir / (case_file.stem().string() + ".h5");
   fs::remove(out);
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     std::perror("chdir");
     return 1;
   }
-  const std::string command = shell_quote(exe.string()) + " run " + shell_quote(case_file.filename().string()) +
+  const std::string command = shell_quote(exe.string()) + " " + subcommand + " " + shell_quote(case_file.filename().string()) +
                               " --data-dir " + shell_quote(catalog.string()) + " -o " + shell_quote(out.string()) +
                               " 2>&1 >/dev/null";
   FILE* pipe = popen(command.c_str(), "r");

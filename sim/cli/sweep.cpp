@@ -350,6 +350,29 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   file.fingerprint = fingerprint(spec, base.given_text);
   file.parameters = parameters_table(spec);
 
+  const std::vector<std::int64_t> mine = shard_points(file.total, shard);
+  // Every point's scenario is loaded and checked before anything runs or is written: a bad
+  // value is bad input (exit 2, nothing written), whichever point it is in.
+  {
+    std::mutex m;
+    std::int64_t first_bad = -1;
+    std::string message;
+    run_points(mine, threads, [&](std::int64_t i) {
+      const SweepPoint& p = points[static_cast<std::size_t>(i)];
+      try {
+        LoadOptions o{data_dir, p.overrides};
+        (void)load_scenario(spec.scenario, o);
+      } catch (const InputError& e) {
+        std::lock_guard<std::mutex> lock(m);
+        if (first_bad < 0 || i < first_bad) {
+          first_bad = i;
+          message = std::string(e.what()) + " (in " + describe(p, spec) + ")";
+        }
+      }
+    }, [](std::size_t) {});
+    if (first_bad >= 0) throw InputError(message);
+  }
+
   std::error_code ec;
   std::size_t resumed = 0;
   if (!vm.count("fresh") && fs::exists(out, ec)) {
@@ -364,31 +387,8 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     resumed = file.done.size();
   }
   std::vector<std::int64_t> todo;
-  const std::vector<std::int64_t> mine = shard_points(file.total, shard);
   for (const auto i : mine) {
     if (!file.done.count(i)) todo.push_back(i);
-  }
-
-  // Every point's scenario is loaded and checked before anything runs or is written: a bad
-  // value is bad input (exit 2, nothing written), whichever point it is in.
-  {
-    std::mutex m;
-    std::int64_t first_bad = -1;
-    std::string message;
-    run_points(todo, threads, [&](std::int64_t i) {
-      const SweepPoint& p = points[static_cast<std::size_t>(i)];
-      try {
-        LoadOptions o{data_dir, p.overrides};
-        (void)load_scenario(spec.scenario, o);
-      } catch (const InputError& e) {
-        std::lock_guard<std::mutex> lock(m);
-        if (first_bad < 0 || i < first_bad) {
-          first_bad = i;
-          message = std::string(e.what()) + " (in " + describe(p, spec) + ")";
-        }
-      }
-    }, [](std::size_t) {});
-    if (first_bad >= 0) throw InputError(message);
   }
 
   const bool tty = !vm.count("quiet") && isatty(STDERR_FILENO);

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
+#include <iterator>
 #include <sstream>
 
 #include <unistd.h>
@@ -39,7 +41,7 @@ TEST_CASE("help and version") {
   r = run({"--help"});
   CHECK(r.code == 0);
   CHECK(r.out.find("usage: dlcarbon <command>") != std::string::npos);
-  for (const char* command : {"run", "validate", "inspect"}) {
+  for (const char* command : {"run", "validate", "inspect", "sweep", "merge"}) {
     r = run({command, "--help"});
     CHECK(r.code == 0);
     CHECK(r.out.find(std::string("usage: dlcarbon ") + command) != std::string::npos);
@@ -47,7 +49,7 @@ TEST_CASE("help and version") {
   CHECK(run({}).code == 2);
   r = run({"frobnicate"});
   CHECK(r.code == 2);
-  CHECK(r.err == "dlcarbon: unknown command \"frobnicate\"; expected one of: run, validate, inspect, calibrate (see dlcarbon --help)\n");
+  CHECK(r.err == "dlcarbon: unknown command \"frobnicate\"; expected one of: run, sweep, merge, validate, inspect, calibrate (see dlcarbon --help)\n");
   r = run({"run", "--frobnicate"});
   CHECK(r.code == 2);
   CHECK(r.err.rfind("dlcarbon: unrecognised option '--frobnicate'", 0) == 0);
@@ -180,5 +182,139 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
            "--quiet"});
   INFO(r.err);
   CHECK(r.code == 0);
+  fs::remove_all(dir);
+}
+
+namespace {
+const Table& table_of(const RunRecord& r, const std::string& path) {
+  for (const auto& t : r.tables) {
+    if (t.path == path) return t;
+  }
+  FAIL("no table " << path);
+  static const Table none;
+  return none;
+}
+template <class T>
+const std::vector<T>& col(const RunRecord& r, const std::string& path, const std::string& name) {
+  const Column* c = table_of(r, path).find(name);
+  REQUIRE(c != nullptr);
+  return std::get<std::vector<T>>(c->values);
+}
+Result sweep(const fs::path& file, const fs::path& out, std::vector<std::string> more = {}) {
+  std::vector<std::string> args = {"sweep", file.string(), "--data-dir", (kData / "catalog").string(), "-o", out.string()};
+  args.insert(args.end(), more.begin(), more.end());
+  return run(args);
+}
+// Every table of two sweep files, cell for cell (NaN equal to NaN).
+void check_same_tables(const RunRecord& a, const RunRecord& b) {
+  for (const auto& t : a.tables) {
+    if (t.path == "sweep/info") continue;
+    const Table& u = table_of(b, t.path);
+    REQUIRE(t.columns.size() == u.columns.size());
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      INFO(t.path << " " << t.columns[i].name);
+      if (const auto* x = std::get_if<std::vector<double>>(&t.columns[i].values)) {
+        const auto& y = std::get<std::vector<double>>(u.columns[i].values);
+        REQUIRE(x->size() == y.size());
+        for (std::size_t k = 0; k < x->size(); ++k) CHECK(((*x)[k] == y[k] || (std::isnan((*x)[k]) && std::isnan(y[k]))));
+      } else {
+        CHECK(t.columns[i].values == u.columns[i].values);
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("sweep: one row per point; a point that does not fit is a result, exit 0") {
+  const fs::path out = temp_dir() / "grid.h5";
+  fs::remove(out);
+  auto r = sweep(kData / "sweeps/grid.sweep.yaml", out, {"--threads", "2"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("6 of 6 points, 6 run, 0 kept from the file, 2 cannot run") != std::string::npos);
+  const RunRecord rec = read_run(out);
+  CHECK(col<std::int64_t>(rec, "sweep/points", "point") == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+  CHECK(col<double>(rec, "sweep/points", "models.small-lm.design.d_model") == std::vector<double>{256, 256, 512, 512, 16384, 16384});
+  const auto& status = col<std::string>(rec, "sweep/points", "status");
+  CHECK(status == std::vector<std::string>{"ok", "ok", "ok", "ok", "cannot run", "cannot run"});
+  CHECK(col<std::string>(rec, "sweep/points", "reason")[4].rfind("pretrain: does not fit: needs ", 0) == 0);
+  const auto& energy = col<double>(rec, "sweep/points", "facility_energy");
+  const auto& co2e = col<double>(rec, "sweep/points", "co2e_location");
+  CHECK(std::isnan(energy[4]));
+  // Same job, other grid: the same energy; CO2e in the ratio of the intensities (20 / 500 g/kWh).
+  CHECK(energy[1] == energy[0]);
+  CHECK(co2e[1] == doctest::Approx(co2e[0] * 0.04).epsilon(1e-12));
+  // A wider model costs more.
+  CHECK(energy[2] > energy[0]);
+  // Point 0 is the base scenario itself: the same figures as `dlcarbon run`.
+  const fs::path single = temp_dir() / "single.h5";
+  REQUIRE(run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
+               "-o", single.string(), "--quiet"}).code == 0);
+  CHECK(col<double>(read_run(single), "summary/totals", "facility_energy")[0] == energy[0]);
+  // Per-job rows, with the point they belong to.
+  CHECK(col<std::int64_t>(rec, "sweep/training", "point") == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+  CHECK(col<std::string>(rec, "sweep/training", "region")[1] == "clean-region");
+  CHECK(col<std::int64_t>(rec, "sweep/info", "complete")[0] == 1);
+
+  // Threads do not change a bit.
+  const fs::path one = temp_dir() / "grid1.h5";
+  REQUIRE(sweep(kData / "sweeps/grid.sweep.yaml", one, {"--threads", "1", "--fresh"}).code == 0);
+  check_same_tables(rec, read_run(one));
+  fs::remove(one);
+  fs::remove(single);
+}
+
+TEST_CASE("sweep: shards merge into the whole sweep; a rerun resumes; an edited sweep is refused") {
+  const fs::path dir = temp_dir() / "shards";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path lhs = kData / "sweeps/lhs.sweep.yaml";
+  REQUIRE(sweep(lhs, dir / "whole.h5").code == 0);
+  for (const char* s : {"0/3", "1/3", "2/3"}) {
+    const auto r = sweep(lhs, dir / "part.h5", {"--shard", s, "--quiet"});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  }
+  CHECK(col<std::int64_t>(read_run(dir / "part.shard-1-of-3.h5"), "sweep/points", "point") == std::vector<std::int64_t>{1, 4, 7});
+  auto r = run({"merge", "-o", (dir / "merged.h5").string(), (dir / "part.shard-0-of-3.h5").string(),
+                (dir / "part.shard-1-of-3.h5").string(), (dir / "part.shard-2-of-3.h5").string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("8 of 8 points -> ") != std::string::npos);
+  const RunRecord whole = read_run(dir / "whole.h5");
+  check_same_tables(whole, read_run(dir / "merged.h5"));
+
+  // A shard given twice is refused, and nothing is written.
+  r = run({"merge", "-o", (dir / "twice.h5").string(), (dir / "part.shard-0-of-3.h5").string(),
+           (dir / "part.shard-0-of-3.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("point 0 is also in") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "twice.h5"));
+
+  // Resume: a file with shard 0's points only (as a killed sweep leaves it) gets the rest.
+  REQUIRE(run({"merge", "-o", (dir / "resumed.h5").string(), (dir / "part.shard-0-of-3.h5").string(), "-q"}).code == 0);
+  CHECK(col<std::int64_t>(read_run(dir / "resumed.h5"), "sweep/info", "complete")[0] == 0);
+  r = sweep(lhs, dir / "resumed.h5");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("8 of 8 points, 5 run, 3 kept from the file") != std::string::npos);
+  check_same_tables(whole, read_run(dir / "resumed.h5"));
+  CHECK(col<std::int64_t>(read_run(dir / "resumed.h5"), "sweep/info", "complete")[0] == 1);
+
+  // An edited sweep does not resume from another sweep's file.
+  fs::copy_file(lhs, dir / "edited.yaml");
+  fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "first_principles.yaml");
+  {
+    std::ifstream in(dir / "edited.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("seed: 11"), 8, "seed: 12");
+    text.replace(text.find("../scenarios/first_principles.yaml"), 34, "first_principles.yaml");
+    std::ofstream(dir / "edited.yaml") << text;
+  }
+  const auto before = fs::last_write_time(dir / "whole.h5");
+  r = sweep(dir / "edited.yaml", dir / "whole.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("whole.h5: holds another sweep") != std::string::npos);
+  CHECK(fs::last_write_time(dir / "whole.h5") == before);
+  CHECK(sweep(dir / "edited.yaml", dir / "whole.h5", {"--fresh", "-q"}).code == 0);
   fs::remove_all(dir);
 }

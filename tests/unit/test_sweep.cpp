@@ -1,0 +1,257 @@
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "dlcarbon/sweep.hpp"
+
+namespace fs = std::filesystem;
+using namespace dlcarbon;
+
+namespace {
+const fs::path kData = DLCARBON_TEST_DATA_DIR;
+
+fs::path temp_dir() {
+  const fs::path d = fs::temp_directory_path() / ("dlcarbon_test_sweep_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+// Writes a sweep file beside a copy of the first-principles test scenario.
+fs::path sweep_file(const std::string& name, const std::string& body) {
+  const fs::path dir = temp_dir();
+  const fs::path scenario = dir / "first_principles.yaml";
+  if (!fs::exists(scenario)) fs::copy_file(kData / "scenarios/first_principles.yaml", scenario);
+  const fs::path p = dir / name;
+  std::ofstream(p) << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml" << body;
+  return p;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+LoadOptions with(std::vector<Override> o) { return LoadOptions{kData / "catalog", std::move(o)}; }
+}  // namespace
+
+TEST_CASE("a grid runs every combination, the last parameter fastest") {
+  const SweepSpec spec = load_sweep_spec(kData / "sweeps/grid.sweep.yaml");
+  CHECK(spec.name == "test-grid");
+  CHECK(spec.method == SweepMethod::grid);
+  REQUIRE(spec.parameters.size() == 2);
+  CHECK(sweep_size(spec) == 6);
+  const auto points = expand_sweep(spec);
+  REQUIRE(points.size() == 6);
+  const std::vector<std::string> widths = {"256", "256", "512", "512", "16384", "16384"};
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    CHECK(points[i].index == static_cast<std::int64_t>(i));
+    CHECK(points[i].shown[0] == widths[i]);
+    CHECK(points[i].numeric[0] == std::stod(widths[i]));
+    CHECK(points[i].shown[1] == (i % 2 ? "{id: test-dc, region: clean-region}" : "test-dc"));
+    CHECK(std::isnan(points[i].numeric[1]));
+  }
+  // A value's errors point at the value in the sweep file (line 8, the list of widths).
+  CHECK(points[4].overrides[0].at.line == 8);
+  CHECK(points[4].overrides[0].key_at.line == 7);
+}
+
+TEST_CASE("a range with steps in a grid: linear, log, integers") {
+  const auto p = sweep_file("steps.yaml", R"(}
+parameters:
+  - {key: datacenters.test-dc.pue, range: [1.1, 1.5], steps: 5}
+  - {key: training.pretrain.accelerators, range: [2, 64], steps: 6, scale: log, integer: true}
+  - {key: scenario.horizon, range: [1, 2], steps: 2, unit: years}
+)");
+  const SweepSpec spec = load_sweep_spec(p);
+  CHECK(spec.parameters[0].values_numeric == std::vector<double>{1.1, 1.2000000000000002, 1.3, 1.4, 1.5});
+  // 2 x 2^(5k/5): 2, 4, 8, 16, 32, 64
+  CHECK(spec.parameters[1].values_numeric == std::vector<double>{2, 4, 8, 16, 32, 64});
+  CHECK(spec.parameters[2].values_yaml == std::vector<std::string>{"\"1 years\"", "\"2 years\""});
+  CHECK(sweep_size(spec) == 5 * 6 * 2);
+}
+
+TEST_CASE("a Latin hypercube puts exactly one sample in each stratum of every parameter") {
+  const auto p = sweep_file("lhs.yaml", R"(, method: latin-hypercube, samples: 50, seed: 4}
+parameters:
+  - {key: datacenters.test-dc.pue, range: [1.0, 2.0]}
+  - {key: training.pretrain.tokens, range: [1e6, 1e10], scale: log}
+  - {key: training.pretrain.accelerators, range: [1, 50], integer: true}
+  - {key: training.pretrain.parallelism.microbatch, values: [1, 2, 4, 8, 16]}
+)");
+  const SweepSpec spec = load_sweep_spec(p);
+  const auto points = expand_sweep(spec);
+  REQUIRE(points.size() == 50);
+  std::set<int> pue_strata, token_strata, counts;
+  std::vector<int> per_value(5, 0);
+  for (const auto& pt : points) {
+    pue_strata.insert(static_cast<int>(std::floor((pt.numeric[0] - 1.0) * 50)));
+    token_strata.insert(static_cast<int>(std::floor((std::log10(pt.numeric[1]) - 6) / 4 * 50)));
+    counts.insert(static_cast<int>(pt.numeric[2]));
+    CHECK(pt.numeric[2] == std::floor(pt.numeric[2]));
+    per_value[static_cast<std::size_t>(std::log2(pt.numeric[3]))]++;
+  }
+  CHECK(pue_strata.size() == 50);
+  CHECK(*pue_strata.begin() == 0);
+  CHECK(*pue_strata.rbegin() == 49);
+  CHECK(token_strata.size() == 50);
+  CHECK(counts.size() == 50);  // 50 strata over the 50 integers 1..50: each once
+  CHECK(per_value == std::vector<int>{10, 10, 10, 10, 10});
+  // Deterministic in the seed, and the seed matters.
+  const auto again = expand_sweep(spec);
+  CHECK(again[17].overrides[0].value_yaml == points[17].overrides[0].value_yaml);
+  SweepSpec other = spec;
+  other.seed = 5;
+  CHECK(expand_sweep(other)[17].overrides[0].value_yaml != points[17].overrides[0].value_yaml);
+}
+
+TEST_CASE("Monte Carlo draws stay in their ranges and do not depend on the sample count") {
+  const auto p = sweep_file("mc.yaml", R"(, method: monte-carlo, samples: 2000, seed: 9}
+parameters:
+  - {key: datacenters.test-dc.pue, range: [1.2, 1.4]}
+  - {key: training.pretrain.accelerators, range: [4, 4096], integer: true, scale: log}
+)");
+  SweepSpec spec = load_sweep_spec(p);
+  const auto points = expand_sweep(spec);
+  double sum = 0;
+  int low = 0;
+  for (const auto& pt : points) {
+    CHECK(pt.numeric[0] >= 1.2);
+    CHECK(pt.numeric[0] < 1.4);
+    CHECK(pt.numeric[1] >= 4);
+    CHECK(pt.numeric[1] <= 4096);
+    sum += pt.numeric[0];
+    if (pt.numeric[1] < 128) ++low;  // log-uniform: half the log range lies below 128
+  }
+  CHECK(sum / 2000 == doctest::Approx(1.3).epsilon(0.01));
+  CHECK(low == doctest::Approx(1000).epsilon(0.08));
+  spec.samples = 10;
+  const auto fewer = expand_sweep(spec);
+  for (std::size_t i = 0; i < fewer.size(); ++i) CHECK(fewer[i].overrides[1].value_yaml == points[i].overrides[1].value_yaml);
+}
+
+TEST_CASE("shards split the points round robin, disjoint and complete") {
+  std::vector<std::int64_t> all;
+  for (std::int64_t s = 0; s < 3; ++s) {
+    const auto mine = shard_points(10, Shard{s, 3});
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<std::int64_t> expected(10);
+  for (std::int64_t i = 0; i < 10; ++i) expected[static_cast<std::size_t>(i)] = i;
+  CHECK(all == expected);
+  CHECK(shard_points(10, Shard{1, 3}) == std::vector<std::int64_t>{1, 4, 7});
+  CHECK(parse_shard("3/10").index == 3);
+  CHECK(parse_shard("3/10").count == 10);
+  for (const char* bad : {"10/10", "3", "a/b", "-1/4", "1/0", ""}) {
+    CHECK(error_of([&] { parse_shard(bad); }).find("--shard: expected I/N") == 0);
+  }
+  ::setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "4", 1);
+  ::setenv("SLURM_ARRAY_TASK_MIN", "3", 1);
+  const Shard s = parse_shard("auto");
+  CHECK(s.index == 2);
+  CHECK(s.count == 4);
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  CHECK(parse_shard("auto").count == 1);
+}
+
+TEST_CASE("run_points runs each point once on any thread count and stops at an error") {
+  std::vector<std::int64_t> todo;
+  for (std::int64_t i = 0; i < 100; ++i) todo.push_back(i * 3);
+  for (const int threads : {1, 2}) {
+    std::vector<std::atomic<int>> hits(300);
+    std::size_t last_done = 0;
+    run_points(todo, threads, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)]++; },
+               [&](std::size_t n) { CHECK(n > last_done); last_done = n; });
+    CHECK(last_done == 100);
+    for (std::size_t i = 0; i < 300; ++i) CHECK(hits[i] == (i % 3 == 0 ? 1 : 0));
+  }
+  CHECK_THROWS_AS(run_points(todo, 2, [](std::int64_t i) { if (i == 30) throw InputError("bad"); },
+                             [](std::size_t) {}),
+                  InputError);
+}
+
+TEST_CASE("overrides update a key as a last file would; nested keys keep their siblings") {
+  const fs::path s = kData / "scenarios/first_principles.yaml";
+  const Scenario base = load_scenario(s, with({}));
+  const Scenario o = load_scenario(s, with({{"training.pretrain.parallelism.tensor", "4", {"sw.yaml", 3, 7}},
+                                            {"training.pretrain.parallelism.data", "2", {"sw.yaml", 4, 7}},
+                                            {"datacenters.test-dc.pue", "1.25", {"sw.yaml", 5, 7}},
+                                            {"models.small-lm.design.layers", "6", {"sw.yaml", 6, 7}},
+                                            {"scenario.horizon", "\"2 years\"", {"sw.yaml", 7, 7}}}));
+  REQUIRE(o.training.size() == 1);
+  const auto& p = *o.training[0].parallelism;
+  CHECK(p.tensor == 4);
+  CHECK(p.data == 2);
+  CHECK(p.microbatch == base.training[0].parallelism->microbatch);
+  CHECK(p.global_batch == 64);
+  CHECK(o.training[0].datacenter.pue == 1.25);
+  CHECK(base.training[0].datacenter.pue == 1.5);
+  CHECK(std::get<TransformerDesign>(o.training[0].design).decoder_layers == 6);
+  CHECK(std::get<TransformerDesign>(o.training[0].design).d_model == 256);
+  CHECK(o.info.horizon_s == doctest::Approx(2 * 365.25 * 86400).epsilon(0.01));
+  CHECK(o.resolved_yaml != base.resolved_yaml);
+}
+
+TEST_CASE("an override's errors name the sweep file, line, column and key") {
+  const fs::path s = kData / "scenarios/first_principles.yaml";
+  const SourceLocation at{"sw.yaml", 9, 13}, key_at{"sw.yaml", 8, 10};
+  auto err = [&](const std::string& key, const std::string& value) {
+    return error_of([&] { load_scenario(s, with({{key, value, at, key_at}})); });
+  };
+  CHECK(err("training.pretrain.accelerators", "ten") ==
+        "sw.yaml:9:13: training.pretrain.accelerators: expected a positive integer, got \"ten\" (not a number)");
+  CHECK(err("training.pretrain.parallelism.tensor", "0").rfind("sw.yaml:9:13: training.pretrain.parallelism.tensor: expected a positive integer", 0) == 0);
+  CHECK(err("training.pretrain.acelerators", "1").rfind(
+            "sw.yaml:8:10: training.pretrain.acelerators: unknown key \"acelerators\" for training entries; did you mean \"accelerators\"?", 0) == 0);
+  CHECK(err("training.pretrian.accelerators", "1") ==
+        "sw.yaml:8:10: training.pretrian.accelerators: no entry \"pretrian\" in training; did you mean \"pretrain\"? (known: pretrain)");
+  CHECK(err("trainin.pretrain.accelerators", "1").rfind("sw.yaml:8:10: trainin.pretrain.accelerators: unknown section \"trainin\"; did you mean \"training\"?", 0) == 0);
+  CHECK(err("training.pretrain", "1") == "sw.yaml:8:10: training.pretrain: expected training.<id>.<key>");
+  CHECK(err("training.pretrain.model.layers", "1") ==
+        "sw.yaml:8:10: training.pretrain.model.layers: cannot set a key inside training.pretrain.model: it is \"small-lm\", "
+        "not a map (sweep the whole training.pretrain.model instead)");
+  CHECK(err("scenario.horizn", "1").rfind("sw.yaml:8:10: scenario.horizn: unknown key \"horizn\" in scenario; did you mean \"horizon\"?", 0) == 0);
+  CHECK(err("datacenters.test-dc.pue", "[1").rfind("sw.yaml:9:13: datacenters.test-dc.pue: the value is not YAML", 0) == 0);
+  CHECK(err("datacenters.test-dc.pue", "0.5") == "sw.yaml:9:13: datacenters.test-dc.pue: expected a PUE >= 1 (e.g. 1.58), got \"0.5\"");
+}
+
+TEST_CASE("sweep files: what is wrong, where") {
+  auto err = [&](const std::string& body) {
+    return error_of([&] { load_sweep_spec(sweep_file("bad.yaml", body)); });
+  };
+  const std::string f = (temp_dir() / "bad.yaml").lexically_normal().generic_string();
+  CHECK(err("}\nparameters:\n  - {key: datacenters.test-dc.pue, range: [1, 2]}\n") ==
+        f + ":4:43: parameters[0].range: a grid needs values, or a range with steps (or use method latin-hypercube or monte-carlo)");
+  CHECK(err("}\nparameters:\n  - {key: datacenters.test-dc.pue, values: [1], range: [1, 2]}\n") ==
+        f + ":4:5: parameters[0]: give either values or range, not both");
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1]}\n  - {key: a.b.c, values: [2]}\n") ==
+        f + ":5:11: parameters[1].key: duplicate key \"a.b.c\" (first at line 4)");
+  CHECK(err(", method: monte-carlo}\nparameters:\n  - {key: a.b.c, values: [1]}\n") ==
+        f + ":2:8: sweep: missing required key \"samples\"");
+  CHECK(err(", method: grid, samples: 3}\nparameters:\n  - {key: a.b.c, values: [1]}\n").find(
+            "sweep.samples: samples is for latin-hypercube and monte-carlo") != std::string::npos);
+  CHECK(err(", method: lhs}\nparameters:\n  - {key: a.b.c, values: [1]}\n").find("sweep.method: expected one of") !=
+        std::string::npos);
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: []}\n") ==
+        f + ":4:26: parameters[0].values: expected a non-empty list of values, got a list");
+  CHECK(err(", method: monte-carlo, samples: 4}\nparameters:\n  - {key: a.b.c, range: [2, 1]}\n") ==
+        f + ":4:29: parameters[0].range[1]: expected a number above the low end 2, got \"1\"");
+  CHECK(err(", method: monte-carlo, samples: 4}\nparameters:\n  - {key: a.b.c, range: [0, 1], scale: log}\n") ==
+        f + ":4:26: parameters[0].range[0]: expected a number > 0 (scale: log), got \"0\"");
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, range: [1, 1e9], steps: 100000}\n  - {key: a.b.d, range: [1, 1e9], steps: 100000}\n")
+            .find("the grid has 10000000000 points, more than 100000000") != std::string::npos);
+}
