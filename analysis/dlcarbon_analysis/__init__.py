@@ -28,13 +28,16 @@ __all__ = [
     "totals_summary",
     "deployment_summary",
     "lifecycle_series",
+    "sweep_points",
+    "sweep_parameters",
 ]
 
 
 def __getattr__(name):
     # The report module is imported on first use only, so that
     # `python -m dlcarbon_analysis.report` does not find it already imported.
-    if name in ("training_summary", "inference_summary", "totals_summary", "deployment_summary", "lifecycle_series"):
+    if name in ("training_summary", "inference_summary", "totals_summary", "deployment_summary", "lifecycle_series",
+                "sweep_points", "sweep_parameters"):
         from . import report
 
         return getattr(report, name)

@@ -148,6 +148,35 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     return out
 
 
+SWEEP_COLUMNS = [
+    ("status", None, "status"),
+    ("reason", None, "reason"),
+    ("facility_energy", "MWh", "facility_energy_MWh"),
+    ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
+    ("co2e_market", "tCO2e", "co2e_market_tCO2e"),
+    ("accelerator_time", "h", "accelerator_hours"),
+]
+
+
+def sweep_parameters(run: RunOrPath) -> List[str]:
+    """The swept keys of a sweep file (/sweep/parameters), in the sweep file's order."""
+    return list(_as_run(run).table("sweep/parameters")["key"])
+
+
+def sweep_points(run: RunOrPath) -> pd.DataFrame:
+    """One row per point of a sweep file (/sweep/points), indexed by point: the value of every
+    swept key (a number, or the value's text), status ("ok" or "cannot run") and reason,
+    facility_energy_MWh, co2e_location_tCO2e, co2e_market_tCO2e and accelerator_hours (NaN
+    for a point that cannot run, and market CO2e where a job has no market factor)."""
+    run = _as_run(run)
+    keys = sweep_parameters(run)
+    df = _present(run, "sweep/points", [("point", None, "point")] + [(k, None, k) for k in keys] + SWEEP_COLUMNS)
+    units = df.attrs["units"]
+    df = df.set_index("point")
+    df.attrs["units"] = {k: v for k, v in units.items() if k != "point"}
+    return df
+
+
 def format_number(x: float) -> str:
     """At least four significant digits without an exponent for ordinary sizes
     (1287 -> "1287", 552 -> "552.0", 0.048 -> "0.04800"); "n/a" for NaN."""
@@ -175,6 +204,24 @@ def format_report(run: RunOrPath) -> str:
     """The text `python3 -m dlcarbon_analysis.report` prints."""
     run = _as_run(run)
     a = run.attrs
+    if "sweep/points" in run.tables:
+        info = run.table("sweep/info").iloc[0]
+        points = sweep_points(run)
+        ok = points[points.status == "ok"]
+        lines = [
+            f"dlcarbon sweep: {run.scenario_name} ({info['method']}, {len(points)} of {info['points']} points, "
+            f"{len(points) - len(ok)} cannot run)",
+            f"file: {run.path}",
+            f"dlcarbon {a.get('dlcarbon_version', '?')} (commit {a.get('git_sha', '?')}), created {a.get('created', '?')}",
+            "",
+            "Points (energy in MWh, emissions in tCO2e):",
+            _table_text(points.drop(columns=["reason"]).reset_index()),
+        ]
+        if len(ok):
+            low, high = ok["co2e_location_tCO2e"].idxmin(), ok["co2e_location_tCO2e"].idxmax()
+            lines += ["", f"Lowest CO2e (location): point {low}, {format_number(ok.loc[low, 'co2e_location_tCO2e'])} t; "
+                          f"highest: point {high}, {format_number(ok.loc[high, 'co2e_location_tCO2e'])} t"]
+        return "\n".join(lines)
     lines = [
         f"dlcarbon run: {run.scenario_name}",
         f"file: {run.path}",
@@ -270,7 +317,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         run = open_run(args.file)
         print(format_report(run))
-        summary = training_summary(run) if args.plot else None
+        summary = training_summary(run) if args.plot and "summary/training" in run.tables else None
     except DlcarbonFormatError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
@@ -279,6 +326,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             if "lifecycle/timeseries" in run.tables:
                 plot_lifecycle(run, args.plot, title=run.scenario_name)
+            elif summary is None:
+                raise ValueError("a sweep file has no chart here; load it with sweep_points()")
             else:
                 plot_training(summary, args.plot, title=run.scenario_name)
         except (OSError, ValueError) as e:

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "dlcarbon/text.hpp"
@@ -61,6 +63,35 @@ int column_of(const std::vector<std::string>& cells, int c) {
 
 }  // namespace
 
+namespace {
+
+// Traces already read in this process (a sweep loads its scenario once per point, and a trace
+// of a year of hours is most of the loading time), by what the scenario names, the file's
+// path, size and modification time. Only traces that read without error are kept.
+struct TraceCache {
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<const IntensityTrace>> by_key;
+};
+
+TraceCache& trace_cache() {
+  static TraceCache cache;
+  return cache;
+}
+
+std::string trace_key(const Value& file_value, const std::string& named, const std::string& basis) {
+  const std::filesystem::path base = std::filesystem::path(file_value.file ? *file_value.file : "").parent_path();
+  std::error_code ec;
+  const std::filesystem::path path = std::filesystem::absolute(base / named, ec);
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return "";
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec) return "";
+  return named + "\n" + basis + "\n" + path.lexically_normal().string() + "\n" + std::to_string(size) + "\n" +
+         std::to_string(mtime.time_since_epoch().count());
+}
+
+}  // namespace
+
 std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   const MapView m(v, {"file", "basis"});
   m.require("file");
@@ -68,6 +99,11 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   const Value file_value = m.at("file");
   trace->file = read_text(file_value);
   trace->basis = m.has("basis") ? read_choice(m.at("basis"), {"direct", "lca"}) : "direct";
+  const std::string key = trace_key(file_value, trace->file, trace->basis);
+  if (!key.empty()) {
+    std::lock_guard<std::mutex> lock(trace_cache().mutex);
+    if (const auto it = trace_cache().by_key.find(key); it != trace_cache().by_key.end()) return it->second;
+  }
   CsvFile csv(file_value, trace->file, v.path);
   std::string line;
   if (!csv.next(line)) csv.fail(1, "expected a header line, got an empty file");
@@ -105,6 +141,10 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   }
   if (trace->time_unix_s.size() < 2) csv.fail(1, "expected at least two rows of data");
   trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
+  if (!key.empty()) {
+    std::lock_guard<std::mutex> lock(trace_cache().mutex);
+    trace_cache().by_key.emplace(key, trace);
+  }
   return trace;
 }
 
