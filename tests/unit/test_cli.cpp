@@ -55,7 +55,7 @@ TEST_CASE("help and version") {
   CHECK(r.err.rfind("dlcarbon: unrecognised option '--frobnicate'", 0) == 0);
 }
 
-TEST_CASE("run writes the summary; inspect prints it") {
+TEST_CASE("run writes the summary, inspect prints it") {
   const fs::path out = temp_dir() / "base.h5";
   auto r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(),
                 "-o", out.string()});
@@ -225,7 +225,7 @@ void check_same_tables(const RunRecord& a, const RunRecord& b) {
 }
 }  // namespace
 
-TEST_CASE("sweep: one row per point; a point that does not fit is a result, exit 0") {
+TEST_CASE("sweep: one row per point, a point that does not fit is a result, exit 0") {
   const fs::path out = temp_dir() / "grid.h5";
   fs::remove(out);
   auto r = sweep(kData / "sweeps/grid.sweep.yaml", out, {"--threads", "2"});
@@ -264,7 +264,7 @@ TEST_CASE("sweep: one row per point; a point that does not fit is a result, exit
   fs::remove(single);
 }
 
-TEST_CASE("sweep: shards merge into the whole sweep; a rerun resumes; an edited sweep is refused") {
+TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited sweep is refused") {
   const fs::path dir = temp_dir() / "shards";
   fs::remove_all(dir);
   fs::create_directories(dir);

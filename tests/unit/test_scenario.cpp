@@ -65,7 +65,7 @@ TEST_CASE("a scenario resolves catalog ids into SI structs") {
   CHECK(s.resolved_yaml.find("tdp_w: 300") != std::string::npos);
 }
 
-TEST_CASE("extends merges entry by entry; from and inline overrides copy and update") {
+TEST_CASE("extends merges entry by entry, from and inline overrides copy and update") {
   const auto s = load_scenario(kData / "scenarios/good_derived.yaml", test_catalog());
   CHECK(s.info.name == "derived-run");
   CHECK(s.info.seed == 7);  // kept from the base

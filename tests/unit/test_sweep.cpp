@@ -184,7 +184,7 @@ TEST_CASE("run_points runs each point once on any thread count and stops at an e
                   InputError);
 }
 
-TEST_CASE("overrides update a key as a last file would; nested keys keep their siblings") {
+TEST_CASE("overrides update a key as a last file would, nested keys keep their siblings") {
   const fs::path s = kData / "scenarios/first_principles.yaml";
   const Scenario base = load_scenario(s, with({}));
   const Scenario o = load_scenario(s, with({{"training.pretrain.parallelism.tensor", "4", {"sw.yaml", 3, 7}},
