@@ -415,10 +415,17 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   write_run(out, to_record(file, in_shard));
 
   if (!vm.count("quiet")) {
+    // The points that cannot run, each with its reason (the first few; all are in the file).
     std::int64_t cannot = 0;
     for (const auto& [i, rows] : file.done) {
-      if (cell<std::string>(rows.at("sweep/points"), "status", 0, out.generic_string()) != "ok") ++cannot;
+      const Table& row = rows.at("sweep/points");
+      if (cell<std::string>(row, "status", 0, out.generic_string()) == "ok") continue;
+      if (++cannot <= 5) {
+        io.err << "dlcarbon: " << describe(points[static_cast<std::size_t>(i)], spec) << ": cannot run: "
+               << cell<std::string>(row, "reason", 0, out.generic_string()) << "\n";
+      }
     }
+    if (cannot > 5) io.err << "dlcarbon: ... and " << cannot - 5 << " more points that cannot run\n";
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     io.out << "dlcarbon: sweep " << spec.name << ": " << file.done.size() << " of " << file.total << " points"
            << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count) + ")" : "")

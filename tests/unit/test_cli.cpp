@@ -232,6 +232,9 @@ TEST_CASE("sweep: one row per point, a point that does not fit is a result, exit
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("6 of 6 points, 6 run, 0 kept from the file, 2 cannot run") != std::string::npos);
+  // The clear message for each point that cannot run (on stderr; the sweep still exits 0).
+  CHECK(r.err.find("dlcarbon: sweep point 4: models.small-lm.design.d_model=16384, training.pretrain.datacenter=test-dc: "
+                   "cannot run: pretrain: does not fit: needs ") != std::string::npos);
   const RunRecord rec = read_run(out);
   CHECK(col<std::int64_t>(rec, "sweep/points", "point") == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
   CHECK(col<double>(rec, "sweep/points", "models.small-lm.design.d_model") == std::vector<double>{256, 256, 512, 512, 16384, 16384});
