@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -87,7 +89,7 @@ struct GroupModel {
   std::optional<calibrate::GemmShapeFit> shape;
   // Convolutions: one roofline per kernel size (1x1 is a plain GEMM; 3x3 and the 7x7 stem run
   // other algorithms), where the size has two calibration shapes or more.
-  std::map<std::int64_t, calibrate::RooflineFit> by_kernel;
+  std::map<std::int64_t, calibrate::GemmShapeFit> by_kernel;
   // 1x1 convolutions are plain GEMMs run by the same microkernels as the matmul of their dtype:
   // the matmul's time for the products their layout makes (pointwise_time), scaled by a fitted
   // factor (folded into a and w), plus a fitted fixed cost c.
@@ -104,7 +106,8 @@ struct GroupModel {
     if (shape && calibrate::gemm_dims(s, m, n, k)) return shape->predict(m, n, k);
     if (pointwise && s.kind == "conv" && s.kernel == 1) return pointwise_time(*pointwise, s) + pointwise->c;
     if (const auto it = by_kernel.find(s.kernel); s.kind == "conv" && it != by_kernel.end()) {
-      return it->second.predict(s.flops(), s.bytes());
+      calibrate::gemm_dims(s, m, n, k);
+      return it->second.predict(m, n, k);
     }
     return roofline.predict(s.flops(), s.bytes()) + stream_penalty * conflict_share(s) * s.bytes();
   }
@@ -169,31 +172,56 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     for (std::size_t j = 0; j < cal.size(); ++j) sizes[specs[cal[j]].kernel].push_back(j);
     for (const auto& [size, members] : sizes) {
       if (members.size() < 2) continue;
-      std::vector<double> f, tt;
-      for (const auto j : members) {
-        f.push_back(F[j]);
-        tt.push_back(T[j]);
-      }
-      // Three or four compute-bound shapes a size: a bandwidth term would be fitted to noise.
-      g.by_kernel[size] = calibrate::fit_compute(f, tt);
-      if (size == 1 && matmul_shape) {
-        // t = alpha x (the matmul's time for the same m, n, k, less its fixed cost) + c: linear in
-        // (alpha, c).
-        std::vector<double> matmul_time;
-        for (const auto j : members) matmul_time.push_back(pointwise_time(*matmul_shape, specs[cal[j]]));
+      // One kernel size as an implicit GEMM, t = a F (1 + m0/m + n0/n) + c, with each of the m0
+      // (few output pixels) and n0 (few output channels) terms in or out; 1x1 also as the matmul
+      // of the products its layout makes (pointwise_time), t = alpha x that + c. The form is the
+      // one that best predicts each calibration shape from the others (leave one out); the check
+      // shapes never take part. With too few shapes for that: t = a F + c.
+      auto form = [&](const std::vector<std::size_t>& use, bool with_m0, bool with_n0) {
+        std::vector<double> mm, nn, kk, tt;
+        for (const auto q : use) {
+          mm.push_back(M[members[q]]);
+          nn.push_back(N[members[q]]);
+          kk.push_back(K[members[q]]);
+          tt.push_back(T[members[q]]);
+        }
+        return calibrate::fit_gemm_terms(mm, nn, kk, tt, with_m0, with_n0);
+      };
+      auto as_matmul = [&](const std::vector<std::size_t>& use) {
+        std::vector<double> matmul_time, tt;
+        for (const auto q : use) {
+          matmul_time.push_back(pointwise_time(*matmul_shape, specs[cal[members[q]]]));
+          tt.push_back(T[members[q]]);
+        }
         const auto fit = calibrate::fit_compute(matmul_time, tt);
         calibrate::GemmShapeFit pw = *matmul_shape;
         pw.a *= fit.a;
         for (auto& x : pw.w) x *= fit.a;
         pw.c = fit.c;
-        // Kept where it fits these calibration shapes better than t = a F + c (same number of
-        // parameters); the check shapes never take part.
-        double sse_pw = 0, sse_plain = 0;
-        for (std::size_t q = 0; q < members.size(); ++q) {
-          sse_pw += std::pow((fit.a * matmul_time[q] + fit.c) / tt[q] - 1, 2);
-          sse_plain += std::pow(g.by_kernel[size].predict(f[q], 0) / tt[q] - 1, 2);
+        return pw;
+      };
+      std::vector<std::size_t> all(members.size());
+      std::iota(all.begin(), all.end(), std::size_t{0});
+      g.by_kernel[size] = form(all, false, false);
+      double best = std::numeric_limits<double>::infinity();
+      for (const auto& [with_m0, with_n0] : {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
+        const double loo = calibrate::leave_one_out_rms(
+            members.size(), 2 + (with_m0 ? 1 : 0) + (with_n0 ? 1 : 0), [&](const auto& train, std::size_t test) {
+              const auto fit = form(train, with_m0, with_n0);
+              const auto q = members[test];
+              return fit.predict(M[q], N[q], K[q]) / T[q] - 1;
+            });
+        if (loo < best) {
+          best = loo;
+          g.by_kernel[size] = form(all, with_m0, with_n0);
         }
-        if (fit.a > 0 && sse_pw < sse_plain) g.pointwise = pw;
+      }
+      if (size == 1 && matmul_shape) {
+        const double loo = calibrate::leave_one_out_rms(members.size(), 2, [&](const auto& train, std::size_t test) {
+          const auto pw = as_matmul(train);
+          return (pointwise_time(pw, specs[cal[members[test]]]) + pw.c) / T[members[test]] - 1;
+        });
+        if (loo < best) g.pointwise = as_matmul(all);
       }
     }
     double flops = 0, seconds = 0;
@@ -426,7 +454,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const auto noise = calibrate::error_stats(repeat);
   io.out << "\nfits (memory-bound: t = B x sum_l b_l share_l(B) + overhead over the effective cache capacities below;\n"
             "      matmul: t = F / rate x (1 + n0/n + k0/k) + W x sum_l w_l share_l(W) + overhead, W the weights' bytes;\n"
-            "      convolution: t = F / rate + overhead per kernel size, 1x1 as the matmul where that fits better):\n";
+            "      convolution per kernel size: t = F / rate x (1 + m0/m + n0/n) + overhead, m = output pixels,\n"
+            "      n = output channels, each term kept where it predicts the other calibration shapes better,\n"
+            "      1x1 as the matmul of its products where that does):\n";
   io.out << "  effective cache capacities:";
   for (std::size_t l = 0; l < levels.size(); ++l) {
     io.out << " " << format_number(levels[l] / 1048576, 3) << " MiB (sysfs "
@@ -443,8 +473,18 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       }
       io.out << ";";
     } else if (specs[groups.at(group).front()].kind == "conv") {
-      io.out << format_number(g.rate() / 1e9, 4) << " GFLOP/s (FLOP-weighted over its shapes)"
-             << (g.pointwise ? "; 1x1 as matmul" : "") << ";";
+      io.out << format_number(g.rate() / 1e9, 4) << " GFLOP/s (FLOP-weighted over its shapes);";
+      for (const auto& [size, f] : g.by_kernel) {
+        io.out << " " << size << "x" << size << ": ";
+        if (size == 1 && g.pointwise) {
+          io.out << "as matmul;";
+          continue;
+        }
+        io.out << format_number(1 / f.a / 1e9, 4) << " GFLOP/s";
+        if (f.m0 > 0) io.out << " m0 " << format_number(f.m0, 3);
+        if (f.n0 > 0) io.out << " n0 " << format_number(f.n0, 3);
+        io.out << " + " << format_number(f.c * 1e6, 3) << " us;";
+      }
     } else {
       const auto& f = g.roofline;
       for (std::size_t l = 0; l < f.b.size(); ++l) {

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <set>
 
 #include "calibration.hpp"
@@ -306,4 +308,41 @@ TEST_CASE("the compute-only fit of a convolution kernel size recovers rate and o
   CHECK(fit.a == doctest::Approx(1 / 300e9).epsilon(0.01));
   CHECK(fit.c == doctest::Approx(15e-6).epsilon(0.01));
   CHECK(fit.predict(1e9, 1e12) == doctest::Approx(1e9 / 300e9 + 15e-6).epsilon(0.01));  // no memory term
+}
+
+TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered, and chosen by leave-one-out") {
+  // Made-up 1x1 convolutions (m = output pixels, n = output channels, k = input channels) timed
+  // as t = F / 400e9 x (1 + 30/m) + 5 us: few pixels cost more, the channel count does not.
+  // (Not all of the same FLOPs, as ResNet's stages are: a F and c would be one term.)
+  const std::vector<double> M{3136, 784, 196, 49, 3136, 49}, N{64, 128, 256, 512, 128, 1024}, K{256, 256, 1024, 2048, 512, 512};
+  const GemmShapeFit truth{1 / 400e9, 30, 0, 0, 5e-6, {}, {}, 0};
+  std::vector<double> T;
+  for (std::size_t i = 0; i < M.size(); ++i) T.push_back(truth.predict(M[i], N[i], K[i]));
+  const GemmShapeFit f = fit_gemm_terms(M, N, K, T, true, false);
+  CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+  CHECK(f.m0 == doctest::Approx(30).epsilon(0.01));
+  CHECK(f.n0 == 0);
+  CHECK(f.c == doctest::Approx(5e-6).epsilon(0.01));
+  // By hand: 49 x 512 x 2048 is 102.8 MFLOP at 400 GFLOP/s x (1 + 30/49), plus 5 us = 419.4 us.
+  CHECK(truth.predict(49, 512, 2048) == doctest::Approx(2.0 * 49 * 512 * 2048 / 400e9 * (1 + 30.0 / 49) + 5e-6));
+  // Leave one out prefers the true form (m0 only) to t = a F + c and to an n0 term instead.
+  auto loo = [&](bool with_m0, bool with_n0) {
+    return leave_one_out_rms(M.size(), 2 + with_m0 + with_n0, [&](const std::vector<std::size_t>& train, std::size_t test) {
+      std::vector<double> m, n, k, t;
+      for (const auto i : train) {
+        m.push_back(M[i]);
+        n.push_back(N[i]);
+        k.push_back(K[i]);
+        t.push_back(T[i]);
+      }
+      return fit_gemm_terms(m, n, k, t, with_m0, with_n0).predict(M[test], N[test], K[test]) / T[test] - 1;
+    });
+  };
+  CHECK(loo(true, false) < 1e-6);
+  CHECK(loo(false, false) > 0.05);
+  CHECK(loo(false, true) > 0.05);
+  // A form with as many parameters as samples less one cannot be judged: NaN, never chosen.
+  CHECK(std::isnan(leave_one_out_rms(3, 3, [](const std::vector<std::size_t>&, std::size_t) { return 0.0; })));
+  CHECK(leave_one_out_rms(4, 3, [](const std::vector<std::size_t>&, std::size_t test) { return test == 0 ? 0.2 : 0.0; }) ==
+        doctest::Approx(0.1));
 }

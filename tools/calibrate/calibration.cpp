@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -243,6 +244,12 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
       conv(1, 256, 256, 14, 3, 1, layout, C);
       conv(1, 1024, 256, 14, 1, 1, layout, C);
       conv(1, 3, 64, 224, 7, 2, layout, C);
+      // 7x7 maps (the last stage of a ResNet at batch 1: few output pixels): the ResNet-50
+      // expansion 1x1 and Wide ResNet-50-2's 3x3 (Zagoruyko & Komodakis 2016); ResNet-50 stage 3
+      // at batch 4.
+      conv(1, 512, 2048, 7, 1, 1, layout, C);
+      conv(1, 1024, 1024, 7, 3, 1, layout, C);
+      conv(4, 512, 128, 28, 1, 1, layout, C);
     }
     conv(1, 512, 512, 7, 3, 1, layout, K);
     conv(2, 128, 128, 28, 3, 1, layout, K);
@@ -345,6 +352,47 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
   }
   f.c = c[4];
   return f;
+}
+
+GemmShapeFit fit_gemm_terms(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
+                            const std::vector<double>& t, bool with_m0, bool with_n0) {
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    std::vector<double> row{2 * m[i] * n[i] * k[i]};
+    if (with_m0) row.push_back(2 * n[i] * k[i]);
+    if (with_n0) row.push_back(2 * m[i] * k[i]);
+    row.push_back(1.0);
+    rows.push_back(std::move(row));
+  }
+  const auto c = nonnegative_relative_fit(rows, t);
+  GemmShapeFit f;
+  f.a = c[0];
+  std::size_t j = 1;
+  if (with_m0) {
+    f.m0 = f.a > 0 ? c[j] / f.a : 0;
+    ++j;
+  }
+  if (with_n0) {
+    f.n0 = f.a > 0 ? c[j] / f.a : 0;
+    ++j;
+  }
+  f.c = c[j];
+  return f;
+}
+
+double leave_one_out_rms(std::size_t n, std::size_t parameters,
+                         const std::function<double(const std::vector<std::size_t>& train, std::size_t test)>& error) {
+  if (n < parameters + 1) return std::numeric_limits<double>::quiet_NaN();
+  double s = 0;
+  for (std::size_t test = 0; test < n; ++test) {
+    std::vector<std::size_t> train;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i != test) train.push_back(i);
+    }
+    const double e = error(train, test);
+    s += e * e;
+  }
+  return std::sqrt(s / static_cast<double>(n));
 }
 
 RooflineFit fit_compute(const std::vector<double>& F, const std::vector<double>& t) {

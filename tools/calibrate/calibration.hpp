@@ -94,6 +94,18 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
                             const std::vector<double>& seconds, const std::vector<double>& levels = {},
                             double weight_bytes = 0);
 
+// Convolutions of one kernel size as implicit GEMMs: t = a F (1 + m0/m + n0/n) + c, with the m0
+// and n0 terms each in or out (both out: t = a F + c); linear in (a, a m0, a n0, c).
+GemmShapeFit fit_gemm_terms(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
+                            const std::vector<double>& seconds, bool with_m0, bool with_n0);
+
+// How well a model form predicts calibration samples it was not fitted to: the root mean square
+// over i of `error(train = every sample but i, test = i)` (a relative error). NaN when a fit needs
+// more than n - 1 samples (`parameters`), so that a form is never chosen on fewer points than it has
+// parameters.
+double leave_one_out_rms(std::size_t n, std::size_t parameters,
+                         const std::function<double(const std::vector<std::size_t>& train, std::size_t test)>& error);
+
 // The share of a working set's bytes served by each level (caches, then main memory) when it is
 // swept again and again: min(1, L_l / W) - min(1, L_{l-1} / W).
 std::vector<double> level_shares(const std::vector<double>& levels, double working_set);
