@@ -124,15 +124,22 @@ struct GroupModel {
   double overhead() const { return shape ? shape->c : roofline.c; }
 };
 
-// The geometry of one core's L1 data cache, from sysfs (unknown when sysfs does not say).
-calibrate::CacheGeometry l1_data_cache() {
-  const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index0/";
-  std::ifstream type(dir + "type"), sets(dir + "number_of_sets"), ways(dir + "ways_of_associativity"),
-      line(dir + "coherency_line_size");
-  std::string t;
-  calibrate::CacheGeometry g;
-  if (!(type >> t) || t != "Data" || !(sets >> g.sets) || !(ways >> g.ways) || !(line >> g.line)) return {};
-  return g;
+// The geometry of one core's cache at `level` holding data (L1d, L2), from sysfs; unknown when
+// sysfs does not say.
+calibrate::CacheGeometry cache_geometry(int level) {
+  for (int index = 0; index < 8; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::ifstream lv(dir + "level"), type(dir + "type"), sets(dir + "number_of_sets"),
+        ways(dir + "ways_of_associativity"), line(dir + "coherency_line_size");
+    int l = 0;
+    std::string t;
+    if (!(lv >> l) || !(type >> t)) break;
+    if (l != level || t == "Instruction") continue;
+    calibrate::CacheGeometry g;
+    if (!(sets >> g.sets) || !(ways >> g.ways) || !(line >> g.line)) return {};
+    return g;
+  }
+  return {};
 }
 
 // The model of one kernel group, chosen before seeing any check shape: matmuls take the GEMM
@@ -142,7 +149,8 @@ calibrate::CacheGeometry l1_data_cache() {
 // term for the channel streams that L1's sets cannot hold).
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
                      const std::vector<std::size_t>& cal, const std::vector<double>& levels,
-                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1) {
+                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1,
+                     const calibrate::CacheGeometry& l2) {
   auto [F, B, T, M, N, K, gemm] = calibrate::group_samples(specs, t, cal);
   GroupModel g;
   const std::string kind = specs[cal.front()].kind;
@@ -164,7 +172,9 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     g.roofline = calibrate::fit_memory_blend(B, T, levels);
   }
   if (kind == "matmul" && gemm) {
-    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, calibrate::element_bytes(specs[cal.front()].dtype));
+    // Weight rows a large power of two apart share few L2 sets (L2 holds the weight panels the
+    // microkernel revisits): the set-conflict term of GemmShapeFit, where L2's geometry is known.
+    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, calibrate::element_bytes(specs[cal.front()].dtype), l2);
     if (shape.a > 0) g.shape = shape;
   }
   if (kind == "conv") {
@@ -365,7 +375,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  const calibrate::CacheGeometry l1 = l1_data_cache();
+  const calibrate::CacheGeometry l1 = cache_geometry(1), l2 = cache_geometry(2);
   auto fit_all = [&](const std::vector<double>& levels) {
     std::map<std::string, GroupModel> out;
     // Matmuls first: a 1x1 convolution borrows the shape overheads of its dtype's matmul.
@@ -378,7 +388,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         }
         std::optional<calibrate::GemmShapeFit> matmul_shape;
         if (const auto mm = out.find("matmul/" + specs[members.front()].dtype); mm != out.end()) matmul_shape = mm->second.shape;
-        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1);
+        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1, l2);
       }
     }
     return out;
@@ -401,7 +411,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
           if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
         }
         if (cal.size() < 2) continue;
-        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1);
+        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1, l2);
         for (const auto i : cal) sum += std::pow(g.predict(specs[i]) / t_all[i] - 1, 2);
       }
       return sum;
@@ -470,6 +480,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
              << format_number(g.shape->k0, 3) << "; weights at";
       for (std::size_t l = 0; l < g.shape->w.size(); ++l) {
         io.out << " " << (g.shape->w[l] > 0 ? format_number(1 / g.shape->w[l] / 1e9, 4) : std::string("inf")) << " GB/s";
+      }
+      if (g.shape->w_conflict > 0) {
+        io.out << "; rows a power of two apart in L2's sets: +" << format_number(g.shape->w_conflict * 1e12, 3) << " ps/B";
       }
       io.out << ";";
     } else if (specs[groups.at(group).front()].kind == "conv") {

@@ -171,6 +171,35 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     // The m0 of the plain form at the main-memory rate: 4 B x (1 / 12 GB/s) / (2 / 250 GFLOP/s) = 41.67.
     CHECK(truth.m0_equivalent() == doctest::Approx(4.0 / 12e9 / (2.0 / 250e9)));
   }
+  // The same with weight rows a power of two apart costing 25 ps/B more where an L2 of 1024 sets,
+  // 16 ways and 64-byte lines cannot hold them (the calibration set has skinny products of both
+  // kinds, so the term can be told from the streaming rates).
+  {
+    GemmShapeFit truth;
+    truth.a = 1 / 250e9;
+    truth.n0 = 3;
+    truth.k0 = 10;
+    truth.c = 1e-6;
+    truth.levels = levels;
+    truth.w = {1 / 60e9, 1 / 25e9, 1 / 12e9};
+    truth.element_bytes = 4;
+    truth.conflict_cache = {1024, 16, 64};
+    truth.w_conflict = 25e-12;
+    // By hand: 1024 floats = 4 KiB = 64 lines a row, so row j starts in set 64 j mod 1024: 16 sets,
+    // 64 rows each for 16 ways, 3/4 lost; 1536 floats: 96 lines, 32 sets, 48 rows each, 2/3 lost;
+    // 768 floats: 48 lines, 64 sets, 12 rows each, none lost.
+    CHECK(truth.conflict_share(1024, 1024) == doctest::Approx(0.75));
+    CHECK(truth.conflict_share(1536, 1536) == doctest::Approx(2.0 / 3));
+    CHECK(truth.conflict_share(768, 768) == 0);
+    std::vector<double> M, N, K, T;
+    synthetic_gemm(truth, M, N, K, T);
+    const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4, truth.conflict_cache);
+    CHECK(f.w_conflict == doctest::Approx(truth.w_conflict).epsilon(0.01));
+    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+    REQUIRE(f.w.size() == 3);
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == doctest::Approx(truth.w[l]).epsilon(0.01));
+    CHECK(f.predict(8, 1536, 1536) == doctest::Approx(truth.predict(8, 1536, 1536)).epsilon(0.001));
+  }
 }
 
 TEST_CASE("a transposition's channel streams that L1's sets cannot hold, by hand") {
@@ -315,7 +344,7 @@ TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered
   // as t = F / 400e9 x (1 + 30/m) + 5 us: few pixels cost more, the channel count does not.
   // (Not all of the same FLOPs, as ResNet's stages are: a F and c would be one term.)
   const std::vector<double> M{3136, 784, 196, 49, 3136, 49}, N{64, 128, 256, 512, 128, 1024}, K{256, 256, 1024, 2048, 512, 512};
-  const GemmShapeFit truth{1 / 400e9, 30, 0, 0, 5e-6, {}, {}, 0};
+  const GemmShapeFit truth{1 / 400e9, 30, 0, 0, 5e-6, {}, {}, 0, {}, 0};
   std::vector<double> T;
   for (std::size_t i = 0; i < M.size(); ++i) T.push_back(truth.predict(M[i], N[i], K[i]));
   const GemmShapeFit f = fit_gemm_terms(M, N, K, T, true, false);

@@ -168,6 +168,12 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
       mm(8, 1024, 1024, dt, C);
       mm(32, 2048, 2048, dt, C);
       mm(2, 4096, 4096, dt, C);
+      // The same at widths that are not powers of two (GPT-2 small and large, GPT-Neo 2.7B):
+      // weight rows 2^k bytes apart share few cache sets, and only shapes of both kinds let the
+      // fit tell that cost from the streaming itself.
+      mm(8, 768, 768, dt, C);
+      mm(8, 1280, 1280, dt, C);
+      mm(4, 2560, 2560, dt, C);
     }
     // Check: shapes the fit never saw (transformer layers, odd sizes, skinny and tall).
     mm(384, 384, 384, dt, K);
@@ -316,27 +322,35 @@ EnergyFit fit_energy(const std::vector<double>& F, const std::vector<double>& B,
 }
 
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
-                            const std::vector<double>& t, const std::vector<double>& levels, double weight_bytes) {
+                            const std::vector<double>& t, const std::vector<double>& levels, double weight_bytes,
+                            const CacheGeometry& conflict_cache) {
   std::vector<std::vector<double>> rows;
   if (weight_bytes > 0) {
-    // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level.
+    // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level, then
+    // (with a cache geometry, where some calibration shape has such conflicts) W x conflict share.
+    GemmShapeFit f;
+    f.levels = levels;
+    f.element_bytes = weight_bytes;
+    f.conflict_cache = conflict_cache;
+    bool conflicts = false;
+    for (std::size_t i = 0; i < t.size(); ++i) conflicts = conflicts || f.conflict_share(n[i], k[i]) > 0;
     for (std::size_t i = 0; i < t.size(); ++i) {
       std::vector<double> row{2 * m[i] * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0};
       const double W = n[i] * k[i] * weight_bytes;
       for (const double share : level_shares(levels, W)) row.push_back(W * share);
+      if (conflicts) row.push_back(W * f.conflict_share(n[i], k[i]));
       rows.push_back(std::move(row));
     }
     const auto c = nonnegative_relative_fit(rows, t);
-    GemmShapeFit f;
     f.a = c[0];
     if (f.a > 0) {
       f.n0 = c[1] / f.a;
       f.k0 = c[2] / f.a;
     }
     f.c = c[3];
-    f.levels = levels;
-    f.w.assign(c.begin() + 4, c.end());
-    f.element_bytes = weight_bytes;
+    f.w.assign(c.begin() + 4, c.begin() + 4 + static_cast<std::ptrdiff_t>(levels.size() + 1));
+    f.w_conflict = conflicts ? c.back() : 0;
+    if (!conflicts) f.conflict_cache = {};
     return f;
   }
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -454,7 +468,12 @@ double GemmShapeFit::weight_time(double n, double k) const {
   const auto share = level_shares(levels, bytes);
   double s = 0;
   for (std::size_t l = 0; l < share.size() && l < w.size(); ++l) s += share[l] * w[l];
-  return s * bytes;
+  return (s + w_conflict * conflict_share(n, k)) * bytes;
+}
+
+double GemmShapeFit::conflict_share(double n, double k) const {
+  if (!conflict_cache.known() || element_bytes <= 0) return 0;
+  return stream_conflict_share(static_cast<std::int64_t>(k), n * element_bytes, conflict_cache);
 }
 
 double stream_conflict_share(std::int64_t streams, double row_stride, const CacheGeometry& cache) {

@@ -75,6 +75,12 @@ RooflineFit fit_compute(const std::vector<double>& flops, const std::vector<doub
 //   t = a F (1 + n0/n + k0/k) + W sum_l w_l share_l(W) + c
 // so that a decode-like product whose weights sit in the last-level cache is not charged the
 // bandwidth of main memory, nor one whose weights stream from memory that of the cache.
+// One cache's geometry (sysfs): sets, ways and line size in bytes.
+struct CacheGeometry {
+  double sets = 0, ways = 0, line = 0;
+  bool known() const { return sets > 0 && ways > 0 && line > 0; }
+};
+
 struct GemmShapeFit {
   double a = 0;             // s per FLOP at the asymptotic rate
   double m0 = 0, n0 = 0, k0 = 0;
@@ -82,6 +88,13 @@ struct GemmShapeFit {
   std::vector<double> levels;  // bytes: effective cache capacities (empty: the m0 form)
   std::vector<double> w;       // s per byte of weights streamed, per level, then main memory
   double element_bytes = 0;
+  // Weight rows `n x element_bytes` apart map into few sets of this cache when that stride is a
+  // multiple of a large power of two (n = 1024, 2048, ...); the share of the k rows that their sets
+  // cannot hold (stream_conflict_share) costs `w_conflict` more per byte of weights. Unknown
+  // geometry: no such term.
+  CacheGeometry conflict_cache;
+  double w_conflict = 0;
+  double conflict_share(double n, double k) const;
   double efficiency(double m, double n, double k) const { return 1 / (1 + m0 / m + n0 / n + k0 / k); }
   double weight_time(double n, double k) const;
   double predict(double m, double n, double k) const {
@@ -92,7 +105,7 @@ struct GemmShapeFit {
 };
 GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<double>& n, const std::vector<double>& k,
                             const std::vector<double>& seconds, const std::vector<double>& levels = {},
-                            double weight_bytes = 0);
+                            double weight_bytes = 0, const CacheGeometry& conflict_cache = {});
 
 // Convolutions of one kernel size as implicit GEMMs: t = a F (1 + m0/m + n0/n) + c, with the m0
 // and n0 terms each in or out (both out: t = a F + c); linear in (a, a m0, a n0, c).
@@ -124,10 +137,6 @@ RooflineFit fit_memory_blend(const std::vector<double>& bytes, const std::vector
                              std::vector<double>* extra_coef = nullptr);
 
 // One cache level's geometry (sysfs: number_of_sets, ways_of_associativity, coherency_line_size).
-struct CacheGeometry {
-  double sets = 0, ways = 0, line = 0;
-  bool known() const { return sets > 0 && ways > 0 && line > 0; }
-};
 
 // A transposition (reorder nchw -> nhwc) reads `streams` rows (the channels) `row_stride` bytes
 // apart, one cache line of each at a time, and must hold one line of every stream until its
