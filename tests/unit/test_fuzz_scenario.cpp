@@ -11,6 +11,7 @@
 
 #include "dlcarbon/lifecycle_plan.hpp"
 #include "dlcarbon/scenario.hpp"
+#include "mutate.hpp"
 
 namespace fs = std::filesystem;
 
@@ -22,24 +23,6 @@ std::string read(const fs::path& p) {
   return s.str();
 }
 
-std::string mutate(std::string text, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int> kind(0, 5);
-  auto pos = [&](std::mt19937_64& r) { return static_cast<std::size_t>(r() % text.size()); };
-  const char alphabet[] = " :-[]{},\"'\n#0123456789e.%WJhskgtCO/\t\\&*!|>";
-  std::uniform_int_distribution<std::size_t> pick(0, sizeof alphabet - 2);
-  const int n = 1 + static_cast<int>(rng() % 4);
-  for (int i = 0; i < n && !text.empty(); ++i) {
-    switch (kind(rng)) {
-      case 0: text[pos(rng)] = alphabet[pick(rng)]; break;                           // replace a byte
-      case 1: text.insert(pos(rng), 1, alphabet[pick(rng)]); break;                   // insert
-      case 2: text.erase(pos(rng), 1 + rng() % 8); break;                             // delete a run
-      case 3: text.resize(pos(rng)); break;                                           // truncate
-      case 4: { const auto p = pos(rng); text.insert(p, text.substr(p, 1 + rng() % 40)); break; }  // duplicate
-      default: text[pos(rng)] = static_cast<char>(rng() & 0xff); break;               // any byte
-    }
-  }
-  return text;
-}
 }  // namespace
 
 TEST_CASE("mutated scenarios load or fail with InputError, never anything else") {
@@ -52,7 +35,7 @@ TEST_CASE("mutated scenarios load or fail with InputError, never anything else")
   std::mt19937_64 rng(20261126);
   int loaded = 0, rejected = 0, simulated = 0;
   for (int i = 0; i < 800; ++i) {
-    const std::string text = mutate(read(seeds[static_cast<std::size_t>(i) % seeds.size()]), rng);
+    const std::string text = dlcarbon::test::mutate(read(seeds[static_cast<std::size_t>(i) % seeds.size()]), rng);
     const fs::path file = dir / "mutant.yaml";
     std::ofstream(file, std::ios::binary) << text;
     try {

@@ -9,9 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <set>
 
 #include "dlcarbon/sweep.hpp"
+#include "mutate.hpp"
 
 namespace fs = std::filesystem;
 using namespace dlcarbon;
@@ -254,4 +257,52 @@ TEST_CASE("sweep files: what is wrong, where") {
         f + ":4:26: parameters[0].range[0]: expected a number > 0 (scale: log), got \"0\"");
   CHECK(err("}\nparameters:\n  - {key: a.b.c, range: [1, 1e9], steps: 100000}\n  - {key: a.b.d, range: [1, 1e9], steps: 100000}\n")
             .find("the grid has 10000000000 points, more than 100000000") != std::string::npos);
+}
+
+TEST_CASE("mutated sweep files load and expand, or fail with InputError naming a file, never anything else") {
+  const fs::path dir = temp_dir() / "fuzz";
+  fs::create_directories(dir);
+  fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "first_principles.yaml", fs::copy_options::overwrite_existing);
+  std::vector<std::string> seeds;
+  for (const char* name : {"sweeps/grid.sweep.yaml", "sweeps/lhs.sweep.yaml"}) {
+    std::ifstream in(kData / name, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("../scenarios/first_principles.yaml");
+    REQUIRE(at != std::string::npos);
+    seeds.push_back(text.replace(at, 34, "first_principles.yaml"));
+  }
+  std::mt19937_64 rng(20261202);
+  int expanded = 0, rejected = 0, points_loaded = 0;
+  for (int i = 0; i < 600; ++i) {
+    const std::string text = dlcarbon::test::mutate(seeds[static_cast<std::size_t>(i) % seeds.size()], rng);
+    const fs::path file = dir / "mutant.yaml";
+    std::ofstream(file, std::ios::binary) << text;
+    try {
+      const SweepSpec spec = load_sweep_spec(file);
+      if (sweep_size(spec) > 5000) continue;  // a mutated sample count: valid, too long to expand here
+      const auto points = expand_sweep(spec);
+      ++expanded;
+      for (std::size_t p = 0; p < points.size() && p < 3; ++p) {
+        try {
+          (void)load_scenario(spec.scenario, with(points[p].overrides));
+          ++points_loaded;
+        } catch (const InputError& e) {
+          const std::string msg = e.what();
+          CHECK_MESSAGE(msg.find('\n') == std::string::npos, msg);
+          CHECK_MESSAGE((msg.find("mutant.yaml") != std::string::npos || msg.find("first_principles.yaml") != std::string::npos), msg);
+        }
+      }
+    } catch (const InputError& e) {
+      ++rejected;
+      const std::string msg = e.what();
+      CHECK_MESSAGE(msg.find("mutant.yaml") != std::string::npos, msg);
+      CHECK_MESSAGE(msg.find('\n') == std::string::npos, msg);
+    } catch (const std::exception& e) {
+      FAIL_CHECK("escaped: " << e.what() << "\n--- input ---\n" << text);
+    }
+  }
+  MESSAGE(expanded << " mutants expanded (" << points_loaded << " points loaded), " << rejected << " rejected");
+  CHECK(expanded > 50);
+  CHECK(rejected > 50);
+  fs::remove_all(dir);
 }
