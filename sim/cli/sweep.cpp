@@ -24,7 +24,7 @@ namespace dlcarbon::cli {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-const std::vector<std::string> kPointTables = {"sweep/points", "sweep/training", "sweep/inference"};
+const std::vector<std::string> kPointTables = {"sweep/points", "sweep/training", "sweep/inference", "sweep/deployments"};
 
 // --- tables of rows ----------------------------------------------------------------------
 
@@ -149,6 +149,7 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   for (const auto& t : o.record.tables) {
     if (t.path == "summary/training") rows["sweep/training"] = with_point("sweep/training", t, point.index);
     if (t.path == "summary/inference") rows["sweep/inference"] = with_point("sweep/inference", t, point.index);
+    if (t.path == "lifecycle/deployments") rows["sweep/deployments"] = with_point("sweep/deployments", t, point.index);
   }
   return rows;
 }

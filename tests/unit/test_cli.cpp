@@ -321,3 +321,27 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   CHECK(sweep(dir / "edited.yaml", dir / "whole.h5", {"--fresh", "-q"}).code == 0);
   fs::remove_all(dir);
 }
+
+TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
+  const fs::path dir = temp_dir() / "cctv";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  std::ofstream(dir / "cctv.sweep.yaml") << "schema_version: 1\n"
+                                            "sweep: {name: cctv, scenario: "
+                                         << (source / "scenarios/lifecycle/carpark-cctv.yaml").string()
+                                         << "}\nparameters:\n  - {key: deployments.cctv.useful_fraction, values: [0.25, 1.0]}\n";
+  const auto r = run({"sweep", (dir / "cctv.sweep.yaml").string(), "-o", (dir / "out.h5").string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(dir / "out.h5");
+  CHECK(col<std::int64_t>(rec, "sweep/points", "lifecycle") == std::vector<std::int64_t>{1, 1});
+  CHECK(col<std::int64_t>(rec, "sweep/deployments", "point") == std::vector<std::int64_t>{0, 1});
+  // The same cameras and energy; a quarter of the inferences useful: four times the carbon per
+  // useful inference.
+  const auto& energy = col<double>(rec, "sweep/points", "facility_energy");
+  CHECK(energy[0] == energy[1]);
+  const auto& per_useful = col<double>(rec, "sweep/deployments", "co2e_per_useful_inference");
+  CHECK(per_useful[0] == doctest::Approx(4 * per_useful[1]).epsilon(1e-9));
+  fs::remove_all(dir);
+}
