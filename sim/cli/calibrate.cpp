@@ -524,7 +524,23 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   const auto rate = [&](const char* group) { return fits.count(group) ? fits[group].rate() : 0.0; };
-  const double bandwidth = fits.count("stream/f32") ? 1 / fits["stream/f32"].roofline.memory_b() : 0.0;
+  // Main-memory bandwidth: the STREAM add's fitted rate beyond the caches; where the fit could not
+  // tell it from the fixed cost (a quick or very noisy run: rate 0 or infinite), the bytes over the
+  // time of the largest STREAM add measured, as STREAM itself reports it.
+  double bandwidth = fits.count("stream/f32") && fits["stream/f32"].roofline.memory_b() > 0
+                         ? 1 / fits["stream/f32"].roofline.memory_b()
+                         : 0.0;
+  bool bandwidth_direct = false;
+  if (!(bandwidth > 0) || !std::isfinite(bandwidth)) {
+    double largest = 0;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].group() == "stream/f32" && specs[i].bytes() > largest && t_all[i] > 0) {
+        largest = specs[i].bytes();
+        bandwidth = largest / t_all[i];
+        bandwidth_direct = true;
+      }
+    }
+  }
   const double launch = fits.count("matmul/f32") ? fits["matmul/f32"].overhead() : 0.0;
   const std::string date = utc_now_iso8601().substr(0, 10);
   const std::string raw_name = id + ".h5";
@@ -545,7 +561,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const double gemm_eff = peak32 > 0 ? rate("matmul/f32") / peak32 : 1;
   if (rate("matmul/bf16") > 0) y << "      bf16: \"" << format_number(rate("matmul/bf16") / gemm_eff, 6) << " FLOP/s\"\n";
   if (rate("matmul/s8") > 0) y << "      int8: \"" << format_number(rate("matmul/s8") / gemm_eff, 6) << " FLOP/s\"\n";
-  y << "    memory_bandwidth: \"" << format_number(bandwidth, 6) << " B/s\"\n";
+  if (bandwidth > 0 && std::isfinite(bandwidth)) {
+    y << "    memory_bandwidth: \"" << format_number(bandwidth, 6) << " B/s\""
+      << (bandwidth_direct ? "  # the largest STREAM add's bytes / time: the fit could not separate it from the fixed cost" : "")
+      << "\n";
+  } else if (!vm.count("from")) {
+    throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");
+  }
   if (tdp_w > 0) y << "    tdp: \"" << format_number(tdp_w, 6) << " W\"\n";
   else if (!vm.count("from")) y << "    tdp: \"" << format_number(4.4 * threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
   y << "    efficiency:\n      gemm: " << format_number(peak32 > 0 ? rate("matmul/f32") / peak32 : 1, 4)
