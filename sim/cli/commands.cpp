@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <ostream>
 
 #include "build_info.hpp"
+#include "dlcarbon/text.hpp"
 
 namespace dlcarbon::cli {
 
@@ -41,6 +43,18 @@ std::filesystem::path default_data_dir() {
 std::filesystem::path default_scenario_dir() {
   if (const char* env = std::getenv("DLCARBON_SCENARIO_DIR"); env && *env) return env;
   return DLCARBON_DEFAULT_SCENARIO_DIR;
+}
+
+void check_output_path(const std::filesystem::path& out) {
+  const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec)) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
+                     text::quoted(parent.string()) + " does not exist");
+  }
+  if (std::filesystem::is_directory(out, ec)) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is a directory (name a file in it)");
+  }
 }
 
 std::string utc_now_iso8601() {

@@ -58,6 +58,8 @@ struct ScenarioOutcome {
   std::vector<std::string> failures;
 };
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads);
+// -o: InputError unless the file can be written there (its folder exists, it is not a folder).
+void check_output_path(const std::filesystem::path& out);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

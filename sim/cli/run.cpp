@@ -65,12 +65,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   const std::filesystem::path out =
       vm.count("output") ? std::filesystem::path(vm["output"].as<std::string>())
                          : std::filesystem::path(scenario.info.name + ".h5");
-  const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
-  std::error_code ec;
-  if (!std::filesystem::is_directory(parent, ec)) {
-    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
-                     text::quoted(parent.string()) + " does not exist");
-  }
+  check_output_path(out);
 
   ScenarioOutcome outcome = simulate_scenario(scenario, vm["threads"].as<int>());
   const RunRecord& record = outcome.record;

@@ -283,15 +283,6 @@ fs::path shard_output(fs::path out, const Shard& shard) {
   return out.replace_filename(stem + ".shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ext);
 }
 
-void check_directory(const fs::path& out) {
-  const fs::path parent = out.parent_path().empty() ? "." : out.parent_path();
-  std::error_code ec;
-  if (!fs::is_directory(parent, ec)) {
-    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
-                     text::quoted(parent.string()) + " does not exist");
-  }
-}
-
 std::string describe(const SweepPoint& p, const SweepSpec& spec) {
   std::vector<std::string> kv;
   for (std::size_t j = 0; j < spec.parameters.size(); ++j) kv.push_back(spec.parameters[j].key + "=" + p.shown[j]);
@@ -333,7 +324,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   const fs::path out = shard_output(vm.count("output") ? fs::path(vm["output"].as<std::string>())
                                                        : fs::path(spec.name + ".h5"),
                                     shard);
-  check_directory(out);
+  check_output_path(out);
 
   // The base scenario alone must load: its errors are reported as they are, not per point.
   LoadOptions base_options{data_dir, {}};
@@ -453,7 +444,7 @@ int command_merge(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
   const fs::path out = vm["output"].as<std::string>();
-  check_directory(out);
+  check_output_path(out);
   SweepFile merged;
   std::map<std::int64_t, std::string> from;
   bool first = true;

@@ -1066,54 +1066,64 @@ void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
     }
     if (parts.size() < 3) fail("expected " + parts.front() + ".<id>.<key>");
     Section& section = layers.sections[parts.front()];
-    const std::string& id = parts[1];
-    const auto entry = section.by_id.find(id);
-    if (entry == section.by_id.end()) {
-      const std::string guess = text::closest(id, section.order);
+    // An id may hold dots itself ("gcp.us-east4"): the longest run of parts after the section
+    // that names an entry is the id, the rest the key path inside it.
+    std::size_t first_key = 0;
+    for (std::size_t j = parts.size() - 1; j >= 2 && !first_key; --j) {
+      const std::vector<std::string> id_parts(parts.begin() + 1, parts.begin() + static_cast<std::ptrdiff_t>(j));
+      if (section.by_id.count(text::join(id_parts, "."))) first_key = j;
+    }
+    if (!first_key) {
+      const std::string& guessed_id = parts[1];
+      const std::string guess = text::closest(guessed_id, section.order);
       std::vector<std::string> known = section.order;
       std::sort(known.begin(), known.end());
-      fail("no entry " + text::quoted(id) + " in " + parts.front() +
+      fail("no entry " + text::quoted(guessed_id) + " in " + parts.front() +
            (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") +
            (known.empty() ? " (none defined)" : " (known: " + text::join(known) + ")"));
     }
+    const std::string id = text::join(std::vector<std::string>(parts.begin() + 1, parts.begin() + static_cast<std::ptrdiff_t>(first_key)), ".");
+    const std::vector<std::string> key(parts.begin() + static_cast<std::ptrdiff_t>(first_key), parts.end());
+    const auto entry = section.by_id.find(id);
     std::vector<std::string> keys;
     for (const auto& k : Builder::section_keys(parts.front())) {
       if (k != "id" && k != "from") keys.push_back(k);
     }
-    if (std::find(keys.begin(), keys.end(), parts[2]) == keys.end()) {
-      const std::string guess = text::closest(parts[2], keys);
-      fail("unknown key " + text::quoted(parts[2]) + " for " + parts.front() + " entries" +
+    if (std::find(keys.begin(), keys.end(), key.front()) == keys.end()) {
+      const std::string guess = text::closest(key.front(), keys);
+      fail("unknown key " + text::quoted(key.front()) + " for " + parts.front() + " entries" +
            (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") + " (known: " + text::join(keys) + ")");
     }
     YAML::Node piece(YAML::NodeType::Map);
     piece["id"] = id;
-    if (parts.size() == 3) {
-      piece[parts[2]] = value;
+    if (key.size() == 1) {
+      piece[key.front()] = value;
     } else {
       YAML::Node top(YAML::NodeType::Map);
       for (auto it = entry->second.rbegin(); it != entry->second.rend(); ++it) {
-        const YAML::Node given = it->node[parts[2]];
+        const YAML::Node& node = it->node;  // const: a look-up must not add the key
+        const YAML::Node given = node[key.front()];
         if (given.IsDefined()) {
           top = YAML::Clone(given);
           break;
         }
       }
       YAML::Node at = top;
-      std::string where = parts.front() + "." + id + "." + parts[2];
-      for (std::size_t i = 3; i < parts.size(); ++i) {
+      std::string where = parts.front() + "." + id + "." + key.front();
+      for (std::size_t i = 1; i < key.size(); ++i) {
         if (!at.IsMap()) {
           fail("cannot set a key inside " + where + ": it is " + detail::shown(at) +
                ", not a map (sweep the whole " + where + " instead)");
         }
-        if (i + 1 == parts.size()) {
-          at[parts[i]] = value;
+        if (i + 1 == key.size()) {
+          at[key[i]] = value;
         } else {
-          if (!at[parts[i]].IsDefined()) at[parts[i]] = YAML::Node(YAML::NodeType::Map);
-          at.reset(at[parts[i]]);
-          where += "." + parts[i];
+          if (!at[key[i]].IsDefined()) at[key[i]] = YAML::Node(YAML::NodeType::Map);
+          at.reset(at[key[i]]);
+          where += "." + key[i];
         }
       }
-      piece[parts[2]] = top;
+      piece[key.front()] = top;
     }
     section.add(id, Value{piece, file, parts.front() + "." + id, o.at});
   }

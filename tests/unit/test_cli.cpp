@@ -91,6 +91,16 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   CHECK(r.code == 2);
   CHECK(r.err.find("does not exist") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
+  // An output that is a folder: bad input too (before, the final rename failed: exit 1).
+  for (const char* command : {"run", "sweep"}) {
+    const fs::path file = std::string(command) == "run" ? kData / "scenarios/good_base.yaml" : kData / "sweeps/grid.sweep.yaml";
+    r = run({command, file.string(), "--data-dir", (kData / "catalog").string(), "-o", temp_dir().string()});
+    CHECK(r.code == 2);
+    CHECK(r.err == "--output: cannot write \"" + temp_dir().string() + "\": it is a directory (name a file in it)\n");
+  }
+  r = run({"merge", "-o", temp_dir().string(), (kData / "sweeps/grid.sweep.yaml").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("it is a directory") != std::string::npos);
 }
 
 TEST_CASE("inspect refuses what is not an output file") {

@@ -306,3 +306,25 @@ TEST_CASE("mutated sweep files load and expand, or fail with InputError naming a
   CHECK(rejected > 50);
   fs::remove_all(dir);
 }
+
+TEST_CASE("an id with dots: the longest run of parts that names an entry is the id") {
+  const fs::path dir = temp_dir();
+  std::ofstream(dir / "dotted.yaml") << R"(schema_version: 1
+scenario: {name: dotted}
+datacenters:
+  - {id: dc.eu, region: test-region, pue: 1.2, source: made up}
+  - {id: dc, region: test-region, pue: 1.4, source: made up}
+training:
+  - id: job
+    hardware: test-gpu
+    accelerators: 2
+    duration: "1 day"
+    power: {per_accelerator: "200 W"}
+    datacenter: dc.eu
+)";
+  const Scenario s = load_scenario(dir / "dotted.yaml", with({{"datacenters.dc.eu.pue", "1.3", {"sw.yaml", 4, 12}}}));
+  CHECK(s.training[0].datacenter.pue == 1.3);
+  const Scenario t = load_scenario(dir / "dotted.yaml", with({{"datacenters.dc.pue", "1.5", {"sw.yaml", 4, 12}},
+                                                               {"training.job.datacenter", "dc", {"sw.yaml", 5, 12}}}));
+  CHECK(t.training[0].datacenter.pue == 1.5);
+}
