@@ -90,3 +90,23 @@ def test_threads_and_shards_do_not_change_a_bit(tmp_path):
                 assert x.tolist() == y.tolist(), name
             else:
                 assert x.tobytes() == y.tobytes(), name
+
+
+def test_gather_under_concurrent_shards(tmp_path):
+    """Shard 0 with --gather waits for shard 1, run as another process at the same time (as
+    mpirun would start them), then merges both into the whole file."""
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    out = tmp_path / "g.h5"
+    first = subprocess.Popen([binary, "sweep", str(_sweep_file()), "-o", str(out), "--shard", "0/2", "--gather", "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _dlcarbon("sweep", _sweep_file(), "-o", out, "--shard", "1/2", "--quiet")
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "whole.h5", "--quiet")
+    whole, gathered = _datasets(tmp_path / "whole.h5"), _datasets(out)
+    assert whole.keys() == gathered.keys()
+    for name, x in whole.items():
+        y = gathered[name]
+        assert (x.tolist() == y.tolist()) if x.dtype.kind == "O" else (x.tobytes() == y.tobytes()), name

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <ostream>
 #include <set>
+#include <thread>
 
 #include "build_info.hpp"
 #include "commands.hpp"
@@ -289,11 +290,60 @@ std::string describe(const SweepPoint& p, const SweepSpec& spec) {
   return "sweep point " + std::to_string(p.index) + ": " + text::join(kv, ", ");
 }
 
+// The shard files of one sweep, joined; InputError for files of other sweeps or a point twice.
+SweepFile merge_files(const std::vector<std::string>& names) {
+  SweepFile merged;
+  std::map<std::int64_t, std::string> from;
+  std::string first;
+  for (const auto& name : names) {
+    SweepFile f = read_sweep_file(name);
+    if (first.empty()) {
+      merged.name = f.name;
+      merged.method = f.method;
+      merged.seed = f.seed;
+      merged.total = f.total;
+      merged.fingerprint = f.fingerprint;
+      merged.sweep_text = f.sweep_text;
+      merged.scenario_text = f.scenario_text;
+      merged.parameters = f.parameters;
+      first = name;
+    } else if (f.fingerprint != merged.fingerprint || f.total != merged.total) {
+      throw InputError(name + ": a shard of another sweep (" + f.name + ") or of an edited sweep or scenario; " +
+                       "expected shards of " + merged.name + " like " + first);
+    }
+    for (auto& [point, rows] : f.done) {
+      if (const auto it = from.find(point); it != from.end()) {
+        throw InputError(name + ": point " + std::to_string(point) + " is also in " + it->second +
+                         " (give each shard once)");
+      }
+      from[point] = name;
+      merged.done[point] = std::move(rows);
+    }
+  }
+  return merged;
+}
+
+// Whether a shard file is there and finished (a checkpoint of a running shard is not).
+bool shard_complete(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return false;
+  try {
+    for (const auto& t : read_run(path).tables) {
+      if (t.path != "sweep/info") continue;
+      const Column* c = t.find("complete");
+      return c && std::holds_alternative<std::vector<std::int64_t>>(c->values) &&
+             std::get<std::vector<std::int64_t>>(c->values).at(0) == 1;
+    }
+  } catch (const std::exception&) {
+  }
+  return false;
+}
+
 }  // namespace
 
 int command_sweep(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
-      "usage: dlcarbon sweep SWEEP.yaml [-o OUT.h5] [--shard I/N|auto] [--threads N] [--fresh] [--data-dir DIR] [--quiet]\n"
+      "usage: dlcarbon sweep SWEEP.yaml [-o OUT.h5] [--shard I/N|auto [--gather]] [--threads N] [--fresh] [--data-dir DIR] [--quiet]\n"
       "Runs every point of a sweep (docs/sweep.md) and writes one HDF5 file with a row per point.";
   po::options_description visible("options");
   visible.add_options()("output,o", po::value<std::string>(), "output file (default: <sweep name>.h5)")(
@@ -301,6 +351,8 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
       "run only shard I of N (0-based; writes OUT.shard-I-of-N.h5; then `dlcarbon merge`), or auto from mpirun/srun/Slurm arrays")(
       "threads", po::value<int>()->default_value(0), "points run in parallel on this many threads (0: all cores)")(
       "fresh", "start over even if the output file holds finished points of this sweep")(
+      "gather", "with --shard: shard 0, once done, waits for the other shards' files and merges them into OUT.h5 "
+      "(mpirun or srun on a shared file system)")(
       "data-dir", po::value<std::string>(), "catalog directory (default: $DLCARBON_DATA_DIR or the source tree's data/)")(
       "quiet,q", "print nothing but errors");
   po::options_description hidden;
@@ -321,10 +373,11 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   const SweepSpec spec = load_sweep_spec(vm["sweep"].as<std::string>());
   const std::vector<SweepPoint> points = expand_sweep(spec);
   const fs::path data_dir = vm.count("data-dir") ? fs::path(vm["data-dir"].as<std::string>()) : default_data_dir();
-  const fs::path out = shard_output(vm.count("output") ? fs::path(vm["output"].as<std::string>())
-                                                       : fs::path(spec.name + ".h5"),
-                                    shard);
+  const fs::path whole = vm.count("output") ? fs::path(vm["output"].as<std::string>()) : fs::path(spec.name + ".h5");
+  const fs::path out = shard_output(whole, shard);
   check_output_path(out);
+  const bool gather = vm.count("gather") && shard.count > 1 && shard.index == 0;
+  if (gather) check_output_path(whole);
 
   // The base scenario alone must load: its errors are reported as they are, not per point.
   LoadOptions base_options{data_dir, {}};
@@ -424,6 +477,31 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
            << ", " << todo.size() << " run, " << resumed << " kept from the file, " << cannot
            << " cannot run (reason in sweep/points), " << format_number(seconds, 3) << " s -> " << out.string() << "\n";
   }
+  if (gather) {
+    // Shard 0 gathers: once every shard's file is complete, merge them into the whole file.
+    std::vector<std::string> names;
+    for (std::int64_t i = 0; i < shard.count; ++i) names.push_back(shard_output(whole, Shard{i, shard.count}).string());
+    auto last_note = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    for (;;) {
+      std::vector<std::string> waiting;
+      for (const auto& n : names) {
+        if (!shard_complete(n)) waiting.push_back(n);
+      }
+      if (waiting.empty()) break;
+      if (!vm.count("quiet") && std::chrono::steady_clock::now() - last_note > std::chrono::minutes(1)) {
+        io.err << "dlcarbon: sweep " << spec.name << ": waiting for " << waiting.size() << " shard file(s) to complete, e.g. "
+               << waiting.front() << "\n";
+        last_note = std::chrono::steady_clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    const SweepFile merged = merge_files(names);
+    write_run(whole, to_record(merged, merged.total));
+    if (!vm.count("quiet")) {
+      io.out << "dlcarbon: sweep " << spec.name << ": gathered " << shard.count << " shards, " << merged.done.size() << " of "
+             << merged.total << " points -> " << whole.string() << "\n";
+    }
+  }
   return kOk;
 }
 
@@ -445,34 +523,7 @@ int command_merge(const std::vector<std::string>& args, Streams io) {
   }
   const fs::path out = vm["output"].as<std::string>();
   check_output_path(out);
-  SweepFile merged;
-  std::map<std::int64_t, std::string> from;
-  bool first = true;
-  for (const auto& name : vm["inputs"].as<std::vector<std::string>>()) {
-    SweepFile f = read_sweep_file(name);
-    if (first) {
-      merged.name = f.name;
-      merged.method = f.method;
-      merged.seed = f.seed;
-      merged.total = f.total;
-      merged.fingerprint = f.fingerprint;
-      merged.sweep_text = f.sweep_text;
-      merged.scenario_text = f.scenario_text;
-      merged.parameters = f.parameters;
-      first = false;
-    } else if (f.fingerprint != merged.fingerprint || f.total != merged.total) {
-      throw InputError(name + ": a shard of another sweep (" + f.name + ") or of an edited sweep or scenario; " +
-                       "expected shards of " + merged.name + " like " + from.begin()->second);
-    }
-    for (auto& [point, rows] : f.done) {
-      if (const auto it = from.find(point); it != from.end()) {
-        throw InputError(name + ": point " + std::to_string(point) + " is also in " + it->second +
-                         " (give each shard once)");
-      }
-      from[point] = name;
-      merged.done[point] = std::move(rows);
-    }
-  }
+  const SweepFile merged = merge_files(vm["inputs"].as<std::vector<std::string>>());
   write_run(out, to_record(merged, merged.total));
   const auto missing = merged.total - static_cast<std::int64_t>(merged.done.size());
   if (!vm.count("quiet")) {

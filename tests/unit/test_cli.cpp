@@ -297,6 +297,15 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   const RunRecord whole = read_run(dir / "whole.h5");
   check_same_tables(whole, read_run(dir / "merged.h5"));
 
+  // --gather: shard 0, once done, merges every complete shard file into the whole file (here the
+  // other shards are already done; tests/analysis runs the shards as concurrent processes).
+  REQUIRE(sweep(lhs, dir / "g.h5", {"--shard", "1/2", "-q"}).code == 0);
+  r = sweep(lhs, dir / "g.h5", {"--shard", "0/2", "--gather"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("gathered 2 shards, 8 of 8 points -> ") != std::string::npos);
+  check_same_tables(whole, read_run(dir / "g.h5"));
+
   // A shard given twice is refused, and nothing is written.
   r = run({"merge", "-o", (dir / "twice.h5").string(), (dir / "part.shard-0-of-3.h5").string(),
            (dir / "part.shard-0-of-3.h5").string()});
