@@ -256,6 +256,9 @@ std::vector<KernelSpec> shape_set(bool quick, bool have_bf16, bool have_s8) {
       conv(1, 512, 2048, 7, 1, 1, layout, C);
       conv(1, 1024, 1024, 7, 3, 1, layout, C);
       conv(4, 512, 128, 28, 1, 1, layout, C);
+      // ResNet-50's stage-2 expansion at batch 8 (m = 25,088 output pixels): without it the
+      // 4 x 56 x 56 1x1 check (12,544) would lie beyond every calibration 1x1 (at most 3,136).
+      conv(8, 64, 256, 56, 1, 1, layout, C);
     }
     conv(1, 512, 512, 7, 3, 1, layout, K);
     conv(2, 128, 128, 28, 3, 1, layout, K);
