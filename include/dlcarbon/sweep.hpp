@@ -52,7 +52,9 @@ struct SweepSpec {
 // Throws InputError naming file:line:col and key.
 SweepSpec load_sweep_spec(const std::filesystem::path& file);
 
-inline constexpr std::int64_t kMaxSweepPoints = 100'000'000;
+// Every process holds every point's values (a few hundred bytes a parameter): a million points
+// is a few GB at most. A larger study is several sweeps.
+inline constexpr std::int64_t kMaxSweepPoints = 1'000'000;
 
 struct SweepPoint {
   std::int64_t index = 0;
@@ -64,7 +66,8 @@ struct SweepPoint {
 // Grid: the product of the value counts (the last parameter varies fastest); otherwise samples.
 std::int64_t sweep_size(const SweepSpec& spec);
 
-// Every point, deterministic in (spec, seed): the same on any machine, shard or thread count.
+// Every point, deterministic in (spec, seed): the same for any shard or thread count, and on any
+// machine whose std::exp and std::log agree (log scales).
 std::vector<SweepPoint> expand_sweep(const SweepSpec& spec);
 
 // A share of the points for one process of a Slurm array or an mpirun: index in [0, count).
@@ -72,9 +75,13 @@ struct Shard {
   std::int64_t index = 0, count = 1;
 };
 // "3/10" (0-based), or "auto": the rank and size from mpirun (OMPI_COMM_WORLD_RANK/SIZE,
-// PMI_RANK/SIZE), srun (SLURM_PROCID/NTASKS) or a Slurm array (SLURM_ARRAY_TASK_ID/COUNT,
-// counted from SLURM_ARRAY_TASK_MIN); one shard when none is set. Throws InputError.
+// PMI_RANK/SIZE), srun (SLURM_PROCID/NTASKS inside a job step) or a Slurm array
+// (SLURM_ARRAY_TASK_ID/COUNT, counted from SLURM_ARRAY_TASK_MIN in steps of
+// SLURM_ARRAY_TASK_STEP); one shard when none is set. Throws InputError.
 Shard parse_shard(const std::string& text);
+// Which launch this process belongs to ("SLURM_JOB_ID=123", the PMIx namespace, ...; "" outside
+// one): shard files carry it, so that a gather does not take a file an earlier job left.
+std::string launch_token();
 // The points of one shard: index % count == shard index (round robin, so that expensive
 // corners of a grid spread over the shards).
 std::vector<std::int64_t> shard_points(std::int64_t total, const Shard& shard);

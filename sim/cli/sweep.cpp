@@ -147,7 +147,9 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   points.columns.push_back(one("accelerator_time", "s", accel));
   points.columns.push_back(one("lifecycle", "1", std::int64_t{o.life ? 1 : 0}));
   rows["sweep/points"] = std::move(points);
+  // (Tables without rows are left out: a resumed file, rebuilt from rows, would not have them.)
   for (const auto& t : o.record.tables) {
+    if (t.rows() == 0) continue;
     if (t.path == "summary/training") rows["sweep/training"] = with_point("sweep/training", t, point.index);
     if (t.path == "summary/inference") rows["sweep/inference"] = with_point("sweep/inference", t, point.index);
     if (t.path == "lifecycle/deployments") rows["sweep/deployments"] = with_point("sweep/deployments", t, point.index);
@@ -157,8 +159,10 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
 
 // --- the file ----------------------------------------------------------------------------
 
+// FNV-1a over the sweep file and the base scenario as resolved (its `extends` chain, the catalog
+// entries it uses, its designs): an edit to any of them makes another sweep.
 std::string fingerprint(const SweepSpec& spec, const std::string& scenario_text) {
-  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the sweep and scenario texts
+  std::uint64_t h = 1469598103934665603ULL;
   for (const std::string* s : {&spec.given_text, &scenario_text}) {
     for (const unsigned char c : *s) {
       h ^= c;
@@ -178,6 +182,7 @@ const char* method_name(SweepMethod m) {
 
 struct SweepFile {
   std::string name, method, fingerprint, sweep_text, scenario_text;
+  std::string launch;  // the mpirun/srun/Slurm job that wrote it ("" outside one): --gather checks it
   std::int64_t seed = 0, total = 0, shard_index = 0, shard_count = 1;
   Table parameters{"sweep/parameters", {}};
   std::map<std::int64_t, PointRows> done;  // by point index
@@ -199,7 +204,7 @@ RunRecord to_record(const SweepFile& f, std::int64_t in_shard) {
                             one("shards", "1", f.shard_count), one("points_in_shard", "1", in_shard),
                             one("points_done", "1", n_done),
                             one("complete", "1", std::int64_t{n_done == in_shard ? 1 : 0}),
-                            one("fingerprint", "", f.fingerprint)}});
+                            one("fingerprint", "", f.fingerprint), one("launch", "", f.launch)}});
   r.tables.push_back(f.parameters);
   for (const auto& path : kPointTables) {
     Table t{path, {}};
@@ -243,6 +248,7 @@ SweepFile read_sweep_file(const fs::path& path) {
   f.shard_index = cell<std::int64_t>(*info, "shard", 0, shown);
   f.shard_count = cell<std::int64_t>(*info, "shards", 0, shown);
   f.fingerprint = cell<std::string>(*info, "fingerprint", 0, shown);
+  if (info->find("launch")) f.launch = cell<std::string>(*info, "launch", 0, shown);
   f.sweep_text = r.scenario_given;
   f.scenario_text = r.scenario_resolved;
   for (const auto& t : r.tables) {
@@ -323,16 +329,21 @@ SweepFile merge_files(const std::vector<std::string>& names) {
   return merged;
 }
 
-// Whether a shard file is there and finished (a checkpoint of a running shard is not).
-bool shard_complete(const fs::path& path) {
+// Whether a shard file is there, finished (a checkpoint of a running shard is not) and, inside
+// an mpirun/srun/Slurm job, written by this job (not a file left by an earlier one).
+bool shard_complete(const fs::path& path, const std::string& launch) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return false;
   try {
     for (const auto& t : read_run(path).tables) {
       if (t.path != "sweep/info") continue;
       const Column* c = t.find("complete");
-      return c && std::holds_alternative<std::vector<std::int64_t>>(c->values) &&
-             std::get<std::vector<std::int64_t>>(c->values).at(0) == 1;
+      const Column* l = t.find("launch");
+      const bool done = c && std::holds_alternative<std::vector<std::int64_t>>(c->values) &&
+                        std::get<std::vector<std::int64_t>>(c->values).at(0) == 1;
+      const bool ours = launch.empty() || (l && std::holds_alternative<std::vector<std::string>>(l->values) &&
+                                           std::get<std::vector<std::string>>(l->values).at(0) == launch);
+      return done && ours;
     }
   } catch (const std::exception&) {
   }
@@ -392,7 +403,8 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   file.shard_count = shard.count;
   file.sweep_text = spec.given_text;
   file.scenario_text = base.given_text;
-  file.fingerprint = fingerprint(spec, base.given_text);
+  file.fingerprint = fingerprint(spec, base.resolved_yaml);
+  file.launch = launch_token();
   file.parameters = parameters_table(spec);
 
   const std::vector<std::int64_t> mine = shard_points(file.total, shard);
@@ -402,7 +414,10 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     std::mutex m;
     std::int64_t first_bad = -1;
     std::string message;
-    run_points(mine, threads, [&](std::int64_t i) {
+    // Shard 0 of a gathering job checks every point: a bad value in another shard stops that
+    // shard before it writes anything, and shard 0 would wait for it forever.
+    const std::vector<std::int64_t> to_check = gather ? shard_points(file.total, Shard{}) : mine;
+    run_points(to_check, threads, [&](std::int64_t i) {
       const SweepPoint& p = points[static_cast<std::size_t>(i)];
       try {
         LoadOptions o{data_dir, p.overrides};
@@ -485,7 +500,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     for (;;) {
       std::vector<std::string> waiting;
       for (const auto& n : names) {
-        if (!shard_complete(n)) waiting.push_back(n);
+        if (!shard_complete(n, file.launch)) waiting.push_back(n);
       }
       if (waiting.empty()) break;
       if (!vm.count("quiet") && std::chrono::steady_clock::now() - last_note > std::chrono::minutes(1)) {
@@ -493,7 +508,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
                << waiting.front() << "\n";
         last_note = std::chrono::steady_clock::now();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      std::this_thread::sleep_for(std::chrono::seconds(2));
     }
     const SweepFile merged = merge_files(names);
     write_run(whole, to_record(merged, merged.total));

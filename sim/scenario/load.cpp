@@ -1099,14 +1099,25 @@ void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
     if (key.size() == 1) {
       piece[key.front()] = value;
     } else {
+      // The map to update: the entry's own (its last piece that has the key), else the one it
+      // copies through `from:`, and so on up the chain.
       YAML::Node top(YAML::NodeType::Map);
-      for (auto it = entry->second.rbegin(); it != entry->second.rend(); ++it) {
-        const YAML::Node& node = it->node;  // const: a look-up must not add the key
-        const YAML::Node given = node[key.front()];
-        if (given.IsDefined()) {
-          top = YAML::Clone(given);
-          break;
+      std::set<std::string> visited;
+      for (auto at_entry = entry; at_entry != section.by_id.end() && visited.insert(at_entry->first).second;) {
+        std::optional<std::string> from_id;
+        bool found = false;
+        for (auto it = at_entry->second.rbegin(); it != at_entry->second.rend() && !found; ++it) {
+          const YAML::Node& node = it->node;  // const: a look-up must not add the key
+          const YAML::Node given = node[key.front()];
+          if (given.IsDefined()) {
+            top = YAML::Clone(given);
+            found = true;
+          }
+          const YAML::Node from = node["from"];
+          if (!from_id && from.IsDefined() && from.IsScalar()) from_id = from.Scalar();
         }
+        if (found || !from_id) break;
+        at_entry = section.by_id.find(*from_id);
       }
       YAML::Node at = top;
       std::string where = parts.front() + "." + id + "." + key.front();

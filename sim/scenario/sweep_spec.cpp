@@ -79,6 +79,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
   if (std::isnan(p.lo)) lo_v.expected("a number");
   if (std::isnan(p.hi)) hi_v.expected("a number");
   if (!(p.hi > p.lo)) hi_v.expected("a number above the low end " + number_text(p.lo));
+  if (!std::isfinite(p.hi - p.lo)) range.expected("a range whose width is a finite number");
   p.ranged = true;
   p.range_at = range.location();
   if (m.has("scale")) p.log_scale = detail::read_choice(m.at("scale"), {"linear", "log"}) == "log";
@@ -102,7 +103,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
       const std::string t = number_text(x);
       p.values_yaml.push_back(p.unit.empty() ? t : "\"" + t + " " + p.unit + "\"");
       char shown[40];
-      std::snprintf(shown, sizeof shown, "%.6g", x);
+      std::snprintf(shown, sizeof shown, p.integer ? "%.0f" : "%.6g", x);
       p.values_shown.push_back(p.unit.empty() ? shown : std::string(shown) + " " + p.unit);
       p.values_numeric.push_back(x);
       p.values_at.push_back(p.range_at);
@@ -151,7 +152,9 @@ SweepSpec load_sweep_spec(const fs::path& file) {
   } else {
     s.require("samples");
     spec.samples = detail::read_positive_int(s.at("samples"));
-    if (spec.samples > kMaxSweepPoints) s.at("samples").expected("at most " + std::to_string(kMaxSweepPoints) + " samples");
+    if (spec.samples > kMaxSweepPoints) {
+      s.at("samples").expected("at most " + std::to_string(kMaxSweepPoints) + " samples (split a larger study into several sweeps)");
+    }
   }
   if (s.has("seed")) {
     const std::int64_t seed = detail::read_int(s.at("seed"));
@@ -164,9 +167,17 @@ SweepSpec load_sweep_spec(const fs::path& file) {
     const Value item = params.child(params.node[i], "[" + std::to_string(i) + "]");
     spec.parameters.push_back(read_parameter(item, spec.method));
     for (std::size_t j = 0; j + 1 < spec.parameters.size(); ++j) {
-      if (spec.parameters[j].key == spec.parameters.back().key) {
-        item.child(item.node["key"], "key").fail("duplicate key " + text::quoted(spec.parameters[j].key) +
-                                                 " (first at line " + std::to_string(spec.parameters[j].at.line) + ")");
+      const std::string& a = spec.parameters[j].key;
+      const std::string& b = spec.parameters.back().key;
+      const Value key = item.child(item.node["key"], "key");
+      if (a == b) {
+        key.fail("duplicate key " + text::quoted(a) + " (first at line " + std::to_string(spec.parameters[j].at.line) + ")");
+      }
+      // One key inside the other: the value of the outer would overwrite the inner's, or the
+      // inner's a part of the outer's, depending on the order; either way a column would lie.
+      if (b.rfind(a + ".", 0) == 0 || a.rfind(b + ".", 0) == 0) {
+        key.fail("key " + text::quoted(b) + " overlaps " + text::quoted(a) + " (line " +
+                 std::to_string(spec.parameters[j].at.line) + "): sweep one or the other");
       }
     }
   }

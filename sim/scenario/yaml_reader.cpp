@@ -121,19 +121,19 @@ MapView::MapView(const Value& v, std::vector<std::string> allowed) : value_(v) {
   if (!v.node.IsMap()) v.expected("a map");
   for (auto it = v.node.begin(); it != v.node.end(); ++it) {
     const YAML::Node key_node = it->first;
-    const Value key_value{key_node, v.file, v.path};
+    const Value key_value{key_node, v.file, v.path, v.origin};
     if (!key_node.IsScalar()) key_value.expected("a key (a word)");
     const std::string key = key_node.Scalar();
     for (const auto& [seen, seen_node] : entries_) {
       if (seen == key) {
-        const Value dup{key_node, v.file, v.child(YAML::Node(), key).path};
+        const Value dup{key_node, v.file, v.child(YAML::Node(), key).path, v.origin};
         dup.fail("duplicate key (first at line " + std::to_string(seen_node.Mark().line + 1) + ")");
       }
     }
     bool known = false;
     for (const auto& a : allowed) known = known || a == key;
     if (!known) {
-      const Value bad{key_node, v.file, v.child(YAML::Node(), key).path};
+      const Value bad{key_node, v.file, v.child(YAML::Node(), key).path, v.origin};
       const std::string guess = text::closest(key, allowed);
       if (!guess.empty()) bad.fail("unknown key; did you mean " + text::quoted(guess) + "?");
       bad.fail("unknown key; expected one of: " + text::join(allowed));

@@ -63,7 +63,7 @@ void place(const SweepParameter& p, double f, std::size_t j, SweepPoint& point) 
   } else {
     x = p.log_scale ? std::exp(std::log(p.lo) + f * (std::log(p.hi) - std::log(p.lo))) : p.lo + f * (p.hi - p.lo);
   }
-  const std::string exact = number_text(x, 17), shown = number_text(x, 6);
+  const std::string exact = number_text(x, 17), shown = p.integer ? number_text(x, 17) : number_text(x, 6);
   point.overrides[j] = {p.key, p.unit.empty() ? exact : "\"" + exact + " " + p.unit + "\"", p.range_at, p.at};
   point.shown[j] = p.unit.empty() ? shown : shown + " " + p.unit;
   point.numeric[j] = x;
@@ -139,13 +139,20 @@ Shard parse_shard(const std::string& text) {
   Shard s;
   if (text == "auto") {
     std::int64_t rank = 0, size = 0, min = 0;
+    std::int64_t step = 1, unused = 0;
+    // srun's tasks (a job step: SLURM_STEP_ID set; the batch script itself has SLURM_PROCID 0
+    // and SLURM_NTASKS too, and must not take shard 0 of N).
+    const bool srun_step = env_int("SLURM_STEP_ID", unused);
     if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
         (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
-        (env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {
+        (srun_step && env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {
       s = {rank, size};
     } else if (env_int("SLURM_ARRAY_TASK_ID", rank) && env_int("SLURM_ARRAY_TASK_COUNT", size)) {
+      // --array=MIN-MAX[:STEP]: task ids MIN, MIN+STEP, ...
       env_int("SLURM_ARRAY_TASK_MIN", min);
-      s = {rank - min, size};
+      env_int("SLURM_ARRAY_TASK_STEP", step);
+      if (step < 1) step = 1;
+      s = {(rank - min) / step, size};
     } else {
       return Shard{};
     }
@@ -167,6 +174,14 @@ Shard parse_shard(const std::string& text) {
                      text::quoted(text));
   }
   return s;
+}
+
+std::string launch_token() {
+  for (const char* name : {"SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "PMIX_NAMESPACE", "OMPI_MCA_orte_ess_jobid",
+                           "OMPI_MCA_ess_base_jobid"}) {
+    if (const char* v = std::getenv(name); v && *v) return std::string(name) + "=" + v;
+  }
+  return "";
 }
 
 std::vector<std::int64_t> shard_points(std::int64_t total, const Shard& shard) {

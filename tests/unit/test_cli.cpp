@@ -338,6 +338,22 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   CHECK(r.err.find("whole.h5: holds another sweep") != std::string::npos);
   CHECK(fs::last_write_time(dir / "whole.h5") == before);
   CHECK(sweep(dir / "edited.yaml", dir / "whole.h5", {"--fresh", "-q"}).code == 0);
+  // So does an edited catalog entry that the scenario uses (the fingerprint covers the resolved
+  // scenario, catalogs included).
+  fs::create_directories(dir / "catalog");
+  {
+    std::ifstream in(kData / "catalog/test-catalog.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(dir / "catalog/test-catalog.yaml") << text;
+    const auto at = text.find("pue: 1.5");
+    REQUIRE(at != std::string::npos);
+    r = run({"sweep", (dir / "edited.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "cat.h5").string(), "-q"});
+    REQUIRE(r.code == 0);
+    std::ofstream(dir / "catalog/test-catalog.yaml") << text.replace(at, 8, "pue: 1.6");
+  }
+  r = run({"sweep", (dir / "edited.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "cat.h5").string(), "-q"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("cat.h5: holds another sweep") != std::string::npos);
   fs::remove_all(dir);
 }
 
