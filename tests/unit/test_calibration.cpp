@@ -147,7 +147,7 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
   }
   // GEMM: 250 GFLOP/s, n0 = 3, k0 = 10, weights at 60 GB/s within 0.75 MiB, 25 GB/s within
   // 6 MiB and 12 GB/s beyond, 1 us; f32 weights (4 bytes).
-  {
+  const auto gemm_truth = [&] {
     GemmShapeFit truth;
     truth.a = 1 / 250e9;
     truth.n0 = 3;
@@ -156,6 +156,10 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     truth.levels = levels;
     truth.w = {1 / 60e9, 1 / 25e9, 1 / 12e9};
     truth.element_bytes = 4;
+    return truth;
+  };
+  {
+    const GemmShapeFit truth = gemm_truth();
     std::vector<double> M, N, K, T;
     synthetic_gemm(truth, M, N, K, T);
     const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4);
@@ -175,14 +179,7 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
   // 16 ways and 64-byte lines cannot hold them (the calibration set has skinny products of both
   // kinds, so the term can be told from the streaming rates).
   {
-    GemmShapeFit truth;
-    truth.a = 1 / 250e9;
-    truth.n0 = 3;
-    truth.k0 = 10;
-    truth.c = 1e-6;
-    truth.levels = levels;
-    truth.w = {1 / 60e9, 1 / 25e9, 1 / 12e9};
-    truth.element_bytes = 4;
+    GemmShapeFit truth = gemm_truth();
     truth.conflict_cache = {1024, 16, 64};
     truth.w_conflict = 25e-12;
     // By hand: 1024 floats = 4 KiB = 64 lines a row, so row j starts in set 64 j mod 1024: 16 sets,
