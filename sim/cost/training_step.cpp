@@ -168,9 +168,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double params_per_device =
       dense_params / model_parallel + expert_params / (model_parallel * static_cast<double>(c.data));
   const double grad_bytes = dense_params / model_parallel * bytes_per_value;
+  // Without ZeRO-3 the gradients are all-reduced once a step (accumulated locally over the
+  // microbatches), hidden behind the last microbatch's backward pass. ZeRO-3 (FSDP) gathers the
+  // parameters before every microbatch's forward and backward pass and reduce-scatters the
+  // gradients once: (2m + 1) halves of a ring all-reduce, each gather prefetched behind the
+  // compute of the layers before it, so the whole step's compute can hide them.
+  const double m = static_cast<double>(c.microbatches);
   double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
-  if (p.zero_stage == 3) dp *= 1.5;  // parameters are gathered again for forward and backward
-  c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - bwd_s) : dp;
+  double window = bwd_s;
+  if (p.zero_stage == 3) {
+    dp *= (2 * m + 1) / 2;
+    window = m * (fwd_s + bwd_s);
+  }
+  c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - window) : dp;
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes = optimizer_traffic_bytes(p.optimizer);
   const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(c.data) : params_per_device;

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/training_cost.hpp"
 
@@ -136,6 +138,30 @@ TEST_CASE("the 1F1B bubble and data-parallel communication") {
   // (p - 1) / (m + p - 1) = 3 / 11.
   CHECK(c.bubble_fraction == doctest::Approx(3.0 / 11));
   CHECK(c.pipeline_comm_s > 0);
+}
+
+TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-3 gathers every microbatch") {
+  TrainingJob job = mlp_job();
+  job.accelerators = 16;  // data 16 spans two nodes of 8: the network, 1e10 B/s
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 4000;  // 16 replicas x 2 microbatches of 125
+  job.parallelism->overlap_communication = false;
+  // 1,001,000 fp16 gradients = 2.002e6 B; ring: 2 x 15/16 x 2.002e6 / 1e10 + 20 us = 3.95375e-4 s.
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.microbatches == 2);
+  CHECK(c.data_comm_s == doctest::Approx(3.95375e-4));
+  // ZeRO-3: gather before each microbatch's forward and backward, reduce-scatter once:
+  // (2 x 2 + 1) halves of the all-reduce = 2.5 x 3.95375e-4 = 9.884375e-4 s.
+  job.parallelism->zero_stage = 3;
+  c = cost_training_step(job);
+  CHECK(c.data_comm_s == doctest::Approx(9.884375e-4));
+  // Overlapped, the gathers hide behind the whole step's compute (both microbatches).
+  job.parallelism->overlap_communication = true;
+  c = cost_training_step(job);
+  CHECK(c.compute_s > 0);
+  CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 9.884375e-4 - c.compute_s)));
+  CHECK(c.data_comm_s > 0);
 }
 
 TEST_CASE("a model that does not fit is a result with a reason") {
