@@ -310,19 +310,48 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     for (const auto& t : old.tables) {
       if (t.path == "calibration/samples") samples = &t;
     }
-    if (!samples || !samples->find("kernel") || !samples->find("pass") || !samples->find("time")) {
+    const Table* kernels = nullptr;
+    for (const auto& t : old.tables) {
+      if (t.path == "calibration/kernels") kernels = &t;
+    }
+    // Two forms: since 2026-12-02 each sample names its kernel by row of calibration/kernels and
+    // its pass as 0 (A) or 1 (B), which compresses; before, by label and "a"/"b".
+    const auto holds = [](const Table* t, const char* name, std::size_t alternative) {
+      return t && t->find(name) && t->find(name)->values.index() == alternative;
+    };
+    const bool by_row = holds(samples, "kernel_row", 1) && holds(samples, "pass", 1) && holds(kernels, "kernel", 2);
+    const bool by_label = holds(samples, "kernel", 2) && holds(samples, "pass", 2);
+    if (!(by_row || by_label) || !holds(samples, "time", 0)) {
       io.err << "dlcarbon calibrate: --refit: " << vm["refit"].as<std::string>() << " holds no calibration/samples table\n";
       return kBadInput;
     }
-    const auto& labels = std::get<std::vector<std::string>>(samples->find("kernel")->values);
-    const auto& passes = std::get<std::vector<std::string>>(samples->find("pass")->values);
     const auto& times = std::get<std::vector<double>>(samples->find("time")->values);
+    std::vector<std::string> labels;
+    std::vector<bool> pass_a(times.size());
+    if (by_row) {
+      const auto& names = std::get<std::vector<std::string>>(kernels->find("kernel")->values);
+      const auto& rows = std::get<std::vector<std::int64_t>>(samples->find("kernel_row")->values);
+      const auto& p = std::get<std::vector<std::int64_t>>(samples->find("pass")->values);
+      for (std::size_t i = 0; i < times.size() && i < rows.size() && i < p.size(); ++i) {
+        if (rows[i] < 0 || static_cast<std::size_t>(rows[i]) >= names.size()) {
+          io.err << "dlcarbon calibrate: --refit: " << vm["refit"].as<std::string>() << ": calibration/samples row " << i
+                 << " names kernel row " << rows[i] << ", the kernels table has " << names.size() << "\n";
+          return kBadInput;
+        }
+        labels.push_back(names[static_cast<std::size_t>(rows[i])]);
+        pass_a[i] = p[i] == 0;
+      }
+    } else {
+      labels = std::get<std::vector<std::string>>(samples->find("kernel")->values);
+      const auto& p = std::get<std::vector<std::string>>(samples->find("pass")->values);
+      for (std::size_t i = 0; i < times.size() && i < p.size(); ++i) pass_a[i] = p[i] == "a";
+    }
     std::map<std::string, calibrate::KernelSpec> known;
     for (const bool q : {false, true}) {
       for (const auto& spec : calibrate::shape_set(q, true, true)) known.emplace(spec.label(), spec);
     }
     std::map<std::string, std::size_t> index;
-    for (std::size_t i = 0; i < labels.size(); ++i) {
+    for (std::size_t i = 0; i < labels.size() && i < times.size(); ++i) {
       auto at = index.find(labels[i]);
       if (at == index.end()) {
         const auto k = known.find(labels[i]);
@@ -332,7 +361,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         m.pass_a.emplace_back();
         m.pass_b.emplace_back();
       }
-      (passes[i] == "a" ? m.pass_a : m.pass_b)[at->second].push_back(times[i]);
+      (pass_a[i] ? m.pass_a : m.pass_b)[at->second].push_back(times[i]);
     }
     io.out << "dlcarbon calibrate: refitting " << specs.size() << " kernels from " << vm["refit"].as<std::string>() << "\n";
   } else {
@@ -609,7 +638,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   raw.scenario_resolved = y.str();
   std::vector<std::string> label, group, role;
   std::vector<double> flops, bytes, ta, tb, tall, pred;
-  std::vector<std::string> s_label, s_pass;
+  std::vector<std::int64_t> s_row, s_pass;
   std::vector<double> s_time;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     label.push_back(specs[i].label());
@@ -621,15 +650,16 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     tb.push_back(t_b[i]);
     tall.push_back(t_all[i]);
     pred.push_back(predicted[i]);
-    for (const double t : m.pass_a[i]) { s_label.push_back(specs[i].label()); s_pass.push_back("a"); s_time.push_back(t); }
-    for (const double t : m.pass_b[i]) { s_label.push_back(specs[i].label()); s_pass.push_back("b"); s_time.push_back(t); }
+    const auto row = static_cast<std::int64_t>(i);
+    for (const double t : m.pass_a[i]) { s_row.push_back(row); s_pass.push_back(0); s_time.push_back(t); }
+    for (const double t : m.pass_b[i]) { s_row.push_back(row); s_pass.push_back(1); s_time.push_back(t); }
   }
   raw.tables.push_back(Table{"calibration/kernels",
                              {Column{"kernel", "", label}, Column{"group", "", group}, Column{"role", "", role},
                               Column{"flops", "FLOP", flops}, Column{"bytes", "B", bytes}, Column{"time_pass_a", "s", ta},
                               Column{"time_pass_b", "s", tb}, Column{"time", "s", tall}, Column{"predicted", "s", pred}}});
   raw.tables.push_back(Table{"calibration/samples",
-                             {Column{"kernel", "", s_label}, Column{"pass", "", s_pass}, Column{"time", "s", s_time}}});
+                             {Column{"kernel_row", "", s_row}, Column{"pass", "", s_pass}, Column{"time", "s", s_time}}});
   write_run(out_dir / raw_name, raw);
   io.out << "wrote " << entry.string() << " and " << (out_dir / raw_name).string() << "\n";
   return kOk;

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <cmath>
@@ -378,5 +379,58 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
   CHECK(energy[0] == energy[1]);
   const auto& per_useful = col<double>(rec, "sweep/deployments", "co2e_per_useful_inference");
   CHECK(per_useful[0] == doctest::Approx(4 * per_useful[1]).epsilon(1e-9));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("calibrate --refit reads its own samples and those of files written before 2026-12-02") {
+  const fs::path dir = temp_dir() / "refit";
+  fs::remove_all(dir);
+  auto r = run({"calibrate", "--quick", "--seconds", "1", "--tdp", "8.8 W", "--id", "c", "--out", (dir / "first").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord raw = read_run(dir / "first/c.h5");
+  const auto& names = col<std::string>(raw, "calibration/kernels", "kernel");
+  const auto& rows = col<std::int64_t>(raw, "calibration/samples", "kernel_row");
+  const auto& passes = col<std::int64_t>(raw, "calibration/samples", "pass");
+  const auto& times = col<double>(raw, "calibration/samples", "time");
+  REQUIRE(rows.size() == times.size());
+  CHECK(*std::max_element(rows.begin(), rows.end()) == static_cast<std::int64_t>(names.size()) - 1);
+  CHECK(std::count(passes.begin(), passes.end(), 0) > 0);
+  CHECK(std::count(passes.begin(), passes.end(), 1) > 0);
+  // The same samples in the earlier form: the kernel's label and "a"/"b".
+  RunRecord old = raw;
+  std::vector<std::string> labels, letters;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    labels.push_back(names[static_cast<std::size_t>(rows[i])]);
+    letters.push_back(passes[i] == 0 ? "a" : "b");
+  }
+  for (auto& t : old.tables) {
+    if (t.path == "calibration/samples") t.columns = {Column{"kernel", "", labels}, Column{"pass", "", letters}, Column{"time", "s", times}};
+  }
+  fs::create_directories(dir / "earlier");
+  write_run(dir / "earlier/c.h5", old);  // a refit takes its id from the file name
+  const auto refit = [&](const fs::path& from, const std::string& to) {
+    auto q = run({"calibrate", "--refit", from.string(), "--out", (dir / to).string()});
+    INFO(q.out, q.err);
+    REQUIRE(q.code == 0);
+    std::ifstream in(dir / to / "c.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text;
+  };
+  const std::string a = refit(dir / "first/c.h5", "new"), b = refit(dir / "earlier/c.h5", "old");
+  CHECK(a.find("gemm") != std::string::npos);
+  CHECK(a == b);
+  // A sample that names a kernel row the file does not have is bad input.
+  RunRecord broken = raw;
+  for (auto& t : broken.tables) {
+    if (t.path != "calibration/samples") continue;
+    auto& kr = std::get<std::vector<std::int64_t>>(t.columns[0].values);
+    kr[0] = static_cast<std::int64_t>(names.size());
+  }
+  write_run(dir / "broken.h5", broken);
+  r = run({"calibrate", "--refit", (dir / "broken.h5").string(), "--out", (dir / "b").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("names kernel row") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "b/c.yaml"));
   fs::remove_all(dir);
 }
