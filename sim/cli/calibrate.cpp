@@ -552,7 +552,24 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // --- the hardware entry and its raw data ------------------------------------------------
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
-  const auto rate = [&](const char* group) { return fits.count(group) ? fits[group].rate() : 0.0; };
+  // A group's GEMM rate: the fitted asymptote, unless the fit put (nearly) all of the time into the
+  // fixed cost (a quick run on a slow or noisy host: a -> 0, a rate beyond any measured one), in
+  // which case the best FLOPs / time measured in the group, as a benchmark would report it. The
+  // asymptote of a sound fit lies within a few times the best measured rate (the largest shapes
+  // run near it); 4x is the bound.
+  std::map<std::string, bool> rate_direct;
+  const auto rate = [&](const char* group) {
+    if (!fits.count(group)) return 0.0;
+    double best = 0;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].group() == group && t_all[i] > 0) best = std::max(best, specs[i].flops() / t_all[i]);
+    }
+    const double fitted = fits[group].rate();
+    if (std::isfinite(fitted) && fitted > 0 && fitted <= 4 * best) return fitted;
+    rate_direct[group] = best > 0;
+    return best;
+  };
+  const auto finite = [](double x, double otherwise) { return std::isfinite(x) ? x : otherwise; };
   // Main-memory bandwidth: the STREAM add's fitted rate beyond the caches; where the fit could not
   // tell it from the fixed cost (a quick or very noisy run: rate 0 or infinite), the bytes over the
   // time of the largest STREAM add measured, as STREAM itself reports it.
@@ -570,9 +587,15 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       }
     }
   }
-  const double launch = fits.count("matmul/f32") ? fits["matmul/f32"].overhead() : 0.0;
+  const double launch = fits.count("matmul/f32") ? std::max(0.0, finite(fits["matmul/f32"].overhead(), 0.0)) : 0.0;
   const std::string date = utc_now_iso8601().substr(0, 10);
   const std::string raw_name = id + ".h5";
+  // Every number of the entry is finite: a NaN or infinity would be written as text that is not a
+  // number (invalid YAML, or a catalog that refuses the entry), so it is an internal failure here.
+  const auto entry_number = [](double x, int significant) {
+    if (!std::isfinite(x)) throw std::runtime_error("calibrate: a fitted value of the entry is not finite");
+    return format_number(x, significant);
+  };
   std::ostringstream y;
   y << "# Written by `dlcarbon calibrate` (" << build_info::version() << ", " << build_info::git_sha() << ") on " << date
     << ".\n# Measured on: " << cpu_model() << ", " << threads << " threads, oneDNN " << backend.version() << ", ISA "
@@ -584,37 +607,46 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // fp32 peak: the best sustained rate of any GEMM-like kernel (matmul or convolution in either
   // layout); the efficiencies below are relative to it.
   const double peak32 = std::max({rate("matmul/f32"), rate("conv/f32/nchw"), rate("conv/f32/nhwc")});
-  y << "      fp32: \"" << format_number(peak32, 6) << " FLOP/s\"\n";
+  y << "      fp32: \"" << entry_number(peak32, 6) << " FLOP/s\"\n";
   // One GEMM efficiency serves every dtype: scale the 16- and 8-bit peaks so that peak x
   // efficiency is the measured matmul rate.
-  const double gemm_eff = peak32 > 0 ? rate("matmul/f32") / peak32 : 1;
-  if (rate("matmul/bf16") > 0) y << "      bf16: \"" << format_number(rate("matmul/bf16") / gemm_eff, 6) << " FLOP/s\"\n";
-  if (rate("matmul/s8") > 0) y << "      int8: \"" << format_number(rate("matmul/s8") / gemm_eff, 6) << " FLOP/s\"\n";
+  if (!(peak32 > 0)) throw std::runtime_error("calibrate: no matmul or convolution was timed, so the entry has no fp32 peak");
+  const double gemm_eff = rate("matmul/f32") > 0 ? rate("matmul/f32") / peak32 : 1;
+  if (rate("matmul/bf16") > 0) y << "      bf16: \"" << entry_number(rate("matmul/bf16") / gemm_eff, 6) << " FLOP/s\"\n";
+  if (rate("matmul/s8") > 0) y << "      int8: \"" << entry_number(rate("matmul/s8") / gemm_eff, 6) << " FLOP/s\"\n";
   if (bandwidth > 0 && std::isfinite(bandwidth)) {
-    y << "    memory_bandwidth: \"" << format_number(bandwidth, 6) << " B/s\""
+    y << "    memory_bandwidth: \"" << entry_number(bandwidth, 6) << " B/s\""
       << (bandwidth_direct ? "  # the largest STREAM add's bytes / time: the fit could not separate it from the fixed cost" : "")
       << "\n";
   } else if (!vm.count("from")) {
     throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");
   }
-  if (tdp_w > 0) y << "    tdp: \"" << format_number(tdp_w, 6) << " W\"\n";
-  else if (!vm.count("from")) y << "    tdp: \"" << format_number(4.4 * threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
-  y << "    efficiency:\n      gemm: " << format_number(peak32 > 0 ? rate("matmul/f32") / peak32 : 1, 4)
-    << "\n      memory: 1\n      launch: \"" << format_number(launch, 6) << " s\"\n";
+  if (tdp_w > 0) y << "    tdp: \"" << entry_number(tdp_w, 6) << " W\"\n";
+  else if (!vm.count("from")) y << "    tdp: \"" << entry_number(4.4 * threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
+  y << "    efficiency:\n      gemm: " << entry_number(gemm_eff, 4)
+    << "\n      memory: 1\n      launch: \"" << entry_number(launch, 6) << " s\"\n";
   // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
   for (const char* layout : {"nchw", "nhwc"}) {
     const std::string g = std::string("conv/f32/") + layout;
-    if (fits.count(g) && peak32 > 0) y << "      conv_" << layout << ": " << format_number(fits[g].rate() / peak32, 4) << "\n";
+    if (rate(g.c_str()) > 0) y << "      conv_" << layout << ": " << entry_number(rate(g.c_str()) / peak32, 4) << "\n";
   }
   // How GEMM efficiency falls with small dimensions (the f32 matmul's shape fit, where chosen).
-  if (fits.count("matmul/f32") && fits["matmul/f32"].shape) {
+  if (fits.count("matmul/f32") && fits["matmul/f32"].shape && !rate_direct.count("matmul/f32") &&
+      std::isfinite(fits["matmul/f32"].shape->m0_equivalent()) && std::isfinite(fits["matmul/f32"].shape->n0) &&
+      std::isfinite(fits["matmul/f32"].shape->k0)) {
     const auto& sh = *fits["matmul/f32"].shape;
-    y << "      gemm_shape: {m: " << format_number(sh.m0_equivalent(), 4) << ", n: " << format_number(sh.n0, 4) << ", k: "
-      << format_number(sh.k0, 4) << "}\n";
+    y << "      gemm_shape: {m: " << entry_number(sh.m0_equivalent(), 4) << ", n: " << entry_number(sh.n0, 4) << ", k: "
+      << entry_number(sh.k0, 4) << "}\n";
   }
   y << "      source: \"measured: peaks are fitted asymptotic rates (fp32: the best of matmul and convolution; bf16 "
        "and int8: matmul, scaled by the GEMM efficiency), efficiencies relative to them, the bandwidth that of "
-       "a STREAM-style add; raw data in " << raw_name << "\"\n";
+       "a STREAM-style add; raw data in " << raw_name;
+  std::string direct;
+  for (const auto& [group, used] : rate_direct) {
+    if (used) direct += (direct.empty() ? "" : ", ") + group;
+  }
+  if (!direct.empty()) y << "; " << direct << ": the best FLOPs / time measured (the fit could not separate the rate from the fixed cost)";
+  y << "\"\n";
   y << "    source: \"dlcarbon calibrate on " << date << ", " << cpu_model() << ", " << threads << " threads, oneDNN "
     << backend.version() << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";

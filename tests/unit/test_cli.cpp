@@ -420,6 +420,38 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   const std::string a = refit(dir / "first/c.h5", "new"), b = refit(dir / "earlier/c.h5", "old");
   CHECK(a.find("gemm") != std::string::npos);
   CHECK(a == b);
+  // Samples from which the fit cannot tell a rate (every f32 matmul and convolution takes the same
+  // time: all of it fixed cost, an infinite asymptotic rate) still give an entry that loads: the
+  // peak is then the best FLOPs / time measured.
+  RunRecord flat = raw;
+  for (auto& t : flat.tables) {
+    if (t.path != "calibration/samples") continue;
+    auto& tv = std::get<std::vector<double>>(t.columns[2].values);
+    for (std::size_t i = 0; i < tv.size(); ++i) {
+      const std::string& name = names[static_cast<std::size_t>(rows[i])];
+      if (name.rfind("matmul f32", 0) == 0 || name.rfind("conv f32", 0) == 0) tv[i] = 1e-4;
+    }
+  }
+  fs::create_directories(dir / "flat");
+  write_run(dir / "flat/c.h5", flat);
+  r = run({"calibrate", "--refit", (dir / "flat/c.h5").string(), "--out", (dir / "flat-entry/data/hardware/measured").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  {
+    std::ifstream in(dir / "flat-entry/data/hardware/measured/c.yaml");
+    const std::string entry((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(entry.find("matmul/f32: the best FLOPs / time measured") != std::string::npos);
+  }
+  fs::copy_file(kData / "catalog/test-catalog.yaml", dir / "flat-entry/data/test-catalog.yaml");
+  std::ofstream(dir / "flat-entry/s.yaml") << "schema_version: 1\nscenario: {name: flat}\nmodels:\n"
+                                              "  - id: m\n    design: {builder: mlp, widths: [256, 256, 10]}\n"
+                                              "training:\n  - id: t\n    model: m\n    hardware: c\n"
+                                              "    accelerators: 1\n    precision: fp32\n    tokens: \"1e6 tokens\"\n"
+                                              "    parallelism: {global_batch: 64}\n    datacenter: test-dc\n";
+  r = run({"run", (dir / "flat-entry/s.yaml").string(), "--data-dir", (dir / "flat-entry/data").string(), "-o",
+           (dir / "flat-entry/out.h5").string(), "--quiet"});
+  INFO(r.err);
+  CHECK(r.code == 0);
   // A sample that names a kernel row the file does not have is bad input.
   RunRecord broken = raw;
   for (auto& t : broken.tables) {
