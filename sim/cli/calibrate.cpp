@@ -172,9 +172,11 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
     g.roofline = calibrate::fit_memory_blend(B, T, levels);
   }
   if (kind == "matmul" && gemm) {
-    // Weight rows a large power of two apart share few L2 sets (L2 holds the weight panels the
-    // microkernel revisits): the set-conflict term of GemmShapeFit, where L2's geometry is known.
-    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, calibrate::element_bytes(specs[cal.front()].dtype), l2);
+    // Weight rows a multiple of L1's way size apart (4 KiB: f32 rows of 1024, 2048, ... columns)
+    // all map onto one L1 set: the aliasing term of GemmShapeFit, where L1's geometry is known.
+    // (Until session 5 the term counted the rows L2's sets could not hold; that also charged
+    // 1536- and 2560-wide rows, which measure as fast as 768 and 1280.)
+    const auto shape = calibrate::fit_gemm_shape(M, N, K, T, levels, calibrate::element_bytes(specs[cal.front()].dtype), l1);
     if (shape.a > 0) g.shape = shape;
   }
   if (kind == "conv") {
@@ -511,7 +513,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         io.out << " " << (g.shape->w[l] > 0 ? format_number(1 / g.shape->w[l] / 1e9, 4) : std::string("inf")) << " GB/s";
       }
       if (g.shape->w_conflict > 0) {
-        io.out << "; rows a power of two apart in L2's sets: +" << format_number(g.shape->w_conflict * 1e12, 3) << " ps/B";
+        io.out << "; rows a multiple of L1's way size apart: +" << format_number(g.shape->w_conflict * 1e12, 3) << " ps/B";
       }
       io.out << ";";
     } else if (specs[groups.at(group).front()].kind == "conv") {

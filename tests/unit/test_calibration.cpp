@@ -175,19 +175,23 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     // The m0 of the plain form at the main-memory rate: 4 B x (1 / 12 GB/s) / (2 / 250 GFLOP/s) = 41.67.
     CHECK(truth.m0_equivalent() == doctest::Approx(4.0 / 12e9 / (2.0 / 250e9)));
   }
-  // The same with weight rows a power of two apart costing 25 ps/B more where an L2 of 1024 sets,
-  // 16 ways and 64-byte lines cannot hold them (the calibration set has skinny products of both
-  // kinds, so the term can be told from the streaming rates).
+  // The same with weight rows a multiple of L1's way size apart costing 25 ps/B more (the
+  // calibration set has skinny products of both kinds, so the term can be told from the
+  // streaming rates).
   {
     GemmShapeFit truth = gemm_truth();
-    truth.conflict_cache = {1024, 16, 64};
+    truth.conflict_cache = {64, 8, 64};  // L1: 32 KiB, 8 ways, 64-byte lines: a way is 4 KiB
     truth.w_conflict = 25e-12;
-    // By hand: 1024 floats = 4 KiB = 64 lines a row, so row j starts in set 64 j mod 1024: 16 sets,
-    // 64 rows each for 16 ways, 3/4 lost; 1536 floats: 96 lines, 32 sets, 48 rows each, 2/3 lost;
-    // 768 floats: 48 lines, 64 sets, 12 rows each, none lost.
-    CHECK(truth.conflict_share(1024, 1024) == doctest::Approx(0.75));
-    CHECK(truth.conflict_share(1536, 1536) == doctest::Approx(2.0 / 3));
+    // By hand: 1024 floats = 4 KiB a row, every row starts in the same L1 set; 2048 floats, 8 KiB,
+    // too; 1536 floats (6 KiB) alternate between two sets, 768 (3 KiB) cycle through four: no
+    // aliasing.
+    CHECK(truth.conflict_share(1024, 1024) == 1);
+    CHECK(truth.conflict_share(2048, 512) == 1);
+    CHECK(truth.conflict_share(1536, 1536) == 0);
     CHECK(truth.conflict_share(768, 768) == 0);
+    CHECK(way_aliasing(2048 * 2, truth.conflict_cache) == 1);  // bf16 rows of 2048
+    CHECK(way_aliasing(1024 * 2, truth.conflict_cache) == 0);
+    CHECK(way_aliasing(4096, CacheGeometry{}) == 0);
     std::vector<double> M, N, K, T;
     synthetic_gemm(truth, M, N, K, T);
     const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4, truth.conflict_cache);

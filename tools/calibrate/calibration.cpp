@@ -474,9 +474,15 @@ double GemmShapeFit::weight_time(double n, double k) const {
   return (s + w_conflict * conflict_share(n, k)) * bytes;
 }
 
-double GemmShapeFit::conflict_share(double n, double k) const {
+double GemmShapeFit::conflict_share(double n, double /*k*/) const {
   if (!conflict_cache.known() || element_bytes <= 0) return 0;
-  return stream_conflict_share(static_cast<std::int64_t>(k), n * element_bytes, conflict_cache);
+  return way_aliasing(n * element_bytes, conflict_cache);
+}
+
+double way_aliasing(double row_stride, const CacheGeometry& cache) {
+  if (!cache.known() || row_stride <= 0) return 0;
+  const double way = cache.sets * cache.line;  // bytes that map onto each set once
+  return std::fmod(row_stride, way) == 0 ? 1.0 : 0.0;
 }
 
 double stream_conflict_share(std::int64_t streams, double row_stride, const CacheGeometry& cache) {

@@ -88,9 +88,9 @@ struct GemmShapeFit {
   std::vector<double> levels;  // bytes: effective cache capacities (empty: the m0 form)
   std::vector<double> w;       // s per byte of weights streamed, per level, then main memory
   double element_bytes = 0;
-  // Weight rows `n x element_bytes` apart map into few sets of this cache when that stride is a
-  // multiple of a large power of two (n = 1024, 2048, ...); the share of the k rows that their sets
-  // cannot hold (stream_conflict_share) costs `w_conflict` more per byte of weights. Unknown
+  // Weight rows `n x element_bytes` apart all start in the same set of this cache (L1) when that
+  // stride is a multiple of its way size, sets x line (4 KiB on x86: f32 rows of n = 1024, 2048,
+  // ...; "4K aliasing"); such weights cost `w_conflict` more per byte (way_aliasing). Unknown
   // geometry: no such term.
   CacheGeometry conflict_cache;
   double w_conflict = 0;
@@ -144,6 +144,10 @@ RooflineFit fit_memory_blend(const std::vector<double>& bytes, const std::vector
 // streams than it has ways, the surplus lines are evicted before they are used up and fetched
 // again. Returns that share of the streams, 1 - ways / (most streams in one set), or 0.
 double stream_conflict_share(std::int64_t streams, double row_stride, const CacheGeometry& cache);
+
+// 1 when rows `row_stride` bytes apart all map onto one set of `cache` (the stride is a multiple
+// of the way size, sets x line), else 0; 0 for an unknown geometry.
+double way_aliasing(double row_stride, const CacheGeometry& cache);
 
 // Least squares on relative error: an additive start (Eigen, non-negative), then a simplex
 // refinement of the max() model in log space. Levels holding no calibration shape are dropped.
