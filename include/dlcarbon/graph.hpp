@@ -45,6 +45,10 @@ struct Op {
   double saved_bytes = 0;  // activations kept for the backward pass
   bool expert = false;     // belongs to a mixture-of-experts FFN (sharded by expert parallelism)
   double backward_factor = 2;  // backward FLOPs and bytes / forward (input and weight gradients)
+  // Split over a tensor-parallel group (GEMM columns, attention heads, the FFN's width); false
+  // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank
+  // of the group repeats unless sequence parallelism splits them along the sequence.
+  bool tensor_split = true;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):

@@ -124,6 +124,10 @@ struct Parallelism {
   std::string optimizer = "adam";  // adam, adafactor, sgd: optimizer state bytes and traffic
   bool recompute = false;
   bool overlap_communication = true;
+  // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
+  // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the
+  // sequence instead of repeated on every rank of the tensor group. Off by default, as in Megatron-LM.
+  bool sequence_parallel = false;
 };
 
 // What a job spends besides productive steps (first-principles mode).

@@ -92,8 +92,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool in_layer = op.layer >= 0;
     // Each stage holds 1/p of the layers; the busiest stage also holds the embeddings or head.
     const double stage_share = in_layer ? 1.0 / pp : 1.0;
-    const double flops = op.flops / tp;
-    double bytes = op.bytes / tp;
+    // Ops on the full d_model width are repeated on every rank of the tensor group, unless
+    // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
+    const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
+    const double flops = op.flops / split;
+    double bytes = op.bytes / split;
     if (op.expert) {
       // Expert parallelism: a device reads only its own experts' weights (1 / data of them),
       // and the activations of the tokens routed to them (its share of the tokens).
@@ -120,12 +123,15 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
     busy_energy += stage_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
-    if (in_layer) saved_layers += op.saved_bytes / tp;
-    else saved_other += op.saved_bytes / tp;
+    if (in_layer) saved_layers += op.saved_bytes / split;
+    else saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
         c.tensor > 1) {
-      // Row-parallel outputs are all-reduced once forward and once backward (Megatron).
-      tp_comm += stage_share * 2 * ring_allreduce_s(static_cast<double>(op.m * op.n) * bytes_per_value, c.tensor, tp_bandwidth);
+      // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
+      // more where recomputation runs the forward pass again. Sequence parallelism turns each
+      // all-reduce into a reduce-scatter and an all-gather: the same volume.
+      tp_comm += stage_share * (p.recompute ? 3 : 2) *
+                 ring_allreduce_s(static_cast<double>(op.m * op.n) * bytes_per_value, c.tensor, tp_bandwidth);
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;

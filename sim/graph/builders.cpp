@@ -67,11 +67,13 @@ class Emitter {
   }
 
   int elementwise(const std::string& name, int layer, const std::vector<int>& in, double elements,
-                  double flops_per_element, OpKind kind = OpKind::elementwise, double params = 0) {
+                  double flops_per_element, OpKind kind = OpKind::elementwise, double params = 0,
+                  bool tensor_split = true) {
     Op op;
     op.name = name;
     op.kind = kind;
     op.layer = layer;
+    op.tensor_split = tensor_split;
     op.m = static_cast<I>(elements);
     op.flops = elements * flops_per_element;
     const double inputs = static_cast<double>(std::max<std::size_t>(1, in.size()));
@@ -85,7 +87,7 @@ class Emitter {
     // LayerNorm: mean, variance, normalise, scale, shift ~ 8 FLOPs per element; RMSNorm ~ 5.
     const double elements = static_cast<double>(tokens) * static_cast<double>(width);
     return elementwise(name, layer, {in}, elements, rms ? 5 : 8, OpKind::norm,
-                       static_cast<double>(width) * (rms ? 1 : 2));
+                       static_cast<double>(width) * (rms ? 1 : 2), false);
   }
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
@@ -172,8 +174,11 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
   }
   int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
-  if (dropout && e.fusion == Fusion::none) out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2);
-  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none ? 3 : 1);
+  if (dropout && e.fusion == Fusion::none) {
+    out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false);
+  }
+  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model),
+                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
 }
 
 int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
@@ -202,10 +207,11 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
   }
   const bool dropout = e.training && d.dropout > 0;
   if (dropout && e.fusion == Fusion::none) {
-    down = e.elementwise(prefix + ".dropout", layer, {down}, static_cast<double>(tokens * d.d_model), 2);
+    down = e.elementwise(prefix + ".dropout", layer, {down}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0,
+                         false);
   }
   return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model),
-                       dropout && e.fusion != Fusion::none ? 3 : 1);
+                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
 }
 
 bool moe_layer(const TransformerDesign& d, I index) {

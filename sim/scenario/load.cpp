@@ -533,7 +533,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication", "optimizer"});
+                      "overlap_communication", "optimizer", "sequence_parallel"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -545,6 +545,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("optimizer")) p.optimizer = detail::read_choice(m.at("optimizer"), {"adam", "adafactor", "sgd"});
   if (m.has("recompute")) p.recompute = detail::read_bool(m.at("recompute"));
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
+  if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   return p;
 }
 

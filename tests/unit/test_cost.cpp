@@ -306,3 +306,50 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   job.hardware.node_topology = "torus-3d";
   CHECK(cost_training_step(job).expert_comm_s == doctest::Approx(12 * big.expert_comm_s));
 }
+
+TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
+  // A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
+  TrainingJob job = mlp_job();
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.rms_norm = true;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->tensor = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  const auto fwd = [](const StepCost& c, const std::string& name) {
+    for (const auto& op : c.ops) {
+      if (op.op == name && op.phase == "fwd") return op;
+    }
+    FAIL("no op " << name);
+    return c.ops.front();
+  };
+  // By hand: the attention's RMSNorm reads and writes 32 x 64 values and its 64 weights, 2 B each:
+  // 2 x (2 x 2,048 + 64) = 8,320 B, 5 FLOPs a value = 10,240 FLOPs; the residual add reads two
+  // and writes one: 3 x 2,048 x 2 = 12,288 B. Every rank of the group repeats them in full.
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(fwd(c, "decoder.0.attn.norm").bytes == doctest::Approx(8320));
+  CHECK(fwd(c, "decoder.0.attn.norm").flops == doctest::Approx(10240));
+  CHECK(fwd(c, "decoder.0.attn.residual").bytes == doctest::Approx(12288));
+  // The column-parallel QKV product is split: 2 x 32 x 64 x 192 / 2 FLOPs.
+  CHECK(fwd(c, "decoder.0.attn.qkv").flops == doctest::Approx(2.0 * 32 * 64 * 192 / 2));
+  const double tensor_comm = c.tensor_comm_s;
+  // Sequence parallelism splits them along the sequence.
+  job.parallelism->sequence_parallel = true;
+  c = cost_training_step(job);
+  CHECK(fwd(c, "decoder.0.attn.norm").bytes == doctest::Approx(8320 / 2));
+  CHECK(fwd(c, "decoder.0.attn.residual").bytes == doctest::Approx(12288 / 2));
+  CHECK(c.tensor_comm_s == doctest::Approx(tensor_comm));
+  // Recomputation runs the forward pass, and its all-reduces, again: 3 all-reduces where there
+  // were 2.
+  job.parallelism->recompute = true;
+  CHECK(cost_training_step(job).tensor_comm_s == doctest::Approx(1.5 * tensor_comm));
+}
