@@ -90,8 +90,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   int moe_layers = 0;
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
-    // Each stage holds 1/p of the layers; the busiest stage also holds the embeddings or head.
-    const double stage_share = in_layer ? 1.0 / pp : 1.0;
+    // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
+    // the embeddings or the head; energy is that of the average device (L / p layers).
+    const double stage_share = in_layer ? std::ceil(static_cast<double>(layers) / pp) / static_cast<double>(layers) : 1.0;
+    const double energy_share = in_layer ? 1.0 / pp : 1.0;
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
@@ -122,7 +124,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     bwd_s += stage_share * (b.seconds + dev.launch_s + recompute);
     const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
-    busy_energy += stage_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
+    busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     if (in_layer) saved_layers += op.saved_bytes / split;
     else saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&

@@ -353,3 +353,24 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   job.parallelism->recompute = true;
   CHECK(cost_training_step(job).tensor_comm_s == doctest::Approx(1.5 * tensor_comm));
 }
+
+TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
+  // Five 1000 x 1000 layers: each product 1.2e-4 s forward and backward for 1000 samples (the
+  // one-layer MLP by hand above), four activations between them at 2.4e-5 s each (1e6 elements,
+  // memory-bound like the input), and the input op (2.4e-5 s), which is on no layer. Per layer on
+  // average: (5 x 1.2e-4 + 4 x 2.4e-5) / 5 = 1.392e-4 s.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000}};
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.compute_s == doctest::Approx(2.4e-5 + 5 * 1.392e-4));
+  // Two stages: 3 layers on the busiest, not 2.5; two microbatches of 1000.
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->global_batch = 2000;
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.microbatches == 2);
+  CHECK(c.compute_s == doctest::Approx(2 * (2.4e-5 + 3 * 1.392e-4)));
+  CHECK(c.bubble_fraction == doctest::Approx(1.0 / 3));
+}
