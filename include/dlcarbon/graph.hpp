@@ -49,6 +49,10 @@ struct Op {
   // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank
   // of the group repeats unless sequence parallelism splits them along the sequence.
   bool tensor_split = true;
+  // Causal attention counts only the lower triangle of the score matrix (Kaplan et al. 2020), as
+  // FlashAttention computes it; an unfused kernel computes and moves the whole matrix. The work of
+  // the whole matrix where it differs (0: the same as flops and bytes).
+  double full_flops = 0, full_bytes = 0;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -59,6 +63,13 @@ struct Op {
 //   attention    additionally, attention is one kernel (FlashAttention, Dao et al. 2022): scores
 //                and probabilities never reach memory, and the backward pass recomputes them.
 enum class Fusion { none, elementwise, attention };
+// What a kernel executes under a fusion level: the whole score matrix unless attention is fused.
+inline double executed_flops(const Op& op, Fusion f) {
+  return f != Fusion::attention && op.full_flops > 0 ? op.full_flops : op.flops;
+}
+inline double executed_bytes(const Op& op, Fusion f) {
+  return f != Fusion::attention && op.full_bytes > 0 ? op.full_bytes : op.bytes;
+}
 // "none", "elementwise", "attention" (as in scenarios); anything else is elementwise.
 Fusion fusion_of(const std::string& name);
 
@@ -81,6 +92,11 @@ class OpGraph {
 
   // Adds an op that consumes the outputs of `inputs`; returns its id.
   int add(Op op, const std::vector<int>& inputs);
+  // Records the whole-matrix work of a causal attention op (Op::full_flops, full_bytes).
+  void set_full_work(int id, double flops, double bytes) {
+    ops_.at(static_cast<std::size_t>(id)).full_flops = flops;
+    ops_.at(static_cast<std::size_t>(id)).full_bytes = bytes;
+  }
   const Op& op(int id) const { return ops_.at(static_cast<std::size_t>(id)); }
   const std::vector<Op>& ops() const { return ops_; }
   std::size_t size() const { return ops_.size(); }

@@ -10,7 +10,8 @@ InferenceResult cost_inference(const InferenceJob& job) {
   InferenceResult r;
   const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
   const double p = hardware::bytes_per_value(job.precision);
-  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true, graph::fusion_of(job.fusion), false});
+  const graph::Fusion fusion = graph::fusion_of(job.fusion);
+  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true, fusion, false});
   double energy = 0;
   double input_elements = 0;
   for (const auto& op : g.ops()) {
@@ -19,9 +20,10 @@ InferenceResult cost_inference(const InferenceJob& job) {
                        : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
                              hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n),
                                                          static_cast<double>(op.k), static_cast<double>(op.count));
-    const auto t = hardware::kernel_time(dev, job.precision, op.flops, op.bytes, gemm, eta);
+    const double flops = graph::executed_flops(op, fusion), bytes = graph::executed_bytes(op, fusion);
+    const auto t = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     r.batch_time_s += t.seconds;
-    energy += hardware::kernel_energy(dev, job.precision, op.flops, op.bytes, t.seconds);
+    energy += hardware::kernel_energy(dev, job.precision, flops, bytes, t.seconds);
     if (op.kind == graph::OpKind::embedding && input_elements == 0) {
       input_elements = static_cast<double>(op.m) * static_cast<double>(std::max<std::int64_t>(1, op.n));
     }

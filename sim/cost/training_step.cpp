@@ -88,6 +88,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0, saved_other = 0;
   double boundary_bytes = 0;
   int moe_layers = 0;
+  const graph::Fusion fusion = graph::fusion_of(job.fusion);
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
@@ -97,8 +98,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
-    const double flops = op.flops / split;
-    double bytes = op.bytes / split;
+    const double flops = graph::executed_flops(op, fusion) / split;
+    double bytes = graph::executed_bytes(op, fusion) / split;
     if (op.expert) {
       // Expert parallelism: a device reads only its own experts' weights (1 / data of them),
       // and the activations of the tokens routed to them (its share of the tokens).

@@ -63,7 +63,19 @@ class Emitter {
     op.flops = 2 * c * md * kd * nd * fraction;
     op.bytes = p_ * c * (md * kd + kd * nd + md * nd * fraction);
     op.saved_bytes = p_ * c * (md * kd + kd * nd);
+    if (fraction < 1) {
+      op.full_flops = 2 * c * md * kd * nd;
+      op.full_bytes = p_ * c * (md * kd + kd * nd + md * nd);
+    }
     return g_.add(op, in);
+  }
+
+  // An elementwise pass over causal attention scores: `fraction` of the whole matrix counted.
+  int scores(const std::string& name, int layer, int in, double whole, double fraction, double flops_per_element,
+             OpKind kind = OpKind::elementwise) {
+    const int id = elementwise(name, layer, {in}, whole * fraction, flops_per_element, kind);
+    if (fraction < 1) g_.set_full_work(id, whole * flops_per_element, p_ * whole * 2);
+    return id;
   }
 
   int elementwise(const std::string& name, int layer, const std::vector<int>& in, double elements,
@@ -160,16 +172,16 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
     ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
   } else {
     const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, a.head_dim, kv_len, fraction);
-    const double score_elements = static_cast<double>(batch * a.heads * q_len * kv_len) * fraction;
+    const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);
     int probs = scores;
     if (e.fusion == Fusion::none) {
       // Unfused: scaling, masking, softmax and dropout each read and write the scores.
-      probs = e.elementwise(prefix + ".scale", layer, {probs}, score_elements, 1);
-      if (causal) probs = e.elementwise(prefix + ".mask", layer, {probs}, score_elements, 1);
-      probs = e.elementwise(prefix + ".softmax", layer, {probs}, score_elements, 5, OpKind::softmax);
-      if (dropout) probs = e.elementwise(prefix + ".dropout", layer, {probs}, score_elements, 2);
+      probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
+      if (causal) probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
+      probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
+      if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
     } else {
-      probs = e.elementwise(prefix + ".softmax", layer, {scores}, score_elements, 5 + (dropout ? 2 : 0), OpKind::softmax);
+      probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
   }

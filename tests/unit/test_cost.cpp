@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dlcarbon/graph.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/training_cost.hpp"
 
@@ -373,4 +374,43 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   CHECK(c.microbatches == 2);
   CHECK(c.compute_s == doctest::Approx(2 * (2.4e-5 + 3 * 1.392e-4)));
   CHECK(c.bubble_fraction == doctest::Approx(1.0 / 3));
+}
+
+TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
+  TrainingJob job = mlp_job();
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  job.design = d;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.fusion = "elementwise";
+  const auto fwd = [](const StepCost& c, const std::string& name) {
+    for (const auto& op : c.ops) {
+      if (op.op == name && op.phase == "fwd") return op;
+    }
+    FAIL("no op " << name);
+    return c.ops.front();
+  };
+  // By hand: 4 heads of 32 x 32 scores from 16-wide heads: QK^T is 2 x 4 x 32 x 16 x 32 = 131,072
+  // FLOPs over the whole matrix; the graph counts the causal half (Kaplan et al. 2020), the
+  // unfused kernel does all of it. The fused softmax reads and writes 4 x 32 x 32 fp16 scores:
+  // 16,384 B.
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(fwd(c, "decoder.0.attn.scores").flops == doctest::Approx(131072));
+  CHECK(fwd(c, "decoder.0.attn.softmax").bytes == doctest::Approx(16384));
+  const graph::OpGraph g = graph::build_graph(d, graph::GraphShape{1, 2, true, graph::Fusion::elementwise, true});
+  for (const auto& op : g.ops()) {
+    if (op.name == "decoder.0.attn.scores") CHECK(op.flops == doctest::Approx(65536));
+  }
+  // FlashAttention: one op, scores and probabilities over the lower half only:
+  // 2 x (2 x 4 x 32 x 32 x 16) / 2 + 5 x 4 x 32 x 32 / 2 = 131,072 + 10,240.
+  job.fusion = "attention";
+  CHECK(fwd(cost_training_step(job), "decoder.0.attn.attention").flops == doctest::Approx(131072 + 10240));
 }
