@@ -92,10 +92,13 @@ class OpGraph {
 
   // Adds an op that consumes the outputs of `inputs`; returns its id.
   int add(Op op, const std::vector<int>& inputs);
-  // Records the whole-matrix work of a causal attention op (Op::full_flops, full_bytes).
-  void set_full_work(int id, double flops, double bytes) {
-    ops_.at(static_cast<std::size_t>(id)).full_flops = flops;
-    ops_.at(static_cast<std::size_t>(id)).full_bytes = bytes;
+  // Records the whole-matrix work of an unfused causal attention op (Op::full_flops, full_bytes)
+  // and the whole matrix it keeps for the backward pass.
+  void set_full_work(int id, double flops, double bytes, double saved_bytes) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.full_flops = flops;
+    op.full_bytes = bytes;
+    op.saved_bytes = saved_bytes;
   }
   const Op& op(int id) const { return ops_.at(static_cast<std::size_t>(id)); }
   const std::vector<Op>& ops() const { return ops_; }

@@ -149,8 +149,7 @@ calibrate::CacheGeometry cache_geometry(int level) {
 // term for the channel streams that L1's sets cannot hold).
 GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std::vector<double>& t,
                      const std::vector<std::size_t>& cal, const std::vector<double>& levels,
-                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1,
-                     const calibrate::CacheGeometry& l2) {
+                     const std::optional<calibrate::GemmShapeFit>& matmul_shape, const calibrate::CacheGeometry& l1) {
   auto [F, B, T, M, N, K, gemm] = calibrate::group_samples(specs, t, cal);
   GroupModel g;
   const std::string kind = specs[cal.front()].kind;
@@ -307,7 +306,17 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   std::chrono::duration<double> took{0};
   if (vm.count("refit")) {
     // Refit the raw samples of an earlier run (its .h5) with this build's models: no timing.
-    const RunRecord old = read_run(vm["refit"].as<std::string>());
+    const std::string source = vm["refit"].as<std::string>();
+    const auto bad = [&](const std::string& why) {
+      io.err << "dlcarbon calibrate: --refit: " << source << ": " << why << "\n";
+      return kBadInput;
+    };
+    RunRecord old;
+    try {
+      old = read_run(source);
+    } catch (const std::exception& e) {
+      return bad(std::string("not a raw calibration file (") + e.what() + ")");
+    }
     const Table* samples = nullptr;
     for (const auto& t : old.tables) {
       if (t.path == "calibration/samples") samples = &t;
@@ -323,11 +332,17 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     };
     const bool by_row = holds(samples, "kernel_row", 1) && holds(samples, "pass", 1) && holds(kernels, "kernel", 2);
     const bool by_label = holds(samples, "kernel", 2) && holds(samples, "pass", 2);
-    if (!(by_row || by_label) || !holds(samples, "time", 0)) {
-      io.err << "dlcarbon calibrate: --refit: " << vm["refit"].as<std::string>() << " holds no calibration/samples table\n";
-      return kBadInput;
-    }
+    if (!(by_row || by_label) || !holds(samples, "time", 0)) return bad("holds no calibration/samples table");
     const auto& times = std::get<std::vector<double>>(samples->find("time")->values);
+    for (const auto& column : samples->columns) {
+      if (column.size() != times.size()) return bad("the columns of calibration/samples differ in length");
+    }
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      if (!std::isfinite(times[i]) || times[i] <= 0) {
+        return bad("calibration/samples row " + std::to_string(i) + " has time " + format_number(times[i], 6) +
+                   ": every time must be a positive number of seconds");
+      }
+    }
     std::vector<std::string> labels;
     std::vector<bool> pass_a(times.size());
     if (by_row) {
@@ -336,9 +351,11 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       const auto& p = std::get<std::vector<std::int64_t>>(samples->find("pass")->values);
       for (std::size_t i = 0; i < times.size() && i < rows.size() && i < p.size(); ++i) {
         if (rows[i] < 0 || static_cast<std::size_t>(rows[i]) >= names.size()) {
-          io.err << "dlcarbon calibrate: --refit: " << vm["refit"].as<std::string>() << ": calibration/samples row " << i
-                 << " names kernel row " << rows[i] << ", the kernels table has " << names.size() << "\n";
-          return kBadInput;
+          return bad("calibration/samples row " + std::to_string(i) + " names kernel row " + std::to_string(rows[i]) +
+                     ", the kernels table has " + std::to_string(names.size()));
+        }
+        if (p[i] != 0 && p[i] != 1) {
+          return bad("calibration/samples row " + std::to_string(i) + " has pass " + std::to_string(p[i]) + ", not 0 (A) or 1 (B)");
         }
         labels.push_back(names[static_cast<std::size_t>(rows[i])]);
         pass_a[i] = p[i] == 0;
@@ -346,7 +363,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     } else {
       labels = std::get<std::vector<std::string>>(samples->find("kernel")->values);
       const auto& p = std::get<std::vector<std::string>>(samples->find("pass")->values);
-      for (std::size_t i = 0; i < times.size() && i < p.size(); ++i) pass_a[i] = p[i] == "a";
+      for (std::size_t i = 0; i < times.size() && i < p.size(); ++i) {
+        if (p[i] != "a" && p[i] != "b") return bad("calibration/samples row " + std::to_string(i) + " has pass \"" + p[i] + "\", not a or b");
+        pass_a[i] = p[i] == "a";
+      }
     }
     std::map<std::string, calibrate::KernelSpec> known;
     for (const bool q : {false, true}) {
@@ -365,7 +385,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       }
       (pass_a[i] ? m.pass_a : m.pass_b)[at->second].push_back(times[i]);
     }
-    io.out << "dlcarbon calibrate: refitting " << specs.size() << " kernels from " << vm["refit"].as<std::string>() << "\n";
+    if (specs.empty()) return bad("holds no kernel this build knows");
+    if (std::none_of(specs.begin(), specs.end(), [](const calibrate::KernelSpec& s) { return s.kind == "matmul" || s.kind == "conv"; })) {
+      return bad("holds no matmul or convolution, so the entry would have no fp32 peak");
+    }
+    if (!vm.count("from") && std::none_of(specs.begin(), specs.end(), [](const calibrate::KernelSpec& s) { return s.kind == "stream"; })) {
+      return bad("holds no STREAM add, so the entry would have no memory bandwidth");
+    }
+    io.out << "dlcarbon calibrate: refitting " << specs.size() << " kernels from " << source << "\n";
   } else {
     std::vector<std::function<double(int)>> runs;
     for (const auto& spec : calibrate::shape_set(quick, bf16, s8)) {
@@ -406,7 +433,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  const calibrate::CacheGeometry l1 = cache_geometry(1), l2 = cache_geometry(2);
+  const calibrate::CacheGeometry l1 = cache_geometry(1);
   auto fit_all = [&](const std::vector<double>& levels) {
     std::map<std::string, GroupModel> out;
     // Matmuls first: a 1x1 convolution borrows the shape overheads of its dtype's matmul.
@@ -419,7 +446,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         }
         std::optional<calibrate::GemmShapeFit> matmul_shape;
         if (const auto mm = out.find("matmul/" + specs[members.front()].dtype); mm != out.end()) matmul_shape = mm->second.shape;
-        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1, l2);
+        if (cal.size() >= 2) out[group] = fit_group(specs, t_all, cal, levels, matmul_shape, l1);
       }
     }
     return out;
@@ -442,7 +469,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
           if (specs[i].role == calibrate::Role::calibrate) cal.push_back(i);
         }
         if (cal.size() < 2) continue;
-        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1, l2);
+        const auto g = fit_group(specs, t_all, cal, lv, std::nullopt, l1);
         for (const auto i : cal) sum += std::pow(g.predict(specs[i]) / t_all[i] - 1, 2);
       }
       return sum;
@@ -694,8 +721,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
                               Column{"time_pass_b", "s", tb}, Column{"time", "s", tall}, Column{"predicted", "s", pred}}});
   raw.tables.push_back(Table{"calibration/samples",
                              {Column{"kernel_row", "", s_row}, Column{"pass", "", s_pass}, Column{"time", "s", s_time}}});
-  write_run(out_dir / raw_name, raw);
-  io.out << "wrote " << entry.string() << " and " << (out_dir / raw_name).string() << "\n";
+  // A refit that writes beside its own raw file keeps that file as it is: rewriting it would drop
+  // the samples of shapes this build no longer has.
+  std::error_code same_ec;
+  const bool over_source = vm.count("refit") && std::filesystem::equivalent(out_dir / raw_name, refit_file, same_ec);
+  if (!over_source) write_run(out_dir / raw_name, raw);
+  io.out << "wrote " << entry.string() << (over_source ? "; its raw samples stay in " : " and ") << (out_dir / raw_name).string()
+         << "\n";
   return kOk;
 }
 

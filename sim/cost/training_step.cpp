@@ -85,16 +85,18 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double dp_bandwidth = model_parallel >= static_cast<double>(job.hardware.node_accelerators) || c.data > job.hardware.node_accelerators ? inter : intra;
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
-  double fwd_s = 0, bwd_s = 0, busy_energy = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0, saved_other = 0;
+  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
+         saved_other = 0;
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
+  const double busiest_share = std::ceil(static_cast<double>(layers) / pp) / static_cast<double>(layers);
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
-    // the embeddings or the head; energy is that of the average device (L / p layers).
-    const double stage_share = in_layer ? std::ceil(static_cast<double>(layers) / pp) / static_cast<double>(layers) : 1.0;
-    const double energy_share = in_layer ? 1.0 / pp : 1.0;
+    // the embeddings or the head; energy is that of the average device, 1 / p of everything.
+    const double stage_share = in_layer ? busiest_share : 1.0;
+    const double energy_share = 1.0 / pp;
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
@@ -126,6 +128,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
+    average_busy_s += energy_share * (f.seconds + b.seconds + dev.launch_s + recompute);
     if (in_layer) saved_layers += op.saved_bytes / split;
     else saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
@@ -161,7 +164,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(ep) / 2);
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(ep));
   const double moe_comm =
-      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp / pp) * (ep - 1) / ep / inter * bisection : 0;
+      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / inter * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   const double slots = static_cast<double>(c.microbatches + c.pipeline - 1);
   c.bubble_fraction = (pp - 1) / slots;
@@ -177,16 +180,23 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double params_per_device =
       dense_params / model_parallel + expert_params / (model_parallel * static_cast<double>(c.data));
   const double grad_bytes = dense_params / model_parallel * bytes_per_value;
-  // Without ZeRO-3 the gradients are all-reduced once a step (accumulated locally over the
-  // microbatches), hidden behind the last microbatch's backward pass. ZeRO-3 (FSDP) gathers the
-  // parameters before every microbatch's forward and backward pass and reduce-scatters the
-  // gradients once: (2m + 1) halves of a ring all-reduce, each gather prefetched behind the
-  // compute of the layers before it, so the whole step's compute can hide them.
+  // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
+  // each half of its time):
+  //   ZeRO 0-1: accumulated locally, all-reduced once a step (ZeRO-1: reduce-scatter, then the
+  //             updated parameters all-gathered), hidden behind the last microbatch's backward;
+  //   ZeRO-2:   gradients are sharded, so reduce-scattered after every microbatch's backward,
+  //             and the updated parameters all-gathered once: (m + 1) halves, behind m backwards;
+  //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
+  //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
+  //             the layers before it, so the step's whole compute can hide them.
   const double m = static_cast<double>(c.microbatches);
   double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
   double window = bwd_s;
-  if (p.zero_stage == 3) {
-    dp *= (2 * m + 1) / 2;
+  if (p.zero_stage == 2) {
+    dp *= (m + 1) / 2;
+    window = m * bwd_s;
+  } else if (p.zero_stage == 3) {
+    dp *= 3 * m / 2;
     window = m * (fwd_s + bwd_s);
   }
   c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - window) : dp;
@@ -211,9 +221,15 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (p.zero_stage >= 1) states /= static_cast<double>(c.data);
   if (p.zero_stage >= 2) grads /= static_cast<double>(c.data);
   if (p.zero_stage >= 3) weights /= static_cast<double>(c.data);
+  // The busiest stage's ceil(L / p) layers, for the microbatches in flight; with recomputation
+  // only each layer's input, on the full width on every rank of a tensor group unless sequence
+  // parallelism splits it.
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline));
-  double activations = saved_layers / pp * in_flight + saved_other;
-  if (p.recompute) activations = (boundary_bytes / tp) * (static_cast<double>(layers) / pp) * in_flight + saved_other;
+  double activations = saved_layers * busiest_share * in_flight + saved_other;
+  if (p.recompute) {
+    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * std::ceil(static_cast<double>(layers) / pp) * in_flight +
+                  saved_other;
+  }
   c.memory_per_device_bytes = params_per_device * (weights + grads + states) + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
     c.fits = false;
@@ -225,9 +241,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   // --- FLOPs, MFU, power ---------------------------------------------------------------------
   c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data);
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
-  const double busy_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s) + c.optimizer_s;
+  // The average device: busy for its share of the work, waiting (bubbles, exposed communication,
+  // the pace of the busiest stage) at static power for the rest of the step.
+  const double busy_s = static_cast<double>(c.microbatches) * average_busy_s + c.optimizer_s;
   const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds);
-  // Waiting (bubbles, exposed communication) at static power.
   const double device_energy = static_cast<double>(c.microbatches) * busy_energy + opt_energy +
                                dev.static_w * std::max(0.0, c.step_s - busy_s);
   c.device_power_w = device_energy / c.step_s;

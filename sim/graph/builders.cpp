@@ -48,8 +48,10 @@ class Emitter {
   }
 
   // Activation x activation products (attention). `fraction` < 1 for causal skipping.
+  // `fraction` of a causal score matrix counted: the output of QK^T (scores), or the first input
+  // of PV (`probabilities_in`).
   int batched(const std::string& name, int layer, const std::vector<int>& in, I count, I m, I k, I n,
-              double fraction) {
+              double fraction, bool probabilities_in = false) {
     Op op;
     op.name = name;
     op.kind = OpKind::batched_matmul;
@@ -61,7 +63,7 @@ class Emitter {
     const double c = static_cast<double>(count);
     const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
     op.flops = 2 * c * md * kd * nd * fraction;
-    op.bytes = p_ * c * (md * kd + kd * nd + md * nd * fraction);
+    op.bytes = p_ * c * (md * kd * (probabilities_in ? fraction : 1) + kd * nd + md * nd * (probabilities_in ? 1 : fraction));
     op.saved_bytes = p_ * c * (md * kd + kd * nd);
     if (fraction < 1) {
       op.full_flops = 2 * c * md * kd * nd;
@@ -74,7 +76,7 @@ class Emitter {
   int scores(const std::string& name, int layer, int in, double whole, double fraction, double flops_per_element,
              OpKind kind = OpKind::elementwise) {
     const int id = elementwise(name, layer, {in}, whole * fraction, flops_per_element, kind);
-    if (fraction < 1) g_.set_full_work(id, whole * flops_per_element, p_ * whole * 2);
+    if (fraction < 1) g_.set_full_work(id, whole * flops_per_element, p_ * whole * 2, p_ * whole);
     return id;
   }
 
@@ -183,7 +185,7 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
     } else {
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }
-    ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
+    ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction, true);
   }
   int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
   if (dropout && e.fusion == Fusion::none) {

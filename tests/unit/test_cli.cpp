@@ -409,17 +409,27 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   }
   fs::create_directories(dir / "earlier");
   write_run(dir / "earlier/c.h5", old);  // a refit takes its id from the file name
-  const auto refit = [&](const fs::path& from, const std::string& to) {
-    auto q = run({"calibrate", "--refit", from.string(), "--out", (dir / to).string()});
-    INFO(q.out, q.err);
-    REQUIRE(q.code == 0);
-    std::ifstream in(dir / to / "c.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // An entry without the lines that carry the date (the comment at the top and `source:`).
+  const auto entry_of = [](const fs::path& file) {
+    std::ifstream in(file);
+    std::string line, text;
+    while (std::getline(in, line)) {
+      if (line.find(" on 20") == std::string::npos && line.find("calibrate on 20") == std::string::npos) text += line + "\n";
+    }
     return text;
   };
+  const auto refit = [&](const fs::path& from, const std::string& to) {
+    auto q = run({"calibrate", "--refit", from.string(), "--tdp", "8.8 W", "--out", (dir / to).string()});
+    INFO(q.out, q.err);
+    REQUIRE(q.code == 0);
+    return entry_of(dir / to / "c.yaml");
+  };
+  // Both forms give the entry the measuring run wrote.
+  const std::string measured = entry_of(dir / "first/c.yaml");
   const std::string a = refit(dir / "first/c.h5", "new"), b = refit(dir / "earlier/c.h5", "old");
   CHECK(a.find("gemm") != std::string::npos);
-  CHECK(a == b);
+  CHECK(a == measured);
+  CHECK(b == measured);
   // Samples from which the fit cannot tell a rate (every f32 matmul and convolution takes the same
   // time: all of it fixed cost, an infinite asymptotic rate) still give an entry that loads: the
   // peak is then the best FLOPs / time measured. The committed full run's samples, made flat (a
@@ -445,7 +455,11 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   {
     std::ifstream in(dir / "flat-entry/data/hardware/measured/c.yaml");
     const std::string entry((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    CHECK(entry.find("matmul/f32: the best FLOPs / time measured") != std::string::npos);
+    const auto source = entry.find("      source: ");
+    REQUIRE(source != std::string::npos);
+    const std::string line = entry.substr(source, entry.find('\n', source) - source);
+    CHECK(line.find("matmul/f32") != std::string::npos);
+    CHECK(line.find("the best FLOPs / time measured") != std::string::npos);
   }
   fs::copy_file(kData / "catalog/test-catalog.yaml", dir / "flat-entry/data/test-catalog.yaml");
   std::ofstream(dir / "flat-entry/s.yaml") << "schema_version: 1\nscenario: {name: flat}\nmodels:\n"
@@ -469,5 +483,42 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   CHECK(r.code == 2);
   CHECK(r.err.find("names kernel row") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "b/c.yaml"));
+  // A pass other than 0 or 1, a time that is not a positive number: bad input, nothing written.
+  const auto broken_sample = [&](std::size_t column, double value) {
+    RunRecord f = raw;
+    for (auto& t : f.tables) {
+      if (t.path != "calibration/samples") continue;
+      if (column == 1) std::get<std::vector<std::int64_t>>(t.columns[1].values)[3] = static_cast<std::int64_t>(value);
+      else std::get<std::vector<double>>(t.columns[2].values)[3] = value;
+    }
+    write_run(dir / "broken.h5", f);
+    return run({"calibrate", "--refit", (dir / "broken.h5").string(), "--out", (dir / "b").string()});
+  };
+  r = broken_sample(1, 2);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("row 3 has pass 2, not 0 (A) or 1 (B)") != std::string::npos);
+  r = broken_sample(2, -1e-6);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("row 3 has time -1e-06") != std::string::npos);
+  r = broken_sample(2, std::nan(""));
+  CHECK(r.code == 2);
+  CHECK_FALSE(fs::exists(dir / "b/c.yaml"));
+  // A file that is not HDF5 at all.
+  std::ofstream(dir / "text.h5") << "not hdf5\n";
+  r = run({"calibrate", "--refit", (dir / "text.h5").string(), "--out", (dir / "b").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("not a raw calibration file") != std::string::npos);
+  // Refitted where it lies (no --out), a raw file is left as it is; the entry beside it is new.
+  const auto before = fs::file_size(dir / "first/c.h5");
+  std::ifstream original(dir / "first/c.h5", std::ios::binary);
+  const std::string bytes_before((std::istreambuf_iterator<char>(original)), std::istreambuf_iterator<char>());
+  original.close();
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--tdp", "8.8 W"});
+  INFO(r.out, r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("its raw samples stay in") != std::string::npos);
+  CHECK(fs::file_size(dir / "first/c.h5") == before);
+  std::ifstream after(dir / "first/c.h5", std::ios::binary);
+  CHECK(std::string((std::istreambuf_iterator<char>(after)), std::istreambuf_iterator<char>()) == bytes_before);
   fs::remove_all(dir);
 }

@@ -141,7 +141,7 @@ TEST_CASE("the 1F1B bubble and data-parallel communication") {
   CHECK(c.pipeline_comm_s > 0);
 }
 
-TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-3 gathers every microbatch") {
+TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 every microbatch") {
   TrainingJob job = mlp_job();
   job.accelerators = 16;  // data 16 spans two nodes of 8: the network, 1e10 B/s
   job.parallelism->microbatch = 125;
@@ -152,16 +152,21 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-3 gathers every 
   REQUIRE(c.fits);
   CHECK(c.microbatches == 2);
   CHECK(c.data_comm_s == doctest::Approx(3.95375e-4));
-  // ZeRO-3: gather before each microbatch's forward and backward, reduce-scatter once:
-  // (2 x 2 + 1) halves of the all-reduce = 2.5 x 3.95375e-4 = 9.884375e-4 s.
+  // ZeRO-2: sharded gradients are reduce-scattered after each microbatch, the parameters
+  // all-gathered once: (2 + 1) halves = 1.5 x 3.95375e-4 = 5.930625e-4 s.
+  job.parallelism->zero_stage = 2;
+  c = cost_training_step(job);
+  CHECK(c.data_comm_s == doctest::Approx(5.930625e-4));
+  // ZeRO-3: gather before each microbatch's forward and backward, reduce-scatter after each
+  // backward: 3 x 2 halves = 3 x 3.95375e-4 = 1.186125e-3 s.
   job.parallelism->zero_stage = 3;
   c = cost_training_step(job);
-  CHECK(c.data_comm_s == doctest::Approx(9.884375e-4));
+  CHECK(c.data_comm_s == doctest::Approx(1.186125e-3));
   // Overlapped, the gathers hide behind the whole step's compute (both microbatches).
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > 0);
-  CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 9.884375e-4 - c.compute_s)));
+  CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 1.186125e-3 - c.compute_s)));
   CHECK(c.data_comm_s > 0);
 }
 
@@ -374,6 +379,15 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   CHECK(c.microbatches == 2);
   CHECK(c.compute_s == doctest::Approx(2 * (2.4e-5 + 3 * 1.392e-4)));
   CHECK(c.bubble_fraction == doctest::Approx(1.0 / 3));
+  // Energy is the work's, not the busiest stage's: with no static power, two stages spend what
+  // one device spends on the same two microbatches (each device does half of the work).
+  job.hardware.idle_power_w = 0;
+  const double staged = cost_training_step(job).energy_per_step_j;
+  job.accelerators = 1;
+  job.parallelism->pipeline = 1;
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.microbatches == 2);
+  CHECK(staged == doctest::Approx(one.energy_per_step_j));
 }
 
 TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
@@ -406,8 +420,14 @@ TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttent
   CHECK(fwd(c, "decoder.0.attn.scores").flops == doctest::Approx(131072));
   CHECK(fwd(c, "decoder.0.attn.softmax").bytes == doctest::Approx(16384));
   const graph::OpGraph g = graph::build_graph(d, graph::GraphShape{1, 2, true, graph::Fusion::elementwise, true});
-  for (const auto& op : g.ops()) {
-    if (op.name == "decoder.0.attn.scores") CHECK(op.flops == doctest::Approx(65536));
+  const auto scores = std::find_if(g.ops().begin(), g.ops().end(), [](const graph::Op& op) { return op.name == "decoder.0.attn.scores"; });
+  REQUIRE(scores != g.ops().end());
+  CHECK(scores->flops == doctest::Approx(65536));
+  // Unfused (`none`): scale, mask, softmax each over the whole matrix: 4 x 32 x 32 x 2 x 2 B.
+  job.fusion = "none";
+  const StepCost unfused = cost_training_step(job);
+  for (const char* name : {"decoder.0.attn.scale", "decoder.0.attn.mask", "decoder.0.attn.softmax"}) {
+    CHECK(fwd(unfused, name).bytes == doctest::Approx(16384));
   }
   // FlashAttention: one op, scores and probabilities over the lower half only:
   // 2 x (2 x 4 x 32 x 32 x 16) / 2 + 5 x 4 x 32 x 32 / 2 = 131,072 + 10,240.
