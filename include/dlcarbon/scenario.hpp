@@ -128,6 +128,9 @@ struct Parallelism {
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the
   // sequence instead of repeated on every rank of the tensor group. Off by default, as in Megatron-LM.
   bool sequence_parallel = false;
+  // Interleaved 1F1B (Narayanan et al. 2021): each device holds this many chunks of layers, which
+  // divides the pipeline bubble by it and multiplies the stage-to-stage sends. 1: plain 1F1B.
+  std::int64_t virtual_stages = 1;
 };
 
 // What a job spends besides productive steps (first-principles mode).

@@ -90,7 +90,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
-  const double busiest_share = std::ceil(static_cast<double>(layers) / pp) / static_cast<double>(layers);
+  // Interleaved: v chunks of ceil(L / (p v)) layers on each device.
+  const double v = static_cast<double>(std::max<std::int64_t>(1, p.virtual_stages));
+  const double busiest_share = v * std::ceil(static_cast<double>(layers) / (pp * v)) / static_cast<double>(layers);
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
@@ -154,7 +156,9 @@ StepCost cost_training_step(const TrainingJob& job) {
                      e_b, b.memory_bound ? "memory" : "compute"});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
-  const double pp_comm = c.pipeline > 1 ? 2 * (boundary_bytes / tp) / inter : 0;
+  // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
+  // interleaved, a microbatch crosses v times as many stage boundaries.
+  const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / inter : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   const double ep = static_cast<double>(c.data);
   // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
@@ -166,8 +170,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double moe_comm =
       moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / inter * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
-  const double slots = static_cast<double>(c.microbatches + c.pipeline - 1);
-  c.bubble_fraction = (pp - 1) / slots;
+  // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
+  // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
+  const double slots = static_cast<double>(c.microbatches) + (pp - 1) / v;
+  c.bubble_fraction = ((pp - 1) / v) / slots;
   c.compute_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s);
   c.tensor_comm_s = static_cast<double>(c.microbatches) * tp_comm;
   c.pipeline_comm_s = static_cast<double>(c.microbatches) * pp_comm;
@@ -227,7 +233,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline));
   double activations = saved_layers * busiest_share * in_flight + saved_other;
   if (p.recompute) {
-    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * std::ceil(static_cast<double>(layers) / pp) * in_flight +
+    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +
                   saved_other;
   }
   c.memory_per_device_bytes = params_per_device * (weights + grads + states) + activations;

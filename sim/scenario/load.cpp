@@ -533,7 +533,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication", "optimizer", "sequence_parallel"});
+                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -546,6 +546,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("recompute")) p.recompute = detail::read_bool(m.at("recompute"));
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
+  if (m.has("virtual_stages")) p.virtual_stages = detail::read_positive_int(m.at("virtual_stages"));
   return p;
 }
 

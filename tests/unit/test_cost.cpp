@@ -434,3 +434,27 @@ TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttent
   job.fusion = "attention";
   CHECK(fwd(cost_training_step(job), "decoder.0.attn.attention").flops == doctest::Approx(131072 + 10240));
 }
+
+TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device") {
+  // Four layers on two stages, two microbatches: plain 1F1B is 2 + 1 slots (bubble 1/3); with two
+  // chunks a device (layers 1 and 3 on one, 2 and 4 on the other) the fill and drain take half a
+  // slot: 2.5 slots, bubble 0.5 / 2.5 = 0.2, and every microbatch crosses twice as many stage
+  // boundaries.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->global_batch = 2000;
+  const StepCost plain = cost_training_step(job);
+  REQUIRE(plain.fits);
+  CHECK(plain.bubble_fraction == doctest::Approx(1.0 / 3));
+  job.parallelism->virtual_stages = 2;
+  const StepCost interleaved = cost_training_step(job);
+  CHECK(interleaved.bubble_fraction == doctest::Approx(0.2));
+  CHECK(interleaved.compute_s == doctest::Approx(plain.compute_s));
+  CHECK(interleaved.pipeline_comm_s == doctest::Approx(2 * plain.pipeline_comm_s));
+  // Step: slots x slot + optimizer (no data parallelism).
+  const double plain_slot = (plain.step_s - plain.optimizer_s) / 3;
+  CHECK(interleaved.step_s - interleaved.optimizer_s ==
+        doctest::Approx(2.5 * (plain_slot + (interleaved.pipeline_comm_s - plain.pipeline_comm_s) / 2)));
+}
