@@ -29,6 +29,20 @@ Hardware made_up() {
   return h;
 }
 
+// A decoder small enough to check by hand: d_model 64, 4 heads of 16, FFN 256, vocabulary 100,
+// 32-token sequences.
+TransformerDesign small_decoder(std::int64_t layers) {
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = layers;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  return d;
+}
+
 TrainingJob mlp_job() {
   TrainingJob job;
   job.id = "j";
@@ -286,14 +300,7 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   // all-to-all takes the injection time; on an 8 x 8 torus, half of every chip's data crosses a
   // cut of 2 x 8 links: 8/2 = 4 times longer. On a 4,096-chip 3-D torus (16^3): 0.75 x 16 = 12.
   TrainingJob job = mlp_job();
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 2;
-  d.d_model = 64;
-  d.heads = 4;
-  d.d_ff = 256;
-  d.vocab = 100;
-  d.seq_len = 32;
+  TransformerDesign d = small_decoder(2);
   d.experts = 64;
   job.design = d;
   job.accelerators = 64;
@@ -316,14 +323,7 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
 TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
   // A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
   TrainingJob job = mlp_job();
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 1;
-  d.d_model = 64;
-  d.heads = 4;
-  d.d_ff = 256;
-  d.vocab = 100;
-  d.seq_len = 32;
+  TransformerDesign d = small_decoder(1);
   d.rms_norm = true;
   job.design = d;
   job.accelerators = 2;
@@ -392,14 +392,7 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
 
 TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
   TrainingJob job = mlp_job();
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 1;
-  d.d_model = 64;
-  d.heads = 4;
-  d.d_ff = 256;
-  d.vocab = 100;
-  d.seq_len = 32;
+  TransformerDesign d = small_decoder(1);
   job.design = d;
   job.parallelism->microbatch = 1;
   job.parallelism->global_batch = 1;
