@@ -53,6 +53,9 @@ struct Op {
   // FlashAttention computes it; an unfused kernel computes and moves the whole matrix. The work of
   // the whole matrix where it differs (0: the same as flops and bytes).
   double full_flops = 0, full_bytes = 0;
+  // One fused attention kernel (FlashAttention): its rate is the measured rate of that kernel
+  // generation on the device where the catalog gives one (docs/hardware-model.md).
+  bool fused_attention = false;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -62,6 +65,8 @@ struct Op {
 //                (the default; what the builders emitted before fusion was an option);
 //   attention    additionally, attention is one kernel (FlashAttention, Dao et al. 2022): scores
 //                and probabilities never reach memory, and the backward pass recomputes them.
+//                `attention` is FlashAttention-2's generation; `flash1`, `flash2` and `flash3` name
+//                the generation (its measured rate, the device's `efficiency.attention`).
 enum class Fusion { none, elementwise, attention };
 // What a kernel executes under a fusion level: the whole score matrix unless attention is fused.
 inline double executed_flops(const Op& op, Fusion f) {
@@ -70,8 +75,12 @@ inline double executed_flops(const Op& op, Fusion f) {
 inline double executed_bytes(const Op& op, Fusion f) {
   return f != Fusion::attention && op.full_bytes > 0 ? op.full_bytes : op.bytes;
 }
-// "none", "elementwise", "attention" (as in scenarios); anything else is elementwise.
+// "none", "elementwise", "attention", "flash1", "flash2", "flash3" (as in scenarios); anything
+// else is elementwise.
 Fusion fusion_of(const std::string& name);
+// The FlashAttention generation a fusion level runs: "flash1", "flash2" (also for "attention")
+// or "flash3"; empty when attention is not fused.
+std::string attention_kernel(const std::string& fusion);
 
 struct GraphShape {
   std::int64_t batch = 1;       // sequences (or images) in the microbatch

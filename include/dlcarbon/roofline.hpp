@@ -24,6 +24,7 @@ struct DeviceModel {
   double gemm_efficiency = 0;
   double memory_efficiency = 0;
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
+  std::map<std::string, double> attention_efficiency;  // by FlashAttention generation, where published
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)
   std::int64_t compute_units = 0;                 // SMs for tile and wave quantisation (0: none)
   double launch_s = 0;

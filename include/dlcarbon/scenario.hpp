@@ -67,6 +67,8 @@ struct Hardware {
   // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
+  // FlashAttention generation (flash1, flash2, flash3) -> fraction of the 16-bit peak its kernels reach
+  std::map<std::string, double> attention_efficiency;
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0: GEMM efficiency / (1 + m0/m + n0/n + k0/k)
   std::int64_t compute_units = 0;  // SMs (GPUs) that GEMM tiles are spread over; 0: not modelled
   std::string efficiency_source;
@@ -156,7 +158,7 @@ struct TrainingJob {
   // First-principles inputs: the model's design comes from the model entry.
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
-  std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention (graph.hpp)
+  std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention, flash1-3 (graph.hpp)
   ModelDesign design;              // copied from the model, std::monostate when none
   std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;
@@ -181,7 +183,7 @@ struct InferenceJob {
   std::string precision = "fp32";
   std::string layout = "nchw";        // the layout the kernels run in (default: the model's)
   std::string input_layout;           // the layout requests arrive in; a reorder per batch when it differs
-  std::string fusion = "elementwise"; // operator fusion: none, elementwise, attention
+  std::string fusion = "elementwise"; // operator fusion: none, elementwise, attention, flash1-3
   double inferences = 0;              // how many, in total
   SourceLocation origin;
 };

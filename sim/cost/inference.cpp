@@ -3,6 +3,7 @@
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/roofline.hpp"
+#include "op_efficiency.hpp"
 
 namespace dlcarbon {
 
@@ -16,10 +17,8 @@ InferenceResult cost_inference(const InferenceJob& job) {
   double input_elements = 0;
   for (const auto& op : g.ops()) {
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
-    const double eta = !gemm ? 0
-                       : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
-                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), static_cast<double>(op.n),
-                                                         static_cast<double>(op.k), static_cast<double>(op.count));
+    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, static_cast<double>(op.n),
+                                                  static_cast<double>(op.count));
     const double flops = graph::executed_flops(op, fusion), bytes = graph::executed_bytes(op, fusion);
     const auto t = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     r.batch_time_s += t.seconds;

@@ -12,6 +12,7 @@
 
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/roofline.hpp"
+#include "op_efficiency.hpp"
 #include "dlcarbon/training_cost.hpp"
 
 namespace dlcarbon {
@@ -117,10 +118,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double dev_n = heads_split ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) /
                              (op.expert ? static_cast<double>(c.data) : 1.0);
-    const double eta = !gemm ? 0
-                       : (op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, job.layout) : dev.gemm_efficiency) *
-                             hardware::gemm_shape_factor(dev, static_cast<double>(op.m), dev_n, static_cast<double>(op.k),
-                                                         std::max(1.0, dev_count));
+    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count);
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
     const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);

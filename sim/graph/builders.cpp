@@ -121,6 +121,7 @@ class Emitter {
     op.bytes = p_ * c * (2 * q * hd + 2 * kv * hd);
     op.saved_bytes = p_ * c * (2 * q * hd + 2 * kv * hd) + 4 * c * q;  // Q, K, V, O and the row statistics
     op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
+    op.fused_attention = true;
     return g_.add(op, in);
   }
 

@@ -12,8 +12,14 @@ namespace dlcarbon::graph {
 
 Fusion fusion_of(const std::string& name) {
   if (name == "none") return Fusion::none;
-  if (name == "attention") return Fusion::attention;
+  if (!attention_kernel(name).empty()) return Fusion::attention;
   return Fusion::elementwise;
+}
+
+std::string attention_kernel(const std::string& fusion) {
+  if (fusion == "attention") return "flash2";
+  if (fusion == "flash1" || fusion == "flash2" || fusion == "flash3") return fusion;
+  return {};
 }
 
 struct OpGraph::Topology {

@@ -126,6 +126,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
   d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
   d.conv_efficiency = h.conv_efficiency;
+  d.attention_efficiency = h.attention_efficiency;
   d.gemm_shape = h.gemm_shape;
   d.compute_units = h.compute_units;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";

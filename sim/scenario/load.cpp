@@ -51,7 +51,7 @@ const std::vector<std::string> kEntitySections = {"regions", "datacenters", "har
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference", "deployments"};
-const std::vector<std::string> kFusions = {"none", "elementwise", "attention"};
+const std::vector<std::string> kFusions = {"none", "elementwise", "attention", "flash1", "flash2", "flash3"};
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
@@ -445,7 +445,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
-          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "source"});
+          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
           if (e.has("memory")) {
@@ -463,6 +463,15 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
             const std::string key = std::string("conv_") + layout;
             if (e.has(key)) {
               h.conv_efficiency[layout] = detail::read_number_in(e.at(key), 0, 1, false, "a fraction of peak in (0, 1]");
+            }
+          }
+          if (e.has("attention")) {
+            // Measured rates of fused attention kernels, by FlashAttention generation.
+            const MapView a(e.at("attention"), {"flash1", "flash2", "flash3"});
+            for (const char* kernel : {"flash1", "flash2", "flash3"}) {
+              if (a.has(kernel)) {
+                h.attention_efficiency[kernel] = detail::read_number_in(a.at(kernel), 0, 1, false, "a fraction of peak in (0, 1]");
+              }
             }
           }
           h.efficiency_source = detail::read_text(e.at("source"));

@@ -451,3 +451,42 @@ TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device
   CHECK(interleaved.step_s - interleaved.optimizer_s ==
         doctest::Approx(2.5 * (plain_slot + (interleaved.pipeline_comm_s - plain.pipeline_comm_s) / 2)));
 }
+
+TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.seq_len = 1024;
+  job.design = d;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.hardware.attention_efficiency = {{"flash1", 0.25}, {"flash2", 0.4}};
+  const auto attention = [&job](const std::string& fusion, const std::string& phase) {
+    job.fusion = fusion;
+    const StepCost c = cost_training_step(job);
+    REQUIRE(c.fits);
+    for (const auto& op : c.ops) {
+      if (op.op == "decoder.0.attn.attention" && op.phase == phase) return op;
+    }
+    FAIL("no fused attention op for " << fusion);
+    return c.ops.front();
+  };
+  // By hand: 4 heads of 1024 x 1024 causal scores from 16-wide heads:
+  // 2 x (2 x 4 x 1024 x 1024 x 16) / 2 + 5 x 4 x 1024 x 1024 / 2 = 134,217,728 + 10,485,760 FLOPs;
+  // Q, K, V, O: 2 B x 4 x 4 x 1024 x 16 = 524,288 B, 1.05 us at 0.5 x 1 TB/s. Compute-bound:
+  // flash1 at 0.25 x 100 TFLOP/s, `attention` (= flash2) at 0.4, flash3 (not in the entry) at the
+  // GEMM ceiling, 0.5. The backward pass is 2.5 times the work.
+  const double flops = 134217728.0 + 10485760.0;
+  const auto f1 = attention("flash1", "fwd");
+  CHECK(f1.flops == doctest::Approx(flops));
+  CHECK(f1.bytes == doctest::Approx(524288));
+  CHECK(f1.time_s == doctest::Approx(flops / 2.5e13));
+  CHECK(f1.bound == "compute");
+  CHECK(attention("flash1", "bwd").time_s == doctest::Approx(2.5 * flops / 2.5e13));
+  CHECK(attention("attention", "fwd").time_s == doctest::Approx(flops / 4e13));
+  CHECK(attention("flash2", "fwd").time_s == doctest::Approx(flops / 4e13));
+  CHECK(attention("flash3", "fwd").time_s == doctest::Approx(flops / 5e13));
+  // Unfused attention has no such op; its products run at the GEMM ceiling.
+  job.fusion = "elementwise";
+  const StepCost unfused = cost_training_step(job);
+  CHECK(std::none_of(unfused.ops.begin(), unfused.ops.end(), [](const auto& op) { return op.op == "decoder.0.attn.attention"; }));
+}

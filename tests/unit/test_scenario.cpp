@@ -131,6 +131,27 @@ TEST_CASE("the shipped catalogs load and every entry is valid") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused attention kernels") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_attention";
+  fs::create_directories(dir);
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s}\ntraining:\n"
+                                   "  - {id: a, hardware: nvidia-a100-sxm4-80gb, accelerators: 1, duration: \"1 h\",\n"
+                                   "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n"
+                                   "  - {id: h, hardware: nvidia-h100-sxm5, accelerators: 1, duration: \"1 h\",\n"
+                                   "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n";
+  const auto s = load_scenario(dir / "s.yaml", LoadOptions{source / "data"});
+  REQUIRE(s.training.size() == 2);
+  // Dao 2023: FlashAttention 25-40 %, FlashAttention-2 50-73 % of the A100's peak (midpoints);
+  // Shah et al. 2024: FlashAttention-2 35 % on the H100, FlashAttention-3 1.5-2.0x that.
+  CHECK(s.training[0].hardware.attention_efficiency.at("flash1") == doctest::Approx(0.325));
+  CHECK(s.training[0].hardware.attention_efficiency.at("flash2") == doctest::Approx(0.615));
+  CHECK(s.training[1].hardware.attention_efficiency.at("flash2") == doctest::Approx(0.35));
+  CHECK(s.training[1].hardware.attention_efficiency.at("flash3") == doctest::Approx(0.61));
+  CHECK(s.training[1].hardware.attention_efficiency.count("flash1") == 0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a model design read from a graph file, relative to the scenario") {
   const auto s = load_scenario(kData / "scenarios/file_graph.yaml", test_catalog());
   REQUIRE(s.training.size() == 1);

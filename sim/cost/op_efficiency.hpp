@@ -1,0 +1,29 @@
+#pragma once
+// The fraction of peak one op's kernel reaches on a device: shared by the training step and
+// inference (docs/hardware-model.md, "Roofline and energy roofline"). Internal to sim/cost.
+
+#include <algorithm>
+#include <string>
+
+#include "dlcarbon/graph.hpp"
+#include "dlcarbon/roofline.hpp"
+
+namespace dlcarbon::cost_detail {
+
+// 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `n` and
+// `count` are the product one device runs (after tensor and expert parallelism split it).
+inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
+                            const std::string& fusion, double n, double count) {
+  if (!graph::is_gemm(op.kind) && op.kind != graph::OpKind::router) return 0;
+  double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
+  if (op.fused_attention) {
+    // A fused attention kernel reaches what its generation was measured at on this device
+    // (softmax and rescaling between its two products), where the catalog gives it.
+    const auto it = dev.attention_efficiency.find(graph::attention_kernel(fusion));
+    if (it != dev.attention_efficiency.end()) ceiling = it->second;
+  }
+  return ceiling * hardware::gemm_shape_factor(dev, static_cast<double>(op.m), n, static_cast<double>(op.k),
+                                               std::max(1.0, count));
+}
+
+}  // namespace dlcarbon::cost_detail
