@@ -10,6 +10,7 @@
 #include <cmath>
 #include <string>
 
+#include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "op_efficiency.hpp"
@@ -18,7 +19,9 @@
 namespace dlcarbon {
 namespace {
 
-constexpr double kAllReduceLatencyS = 20e-6;  // per collective, NCCL-class ring start-up
+// Gradients of data parallelism without ZeRO-3 sharding go out in buckets as the backward pass
+// produces them: PyTorch DDP's default bucket (bucket_cap_mb = 25).
+constexpr double kGradientBucketBytes = 25e6;
 
 // Optimizer state kept (bytes per parameter) and moved per step, mixed precision with fp32 master
 // weights: Adam keeps master, m, v (12 B) and moves ~28 B; Adafactor keeps the master and
@@ -30,10 +33,17 @@ double optimizer_traffic_bytes(const std::string& optimizer) {
   return optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
 }
 
-double ring_allreduce_s(double bytes, std::int64_t n, double bandwidth) {
-  if (n <= 1 || bytes <= 0) return 0;
-  const double nd = static_cast<double>(n);
-  return 2 * (nd - 1) / nd * bytes / bandwidth + kAllReduceLatencyS;
+// A group of `ranks` whose members lie `stride` ranks apart in the job's numbering (tensor
+// ranks are neighbours, data-parallel ranks are model_parallel apart): the nodes it spans.
+comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double bandwidth) {
+  comm::Group g;
+  g.ranks = ranks;
+  g.bandwidth = bandwidth;
+  g.nccl = job.hardware.kind == "gpu";
+  const std::int64_t node = std::max<std::int64_t>(1, job.hardware.node_accelerators);
+  const std::int64_t per_node = std::clamp<std::int64_t>(node / std::max<std::int64_t>(1, stride), 1, ranks);
+  g.nodes = (ranks + per_node - 1) / per_node;
+  return g;
 }
 
 bool ends_with(const std::string& s, const std::string& tail) {
@@ -84,6 +94,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double tp_bandwidth = c.tensor <= job.hardware.node_accelerators ? intra : inter;
   const double model_parallel = static_cast<double>(c.tensor * c.pipeline);
   const double dp_bandwidth = model_parallel >= static_cast<double>(job.hardware.node_accelerators) || c.data > job.hardware.node_accelerators ? inter : intra;
+  const comm::Group tp_group = group_of(job, c.tensor, 1, tp_bandwidth);
+  const comm::Group dp_group = group_of(job, c.data, c.tensor * c.pipeline, dp_bandwidth);
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
@@ -135,9 +147,13 @@ StepCost cost_training_step(const TrainingJob& job) {
         c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
       // more where recomputation runs the forward pass again. Sequence parallelism turns each
-      // all-reduce into a reduce-scatter and an all-gather: the same volume.
-      tp_comm += stage_share * (p.recompute ? 3 : 2) *
-                 ring_allreduce_s(static_cast<double>(op.m * op.n) * bytes_per_value, c.tensor, tp_bandwidth);
+      // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups.
+      const double out_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
+      const double one = p.sequence_parallel
+                             ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
+                                   comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
+                             : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
+      tp_comm += stage_share * (p.recompute ? 3 : 2) * one;
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;
@@ -193,15 +209,23 @@ StepCost cost_training_step(const TrainingJob& job) {
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
   //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
   //             the layers before it, so the step's whole compute can hide them.
+  // ZeRO-2 and -3 communicate layer by layer (one collective per layer on this stage, and one for
+  // the embeddings and head), ZeRO 0-1 in gradient buckets; each collective pays its start-up.
   const double m = static_cast<double>(c.microbatches);
-  double dp = ring_allreduce_s(grad_bytes, c.data, dp_bandwidth);
+  const double units = busiest_share * static_cast<double>(layers) + 1;
+  using comm::Collective;
+  double dp = 0;
   double window = bwd_s;
   if (p.zero_stage == 2) {
-    dp *= (m + 1) / 2;
+    dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) +
+         comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group);
     window = m * bwd_s;
   } else if (p.zero_stage == 3) {
-    dp *= 3 * m / 2;
+    dp = m * (2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group) +
+              comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group));
     window = m * (fwd_s + bwd_s);
+  } else {
+    dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
   }
   c.data_comm_s = p.overlap_communication ? std::max(0.0, dp - window) : dp;
   const double state_bytes = optimizer_state_bytes(p.optimizer);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/training_cost.hpp"
@@ -161,27 +162,40 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->microbatch = 125;
   job.parallelism->global_batch = 4000;  // 16 replicas x 2 microbatches of 125
   job.parallelism->overlap_communication = false;
-  // 1,001,000 fp16 gradients = 2.002e6 B; ring: 2 x 15/16 x 2.002e6 / 1e10 + 20 us = 3.95375e-4 s.
+  // 1,001,000 fp16 gradients = 2.002e6 B, one 25 MB bucket; ring: 2 x 15/16 x 2.002e6 / 1e10 + 20 us
+  // = 3.95375e-4 s.
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.microbatches == 2);
   CHECK(c.data_comm_s == doctest::Approx(3.95375e-4));
+  // ZeRO-2 and -3 communicate layer by layer: one collective for the MLP's layer and one for
+  // what lies outside the layers, each with its 20 us start-up (not a GPU: no NCCL model).
   // ZeRO-2: sharded gradients are reduce-scattered after each microbatch, the parameters
-  // all-gathered once: (2 + 1) halves = 1.5 x 3.95375e-4 = 5.930625e-4 s.
+  // all-gathered once: (2 + 1) halves of 3.75375e-4 s of bandwidth and 3 x 2 start-ups =
+  // 5.630625e-4 + 1.2e-4 = 6.830625e-4 s.
   job.parallelism->zero_stage = 2;
   c = cost_training_step(job);
-  CHECK(c.data_comm_s == doctest::Approx(5.930625e-4));
+  CHECK(c.data_comm_s == doctest::Approx(6.830625e-4));
   // ZeRO-3: gather before each microbatch's forward and backward, reduce-scatter after each
-  // backward: 3 x 2 halves = 3 x 3.95375e-4 = 1.186125e-3 s.
+  // backward: 3 x 2 halves = 1.126125e-3 s and 3 x 2 x 2 start-ups = 2.4e-4 s.
   job.parallelism->zero_stage = 3;
   c = cost_training_step(job);
-  CHECK(c.data_comm_s == doctest::Approx(1.186125e-3));
+  CHECK(c.data_comm_s == doctest::Approx(1.366125e-3));
   // Overlapped, the gathers hide behind the whole step's compute (both microbatches).
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > 0);
-  CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 1.186125e-3 - c.compute_s)));
+  CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 1.366125e-3 - c.compute_s)));
   CHECK(c.data_comm_s > 0);
+  // On GPUs each collective takes NCCL's fastest protocol. The 16 ranks span 2 nodes of 8; one
+  // collective moves half the gradients (1.001e6 B): 15/16 x 1.001e6 / 1e10 = 9.384375e-5 s of
+  // bandwidth. LL128: 14 + 14 x 1.9 + 1 x 4.0 = 44.6 us + 9.384375e-5 / 0.92 = 1.466041e-4 s
+  // (Simple: 70 + 93.8 us; LL: 17.7 + 375.4 us). ZeRO-3, not overlapped: 2 microbatches x 3
+  // passes x 2 collectives.
+  job.hardware.kind = "gpu";
+  job.parallelism->overlap_communication = false;
+  c = cost_training_step(job);
+  CHECK(c.data_comm_s == doctest::Approx(12 * (44.6e-6 + 15.0 / 16 * 1.001e6 / 1e10 / 0.92)));
 }
 
 TEST_CASE("a model that does not fit is a result with a reason") {
@@ -347,17 +361,19 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(fwd(c, "decoder.0.attn.residual").bytes == doctest::Approx(12288));
   // The column-parallel QKV product is split: 2 x 32 x 64 x 192 / 2 FLOPs.
   CHECK(fwd(c, "decoder.0.attn.qkv").flops == doctest::Approx(2.0 * 32 * 64 * 192 / 2));
-  const double tensor_comm = c.tensor_comm_s;
-  // Sequence parallelism splits them along the sequence.
+  // The attention's and the FFN's outputs (32 x 64 x 2 B = 4,096 B) are all-reduced forward and
+  // backward: 4 x (2 x 1/2 x 4,096 B / 1e11 B/s + 20 us) = 8.016384e-5 s.
+  CHECK(c.tensor_comm_s == doctest::Approx(8.016384e-5));
+  // Sequence parallelism splits them along the sequence, and each all-reduce becomes a
+  // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s.
   job.parallelism->sequence_parallel = true;
   c = cost_training_step(job);
   CHECK(fwd(c, "decoder.0.attn.norm").bytes == doctest::Approx(8320 / 2));
   CHECK(fwd(c, "decoder.0.attn.residual").bytes == doctest::Approx(12288 / 2));
-  CHECK(c.tensor_comm_s == doctest::Approx(tensor_comm));
-  // Recomputation runs the forward pass, and its all-reduces, again: 3 all-reduces where there
-  // were 2.
+  CHECK(c.tensor_comm_s == doctest::Approx(1.6016384e-4));
+  // Recomputation runs the forward pass, and its communication, again: 3 where there were 2.
   job.parallelism->recompute = true;
-  CHECK(cost_training_step(job).tensor_comm_s == doctest::Approx(1.5 * tensor_comm));
+  CHECK(cost_training_step(job).tensor_comm_s == doctest::Approx(1.5 * 1.6016384e-4));
 }
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
@@ -489,4 +505,35 @@ TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttent
   job.fusion = "elementwise";
   const StepCost unfused = cost_training_step(job);
   CHECK(std::none_of(unfused.ops.begin(), unfused.ops.end(), [](const auto& op) { return op.op == "decoder.0.attn.attention"; }));
+}
+
+TEST_CASE("collectives: NCCL's ring and tree latencies and bandwidths, by hand") {
+  using comm::Collective;
+  // Not a GPU: a ring with a fixed start-up. 1 GB all-reduced over 4 ranks at 10 GB/s:
+  // 2 x 3/4 x 0.1 s + 20 us.
+  CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{4, 1, 1e10, false}) == doctest::Approx(0.15 + 20e-6));
+  // One NVLink node of 8 GPUs at 150 GB/s, 50 MB all-reduced: ring Simple, 8.4 us + 14 hops x
+  // 3.4 us = 56 us, plus 2 x 7/8 x 50 MB / 150 GB/s = 583.3 us (LL128: 40.6 + 634.1 us; LL: 15 +
+  // 2,333 us; no tree inside one node).
+  CHECK(comm::collective_s(Collective::all_reduce, 50e6, comm::Group{8, 1, 150e9, true}) ==
+        doctest::Approx(56e-6 + 14.0 / 8 * 50e6 / 150e9));
+  // 512 GPUs on 64 nodes at 25 GB/s, one layer's 404 MB all-gathered: 511 steps, 63 across
+  // nodes. Simple: 8.4 + 448 x 3.4 + 63 x 14 = 2,413.6 us + 511/512 x 16.16 ms = 18.542 ms;
+  // LL128: 1,117.2 us + 16.128 / 0.92 ms = 18.648 ms.
+  const comm::Group cluster{512, 64, 25e9, true};
+  CHECK(comm::collective_s(Collective::all_gather, 404e6, cluster) ==
+        doctest::Approx((8.4 + 448 * 3.4 + 63 * 14) * 1e-6 + 511.0 / 512 * 404e6 / 25e9));
+  // A reduce-scatter costs the same as an all-gather; 32 of them over the same bytes pay 32 start-ups.
+  CHECK(comm::collective_s(Collective::reduce_scatter, 404e6, cluster) ==
+        doctest::Approx(comm::collective_s(Collective::all_gather, 404e6, cluster)));
+  CHECK(comm::collectives_s(Collective::all_gather, 32 * 404e6, 32, cluster) ==
+        doctest::Approx(32 * comm::collective_s(Collective::all_gather, 404e6, cluster)));
+  // 1 MB all-reduced over the same 512 GPUs: the tree (LL128) wins, 14 + 2 x (7 x 1.25 + 6 x 8.5)
+  // = 133.5 us + 1 MB / (0.5 x 25 GB/s x 0.92 x 120/128) = 92.75 us, where the ring would pay
+  // 1,022 steps (Simple: 4.9 ms).
+  CHECK(comm::collective_s(Collective::all_reduce, 1e6, cluster) ==
+        doctest::Approx(133.5e-6 + 1e6 / (0.5 * 25e9 * 0.92 * 120 / 128)));
+  // Nothing to do for one rank or no bytes.
+  CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{1, 1, 1e10, true}) == 0);
+  CHECK(comm::collective_s(Collective::all_gather, 0, cluster) == 0);
 }
