@@ -15,13 +15,18 @@ namespace dlcarbon::cost_detail {
 inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
                             const std::string& fusion, double n, double count) {
   if (!graph::is_gemm(op.kind) && op.kind != graph::OpKind::router) return 0;
-  double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
   if (op.fused_attention) {
-    // A fused attention kernel reaches what its generation was measured at on this device
-    // (softmax and rescaling between its two products), where the catalog gives it.
+    // A fused attention kernel reaches what its generation was measured at on this device, a
+    // rate of the whole kernel (tiles, waves, softmax and rescaling between its two products
+    // included) over its products' FLOPs, 4 x head_dim a score; the op also counts 5 FLOPs a
+    // score for the softmax, which the measured rate already covers.
     const auto it = dev.attention_efficiency.find(graph::attention_kernel(fusion));
-    if (it != dev.attention_efficiency.end()) ceiling = it->second;
+    if (it != dev.attention_efficiency.end()) {
+      const double per_score = 4 * static_cast<double>(op.n);
+      return it->second * (per_score + 5) / per_score;
+    }
   }
+  const double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
   return ceiling * hardware::gemm_shape_factor(dev, static_cast<double>(op.m), n, static_cast<double>(op.k),
                                                std::max(1.0, count));
 }

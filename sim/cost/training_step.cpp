@@ -4,7 +4,7 @@
 // (backward = 2x the forward work; recomputation adds one more forward). Layers are split
 // evenly over pipeline stages and each GEMM over the tensor-parallel group. A step is the 1F1B
 // schedule, (m + p - 1) microbatch slots, plus what communication is not hidden, plus the
-// optimizer. Communication uses ring collectives: 2 (n - 1) / n x bytes / bandwidth.
+// optimizer. Collectives are costed by NCCL's model on GPUs (collectives.cpp).
 
 #include <algorithm>
 #include <cmath>
@@ -33,16 +33,18 @@ double optimizer_traffic_bytes(const std::string& optimizer) {
   return optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
 }
 
-// A group of `ranks` whose members lie `stride` ranks apart in the job's numbering (tensor
-// ranks are neighbours, data-parallel ranks are model_parallel apart): the nodes it spans.
-comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double bandwidth) {
+// A group of `ranks` whose members lie `stride` ranks apart in the job's numbering, as Megatron-LM
+// and DeepSpeed number them (tensor innermost, then data, pipeline outermost: a tensor group is
+// neighbours, a data-parallel group's members are `tensor` ranks apart): the nodes it spans, and
+// the link its ring is limited by (the network as soon as it leaves a node).
+comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double intra, double inter) {
   comm::Group g;
   g.ranks = ranks;
-  g.bandwidth = bandwidth;
   g.nccl = job.hardware.kind == "gpu";
   const std::int64_t node = std::max<std::int64_t>(1, job.hardware.node_accelerators);
-  const std::int64_t per_node = std::clamp<std::int64_t>(node / std::max<std::int64_t>(1, stride), 1, ranks);
+  const std::int64_t per_node = std::clamp<std::int64_t>(node / std::max<std::int64_t>(1, stride), 1, std::max<std::int64_t>(1, ranks));
   g.nodes = (ranks + per_node - 1) / per_node;
+  g.bandwidth = g.nodes > 1 ? inter : intra;
   return g;
 }
 
@@ -91,11 +93,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   const int layers = std::max(1, g.layers());
   const double intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
   const double inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
-  const double tp_bandwidth = c.tensor <= job.hardware.node_accelerators ? intra : inter;
   const double model_parallel = static_cast<double>(c.tensor * c.pipeline);
-  const double dp_bandwidth = model_parallel >= static_cast<double>(job.hardware.node_accelerators) || c.data > job.hardware.node_accelerators ? inter : intra;
-  const comm::Group tp_group = group_of(job, c.tensor, 1, tp_bandwidth);
-  const comm::Group dp_group = group_of(job, c.data, c.tensor * c.pipeline, dp_bandwidth);
+  const comm::Group tp_group = group_of(job, c.tensor, 1, intra, inter);
+  const comm::Group dp_group = group_of(job, c.data, c.tensor, intra, inter);
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
@@ -202,8 +202,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double grad_bytes = dense_params / model_parallel * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
   // each half of its time):
-  //   ZeRO 0-1: accumulated locally, all-reduced once a step (ZeRO-1: reduce-scatter, then the
-  //             updated parameters all-gathered), hidden behind the last microbatch's backward;
+  //   ZeRO 0-1: accumulated locally, all-reduced once a step in 25 MB buckets (ZeRO-1:
+  //             reduce-scatter, then the updated parameters all-gathered), hidden behind the last
+  //             microbatch's backward;
   //   ZeRO-2:   gradients are sharded, so reduce-scattered after every microbatch's backward,
   //             and the updated parameters all-gathered once: (m + 1) halves, behind m backwards;
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients

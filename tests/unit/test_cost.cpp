@@ -196,6 +196,24 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->overlap_communication = false;
   c = cost_training_step(job);
   CHECK(c.data_comm_s == doctest::Approx(12 * (44.6e-6 + 15.0 / 16 * 1.001e6 / 1e10 / 0.92)));
+  // Megatron's numbering puts data-parallel ranks `tensor` apart: with tensor 2 and data 8 on
+  // nodes of 8, a data-parallel group has 4 ranks in each of 2 nodes and crosses the network
+  // (1e10 B/s); with tensor 1 and data 8 it stays in one node (NVLink, 1e11 B/s). ZeRO 0-1,
+  // one 25 MB bucket: 2.002e6 B / 2 of gradients a rank (tensor 2) over the network.
+  job.accelerators = 16;
+  job.parallelism->tensor = 2;
+  job.parallelism->zero_stage = 0;
+  job.parallelism->global_batch = 2000;  // 8 replicas x 2 microbatches of 125
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.data == 8);
+  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 2, 1e10, true})));
+  job.accelerators = 8;
+  job.parallelism->tensor = 1;
+  job.parallelism->global_batch = 2000;
+  c = cost_training_step(job);
+  CHECK(c.data == 8);
+  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
 }
 
 TEST_CASE("a model that does not fit is a result with a reason") {
@@ -486,20 +504,21 @@ TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttent
     FAIL("no fused attention op for " << fusion);
     return c.ops.front();
   };
-  // By hand: 4 heads of 1024 x 1024 causal scores from 16-wide heads:
-  // 2 x (2 x 4 x 1024 x 1024 x 16) / 2 + 5 x 4 x 1024 x 1024 / 2 = 134,217,728 + 10,485,760 FLOPs;
-  // Q, K, V, O: 2 B x 4 x 4 x 1024 x 16 = 524,288 B, 1.05 us at 0.5 x 1 TB/s. Compute-bound:
-  // flash1 at 0.25 x 100 TFLOP/s, `attention` (= flash2) at 0.4, flash3 (not in the entry) at the
-  // GEMM ceiling, 0.5. The backward pass is 2.5 times the work.
-  const double flops = 134217728.0 + 10485760.0;
+  // By hand: 4 heads of 1024 x 1024 causal scores from 16-wide heads: the two products
+  // 2 x (2 x 4 x 1024 x 1024 x 16) / 2 = 134,217,728 FLOPs, and the softmax's 5 a score,
+  // 5 x 4 x 1024 x 1024 / 2 = 10,485,760; Q, K, V, O: 2 B x 4 x 4 x 1024 x 16 = 524,288 B, 1.05 us
+  // at 0.5 x 1 TB/s. Compute-bound: the measured rate is over the products' FLOPs, flash1 at
+  // 0.25 x 100 TFLOP/s, `attention` (= flash2) at 0.4; flash3 (not in the entry) runs at the GEMM
+  // ceiling, 0.5, over all the op's FLOPs. The backward pass is 2.5 times the work.
+  const double products = 134217728.0, flops = products + 10485760.0;
   const auto f1 = attention("flash1", "fwd");
   CHECK(f1.flops == doctest::Approx(flops));
   CHECK(f1.bytes == doctest::Approx(524288));
-  CHECK(f1.time_s == doctest::Approx(flops / 2.5e13));
+  CHECK(f1.time_s == doctest::Approx(products / 2.5e13));
   CHECK(f1.bound == "compute");
-  CHECK(attention("flash1", "bwd").time_s == doctest::Approx(2.5 * flops / 2.5e13));
-  CHECK(attention("attention", "fwd").time_s == doctest::Approx(flops / 4e13));
-  CHECK(attention("flash2", "fwd").time_s == doctest::Approx(flops / 4e13));
+  CHECK(attention("flash1", "bwd").time_s == doctest::Approx(2.5 * products / 2.5e13));
+  CHECK(attention("attention", "fwd").time_s == doctest::Approx(products / 4e13));
+  CHECK(attention("flash2", "fwd").time_s == doctest::Approx(products / 4e13));
   CHECK(attention("flash3", "fwd").time_s == doctest::Approx(flops / 5e13));
   // Unfused attention has no such op; its products run at the GEMM ceiling.
   job.fusion = "elementwise";
@@ -514,7 +533,7 @@ TEST_CASE("collectives: NCCL's ring and tree latencies and bandwidths, by hand")
   CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{4, 1, 1e10, false}) == doctest::Approx(0.15 + 20e-6));
   // One NVLink node of 8 GPUs at 150 GB/s, 50 MB all-reduced: ring Simple, 8.4 us + 14 hops x
   // 3.4 us = 56 us, plus 2 x 7/8 x 50 MB / 150 GB/s = 583.3 us (LL128: 40.6 + 634.1 us; LL: 15 +
-  // 2,333 us; no tree inside one node).
+  // 2,333 us; a tree inside the node, LL128: 31.5 + 1,035 us).
   CHECK(comm::collective_s(Collective::all_reduce, 50e6, comm::Group{8, 1, 150e9, true}) ==
         doctest::Approx(56e-6 + 14.0 / 8 * 50e6 / 150e9));
   // 512 GPUs on 64 nodes at 25 GB/s, one layer's 404 MB all-gathered: 511 steps, 63 across
@@ -529,10 +548,15 @@ TEST_CASE("collectives: NCCL's ring and tree latencies and bandwidths, by hand")
   CHECK(comm::collectives_s(Collective::all_gather, 32 * 404e6, 32, cluster) ==
         doctest::Approx(32 * comm::collective_s(Collective::all_gather, 404e6, cluster)));
   // 1 MB all-reduced over the same 512 GPUs: the tree (LL128) wins, 14 + 2 x (7 x 1.25 + 6 x 8.5)
-  // = 133.5 us + 1 MB / (0.5 x 25 GB/s x 0.92 x 120/128) = 92.75 us, where the ring would pay
-  // 1,022 steps (Simple: 4.9 ms).
+  // = 133.5 us + 1 MB / (0.5 x 25 GB/s x 0.92 x 120/128 x 0.6) = 154.6 us (0.6: NCCL's tree
+  // correction at 2^13 x 64 B), where the ring would pay 1,022 steps (Simple: over 6 ms).
   CHECK(comm::collective_s(Collective::all_reduce, 1e6, cluster) ==
-        doctest::Approx(133.5e-6 + 1e6 / (0.5 * 25e9 * 0.92 * 120 / 128)));
+        doctest::Approx(133.5e-6 + 1e6 / (0.5 * 25e9 * 0.92 * 120 / 128 * 0.6)));
+  // 1 GB all-reduced over 16 GPUs on 2 nodes: the ring (Simple) wins. 30 steps, 2 x 2 of them
+  // across nodes: (8.4 + 26 x 3.4 + 4 x 14) x 1.4 (NCCL's ring plateau) = 213.9 us, plus
+  // 30/16 x 1 GB / 25 GB/s = 75 ms (LL128: 79.4 us + 81.5 ms; tree Simple: 448 us + 87.0 ms).
+  CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{16, 2, 25e9, true}) ==
+        doctest::Approx((8.4 + 26 * 3.4 + 4 * 14) * 1.4e-6 + 30.0 / 16 * 1e9 / 25e9));
   // Nothing to do for one rank or no bytes.
   CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{1, 1, 1e10, true}) == 0);
   CHECK(comm::collective_s(Collective::all_gather, 0, cluster) == 0);
