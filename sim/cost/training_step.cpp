@@ -36,7 +36,8 @@ double optimizer_traffic_bytes(const std::string& optimizer) {
 // A group of `ranks` whose members lie `stride` ranks apart in the job's numbering, as Megatron-LM
 // and DeepSpeed number them (tensor innermost, then data, pipeline outermost: a tensor group is
 // neighbours, a data-parallel group's members are `tensor` ranks apart): the nodes it spans, and
-// the link its ring is limited by (the network as soon as it leaves a node).
+// the link its ring is limited by (the network as soon as it leaves a node). Groups are taken to
+// line up with node boundaries (the stride divides the node size, or is a multiple of it).
 comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double intra, double inter) {
   comm::Group g;
   g.ranks = ranks;
@@ -172,7 +173,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
-  const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / inter : 0;
+  // Adjacent stages are tensor x data ranks apart: in one node when that is less than a node.
+  const double pp_link = c.tensor * c.data >= job.hardware.node_accelerators ? inter : intra;
+  const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   const double ep = static_cast<double>(c.data);
   // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
@@ -182,7 +185,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(ep) / 2);
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(ep));
   const double moe_comm =
-      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / inter * bisection : 0;
+      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / dp_group.bandwidth * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
   // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).

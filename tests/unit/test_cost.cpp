@@ -190,7 +190,7 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   // On GPUs each collective takes NCCL's fastest protocol. The 16 ranks span 2 nodes of 8; one
   // collective moves half the gradients (1.001e6 B): 15/16 x 1.001e6 / 1e10 = 9.384375e-5 s of
   // bandwidth. LL128: 14 + 14 x 1.9 + 1 x 4.0 = 44.6 us + 9.384375e-5 / 0.92 = 1.466041e-4 s
-  // (Simple: 70 + 93.8 us; LL: 17.7 + 375.4 us). ZeRO-3, not overlapped: 2 microbatches x 3
+  // (Simple: 70 + 93.8 us; LL: 23.3 + 375.4 us). ZeRO-3, not overlapped: 2 microbatches x 3
   // passes x 2 collectives.
   job.hardware.kind = "gpu";
   job.parallelism->overlap_communication = false;
@@ -214,6 +214,14 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
+  // With 2 pipeline stages as well (16 GPUs), each stage's data-parallel group is still 8
+  // neighbours in one node: ranks are `tensor` apart, not tensor x pipeline.
+  job.accelerators = 16;
+  job.parallelism->pipeline = 2;
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.data == 8);
+  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
 }
 
 TEST_CASE("a model that does not fit is a result with a reason") {
@@ -557,6 +565,15 @@ TEST_CASE("collectives: NCCL's ring and tree latencies and bandwidths, by hand")
   // 30/16 x 1 GB / 25 GB/s = 75 ms (LL128: 79.4 us + 81.5 ms; tree Simple: 448 us + 87.0 ms).
   CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{16, 2, 25e9, true}) ==
         doctest::Approx((8.4 + 26 * 3.4 + 4 * 14) * 1.4e-6 + 30.0 / 16 * 1e9 / 25e9));
+  // 8 MB the same way: still the tree (LL128), at NCCL's correction for 2^16 x 64 B, 0.8:
+  // 133.5 us + 8 MB / (0.5 x 25 GB/s x 0.92 x 120/128 x 0.8) = 927.5 us (ring LL128: 2.9 ms).
+  CHECK(comm::collective_s(Collective::all_reduce, 8e6, cluster) ==
+        doctest::Approx(133.5e-6 + 8e6 / (0.5 * 25e9 * 0.92 * 120 / 128 * 0.8)));
+  // 16 KB all-gathered over 16 GPUs on 2 nodes: LL wins, its hops inside a node raised to the
+  // host's 1 us of posting a network operation: 6.6 + 14 x 1.0 + 1 x 2.7 = 23.3 us, plus
+  // 15/16 x 16 KB / (25 GB/s / 4) = 2.4 us (LL128: 45.3 us, Simple: 70.6 us).
+  CHECK(comm::collective_s(Collective::all_gather, 16e3, comm::Group{16, 2, 25e9, true}) ==
+        doctest::Approx(23.3e-6 + 15.0 / 16 * 16e3 / (25e9 * 0.25)));
   // Nothing to do for one rank or no bytes.
   CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{1, 1, 1e10, true}) == 0);
   CHECK(comm::collective_s(Collective::all_gather, 0, cluster) == 0);
