@@ -15,6 +15,15 @@ namespace {
 const fs::path kData = DLCARBON_TEST_DATA_DIR;
 LoadOptions test_catalog() { return LoadOptions{kData / "catalog"}; }
 
+// Writes `text` as s.yaml in a fresh folder `name` under the temporary directory; returns its path.
+fs::path scenario_file(const std::string& name, const std::string& text) {
+  const fs::path dir = fs::temp_directory_path() / name;
+  fs::create_directories(dir);
+  std::ofstream(dir / "s.yaml") << text;
+  return dir / "s.yaml";
+}
+LoadOptions shipped_catalog() { return LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"}; }
+
 std::string error_of(const fs::path& file, const LoadOptions& options) {
   try {
     load_scenario(file, options);
@@ -117,30 +126,27 @@ TEST_CASE("an unknown data directory is an input error") {
 TEST_CASE("the shipped catalogs load and every entry is valid") {
   // The real data/ folder: a scenario naming only catalog entries loads, which builds
   // and checks every catalog entry (regions, datacenters, hardware, models).
-  const fs::path source = DLCARBON_SOURCE_DIR;
-  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_catalog";
-  fs::create_directories(dir);
-  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                                   "  - id: j\n    hardware: nvidia-v100-sxm2\n    accelerators: 1\n"
-                                   "    duration: \"1 h\"\n    power: {utilisation: 1}\n"
-                                   "    datacenter: {id: test-dc-real, from: x}\n";
+  const fs::path file = scenario_file("dlcarbon_test_catalog",
+                                      "schema_version: 1\nscenario: {name: s}\ntraining:\n"
+                                      "  - id: j\n    hardware: nvidia-v100-sxm2\n    accelerators: 1\n"
+                                      "    duration: \"1 h\"\n    power: {utilisation: 1}\n"
+                                      "    datacenter: {id: test-dc-real, from: x}\n");
   // (the datacenter above is wrong on purpose: `from` is not allowed at a point of use)
-  const std::string msg = error_of(dir / "s.yaml", LoadOptions{source / "data"});
+  const std::string msg = error_of(file, shipped_catalog());
   INFO(msg);
   CHECK(msg.find("training[0].datacenter.from: unknown key") != std::string::npos);
-  fs::remove_all(dir);
+  fs::remove_all(file.parent_path());
 }
 
 TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused attention kernels") {
-  const fs::path source = DLCARBON_SOURCE_DIR;
-  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_attention";
-  fs::create_directories(dir);
-  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                                   "  - {id: a, hardware: nvidia-a100-sxm4-80gb, accelerators: 1, duration: \"1 h\",\n"
-                                   "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n"
-                                   "  - {id: h, hardware: nvidia-h100-sxm5, accelerators: 1, duration: \"1 h\",\n"
-                                   "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n";
-  const auto s = load_scenario(dir / "s.yaml", LoadOptions{source / "data"});
+  const fs::path file =
+      scenario_file("dlcarbon_test_attention",
+                    "schema_version: 1\nscenario: {name: s}\ntraining:\n"
+                    "  - {id: a, hardware: nvidia-a100-sxm4-80gb, accelerators: 1, duration: \"1 h\",\n"
+                    "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n"
+                    "  - {id: h, hardware: nvidia-h100-sxm5, accelerators: 1, duration: \"1 h\",\n"
+                    "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n");
+  const auto s = load_scenario(file, shipped_catalog());
   REQUIRE(s.training.size() == 2);
   // Dao 2023: FlashAttention 25-40 %, FlashAttention-2 50-73 % of the A100's peak (midpoints);
   // Shah et al. 2024: FlashAttention-2 35 % on the H100, FlashAttention-3 1.5-2.0x that.
@@ -149,7 +155,7 @@ TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused a
   CHECK(s.training[1].hardware.attention_efficiency.at("flash2") == doctest::Approx(0.35));
   CHECK(s.training[1].hardware.attention_efficiency.at("flash3") == doctest::Approx(0.61));
   CHECK(s.training[1].hardware.attention_efficiency.count("flash1") == 0);
-  fs::remove_all(dir);
+  fs::remove_all(file.parent_path());
 }
 
 TEST_CASE("a model design read from a graph file, relative to the scenario") {
