@@ -67,7 +67,8 @@ struct Hardware {
   // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
-  // FlashAttention generation (flash1, flash2, flash3) -> fraction of the 16-bit peak its kernels reach
+  // FlashAttention generation (flash1, flash2, flash3) -> fraction of the peak (at the job's
+  // precision) its kernels reach over their two products' FLOPs
   std::map<std::string, double> attention_efficiency;
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0: GEMM efficiency / (1 + m0/m + n0/n + k0/k)
   std::int64_t compute_units = 0;  // SMs (GPUs) that GEMM tiles are spread over; 0: not modelled
