@@ -15,7 +15,7 @@ enum class Collective { all_reduce, all_gather, reduce_scatter };
 struct Group {
   std::int64_t ranks = 1;  // members of the group
   std::int64_t nodes = 1;  // nodes the group spans (ranks spread evenly over them)
-  double bandwidth = 0;    // B/s per rank, one direction, of the slowest link of the ring
+  double bandwidth = 0;    // B/s per rank, one direction: the ring's bus bandwidth (NCCL's busBw)
   bool nccl = false;       // GPUs (NCCL's model, NVLink inside a node); else a fixed start-up
 };
 

@@ -31,6 +31,7 @@ struct StepCost {
   double tensor_comm_s = 0;         // exposed tensor-parallel all-reduces per step
   double pipeline_comm_s = 0;
   double data_comm_s = 0;           // exposed gradient all-reduce per step
+  double contention_s = 0;          // compute slowed by the hidden data-parallel collectives (GPUs)
   double expert_comm_s = 0;         // MoE all-to-all per step
   double optimizer_s = 0;
   double bubble_fraction = 0;       // (p - 1) / (m + p - 1)
