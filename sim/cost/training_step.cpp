@@ -39,12 +39,13 @@ double optimizer_traffic_bytes(const std::string& optimizer) {
 // A group of `ranks` whose members lie `stride` ranks apart in the job's numbering, as Megatron-LM
 // and DeepSpeed number them (tensor innermost, then data, pipeline outermost: a tensor group is
 // neighbours, a data-parallel group's members are `tensor` ranks apart): the nodes it spans, and
-// the link its ring is limited by (the network as soon as it leaves a node). Groups are taken to
-// line up with node boundaries (the stride divides the node size, or is a multiple of it).
-// Across nodes the ring's bus bandwidth is the network of all the group's ranks in a node: NCCL
-// runs one ring channel per NIC and each channel enters and leaves every node once, so a node's
-// traffic is spread over the NICs of its k ranks (NCCL's busBw = nChannels x the channel's
-// network bandwidth, tuning.cc), k x `inter` (the network per accelerator), at most NVLink's.
+// its ring's bus bandwidth. Groups are taken to line up with node boundaries (the stride divides
+// the node size, or is a multiple of it). Inside one node that is NVLink; across nodes it is the
+// network of the group's ranks in a node: NCCL runs one ring channel per NIC and each channel
+// enters and leaves every node once, so a node's traffic is spread over the NICs of its k ranks
+// (NCCL's busBw = nChannels x the channel's network bandwidth, tuning.cc), k x `inter` (the
+// network per accelerator), at most NVLink's; k is the fewest ranks any node holds (NCCL uses as
+// many channels on every node).
 comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double intra, double inter) {
   comm::Group g;
   g.ranks = ranks;
@@ -52,7 +53,8 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
   const std::int64_t node = std::max<std::int64_t>(1, job.hardware.node_accelerators);
   const std::int64_t per_node = std::clamp<std::int64_t>(node / std::max<std::int64_t>(1, stride), 1, std::max<std::int64_t>(1, ranks));
   g.nodes = (ranks + per_node - 1) / per_node;
-  g.bandwidth = g.nodes > 1 ? std::min(intra, static_cast<double>(per_node) * inter) : intra;
+  const std::int64_t fewest = std::clamp<std::int64_t>(ranks - (g.nodes - 1) * per_node, 1, per_node);
+  g.bandwidth = g.nodes > 1 ? std::min(intra, static_cast<double>(fewest) * inter) : intra;
   return g;
 }
 

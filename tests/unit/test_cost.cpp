@@ -190,6 +190,8 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   CHECK(c.compute_s > 0);
   CHECK(c.data_comm_s == doctest::Approx(std::max(0.0, 1.366125e-3 - c.compute_s)));
   CHECK(c.data_comm_s > 0);
+  // Not a GPU: no overlap slowdown (it was measured on GPUs only).
+  CHECK(c.contention_s == 0);
   // On GPUs each collective takes NCCL's fastest protocol. The 16 ranks span 2 nodes of 8; one
   // collective moves half the gradients (1.001e6 B): 15/16 x 1.001e6 / 1e10 = 9.384375e-5 s of
   // bandwidth. LL128: 14 + 14 x 1.9 + 1 x 4.0 = 44.6 us + 9.384375e-5 / 0.92 = 1.466041e-4 s
@@ -224,6 +226,26 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   CHECK(c.data_comm_s == 0);
   CHECK(c.contention_s == doctest::Approx(fast_s * 0.189 / 1.189));
   CHECK(c.step_s < hidden.step_s);
+  // The slowdown has its own op row.
+  const auto row = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "data.overlap"; });
+  REQUIRE(row != c.ops.end());
+  CHECK(row->time_s == doctest::Approx(c.contention_s));
+  // Between the regimes: compute a little shorter than the gathers, so part is exposed
+  // (dp - compute) and the slowed compute adds the rest, dp x 0.189 / 1.189 in all.
+  job.hardware.inter_node_bandwidth = 1.25e9;
+  job.hardware.intra_node_bandwidth = 1e11;
+  job.hardware.gemm_efficiency = 0.5;
+  c = cost_training_step(job);
+  for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the compute is 0.95 x dp
+    job.hardware.gemm_efficiency = *job.hardware.gemm_efficiency * c.compute_s / (0.95 * zero3_s);
+    c = cost_training_step(job);
+  }
+  REQUIRE(c.compute_s < zero3_s);
+  REQUIRE(zero3_s < 1.189 * c.compute_s);
+  CHECK(c.data_comm_s == doctest::Approx(zero3_s - c.compute_s));
+  CHECK(c.contention_s == doctest::Approx(zero3_s * 0.189 / 1.189 - (zero3_s - c.compute_s)));
+  CHECK(c.contention_s > 0);
+  job.hardware.gemm_efficiency = 0.005;
   // A slower network exposes part of the gathers: the step grows by what is exposed, or by the
   // slowdown, whichever is more.
   job.hardware.inter_node_bandwidth = 1.25e8;
@@ -257,6 +279,16 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
+  // 12 ranks on nodes of 8 hold 8 and 4: NCCL runs as many channels on every node, so the ring
+  // has the 4 NICs of the smaller node, 4 x 1.25e9 = 5e9 B/s.
+  job.accelerators = 12;
+  job.parallelism->global_batch = 3000;  // 12 replicas x 2 microbatches of 125
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.data == 12);
+  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{12, 2, 5e9, true})));
+  job.accelerators = 8;
+  job.parallelism->global_batch = 2000;
   // With 2 pipeline stages as well (16 GPUs), each stage's data-parallel group is still 8
   // neighbours in one node: ranks are `tensor` apart, not tensor x pipeline.
   job.accelerators = 16;
