@@ -37,6 +37,10 @@ struct TransformerDesign {
   std::int64_t moe_every = 1;
   double capacity_factor = 1.0;
   double dropout = 0;  // attention and residual dropout rate in training (0: no dropout kernels)
+  // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
+  // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each
+  // cell about twice as deep as a Transformer layer). Not with experts.
+  bool evolved = false;
 };
 
 // ResNet: stem, four stages of (bottleneck) blocks, global pool, classifier.

@@ -80,9 +80,11 @@ class Emitter {
     return id;
   }
 
+  // `reads`: tensors of `elements` read (default: one per input op), e.g. 2 for a gated
+  // activation that reads both halves of its input.
   int elementwise(const std::string& name, int layer, const std::vector<int>& in, double elements,
                   double flops_per_element, OpKind kind = OpKind::elementwise, double params = 0,
-                  bool tensor_split = true) {
+                  bool tensor_split = true, double reads = 0) {
     Op op;
     op.name = name;
     op.kind = kind;
@@ -90,7 +92,7 @@ class Emitter {
     op.tensor_split = tensor_split;
     op.m = static_cast<I>(elements);
     op.flops = elements * flops_per_element;
-    const double inputs = static_cast<double>(std::max<std::size_t>(1, in.size()));
+    const double inputs = reads > 0 ? reads : static_cast<double>(std::max<std::size_t>(1, in.size()));
     op.bytes = p_ * (elements * (inputs + 1) + params);
     op.params = params;
     op.saved_bytes = p_ * elements;
@@ -203,7 +205,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
   int down;
   if (!moe) {
     const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
-    const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8);
+    const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8,
+                                  OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
     down = e.matmul(prefix + ".down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
   } else {
     // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
@@ -216,7 +219,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int up = e.matmul(prefix + ".experts.up", layer, route, per_expert, d.d_model, up_width, d.biases, false,
                             OpKind::matmul, true, E, up_params);
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
-                                  static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8);
+                                  static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
+                                  true, d.gated_ffn ? 2 : 1);
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
   }
@@ -227,6 +231,116 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
   }
   return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model),
                        dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+}
+
+// --- Evolved Transformer cells ---------------------------------------------------------
+// So et al. 2019 (arXiv:1901.11117), as the authors' tensor2tensor implements them
+// (models/evolved_transformer.py): each sub-block is pre-normed and closed by a residual add;
+// widths are multiples of d_model (the FFN's is d_ff). Separable convolutions are a depthwise
+// pass (taps multiply-adds a channel, a memory-bound kernel) and a pointwise GEMM; a k-tap
+// convolution is a GEMM over k x the input width. The matmul that closes a sub-block is named
+// `.out` (tensor parallelism all-reduces it, as Megatron does each sub-block's output).
+
+// Residual add closing a sub-block, with its dropout (a kernel of its own when nothing is fused).
+int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
+  const bool dropout = e.training && d.dropout > 0;
+  if (dropout && e.fusion == Fusion::none) {
+    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false);
+  }
+  return e.elementwise(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model),
+                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+}
+
+// A branch's activation (and its dropout when nothing is fused) over `width` channels.
+int activate(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int y, I tokens, I width,
+             double flops) {
+  y = e.elementwise(name + ".act", layer, {y}, static_cast<double>(tokens * width), flops);
+  if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
+    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * width), 2);
+  }
+  return y;
+}
+
+// A norm inside a branch, over a width that tensor parallelism splits.
+int inner_norm(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, I tokens, I width) {
+  const double elements = static_cast<double>(tokens * width);
+  return e.elementwise(name, layer, {x}, elements, d.rms_norm ? 5 : 8, OpKind::norm,
+                       static_cast<double>(width) * (d.rms_norm ? 1 : 2), true);
+}
+
+// Separable convolution `name`: `taps` per channel over `in_width` (`name`.depthwise), then the
+// pointwise GEMM in_width -> out_width (`pointwise`).
+int separable(Emitter& e, const TransformerDesign& d, const std::string& name, const std::string& pointwise, int layer,
+              int x, I tokens, I in_width, I out_width, I taps) {
+  const int dw = e.elementwise(name + ".depthwise", layer, {x}, static_cast<double>(tokens * in_width),
+                               2.0 * static_cast<double>(taps), OpKind::elementwise, static_cast<double>(taps * in_width), true);
+  return e.matmul(pointwise, layer, dw, tokens, in_width, out_width, d.biases);
+}
+
+int evolved_encoder_cell(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I b, I s,
+                         bool causal_skip) {
+  const I t = b * s, w = d.d_model;
+  // Gated linear unit: values x sigmoid(gates), both d -> d.
+  int n = e.norm(p + ".glu.norm", layer, x, t, w, d.rms_norm);
+  const int gates = e.matmul(p + ".glu.gates", layer, n, t, w, w, d.biases);
+  const int values = e.matmul(p + ".glu.out", layer, n, t, w, w, d.biases);
+  const int glu = e.elementwise(p + ".glu.gate", layer, {gates, values}, static_cast<double>(t * w), 5);
+  x = close_block(e, d, p + ".glu", layer, x, glu, t);
+  // Convolution branches: dense d -> 4d (ReLU) beside a 3x1 convolution d -> d/2 (ReLU), added,
+  // normed over 4d, then a separable 9x1 convolution 4d -> d/2. The padding is masked out first.
+  n = e.norm(p + ".conv.norm", layer, x, t, w, d.rms_norm);
+  n = e.elementwise(p + ".conv.mask", layer, {n}, static_cast<double>(t * w), 1, OpKind::elementwise, 0, true, 2);
+  int left = e.matmul(p + ".conv.left", layer, n, t, w, 4 * w, d.biases);
+  left = activate(e, d, p + ".conv.left", layer, left, t, 4 * w, 1);
+  int right = e.matmul(p + ".conv.right_3x1", layer, n, t, 3 * w, w / 2, d.biases);
+  right = activate(e, d, p + ".conv.right_3x1", layer, right, t, w / 2, 1);
+  int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 4 * w), 1);
+  sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 4 * w);
+  sum = e.elementwise(p + ".conv.mask2", layer, {sum}, static_cast<double>(t * 4 * w), 1, OpKind::elementwise, 0, true, 2);
+  const int conv = separable(e, d, p + ".conv.sep_9x1", p + ".conv.out", layer, sum, t, 4 * w, w / 2, 9);
+  x = close_block(e, d, p + ".conv", layer, x, conv, t);
+  // Self-attention and the FFN, as in the Transformer.
+  x = attention(e, d, p + ".attn", layer, x, -1, b, s, s, false, causal_skip);
+  return feed_forward(e, d, p + ".ffn", layer, x, t, false);
+}
+
+int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, int enc_out, I b,
+                         I s_dec, I s_enc, bool causal_skip) {
+  const I t = b * s_dec, w = d.d_model;
+  // Self-attention with at least 16 heads beside the first attention to the encoder (costed one
+  // after the other, each with its norm and residual add: one norm and one add more than the cell).
+  // (The key and value channels stay d_model: the heads are narrower.)
+  TransformerDesign wide = d;
+  if (d.d_model % std::max<I>(16, d.heads) == 0) {
+    wide.heads = std::max<I>(16, d.heads);
+    wide.kv_heads = wide.heads;
+    wide.head_dim = 0;
+  }
+  x = attention(e, wide, p + ".attn16", layer, x, -1, b, s_dec, s_dec, true, causal_skip);
+  if (enc_out >= 0) x = attention(e, d, p + ".cross1", layer, x, enc_out, b, s_dec, s_enc, false, causal_skip);
+  // Convolution branches (causal): separable 11x1 d -> 2d (ReLU) beside separable 7x1 d -> d/2,
+  // added, normed over 2d, then separable 7x1 2d -> d.
+  const int n = e.norm(p + ".conv.norm", layer, x, t, w, d.rms_norm);
+  int left = separable(e, d, p + ".conv.left_11x1", p + ".conv.left_11x1.pointwise", layer, n, t, w, 2 * w, 11);
+  left = activate(e, d, p + ".conv.left_11x1", layer, left, t, 2 * w, 1);
+  int right = separable(e, d, p + ".conv.right_7x1", p + ".conv.right_7x1.pointwise", layer, n, t, w, w / 2, 7);
+  if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
+    right = e.elementwise(p + ".conv.right_7x1.dropout", layer, {right}, static_cast<double>(t * (w / 2)), 2);
+  }
+  int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 2 * w), 1);
+  sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 2 * w);
+  const int conv = separable(e, d, p + ".conv.sep_7x1", p + ".conv.out", layer, sum, t, 2 * w, w, 7);
+  x = close_block(e, d, p + ".conv", layer, x, conv, t);
+  // Self-attention, the second attention to the encoder, and the FFN: d -> d_ff (swish), normed
+  // over d_ff, d_ff -> d.
+  x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, causal_skip);
+  if (enc_out >= 0) x = attention(e, d, p + ".cross2", layer, x, enc_out, b, s_dec, s_enc, false, causal_skip);
+  int h = e.norm(p + ".ffn.norm", layer, x, t, w, d.rms_norm);
+  h = e.matmul(p + ".ffn.up", layer, h, t, w, d.d_ff, d.biases);
+  h = activate(e, d, p + ".ffn", layer, h, t, d.d_ff, 5);
+  h = inner_norm(e, d, p + ".ffn.norm2", layer, h, t, d.d_ff);
+  h = e.matmul(p + ".ffn.down", layer, h, t, d.d_ff, w, d.biases);
+  return close_block(e, d, p + ".ffn", layer, x, h, t);
 }
 
 bool moe_layer(const TransformerDesign& d, I index) {
@@ -263,6 +377,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
+      if (d.evolved) {
+        x = evolved_encoder_cell(e, d, p, layer, x, b, s_enc, shape.causal_skip);
+        continue;
+      }
       x = attention(e, d, p + ".attn", layer, x, -1, b, s_enc, s_enc, false, shape.causal_skip);
       x = feed_forward(e, d, p + ".ffn", layer, x, b * s_enc, moe_layer(d, i));
     }
@@ -294,6 +412,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   }
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
+    if (d.evolved) {
+      x = evolved_decoder_cell(e, d, p, layer, x, enc_out, b, s_dec, s_enc, shape.causal_skip);
+      continue;
+    }
     x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip);
     if (enc_out >= 0) x = attention(e, d, p + ".cross", layer, x, enc_out, b, s_dec, s_enc, false, shape.causal_skip);
     x = feed_forward(e, d, p + ".ffn", layer, x, b * s_dec, moe_layer(d, i));

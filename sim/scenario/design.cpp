@@ -67,6 +67,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
     if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
   }
+  if (m.has("cell")) d.evolved = read_choice(m.at("cell"), {"transformer", "evolved"}) == "evolved";
   if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
   if (m.has("pooler")) d.pooler = read_bool(m.at("pooler"));
   if (m.has("experts")) {
@@ -82,6 +83,8 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
       if (m.has(k)) m.at(k).fail("needs experts");
     }
   }
+  if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
+  if (d.evolved && d.arch == TransformerDesign::Arch::encoder) m.at("cell").fail("the evolved cell is for decoders and encoder-decoders");
   return d;
 }
 
@@ -172,7 +175,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor", "dropout"};
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dropout", "cell"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
     } else {

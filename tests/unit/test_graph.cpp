@@ -286,3 +286,44 @@ TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step"
   }
   CHECK(rec_flops == 2.0 * 15 * 2 * 32);
 }
+
+TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
+  // One encoder and one decoder cell, d 64, 4 heads, d_ff 256, vocabulary 100, 32 positions,
+  // biases, LayerNorm, tied embeddings (tensor2tensor's evolved_transformer.py):
+  //   encoder: GLU norm 128 + 2 x (64 x 64 + 64) = 8,448; conv norm 128 + dense 64 -> 256 16,640
+  //     + 3x1 conv 192 -> 32 6,176 + norm over 256 512 + depthwise 9 x 256 2,304 + pointwise
+  //     256 -> 32 8,224 = 33,984; attention 16,768; FFN 33,216: 92,416 in all;
+  //   decoder: 4 attentions x 16,768 = 67,072; conv norm 128 + depthwise 11 x 64 704 + pointwise
+  //     64 -> 128 8,320 + depthwise 7 x 64 448 + pointwise 64 -> 32 2,080 + norm over 128 256 +
+  //     depthwise 7 x 128 896 + pointwise 128 -> 64 8,256 = 21,088; FFN with its inner norm
+  //     over 256: 128 + 16,640 + 512 + 16,448 = 33,728: 121,888 in all;
+  //   embedding 100 x 64 + 32 positions x 64 = 8,448, two final norms 256: 223,008.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.evolved = true;
+  CHECK(count_parameters(d) == 223008.0);
+  // A cell costs more than a Transformer layer of the same width: more FLOPs per token.
+  TransformerDesign plain = d;
+  plain.evolved = false;
+  const GraphShape shape{1, 2, true, Fusion::elementwise, true};
+  CHECK(build_graph(d, shape).forward_flops() > 1.5 * build_graph(plain, shape).forward_flops());
+  // Meena (Adiwardana et al. 2020): 1 encoder and 13 decoder cells, d 2560, 32 heads, FFN 4 d,
+  // 8K vocabulary, tied: 2.6B published.
+  TransformerDesign meena = d;
+  meena.encoder_layers = 1;
+  meena.decoder_layers = 13;
+  meena.d_model = 2560;
+  meena.heads = 32;
+  meena.d_ff = 10240;
+  meena.vocab = 8000;
+  meena.seq_len = 128;
+  const double p = count_parameters(meena);
+  MESSAGE("Meena parameters: " << p);
+  CHECK(std::abs(p / 2.6e9 - 1) < 0.01);  // 2,592,680,960: -0.3 %
+}
