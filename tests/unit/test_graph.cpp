@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dlcarbon/graph.hpp"
@@ -326,4 +327,17 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   const double p = count_parameters(meena);
   MESSAGE("Meena parameters: " << p);
   CHECK(std::abs(p / 2.6e9 - 1) < 0.01);  // 2,592,680,960: -0.3 %
+}
+
+TEST_CASE("a gated FFN's activation reads both halves of the up projection") {
+  // LLaMA-style layer, d 64, d_ff 256, 2 sequences of 32 at 2 bytes: the SwiGLU kernel reads
+  // gate and up (2 x 64 tokens x 256) and writes 64 x 256: 3 x 16,384 x 2 B = 98,304 B.
+  TransformerDesign d = llama(1, 64, 4, 256);
+  d.seq_len = 32;
+  d.vocab = 100;
+  const auto g = build_graph(d, GraphShape{2, 2, true, Fusion::elementwise, true});
+  const auto it = std::find_if(g.ops().begin(), g.ops().end(), [](const graph::Op& op) { return op.name == "decoder.0.ffn.act"; });
+  REQUIRE(it != g.ops().end());
+  CHECK(it->bytes == 98304.0);
+  CHECK(it->flops == 9.0 * 64 * 256);
 }
