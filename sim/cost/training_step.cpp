@@ -270,7 +270,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.step_s = slots * slot + c.data_comm_s + c.contention_s + c.optimizer_s;
 
   // --- memory -------------------------------------------------------------------------------
-  double weights = 2, grads = 2, states = state_bytes;  // bytes per parameter
+  // Bytes per parameter: weights and gradients at the compute precision; the optimizer state
+  // includes an fp32 master copy only when the weights are narrower than fp32.
+  double weights = bytes_per_value, grads = bytes_per_value;
+  double states = bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes;
   if (p.zero_stage >= 1) states /= static_cast<double>(c.data);
   if (p.zero_stage >= 2) grads /= static_cast<double>(c.data);
   if (p.zero_stage >= 3) weights /= static_cast<double>(c.data);

@@ -299,6 +299,22 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
 }
 
+TEST_CASE("memory per device: weights and gradients at the compute precision, a master copy only below fp32") {
+  // Two data-parallel replicas, ZeRO-1 (optimizer state sharded), Adam.
+  TrainingJob job = mlp_job();
+  job.accelerators = 2;
+  job.parallelism->global_batch = 2000;
+  const StepCost z0 = cost_training_step(job);  // fp16, no sharding: 2 + 2 + 12 B a parameter
+  const double p = z0.parameters;
+  const double act16 = z0.memory_per_device_bytes - 16 * p;
+  CHECK(act16 > 0);
+  job.parallelism->zero_stage = 1;
+  CHECK(cost_training_step(job).memory_per_device_bytes == doctest::Approx(p * (2 + 2 + 12.0 / 2) + act16));
+  // fp32: 4 + 4 B, and Adam's m and v (8 B) without a master copy; activations twice as wide.
+  job.precision = "fp32";
+  CHECK(cost_training_step(job).memory_per_device_bytes == doctest::Approx(p * (4 + 4 + 8.0 / 2) + 2 * act16));
+}
+
 TEST_CASE("a model that does not fit is a result with a reason") {
   TrainingJob job = mlp_job();
   job.hardware.memory_bytes = 1e6;
