@@ -152,12 +152,12 @@ struct Attention {
   I heads, kv_heads, head_dim;
 };
 
-// Self- or cross-attention block; returns the op after the residual add.
-int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, int kv_source,
-              I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
+// Attention from the normed input `ln` to the output projection `out_name` (with its dropout
+// when nothing is fused); returns that op.
+int attention_core(Emitter& e, const TransformerDesign& d, const std::string& prefix, const std::string& out_name,
+                   int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
   const Attention a{d.heads, d.kv_heads > 0 ? d.kv_heads : d.heads, d.head_dim > 0 ? d.head_dim : d.d_model / d.heads};
   const I tq = batch * q_len, tkv = batch * kv_len;
-  const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
   int q, kv;
   if (kv_source < 0) {
     q = e.matmul(prefix + ".qkv", layer, ln, tq, d.d_model, (a.heads + 2 * a.kv_heads) * a.head_dim, d.biases);
@@ -190,10 +190,20 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
     }
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction, true);
   }
-  int out = e.matmul(prefix + ".out", layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
+  int out = e.matmul(out_name, layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
   if (dropout && e.fusion == Fusion::none) {
     out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false);
   }
+  return out;
+}
+
+// Self- or cross-attention block; returns the op after the residual add.
+int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, int kv_source,
+              I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
+  const I tq = batch * q_len;
+  const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
+  const int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip);
+  const bool dropout = e.training && d.dropout > 0;
   return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model),
                        dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
 }
@@ -277,6 +287,25 @@ int separable(Emitter& e, const TransformerDesign& d, const std::string& name, c
   return e.matmul(pointwise, layer, dw, tokens, in_width, out_width, d.biases);
 }
 
+// The cells' dense block: d -> d_ff, activation (ReLU in the encoder, swish in the decoder, whose
+// block also norms over d_ff), d_ff -> d.
+int evolved_dense(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I t, double act_flops,
+                  bool hidden_norm) {
+  int h = e.norm(p + ".norm", layer, x, t, d.d_model, d.rms_norm);
+  h = e.matmul(p + ".up", layer, h, t, d.d_model, d.d_ff, d.biases);
+  h = activate(e, d, p + ".hidden", layer, h, t, d.d_ff, act_flops);
+  if (hidden_norm) h = inner_norm(e, d, p + ".norm2", layer, h, t, d.d_ff);
+  h = e.matmul(p + ".down", layer, h, t, d.d_ff, d.d_model, d.biases);
+  return close_block(e, d, p, layer, x, h, t);
+}
+
+// tensor2tensor's attention projections carry no biases, whatever the cell's dense layers do.
+TransformerDesign evolved_attention(const TransformerDesign& d) {
+  TransformerDesign a = d;
+  a.biases = false;
+  return a;
+}
+
 int evolved_encoder_cell(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I b, I s,
                          bool causal_skip) {
   const I t = b * s, w = d.d_model;
@@ -299,25 +328,37 @@ int evolved_encoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   sum = e.elementwise(p + ".conv.mask2", layer, {sum}, static_cast<double>(t * 4 * w), 1, OpKind::elementwise, 0, true, 2);
   const int conv = separable(e, d, p + ".conv.sep_9x1", p + ".conv.out", layer, sum, t, 4 * w, w / 2, 9);
   x = close_block(e, d, p + ".conv", layer, x, conv, t);
-  // Self-attention and the FFN, as in the Transformer.
-  x = attention(e, d, p + ".attn", layer, x, -1, b, s, s, false, causal_skip);
-  return feed_forward(e, d, p + ".ffn", layer, x, t, false);
+  // Self-attention, then the dense block with ReLU.
+  x = attention(e, evolved_attention(d), p + ".attn", layer, x, -1, b, s, s, false, causal_skip);
+  return evolved_dense(e, d, p + ".ffn", layer, x, t, 1, false);
 }
 
 int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, int enc_out, I b,
                          I s_dec, I s_enc, bool causal_skip) {
   const I t = b * s_dec, w = d.d_model;
-  // Self-attention with at least 16 heads beside the first attention to the encoder (costed one
-  // after the other, each with its norm and residual add: one norm and one add more than the cell).
-  // (The key and value channels stay d_model: the heads are narrower.)
-  TransformerDesign wide = d;
-  if (d.d_model % std::max<I>(16, d.heads) == 0) {
-    wide.heads = std::max<I>(16, d.heads);
-    wide.kv_heads = wide.heads;
+  const TransformerDesign att = evolved_attention(d);
+  // Self-attention with twice the heads (at most 16, at least the design's: tensor2tensor's
+  // _capped_double_heads) beside the first attention to the encoder, both from one normed input;
+  // their outputs and the residual are summed (under tensor parallelism the two partial outputs
+  // add before one all-reduce, so only the first projection is named `.out`). The key and value
+  // channels stay d_model: the heads are narrower.
+  TransformerDesign wide = att;
+  const I doubled = std::max<I>(std::min<I>(2 * d.heads, 16), d.heads);
+  if (d.d_model % doubled == 0) {
+    wide.heads = doubled;
+    wide.kv_heads = doubled;
     wide.head_dim = 0;
   }
-  x = attention(e, wide, p + ".attn16", layer, x, -1, b, s_dec, s_dec, true, causal_skip);
-  if (enc_out >= 0) x = attention(e, d, p + ".cross1", layer, x, enc_out, b, s_dec, s_enc, false, causal_skip);
+  const int n0 = e.norm(p + ".top.norm", layer, x, t, w, d.rms_norm);
+  const int self16 = attention_core(e, wide, p + ".attn16", p + ".attn16.out", layer, n0, -1, b, s_dec, s_dec, true, causal_skip);
+  if (enc_out >= 0) {
+    const int cross = attention_core(e, att, p + ".cross1", p + ".cross1.proj", layer, n0, enc_out, b, s_dec, s_enc, false, causal_skip);
+    const bool dropout = e.training && d.dropout > 0;
+    x = e.elementwise(p + ".top.residual", layer, {x, self16, cross}, static_cast<double>(t * w),
+                      dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
+  } else {
+    x = close_block(e, d, p + ".top", layer, x, self16, t);
+  }
   // Convolution branches (causal): separable 11x1 d -> 2d (ReLU) beside separable 7x1 d -> d/2,
   // added, normed over 2d, then separable 7x1 2d -> d.
   const int n = e.norm(p + ".conv.norm", layer, x, t, w, d.rms_norm);
@@ -331,16 +372,10 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 2 * w);
   const int conv = separable(e, d, p + ".conv.sep_7x1", p + ".conv.out", layer, sum, t, 2 * w, w, 7);
   x = close_block(e, d, p + ".conv", layer, x, conv, t);
-  // Self-attention, the second attention to the encoder, and the FFN: d -> d_ff (swish), normed
-  // over d_ff, d_ff -> d.
-  x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, causal_skip);
-  if (enc_out >= 0) x = attention(e, d, p + ".cross2", layer, x, enc_out, b, s_dec, s_enc, false, causal_skip);
-  int h = e.norm(p + ".ffn.norm", layer, x, t, w, d.rms_norm);
-  h = e.matmul(p + ".ffn.up", layer, h, t, w, d.d_ff, d.biases);
-  h = activate(e, d, p + ".ffn", layer, h, t, d.d_ff, 5);
-  h = inner_norm(e, d, p + ".ffn.norm2", layer, h, t, d.d_ff);
-  h = e.matmul(p + ".ffn.down", layer, h, t, d.d_ff, w, d.biases);
-  return close_block(e, d, p + ".ffn", layer, x, h, t);
+  // Self-attention, the second attention to the encoder, and the dense block with swish.
+  x = attention(e, att, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, causal_skip);
+  if (enc_out >= 0) x = attention(e, att, p + ".cross2", layer, x, enc_out, b, s_dec, s_enc, false, causal_skip);
+  return evolved_dense(e, d, p + ".ffn", layer, x, t, 5, true);
 }
 
 bool moe_layer(const TransformerDesign& d, I index) {
@@ -355,6 +390,8 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   require(d.heads % kv == 0, "kv_heads must divide heads");
   require(d.experts == 0 || (d.top_k >= 1 && d.top_k <= d.experts && d.moe_every >= 1 && d.capacity_factor > 0),
           "mixture of experts needs 1 <= top_k <= experts, moe_every >= 1, capacity_factor > 0");
+  require(!d.evolved || (d.experts == 0 && !d.gated_ffn && d.arch != TransformerDesign::Arch::encoder),
+          "the evolved cell is for dense, ungated decoders and encoder-decoders");
   const bool enc = d.arch != TransformerDesign::Arch::decoder;
   const bool dec = d.arch != TransformerDesign::Arch::encoder;
   require(!enc || d.encoder_layers > 0, "an encoder needs encoder_layers > 0");

@@ -85,6 +85,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   }
   if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
   if (d.evolved && d.arch == TransformerDesign::Arch::encoder) m.at("cell").fail("the evolved cell is for decoders and encoder-decoders");
+  if (d.evolved && d.gated_ffn) m.at("cell").fail("the evolved cell has its own FFN; drop gated_ffn or the cell");
   return d;
 }
 
