@@ -56,6 +56,9 @@ struct Op {
   // One fused attention kernel (FlashAttention): its rate is the measured rate of that kernel
   // generation on the device where the catalog gives one (docs/hardware-model.md).
   bool fused_attention = false;
+  // Works on the attention score matrix (the products with it and the elementwise passes over
+  // it): what selective recomputation recomputes (Korthikanti et al. 2022).
+  bool score_matrix = false;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -109,6 +112,7 @@ class OpGraph {
     op.full_bytes = bytes;
     op.saved_bytes = saved_bytes;
   }
+  void mark_score_matrix(int id) { ops_.at(static_cast<std::size_t>(id)).score_matrix = true; }
   const Op& op(int id) const { return ops_.at(static_cast<std::size_t>(id)); }
   const std::vector<Op>& ops() const { return ops_; }
   std::size_t size() const { return ops_.size(); }

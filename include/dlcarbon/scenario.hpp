@@ -125,7 +125,10 @@ struct Parallelism {
   std::int64_t global_batch = 0;  // sequences per optimizer step
   int zero_stage = 0;
   std::string optimizer = "adam";  // adam, adafactor, sgd: optimizer state bytes and traffic
-  bool recompute = false;
+  bool recompute = false;            // full: every layer's forward pass again in the backward
+  // Selective (Korthikanti et al. 2022): only the attention ops on the score matrix are recomputed,
+  // and only their activations are dropped. `recompute: selective`; exclusive with `recompute`.
+  bool recompute_selective = false;
   bool overlap_communication = true;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the

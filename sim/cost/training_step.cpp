@@ -144,15 +144,18 @@ StepCost cost_training_step(const TrainingJob& job) {
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
     const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
-    const double recompute = p.recompute && in_layer ? f.seconds : 0;
+    // Full recomputation runs every layer's forward again; selective only the attention ops on the
+    // score matrix (fused attention already recomputes them in its backward kernel).
+    const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix));
+    const double recompute = recomputed ? f.seconds : 0;
     fwd_s += stage_share * f.seconds;
     bwd_s += stage_share * (b.seconds + dev.launch_s + recompute);
     const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f.seconds + b.seconds + dev.launch_s + recompute);
-    if (in_layer) saved_layers += op.saved_bytes / split;
-    else saved_other += op.saved_bytes / split;
+    if (in_layer && !(p.recompute_selective && op.score_matrix)) saved_layers += op.saved_bytes / split;
+    else if (!in_layer) saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
         c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once

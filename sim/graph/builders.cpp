@@ -65,6 +65,7 @@ class Emitter {
     op.flops = 2 * c * md * kd * nd * fraction;
     op.bytes = p_ * c * (md * kd * (probabilities_in ? fraction : 1) + kd * nd + md * nd * (probabilities_in ? 1 : fraction));
     op.saved_bytes = p_ * c * (md * kd + kd * nd);
+    op.score_matrix = true;
     if (fraction < 1) {
       op.full_flops = 2 * c * md * kd * nd;
       op.full_bytes = p_ * c * (md * kd + kd * nd + md * nd);
@@ -77,6 +78,7 @@ class Emitter {
              OpKind kind = OpKind::elementwise) {
     const int id = elementwise(name, layer, {in}, whole * fraction, flops_per_element, kind);
     if (fraction < 1) g_.set_full_work(id, whole * flops_per_element, p_ * whole * 2, p_ * whole);
+    g_.mark_score_matrix(id);
     return id;
   }
 

@@ -552,7 +552,21 @@ Parallelism read_parallelism(const Value& v) {
   p.global_batch = detail::read_positive_int(m.at("global_batch"));
   if (m.has("zero_stage")) p.zero_stage = std::stoi(detail::read_choice(m.at("zero_stage"), {"0", "1", "2", "3"}));
   if (m.has("optimizer")) p.optimizer = detail::read_choice(m.at("optimizer"), {"adam", "adafactor", "sgd"});
-  if (m.has("recompute")) p.recompute = detail::read_bool(m.at("recompute"));
+  if (m.has("recompute")) {
+    const Value r = m.at("recompute");
+    const std::string mode = r.node.IsScalar() ? r.node.Scalar() : std::string();
+    if (mode == "selective") {
+      p.recompute_selective = true;
+    } else if (mode == "full") {
+      p.recompute = true;
+    } else if (mode == "none") {
+      p.recompute = false;
+    } else if (mode == "true" || mode == "yes" || mode == "false" || mode == "no") {
+      p.recompute = detail::read_bool(r);
+    } else {
+      r.expected("true, false, full, none or selective");
+    }
+  }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   if (m.has("virtual_stages")) p.virtual_stages = detail::read_positive_int(m.at("virtual_stages"));

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
@@ -561,6 +562,42 @@ TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttent
   // 2 x (2 x 4 x 32 x 32 x 16) / 2 + 5 x 4 x 32 x 32 / 2 = 131,072 + 10,240.
   job.fusion = "attention";
   CHECK(fwd(cost_training_step(job), "decoder.0.attn.attention").flops == doctest::Approx(131072 + 10240));
+}
+
+TEST_CASE("selective recomputation repeats only the ops on the score matrix (Korthikanti et al. 2022)") {
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(1);
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.fusion = "none";
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->recompute_selective = true;
+  const StepCost selective = cost_training_step(job);
+  job.parallelism->recompute_selective = false;
+  job.parallelism->recompute = true;
+  const StepCost full = cost_training_step(job);
+  // The extra backward time is the forward time of QK^T, scale, mask, softmax and PV (the unfused
+  // score-matrix ops of the one layer), and their saved activations are no longer kept.
+  double score_fwd = 0, layer_fwd = 0;
+  for (const auto& op : plain.ops) {
+    if (op.phase != "fwd" || op.op.rfind("decoder.0.", 0) != 0) continue;
+    layer_fwd += op.time_s;
+    for (const char* tail : {".scores", ".scale", ".mask", ".softmax", ".context"}) {
+      if (op.op.size() > std::strlen(tail) && op.op.compare(op.op.size() - std::strlen(tail), std::strlen(tail), tail) == 0) {
+        score_fwd += op.time_s;
+      }
+    }
+  }
+  REQUIRE(score_fwd > 0);
+  CHECK(selective.compute_s - plain.compute_s == doctest::Approx(score_fwd));
+  CHECK(full.compute_s - plain.compute_s == doctest::Approx(layer_fwd));
+  CHECK(selective.memory_per_device_bytes < plain.memory_per_device_bytes);
+  CHECK(selective.memory_per_device_bytes > full.memory_per_device_bytes);
+  // Saved for the backward by the score-matrix ops (QK^T's inputs, the three passes' outputs, PV's
+  // inputs), all dropped: q and k 2 x 32 x 64 x 2 B, scale, mask and softmax 3 x 4 x 32 x 32 x 2 B
+  // (the scores() helper saves its output), PV's probabilities and v 4 x 32 x 32 x 2 + 32 x 64 x 2 B.
+  const double dropped = 2 * 32 * 64 * 2 + 3 * 4 * 32 * 32 * 2 + (4 * 32 * 32 * 2 + 32 * 64 * 2);
+  CHECK(plain.memory_per_device_bytes - selective.memory_per_device_bytes == doctest::Approx(dropped));
 }
 
 TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device") {
