@@ -210,6 +210,16 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
                        dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
 }
 
+// Residual add closing a sub-block, with its dropout (a kernel of its own when nothing is fused).
+int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
+  const bool dropout = e.training && d.dropout > 0;
+  if (dropout && e.fusion == Fusion::none) {
+    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false);
+  }
+  return e.elementwise(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model),
+                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+}
+
 int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
                  bool moe) {
   const int ln = e.norm(prefix + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
@@ -236,13 +246,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
   }
-  const bool dropout = e.training && d.dropout > 0;
-  if (dropout && e.fusion == Fusion::none) {
-    down = e.elementwise(prefix + ".dropout", layer, {down}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0,
-                         false);
-  }
-  return e.elementwise(prefix + ".residual", layer, {x, down}, static_cast<double>(tokens * d.d_model),
-                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+  return close_block(e, d, prefix, layer, x, down, tokens);
 }
 
 // --- Evolved Transformer cells ---------------------------------------------------------
@@ -253,15 +257,6 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
 // convolution is a GEMM over k x the input width. The matmul that closes a sub-block is named
 // `.out` (tensor parallelism all-reduces it, as Megatron does each sub-block's output).
 
-// Residual add closing a sub-block, with its dropout (a kernel of its own when nothing is fused).
-int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
-  const bool dropout = e.training && d.dropout > 0;
-  if (dropout && e.fusion == Fusion::none) {
-    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false);
-  }
-  return e.elementwise(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model),
-                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
-}
 
 // A branch's activation (and its dropout when nothing is fused) over `width` channels.
 int activate(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int y, I tokens, I width,
