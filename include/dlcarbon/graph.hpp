@@ -57,8 +57,11 @@ struct Op {
   // generation on the device where the catalog gives one (docs/hardware-model.md).
   bool fused_attention = false;
   // Works on the attention score matrix (the products with it and the elementwise passes over
-  // it): what selective recomputation recomputes (Korthikanti et al. 2022).
+  // it): what selective recomputation recomputes (Korthikanti et al. 2022). `score_saved_bytes`:
+  // the part of `saved_bytes` that is the score matrix (dropped by selective recomputation; Q, K
+  // and V, the inputs of the recomputation, stay saved).
   bool score_matrix = false;
+  double score_saved_bytes = 0;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -112,7 +115,12 @@ class OpGraph {
     op.full_bytes = bytes;
     op.saved_bytes = saved_bytes;
   }
-  void mark_score_matrix(int id) { ops_.at(static_cast<std::size_t>(id)).score_matrix = true; }
+  // An elementwise pass over the score matrix: all it saves is score matrix.
+  void mark_score_matrix(int id) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.score_matrix = true;
+    op.score_saved_bytes = op.saved_bytes;
+  }
   const Op& op(int id) const { return ops_.at(static_cast<std::size_t>(id)); }
   const std::vector<Op>& ops() const { return ops_; }
   std::size_t size() const { return ops_.size(); }

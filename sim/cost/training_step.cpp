@@ -154,8 +154,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f.seconds + b.seconds + dev.launch_s + recompute);
-    if (in_layer && !(p.recompute_selective && op.score_matrix)) saved_layers += op.saved_bytes / split;
-    else if (!in_layer) saved_other += op.saved_bytes / split;
+    if (in_layer) saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
+    else saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
         c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once

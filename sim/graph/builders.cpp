@@ -66,6 +66,7 @@ class Emitter {
     op.bytes = p_ * c * (md * kd * (probabilities_in ? fraction : 1) + kd * nd + md * nd * (probabilities_in ? 1 : fraction));
     op.saved_bytes = p_ * c * (md * kd + kd * nd);
     op.score_matrix = true;
+    if (probabilities_in) op.score_saved_bytes = p_ * c * md * kd;  // PV saves the probabilities and V
     if (fraction < 1) {
       op.full_flops = 2 * c * md * kd * nd;
       op.full_bytes = p_ * c * (md * kd + kd * nd + md * nd);
@@ -256,7 +257,6 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
 // pass (taps multiply-adds a channel, a memory-bound kernel) and a pointwise GEMM; a k-tap
 // convolution is a GEMM over k x the input width. The matmul that closes a sub-block is named
 // `.out` (tensor parallelism all-reduces it, as Megatron does each sub-block's output).
-
 
 // A branch's activation (and its dropout when nothing is fused) over `width` channels.
 int activate(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int y, I tokens, I width,
