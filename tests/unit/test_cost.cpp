@@ -267,36 +267,32 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   // (4 ranks a node, 4 x 1.25e9 = 5e9 B/s); with tensor 1 and data 8 it stays in one node
   // (NVLink, 1e11 B/s). ZeRO 0-1,
   // one 25 MB bucket: 2.002e6 B / 2 of gradients a rank (tensor 2) over the network.
-  job.accelerators = 16;
+  // Each layout: the accelerators and sequences a step (2 microbatches of 125 a replica).
+  const auto layout = [&job](std::int64_t accelerators, std::int64_t global_batch) {
+    job.accelerators = accelerators;
+    job.parallelism->global_batch = global_batch;
+    const StepCost s = cost_training_step(job);
+    REQUIRE(s.fits);
+    return s;
+  };
   job.parallelism->tensor = 2;
   job.parallelism->zero_stage = 0;
-  job.parallelism->global_batch = 2000;  // 8 replicas x 2 microbatches of 125
-  c = cost_training_step(job);
-  REQUIRE(c.fits);
+  c = layout(16, 2000);  // 8 replicas
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 2, 5e9, true})));
-  job.accelerators = 8;
   job.parallelism->tensor = 1;
-  job.parallelism->global_batch = 2000;
-  c = cost_training_step(job);
+  c = layout(8, 2000);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
   // 12 ranks on nodes of 8 hold 8 and 4: NCCL runs as many channels on every node, so the ring
   // has the 4 NICs of the smaller node, 4 x 1.25e9 = 5e9 B/s.
-  job.accelerators = 12;
-  job.parallelism->global_batch = 3000;  // 12 replicas x 2 microbatches of 125
-  c = cost_training_step(job);
-  REQUIRE(c.fits);
+  c = layout(12, 3000);  // 12 replicas
   CHECK(c.data == 12);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{12, 2, 5e9, true})));
-  job.accelerators = 8;
-  job.parallelism->global_batch = 2000;
   // With 2 pipeline stages as well (16 GPUs), each stage's data-parallel group is still 8
   // neighbours in one node: ranks are `tensor` apart, not tensor x pipeline.
-  job.accelerators = 16;
   job.parallelism->pipeline = 2;
-  c = cost_training_step(job);
-  REQUIRE(c.fits);
+  c = layout(16, 2000);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
 }
