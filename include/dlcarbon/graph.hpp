@@ -129,6 +129,9 @@ class OpGraph {
 
   double parameters() const;
   double forward_flops() const;
+  // The same with causal attention counted over the whole score matrix (Op::full_flops), as
+  // Megatron-LM's MFU formula counts it (Korthikanti et al. 2022).
+  double forward_flops_full_attention() const;
   double forward_bytes() const;
   double saved_bytes() const;
   int layers() const;  // number of distinct layer indices >= 0

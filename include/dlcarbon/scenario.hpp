@@ -108,12 +108,25 @@ struct PrintedFigure {
   double resolution = 0;
 };
 
+// A published measurement of the training step (`published: {step: ...}`), which
+// `validate --mode first-principles` compares with the step model alone, apart from the run-level
+// unknowns (restarts, evaluation, idle time) that a published footprint also holds.
+struct PublishedStep {
+  std::optional<PrintedFigure> mfu;                    // model FLOPs utilisation (3 x forward)
+  bool mfu_full_attention = false;  // the MFU counts causal attention's whole score matrix (Megatron-LM)
+  std::optional<PrintedFigure> tokens_per_s;           // per accelerator
+  std::optional<PrintedFigure> step_s;                 // one optimizer step
+  std::string source;                                  // where the footprint's source is not the step's
+};
+
 struct PublishedFigures {
   std::string source, notes;
   std::optional<PrintedFigure> energy_j;
   bool energy_includes_pue = true;  // energy_scope: facility (true) or it (false)
   std::optional<PrintedFigure> co2e_location_kg;
   std::optional<PrintedFigure> co2e_market_kg;
+  std::optional<PublishedStep> step;
+  bool has_footprint() const { return energy_j || co2e_location_kg || co2e_market_kg; }
 };
 
 // How a job is spread over its accelerators (first-principles mode).

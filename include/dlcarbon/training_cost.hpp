@@ -37,6 +37,7 @@ struct StepCost {
   double bubble_fraction = 0;       // (p - 1) / (m + p - 1)
   double model_flops_per_step = 0;  // 3 x forward FLOPs of the global batch (no recompute)
   double mfu = 0;                   // model FLOPs / (step time x devices x peak)
+  double full_attention_flops_ratio = 1;  // forward FLOPs with causal attention's whole matrix / as counted
   double memory_per_device_bytes = 0;
   double energy_per_step_j = 0;     // all devices, device energy only
   double device_power_w = 0;        // average per accelerator, device only

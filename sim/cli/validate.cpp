@@ -36,16 +36,73 @@ std::string percent(double x) {
   return s.str();
 }
 
-std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
+// Left-aligned in w columns, and always followed by at least one space.
+std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+
+// A published step measurement against the step model (`published: {step: ...}`).
+struct StepRow {
+  std::string scenario, job, figure, note;
+  double published = 0, resolution = 0, simulated = 0;
+  bool ok = false;
+};
+
+std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& job, const StepCost& c, bool fits,
+                               const std::string& reason) {
+  std::vector<StepRow> rows;
+  const PublishedStep& p = *job.published->step;
+  const double n = static_cast<double>(job.accelerators);
+  auto add = [&](const std::string& figure, const PrintedFigure& f, double sim) {
+    rows.push_back(StepRow{scenario, job.id, figure, fits ? "" : reason, f.value, f.resolution, sim, fits});
+  };
+  // A publication that counts causal attention over the whole score matrix (Megatron-LM's formula)
+  // states a larger MFU for the same step: the simulated MFU is counted its way.
+  if (p.mfu) add(p.mfu_full_attention ? "MFU (full attn.)" : "MFU", *p.mfu, c.mfu * (p.mfu_full_attention ? c.full_attention_flops_ratio : 1));
+  if (p.tokens_per_s) add("tokens/s a device", *p.tokens_per_s, c.step_s > 0 ? c.tokens_per_step / c.step_s / n : 0);
+  if (p.step_s) add("step time (s)", *p.step_s, c.step_s);
+  return rows;
+}
+
+// The error of a step figure as a duration: a published MFU or throughput of x against a simulated
+// y is a step (and a run) of published/simulated the length, so that a model that is too fast reads
+// negative, as in the accelerator-hours table.
+double step_time_error(const StepRow& r) {
+  return r.figure == "step time (s)" ? r.simulated / r.published - 1 : r.published / r.simulated - 1;
+}
+
+void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
+  io.out << "\nPublished step measurements (the step model alone, without run-level overheads)\n"
+         << pad("scenario", 60) << pad("job", 18) << pad("figure", 19) << pad("published", 11) << pad("dlcarbon", 11)
+         << "step-time error\n";
+  std::vector<double> errors;
+  int within = 0;
+  for (const auto& r : rows) {
+    io.out << pad(r.scenario, 60) << pad(r.job, 18) << pad(r.figure, 19) << pad(format_number(r.published, 4), 11);
+    if (!r.ok) {
+      io.out << "- (" << r.note << ")\n";
+      continue;
+    }
+    const double e = step_time_error(r);
+    errors.push_back(std::abs(e));
+    within += std::abs(e) <= 0.1 ? 1 : 0;
+    io.out << pad(format_number(r.simulated, 4), 11) << percent(e) << "\n";
+  }
+  std::sort(errors.begin(), errors.end());
+  const std::size_t m = errors.size() / 2;
+  const double med = errors.empty() ? 0 : errors.size() % 2 ? errors[m] : 0.5 * (errors[m - 1] + errors[m]);
+  io.out << "\n" << rows.size() << " published step figures; " << within << " within +/-10 %; median |step-time error| "
+         << format_number(100 * med, 3) << "%\n";
+}
 
 // First-principles mode: every published job that states its design, tokens and parallelism is
 // predicted without its duration or power; the published accelerator-hours are the reference.
+// Published step measurements (scenarios/anchors and rows that print one) are compared after.
 int validate_first_principles(const std::vector<std::filesystem::path>& files, const LoadOptions& load,
                               double baseline_mfu, Streams io) {
   io.out << pad("scenario", 60) << pad("accel-h published", 19) << pad("dlcarbon", 11) << pad("error", 10)
          << pad("6ND/(peak x " + format_number(baseline_mfu, 2) + ")", 20) << pad("error", 10) << pad("MFU pub.", 10)
          << pad("MFU sim.", 10) << pad("FLOPs/pub.", 11) << pad("err at pub. FLOPs", 18) << pad("energy err", 12) << "note\n";
   std::vector<double> ours, base;
+  std::vector<StepRow> steps;
   int within = 0, rows = 0, skipped = 0;
   for (const auto& file : files) {
     const Scenario s = load_scenario(file, load);
@@ -58,6 +115,12 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       TrainingJob predict = job;
       predict.duration_given = false;
       const TrainingResult r = simulate_training(predict);
+      if (job.published->step) {
+        const auto more = step_rows(file.stem().string(), job, *r.step, r.ok, r.reason);
+        steps.insert(steps.end(), more.begin(), more.end());
+      }
+      // A footprint needs the published duration; a job with only a step figure (an anchor) has none.
+      if (!job.duration_given || !job.published->has_footprint()) continue;
       const double published_h = static_cast<double>(job.accelerators) * job.duration_s / units::seconds_per_hour;
       const StepCost& c = *r.step;
       const double flops_total = c.model_flops_per_step / c.tokens_per_step * *job.tokens;
@@ -99,6 +162,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   io.out << "\n" << rows << " rows with a design, tokens and parallelism (" << skipped << " published jobs without); "
          << within << " within +/-25 %; median |error| " << format_number(100 * med, 3) << "% (6ND baseline "
          << format_number(100 * med_base, 3) << "%)\n";
+  if (!steps.empty()) print_step_rows(steps, io);
   return rows > 0 && within == rows && med <= 0.15 ? kOk : kFailure;
 }
 
@@ -106,11 +170,13 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
 
 int command_validate(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
-      "usage: dlcarbon validate [--dir DIR] [--tolerance 0.01] [--data-dir DIR]\n"
-      "Runs every scenario in DIR (default: the source tree's scenarios/published) and compares\n"
-      "energy and CO2e with the published figures. Exit 0 only if every row is within tolerance.";
+      "usage: dlcarbon validate [--dir DIR ...] [--tolerance 0.01] [--mode MODE] [--data-dir DIR]\n"
+      "Runs every scenario in DIR (default: the source tree's scenarios/published, and in\n"
+      "first-principles mode scenarios/anchors too) and compares energy and CO2e (accounting) or\n"
+      "accelerator-hours and published step measurements (first-principles) with the published\n"
+      "figures. Exit 0 only if every row is within tolerance (accounting) or the targets hold.";
   po::options_description visible("options");
-  visible.add_options()("dir", po::value<std::string>(), "folder of published scenarios")(
+  visible.add_options()("dir", po::value<std::vector<std::string>>(), "folder of published scenarios (may repeat)")(
       "tolerance", po::value<double>()->default_value(0.01), "relative tolerance beyond the printed precision")(
       "mode", po::value<std::string>()->default_value("accounting"), "accounting or first-principles")(
       "baseline-mfu", po::value<double>()->default_value(0.3), "fixed MFU of the 6ND baseline (first-principles mode)")(
@@ -129,18 +195,29 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     io.err << "dlcarbon validate: --tolerance: expected a number >= 0\n";
     return kBadInput;
   }
-  const std::filesystem::path dir = vm.count("dir") ? std::filesystem::path(vm["dir"].as<std::string>())
-                                                    : default_scenario_dir() / "published";
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
-    return kBadInput;
+  // --dir may repeat. By default: the source tree's published footprints, and in first-principles
+  // mode its throughput anchors too (published step measurements without a footprint).
+  std::vector<std::filesystem::path> dirs;
+  if (vm.count("dir")) {
+    for (const auto& d : vm["dir"].as<std::vector<std::string>>()) dirs.emplace_back(d);
+  } else {
+    dirs.push_back(default_scenario_dir() / "published");
+    if (mode == "first-principles") dirs.push_back(default_scenario_dir() / "anchors");
   }
   std::vector<std::filesystem::path> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ".yaml") files.push_back(e.path());
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
+      return kBadInput;
+    }
+    std::vector<std::filesystem::path> here;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.is_regular_file() && e.path().extension() == ".yaml") here.push_back(e.path());
+    }
+    std::sort(here.begin(), here.end());
+    files.insert(files.end(), here.begin(), here.end());
   }
-  std::sort(files.begin(), files.end());
 
   LoadOptions load;
   load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
@@ -156,7 +233,8 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   for (const auto& file : files) {
     const Scenario s = load_scenario(file, load);
     for (const auto& job : s.training) {
-      if (!job.published) continue;
+      // Footprints only: a first-principles job (no duration) can carry only a step figure.
+      if (!job.published || !job.duration_given || !job.published->has_footprint()) continue;
       const TrainingFootprint f = account_training(job);
       const PublishedFigures& p = *job.published;
       // Shown in MWh and tCO2e, or kWh and kgCO2e for figures below one of those.
@@ -206,7 +284,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
          << " only through the paper's printed precision), " << failed << " outside; largest raw error "
          << format_number(100 * worst, 3) << "%\n";
   if (rows.empty()) {
-    io.err << "dlcarbon validate: no published figures found in " << dir.string() << "\n";
+    io.err << "dlcarbon validate: no published figures found in " << dirs.front().string() << (dirs.size() > 1 ? " and the other folders" : "") << "\n";
     return kFailure;
   }
   return failed == 0 ? kOk : kFailure;

@@ -127,6 +127,7 @@ class Emitter {
     op.saved_bytes = p_ * c * (2 * q * hd + 2 * kv * hd) + 4 * c * q;  // Q, K, V, O and the row statistics
     op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
     op.fused_attention = true;
+    if (fraction < 1) op.full_flops = op.flops / fraction;  // what a whole-matrix count would say
     return g_.add(op, in);
   }
 

@@ -71,6 +71,11 @@ double sum_of(const std::vector<Op>& ops, double Op::*field) {
 
 double OpGraph::parameters() const { return sum_of(ops_, &Op::params); }
 double OpGraph::forward_flops() const { return sum_of(ops_, &Op::flops); }
+double OpGraph::forward_flops_full_attention() const {
+  double total = 0;
+  for (const Op& op : ops_) total += op.full_flops > 0 ? op.full_flops : op.flops;
+  return total;
+}
 double OpGraph::forward_bytes() const { return sum_of(ops_, &Op::bytes); }
 double OpGraph::saved_bytes() const { return sum_of(ops_, &Op::saved_bytes); }
 

@@ -599,8 +599,29 @@ PrintedFigure printed(const Value& v, Kind kind) {
   return {q.value, q.resolution};
 }
 
+PublishedStep read_published_step(const Value& v) {
+  const MapView m(v, {"mfu", "mfu_attention", "throughput", "step_time", "source"});
+  PublishedStep s;
+  if (m.has("source")) s.source = detail::read_text(m.at("source"));
+  if (m.has("mfu")) {
+    const PrintedFigure f = printed(m.at("mfu"), Kind::ratio);
+    if (f.value > 1) m.at("mfu").expected("a fraction of peak in (0, 1] (e.g. 0.41)");
+    s.mfu = f;
+  }
+  if (m.has("mfu_attention")) {
+    if (!m.has("mfu")) m.at("mfu_attention").fail("says how an mfu counts attention; give mfu too");
+    s.mfu_full_attention = detail::read_choice(m.at("mfu_attention"), {"causal", "full"}) == "full";
+  }
+  if (m.has("throughput")) s.tokens_per_s = printed(m.at("throughput"), Kind::frequency);
+  if (m.has("step_time")) s.step_s = printed(m.at("step_time"), Kind::time);
+  if (!s.mfu && !s.tokens_per_s && !s.step_s) {
+    v.fail("missing a step figure: give mfu, throughput (tokens/s per accelerator) or step_time");
+  }
+  return s;
+}
+
 void apply_published(const Value& v, PublishedFigures& f) {
-  const MapView m(v, {"source", "energy", "energy_scope", "co2e_location", "co2e_market", "notes"});
+  const MapView m(v, {"source", "energy", "energy_scope", "co2e_location", "co2e_market", "step", "notes"});
   m.require("source");
   f.source = detail::read_text(m.at("source"));
   if (m.has("energy")) f.energy_j = printed(m.at("energy"), Kind::energy);
@@ -609,9 +630,10 @@ void apply_published(const Value& v, PublishedFigures& f) {
   }
   if (m.has("co2e_location")) f.co2e_location_kg = printed(m.at("co2e_location"), Kind::co2e);
   if (m.has("co2e_market")) f.co2e_market_kg = printed(m.at("co2e_market"), Kind::co2e);
+  if (m.has("step")) f.step = read_published_step(m.at("step"));
   if (m.has("notes")) f.notes = detail::read_text(m.at("notes"));
-  if (!f.energy_j && !f.co2e_location_kg && !f.co2e_market_kg) {
-    v.fail("missing a figure to compare: give energy, co2e_location or co2e_market");
+  if (!f.has_footprint() && !f.step) {
+    v.fail("missing a figure to compare: give energy, co2e_location, co2e_market or step");
   }
 }
 

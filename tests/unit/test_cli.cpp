@@ -522,3 +522,46 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   CHECK(std::string((std::istreambuf_iterator<char>(after)), std::istreambuf_iterator<char>()) == bytes_before);
   fs::remove_all(dir);
 }
+
+TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
+  // The anchor's jobs are first_principles.yaml's job: its step time and MFU come from `run`.
+  const fs::path out = temp_dir() / "fp-step.h5";
+  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string(), "--quiet"});
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(out);
+  const double step = col<double>(rec, "summary/training", "step_time")[0];
+  const double mfu = col<double>(rec, "summary/training", "mfu")[0];
+  fs::remove(out);
+  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_step").string(), "--data-dir",
+           (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  // No footprint: no accelerator-hours row, so the targets cannot be said to hold (exit 1).
+  CHECK(r.code == 1);
+  CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
+  CHECK(r.out.find("4 published step figures") != std::string::npos);
+  auto line_of = [&](const std::string& job, const std::string& figure) {
+    std::istringstream lines(r.out);
+    for (std::string l; std::getline(lines, l);) {
+      if (l.find(" " + job + " ") != std::string::npos && l.find(figure) != std::string::npos) return l;
+    }
+    return std::string();
+  };
+  auto last_percent = [](const std::string& l) { return std::stod(l.substr(l.rfind(' ') + 1)) / 100; };
+  // Errors as a step time: a model that is too fast reads negative.
+  // step time: simulated / published - 1, against "1 s".
+  CHECK(last_percent(line_of("timed", "step time")) == doctest::Approx(step / 1.0 - 1).epsilon(1e-3));
+  // throughput: published / simulated - 1; 64 sequences of 128 tokens a step over 8 devices.
+  const double tokens_per_s = 64.0 * 128 / step / 8;
+  CHECK(last_percent(line_of("timed", "tokens/s")) == doctest::Approx(1000 / tokens_per_s - 1).epsilon(1e-3));
+  CHECK(last_percent(line_of("timed", "MFU ")) == doctest::Approx(0.5 / mfu - 1).epsilon(1e-3));
+  // Counted as Megatron-LM counts (the whole score matrix), the same step has a larger MFU.
+  const std::string full = line_of("megatron-counted", "MFU (full attn.)");
+  REQUIRE(!full.empty());
+  CHECK(last_percent(full) > -1);
+  CHECK(last_percent(full) < last_percent(line_of("timed", "MFU ")));
+  // Accounting mode: a job with only a step figure has nothing to compare.
+  r = run({"validate", "--dir", (kData / "published_step").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("no published figures found") != std::string::npos);
+}

@@ -112,6 +112,30 @@ TEST_CASE("T5-11B: 128 heads of 128 with d_model 1024") {
   CHECK(beyond_print(p, 11e9, 0.5e9) == 0);
 }
 
+TEST_CASE("forward FLOPs with causal attention counted over the whole score matrix (Megatron-LM's MFU)") {
+  TransformerDesign d;
+  d.decoder_layers = 4;
+  d.d_model = 256;
+  d.heads = 4;
+  d.d_ff = 1024;
+  d.vocab = 1000;
+  d.seq_len = 128;
+  // Per layer and sequence, the upper half of the matrix that causal kernels skip: QK^T and PV,
+  // 2 x 4 heads x 128 x 128 x 64 / 2 = 4,194,304 each, and the softmax's 5 FLOPs a score over
+  // 4 x 128 x 128 / 2 = 32,768 scores = 163,840: 8,552,448 a layer, 34,209,792 for 4 layers.
+  for (const auto fusion : {graph::Fusion::elementwise, graph::Fusion::attention}) {
+    const auto g = build_graph(d, GraphShape{3, 2, true, fusion});
+    INFO(static_cast<int>(fusion));
+    CHECK(g.forward_flops_full_attention() - g.forward_flops() == doctest::Approx(3 * 34209792.0));
+  }
+  // Unfused, the scale and the mask are kernels of their own, 1 FLOP a score each: + 4 x 2 x 32,768.
+  const auto eager = build_graph(d, GraphShape{3, 2, true, graph::Fusion::none});
+  CHECK(eager.forward_flops_full_attention() - eager.forward_flops() == doctest::Approx(3 * (34209792.0 + 262144)));
+  // Without causal skipping there is nothing to add.
+  const auto whole = build_graph(d, GraphShape{3, 2, false});
+  CHECK(whole.forward_flops_full_attention() == whole.forward_flops());
+}
+
 TEST_CASE("decoder forward FLOPs per token = 2N + 2 n_layer n_ctx d_model (Kaplan et al. 2020)") {
   for (const auto& d : {gpt3(), llama(32, 4096, 32, 11008)}) {
     const auto g = build_graph(d, GraphShape{2, 2, true});
