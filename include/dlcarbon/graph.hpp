@@ -51,7 +51,9 @@ struct Op {
   bool tensor_split = true;
   // Causal attention counts only the lower triangle of the score matrix (Kaplan et al. 2020), as
   // FlashAttention computes it; an unfused kernel computes and moves the whole matrix. The work of
-  // the whole matrix where it differs (0: the same as flops and bytes).
+  // the whole matrix where it differs (0: the same as flops and bytes). A fused attention op sets
+  // full_flops too (what a whole-matrix count says, for Megatron-LM's MFU), never full_bytes; it
+  // executes its causal flops because executed_flops() takes full_flops only below Fusion::attention.
   double full_flops = 0, full_bytes = 0;
   // One fused attention kernel (FlashAttention): its rate is the measured rate of that kernel
   // generation on the device where the catalog gives one (docs/hardware-model.md).
@@ -107,7 +109,8 @@ class OpGraph {
 
   // Adds an op that consumes the outputs of `inputs`; returns its id.
   int add(Op op, const std::vector<int>& inputs);
-  // Records the whole-matrix work of an unfused causal attention op (Op::full_flops, full_bytes)
+  // Records the whole-matrix work of an unfused causal attention op (Op::full_flops, full_bytes; a
+  // fused op sets its full_flops where it is built)
   // and the whole matrix it keeps for the backward pass.
   void set_full_work(int id, double flops, double bytes, double saved_bytes) {
     Op& op = ops_.at(static_cast<std::size_t>(id));

@@ -42,7 +42,7 @@ std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s 
 // A published step measurement against the step model (`published: {step: ...}`).
 struct StepRow {
   std::string scenario, job, figure, note;
-  double published = 0, resolution = 0, simulated = 0;
+  double published = 0, simulated = 0;
   bool ok = false;
 };
 
@@ -52,7 +52,7 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
   const PublishedStep& p = *job.published->step;
   const double n = static_cast<double>(job.accelerators);
   auto add = [&](const std::string& figure, const PrintedFigure& f, double sim) {
-    rows.push_back(StepRow{scenario, job.id, figure, fits ? "" : reason, f.value, f.resolution, sim, fits});
+    rows.push_back(StepRow{scenario, job.id, figure, fits ? "" : reason, f.value, sim, fits});
   };
   // A publication that counts causal attention over the whole score matrix (Megatron-LM's formula)
   // states a larger MFU for the same step: the simulated MFU is counted its way.
@@ -74,10 +74,11 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
          << pad("scenario", 60) << pad("job", 18) << pad("figure", 19) << pad("published", 11) << pad("dlcarbon", 11)
          << "step-time error\n";
   std::vector<double> errors;
-  int within = 0;
+  int within = 0, unfit = 0;
   for (const auto& r : rows) {
     io.out << pad(r.scenario, 60) << pad(r.job, 18) << pad(r.figure, 19) << pad(format_number(r.published, 4), 11);
     if (!r.ok) {
+      ++unfit;
       io.out << "- (" << r.note << ")\n";
       continue;
     }
@@ -89,8 +90,9 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
   std::sort(errors.begin(), errors.end());
   const std::size_t m = errors.size() / 2;
   const double med = errors.empty() ? 0 : errors.size() % 2 ? errors[m] : 0.5 * (errors[m - 1] + errors[m]);
-  io.out << "\n" << rows.size() << " published step figures; " << within << " within +/-10 %; median |step-time error| "
-         << format_number(100 * med, 3) << "%\n";
+  io.out << "\n" << rows.size() << " published step figures";
+  if (unfit > 0) io.out << " (" << unfit << " whose job does not fit, left out of what follows)";
+  io.out << "; " << within << " within +/-10 %; median |step-time error| " << format_number(100 * med, 3) << "%\n";
 }
 
 // First-principles mode: every published job that states its design, tokens and parallelism is
@@ -202,7 +204,11 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     for (const auto& d : vm["dir"].as<std::vector<std::string>>()) dirs.emplace_back(d);
   } else {
     dirs.push_back(default_scenario_dir() / "published");
-    if (mode == "first-principles") dirs.push_back(default_scenario_dir() / "anchors");
+    // The anchors join when the source tree has them (an installed tree may not).
+    std::error_code ec;
+    if (mode == "first-principles" && std::filesystem::is_directory(default_scenario_dir() / "anchors", ec)) {
+      dirs.push_back(default_scenario_dir() / "anchors");
+    }
   }
   std::vector<std::filesystem::path> files;
   for (const auto& dir : dirs) {

@@ -604,15 +604,23 @@ PublishedStep read_published_step(const Value& v) {
   PublishedStep s;
   if (m.has("source")) s.source = detail::read_text(m.at("source"));
   if (m.has("mfu")) {
-    const PrintedFigure f = printed(m.at("mfu"), Kind::ratio);
-    if (f.value > 1) m.at("mfu").expected("a fraction of peak in (0, 1] (e.g. 0.41)");
-    s.mfu = f;
+    const units::Quantity q = detail::read_quantity(m.at("mfu"), Kind::ratio);
+    if (!(q.value > 0 && q.value <= 1)) m.at("mfu").expected("a fraction of peak in (0, 1] (e.g. 0.41)");
+    s.mfu = PrintedFigure{q.value, q.resolution};
   }
   if (m.has("mfu_attention")) {
     if (!m.has("mfu")) m.at("mfu_attention").fail("says how an mfu counts attention; give mfu too");
     s.mfu_full_attention = detail::read_choice(m.at("mfu_attention"), {"causal", "full"}) == "full";
   }
-  if (m.has("throughput")) s.tokens_per_s = printed(m.at("throughput"), Kind::frequency);
+  if (m.has("throughput")) {
+    // Tokens a second per accelerator: the rate is compared with the step's tokens, so another
+    // count noun ("images/s") is refused rather than read as tokens.
+    const Value& t = m.at("throughput");
+    if (t.node.IsScalar() && t.node.Scalar().find("token") == std::string::npos) {
+      t.expected("tokens a second per accelerator (e.g. \"380 tokens/s\")");
+    }
+    s.tokens_per_s = printed(t, Kind::frequency);
+  }
   if (m.has("step_time")) s.step_s = printed(m.at("step_time"), Kind::time);
   if (!s.mfu && !s.tokens_per_s && !s.step_s) {
     v.fail("missing a step figure: give mfu, throughput (tokens/s per accelerator) or step_time");
@@ -708,6 +716,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           if (!ready) {
             last.fail("missing required key \"duration\" (or \"accelerator_hours\"; or, to predict it, "
                       "tokens, parallelism and a model with a design)");
+          }
+          // A footprint needs the duration it was measured over; a step figure does not.
+          if (j.published && j.published->has_footprint()) {
+            last.fail("published energy or CO2e needs the job's duration (or accelerator_hours) to compare "
+                      "with; a first-principles job may publish only a step figure (published.step)");
           }
           j.duration_given = false;
           j.duration_s = 0;
