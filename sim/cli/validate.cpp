@@ -39,6 +39,13 @@ std::string percent(double x) {
 // Left-aligned in w columns, and always followed by at least one space.
 std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
 // A published step measurement against the step model (`published: {step: ...}`).
 struct StepRow {
   std::string scenario, job, figure, note;
@@ -87,9 +94,7 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
     within += std::abs(e) <= 0.1 ? 1 : 0;
     io.out << pad(format_number(r.simulated, 4), 11) << percent(e) << "\n";
   }
-  std::sort(errors.begin(), errors.end());
-  const std::size_t m = errors.size() / 2;
-  const double med = errors.empty() ? 0 : errors.size() % 2 ? errors[m] : 0.5 * (errors[m - 1] + errors[m]);
+  const double med = median(errors);
   io.out << "\n" << rows.size() << " published step figures";
   if (unfit > 0) io.out << " (" << unfit << " whose job does not fit, left out of what follows)";
   io.out << "; " << within << " within +/-10 %; median |step-time error| " << format_number(100 * med, 3) << "%\n";
@@ -154,12 +159,6 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
              << pad(energy_err, 12) << (std::abs(err) <= 0.25 ? "" : "outside +/-25 %") << "\n";
     }
   }
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    const std::size_t m = v.size() / 2;
-    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-  };
   const double med = median(ours), med_base = median(base);
   io.out << "\n" << rows << " rows with a design, tokens and parallelism (" << skipped << " published jobs without); "
          << within << " within +/-25 %; median |error| " << format_number(100 * med, 3) << "% (6ND baseline "
