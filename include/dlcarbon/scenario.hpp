@@ -150,6 +150,12 @@ struct Parallelism {
   // Interleaved 1F1B (Narayanan et al. 2021): each device holds this many chunks of layers, which
   // divides the pipeline bubble by it and multiplies the stage-to-stage sends. 1: plain 1F1B.
   std::int64_t virtual_stages = 1;
+  // The share of the positions a step computes that are padding, not tokens: batching by length
+  // (tensor2tensor, fairseq) pads every sequence of a batch to the longest one, so a step of
+  // global_batch x seq_len positions trains (1 - padding) of that many tokens. 0: packed or
+  // fixed-length sequences. The padded positions are computed (and timed and charged) but count
+  // neither as tokens trained nor as model FLOPs (MFU).
+  double padding = 0;
 };
 
 // What a job spends besides productive steps (first-principles mode).

@@ -96,7 +96,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (op.expert) expert_params += op.params;
   }
   const double seq_tokens = static_cast<double>(graph::tokens_per_sample(job.design));
-  c.tokens_per_step = static_cast<double>(p.global_batch) * seq_tokens;
+  // Padding: the step computes global_batch x seq_len positions, of which (1 - padding) are tokens.
+  const double filled = 1 - p.padding;
+  c.tokens_per_step = static_cast<double>(p.global_batch) * seq_tokens * filled;
   c.steps = job.tokens ? *job.tokens / c.tokens_per_step : 0;
 
   const double tp = static_cast<double>(c.tensor), pp = static_cast<double>(c.pipeline);
@@ -298,7 +300,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
 
   // --- FLOPs, MFU, power ---------------------------------------------------------------------
-  c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data);
+  c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data) * filled;
   c.full_attention_flops_ratio = g.forward_flops() > 0 ? g.forward_flops_full_attention() / g.forward_flops() : 1;
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
   // The average device: busy for its share of the work, waiting (bubbles, exposed communication,

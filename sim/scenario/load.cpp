@@ -542,7 +542,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages"});
+                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -570,6 +570,11 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   if (m.has("virtual_stages")) p.virtual_stages = detail::read_positive_int(m.at("virtual_stages"));
+  if (m.has("padding")) {
+    const char* what = "a share of the batch's positions that are padding, in [0, 1) (e.g. 0.24)";
+    p.padding = detail::read_number_in(m.at("padding"), 0, 1, true, what);
+    if (!(p.padding < 1)) m.at("padding").expected(what);
+  }
   return p;
 }
 

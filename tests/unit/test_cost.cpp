@@ -637,6 +637,30 @@ TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device
         doctest::Approx(2.5 * (plain_slot + (interleaved.pipeline_comm_s - plain.pipeline_comm_s) / 2)));
 }
 
+TEST_CASE("padding: the same step trains fewer tokens, so more steps and a lower MFU") {
+  // A quarter of the positions padding: every step computes the same positions in the same time,
+  // but trains 3/4 of the tokens, so the job takes 4/3 as many steps; MFU counts the tokens' FLOPs.
+  TrainingJob job = mlp_job();
+  const StepCost packed = cost_training_step(job);
+  job.parallelism->padding = 0.25;
+  const StepCost padded = cost_training_step(job);
+  REQUIRE(packed.fits);
+  REQUIRE(padded.fits);
+  CHECK(padded.step_s == doctest::Approx(packed.step_s));
+  CHECK(padded.energy_per_step_j == doctest::Approx(packed.energy_per_step_j));
+  CHECK(padded.tokens_per_step == doctest::Approx(750));
+  CHECK(padded.steps == doctest::Approx(1e6 / 750));
+  CHECK(padded.steps == doctest::Approx(packed.steps * 4 / 3));
+  CHECK(padded.mfu == doctest::Approx(0.75 * packed.mfu));
+  CHECK(padded.model_flops_per_step == doctest::Approx(0.75 * packed.model_flops_per_step));
+  // The job: 4/3 the time and energy of the packed one.
+  const TrainingResult a = simulate_training(job);
+  job.parallelism->padding = 0;
+  const TrainingResult b = simulate_training(job);
+  CHECK(a.footprint.duration_s == doctest::Approx(b.footprint.duration_s * 4 / 3));
+  CHECK(a.footprint.it_energy_j == doctest::Approx(b.footprint.it_energy_j * 4 / 3));
+}
+
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
