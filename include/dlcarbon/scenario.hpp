@@ -156,6 +156,11 @@ struct Parallelism {
   // fixed-length sequences. The padded positions are computed (and timed and charged) but count
   // neither as tokens trained nor as model FLOPs (MFU).
   double padding = 0;
+  // Hybrid sharding (PyTorch FSDP's HYBRID_SHARD, DeepSpeed's MiCS; zero_stage 3 only): the
+  // parameters, gradients and optimizer state are sharded over groups of this many data-parallel
+  // ranks (tensor ranks apart, so a node's worth when it is the node size) and replicated across
+  // the groups, whose gradient shards are all-reduced once a step. 0: one group, all data ranks.
+  std::int64_t shard_group = 0;
 };
 
 // What a job spends besides productive steps (first-principles mode).

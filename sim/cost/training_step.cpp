@@ -84,6 +84,14 @@ StepCost cost_training_step(const TrainingJob& job) {
                " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) + ")";
     return c;
   }
+  // ZeRO shards over the whole data-parallel group, or over hybrid sharding's groups of it.
+  const std::int64_t shard = p.shard_group > 0 ? p.shard_group : c.data;
+  if (c.data % shard != 0) {
+    c.fits = false;
+    c.reason = "shard_group (" + std::to_string(shard) + ") does not divide the data-parallel size (" +
+               std::to_string(c.data) + ")";
+    return c;
+  }
   const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
   c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
 
@@ -108,6 +116,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double model_parallel = static_cast<double>(c.tensor * c.pipeline);
   const comm::Group tp_group = group_of(job, c.tensor, 1, intra, inter);
   const comm::Group dp_group = group_of(job, c.data, c.tensor, intra, inter);
+  // Hybrid sharding: the ZeRO-3 collectives run in groups of `shard` ranks, and one all-reduce of
+  // each group's gradient shard runs across the data / shard groups.
+  const comm::Group shard_group = group_of(job, shard, c.tensor, intra, inter);
+  const comm::Group replica_group = group_of(job, c.data / shard, c.tensor * shard, intra, inter);
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
@@ -230,6 +242,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
   //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
   //             the layers before it, so the step's whole compute can hide them.
+  //             Hybrid sharding (shard_group): these run within groups of `shard` ranks, and each
+  //             group's gradient shard (1 / shard of the gradients) is all-reduced once a step
+  //             across the data / shard groups (PyTorch HYBRID_SHARD's all-reduce, also layer
+  //             by layer behind the backward).
   // ZeRO-2 and -3 communicate layer by layer (one collective per layer on this stage, and one for
   // the embeddings and head), ZeRO 0-1 in gradient buckets; each collective pays its start-up.
   const double m = static_cast<double>(c.microbatches);
@@ -242,8 +258,11 @@ StepCost cost_training_step(const TrainingJob& job) {
          comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group);
     window = m * bwd_s;
   } else if (p.zero_stage == 3) {
-    dp = m * (2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group) +
-              comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group));
+    dp = m * (2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, shard_group) +
+              comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group));
+    if (shard < c.data) {
+      dp += comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
+    }
     window = m * (fwd_s + bwd_s);
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
@@ -259,7 +278,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes = optimizer_traffic_bytes(p.optimizer);
-  const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(c.data) : params_per_device;
+  const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(shard) : params_per_device;
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
   c.ops.push_back({"optimizer." + p.optimizer, "elementwise", "opt", 12 * opt_params, traffic_bytes * opt_params, opt.seconds,
@@ -279,9 +298,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // includes an fp32 master copy only when the weights are narrower than fp32.
   double weights = bytes_per_value, grads = bytes_per_value;
   double states = bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes;
-  if (p.zero_stage >= 1) states /= static_cast<double>(c.data);
-  if (p.zero_stage >= 2) grads /= static_cast<double>(c.data);
-  if (p.zero_stage >= 3) weights /= static_cast<double>(c.data);
+  if (p.zero_stage >= 1) states /= static_cast<double>(shard);
+  if (p.zero_stage >= 2) grads /= static_cast<double>(shard);
+  if (p.zero_stage >= 3) weights /= static_cast<double>(shard);
   // The busiest stage's ceil(L / p) layers, for the microbatches in flight; with recomputation
   // only each layer's input, on the full width on every rank of a tensor group unless sequence
   // parallelism splits it.

@@ -542,7 +542,8 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding"});
+                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
+                      "shard_group"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -574,6 +575,16 @@ Parallelism read_parallelism(const Value& v) {
     const char* what = "a share of the batch's positions that are padding, in [0, 1) (e.g. 0.24)";
     p.padding = detail::read_number_in(m.at("padding"), 0, 1, true, what);
     if (!(p.padding < 1)) m.at("padding").expected(what);
+  }
+  if (m.has("shard_group")) {
+    p.shard_group = detail::read_positive_int(m.at("shard_group"));
+    if (p.zero_stage != 3) {
+      m.at("shard_group").fail("needs zero_stage: 3 (hybrid sharding shards the parameters within each group of "
+                               "data-parallel ranks and replicates them across the groups)");
+    }
+    if (p.data > 0 && p.data % p.shard_group != 0) {
+      m.at("shard_group").fail("must divide the data-parallel size (" + std::to_string(p.data) + ")");
+    }
   }
   return p;
 }

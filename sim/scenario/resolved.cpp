@@ -97,7 +97,8 @@ std::string emit_resolved(const Scenario& s) {
           << YAML::Key << "optimizer" << YAML::Value << p.optimizer << YAML::Key << "overlap_communication"
           << YAML::Value << p.overlap_communication << YAML::Key << "sequence_parallel" << YAML::Value
           << p.sequence_parallel << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key
-          << "padding" << YAML::Value << p.padding << YAML::EndMap;
+          << "padding" << YAML::Value << p.padding << YAML::Key << "shard_group" << YAML::Value << p.shard_group
+          << YAML::EndMap;
       out << YAML::Key << "fusion" << YAML::Value << j.fusion;
     }
     out << YAML::EndMap;

@@ -661,6 +661,48 @@ TEST_CASE("padding: the same step trains fewer tokens, so more steps and a lower
   CHECK(a.footprint.it_energy_j == doctest::Approx(b.footprint.it_energy_j * 4 / 3));
 }
 
+TEST_CASE("hybrid sharding: ZeRO-3 inside groups of 8, one all-reduce of the shards across them") {
+  // 16 data ranks on two nodes of 8. Fully sharded, the parameter gathers and gradient
+  // reduce-scatters span both nodes (8 ranks a node on the network: 8 x 10 GB/s); hybrid, they run
+  // in a node (100 GB/s) and one all-reduce of each rank's 1/8 gradient shard crosses the nodes
+  // (2 ranks, one a node: 10 GB/s). Memory: the model states are divided by 8 instead of 16.
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(2);
+  job.accelerators = 16;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 16;
+  job.parallelism->zero_stage = 3;
+  job.parallelism->overlap_communication = false;  // data_comm_s is then all of it
+  const StepCost full = cost_training_step(job);
+  job.parallelism->shard_group = 8;
+  const StepCost hybrid = cost_training_step(job);
+  REQUIRE(full.fits);
+  REQUIRE(hybrid.fits);
+  const double grad_bytes = full.parameters * 2;  // fp16
+  const double units = 2 + 1;                    // one collective a layer, one for embeddings and head
+  const comm::Group intra{8, 1, 1e11, false};
+  const comm::Group across{2, 2, 1e10, false};
+  const comm::Group both{16, 2, 8e10, false};
+  using comm::Collective;
+  const double expect_full = 2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, both) +
+                             comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, both);
+  const double expect_hybrid = 2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, intra) +
+                               comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, intra) +
+                               comm::collectives_s(Collective::all_reduce, grad_bytes / 8, units, across);
+  CHECK(full.data_comm_s == doctest::Approx(expect_full));
+  CHECK(hybrid.data_comm_s == doctest::Approx(expect_hybrid));
+  CHECK(hybrid.compute_s == doctest::Approx(full.compute_s));
+  // Memory: (weights + gradients + Adam state) / shard, activations unchanged.
+  const double states_full = full.parameters * (2 + 2 + 12) / 16;
+  const double states_hybrid = full.parameters * (2 + 2 + 12) / 8;
+  CHECK(hybrid.memory_per_device_bytes - full.memory_per_device_bytes == doctest::Approx(states_hybrid - states_full));
+  // A group that does not divide the data ranks is a result with a reason.
+  job.parallelism->shard_group = 5;
+  const StepCost odd = cost_training_step(job);
+  CHECK_FALSE(odd.fits);
+  CHECK(odd.reason.find("shard_group (5)") != std::string::npos);
+}
+
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
