@@ -64,6 +64,10 @@ struct Op {
   // and V, the inputs of the recomputation, stay saved).
   bool score_matrix = false;
   double score_saved_bytes = 0;
+  // Kernels the op launches forward (the backward launches twice as many): more than one where an
+  // eager framework runs a norm, the rotary embedding or a gated activation as a chain of its
+  // tensor operations (GraphShape::eager).
+  int kernels = 1;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -96,6 +100,10 @@ struct GraphShape {
   bool causal_skip = true;      // causal attention computes half the score matrix (Kaplan et al. 2020)
   Fusion fusion = Fusion::elementwise;
   bool training = true;         // dropout runs only in training
+  // Eager PyTorch outside the attention kernel (docs/hardware-model.md, "Eager kernels"): RMSNorm,
+  // the rotary embedding and a gated activation run as chains of tensor operations, each reading
+  // and writing the whole tensor, the first two in float32, instead of one pass each.
+  bool eager = false;
 };
 
 class OpGraph {
@@ -117,6 +125,12 @@ class OpGraph {
     op.full_flops = flops;
     op.full_bytes = bytes;
     op.saved_bytes = saved_bytes;
+  }
+  // An eager framework's chain of kernels in place of one pass (GraphShape::eager).
+  void set_chain(int id, double bytes, int kernels) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.bytes = bytes;
+    op.kernels = kernels;
   }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {

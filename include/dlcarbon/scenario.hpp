@@ -187,6 +187,9 @@ struct TrainingJob {
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
   std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention, flash1-3 (graph.hpp)
+  // Eager PyTorch outside attention: RMSNorm, rotary and gated activations as chains of kernels
+  // (graph::GraphShape::eager).
+  bool eager = false;
   ModelDesign design;              // copied from the model, std::monostate when none
   std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;

@@ -21,8 +21,9 @@ InferenceResult cost_inference(const InferenceJob& job) {
                                                   static_cast<double>(op.count));
     const double flops = graph::executed_flops(op, fusion), bytes = graph::executed_bytes(op, fusion);
     const auto t = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
-    r.batch_time_s += t.seconds;
-    energy += hardware::kernel_energy(dev, job.precision, flops, bytes, t.seconds);
+    const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s;
+    r.batch_time_s += seconds;
+    energy += hardware::kernel_energy(dev, job.precision, flops, bytes, seconds);
     if (op.kind == graph::OpKind::embedding && input_elements == 0) {
       input_elements = static_cast<double>(op.m) * static_cast<double>(std::max<std::int64_t>(1, op.n));
     }

@@ -97,7 +97,8 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   const double bytes_per_value = hardware::bytes_per_value(job.precision);
   const graph::OpGraph g = graph::build_graph(
-      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true});
+      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
+                                    job.eager});
   c.parameters = g.parameters();
   double expert_params = 0;
   for (const auto& op : g.ops()) {
@@ -161,13 +162,18 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
     const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix));
-    const double recompute = recomputed ? f.seconds : 0;
-    fwd_s += stage_share * f.seconds;
-    bwd_s += stage_share * (b.seconds + dev.launch_s + recompute);
-    const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f.seconds);
-    const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b.seconds + dev.launch_s);
+    // An op launches `kernels` kernels forward and twice as many backward (input and weight
+    // gradients); kernel_time counted one of each.
+    const double kernels = static_cast<double>(op.kernels);
+    const double f_s = f.seconds + (kernels - 1) * dev.launch_s;
+    const double b_s = b.seconds + (2 * kernels - 1) * dev.launch_s;
+    const double recompute = recomputed ? f_s : 0;
+    fwd_s += stage_share * f_s;
+    bwd_s += stage_share * (b_s + recompute);
+    const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f_s);
+    const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
-    average_busy_s += energy_share * (f.seconds + b.seconds + dev.launch_s + recompute);
+    average_busy_s += energy_share * (f_s + b_s + recompute);
     if (in_layer) saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
     else saved_other += op.saved_bytes / split;
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
@@ -191,10 +197,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     } else if (op.kind == graph::OpKind::embedding && boundary_bytes == 0) {
       boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
     }
-    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f.seconds, e_f,
-                     f.memory_bound ? "memory" : "compute"});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes, b.seconds + dev.launch_s + recompute,
-                     e_b, b.memory_bound ? "memory" : "compute"});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f_s, e_f, f.memory_bound ? "memory" : "compute"});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes, b_s + recompute, e_b,
+                     b.memory_bound ? "memory" : "compute"});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);

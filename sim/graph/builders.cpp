@@ -24,7 +24,7 @@ void require(bool ok, const std::string& what) {
 class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
-      : fusion(shape.fusion), training(shape.training), g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
+      : fusion(shape.fusion), training(shape.training), eager(shape.eager), g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
   int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
@@ -105,9 +105,20 @@ class Emitter {
   int norm(const std::string& name, int layer, int in, I tokens, I width, bool rms) {
     // LayerNorm: mean, variance, normalise, scale, shift ~ 8 FLOPs per element; RMSNorm ~ 5.
     const double elements = static_cast<double>(tokens) * static_cast<double>(width);
-    return elementwise(name, layer, {in}, elements, rms ? 5 : 8, OpKind::norm,
-                       static_cast<double>(width) * (rms ? 1 : 2), false);
+    const int id = elementwise(name, layer, {in}, elements, rms ? 5 : 8, OpKind::norm,
+                               static_cast<double>(width) * (rms ? 1 : 2), false);
+    if (eager && rms) {
+      // PyTorch has no RMSNorm kernel (before 2.4): x.float() (p in, 4 out), pow(2) (4, 4),
+      // mean (4), + eps and rsqrt (per row), x * rsqrt (4, 4), type_as (4, p), * weight (p, p):
+      // 28 + 4p bytes an element in 7 kernels (HF transformers, Meta's reference and IBM's fms
+      // write it so). LayerNorm has a native kernel: one pass, as fused.
+      chain(id, elements * (28 + 4 * p_) + static_cast<double>(width) * p_, 7);
+    }
+    return id;
   }
+
+  // An eager op's bytes and kernels, in place of one fused pass.
+  void chain(int id, double bytes, int kernels) { g_.set_chain(id, bytes, kernels); }
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
@@ -144,8 +155,11 @@ class Emitter {
     return g_.add(op, {});
   }
 
+  double dtype_bytes() const { return p_; }
+
   Fusion fusion;
   bool training;
+  bool eager;
 
  private:
   OpGraph& g_;
@@ -171,7 +185,12 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
   }
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0) {
-    q = e.elementwise(prefix + ".rotary", layer, {q}, static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim), 3);
+    const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
+    q = e.elementwise(prefix + ".rotary", layer, {q}, rotated, 3);
+    // Eager: upcast to float32 (p in, 4 out), rotate (4, 4), cast back (4, p): 16 + 2p bytes an
+    // element of Q and K in 3 kernels each (Meta's reference code; IBM's fms rotates through a
+    // larger float32 temporary, so this is its lower bound).
+    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6);
     kv = q;
   }
   const double fraction = causal && causal_skip ? 0.5 : 1.0;
@@ -231,6 +250,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
     const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8,
                                   OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
+    // Eager gated activation: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2 kernels.
+    if (e.eager && d.gated_ffn) e.chain(act, static_cast<double>(tokens * d.d_ff) * 5 * e.dtype_bytes(), 2);
     down = e.matmul(prefix + ".down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
   } else {
     // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
@@ -245,6 +266,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
                                   static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
                                   true, d.gated_ffn ? 2 : 1);
+    if (e.eager && d.gated_ffn) e.chain(act, static_cast<double>(per_expert * E * d.d_ff) * 5 * e.dtype_bytes(), 2);
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
   }

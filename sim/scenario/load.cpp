@@ -665,8 +665,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "fusion", "parallelism", "overheads", "start", "repeat",
-       "published", "notes"},
+       "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "parallelism", "overheads", "start",
+       "repeat", "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
@@ -683,6 +683,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
+        if (m.has("eager")) j.eager = detail::read_bool(m.at("eager"));
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("start")) {
           std::string text_date;

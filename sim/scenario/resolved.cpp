@@ -99,7 +99,7 @@ std::string emit_resolved(const Scenario& s) {
           << p.sequence_parallel << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key
           << "padding" << YAML::Value << p.padding << YAML::Key << "shard_group" << YAML::Value << p.shard_group
           << YAML::EndMap;
-      out << YAML::Key << "fusion" << YAML::Value << j.fusion;
+      out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value << j.eager;
     }
     out << YAML::EndMap;
   }

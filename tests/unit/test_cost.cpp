@@ -703,6 +703,42 @@ TEST_CASE("hybrid sharding: ZeRO-3 inside groups of 8, one all-reduce of the sha
   CHECK(odd.reason.find("shard_group (5)") != std::string::npos);
 }
 
+TEST_CASE("eager kernels: each kernel of a chain pays its launch, forward once and backward twice") {
+  // The made-up device with a 10 us launch: an op of k kernels takes k launches forward and 2k
+  // backward. Everything else about the eager step is the graph's bytes (test_graph.cpp).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.gated_ffn = true;
+  d.rms_norm = true;
+  d.position = TransformerDesign::Position::rotary;
+  d.biases = false;
+  job.design = d;
+  job.fusion = "attention";
+  job.parallelism->microbatch = 2;
+  job.parallelism->global_batch = 2;
+  job.hardware.kernel_launch_s = 10e-6;
+  job.eager = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto dev = hardware::make_device_model(job.hardware);
+  const auto g = graph::build_graph(d, graph::GraphShape{2, 2, true, graph::Fusion::attention, true, true});
+  for (const auto& op : g.ops()) {
+    if (op.name != "decoder.0.attn.norm") continue;
+    REQUIRE(op.kernels == 7);
+    const auto f = hardware::kernel_time(dev, "fp16", op.flops, op.bytes, false);
+    const auto b = hardware::kernel_time(dev, "fp16", 2 * op.flops, 2 * op.bytes, false);
+    const auto row = [&](const char* phase) {
+      return *std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op.name && r.phase == phase; });
+    };
+    CHECK(row("fwd").time_s == doctest::Approx(f.seconds + 6 * 10e-6));
+    CHECK(row("bwd").time_s == doctest::Approx(b.seconds + 13 * 10e-6));
+  }
+  // The eager step is longer than the fused one by more than the launches alone.
+  job.eager = false;
+  const StepCost fused = cost_training_step(job);
+  CHECK(c.step_s > fused.step_s);
+}
+
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);

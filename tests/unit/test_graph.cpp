@@ -372,3 +372,42 @@ TEST_CASE("a gated FFN's activation reads both halves of the up projection") {
   CHECK(it->bytes == 98304.0);
   CHECK(it->flops == 9.0 * 64 * 256);
 }
+
+TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, by hand") {
+  // LLaMA-style layer, d 64 (4 heads of 16), d_ff 256, 2 sequences of 32 = 64 tokens, 2 bytes.
+  TransformerDesign d = llama(1, 64, 4, 256);
+  d.seq_len = 32;
+  d.vocab = 100;
+  const auto fused = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
+  const auto eager = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true, true});
+  auto op = [](const graph::OpGraph& g, const std::string& name) {
+    const auto it = std::find_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
+    REQUIRE(it != g.ops().end());
+    return *it;
+  };
+  // RMSNorm over 64 x 64 = 4,096 elements: fused, read and write at 2 B plus the 64 weights:
+  // 4,096 x 4 + 128 = 16,512 B. Eager: float() 2 + 4, pow 4 + 4, mean 4, x * rsqrt 4 + 4,
+  // type_as 4 + 2, * weight 2 + 2 = 36 B an element: 147,456 + 128 = 147,584 B in 7 kernels.
+  CHECK(op(fused, "decoder.0.attn.norm").bytes == 16512.0);
+  CHECK(op(eager, "decoder.0.attn.norm").bytes == 147584.0);
+  CHECK(op(eager, "decoder.0.attn.norm").kernels == 7);
+  CHECK(op(eager, "decoder.0.attn.norm").flops == op(fused, "decoder.0.attn.norm").flops);
+  // Rotary over Q and K: 64 tokens x (4 + 4) heads x 16 = 8,192 elements; fused 4 B each (32,768);
+  // eager float() 2 + 4, rotate 4 + 4, cast back 4 + 2 = 20 B each: 163,840 B in 6 kernels.
+  CHECK(op(fused, "decoder.0.attn.rotary").bytes == 32768.0);
+  CHECK(op(eager, "decoder.0.attn.rotary").bytes == 163840.0);
+  CHECK(op(eager, "decoder.0.attn.rotary").kernels == 6);
+  // SwiGLU over 64 x 256 = 16,384 elements: fused 3 x 2 B (98,304); eager silu 2 + 2, then
+  // * up 4 + 2 = 10 B each: 163,840 B in 2 kernels.
+  CHECK(op(eager, "decoder.0.ffn.act").bytes == 163840.0);
+  CHECK(op(eager, "decoder.0.ffn.act").kernels == 2);
+  // GEMMs, attention and the FLOPs are untouched; LayerNorm has a native kernel and stays one pass.
+  CHECK(eager.forward_flops() == fused.forward_flops());
+  CHECK(op(eager, "decoder.0.attn.qkv").bytes == op(fused, "decoder.0.attn.qkv").bytes);
+  CHECK(op(eager, "decoder.0.attn.attention").bytes == op(fused, "decoder.0.attn.attention").bytes);
+  d.rms_norm = false;
+  const auto ln_fused = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
+  const auto ln_eager = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true, true});
+  CHECK(op(ln_eager, "decoder.0.attn.norm").bytes == op(ln_fused, "decoder.0.attn.norm").bytes);
+  CHECK(op(ln_eager, "decoder.0.attn.norm").kernels == 1);
+}
