@@ -127,10 +127,11 @@ class OpGraph {
     op.saved_bytes = saved_bytes;
   }
   // An eager framework's chain of kernels in place of one pass (GraphShape::eager).
-  void set_chain(int id, double bytes, int kernels) {
+  void set_chain(int id, double bytes, int kernels, double saved_bytes) {
     Op& op = ops_.at(static_cast<std::size_t>(id));
     op.bytes = bytes;
     op.kernels = kernels;
+    op.saved_bytes = saved_bytes;
   }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {

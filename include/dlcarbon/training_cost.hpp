@@ -35,7 +35,7 @@ struct StepCost {
   double expert_comm_s = 0;         // MoE all-to-all per step
   double optimizer_s = 0;
   double bubble_fraction = 0;       // (p - 1) / (m + p - 1)
-  double model_flops_per_step = 0;  // 3 x forward FLOPs of the global batch (no recompute)
+  double model_flops_per_step = 0;  // 3 x forward FLOPs of the global batch x (1 - padding) (no recompute)
   double mfu = 0;                   // model FLOPs / (step time x devices x peak)
   double full_attention_flops_ratio = 1;  // forward FLOPs with causal attention's whole matrix / as counted
   double memory_per_device_bytes = 0;

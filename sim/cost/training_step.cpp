@@ -85,7 +85,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     return c;
   }
   // ZeRO shards over the whole data-parallel group, or over hybrid sharding's groups of it.
-  const std::int64_t shard = p.shard_group > 0 ? p.shard_group : c.data;
+  const std::int64_t shard = p.zero_stage == 3 && p.shard_group > 0 ? p.shard_group : c.data;
   if (c.data % shard != 0) {
     c.fits = false;
     c.reason = "shard_group (" + std::to_string(shard) + ") does not divide the data-parallel size (" +
@@ -247,10 +247,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
   //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
   //             the layers before it, so the step's whole compute can hide them.
-  //             Hybrid sharding (shard_group): these run within groups of `shard` ranks, and each
-  //             group's gradient shard (1 / shard of the gradients) is all-reduced once a step
-  //             across the data / shard groups (PyTorch HYBRID_SHARD's all-reduce, also layer
-  //             by layer behind the backward).
+  //             Hybrid sharding (shard_group): these run within groups of `shard` ranks, and after
+  //             each reduce-scatter the group's gradient shard (1 / shard of the gradients) is
+  //             all-reduced across the data / shard groups (PyTorch HYBRID_SHARD, layer by layer
+  //             behind the backward, every microbatch as its reduce-scatter).
   // ZeRO-2 and -3 communicate layer by layer (one collective per layer on this stage, and one for
   // the embeddings and head), ZeRO 0-1 in gradient buckets; each collective pays its start-up.
   const double m = static_cast<double>(c.microbatches);
@@ -266,7 +266,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     dp = m * (2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, shard_group) +
               comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group));
     if (shard < c.data) {
-      dp += comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
+      dp += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
     }
     window = m * (fwd_s + bwd_s);
   } else {

@@ -108,17 +108,18 @@ class Emitter {
     const int id = elementwise(name, layer, {in}, elements, rms ? 5 : 8, OpKind::norm,
                                static_cast<double>(width) * (rms ? 1 : 2), false);
     if (eager && rms) {
-      // PyTorch has no RMSNorm kernel (before 2.4): x.float() (p in, 4 out), pow(2) (4, 4),
-      // mean (4), + eps and rsqrt (per row), x * rsqrt (4, 4), type_as (4, p), * weight (p, p):
-      // 28 + 4p bytes an element in 7 kernels (HF transformers, Meta's reference and IBM's fms
-      // write it so). LayerNorm has a native kernel: one pass, as fused.
-      chain(id, elements * (28 + 4 * p_) + static_cast<double>(width) * p_, 7);
+      // No fused RMSNorm kernel in the PyTorch these codes ran: x.float() (p in, 4 out), pow(2)
+      // (4, 4), mean (4), + eps and rsqrt (per row), x * rsqrt (4, 4), type_as (4, p), * weight
+      // (p, p): 28 + 4p bytes an element in 8 kernels (HF transformers, Meta's reference and IBM's
+      // fms write it so). Autograd keeps the float32 copy and the normalised output: 4 + p an
+      // element. LayerNorm has a native kernel: one pass, as fused.
+      chain(id, elements * (28 + 4 * p_) + static_cast<double>(width) * p_, 8, elements * (4 + p_));
     }
     return id;
   }
 
   // An eager op's bytes and kernels, in place of one fused pass.
-  void chain(int id, double bytes, int kernels) { g_.set_chain(id, bytes, kernels); }
+  void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
@@ -156,6 +157,7 @@ class Emitter {
   }
 
   double dtype_bytes() const { return p_; }
+  const Op& g_op(int id) const { return g_.op(id); }
 
   Fusion fusion;
   bool training;
@@ -190,7 +192,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     // Eager: upcast to float32 (p in, 4 out), rotate (4, 4), cast back (4, p): 16 + 2p bytes an
     // element of Q and K in 3 kernels each (Meta's reference code; IBM's fms rotates through a
     // larger float32 temporary, so this is its lower bound).
-    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6);
+    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, e.g_op(q).saved_bytes);
     kv = q;
   }
   const double fraction = causal && causal_skip ? 0.5 : 1.0;
@@ -250,8 +252,12 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
     const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8,
                                   OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
-    // Eager gated activation: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2 kernels.
-    if (e.eager && d.gated_ffn) e.chain(act, static_cast<double>(tokens * d.d_ff) * 5 * e.dtype_bytes(), 2);
+    // Eager gated activation: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2 kernels;
+    // autograd keeps the gate, its activation and up: 3p an element.
+    if (e.eager && d.gated_ffn) {
+      const double elements = static_cast<double>(tokens * d.d_ff);
+      e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+    }
     down = e.matmul(prefix + ".down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
   } else {
     // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
@@ -266,7 +272,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
                                   static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
                                   true, d.gated_ffn ? 2 : 1);
-    if (e.eager && d.gated_ffn) e.chain(act, static_cast<double>(per_expert * E * d.d_ff) * 5 * e.dtype_bytes(), 2);
+    if (e.eager && d.gated_ffn) {
+      const double elements = static_cast<double>(per_expert * E * d.d_ff);
+      e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+    }
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
   }

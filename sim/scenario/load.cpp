@@ -739,6 +739,15 @@ const EntityKind<JobDraft>& Builder::training_kind() {
             last.fail("published energy or CO2e needs the job's duration (or accelerator_hours) to compare "
                       "with; a first-principles job may publish only a step figure (published.step)");
           }
+          // A hybrid sharding group must divide the data-parallel size, also where that is derived.
+          const Parallelism& p = *j.parallelism;
+          const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
+          if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
+              (j.accelerators / model_parallel) % p.shard_group != 0) {
+            last.fail("parallelism.shard_group (" + std::to_string(p.shard_group) +
+                      ") must divide the data-parallel size (accelerators / (tensor x pipeline) = " +
+                      std::to_string(j.accelerators / model_parallel) + ")");
+          }
           j.duration_given = false;
           j.duration_s = 0;
           return;

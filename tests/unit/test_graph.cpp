@@ -387,10 +387,12 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   };
   // RMSNorm over 64 x 64 = 4,096 elements: fused, read and write at 2 B plus the 64 weights:
   // 4,096 x 4 + 128 = 16,512 B. Eager: float() 2 + 4, pow 4 + 4, mean 4, x * rsqrt 4 + 4,
-  // type_as 4 + 2, * weight 2 + 2 = 36 B an element: 147,456 + 128 = 147,584 B in 7 kernels.
+  // type_as 4 + 2, * weight 2 + 2 = 36 B an element: 147,456 + 128 = 147,584 B in 8 kernels
+  // (with + eps and rsqrt); autograd keeps the float32 copy and the normalised output, 6 B each.
   CHECK(op(fused, "decoder.0.attn.norm").bytes == 16512.0);
   CHECK(op(eager, "decoder.0.attn.norm").bytes == 147584.0);
-  CHECK(op(eager, "decoder.0.attn.norm").kernels == 7);
+  CHECK(op(eager, "decoder.0.attn.norm").kernels == 8);
+  CHECK(op(eager, "decoder.0.attn.norm").saved_bytes == 4096.0 * 6);
   CHECK(op(eager, "decoder.0.attn.norm").flops == op(fused, "decoder.0.attn.norm").flops);
   // Rotary over Q and K: 64 tokens x (4 + 4) heads x 16 = 8,192 elements; fused 4 B each (32,768);
   // eager float() 2 + 4, rotate 4 + 4, cast back 4 + 2 = 20 B each: 163,840 B in 6 kernels.
@@ -398,9 +400,10 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   CHECK(op(eager, "decoder.0.attn.rotary").bytes == 163840.0);
   CHECK(op(eager, "decoder.0.attn.rotary").kernels == 6);
   // SwiGLU over 64 x 256 = 16,384 elements: fused 3 x 2 B (98,304); eager silu 2 + 2, then
-  // * up 4 + 2 = 10 B each: 163,840 B in 2 kernels.
+  // * up 4 + 2 = 10 B each: 163,840 B in 2 kernels; autograd keeps gate, silu(gate) and up.
   CHECK(op(eager, "decoder.0.ffn.act").bytes == 163840.0);
   CHECK(op(eager, "decoder.0.ffn.act").kernels == 2);
+  CHECK(op(eager, "decoder.0.ffn.act").saved_bytes == 16384.0 * 6);
   // GEMMs, attention and the FLOPs are untouched; LayerNorm has a native kernel and stays one pass.
   CHECK(eager.forward_flops() == fused.forward_flops());
   CHECK(op(eager, "decoder.0.attn.qkv").bytes == op(fused, "decoder.0.attn.qkv").bytes);
