@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -53,6 +54,22 @@ struct ResNetDesign {
   std::int64_t classes = 1000;
 };
 
+// A character CNN that makes each token's input vector (Kim et al. 2016, as ELMo's biLM uses it):
+// characters embedded, 1-D convolutions of several widths over the token's characters, max-pooled
+// over positions, highway layers, and a projection to the LSTM's input width.
+struct CharCnnDesign {
+  std::int64_t chars = 0;      // character vocabulary
+  std::int64_t embedding = 0;  // character embedding width
+  std::int64_t max_chars = 0;  // characters per token (padded)
+  std::vector<std::pair<std::int64_t, std::int64_t>> filters;  // (width, count) of each convolution
+  std::int64_t highway = 0;    // highway layers over the concatenated filters
+  std::int64_t width() const {
+    std::int64_t w = 0;
+    for (const auto& f : filters) w += f.second;
+    return w;
+  }
+};
+
 // Stacked LSTM language model (ELMo / GNMT style).
 struct LstmDesign {
   std::int64_t layers = 1;
@@ -62,6 +79,12 @@ struct LstmDesign {
   std::int64_t vocab = 0;       // softmax over the vocabulary, 0 = none
   std::int64_t seq_len = 0;
   bool bidirectional = false;
+  // Bidirectional only: the two directions are separate language models (ELMo's biLM): each
+  // stacks its layers on its own input and has its own softmax (weights shared), instead of each
+  // layer reading both directions of the layer below.
+  bool separate_directions = false;
+  // Token inputs from a character CNN instead of a lookup table (filters empty: a lookup).
+  CharCnnDesign char_cnn;
 };
 
 struct MlpDesign {

@@ -8,6 +8,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "dlcarbon/graph.hpp"
 
@@ -567,38 +568,137 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
 
 // --- LSTM and MLP ------------------------------------------------------------------------
 
+// A character CNN over each token's characters, ELMo's token encoder as bilm-tf builds it: the
+// characters embedded; per filter width w, a 1-D convolution over the max_chars - w + 1 positions
+// (a GEMM of K = w x embedding), max-pooled over the positions and activated; the filters
+// concatenated; highway layers (a transform and a carry GEMM, combined elementwise); and a
+// projection to the LSTM's input width. `shared`: the weights belong to an earlier application.
+int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& c, I tokens, I out_width, bool shared) {
+  const double pb = e.dtype_bytes();
+  const double t = static_cast<double>(tokens);
+  const int chars =
+      e.embedding(p + ".chars", tokens * c.max_chars, c.embedding, shared ? 0 : static_cast<double>(c.chars * c.embedding));
+  std::vector<int> pooled;
+  for (const auto& [w, count] : c.filters) {
+    const std::string name = p + ".conv" + std::to_string(w);
+    const I positions = c.max_chars - w + 1;
+    Op op;
+    op.name = name;
+    op.kind = OpKind::conv2d;
+    op.m = tokens * positions;
+    op.n = count;
+    op.k = w * c.embedding;
+    const double md = static_cast<double>(op.m), nd = static_cast<double>(op.n), kd = static_cast<double>(op.k);
+    const double input = t * static_cast<double>(c.max_chars * c.embedding);
+    op.flops = 2 * md * nd * kd;
+    op.bytes = pb * (input + kd * nd + md * nd);  // the characters read once (implicit GEMM), not w times
+    op.params = shared ? 0 : kd * nd + nd;
+    op.saved_bytes = pb * input;
+    const int conv = g.add(op, {chars});
+    // Max over the positions (reads them all, writes one), then the activation.
+    const double out = t * static_cast<double>(count);
+    const int pool = e.elementwise(name + ".pool", -1, {conv}, out, static_cast<double>(positions), OpKind::pool, 0, true,
+                                   static_cast<double>(positions));
+    pooled.push_back(e.elementwise(name + ".act", -1, {pool}, out, 1));
+  }
+  const I width = c.width();
+  int x = e.elementwise(p + ".concat", -1, pooled, t * static_cast<double>(width), 0, OpKind::elementwise, 0, true, 1);
+  for (I h = 0; h < c.highway; ++h) {
+    const std::string name = p + ".highway" + std::to_string(h);
+    const int transform = e.matmul(name + ".transform", -1, x, tokens, width, width, true, shared);
+    const int carry = e.matmul(name + ".carry", -1, x, tokens, width, width, true, shared);
+    // sigmoid(carry), relu(transform), carry x transform + (1 - carry) x input.
+    x = e.elementwise(name + ".combine", -1, {transform, carry, x}, t * static_cast<double>(width), 6);
+  }
+  if (width != out_width) x = e.matmul(p + ".projection", -1, x, tokens, width, out_width, true, shared);
+  return x;
+}
+
+// One step's cell: the gate nonlinearities and the state update, over E = batch x hidden.
+// Fused (one kernel, as cuDNN or TensorFlow's LSTMBlockCell): reads both halves of the four gates
+// (8 E) and the previous cell state (E), writes the cell state and the output (2 E); keeps the
+// gates, the cell state and its tanh for the backward (7 E, LSTMBlockCell's outputs).
+// Unfused (fusion: none, TensorFlow 1.x's LSTMCell, one kernel an op): concat of the step's input
+// and previous output, bias_add and split of the 4 E gate matrix (8 E each), then f + forget_bias,
+// sigmoid x 3, tanh x 2, 3 products and a sum over E (24 E): 13 kernels, 40 E + the concat; it
+// keeps each op's inputs (~10 E). The optional clippings (ELMo's cell_clip, proj_clip: 2 kernels
+// each) are not counted.
+int lstm_cell(Emitter& e, const std::string& name, int layer, const std::vector<int>& in, I batch, I hidden, I input,
+              I output) {
+  const double cells = static_cast<double>(batch * hidden);
+  const double p = e.dtype_bytes();
+  const int id = e.elementwise(name, layer, in, cells, 12, OpKind::elementwise, 0, true, 10);
+  if (e.fusion == Fusion::none) {
+    const double concat = 2 * static_cast<double>(batch * (input + output));
+    e.chain(id, p * (40 * cells + concat), 13, p * 10 * cells);
+  } else {
+    e.chain(id, p * 11 * cells, 1, p * 7 * cells);
+  }
+  return id;
+}
+
 void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
   require(d.layers > 0 && d.input > 0 && d.hidden > 0 && d.seq_len > 0, "an LSTM needs layers, input, hidden, seq_len > 0");
   Emitter e(g, shape);
   const I t = shape.batch * d.seq_len;
   const I directions = d.bidirectional ? 2 : 1;
-  int x = e.embedding("input", t, d.input, d.vocab > 0 ? static_cast<double>(d.vocab * d.input) : 0);
-  I width = d.input;
+  const bool separate = d.bidirectional && d.separate_directions;
   const I out_width = d.projection > 0 ? d.projection : d.hidden;
+  // Token inputs: a lookup, or the character CNN (bilm-tf runs it once per direction, on the
+  // reversed tokens for the backward model, with one set of weights).
+  std::vector<int> x(static_cast<std::size_t>(directions));
+  const bool cnn = !d.char_cnn.filters.empty();
+  for (I dir = 0; dir < directions; ++dir) {
+    if (dir > 0 && !(cnn && separate)) {
+      x[static_cast<std::size_t>(dir)] = x[0];
+      continue;
+    }
+    x[static_cast<std::size_t>(dir)] =
+        cnn ? char_cnn(e, g, dir ? "char_cnn.backward" : "char_cnn", d.char_cnn, t, d.input, dir > 0)
+            : e.embedding("input", t, d.input, d.vocab > 0 ? static_cast<double>(d.vocab * d.input) : 0);
+  }
+  I width = d.input;
   for (I l = 0; l < d.layers; ++l) {
-    int merged = -1;
+    std::vector<int> outputs;
     for (I dir = 0; dir < directions; ++dir) {
       const std::string p = "lstm." + std::to_string(l) + (dir ? ".backward" : ".forward");
       // The input side of the gates is one GEMM over all time steps; the recurrence is not: step
       // s needs the output of step s - 1, so its GEMM (batch rows), cell and projection run once
       // per step, each a kernel of its own, re-reading the weights (owned by the first step).
-      const int gates_in = e.matmul(p + ".input_gates", static_cast<int>(l), x, t, width, 4 * d.hidden, true);
+      const int gates_in = e.matmul(p + ".input_gates", static_cast<int>(l), x[static_cast<std::size_t>(dir)], t, width, 4 * d.hidden, true);
       int h = gates_in;
       for (I step = 0; step < d.seq_len; ++step) {
         const std::string ps = p + ".step" + std::to_string(step);
         const bool first = step == 0;
         const int rec = e.matmul(ps + ".recurrent_gates", static_cast<int>(l), h, shape.batch, out_width, 4 * d.hidden, false, !first);
-        h = e.elementwise(ps + ".cell", static_cast<int>(l), {rec, gates_in}, static_cast<double>(shape.batch * d.hidden), 12);
+        h = lstm_cell(e, ps + ".cell", static_cast<int>(l), {rec, gates_in}, shape.batch, d.hidden, width, out_width);
         if (d.projection > 0) h = e.matmul(ps + ".projection", static_cast<int>(l), h, shape.batch, d.hidden, d.projection, false, !first);
       }
-      merged = merged < 0 ? h : e.elementwise(p + ".concat", static_cast<int>(l), {merged, h}, static_cast<double>(t * out_width), 0);
+      outputs.push_back(h);
     }
-    x = merged;
-    width = out_width * directions;
+    if (separate) {
+      // Each direction's next layer reads its own output.
+      for (I dir = 0; dir < directions; ++dir) x[static_cast<std::size_t>(dir)] = outputs[static_cast<std::size_t>(dir)];
+      width = out_width;
+    } else {
+      int merged = outputs[0];
+      for (I dir = 1; dir < directions; ++dir) {
+        merged = e.elementwise("lstm." + std::to_string(l) + ".backward.concat", static_cast<int>(l), {merged, outputs[static_cast<std::size_t>(dir)]},
+                               static_cast<double>(t * out_width), 0);
+      }
+      for (auto& xi : x) xi = merged;
+      width = out_width * directions;
+    }
   }
   if (d.vocab > 0) {
-    const int logits = e.matmul("softmax", -1, x, t, out_width, d.vocab, true);
-    e.elementwise("loss", -1, {logits}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+    // One softmax over the top layer; separate directions each predict their own next token with
+    // one set of softmax weights.
+    const I heads = separate ? directions : 1;
+    for (I dir = 0; dir < heads; ++dir) {
+      const std::string p = dir ? "backward." : "";
+      const int logits = e.matmul(p + "softmax", -1, x[static_cast<std::size_t>(dir)], t, width, d.vocab, true, dir > 0);
+      e.elementwise(p + "loss", -1, {logits}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+    }
   }
 }
 

@@ -23,6 +23,30 @@ std::vector<std::int64_t> positive_list(const Value& v) {
   return out;
 }
 
+CharCnnDesign read_char_cnn(const Value& v) {
+  if (!v.node.IsMap()) v.expected("a map with chars, embedding, max_chars, filters and highway");
+  const MapView m(v, {"chars", "embedding", "max_chars", "filters", "highway"});
+  for (const char* k : {"chars", "embedding", "max_chars", "filters"}) m.require(k);
+  CharCnnDesign d;
+  d.chars = positive(m, "chars");
+  d.embedding = positive(m, "embedding");
+  d.max_chars = positive(m, "max_chars");
+  d.highway = m.has("highway") ? read_int(m.at("highway")) : 0;
+  if (d.highway < 0) m.at("highway").expected("a number of highway layers >= 0");
+  const Value f = m.at("filters");
+  if (!f.node.IsSequence() || f.node.size() == 0) f.expected("a list of [width, count] pairs, e.g. [[1, 32], [2, 64]]");
+  for (std::size_t i = 0; i < f.node.size(); ++i) {
+    const Value one = f.child(f.node[i], "[" + std::to_string(i) + "]");
+    const auto pair = positive_list(one);
+    if (pair.size() != 2) one.expected("a [width, count] pair of positive integers");
+    if (pair[0] > d.max_chars) {
+      one.child(one.node[0], "[0]").expected("a filter width <= max_chars (" + std::to_string(d.max_chars) + ")");
+    }
+    d.filters.emplace_back(pair[0], pair[1]);
+  }
+  return d;
+}
+
 TransformerDesign read_transformer(const MapView& m, const std::string& builder) {
   TransformerDesign d;
   if (builder == "decoder") {
@@ -197,7 +221,8 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     return d;
   }
   if (builder == "lstm") {
-    const MapView m(v, {"builder", "layers", "input", "hidden", "projection", "vocab", "seq_len", "bidirectional"});
+    const MapView m(v, {"builder", "layers", "input", "hidden", "projection", "vocab", "seq_len", "bidirectional",
+                        "separate_directions", "char_cnn"});
     for (const char* k : {"layers", "input", "hidden", "seq_len"}) m.require(k);
     LstmDesign d;
     d.layers = positive(m, "layers");
@@ -207,6 +232,13 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     d.vocab = optional_positive(m, "vocab", 0);
     d.seq_len = positive(m, "seq_len");
     if (m.has("bidirectional")) d.bidirectional = read_bool(m.at("bidirectional"));
+    if (m.has("separate_directions")) {
+      d.separate_directions = read_bool(m.at("separate_directions"));
+      if (d.separate_directions && !d.bidirectional) {
+        m.at("separate_directions").expected("false unless bidirectional is true (one direction has nothing to separate)");
+      }
+    }
+    if (m.has("char_cnn")) d.char_cnn = read_char_cnn(m.at("char_cnn"));
     return d;
   }
   const MapView m(v, {"builder", "widths"});

@@ -312,6 +312,87 @@ TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step"
   CHECK(rec_flops == 2.0 * 15 * 2 * 32);
 }
 
+TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate directions") {
+  // Character CNN: 10 characters embedded in 2, 5 characters a token, filters (1 x 3) and (2 x 4)
+  // (7 wide), one highway layer, projected to the LSTM input of 4:
+  //   embedding 10 x 2 = 20; conv1 1 x 2 x 3 + 3 = 9; conv2 2 x 2 x 4 + 4 = 20;
+  //   highway 2 x (7 x 7 + 7) = 112; projection 7 x 4 + 4 = 32: 193.
+  // Two LSTM layers a direction, hidden 8, projection 2: layer 0 input gates 4 x 32 + 32 = 160,
+  //   layer 1 (reads its own direction's 2-wide output) 2 x 32 + 32 = 96; recurrent 2 x 32 = 64
+  //   and projection 8 x 2 = 16 a layer: (160 + 80) + (96 + 80) = 416 a direction, 832.
+  // Softmax 2 x 10 + 10 = 30, shared by the directions. Total 193 + 832 + 30 = 1,055.
+  LstmDesign d;
+  d.layers = 2;
+  d.input = 4;
+  d.hidden = 8;
+  d.projection = 2;
+  d.vocab = 10;
+  d.seq_len = 3;
+  d.bidirectional = true;
+  d.separate_directions = true;
+  d.char_cnn.chars = 10;
+  d.char_cnn.embedding = 2;
+  d.char_cnn.max_chars = 5;
+  d.char_cnn.filters = {{1, 3}, {2, 4}};
+  d.char_cnn.highway = 1;
+  const auto g = build_graph(d, GraphShape{5, 4, true});  // 5 sequences of 3: 15 tokens
+  CHECK(g.parameters() == 1055);
+  int convs = 0, softmaxes = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.find(".conv2") != std::string::npos && op.kind == OpKind::conv2d) {
+      ++convs;
+      // 4 positions x (K = 2 x 2) x 4 filters x 2 FLOPs = 128 a token, x 15 tokens.
+      CHECK(op.flops == 1920.0);
+      CHECK(op.m == 15 * 4);
+      CHECK(op.k == 4);
+    }
+    if (op.name == "lstm.1.forward.input_gates" || op.name == "lstm.1.backward.input_gates") CHECK(op.k == 2);
+    if (op.name.find("softmax") != std::string::npos) {
+      ++softmaxes;
+      CHECK(op.flops == 2.0 * 15 * 2 * 10);
+    }
+  }
+  CHECK(convs == 2);      // the CNN runs once a direction (the backward model reads reversed tokens)
+  CHECK(softmaxes == 2);  // one softmax a direction
+
+  // ELMo as bilm-tf trains it: 93.6 M parameters without the softmax (allennlp.org/elmo).
+  LstmDesign elmo;
+  elmo.layers = 2;
+  elmo.input = 512;
+  elmo.hidden = 4096;
+  elmo.projection = 512;
+  elmo.vocab = 8192;
+  elmo.seq_len = 20;
+  elmo.bidirectional = true;
+  elmo.separate_directions = true;
+  elmo.char_cnn = {261, 16, 50, {{1, 32}, {2, 32}, {3, 64}, {4, 128}, {5, 256}, {6, 512}, {7, 1024}}, 2};
+  const double softmax = 512.0 * 8192 + 8192;
+  CHECK(build_graph(elmo, GraphShape{1, 4, true}).parameters() - softmax == doctest::Approx(93.6e6).epsilon(0.01));
+}
+
+TEST_CASE("LSTM cells: one fused kernel, or TensorFlow 1.x's 13") {
+  // Batch 4, hidden 8 (E = 32 cells), input 2, no projection, fp32 (4 bytes):
+  //   fused: 11 E x 4 = 1,408 bytes, 1 kernel; unfused: (40 E + 2 x 4 x (2 + 8)) x 4 = 5,440, 13.
+  LstmDesign d;
+  d.layers = 1;
+  d.input = 2;
+  d.hidden = 8;
+  d.seq_len = 1;
+  for (const bool fused : {true, false}) {
+    GraphShape shape{4, 4, true};
+    shape.fusion = fused ? Fusion::elementwise : Fusion::none;
+    const auto g = build_graph(d, shape);
+    bool seen = false;
+    for (const auto& op : g.ops()) {
+      if (op.name != "lstm.0.forward.step0.cell") continue;
+      seen = true;
+      CHECK(op.bytes == (fused ? 1408.0 : 5440.0));
+      CHECK(op.kernels == (fused ? 1 : 13));
+    }
+    CHECK(seen);
+  }
+}
+
 TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   // One encoder and one decoder cell, d 64, 4 heads, d_ff 256, vocabulary 100, 32 positions,
   // biases on the dense layers but not on attention (tensor2tensor's evolved_transformer.py),
