@@ -37,6 +37,11 @@ struct TransformerDesign {
   std::int64_t top_k = 1;
   std::int64_t moe_every = 1;
   double capacity_factor = 1.0;
+  // How tokens reach their experts: by index (a gather, no FLOPs: GPU codes), or by one-hot
+  // einsums over groups of `group_size` tokens (GShard, Mesh TensorFlow: dispatch "GSEC,GSM->EGCM"
+  // and combine "GSEC,GECM->GSM", 2 G S E C M FLOPs each; C = top_k x capacity_factor x S / E).
+  bool einsum_dispatch = false;
+  std::int64_t group_size = 0;  // tokens a dispatch group; 0: a microbatch's tokens on a device
   double dropout = 0;  // attention and residual dropout rate in training (0: no dropout kernels)
   // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each

@@ -268,7 +268,19 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(E) + 0.5));
     const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * up_width) + (d.biases ? static_cast<double>(up_width) : 0));
     const double down_params = static_cast<double>(E) * (static_cast<double>(d.d_ff * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
-    const int up = e.matmul(prefix + ".experts.up", layer, route, per_expert, d.d_model, up_width, d.biases, false,
+    // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine
+    // [S x E C] x [E C x M], E C = top_k x capacity_factor x S slots (at least one an expert).
+    I groups = 0, group = 0, slots = 0;
+    int into_experts = route;
+    if (d.einsum_dispatch) {
+      group = d.group_size > 0 ? std::min(d.group_size, tokens) : tokens;
+      groups = (tokens + group - 1) / group;
+      const double c = static_cast<double>(d.top_k) * d.capacity_factor * static_cast<double>(group) / static_cast<double>(E);
+      slots = E * std::max<I>(1, static_cast<I>(c + 0.5));
+      into_experts = e.matmul(prefix + ".dispatch", layer, route, slots, group, d.d_model, false, false,
+                              OpKind::batched_matmul, false, groups, 0);
+    }
+    const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, up_width, d.biases, false,
                             OpKind::matmul, true, E, up_params);
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
                                   static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
@@ -279,6 +291,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     }
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
                     OpKind::matmul, true, E, down_params);
+    if (d.einsum_dispatch) {
+      down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
+                      groups, 0);
+    }
   }
   return close_block(e, d, prefix, layer, x, down, tokens);
 }

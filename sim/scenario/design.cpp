@@ -102,8 +102,13 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     if (m.has("capacity_factor")) {
       d.capacity_factor = read_number_in(m.at("capacity_factor"), 0, 100, false, "a capacity factor > 0 (e.g. 1.25)");
     }
+    if (m.has("dispatch")) d.einsum_dispatch = read_choice(m.at("dispatch"), {"gather", "einsum"}) == "einsum";
+    if (m.has("group_size")) {
+      if (!d.einsum_dispatch) m.at("group_size").fail("needs dispatch: einsum (a gather has no groups)");
+      d.group_size = positive(m, "group_size");
+    }
   } else {
-    for (const char* k : {"top_k", "moe_every", "capacity_factor"}) {
+    for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size"}) {
       if (m.has(k)) m.at(k).fail("needs experts");
     }
   }
@@ -200,7 +205,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor", "dropout", "cell"};
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "dropout", "cell"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
     } else {

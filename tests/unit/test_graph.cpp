@@ -207,6 +207,39 @@ TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") 
   CHECK(gm.forward_flops() == doctest::Approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
 }
 
+TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
+  // 2 layers of d 256, 8 experts top-2, capacity factor 1, 4 sequences of 128 = 512 tokens in
+  // groups of 128: 4 groups, C = 2 x 1 x 128 / 8 = 32 slots an expert, E C = 256 slots a group.
+  // Dispatch [E C x S] x [S x M] and combine [S x E C] x [E C x M], each per group:
+  //   2 x 256 x 128 x 256 = 16,777,216 FLOPs, x 4 groups = 67,108,864; no parameters.
+  TransformerDesign moe = gpt3();
+  moe.decoder_layers = 2;
+  moe.d_model = 256;
+  moe.heads = 4;
+  moe.d_ff = 1024;
+  moe.vocab = 1000;
+  moe.seq_len = 128;
+  moe.experts = 8;
+  moe.top_k = 2;
+  TransformerDesign einsum = moe;
+  einsum.einsum_dispatch = true;
+  einsum.group_size = 128;
+  const auto gather = build_graph(moe, GraphShape{4, 2, true});
+  const auto g = build_graph(einsum, GraphShape{4, 2, true});
+  CHECK(g.parameters() == gather.parameters());
+  int seen = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name == "decoder.0.ffn.dispatch" || op.name == "decoder.0.ffn.combine") {
+      ++seen;
+      CHECK(op.flops == 67108864.0);
+      CHECK(op.count == 4);
+      CHECK(op.params == 0);
+    }
+  }
+  CHECK(seen == 2);
+  CHECK(g.forward_flops() == doctest::Approx(gather.forward_flops() + 2 * 2 * 67108864.0).epsilon(1e-12));
+}
+
 TEST_CASE("designs that cannot be built are rejected") {
   TransformerDesign d = gpt3();
   d.heads = 7;  // does not divide 12288
