@@ -133,6 +133,8 @@ class OpGraph {
     op.kernels = kernels;
     op.saved_bytes = saved_bytes;
   }
+  // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
+  void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {
     Op& op = ops_.at(static_cast<std::size_t>(id));

@@ -121,6 +121,7 @@ class Emitter {
 
   // An eager op's bytes and kernels, in place of one fused pass.
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
+  void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
@@ -279,6 +280,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       slots = E * std::max<I>(1, static_cast<I>(c + 0.5));
       into_experts = e.matmul(prefix + ".dispatch", layer, route, slots, group, d.d_model, false, false,
                               OpKind::batched_matmul, false, groups, 0);
+      // The one-hot mask has no gradient: the backward is the tokens' gradient alone.
+      e.backward_factor(into_experts, 1);
     }
     const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, up_width, d.biases, false,
                             OpKind::matmul, true, E, up_params);
@@ -615,6 +618,8 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
     const double out = t * static_cast<double>(count);
     const int pool = e.elementwise(name + ".pool", -1, {conv}, out, static_cast<double>(positions), OpKind::pool, 0, true,
                                    static_cast<double>(positions));
+    // Its backward routes the gradient to each maximum: it keeps the convolution's output.
+    e.chain(pool, e.g_op(pool).bytes, 1, pb * md * nd);
     pooled.push_back(e.elementwise(name + ".act", -1, {pool}, out, 1));
   }
   const I width = c.width();
@@ -634,8 +639,9 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
 // Fused (one kernel, as cuDNN or TensorFlow's LSTMBlockCell): reads both halves of the four gates
 // (8 E) and the previous cell state (E), writes the cell state and the output (2 E); keeps the
 // gates, the cell state and its tanh for the backward (7 E, LSTMBlockCell's outputs).
-// Unfused (fusion: none, TensorFlow 1.x's LSTMCell, one kernel an op): concat of the step's input
-// and previous output, bias_add and split of the 4 E gate matrix (8 E each), then f + forget_bias,
+// Unfused (fusion: none, TensorFlow 1.x's LSTMCell, one kernel an op, after the step's own GEMM):
+// concat of the step's input and previous output, bias_add and split of the 4 E gate matrix (8 E
+// each), then f + forget_bias,
 // sigmoid x 3, tanh x 2, 3 products and a sum over E (24 E): 13 kernels, 40 E + the concat; it
 // keeps each op's inputs (~10 E). The optional clippings (ELMo's cell_clip, proj_clip: 2 kernels
 // each) are not counted.
@@ -678,16 +684,22 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
     std::vector<int> outputs;
     for (I dir = 0; dir < directions; ++dir) {
       const std::string p = "lstm." + std::to_string(l) + (dir ? ".backward" : ".forward");
-      // The input side of the gates is one GEMM over all time steps; the recurrence is not: step
-      // s needs the output of step s - 1, so its GEMM (batch rows), cell and projection run once
-      // per step, each a kernel of its own, re-reading the weights (owned by the first step).
-      const int gates_in = e.matmul(p + ".input_gates", static_cast<int>(l), x[static_cast<std::size_t>(dir)], t, width, 4 * d.hidden, true);
-      int h = gates_in;
+      // Fused (cuDNN, LSTMBlockFusedCell): the input side of the gates is one GEMM over all time
+      // steps; the recurrence is not: step s needs the output of step s - 1, so its GEMM (batch
+      // rows), cell and projection run once per step, each a kernel of its own, re-reading the
+      // weights (owned by the first step). Unfused (fusion: none, TensorFlow 1.x's LSTMCell under
+      // static_rnn): one GEMM a step over [input, previous output], K = width + out_width.
+      const bool per_step = e.fusion == Fusion::none;
+      const int x_in = x[static_cast<std::size_t>(dir)];
+      const int gates_in = per_step ? -1 : e.matmul(p + ".input_gates", static_cast<int>(l), x_in, t, width, 4 * d.hidden, true);
+      int h = per_step ? x_in : gates_in;
       for (I step = 0; step < d.seq_len; ++step) {
         const std::string ps = p + ".step" + std::to_string(step);
         const bool first = step == 0;
-        const int rec = e.matmul(ps + ".recurrent_gates", static_cast<int>(l), h, shape.batch, out_width, 4 * d.hidden, false, !first);
-        h = lstm_cell(e, ps + ".cell", static_cast<int>(l), {rec, gates_in}, shape.batch, d.hidden, width, out_width);
+        const int rec = per_step ? e.matmul(ps + ".gates", static_cast<int>(l), h, shape.batch, width + out_width, 4 * d.hidden, true, !first)
+                                 : e.matmul(ps + ".recurrent_gates", static_cast<int>(l), h, shape.batch, out_width, 4 * d.hidden, false, !first);
+        h = lstm_cell(e, ps + ".cell", static_cast<int>(l), per_step ? std::vector<int>{rec} : std::vector<int>{rec, gates_in},
+                      shape.batch, d.hidden, width, out_width);
         if (d.projection > 0) h = e.matmul(ps + ".projection", static_cast<int>(l), h, shape.batch, d.hidden, d.projection, false, !first);
       }
       outputs.push_back(h);

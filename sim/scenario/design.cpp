@@ -42,6 +42,9 @@ CharCnnDesign read_char_cnn(const Value& v) {
     if (pair[0] > d.max_chars) {
       one.child(one.node[0], "[0]").expected("a filter width <= max_chars (" + std::to_string(d.max_chars) + ")");
     }
+    for (const auto& [width, count] : d.filters) {
+      if (width == pair[0]) one.child(one.node[0], "[0]").expected("a filter width not listed before (one convolution a width)");
+    }
     d.filters.emplace_back(pair[0], pair[1]);
   }
   return d;

@@ -388,6 +388,30 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
   CHECK(convs == 2);      // the CNN runs once a direction (the backward model reads reversed tokens)
   CHECK(softmaxes == 2);  // one softmax a direction
 
+  // Unfused (TensorFlow 1.x's LSTMCell under static_rnn): one GEMM a step over [input, previous
+  // output], K = 4 + 2 at layer 0; the same parameters (the input and recurrent kernels are one).
+  GraphShape unfused{5, 4, true};
+  unfused.fusion = Fusion::none;
+  const auto gu = build_graph(d, unfused);
+  CHECK(gu.parameters() == 1055);
+  int steps = 0;
+  for (const auto& op : gu.ops()) {
+    if (op.name.rfind("lstm.0.forward.step", 0) == 0 && op.name.find(".gates") != std::string::npos) {
+      ++steps;
+      CHECK(op.m == 5);
+      CHECK(op.k == 6);
+    }
+    CHECK(op.name.find("input_gates") == std::string::npos);
+  }
+  CHECK(steps == 3);
+
+  // Without separate directions each layer, and the softmax, read both directions: K = 2 x 2.
+  LstmDesign joint = d;
+  joint.separate_directions = false;
+  for (const auto& op : build_graph(joint, GraphShape{5, 4, true}).ops()) {
+    if (op.name == "softmax" || op.name == "lstm.1.forward.input_gates") CHECK(op.k == 4);
+  }
+
   // ELMo as bilm-tf trains it: 93.6 M parameters without the softmax (allennlp.org/elmo).
   LstmDesign elmo;
   elmo.layers = 2;
