@@ -142,6 +142,11 @@ struct Parallelism {
   // Selective (Korthikanti et al. 2022): only the attention ops on the score matrix are recomputed,
   // and only their activations are dropped. `recompute: selective`; exclusive with `recompute`.
   bool recompute_selective = false;
+  // Elementwise (`recompute: elementwise`, LLaMA's hand-written backward, Touvron et al. 2023a,
+  // Sec. 2.4: "we save the activations that are expensive to compute, such as the outputs of
+  // linear layers"): the layers' non-GEMM ops (norms, activations, rotary, residual adds) run
+  // again in the backward and their outputs are not kept. Exclusive with the other modes.
+  bool recompute_elementwise = false;
   bool overlap_communication = true;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the

@@ -161,7 +161,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
-    const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix));
+    const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix) ||
+                                         (p.recompute_elementwise && !gemm));
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.
     const double kernels = static_cast<double>(op.kernels);
@@ -174,8 +175,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
-    if (in_layer) saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
-    else saved_other += op.saved_bytes / split;
+    if (!in_layer) {
+      saved_other += op.saved_bytes / split;
+    } else if (!(p.recompute_elementwise && !gemm)) {  // recomputed elementwise ops keep nothing
+      saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
+    }
     if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
         c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once

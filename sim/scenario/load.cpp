@@ -558,6 +558,8 @@ Parallelism read_parallelism(const Value& v) {
     const std::string mode = r.node.IsScalar() ? r.node.Scalar() : std::string();
     if (mode == "selective") {
       p.recompute_selective = true;
+    } else if (mode == "elementwise") {
+      p.recompute_elementwise = true;
     } else if (mode == "full") {
       p.recompute = true;
     } else if (mode == "none") {
@@ -565,7 +567,7 @@ Parallelism read_parallelism(const Value& v) {
     } else if (mode == "true" || mode == "yes" || mode == "false" || mode == "no") {
       p.recompute = detail::read_bool(r);
     } else {
-      r.expected("true, false, full, none or selective");
+      r.expected("true, false, full, none, selective or elementwise");
     }
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));

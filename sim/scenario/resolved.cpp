@@ -93,7 +93,7 @@ std::string emit_resolved(const Scenario& s) {
           << YAML::Value << p.data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
           << YAML::Value << p.pipeline << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
           << "global_batch" << YAML::Value << p.global_batch << YAML::Key << "zero_stage" << YAML::Value << p.zero_stage
-          << YAML::Key << "recompute" << YAML::Value << (p.recompute_selective ? "selective" : (p.recompute ? "full" : "none"))
+          << YAML::Key << "recompute" << YAML::Value << (p.recompute_selective ? "selective" : (p.recompute_elementwise ? "elementwise" : (p.recompute ? "full" : "none")))
           << YAML::Key << "optimizer" << YAML::Value << p.optimizer << YAML::Key << "overlap_communication"
           << YAML::Value << p.overlap_communication << YAML::Key << "sequence_parallel" << YAML::Value
           << p.sequence_parallel << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key

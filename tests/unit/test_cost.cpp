@@ -559,6 +559,35 @@ TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttent
   CHECK(fwd(cost_training_step(job), "decoder.0.attn.attention").flops == doctest::Approx(131072 + 10240));
 }
 
+TEST_CASE("elementwise recomputation repeats the layers' non-GEMM ops and keeps only the GEMMs' activations") {
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(1);
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.fusion = "attention";
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->recompute_elementwise = true;
+  const StepCost cheap = cost_training_step(job);
+  // The extra backward time is the forward time of the one layer's norms, activation and residual
+  // adds (everything in the layer but its GEMMs and the fused attention) and of the final norm on
+  // the last layer's stage; the embedding and head are outside the layers and not repeated.
+  double elementwise_fwd = 0;
+  std::size_t ops = 0;
+  for (const auto& op : plain.ops) {
+    if (op.phase != "fwd" || (op.op.rfind("decoder.0.", 0) != 0 && op.op != "decoder.final_norm")) continue;
+    if (op.kind == "matmul" || op.kind == "batched_matmul") continue;
+    elementwise_fwd += op.time_s;
+    ++ops;
+  }
+  REQUIRE(ops == 6);
+  CHECK(cheap.compute_s - plain.compute_s == doctest::Approx(elementwise_fwd));
+  // Memory: the layer's non-GEMM outputs are dropped: the three LayerNorms (the final one sits on
+  // the last layer's stage), the GELU and the two residual adds, each 32 tokens x its width in
+  // fp16: (3 x 64 + 256 + 2 x 64) x 32 x 2 B = 36,864 B.
+  CHECK(plain.memory_per_device_bytes - cheap.memory_per_device_bytes == doctest::Approx(36864));
+  CHECK(cheap.mfu < plain.mfu);  // the same model FLOPs in a longer step
+}
+
 TEST_CASE("selective recomputation repeats only the ops on the score matrix (Korthikanti et al. 2022)") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
