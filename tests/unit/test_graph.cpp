@@ -408,7 +408,8 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
   // Without separate directions each layer, and the softmax, read both directions: K = 2 x 2.
   LstmDesign joint = d;
   joint.separate_directions = false;
-  for (const auto& op : build_graph(joint, GraphShape{5, 4, true}).ops()) {
+  const auto gj = build_graph(joint, GraphShape{5, 4, true});
+  for (const auto& op : gj.ops()) {
     if (op.name == "softmax" || op.name == "lstm.1.forward.input_gates") CHECK(op.k == 4);
   }
 
