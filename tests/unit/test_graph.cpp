@@ -186,14 +186,21 @@ TEST_CASE("a hand-computed small graph: a 2-layer MLP") {
   CHECK(g.inputs_of(3) == std::vector<int>{2});
 }
 
+// A small GPT-style decoder for the mixture-of-experts tests: 2 layers of d 256, 4 heads,
+// d_ff 1024, vocabulary 1000, 128 positions.
+TransformerDesign small_gpt() {
+  TransformerDesign d = gpt3();
+  d.decoder_layers = 2;
+  d.d_model = 256;
+  d.heads = 4;
+  d.d_ff = 1024;
+  d.vocab = 1000;
+  d.seq_len = 128;
+  return d;
+}
+
 TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") {
-  TransformerDesign dense = gpt3();
-  dense.decoder_layers = 2;
-  dense.d_model = 256;
-  dense.heads = 4;
-  dense.d_ff = 1024;
-  dense.vocab = 1000;
-  dense.seq_len = 128;
+  const TransformerDesign dense = small_gpt();
   TransformerDesign moe = dense;
   moe.experts = 8;
   moe.top_k = 1;
@@ -212,13 +219,7 @@ TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
   // groups of 128: 4 groups, C = 2 x 1 x 128 / 8 = 32 slots an expert, E C = 256 slots a group.
   // Dispatch [E C x S] x [S x M] and combine [S x E C] x [E C x M], each per group:
   //   2 x 256 x 128 x 256 = 16,777,216 FLOPs, x 4 groups = 67,108,864; no parameters.
-  TransformerDesign moe = gpt3();
-  moe.decoder_layers = 2;
-  moe.d_model = 256;
-  moe.heads = 4;
-  moe.d_ff = 1024;
-  moe.vocab = 1000;
-  moe.seq_len = 128;
+  TransformerDesign moe = small_gpt();
   moe.experts = 8;
   moe.top_k = 2;
   TransformerDesign einsum = moe;
