@@ -26,6 +26,17 @@ TransformerDesign gpt3() {
   d.seq_len = 2048;
   return d;
 }
+// A small GPT-style decoder: d 256, 4 heads, d_ff 1024, vocabulary 1000, 128 positions.
+TransformerDesign small_gpt(std::int64_t layers = 2) {
+  TransformerDesign d = gpt3();
+  d.decoder_layers = layers;
+  d.d_model = 256;
+  d.heads = 4;
+  d.d_ff = 1024;
+  d.vocab = 1000;
+  d.seq_len = 128;
+  return d;
+}
 TransformerDesign llama(std::int64_t layers, std::int64_t d_model, std::int64_t heads, std::int64_t d_ff) {
   // Touvron et al. 2023a, Table 2: pre-RMSNorm, SwiGLU, rotary, no biases, untied, vocab 32000.
   TransformerDesign d;
@@ -113,13 +124,7 @@ TEST_CASE("T5-11B: 128 heads of 128 with d_model 1024") {
 }
 
 TEST_CASE("forward FLOPs with causal attention counted over the whole score matrix (Megatron-LM's MFU)") {
-  TransformerDesign d;
-  d.decoder_layers = 4;
-  d.d_model = 256;
-  d.heads = 4;
-  d.d_ff = 1024;
-  d.vocab = 1000;
-  d.seq_len = 128;
+  const TransformerDesign d = small_gpt(4);
   // Per layer and sequence, the upper half of the matrix that causal kernels skip: QK^T and PV,
   // 2 x 4 heads x 128 x 128 x 64 / 2 = 4,194,304 each, and the softmax's 5 FLOPs a score over
   // 4 x 128 x 128 / 2 = 32,768 scores = 163,840: 8,552,448 a layer, 34,209,792 for 4 layers.
@@ -184,19 +189,6 @@ TEST_CASE("a hand-computed small graph: a 2-layer MLP") {
   const auto order = g.topological_order();
   CHECK(order == std::vector<int>{0, 1, 2, 3});
   CHECK(g.inputs_of(3) == std::vector<int>{2});
-}
-
-// A small GPT-style decoder for the mixture-of-experts tests: 2 layers of d 256, 4 heads,
-// d_ff 1024, vocabulary 1000, 128 positions.
-TransformerDesign small_gpt() {
-  TransformerDesign d = gpt3();
-  d.decoder_layers = 2;
-  d.d_model = 256;
-  d.heads = 4;
-  d.d_ff = 1024;
-  d.vocab = 1000;
-  d.seq_len = 128;
-  return d;
 }
 
 TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") {
