@@ -1022,7 +1022,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               const Value off = r.at("utc_offset");
               const std::string t = off.node.IsScalar() ? off.node.Scalar() : "";
               const bool negative = !t.empty() && t.front() == '-';
-              const Value magnitude{YAML::Node(negative || (!t.empty() && t.front() == '+') ? t.substr(1) : t), off.file, off.path};
+              const Value magnitude{YAML::Node(negative || (!t.empty() && t.front() == '+') ? t.substr(1) : t), off.file, off.path, off.location()};
               const double x = detail::read_non_negative(magnitude, Kind::time);
               if (x > 14 * 3600.0) off.expected("an offset from UTC within 14 h (e.g. \"-5 h\")");
               if (std::fmod(x, 3600.0) != 0) {
