@@ -58,6 +58,9 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
 
+  const int threads = vm["threads"].as<int>();
+  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+
   LoadOptions load;
   load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
   const Scenario scenario = load_scenario(vm["scenario"].as<std::string>(), load);
@@ -67,7 +70,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                          : std::filesystem::path(scenario.info.name + ".h5");
   check_output_path(out);
 
-  ScenarioOutcome outcome = simulate_scenario(scenario, vm["threads"].as<int>());
+  ScenarioOutcome outcome = simulate_scenario(scenario, threads);
   const RunRecord& record = outcome.record;
   const auto& results = outcome.training;
   const auto& inference = outcome.inference;

@@ -1099,7 +1099,8 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     throw InputError(format_input_error({dir.generic_string(), 0, 0}, "",
-                                        "the data directory does not exist (set --data-dir)"));
+                                        fs::exists(dir, ec) ? "the data directory is not a directory (set --data-dir)"
+                                                            : "the data directory does not exist (set --data-dir)"));
   }
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
        it.increment(ec)) {

@@ -105,6 +105,22 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   CHECK(r.err.find("it is a directory") != std::string::npos);
 }
 
+
+TEST_CASE("a negative thread count and a data directory that is a file are bad input") {
+  const fs::path out = temp_dir() / "threads.h5";
+  for (const char* command : {"run", "sweep"}) {
+    const fs::path file = std::string(command) == "run" ? kData / "scenarios/good_base.yaml" : kData / "sweeps/grid.sweep.yaml";
+    auto r = run({command, file.string(), "--data-dir", (kData / "catalog").string(), "--threads", "-1", "-o", out.string()});
+    CHECK(r.code == 2);
+    CHECK(r.err == "--threads: expected 0 (all cores) or a positive count, got -1\n");
+    CHECK_FALSE(fs::exists(out));
+  }
+  auto r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir",
+                (kData / "scenarios/good_base.yaml").string(), "-o", out.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("the data directory is not a directory") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+}
 TEST_CASE("inspect refuses what is not an output file") {
   auto r = run({"inspect", (temp_dir() / "nothing.h5").string()});
   CHECK(r.code == 2);
