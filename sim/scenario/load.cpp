@@ -1023,7 +1023,12 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               const std::string t = off.node.IsScalar() ? off.node.Scalar() : "";
               const bool negative = !t.empty() && t.front() == '-';
               const Value magnitude{YAML::Node(negative || (!t.empty() && t.front() == '+') ? t.substr(1) : t), off.file, off.path, off.location()};
-              const double x = detail::read_non_negative(magnitude, Kind::time);
+              double x = 0;
+              try {
+                x = detail::read_non_negative(magnitude, Kind::time);
+              } catch (const InputError&) {
+                off.expected("an offset from UTC with its unit (e.g. \"-5 h\")");  // shows the value with its sign
+              }
               if (x > 14 * 3600.0) off.expected("an offset from UTC within 14 h (e.g. \"-5 h\")");
               if (std::fmod(x, 3600.0) != 0) {
                 off.expected("a whole number of hours (the demand profile is hourly; round to the nearest hour)");
