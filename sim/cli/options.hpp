@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "dlcarbon/error.hpp"
 
 namespace dlcarbon::cli {
 
@@ -35,6 +36,13 @@ inline std::optional<int> parse_options(const std::vector<std::string>& args, co
     return kBadInput;
   }
   return std::nullopt;
+}
+
+// The --threads option of run and sweep: 0 (all cores) or a positive count; else bad input.
+inline int threads_option(const po::variables_map& vm) {
+  const int threads = vm["threads"].as<int>();
+  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+  return threads;
 }
 
 }  // namespace dlcarbon::cli

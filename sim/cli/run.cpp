@@ -58,8 +58,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
 
-  const int threads = vm["threads"].as<int>();
-  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+  const int threads = threads_option(vm);
 
   LoadOptions load;
   load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();

@@ -376,8 +376,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     io.err << "dlcarbon sweep: missing the sweep file\n" << usage << "\n";
     return kBadInput;
   }
-  const int threads = vm["threads"].as<int>();
-  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+  const int threads = threads_option(vm);
   const Shard shard = parse_shard(vm["shard"].as<std::string>());
   const auto started = std::chrono::steady_clock::now();
 
