@@ -23,6 +23,10 @@ struct TransformerDesign {
   std::int64_t head_dim = 0;  // = d_model / heads when not given (T5-11B: 128 with 128 heads)
   std::int64_t d_ff = 0;
   bool gated_ffn = false;     // SwiGLU/GEGLU: three FFN matrices instead of two
+  // Parallel block (GPT-J, PaLM, Falcon): attention and feed-forward read one norm of the layer's
+  // input and their outputs are summed into one residual add; under tensor parallelism the sum is
+  // all-reduced once a layer instead of once a sub-block (decoder only, dense).
+  bool parallel_block = false;
   std::int64_t vocab = 0;
   std::int64_t seq_len = 0;          // encoder input (or decoder-only context)
   std::int64_t target_seq_len = 0;   // decoder side of an encoder-decoder; = seq_len when not given

@@ -302,6 +302,32 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
   return close_block(e, d, prefix, layer, x, down, tokens);
 }
 
+// A parallel decoder layer (GPT-J, PaLM Sec. 2, Falcon): y = x + attention(norm(x)) + ffn(norm(x)),
+// one norm and one residual add for both branches. The attention's output projection is named
+// `.attn.o`, not `.out`: the branches' partial sums are added before the layer's one tensor-parallel
+// all-reduce, which closes the layer at `.ffn.down`.
+int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I batch, I seq,
+                   bool causal_skip) {
+  const I tokens = batch * seq;
+  const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
+  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip);
+  const I up_width = d.gated_ffn ? 2 * d.d_ff : d.d_ff;
+  const int up = e.matmul(p + ".ffn.up", layer, ln, tokens, d.d_model, up_width, d.biases);
+  const double elements = static_cast<double>(tokens * d.d_ff);
+  const int act = e.elementwise(p + ".ffn.act", layer, {up}, elements, d.gated_ffn ? 9 : 8, OpKind::elementwise, 0, true,
+                                d.gated_ffn ? 2 : 1);
+  if (e.eager && d.gated_ffn) e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+  int down = e.matmul(p + ".ffn.down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
+  const bool dropout = e.training && d.dropout > 0;
+  const double width = static_cast<double>(tokens * d.d_model);
+  if (dropout && e.fusion == Fusion::none) {
+    down = e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false);
+  }
+  // x + attention + feed-forward: three reads, one write (and the dropout of the sum when fused).
+  return e.elementwise(p + ".residual", layer, {x, attn, down}, width, dropout && e.fusion != Fusion::none ? 4 : 2,
+                       OpKind::elementwise, 0, false);
+}
+
 // --- Evolved Transformer cells ---------------------------------------------------------
 // So et al. 2019 (arXiv:1901.11117), as the authors' tensor2tensor implements them
 // (models/evolved_transformer.py): each sub-block is pre-normed and closed by a residual add;
@@ -441,6 +467,8 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
           "mixture of experts needs 1 <= top_k <= experts, moe_every >= 1, capacity_factor > 0");
   require(!d.evolved || (d.experts == 0 && !d.gated_ffn && d.arch != TransformerDesign::Arch::encoder),
           "the evolved cell is for dense, ungated decoders and encoder-decoders");
+  require(!d.parallel_block || (d.arch == TransformerDesign::Arch::decoder && d.experts == 0 && !d.evolved),
+          "a parallel block is for dense decoders");
   const bool enc = d.arch != TransformerDesign::Arch::decoder;
   const bool dec = d.arch != TransformerDesign::Arch::encoder;
   require(!enc || d.encoder_layers > 0, "an encoder needs encoder_layers > 0");
@@ -500,6 +528,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     const std::string p = "decoder." + std::to_string(i);
     if (d.evolved) {
       x = evolved_decoder_cell(e, d, p, layer, x, enc_out, b, s_dec, s_enc, shape.causal_skip);
+      continue;
+    }
+    if (d.parallel_block) {
+      x = parallel_layer(e, d, p, layer, x, b, s_dec, shape.causal_skip);
       continue;
     }
     x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip);

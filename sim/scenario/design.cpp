@@ -80,6 +80,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   d.seq_len = positive(m, "seq_len");
   d.target_seq_len = optional_positive(m, "target_seq_len", 0);
   if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
+  if (m.has("parallel_block")) d.parallel_block = read_bool(m.at("parallel_block"));
   if (m.has("tied_embeddings")) d.tied_embeddings = read_bool(m.at("tied_embeddings"));
   if (m.has("position")) {
     const std::string p = read_choice(m.at("position"), {"learned", "rotary", "relative", "none"});
@@ -118,6 +119,10 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
   if (d.evolved && d.arch == TransformerDesign::Arch::encoder) m.at("cell").fail("the evolved cell is for decoders and encoder-decoders");
   if (d.evolved && d.gated_ffn) m.at("cell").fail("the evolved cell has its own FFN; drop gated_ffn or the cell");
+  if (d.parallel_block && d.experts > 0) {
+    m.at("parallel_block").fail("a parallel block is built for a dense feed-forward; drop experts or parallel_block");
+  }
+  if (d.parallel_block && d.evolved) m.at("parallel_block").fail("the evolved cell has its own structure; drop the cell or parallel_block");
   return d;
 }
 
@@ -214,6 +219,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     } else {
       keys.push_back("layers");
     }
+    if (builder == "decoder") keys.push_back("parallel_block");
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler"});
     return read_transformer(MapView(v, keys), builder);
   }

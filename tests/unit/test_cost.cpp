@@ -491,6 +491,24 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(cost_training_step(job).tensor_comm_s == doctest::Approx(1.5 * 1.6016384e-4));
 }
 
+TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
+  // The layer of the test above as a parallel block (GPT-J, PaLM): the attention's and the FFN's
+  // partial outputs are summed before one all-reduce, forward and backward: 2 x (2 x 1/2 x
+  // 4,096 B / 1e11 B/s + 20 us) = 4.008192e-5 s, half the sequential layer's.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.rms_norm = true;
+  d.parallel_block = true;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->tensor = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.tensor_comm_s == doctest::Approx(4.008192e-5));
+}
+
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
   // Five 1000 x 1000 layers: each product 1.2e-4 s forward and backward for 1000 samples (the
   // one-layer MLP by hand above), four activations between them at 2.4e-5 s each (1e6 elements,

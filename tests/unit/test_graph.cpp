@@ -546,3 +546,35 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   CHECK(op(ln_eager, "decoder.0.attn.norm").bytes == op(ln_fused, "decoder.0.attn.norm").bytes);
   CHECK(op(ln_eager, "decoder.0.attn.norm").kernels == 1);
 }
+
+TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEMMs") {
+  // GPT-J / PaLM: y = x + attn(norm(x)) + ffn(norm(x)). Against the sequential layer of the same
+  // design, by hand (LayerNorm: 2 d parameters, 8 FLOPs a value; 2 sequences of 128 at 2 bytes):
+  // one LayerNorm fewer a layer (2 x 256 parameters, 256 tokens x 256 x 8 FLOPs) and one residual
+  // add fewer; the sum reads three tensors and writes one (4 x 256 x 256 x 2 B = 524,288 B).
+  TransformerDesign seq = small_gpt(2);
+  TransformerDesign par = seq;
+  par.parallel_block = true;
+  CHECK(count_parameters(par) == count_parameters(seq) - 2 * (2 * 256));
+  const GraphShape shape{2, 2, true, Fusion::elementwise, true};
+  const auto gs = build_graph(seq, shape);
+  const auto gp = build_graph(par, shape);
+  double gemm_s = 0, gemm_p = 0;
+  for (const auto& op : gs.ops()) gemm_s += graph::is_gemm(op.kind) ? op.flops : 0;
+  for (const auto& op : gp.ops()) gemm_p += graph::is_gemm(op.kind) ? op.flops : 0;
+  CHECK(gemm_p == doctest::Approx(gemm_s));
+  // Sequential: two adds of 1 FLOP a value; parallel: one of 2 (three operands), the same FLOPs.
+  const double norm_flops = 2.0 * 128 * 256 * 8;
+  CHECK(gp.forward_flops() == doctest::Approx(gs.forward_flops() - 2 * norm_flops));
+  const auto& ops = gp.ops();
+  const auto sum = std::find_if(ops.begin(), ops.end(), [](const graph::Op& op) { return op.name == "decoder.0.residual"; });
+  REQUIRE(sum != ops.end());
+  CHECK(sum->bytes == 524288.0);
+  const auto names = [&](const std::string& n) {
+    return std::count_if(ops.begin(), ops.end(), [&](const graph::Op& op) { return op.name == n; });
+  };
+  CHECK(names("decoder.0.norm") == 1);
+  CHECK(names("decoder.0.attn.norm") == 0);
+  CHECK(names("decoder.0.attn.o") == 1);   // the branch's projection, not a block's `.out`
+  CHECK(names("decoder.0.ffn.down") == 1);
+}
