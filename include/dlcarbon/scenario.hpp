@@ -126,6 +126,9 @@ struct PublishedFigures {
   std::optional<PrintedFigure> co2e_location_kg;
   std::optional<PrintedFigure> co2e_market_kg;
   std::optional<PublishedStep> step;
+  // Accelerator-hours a source printed for a first-principles job that publishes no footprint
+  // (`published.accelerator_hours`, in seconds): the reference of `validate --mode first-principles`.
+  std::optional<PrintedFigure> accelerator_time_s;
   bool has_footprint() const { return energy_j || co2e_location_kg || co2e_market_kg; }
 };
 

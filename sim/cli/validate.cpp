@@ -126,9 +126,13 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
         const auto more = step_rows(file.stem().string(), job, *r.step, r.ok, r.reason);
         steps.insert(steps.end(), more.begin(), more.end());
       }
-      // A footprint needs the published duration; a job with only a step figure (an anchor) has none.
-      if (!job.duration_given || !job.published->has_footprint()) continue;
-      const double published_h = static_cast<double>(job.accelerators) * job.duration_s / units::seconds_per_hour;
+      // The reference: the published duration of a job with a footprint, or the accelerator-hours a
+      // source printed for a job without one; a job with only a step figure (an anchor) has neither.
+      const auto& printed_time = job.published->accelerator_time_s;
+      if (!printed_time && (!job.duration_given || !job.published->has_footprint())) continue;
+      const double published_h =
+          (printed_time ? printed_time->value : static_cast<double>(job.accelerators) * job.duration_s) /
+          units::seconds_per_hour;
       const StepCost& c = *r.step;
       const double flops_total = c.model_flops_per_step / c.tokens_per_step * *job.tokens;
       const double peak = hardware::make_device_model(job.hardware).peak(job.precision);

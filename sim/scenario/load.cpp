@@ -647,7 +647,8 @@ PublishedStep read_published_step(const Value& v) {
 }
 
 void apply_published(const Value& v, PublishedFigures& f) {
-  const MapView m(v, {"source", "energy", "energy_scope", "co2e_location", "co2e_market", "step", "notes"});
+  const MapView m(v, {"source", "energy", "energy_scope", "co2e_location", "co2e_market", "step", "accelerator_hours",
+                      "notes"});
   m.require("source");
   f.source = detail::read_text(m.at("source"));
   if (m.has("energy")) f.energy_j = printed(m.at("energy"), Kind::energy);
@@ -657,9 +658,17 @@ void apply_published(const Value& v, PublishedFigures& f) {
   if (m.has("co2e_location")) f.co2e_location_kg = printed(m.at("co2e_location"), Kind::co2e);
   if (m.has("co2e_market")) f.co2e_market_kg = printed(m.at("co2e_market"), Kind::co2e);
   if (m.has("step")) f.step = read_published_step(m.at("step"));
+  if (m.has("accelerator_hours")) {
+    if (f.has_footprint()) {
+      m.at("accelerator_hours").fail("a published footprint is compared over the job's own duration (or "
+                                     "accelerator_hours); published.accelerator_hours is for a job that publishes "
+                                     "no energy or CO2e");
+    }
+    f.accelerator_time_s = printed(m.at("accelerator_hours"), Kind::time);
+  }
   if (m.has("notes")) f.notes = detail::read_text(m.at("notes"));
-  if (!f.has_footprint() && !f.step) {
-    v.fail("missing a figure to compare: give energy, co2e_location, co2e_market or step");
+  if (!f.has_footprint() && !f.step && !f.accelerator_time_s) {
+    v.fail("missing a figure to compare: give energy, co2e_location, co2e_market, step or accelerator_hours");
   }
 }
 
@@ -722,6 +731,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("published")) {
           PublishedFigures f;
           apply_published(m.at("published"), f);
+          if (f.accelerator_time_s && (m.has("duration") || m.has("accelerator_hours"))) {
+            m.at("published").fail("published accelerator_hours are the reference of a first-principles job: drop "
+                                   "the job's duration (or accelerator_hours) and power, or publish its energy or "
+                                   "CO2e instead");
+          }
           j.published = f;
         }
         if (m.has("notes")) detail::read_text(m.at("notes"));

@@ -540,6 +540,37 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   fs::remove_all(dir);
 }
 
+TEST_CASE("validate --mode first-principles: accelerator-hours printed without a footprint are the row's reference") {
+  // The job of tests/data/published_hours is first_principles.yaml's: its accelerator-hours come from `run`.
+  const fs::path out = temp_dir() / "fp-hours.h5";
+  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string(), "--quiet"});
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(out);
+  const double hours = col<double>(rec, "summary/training", "accelerator_time")[0] / 3600;
+  fs::remove(out);
+  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_hours").string(), "--data-dir",
+           (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
+  // The row: published 100 h; error = predicted / 100 - 1, printed with two decimals.
+  std::istringstream lines(r.out);
+  std::string row;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("hours", 0) == 0) row = l;
+  }
+  REQUIRE_FALSE(row.empty());
+  std::istringstream cells(row);
+  std::string name, published, predicted, error;
+  cells >> name >> published >> predicted >> error;
+  CHECK(std::stod(published) == doctest::Approx(100));
+  CHECK(std::stod(predicted) == doctest::Approx(hours).epsilon(1e-3));
+  CHECK(std::stod(error) / 100 == doctest::Approx(hours / 100 - 1).epsilon(1e-3));
+  // Accounting mode has no footprint to compare: no row, and no failure.
+  r = run({"validate", "--dir", (kData / "published_hours").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.out.find("0 rows") != std::string::npos);
+}
+
 TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
   // The anchor's jobs are first_principles.yaml's job: its step time and MFU come from `run`.
   const fs::path out = temp_dir() / "fp-step.h5";
