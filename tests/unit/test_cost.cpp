@@ -449,16 +449,24 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   CHECK(cost_training_step(job).expert_comm_s == doctest::Approx(12 * big.expert_comm_s));
 }
 
-TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
-  // A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
+namespace {
+// A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
+TrainingJob tensor_pair_job(bool parallel_block) {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
   d.rms_norm = true;
+  d.parallel_block = parallel_block;
   job.design = d;
   job.accelerators = 2;
   job.parallelism->tensor = 2;
   job.parallelism->microbatch = 1;
   job.parallelism->global_batch = 1;
+  return job;
+}
+}  // namespace
+
+TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
+  TrainingJob job = tensor_pair_job(false);
   const auto fwd = [](const StepCost& c, const std::string& name) {
     for (const auto& op : c.ops) {
       if (op.op == name && op.phase == "fwd") return op;
@@ -495,16 +503,7 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
   // The layer of the test above as a parallel block (GPT-J, PaLM): the attention's and the FFN's
   // partial outputs are summed before one all-reduce, forward and backward: 2 x (2 x 1/2 x
   // 4,096 B / 1e11 B/s + 20 us) = 4.008192e-5 s, half the sequential layer's.
-  TrainingJob job = mlp_job();
-  TransformerDesign d = small_decoder(1);
-  d.rms_norm = true;
-  d.parallel_block = true;
-  job.design = d;
-  job.accelerators = 2;
-  job.parallelism->tensor = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 1;
-  const StepCost c = cost_training_step(job);
+  const StepCost c = cost_training_step(tensor_pair_job(true));
   REQUIRE(c.fits);
   CHECK(c.tensor_comm_s == doctest::Approx(4.008192e-5));
 }
