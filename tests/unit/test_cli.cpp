@@ -540,16 +540,25 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   fs::remove_all(dir);
 }
 
+namespace {
+// The summary of `run` on tests/data/scenarios/first_principles.yaml, whose job the validation
+// fixtures (published_hours, published_step) repeat.
+RunRecord first_principles_record(const std::string& name) {
+  const fs::path out = temp_dir() / name;
+  const auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir",
+                      (kData / "catalog").string(), "-o", out.string(), "--quiet"});
+  REQUIRE(r.code == 0);
+  RunRecord rec = read_run(out);
+  fs::remove(out);
+  return rec;
+}
+}  // namespace
+
 TEST_CASE("validate --mode first-principles: accelerator-hours printed without a footprint are the row's reference") {
   // The job of tests/data/published_hours is first_principles.yaml's: its accelerator-hours come from `run`.
-  const fs::path out = temp_dir() / "fp-hours.h5";
-  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
-                "-o", out.string(), "--quiet"});
-  REQUIRE(r.code == 0);
-  const RunRecord rec = read_run(out);
+  const RunRecord rec = first_principles_record("fp-hours.h5");
   const double hours = col<double>(rec, "summary/training", "accelerator_time")[0] / 3600;
-  fs::remove(out);
-  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_hours").string(), "--data-dir",
+  auto r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_hours").string(), "--data-dir",
            (kData / "catalog").string()});
   INFO(r.out, r.err);
   CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
@@ -573,15 +582,10 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
 
 TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
   // The anchor's jobs are first_principles.yaml's job: its step time and MFU come from `run`.
-  const fs::path out = temp_dir() / "fp-step.h5";
-  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
-                "-o", out.string(), "--quiet"});
-  REQUIRE(r.code == 0);
-  const RunRecord rec = read_run(out);
+  const RunRecord rec = first_principles_record("fp-step.h5");
   const double step = col<double>(rec, "summary/training", "step_time")[0];
   const double mfu = col<double>(rec, "summary/training", "mfu")[0];
-  fs::remove(out);
-  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_step").string(), "--data-dir",
+  auto r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_step").string(), "--data-dir",
            (kData / "catalog").string()});
   INFO(r.out, r.err);
   // No footprint: no accelerator-hours row, so the targets cannot be said to hold (exit 1).
