@@ -51,6 +51,10 @@ struct TransformerDesign {
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each
   // cell about twice as deep as a Transformer layer). Not with experts.
   bool evolved = false;
+  // The token embedding as a product of the one-hot ids with the table (BERT's and other
+  // TensorFlow codes on TPUs, `use_one_hot_embeddings`): 2 x tokens x vocab x d_model FLOPs a
+  // stack forward and the weight gradient backward, where a lookup (a gather) costs none.
+  bool one_hot_embedding = false;
 };
 
 // ResNet: stem, four stages of (bottleneck) blocks, global pool, classifier.

@@ -68,6 +68,9 @@ struct Op {
   // eager framework runs a norm, the rotary embedding or a gated activation as a chain of its
   // tensor operations (GraphShape::eager).
   int kernels = 1;
+  // Work of the implementation, not of the model (the one-hot product of a TPU's embedding,
+  // which a lookup does for free): executed and costed, left out of the model FLOPs of MFU.
+  bool implementation = false;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -149,6 +152,8 @@ class OpGraph {
 
   double parameters() const;
   double forward_flops() const;
+  // The model's own: without the ops marked `implementation` (the FLOPs that MFU counts).
+  double model_forward_flops() const;
   // The same with causal attention counted over the whole score matrix (Op::full_flops), as
   // Megatron-LM's MFU formula counts it (Korthikanti et al. 2022).
   double forward_flops_full_attention() const;

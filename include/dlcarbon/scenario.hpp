@@ -207,6 +207,11 @@ struct TrainingJob {
   // Retraining cadence: the job runs `repeat_count` times in all, every `repeat_every_s`.
   std::int64_t repeat_count = 1;
   double repeat_every_s = 0;
+  // A stage of another job of the same scenario (its id): a run trained in stages (BERT's
+  // sequence-length schedule, a long-context stage) is one published row, and
+  // `validate --mode first-principles` adds each stage's prediction to that job's
+  // (docs/scenario-format.md). Empty: the job stands alone.
+  std::string stage_of;
   SourceLocation origin;  // where the job is defined
 };
 

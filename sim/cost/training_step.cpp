@@ -328,8 +328,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
 
   // --- FLOPs, MFU, power ---------------------------------------------------------------------
-  c.model_flops_per_step = 3 * g.forward_flops() * static_cast<double>(c.microbatches * c.data) * filled;
-  c.full_attention_flops_ratio = g.forward_flops() > 0 ? g.forward_flops_full_attention() / g.forward_flops() : 1;
+  const double model_forward = g.model_forward_flops();
+  c.model_flops_per_step = 3 * model_forward * static_cast<double>(c.microbatches * c.data) * filled;
+  c.full_attention_flops_ratio = model_forward > 0 ? g.forward_flops_full_attention() / model_forward : 1;
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
   // The average device: busy for its share of the work, waiting (bubbles, exposed communication,
   // the pace of the busiest stage) at static power for the rest of the step.

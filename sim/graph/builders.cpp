@@ -158,6 +158,27 @@ class Emitter {
     return g_.add(op, {});
   }
 
+  // The token embedding as one-hot ids x the table (TensorFlow on TPUs): a GEMM of tokens x vocab
+  // by vocab x width whose table the embedding op owns. Backward: the table's gradient only (the
+  // ids have none). The one-hot operand is not moved: XLA builds it inside the product from the
+  // ids (an iota compare fused into the dot's operand) [assumed], so the bytes are the table, the
+  // ids and the output, and the ids are what is saved.
+  int one_hot_embedding(const std::string& name, int in, I tokens, I vocab, I width) {
+    Op op;
+    op.name = name;
+    op.kind = OpKind::matmul;
+    op.m = tokens;
+    op.k = vocab;
+    op.n = width;
+    const double md = static_cast<double>(tokens), kd = static_cast<double>(vocab), nd = static_cast<double>(width);
+    op.flops = 2 * md * kd * nd;
+    op.bytes = p_ * (kd * nd + md * nd) + 4 * md;
+    op.saved_bytes = 4 * md;
+    op.backward_factor = 1;
+    op.implementation = true;
+    return g_.add(op, {in});
+  }
+
   double dtype_bytes() const { return p_; }
   const Op& g_op(int id) const { return g_.op(id); }
 
@@ -489,6 +510,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
                     static_cast<double>(d.type_vocab * d.d_model) + relative;
     if (!d.rms_norm && d.arch == TransformerDesign::Arch::encoder) params += 2.0 * static_cast<double>(d.d_model);  // BERT embedding LN
     int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
+    if (d.one_hot_embedding) x = e.one_hot_embedding("encoder.embedding.one_hot", x, b * s_enc, d.vocab, d.d_model);
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
       if (d.evolved) {
@@ -524,6 +546,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
                     vocab_params + (learned ? static_cast<double>(s_dec * d.d_model) : 0));
   }
+  if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_dec, d.vocab, d.d_model);
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
     if (d.evolved) {

@@ -136,6 +136,7 @@ struct JobDraft {
   std::optional<double> duration_s;
   std::optional<double> accelerator_time_s;
   bool power_given = false;
+  std::optional<Value> stage_of;  // where `stage_of` was given, for errors that need the whole scenario
 };
 
 struct ModelDraft {
@@ -677,7 +678,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
        "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "parallelism", "overheads", "start",
-       "repeat", "published", "notes"},
+       "repeat", "stage_of", "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
         TrainingJob& j = d.job;
@@ -737,6 +738,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                                    "CO2e instead");
           }
           j.published = f;
+        }
+        if (m.has("stage_of")) {
+          j.stage_of = detail::read_id(m.at("stage_of"));
+          d.stage_of = m.at("stage_of");
         }
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();
@@ -1248,6 +1253,41 @@ void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
   }
 }
 
+// A job's `stage_of` must name another job of the scenario that is not itself a stage, and both
+// must be first-principles jobs: validation adds the stages' predicted accelerator-hours to that
+// job's, which a given duration would not be.
+void check_stages(Builder& builder, const std::vector<std::string>& order, const std::vector<TrainingJob>& jobs) {
+  for (const auto& id : order) {
+    const JobDraft d = builder.training(id);
+    if (!d.stage_of) continue;
+    const Value& where = *d.stage_of;
+    const std::string& lead = d.job.stage_of;
+    if (lead == id) where.fail("a job cannot be a stage of itself");
+    const auto it = std::find_if(jobs.begin(), jobs.end(), [&](const TrainingJob& j) { return j.id == lead; });
+    if (it == jobs.end()) {
+      std::vector<std::string> others;
+      for (const auto& o : order) {
+        if (o != id) others.push_back(o);
+      }
+      const std::string guess = text::closest(lead, others);
+      where.fail("unknown training job " + text::quoted(lead) + (guess.empty() ? "" : "; did you mean " + text::quoted(guess) + "?") +
+                 " (stage_of names another job of this scenario)");
+    }
+    if (!it->stage_of.empty()) {
+      where.fail("training job " + text::quoted(lead) + " is itself a stage of " + text::quoted(it->stage_of) +
+                 "; name the job the stages belong to");
+    }
+    if (d.job.published && (d.job.published->has_footprint() || d.job.published->accelerator_time_s)) {
+      where.fail("the published footprint or accelerator_hours of a run trained in stages belong to the job the "
+                 "stages belong to (" + text::quoted(lead) + "); a stage may publish only a step figure");
+    }
+    if (d.job.duration_given || it->duration_given) {
+      where.fail("stages are predicted from their design (first-principles mode): drop duration, "
+                 "accelerator_hours and power from " + text::quoted(d.job.duration_given ? id : lead));
+    }
+  }
+}
+
 }  // namespace
 
 Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
@@ -1293,6 +1333,7 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
       scenario.training.push_back(builder.training(id).job);
       if (!scenario.training.back().start_unix_s) scenario.training.back().start_unix_s = scenario.info.start_unix_s;
     }
+    check_stages(builder, training->second.order, scenario.training);
   }
   if (any_inference) {
     for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);

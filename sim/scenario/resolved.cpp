@@ -82,6 +82,7 @@ std::string emit_resolved(const Scenario& s) {
     if (j.tokens) out << YAML::Key << "tokens" << YAML::Value << *j.tokens;
     if (j.flops) out << YAML::Key << "flops" << YAML::Value << *j.flops;
     out << YAML::Key << "mode" << YAML::Value << (j.duration_given ? "accounting" : "first-principles");
+    if (!j.stage_of.empty()) out << YAML::Key << "stage_of" << YAML::Value << j.stage_of;
     if (j.repeat_count > 1) {
       out << YAML::Key << "repeat" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "times" << YAML::Value
           << j.repeat_count << YAML::Key << "every_s" << YAML::Value << j.repeat_every_s << YAML::EndMap;

@@ -580,6 +580,35 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   CHECK(r.out.find("0 rows") != std::string::npos);
 }
 
+TEST_CASE("validate --mode first-principles: a run trained in stages is one row, the sum of its stages") {
+  const fs::path out = temp_dir() / "fp-stages.h5";
+  auto r = run({"run", (kData / "published_stages/stages.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string(), "--quiet"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(out);
+  fs::remove(out);
+  const auto hours = col<double>(rec, "summary/training", "accelerator_time");
+  REQUIRE(hours.size() == 2);
+  CHECK(hours[1] > 0);
+  const double sum = (hours[0] + hours[1]) / 3600;
+  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_stages").string(), "--data-dir",
+           (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
+  CHECK(r.out.find("2 stages") != std::string::npos);
+  std::istringstream lines(r.out);
+  std::string row;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("stages", 0) == 0) row = l;
+  }
+  REQUIRE_FALSE(row.empty());
+  std::istringstream cells(row);
+  std::string name, published, predicted;
+  cells >> name >> published >> predicted;
+  CHECK(std::stod(predicted) == doctest::Approx(sum).epsilon(1e-3));
+}
+
 TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
   // The anchor's jobs are first_principles.yaml's job: its step time and MFU come from `run`.
   const RunRecord rec = first_principles_record("fp-step.h5");

@@ -233,6 +233,28 @@ TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
   CHECK(g.forward_flops() == doctest::Approx(gather.forward_flops() + 2 * 2 * 67108864.0).epsilon(1e-12));
 }
 
+TEST_CASE("one-hot embedding: a GEMM over the vocabulary, implementation work, not model FLOPs") {
+  // small_gpt: 4 sequences of 128 = 512 tokens, vocab 1000, d 256. The one-hot product:
+  // 2 x 512 x 1000 x 256 = 262,144,000 FLOPs forward, the table's gradient backward (1x).
+  const TransformerDesign lookup = small_gpt();
+  TransformerDesign one_hot = lookup;
+  one_hot.one_hot_embedding = true;
+  const auto gl = build_graph(lookup, GraphShape{4, 2, true});
+  const auto g = build_graph(one_hot, GraphShape{4, 2, true});
+  CHECK(g.parameters() == gl.parameters());  // the embedding op keeps the table
+  CHECK(g.forward_flops() - gl.forward_flops() == doctest::Approx(262144000.0));
+  CHECK(g.model_forward_flops() == doctest::Approx(gl.forward_flops()));
+  int seen = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name != "decoder.embedding.one_hot") continue;
+    ++seen;
+    CHECK(op.backward_factor == 1);
+    CHECK(op.implementation);
+    CHECK(op.params == 0);
+  }
+  CHECK(seen == 1);
+}
+
 TEST_CASE("designs that cannot be built are rejected") {
   TransformerDesign d = gpt3();
   d.heads = 7;  // does not divide 12288
