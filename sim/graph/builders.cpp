@@ -30,18 +30,9 @@ class Emitter {
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
   int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
              OpKind kind = OpKind::matmul, bool expert = false, I count = 1, double weight_params = -1) {
-    Op op;
-    op.name = name;
-    op.kind = kind;
-    op.layer = layer;
-    op.m = m;
-    op.n = n;
-    op.k = k;
-    op.count = count;
+    Op op = gemm(name, layer, m, k, n, kind, count);
     const double c = static_cast<double>(count);
     const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
-    op.flops = 2 * c * md * kd * nd;
-    op.bytes = p_ * c * (md * kd + kd * nd + md * nd);
     op.params = shared ? 0 : (weight_params >= 0 ? weight_params : c * (kd * nd + (bias ? nd : 0)));
     op.saved_bytes = p_ * c * md * kd;  // the input, for the weight gradient
     op.expert = expert;
@@ -164,14 +155,8 @@ class Emitter {
   // ids (an iota compare fused into the dot's operand) [assumed], so the bytes are the table, the
   // ids and the output, and the ids are what is saved.
   int one_hot_embedding(const std::string& name, int in, I tokens, I vocab, I width) {
-    Op op;
-    op.name = name;
-    op.kind = OpKind::matmul;
-    op.m = tokens;
-    op.k = vocab;
-    op.n = width;
+    Op op = gemm(name, -1, tokens, vocab, width, OpKind::matmul, 1);
     const double md = static_cast<double>(tokens), kd = static_cast<double>(vocab), nd = static_cast<double>(width);
-    op.flops = 2 * md * kd * nd;
     op.bytes = p_ * (kd * nd + md * nd) + 4 * md;
     op.saved_bytes = 4 * md;
     op.backward_factor = 1;
@@ -180,6 +165,23 @@ class Emitter {
   }
 
   double dtype_bytes() const { return p_; }
+
+  // `count` products C[m x n] = A[m x k] x B[k x n]: their FLOPs and the bytes of A, B and C.
+  Op gemm(const std::string& name, int layer, I m, I k, I n, OpKind kind, I count) const {
+    Op op;
+    op.name = name;
+    op.kind = kind;
+    op.layer = layer;
+    op.m = m;
+    op.n = n;
+    op.k = k;
+    op.count = count;
+    const double c = static_cast<double>(count);
+    const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
+    op.flops = 2 * c * md * kd * nd;
+    op.bytes = p_ * c * (md * kd + kd * nd + md * nd);
+    return op;
+  }
   const Op& g_op(int id) const { return g_.op(id); }
 
   Fusion fusion;
