@@ -44,14 +44,7 @@ class Emitter {
   // of PV (`probabilities_in`).
   int batched(const std::string& name, int layer, const std::vector<int>& in, I count, I m, I k, I n,
               double fraction, bool probabilities_in = false) {
-    Op op;
-    op.name = name;
-    op.kind = OpKind::batched_matmul;
-    op.layer = layer;
-    op.m = m;
-    op.n = n;
-    op.k = k;
-    op.count = count;
+    Op op = gemm(name, layer, m, k, n, OpKind::batched_matmul, count);
     const double c = static_cast<double>(count);
     const double md = static_cast<double>(m), kd = static_cast<double>(k), nd = static_cast<double>(n);
     op.flops = 2 * c * md * kd * nd * fraction;
