@@ -17,6 +17,7 @@ namespace dlcarbon::hardware {
 struct DeviceModel {
   std::string id;
   std::map<std::string, double> peak_flop_per_s;  // dense, per dtype
+  double vector_peak = 0;  // non-matrix work's rate where the catalog gives one (0: the fp32 peak)
   double memory_bandwidth = 0;                    // B/s
   double memory_bytes = 0;
   // Achieved fraction of peak for large kernels (roofline ceilings), and the fixed cost of

@@ -55,6 +55,10 @@ struct Hardware {
   std::string kind;        // gpu, tpu, cpu, soc, npu
   std::string count_unit;  // chip, core, board, package, socket, device
   std::map<std::string, double> peak_flop_per_s;  // dtype -> dense peak
+  // Rate of non-matrix work (elementwise, norms, softmax, reductions, the optimizer) where it runs
+  // on units of its own that the dtype peaks do not describe (a TPU's vector unit). Unset: the
+  // fp32 peak (a GPU's CUDA cores), else the job's dtype peak.
+  std::optional<double> vector_peak_flop_per_s;
   std::optional<double> memory_bytes;
   std::optional<double> memory_bandwidth_bytes_per_s;
   double tdp_w = 0;

@@ -92,10 +92,15 @@ double gemm_shape_factor(const DeviceModel& device, double m, double n, double k
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                        bool gemm, double efficiency) {
   KernelTime t;
-  // Elementwise work runs on the vector units (fp32 rate), GEMMs on the matrix units.
+  // Elementwise work runs on the vector units, GEMMs on the matrix units: a vector rate where the
+  // catalog gives one (a TPU's VPU), else the fp32 rate (a GPU's CUDA cores).
   double peak = device.peak(dtype);
   if (!gemm) {
-    if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) peak = it->second;
+    if (device.vector_peak > 0) {
+      peak = device.vector_peak;
+    } else if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) {
+      peak = it->second;
+    }
   }
   t.compute_s = flops > 0 ? flops / (peak * (efficiency > 0 ? efficiency : device.gemm_efficiency)) : 0;
   t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * device.memory_efficiency) : 0;
@@ -118,6 +123,7 @@ DeviceModel make_device_model(const Hardware& h) {
   DeviceModel d;
   d.id = h.id;
   d.peak_flop_per_s = h.peak_flop_per_s;
+  d.vector_peak = h.vector_peak_flop_per_s.value_or(0);
   d.memory_bandwidth = h.memory_bandwidth_bytes_per_s.value_or(0);
   d.memory_bytes = h.memory_bytes.value_or(0);
   d.tdp_w = h.tdp_w;

@@ -413,7 +413,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
       "hardware", "hardware",
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
        "idle_power", "max_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
-       "compute_units",
+       "compute_units", "vector_peak",
        "efficiency", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
       [](Builder&, const MapView& m, Hardware& h) {
@@ -431,6 +431,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
             h.peak_flop_per_s[dtype] = detail::read_positive(peak.at(dtype), Kind::rate);
           }
         }
+        if (m.has("vector_peak")) h.vector_peak_flop_per_s = detail::read_positive(m.at("vector_peak"), Kind::rate);
         if (m.has("memory")) h.memory_bytes = detail::read_positive(m.at("memory"), Kind::bytes);
         if (m.has("memory_bandwidth")) {
           h.memory_bandwidth_bytes_per_s = detail::read_positive(m.at("memory_bandwidth"), Kind::bandwidth);

@@ -18,6 +18,7 @@ void emit_hardware(YAML::Emitter& out, const Hardware& h) {
   out << YAML::Key << "peak_flop_per_s" << YAML::Value << YAML::BeginMap;
   for (const auto& [dtype, rate] : h.peak_flop_per_s) out << YAML::Key << dtype << YAML::Value << rate;
   out << YAML::EndMap;
+  if (h.vector_peak_flop_per_s) out << YAML::Key << "vector_peak_flop_per_s" << YAML::Value << *h.vector_peak_flop_per_s;
   if (h.memory_bytes) out << YAML::Key << "memory_bytes" << YAML::Value << *h.memory_bytes;
   if (h.memory_bandwidth_bytes_per_s) {
     out << YAML::Key << "memory_bandwidth_bytes_per_s" << YAML::Value << *h.memory_bandwidth_bytes_per_s;

@@ -77,6 +77,25 @@ TEST_CASE("roofline time: compute-bound GEMM, memory-bound elementwise") {
   CHECK(d.peak("tf32") == 1e13);
 }
 
+TEST_CASE("non-matrix work runs at the vector rate where the catalog gives one (a TPU's VPU)") {
+  Hardware h = made_up();
+  h.peak_flop_per_s = {{"bf16", 1e14}, {"fp32", 1e14}};  // a TPU: fp32 matmuls at the MXU rate
+  const auto without = hardware::make_device_model(h);
+  // Elementwise 1e10 FLOP and 1e9 B: at the fp32 (here the MXU) rate 1e10 / 5e13 = 2e-4 s; the
+  // bytes take 1e9 / 5e11 = 2e-3 s, so it is memory-bound.
+  const auto a = hardware::kernel_time(without, "bf16", 1e10, 1e9, false);
+  CHECK(a.seconds == doctest::Approx(2e-3));
+  CHECK(a.memory_bound);
+  h.vector_peak_flop_per_s = 2e12;
+  const auto with = hardware::make_device_model(h);
+  // At the vector rate: 1e10 / (2e12 x 0.5) = 0.01 s, compute-bound.
+  const auto b = hardware::kernel_time(with, "bf16", 1e10, 1e9, false);
+  CHECK(b.seconds == doctest::Approx(0.01));
+  CHECK_FALSE(b.memory_bound);
+  // GEMMs keep the matrix rate: 1e12 / (1e14 x 0.5) = 0.02 s.
+  CHECK(hardware::kernel_time(with, "bf16", 1e12, 1e9, true).seconds == doctest::Approx(0.02));
+}
+
 TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
   auto h = made_up();
   h.compute_units = 80;
