@@ -503,9 +503,16 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   if (enc) {
     double params = vocab_params + (learned ? static_cast<double>(s_enc * d.d_model) : 0) +
                     static_cast<double>(d.type_vocab * d.d_model) + relative;
-    if (!d.rms_norm && d.arch == TransformerDesign::Arch::encoder) params += 2.0 * static_cast<double>(d.d_model);  // BERT embedding LN
     int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
     if (d.one_hot_embedding) x = e.one_hot_embedding("encoder.embedding.one_hot", x, b * s_enc, d.vocab, d.d_model);
+    if (d.arch == TransformerDesign::Arch::encoder) {
+      // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
+      x = e.norm("encoder.embedding.norm", -1, x, b * s_enc, d.d_model, d.rms_norm);
+      if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
+        x = e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
+                          OpKind::elementwise, 0, false);
+      }
+    }
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
       if (d.evolved) {
@@ -522,14 +529,14 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // 15 % masked positions.
       if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
       const I masked = std::max<I>(1, (b * s_enc * 15 + 50) / 100);
-      const int t = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
+      const double masked_logits = static_cast<double>(masked * d.vocab);
+      int t = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
+      t = e.elementwise("mlm.act", -1, {t}, static_cast<double>(masked * d.d_model), 8);
       const int n = e.norm("mlm.norm", -1, t, masked, d.d_model, d.rms_norm);
-      const int logits = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
-      if (d.tied_embeddings) {
-        g.add(Op{"mlm.bias", OpKind::elementwise, -1, masked * d.vocab, 0, 0, 1,
-                 static_cast<double>(masked * d.vocab), 0, static_cast<double>(d.vocab), 0, false},
-              {logits});
-      }
+      int logits = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
+      // The output bias of the tied decoder: a pass over the masked positions' logits.
+      if (d.tied_embeddings) logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
+      e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
       return;
     }
   }

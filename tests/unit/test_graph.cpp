@@ -255,6 +255,34 @@ TEST_CASE("one-hot embedding: a GEMM over the vocabulary, implementation work, n
   CHECK(seen == 1);
 }
 
+TEST_CASE("BERT's embedding norm and masked-LM head (bias and loss over the masked logits), by hand") {
+  // BERT base, one sequence of 512 in fp32: (512 x 15 + 50) / 100 = 77 masked positions, so
+  // 77 x 30,522 = 2,350,194 logits. The tied decoder's bias reads and writes them (and its 30,522
+  // biases): 4 x (2 x 2,350,194 + 30,522) = 18,923,640 B; the loss (softmax and cross-entropy)
+  // 4 FLOPs an element, 4 x 2 x 2,350,194 = 18,801,552 B. The embedding LayerNorm: 512 x 768
+  // read and written with its 1,536 parameters, 4 x (2 x 393,216 + 1,536) = 3,151,872 B.
+  const auto g = build_graph(bert(12, 768, 12), GraphShape{1, 4, true});
+  int seen = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name == "mlm.bias") {
+      ++seen;
+      CHECK(op.bytes == 18923640.0);
+      CHECK(op.flops == 2350194.0);
+      CHECK(op.params == 30522.0);
+    } else if (op.name == "mlm.loss") {
+      ++seen;
+      CHECK(op.kind == OpKind::softmax);
+      CHECK(op.flops == 4 * 2350194.0);
+      CHECK(op.bytes == 18801552.0);
+    } else if (op.name == "encoder.embedding.norm") {
+      ++seen;
+      CHECK(op.params == 1536.0);
+      CHECK(op.bytes == 3151872.0);
+    }
+  }
+  CHECK(seen == 3);
+}
+
 TEST_CASE("designs that cannot be built are rejected") {
   TransformerDesign d = gpt3();
   d.heads = 7;  // does not divide 12288
