@@ -32,8 +32,18 @@ constexpr double kOverlapSlowdown = 0.189;
 double optimizer_state_bytes(const std::string& optimizer) {
   return optimizer == "adam" ? 12 : (optimizer == "adafactor" ? 4 : 8);
 }
-double optimizer_traffic_bytes(const std::string& optimizer) {
-  return optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
+// Besides the update itself, each step's optimizer phase reads the gradients once for their norm
+// (clipping by global norm: BERT's optimization.py, Megatron-LM's clip_grad, GPT-3 and LLaMA at
+// 1.0; Adafactor's update clipping), copies the fp32 master weights back to the compute-precision
+// weights under mixed precision (read 4, write p: Megatron-LM's _copy_main_params_to_model_params),
+// and under fp16's loss scaling unscales the gradients and checks them for overflow (read and
+// write p: _unscale_main_grads_and_check_for_nan). p: bytes of the compute precision.
+double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling) {
+  const double update = optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
+  const double norm = p;
+  const double master_copy = p < 4 ? 4 + p : 0;
+  const double unscale = loss_scaling ? 2 * p : 0;
+  return update + norm + master_copy + unscale;
 }
 
 // A group of `ranks` whose members lie `stride` ranks apart in the job's numbering, as Megatron-LM
@@ -286,7 +296,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.contention_s = std::max(0.0, dp * kOverlapSlowdown / (1 + kOverlapSlowdown) - c.data_comm_s);
   }
   const double state_bytes = optimizer_state_bytes(p.optimizer);
-  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer);
+  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16");
   const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(shard) : params_per_device;
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;

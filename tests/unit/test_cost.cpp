@@ -148,15 +148,27 @@ TEST_CASE("a training step of a one-layer MLP, by hand") {
   // dense.0: 2 x 1000^3 = 2e9 FLOP, 6e6 B: 2e9 / 5e13 = 4e-5 s forward, 8e-5 backward.
   // One microbatch: 4.8e-5 + 9.6e-5 = 1.44e-4 s.
   CHECK(c.compute_s == doctest::Approx(1.44e-4));
-  // Adam on 1,001,000 parameters: 28 B each = 2.8028e7 B / 5e11 = 5.6056e-5 s (memory-bound).
-  CHECK(c.optimizer_s == doctest::Approx(5.6056e-5));
-  CHECK(c.step_s == doctest::Approx(1.44e-4 + 5.6056e-5));
-  // MFU = 3 x (2e9 + 1e6) / (2.00056e-4 s x 1e14) = 0.30007.
-  CHECK(c.mfu == doctest::Approx(0.30007).epsilon(1e-4));
+  // Adam on 1,001,000 parameters in fp16: the update's 28 B, the gradient norm's read (2), the
+  // master weights copied back to fp16 (4 + 2) and the loss scale's unscale and overflow check
+  // (2 + 2): 40 B each = 4.004e7 B / 5e11 = 8.008e-5 s (memory-bound).
+  CHECK(c.optimizer_s == doctest::Approx(8.008e-5));
+  CHECK(c.step_s == doctest::Approx(1.44e-4 + 8.008e-5));
+  // MFU = 3 x (2e9 + 1e6) / (2.2408e-4 s x 1e14) = 0.267895.
+  CHECK(c.mfu == doctest::Approx(0.267895).epsilon(1e-4));
   CHECK(c.steps == doctest::Approx(1000));
   CHECK(c.bubble_fraction == 0);
   CHECK(c.data_comm_s == 0);
   CHECK(c.ops.size() == 2 * 2 + 1);  // two ops x fwd/bwd, plus the optimizer
+}
+
+TEST_CASE("the optimizer's passes by precision: norm, master copy, loss scaling") {
+  // Adam on 1,001,000 parameters at 5e11 B/s. fp32: the update's 28 B and the norm's 4 B (no
+  // master copy, no loss scale): 32 B = 6.4064e-5 s. bf16: 28 + 2 + (4 + 2) = 36 B = 7.2072e-5 s.
+  TrainingJob job = mlp_job();
+  job.precision = "fp32";
+  CHECK(cost_training_step(job).optimizer_s == doctest::Approx(6.4064e-5));
+  job.precision = "bf16";
+  CHECK(cost_training_step(job).optimizer_s == doctest::Approx(7.2072e-5));
 }
 
 TEST_CASE("the 1F1B bubble and data-parallel communication") {
@@ -356,10 +368,10 @@ TEST_CASE("first-principles results feed the accounting arithmetic") {
   const TrainingResult r = simulate_training(job);
   REQUIRE(r.ok);
   CHECK(r.mode == "first-principles");
-  // 1000 steps x 2.00056e-4 s.
-  CHECK(r.footprint.duration_s == doctest::Approx(0.200056));
+  // 1000 steps x 2.2408e-4 s.
+  CHECK(r.footprint.duration_s == doctest::Approx(0.22408));
   CHECK(r.footprint.power_per_accelerator_w == doctest::Approx(r.step->power_per_accelerator_w));
-  CHECK(r.footprint.it_energy_j == doctest::Approx(0.200056 * r.step->power_per_accelerator_w));
+  CHECK(r.footprint.it_energy_j == doctest::Approx(0.22408 * r.step->power_per_accelerator_w));
 }
 
 TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
