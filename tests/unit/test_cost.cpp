@@ -328,6 +328,27 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
 }
 
+TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is exposed") {
+  TrainingJob job = mlp_job();
+  job.accelerators = 16;
+  job.hardware.inter_node_bandwidth = 1.25e9;  // bus bandwidth 1e10 B/s across the two nodes
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 4000;
+  // One layer of 1,001,000 fp16 gradients (2.002e6 B) is one bucket, ready when the backward pass
+  // ends: its whole all-reduce is exposed, 2 x 15/16 x 2.002e6 / 1e10 + 20 us = 3.95375e-4 s.
+  StepCost c = cost_training_step(job);
+  CHECK(c.data_comm_s == doctest::Approx(3.95375e-4));
+  // Four layers of 3000 x 3000 (36,012,000 parameters, 7.2024e7 B) are three 25 MB buckets; with
+  // the compute slow enough to hide the rest, the last bucket is left: 2 x 15/16 x 2.5e7 / 1e10
+  // + 20 us = 4.7075e-3 s.
+  job.design = MlpDesign{{3000, 3000, 3000, 3000, 3000}};
+  job.hardware.gemm_efficiency = 0.001;
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.compute_s > 0.1);
+  CHECK(c.data_comm_s == doctest::Approx(4.7075e-3));
+}
+
 TEST_CASE("memory per device: weights and gradients at the compute precision, a master copy only below fp32") {
   // Two data-parallel replicas, ZeRO-1 (optimizer state sharded), Adam.
   TrainingJob job = mlp_job();
