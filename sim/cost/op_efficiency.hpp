@@ -10,10 +10,20 @@
 
 namespace dlcarbon::cost_detail {
 
-// 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `n` and
-// `count` are the product one device runs (after tensor and expert parallelism split it).
+// The ceiling of a GEMM-like op (a convolution's by layout) times the shape factor of one product
+// C[m x n] = A[m x k] B[k x n], `count` of them: the forward's shape, or either of the backward's
+// two products (docs/hardware-model.md).
+inline double gemm_efficiency_at(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
+                                 double m, double n, double k, double count) {
+  const double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
+  return ceiling * hardware::gemm_shape_factor(dev, m, n, k, std::max(1.0, count));
+}
+
+// 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `n`, `k`
+// and `count` are the product one device runs (after tensor and expert parallelism split it;
+// `k` < 0: the op's own).
 inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
-                            const std::string& fusion, double n, double count) {
+                            const std::string& fusion, double n, double count, double k = -1) {
   if (!graph::is_gemm(op.kind) && op.kind != graph::OpKind::router) return 0;
   if (op.fused_attention) {
     // A fused attention kernel reaches what its generation was measured at on this device, a
@@ -26,9 +36,7 @@ inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& o
       return it->second * (per_score + 5) / per_score;
     }
   }
-  const double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
-  return ceiling * hardware::gemm_shape_factor(dev, static_cast<double>(op.m), n, static_cast<double>(op.k),
-                                               std::max(1.0, count));
+  return gemm_efficiency_at(dev, op, layout, static_cast<double>(op.m), n, k >= 0 ? k : static_cast<double>(op.k), count);
 }
 
 }  // namespace dlcarbon::cost_detail

@@ -163,14 +163,32 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     // The products one device runs: tensor parallelism splits the columns of weight GEMMs and
     // the heads of attention; expert parallelism spreads the experts over the data ranks.
+    // Megatron-LM splits a column-parallel GEMM's n and a row-parallel one's k (the attention
+    // output and the FFN's down projection, whose outputs are all-reduced below).
     const bool heads_split = op.kind == graph::OpKind::batched_matmul;
-    const double dev_n = heads_split ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
+    const bool row_parallel = in_layer && op.kind == graph::OpKind::matmul && !op.expert &&
+                              (ends_with(op.name, ".out") || ends_with(op.name, ".down"));
+    const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
+    const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) /
                              (op.expert ? static_cast<double>(c.data) : 1.0);
-    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count);
+    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count, dev_k);
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
-    const auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
+    auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
+    // A product's backward is two products of its forward's FLOPs and bytes, each with its own
+    // shape: the input gradient dA = dC B^T (m x k, reducing over n) and the weight (or second
+    // operand's) gradient dB = A^T dC (k x n, reducing over m).
+    const bool two_products = (op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul) &&
+                              !op.fused_attention && bf == 2;
+    if (two_products) {
+      const double dm = static_cast<double>(op.m);
+      const auto input_grad = hardware::kernel_time(
+          dev, job.precision, flops, bytes, true, cost_detail::gemm_efficiency_at(dev, op, job.layout, dm, dev_k, dev_n, dev_count));
+      const auto weight_grad = hardware::kernel_time(
+          dev, job.precision, flops, bytes, true, cost_detail::gemm_efficiency_at(dev, op, job.layout, dev_k, dev_n, dm, dev_count));
+      b.seconds = input_grad.seconds + weight_grad.seconds - dev.launch_s;  // one launch of the two is counted below
+    }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
     const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix) ||

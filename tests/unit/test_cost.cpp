@@ -161,6 +161,20 @@ TEST_CASE("a training step of a one-layer MLP, by hand") {
   CHECK(c.ops.size() == 2 * 2 + 1);  // two ops x fwd/bwd, plus the optimizer
 }
 
+TEST_CASE("a GEMM's backward is two products, each with its own shape") {
+  // One dense layer 1000 -> 4000 on 1000 samples: C[1000 x 4000] = A[1000 x 1000] W[1000 x 4000],
+  // 8e9 FLOPs a product, on a device whose GEMMs pay k0 = 100 per reduction step (efficiency
+  // 0.5 / (1 + 100 / K)). Forward, K = 1000: 8e9 x 1.1 / 5e13 = 1.76e-4 s. Input gradient
+  // dA = dC W^T reduces over n = 4000: 8e9 x 1.025 / 5e13 = 1.64e-4 s; weight gradient
+  // dW = A^T dC over m = 1000: 1.76e-4 s. The input op: 4e6 B, 8e-6 s forward, 1.6e-5 backward.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 4000}};
+  job.hardware.gemm_shape = {0, 0, 100};
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.compute_s == doctest::Approx(2.4e-5 + 1.76e-4 + 1.64e-4 + 1.76e-4));
+}
+
 TEST_CASE("the optimizer's passes by precision: norm, master copy, loss scaling") {
   // Adam on 1,001,000 parameters at 5e11 B/s. fp32: the update's 28 B and the norm's 4 B (no
   // master copy, no loss scale): 32 B = 6.4064e-5 s. bf16: 28 + 2 + (4 + 2) = 36 B = 7.2072e-5 s.
