@@ -166,8 +166,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Megatron-LM splits a column-parallel GEMM's n and a row-parallel one's k (the attention
     // output and the FFN's down projection, whose outputs are all-reduced below).
     const bool heads_split = op.kind == graph::OpKind::batched_matmul;
-    const bool row_parallel = in_layer && op.kind == graph::OpKind::matmul && !op.expert &&
-                              (ends_with(op.name, ".out") || ends_with(op.name, ".down"));
+    const bool row_parallel_output =
+        in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down"));
+    const bool row_parallel = row_parallel_output && !op.expert;
     const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) /
@@ -210,8 +211,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     } else if (!(p.recompute_elementwise && !gemm)) {  // recomputed elementwise ops keep nothing
       saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
     }
-    if (in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down")) &&
-        c.tensor > 1) {
+    if (row_parallel_output && c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
       // more where recomputation runs the forward pass again. Sequence parallelism turns each
       // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups.
