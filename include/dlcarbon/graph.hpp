@@ -136,6 +136,9 @@ class OpGraph {
     op.kernels = kernels;
     op.saved_bytes = saved_bytes;
   }
+  // What an op keeps for its backward pass, where that is not its output (a residual add keeps
+  // nothing; a product whose input another op already keeps adds nothing).
+  void set_saved(int id, double saved_bytes) { ops_.at(static_cast<std::size_t>(id)).saved_bytes = saved_bytes; }
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   // An elementwise pass over the score matrix: all it saves is score matrix.

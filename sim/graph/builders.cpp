@@ -106,6 +106,15 @@ class Emitter {
   // An eager op's bytes and kernels, in place of one fused pass.
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
+  void saved(int id, double bytes) { g_.set_saved(id, bytes); }
+  // A residual add keeps nothing for its backward pass (the gradient passes through); fused with
+  // the dropout of its branch it keeps that dropout's mask, one byte an element.
+  int residual(const std::string& name, int layer, const std::vector<int>& in, double elements, bool fused_dropout) {
+    const int id = elementwise(name, layer, in, elements, fused_dropout ? static_cast<double>(in.size()) + 1 : static_cast<double>(in.size()) - 1,
+                               OpKind::elementwise, 0, false);
+    saved(id, fused_dropout ? elements : 0);
+    return id;
+  }
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
@@ -207,10 +216,13 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0) {
     const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
     q = e.elementwise(prefix + ".rotary", layer, {q}, rotated, 3);
+    // Autograd keeps only the cosines and sines (a sequence's worth, not an activation): the
+    // rotated Q and K are kept by the attention that consumes them.
+    e.saved(q, 0);
     // Eager: upcast to float32 (p in, 4 out), rotate (4, 4), cast back (4, p): 16 + 2p bytes an
     // element of Q and K in 3 kernels each (Meta's reference code; IBM's fms rotates through a
     // larger float32 temporary, so this is its lower bound).
-    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, e.g_op(q).saved_bytes);
+    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, 0);
     kv = q;
   }
   const double fraction = causal && causal_skip ? 0.5 : 1.0;
@@ -234,6 +246,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction, true);
   }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
+  // Its input is the fused attention's output, which that op already keeps.
+  if (e.fusion == Fusion::attention) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
     out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false);
   }
@@ -247,8 +261,7 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
   const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
   const int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip);
   const bool dropout = e.training && d.dropout > 0;
-  return e.elementwise(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model),
-                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+  return e.residual(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none);
 }
 
 // Residual add closing a sub-block, with its dropout (a kernel of its own when nothing is fused).
@@ -257,8 +270,7 @@ int close_block(Emitter& e, const TransformerDesign& d, const std::string& name,
   if (dropout && e.fusion == Fusion::none) {
     y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false);
   }
-  return e.elementwise(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model),
-                       dropout && e.fusion != Fusion::none ? 3 : 1, OpKind::elementwise, 0, false);
+  return e.residual(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model), dropout && e.fusion != Fusion::none);
 }
 
 int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
@@ -340,8 +352,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
     down = e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false);
   }
   // x + attention + feed-forward: three reads, one write (and the dropout of the sum when fused).
-  return e.elementwise(p + ".residual", layer, {x, attn, down}, width, dropout && e.fusion != Fusion::none ? 4 : 2,
-                       OpKind::elementwise, 0, false);
+  return e.residual(p + ".residual", layer, {x, attn, down}, width, dropout && e.fusion != Fusion::none);
 }
 
 // --- Evolved Transformer cells ---------------------------------------------------------
@@ -447,6 +458,8 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
     const bool dropout = e.training && d.dropout > 0;
     x = e.elementwise(p + ".top.residual", layer, {x, self16, cross}, static_cast<double>(t * w),
                       dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
+    // As every residual add: nothing kept but the fused dropouts' masks (one byte an element each).
+    e.saved(x, dropout && e.fusion != Fusion::none ? 2.0 * static_cast<double>(t * w) : 0);
   } else {
     x = close_block(e, d, p + ".top", layer, x, self16, t);
   }

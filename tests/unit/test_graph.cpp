@@ -597,6 +597,41 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   CHECK(op(ln_eager, "decoder.0.attn.norm").kernels == 1);
 }
 
+TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autograd keeps it") {
+  // GPT layer (LayerNorm, GELU, no dropout), d 256 (4 heads of 64), d_ff 1024, 2 sequences of 128
+  // = 256 tokens, 2 bytes, fused attention. Autograd keeps: each LayerNorm's input (256 x 256 x 2
+  // = 131,072 B), each GEMM's input (the qkv and up GEMMs: the norms' outputs, 131,072 B each;
+  // down: the GELU's output, 256 x 1024 x 2 = 524,288 B), the GELU's input (524,288 B), and the
+  // attention's Q, K, V and output (4 x 131,072 B) with its row statistics (4 B x 8 rows of 128).
+  // The output projection's input is the attention's output, kept once; the residual adds keep
+  // nothing. Before session 18 the two adds (2 x 131,072 B) and the projection's input (131,072 B)
+  // were counted too: 32 against 38 bytes a token and width unit, 19 % too much.
+  TransformerDesign d = small_gpt(1);
+  d.dropout = 0;
+  const auto g = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
+  double layer = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.rfind("decoder.0.", 0) == 0) layer += op.saved_bytes;
+  }
+  const double td = 256.0 * 256 * 2, tf = 256.0 * 1024 * 2;
+  CHECK(layer == doctest::Approx(2 * td + 2 * td + 2 * tf + 4 * td + 4.0 * 8 * 128));
+  auto saved = [&](const std::string& name) {
+    const auto it = std::find_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
+    REQUIRE(it != g.ops().end());
+    return it->saved_bytes;
+  };
+  CHECK(saved("decoder.0.attn.out") == 0);
+  CHECK(saved("decoder.0.attn.residual") == 0);
+  CHECK(saved("decoder.0.ffn.residual") == 0);
+  // With dropout fused into the residual add, the add keeps the mask: one byte an element.
+  d.dropout = 0.1;
+  const auto dropped = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
+  const auto it = std::find_if(dropped.ops().begin(), dropped.ops().end(),
+                               [](const graph::Op& o) { return o.name == "decoder.0.ffn.residual"; });
+  REQUIRE(it != dropped.ops().end());
+  CHECK(it->saved_bytes == 256.0 * 256);
+}
+
 TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEMMs") {
   // GPT-J / PaLM: y = x + attn(norm(x)) + ffn(norm(x)). Against the sequential layer of the same
   // design, by hand (LayerNorm: 2 d parameters, 8 FLOPs a value; 2 sequences of 128 at 2 bytes):
