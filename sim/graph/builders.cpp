@@ -282,6 +282,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
     const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8,
                                   OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
+    // A fused gated activation keeps its input, the gate and up halves: 2p an element.
+    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(tokens * d.d_ff));
     // Eager gated activation: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2 kernels;
     // autograd keeps the gate, its activation and up: 3p an element.
     if (e.eager && d.gated_ffn) {
@@ -316,6 +318,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
                                   static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
                                   true, d.gated_ffn ? 2 : 1);
+    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * E * d.d_ff));  // gate and up
     if (e.eager && d.gated_ffn) {
       const double elements = static_cast<double>(per_expert * E * d.d_ff);
       e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
@@ -344,6 +347,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const double elements = static_cast<double>(tokens * d.d_ff);
   const int act = e.elementwise(p + ".ffn.act", layer, {up}, elements, d.gated_ffn ? 9 : 8, OpKind::elementwise, 0, true,
                                 d.gated_ffn ? 2 : 1);
+  if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * elements);  // the gate and up halves, as above
   if (e.eager && d.gated_ffn) e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
   int down = e.matmul(p + ".ffn.down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
   const bool dropout = e.training && d.dropout > 0;

@@ -14,6 +14,12 @@ using dlcarbon::LstmDesign;
 using graph::OpKind;
 
 namespace {
+// The op of a graph by name (the test fails where there is none).
+const graph::Op& named(const graph::OpGraph& g, const std::string& name) {
+  const auto it = std::find_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
+  REQUIRE(it != g.ops().end());
+  return *it;
+}
 TransformerDesign gpt3() {
   // Brown et al. 2020, Table 2.1: 96 layers, d 12288, 96 heads, d_ff 4 d, context 2048, BPE 50257.
   TransformerDesign d;
@@ -615,21 +621,17 @@ TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autogra
   }
   const double td = 256.0 * 256 * 2, tf = 256.0 * 1024 * 2;
   CHECK(layer == doctest::Approx(2 * td + 2 * td + 2 * tf + 4 * td + 4.0 * 8 * 128));
-  auto saved = [&](const std::string& name) {
-    const auto it = std::find_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
-    REQUIRE(it != g.ops().end());
-    return it->saved_bytes;
-  };
-  CHECK(saved("decoder.0.attn.out") == 0);
-  CHECK(saved("decoder.0.attn.residual") == 0);
-  CHECK(saved("decoder.0.ffn.residual") == 0);
+  CHECK(named(g, "decoder.0.attn.out").saved_bytes == 0);
+  CHECK(named(g, "decoder.0.attn.residual").saved_bytes == 0);
+  CHECK(named(g, "decoder.0.ffn.residual").saved_bytes == 0);
   // With dropout fused into the residual add, the add keeps the mask: one byte an element.
   d.dropout = 0.1;
   const auto dropped = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
-  const auto it = std::find_if(dropped.ops().begin(), dropped.ops().end(),
-                               [](const graph::Op& o) { return o.name == "decoder.0.ffn.residual"; });
-  REQUIRE(it != dropped.ops().end());
-  CHECK(it->saved_bytes == 256.0 * 256);
+  CHECK(named(dropped, "decoder.0.ffn.residual").saved_bytes == 256.0 * 256);
+  // A fused gated activation (SwiGLU) keeps its input, the gate and up halves: 2 x 256 x 1024 x 2 B.
+  d.gated_ffn = true;
+  const auto gated = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
+  CHECK(named(gated, "decoder.0.ffn.act").saved_bytes == 2 * tf);
 }
 
 TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEMMs") {
