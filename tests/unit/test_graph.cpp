@@ -568,11 +568,7 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   d.vocab = 100;
   const auto fused = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
   const auto eager = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true, true});
-  auto op = [](const graph::OpGraph& g, const std::string& name) {
-    const auto it = std::find_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
-    REQUIRE(it != g.ops().end());
-    return *it;
-  };
+  const auto op = [](const graph::OpGraph& g, const std::string& name) { return named(g, name); };
   // RMSNorm over 64 x 64 = 4,096 elements: fused, read and write at 2 B plus the 64 weights:
   // 4,096 x 4 + 128 = 16,512 B. Eager: float() 2 + 4, pow 4 + 4, mean 4, x * rsqrt 4 + 4,
   // type_as 4 + 2, * weight 2 + 2 = 36 B an element: 147,456 + 128 = 147,584 B in 8 kernels
