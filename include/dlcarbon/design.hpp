@@ -36,6 +36,10 @@ struct TransformerDesign {
   bool biases = true;     // linear layers carry biases (GPT, BERT) or not (LLaMA, T5)
   std::int64_t type_vocab = 0;  // BERT token types
   bool pooler = false;          // BERT pooler
+  // BERT's masked-LM head over the masked positions only (15 %, gathered first, as Google's BERT
+  // and fairseq's RoBERTa since late 2019 run it) or over every position, the unmasked ones
+  // ignored by the loss (NVIDIA's PyTorch BERT and Hugging Face's BertForPreTraining, 2019-2020).
+  bool mlm_all_positions = false;
   // Mixture of experts: every `moe_every`-th FFN has `experts` experts, `top_k` per token.
   std::int64_t experts = 0;
   std::int64_t top_k = 1;

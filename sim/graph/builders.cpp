@@ -543,9 +543,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       enc_out = e.norm("encoder.final_norm", layer - 1, x, b * s_enc, d.d_model, d.rms_norm);
     } else {
       // BERT: pooler and masked-LM head (transform, norm, tied decoder with bias) over the
-      // 15 % masked positions.
+      // 15 % masked positions, or over every position where the code projects them all and the
+      // loss ignores the unmasked (`mlm_positions: all`).
       if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
-      const I masked = std::max<I>(1, (b * s_enc * 15 + 50) / 100);
+      const I masked = d.mlm_all_positions ? b * s_enc : std::max<I>(1, (b * s_enc * 15 + 50) / 100);
       const double masked_logits = static_cast<double>(masked * d.vocab);
       int t = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
       t = e.elementwise("mlm.act", -1, {t}, static_cast<double>(masked * d.d_model), 8);

@@ -99,6 +99,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (m.has("embedding")) d.one_hot_embedding = read_choice(m.at("embedding"), {"lookup", "one_hot"}) == "one_hot";
   if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
   if (m.has("pooler")) d.pooler = read_bool(m.at("pooler"));
+  if (m.has("mlm_positions")) d.mlm_all_positions = read_choice(m.at("mlm_positions"), {"masked", "all"}) == "all";
   if (m.has("experts")) {
     d.experts = positive(m, "experts");
     d.top_k = optional_positive(m, "top_k", 1);
@@ -222,7 +223,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
       keys.push_back("layers");
     }
     if (builder == "decoder") keys.push_back("parallel_block");
-    if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler"});
+    if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});
     return read_transformer(MapView(v, keys), builder);
   }
   if (builder == "resnet") {

@@ -289,6 +289,21 @@ TEST_CASE("BERT's embedding norm and masked-LM head (bias and loss over the mask
   CHECK(seen == 3);
 }
 
+TEST_CASE("a masked-LM head over every position (mlm_positions: all), by hand") {
+  // BERT base, one sequence of 512 in fp32, the head over all 512 positions: the decoder
+  // 2 x 512 x 768 x 30,522 = 24,003,477,504 FLOPs forward (77 positions: 3,609,897,984), and the
+  // loss 4 FLOPs over 512 x 30,522 = 15,627,264 logits, 4 x 2 x 15,627,264 = 125,018,112 B.
+  TransformerDesign all = bert(12, 768, 12);
+  all.mlm_all_positions = true;
+  const auto g = build_graph(all, GraphShape{1, 4, true});
+  const auto gm = build_graph(bert(12, 768, 12), GraphShape{1, 4, true});
+  CHECK(named(g, "mlm.logits").flops == 24003477504.0);
+  CHECK(named(gm, "mlm.logits").flops == 3609897984.0);
+  CHECK(named(g, "mlm.loss").flops == 4 * 15627264.0);
+  CHECK(named(g, "mlm.loss").bytes == 125018112.0);
+  CHECK(g.parameters() == gm.parameters());  // where the head runs moves no parameter
+}
+
 TEST_CASE("designs that cannot be built are rejected") {
   TransformerDesign d = gpt3();
   d.heads = 7;  // does not divide 12288
