@@ -27,6 +27,7 @@ struct DeviceModel {
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
   std::map<std::string, double> attention_efficiency;  // by FlashAttention generation, where published
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)
+  std::map<std::string, Hardware::GemmCeiling> gemm_by_precision;  // where measured apart (at_precision)
   std::int64_t compute_units = 0;                 // SMs for tile and wave quantisation (0: none)
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
@@ -44,6 +45,11 @@ struct DeviceModel {
   // Peak for a dtype; a dtype the device lacks runs at the nearest it has (tf32 -> fp32,
   // bf16 <-> fp16, fp8/int8 -> 16-bit). Throws std::invalid_argument when nothing fits.
   double peak(const std::string& dtype) const;
+
+  // This device as a job at `dtype` sees it: the GEMM ceiling and shape measured at that precision
+  // (tf32 falls back to fp32's) where the catalog has them, else the headline ones. The energy
+  // parameters stay those of the headline (16-bit) ceiling; a faster GEMM is held to the power limit.
+  DeviceModel at_precision(const std::string& dtype) const;
 };
 
 // Bytes per value of a compute dtype: fp32/tf32 4, fp16/bf16 2, fp8/int8 1.

@@ -75,6 +75,14 @@ struct Hardware {
   // precision) its kernels reach over their two products' FLOPs
   std::map<std::string, double> attention_efficiency;
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0: GEMM efficiency / (1 + m0/m + n0/n + k0/k)
+  // A GEMM ceiling and shape measured at one precision apart from the headline pair above
+  // (`efficiency: {precision: {fp32: {gemm, gemm_shape}}}`): a V100's CUDA-core SGEMM and its
+  // tensor-core HGEMM reach different fractions of their peaks and lose different amounts at small k.
+  struct GemmCeiling {
+    double efficiency = 0;
+    std::array<double, 3> shape{0, 0, 0};
+  };
+  std::map<std::string, GemmCeiling> gemm_by_precision;
   std::int64_t compute_units = 0;  // SMs (GPUs) that GEMM tiles are spread over; 0: not modelled
   std::string efficiency_source;
   // The node this accelerator is sold in (`node:` block).

@@ -9,7 +9,7 @@ namespace dlcarbon {
 
 InferenceResult cost_inference(const InferenceJob& job) {
   InferenceResult r;
-  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
+  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware).at_precision(job.precision);
   const double p = hardware::bytes_per_value(job.precision);
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
   const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true, fusion, false});

@@ -58,6 +58,17 @@ double DeviceModel::peak(const std::string& dtype) const {
   throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
 }
 
+DeviceModel DeviceModel::at_precision(const std::string& dtype) const {
+  DeviceModel d = *this;
+  auto it = gemm_by_precision.find(dtype);
+  if (it == gemm_by_precision.end() && dtype == "tf32") it = gemm_by_precision.find("fp32");
+  if (it != gemm_by_precision.end()) {
+    d.gemm_efficiency = it->second.efficiency;
+    d.gemm_shape = it->second.shape;
+  }
+  return d;
+}
+
 double bytes_per_value(const std::string& dtype) {
   if (dtype == "fp32" || dtype == "tf32") return 4;
   if (dtype == "fp8" || dtype == "int8") return 1;
@@ -134,6 +145,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.conv_efficiency = h.conv_efficiency;
   d.attention_efficiency = h.attention_efficiency;
   d.gemm_shape = h.gemm_shape;
+  d.gemm_by_precision = h.gemm_by_precision;
   d.compute_units = h.compute_units;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);

@@ -447,18 +447,37 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
-          const MapView e(m.at("efficiency"), {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "source"});
+          const MapView e(m.at("efficiency"),
+                          {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "precision", "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
           if (e.has("memory")) {
             h.memory_efficiency = detail::read_number_in(e.at("memory"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
           }
           if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
-          if (e.has("gemm_shape")) {
-            // t = F / (peak eta) x (1 + m0/m + n0/n + k0/k): overheads per row, column and reduction step.
-            const MapView g(e.at("gemm_shape"), {"m", "n", "k"});
+          // t = F / (peak eta) x (1 + m0/m + n0/n + k0/k): overheads per row, column and reduction step.
+          const auto read_shape = [](const Value& node, std::array<double, 3>& shape) {
+            const MapView g(node, {"m", "n", "k"});
             for (const auto& [key, slot] : {std::pair{"m", 0}, std::pair{"n", 1}, std::pair{"k", 2}}) {
-              if (g.has(key)) h.gemm_shape[static_cast<std::size_t>(slot)] = detail::read_non_negative(g.at(key), Kind::count);
+              if (g.has(key)) shape[static_cast<std::size_t>(slot)] = detail::read_non_negative(g.at(key), Kind::count);
+            }
+          };
+          if (e.has("gemm_shape")) read_shape(e.at("gemm_shape"), h.gemm_shape);
+          if (e.has("precision")) {
+            // GEMM ceilings measured at one precision apart from the headline: {fp32: {gemm, gemm_shape}}.
+            const MapView per(e.at("precision"), {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"});
+            for (const char* dtype : {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"}) {
+              if (!per.has(dtype)) continue;
+              const MapView c(per.at(dtype), {"gemm", "gemm_shape"});
+              c.require("gemm");
+              Hardware::GemmCeiling ceiling;
+              ceiling.efficiency = detail::read_number_in(c.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
+              ceiling.shape = h.gemm_shape;  // the headline shape unless measured at this precision
+              if (c.has("gemm_shape")) {
+                ceiling.shape = {0, 0, 0};
+                read_shape(c.at("gemm_shape"), ceiling.shape);
+              }
+              h.gemm_by_precision[dtype] = ceiling;
             }
           }
           for (const char* layout : {"nchw", "nhwc"}) {

@@ -115,6 +115,35 @@ TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
   CHECK(hardware::gemm_shape_factor(hardware::make_device_model(made_up()), 100, 100, 64) == 1);
 }
 
+TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
+  Hardware h = made_up();  // peaks fp16 1e14, fp32 1e13; headline GEMM ceiling 0.5
+  h.gemm_shape = {0, 0, 100};
+  h.gemm_by_precision["fp32"] = Hardware::GemmCeiling{0.9, {0, 0, 50}};
+  const auto base = hardware::make_device_model(h);
+  // At fp16 (and bf16, which has no entry of its own) the headline pair: 0.5 / (1 + 100 / 400) = 0.4.
+  for (const char* dtype : {"fp16", "bf16"}) {
+    const auto d = base.at_precision(dtype);
+    CHECK(d.gemm_efficiency == doctest::Approx(0.5));
+    CHECK(hardware::gemm_shape_factor(d, 1024, 1024, 400) == doctest::Approx(0.8));
+  }
+  // At fp32, and tf32 through it: 0.9 / (1 + 50 / 400) = 0.8, so a GEMM of 1e12 FLOP (1e9 B, far
+  // from memory-bound) takes 1e12 / (1e13 x 0.8) = 0.125 s; at the headline it would take 0.25 s.
+  for (const char* dtype : {"fp32", "tf32"}) {
+    const auto d = base.at_precision(dtype);
+    const double eta = d.gemm_efficiency * hardware::gemm_shape_factor(d, 1024, 1024, 400);
+    CHECK(eta == doctest::Approx(0.8));
+    CHECK(hardware::kernel_time(d, dtype, 1e12, 1e9, true, eta).seconds == doctest::Approx(0.125));
+  }
+  // The energy parameters stay the headline's: a GEMM at the 16-bit ceiling draws the TDP.
+  CHECK(base.at_precision("fp32").e_flop_j == doctest::Approx(base.e_flop_j));
+  // A training step at fp32 sees the fp32 ceiling: the one-layer MLP's GEMMs run faster with it.
+  auto job = mlp_job();
+  job.precision = "fp32";
+  const double headline = cost_training_step(job).step_s;
+  job.hardware.gemm_by_precision["fp32"] = Hardware::GemmCeiling{1.0, {0, 0, 0}};
+  CHECK(cost_training_step(job).step_s < headline);
+}
+
 TEST_CASE("energy roofline from the datasheet model") {
   const auto d = hardware::make_device_model(made_up());
   // Static = idle 50 W, dynamic range 250 W. A GEMM at the achievable rate (eta_c 0.5 x 1e14) draws
