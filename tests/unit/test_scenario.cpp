@@ -164,9 +164,41 @@ TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused a
 }
 
 namespace {
-// |model time / measured time - 1| for every shape of a table of measured BF16 matmuls
-// (data/hardware/published/), with the shipped entry as it is: time = max(F / (peak x eta x shape
-// factor), bytes / bandwidth) + launch. `large` receives the shapes of 10 GFLOP or more.
+// The rows of a table of measured GEMMs (data/hardware/published/), comments skipped, the header
+// checked, each row split at its commas.
+std::vector<std::vector<std::string>> published_rows(const std::string& table, const std::string& header) {
+  std::ifstream in(fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/published" / table);
+  REQUIRE(in);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  bool seen_header = false;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (!seen_header) {
+      CHECK(line == header);
+      seen_header = true;
+      continue;
+    }
+    std::istringstream row(line);
+    std::vector<std::string> cells;
+    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+// Model time / measured time - 1 for b products C[m x n] += A[m x k] B[k x n] measured at `rate`
+// FLOP/s: time = max(F / (peak x eta x shape factor), bytes / bandwidth) + launch.
+double gemm_error(const dlcarbon::hardware::DeviceModel& dev, const std::string& dtype, double b, double m, double n,
+                  double k, double rate) {
+  const double width = dlcarbon::hardware::bytes_per_value(dtype);
+  const double flops = 2 * b * m * n * k, bytes = width * b * (m * k + k * n + m * n);
+  const double eta = dev.gemm_efficiency * dlcarbon::hardware::gemm_shape_factor(dev, m, n, k, b);
+  return dlcarbon::hardware::kernel_time(dev, dtype, flops, bytes, true, eta).seconds / (flops / rate) - 1;
+}
+
+// |model time / measured time - 1| for every shape of a table of measured BF16 matmuls, with the
+// shipped entry as it is. `large` receives the shapes of 10 GFLOP or more.
 std::vector<double> gemm_errors(const std::string& hardware, const std::string& table, std::vector<double>& large) {
   const fs::path file =
       scenario_file("dlcarbon_test_xla_" + hardware,
@@ -176,32 +208,13 @@ std::vector<double> gemm_errors(const std::string& hardware, const std::string& 
   const auto s = load_scenario(file, shipped_catalog());
   fs::remove_all(file.parent_path());
   const auto dev = dlcarbon::hardware::make_device_model(s.training.at(0).hardware);
-  std::ifstream in(fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/published" / table);
-  REQUIRE(in);
   std::vector<double> all;
-  std::string line;
-  bool header = false;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (!header) {
-      CHECK(line == "b,m,n,k,flops_per_s");
-      header = true;
-      continue;
-    }
-    double v[5];
-    std::istringstream row(line);
-    for (double& x : v) {
-      std::string cell;
-      std::getline(row, cell, ',');
-      x = std::stod(cell);
-    }
-    const double b = v[0], m = v[1], n = v[2], k = v[3];
-    const double flops = 2 * b * m * n * k, bytes = 2 * b * (m * k + k * n + m * n);
-    const double eta = dev.gemm_efficiency * dlcarbon::hardware::gemm_shape_factor(dev, m, n, k, b);
-    const double model_s = dlcarbon::hardware::kernel_time(dev, "bf16", flops, bytes, true, eta).seconds;
-    const double error = model_s / (flops / v[4]) - 1;
+  for (const auto& cells : published_rows(table, "b,m,n,k,flops_per_s")) {
+    REQUIRE(cells.size() == 5);
+    const double b = std::stod(cells[0]), m = std::stod(cells[1]), n = std::stod(cells[2]), k = std::stod(cells[3]);
+    const double error = gemm_error(dev, "bf16", b, m, n, k, std::stod(cells[4]));
     all.push_back(error);
-    if (flops >= 1e10) large.push_back(error);
+    if (2 * b * m * n * k >= 1e10) large.push_back(error);
   }
   return all;
 }
@@ -261,36 +274,14 @@ TEST_CASE("the shipped V100 and P100 GEMM models against the square products mea
   CHECK(s.training[0].hardware.gemm_by_precision.at("fp32").efficiency == doctest::Approx(0.924));
   CHECK(s.training[0].hardware.gemm_by_precision.at("fp32").shape[2] == doctest::Approx(110));
   CHECK(s.training[1].hardware.gemm_by_precision.at("fp16").efficiency == doctest::Approx(0.416));
-  std::ifstream in(fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/published/torch-mm-square-v100-p100.csv");
-  REQUIRE(in);
   std::map<std::string, std::vector<double>> errors;  // "hardware dtype" -> model time / measured - 1
-  std::string line;
-  bool header = false;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (!header) {
-      CHECK(line == "hardware,dtype,b,m,n,k,flops_per_s");
-      header = true;
-      continue;
-    }
-    std::istringstream row(line);
-    std::string hardware, dtype, cell;
-    std::getline(row, hardware, ',');
-    std::getline(row, dtype, ',');
-    double v[5];
-    for (double& x : v) {
-      std::getline(row, cell, ',');
-      x = std::stod(cell);
-    }
-    const auto& entry = hardware == "nvidia-v100-sxm2" ? s.training[0].hardware : s.training[1].hardware;
-    REQUIRE(entry.id == hardware);
-    const auto dev = dlcarbon::hardware::make_device_model(entry).at_precision(dtype);
-    const double b = v[0], m = v[1], n = v[2], k = v[3];
-    const double width = dlcarbon::hardware::bytes_per_value(dtype);
-    const double flops = 2 * b * m * n * k, bytes = width * b * (m * k + k * n + m * n);
-    const double eta = dev.gemm_efficiency * dlcarbon::hardware::gemm_shape_factor(dev, m, n, k, b);
-    const double model_s = dlcarbon::hardware::kernel_time(dev, dtype, flops, bytes, true, eta).seconds;
-    errors[hardware + " " + dtype].push_back(model_s / (flops / v[4]) - 1);
+  for (const auto& c : published_rows("torch-mm-square-v100-p100.csv", "hardware,dtype,b,m,n,k,flops_per_s")) {
+    REQUIRE(c.size() == 7);
+    const auto& entry = c[0] == "nvidia-v100-sxm2" ? s.training[0].hardware : s.training[1].hardware;
+    REQUIRE(entry.id == c[0]);
+    const auto dev = dlcarbon::hardware::make_device_model(entry).at_precision(c[1]);
+    errors[c[0] + " " + c[1]].push_back(
+        gemm_error(dev, c[1], std::stod(c[2]), std::stod(c[3]), std::stod(c[4]), std::stod(c[5]), std::stod(c[6])));
   }
   REQUIRE(errors.size() == 4);
   for (const char* series : {"nvidia-v100-sxm2 fp16", "nvidia-v100-sxm2 fp32", "nvidia-p100-sxm2 fp32"}) {
