@@ -389,7 +389,7 @@ namespace {
 std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c) {
   const JobOverheads& o = job.overheads;
   const double n = static_cast<double>(job.accelerators);
-  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware).at_precision(job.precision);
+  const hardware::DeviceModel dev = hardware::make_device_model(job.hardware);
   const double busy_w = c.power_per_accelerator_w * n;       // training draw, all accelerators
   const double waiting_w = (dev.static_w + dev.host_w) * n;  // powered, waiting on storage or restart
   std::vector<OverheadRow> rows;

@@ -552,6 +552,17 @@ RunRecord first_principles_record(const std::string& name) {
   fs::remove(out);
   return rec;
 }
+
+// The last line of `validate`'s output that starts with `prefix` (a row, named by its scenario).
+std::string validate_row(const std::string& out, const std::string& prefix) {
+  std::istringstream lines(out);
+  std::string row;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind(prefix, 0) == 0) row = l;
+  }
+  REQUIRE_FALSE(row.empty());
+  return row;
+}
 }  // namespace
 
 TEST_CASE("validate --mode first-principles: accelerator-hours printed without a footprint are the row's reference") {
@@ -563,13 +574,7 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   INFO(r.out, r.err);
   CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
   // The row: published 100 h; error = predicted / 100 - 1, printed with two decimals.
-  std::istringstream lines(r.out);
-  std::string row;
-  for (std::string l; std::getline(lines, l);) {
-    if (l.rfind("hours", 0) == 0) row = l;
-  }
-  REQUIRE_FALSE(row.empty());
-  std::istringstream cells(row);
+  std::istringstream cells(validate_row(r.out, "hours"));
   std::string name, published, predicted, error;
   cells >> name >> published >> predicted >> error;
   CHECK(std::stod(published) == doctest::Approx(100));
@@ -597,13 +602,7 @@ TEST_CASE("validate --mode first-principles: a run trained in stages is one row,
   INFO(r.out, r.err);
   CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
   CHECK(r.out.find("2 stages") != std::string::npos);
-  std::istringstream lines(r.out);
-  std::string row;
-  for (std::string l; std::getline(lines, l);) {
-    if (l.rfind("stages", 0) == 0) row = l;
-  }
-  REQUIRE_FALSE(row.empty());
-  std::istringstream cells(row);
+  std::istringstream cells(validate_row(r.out, "stages"));
   std::string name, published, predicted;
   cells >> name >> published >> predicted;
   CHECK(std::stod(predicted) == doctest::Approx(sum).epsilon(1e-3));
