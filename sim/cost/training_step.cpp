@@ -280,7 +280,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   //             and the updated parameters all-gathered once: (m + 1) halves, behind m backwards;
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
   //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
-  //             the layers before it, so the step's whole compute can hide them.
+  //             the layers before it. The forward's gathers can hide only behind the forward, and
+  //             the backward's gathers and reductions only behind the backward: a gradient exists
+  //             only once its layer's backward has run, and the next forward needs the step's
+  //             reduced gradients. Each pass exposes what its compute cannot cover.
   //             Hybrid sharding (shard_group): these run within groups of `shard` ranks, and after
   //             each reduce-scatter the group's gradient shard (1 / shard of the gradients) is
   //             all-reduced across the data / shard groups (PyTorch HYBRID_SHARD, layer by layer
@@ -293,17 +296,21 @@ StepCost cost_training_step(const TrainingJob& job) {
   double dp = 0;
   double window = bwd_s;
   double exposed_floor = 0;
+  double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
   if (p.zero_stage == 2) {
     dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) +
          comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group);
     window = m * bwd_s;
   } else if (p.zero_stage == 3) {
-    dp = m * (2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, shard_group) +
-              comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group));
+    const double gather = m * comm::collectives_s(Collective::all_gather, grad_bytes, units, shard_group);
+    double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
     if (shard < c.data) {
-      dp += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
+      reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
     }
-    window = m * (fwd_s + bwd_s);
+    dp = 2 * gather + reduce;
+    forward_dp = gather;
+    forward_window = m * fwd_s;
+    window = m * bwd_s;
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
@@ -317,9 +324,16 @@ StepCost cost_training_step(const TrainingJob& job) {
   // average (A100, H100, MI250, MI210; GPT and LLaMA training; 40 % at most). While a hidden
   // collective runs, compute advances at 1 / (1 + s), so the step grows by dp s / (1 + s), or by
   // what is exposed once the compute, slowed, no longer covers the communication.
-  c.data_comm_s = p.overlap_communication ? std::max(exposed_floor, dp - window) : dp;
-  if (p.overlap_communication && dp > 0 && job.hardware.kind == "gpu") {
-    c.contention_s = std::max(0.0, dp * kOverlapSlowdown / (1 + kOverlapSlowdown) - c.data_comm_s);
+  // Each pass is costed on its own: its exposed share, then the contention of what it hides.
+  if (p.overlap_communication) {
+    const double hidden_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
+    const double forward_exposed = std::max(0.0, forward_dp - forward_window);
+    const double backward_exposed = std::max(exposed_floor, dp - forward_dp - window);
+    c.data_comm_s = forward_exposed + backward_exposed;
+    c.contention_s = std::max(0.0, forward_dp * hidden_share - forward_exposed) +
+                     std::max(0.0, (dp - forward_dp) * hidden_share - backward_exposed);
+  } else {
+    c.data_comm_s = dp;
   }
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16");

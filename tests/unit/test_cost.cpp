@@ -258,7 +258,9 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->zero_stage = 3;
   c = cost_training_step(job);
   CHECK(c.data_comm_s == doctest::Approx(1.366125e-3));
-  // Overlapped, the gathers hide behind the whole step's compute (both microbatches).
+  // Overlapped, each pass's collectives hide behind that pass's compute: the forward's gathers
+  // (dp / 3) behind the forwards, the rest behind the backwards. The MLP's backward is twice its
+  // forward, so both passes expose the same share: dp - compute in all.
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > 0);
@@ -369,6 +371,44 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = layout(16, 2000);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
+}
+
+TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behind the forward") {
+  TrainingJob job = mlp_job();
+  job.accelerators = 16;
+  job.hardware.kind = "gpu";
+  job.hardware.inter_node_bandwidth = 1.25e9;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 4000;  // 16 replicas x 2 microbatches
+  job.parallelism->zero_stage = 3;
+  job.parallelism->recompute = true;  // the backward repeats the forward: it holds 3/4 of the compute
+  job.parallelism->overlap_communication = false;
+  // Not overlapped: 2 microbatches x (a gather before the forward, a gather and a reduce-scatter
+  // in the backward), each of the same size and so of the same time: the forward's are dp / 3.
+  const double dp = cost_training_step(job).data_comm_s;
+  job.parallelism->overlap_communication = true;
+  StepCost c = cost_training_step(job);
+  for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the step's compute is 1.1 x dp
+    job.hardware.gemm_efficiency = *job.hardware.gemm_efficiency * c.compute_s / (1.1 * dp);
+    c = cost_training_step(job);
+  }
+  const auto pass_s = [&c](const std::string& phase) {
+    double s = 0;
+    for (const auto& r : c.ops) s += r.phase == phase ? r.time_s : 0;
+    return s * static_cast<double>(c.microbatches);
+  };
+  const double fwd = pass_s("fwd"), bwd = pass_s("bwd");
+  REQUIRE(c.compute_s == doctest::Approx(fwd + bwd));
+  // The step's compute could hide all of dp, but a forward (a quarter of it) cannot hide its
+  // gathers (a third of dp): dp / 3 - fwd is exposed. The backward hides its 2 dp / 3.
+  REQUIRE(dp < c.compute_s);
+  REQUIRE(dp / 3 > fwd);
+  REQUIRE(2 * dp / 3 < bwd);
+  CHECK(c.data_comm_s == doctest::Approx(dp / 3 - fwd));
+  // The slowdown (Lee et al. 2025) pass by pass: what each pass hides, x 0.189 / 1.189, less what
+  // it already exposes.
+  const double k = 0.189 / 1.189;
+  CHECK(c.contention_s == doctest::Approx(std::max(0.0, dp / 3 * k - (dp / 3 - fwd)) + 2 * dp / 3 * k));
 }
 
 TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is exposed") {
