@@ -7,10 +7,12 @@
 // beside it, so a row that passes only because of the paper's rounding is visible.
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <ostream>
+#include <set>
 #include <sstream>
 
 #include "commands.hpp"
@@ -53,6 +55,34 @@ struct StepRow {
   bool ok = false;
 };
 
+// One layer's forward and backward as the step model costs them, one microbatch: the ops of the
+// model's numbered layers (named `<stack>.<index>.<op>`, e.g. `encoder.3.ffn.up`), summed over
+// their fwd and bwd phases and divided by the number of layers. Embeddings, head, optimizer and
+// communication are outside it, as they are outside a benchmark of one layer.
+double mean_layer_seconds(const StepCost& c) {
+  std::set<std::string> layers;
+  double seconds = 0;
+  for (const auto& op : c.ops) {
+    if (op.phase != "fwd" && op.phase != "bwd") continue;
+    std::size_t start = 0;
+    std::string key;
+    while (start < op.op.size()) {
+      const std::size_t dot = op.op.find('.', start);
+      if (dot == std::string::npos) break;  // the last component is the op's own name
+      const std::string part = op.op.substr(start, dot - start);
+      if (!part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; })) {
+        key = op.op.substr(0, dot);
+        break;
+      }
+      start = dot + 1;
+    }
+    if (key.empty()) continue;
+    layers.insert(key);
+    seconds += op.time_s;
+  }
+  return layers.empty() ? 0 : seconds / static_cast<double>(layers.size());
+}
+
 std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& job, const StepCost& c, bool fits,
                                const std::string& reason) {
   std::vector<StepRow> rows;
@@ -66,6 +96,7 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
   if (p.mfu) add(p.mfu_full_attention ? "MFU (full attn.)" : "MFU", *p.mfu, c.mfu * (p.mfu_full_attention ? c.full_attention_flops_ratio : 1));
   if (p.tokens_per_s) add("tokens/s a device", *p.tokens_per_s, c.step_s > 0 ? c.tokens_per_step / c.step_s / n : 0);
   if (p.step_s) add("step time (s)", *p.step_s, c.step_s);
+  if (p.layer_s) add("layer time (s)", *p.layer_s, mean_layer_seconds(c));
   return rows;
 }
 
@@ -73,7 +104,8 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
 // y is a step (and a run) of published/simulated the length, so that a model that is too fast reads
 // negative, as in the accelerator-hours table.
 double step_time_error(const StepRow& r) {
-  return r.figure == "step time (s)" ? r.simulated / r.published - 1 : r.published / r.simulated - 1;
+  return r.figure == "step time (s)" || r.figure == "layer time (s)" ? r.simulated / r.published - 1
+                                                                      : r.published / r.simulated - 1;
 }
 
 void print_step_rows(const std::vector<StepRow>& rows, Streams io) {

@@ -619,7 +619,7 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   // No footprint: no accelerator-hours row, so the targets cannot be said to hold (exit 1).
   CHECK(r.code == 1);
   CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
-  CHECK(r.out.find("4 published step figures") != std::string::npos);
+  CHECK(r.out.find("5 published step figures") != std::string::npos);
   auto line_of = [&](const std::string& job, const std::string& figure) {
     std::istringstream lines(r.out);
     for (std::string l; std::getline(lines, l);) {
@@ -635,6 +635,23 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   const double tokens_per_s = 64.0 * 128 / step / 8;
   CHECK(last_percent(line_of("timed", "tokens/s")) == doctest::Approx(1000 / tokens_per_s - 1).epsilon(1e-3));
   CHECK(last_percent(line_of("timed", "MFU ")) == doctest::Approx(0.5 / mfu - 1).epsilon(1e-3));
+  // layer time: the mean over the 4 decoder layers of their forward and backward ops, one
+  // microbatch (the per-op table's rows named decoder.<i>.*), simulated / published - 1.
+  const auto& ops = col<std::string>(rec, "training/pretrain/ops", "op");
+  const auto& phases = col<std::string>(rec, "training/pretrain/ops", "phase");
+  const auto& times = col<double>(rec, "training/pretrain/ops", "time");
+  double layers_s = 0;
+  int counted = 0;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].rfind("decoder.", 0) != 0 || !std::isdigit(static_cast<unsigned char>(ops[i][8]))) continue;
+    if (phases[i] != "fwd" && phases[i] != "bwd") continue;
+    layers_s += times[i];
+    ++counted;
+  }
+  CHECK(counted > 8);
+  const double layer_s = layers_s / 4;
+  CHECK(layer_s > 0);
+  CHECK(last_percent(line_of("timed", "layer time")) == doctest::Approx(layer_s / 0.010 - 1).epsilon(1e-3));
   // Counted as Megatron-LM counts (the whole score matrix), the same step has a larger MFU.
   // The factor is the graph's forward FLOPs with the whole score matrix over its causal count.
   dlcarbon::TransformerDesign d;
