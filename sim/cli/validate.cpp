@@ -96,7 +96,14 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
   if (p.mfu) add(p.mfu_full_attention ? "MFU (full attn.)" : "MFU", *p.mfu, c.mfu * (p.mfu_full_attention ? c.full_attention_flops_ratio : 1));
   if (p.tokens_per_s) add("tokens/s a device", *p.tokens_per_s, c.step_s > 0 ? c.tokens_per_step / c.step_s / n : 0);
   if (p.step_s) add("step time (s)", *p.step_s, c.step_s);
-  if (p.layer_s) add("layer time (s)", *p.layer_s, mean_layer_seconds(c));
+  if (p.layer_s) {
+    const double layer = mean_layer_seconds(c);
+    add("layer time (s)", *p.layer_s, layer);
+    if (fits && !(layer > 0)) {
+      rows.back().ok = false;
+      rows.back().note = "the model has no numbered layers to time";
+    }
+  }
   return rows;
 }
 
@@ -113,7 +120,7 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
          << pad("scenario", 60) << pad("job", 18) << pad("figure", 19) << pad("published", 11) << pad("dlcarbon", 11)
          << "step-time error\n";
   std::vector<double> errors;
-  int within = 0, unfit = 0;
+  int within = 0, unfit = 0;  // unfit: rows without a simulated figure
   for (const auto& r : rows) {
     io.out << pad(r.scenario, 60) << pad(r.job, 18) << pad(r.figure, 19) << pad(format_number(r.published, 4), 11);
     if (!r.ok) {
@@ -128,7 +135,7 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
   }
   const double med = median(errors);
   io.out << "\n" << rows.size() << " published step figures";
-  if (unfit > 0) io.out << " (" << unfit << " whose job does not fit, left out of what follows)";
+  if (unfit > 0) io.out << " (" << unfit << " not costed: the job does not fit, or has no layer to time; left out of what follows)";
   io.out << "; " << within << " within +/-10 %; median |step-time error| " << format_number(100 * med, 3) << "%\n";
 }
 
