@@ -28,6 +28,21 @@ fs::path scenario_file(const std::string& name, const std::string& text) {
   return dir / "s.yaml";
 }
 LoadOptions shipped_catalog() { return LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"}; }
+// The shipped catalog's entries `ids`, resolved as a job of a throwaway scenario resolves them.
+std::vector<dlcarbon::Hardware> shipped_entries(const std::vector<std::string>& ids) {
+  std::string text = "schema_version: 1\nscenario: {name: s}\ntraining:\n";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    text += "  - {id: j" + std::to_string(i) + ", hardware: " + ids[i] +
+            ", accelerators: 1, duration: \"1 h\",\n     power: {utilisation: 1}, datacenter: meta-llama-2022}\n";
+  }
+  const fs::path file = scenario_file("dlcarbon_test_shipped_entries", text);
+  const auto s = load_scenario(file, shipped_catalog());
+  fs::remove_all(file.parent_path());
+  REQUIRE(s.training.size() == ids.size());
+  std::vector<dlcarbon::Hardware> entries;
+  for (const auto& job : s.training) entries.push_back(job.hardware);
+  return entries;
+}
 
 std::string error_of(const fs::path& file, const LoadOptions& options) {
   try {
@@ -144,23 +159,14 @@ TEST_CASE("the shipped catalogs load and every entry is valid") {
 }
 
 TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused attention kernels") {
-  const fs::path file =
-      scenario_file("dlcarbon_test_attention",
-                    "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                    "  - {id: a, hardware: nvidia-a100-sxm4-80gb, accelerators: 1, duration: \"1 h\",\n"
-                    "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n"
-                    "  - {id: h, hardware: nvidia-h100-sxm5, accelerators: 1, duration: \"1 h\",\n"
-                    "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n");
-  const auto s = load_scenario(file, shipped_catalog());
-  REQUIRE(s.training.size() == 2);
+  const auto entries = shipped_entries({"nvidia-a100-sxm4-80gb", "nvidia-h100-sxm5"});
   // Dao 2023: FlashAttention 25-40 %, FlashAttention-2 50-73 % of the A100's peak (midpoints);
   // Shah et al. 2024: FlashAttention-2 35 % on the H100, FlashAttention-3 1.5-2.0x that.
-  CHECK(s.training[0].hardware.attention_efficiency.at("flash1") == doctest::Approx(0.325));
-  CHECK(s.training[0].hardware.attention_efficiency.at("flash2") == doctest::Approx(0.615));
-  CHECK(s.training[1].hardware.attention_efficiency.at("flash2") == doctest::Approx(0.35));
-  CHECK(s.training[1].hardware.attention_efficiency.at("flash3") == doctest::Approx(0.61));
-  CHECK(s.training[1].hardware.attention_efficiency.count("flash1") == 0);
-  fs::remove_all(file.parent_path());
+  CHECK(entries[0].attention_efficiency.at("flash1") == doctest::Approx(0.325));
+  CHECK(entries[0].attention_efficiency.at("flash2") == doctest::Approx(0.615));
+  CHECK(entries[1].attention_efficiency.at("flash2") == doctest::Approx(0.35));
+  CHECK(entries[1].attention_efficiency.at("flash3") == doctest::Approx(0.61));
+  CHECK(entries[1].attention_efficiency.count("flash1") == 0);
 }
 
 namespace {
@@ -200,14 +206,7 @@ double gemm_error(const dlcarbon::hardware::DeviceModel& dev, const std::string&
 // |model time / measured time - 1| for every shape of a table of measured BF16 matmuls, with the
 // shipped entry as it is. `large` receives the shapes of 10 GFLOP or more.
 std::vector<double> gemm_errors(const std::string& hardware, const std::string& table, std::vector<double>& large) {
-  const fs::path file =
-      scenario_file("dlcarbon_test_xla_" + hardware,
-                    "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                    "  - {id: h, hardware: " + hardware + ", accelerators: 1, duration: \"1 h\",\n"
-                    "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n");
-  const auto s = load_scenario(file, shipped_catalog());
-  fs::remove_all(file.parent_path());
-  const auto dev = dlcarbon::hardware::make_device_model(s.training.at(0).hardware);
+  const auto dev = dlcarbon::hardware::make_device_model(shipped_entries({hardware}).at(0));
   std::vector<double> all;
   for (const auto& cells : published_rows(table, "b,m,n,k,flops_per_s")) {
     REQUIRE(cells.size() == 5);
@@ -264,18 +263,10 @@ TEST_CASE("the shipped V100 and P100 GEMM models against the square products mea
   // FP16 -7.1 % to +5.7 %, V100 FP32 -5.9 % to +3.2 %, P100 FP32 -4.7 % to +8.1 %; P100 FP16
   // +1.8 % to +3.2 % up to 4096, then -16.9 % and -18.5 % at 8192 and 10240, where the measured
   // rate falls (7.3 against 8.8 TFLOP/s).
-  const fs::path file = scenario_file("dlcarbon_test_square_gemms",
-                                      "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                                      "  - {id: v, hardware: nvidia-v100-sxm2, accelerators: 1, duration: \"1 h\",\n"
-                                      "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n"
-                                      "  - {id: p, hardware: nvidia-p100-sxm2, accelerators: 1, duration: \"1 h\",\n"
-                                      "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n");
-  const auto s = load_scenario(file, shipped_catalog());
-  fs::remove_all(file.parent_path());
-  REQUIRE(s.training.size() == 2);
-  CHECK(s.training[0].hardware.gemm_by_precision.at("fp32").efficiency == doctest::Approx(0.924));
-  CHECK(s.training[0].hardware.gemm_by_precision.at("fp32").shape[2] == doctest::Approx(110));
-  CHECK(s.training[1].hardware.gemm_by_precision.at("fp16").efficiency == doctest::Approx(0.416));
+  const auto entries = shipped_entries({"nvidia-v100-sxm2", "nvidia-p100-sxm2"});
+  CHECK(entries[0].gemm_by_precision.at("fp32").efficiency == doctest::Approx(0.924));
+  CHECK(entries[0].gemm_by_precision.at("fp32").shape[2] == doctest::Approx(110));
+  CHECK(entries[1].gemm_by_precision.at("fp16").efficiency == doctest::Approx(0.416));
   std::map<std::string, std::vector<double>> errors;  // "hardware dtype" -> model time / measured - 1
   const auto squares = published_rows("torch-mm-square-v100-p100.csv", "hardware,dtype,b,m,n,k,flops_per_s");
   double best_v100_fp16 = 0;
@@ -284,10 +275,10 @@ TEST_CASE("the shipped V100 and P100 GEMM models against the square products mea
     if (c[0] == "nvidia-v100-sxm2" && c[1] == "fp16") best_v100_fp16 = std::max(best_v100_fp16, std::stod(c[6]));
   }
   REQUIRE(best_v100_fp16 == doctest::Approx(97.36e12));
-  auto v100_2026 = s.training[0].hardware;  // the V100 with the FP16 ceiling of its k0's fit
+  auto v100_2026 = entries[0];  // the V100 with the FP16 ceiling of its k0's fit
   v100_2026.gemm_efficiency = best_v100_fp16 / 125e12;
   for (const auto& c : squares) {
-    const auto& entry = c[0] == "nvidia-v100-sxm2" ? v100_2026 : s.training[1].hardware;
+    const auto& entry = c[0] == "nvidia-v100-sxm2" ? v100_2026 : entries[1];
     REQUIRE(entry.id == c[0]);
     const auto dev = dlcarbon::hardware::make_device_model(entry).at_precision(c[1]);
     errors[c[0] + " " + c[1]].push_back(
@@ -319,14 +310,7 @@ TEST_CASE("the shipped V100's FP16 ceiling is the best rate measured with the so
     best = std::max(best, std::stod(c[3]));
   }
   CHECK(best == doctest::Approx(87.2323633474e12));
-  const fs::path file = scenario_file("dlcarbon_test_v100_ceiling",
-                                      "schema_version: 1\nscenario: {name: s}\ntraining:\n"
-                                      "  - {id: v, hardware: nvidia-v100-sxm2, accelerators: 1, duration: \"1 h\",\n"
-                                      "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n");
-  const auto s = load_scenario(file, shipped_catalog());
-  fs::remove_all(file.parent_path());
-  REQUIRE(s.training.size() == 1);
-  const auto& hw = s.training[0].hardware;
+  const auto hw = shipped_entries({"nvidia-v100-sxm2"}).at(0);
   REQUIRE(hw.gemm_efficiency.has_value());
   CHECK(*hw.gemm_efficiency == doctest::Approx(best / 125e12).epsilon(0.002));
   const auto dev = dlcarbon::hardware::make_device_model(hw).at_precision("fp16");
