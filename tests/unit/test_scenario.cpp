@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unistd.h>
 
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/scenario.hpp"
@@ -35,7 +36,10 @@ std::vector<dlcarbon::Hardware> shipped_entries(const std::vector<std::string>& 
     text += "  - {id: j" + std::to_string(i) + ", hardware: " + ids[i] +
             ", accelerators: 1, duration: \"1 h\",\n     power: {utilisation: 1}, datacenter: meta-llama-2022}\n";
   }
-  const fs::path file = scenario_file("dlcarbon_test_shipped_entries", text);
+  // A folder of its own per process and entry list: ctest runs the test cases in parallel.
+  std::string folder = "dlcarbon_test_entries_" + std::to_string(::getpid());
+  for (const auto& id : ids) folder += "_" + id;
+  const fs::path file = scenario_file(folder, text);
   const auto s = load_scenario(file, shipped_catalog());
   fs::remove_all(file.parent_path());
   REQUIRE(s.training.size() == ids.size());
