@@ -129,7 +129,8 @@ struct PublishedStep {
   std::optional<PrintedFigure> tokens_per_s;           // per accelerator
   std::optional<PrintedFigure> step_s;                 // one optimizer step
   // The forward and backward of one layer of the model, timed alone (a kernel benchmark of a
-  // layer): compared with the mean over the model's numbered layers of their fwd and bwd ops.
+  // layer): compared with the mean over the graph's blocks (layer index >= 0) of their fwd and
+  // bwd ops.
   std::optional<PrintedFigure> layer_s;
   std::string source;                                  // where the footprint's source is not the step's
 };

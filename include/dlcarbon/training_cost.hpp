@@ -17,6 +17,7 @@ struct OpCostRow {
   std::string op, kind, phase;  // phase: fwd, bwd, opt, comm
   double flops = 0, bytes = 0, time_s = 0, energy_j = 0;
   std::string bound;  // compute, memory, communication, launch
+  int layer = -1;     // the graph op's block index (-1: embeddings, head, optimizer, communication)
 };
 
 struct StepCost {

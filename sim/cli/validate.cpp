@@ -7,7 +7,6 @@
 // beside it, so a row that passes only because of the paper's rounding is visible.
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -56,28 +55,15 @@ struct StepRow {
 };
 
 // One layer's forward and backward as the step model costs them, one microbatch: the ops of the
-// model's numbered layers (named `<stack>.<index>.<op>`, e.g. `encoder.3.ffn.up`), summed over
-// their fwd and bwd phases and divided by the number of layers. Embeddings, head, optimizer and
-// communication are outside it, as they are outside a benchmark of one layer.
+// graph's blocks (layer index >= 0), summed over their fwd and bwd phases and divided by the number
+// of blocks. Embeddings, head, optimizer and communication are outside it, as they are outside a
+// benchmark of one layer.
 double mean_layer_seconds(const StepCost& c) {
-  std::set<std::string> layers;
+  std::set<int> layers;
   double seconds = 0;
   for (const auto& op : c.ops) {
-    if (op.phase != "fwd" && op.phase != "bwd") continue;
-    std::size_t start = 0;
-    std::string key;
-    while (start < op.op.size()) {
-      const std::size_t dot = op.op.find('.', start);
-      if (dot == std::string::npos) break;  // the last component is the op's own name
-      const std::string part = op.op.substr(start, dot - start);
-      if (!part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; })) {
-        key = op.op.substr(0, dot);
-        break;
-      }
-      start = dot + 1;
-    }
-    if (key.empty()) continue;
-    layers.insert(key);
+    if (op.layer < 0 || (op.phase != "fwd" && op.phase != "bwd")) continue;
+    layers.insert(op.layer);
     seconds += op.time_s;
   }
   return layers.empty() ? 0 : seconds / static_cast<double>(layers.size());
@@ -101,7 +87,7 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
     add("layer time (s)", *p.layer_s, layer);
     if (fits && !(layer > 0)) {
       rows.back().ok = false;
-      rows.back().note = "the model has no numbered layers to time";
+      rows.back().note = "the model has no layers to time";
     }
   }
   return rows;

@@ -231,9 +231,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     } else if (op.kind == graph::OpKind::embedding && boundary_bytes == 0) {
       boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
     }
-    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f_s, e_f, f.memory_bound ? "memory" : "compute"});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f_s, e_f, f.memory_bound ? "memory" : "compute",
+                     op.layer});
     c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes, b_s + recompute, e_b,
-                     b.memory_bound ? "memory" : "compute"});
+                     b.memory_bound ? "memory" : "compute", op.layer});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);

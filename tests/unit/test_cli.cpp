@@ -621,7 +621,7 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
   CHECK(r.out.find("6 published step figures (1 not costed: the job does not fit, or has no layer to time") !=
         std::string::npos);
-  CHECK(r.out.find("- (the model has no numbered layers to time)") != std::string::npos);
+  CHECK(r.out.find("- (the model has no layers to time)") != std::string::npos);
   auto line_of = [&](const std::string& job, const std::string& figure) {
     std::istringstream lines(r.out);
     for (std::string l; std::getline(lines, l);) {
