@@ -98,8 +98,10 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     if (!results[i].step) continue;
     std::vector<std::string> op, kind, phase, bound;
     std::vector<double> f, b, t, e;
+    std::vector<std::int64_t> layer;
     for (const auto& row : results[i].step->ops) {
       op.push_back(row.op);
+      layer.push_back(row.layer);
       kind.push_back(row.kind);
       phase.push_back(row.phase);
       bound.push_back(row.bound);
@@ -121,7 +123,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),
-                              column("energy", "J", e), column("bound", "", bound)}});
+                              column("energy", "J", e), column("bound", "", bound), column("layer", "", layer)}});
   }
   if (!scenario.inference.empty()) {
     std::vector<std::string> id, model, hw, dc, region, layout, input_layout;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <cmath>
 #include <iterator>
+#include <set>
 #include <sstream>
 
 #include <unistd.h>
@@ -170,6 +171,24 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   CHECK(std::get<std::vector<double>>(summary->find("duration")->values)[0] == doctest::Approx(steps * step));
   CHECK(ops->rows() > 20);
   CHECK(ops->find("bound") != nullptr);
+  // Each op row carries its block: the ops of decoder layer i are block i (the final norm goes
+  // with the last block, where a pipeline places it); embeddings, head, optimizer and
+  // communication are -1.
+  REQUIRE(ops->find("layer") != nullptr);
+  const auto& layer = std::get<std::vector<std::int64_t>>(ops->find("layer")->values);
+  const auto& names = std::get<std::vector<std::string>>(ops->find("op")->values);
+  std::set<std::int64_t> blocks;
+  for (std::size_t i = 0; i < layer.size(); ++i) {
+    if (layer[i] >= 0) blocks.insert(layer[i]);
+    for (int l = 0; l < 4; ++l) {
+      if (names[i].rfind("decoder." + std::to_string(l) + ".", 0) == 0) CHECK(layer[i] == l);
+    }
+    if (names[i] == "decoder.final_norm") CHECK(layer[i] == 3);
+    if (names[i] == "lm_head" || names[i] == "decoder.embedding" || names[i].rfind("optimizer.", 0) == 0) {
+      CHECK(layer[i] == -1);
+    }
+  }
+  CHECK(blocks == std::set<std::int64_t>{0, 1, 2, 3});
   fs::remove(out);
 }
 
