@@ -29,6 +29,7 @@ struct DeviceModel {
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)
   std::map<std::string, Hardware::GemmCeiling> gemm_by_precision;  // where measured apart (at_precision)
   std::int64_t compute_units = 0;                 // SMs for tile and wave quantisation (0: none)
+  std::int64_t matrix_unit = 0;                   // systolic array side for operand padding (TPU MXU: 128; 0: none)
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
   // P_idle when it is powered and waiting.
@@ -76,6 +77,9 @@ double conv_efficiency(const DeviceModel& device, const std::string& layout);
 //   Background User's Guide"): output tiles padded to the tile size, spread over the SMs in whole
 //   waves; the best of the usual tile sizes (256x128, 128x128, 128x64, 64x64), as a library's
 //   heuristics would pick;
+//   devices with a `matrix_unit` (a TPU's 128 x 128 MXU): the reduction dimension and the larger
+//   output dimension are padded to the unit's side, the smaller output dimension (the operand
+//   streamed through it in 8-row chunks) to 8 (Austin et al. 2025, How to Scale Your Model, tpus.md);
 //   else 1.
 double gemm_shape_factor(const DeviceModel& device, double m, double n, double k, double count = 1);
 

@@ -19,11 +19,11 @@ inline double gemm_efficiency_at(const hardware::DeviceModel& dev, const graph::
   return ceiling * hardware::gemm_shape_factor(dev, m, n, k, std::max(1.0, count));
 }
 
-// 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `n`, `k`
-// and `count` are the product one device runs (after tensor and expert parallelism split it;
-// `k` < 0: the op's own).
+// 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `m`, `n`,
+// `k` and `count` are the product one device runs (after tensor and expert parallelism split it;
+// `k` or `m` < 0: the op's own).
 inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
-                            const std::string& fusion, double n, double count, double k = -1) {
+                            const std::string& fusion, double n, double count, double k = -1, double m = -1) {
   if (!graph::is_gemm(op.kind) && op.kind != graph::OpKind::router) return 0;
   if (op.fused_attention) {
     // A fused attention kernel reaches what its generation was measured at on this device, a
@@ -36,7 +36,8 @@ inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& o
       return it->second * (per_score + 5) / per_score;
     }
   }
-  return gemm_efficiency_at(dev, op, layout, static_cast<double>(op.m), n, k >= 0 ? k : static_cast<double>(op.k), count);
+  return gemm_efficiency_at(dev, op, layout, m >= 0 ? m : static_cast<double>(op.m), n,
+                            k >= 0 ? k : static_cast<double>(op.k), count);
 }
 
 }  // namespace dlcarbon::cost_detail

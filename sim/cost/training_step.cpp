@@ -171,9 +171,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool row_parallel = row_parallel_output && !op.expert;
     const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
-    const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) /
-                             (op.expert ? static_cast<double>(c.data) : 1.0);
-    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count, dev_k);
+    // Expert parallelism spreads the E experts over the data ranks (min(data, E) of them hold
+    // different experts); after the all-to-all each expert runs the slots routed to it from
+    // every rank of its group, so one device runs E / ep products of ep x the microbatch's slots.
+    const double ep = op.expert ? std::min(static_cast<double>(c.data), static_cast<double>(op.count)) : 1.0;
+    const double dev_m = static_cast<double>(op.m) * ep;
+    const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) / ep;
+    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
     auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
@@ -183,7 +187,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool two_products = (op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul) &&
                               !op.fused_attention && bf == 2;
     if (two_products) {
-      const double dm = static_cast<double>(op.m);
+      const double dm = dev_m;
       const auto input_grad = hardware::kernel_time(
           dev, job.precision, flops, bytes, true, cost_detail::gemm_efficiency_at(dev, op, job.layout, dm, dev_k, dev_n, dev_count));
       const auto weight_grad = hardware::kernel_time(

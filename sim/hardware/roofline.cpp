@@ -97,6 +97,16 @@ double gemm_shape_factor(const DeviceModel& device, double m, double n, double k
     }
     factor *= best;
   }
+  if (device.matrix_unit > 0) {
+    // A systolic unit holds one operand as side x side tiles (the reduction dimension by an output
+    // dimension) and streams the other through in chunks of kStreamRows rows: each dimension is
+    // padded to its granularity. The compiler picks which output dimension is held (XLA: the
+    // larger, so that the smaller is the one padded only to 8).
+    constexpr double kStreamRows = 8;  // TPU vector registers are 8 x 128 (Cloud TPU performance guide)
+    const double side = static_cast<double>(device.matrix_unit);
+    const auto fill = [](double extent, double unit) { return extent / (std::ceil(extent / unit) * unit); };
+    factor *= fill(k, side) * fill(std::max(m, n), side) * fill(std::min(m, n), kStreamRows);
+  }
   return factor;
 }
 
@@ -147,6 +157,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.gemm_shape = h.gemm_shape;
   d.gemm_by_precision = h.gemm_by_precision;
   d.compute_units = h.compute_units;
+  d.matrix_unit = h.matrix_unit;
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;

@@ -115,6 +115,46 @@ TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
   CHECK(hardware::gemm_shape_factor(hardware::make_device_model(made_up()), 100, 100, 64) == 1);
 }
 
+TEST_CASE("a TPU's 128 x 128 matrix unit pads the reduction and the larger output dimension to 128, by hand") {
+  auto h = made_up();
+  h.matrix_unit = 128;
+  const auto d = hardware::make_device_model(h);
+  // Attention scores with 64-wide heads: S[512 x 512] = Q[512 x 64] K^T, the reduction over 64
+  // fills half the unit: 64 / 128.
+  CHECK(hardware::gemm_shape_factor(d, 512, 512, 64) == doctest::Approx(0.5));
+  // The context P[512 x 512] V[512 x 64]: the unit holds the 512-wide side, the 64 columns stream
+  // through in chunks of 8 rows: no padding.
+  CHECK(hardware::gemm_shape_factor(d, 512, 64, 512) == doctest::Approx(1.0));
+  // m = 100, n = 200, k = 300: k to 384, the larger output (200) to 256, the smaller (100) to 104.
+  CHECK(hardware::gemm_shape_factor(d, 100, 200, 300) == doctest::Approx(300.0 / 384 * 200.0 / 256 * 100.0 / 104));
+  // Whichever of m and n is larger is held: the same product transposed costs the same.
+  CHECK(hardware::gemm_shape_factor(d, 200, 100, 300) == doctest::Approx(hardware::gemm_shape_factor(d, 100, 200, 300)));
+}
+
+TEST_CASE("expert parallelism: each device runs its experts on the slots of every rank, by hand") {
+  // A one-layer MoE decoder, 64 experts, top-1, 32 tokens a microbatch on each of 64 devices:
+  // half a slot an expert, rounded up to 1 (the graph's product is [1 x 64] x [64 x 256], 64
+  // times). Each device holds one expert and, after the all-to-all, runs the slots routed to it
+  // from all 64 ranks: one product [64 x 64] x [64 x 256]. On 80 SMs, 64x64 tiles: 4 tiles on 80
+  // SMs, no padding: 0.05 of the ceiling (with 1 x 256 products it would be 1/64 x 0.05).
+  TrainingJob job = mlp_job();
+  TransformerDesign des = small_decoder(1);
+  des.experts = 64;
+  job.design = des;
+  job.accelerators = 64;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 64;
+  job.hardware.compute_units = 80;
+  const StepCost c = cost_training_step(job);
+  const auto up = std::find_if(c.ops.begin(), c.ops.end(),
+                               [](const OpCostRow& r) { return r.op == "decoder.0.ffn.experts.up" && r.phase == "fwd"; });
+  REQUIRE(up != c.ops.end());
+  // 2 x 64 slots x 64 x 256 = 2,097,152 FLOPs at 1e14 x 0.5 x 0.05 = 2.5e12 FLOP/s; the bytes
+  // (weights of one expert, slots in and out) take far less.
+  CHECK(up->flops == doctest::Approx(2.0 * 64 * 64 * 256));
+  CHECK(up->time_s == doctest::Approx(2.0 * 64 * 64 * 256 / 2.5e12));
+}
+
 TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
   Hardware h = made_up();  // peaks fp16 1e14, fp32 1e13; headline GEMM ceiling 0.5
   h.gemm_shape = {0, 0, 100};
