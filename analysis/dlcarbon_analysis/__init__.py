@@ -30,6 +30,7 @@ __all__ = [
     "lifecycle_series",
     "sweep_points",
     "sweep_parameters",
+    "step_breakdown",
 ]
 
 
@@ -37,7 +38,7 @@ def __getattr__(name):
     # The report module is imported on first use only, so that
     # `python -m dlcarbon_analysis.report` does not find it already imported.
     if name in ("training_summary", "inference_summary", "totals_summary", "deployment_summary", "lifecycle_series",
-                "sweep_points", "sweep_parameters"):
+                "sweep_points", "sweep_parameters", "step_breakdown"):
         from . import report
 
         return getattr(report, name)

@@ -194,6 +194,28 @@ def format_number(x: float) -> str:
     return f"{x:.{decimals}f}"
 
 
+def step_breakdown(run: RunOrPath) -> pd.DataFrame:
+    """Where each first-principles job's step goes (/training/<job>/step): one row per job, one
+    column per component (compute, communication of each kind, pipeline bubble, optimizer) with its
+    share of the step; `step_time_s` is the step. Empty when no job was costed from first
+    principles. The shares add up to 1 (docs/output-format.md)."""
+    run = _as_run(run)
+    rows = {}
+    for name in run.tables:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] != "training" or parts[2] != "step":
+            continue
+        t = run.table(name)
+        if t.empty:
+            continue
+        row = dict(zip(t["component"], t["share"]))
+        row["step_time_s"] = float(t["time"].sum())
+        rows[parts[1]] = row
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "job"
+    return df
+
+
 def _table_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "(none)"
@@ -231,6 +253,10 @@ def format_report(run: RunOrPath) -> str:
         "Training jobs (duration in days, energy in MWh, emissions in tCO2e):",
         _table_text(training_summary(run)),
     ]
+    steps = step_breakdown(run)
+    if not steps.empty:
+        lines += ["", "Where each first-principles step goes (share of the step; step in s):",
+                  _table_text(steps.reset_index())]
     if "summary/inference" in run.tables:
         lines += ["", "Inference jobs (energy per inference in J, with host share and PUE):",
                   _table_text(inference_summary(run))]

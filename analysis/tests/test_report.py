@@ -187,3 +187,36 @@ def test_report_with_no_training_jobs(write_run, training_columns, tmp_path, cap
     assert main([str(path), "--plot", str(png)]) == 0
     assert "(none)" in capsys.readouterr().out
     assert png.is_file()
+
+
+def test_step_breakdown_reads_each_jobs_step_table(run_file, capsys):
+    # One first-principles job whose 2 s step is 1.5 s of compute, 0.3 s of communication and a
+    # 0.2 s pipeline bubble: shares 0.75, 0.15, 0.10.
+    import h5py
+
+    from dlcarbon_analysis import step_breakdown
+
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/step")
+        g.create_dataset("component", data=["compute", "tensor communication", "pipeline bubble"], dtype=text)
+        g.create_dataset("time", data=np.array([1.5, 0.3, 0.2]))
+        g.create_dataset("share", data=np.array([0.75, 0.15, 0.10]))
+        for name, units in (("component", ""), ("time", "s"), ("share", "1")):
+            g[name].attrs.create("units", units, dtype=text)
+        g.attrs.create("columns", "component,time,share", dtype=text)
+    df = step_breakdown(run_file)
+    assert list(df.index) == ["gpt3"]
+    assert df.loc["gpt3", "compute"] == pytest.approx(0.75)
+    assert df.loc["gpt3", "pipeline bubble"] == pytest.approx(0.10)
+    assert df.loc["gpt3", "step_time_s"] == pytest.approx(2.0)
+    assert main([str(run_file)]) == 0
+    out = capsys.readouterr().out
+    assert "Where each first-principles step goes" in out
+    assert "tensor communication" in out
+
+
+def test_step_breakdown_is_empty_without_first_principles_jobs(run_file):
+    from dlcarbon_analysis import step_breakdown
+
+    assert step_breakdown(run_file).empty

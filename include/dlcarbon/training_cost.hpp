@@ -36,6 +36,7 @@ struct StepCost {
   double expert_comm_s = 0;         // MoE all-to-all per step
   double optimizer_s = 0;
   double bubble_fraction = 0;       // (p - 1) / (m + p - 1)
+  double bubble_s = 0;              // per step: the pipeline's fill and drain slots, idle
   double model_flops_per_step = 0;  // 3 x forward FLOPs of the global batch x (1 - padding) (no recompute)
   double mfu = 0;                   // model FLOPs / (step time x devices x peak)
   double full_attention_flops_ratio = 1;  // forward FLOPs with causal attention's whole matrix / as counted
@@ -45,6 +46,15 @@ struct StepCost {
   double power_per_accelerator_w = 0;  // with the host share
   std::vector<OpCostRow> ops;       // one microbatch on one device, plus per-step comm and optimizer
 };
+
+// Where one step's time goes: compute, tensor, pipeline and expert communication, the pipeline
+// bubble, exposed data-parallel communication, contention of the hidden collectives, optimizer.
+// The components add up to step_s (docs/output-format.md, `/training/<job>/step`).
+struct StepComponent {
+  std::string component;
+  double time_s = 0;
+};
+std::vector<StepComponent> step_components(const StepCost& c);
 
 StepCost cost_training_step(const TrainingJob& job);
 

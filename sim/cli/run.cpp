@@ -89,6 +89,25 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       energy += r.facility_energy_j;
       co2e += r.co2e_location_kg;
     }
+    // One line a first-principles job: what the step model predicts and where the step goes.
+    std::string job_lines;
+    for (std::size_t i = 0; i < results.size() && i < scenario.training.size(); ++i) {
+      const auto& r = results[i];
+      if (r.mode != "first-principles" || !r.step) continue;
+      job_lines += "  " + scenario.training[i].id + ": ";
+      if (!r.ok) {
+        job_lines += r.reason + "\n";
+        continue;
+      }
+      const StepCost& c = *r.step;
+      const auto percent = [&](double t) { return format_number(c.step_s > 0 ? 100 * t / c.step_s : 0, 2) + " %"; };
+      const double communication = c.tensor_comm_s + c.pipeline_comm_s + c.expert_comm_s + c.data_comm_s + c.contention_s;
+      job_lines += "step " + format_number(c.step_s, 4) + " s, MFU " + format_number(c.mfu, 3) + ", " +
+                   format_number(c.steps, 6) + " steps, " +
+                   format_number(r.footprint.accelerator_time_s / 3600.0, 4) + " accelerator-hours; step: compute " +
+                   percent(c.compute_s) + ", communication " + percent(communication) + ", pipeline bubble " +
+                   percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";
+    }
     if (life) {
       energy = life->energy_j;
       co2e = life->co2e_location_kg;
@@ -96,14 +115,14 @@ int command_run(const std::vector<std::string>& args, Streams io) {
              << " training job(s), " << scenario.deployments.size() << " deployment(s), " << life->events << " events, "
              << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
              << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based, embodied included) -> "
-             << out.string() << "\n";
+             << out.string() << "\n" << job_lines;
       return kOk;
     }
     io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "
            << (scenario.inference.empty() ? "" : std::to_string(scenario.inference.size()) + " inference job(s), ")
            << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
            << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based) -> " << out.string()
-           << "\n";
+           << "\n" << job_lines;
   }
   return kOk;
 }

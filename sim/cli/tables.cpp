@@ -120,6 +120,16 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/overheads",
                              {column("item", "", item), column("time", "s", item_time),
                               column("it_energy", "J", item_energy)}});
+    std::vector<std::string> component;
+    std::vector<double> component_time, component_share;
+    for (const auto& part : step_components(*results[i].step)) {
+      component.push_back(part.component);
+      component_time.push_back(part.time_s);
+      component_share.push_back(results[i].step->step_s > 0 ? part.time_s / results[i].step->step_s : 0);
+    }
+    r.tables.push_back(Table{"training/" + scenario.training[i].id + "/step",
+                             {column("component", "", component), column("time", "s", component_time),
+                              column("share", "1", component_share)}});
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),

@@ -264,6 +264,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
   const double slots = static_cast<double>(c.microbatches) + (pp - 1) / v;
   c.bubble_fraction = ((pp - 1) / v) / slots;
+  c.bubble_s = (pp - 1) / v * slot;
   c.compute_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s);
   c.tensor_comm_s = static_cast<double>(c.microbatches) * tp_comm;
   c.pipeline_comm_s = static_cast<double>(c.microbatches) * pp_comm;
@@ -397,6 +398,18 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.power_per_accelerator_w = c.device_power_w + dev.host_w;
   c.energy_per_step_j = device_energy * static_cast<double>(n);
   return c;
+}
+
+std::vector<StepComponent> step_components(const StepCost& c) {
+  if (!c.fits) return {};
+  return {{"compute", c.compute_s},
+          {"tensor communication", c.tensor_comm_s},
+          {"pipeline communication", c.pipeline_comm_s},
+          {"expert all-to-all", c.expert_comm_s},
+          {"pipeline bubble", c.bubble_s},
+          {"data-parallel communication (exposed)", c.data_comm_s},
+          {"overlap contention", c.contention_s},
+          {"optimizer", c.optimizer_s}};
 }
 
 }  // namespace dlcarbon

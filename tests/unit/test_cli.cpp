@@ -189,6 +189,35 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
     }
   }
   CHECK(blocks == std::set<std::int64_t>{0, 1, 2, 3});
+  // Where the step goes: its components add up to the step time, each with its share; a job of 4
+  // data and 2 tensor ranks communicates, has no pipeline and so no bubble.
+  const Table* parts = nullptr;
+  for (const auto& t : rec.tables) {
+    if (t.path == "training/pretrain/step") parts = &t;
+  }
+  REQUIRE(parts != nullptr);
+  const auto& component = std::get<std::vector<std::string>>(parts->find("component")->values);
+  const auto& part_time = std::get<std::vector<double>>(parts->find("time")->values);
+  const auto& share = std::get<std::vector<double>>(parts->find("share")->values);
+  REQUIRE(component.size() == 8);
+  double total = 0, total_share = 0;
+  for (std::size_t i = 0; i < component.size(); ++i) {
+    total += part_time[i];
+    total_share += share[i];
+    CHECK(part_time[i] >= 0);
+    if (component[i] == "compute") CHECK(share[i] > 0.5);
+    if (component[i] == "pipeline bubble") CHECK(part_time[i] == 0);
+    if (component[i] == "tensor communication") CHECK(part_time[i] > 0);
+  }
+  CHECK(total == doctest::Approx(step));
+  CHECK(total_share == doctest::Approx(1.0));
+  // Without --quiet, the run prints the prediction of each first-principles job.
+  r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
+           "-o", out.string()});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("  pretrain: step ") != std::string::npos);
+  CHECK(r.out.find(" steps, ") != std::string::npos);
+  CHECK(r.out.find("accelerator-hours; step: compute ") != std::string::npos);
   fs::remove(out);
 }
 

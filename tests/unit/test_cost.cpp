@@ -268,6 +268,12 @@ TEST_CASE("the 1F1B bubble and data-parallel communication") {
   // (p - 1) / (m + p - 1) = 3 / 11.
   CHECK(c.bubble_fraction == doctest::Approx(3.0 / 11));
   CHECK(c.pipeline_comm_s > 0);
+  // The bubble is 3 idle slots of the 11: 3 / 8 of the 8 microbatches' slots (compute and the
+  // stage sends); the step's components add up to the step.
+  CHECK(c.bubble_s == doctest::Approx(3.0 / 8 * (c.compute_s + c.pipeline_comm_s)));
+  double total = 0;
+  for (const auto& part : step_components(c)) total += part.time_s;
+  CHECK(total == doctest::Approx(c.step_s));
 }
 
 TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 every microbatch") {
