@@ -124,6 +124,14 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   const double tp = static_cast<double>(c.tensor), pp = static_cast<double>(c.pipeline);
   const int layers = std::max(1, g.layers());
+  // Every pipeline stage holds at least one layer (an interleaved schedule's first and last chunks
+  // may hold only the embedding and the head, as Llama 3's do: Dubey et al. 2024, Sec. 3.3.2).
+  if (c.pipeline > layers) {
+    c.fits = false;
+    c.reason = "pipeline (" + std::to_string(c.pipeline) + ") is more stages than the model's " + std::to_string(layers) +
+               " layer(s): every stage needs a layer";
+    return c;
+  }
   const double intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
   const double inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
   const double model_parallel = static_cast<double>(c.tensor * c.pipeline);

@@ -791,6 +791,20 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                       ") must divide the data-parallel size (accelerators / (tensor x pipeline) = " +
                       std::to_string(j.accelerators / model_parallel) + ")");
           }
+          // Each data-parallel rank runs whole microbatches: the global batch is a whole number of
+          // them on every rank (as Megatron-LM and DeepSpeed require).
+          const std::int64_t data =
+              p.data > 0 ? p.data : (j.accelerators % model_parallel == 0 ? j.accelerators / model_parallel : 0);
+          if (data > 0 && p.global_batch % (data * p.microbatch) != 0) {
+            last.fail("parallelism.global_batch (" + std::to_string(p.global_batch) +
+                      ") is not a multiple of data x microbatch (" + std::to_string(data) + " x " +
+                      std::to_string(p.microbatch) + " = " + std::to_string(data * p.microbatch) +
+                      "): each data-parallel rank runs whole microbatches");
+          }
+          if (p.virtual_stages > 1 && p.pipeline < 2) {
+            last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
+                      ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
+          }
           j.duration_given = false;
           j.duration_s = 0;
           return;

@@ -411,12 +411,19 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = layout(12, 3000);  // 12 replicas
   CHECK(c.data == 12);
   CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{12, 2, 5e9, true})));
-  // With 2 pipeline stages as well (16 GPUs), each stage's data-parallel group is still 8
-  // neighbours in one node: ranks are `tensor` apart, not tensor x pipeline.
+  // With 2 pipeline stages as well (16 GPUs; two layers, one a stage, since a stage needs a
+  // layer), each stage's data-parallel group is still 8 neighbours in one node: ranks are
+  // `tensor` apart, not tensor x pipeline. A stage's gradients: 1,001,000 fp16 = 2.002e6 B.
+  job.design = MlpDesign{{1000, 1000, 1000}};
   job.parallelism->pipeline = 2;
   c = layout(16, 2000);
   CHECK(c.data == 8);
-  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 1.001e6, comm::Group{8, 1, 1e11, true})));
+  CHECK(c.data_comm_s == doctest::Approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
+  // More stages than layers cannot run.
+  job.design = MlpDesign{{1000, 1000}};
+  const StepCost empty_stage = cost_training_step(job);
+  CHECK_FALSE(empty_stage.fits);
+  CHECK(empty_stage.reason == "pipeline (2) is more stages than the model's 1 layer(s): every stage needs a layer");
 }
 
 TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behind the forward") {
