@@ -801,6 +801,19 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                       std::to_string(p.microbatch) + " = " + std::to_string(data * p.microbatch) +
                       "): each data-parallel rank runs whole microbatches");
           }
+          if (const auto* t = std::get_if<TransformerDesign>(&j.design)) {
+            // Megatron-LM splits attention by heads over the tensor group, and expert parallelism
+            // places E / data experts on a rank (or one expert on data / E ranks).
+            if (t->heads > 0 && t->heads % p.tensor != 0) {
+              last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") must divide the model's heads (" +
+                        std::to_string(t->heads) + "): tensor parallelism splits attention by heads");
+            }
+            if (t->experts > 0 && data > 0 && t->experts % data != 0 && data % t->experts != 0) {
+              last.fail("the model's experts (" + std::to_string(t->experts) + ") and the data-parallel size (" +
+                        std::to_string(data) + ") must divide one another: expert parallelism places experts / data "
+                        "experts on each rank, or each expert on data / experts ranks");
+            }
+          }
           if (p.virtual_stages > 1 && p.pipeline < 2) {
             last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
                       ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
