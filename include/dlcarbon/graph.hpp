@@ -107,6 +107,11 @@ struct GraphShape {
   // the rotary embedding and a gated activation run as chains of tensor operations, each reading
   // and writing the whole tensor, the first two in float32, instead of one pass each.
   bool eager = false;
+  // Expert parallelism: the number of devices (each with its own microbatch) whose tokens are
+  // dispatched to the experts together, min(data, experts) in training, 1 on one device. The
+  // expert ops are the share of one device: experts / group experts, each with the slots routed
+  // to it from the whole group (at least one), so an expert's capacity is rounded over the group.
+  std::int64_t expert_group = 1;
 };
 
 class OpGraph {

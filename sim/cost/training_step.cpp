@@ -106,9 +106,23 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
 
   const double bytes_per_value = hardware::bytes_per_value(job.precision);
-  const graph::OpGraph g = graph::build_graph(
-      job.design, graph::GraphShape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
-                                    job.eager});
+  // Expert parallelism: the experts spread over G = min(data, experts) data ranks, each holding
+  // experts / G of them (with more data ranks than experts, each expert is replicated on data / G
+  // ranks); the tokens of the G ranks' microbatches are dispatched together.
+  std::int64_t experts = 0;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design)) experts = t->experts;
+  const std::int64_t expert_group = experts > 0 ? std::min(c.data, experts) : 1;
+  if (experts > 0 && experts % expert_group != 0) {
+    c.fits = false;
+    c.reason = "the experts (" + std::to_string(experts) + ") and the data-parallel size (" + std::to_string(c.data) +
+               ") do not divide one another";
+    return c;
+  }
+  graph::GraphShape shape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
+                          job.eager};
+  shape.expert_group = expert_group;
+  const graph::OpGraph g = graph::build_graph(job.design, shape);
+  const double eg = static_cast<double>(expert_group);
   c.parameters = g.parameters();
   double expert_params = 0;
   double embedding_params = 0;  // the largest embedding table (its gradient is the backward's last)
@@ -163,10 +177,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double flops = graph::executed_flops(op, fusion) / split;
     double bytes = graph::executed_bytes(op, fusion) / split;
     if (op.expert) {
-      // Expert parallelism: a device reads only its own experts' weights (1 / data of them),
-      // and the activations of the tokens routed to them (its share of the tokens).
-      const double weight_bytes = op.params * bytes_per_value;
-      bytes = (op.bytes - weight_bytes) / tp + weight_bytes / (tp * static_cast<double>(c.data));
+      // Expert parallelism: the graph's expert ops are already this device's share (its experts'
+      // weights and the slots routed to them), split over the tensor group.
+      bytes = op.bytes / tp;
     }
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     // The products one device runs: tensor parallelism splits the columns of weight GEMMs and
@@ -179,12 +192,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool row_parallel = row_parallel_output && !op.expert;
     const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
-    // Expert parallelism spreads the E experts over the data ranks (min(data, E) of them hold
-    // different experts); after the all-to-all each expert runs the slots routed to it from
-    // every rank of its group, so one device runs E / ep products of ep x the microbatch's slots.
-    const double ep = op.expert ? std::min(static_cast<double>(c.data), static_cast<double>(op.count)) : 1.0;
-    const double dev_m = static_cast<double>(op.m) * ep;
-    const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0) / ep;
+    // An expert op is already the device's products: its E / G experts, each over the slots routed
+    // to it from the G ranks of its expert-parallel group.
+    const double dev_m = static_cast<double>(op.m);
+    const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0);
     const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
     const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
@@ -255,7 +266,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double pp_link = c.tensor * c.data >= job.hardware.node_accelerators ? inter : intra;
   const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
-  const double ep = static_cast<double>(c.data);
+  const double ep = eg;
+  const comm::Group ep_group = group_of(job, expert_group, c.tensor, intra, inter);
   // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
   // half over 2 k links (2-D, k x k chips) or 2 k^2 links (3-D, k^3): k/2 (2-D) or 3k/4 (3-D)
   // times longer than each chip injecting its data over its own 4 or 6 links.
@@ -264,9 +276,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(ep));
   // An all-to-all sends almost everything off the node: each rank injects through its own link
   // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
-  const double a2a_link = dp_group.nodes > 1 ? inter : intra;
+  const double a2a_link = ep_group.nodes > 1 ? inter : intra;
   const double moe_comm =
-      moe_layers > 0 && c.data > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / a2a_link * bisection : 0;
+      moe_layers > 0 && expert_group > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / a2a_link * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
   // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
@@ -279,11 +291,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.expert_comm_s = static_cast<double>(c.microbatches) * moe_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
-  // Experts are sharded over the data-parallel group (expert parallelism): each device holds
-  // its share and their gradients are not all-reduced.
+  // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
+  // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   const double dense_params = c.parameters - expert_params;
-  const double params_per_device =
-      dense_params / model_parallel + expert_params / (model_parallel * static_cast<double>(c.data));
+  const double params_per_device = dense_params / model_parallel + expert_params / (model_parallel * eg);
   const double grad_bytes = dense_params / model_parallel * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
   // each half of its time):
@@ -332,6 +343,14 @@ StepCost cost_training_step(const TrainingJob& job) {
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, embedding_params / tp * bytes_per_value));
     exposed_floor = comm::collective_s(Collective::all_reduce, last, dp_group);
+  }
+  if (expert_params > 0 && c.data > expert_group) {
+    // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
+    // all-reduced among them once a step, in buckets, behind the backward like the rest.
+    const double expert_grad_bytes = expert_params / (model_parallel * eg) * bytes_per_value;
+    const comm::Group replicas = group_of(job, c.data / expert_group, c.tensor * expert_group, intra, inter);
+    dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, std::ceil(expert_grad_bytes / kGradientBucketBytes),
+                              replicas);
   }
   // Hidden communication is not free on GPUs: NCCL's kernels take SMs and memory bandwidth from
   // the compute they overlap, which Lee et al. 2025 (arXiv:2507.03114) measured 18.9 % slower on

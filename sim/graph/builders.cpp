@@ -25,7 +25,8 @@ void require(bool ok, const std::string& what) {
 class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
-      : fusion(shape.fusion), training(shape.training), eager(shape.eager), g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
+      : fusion(shape.fusion), training(shape.training), eager(shape.eager), expert_group(std::max<I>(1, shape.expert_group)),
+        g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
   int matmul(const std::string& name, int layer, int in, I m, I k, I n, bool bias, bool shared = false,
@@ -189,6 +190,7 @@ class Emitter {
   Fusion fusion;
   bool training;
   bool eager;
+  I expert_group;
 
  private:
   OpGraph& g_;
@@ -296,7 +298,13 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const I E = d.experts;
     const int route = e.matmul(prefix + ".router", layer, ln, tokens, d.d_model, E, false, false, OpKind::router);
     const double routed = static_cast<double>(tokens) * static_cast<double>(d.top_k) * d.capacity_factor;
-    const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(E) + 0.5));
+    // Expert parallelism over G devices: this device holds E / G experts, and each receives the
+    // slots routed to it from the G devices' microbatches (at least one).
+    const I G = std::min(e.expert_group, E);
+    require(E % G == 0, "the experts (" + std::to_string(E) + ") must be a multiple of the expert-parallel group (" +
+                            std::to_string(G) + ")");
+    const I local = E / G;
+    const I per_expert = std::max<I>(1, static_cast<I>(routed * static_cast<double>(G) / static_cast<double>(E) + 0.5));
     const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * up_width) + (d.biases ? static_cast<double>(up_width) : 0));
     const double down_params = static_cast<double>(E) * (static_cast<double>(d.d_ff * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
     // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine
@@ -314,17 +322,17 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       e.backward_factor(into_experts, 1);
     }
     const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, up_width, d.biases, false,
-                            OpKind::matmul, true, E, up_params);
+                            OpKind::matmul, true, local, up_params);
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
-                                  static_cast<double>(per_expert * E * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
+                                  static_cast<double>(per_expert * local * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
                                   true, d.gated_ffn ? 2 : 1);
-    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * E * d.d_ff));  // gate and up
+    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * local * d.d_ff));  // gate and up
     if (e.eager && d.gated_ffn) {
-      const double elements = static_cast<double>(per_expert * E * d.d_ff);
+      const double elements = static_cast<double>(per_expert * local * d.d_ff);
       e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
     }
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
-                    OpKind::matmul, true, E, down_params);
+                    OpKind::matmul, true, local, down_params);
     if (d.einsum_dispatch) {
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);

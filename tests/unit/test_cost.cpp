@@ -133,10 +133,11 @@ TEST_CASE("a TPU's 128 x 128 matrix unit pads the reduction and the larger outpu
 
 TEST_CASE("expert parallelism: each device runs its experts on the slots of every rank, by hand") {
   // A one-layer MoE decoder, 64 experts, top-1, 32 tokens a microbatch on each of 64 devices:
-  // half a slot an expert, rounded up to 1 (the graph's product is [1 x 64] x [64 x 256], 64
-  // times). Each device holds one expert and, after the all-to-all, runs the slots routed to it
-  // from all 64 ranks: one product [64 x 64] x [64 x 256]. On 80 SMs, 64x64 tiles: 4 tiles on 80
-  // SMs, no padding: 0.05 of the ceiling (with 1 x 256 products it would be 1/64 x 0.05).
+  // half a slot an expert a microbatch. Each device holds one expert and, after the all-to-all,
+  // runs the slots routed to it from all 64 ranks: 32 x 64 / 64 = 32, one product
+  // [32 x 64] x [64 x 256] (rounding each rank's half slot up to one would have charged 64). On 80
+  // SMs: 64x64 tiles pad m = 32 to 64 (0.5) and make 4 tiles on 80 SMs (0.05): 0.025 of the
+  // ceiling (with 64 products of 1 x 256 it would be 1/64 x 0.05).
   TrainingJob job = mlp_job();
   TransformerDesign des = small_decoder(1);
   des.experts = 64;
@@ -149,10 +150,25 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   const auto up = std::find_if(c.ops.begin(), c.ops.end(),
                                [](const OpCostRow& r) { return r.op == "decoder.0.ffn.experts.up" && r.phase == "fwd"; });
   REQUIRE(up != c.ops.end());
-  // 2 x 64 slots x 64 x 256 = 2,097,152 FLOPs at 1e14 x 0.5 x 0.05 = 2.5e12 FLOP/s; the bytes
-  // (weights of one expert, slots in and out) take far less.
-  CHECK(up->flops == doctest::Approx(2.0 * 64 * 64 * 256));
-  CHECK(up->time_s == doctest::Approx(2.0 * 64 * 64 * 256 / 2.5e12));
+  // 2 x 32 slots x 64 x 256 = 1,048,576 FLOPs at 1e14 x 0.5 x 0.025 = 1.25e12 FLOP/s; the bytes
+  // (one expert's weights, 32 slots in and out: 53,248 B at 5e11 B/s) take far less.
+  CHECK(up->flops == doctest::Approx(2.0 * 32 * 64 * 256));
+  CHECK(up->time_s == doctest::Approx(2.0 * 32 * 64 * 256 / 1.25e12));
+  CHECK(up->bytes == doctest::Approx(2.0 * (32 * 64 + 64 * 256 + 32 * 256)));
+  // With 8 experts on the same 64 devices, each device still holds one expert (replicated on 8
+  // devices, not an eighth of one), and those 8 all-reduce its gradients: more gradient traffic
+  // than with 64 experts, whose gradients no other device shares.
+  job.parallelism->overlap_communication = false;
+  const StepCost sixty_four = cost_training_step(job);
+  des.experts = 8;
+  job.design = des;
+  const StepCost eight = cost_training_step(job);
+  REQUIRE(eight.fits);
+  // (The same but for the router, 64 x 56 weights fewer: an eighth of an expert a device would
+  // have left out about half of the 64-expert job's memory.)
+  CHECK(eight.memory_per_device_bytes < sixty_four.memory_per_device_bytes);
+  CHECK(eight.memory_per_device_bytes > 0.9 * sixty_four.memory_per_device_bytes);
+  CHECK(eight.data_comm_s > 1.5 * sixty_four.data_comm_s);
 }
 
 TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
