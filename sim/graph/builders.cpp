@@ -1,10 +1,12 @@
 // Model designs -> forward operator graphs of one microbatch.
 //
-// Counting conventions (docs/graph.md): a multiply-add is 2 FLOPs; bytes are what an op reads
+// Counting conventions (docs/hardware-model.md, "Operator graphs"): a multiply-add is 2 FLOPs; bytes are what an op reads
 // and writes once (inputs, weights, outputs) at the compute precision; causal attention
 // computes half of the score matrix, so a decoder's forward FLOPs per token are
 // 2N + 2 n_layer n_ctx d_attn (Kaplan et al. 2020, Table 1).
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -303,8 +305,19 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const I G = std::min(e.expert_group, E);
     require(E % G == 0, "the experts (" + std::to_string(E) + ") must be a multiple of the expert-parallel group (" +
                             std::to_string(G) + ")");
-    const I local = E / G;
-    const I per_expert = std::max<I>(1, static_cast<I>(routed * static_cast<double>(G) / static_cast<double>(E) + 0.5));
+    // One-hot einsum dispatch computes every local expert's buffer; gathering dispatch (by index)
+    // runs only the experts that receive tokens: of E, the group's tokens x G picks of top_k
+    // distinct experts each reach E (1 - (1 - top_k / E)^(tokens x G)) on average under uniform
+    // routing, 1 / G of them here (a decoded token with top-2 of 8 experts: 2, not 8).
+    I local = E / G;
+    if (!d.einsum_dispatch) {
+      const double picks = static_cast<double>(tokens) * static_cast<double>(G);
+      const double hit = 1 - std::pow(1 - static_cast<double>(d.top_k) / static_cast<double>(E), picks);
+      local = std::clamp<I>(static_cast<I>(static_cast<double>(local) * hit + 0.5), 1, local);
+    }
+    // This device's experts receive its share of the group's slots, `routed` (E / G of E experts
+    // take routed x G x (1 / G) of them), spread over those that run (at least one slot each).
+    const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(local) + 0.5));
     const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * up_width) + (d.biases ? static_cast<double>(up_width) : 0));
     const double down_params = static_cast<double>(E) * (static_cast<double>(d.d_ff * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
     // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine

@@ -212,6 +212,36 @@ TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") 
   CHECK(gm.forward_flops() == doctest::Approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
 }
 
+TEST_CASE("mixture of experts: a gathering dispatch runs only the experts its tokens reach, by hand") {
+  // 8 experts, top-2, d 256, d_ff 1024 (GPT-3's GELU FFN with biases). One token picks 2 distinct
+  // experts: 8 x (1 - (1 - 2/8)^1) = 2 run, one slot each, and only their weights are read:
+  // up 2 x [1 x 256] x [256 x 1024], 2 x 2 x 256 x 1024 = 1,048,576 FLOPs.
+  TransformerDesign moe = small_gpt(1);
+  moe.experts = 8;
+  moe.top_k = 2;
+  moe.seq_len = 1;
+  const auto one = build_graph(moe, GraphShape{1, 2, true});
+  const auto up = [](const graph::OpGraph& g) {
+    for (const auto& op : g.ops()) {
+      if (op.name == "decoder.0.ffn.experts.up") return op;
+    }
+    return graph::Op{};
+  };
+  CHECK(up(one).count == 2);
+  CHECK(up(one).m == 1);
+  CHECK(up(one).flops == 2.0 * 2 * 256 * 1024);
+  CHECK(up(one).bytes == doctest::Approx(2.0 * 2 * (256 + 256 * 1024 + 1024)));
+  // 4 tokens, 8 picks: 8 x (1 - 0.75^4) = 5.47, 5 experts, 8 slots over 5: 2 each (rounded).
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).count == 5);
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 2);
+  // Many tokens reach every expert: 512 tokens x 2 / 8 = 128 slots each.
+  moe.seq_len = 128;
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).count == 8);
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 128);
+  // The parameters are the 8 experts' whatever runs.
+  CHECK(up(one).params == 8 * (256.0 * 1024 + 1024));
+}
+
 TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
   // 2 layers of d 256, 8 experts top-2, capacity factor 1, 4 sequences of 128 = 512 tokens in
   // groups of 128: 4 groups, C = 2 x 1 x 128 / 8 = 32 slots an expert, E C = 256 slots a group.
