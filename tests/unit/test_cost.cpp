@@ -60,6 +60,19 @@ TrainingJob mlp_job() {
   job.datacenter.pue = 1;
   return job;
 }
+
+// A small MoE decoder (d_model 64, 32-token sequences, top-1) on 64 devices, data and expert
+// parallel, one sequence a device.
+TrainingJob moe_job(std::int64_t layers, std::int64_t experts) {
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(layers);
+  d.experts = experts;
+  job.design = d;
+  job.accelerators = 64;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 64;
+  return job;
+}
 }  // namespace
 
 TEST_CASE("roofline time: compute-bound GEMM, memory-bound elementwise") {
@@ -138,13 +151,7 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   // [32 x 64] x [64 x 256] (rounding each rank's half slot up to one would have charged 64). On 80
   // SMs: 64x64 tiles pad m = 32 to 64 (0.5) and make 4 tiles on 80 SMs (0.05): 0.025 of the
   // ceiling (with 64 products of 1 x 256 it would be 1/64 x 0.05).
-  TrainingJob job = mlp_job();
-  TransformerDesign des = small_decoder(1);
-  des.experts = 64;
-  job.design = des;
-  job.accelerators = 64;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 64;
+  TrainingJob job = moe_job(1, 64);
   job.hardware.compute_units = 80;
   const StepCost c = cost_training_step(job);
   const auto up = std::find_if(c.ops.begin(), c.ops.end(),
@@ -160,8 +167,7 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   // than with 64 experts, whose gradients no other device shares.
   job.parallelism->overlap_communication = false;
   const StepCost sixty_four = cost_training_step(job);
-  des.experts = 8;
-  job.design = des;
+  job.design = moe_job(1, 8).design;
   const StepCost eight = cost_training_step(job);
   REQUIRE(eight.fits);
   // (The same but for the router, 64 x 56 weights fewer: an eighth of an expert a device would
@@ -632,13 +638,7 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   // A small MoE decoder on 64 devices (data and expert parallel). On a switched network the
   // all-to-all takes the injection time; on an 8 x 8 torus, half of every chip's data crosses a
   // cut of 2 x 8 links: 8/2 = 4 times longer. On a 4,096-chip 3-D torus (16^3): 0.75 x 16 = 12.
-  TrainingJob job = mlp_job();
-  TransformerDesign d = small_decoder(2);
-  d.experts = 64;
-  job.design = d;
-  job.accelerators = 64;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 64;
+  TrainingJob job = moe_job(2, 64);
   job.hardware.node_accelerators = 64;
   const StepCost switched = cost_training_step(job);
   REQUIRE(switched.expert_comm_s > 0);
