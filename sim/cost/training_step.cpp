@@ -112,7 +112,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::int64_t experts = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) experts = t->experts;
   const std::int64_t expert_group = experts > 0 ? std::min(c.data, experts) : 1;
-  if (experts > 0 && experts % expert_group != 0) {
+  if (experts > 0 && (experts % expert_group != 0 || c.data % expert_group != 0)) {
     c.fits = false;
     c.reason = "the experts (" + std::to_string(experts) + ") and the data-parallel size (" + std::to_string(c.data) +
                ") do not divide one another";
