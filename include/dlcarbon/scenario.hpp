@@ -186,6 +186,10 @@ struct Parallelism {
   // ranks (tensor ranks apart, so a node's worth when it is the node size) and replicated across
   // the groups, whose gradient shards are all-reduced once a step. 0: one group, all data ranks.
   std::int64_t shard_group = 0;
+  // The precision gradients are accumulated and reduced in across the data-parallel group: empty
+  // for the compute precision; "fp32" as Megatron-LM does for bf16 by default
+  // (accumulate_allreduce_grads_in_fp32). Parameter gathers stay at the compute precision.
+  std::string gradient_precision;
 };
 
 // What a job spends besides productive steps (first-principles mode).

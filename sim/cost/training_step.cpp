@@ -295,7 +295,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   const double dense_params = c.parameters - expert_params;
   const double params_per_device = dense_params / model_parallel + expert_params / (model_parallel * eg);
-  const double grad_bytes = dense_params / model_parallel * bytes_per_value;
+  // Gradients are reduced at their own precision (fp32 under Megatron-LM's bf16 default), the
+  // parameters gathered at the compute precision.
+  const double grad_value_bytes =
+      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
+  const double grad_bytes = dense_params / model_parallel * grad_value_bytes;
+  const double param_bytes = dense_params / model_parallel * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
   // each half of its time):
   //   ZeRO 0-1: accumulated locally, all-reduced once a step in 25 MB buckets (ZeRO-1:
@@ -324,10 +329,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
   if (p.zero_stage == 2) {
     dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) +
-         comm::collectives_s(Collective::all_gather, grad_bytes, units, dp_group);
+         comm::collectives_s(Collective::all_gather, param_bytes, units, dp_group);
     window = m * bwd_s;
   } else if (p.zero_stage == 3) {
-    const double gather = m * comm::collectives_s(Collective::all_gather, grad_bytes, units, shard_group);
+    const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
     if (shard < c.data) {
       reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
@@ -338,16 +343,22 @@ StepCost cost_training_step(const TrainingJob& job) {
     window = m * bwd_s;
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
+    if (p.zero_stage == 1 && grad_bytes != param_bytes) {
+      // ZeRO-1 reduce-scatters the gradients and all-gathers the updated parameters: the halves
+      // of an all-reduce, each at its own precision.
+      dp = 0.5 * dp + 0.5 * comm::collectives_s(Collective::all_reduce, param_bytes,
+                                                std::ceil(param_bytes / kGradientBucketBytes), dp_group);
+    }
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
-    const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, embedding_params / tp * bytes_per_value));
+    const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes));
     exposed_floor = comm::collective_s(Collective::all_reduce, last, dp_group);
   }
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
     // all-reduced among them once a step, in buckets, behind the backward like the rest.
-    const double expert_grad_bytes = expert_params / (model_parallel * eg) * bytes_per_value;
+    const double expert_grad_bytes = expert_params / (model_parallel * eg) * grad_value_bytes;
     const comm::Group replicas = group_of(job, c.data / expert_group, c.tensor * expert_group, intra, inter);
     dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, std::ceil(expert_grad_bytes / kGradientBucketBytes),
                               replicas);
@@ -386,9 +397,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.step_s = slots * slot + c.data_comm_s + c.contention_s + c.optimizer_s;
 
   // --- memory -------------------------------------------------------------------------------
-  // Bytes per parameter: weights and gradients at the compute precision; the optimizer state
-  // includes an fp32 master copy only when the weights are narrower than fp32.
-  double weights = bytes_per_value, grads = bytes_per_value;
+  // Bytes per parameter: weights at the compute precision, gradients at theirs; the optimizer
+  // state includes an fp32 master copy only when the weights are narrower than fp32.
+  double weights = bytes_per_value, grads = grad_value_bytes;
   double states = bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes;
   if (p.zero_stage >= 1) states /= static_cast<double>(shard);
   if (p.zero_stage >= 2) grads /= static_cast<double>(shard);

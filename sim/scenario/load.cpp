@@ -565,7 +565,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group"});
+                      "shard_group", "gradient_precision"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -600,6 +600,7 @@ Parallelism read_parallelism(const Value& v) {
     p.padding = detail::read_number_in(m.at("padding"), 0, 1, true, what);
     if (!(p.padding < 1)) m.at("padding").expected(what);
   }
+  if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});
   if (m.has("shard_group")) {
     p.shard_group = detail::read_positive_int(m.at("shard_group"));
     if (p.zero_stage != 3) {

@@ -448,6 +448,30 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   CHECK(empty_stage.reason == "pipeline (2) is more stages than the model's 1 layer(s): every stage needs a layer");
 }
 
+TEST_CASE("gradients reduced in fp32 under fp16 compute, parameters gathered in fp16, by hand") {
+  // The job of the test above: 1,001,000 parameters on 16 replicas over two nodes (bus bandwidth
+  // 1e10 B/s, 20 us start-up), fp16, not overlapped. Gradients in fp32 (Megatron-LM's default for
+  // bf16) are 4.004e6 B: the all-reduce takes 2 x 15/16 x 4.004e6 / 1e10 + 20 us = 7.7075e-4 s
+  // (3.95375e-4 s at fp16), and the gradient buffers hold 2 bytes a parameter more.
+  TrainingJob job = mlp_job();
+  job.accelerators = 16;
+  job.hardware.inter_node_bandwidth = 1.25e9;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 4000;
+  job.parallelism->overlap_communication = false;
+  const StepCost fp16 = cost_training_step(job);
+  job.parallelism->gradient_precision = "fp32";
+  const StepCost fp32 = cost_training_step(job);
+  REQUIRE(fp32.fits);
+  CHECK(fp16.data_comm_s == doctest::Approx(3.95375e-4));
+  CHECK(fp32.data_comm_s == doctest::Approx(7.7075e-4));
+  CHECK(fp32.memory_per_device_bytes - fp16.memory_per_device_bytes == doctest::Approx(2 * 1.001e6));
+  // ZeRO-1 reduce-scatters the fp32 gradients and all-gathers the fp16 parameters: half of each
+  // all-reduce, (7.7075e-4 + 3.95375e-4) / 2 = 5.830625e-4 s.
+  job.parallelism->zero_stage = 1;
+  CHECK(cost_training_step(job).data_comm_s == doctest::Approx(5.830625e-4));
+}
+
 TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behind the forward") {
   TrainingJob job = mlp_job();
   job.accelerators = 16;
