@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <ostream>
@@ -100,7 +101,12 @@ int command_run(const std::vector<std::string>& args, Streams io) {
         continue;
       }
       const StepCost& c = *r.step;
-      const auto percent = [&](double t) { return format_number(c.step_s > 0 ? 100 * t / c.step_s : 0, 2) + " %"; };
+      const auto percent = [&](double t) {
+        const double x = c.step_s > 0 ? 100 * t / c.step_s : 0;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, x >= 9.95 || x == 0 ? "%.0f %%" : (x >= 0.995 ? "%.1f %%" : "%.2f %%"), x);
+        return std::string(buf);
+      };
       const double communication = c.tensor_comm_s + c.pipeline_comm_s + c.expert_comm_s + c.data_comm_s + c.contention_s;
       job_lines += "step " + format_number(c.step_s, 4) + " s, MFU " + format_number(c.mfu, 3) + ", " +
                    format_number(c.steps, 6) + " steps, " +
