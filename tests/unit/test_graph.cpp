@@ -179,6 +179,25 @@ TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image"
   CHECK(g.forward_flops() == doctest::Approx(8.2e9).epsilon(0.02));
 }
 
+TEST_CASE("batch norm in training reads its input twice and its backward makes five passes, by hand") {
+  // The stem's batch norm on one 224 x 224 image: 112 x 112 x 64 = 802,816 elements in fp16, 128
+  // scale and shift values. Training: statistics, then normalisation, 2 reads and 1 write,
+  // 2 x (3 x 802,816 + 128) = 4,817,152 B, and a backward of 5 passes (5/3 of the forward).
+  // Inference, with the running statistics: 2 x (2 x 802,816 + 128) = 3,211,520 B.
+  const ResNetDesign r;
+  const auto bn = [](const graph::OpGraph& g) {
+    for (const auto& op : g.ops()) {
+      if (op.name == "stem.conv.bn") return op;
+    }
+    return graph::Op{};
+  };
+  const auto train = bn(build_graph(r, GraphShape{1, 2, true}));
+  CHECK(train.bytes == 4817152.0);
+  CHECK(train.backward_factor == doctest::Approx(5.0 / 3.0));
+  const auto infer = bn(build_graph(r, GraphShape{1, 2, true, graph::Fusion::elementwise, false}));
+  CHECK(infer.bytes == 3211520.0);
+}
+
 TEST_CASE("a hand-computed small graph: a 2-layer MLP") {
   // widths 4 -> 8 -> 2, batch 3, fp32: dense.0 2x3x4x8 = 192 FLOP, bytes 4 x (12 + 32 + 24) = 272;
   // act 24 elements; dense.1 2x3x8x2 = 96 FLOP, bytes 4 x (24 + 16 + 6) = 184.
