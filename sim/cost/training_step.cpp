@@ -266,19 +266,18 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double pp_link = c.tensor * c.data >= job.hardware.node_accelerators ? inter : intra;
   const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
-  const double ep = eg;
   const comm::Group ep_group = group_of(job, expert_group, c.tensor, intra, inter);
   // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
   // half over 2 k links (2-D, k x k chips) or 2 k^2 links (3-D, k^3): k/2 (2-D) or 3k/4 (3-D)
   // times longer than each chip injecting its data over its own 4 or 6 links.
   double bisection = 1;
-  if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(ep) / 2);
-  if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(ep));
+  if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(eg) / 2);
+  if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(eg));
   // An all-to-all sends almost everything off the node: each rank injects through its own link
   // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;
   const double moe_comm =
-      moe_layers > 0 && expert_group > 1 ? 4 * (moe_bytes / tp * busiest_share) * (ep - 1) / ep / a2a_link * bisection : 0;
+      moe_layers > 0 && expert_group > 1 ? 4 * (moe_bytes / tp * busiest_share) * (eg - 1) / eg / a2a_link * bisection : 0;
   const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
   // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
