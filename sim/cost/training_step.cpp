@@ -105,7 +105,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
   c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
 
-  const double bytes_per_value = hardware::bytes_per_value(job.precision);
+  // Values are stored at the compute precision, except that 8-bit training runs only its GEMMs in
+  // 8 bits: activations, weights as gathered, gradients and the other kernels stay at 16 bits, as
+  // Transformer Engine's FP8 recipes and DeepSeek-V3 (arXiv:2412.19437, Sec. 3.3) train. The
+  // casts into 8 bits before each product are not charged (Transformer Engine fuses them into the
+  // norm or activation before it) [assumed].
+  const bool eight_bit = job.precision == "fp8" || job.precision == "int8";
+  const double bytes_per_value = eight_bit ? 2.0 : hardware::bytes_per_value(job.precision);
   // Expert parallelism: the experts spread over G = min(data, experts) data ranks, each holding
   // experts / G of them (with more data ranks than experts, each expert is replicated on data / G
   // ranks); the tokens of the G ranks' microbatches are dispatched together.

@@ -276,6 +276,25 @@ TEST_CASE("the optimizer's passes by precision: norm, master copy, loss scaling"
   CHECK(cost_training_step(job).optimizer_s == doctest::Approx(7.2072e-5));
 }
 
+TEST_CASE("fp8 training: the GEMMs at the 8-bit rate, everything else stored at 16 bits, by hand") {
+  // The one-layer MLP on a device with 100 TFLOP/s bf16 and 200 fp8. bf16: the input op moves
+  // 4e6 B (8e-6 s forward, 1.6e-5 backward), dense.0 2e9 FLOP at 5e13 (4e-5, 8e-5): 1.44e-4 s.
+  // fp8: the same input op (its values stay 16-bit), dense.0 at 1e14 (2e-5, 4e-5): 8.4e-5 s.
+  TrainingJob job = mlp_job();
+  job.hardware.peak_flop_per_s = {{"bf16", 1e14}, {"fp8", 2e14}};
+  job.precision = "bf16";
+  const StepCost b = cost_training_step(job);
+  job.precision = "fp8";
+  const StepCost f = cost_training_step(job);
+  REQUIRE(b.fits);
+  REQUIRE(f.fits);
+  CHECK(b.compute_s == doctest::Approx(1.44e-4));
+  CHECK(f.compute_s == doctest::Approx(8.4e-5));
+  // Memory, the optimizer's passes and the gradients are those of bf16 training.
+  CHECK(f.memory_per_device_bytes == doctest::Approx(b.memory_per_device_bytes));
+  CHECK(f.optimizer_s == doctest::Approx(b.optimizer_s));
+}
+
 TEST_CASE("the 1F1B bubble and data-parallel communication") {
   TrainingJob job = mlp_job();
   job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};  // 4 layers, one per stage
