@@ -45,6 +45,13 @@ struct TransformerDesign {
   std::int64_t top_k = 1;
   std::int64_t moe_every = 1;
   double capacity_factor = 1.0;
+  // Fine-grained experts (DeepSeekMoE, Dai et al. 2024; DeepSeek-V3): each expert's hidden width
+  // (0: d_ff), `shared_experts` experts of that width that every token of an MoE layer runs
+  // besides its top_k routed ones, and `dense_layers` leading layers with a dense FFN of d_ff
+  // before the MoE layers begin (moe_every counts from there).
+  std::int64_t expert_d_ff = 0;
+  std::int64_t shared_experts = 0;
+  std::int64_t dense_layers = 0;
   // How tokens reach their experts: by index (a gather, no FLOPs: GPU codes), or by one-hot
   // einsums over groups of `group_size` tokens (GShard, Mesh TensorFlow: dispatch "GSEC,GSM->EGCM"
   // and combine "GSEC,GECM->GSM", 2 G S E C M FLOPs each; C = top_k x capacity_factor x S / E).
@@ -59,6 +66,16 @@ struct TransformerDesign {
   // TensorFlow codes on TPUs, `use_one_hot_embeddings`): 2 x tokens x vocab x d_model FLOPs a
   // stack forward and the weight gradient backward, where a lookup (a gather) costs none.
   bool one_hot_embedding = false;
+  // Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434, Sec. 2.1; DeepSeek-V3): when
+  // kv_lora_rank > 0 keys and values come from a compressed latent of that width (a down
+  // projection, an RMSNorm, an up projection to the heads), queries from one of q_lora_rank (0:
+  // a plain projection), and each head's query and key carry head_dim channels without position
+  // plus rope_head_dim rotary ones (the rotary key is one for all heads); values have v_head_dim
+  // (0: head_dim). Training runs the up projections explicitly (no weight absorption).
+  std::int64_t q_lora_rank = 0;
+  std::int64_t kv_lora_rank = 0;
+  std::int64_t rope_head_dim = 0;
+  std::int64_t v_head_dim = 0;
 };
 
 // ResNet: stem, four stages of (bottleneck) blocks, global pool, classifier.

@@ -190,6 +190,16 @@ struct Parallelism {
   // for the compute precision; "fp32" as Megatron-LM does for bf16 by default
   // (accumulate_allreduce_grads_in_fp32). Parameter gathers stay at the compute precision.
   std::string gradient_precision;
+  // Expert parallelism: the number of data-parallel ranks a mixture of experts spreads its experts
+  // over (each holds experts / expert of them; the experts are replicated on data / expert such
+  // groups, which all-reduce their gradients). 0: min(data, experts).
+  std::int64_t expert = 0;
+  // DualPipe (DeepSeek-V3, arXiv:2412.19437, Sec. 3.2.1; deepseek-ai/DualPipe): a bidirectional
+  // pipeline that pairs one microbatch's forward chunk with another's backward chunk and runs each
+  // one's all-to-all and stage-to-stage sends under the other's compute; its bubble is
+  // (p/2 - 1)(F&B + B - 3W) against 1F1B's (p - 1)(F + B), and each device holds two stages'
+  // weights. Needs an even pipeline of 2 or more stages and no interleaving.
+  bool dualpipe = false;
 };
 
 // What a job spends besides productive steps (first-principles mode).

@@ -112,15 +112,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   // norm or activation before it) [assumed].
   const bool eight_bit = job.precision == "fp8" || job.precision == "int8";
   const double bytes_per_value = eight_bit ? 2.0 : hardware::bytes_per_value(job.precision);
-  // Expert parallelism: the experts spread over G = min(data, experts) data ranks, each holding
+  const std::string sixteen = "bf16";
+  const hardware::DeviceModel dev16 = eight_bit ? hardware::make_device_model(job.hardware).at_precision(sixteen) : dev;
+  // Expert parallelism: the experts spread over G data ranks (parallelism.expert, else
+  // min(data, experts)), each holding
   // experts / G of them (with more data ranks than experts, each expert is replicated on data / G
   // ranks); the tokens of the G ranks' microbatches are dispatched together.
   std::int64_t experts = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) experts = t->experts;
-  const std::int64_t expert_group = experts > 0 ? std::min(c.data, experts) : 1;
+  const std::int64_t expert_group = experts > 0 ? (p.expert > 0 ? p.expert : std::min(c.data, experts)) : 1;
   if (experts > 0 && (experts % expert_group != 0 || c.data % expert_group != 0)) {
     c.fits = false;
-    c.reason = "the experts (" + std::to_string(experts) + ") and the data-parallel size (" + std::to_string(c.data) +
+    c.reason = "the experts (" + std::to_string(experts) + "), the expert-parallel group (" +
+               std::to_string(expert_group) + ") and the data-parallel size (" + std::to_string(c.data) +
                ") do not divide one another";
     return c;
   }
@@ -187,6 +191,13 @@ StepCost cost_training_step(const TrainingJob& job) {
       // weights and the slots routed to them), split over the tensor group.
       bytes = op.bytes / tp;
     }
+    // 8-bit training runs the layers' weight products in 8 bits; attention, the router, the
+    // embeddings and the output head stay at 16 bits (DeepSeek-V3, Sec. 3.3.1: "the embedding
+    // module, the output head, MoE gating modules, normalization operators, and attention
+    // operators" keep their original precision).
+    const bool eight_bit_op = eight_bit && in_layer && op.kind == graph::OpKind::matmul;
+    const std::string& op_precision = eight_bit && !eight_bit_op ? sixteen : job.precision;
+    const hardware::DeviceModel& od = eight_bit && !eight_bit_op ? dev16 : dev;
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     // The products one device runs: tensor parallelism splits the columns of weight GEMMs and
     // the heads of attention; expert parallelism spreads the experts over the data ranks.
@@ -202,10 +213,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     // to it from the G ranks of its expert-parallel group.
     const double dev_m = static_cast<double>(op.m);
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0);
-    const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
-    const auto f = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
+    const double eta = cost_detail::op_efficiency(od, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
+    const auto f = hardware::kernel_time(od, op_precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
-    auto b = hardware::kernel_time(dev, job.precision, bf * flops, bf * bytes, gemm, eta);
+    auto b = hardware::kernel_time(od, op_precision, bf * flops, bf * bytes, gemm, eta);
     // A product's backward is two products of its forward's FLOPs and bytes, each with its own
     // shape: the input gradient dA = dC B^T (m x k, reducing over n) and the weight (or second
     // operand's) gradient dB = A^T dC (k x n, reducing over m).
@@ -214,10 +225,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (two_products) {
       const double dm = dev_m;
       const auto input_grad = hardware::kernel_time(
-          dev, job.precision, flops, bytes, true, cost_detail::gemm_efficiency_at(dev, op, job.layout, dm, dev_k, dev_n, dev_count));
+          od, op_precision, flops, bytes, true, cost_detail::gemm_efficiency_at(od, op, job.layout, dm, dev_k, dev_n, dev_count));
       const auto weight_grad = hardware::kernel_time(
-          dev, job.precision, flops, bytes, true, cost_detail::gemm_efficiency_at(dev, op, job.layout, dev_k, dev_n, dm, dev_count));
-      b.seconds = input_grad.seconds + weight_grad.seconds - dev.launch_s;  // one launch of the two is counted below
+          od, op_precision, flops, bytes, true, cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dm, dev_count));
+      b.seconds = input_grad.seconds + weight_grad.seconds - od.launch_s;  // one launch of the two is counted below
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
@@ -226,13 +237,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.
     const double kernels = static_cast<double>(op.kernels);
-    const double f_s = f.seconds + (kernels - 1) * dev.launch_s;
-    const double b_s = b.seconds + (2 * kernels - 1) * dev.launch_s;
+    const double f_s = f.seconds + (kernels - 1) * od.launch_s;
+    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s;
     const double recompute = recomputed ? f_s : 0;
     fwd_s += stage_share * f_s;
     bwd_s += stage_share * (b_s + recompute);
-    const double e_f = hardware::kernel_energy(dev, job.precision, flops, bytes, f_s);
-    const double e_b = hardware::kernel_energy(dev, job.precision, bf * flops, bf * bytes, b_s);
+    const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes, f_s);
+    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops, bf * bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (!in_layer) {
@@ -284,16 +295,31 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;
   const double moe_comm =
       moe_layers > 0 && expert_group > 1 ? 4 * (moe_bytes / tp * busiest_share) * (eg - 1) / eg / a2a_link * bisection : 0;
-  const double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
-  // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
-  // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
-  const double slots = static_cast<double>(c.microbatches) + (pp - 1) / v;
-  c.bubble_fraction = ((pp - 1) / v) / slots;
-  c.bubble_s = (pp - 1) / v * slot;
-  c.compute_s = static_cast<double>(c.microbatches) * (fwd_s + bwd_s);
-  c.tensor_comm_s = static_cast<double>(c.microbatches) * tp_comm;
-  c.pipeline_comm_s = static_cast<double>(c.microbatches) * pp_comm;
-  c.expert_comm_s = static_cast<double>(c.microbatches) * moe_comm;
+  const double mb = static_cast<double>(c.microbatches);
+  double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
+  double overlapped = 0;  // DualPipe: the all-to-all and stage sends hidden under compute, a slot
+  if (p.dualpipe) {
+    // DualPipe runs a microbatch's all-to-all and stage sends under the compute of the chunk it
+    // is paired with; only what that compute cannot cover is exposed.
+    const double comm = pp_comm + moe_comm;
+    const double exposed = std::max(0.0, comm - (fwd_s + bwd_s));
+    overlapped = comm - exposed;
+    slot = fwd_s + bwd_s + tp_comm + exposed;
+    c.pipeline_comm_s = comm > 0 ? mb * exposed * pp_comm / comm : 0;
+    c.expert_comm_s = comm > 0 ? mb * exposed * moe_comm / comm : 0;
+    // (p/2 - 1)(F&B + B - 3W): a paired chunk F&B takes F + B, and the weight-gradient half of a
+    // backward is W = B / 2 [assumed: the two products of a GEMM's backward are equal in FLOPs].
+    c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s + tp_comm);
+  } else {
+    // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
+    // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
+    c.bubble_s = (pp - 1) / v * slot;
+    c.pipeline_comm_s = mb * pp_comm;
+    c.expert_comm_s = mb * moe_comm;
+  }
+  c.bubble_fraction = c.bubble_s / (mb * slot + c.bubble_s);
+  c.compute_s = mb * (fwd_s + bwd_s);
+  c.tensor_comm_s = mb * tp_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
   // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
@@ -384,6 +410,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   } else {
     c.data_comm_s = dp;
   }
+  // DualPipe's hidden all-to-all and sends slow the compute they run under in the same way (DeepSeek-V3
+  // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
+  if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16");
   const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(shard) : params_per_device;
@@ -399,7 +428,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s, 0, "communication"});
   if (c.contention_s > 0) c.ops.push_back({"data.overlap", "communication", "comm", 0, 0, c.contention_s, 0, "communication"});
 
-  c.step_s = slots * slot + c.data_comm_s + c.contention_s + c.optimizer_s;
+  c.step_s = mb * slot + c.bubble_s + c.data_comm_s + c.contention_s + c.optimizer_s;
 
   // --- memory -------------------------------------------------------------------------------
   // Bytes per parameter: weights at the compute precision, gradients at theirs; the optimizer
@@ -412,7 +441,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // The busiest stage's ceil(L / p) layers, for the microbatches in flight; with recomputation
   // only each layer's input, on the full width on every rank of a tensor group unless sequence
   // parallelism splits it.
-  const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline));
+  // DualPipe keeps one more microbatch in flight and two stages' weights on each device.
+  const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline + (p.dualpipe ? 1 : 0)));
+  if (p.dualpipe) weights *= 2;
   double activations = saved_layers * busiest_share * in_flight + saved_other;
   if (p.recompute) {
     activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +

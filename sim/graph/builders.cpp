@@ -209,15 +209,43 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
                    int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
   const Attention a{d.heads, d.kv_heads > 0 ? d.kv_heads : d.heads, d.head_dim > 0 ? d.head_dim : d.d_model / d.heads};
   const I tq = batch * q_len, tkv = batch * kv_len;
+  // A head's query and key width, and its value width (they differ under latent attention).
+  I qk_dim = a.head_dim, v_dim = a.head_dim;
   int q, kv;
-  if (kv_source < 0) {
+  const bool latent = d.kv_lora_rank > 0 && kv_source < 0;
+  if (latent) {
+    // Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434, Sec. 2.1): queries through a
+    // latent of q_lora_rank (RMSNorm between the projections) or one projection; keys and values
+    // up-projected from a normed latent of kv_lora_rank, beside one rotary key of rope_head_dim
+    // for all heads; each head's query and key have head_dim + rope_head_dim channels.
+    const I dr = d.rope_head_dim;
+    v_dim = d.v_head_dim > 0 ? d.v_head_dim : a.head_dim;
+    qk_dim = a.head_dim + dr;
+    if (d.q_lora_rank > 0) {
+      q = e.matmul(prefix + ".q_a", layer, ln, tq, d.d_model, d.q_lora_rank, d.biases);
+      q = e.norm(prefix + ".q_norm", layer, q, tq, d.q_lora_rank, true);
+      q = e.matmul(prefix + ".q_b", layer, q, tq, d.q_lora_rank, a.heads * qk_dim, d.biases);
+    } else {
+      q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * qk_dim, d.biases);
+    }
+    kv = e.matmul(prefix + ".kv_a", layer, ln, tq, d.d_model, d.kv_lora_rank + dr, d.biases);
+    kv = e.norm(prefix + ".kv_norm", layer, kv, tq, d.kv_lora_rank, true);
+    kv = e.matmul(prefix + ".kv_b", layer, kv, tq, d.kv_lora_rank, a.heads * (a.head_dim + v_dim), d.biases);
+    if (dr > 0) {
+      // The heads' rotary query channels and the one shared rotary key: one read and one write.
+      q = e.elementwise(prefix + ".rotary", layer, {q, kv}, static_cast<double>(tq * (a.heads + 1) * dr), 3,
+                        OpKind::elementwise, 0, true, 1);
+      e.saved(q, 0);
+      kv = q;
+    }
+  } else if (kv_source < 0) {
     q = e.matmul(prefix + ".qkv", layer, ln, tq, d.d_model, (a.heads + 2 * a.kv_heads) * a.head_dim, d.biases);
     kv = q;
   } else {
     q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * a.head_dim, d.biases);
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
   }
-  if (d.position == TransformerDesign::Position::rotary && kv_source < 0) {
+  if (d.position == TransformerDesign::Position::rotary && kv_source < 0 && !latent) {
     const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
     q = e.elementwise(prefix + ".rotary", layer, {q}, rotated, 3);
     // Autograd keeps only the cosines and sines (a sequence's worth, not an activation): the
@@ -233,9 +261,12 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   const bool dropout = e.training && d.dropout > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
-    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction);
+    // One width for the kernel: the mean of the query-key and value widths gives both products'
+    // FLOPs and the bytes of Q, K, V and O exactly.
+    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, (qk_dim + v_dim) / 2,
+                            fraction);
   } else {
-    const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, a.head_dim, kv_len, fraction);
+    const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);
     int probs = scores;
     if (e.fusion == Fusion::none) {
@@ -247,9 +278,9 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     } else {
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }
-    ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, a.head_dim, fraction, true);
+    ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, v_dim, fraction, true);
   }
-  int out = e.matmul(out_name, layer, ctx, tq, a.heads * a.head_dim, d.d_model, d.biases);
+  int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.
   if (e.fusion == Fusion::attention) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
@@ -298,6 +329,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
   } else {
     // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
     const I E = d.experts;
+    const I fe = d.expert_d_ff > 0 ? d.expert_d_ff : d.d_ff;  // an expert's hidden width
+    const I e_up = d.gated_ffn ? 2 * fe : fe;
     const int route = e.matmul(prefix + ".router", layer, ln, tokens, d.d_model, E, false, false, OpKind::router);
     const double routed = static_cast<double>(tokens) * static_cast<double>(d.top_k) * d.capacity_factor;
     // Expert parallelism over G devices: this device holds E / G experts, and each receives the
@@ -318,8 +351,8 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     // This device's experts receive its share of the group's slots, `routed` (E / G of E experts
     // take routed x G x (1 / G) of them), spread over those that run (at least one slot each).
     const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(local) + 0.5));
-    const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * up_width) + (d.biases ? static_cast<double>(up_width) : 0));
-    const double down_params = static_cast<double>(E) * (static_cast<double>(d.d_ff * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
+    const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * e_up) + (d.biases ? static_cast<double>(e_up) : 0));
+    const double down_params = static_cast<double>(E) * (static_cast<double>(fe * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
     // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine
     // [S x E C] x [E C x M], E C = top_k x capacity_factor x S slots (at least one an expert).
     I groups = 0, group = 0, slots = 0;
@@ -334,21 +367,35 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       // The one-hot mask has no gradient: the backward is the tokens' gradient alone.
       e.backward_factor(into_experts, 1);
     }
-    const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, up_width, d.biases, false,
+    const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, e_up, d.biases, false,
                             OpKind::matmul, true, local, up_params);
     const int act = e.elementwise(prefix + ".experts.act", layer, {up},
-                                  static_cast<double>(per_expert * local * d.d_ff), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
+                                  static_cast<double>(per_expert * local * fe), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
                                   true, d.gated_ffn ? 2 : 1);
-    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * local * d.d_ff));  // gate and up
+    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * local * fe));  // gate and up
     if (e.eager && d.gated_ffn) {
-      const double elements = static_cast<double>(per_expert * local * d.d_ff);
+      const double elements = static_cast<double>(per_expert * local * fe);
       e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
     }
-    down = e.matmul(prefix + ".experts.down", layer, act, per_expert, d.d_ff, d.d_model, d.biases, false,
+    down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
     if (d.einsum_dispatch) {
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);
+    }
+    if (d.shared_experts > 0) {
+      // Shared experts run every token, as one dense FFN of shared_experts x fe (held whole on every
+      // device, like the dense layers), summed with the routed experts' output.
+      const I sw = d.shared_experts * fe;
+      const int sup = e.matmul(prefix + ".shared.up", layer, ln, tokens, d.d_model, d.gated_ffn ? 2 * sw : sw, d.biases);
+      const double elements = static_cast<double>(tokens * sw);
+      const int sact = e.elementwise(prefix + ".shared.act", layer, {sup}, elements, d.gated_ffn ? 9 : 8,
+                                     OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
+      if (d.gated_ffn) e.saved(sact, 2 * e.dtype_bytes() * elements);
+      if (e.eager && d.gated_ffn) e.chain(sact, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+      const int sdown = e.matmul(prefix + ".shared.down", layer, sact, tokens, sw, d.d_model, d.biases);
+      down = e.elementwise(prefix + ".shared.add", layer, {down, sdown}, static_cast<double>(tokens * d.d_model), 1,
+                           OpKind::elementwise, 0, false);
     }
   }
   return close_block(e, d, prefix, layer, x, down, tokens);
@@ -508,7 +555,8 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
 }
 
 bool moe_layer(const TransformerDesign& d, I index) {
-  return d.experts > 0 && (index % d.moe_every) == d.moe_every - 1;
+  if (d.experts == 0 || index < d.dense_layers) return false;
+  return ((index - d.dense_layers) % d.moe_every) == d.moe_every - 1;
 }
 
 void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape& shape) {

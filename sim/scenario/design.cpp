@@ -10,6 +10,13 @@ namespace {
 
 std::int64_t positive(const MapView& m, const std::string& key) { return read_positive_int(m.at(key)); }
 
+// A count that may be zero.
+std::int64_t read_count(const Value& v) {
+  const std::int64_t n = read_int(v);
+  if (n < 0) v.expected("an integer >= 0");
+  return n;
+}
+
 std::int64_t optional_positive(const MapView& m, const std::string& key, std::int64_t fallback) {
   return m.has(key) ? read_positive_int(m.at(key)) : fallback;
 }
@@ -31,8 +38,7 @@ CharCnnDesign read_char_cnn(const Value& v) {
   d.chars = positive(m, "chars");
   d.embedding = positive(m, "embedding");
   d.max_chars = positive(m, "max_chars");
-  d.highway = m.has("highway") ? read_int(m.at("highway")) : 0;
-  if (d.highway < 0) m.at("highway").expected("a number of highway layers >= 0");
+  d.highway = m.has("highway") ? read_count(m.at("highway")) : 0;
   const Value f = m.at("filters");
   if (!f.node.IsSequence() || f.node.size() == 0) f.expected("a list of [width, count] pairs, e.g. [[1, 32], [2, 64]]");
   for (std::size_t i = 0; i < f.node.size(); ++i) {
@@ -113,9 +119,32 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
       if (!d.einsum_dispatch) m.at("group_size").fail("needs dispatch: einsum (a gather has no groups)");
       d.group_size = positive(m, "group_size");
     }
+    d.expert_d_ff = optional_positive(m, "expert_d_ff", 0);
+    if (m.has("shared_experts")) d.shared_experts = read_count(m.at("shared_experts"));
+    if (m.has("dense_layers")) {
+      d.dense_layers = read_count(m.at("dense_layers"));
+      const std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
+      if (d.dense_layers >= layers) {
+        m.at("dense_layers").expected("fewer dense layers than the stack's " + std::to_string(layers) + " (else drop experts)");
+      }
+    }
   } else {
-    for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size"}) {
+    for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "expert_d_ff", "shared_experts",
+                          "dense_layers"}) {
       if (m.has(k)) m.at(k).fail("needs experts");
+    }
+  }
+  if (m.has("kv_lora_rank")) {
+    d.kv_lora_rank = positive(m, "kv_lora_rank");
+    if (m.has("kv_heads") && d.kv_heads != d.heads) {
+      m.at("kv_heads").fail("latent attention (kv_lora_rank) has no key/value head groups; drop kv_heads");
+    }
+    d.q_lora_rank = optional_positive(m, "q_lora_rank", 0);
+    if (m.has("rope_head_dim")) d.rope_head_dim = read_count(m.at("rope_head_dim"));
+    d.v_head_dim = optional_positive(m, "v_head_dim", 0);
+  } else {
+    for (const char* k : {"q_lora_rank", "rope_head_dim", "v_head_dim"}) {
+      if (m.has(k)) m.at(k).fail("needs kv_lora_rank (latent attention)");
     }
   }
   if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
@@ -222,7 +251,10 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     } else {
       keys.push_back("layers");
     }
-    if (builder == "decoder") keys.push_back("parallel_block");
+    if (builder == "decoder") {
+      keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim"});
+    }
+    keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});
     return read_transformer(MapView(v, keys), builder);
   }

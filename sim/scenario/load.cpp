@@ -565,7 +565,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision"});
+                      "shard_group", "gradient_precision", "expert", "pipeline_schedule"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -599,6 +599,23 @@ Parallelism read_parallelism(const Value& v) {
     const char* what = "a share of the batch's positions that are padding, in [0, 1) (e.g. 0.24)";
     p.padding = detail::read_number_in(m.at("padding"), 0, 1, true, what);
     if (!(p.padding < 1)) m.at("padding").expected(what);
+  }
+  if (m.has("pipeline_schedule")) {
+    p.dualpipe = detail::read_choice(m.at("pipeline_schedule"), {"1f1b", "dualpipe"}) == "dualpipe";
+    if (p.dualpipe && (p.pipeline < 2 || p.pipeline % 2 != 0)) {
+      m.at("pipeline_schedule").fail("dualpipe needs an even pipeline of 2 or more stages (pipeline: " +
+                                     std::to_string(p.pipeline) + "): it runs microbatches from both ends");
+    }
+    if (p.dualpipe && p.virtual_stages > 1) {
+      m.at("pipeline_schedule").fail("dualpipe has its own schedule; drop virtual_stages (interleaved 1F1B)");
+    }
+  }
+  if (m.has("expert")) {
+    p.expert = detail::read_positive_int(m.at("expert"));
+    if (p.data > 0 && p.data % p.expert != 0) {
+      m.at("expert").fail("must divide the data-parallel size (" + std::to_string(p.data) +
+                          "): the experts spread over groups of this many data ranks");
+    }
   }
   if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});
   if (m.has("shard_group")) {
@@ -809,7 +826,19 @@ const EntityKind<JobDraft>& Builder::training_kind() {
               last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") must divide the model's heads (" +
                         std::to_string(t->heads) + "): tensor parallelism splits attention by heads");
             }
-            if (t->experts > 0 && data > 0 && t->experts % data != 0 && data % t->experts != 0) {
+            if (p.expert > 0 && t->experts == 0) {
+              last.fail("parallelism.expert (" + std::to_string(p.expert) + ") needs a model with experts");
+            }
+            if (p.expert > 0 && t->experts > 0) {
+              if (t->experts % p.expert != 0) {
+                last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the model's experts (" +
+                          std::to_string(t->experts) + "): each rank of the group holds experts / expert of them");
+              }
+              if (data > 0 && data % p.expert != 0) {
+                last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the data-parallel size (" +
+                          std::to_string(data) + ")");
+              }
+            } else if (t->experts > 0 && data > 0 && t->experts % data != 0 && data % t->experts != 0) {
               last.fail("the model's experts (" + std::to_string(t->experts) + ") and the data-parallel size (" +
                         std::to_string(data) + ") must divide one another: expert parallelism places experts / data "
                         "experts on each rank, or each expert on data / experts ranks");

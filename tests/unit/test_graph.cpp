@@ -231,6 +231,102 @@ TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") 
   CHECK(gm.forward_flops() == doctest::Approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
 }
 
+TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B parameters") {
+  // config.json of deepseek-ai/DeepSeek-V3: 61 layers, d 7168, 128 heads; MLA with q_lora_rank
+  // 1536, kv_lora_rank 512, qk_nope_head_dim 128, qk_rope_head_dim 64, v_head_dim 128; the first 3
+  // layers dense (intermediate 18432), then 256 routed experts (top 8) and 1 shared expert of 2048;
+  // vocabulary 129,280, untied; SwiGLU, RMSNorm, no biases.
+  TransformerDesign d = llama(61, 7168, 128, 18432);
+  d.vocab = 129280;
+  d.seq_len = 4096;
+  d.head_dim = 128;
+  d.q_lora_rank = 1536;
+  d.kv_lora_rank = 512;
+  d.rope_head_dim = 64;
+  d.v_head_dim = 128;
+  d.experts = 256;
+  d.top_k = 8;
+  d.expert_d_ff = 2048;
+  d.shared_experts = 1;
+  d.dense_layers = 3;
+  // By hand: attention 7168 x 1536 + 1536 + 1536 x 128 x 192 + 7168 x 576 + 512 + 512 x 128 x 256
+  //   + 128 x 128 x 7168 = 187,107,328 a layer; norms 2 x 7168;
+  //   dense FFN 3 x 7168 x 18432 = 396,361,728; MoE FFN (256 + 1) x 3 x 7168 x 2048 + 7168 x 256
+  //   = 11,320,164,352; embeddings 2 x 129,280 x 7168; the final norm 7168: 671,026,404,352.
+  const double attention = 187107328.0, norms = 2 * 7168.0;
+  const double expected = 61 * (attention + norms) + 3 * 396361728.0 + 58 * 11320164352.0 + 2 * 129280.0 * 7168 + 7168;
+  CHECK(expected == 671026404352.0);
+  const double total = count_parameters(d);
+  CHECK(total == doctest::Approx(expected).epsilon(1e-12));
+  // "671B total parameters" (the main model, without the 14B multi-token prediction module).
+  CHECK(std::abs(total / 671e9 - 1) < 0.01);
+}
+
+TEST_CASE("latent attention and shared experts by hand on a small decoder") {
+  // One layer: d 64, 4 heads of 16 (no-position) + 8 rotary channels, values of 16, q_lora 32,
+  // kv_lora 24; experts 4 of width 32 (top 1), 1 shared expert; 32 tokens, no biases.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.head_dim = 16;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.biases = false;
+  d.rms_norm = true;
+  d.position = TransformerDesign::Position::rotary;
+  d.q_lora_rank = 32;
+  d.kv_lora_rank = 24;
+  d.rope_head_dim = 8;
+  d.experts = 4;
+  d.expert_d_ff = 32;
+  d.shared_experts = 1;
+  const auto g = build_graph(d, GraphShape{1, 2, true, Fusion::attention});
+  // Projections: q_a 64 -> 32, q_b 32 -> 4 x 24, kv_a 64 -> 24 + 8, kv_b 24 -> 4 x (16 + 16).
+  CHECK(named(g, "decoder.0.attn.q_a").flops == 2.0 * 32 * 64 * 32);
+  CHECK(named(g, "decoder.0.attn.q_b").flops == 2.0 * 32 * 32 * 96);
+  CHECK(named(g, "decoder.0.attn.kv_a").flops == 2.0 * 32 * 64 * 32);
+  CHECK(named(g, "decoder.0.attn.kv_b").flops == 2.0 * 32 * 24 * 128);
+  CHECK(named(g, "decoder.0.attn.out").flops == 2.0 * 32 * 64 * 64);
+  // The latent norms are RMSNorms over 32 and 24 channels (one weight vector each).
+  CHECK(named(g, "decoder.0.attn.q_norm").params == 32);
+  CHECK(named(g, "decoder.0.attn.kv_norm").params == 24);
+  // Rotary: the 4 heads' 8 query channels and the one shared key, 32 tokens, read and written.
+  CHECK(named(g, "decoder.0.attn.rotary").bytes == 2.0 * 2 * 32 * 5 * 8);
+  // Fused attention, causal half: QK^T over 24 channels and PV over 16, 4 heads, 32 x 32:
+  // 2 x 4 x 32 x 32 x (24 + 16) x 0.5 + 5 x 4 x 32 x 32 x 0.5.
+  CHECK(named(g, "decoder.0.attn.attention").flops == doctest::Approx(2.0 * 4 * 32 * 32 * 40 * 0.5 + 5.0 * 4 * 32 * 32 * 0.5));
+  // The shared expert runs all 32 tokens through 64 -> 32 -> 64; its output is added to the
+  // routed experts' (read two, write one).
+  CHECK(named(g, "decoder.0.ffn.shared.up").flops == 2.0 * 32 * 64 * 32);
+  CHECK(named(g, "decoder.0.ffn.shared.down").flops == 2.0 * 32 * 32 * 64);
+  CHECK(named(g, "decoder.0.ffn.shared.add").bytes == 2.0 * 3 * 32 * 64);
+  // Parameters: attention 64 x 32 + 32 + 32 x 96 + 64 x 32 + 24 + 24 x 128 + 64 x 64 = 14,392;
+  // norms 2 x 64; FFN (4 + 1) x 2 x 64 x 32 + 64 x 4 = 20,736; embeddings 100 x 64 (tied); final
+  // norm 64.
+  CHECK(count_parameters(d) == 14392.0 + 128 + 20736 + 6400 + 64);
+}
+
+TEST_CASE("dense leading layers: moe_every counts from the first MoE layer") {
+  TransformerDesign d = small_gpt(5);
+  d.experts = 4;
+  d.dense_layers = 1;
+  d.moe_every = 2;
+  const auto g = build_graph(d, GraphShape{1, 2, true});
+  // Layers 0 (dense), 1 (dense: the first of each pair), 2 (MoE), 3 (dense), 4 (MoE).
+  auto has = [&](const std::string& name) {
+    return std::any_of(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
+  };
+  CHECK(has("decoder.0.ffn.up"));
+  CHECK(has("decoder.1.ffn.up"));
+  CHECK(has("decoder.2.ffn.experts.up"));
+  CHECK(has("decoder.3.ffn.up"));
+  CHECK(has("decoder.4.ffn.experts.up"));
+  CHECK_FALSE(has("decoder.0.ffn.experts.up"));
+}
+
 TEST_CASE("mixture of experts: a gathering dispatch runs only the experts its tokens reach, by hand") {
   // 8 experts, top-2, d 256, d_ff 1024 (GPT-3's GELU FFN with biases). One token picks 2 distinct
   // experts: 8 x (1 - (1 - 2/8)^1) = 2 run, one slot each, and only their weights are read:
