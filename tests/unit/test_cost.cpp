@@ -177,6 +177,66 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   CHECK(eight.data_comm_s > 1.5 * sixty_four.data_comm_s);
 }
 
+TEST_CASE("an expert-parallel degree below the data ranks: more experts a device, replicated groups") {
+  // 64 experts on 64 devices, as above, but spread over groups of 16 ranks (parallelism.expert):
+  // each device holds 4 experts and receives the same 32 slots (its group's 16 x 32 tokens over
+  // its 64 / 16 = 4 experts' share), 8 an expert, in 4 products; each expert is replicated on the
+  // 4 groups, which all-reduce its gradients.
+  TrainingJob job = moe_job(1, 64);
+  job.parallelism->overlap_communication = false;
+  const StepCost whole = cost_training_step(job);
+  job.parallelism->expert = 16;
+  const StepCost grouped = cost_training_step(job);
+  REQUIRE(grouped.fits);
+  const auto up = std::find_if(grouped.ops.begin(), grouped.ops.end(),
+                               [](const OpCostRow& r) { return r.op == "decoder.0.ffn.experts.up" && r.phase == "fwd"; });
+  REQUIRE(up != grouped.ops.end());
+  CHECK(up->flops == doctest::Approx(2.0 * 32 * 64 * 256));
+  CHECK(up->bytes == doctest::Approx(2.0 * 4 * (8 * 64 + 64 * 256 + 8 * 256)));
+  // Four experts' weights a device instead of one; their gradients now travel.
+  CHECK(grouped.memory_per_device_bytes > whole.memory_per_device_bytes);
+  CHECK(grouped.data_comm_s > whole.data_comm_s);
+  // The all-to-all runs over 16 ranks (15 / 16 of the slots leave a rank) instead of 64 (63 / 64),
+  // both across nodes of 8.
+  CHECK(grouped.expert_comm_s == doctest::Approx(whole.expert_comm_s * (15.0 / 16) / (63.0 / 64)));
+}
+
+TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bubble, two stages' weights") {
+  // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches, as for 1F1B below.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  job.accelerators = 8;
+  job.parallelism->pipeline = 4;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 2000;
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->dualpipe = true;
+  const StepCost dual = cost_training_step(job);
+  REQUIRE(dual.fits);
+  // A microbatch's forward and backward on the busiest stage: one layer of the four, and the
+  // input op (on every stage's account, as the model charges it).
+  double f = 0, b = 0;
+  for (const auto& r : dual.ops) {
+    const double share = r.layer >= 0 ? 0.25 : 1.0;
+    if (r.phase == "fwd") f += share * r.time_s;
+    if (r.phase == "bwd") b += share * r.time_s;
+  }
+  CHECK(dual.compute_s == doctest::Approx(8 * (f + b)));
+  // (p/2 - 1)(F + B - B/2) = 1 x (F + B / 2), against 1F1B's 3 slots.
+  CHECK(dual.bubble_s == doctest::Approx(f + 0.5 * b));
+  CHECK(plain.bubble_s == doctest::Approx(3.0 / 8 * (plain.compute_s + plain.pipeline_comm_s)));
+  // The sends (far shorter than a slot's compute) are hidden, and slow that compute by
+  // s / (1 + s) of their time (0.189 / 1.189).
+  REQUIRE(plain.pipeline_comm_s > 0);
+  CHECK(dual.pipeline_comm_s == 0);
+  CHECK(dual.contention_s == doctest::Approx(plain.pipeline_comm_s * 0.189 / 1.189));
+  double total = 0;
+  for (const auto& part : step_components(dual)) total += part.time_s;
+  CHECK(total == doctest::Approx(dual.step_s));
+  // Two stages' weights a device (fp16: 2 B a parameter more) and one more microbatch in flight.
+  CHECK(dual.memory_per_device_bytes > plain.memory_per_device_bytes + 2 * dual.parameters / 4 * 0.99);
+}
+
 TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
   Hardware h = made_up();  // peaks fp16 1e14, fp32 1e13; headline GEMM ceiling 0.5
   h.gemm_shape = {0, 0, 100};
