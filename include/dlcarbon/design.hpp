@@ -52,6 +52,10 @@ struct TransformerDesign {
   std::int64_t expert_d_ff = 0;
   std::int64_t shared_experts = 0;
   std::int64_t dense_layers = 0;
+  // Node-limited routing (DeepSeek-V3, arXiv:2412.19437, Sec. 2.1.2 and 3.2.2): a token's routed
+  // experts lie on at most this many nodes; it crosses the network once a node and is forwarded
+  // to the experts' GPUs inside the node. 0: no limit, every slot travels on its own.
+  std::int64_t route_nodes = 0;
   // How tokens reach their experts: by index (a gather, no FLOPs: GPU codes), or by one-hot
   // einsums over groups of `group_size` tokens (GShard, Mesh TensorFlow: dispatch "GSEC,GSM->EGCM"
   // and combine "GSEC,GECM->GSM", 2 G S E C M FLOPs each; C = top_k x capacity_factor x S / E).

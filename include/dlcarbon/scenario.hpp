@@ -167,6 +167,15 @@ struct Parallelism {
   // linear layers"): the layers' non-GEMM ops (norms, activations, rotary, residual adds) run
   // again in the backward and their outputs are not kept. Exclusive with the other modes.
   bool recompute_elementwise = false;
+  // Latent (`recompute: latent`, DeepSeek-V3's scheme, arXiv:2412.19437, Sec. 3.2.3: "We
+  // recompute all RMSNorm operations and MLA up-projections during back-propagation", and Sec.
+  // 3.3.3: "we cache the inputs of the SwiGLU operator and recompute its output"): the norms, the
+  // latent attention's up-projections (q_b, kv_b), the rotary pass on their outputs and the
+  // feed-forward activations run again in the backward; the norms keep nothing, attention keeps
+  // its output and the latents, not its queries, keys and values, and the down projections'
+  // inputs are recomputed (the activation keeps its input, in 8 bits under 8-bit training).
+  // Exclusive with the other modes.
+  bool recompute_latent = false;
   bool overlap_communication = true;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the

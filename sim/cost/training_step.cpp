@@ -232,8 +232,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
+    const bool swiglu = op.kind == graph::OpKind::elementwise && ends_with(op.name, ".act") && op.name.find(".ffn") != std::string::npos;
+    const bool latent_recomputed =
+        p.recompute_latent && in_layer &&
+        (op.kind == graph::OpKind::norm || ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b") ||
+         (ends_with(op.name, ".rotary") && op.name.find(".attn") != std::string::npos) || swiglu);
     const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix) ||
-                                         (p.recompute_elementwise && !gemm));
+                                         (p.recompute_elementwise && !gemm) || latent_recomputed);
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.
     const double kernels = static_cast<double>(op.kernels);
@@ -248,8 +253,29 @@ StepCost cost_training_step(const TrainingJob& job) {
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (!in_layer) {
       saved_other += op.saved_bytes / split;
-    } else if (!(p.recompute_elementwise && !gemm)) {  // recomputed elementwise ops keep nothing
-      saved_layers += (op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0)) / split;
+    } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
+      // (recomputed elementwise ops and norms keep nothing)
+      // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
+      // (Transformer Engine; DeepSeek-V3, Sec. 3.3.1: "activations to be stored in FP8").
+      const double kept = eight_bit_op ? 0.5 : 1.0;
+      double saved = op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0);
+      // With the up-projections recomputed, fused attention keeps its output (count x q x width)
+      // and row statistics; the queries, keys and values come back from the latents, which the
+      // up-projections keep as their inputs.
+      if (p.recompute_latent && op.fused_attention) {
+        const double c_q = static_cast<double>(op.count * op.m);
+        saved = bytes_per_value * c_q * static_cast<double>(op.n) + 4 * c_q;
+      }
+      // The feed-forward activation's output is recomputed from its input, which it keeps (in 8
+      // bits when the products run in 8 bits: "stored in FP8", Sec. 3.3.3), so the down projection
+      // keeps nothing.
+      double keep = kept;
+      if (p.recompute_latent && swiglu && eight_bit) keep = 0.5;
+      if (p.recompute_latent && op.kind == graph::OpKind::matmul && ends_with(op.name, ".down") &&
+          op.name.find(".ffn") != std::string::npos) {
+        saved = 0;
+      }
+      saved_layers += keep * saved / split;
     }
     if (row_parallel_output && c.tensor > 1) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
@@ -293,8 +319,27 @@ StepCost cost_training_step(const TrainingJob& job) {
   // An all-to-all sends almost everything off the node: each rank injects through its own link
   // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;
-  const double moe_comm =
-      moe_layers > 0 && expert_group > 1 ? 4 * (moe_bytes / tp * busiest_share) * (eg - 1) / eg / a2a_link * bisection : 0;
+  // 8-bit training dispatches tokens to the experts, and the gradients back to them, in 8 bits
+  // (the up projection's and the down projection's gradient product take 8-bit inputs anyway), and
+  // combines in 16 (DeepSeek-V3, Sec. 3.3.3): 3 of the 4 transfers' 8 bytes, at 2 bytes a value.
+  const double a2a_bytes = 4 * (moe_bytes / tp * busiest_share) * (eight_bit ? 0.75 : 1.0);
+  double moe_comm = moe_layers > 0 && expert_group > 1 ? a2a_bytes * (eg - 1) / eg / a2a_link * bisection : 0;
+  std::int64_t top_k = 1, route_nodes = 0;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
+    top_k = t->top_k;
+    route_nodes = t->route_nodes;
+  }
+  if (moe_comm > 0 && route_nodes > 0 && ep_group.nodes > 1) {
+    // Node-limited routing: a token crosses the network once for each node its top_k experts lie
+    // on (at most route_nodes of the group's nodes, less its own), and is forwarded to the
+    // experts' GPUs over NVLink; the two overlap (DeepSeek-V3, Sec. 3.2.2).
+    const double nodes = static_cast<double>(ep_group.nodes);
+    const double copies = std::min({static_cast<double>(route_nodes), static_cast<double>(top_k), nodes}) * (nodes - 1) / nodes;
+    const double node_size = static_cast<double>(job.hardware.node_accelerators);
+    const double network_s = a2a_bytes / static_cast<double>(top_k) * copies / inter;
+    const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
+    moe_comm = std::max(network_s, forward_s);
+  }
   const double mb = static_cast<double>(c.microbatches);
   double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   double overlapped = 0;  // DualPipe: the all-to-all and stage sends hidden under compute, a slot

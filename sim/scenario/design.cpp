@@ -121,6 +121,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     }
     d.expert_d_ff = optional_positive(m, "expert_d_ff", 0);
     if (m.has("shared_experts")) d.shared_experts = read_count(m.at("shared_experts"));
+    d.route_nodes = optional_positive(m, "route_nodes", 0);
     if (m.has("dense_layers")) {
       d.dense_layers = read_count(m.at("dense_layers"));
       const std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
@@ -130,7 +131,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     }
   } else {
     for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "expert_d_ff", "shared_experts",
-                          "dense_layers"}) {
+                          "dense_layers", "route_nodes"}) {
       if (m.has(k)) m.at(k).fail("needs experts");
     }
   }
@@ -254,7 +255,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     if (builder == "decoder") {
       keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim"});
     }
-    keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers"});
+    keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});
     return read_transformer(MapView(v, keys), builder);
   }

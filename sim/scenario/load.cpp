@@ -582,6 +582,8 @@ Parallelism read_parallelism(const Value& v) {
       p.recompute_selective = true;
     } else if (mode == "elementwise") {
       p.recompute_elementwise = true;
+    } else if (mode == "latent") {
+      p.recompute_latent = true;
     } else if (mode == "full") {
       p.recompute = true;
     } else if (mode == "none") {
@@ -589,7 +591,7 @@ Parallelism read_parallelism(const Value& v) {
     } else if (mode == "true" || mode == "yes" || mode == "false" || mode == "no") {
       p.recompute = detail::read_bool(r);
     } else {
-      r.expected("true, false, full, none, selective or elementwise");
+      r.expected("true, false, full, none, selective, elementwise or latent");
     }
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));

@@ -201,6 +201,62 @@ TEST_CASE("an expert-parallel degree below the data ranks: more experts a device
   CHECK(grouped.expert_comm_s == doctest::Approx(whole.expert_comm_s * (15.0 / 16) / (63.0 / 64)));
 }
 
+TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by hand") {
+  // 64 experts, top-8, on 64 devices (8 nodes of 8): without a limit each of a token's 8 slots
+  // leaves its rank (63 / 64 of them); limited to 4 nodes, the token crosses the network once a
+  // node (4 x 7 / 8 = 3.5 copies, against 8 x 63 / 64 = 7.875) and is forwarded over NVLink, which
+  // at 10x the network's bandwidth takes less (7 / 8 of the slots at 1e11 against 3.5 / 8 at 1e10).
+  TrainingJob job = moe_job(1, 64);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.top_k = 8;
+  job.design = d;
+  const StepCost free_routing = cost_training_step(job);
+  d.route_nodes = 4;
+  job.design = d;
+  const StepCost limited = cost_training_step(job);
+  REQUIRE(limited.fits);
+  REQUIRE(free_routing.expert_comm_s > 0);
+  CHECK(limited.expert_comm_s == doctest::Approx(free_routing.expert_comm_s * (3.5 / 8) / (63.0 / 64)));
+  // 8-bit products: the dispatch and its gradient travel in 8 bits, the combine and its gradient
+  // in 16: 3 / 4 of the bytes.
+  job.precision = "fp8";
+  const StepCost eight = cost_training_step(job);
+  CHECK(eight.expert_comm_s == doctest::Approx(0.75 * limited.expert_comm_s));
+}
+
+TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the activation run again") {
+  // A one-layer decoder with latent attention and a gated FFN on one device.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.gated_ffn = true;
+  d.rms_norm = true;
+  d.biases = false;
+  d.position = TransformerDesign::Position::rotary;
+  d.head_dim = 16;
+  d.q_lora_rank = 32;
+  d.kv_lora_rank = 24;
+  d.rope_head_dim = 8;
+  job.design = d;
+  job.fusion = "attention";
+  job.parallelism->microbatch = 4;
+  job.parallelism->global_batch = 4;
+  const StepCost none = cost_training_step(job);
+  job.parallelism->recompute_latent = true;
+  const StepCost latent = cost_training_step(job);
+  REQUIRE(latent.fits);
+  // The backward grows by exactly the forward time of the recomputed ops.
+  double again = 0;
+  for (const auto& r : none.ops) {
+    if (r.phase != "fwd" || r.layer < 0) continue;
+    const bool up = r.op.size() > 4 && (r.op.substr(r.op.size() - 4) == ".q_b" || r.op.substr(r.op.size() - 5) == ".kv_b");
+    if (r.kind == "norm" || up || r.op == "decoder.0.attn.rotary" || r.op == "decoder.0.ffn.act") again += r.time_s;
+  }
+  REQUIRE(again > 0);
+  CHECK(latent.compute_s == doctest::Approx(none.compute_s + again));
+  // Attention keeps its output, not Q, K and V; the norms and the down projection keep nothing.
+  CHECK(latent.memory_per_device_bytes < none.memory_per_device_bytes);
+}
+
 TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bubble, two stages' weights") {
   // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches, as for 1F1B below.
   TrainingJob job = mlp_job();
@@ -350,8 +406,9 @@ TEST_CASE("fp8 training: the GEMMs at the 8-bit rate, everything else stored at 
   REQUIRE(f.fits);
   CHECK(b.compute_s == doctest::Approx(1.44e-4));
   CHECK(f.compute_s == doctest::Approx(8.4e-5));
-  // Memory, the optimizer's passes and the gradients are those of bf16 training.
-  CHECK(f.memory_per_device_bytes == doctest::Approx(b.memory_per_device_bytes));
+  // Memory, the optimizer's passes and the gradients are those of bf16 training, except that the
+  // product keeps its input for the weight gradient as its 8-bit cast: 1000 x 1000 x 1 B fewer.
+  CHECK(f.memory_per_device_bytes == doctest::Approx(b.memory_per_device_bytes - 1e6));
   CHECK(f.optimizer_s == doctest::Approx(b.optimizer_s));
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "dlcarbon/lifecycle.hpp"
+#include "dlcarbon/lifecycle_plan.hpp"
 
 using namespace dlcarbon;
 using namespace dlcarbon::lifecycle;
@@ -423,4 +424,51 @@ TEST_CASE("growth curves by hand") {
   CHECK(growth_at(p, kStart) == 5);              // before the first date: the first value
   CHECK(growth_at(p, kStart + 2 * kDay) == 5);
   CHECK(growth_at(p, kStart + 3 * kDay) == 7);   // from its date on
+}
+
+TEST_CASE("serving a latent-attention decoder reads its compressed cache, by hand") {
+  // Decode time grows with the context through the KV cache alone (the decode step's graph does
+  // not depend on it). A one-layer decoder with latent attention (kv_lora_rank 512, rotary 64)
+  // caches 576 values a token in fp16: 1,152 B. 1,000 more prompt tokens over 10 decoded tokens
+  // add 10 x 1,000 x 1,152 B = 1.152e7 B of cache reads, at 1e12 B/s x 0.5 = 2.304e-5 s; a cache
+  // of full keys and values (2 x 16 heads x 128 in fp16 = 8,192 B a token) would add 1.6384e-4 s.
+  Hardware hw;
+  hw.id = "made-up";
+  hw.peak_flop_per_s = {{"fp16", 1e15}};
+  hw.memory_bandwidth_bytes_per_s = 1e12;
+  hw.memory_efficiency = 0.5;
+  hw.gemm_efficiency = 0.5;
+  hw.kernel_launch_s = 0;
+  hw.tdp_w = 300;
+  hw.efficiency_source = "test";
+  TransformerDesign t;
+  t.arch = TransformerDesign::Arch::decoder;
+  t.decoder_layers = 1;
+  t.d_model = 2048;
+  t.heads = 16;
+  t.head_dim = 128;
+  t.d_ff = 4096;
+  t.vocab = 1000;
+  t.seq_len = 4096;
+  t.kv_lora_rank = 512;
+  t.rope_head_dim = 64;
+  Deployment d;
+  d.id = "svc";
+  d.model_id = "m";
+  d.design = t;
+  d.batch = 1;
+  d.precision = "fp16";
+  d.tokens_out = 10;
+  d.tokens_in = 1000;
+  const double short_prompt = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  const double long_prompt = serving_cost(d, hw).decode_s;
+  CHECK(long_prompt - short_prompt == doctest::Approx(10 * 1000 * 1152.0 / 5e11));
+  t.kv_lora_rank = 0;
+  t.rope_head_dim = 0;
+  d.design = t;
+  d.tokens_in = 1000;
+  const double gqa_short = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  CHECK(serving_cost(d, hw).decode_s - gqa_short == doctest::Approx(10 * 1000 * 8192.0 / 5e11));
 }
