@@ -232,7 +232,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
-    const bool swiglu = op.kind == graph::OpKind::elementwise && ends_with(op.name, ".act") && op.name.find(".ffn") != std::string::npos;
+    const bool swiglu = p.recompute_latent && op.kind == graph::OpKind::elementwise && ends_with(op.name, ".act") &&
+                        op.name.find(".ffn") != std::string::npos;
     const bool latent_recomputed =
         p.recompute_latent && in_layer &&
         (op.kind == graph::OpKind::norm || ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b") ||
