@@ -243,13 +243,28 @@ StepCost cost_training_step(const TrainingJob& job) {
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.
     const double kernels = static_cast<double>(op.kernels);
-    const double f_s = f.seconds + (kernels - 1) * od.launch_s;
-    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s;
+    // An 8-bit product's operands are cast in passes of their own: forward, its input is read in
+    // 16 bits and written in 8 (DeepSeek-V3, Sec. 3.5.2: "read 128 BF16 activation values ... from
+    // HBM for quantization, and the quantized FP8 values are then written back to HBM, only to be
+    // read again for MMA"); backward, the output's gradient is cast the same way, and the weight
+    // gradient's operands, the kept 8-bit input and that gradient, are "read out, dequantized,
+    // transposed, re-quantized ... and stored" (read and write 1 B each). The weights' casts, once
+    // a step, are left out.
+    double cast_fwd_bytes = 0, cast_bwd_bytes = 0, cast_f = 0, cast_b = 0;
+    if (eight_bit_op) {
+      const double a = dev_m * dev_k * static_cast<double>(op.count), out = dev_m * dev_n * static_cast<double>(op.count);
+      cast_fwd_bytes = 3 * a;
+      cast_bwd_bytes = 3 * out + 2 * a + 2 * out;
+      cast_f = hardware::kernel_time(dev16, sixteen, 0, cast_fwd_bytes, false).seconds;
+      cast_b = hardware::kernel_time(dev16, sixteen, 0, cast_bwd_bytes, false).seconds + dev16.launch_s;
+    }
+    const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f;
+    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s + cast_b;
     const double recompute = recomputed ? f_s : 0;
     fwd_s += stage_share * f_s;
     bwd_s += stage_share * (b_s + recompute);
-    const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes, f_s);
-    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops, bf * bytes, b_s);
+    const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
+    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops, bf * bytes + cast_bwd_bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (!in_layer) {
@@ -298,9 +313,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     } else if (op.kind == graph::OpKind::embedding && boundary_bytes == 0) {
       boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
     }
-    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes, f_s, e_f, f.memory_bound ? "memory" : "compute",
-                     op.layer});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes, b_s + recompute, e_b,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes + cast_fwd_bytes, f_s, e_f,
+                     f.memory_bound ? "memory" : "compute", op.layer});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes + cast_bwd_bytes, b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
