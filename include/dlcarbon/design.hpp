@@ -56,6 +56,10 @@ struct TransformerDesign {
   // experts lie on at most this many nodes; it crosses the network once a node and is forwarded
   // to the experts' GPUs inside the node. 0: no limit, every slot travels on its own.
   std::int64_t route_nodes = 0;
+  // Device-limited routing (DeepSeek-V2, arXiv:2405.04434, Sec. 2.2.2): a token's routed experts
+  // lie on at most this many devices of the expert-parallel group; it is sent once to each. 0: no
+  // limit. Not with route_nodes.
+  std::int64_t route_devices = 0;
   // How tokens reach their experts: by index (a gather, no FLOPs: GPU codes), or by one-hot
   // einsums over groups of `group_size` tokens (GShard, Mesh TensorFlow: dispatch "GSEC,GSM->EGCM"
   // and combine "GSEC,GECM->GSM", 2 G S E C M FLOPs each; C = top_k x capacity_factor x S / E).

@@ -209,6 +209,10 @@ struct Parallelism {
   // (p/2 - 1)(F&B + B - 3W) against 1F1B's (p - 1)(F + B), and each device holds two stages'
   // weights. Needs an even pipeline of 2 or more stages and no interleaving.
   bool dualpipe = false;
+  // Zero-bubble 1F1B (ZB1P, Qi et al. 2023, arXiv:2401.10241): the weight-gradient halves of the
+  // backward fill the fill and drain, a bubble of (p - 1)(F + B - 2W) against 1F1B's
+  // (p - 1)(F + B); communication as 1F1B's. Needs pipeline > 1 and no interleaving.
+  bool zero_bubble = false;
 };
 
 // What a job spends besides productive steps (first-principles mode).

@@ -340,10 +340,17 @@ StepCost cost_training_step(const TrainingJob& job) {
   // combines in 16 (DeepSeek-V3, Sec. 3.3.3): 3 of the 4 transfers' 8 bytes, at 2 bytes a value.
   const double a2a_bytes = 4 * (moe_bytes / tp * busiest_share) * (eight_bit ? 0.75 : 1.0);
   double moe_comm = moe_layers > 0 && expert_group > 1 ? a2a_bytes * (eg - 1) / eg / a2a_link * bisection : 0;
-  std::int64_t top_k = 1, route_nodes = 0;
+  std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     top_k = t->top_k;
     route_nodes = t->route_nodes;
+    route_devices = t->route_devices;
+  }
+  if (moe_comm > 0 && route_devices > 0) {
+    // Device-limited routing: a token is sent once to each device its top_k experts lie on, at
+    // most route_devices of the group (less its own), not once a slot.
+    const double copies = std::min({static_cast<double>(route_devices), static_cast<double>(top_k), eg}) * (eg - 1) / eg;
+    moe_comm = a2a_bytes / static_cast<double>(top_k) * copies / a2a_link * bisection;
   }
   if (moe_comm > 0 && route_nodes > 0 && ep_group.nodes > 1) {
     // Node-limited routing: a token crosses the network once for each node its top_k experts lie
@@ -371,6 +378,12 @@ StepCost cost_training_step(const TrainingJob& job) {
     // (p/2 - 1)(F&B + B - 3W): a paired chunk F&B takes F + B, and the weight-gradient half of a
     // backward is W = B / 2 [assumed: the two products of a GEMM's backward are equal in FLOPs].
     c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s + tp_comm);
+  } else if (p.zero_bubble) {
+    // ZB1P: (p - 1)(F + B - 2W) with W = B / 2, the weight-gradient half of a backward [assumed,
+    // as for DualPipe]: (p - 1) F, and the stage sends and tensor all-reduces of those slots.
+    c.bubble_s = (pp - 1) * (fwd_s + (tp_comm + pp_comm + moe_comm) * fwd_s / std::max(fwd_s + bwd_s, 1e-30));
+    c.pipeline_comm_s = mb * pp_comm;
+    c.expert_comm_s = mb * moe_comm;
   } else {
     // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
     // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).

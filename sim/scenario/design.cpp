@@ -122,6 +122,10 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.expert_d_ff = optional_positive(m, "expert_d_ff", 0);
     if (m.has("shared_experts")) d.shared_experts = read_count(m.at("shared_experts"));
     d.route_nodes = optional_positive(m, "route_nodes", 0);
+    d.route_devices = optional_positive(m, "route_devices", 0);
+    if (d.route_nodes > 0 && d.route_devices > 0) {
+      m.at("route_devices").fail("node-limited and device-limited routing exclude each other; give route_nodes or route_devices");
+    }
     if (m.has("dense_layers")) {
       d.dense_layers = read_count(m.at("dense_layers"));
       const std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
@@ -131,7 +135,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     }
   } else {
     for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "expert_d_ff", "shared_experts",
-                          "dense_layers", "route_nodes"}) {
+                          "dense_layers", "route_nodes", "route_devices"}) {
       if (m.has(k)) m.at(k).fail("needs experts");
     }
   }
@@ -255,7 +259,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     if (builder == "decoder") {
       keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim"});
     }
-    keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes"});
+    keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});
     return read_transformer(MapView(v, keys), builder);
   }

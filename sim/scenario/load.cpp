@@ -603,7 +603,15 @@ Parallelism read_parallelism(const Value& v) {
     if (!(p.padding < 1)) m.at("padding").expected(what);
   }
   if (m.has("pipeline_schedule")) {
-    p.dualpipe = detail::read_choice(m.at("pipeline_schedule"), {"1f1b", "dualpipe"}) == "dualpipe";
+    const std::string schedule = detail::read_choice(m.at("pipeline_schedule"), {"1f1b", "zb1p", "dualpipe"});
+    p.dualpipe = schedule == "dualpipe";
+    p.zero_bubble = schedule == "zb1p";
+    if (p.zero_bubble && p.pipeline < 2) {
+      m.at("pipeline_schedule").fail("zb1p needs a pipeline of 2 or more stages (pipeline: " + std::to_string(p.pipeline) + ")");
+    }
+    if (p.zero_bubble && p.virtual_stages > 1) {
+      m.at("pipeline_schedule").fail("zb1p has its own schedule; drop virtual_stages (interleaved 1F1B)");
+    }
     if (p.dualpipe && (p.pipeline < 2 || p.pipeline % 2 != 0)) {
       m.at("pipeline_schedule").fail("dualpipe needs an even pipeline of 2 or more stages (pipeline: " +
                                      std::to_string(p.pipeline) + "): it runs microbatches from both ends");

@@ -257,6 +257,48 @@ TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the act
   CHECK(latent.memory_per_device_bytes < none.memory_per_device_bytes);
 }
 
+TEST_CASE("zero-bubble 1F1B: the fill and drain hold only forward slots, by hand") {
+  // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches: (p - 1)(F + B - 2W) with W = B / 2
+  // is 3 F, plus the stage sends of those slots (a forward's share of a slot's sends).
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  job.accelerators = 8;
+  job.parallelism->pipeline = 4;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 2000;
+  job.parallelism->zero_bubble = true;
+  const StepCost zb = cost_training_step(job);
+  REQUIRE(zb.fits);
+  double f = 0, b = 0;
+  for (const auto& r : zb.ops) {
+    const double share = r.layer >= 0 ? 0.25 : 1.0;
+    if (r.phase == "fwd") f += share * r.time_s;
+    if (r.phase == "bwd") b += share * r.time_s;
+  }
+  const double sends = zb.pipeline_comm_s / 8;  // a microbatch's
+  CHECK(zb.bubble_s == doctest::Approx(3 * (f + sends * f / (f + b))));
+  double total = 0;
+  for (const auto& part : step_components(zb)) total += part.time_s;
+  CHECK(total == doctest::Approx(zb.step_s));
+}
+
+TEST_CASE("device-limited routing: a token travels once to each of at most M devices, by hand") {
+  // 8 experts, top-4, on the 8 devices of one node: 4 x 7 / 8 slots leave a rank; limited to 2
+  // devices, 2 x 7 / 8 copies.
+  TrainingJob job = moe_job(1, 8);
+  job.accelerators = 8;
+  job.parallelism->global_batch = 8;
+  auto d = std::get<TransformerDesign>(job.design);
+  d.top_k = 4;
+  job.design = d;
+  const StepCost free_routing = cost_training_step(job);
+  d.route_devices = 2;
+  job.design = d;
+  const StepCost limited = cost_training_step(job);
+  REQUIRE(free_routing.expert_comm_s > 0);
+  CHECK(limited.expert_comm_s == doctest::Approx(0.5 * free_routing.expert_comm_s));
+}
+
 TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bubble, two stages' weights") {
   // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches, as for 1F1B below.
   TrainingJob job = mlp_job();

@@ -260,6 +260,20 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   CHECK(total == doctest::Approx(expected).epsilon(1e-12));
   // "671B total parameters" (the main model, without the 14B multi-token prediction module).
   CHECK(std::abs(total / 671e9 - 1) < 0.01);
+  // DeepSeek-V2 (arXiv:2405.04434, Sec. 3.1.2): 60 layers, d 5120, the same latent attention, the
+  // first FFN dense (12,288), then 2 shared and 160 routed experts of 1,536, top 6; vocabulary
+  // 102,400: "236B total parameters".
+  TransformerDesign v2 = d;
+  v2.decoder_layers = 60;
+  v2.d_model = 5120;
+  v2.d_ff = 12288;
+  v2.vocab = 102400;
+  v2.experts = 160;
+  v2.top_k = 6;
+  v2.expert_d_ff = 1536;
+  v2.shared_experts = 2;
+  v2.dense_layers = 1;
+  CHECK(std::abs(count_parameters(v2) / 236e9 - 1) < 0.01);
 }
 
 TEST_CASE("latent attention and shared experts by hand on a small decoder") {
