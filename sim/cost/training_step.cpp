@@ -107,10 +107,20 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // Values are stored at the compute precision, except that 8-bit training runs only its GEMMs in
   // 8 bits: activations, weights as gathered, gradients and the other kernels stay at 16 bits, as
-  // Transformer Engine's FP8 recipes and DeepSeek-V3 (arXiv:2412.19437, Sec. 3.3) train. The
-  // casts into 8 bits before each product are not charged (Transformer Engine fuses them into the
-  // norm or activation before it) [assumed].
+  // Transformer Engine's FP8 recipes and DeepSeek-V3 (arXiv:2412.19437, Sec. 3.3) train (the casts
+  // into 8 bits are charged with each product, below).
   const bool eight_bit = job.precision == "fp8" || job.precision == "int8";
+  // Latent attention's widths, for what `recompute: latent` keeps: the output (v wide) and, where
+  // no query latent is recomputed from, the queries (qk wide).
+  bool latent_design = false, q_recomputed = false;
+  double v_width = 0, qk_width = 0;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->kv_lora_rank > 0) {
+    latent_design = true;
+    q_recomputed = t->q_lora_rank > 0;
+    const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
+    v_width = t->v_head_dim > 0 ? static_cast<double>(t->v_head_dim) : hd;
+    qk_width = hd + static_cast<double>(t->rope_head_dim);
+  }
   const double bytes_per_value = eight_bit ? 2.0 : hardware::bytes_per_value(job.precision);
   const std::string sixteen = "bf16";
   const hardware::DeviceModel dev16 = eight_bit ? hardware::make_device_model(job.hardware).at_precision(sixteen) : dev;
@@ -212,6 +222,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     // An expert op is already the device's products: its E / G experts, each over the slots routed
     // to it from the G ranks of its expert-parallel group.
     const double dev_m = static_cast<double>(op.m);
+    if (eight_bit_op) {
+      // The product reads its two operands in 8 bits and writes its output in 16.
+      const double cnt = static_cast<double>(op.count);
+      bytes = cnt * (dev_m * dev_k + dev_k * dev_n) + 2 * cnt * dev_m * dev_n;
+    }
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0);
     const double eta = cost_detail::op_efficiency(od, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
     const auto f = hardware::kernel_time(od, op_precision, flops, bytes, gemm, eta);
@@ -278,9 +293,9 @@ StepCost cost_training_step(const TrainingJob& job) {
       // With the up-projections recomputed, fused attention keeps its output (count x q x width)
       // and row statistics; the queries, keys and values come back from the latents, which the
       // up-projections keep as their inputs.
-      if (p.recompute_latent && op.fused_attention) {
+      if (p.recompute_latent && op.fused_attention && latent_design) {
         const double c_q = static_cast<double>(op.count * op.m);
-        saved = bytes_per_value * c_q * static_cast<double>(op.n) + 4 * c_q;
+        saved = bytes_per_value * c_q * (v_width + (q_recomputed ? 0.0 : qk_width)) + 4 * c_q;
       }
       // The feed-forward activation's output is recomputed from its input, which it keeps (in 8
       // bits when the products run in 8 bits: "stored in FP8", Sec. 3.3.3), so the down projection
@@ -358,7 +373,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     // experts' GPUs over NVLink; the two overlap (DeepSeek-V3, Sec. 3.2.2).
     const double nodes = static_cast<double>(ep_group.nodes);
     const double copies = std::min({static_cast<double>(route_nodes), static_cast<double>(top_k), nodes}) * (nodes - 1) / nodes;
-    const double node_size = static_cast<double>(job.hardware.node_accelerators);
+    const double node_size = eg / nodes;  // the group's ranks on a node
     const double network_s = a2a_bytes / static_cast<double>(top_k) * copies / inter;
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
     moe_comm = std::max(network_s, forward_s);
@@ -377,7 +392,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.expert_comm_s = comm > 0 ? mb * exposed * moe_comm / comm : 0;
     // (p/2 - 1)(F&B + B - 3W): a paired chunk F&B takes F + B, and the weight-gradient half of a
     // backward is W = B / 2 [assumed: the two products of a GEMM's backward are equal in FLOPs].
-    c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s + tp_comm);
+    c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
   } else if (p.zero_bubble) {
     // ZB1P: (p - 1)(F + B - 2W) with W = B / 2, the weight-gradient half of a backward [assumed,
     // as for DualPipe]: (p - 1) F, and the stage sends and tensor all-reduces of those slots.
@@ -517,7 +532,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   // parallelism splits it.
   // DualPipe keeps one more microbatch in flight and two stages' weights on each device.
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline + (p.dualpipe ? 1 : 0)));
-  if (p.dualpipe) weights *= 2;
+  // Both copies hold gradients until they are summed once a step (that exchange between the two
+  // ranks holding a stage is not charged).
+  if (p.dualpipe) {
+    weights *= 2;
+    grads *= 2;
+  }
   double activations = saved_layers * busiest_share * in_flight + saved_other;
   if (p.recompute) {
     activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +

@@ -119,22 +119,24 @@ class Emitter {
     return id;
   }
 
-  // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move.
+  // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move. Queries
+  // and keys are `qk_dim` wide a head, values and the output `v_dim` (equal but under latent
+  // attention); the op's n is their mean, the width a tile sees.
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
-                      I head_dim, double fraction) {
+                      I qk_dim, I v_dim, double fraction) {
     Op op;
     op.name = name;
     op.kind = OpKind::batched_matmul;
     op.layer = layer;
     op.m = q_len;
-    op.n = head_dim;
+    op.n = (qk_dim + v_dim) / 2;
     op.k = kv_len;
     op.count = count;
     const double c = static_cast<double>(count), q = static_cast<double>(q_len), kv = static_cast<double>(kv_len),
-                 hd = static_cast<double>(head_dim);
-    op.flops = 2 * (2 * c * q * kv * hd) * fraction + 5 * c * q * kv * fraction;
-    op.bytes = p_ * c * (2 * q * hd + 2 * kv * hd);
-    op.saved_bytes = p_ * c * (2 * q * hd + 2 * kv * hd) + 4 * c * q;  // Q, K, V, O and the row statistics
+                 dqk = static_cast<double>(qk_dim), dv = static_cast<double>(v_dim);
+    op.flops = 2 * (c * q * kv * (dqk + dv)) * fraction + 5 * c * q * kv * fraction;
+    op.bytes = p_ * c * (q * dqk + kv * dqk + kv * dv + q * dv);
+    op.saved_bytes = op.bytes + 4 * c * q;  // Q, K, V, O and the row statistics
     op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
     op.fused_attention = true;
     if (fraction < 1) op.full_flops = op.flops / fraction;  // what a whole-matrix count would say
@@ -261,10 +263,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   const bool dropout = e.training && d.dropout > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
-    // One width for the kernel: the mean of the query-key and value widths gives both products'
-    // FLOPs and the bytes of Q, K, V and O exactly.
-    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, (qk_dim + v_dim) / 2,
-                            fraction);
+    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, qk_dim, v_dim, fraction);
   } else {
     const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);

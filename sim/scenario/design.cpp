@@ -128,9 +128,13 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     }
     if (m.has("dense_layers")) {
       d.dense_layers = read_count(m.at("dense_layers"));
-      const std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
-      if (d.dense_layers >= layers) {
-        m.at("dense_layers").expected("fewer dense layers than the stack's " + std::to_string(layers) + " (else drop experts)");
+      // Every stack needs an MoE layer after its dense ones (moe_every counts from there).
+      std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
+      if (d.decoder_layers > 0 && d.encoder_layers > 0) layers = std::min(d.decoder_layers, d.encoder_layers);
+      if (layers - d.dense_layers < d.moe_every) {
+        m.at("dense_layers").expected("at most " + std::to_string(std::max<std::int64_t>(0, layers - d.moe_every)) +
+                                      " dense layers, so that a stack of " + std::to_string(layers) +
+                                      " layers keeps an MoE layer (moe_every " + std::to_string(d.moe_every) + ")");
       }
     }
   } else {
@@ -147,11 +151,21 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.q_lora_rank = optional_positive(m, "q_lora_rank", 0);
     if (m.has("rope_head_dim")) d.rope_head_dim = read_count(m.at("rope_head_dim"));
     d.v_head_dim = optional_positive(m, "v_head_dim", 0);
+    if (d.rope_head_dim % 2 != 0) m.at("rope_head_dim").expected("an even number of rotary channels (RoPE turns pairs)");
+    const bool rotary = d.position == TransformerDesign::Position::rotary;
+    if (d.rope_head_dim > 0 && !rotary) {
+      m.at("rope_head_dim").fail("rotary channels need position: rotary (latent attention carries its positions in them)");
+    }
+    if (rotary && d.rope_head_dim == 0) {
+      m.at("kv_lora_rank").fail("latent attention with position: rotary needs rope_head_dim > 0 (its rotary channels); "
+                                "or give position: none");
+    }
   } else {
     for (const char* k : {"q_lora_rank", "rope_head_dim", "v_head_dim"}) {
       if (m.has(k)) m.at(k).fail("needs kv_lora_rank (latent attention)");
     }
   }
+  if (d.evolved && d.kv_lora_rank > 0) m.at("cell").fail("the evolved cell has no latent-attention variant; drop kv_lora_rank or the cell");
   if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
   if (d.evolved && d.arch == TransformerDesign::Arch::encoder) m.at("cell").fail("the evolved cell is for decoders and encoder-decoders");
   if (d.evolved && d.gated_ffn) m.at("cell").fail("the evolved cell has its own FFN; drop gated_ffn or the cell");

@@ -854,6 +854,26 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                         "experts on each rank, or each expert on data / experts ranks");
             }
           }
+          if (p.recompute_latent) {
+            const auto* t = std::get_if<TransformerDesign>(&j.design);
+            if (!t || t->kv_lora_rank == 0) {
+              last.fail("parallelism.recompute: latent recomputes latent attention's up-projections; the model has no "
+                        "kv_lora_rank (use elementwise, selective or full)");
+            }
+          }
+          if ((j.precision == "fp8" || j.precision == "int8") && std::holds_alternative<ResNetDesign>(j.design)) {
+            last.fail("precision " + j.precision + " trains the matrix products in 8 bits; convolutions are not "
+                      "modelled in 8 bits (use bf16 or fp16 for a ResNet)");
+          }
+          if (p.dualpipe && data > 0) {
+            // DualPipe feeds microbatches from both ends: an even number, at least two a stage.
+            const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
+            if (per_rank % 2 != 0 || per_rank < 2 * p.pipeline) {
+              last.fail("parallelism.pipeline_schedule dualpipe needs an even number of microbatches a data rank, at "
+                        "least twice the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x "
+                        "microbatch) = " + std::to_string(per_rank));
+            }
+          }
           if (p.virtual_stages > 1 && p.pipeline < 2) {
             last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
                       ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
