@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
@@ -72,6 +73,29 @@ TrainingJob moe_job(std::int64_t layers, std::int64_t experts) {
   job.parallelism->microbatch = 1;
   job.parallelism->global_batch = 64;
   return job;
+}
+
+// The 4-layer MLP (1000 wide) on 4 pipeline stages x 2 data ranks: 8 microbatches of 125.
+TrainingJob pipelined_mlp_job() {
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};  // 4 layers, one per stage
+  job.accelerators = 8;
+  job.parallelism->pipeline = 4;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 2000;  // data 2 x 8 microbatches of 125
+  return job;
+}
+
+// A microbatch's forward and backward seconds on the busiest of 4 stages: a quarter of the layers'
+// ops, and the ops outside the layers (on every stage's account, as the model charges them).
+std::pair<double, double> stage_times(const StepCost& c) {
+  double f = 0, b = 0;
+  for (const auto& r : c.ops) {
+    const double share = r.layer >= 0 ? 0.25 : 1.0;
+    if (r.phase == "fwd") f += share * r.time_s;
+    if (r.phase == "bwd") b += share * r.time_s;
+  }
+  return {f, b};
 }
 }  // namespace
 
@@ -265,21 +289,11 @@ TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the act
 TEST_CASE("zero-bubble 1F1B: the fill and drain hold only forward slots, by hand") {
   // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches: (p - 1)(F + B - 2W) with W = B / 2
   // is 3 F, plus the stage sends of those slots (a forward's share of a slot's sends).
-  TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
-  job.accelerators = 8;
-  job.parallelism->pipeline = 4;
-  job.parallelism->microbatch = 125;
-  job.parallelism->global_batch = 2000;
+  TrainingJob job = pipelined_mlp_job();
   job.parallelism->zero_bubble = true;
   const StepCost zb = cost_training_step(job);
   REQUIRE(zb.fits);
-  double f = 0, b = 0;
-  for (const auto& r : zb.ops) {
-    const double share = r.layer >= 0 ? 0.25 : 1.0;
-    if (r.phase == "fwd") f += share * r.time_s;
-    if (r.phase == "bwd") b += share * r.time_s;
-  }
+  const auto [f, b] = stage_times(zb);
   const double sends = zb.pipeline_comm_s / 8;  // a microbatch's
   CHECK(zb.bubble_s == doctest::Approx(3 * (f + sends * f / (f + b))));
   double total = 0;
@@ -306,24 +320,12 @@ TEST_CASE("device-limited routing: a token travels once to each of at most M dev
 
 TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bubble, two stages' weights") {
   // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches, as for 1F1B below.
-  TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
-  job.accelerators = 8;
-  job.parallelism->pipeline = 4;
-  job.parallelism->microbatch = 125;
-  job.parallelism->global_batch = 2000;
+  TrainingJob job = pipelined_mlp_job();
   const StepCost plain = cost_training_step(job);
   job.parallelism->dualpipe = true;
   const StepCost dual = cost_training_step(job);
   REQUIRE(dual.fits);
-  // A microbatch's forward and backward on the busiest stage: one layer of the four, and the
-  // input op (on every stage's account, as the model charges it).
-  double f = 0, b = 0;
-  for (const auto& r : dual.ops) {
-    const double share = r.layer >= 0 ? 0.25 : 1.0;
-    if (r.phase == "fwd") f += share * r.time_s;
-    if (r.phase == "bwd") b += share * r.time_s;
-  }
+  const auto [f, b] = stage_times(dual);
   CHECK(dual.compute_s == doctest::Approx(8 * (f + b)));
   // (p/2 - 1)(F + B - B/2) = 1 x (F + B / 2), against 1F1B's 3 slots.
   CHECK(dual.bubble_s == doctest::Approx(f + 0.5 * b));
@@ -463,12 +465,7 @@ TEST_CASE("fp8 training: the GEMMs at the 8-bit rate, everything else stored at 
 }
 
 TEST_CASE("the 1F1B bubble and data-parallel communication") {
-  TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};  // 4 layers, one per stage
-  job.accelerators = 8;
-  job.parallelism->pipeline = 4;
-  job.parallelism->microbatch = 125;
-  job.parallelism->global_batch = 2000;  // data 2 x 8 microbatches of 125
+  const TrainingJob job = pipelined_mlp_job();
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.data == 2);
