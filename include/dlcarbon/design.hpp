@@ -80,6 +80,9 @@ struct TransformerDesign {
   // a plain projection), and each head's query and key carry head_dim channels without position
   // plus rope_head_dim rotary ones (the rotary key is one for all heads); values have v_head_dim
   // (0: head_dim). Training runs the up projections explicitly (no weight absorption).
+  // Multi-token prediction modules (DeepSeek-V3, Sec. 2.2; decoder only): each predicts one more
+  // token ahead with a 2 d -> d projection, one layer of the model's kind and the shared head.
+  std::int64_t mtp_depth = 0;
   std::int64_t q_lora_rank = 0;
   std::int64_t kv_lora_rank = 0;
   std::int64_t rope_head_dim = 0;

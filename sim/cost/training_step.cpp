@@ -189,7 +189,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool in_layer = op.layer >= 0;
     // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
     // the embeddings or the head; energy is that of the average device, 1 / p of everything.
-    const double stage_share = in_layer ? busiest_share : 1.0;
+    // Under DualPipe a device holds stages i and p - 1 - i and runs each for half the microbatches,
+    // so the device with the first and the last stage carries half of the embeddings' and the
+    // heads' work a microbatch.
+    const double stage_share = in_layer ? busiest_share : (p.dualpipe && c.pipeline > 1 ? 0.5 : 1.0);
     const double energy_share = 1.0 / pp;
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).

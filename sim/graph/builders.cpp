@@ -652,6 +652,25 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_dec, d.d_model, d.rms_norm);
   const int logits = e.matmul("lm_head", -1, n, b * s_dec, d.d_model, d.vocab, false, d.tied_embeddings);
   e.elementwise("loss", -1, {logits}, static_cast<double>(b * s_dec * d.vocab), 4, OpKind::softmax);
+  // Multi-token prediction (DeepSeek-V3, arXiv:2412.19437, Sec. 2.2): module k normalises the
+  // previous depth's hidden state and the embeddings of the tokens k ahead (the shared table, a
+  // lookup), projects their concatenation 2 d -> d, runs one more layer of the model's kind, and
+  // predicts through the shared output head; its loss is added to the model's.
+  const I t = b * s_dec;
+  int hidden = x;
+  for (I k = 0; k < d.mtp_depth; ++k, ++layer) {
+    const std::string p = "mtp." + std::to_string(k);
+    const int emb = e.embedding(p + ".embedding", t, d.d_model, 0);
+    const int hidden_norm = e.norm(p + ".hidden_norm", layer, hidden, t, d.d_model, d.rms_norm);
+    e.norm(p + ".embedding_norm", layer, emb, t, d.d_model, d.rms_norm);
+    int y = e.matmul(p + ".proj", layer, hidden_norm, t, 2 * d.d_model, d.d_model, false);
+    y = attention(e, d, p + ".attn", layer, y, -1, b, s_dec, s_dec, true, shape.causal_skip);
+    y = feed_forward(e, d, p + ".ffn", layer, y, t, moe_layer(d, d.decoder_layers + k));
+    hidden = y;
+    const int mn = e.norm(p + ".final_norm", layer, y, t, d.d_model, d.rms_norm);
+    const int ml = e.matmul(p + ".lm_head", -1, mn, t, d.d_model, d.vocab, false, true);
+    e.elementwise(p + ".loss", -1, {ml}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+  }
 }
 
 // --- ResNet ------------------------------------------------------------------------------

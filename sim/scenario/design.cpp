@@ -143,6 +143,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
       if (m.has(k)) m.at(k).fail("needs experts");
     }
   }
+  if (m.has("mtp_depth")) d.mtp_depth = read_count(m.at("mtp_depth"));
   if (m.has("kv_lora_rank")) {
     d.kv_lora_rank = positive(m, "kv_lora_rank");
     if (m.has("kv_heads") && d.kv_heads != d.heads) {
@@ -164,6 +165,9 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     for (const char* k : {"q_lora_rank", "rope_head_dim", "v_head_dim"}) {
       if (m.has(k)) m.at(k).fail("needs kv_lora_rank (latent attention)");
     }
+  }
+  if (d.mtp_depth > 0 && (d.evolved || d.parallel_block)) {
+    m.at("mtp_depth").fail("multi-token prediction is built for the standard decoder layer; drop the cell or parallel_block");
   }
   if (d.evolved && d.kv_lora_rank > 0) m.at("cell").fail("the evolved cell has no latent-attention variant; drop kv_lora_rank or the cell");
   if (d.evolved && d.experts > 0) m.at("cell").fail("the evolved cell has no mixture-of-experts variant; drop experts or the cell");
@@ -271,7 +275,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
       keys.push_back("layers");
     }
     if (builder == "decoder") {
-      keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim"});
+      keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth"});
     }
     keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});

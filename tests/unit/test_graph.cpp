@@ -274,6 +274,17 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   v2.shared_experts = 2;
   v2.dense_layers = 1;
   CHECK(std::abs(count_parameters(v2) / 236e9 - 1) < 0.01);
+  // One multi-token prediction module: the 2 d -> d projection (2 x 7168 x 7168), one MoE layer
+  // with latent attention (187,107,328 + 11,320,164,352), its two norms, the two input norms and its
+  // final norm (5 x 7168); the embedding and head are shared: 11,610,067,968 more. (The released
+  // checkpoint stores "14B of the Multi-Token Prediction (MTP) Module weights", the shared
+  // embedding and head copied in: 11.61B + 2 x 129,280 x 7168 = 13.46B.)
+  TransformerDesign mtp = d;
+  mtp.mtp_depth = 1;
+  CHECK(count_parameters(mtp) - total == doctest::Approx(11610067968.0).epsilon(1e-12));
+  const auto g = build_graph(mtp, GraphShape{1, 2, true});
+  CHECK(named(g, "mtp.0.proj").flops == doctest::Approx(2.0 * 4096 * 2 * 7168 * 7168));
+  CHECK(named(g, "mtp.0.lm_head").params == 0);
 }
 
 TEST_CASE("latent attention and shared experts by hand on a small decoder") {
