@@ -307,24 +307,32 @@ int close_block(Emitter& e, const TransformerDesign& d, const std::string& name,
   return e.residual(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model), dropout && e.fusion != Fusion::none);
 }
 
+// The feed-forward activation over `elements` of the up projection's output `up`: GELU/ReLU, or a
+// gated unit that reads both halves. A fused gated activation keeps its input, the gate and up
+// halves: 2p an element. Eager: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2
+// kernels; autograd keeps the gate, its activation and up: 3p an element.
+int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int up, double elements) {
+  const int act = e.elementwise(name, layer, {up}, elements, d.gated_ffn ? 9 : 8, OpKind::elementwise, 0, true,
+                                d.gated_ffn ? 2 : 1);
+  if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * elements);
+  if (e.eager && d.gated_ffn) e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+  return act;
+}
+
+// A dense feed-forward of hidden width `width` from the normed input `in`: `name`.up, `name`.act and
+// `name`.down; returns the down projection.
+int dense_ffn(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int in, I tokens, I width) {
+  const int up = e.matmul(name + ".up", layer, in, tokens, d.d_model, d.gated_ffn ? 2 * width : width, d.biases);
+  const int act = ffn_activation(e, d, name + ".act", layer, up, static_cast<double>(tokens * width));
+  return e.matmul(name + ".down", layer, act, tokens, width, d.d_model, d.biases);
+}
+
 int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, I tokens,
                  bool moe) {
   const int ln = e.norm(prefix + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
-  const I up_width = d.gated_ffn ? 2 * d.d_ff : d.d_ff;
   int down;
   if (!moe) {
-    const int up = e.matmul(prefix + ".up", layer, ln, tokens, d.d_model, up_width, d.biases);
-    const int act = e.elementwise(prefix + ".act", layer, {up}, static_cast<double>(tokens * d.d_ff), d.gated_ffn ? 9 : 8,
-                                  OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
-    // A fused gated activation keeps its input, the gate and up halves: 2p an element.
-    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(tokens * d.d_ff));
-    // Eager gated activation: act(gate) (p, p), then * up (2p, p): 5p bytes an element in 2 kernels;
-    // autograd keeps the gate, its activation and up: 3p an element.
-    if (e.eager && d.gated_ffn) {
-      const double elements = static_cast<double>(tokens * d.d_ff);
-      e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
-    }
-    down = e.matmul(prefix + ".down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
+    down = dense_ffn(e, d, prefix, layer, ln, tokens, d.d_ff);
   } else {
     // Each token goes to top_k experts; capacity_factor pads every expert's buffer.
     const I E = d.experts;
@@ -368,14 +376,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     }
     const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, e_up, d.biases, false,
                             OpKind::matmul, true, local, up_params);
-    const int act = e.elementwise(prefix + ".experts.act", layer, {up},
-                                  static_cast<double>(per_expert * local * fe), d.gated_ffn ? 9 : 8, OpKind::elementwise, 0,
-                                  true, d.gated_ffn ? 2 : 1);
-    if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * static_cast<double>(per_expert * local * fe));  // gate and up
-    if (e.eager && d.gated_ffn) {
-      const double elements = static_cast<double>(per_expert * local * fe);
-      e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
-    }
+    const int act = ffn_activation(e, d, prefix + ".experts.act", layer, up, static_cast<double>(per_expert * local * fe));
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
     if (d.einsum_dispatch) {
@@ -385,14 +386,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     if (d.shared_experts > 0) {
       // Shared experts run every token, as one dense FFN of shared_experts x fe (held whole on every
       // device, like the dense layers), summed with the routed experts' output.
-      const I sw = d.shared_experts * fe;
-      const int sup = e.matmul(prefix + ".shared.up", layer, ln, tokens, d.d_model, d.gated_ffn ? 2 * sw : sw, d.biases);
-      const double elements = static_cast<double>(tokens * sw);
-      const int sact = e.elementwise(prefix + ".shared.act", layer, {sup}, elements, d.gated_ffn ? 9 : 8,
-                                     OpKind::elementwise, 0, true, d.gated_ffn ? 2 : 1);
-      if (d.gated_ffn) e.saved(sact, 2 * e.dtype_bytes() * elements);
-      if (e.eager && d.gated_ffn) e.chain(sact, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
-      const int sdown = e.matmul(prefix + ".shared.down", layer, sact, tokens, sw, d.d_model, d.biases);
+      const int sdown = dense_ffn(e, d, prefix + ".shared", layer, ln, tokens, d.shared_experts * fe);
       down = e.elementwise(prefix + ".shared.add", layer, {down, sdown}, static_cast<double>(tokens * d.d_model), 1,
                            OpKind::elementwise, 0, false);
     }
@@ -409,14 +403,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const I tokens = batch * seq;
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
   const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip);
-  const I up_width = d.gated_ffn ? 2 * d.d_ff : d.d_ff;
-  const int up = e.matmul(p + ".ffn.up", layer, ln, tokens, d.d_model, up_width, d.biases);
-  const double elements = static_cast<double>(tokens * d.d_ff);
-  const int act = e.elementwise(p + ".ffn.act", layer, {up}, elements, d.gated_ffn ? 9 : 8, OpKind::elementwise, 0, true,
-                                d.gated_ffn ? 2 : 1);
-  if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * elements);  // the gate and up halves, as above
-  if (e.eager && d.gated_ffn) e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
-  int down = e.matmul(p + ".ffn.down", layer, act, tokens, d.d_ff, d.d_model, d.biases);
+  int down = dense_ffn(e, d, p + ".ffn", layer, ln, tokens, d.d_ff);
   const bool dropout = e.training && d.dropout > 0;
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {

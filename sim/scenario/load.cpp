@@ -609,15 +609,13 @@ Parallelism read_parallelism(const Value& v) {
     if (p.zero_bubble && p.pipeline < 2) {
       m.at("pipeline_schedule").fail("zb1p needs a pipeline of 2 or more stages (pipeline: " + std::to_string(p.pipeline) + ")");
     }
-    if (p.zero_bubble && p.virtual_stages > 1) {
-      m.at("pipeline_schedule").fail("zb1p has its own schedule; drop virtual_stages (interleaved 1F1B)");
-    }
+
     if (p.dualpipe && (p.pipeline < 2 || p.pipeline % 2 != 0)) {
       m.at("pipeline_schedule").fail("dualpipe needs an even pipeline of 2 or more stages (pipeline: " +
                                      std::to_string(p.pipeline) + "): it runs microbatches from both ends");
     }
-    if (p.dualpipe && p.virtual_stages > 1) {
-      m.at("pipeline_schedule").fail("dualpipe has its own schedule; drop virtual_stages (interleaved 1F1B)");
+    if ((p.dualpipe || p.zero_bubble) && p.virtual_stages > 1) {
+      m.at("pipeline_schedule").fail(schedule + " has its own schedule; drop virtual_stages (interleaved 1F1B)");
     }
   }
   if (m.has("expert")) {
