@@ -256,7 +256,10 @@ StepCost cost_training_step(const TrainingJob& job) {
         p.recompute_latent && in_layer &&
         (op.kind == graph::OpKind::norm || ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b") ||
          (ends_with(op.name, ".rotary") && op.name.find(".attn") != std::string::npos) || swiglu);
-    const bool recomputed = in_layer && (p.recompute || (p.recompute_selective && op.score_matrix) ||
+    // Full recomputation checkpoints the blocks: the stack's final norm, after the last block, runs
+    // once (Megatron-LM's checkpointed forward wraps the transformer layers only).
+    const bool stack_end = op.name == "decoder.final_norm" || op.name == "encoder.final_norm";
+    const bool recomputed = in_layer && ((p.recompute && !stack_end) || (p.recompute_selective && op.score_matrix) ||
                                          (p.recompute_elementwise && !gemm) || latent_recomputed);
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <cmath>
 
 #include <set>
@@ -41,10 +45,10 @@ TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") 
     synthetic(truth, "matmul/f32", F, B, T);
     REQUIRE(T.size() >= 8);
     const RooflineFit f = fit_roofline(F, B, T);
-    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
-    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    CHECK(f.a == approx(truth.a).epsilon(0.01));
+    CHECK(f.c == approx(truth.c).epsilon(0.01));
     // The skinny shapes are memory-bound, so the bandwidth is identified too.
-    CHECK(f.memory_b() == doctest::Approx(truth.memory_b()).epsilon(0.01));
+    CHECK(f.memory_b() == approx(truth.memory_b()).epsilon(0.01));
   }
   // A memory-bound group on three levels: 200 GB/s within 2 MiB, 100 GB/s within 32 MiB,
   // 30 GB/s beyond, 1 us.
@@ -56,8 +60,8 @@ TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") 
     REQUIRE(T.size() >= 6);
     const RooflineFit f = fit_roofline(F, B, T, levels);
     REQUIRE(f.b.size() == 3);
-    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
-    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == approx(truth.b[l]).epsilon(0.01));
+    CHECK(f.c == approx(truth.c).epsilon(0.01));
   }
 }
 
@@ -74,13 +78,13 @@ TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduc
   synthetic_gemm(truth, M, N, K, T);
   REQUIRE(T.size() >= 8);
   const GemmShapeFit f = fit_gemm_shape(M, N, K, T);
-  CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
-  CHECK(f.m0 == doctest::Approx(truth.m0).epsilon(0.01));
-  CHECK(f.n0 == doctest::Approx(truth.n0).epsilon(0.01));
-  CHECK(f.k0 == doctest::Approx(truth.k0).epsilon(0.01));
-  CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+  CHECK(f.a == approx(truth.a).epsilon(0.01));
+  CHECK(f.m0 == approx(truth.m0).epsilon(0.01));
+  CHECK(f.n0 == approx(truth.n0).epsilon(0.01));
+  CHECK(f.k0 == approx(truth.k0).epsilon(0.01));
+  CHECK(f.c == approx(truth.c).epsilon(0.01));
   // Hand check of the form: a 64 x 64 x 64 product reaches 1 / (1 + 30/64 + 2/64 + 8/64) = 0.6038 of the rate.
-  CHECK(truth.efficiency(64, 64, 64) == doctest::Approx(64.0 / 104.0));
+  CHECK(truth.efficiency(64, 64, 64) == approx(64.0 / 104.0));
 }
 
 TEST_CASE("blended cache levels: the share of a working set each level serves, by hand") {
@@ -89,19 +93,19 @@ TEST_CASE("blended cache levels: the share of a working set each level serves, b
   // Within the first level: all of it there.
   auto s = level_shares(levels, 0.5 * MiB);
   REQUIRE(s.size() == 3);
-  CHECK(s[0] == doctest::Approx(1.0));
-  CHECK(s[1] == doctest::Approx(0.0));
-  CHECK(s[2] == doctest::Approx(0.0));
+  CHECK(s[0] == approx(1.0));
+  CHECK(s[1] == approx(0.0));
+  CHECK(s[2] == approx(0.0));
   // 4 MiB: the first level holds 1/4 of it, the second the rest.
   s = level_shares(levels, 4 * MiB);
-  CHECK(s[0] == doctest::Approx(0.25));
-  CHECK(s[1] == doctest::Approx(0.75));
-  CHECK(s[2] == doctest::Approx(0.0));
+  CHECK(s[0] == approx(0.25));
+  CHECK(s[1] == approx(0.75));
+  CHECK(s[2] == approx(0.0));
   // 16 MiB: 1/16, 8/16 - 1/16 = 7/16, and half from memory.
   s = level_shares(levels, 16 * MiB);
-  CHECK(s[0] == doctest::Approx(1.0 / 16));
-  CHECK(s[1] == doctest::Approx(7.0 / 16));
-  CHECK(s[2] == doctest::Approx(0.5));
+  CHECK(s[0] == approx(1.0 / 16));
+  CHECK(s[1] == approx(7.0 / 16));
+  CHECK(s[2] == approx(0.5));
   // The time per byte is the mix: at 16 MiB with 200, 100 and 25 GB/s,
   // 1/16 x 5 ps + 7/16 x 10 ps + 1/2 x 40 ps = 24.6875 ps per byte.
   RooflineFit f;
@@ -109,8 +113,8 @@ TEST_CASE("blended cache levels: the share of a working set each level serves, b
   f.levels = levels;
   f.b = {1 / 200e9, 1 / 100e9, 1 / 25e9};
   f.c = 1e-6;
-  CHECK(f.time_per_byte(16 * MiB) == doctest::Approx(24.6875e-12));
-  CHECK(f.predict(0, 16 * MiB) == doctest::Approx(16 * MiB * 24.6875e-12 + 1e-6));
+  CHECK(f.time_per_byte(16 * MiB) == approx(24.6875e-12));
+  CHECK(f.predict(0, 16 * MiB) == approx(16 * MiB * 24.6875e-12 + 1e-6));
 }
 
 TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover known parameters within 1 %") {
@@ -137,13 +141,13 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     REQUIRE(B.size() >= 8);
     const RooflineFit f = fit_memory_blend(B, T, levels);
     REQUIRE(f.b.size() == 3);
-    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
-    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == approx(truth.b[l]).epsilon(0.01));
+    CHECK(f.c == approx(truth.c).epsilon(0.01));
     std::vector<double> coef;
     const RooflineFit g = fit_memory_blend(B, T2, levels, extra, &coef);
     REQUIRE(coef.size() == 1);
-    CHECK(coef[0] == doctest::Approx(20e-12).epsilon(0.01));
-    for (std::size_t l = 0; l < 3; ++l) CHECK(g.b[l] == doctest::Approx(truth.b[l]).epsilon(0.01));
+    CHECK(coef[0] == approx(20e-12).epsilon(0.01));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(g.b[l] == approx(truth.b[l]).epsilon(0.01));
   }
   // GEMM: 250 GFLOP/s, n0 = 3, k0 = 10, weights at 60 GB/s within 0.75 MiB, 25 GB/s within
   // 6 MiB and 12 GB/s beyond, 1 us; f32 weights (4 bytes).
@@ -163,17 +167,17 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     std::vector<double> M, N, K, T;
     synthetic_gemm(truth, M, N, K, T);
     const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4);
-    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
-    CHECK(f.n0 == doctest::Approx(truth.n0).epsilon(0.01));
-    CHECK(f.k0 == doctest::Approx(truth.k0).epsilon(0.01));
-    CHECK(f.c == doctest::Approx(truth.c).epsilon(0.01));
+    CHECK(f.a == approx(truth.a).epsilon(0.01));
+    CHECK(f.n0 == approx(truth.n0).epsilon(0.01));
+    CHECK(f.k0 == approx(truth.k0).epsilon(0.01));
+    CHECK(f.c == approx(truth.c).epsilon(0.01));
     REQUIRE(f.w.size() == 3);
-    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == doctest::Approx(truth.w[l]).epsilon(0.01));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == approx(truth.w[l]).epsilon(0.01));
     // By hand: 8 x 1024 x 1024 streams 4 MiB of weights, 3/16 of them from the first level and
     // 13/16 from the second: 4 MiB x (3/16 / 60 GB/s + 13/16 / 25 GB/s) = 0.1467 ms.
-    CHECK(truth.weight_time(1024, 1024) == doctest::Approx(4 * MiB * (3.0 / 16 / 60e9 + 13.0 / 16 / 25e9)));
+    CHECK(truth.weight_time(1024, 1024) == approx(4 * MiB * (3.0 / 16 / 60e9 + 13.0 / 16 / 25e9)));
     // The m0 of the plain form at the main-memory rate: 4 B x (1 / 12 GB/s) / (2 / 250 GFLOP/s) = 41.67.
-    CHECK(truth.m0_equivalent() == doctest::Approx(4.0 / 12e9 / (2.0 / 250e9)));
+    CHECK(truth.m0_equivalent() == approx(4.0 / 12e9 / (2.0 / 250e9)));
   }
   // The same with weight rows a multiple of L1's way size apart costing 25 ps/B more (the
   // calibration set has skinny products of both kinds, so the term can be told from the
@@ -195,11 +199,11 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     std::vector<double> M, N, K, T;
     synthetic_gemm(truth, M, N, K, T);
     const GemmShapeFit f = fit_gemm_shape(M, N, K, T, levels, 4, truth.conflict_cache);
-    CHECK(f.w_conflict == doctest::Approx(truth.w_conflict).epsilon(0.01));
-    CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
+    CHECK(f.w_conflict == approx(truth.w_conflict).epsilon(0.01));
+    CHECK(f.a == approx(truth.a).epsilon(0.01));
     REQUIRE(f.w.size() == 3);
-    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == doctest::Approx(truth.w[l]).epsilon(0.01));
-    CHECK(f.predict(8, 1536, 1536) == doctest::Approx(truth.predict(8, 1536, 1536)).epsilon(0.001));
+    for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == approx(truth.w[l]).epsilon(0.01));
+    CHECK(f.predict(8, 1536, 1536) == approx(truth.predict(8, 1536, 1536)).epsilon(0.001));
   }
 }
 
@@ -207,14 +211,14 @@ TEST_CASE("a transposition's channel streams that L1's sets cannot hold, by hand
   const CacheGeometry l1{64, 8, 64};  // 32 KiB, 8-way, 64-byte lines
   // 64 channels of 112 x 112 floats: rows 50,176 B = 784 lines apart, 784 mod 64 = 16, so the
   // row starts fall into sets 0, 16, 32, 48 only: 16 streams a set for 8 ways, half of them lost.
-  CHECK(stream_conflict_share(64, 112 * 112 * 4, l1) == doctest::Approx(0.5));
+  CHECK(stream_conflict_share(64, 112 * 112 * 4, l1) == approx(0.5));
   // 56 x 56: 196 lines apart, 196 mod 64 = 4: 16 sets, 4 streams each, all held.
-  CHECK(stream_conflict_share(64, 56 * 56 * 4, l1) == doctest::Approx(0.0));
+  CHECK(stream_conflict_share(64, 56 * 56 * 4, l1) == approx(0.0));
   // Consecutive lines: 512 streams fill the 64 sets x 8 ways exactly; a 513th puts 9 in set 0.
-  CHECK(stream_conflict_share(512, 64, l1) == doctest::Approx(0.0));
-  CHECK(stream_conflict_share(513, 64, l1) == doctest::Approx(1 - 8.0 / 9));
+  CHECK(stream_conflict_share(512, 64, l1) == approx(0.0));
+  CHECK(stream_conflict_share(513, 64, l1) == approx(1 - 8.0 / 9));
   // 96 channels of 112 x 112: 24 streams in each of the 4 sets, 1 - 8/24 lost.
-  CHECK(stream_conflict_share(96, 112 * 112 * 4, l1) == doctest::Approx(2.0 / 3));
+  CHECK(stream_conflict_share(96, 112 * 112 * 4, l1) == approx(2.0 / 3));
   // Unknown geometry: no term.
   CHECK(stream_conflict_share(96, 112 * 112 * 4, CacheGeometry{}) == 0);
 }
@@ -269,15 +273,15 @@ TEST_CASE("FLOPs and bytes of kernels, by hand") {
 TEST_CASE("robust time: outliers dropped, then the 10th percentile") {
   // Median 10, MAD 1: 100 is dropped; 10th percentile of the 10 kept values is the 2nd (9.1).
   const std::vector<double> s{10, 9, 9.1, 11, 10.5, 9.8, 10.2, 10.1, 9.9, 10.4, 100};
-  CHECK(robust_time(s) == doctest::Approx(9.1));
+  CHECK(robust_time(s) == approx(9.1));
 }
 
 TEST_CASE("error statistics") {
   const auto st = error_stats({0.01, -0.05, 0.12, -0.2, 0.5});
   CHECK(st.n == 5);
-  CHECK(st.median_abs == doctest::Approx(0.12));
-  CHECK(st.within_10 == doctest::Approx(0.4));
-  CHECK(st.within_15 == doctest::Approx(0.6));
+  CHECK(st.median_abs == approx(0.12));
+  CHECK(st.within_10 == approx(0.4));
+  CHECK(st.within_15 == approx(0.6));
 }
 
 TEST_CASE("round robin: passes alternate, every kernel gets its samples") {
@@ -324,9 +328,9 @@ TEST_CASE("energy roofline fit recovers e_flop, e_byte and static power") {
     E.push_back(truth.predict(s.flops(), s.bytes(), t));
   }
   const EnergyFit f = fit_energy(F, B, T, E);
-  CHECK(f.e_flop == doctest::Approx(truth.e_flop).epsilon(0.01));
-  CHECK(f.e_byte == doctest::Approx(truth.e_byte).epsilon(0.01));
-  CHECK(f.static_w == doctest::Approx(truth.static_w).epsilon(0.01));
+  CHECK(f.e_flop == approx(truth.e_flop).epsilon(0.01));
+  CHECK(f.e_byte == approx(truth.e_byte).epsilon(0.01));
+  CHECK(f.static_w == approx(truth.static_w).epsilon(0.01));
 }
 
 TEST_CASE("the compute-only fit of a convolution kernel size recovers rate and overhead") {
@@ -335,9 +339,9 @@ TEST_CASE("the compute-only fit of a convolution kernel size recovers rate and o
   std::vector<double> T;
   for (const double f : F) T.push_back(f / 300e9 + 15e-6);
   const RooflineFit fit = fit_compute(F, T);
-  CHECK(fit.a == doctest::Approx(1 / 300e9).epsilon(0.01));
-  CHECK(fit.c == doctest::Approx(15e-6).epsilon(0.01));
-  CHECK(fit.predict(1e9, 1e12) == doctest::Approx(1e9 / 300e9 + 15e-6).epsilon(0.01));  // no memory term
+  CHECK(fit.a == approx(1 / 300e9).epsilon(0.01));
+  CHECK(fit.c == approx(15e-6).epsilon(0.01));
+  CHECK(fit.predict(1e9, 1e12) == approx(1e9 / 300e9 + 15e-6).epsilon(0.01));  // no memory term
 }
 
 TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered, and chosen by leave-one-out") {
@@ -349,12 +353,12 @@ TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered
   std::vector<double> T;
   for (std::size_t i = 0; i < M.size(); ++i) T.push_back(truth.predict(M[i], N[i], K[i]));
   const GemmShapeFit f = fit_gemm_terms(M, N, K, T, true, false);
-  CHECK(f.a == doctest::Approx(truth.a).epsilon(0.01));
-  CHECK(f.m0 == doctest::Approx(30).epsilon(0.01));
+  CHECK(f.a == approx(truth.a).epsilon(0.01));
+  CHECK(f.m0 == approx(30).epsilon(0.01));
   CHECK(f.n0 == 0);
-  CHECK(f.c == doctest::Approx(5e-6).epsilon(0.01));
+  CHECK(f.c == approx(5e-6).epsilon(0.01));
   // By hand: 49 x 512 x 2048 is 102.8 MFLOP at 400 GFLOP/s x (1 + 30/49), plus 5 us = 419.4 us.
-  CHECK(truth.predict(49, 512, 2048) == doctest::Approx(2.0 * 49 * 512 * 2048 / 400e9 * (1 + 30.0 / 49) + 5e-6));
+  CHECK(truth.predict(49, 512, 2048) == approx(2.0 * 49 * 512 * 2048 / 400e9 * (1 + 30.0 / 49) + 5e-6));
   // Leave one out prefers the true form (m0 only) to t = a F + c and to an n0 term instead.
   auto loo = [&](bool with_m0, bool with_n0) {
     return leave_one_out_rms(M.size(), 2 + with_m0 + with_n0, [&](const std::vector<std::size_t>& train, std::size_t test) {
@@ -374,5 +378,5 @@ TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered
   // A form with as many parameters as samples less one cannot be judged: NaN, never chosen.
   CHECK(std::isnan(leave_one_out_rms(3, 3, [](const std::vector<std::size_t>&, std::size_t) { return 0.0; })));
   CHECK(leave_one_out_rms(4, 3, [](const std::vector<std::size_t>&, std::size_t test) { return test == 0 ? 0.2 : 0.0; }) ==
-        doctest::Approx(0.1));
+        approx(0.1));
 }

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -73,10 +77,10 @@ TEST_CASE("run writes the summary, inspect prints it") {
     if (x.path == "summary/training") t = &x;
   }
   REQUIRE(t != nullptr);
-  CHECK(std::get<std::vector<double>>(t->find("facility_energy")->values)[0] == doctest::Approx(48 * 3.6e6));
-  CHECK(std::get<std::vector<double>>(t->find("co2e_location")->values)[0] == doctest::Approx(24));
+  CHECK(std::get<std::vector<double>>(t->find("facility_energy")->values)[0] == approx(48 * 3.6e6));
+  CHECK(std::get<std::vector<double>>(t->find("co2e_location")->values)[0] == approx(24));
   // market: 48 kWh x 0.1 kg/kWh = 4.8 kg.
-  CHECK(std::get<std::vector<double>>(t->find("co2e_market")->values)[0] == doctest::Approx(4.8));
+  CHECK(std::get<std::vector<double>>(t->find("co2e_market")->values)[0] == approx(4.8));
   CHECK(rec.scenario_name == "base-run");
   CHECK(rec.seed == 7);
 
@@ -166,9 +170,9 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   CHECK(mfu < 1);
   // duration = steps x step time; 1e9 tokens / (64 x 128) = 122,070.3 steps.
   const double steps = std::get<std::vector<double>>(summary->find("steps")->values)[0];
-  CHECK(steps == doctest::Approx(1e9 / (64.0 * 128)));
+  CHECK(steps == approx(1e9 / (64.0 * 128)));
   const double step = std::get<std::vector<double>>(summary->find("step_time")->values)[0];
-  CHECK(std::get<std::vector<double>>(summary->find("duration")->values)[0] == doctest::Approx(steps * step));
+  CHECK(std::get<std::vector<double>>(summary->find("duration")->values)[0] == approx(steps * step));
   CHECK(ops->rows() > 20);
   CHECK(ops->find("bound") != nullptr);
   // Each op row carries its block: the ops of decoder layer i are block i (the final norm goes
@@ -209,8 +213,8 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
     if (component[i] == "pipeline bubble") CHECK(part_time[i] == 0);
     if (component[i] == "tensor communication") CHECK(part_time[i] > 0);
   }
-  CHECK(total == doctest::Approx(step));
-  CHECK(total_share == doctest::Approx(1.0));
+  CHECK(total == approx(step));
+  CHECK(total_share == approx(1.0));
   // Without --quiet, the run prints the prediction of each first-principles job.
   r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
            "-o", out.string()});
@@ -322,7 +326,7 @@ TEST_CASE("sweep: one row per point, a point that does not fit is a result, exit
   CHECK(std::isnan(energy[4]));
   // Same job, other grid: the same energy; CO2e in the ratio of the intensities (20 / 500 g/kWh).
   CHECK(energy[1] == energy[0]);
-  CHECK(co2e[1] == doctest::Approx(co2e[0] * 0.04).epsilon(1e-12));
+  CHECK(co2e[1] == approx(co2e[0] * 0.04).epsilon(1e-12));
   // A wider model costs more.
   CHECK(energy[2] > energy[0]);
   // Point 0 is the base scenario itself: the same figures as `dlcarbon run`.
@@ -443,7 +447,7 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
   const auto& energy = col<double>(rec, "sweep/points", "facility_energy");
   CHECK(energy[0] == energy[1]);
   const auto& per_useful = col<double>(rec, "sweep/deployments", "co2e_per_useful_inference");
-  CHECK(per_useful[0] == doctest::Approx(4 * per_useful[1]).epsilon(1e-9));
+  CHECK(per_useful[0] == approx(4 * per_useful[1]).epsilon(1e-9));
   fs::remove_all(dir);
 }
 
@@ -625,9 +629,9 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   std::istringstream cells(validate_row(r.out, "hours"));
   std::string name, published, predicted, error;
   cells >> name >> published >> predicted >> error;
-  CHECK(std::stod(published) == doctest::Approx(100));
-  CHECK(std::stod(predicted) == doctest::Approx(hours).epsilon(1e-3));
-  CHECK(std::stod(error) / 100 == doctest::Approx(hours / 100 - 1).epsilon(1e-3));
+  CHECK(std::stod(published) == approx(100));
+  CHECK(std::stod(predicted) == approx(hours).epsilon(1e-3));
+  CHECK(std::stod(error) / 100 == approx(hours / 100 - 1).epsilon(1e-3));
   // Accounting mode has no footprint to compare: no row, and no failure.
   r = run({"validate", "--dir", (kData / "published_hours").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.out.find("0 rows") != std::string::npos);
@@ -653,7 +657,7 @@ TEST_CASE("validate --mode first-principles: a run trained in stages is one row,
   std::istringstream cells(validate_row(r.out, "stages"));
   std::string name, published, predicted;
   cells >> name >> published >> predicted;
-  CHECK(std::stod(predicted) == doctest::Approx(sum).epsilon(1e-3));
+  CHECK(std::stod(predicted) == approx(sum).epsilon(1e-3));
 }
 
 TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
@@ -680,11 +684,11 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   auto last_percent = [](const std::string& l) { return std::stod(l.substr(l.rfind(' ') + 1)) / 100; };
   // Errors as a step time: a model that is too fast reads negative.
   // step time: simulated / published - 1, against "1 s".
-  CHECK(last_percent(line_of("timed", "step time")) == doctest::Approx(step / 1.0 - 1).epsilon(1e-3));
+  CHECK(last_percent(line_of("timed", "step time")) == approx(step / 1.0 - 1).epsilon(1e-3));
   // throughput: published / simulated - 1; 64 sequences of 128 tokens a step over 8 devices.
   const double tokens_per_s = 64.0 * 128 / step / 8;
-  CHECK(last_percent(line_of("timed", "tokens/s")) == doctest::Approx(1000 / tokens_per_s - 1).epsilon(1e-3));
-  CHECK(last_percent(line_of("timed", "MFU ")) == doctest::Approx(0.5 / mfu - 1).epsilon(1e-3));
+  CHECK(last_percent(line_of("timed", "tokens/s")) == approx(1000 / tokens_per_s - 1).epsilon(1e-3));
+  CHECK(last_percent(line_of("timed", "MFU ")) == approx(0.5 / mfu - 1).epsilon(1e-3));
   // layer time: the mean over the 4 decoder layers of their forward and backward ops, one
   // microbatch (the per-op table's rows named decoder.<i>.*), simulated / published - 1.
   const auto& ops = col<std::string>(rec, "training/pretrain/ops", "op");
@@ -701,7 +705,7 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   CHECK(counted > 8);
   const double layer_s = layers_s / 4;
   CHECK(layer_s > 0);
-  CHECK(last_percent(line_of("timed", "layer time")) == doctest::Approx(layer_s / 0.010 - 1).epsilon(1e-3));
+  CHECK(last_percent(line_of("timed", "layer time")) == approx(layer_s / 0.010 - 1).epsilon(1e-3));
   // Counted as Megatron-LM counts (the whole score matrix), the same step has a larger MFU.
   // The factor is the graph's forward FLOPs with the whole score matrix over its causal count.
   dlcarbon::TransformerDesign d;
@@ -717,7 +721,7 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   CHECK(ratio > 1.01);
   const std::string full = line_of("megatron-counted", "MFU (full attn.)");
   REQUIRE(!full.empty());
-  CHECK(last_percent(full) == doctest::Approx(0.5 / (mfu * ratio) - 1).epsilon(1e-3));
+  CHECK(last_percent(full) == approx(0.5 / (mfu * ratio) - 1).epsilon(1e-3));
   // Accounting mode: a job with only a step figure has nothing to compare.
   r = run({"validate", "--dir", (kData / "published_step").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 1);

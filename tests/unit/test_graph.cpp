@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <algorithm>
 #include <cmath>
 
@@ -137,11 +141,11 @@ TEST_CASE("forward FLOPs with causal attention counted over the whole score matr
   for (const auto fusion : {graph::Fusion::elementwise, graph::Fusion::attention}) {
     const auto g = build_graph(d, GraphShape{3, 2, true, fusion});
     INFO(static_cast<int>(fusion));
-    CHECK(g.forward_flops_full_attention() - g.forward_flops() == doctest::Approx(3 * 34209792.0));
+    CHECK(g.forward_flops_full_attention() - g.forward_flops() == approx(3 * 34209792.0));
   }
   // Unfused, the scale and the mask are kernels of their own, 1 FLOP a score each: + 4 x 2 x 32,768.
   const auto eager = build_graph(d, GraphShape{3, 2, true, graph::Fusion::none});
-  CHECK(eager.forward_flops_full_attention() - eager.forward_flops() == doctest::Approx(3 * (34209792.0 + 262144)));
+  CHECK(eager.forward_flops_full_attention() - eager.forward_flops() == approx(3 * (34209792.0 + 262144)));
   // Without causal skipping there is nothing to add.
   const auto whole = build_graph(d, GraphShape{3, 2, false});
   CHECK(whole.forward_flops_full_attention() == whole.forward_flops());
@@ -175,8 +179,8 @@ TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image"
     if (graph::is_gemm(op.kind)) gemm_flops += op.flops;
   }
   // Convolutions and fc: 4.09e9 multiply-adds = 8.18e9 FLOP.
-  CHECK(gemm_flops == doctest::Approx(8.18e9).epsilon(0.01));
-  CHECK(g.forward_flops() == doctest::Approx(8.2e9).epsilon(0.02));
+  CHECK(gemm_flops == approx(8.18e9).epsilon(0.01));
+  CHECK(g.forward_flops() == approx(8.2e9).epsilon(0.02));
 }
 
 TEST_CASE("batch norm in training reads its input twice and its backward makes five passes, by hand") {
@@ -193,7 +197,7 @@ TEST_CASE("batch norm in training reads its input twice and its backward makes f
   };
   const auto train = bn(build_graph(r, GraphShape{1, 2, true}));
   CHECK(train.bytes == 4817152.0);
-  CHECK(train.backward_factor == doctest::Approx(5.0 / 3.0));
+  CHECK(train.backward_factor == approx(5.0 / 3.0));
   const auto infer = bn(build_graph(r, GraphShape{1, 2, true, graph::Fusion::elementwise, false}));
   CHECK(infer.bytes == 3211520.0);
 }
@@ -224,11 +228,11 @@ TEST_CASE("mixture of experts: parameters grow with experts, FLOPs with top_k") 
   moe.moe_every = 1;
   const double ffn = 2.0 * 256 * 1024 + 1024 + 256;  // one expert's weights and biases
   // 8 experts replace 1 FFN in each of 2 layers: +7 FFNs per layer, + a 256 x 8 router each.
-  CHECK(count_parameters(moe) - count_parameters(dense) == doctest::Approx(2 * (7 * ffn + 256 * 8)));
+  CHECK(count_parameters(moe) - count_parameters(dense) == approx(2 * (7 * ffn + 256 * 8)));
   // top-1 with capacity factor 1: the same expert FLOPs as the dense FFN (plus the router).
   const auto gd = build_graph(dense, GraphShape{4, 2, true});
   const auto gm = build_graph(moe, GraphShape{4, 2, true});
-  CHECK(gm.forward_flops() == doctest::Approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
+  CHECK(gm.forward_flops() == approx(gd.forward_flops() + 2 * 2.0 * 512 * 256 * 8).epsilon(1e-9));
 }
 
 TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B parameters") {
@@ -257,7 +261,7 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   const double expected = 61 * (attention + norms) + 3 * 396361728.0 + 58 * 11320164352.0 + 2 * 129280.0 * 7168 + 7168;
   CHECK(expected == 671026404352.0);
   const double total = count_parameters(d);
-  CHECK(total == doctest::Approx(expected).epsilon(1e-12));
+  CHECK(total == approx(expected).epsilon(1e-12));
   // "671B total parameters" (the main model, without the 14B multi-token prediction module).
   CHECK(std::abs(total / 671e9 - 1) < 0.01);
   // DeepSeek-V2 (arXiv:2405.04434, Sec. 3.1.2): 60 layers, d 5120, the same latent attention, the
@@ -281,9 +285,9 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   // embedding and head copied in: 11.61B + 2 x 129,280 x 7168 = 13.46B.)
   TransformerDesign mtp = d;
   mtp.mtp_depth = 1;
-  CHECK(count_parameters(mtp) - total == doctest::Approx(11610067968.0).epsilon(1e-12));
+  CHECK(count_parameters(mtp) - total == approx(11610067968.0).epsilon(1e-12));
   const auto g = build_graph(mtp, GraphShape{1, 2, true});
-  CHECK(named(g, "mtp.0.proj").flops == doctest::Approx(2.0 * 4096 * 2 * 7168 * 7168));
+  CHECK(named(g, "mtp.0.proj").flops == approx(2.0 * 4096 * 2 * 7168 * 7168));
   CHECK(named(g, "mtp.0.lm_head").params == 0);
 }
 
@@ -322,7 +326,7 @@ TEST_CASE("latent attention and shared experts by hand on a small decoder") {
   CHECK(named(g, "decoder.0.attn.rotary").bytes == 2.0 * 2 * 32 * 5 * 8);
   // Fused attention, causal half: QK^T over 24 channels and PV over 16, 4 heads, 32 x 32:
   // 2 x 4 x 32 x 32 x (24 + 16) x 0.5 + 5 x 4 x 32 x 32 x 0.5.
-  CHECK(named(g, "decoder.0.attn.attention").flops == doctest::Approx(2.0 * 4 * 32 * 32 * 40 * 0.5 + 5.0 * 4 * 32 * 32 * 0.5));
+  CHECK(named(g, "decoder.0.attn.attention").flops == approx(2.0 * 4 * 32 * 32 * 40 * 0.5 + 5.0 * 4 * 32 * 32 * 0.5));
   // The shared expert runs all 32 tokens through 64 -> 32 -> 64; its output is added to the
   // routed experts' (read two, write one).
   CHECK(named(g, "decoder.0.ffn.shared.up").flops == 2.0 * 32 * 64 * 32);
@@ -370,7 +374,7 @@ TEST_CASE("mixture of experts: a gathering dispatch runs only the experts its to
   CHECK(up(one).count == 2);
   CHECK(up(one).m == 1);
   CHECK(up(one).flops == 2.0 * 2 * 256 * 1024);
-  CHECK(up(one).bytes == doctest::Approx(2.0 * 2 * (256 + 256 * 1024 + 1024)));
+  CHECK(up(one).bytes == approx(2.0 * 2 * (256 + 256 * 1024 + 1024)));
   // 4 tokens, 8 picks: 8 x (1 - 0.75^4) = 5.47, 5 experts, 8 slots over 5: 2 each (rounded).
   CHECK(up(build_graph(moe, GraphShape{4, 2, true})).count == 5);
   CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 2);
@@ -406,7 +410,7 @@ TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
     }
   }
   CHECK(seen == 2);
-  CHECK(g.forward_flops() == doctest::Approx(gather.forward_flops() + 2 * 2 * 67108864.0).epsilon(1e-12));
+  CHECK(g.forward_flops() == approx(gather.forward_flops() + 2 * 2 * 67108864.0).epsilon(1e-12));
 }
 
 TEST_CASE("one-hot embedding: a GEMM over the vocabulary, implementation work, not model FLOPs") {
@@ -418,8 +422,8 @@ TEST_CASE("one-hot embedding: a GEMM over the vocabulary, implementation work, n
   const auto gl = build_graph(lookup, GraphShape{4, 2, true});
   const auto g = build_graph(one_hot, GraphShape{4, 2, true});
   CHECK(g.parameters() == gl.parameters());  // the embedding op keeps the table
-  CHECK(g.forward_flops() - gl.forward_flops() == doctest::Approx(262144000.0));
-  CHECK(g.model_forward_flops() == doctest::Approx(gl.forward_flops()));
+  CHECK(g.forward_flops() - gl.forward_flops() == approx(262144000.0));
+  CHECK(g.model_forward_flops() == approx(gl.forward_flops()));
   int seen = 0;
   for (const auto& op : g.ops()) {
     if (op.name != "decoder.embedding.one_hot") continue;
@@ -659,7 +663,7 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
   elmo.separate_directions = true;
   elmo.char_cnn = {261, 16, 50, {{1, 32}, {2, 32}, {3, 64}, {4, 128}, {5, 256}, {6, 512}, {7, 1024}}, 2};
   const double softmax = 512.0 * 8192 + 8192;
-  CHECK(build_graph(elmo, GraphShape{1, 4, true}).parameters() - softmax == doctest::Approx(93.6e6).epsilon(0.01));
+  CHECK(build_graph(elmo, GraphShape{1, 4, true}).parameters() - softmax == approx(93.6e6).epsilon(0.01));
 }
 
 TEST_CASE("LSTM cells: one fused kernel, or TensorFlow 1.x's 13") {
@@ -801,7 +805,7 @@ TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autogra
     if (op.name.rfind("decoder.0.", 0) == 0) layer += op.saved_bytes;
   }
   const double td = 256.0 * 256 * 2, tf = 256.0 * 1024 * 2;
-  CHECK(layer == doctest::Approx(2 * td + 2 * td + 2 * tf + 4 * td + 4.0 * 8 * 128));
+  CHECK(layer == approx(2 * td + 2 * td + 2 * tf + 4 * td + 4.0 * 8 * 128));
   CHECK(named(g, "decoder.0.attn.out").saved_bytes == 0);
   CHECK(named(g, "decoder.0.attn.residual").saved_bytes == 0);
   CHECK(named(g, "decoder.0.ffn.residual").saved_bytes == 0);
@@ -830,10 +834,10 @@ TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEM
   double gemm_s = 0, gemm_p = 0;
   for (const auto& op : gs.ops()) gemm_s += graph::is_gemm(op.kind) ? op.flops : 0;
   for (const auto& op : gp.ops()) gemm_p += graph::is_gemm(op.kind) ? op.flops : 0;
-  CHECK(gemm_p == doctest::Approx(gemm_s));
+  CHECK(gemm_p == approx(gemm_s));
   // Sequential: two adds of 1 FLOP a value; parallel: one of 2 (three operands), the same FLOPs.
   const double norm_flops = 2.0 * 128 * 256 * 8;
-  CHECK(gp.forward_flops() == doctest::Approx(gs.forward_flops() - 2 * norm_flops));
+  CHECK(gp.forward_flops() == approx(gs.forward_flops() - 2 * norm_flops));
   const auto& ops = gp.ops();
   const auto sum = std::find_if(ops.begin(), ops.end(), [](const graph::Op& op) { return op.name == "decoder.0.residual"; });
   REQUIRE(sum != ops.end());

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <memory>
 
 #include "dlcarbon/grid.hpp"
@@ -28,25 +32,25 @@ TEST_CASE("the integral of a piecewise-constant trace is exact") {
   const GridRegion r = traced();
   // [00:30, 02:30]: half an hour at 100, an hour at 200, half an hour at 300 = 400 g/kWh x h,
   // a mean of 200 g/kWh.
-  CHECK(lifecycle::intensity_integral(r, k2023 + 1800, k2023 + 9000) == doctest::Approx(400 * 3600 * kGPerKwh));
-  CHECK(lifecycle::mean_intensity(r, k2023 + 1800, k2023 + 9000) == doctest::Approx(200 * kGPerKwh));
+  CHECK(lifecycle::intensity_integral(r, k2023 + 1800, k2023 + 9000) == approx(400 * 3600 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + 1800, k2023 + 9000) == approx(200 * kGPerKwh));
   // After the last row its value holds to the end of the 365-day year: [03:00, 05:00] = 300.
-  CHECK(lifecycle::mean_intensity(r, k2023 + 10800, k2023 + 18000) == doctest::Approx(300 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + 10800, k2023 + 18000) == approx(300 * kGPerKwh));
   // The year repeats: the same hours one and two years later, and before the trace.
   const double year = 365 * 86400.0;
   for (const double shift : {year, 2 * year, -year}) {
-    CHECK(lifecycle::mean_intensity(r, k2023 + shift + 1800, k2023 + shift + 9000) == doctest::Approx(200 * kGPerKwh));
+    CHECK(lifecycle::mean_intensity(r, k2023 + shift + 1800, k2023 + shift + 9000) == approx(200 * kGPerKwh));
   }
   // A whole year: 1 h at 100 + 1 h at 200 + (8760 - 2) h at 300.
   CHECK(lifecycle::intensity_integral(r, k2023, k2023 + year) ==
-        doctest::Approx((100 + 200 + 300 * 8758.0) * 3600 * kGPerKwh));
+        approx((100 + 200 + 300 * 8758.0) * 3600 * kGPerKwh));
   CHECK(lifecycle::intensity_integral(r, k2023 + 10, k2023 + 10) == 0);
 }
 
 TEST_CASE("without a trace the annual value applies") {
   GridRegion r;
   r.intensity_kg_per_j = 500 * kGPerKwh;
-  CHECK(lifecycle::intensity_integral(r, 0, 7200) == doctest::Approx(500 * 7200 * kGPerKwh));
+  CHECK(lifecycle::intensity_integral(r, 0, 7200) == approx(500 * 7200 * kGPerKwh));
 }
 
 TEST_CASE("a training job placed in time on a trace") {
@@ -59,8 +63,8 @@ TEST_CASE("a training job placed in time on a trace") {
   f.facility_energy_j = 2 * 3.6e6;
   f.co2e_location_kg = 123;  // replaced
   lifecycle::place_in_time(job, f);
-  CHECK(f.co2e_location_kg == doctest::Approx(0.4));
-  CHECK(f.intensity_location_kg_per_j == doctest::Approx(200 * kGPerKwh));
+  CHECK(f.co2e_location_kg == approx(0.4));
+  CHECK(f.intensity_location_kg_per_j == approx(200 * kGPerKwh));
 }
 
 TEST_CASE("a trajectory scales each year after the reference year") {
@@ -70,11 +74,11 @@ TEST_CASE("a trajectory scales each year after the reference year") {
   r.year = 2023;
   r.annual_change = -0.10;
   const double year = 365 * 86400.0;
-  CHECK(lifecycle::mean_intensity(r, k2023, k2023 + year) == doctest::Approx(100 * kGPerKwh));
-  CHECK(lifecycle::mean_intensity(r, k2023 + year, k2023 + 2 * year) == doctest::Approx(90 * kGPerKwh));
-  CHECK(lifecycle::mean_intensity(r, k2023 + 2 * year, k2023 + 3 * year) == doctest::Approx(81 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023, k2023 + year) == approx(100 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + year, k2023 + 2 * year) == approx(90 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + 2 * year, k2023 + 3 * year) == approx(81 * kGPerKwh));
   // Half a year in 2023 and half in 2024: (100 + 90) / 2.
-  CHECK(lifecycle::mean_intensity(r, k2023 + year / 2, k2023 + 1.5 * year) == doctest::Approx(95 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 + year / 2, k2023 + 1.5 * year) == approx(95 * kGPerKwh));
   // Before the reference year the value is not extrapolated backwards.
-  CHECK(lifecycle::mean_intensity(r, k2023 - year, k2023) == doctest::Approx(100 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2023 - year, k2023) == approx(100 * kGPerKwh));
 }

@@ -2,6 +2,10 @@
 // intensity; one growth step; overload), conservation and determinism.
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <cmath>
 #include <map>
 #include <memory>
@@ -82,22 +86,22 @@ TEST_CASE("off, idle and busy at a fixed intensity, by hand") {
   plan.deployments = {cloud(kStart + 2 * kDay, kStart + 7 * kDay, constant(10), constant(5), gpu(400, 100, 2))};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(6.48e8).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(4.86e8).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == doctest::Approx(64.8).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == doctest::Approx(48.6).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == doctest::Approx(2.16e6).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == approx(6.48e8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == approx(4.86e8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == approx(64.8).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == approx(48.6).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == approx(2.16e6).epsilon(1e-12));
   // Off: no row before day 2 or from day 7; each day in between holds a fifth.
   for (const auto& row : r.series) {
     CHECK(row.bin_start >= kStart + 2 * kDay);
     CHECK(row.bin_end <= kStart + 7 * kDay);
-    if (row.phase == Phase::inference) CHECK(row.energy_j == doctest::Approx(6.48e8 / 5).epsilon(1e-12));
+    if (row.phase == Phase::inference) CHECK(row.energy_j == approx(6.48e8 / 5).epsilon(1e-12));
   }
   REQUIRE(r.deployments.size() == 1);
-  CHECK(r.deployments[0].requests == doctest::Approx(2.16e6).epsilon(1e-12));
-  CHECK(r.deployments[0].co2e_per_inference_kg == doctest::Approx((64.8 + 48.6) / 2.16e6).epsilon(1e-12));
+  CHECK(r.deployments[0].requests == approx(2.16e6).epsilon(1e-12));
+  CHECK(r.deployments[0].co2e_per_inference_kg == approx((64.8 + 48.6) / 2.16e6).epsilon(1e-12));
   CHECK(r.deployments[0].unserved_requests == 0);
-  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(0.25).epsilon(1e-12));
+  CHECK(r.deployments[0].mean_utilisation == approx(0.25).epsilon(1e-12));
 }
 
 TEST_CASE("a time-varying intensity and a daily profile, by hand") {
@@ -136,19 +140,19 @@ TEST_CASE("a time-varying intensity and a daily profile, by hand") {
   plan.deployments = {d};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == doctest::Approx(864000).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(216000).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == doctest::Approx(5.4e-2).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == approx(864000).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == approx(216000).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::co2e_location_kg) == approx(5.4e-2).epsilon(1e-12));
   // Hour 13 alone: 15 /s x 3,600 s x 0.25 J x 3e-7 kg/J = 4.05e-3 kg.
   for (const auto& row : r.series) {
     if (row.bin_start == kStart + 13 * kHour && row.phase == Phase::inference) {
-      CHECK(row.co2e_location_kg == doctest::Approx(4.05e-3).epsilon(1e-12));
+      CHECK(row.co2e_location_kg == approx(4.05e-3).epsilon(1e-12));
     }
   }
-  CHECK(r.deployments[0].useful_requests == doctest::Approx(432000).epsilon(1e-12));
-  CHECK(r.deployments[0].co2e_per_useful_inference_kg == doctest::Approx(5.4e-2 / 432000).epsilon(1e-12));
+  CHECK(r.deployments[0].useful_requests == approx(432000).epsilon(1e-12));
+  CHECK(r.deployments[0].co2e_per_useful_inference_kg == approx(5.4e-2 / 432000).epsilon(1e-12));
   // Duty cycle: 864,000 inferences x 0.1 s over 1,000 devices x 86,400 s = 0.001.
-  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(0.001).epsilon(1e-12));
+  CHECK(r.deployments[0].mean_utilisation == approx(0.001).epsilon(1e-12));
 }
 
 TEST_CASE("one growth step, idle replicas and embodied carbon, by hand") {
@@ -168,8 +172,8 @@ TEST_CASE("one growth step, idle replicas and embodied carbon, by hand") {
   plan.deployments = {cloud(kStart, kStart + 10 * kDay, step, constant(0), gpu(400, 100, 2, 1000, 1000 * kDay))};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
-  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(1.296e9).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::embodied, &SeriesRow::co2e_location_kg) == doctest::Approx(150).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == approx(1.296e9).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::embodied, &SeriesRow::co2e_location_kg) == approx(150).epsilon(1e-12));
   CHECK(sum_phase(r, Phase::embodied, &SeriesRow::energy_j) == 0);
   CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == 0);
   CHECK(r.deployments[0].peak_replicas == 20);
@@ -185,11 +189,11 @@ TEST_CASE("demand beyond capacity: replicas run flat out and the rest is unserve
   plan.deployments = {cloud(kStart, kStart + kDay, constant(1), constant(1.5), gpu(400, 100, 1))};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(3.456e7).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == approx(3.456e7).epsilon(1e-12));
   CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == 0);
-  CHECK(r.deployments[0].requests == doctest::Approx(86400).epsilon(1e-12));
-  CHECK(r.deployments[0].unserved_requests == doctest::Approx(43200).epsilon(1e-12));
-  CHECK(r.deployments[0].mean_utilisation == doctest::Approx(1.0).epsilon(1e-12));
+  CHECK(r.deployments[0].requests == approx(86400).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == approx(43200).epsilon(1e-12));
+  CHECK(r.deployments[0].mean_utilisation == approx(1.0).epsilon(1e-12));
 }
 
 namespace {
@@ -309,7 +313,7 @@ TEST_CASE("conservation: the time series sum to the totals, and the totals to th
   }
   // Market-based equals location-based where a site has no market figure, and is lower at site2.
   for (const auto& x : r.totals) {
-    if (x.site != "site2" && x.phase != Phase::embodied) CHECK(x.co2e_market_kg == doctest::Approx(x.co2e_location_kg).epsilon(1e-12));
+    if (x.site != "site2" && x.phase != Phase::embodied) CHECK(x.co2e_market_kg == approx(x.co2e_location_kg).epsilon(1e-12));
   }
 }
 
@@ -372,9 +376,9 @@ TEST_CASE("a half-hourly trace, a start off the hour, a growth step inside a mon
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
   const double replica_days = 10 * (2.5 - 1800 / kDay) + 20 * (7.5 + 1800 / kDay);
-  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == doctest::Approx(100 * replica_days * kDay).epsilon(1e-12));
-  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == doctest::Approx(100 * replica_days * kDay * 2e-7).epsilon(1e-9));
-  CHECK(r.deployments[0].unserved_requests == doctest::Approx(5 * 10 * kDay).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::energy_j) == approx(100 * replica_days * kDay).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::idle, &SeriesRow::co2e_location_kg) == approx(100 * replica_days * kDay * 2e-7).epsilon(1e-9));
+  CHECK(r.deployments[0].unserved_requests == approx(5 * 10 * kDay).epsilon(1e-12));
 }
 
 TEST_CASE("overload hour by hour from a start that is not on a whole second") {
@@ -387,8 +391,8 @@ TEST_CASE("overload hour by hour from a start that is not on a whole second") {
   plan.deployments = {cloud(plan.start, plan.end, constant(1), constant(1.5), gpu(400, 100, 1))};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
-  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == doctest::Approx(400 * kDay).epsilon(1e-12));
-  CHECK(r.deployments[0].unserved_requests == doctest::Approx(0.5 * kDay).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == approx(400 * kDay).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == approx(0.5 * kDay).epsilon(1e-12));
 }
 
 TEST_CASE("a plan that cannot be simulated is refused, not run") {
@@ -409,14 +413,14 @@ TEST_CASE("growth curves by hand") {
   g.form = Growth::Form::exponential;
   g.rate_per_year = 0.4;
   // +40 %/year for two 365-day years: 100 x 1.4^2 = 196.
-  CHECK(growth_at(g, kStart + 2 * 365 * kDay) == doctest::Approx(196).epsilon(1e-12));
+  CHECK(growth_at(g, kStart + 2 * 365 * kDay) == approx(196).epsilon(1e-12));
   Growth l = constant(1e6);
   l.form = Growth::Form::logistic;
   l.capacity = 1e8;
   l.rate_per_year = 2;
   // K / (1 + (K/N0 - 1) e^(-r t)) at t = 1 year: 1e8 / (1 + 99 e^-2) = 6.9448e6.
-  CHECK(growth_at(l, kStart + 365 * kDay) == doctest::Approx(1e8 / (1 + 99 * std::exp(-2.0))).epsilon(1e-12));
-  CHECK(growth_at(l, kStart) == doctest::Approx(1e6).epsilon(1e-12));
+  CHECK(growth_at(l, kStart + 365 * kDay) == approx(1e8 / (1 + 99 * std::exp(-2.0))).epsilon(1e-12));
+  CHECK(growth_at(l, kStart) == approx(1e6).epsilon(1e-12));
   Growth p;
   p.form = Growth::Form::piecewise;
   p.time_unix_s = {static_cast<std::int64_t>(kStart + kDay), static_cast<std::int64_t>(kStart + 3 * kDay)};
@@ -463,12 +467,12 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   const double short_prompt = serving_cost(d, hw).decode_s;
   d.tokens_in = 2000;
   const double long_prompt = serving_cost(d, hw).decode_s;
-  CHECK(long_prompt - short_prompt == doctest::Approx(10 * 1000 * 1152.0 / 5e11));
+  CHECK(long_prompt - short_prompt == approx(10 * 1000 * 1152.0 / 5e11));
   t.kv_lora_rank = 0;
   t.rope_head_dim = 0;
   d.design = t;
   d.tokens_in = 1000;
   const double gqa_short = serving_cost(d, hw).decode_s;
   d.tokens_in = 2000;
-  CHECK(serving_cost(d, hw).decode_s - gqa_short == doctest::Approx(10 * 1000 * 8192.0 / 5e11));
+  CHECK(serving_cost(d, hw).decode_s - gqa_short == approx(10 * 1000 * 8192.0 / 5e11));
 }

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -71,12 +75,12 @@ TEST_CASE("a scenario resolves catalog ids into SI structs") {
   CHECK(job.model_id == "tiny");
   CHECK(job.hardware.id == "test-gpu");
   CHECK(job.hardware.tdp_w == 300);
-  CHECK(job.hardware.peak_flop_per_s.at("fp16") == doctest::Approx(1e14));
-  CHECK(job.hardware.memory_bytes.value() == doctest::Approx(16e9));
-  CHECK(job.datacenter.pue == doctest::Approx(1.5));
+  CHECK(job.hardware.peak_flop_per_s.at("fp16") == approx(1e14));
+  CHECK(job.hardware.memory_bytes.value() == approx(16e9));
+  CHECK(job.datacenter.pue == approx(1.5));
   CHECK(job.datacenter.region.id == "test-region");
   // 0.5 kg/kWh = 0.5 / 3.6e6 kg/J.
-  CHECK(job.datacenter.region.intensity_kg_per_j == doctest::Approx(0.5 / 3.6e6));
+  CHECK(job.datacenter.region.intensity_kg_per_j == approx(0.5 / 3.6e6));
   CHECK(job.accelerators == 8);
   CHECK(job.duration_s == 36000);
   CHECK(job.power.basis == PowerBasis::per_accelerator);
@@ -111,19 +115,19 @@ TEST_CASE("extends merges entry by entry, from and inline overrides copy and upd
   CHECK(finetune.hardware.host_overhead_w == 50);  // inline override
   CHECK(finetune.hardware.tdp_w == 300);           // the rest from the catalog
   // accelerator_hours 100 h on 4 accelerators: duration 25 h = 90,000 s.
-  CHECK(finetune.duration_s == doctest::Approx(90000));
+  CHECK(finetune.duration_s == approx(90000));
   CHECK(finetune.power.basis == PowerBasis::utilisation);
   CHECK(finetune.datacenter.region.id == "clean-region");
   const auto& capped = s.training[2];
   CHECK(capped.hardware.id == "test-gpu-slow");
   CHECK(capped.hardware.tdp_w == 200);
   CHECK(capped.hardware.idle_power_w.value() == 50);  // from test-gpu through `from`
-  CHECK(capped.datacenter.pue == doctest::Approx(1.2));
+  CHECK(capped.datacenter.pue == approx(1.2));
   CHECK(capped.datacenter.market_intensity_kg_per_j.has_value());
   REQUIRE(capped.published.has_value());
   // "28.8 kWh" is 28.8 x 3.6e6 J, printed to 0.1 kWh: resolution 0.05 kWh = 1.8e5 J.
-  CHECK(capped.published->energy_j->value == doctest::Approx(28.8 * 3.6e6));
-  CHECK(capped.published->energy_j->resolution == doctest::Approx(1.8e5));
+  CHECK(capped.published->energy_j->value == approx(28.8 * 3.6e6));
+  CHECK(capped.published->energy_j->resolution == approx(1.8e5));
   // The catalog entry itself is unchanged by the inline override in another job.
   CHECK(pretrain.hardware.host_overhead_w == 100);
 }
@@ -166,10 +170,10 @@ TEST_CASE("the shipped A100 and H100 entries carry the measured rates of fused a
   const auto entries = shipped_entries({"nvidia-a100-sxm4-80gb", "nvidia-h100-sxm5"});
   // Dao 2023: FlashAttention 25-40 %, FlashAttention-2 50-73 % of the A100's peak (midpoints);
   // Shah et al. 2024: FlashAttention-2 35 % on the H100, FlashAttention-3 1.5-2.0x that.
-  CHECK(entries[0].attention_efficiency.at("flash1") == doctest::Approx(0.325));
-  CHECK(entries[0].attention_efficiency.at("flash2") == doctest::Approx(0.615));
-  CHECK(entries[1].attention_efficiency.at("flash2") == doctest::Approx(0.35));
-  CHECK(entries[1].attention_efficiency.at("flash3") == doctest::Approx(0.61));
+  CHECK(entries[0].attention_efficiency.at("flash1") == approx(0.325));
+  CHECK(entries[0].attention_efficiency.at("flash2") == approx(0.615));
+  CHECK(entries[1].attention_efficiency.at("flash2") == approx(0.35));
+  CHECK(entries[1].attention_efficiency.at("flash3") == approx(0.61));
   CHECK(entries[1].attention_efficiency.count("flash1") == 0);
 }
 
@@ -268,9 +272,9 @@ TEST_CASE("the shipped V100 and P100 GEMM models against the square products mea
   // +1.8 % to +3.2 % up to 4096, then -16.9 % and -18.5 % at 8192 and 10240, where the measured
   // rate falls (7.3 against 8.8 TFLOP/s).
   const auto entries = shipped_entries({"nvidia-v100-sxm2", "nvidia-p100-sxm2"});
-  CHECK(entries[0].gemm_by_precision.at("fp32").efficiency == doctest::Approx(0.924));
-  CHECK(entries[0].gemm_by_precision.at("fp32").shape[2] == doctest::Approx(110));
-  CHECK(entries[1].gemm_by_precision.at("fp16").efficiency == doctest::Approx(0.416));
+  CHECK(entries[0].gemm_by_precision.at("fp32").efficiency == approx(0.924));
+  CHECK(entries[0].gemm_by_precision.at("fp32").shape[2] == approx(110));
+  CHECK(entries[1].gemm_by_precision.at("fp16").efficiency == approx(0.416));
   std::map<std::string, std::vector<double>> errors;  // "hardware dtype" -> model time / measured - 1
   const auto squares = published_rows("torch-mm-square-v100-p100.csv", "hardware,dtype,b,m,n,k,flops_per_s");
   double best_v100_fp16 = 0;
@@ -278,7 +282,7 @@ TEST_CASE("the shipped V100 and P100 GEMM models against the square products mea
     REQUIRE(c.size() == 7);
     if (c[0] == "nvidia-v100-sxm2" && c[1] == "fp16") best_v100_fp16 = std::max(best_v100_fp16, std::stod(c[6]));
   }
-  REQUIRE(best_v100_fp16 == doctest::Approx(97.36e12));
+  REQUIRE(best_v100_fp16 == approx(97.36e12));
   auto v100_2026 = entries[0];  // the V100 with the FP16 ceiling of its k0's fit
   v100_2026.gemm_efficiency = best_v100_fp16 / 125e12;
   for (const auto& c : squares) {
@@ -313,10 +317,10 @@ TEST_CASE("the shipped V100's FP16 ceiling is the best rate measured with the so
     CHECK(std::stoi(c[0]) <= 2019);
     best = std::max(best, std::stod(c[3]));
   }
-  CHECK(best == doctest::Approx(87.2323633474e12));
+  CHECK(best == approx(87.2323633474e12));
   const auto hw = shipped_entries({"nvidia-v100-sxm2"}).at(0);
   REQUIRE(hw.gemm_efficiency.has_value());
-  CHECK(*hw.gemm_efficiency == doctest::Approx(best / 125e12).epsilon(0.002));
+  CHECK(*hw.gemm_efficiency == approx(best / 125e12).epsilon(0.002));
   const auto dev = dlcarbon::hardware::make_device_model(hw).at_precision("fp16");
   // Measured 2026-12-03: +2.9 %, slower than measured: the k0 of the 2025-26 fit charges even an
   // 8192-long K loop a share, and 8192^3 fills 25.6 of 26 waves on 80 SMs.

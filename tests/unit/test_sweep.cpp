@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -138,8 +142,8 @@ parameters:
     sum += pt.numeric[0];
     if (pt.numeric[1] < 128) ++low;  // log-uniform: half the log range lies below 128
   }
-  CHECK(sum / 2000 == doctest::Approx(1.3).epsilon(0.01));
-  CHECK(low == doctest::Approx(1000).epsilon(0.08));
+  CHECK(sum / 2000 == approx(1.3).epsilon(0.01));
+  CHECK(low == approx(1000).epsilon(0.08));
   spec.samples = 10;
   const auto fewer = expand_sweep(spec);
   for (std::size_t i = 0; i < fewer.size(); ++i) CHECK(fewer[i].overrides[1].value_yaml == points[i].overrides[1].value_yaml);
@@ -218,7 +222,7 @@ TEST_CASE("overrides update a key as a last file would, nested keys keep their s
   CHECK(base.training[0].datacenter.pue == 1.5);
   CHECK(std::get<TransformerDesign>(o.training[0].design).decoder_layers == 6);
   CHECK(std::get<TransformerDesign>(o.training[0].design).d_model == 256);
-  CHECK(o.info.horizon_s == doctest::Approx(2 * 365.25 * 86400).epsilon(0.01));
+  CHECK(o.info.horizon_s == approx(2 * 365.25 * 86400).epsilon(0.01));
   CHECK(o.resolved_yaml != base.resolved_yaml);
 }
 

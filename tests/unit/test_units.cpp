@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "approx.hpp"
+
+using dlcarbon::test::approx;
+
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/units.hpp"
 
@@ -21,62 +25,62 @@ std::string message(const char* text, Kind kind) {
 
 TEST_CASE("energies convert to joules") {
   // 1 kWh = 1000 W x 3600 s = 3.6e6 J; 1,287 MWh = 1287 x 3.6e9 J = 4.6332e12 J.
-  CHECK(si("1 kWh", Kind::energy) == doctest::Approx(3.6e6).epsilon(1e-15));
-  CHECK(si("1,287 MWh", Kind::energy) == doctest::Approx(4.6332e12).epsilon(1e-15));
+  CHECK(si("1 kWh", Kind::energy) == approx(3.6e6).epsilon(1e-15));
+  CHECK(si("1,287 MWh", Kind::energy) == approx(4.6332e12).epsilon(1e-15));
   CHECK(si("5 J", Kind::energy) == 5);
-  CHECK(si("2 GJ", Kind::energy) == doctest::Approx(2e9).epsilon(1e-15));
+  CHECK(si("2 GJ", Kind::energy) == approx(2e9).epsilon(1e-15));
 }
 
 TEST_CASE("durations convert to seconds") {
   // 14.8 days x 86,400 s = 1,278,720 s; a year is 365 days = 31,536,000 s.
-  CHECK(si("14.8 days", Kind::time) == doctest::Approx(1278720).epsilon(1e-15));
+  CHECK(si("14.8 days", Kind::time) == approx(1278720).epsilon(1e-15));
   CHECK(si("12 h", Kind::time) == 43200);
-  CHECK(si("3.55e6 h", Kind::time) == doctest::Approx(1.278e10).epsilon(1e-15));
+  CHECK(si("3.55e6 h", Kind::time) == approx(1.278e10).epsilon(1e-15));
   CHECK(si("1 year", Kind::time) == 31536000);
   CHECK(si("90 min", Kind::time) == 5400);
   CHECK(si("2 weeks", Kind::time) == 1209600);
-  CHECK(si("250 ms", Kind::time) == doctest::Approx(0.25).epsilon(1e-15));
+  CHECK(si("250 ms", Kind::time) == approx(0.25).epsilon(1e-15));
 }
 
 TEST_CASE("powers, masses and intensities") {
   CHECK(si("400 W", Kind::power) == 400);
-  CHECK(si("3.43 kW", Kind::power) == doctest::Approx(3430).epsilon(1e-15));
+  CHECK(si("3.43 kW", Kind::power) == approx(3430).epsilon(1e-15));
   // 552 t = 552,000 kg; 26 lb = 26 x 0.45359237 kg = 11.79340162 kg.
   CHECK(si("552 tCO2e", Kind::co2e) == 552000);
-  CHECK(si("26 lbCO2e", Kind::co2e) == doctest::Approx(11.79340162).epsilon(1e-12));
-  CHECK(si("9.78 kgCO2e", Kind::co2e) == doctest::Approx(9.78).epsilon(1e-15));
-  CHECK(si("340.5 kg CO2e", Kind::co2e) == doctest::Approx(340.5).epsilon(1e-15));
+  CHECK(si("26 lbCO2e", Kind::co2e) == approx(11.79340162).epsilon(1e-12));
+  CHECK(si("9.78 kgCO2e", Kind::co2e) == approx(9.78).epsilon(1e-15));
+  CHECK(si("340.5 kg CO2e", Kind::co2e) == approx(340.5).epsilon(1e-15));
   // 0.429 kg/kWh = 0.429 / 3.6e6 kg/J = 1.191666...e-7 kg/J.
-  CHECK(si("0.429 kgCO2e/kWh", Kind::intensity) == doctest::Approx(0.429 / 3.6e6).epsilon(1e-15));
+  CHECK(si("0.429 kgCO2e/kWh", Kind::intensity) == approx(0.429 / 3.6e6).epsilon(1e-15));
   // 20 g/kWh = 0.02 kg / 3.6e6 J.
-  CHECK(si("20 gCO2e/kWh", Kind::intensity) == doctest::Approx(0.02 / 3.6e6).epsilon(1e-15));
+  CHECK(si("20 gCO2e/kWh", Kind::intensity) == approx(0.02 / 3.6e6).epsilon(1e-15));
   // 998.443 lb/MWh x 0.45359237 kg/lb / 3.6e9 J/MWh.
   CHECK(si("998.443 lbCO2e/MWh", Kind::intensity) ==
-        doctest::Approx(998.443 * 0.45359237 / 3.6e9).epsilon(1e-12));
+        approx(998.443 * 0.45359237 / 3.6e9).epsilon(1e-12));
 }
 
 TEST_CASE("work, rates, bytes and counts") {
-  CHECK(si("3.14e23 FLOP", Kind::work) == doctest::Approx(3.14e23).epsilon(1e-15));
-  CHECK(si("125 TFLOP/s", Kind::rate) == doctest::Approx(1.25e14).epsilon(1e-15));
-  CHECK(si("125 TFLOPS", Kind::rate) == doctest::Approx(1.25e14).epsilon(1e-15));
-  CHECK(si("1979 TOPS", Kind::rate) == doctest::Approx(1.979e15).epsilon(1e-15));
-  CHECK(si("32 GB", Kind::bytes) == doctest::Approx(3.2e10).epsilon(1e-15));
-  CHECK(si("16 GiB", Kind::bytes) == doctest::Approx(16.0 * 1024 * 1024 * 1024).epsilon(1e-15));
-  CHECK(si("900 GB/s", Kind::bandwidth) == doctest::Approx(9e11).epsilon(1e-15));
-  CHECK(si("300e9 tokens", Kind::count) == doctest::Approx(3e11).epsilon(1e-15));
-  CHECK(si("175e9", Kind::count) == doctest::Approx(1.75e11).epsilon(1e-15));
-  CHECK(si("1.58", Kind::ratio) == doctest::Approx(1.58).epsilon(1e-15));
+  CHECK(si("3.14e23 FLOP", Kind::work) == approx(3.14e23).epsilon(1e-15));
+  CHECK(si("125 TFLOP/s", Kind::rate) == approx(1.25e14).epsilon(1e-15));
+  CHECK(si("125 TFLOPS", Kind::rate) == approx(1.25e14).epsilon(1e-15));
+  CHECK(si("1979 TOPS", Kind::rate) == approx(1.979e15).epsilon(1e-15));
+  CHECK(si("32 GB", Kind::bytes) == approx(3.2e10).epsilon(1e-15));
+  CHECK(si("16 GiB", Kind::bytes) == approx(16.0 * 1024 * 1024 * 1024).epsilon(1e-15));
+  CHECK(si("900 GB/s", Kind::bandwidth) == approx(9e11).epsilon(1e-15));
+  CHECK(si("300e9 tokens", Kind::count) == approx(3e11).epsilon(1e-15));
+  CHECK(si("175e9", Kind::count) == approx(1.75e11).epsilon(1e-15));
+  CHECK(si("1.58", Kind::ratio) == approx(1.58).epsilon(1e-15));
 }
 
 TEST_CASE("the resolution is half a unit of the last printed digit, in SI") {
   // "27 kWh": 0.5 kWh = 1.8e6 J. "3.1 days": 0.05 day = 4320 s. "552.1 t": 0.05 t = 50 kg.
-  CHECK(parse_quantity("27 kWh", Kind::energy).resolution == doctest::Approx(1.8e6).epsilon(1e-12));
-  CHECK(parse_quantity("3.1 days", Kind::time).resolution == doctest::Approx(4320).epsilon(1e-12));
-  CHECK(parse_quantity("552.1 tCO2e", Kind::co2e).resolution == doctest::Approx(50).epsilon(1e-12));
+  CHECK(parse_quantity("27 kWh", Kind::energy).resolution == approx(1.8e6).epsilon(1e-12));
+  CHECK(parse_quantity("3.1 days", Kind::time).resolution == approx(4320).epsilon(1e-12));
+  CHECK(parse_quantity("552.1 tCO2e", Kind::co2e).resolution == approx(50).epsilon(1e-12));
   // "3.14e23": last digit is 1e21, half of it 5e20.
-  CHECK(parse_quantity("3.14e23 FLOP", Kind::work).resolution == doctest::Approx(5e20).epsilon(1e-12));
+  CHECK(parse_quantity("3.14e23 FLOP", Kind::work).resolution == approx(5e20).epsilon(1e-12));
   // "1,287 MWh": 0.5 MWh = 1.8e9 J.
-  CHECK(parse_quantity("1,287 MWh", Kind::energy).resolution == doctest::Approx(1.8e9).epsilon(1e-12));
+  CHECK(parse_quantity("1,287 MWh", Kind::energy).resolution == approx(1.8e9).epsilon(1e-12));
 }
 
 TEST_CASE("bad quantities are rejected with the reason") {
