@@ -44,6 +44,9 @@ struct Op {
   double params = 0;       // trainable parameters owned by the op
   double saved_bytes = 0;  // activations kept for the backward pass
   bool expert = false;     // belongs to a mixture-of-experts FFN (sharded by expert parallelism)
+  // A weight product with a bias (y = xW + b): the forward adds it in the GEMM's epilogue; the
+  // backward reduces the output's gradient over its m rows for the bias's gradient, a pass of its own.
+  bool bias = false;
   double backward_factor = 2;  // backward FLOPs and bytes / forward (input and weight gradients)
   // Split over a tensor-parallel group (GEMM columns, attention heads, the FFN's width); false
   // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank

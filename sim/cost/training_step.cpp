@@ -279,13 +279,29 @@ StepCost cost_training_step(const TrainingJob& job) {
       cast_f = hardware::kernel_time(dev16, sixteen, 0, cast_fwd_bytes, false).seconds;
       cast_b = hardware::kernel_time(dev16, sixteen, 0, cast_bwd_bytes, false).seconds + dev16.launch_s;
     }
+    // A bias's gradient is the output's gradient summed over its rows, a reduction kernel of its own
+    // that reads that gradient once (PyTorch's addmm and linear backward, Megatron-LM's linear layers,
+    // TensorFlow's BiasAddGrad); on a TPU, XLA fuses it into the fusion that produces the gradient.
+    // Gradients are 16-bit under fp8. A row-parallel layer adds its bias after the all-reduce, on
+    // every rank of the tensor group, or on its sequence shard under sequence parallelism.
+    double bias_bwd_flops = 0, bias_bwd_bytes = 0, bias_b = 0;
+    if (op.bias && job.hardware.kind != "tpu") {
+      const double rows = row_parallel_output && p.sequence_parallel ? dev_m / tp : dev_m;
+      const double cnt = static_cast<double>(op.count);
+      bias_bwd_flops = cnt * rows * dev_n;
+      bias_bwd_bytes = bytes_per_value * cnt * dev_n * (rows + 1);
+      bias_b = hardware::kernel_time(eight_bit_op ? dev16 : od, eight_bit_op ? sixteen : op_precision, bias_bwd_flops,
+                                     bias_bwd_bytes, false)
+                   .seconds;
+    }
     const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f;
-    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s + cast_b;
+    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b;
     const double recompute = recomputed ? f_s : 0;
     fwd_s += stage_share * f_s;
     bwd_s += stage_share * (b_s + recompute);
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
-    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops, bf * bytes + cast_bwd_bytes, b_s);
+    const double e_b =
+        hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops, bf * bytes + cast_bwd_bytes + bias_bwd_bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (!in_layer) {
@@ -336,7 +352,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes + cast_fwd_bytes, f_s, e_f,
                      f.memory_bound ? "memory" : "compute", op.layer});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops, bf * bytes + cast_bwd_bytes, b_s + recompute, e_b,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops, bf * bytes + cast_bwd_bytes + bias_bwd_bytes,
+                     b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.

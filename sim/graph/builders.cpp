@@ -39,6 +39,7 @@ class Emitter {
     op.params = shared ? 0 : (weight_params >= 0 ? weight_params : c * (kd * nd + (bias ? nd : 0)));
     op.saved_bytes = p_ * c * md * kd;  // the input, for the weight gradient
     op.expert = expert;
+    op.bias = bias;
     return g_.add(op, in >= 0 ? std::vector<int>{in} : std::vector<int>{});
   }
 

@@ -409,16 +409,17 @@ TEST_CASE("a training step of a one-layer MLP, by hand") {
   const StepCost c = cost_training_step(mlp_job());
   REQUIRE(c.fits);
   // input (1e6 elements, 4e6 B): memory-bound, 4e6 / 5e11 = 8e-6 s forward, 1.6e-5 backward.
-  // dense.0: 2 x 1000^3 = 2e9 FLOP, 6e6 B: 2e9 / 5e13 = 4e-5 s forward, 8e-5 backward.
-  // One microbatch: 4.8e-5 + 9.6e-5 = 1.44e-4 s.
-  CHECK(c.compute_s == approx(1.44e-4));
+  // dense.0: 2 x 1000^3 = 2e9 FLOP, 6e6 B: 2e9 / 5e13 = 4e-5 s forward, 8e-5 backward, and the
+  // bias's gradient: the 1e6-element output gradient read and 1000 values written, 2.002e6 B /
+  // 5e11 = 4.004e-6 s. One microbatch: 4.8e-5 + 9.6e-5 + 4.004e-6 = 1.48004e-4 s.
+  CHECK(c.compute_s == approx(1.48004e-4));
   // Adam on 1,001,000 parameters in fp16: the update's 28 B, the gradient norm's read (2), the
   // master weights copied back to fp16 (4 + 2) and the loss scale's unscale and overflow check
   // (2 + 2): 40 B each = 4.004e7 B / 5e11 = 8.008e-5 s (memory-bound).
   CHECK(c.optimizer_s == approx(8.008e-5));
-  CHECK(c.step_s == approx(1.44e-4 + 8.008e-5));
-  // MFU = 3 x (2e9 + 1e6) / (2.2408e-4 s x 1e14) = 0.267895.
-  CHECK(c.mfu == approx(0.267895).epsilon(1e-4));
+  CHECK(c.step_s == approx(1.48004e-4 + 8.008e-5));
+  // MFU = 3 x (2e9 + 1e6) / (2.28084e-4 s x 1e14) = 0.263193.
+  CHECK(c.mfu == approx(0.263193).epsilon(1e-4));
   CHECK(c.steps == approx(1000));
   CHECK(c.bubble_fraction == 0);
   CHECK(c.data_comm_s == 0);
@@ -430,13 +431,15 @@ TEST_CASE("a GEMM's backward is two products, each with its own shape") {
   // 8e9 FLOPs a product, on a device whose GEMMs pay k0 = 100 per reduction step (efficiency
   // 0.5 / (1 + 100 / K)). Forward, K = 1000: 8e9 x 1.1 / 5e13 = 1.76e-4 s. Input gradient
   // dA = dC W^T reduces over n = 4000: 8e9 x 1.025 / 5e13 = 1.64e-4 s; weight gradient
-  // dW = A^T dC over m = 1000: 1.76e-4 s. The input op: 4e6 B, 8e-6 s forward, 1.6e-5 backward.
+  // dW = A^T dC over m = 1000: 1.76e-4 s; the bias's gradient reads the 4e6-element output
+  // gradient and writes 4000 values: 8.008e6 B / 5e11 = 1.6016e-5 s. The input op: 4e6 B, 8e-6 s
+  // forward, 1.6e-5 backward.
   TrainingJob job = mlp_job();
   job.design = MlpDesign{{1000, 4000}};
   job.hardware.gemm_shape = {0, 0, 100};
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
-  CHECK(c.compute_s == approx(2.4e-5 + 1.76e-4 + 1.64e-4 + 1.76e-4));
+  CHECK(c.compute_s == approx(2.4e-5 + 1.76e-4 + 1.64e-4 + 1.76e-4 + 1.6016e-5));
 }
 
 TEST_CASE("the optimizer's passes by precision: norm, master copy, loss scaling") {
@@ -455,7 +458,8 @@ TEST_CASE("fp8 training: the GEMMs at the 8-bit rate, everything else stored at 
   // fp8: the same input op (its values stay 16-bit), dense.0 at 1e14 (2e-5, 4e-5), and its casts:
   // forward the 1e6-element input read in 16 bits and written in 8 (3e6 B, 6e-6 s); backward the
   // output's gradient cast (3e6 B) and the input and gradient transposed in 8 bits (2e6 + 2e6 B):
-  // 7e6 B, 1.4e-5 s. 2.4e-5 + 6e-5 + 2e-5 = 1.04e-4 s.
+  // 7e6 B, 1.4e-5 s. 2.4e-5 + 6e-5 + 2e-5 = 1.04e-4 s. Both add the bias's gradient, a 16-bit
+  // reduction of the output's gradient (2.002e6 B, 4.004e-6 s): 1.48004e-4 and 1.08004e-4 s.
   TrainingJob job = mlp_job();
   job.hardware.peak_flop_per_s = {{"bf16", 1e14}, {"fp8", 2e14}};
   job.precision = "bf16";
@@ -464,8 +468,8 @@ TEST_CASE("fp8 training: the GEMMs at the 8-bit rate, everything else stored at 
   const StepCost f = cost_training_step(job);
   REQUIRE(b.fits);
   REQUIRE(f.fits);
-  CHECK(b.compute_s == approx(1.44e-4));
-  CHECK(f.compute_s == approx(1.04e-4));
+  CHECK(b.compute_s == approx(1.48004e-4));
+  CHECK(f.compute_s == approx(1.08004e-4));
   // Memory, the optimizer's passes and the gradients are those of bf16 training, except that the
   // product keeps its input for the weight gradient as its 8-bit cast: 1000 x 1000 x 1 B fewer.
   CHECK(f.memory_per_device_bytes == approx(b.memory_per_device_bytes - 1e6));
@@ -762,10 +766,10 @@ TEST_CASE("first-principles results feed the accounting arithmetic") {
   const TrainingResult r = simulate_training(job);
   REQUIRE(r.ok);
   CHECK(r.mode == "first-principles");
-  // 1000 steps x 2.2408e-4 s.
-  CHECK(r.footprint.duration_s == approx(0.22408));
+  // 1000 steps x 2.28084e-4 s.
+  CHECK(r.footprint.duration_s == approx(0.228084));
   CHECK(r.footprint.power_per_accelerator_w == approx(r.step->power_per_accelerator_w));
-  CHECK(r.footprint.it_energy_j == approx(0.22408 * r.step->power_per_accelerator_w));
+  CHECK(r.footprint.it_energy_j == approx(0.228084 * r.step->power_per_accelerator_w));
 }
 
 TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
@@ -886,6 +890,40 @@ TrainingJob tensor_pair_job(bool parallel_block) {
 }
 }  // namespace
 
+TEST_CASE("a bias's gradient is a reduction of the output's gradient, by hand") {
+  // The one-layer decoder (32 tokens, d_model 64, biases) on a tensor pair, fp16. The backward of a
+  // biased product moves twice its forward's bytes plus the bias's gradient: the device's output
+  // gradient read (m x n values) and n values written, 2 B each.
+  TrainingJob job = tensor_pair_job(false);
+  const auto extra = [](const StepCost& c, const std::string& name) {
+    double f = -1, b = -1;
+    for (const auto& op : c.ops) {
+      if (op.op == name && op.phase == "fwd") f = op.bytes;
+      if (op.op == name && op.phase == "bwd") b = op.bytes;
+    }
+    REQUIRE(f > 0);
+    return b - 2 * f;
+  };
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  // Column-parallel QKV: 192 / 2 = 96 columns a rank: 2 x 96 x (32 + 1) = 6,336 B.
+  CHECK(extra(c, "decoder.0.attn.qkv") == approx(6336));
+  // Row-parallel output: the bias is added after the all-reduce, on all 64 columns of every rank:
+  // 2 x 64 x 33 = 4,224 B; under sequence parallelism on the rank's 16 tokens: 2 x 64 x 17 = 2,176 B.
+  CHECK(extra(c, "decoder.0.attn.out") == approx(4224));
+  job.parallelism->sequence_parallel = true;
+  CHECK(extra(cost_training_step(job), "decoder.0.attn.out") == approx(2176));
+  // Without biases, or on a TPU (XLA fuses the reduction into the gradient's producer): nothing.
+  job.parallelism->sequence_parallel = false;
+  job.hardware.kind = "tpu";
+  CHECK(extra(cost_training_step(job), "decoder.0.attn.qkv") == 0);
+  job.hardware.kind = "gpu";
+  auto d = std::get<TransformerDesign>(job.design);
+  d.biases = false;
+  job.design = d;
+  CHECK(extra(cost_training_step(job), "decoder.0.attn.qkv") == 0);
+}
+
 TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
   TrainingJob job = tensor_pair_job(false);
   const auto fwd = [](const StepCost& c, const std::string& name) {
@@ -930,15 +968,15 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
 }
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
-  // Five 1000 x 1000 layers: each product 1.2e-4 s forward and backward for 1000 samples (the
-  // one-layer MLP by hand above), four activations between them at 2.4e-5 s each (1e6 elements,
-  // memory-bound like the input), and the input op (2.4e-5 s), which is on no layer. Per layer on
-  // average: (5 x 1.2e-4 + 4 x 2.4e-5) / 5 = 1.392e-4 s.
+  // Five 1000 x 1000 layers: each product 1.2e-4 s forward and backward for 1000 samples and its
+  // bias's gradient 4.004e-6 s (the one-layer MLP by hand above), four activations between them at
+  // 2.4e-5 s each (1e6 elements, memory-bound like the input), and the input op (2.4e-5 s), which is
+  // on no layer. Per layer on average: (5 x 1.24004e-4 + 4 x 2.4e-5) / 5 = 1.43204e-4 s.
   TrainingJob job = mlp_job();
   job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000}};
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
-  CHECK(c.compute_s == approx(2.4e-5 + 5 * 1.392e-4));
+  CHECK(c.compute_s == approx(2.4e-5 + 5 * 1.43204e-4));
   // Two stages: 3 layers on the busiest, not 2.5; two microbatches of 1000.
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
@@ -946,7 +984,7 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.microbatches == 2);
-  CHECK(c.compute_s == approx(2 * (2.4e-5 + 3 * 1.392e-4)));
+  CHECK(c.compute_s == approx(2 * (2.4e-5 + 3 * 1.43204e-4)));
   CHECK(c.bubble_fraction == approx(1.0 / 3));
   // Energy is the work's, not the busiest stage's: with no static power, two stages spend what
   // one device spends on the same two microbatches (each device does half of the work).
