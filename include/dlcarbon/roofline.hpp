@@ -23,7 +23,8 @@ struct DeviceModel {
   // Achieved fraction of peak for large kernels (roofline ceilings), and the fixed cost of
   // launching one kernel. The tail of small kernels is the launch term: t = F / (eta P) + t_launch.
   double gemm_efficiency = 0;
-  double memory_efficiency = 0;
+  double memory_efficiency = 0;       // memory-bound GEMMs (a weight stream)
+  double elementwise_efficiency = 0;  // every other memory-bound kernel (Hardware::elementwise_efficiency)
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
   std::map<std::string, double> attention_efficiency;  // by FlashAttention generation, where published
   std::array<double, 3> gemm_shape{0, 0, 0};      // m0, n0, k0 (calibrated; 0: no shape dependence)

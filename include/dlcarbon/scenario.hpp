@@ -70,6 +70,10 @@ struct Hardware {
   std::string embodied_basis, process_node, source, notes;
   // Roofline ceilings where measured or published (`efficiency:` block); datasheet defaults otherwise.
   std::optional<double> gemm_efficiency, memory_efficiency, kernel_launch_s;
+  // The fraction of bandwidth the frameworks' own memory-bound kernels reach (norms, softmax,
+  // dropout, activations, adds, the optimizer), where measured apart from streaming (default:
+  // memory_efficiency, which memory-bound GEMMs such as decoding's weight streams keep).
+  std::optional<double> elementwise_efficiency;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
   // FlashAttention generation (flash1, flash2, flash3) -> fraction of the peak (at the job's
   // precision) its kernels reach over their two products' FLOPs

@@ -124,7 +124,8 @@ KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, doub
     }
   }
   t.compute_s = flops > 0 ? flops / (peak * (efficiency > 0 ? efficiency : device.gemm_efficiency)) : 0;
-  t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * device.memory_efficiency) : 0;
+  const double bandwidth_share = gemm ? device.memory_efficiency : device.elementwise_efficiency;
+  t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * bandwidth_share) : 0;
   t.memory_bound = t.memory_s > t.compute_s;
   t.seconds = std::max(t.compute_s, t.memory_s) + device.launch_s;
   return t;
@@ -151,6 +152,7 @@ DeviceModel make_device_model(const Hardware& h) {
   d.host_w = h.host_overhead_w;
   d.gemm_efficiency = h.gemm_efficiency.value_or(kDefaultGemmEfficiency);
   d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
+  d.elementwise_efficiency = h.elementwise_efficiency.value_or(d.memory_efficiency);
   d.launch_s = h.kernel_launch_s.value_or(kDefaultLaunchS);
   d.conv_efficiency = h.conv_efficiency;
   d.attention_efficiency = h.attention_efficiency;

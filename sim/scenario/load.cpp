@@ -449,11 +449,15 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
           const MapView e(m.at("efficiency"),
-                          {"gemm", "memory", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "precision", "source"});
+                          {"gemm", "memory", "elementwise", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "precision",
+                           "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
           if (e.has("memory")) {
             h.memory_efficiency = detail::read_number_in(e.at("memory"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
+          }
+          if (e.has("elementwise")) {
+            h.elementwise_efficiency = detail::read_number_in(e.at("elementwise"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
           }
           if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
           // t = F / (peak eta) x (1 + m0/m + n0/n + k0/k): overheads per row, column and reduction step.

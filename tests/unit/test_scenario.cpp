@@ -341,6 +341,31 @@ TEST_CASE("a model design read from a graph file, relative to the scenario") {
   CHECK_FALSE(s.training[0].duration_given);
 }
 
+TEST_CASE("the A100 entries' memory-bound framework kernels at the median of their published rates") {
+  // Nine forward passes of PyTorch, apex and TorchScript kernels measured on A100s (layer norm,
+  // dropout, bias + GELU, bias + dropout + residual; data/hardware/published/, with the sources):
+  // 895-1,258 GB/s, median 949.8. Both entries stream such kernels at that rate, their own fraction
+  // of bandwidth (40 GB: 949.8 / 1,555 = 0.611; 80 GB: 949.8 / 2,000 = 0.475), while memory-bound
+  // GEMMs keep the streaming default.
+  std::vector<double> used;
+  for (const auto& cells : published_rows("a100-framework-memory-kernels.csv",
+                                          "source,device,op,direction,dtype,shape,timing,gb_per_s,bytes,used")) {
+    REQUIRE(cells.size() == 10);
+    if (cells[9] == "yes") used.push_back(std::stod(cells[7]) * 1e9);
+  }
+  REQUIRE(used.size() == 9);
+  std::sort(used.begin(), used.end());
+  const double median = used[used.size() / 2];
+  CHECK(median == approx(949.8e9));
+  for (const char* id : {"nvidia-a100-sxm4-40gb", "nvidia-a100-sxm4-80gb"}) {
+    const auto dev = dlcarbon::hardware::make_device_model(shipped_entries({id}).at(0));
+    CHECK(dev.memory_bandwidth * dev.elementwise_efficiency == approx(median).epsilon(0.002));
+    // A pass of 1 GB: an elementwise kernel at the measured rate, a GEMM's stream at 0.85.
+    CHECK(dlcarbon::hardware::kernel_time(dev, "bf16", 0, 1e9, false).memory_s == approx(1e9 / median).epsilon(0.002));
+    CHECK(dlcarbon::hardware::kernel_time(dev, "bf16", 0, 1e9, true).memory_s == approx(1e9 / (0.85 * dev.memory_bandwidth)));
+  }
+}
+
 TEST_CASE("the shipped A100 GEMM model against the layer of GEMMs measured in EleutherAI's cookbook") {
   // Seven GEMMs of one transformer layer (h 4096, 8,192 tokens; two attention batched products of
   // 64) measured on an A100 [inferred from their rates] (data/hardware/published/, with the source).
