@@ -64,7 +64,8 @@ struct KernelTime {
   bool memory_bound = false;
 };
 
-// Roofline time of one kernel: max(F / (P eta_c), B / (BW eta_m)) + t_launch.
+// Roofline time of one kernel: max(F / (P eta_c), B / (BW eta)) + t_launch, with eta the streaming
+// eta_m for a GEMM and the frameworks' eta_e (elementwise_efficiency) for every other kernel.
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                        bool gemm, double efficiency = 0);
 

@@ -178,7 +178,7 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
-         saved_other = 0;
+         saved_other = 0, saved_stack_end = 0;
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
@@ -286,7 +286,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     // every rank of the tensor group, or on its sequence shard under sequence parallelism.
     double bias_bwd_flops = 0, bias_bwd_bytes = 0, bias_b = 0;
     if (op.bias && job.hardware.kind != "tpu") {
-      const double rows = row_parallel_output && p.sequence_parallel ? dev_m / tp : dev_m;
+      const double rows = row_parallel && p.sequence_parallel ? dev_m / tp : dev_m;  // experts keep their n / t columns
       const double cnt = static_cast<double>(op.count);
       bias_bwd_flops = cnt * rows * dev_n;
       bias_bwd_bytes = bytes_per_value * cnt * dev_n * (rows + 1);
@@ -304,6 +304,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops, bf * bytes + cast_bwd_bytes + bias_bwd_bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
+    if (stack_end) saved_stack_end += op.saved_bytes / split;  // kept under full recomputation (it runs once)
     if (!in_layer) {
       saved_other += op.saved_bytes / split;
     } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
@@ -564,7 +565,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   double activations = saved_layers * busiest_share * in_flight + saved_other;
   if (p.recompute) {
     activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +
-                  saved_other;
+                  saved_stack_end + saved_other;
   }
   c.memory_per_device_bytes = params_per_device * (weights + grads + states) + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {

@@ -75,7 +75,11 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       kv_bytes = static_cast<double>(d.batch * layers) * (c_kv + r) * context * p_bytes;
       kv_flops = static_cast<double>(d.batch * layers * heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
     }
-    const auto kt = hardware::kernel_time(dev, d.precision, kv_flops, kv_bytes, false);
+    // The cache is streamed as a weight matrix is (a decode attention kernel reading long contiguous
+    // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels.
+    hardware::DeviceModel streaming = dev;
+    streaming.elementwise_efficiency = dev.memory_efficiency;
+    const auto kt = hardware::kernel_time(streaming, d.precision, kv_flops, kv_bytes, false);
     const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
     batch_s = p.batch_time_s + d.tokens_out * (s.batch_time_s + kt.seconds);
     k.prefill_s = p.batch_time_s;

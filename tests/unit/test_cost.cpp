@@ -922,6 +922,19 @@ TEST_CASE("a bias's gradient is a reduction of the output's gradient, by hand") 
   d.biases = false;
   job.design = d;
   CHECK(extra(cost_training_step(job), "decoder.0.attn.qkv") == 0);
+  // An expert's down projection keeps its n / t columns on each rank of the tensor group (it is not
+  // row-parallel), so its bias's gradient covers all its routed rows with or without sequence
+  // parallelism: 2 B x count x (64 / 2) x (m + 1).
+  TrainingJob moe = moe_job(1, 4);
+  moe.parallelism->tensor = 2;
+  moe.parallelism->global_batch = 32;
+  const StepCost plain_moe = cost_training_step(moe);
+  REQUIRE(plain_moe.fits);
+  moe.parallelism->sequence_parallel = true;
+  const StepCost sp_moe = cost_training_step(moe);
+  REQUIRE(sp_moe.fits);
+  CHECK(extra(plain_moe, "decoder.0.ffn.experts.down") > 0);
+  CHECK(extra(sp_moe, "decoder.0.ffn.experts.down") == approx(extra(plain_moe, "decoder.0.ffn.experts.down")));
 }
 
 TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
