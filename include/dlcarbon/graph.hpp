@@ -115,6 +115,10 @@ struct GraphShape {
   // expert ops are the share of one device: experts / group experts, each with the slots routed
   // to it from the whole group (at least one), so an expert's capacity is rounded over the group.
   std::int64_t expert_group = 1;
+  // Convolutions' activations channels-last (NHWC): PyTorch trains batch norm there with cuDNN's
+  // persistent kernels (CUDNN_BATCHNORM_SPATIAL_PERSISTENT), which keep the input on chip between the
+  // statistics and the normalisation.
+  bool channels_last = false;
 };
 
 class OpGraph {

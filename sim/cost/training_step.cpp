@@ -141,6 +141,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   graph::GraphShape shape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
                           job.eager};
   shape.expert_group = expert_group;
+  shape.channels_last = job.layout == "nhwc";
   const graph::OpGraph g = graph::build_graph(job.design, shape);
   const double eg = static_cast<double>(expert_group);
   c.parameters = g.parameters();

@@ -27,7 +27,8 @@ void require(bool ok, const std::string& what) {
 class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
-      : fusion(shape.fusion), training(shape.training), eager(shape.eager), expert_group(std::max<I>(1, shape.expert_group)),
+      : fusion(shape.fusion), training(shape.training), eager(shape.eager), channels_last(shape.channels_last),
+        expert_group(std::max<I>(1, shape.expert_group)),
         g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
   // y[m x n] = x[m x k] W[k x n] (+ b): weights owned unless `shared` (tied embeddings).
@@ -195,6 +196,7 @@ class Emitter {
   Fusion fusion;
   bool training;
   bool eager;
+  bool channels_last;
   I expert_group;
 
  private:
@@ -690,11 +692,14 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   // and the image (N x H x W a channel), more than a kernel keeps on chip: the forward reads its
   // input twice (the statistics, then the normalisation) and writes once; the backward reads the
   // input and the output's gradient twice (the sums for the scale's and shift's gradients, then
-  // the input's) and writes once: 5 passes, 5/3 of the forward's. Inference uses the running
+  // the input's) and writes once: 5 passes, 5/3 of the forward's. Channels-last, cuDNN's persistent
+  // kernels keep the input on chip across the two phases: the forward reads it once and the
+  // backward reads the input and the gradient once, 2 and 3 passes. Inference uses the running
   // statistics: one read, one write.
   const double elements = md * nd;
-  const int bn = e.elementwise(name + ".bn", layer, {id}, elements, 4, OpKind::norm, 2 * nd, true, e.training ? 2 : 1);
-  if (e.training) e.backward_factor(bn, 5.0 / 3.0);
+  const bool persistent = e.training && e.channels_last;
+  const int bn = e.elementwise(name + ".bn", layer, {id}, elements, 4, OpKind::norm, 2 * nd, true, e.training && !persistent ? 2 : 1);
+  if (e.training) e.backward_factor(bn, persistent ? 1.5 : 5.0 / 3.0);
   return {bn, out_hw, out_c};
 }
 

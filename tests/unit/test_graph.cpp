@@ -200,6 +200,13 @@ TEST_CASE("batch norm in training reads its input twice and its backward makes f
   CHECK(train.backward_factor == approx(5.0 / 3.0));
   const auto infer = bn(build_graph(r, GraphShape{1, 2, true, graph::Fusion::elementwise, false}));
   CHECK(infer.bytes == 3211520.0);
+  // Channels-last training (cuDNN's persistent kernels): one read and one write forward,
+  // 2 x (2 x 802,816 + 128) = 3,211,520 B, and a backward of 3 passes (3/2 of the forward).
+  GraphShape nhwc{1, 2, true};
+  nhwc.channels_last = true;
+  const auto persistent = bn(build_graph(r, nhwc));
+  CHECK(persistent.bytes == 3211520.0);
+  CHECK(persistent.backward_factor == approx(1.5));
 }
 
 TEST_CASE("a hand-computed small graph: a 2-layer MLP") {
