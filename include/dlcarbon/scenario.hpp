@@ -203,6 +203,11 @@ struct Parallelism {
   // for the compute precision; "fp32" as Megatron-LM does for bf16 by default
   // (accumulate_allreduce_grads_in_fp32). Parameter gathers stay at the compute precision.
   std::string gradient_precision;
+  // How microbatches' weight gradients are summed into the step's (m > 1 microbatches a step):
+  // "separate", an elementwise kernel after each backward but the first (PyTorch's autograd,
+  // DeepSpeed, TensorFlow's accumulators; the default), or "fused", inside the weight-gradient
+  // GEMM (Megatron-LM's gradient_accumulation_fusion, on by default there since 2022). TPUs fuse it.
+  std::string gradient_accumulation = "separate";
   // Expert parallelism: the number of data-parallel ranks a mixture of experts spreads its experts
   // over (each holds experts / expert of them; the experts are replicated on data / expert such
   // groups, which all-reduce their gradients). 0: min(data, experts).

@@ -403,6 +403,29 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
     moe_comm = std::max(network_s, forward_s);
   }
+  // Gradient accumulation: with m microbatches a step, every backward after the first adds its
+  // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
+  // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
+  // kernel of its own: the new gradient read at the compute precision, the accumulator read and
+  // written at the gradients' (docs/hardware-model.md, "Gradient accumulation"). Megatron-LM's
+  // gradient_accumulation_fusion accumulates inside the weight-gradient GEMM (`fused`: cuBLAS's
+  // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
+  // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
+  // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes.
+  if (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu") {
+    const double sharded = p.zero_stage >= 2 ? static_cast<double>(shard) : 1.0;
+    const double held = ((c.parameters - expert_params) / model_parallel + expert_params / (model_parallel * eg)) / sharded;
+    const double grad_value = p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
+    const double acc_bytes = held * (bytes_per_value + 2 * grad_value);
+    const auto acc = hardware::kernel_time(dev16, "fp32", held, acc_bytes, false);
+    const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
+    const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
+    bwd_s += share * acc.seconds;
+    busy_energy += share * acc_e;
+    average_busy_s += share * acc.seconds;
+    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", share * held, share * acc_bytes, share * acc.seconds,
+                     share * acc_e, "memory"});
+  }
   const double mb = static_cast<double>(c.microbatches);
   double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   double overlapped = 0;  // DualPipe: the all-to-all and stage sends hidden under compute, a slot

@@ -569,7 +569,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "expert", "pipeline_schedule"});
+                      "shard_group", "gradient_precision", "gradient_accumulation", "expert", "pipeline_schedule"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -630,6 +630,7 @@ Parallelism read_parallelism(const Value& v) {
     }
   }
   if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});
+  if (m.has("gradient_accumulation")) p.gradient_accumulation = detail::read_choice(m.at("gradient_accumulation"), {"separate", "fused"});
   if (m.has("shard_group")) {
     p.shard_group = detail::read_positive_int(m.at("shard_group"));
     if (p.zero_stage != 3) {

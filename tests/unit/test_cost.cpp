@@ -329,6 +329,7 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   // collectives slow the compute under them only there).
   TrainingJob job = pipelined_mlp_job();
   job.hardware.kind = "gpu";
+  job.parallelism->gradient_accumulation = "fused";  // (the accumulation pass: its own test below)
   const StepCost plain = cost_training_step(job);
   job.parallelism->dualpipe = true;
   const StepCost dual = cost_training_step(job);
@@ -440,6 +441,44 @@ TEST_CASE("a GEMM's backward is two products, each with its own shape") {
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.compute_s == approx(2.4e-5 + 1.76e-4 + 1.64e-4 + 1.76e-4 + 1.6016e-5));
+}
+
+TEST_CASE("gradient accumulation: a pass after every microbatch's backward but the first, unless fused") {
+  // The one-layer MLP (1,001,000 parameters, 1.48004e-4 s a microbatch, by hand above), three
+  // microbatches of 1000 a step on one device. Each of the two later backwards adds its fp16
+  // gradient into the step's: the new gradient read (2 B), the accumulator read and written
+  // (2 + 2 B): 6.006e6 B at 5e11 B/s = 1.2012e-5 s.
+  TrainingJob job = mlp_job();
+  job.parallelism->global_batch = 3000;
+  job.tokens = 3e6;
+  const StepCost separate = cost_training_step(job);
+  REQUIRE(separate.fits);
+  REQUIRE(separate.microbatches == 3);
+  CHECK(separate.compute_s == approx(3 * 1.48004e-4 + 2 * 1.2012e-5));
+  // Accumulated in fp32: 2 + 4 + 4 B a parameter, 1.001e7 B = 2.002e-5 s a pass.
+  job.parallelism->gradient_precision = "fp32";
+  CHECK(cost_training_step(job).compute_s == approx(3 * 1.48004e-4 + 2 * 2.002e-5));
+  // Summed inside the weight-gradient GEMM (Megatron-LM), or by XLA's fusion on a TPU: no pass.
+  job.parallelism->gradient_precision.clear();
+  job.parallelism->gradient_accumulation = "fused";
+  CHECK(cost_training_step(job).compute_s == approx(3 * 1.48004e-4));
+  job.parallelism->gradient_accumulation = "separate";
+  job.hardware.kind = "tpu";  // (where XLA fuses the bias's gradient too: 1.44e-4 s a microbatch)
+  CHECK(cost_training_step(job).compute_s == approx(3 * 1.44e-4));
+  // One microbatch a step has nothing to accumulate.
+  job.hardware.kind = "gpu";
+  job.parallelism->global_batch = 1000;
+  CHECK(cost_training_step(job).compute_s == approx(1.48004e-4));
+  // The op table holds the pass as a backward row: its average a microbatch, 2/3 of one pass.
+  bool found = false;
+  for (const auto& r : separate.ops) {
+    if (r.op != "gradients.accumulate") continue;
+    found = true;
+    CHECK(r.phase == "bwd");
+    CHECK(r.bytes == approx(2.0 / 3 * 6.006e6));
+    CHECK(r.time_s == approx(2.0 / 3 * 1.2012e-5));
+  }
+  CHECK(found);
 }
 
 TEST_CASE("the optimizer's passes by precision: norm, master copy, loss scaling") {
@@ -990,10 +1029,12 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.compute_s == approx(2.4e-5 + 5 * 1.43204e-4));
-  // Two stages: 3 layers on the busiest, not 2.5; two microbatches of 1000.
+  // Two stages: 3 layers on the busiest, not 2.5; two microbatches of 1000 (their gradients summed
+  // in the weight-gradient GEMM here: the separate pass has its own test).
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
   job.parallelism->global_batch = 2000;
+  job.parallelism->gradient_accumulation = "fused";
   c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.microbatches == 2);
