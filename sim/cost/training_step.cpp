@@ -412,11 +412,17 @@ StepCost cost_training_step(const TrainingJob& job) {
   // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
   // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
   // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes.
+  // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
+  // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
+  const double dense_params = c.parameters - expert_params;
+  const double params_per_device = dense_params / model_parallel + expert_params / (model_parallel * eg);
+  // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
+  // default), the parameters gathered at the compute precision.
+  const double grad_value_bytes =
+      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
   if (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu") {
-    const double sharded = p.zero_stage >= 2 ? static_cast<double>(shard) : 1.0;
-    const double held = ((c.parameters - expert_params) / model_parallel + expert_params / (model_parallel * eg)) / sharded;
-    const double grad_value = p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
-    const double acc_bytes = held * (bytes_per_value + 2 * grad_value);
+    const double held = params_per_device / (p.zero_stage >= 2 ? static_cast<double>(shard) : 1.0);
+    const double acc_bytes = held * (bytes_per_value + 2 * grad_value_bytes);
     const auto acc = hardware::kernel_time(dev16, "fp32", held, acc_bytes, false);
     const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
     const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
@@ -459,14 +465,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.tensor_comm_s = mb * tp_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
-  // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
-  // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
-  const double dense_params = c.parameters - expert_params;
-  const double params_per_device = dense_params / model_parallel + expert_params / (model_parallel * eg);
-  // Gradients are reduced at their own precision (fp32 under Megatron-LM's bf16 default), the
-  // parameters gathered at the compute precision.
-  const double grad_value_bytes =
-      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
+  // (params_per_device and grad_value_bytes: above, with the accumulation pass.)
   const double grad_bytes = dense_params / model_parallel * grad_value_bytes;
   const double param_bytes = dense_params / model_parallel * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
