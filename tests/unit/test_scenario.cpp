@@ -364,7 +364,8 @@ TEST_CASE("memory-bound framework kernels at the median fraction of their publis
   // Forward passes of the frameworks' own kernels moving 30 MB or more, each as a fraction of its own
   // part's bandwidth (data/hardware/published/, with the sources): 22 on named A100s (layer norm, group
   // norm and cross-entropy; median 0.4716), 14 softmax calls on a V100 (599 / 900 = 0.666), 11 layer
-  // norm and cross-entropy calls on an H100 NVL (0.4273 of 3.9 TB/s). The entries stream such kernels
+  // norm and cross-entropy calls on an H100 NVL (0.4273 of 3.9 TB/s), PyTorch's addition in fp32 and fp16
+  // on a P100 (0.650 of 732 GB/s). The entries stream such kernels
   // at that fraction and memory-bound GEMMs at the streaming default.
   const std::string header = "source,device,op,direction,dtype,shape,timing,gb_per_s,bytes,used";
   const double a100 = framework_kernel_fraction("a100-framework-memory-kernels.csv", header, 7, 1,
@@ -375,9 +376,12 @@ TEST_CASE("memory-bound framework kernels at the median fraction of their publis
   CHECK(v100 == approx(599.25 / 900).epsilon(0.001));
   const double h100 = framework_kernel_fraction("h100-framework-memory-kernels.csv", header, 7, 1, {{"H100 NVL", 3.9e12}});
   CHECK(h100 == approx(0.4273).epsilon(0.001));
+  const double p100 = framework_kernel_fraction("p100-framework-memory-kernels.csv", header, 7, 1, {{"P100", 732e9}});
+  CHECK(p100 == approx((499.3 + 452.0) / 2 / 732).epsilon(0.001));
   for (const auto& [id, fraction] : std::vector<std::pair<std::string, double>>{{"nvidia-a100-sxm4-40gb", a100},
                                                                                  {"nvidia-a100-sxm4-80gb", a100},
                                                                                  {"nvidia-v100-sxm2", v100},
+                                                                                 {"nvidia-p100-sxm2", p100},
                                                                                  {"nvidia-h100-sxm5", h100},
                                                                                  {"nvidia-h800-sxm5", h100},
                                                                                  {"nvidia-h200-sxm", h100}}) {
