@@ -8,6 +8,7 @@
 //   g.forward_flops();     // one forward pass of the microbatch
 //   for (int id : g.topological_order()) { const Op& op = g.op(id); ... }
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -149,8 +150,13 @@ class OpGraph {
     op.saved_bytes = saved_bytes;
   }
   // What an op keeps for its backward pass, where that is not its output (a residual add keeps
-  // nothing; a product whose input another op already keeps adds nothing).
-  void set_saved(int id, double saved_bytes) { ops_.at(static_cast<std::size_t>(id)).saved_bytes = saved_bytes; }
+  // nothing; a product whose input another op already keeps adds nothing). What it keeps of the
+  // score matrix is at most that.
+  void set_saved(int id, double saved_bytes) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.saved_bytes = saved_bytes;
+    op.score_saved_bytes = std::min(op.score_saved_bytes, saved_bytes);
+  }
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   // An elementwise pass over the score matrix: all it saves is score matrix.

@@ -212,6 +212,11 @@ struct Parallelism {
   // over (each holds experts / expert of them; the experts are replicated on data / expert such
   // groups, which all-reduce their gradients). 0: min(data, experts).
   std::int64_t expert = 0;
+  // The experts' tensor-parallel degree (Megatron-Core's expert_tensor_parallel_size): 0, the
+  // tensor size (each expert split over the tensor group like a dense FFN, its output reduced over
+  // the group), or 1 (each rank of a tensor group runs whole experts on its own sequence shard;
+  // the experts' outputs need no tensor-parallel collective).
+  std::int64_t expert_tensor = 0;
   // DualPipe (DeepSeek-V3, arXiv:2412.19437, Sec. 3.2.1; deepseek-ai/DualPipe): a bidirectional
   // pipeline that pairs one microbatch's forward chunk with another's backward chunk and runs each
   // one's all-to-all and stage-to-stage sends under the other's compute; its bubble is

@@ -332,11 +332,15 @@ StepCost cost_training_step(const TrainingJob& job) {
       }
       saved_layers += keep * saved / split;
     }
-    if (row_parallel_output && c.tensor > 1) {
+    // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
+    // rank computes its own sequence shard's slots, and the all-to-all below carries them.
+    const bool experts_split = !op.expert || p.expert_tensor != 1;
+    if (row_parallel_output && c.tensor > 1 && experts_split) {
       // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
       // more where recomputation runs the forward pass again. Sequence parallelism turns each
-      // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups.
-      const double out_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
+      // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups. An
+      // expert op's output is every slot of the device's `count` experts.
+      const double out_bytes = static_cast<double>(op.m * op.count * op.n) * bytes_per_value;
       const double one = p.sequence_parallel
                              ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
                                    comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
@@ -378,7 +382,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   // 8-bit training dispatches tokens to the experts, and the gradients back to them, in 8 bits
   // (the up projection's and the down projection's gradient product take 8-bit inputs anyway), and
   // combines in 16 (DeepSeek-V3, Sec. 3.3.3): 3 of the 4 transfers' 8 bytes, at 2 bytes a value.
-  const double a2a_bytes = 4 * (moe_bytes / tp * busiest_share) * (eight_bit ? 0.75 : 1.0);
+  // Full recomputation runs the forward pass, its dispatch and combine included, a second time: 6
+  // transfers, as the tensor-parallel all-reduces above go from 2 to 3 a layer.
+  const double a2a_transfers = p.recompute ? 6 : 4;
+  const double a2a_bytes = a2a_transfers * (moe_bytes / tp * busiest_share) * (eight_bit ? 0.75 : 1.0);
   double moe_comm = moe_layers > 0 && expert_group > 1 ? a2a_bytes * (eg - 1) / eg / a2a_link * bisection : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
@@ -415,13 +422,21 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   const double dense_params = c.parameters - expert_params;
-  const double params_per_device = dense_params / model_parallel + expert_params / (model_parallel * eg);
+  const double dense_per_device = dense_params / model_parallel, expert_per_device = expert_params / (model_parallel * eg);
+  const double params_per_device = dense_per_device + expert_per_device;
+  // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
+  // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
+  // the same experts for the experts' (Megatron-Core's expert data-parallel group).
+  const double expert_shard = std::max(1.0, static_cast<double>(shard) / eg);
+  const auto held_per_device = [&](bool sharded) {
+    return sharded ? dense_per_device / static_cast<double>(shard) + expert_per_device / expert_shard : params_per_device;
+  };
   // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
   // default), the parameters gathered at the compute precision.
   const double grad_value_bytes =
       p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
   if (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu") {
-    const double held = params_per_device / (p.zero_stage >= 2 ? static_cast<double>(shard) : 1.0);
+    const double held = held_per_device(p.zero_stage >= 2);
     const double acc_bytes = held * (bytes_per_value + 2 * grad_value_bytes);
     const auto acc = hardware::kernel_time(dev16, "fp32", held, acc_bytes, false);
     const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
@@ -551,7 +566,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16");
-  const double opt_params = p.zero_stage >= 1 ? params_per_device / static_cast<double>(shard) : params_per_device;
+  const double opt_params = held_per_device(p.zero_stage >= 1);
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
   c.ops.push_back({"optimizer." + p.optimizer, "elementwise", "opt", 12 * opt_params, traffic_bytes * opt_params, opt.seconds,
@@ -569,11 +584,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // --- memory -------------------------------------------------------------------------------
   // Bytes per parameter: weights at the compute precision, gradients at theirs; the optimizer
   // state includes an fp32 master copy only when the weights are narrower than fp32.
-  double weights = bytes_per_value, grads = grad_value_bytes;
-  double states = bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes;
-  if (p.zero_stage >= 1) states /= static_cast<double>(shard);
-  if (p.zero_stage >= 2) grads /= static_cast<double>(shard);
-  if (p.zero_stage >= 3) weights /= static_cast<double>(shard);
+  // Each is held by the parameters it is sharded over (held_per_device above).
+  double weights = bytes_per_value * held_per_device(p.zero_stage >= 3), grads = grad_value_bytes * held_per_device(p.zero_stage >= 2);
+  const double states = (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_per_device(p.zero_stage >= 1);
   // The busiest stage's ceil(L / p) layers, for the microbatches in flight; with recomputation
   // only each layer's input, on the full width on every rank of a tensor group unless sequence
   // parallelism splits it.
@@ -590,11 +603,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +
                   saved_stack_end + saved_other;
   }
-  c.memory_per_device_bytes = params_per_device * (weights + grads + states) + activations;
+  c.memory_per_device_bytes = weights + grads + states + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
     c.fits = false;
     c.reason = "does not fit: needs " + giga(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
-               giga(params_per_device * (weights + grads + states)) + ", activations " + giga(activations) + "), " +
+               giga(weights + grads + states) + ", activations " + giga(activations) + "), " +
                job.hardware.id + " has " + giga(dev.memory_bytes);
   }
 

@@ -123,9 +123,11 @@ class Emitter {
 
   // FlashAttention: QK^T, softmax and PV in one kernel; only Q, K, V and the output move. Queries
   // and keys are `qk_dim` wide a head, values and the output `v_dim` (equal but under latent
-  // attention); the op's n is their mean, the width a tile sees.
-  int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I q_len, I kv_len,
-                      I qk_dim, I v_dim, double fraction) {
+  // attention); the op's n is their mean, the width a tile sees. `count` query heads (times the
+  // batch) share `kv_count` key and value heads (fewer under grouped-query attention): the kernel
+  // reads and autograd keeps each key and value head once.
+  int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I kv_count, I q_len,
+                      I kv_len, I qk_dim, I v_dim, double fraction) {
     Op op;
     op.name = name;
     op.kind = OpKind::batched_matmul;
@@ -134,10 +136,10 @@ class Emitter {
     op.n = (qk_dim + v_dim) / 2;
     op.k = kv_len;
     op.count = count;
-    const double c = static_cast<double>(count), q = static_cast<double>(q_len), kv = static_cast<double>(kv_len),
-                 dqk = static_cast<double>(qk_dim), dv = static_cast<double>(v_dim);
+    const double c = static_cast<double>(count), ckv = static_cast<double>(kv_count), q = static_cast<double>(q_len),
+                 kv = static_cast<double>(kv_len), dqk = static_cast<double>(qk_dim), dv = static_cast<double>(v_dim);
     op.flops = 2 * (c * q * kv * (dqk + dv)) * fraction + 5 * c * q * kv * fraction;
-    op.bytes = p_ * c * (q * dqk + kv * dqk + kv * dv + q * dv);
+    op.bytes = p_ * (c * q * (dqk + dv) + ckv * kv * (dqk + dv));
     op.saved_bytes = op.bytes + 4 * c * q;  // Q, K, V, O and the row statistics
     op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
     op.fused_attention = true;
@@ -266,15 +268,22 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   const bool dropout = e.training && d.dropout > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
-    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, q_len, kv_len, qk_dim, v_dim, fraction);
+    ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, batch * (latent ? a.heads : a.kv_heads),
+                            q_len, kv_len, qk_dim, v_dim, fraction);
   } else {
     const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);
     int probs = scores;
     if (e.fusion == Fusion::none) {
-      // Unfused: scaling, masking, softmax and dropout each read and write the scores.
+      // Unfused: scaling, masking, softmax and dropout each read and write the scores. The mask is
+      // added to every score matrix: the causal one, or the padding mask that BERT's codes (Google's
+      // modeling.py `attention_scores += adder`, Hugging Face's and NVIDIA's `+ attention_mask`) and
+      // tensor2tensor (`logits += bias`) add to encoder and cross attention.
+      // Neither the scaling nor the mask keeps anything for its backward (a constant factor, an add).
       probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
-      if (causal) probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
+      e.saved(probs, 0);
+      probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
+      e.saved(probs, 0);
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
       if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
     } else {

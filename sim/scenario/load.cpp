@@ -569,7 +569,8 @@ void apply_power(const Value& v, TrainingPower& p) {
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "gradient_accumulation", "expert", "pipeline_schedule"});
+                      "shard_group", "gradient_precision", "gradient_accumulation", "expert", "expert_tensor",
+                      "pipeline_schedule"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -627,6 +628,13 @@ Parallelism read_parallelism(const Value& v) {
     if (p.data > 0 && p.data % p.expert != 0) {
       m.at("expert").fail("must divide the data-parallel size (" + std::to_string(p.data) +
                           "): the experts spread over groups of this many data ranks");
+    }
+  }
+  if (m.has("expert_tensor")) {
+    p.expert_tensor = detail::read_positive_int(m.at("expert_tensor"));
+    if (p.expert_tensor != 1 && p.expert_tensor != p.tensor) {
+      m.at("expert_tensor").fail("must be 1 (whole experts on each rank of a tensor group) or the tensor-parallel size (" +
+                                 std::to_string(p.tensor) + ": each expert split over the tensor group)");
     }
   }
   if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});

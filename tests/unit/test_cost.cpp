@@ -207,6 +207,34 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   CHECK(eight.data_comm_s > 1.5 * sixty_four.data_comm_s);
 }
 
+TEST_CASE("ZeRO shards the experts' optimizer state only over the ranks that hold the same experts") {
+  // 64 experts on 64 data ranks: each expert lives on one rank, so ZeRO-1 can split none of its
+  // state; the dense parameters' 12 B (fp32 master, m, v) are split 64 ways. ZeRO-1 saves
+  // 12 x dense x 63 / 64 against no sharding. With 8 experts (replicated on 8 ranks each), the
+  // experts' state is split over those 8 as well.
+  TrainingJob job = moe_job(1, 64);
+  const auto expert_params = [](const TrainingJob& j) {
+    const auto g = graph::build_graph(std::get<TransformerDesign>(j.design), graph::GraphShape{1, 2, true});
+    double e = 0;
+    for (const auto& op : g.ops()) e += op.expert ? op.params : 0;
+    return e;
+  };
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->zero_stage = 1;
+  const StepCost zero1 = cost_training_step(job);
+  REQUIRE(zero1.fits);
+  const double e64 = expert_params(job);
+  CHECK(plain.memory_per_device_bytes - zero1.memory_per_device_bytes == approx(12 * (plain.parameters - e64) * 63 / 64));
+  job.design = moe_job(1, 8).design;
+  job.parallelism->zero_stage = 0;
+  const StepCost plain8 = cost_training_step(job);
+  job.parallelism->zero_stage = 1;
+  const double e8 = expert_params(job);
+  // Each rank holds one of the 8 experts (e8 / 8), its state split over the 8 ranks holding it.
+  CHECK(plain8.memory_per_device_bytes - cost_training_step(job).memory_per_device_bytes ==
+        approx(12 * ((plain8.parameters - e8) * 63 / 64 + e8 / 8 * 7 / 8)));
+}
+
 TEST_CASE("an expert-parallel degree below the data ranks: more experts a device, replicated groups") {
   // 64 experts on 64 devices, as above, but spread over groups of 16 ranks (parallelism.expert):
   // each device holds 4 experts and receives the same 32 slots (its group's 16 x 32 tokens over
@@ -252,6 +280,10 @@ TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by han
   job.precision = "fp8";
   const StepCost eight = cost_training_step(job);
   CHECK(eight.expert_comm_s == approx(0.75 * limited.expert_comm_s));
+  // Full recomputation runs the forward's dispatch and combine again: 6 transfers, not 4.
+  job.precision = "bf16";
+  job.parallelism->recompute = true;
+  CHECK(cost_training_step(job).expert_comm_s == approx(1.5 * limited.expert_comm_s));
 }
 
 TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the activation run again") {
@@ -1010,6 +1042,28 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4));
 }
 
+TEST_CASE("experts under tensor parallelism: split over the group and reduced, or whole on each rank") {
+  // The layer of the test above with two experts (top-1) in place of the FFN, on one data rank: the
+  // device holds both, 16 slots each. Split over the tensor group (the default, expert_tensor = 2),
+  // the experts' output, 2 experts x 16 slots x 64 x 2 B = 4,096 B as the dense FFN's, is
+  // all-reduced forward and backward like the attention's: 8.016384e-5 s as above. Whole experts on
+  // each rank (expert_tensor: 1, Megatron-Core's expert_tensor_parallel_size) need no collective:
+  // the attention's two, 4.008192e-5 s.
+  TrainingJob job = tensor_pair_job(false);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.experts = 2;
+  job.design = d;
+  const StepCost split = cost_training_step(job);
+  REQUIRE(split.fits);
+  const auto down = std::find_if(split.ops.begin(), split.ops.end(), [](const OpCostRow& r) {
+    return r.op == "decoder.0.ffn.experts.down" && r.phase == "fwd";
+  });
+  REQUIRE(down != split.ops.end());
+  CHECK(split.tensor_comm_s == approx(8.016384e-5));
+  job.parallelism->expert_tensor = 1;
+  CHECK(cost_training_step(job).tensor_comm_s == approx(4.008192e-5));
+}
+
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
   // The layer of the test above as a parallel block (GPT-J, PaLM): the attention's and the FFN's
   // partial outputs are summed before one all-reduce, forward and backward: 2 x (2 x 1/2 x
@@ -1148,9 +1202,10 @@ TEST_CASE("selective recomputation repeats only the ops on the score matrix (Kor
   CHECK(selective.compute_s - plain.compute_s == approx(score_fwd));
   CHECK(full.compute_s - plain.compute_s == approx(layer_fwd));
   // Memory: the score-matrix activations are dropped, Q, K and V (the recomputation's inputs) kept:
-  // scale, mask, softmax and dropout each save 4 heads x 32 x 32 fp16 scores, PV its probabilities
-  // (the same size): 5 x 8,192 B. QK^T's q and k and PV's v stay.
-  CHECK(plain.memory_per_device_bytes - selective.memory_per_device_bytes == approx(5.0 * 4 * 32 * 32 * 2));
+  // softmax and dropout each save 4 heads x 32 x 32 fp16 scores, PV its probabilities (the same
+  // size): 3 x 8,192 B; the scaling and the mask keep nothing (a constant factor, an add). QK^T's q
+  // and k and PV's v stay.
+  CHECK(plain.memory_per_device_bytes - selective.memory_per_device_bytes == approx(3.0 * 4 * 32 * 32 * 2));
   CHECK(selective.memory_per_device_bytes > full.memory_per_device_bytes);
   // With FlashAttention there is no score matrix to recompute: nothing changes.
   job.fusion = "attention";

@@ -557,6 +557,20 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   // Fusion moves bytes, not the parameters.
   CHECK(none.parameters() == elem.parameters());
   CHECK(flash.parameters() == elem.parameters());
+  // Grouped-query attention, one key and value head for the two query heads: the fused kernel
+  // moves Q and O a query head and K and V once: 2 B x (2 x (4x4 + 4x4) + 1 x (4x4 + 4x4)) = 192 B.
+  TransformerDesign gqa = d;
+  gqa.kv_heads = 1;
+  CHECK(op_bytes(build_graph(gqa, GraphShape{1, 2, true, Fusion::attention, true}), "decoder.0.attn.attention") == 192);
+  // An encoder's scores take the padding mask, not a causal one: unfused, it is a pass of its own
+  // over the whole 2 x 4 x 4 matrix, 2 B x 32 x 2 = 128 B (tensor2tensor's `logits += bias`, BERT's
+  // `+ attention_mask`); fused, the softmax kernel applies it.
+  TransformerDesign enc = d;
+  enc.arch = TransformerDesign::Arch::encoder;
+  enc.decoder_layers = 0;
+  enc.encoder_layers = 1;
+  CHECK(op_bytes(build_graph(enc, GraphShape{1, 2, true, Fusion::none, true}), "encoder.0.attn.mask") == 128);
+  CHECK(op_bytes(build_graph(enc, GraphShape{1, 2, true, Fusion::elementwise, true}), "encoder.0.attn.mask") == -1);
 }
 
 TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
