@@ -150,12 +150,12 @@ class OpGraph {
     op.saved_bytes = saved_bytes;
   }
   // What an op keeps for its backward pass, where that is not its output (a residual add keeps
-  // nothing; a product whose input another op already keeps adds nothing). What it keeps of the
-  // score matrix is at most that.
-  void set_saved(int id, double saved_bytes) {
+  // nothing; a product whose input another op already keeps adds nothing), and what of that is the
+  // score matrix (by default at most what it kept of it before).
+  void set_saved(int id, double saved_bytes, double score_saved_bytes = -1) {
     Op& op = ops_.at(static_cast<std::size_t>(id));
     op.saved_bytes = saved_bytes;
-    op.score_saved_bytes = std::min(op.score_saved_bytes, saved_bytes);
+    op.score_saved_bytes = score_saved_bytes >= 0 ? score_saved_bytes : std::min(op.score_saved_bytes, saved_bytes);
   }
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }

@@ -111,7 +111,9 @@ class Emitter {
   // An eager op's bytes and kernels, in place of one fused pass.
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
-  void saved(int id, double bytes) { g_.set_saved(id, bytes); }
+  void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
+  double op_saved(int id) const { return g_.op(id).saved_bytes; }
+  double op_score_saved(int id) const { return g_.op(id).score_saved_bytes; }
   // A residual add keeps nothing for its backward pass (the gradient passes through); fused with
   // the dropout of its branch it keeps that dropout's mask, one byte an element.
   int residual(const std::string& name, int layer, const std::vector<int>& in, double elements, bool fused_dropout) {
@@ -290,6 +292,9 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, v_dim, fraction, true);
+    // Without a dropout between them, the probabilities PV keeps are the softmax's output, which the
+    // softmax keeps already: PV adds only V.
+    if (!dropout) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
   }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.

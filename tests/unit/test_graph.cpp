@@ -838,6 +838,18 @@ TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autogra
   d.gated_ffn = true;
   const auto gated = build_graph(d, GraphShape{2, 2, true, Fusion::attention, true});
   CHECK(named(gated, "decoder.0.ffn.act").saved_bytes == 2 * tf);
+  // Unfused attention without dropout: the softmax keeps its output, the probabilities (2 x 4 heads
+  // x 128 x 128 x 2 B, all of the causal matrix: the kernels compute it whole) and PV keeps only V
+  // (2 x 4 x 128 x 64 x 2 B), not the probabilities a second time; with dropout between them PV
+  // keeps the dropped probabilities, another tensor.
+  d.dropout = 0;
+  d.gated_ffn = false;
+  const auto unfused = build_graph(d, GraphShape{2, 2, true, Fusion::elementwise, true});
+  CHECK(named(unfused, "decoder.0.attn.softmax").saved_bytes == 2.0 * 4 * 128 * 128 * 2);
+  CHECK(named(unfused, "decoder.0.attn.context").saved_bytes == 2.0 * 4 * 128 * 64 * 2);
+  d.dropout = 0.1;
+  const auto unfused_dropped = build_graph(d, GraphShape{2, 2, true, Fusion::elementwise, true});
+  CHECK(named(unfused_dropped, "decoder.0.attn.context").saved_bytes == 2.0 * 4 * (128 * 128 + 128 * 64) * 2);
 }
 
 TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEMMs") {
