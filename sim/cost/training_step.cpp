@@ -183,9 +183,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
-  // Interleaved: v chunks of ceil(L / (p v)) layers on each device.
+  // Interleaved: v chunks of ceil(L / (p v)) layers on each device, and never more than the
+  // ceil(L / p) a device would hold if the chunks were whole (where p v > L some chunks are empty).
   const double v = static_cast<double>(std::max<std::int64_t>(1, p.virtual_stages));
-  const double busiest_share = v * std::ceil(static_cast<double>(layers) / (pp * v)) / static_cast<double>(layers);
+  const double busiest_share = std::min(v * std::ceil(static_cast<double>(layers) / (pp * v)), std::ceil(static_cast<double>(layers) / pp)) /
+                               static_cast<double>(layers);
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and

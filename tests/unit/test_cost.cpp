@@ -1094,6 +1094,11 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   CHECK(c.microbatches == 2);
   CHECK(c.compute_s == approx(2 * (2.4e-5 + 3 * 1.43204e-4)));
   CHECK(c.bubble_fraction == approx(1.0 / 3));
+  // Interleaved with 4 chunks a device, more chunks (8) than layers (5): some chunks are empty, and
+  // the busiest device still holds 3 layers, not 4 chunks of one.
+  job.parallelism->virtual_stages = 4;
+  CHECK(cost_training_step(job).compute_s == approx(2 * (2.4e-5 + 3 * 1.43204e-4)));
+  job.parallelism->virtual_stages = 1;
   // Energy is the work's, not the busiest stage's: with no static power, two stages spend what
   // one device spends on the same two microbatches (each device does half of the work).
   job.hardware.idle_power_w = 0;
