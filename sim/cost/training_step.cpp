@@ -556,10 +556,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (p.overlap_communication) {
     const double hidden_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
     const double forward_exposed = std::max(0.0, forward_dp - forward_window);
-    const double backward_exposed = std::max(exposed_floor, dp - forward_dp - window);
-    c.data_comm_s = forward_exposed + backward_exposed;
-    c.contention_s = std::max(0.0, forward_dp * hidden_share - forward_exposed) +
-                     std::max(0.0, (dp - forward_dp) * hidden_share - backward_exposed);
+    // The last bucket runs after the backward, exposed and hiding nothing; the rest of the
+    // backward's communication runs under the backward's compute.
+    const double backward_dp = dp - forward_dp;
+    const double tail = std::min(backward_dp, exposed_floor), rest = backward_dp - tail;
+    const double rest_exposed = std::max(0.0, rest - window);
+    c.data_comm_s = forward_exposed + tail + rest_exposed;
+    c.contention_s = std::max(0.0, forward_dp * hidden_share - forward_exposed) + std::max(0.0, rest * hidden_share - rest_exposed);
   } else {
     c.data_comm_s = dp;
   }

@@ -1042,6 +1042,29 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4));
 }
 
+TEST_CASE("the last gradient bucket is exposed after the backward and hides nothing") {
+  // Data parallelism without ZeRO on 8 GPUs: four 2000 x 2000 layers, 16M fp16 gradients (32 MB),
+  // two buckets of at most 25 MB. Overlapped behind a long backward, the last bucket's all-reduce
+  // starts when the backward ends: exposed in full, it slows nothing; the rest runs under the
+  // backward and slows it by its time x 0.189 / 1.189 (Lee et al. 2025). Before session 27 the
+  // last bucket's time counted against that slowdown.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.hardware.kind = "gpu";
+  job.hardware.gemm_efficiency = 0.005;  // a backward far longer than the all-reduce
+  job.accelerators = 8;
+  job.parallelism->global_batch = 8000;
+  job.parallelism->overlap_communication = false;
+  const StepCost serial = cost_training_step(job);
+  job.parallelism->overlap_communication = true;
+  const StepCost overlapped = cost_training_step(job);
+  REQUIRE(overlapped.fits);
+  const double all = serial.data_comm_s, last = overlapped.data_comm_s;
+  REQUIRE(last > 0);
+  REQUIRE(last < all);
+  CHECK(overlapped.contention_s == approx((all - last) * 0.189 / 1.189));
+}
+
 TEST_CASE("experts under tensor parallelism: split over the group and reduced, or whole on each rank") {
   // The layer of the test above with two experts (top-1) in place of the FFN, on one data rank: the
   // device holds both, 16 slots each. Split over the tensor group (the default, expert_tensor = 2),
