@@ -566,6 +566,79 @@ void apply_power(const Value& v, TrainingPower& p) {
   }
 }
 
+// What a training layout must satisfy whatever the job's mode: the data-parallel ranks run whole
+// microbatches, shards and experts divide their groups, the schedule's needs.
+void check_layout(const TrainingJob& j, const Value& last) {
+  // A hybrid sharding group must divide the data-parallel size, also where that is derived.
+  const Parallelism& p = *j.parallelism;
+  const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
+  if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
+      (j.accelerators / model_parallel) % p.shard_group != 0) {
+    last.fail("parallelism.shard_group (" + std::to_string(p.shard_group) +
+              ") must divide the data-parallel size (accelerators / (tensor x pipeline) = " +
+              std::to_string(j.accelerators / model_parallel) + ")");
+  }
+  // Each data-parallel rank runs whole microbatches: the global batch is a whole number of
+  // them on every rank (as Megatron-LM and DeepSpeed require).
+  const std::int64_t data =
+      p.data > 0 ? p.data : (j.accelerators % model_parallel == 0 ? j.accelerators / model_parallel : 0);
+  if (data > 0 && p.global_batch % (data * p.microbatch) != 0) {
+    last.fail("parallelism.global_batch (" + std::to_string(p.global_batch) +
+              ") is not a multiple of data x microbatch (" + std::to_string(data) + " x " +
+              std::to_string(p.microbatch) + " = " + std::to_string(data * p.microbatch) +
+              "): each data-parallel rank runs whole microbatches");
+  }
+  if (const auto* t = std::get_if<TransformerDesign>(&j.design)) {
+    // Megatron-LM splits attention by heads over the tensor group, and expert parallelism
+    // places E / data experts on a rank (or one expert on data / E ranks).
+    if (t->heads > 0 && t->heads % p.tensor != 0) {
+      last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") must divide the model's heads (" +
+                std::to_string(t->heads) + "): tensor parallelism splits attention by heads");
+    }
+    if (p.expert > 0 && t->experts == 0) {
+      last.fail("parallelism.expert (" + std::to_string(p.expert) + ") needs a model with experts");
+    }
+    if (p.expert > 0 && t->experts > 0) {
+      if (t->experts % p.expert != 0) {
+        last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the model's experts (" +
+                  std::to_string(t->experts) + "): each rank of the group holds experts / expert of them");
+      }
+      if (data > 0 && data % p.expert != 0) {
+        last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the data-parallel size (" +
+                  std::to_string(data) + ")");
+      }
+    } else if (t->experts > 0 && data > 0 && t->experts % data != 0 && data % t->experts != 0) {
+      last.fail("the model's experts (" + std::to_string(t->experts) + ") and the data-parallel size (" +
+                std::to_string(data) + ") must divide one another: expert parallelism places experts / data "
+                "experts on each rank, or each expert on data / experts ranks");
+    }
+  }
+  if (p.recompute_latent) {
+    const auto* t = std::get_if<TransformerDesign>(&j.design);
+    if (!t || t->kv_lora_rank == 0) {
+      last.fail("parallelism.recompute: latent recomputes latent attention's up-projections; the model has no "
+                "kv_lora_rank (use elementwise, selective or full)");
+    }
+  }
+  if ((j.precision == "fp8" || j.precision == "int8") && std::holds_alternative<ResNetDesign>(j.design)) {
+    last.fail("precision " + j.precision + " trains the matrix products in 8 bits; convolutions are not "
+              "modelled in 8 bits (use bf16 or fp16 for a ResNet)");
+  }
+  if (p.dualpipe && data > 0) {
+    // DualPipe feeds microbatches from both ends: an even number, at least two a stage.
+    const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
+    if (per_rank % 2 != 0 || per_rank < 2 * p.pipeline) {
+      last.fail("parallelism.pipeline_schedule dualpipe needs an even number of microbatches a data rank, at "
+                "least twice the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x "
+                "microbatch) = " + std::to_string(per_rank));
+    }
+  }
+  if (p.virtual_stages > 1 && p.pipeline < 2) {
+    last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
+              ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
+  }
+}
+
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
@@ -809,6 +882,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
       },
       [](JobDraft& d, const Value& last) {
         TrainingJob& j = d.job;
+        // A layout is checked wherever it is given: a job with a published duration is costed from it
+        // too (`dlcarbon validate --mode first-principles`).
+        if (j.parallelism) check_layout(j, last);
         if (!d.duration_s && !d.accelerator_time_s) {
           // First-principles mode: the duration is predicted from the design.
           const bool ready = j.tokens && j.parallelism && !std::holds_alternative<std::monostate>(j.design);
@@ -820,74 +896,6 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           if (j.published && j.published->has_footprint()) {
             last.fail("published energy or CO2e needs the job's duration (or accelerator_hours) to compare "
                       "with; a first-principles job may publish only a step figure (published.step)");
-          }
-          // A hybrid sharding group must divide the data-parallel size, also where that is derived.
-          const Parallelism& p = *j.parallelism;
-          const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
-          if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
-              (j.accelerators / model_parallel) % p.shard_group != 0) {
-            last.fail("parallelism.shard_group (" + std::to_string(p.shard_group) +
-                      ") must divide the data-parallel size (accelerators / (tensor x pipeline) = " +
-                      std::to_string(j.accelerators / model_parallel) + ")");
-          }
-          // Each data-parallel rank runs whole microbatches: the global batch is a whole number of
-          // them on every rank (as Megatron-LM and DeepSpeed require).
-          const std::int64_t data =
-              p.data > 0 ? p.data : (j.accelerators % model_parallel == 0 ? j.accelerators / model_parallel : 0);
-          if (data > 0 && p.global_batch % (data * p.microbatch) != 0) {
-            last.fail("parallelism.global_batch (" + std::to_string(p.global_batch) +
-                      ") is not a multiple of data x microbatch (" + std::to_string(data) + " x " +
-                      std::to_string(p.microbatch) + " = " + std::to_string(data * p.microbatch) +
-                      "): each data-parallel rank runs whole microbatches");
-          }
-          if (const auto* t = std::get_if<TransformerDesign>(&j.design)) {
-            // Megatron-LM splits attention by heads over the tensor group, and expert parallelism
-            // places E / data experts on a rank (or one expert on data / E ranks).
-            if (t->heads > 0 && t->heads % p.tensor != 0) {
-              last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") must divide the model's heads (" +
-                        std::to_string(t->heads) + "): tensor parallelism splits attention by heads");
-            }
-            if (p.expert > 0 && t->experts == 0) {
-              last.fail("parallelism.expert (" + std::to_string(p.expert) + ") needs a model with experts");
-            }
-            if (p.expert > 0 && t->experts > 0) {
-              if (t->experts % p.expert != 0) {
-                last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the model's experts (" +
-                          std::to_string(t->experts) + "): each rank of the group holds experts / expert of them");
-              }
-              if (data > 0 && data % p.expert != 0) {
-                last.fail("parallelism.expert (" + std::to_string(p.expert) + ") must divide the data-parallel size (" +
-                          std::to_string(data) + ")");
-              }
-            } else if (t->experts > 0 && data > 0 && t->experts % data != 0 && data % t->experts != 0) {
-              last.fail("the model's experts (" + std::to_string(t->experts) + ") and the data-parallel size (" +
-                        std::to_string(data) + ") must divide one another: expert parallelism places experts / data "
-                        "experts on each rank, or each expert on data / experts ranks");
-            }
-          }
-          if (p.recompute_latent) {
-            const auto* t = std::get_if<TransformerDesign>(&j.design);
-            if (!t || t->kv_lora_rank == 0) {
-              last.fail("parallelism.recompute: latent recomputes latent attention's up-projections; the model has no "
-                        "kv_lora_rank (use elementwise, selective or full)");
-            }
-          }
-          if ((j.precision == "fp8" || j.precision == "int8") && std::holds_alternative<ResNetDesign>(j.design)) {
-            last.fail("precision " + j.precision + " trains the matrix products in 8 bits; convolutions are not "
-                      "modelled in 8 bits (use bf16 or fp16 for a ResNet)");
-          }
-          if (p.dualpipe && data > 0) {
-            // DualPipe feeds microbatches from both ends: an even number, at least two a stage.
-            const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
-            if (per_rank % 2 != 0 || per_rank < 2 * p.pipeline) {
-              last.fail("parallelism.pipeline_schedule dualpipe needs an even number of microbatches a data rank, at "
-                        "least twice the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x "
-                        "microbatch) = " + std::to_string(per_rank));
-            }
-          }
-          if (p.virtual_stages > 1 && p.pipeline < 2) {
-            last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
-                      ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
           }
           j.duration_given = false;
           j.duration_s = 0;
