@@ -104,6 +104,7 @@ struct Model {
   std::string id, name;
   std::optional<double> params;  // as published (the design gives the counted value)
   ModelDesign design;            // std::monostate when the scenario gives none
+  std::string design_yaml;       // the design as given (after extends and overrides), for the resolved scenario
   std::string layout = "nchw";   // activation layout of convolutions: nchw or nhwc
   std::string source;
 };

@@ -538,7 +538,12 @@ const EntityKind<ModelDraft>& Builder::model_kind() {
         if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
         if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
-        if (m.has("design")) d.model.design = detail::read_design(m.at("design"), b.graph_files());
+        if (m.has("design")) {
+          d.model.design = detail::read_design(m.at("design"), b.graph_files());
+          YAML::Emitter design;
+          design << YAML::Flow << m.at("design").node;
+          d.model.design_yaml = design.c_str();
+        }
         if (m.has("layout")) d.model.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
         if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
         if (m.has("notes")) detail::read_text(m.at("notes"));

@@ -28,6 +28,29 @@ void emit_hardware(YAML::Emitter& out, const Hardware& h) {
   if (h.max_power_w) out << YAML::Key << "max_power_w" << YAML::Value << *h.max_power_w;
   out << YAML::Key << "host_overhead_w" << YAML::Value << h.host_overhead_w;
   if (h.embodied_kg) out << YAML::Key << "embodied_kg" << YAML::Value << *h.embodied_kg;
+  // What the step model reads besides the peaks: the measured ceilings, the GEMM shape terms, the
+  // units operands are tiled and padded to, and the node.
+  out << YAML::Key << "efficiency" << YAML::Value << YAML::BeginMap;
+  if (h.gemm_efficiency) out << YAML::Key << "gemm" << YAML::Value << *h.gemm_efficiency;
+  if (h.memory_efficiency) out << YAML::Key << "memory" << YAML::Value << *h.memory_efficiency;
+  if (h.elementwise_efficiency) out << YAML::Key << "elementwise" << YAML::Value << *h.elementwise_efficiency;
+  if (h.kernel_launch_s) out << YAML::Key << "launch_s" << YAML::Value << *h.kernel_launch_s;
+  out << YAML::Key << "gemm_shape" << YAML::Value << YAML::Flow << YAML::BeginSeq << h.gemm_shape[0] << h.gemm_shape[1]
+      << h.gemm_shape[2] << YAML::EndSeq;
+  for (const auto& [layout, e] : h.conv_efficiency) out << YAML::Key << ("conv_" + layout) << YAML::Value << e;
+  for (const auto& [generation, e] : h.attention_efficiency) out << YAML::Key << ("attention_" + generation) << YAML::Value << e;
+  for (const auto& [dtype, g] : h.gemm_by_precision) {
+    out << YAML::Key << ("gemm_" + dtype) << YAML::Value << YAML::Flow << YAML::BeginSeq << g.efficiency << g.shape[0]
+        << g.shape[1] << g.shape[2] << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "compute_units" << YAML::Value << h.compute_units << YAML::Key << "matrix_unit" << YAML::Value
+      << h.matrix_unit;
+  out << YAML::Key << "node" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "accelerators" << YAML::Value
+      << h.node_accelerators;
+  if (h.intra_node_bandwidth) out << YAML::Key << "intra_bytes_per_s" << YAML::Value << *h.intra_node_bandwidth;
+  if (h.inter_node_bandwidth) out << YAML::Key << "inter_bytes_per_s" << YAML::Value << *h.inter_node_bandwidth;
+  out << YAML::Key << "topology" << YAML::Value << h.node_topology << YAML::EndMap;
   out << YAML::Key << "source" << YAML::Value << h.source;
   out << YAML::EndMap;
 }
@@ -56,6 +79,7 @@ std::string emit_resolved(const Scenario& s) {
   for (const auto& m : s.models) {
     out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << m.id;
     if (m.params) out << YAML::Key << "params" << YAML::Value << *m.params;
+    if (!m.design_yaml.empty()) out << YAML::Key << "design" << YAML::Value << YAML::Load(m.design_yaml);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -95,12 +119,28 @@ std::string emit_resolved(const Scenario& s) {
           << YAML::Value << p.data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
           << YAML::Value << p.pipeline << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
           << "global_batch" << YAML::Value << p.global_batch << YAML::Key << "zero_stage" << YAML::Value << p.zero_stage
-          << YAML::Key << "recompute" << YAML::Value << (p.recompute_selective ? "selective" : (p.recompute_elementwise ? "elementwise" : (p.recompute ? "full" : "none")))
+          << YAML::Key << "recompute" << YAML::Value
+          << (p.recompute_latent ? "latent"
+                                 : (p.recompute_selective ? "selective"
+                                                          : (p.recompute_elementwise ? "elementwise" : (p.recompute ? "full" : "none"))))
           << YAML::Key << "optimizer" << YAML::Value << p.optimizer << YAML::Key << "overlap_communication"
           << YAML::Value << p.overlap_communication << YAML::Key << "sequence_parallel" << YAML::Value
           << p.sequence_parallel << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key
           << "padding" << YAML::Value << p.padding << YAML::Key << "shard_group" << YAML::Value << p.shard_group
-          << YAML::EndMap;
+          << YAML::Key << "expert" << YAML::Value << p.expert << YAML::Key << "expert_tensor" << YAML::Value
+          << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
+          << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
+          << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_schedule" << YAML::Value
+          << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b")) << YAML::EndMap;
+      const JobOverheads& o = j.overheads;
+      out << YAML::Key << "overheads" << YAML::Value << YAML::Flow << YAML::BeginMap;
+      if (o.checkpoint_interval_s) out << YAML::Key << "checkpoint_interval_s" << YAML::Value << *o.checkpoint_interval_s;
+      if (o.checkpoint_bandwidth_bytes_per_s) {
+        out << YAML::Key << "checkpoint_bandwidth_bytes_per_s" << YAML::Value << *o.checkpoint_bandwidth_bytes_per_s;
+      }
+      if (o.mtbf_s) out << YAML::Key << "mtbf_s" << YAML::Value << *o.mtbf_s;
+      out << YAML::Key << "restart_s" << YAML::Value << o.restart_s << YAML::Key << "evaluation" << YAML::Value
+          << o.evaluation_fraction << YAML::Key << "runs" << YAML::Value << o.runs << YAML::EndMap;
       out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value << j.eager;
     }
     out << YAML::EndMap;

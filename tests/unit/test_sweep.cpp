@@ -224,6 +224,11 @@ TEST_CASE("overrides update a key as a last file would, nested keys keep their s
   CHECK(std::get<TransformerDesign>(o.training[0].design).d_model == 256);
   CHECK(o.info.horizon_s == approx(2 * 365.25 * 86400).epsilon(0.01));
   CHECK(o.resolved_yaml != base.resolved_yaml);
+  // A design override alone changes the resolved scenario (and so the sweep's fingerprint): the
+  // designs are part of it.
+  const Scenario layers_only = load_scenario(s, with({{"models.small-lm.design.layers", "6", {"sw.yaml", 6, 7}}}));
+  CHECK(layers_only.resolved_yaml != base.resolved_yaml);
+  CHECK(layers_only.resolved_yaml.find("layers: 6") != std::string::npos);
 }
 
 TEST_CASE("an override's errors name the sweep file, line, column and key") {
