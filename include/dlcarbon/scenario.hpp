@@ -89,6 +89,9 @@ struct Hardware {
   std::map<std::string, GemmCeiling> gemm_by_precision;
   std::int64_t compute_units = 0;  // SMs (GPUs) that GEMM tiles are spread over; 0: not modelled
   std::int64_t matrix_unit = 0;    // side of a systolic matrix unit (TPU MXU: 128) that GEMM operands are padded to; 0: none
+  // Cores of a chip with memory of their own, each a device of its own (TPU v2 and v3: 2); where a
+  // job is not tensor-parallel, each holds and updates its own copy of the chip's parameters.
+  std::int64_t separate_cores = 1;
   std::string efficiency_source;
   // The node this accelerator is sold in (`node:` block).
   std::int64_t node_accelerators = 8;

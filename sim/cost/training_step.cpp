@@ -85,6 +85,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   const Parallelism p = job.parallelism.value_or(Parallelism{});
   const hardware::DeviceModel dev = hardware::make_device_model(job.hardware).at_precision(job.precision);
   const std::int64_t n = job.accelerators;
+  if (dev.memory_bandwidth <= 0) {
+    // Every op moves bytes: without the memory's bandwidth the step has no time.
+    c.fits = false;
+    c.reason = "hardware " + job.hardware.id + " has no memory_bandwidth in the catalog: a step cannot be costed without it";
+    return c;
+  }
   c.tensor = p.tensor;
   c.pipeline = p.pipeline;
   c.data = p.data > 0 ? p.data : n / std::max<std::int64_t>(1, p.tensor * p.pipeline);
@@ -430,8 +436,16 @@ StepCost cost_training_step(const TrainingJob& job) {
   // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
   // the same experts for the experts' (Megatron-Core's expert data-parallel group).
   const double expert_shard = std::max(1.0, static_cast<double>(shard) / eg);
+  // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
+  // on each core, their gradients and optimizer state too, and updates each, where the job is not
+  // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
+  // batch dimension). Under tensor parallelism the two cores may as well hold two shards: one copy
+  // [assumed]. Experts are spread over the cores as over the chips: no copy.
+  const double core_copies =
+      c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
   const auto held_per_device = [&](bool sharded) {
-    return sharded ? dense_per_device / static_cast<double>(shard) + expert_per_device / expert_shard : params_per_device;
+    return core_copies * dense_per_device / (sharded ? static_cast<double>(shard) : 1.0) +
+           expert_per_device / (sharded ? expert_shard : 1.0);
   };
   // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
   // default), the parameters gathered at the compute precision.

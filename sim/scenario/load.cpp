@@ -413,7 +413,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
       "hardware", "hardware",
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
        "idle_power", "max_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
-       "compute_units", "matrix_unit", "vector_peak",
+       "compute_units", "matrix_unit", "separate_cores", "vector_peak",
        "efficiency", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
       [](Builder&, const MapView& m, Hardware& h) {
@@ -445,6 +445,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("lifetime")) h.lifetime_s = detail::read_positive(m.at("lifetime"), Kind::time);
         if (m.has("compute_units")) h.compute_units = detail::read_positive_int(m.at("compute_units"));
         if (m.has("matrix_unit")) h.matrix_unit = detail::read_positive_int(m.at("matrix_unit"));
+        if (m.has("separate_cores")) h.separate_cores = detail::read_positive_int(m.at("separate_cores"));
         if (m.has("process_node")) h.process_node = detail::read_text(m.at("process_node"));
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {

@@ -45,7 +45,7 @@ void emit_hardware(YAML::Emitter& out, const Hardware& h) {
   }
   out << YAML::EndMap;
   out << YAML::Key << "compute_units" << YAML::Value << h.compute_units << YAML::Key << "matrix_unit" << YAML::Value
-      << h.matrix_unit;
+      << h.matrix_unit << YAML::Key << "separate_cores" << YAML::Value << h.separate_cores;
   out << YAML::Key << "node" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "accelerators" << YAML::Value
       << h.node_accelerators;
   if (h.intra_node_bandwidth) out << YAML::Key << "intra_bytes_per_s" << YAML::Value << *h.intra_node_bandwidth;

@@ -1042,6 +1042,36 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4));
 }
 
+TEST_CASE("a chip whose cores have memory of their own updates a copy of its parameters on each") {
+  // TPU v2 and v3: two cores a chip, each a device with its own memory. Data parallel, each core
+  // holds and updates its own copy: the optimizer moves twice the bytes a chip, at the chip's
+  // bandwidth, and the parameters, gradients and states take twice the memory. Tensor-parallel
+  // cores may hold two shards instead: one copy.
+  TrainingJob job = tensor_pair_job(false);
+  job.hardware.kind = "tpu";
+  job.parallelism->tensor = 1;
+  job.parallelism->data = 2;
+  job.parallelism->global_batch = 2;
+  const StepCost one = cost_training_step(job);
+  job.hardware.separate_cores = 2;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(two.fits);
+  CHECK(two.optimizer_s == approx(2 * one.optimizer_s));
+  CHECK(two.memory_per_device_bytes > one.memory_per_device_bytes);
+  CHECK(two.compute_s == approx(one.compute_s));
+  job.parallelism->tensor = 2;
+  job.parallelism->data = 1;
+  job.parallelism->global_batch = 1;
+  const StepCost split = cost_training_step(job);
+  job.hardware.separate_cores = 1;
+  CHECK(split.optimizer_s == approx(cost_training_step(job).optimizer_s));
+  // Hardware without a memory bandwidth cannot be costed: a reason, not an infinite step.
+  job.hardware.memory_bandwidth_bytes_per_s.reset();
+  const StepCost none = cost_training_step(job);
+  CHECK_FALSE(none.fits);
+  CHECK(none.reason.find("no memory_bandwidth") != std::string::npos);
+}
+
 TEST_CASE("the last gradient bucket is exposed after the backward and hides nothing") {
   // Data parallelism without ZeRO on 8 GPUs: four 2000 x 2000 layers, 16M fp16 gradients (32 MB),
   // two buckets of at most 25 MB. Overlapped behind a long backward, the last bucket's all-reduce
