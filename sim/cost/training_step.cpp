@@ -304,7 +304,8 @@ StepCost cost_training_step(const TrainingJob& job) {
                    .seconds;
     }
     const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f;
-    const double b_s = b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b;
+    // An op with no backward (the images a network reads) launches nothing for it.
+    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b;
     const double recompute = recomputed ? f_s : 0;
     fwd_s += stage_share * f_s;
     bwd_s += stage_share * (b_s + recompute);

@@ -685,8 +685,10 @@ struct Feature {
   I c;
 };
 
+// `data_gradient`: false for a convolution over the network's input, whose gradient nobody needs
+// (PyTorch computes only the weight gradient there): a backward of one product, not two.
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
-             I batch, double p) {
+             I batch, double p, bool data_gradient = true) {
   const I pad = kernel / 2;
   const I out_hw = (in.hw + 2 * pad - kernel) / stride + 1;
   Op op;
@@ -701,6 +703,7 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   op.bytes = p * (static_cast<double>(batch * in.hw * in.hw * in.c) + kd * nd + md * nd);
   op.params = kd * nd;
   op.saved_bytes = p * static_cast<double>(batch * in.hw * in.hw * in.c);
+  if (!data_gradient) op.backward_factor = 1;
   const int id = g.add(op, {in.op});
   // Batch norm (scale and shift are trainable). In training its statistics are over the batch
   // and the image (N x H x W a channel), more than a kernel keeps on chip: the forward reads its
@@ -724,8 +727,9 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   const double p = static_cast<double>(shape.dtype_bytes);
   const I b = shape.batch;
   const int input = e.embedding("input", b * d.image * d.image, d.channels, 0);
+  e.backward_factor(input, 0);  // the images take no gradient
   Feature x{input, d.image, d.channels};
-  x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p);
+  x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
   x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
   const I pooled = (x.hw + 2 - 3) / 2 + 1;
   x = {e.elementwise("stem.maxpool", 0, {x.op}, static_cast<double>(b * pooled * pooled * x.c), 9, OpKind::pool), pooled, x.c};
@@ -737,12 +741,20 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
       const std::string name = "stage" + std::to_string(stage + 1) + "." + std::to_string(block);
       const I stride = (block == 0 && stage > 0) ? 2 : 1;
       Feature y = x;
+      // Each convolution but the block's last is followed by a ReLU of its own (torchvision's
+      // Bottleneck and BasicBlock: relu(bn1(conv1)), relu(bn2(conv2)); the last one's ReLU follows
+      // the residual add, below).
+      const auto relu = [&](Feature f, const std::string& n) {
+        f.op = e.elementwise(n, layer, {f.op}, static_cast<double>(b * f.hw * f.hw * f.c), 1);
+        e.saved(f.op, 0);  // in place: its output is the next convolution's input, which that keeps
+        return f;
+      };
       if (d.bottleneck) {
-        y = conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p);
-        y = conv(e, g, name + ".conv2", layer, y, width, 3, stride, b, p);  // stride on the 3x3 (ResNet v1.5)
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p), name + ".relu1");
+        y = relu(conv(e, g, name + ".conv2", layer, y, width, 3, stride, b, p), name + ".relu2");  // stride on the 3x3 (ResNet v1.5)
         y = conv(e, g, name + ".conv3", layer, y, width * expansion, 1, 1, b, p);
       } else {
-        y = conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p);
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p), name + ".relu1");
         y = conv(e, g, name + ".conv2", layer, y, width, 3, 1, b, p);
       }
       Feature shortcut = x;

@@ -181,6 +181,19 @@ TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image"
   // Convolutions and fc: 4.09e9 multiply-adds = 8.18e9 FLOP.
   CHECK(gemm_flops == approx(8.18e9).epsilon(0.01));
   CHECK(g.forward_flops() == approx(8.2e9).epsilon(0.02));
+  // torchvision's Bottleneck: relu(bn1(conv1)), relu(bn2(conv2)), bn3(conv3), the add and its
+  // ReLU; in place, the block's ReLUs keep nothing the next convolution does not keep already. The
+  // images take no gradient: the stem convolution's backward is its weight gradient alone.
+  int relus = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.find(".relu") != std::string::npos && op.name.rfind("stage", 0) == 0) {
+      ++relus;
+      CHECK(op.saved_bytes == 0);
+    }
+  }
+  CHECK(relus == 2 * (3 + 4 + 6 + 3));
+  CHECK(named(g, "stem.conv").backward_factor == 1);
+  CHECK(named(g, "input").backward_factor == 0);
 }
 
 TEST_CASE("batch norm in training reads its input twice and its backward makes five passes, by hand") {
