@@ -504,9 +504,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   // each half of its time):
   //   ZeRO 0-1: accumulated locally, all-reduced once a step in 25 MB buckets (ZeRO-1:
   //             reduce-scatter, then the updated parameters all-gathered), hidden behind the last
-  //             microbatch's backward;
+  //             microbatch's backward (ZeRO-1's gather behind the next step's first forward);
   //   ZeRO-2:   gradients are sharded, so reduce-scattered after every microbatch's backward,
-  //             and the updated parameters all-gathered once: (m + 1) halves, behind m backwards;
+  //             behind m backwards, and the updated parameters all-gathered once, behind the next
+  //             step's first forward;
   //   ZeRO-3:   parameters gathered before every microbatch's forward and backward, gradients
   //             reduce-scattered after each backward: 3m halves, each gather prefetched behind
   //             the layers before it. The forward's gathers can hide only behind the forward, and
@@ -527,8 +528,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   double exposed_floor = 0;
   double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
   if (p.zero_stage == 2) {
-    dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) +
-         comm::collectives_s(Collective::all_gather, param_bytes, units, dp_group);
+    // The updated parameters are gathered after the optimizer: behind the next step's first
+    // forward at best (as ZeRO-3's forward gathers), not behind a backward.
+    const double gather = comm::collectives_s(Collective::all_gather, param_bytes, units, dp_group);
+    dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) + gather;
+    forward_dp = gather;
+    forward_window = fwd_s;
     window = m * bwd_s;
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
@@ -542,17 +547,22 @@ StepCost cost_training_step(const TrainingJob& job) {
     window = m * bwd_s;
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
-    if (p.zero_stage == 1 && grad_bytes != param_bytes) {
-      // ZeRO-1 reduce-scatters the gradients and all-gathers the updated parameters: the halves
-      // of an all-reduce, each at its own precision.
-      dp = 0.5 * dp + 0.5 * comm::collectives_s(Collective::all_reduce, param_bytes,
-                                                std::ceil(param_bytes / kGradientBucketBytes), dp_group);
+    if (p.zero_stage == 1) {
+      // ZeRO-1 reduce-scatters the gradients and, after the optimizer, all-gathers the updated
+      // parameters: the halves of an all-reduce, each at its own precision. The gather runs behind
+      // the next step's first forward at best, as ZeRO-2's.
+      const double gather = 0.5 * comm::collectives_s(Collective::all_reduce, param_bytes,
+                                                      std::ceil(param_bytes / kGradientBucketBytes), dp_group);
+      dp = 0.5 * dp + gather;
+      forward_dp = gather;
+      forward_window = fwd_s;
     }
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes));
-    exposed_floor = comm::collective_s(Collective::all_reduce, last, dp_group);
+    // (Under ZeRO-1 only its reduce-scatter, half of the all-reduce.)
+    exposed_floor = (p.zero_stage == 1 ? 0.5 : 1.0) * comm::collective_s(Collective::all_reduce, last, dp_group);
   }
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are

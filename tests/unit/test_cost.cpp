@@ -1093,6 +1093,12 @@ TEST_CASE("the last gradient bucket is exposed after the backward and hides noth
   REQUIRE(last > 0);
   REQUIRE(last < all);
   CHECK(overlapped.contention_s == approx((all - last) * 0.189 / 1.189));
+  // ZeRO-1 reduce-scatters the gradients behind the backward and gathers the updated parameters
+  // after the optimizer, behind the next step's first forward: what is left exposed is the last
+  // bucket's reduce-scatter, half its all-reduce.
+  job.parallelism->zero_stage = 1;
+  const StepCost zero1 = cost_training_step(job);
+  CHECK(zero1.data_comm_s == approx(0.5 * last));
 }
 
 TEST_CASE("experts under tensor parallelism: split over the group and reduced, or whole on each rank") {
