@@ -304,14 +304,17 @@ StepCost cost_training_step(const TrainingJob& job) {
                    .seconds;
     }
     const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f;
+    // A further use of shared weights sums its weight gradient into theirs: a memory-bound pass.
+    double sum_b = 0;
+    if (op.gradient_sum_bytes > 0) sum_b = hardware::kernel_time(od, op_precision, 0, op.gradient_sum_bytes / split, false).seconds;
     // An op with no backward (the images a network reads) launches nothing for it.
-    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b;
+    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b;
     const double recompute = recomputed ? f_s : 0;
     fwd_s += stage_share * f_s;
     bwd_s += stage_share * (b_s + recompute);
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
-    const double e_b =
-        hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops, bf * bytes + cast_bwd_bytes + bias_bwd_bytes, b_s);
+    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
+                                               bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (stack_end) saved_stack_end += op.saved_bytes / split;  // kept under full recomputation (it runs once)
@@ -367,7 +370,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes + cast_fwd_bytes, f_s, e_f,
                      f.memory_bound ? "memory" : "compute", op.layer});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops, bf * bytes + cast_bwd_bytes + bias_bwd_bytes,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops,
+                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split,
                      b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }

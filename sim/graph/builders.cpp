@@ -111,6 +111,7 @@ class Emitter {
   // An eager op's bytes and kernels, in place of one fused pass.
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
+  void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
   void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
   double op_saved(int id) const { return g_.op(id).saved_bytes; }
   double op_score_saved(int id) const { return g_.op(id).score_saved_bytes; }
@@ -885,9 +886,16 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
         const bool first = step == 0;
         const int rec = per_step ? e.matmul(ps + ".gates", static_cast<int>(l), h, shape.batch, width + out_width, 4 * d.hidden, true, !first)
                                  : e.matmul(ps + ".recurrent_gates", static_cast<int>(l), h, shape.batch, out_width, 4 * d.hidden, false, !first);
+        // Unrolled in TensorFlow 1.x's graph, each step's weight gradient is added into the sum
+        // of the others' (AddN over the variable's uses); fused kernels sum inside.
+        const double value_bytes = e.dtype_bytes();
+        if (per_step && !first) e.gradient_sum(rec, 3 * value_bytes * static_cast<double>((width + out_width + 1) * 4 * d.hidden));
         h = lstm_cell(e, ps + ".cell", static_cast<int>(l), per_step ? std::vector<int>{rec} : std::vector<int>{rec, gates_in},
                       shape.batch, d.hidden, width, out_width);
-        if (d.projection > 0) h = e.matmul(ps + ".projection", static_cast<int>(l), h, shape.batch, d.hidden, d.projection, false, !first);
+        if (d.projection > 0) {
+          h = e.matmul(ps + ".projection", static_cast<int>(l), h, shape.batch, d.hidden, d.projection, false, !first);
+          if (per_step && !first) e.gradient_sum(h, 3 * value_bytes * static_cast<double>(d.hidden * d.projection));
+        }
       }
       outputs.push_back(h);
     }

@@ -721,6 +721,19 @@ TEST_CASE("LSTM cells: one fused kernel, or TensorFlow 1.x's 13") {
     }
     CHECK(seen);
   }
+  // Unrolled (TensorFlow 1.x's static_rnn), each step after the first adds its weight gradient
+  // into the sum of the others' (AddN): two reads and a write of the 4 x 8 gate weights over
+  // [input 2, previous output 8] and their bias, (2 + 8 + 1) x 32 x 4 B x 3 = 4,224 B. The first
+  // step owns the weights; a fused LSTM sums inside its kernels.
+  d.seq_len = 3;
+  GraphShape shape{4, 4, true};
+  shape.fusion = Fusion::none;
+  const auto unrolled = build_graph(d, shape);
+  CHECK(named(unrolled, "lstm.0.forward.step0.gates").gradient_sum_bytes == 0);
+  CHECK(named(unrolled, "lstm.0.forward.step1.gates").gradient_sum_bytes == 4224);
+  CHECK(named(unrolled, "lstm.0.forward.step2.gates").gradient_sum_bytes == 4224);
+  shape.fusion = Fusion::elementwise;
+  for (const auto& op : build_graph(d, shape).ops()) CHECK(op.gradient_sum_bytes == 0);
 }
 
 TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
