@@ -84,13 +84,16 @@ struct Op {
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
 //   none         every elementwise step is its own kernel: attention scale, mask, softmax and
 //                dropout each read and write the score matrix; residual dropout apart from the add;
+//   softmax      scale, mask and softmax are one kernel and the attention's dropout a kernel of its
+//                own over the scores; dropout joins the residual add (Megatron-LM's fused
+//                scale-mask-softmax and bias-dropout-add, its attention dropout a torch op);
 //   elementwise  scale, mask, softmax and dropout are one kernel, dropout joins the residual add
 //                (the default; what the builders emitted before fusion was an option);
 //   attention    additionally, attention is one kernel (FlashAttention, Dao et al. 2022): scores
 //                and probabilities never reach memory, and the backward pass recomputes them.
 //                `attention` is FlashAttention-2's generation; `flash1`, `flash2` and `flash3` name
 //                the generation (its measured rate, the device's `efficiency.attention`).
-enum class Fusion { none, elementwise, attention };
+enum class Fusion { none, softmax, elementwise, attention };
 // What a kernel executes under a fusion level: the whole score matrix unless attention is fused.
 inline double executed_flops(const Op& op, Fusion f) {
   return f != Fusion::attention && op.full_flops > 0 ? op.full_flops : op.flops;
@@ -98,7 +101,7 @@ inline double executed_flops(const Op& op, Fusion f) {
 inline double executed_bytes(const Op& op, Fusion f) {
   return f != Fusion::attention && op.full_bytes > 0 ? op.full_bytes : op.bytes;
 }
-// "none", "elementwise", "attention", "flash1", "flash2", "flash3" (as in scenarios); anything
+// "none", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3" (as in scenarios); anything
 // else is elementwise.
 Fusion fusion_of(const std::string& name);
 // The FlashAttention generation a fusion level runs: "flash1", "flash2" (also for "attention")

@@ -289,6 +289,12 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       e.saved(probs, 0);
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
       if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
+    } else if (e.fusion == Fusion::softmax) {
+      // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
+      // probabilities in a kernel of its own (Megatron-LM's CoreAttention: the fused
+      // scale_mask_softmax, then attention_dropout).
+      probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5, OpKind::softmax);
+      if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
     } else {
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }

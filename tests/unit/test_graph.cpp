@@ -555,6 +555,13 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   for (const char* k : {"scale", "mask", "softmax", "dropout"}) CHECK(op_bytes(none, std::string("decoder.0.attn.") + k) == 64);
   CHECK(op_bytes(none, "decoder.0.attn.out_dropout") == 128);
   CHECK(op_bytes(none, "decoder.0.ffn.dropout") == 128);
+  // Softmax (Megatron-LM's kernels): scale, mask and softmax one kernel (64 B), the attention's
+  // dropout another (64 B); the output dropouts join the residual adds.
+  const auto softmax = build_graph(d, GraphShape{1, 2, true, Fusion::softmax, true});
+  CHECK(op_bytes(softmax, "decoder.0.attn.softmax") == 64);
+  CHECK(op_bytes(softmax, "decoder.0.attn.dropout") == 64);
+  CHECK(op_bytes(softmax, "decoder.0.attn.scale") == -1);
+  CHECK(op_bytes(softmax, "decoder.0.attn.out_dropout") == -1);
   // Inference has no dropout kernels.
   CHECK(op_bytes(infer, "decoder.0.attn.dropout") == -1);
   CHECK(op_bytes(infer, "decoder.0.attn.scale") == 64);
