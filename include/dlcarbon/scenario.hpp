@@ -192,6 +192,12 @@ struct Parallelism {
   // Interleaved 1F1B (Narayanan et al. 2021): each device holds this many chunks of layers, which
   // divides the pipeline bubble by it and multiplies the stage-to-stage sends. 1: plain 1F1B.
   std::int64_t virtual_stages = 1;
+  // The pipeline partition: how many layers each of the pipeline x virtual_stages chunks holds, in
+  // order (chunk j on device j mod pipeline); the first chunk also holds the embeddings, the last
+  // the head. Empty: the layers spread evenly, the first L mod (p v) chunks one layer more
+  // (DeepSpeed's partition_uniform). BLOOM's and GLM-130B's runs gave the chunks with the
+  // embedding and the head a layer fewer.
+  std::vector<std::int64_t> stage_layers;
   // The share of the positions a step computes that are padding, not tokens: batching by length
   // (tensor2tensor, fairseq) pads every sequence of a batch to the longest one, so a step of
   // global_batch x seq_len positions trains (1 - padding) of that many tokens. 0: packed or

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
@@ -192,16 +193,48 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Interleaved: v chunks of ceil(L / (p v)) layers on each device, and never more than the
   // ceil(L / p) a device would hold if the chunks were whole (where p v > L some chunks are empty).
   const double v = static_cast<double>(std::max<std::int64_t>(1, p.virtual_stages));
-  const double busiest_share = std::min(v * std::ceil(static_cast<double>(layers) / (pp * v)), std::ceil(static_cast<double>(layers) / pp)) /
-                               static_cast<double>(layers);
+  // The pipeline partition: the layers of each of the p v chunks (chunk j on device j mod p), as
+  // given or spread evenly with the first L mod (p v) chunks one layer more (DeepSpeed's
+  // partition_uniform). The ops before the first layer (embeddings) run on device 0, those after
+  // the last (head, loss) on device p - 1, those between two layers (an encoder-decoder's decoder
+  // embedding) on the device of the layer before them.
+  const std::int64_t chunks = c.pipeline * static_cast<std::int64_t>(v);
+  std::vector<std::int64_t> chunk_layers = p.stage_layers;
+  if (static_cast<std::int64_t>(chunk_layers.size()) != chunks) {
+    chunk_layers.assign(static_cast<std::size_t>(chunks), layers / chunks);
+    for (std::int64_t j = 0; j < layers % chunks; ++j) ++chunk_layers[static_cast<std::size_t>(j)];
+  }
+  std::vector<double> device_layers(static_cast<std::size_t>(c.pipeline), 0.0);
+  std::vector<int> device_of_layer;
+  for (std::int64_t j = 0; j < chunks; ++j) {
+    device_layers[static_cast<std::size_t>(j % c.pipeline)] += static_cast<double>(chunk_layers[static_cast<std::size_t>(j)]);
+    device_of_layer.insert(device_of_layer.end(), static_cast<std::size_t>(chunk_layers[static_cast<std::size_t>(j)]),
+                           static_cast<int>(j % c.pipeline));
+  }
+  if (static_cast<int>(device_of_layer.size()) != layers) {
+    c.fits = false;
+    c.reason = "parallelism.stage_layers holds " + std::to_string(device_of_layer.size()) + " layers; the model's graph has " +
+               std::to_string(layers);
+    return c;
+  }
+  // The main stack's last layer: the ops after it (final norm, head, loss; multi-token prediction's
+  // embedding and heads) run on the last device, where the multi-token prediction layers, the
+  // partition's last layers, also run (Megatron-Core's layouts put them in the last chunk).
+  std::int64_t mtp_layers = 0;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design)) mtp_layers = t->mtp_depth;
+  const int last_main_layer = layers - 1 - static_cast<int>(mtp_layers);
+  // The per-microbatch work of the layers (all of them) and of each device's other ops; the step
+  // runs at the pace of the busiest device (below). Energy is that of the average device, 1 / p of
+  // everything.
+  double layers_f = 0, layers_b = 0, layers_tp = 0;
+  std::vector<double> other_f(static_cast<std::size_t>(c.pipeline), 0.0), other_b(static_cast<std::size_t>(c.pipeline), 0.0);
+  int previous_layer = -1;
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
-    // The step runs at the pace of the busiest stage, which holds ceil(L / p) whole layers and
-    // the embeddings or the head; energy is that of the average device, 1 / p of everything.
-    // Under DualPipe a device holds stages i and p - 1 - i and runs each for half the microbatches,
-    // so the device with the first and the last stage carries half of the embeddings' and the
-    // heads' work a microbatch.
-    const double stage_share = in_layer ? busiest_share : (p.dualpipe && c.pipeline > 1 ? 0.5 : 1.0);
+    if (in_layer) previous_layer = op.layer;
+    const std::size_t owner = previous_layer >= last_main_layer ? static_cast<std::size_t>(c.pipeline - 1)
+                              : previous_layer < 0                 ? 0
+                                                                   : static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(previous_layer)]);
     const double energy_share = 1.0 / pp;
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
@@ -310,8 +343,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     // An op with no backward (the images a network reads) launches nothing for it.
     const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b;
     const double recompute = recomputed ? f_s : 0;
-    fwd_s += stage_share * f_s;
-    bwd_s += stage_share * (b_s + recompute);
+    if (in_layer) {
+      layers_f += f_s;
+      layers_b += b_s + recompute;
+    } else {
+      other_f[owner] += f_s;
+      other_b[owner] += b_s + recompute;
+    }
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
     const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
                                                bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
@@ -357,7 +395,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                              ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
                                    comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
-      tp_comm += stage_share * (p.recompute ? 3 : 2) * one;
+      layers_tp += (p.recompute ? 3 : 2) * one;
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;
@@ -375,6 +413,36 @@ StepCost cost_training_step(const TrainingJob& job) {
                      b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
+  // The busiest device: its layers' share of the layers' work, and its own other ops. Under
+  // DualPipe a device holds stages i and p - 1 - i and runs each for half the microbatches: the
+  // even partition's ceil(L / p) layers, and half of the embeddings' and the head's work.
+  double busiest_share = 0;
+  const double layers_d = static_cast<double>(layers);
+  if (p.dualpipe && c.pipeline > 1) {
+    busiest_share = std::ceil(layers_d / pp) / layers_d;
+    double all_f = 0, all_b = 0;
+    for (std::size_t d = 0; d < other_f.size(); ++d) {
+      all_f += other_f[d];
+      all_b += other_b[d];
+    }
+    fwd_s = busiest_share * layers_f + 0.5 * all_f;
+    bwd_s = busiest_share * layers_b + 0.5 * all_b;
+  } else {
+    double busiest = -1;
+    for (std::size_t d = 0; d < device_layers.size(); ++d) {
+      const double share = device_layers[d] / layers_d;
+      const double t = share * (layers_f + layers_b + layers_tp) + other_f[d] + other_b[d];
+      if (t > busiest) {
+        busiest = t;
+        busiest_share = share;
+        fwd_s = share * layers_f + other_f[d];
+        bwd_s = share * layers_b + other_b[d];
+      }
+    }
+  }
+  tp_comm = busiest_share * layers_tp;
+  // Memory: the device holding the most layers, with the pipeline's microbatches in flight.
+  const double memory_share = *std::max_element(device_layers.begin(), device_layers.end()) / layers_d;
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
@@ -436,7 +504,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   const double dense_params = c.parameters - expert_params;
   const double dense_per_device = dense_params / model_parallel, expert_per_device = expert_params / (model_parallel * eg);
-  const double params_per_device = dense_per_device + expert_per_device;
   // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
   // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
   // the same experts for the experts' (Megatron-Core's expert data-parallel group).
@@ -501,7 +568,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.tensor_comm_s = mb * tp_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
-  // (params_per_device and grad_value_bytes: above, with the accumulation pass.)
+  // (held_per_device and grad_value_bytes: above, with the accumulation pass.)
   const double grad_bytes = dense_params / model_parallel * grad_value_bytes;
   const double param_bytes = dense_params / model_parallel * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
@@ -621,7 +688,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Each is held by the parameters it is sharded over (held_per_device above).
   double weights = bytes_per_value * held_per_device(p.zero_stage >= 3), grads = grad_value_bytes * held_per_device(p.zero_stage >= 2);
   const double states = (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_per_device(p.zero_stage >= 1);
-  // The busiest stage's ceil(L / p) layers, for the microbatches in flight; with recomputation
+  // The layers of the device holding the most, for the microbatches in flight; with recomputation
   // only each layer's input, on the full width on every rank of a tensor group unless sequence
   // parallelism splits it.
   // DualPipe keeps one more microbatch in flight and two stages' weights on each device.
@@ -632,9 +699,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     weights *= 2;
     grads *= 2;
   }
-  double activations = saved_layers * busiest_share * in_flight + saved_other;
+  double activations = saved_layers * memory_share * in_flight + saved_other;
   if (p.recompute) {
-    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (busiest_share * static_cast<double>(layers)) * in_flight +
+    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (memory_share * static_cast<double>(layers)) * in_flight +
                   saved_stack_end + saved_other;
   }
   c.memory_per_device_bytes = weights + grads + states + activations;

@@ -137,6 +137,7 @@ struct JobDraft {
   std::optional<double> accelerator_time_s;
   bool power_given = false;
   std::optional<Value> stage_of;  // where `stage_of` was given, for errors that need the whole scenario
+  std::optional<Value> stage_layers;  // where `parallelism.stage_layers` was given, checked against the model
 };
 
 struct ModelDraft {
@@ -574,7 +575,7 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 // What a training layout must satisfy whatever the job's mode: the data-parallel ranks run whole
 // microbatches, shards and experts divide their groups, the schedule's needs.
-void check_layout(const TrainingJob& j, const Value& last) {
+void check_layout(const TrainingJob& j, const Value& last, const std::optional<Value>& stage_layers_at = std::nullopt) {
   // A hybrid sharding group must divide the data-parallel size, also where that is derived.
   const Parallelism& p = *j.parallelism;
   const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
@@ -643,13 +644,34 @@ void check_layout(const TrainingJob& j, const Value& last) {
     last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
               ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
   }
+  if (!p.stage_layers.empty()) {
+    const Value& at = stage_layers_at ? *stage_layers_at : last;
+    const auto* t = std::get_if<TransformerDesign>(&j.design);
+    if (!t) at.fail("partitions a transformer's layers; the model has no transformer design");
+    std::int64_t sum = 0;
+    for (const std::int64_t n : p.stage_layers) sum += n;
+    // A multi-token prediction module is a layer of the partition (Megatron-Core's layouts).
+    const std::int64_t layers = t->encoder_layers + t->decoder_layers + t->mtp_depth;
+    if (sum != layers) {
+      at.fail("holds " + std::to_string(sum) + " layers; the model has " + std::to_string(layers) +
+                (t->mtp_depth > 0 ? " (its multi-token prediction layers included)" : ""));
+    }
+    // Every device runs a layer, or the embeddings (the first) or the head (the last).
+    for (std::int64_t d = 1; d + 1 < p.pipeline; ++d) {
+      std::int64_t held = 0;
+      for (std::size_t c = static_cast<std::size_t>(d); c < p.stage_layers.size(); c += static_cast<std::size_t>(p.pipeline)) {
+        held += p.stage_layers[c];
+      }
+      if (held == 0) at.fail("leaves pipeline device " + std::to_string(d) + " without a layer");
+    }
+  }
 }
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "expert", "expert_tensor",
-                      "pipeline_schedule"});
+                      "pipeline_schedule", "stage_layers"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -700,6 +722,22 @@ Parallelism read_parallelism(const Value& v) {
     }
     if ((p.dualpipe || p.zero_bubble) && p.virtual_stages > 1) {
       m.at("pipeline_schedule").fail(schedule + " has its own schedule; drop virtual_stages (interleaved 1F1B)");
+    }
+  }
+  if (m.has("stage_layers")) {
+    const Value list = m.at("stage_layers");
+    const std::int64_t chunks = p.pipeline * p.virtual_stages;
+    const std::string what = "a list of " + std::to_string(chunks) + " layer counts, one a pipeline chunk (pipeline x virtual_stages = " +
+                             std::to_string(p.pipeline) + " x " + std::to_string(p.virtual_stages) + ")";
+    if (!list.node.IsSequence() || static_cast<std::int64_t>(list.node.size()) != chunks) {
+      list.expected(what, list.node.IsSequence() ? std::to_string(list.node.size()) + " of them" : "");
+    }
+    if (p.dualpipe) list.fail("dualpipe places two stages on each device; stage_layers is for 1f1b, interleaved or zb1p schedules");
+    for (std::size_t i = 0; i < list.node.size(); ++i) {
+      const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
+      const std::int64_t n = detail::read_int(item);
+      if (n < 0) item.expected("a whole number of layers >= 0");
+      p.stage_layers.push_back(n);
     }
   }
   if (m.has("expert")) {
@@ -833,7 +871,13 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("precision")) {
           j.precision = detail::read_choice(m.at("precision"), kPrecisions);
         }
-        if (m.has("parallelism")) j.parallelism = read_parallelism(m.at("parallelism"));
+        if (m.has("parallelism")) {
+          j.parallelism = read_parallelism(m.at("parallelism"));
+          if (!j.parallelism->stage_layers.empty()) {
+            const Value pv = m.at("parallelism");
+            d.stage_layers = pv.child(pv.node["stage_layers"], "stage_layers");
+          }
+        }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("eager")) j.eager = detail::read_bool(m.at("eager"));
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
@@ -890,7 +934,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         TrainingJob& j = d.job;
         // A layout is checked wherever it is given: a job with a published duration is costed from it
         // too (`dlcarbon validate --mode first-principles`).
-        if (j.parallelism) check_layout(j, last);
+        if (j.parallelism) check_layout(j, last, d.stage_layers);
         if (!d.duration_s && !d.accelerator_time_s) {
           // First-principles mode: the duration is predicted from the design.
           const bool ready = j.tokens && j.parallelism && !std::holds_alternative<std::monostate>(j.design);

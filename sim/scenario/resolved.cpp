@@ -131,7 +131,13 @@ std::string emit_resolved(const Scenario& s) {
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_schedule" << YAML::Value
-          << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b")) << YAML::EndMap;
+          << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
+      if (!p.stage_layers.empty()) {
+        out << YAML::Key << "stage_layers" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+        for (const std::int64_t n : p.stage_layers) out << n;
+        out << YAML::EndSeq;
+      }
+      out << YAML::EndMap;
       const JobOverheads& o = j.overheads;
       out << YAML::Key << "overheads" << YAML::Value << YAML::Flow << YAML::BeginMap;
       if (o.checkpoint_interval_s) out << YAML::Key << "checkpoint_interval_s" << YAML::Value << *o.checkpoint_interval_s;

@@ -1197,6 +1197,57 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   CHECK(staged == approx(one.energy_per_step_j));
 }
 
+TEST_CASE("the pipeline partition: the embeddings on the first device, the head on the last, never both") {
+  // A 4-layer decoder on 2 stages, one sequence a microbatch, two microbatches. From the costed ops
+  // (each op's forward and backward as the model ran them): the layers' work L, the embedding's E
+  // (before the first layer) and the final norm's, head's and loss's H (after the last).
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(4);
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 2;
+  job.parallelism->gradient_accumulation = "fused";
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  REQUIRE(c.microbatches == 2);
+  double L = 0, E = 0, H = 0;
+  bool seen_layer = false;
+  for (const auto& r : c.ops) {
+    if (r.phase != "fwd" && r.phase != "bwd") continue;
+    if (r.layer >= 0) {
+      seen_layer = true;
+      L += r.time_s;
+    } else {
+      (seen_layer ? H : E) += r.time_s;
+    }
+  }
+  REQUIRE(E > 0);
+  REQUIRE(H > E);  // the head's product and the loss outweigh the embedding's lookup
+  // Two layers on each device: the last device's two layers and the head are the busiest.
+  CHECK(c.compute_s == approx(2 * (L / 2 + H)));
+  // Three layers and the embedding on the first device, one and the head on the last.
+  job.parallelism->stage_layers = {3, 1};
+  c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.compute_s == approx(2 * std::max(0.75 * L + E, 0.25 * L + H)));
+  // One and the embedding on the first, three and the head on the last.
+  job.parallelism->stage_layers = {1, 3};
+  CHECK(cost_training_step(job).compute_s == approx(2 * (0.75 * L + H)));
+  // One stage holds both.
+  job.parallelism->stage_layers.clear();
+  job.accelerators = 1;
+  job.parallelism->pipeline = 1;
+  CHECK(cost_training_step(job).compute_s == approx(2 * (L + E + H)));
+  // Interleaved, 2 chunks a device: chunks 0 and 2 (the embedding's) on device 0, 1 and 3 (the
+  // head's) on device 1. Chunk 3 empty: device 1 runs one layer and the head.
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->virtual_stages = 2;
+  job.parallelism->stage_layers = {1, 1, 2, 0};
+  CHECK(cost_training_step(job).compute_s == approx(2 * std::max(0.75 * L + E, 0.25 * L + H)));
+}
+
 TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);

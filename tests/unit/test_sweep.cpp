@@ -231,6 +231,23 @@ TEST_CASE("overrides update a key as a last file would, nested keys keep their s
   CHECK(layers_only.resolved_yaml.find("layers: 6") != std::string::npos);
 }
 
+TEST_CASE("a pipeline partition from a sweep: in the resolved scenario, and checked against the model") {
+  const fs::path s = kData / "scenarios/first_principles.yaml";
+  const Scenario o = load_scenario(s, with({{"training.pretrain.parallelism.pipeline", "2", {"sw.yaml", 3, 7}},
+                                            {"training.pretrain.parallelism.data", "2", {"sw.yaml", 4, 7}},
+                                            {"training.pretrain.parallelism.stage_layers", "[3, 1]", {"sw.yaml", 5, 7}}}));
+  CHECK(o.training[0].parallelism->stage_layers == std::vector<std::int64_t>{3, 1});
+  CHECK(o.resolved_yaml.find("stage_layers: [3, 1]") != std::string::npos);
+  // Five layers for a four-layer model: named at the sweep's line.
+  const std::string e = error_of([&] {
+    load_scenario(s, with({{"training.pretrain.parallelism.pipeline", "2", {"sw.yaml", 3, 7}},
+                           {"training.pretrain.parallelism.data", "2", {"sw.yaml", 4, 7}},
+                           {"training.pretrain.parallelism.stage_layers", "[3, 2]", {"sw.yaml", 5, 7}}}));
+  });
+  CHECK(e.find("sw.yaml:5:7") != std::string::npos);
+  CHECK(e.find("stage_layers: holds 5 layers; the model has 4") != std::string::npos);
+}
+
 TEST_CASE("an override's errors name the sweep file, line, column and key") {
   const fs::path s = kData / "scenarios/first_principles.yaml";
   const SourceLocation at{"sw.yaml", 9, 13}, key_at{"sw.yaml", 8, 10};
