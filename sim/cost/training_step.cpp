@@ -223,16 +223,18 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::int64_t mtp_layers = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) mtp_layers = t->mtp_depth;
   const int last_main_layer = layers - 1 - static_cast<int>(mtp_layers);
-  // The per-microbatch work of the layers (all of them) and of each device's other ops; the step
-  // runs at the pace of the busiest device (below). Energy is that of the average device, 1 / p of
-  // everything.
-  double layers_f = 0, layers_b = 0, layers_tp = 0;
-  std::vector<double> other_f(static_cast<std::size_t>(c.pipeline), 0.0), other_b(static_cast<std::size_t>(c.pipeline), 0.0);
+  // The per-microbatch work of each device: its layers' (each layer's own: a dense layer before the
+  // experts, a multi-token prediction layer or a decoder layer with cross-attention is not an
+  // encoder layer) and its other ops'; the step runs at the pace of the busiest device (below).
+  // Energy is that of the average device, 1 / p of everything.
+  const std::size_t devices = static_cast<std::size_t>(c.pipeline);
+  std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
   int previous_layer = -1;
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     if (in_layer) previous_layer = op.layer;
-    const std::size_t owner = previous_layer >= last_main_layer ? static_cast<std::size_t>(c.pipeline - 1)
+    const std::size_t owner = in_layer ? static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(op.layer)])
+                              : previous_layer >= last_main_layer ? devices - 1
                               : previous_layer < 0                 ? 0
                                                                    : static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(previous_layer)]);
     const double energy_share = 1.0 / pp;
@@ -343,13 +345,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // An op with no backward (the images a network reads) launches nothing for it.
     const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b;
     const double recompute = recomputed ? f_s : 0;
-    if (in_layer) {
-      layers_f += f_s;
-      layers_b += b_s + recompute;
-    } else {
-      other_f[owner] += f_s;
-      other_b[owner] += b_s + recompute;
-    }
+    dev_f[owner] += f_s;
+    dev_b[owner] += b_s + recompute;
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
     const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
                                                bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
@@ -395,11 +392,12 @@ StepCost cost_training_step(const TrainingJob& job) {
                              ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
                                    comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
-      layers_tp += (p.recompute ? 3 : 2) * one;
+      dev_tp[owner] += (p.recompute ? 3 : 2) * one;
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;
       moe_bytes += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;  // routed tokens x d_model
+      dev_moe[owner] += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
     }
     if (op.kind == graph::OpKind::embedding && op.name == "decoder.embedding") {
       boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
@@ -413,36 +411,8 @@ StepCost cost_training_step(const TrainingJob& job) {
                      b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
-  // The busiest device: its layers' share of the layers' work, and its own other ops. Under
-  // DualPipe a device holds stages i and p - 1 - i and runs each for half the microbatches: the
-  // even partition's ceil(L / p) layers, and half of the embeddings' and the head's work.
-  double busiest_share = 0;
-  const double layers_d = static_cast<double>(layers);
-  if (p.dualpipe && c.pipeline > 1) {
-    busiest_share = std::ceil(layers_d / pp) / layers_d;
-    double all_f = 0, all_b = 0;
-    for (std::size_t d = 0; d < other_f.size(); ++d) {
-      all_f += other_f[d];
-      all_b += other_b[d];
-    }
-    fwd_s = busiest_share * layers_f + 0.5 * all_f;
-    bwd_s = busiest_share * layers_b + 0.5 * all_b;
-  } else {
-    double busiest = -1;
-    for (std::size_t d = 0; d < device_layers.size(); ++d) {
-      const double share = device_layers[d] / layers_d;
-      const double t = share * (layers_f + layers_b + layers_tp) + other_f[d] + other_b[d];
-      if (t > busiest) {
-        busiest = t;
-        busiest_share = share;
-        fwd_s = share * layers_f + other_f[d];
-        bwd_s = share * layers_b + other_b[d];
-      }
-    }
-  }
-  tp_comm = busiest_share * layers_tp;
   // Memory: the device holding the most layers, with the pipeline's microbatches in flight.
-  const double memory_share = *std::max_element(device_layers.begin(), device_layers.end()) / layers_d;
+  const double memory_share = *std::max_element(device_layers.begin(), device_layers.end()) / static_cast<double>(layers);
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
@@ -466,7 +436,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Full recomputation runs the forward pass, its dispatch and combine included, a second time: 6
   // transfers, as the tensor-parallel all-reduces above go from 2 to 3 a layer.
   const double a2a_transfers = p.recompute ? 6 : 4;
-  const double a2a_bytes = a2a_transfers * (moe_bytes / tp * busiest_share) * (eight_bit ? 0.75 : 1.0);
+  // (Here for all the model's expert layers; the busiest device's share is taken below.)
+  const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (eight_bit ? 0.75 : 1.0);
   double moe_comm = moe_layers > 0 && expert_group > 1 ? a2a_bytes * (eg - 1) / eg / a2a_link * bisection : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
@@ -491,6 +462,30 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
     moe_comm = std::max(network_s, forward_s);
   }
+  // The busiest device: its layers' and its other ops' work, and the all-to-all of its expert
+  // layers. Under DualPipe a device holds stages i and p - 1 - i (v = 1) and runs each for half the
+  // microbatches: half of each's work a microbatch.
+  const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? moe_comm * dev_moe[d] / moe_bytes : 0.0; };
+  const double layers_d = static_cast<double>(layers);
+  double busiest = -1, busiest_share = 0, busiest_moe = 0;
+  for (std::size_t d = 0; d < devices; ++d) {
+    const bool paired = p.dualpipe && devices > 1;
+    const std::size_t e = paired ? devices - 1 - d : d;
+    const double half = paired ? 0.5 : 1.0;
+    const double f = half * (dev_f[d] + (paired ? dev_f[e] : 0.0));
+    const double b = half * (dev_b[d] + (paired ? dev_b[e] : 0.0));
+    const double t_comm = half * (dev_tp[d] + (paired ? dev_tp[e] : 0.0));
+    const double a2a = half * (moe_of(d) + (paired ? moe_of(e) : 0.0));
+    if (f + b + t_comm + a2a > busiest) {
+      busiest = f + b + t_comm + a2a;
+      fwd_s = f;
+      bwd_s = b;
+      tp_comm = t_comm;
+      busiest_moe = a2a;
+      busiest_share = half * (device_layers[d] + (paired ? device_layers[e] : 0.0)) / layers_d;
+    }
+  }
+  moe_comm = busiest_moe;
   // Gradient accumulation: with m microbatches a step, every backward after the first adds its
   // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
   // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a

@@ -90,18 +90,46 @@ TrainingJob pipelined_mlp_job() {
   return job;
 }
 
-// A microbatch's forward and backward seconds on the busiest of 4 stages: a quarter of the layers'
-// ops, and the ops outside the layers (on the busiest stage's account, as the model charges them;
-// half of them under DualPipe, whose device with the first stage runs the last for half the
-// microbatches).
-std::pair<double, double> stage_times(const StepCost& c, double outside_share = 1.0) {
-  double f = 0, b = 0;
+// A microbatch's forward and backward seconds on the busiest of p stages, from the costed ops: each
+// stage's layers (spread evenly, the first L mod p stages one more), the ops before the first layer
+// on the first stage and those after it on the last, and the gradient accumulation pass. Under
+// DualPipe (`paired`) device i runs stages i and p - 1 - i, each for half the microbatches.
+std::pair<double, double> stage_times(const StepCost& c, int p = 4, bool paired = false) {
+  std::vector<int> ids;
   for (const auto& r : c.ops) {
-    const double share = r.layer >= 0 ? 0.25 : outside_share;
-    if (r.phase == "fwd") f += share * r.time_s;
-    if (r.phase == "bwd") b += share * r.time_s;
+    if (r.layer >= 0 && std::find(ids.begin(), ids.end(), r.layer) == ids.end()) ids.push_back(r.layer);
   }
-  return {f, b};
+  const int L = static_cast<int>(ids.size());
+  std::vector<int> stage_of;
+  for (int j = 0; j < p; ++j) stage_of.insert(stage_of.end(), static_cast<std::size_t>(L / p + (j < L % p ? 1 : 0)), j);
+  std::vector<double> f(static_cast<std::size_t>(p), 0.0), b(static_cast<std::size_t>(p), 0.0);
+  bool seen = false;
+  double accumulate = 0;  // the gradient accumulation pass: every device's, charged to the busiest
+  for (const auto& r : c.ops) {
+    if (r.op == "gradients.accumulate") {
+      accumulate += r.time_s;
+      continue;
+    }
+    int d = 0;
+    if (r.layer >= 0) {
+      seen = true;
+      d = stage_of[static_cast<std::size_t>(std::find(ids.begin(), ids.end(), r.layer) - ids.begin())];
+    } else {
+      d = seen ? p - 1 : 0;
+    }
+    if (r.phase == "fwd") f[static_cast<std::size_t>(d)] += r.time_s;
+    if (r.phase == "bwd") b[static_cast<std::size_t>(d)] += r.time_s;
+  }
+  std::pair<double, double> busiest{0, 0};
+  for (int d = 0; d < p; ++d) {
+    const int e = paired ? p - 1 - d : d;
+    const double k = paired ? 0.5 : 1.0;
+    const std::pair<double, double> t{k * (f[static_cast<std::size_t>(d)] + (paired ? f[static_cast<std::size_t>(e)] : 0.0)),
+                                      k * (b[static_cast<std::size_t>(d)] + (paired ? b[static_cast<std::size_t>(e)] : 0.0))};
+    if (t.first + t.second > busiest.first + busiest.second) busiest = t;
+  }
+  busiest.second += accumulate;
+  return busiest;
 }
 }  // namespace
 
@@ -366,7 +394,7 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   job.parallelism->dualpipe = true;
   const StepCost dual = cost_training_step(job);
   REQUIRE(dual.fits);
-  const auto [f, b] = stage_times(dual, 0.5);
+  const auto [f, b] = stage_times(dual, 4, true);
   CHECK(dual.compute_s == approx(8 * (f + b)));
   // (p/2 - 1)(F + B - B/2) = 1 x (F + B / 2), against 1F1B's 3 slots.
   CHECK(dual.bubble_s == approx(f + 0.5 * b));
@@ -1162,16 +1190,18 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
   // Five 1000 x 1000 layers: each product 1.2e-4 s forward and backward for 1000 samples and its
-  // bias's gradient 4.004e-6 s (the one-layer MLP by hand above), four activations between them at
-  // 2.4e-5 s each (1e6 elements, memory-bound like the input), and the input op (2.4e-5 s), which is
-  // on no layer. Per layer on average: (5 x 1.24004e-4 + 4 x 2.4e-5) / 5 = 1.43204e-4 s.
+  // bias's gradient 4.004e-6 s (the one-layer MLP by hand above), four activations after the first
+  // four at 2.4e-5 s each (1e6 elements, memory-bound like the input), and the input op (2.4e-5 s),
+  // which is on no layer and runs on the first stage. Per layer on average: (5 x 1.24004e-4 + 4 x
+  // 2.4e-5) / 5 = 1.43204e-4 s; a layer with its activation 1.48004e-4 s.
   TrainingJob job = mlp_job();
   job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000}};
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.compute_s == approx(2.4e-5 + 5 * 1.43204e-4));
-  // Two stages: 3 layers on the busiest, not 2.5; two microbatches of 1000 (their gradients summed
-  // in the weight-gradient GEMM here: the separate pass has its own test).
+  // Two stages: the first 3 layers (each with its activation) and the input on the first, not 2.5
+  // layers; two microbatches of 1000 (their gradients summed in the weight-gradient GEMM here: the
+  // separate pass has its own test).
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
   job.parallelism->global_batch = 2000;
@@ -1179,12 +1209,13 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.microbatches == 2);
-  CHECK(c.compute_s == approx(2 * (2.4e-5 + 3 * 1.43204e-4)));
+  CHECK(c.compute_s == approx(2 * (2.4e-5 + 3 * 1.48004e-4)));
   CHECK(c.bubble_fraction == approx(1.0 / 3));
-  // Interleaved with 4 chunks a device, more chunks (8) than layers (5): some chunks are empty, and
-  // the busiest device still holds 3 layers, not 4 chunks of one.
+  // Interleaved with 4 chunks a device, more chunks (8) than layers (5): chunks 5-7 are empty, and
+  // the first device holds chunks 0, 2 and 4 (layers 0, 2 and 4, the last without an activation),
+  // not 4 chunks of one.
   job.parallelism->virtual_stages = 4;
-  CHECK(cost_training_step(job).compute_s == approx(2 * (2.4e-5 + 3 * 1.43204e-4)));
+  CHECK(cost_training_step(job).compute_s == approx(2 * (2.4e-5 + 2 * 1.48004e-4 + 1.24004e-4)));
   job.parallelism->virtual_stages = 1;
   // Energy is the work's, not the busiest stage's: with no static power, two stages spend what
   // one device spends on the same two microbatches (each device does half of the work).
@@ -1211,41 +1242,44 @@ TEST_CASE("the pipeline partition: the embeddings on the first device, the head 
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   REQUIRE(c.microbatches == 2);
-  double L = 0, E = 0, H = 0;
+  std::vector<double> layer(4, 0.0);  // each layer's (the last holds the final norm)
+  double E = 0, H = 0;
   bool seen_layer = false;
   for (const auto& r : c.ops) {
     if (r.phase != "fwd" && r.phase != "bwd") continue;
     if (r.layer >= 0) {
       seen_layer = true;
-      L += r.time_s;
+      layer.at(static_cast<std::size_t>(r.layer)) += r.time_s;
     } else {
       (seen_layer ? H : E) += r.time_s;
     }
   }
   REQUIRE(E > 0);
   REQUIRE(H > E);  // the head's product and the loss outweigh the embedding's lookup
+  const double l0 = layer[0], l1 = layer[1], l2 = layer[2], l3 = layer[3];
+  REQUIRE(l3 > l0);
   // Two layers on each device: the last device's two layers and the head are the busiest.
-  CHECK(c.compute_s == approx(2 * (L / 2 + H)));
+  CHECK(c.compute_s == approx(2 * (l2 + l3 + H)));
   // Three layers and the embedding on the first device, one and the head on the last.
   job.parallelism->stage_layers = {3, 1};
   c = cost_training_step(job);
   REQUIRE(c.fits);
-  CHECK(c.compute_s == approx(2 * std::max(0.75 * L + E, 0.25 * L + H)));
+  CHECK(c.compute_s == approx(2 * std::max(l0 + l1 + l2 + E, l3 + H)));
   // One and the embedding on the first, three and the head on the last.
   job.parallelism->stage_layers = {1, 3};
-  CHECK(cost_training_step(job).compute_s == approx(2 * (0.75 * L + H)));
+  CHECK(cost_training_step(job).compute_s == approx(2 * (l1 + l2 + l3 + H)));
   // One stage holds both.
   job.parallelism->stage_layers.clear();
   job.accelerators = 1;
   job.parallelism->pipeline = 1;
-  CHECK(cost_training_step(job).compute_s == approx(2 * (L + E + H)));
+  CHECK(cost_training_step(job).compute_s == approx(2 * (l0 + l1 + l2 + l3 + E + H)));
   // Interleaved, 2 chunks a device: chunks 0 and 2 (the embedding's) on device 0, 1 and 3 (the
-  // head's) on device 1. Chunk 3 empty: device 1 runs one layer and the head.
+  // head's) on device 1. Chunk 3 empty: device 1 runs layer 1 and the head.
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
   job.parallelism->virtual_stages = 2;
   job.parallelism->stage_layers = {1, 1, 2, 0};
-  CHECK(cost_training_step(job).compute_s == approx(2 * std::max(0.75 * L + E, 0.25 * L + H)));
+  CHECK(cost_training_step(job).compute_s == approx(2 * std::max(l0 + l2 + l3 + E, l1 + H)));
 }
 
 TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
