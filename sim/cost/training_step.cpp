@@ -168,7 +168,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const int layers = std::max(1, g.layers());
   // Every pipeline stage holds at least one layer (an interleaved schedule's first and last chunks
   // may hold only the embedding and the head, as Llama 3's do: Dubey et al. 2024, Sec. 3.3.2).
-  if (c.pipeline > layers) {
+  if (c.pipeline > layers && p.stage_layers.empty()) {
     c.fits = false;
     c.reason = "pipeline (" + std::to_string(c.pipeline) + ") is more stages than the model's " + std::to_string(layers) +
                " layer(s): every stage needs a layer";
@@ -185,8 +185,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const comm::Group replica_group = group_of(job, c.data / shard, c.tensor * shard, intra, inter);
 
   // --- one microbatch on the busiest stage of one device ---------------------------------
-  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_layers = 0,
-         saved_other = 0, saved_stack_end = 0;
+  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
@@ -200,10 +199,27 @@ StepCost cost_training_step(const TrainingJob& job) {
   // embedding) on the device of the layer before them.
   const std::int64_t chunks = c.pipeline * static_cast<std::int64_t>(v);
   std::vector<std::int64_t> chunk_layers = p.stage_layers;
-  if (static_cast<std::int64_t>(chunk_layers.size()) != chunks) {
+  if (!chunk_layers.empty() && static_cast<std::int64_t>(chunk_layers.size()) != chunks) {
+    c.fits = false;
+    c.reason = "parallelism.stage_layers has " + std::to_string(chunk_layers.size()) + " chunks; pipeline x virtual_stages is " +
+               std::to_string(chunks);
+    return c;
+  }
+  if (chunk_layers.empty()) {
     chunk_layers.assign(static_cast<std::size_t>(chunks), layers / chunks);
     for (std::int64_t j = 0; j < layers % chunks; ++j) ++chunk_layers[static_cast<std::size_t>(j)];
   }
+  // A graph's layers in order: their indices need not start at 0 or run without gaps (a graph file
+  // numbers them as it likes).
+  std::vector<int> layer_ids;
+  for (const auto& op : g.ops()) {
+    if (op.layer >= 0) layer_ids.push_back(op.layer);
+  }
+  std::sort(layer_ids.begin(), layer_ids.end());
+  layer_ids.erase(std::unique(layer_ids.begin(), layer_ids.end()), layer_ids.end());
+  const auto position_of = [&](int layer) {
+    return static_cast<std::size_t>(std::lower_bound(layer_ids.begin(), layer_ids.end(), layer) - layer_ids.begin());
+  };
   std::vector<double> device_layers(static_cast<std::size_t>(c.pipeline), 0.0);
   std::vector<int> device_of_layer;
   for (std::int64_t j = 0; j < chunks; ++j) {
@@ -211,7 +227,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     device_of_layer.insert(device_of_layer.end(), static_cast<std::size_t>(chunk_layers[static_cast<std::size_t>(j)]),
                            static_cast<int>(j % c.pipeline));
   }
-  if (static_cast<int>(device_of_layer.size()) != layers) {
+  if (device_of_layer.size() < std::max<std::size_t>(1, layer_ids.size()) ||
+      (!p.stage_layers.empty() && static_cast<int>(device_of_layer.size()) != layers)) {
     c.fits = false;
     c.reason = "parallelism.stage_layers holds " + std::to_string(device_of_layer.size()) + " layers; the model's graph has " +
                std::to_string(layers);
@@ -222,18 +239,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   // partition's last layers, also run (Megatron-Core's layouts put them in the last chunk).
   std::int64_t mtp_layers = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) mtp_layers = t->mtp_depth;
-  const int last_main_layer = layers - 1 - static_cast<int>(mtp_layers);
+  const int last_main_layer = static_cast<int>(layer_ids.size()) - 1 - static_cast<int>(mtp_layers);
   // The per-microbatch work of each device: its layers' (each layer's own: a dense layer before the
   // experts, a multi-token prediction layer or a decoder layer with cross-attention is not an
   // encoder layer) and its other ops'; the step runs at the pace of the busiest device (below).
   // Energy is that of the average device, 1 / p of everything.
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
-  int previous_layer = -1;
+  std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
+  int previous_layer = -1;  // the position of the last layer seen, in graph order
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
-    if (in_layer) previous_layer = op.layer;
-    const std::size_t owner = in_layer ? static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(op.layer)])
+    if (in_layer) previous_layer = static_cast<int>(position_of(op.layer));
+    const std::size_t owner = in_layer                            ? static_cast<std::size_t>(device_of_layer[position_of(op.layer)])
                               : previous_layer >= last_main_layer ? devices - 1
                               : previous_layer < 0                 ? 0
                                                                    : static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(previous_layer)]);
@@ -354,7 +372,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     average_busy_s += energy_share * (f_s + b_s + recompute);
     if (stack_end) saved_stack_end += op.saved_bytes / split;  // kept under full recomputation (it runs once)
     if (!in_layer) {
-      saved_other += op.saved_bytes / split;
+      dev_saved_other[owner] += op.saved_bytes / split;
     } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
       // (recomputed elementwise ops and norms keep nothing)
       // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
@@ -377,7 +395,7 @@ StepCost cost_training_step(const TrainingJob& job) {
           op.name.find(".ffn") != std::string::npos) {
         saved = 0;
       }
-      saved_layers += keep * saved / split;
+      dev_saved[owner] += keep * saved / split;
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
     // rank computes its own sequence shard's slots, and the all-to-all below carries them.
@@ -411,8 +429,6 @@ StepCost cost_training_step(const TrainingJob& job) {
                      b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
-  // Memory: the device holding the most layers, with the pipeline's microbatches in flight.
-  const double memory_share = *std::max_element(device_layers.begin(), device_layers.end()) / static_cast<double>(layers);
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
@@ -476,8 +492,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double b = half * (dev_b[d] + (paired ? dev_b[e] : 0.0));
     const double t_comm = half * (dev_tp[d] + (paired ? dev_tp[e] : 0.0));
     const double a2a = half * (moe_of(d) + (paired ? moe_of(e) : 0.0));
-    if (f + b + t_comm + a2a > busiest) {
-      busiest = f + b + t_comm + a2a;
+    // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
+    // paired chunk's compute (below).
+    const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a;
+    if (slot_d > busiest) {
+      busiest = slot_d;
       fwd_s = f;
       bwd_s = b;
       tp_comm = t_comm;
@@ -683,9 +702,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Each is held by the parameters it is sharded over (held_per_device above).
   double weights = bytes_per_value * held_per_device(p.zero_stage >= 3), grads = grad_value_bytes * held_per_device(p.zero_stage >= 2);
   const double states = (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_per_device(p.zero_stage >= 1);
-  // The layers of the device holding the most, for the microbatches in flight; with recomputation
-  // only each layer's input, on the full width on every rank of a tensor group unless sequence
-  // parallelism splits it.
   // DualPipe keeps one more microbatch in flight and two stages' weights on each device.
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline + (p.dualpipe ? 1 : 0)));
   // Both copies hold gradients until they are summed once a step (that exchange between the two
@@ -694,10 +710,24 @@ StepCost cost_training_step(const TrainingJob& job) {
     weights *= 2;
     grads *= 2;
   }
-  double activations = saved_layers * memory_share * in_flight + saved_other;
-  if (p.recompute) {
-    activations = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * (memory_share * static_cast<double>(layers)) * in_flight +
-                  saved_stack_end + saved_other;
+  // Each device keeps its own layers' activations for the microbatches in flight (the first
+  // stage's count, for every device: an upper bound) and its own other ops' (the embeddings' on
+  // the first, the head's and the loss's on the last); with full recomputation only each layer's
+  // input, and the stack's final norm on the last device. Under DualPipe a device holds two
+  // stages: their average for the microbatches in flight, both stages' other ops.
+  double activations = 0;
+  for (std::size_t d = 0; d < devices; ++d) {
+    const bool paired = p.dualpipe && devices > 1;
+    const std::size_t e = paired ? devices - 1 - d : d;
+    const double half = paired ? 0.5 : 1.0;
+    const double other = dev_saved_other[d] + (paired ? dev_saved_other[e] : 0.0);
+    double held = half * (dev_saved[d] + (paired ? dev_saved[e] : 0.0)) * in_flight + other;
+    if (p.recompute) {
+      const double inputs = half * (device_layers[d] + (paired ? device_layers[e] : 0.0));
+      const bool last = d == devices - 1 || e == devices - 1;
+      held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * in_flight + (last ? saved_stack_end : 0.0) + other;
+    }
+    activations = std::max(activations, held);
   }
   c.memory_per_device_bytes = weights + grads + states + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {

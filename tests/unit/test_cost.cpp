@@ -5,6 +5,7 @@
 using dlcarbon::test::approx;
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "dlcarbon/collectives.hpp"
@@ -91,8 +92,9 @@ TrainingJob pipelined_mlp_job() {
 }
 
 // A microbatch's forward and backward seconds on the busiest of p stages, from the costed ops: each
-// stage's layers (spread evenly, the first L mod p stages one more), the ops before the first layer
-// on the first stage and those after it on the last, and the gradient accumulation pass. Under
+// stage's layers (spread evenly, the first L mod p stages one more, layer indices in graph order),
+// the ops before the first layer on the first stage, the others on the stage of the layer before
+// them, and the gradient accumulation pass on the busiest. Under
 // DualPipe (`paired`) device i runs stages i and p - 1 - i, each for half the microbatches.
 std::pair<double, double> stage_times(const StepCost& c, int p = 4, bool paired = false) {
   std::vector<int> ids;
@@ -103,7 +105,7 @@ std::pair<double, double> stage_times(const StepCost& c, int p = 4, bool paired 
   std::vector<int> stage_of;
   for (int j = 0; j < p; ++j) stage_of.insert(stage_of.end(), static_cast<std::size_t>(L / p + (j < L % p ? 1 : 0)), j);
   std::vector<double> f(static_cast<std::size_t>(p), 0.0), b(static_cast<std::size_t>(p), 0.0);
-  bool seen = false;
+  int previous = -1;      // the stage of the last layer op seen
   double accumulate = 0;  // the gradient accumulation pass: every device's, charged to the busiest
   for (const auto& r : c.ops) {
     if (r.op == "gradients.accumulate") {
@@ -112,10 +114,9 @@ std::pair<double, double> stage_times(const StepCost& c, int p = 4, bool paired 
     }
     int d = 0;
     if (r.layer >= 0) {
-      seen = true;
-      d = stage_of[static_cast<std::size_t>(std::find(ids.begin(), ids.end(), r.layer) - ids.begin())];
+      d = previous = stage_of[static_cast<std::size_t>(std::find(ids.begin(), ids.end(), r.layer) - ids.begin())];
     } else {
-      d = seen ? p - 1 : 0;
+      d = previous < 0 ? 0 : (r.layer == -1 && previous == stage_of.back() ? p - 1 : previous);
     }
     if (r.phase == "fwd") f[static_cast<std::size_t>(d)] += r.time_s;
     if (r.phase == "bwd") b[static_cast<std::size_t>(d)] += r.time_s;
@@ -390,6 +391,9 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   TrainingJob job = pipelined_mlp_job();
   job.hardware.kind = "gpu";
   job.parallelism->gradient_accumulation = "fused";  // (the accumulation pass: its own test below)
+  // A wider last layer, so that the device pairing the first and the last stage is the busiest
+  // (with four equal layers the two pairs tie).
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 2000}};
   const StepCost plain = cost_training_step(job);
   job.parallelism->dualpipe = true;
   const StepCost dual = cost_training_step(job);
@@ -1280,6 +1284,63 @@ TEST_CASE("the pipeline partition: the embeddings on the first device, the head 
   job.parallelism->virtual_stages = 2;
   job.parallelism->stage_layers = {1, 1, 2, 0};
   CHECK(cost_training_step(job).compute_s == approx(2 * std::max(l0 + l2 + l3 + E, l1 + H)));
+}
+
+TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
+  // Three products numbered 3, 7 and 9 (no layer 0, gaps) behind an input op: on two stages, the
+  // first holds layers 3 and 7 and the input, the second layer 9.
+  TrainingJob job = mlp_job();
+  FileGraphDesign d;
+  d.ops.push_back(FileOp{"input", "embedding", -1, 0, 0, 0, 1, 1e6, 0, 0, {}});
+  d.ops.push_back(FileOp{"a", "matmul", 3, 1000, 1000, 1000, 1, 0, 1, 1e6, {"input"}});
+  d.ops.push_back(FileOp{"b", "matmul", 7, 1000, 1000, 1000, 1, 0, 1, 1e6, {"a"}});
+  d.ops.push_back(FileOp{"c", "matmul", 9, 1000, 1000, 1000, 1, 0, 1, 1e6, {"b"}});
+  job.design = d;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 2;
+  job.parallelism->gradient_accumulation = "fused";
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  std::map<std::string, double> t;
+  for (const auto& r : c.ops) {
+    if (r.phase == "fwd" || r.phase == "bwd") t[r.op] += r.time_s;
+  }
+  REQUIRE(t.size() == 4);
+  CHECK(c.compute_s == approx(2 * (t["input"] + t["a"] + t["b"])));
+  // The same graph on one device.
+  job.accelerators = 1;
+  job.parallelism->pipeline = 1;
+  CHECK(cost_training_step(job).compute_s == approx(2 * (t["input"] + t["a"] + t["b"] + t["c"])));
+}
+
+TEST_CASE("pipeline stages of unequal layers: a dense layer before the experts has no all-to-all") {
+  // Two layers, the first dense, the second a mixture of 8 experts, on 64 data ranks: on one stage
+  // the step's all-to-all is the MoE layer's; on two stages the second device runs that layer (and
+  // the head) and the first none, so a microbatch's all-to-all is the same, where the average
+  // layer's share (before session 28) would have charged half of it.
+  TrainingJob job = moe_job(2, 8);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.dense_layers = 1;
+  job.design = d;
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.fits);
+  REQUIRE(one.expert_comm_s > 0);
+  job.accelerators = 128;
+  job.parallelism->pipeline = 2;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(two.fits);
+  REQUIRE(two.microbatches == one.microbatches);
+  CHECK(two.expert_comm_s == approx(one.expert_comm_s));
+  // Its compute: the second device's layer and the head, never the embedding too.
+  double moe_layer = 0, head = 0;
+  for (const auto& r : two.ops) {
+    if (r.phase != "fwd" && r.phase != "bwd") continue;
+    if (r.layer == 1) moe_layer += r.time_s;
+    if (r.layer < 0 && r.op != "decoder.embedding" && r.op != "gradients.accumulate") head += r.time_s;
+  }
+  CHECK(two.compute_s == approx(static_cast<double>(two.microbatches) * (moe_layer + head)));
 }
 
 TEST_CASE("unfused causal attention computes the whole score matrix, FlashAttention the lower half") {
