@@ -20,6 +20,18 @@ struct OpCostRow {
   int layer = -1;     // the graph op's block index (-1: embeddings, head, optimizer, communication)
 };
 
+// One pipeline device's load a microbatch (docs/output-format.md, `/training/<job>/stages`): the
+// layers it holds (the sum of its chunks'; under DualPipe the average of its two stages'), its
+// forward and backward (with recomputation) seconds, its layers' exposed tensor-parallel
+// collectives and all-to-all, its slot as the schedule runs it, the activations it keeps.
+struct StageCostRow {
+  int device = 0;
+  double layers = 0;
+  double forward_s = 0, backward_s = 0, tensor_comm_s = 0, expert_comm_s = 0, slot_s = 0;
+  double activation_bytes = 0;
+  bool busiest = false;
+};
+
 struct StepCost {
   bool fits = true;
   std::string reason;  // why it does not fit, when it does not
@@ -45,6 +57,7 @@ struct StepCost {
   double device_power_w = 0;        // average per accelerator, device only
   double power_per_accelerator_w = 0;  // with the host share
   std::vector<OpCostRow> ops;       // one microbatch on one device, plus per-step comm and optimizer
+  std::vector<StageCostRow> stages;  // one row a pipeline device (one row without a pipeline)
 };
 
 // Where one step's time goes: compute, tensor, pipeline and expert communication, the pipeline

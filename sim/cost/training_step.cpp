@@ -484,6 +484,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? moe_comm * dev_moe[d] / moe_bytes : 0.0; };
   const double layers_d = static_cast<double>(layers);
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
+  std::size_t busiest_device = 0;
   for (std::size_t d = 0; d < devices; ++d) {
     const bool paired = p.dualpipe && devices > 1;
     const std::size_t e = paired ? devices - 1 - d : d;
@@ -494,9 +495,12 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double a2a = half * (moe_of(d) + (paired ? moe_of(e) : 0.0));
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
     // paired chunk's compute (below).
-    const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a;
+    const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a + pp_comm;
+    c.stages.push_back({static_cast<int>(d), (paired ? 0.5 : 1.0) * (device_layers[d] + (paired ? device_layers[e] : 0.0)), f, b,
+                        t_comm, a2a, slot_d, 0, false});
     if (slot_d > busiest) {
       busiest = slot_d;
+      busiest_device = d;
       fwd_s = f;
       bwd_s = b;
       tp_comm = t_comm;
@@ -505,6 +509,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
   }
   moe_comm = busiest_moe;
+  c.stages[busiest_device].busiest = true;
   // Gradient accumulation: with m microbatches a step, every backward after the first adds its
   // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
   // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
@@ -728,6 +733,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * in_flight + (last ? saved_stack_end : 0.0) + other;
     }
     activations = std::max(activations, held);
+    c.stages[d].activation_bytes = held;
   }
   c.memory_per_device_bytes = weights + grads + states + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {

@@ -215,6 +215,25 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   }
   CHECK(total == approx(step));
   CHECK(total_share == approx(1.0));
+  // The pipeline's devices: one without a pipeline, holding all 4 layers, the busiest; its slot
+  // is a microbatch's compute and exposed tensor-parallel communication.
+  const Table* stages = nullptr;
+  for (const auto& t : rec.tables) {
+    if (t.path == "training/pretrain/stages") stages = &t;
+  }
+  REQUIRE(stages != nullptr);
+  const auto& stage_layers = std::get<std::vector<double>>(stages->find("layers")->values);
+  const auto& slot = std::get<std::vector<double>>(stages->find("slot")->values);
+  const auto& fwd = std::get<std::vector<double>>(stages->find("forward")->values);
+  const auto& bwd = std::get<std::vector<double>>(stages->find("backward")->values);
+  const auto& tcomm = std::get<std::vector<double>>(stages->find("tensor_communication")->values);
+  const auto& busiest = std::get<std::vector<std::int64_t>>(stages->find("busiest")->values);
+  REQUIRE(stage_layers.size() == 1);
+  CHECK(stage_layers[0] == 4);
+  CHECK(busiest[0] == 1);
+  CHECK(tcomm[0] > 0);
+  CHECK(slot[0] == approx(fwd[0] + bwd[0] + tcomm[0]));
+  CHECK(std::get<std::vector<double>>(stages->find("activations")->values)[0] > 0);
   // Without --quiet, the run prints the prediction of each first-principles job.
   r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),
            "-o", out.string()});

@@ -1283,7 +1283,19 @@ TEST_CASE("the pipeline partition: the embeddings on the first device, the head 
   job.parallelism->pipeline = 2;
   job.parallelism->virtual_stages = 2;
   job.parallelism->stage_layers = {1, 1, 2, 0};
-  CHECK(cost_training_step(job).compute_s == approx(2 * std::max(l0 + l2 + l3 + E, l1 + H)));
+  const StepCost interleaved = cost_training_step(job);
+  CHECK(interleaved.compute_s == approx(2 * std::max(l0 + l2 + l3 + E, l1 + H)));
+  // The stages table: device 0 holds 3 layers, device 1 one; the busiest's slot is a microbatch's
+  // compute (and its sends).
+  REQUIRE(interleaved.stages.size() == 2);
+  CHECK(interleaved.stages[0].layers == 3);
+  CHECK(interleaved.stages[1].layers == 1);
+  CHECK(interleaved.stages[0].forward_s + interleaved.stages[0].backward_s == approx(l0 + l2 + l3 + E));
+  CHECK(interleaved.stages[1].forward_s + interleaved.stages[1].backward_s == approx(l1 + H));
+  CHECK(interleaved.stages[0].busiest + interleaved.stages[1].busiest == 1);
+  for (const auto& row : interleaved.stages) {
+    if (row.busiest) CHECK(row.slot_s == approx(interleaved.compute_s / 2 + interleaved.pipeline_comm_s / 2));
+  }
 }
 
 TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
