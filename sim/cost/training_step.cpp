@@ -66,6 +66,18 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
   g.nodes = (ranks + per_node - 1) / per_node;
   const std::int64_t fewest = std::clamp<std::int64_t>(ranks - (g.nodes - 1) * per_node, 1, per_node);
   g.bandwidth = g.nodes > 1 ? std::min(intra, static_cast<double>(fewest) * inter) : intra;
+  // On a torus (TPU pods) a chip's bandwidth is its links along every axis, but a ring can use only
+  // the links among its own members: a group that fits along one axis of the pod (k chips a side)
+  // uses that axis's two links, one that fits in a plane of a 3-D torus four, as XLA lays a mesh
+  // axis of that size along a physical axis (a 12-way model axis on a 12 x 16 x 16 slice, a 16-way
+  // one on a 16 x 32 slice). A group that is the whole job spans every axis of its slice.
+  const int axes = job.hardware.node_topology == "torus-3d" ? 3 : (job.hardware.node_topology == "torus-2d" ? 2 : 0);
+  if (axes > 0 && g.nodes == 1 && ranks > 1 && ranks < job.accelerators) {
+    const double side = std::round(std::pow(static_cast<double>(node), 1.0 / axes));
+    const double r = static_cast<double>(ranks);
+    const int spanned = r <= side ? 1 : (axes == 3 && r <= side * side ? 2 : axes);
+    g.bandwidth *= static_cast<double>(spanned) / axes;
+  }
   return g;
 }
 

@@ -977,6 +977,46 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   CHECK(cost_training_step(job).expert_comm_s == approx(3 * big.expert_comm_s));
 }
 
+TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
+  // 64 chips of a 4 x 4 x 4 torus (the pod): a tensor group of 4 fits along one axis (2 of the 6
+  // links a chip: a third of its bandwidth), a data-parallel group of 16 in a plane (4 of 6), the
+  // whole job spans every axis. The same groups on a switched network at a third and two thirds of
+  // the bandwidth cost the same.
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(2);
+  job.accelerators = 64;
+  job.hardware.node_accelerators = 64;
+  job.parallelism->tensor = 4;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 16;
+  job.parallelism->overlap_communication = false;  // the data-parallel collectives whole
+  job.hardware.node_topology = "torus-3d";
+  const StepCost torus = cost_training_step(job);
+  REQUIRE(torus.fits);
+  REQUIRE(torus.tensor_comm_s > 0);
+  REQUIRE(torus.data_comm_s > 0);
+  job.hardware.node_topology = "switched";
+  job.hardware.intra_node_bandwidth = 1e11 / 3;
+  CHECK(cost_training_step(job).tensor_comm_s == approx(torus.tensor_comm_s));
+  job.hardware.intra_node_bandwidth = 2e11 / 3;
+  CHECK(cost_training_step(job).data_comm_s == approx(torus.data_comm_s));
+  // The whole job in one data-parallel group: every link, as on the switched network.
+  job.parallelism->tensor = 1;
+  job.parallelism->global_batch = 64;
+  job.hardware.intra_node_bandwidth = 1e11;
+  const StepCost switched = cost_training_step(job);
+  job.hardware.node_topology = "torus-3d";
+  CHECK(cost_training_step(job).data_comm_s == approx(switched.data_comm_s));
+  // On a 2-D torus of 8 x 8, a group of 4 along one axis: half the bandwidth.
+  job.parallelism->tensor = 4;
+  job.parallelism->global_batch = 16;
+  job.hardware.node_topology = "torus-2d";
+  const StepCost flat = cost_training_step(job);
+  job.hardware.node_topology = "switched";
+  job.hardware.intra_node_bandwidth = 0.5e11;
+  CHECK(cost_training_step(job).tensor_comm_s == approx(flat.tensor_comm_s));
+}
+
 namespace {
 // A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
 TrainingJob tensor_pair_job(bool parallel_block) {
