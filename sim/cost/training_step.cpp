@@ -188,7 +188,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   const double intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
   const double inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
-  const double model_parallel = static_cast<double>(c.tensor * c.pipeline);
   const comm::Group tp_group = group_of(job, c.tensor, 1, intra, inter);
   const comm::Group dp_group = group_of(job, c.data, c.tensor, intra, inter);
   // Hybrid sharding: the ZeRO-3 collectives run in groups of `shard` ranks, and one all-reduce of
@@ -259,6 +258,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
+  std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   int previous_layer = -1;  // the position of the last layer seen, in graph order
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
@@ -377,6 +377,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
+    (op.expert ? dev_expert : dev_dense)[owner] += op.params;
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
     const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
                                                bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
@@ -533,8 +534,23 @@ StepCost cost_training_step(const TrainingJob& job) {
   // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes.
   // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
-  const double dense_params = c.parameters - expert_params;
-  const double dense_per_device = dense_params / model_parallel, expert_per_device = expert_params / (model_parallel * eg);
+  // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
+  // first, the head's on the last), split over the tensor group; experts over the expert group too.
+  // Tied embeddings across a pipeline: the last device keeps a copy of the table for its head
+  // (Megatron-LM's shared word embeddings; the all-reduce of the two copies' gradients between the
+  // first and the last stage is not charged). Under DualPipe a device holds two stages: their
+  // average here, doubled where the weights and gradients are counted (below).
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->tied_embeddings && devices > 1 && !p.dualpipe) {
+    dev_dense[devices - 1] += static_cast<double>(t->vocab * t->d_model);
+  }
+  const auto on_device = [&](const std::vector<double>& v, std::size_t d) {
+    const std::size_t e = devices - 1 - d;
+    return p.dualpipe && devices > 1 ? 0.5 * (v[d] + v[e]) : v[d];
+  };
+  const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
+  const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (tp * eg); };
+  // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
+  const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
   // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
   // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
   // the same experts for the experts' (Megatron-Core's expert data-parallel group).
@@ -546,10 +562,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   // [assumed]. Experts are spread over the cores as over the chips: no copy.
   const double core_copies =
       c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
-  const auto held_per_device = [&](bool sharded) {
-    return core_copies * dense_per_device / (sharded ? static_cast<double>(shard) : 1.0) +
-           expert_per_device / (sharded ? expert_shard : 1.0);
+  const auto held_on = [&](std::size_t d, bool sharded) {
+    return core_copies * dense_on(d) / (sharded ? static_cast<double>(shard) : 1.0) +
+           expert_on(d) / (sharded ? expert_shard : 1.0);
   };
+  const auto held_per_device = [&](bool sharded) { return held_on(busiest_device, sharded); };
   // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
   // default), the parameters gathered at the compute precision.
   const double grad_value_bytes =
@@ -561,8 +578,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
     const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
     bwd_s += share * acc.seconds;
-    busy_energy += share * acc_e;
-    average_busy_s += share * acc.seconds;
+    // The average device's pass, for the energy.
+    double average_held = 0;
+    for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, p.zero_stage >= 2) / static_cast<double>(devices);
+    const double average_bytes = average_held * (bytes_per_value + 2 * grad_value_bytes);
+    const auto average_acc = hardware::kernel_time(dev16, "fp32", average_held, average_bytes, false);
+    busy_energy += share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds);
+    average_busy_s += share * average_acc.seconds;
     c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", share * held, share * acc_bytes, share * acc.seconds,
                      share * acc_e, "memory"});
   }
@@ -600,8 +622,8 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // --- gradients and optimizer ------------------------------------------------------------
   // (held_per_device and grad_value_bytes: above, with the accumulation pass.)
-  const double grad_bytes = dense_params / model_parallel * grad_value_bytes;
-  const double param_bytes = dense_params / model_parallel * bytes_per_value;
+  const double grad_bytes = dense_per_device * grad_value_bytes;
+  const double param_bytes = dense_per_device * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
   // each half of its time):
   //   ZeRO 0-1: accumulated locally, all-reduced once a step in 25 MB buckets (ZeRO-1:
@@ -669,7 +691,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
     // all-reduced among them once a step, in buckets, behind the backward like the rest.
-    const double expert_grad_bytes = expert_params / (model_parallel * eg) * grad_value_bytes;
+    const double expert_grad_bytes = expert_per_device * grad_value_bytes;
     const comm::Group replicas = group_of(job, c.data / expert_group, c.tensor * expert_group, intra, inter);
     dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, std::ceil(expert_grad_bytes / kGradientBucketBytes),
                               replicas);
@@ -717,22 +739,21 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Bytes per parameter: weights at the compute precision, gradients at theirs; the optimizer
   // state includes an fp32 master copy only when the weights are narrower than fp32.
   // Each is held by the parameters it is sharded over (held_per_device above).
-  double weights = bytes_per_value * held_per_device(p.zero_stage >= 3), grads = grad_value_bytes * held_per_device(p.zero_stage >= 2);
-  const double states = (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_per_device(p.zero_stage >= 1);
-  // DualPipe keeps one more microbatch in flight and two stages' weights on each device.
+  // DualPipe keeps one more microbatch in flight and two stages' weights on each device; both
+  // copies hold gradients until they are summed once a step (that exchange between the two ranks
+  // holding a stage is not charged).
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline + (p.dualpipe ? 1 : 0)));
-  // Both copies hold gradients until they are summed once a step (that exchange between the two
-  // ranks holding a stage is not charged).
-  if (p.dualpipe) {
-    weights *= 2;
-    grads *= 2;
-  }
+  const double copies = p.dualpipe ? 2.0 : 1.0;
+  const auto states_on = [&](std::size_t d) {
+    return copies * bytes_per_value * held_on(d, p.zero_stage >= 3) + copies * grad_value_bytes * held_on(d, p.zero_stage >= 2) +
+           (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_on(d, p.zero_stage >= 1);
+  };
   // Each device keeps its own layers' activations for the microbatches in flight (the first
   // stage's count, for every device: an upper bound) and its own other ops' (the embeddings' on
   // the first, the head's and the loss's on the last); with full recomputation only each layer's
   // input, and the stack's final norm on the last device. Under DualPipe a device holds two
   // stages: their average for the microbatches in flight, both stages' other ops.
-  double activations = 0;
+  double activations = 0, model_states = 0;  // of the device that needs the most
   for (std::size_t d = 0; d < devices; ++d) {
     const bool paired = p.dualpipe && devices > 1;
     const std::size_t e = paired ? devices - 1 - d : d;
@@ -744,14 +765,17 @@ StepCost cost_training_step(const TrainingJob& job) {
       const bool last = d == devices - 1 || e == devices - 1;
       held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * in_flight + (last ? saved_stack_end : 0.0) + other;
     }
-    activations = std::max(activations, held);
     c.stages[d].activation_bytes = held;
+    if (states_on(d) + held > c.memory_per_device_bytes) {
+      c.memory_per_device_bytes = states_on(d) + held;
+      model_states = states_on(d);
+      activations = held;
+    }
   }
-  c.memory_per_device_bytes = weights + grads + states + activations;
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
     c.fits = false;
     c.reason = "does not fit: needs " + giga(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
-               giga(weights + grads + states) + ", activations " + giga(activations) + "), " +
+               giga(model_states) + ", activations " + giga(activations) + "), " +
                job.hardware.id + " has " + giga(dev.memory_bytes);
   }
 
@@ -762,8 +786,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
   // The average device: busy for its share of the work, waiting (bubbles, exposed communication,
   // the pace of the busiest stage) at static power for the rest of the step.
-  const double busy_s = static_cast<double>(c.microbatches) * average_busy_s + c.optimizer_s;
-  const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds);
+  // (The average device's optimizer: the parameters over all the devices.)
+  double average_opt_params = 0;
+  for (std::size_t d = 0; d < devices; ++d) average_opt_params += held_on(d, p.zero_stage >= 1) / static_cast<double>(devices);
+  const auto average_opt = hardware::kernel_time(dev, "fp32", 12 * average_opt_params, traffic_bytes * average_opt_params, false);
+  const double busy_s = static_cast<double>(c.microbatches) * average_busy_s + average_opt.seconds;
+  const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * average_opt_params, traffic_bytes * average_opt_params,
+                                                    average_opt.seconds);
   const double device_energy = static_cast<double>(c.microbatches) * busy_energy + opt_energy +
                                dev.static_w * std::max(0.0, c.step_s - busy_s);
   c.device_power_w = device_energy / c.step_s;

@@ -411,8 +411,14 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   double total = 0;
   for (const auto& part : step_components(dual)) total += part.time_s;
   CHECK(total == approx(dual.step_s));
-  // Two stages' weights a device (fp16: 2 B a parameter more) and one more microbatch in flight.
-  CHECK(dual.memory_per_device_bytes > plain.memory_per_device_bytes + 2 * dual.parameters / 4 * 0.99);
+  // Two stages' weights a device (fp16: 2 B a parameter more) and one more microbatch in flight, with
+  // four equal stages (with unequal ones, a device pairing a small stage with a large one may need
+  // less than the large one's device under 1F1B: the optimizer state is the two stages' average).
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  const StepCost equal_dual = cost_training_step(job);
+  job.parallelism->dualpipe = false;
+  const StepCost equal_plain = cost_training_step(job);
+  CHECK(equal_dual.memory_per_device_bytes > equal_plain.memory_per_device_bytes + 2 * equal_dual.parameters / 4 * 0.99);
 }
 
 TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
@@ -1336,6 +1342,36 @@ TEST_CASE("the pipeline partition: the embeddings on the first device, the head 
   for (const auto& row : interleaved.stages) {
     if (row.busiest) CHECK(row.slot_s == approx(interleaved.compute_s / 2 + interleaved.pipeline_comm_s / 2));
   }
+}
+
+TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table's copy on the last") {
+  // A 2-layer decoder whose tied 100,000 x 64 table (6.4M parameters) outweighs its layers (about
+  // 50K each), on 2 data ranks. On one stage a device holds the table once; on two stages the first
+  // holds it for the embedding and the last a copy for the head (Megatron-LM's shared word
+  // embeddings): each needs about what one device needed, not half of it, and reduces as many
+  // gradients.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(2);
+  d.vocab = 100000;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 2;
+  job.parallelism->overlap_communication = false;  // data_comm_s is then all of it
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.fits);
+  job.accelerators = 4;
+  job.parallelism->pipeline = 2;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(two.fits);
+  REQUIRE(two.data == 2);
+  CHECK(two.memory_per_device_bytes > 0.95 * one.memory_per_device_bytes);
+  CHECK(two.memory_per_device_bytes < one.memory_per_device_bytes);
+  CHECK(two.data_comm_s > 0.95 * one.data_comm_s);
+  // Untied, the head's own 6.4M on the last device: the same.
+  d.tied_embeddings = false;
+  job.design = d;
+  CHECK(cost_training_step(job).memory_per_device_bytes == approx(two.memory_per_device_bytes).epsilon(0.02));
 }
 
 TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
