@@ -70,10 +70,15 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
   // the links among its own members: a group that fits along one axis of the pod (k chips a side)
   // uses that axis's two links, one that fits in a plane of a 3-D torus four, as XLA lays a mesh
   // axis of that size along a physical axis (a 12-way model axis on a 12 x 16 x 16 slice, a 16-way
-  // one on a 16 x 32 slice). A group that is the whole job spans every axis of its slice.
+  // one on a 16 x 32 slice). A group that is the whole job spans every axis of its slice. The axis
+  // is the job's slice's longest (2^ceil(log2(n) / axes) chips), at most the pod's.
   const int axes = job.hardware.node_topology == "torus-3d" ? 3 : (job.hardware.node_topology == "torus-2d" ? 2 : 0);
   if (axes > 0 && g.nodes == 1 && ranks > 1 && ranks < job.accelerators) {
-    const double side = std::round(std::pow(static_cast<double>(node), 1.0 / axes));
+    // The job's slice: its longest side a power of two (TPU slices are 4 x 8, 16 x 32, 4 x 4 x 8 ...),
+    // at most the pod's.
+    const double chips = static_cast<double>(std::min(node, job.accelerators));
+    const double side = std::min(std::round(std::pow(static_cast<double>(node), 1.0 / axes)),
+                                 std::exp2(std::ceil(std::log2(chips) / axes - 1e-9)));
     const double r = static_cast<double>(ranks);
     const int spanned = r <= side ? 1 : (axes == 3 && r <= side * side ? 2 : axes);
     g.bandwidth *= static_cast<double>(spanned) / axes;
@@ -259,6 +264,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
+  std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
+  double vocab_table = 0;
+  bool tied = false;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
+    vocab_table = static_cast<double>(t->vocab * t->d_model);
+    tied = t->tied_embeddings;
+  }
   int previous_layer = -1;  // the position of the last layer seen, in graph order
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
@@ -378,6 +390,24 @@ StepCost cost_training_step(const TrainingJob& job) {
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
     (op.expert ? dev_expert : dev_dense)[owner] += op.params;
+    // A lookup or a head that shares a vocabulary table (params 0) on a device that does not hold
+    // that table keeps a copy of it (Megatron-LM's shared word embeddings on the last stage; a
+    // multi-token prediction module's input embedding there). DualPipe pairs the first and the last
+    // stage on one device: no copy.
+    if (vocab_table > 0 && devices > 1 && !p.dualpipe) {
+      const bool lookup = op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding");
+      const bool head = op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits");
+      if (lookup || head) {
+        // Input table: the lookups', and a tied head's; output table: an untied head's.
+        std::vector<char>& has = lookup || tied ? has_input_table : has_output_table;
+        if (op.params >= vocab_table) {
+          has[owner] = 1;
+        } else if (!has[owner]) {
+          has[owner] = 1;
+          dev_dense[owner] += vocab_table;
+        }
+      }
+    }
     const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
     const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
                                                bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
@@ -535,14 +565,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
-  // first, the head's on the last), split over the tensor group; experts over the expert group too.
-  // Tied embeddings across a pipeline: the last device keeps a copy of the table for its head
-  // (Megatron-LM's shared word embeddings; the all-reduce of the two copies' gradients between the
-  // first and the last stage is not charged). Under DualPipe a device holds two stages: their
-  // average here, doubled where the weights and gradients are counted (below).
-  if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->tied_embeddings && devices > 1 && !p.dualpipe) {
-    dev_dense[devices - 1] += static_cast<double>(t->vocab * t->d_model);
-  }
+  // first, the head's on the last), split over the tensor group; experts over the expert group too;
+  // and the copies of shared vocabulary tables (above; the all-reduce of the copies' gradients
+  // between the first and the last stage is not charged). Under DualPipe a device holds two
+  // stages: their average here, doubled where the weights and gradients are counted (below).
   const auto on_device = [&](const std::vector<double>& v, std::size_t d) {
     const std::size_t e = devices - 1 - d;
     return p.dualpipe && devices > 1 ? 0.5 * (v[d] + v[e]) : v[d];
@@ -578,6 +604,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
     const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
     bwd_s += share * acc.seconds;
+    // Each device's own pass, in its row of the stages table.
+    for (std::size_t d = 0; d < devices; ++d) {
+      const double own = held_on(d, p.zero_stage >= 2);
+      const double own_s = share * hardware::kernel_time(dev16, "fp32", own, own * (bytes_per_value + 2 * grad_value_bytes), false).seconds;
+      c.stages[d].backward_s += own_s;
+      c.stages[d].slot_s += own_s;
+    }
     // The average device's pass, for the energy.
     double average_held = 0;
     for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, p.zero_stage >= 2) / static_cast<double>(devices);
@@ -684,7 +717,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
-    const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes));
+    // (Only on the device that runs the embeddings: another's last gradients are its first layer's.)
+    const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
+    const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter, half of the all-reduce.)
     exposed_floor = (p.zero_stage == 1 ? 0.5 : 1.0) * comm::collective_s(Collective::all_reduce, last, dp_group);
   }

@@ -1013,6 +1013,16 @@ TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane
   const StepCost switched = cost_training_step(job);
   job.hardware.node_topology = "torus-3d";
   CHECK(cost_training_step(job).data_comm_s == approx(switched.data_comm_s));
+  // The same 64 chips as a slice of a 4,096-chip pod (16 a side): the slice is still 4 x 4 x 4, so
+  // the groups are laid on it as above (the pod's side would have put the data group on one axis).
+  job.parallelism->tensor = 4;
+  job.parallelism->global_batch = 16;
+  job.hardware.node_topology = "torus-3d";
+  job.hardware.node_accelerators = 4096;
+  const StepCost in_pod = cost_training_step(job);
+  CHECK(in_pod.tensor_comm_s == approx(torus.tensor_comm_s));
+  CHECK(in_pod.data_comm_s == approx(torus.data_comm_s));
+  job.hardware.node_accelerators = 64;
   // On a 2-D torus of 8 x 8, a group of 4 along one axis: half the bandwidth.
   job.parallelism->tensor = 4;
   job.parallelism->global_batch = 16;
@@ -1371,7 +1381,11 @@ TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table'
   // Untied, the head's own 6.4M on the last device: the same.
   d.tied_embeddings = false;
   job.design = d;
-  CHECK(cost_training_step(job).memory_per_device_bytes == approx(two.memory_per_device_bytes).epsilon(0.02));
+  const StepCost untied = cost_training_step(job);
+  CHECK(untied.memory_per_device_bytes == approx(two.memory_per_device_bytes).epsilon(0.02));
+  // The last device (the head's) is the busiest: it reduces a table's gradients, tied or not.
+  REQUIRE(two.stages.at(1).busiest);
+  CHECK(two.data_comm_s == approx(untied.data_comm_s).epsilon(0.02));
 }
 
 TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
