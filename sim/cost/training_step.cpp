@@ -783,22 +783,32 @@ StepCost cost_training_step(const TrainingJob& job) {
     return copies * bytes_per_value * held_on(d, p.zero_stage >= 3) + copies * grad_value_bytes * held_on(d, p.zero_stage >= 2) +
            (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_on(d, p.zero_stage >= 1);
   };
-  // Each device keeps its own layers' activations for the microbatches in flight (the first
-  // stage's count, for every device: an upper bound) and its own other ops' (the embeddings' on
-  // the first, the head's and the loss's on the last); with full recomputation only each layer's
-  // input, and the stack's final norm on the last device. Under DualPipe a device holds two
-  // stages: their average for the microbatches in flight, both stages' other ops.
+  // Each device keeps its own layers' activations for the microbatches it has in flight and its own
+  // other ops' (the embeddings' on the first, the head's and the loss's on the last, once); with
+  // full recomputation only each layer's input, and the stack's final norm on the last device.
+  // In flight: 1F1B (and zero-bubble 1F1B) device d runs p - d forwards before its first backward;
+  // interleaved, Megatron-LM's schedule runs 2 (p - d - 1) + (v - 1) p warm-up chunks and one more,
+  // each of its layers / v (Narayanan et al. 2021: interleaving raises the first stage's
+  // activations by about 1 + 1 / v; until session 28 every device was charged the first stage's
+  // p microbatches, interleaved or not); at most the step's m microbatches. Under DualPipe a device
+  // holds two stages: their average for the microbatches in flight, both stages' other ops.
   double activations = 0, model_states = 0;  // of the device that needs the most
   for (std::size_t d = 0; d < devices; ++d) {
     const bool paired = p.dualpipe && devices > 1;
     const std::size_t e = paired ? devices - 1 - d : d;
     const double half = paired ? 0.5 : 1.0;
     const double other = dev_saved_other[d] + (paired ? dev_saved_other[e] : 0.0);
-    double held = half * (dev_saved[d] + (paired ? dev_saved[e] : 0.0)) * in_flight + other;
+    // The device's microbatches in flight, in whole-device units (a chunk is 1 / v of it).
+    double flight = in_flight;
+    if (!paired) {
+      const double m_all = static_cast<double>(c.microbatches), rank = static_cast<double>(d);
+      flight = v > 1 ? std::min(m_all * v, 2 * (pp - rank - 1) + (v - 1) * pp + 1) / v : std::min(m_all, pp - rank);
+    }
+    double held = half * (dev_saved[d] + (paired ? dev_saved[e] : 0.0)) * flight + other;
     if (p.recompute) {
       const double inputs = half * (device_layers[d] + (paired ? device_layers[e] : 0.0));
       const bool last = d == devices - 1 || e == devices - 1;
-      held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * in_flight + (last ? saved_stack_end : 0.0) + other;
+      held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * flight + (last ? saved_stack_end : 0.0) + other;
     }
     c.stages[d].activation_bytes = held;
     if (states_on(d) + held > c.memory_per_device_bytes) {

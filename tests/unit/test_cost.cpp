@@ -1388,6 +1388,33 @@ TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table'
   CHECK(two.data_comm_s == approx(untied.data_comm_s).epsilon(0.02));
 }
 
+TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on an interleaved first device") {
+  // The 4-layer MLP on 4 stages, 8 microbatches: devices 1 and 2 hold one identical layer each,
+  // for 3 and 2 microbatches.
+  TrainingJob job = pipelined_mlp_job();
+  const StepCost plain = cost_training_step(job);
+  REQUIRE(plain.fits);
+  REQUIRE(plain.stages.size() == 4);
+  CHECK(plain.stages[1].activation_bytes == approx(1.5 * plain.stages[2].activation_bytes));
+  // A 4-layer decoder on 2 stages: device 0 holds layers 0 and 1 (plain) or 0 and 2 (interleaved,
+  // 2 chunks a device), alike, S bytes a microbatch, and the embedding's E once. Plain: 2 S + E with
+  // 8 microbatches, S + E with 1; interleaved: 2 (p - 1) + (v - 1) p + 1 = 5 chunks of half the
+  // device, 2.5 S + E.
+  job = mlp_job();
+  job.design = small_decoder(4);
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 8;
+  const double two_s_e = cost_training_step(job).stages.at(0).activation_bytes;
+  job.parallelism->virtual_stages = 2;
+  const double five_halves_s_e = cost_training_step(job).stages.at(0).activation_bytes;
+  job.parallelism->virtual_stages = 1;
+  job.parallelism->global_batch = 1;
+  const double s_e = cost_training_step(job).stages.at(0).activation_bytes;
+  CHECK(five_halves_s_e - two_s_e == approx(0.5 * (two_s_e - s_e)));
+}
+
 TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
   // Three products numbered 3, 7 and 9 (no layer 0, gaps) behind an input op: on two stages, the
   // first holds layers 3 and 7 and the input, the second layer 9.
