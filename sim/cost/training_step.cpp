@@ -200,13 +200,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   const comm::Group shard_group = group_of(job, shard, c.tensor, intra, inter);
   const comm::Group replica_group = group_of(job, c.data / shard, c.tensor * shard, intra, inter);
 
-  // --- one microbatch on the busiest stage of one device ---------------------------------
+  // --- one microbatch on each pipeline device, and the busiest ------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
   double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
-  // Interleaved: v chunks of ceil(L / (p v)) layers on each device, and never more than the
-  // ceil(L / p) a device would hold if the chunks were whole (where p v > L some chunks are empty).
+  // Interleaved 1F1B: v chunks of layers on each device (below; where p v > L some are empty).
   const double v = static_cast<double>(std::max<std::int64_t>(1, p.virtual_stages));
   // The pipeline partition: the layers of each of the p v chunks (chunk j on device j mod p), as
   // given or spread evenly with the first L mod (p v) chunks one layer more (DeepSpeed's
