@@ -138,6 +138,9 @@ struct JobDraft {
   bool power_given = false;
   std::optional<Value> stage_of;  // where `stage_of` was given, for errors that need the whole scenario
   std::optional<Value> stage_layers;  // where `parallelism.stage_layers` was given, checked against the model
+  // `stage_layers: {first: a, last: b}`: the first and the last chunk's layers, the rest spread
+  // evenly once the model's layers are known.
+  std::optional<std::pair<std::int64_t, std::int64_t>> stage_ends;
 };
 
 struct ModelDraft {
@@ -724,11 +727,11 @@ Parallelism read_parallelism(const Value& v) {
       m.at("pipeline_schedule").fail(schedule + " has its own schedule; drop virtual_stages (interleaved 1F1B)");
     }
   }
-  if (m.has("stage_layers")) {
+  if (m.has("stage_layers") && !m.at("stage_layers").node.IsMap()) {
     const Value list = m.at("stage_layers");
     const std::int64_t chunks = p.pipeline * p.virtual_stages;
     const std::string what = "a list of " + std::to_string(chunks) + " layer counts, one a pipeline chunk (pipeline x virtual_stages = " +
-                             std::to_string(p.pipeline) + " x " + std::to_string(p.virtual_stages) + ")";
+                             std::to_string(p.pipeline) + " x " + std::to_string(p.virtual_stages) + "), or {first: n, last: n}";
     if (!list.node.IsSequence() || static_cast<std::int64_t>(list.node.size()) != chunks) {
       list.expected(what, list.node.IsSequence() ? std::to_string(list.node.size()) + " of them" : "");
     }
@@ -873,9 +876,26 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("parallelism")) {
           j.parallelism = read_parallelism(m.at("parallelism"));
-          if (!j.parallelism->stage_layers.empty()) {
-            const Value pv = m.at("parallelism");
+          const Value pv = m.at("parallelism");
+          if (pv.node.IsMap() && pv.node["stage_layers"]) {
             d.stage_layers = pv.child(pv.node["stage_layers"], "stage_layers");
+            if (d.stage_layers->node.IsMap()) {
+              // The short form: the first and the last chunk's layers (Megatron-Core's
+              // decoder_first_pipeline_num_layers and decoder_last_pipeline_num_layers, by chunk).
+              const MapView ends(*d.stage_layers, {"first", "last"});
+              ends.require("first");
+              ends.require("last");
+              const std::int64_t first = detail::read_int(ends.at("first")), last_n = detail::read_int(ends.at("last"));
+              if (first < 0) ends.at("first").expected("a whole number of layers >= 0");
+              if (last_n < 0) ends.at("last").expected("a whole number of layers >= 0");
+              if (j.parallelism->dualpipe) {
+                d.stage_layers->fail("dualpipe places two stages on each device; stage_layers is for 1f1b, interleaved or zb1p schedules");
+              }
+              if (j.parallelism->pipeline * j.parallelism->virtual_stages < 2) {
+                d.stage_layers->fail("needs pipeline x virtual_stages of 2 or more: a first and a last chunk");
+              }
+              d.stage_ends = std::make_pair(first, last_n);
+            }
           }
         }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
@@ -932,6 +952,28 @@ const EntityKind<JobDraft>& Builder::training_kind() {
       },
       [](JobDraft& d, const Value& last) {
         TrainingJob& j = d.job;
+        if (d.stage_ends && j.parallelism) {
+          // {first, last}: the chunks between them share the rest evenly, the earlier ones one layer
+          // more where it does not divide (DeepSpeed's partition_uniform).
+          const auto* t = std::get_if<TransformerDesign>(&j.design);
+          if (!t) d.stage_layers->fail("partitions a transformer's layers; the model has no transformer design");
+          const std::int64_t layers = t->encoder_layers + t->decoder_layers + t->mtp_depth;
+          const std::int64_t chunks = j.parallelism->pipeline * j.parallelism->virtual_stages;
+          const std::int64_t rest = layers - d.stage_ends->first - d.stage_ends->second;
+          if (rest < 0 || (chunks == 2 && rest != 0)) {
+            d.stage_layers->fail("first (" + std::to_string(d.stage_ends->first) + ") and last (" +
+                                 std::to_string(d.stage_ends->second) + ") leave " + std::to_string(rest) +
+                                 " layers for the " + std::to_string(chunks - 2) + " chunks between them; the model has " +
+                                 std::to_string(layers));
+          }
+          std::vector<std::int64_t> split(static_cast<std::size_t>(chunks), 0);
+          split.front() = d.stage_ends->first;
+          split.back() = d.stage_ends->second;
+          for (std::int64_t c = 1; c + 1 < chunks; ++c) {
+            split[static_cast<std::size_t>(c)] = rest / (chunks - 2) + (c - 1 < rest % (chunks - 2) ? 1 : 0);
+          }
+          j.parallelism->stage_layers = split;
+        }
         // A layout is checked wherever it is given: a job with a published duration is costed from it
         // too (`dlcarbon validate --mode first-principles`).
         if (j.parallelism) check_layout(j, last, d.stage_layers);
