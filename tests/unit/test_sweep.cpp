@@ -246,6 +246,13 @@ TEST_CASE("a pipeline partition from a sweep: in the resolved scenario, and chec
   });
   CHECK(e.find("sw.yaml:5:7") != std::string::npos);
   CHECK(e.find("stage_layers: holds 5 layers; the model has 4") != std::string::npos);
+  // The short form: the first and the last chunk's layers, the rest spread evenly between them,
+  // the earlier chunks one more (4 chunks of 2 devices x 2: 0, then 3 over two chunks, then 1).
+  const Scenario ends = load_scenario(s, with({{"training.pretrain.parallelism.pipeline", "2", {"sw.yaml", 3, 7}},
+                                               {"training.pretrain.parallelism.data", "2", {"sw.yaml", 4, 7}},
+                                               {"training.pretrain.parallelism.virtual_stages", "2", {"sw.yaml", 5, 7}},
+                                               {"training.pretrain.parallelism.stage_layers", "{first: 0, last: 1}", {"sw.yaml", 6, 7}}}));
+  CHECK(ends.training[0].parallelism->stage_layers == std::vector<std::int64_t>{0, 2, 1, 1});
 }
 
 TEST_CASE("an override's errors name the sweep file, line, column and key") {
