@@ -5,6 +5,7 @@
 using dlcarbon::test::approx;
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <utility>
 
@@ -1413,6 +1414,87 @@ TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on
   job.parallelism->global_batch = 1;
   const double s_e = cost_training_step(job).stages.at(0).activation_bytes;
   CHECK(five_halves_s_e - two_s_e == approx(0.5 * (two_s_e - s_e)));
+}
+
+TEST_CASE("every layout of every builder costs to finite figures or says why it cannot run") {
+  // A sweep over designs (decoder, MoE decoder with dense layers and multi-token prediction, encoder,
+  // encoder-decoder, MLP, ResNet, LSTM) x pipeline 1-4 x chunks 1-2 x tensor 1-2 x the schedules x
+  // recomputation: each either fits with a finite, positive step, one stages row a device and one
+  // busiest, or does not fit and gives its reason. (Run under the sanitizers in CI: no index leaves
+  // its vector.)
+  std::vector<ModelDesign> designs;
+  designs.push_back(small_decoder(4));
+  TransformerDesign moe = small_decoder(5);
+  moe.experts = 4;
+  moe.top_k = 2;
+  moe.dense_layers = 1;
+  moe.mtp_depth = 1;
+  moe.tied_embeddings = false;
+  designs.push_back(moe);
+  TransformerDesign enc = small_decoder(3);
+  enc.arch = TransformerDesign::Arch::encoder;
+  enc.encoder_layers = 3;
+  enc.decoder_layers = 0;
+  designs.push_back(enc);
+  TransformerDesign encdec = small_decoder(2);
+  encdec.arch = TransformerDesign::Arch::encoder_decoder;
+  encdec.encoder_layers = 2;
+  designs.push_back(encdec);
+  designs.push_back(MlpDesign{{64, 64, 64, 64}});
+  ResNetDesign resnet;
+  resnet.blocks = {1, 1, 1, 1};
+  resnet.image = 32;
+  designs.push_back(resnet);
+  LstmDesign lstm;
+  lstm.layers = 2;
+  lstm.input = 32;
+  lstm.hidden = 64;
+  lstm.vocab = 100;
+  lstm.seq_len = 8;
+  designs.push_back(lstm);
+  int fits = 0, cases = 0;
+  for (const auto& design : designs) {
+    for (int pipeline = 1; pipeline <= 4; ++pipeline) {
+      for (int chunks = 1; chunks <= 2; ++chunks) {
+        for (int tensor = 1; tensor <= 2; ++tensor) {
+          for (int schedule = 0; schedule < 3; ++schedule) {
+            for (int recompute = 0; recompute < 2; ++recompute) {
+              if (chunks > 1 && (pipeline < 2 || schedule > 0)) continue;  // the loader refuses these
+              if (schedule == 1 && pipeline < 2) continue;
+              if (schedule == 2 && pipeline % 2 != 0) continue;
+              TrainingJob job = mlp_job();
+              job.design = design;
+              job.accelerators = 2 * pipeline * tensor;
+              job.parallelism->tensor = tensor;
+              job.parallelism->pipeline = pipeline;
+              job.parallelism->virtual_stages = chunks;
+              job.parallelism->zero_bubble = schedule == 1;
+              job.parallelism->dualpipe = schedule == 2;
+              job.parallelism->recompute = recompute == 1;
+              job.parallelism->microbatch = 1;
+              job.parallelism->global_batch = 2 * 2 * pipeline;  // 2 data ranks, 2 p microbatches each
+              ++cases;
+              const StepCost c = cost_training_step(job);
+              if (!c.fits) {
+                CHECK_MESSAGE(!c.reason.empty(), "a layout that does not fit says why");
+                continue;
+              }
+              ++fits;
+              CHECK(std::isfinite(c.step_s));
+              CHECK(c.step_s > 0);
+              CHECK(std::isfinite(c.memory_per_device_bytes));
+              CHECK(std::isfinite(c.energy_per_step_j));
+              REQUIRE(c.stages.size() == static_cast<std::size_t>(pipeline));
+              int busiest = 0;
+              for (const auto& row : c.stages) busiest += row.busiest ? 1 : 0;
+              CHECK(busiest == 1);
+            }
+          }
+        }
+      }
+    }
+  }
+  CHECK(fits > cases / 2);
 }
 
 TEST_CASE("a graph file's layers partitioned in their order, whatever their indices") {
