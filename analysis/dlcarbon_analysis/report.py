@@ -216,6 +216,32 @@ def step_breakdown(run: RunOrPath) -> pd.DataFrame:
     return df
 
 
+def stage_loads(run: RunOrPath) -> pd.DataFrame:
+    """Each first-principles job's pipeline devices (/training/<job>/stages): one row per job and
+    device, indexed by (job, device), with the layers the device holds, its forward, backward,
+    tensor-parallel and all-to-all seconds a microbatch, its slot, the activations it keeps, and
+    `busiest` (True for the device that paces the step), plus `slot_share`, its slot over the
+    busiest one's (1 everywhere for a balanced partition). Empty when no job was costed from first
+    principles (docs/output-format.md)."""
+    run = _as_run(run)
+    frames = []
+    for name in run.tables:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] != "training" or parts[2] != "stages":
+            continue
+        t = run.table(name)
+        if t.empty:
+            continue
+        t = t.copy()
+        t["busiest"] = t["busiest"].astype(bool)
+        t["slot_share"] = t["slot"] / float(t["slot"].max())
+        t.insert(0, "job", parts[1])
+        frames.append(t)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).set_index(["job", "device"])
+
+
 def _table_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "(none)"

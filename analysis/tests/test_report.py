@@ -220,3 +220,37 @@ def test_step_breakdown_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import step_breakdown
 
     assert step_breakdown(run_file).empty
+
+
+def test_stage_loads_reads_each_jobs_pipeline_devices(run_file):
+    # Two devices of one job: the first's slot 0.9 s, the second's 1.2 s (the busiest): slot shares
+    # 0.75 and 1.
+    import h5py
+
+    from dlcarbon_analysis import stage_loads
+
+    text = h5py.string_dtype("utf-8")
+    columns = (("device", np.array([0, 1], dtype=np.int64), ""), ("layers", np.array([3.0, 1.0]), "1"),
+               ("forward", np.array([0.3, 0.2]), "s"), ("backward", np.array([0.6, 0.5]), "s"),
+               ("tensor_communication", np.array([0.0, 0.0]), "s"), ("expert_all_to_all", np.array([0.0, 0.5]), "s"),
+               ("slot", np.array([0.9, 1.2]), "s"), ("activations", np.array([3e9, 1e9]), "B"),
+               ("busiest", np.array([0, 1], dtype=np.int64), ""))
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/stages")
+        for name, values, units in columns:
+            g.create_dataset(name, data=values)
+            g[name].attrs.create("units", units, dtype=text)
+        g.attrs.create("columns", ",".join(c[0] for c in columns), dtype=text)
+    df = stage_loads(run_file)
+    assert list(df.index) == [("gpt3", 0), ("gpt3", 1)]
+    assert df.loc[("gpt3", 1), "busiest"]
+    assert not df.loc[("gpt3", 0), "busiest"]
+    assert df.loc[("gpt3", 0), "slot_share"] == pytest.approx(0.75)
+    assert df.loc[("gpt3", 1), "slot_share"] == pytest.approx(1.0)
+    assert df.loc[("gpt3", 0), "layers"] == pytest.approx(3.0)
+
+
+def test_stage_loads_is_empty_without_first_principles_jobs(run_file):
+    from dlcarbon_analysis import stage_loads
+
+    assert stage_loads(run_file).empty
