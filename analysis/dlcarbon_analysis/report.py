@@ -194,23 +194,28 @@ def format_number(x: float) -> str:
     return f"{x:.{decimals}f}"
 
 
+def _job_tables(run: RunOrPath, kind: str):
+    """(job, table) for each non-empty /training/<job>/<kind> table of a run."""
+    run = _as_run(run)
+    for name in run.tables:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] != "training" or parts[2] != kind:
+            continue
+        t = run.table(name)
+        if not t.empty:
+            yield parts[1], t
+
+
 def step_breakdown(run: RunOrPath) -> pd.DataFrame:
     """Where each first-principles job's step goes (/training/<job>/step): one row per job, one
     column per component (compute, communication of each kind, pipeline bubble, optimizer) with its
     share of the step; `step_time_s` is the step. Empty when no job was costed from first
     principles. The shares add up to 1 (docs/output-format.md)."""
-    run = _as_run(run)
     rows = {}
-    for name in run.tables:
-        parts = name.split("/")
-        if len(parts) != 3 or parts[0] != "training" or parts[2] != "step":
-            continue
-        t = run.table(name)
-        if t.empty:
-            continue
+    for job, t in _job_tables(run, "step"):
         row = dict(zip(t["component"], t["share"]))
         row["step_time_s"] = float(t["time"].sum())
-        rows[parts[1]] = row
+        rows[job] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "job"
     return df
@@ -223,19 +228,12 @@ def stage_loads(run: RunOrPath) -> pd.DataFrame:
     `busiest` (True for the device that paces the step), plus `slot_share`, its slot over the
     busiest one's (1 everywhere for a balanced partition). Empty when no job was costed from first
     principles (docs/output-format.md)."""
-    run = _as_run(run)
     frames = []
-    for name in run.tables:
-        parts = name.split("/")
-        if len(parts) != 3 or parts[0] != "training" or parts[2] != "stages":
-            continue
-        t = run.table(name)
-        if t.empty:
-            continue
+    for job, t in _job_tables(run, "stages"):
         t = t.copy()
         t["busiest"] = t["busiest"].astype(bool)
         t["slot_share"] = t["slot"] / float(t["slot"].max())
-        t.insert(0, "job", parts[1])
+        t.insert(0, "job", job)
         frames.append(t)
     if not frames:
         return pd.DataFrame()
