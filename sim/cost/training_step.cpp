@@ -642,9 +642,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.pipeline_comm_s = mb * pp_comm;
     c.expert_comm_s = mb * moe_comm;
   } else {
-    // 1F1B: m microbatch slots plus the fill and drain of p - 1 slots, of which interleaving with
-    // v chunks leaves (p - 1) / v (Narayanan et al. 2021, Sec. 2.2.2).
-    c.bubble_s = (pp - 1) / v * slot;
+    // 1F1B: m microbatch slots of the busiest device plus the fill and drain, in which the first
+    // microbatch's forward and the last one's backward pass through the other devices: their slots
+    // (p - 1 of the busiest's where the stages are equal; a lighter stage drains faster), of which
+    // interleaving with v chunks leaves 1 / v (Narayanan et al. 2021, Sec. 2.2.2).
+    double others = 0;
+    for (const auto& row : c.stages) others += row.busiest ? 0.0 : row.slot_s;
+    c.bubble_s = others / v;
     c.pipeline_comm_s = mb * pp_comm;
     c.expert_comm_s = mb * moe_comm;
   }
