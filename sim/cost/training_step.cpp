@@ -525,21 +525,21 @@ StepCost cost_training_step(const TrainingJob& job) {
   // microbatches: half of each's work a microbatch.
   const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? moe_comm * dev_moe[d] / moe_bytes : 0.0; };
   const double layers_d = static_cast<double>(layers);
+  // A device's share of a per-stage quantity: its stage's, or under DualPipe the average of its two.
+  const bool paired = p.dualpipe && devices > 1;
+  const auto on_device = [&](const std::vector<double>& v, std::size_t d) {
+    return paired ? 0.5 * (v[d] + v[devices - 1 - d]) : v[d];
+  };
+  std::vector<double> dev_a2a(devices, 0.0);
+  for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
   std::size_t busiest_device = 0;
   for (std::size_t d = 0; d < devices; ++d) {
-    const bool paired = p.dualpipe && devices > 1;
-    const std::size_t e = paired ? devices - 1 - d : d;
-    const double half = paired ? 0.5 : 1.0;
-    const double f = half * (dev_f[d] + (paired ? dev_f[e] : 0.0));
-    const double b = half * (dev_b[d] + (paired ? dev_b[e] : 0.0));
-    const double t_comm = half * (dev_tp[d] + (paired ? dev_tp[e] : 0.0));
-    const double a2a = half * (moe_of(d) + (paired ? moe_of(e) : 0.0));
+    const double f = on_device(dev_f, d), b = on_device(dev_b, d), t_comm = on_device(dev_tp, d), a2a = on_device(dev_a2a, d);
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
     // paired chunk's compute (below).
     const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a + pp_comm;
-    c.stages.push_back({static_cast<int>(d), (paired ? 0.5 : 1.0) * (device_layers[d] + (paired ? device_layers[e] : 0.0)), f, b,
-                        t_comm, a2a, slot_d, 0, false});
+    c.stages.push_back({static_cast<int>(d), on_device(device_layers, d), f, b, t_comm, a2a, slot_d, 0, false});
     if (slot_d > busiest) {
       busiest = slot_d;
       busiest_device = d;
@@ -547,7 +547,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       bwd_s = b;
       tp_comm = t_comm;
       busiest_moe = a2a;
-      busiest_share = half * (device_layers[d] + (paired ? device_layers[e] : 0.0)) / layers_d;
+      busiest_share = on_device(device_layers, d) / layers_d;
     }
   }
   moe_comm = busiest_moe;
@@ -568,10 +568,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   // and the copies of shared vocabulary tables (above; the all-reduce of the copies' gradients
   // between the first and the last stage is not charged). Under DualPipe a device holds two
   // stages: their average here, doubled where the weights and gradients are counted (below).
-  const auto on_device = [&](const std::vector<double>& v, std::size_t d) {
-    const std::size_t e = devices - 1 - d;
-    return p.dualpipe && devices > 1 ? 0.5 * (v[d] + v[e]) : v[d];
-  };
   const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
   const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (tp * eg); };
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
@@ -797,20 +793,17 @@ StepCost cost_training_step(const TrainingJob& job) {
   // holds two stages: their average for the microbatches in flight, both stages' other ops.
   double activations = 0, model_states = 0;  // of the device that needs the most
   for (std::size_t d = 0; d < devices; ++d) {
-    const bool paired = p.dualpipe && devices > 1;
-    const std::size_t e = paired ? devices - 1 - d : d;
-    const double half = paired ? 0.5 : 1.0;
-    const double other = dev_saved_other[d] + (paired ? dev_saved_other[e] : 0.0);
+    const double other = (paired ? 2.0 : 1.0) * on_device(dev_saved_other, d);  // both stages' under DualPipe
     // The device's microbatches in flight, in whole-device units (a chunk is 1 / v of it).
     double flight = in_flight;
     if (!paired) {
       const double m_all = static_cast<double>(c.microbatches), rank = static_cast<double>(d);
       flight = v > 1 ? std::min(m_all * v, 2 * (pp - rank - 1) + (v - 1) * pp + 1) / v : std::min(m_all, pp - rank);
     }
-    double held = half * (dev_saved[d] + (paired ? dev_saved[e] : 0.0)) * flight + other;
+    double held = on_device(dev_saved, d) * flight + other;
     if (p.recompute) {
-      const double inputs = half * (device_layers[d] + (paired ? device_layers[e] : 0.0));
-      const bool last = d == devices - 1 || e == devices - 1;
+      const double inputs = on_device(device_layers, d);
+      const bool last = d == devices - 1 || (paired && d == 0);
       held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * flight + (last ? saved_stack_end : 0.0) + other;
     }
     c.stages[d].activation_bytes = held;
