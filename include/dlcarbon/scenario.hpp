@@ -64,6 +64,13 @@ struct Hardware {
   double tdp_w = 0;
   std::optional<double> idle_power_w;
   std::optional<double> max_power_w;  // the most it draws under load, measured (default: the TDP)
+  // A measured energy roofline (`energy_roofline:` block: dlcarbon-calibrate-gpu writes one), else
+  // the datasheet model of make_device_model: J per 16-bit FLOP, J per byte from memory, W while busy.
+  struct EnergyRoofline {
+    double e_flop_j = 0, e_byte_j = 0, static_w = 0;
+    std::string source;
+  };
+  std::optional<EnergyRoofline> energy_roofline;
   double host_overhead_w = 0;  // host share of the node per accelerator
   std::optional<double> embodied_kg;
   std::optional<double> lifetime_s;  // service life for amortising embodied carbon

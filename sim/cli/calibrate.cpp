@@ -17,6 +17,7 @@
 
 #include "build_info.hpp"
 #include "calibration.hpp"
+#include "gpu_fit.hpp"
 #include "commands.hpp"
 #include "onednn_backend.hpp"
 #include "options.hpp"
@@ -267,7 +268,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       "from", po::value<std::string>(), "catalog entry whose datasheet keys (embodied, ...) the entry inherits")(
       "seconds", po::value<double>(), "measurement budget in seconds (default 300, quick 25)")(
       "seed", po::value<unsigned>()->default_value(1), "order of the round robin")(
-      "refit", po::value<std::string>(), "refit the raw samples of an earlier run (its .h5) instead of measuring")(
+      "refit", po::value<std::string>(), "refit the raw samples of an earlier run (its .h5; a GPU run's .csv) instead of measuring")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
   po::positional_options_description positional;
@@ -299,6 +300,18 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
                          : vm.count("refit") ? refit_file.stem().string()
                                              : "cpu-" + slug(cpu_model()) + "-" + std::to_string(threads) + "t";
 
+  if (vm.count("refit") && refit_file.extension() == ".csv") {
+    // A GPU calibration's raw CSV (dlcarbon-calibrate-gpu): its fits again, here, without a GPU.
+    try {
+      const auto gpu = calibrate::read_gpu_csv(refit_file);
+      io.out << "dlcarbon calibrate: refitting " << gpu.specs.size() << " GPU kernels from " << refit_file.string() << "\n";
+      calibrate::fit_gpu(gpu, id, vm.count("from") ? vm["from"].as<std::string>() : "", out_dir, io.out);
+    } catch (const std::exception& e) {
+      io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
+      return kBadInput;
+    }
+    return 0;
+  }
   calibrate::OneDnnBackend backend;
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
   std::vector<calibrate::KernelSpec> specs;

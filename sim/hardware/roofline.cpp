@@ -173,6 +173,13 @@ DeviceModel make_device_model(const Hardware& h) {
   d.e_byte_j = d.memory_bandwidth > 0 ? kMemoryShareOfDynamic * dynamic / (d.memory_efficiency * d.memory_bandwidth) : 0;
   d.energy_source = h.max_power_w ? "datasheet model: the measured maximum power for a GEMM at the achievable rate, idle (or 30 % of TDP) static"
                                   : "datasheet model: TDP for a GEMM at the achievable rate (the power limit), idle (or 30 % of TDP) static";
+  if (h.energy_roofline) {
+    // Measured (dlcarbon-calibrate-gpu): the three terms as fitted; the power limit still caps.
+    d.e_flop_j = h.energy_roofline->e_flop_j;
+    d.e_byte_j = h.energy_roofline->e_byte_j;
+    d.static_w = h.energy_roofline->static_w;
+    d.energy_source = "measured energy roofline: " + h.energy_roofline->source;
+  }
   return d;
 }
 

@@ -418,7 +418,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
       {"id", "from", "name", "kind", "count_unit", "peak", "memory", "memory_bandwidth", "tdp",
        "idle_power", "max_power", "host_overhead", "embodied", "embodied_basis", "lifetime", "process_node", "die_area",
        "compute_units", "matrix_unit", "separate_cores", "vector_peak",
-       "efficiency", "node", "source", "notes"},
+       "efficiency", "energy_roofline", "node", "source", "notes"},
       {"name", "kind", "count_unit", "peak", "tdp", "source"},
       [](Builder&, const MapView& m, Hardware& h) {
         if (m.has("id")) h.id = detail::read_id(m.at("id"));
@@ -506,6 +506,21 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
             }
           }
           h.efficiency_source = detail::read_text(e.at("source"));
+        }
+        if (m.has("energy_roofline")) {
+          // E = F e_flop + B e_byte + P_static t, measured: all three terms and where they come from.
+          const MapView e(m.at("energy_roofline"), {"e_flop", "e_byte", "static_power", "source"});
+          e.require("e_flop");
+          e.require("e_byte");
+          e.require("static_power");
+          e.require("source");
+          Hardware::EnergyRoofline r;
+          r.e_flop_j = detail::read_non_negative(e.at("e_flop"), Kind::energy);
+          r.e_byte_j = detail::read_non_negative(e.at("e_byte"), Kind::energy);
+          r.static_w = detail::read_non_negative(e.at("static_power"), Kind::power);
+          r.source = detail::read_text(e.at("source"));
+          if (h.tdp_w > 0 && r.static_w > h.tdp_w) e.at("static_power").fail("static power exceeds tdp");
+          h.energy_roofline = r;
         }
         if (m.has("node")) {
           const MapView n(m.at("node"), {"accelerators", "intra_bandwidth", "inter_bandwidth", "topology", "source"});

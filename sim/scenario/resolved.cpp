@@ -26,6 +26,11 @@ void emit_hardware(YAML::Emitter& out, const Hardware& h) {
   out << YAML::Key << "tdp_w" << YAML::Value << h.tdp_w;
   if (h.idle_power_w) out << YAML::Key << "idle_power_w" << YAML::Value << *h.idle_power_w;
   if (h.max_power_w) out << YAML::Key << "max_power_w" << YAML::Value << *h.max_power_w;
+  if (h.energy_roofline) {
+    out << YAML::Key << "energy_roofline" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "e_flop_j"
+        << YAML::Value << h.energy_roofline->e_flop_j << YAML::Key << "e_byte_j" << YAML::Value << h.energy_roofline->e_byte_j
+        << YAML::Key << "static_w" << YAML::Value << h.energy_roofline->static_w << YAML::EndMap;
+  }
   out << YAML::Key << "host_overhead_w" << YAML::Value << h.host_overhead_w;
   if (h.embodied_kg) out << YAML::Key << "embodied_kg" << YAML::Value << *h.embodied_kg;
   // What the step model reads besides the peaks: the measured ceilings, the GEMM shape terms, the

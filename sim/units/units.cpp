@@ -108,7 +108,7 @@ struct Prefix {
 constexpr std::array kPrefixes{
     Prefix{"k", 1e3},  Prefix{"K", 1e3},  Prefix{"M", 1e6},   Prefix{"G", 1e9},
     Prefix{"T", 1e12}, Prefix{"P", 1e15}, Prefix{"E", 1e18},  Prefix{"m", 1e-3},
-    Prefix{"u", 1e-6}, Prefix{"µ", 1e-6}, Prefix{"n", 1e-9},
+    Prefix{"u", 1e-6}, Prefix{"µ", 1e-6}, Prefix{"n", 1e-9},  Prefix{"p", 1e-12},
 };
 
 struct UnitValue {

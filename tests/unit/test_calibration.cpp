@@ -6,9 +6,15 @@ using dlcarbon::test::approx;
 
 #include <cmath>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <sstream>
+#include <stdexcept>
 
 #include "calibration.hpp"
+#include "gpu_fit.hpp"
 
 using namespace dlcarbon::calibrate;
 
@@ -331,6 +337,110 @@ TEST_CASE("energy roofline fit recovers e_flop, e_byte and static power") {
   CHECK(f.e_flop == approx(truth.e_flop).epsilon(0.01));
   CHECK(f.e_byte == approx(truth.e_byte).epsilon(0.01));
   CHECK(f.static_w == approx(truth.static_w).epsilon(0.01));
+}
+
+namespace {
+// A made-up GPU run: GEMMs at 800 TFLOP/s (bf16; f32 at 50) plus 5 us, copies through an L2 of
+// 64 MiB of which 32 are effective (10 TB/s in it, 4 TB/s from memory) plus 4 us; the sustained
+// runs 10 % slower; energies from a known roofline over the bytes from memory.
+GpuMeasurements synthetic_gpu(const EnergyFit& truth) {
+  GpuMeasurements m;
+  m.device = {"Made-up GPU", 64.0 * 1048576, 80e9, 90, "2026-01-02T03:04:05Z"};
+  const double l2 = 32.0 * 1048576;
+  for (const auto& s : shape_set_gpu(false)) {
+    double t = 0;
+    if (s.kind == "copy") {
+      const auto share = level_shares({l2}, s.bytes());
+      t = s.bytes() * (share[0] / 10e12 + share[1] / 4e12) + 4e-6;
+    } else {
+      t = s.flops() / (s.dtype == "f32" ? 50e12 : 800e12) + 5e-6;
+    }
+    m.specs.push_back(s);
+    m.t.push_back(t);
+    m.t_a.push_back(t * 1.001);
+    m.t_b.push_back(t);
+    m.t_sustained.push_back(1.1 * t);
+    m.energy.push_back(truth.predict(s.flops(), s.bytes() * level_shares({l2}, s.bytes()).back(), 1.1 * t));
+  }
+  return m;
+}
+}  // namespace
+
+TEST_CASE("GPU kernel labels parse back to their specs, and nothing else does") {
+  const KernelSpec mm = parse_gpu_label("matmul bf16 6000x5000x704");
+  CHECK(mm.kind == "matmul");
+  CHECK(mm.dtype == "bf16");
+  CHECK(mm.m == 6000);
+  CHECK(mm.n == 5000);
+  CHECK(mm.k == 704);
+  CHECK(parse_gpu_label("copy f32 65536").elements == 65536);
+  for (const auto& s : shape_set_gpu(false)) CHECK(parse_gpu_label(s.label()).label() == s.label());
+  for (const char* bad : {"matmul bf16 6000x5000", "matmul bf16 6000x5000x0", "copy f32 12x", "conv f32 1x2x3",
+                          "matmul s4 8x8x8", "copy f32 10 extra", ""}) {
+    CHECK_THROWS_AS(parse_gpu_label(bad), std::invalid_argument);
+  }
+}
+
+TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their line") {
+  const auto m = synthetic_gpu({1e-12, 100e-12, 150});
+  const auto dir = std::filesystem::temp_directory_path() / "dlcarbon-test-gpu-csv";
+  std::filesystem::create_directories(dir);
+  write_gpu_csv(m, dir / "run.csv");
+  const auto back = read_gpu_csv(dir / "run.csv");
+  CHECK(back.device.name == "Made-up GPU");
+  CHECK(back.device.l2_bytes == m.device.l2_bytes);
+  CHECK(back.device.idle_w == 90);
+  CHECK(back.device.measured == "2026-01-02T03:04:05Z");
+  REQUIRE(back.specs.size() == m.specs.size());
+  for (std::size_t i = 0; i < m.specs.size(); ++i) {
+    CHECK(back.specs[i].label() == m.specs[i].label());
+    CHECK(back.specs[i].role == m.specs[i].role);
+    CHECK(back.t[i] == approx(m.t[i]).epsilon(1e-8));
+    CHECK(back.energy[i] == approx(m.energy[i]).epsilon(1e-8));
+  }
+  const auto read_error = [&](const std::string& text) {
+    std::ofstream(dir / "bad.csv") << text;
+    try {
+      read_gpu_csv(dir / "bad.csv");
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string header = "kernel,group,role,flops,bytes,time_pass_a_s,time_pass_b_s,time_s,time_sustained_s,energy_j\n";
+  const std::string device = "# device: X; l2_bytes: 100; memory_bytes: 1; idle_w: 1\n";
+  CHECK(read_error(header).find("bad.csv:1: the device line") != std::string::npos);
+  CHECK(read_error(device + "kernel,role\n").find("bad.csv:2: expected the header") != std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,1\n").find("bad.csv:3: expected 10 columns") !=
+        std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 64\",matmul/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:3: group") !=
+        std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,0,1,1\n").find("bad.csv:3: time_s") !=
+        std::string::npos);
+  CHECK(read_error("# device: X; l2_bytes: lots\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the GPU fit recovers the effective L2, the times of held-out kernels and the energy roofline") {
+  const EnergyFit truth{0.8e-12, 130e-12, 160};
+  const auto m = synthetic_gpu(truth);
+  const auto dir = std::filesystem::temp_directory_path() / "dlcarbon-test-gpu-fit";
+  std::ostringstream log;
+  const GpuFit f = fit_gpu(m, "made-up-measured", "made-up-gpu", dir, log);
+  CHECK(f.l2_effective == approx(32.0 * 1048576).epsilon(1e-9));  // 64 MiB x 2^-1: on the quarter-octave grid
+  CHECK(f.time.median_abs < 0.01);
+  CHECK(f.energy_roofline.e_flop == approx(truth.e_flop).epsilon(0.01));
+  CHECK(f.energy_roofline.e_byte == approx(truth.e_byte).epsilon(0.01));
+  CHECK(f.energy_roofline.static_w == approx(truth.static_w).epsilon(0.01));
+  CHECK(f.energy.median_abs < 0.01);
+  // The entry: the bf16 rate as its peak, the energy roofline in pJ.
+  std::ifstream in(dir / "made-up-measured.yaml");
+  const std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(yaml.find("from: made-up-gpu") != std::string::npos);
+  CHECK(yaml.find("energy_roofline:") != std::string::npos);
+  CHECK(yaml.find("e_flop: \"0.8") != std::string::npos);
+  CHECK(log.str().find("held-out energy") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("the compute-only fit of a convolution kernel size recovers rate and overhead") {

@@ -470,6 +470,31 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, without a GPU") {
+  const fs::path dir = temp_dir() / "gpu-refit";
+  fs::remove_all(dir);
+  const fs::path csv = fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/measured/nvidia-h200-measured.csv";
+  auto r = run({"calibrate", "--refit", csv.string(), "--from", "nvidia-h200-sxm", "--out", dir.string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("held-out energy") != std::string::npos);
+  const auto text = [](const fs::path& file) {
+    std::ifstream in(file);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  // The committed entry is this fit of the committed CSV.
+  CHECK(text(dir / "nvidia-h200-measured.yaml") ==
+        text(fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/measured/nvidia-h200-measured.yaml"));
+  // A CSV that is not one: exit 2 and the line.
+  fs::create_directories(dir);
+  std::ofstream(dir / "bad.csv") << "# device: X; l2_bytes: 1\nkernel,time\n";
+  r = run({"calibrate", "--refit", (dir / "bad.csv").string(), "--out", dir.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("bad.csv:2: expected the header") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "bad.yaml"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("calibrate --refit reads its own samples and those of files written before 2026-12-02") {
   const fs::path dir = temp_dir() / "refit";
   fs::remove_all(dir);

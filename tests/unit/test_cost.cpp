@@ -484,6 +484,22 @@ TEST_CASE("energy roofline from the datasheet model") {
   CHECK(hardware::kernel_energy(c, "fp16", 1e14, 1e12, 1.0) == approx(200));
 }
 
+TEST_CASE("a measured energy roofline replaces the datasheet model; the power limit still caps it") {
+  Hardware h = made_up();
+  h.energy_roofline = Hardware::EnergyRoofline{1e-12, 100e-12, 80, "made-up calibration"};
+  const auto d = hardware::make_device_model(h);
+  CHECK(d.e_flop_j == 1e-12);
+  CHECK(d.e_byte_j == 100e-12);
+  CHECK(d.static_w == 80);
+  CHECK(d.energy_source == "measured energy roofline: made-up calibration");
+  // 1e12 FLOP and 1e9 B in 0.02 s: 1 + 0.1 + 80 x 0.02 = 2.7 J.
+  CHECK(hardware::kernel_energy(d, "fp16", 1e12, 1e9, 0.02) == approx(2.7));
+  // fp32 at a tenth of the 16-bit peak (1e13 against 1e14) costs ten times more a FLOP: 10 + 1.6 J.
+  CHECK(hardware::kernel_energy(d, "fp32", 1e12, 0, 0.02) == approx(11.6));
+  // Flat out for 1 s: 100 + 100 J of dynamic energy, capped at TDP - static = 220 W -> 300 J.
+  CHECK(hardware::kernel_energy(d, "fp16", 1e14, 2e12, 1.0) == approx(300));
+}
+
 TEST_CASE("a training step of a one-layer MLP, by hand") {
   const StepCost c = cost_training_step(mlp_job());
   REQUIRE(c.fits);

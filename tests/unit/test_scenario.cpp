@@ -151,6 +151,18 @@ TEST_CASE("an unknown data directory is an input error") {
   CHECK(msg.find("the data directory does not exist") != std::string::npos);
 }
 
+TEST_CASE("the measured H200 entry carries its energy roofline and inherits the datasheet's") {
+  const auto e = shipped_entries({"nvidia-h200-measured"}).front();
+  REQUIRE(e.energy_roofline);
+  // data/hardware/measured/nvidia-h200-measured.yaml, fitted from its CSV (docs/calibration.md).
+  CHECK(e.energy_roofline->e_flop_j > 0.3e-12);
+  CHECK(e.energy_roofline->e_flop_j < 2e-12);
+  CHECK(e.energy_roofline->static_w < e.tdp_w);
+  CHECK(e.tdp_w == 700);                // from nvidia-h200-sxm
+  CHECK(e.node_accelerators == 8);      // likewise
+  CHECK(e.peak_flop_per_s.at("bf16") < 989e12);  // the measured rate, below the datasheet's
+}
+
 TEST_CASE("the shipped catalogs load and every entry is valid") {
   // The real data/ folder: a scenario naming only catalog entries loads, which builds
   // and checks every catalog entry (regions, datacenters, hardware, models).

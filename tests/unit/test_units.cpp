@@ -29,6 +29,8 @@ TEST_CASE("energies convert to joules") {
   CHECK(si("1,287 MWh", Kind::energy) == approx(4.6332e12).epsilon(1e-15));
   CHECK(si("5 J", Kind::energy) == 5);
   CHECK(si("2 GJ", Kind::energy) == approx(2e9).epsilon(1e-15));
+  CHECK(si("0.75 pJ", Kind::energy) == approx(0.75e-12).epsilon(1e-12));  // an energy roofline's e_flop
+  CHECK(si("3 PJ", Kind::energy) == approx(3e15).epsilon(1e-15));
 }
 
 TEST_CASE("durations convert to seconds") {

@@ -292,11 +292,13 @@ std::vector<KernelSpec> shape_set_gpu(bool quick) {
     if (!quick) {
       mm(768, 768, 768, dt, Role::check);
       mm(12288, 128, 12288, dt, Role::check);
-      mm(6000, 5000, 700, dt, Role::check);
+      mm(6000, 5000, 700, dt, Role::check);  // 16-bit: rows of 1,400 B, not a multiple of 16
+      mm(6000, 5000, 704, dt, Role::check);  // the same, aligned
     }
   }
   const std::vector<std::int64_t> copies = quick ? std::vector<std::int64_t>{1 << 20, 1 << 26}
-                                                 : std::vector<std::int64_t>{1 << 16, 1 << 20, 1 << 24, 1 << 26, 1 << 28};
+                                                 : std::vector<std::int64_t>{1 << 16, 1 << 20, 1 << 21, 1 << 22, 5 << 20,
+                                                                             1 << 23, 1 << 24, 1 << 26, 1 << 28};
   for (const auto e : copies) {
     KernelSpec s;
     s.kind = "copy";
@@ -305,7 +307,7 @@ std::vector<KernelSpec> shape_set_gpu(bool quick) {
     s.role = Role::calibrate;
     out.push_back(s);
   }
-  for (const std::int64_t e : {std::int64_t{3} << 21, std::int64_t{3} << 25}) {
+  for (const std::int64_t e : {std::int64_t{3} << 19, std::int64_t{3} << 21, std::int64_t{3} << 25}) {
     KernelSpec s;
     s.kind = "copy";
     s.dtype = "f32";

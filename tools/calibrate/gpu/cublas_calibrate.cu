@@ -6,6 +6,8 @@
 // usage: dlcarbon-calibrate-gpu [--quick] [--seconds S] [--id ID] [--from CATALOG_ID] [--out DIR]
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -13,14 +15,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "calibration.hpp"
+#include "gpu_fit.hpp"
 
 using namespace dlcarbon::calibrate;
 
@@ -69,6 +74,27 @@ struct Gemm {
   cublasComputeType_t compute;
 };
 
+// Inputs hold values of their own data type spread over [-1, 1) (a hash of the index), never
+// zeros: a GEMM over zeros toggles almost no bits, draws far less power and so holds higher
+// clocks (session 29's first run on an H200 with zero-filled buffers fitted 1,033 TFLOP/s of
+// bf16, above the 989 of the datasheet, and 0.25 pJ/FLOP).
+__device__ float spread(std::size_t i, unsigned seed) {
+  unsigned x = static_cast<unsigned>(i) * 2654435761u ^ static_cast<unsigned>(i >> 32) ^ seed * 0x9e3779b9u;
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return static_cast<float>(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
+}
+template <class T>
+__global__ void fill(T* p, std::size_t n, unsigned seed) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    p[i] = static_cast<T>(spread(i, seed));
+  }
+}
+
 Gemm gemm_types(const std::string& dt) {
   if (dt == "tf32") return {CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
   if (dt == "f16") return {CUDA_R_16F, CUDA_R_16F, CUBLAS_COMPUTE_32F};
@@ -108,20 +134,35 @@ int main(int argc, char** argv) {
   const bool have_nvml = nvml.open();
 
   const auto specs = shape_set_gpu(quick);
-  // Buffers big enough for the largest kernel, shared by all (contents do not matter for time).
+  // Buffers big enough for the largest kernel: two inputs per storage type (f32 also for tf32),
+  // filled with values of that type (see `fill`), and one output shared by all.
   std::size_t max_bytes = 0;
   for (const auto& s : specs) max_bytes = std::max<std::size_t>(max_bytes, static_cast<std::size_t>(s.bytes()));
-  void *a = nullptr, *b = nullptr, *c = nullptr;
-  CHECK_CUDA(cudaMalloc(&a, max_bytes));
-  CHECK_CUDA(cudaMalloc(&b, max_bytes));
+  std::map<std::string, std::pair<void*, void*>> inputs;
+  unsigned seed = 1;
+  for (const char* storage : {"f32", "f16", "bf16"}) {
+    void *x = nullptr, *y = nullptr;
+    CHECK_CUDA(cudaMalloc(&x, max_bytes));
+    CHECK_CUDA(cudaMalloc(&y, max_bytes));
+    for (void* p : {x, y}) {
+      const std::string st = storage;
+      if (st == "f32") fill<<<1024, 256>>>(static_cast<float*>(p), max_bytes / 4, seed++);
+      if (st == "f16") fill<<<1024, 256>>>(static_cast<__half*>(p), max_bytes / 2, seed++);
+      if (st == "bf16") fill<<<1024, 256>>>(static_cast<__nv_bfloat16*>(p), max_bytes / 2, seed++);
+    }
+    inputs[storage] = {x, y};
+  }
+  void* c = nullptr;
   CHECK_CUDA(cudaMalloc(&c, max_bytes));
-  CHECK_CUDA(cudaMemset(a, 0, max_bytes));
-  CHECK_CUDA(cudaMemset(b, 0, max_bytes));
+  CHECK_CUDA(cudaGetLastError());
+  CHECK_CUDA(cudaDeviceSynchronize());
+  const auto storage_of = [](const std::string& dt) { return dt == "tf32" ? std::string("f32") : dt; };
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
   CHECK_CUDA(cudaEventCreate(&stop));
 
   auto launch = [&](const KernelSpec& s) {
+    const auto& [a, b] = inputs.at(storage_of(s.dtype));
     if (s.kind == "copy") {
       CHECK_CUDA(cudaMemcpyAsync(c, a, static_cast<std::size_t>(s.elements) * 4, cudaMemcpyDeviceToDevice));
       return;
@@ -164,114 +205,52 @@ int main(int argc, char** argv) {
     ta[i] = robust_time(m.pass_a[i]);
     tb[i] = robust_time(m.pass_b[i]);
   }
-  // Energy: each kernel repeated for ~0.3 s between two reads of the total-energy counter.
+  // Energy: each kernel repeated for ~0.5 s between two reads of the total-energy counter, the
+  // repetitions timed too: a big GEMM run back to back for 0.5 s meets the power limit and slows
+  // (session 29: 8192^3 bf16 drew 1.21 J a call, 860 W at its round-robin time), so the energy
+  // fit takes this sustained time, and the CSV keeps both.
+  std::vector<double> t_sustained(specs.size(), NAN);
   double idle_w = NAN;
   if (have_nvml) {
     CHECK_CUDA(cudaDeviceSynchronize());
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::this_thread::sleep_for(std::chrono::seconds(3));
     idle_w = nvml.watts();
     for (std::size_t i = 0; i < specs.size(); ++i) {
-      const int n = std::max(1, static_cast<int>(0.3 / std::max(t[i], 1e-7)));
+      const int n = std::max(1, static_cast<int>(0.5 / std::max(t[i], 1e-7)));
       const double e0 = nvml.joules();
+      CHECK_CUDA(cudaEventRecord(start));
       for (int r = 0; r < n; ++r) launch(specs[i]);
-      CHECK_CUDA(cudaDeviceSynchronize());
+      CHECK_CUDA(cudaEventRecord(stop));
+      CHECK_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      t_sustained[i] = ms / 1e3 / n;
       energy[i] = (nvml.joules() - e0) / n;
     }
   }
-  // Fits per group on calibration shapes; errors on check shapes. Copies: the roofline over L2 and
-  // memory. GEMMs: the shape model of the CPU calibration (docs/calibration.md), the weights
-  // streamed from L2 or from memory, t = a F (1 + n0/n + k0/k) + W sum_l w_l share_l(W) + c.
-  const std::vector<double> l2{static_cast<double>(prop.l2CacheSize)};
-  std::map<std::string, RooflineFit> fits;
-  std::map<std::string, GemmShapeFit> shapes;
-  std::map<std::string, std::vector<std::size_t>> groups;
-  for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  for (const auto& [group, members] : groups) {
-    std::vector<std::size_t> cal;
-    for (const auto i : members) {
-      if (specs[i].role == Role::calibrate) cal.push_back(i);
-    }
-    const auto [F, B, T, M, N, K, gemm] = group_samples(specs, t, cal);
-    fits[group] = fit_roofline(F, B, T, l2);
-    if (gemm && !T.empty()) {
-      const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element_bytes(specs[members.front()].dtype));
-      if (shape.a > 0) {
-        shapes[group] = shape;
-        fits[group].a = shape.a;  // the asymptotic rate is the entry's peak
-        fits[group].c = shape.c;
-      }
-    }
+  GpuMeasurements run;
+  run.device.name = prop.name;
+  run.device.l2_bytes = static_cast<double>(prop.l2CacheSize);
+  run.device.memory_bytes = static_cast<double>(prop.totalGlobalMem);
+  run.device.idle_w = std::isnan(idle_w) ? -1 : idle_w;
+  {
+    const std::time_t now = std::time(nullptr);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    run.device.measured = when;
   }
-  const auto predict = [&](const KernelSpec& s) {
-    double m = 0, n = 0, k = 0;
-    if (const auto it = shapes.find(s.group()); it != shapes.end() && gemm_dims(s, m, n, k)) return it->second.predict(m, n, k);
-    return fits[s.group()].predict(s.flops(), s.bytes());
-  };
-  std::vector<double> errors, noise, F, B, T, E;
-  std::printf("\nheld-out kernel                              measured    predicted   error   repeatability\n");
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    noise.push_back(ta[i] / tb[i] - 1);
-    if (specs[i].role == Role::calibrate && !std::isnan(energy[i])) {
-      F.push_back(specs[i].flops());
-      B.push_back(specs[i].bytes());
-      T.push_back(t[i]);
-      E.push_back(energy[i]);
-    }
-    if (specs[i].role != Role::check) continue;
-    const double p = predict(specs[i]);
-    errors.push_back(p / t[i] - 1);
-    std::printf("%-44s %9.2f us %9.2f us %+6.1f%% %+6.1f%%\n", specs[i].label().c_str(), t[i] * 1e6, p * 1e6,
-                100 * errors.back(), 100 * noise.back());
-  }
-  const auto st = error_stats(errors), ns = error_stats(noise);
-  std::printf("\nheld-out: %zu kernels, median |error| %.1f%%, p90 %.1f%%, within 10%% %.0f%%, within 15%% %.0f%%; "
-              "noise floor (pass A vs B) median %.1f%%\n",
-              st.n, 100 * st.median_abs, 100 * st.p90_abs, 100 * st.within_10, 100 * st.within_15, 100 * ns.median_abs);
-  EnergyFit ef;
-  if (!E.empty()) {
-    ef = fit_energy(F, B, T, E);
-    std::printf("energy roofline: e_flop %.3g pJ/FLOP, e_byte %.3g pJ/B, static %.1f W, idle %.1f W\n", ef.e_flop * 1e12,
-                ef.e_byte * 1e12, ef.static_w, idle_w);
-  }
-
-  // The hardware entry and the raw measurements (CSV beside it).
+  run.specs = specs;
+  run.t = t;
+  run.t_a = ta;
+  run.t_b = tb;
+  run.t_sustained = t_sustained;
+  run.energy = energy;
   const std::string id = arg(argc, argv, "--id", "gpu-measured");
   const std::filesystem::path out = arg(argc, argv, "--out", ".");
   std::filesystem::create_directories(out);
-  const auto rate = [&](const char* g) { return fits.count(g) ? 1 / fits[g].a : 0.0; };
-  std::ofstream y(out / (id + ".yaml"));
-  y << "# Written by dlcarbon-calibrate-gpu on " << prop.name << "; held-out median |error| " << 100 * st.median_abs
-    << " %, within 15 %: " << 100 * st.within_15 << " %; noise floor " << 100 * ns.median_abs << " %.\n"
-    << "schema_version: 1\nhardware:\n  - id: " << id << "\n";
-  const std::string from = arg(argc, argv, "--from", "");
-  if (!from.empty()) y << "    from: " << from << "\n";
-  y << "    name: \"" << prop.name << " (measured)\"\n    kind: gpu\n    count_unit: chip\n    peak:\n"
-    << "      fp32: \"" << rate("matmul/f32") << " FLOP/s\"\n      tf32: \"" << rate("matmul/tf32") << " FLOP/s\"\n"
-    << "      fp16: \"" << rate("matmul/f16") << " FLOP/s\"\n      bf16: \"" << rate("matmul/bf16") << " FLOP/s\"\n"
-    << "    memory: \"" << prop.totalGlobalMem << " B\"\n"
-    << "    memory_bandwidth: \"" << (fits.count("copy/f32") ? 1 / fits["copy/f32"].memory_b() : 0.0) << " B/s\"\n";
-  if (!std::isnan(idle_w)) y << "    idle_power: \"" << idle_w << " W\"\n";
-  y << "    efficiency:\n      gemm: 1\n      memory: 1\n      launch: \""
-    << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
-  if (shapes.count("matmul/bf16")) {
-    // How GEMM efficiency falls with small dimensions (the bf16 fit; m charges the weights at the
-    // memory rate, docs/calibration.md).
-    const auto& sh = shapes["matmul/bf16"];
-    y << "      gemm_shape: {m: " << sh.m0_equivalent() << ", n: " << sh.n0 << ", k: " << sh.k0 << "}\n";
-  }
-  y
-    << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies); raw data in " << id
-    << ".csv\"\n    source: \"dlcarbon-calibrate-gpu, " << prop.name << "\"\n"
-    << "    notes: \"energy roofline (NVML): e_flop " << ef.e_flop * 1e12 << " pJ/FLOP (bf16), e_byte " << ef.e_byte * 1e12
-    << " pJ/B, static " << ef.static_w << " W\"\n";
-  std::ofstream csv(out / (id + ".csv"));
-  csv << "kernel,group,role,flops,bytes,time_pass_a_s,time_pass_b_s,time_s,energy_j\n";
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    csv << '"' << specs[i].label() << "\"," << specs[i].group() << "," << (specs[i].role == Role::check ? "check" : "calibrate")
-        << "," << specs[i].flops() << "," << specs[i].bytes() << "," << ta[i] << "," << tb[i] << "," << t[i] << ","
-        << energy[i] << "\n";
-  }
-  std::printf("wrote %s and %s\n", (out / (id + ".yaml")).c_str(), (out / (id + ".csv")).c_str());
+  write_gpu_csv(run, out / (id + ".csv"));
+  fit_gpu(run, id, arg(argc, argv, "--from", ""), out, std::cout);
+  std::printf("wrote %s\n", (out / (id + ".csv")).c_str());
   cublasDestroy(blas);
   return 0;
 }
