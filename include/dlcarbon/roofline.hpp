@@ -31,6 +31,11 @@ struct DeviceModel {
   std::map<std::string, Hardware::GemmCeiling> gemm_by_precision;  // where measured apart (at_precision)
   std::int64_t compute_units = 0;                 // SMs for tile and wave quantisation (0: none)
   std::int64_t matrix_unit = 0;                   // systolic array side for operand padding (TPU MXU: 128; 0: none)
+  // GPUs' matrix units read rows of 16 bytes: a 16- or 8-bit product whose feature dimensions are
+  // not a multiple of 16 B leaves the tensor-core path (at_precision sets the elements; 0: no rule).
+  double alignment_bytes = 0;
+  double alignment_elements = 0;
+  double misaligned_gemm = 1;  // the rate of such a product, as a fraction of the aligned one's
   double launch_s = 0;
   // Energy roofline E = F e_flop + B e_byte + P_static t, while the device is busy;
   // P_idle when it is powered and waiting.
@@ -56,6 +61,15 @@ struct DeviceModel {
 
 // Bytes per value of a compute dtype: fp32/tf32 4, fp16/bf16 2, fp8/int8 1.
 double bytes_per_value(const std::string& dtype);
+
+// A misaligned 16-bit GEMM on an H200 (cuBLAS, 6000 x 5000 x 700 against 704, bf16 and fp16):
+// 70 against 234 us, 0.30 of the aligned rate (data/hardware/measured/nvidia-h200-measured.csv).
+constexpr double kMisalignedGemm = 0.30;
+
+// misaligned_gemm where a product's feature dimensions, `n` (output columns) and `k` (reduction),
+// as one device runs them, are not whole multiples of alignment_elements; else 1. The row count
+// (tokens) is never a leading dimension of a row-major activation and does not count.
+double alignment_factor(const DeviceModel& device, double n, double k);
 
 struct KernelTime {
   double seconds = 0;

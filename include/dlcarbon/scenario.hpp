@@ -82,6 +82,9 @@ struct Hardware {
   // memory_efficiency, which memory-bound GEMMs such as decoding's weight streams keep).
   std::optional<double> elementwise_efficiency;
   std::map<std::string, double> conv_efficiency;  // layout (nchw, nhwc) -> fraction of peak reached by convolutions
+  // A 16- or 8-bit product whose rows are not a multiple of 16 bytes, as a fraction of the aligned
+  // one's rate (GPUs; `efficiency.misaligned`; default: hardware::kMisalignedGemm).
+  std::optional<double> misaligned_gemm;
   // FlashAttention generation (flash1, flash2, flash3) -> fraction of the peak (at the job's
   // precision) its kernels reach over their two products' FLOPs
   std::map<std::string, double> attention_efficiency;
@@ -412,5 +415,9 @@ struct LoadOptions {
 // Reads, merges (`extends`), resolves and checks a scenario. Throws InputError with
 // "file:line:col: key.path: expected X, got Y" for any problem.
 Scenario load_scenario(const std::filesystem::path& file, const LoadOptions& options);
+
+// One hardware entry of the catalogs, resolved (`from` chain included), as a scenario naming it
+// would see it. Throws InputError for an unknown id or a bad catalog.
+Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options);
 
 }  // namespace dlcarbon

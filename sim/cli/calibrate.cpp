@@ -302,14 +302,39 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
 
   if (vm.count("refit") && refit_file.extension() == ".csv") {
     // A GPU calibration's raw CSV (dlcarbon-calibrate-gpu): its fits again, here, without a GPU.
+    // The entry refines the datasheet entry of its GPU (--from, else the one the run recorded),
+    // read from the catalog: its rates become fractions of that entry's peaks and bandwidth.
+    calibrate::GpuMeasurements gpu;
     try {
-      const auto gpu = calibrate::read_gpu_csv(refit_file);
-      io.out << "dlcarbon calibrate: refitting " << gpu.specs.size() << " GPU kernels from " << refit_file.string() << "\n";
-      calibrate::fit_gpu(gpu, id, vm.count("from") ? vm["from"].as<std::string>() : "", out_dir, io.out);
+      gpu = calibrate::read_gpu_csv(refit_file);
     } catch (const std::exception& e) {
       io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
       return kBadInput;
     }
+    const std::string from = vm.count("from") ? vm["from"].as<std::string>() : gpu.device.from;
+    if (from.empty()) {
+      io.err << "dlcarbon calibrate: --refit: " << refit_file.string()
+             << " records no datasheet entry; name the GPU's with --from (e.g. --from nvidia-h200-sxm)\n";
+      return kBadInput;
+    }
+    calibrate::GpuDatasheet datasheet;
+    try {
+      const Hardware h = load_catalog_hardware(from, LoadOptions{data});
+      if (h.kind != "gpu") {
+        io.err << "dlcarbon calibrate: --from: " << from << " is a " << h.kind << ", not a GPU\n";
+        return kBadInput;
+      }
+      datasheet.id = h.id;
+      datasheet.peak = h.peak_flop_per_s;
+      datasheet.bandwidth = h.memory_bandwidth_bytes_per_s.value_or(0);
+      datasheet.wave_quantised = h.compute_units > 0;
+    } catch (const InputError& e) {
+      io.err << "dlcarbon calibrate: --from " << from << ": " << e.what() << "\n";
+      return kBadInput;
+    }
+    io.out << "dlcarbon calibrate: refitting " << gpu.specs.size() << " GPU kernels from " << refit_file.string() << " against "
+           << from << "\n";
+    calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out);
     return 0;
   }
   calibrate::OneDnnBackend backend;

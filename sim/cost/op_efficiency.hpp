@@ -19,6 +19,14 @@ inline double gemm_efficiency_at(const hardware::DeviceModel& dev, const graph::
   return ceiling * hardware::gemm_shape_factor(dev, m, n, k, std::max(1.0, count));
 }
 
+// The misaligned-row factor of a product op (matmul, batched matmul) whose forward runs n columns
+// over a reduction of k on one device; 1 for convolutions (cuDNN pads their channels) and routers.
+// Its backward's two products read and write the same rows, so they share it.
+inline double alignment(const hardware::DeviceModel& dev, const graph::Op& op, double n, double k) {
+  const bool product = op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul;
+  return product ? hardware::alignment_factor(dev, n, k) : 1.0;
+}
+
 // 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `m`, `n`,
 // `k` and `count` are the product one device runs (after tensor and expert parallelism split it;
 // `k` or `m` < 0: the op's own).
@@ -36,8 +44,8 @@ inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& o
       return it->second * (per_score + 5) / per_score;
     }
   }
-  return gemm_efficiency_at(dev, op, layout, m >= 0 ? m : static_cast<double>(op.m), n,
-                            k >= 0 ? k : static_cast<double>(op.k), count);
+  const double kk = k >= 0 ? k : static_cast<double>(op.k);
+  return gemm_efficiency_at(dev, op, layout, m >= 0 ? m : static_cast<double>(op.m), n, kk, count) * alignment(dev, op, n, kk);
 }
 
 }  // namespace dlcarbon::cost_detail

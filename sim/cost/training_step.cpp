@@ -327,10 +327,11 @@ StepCost cost_training_step(const TrainingJob& job) {
                               !op.fused_attention && bf == 2;
     if (two_products) {
       const double dm = dev_m;
+      const double aligned = cost_detail::alignment(od, op, dev_n, dev_k);
       const auto input_grad = hardware::kernel_time(
-          od, op_precision, flops, bytes, true, cost_detail::gemm_efficiency_at(od, op, job.layout, dm, dev_k, dev_n, dev_count));
+          od, op_precision, flops, bytes, true, aligned * cost_detail::gemm_efficiency_at(od, op, job.layout, dm, dev_k, dev_n, dev_count));
       const auto weight_grad = hardware::kernel_time(
-          od, op_precision, flops, bytes, true, cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dm, dev_count));
+          od, op_precision, flops, bytes, true, aligned * cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dm, dev_count));
       b.seconds = input_grad.seconds + weight_grad.seconds - od.launch_s;  // one launch of the two is counted below
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the

@@ -66,7 +66,19 @@ DeviceModel DeviceModel::at_precision(const std::string& dtype) const {
     d.gemm_efficiency = it->second.efficiency;
     d.gemm_shape = it->second.shape;
   }
+  // Tensor cores at 16 and 8 bits; float32 and tf32 products are not covered (not measured).
+  const double width = bytes_per_value(dtype);
+  d.alignment_elements = alignment_bytes > 0 && width <= 2 ? alignment_bytes / width : 0;
   return d;
+}
+
+double alignment_factor(const DeviceModel& device, double n, double k) {
+  if (!(device.alignment_elements > 0)) return 1;
+  const auto whole = [&](double x) {
+    const double q = x / device.alignment_elements;
+    return std::abs(q - std::round(q)) < 1e-9;
+  };
+  return whole(n) && whole(k) ? 1 : device.misaligned_gemm;
 }
 
 double bytes_per_value(const std::string& dtype) {
@@ -138,7 +150,7 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   // The power limit: whatever the kernel does, the device draws at most its TDP.
   const double dynamic = flops * device.e_flop_j * scale + bytes * device.e_byte_j;
   const double headroom = std::max(0.0, device.power_limit_w - device.static_w) * seconds;
-  return (headroom > 0 ? std::min(dynamic, headroom) : dynamic) + device.static_w * seconds;
+  return (device.power_limit_w > 0 ? std::min(dynamic, headroom) : dynamic) + device.static_w * seconds;
 }
 
 DeviceModel make_device_model(const Hardware& h) {
@@ -160,6 +172,10 @@ DeviceModel make_device_model(const Hardware& h) {
   d.gemm_by_precision = h.gemm_by_precision;
   d.compute_units = h.compute_units;
   d.matrix_unit = h.matrix_unit;
+  if (h.kind == "gpu") {
+    d.alignment_bytes = 16;
+    d.misaligned_gemm = h.misaligned_gemm.value_or(kMisalignedGemm);
+  }
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
   d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;

@@ -83,6 +83,12 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (d.heads % d.kv_heads != 0) m.at("kv_heads").expected("a divisor of heads");
   d.d_ff = positive(m, "d_ff");
   d.vocab = positive(m, "vocab");
+  if (m.has("pad_vocab")) {
+    // The code rounds its embedding table and output layer up to a multiple of this (NVIDIA's
+    // BERT: 8, Megatron-LM: 128 x the tensor-parallel degree), and computes the padded rows.
+    const auto multiple = positive(m, "pad_vocab");
+    d.vocab = (d.vocab + multiple - 1) / multiple * multiple;
+  }
   d.seq_len = positive(m, "seq_len");
   d.target_seq_len = optional_positive(m, "target_seq_len", 0);
   if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
@@ -266,7 +272,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   }
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
-                                  "vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
+                                  "vocab", "pad_vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
                                   "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "dropout", "cell",
                                   "embedding"};
     if (builder == "encoder-decoder") {

@@ -192,6 +192,7 @@ class Builder {
   // Builds every entry of every section, so that an entry nobody refers to is checked too.
   void check_all();
   Model model_by_id(const std::string& id, const Value& ref) { return get(model_kind(), models_, id, ref).model; }
+  Hardware hardware_by_id(const std::string& id) { return get(hardware_kind(), hardware_, id, Value{}); }
   std::deque<std::string>& graph_files() { return graph_files_; }
   // The keys an entry of `section` accepts (one of kEntitySections).
   static const std::vector<std::string>& section_keys(const std::string& section);
@@ -454,7 +455,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("die_area")) detail::read_text(m.at("die_area"));
         if (m.has("efficiency")) {
           const MapView e(m.at("efficiency"),
-                          {"gemm", "memory", "elementwise", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "precision",
+                          {"gemm", "memory", "elementwise", "launch", "conv_nchw", "conv_nhwc", "gemm_shape", "attention", "precision", "misaligned",
                            "source"});
           e.require("source");
           if (e.has("gemm")) h.gemm_efficiency = detail::read_number_in(e.at("gemm"), 0, 1, false, "a fraction of peak in (0, 1]");
@@ -465,6 +466,9 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
             h.elementwise_efficiency = detail::read_number_in(e.at("elementwise"), 0, 1, false, "a fraction of bandwidth in (0, 1]");
           }
           if (e.has("launch")) h.kernel_launch_s = detail::read_non_negative(e.at("launch"), Kind::time);
+          if (e.has("misaligned")) {
+            h.misaligned_gemm = detail::read_number_in(e.at("misaligned"), 0, 1, false, "a fraction of the aligned rate in (0, 1]");
+          }
           // t = F / (peak eta) x (1 + m0/m + n0/n + k0/k): overheads per row, column and reduction step.
           const auto read_shape = [](const Value& node, std::array<double, 3>& shape) {
             const MapView g(node, {"m", "n", "k"});
@@ -519,7 +523,6 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
           r.e_byte_j = detail::read_non_negative(e.at("e_byte"), Kind::energy);
           r.static_w = detail::read_non_negative(e.at("static_power"), Kind::power);
           r.source = detail::read_text(e.at("source"));
-          if (h.tdp_w > 0 && r.static_w > h.tdp_w) e.at("static_power").fail("static power exceeds tdp");
           h.energy_roofline = r;
         }
         if (m.has("node")) {
@@ -541,6 +544,17 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         }
         if (h.max_power_w && h.idle_power_w && *h.idle_power_w > *h.max_power_w) {
           m.at(m.has("idle_power") ? "idle_power" : "max_power").fail("idle power exceeds max_power");
+        }
+        // A measured static power above the power limit (inherited or overridden) would leave the
+        // dynamic energy no room: checked wherever either is given.
+        if (h.energy_roofline && h.energy_roofline->static_w > h.max_power_w.value_or(h.tdp_w) && h.tdp_w > 0) {
+          const std::string limit = h.max_power_w ? "max_power" : "tdp";
+          if (m.has("energy_roofline")) {
+            MapView(m.at("energy_roofline"), {"e_flop", "e_byte", "static_power", "source"})
+                .at("static_power")
+                .fail("static power exceeds " + limit);
+          }
+          m.at(m.has(limit) ? limit : (m.has("tdp") ? "tdp" : "max_power")).fail("the energy roofline's static power exceeds " + limit);
         }
       },
       nullptr};
@@ -1524,6 +1538,16 @@ void check_stages(Builder& builder, const std::vector<std::string>& order, const
 }
 
 }  // namespace
+
+Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options) {
+  Layers layers;
+  for (const auto& catalog : catalog_files(options.data_dir)) {
+    std::vector<fs::path> stack;
+    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
+  }
+  Builder builder(layers);
+  return builder.hardware_by_id(id);
+}
 
 Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   Layers layers;

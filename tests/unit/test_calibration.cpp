@@ -345,7 +345,7 @@ namespace {
 // runs 10 % slower; energies from a known roofline over the bytes from memory.
 GpuMeasurements synthetic_gpu(const EnergyFit& truth) {
   GpuMeasurements m;
-  m.device = {"Made-up GPU", 64.0 * 1048576, 80e9, 90, "2026-01-02T03:04:05Z"};
+  m.device = {"Made-up GPU", 64.0 * 1048576, 80e9, 90, "2026-01-02T03:04:05Z", "made-up-gpu"};
   const double l2 = 32.0 * 1048576;
   for (const auto& s : shape_set_gpu(false)) {
     double t = 0;
@@ -391,6 +391,7 @@ TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their
   CHECK(back.device.l2_bytes == m.device.l2_bytes);
   CHECK(back.device.idle_w == 90);
   CHECK(back.device.measured == "2026-01-02T03:04:05Z");
+  CHECK(back.device.from == "made-up-gpu");
   REQUIRE(back.specs.size() == m.specs.size());
   for (std::size_t i = 0; i < m.specs.size(); ++i) {
     CHECK(back.specs[i].label() == m.specs[i].label());
@@ -418,6 +419,12 @@ TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their
   CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,0,1,1\n").find("bad.csv:3: time_s") !=
         std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: lots\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
+  CHECK(read_error("# device: X; l2_bytes: 1e999\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
+  CHECK(read_error("# device: X; l2_bytes: nan\n" + header).find("bad.csv:2: the device line") != std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: not a finite number") !=
+        std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 99999999999999999999\",copy/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:3: a number out of range") !=
+        std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
@@ -426,20 +433,38 @@ TEST_CASE("the GPU fit recovers the effective L2, the times of held-out kernels 
   const auto m = synthetic_gpu(truth);
   const auto dir = std::filesystem::temp_directory_path() / "dlcarbon-test-gpu-fit";
   std::ostringstream log;
-  const GpuFit f = fit_gpu(m, "made-up-measured", "made-up-gpu", dir, log);
+  // Its datasheet: 1,000 TFLOP/s of bf16, 5 TB/s, an SM count.
+  const GpuDatasheet datasheet{"made-up-gpu", {{"bf16", 1000e12}, {"fp16", 1000e12}, {"fp32", 100e12}}, 5e12, true};
+  const GpuFit f = fit_gpu(m, "made-up-measured", &datasheet, dir, log);
   CHECK(f.l2_effective == approx(32.0 * 1048576).epsilon(1e-9));  // 64 MiB x 2^-1: on the quarter-octave grid
   CHECK(f.time.median_abs < 0.01);
   CHECK(f.energy_roofline.e_flop == approx(truth.e_flop).epsilon(0.01));
   CHECK(f.energy_roofline.e_byte == approx(truth.e_byte).epsilon(0.01));
   CHECK(f.energy_roofline.static_w == approx(truth.static_w).epsilon(0.01));
   CHECK(f.energy.median_abs < 0.01);
-  // The entry: the bf16 rate as its peak, the energy roofline in pJ.
-  std::ifstream in(dir / "made-up-measured.yaml");
-  const std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The entry: the rates as fractions of the datasheet's (bf16 800 of 1,000 TFLOP/s, f32 50 of 100,
+  // copies 4 of 5 TB/s), no shape term beside the datasheet's SM count, the energy roofline in pJ.
+  const auto read = [&] {
+    std::ifstream in(dir / "made-up-measured.yaml");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  std::string yaml = read();
   CHECK(yaml.find("from: made-up-gpu") != std::string::npos);
+  CHECK(yaml.find("gemm: 0.8\n") != std::string::npos);
+  CHECK(yaml.find("memory: 0.8\n") != std::string::npos);
+  CHECK(yaml.find("fp32: {gemm: 0.5}") != std::string::npos);
+  CHECK(yaml.find("fp16: {gemm: 0.8}") != std::string::npos);
+  CHECK(yaml.find("peak:") == std::string::npos);  // the datasheet's, inherited
+  CHECK(yaml.find("gemm_shape") == std::string::npos);
   CHECK(yaml.find("energy_roofline:") != std::string::npos);
   CHECK(yaml.find("e_flop: \"0.8") != std::string::npos);
   CHECK(log.str().find("held-out energy") != std::string::npos);
+  // Without a datasheet (the device tool): the report only, no entry.
+  std::filesystem::remove_all(dir);
+  std::ostringstream quiet;
+  fit_gpu(m, "made-up-measured", nullptr, dir, quiet);
+  CHECK_FALSE(std::filesystem::exists(dir / "made-up-measured.yaml"));
+  CHECK(quiet.str().find("held-out") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

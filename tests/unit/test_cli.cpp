@@ -474,7 +474,9 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   const fs::path dir = temp_dir() / "gpu-refit";
   fs::remove_all(dir);
   const fs::path csv = fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/measured/nvidia-h200-measured.csv";
-  auto r = run({"calibrate", "--refit", csv.string(), "--from", "nvidia-h200-sxm", "--out", dir.string()});
+  // The CSV records its datasheet entry (nvidia-h200-sxm), read from the shipped catalog.
+  auto r = run({"calibrate", "--refit", csv.string(), "--out", dir.string(), "--data-dir",
+                (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
   INFO(r.out, r.err);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("held-out energy") != std::string::npos);
@@ -492,6 +494,26 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("bad.csv:2: expected the header") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "bad.yaml"));
+  // A CSV that records no datasheet entry needs --from, and --from a GPU of the catalog.
+  {
+    std::ifstream in(csv);
+    std::ofstream out(dir / "anon.csv");
+    std::string line;
+    std::getline(in, line);
+    out << line.substr(0, line.find("; from:")) << "\n" << in.rdbuf();
+  }
+  r = run({"calibrate", "--refit", (dir / "anon.csv").string(), "--out", dir.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("records no datasheet entry; name the GPU's with --from") != std::string::npos);
+  r = run({"calibrate", "--refit", (dir / "anon.csv").string(), "--out", dir.string(), "--from", "google-tpu-v3", "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("google-tpu-v3 is a tpu, not a GPU") != std::string::npos);
+  r = run({"calibrate", "--refit", (dir / "anon.csv").string(), "--out", dir.string(), "--from", "no-such-gpu", "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("no-such-gpu") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "anon.yaml"));
   fs::remove_all(dir);
 }
 

@@ -458,6 +458,52 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
   CHECK(cost_training_step(job).step_s < headline);
 }
 
+TEST_CASE("GPU products whose rows are not a multiple of 16 bytes leave the tensor cores, by hand") {
+  Hardware h = made_up();
+  h.kind = "gpu";
+  const auto fp16 = hardware::make_device_model(h).at_precision("fp16");
+  CHECK(fp16.alignment_elements == 8);
+  CHECK(hardware::alignment_factor(fp16, 8192, 4096) == 1);
+  CHECK(hardware::alignment_factor(fp16, 50257, 768) == hardware::kMisalignedGemm);  // GPT-2's vocabulary
+  CHECK(hardware::alignment_factor(fp16, 768, 700) == hardware::kMisalignedGemm);
+  CHECK(hardware::alignment_factor(fp16, 50264.0 / 8, 768) == hardware::kMisalignedGemm);  // 6,283 a tensor rank
+  CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("fp8"), 8200, 768) == hardware::kMisalignedGemm);
+  CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("fp32"), 50257, 768) == 1);  // not covered
+  h.misaligned_gemm = 0.5;  // a measured entry's own figure
+  CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("bf16"), 100, 64) == 0.5);
+  h.kind = "tpu";  // the compiler pads to the matrix unit instead
+  CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("bf16"), 100, 64) == 1);
+
+  // A decoder's output layer, [256 x 512] x [512 x vocab] (8 sequences of 32, d_model 512), on a
+  // GPU: at 100 it runs at 0.30 of the ceiling, 2 x 256 x 512 x 100 FLOPs at 1e14 x 0.5 x 0.3 =
+  // 1.75 us, compute-bound; at 104 aligned, 0.55 us of FLOPs under 0.83 us of bytes. Its backward's
+  // two products likewise: 3.5 us against 1.7.
+  TrainingJob job = mlp_job();
+  job.hardware.kind = "gpu";
+  TransformerDesign d = small_decoder(1);
+  d.d_model = 512;
+  d.heads = 8;
+  d.d_ff = 2048;
+  job.design = d;
+  job.parallelism->microbatch = 8;
+  job.parallelism->global_batch = 8;
+  const auto head = [](const StepCost& c, const std::string& phase) {
+    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == "lm_head" && r.phase == phase; });
+    REQUIRE(it != c.ops.end());
+    return *it;
+  };
+  const StepCost misaligned = cost_training_step(job);
+  const auto f100 = head(misaligned, "fwd");
+  CHECK(f100.time_s == approx(2.0 * 256 * 512 * 100 / (1e14 * 0.5 * 0.3)));
+  CHECK(f100.bytes / 5e11 < f100.time_s);
+  d.vocab = 104;
+  job.design = d;
+  const StepCost aligned = cost_training_step(job);
+  const auto f104 = head(aligned, "fwd");
+  CHECK(f104.time_s == approx(std::max(2.0 * 256 * 512 * 104 / (1e14 * 0.5), f104.bytes / 5e11)));
+  CHECK(head(misaligned, "bwd").time_s > 2 * head(aligned, "bwd").time_s);
+}
+
 TEST_CASE("energy roofline from the datasheet model") {
   const auto d = hardware::make_device_model(made_up());
   // Static = idle 50 W, dynamic range 250 W. A GEMM at the achievable rate (eta_c 0.5 x 1e14) draws

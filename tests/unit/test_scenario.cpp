@@ -160,7 +160,11 @@ TEST_CASE("the measured H200 entry carries its energy roofline and inherits the 
   CHECK(e.energy_roofline->static_w < e.tdp_w);
   CHECK(e.tdp_w == 700);                // from nvidia-h200-sxm
   CHECK(e.node_accelerators == 8);      // likewise
-  CHECK(e.peak_flop_per_s.at("bf16") < 989e12);  // the measured rate, below the datasheet's
+  CHECK(e.peak_flop_per_s.at("bf16") == 989e12);  // the datasheet's peak, inherited
+  REQUIRE(e.gemm_efficiency);
+  CHECK(*e.gemm_efficiency > 0.763);  // the round-robin rate, above the datasheet's sustained ceiling
+  CHECK(*e.gemm_efficiency < 1);
+  CHECK(e.elementwise_efficiency == shipped_entries({"nvidia-h200-sxm"}).front().elementwise_efficiency);
 }
 
 TEST_CASE("the shipped catalogs load and every entry is valid") {
@@ -424,6 +428,21 @@ TEST_CASE("the shipped V100's FP16 ceiling is the best rate measured with the so
   const double error = gemm_error(dev, "fp16", 1, 8192, 8192, 8192, best);
   CHECK(error >= 0);
   CHECK(error < 0.05);
+}
+
+TEST_CASE("pad_vocab rounds a transformer's vocabulary up to what the code allocates and computes") {
+  std::string text = "schema_version: 1\nscenario: {name: s}\nmodels:\n"
+                     "  - id: m\n    name: m\n    design: {builder: encoder, layers: 2, d_model: 64, heads: 4, d_ff: 256, "
+                     "vocab: 30522, pad_vocab: 8, seq_len: 128}\n    source: test\n"
+                     "training:\n  - {id: j, model: m, hardware: nvidia-v100-sxm2, accelerators: 1, duration: \"1 h\",\n"
+                     "     power: {utilisation: 1}, datacenter: meta-llama-2022}\n";
+  const fs::path file = scenario_file("dlcarbon_test_pad_vocab_" + std::to_string(::getpid()), text);
+  const auto s = load_scenario(file, shipped_catalog());
+  fs::remove_all(file.parent_path());
+  REQUIRE(s.training.size() == 1);
+  const auto* d = std::get_if<dlcarbon::TransformerDesign>(&s.training[0].design);
+  REQUIRE(d != nullptr);
+  CHECK(d->vocab == 30528);  // NVIDIA's BERT: 30,522 padded "for divisibility by 8"
 }
 
 TEST_CASE("a model design read from a graph file, relative to the scenario") {

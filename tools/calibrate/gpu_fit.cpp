@@ -37,7 +37,7 @@ double number(const std::string& s) {
   if (s == "nan" || s == "-nan" || s.empty()) return NAN;
   std::size_t used = 0;
   const double v = std::stod(s, &used);
-  if (used != s.size()) throw std::invalid_argument("not a number: " + s);
+  if (used != s.size() || std::isinf(v)) throw std::invalid_argument("not a finite number: " + s);
   return v;
 }
 
@@ -88,7 +88,8 @@ void write_gpu_csv(const GpuMeasurements& m, const std::filesystem::path& path) 
   std::ofstream csv(path);
   csv.precision(9);
   csv << "# device: " << m.device.name << "; l2_bytes: " << m.device.l2_bytes << "; memory_bytes: " << m.device.memory_bytes
-      << "; idle_w: " << m.device.idle_w << (m.device.measured.empty() ? "" : "; measured: " + m.device.measured) << "\n"
+      << "; idle_w: " << m.device.idle_w << (m.device.measured.empty() ? "" : "; measured: " + m.device.measured)
+      << (m.device.from.empty() ? "" : "; from: " + m.device.from) << "\n"
       << kHeader << "\n";
   for (std::size_t i = 0; i < m.specs.size(); ++i) {
     const auto& s = m.specs[i];
@@ -129,8 +130,9 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
           else if (key == "memory_bytes") m.device.memory_bytes = number(value);
           else if (key == "idle_w") m.device.idle_w = number(value);
           else if (key == "measured") m.device.measured = value;
+          else if (key == "from") m.device.from = value;
           else fail("unknown device field: " + key);
-        } catch (const std::invalid_argument&) {
+        } catch (const std::logic_error&) {  // invalid_argument, out_of_range
           fail("device field " + key + " is not a number: " + value);
         }
       }
@@ -155,17 +157,20 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
       m.t.push_back(number(cells[7]));
       m.t_sustained.push_back(number(cells[8]));
       m.energy.push_back(number(cells[9]));
+    } catch (const std::out_of_range&) {
+      fail("a number out of range in: " + line);
     } catch (const std::invalid_argument& e) {
       fail(e.what());
     }
     if (!(m.t.back() > 0)) fail("time_s must be a positive number");
   }
   if (!header) fail("no header line");
-  if (m.device.l2_bytes <= 0) fail("the device line (# device: NAME; l2_bytes: ...) is missing or has no L2 size");
+  if (!(m.device.l2_bytes > 0)) fail("the device line (# device: NAME; l2_bytes: ...) is missing or has no L2 size");
+  if (std::isnan(m.device.memory_bytes) || m.device.memory_bytes < 0) fail("memory_bytes must be a number of bytes");
   return m;
 }
 
-GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const std::string& from,
+GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
                const std::filesystem::path& out, std::ostream& log) {
   const auto& specs = m.specs;
   const auto& t = m.t;
@@ -282,34 +287,47 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const std::strin
                  100 * result.energy.median_abs);
   }
 
-  // The hardware entry.
+  if (datasheet == nullptr) return result;
+
+  // The hardware entry, relative to the datasheet entry it refines (`from`): the measured rates as
+  // fractions of the datasheet's peaks and bandwidth, so that what the entry inherits from it
+  // (framework kernels' and fused attention's fractions, the node) stays a fraction of the same
+  // peaks, and MFU keeps its datasheet denominator.
+  const auto rate = [&](const char* g) { return fits.count(g) && fits[g].a > 0 ? 1 / fits[g].a : 0.0; };
+  const auto fraction = [&](const char* group, const char* dtype) {
+    const auto it = datasheet->peak.find(dtype);
+    return it == datasheet->peak.end() || !(it->second > 0) ? 0.0 : std::min(1.0, rate(group) / it->second);
+  };
+  const double bandwidth = fits.count("copy/f32") && fits["copy/f32"].memory_b() > 0 ? 1 / fits["copy/f32"].memory_b() : 0.0;
   std::filesystem::create_directories(out);
-  const auto rate = [&](const char* g) { return fits.count(g) ? 1 / fits[g].a : 0.0; };
   std::ofstream y(out / (id + ".yaml"));
   y.precision(6);
-  y << "# Fitted by dlcarbon's GPU calibration (dlcarbon-calibrate-gpu, or dlcarbon calibrate --refit " << id
-    << ".csv) from kernels measured on " << m.device.name << "; held-out time median |error| "
-    << 100 * result.time.median_abs << " %, within 15 %: " << 100 * result.time.within_15 << " %; noise floor "
-    << 100 * result.noise.median_abs << " %";
+  y << "# Fitted by `dlcarbon calibrate --refit " << id << ".csv` from kernels measured on " << m.device.name
+    << " by dlcarbon-calibrate-gpu; held-out time median |error| " << 100 * result.time.median_abs << " %, within 15 %: "
+    << 100 * result.time.within_15 << " %; noise floor " << 100 * result.noise.median_abs << " %";
   if (have_energy) y << "; held-out energy median |error| " << 100 * result.energy.median_abs << " %";
-  y << ".\nschema_version: 1\nhardware:\n  - id: " << id << "\n";
-  if (!from.empty()) y << "    from: " << from << "\n";
-  y << "    name: \"" << m.device.name << " (measured)\"\n    kind: gpu\n    count_unit: chip\n    peak:\n"
-    << "      fp32: \"" << rate("matmul/f32") << " FLOP/s\"\n      tf32: \"" << rate("matmul/tf32") << " FLOP/s\"\n"
-    << "      fp16: \"" << rate("matmul/f16") << " FLOP/s\"\n      bf16: \"" << rate("matmul/bf16") << " FLOP/s\"\n"
-    << "    memory: \"" << static_cast<long long>(m.device.memory_bytes) << " B\"\n"
-    << "    memory_bandwidth: \"" << (fits.count("copy/f32") ? 1 / fits["copy/f32"].memory_b() : 0.0) << " B/s\"\n";
+  y << ".\n# Measured: bf16 " << rate("matmul/bf16") / 1e12 << " TFLOP/s, fp16 " << rate("matmul/f16") / 1e12 << ", tf32 "
+    << rate("matmul/tf32") / 1e12 << ", fp32 " << rate("matmul/f32") / 1e12 << " (round robin); copies " << bandwidth / 1e12
+    << " TB/s from memory.\nschema_version: 1\nhardware:\n  - id: " << id << "\n    from: " << datasheet->id << "\n"
+    << "    name: \"" << m.device.name << " (measured)\"\n";
+  if (m.device.memory_bytes > 0) y << "    memory: \"" << static_cast<long long>(m.device.memory_bytes) << " B\"\n";
   if (m.device.idle_w >= 0) y << "    idle_power: \"" << m.device.idle_w << " W\"\n";
-  y << "    efficiency:\n      gemm: 1\n      memory: 1\n      launch: \""
-    << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
-  if (shapes.count("matmul/bf16")) {
+  y << "    efficiency:\n      gemm: " << fraction("matmul/bf16", "bf16") << "\n";
+  if (bandwidth > 0 && datasheet->bandwidth > 0) y << "      memory: " << std::min(1.0, bandwidth / datasheet->bandwidth) << "\n";
+  y << "      launch: \"" << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
+  if (shapes.count("matmul/bf16") && !datasheet->wave_quantised) {
     // How GEMM efficiency falls with small dimensions (the bf16 fit; m charges the weights at the
-    // memory rate, docs/calibration.md).
+    // memory rate, docs/calibration.md). Left out where the datasheet entry has an SM count: its
+    // tile and wave quantisation already is the shape model, and both would count the same loss.
     const auto& sh = shapes["matmul/bf16"];
     y << "      gemm_shape: {m: " << sh.m0_equivalent() << ", n: " << sh.n0 << ", k: " << sh.k0 << "}\n";
   }
-  y << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies, round-robin); raw data in " << id
-    << ".csv\"\n";
+  y << "      precision:\n";
+  for (const auto& [group, dtype] : {std::pair{"matmul/f32", "fp32"}, std::pair{"matmul/tf32", "tf32"}, std::pair{"matmul/f16", "fp16"}}) {
+    if (fraction(group, dtype) > 0) y << "        " << dtype << ": {gemm: " << fraction(group, dtype) << "}\n";
+  }
+  y << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies, round robin), as fractions of "
+    << datasheet->id << "'s peaks and bandwidth; raw data in " << id << ".csv\"\n";
   if (have_energy) {
     const auto& ef = result.energy_roofline;
     y << "    energy_roofline:\n      e_flop: \"" << ef.e_flop * 1e12 << " pJ\"\n      e_byte: \"" << ef.e_byte * 1e12

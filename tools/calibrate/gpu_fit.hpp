@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct GpuDevice {
   double memory_bytes = 0;  // cudaDeviceProp::totalGlobalMem
   double idle_w = -1;       // NVML power a few seconds after the last kernel; < 0: unknown
   std::string measured;     // when (UTC, ISO 8601), for the entry's source; may be empty
+  std::string from;         // the catalog entry of its datasheet (--from), for the refit; may be empty
 };
 
 struct GpuMeasurements {
@@ -46,9 +48,19 @@ struct GpuFit {
   std::vector<double> predicted;   // s, per kernel
 };
 
-// Fits the time models per group and the energy roofline, prints the report to `log` and writes
-// the hardware entry `<out>/<id>.yaml` (`from`: the catalog entry it refines, may be empty).
-GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const std::string& from,
+// The datasheet entry a measured one refines: its id, dense peaks by dtype (fp32, tf32, fp16,
+// bf16), memory bandwidth (B/s), and whether it has an SM count (tile and wave quantisation).
+struct GpuDatasheet {
+  std::string id;
+  std::map<std::string, double> peak;
+  double bandwidth = 0;
+  bool wave_quantised = false;
+};
+
+// Fits the time models per group and the energy roofline and prints the report to `log`; with a
+// datasheet, also writes the hardware entry `<out>/<id>.yaml` refining it (`from:`), its rates
+// as fractions of the datasheet's. The device tool has no catalog and passes none.
+GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
                const std::filesystem::path& out, std::ostream& log);
 
 }  // namespace dlcarbon::calibrate

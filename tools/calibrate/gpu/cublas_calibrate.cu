@@ -248,9 +248,11 @@ int main(int argc, char** argv) {
   const std::string id = arg(argc, argv, "--id", "gpu-measured");
   const std::filesystem::path out = arg(argc, argv, "--out", ".");
   std::filesystem::create_directories(out);
+  run.device.from = arg(argc, argv, "--from", "");
   write_gpu_csv(run, out / (id + ".csv"));
-  fit_gpu(run, id, arg(argc, argv, "--from", ""), out, std::cout);
-  std::printf("wrote %s\n", (out / (id + ".csv")).c_str());
+  fit_gpu(run, id, nullptr, out, std::cout);
+  std::printf("wrote %s; the hardware entry: dlcarbon calibrate --refit %s (with the catalog)\n", (out / (id + ".csv")).c_str(),
+              (out / (id + ".csv")).c_str());
   cublasDestroy(blas);
   return 0;
 }
