@@ -311,7 +311,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
       return kBadInput;
     }
-    const std::string from = vm.count("from") ? vm["from"].as<std::string>() : gpu.device.from;
+    const bool from_csv = !vm.count("from");
+    const std::string from = from_csv ? gpu.device.from : vm["from"].as<std::string>();
     if (from.empty()) {
       io.err << "dlcarbon calibrate: --refit: " << refit_file.string()
              << " records no datasheet entry; name the GPU's with --from (e.g. --from nvidia-h200-sxm)\n";
@@ -329,12 +330,20 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       datasheet.bandwidth = h.memory_bandwidth_bytes_per_s.value_or(0);
       datasheet.wave_quantised = h.compute_units > 0;
     } catch (const InputError& e) {
-      io.err << "dlcarbon calibrate: --from " << from << ": " << e.what() << "\n";
+      // The id came from the command line or from the CSV's device line: name that place.
+      std::string why = e.what();
+      if (why.rfind("<input>: ", 0) == 0) why = why.substr(9);
+      io.err << "dlcarbon calibrate: " << (from_csv ? refit_file.string() + ":1: from: " : "--from: ") << why << "\n";
       return kBadInput;
     }
     io.out << "dlcarbon calibrate: refitting " << gpu.specs.size() << " GPU kernels from " << refit_file.string() << " against "
            << from << "\n";
-    calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out);
+    try {
+      calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out);
+    } catch (const std::exception& e) {
+      io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
+      return kBadInput;
+    }
     return 0;
   }
   calibrate::OneDnnBackend backend;

@@ -19,12 +19,13 @@ inline double gemm_efficiency_at(const hardware::DeviceModel& dev, const graph::
   return ceiling * hardware::gemm_shape_factor(dev, m, n, k, std::max(1.0, count));
 }
 
-// The misaligned-row factor of a product op (matmul, batched matmul) whose forward runs n columns
-// over a reduction of k on one device; 1 for convolutions (cuDNN pads their channels) and routers.
-// Its backward's two products read and write the same rows, so they share it.
+// The misaligned-row factor of a weight product (matmul) whose forward runs n columns over a
+// reduction of k on one device; its backward's two products read and write the same rows, so they
+// share it. 1 for everything else: attention's products (their n or k is a sequence length, which
+// FlashAttention's kernels and paged KV caches pad), convolutions (cuDNN pads their channels) and
+// routers.
 inline double alignment(const hardware::DeviceModel& dev, const graph::Op& op, double n, double k) {
-  const bool product = op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul;
-  return product ? hardware::alignment_factor(dev, n, k) : 1.0;
+  return op.kind == graph::OpKind::matmul && !op.fused_attention ? hardware::alignment_factor(dev, n, k) : 1.0;
 }
 
 // 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `m`, `n`,

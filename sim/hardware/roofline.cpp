@@ -172,7 +172,12 @@ DeviceModel make_device_model(const Hardware& h) {
   d.gemm_by_precision = h.gemm_by_precision;
   d.compute_units = h.compute_units;
   d.matrix_unit = h.matrix_unit;
-  if (h.kind == "gpu") {
+  // Tensor cores: a GPU whose 16-bit peak is at least 4 times its fp32 rate runs 16-bit products
+  // on matrix units (V100 on; the P100's half2 and the GTX 1080 have none). Where the catalog says
+  // `misaligned`, that; AMD's entries say 1 (not measured).
+  const double fp32 = h.peak_flop_per_s.count("fp32") ? h.peak_flop_per_s.at("fp32") : 0;
+  const bool matrix_units = fp32 > 0 && fastest_16bit(d) >= 4 * fp32;
+  if (h.kind == "gpu" && (h.misaligned_gemm || matrix_units)) {
     d.alignment_bytes = 16;
     d.misaligned_gemm = h.misaligned_gemm.value_or(kMisalignedGemm);
   }

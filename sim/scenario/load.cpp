@@ -547,14 +547,17 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         }
         // A measured static power above the power limit (inherited or overridden) would leave the
         // dynamic energy no room: checked wherever either is given.
-        if (h.energy_roofline && h.energy_roofline->static_w > h.max_power_w.value_or(h.tdp_w) && h.tdp_w > 0) {
+        const double power_limit = h.max_power_w.value_or(h.tdp_w);
+        if (h.energy_roofline && power_limit > 0 && h.energy_roofline->static_w > power_limit) {
           const std::string limit = h.max_power_w ? "max_power" : "tdp";
           if (m.has("energy_roofline")) {
             MapView(m.at("energy_roofline"), {"e_flop", "e_byte", "static_power", "source"})
                 .at("static_power")
                 .fail("static power exceeds " + limit);
           }
-          m.at(m.has(limit) ? limit : (m.has("tdp") ? "tdp" : "max_power")).fail("the energy roofline's static power exceeds " + limit);
+          // Only a piece that gives the limit can get here without the roofline: point at it.
+          m.at(m.has(limit) ? limit : (m.has("max_power") ? "max_power" : "tdp"))
+              .fail("the energy roofline's static power exceeds " + limit);
         }
       },
       nullptr};

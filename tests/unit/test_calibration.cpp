@@ -459,6 +459,19 @@ TEST_CASE("the GPU fit recovers the effective L2, the times of held-out kernels 
   CHECK(yaml.find("energy_roofline:") != std::string::npos);
   CHECK(yaml.find("e_flop: \"0.8") != std::string::npos);
   CHECK(log.str().find("held-out energy") != std::string::npos);
+  // A datasheet without bf16 (a V100): the headline ceiling from fp16, never a zero.
+  const GpuDatasheet volta{"made-up-volta", {{"fp16", 1000e12}, {"fp32", 100e12}}, 5e12, true};
+  fit_gpu(m, "made-up-measured", &volta, dir, log);
+  yaml = read();
+  CHECK(yaml.find("gemm: 0.8\n") != std::string::npos);
+  CHECK(yaml.find("gemm: 0\n") == std::string::npos);
+  CHECK(yaml.find("fp16: {gemm") == std::string::npos);
+  // A rate above the datasheet's is written as 1, with a note.
+  const GpuDatasheet slow{"made-up-slow", {{"bf16", 500e12}}, 5e12, true};
+  std::ostringstream noted;
+  fit_gpu(m, "made-up-measured", &slow, dir, noted);
+  CHECK(read().find("gemm: 1\n") != std::string::npos);
+  CHECK(noted.str().find("above made-up-slow's bf16 peak") != std::string::npos);
   // Without a datasheet (the device tool): the report only, no entry.
   std::filesystem::remove_all(dir);
   std::ostringstream quiet;

@@ -514,6 +514,24 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("no-such-gpu") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "anon.yaml"));
+  // An unknown id the CSV records: named at the CSV's first line.
+  {
+    std::ifstream in(csv);
+    std::ofstream out(dir / "typo.csv");
+    std::string line;
+    std::getline(in, line);
+    out << line.substr(0, line.find("; from:")) << "; from: nvidia-h200-sx\n" << in.rdbuf();
+  }
+  r = run({"calibrate", "--refit", (dir / "typo.csv").string(), "--out", dir.string(), "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("typo.csv:1: from: unknown hardware") != std::string::npos);
+  CHECK(r.err.find("<input>") == std::string::npos);
+  // An output folder that cannot be made: exit 2, not a crash.
+  std::ofstream(dir / "a-file") << "x";
+  r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "a-file/sub").string(), "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
   fs::remove_all(dir);
 }
 

@@ -469,6 +469,13 @@ TEST_CASE("GPU products whose rows are not a multiple of 16 bytes leave the tens
   CHECK(hardware::alignment_factor(fp16, 50264.0 / 8, 768) == hardware::kMisalignedGemm);  // 6,283 a tensor rank
   CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("fp8"), 8200, 768) == hardware::kMisalignedGemm);
   CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("fp32"), 50257, 768) == 1);  // not covered
+  // A GPU without matrix units for 16 bits (the P100's half2: twice its fp32 rate) keeps its rate,
+  // unless its entry says otherwise.
+  Hardware pascal = h;
+  pascal.peak_flop_per_s = {{"fp16", 2e13}, {"fp32", 1e13}};
+  CHECK(hardware::alignment_factor(hardware::make_device_model(pascal).at_precision("fp16"), 50257, 768) == 1);
+  pascal.misaligned_gemm = 0.5;
+  CHECK(hardware::alignment_factor(hardware::make_device_model(pascal).at_precision("fp16"), 50257, 768) == 0.5);
   h.misaligned_gemm = 0.5;  // a measured entry's own figure
   CHECK(hardware::alignment_factor(hardware::make_device_model(h).at_precision("bf16"), 100, 64) == 0.5);
   h.kind = "tpu";  // the compiler pads to the matrix unit instead
@@ -502,6 +509,27 @@ TEST_CASE("GPU products whose rows are not a multiple of 16 bytes leave the tens
   const auto f104 = head(aligned, "fwd");
   CHECK(f104.time_s == approx(std::max(2.0 * 256 * 512 * 104 / (1e14 * 0.5), f104.bytes / 5e11)));
   CHECK(head(misaligned, "bwd").time_s > 2 * head(aligned, "bwd").time_s);
+  // Attention's products are left alone whatever the sequence length (kernels and caches pad it):
+  // at 1,023 positions, one head of 512, the scores (8 x 1023 x 512 x 1023 x 2 = 8.6 GFLOP,
+  // compute-bound: 172 us against 67 us of bytes) take the same time as on a device without the rule.
+  d.seq_len = 1023;
+  d.heads = 1;
+  d.vocab = 104;
+  job.design = d;
+  job.parallelism->microbatch = 8;
+  const StepCost odd = cost_training_step(job);
+  const auto scores = std::find_if(odd.ops.begin(), odd.ops.end(), [](const OpCostRow& r) {
+    return r.op.find("scores") != std::string::npos && r.phase == "fwd";
+  });
+  REQUIRE(scores != odd.ops.end());
+  Hardware tpu_like = job.hardware;
+  tpu_like.kind = "tpu";
+  job.hardware = tpu_like;
+  const StepCost no_rule = cost_training_step(job);
+  const auto same = std::find_if(no_rule.ops.begin(), no_rule.ops.end(), [&](const OpCostRow& r) { return r.op == scores->op && r.phase == "fwd"; });
+  REQUIRE(same != no_rule.ops.end());
+  CHECK(scores->time_s == approx(same->time_s));
+  CHECK(scores->time_s == approx(8.0 * 1023 * 512 * 1023 * 2 / (1e14 * 0.5)));
 }
 
 TEST_CASE("energy roofline from the datasheet model") {

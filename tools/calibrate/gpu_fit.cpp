@@ -296,8 +296,17 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   const auto rate = [&](const char* g) { return fits.count(g) && fits[g].a > 0 ? 1 / fits[g].a : 0.0; };
   const auto fraction = [&](const char* group, const char* dtype) {
     const auto it = datasheet->peak.find(dtype);
-    return it == datasheet->peak.end() || !(it->second > 0) ? 0.0 : std::min(1.0, rate(group) / it->second);
+    if (it == datasheet->peak.end() || !(it->second > 0) || !(rate(group) > 0)) return 0.0;
+    const double f = rate(group) / it->second;
+    if (f > 1) {
+      log << format("note: %s measured at %.4g TFLOP/s, above %s's %s peak (%.4g): written as 1\n", group, rate(group) / 1e12,
+                    datasheet->id.c_str(), dtype, it->second / 1e12);
+    }
+    return std::min(1.0, f);
   };
+  // The headline ceiling: bf16 where the datasheet has it, else fp16 (V100, P100).
+  const bool bf16_headline = fraction("matmul/bf16", "bf16") > 0;
+  const double headline = bf16_headline ? fraction("matmul/bf16", "bf16") : fraction("matmul/f16", "fp16");
   const double bandwidth = fits.count("copy/f32") && fits["copy/f32"].memory_b() > 0 ? 1 / fits["copy/f32"].memory_b() : 0.0;
   std::filesystem::create_directories(out);
   std::ofstream y(out / (id + ".yaml"));
@@ -312,7 +321,8 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     << "    name: \"" << m.device.name << " (measured)\"\n";
   if (m.device.memory_bytes > 0) y << "    memory: \"" << static_cast<long long>(m.device.memory_bytes) << " B\"\n";
   if (m.device.idle_w >= 0) y << "    idle_power: \"" << m.device.idle_w << " W\"\n";
-  y << "    efficiency:\n      gemm: " << fraction("matmul/bf16", "bf16") << "\n";
+  y << "    efficiency:\n";
+  if (headline > 0) y << "      gemm: " << headline << "\n";
   if (bandwidth > 0 && datasheet->bandwidth > 0) y << "      memory: " << std::min(1.0, bandwidth / datasheet->bandwidth) << "\n";
   y << "      launch: \"" << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
   if (shapes.count("matmul/bf16") && !datasheet->wave_quantised) {
@@ -324,6 +334,7 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   }
   y << "      precision:\n";
   for (const auto& [group, dtype] : {std::pair{"matmul/f32", "fp32"}, std::pair{"matmul/tf32", "tf32"}, std::pair{"matmul/f16", "fp16"}}) {
+    if (!bf16_headline && std::string(dtype) == "fp16") continue;  // the headline already
     if (fraction(group, dtype) > 0) y << "        " << dtype << ": {gemm: " << fraction(group, dtype) << "}\n";
   }
   y << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies, round robin), as fractions of "
