@@ -265,6 +265,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
   double vocab_table = 0;
+  double table_copies = 0;  // copies of a vocabulary table on devices that lack it (below)
   bool tied = false;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     vocab_table = static_cast<double>(t->vocab * t->d_model);
@@ -405,6 +406,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         } else if (!has[owner]) {
           has[owner] = 1;
           dev_dense[owner] += vocab_table;
+          table_copies += 1;
         }
       }
     }
@@ -566,8 +568,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
   // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
   // first, the head's on the last), split over the tensor group; experts over the expert group too;
-  // and the copies of shared vocabulary tables (above; the all-reduce of the copies' gradients
-  // between the first and the last stage is not charged). Under DualPipe a device holds two
+  // and the copies of shared vocabulary tables (above; their gradients are all-reduced below).
+  // Under DualPipe a device holds two
   // stages: their average here, doubled where the weights and gradients are counted (below).
   const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
   const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (tp * eg); };
@@ -750,6 +752,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   } else {
     c.data_comm_s = dp;
   }
+  // A vocabulary table held on two stages (a tied head's copy on the last, as Megatron-LM places
+  // it) has its gradients summed between them once a step, after the data-parallel reduction and
+  // before the optimizer (finalize_model_grads: _allreduce_word_embedding_grads), exposed: an
+  // all-reduce of the table's share of the tensor group over the stages that hold it, first and
+  // last (tensor x data x (p - 1) ranks apart).
+  double table_comm = 0;
+  if (table_copies > 0) {
+    const auto holders = static_cast<std::int64_t>(table_copies) + 1;
+    const auto stride = static_cast<std::int64_t>(c.tensor * c.data) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
+    table_comm = comm::collective_s(Collective::all_reduce, vocab_table / tp * grad_value_bytes,
+                                    group_of(job, holders, stride, intra, inter));
+    c.data_comm_s += table_comm;
+  }
   // DualPipe's hidden all-to-all and sends slow the compute they run under in the same way (DeepSeek-V3
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
@@ -765,7 +780,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (tp_comm > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
   if (pp_comm > 0) c.ops.push_back({"pipeline.p2p", "communication", "comm", 0, 0, c.pipeline_comm_s, 0, "communication"});
   if (moe_comm > 0) c.ops.push_back({"experts.all_to_all", "communication", "comm", 0, 0, c.expert_comm_s, 0, "communication"});
-  if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s, 0, "communication"});
+  if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s - table_comm, 0, "communication"});
+  if (table_comm > 0) c.ops.push_back({"embedding.allreduce", "communication", "comm", 0, 0, table_comm, 0, "communication"});
   if (c.contention_s > 0) c.ops.push_back({"data.overlap", "communication", "comm", 0, 0, c.contention_s, 0, "communication"});
 
   c.step_s = mb * slot + c.bubble_s + c.data_comm_s + c.contention_s + c.optimizer_s;

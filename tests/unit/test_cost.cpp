@@ -1493,7 +1493,19 @@ TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table'
   CHECK(untied.memory_per_device_bytes == approx(two.memory_per_device_bytes).epsilon(0.02));
   // The last device (the head's) is the busiest: it reduces a table's gradients, tied or not.
   REQUIRE(two.stages.at(1).busiest);
-  CHECK(two.data_comm_s == approx(untied.data_comm_s).epsilon(0.02));
+  // Tied, the two copies' gradients are then summed between the stages, after the data-parallel
+  // reduction: an all-reduce of 6.4M fp16 values (12.8 MB) between two ranks 2 apart, in one node
+  // of 8 (1e11 B/s, no NCCL: the fixed start-up), 12.8e6 / 1e11 + 20 us = 148 us, exposed.
+  const auto row = [](const StepCost& c, const std::string& op) {
+    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op; });
+    return it == c.ops.end() ? 0.0 : it->time_s;
+  };
+  const double table = comm::collective_s(comm::Collective::all_reduce, 100000.0 * 64 * 2, comm::Group{2, 1, 1e11, false});
+  CHECK(table == approx(12.8e6 / 1e11 + comm::kFixedLatencyS));
+  CHECK(row(two, "embedding.allreduce") == approx(table));
+  CHECK(row(untied, "embedding.allreduce") == 0);
+  CHECK(two.data_comm_s == approx(untied.data_comm_s + table).epsilon(0.02));
+  CHECK(row(one, "embedding.allreduce") == 0);  // one stage: one table, no copy
 }
 
 TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on an interleaved first device") {
