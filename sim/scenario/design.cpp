@@ -87,6 +87,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     // The code rounds its embedding table and output layer up to a multiple of this (NVIDIA's
     // BERT: 8, Megatron-LM: 128 x the tensor-parallel degree), and computes the padded rows.
     const auto multiple = positive(m, "pad_vocab");
+    if (multiple > (std::int64_t{1} << 20)) m.at("pad_vocab").expected("a multiple of at most 1,048,576 (e.g. 8 or 128)");
     d.vocab = (d.vocab + multiple - 1) / multiple * multiple;
   }
   d.seq_len = positive(m, "seq_len");
