@@ -494,14 +494,16 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("bad.csv:2: expected the header") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "bad.yaml"));
-  // A CSV that records no datasheet entry needs --from, and --from a GPU of the catalog.
-  {
+  // The committed CSV with its device line's `from` replaced (`from` empty: none).
+  const auto with_from = [&](const std::string& name, const std::string& from) {
     std::ifstream in(csv);
-    std::ofstream out(dir / "anon.csv");
+    std::ofstream out(dir / name);
     std::string line;
     std::getline(in, line);
-    out << line.substr(0, line.find("; from:")) << "\n" << in.rdbuf();
-  }
+    out << line.substr(0, line.find("; from:")) << (from.empty() ? "" : "; from: " + from) << "\n" << in.rdbuf();
+  };
+  // A CSV that records no datasheet entry needs --from, and --from a GPU of the catalog.
+  with_from("anon.csv", "");
   r = run({"calibrate", "--refit", (dir / "anon.csv").string(), "--out", dir.string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("records no datasheet entry; name the GPU's with --from") != std::string::npos);
@@ -515,13 +517,7 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.err.find("no-such-gpu") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "anon.yaml"));
   // An unknown id the CSV records: named at the CSV's first line.
-  {
-    std::ifstream in(csv);
-    std::ofstream out(dir / "typo.csv");
-    std::string line;
-    std::getline(in, line);
-    out << line.substr(0, line.find("; from:")) << "; from: nvidia-h200-sx\n" << in.rdbuf();
-  }
+  with_from("typo.csv", "nvidia-h200-sx");
   r = run({"calibrate", "--refit", (dir / "typo.csv").string(), "--out", dir.string(), "--data-dir",
            (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
   CHECK(r.code == 2);
