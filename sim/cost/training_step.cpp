@@ -265,7 +265,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
   double vocab_table = 0;
-  double table_copies = 0;  // copies of a vocabulary table on devices that lack it (below)
+  double input_copies = 0, output_copies = 0;  // copies of each vocabulary table on devices that lack it (below)
   bool tied = false;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     vocab_table = static_cast<double>(t->vocab * t->d_model);
@@ -406,7 +406,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         } else if (!has[owner]) {
           has[owner] = 1;
           dev_dense[owner] += vocab_table;
-          table_copies += 1;
+          (lookup || tied ? input_copies : output_copies) += 1;
         }
       }
     }
@@ -758,13 +758,14 @@ StepCost cost_training_step(const TrainingJob& job) {
   // all-reduce of the table's share of the tensor group over the stages that hold it, first and
   // last (tensor x data x (p - 1) ranks apart).
   double table_comm = 0;
-  if (table_copies > 0) {
-    const auto holders = static_cast<std::int64_t>(table_copies) + 1;
+  for (const double copies : {input_copies, output_copies}) {
+    if (copies <= 0) continue;
+    const auto holders = static_cast<std::int64_t>(copies) + 1;
     const auto stride = static_cast<std::int64_t>(c.tensor * c.data) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
-    table_comm = comm::collective_s(Collective::all_reduce, vocab_table / tp * grad_value_bytes,
-                                    group_of(job, holders, stride, intra, inter));
-    c.data_comm_s += table_comm;
+    table_comm += comm::collective_s(Collective::all_reduce, vocab_table / tp * grad_value_bytes,
+                                     group_of(job, holders, stride, intra, inter));
   }
+  c.data_comm_s += table_comm;
   // DualPipe's hidden all-to-all and sends slow the compute they run under in the same way (DeepSeek-V3
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
