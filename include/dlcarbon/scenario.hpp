@@ -208,6 +208,17 @@ struct Parallelism {
   // (DeepSpeed's partition_uniform). BLOOM's and GLM-130B's runs gave the chunks with the
   // embedding and the head a layer fewer.
   std::vector<std::int64_t> stage_layers;
+  // A batch-size ramp-up (Megatron-LM's --rampup-batch-size start increment samples): the global
+  // batch starts at `start` sequences and grows by `increment` (0: data x microbatch) after each
+  // equal share of the first `samples` sequences, up to global_batch. Its smaller steps cost more a
+  // sequence (a pipeline's fill and drain, the gradient reduction and the optimizer over fewer
+  // microbatches): charged as a job overhead, "batch ramp-up".
+  struct BatchRampup {
+    std::int64_t start = 0;
+    std::int64_t increment = 0;
+    double samples = 0;
+  };
+  std::optional<BatchRampup> batch_rampup;
   // The share of the positions a step computes that are padding, not tokens: batching by length
   // (tensor2tensor, fairseq) pads every sequence of a batch to the longest one, so a step of
   // global_batch x seq_len positions trains (1 - padding) of that many tokens. 0: packed or

@@ -85,7 +85,7 @@ namespace dlcarbon {
 //   evaluation   fraction x T0 at training power
 //   runs         everything x runs (hyperparameter trials, architecture search)
 struct OverheadRow {
-  std::string item;  // training, checkpointing, lost work, restarts, evaluation, repeated runs
+  std::string item;  // training, batch ramp-up, checkpointing, lost work, restarts, evaluation, repeated runs
   double time_s = 0;    // wall time
   double energy_j = 0;  // all accelerators, host share included, before PUE
 };

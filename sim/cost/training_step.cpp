@@ -897,6 +897,47 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
     }
     rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
   }
+  if (job.parallelism && job.parallelism->batch_rampup && c.data > 0) {
+    // The ramp's sequences, already in t0 at the full batch's time a sequence, cost what their
+    // smaller steps do: the extra over t0, sum over the ramp's batches b of (its sequences) x
+    // (step(b) / b - step(B) / B). Each batch is costed as a step of its own (at most 24 of them,
+    // spread over the ramp; the rest interpolated between their neighbours in 1 / b, in which a
+    // step's fixed parts, the pipeline's fill and drain, the reductions and the optimizer, are
+    // linear).
+    const auto& ramp = *job.parallelism->batch_rampup;
+    const double B = static_cast<double>(job.parallelism->global_batch);
+    const double inc = static_cast<double>(ramp.increment > 0 ? ramp.increment : c.data * job.parallelism->microbatch);
+    const auto n = std::max<std::int64_t>(1, std::llround((B - static_cast<double>(ramp.start)) / inc));
+    const double per_batch = ramp.samples / static_cast<double>(n);
+    const double full = c.step_s / B;
+    const auto per_sequence = [&](std::int64_t j) {
+      TrainingJob smaller = job;
+      smaller.parallelism->global_batch = ramp.start + static_cast<std::int64_t>(static_cast<double>(j) * inc);
+      smaller.parallelism->batch_rampup.reset();
+      const StepCost s = cost_training_step(smaller);
+      return s.fits ? s.step_s / static_cast<double>(smaller.parallelism->global_batch) : full;
+    };
+    const std::int64_t points = std::min<std::int64_t>(n, 24);
+    std::vector<std::int64_t> at;
+    std::vector<double> f;
+    for (std::int64_t k = 0; k < points; ++k) {
+      const double share = points == 1 ? 0.0 : static_cast<double>(k) / static_cast<double>(points - 1);
+      at.push_back(std::llround(share * static_cast<double>(n - 1)));
+      f.push_back(per_sequence(at.back()));
+    }
+    double extra = 0;
+    for (std::int64_t j = 0, k = 0; j < n; ++j) {
+      while (k + 1 < points && at[static_cast<std::size_t>(k + 1)] <= j) ++k;
+      double value = f[static_cast<std::size_t>(k)];
+      if (k + 1 < points && at[static_cast<std::size_t>(k)] < j) {
+        const auto inverse = [&](std::int64_t i) { return 1 / (static_cast<double>(ramp.start) + static_cast<double>(i) * inc); };
+        const double a = inverse(at[static_cast<std::size_t>(k)]), b = inverse(at[static_cast<std::size_t>(k + 1)]);
+        value += (f[static_cast<std::size_t>(k + 1)] - value) * (inverse(j) - a) / (b - a);
+      }
+      extra += per_batch * std::max(0.0, value - full);
+    }
+    rows.push_back({"batch ramp-up", extra, extra * busy_w});
+  }
   const double eval_s = o.evaluation_fraction * t0;
   if (eval_s > 0) rows.push_back({"evaluation", eval_s, eval_s * busy_w});
   if (o.mtbf_s) {

@@ -630,6 +630,20 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
               std::to_string(p.microbatch) + " = " + std::to_string(data * p.microbatch) +
               "): each data-parallel rank runs whole microbatches");
   }
+  if (p.batch_rampup && data > 0) {
+    // Every batch of the ramp is whole microbatches on every rank, as the global batch is.
+    const std::int64_t unit = data * p.microbatch;
+    const auto& r = *p.batch_rampup;
+    const std::int64_t step = r.increment > 0 ? r.increment : unit;
+    if (r.start % unit != 0 || step % unit != 0) {
+      last.fail("parallelism.batch_rampup: start (" + std::to_string(r.start) + ") and increment (" + std::to_string(step) +
+                ") must be multiples of data x microbatch (" + std::to_string(unit) + "): each rank runs whole microbatches");
+    }
+    if ((p.global_batch - r.start) % step != 0) {
+      last.fail("parallelism.batch_rampup: global_batch - start (" + std::to_string(p.global_batch - r.start) +
+                ") is not a multiple of the increment (" + std::to_string(step) + ")");
+    }
+  }
   if (const auto* t = std::get_if<TransformerDesign>(&j.design)) {
     // Megatron-LM splits attention by heads over the tensor group, and expert parallelism
     // places E / data experts on a rank (or one expert on data / E ranks).
@@ -706,7 +720,7 @@ Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "expert", "expert_tensor",
-                      "pipeline_schedule", "stage_layers"});
+                      "pipeline_schedule", "stage_layers", "batch_rampup"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -734,6 +748,23 @@ Parallelism read_parallelism(const Value& v) {
     } else {
       r.expected("true, false, full, none, selective, elementwise or latent");
     }
+  }
+  if (m.has("batch_rampup")) {
+    const MapView r(m.at("batch_rampup"), {"start", "increment", "samples"});
+    r.require("start");
+    r.require("samples");
+    Parallelism::BatchRampup ramp;
+    ramp.start = detail::read_positive_int(r.at("start"));
+    if (r.has("increment")) ramp.increment = detail::read_positive_int(r.at("increment"));
+    ramp.samples = detail::read_positive(r.at("samples"), Kind::count);
+    if (ramp.start >= p.global_batch) {
+      r.at("start").fail("a ramp-up starts below global_batch (" + std::to_string(p.global_batch) + ")");
+    }
+    if (ramp.increment > 0 && (p.global_batch - ramp.start) % ramp.increment != 0) {
+      r.at("increment").fail("global_batch - start (" + std::to_string(p.global_batch - ramp.start) +
+                             ") is not a multiple of the increment (" + std::to_string(ramp.increment) + ")");
+    }
+    p.batch_rampup = ramp;
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));

@@ -137,6 +137,11 @@ std::string emit_resolved(const Scenario& s) {
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_schedule" << YAML::Value
           << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
+      if (p.batch_rampup) {
+        out << YAML::Key << "batch_rampup" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start"
+            << YAML::Value << p.batch_rampup->start << YAML::Key << "increment" << YAML::Value << p.batch_rampup->increment
+            << YAML::Key << "samples" << YAML::Value << p.batch_rampup->samples << YAML::EndMap;
+      }
       if (!p.stage_layers.empty()) {
         out << YAML::Key << "stage_layers" << YAML::Value << YAML::Flow << YAML::BeginSeq;
         for (const std::int64_t n : p.stage_layers) out << n;

@@ -984,6 +984,48 @@ TEST_CASE("first-principles results feed the accounting arithmetic") {
   CHECK(r.footprint.it_energy_j == approx(0.228084 * r.step->power_per_accelerator_w));
 }
 
+TEST_CASE("a batch-size ramp-up costs its smaller steps' extra time a sequence, by hand") {
+  // The MLP on one device, 4 microbatches of 1,000 a step (gradients accumulated inside the
+  // products: no pass of their own), so a step is m x slot + the optimizer. Ramp: 1,000, 2,000 and
+  // 3,000 sequences a step for 1,000 sequences each, then 4,000. A sequence costs slot / 1000 +
+  // opt / b, so the ramp's extra over the full batch's rate is
+  // 1000 x opt x (1/1000 + 1/2000 + 1/3000 - 3/4000) = 1.0833 opt.
+  TrainingJob job = mlp_job();
+  job.parallelism->global_batch = 4000;
+  job.parallelism->gradient_accumulation = "fused";
+  job.tokens = 4e6;
+  const TrainingResult plain = simulate_training(job);
+  REQUIRE(plain.ok);
+  const double opt = plain.step->optimizer_s;
+  REQUIRE(opt > 0);
+  job.parallelism->batch_rampup = Parallelism::BatchRampup{1000, 1000, 3000};
+  const TrainingResult ramped = simulate_training(job);
+  const auto row = std::find_if(ramped.overheads.begin(), ramped.overheads.end(),
+                                [](const OverheadRow& o) { return o.item == "batch ramp-up"; });
+  REQUIRE(row != ramped.overheads.end());
+  CHECK(row->time_s == approx(1000 * opt * (1.0 / 1000 + 1.0 / 2000 + 1.0 / 3000 - 3.0 / 4000)));
+  CHECK(row->energy_j > 0);
+  // The same with the increment left to data x microbatch (1,000 here).
+  job.parallelism->batch_rampup = Parallelism::BatchRampup{1000, 0, 3000};
+  const TrainingResult derived = simulate_training(job);
+  const auto again = std::find_if(derived.overheads.begin(), derived.overheads.end(),
+                                  [](const OverheadRow& o) { return o.item == "batch ramp-up"; });
+  REQUIRE(again != derived.overheads.end());
+  CHECK(again->time_s == approx(row->time_s));
+  // A long ramp (4,000 to 100,000 in 96 steps of 1,000): 24 of its batches are costed, the rest
+  // interpolated in 1 / b, in which a sequence's cost is affine here: the sum exactly.
+  job.parallelism->global_batch = 100000;
+  job.parallelism->batch_rampup = Parallelism::BatchRampup{4000, 1000, 96000};
+  const TrainingResult lng = simulate_training(job);
+  const double opt_long = lng.step->optimizer_s;
+  double exact = 0;
+  for (int b = 4000; b < 100000; b += 1000) exact += 1000 * opt_long * (1.0 / b - 1.0 / 100000);
+  const auto long_row = std::find_if(lng.overheads.begin(), lng.overheads.end(),
+                                     [](const OverheadRow& o) { return o.item == "batch ramp-up"; });
+  REQUIRE(long_row != lng.overheads.end());
+  CHECK(long_row->time_s == approx(exact).epsilon(1e-9));
+}
+
 TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   TrainingJob job = mlp_job();
   const TrainingResult base = simulate_training(job);
