@@ -756,12 +756,14 @@ StepCost cost_training_step(const TrainingJob& job) {
   // it) has its gradients summed between them once a step, after the data-parallel reduction and
   // before the optimizer (finalize_model_grads: _allreduce_word_embedding_grads), exposed: an
   // all-reduce of the table's share of the tensor group over the stages that hold it, first and
-  // last (tensor x data x (p - 1) ranks apart).
+  // last (tensor x data x (p - 1) ranks apart: in one node only where the whole job is).
   double table_comm = 0;
   for (const double copies : {input_copies, output_copies}) {
     if (copies <= 0) continue;
     const auto holders = static_cast<std::int64_t>(copies) + 1;
-    const auto stride = static_cast<std::int64_t>(c.tensor * c.data) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
+    const bool one_node = c.tensor * c.data * c.pipeline <= job.hardware.node_accelerators;
+    const auto stride = one_node ? std::int64_t{1}
+                                 : static_cast<std::int64_t>(c.tensor * c.data) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
     table_comm += comm::collective_s(Collective::all_reduce, vocab_table / tp * grad_value_bytes,
                                      group_of(job, holders, stride, intra, inter));
   }
@@ -887,16 +889,7 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
   std::vector<OverheadRow> rows;
   const double t0 = c.steps * c.step_s;
   rows.push_back({"training", t0, t0 * busy_w});
-  double ckpt_s = 0, interval = 0;
-  if (o.checkpoint_interval_s) {
-    interval = *o.checkpoint_interval_s;
-    if (o.checkpoint_bandwidth_bytes_per_s) {
-      const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
-      const double size = c.parameters * (2 + state);
-      ckpt_s = std::floor(t0 / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
-    }
-    rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
-  }
+  double ramp_s = 0;  // the batch ramp-up's extra time (below)
   if (job.parallelism && job.parallelism->batch_rampup && c.data > 0) {
     // The ramp's sequences, already in t0 at the full batch's time a sequence, cost what their
     // smaller steps do: the extra over t0, sum over the ramp's batches b of (its sequences) x
@@ -907,41 +900,57 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
     const auto& ramp = *job.parallelism->batch_rampup;
     const double B = static_cast<double>(job.parallelism->global_batch);
     const double inc = static_cast<double>(ramp.increment > 0 ? ramp.increment : c.data * job.parallelism->microbatch);
-    const auto n = std::max<std::int64_t>(1, std::llround((B - static_cast<double>(ramp.start)) / inc));
-    const double per_batch = ramp.samples / static_cast<double>(n);
-    const double full = c.step_s / B;
+    const auto count = std::max<std::int64_t>(1, std::llround((B - static_cast<double>(ramp.start)) / inc));
+    const double per_batch = ramp.samples / static_cast<double>(count);
+    // Time and energy a sequence (all accelerators, host share included, as the training row).
+    const auto energy_of = [&](const StepCost& s) { return s.power_per_accelerator_w * s.step_s * n; };
+    const std::pair<double, double> full{c.step_s / B, energy_of(c) / B};
     const auto per_sequence = [&](std::int64_t j) {
       TrainingJob smaller = job;
       smaller.parallelism->global_batch = ramp.start + static_cast<std::int64_t>(static_cast<double>(j) * inc);
       smaller.parallelism->batch_rampup.reset();
       const StepCost s = cost_training_step(smaller);
-      return s.fits ? s.step_s / static_cast<double>(smaller.parallelism->global_batch) : full;
+      const double b = static_cast<double>(smaller.parallelism->global_batch);
+      return s.fits ? std::pair<double, double>{s.step_s / b, energy_of(s) / b} : full;
     };
-    const std::int64_t points = std::min<std::int64_t>(n, 24);
+    const std::int64_t points = std::min<std::int64_t>(count, 24);
     std::vector<std::int64_t> at;
-    std::vector<double> f;
+    std::vector<std::pair<double, double>> f;
     for (std::int64_t k = 0; k < points; ++k) {
       const double share = points == 1 ? 0.0 : static_cast<double>(k) / static_cast<double>(points - 1);
-      at.push_back(std::llround(share * static_cast<double>(n - 1)));
+      at.push_back(std::llround(share * static_cast<double>(count - 1)));
       f.push_back(per_sequence(at.back()));
     }
-    double extra = 0;
-    for (std::int64_t j = 0, k = 0; j < n; ++j) {
+    double extra_energy = 0;
+    for (std::int64_t j = 0, k = 0; j < count; ++j) {
       while (k + 1 < points && at[static_cast<std::size_t>(k + 1)] <= j) ++k;
-      double value = f[static_cast<std::size_t>(k)];
+      auto value = f[static_cast<std::size_t>(k)];
       if (k + 1 < points && at[static_cast<std::size_t>(k)] < j) {
         const auto inverse = [&](std::int64_t i) { return 1 / (static_cast<double>(ramp.start) + static_cast<double>(i) * inc); };
         const double a = inverse(at[static_cast<std::size_t>(k)]), b = inverse(at[static_cast<std::size_t>(k + 1)]);
-        value += (f[static_cast<std::size_t>(k + 1)] - value) * (inverse(j) - a) / (b - a);
+        const double w = (inverse(j) - a) / (b - a);
+        value.first += (f[static_cast<std::size_t>(k + 1)].first - value.first) * w;
+        value.second += (f[static_cast<std::size_t>(k + 1)].second - value.second) * w;
       }
-      extra += per_batch * std::max(0.0, value - full);
+      ramp_s += per_batch * std::max(0.0, value.first - full.first);
+      extra_energy += per_batch * std::max(0.0, value.second - full.second);
     }
-    rows.push_back({"batch ramp-up", extra, extra * busy_w});
+    rows.push_back({"batch ramp-up", ramp_s, extra_energy});
+  }
+  double ckpt_s = 0, interval = 0;
+  if (o.checkpoint_interval_s) {
+    interval = *o.checkpoint_interval_s;
+    if (o.checkpoint_bandwidth_bytes_per_s) {
+      const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
+      const double size = c.parameters * (2 + state);
+      ckpt_s = std::floor((t0 + ramp_s) / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
+    }
+    rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
   }
   const double eval_s = o.evaluation_fraction * t0;
   if (eval_s > 0) rows.push_back({"evaluation", eval_s, eval_s * busy_w});
   if (o.mtbf_s) {
-    const double failures = n / *o.mtbf_s * (t0 + ckpt_s + eval_s);
+    const double failures = n / *o.mtbf_s * (t0 + ramp_s + ckpt_s + eval_s);
     const double lost = failures * interval / 2;
     const double restarts = failures * o.restart_s;
     rows.push_back({"lost work", lost, lost * busy_w});

@@ -639,6 +639,22 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
       last.fail("parallelism.batch_rampup: start (" + std::to_string(r.start) + ") and increment (" + std::to_string(step) +
                 ") must be multiples of data x microbatch (" + std::to_string(unit) + "): each rank runs whole microbatches");
     }
+    if (p.dualpipe && ((r.start / unit) % 2 != 0 || (step / unit) % 2 != 0 || r.start / unit < 2 * p.pipeline)) {
+      last.fail("parallelism.batch_rampup: under dualpipe every batch of the ramp needs an even number of microbatches a "
+                "data rank, at least twice the pipeline's " + std::to_string(p.pipeline) + " stages (start " +
+                std::to_string(r.start) + " and increment " + std::to_string(step) + " over data x microbatch " +
+                std::to_string(unit) + ")");
+    }
+    // The ramp's sequences are the job's first: no more than it trains.
+    std::int64_t sample_tokens = 1;
+    if (const auto* t = std::get_if<TransformerDesign>(&j.design)) sample_tokens = t->seq_len;
+    if (const auto* l = std::get_if<LstmDesign>(&j.design)) sample_tokens = l->seq_len;
+    if (j.tokens && r.samples * static_cast<double>(sample_tokens) * (1 - p.padding) > *j.tokens) {
+      last.fail("parallelism.batch_rampup: samples (" + std::to_string(static_cast<std::int64_t>(r.samples)) +
+                " sequences) exceed the job's tokens (" +
+                std::to_string(std::llround(*j.tokens / (static_cast<double>(sample_tokens) * (1 - p.padding)))) +
+                " sequences of " + std::to_string(sample_tokens) + " tokens)");
+    }
     if ((p.global_batch - r.start) % step != 0) {
       last.fail("parallelism.batch_rampup: global_batch - start (" + std::to_string(p.global_batch - r.start) +
                 ") is not a multiple of the increment (" + std::to_string(step) + ")");
@@ -756,7 +772,7 @@ Parallelism read_parallelism(const Value& v) {
     Parallelism::BatchRampup ramp;
     ramp.start = detail::read_positive_int(r.at("start"));
     if (r.has("increment")) ramp.increment = detail::read_positive_int(r.at("increment"));
-    ramp.samples = detail::read_positive(r.at("samples"), Kind::count);
+    ramp.samples = static_cast<double>(detail::read_positive_int(r.at("samples")));  // sequences, as Megatron-LM counts them
     if (ramp.start >= p.global_batch) {
       r.at("start").fail("a ramp-up starts below global_batch (" + std::to_string(p.global_batch) + ")");
     }

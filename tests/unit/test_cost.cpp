@@ -1004,7 +1004,18 @@ TEST_CASE("a batch-size ramp-up costs its smaller steps' extra time a sequence, 
                                 [](const OverheadRow& o) { return o.item == "batch ramp-up"; });
   REQUIRE(row != ramped.overheads.end());
   CHECK(row->time_s == approx(1000 * opt * (1.0 / 1000 + 1.0 / 2000 + 1.0 / 3000 - 3.0 / 4000)));
-  CHECK(row->energy_j > 0);
+  // Its energy: what those steps draw (each batch's power x step time, a sequence's share), not
+  // the full batch's power over the extra time.
+  double energy = 0;
+  const auto per_sequence_j = [&](std::int64_t b) {
+    TrainingJob at = job;
+    at.parallelism->global_batch = b;
+    at.parallelism->batch_rampup.reset();
+    const StepCost s = cost_training_step(at);
+    return s.power_per_accelerator_w * s.step_s * static_cast<double>(job.accelerators) / static_cast<double>(b);
+  };
+  for (const std::int64_t b : {1000, 2000, 3000}) energy += 1000 * (per_sequence_j(b) - per_sequence_j(4000));
+  CHECK(row->energy_j == approx(energy));
   // The same with the increment left to data x microbatch (1,000 here).
   job.parallelism->batch_rampup = Parallelism::BatchRampup{1000, 0, 3000};
   const TrainingResult derived = simulate_training(job);
@@ -1548,6 +1559,17 @@ TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table'
   CHECK(row(untied, "embedding.allreduce") == 0);
   CHECK(two.data_comm_s == approx(untied.data_comm_s + table).epsilon(0.02));
   CHECK(row(one, "embedding.allreduce") == 0);  // one stage: one table, no copy
+  // Four stages of one layer on 2 data ranks: 8 ranks, all in one node of 8, so the first and
+  // the last stage (6 ranks apart) sum their copies over NVLink-class links, not the network.
+  TransformerDesign four = small_decoder(4);
+  four.vocab = 100000;
+  job.design = four;
+  job.accelerators = 8;
+  job.parallelism->pipeline = 4;
+  job.parallelism->global_batch = 8;
+  const StepCost deep = cost_training_step(job);
+  REQUIRE(deep.fits);
+  CHECK(row(deep, "embedding.allreduce") == approx(table));
 }
 
 TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on an interleaved first device") {
