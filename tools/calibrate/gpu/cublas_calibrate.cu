@@ -1,7 +1,9 @@
 // dlcarbon-calibrate-gpu: cuBLAS GEMMs and device copies on an NVIDIA GPU, timed with CUDA
 // events round-robin (calibration and check shapes interleaved), energy from NVML's total-energy
 // counter, roofline and energy-roofline fits with the same host code as the CPU tool
-// (docs/calibration.md). Built only when CMake finds CUDA; needs a GPU to run.
+// (docs/calibration.md). Writes the raw measurements (<id>.csv) and prints the fits; the hardware
+// entry is written beside the catalog by `dlcarbon calibrate --refit <id>.csv`. Built only when
+// CMake finds CUDA; needs a GPU to run.
 //
 // usage: dlcarbon-calibrate-gpu [--quick] [--seconds S] [--id ID] [--from CATALOG_ID] [--out DIR]
 
