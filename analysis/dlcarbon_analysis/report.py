@@ -240,6 +240,23 @@ def stage_loads(run: RunOrPath) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).set_index(["job", "device"])
 
 
+def job_overheads(run: RunOrPath) -> pd.DataFrame:
+    """Each first-principles job's wall time by item (/training/<job>/overheads): one row per job
+    and item (`training`, `batch ramp-up`, `checkpointing`, `evaluation`, `lost work`, `restarts`,
+    `repeated runs`), indexed by (job, item), with `time_s`, `it_energy_J` and `time_share`, the
+    item's share of the job's wall time. Empty when no job was costed from first principles
+    (docs/output-format.md)."""
+    frames = []
+    for job, t in _job_tables(run, "overheads"):
+        df = pd.DataFrame({"job": job, "item": t["item"], "time_s": t["time"], "it_energy_J": t["it_energy"]})
+        total = float(df["time_s"].sum())
+        df["time_share"] = df["time_s"] / total if total > 0 else 0.0
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).set_index(["job", "item"])
+
+
 def _table_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "(none)"

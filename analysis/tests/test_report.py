@@ -254,3 +254,31 @@ def test_stage_loads_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import stage_loads
 
     assert stage_loads(run_file).empty
+
+
+def test_job_overheads_reads_each_jobs_items_with_their_share(run_file):
+    # Training 90 s and a batch ramp-up of 10 s: shares 0.9 and 0.1.
+    import h5py
+
+    from dlcarbon_analysis import job_overheads
+
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/overheads")
+        g.create_dataset("item", data=np.array(["training", "batch ramp-up"], dtype=object), dtype=text)
+        g["item"].attrs.create("units", "", dtype=text)
+        g.create_dataset("time", data=np.array([90.0, 10.0]))
+        g["time"].attrs.create("units", "s", dtype=text)
+        g.create_dataset("it_energy", data=np.array([9e6, 5e5]))
+        g["it_energy"].attrs.create("units", "J", dtype=text)
+        g.attrs.create("columns", "item,time,it_energy", dtype=text)
+    df = job_overheads(run_file)
+    assert list(df.index) == [("gpt3", "training"), ("gpt3", "batch ramp-up")]
+    assert df.loc[("gpt3", "batch ramp-up"), "time_share"] == pytest.approx(0.1)
+    assert df.loc[("gpt3", "training"), "it_energy_J"] == pytest.approx(9e6)
+
+
+def test_job_overheads_is_empty_without_first_principles_jobs(run_file):
+    from dlcarbon_analysis import job_overheads
+
+    assert job_overheads(run_file).empty
