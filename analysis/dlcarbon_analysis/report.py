@@ -298,6 +298,10 @@ def format_report(run: RunOrPath) -> str:
     if not steps.empty:
         lines += ["", "Where each first-principles step goes (share of the step; step in s):",
                   _table_text(steps.reset_index())]
+    overheads = job_overheads(run)
+    if not overheads.empty and (overheads.reset_index()["item"] != "training").any():
+        lines += ["", "Each first-principles job's wall time by item (s, IT energy in J, share of the job's time):",
+                  _table_text(overheads.reset_index())]
     if "summary/inference" in run.tables:
         lines += ["", "Inference jobs (energy per inference in J, with host share and PUE):",
                   _table_text(inference_summary(run))]

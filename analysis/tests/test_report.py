@@ -274,6 +274,9 @@ def test_job_overheads_reads_each_jobs_items_with_their_share(run_file):
         g.attrs.create("columns", "item,time,it_energy", dtype=text)
     df = job_overheads(run_file)
     assert list(df.index) == [("gpt3", "training"), ("gpt3", "batch ramp-up")]
+    from dlcarbon_analysis.report import format_report
+
+    assert "wall time by item" in format_report(run_file)
     assert df.loc[("gpt3", "batch ramp-up"), "time_share"] == pytest.approx(0.1)
     assert df.loc[("gpt3", "training"), "it_energy_J"] == pytest.approx(9e6)
 
