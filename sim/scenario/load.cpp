@@ -649,6 +649,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     std::int64_t sample_tokens = 1;
     if (const auto* t = std::get_if<TransformerDesign>(&j.design)) sample_tokens = t->seq_len;
     if (const auto* l = std::get_if<LstmDesign>(&j.design)) sample_tokens = l->seq_len;
+    if (const auto* f = std::get_if<FileGraphDesign>(&j.design)) sample_tokens = f->tokens_per_sample;  // as graph::tokens_per_sample
     if (j.tokens && r.samples * static_cast<double>(sample_tokens) * (1 - p.padding) > *j.tokens) {
       last.fail("parallelism.batch_rampup: samples (" + std::to_string(static_cast<std::int64_t>(r.samples)) +
                 " sequences) exceed the job's tokens (" +
