@@ -200,6 +200,11 @@ class OpGraph {
 // that cannot be built (a zero width, heads that do not divide d_model, ...).
 OpGraph build_graph(const ModelDesign& design, const GraphShape& shape);
 
+// Why a design at a microbatch is too large for the builders to cost (a tensor of more than 2^56
+// elements, more than 100,000 layers: no machine holds it, and its sizes would overflow), or "".
+// build_graph throws std::invalid_argument with this reason.
+std::string size_limit(const ModelDesign& design, std::int64_t microbatch);
+
 // Trainable parameters of a design (independent of the shape).
 double count_parameters(const ModelDesign& design);
 

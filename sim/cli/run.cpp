@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <optional>
 #include <ostream>
+#include <stdexcept>
 
 #include "build_info.hpp"
 #include "commands.hpp"
@@ -25,7 +26,14 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   }
   // A job that cannot run is a result with its reason (kept in the file); a single run then
   // exits 2 with the message, a sweep point goes on.
-  for (const auto& job : scenario.inference) o.inference.push_back(cost_inference(job));
+  for (const auto& job : scenario.inference) {
+    try {
+      o.inference.push_back(cost_inference(job));
+    } catch (const std::invalid_argument& e) {
+      // A batch whose tensors the builders cannot size (graph::size_limit): bad input.
+      throw InputError(format_input_error(job.origin, "inference." + job.id, e.what()));
+    }
+  }
   o.record = make_run_record(scenario, o.training, o.inference);
   // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
   const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||

@@ -112,7 +112,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.tensor = p.tensor;
   c.pipeline = p.pipeline;
   c.data = p.data > 0 ? p.data : n / std::max<std::int64_t>(1, p.tensor * p.pipeline);
-  if (c.data * c.tensor * c.pipeline != n) {
+  // In floating point: the three are each at most 2^53 and their product may not be.
+  if (static_cast<double>(c.data) * static_cast<double>(c.tensor) * static_cast<double>(c.pipeline) != static_cast<double>(n)) {
     c.fits = false;
     c.reason = "accelerators (" + std::to_string(n) + ") is not data x tensor x pipeline (" + std::to_string(c.data) +
                " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) + ")";
@@ -166,6 +167,12 @@ StepCost cost_training_step(const TrainingJob& job) {
                           job.eager};
   shape.expert_group = expert_group;
   shape.channels_last = job.layout == "nhwc";
+  if (std::string why = graph::size_limit(job.design, p.microbatch); !why.empty()) {
+    // No machine holds it (a tensor of 2^56 elements or more), and its sizes would overflow.
+    c.fits = false;
+    c.reason = std::move(why);
+    return c;
+  }
   const graph::OpGraph g = graph::build_graph(job.design, shape);
   const double eg = static_cast<double>(expert_group);
   c.parameters = g.parameters();

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <initializer_list>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -999,8 +1001,91 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
 
 }  // namespace
 
+namespace {
+
+// The builders form a microbatch's tensor sizes and layer indices in 64-bit integers (and ints):
+// a design whose largest tensor or layer count is beyond these limits cannot be built, and no
+// machine could hold it. Each size below is computed in floating point, so it cannot overflow.
+constexpr double kMaxTensorElements = 72057594037927936.0;  // 2^56: 2^60 bytes at 16 bits
+constexpr double kMaxLayers = 100000;
+
+double widest(std::initializer_list<double> widths) { return std::max(widths); }
+
+std::string g3(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+std::string transformer_limit(const TransformerDesign& d, double batch, double& elements, double& layers) {
+  const double seq = static_cast<double>(std::max(d.seq_len, d.target_seq_len));
+  const double heads = static_cast<double>(d.heads), kv = static_cast<double>(d.kv_heads);
+  const double hd = d.head_dim > 0 ? static_cast<double>(d.head_dim) : static_cast<double>(d.d_model) / std::max(1.0, heads);
+  const double qk = hd + static_cast<double>(d.rope_head_dim) + static_cast<double>(std::max(d.v_head_dim, d.head_dim));
+  const double ffn = static_cast<double>(std::max(d.d_ff, d.expert_d_ff)) * 2;
+  const double routed = static_cast<double>(d.top_k) * d.capacity_factor;
+  const double token_width = widest({static_cast<double>(d.d_model) * 4, ffn * routed, ffn, static_cast<double>(d.vocab),
+                                     (heads + 2 * kv + 1) * qk, heads * seq,
+                                     static_cast<double>(d.kv_lora_rank + d.q_lora_rank),
+                                     static_cast<double>(d.experts) * routed * static_cast<double>(std::max<std::int64_t>(1, d.group_size))});
+  elements = batch * seq * token_width;
+  layers = static_cast<double>(d.encoder_layers) + static_cast<double>(d.decoder_layers) + static_cast<double>(d.mtp_depth);
+  const double weight = static_cast<double>(std::max({d.d_model, d.d_ff, d.expert_d_ff, d.vocab})) * 2 *
+                        std::max({static_cast<double>(d.d_model), (heads + 2 * kv) * qk});
+  return weight > kMaxTensorElements ? "a weight matrix of " + g3(weight) + " elements" : "";
+}
+
+}  // namespace
+
+std::string size_limit(const ModelDesign& design, std::int64_t microbatch) {
+  const double b = static_cast<double>(microbatch);
+  double elements = 0, layers = 0;
+  std::string weight;
+  if (const auto* t = std::get_if<TransformerDesign>(&design)) {
+    weight = transformer_limit(*t, b, elements, layers);
+  } else if (const auto* r = std::get_if<ResNetDesign>(&design)) {
+    const double image = static_cast<double>(r->image);
+    elements = b * image * image * static_cast<double>(std::max(r->width, r->channels)) * 4;
+    for (const auto n : r->blocks) layers += static_cast<double>(n);
+    elements = std::max(elements, b * static_cast<double>(r->classes));
+    const double w = static_cast<double>(r->width) * 32;
+    if (w * w * 9 > kMaxTensorElements) weight = "a convolution of " + g3(w * w * 9) + " weights";
+  } else if (const auto* l = std::get_if<LstmDesign>(&design)) {
+    const auto& c = l->char_cnn;
+    const double t = b * static_cast<double>(l->seq_len);
+    elements = t * widest({4 * static_cast<double>(std::max({l->hidden, l->input, l->projection})), static_cast<double>(l->vocab),
+                           static_cast<double>(c.max_chars) * static_cast<double>(std::max(c.embedding, c.width()))});
+    layers = static_cast<double>(l->layers) + static_cast<double>(c.highway);
+    const double w = static_cast<double>(std::max({l->hidden, l->input, l->projection, l->vocab, c.width()}));
+    if (w * w * 8 > kMaxTensorElements) weight = "a weight matrix of " + g3(w * w * 8) + " elements";
+  } else if (const auto* m = std::get_if<MlpDesign>(&design)) {
+    double w = 0;
+    for (const auto x : m->widths) w = std::max(w, static_cast<double>(x));
+    elements = b * w;
+    layers = static_cast<double>(m->widths.size());
+    if (w * w > kMaxTensorElements) weight = "a weight matrix of " + g3(w * w) + " elements";
+  } else if (const auto* f = std::get_if<FileGraphDesign>(&design)) {
+    for (const auto& op : f->ops) {
+      const double m_rows = static_cast<double>(op.m) * b, c = static_cast<double>(op.count);
+      elements = std::max({elements, b * op.elements, c * m_rows * static_cast<double>(std::max(op.n, op.k))});
+      const double w = c * static_cast<double>(op.n) * static_cast<double>(op.k) * (op.kind == "batched_matmul" ? b : 1);
+      if (w > kMaxTensorElements) weight = "op " + op.name + "'s " + g3(w) + " weights";
+    }
+  }
+  if (!weight.empty()) return "too large to cost: " + weight + " (the builder's limit is 2^56 elements a tensor)";
+  if (elements > kMaxTensorElements) {
+    return "too large to cost: at a batch of " + std::to_string(microbatch) + " a tensor holds " + g3(elements) +
+           " elements (the builder's limit is 2^56 elements a tensor)";
+  }
+  if (layers > kMaxLayers) {
+    return "too large to cost: " + g3(layers) + " layers (the builder's limit is 100,000)";
+  }
+  return "";
+}
+
 OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
   require(shape.batch > 0 && shape.dtype_bytes > 0, "the microbatch and dtype size must be > 0");
+  if (const std::string why = size_limit(design, shape.batch); !why.empty()) throw std::invalid_argument(why);
   OpGraph g;
   if (const auto* t = std::get_if<TransformerDesign>(&design)) build_transformer(g, *t, shape);
   else if (const auto* r = std::get_if<ResNetDesign>(&design)) build_resnet(g, *r, shape);

@@ -28,6 +28,12 @@ using detail::MapView;
 using detail::Value;
 using units::Kind;
 
+// The most pipeline chunks (pipeline x virtual_stages) a layout may have: far above any published
+// run (Llama 3.1 405B's 128) and small enough to list them.
+constexpr double kMaxPipelineChunks = 65536;
+// The most layers a pipeline chunk may list: the graph builders' limit on a model's layers.
+constexpr std::int64_t kMaxStageLayers = 100000;
+
 struct Section {
   std::vector<std::string> order;
   std::map<std::string, std::vector<Value>> by_id;
@@ -613,6 +619,11 @@ void apply_power(const Value& v, TrainingPower& p) {
 void check_layout(const TrainingJob& j, const Value& last, const std::optional<Value>& stage_layers_at = std::nullopt) {
   // A hybrid sharding group must divide the data-parallel size, also where that is derived.
   const Parallelism& p = *j.parallelism;
+  // Products below are formed in 64-bit integers: bound their factors first (each is at most 2^53).
+  if (static_cast<double>(p.tensor) * static_cast<double>(p.pipeline) > static_cast<double>(j.accelerators)) {
+    last.fail("parallelism: tensor x pipeline (" + std::to_string(p.tensor) + " x " + std::to_string(p.pipeline) +
+              ") exceeds the accelerators (" + std::to_string(j.accelerators) + ")");
+  }
   const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
   if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
       (j.accelerators / model_parallel) % p.shard_group != 0) {
@@ -624,6 +635,11 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
   // them on every rank (as Megatron-LM and DeepSpeed require).
   const std::int64_t data =
       p.data > 0 ? p.data : (j.accelerators % model_parallel == 0 ? j.accelerators / model_parallel : 0);
+  if (data > 0 && static_cast<double>(data) * static_cast<double>(p.microbatch) > static_cast<double>(p.global_batch)) {
+    last.fail("parallelism.global_batch (" + std::to_string(p.global_batch) + ") is less than data x microbatch (" +
+              std::to_string(data) + " x " + std::to_string(p.microbatch) +
+              "): each data-parallel rank runs at least one whole microbatch");
+  }
   if (data > 0 && p.global_batch % (data * p.microbatch) != 0) {
     last.fail("parallelism.global_batch (" + std::to_string(p.global_batch) +
               ") is not a multiple of data x microbatch (" + std::to_string(data) + " x " +
@@ -786,6 +802,16 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   if (m.has("virtual_stages")) p.virtual_stages = detail::read_positive_int(m.at("virtual_stages"));
+  // The layout's counts are multiplied in 64-bit integers and its chunks are listed one by one:
+  // bounded far above any run (Llama 3.1's 128 chunks) and far below overflow.
+  if (static_cast<double>(p.pipeline) * static_cast<double>(p.virtual_stages) > kMaxPipelineChunks) {
+    m.at(m.has("virtual_stages") ? "virtual_stages" : "pipeline")
+        .fail("pipeline x virtual_stages (" + std::to_string(p.pipeline) + " x " + std::to_string(p.virtual_stages) +
+              ") is more than " + std::to_string(static_cast<std::int64_t>(kMaxPipelineChunks)) + " pipeline chunks");
+  }
+  if (p.microbatch > p.global_batch) {
+    m.at("microbatch").fail("exceeds global_batch (" + std::to_string(p.global_batch) + "): a step runs whole microbatches");
+  }
   if (m.has("padding")) {
     const char* what = "a share of the batch's positions that are padding, in [0, 1) (e.g. 0.24)";
     p.padding = detail::read_number_in(m.at("padding"), 0, 1, true, what);
@@ -819,7 +845,7 @@ Parallelism read_parallelism(const Value& v) {
     for (std::size_t i = 0; i < list.node.size(); ++i) {
       const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
       const std::int64_t n = detail::read_int(item);
-      if (n < 0) item.expected("a whole number of layers >= 0");
+      if (n < 0 || n > kMaxStageLayers) item.expected("a whole number of layers from 0 to 100,000");
       p.stage_layers.push_back(n);
     }
   }
@@ -966,8 +992,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
               ends.require("first");
               ends.require("last");
               const std::int64_t first = detail::read_int(ends.at("first")), last_n = detail::read_int(ends.at("last"));
-              if (first < 0) ends.at("first").expected("a whole number of layers >= 0");
-              if (last_n < 0) ends.at("last").expected("a whole number of layers >= 0");
+              if (first < 0 || first > kMaxStageLayers) ends.at("first").expected("a whole number of layers from 0 to 100,000");
+              if (last_n < 0 || last_n > kMaxStageLayers) ends.at("last").expected("a whole number of layers from 0 to 100,000");
               if (j.parallelism->dualpipe) {
                 d.stage_layers->fail("dualpipe places two stages on each device; stage_layers is for 1f1b, interleaved or zb1p schedules");
               }

@@ -2077,3 +2077,22 @@ TEST_CASE("collectives: NCCL's ring and tree latencies and bandwidths, by hand")
   CHECK(comm::collective_s(Collective::all_reduce, 1e9, comm::Group{1, 1, 1e10, true}) == 0);
   CHECK(comm::collective_s(Collective::all_gather, 0, cluster) == 0);
 }
+
+TEST_CASE("a design too large to cost is a result with its reason, not an overflow") {
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}};
+  const StepCost c = cost_training_step(job);
+  CHECK_FALSE(c.fits);
+  CHECK(c.reason == "too large to cost: a weight matrix of 2.88e+17 elements (the builder's limit is 2^56 elements a tensor)");
+  const TrainingResult r = simulate_training(job);
+  CHECK_FALSE(r.ok);
+  CHECK(r.reason == c.reason);
+  // data x tensor x pipeline whose product is past 2^63: compared in floating point.
+  job = mlp_job();
+  job.accelerators = 4;
+  job.parallelism->data = std::int64_t{1} << 40;
+  job.parallelism->tensor = std::int64_t{1} << 30;
+  const StepCost bad = cost_training_step(job);
+  CHECK_FALSE(bad.fits);
+  CHECK(bad.reason == "accelerators (4) is not data x tensor x pipeline (1099511627776 x 1073741824 x 1)");
+}

@@ -917,3 +917,38 @@ TEST_CASE("a parallel block: one norm and one residual add a layer, the same GEM
   CHECK(names("decoder.0.attn.o") == 1);   // the branch's projection, not a block's `.out`
   CHECK(names("decoder.0.ffn.down") == 1);
 }
+
+TEST_CASE("a design too large to cost: refused by its sizes before any integer overflows") {
+  // GPT-3 at a microbatch of 1 (and 1,000) is within every limit.
+  CHECK(graph::size_limit(gpt3(), 1).empty());
+  CHECK(graph::size_limit(gpt3(), 1000).empty());
+  // 2^56 elements a tensor: 2048 positions x the 50,257-wide logits at 2^30 sequences is over.
+  CHECK(graph::size_limit(gpt3(), std::int64_t{1} << 30).rfind("too large to cost: at a batch of 1073741824 a tensor holds ", 0) == 0);
+  // A 10^15-token context: its score matrices, whatever the microbatch.
+  TransformerDesign d = small_gpt();
+  d.seq_len = 1000000000000000;
+  CHECK(graph::size_limit(d, 1).find("a tensor holds 4e+30 elements") != std::string::npos);
+  // A weight matrix d_model x d_ff past 2^56 (2^31 x 2^31 x 2 here), at any microbatch.
+  d = small_gpt();
+  d.d_model = d.d_ff = std::int64_t{1} << 31;
+  d.seq_len = 1;
+  CHECK(graph::size_limit(d, 1).rfind("too large to cost: a weight matrix of ", 0) == 0);
+  // More than 100,000 layers: a graph of millions of ops, refused (it would take minutes to build).
+  d = small_gpt(100001);
+  CHECK(graph::size_limit(d, 1) == "too large to cost: 1e+05 layers (the builder's limit is 100,000)");
+  CHECK(graph::size_limit(small_gpt(100000), 1).empty());
+  // build_graph throws with the same reason.
+  CHECK_THROWS_WITH_AS(graph::build_graph(d, graph::GraphShape{1, 2, true}), "too large to cost: 1e+05 layers (the builder's limit is 100,000)",
+                       std::invalid_argument);
+  // The other builders: an MLP's widths, a ResNet's image, a file graph's rows.
+  CHECK(graph::size_limit(MlpDesign{{1000, 1000}}, 1000).empty());
+  CHECK(graph::size_limit(MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}}, 1).rfind("too large to cost: a weight matrix", 0) == 0);
+  ResNetDesign r;
+  CHECK(graph::size_limit(r, 256).empty());
+  r.image = std::int64_t{1} << 26;
+  CHECK(graph::size_limit(r, 1).rfind("too large to cost: at a batch of 1 a tensor holds ", 0) == 0);
+  FileGraphDesign f;
+  f.ops.push_back(FileOp{"x", "matmul", 0, std::int64_t{1} << 40, 1024, 1024, 1, 0, 1, 0, {}});
+  CHECK(graph::size_limit(f, 1).empty());
+  CHECK_FALSE(graph::size_limit(f, 1 << 20).empty());
+}
