@@ -57,6 +57,8 @@ struct ScenarioOutcome {
   std::optional<LifecycleTotals> life;
   std::vector<std::string> failures;
 };
+// InputError for an inference job or deployment whose batch is too large to cost (graph::size_limit).
+void check_costable(const Scenario& scenario);
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads);
 // -o: InputError unless the file can be written there (its folder exists, it is not a folder).
 void check_output_path(const std::filesystem::path& out);

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <optional>
 #include <ostream>
-#include <stdexcept>
 
 #include "build_info.hpp"
 #include "commands.hpp"
+#include "dlcarbon/graph.hpp"
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/grid.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
@@ -15,7 +15,26 @@
 
 namespace dlcarbon::cli {
 
+void check_costable(const Scenario& scenario) {
+  // Inference jobs and deployments have no "cannot run" result: a batch the builders cannot size
+  // (graph::size_limit) is bad input, found before anything runs (a sweep checks every point so).
+  for (const auto& job : scenario.inference) {
+    if (const std::string why = graph::size_limit(job.design, job.batch); !why.empty()) {
+      throw InputError(format_input_error(job.origin, "inference." + job.id, why));
+    }
+  }
+  for (const auto& d : scenario.deployments) {
+    ModelDesign design = d.design;
+    // An LLM's requests are costed at their prompt's length (the prefill; docs/lifecycle.md).
+    if (auto* t = std::get_if<TransformerDesign>(&design); t && d.tokens_in > 0) t->seq_len = static_cast<std::int64_t>(d.tokens_in);
+    if (const std::string why = graph::size_limit(design, d.batch); !why.empty()) {
+      throw InputError(format_input_error(d.origin, "deployments." + d.id, why));
+    }
+  }
+}
+
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
+  check_costable(scenario);
   ScenarioOutcome o;
   for (const auto& job : scenario.training) {
     o.training.push_back(simulate_training(job));
@@ -26,14 +45,7 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   }
   // A job that cannot run is a result with its reason (kept in the file); a single run then
   // exits 2 with the message, a sweep point goes on.
-  for (const auto& job : scenario.inference) {
-    try {
-      o.inference.push_back(cost_inference(job));
-    } catch (const std::invalid_argument& e) {
-      // A batch whose tensors the builders cannot size (graph::size_limit): bad input.
-      throw InputError(format_input_error(job.origin, "inference." + job.id, e.what()));
-    }
-  }
+  for (const auto& job : scenario.inference) o.inference.push_back(cost_inference(job));
   o.record = make_run_record(scenario, o.training, o.inference);
   // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
   const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||

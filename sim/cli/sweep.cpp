@@ -420,7 +420,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
       const SweepPoint& p = points[static_cast<std::size_t>(i)];
       try {
         LoadOptions o{data_dir, p.overrides};
-        (void)load_scenario(spec.scenario, o);
+        check_costable(load_scenario(spec.scenario, o));
       } catch (const InputError& e) {
         std::lock_guard<std::mutex> lock(m);
         if (first_bad < 0 || i < first_bad) {

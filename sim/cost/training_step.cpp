@@ -111,9 +111,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   c.tensor = p.tensor;
   c.pipeline = p.pipeline;
-  c.data = p.data > 0 ? p.data : n / std::max<std::int64_t>(1, p.tensor * p.pipeline);
-  // In floating point: the three are each at most 2^53 and their product may not be.
-  if (static_cast<double>(c.data) * static_cast<double>(c.tensor) * static_cast<double>(c.pipeline) != static_cast<double>(n)) {
+  // Without forming data x tensor x pipeline, which may pass 2^63 (each is at most 2^53).
+  const bool model_parallel_fits = static_cast<double>(c.tensor) * static_cast<double>(c.pipeline) <= static_cast<double>(n);
+  c.data = p.data > 0 ? p.data : (model_parallel_fits ? n / (p.tensor * p.pipeline) : 0);
+  if (!model_parallel_fits || n % (c.tensor * c.pipeline) != 0 || n / (c.tensor * c.pipeline) != c.data) {
     c.fits = false;
     c.reason = "accelerators (" + std::to_string(n) + ") is not data x tensor x pipeline (" + std::to_string(c.data) +
                " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) + ")";
@@ -168,7 +169,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   shape.expert_group = expert_group;
   shape.channels_last = job.layout == "nhwc";
   if (std::string why = graph::size_limit(job.design, p.microbatch); !why.empty()) {
-    // No machine holds it (a tensor of 2^56 elements or more), and its sizes would overflow.
+    // No machine holds it (a tensor of more than 2^56 elements), and its sizes would overflow.
     c.fits = false;
     c.reason = std::move(why);
     return c;

@@ -1008,6 +1008,7 @@ namespace {
 // machine could hold it. Each size below is computed in floating point, so it cannot overflow.
 constexpr double kMaxTensorElements = 72057594037927936.0;  // 2^56: 2^60 bytes at 16 bits
 constexpr double kMaxLayers = 100000;
+constexpr double kMaxLstmSteps = 1000000;
 
 double widest(std::initializer_list<double> widths) { return std::max(widths); }
 
@@ -1017,69 +1018,92 @@ std::string g3(double x) {
   return buf;
 }
 
-std::string transformer_limit(const TransformerDesign& d, double batch, double& elements, double& layers) {
-  const double seq = static_cast<double>(std::max(d.seq_len, d.target_seq_len));
-  const double heads = static_cast<double>(d.heads), kv = static_cast<double>(d.kv_heads);
-  const double hd = d.head_dim > 0 ? static_cast<double>(d.head_dim) : static_cast<double>(d.d_model) / std::max(1.0, heads);
-  const double qk = hd + static_cast<double>(d.rope_head_dim) + static_cast<double>(std::max(d.v_head_dim, d.head_dim));
-  const double ffn = static_cast<double>(std::max(d.d_ff, d.expert_d_ff)) * 2;
-  const double routed = static_cast<double>(d.top_k) * d.capacity_factor;
-  const double token_width = widest({static_cast<double>(d.d_model) * 4, ffn * routed, ffn, static_cast<double>(d.vocab),
-                                     (heads + 2 * kv + 1) * qk, heads * seq,
-                                     static_cast<double>(d.kv_lora_rank + d.q_lora_rank),
-                                     static_cast<double>(d.experts) * routed * static_cast<double>(std::max<std::int64_t>(1, d.group_size))});
-  elements = batch * seq * token_width;
-  layers = static_cast<double>(d.encoder_layers) + static_cast<double>(d.decoder_layers) + static_cast<double>(d.mtp_depth);
-  const double weight = static_cast<double>(std::max({d.d_model, d.d_ff, d.expert_d_ff, d.vocab})) * 2 *
-                        std::max({static_cast<double>(d.d_model), (heads + 2 * kv) * qk});
-  return weight > kMaxTensorElements ? "a weight matrix of " + g3(weight) + " elements" : "";
+// A transformer's largest microbatch tensor (`elements`), layers, and largest weight op (returned).
+double transformer_limit(const TransformerDesign& d, double batch, double& elements, double& layers) {
+  const auto f = [](std::int64_t x) { return static_cast<double>(x); };
+  const double tokens = batch * f(std::max(d.seq_len, d.target_seq_len));
+  const double dm = f(d.d_model), heads = f(d.heads), kv = f(d.kv_heads), mult = d.gated_ffn ? 2 : 1;
+  const double hd = d.head_dim > 0 ? f(d.head_dim) : dm / std::max(1.0, heads);
+  const double qk = hd + f(d.rope_head_dim) + f(std::max(d.v_head_dim, d.head_dim));
+  const double projections = (heads + 2 * kv + 1) * qk + f(d.kv_lora_rank) + f(d.q_lora_rank);
+  const double E = f(d.experts), fe = f(d.expert_d_ff > 0 ? d.expert_d_ff : d.d_ff) * mult;
+  const double routed = f(d.top_k) * d.capacity_factor;  // expert slots a token
+  const double shared = f(d.shared_experts) * fe;
+  const double group = d.group_size > 0 ? std::min(f(d.group_size), tokens) : tokens;
+  // A token's widest row in any op: the feed-forward, its routed slots, the logits, attention's
+  // projections and (unfused) score rows, the Evolved Transformer's 4 d_model branches.
+  const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.type_vocab),
+                             projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E});
+  elements = widest({tokens * row, E * std::max(fe, dm),  // every local expert runs at least one slot
+                     d.einsum_dispatch ? (E + routed * group) * tokens : 0.0});  // one-hot dispatch masks
+  layers = f(d.encoder_layers) + f(d.decoder_layers) + f(d.mtp_depth);
+  return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.type_vocab), projections}), E * dm * fe});
 }
 
 }  // namespace
 
 std::string size_limit(const ModelDesign& design, std::int64_t microbatch) {
   const double b = static_cast<double>(microbatch);
-  double elements = 0, layers = 0;
-  std::string weight;
+  const auto f = [](std::int64_t x) { return static_cast<double>(x); };
+  double elements = 0, layers = 0, weights = 0;
+  std::string layer_limit = "100,000";
+  double max_layers = kMaxLayers;
   if (const auto* t = std::get_if<TransformerDesign>(&design)) {
-    weight = transformer_limit(*t, b, elements, layers);
+    weights = transformer_limit(*t, b, elements, layers);
   } else if (const auto* r = std::get_if<ResNetDesign>(&design)) {
-    const double image = static_cast<double>(r->image);
-    elements = b * image * image * static_cast<double>(std::max(r->width, r->channels)) * 4;
-    for (const auto n : r->blocks) layers += static_cast<double>(n);
-    elements = std::max(elements, b * static_cast<double>(r->classes));
-    const double w = static_cast<double>(r->width) * 32;
-    if (w * w * 9 > kMaxTensorElements) weight = "a convolution of " + g3(w * w * 9) + " weights";
+    // Stage by stage as build_resnet runs them: the stem at image / 2, the stages from image / 4,
+    // halving (rounded up) from the second, each with twice the width of the one before (ResNet v1.5).
+    const double expansion = r->bottleneck ? 4 : 1;
+    double hw = std::ceil(f(r->image) / 2), width = f(r->width), in = width;
+    elements = b * hw * hw * std::max(f(r->width), f(r->channels));
+    weights = f(r->width) * f(r->channels) * 49;
+    hw = std::ceil(hw / 2);
+    for (std::size_t stage = 0; stage < r->blocks.size(); ++stage, width *= 2) {
+      if (stage > 0) hw = std::ceil(hw / 2);
+      const double out = width * expansion;
+      elements = widest({elements, b * hw * hw * out});
+      weights = widest({weights, width * width * 9, in * out, width * out});
+      layers += f(r->blocks[stage]);
+      in = out;
+      if (!(elements <= kMaxTensorElements && weights <= kMaxTensorElements)) break;  // and no loop to infinity
+    }
+    elements = widest({elements, b * f(r->classes)});
+    weights = widest({weights, in * f(r->classes)});
   } else if (const auto* l = std::get_if<LstmDesign>(&design)) {
     const auto& c = l->char_cnn;
-    const double t = b * static_cast<double>(l->seq_len);
-    elements = t * widest({4 * static_cast<double>(std::max({l->hidden, l->input, l->projection})), static_cast<double>(l->vocab),
-                           static_cast<double>(c.max_chars) * static_cast<double>(std::max(c.embedding, c.width()))});
-    layers = static_cast<double>(l->layers) + static_cast<double>(c.highway);
-    const double w = static_cast<double>(std::max({l->hidden, l->input, l->projection, l->vocab, c.width()}));
-    if (w * w * 8 > kMaxTensorElements) weight = "a weight matrix of " + g3(w * w * 8) + " elements";
+    double filters = 0;
+    for (const auto& [width, count] : c.filters) filters += f(count);
+    const double tokens = b * f(l->seq_len);
+    const double gates = 4 * f(std::max({l->hidden, l->input, l->projection}));
+    elements = tokens * widest({gates, f(l->vocab), f(c.max_chars) * std::max(f(c.embedding), filters)});
+    weights = widest({gates * f(std::max({l->hidden, l->input, l->projection})) * 2, f(l->vocab) * f(std::max(l->projection, l->hidden)),
+                      f(c.chars) * f(c.embedding), filters * filters * 2, filters * f(l->input)});
+    // Unfused, each layer runs a cell op a time step: layers x directions x steps ops.
+    layers = f(l->layers) * (l->bidirectional ? 2 : 1) * f(l->seq_len) + f(c.highway);
+    max_layers = kMaxLstmSteps;
+    layer_limit = "1,000,000: layers x directions x seq_len";
   } else if (const auto* m = std::get_if<MlpDesign>(&design)) {
-    double w = 0;
-    for (const auto x : m->widths) w = std::max(w, static_cast<double>(x));
-    elements = b * w;
-    layers = static_cast<double>(m->widths.size());
-    if (w * w > kMaxTensorElements) weight = "a weight matrix of " + g3(w * w) + " elements";
-  } else if (const auto* f = std::get_if<FileGraphDesign>(&design)) {
-    for (const auto& op : f->ops) {
-      const double m_rows = static_cast<double>(op.m) * b, c = static_cast<double>(op.count);
-      elements = std::max({elements, b * op.elements, c * m_rows * static_cast<double>(std::max(op.n, op.k))});
-      const double w = c * static_cast<double>(op.n) * static_cast<double>(op.k) * (op.kind == "batched_matmul" ? b : 1);
-      if (w > kMaxTensorElements) weight = "op " + op.name + "'s " + g3(w) + " weights";
+    for (std::size_t i = 0; i < m->widths.size(); ++i) {
+      elements = std::max(elements, b * f(m->widths[i]));
+      if (i > 0) weights = std::max(weights, f(m->widths[i - 1]) * f(m->widths[i]));
+    }
+    layers = f(static_cast<std::int64_t>(m->widths.size()));
+  } else if (const auto* g = std::get_if<FileGraphDesign>(&design)) {
+    for (const auto& op : g->ops) {
+      const double c = f(op.count), rows = f(op.m) * b;
+      elements = widest({elements, b * op.elements, c * rows * f(std::max(op.n, op.k))});
+      weights = widest({weights, c * f(op.n) * f(op.k) * (op.kind == "batched_matmul" ? b : 1)});
     }
   }
-  if (!weight.empty()) return "too large to cost: " + weight + " (the builder's limit is 2^56 elements a tensor)";
-  if (elements > kMaxTensorElements) {
+  if (!(weights <= kMaxTensorElements)) {
+    return "too large to cost: an op's weights hold " + g3(weights) + " elements (the builder's limit is 2^56 elements a tensor)";
+  }
+  if (!(elements <= kMaxTensorElements)) {
     return "too large to cost: at a batch of " + std::to_string(microbatch) + " a tensor holds " + g3(elements) +
            " elements (the builder's limit is 2^56 elements a tensor)";
   }
-  if (layers > kMaxLayers) {
-    return "too large to cost: " + g3(layers) + " layers (the builder's limit is 100,000)";
-  }
+  if (!(layers <= max_layers)) return "too large to cost: " + g3(layers) + " " + (max_layers == kMaxLayers ? "layers" : "LSTM cell steps") +
+                                     " (the builder's limit is " + layer_limit + ")";
   return "";
 }
 

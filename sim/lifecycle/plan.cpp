@@ -64,16 +64,18 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const std::int64_t hd = t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads);
     const std::int64_t heads = t->heads;
     const double context = d.tokens_in + d.tokens_out / 2;  // mean context over the decode
-    double kv_bytes = static_cast<double>(d.batch * layers * 2 * kv * hd) * context * p_bytes;
-    double kv_flops = static_cast<double>(d.batch * layers * 4 * heads * hd) * context;
+    // In floating point: batch x layers x width can pass 2^63 within the builders' limits.
+    const double batch_layers = static_cast<double>(d.batch) * static_cast<double>(layers);
+    double kv_bytes = batch_layers * 2 * static_cast<double>(kv) * static_cast<double>(hd) * context * p_bytes;
+    double kv_flops = batch_layers * 4 * static_cast<double>(heads) * static_cast<double>(hd) * context;
     if (t->kv_lora_rank > 0) {
       // Latent attention caches the compressed latent and the shared rotary key, kv_lora_rank +
       // rope_head_dim values a token and layer, and decodes with the up-projections absorbed into
       // the query and output (DeepSeek-V2, arXiv:2405.04434, Sec. 2.1.2): every head scores the
       // latent and the rotary key (2 (c + r) FLOPs a cached token) and sums the latents (2 c).
       const double c_kv = static_cast<double>(t->kv_lora_rank), r = static_cast<double>(t->rope_head_dim);
-      kv_bytes = static_cast<double>(d.batch * layers) * (c_kv + r) * context * p_bytes;
-      kv_flops = static_cast<double>(d.batch * layers * heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
+      kv_bytes = batch_layers * (c_kv + r) * context * p_bytes;
+      kv_flops = batch_layers * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
     }
     // The cache is streamed as a weight matrix is (a decode attention kernel reading long contiguous
     // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels.

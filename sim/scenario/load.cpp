@@ -651,6 +651,11 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     const std::int64_t unit = data * p.microbatch;
     const auto& r = *p.batch_rampup;
     const std::int64_t step = r.increment > 0 ? r.increment : unit;
+    // Each batch size of the ramp is a step of the overheads' sum: at most 10^6 of them.
+    if (static_cast<double>(p.global_batch - r.start) / static_cast<double>(step) > 1e6) {
+      last.fail("parallelism.batch_rampup: " + std::to_string((p.global_batch - r.start) / step) +
+                " batch sizes from start to global_batch; at most 1,000,000 (a larger increment)");
+    }
     if (r.start % unit != 0 || step % unit != 0) {
       last.fail("parallelism.batch_rampup: start (" + std::to_string(r.start) + ") and increment (" + std::to_string(step) +
                 ") must be multiples of data x microbatch (" + std::to_string(unit) + "): each rank runs whole microbatches");
@@ -1018,6 +1023,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           r.require("times");
           j.repeat_every_s = detail::read_positive(r.at("every"), Kind::time);
           j.repeat_count = detail::read_positive_int(r.at("times"));
+          // Each run is an event of the lifecycle: a run an hour for 10 years is 87,600.
+          if (j.repeat_count > 100000) r.at("times").expected("at most 100,000 runs");
         }
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("accelerators")) j.accelerators = detail::read_positive_int(m.at("accelerators"));

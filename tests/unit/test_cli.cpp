@@ -470,6 +470,23 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
+  const fs::path dir = temp_dir() / "too-large";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  std::ofstream(dir / "batch.sweep.yaml") << "schema_version: 1\n"
+                                             "sweep: {name: batch, scenario: "
+                                          << (source / "scenarios/hidden-costs/resnet50-layouts.yaml").string()
+                                          << "}\nparameters:\n  - {key: inference.cpu-nchw.batch, values: [1, 4503599627370496]}\n";
+  const auto r = run({"sweep", (dir / "batch.sweep.yaml").string(), "-o", (dir / "out.h5").string(), "--quiet"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(": inference.cpu-nchw: too large to cost: at a batch of 4503599627370496 a tensor holds ") != std::string::npos);
+  CHECK(r.err.find("(in sweep point 1: inference.cpu-nchw.batch=4503599627370496)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "out.h5"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, without a GPU") {
   const fs::path dir = temp_dir() / "gpu-refit";
   fs::remove_all(dir);

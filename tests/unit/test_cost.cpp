@@ -2083,7 +2083,7 @@ TEST_CASE("a design too large to cost is a result with its reason, not an overfl
   job.design = MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}};
   const StepCost c = cost_training_step(job);
   CHECK_FALSE(c.fits);
-  CHECK(c.reason == "too large to cost: a weight matrix of 2.88e+17 elements (the builder's limit is 2^56 elements a tensor)");
+  CHECK(c.reason == "too large to cost: an op's weights hold 2.88e+17 elements (the builder's limit is 2^56 elements a tensor)");
   const TrainingResult r = simulate_training(job);
   CHECK_FALSE(r.ok);
   CHECK(r.reason == c.reason);

@@ -932,7 +932,7 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
   d = small_gpt();
   d.d_model = d.d_ff = std::int64_t{1} << 31;
   d.seq_len = 1;
-  CHECK(graph::size_limit(d, 1).rfind("too large to cost: a weight matrix of ", 0) == 0);
+  CHECK(graph::size_limit(d, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
   // More than 100,000 layers: a graph of millions of ops, refused (it would take minutes to build).
   d = small_gpt(100001);
   CHECK(graph::size_limit(d, 1) == "too large to cost: 1e+05 layers (the builder's limit is 100,000)");
@@ -942,11 +942,41 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
                        std::invalid_argument);
   // The other builders: an MLP's widths, a ResNet's image, a file graph's rows.
   CHECK(graph::size_limit(MlpDesign{{1000, 1000}}, 1000).empty());
-  CHECK(graph::size_limit(MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}}, 1).rfind("too large to cost: a weight matrix", 0) == 0);
+  CHECK(graph::size_limit(MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}}, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
   ResNetDesign r;
   CHECK(graph::size_limit(r, 256).empty());
-  r.image = std::int64_t{1} << 26;
+  r.image = std::int64_t{1} << 27;
   CHECK(graph::size_limit(r, 1).rfind("too large to cost: at a batch of 1 a tensor holds ", 0) == 0);
+  // A ResNet of 40 stages: its width doubles each stage while the image stays one pixel.
+  r = ResNetDesign{};
+  r.image = 1;
+  r.width = std::int64_t{1} << 21;
+  r.blocks.assign(40, 1);
+  CHECK(graph::size_limit(r, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
+  // Every size a design names counts: experts x their width, shared experts, token types.
+  d = small_gpt();
+  d.experts = std::int64_t{1} << 40;
+  d.expert_d_ff = std::int64_t{1} << 24;
+  d.einsum_dispatch = true;
+  CHECK_FALSE(graph::size_limit(d, 1).empty());
+  d = small_gpt();
+  d.experts = 1;
+  d.shared_experts = std::int64_t{1} << 53;
+  CHECK_FALSE(graph::size_limit(d, 1).empty());
+  d = bert(1, 1024, 1);
+  d.type_vocab = std::int64_t{1} << 53;
+  CHECK(graph::size_limit(d, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
+  // An LSTM costed a time step at a time: at most 10^6 cell steps.
+  LstmDesign l;
+  l.input = l.hidden = 1;
+  l.seq_len = std::int64_t{1} << 40;
+  CHECK(graph::size_limit(l, 1) == "too large to cost: 1.1e+12 LSTM cell steps (the builder's limit is 1,000,000: layers x directions x seq_len)");
+  l.seq_len = 20;
+  l.char_cnn.chars = std::int64_t{1} << 53;
+  l.char_cnn.embedding = 1024;
+  l.char_cnn.max_chars = 1;
+  l.char_cnn.filters = {{1, 1}};
+  CHECK(graph::size_limit(l, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
   FileGraphDesign f;
   f.ops.push_back(FileOp{"x", "matmul", 0, std::int64_t{1} << 40, 1024, 1024, 1, 0, 1, 0, {}});
   CHECK(graph::size_limit(f, 1).empty());
