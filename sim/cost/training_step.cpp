@@ -91,8 +91,9 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }
 
 std::string giga(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GB", bytes / 1e9);
+  char buf[48];
+  // Beyond a petabyte in three figures ("1.6e+282 GB"), not three hundred digits.
+  std::snprintf(buf, sizeof buf, bytes < 1e15 ? "%.1f GB" : "%.3g GB", bytes / 1e9);
   return buf;
 }
 

@@ -1279,6 +1279,8 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         }
         if (m.has("duration")) {
           dr.duration_s = detail::read_positive(m.at("duration"), Kind::time);
+          // As the scenario's horizon: a date past it is never simulated, and it must stay a date.
+          if (*dr.duration_s > 1000 * 365.25 * units::seconds_per_day) m.at("duration").expected("a duration of at most 1,000 years");
           dr.end_given = false;
         }
         if (m.has("step")) {
@@ -1437,7 +1439,11 @@ void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen)
   }
   if (m.has("description")) detail::read_text(m.at("description"));
   if (m.has("start")) info.start_unix_s = detail::read_date(m.at("start"), info.start);
-  if (m.has("horizon")) info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
+  if (m.has("horizon")) {
+    info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
+    // The lifecycle bins the horizon (hourly at the finest: 8.8 million bins over 1,000 years).
+    if (info.horizon_s > 1000 * 365.25 * units::seconds_per_day) m.at("horizon").expected("a horizon of at most 1,000 years");
+  }
   if (m.has("resolution")) {
     info.resolution = detail::read_choice(m.at("resolution"), {"hour", "day", "month", "year"});
     info.resolution_given = true;
