@@ -65,6 +65,9 @@ struct TransformerDesign {
   // and combine "GSEC,GECM->GSM", 2 G S E C M FLOPs each; C = top_k x capacity_factor x S / E).
   bool einsum_dispatch = false;
   std::int64_t group_size = 0;  // tokens a dispatch group; 0: a microbatch's tokens on a device
+  // The fewest slots an expert has in a group (einsum dispatch): Mesh TensorFlow's
+  // moe_min_expert_capacity (MoE1D's default 4). 1: at least one slot, whatever the capacity.
+  std::int64_t min_capacity = 1;
   double dropout = 0;  // attention and residual dropout rate in training (0: no dropout kernels)
   // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each

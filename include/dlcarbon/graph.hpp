@@ -75,6 +75,9 @@ struct Op {
   // Work of the implementation, not of the model (the one-hot product of a TPU's embedding,
   // which a lookup does for free): executed and costed, left out of the model FLOPs of MFU.
   bool implementation = false;
+  // The share of its FLOPs that is the model's (the rest: an expert's padded capacity slots,
+  // which einsum dispatch computes and a gather would not): MFU counts that share.
+  double model_share = 1;
   // A further use of weights another op owns (a recurrence's later steps): its weight gradient is
   // added into the others' in a pass of its own, as TensorFlow 1.x sums a variable's per-use
   // gradients (AddN): these bytes (two reads and a write of the weights), backward only.
@@ -166,6 +169,7 @@ class OpGraph {
   }
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
+  void set_model_share(int id, double share) { ops_.at(static_cast<std::size_t>(id)).model_share = share; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {

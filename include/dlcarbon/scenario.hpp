@@ -239,6 +239,11 @@ struct Parallelism {
   // DeepSpeed, TensorFlow's accumulators; the default), or "fused", inside the weight-gradient
   // GEMM (Megatron-LM's gradient_accumulation_fusion, on by default there since 2022). TPUs fuse it.
   std::string gradient_accumulation = "separate";
+  // How ZeRO-1 reduces the step's gradients: "reduce_scatter" (the default: each rank receives its
+  // shard, updates it and all-gathers the parameters) or "all_reduce" (every rank receives the whole
+  // gradient, then updates its shard and all-gathers: DeepSpeed's BF16_Optimizer under its pipeline
+  // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran).
+  std::string gradient_reduction = "reduce_scatter";
   // Expert parallelism: the number of data-parallel ranks a mixture of experts spreads its experts
   // over (each holds experts / expert of them; the experts are replicated on data / expert such
   // groups, which all-reduce their gradients). 0: min(data, experts).

@@ -23,12 +23,15 @@ struct OpCostRow {
 // One pipeline device's load a microbatch (docs/output-format.md, `/training/<job>/stages`): the
 // layers it holds (the sum of its chunks'; under DualPipe the average of its two stages'), its
 // forward and backward (with recomputation) seconds, its layers' exposed tensor-parallel
-// collectives and all-to-all, its slot as the schedule runs it, the activations it keeps.
+// collectives and all-to-all, its slot as the schedule runs it, the activations it keeps, and its
+// tail: how long after the pipeline's last backward it has reduced its gradients and updated its
+// parameters (the step's exposed reduction and update are the largest tail; 1F1B and interleaved).
 struct StageCostRow {
   int device = 0;
   double layers = 0;
   double forward_s = 0, backward_s = 0, tensor_comm_s = 0, expert_comm_s = 0, slot_s = 0;
   double activation_bytes = 0;
+  double tail_s = 0;
   bool busiest = false;
 };
 

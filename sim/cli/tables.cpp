@@ -131,7 +131,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                              {column("component", "", component), column("time", "s", component_time),
                               column("share", "1", component_share)}});
     std::vector<std::int64_t> device, busiest;
-    std::vector<double> layers, fwd, bwd, tp, a2a, slot, held;
+    std::vector<double> layers, fwd, bwd, tp, a2a, slot, held, tail;
     for (const auto& row : results[i].step->stages) {
       device.push_back(row.device);
       layers.push_back(row.layers);
@@ -141,13 +141,14 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
       a2a.push_back(row.expert_comm_s);
       slot.push_back(row.slot_s);
       held.push_back(row.activation_bytes);
+      tail.push_back(row.tail_s);
       busiest.push_back(row.busiest ? 1 : 0);
     }
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/stages",
                              {column("device", "", device), column("layers", "1", layers), column("forward", "s", fwd),
                               column("backward", "s", bwd), column("tensor_communication", "s", tp),
                               column("expert_all_to_all", "s", a2a), column("slot", "s", slot),
-                              column("activations", "B", held), column("busiest", "", busiest)}});
+                              column("activations", "B", held), column("tail", "s", tail), column("busiest", "", busiest)}});
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),

@@ -715,13 +715,15 @@ StepCost cost_training_step(const TrainingJob& job) {
     window = m * bwd_s;
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
+    const bool whole = p.gradient_reduction == "all_reduce";
     if (p.zero_stage == 1) {
       // ZeRO-1 reduce-scatters the gradients and, after the optimizer, all-gathers the updated
       // parameters: the halves of an all-reduce, each at its own precision. The gather runs behind
-      // the next step's first forward at best, as ZeRO-2's.
+      // the next step's first forward at best, as ZeRO-2's. DeepSpeed's BF16_Optimizer under its
+      // pipeline engine all-reduces the whole gradient instead (`gradient_reduction: all_reduce`).
       const double gather = 0.5 * comm::collectives_s(Collective::all_reduce, param_bytes,
                                                       std::ceil(param_bytes / kGradientBucketBytes), dp_group);
-      dp = 0.5 * dp + gather;
+      dp = (whole ? 1.0 : 0.5) * dp + gather;
       forward_dp = gather;
       forward_window = fwd_s;
     }
@@ -732,7 +734,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter, half of the all-reduce.)
-    exposed_floor = (p.zero_stage == 1 ? 0.5 : 1.0) * comm::collective_s(Collective::all_reduce, last, dp_group);
+    exposed_floor = (p.zero_stage == 1 && !whole ? 0.5 : 1.0) * comm::collective_s(Collective::all_reduce, last, dp_group);
   }
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
@@ -796,6 +798,33 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (table_comm > 0) c.ops.push_back({"embedding.allreduce", "communication", "comm", 0, 0, table_comm, 0, "communication"});
   if (c.contention_s > 0) c.ops.push_back({"data.overlap", "communication", "comm", 0, 0, c.contention_s, 0, "communication"});
 
+  // The step ends when the last device has reduced its gradients and updated its parameters. The
+  // figures above are the busiest device's. Under 1F1B and its interleaved form device 0 runs the
+  // pipeline's last backward; device d ends its schedule the last backward chunks of devices
+  // 0 .. d-1 earlier (1 / v of each one's backward), then reduces and updates what it holds: its
+  // exposed reduction and its update, scaled from the busiest device's by the parameters it holds
+  // [assumed: in proportion; start-ups and the window that hides them aside]. Zero-bubble and
+  // DualPipe schedules end their devices together (slack 0; DualPipe's two stages a device are
+  // its average). The tied table's all-reduce between first and last stage follows either way.
+  if (devices > 1 && !p.dualpipe) {
+    const double held_busiest = held_on(busiest_device, false);
+    const double reduce = c.data_comm_s - table_comm;
+    double slack = 0, worst = -1, worst_reduce = reduce, worst_opt = c.optimizer_s;
+    for (std::size_t d = 0; d < devices && held_busiest > 0; ++d) {
+      const double r = held_on(d, false) / held_busiest;
+      const double tail = std::max(0.0, (reduce + c.optimizer_s) * r - slack);
+      c.stages[d].tail_s = tail;
+      if (tail > worst) {
+        worst = tail;
+        // The slack is taken from the reduction first: it runs while device 0 still computes.
+        worst_reduce = std::max(0.0, reduce * r - slack);
+        worst_opt = tail - worst_reduce;
+      }
+      if (!p.zero_bubble) slack += c.stages[d].backward_s / v;
+    }
+    c.data_comm_s = worst_reduce + table_comm;
+    c.optimizer_s = worst_opt;
+  }
   c.step_s = mb * slot + c.bubble_s + c.data_comm_s + c.contention_s + c.optimizer_s;
 
   // --- memory -------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ class Emitter {
   // An eager op's bytes and kernels, in place of one fused pass.
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
+  void model_share(int id, double share) { g_.set_model_share(id, share); }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
   void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
   double op_saved(int id) const { return g_.op(id).saved_bytes; }
@@ -383,7 +384,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     }
     // This device's experts receive its share of the group's slots, `routed` (E / G of E experts
     // take routed x G x (1 / G) of them), spread over those that run (at least one slot each).
-    const I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(local) + 0.5));
+    I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(local) + 0.5));
     const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * e_up) + (d.biases ? static_cast<double>(e_up) : 0));
     const double down_params = static_cast<double>(E) * (static_cast<double>(fe * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
     // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine
@@ -393,8 +394,14 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     if (d.einsum_dispatch) {
       group = d.group_size > 0 ? std::min(d.group_size, tokens) : tokens;
       groups = (tokens + group - 1) / group;
+      // Each expert's capacity in a group: top_k x capacity_factor x S / E slots, whole (Mesh
+      // TensorFlow's moe.py floors it), at least min_capacity (its moe_min_expert_capacity) and at
+      // most the group. Every expert computes all its slots, filled or padded: the expert GEMMs run
+      // the group's E C slots from each of the G devices' groups, C x groups x G an expert here.
       const double c = static_cast<double>(d.top_k) * d.capacity_factor * static_cast<double>(group) / static_cast<double>(E);
-      slots = E * std::max<I>(1, static_cast<I>(c + 0.5));
+      const I capacity = std::min(group, std::max(d.min_capacity, static_cast<I>(std::floor(c + 1e-9))));
+      slots = E * capacity;
+      per_expert = capacity * groups * G;
       into_experts = e.matmul(prefix + ".dispatch", layer, route, slots, group, d.d_model, false, false,
                               OpKind::batched_matmul, false, groups, 0);
       // The one-hot mask has no gradient: the backward is the tokens' gradient alone.
@@ -406,6 +413,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
     if (d.einsum_dispatch) {
+      // The slots beyond the routed tokens (routed x capacity_factor, as a gather computes them) are
+      // padding: costed, not the model's FLOPs.
+      const double share = std::min(1.0, routed / (static_cast<double>(per_expert) * static_cast<double>(local)));
+      for (const int id : {up, act, down}) e.model_share(id, share);
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);
     }
@@ -1034,8 +1045,12 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
   // projections and (unfused) score rows, the Evolved Transformer's 4 d_model branches.
   const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.type_vocab),
                              projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E});
+  // Einsum dispatch: every expert runs its capacity of slots in every group, padded or not.
+  const double capacity = std::min(group, std::max(f(d.min_capacity), routed * group / std::max(1.0, E)));
+  const double groups = std::ceil(tokens / std::max(1.0, group));
   elements = widest({tokens * row, E * std::max(fe, dm),  // every local expert runs at least one slot
-                     d.einsum_dispatch ? (E + routed * group) * tokens : 0.0});  // one-hot dispatch masks
+                     d.einsum_dispatch ? (E + routed * group) * tokens : 0.0,  // one-hot dispatch masks
+                     d.einsum_dispatch ? E * capacity * groups * std::max(fe, dm) : 0.0});
   layers = f(d.encoder_layers) + f(d.decoder_layers) + f(d.mtp_depth);
   return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.type_vocab), projections}), E * dm * fe});
 }

@@ -74,12 +74,12 @@ double OpGraph::parameters() const { return sum_of(ops_, &Op::params); }
 double OpGraph::forward_flops() const { return sum_of(ops_, &Op::flops); }
 double OpGraph::model_forward_flops() const {
   double total = 0;
-  for (const Op& op : ops_) total += op.implementation ? 0 : op.flops;
+  for (const Op& op : ops_) total += op.implementation ? 0 : op.flops * op.model_share;
   return total;
 }
 double OpGraph::forward_flops_full_attention() const {
   double total = 0;
-  for (const Op& op : ops_) total += op.implementation ? 0 : (op.full_flops > 0 ? op.full_flops : op.flops);
+  for (const Op& op : ops_) total += op.implementation ? 0 : (op.full_flops > 0 ? op.full_flops : op.flops) * op.model_share;
   return total;
 }
 double OpGraph::forward_bytes() const { return sum_of(ops_, &Op::bytes); }

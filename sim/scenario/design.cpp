@@ -126,6 +126,10 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
       if (!d.einsum_dispatch) m.at("group_size").fail("needs dispatch: einsum (a gather has no groups)");
       d.group_size = positive(m, "group_size");
     }
+    if (m.has("min_capacity")) {
+      if (!d.einsum_dispatch) m.at("min_capacity").fail("needs dispatch: einsum (a gather pads no expert to a capacity)");
+      d.min_capacity = positive(m, "min_capacity");
+    }
     d.expert_d_ff = optional_positive(m, "expert_d_ff", 0);
     if (m.has("shared_experts")) d.shared_experts = read_count(m.at("shared_experts"));
     d.route_nodes = optional_positive(m, "route_nodes", 0);
@@ -145,7 +149,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
       }
     }
   } else {
-    for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "expert_d_ff", "shared_experts",
+    for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "expert_d_ff", "shared_experts",
                           "dense_layers", "route_nodes", "route_devices"}) {
       if (m.has(k)) m.at(k).fail("needs experts");
     }
@@ -274,7 +278,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "pad_vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "dropout", "cell",
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "cell",
                                   "embedding"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});

@@ -757,7 +757,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "gradient_accumulation", "expert", "expert_tensor",
+                      "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup"});
   m.require("global_batch");
   Parallelism p;
@@ -870,6 +870,13 @@ Parallelism read_parallelism(const Value& v) {
   }
   if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});
   if (m.has("gradient_accumulation")) p.gradient_accumulation = detail::read_choice(m.at("gradient_accumulation"), {"separate", "fused"});
+  if (m.has("gradient_reduction")) {
+    p.gradient_reduction = detail::read_choice(m.at("gradient_reduction"), {"reduce_scatter", "all_reduce"});
+    if (p.zero_stage != 1) {
+      m.at("gradient_reduction").fail("chooses how ZeRO-1 reduces the gradients; needs zero_stage: 1 (without ZeRO they are "
+                                      "all-reduced, with ZeRO-2 and -3 reduce-scattered)");
+    }
+  }
   if (m.has("shard_group")) {
     p.shard_group = detail::read_positive_int(m.at("shard_group"));
     if (p.zero_stage != 3) {

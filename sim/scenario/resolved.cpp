@@ -135,7 +135,8 @@ std::string emit_resolved(const Scenario& s) {
           << YAML::Key << "expert" << YAML::Value << p.expert << YAML::Key << "expert_tensor" << YAML::Value
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
-          << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_schedule" << YAML::Value
+          << YAML::Value << p.gradient_accumulation << YAML::Key << "gradient_reduction" << YAML::Value
+          << p.gradient_reduction << YAML::Key << "pipeline_schedule" << YAML::Value
           << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
       if (p.batch_rampup) {
         out << YAML::Key << "batch_rampup" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start"

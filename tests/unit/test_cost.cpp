@@ -2096,3 +2096,53 @@ TEST_CASE("a design too large to cost is a result with its reason, not an overfl
   CHECK_FALSE(bad.fits);
   CHECK(bad.reason == "accelerators (4) is not data x tensor x pipeline (1099511627776 x 1073741824 x 1)");
 }
+
+TEST_CASE("ZeRO-1 gradient reduction: reduce-scatter, or DeepSpeed's bf16 all-reduce of the whole gradient") {
+  // The MLP on 8 data ranks, ZeRO-1, nothing overlapped: exposed data-parallel time is the
+  // gradients' reduction plus the parameters' gather.
+  TrainingJob job = mlp_job();
+  job.accelerators = 8;
+  job.parallelism->global_batch = 8000;
+  job.parallelism->zero_stage = 1;
+  job.parallelism->overlap_communication = false;
+  const StepCost scatter = cost_training_step(job);
+  job.parallelism->gradient_reduction = "all_reduce";
+  const StepCost whole = cost_training_step(job);
+  REQUIRE(scatter.fits);
+  // fp16 gradients and parameters, 1.001e6 of each: the all-reduce is twice the reduce-scatter,
+  // so the whole reduction adds one more reduce-scatter's time: a third of the scatter's total
+  // (reduce-scatter + gather of the same bytes, each half an all-reduce).
+  CHECK(whole.data_comm_s == approx(scatter.data_comm_s * 1.5));
+  CHECK(whole.step_s - scatter.step_s == approx(whole.data_comm_s - scatter.data_comm_s));
+}
+
+TEST_CASE("the step ends when the last device has reduced and updated: device 0 ends the schedule") {
+  // 4 layers on 2 stages x 4 data ranks, the last layer 4 times wider: device 1 holds 5e6
+  // parameters and device 0 2e6; device 1 is the busiest (its slot paces the schedule), but it
+  // ends its schedule device 0's last backward earlier. Nothing overlapped.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 4000}};
+  job.accelerators = 8;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 2000;
+  job.parallelism->overlap_communication = false;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  REQUIRE(c.stages.size() == 2);
+  CHECK(c.stages[1].busiest);
+  // Device 0's tail is its own reduction and update, 2 / 5 of device 1's (by the parameters each
+  // holds, 2,002,000 against 5,005,000 with biases); device 1's is its own less device 0's backward.
+  const double tail1 = c.stages[1].tail_s + c.stages[0].backward_s;
+  CHECK(c.stages[0].tail_s == approx(tail1 * 2002000.0 / 5005000.0));
+  CHECK(c.data_comm_s + c.optimizer_s == approx(std::max(c.stages[0].tail_s, c.stages[1].tail_s)));
+  double total = 0;
+  for (const auto& part : step_components(c)) total += part.time_s;
+  CHECK(total == approx(c.step_s));
+  // Mirrored (the wide layer first), device 0 is the busiest and the last: its whole tail counts.
+  job.design = MlpDesign{{4000, 1000, 1000, 1000, 1000}};
+  const StepCost m = cost_training_step(job);
+  CHECK(m.stages[0].busiest);
+  CHECK(m.data_comm_s + m.optimizer_s == approx(m.stages[0].tail_s));
+  CHECK(m.stages[1].tail_s < m.stages[0].tail_s);
+}

@@ -982,3 +982,57 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
   CHECK(graph::size_limit(f, 1).empty());
   CHECK_FALSE(graph::size_limit(f, 1 << 20).empty());
 }
+
+TEST_CASE("einsum dispatch: every expert computes its capacity's slots, padded ones too, at least min_capacity") {
+  // small_gpt with 8 experts top-1, 4 sequences of 128 = 512 tokens in groups of 16: 32 groups,
+  // C = floor(1 x 1 x 16 / 8) = 2 slots an expert a group; each expert (one device: G = 1) runs
+  // C x 32 groups = 64 slots, the 512 routed tokens' share, no padding.
+  TransformerDesign moe = small_gpt();
+  moe.experts = 8;
+  moe.einsum_dispatch = true;
+  moe.group_size = 16;
+  const auto up = [](const graph::OpGraph& g) {
+    for (const auto& op : g.ops()) {
+      if (op.name == "decoder.0.ffn.experts.up") return op;
+    }
+    FAIL("no experts.up op");
+    return graph::Op{};
+  };
+  auto e = up(build_graph(moe, GraphShape{4, 2, true}));
+  CHECK(e.count == 8);
+  CHECK(e.m == 64);
+  CHECK(e.model_share == 1);
+  // Groups of 4: C = floor(4 / 8) = 0, raised to one slot (the least any code can run): 8 slots a
+  // group for its 4 tokens, each expert 128 slots, twice the routed 64: half of it padding, costed
+  // and left out of the model FLOPs.
+  moe.group_size = 4;
+  auto g = build_graph(moe, GraphShape{4, 2, true});
+  e = up(g);
+  CHECK(e.m == 128);
+  CHECK(e.model_share == approx(0.5));
+  CHECK(e.flops == 8 * 2.0 * 128 * 256 * 1024);
+  // Mesh TensorFlow's default minimum, 4 slots (at most the group's 4 tokens): 512 slots an expert.
+  moe.min_capacity = 4;
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 512);
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).model_share == approx(0.125));
+  moe.min_capacity = 9;  // more than a group holds: the group's 4
+  CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 512);
+  // The model FLOPs are the routed tokens' whatever the padding.
+  moe.min_capacity = 1;
+  moe.group_size = 16;
+  const double routed = build_graph(moe, GraphShape{4, 2, true}).model_forward_flops();
+  moe.group_size = 4;
+  const auto padded = build_graph(moe, GraphShape{4, 2, true});
+  // (dispatch and combine grow with the group: 2 x 8 x C x 4 x 256 a group each; they are model
+  // FLOPs as before, so compare the experts' ops alone.)
+  double experts_model = 0, experts_routed = 0;
+  for (const auto& op : padded.ops()) {
+    if (op.name.find(".experts.") != std::string::npos) experts_model += op.flops * op.model_share;
+  }
+  moe.group_size = 16;
+  for (const auto& op : build_graph(moe, GraphShape{4, 2, true}).ops()) {
+    if (op.name.find(".experts.") != std::string::npos) experts_routed += op.flops;
+  }
+  CHECK(experts_model == approx(experts_routed));
+  CHECK(routed > 0);
+}
