@@ -276,6 +276,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   double vocab_table = 0;
   double input_copies = 0, output_copies = 0;  // copies of each vocabulary table on devices that lack it (below)
   bool tied = false;
+  const bool transformer = std::holds_alternative<TransformerDesign>(job.design);
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     vocab_table = static_cast<double>(t->vocab * t->d_model);
     tied = t->tied_embeddings;
@@ -465,6 +466,27 @@ StepCost cost_training_step(const TrainingJob& job) {
                                    comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
       dev_tp[owner] += (p.recompute ? 3 : 2) * one;
+    }
+    if (c.tensor > 1 && !in_layer && transformer) {
+      // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
+      // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
+      // sequence-parallel region), the output layer's input gradient is summed over the group
+      // backward (copy_to_tensor_model_parallel_region; with sequence parallelism an all-gather
+      // forward and a reduce-scatter backward), and the vocabulary-parallel cross entropy
+      // all-reduces three values a token (the maximum, the target logit, the sum of exponentials,
+      // fp32). Once a microbatch each: recomputation repeats the layers only.
+      const auto collective = [&](comm::Collective k, double bytes) { return comm::collective_s(k, bytes, tp_group); };
+      const double tokens_bytes = static_cast<double>(op.m) * bytes_per_value;
+      if (op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding")) {
+        dev_tp[owner] += collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce,
+                                    tokens_bytes * static_cast<double>(op.n));
+      } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
+        const double input = tokens_bytes * static_cast<double>(op.k);
+        dev_tp[owner] += p.sequence_parallel ? collective(comm::Collective::all_gather, input) +
+                                                   collective(comm::Collective::reduce_scatter, input)
+                                             : collective(comm::Collective::all_reduce, input);
+        dev_tp[owner] += 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
+      }
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;

@@ -1272,18 +1272,26 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   // The column-parallel QKV product is split: 2 x 32 x 64 x 192 / 2 FLOPs.
   CHECK(fwd(c, "decoder.0.attn.qkv").flops == approx(2.0 * 32 * 64 * 192 / 2));
   // The attention's and the FFN's outputs (32 x 64 x 2 B = 4,096 B) are all-reduced forward and
-  // backward: 4 x (2 x 1/2 x 4,096 B / 1e11 B/s + 20 us) = 8.016384e-5 s.
-  CHECK(c.tensor_comm_s == approx(8.016384e-5));
+  // backward: 4 x (2 x 1/2 x 4,096 B / 1e11 B/s + 20 us) = 8.016384e-5 s. Outside the layer the
+  // vocabulary-parallel embedding's output (4,096 B) forward and the head's input gradient (4,096 B)
+  // backward, 2 x 2.004096e-5 s, and the cross entropy's three all-reduces of 32 fp32 values,
+  // 3 x (128 B / 1e11 B/s + 20 us).
+  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  CHECK(c.tensor_comm_s == approx(8.016384e-5 + outside));
   // Sequence parallelism splits them along the sequence, and each all-reduce becomes a
-  // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s.
+  // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s; the
+  // embedding's a reduce-scatter (2.002048e-5 s), the head's input an all-gather forward and a
+  // reduce-scatter backward (4.004096e-5 s).
+  const double outside_sp = 2.002048e-5 + 4.004096e-5 + 3 * (128 / 1e11 + 20e-6);
   job.parallelism->sequence_parallel = true;
   c = cost_training_step(job);
   CHECK(fwd(c, "decoder.0.attn.norm").bytes == approx(8320 / 2));
   CHECK(fwd(c, "decoder.0.attn.residual").bytes == approx(12288 / 2));
-  CHECK(c.tensor_comm_s == approx(1.6016384e-4));
-  // Recomputation runs the forward pass, and its communication, again: 3 where there were 2.
+  CHECK(c.tensor_comm_s == approx(1.6016384e-4 + outside_sp));
+  // Recomputation runs the layers' forward pass, and its communication, again: 3 where there were
+  // 2 (not the embedding's, the head's or the loss's).
   job.parallelism->recompute = true;
-  CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4));
+  CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4 + outside_sp));
 }
 
 TEST_CASE("a chip whose cores have memory of their own updates a copy of its parameters on each") {
@@ -1390,18 +1398,21 @@ TEST_CASE("experts under tensor parallelism: split over the group and reduced, o
     return r.op == "decoder.0.ffn.experts.down" && r.phase == "fwd";
   });
   REQUIRE(down != split.ops.end());
-  CHECK(split.tensor_comm_s == approx(8.016384e-5));
+  // (And outside the layers the embedding's, the head's and the loss's, as in the test above.)
+  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  CHECK(split.tensor_comm_s == approx(8.016384e-5 + outside));
   job.parallelism->expert_tensor = 1;
-  CHECK(cost_training_step(job).tensor_comm_s == approx(4.008192e-5));
+  CHECK(cost_training_step(job).tensor_comm_s == approx(4.008192e-5 + outside));
 }
 
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
   // The layer of the test above as a parallel block (GPT-J, PaLM): the attention's and the FFN's
   // partial outputs are summed before one all-reduce, forward and backward: 2 x (2 x 1/2 x
   // 4,096 B / 1e11 B/s + 20 us) = 4.008192e-5 s, half the sequential layer's.
+  // (Outside the layer the embedding's, the head's and the loss's, as above.)
   const StepCost c = cost_training_step(tensor_pair_job(true));
   REQUIRE(c.fits);
-  CHECK(c.tensor_comm_s == approx(4.008192e-5));
+  CHECK(c.tensor_comm_s == approx(4.008192e-5 + 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6)));
 }
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
@@ -1856,7 +1867,10 @@ TEST_CASE("selective recomputation repeats only the ops on the score matrix (Kor
   const StepCost tp_full = cost_training_step(job);
   REQUIRE(tp_plain.tensor_comm_s > 0);
   CHECK(tp_selective.tensor_comm_s == approx(tp_plain.tensor_comm_s));
-  CHECK(tp_full.tensor_comm_s == approx(1.5 * tp_plain.tensor_comm_s));
+  // (Full recomputation repeats the layers' collectives, not those outside them: the embedding's,
+  // the head's and the loss's, as in "tensor parallelism repeats the full-width ops" above.)
+  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  CHECK(tp_full.tensor_comm_s - tp_plain.tensor_comm_s == approx(0.5 * (tp_plain.tensor_comm_s - outside)));
 }
 
 TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device") {
