@@ -1,10 +1,12 @@
 // One training step from first principles (docs/hardware-model.md, "Training step").
 //
 // Per device and microbatch, every op of the graph runs forward and backward on the roofline
-// (backward = 2x the forward work; recomputation adds one more forward). Layers are split
-// evenly over pipeline stages and each GEMM over the tensor-parallel group. A step is the 1F1B
-// schedule, (m + p - 1) microbatch slots, plus what communication is not hidden, plus the
-// optimizer. Collectives are costed by NCCL's model on GPUs (collectives.cpp).
+// (backward = 2x the forward work; recomputation adds one more forward). Layers are partitioned
+// over pipeline stages (parallelism.stage_layers, else evenly) and each GEMM is split over the
+// tensor-parallel group. A step is the schedule (1F1B: m slots of the busiest device plus the
+// other devices' fill and drain; interleaved, zero-bubble, DualPipe), plus what communication is
+// not hidden, plus the optimizer, of the device that ends last. Collectives are costed by NCCL's
+// model on GPUs (collectives.cpp).
 
 #include <algorithm>
 #include <cmath>
@@ -38,12 +40,13 @@ double optimizer_state_bytes(const std::string& optimizer) {
 // 1.0; Adafactor's update clipping), copies the fp32 master weights back to the compute-precision
 // weights under mixed precision (read 4, write p: Megatron-LM's _copy_main_params_to_model_params),
 // and under fp16's loss scaling unscales the gradients and checks them for overflow (read and
-// write p: _unscale_main_grads_and_check_for_nan). p: bytes of the compute precision.
-double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling) {
+// write p: _unscale_main_grads_and_check_for_nan). p: bytes of the compute precision; g: of the
+// gradients (`gradient_precision`: Megatron-LM's fp32 under bf16 reads them at 4 B).
+double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling, double g) {
   const double update = optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
-  const double norm = p;
+  const double norm = g;  // the gradients at their own precision (g bytes)
   const double master_copy = p < 4 ? 4 + p : 0;
-  const double unscale = loss_scaling ? 2 * p : 0;
+  const double unscale = loss_scaling ? 2 * g : 0;
   return update + norm + master_copy + unscale;
 }
 
@@ -805,7 +808,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
   const double state_bytes = optimizer_state_bytes(p.optimizer);
-  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16");
+  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16", grad_value_bytes);
   const double opt_params = held_per_device(p.zero_stage >= 1);
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
@@ -885,6 +888,11 @@ StepCost cost_training_step(const TrainingJob& job) {
       const double inputs = on_device(device_layers, d);
       const bool last = d == devices - 1 || (paired && d == 0);
       held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * flight + (last ? saved_stack_end : 0.0) + other;
+      // While a layer's backward runs, its forward has been run again and its activations are
+      // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
+      // less its input, the checkpoint counted above.
+      const double input = boundary_bytes / (p.sequence_parallel ? tp : 1.0);
+      if (inputs > 0) held += std::max(0.0, on_device(dev_saved, d) / inputs - input);
     }
     c.stages[d].activation_bytes = held;
     if (states_on(d) + held > c.memory_per_device_bytes) {
