@@ -653,7 +653,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   // Decoder stack (decoder-only, or the decoder of an encoder-decoder).
   int x;
   if (enc) {
-    x = e.embedding("decoder.embedding", b * s_dec, d.d_model, d.tied_embeddings ? relative : vocab_params + relative);
+    // The decoder reads the encoder's table (one vocabulary: T5's `shared` embedding, tied or not);
+    // an untied model's head has a table of its own (T5 v1.1, mT5): two tables, not three.
+    x = e.embedding("decoder.embedding", b * s_dec, d.d_model, relative);
   } else {
     x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
                     vocab_params + (learned ? static_cast<double>(s_dec * d.d_model) : 0));

@@ -1036,3 +1036,16 @@ TEST_CASE("einsum dispatch: every expert computes its capacity's slots, padded o
   CHECK(experts_model == approx(experts_routed));
   CHECK(routed > 0);
 }
+
+TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shared input and the head") {
+  // T5 v1.1 and mT5: the encoder and the decoder read one `shared` table; untied, the output layer
+  // has its own. Untied adds one vocab x d_model table, not two.
+  TransformerDesign d = small_gpt();
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  d.decoder_layers = 2;
+  d.position = TransformerDesign::Position::relative;
+  const double tied = graph::count_parameters(d);
+  d.tied_embeddings = false;
+  CHECK(graph::count_parameters(d) - tied == approx(1000.0 * 256));
+}
