@@ -743,12 +743,17 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool whole = p.gradient_reduction == "all_reduce";
     if (p.zero_stage == 1) {
       // ZeRO-1 reduce-scatters the gradients and, after the optimizer, all-gathers the updated
-      // parameters: the halves of an all-reduce, each at its own precision. The gather runs behind
-      // the next step's first forward at best, as ZeRO-2's. DeepSpeed's BF16_Optimizer under its
-      // pipeline engine all-reduces the whole gradient instead (`gradient_reduction: all_reduce`).
-      const double gather = 0.5 * comm::collectives_s(Collective::all_reduce, param_bytes,
-                                                      std::ceil(param_bytes / kGradientBucketBytes), dp_group);
-      dp = (whole ? 1.0 : 0.5) * dp + gather;
+      // parameters, each at its own precision: the halves of an all-reduce in volume, but each on
+      // NCCL's ring alone (tuning.cc runs reduce-scatter and all-gather on no tree; since session
+      // 30, before half an all-reduce, which may take the tree). The gather runs behind the next
+      // step's first forward at best, as ZeRO-2's. DeepSpeed's BF16_Optimizer under its pipeline
+      // engine all-reduces the whole gradient instead (`gradient_reduction: all_reduce`).
+      const double gather = comm::collectives_s(Collective::all_gather, param_bytes,
+                                                std::ceil(param_bytes / kGradientBucketBytes), dp_group);
+      if (!whole) {
+        dp = comm::collectives_s(Collective::reduce_scatter, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
+      }
+      dp += gather;
       forward_dp = gather;
       forward_window = fwd_s;
     }
@@ -758,8 +763,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // (Only on the device that runs the embeddings: another's last gradients are its first layer's.)
     const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
-    // (Under ZeRO-1 only its reduce-scatter, half of the all-reduce.)
-    exposed_floor = (p.zero_stage == 1 && !whole ? 0.5 : 1.0) * comm::collective_s(Collective::all_reduce, last, dp_group);
+    // (Under ZeRO-1 only its reduce-scatter.)
+    exposed_floor = comm::collective_s(p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce, last, dp_group);
   }
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
