@@ -481,8 +481,11 @@ StepCost cost_training_step(const TrainingJob& job) {
       const auto collective = [&](comm::Collective k, double bytes) { return comm::collective_s(k, bytes, tp_group); };
       const double tokens_bytes = static_cast<double>(op.m) * bytes_per_value;
       if (op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding")) {
-        dev_tp[owner] += collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce,
-                                    tokens_bytes * static_cast<double>(op.n));
+        // (Under sequence parallelism its backward all-gathers the gradient back.)
+        const double out = tokens_bytes * static_cast<double>(op.n);
+        dev_tp[owner] += p.sequence_parallel ? collective(comm::Collective::reduce_scatter, out) +
+                                                   collective(comm::Collective::all_gather, out)
+                                             : collective(comm::Collective::all_reduce, out);
       } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
         const double input = tokens_bytes * static_cast<double>(op.k);
         dev_tp[owner] += p.sequence_parallel ? collective(comm::Collective::all_gather, input) +
@@ -719,6 +722,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   double dp = 0;
   double window = bwd_s;
   double exposed_floor = 0;
+  double embedding_floor = 0;  // device 0's exposed last bucket (ZeRO 0-1), where it is not the busiest
   double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
   if (p.zero_stage == 2) {
     // The updated parameters are gathered after the optimizer: behind the next step's first
@@ -764,7 +768,12 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter.)
-    exposed_floor = comm::collective_s(p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce, last, dp_group);
+    const Collective last_kind = p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce;
+    exposed_floor = comm::collective_s(last_kind, last, dp_group);
+    // Device 0's own last bucket, the embedding's, for the device that ends the step (below).
+    const double grad_bytes_0 = dense_on(0) * grad_value_bytes;
+    embedding_floor = comm::collective_s(
+        last_kind, std::min(grad_bytes_0, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes)), dp_group);
   }
   if (expert_params > 0 && c.data > expert_group) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
@@ -842,18 +851,29 @@ StepCost cost_training_step(const TrainingJob& job) {
     double slack = 0, worst = -1, worst_reduce = reduce, worst_opt = c.optimizer_s;
     for (std::size_t d = 0; d < devices && held_busiest > 0; ++d) {
       const double r = held_on(d, false) / held_busiest;
-      const double tail = std::max(0.0, (reduce + c.optimizer_s) * r - slack);
+      // Overlapped, device 0's last bucket (the embedding's gradient) is exposed whatever its share.
+      const double own_reduce = d == 0 && p.overlap_communication ? std::max(reduce * r, embedding_floor) : reduce * r;
+      const double tail = std::max(0.0, own_reduce + c.optimizer_s * r - slack);
       c.stages[d].tail_s = tail;
       if (tail > worst) {
         worst = tail;
         // The slack is taken from the reduction first: it runs while device 0 still computes.
-        worst_reduce = std::max(0.0, reduce * r - slack);
+        worst_reduce = std::max(0.0, own_reduce - slack);
         worst_opt = tail - worst_reduce;
       }
-      if (!p.zero_bubble) slack += c.stages[d].backward_s / v;
+      // The drain reaches device d + 1 after device d's last backward: its first chunk's (chunk d,
+      // the share of its layers that chunk holds; all of them under plain 1F1B).
+      const double layers_d = c.stages[d].layers;
+      const double first_chunk = layers_d > 0 ? static_cast<double>(chunk_layers[d]) / layers_d : 1.0 / v;
+      if (!p.zero_bubble) slack += c.stages[d].backward_s * first_chunk;
     }
     c.data_comm_s = worst_reduce + table_comm;
     c.optimizer_s = worst_opt;
+    // The ops table's rows follow the device that ends the step.
+    for (auto& row : c.ops) {
+      if (row.op == "data.allreduce") row.time_s = worst_reduce;
+      if (row.op == "optimizer." + p.optimizer) row.time_s = worst_opt;
+    }
   }
   c.step_s = mb * slot + c.bubble_s + c.data_comm_s + c.contention_s + c.optimizer_s;
 

@@ -394,18 +394,22 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     if (d.einsum_dispatch) {
       group = d.group_size > 0 ? std::min(d.group_size, tokens) : tokens;
       groups = (tokens + group - 1) / group;
-      // Each expert's capacity in a group: top_k x capacity_factor x S / E slots, whole (Mesh
-      // TensorFlow's moe.py floors it), at least min_capacity (its moe_min_expert_capacity) and at
-      // most the group. Every expert computes all its slots, filled or padded: the expert GEMMs run
-      // the group's E C slots from each of the G devices' groups, C x groups x G an expert here.
+      // Each expert's capacity in a group: top_k x capacity_factor x S / E slots (GShard's 2N / E
+      // for top-2), whole and at most the group (Mesh TensorFlow's moe.py: min(S, int(S cf / E))),
+      // then at least min_capacity (its moe_min_expert_capacity, applied after the cap). Every
+      // expert computes all its slots, filled or padded: the expert GEMMs run the group's E C
+      // slots from each of the G devices' groups, C x groups x G an expert here.
       const double c = static_cast<double>(d.top_k) * d.capacity_factor * static_cast<double>(group) / static_cast<double>(E);
-      const I capacity = std::min(group, std::max(d.min_capacity, static_cast<I>(std::floor(c + 1e-9))));
+      const I capacity = std::max(d.min_capacity, std::min(group, static_cast<I>(std::floor(c + 1e-9))));
       slots = E * capacity;
       per_expert = capacity * groups * G;
       into_experts = e.matmul(prefix + ".dispatch", layer, route, slots, group, d.d_model, false, false,
                               OpKind::batched_matmul, false, groups, 0);
-      // The one-hot mask has no gradient: the backward is the tokens' gradient alone.
+      // The one-hot mask has no gradient: the backward is the tokens' gradient alone. The dispatch
+      // and the combine are the implementation's work (a gather does it for free), as the one-hot
+      // embedding is: costed, not MFU's model FLOPs (since session 30).
       e.backward_factor(into_experts, 1);
+      e.model_share(into_experts, 0);
     }
     const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, e_up, d.biases, false,
                             OpKind::matmul, true, local, up_params);
@@ -419,6 +423,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       for (const int id : {up, act, down}) e.model_share(id, share);
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);
+      e.model_share(down, 0);
     }
     if (d.shared_experts > 0) {
       // Shared experts run every token, as one dense FFN of shared_experts x fe (held whole on every
@@ -1048,7 +1053,7 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
   const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.type_vocab),
                              projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E});
   // Einsum dispatch: every expert runs its capacity of slots in every group, padded or not.
-  const double capacity = std::min(group, std::max(f(d.min_capacity), routed * group / std::max(1.0, E)));
+  const double capacity = std::max(f(d.min_capacity), std::min(group, routed * group / std::max(1.0, E)));
   const double groups = std::ceil(tokens / std::max(1.0, group));
   elements = widest({tokens * row, E * std::max(fe, dm),  // every local expert runs at least one slot
                      d.einsum_dispatch ? (E + routed * group) * tokens : 0.0,  // one-hot dispatch masks

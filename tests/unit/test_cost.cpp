@@ -1281,9 +1281,9 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   CHECK(c.tensor_comm_s == approx(8.016384e-5 + outside));
   // Sequence parallelism splits them along the sequence, and each all-reduce becomes a
   // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s; the
-  // embedding's a reduce-scatter (2.002048e-5 s), the head's input an all-gather forward and a
-  // reduce-scatter backward (4.004096e-5 s).
-  const double outside_sp = 2.002048e-5 + 4.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  // embedding's a reduce-scatter forward and an all-gather backward, the head's input an
+  // all-gather forward and a reduce-scatter backward (2 x 4.004096e-5 s).
+  const double outside_sp = 2 * 4.004096e-5 + 3 * (128 / 1e11 + 20e-6);
   job.parallelism->sequence_parallel = true;
   c = cost_training_step(job);
   CHECK(fwd(c, "decoder.0.attn.norm").bytes == approx(8320 / 2));
