@@ -83,10 +83,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     streaming.elementwise_efficiency = dev.memory_efficiency;
     const auto kt = hardware::kernel_time(streaming, d.precision, kv_flops, kv_bytes, false);
     const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
-    batch_s = p.batch_time_s + d.tokens_out * (s.batch_time_s + kt.seconds);
+    // The prefill's forward pass yields the first output token: tokens_out - 1 decode steps follow
+    // (since session 30; before, tokens_out), over contexts tokens_in + 1 .. tokens_in + tokens_out - 1,
+    // whose mean is the `context` above.
+    const double steps = std::max(0.0, d.tokens_out - 1);
+    batch_s = p.batch_time_s + steps * (s.batch_time_s + kt.seconds);
     k.prefill_s = p.batch_time_s;
     k.decode_s = batch_s - p.batch_time_s;
-    batch_j = p.device_energy_per_batch_j + d.tokens_out * (s.device_energy_per_batch_j + kj);
+    batch_j = p.device_energy_per_batch_j + steps * (s.device_energy_per_batch_j + kj);
   } else {
     const InferenceResult r = cost_inference(job);
     batch_s = r.batch_time_s;
