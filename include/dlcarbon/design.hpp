@@ -27,6 +27,13 @@ struct TransformerDesign {
   // input and their outputs are summed into one residual add; under tensor parallelism the sum is
   // all-reduced once a layer instead of once a sub-block (decoder only, dense).
   bool parallel_block = false;
+  // A parallel block's norms: 1 (GPT-J, PaLM, Falcon-7B: both branches read one norm of the input)
+  // or 2 (GPT-NeoX's use_parallel_residual, Pythia, Falcon-40B/180B's new_decoder_architecture:
+  // attention and feed-forward each read a norm of their own).
+  std::int64_t parallel_norms = 1;
+  // The share of each head's channels the rotary embedding turns (GPT-NeoX's rotary_pct: 0.25 in
+  // Pythia; 1 for LLaMA); position: rotary only.
+  double rotary_fraction = 1;
   std::int64_t vocab = 0;
   std::int64_t seq_len = 0;          // encoder input (or decoder-only context)
   std::int64_t target_seq_len = 0;   // decoder side of an encoder-decoder; = seq_len when not given

@@ -259,7 +259,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
   }
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0 && !latent) {
-    const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
+    const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim) * d.rotary_fraction;
     q = e.elementwise(prefix + ".rotary", layer, {q}, rotated, 3);
     // Autograd keeps only the cosines and sines (a sequence's worth, not an activation): the
     // rotated Q and K are kept by the attention that consumes them.
@@ -445,7 +445,9 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const I tokens = batch * seq;
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
   const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip);
-  int down = dense_ffn(e, d, p + ".ffn", layer, ln, tokens, d.d_ff);
+  // Two norms (GPT-NeoX, Falcon-40B/180B): the feed-forward reads a norm of its own.
+  const int ffn_in = d.parallel_norms > 1 ? e.norm(p + ".ffn_norm", layer, x, tokens, d.d_model, d.rms_norm) : ln;
+  int down = dense_ffn(e, d, p + ".ffn", layer, ffn_in, tokens, d.d_ff);
   const bool dropout = e.training && d.dropout > 0;
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {

@@ -94,6 +94,14 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   d.target_seq_len = optional_positive(m, "target_seq_len", 0);
   if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
   if (m.has("parallel_block")) d.parallel_block = read_bool(m.at("parallel_block"));
+  if (m.has("parallel_norms")) {
+    if (!d.parallel_block) m.at("parallel_norms").fail("needs parallel_block: true (the norms of a parallel block's two branches)");
+    d.parallel_norms = positive(m, "parallel_norms");
+    if (d.parallel_norms > 2) m.at("parallel_norms").expected("1 or 2 (one norm for both branches, or one each)");
+  }
+  if (m.has("rotary_fraction")) {
+    d.rotary_fraction = read_number_in(m.at("rotary_fraction"), 0, 1, false, "a share of the head's channels in (0, 1] (e.g. 0.25)");
+  }
   if (m.has("tied_embeddings")) d.tied_embeddings = read_bool(m.at("tied_embeddings"));
   if (m.has("position")) {
     const std::string p = read_choice(m.at("position"), {"learned", "rotary", "relative", "none"});
@@ -101,6 +109,9 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
                  : p == "rotary"   ? TransformerDesign::Position::rotary
                  : p == "relative" ? TransformerDesign::Position::relative
                                    : TransformerDesign::Position::none;
+  }
+  if (m.has("rotary_fraction") && d.position != TransformerDesign::Position::rotary) {
+    m.at("rotary_fraction").fail("needs position: rotary (the share of the channels it turns)");
   }
   if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
   if (m.has("biases")) d.biases = read_bool(m.at("biases"));
@@ -286,7 +297,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
       keys.push_back("layers");
     }
     if (builder == "decoder") {
-      keys.insert(keys.end(), {"parallel_block", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth"});
+      keys.insert(keys.end(), {"parallel_block", "parallel_norms", "rotary_fraction", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth"});
     }
     keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});

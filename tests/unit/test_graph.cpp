@@ -1051,3 +1051,28 @@ TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shar
   d.tied_embeddings = false;
   CHECK(graph::count_parameters(d) - tied == approx(1000.0 * 256));
 }
+
+TEST_CASE("GPT-NeoX's parallel residual: two norms, and the rotary embedding on a share of the channels") {
+  // small_gpt (4 sequences of 128 = 512 tokens, d 256, 4 heads of 64) as a parallel block.
+  TransformerDesign d = small_gpt(1);
+  d.parallel_block = true;
+  d.position = TransformerDesign::Position::rotary;
+  const auto g1 = build_graph(d, GraphShape{4, 2, true});
+  d.parallel_norms = 2;
+  const auto g2 = build_graph(d, GraphShape{4, 2, true});
+  // One more LayerNorm a layer: 512 x 256 values, 8 FLOPs each, 2 x 256 parameters.
+  CHECK(g2.forward_flops() - g1.forward_flops() == approx(512.0 * 256 * 8));
+  CHECK(g2.parameters() - g1.parameters() == approx(2.0 * 256));
+  const auto rotary = [](const graph::OpGraph& g) {
+    for (const auto& op : g.ops()) {
+      if (op.name == "decoder.0.attn.rotary") return op.flops;
+    }
+    FAIL("no rotary op");
+    return 0.0;
+  };
+  // Pythia's rotary_pct 0.25: a quarter of the (4 + 4) x 64 channels of each of the 512 tokens.
+  const double full = rotary(g2);
+  CHECK(full == approx(512.0 * 8 * 64 * 3));
+  d.rotary_fraction = 0.25;
+  CHECK(rotary(build_graph(d, GraphShape{4, 2, true})) == approx(full / 4));
+}
