@@ -34,6 +34,9 @@ struct TransformerDesign {
   // The share of each head's channels the rotary embedding turns (GPT-NeoX's rotary_pct: 0.25 in
   // Pythia; 1 for LLaMA); position: rotary only.
   double rotary_fraction = 1;
+  // Rows of a learned position table (BERT's max_position_embeddings, 512, whatever the phase's
+  // sequence length); 0: seq_len.
+  std::int64_t max_positions = 0;
   std::int64_t vocab = 0;
   std::int64_t seq_len = 0;          // encoder input (or decoder-only context)
   std::int64_t target_seq_len = 0;   // decoder side of an encoder-decoder; = seq_len when not given

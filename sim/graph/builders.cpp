@@ -617,7 +617,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
 
   int enc_out = -1;
   if (enc) {
-    double params = vocab_params + (learned ? static_cast<double>(s_enc * d.d_model) : 0) +
+    double params = vocab_params + (learned ? static_cast<double>(std::max(s_enc, d.max_positions) * d.d_model) : 0) +
                     static_cast<double>(d.type_vocab * d.d_model) + relative;
     int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
     if (d.one_hot_embedding) x = e.one_hot_embedding("encoder.embedding.one_hot", x, b * s_enc, d.vocab, d.d_model);
@@ -665,7 +665,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     x = e.embedding("decoder.embedding", b * s_dec, d.d_model, relative);
   } else {
     x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
-                    vocab_params + (learned ? static_cast<double>(s_dec * d.d_model) : 0));
+                    vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0));
   }
   if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_dec, d.vocab, d.d_model);
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {

@@ -110,6 +110,16 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
                  : p == "relative" ? TransformerDesign::Position::relative
                                    : TransformerDesign::Position::none;
   }
+  if (m.has("max_positions")) {
+    if (d.position != TransformerDesign::Position::learned) {
+      m.at("max_positions").fail("sizes a learned position table; needs position: learned (an encoder's default)");
+    }
+    d.max_positions = positive(m, "max_positions");
+    const std::int64_t longest = std::max(d.seq_len, d.target_seq_len);
+    if (d.max_positions < longest) {
+      m.at("max_positions").expected("at least the sequence length (" + std::to_string(longest) + "): a table row a position");
+    }
+  }
   if (m.has("rotary_fraction") && d.position != TransformerDesign::Position::rotary) {
     m.at("rotary_fraction").fail("needs position: rotary (the share of the channels it turns)");
   }
@@ -290,7 +300,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "pad_vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
                                   "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "cell",
-                                  "embedding"};
+                                  "embedding", "max_positions"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
     } else {

@@ -1076,3 +1076,15 @@ TEST_CASE("GPT-NeoX's parallel residual: two norms, and the rotary embedding on 
   d.rotary_fraction = 0.25;
   CHECK(rotary(build_graph(d, GraphShape{4, 2, true})) == approx(full / 4));
 }
+
+TEST_CASE("a learned position table has max_positions rows, whatever the phase's sequence length") {
+  // BERT large at 128 tokens keeps its 512-row table: (512 - 128) x 1024 = 393,216 parameters more
+  // than a table sized by the sequence.
+  TransformerDesign d = bert(24, 1024, 16);
+  d.seq_len = 128;
+  const double by_sequence = graph::count_parameters(d);
+  d.max_positions = 512;
+  CHECK(graph::count_parameters(d) - by_sequence == approx(384.0 * 1024));
+  d.seq_len = 512;
+  CHECK(graph::count_parameters(d) == approx(graph::count_parameters(bert(24, 1024, 16))));
+}
