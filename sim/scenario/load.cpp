@@ -33,6 +33,9 @@ using units::Kind;
 constexpr double kMaxPipelineChunks = 65536;
 // The most layers a pipeline chunk may list: the graph builders' limit on a model's layers.
 constexpr std::int64_t kMaxStageLayers = 100000;
+// The longest span a scenario's horizon or a deployment may cover, 1,000 years: the lifecycle bins
+// it hourly at the finest (8.8 million bins), and its dates must stay dates.
+constexpr double kMaxSpanS = 1000 * 365.25 * units::seconds_per_day;
 
 struct Section {
   std::vector<std::string> order;
@@ -1287,7 +1290,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("duration")) {
           dr.duration_s = detail::read_positive(m.at("duration"), Kind::time);
           // As the scenario's horizon: a date past it is never simulated, and it must stay a date.
-          if (*dr.duration_s > 1000 * 365.25 * units::seconds_per_day) m.at("duration").expected("a duration of at most 1,000 years");
+          if (*dr.duration_s > kMaxSpanS) m.at("duration").expected("a duration of at most 1,000 years");
           dr.end_given = false;
         }
         if (m.has("step")) {
@@ -1449,7 +1452,7 @@ void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen)
   if (m.has("horizon")) {
     info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
     // The lifecycle bins the horizon (hourly at the finest: 8.8 million bins over 1,000 years).
-    if (info.horizon_s > 1000 * 365.25 * units::seconds_per_day) m.at("horizon").expected("a horizon of at most 1,000 years");
+    if (info.horizon_s > kMaxSpanS) m.at("horizon").expected("a horizon of at most 1,000 years");
   }
   if (m.has("resolution")) {
     info.resolution = detail::read_choice(m.at("resolution"), {"hour", "day", "month", "year"});

@@ -1192,6 +1192,12 @@ TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane
 
 namespace {
 // A one-layer decoder, d_model 64, 32 tokens, fp16, RMSNorm, on 2 devices in one tensor group.
+// The one-layer decoder's tensor-parallel collectives outside its layer (32 tokens, d_model 64,
+// fp16, a pair at 1e11 B/s and 20 us a start-up): the vocabulary-parallel embedding's output
+// all-reduced forward and the head's input gradient backward (4,096 B each, 2.004096e-5 s), and
+// the cross entropy's three all-reduces of 32 fp32 values.
+constexpr double kOutsideLayers = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+
 TrainingJob tensor_pair_job(bool parallel_block) {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
@@ -1277,7 +1283,7 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   // vocabulary-parallel embedding's output (4,096 B) forward and the head's input gradient (4,096 B)
   // backward, 2 x 2.004096e-5 s, and the cross entropy's three all-reduces of 32 fp32 values,
   // 3 x (128 B / 1e11 B/s + 20 us).
-  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  const double outside = kOutsideLayers;
   CHECK(c.tensor_comm_s == approx(8.016384e-5 + outside));
   // Sequence parallelism splits them along the sequence, and each all-reduce becomes a
   // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s; the
@@ -1402,7 +1408,7 @@ TEST_CASE("experts under tensor parallelism: split over the group and reduced, o
   });
   REQUIRE(down != split.ops.end());
   // (And outside the layers the embedding's, the head's and the loss's, as in the test above.)
-  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  const double outside = kOutsideLayers;
   CHECK(split.tensor_comm_s == approx(8.016384e-5 + outside));
   job.parallelism->expert_tensor = 1;
   CHECK(cost_training_step(job).tensor_comm_s == approx(4.008192e-5 + outside));
@@ -1415,7 +1421,7 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
   // (Outside the layer the embedding's, the head's and the loss's, as above.)
   const StepCost c = cost_training_step(tensor_pair_job(true));
   REQUIRE(c.fits);
-  CHECK(c.tensor_comm_s == approx(4.008192e-5 + 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6)));
+  CHECK(c.tensor_comm_s == approx(4.008192e-5 + kOutsideLayers));
 }
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {
@@ -1886,7 +1892,7 @@ TEST_CASE("selective recomputation repeats only the ops on the score matrix (Kor
   CHECK(tp_selective.tensor_comm_s == approx(tp_plain.tensor_comm_s));
   // (Full recomputation repeats the layers' collectives, not those outside them: the embedding's,
   // the head's and the loss's, as in "tensor parallelism repeats the full-width ops" above.)
-  const double outside = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
+  const double outside = kOutsideLayers;
   CHECK(tp_full.tensor_comm_s - tp_plain.tensor_comm_s == approx(0.5 * (tp_plain.tensor_comm_s - outside)));
 }
 
