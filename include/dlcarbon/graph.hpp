@@ -82,6 +82,10 @@ struct Op {
   // added into the others' in a pass of its own, as TensorFlow 1.x sums a variable's per-use
   // gradients (AddN): these bytes (two reads and a write of the weights), backward only.
   double gradient_sum_bytes = 0;
+  // Elements of the dropout mask the op draws over a tensor on the full d_model width (the
+  // residual branches' dropout, fused into the add or a kernel of its own; 0: none): a code that
+  // syncs its random numbers across the tensor group all-reduces them (Parallelism::dropout_masks).
+  double dropout_elements = 0;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -170,6 +174,7 @@ class OpGraph {
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   void set_model_share(int id, double share) { ops_.at(static_cast<std::size_t>(id)).model_share = share; }
+  void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {

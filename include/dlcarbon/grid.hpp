@@ -1,6 +1,7 @@
 #pragma once
 // The grid over time (sim/lifecycle): a region's carbon intensity as a piecewise-constant
-// function of time (its trace, repeated every 365 days, or its annual value), integrated exactly.
+// function of time (its trace, read as it is over its span and repeated outside it every
+// max(365 days, its span), or its annual value), integrated exactly.
 //
 //   double kg = power_w * intensity_integral(region, t0, t1);   // kgCO2e for a constant power
 
@@ -8,6 +9,10 @@
 #include "dlcarbon/scenario.hpp"
 
 namespace dlcarbon::lifecycle {
+
+// The period a trace repeats with outside its span: 365 days, or its span (first row to the end of
+// its last) where that is longer (a leap year's 8,784 hours, several years).
+double trace_period_s(const IntensityTrace& trace);
 
 // Integral of the location-based intensity over [t0, t1] (seconds since 1970 UTC): kgCO2e/J x s.
 double intensity_integral(const GridRegion& region, double t0, double t1);

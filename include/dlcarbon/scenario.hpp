@@ -244,6 +244,12 @@ struct Parallelism {
   // gradient, then updates its shard and all-gathers: DeepSpeed's BF16_Optimizer under its pipeline
   // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran).
   std::string gradient_reduction = "reduce_scatter";
+  // How the ranks of a tensor group agree on the dropout masks of the tensors they all hold whole
+  // (the residual stream): "seeded" (the default: each draws the same mask from a shared seed, as
+  // Megatron-LM's model-parallel RNG tracker does; no communication) or "allreduce" (Mesh
+  // TensorFlow on TPUs: SimdMeshImpl.random draws on every core, zeroes all but the first of each
+  // group of identical slices and all-reduces the random tensor over the group, once a dropout).
+  std::string dropout_masks = "seeded";
   // Expert parallelism: the number of data-parallel ranks a mixture of experts spreads its experts
   // over (each holds experts / expert of them; the experts are replicated on data / expert such
   // groups, which all-reduce their gradients). 0: min(data, experts).
@@ -272,6 +278,7 @@ struct JobOverheads {
   std::optional<double> mtbf_s;                      // mean time between failures of ONE accelerator
   double restart_s = 0;                              // time to restart after a failure
   double evaluation_fraction = 0;                    // evaluation compute / training compute
+  double downtime_s = 0;                             // wall time held but not training (hangs, maintenance)
   std::int64_t runs = 1;                             // repeated runs: trials, architecture search
 };
 

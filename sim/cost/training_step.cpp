@@ -470,6 +470,16 @@ StepCost cost_training_step(const TrainingJob& job) {
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
       dev_tp[owner] += (p.recompute ? 3 : 2) * one;
     }
+    if (op.dropout_elements > 0 && c.tensor > 1 && !op.tensor_split && !p.sequence_parallel &&
+        p.dropout_masks == "allreduce") {
+      // Mesh TensorFlow's dropout on a tensor every rank of the tensor group holds whole: the random
+      // tensor (the activation's dtype) drawn on every core, zeroed on all but the first and
+      // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
+      // the mask it kept), again where recomputation runs the forward. Split along the sequence
+      // (sequence parallelism) the ranks hold different slices and draw their own.
+      dev_tp[owner] += (p.recompute && in_layer ? 2 : 1) *
+                       comm::collective_s(comm::Collective::all_reduce, op.dropout_elements * bytes_per_value, tp_group);
+    }
     if (c.tensor > 1 && !in_layer && transformer) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
       // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
@@ -1049,6 +1059,8 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
     rows.push_back({"lost work", lost, lost * busy_w});
     rows.push_back({"restarts", restarts, restarts * waiting_w});
   }
+  // Downtime the run's log reports apart from failures (hangs, maintenance): held, not training.
+  if (o.downtime_s > 0) rows.push_back({"downtime", o.downtime_s, o.downtime_s * waiting_w});
   if (o.runs > 1) {
     double time = 0, energy = 0;
     for (const auto& row : rows) {

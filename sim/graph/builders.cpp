@@ -114,6 +114,11 @@ class Emitter {
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
   void model_share(int id, double share) { g_.set_model_share(id, share); }
+  // A dropout over the full d_model width (see Op::dropout_elements).
+  int wide_dropout(int id, double elements) {
+    g_.set_dropout_elements(id, elements);
+    return id;
+  }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
   void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
   double op_saved(int id) const { return g_.op(id).saved_bytes; }
@@ -124,6 +129,7 @@ class Emitter {
     const int id = elementwise(name, layer, in, elements, fused_dropout ? static_cast<double>(in.size()) + 1 : static_cast<double>(in.size()) - 1,
                                OpKind::elementwise, 0, false);
     saved(id, fused_dropout ? elements : 0);
+    if (fused_dropout) wide_dropout(id, elements);
     return id;
   }
 
@@ -310,7 +316,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   // Its input is the fused attention's output, which that op already keeps.
   if (e.fusion == Fusion::attention) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
-    out = e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false);
+    out = e.wide_dropout(e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false),
+                         static_cast<double>(tq * d.d_model));
   }
   return out;
 }
@@ -329,7 +336,8 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
 int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
   const bool dropout = e.training && d.dropout > 0;
   if (dropout && e.fusion == Fusion::none) {
-    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false);
+    y = e.wide_dropout(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false),
+                       static_cast<double>(tokens * d.d_model));
   }
   return e.residual(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model), dropout && e.fusion != Fusion::none);
 }
@@ -451,7 +459,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const bool dropout = e.training && d.dropout > 0;
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {
-    down = e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false);
+    down = e.wide_dropout(e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false), width);
   }
   // x + attention + feed-forward: three reads, one write (and the dropout of the sum when fused).
   return e.residual(p + ".residual", layer, {x, attn, down}, width, dropout && e.fusion != Fusion::none);
@@ -625,8 +633,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
       x = e.norm("encoder.embedding.norm", -1, x, b * s_enc, d.d_model, d.rms_norm);
       if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
-        x = e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
-                          OpKind::elementwise, 0, false);
+        x = e.wide_dropout(e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
+                                         OpKind::elementwise, 0, false),
+                           static_cast<double>(b * s_enc * d.d_model));
       }
     }
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {

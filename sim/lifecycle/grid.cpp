@@ -8,33 +8,41 @@ namespace {
 
 constexpr double kYear = 365.0 * 86400.0;
 
-// F(u) = integral of the trace from its start to u, for u in [start, start + year].
-double within_year(const IntensityTrace& t, double u) {
+// F(u) = integral of the trace from its start to u, for u in [start, start + period].
+double within_period(const IntensityTrace& t, double u) {
   const double start = static_cast<double>(t.time_unix_s.front());
+  const double end = start + trace_period_s(t);
   double total = 0;
   const std::size_t n = t.time_unix_s.size();
-  // Sum of whole segments before u, then the part of the segment holding u. (Traces are a
-  // year of hours at most, and this is called twice per integral.)
+  // Sum of whole segments before u, then the part of the segment holding u. (Called twice per
+  // integral.)
   for (std::size_t i = 0; i < n; ++i) {
     const double a = static_cast<double>(t.time_unix_s[i]);
     if (a >= u) break;
     double b = i + 1 < n ? static_cast<double>(t.time_unix_s[i + 1]) : a + static_cast<double>(t.period_s);
-    if (i + 1 == n) b = std::max(b, start + kYear);  // the last value holds to the end of the year
-    b = std::min(b, start + kYear);
+    if (i + 1 == n) b = std::max(b, end);  // the last value holds to the end of the period
+    b = std::min(b, end);
     total += t.kg_per_j[i] * (std::min(b, u) - a);
   }
   return total;
 }
 
-// G(t) = integral from the trace start to t, for any t: whole years plus the part-year.
+// G(t) = integral from the trace start to t, for any t: whole periods plus the part-period.
 double cumulative(const IntensityTrace& t, double time) {
   const double start = static_cast<double>(t.time_unix_s.front());
-  const double years = std::floor((time - start) / kYear);
-  const double whole = years != 0 ? years * within_year(t, start + kYear) : 0;
-  return whole + within_year(t, time - years * kYear);
+  const double period = trace_period_s(t);
+  const double periods = std::floor((time - start) / period);
+  const double whole = periods != 0 ? periods * within_period(t, start + period) : 0;
+  return whole + within_period(t, time - periods * period);
 }
 
 }  // namespace
+
+double trace_period_s(const IntensityTrace& t) {
+  if (t.time_unix_s.empty()) return kYear;
+  const double span = static_cast<double>(t.time_unix_s.back() - t.time_unix_s.front()) + static_cast<double>(t.period_s);
+  return std::max(kYear, span);
+}
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "dlcarbon/engine.hpp"
+#include "dlcarbon/grid.hpp"
 
 namespace dlcarbon::lifecycle {
 
@@ -85,10 +86,11 @@ double hour_mean_intensity(const GridRegion& region, double t) {
     if (region.trace && region.trace->time_unix_s.size() > 1) {
       const IntensityTrace& tr = *region.trace;
       const double start = static_cast<double>(tr.time_unix_s.front());
-      const double year0 = a - (std::fmod(a - start, kYear) + (std::fmod(a - start, kYear) < 0 ? kYear : 0));
+      const double period = trace_period_s(tr);
+      const double year0 = a - (std::fmod(a - start, period) + (std::fmod(a - start, period) < 0 ? period : 0));
       const double u = a - year0 + start;
       const auto it = std::upper_bound(tr.time_unix_s.begin(), tr.time_unix_s.end(), static_cast<std::int64_t>(std::floor(u)));
-      const double change = it == tr.time_unix_s.end() ? start + kYear : std::min(static_cast<double>(*it), start + kYear);
+      const double change = it == tr.time_unix_s.end() ? start + period : std::min(static_cast<double>(*it), start + period);
       next = std::min(next, year0 + (change - start));
     }
     if (!(next > a)) next = std::min(b, a + 1);  // guard against rounding
@@ -579,7 +581,8 @@ double intensity_at(const GridRegion& region, double t) {
   if (region.trace && !region.trace->time_unix_s.empty()) {
     const IntensityTrace& tr = *region.trace;
     const double start = static_cast<double>(tr.time_unix_s.front());
-    const double u = start + (t - start - std::floor((t - start) / kYear) * kYear);
+    const double period = trace_period_s(tr);
+    const double u = start + (t - start - std::floor((t - start) / period) * period);
     const auto it = std::upper_bound(tr.time_unix_s.begin(), tr.time_unix_s.end(), static_cast<std::int64_t>(std::floor(u)));
     const std::size_t i = it == tr.time_unix_s.begin() ? 0 : static_cast<std::size_t>(it - tr.time_unix_s.begin()) - 1;
     value = tr.kg_per_j[i];

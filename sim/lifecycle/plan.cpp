@@ -19,10 +19,27 @@ namespace {
 
 constexpr double kDefaultLifetime = 4 * 365 * 86400.0;
 
+bool same_site(const Site& a, const Site& b) {
+  const GridRegion &x = a.region, &y = b.region;
+  return a.edge == b.edge && a.pue == b.pue && a.market_kg_per_j == b.market_kg_per_j && x.id == y.id &&
+         x.intensity_kg_per_j == y.intensity_kg_per_j && x.year == y.year && x.annual_change == y.annual_change &&
+         x.trace == y.trace;
+}
+
+// The site a job or cohort draws from. Sites are one per distinct content: a job or deployment that
+// overrides its data centre inline (its PUE, region or market intensity) under a catalog id keeps
+// its own figures, as a site of its own named "<id>#2", "#3", ... in the lifecycle tables.
 std::size_t site_of(std::vector<Site>& sites, Site s) {
+  int same_id = 0;
   for (std::size_t i = 0; i < sites.size(); ++i) {
-    if (sites[i].id == s.id && sites[i].edge == s.edge) return i;
+    // The id as the scenario wrote it (without the "#k" this function adds).
+    const std::string& id = sites[i].id;
+    const bool renamed = id.size() > s.id.size() && id.compare(0, s.id.size(), s.id) == 0 && id[s.id.size()] == '#';
+    if (id != s.id && !renamed) continue;
+    if (same_site(sites[i], s)) return i;
+    ++same_id;
   }
+  if (same_id > 0) s.id += "#" + std::to_string(same_id + 1);
   sites.push_back(std::move(s));
   return sites.size() - 1;
 }

@@ -760,7 +760,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "expert", "expert_tensor",
+                      "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup"});
   m.require("global_batch");
   Parallelism p;
@@ -880,6 +880,7 @@ Parallelism read_parallelism(const Value& v) {
                                       "all-reduced, with ZeRO-2 and -3 reduce-scattered)");
     }
   }
+  if (m.has("dropout_masks")) p.dropout_masks = detail::read_choice(m.at("dropout_masks"), {"seeded", "allreduce"});
   if (m.has("shard_group")) {
     p.shard_group = detail::read_positive_int(m.at("shard_group"));
     if (p.zero_stage != 3) {
@@ -894,7 +895,7 @@ Parallelism read_parallelism(const Value& v) {
 }
 
 JobOverheads read_overheads(const Value& v) {
-  const MapView m(v, {"checkpoint_interval", "checkpoint_bandwidth", "mtbf", "restart", "evaluation", "runs"});
+  const MapView m(v, {"checkpoint_interval", "checkpoint_bandwidth", "mtbf", "restart", "evaluation", "downtime", "runs"});
   JobOverheads o;
   if (m.has("checkpoint_interval")) o.checkpoint_interval_s = detail::read_positive(m.at("checkpoint_interval"), Kind::time);
   if (m.has("checkpoint_bandwidth")) {
@@ -904,6 +905,10 @@ JobOverheads read_overheads(const Value& v) {
   if (m.has("restart")) o.restart_s = detail::read_non_negative(m.at("restart"), Kind::time);
   if (m.has("evaluation")) {
     o.evaluation_fraction = detail::read_number_in(m.at("evaluation"), 0, 10, true, "a fraction of training compute (e.g. 0.02)");
+  }
+  if (m.has("downtime")) {
+    o.downtime_s = detail::read_non_negative(m.at("downtime"), Kind::time);
+    if (o.downtime_s > kMaxSpanS) m.at("downtime").expected("a downtime of at most 1,000 years");
   }
   if (m.has("runs")) o.runs = detail::read_positive_int(m.at("runs"));
   if (o.checkpoint_bandwidth_bytes_per_s && !o.checkpoint_interval_s) {

@@ -136,7 +136,7 @@ std::string emit_resolved(const Scenario& s) {
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "gradient_reduction" << YAML::Value
-          << p.gradient_reduction << YAML::Key << "pipeline_schedule" << YAML::Value
+          << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks << YAML::Key << "pipeline_schedule" << YAML::Value
           << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
       if (p.batch_rampup) {
         out << YAML::Key << "batch_rampup" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start"
@@ -157,7 +157,7 @@ std::string emit_resolved(const Scenario& s) {
       }
       if (o.mtbf_s) out << YAML::Key << "mtbf_s" << YAML::Value << *o.mtbf_s;
       out << YAML::Key << "restart_s" << YAML::Value << o.restart_s << YAML::Key << "evaluation" << YAML::Value
-          << o.evaluation_fraction << YAML::Key << "runs" << YAML::Value << o.runs << YAML::EndMap;
+          << o.evaluation_fraction << YAML::Key << "downtime_s" << YAML::Value << o.downtime_s << YAML::Key << "runs" << YAML::Value << o.runs << YAML::EndMap;
       out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value << j.eager;
     }
     out << YAML::EndMap;

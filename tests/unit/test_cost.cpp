@@ -1072,6 +1072,16 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   CHECK(r.footprint.duration_s == approx(3 * one_run));
   // Checkpoints and restarts draw static + host power (50 W here), not training power.
   CHECK(r.overheads[1].energy_j == approx(ckpt * 50));
+
+  // Logged downtime (hangs, maintenance): held at static + host power, once a run, before repeats.
+  job.overheads.downtime_s = 0.3;
+  const TrainingResult d = simulate_training(job);
+  REQUIRE(d.overheads.size() == 7);
+  CHECK(d.overheads[5].item == "downtime");
+  CHECK(d.overheads[5].time_s == approx(0.3));
+  CHECK(d.overheads[5].energy_j == approx(0.3 * 50));
+  CHECK(d.overheads[6].time_s == approx(2 * (one_run + 0.3)));
+  CHECK(d.footprint.duration_s == approx(3 * (one_run + 0.3)));
 }
 
 #include "dlcarbon/inference_cost.hpp"
@@ -1422,6 +1432,34 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
   const StepCost c = cost_training_step(tensor_pair_job(true));
   REQUIRE(c.fits);
   CHECK(c.tensor_comm_s == approx(4.008192e-5 + kOutsideLayers));
+}
+
+TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group, by hand") {
+  // The one-layer decoder on a tensor pair with dropout: its two residual branches each draw a
+  // 32 x 64 mask over the full width. Seeded ranks (Megatron) draw the same mask apart: nothing.
+  TrainingJob job = tensor_pair_job(false);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.dropout = 0.1;
+  job.design = d;
+  const StepCost seeded = cost_training_step(job);
+  REQUIRE(seeded.fits);
+  CHECK(seeded.tensor_comm_s == approx(8.016384e-5 + kOutsideLayers));
+  // Mesh TensorFlow all-reduces each random tensor (2 B values) forward: 2 x (2 x 1/2 x 4,096 B /
+  // 1e11 B/s + 20 us) = 4.008192e-5 s more.
+  job.parallelism->dropout_masks = "allreduce";
+  const StepCost synced = cost_training_step(job);
+  CHECK(synced.tensor_comm_s == approx(8.016384e-5 + 4.008192e-5 + kOutsideLayers));
+  // Again where recomputation runs the forward a second time.
+  job.parallelism->recompute = true;
+  const StepCost recomputed = cost_training_step(job);
+  job.parallelism->dropout_masks = "seeded";
+  CHECK(recomputed.tensor_comm_s - cost_training_step(job).tensor_comm_s == approx(2 * 4.008192e-5));
+  // Split along the sequence, each rank holds its own slice and draws its own mask.
+  job.parallelism->recompute = false;
+  job.parallelism->sequence_parallel = true;
+  const double sp_seeded = cost_training_step(job).tensor_comm_s;
+  job.parallelism->dropout_masks = "allreduce";
+  CHECK(cost_training_step(job).tensor_comm_s == approx(sp_seeded));
 }
 
 TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers") {

@@ -47,6 +47,39 @@ TEST_CASE("the integral of a piecewise-constant trace is exact") {
   CHECK(lifecycle::intensity_integral(r, k2023 + 10, k2023 + 10) == 0);
 }
 
+TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its own span") {
+  // Two years of days from 2022-01-01: 100 g/kWh through 2022, 500 through 2023 (and a leap
+  // year's 366th day is its own, below). Before session 31 every time folded into the first 365
+  // days, so 2023 read 2022's values.
+  constexpr double k2022 = 1640995200, day = 86400;
+  auto t = std::make_shared<IntensityTrace>();
+  for (int d = 0; d < 730; ++d) {
+    t->time_unix_s.push_back(static_cast<std::int64_t>(k2022 + d * day));
+    t->kg_per_j.push_back((d < 365 ? 100 : 500) * kGPerKwh);
+  }
+  t->period_s = 86400;
+  GridRegion r;
+  r.trace = t;
+  CHECK(lifecycle::trace_period_s(*t) == approx(730 * day));
+  // 10 days from 2023-06-01 (day 516) read 2023's rows.
+  CHECK(lifecycle::mean_intensity(r, k2022 + 516 * day, k2022 + 526 * day) == approx(500 * kGPerKwh));
+  // Outside the span it repeats every 730 days: day 882 (2024-06-01) reads day 152 (2022).
+  CHECK(lifecycle::mean_intensity(r, k2022 + 882 * day, k2022 + 892 * day) == approx(100 * kGPerKwh));
+  // A leap year's trace (2024, 366 days) keeps its 31 December.
+  constexpr double k2024 = 1704067200;
+  auto leap = std::make_shared<IntensityTrace>();
+  for (int d = 0; d < 366; ++d) {
+    leap->time_unix_s.push_back(static_cast<std::int64_t>(k2024 + d * day));
+    leap->kg_per_j.push_back((d == 365 ? 900 : 200) * kGPerKwh);
+  }
+  leap->period_s = 86400;
+  r.trace = leap;
+  CHECK(lifecycle::mean_intensity(r, k2024 + 365 * day, k2024 + 366 * day) == approx(900 * kGPerKwh));
+  CHECK(lifecycle::intensity_integral(r, k2024, k2024 + 366 * day) == approx((365 * 200 + 900) * day * kGPerKwh));
+  // A trace of a year or less still repeats every 365 days.
+  CHECK(lifecycle::trace_period_s(*traced().trace) == approx(365 * day));
+}
+
 TEST_CASE("without a trace the annual value applies") {
   GridRegion r;
   r.intensity_kg_per_j = 500 * kGPerKwh;

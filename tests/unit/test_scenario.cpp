@@ -551,3 +551,33 @@ TEST_CASE("the shipped A100 GEMM model against the layer of GEMMs measured in El
   CHECK(median_abs(a100) < 0.05);
   for (double e : a100) CHECK(std::abs(e) < 0.08);
 }
+
+#include "dlcarbon/lifecycle_plan.hpp"
+
+TEST_CASE("jobs that override a data centre inline under its id keep their own site in the lifecycle") {
+  // Job b overrides test-dc's PUE under the same id; job c is test-dc as the catalog has it. Before
+  // session 31 the lifecycle merged sites by id, and b drew at test-dc's PUE of 1.5.
+  const auto file = scenario_file("dlcarbon_test_site_override_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: s, start: 2025-01-01, horizon: "1 year"}
+training:
+  - {id: a, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: test-dc}
+  - {id: b, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: {id: test-dc, pue: 2.0}}
+  - {id: c, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: test-dc}
+  - {id: d, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: {id: test-dc, pue: 2.0}}
+)");
+  const auto s = load_scenario(file, test_catalog());
+  dlcarbon::TrainingFootprint f;
+  f.duration_s = 86400;
+  f.it_energy_j = 1e9;
+  const auto plan = dlcarbon::lifecycle::plan_lifecycle(s, {f, f, f, f});
+  REQUIRE(plan.sites.size() == 2);
+  CHECK(plan.sites[0].id == "test-dc");
+  CHECK(plan.sites[0].pue == approx(1.5));
+  CHECK(plan.sites[1].id == "test-dc#2");
+  CHECK(plan.sites[1].pue == approx(2.0));
+  REQUIRE(plan.training.size() == 4);
+  CHECK(plan.training[0].site == 0);
+  CHECK(plan.training[1].site == 1);
+  CHECK(plan.training[2].site == 0);
+  CHECK(plan.training[3].site == 1);
+}
