@@ -45,7 +45,10 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
 // deployments) to the record, through the writer's observer.
 struct LifecycleTotals {
   std::uint64_t events = 0;
-  double energy_j = 0, co2e_location_kg = 0;  // all phases, embodied included
+  // All phases, embodied included; market-based where a site has a market figure, else its
+  // location-based value.
+  double energy_j = 0, co2e_location_kg = 0, co2e_market_kg = 0;
+  std::size_t runs_cut = 0;  // training runs wholly or partly outside the horizon
 };
 LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan& plan, int threads);
 // Everything `run` computes for a scenario: the record to write, the results, and the

@@ -135,13 +135,25 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                    percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";
     }
     if (life) {
+      // The lifecycle holds the training runs (their part inside the horizon) and the deployments;
+      // the one-off inference jobs, which it does not place in time, are added whole.
       energy = life->energy_j;
       co2e = life->co2e_location_kg;
+      for (const auto& r : inference) {
+        energy += r.facility_energy_j;
+        co2e += r.co2e_location_kg;
+      }
       io.out << "dlcarbon: " << scenario.info.name << ": lifecycle over the horizon: " << scenario.training.size()
-             << " training job(s), " << scenario.deployments.size() << " deployment(s), " << life->events << " events, "
-             << format_number(energy / units::joule_per_kwh / 1000.0, 5) << " MWh facility energy, "
-             << format_number(co2e / units::kg_per_tonne, 5) << " tCO2e (location-based, embodied included) -> "
-             << out.string() << "\n" << job_lines;
+             << " training job(s), " << scenario.deployments.size() << " deployment(s), "
+             << (scenario.inference.empty() ? "" : std::to_string(scenario.inference.size()) + " inference job(s), ")
+             << life->events << " events, " << format_number(energy / units::joule_per_kwh / 1000.0, 5)
+             << " MWh facility energy, " << format_number(co2e / units::kg_per_tonne, 5)
+             << " tCO2e (location-based, embodied included) -> " << out.string() << "\n" << job_lines;
+      if (life->runs_cut > 0) {
+        io.out << "  note: " << life->runs_cut
+               << " training run(s) fall wholly or partly outside the horizon; the lifecycle counts only their part "
+                  "inside it (/summary/training has each job whole)\n";
+      }
       return kOk;
     }
     io.out << "dlcarbon: " << scenario.info.name << ": " << scenario.training.size() << " training job(s), "

@@ -131,11 +131,19 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
     mkt += r.co2e_market_kg.value_or(0);
   }
   if (o.life) {
-    // The lifecycle includes the jobs, serving, idle and embodied carbon over the horizon.
+    // The lifecycle holds the training runs (their part inside the horizon), serving, idle and
+    // embodied carbon; the one-off inference jobs, which it does not place in time, are added whole.
+    // Its market-based figure falls back to location-based where a site has no market figure.
     facility = o.life->energy_j;
     loc = o.life->co2e_location_kg;
+    mkt = o.life->co2e_market_kg;
+    market = true;
+    for (const auto& r : o.inference) {
+      facility += r.facility_energy_j;
+      loc += r.co2e_location_kg;
+      mkt += r.co2e_market_kg.value_or(r.co2e_location_kg);
+    }
     it = kNaN;
-    market = false;
   }
   if (!reason.empty()) facility = it = loc = mkt = accel = kNaN;  // no totals for a point that cannot run
   points.columns.push_back(one("status", "", std::string(reason.empty() ? "ok" : "cannot run")));

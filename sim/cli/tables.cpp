@@ -249,6 +249,7 @@ class TableObserver : public lifecycle::Observer {
     t_req.push_back(x.requests);
     energy += x.energy_j;
     co2e += x.co2e_location_kg;
+    market += x.co2e_market_kg;
   }
   void deployment(const lifecycle::DeploymentSummary& d) override {
     d_id.push_back(d.id);
@@ -290,7 +291,7 @@ class TableObserver : public lifecycle::Observer {
                                    Column{"peak_replicas", "1", std::move(d_peak)},
                                    Column{"mean_utilisation", "1", std::move(d_util)}}});
   }
-  double energy = 0, co2e = 0;
+  double energy = 0, co2e = 0, market = 0;
 
  private:
   std::vector<std::string> s_start, s_phase, s_site, s_region, s_hw, s_model;
@@ -341,6 +342,11 @@ LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan&
   observer.into(record);
   t.energy_j = observer.energy;
   t.co2e_location_kg = observer.co2e;
+  t.co2e_market_kg = observer.market;
+  // Runs the horizon cuts: the lifecycle counts only their part inside it.
+  for (const auto& r : plan.training) {
+    if (r.start < plan.start || r.start + r.duration_s > plan.end) ++t.runs_cut;
+  }
   return t;
 }
 

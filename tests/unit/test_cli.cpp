@@ -470,6 +470,53 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("sweep and run over a lifecycle: the inference jobs count, and market CO2e is given") {
+  // A deployment (the lifecycle) and a one-off inference job the lifecycle does not place in time;
+  // before session 31 the points' totals were the lifecycle's alone and market-based CO2e NaN.
+  const fs::path dir = temp_dir() / "life_inference";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: li, start: 2025-01-01, horizon: "30 days", resolution: month}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - id: svc
+    model: mlp
+    start: 2025-01-01
+    duration: "30 days"
+    hardware_mix: [{from: 2025-01-01, shares: {test-gpu: 1}}]
+    replicas: {initial: 2}
+    demand: {initial: "1e6 requests/day"}
+    batch: 8
+    regions: [{datacenter: test-dc, share: 1}]
+inference:
+  - {id: batch-job, model: mlp, hardware: test-gpu, datacenter: test-dc, batch: 8, precision: fp32, inferences: "1e9"}
+)";
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: li, scenario: s.yaml}\nparameters:\n"
+                                         "  - {key: inference.batch-job.inferences, values: [1e9, 1e10]}\n";
+  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / "out.h5").string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(dir / "out.h5");
+  const auto& energy = col<double>(rec, "sweep/points", "facility_energy");
+  const auto& job = col<double>(rec, "sweep/inference", "facility_energy");
+  REQUIRE(energy.size() == 2);
+  REQUIRE(job.size() == 2);
+  CHECK(job[1] == approx(10 * job[0]));
+  // The same lifecycle in both points; the difference is the inference job's.
+  CHECK(energy[1] - energy[0] == approx(job[1] - job[0]));
+  CHECK(energy[0] > job[0]);
+  for (const double m : col<double>(rec, "sweep/points", "co2e_market")) CHECK(std::isfinite(m));
+  // A plain run prints the same total as point 0.
+  const auto one = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                        (dir / "one.h5").string()});
+  REQUIRE(one.code == 0);
+  CHECK(one.out.find("1 inference job(s)") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
   const fs::path dir = temp_dir() / "too-large";
   fs::remove_all(dir);
