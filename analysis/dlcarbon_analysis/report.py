@@ -170,6 +170,15 @@ def sweep_points(run: RunOrPath) -> pd.DataFrame:
     for a point that cannot run, and market CO2e where a job has no market factor)."""
     run = _as_run(run)
     keys = sweep_parameters(run)
+    if "sweep/points" not in run.tables and "sweep/info" in run.tables:
+        # A shard or merge with no points done: the writer leaves tables without rows out.
+        names = ["point"] + keys + [name for _, _, name in SWEEP_COLUMNS]
+        df = pd.DataFrame({name: pd.Series(dtype=object if name in ("status", "reason") else float) for name in names})
+        df.attrs["units"] = {name: (to_units or "") for name, to_units in
+                             [("point", None)] + [(k, None) for k in keys] + [(n, u) for _, u, n in SWEEP_COLUMNS]}
+        df.attrs["table"] = "sweep/points"
+        df.attrs["source"] = str(run.path)
+        return df.set_index("point")
     df = _present(run, "sweep/points", [("point", None, "point")] + [(k, None, k) for k in keys] + SWEEP_COLUMNS)
     units = df.attrs["units"]
     df = df.set_index("point")
@@ -267,7 +276,7 @@ def format_report(run: RunOrPath) -> str:
     """The text `python3 -m dlcarbon_analysis.report` prints."""
     run = _as_run(run)
     a = run.attrs
-    if "sweep/points" in run.tables:
+    if "sweep/info" in run.tables:
         info = run.table("sweep/info").iloc[0]
         points = sweep_points(run)
         ok = points[points.status == "ok"]
@@ -294,6 +303,12 @@ def format_report(run: RunOrPath) -> str:
         "Training jobs (duration in days, energy in MWh, emissions in tCO2e):",
         _table_text(training_summary(run)),
     ]
+    raw = run.table("summary/training")
+    if "status" in raw.columns:
+        # A job that cannot run (does not fit in memory, ...) has n/a figures: say why.
+        for job, status in zip(raw["job"], raw["status"]):
+            if status != "ok":
+                lines.append(f"  {job} cannot run: {status}")
     steps = step_breakdown(run)
     if not steps.empty:
         lines += ["", "Where each first-principles step goes (share of the step; step in s):",

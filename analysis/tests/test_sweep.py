@@ -110,3 +110,19 @@ def test_gather_under_concurrent_shards(tmp_path):
     for name, x in whole.items():
         y = gathered[name]
         assert (x.tolist() == y.tolist()) if x.dtype.kind == "O" else (x.tobytes() == y.tobytes()), name
+
+
+def test_a_shard_with_no_points_reads_as_an_empty_sweep(tmp_path):
+    # More shards than points (a Slurm array larger than the sweep): the last shards hold none, and
+    # the writer leaves tables without rows out. Before session 31 the report took such a file for
+    # a single run and failed, and sweep_points raised.
+    proc = _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "part.h5", "--shard", "19/20", "--quiet")
+    shard = tmp_path / "part.shard-19-of-20.h5"
+    assert shard.exists(), proc.stdout
+    points = sweep_points(shard)
+    assert len(points) == 0
+    assert {"status", "facility_energy_MWh", "co2e_location_tCO2e"} <= set(points.columns)
+    assert points.attrs["units"]["facility_energy_MWh"] == "MWh"
+    text = format_report(shard)
+    assert text.startswith("dlcarbon sweep: ")
+    assert "0 of 18 points" in text

@@ -416,6 +416,9 @@ struct Scenario {
   std::vector<Deployment> deployments;
   std::string given_text;     // the scenario file byte for byte
   std::string resolved_yaml;  // after extends, catalogs and overrides, in SI units
+  // A digest (FNV-1a, hex) of the text of every YAML file read: the catalogs, the scenario and its
+  // `extends` chain. With the intensity traces it uses, what a sweep's resume and merge compare.
+  std::string inputs_digest;
 };
 
 // One value a sweep sets in a scenario (docs/sweep.md), applied after the scenario and its

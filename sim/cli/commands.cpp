@@ -46,6 +46,7 @@ std::filesystem::path default_scenario_dir() {
 }
 
 void check_output_path(const std::filesystem::path& out) {
+  if (out.empty()) throw InputError("--output: an empty file name (name the HDF5 file to write)");
   const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(parent, ec)) {
@@ -54,6 +55,13 @@ void check_output_path(const std::filesystem::path& out) {
   }
   if (std::filesystem::is_directory(out, ec)) {
     throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is a directory (name a file in it)");
+  }
+  // A device, a FIFO or a socket would be replaced by the file (the output is renamed into place):
+  // only a regular file, or a link to one, is overwritten.
+  const auto st = std::filesystem::status(out, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) +
+                     ": it exists and is not a regular file (name a new file or a regular one)");
   }
 }
 

@@ -5,12 +5,15 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <ostream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "build_info.hpp"
@@ -143,7 +146,10 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
       loc += r.co2e_location_kg;
       mkt += r.co2e_market_kg.value_or(r.co2e_location_kg);
     }
+    // Neither the IT energy nor the accelerator-time of the lifecycle's runs (repeats, the horizon's
+    // cut) is summed by it: NaN rather than one whole run a job (before session 31).
     it = kNaN;
+    accel = kNaN;
   }
   if (!reason.empty()) facility = it = loc = mkt = accel = kNaN;  // no totals for a point that cannot run
   points.columns.push_back(one("status", "", std::string(reason.empty() ? "ok" : "cannot run")));
@@ -167,17 +173,39 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
 
 // --- the file ----------------------------------------------------------------------------
 
-// FNV-1a over the sweep file and the base scenario as resolved (its `extends` chain, the catalog
-// entries it uses, its designs): an edit to any of them makes another sweep.
-std::string fingerprint(const SweepSpec& spec, const std::string& scenario_text) {
+// FNV-1a over the sweep file, the base scenario as resolved (the catalog entries it uses, its
+// designs, its traces' rows), the text of every YAML file the loader read (the catalogs whole, so
+// that an entry a swept value names is covered too, the scenario and its `extends` chain), and
+// every CSV file under the data directory (the traces a swept value may name): an edit to any
+// of them makes another sweep. Since session 31 (before, the resolved scenario alone, which left
+// out traces, trajectories, starts, profiles and the entries only swept values reach).
+std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::path& data_dir) {
   std::uint64_t h = 1469598103934665603ULL;
-  for (const std::string* s : {&spec.given_text, &scenario_text}) {
-    for (const unsigned char c : *s) {
+  const auto fold = [&](const std::string& s) {
+    for (const unsigned char c : s) {
       h ^= c;
       h *= 1099511628211ULL;
     }
     h ^= 0xff;
     h *= 1099511628211ULL;
+  };
+  fold(spec.given_text);
+  fold(base.resolved_yaml);
+  fold(base.inputs_digest);
+  std::vector<fs::path> data_files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(data_dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    // The traces (CSV); not the outputs a user may keep beside the catalogs.
+    if (it->is_regular_file(ec) && it->path().extension() == ".csv") data_files.push_back(it->path());
+  }
+  std::sort(data_files.begin(), data_files.end());
+  for (const auto& file : data_files) {
+    fold(file.lexically_relative(data_dir).generic_string());
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    fold(bytes.str());
   }
   char buf[20];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
@@ -410,7 +438,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   file.shard_count = shard.count;
   file.sweep_text = spec.given_text;
   file.scenario_text = base.given_text;
-  file.fingerprint = fingerprint(spec, base.resolved_yaml);
+  file.fingerprint = fingerprint(spec, base, data_dir);
   file.launch = launch_token();
   file.parameters = parameters_table(spec);
 

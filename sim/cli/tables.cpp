@@ -48,9 +48,12 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
       grid.back() += ", trajectory " + format_number(100 * j.datacenter.region.annual_change, 4) + " %/year";
     }
     status.push_back(res.ok ? "ok" : res.reason);
-    step_time.push_back(res.step ? res.step->step_s : nan);
-    mfu.push_back(res.step ? res.step->mfu : nan);
-    steps.push_back(res.step ? res.step->steps : nan);
+    // A job that cannot run has no step, duration, energy or carbon: NaN, not 0 (its memory need,
+    // the reason, is kept). Since session 31; before, zeros that read as a free job.
+    const bool ran = res.ok;
+    step_time.push_back(res.step && ran ? res.step->step_s : nan);
+    mfu.push_back(res.step && ran ? res.step->mfu : nan);
+    steps.push_back(res.step && ran ? res.step->steps : nan);
     memory.push_back(res.step ? res.step->memory_per_device_bytes : nan);
     job.push_back(j.id);
     model.push_back(j.model_id);
@@ -58,23 +61,25 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     datacenter.push_back(j.datacenter.id);
     region.push_back(j.datacenter.region.id);
     accelerators.push_back(j.accelerators);
-    duration.push_back(f.duration_s);
-    accel_time.push_back(f.accelerator_time_s);
-    power.push_back(f.power_per_accelerator_w);
-    it.push_back(f.it_energy_j);
+    const auto if_ran = [&](double x) { return ran ? x : nan; };
+    duration.push_back(if_ran(f.duration_s));
+    accel_time.push_back(if_ran(f.accelerator_time_s));
+    power.push_back(if_ran(f.power_per_accelerator_w));
+    it.push_back(if_ran(f.it_energy_j));
     pue.push_back(f.pue);
-    facility.push_back(f.facility_energy_j);
+    facility.push_back(if_ran(f.facility_energy_j));
     i_loc.push_back(f.intensity_location_kg_per_j);
-    c_loc.push_back(f.co2e_location_kg);
+    c_loc.push_back(if_ran(f.co2e_location_kg));
     i_mkt.push_back(f.intensity_market_kg_per_j.value_or(nan));
-    c_mkt.push_back(f.co2e_market_kg.value_or(nan));
+    c_mkt.push_back(ran ? f.co2e_market_kg.value_or(nan) : nan);
     tokens.push_back(j.tokens.value_or(nan));
     flops.push_back(j.flops.value_or(nan));
-    total_it += f.it_energy_j;
-    total_facility += f.facility_energy_j;
-    total_loc += f.co2e_location_kg;
+    // A job that cannot run leaves the totals unknown (NaN).
+    total_it += if_ran(f.it_energy_j);
+    total_facility += if_ran(f.facility_energy_j);
+    total_loc += if_ran(f.co2e_location_kg);
     if (f.co2e_market_kg) total_mkt += *f.co2e_market_kg;
-    all_market = all_market && f.co2e_market_kg.has_value();
+    all_market = all_market && ran && f.co2e_market_kg.has_value();
   }
   const std::int64_t n_jobs = static_cast<std::int64_t>(scenario.training.size());
   r.tables.push_back(Table{"summary/training",

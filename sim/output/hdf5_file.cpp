@@ -225,8 +225,15 @@ Column read_column(hid_t group, const std::string& name) {
 
 }  // namespace
 
-void write_run(const std::filesystem::path& path, const RunRecord& record) {
+void write_run(const std::filesystem::path& given, const RunRecord& record) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
+  // A symbolic link is written through (the file it names is replaced, not the link).
+  std::error_code link_ec;
+  std::filesystem::path path = given;
+  if (std::filesystem::is_symlink(given, link_ec)) {
+    const std::filesystem::path target = std::filesystem::weakly_canonical(given, link_ec);
+    if (!link_ec && !target.empty()) path = target;
+  }
   const std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
   try {
     write_all(tmp, record);

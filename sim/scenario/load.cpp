@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <set>
@@ -50,6 +51,7 @@ struct Section {
 
 struct Layers {
   std::deque<std::string> files;  // display names; deque keeps addresses stable
+  std::uint64_t digest = 1469598103934665603ULL;  // FNV-1a over every file's text, in order
   std::vector<Value> info;
   std::map<std::string, Section> sections;  // regions, datacenters, hardware, models, training
   std::vector<std::string> scenario_model_ids;
@@ -75,6 +77,13 @@ void load_layer(const fs::path& path, const std::string& display, bool catalog,
   const YAML::Node root =
       detail::read_yaml_file(path, display, text, from, referenced_by ? referenced_by->path : "");
   if (given_text) *given_text = text;
+  // The text only: the same files named another way (a relative --data-dir) are the same inputs.
+  for (const unsigned char c : text) {
+    layers.digest ^= c;
+    layers.digest *= 1099511628211ULL;
+  }
+  layers.digest ^= 0xff;
+  layers.digest *= 1099511628211ULL;
   layers.files.push_back(display);
   const std::string* file = &layers.files.back();
   const Value top{root, file, ""};
@@ -1714,6 +1723,11 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
     }
   }
   scenario.resolved_yaml = detail::emit_resolved(scenario);
+  {
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(layers.digest));
+    scenario.inputs_digest = buf;
+  }
   return scenario;
 }
 

@@ -2,13 +2,36 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
+#include <cstdio>
+
 namespace dlcarbon::detail {
 namespace {
 
 void emit_region(YAML::Emitter& out, const GridRegion& r) {
   out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << r.id << YAML::Key << "name" << YAML::Value
       << r.name << YAML::Key << "intensity_kg_per_j" << YAML::Value << r.intensity_kg_per_j << YAML::Key
-      << "year" << YAML::Value << r.year << YAML::Key << "source" << YAML::Value << r.source << YAML::EndMap;
+      << "year" << YAML::Value << r.year << YAML::Key << "annual_change" << YAML::Value << r.annual_change;
+  if (r.trace) {
+    // The trace by name, basis and size, and an FNV-1a digest of its rows (its values are data, not
+    // settings; the digest tells an edited file from the one a sweep's points ran with).
+    std::uint64_t h = 1469598103934665603ULL;
+    const auto fold = [&](const void* p, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) {
+        h ^= static_cast<const unsigned char*>(p)[i];
+        h *= 1099511628211ULL;
+      }
+    };
+    fold(r.trace->time_unix_s.data(), r.trace->time_unix_s.size() * sizeof(std::int64_t));
+    fold(r.trace->kg_per_j.data(), r.trace->kg_per_j.size() * sizeof(double));
+    char digest[20];
+    std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
+    out << YAML::Key << "trace" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "file" << YAML::Value
+        << r.trace->file << YAML::Key << "basis" << YAML::Value << r.trace->basis << YAML::Key << "rows" << YAML::Value
+        << r.trace->time_unix_s.size() << YAML::Key << "period_s" << YAML::Value << r.trace->period_s << YAML::Key
+        << "digest" << YAML::Value << digest << YAML::EndMap;
+  }
+  out << YAML::Key << "source" << YAML::Value << r.source << YAML::EndMap;
 }
 
 void emit_hardware(YAML::Emitter& out, const Hardware& h) {
@@ -79,7 +102,7 @@ std::string emit_resolved(const Scenario& s) {
   out << YAML::Key << "scenario" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << s.info.name << YAML::Key << "start" << YAML::Value
       << s.info.start << YAML::Key << "horizon_s" << YAML::Value << s.info.horizon_s << YAML::Key << "seed"
-      << YAML::Value << s.info.seed << YAML::EndMap;
+      << YAML::Value << s.info.seed << YAML::Key << "resolution" << YAML::Value << s.info.resolution << YAML::EndMap;
   out << YAML::Key << "models" << YAML::Value << YAML::BeginSeq;
   for (const auto& m : s.models) {
     out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << m.id;
@@ -112,6 +135,7 @@ std::string emit_resolved(const Scenario& s) {
     if (j.tokens) out << YAML::Key << "tokens" << YAML::Value << *j.tokens;
     if (j.flops) out << YAML::Key << "flops" << YAML::Value << *j.flops;
     out << YAML::Key << "mode" << YAML::Value << (j.duration_given ? "accounting" : "first-principles");
+    if (j.start_unix_s) out << YAML::Key << "start_unix_s" << YAML::Value << *j.start_unix_s;
     if (!j.stage_of.empty()) out << YAML::Key << "stage_of" << YAML::Value << j.stage_of;
     if (j.repeat_count > 1) {
       out << YAML::Key << "repeat" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "times" << YAML::Value
@@ -190,8 +214,12 @@ std::string emit_resolved(const Scenario& s) {
       out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "form" << YAML::Value
           << forms[static_cast<int>(g.form)] << YAML::Key << "initial" << YAML::Value << g.initial << YAML::Key
           << "rate_per_year" << YAML::Value << g.rate_per_year << YAML::Key << "capacity" << YAML::Value << g.capacity
-          << YAML::Key << "start_unix_s" << YAML::Value << g.start_unix_s << YAML::Key << "steps" << YAML::Value
-          << g.values.size() << YAML::EndMap;
+          << YAML::Key << "start_unix_s" << YAML::Value << g.start_unix_s;
+      if (!g.values.empty()) {
+        out << YAML::Key << "time_unix_s" << YAML::Value << YAML::Flow << g.time_unix_s << YAML::Key << "values"
+            << YAML::Value << YAML::Flow << g.values;
+      }
+      out << YAML::EndMap;
     };
     growth("demand_per_s", d.demand);
     if (d.replicas) growth("replicas", *d.replicas);
@@ -201,6 +229,8 @@ std::string emit_resolved(const Scenario& s) {
         << YAML::Value << d.precision << YAML::Key << "tokens_in" << YAML::Value << d.tokens_in << YAML::Key
         << "tokens_out" << YAML::Value << d.tokens_out << YAML::Key << "useful_fraction" << YAML::Value
         << d.useful_fraction << YAML::Key << "charging_efficiency" << YAML::Value << d.charging_efficiency;
+    out << YAML::Key << "profile" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "diurnal" << YAML::Value
+        << YAML::Flow << d.diurnal << YAML::Key << "weekly" << YAML::Value << YAML::Flow << d.weekly << YAML::EndMap;
     out << YAML::Key << "hardware_mix" << YAML::Value << YAML::BeginSeq;
     for (const auto& m : d.mix) {
       out << YAML::BeginMap << YAML::Key << "from_unix_s" << YAML::Value << m.from_unix_s << YAML::Key << "shares"

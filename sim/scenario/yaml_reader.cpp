@@ -189,6 +189,8 @@ std::string read_id(const Value& v) {
     ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
   }
   if (!ok) v.expected("an id (letters, digits, '-', '_', '.')");
+  // Ids name groups of the output file (/training/<id>/ops): "." and ".." are paths there.
+  if (s.find_first_not_of('.') == std::string::npos) v.expected("an id with a letter, digit, '-' or '_' (not only dots)");
   return s;
 }
 

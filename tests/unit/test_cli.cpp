@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "approx.hpp"
 
 using dlcarbon::test::approx;
@@ -108,6 +111,31 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   r = run({"merge", "-o", temp_dir().string(), (kData / "sweeps/grid.sweep.yaml").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("it is a directory") != std::string::npos);
+  // An empty name (before: an internal failure, exit 1) and a FIFO (before: replaced by the file).
+  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", ""});
+  CHECK(r.code == 2);
+  CHECK(r.err == "--output: an empty file name (name the HDF5 file to write)\n");
+  const fs::path fifo = temp_dir() / ("fifo-" + std::to_string(::getpid()));
+  fs::remove(fifo);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+           fifo.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("it exists and is not a regular file") != std::string::npos);
+  CHECK(fs::is_fifo(fifo));
+  fs::remove(fifo);
+  // A link to a file is written through: the link stays, the file it names is the output.
+  const fs::path target = temp_dir() / "link-target.h5", link = temp_dir() / "link.h5";
+  fs::remove(link);
+  std::ofstream(target) << "old";
+  fs::create_symlink(target, link);
+  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+           link.string(), "--quiet"});
+  CHECK(r.code == 0);
+  CHECK(fs::is_symlink(link));
+  CHECK(read_run(target).tables.size() > 0);
+  fs::remove(link);
+  fs::remove(target);
 }
 
 
@@ -244,21 +272,6 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   fs::remove(out);
 }
 
-TEST_CASE("a model that does not fit: the reason in the output, a message, exit 2") {
-  const fs::path out = temp_dir() / "too-big.h5";
-  auto r = run({"run", (kData / "scenarios/does_not_fit.yaml").string(), "--data-dir",
-                (kData / "catalog").string(), "-o", out.string(), "--quiet"});
-  CHECK(r.code == 2);
-  CHECK(r.err.find("does_not_fit.yaml:8:5: training.pretrain: does not fit: needs ") != std::string::npos);
-  REQUIRE(fs::exists(out));
-  const RunRecord rec = read_run(out);
-  for (const auto& t : rec.tables) {
-    if (t.path != "summary/training") continue;
-    CHECK(std::get<std::vector<std::string>>(t.find("status")->values)[0].rfind("does not fit", 0) == 0);
-  }
-  fs::remove(out);
-}
-
 TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   const fs::path dir = temp_dir() / "calibrated";
   fs::remove_all(dir);
@@ -323,6 +336,30 @@ void check_same_tables(const RunRecord& a, const RunRecord& b) {
   }
 }
 }  // namespace
+
+TEST_CASE("a model that does not fit: the reason in the output, a message, exit 2") {
+  const fs::path out = temp_dir() / "too-big.h5";
+  auto r = run({"run", (kData / "scenarios/does_not_fit.yaml").string(), "--data-dir",
+                (kData / "catalog").string(), "-o", out.string(), "--quiet"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("does_not_fit.yaml:8:5: training.pretrain: does not fit: needs ") != std::string::npos);
+  REQUIRE(fs::exists(out));
+  const RunRecord rec = read_run(out);
+  for (const auto& t : rec.tables) {
+    if (t.path != "summary/training") continue;
+    CHECK(std::get<std::vector<std::string>>(t.find("status")->values)[0].rfind("does not fit", 0) == 0);
+  }
+  // Nothing ran: no duration, energy, carbon or step (NaN, not a free job), and totals unknown; the
+  // memory it needs stays.
+  for (const char* name : {"duration", "it_energy", "facility_energy", "co2e_location", "step_time", "mfu", "steps"}) {
+    INFO(name);
+    CHECK(std::isnan(col<double>(rec, "summary/training", name)[0]));
+  }
+  CHECK(col<double>(rec, "summary/training", "memory_per_accelerator")[0] > 0);
+  CHECK(std::isnan(col<double>(rec, "summary/totals", "facility_energy")[0]));
+  fs::remove(out);
+}
+
 
 TEST_CASE("sweep: one row per point, a point that does not fit is a result, exit 0") {
   const fs::path out = temp_dir() / "grid.h5";
@@ -443,6 +480,35 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   r = run({"sweep", (dir / "edited.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "cat.h5").string(), "-q"});
   CHECK(r.code == 2);
   CHECK(r.err.find("cat.h5: holds another sweep") != std::string::npos);
+  // Since session 31 also: an entry the scenario does not use (a swept value may name it), a
+  // trace file in the data directory, and a setting the resolved scenario had left out (a job's
+  // start). Each refuses the resume.
+  const auto sweep_in = [&](const char* out) {
+    return run({"sweep", (dir / "edited.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o",
+                (dir / out).string(), "-q"});
+  };
+  const auto edit = [](const fs::path& file, const std::string& from, const std::string& to) {
+    std::ifstream in(file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    in.close();
+    std::ofstream(file) << text.replace(at, from.size(), to);
+  };
+  REQUIRE(sweep_in("unused.h5").code == 0);
+  edit(dir / "catalog/test-catalog.yaml", "intensity: \"20 gCO2e/kWh\"", "intensity: \"21 gCO2e/kWh\"");
+  r = sweep_in("unused.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("unused.h5: holds another sweep") != std::string::npos);
+  REQUIRE(sweep_in("trace.h5").code == 0);
+  std::ofstream(dir / "catalog/trace.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n";
+  r = sweep_in("trace.h5");
+  CHECK(r.code == 2);
+  REQUIRE(sweep_in("start.h5").code == 0);
+  edit(dir / "first_principles.yaml", "    datacenter: test-dc\n", "    datacenter: test-dc\n    start: 2025-06-01\n");
+  r = sweep_in("start.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("start.h5: holds another sweep") != std::string::npos);
   fs::remove_all(dir);
 }
 
