@@ -11,8 +11,13 @@
 namespace dlcarbon::lifecycle {
 
 // The period a trace repeats with outside its span: 365 days, or its span (first row to the end of
-// its last) where that is longer (a leap year's 8,784 hours, several years).
+// its last; a last row whole calendar years after the first closes it) where that is longer by
+// more than half a row (a leap year's 8,784 hours, several years).
 double trace_period_s(const IntensityTrace& trace);
+
+// Where a trajectory's years count from (unix s): 1 January of the region's `year`; with a trace,
+// a year before the end of the trace's span (its rows are never scaled, its repeats are).
+double trajectory_reference(const GridRegion& region);
 
 // Integral of the location-based intensity over [t0, t1] (seconds since 1970 UTC): kgCO2e/J x s.
 double intensity_integral(const GridRegion& region, double t0, double t1);

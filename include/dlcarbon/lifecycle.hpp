@@ -151,8 +151,8 @@ LifecycleResult simulate_lifecycle(const LifecyclePlan& plan, int threads);
 // and trace as step functions, the first value before the first date).
 double growth_at(const Growth& growth, double unix_s);
 
-// The hourly intensity of a region at `unix_s` (its trace, repeated every 365 days, or its
-// annual value; times its trajectory). kgCO2e/J.
+// The intensity of a region at `unix_s` (its trace, read as it is over its span and repeated with
+// trace_period_s outside it, or its annual value; times its trajectory). kgCO2e/J.
 double intensity_at(const GridRegion& region, double unix_s);
 
 }  // namespace dlcarbon::lifecycle

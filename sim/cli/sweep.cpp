@@ -192,12 +192,27 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
   fold(spec.given_text);
   fold(base.resolved_yaml);
   fold(base.inputs_digest);
+  // The traces (CSV; not the outputs a user may keep beside the catalogs), through linked folders
+  // too (each real folder once: a link cycle ends), in a fixed order.
   std::vector<fs::path> data_files;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(data_dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    // The traces (CSV); not the outputs a user may keep beside the catalogs.
-    if (it->is_regular_file(ec) && it->path().extension() == ".csv") data_files.push_back(it->path());
+  std::set<fs::path> seen;
+  std::vector<fs::path> folders{data_dir};
+  while (!folders.empty()) {
+    const fs::path folder = folders.back();
+    folders.pop_back();
+    std::error_code ec;
+    const fs::path real = fs::canonical(folder, ec);
+    if (ec || !seen.insert(real).second) continue;
+    std::vector<fs::path> entries;
+    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+    if (ec) throw InputError(folder.generic_string() + ": cannot list the data directory for the sweep's fingerprint: " + ec.message());
+    for (const auto& entry : entries) {
+      if (fs::is_directory(entry, ec)) {
+        folders.push_back(entry);
+      } else if (fs::is_regular_file(entry, ec) && entry.extension() == ".csv") {
+        data_files.push_back(entry);
+      }
+    }
   }
   std::sort(data_files.begin(), data_files.end());
   for (const auto& file : data_files) {

@@ -477,7 +477,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
       // the mask it kept), again where recomputation runs the forward. Split along the sequence
       // (sequence parallelism) the ranks hold different slices and draw their own.
-      dev_tp[owner] += (p.recompute && in_layer ? 2 : 1) *
+      dev_tp[owner] += (recomputed ? 2 : 1) *
                        comm::collective_s(comm::Collective::all_reduce, op.dropout_elements * bytes_per_value, tp_group);
     }
     if (c.tensor > 1 && !in_layer && transformer) {

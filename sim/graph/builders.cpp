@@ -461,8 +461,15 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   if (dropout && e.fusion == Fusion::none) {
     down = e.wide_dropout(e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false), width);
   }
-  // x + attention + feed-forward: three reads, one write (and the dropout of the sum when fused).
-  return e.residual(p + ".residual", layer, {x, attn, down}, width, dropout && e.fusion != Fusion::none);
+  // x + attention + feed-forward: three reads, one write; fused, with the two branches' dropouts
+  // (GPT-NeoX's pair of bias_dropout_fn calls, as unfused above): two masks kept (session 31).
+  const bool fused = dropout && e.fusion != Fusion::none;
+  const int id = e.residual(p + ".residual", layer, {x, attn, down}, width, fused);
+  if (fused) {
+    e.saved(id, 2 * width);
+    e.wide_dropout(id, 2 * width);
+  }
+  return id;
 }
 
 // --- Evolved Transformer cells ---------------------------------------------------------
@@ -570,6 +577,7 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
                       dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
     // As every residual add: nothing kept but the fused dropouts' masks (one byte an element each).
     e.saved(x, dropout && e.fusion != Fusion::none ? 2.0 * static_cast<double>(t * w) : 0);
+    if (dropout && e.fusion != Fusion::none) e.wide_dropout(x, 2.0 * static_cast<double>(t * w));
   } else {
     x = close_block(e, d, p + ".top", layer, x, self16, t);
   }
@@ -632,6 +640,8 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     if (d.arch == TransformerDesign::Arch::encoder) {
       // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
       x = e.norm("encoder.embedding.norm", -1, x, b * s_enc, d.d_model, d.rms_norm);
+      // Fused, the embedding's dropout rides on its norm (its mask for dropout_masks, session 31).
+      if (e.training && d.dropout > 0 && e.fusion != Fusion::none) e.wide_dropout(x, static_cast<double>(b * s_enc * d.d_model));
       if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
         x = e.wide_dropout(e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
                                          OpKind::elementwise, 0, false),

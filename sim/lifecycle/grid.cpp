@@ -38,11 +38,53 @@ double cumulative(const IntensityTrace& t, double time) {
 
 }  // namespace
 
+namespace {
+// Days since 1970-01-01 of a civil date, and back (proleptic Gregorian; Hinnant's algorithms).
+std::int64_t civil_days(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+void civil_from(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+}
+// `t` moved by whole calendar years (29 February to 1 March where the target year has none).
+std::int64_t plus_years(std::int64_t t, std::int64_t years) {
+  const std::int64_t day = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+  const std::int64_t second = t - day * 86400;
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
+  civil_from(day, y, m, d);
+  return civil_days(y + years, m, d) * 86400 + second;
+}
+}  // namespace
+
 double trace_period_s(const IntensityTrace& t) {
   if (t.time_unix_s.empty()) return kYear;
-  const double span = static_cast<double>(t.time_unix_s.back() - t.time_unix_s.front()) + static_cast<double>(t.period_s);
-  return std::max(kYear, span);
+  const std::int64_t front = t.time_unix_s.front(), back = t.time_unix_s.back();
+  // The rows cover [front, back + period). A last row exactly whole calendar years after the first
+  // (an hourly 2023 file that ends with 2024-01-01 00:00) closes the span rather than adding a
+  // period to it: the span is [front, back), and a year of 8,760 hours plus that row still repeats
+  // every 365 days. A leap year's own last day (2024-12-31, 366 daily rows) is not such a row.
+  const std::int64_t years = (back - front + 43200) / static_cast<std::int64_t>(kYear);
+  const bool closing = years >= 1 && plus_years(front, years) == back;
+  const double span = static_cast<double>(back - front) + (closing ? 0.0 : static_cast<double>(t.period_s));
+  // Within a row's interval of a year (a rounding of the same year), a year.
+  return span <= kYear + static_cast<double>(t.period_s) / 2 ? kYear : span;
 }
+
 
 namespace {
 
@@ -63,12 +105,23 @@ double reference_start(const GridRegion& region) {
 
 }  // namespace
 
+double trajectory_reference(const GridRegion& region) {
+  if (region.trace && !region.trace->time_unix_s.empty()) {
+    // A trace is the grid as it was over its span: the trajectory scales its repeats only, by year
+    // after the span's end (for a one-year trace from 1 January of the region's year, the same
+    // years as without a trace). Since session 31; before, the years after 1 January of `year`,
+    // which also scaled a longer trace's own later rows.
+    return static_cast<double>(region.trace->time_unix_s.front()) + trace_period_s(*region.trace) - kYear;
+  }
+  return reference_start(region);
+}
+
 double intensity_integral(const GridRegion& region, double t0, double t1) {
   if (!(t1 > t0)) return 0;
   if (region.annual_change == 0) return base_integral(region, t0, t1);
   // A trajectory scales year k after the reference year by (1 + change)^k (constant within a
   // 365-day year, so the integral stays exact): split [t0, t1] at year boundaries.
-  const double ref = reference_start(region);
+  const double ref = trajectory_reference(region);
   double total = 0;
   double a = t0;
   while (a < t1) {

@@ -93,6 +93,11 @@ double hour_mean_intensity(const GridRegion& region, double t) {
       const double change = it == tr.time_unix_s.end() ? start + period : std::min(static_cast<double>(*it), start + period);
       next = std::min(next, year0 + (change - start));
     }
+    if (region.annual_change != 0) {
+      const double ref = trajectory_reference(region);
+      const double boundary = ref + (std::floor((a - ref) / kYear) + 1) * kYear;
+      if (boundary > a) next = std::min(next, boundary);
+    }
     if (!(next > a)) next = std::min(b, a + 1);  // guard against rounding
     total += intensity_at(region, 0.5 * (a + next)) * (next - a);
     a = next;
@@ -589,8 +594,7 @@ double intensity_at(const GridRegion& region, double t) {
   }
   if (region.annual_change != 0) {
     // Year k after the reference year scales by (1 + change)^k (as intensity_integral does).
-    const int y = region.year > 0 ? region.year : 1970;
-    const double ref = static_cast<double>(days_from_civil(y, 1, 1)) * kDay;
+    const double ref = trajectory_reference(region);
     value *= std::pow(1 + region.annual_change, std::max(0.0, std::floor((t - ref) / kYear)));
   }
   return value;

@@ -228,11 +228,13 @@ Column read_column(hid_t group, const std::string& name) {
 void write_run(const std::filesystem::path& given, const RunRecord& record) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
   // A symbolic link is written through (the file it names is replaced, not the link).
-  std::error_code link_ec;
+  // Followed link by link (a link to a file not yet written is written through too), at most 40.
   std::filesystem::path path = given;
-  if (std::filesystem::is_symlink(given, link_ec)) {
-    const std::filesystem::path target = std::filesystem::weakly_canonical(given, link_ec);
-    if (!link_ec && !target.empty()) path = target;
+  std::error_code link_ec;
+  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(path, link_ec); ++hops) {
+    const std::filesystem::path target = std::filesystem::read_symlink(path, link_ec);
+    if (link_ec) break;
+    path = target.is_absolute() ? target : path.parent_path() / target;
   }
   const std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
   try {

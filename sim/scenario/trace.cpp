@@ -140,7 +140,12 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
   }
   if (trace->time_unix_s.size() < 2) csv.fail(1, "expected at least two rows of data");
+  // The rows' interval: the smallest gap (a missing value, whose row is skipped, leaves a wider one;
+  // before session 31 the first gap, which a blank second value doubled).
   trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
+  for (std::size_t i = 2; i < trace->time_unix_s.size(); ++i) {
+    trace->period_s = std::min(trace->period_s, trace->time_unix_s[i] - trace->time_unix_s[i - 1]);
+  }
   if (!key.empty()) {
     std::lock_guard<std::mutex> lock(trace_cache().mutex);
     trace_cache().by_key.emplace(key, trace);

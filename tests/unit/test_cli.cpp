@@ -504,6 +504,16 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   std::ofstream(dir / "catalog/trace.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n";
   r = sweep_in("trace.h5");
   CHECK(r.code == 2);
+  CHECK(r.err.find("trace.h5: holds another sweep") != std::string::npos);
+  // A trace in a folder the data directory links to counts too.
+  fs::create_directories(dir / "ext");
+  std::ofstream(dir / "ext/t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n";
+  fs::create_directory_symlink(dir / "ext", dir / "catalog/hourly");
+  REQUIRE(sweep_in("linked.h5").code == 0);
+  std::ofstream(dir / "ext/t.csv", std::ios::app) << "2023-01-01 01:00:00,200\n";
+  r = sweep_in("linked.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("linked.h5: holds another sweep") != std::string::npos);
   REQUIRE(sweep_in("start.h5").code == 0);
   edit(dir / "first_principles.yaml", "    datacenter: test-dc\n", "    datacenter: test-dc\n    start: 2025-06-01\n");
   r = sweep_in("start.h5");
@@ -575,11 +585,15 @@ inference:
   CHECK(energy[1] - energy[0] == approx(job[1] - job[0]));
   CHECK(energy[0] > job[0]);
   for (const double m : col<double>(rec, "sweep/points", "co2e_market")) CHECK(std::isfinite(m));
-  // A plain run prints the same total as point 0.
+  // A plain run prints the same total as point 0 (in MWh, 5 significant digits).
   const auto one = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
                         (dir / "one.h5").string()});
   REQUIRE(one.code == 0);
   CHECK(one.out.find("1 inference job(s)") != std::string::npos);
+  const auto events = one.out.find(" events, ");
+  REQUIRE(events != std::string::npos);
+  const double printed_mwh = std::stod(one.out.substr(events + 9));
+  CHECK(printed_mwh == approx(energy[0] / 3.6e9).epsilon(1e-4));
   fs::remove_all(dir);
 }
 

@@ -78,6 +78,28 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   CHECK(lifecycle::intensity_integral(r, k2024, k2024 + 366 * day) == approx((365 * 200 + 900) * day * kGPerKwh));
   // A trace of a year or less still repeats every 365 days.
   CHECK(lifecycle::trace_period_s(*traced().trace) == approx(365 * day));
+  // An hourly year that ends with the next year's first hour (8,761 rows) closes its span there:
+  // it repeats every 365 days, not 365 days and an hour (which would slip an hour a year).
+  constexpr double k2023 = 1672531200;
+  auto closing = std::make_shared<IntensityTrace>();
+  for (int h = 0; h <= 8760; ++h) {
+    closing->time_unix_s.push_back(static_cast<std::int64_t>(k2023 + h * 3600.0));
+    closing->kg_per_j.push_back((h % 24 == 0 ? 1000 : 100) * kGPerKwh);
+  }
+  closing->period_s = 3600;
+  CHECK(lifecycle::trace_period_s(*closing) == approx(365 * day));
+  r.trace = closing;
+  // 2027-06-01 00:00 (1,612 days on) is a midnight of the repeated year: 1000 g/kWh.
+  const double june_2027 = 1811808000;
+  CHECK(lifecycle::mean_intensity(r, june_2027, june_2027 + 3600) == approx(1000 * kGPerKwh));
+  // A trajectory scales a longer trace's repeats, never its own rows: -50 %/year from the
+  // two-year trace's end, so 2023's rows read 500 and the first repeat (2024) 0.5 x 100.
+  r.trace = t;
+  r.year = 2022;
+  r.annual_change = -0.5;
+  CHECK(lifecycle::trajectory_reference(r) == approx(k2022 + 365 * day));
+  CHECK(lifecycle::mean_intensity(r, k2022 + 516 * day, k2022 + 526 * day) == approx(500 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2022 + 740 * day, k2022 + 741 * day) == approx(50 * kGPerKwh));
 }
 
 TEST_CASE("without a trace the annual value applies") {

@@ -581,3 +581,23 @@ training:
   CHECK(plan.training[2].site == 0);
   CHECK(plan.training[3].site == 1);
 }
+
+TEST_CASE("a trace's interval is its rows' smallest gap, whatever value is missing") {
+  // Hourly rows whose second value is blank (the previous holds): the interval stays an hour (before
+  // session 31 the first gap, two hours here, which stretched the trace's repeats).
+  const auto file = scenario_file("dlcarbon_test_trace_gap_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: s}
+regions:
+  - {id: traced, name: Traced, intensity: "100 gCO2e/kWh", year: 2023, trace: {file: t.csv, basis: direct}, source: test}
+datacenters:
+  - {id: dc, region: traced, pue: 1, source: test}
+training:
+  - {id: a, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: dc}
+)");
+  std::ofstream(file.parent_path() / "t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n"
+                                                 "2023-01-01 01:00:00,\n2023-01-01 02:00:00,300\n2023-01-01 03:00:00,400\n";
+  const auto s = load_scenario(file, test_catalog());
+  REQUIRE(s.training.at(0).datacenter.region.trace);
+  CHECK(s.training.at(0).datacenter.region.trace->period_s == 3600);
+  CHECK(s.training.at(0).datacenter.region.trace->time_unix_s.size() == 3);
+}
