@@ -15,6 +15,10 @@ namespace dlcarbon::lifecycle {
 // more than half a row (a leap year's 8,784 hours, several years).
 double trace_period_s(const IntensityTrace& trace);
 
+// Days since 1970-01-01 (UTC) of a civil date, and back (proleptic Gregorian).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d);
+void civil_from_days(std::int64_t days, std::int64_t& y, unsigned& m, unsigned& d);
+
 // Where a trajectory's years count from (unix s): 1 January of the region's `year`; with a trace,
 // a year before the end of the trace's span (its rows are never scaled, its repeats are).
 double trajectory_reference(const GridRegion& region);

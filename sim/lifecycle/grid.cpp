@@ -38,9 +38,8 @@ double cumulative(const IntensityTrace& t, double time) {
 
 }  // namespace
 
-namespace {
 // Days since 1970-01-01 of a civil date, and back (proleptic Gregorian; Hinnant's algorithms).
-std::int64_t civil_days(std::int64_t y, unsigned m, unsigned d) {
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
   const auto yoe = static_cast<unsigned>(y - era * 400);
@@ -48,7 +47,7 @@ std::int64_t civil_days(std::int64_t y, unsigned m, unsigned d) {
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
-void civil_from(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
   z += 719468;
   const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const auto doe = static_cast<unsigned>(z - era * 146097);
@@ -60,14 +59,16 @@ void civil_from(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
   m = mp < 10 ? mp + 3 : mp - 9;
   y += m <= 2;
 }
+
+namespace {
 // `t` moved by whole calendar years (29 February to 1 March where the target year has none).
 std::int64_t plus_years(std::int64_t t, std::int64_t years) {
   const std::int64_t day = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
   const std::int64_t second = t - day * 86400;
   std::int64_t y = 0;
   unsigned m = 0, d = 0;
-  civil_from(day, y, m, d);
-  return civil_days(y + years, m, d) * 86400 + second;
+  civil_from_days(day, y, m, d);
+  return days_from_civil(y + years, m, d) * 86400 + second;
 }
 }  // namespace
 
