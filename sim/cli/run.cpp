@@ -10,6 +10,7 @@
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/grid.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
+#include "dlcarbon/roofline.hpp"
 #include "dlcarbon/training_cost.hpp"
 #include "options.hpp"
 
@@ -115,6 +116,14 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     for (std::size_t i = 0; i < results.size() && i < scenario.training.size(); ++i) {
       const auto& r = results[i];
       if (r.mode != "first-principles" || !r.step) continue;
+      const TrainingJob& job = scenario.training[i];
+      if (!job.hardware.peak_flop_per_s.count(job.precision)) {
+        // Said, not silent: a dtype the hardware lacks is costed at another rate (docs/hardware-model.md).
+        job_lines += "  note: " + job.id + ": " + job.hardware.id + " lists no " + job.precision +
+                     " peak; its products run at the rate of the nearest precision it has (" +
+                     format_number(hardware::make_device_model(job.hardware).peak(job.precision) / 1e12, 4) +
+                     " TFLOP/s)\n";
+      }
       job_lines += "  " + scenario.training[i].id + ": ";
       if (!r.ok) {
         job_lines += r.reason + "\n";

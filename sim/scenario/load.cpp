@@ -1123,8 +1123,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           }
           // A footprint needs the duration it was measured over; a step figure does not.
           if (j.published && j.published->has_footprint()) {
-            last.fail("published energy or CO2e needs the job's duration (or accelerator_hours) to compare "
-                      "with; a first-principles job may publish only a step figure (published.step)");
+            last.fail("published energy or CO2e is checked against a run of the published duration: give the job "
+                      "its duration (or accelerator_hours), which `validate --mode first-principles` drops to "
+                      "predict it; without one a job may publish published.accelerator_hours and a step figure "
+                      "(published.step), not energy or CO2e");
           }
           j.duration_given = false;
           j.duration_s = 0;
