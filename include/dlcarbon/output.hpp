@@ -48,6 +48,10 @@ class OutputError : public std::runtime_error {
 // temporary file is removed and OutputError is thrown.
 void write_run(const std::filesystem::path& path, const RunRecord& record);
 
+// The file an output path names: itself, or where its symbolic links lead, followed link by link
+// (a link to a file not yet written included). Empty when the chain loops or passes 40 links.
+std::filesystem::path output_target(const std::filesystem::path& path);
+
 // Reads a file written by write_run (all tables: groups with a `columns` attribute).
 RunRecord read_run(const std::filesystem::path& path);
 

@@ -45,8 +45,13 @@ std::filesystem::path default_scenario_dir() {
   return DLCARBON_DEFAULT_SCENARIO_DIR;
 }
 
-void check_output_path(const std::filesystem::path& out) {
-  if (out.empty()) throw InputError("--output: an empty file name (name the HDF5 file to write)");
+void check_output_path(const std::filesystem::path& given) {
+  if (given.empty()) throw InputError("--output: an empty file name (name the HDF5 file to write)");
+  // Where the name leads (write_run follows its links the same way).
+  const std::filesystem::path out = output_target(given);
+  if (out.empty()) {
+    throw InputError("--output: cannot write " + text::quoted(given.string()) + ": its symbolic links loop (or pass 40)");
+  }
   const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(parent, ec)) {

@@ -13,7 +13,6 @@
 #include <mutex>
 #include <ostream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "build_info.hpp"
@@ -193,10 +192,12 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
   fold(base.resolved_yaml);
   fold(base.inputs_digest);
   // The traces (CSV; not the outputs a user may keep beside the catalogs), through linked folders
-  // too (each real folder once: a link cycle ends), in a fixed order.
-  std::vector<fs::path> data_files;
+  // too, depth first in name order (so the walk, and which name a folder reached twice is folded
+  // under, do not depend on the order the file system lists entries in); each real folder once,
+  // so a link cycle ends; a folder that cannot be listed is left out, as the loader leaves it.
   std::set<fs::path> seen;
   std::vector<fs::path> folders{data_dir};
+  std::vector<char> buffer(1 << 16);
   while (!folders.empty()) {
     const fs::path folder = folders.back();
     folders.pop_back();
@@ -205,22 +206,25 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
     if (ec || !seen.insert(real).second) continue;
     std::vector<fs::path> entries;
     for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
-    if (ec) throw InputError(folder.generic_string() + ": cannot list the data directory for the sweep's fingerprint: " + ec.message());
+    std::sort(entries.begin(), entries.end());
+    std::vector<fs::path> subfolders;
     for (const auto& entry : entries) {
       if (fs::is_directory(entry, ec)) {
-        folders.push_back(entry);
+        subfolders.push_back(entry);
       } else if (fs::is_regular_file(entry, ec) && entry.extension() == ".csv") {
-        data_files.push_back(entry);
+        fold(entry.lexically_relative(data_dir).generic_string());
+        std::ifstream in(entry, std::ios::binary);  // streamed: a trace may be large
+        while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+          for (std::streamsize i = 0; i < in.gcount(); ++i) {
+            h ^= static_cast<unsigned char>(buffer[static_cast<std::size_t>(i)]);
+            h *= 1099511628211ULL;
+          }
+        }
+        h ^= 0xff;
+        h *= 1099511628211ULL;
       }
     }
-  }
-  std::sort(data_files.begin(), data_files.end());
-  for (const auto& file : data_files) {
-    fold(file.lexically_relative(data_dir).generic_string());
-    std::ifstream in(file, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    fold(bytes.str());
+    folders.insert(folders.end(), subfolders.rbegin(), subfolders.rend());  // the first name next
   }
   char buf[20];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));

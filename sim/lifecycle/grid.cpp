@@ -80,7 +80,16 @@ double trace_period_s(const IntensityTrace& t) {
   // period to it: the span is [front, back), and a year of 8,760 hours plus that row still repeats
   // every 365 days. A leap year's own last day (2024-12-31, 366 daily rows) is not such a row.
   const std::int64_t years = (back - front + 43200) / static_cast<std::int64_t>(kYear);
-  const bool closing = years >= 1 && plus_years(front, years) == back;
+  // From 29 February to a year without one, the same date years on is 1 March (plus_years) or, as
+  // pandas and Java count it, 28 February: either closes.
+  const std::int64_t shifted = years >= 1 ? plus_years(front, years) : 0;
+  const auto day_of = [](std::int64_t t) { return t >= 0 ? t / 86400 : -((-t + 86399) / 86400); };
+  std::int64_t y = 0;
+  unsigned fm = 0, fd = 0, sm = 0, sd = 0;
+  civil_from_days(day_of(front), y, fm, fd);
+  civil_from_days(day_of(shifted), y, sm, sd);
+  const bool leap_day_moved = fm == 2 && fd == 29 && sm == 3 && sd == 1;
+  const bool closing = years >= 1 && (shifted == back || (leap_day_moved && shifted - 86400 == back));
   const double span = static_cast<double>(back - front) + (closing ? 0.0 : static_cast<double>(t.period_s));
   // Within a row's interval of a year (a rounding of the same year), a year.
   return span <= kYear + static_cast<double>(t.period_s) / 2 ? kYear : span;

@@ -225,17 +225,23 @@ Column read_column(hid_t group, const std::string& name) {
 
 }  // namespace
 
-void write_run(const std::filesystem::path& given, const RunRecord& record) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
-  // A symbolic link is written through (the file it names is replaced, not the link).
-  // Followed link by link (a link to a file not yet written is written through too), at most 40.
+std::filesystem::path output_target(const std::filesystem::path& given) {
   std::filesystem::path path = given;
-  std::error_code link_ec;
-  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(path, link_ec); ++hops) {
-    const std::filesystem::path target = std::filesystem::read_symlink(path, link_ec);
-    if (link_ec) break;
+  std::error_code ec;
+  for (int hops = 0; std::filesystem::is_symlink(path, ec); ++hops) {
+    if (hops == 40) return {};
+    const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+    if (ec) return {};
     path = target.is_absolute() ? target : path.parent_path() / target;
   }
+  return path;
+}
+
+void write_run(const std::filesystem::path& given, const RunRecord& record) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
+  // A symbolic link is written through (the file it leads to is the output; the link stays).
+  const std::filesystem::path path = output_target(given);
+  if (path.empty()) throw OutputError("cannot write " + given.string() + ": its links loop or pass 40");
   const std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
   try {
     write_all(tmp, record);

@@ -1122,6 +1122,13 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                       "tokens, parallelism and a model with a design)");
           }
           // A footprint needs the duration it was measured over; a step figure does not.
+          // 8-bit training needs 8-bit matrix units; costing it at another rate with its casts would be
+          // slower than the 16-bit run it stands for (since session 31; before, a silent fallback).
+          if ((j.precision == "fp8" || j.precision == "int8") && !j.hardware.peak_flop_per_s.count(j.precision)) {
+            last.fail("precision " + j.precision + ": " + j.hardware.id + " lists no " + j.precision +
+                      " peak, so it cannot train in " + j.precision + "; choose bf16 or fp16, or hardware with an " +
+                      j.precision + " peak");
+          }
           if (j.published && j.published->has_footprint()) {
             last.fail("published energy or CO2e is checked against a run of the published duration: give the job "
                       "its duration (or accelerator_hours), which `validate --mode first-principles` drops to "

@@ -117,6 +117,7 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   if (time_col < 0 || value_col < 0) {
     csv.fail(1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
   }
+  std::vector<long long> row_times;  // every row's time, a blank value's too (the rows' interval)
   while (csv.next(line)) {
     const auto cells = split(line);
     if (static_cast<int>(cells.size()) <= std::max(time_col, value_col)) {
@@ -129,6 +130,7 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
       csv.fail(column_of(cells, time_col), "expected times in increasing order, got " + text::quoted(ts));
     }
+    row_times.push_back(t);
     // A missing value: the previous one holds until the next row that has one.
     if (vs.empty()) continue;
     char* end = nullptr;
@@ -140,11 +142,17 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
   }
   if (trace->time_unix_s.size() < 2) csv.fail(1, "expected at least two rows of data");
-  // The rows' interval: the smallest gap (a missing value, whose row is skipped, leaves a wider one;
-  // before session 31 the first gap, which a blank second value doubled).
-  trace->period_s = trace->time_unix_s[1] - trace->time_unix_s[0];
-  for (std::size_t i = 2; i < trace->time_unix_s.size(); ++i) {
-    trace->period_s = std::min(trace->period_s, trace->time_unix_s[i] - trace->time_unix_s[i - 1]);
+  // The rows' interval: the most common gap between rows, blank values' rows included (the
+  // smaller on a tie). Before session 31 the first gap, which a blank second value doubled; one
+  // stray row does not set it either.
+  std::map<long long, std::size_t> gaps;
+  for (std::size_t i = 1; i < row_times.size(); ++i) ++gaps[row_times[i] - row_times[i - 1]];
+  std::size_t most = 0;
+  for (const auto& [gap, count] : gaps) {
+    if (count > most) {
+      most = count;
+      trace->period_s = gap;
+    }
   }
   if (!key.empty()) {
     std::lock_guard<std::mutex> lock(trace_cache().mutex);

@@ -136,6 +136,19 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   CHECK(read_run(target).tables.size() > 0);
   fs::remove(link);
   fs::remove(target);
+  // Links that loop are bad input, found before anything runs, and stay links.
+  const fs::path loop_a = temp_dir() / "loop-a.h5", loop_b = temp_dir() / "loop-b.h5";
+  fs::remove(loop_a);
+  fs::remove(loop_b);
+  fs::create_symlink(loop_b, loop_a);
+  fs::create_symlink(loop_a, loop_b);
+  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+           loop_a.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("its symbolic links loop") != std::string::npos);
+  CHECK(fs::is_symlink(loop_a));
+  fs::remove(loop_a);
+  fs::remove(loop_b);
 }
 
 

@@ -92,6 +92,18 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   // 2027-06-01 00:00 (1,612 days on) is a midnight of the repeated year: 1000 g/kWh.
   const double june_2027 = 1811808000;
   CHECK(lifecycle::mean_intensity(r, june_2027, june_2027 + 3600) == approx(1000 * kGPerKwh));
+  // From 29 February, a closing row on 28 February a year on closes the span too (pandas' and
+  // Java's year on); the period stays 365 days.
+  constexpr double k20240229 = 1709164800;
+  auto leap_start = std::make_shared<IntensityTrace>();
+  for (int h = 0; h < 8760; ++h) {
+    leap_start->time_unix_s.push_back(static_cast<std::int64_t>(k20240229 + h * 3600.0));
+    leap_start->kg_per_j.push_back(100 * kGPerKwh);
+  }
+  leap_start->time_unix_s.push_back(static_cast<std::int64_t>(k20240229 + 8760 * 3600.0));  // 2025-02-28
+  leap_start->kg_per_j.push_back(999 * kGPerKwh);
+  leap_start->period_s = 3600;
+  CHECK(lifecycle::trace_period_s(*leap_start) == approx(365 * day));
   // A trajectory scales a longer trace's repeats, never its own rows: -50 %/year from the
   // two-year trace's end, so 2023's rows read 500 and the first repeat (2024) 0.5 x 100.
   r.trace = t;

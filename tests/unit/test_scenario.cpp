@@ -600,4 +600,11 @@ training:
   REQUIRE(s.training.at(0).datacenter.region.trace);
   CHECK(s.training.at(0).datacenter.region.trace->period_s == 3600);
   CHECK(s.training.at(0).datacenter.region.trace->time_unix_s.size() == 3);
+  // One stray row half an hour after another does not make the interval half an hour: it is the
+  // rows' most common gap.
+  std::ofstream(file.parent_path() / "t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n"
+                                                 "2023-01-01 01:00:00,200\n2023-01-01 01:30:00,250\n"
+                                                 "2023-01-01 02:00:00,300\n2023-01-01 03:00:00,400\n2023-01-01 04:00:00,500\n";
+  const auto stray = load_scenario(file, test_catalog());
+  CHECK(stray.training.at(0).datacenter.region.trace->period_s == 3600);
 }
