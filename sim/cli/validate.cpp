@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -154,18 +155,22 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       // The reference: the published duration of a job with a footprint, or the accelerator-hours a
       // source printed for a job without one; a job with only a step figure (an anchor) has neither.
       const auto& printed_time = job.published->accelerator_time_s;
-      if (!printed_time && (!job.duration_given || !job.published->has_footprint())) continue;
+      const bool have_hours = printed_time || (job.duration_given && job.published->has_footprint());
+      // A job without a published duration or hours may still publish its energy (session 31): its
+      // row compares the energy only and stays out of the hours' statistics.
+      if (!have_hours && !job.published->energy_j) continue;
       const double published_h =
-          (printed_time ? printed_time->value : static_cast<double>(job.accelerators) * job.duration_s) /
-          units::seconds_per_hour;
+          !have_hours ? std::numeric_limits<double>::quiet_NaN()
+                      : (printed_time ? printed_time->value : static_cast<double>(job.accelerators) * job.duration_s) /
+                            units::seconds_per_hour;
       const StepCost& c = *r.step;
       const double flops_total = c.model_flops_per_step / c.tokens_per_step * *job.tokens;
       const double peak = hardware::make_device_model(job.hardware).peak(job.precision);
       const double baseline_h = flops_total / (peak * baseline_mfu) / units::seconds_per_hour;
-      ++rows;
+      if (have_hours) ++rows;
       if (!r.ok) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
-        ours.push_back(1e9);
+        if (have_hours) ours.push_back(1e9);
         continue;
       }
       // A run trained in stages (`stage_of`): its row is the sum of the stages' predictions.
@@ -192,7 +197,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       }
       if (!unfit.empty()) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << unfit << ")\n";
-        ours.push_back(1e9);
+        if (have_hours) ours.push_back(1e9);
         continue;
       }
       if (stages > 0) {
@@ -201,22 +206,25 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       }
       const double mfu_pub_all = flops_all / (published_h * units::seconds_per_hour * peak);
       const double err = predicted_h / published_h - 1, berr = baseline_all / published_h - 1;
-      ours.push_back(std::abs(err));
-      base.push_back(std::abs(berr));
-      within += std::abs(err) <= 0.25 ? 1 : 0;
+      if (have_hours) {
+        ours.push_back(std::abs(err));
+        base.push_back(std::abs(berr));
+        within += std::abs(err) <= 0.25 ? 1 : 0;
+      }
       std::string energy_err = "-";
       if (job.published->energy_j) {
         const double sim = job.published->energy_includes_pue ? facility_j : it_j;
         energy_err = percent(sim / job.published->energy_j->value - 1);
       }
-      std::string note = std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
+      std::string note = !have_hours ? "energy only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
       if (stages > 0) note += std::string(note.empty() ? "" : "; ") + std::to_string(stages + 1) + " stages";
       io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
-             << pad(format_number(predicted_h, 4), 11) << pad(percent(err), 10) << pad(format_number(baseline_all, 4), 20)
-             << pad(percent(berr), 10) << pad(format_number(mfu_pub_all, 2), 10) << pad(format_number(mfu_sim, 2), 10)
+             << pad(format_number(predicted_h, 4), 11) << pad(have_hours ? percent(err) : "-", 10)
+             << pad(format_number(baseline_all, 4), 20) << pad(have_hours ? percent(berr) : "-", 10)
+             << pad(format_number(mfu_pub_all, 2), 10) << pad(format_number(mfu_sim, 2), 10)
              << pad(job.flops ? format_number(flops_all / *job.flops, 3) : "-", 11)
              // The same prediction for the work the paper states (its FLOPs) instead of the token count.
-             << pad(job.flops ? percent(predicted_h * (*job.flops / flops_all) / published_h - 1) : "-", 18)
+             << pad(job.flops && have_hours ? percent(predicted_h * (*job.flops / flops_all) / published_h - 1) : "-", 18)
              << pad(energy_err, 12) << note << "\n";
     }
   }

@@ -874,6 +874,30 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   CHECK(r.out.find("0 rows") != std::string::npos);
 }
 
+TEST_CASE("validate --mode first-principles: a job that publishes its energy but no hours, energy only") {
+  // tests/data/published_energy: 10 kWh published (facility, the default scope), no duration or
+  // accelerator-hours.
+  const fs::path out = temp_dir() / "fp-energy.h5";
+  auto r = run({"run", (kData / "published_energy/energy.yaml").string(), "--data-dir", (kData / "catalog").string(),
+                "-o", out.string(), "--quiet"});
+  REQUIRE(r.code == 0);
+  const double facility_j = col<double>(read_run(out), "summary/training", "facility_energy")[0];
+  r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_energy").string(), "--data-dir",
+           (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  // No hours to compare: 0 rows in the statistics, the energy compared on its own line.
+  CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
+  const std::string row = validate_row(r.out, "energy");
+  CHECK(row.find("energy only (no published hours)") != std::string::npos);
+  char expected[32];
+  std::snprintf(expected, sizeof expected, "%+.2f%%", 100 * (facility_j / 3.6e7 - 1));
+  CHECK(row.find(expected) != std::string::npos);
+  // The accounting mode, which re-runs a published duration, has nothing to compare.
+  r = run({"validate", "--dir", (kData / "published_energy").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.out.find("0 rows") != std::string::npos);
+  fs::remove(out);
+}
+
 TEST_CASE("validate --mode first-principles: a run trained in stages is one row, the sum of its stages") {
   const fs::path out = temp_dir() / "fp-stages.h5";
   auto r = run({"run", (kData / "published_stages/stages.yaml").string(), "--data-dir", (kData / "catalog").string(),
