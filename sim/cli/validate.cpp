@@ -158,7 +158,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       const bool have_hours = printed_time || (job.duration_given && job.published->has_footprint());
       // A job without a published duration or hours may still publish its energy (session 31): its
       // row compares the energy only and stays out of the hours' statistics.
-      if (!have_hours && !job.published->energy_j) continue;
+      if (!have_hours && !job.published->has_footprint()) continue;
       const double published_h =
           !have_hours ? std::numeric_limits<double>::quiet_NaN()
                       : (printed_time ? printed_time->value : static_cast<double>(job.accelerators) * job.duration_s) /
@@ -212,11 +212,15 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
         within += std::abs(err) <= 0.25 ? 1 : 0;
       }
       std::string energy_err = "-";
+      std::string note = !have_hours ? "energy only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
       if (job.published->energy_j) {
         const double sim = job.published->energy_includes_pue ? facility_j : it_j;
         energy_err = percent(sim / job.published->energy_j->value - 1);
+      } else if (!have_hours && job.published->co2e_location_kg && stages == 0) {
+        // Only CO2e published (and no hours): its error in the same column, said so.
+        energy_err = percent(r.footprint.co2e_location_kg / job.published->co2e_location_kg->value - 1);
+        note = "CO2e (location) only (no published hours or energy)";
       }
-      std::string note = !have_hours ? "energy only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
       if (stages > 0) note += std::string(note.empty() ? "" : "; ") + std::to_string(stages + 1) + " stages";
       io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
              << pad(format_number(predicted_h, 4), 11) << pad(have_hours ? percent(err) : "-", 10)
