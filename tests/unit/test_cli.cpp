@@ -111,15 +111,21 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   r = run({"merge", "-o", temp_dir().string(), (kData / "sweeps/grid.sweep.yaml").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("it is a directory") != std::string::npos);
+  // The good scenario run to `out` (more options after it).
+  const auto run_to = [&](const fs::path& out, std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir",
+                                     (kData / "catalog").string(), "-o", out.string()};
+    args.insert(args.end(), more.begin(), more.end());
+    return run(args);
+  };
   // An empty name (before: an internal failure, exit 1) and a FIFO (before: replaced by the file).
-  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", ""});
+  r = run_to("");
   CHECK(r.code == 2);
   CHECK(r.err == "--output: an empty file name (name the HDF5 file to write)\n");
   const fs::path fifo = temp_dir() / ("fifo-" + std::to_string(::getpid()));
   fs::remove(fifo);
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
-           fifo.string()});
+  r = run_to(fifo);
   CHECK(r.code == 2);
   CHECK(r.err.find("it exists and is not a regular file") != std::string::npos);
   CHECK(fs::is_fifo(fifo));
@@ -129,8 +135,7 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   fs::remove(link);
   std::ofstream(target) << "old";
   fs::create_symlink(target, link);
-  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
-           link.string(), "--quiet"});
+  r = run_to(link, {"--quiet"});
   CHECK(r.code == 0);
   CHECK(fs::is_symlink(link));
   CHECK(read_run(target).tables.size() > 0);
@@ -142,8 +147,7 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   fs::remove(loop_b);
   fs::create_symlink(loop_b, loop_a);
   fs::create_symlink(loop_a, loop_b);
-  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
-           loop_a.string()});
+  r = run_to(loop_a);
   CHECK(r.code == 2);
   CHECK(r.err.find("its symbolic links loop") != std::string::npos);
   CHECK(fs::is_symlink(loop_a));

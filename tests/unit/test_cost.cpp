@@ -6,6 +6,7 @@ using dlcarbon::test::approx;
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -1213,11 +1214,13 @@ namespace {
 // the cross entropy's three all-reduces of 32 fp32 values.
 constexpr double kOutsideLayers = 2 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6);
 
-TrainingJob tensor_pair_job(bool parallel_block) {
+// `edit` changes the design further (experts, dropout, ...).
+TrainingJob tensor_pair_job(bool parallel_block, const std::function<void(TransformerDesign&)>& edit = {}) {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
   d.rms_norm = true;
   d.parallel_block = parallel_block;
+  if (edit) edit(d);
   job.design = d;
   job.accelerators = 2;
   job.parallelism->tensor = 2;
@@ -1412,10 +1415,7 @@ TEST_CASE("experts under tensor parallelism: split over the group and reduced, o
   // all-reduced forward and backward like the attention's: 8.016384e-5 s as above. Whole experts on
   // each rank (expert_tensor: 1, Megatron-Core's expert_tensor_parallel_size) need no collective:
   // the attention's two, 4.008192e-5 s.
-  TrainingJob job = tensor_pair_job(false);
-  auto d = std::get<TransformerDesign>(job.design);
-  d.experts = 2;
-  job.design = d;
+  TrainingJob job = tensor_pair_job(false, [](TransformerDesign& d) { d.experts = 2; });
   const StepCost split = cost_training_step(job);
   REQUIRE(split.fits);
   const auto down = std::find_if(split.ops.begin(), split.ops.end(), [](const OpCostRow& r) {
@@ -1442,10 +1442,7 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
 TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group, by hand") {
   // The one-layer decoder on a tensor pair with dropout: its two residual branches each draw a
   // 32 x 64 mask over the full width. Seeded ranks (Megatron) draw the same mask apart: nothing.
-  TrainingJob job = tensor_pair_job(false);
-  auto d = std::get<TransformerDesign>(job.design);
-  d.dropout = 0.1;
-  job.design = d;
+  TrainingJob job = tensor_pair_job(false, [](TransformerDesign& d) { d.dropout = 0.1; });
   const StepCost seeded = cost_training_step(job);
   REQUIRE(seeded.fits);
   CHECK(seeded.tensor_comm_s == approx(8.016384e-5 + kOutsideLayers));
