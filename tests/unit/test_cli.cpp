@@ -42,6 +42,13 @@ fs::path temp_dir() {
   fs::create_directories(d);
   return d;
 }
+// An empty folder `name` under temp_dir() (whatever an earlier run left there is removed).
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = temp_dir() / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
 }  // namespace
 
 TEST_CASE("help and version") {
@@ -421,9 +428,7 @@ TEST_CASE("sweep: one row per point, a point that does not fit is a result, exit
 }
 
 TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited sweep is refused") {
-  const fs::path dir = temp_dir() / "shards";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("shards");
   const fs::path lhs = kData / "sweeps/lhs.sweep.yaml";
   REQUIRE(sweep(lhs, dir / "whole.h5").code == 0);
   for (const char* s : {"0/3", "1/3", "2/3"}) {
@@ -540,9 +545,7 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
 }
 
 TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
-  const fs::path dir = temp_dir() / "cctv";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("cctv");
   const fs::path source = DLCARBON_SOURCE_DIR;
   std::ofstream(dir / "cctv.sweep.yaml") << "schema_version: 1\n"
                                             "sweep: {name: cctv, scenario: "
@@ -566,9 +569,7 @@ TEST_CASE("sweep over a lifecycle scenario: a row per deployment and point") {
 TEST_CASE("sweep and run over a lifecycle: the inference jobs count, and market CO2e is given") {
   // A deployment (the lifecycle) and a one-off inference job the lifecycle does not place in time;
   // before session 31 the points' totals were the lifecycle's alone and market-based CO2e NaN.
-  const fs::path dir = temp_dir() / "life_inference";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("life_inference");
   std::ofstream(dir / "s.yaml") << R"(schema_version: 1
 scenario: {name: li, start: 2025-01-01, horizon: "30 days", resolution: month}
 models:
@@ -615,9 +616,7 @@ inference:
 }
 
 TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
-  const fs::path dir = temp_dir() / "too-large";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("too-large");
   const fs::path source = DLCARBON_SOURCE_DIR;
   std::ofstream(dir / "batch.sweep.yaml") << "schema_version: 1\n"
                                              "sweep: {name: batch, scenario: "
