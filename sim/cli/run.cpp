@@ -16,15 +16,35 @@
 
 namespace dlcarbon::cli {
 
+namespace {
+
+// Every op moves bytes: hardware without a memory bandwidth gives an inference no time (a
+// training job on it is a result that cannot run, with this reason; training_step.cpp).
+std::string without_bandwidth(const Hardware& h) {
+  return h.memory_bandwidth_bytes_per_s && *h.memory_bandwidth_bytes_per_s > 0
+             ? std::string()
+             : "hardware " + h.id + " has no memory_bandwidth in the catalog: an inference cannot be costed without it";
+}
+
+}  // namespace
+
 void check_costable(const Scenario& scenario) {
   // Inference jobs and deployments have no "cannot run" result: a batch the builders cannot size
-  // (graph::size_limit) is bad input, found before anything runs (a sweep checks every point so).
+  // (graph::size_limit) or hardware without a memory bandwidth is bad input, found before anything
+  // runs (a sweep checks every point so).
   for (const auto& job : scenario.inference) {
-    if (const std::string why = graph::size_limit(job.design, job.batch); !why.empty()) {
-      throw InputError(format_input_error(job.origin, "inference." + job.id, why));
-    }
+    std::string why = without_bandwidth(job.hardware);
+    if (why.empty()) why = graph::size_limit(job.design, job.batch);
+    if (!why.empty()) throw InputError(format_input_error(job.origin, "inference." + job.id, why));
   }
   for (const auto& d : scenario.deployments) {
+    for (const auto& step : d.mix) {
+      for (const auto& h : step.hardware) {
+        if (const std::string why = without_bandwidth(h); !why.empty()) {
+          throw InputError(format_input_error(d.origin, "deployments." + d.id, why));
+        }
+      }
+    }
     ModelDesign design = d.design;
     // An LLM's requests are costed at their prompt's length (the prefill; docs/lifecycle.md).
     if (auto* t = std::get_if<TransformerDesign>(&design); t && d.tokens_in > 0) t->seq_len = static_cast<std::int64_t>(d.tokens_in);
