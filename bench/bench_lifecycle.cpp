@@ -73,7 +73,17 @@ int main(int argc, char** argv) {
     p.demand = g;
     p.demand.initial *= 0.5;  // requests/s: half a request per replica per second on average
     for (int h = 0; h < 24; ++h) p.diurnal[static_cast<std::size_t>(h)] = 0.5 + (h >= 8 && h < 22 ? 0.857 : 0);
-    ServiceCost a{"gpu-a", 400, 80, 1.5, 150, 4 * kYear}, b{"gpu-b", 700, 120, 4, 450, 5 * kYear};
+    const auto cost = [](const char* id, double busy, double idle, double rps, double embodied, double lifetime) {
+      ServiceCost c;
+      c.hardware_id = id;
+      c.busy_w = busy;
+      c.idle_w = idle;
+      c.requests_per_s = rps;
+      c.embodied_kg = embodied;
+      c.lifetime_s = lifetime;
+      return c;
+    };
+    const ServiceCost a = cost("gpu-a", 400, 80, 1.5, 150, 4 * kYear), b = cost("gpu-b", 700, 120, 4, 450, 5 * kYear);
     p.mix = {MixPlan{kStart, {a}, {1.0}}, MixPlan{kStart + 3 * kYear, {a, b}, {0.5, 0.5}}, MixPlan{kStart + 6 * kYear, {b}, {1.0}}};
     plan.deployments.push_back(p);
     for (long r = 0; r < regions; ++r) {

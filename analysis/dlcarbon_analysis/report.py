@@ -320,6 +320,11 @@ def format_report(run: RunOrPath) -> str:
     if "summary/inference" in run.tables:
         lines += ["", "Inference jobs (energy per inference in J, with host share and PUE):",
                   _table_text(inference_summary(run))]
+        raw = run.table("summary/inference")
+        if "status" in raw.columns:
+            for job, status in zip(raw["job"], raw["status"]):
+                if status != "ok":
+                    lines.append(f"  {job} cannot run: {status}")
     if "summary/totals" in run.tables:
         lines += ["", "Totals:", _table_text(totals_summary(run))]
     if "lifecycle/deployments" in run.tables:

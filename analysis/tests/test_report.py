@@ -285,3 +285,32 @@ def test_job_overheads_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import job_overheads
 
     assert job_overheads(run_file).empty
+
+
+def test_report_says_why_an_inference_job_cannot_run(run_file, capsys):
+    # Two inference jobs, the second too large for its accelerator: NaN figures and its reason
+    # (docs/output-format.md, /summary/inference `status`).
+    from collections import OrderedDict
+
+    from conftest import write_table
+    import h5py
+
+    nan = float("nan")
+    columns = OrderedDict([
+        ("job", (["small", "huge"], "")), ("model", (["m", "big"], "")), ("hardware", (["gpu", "gpu"], "")),
+        ("datacenter", (["dc", "dc"], "")), ("region", (["r", "r"], "")), ("layout", (["nchw", "nchw"], "")),
+        ("input_layout", (["nchw", "nchw"], "")), ("batch", (np.array([1, 1]), "1")),
+        ("inferences", (np.array([1e6, 1e6]), "1")),
+        ("status", (["ok", "does not fit: needs 38.9 GB per device"], "")),
+        ("memory_per_accelerator", (np.array([1e9, 38.9e9]), "B")),
+        ("batch_time", (np.array([0.01, nan]), "s")),
+        ("facility_energy_per_inference", (np.array([2.0, nan]), "J")),
+        ("facility_energy", (np.array([2e6, nan]), "J")),
+        ("co2e_location", (np.array([0.5, nan]), "kgCO2e")),
+    ])
+    with h5py.File(run_file, "a") as f:
+        write_table(f, "summary/inference", columns)
+    assert main([str(run_file)]) == 0
+    out = capsys.readouterr().out
+    assert "huge cannot run: does not fit: needs 38.9 GB per device" in out
+    assert "small cannot run" not in out

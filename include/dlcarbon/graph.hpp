@@ -134,6 +134,10 @@ struct GraphShape {
   // persistent kernels (CUDNN_BATCHNORM_SPATIAL_PERSISTENT), which keep the input on chip between the
   // statistics and the normalisation.
   bool channels_last = false;
+  // Serving's prefill: the output head and its softmax run on each sequence's last position only,
+  // the one that yields the next token (vLLM's LogitsProcessor selects those rows before the head;
+  // Hugging Face's generate passes logits_to_keep = 1). The final norm still runs on every position.
+  bool last_position_logits = false;
 };
 
 class OpGraph {

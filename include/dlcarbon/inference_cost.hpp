@@ -7,12 +7,22 @@
 //   r.facility_energy_per_inference_j   // J, host share and PUE included
 
 #include <optional>
+#include <string>
 
 #include "dlcarbon/scenario.hpp"
 
 namespace dlcarbon {
 
 struct InferenceResult {
+  // A batch whose weights and tensors do not fit the device's memory cannot run: ok false, the
+  // reason says what it needs (a single run exits 2 after writing the result; a sweep point goes on).
+  bool ok = true;
+  std::string reason;
+  // Memory a forward pass holds on the device: the weights, and the largest op's tensors (its
+  // inputs and output, the weights aside: a weight product's input and output rows, another op's
+  // bytes less the weights it owns), which must be resident together: a lower bound.
+  double weight_bytes = 0;
+  double activation_bytes = 0;
   double batch_time_s = 0;
   double reorder_time_s = 0;               // part of batch_time_s
   double device_energy_per_batch_j = 0;

@@ -42,6 +42,13 @@ struct ServiceCost {
   double lifetime_s = 4 * 365 * 86400.0;
   // One batch, for the record: its time and, for LLM serving, the prefill and decode parts.
   double batch_s = 0, prefill_s = 0, decode_s = 0;
+  // Memory a batch holds on each accelerator of a replica (cloud; the device at the edge): the
+  // weights, the largest op's tensors and, for LLM serving, the KV cache at the requests' full
+  // length, all split evenly over the replica's accelerators. `fits`: within the hardware's memory
+  // (true where the catalog gives none); `memory_text` says what it needs where it does not.
+  double memory_bytes = 0;
+  bool fits = true;
+  std::string memory_text;
 };
 
 // Where energy is drawn: a data centre (cloud) or the users' grid (edge, PUE 1).

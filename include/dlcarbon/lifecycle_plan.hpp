@@ -15,6 +15,9 @@ namespace dlcarbon::lifecycle {
 // One replica (cloud: `accelerators_per_replica` devices with their host share) or one device
 // (edge) of deployment `d` on `hw`: busy and idle power, throughput, embodied carbon.
 ServiceCost serving_cost(const Deployment& d, const Hardware& hw);
+// serving_cost, with a design the hardware cannot run (std::invalid_argument) as InputError at the
+// deployment's line.
+ServiceCost serving_cost_or_input_error(const Deployment& d, const Hardware& hw);
 
 LifecyclePlan plan_lifecycle(const Scenario& scenario, const std::vector<TrainingFootprint>& footprints);
 

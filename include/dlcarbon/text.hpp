@@ -28,4 +28,7 @@ std::string quoted(std::string_view value);
 // or no such day.
 bool parse_utc_time(const std::string& text, long long& seconds);
 
+// Bytes in gigabytes for a message: "60.2 GB"; beyond a petabyte in three figures ("1.6e+282 GB").
+std::string gigabytes(double bytes);
+
 }  // namespace dlcarbon::text

@@ -38,18 +38,31 @@ void check_costable(const Scenario& scenario) {
     if (!why.empty()) throw InputError(format_input_error(job.origin, "inference." + job.id, why));
   }
   for (const auto& d : scenario.deployments) {
+    const auto bad = [&](const std::string& why) { throw InputError(format_input_error(d.origin, "deployments." + d.id, why)); };
     for (const auto& step : d.mix) {
       for (const auto& h : step.hardware) {
-        if (const std::string why = without_bandwidth(h); !why.empty()) {
-          throw InputError(format_input_error(d.origin, "deployments." + d.id, why));
-        }
+        if (const std::string why = without_bandwidth(h); !why.empty()) bad(why);
       }
     }
     ModelDesign design = d.design;
     // An LLM's requests are costed at their prompt's length (the prefill; docs/lifecycle.md).
-    if (auto* t = std::get_if<TransformerDesign>(&design); t && d.tokens_in > 0) t->seq_len = static_cast<std::int64_t>(d.tokens_in);
-    if (const std::string why = graph::size_limit(design, d.batch); !why.empty()) {
-      throw InputError(format_input_error(d.origin, "deployments." + d.id, why));
+    if (auto* t = std::get_if<TransformerDesign>(&design); t && d.tokens_in > 0) {
+      // A learned position table has a row a position: a request cannot be longer.
+      const double positions = static_cast<double>(std::max(t->seq_len, t->max_positions));
+      if (t->position == TransformerDesign::Position::learned && d.tokens_in + d.tokens_out > positions) {
+        bad("a request of " + format_number(d.tokens_in + d.tokens_out) + " tokens (tokens_in + tokens_out) is longer than " +
+            d.model_id + "'s learned position table of " + format_number(positions) + " positions");
+      }
+      t->seq_len = static_cast<std::int64_t>(d.tokens_in);
+    }
+    if (const std::string why = graph::size_limit(design, d.batch); !why.empty()) bad(why);
+    // A replica must hold the model and its batch: a deployment is a serving configuration, and one
+    // that no replica can hold is bad input, found before anything runs (docs/lifecycle.md).
+    for (const auto& step : d.mix) {
+      for (const auto& h : step.hardware) {
+        const lifecycle::ServiceCost k = lifecycle::serving_cost_or_input_error(d, h);
+        if (!k.fits) bad(k.memory_text);
+      }
     }
   }
 }
@@ -66,7 +79,12 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   }
   // A job that cannot run is a result with its reason (kept in the file); a single run then
   // exits 2 with the message, a sweep point goes on.
-  for (const auto& job : scenario.inference) o.inference.push_back(cost_inference(job));
+  for (const auto& job : scenario.inference) {
+    o.inference.push_back(cost_inference(job));
+    if (!o.inference.back().ok) {
+      o.failures.push_back(format_input_error(job.origin, "inference." + job.id, o.inference.back().reason));
+    }
+  }
   o.record = make_run_record(scenario, o.training, o.inference);
   // The lifecycle: whenever the scenario has deployments, retraining, or asks for a time series.
   const bool lifecycle_wanted = !scenario.deployments.empty() || scenario.info.resolution_given ||

@@ -105,14 +105,20 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
     }
   }
   std::string reason;
-  for (std::size_t i = 0; i < o.training.size(); ++i) {
-    if (o.training[i].ok) continue;
+  // The jobs that cannot run, named as their summary table names them.
+  const auto add_reason = [&](const std::string& table, std::size_t i, const std::string& why) {
     const Column* job = nullptr;
     for (const auto& t : o.record.tables) {
-      if (t.path == "summary/training") job = t.find("job");
+      if (t.path == table) job = t.find("job");
     }
     const std::string id = job ? std::get<std::vector<std::string>>(job->values).at(i) : std::to_string(i);
-    reason += (reason.empty() ? "" : "; ") + id + ": " + o.training[i].reason;
+    reason += (reason.empty() ? "" : "; ") + id + ": " + why;
+  };
+  for (std::size_t i = 0; i < o.training.size(); ++i) {
+    if (!o.training[i].ok) add_reason("summary/training", i, o.training[i].reason);
+  }
+  for (std::size_t i = 0; i < o.inference.size(); ++i) {
+    if (!o.inference[i].ok) add_reason("summary/inference", i, o.inference[i].reason);
   }
   double facility = 0, it = 0, loc = 0, mkt = 0, accel = 0;
   bool market = true;

@@ -160,9 +160,9 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                               column("energy", "J", e), column("bound", "", bound), column("layer", "", layer)}});
   }
   if (!scenario.inference.empty()) {
-    std::vector<std::string> id, model, hw, dc, region, layout, input_layout;
+    std::vector<std::string> id, model, hw, dc, region, layout, input_layout, inf_status;
     std::vector<std::int64_t> batch;
-    std::vector<double> count, bt, rt, epi_it, epi_fac, at, it_e, fac_e, c_loc, c_mkt;
+    std::vector<double> count, bt, rt, epi_it, epi_fac, at, it_e, fac_e, c_loc, c_mkt, inf_memory;
     for (std::size_t i = 0; i < scenario.inference.size(); ++i) {
       const InferenceJob& j = scenario.inference[i];
       const InferenceResult& x = inference.at(i);
@@ -175,26 +175,33 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
       input_layout.push_back(j.input_layout.empty() ? j.layout : j.input_layout);
       batch.push_back(j.batch);
       count.push_back(j.inferences);
-      bt.push_back(x.batch_time_s);
-      rt.push_back(x.reorder_time_s);
-      epi_it.push_back(x.it_energy_per_inference_j);
-      epi_fac.push_back(x.facility_energy_per_inference_j);
-      at.push_back(x.accelerator_time_s);
-      it_e.push_back(x.it_energy_j);
-      fac_e.push_back(x.facility_energy_j);
-      c_loc.push_back(x.co2e_location_kg);
-      c_mkt.push_back(x.co2e_market_kg.value_or(nan));
-      total_it += x.it_energy_j;
-      total_facility += x.facility_energy_j;
-      total_loc += x.co2e_location_kg;
+      inf_status.push_back(x.ok ? "ok" : x.reason);
+      inf_memory.push_back(x.weight_bytes + x.activation_bytes);
+      // A job that cannot run has no time, energy or carbon: NaN, as a training job's (its memory
+      // need, the reason, is kept).
+      const auto ran = [&](double v) { return x.ok ? v : nan; };
+      bt.push_back(ran(x.batch_time_s));
+      rt.push_back(ran(x.reorder_time_s));
+      epi_it.push_back(ran(x.it_energy_per_inference_j));
+      epi_fac.push_back(ran(x.facility_energy_per_inference_j));
+      at.push_back(ran(x.accelerator_time_s));
+      it_e.push_back(ran(x.it_energy_j));
+      fac_e.push_back(ran(x.facility_energy_j));
+      c_loc.push_back(ran(x.co2e_location_kg));
+      c_mkt.push_back(ran(x.co2e_market_kg.value_or(nan)));
+      // A job that cannot run leaves the totals unknown (NaN), as a training job does.
+      total_it += ran(x.it_energy_j);
+      total_facility += ran(x.facility_energy_j);
+      total_loc += ran(x.co2e_location_kg);
       if (x.co2e_market_kg) total_mkt += *x.co2e_market_kg;
-      all_market = all_market && x.co2e_market_kg.has_value();
+      all_market = all_market && x.ok && x.co2e_market_kg.has_value();
     }
     r.tables.push_back(Table{"summary/inference",
                              {column("job", "", id), column("model", "", model), column("hardware", "", hw),
                               column("datacenter", "", dc), column("region", "", region), column("layout", "", layout),
                               column("input_layout", "", input_layout), column("batch", "1", batch),
-                              column("inferences", "1", count), column("batch_time", "s", bt),
+                              column("inferences", "1", count), column("status", "", inf_status),
+                              column("memory_per_accelerator", "B", inf_memory), column("batch_time", "s", bt),
                               column("reorder_time", "s", rt), column("it_energy_per_inference", "J", epi_it),
                               column("facility_energy_per_inference", "J", epi_fac),
                               column("accelerator_time", "s", at), column("it_energy", "J", it_e),

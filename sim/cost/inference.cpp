@@ -1,8 +1,10 @@
+#include <algorithm>
 #include <cmath>
 
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/roofline.hpp"
+#include "dlcarbon/text.hpp"
 #include "op_efficiency.hpp"
 
 namespace dlcarbon {
@@ -12,10 +14,19 @@ InferenceResult cost_inference(const InferenceJob& job) {
   const hardware::DeviceModel dev = hardware::make_device_model(job.hardware).at_precision(job.precision);
   const double p = hardware::bytes_per_value(job.precision);
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
-  const graph::OpGraph g = graph::build_graph(job.design, graph::GraphShape{job.batch, static_cast<std::int64_t>(p), true, fusion, false});
+  graph::GraphShape shape{job.batch, static_cast<std::int64_t>(p), true, fusion, false};
+  shape.last_position_logits = job.last_position_logits;
+  const graph::OpGraph g = graph::build_graph(job.design, shape);
   double energy = 0;
   double input_elements = 0;
+  r.weight_bytes = g.parameters() * p;
   for (const auto& op : g.ops()) {
+    // A weight product's tensors are its input and output (its weights, owned or a tied table,
+    // are counted once above); any other op's are what it moves, less the weights it owns.
+    const double tensors = op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::router
+                               ? p * static_cast<double>(op.count) * static_cast<double>(op.m) * static_cast<double>(op.k + op.n)
+                               : op.bytes - op.params * p;
+    r.activation_bytes = std::max(r.activation_bytes, tensors);
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, static_cast<double>(op.n),
                                                   static_cast<double>(op.count));
@@ -35,6 +46,12 @@ InferenceResult cost_inference(const InferenceJob& job) {
     r.reorder_time_s = t.seconds;
     r.batch_time_s += t.seconds;
     energy += hardware::kernel_energy(dev, job.precision, 0, bytes, t.seconds);
+  }
+  if (dev.memory_bytes > 0 && r.weight_bytes + r.activation_bytes > dev.memory_bytes) {
+    r.ok = false;
+    r.reason = "does not fit: needs " + text::gigabytes(r.weight_bytes + r.activation_bytes) + " per device (weights " +
+               text::gigabytes(r.weight_bytes) + ", activations of the largest op " + text::gigabytes(r.activation_bytes) +
+               "), " + job.hardware.id + " has " + text::gigabytes(dev.memory_bytes);
   }
   r.device_energy_per_batch_j = energy;
   const double batch = static_cast<double>(job.batch);

@@ -16,6 +16,7 @@
 #include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/roofline.hpp"
+#include "dlcarbon/text.hpp"
 #include "op_efficiency.hpp"
 #include "dlcarbon/training_cost.hpp"
 
@@ -91,13 +92,6 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-std::string giga(double bytes) {
-  char buf[48];
-  // Beyond a petabyte in three figures ("1.6e+282 GB"), not three hundred digits.
-  std::snprintf(buf, sizeof buf, bytes < 1e15 ? "%.1f GB" : "%.3g GB", bytes / 1e9);
-  return buf;
 }
 
 }  // namespace
@@ -938,9 +932,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
     c.fits = false;
-    c.reason = "does not fit: needs " + giga(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
-               giga(model_states) + ", activations " + giga(activations) + "), " +
-               job.hardware.id + " has " + giga(dev.memory_bytes);
+    c.reason = "does not fit: needs " + text::gigabytes(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
+               text::gigabytes(model_states) + ", activations " + text::gigabytes(activations) + "), " +
+               job.hardware.id + " has " + text::gigabytes(dev.memory_bytes);
   }
 
   // --- FLOPs, MFU, power ---------------------------------------------------------------------

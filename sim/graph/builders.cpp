@@ -702,12 +702,16 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     x = feed_forward(e, d, p + ".ffn", layer, x, b * s_dec, moe_layer(d, i));
   }
   const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_dec, d.d_model, d.rms_norm);
-  const int logits = e.matmul("lm_head", -1, n, b * s_dec, d.d_model, d.vocab, false, d.tied_embeddings);
-  e.elementwise("loss", -1, {logits}, static_cast<double>(b * s_dec * d.vocab), 4, OpKind::softmax);
+  const I head_rows = shape.last_position_logits ? b : b * s_dec;
+  const int logits = e.matmul("lm_head", -1, n, head_rows, d.d_model, d.vocab, false, d.tied_embeddings);
+  // In training the loss; in inference the softmax that samples the next token.
+  e.elementwise("loss", -1, {logits}, static_cast<double>(head_rows * d.vocab), 4, OpKind::softmax);
   // Multi-token prediction (DeepSeek-V3, arXiv:2412.19437, Sec. 2.2): module k normalises the
   // previous depth's hidden state and the embeddings of the tokens k ahead (the shared table, a
   // lookup), projects their concatenation 2 d -> d, runs one more layer of the model's kind, and
-  // predicts through the shared output head; its loss is added to the model's.
+  // predicts through the shared output head; its loss is added to the model's. Inference discards
+  // the modules ("During inference, we can directly discard the MTP modules", ibid.).
+  if (!e.training) return;
   const I t = b * s_dec;
   int hidden = x;
   for (I k = 0; k < d.mtp_depth; ++k, ++layer) {

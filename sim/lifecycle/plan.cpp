@@ -63,15 +63,24 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   job.fusion = d.fusion;
   job.inferences = 1;
   double batch_s = 0, batch_j = 0;
+  double weights = 0, activations = 0, cache = 0;  // bytes a replica holds (memory check, below)
   const auto* t = std::get_if<TransformerDesign>(&d.design);
   if (t && d.tokens_in > 0) {
     // LLM serving: prefill of tokens_in, then tokens_out decode steps of one token each, every
     // step reading the weights and the KV cache of the sequences in the batch (static batching).
+    // A learned position table keeps the model's rows whatever the prompt's length.
     TransformerDesign prefill = *t;
     prefill.seq_len = static_cast<std::int64_t>(d.tokens_in);
+    prefill.max_positions = std::max(t->max_positions, t->seq_len);
     job.design = prefill;
+    // The prefill's head runs on each sequence's last position, the one that yields the first
+    // output token (since session 33; before, on every prompt position).
+    job.last_position_logits = true;
     const InferenceResult p = cost_inference(job);
-    TransformerDesign decode = *t;
+    job.last_position_logits = false;
+    weights = p.weight_bytes;
+    activations = p.activation_bytes;
+    TransformerDesign decode = prefill;
     decode.seq_len = 1;
     job.design = decode;
     const InferenceResult s = cost_inference(job);
@@ -83,7 +92,8 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const double context = d.tokens_in + d.tokens_out / 2;  // mean context over the decode
     // In floating point: batch x layers x width can pass 2^63 within the builders' limits.
     const double batch_layers = static_cast<double>(d.batch) * static_cast<double>(layers);
-    double kv_bytes = batch_layers * 2 * static_cast<double>(kv) * static_cast<double>(hd) * context * p_bytes;
+    // Cached bytes a token and layer: a key and a value for every KV head.
+    double token_bytes = 2 * static_cast<double>(kv) * static_cast<double>(hd) * p_bytes;
     double kv_flops = batch_layers * 4 * static_cast<double>(heads) * static_cast<double>(hd) * context;
     if (t->kv_lora_rank > 0) {
       // Latent attention caches the compressed latent and the shared rotary key, kv_lora_rank +
@@ -91,9 +101,12 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       // the query and output (DeepSeek-V2, arXiv:2405.04434, Sec. 2.1.2): every head scores the
       // latent and the rotary key (2 (c + r) FLOPs a cached token) and sums the latents (2 c).
       const double c_kv = static_cast<double>(t->kv_lora_rank), r = static_cast<double>(t->rope_head_dim);
-      kv_bytes = batch_layers * (c_kv + r) * context * p_bytes;
+      token_bytes = (c_kv + r) * p_bytes;
       kv_flops = batch_layers * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
     }
+    const double kv_bytes = batch_layers * token_bytes * context;
+    // The cache at the batch's end holds every token of every request.
+    cache = batch_layers * token_bytes * (d.tokens_in + d.tokens_out);
     // The cache is streamed as a weight matrix is (a decode attention kernel reading long contiguous
     // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels.
     hardware::DeviceModel streaming = dev;
@@ -112,9 +125,21 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const InferenceResult r = cost_inference(job);
     batch_s = r.batch_time_s;
     batch_j = r.device_energy_per_batch_j;
+    weights = r.weight_bytes;
+    activations = r.activation_bytes;
   }
   k.batch_s = batch_s;
   const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
+  k.memory_bytes = (weights + activations + cache) / per;
+  if (hw.memory_bytes && *hw.memory_bytes > 0 && k.memory_bytes > *hw.memory_bytes) {
+    k.fits = false;
+    k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
+                    " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
+                    text::gigabytes(activations / per) +
+                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(d.tokens_in + d.tokens_out)) + " tokens a request " + text::gigabytes(cache / per) : std::string()) +
+                    (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
+                    "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
+  }
   const double host = d.kind == Deployment::Kind::cloud ? dev.host_w : 0.0;
   // A replica of `per` accelerators: `per` times one accelerator's throughput and power.
   k.busy_w = per * (batch_j / batch_s + host);
@@ -123,6 +148,15 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   k.embodied_kg = per * hw.embodied_kg.value_or(0);
   k.lifetime_s = d.lifetime_s ? *d.lifetime_s : hw.lifetime_s.value_or(kDefaultLifetime);
   return k;
+}
+
+ServiceCost serving_cost_or_input_error(const Deployment& d, const Hardware& hw) {
+  try {
+    return serving_cost(d, hw);
+  } catch (const std::invalid_argument& e) {
+    // A design the hardware cannot run (a dtype it lacks, a shape that cannot be built).
+    throw InputError(format_input_error(d.origin, "deployments." + d.id, "cannot cost on " + hw.id + ": " + e.what()));
+  }
 }
 
 LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootprint>& footprints) {
@@ -151,12 +185,7 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
       mp.from = static_cast<double>(m.from_unix_s);
       mp.shares = m.shares;
       for (const auto& hw : m.hardware) {
-        try {
-          mp.costs.push_back(serving_cost(d, hw));
-        } catch (const std::invalid_argument& e) {
-          // A design the hardware cannot run (a dtype it lacks, a shape that cannot be built).
-          throw InputError(format_input_error(d.origin, "deployments." + d.id, "cannot cost on " + hw.id + ": " + e.what()));
-        }
+        mp.costs.push_back(serving_cost_or_input_error(d, hw));
       }
       p.mix.push_back(std::move(mp));
     }

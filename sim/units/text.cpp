@@ -93,6 +93,12 @@ std::string quoted(std::string_view value) {
   return out;
 }
 
+std::string gigabytes(double bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, bytes < 1e15 ? "%.1f GB" : "%.3g GB", bytes / 1e9);
+  return buf;
+}
+
 }  // namespace dlcarbon::text
 
 #include "dlcarbon/error.hpp"

@@ -615,6 +615,60 @@ inference:
   fs::remove_all(dir);
 }
 
+TEST_CASE("an inference job that does not fit: the reason in the output, exit 2 for a run, a result for a sweep point") {
+  // A decoder of 24 layers, d 4,096 (4.9e9 parameters: 9.7 GB in fp16) fits the 16 GB test GPU; at
+  // d 8,192 (19.4e9 parameters, 38.9 GB) it does not.
+  const fs::path dir = fresh_dir("inference_fit");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: inf-fit}
+models:
+  - {id: lm, design: {builder: decoder, layers: 24, d_model: 4096, heads: 32, d_ff: 16384, vocab: 32000, seq_len: 512}}
+inference:
+  - {id: score, model: lm, hardware: test-gpu, datacenter: test-dc, batch: 1, precision: fp16, inferences: "1e6"}
+)";
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: f, scenario: s.yaml}\nparameters:\n"
+                                         "  - {key: models.lm.design.d_model, values: [4096, 8192]}\n";
+  const auto ok = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                       (dir / "ok.h5").string(), "--quiet"});
+  INFO(ok.err);
+  REQUIRE(ok.code == 0);
+  const RunRecord fits = read_run(dir / "ok.h5");
+  CHECK(col<std::string>(fits, "summary/inference", "status")[0] == "ok");
+  // The weights in fp16 (2 B a parameter) and more: the largest op's tensors.
+  CHECK(col<double>(fits, "summary/inference", "memory_per_accelerator")[0] > 2 * 24 * 12 * 4096.0 * 4096);
+  std::ofstream(dir / "big.yaml") << R"(schema_version: 1
+scenario: {name: inf-big}
+models:
+  - {id: lm, design: {builder: decoder, layers: 24, d_model: 8192, heads: 64, d_ff: 32768, vocab: 32000, seq_len: 512}}
+inference:
+  - {id: score, model: lm, hardware: test-gpu, datacenter: test-dc, batch: 1, precision: fp16, inferences: "1e6"}
+)";
+  const auto big = run({"run", (dir / "big.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                        (dir / "big.h5").string(), "--quiet"});
+  CHECK(big.code == 2);
+  CHECK(big.err.find("big.yaml:6:5: inference.score: does not fit: needs ") != std::string::npos);
+  CHECK(big.err.find("test-gpu has 16.0 GB") != std::string::npos);
+  REQUIRE(fs::exists(dir / "big.h5"));
+  const RunRecord rec = read_run(dir / "big.h5");
+  CHECK(col<std::string>(rec, "summary/inference", "status")[0].rfind("does not fit: needs ", 0) == 0);
+  for (const char* name : {"batch_time", "it_energy", "facility_energy", "co2e_location", "accelerator_time"}) {
+    INFO(name);
+    CHECK(std::isnan(col<double>(rec, "summary/inference", name)[0]));
+  }
+  CHECK(std::isnan(col<double>(rec, "summary/totals", "facility_energy")[0]));
+  // In a sweep the point is a result with its reason; the sweep exits 0.
+  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / "out.h5").string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord sw = read_run(dir / "out.h5");
+  CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
+  CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind("score: does not fit: needs ", 0) == 0);
+  CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
+  CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
   const fs::path dir = fresh_dir("too-large");
   const fs::path source = DLCARBON_SOURCE_DIR;

@@ -309,6 +309,40 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   const auto g = build_graph(mtp, GraphShape{1, 2, true});
   CHECK(named(g, "mtp.0.proj").flops == approx(2.0 * 4096 * 2 * 7168 * 7168));
   CHECK(named(g, "mtp.0.lm_head").params == 0);
+  // Inference discards the modules (DeepSeek-V3, Sec. 2.2): the graph holds the main model's
+  // parameters alone, and no op of a module.
+  GraphShape serving{1, 2, true};
+  serving.training = false;
+  const auto inference = build_graph(mtp, serving);
+  CHECK(inference.parameters() == approx(total).epsilon(1e-12));
+  CHECK(std::none_of(inference.ops().begin(), inference.ops().end(), [](const graph::Op& o) { return o.name.rfind("mtp.", 0) == 0; }));
+}
+
+TEST_CASE("serving's prefill: the head and its softmax on each sequence's last position, the final norm on all") {
+  // 2 sequences of 1,000 tokens, d 2048, vocabulary 1,000, fp16: the head is a product of 2 rows,
+  // 2 x 2 x 2048 x 1000 FLOPs, reading 2 x 2048 inputs, the 2048 x 1000 table and writing 2 x 1000
+  // logits; the softmax passes over 2 x 1000 logits; the final norm over all 2,000 positions.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 2048;
+  d.heads = 16;
+  d.d_ff = 4096;
+  d.vocab = 1000;
+  d.seq_len = 1000;
+  d.position = TransformerDesign::Position::rotary;
+  GraphShape all{2, 2, true};
+  all.training = false;
+  GraphShape last = all;
+  last.last_position_logits = true;
+  const auto ga = build_graph(d, all), gl = build_graph(d, last);
+  CHECK(named(gl, "lm_head").m == 2);
+  CHECK(named(gl, "lm_head").flops == approx(2.0 * 2 * 2048 * 1000));
+  CHECK(named(gl, "lm_head").bytes == approx(2.0 * (2 * 2048 + 2048 * 1000 + 2 * 1000)));
+  CHECK(named(ga, "lm_head").m == 2000);
+  CHECK(named(gl, "loss").bytes == approx(named(ga, "loss").bytes / 1000));
+  CHECK(named(gl, "decoder.final_norm").bytes == named(ga, "decoder.final_norm").bytes);
+  CHECK(gl.parameters() == ga.parameters());
 }
 
 TEST_CASE("latent attention and shared experts by hand on a small decoder") {

@@ -10,6 +10,7 @@ using dlcarbon::test::approx;
 #include <map>
 #include <memory>
 
+#include "dlcarbon/graph.hpp"
 #include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
 
@@ -477,4 +478,55 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   const double gqa_short = serving_cost(d, hw).decode_s;
   d.tokens_in = 2000;
   CHECK(serving_cost(d, hw).decode_s - gqa_short == approx(9 * 1000 * 8192.0 / 5e11));
+}
+
+TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors and the KV cache at the requests' full length") {
+  // One layer, d 2048, 16 heads of 128, FFN 4096, vocabulary 1,000, rotary positions, fp16, fused
+  // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens.
+  // Largest op: the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144 values (the
+  // fused attention kernel moves as many: Q, K and V in, the output out): 16,384,000 values,
+  // 32,768,000 B. KV cache: 2 requests x 1 layer x (K and V) x 16 heads x 128 x 1,010 tokens x 2 B
+  // = 16,547,840 B. Weights: the parameters x 2 B.
+  Hardware hw;
+  hw.id = "made-up";
+  hw.peak_flop_per_s = {{"fp16", 1e15}};
+  hw.memory_bandwidth_bytes_per_s = 1e12;
+  hw.memory_efficiency = 0.5;
+  hw.gemm_efficiency = 0.5;
+  hw.kernel_launch_s = 0;
+  hw.tdp_w = 300;
+  hw.efficiency_source = "test";
+  TransformerDesign t;
+  t.arch = TransformerDesign::Arch::decoder;
+  t.decoder_layers = 1;
+  t.d_model = 2048;
+  t.heads = 16;
+  t.d_ff = 4096;
+  t.vocab = 1000;
+  t.seq_len = 4096;
+  t.position = TransformerDesign::Position::rotary;
+  Deployment d;
+  d.id = "svc";
+  d.model_id = "m";
+  d.design = t;
+  d.batch = 2;
+  d.precision = "fp16";
+  d.fusion = "attention";
+  d.tokens_in = 1000;
+  d.tokens_out = 10;
+  const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, cache = 16547840.0;
+  const ServiceCost one = serving_cost(d, hw);
+  CHECK(one.memory_bytes == approx(weights + activations + cache).epsilon(1e-12));
+  CHECK(one.fits);  // the catalog gives no memory: nothing to check against
+  // A replica of 2 accelerators holds half of each on either.
+  d.accelerators_per_replica = 2;
+  CHECK(serving_cost(d, hw).memory_bytes == approx((weights + activations + cache) / 2).epsilon(1e-12));
+  d.accelerators_per_replica = 1;
+  hw.memory_bytes = weights + activations + cache;
+  CHECK(serving_cost(d, hw).fits);
+  hw.memory_bytes = weights + activations + cache - 1;
+  const ServiceCost full = serving_cost(d, hw);
+  CHECK_FALSE(full.fits);
+  CHECK(full.memory_text.find("does not fit: a batch of 2 needs") == 0);
+  CHECK(full.memory_text.find("KV cache at 1010 tokens a request 0.0 GB") != std::string::npos);
 }
