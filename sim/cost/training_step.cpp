@@ -61,6 +61,18 @@ double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss
 // (NCCL's busBw = nChannels x the channel's network bandwidth, tuning.cc), k x `inter` (the
 // network per accelerator), at most NVLink's; k is the fewest ranks any node holds (NCCL uses as
 // many channels on every node).
+// Whether the job's torus slice closes its rings with wraparound links on every axis. A TPU v2/v3
+// pod's 2-D torus does so on the whole pod: a smaller slice is a 2-D mesh without them
+// (tensorflow/lingvo, lingvo/core/gshard_utils.py, GetNonPod2dMesh: "Returns a 2D device mesh on
+// slices smaller than a pod", whose outer axis "doesn't have wrap link, either"); one that spans the
+// pod's whole length along an axis holds that axis's closing links (group_of, below). A TPU v4
+// slice of whole 4 x 4 x 4 cubes has them, a smaller one is a 3-D mesh (Google Cloud TPU v4
+// documentation, "3D mesh and 3D torus"). Since session 33.
+bool torus_wraps(const TrainingJob& job) {
+  if (job.hardware.node_topology == "torus-3d") return job.accelerators >= 64 && job.accelerators % 64 == 0;
+  return job.accelerators >= job.hardware.node_accelerators;
+}
+
 comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double intra, double inter) {
   comm::Group g;
   g.ranks = ranks;
@@ -77,15 +89,34 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
   // one on a 16 x 32 slice). A group that is the whole job spans every axis of its slice. The axis
   // is the job's slice's longest (2^ceil(log2(n) / axes) chips), at most the pod's.
   const int axes = job.hardware.node_topology == "torus-3d" ? 3 : (job.hardware.node_topology == "torus-2d" ? 2 : 0);
-  if (axes > 0 && g.nodes == 1 && ranks > 1 && ranks < job.accelerators) {
+  if (axes > 0 && g.nodes == 1 && ranks > 1) {
     // The job's slice: its longest side a power of two (TPU slices are 4 x 8, 16 x 32, 4 x 4 x 8 ...),
     // at most the pod's.
     const double chips = static_cast<double>(std::min(node, job.accelerators));
-    const double side = std::min(std::round(std::pow(static_cast<double>(node), 1.0 / axes)),
-                                 std::exp2(std::ceil(std::log2(chips) / axes - 1e-9)));
+    const double pod_side = std::round(std::pow(static_cast<double>(node), 1.0 / axes));
+    const double side = std::min(pod_side, std::exp2(std::ceil(std::log2(chips) / axes - 1e-9)));
     const double r = static_cast<double>(ranks);
-    const int spanned = r <= side ? 1 : (axes == 3 && r <= side * side ? 2 : axes);
-    g.bandwidth *= static_cast<double>(spanned) / axes;
+    int spanned = axes;
+    if (ranks < job.accelerators) {
+      spanned = r <= side ? 1 : (axes == 3 && r <= side * side ? 2 : axes);
+      g.bandwidth *= static_cast<double>(spanned) / axes;
+    }
+    // Without wraparound links a ring along an axis is a line: each link carries it once each way,
+    // where a torus runs two rings, one each way, on the same links: half the bandwidth (Austin et
+    // al. 2025, jax-ml/scaling-book tpus.md: a slice without wraparounds "typically doubles the
+    // time of most communication"; lingvo orders a non-pod slice's devices for it, "Where there is
+    // no wrap-around links along one edge", ZigzagOrderOnDeviceMesh). On a 2-D slice an axis as
+    // long as the pod's holds the pod's closing links [inferred: the pod is cabled as one torus];
+    // a one-axis group lies along the shorter axis where it fits (T5's 16-way model axis on the
+    // 16 of a 16 x 32 slice, its 32-way batch axis along the 32), and a group over both axes has
+    // the mean of the two.
+    const auto wrap = [&](double length) { return length >= pod_side ? 1.0 : 0.5; };
+    if (axes == 3) {
+      if (!torus_wraps(job)) g.bandwidth *= 0.5;
+    } else {
+      const double shorter = std::max(1.0, std::round(chips / side));
+      g.bandwidth *= spanned == 1 ? wrap(r <= shorter ? shorter : side) : (wrap(side) + wrap(shorter)) / 2;
+    }
   }
   return g;
 }
@@ -529,6 +560,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   double bisection = 1;
   if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(eg) / 2);
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(eg));
+  // A mesh (a slice without wraparound links, above) has half the links across its middle.
+  if (bisection > 1 && !torus_wraps(job)) bisection *= 2;
   // An all-to-all sends almost everything off the node: each rank injects through its own link
   // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;

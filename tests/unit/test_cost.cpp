@@ -1154,6 +1154,16 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   const StepCost big = cost_training_step(job);
   job.hardware.node_topology = "torus-3d";
   CHECK(cost_training_step(job).expert_comm_s == approx(3 * big.expert_comm_s));
+  // 16 chips of the 8 x 8 pod: a 4 x 4 slice without wraparound links, whose middle is crossed by
+  // 4 links, not a torus's 8: the bisection's 4/2 = 2, twice over.
+  TrainingJob slice = moe_job(2, 16);
+  slice.accelerators = 16;
+  slice.parallelism->global_batch = 16;
+  slice.hardware.node_accelerators = 64;
+  const StepCost flat = cost_training_step(slice);
+  REQUIRE(flat.expert_comm_s > 0);
+  slice.hardware.node_topology = "torus-2d";
+  CHECK(cost_training_step(slice).expert_comm_s == approx(2 * 2 * flat.expert_comm_s));
 }
 
 TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
@@ -1204,6 +1214,60 @@ TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane
   job.hardware.node_topology = "switched";
   job.hardware.intra_node_bandwidth = 0.5e11;
   CHECK(cost_training_step(job).tensor_comm_s == approx(flat.tensor_comm_s));
+}
+
+TEST_CASE("a torus slice smaller than the pod has no wraparound links: a ring along an open axis at half the bandwidth") {
+  // A 2-D pod of 8 x 8 chips at 1e11 B/s a chip. A 16-chip job is a 4 x 4 slice without wraparound
+  // links (lingvo's GetNonPod2dMesh): its data-parallel group over the whole slice runs at half the
+  // bandwidth, as a switched network at 0.5e11 B/s. A 32-chip job is a 4 x 8 slice whose long axis
+  // spans the pod and keeps its closing links: a tensor group of 4 along the open 4 axis has half
+  // of the axis's half (0.25e11), a data group of 8 along the closed 8 axis the axis's half
+  // (0.5e11), a group over the whole slice the mean of the axes' (0.75e11). A 3-D slice of 32 chips
+  // (not whole 4 x 4 x 4 cubes) is a mesh: its whole-slice group at half.
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(2);
+  job.hardware.node_accelerators = 64;
+  job.parallelism->microbatch = 1;
+  job.parallelism->overlap_communication = false;  // the data-parallel collectives whole
+  const auto same_as_switched = [&](double bandwidth, bool tensor) {
+    const StepCost torus = cost_training_step(job);
+    REQUIRE(torus.fits);
+    const std::string topology = job.hardware.node_topology;
+    const auto intra = job.hardware.intra_node_bandwidth;
+    job.hardware.node_topology = "switched";
+    job.hardware.intra_node_bandwidth = bandwidth;
+    const StepCost flat = cost_training_step(job);
+    job.hardware.node_topology = topology;
+    job.hardware.intra_node_bandwidth = intra;
+    REQUIRE((tensor ? torus.tensor_comm_s : torus.data_comm_s) > 0);
+    CHECK((tensor ? flat.tensor_comm_s : flat.data_comm_s) == approx(tensor ? torus.tensor_comm_s : torus.data_comm_s));
+  };
+  job.hardware.intra_node_bandwidth = 1e11;
+  job.hardware.node_topology = "torus-2d";
+  job.accelerators = 16;
+  job.parallelism->tensor = 1;
+  job.parallelism->global_batch = 16;
+  same_as_switched(0.5e11, false);
+  job.accelerators = 32;
+  job.parallelism->global_batch = 32;
+  same_as_switched(0.75e11, false);
+  job.parallelism->tensor = 4;
+  job.parallelism->global_batch = 8;
+  same_as_switched(0.25e11, true);
+  same_as_switched(0.5e11, false);
+  // The whole pod closes every ring: the whole-pod group at the chip's bandwidth.
+  job.accelerators = 64;
+  job.parallelism->tensor = 1;
+  job.parallelism->global_batch = 64;
+  same_as_switched(1e11, false);
+  job.hardware.node_topology = "torus-3d";
+  job.hardware.node_accelerators = 4096;
+  job.accelerators = 32;
+  job.parallelism->global_batch = 32;
+  same_as_switched(0.5e11, false);
+  job.accelerators = 64;
+  job.parallelism->global_batch = 64;
+  same_as_switched(1e11, false);
 }
 
 namespace {
