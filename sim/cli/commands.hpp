@@ -59,8 +59,11 @@ struct ScenarioOutcome {
   std::vector<InferenceResult> inference;
   std::optional<LifecycleTotals> life;
   std::vector<std::string> failures;
+  // Deployments that cannot run ("<id>: does not fit ..."), for a sweep point's reason.
+  std::vector<std::string> cannot_serve;
 };
-// InputError for an inference job or deployment whose batch is too large to cost (graph::size_limit).
+// InputError for an inference job or deployment that cannot be costed at all (a batch too large to
+// size, hardware without a memory bandwidth, a request longer than a learned position table).
 void check_costable(const Scenario& scenario);
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads);
 // -o: InputError unless the file can be written there (its folder exists, it is not a folder).

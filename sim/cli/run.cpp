@@ -29,9 +29,10 @@ std::string without_bandwidth(const Hardware& h) {
 }  // namespace
 
 void check_costable(const Scenario& scenario) {
-  // Inference jobs and deployments have no "cannot run" result: a batch the builders cannot size
-  // (graph::size_limit) or hardware without a memory bandwidth is bad input, found before anything
-  // runs (a sweep checks every point so).
+  // A batch the builders cannot size (graph::size_limit), hardware without a memory bandwidth or a
+  // request longer than a learned position table is bad input, found before anything runs (a sweep
+  // checks every point so). A job or replica that does not fit the memory is a result that cannot
+  // run instead (simulate_scenario).
   for (const auto& job : scenario.inference) {
     std::string why = without_bandwidth(job.hardware);
     if (why.empty()) why = graph::size_limit(job.design, job.batch);
@@ -49,21 +50,15 @@ void check_costable(const Scenario& scenario) {
     if (auto* t = std::get_if<TransformerDesign>(&design); t && d.tokens_in > 0) {
       // A learned position table has a row a position: a request cannot be longer.
       const double positions = static_cast<double>(std::max(t->seq_len, t->max_positions));
-      if (t->position == TransformerDesign::Position::learned && d.tokens_in + d.tokens_out > positions) {
-        bad("a request of " + format_number(d.tokens_in + d.tokens_out) + " tokens (tokens_in + tokens_out) is longer than " +
-            d.model_id + "'s learned position table of " + format_number(positions) + " positions");
+      // The last output token is not fed back (tokens_out - 1 decode steps): it needs no position.
+      const double length = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+      if (t->position == TransformerDesign::Position::learned && length > positions) {
+        bad("a request of " + format_number(length) + " positions (tokens_in + tokens_out - 1) is longer than " +
+            d.model_id + "'s learned position table of " + format_number(positions));
       }
       t->seq_len = static_cast<std::int64_t>(d.tokens_in);
     }
     if (const std::string why = graph::size_limit(design, d.batch); !why.empty()) bad(why);
-    // A replica must hold the model and its batch: a deployment is a serving configuration, and one
-    // that no replica can hold is bad input, found before anything runs (docs/lifecycle.md).
-    for (const auto& step : d.mix) {
-      for (const auto& h : step.hardware) {
-        const lifecycle::ServiceCost k = lifecycle::serving_cost_or_input_error(d, h);
-        if (!k.fits) bad(k.memory_text);
-      }
-    }
   }
 }
 
@@ -93,7 +88,20 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   if (lifecycle_wanted) {
     std::vector<TrainingFootprint> footprints;
     for (const auto& r : o.training) footprints.push_back(r.footprint);
-    o.life = add_lifecycle(o.record, lifecycle::plan_lifecycle(scenario, footprints), threads);
+    lifecycle::LifecyclePlan plan = lifecycle::plan_lifecycle(scenario, footprints);
+    // A deployment whose replica cannot hold the model and its batch on some hardware of its mix
+    // cannot run: the run still writes its file, then exits 2; a sweep point is `cannot run`.
+    for (std::size_t i = 0; i < plan.deployments.size() && i < scenario.deployments.size(); ++i) {
+      for (const auto& step : plan.deployments[i].mix) {
+        for (const auto& k : step.costs) {
+          if (k.fits) continue;
+          const Deployment& d = scenario.deployments[i];
+          o.failures.push_back(format_input_error(d.origin, "deployments." + d.id, k.memory_text));
+          o.cannot_serve.push_back(d.id + ": " + k.memory_text);
+        }
+      }
+    }
+    o.life = add_lifecycle(o.record, std::move(plan), threads);
   }
   return o;
 }

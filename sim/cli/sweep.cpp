@@ -120,6 +120,7 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   for (std::size_t i = 0; i < o.inference.size(); ++i) {
     if (!o.inference[i].ok) add_reason("summary/inference", i, o.inference[i].reason);
   }
+  for (const auto& why : o.cannot_serve) reason += (reason.empty() ? "" : "; ") + why;
   double facility = 0, it = 0, loc = 0, mkt = 0, accel = 0;
   bool market = true;
   for (const auto& r : o.training) {

@@ -321,7 +321,7 @@ LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan&
   // What one replica (or device) of each deployment costs on each hardware of its mix.
   {
     std::vector<std::string> dep, hw, from;
-    std::vector<double> busy, idle, rps, energy, batch, prefill, decode, embodied, life;
+    std::vector<double> busy, idle, rps, energy, batch, prefill, decode, embodied, life, memory;
     for (const auto& d : plan.deployments) {
       for (const auto& m : d.mix) {
         for (const auto& k : m.costs) {
@@ -337,6 +337,7 @@ LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan&
           decode.push_back(k.decode_s);
           embodied.push_back(k.embodied_kg);
           life.push_back(k.lifetime_s);
+          memory.push_back(k.memory_bytes);
         }
       }
     }
@@ -346,7 +347,7 @@ LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan&
                                    Column{"requests_per_second", "1/s", rps}, Column{"it_energy_per_request", "J", energy},
                                    Column{"batch_time", "s", batch}, Column{"prefill_time", "s", prefill},
                                    Column{"decode_time", "s", decode}, Column{"embodied", "kgCO2e", embodied},
-                                   Column{"lifetime", "s", life}}});
+                                   Column{"lifetime", "s", life}, Column{"memory_per_accelerator", "B", memory}}});
   }
   TableObserver observer;
   LifecycleTotals t;

@@ -21,11 +21,13 @@ InferenceResult cost_inference(const InferenceJob& job) {
   double input_elements = 0;
   r.weight_bytes = g.parameters() * p;
   for (const auto& op : g.ops()) {
-    // A weight product's tensors are its input and output (its weights, owned or a tied table,
-    // are counted once above); any other op's are what it moves, less the weights it owns.
+    // What the op moves as it runs (an unfused score matrix whole, as frameworks allocate it), less
+    // its weights: a weight product's k x n (owned or a tied table, counted once above; a one-hot
+    // product's table too, its one-hot operand never built), any other op's own parameters.
+    const double moved = graph::executed_bytes(op, fusion);
     const double tensors = op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::router
-                               ? p * static_cast<double>(op.count) * static_cast<double>(op.m) * static_cast<double>(op.k + op.n)
-                               : op.bytes - op.params * p;
+                               ? moved - p * static_cast<double>(op.count) * static_cast<double>(op.k) * static_cast<double>(op.n)
+                               : moved - op.params * p;
     r.activation_bytes = std::max(r.activation_bytes, tensors);
     const bool gemm = graph::is_gemm(op.kind) || op.kind == graph::OpKind::router;
     const double eta = cost_detail::op_efficiency(dev, op, job.layout, job.fusion, static_cast<double>(op.n),

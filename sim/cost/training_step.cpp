@@ -51,6 +51,31 @@ double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss
   return update + norm + master_copy + unscale;
 }
 
+// Whether the job's torus slice closes its rings with wraparound links on every axis. A TPU v2/v3
+// pod's 2-D torus does so on the whole pod: a smaller slice is a 2-D mesh without them
+// (tensorflow/lingvo, lingvo/core/gshard_utils.py, GetNonPod2dMesh: "Returns a 2D device mesh on
+// slices smaller than a pod", whose outer axis "doesn't have wrap link, either"); one that spans the
+// pod's whole length along an axis holds that axis's closing links (group_of, below). A TPU v4
+// slice of whole 4 x 4 x 4 cubes has them, a smaller one is a 3-D mesh (Google Cloud TPU v4
+// documentation, "3D mesh and 3D torus"). Since session 33.
+bool torus_wraps(const TrainingJob& job) {
+  if (job.accelerators >= job.hardware.node_accelerators) return true;  // the whole pod
+  if (job.hardware.node_topology == "torus-3d") return job.accelerators >= 64 && job.accelerators % 64 == 0;
+  return false;
+}
+
+// Whether no axis of the job's slice closes: a mesh, whose middle is crossed by half the links of
+// a torus's. A 2-D slice whose longest side spans the pod keeps that axis's closing links
+// (group_of, below).
+bool torus_mesh(const TrainingJob& job) {
+  if (torus_wraps(job)) return false;
+  if (job.hardware.node_topology != "torus-2d") return true;
+  const double node = static_cast<double>(std::max<std::int64_t>(1, job.hardware.node_accelerators));
+  const double pod_side = std::round(std::sqrt(node));
+  const double chips = std::min(node, static_cast<double>(job.accelerators));
+  return std::min(pod_side, std::exp2(std::ceil(std::log2(chips) / 2 - 1e-9))) < pod_side;
+}
+
 // A group of `ranks` whose members lie `stride` ranks apart in the job's numbering, as Megatron-LM
 // and DeepSpeed number them (tensor innermost, then data, pipeline outermost: a tensor group is
 // neighbours, a data-parallel group's members are `tensor` ranks apart): the nodes it spans, and
@@ -61,18 +86,6 @@ double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss
 // (NCCL's busBw = nChannels x the channel's network bandwidth, tuning.cc), k x `inter` (the
 // network per accelerator), at most NVLink's; k is the fewest ranks any node holds (NCCL uses as
 // many channels on every node).
-// Whether the job's torus slice closes its rings with wraparound links on every axis. A TPU v2/v3
-// pod's 2-D torus does so on the whole pod: a smaller slice is a 2-D mesh without them
-// (tensorflow/lingvo, lingvo/core/gshard_utils.py, GetNonPod2dMesh: "Returns a 2D device mesh on
-// slices smaller than a pod", whose outer axis "doesn't have wrap link, either"); one that spans the
-// pod's whole length along an axis holds that axis's closing links (group_of, below). A TPU v4
-// slice of whole 4 x 4 x 4 cubes has them, a smaller one is a 3-D mesh (Google Cloud TPU v4
-// documentation, "3D mesh and 3D torus"). Since session 33.
-bool torus_wraps(const TrainingJob& job) {
-  if (job.hardware.node_topology == "torus-3d") return job.accelerators >= 64 && job.accelerators % 64 == 0;
-  return job.accelerators >= job.hardware.node_accelerators;
-}
-
 comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t stride, double intra, double inter) {
   comm::Group g;
   g.ranks = ranks;
@@ -561,7 +574,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (job.hardware.node_topology == "torus-2d") bisection = std::max(1.0, std::sqrt(eg) / 2);
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(eg));
   // A mesh (a slice without wraparound links, above) has half the links across its middle.
-  if (bisection > 1 && !torus_wraps(job)) bisection *= 2;
+  if (bisection > 1 && torus_mesh(job)) bisection *= 2;
   // An all-to-all sends almost everything off the node: each rank injects through its own link
   // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;

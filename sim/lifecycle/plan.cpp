@@ -64,6 +64,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   job.inferences = 1;
   double batch_s = 0, batch_j = 0;
   double weights = 0, activations = 0, cache = 0;  // bytes a replica holds (memory check, below)
+  double cache_ways = 1;                              // the most ranks the cache splits over
   const auto* t = std::get_if<TransformerDesign>(&d.design);
   if (t && d.tokens_in > 0) {
     // LLM serving: prefill of tokens_in, then tokens_out decode steps of one token each, every
@@ -105,8 +106,12 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       kv_flops = batch_layers * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
     }
     const double kv_bytes = batch_layers * token_bytes * context;
-    // The cache at the batch's end holds every token of every request.
-    cache = batch_layers * token_bytes * (d.tokens_in + d.tokens_out);
+    // The cache at the last decode step holds every token of every request but the last output
+    // token, which is not fed back.
+    cache = batch_layers * token_bytes * (d.tokens_in + std::max(0.0, d.tokens_out - 1));
+    // Tensor-parallel ranks split the cache by KV head: with fewer KV heads than ranks each is
+    // replicated (grouped-query attention), and a latent cache is on every rank whole.
+    cache_ways = t->kv_lora_rank > 0 ? 1.0 : static_cast<double>(std::max<std::int64_t>(1, kv));
     // The cache is streamed as a weight matrix is (a decode attention kernel reading long contiguous
     // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels.
     hardware::DeviceModel streaming = dev;
@@ -130,13 +135,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   }
   k.batch_s = batch_s;
   const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
-  k.memory_bytes = (weights + activations + cache) / per;
+  const double cache_per = cache / std::min(per, cache_ways);
+  k.memory_bytes = (weights + activations) / per + cache_per;
   if (hw.memory_bytes && *hw.memory_bytes > 0 && k.memory_bytes > *hw.memory_bytes) {
     k.fits = false;
     k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
                     " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
                     text::gigabytes(activations / per) +
-                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(d.tokens_in + d.tokens_out)) + " tokens a request " + text::gigabytes(cache / per) : std::string()) +
+                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(d.tokens_in + std::max(0.0, d.tokens_out - 1))) + " tokens a request " + text::gigabytes(cache_per) : std::string()) +
                     (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
                     "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
   }

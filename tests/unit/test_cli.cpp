@@ -616,8 +616,8 @@ inference:
 }
 
 TEST_CASE("an inference job that does not fit: the reason in the output, exit 2 for a run, a result for a sweep point") {
-  // A decoder of 24 layers, d 4,096 (4.9e9 parameters: 9.7 GB in fp16) fits the 16 GB test GPU; at
-  // d 8,192 (19.4e9 parameters, 38.9 GB) it does not.
+  // A decoder of 24 layers, d 4,096 (4.96e9 parameters with the 32,000 x 4,096 table: 9.9 GB in
+  // fp16) fits the 16 GB test GPU; at d 8,192 (19.6e9 parameters, 39.2 GB) it does not.
   const fs::path dir = fresh_dir("inference_fit");
   std::ofstream(dir / "s.yaml") << R"(schema_version: 1
 scenario: {name: inf-fit}
@@ -634,8 +634,11 @@ inference:
   REQUIRE(ok.code == 0);
   const RunRecord fits = read_run(dir / "ok.h5");
   CHECK(col<std::string>(fits, "summary/inference", "status")[0] == "ok");
-  // The weights in fp16 (2 B a parameter) and more: the largest op's tensors.
-  CHECK(col<double>(fits, "summary/inference", "memory_per_accelerator")[0] > 2 * 24 * 12 * 4096.0 * 4096);
+  // The weights in fp16 (2 B a parameter: at least the layers' 24 x 12 x 4096^2 and the table) and
+  // the largest op's tensors: the attention scores of 32 heads x 512^2, read and written in fp16
+  // (64 MiB), at least.
+  CHECK(col<double>(fits, "summary/inference", "memory_per_accelerator")[0] >
+        2 * (24 * 12 * 4096.0 * 4096 + 32000 * 4096.0) + 2 * 2 * 32 * 512.0 * 512);
   std::ofstream(dir / "big.yaml") << R"(schema_version: 1
 scenario: {name: inf-big}
 models:
@@ -664,6 +667,45 @@ inference:
   const RunRecord sw = read_run(dir / "out.h5");
   CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
   CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind("score: does not fit: needs ", 0) == 0);
+  CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
+  CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a deployment no replica can hold: the reason, exit 2 for a run, a result for a sweep point") {
+  // 24 layers, d 8,192 (19.6e9 parameters: 39.2 GB in fp16) against the test GPU's 16 GB; at d 1,024
+  // it fits. The run writes its file, says why and exits 2; a sweep point is `cannot run`.
+  const fs::path dir = fresh_dir("deployment_fit");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: dep-fit, start: 2025-01-01, horizon: "30 days"}
+models:
+  - {id: m, design: {builder: decoder, layers: 24, d_model: 8192, heads: 64, d_ff: 32768, vocab: 32000, seq_len: 2048, position: rotary}}
+deployments:
+  - id: serve
+    model: m
+    start: 2025-01-01
+    duration: "30 days"
+    hardware: test-gpu
+    demand: "1e6 requests/day"
+    request: {tokens_in: 512, tokens_out: 128}
+    regions: [{datacenter: test-dc, share: 1}]
+)";
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: d, scenario: s.yaml}\nparameters:\n"
+                                         "  - {key: models.m.design.d_model, values: [1024, 8192]}\n";
+  const auto one = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                        (dir / "one.h5").string(), "--quiet"});
+  CHECK(one.code == 2);
+  CHECK(one.err.find("s.yaml:6:5: deployments.serve: does not fit: a batch of 1 needs ") != std::string::npos);
+  CHECK(one.err.find("(weights 39.2 GB, ") != std::string::npos);
+  CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
+  CHECK(fs::exists(dir / "one.h5"));
+  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / "out.h5").string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord sw = read_run(dir / "out.h5");
+  CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
+  CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind("serve: does not fit: a batch of 1 needs ", 0) == 0);
   CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
   CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
   fs::remove_all(dir);

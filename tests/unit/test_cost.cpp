@@ -1164,6 +1164,15 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   REQUIRE(flat.expert_comm_s > 0);
   slice.hardware.node_topology = "torus-2d";
   CHECK(cost_training_step(slice).expert_comm_s == approx(2 * 2 * flat.expert_comm_s));
+  // 32 chips, a 4 x 8 slice whose 8 spans the pod and keeps its closing links: not a mesh, the
+  // bisection's sqrt(32) / 2 alone.
+  TrainingJob half = moe_job(2, 32);
+  half.accelerators = 32;
+  half.parallelism->global_batch = 32;
+  half.hardware.node_accelerators = 64;
+  const StepCost half_flat = cost_training_step(half);
+  half.hardware.node_topology = "torus-2d";
+  CHECK(cost_training_step(half).expert_comm_s == approx(std::sqrt(32.0) / 2 * half_flat.expert_comm_s));
 }
 
 TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
@@ -1267,6 +1276,11 @@ TEST_CASE("a torus slice smaller than the pod has no wraparound links: a ring al
   same_as_switched(0.5e11, false);
   job.accelerators = 64;
   job.parallelism->global_batch = 64;
+  same_as_switched(1e11, false);
+  // A 3-D pod of 32 chips, whole: its rings close.
+  job.hardware.node_accelerators = 32;
+  job.accelerators = 32;
+  job.parallelism->global_batch = 32;
   same_as_switched(1e11, false);
 }
 

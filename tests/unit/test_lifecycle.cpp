@@ -483,10 +483,10 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
 TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors and the KV cache at the requests' full length") {
   // One layer, d 2048, 16 heads of 128, FFN 4096, vocabulary 1,000, rotary positions, fp16, fused
   // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens.
-  // Largest op: the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144 values (the
-  // fused attention kernel moves as many: Q, K and V in, the output out): 16,384,000 values,
-  // 32,768,000 B. KV cache: 2 requests x 1 layer x (K and V) x 16 heads x 128 x 1,010 tokens x 2 B
-  // = 16,547,840 B. Weights: the parameters x 2 B.
+  // Largest ops: the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144 values, and the
+  // FFN's activation, reading and writing 2,000 x 4,096 (the fused attention kernel moves as many:
+  // Q, K and V in, the output out): 16,384,000 values, 32,768,000 B. KV cache: 2 requests x 1 layer x (K and V) x 16 heads x 128 x 1,009 tokens (the
+  // last output token is not fed back) x 2 B = 16,531,456 B. Weights: the parameters x 2 B.
   Hardware hw;
   hw.id = "made-up";
   hw.peak_flop_per_s = {{"fp16", 1e15}};
@@ -514,13 +514,23 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   d.fusion = "attention";
   d.tokens_in = 1000;
   d.tokens_out = 10;
-  const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, cache = 16547840.0;
+  const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, cache = 16531456.0;
   const ServiceCost one = serving_cost(d, hw);
   CHECK(one.memory_bytes == approx(weights + activations + cache).epsilon(1e-12));
   CHECK(one.fits);  // the catalog gives no memory: nothing to check against
   // A replica of 2 accelerators holds half of each on either.
   d.accelerators_per_replica = 2;
   CHECK(serving_cost(d, hw).memory_bytes == approx((weights + activations + cache) / 2).epsilon(1e-12));
+  // One KV head (multi-query attention): the two ranks each hold it, and the cache is 1/16 as large;
+  // the weights lose 15/16 of the K and V projections (2 x (2,048 x 1,920 + 1,920 biases) values),
+  // and the largest op is the FFN's activation, as above.
+  TransformerDesign mqa = t;
+  mqa.kv_heads = 1;
+  d.design = mqa;
+  const double mqa_weights = graph::count_parameters(mqa) * 2;
+  CHECK(mqa_weights == approx(weights - 2.0 * 2 * (2048 * 1920 + 1920)).epsilon(1e-12));
+  CHECK(serving_cost(d, hw).memory_bytes == approx((mqa_weights + activations) / 2 + cache / 16).epsilon(1e-12));
+  d.design = t;
   d.accelerators_per_replica = 1;
   hw.memory_bytes = weights + activations + cache;
   CHECK(serving_cost(d, hw).fits);
@@ -528,5 +538,5 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   const ServiceCost full = serving_cost(d, hw);
   CHECK_FALSE(full.fits);
   CHECK(full.memory_text.find("does not fit: a batch of 2 needs") == 0);
-  CHECK(full.memory_text.find("KV cache at 1010 tokens a request 0.0 GB") != std::string::npos);
+  CHECK(full.memory_text.find("KV cache at 1009 tokens a request 0.0 GB") != std::string::npos);
 }
