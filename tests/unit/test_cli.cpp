@@ -615,6 +615,22 @@ inference:
   fs::remove_all(dir);
 }
 
+namespace {
+// Runs dir/s.sweep.yaml (two points): the first runs, the second cannot, with a reason that starts
+// with `reason`, NaN totals and exit 0.
+void second_point_cannot_run(const fs::path& dir, const std::string& reason) {
+  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / "out.h5").string(), "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const RunRecord sw = read_run(dir / "out.h5");
+  CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
+  CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind(reason, 0) == 0);
+  CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
+  CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
+}
+}  // namespace
+
 TEST_CASE("an inference job that does not fit: the reason in the output, exit 2 for a run, a result for a sweep point") {
   // A decoder of 24 layers, d 4,096 (4.96e9 parameters with the 32,000 x 4,096 table: 9.9 GB in
   // fp16) fits the 16 GB test GPU; at d 8,192 (19.6e9 parameters, 39.2 GB) it does not.
@@ -660,15 +676,7 @@ inference:
   }
   CHECK(std::isnan(col<double>(rec, "summary/totals", "facility_energy")[0]));
   // In a sweep the point is a result with its reason; the sweep exits 0.
-  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
-                      (dir / "out.h5").string(), "--quiet"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  const RunRecord sw = read_run(dir / "out.h5");
-  CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
-  CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind("score: does not fit: needs ", 0) == 0);
-  CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
-  CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
+  second_point_cannot_run(dir, "score: does not fit: needs ");
   fs::remove_all(dir);
 }
 
@@ -699,15 +707,7 @@ deployments:
   CHECK(one.err.find("(weights 39.2 GB, ") != std::string::npos);
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
   CHECK(fs::exists(dir / "one.h5"));
-  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
-                      (dir / "out.h5").string(), "--quiet"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  const RunRecord sw = read_run(dir / "out.h5");
-  CHECK(col<std::string>(sw, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
-  CHECK(col<std::string>(sw, "sweep/points", "reason")[1].rfind("serve: does not fit: a batch of 1 needs ", 0) == 0);
-  CHECK(std::isnan(col<double>(sw, "sweep/points", "facility_energy")[1]));
-  CHECK(std::isfinite(col<double>(sw, "sweep/points", "facility_energy")[0]));
+  second_point_cannot_run(dir, "serve: does not fit: a batch of 1 needs ");
   fs::remove_all(dir);
 }
 

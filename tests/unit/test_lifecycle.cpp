@@ -431,12 +431,9 @@ TEST_CASE("growth curves by hand") {
   CHECK(growth_at(p, kStart + 3 * kDay) == 7);   // from its date on
 }
 
-TEST_CASE("serving a latent-attention decoder reads its compressed cache, by hand") {
-  // Decode time grows with the context through the KV cache alone (the decode step's graph does
-  // not depend on it). A one-layer decoder with latent attention (kv_lora_rank 512, rotary 64)
-  // caches 576 values a token in fp16: 1,152 B. 1,000 more prompt tokens over 10 decoded tokens
-  // add 10 x 1,000 x 1,152 B = 1.152e7 B of cache reads, at 1e12 B/s x 0.5 = 2.304e-5 s; a cache
-  // of full keys and values (2 x 16 heads x 128 in fp16 = 8,192 B a token) would add 1.6384e-4 s.
+namespace {
+// 1 PFLOP/s fp16 at half its peak in GEMMs, 1 TB/s at half, no launch cost, 300 W.
+Hardware made_up_hardware() {
   Hardware hw;
   hw.id = "made-up";
   hw.peak_flop_per_s = {{"fp16", 1e15}};
@@ -446,6 +443,17 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   hw.kernel_launch_s = 0;
   hw.tdp_w = 300;
   hw.efficiency_source = "test";
+  return hw;
+}
+}  // namespace
+
+TEST_CASE("serving a latent-attention decoder reads its compressed cache, by hand") {
+  // Decode time grows with the context through the KV cache alone (the decode step's graph does
+  // not depend on it). A one-layer decoder with latent attention (kv_lora_rank 512, rotary 64)
+  // caches 576 values a token in fp16: 1,152 B. 1,000 more prompt tokens over 10 decoded tokens
+  // add 10 x 1,000 x 1,152 B = 1.152e7 B of cache reads, at 1e12 B/s x 0.5 = 2.304e-5 s; a cache
+  // of full keys and values (2 x 16 heads x 128 in fp16 = 8,192 B a token) would add 1.6384e-4 s.
+  Hardware hw = made_up_hardware();
   TransformerDesign t;
   t.arch = TransformerDesign::Arch::decoder;
   t.decoder_layers = 1;
@@ -487,15 +495,7 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   // FFN's activation, reading and writing 2,000 x 4,096 (the fused attention kernel moves as many:
   // Q, K and V in, the output out): 16,384,000 values, 32,768,000 B. KV cache: 2 requests x 1 layer x (K and V) x 16 heads x 128 x 1,009 tokens (the
   // last output token is not fed back) x 2 B = 16,531,456 B. Weights: the parameters x 2 B.
-  Hardware hw;
-  hw.id = "made-up";
-  hw.peak_flop_per_s = {{"fp16", 1e15}};
-  hw.memory_bandwidth_bytes_per_s = 1e12;
-  hw.memory_efficiency = 0.5;
-  hw.gemm_efficiency = 0.5;
-  hw.kernel_launch_s = 0;
-  hw.tdp_w = 300;
-  hw.efficiency_source = "test";
+  Hardware hw = made_up_hardware();
   TransformerDesign t;
   t.arch = TransformerDesign::Arch::decoder;
   t.decoder_layers = 1;
