@@ -445,15 +445,8 @@ Hardware made_up_hardware() {
   hw.efficiency_source = "test";
   return hw;
 }
-}  // namespace
-
-TEST_CASE("serving a latent-attention decoder reads its compressed cache, by hand") {
-  // Decode time grows with the context through the KV cache alone (the decode step's graph does
-  // not depend on it). A one-layer decoder with latent attention (kv_lora_rank 512, rotary 64)
-  // caches 576 values a token in fp16: 1,152 B. 1,000 more prompt tokens over 10 decoded tokens
-  // add 10 x 1,000 x 1,152 B = 1.152e7 B of cache reads, at 1e12 B/s x 0.5 = 2.304e-5 s; a cache
-  // of full keys and values (2 x 16 heads x 128 in fp16 = 8,192 B a token) would add 1.6384e-4 s.
-  Hardware hw = made_up_hardware();
+// One decoder layer: d 2048, 16 heads of 128, FFN 4096, vocabulary 1,000, 4,096 positions.
+TransformerDesign one_layer_decoder() {
   TransformerDesign t;
   t.arch = TransformerDesign::Arch::decoder;
   t.decoder_layers = 1;
@@ -463,16 +456,33 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   t.d_ff = 4096;
   t.vocab = 1000;
   t.seq_len = 4096;
-  t.kv_lora_rank = 512;
-  t.rope_head_dim = 64;
+  return t;
+}
+// A deployment of `t` serving requests of 1,000 tokens in and 10 out, in fp16, `batch` at a time.
+Deployment serving(const TransformerDesign& t, std::int64_t batch) {
   Deployment d;
   d.id = "svc";
   d.model_id = "m";
   d.design = t;
-  d.batch = 1;
+  d.batch = batch;
   d.precision = "fp16";
-  d.tokens_out = 10;
   d.tokens_in = 1000;
+  d.tokens_out = 10;
+  return d;
+}
+}  // namespace
+
+TEST_CASE("serving a latent-attention decoder reads its compressed cache, by hand") {
+  // Decode time grows with the context through the KV cache alone (the decode step's graph does
+  // not depend on it). A one-layer decoder with latent attention (kv_lora_rank 512, rotary 64)
+  // caches 576 values a token in fp16: 1,152 B. 1,000 more prompt tokens over 10 decoded tokens
+  // add 10 x 1,000 x 1,152 B = 1.152e7 B of cache reads, at 1e12 B/s x 0.5 = 2.304e-5 s; a cache
+  // of full keys and values (2 x 16 heads x 128 in fp16 = 8,192 B a token) would add 1.6384e-4 s.
+  Hardware hw = made_up_hardware();
+  TransformerDesign t = one_layer_decoder();
+  t.kv_lora_rank = 512;
+  t.rope_head_dim = 64;
+  Deployment d = serving(t, 1);
   const double short_prompt = serving_cost(d, hw).decode_s;
   d.tokens_in = 2000;
   const double long_prompt = serving_cost(d, hw).decode_s;
@@ -493,27 +503,14 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens.
   // Largest ops: the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144 values, and the
   // FFN's activation, reading and writing 2,000 x 4,096 (the fused attention kernel moves as many:
-  // Q, K and V in, the output out): 16,384,000 values, 32,768,000 B. KV cache: 2 requests x 1 layer x (K and V) x 16 heads x 128 x 1,009 tokens (the
-  // last output token is not fed back) x 2 B = 16,531,456 B. Weights: the parameters x 2 B.
+  // Q, K and V in, the output out): 16,384,000 values, 32,768,000 B. KV cache: 2 requests x 1 layer
+  // x (K and V) x 16 heads x 128 x 1,009 tokens (the last output token is not fed back) x 2 B =
+  // 16,531,456 B. Weights: the parameters x 2 B.
   Hardware hw = made_up_hardware();
-  TransformerDesign t;
-  t.arch = TransformerDesign::Arch::decoder;
-  t.decoder_layers = 1;
-  t.d_model = 2048;
-  t.heads = 16;
-  t.d_ff = 4096;
-  t.vocab = 1000;
-  t.seq_len = 4096;
+  TransformerDesign t = one_layer_decoder();
   t.position = TransformerDesign::Position::rotary;
-  Deployment d;
-  d.id = "svc";
-  d.model_id = "m";
-  d.design = t;
-  d.batch = 2;
-  d.precision = "fp16";
+  Deployment d = serving(t, 2);
   d.fusion = "attention";
-  d.tokens_in = 1000;
-  d.tokens_out = 10;
   const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, cache = 16531456.0;
   const ServiceCost one = serving_cost(d, hw);
   CHECK(one.memory_bytes == approx(weights + activations + cache).epsilon(1e-12));
