@@ -338,8 +338,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     double bytes = graph::executed_bytes(op, fusion) / split;
     if (op.expert) {
       // Expert parallelism: the graph's expert ops are already this device's share (its experts'
-      // weights and the slots routed to them), split over the tensor group.
-      bytes = op.bytes / tp;
+      // weights and the slots routed to them), split over the tensor group. Whole experts on every
+      // rank of the group (expert_tensor: 1) read their weights whole; the slots are the rank's own.
+      const double weights = bytes_per_value * static_cast<double>(op.count) * static_cast<double>(op.k) * static_cast<double>(op.n);
+      bytes = p.expert_tensor == 1 ? weights + (op.bytes - weights) / tp : op.bytes / tp;
     }
     // 8-bit training runs the layers' weight products in 8 bits; attention, the router, the
     // embeddings and the output head stay at 16 bits (DeepSeek-V3, Sec. 3.3.1: "the embedding
@@ -659,13 +661,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Under DualPipe a device holds two
   // stages: their average here, doubled where the weights and gradients are counted (below).
   const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
-  const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (tp * eg); };
+  // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
+  // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
+  // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
+  // tensor ranks hold copies of one another's (since session 33; before, half of them at tensor 2).
+  const double et = p.expert_tensor == 1 ? 1.0 : tp;
+  const double expert_copies = (tp / et) * (static_cast<double>(c.data) / eg);  // ranks holding each expert
+  const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (et * eg); };
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
   const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
   // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
   // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
   // the same experts for the experts' (Megatron-Core's expert data-parallel group).
-  const double expert_shard = std::max(1.0, static_cast<double>(shard) / eg);
+  const double expert_shard = std::max(1.0, (tp / et) * static_cast<double>(shard) / eg);
   // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
   // on each core, their gradients and optimizer state too, and updates each, where the job is not
   // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
@@ -825,11 +833,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     embedding_floor = comm::collective_s(
         last_kind, std::min(grad_bytes_0, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes)), dp_group);
   }
-  if (expert_params > 0 && c.data > expert_group) {
-    // Each expert is replicated on data / G ranks (ranks G x tensor apart): its gradients are
-    // all-reduced among them once a step, in buckets, behind the backward like the rest.
+  if (expert_params > 0 && expert_copies > 1) {
+    // Each expert is replicated on data / G ranks (ranks G x tensor apart), and on the tensor ranks
+    // too where they hold whole experts: its gradients are all-reduced among them once a step, in
+    // buckets, behind the backward like the rest (the ring placed as the data groups' where there
+    // are several, else on the tensor group's links).
     const double expert_grad_bytes = expert_per_device * grad_value_bytes;
-    const comm::Group replicas = group_of(job, c.data / expert_group, c.tensor * expert_group, intra, inter);
+    const std::int64_t data_copies = c.data / expert_group;
+    const comm::Group replicas =
+        data_copies > 1 ? group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), c.tensor * expert_group, intra, inter)
+                        : group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), 1, intra, inter);
     dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, std::ceil(expert_grad_bytes / kGradientBucketBytes),
                               replicas);
   }

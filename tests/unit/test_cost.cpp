@@ -1504,7 +1504,20 @@ TEST_CASE("experts under tensor parallelism: split over the group and reduced, o
   const double outside = kOutsideLayers;
   CHECK(split.tensor_comm_s == approx(8.016384e-5 + outside));
   job.parallelism->expert_tensor = 1;
-  CHECK(cost_training_step(job).tensor_comm_s == approx(4.008192e-5 + outside));
+  const StepCost whole = cost_training_step(job);
+  CHECK(whole.tensor_comm_s == approx(4.008192e-5 + outside));
+  // Whole experts: each rank holds both (not half of each), and the two ranks hold copies whose
+  // gradients they all-reduce once a step, after the backward here (overlap off): 2 experts x
+  // (64 x 256 + 256 x 64 weights + 256 + 64 biases) = 66,176 parameters, 132,352 B in fp16, over
+  // the pair.
+  CHECK(split.data_comm_s == 0);
+  job.parallelism->overlap_communication = false;
+  const comm::Group pair{2, 1, 1e11, false};  // a ring with a 20 us start-up (not a GPU)
+  CHECK(cost_training_step(job).data_comm_s == approx(comm::collective_s(comm::Collective::all_reduce, 132352, pair)));
+  // Its memory: the experts' weights, gradients and Adam's states (2 + 2 + 12 B a parameter in fp16
+  // with fp32 master weights and moments) twice over against the split layout's: 66,176 x 16 / 2 B
+  // more.
+  CHECK(whole.memory_per_device_bytes - split.memory_per_device_bytes == approx(66176.0 * 16 / 2));
 }
 
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
