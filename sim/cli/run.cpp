@@ -26,6 +26,15 @@ std::string without_bandwidth(const Hardware& h) {
              : "hardware " + h.id + " has no memory_bandwidth in the catalog: an inference cannot be costed without it";
 }
 
+// Said, not silent: a dtype the hardware lacks is costed at the rate of the nearest precision it
+// has (docs/hardware-model.md); empty where it lists one.
+std::string precision_note(const std::string& id, const Hardware& h, const std::string& precision) {
+  if (h.peak_flop_per_s.count(precision)) return "";
+  return "  note: " + id + ": " + h.id + " lists no " + precision +
+         " peak; its products run at the rate of the nearest precision it has (" +
+         format_number(hardware::make_device_model(h).peak(precision) / 1e12, 4) + " TFLOP/s)\n";
+}
+
 }  // namespace
 
 void check_costable(const Scenario& scenario) {
@@ -163,13 +172,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const auto& r = results[i];
       if (r.mode != "first-principles" || !r.step) continue;
       const TrainingJob& job = scenario.training[i];
-      if (!job.hardware.peak_flop_per_s.count(job.precision)) {
-        // Said, not silent: a dtype the hardware lacks is costed at another rate (docs/hardware-model.md).
-        job_lines += "  note: " + job.id + ": " + job.hardware.id + " lists no " + job.precision +
-                     " peak; its products run at the rate of the nearest precision it has (" +
-                     format_number(hardware::make_device_model(job.hardware).peak(job.precision) / 1e12, 4) +
-                     " TFLOP/s)\n";
-      }
+      job_lines += precision_note(job.id, job.hardware, job.precision);
       job_lines += "  " + scenario.training[i].id + ": ";
       if (!r.ok) {
         job_lines += r.reason + "\n";
@@ -188,6 +191,15 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                    format_number(r.footprint.accelerator_time_s / 3600.0, 4) + " accelerator-hours; step: compute " +
                    percent(c.compute_s) + ", communication " + percent(communication) + ", pipeline bubble " +
                    percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";
+    }
+    for (const auto& job : scenario.inference) job_lines += precision_note(job.id, job.hardware, job.precision);
+    for (const auto& d : scenario.deployments) {
+      for (const auto& step : d.mix) {
+        for (const auto& h : step.hardware) {
+          const std::string note = precision_note(d.id, h, d.precision);
+          if (job_lines.find(note) == std::string::npos) job_lines += note;  // once a hardware
+        }
+      }
     }
     if (life) {
       // The lifecycle holds the training runs (their part inside the horizon) and the deployments;
@@ -208,6 +220,16 @@ int command_run(const std::vector<std::string>& args, Streams io) {
         io.out << "  note: " << life->runs_cut
                << " training run(s) fall wholly or partly outside the horizon; the lifecycle counts only their part "
                   "inside it (/summary/training has each job whole)\n";
+      }
+      // Said, not silent: a deployment the horizon does not reach counts nothing.
+      const double horizon_start = static_cast<double>(scenario.info.start_unix_s);
+      const double horizon_end = horizon_start + scenario.info.horizon_s;
+      for (const auto& d : scenario.deployments) {
+        if (static_cast<double>(d.start_unix_s) >= horizon_end || static_cast<double>(d.end_unix_s) <= horizon_start) {
+          io.out << "  note: deployment " << d.id << " lies wholly outside the horizon; it counts nothing\n";
+        } else if (static_cast<double>(d.start_unix_s) < horizon_start || static_cast<double>(d.end_unix_s) > horizon_end) {
+          io.out << "  note: deployment " << d.id << " runs partly outside the horizon; the lifecycle counts its part inside it\n";
+        }
       }
       return kOk;
     }

@@ -1,6 +1,7 @@
 #include "design.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "dlcarbon/text.hpp"
@@ -250,7 +251,11 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
     op.kind = read_choice(m.at("kind"), {"matmul", "batched_matmul", "conv2d", "elementwise", "softmax", "norm",
                                          "embedding", "pool", "router"});
     const bool gemm = op.kind == "matmul" || op.kind == "batched_matmul" || op.kind == "conv2d" || op.kind == "router";
-    if (m.has("layer")) op.layer = static_cast<int>(read_number_in(m.at("layer"), -1, 1e6, true, "a layer index >= -1"));
+    if (m.has("layer")) {
+      const double layer = read_number_in(m.at("layer"), -1, 1e6, true, "a layer index >= -1");
+      if (layer != std::floor(layer)) m.at("layer").expected("a whole layer index >= -1");
+      op.layer = static_cast<int>(layer);
+    }
     if (gemm) {
       for (const char* k : {"m", "n", "k"}) m.require(k);
       op.m = read_positive_int(m.at("m"));

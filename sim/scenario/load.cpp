@@ -159,6 +159,7 @@ struct JobDraft {
   // `stage_layers: {first: a, last: b}`: the first and the last chunk's layers, the rest spread
   // evenly once the model's layers are known.
   std::optional<std::pair<std::int64_t, std::int64_t>> stage_ends;
+  std::optional<Value> published_at;  // where `published` was given (checked against the duration)
 };
 
 struct ModelDraft {
@@ -168,6 +169,7 @@ struct ModelDraft {
 struct InferenceDraft {
   InferenceJob job;
   bool layout_given = false;
+  std::optional<Value> input_layout_at;  // checked against the model's design once it is known
 };
 
 struct DeploymentDraft {
@@ -176,7 +178,7 @@ struct DeploymentDraft {
   std::optional<double> duration_s;
   bool demand_start_given = false, replicas_start_given = false, devices_start_given = false;
   bool layout_given = false;
-  std::optional<Value> demand_at, regions_at, mix_at;
+  std::optional<Value> demand_at, regions_at, mix_at, request_at;
 };
 
 class Builder;
@@ -395,7 +397,9 @@ const EntityKind<GridRegion>& Builder::region_kind() {
         if (m.has("zone")) r.zone = detail::read_text(m.at("zone"));
         if (m.has("intensity")) r.intensity_kg_per_j = detail::read_non_negative(m.at("intensity"), Kind::intensity);
         if (m.has("year")) {
-          r.year = static_cast<int>(detail::read_number_in(m.at("year"), 1900, 2200, true, "a year (e.g. 2023)"));
+          const double year = detail::read_number_in(m.at("year"), 1900, 2200, true, "a year (e.g. 2023)");
+          if (year != std::floor(year)) m.at("year").expected("a whole year (e.g. 2023)");
+          r.year = static_cast<int>(year);
         }
         if (m.has("basis")) r.basis = detail::read_text(m.at("basis"));
         if (m.has("trace")) r.trace = detail::read_trace(m.at("trace"));
@@ -1011,6 +1015,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("parallelism")) {
           j.parallelism = read_parallelism(m.at("parallelism"));
+          // A parallelism given again (extends) replaces the earlier one, its partition too.
+          d.stage_layers.reset();
+          d.stage_ends.reset();
           const Value pv = m.at("parallelism");
           if (pv.node.IsMap() && pv.node["stage_layers"]) {
             d.stage_layers = pv.child(pv.node["stage_layers"], "stage_layers");
@@ -1073,12 +1080,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("published")) {
           PublishedFigures f;
           apply_published(m.at("published"), f);
-          if (f.accelerator_time_s && (m.has("duration") || m.has("accelerator_hours"))) {
-            m.at("published").fail("published accelerator_hours are the reference of a first-principles job: drop "
-                                   "the job's duration (or accelerator_hours) and power, or publish its energy or "
-                                   "CO2e instead");
-          }
           j.published = f;
+          d.published_at = m.at("published");
         }
         if (m.has("stage_of")) {
           j.stage_of = detail::read_id(m.at("stage_of"));
@@ -1089,6 +1092,12 @@ const EntityKind<JobDraft>& Builder::training_kind() {
       },
       [](JobDraft& d, const Value& last) {
         TrainingJob& j = d.job;
+        // Checked here, once every file the entry extends is read.
+        if (j.published && j.published->accelerator_time_s && (d.duration_s || d.accelerator_time_s)) {
+          d.published_at->fail("published accelerator_hours are the reference of a first-principles job: drop "
+                               "the job's duration (or accelerator_hours) and power, or publish its energy or "
+                               "CO2e instead");
+        }
         if (d.stage_ends && j.parallelism) {
           // {first, last}: the chunks between them share the rest evenly, the earlier ones one layer
           // more where it does not divide (DeepSpeed's partition_uniform).
@@ -1173,22 +1182,26 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         }
         if (m.has("input_layout")) {
           j.input_layout = detail::read_choice(m.at("input_layout"), {"nchw", "nhwc"});
-          // A layout is an image batch's: tokens and feature vectors have none to reorder (since
-          // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
-          const auto* f = std::get_if<FileGraphDesign>(&j.design);
-          const bool images = std::holds_alternative<ResNetDesign>(j.design) ||
-                              (f && std::any_of(f->ops.begin(), f->ops.end(), [](const FileOp& o) { return o.kind == "conv2d"; }));
-          if (!images && !std::holds_alternative<std::monostate>(j.design)) {
-            m.at("input_layout").fail("input_layout is the layout of an image batch (a ResNet, or a graph file with convolutions); model " +
-                                      text::quoted(j.model_id) + " has no images to reorder");
-          }
+          d.input_layout_at = m.at("input_layout");
         }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("inferences")) j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();
       },
-      nullptr};
+      [](InferenceDraft& d, const Value&) {
+        // A layout is an image batch's: tokens and feature vectors have none to reorder (since
+        // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
+        const InferenceJob& j = d.job;
+        if (!d.input_layout_at || std::holds_alternative<std::monostate>(j.design)) return;
+        const auto* f = std::get_if<FileGraphDesign>(&j.design);
+        const bool images = std::holds_alternative<ResNetDesign>(j.design) ||
+                            (f && std::any_of(f->ops.begin(), f->ops.end(), [](const FileOp& o) { return o.kind == "conv2d"; }));
+        if (!images) {
+          d.input_layout_at->fail("input_layout is the layout of an image batch (a ResNet, or a graph file with convolutions); model " +
+                                  text::quoted(j.model_id) + " has no images to reorder");
+        }
+      }};
   return kind;
 }
 
@@ -1199,6 +1212,8 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
 // (piecewise), {file: x.csv} (trace). `start` (default: the deployment's start) anchors the curve.
 Growth read_growth(const Value& v, Kind kind, bool& start_given) {
   Growth g;
+  // A growth given again (in a file that extends another) replaces the earlier one, its start too.
+  start_given = false;
   if (v.node.IsScalar()) {
     g.initial = detail::read_non_negative(v, kind);
     return g;
@@ -1348,9 +1363,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             if (!d.mix.empty() && step.from_unix_s <= d.mix.back().from_unix_s) st.at("from").expected("dates in increasing order");
             const Value shares = st.at("shares");
             if (!shares.node.IsMap() || shares.node.size() == 0) shares.expected("a map of hardware id to share");
+            MapView::any_keys(shares);  // each key a hardware id, once
             double sum = 0;
             for (const auto& kv : shares.node) {
-              const std::string key = kv.first.as<std::string>();
+              const std::string key = kv.first.Scalar();
               const Value share = shares.child(kv.second, key);
               step.hardware.push_back(b.hardware_ref(Value{kv.first, share.file, share.path, share.origin}));
               step.shares.push_back(detail::read_number_in(share, 0, 1, true, "a share in [0, 1]"));
@@ -1388,10 +1404,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           const std::int64_t out = detail::read_int(r.at("tokens_out"));
           if (out < 0) r.at("tokens_out").expected("a whole number of tokens >= 0");
           d.tokens_out = static_cast<double>(out);
-          const auto* t = std::get_if<TransformerDesign>(&d.design);
-          if (!t || t->arch != TransformerDesign::Arch::decoder) {
-            m.at("request").fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
-          }
+          dr.request_at = m.at("request");  // checked against the model once it is known
         }
         if (m.has("regions")) {
           const Value list = m.at("regions");
@@ -1458,6 +1471,12 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (!edge && d.devices) last.fail("devices are for edge deployments (kind: edge); a cloud deployment has replicas");
         if (edge && d.replicas) last.fail("replicas are for cloud deployments; an edge deployment has devices");
         if (edge && d.tokens_in > 0) last.fail("LLM requests (request:) are served from the cloud here; use kind: cloud");
+        if (d.tokens_in > 0) {
+          const auto* t = std::get_if<TransformerDesign>(&d.design);
+          if (!t || t->arch != TransformerDesign::Arch::decoder) {
+            dr.request_at->fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
+          }
+        }
         if (!dr.start_given) last.fail("missing required key \"start\"");
         if (dr.duration_s) d.end_unix_s = d.start_unix_s + static_cast<std::int64_t>(std::llround(*dr.duration_s));
         else if (!dr.end_given) last.fail("missing required key \"end\" (or \"duration\")");

@@ -108,6 +108,29 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
                       e.mark.column >= 0 ? e.mark.column + 1 : 1};
     throw InputError(format_input_error(at, "", "invalid YAML: " + e.msg));
   }
+  // One document a file: YAML::Load reads the first and would drop a second one (after `---`)
+  // unread. A `---` at the start of a line is a document marker wherever it stands (YAML 1.2,
+  // Sec. 9.1): one after the first document's content, with content after it, starts a second.
+  // (Found by a text scan: yaml-cpp 0.7's LoadAll loops on some malformed input.)
+  {
+    bool content = false;
+    int marker_line = 0, n = 0;
+    std::istringstream lines(text);
+    for (std::string l; std::getline(lines, l);) {
+      ++n;
+      if (!l.empty() && l.back() == '\r') l.pop_back();
+      const bool marker = l.compare(0, 3, "---") == 0 && (l.size() == 3 || l[3] == ' ' || l[3] == '\t');
+      std::string rest = marker ? l.substr(3) : l;
+      const auto first = rest.find_first_not_of(" \t");
+      const bool has_content = first != std::string::npos && rest[first] != '#' && !(first == 0 && rest.compare(0, 3, "...") == 0) &&
+                               !(first == 0 && rest[0] == '%');
+      if (marker && content && marker_line == 0) marker_line = n;
+      if (has_content && marker_line > 0) {
+        throw InputError(format_input_error({display, marker_line, 1}, "", "a second YAML document (after ---): a file holds one"));
+      }
+      content = content || has_content;
+    }
+  }
   if (!root.IsDefined() || root.IsNull()) {
     throw InputError(format_input_error(top, "", "expected a map with schema_version, got an empty file"));
   }
@@ -117,7 +140,7 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   return root;
 }
 
-MapView::MapView(const Value& v, std::vector<std::string> allowed) : value_(v) {
+MapView::MapView(const Value& v, std::vector<std::string> allowed, bool any_key) : value_(v) {
   if (!v.node.IsMap()) v.expected("a map");
   for (auto it = v.node.begin(); it != v.node.end(); ++it) {
     const YAML::Node key_node = it->first;
@@ -129,6 +152,10 @@ MapView::MapView(const Value& v, std::vector<std::string> allowed) : value_(v) {
         const Value dup{key_node, v.file, v.child(YAML::Node(), key).path, v.origin};
         dup.fail("duplicate key (first at line " + std::to_string(seen_node.Mark().line + 1) + ")");
       }
+    }
+    if (any_key) {
+      entries_.emplace_back(key, it->second);
+      continue;
     }
     bool known = false;
     for (const auto& a : allowed) known = known || a == key;
@@ -155,6 +182,8 @@ Value MapView::at(const std::string& key) const {
   }
   return value_.child(YAML::Node(), key);
 }
+
+MapView MapView::any_keys(const Value& v) { return MapView(v, {}, true); }
 
 std::vector<std::string> MapView::keys() const {
   std::vector<std::string> out;

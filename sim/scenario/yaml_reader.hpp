@@ -43,7 +43,9 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
 // A map whose keys are checked against the allowed ones (unknown keys get "did you mean").
 class MapView {
  public:
-  MapView(const Value& v, std::vector<std::string> allowed);
+  MapView(const Value& v, std::vector<std::string> allowed, bool any_key = false);
+  // A map whose keys are names of the user's (hardware ids as shares' keys): any word, once.
+  static MapView any_keys(const Value& v);
   bool has(const std::string& key) const;
   Value at(const std::string& key) const;  // precondition: has(key)
   const Value& self() const { return value_; }

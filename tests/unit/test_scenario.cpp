@@ -146,6 +146,68 @@ TEST_CASE("an error in a base file points at the base file") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("a key given again in a file that extends another replaces what came with it, and cross-key checks see the merged entry") {
+  // Found by a review (session 33): a growth given again kept the earlier one's start (its curve
+  // then began in 1970), a parallelism given again kept the earlier partition, and a model or
+  // duration changed in the top file escaped the checks that tie them to `request` and
+  // `published.accelerator_hours`.
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario_extends";
+  fs::create_directories(dir);
+  std::ofstream(dir / "base.yaml") << R"(schema_version: 1
+scenario: {name: b, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+  - {id: lm, design: {builder: decoder, layers: 4, d_model: 256, heads: 4, d_ff: 1024, vocab: 1000, seq_len: 128}}
+  - {id: enc, design: {builder: encoder, layers: 2, d_model: 64, heads: 2, d_ff: 256, vocab: 100, seq_len: 32}}
+training:
+  - id: job
+    model: lm
+    hardware: test-gpu
+    accelerators: 8
+    precision: fp16
+    tokens: "1e9 tokens"
+    parallelism: {pipeline: 4, global_batch: 64, stage_layers: {first: 0, last: 2}}
+    datacenter: test-dc
+    published: {source: x, accelerator_hours: "100 h"}
+deployments:
+  - id: svc
+    model: mlp
+    start: 2025-06-01
+    duration: "1 year"
+    hardware: test-gpu
+    demand: {initial: "10 requests/s", growth: "10 %/year", start: 2025-01-01}
+    regions: [{datacenter: test-dc}]
+  - id: chat
+    model: lm
+    start: 2025-01-01
+    duration: "1 year"
+    hardware: test-gpu
+    demand: "1 requests/s"
+    request: {tokens_in: 10, tokens_out: 5}
+    regions: [{datacenter: test-dc}]
+)";
+  std::ofstream(dir / "top.yaml") << R"(schema_version: 1
+extends: base.yaml
+training:
+  - {id: job, parallelism: {pipeline: 4, global_batch: 64}}
+deployments:
+  - {id: svc, demand: {initial: "10 requests/s", growth: "10 %/year"}}
+)";
+  const auto s = load_scenario(dir / "top.yaml", test_catalog());
+  // The demand starts with the deployment (2025-06-01), not with the base's growth start or 1970.
+  CHECK(s.deployments[0].demand.start_unix_s == s.deployments[0].start_unix_s);
+  CHECK(s.deployments[0].start_unix_s == 1748736000);
+  // The default (even) partition, not the base's {first: 0, last: 2}.
+  CHECK(s.training[0].parallelism->stage_layers.empty());
+  std::ofstream(dir / "encoder.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: enc}\n";
+  CHECK(error_of(dir / "encoder.yaml", test_catalog()).find("base.yaml:31:14: deployments[1].request: tokens in and out need a decoder-only") !=
+        std::string::npos);
+  std::ofstream(dir / "duration.yaml") << "schema_version: 1\nextends: base.yaml\ntraining:\n  - {id: job, duration: \"10 h\", power: {per_accelerator: \"300 W\"}}\n";
+  CHECK(error_of(dir / "duration.yaml", test_catalog()).find("base.yaml:16:16: training[0].published: published accelerator_hours are the reference") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("an unknown data directory is an input error") {
   const std::string msg = error_of(kData / "scenarios/good_base.yaml", LoadOptions{kData / "no-such-dir"});
   CHECK(msg.find("the data directory does not exist") != std::string::npos);
