@@ -9,6 +9,7 @@
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/grid.hpp"
+#include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/training_cost.hpp"
@@ -37,7 +38,40 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
 
 }  // namespace
 
+// Quantities beyond what a double holds (1e300): their sums would be inf or NaN in the output.
+constexpr double kRepresentable = 1e300;
+
 void check_costable(const Scenario& scenario) {
+  // A job's energy must be a number: accelerators x duration x power past 1e300 J would be written
+  // as inf (found by a review, session 33).
+  for (const auto& job : scenario.training) {
+    if (!job.duration_given) continue;
+    const double n = static_cast<double>(job.accelerators);
+    const double watts = job.power.basis == PowerBasis::system ? job.power.value
+                         : job.power.basis == PowerBasis::utilisation
+                             ? n * (job.hardware.tdp_w * job.power.value + job.hardware.host_overhead_w)
+                             : n * job.power.value;
+    if (!(watts * job.duration_s * job.datacenter.pue < kRepresentable)) {
+      throw InputError(format_input_error(job.origin, "training." + job.id,
+                                          "its energy (accelerators x duration x power) is beyond what can be represented"));
+    }
+  }
+  // An exponential growth must stay a number over its deployment (10 requests/s at +1000 %/year
+  // passes 1e300 in 290 years).
+  for (const auto& d : scenario.deployments) {
+    const auto check = [&](const Growth& g, const char* what) {
+      if (g.form != Growth::Form::exponential) return;
+      const double peak = std::max(lifecycle::growth_at(g, static_cast<double>(d.start_unix_s)),
+                                   lifecycle::growth_at(g, static_cast<double>(d.end_unix_s)));
+      if (!(peak < kRepresentable)) {
+        throw InputError(format_input_error(d.origin, "deployments." + d.id + "." + what,
+                                            "grows beyond what can be represented (past 1e300) within the deployment"));
+      }
+    };
+    check(d.demand, "demand");
+    if (d.replicas) check(*d.replicas, "replicas");
+    if (d.devices) check(*d.devices, "devices");
+  }
   // A batch the builders cannot size (graph::size_limit), hardware without a memory bandwidth or a
   // request longer than a learned position table is bad input, found before anything runs (a sweep
   // checks every point so). A job or replica that does not fit the memory is a result that cannot

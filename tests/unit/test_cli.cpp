@@ -711,6 +711,27 @@ deployments:
   fs::remove_all(dir);
 }
 
+TEST_CASE("said, not silent: an inference precision the hardware lacks, a deployment outside the horizon") {
+  const fs::path dir = fresh_dir("notes");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: notes, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - {id: later, model: mlp, start: 2040-01-01, duration: "1 year", hardware: test-gpu, demand: "10 requests/s", regions: [{datacenter: test-dc}]}
+  - {id: across, model: mlp, start: 2025-06-01, duration: "1 year", hardware: test-gpu, demand: "10 requests/s", regions: [{datacenter: test-dc}]}
+inference:
+  - {id: eight, model: mlp, hardware: test-gpu, datacenter: test-dc, precision: fp8, inferences: "1e6"}
+)";
+  const auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("note: eight: test-gpu lists no fp8 peak") != std::string::npos);
+  CHECK(r.out.find("note: deployment later lies wholly outside the horizon") != std::string::npos);
+  CHECK(r.out.find("note: deployment across runs partly outside the horizon") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
   const fs::path dir = fresh_dir("too-large");
   const fs::path source = DLCARBON_SOURCE_DIR;
