@@ -835,16 +835,41 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   if (expert_params > 0 && expert_copies > 1) {
     // Each expert is replicated on data / G ranks (ranks G x tensor apart), and on the tensor ranks
-    // too where they hold whole experts: its gradients are all-reduced among them once a step, in
-    // buckets, behind the backward like the rest (the ring placed as the data groups' where there
-    // are several, else on the tensor group's links).
+    // too where they hold whole experts: its gradients are reduced among them, in buckets (ZeRO
+    // 0-1) or layer by layer (2-3), behind the backward like the rest (the ring placed as the data
+    // groups' where there are several, else on the tensor group's links). ZeRO shards the experts'
+    // state over these copies (expert_shard, above), so it moves them as it moves the dense
+    // parameters (since session 33; before, one all-reduce whatever the stage): ZeRO-1
+    // reduce-scatters the gradients and gathers the updated weights once a step, ZeRO-2 each
+    // microbatch's reduce-scatter, ZeRO-3 also gathers the weights forward and backward.
     const double expert_grad_bytes = expert_per_device * grad_value_bytes;
+    const double expert_param_bytes = expert_per_device * bytes_per_value;
     const std::int64_t data_copies = c.data / expert_group;
     const comm::Group replicas =
         data_copies > 1 ? group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), c.tensor * expert_group, intra, inter)
                         : group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), 1, intra, inter);
-    dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, std::ceil(expert_grad_bytes / kGradientBucketBytes),
-                              replicas);
+    const double buckets = std::ceil(expert_grad_bytes / kGradientBucketBytes);
+    const double gather_buckets = std::ceil(expert_param_bytes / kGradientBucketBytes);
+    if (p.zero_stage == 0 || (p.zero_stage == 1 && p.gradient_reduction == "all_reduce")) {
+      dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, replicas);
+    }
+    // The gathers run behind the forward pass, as the dense parameters' (above).
+    if (p.zero_stage == 1) {
+      if (p.gradient_reduction != "all_reduce") dp += comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, buckets, replicas);
+      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, gather_buckets, replicas);
+      dp += gather;
+      forward_dp += gather;
+    }
+    if (p.zero_stage == 2) {
+      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
+      dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + gather;
+      forward_dp += gather;
+    }
+    if (p.zero_stage == 3) {
+      const double gather = m * comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
+      dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + 2 * gather;
+      forward_dp += gather;
+    }
   }
   // Hidden communication is not free on GPUs: NCCL's kernels take SMs and memory bandwidth from
   // the compute they overlap, which Lee et al. 2025 (arXiv:2507.03114) measured 18.9 % slower on

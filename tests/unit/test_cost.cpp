@@ -1175,6 +1175,36 @@ TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   CHECK(cost_training_step(half).expert_comm_s == approx(std::sqrt(32.0) / 2 * half_flat.expert_comm_s));
 }
 
+TEST_CASE("experts held on several ranks move under ZeRO as the dense parameters do") {
+  // The small two-layer MoE decoder (4 experts, top-1) on 4 data ranks in one 8-GPU node at
+  // 1e11 B/s, one sequence each, nothing overlapped. With expert parallelism over all 4 ranks each
+  // expert is on one rank: nothing to reduce. Over 2 (`expert: 2`) each is on 2 ranks, which hold
+  // 2 experts of 2 x 33,088 parameters a layer (64 x 256 + 256 x 64 weights, 256 + 64 biases):
+  // 132,352 parameters, 264,704 B in fp16. ZeRO-3 shards them over the pair: per layer (2, and
+  // one unit for the embeddings and head: 3 collectives a pass) a reduce-scatter of the gradients
+  // and two gathers of the weights, on a ring of 2 with a 20 us start-up.
+  TrainingJob job = moe_job(2, 4);
+  job.accelerators = 4;
+  job.parallelism->global_batch = 4;
+  job.parallelism->zero_stage = 3;
+  job.parallelism->overlap_communication = false;
+  const StepCost one_copy = cost_training_step(job);
+  REQUIRE(one_copy.fits);
+  job.parallelism->expert = 2;
+  const StepCost two_copies = cost_training_step(job);
+  REQUIRE(two_copies.fits);
+  const comm::Group pair{2, 1, 1e11, false};
+  const double expected = comm::collectives_s(comm::Collective::reduce_scatter, 264704, 3, pair) +
+                          2 * comm::collectives_s(comm::Collective::all_gather, 264704, 3, pair);
+  CHECK(two_copies.data_comm_s - one_copy.data_comm_s == approx(expected));
+  // ZeRO-0: one all-reduce of the gradients a step, in one bucket.
+  job.parallelism->zero_stage = 0;
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->expert = 4;
+  CHECK(plain.data_comm_s - cost_training_step(job).data_comm_s ==
+        approx(comm::collectives_s(comm::Collective::all_reduce, 264704, 1, pair)));
+}
+
 TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
   // 64 chips of a 4 x 4 x 4 torus (the pod): a tensor group of 4 fits along one axis (2 of the 6
   // links a chip: a third of its bandwidth), a data-parallel group of 16 in a plane (4 of 6), the
