@@ -128,7 +128,9 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
       if (!torus_wraps(job)) g.bandwidth *= 0.5;
     } else {
       const double shorter = std::max(1.0, std::round(chips / side));
-      g.bandwidth *= spanned == 1 ? wrap(r <= shorter ? shorter : side) : (wrap(side) + wrap(shorter)) / 2;
+      // A one-axis group closes its ring only if it spans the axis whole: a shorter one is a line.
+      const double axis = r <= shorter ? shorter : side;
+      g.bandwidth *= spanned == 1 ? (r >= axis ? wrap(axis) : 0.5) : (wrap(side) + wrap(shorter)) / 2;
     }
   }
   return g;

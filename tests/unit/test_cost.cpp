@@ -1245,13 +1245,23 @@ TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane
   CHECK(in_pod.tensor_comm_s == approx(torus.tensor_comm_s));
   CHECK(in_pod.data_comm_s == approx(torus.data_comm_s));
   job.hardware.node_accelerators = 64;
-  // On a 2-D torus of 8 x 8, a group of 4 along one axis: half the bandwidth.
+  // On a 2-D torus of 8 x 8, a group of 8 along one axis closes its ring with the axis's
+  // wraparound: the axis's two links, half the bandwidth. A group of 4 is a line along it (since
+  // session 33; before, it had the axis's two links too): half of that.
+  job.parallelism->tensor = 8;
+  job.parallelism->global_batch = 8;
+  job.hardware.node_topology = "torus-2d";
+  const StepCost axis = cost_training_step(job);
+  job.hardware.node_topology = "switched";
+  job.hardware.intra_node_bandwidth = 0.5e11;
+  CHECK(cost_training_step(job).tensor_comm_s == approx(axis.tensor_comm_s));
   job.parallelism->tensor = 4;
   job.parallelism->global_batch = 16;
   job.hardware.node_topology = "torus-2d";
+  job.hardware.intra_node_bandwidth = 1e11;
   const StepCost flat = cost_training_step(job);
   job.hardware.node_topology = "switched";
-  job.hardware.intra_node_bandwidth = 0.5e11;
+  job.hardware.intra_node_bandwidth = 0.25e11;
   CHECK(cost_training_step(job).tensor_comm_s == approx(flat.tensor_comm_s));
 }
 
