@@ -141,9 +141,16 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     bin starts (UTC timestamps), columns the values of `by` (any of phase, site, region,
     hardware, model), cells the sum of `value` (energy J, co2e_location or co2e_market kgCO2e,
     requests) in SI units."""
-    df = _as_run(run).table("lifecycle/timeseries")
+    r = _as_run(run)
+    df = r.table("lifecycle/timeseries")
     df = df.assign(bin_start=pd.to_datetime(df["bin_start_unix"], unit="s", utc=True))
     out = df.pivot_table(index="bin_start", columns=list(by), values=value, aggfunc="sum", fill_value=0.0)
+    if "lifecycle/bins" in r.tables:
+        # Every bin of the horizon, the empty ones as zeros (files since session 33 list them).
+        bins = r.table("lifecycle/bins")
+        index = pd.DatetimeIndex(pd.to_datetime(bins["bin_start_unix"], unit="s", utc=True), name="bin_start")
+        out = out.reindex(index, fill_value=0.0)
+        out.attrs["horizon_end"] = pd.to_datetime(float(bins["bin_end_unix"].iloc[-1]), unit="s", utc=True) if len(bins) else None
     out.attrs["units"] = {value: df.attrs["units"][value]}
     return out
 
@@ -379,13 +386,20 @@ def plot_lifecycle(run: RunOrPath, out: Union[str, "os.PathLike[str]"], title: s
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    series = lifecycle_series(run, by=("phase",)) / 1000.0
+    raw = lifecycle_series(run, by=("phase",))
+    series = raw / 1000.0
     phases = [p for p in ("training", "inference", "idle", "embodied") if p in series.columns]
     fig = Figure(figsize=(9.0, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    x = series.index.tz_convert(None).to_pydatetime()
-    ax.stackplot(x, *[series[p].to_numpy(dtype=float) for p in phases], labels=phases, step="post")
+    x = list(series.index.tz_convert(None).to_pydatetime())
+    values = [list(series[p].to_numpy(dtype=float)) for p in phases]
+    end = raw.attrs.get("horizon_end")
+    if end is not None and len(x):
+        # The last bin's end, so that the step plot gives the last bin its width.
+        x.append(end.tz_convert(None).to_pydatetime())
+        values = [v + [v[-1]] for v in values]
+    ax.stackplot(x, *values, labels=phases, step="post")
     ax.set_ylabel("tCO2e per bin (location-based)")
     ax.set_xlabel("bin start (UTC)")
     ax.legend(loc="upper left")

@@ -82,3 +82,32 @@ def test_report_and_plot_of_a_lifecycle_run(tmp_path, capsys):
     assert main([str(out), "--plot", str(png)]) == 0
     assert png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_series_covers_every_bin_of_the_horizon(tmp_path):
+    # Two deployments, January-February and October-November 2025, monthly bins: the series has
+    # all twelve months, the empty ones as zeros (files list every bin in /lifecycle/bins), and
+    # sums to the time series.
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    scenario = tmp_path / "gaps.yaml"
+    deployment = ("  - {{id: {id}, model: mlp, start: {start}, duration: \"59 days\", hardware: nvidia-a100-sxm4-80gb, "
+                  "demand: \"1e6 requests/day\", regions: [{{datacenter: patterson2021-us-average-dc}}]}}\n")
+    scenario.write_text("schema_version: 1\n"
+                        "scenario: {name: gaps, start: 2025-01-01, horizon: \"365 days\", resolution: month}\n"
+                        "models:\n  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}\n"
+                        "deployments:\n" + deployment.format(id="a", start="2025-01-01") +
+                        deployment.format(id="b", start="2025-10-01"))
+    out = tmp_path / "gaps.h5"
+    proc = subprocess.run([binary, "run", str(scenario), "-o", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run = open_run(out)
+    series = lifecycle_series(run, by=("phase",))
+    assert len(series) == 12
+    assert series.loc["2025-05-01"].sum() == 0
+    assert series.loc["2025-01-01"].sum() > 0 and series.loc["2025-10-01"].sum() > 0
+    assert series.to_numpy().sum() == pytest.approx(run.table("lifecycle/timeseries")["co2e_location"].sum(), rel=1e-9)
+    assert str(series.attrs["horizon_end"].date()) == "2026-01-01"
+    main([str(out), "--plot", str(tmp_path / "gaps.png")])
+    assert (tmp_path / "gaps.png").is_file()

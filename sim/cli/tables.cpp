@@ -353,6 +353,17 @@ LifecycleTotals add_lifecycle(RunRecord& record, const lifecycle::LifecyclePlan&
   LifecycleTotals t;
   t.events = lifecycle::simulate_lifecycle(plan, threads, observer);
   observer.into(record);
+  {
+    // Every bin of the horizon, empty ones too (the time series has rows only where something
+    // happened), so that a reader can lay the series on the whole calendar (since session 33).
+    const std::vector<double> edges = lifecycle::bin_edges(plan.start, plan.end, plan.resolution);
+    std::vector<double> starts, ends;
+    for (std::size_t i = 0; i + 1 < edges.size(); ++i) {
+      starts.push_back(edges[i]);
+      ends.push_back(edges[i + 1]);
+    }
+    record.tables.push_back(Table{"lifecycle/bins", {Column{"bin_start_unix", "s", std::move(starts)}, Column{"bin_end_unix", "s", std::move(ends)}}});
+  }
   t.energy_j = observer.energy;
   t.co2e_location_kg = observer.co2e;
   t.co2e_market_kg = observer.market;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -513,8 +514,11 @@ class Simulation {
       DeploymentSummary& ds = deployments[i];
       ds.useful_requests = ds.requests * plan_.deployments[i].useful_fraction;
       if (replica_s[i] > 0) ds.mean_utilisation = busy_s[i] / replica_s[i];
-      if (ds.requests > 0) ds.co2e_per_inference_kg = ds.co2e_location_kg / ds.requests;
-      if (ds.useful_requests > 0) ds.co2e_per_useful_inference_kg = ds.co2e_location_kg / ds.useful_requests;
+      // Nothing served: no figure per inference (NaN, not a free one; since session 33), whatever
+      // the fleet emitted while it waited.
+      const double none = std::numeric_limits<double>::quiet_NaN();
+      ds.co2e_per_inference_kg = ds.requests > 0 ? ds.co2e_location_kg / ds.requests : none;
+      ds.co2e_per_useful_inference_kg = ds.useful_requests > 0 ? ds.co2e_location_kg / ds.useful_requests : none;
       observer.deployment(ds);
     }
   }

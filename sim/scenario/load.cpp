@@ -178,7 +178,7 @@ struct DeploymentDraft {
   std::optional<double> duration_s;
   bool demand_start_given = false, replicas_start_given = false, devices_start_given = false;
   bool layout_given = false;
-  std::optional<Value> demand_at, regions_at, mix_at, request_at;
+  std::optional<Value> demand_at, regions_at, mix_at, request_at, replicas_at, devices_at;
 };
 
 class Builder;
@@ -1377,13 +1377,19 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           }
         }
         if (m.has("accelerators_per_replica")) d.accelerators_per_replica = detail::read_positive_int(m.at("accelerators_per_replica"));
-        if (m.has("replicas")) d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
+        if (m.has("replicas")) {
+          d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
+          dr.replicas_at = m.at("replicas");
+        }
         if (m.has("headroom")) d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");
         if (m.has("demand")) {
           d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given);
           dr.demand_at = m.at("demand");
         }
-        if (m.has("devices")) d.devices = read_growth(m.at("devices"), Kind::count, dr.devices_start_given);
+        if (m.has("devices")) {
+          d.devices = read_growth(m.at("devices"), Kind::count, dr.devices_start_given);
+          dr.devices_at = m.at("devices");
+        }
         if (m.has("profile")) {
           const MapView pr(m.at("profile"), {"diurnal", "weekly"});
           if (pr.has("diurnal")) d.diurnal = read_profile(pr.at("diurnal"), 24, "one per hour of the local day, from 00:00");
@@ -1483,6 +1489,19 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (d.end_unix_s <= d.start_unix_s) last.fail("the deployment ends before it starts");
         if (!dr.demand_start_given) d.demand.start_unix_s = d.start_unix_s;
         if (d.replicas && !dr.replicas_start_given) d.replicas->start_unix_s = d.start_unix_s;
+        // Steps and traces give their values from their own dates: one that starts after the
+        // deployment would leave its first months unsaid (the first value held there before
+        // session 33, charging a demand that "starts in July" from January).
+        const auto from_start = [&](const Growth& g, const std::optional<Value>& at) {
+          const bool stepped = g.form == Growth::Form::piecewise || g.form == Growth::Form::trace;
+          if (stepped && !g.time_unix_s.empty() && g.time_unix_s.front() > d.start_unix_s && at) {
+            at->fail("its first value is dated after the deployment's start: give one from the start (a first step of 0 where "
+                     "nothing runs yet)");
+          }
+        };
+        from_start(d.demand, dr.demand_at);
+        if (d.replicas) from_start(*d.replicas, dr.replicas_at);
+        if (d.devices) from_start(*d.devices, dr.devices_at);
         if (d.devices && !dr.devices_start_given) d.devices->start_unix_s = d.start_unix_s;
         // The first mix holds from the deployment's start.
         d.mix.front().from_unix_s = d.start_unix_s;

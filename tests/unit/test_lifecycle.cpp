@@ -103,6 +103,13 @@ TEST_CASE("off, idle and busy at a fixed intensity, by hand") {
   CHECK(r.deployments[0].co2e_per_inference_kg == approx((64.8 + 48.6) / 2.16e6).epsilon(1e-12));
   CHECK(r.deployments[0].unserved_requests == 0);
   CHECK(r.deployments[0].mean_utilisation == approx(0.25).epsilon(1e-12));
+  // No demand: the fleet idles (10 x 100 W x 1.5 for 5 days: 6.48e8 J, 64.8 kg) and serves
+  // nothing, so there is no figure per inference (NaN, not 0).
+  plan.deployments = {cloud(kStart + 2 * kDay, kStart + 7 * kDay, constant(10), constant(0), gpu(400, 100, 2))};
+  const auto idle = simulate_lifecycle(plan, 1);
+  CHECK(idle.deployments[0].co2e_location_kg == approx(64.8).epsilon(1e-12));
+  CHECK(std::isnan(idle.deployments[0].co2e_per_inference_kg));
+  CHECK(std::isnan(idle.deployments[0].co2e_per_useful_inference_kg));
 }
 
 TEST_CASE("a time-varying intensity and a daily profile, by hand") {
