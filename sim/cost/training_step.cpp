@@ -254,7 +254,6 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // --- one microbatch on each pipeline device, and the busiest ------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
-  double boundary_bytes = 0;
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
   // Interleaved 1F1B: v chunks of layers on each device (below; where p v > L some are empty).
@@ -325,9 +324,26 @@ StepCost cost_training_step(const TrainingJob& job) {
     tied = t->tied_embeddings;
   }
   int previous_layer = -1;  // the position of the last layer seen, in graph order
+  // What enters each layer (a microbatch, bytes): the output of the op before its first, the
+  // previous layer's or the embedding's; in an encoder-decoder's decoder also the encoder's output,
+  // which its cross-attention reads (a CNN's feature maps change size block by block). What a
+  // pipeline stage sends on and what full recomputation keeps a layer (since session 33; before,
+  // the decoder embedding's size for every layer, an image's for a CNN).
+  std::vector<double> layer_input(layer_ids.size(), 0.0);
+  double last_output = 0, encoder_output = 0;
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
-    if (in_layer) previous_layer = static_cast<int>(position_of(op.layer));
+    if (in_layer) {
+      const std::size_t pos = position_of(op.layer);
+      if (static_cast<int>(pos) != previous_layer && layer_input[pos] == 0) {
+        const bool reads_encoder = encoder_output > 0 && op.name.rfind("decoder.", 0) == 0;
+        layer_input[pos] = last_output + (reads_encoder ? encoder_output : 0);
+      }
+      previous_layer = static_cast<int>(pos);
+    }
+    const double output = bytes_per_value * (op.n > 0 ? static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.count)
+                                                      : static_cast<double>(op.m));
+    if (op.name == "encoder.final_norm") encoder_output = output;
     const std::size_t owner = in_layer                            ? static_cast<std::size_t>(device_of_layer[position_of(op.layer)])
                               : previous_layer >= last_main_layer ? devices - 1
                               : previous_layer < 0                 ? 0
@@ -551,11 +567,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       moe_bytes += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;  // routed tokens x d_model
       dev_moe[owner] += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
     }
-    if (op.kind == graph::OpKind::embedding && op.name == "decoder.embedding") {
-      boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
-    } else if (op.kind == graph::OpKind::embedding && boundary_bytes == 0) {
-      boundary_bytes = static_cast<double>(op.m * op.n) * bytes_per_value;
-    }
+    last_output = output;
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes + cast_fwd_bytes, f_s, e_f,
                      f.memory_bound ? "memory" : "compute", op.layer});
     c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops,
@@ -568,6 +580,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   // interleaved, a microbatch crosses v times as many stage boundaries.
   // Adjacent stages are tensor x data ranks apart: in one node when that is less than a node.
   const double pp_link = c.tensor * c.data >= job.hardware.node_accelerators ? inter : intra;
+  // What crosses a stage boundary: a layer's input, the largest of them (a decoder's are all one
+  // size).
+  const double boundary_bytes = layer_input.empty() ? 0.0 : *std::max_element(layer_input.begin(), layer_input.end());
+  std::vector<double> dev_inputs(devices, 0.0);  // the inputs of each device's layers, summed
+  for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
+    dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
+  }
   const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   const comm::Group ep_group = group_of(job, expert_group, c.tensor, intra, inter);
@@ -1002,11 +1021,12 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (p.recompute) {
       const double inputs = on_device(device_layers, d);
       const bool last = d == devices - 1 || (paired && d == 0);
-      held = (boundary_bytes / (p.sequence_parallel ? tp : 1.0)) * inputs * flight + (last ? saved_stack_end : 0.0) + other;
+      const double sp = p.sequence_parallel ? tp : 1.0;
+      held = (on_device(dev_inputs, d) / sp) * flight + (last ? saved_stack_end : 0.0) + other;
       // While a layer's backward runs, its forward has been run again and its activations are
       // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
       // less its input, the checkpoint counted above.
-      const double input = boundary_bytes / (p.sequence_parallel ? tp : 1.0);
+      const double input = inputs > 0 ? on_device(dev_inputs, d) / inputs / sp : 0.0;
       if (inputs > 0) held += std::max(0.0, on_device(dev_saved, d) / inputs - input);
     }
     c.stages[d].activation_bytes = held;

@@ -1205,6 +1205,29 @@ TEST_CASE("experts held on several ranks move under ZeRO as the dense parameters
         approx(comm::collectives_s(comm::Collective::all_reduce, 264704, 1, pair)));
 }
 
+TEST_CASE("what crosses a pipeline stage is a layer's input: an encoder-decoder's decoder also carries the encoder's output") {
+  // A 2 + 2 layer encoder-decoder (d 64, 32 source and 8 target tokens, fp16), one sequence a
+  // microbatch, on 2 pipeline stages in one node at 1e11 B/s: the encoder's layers take 32 x 64
+  // values, the decoder's 8 x 64 and the encoder's output, 32 x 64: (8 + 32) x 64 x 2 B = 5,120 B,
+  // the largest, which each microbatch sends forward and its gradient back: 2 x 5,120 / 1e11 s
+  // (before session 33, the decoder embedding's 1,024 B for every layer).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(2);
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  d.decoder_layers = 2;
+  d.target_seq_len = 8;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 4;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  // The busiest stage's sends over its 4 microbatches.
+  CHECK(c.pipeline_comm_s == approx(4 * 2 * 5120 / 1e11));
+}
+
 TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
   // 64 chips of a 4 x 4 x 4 torus (the pod): a tensor group of 4 fits along one axis (2 of the 6
   // links a chip: a third of its bandwidth), a data-parallel group of 16 in a plane (4 of 6), the
