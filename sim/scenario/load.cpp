@@ -179,6 +179,7 @@ struct DeploymentDraft {
   bool demand_start_given = false, replicas_start_given = false, devices_start_given = false;
   bool layout_given = false;
   std::optional<Value> demand_at, regions_at, mix_at, request_at, replicas_at, devices_at;
+  std::optional<Value> charging_at, per_replica_at;  // keys for one kind of deployment only
 };
 
 class Builder;
@@ -1376,7 +1377,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             d.mix.push_back(std::move(step));
           }
         }
-        if (m.has("accelerators_per_replica")) d.accelerators_per_replica = detail::read_positive_int(m.at("accelerators_per_replica"));
+        if (m.has("accelerators_per_replica")) {
+          d.accelerators_per_replica = detail::read_positive_int(m.at("accelerators_per_replica"));
+          dr.per_replica_at = m.at("accelerators_per_replica");
+        }
         if (m.has("replicas")) {
           d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
           dr.replicas_at = m.at("replicas");
@@ -1407,9 +1411,12 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           r.require("tokens_in");
           r.require("tokens_out");
           d.tokens_in = static_cast<double>(detail::read_positive_int(r.at("tokens_in")));
-          const std::int64_t out = detail::read_int(r.at("tokens_out"));
-          if (out < 0) r.at("tokens_out").expected("a whole number of tokens >= 0");
-          d.tokens_out = static_cast<double>(out);
+          // As tokens_in: "1e3" and "1,000" too, and 0 (the prefill's token alone).
+          const Value out = r.at("tokens_out");
+          d.tokens_out = detail::read_non_negative(out, Kind::count);
+          if (std::floor(d.tokens_out) != d.tokens_out || d.tokens_out > 9.007199254740992e15) {
+            out.expected("a whole number of tokens >= 0");
+          }
           dr.request_at = m.at("request");  // checked against the model once it is known
         }
         if (m.has("regions")) {
@@ -1455,6 +1462,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           if (std::abs(sum - 1) > 1e-6) list.fail("the shares sum to " + share_text(sum) + ", expected 1");
         }
         if (m.has("charging_efficiency")) {
+          dr.charging_at = m.at("charging_efficiency");
           d.charging_efficiency = detail::read_number_in(m.at("charging_efficiency"), 0, 1, false, "an efficiency in (0, 1]");
         }
         if (m.has("useful_fraction")) {
@@ -1477,6 +1485,9 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (!edge && d.devices) last.fail("devices are for edge deployments (kind: edge); a cloud deployment has replicas");
         if (edge && d.replicas) last.fail("replicas are for cloud deployments; an edge deployment has devices");
         if (edge && d.tokens_in > 0) last.fail("LLM requests (request:) are served from the cloud here; use kind: cloud");
+        // Said, not ignored (since session 33): each of these means something for one kind only.
+        if (!edge && dr.charging_at) dr.charging_at->fail("charging_efficiency is for edge deployments (kind: edge), whose devices charge from their users' grids");
+        if (edge && dr.per_replica_at) dr.per_replica_at->fail("accelerators_per_replica is for cloud deployments; an edge deployment runs on one device each");
         if (d.tokens_in > 0) {
           const auto* t = std::get_if<TransformerDesign>(&d.design);
           if (!t || t->arch != TransformerDesign::Arch::decoder) {
