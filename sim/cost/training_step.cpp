@@ -643,12 +643,66 @@ StepCost cost_training_step(const TrainingJob& job) {
   const auto on_device = [&](const std::vector<double>& v, std::size_t d) {
     return paired ? 0.5 * (v[d] + v[devices - 1 - d]) : v[d];
   };
+  // Gradient accumulation: with m microbatches a step, every backward after the first adds its
+  // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
+  // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
+  // kernel of its own: the new gradient read at the compute precision, the accumulator read and
+  // written at the gradients' (docs/hardware-model.md, "Gradient accumulation"). Megatron-LM's
+  // gradient_accumulation_fusion accumulates inside the weight-gradient GEMM (`fused`: cuBLAS's
+  // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
+  // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
+  // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes,
+  // on each device its own parameters' pass, before the busiest device is chosen (since session 34;
+  // before, the busiest was chosen on its layers alone and the pass added to it afterwards).
+  // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
+  // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
+  // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
+  // first, the head's on the last), split over the tensor group; experts over the expert group too;
+  // and the copies of shared vocabulary tables (above; their gradients are all-reduced below).
+  // Under DualPipe a device holds two
+  // stages: their average here, doubled where the weights and gradients are counted (below).
+  const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
+  // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
+  // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
+  // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
+  // tensor ranks hold copies of one another's (since session 33; before, half of them at tensor 2).
+  const double et = p.expert_tensor == 1 ? 1.0 : tp;
+  const double expert_copies = (tp / et) * (static_cast<double>(c.data) / eg);  // ranks holding each expert
+  const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (et * eg); };
+  // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
+  // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
+  // the same experts for the experts' (Megatron-Core's expert data-parallel group).
+  const double expert_shard = std::max(1.0, (tp / et) * static_cast<double>(shard) / eg);
+  // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
+  // on each core, their gradients and optimizer state too, and updates each, where the job is not
+  // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
+  // batch dimension). Under tensor parallelism the two cores may as well hold two shards: one copy
+  // [assumed]. Experts are spread over the cores as over the chips: no copy.
+  const double core_copies =
+      c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
+  const auto held_on = [&](std::size_t d, bool sharded) {
+    return core_copies * dense_on(d) / (sharded ? static_cast<double>(shard) : 1.0) +
+           expert_on(d) / (sharded ? expert_shard : 1.0);
+  };
+  // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
+  // default), the parameters gathered at the compute precision.
+  const double grad_value_bytes =
+      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
+  const bool accumulate = c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu";
+  const double acc_share = accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
+  const double acc_bytes_per_value = bytes_per_value + 2 * grad_value_bytes;
+  std::vector<double> dev_acc(devices, 0.0);  // each device's accumulation pass, a backward
+  if (accumulate)
+    for (std::size_t d = 0; d < devices; ++d) {
+      const double own = held_on(d, p.zero_stage >= 2);
+      dev_acc[d] = acc_share * hardware::kernel_time(dev16, "fp32", own, own * acc_bytes_per_value, false).seconds;
+    }
   std::vector<double> dev_a2a(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
   std::size_t busiest_device = 0;
   for (std::size_t d = 0; d < devices; ++d) {
-    const double f = on_device(dev_f, d), b = on_device(dev_b, d), t_comm = on_device(dev_tp, d), a2a = on_device(dev_a2a, d);
+    const double f = on_device(dev_f, d), b = on_device(dev_b, d) + dev_acc[d], t_comm = on_device(dev_tp, d), a2a = on_device(dev_a2a, d);
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
     // paired chunk's compute (below).
     const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a + pp_comm;
@@ -665,75 +719,24 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   moe_comm = busiest_moe;
   c.stages[busiest_device].busiest = true;
-  // Gradient accumulation: with m microbatches a step, every backward after the first adds its
-  // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
-  // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
-  // kernel of its own: the new gradient read at the compute precision, the accumulator read and
-  // written at the gradients' (docs/hardware-model.md, "Gradient accumulation"). Megatron-LM's
-  // gradient_accumulation_fusion accumulates inside the weight-gradient GEMM (`fused`: cuBLAS's
-  // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
-  // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
-  // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes.
-  // Experts are sharded over the expert-parallel group: each device holds 1 / G of them, whose
-  // gradients are all-reduced only among the data / G ranks that hold the same experts (below).
-  // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
-  // first, the head's on the last), split over the tensor group; experts over the expert group too;
-  // and the copies of shared vocabulary tables (above; their gradients are all-reduced below).
-  // Under DualPipe a device holds two
-  // stages: their average here, doubled where the weights and gradients are counted (below).
-  const auto dense_on = [&](std::size_t d) { return on_device(dev_dense, d) / tp; };
-  // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
-  // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
-  // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
-  // tensor ranks hold copies of one another's (since session 33; before, half of them at tensor 2).
-  const double et = p.expert_tensor == 1 ? 1.0 : tp;
-  const double expert_copies = (tp / et) * (static_cast<double>(c.data) / eg);  // ranks holding each expert
-  const auto expert_on = [&](std::size_t d) { return on_device(dev_expert, d) / (et * eg); };
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
   const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
-  // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
-  // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
-  // the same experts for the experts' (Megatron-Core's expert data-parallel group).
-  const double expert_shard = std::max(1.0, (tp / et) * static_cast<double>(shard) / eg);
-  // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
-  // on each core, their gradients and optimizer state too, and updates each, where the job is not
-  // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
-  // batch dimension). Under tensor parallelism the two cores may as well hold two shards: one copy
-  // [assumed]. Experts are spread over the cores as over the chips: no copy.
-  const double core_copies =
-      c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
-  const auto held_on = [&](std::size_t d, bool sharded) {
-    return core_copies * dense_on(d) / (sharded ? static_cast<double>(shard) : 1.0) +
-           expert_on(d) / (sharded ? expert_shard : 1.0);
-  };
   const auto held_per_device = [&](bool sharded) { return held_on(busiest_device, sharded); };
-  // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
-  // default), the parameters gathered at the compute precision.
-  const double grad_value_bytes =
-      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
-  if (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu") {
+  if (accumulate) {
     const double held = held_per_device(p.zero_stage >= 2);
-    const double acc_bytes = held * (bytes_per_value + 2 * grad_value_bytes);
+    const double acc_bytes = held * acc_bytes_per_value;
     const auto acc = hardware::kernel_time(dev16, "fp32", held, acc_bytes, false);
-    const double share = (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches);
     const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
-    bwd_s += share * acc.seconds;
-    // Each device's own pass, in its row of the stages table.
-    for (std::size_t d = 0; d < devices; ++d) {
-      const double own = held_on(d, p.zero_stage >= 2);
-      const double own_s = share * hardware::kernel_time(dev16, "fp32", own, own * (bytes_per_value + 2 * grad_value_bytes), false).seconds;
-      c.stages[d].backward_s += own_s;
-      c.stages[d].slot_s += own_s;
-    }
+    // (Already in bwd_s and in each device's row of the stages table, above.)
     // The average device's pass, for the energy.
     double average_held = 0;
     for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, p.zero_stage >= 2) / static_cast<double>(devices);
-    const double average_bytes = average_held * (bytes_per_value + 2 * grad_value_bytes);
+    const double average_bytes = average_held * acc_bytes_per_value;
     const auto average_acc = hardware::kernel_time(dev16, "fp32", average_held, average_bytes, false);
-    busy_energy += share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds);
-    average_busy_s += share * average_acc.seconds;
-    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", share * held, share * acc_bytes, share * acc.seconds,
-                     share * acc_e, "memory"});
+    busy_energy += acc_share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds);
+    average_busy_s += acc_share * average_acc.seconds;
+    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", acc_share * held, acc_share * acc_bytes, acc_share * acc.seconds,
+                     acc_share * acc_e, "memory"});
   }
   const double mb = static_cast<double>(c.microbatches);
   double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;

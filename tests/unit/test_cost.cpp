@@ -1786,6 +1786,37 @@ TEST_CASE("each pipeline device holds its own ops' parameters, and a tied table'
   CHECK(row(deep, "embedding.allreduce") == approx(table));
 }
 
+TEST_CASE("the busiest pipeline device is chosen with its gradient accumulation pass") {
+  // A 2-layer decoder on 2 stages whose first device holds a learned position table of 200,000 x
+  // 64 (12.8M parameters) beside its layer: little work a microbatch (a lookup), but every backward
+  // after the first adds 12.8M gradients into the step's (fp16: 6 B a parameter, 76.8 MB at 5e11
+  // B/s, 1.536e-4 s), far more than either device's layer (d_model 64, 32 tokens: microseconds).
+  // So the first device paces the step, the second's slot is the fill and drain. Before session 34
+  // the busiest was chosen without the pass: the head's device, with the first device's larger
+  // slot left out of the step.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(2);
+  d.position = TransformerDesign::Position::learned;
+  d.max_positions = 200000;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 8;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  REQUIRE(c.microbatches == 8);
+  REQUIRE(c.stages.size() == 2);
+  CHECK(c.stages[0].busiest);
+  CHECK_FALSE(c.stages[1].busiest);
+  // The first device's backward holds 7/8 of the pass: at least 1.344e-4 s.
+  CHECK(c.stages[0].backward_s > 7.0 / 8 * 1.536e-4);
+  CHECK(c.stages[0].slot_s > c.stages[1].slot_s);
+  // The step is the busiest device's 8 slots and the other's fill and drain.
+  CHECK(c.compute_s == approx(8 * (c.stages[0].forward_s + c.stages[0].backward_s)));
+  CHECK(c.bubble_s == approx(c.stages[1].slot_s));
+}
+
 TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on an interleaved first device") {
   // The 4-layer MLP on 4 stages, 8 microbatches: devices 1 and 2 hold one identical layer each,
   // for 3 and 2 microbatches.
