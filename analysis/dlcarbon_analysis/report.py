@@ -143,16 +143,33 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     requests) in SI units."""
     r = _as_run(run)
     df = r.table("lifecycle/timeseries")
-    df = df.assign(bin_start=pd.to_datetime(df["bin_start_unix"], unit="s", utc=True))
-    out = df.pivot_table(index="bin_start", columns=list(by), values=value, aggfunc="sum", fill_value=0.0)
-    if "lifecycle/bins" in r.tables:
+    bins = r.table("lifecycle/bins") if "lifecycle/bins" in r.tables else None
+    # pandas (1.5, Debian 12) holds timestamps in nanoseconds, up to 2262-04-11; a horizon may run
+    # to 1,000 years. Past that the index is the bins' unix seconds (float), named bin_start_unix.
+    ends = list(df["bin_start_unix"]) + ([] if bins is None else list(bins["bin_end_unix"]))
+    as_time = all(_in_timestamp_range(t) for t in ends)
+    name = "bin_start" if as_time else "bin_start_unix"
+
+    def to_index(unix_s: pd.Series) -> pd.Index:
+        if as_time:
+            return pd.DatetimeIndex(pd.to_datetime(unix_s, unit="s", utc=True), name=name)
+        return pd.Index(unix_s.to_numpy(dtype=float), name=name)
+
+    if as_time:
+        df = df.assign(bin_start=to_index(df["bin_start_unix"]))
+    out = df.pivot_table(index=name, columns=list(by), values=value, aggfunc="sum", fill_value=0.0)
+    if bins is not None:
         # Every bin of the horizon, the empty ones as zeros (files since session 33 list them).
-        bins = r.table("lifecycle/bins")
-        index = pd.DatetimeIndex(pd.to_datetime(bins["bin_start_unix"], unit="s", utc=True), name="bin_start")
-        out = out.reindex(index, fill_value=0.0)
-        out.attrs["horizon_end"] = pd.to_datetime(float(bins["bin_end_unix"].iloc[-1]), unit="s", utc=True) if len(bins) else None
+        out = out.reindex(to_index(bins["bin_start_unix"]), fill_value=0.0)
+        last = float(bins["bin_end_unix"].iloc[-1]) if len(bins) else None
+        out.attrs["horizon_end"] = None if last is None else (pd.to_datetime(last, unit="s", utc=True) if as_time else last)
     out.attrs["units"] = {value: df.attrs["units"][value]}
     return out
+
+
+def _in_timestamp_range(unix_s: float) -> bool:
+    """Whether a time (unix seconds) is a pandas Timestamp (nanoseconds since 1970 in an int64)."""
+    return pd.Timestamp.min.value / 1e9 < float(unix_s) < pd.Timestamp.max.value / 1e9
 
 
 SWEEP_COLUMNS = [
@@ -392,17 +409,28 @@ def plot_lifecycle(run: RunOrPath, out: Union[str, "os.PathLike[str]"], title: s
     fig = Figure(figsize=(9.0, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    x = list(series.index.tz_convert(None).to_pydatetime())
+    dated = isinstance(series.index, pd.DatetimeIndex)
+    # Past pandas' timestamps (2262) the bins are unix seconds: drawn as calendar years (365.2425 days).
+    year_s = 365.2425 * 86400.0
+    as_x = (lambda t: t.tz_convert(None).to_pydatetime()) if dated else (lambda t: 1970.0 + float(t) / year_s)
+    x = [as_x(t) for t in series.index]
     values = [list(series[p].to_numpy(dtype=float)) for p in phases]
     end = raw.attrs.get("horizon_end")
     if end is not None and len(x):
         # The last bin's end, so that the step plot gives the last bin its width.
-        x.append(end.tz_convert(None).to_pydatetime())
+        x.append(as_x(end))
         values = [v + [v[-1]] for v in values]
-    ax.stackplot(x, *values, labels=phases, step="post")
+    if phases:
+        ax.stackplot(x, *values, labels=phases, step="post")
+        ax.legend(loc="upper left")
+    else:
+        # Nothing emitted in the horizon (a deployment wholly outside it, one that cannot run):
+        # an empty chart over the horizon, said on it.
+        if len(x):
+            ax.plot(x, [0.0] * len(x), color="grey")
+        ax.text(0.5, 0.5, "nothing emitted in the horizon", transform=ax.transAxes, ha="center", va="center")
     ax.set_ylabel("tCO2e per bin (location-based)")
-    ax.set_xlabel("bin start (UTC)")
-    ax.legend(loc="upper left")
+    ax.set_xlabel("bin start (UTC)" if dated else "bin start (year, UTC)")
     if title:
         ax.set_title(title)
     fig.savefig(out, dpi=100)

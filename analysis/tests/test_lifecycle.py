@@ -111,3 +111,55 @@ def test_series_covers_every_bin_of_the_horizon(tmp_path):
     assert str(series.attrs["horizon_end"].date()) == "2026-01-01"
     main([str(out), "--plot", str(tmp_path / "gaps.png")])
     assert (tmp_path / "gaps.png").is_file()
+
+
+def _run_text(tmp_path, name, text):
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    scenario = tmp_path / (name + ".yaml")
+    scenario.write_text(text)
+    out = tmp_path / (name + ".h5")
+    proc = subprocess.run([binary, "run", str(scenario), "-o", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+_MLP_DEPLOYMENT = ("models:\n  - {{id: mlp, design: {{builder: mlp, widths: [64, 256, 10]}}}}\n"
+                   "deployments:\n  - {{id: d, model: mlp, start: {start}, duration: \"{duration}\", hardware: nvidia-a100-sxm4-80gb, "
+                   "demand: \"1e6 requests/day\", replicas: 1, regions: [{{datacenter: patterson2021-us-average-dc}}]}}\n")
+
+
+def test_series_and_plot_past_pandas_timestamps(tmp_path):
+    # A 300-year horizon (the format allows 1,000) runs past 2262, where pandas' nanosecond
+    # timestamps end: the series is indexed by the bins' unix seconds, sums to the time series,
+    # and the report and its chart still work (before session 34: OutOfBoundsDatetime).
+    out = _run_text(tmp_path, "long", "schema_version: 1\n"
+                    "scenario: {name: long, start: 2025-01-01, horizon: \"300 years\", resolution: year}\n" +
+                    _MLP_DEPLOYMENT.format(start="2025-01-01", duration="300 years"))
+    run = open_run(out)
+    series = lifecycle_series(run, by=("phase",))
+    assert series.index.name == "bin_start_unix"
+    assert len(series) == len(run.table("lifecycle/bins"))
+    assert series.index[-1] > 9.2e9  # past 2262
+    assert series.to_numpy().sum() == pytest.approx(run.table("lifecycle/timeseries")["co2e_location"].sum(), rel=1e-9)
+    assert series.attrs["horizon_end"] == pytest.approx(float(run.table("lifecycle/bins")["bin_end_unix"].iloc[-1]))
+    png = tmp_path / "long.png"
+    assert main([str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_of_a_horizon_where_nothing_is_emitted(tmp_path):
+    # The one deployment lies wholly after the horizon: an empty series over every bin, and an
+    # empty chart, not an error (before session 34: exit 1, "need at least one array").
+    out = _run_text(tmp_path, "empty", "schema_version: 1\n"
+                    "scenario: {name: empty, start: 2025-01-01, horizon: \"1 year\", resolution: month}\n" +
+                    _MLP_DEPLOYMENT.format(start="2027-01-01", duration="1 year"))
+    series = lifecycle_series(out, by=("phase",))
+    assert len(series) == 12 and series.to_numpy().sum() == 0
+    png = tmp_path / "empty.png"
+    assert main([str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Never provisioned: no utilisation (NaN, not 0).
+    d = open_run(out).table("lifecycle/deployments").set_index("deployment").loc["d"]
+    assert np.isnan(d["mean_utilisation"]) and d["requests"] == 0

@@ -78,6 +78,10 @@ struct DeploymentPlan {
   double charging_efficiency = 1;
   double useful_fraction = 1;
   std::vector<MixPlan> mix;
+  // False where a replica cannot hold the model and its batch on some hardware of its mix
+  // (`ServiceCost::fits`): the deployment cannot run, has no cohorts, and its summary's figures
+  // are NaN (unknown, not zero), as a training job's that does not fit.
+  bool runs = true;
 };
 
 struct CohortPlan {

@@ -512,11 +512,22 @@ class Simulation {
     }
     for (std::size_t i = 0; i < nd; ++i) {
       DeploymentSummary& ds = deployments[i];
+      const double none = std::numeric_limits<double>::quiet_NaN();
+      if (!plan_.deployments[i].runs) {
+        // Cannot run (its replica does not fit): every figure unknown, as a training job's that
+        // does not fit (since session 34; before, it was simulated as if it fitted).
+        ds.requests = ds.useful_requests = ds.unserved_requests = none;
+        ds.energy_j = ds.co2e_location_kg = ds.co2e_market_kg = none;
+        ds.co2e_per_inference_kg = ds.co2e_per_useful_inference_kg = none;
+        ds.peak_replicas = ds.mean_utilisation = none;
+        observer.deployment(ds);
+        continue;
+      }
       ds.useful_requests = ds.requests * plan_.deployments[i].useful_fraction;
-      if (replica_s[i] > 0) ds.mean_utilisation = busy_s[i] / replica_s[i];
+      // Never provisioned (wholly outside the horizon): no utilisation (NaN, not 0; since session 34).
+      ds.mean_utilisation = replica_s[i] > 0 ? busy_s[i] / replica_s[i] : none;
       // Nothing served: no figure per inference (NaN, not a free one; since session 33), whatever
       // the fleet emitted while it waited.
-      const double none = std::numeric_limits<double>::quiet_NaN();
       ds.co2e_per_inference_kg = ds.requests > 0 ? ds.co2e_location_kg / ds.requests : none;
       ds.co2e_per_useful_inference_kg = ds.useful_requests > 0 ? ds.co2e_location_kg / ds.useful_requests : none;
       observer.deployment(ds);

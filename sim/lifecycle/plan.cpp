@@ -192,11 +192,16 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
       mp.shares = m.shares;
       for (const auto& hw : m.hardware) {
         mp.costs.push_back(serving_cost_or_input_error(d, hw));
+        if (!mp.costs.back().fits) p.runs = false;
       }
       p.mix.push_back(std::move(mp));
     }
     const std::size_t di = plan.deployments.size();
+    const bool runs = p.runs;
     plan.deployments.push_back(std::move(p));
+    // A deployment that cannot run serves nothing and draws nothing: no cohorts, no sites (since
+    // session 34; before, it was simulated as if it fitted).
+    if (!runs) continue;
     for (const auto& r : d.regions) {
       Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter) : Site{r.datacenter.region.id, true, r.datacenter.region, 1.0, std::nullopt};
       plan.cohorts.push_back({di, site_of(plan.sites, site), r.share, r.utc_offset_s});

@@ -706,8 +706,25 @@ deployments:
   CHECK(one.err.find("s.yaml:6:5: deployments.serve: does not fit: a batch of 1 needs ") != std::string::npos);
   CHECK(one.err.find("(weights 39.2 GB, ") != std::string::npos);
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
-  CHECK(fs::exists(dir / "one.h5"));
+  REQUIRE(fs::exists(dir / "one.h5"));
+  // Not simulated (since session 34): no rows in the series or the totals, and NaN figures in
+  // its summary row, as a training job's that does not fit.
+  const RunRecord rec = read_run(dir / "one.h5");
+  CHECK(col<std::string>(rec, "lifecycle/deployments", "deployment") == std::vector<std::string>{"serve"});
+  for (const char* name : {"requests", "energy", "co2e_location", "co2e_per_inference", "peak_replicas", "mean_utilisation"}) {
+    INFO(name);
+    CHECK(std::isnan(col<double>(rec, "lifecycle/deployments", name)[0]));
+  }
+  CHECK(col<double>(rec, "lifecycle/totals", "energy").empty());
+  CHECK(col<double>(rec, "lifecycle/timeseries", "energy").empty());
+  CHECK(col<double>(rec, "lifecycle/serving", "memory_per_accelerator")[0] > 16e9);
   second_point_cannot_run(dir, "serve: does not fit: a batch of 1 needs ");
+  // The sweep's deployments table agrees with its points: the point that cannot run has NaN.
+  const RunRecord sw = read_run(dir / "out.h5");
+  const auto energy = col<double>(sw, "sweep/deployments", "energy");
+  REQUIRE(energy.size() == 2);
+  CHECK(std::isfinite(energy[0]));
+  CHECK(std::isnan(energy[1]));
   fs::remove_all(dir);
 }
 
