@@ -486,9 +486,19 @@ StepCost cost_training_step(const TrainingJob& job) {
                                                bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
+    // A column-parallel product (the attention's input projections, the feed-forward's up and
+    // gate, experts split over the tensor group, the output head) keeps its input for the weight
+    // gradient, and without sequence parallelism that input is whole on every rank of the tensor
+    // group: the 4 sbh of Korthikanti et al. 2022's sbh (10 + 24 / t) a layer that do not shrink
+    // with t (Sec. 4.1: the QKV's and the first linear's inputs). Sequence parallelism keeps the
+    // input's sequence shard and gathers it again in the backward. (Since session 34; before, it
+    // shrank with t too.)
+    const bool whole_input = op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_output &&
+                             !p.sequence_parallel && (!op.expert || p.expert_tensor != 1);
+    const double saved_split = whole_input ? 1.0 : split;
     if (stack_end) saved_stack_end += op.saved_bytes / split;  // kept under full recomputation (it runs once)
     if (!in_layer) {
-      dev_saved_other[owner] += op.saved_bytes / split;
+      dev_saved_other[owner] += op.saved_bytes / saved_split;
     } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
       // (recomputed elementwise ops and norms keep nothing)
       // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
@@ -511,7 +521,7 @@ StepCost cost_training_step(const TrainingJob& job) {
           op.name.find(".ffn") != std::string::npos) {
         saved = 0;
       }
-      dev_saved[owner] += keep * saved / split;
+      dev_saved[owner] += keep * saved / saved_split;
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
     // rank computes its own sequence shard's slots, and the all-to-all below carries them.

@@ -699,6 +699,20 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
                 ") is not a multiple of the increment (" + std::to_string(step) + ")");
     }
   }
+  // Tensor parallelism is costed as Megatron-LM's split of a transformer's layers (attention by
+  // heads, the feed-forward's two GEMMs, and their all-reduces). Nothing splits a CNN's, LSTM's,
+  // MLP's or graph file's ops with the collectives that would go with it: refused, not costed as a
+  // free speed-up (since session 34; before, their compute was divided by `tensor` with no
+  // communication).
+  if (p.tensor > 1 && !std::holds_alternative<TransformerDesign>(j.design) && !std::holds_alternative<std::monostate>(j.design)) {
+    const char* kind = std::holds_alternative<ResNetDesign>(j.design)  ? "a ResNet"
+                       : std::holds_alternative<LstmDesign>(j.design) ? "an LSTM"
+                       : std::holds_alternative<MlpDesign>(j.design)  ? "an MLP"
+                                                                       : "a graph file";
+    last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") needs a transformer design: tensor parallelism is " +
+              "costed as Megatron-LM's split of attention heads and feed-forward layers, and the model is " + kind +
+              " (use data or pipeline parallelism)");
+  }
   if (const auto* t = std::get_if<TransformerDesign>(&j.design)) {
     // Megatron-LM splits attention by heads over the tensor group, and expert parallelism
     // places E / data experts on a rank (or one expert on data / E ranks).

@@ -1579,8 +1579,46 @@ TEST_CASE("experts under tensor parallelism: split over the group and reduced, o
   CHECK(cost_training_step(job).data_comm_s == approx(comm::collective_s(comm::Collective::all_reduce, 132352, pair)));
   // Its memory: the experts' weights, gradients and Adam's states (2 + 2 + 12 B a parameter in fp16
   // with fp32 master weights and moments) twice over against the split layout's: 66,176 x 16 / 2 B
-  // more.
-  CHECK(whole.memory_per_device_bytes - split.memory_per_device_bytes == approx(66176.0 * 16 / 2));
+  // more; less the split experts' input, whole on both ranks without sequence parallelism (the up
+  // projection's 2 experts x 16 slots x 64 x 2 B = 4,096 B, not half of it; since session 34),
+  // which each whole-expert rank keeps only for its own slots: 2,048 B.
+  CHECK(whole.memory_per_device_bytes - split.memory_per_device_bytes == approx(66176.0 * 16 / 2 - 2048));
+}
+
+TEST_CASE("activations under tensor parallelism: a column-parallel product keeps its whole input, unless the sequence is split") {
+  // Korthikanti et al. 2022, Sec. 4.1: a layer keeps sbh (10 + 24 / t) bytes; the 10 do not shrink
+  // with t: the norms' inputs, the dropout masks, and the inputs of the QKV and first feed-forward
+  // products, which every rank of the tensor group holds whole. With sequence parallelism all of it
+  // is split (sbh (34 / t)). The one-layer decoder on a tensor pair, one sequence: the graph's
+  // saved bytes, those of ops on the full width (norms, residual adds) and of column-parallel
+  // products' inputs (the qkv, the up projection, the head) kept whole, the rest halved.
+  TrainingJob job = tensor_pair_job(false);
+  const auto g = graph::build_graph(std::get<TransformerDesign>(job.design), graph::GraphShape{1, 2, true});
+  double whole = 0, split = 0, column = 0;
+  for (const auto& op : g.ops()) {
+    const auto ends = [&op](const std::string& tail) {
+      return op.name.size() >= tail.size() && op.name.compare(op.name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    const bool row = ends(".out") || ends(".down");
+    const bool col = op.kind == graph::OpKind::matmul && op.tensor_split && !row;
+    (!op.tensor_split || col ? whole : split) += op.saved_bytes;
+    column += col ? op.saved_bytes : 0;
+  }
+  REQUIRE(column > 0);
+  const StepCost pair = cost_training_step(job);
+  REQUIRE(pair.fits);
+  job.parallelism->sequence_parallel = true;
+  const StepCost sp = cost_training_step(job);
+  REQUIRE(sp.fits);
+  job.accelerators = 1;
+  job.parallelism->tensor = 1;
+  job.parallelism->sequence_parallel = false;
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.fits);
+  const double act1 = one.stages.at(0).activation_bytes;
+  CHECK(act1 == approx(whole + split));
+  CHECK(pair.stages.at(0).activation_bytes == approx(whole + split / 2));
+  CHECK(sp.stages.at(0).activation_bytes == approx((whole + split) / 2));
 }
 
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
