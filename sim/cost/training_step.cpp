@@ -599,7 +599,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
-  const comm::Group ep_group = group_of(job, expert_group, c.tensor, intra, inter);
+  // Megatron-Core numbers the experts' ranks as it numbers the dense ones, with the experts' own
+  // tensor degree (its expert RankGenerator: tp = expert_tensor_parallel_size, order tp-cp-ep-dp-pp):
+  // an expert-parallel group's ranks are expert_tensor apart, consecutive where the experts run
+  // whole on each rank, and the ranks holding copies of an expert expert_tensor x G apart (since
+  // session 34; before, `tensor` and, for one copy a data rank, 1).
+  const std::int64_t expert_stride = p.expert_tensor == 1 ? 1 : c.tensor;
+  const comm::Group ep_group = group_of(job, expert_group, expert_stride, intra, inter);
   // On a torus an all-to-all crosses the bisection: half of every chip's data goes to the other
   // half over 2 k links (2-D, k x k chips) or 2 k^2 links (3-D, k^3): k/2 (2-D) or 3k/4 (3-D)
   // times longer than each chip injecting its data over its own 4 or 6 links.
@@ -868,20 +874,17 @@ StepCost cost_training_step(const TrainingJob& job) {
         last_kind, std::min(grad_bytes_0, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes)), dp_group);
   }
   if (expert_params > 0 && expert_copies > 1) {
-    // Each expert is replicated on data / G ranks (ranks G x tensor apart), and on the tensor ranks
-    // too where they hold whole experts: its gradients are reduced among them, in buckets (ZeRO
-    // 0-1) or layer by layer (2-3), behind the backward like the rest (the ring placed as the data
-    // groups' where there are several, else on the tensor group's links). ZeRO shards the experts'
+    // Each expert is replicated on data / G ranks, and on the tensor ranks too where they hold
+    // whole experts (expert_tensor x G ranks apart, Megatron-Core's expert data-parallel group):
+    // its gradients are reduced among them, in buckets (ZeRO 0-1) or layer by layer (2-3), behind
+    // the backward like the rest. ZeRO shards the experts'
     // state over these copies (expert_shard, above), so it moves them as it moves the dense
     // parameters (since session 33; before, one all-reduce whatever the stage): ZeRO-1
     // reduce-scatters the gradients and gathers the updated weights once a step, ZeRO-2 each
     // microbatch's reduce-scatter, ZeRO-3 also gathers the weights forward and backward.
     const double expert_grad_bytes = expert_per_device * grad_value_bytes;
     const double expert_param_bytes = expert_per_device * bytes_per_value;
-    const std::int64_t data_copies = c.data / expert_group;
-    const comm::Group replicas =
-        data_copies > 1 ? group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), c.tensor * expert_group, intra, inter)
-                        : group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), 1, intra, inter);
+    const comm::Group replicas = group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), expert_stride * expert_group, intra, inter);
     const double buckets = std::ceil(expert_grad_bytes / kGradientBucketBytes);
     const double gather_buckets = std::ceil(expert_param_bytes / kGradientBucketBytes);
     if (p.zero_stage == 0 || (p.zero_stage == 1 && p.gradient_reduction == "all_reduce")) {

@@ -1621,6 +1621,33 @@ TEST_CASE("activations under tensor parallelism: a column-parallel product keeps
   CHECK(sp.stages.at(0).activation_bytes == approx((whole + split) / 2));
 }
 
+TEST_CASE("whole experts on each rank: the expert-parallel group is consecutive ranks, as Megatron-Core numbers them") {
+  // A one-layer MoE decoder with 8 experts on 16 devices, tensor 2 x data 8, expert parallel over
+  // 8. Megatron-Core's expert ranks are numbered with the experts' own tensor degree (its expert
+  // RankGenerator takes tp = expert_tensor_parallel_size): with whole experts on each rank
+  // (expert_tensor: 1) a group is 8 consecutive ranks, one node of 8, and its all-to-all runs on
+  // NVLink-class links, as fast as on a node of 16. Split over the tensor pair, the group's ranks
+  // are 2 apart: two nodes, the network (1e10 B/s against 1e11). Before session 34 both took the
+  // stride of 2.
+  TrainingJob job = moe_job(1, 8);
+  job.accelerators = 16;
+  job.parallelism->tensor = 2;
+  job.parallelism->expert = 8;
+  job.parallelism->global_batch = 8;
+  job.parallelism->expert_tensor = 1;
+  const StepCost whole = cost_training_step(job);
+  REQUIRE(whole.fits);
+  REQUIRE(whole.expert_comm_s > 0);
+  job.hardware.node_accelerators = 16;
+  const StepCost one_node = cost_training_step(job);
+  CHECK(whole.expert_comm_s == approx(one_node.expert_comm_s));
+  job.parallelism->expert_tensor = 2;
+  const StepCost split_big = cost_training_step(job);
+  job.hardware.node_accelerators = 8;
+  const StepCost split = cost_training_step(job);
+  CHECK(split.expert_comm_s == approx(10 * split_big.expert_comm_s));
+}
+
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
   // The layer of the test above as a parallel block (GPT-J, PaLM): the attention's and the FFN's
   // partial outputs are summed before one all-reduce, forward and backward: 2 x (2 x 1/2 x
