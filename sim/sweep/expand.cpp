@@ -127,22 +127,31 @@ std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
 }
 
 Shard parse_shard(const std::string& text) {
+  // A variable that is set must be a whole number from 0 to 10^9: anything else (text, a sign,
+  // past 2^63) is bad input naming it, never a silent fall back to the whole sweep (every task of
+  // an array would then run all the points into one file) nor a count that overflows.
   auto env_int = [](const char* name, std::int64_t& out) {
     const char* v = std::getenv(name);
     if (!v || !*v) return false;
-    char* end = nullptr;
-    const long long x = std::strtoll(v, &end, 10);
-    if (*end) return false;
-    out = x;
+    const std::string t(v);
+    if (t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos || std::stoll(t) > 1000000000) {
+      throw InputError(std::string("--shard auto: the environment variable ") + name + "=" + text::quoted(t) +
+                       " is not a whole number from 0 to 10^9");
+    }
+    out = std::stoll(t);
     return true;
+  };
+  auto env_set = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v;
   };
   Shard s;
   if (text == "auto") {
     std::int64_t rank = 0, size = 0, min = 0;
-    std::int64_t step = 1, unused = 0;
+    std::int64_t step = 1;
     // srun's tasks (a job step: SLURM_STEP_ID set; the batch script itself has SLURM_PROCID 0
     // and SLURM_NTASKS too, and must not take shard 0 of N).
-    const bool srun_step = env_int("SLURM_STEP_ID", unused);
+    const bool srun_step = env_set("SLURM_STEP_ID");
     if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
         (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
         (srun_step && env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {
@@ -186,7 +195,9 @@ std::string launch_token() {
 
 std::vector<std::int64_t> shard_points(std::int64_t total, const Shard& shard) {
   std::vector<std::int64_t> out;
-  for (std::int64_t i = shard.index; i < total; i += shard.count) out.push_back(i);
+  if (shard.count < 1 || shard.index < 0) return out;
+  // (i + count cannot pass 2^63: the loop stops before adding a count past what is left.)
+  for (std::int64_t i = shard.index; i < total; i = total - i > shard.count ? i + shard.count : total) out.push_back(i);
   return out;
 }
 

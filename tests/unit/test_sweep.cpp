@@ -182,7 +182,22 @@ TEST_CASE("shards split the points round robin, disjoint and complete") {
   CHECK(parse_shard("auto").count == 1);
   ::setenv("SLURM_STEP_ID", "0", 1);
   CHECK(parse_shard("auto").count == 4);
-  for (const char* v : {"SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP", "SLURM_PROCID",
+  // A set variable that is not a whole number up to 10^9 is bad input naming it (since session 34:
+  // a count past 2^63 saturated and crashed the sweep; text or a sign fell back to the whole sweep).
+  ::setenv("SLURM_NTASKS", "-1", 1);
+  CHECK(error_of([] { parse_shard("auto"); }) ==
+        "--shard auto: the environment variable SLURM_NTASKS=\"-1\" is not a whole number from 0 to 10^9");
+  for (const char* v : {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID"}) ::unsetenv(v);
+  ::setenv("SLURM_ARRAY_TASK_ID", "1", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "99999999999999999999", 1);
+  CHECK(error_of([] { parse_shard("auto"); }).find("SLURM_ARRAY_TASK_COUNT=\"99999999999999999999\" is not a whole number") !=
+        std::string::npos);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "2", 1);
+  ::setenv("SLURM_ARRAY_TASK_ID", "x", 1);
+  CHECK(error_of([] { parse_shard("auto"); }).find("SLURM_ARRAY_TASK_ID=\"x\"") != std::string::npos);
+  // A shard count near 2^63 takes one point, no overflow.
+  CHECK(shard_points(10, Shard{3, std::int64_t{1} << 62}) == std::vector<std::int64_t>{3});
+  for (const char* v : {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP", "SLURM_PROCID",
                         "SLURM_NTASKS", "SLURM_STEP_ID"}) {
     ::unsetenv(v);
   }
