@@ -31,6 +31,13 @@ class CsvFile {
     const std::filesystem::path base = std::filesystem::path(named_by.file ? *named_by.file : "").parent_path();
     const std::filesystem::path path = base / name;
     shown_ = path.lexically_normal().generic_string();
+    // A directory reads as an empty file, a device or FIFO without end: neither is a CSV file
+    // (since session 34).
+    std::error_code ec;
+    if (const auto st = std::filesystem::status(path, ec); !ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+      named_by.fail("cannot read " + text::quoted(shown_) + ": " +
+                    (std::filesystem::is_directory(st) ? "it is a directory" : "it is not a regular file (a device, FIFO or socket)"));
+    }
     in_.open(path);
     if (!in_) named_by.fail("cannot read " + text::quoted(shown_) + ": " + std::strerror(errno));
   }

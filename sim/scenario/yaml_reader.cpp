@@ -65,6 +65,11 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   };
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw fail_open("it is a directory");
+  // A device, FIFO or socket (/dev/zero, a named pipe) would be read without end: not a file here
+  // (since session 34; before, the run hung and grew without bound).
+  if (const auto st = std::filesystem::status(path, ec); !ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    throw fail_open("it is not a regular file (a device, FIFO or socket)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw fail_open(std::strerror(errno));
   std::ostringstream buffer;

@@ -1125,3 +1125,27 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   CHECK(r.code == 1);
   CHECK(r.err.find("no published figures found") != std::string::npos);
 }
+
+TEST_CASE("a FIFO named as a scenario or a trace is bad input, not a read without end") {
+  // Since session 34: a named pipe (or /dev/zero) was read until memory ran out.
+  const fs::path dir = fresh_dir("fifo");
+  REQUIRE(::mkfifo((dir / "pipe.yaml").c_str(), 0600) == 0);
+  REQUIRE(::mkfifo((dir / "pipe.csv").c_str(), 0600) == 0);
+  const auto r = run({"run", (dir / "pipe.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("pipe.yaml: cannot read the file: it is not a regular file (a device, FIFO or socket)") != std::string::npos);
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: d, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - {id: svc, model: mlp, start: 2025-01-01, duration: "1 year", hardware: test-gpu, replicas: {file: pipe.csv}, demand: "10 requests/s", regions: [{datacenter: test-dc}]}
+)";
+  const auto t = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(t.code == 2);
+  CHECK(t.err.find("s.yaml:6:") != std::string::npos);
+  CHECK(t.err.find("deployments[0].replicas.file: cannot read ") != std::string::npos);
+  CHECK(t.err.find("it is not a regular file (a device, FIFO or socket)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "o.h5"));
+  fs::remove_all(dir);
+}
