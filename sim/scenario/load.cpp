@@ -1352,6 +1352,8 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.duration_s = detail::read_positive(m.at("duration"), Kind::time);
           // As the scenario's horizon: a date past it is never simulated, and it must stay a date.
           if (*dr.duration_s > kMaxSpanS) m.at("duration").expected("a duration of at most 1,000 years");
+          // Deployments are dated to the second (since session 34; below, "ends before it starts").
+          if (*dr.duration_s < 1) m.at("duration").expected("a duration of at least 1 s");
           dr.end_given = false;
         }
         if (m.has("step")) {
@@ -1547,6 +1549,9 @@ void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen)
     info.horizon_s = detail::read_positive(m.at("horizon"), Kind::time);
     // The lifecycle bins the horizon (hourly at the finest: 8.8 million bins over 1,000 years).
     if (info.horizon_s > kMaxSpanS) m.at("horizon").expected("a horizon of at most 1,000 years");
+    // The lifecycle's times are seconds since 1970 in doubles: a horizon under a second may not
+    // move the end past the start (since session 34; before, an internal failure).
+    if (info.horizon_s < 1) m.at("horizon").expected("a horizon of at least 1 s");
   }
   if (m.has("resolution")) {
     info.resolution = detail::read_choice(m.at("resolution"), {"hour", "day", "month", "year"});
