@@ -446,6 +446,10 @@ struct LoadOptions {
 // "file:line:col: key.path: expected X, got Y" for any problem.
 Scenario load_scenario(const std::filesystem::path& file, const LoadOptions& options);
 
+// Every file the scenario room has opened in this process (scenarios, `extends`, catalogs, graph
+// files, CSV traces, sweep files), so that a command can refuse to write its output over one.
+std::vector<std::filesystem::path> files_read();
+
 // One hardware entry of the catalogs, resolved (`from` chain included), as a scenario naming it
 // would see it. Throws InputError for an unknown id or a bad catalog.
 Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options);

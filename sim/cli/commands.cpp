@@ -61,6 +61,15 @@ void check_output_path(const std::filesystem::path& given) {
   if (std::filesystem::is_directory(out, ec)) {
     throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is a directory (name a file in it)");
   }
+  // One of the files the command read (its scenario, a catalog, a trace) would be replaced by
+  // the output (since session 34; `run -o scenario.yaml` overwrote the scenario with HDF5).
+  for (const auto& input : files_read()) {
+    std::error_code same_ec;
+    if (std::filesystem::equivalent(input, out, same_ec)) {
+      throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is one of the inputs (" +
+                       text::quoted(input.string()) + "); name another file");
+    }
+  }
   // A device, a FIFO or a socket would be replaced by the file (the output is renamed into place):
   // only a regular file, or a link to one, is overwritten.
   const auto st = std::filesystem::status(out, ec);

@@ -40,6 +40,7 @@ class CsvFile {
     }
     in_.open(path);
     if (!in_) named_by.fail("cannot read " + text::quoted(shown_) + ": " + std::strerror(errno));
+    detail::note_file_read(path);
   }
   // The next non-empty line, without its line end; false at the end of the file.
   bool next(std::string& line) {

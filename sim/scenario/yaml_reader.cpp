@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "dlcarbon/text.hpp"
@@ -53,6 +55,23 @@ std::string shown(const YAML::Node& node) {
   return "nothing";
 }
 
+namespace {
+std::mutex& files_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::filesystem::path>& files_list() {
+  static std::vector<std::filesystem::path> files;
+  return files;
+}
+}  // namespace
+
+void note_file_read(const std::filesystem::path& path) {
+  const std::lock_guard<std::mutex> lock(files_mutex());
+  auto& files = files_list();
+  if (std::find(files.begin(), files.end(), path) == files.end()) files.push_back(path);
+}
+
 YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& display,
                           std::string& text, const SourceLocation& referenced_from,
                           const std::string& referencing_key) {
@@ -72,6 +91,7 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw fail_open(std::strerror(errno));
+  note_file_read(path);
   std::ostringstream buffer;
   buffer << in.rdbuf();
   text = buffer.str();
@@ -327,3 +347,10 @@ std::string read_choice(const Value& v, const std::vector<std::string>& choices)
 }
 
 }  // namespace dlcarbon::detail
+
+namespace dlcarbon {
+std::vector<std::filesystem::path> files_read() {
+  const std::lock_guard<std::mutex> lock(detail::files_mutex());
+  return detail::files_list();
+}
+}  // namespace dlcarbon

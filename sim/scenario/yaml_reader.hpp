@@ -40,6 +40,9 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
                           std::string& text, const SourceLocation& referenced_from,
                           const std::string& referencing_key);
 
+// Records a file opened for reading (dlcarbon::files_read()).
+void note_file_read(const std::filesystem::path& path);
+
 // A map whose keys are checked against the allowed ones (unknown keys get "did you mean").
 class MapView {
  public:

@@ -1149,3 +1149,25 @@ deployments:
   CHECK_FALSE(fs::exists(dir / "o.h5"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("run -o naming one of its inputs is bad input, and the input is left as it was") {
+  // Since session 34: `run s.yaml -o s.yaml` replaced the scenario with the HDF5 file.
+  const fs::path dir = fresh_dir("self");
+  const std::string text = "schema_version: 1\nscenario: {name: self}\n"
+                           "training: [{id: job, hardware: test-gpu, accelerators: 8, duration: \"10 h\", "
+                           "power: {per_accelerator: \"400 W\"}, datacenter: test-dc}]\n";
+  std::ofstream(dir / "s.yaml") << text;
+  const auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "s.yaml").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--output: cannot write ") != std::string::npos);
+  CHECK(r.err.find("s.yaml\": it is one of the inputs (") != std::string::npos);
+  std::ifstream in(dir / "s.yaml");
+  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(after == text);
+  // A catalog file too.
+  const auto c = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (kData / "catalog" / "test-catalog.yaml").string()});
+  CHECK(c.code == 2);
+  CHECK(c.err.find("test-catalog.yaml\": it is one of the inputs (") != std::string::npos);
+  fs::remove_all(dir);
+}
