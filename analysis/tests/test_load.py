@@ -1,6 +1,8 @@
 """dlcarbon_analysis.load: reading files written per docs/output-format.md, and every error."""
 
 import math
+import os
+import subprocess
 import pickle
 
 import h5py
@@ -338,3 +340,26 @@ def test_hidden_costs_run_from_the_dlcarbon_binary(tmp_path):
     assert per["gpu-nhwc"] == pytest.approx(per["gpu-nchw"], rel=1e-12)
     # Totals are the per-inference energy times the count (1e6), in kWh: J / 3.6e6.
     assert inf["facility_energy_kWh"]["cpu-nchw"] == pytest.approx(per["cpu-nchw"] * 1e6 / 3.6e6, rel=1e-9)
+
+
+def test_inspect_of_a_file_whose_dataset_claims_more_than_memory(tmp_path):
+    # A damaged file can give a column any length; `dlcarbon inspect` says so and exits 2 (since
+    # session 34: an internal failure, std::bad_alloc). A chunked dataset of 2^61 values that were
+    # never written stands in for the damage.
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format_version"] = np.int64(1)
+        for key in ("dlcarbon_version", "git_sha", "created", "scenario_name"):
+            f.attrs[key] = "x"
+        f.attrs["seed"] = np.int64(1)
+        f.create_dataset("scenario/given", data="a")
+        f.create_dataset("scenario/resolved", data="a")
+        g = f.create_group("summary/totals")
+        g.attrs["columns"] = "energy"
+        g.create_dataset("energy", shape=(2 ** 61,), dtype="f8", chunks=(1024,)).attrs["units"] = "J"
+    proc = subprocess.run([binary, "inspect", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "a dataset claims more memory than there is" in proc.stderr

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <new>
 #include <sstream>
+#include <stdexcept>
 
 #include "dlcarbon/output.hpp"
 
@@ -258,7 +260,24 @@ void write_run(const std::filesystem::path& given, const RunRecord& record) {
   }
 }
 
+namespace {
+RunRecord read_run_unguarded(const std::filesystem::path& path);
+}  // namespace
+
 RunRecord read_run(const std::filesystem::path& path) {
+  try {
+    return read_run_unguarded(path);
+  } catch (const std::bad_alloc&) {
+    // A damaged file can claim a dataset or string of any size (since session 34: an internal
+    // failure). What libhdf5 itself does with some damaged files is out of reach here.
+    throw OutputError(path.string() + ": cannot read: a dataset claims more memory than there is (a damaged file?)");
+  } catch (const std::length_error&) {
+    throw OutputError(path.string() + ": cannot read: a dataset claims more memory than there is (a damaged file?)");
+  }
+}
+
+namespace {
+RunRecord read_run_unguarded(const std::filesystem::path& path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw OutputError(path.string() + ": not an HDF5 file");
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "open " + path.string());
@@ -296,5 +315,6 @@ RunRecord read_run(const std::filesystem::path& path) {
   }
   return r;
 }
+}  // namespace
 
 }  // namespace dlcarbon
