@@ -61,6 +61,10 @@ struct ScenarioOutcome {
   std::vector<std::string> failures;
   // Deployments that cannot run ("<id>: does not fit ..."), for a sweep point's reason.
   std::vector<std::string> cannot_serve;
+  // Results beyond what a double holds (inf or NaN where a number was due: a growth, a fleet, a
+  // grid trajectory or an inference count past 1e300), each "<file:line:col>: <key>: <why>" for a
+  // run (bad input, nothing written) and "<id>: <why>" for a sweep point's reason (cannot run).
+  std::vector<std::string> beyond, beyond_reasons;
 };
 // InputError for an inference job or deployment that cannot be costed at all (a batch too large to
 // size, hardware without a memory bandwidth, a request longer than a learned position table).

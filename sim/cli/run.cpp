@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -105,6 +106,75 @@ void check_costable(const Scenario& scenario) {
   }
 }
 
+namespace {
+
+// Every energy and CO2e the run would write must be a number where one is due: what check_costable
+// cannot see before the run (a fleet of 1e300 replicas, an embodied share over a lifetime of
+// 1e-300 s, 1e308 inferences, a grid trajectory of +1000 %/year four centuries on) is found here,
+// after it, and named by the entity that carries it (since session 34; before, inf with exit 0).
+void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
+  std::vector<std::string> keys;  // one message an entity
+  const auto beyond = [&](const SourceLocation& origin, const std::string& key, const std::string& id, const std::string& what) {
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) return;
+    keys.push_back(key);
+    const std::string why = what + " is beyond what can be represented (past 1e300 or not a number)";
+    o.beyond.push_back(format_input_error(origin, key, why));
+    o.beyond_reasons.push_back(id + ": " + why);
+  };
+  const auto number = [](double x) { return std::isfinite(x); };
+  for (std::size_t i = 0; i < o.training.size() && i < scenario.training.size(); ++i) {
+    const auto& r = o.training[i];
+    const auto& job = scenario.training[i];
+    if (!r.ok) continue;  // NaN by design: it cannot run
+    const auto& f = r.footprint;
+    if (!number(f.intensity_location_kg_per_j) || !(f.intensity_location_kg_per_j < kRepresentable)) {
+      beyond(job.origin, "training." + job.id, job.id, "the grid intensity of its region at its dates (the region's trajectory compounded)");
+    } else if (!number(f.facility_energy_j) || !number(f.co2e_location_kg) || (f.co2e_market_kg && !number(*f.co2e_market_kg))) {
+      beyond(job.origin, "training." + job.id, job.id, "its energy or CO2e");
+    }
+  }
+  for (std::size_t i = 0; i < o.inference.size() && i < scenario.inference.size(); ++i) {
+    const auto& r = o.inference[i];
+    const auto& job = scenario.inference[i];
+    if (!r.ok) continue;
+    if (!number(r.facility_energy_j) || !number(r.co2e_location_kg) || (r.co2e_market_kg && !number(*r.co2e_market_kg))) {
+      beyond(job.origin, "inference." + job.id, job.id, "its energy or CO2e");
+    }
+  }
+  // The lifecycle: every row of its totals, by the entity it belongs to.
+  const Table* totals = nullptr;
+  for (const auto& t : o.record.tables) {
+    if (t.path == "lifecycle/totals") totals = &t;
+  }
+  if (!totals) return;
+  const auto& entity = std::get<std::vector<std::string>>(totals->find("entity")->values);
+  const auto& kind = std::get<std::vector<std::string>>(totals->find("entity_kind")->values);
+  std::vector<std::string> named;
+  for (const char* column : {"energy", "co2e_location", "co2e_market", "requests"}) {
+    const auto& v = std::get<std::vector<double>>(totals->find(column)->values);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (number(v[i]) || std::find(named.begin(), named.end(), kind[i] + entity[i]) != named.end()) continue;
+      named.push_back(kind[i] + entity[i]);
+      const std::string what = std::string("its lifecycle ") + (std::string(column) == "requests" ? "requests" : "energy or CO2e");
+      if (kind[i] == "deployment") {
+        for (const auto& d : scenario.deployments) {
+          if (d.id == entity[i]) beyond(d.origin, "deployments." + d.id, d.id, what);
+        }
+      } else {
+        // A training run of the lifecycle: "<job>" or "<job>-<n>" for repeated runs.
+        for (const auto& job : scenario.training) {
+          if (entity[i] == job.id || entity[i].rfind(job.id + "-", 0) == 0) {
+            beyond(job.origin, "training." + job.id, job.id, what);
+            break;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   check_costable(scenario);
   ScenarioOutcome o;
@@ -146,6 +216,7 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
     }
     o.life = add_lifecycle(o.record, std::move(plan), threads);
   }
+  check_representable(scenario, o);
   return o;
 }
 
@@ -181,6 +252,11 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   check_output_path(out);
 
   ScenarioOutcome outcome = simulate_scenario(scenario, threads);
+  // Results that are not numbers are bad input: said, and nothing written.
+  if (!outcome.beyond.empty()) {
+    for (std::size_t i = 0; i + 1 < outcome.beyond.size(); ++i) io.err << outcome.beyond[i] << "\n";
+    throw InputError(outcome.beyond.back());
+  }
   const RunRecord& record = outcome.record;
   const auto& results = outcome.training;
   const auto& inference = outcome.inference;

@@ -121,6 +121,7 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
     if (!o.inference[i].ok) add_reason("summary/inference", i, o.inference[i].reason);
   }
   for (const auto& why : o.cannot_serve) reason += (reason.empty() ? "" : "; ") + why;
+  for (const auto& why : o.beyond_reasons) reason += (reason.empty() ? "" : "; ") + why;
   double facility = 0, it = 0, loc = 0, mkt = 0, accel = 0;
   bool market = true;
   for (const auto& r : o.training) {
@@ -173,6 +174,19 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
     if (t.path == "summary/training") rows["sweep/training"] = with_point("sweep/training", t, point.index);
     if (t.path == "summary/inference") rows["sweep/inference"] = with_point("sweep/inference", t, point.index);
     if (t.path == "lifecycle/deployments") rows["sweep/deployments"] = with_point("sweep/deployments", t, point.index);
+  }
+  // A point whose results are beyond what a double holds cannot run: its infinities are unknowns
+  // (NaN) in the copied tables too, as its totals are (since session 34).
+  if (!o.beyond_reasons.empty()) {
+    for (const char* name : {"sweep/training", "sweep/inference", "sweep/deployments"}) {
+      auto it = rows.find(name);
+      if (it == rows.end()) continue;
+      for (auto& c : it->second.columns) {
+        if (auto* v = std::get_if<std::vector<double>>(&c.values)) {
+          for (double& x : *v) x = std::isinf(x) ? kNaN : x;
+        }
+      }
+    }
   }
   return rows;
 }

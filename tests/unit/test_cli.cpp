@@ -1171,3 +1171,34 @@ TEST_CASE("run -o naming one of its inputs is bad input, and the input is left a
   CHECK(c.err.find("test-catalog.yaml\": it is one of the inputs (") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("results beyond what a double holds: bad input for a run, a point that cannot run in a sweep") {
+  // Since session 34: a fleet of 1e300 replicas was written as inf with exit 0.
+  const fs::path dir = fresh_dir("beyond");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: d, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - {id: svc, model: mlp, start: 2025-01-01, duration: "1 year", hardware: test-gpu, replicas: 1e300, demand: "10 requests/s", regions: [{datacenter: test-dc}]}
+)";
+  const auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("s.yaml:6:5: deployments.svc: its lifecycle energy or CO2e is beyond what can be represented") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "o.h5"));
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: b, scenario: s.yaml}\nparameters:\n"
+                                         "  - {key: deployments.svc.replicas, values: [2, 1e300]}\n";
+  const auto sw = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                       (dir / "sw.h5").string(), "--quiet"});
+  INFO(sw.err);
+  REQUIRE(sw.code == 0);
+  const RunRecord rec = read_run(dir / "sw.h5");
+  CHECK(col<std::string>(rec, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
+  CHECK(col<std::string>(rec, "sweep/points", "reason")[1].rfind("svc: its lifecycle energy or CO2e is beyond", 0) == 0);
+  CHECK(std::isnan(col<double>(rec, "sweep/points", "facility_energy")[1]));
+  const auto energy = col<double>(rec, "sweep/deployments", "energy");
+  REQUIRE(energy.size() == 2);
+  CHECK(std::isfinite(energy[0]));
+  CHECK(std::isnan(energy[1]));  // unknown, not inf
+  fs::remove_all(dir);
+}
