@@ -169,6 +169,14 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
                                       " dense layers, so that a stack of " + std::to_string(layers) +
                                       " layers keeps an MoE layer (moe_every " + std::to_string(d.moe_every) + ")");
       }
+    } else if (m.has("moe_every")) {
+      // An MoE layer every k layers needs k layers at least (since session 34; before, a stack
+      // shorter than moe_every was costed as the dense model).
+      std::int64_t layers = std::max(d.decoder_layers, d.encoder_layers);
+      if (d.decoder_layers > 0 && d.encoder_layers > 0) layers = std::min(d.decoder_layers, d.encoder_layers);
+      if (layers > 0 && d.moe_every > layers) {
+        m.at("moe_every").expected("at most the stack's " + std::to_string(layers) + " layers, so that it has an MoE layer");
+      }
     }
   } else {
     for (const char* k : {"top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "expert_d_ff", "shared_experts",

@@ -180,6 +180,7 @@ struct DeploymentDraft {
   bool layout_given = false;
   std::optional<Value> demand_at, regions_at, mix_at, request_at, replicas_at, devices_at;
   std::optional<Value> charging_at, per_replica_at;  // keys for one kind of deployment only
+  std::optional<Value> batch_at, headroom_at;          // cloud only; headroom: autoscaled only
 };
 
 class Builder;
@@ -722,6 +723,10 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     }
     if (p.expert > 0 && t->experts == 0) {
       last.fail("parallelism.expert (" + std::to_string(p.expert) + ") needs a model with experts");
+    }
+    // (Since session 34; before, accepted with no effect.)
+    if (p.expert_tensor > 0 && t->experts == 0) {
+      last.fail("parallelism.expert_tensor (" + std::to_string(p.expert_tensor) + ") needs a model with experts");
     }
     if (p.expert > 0 && t->experts > 0) {
       if (t->experts % p.expert != 0) {
@@ -1401,7 +1406,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
           dr.replicas_at = m.at("replicas");
         }
-        if (m.has("headroom")) d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");
+        if (m.has("headroom")) {
+          d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");
+          dr.headroom_at = m.at("headroom");
+        }
         if (m.has("demand")) {
           d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given);
           dr.demand_at = m.at("demand");
@@ -1415,7 +1423,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           if (pr.has("diurnal")) d.diurnal = read_profile(pr.at("diurnal"), 24, "one per hour of the local day, from 00:00");
           if (pr.has("weekly")) d.weekly = read_profile(pr.at("weekly"), 7, "one per day, Monday first");
         }
-        if (m.has("batch")) d.batch = detail::read_positive_int(m.at("batch"));
+        if (m.has("batch")) {
+          d.batch = detail::read_positive_int(m.at("batch"));
+          dr.batch_at = m.at("batch");
+        }
         if (m.has("precision")) d.precision = detail::read_choice(m.at("precision"), kPrecisions);
         if (m.has("layout")) {
           d.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
@@ -1504,6 +1515,15 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         // Said, not ignored (since session 33): each of these means something for one kind only.
         if (!edge && dr.charging_at) dr.charging_at->fail("charging_efficiency is for edge deployments (kind: edge), whose devices charge from their users' grids");
         if (edge && dr.per_replica_at) dr.per_replica_at->fail("accelerators_per_replica is for cloud deployments; an edge deployment runs on one device each");
+        // (Since session 34: both were accepted and had no effect, or, for batch, an effect the
+        // documentation denies.)
+        if (edge && dr.batch_at && d.batch != 1) {
+          dr.batch_at->fail("an edge device serves its own inferences one at a time: batch 1 (a batch is for cloud deployments)");
+        }
+        if (dr.headroom_at && (edge || d.replicas)) {
+          dr.headroom_at->fail(edge ? "headroom is for autoscaled cloud deployments; an edge deployment has devices"
+                                    : "headroom is for autoscaled cloud deployments (no replicas); the replicas given are the fleet");
+        }
         if (d.tokens_in > 0) {
           const auto* t = std::get_if<TransformerDesign>(&d.design);
           if (!t || t->arch != TransformerDesign::Arch::decoder) {

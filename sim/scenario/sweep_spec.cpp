@@ -78,7 +78,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
   p.hi = plain_number(hi_v.node);
   if (std::isnan(p.lo)) lo_v.expected("a number");
   if (std::isnan(p.hi)) hi_v.expected("a number");
-  if (!(p.hi > p.lo)) hi_v.expected("a number above the low end " + number_text(p.lo));
+  if (!(p.hi > p.lo)) hi_v.expected("a number above the low end " + lo_v.node.Scalar());
   if (!std::isfinite(p.hi - p.lo)) range.expected("a range whose width is a finite number");
   p.ranged = true;
   p.range_at = range.location();

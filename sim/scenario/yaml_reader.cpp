@@ -46,8 +46,9 @@ Value Value::child(const YAML::Node& n, const std::string& key) const {
 
 std::string shown(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
+    // An empty one says so: "expected a list of ..., got an empty list" (since session 34: "got a list").
+    case YAML::NodeType::Map: return node.size() == 0 ? "an empty map" : "a map";
+    case YAML::NodeType::Sequence: return node.size() == 0 ? "an empty list" : "a list";
     case YAML::NodeType::Null: return "nothing";
     case YAML::NodeType::Scalar: return text::quoted(node.Scalar());
     case YAML::NodeType::Undefined: return "nothing";

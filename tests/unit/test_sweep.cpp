@@ -347,7 +347,7 @@ TEST_CASE("sweep files: what is wrong, where") {
   CHECK(err(", method: lhs}\nparameters:\n  - {key: a.b.c, values: [1]}\n").find("sweep.method: expected one of") !=
         std::string::npos);
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: []}\n") ==
-        f + ":4:26: parameters[0].values: expected a non-empty list of values, got a list");
+        f + ":4:26: parameters[0].values: expected a non-empty list of values, got an empty list");
   CHECK(err(", method: monte-carlo, samples: 4}\nparameters:\n  - {key: a.b.c, range: [2, 1]}\n") ==
         f + ":4:29: parameters[0].range[1]: expected a number above the low end 2, got \"1\"");
   CHECK(err(", method: monte-carlo, samples: 4}\nparameters:\n  - {key: a.b.c, range: [0, 1], scale: log}\n") ==
