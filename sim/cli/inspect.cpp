@@ -25,7 +25,11 @@ int command_inspect(const std::vector<std::string>& args, Streams io) {
   const std::string path = vm["file"].as<std::string>();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    io.err << path << ": cannot read the file: no such file\n";
+    const auto st = std::filesystem::status(path, ec);
+    const char* why = !std::filesystem::exists(st)        ? "no such file"
+                      : std::filesystem::is_directory(st) ? "it is a directory"
+                                                           : "it is not a regular file (a device, FIFO or socket)";
+    io.err << path << ": cannot read the file: " << why << "\n";
     return kBadInput;
   }
   RunRecord r;

@@ -1149,7 +1149,9 @@ std::string size_limit(const ModelDesign& design, std::int64_t microbatch) {
     return "too large to cost: at a batch of " + std::to_string(microbatch) + " a tensor holds " + g3(elements) +
            " elements (the builder's limit is 2^56 elements a tensor)";
   }
-  if (!(layers <= max_layers)) return "too large to cost: " + g3(layers) + " " + (max_layers == kMaxLayers ? "layers" : "LSTM cell steps") +
+  // A count of layers in whole digits where it has them ("100001 layers", not "1e+05").
+  const std::string layers_text = layers < 1e15 ? std::to_string(static_cast<long long>(layers)) : g3(layers);
+  if (!(layers <= max_layers)) return "too large to cost: " + layers_text + " " + (max_layers == kMaxLayers ? "layers" : "LSTM cell steps") +
                                      " (the builder's limit is " + layer_limit + ")";
   return "";
 }

@@ -260,7 +260,7 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
                                          "embedding", "pool", "router"});
     const bool gemm = op.kind == "matmul" || op.kind == "batched_matmul" || op.kind == "conv2d" || op.kind == "router";
     if (m.has("layer")) {
-      const double layer = read_number_in(m.at("layer"), -1, 1e6, true, "a layer index >= -1");
+      const double layer = read_number_in(m.at("layer"), -1, 1e6, true, "a layer index from -1 to 1,000,000");
       if (layer != std::floor(layer)) m.at("layer").expected("a whole layer index >= -1");
       op.layer = static_cast<int>(layer);
     }

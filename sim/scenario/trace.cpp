@@ -128,7 +128,8 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   std::vector<long long> row_times;  // every row's time, a blank value's too (the rows' interval)
   while (csv.next(line)) {
     const auto cells = split(line);
-    if (static_cast<int>(cells.size()) <= std::max(time_col, value_col)) {
+    // (A row longer than the header, since session 34, too: its cells would be misread.)
+    if (static_cast<int>(cells.size()) <= std::max(time_col, value_col) || cells.size() > header.size()) {
       csv.fail(1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
     }
     long long t = 0;
@@ -139,7 +140,11 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
       csv.fail(column_of(cells, time_col), "expected times in increasing order, got " + text::quoted(ts));
     }
     row_times.push_back(t);
-    // A missing value: the previous one holds until the next row that has one.
+    // A missing value: the previous one holds until the next row that has one; the first row with
+    // a time has none before it (since session 34; before, "at least two rows of data").
+    if (vs.empty() && trace->time_unix_s.empty()) {
+      csv.fail(column_of(cells, value_col), "expected a value in the first row (a blank value repeats the one before it, and there is none)");
+    }
     if (vs.empty()) continue;
     char* end = nullptr;
     const double g = std::strtod(vs.c_str(), &end);

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <fstream>
 #include <mutex>
+#include <set>
+#include <utility>
+#include <vector>
 #include <sstream>
 
 #include "dlcarbon/text.hpp"
@@ -155,6 +158,38 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
         throw InputError(format_input_error({display, marker_line, 1}, "", "a second YAML document (after ---): a file holds one"));
       }
       content = content || has_content;
+    }
+  }
+  // YAML tags (`!!float "10 h"`, `!custom x`) are not part of the format: said, not ignored (since
+  // session 34). Each node once, by its position, so that aliases cannot multiply the walk.
+  {
+    std::set<std::pair<int, int>> seen;
+    std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
+    while (!todo.empty()) {
+      const YAML::Node n = todo.back().first;
+      const std::string path = todo.back().second;
+      todo.pop_back();
+      if (!n.IsDefined()) continue;
+      const YAML::Mark mark = n.Mark();
+      if (!seen.insert({mark.line, mark.column}).second) continue;
+      const std::string& tag = n.Tag();
+      if (!tag.empty() && tag != "?" && tag != "!") {
+        throw InputError(format_input_error({display, mark.line >= 0 ? mark.line + 1 : 1, mark.column >= 0 ? mark.column + 1 : 1}, path,
+                                            "a YAML tag (" + tag + ") is not part of the format: write the value without it"));
+      }
+      // Children pushed last first, so that the first tag in the file is the one reported.
+      std::vector<std::pair<YAML::Node, std::string>> children;
+      if (n.IsMap()) {
+        for (const auto& kv : n) {
+          const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+          children.push_back({kv.first, path});
+          children.push_back({kv.second, path.empty() ? key : path + "." + key});
+        }
+      } else if (n.IsSequence()) {
+        std::size_t i = 0;
+        for (const auto& item : n) children.push_back({item, path + "[" + std::to_string(i++) + "]"});
+      }
+      todo.insert(todo.end(), children.rbegin(), children.rend());
     }
   }
   if (!root.IsDefined() || root.IsNull()) {
