@@ -771,8 +771,15 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
   } else if (p.zero_bubble) {
     // ZB1P: (p - 1)(F + B - 2W) with W = B / 2, the weight-gradient half of a backward [assumed,
-    // as for DualPipe]: (p - 1) F, and the stage sends and tensor all-reduces of those slots.
-    c.bubble_s = (pp - 1) * (fwd_s + (tp_comm + pp_comm + moe_comm) * fwd_s / std::max(fwd_s + bwd_s, 1e-30));
+    // as for DualPipe]: (p - 1) F, and the stage sends and tensor all-reduces of those slots; as
+    // for 1F1B, the other devices' own F each (a lighter stage fills faster; since session 34,
+    // before p - 1 of the busiest's).
+    c.bubble_s = 0;
+    for (const auto& row : c.stages) {
+      if (row.busiest) continue;
+      c.bubble_s += row.forward_s + (row.tensor_comm_s + pp_comm + row.expert_comm_s) * row.forward_s /
+                                        std::max(row.forward_s + row.backward_s, 1e-30);
+    }
     c.pipeline_comm_s = mb * pp_comm;
     c.expert_comm_s = mb * moe_comm;
   } else {

@@ -767,6 +767,16 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
               ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
   }
+  if (p.virtual_stages > 1 && data > 0) {
+    // Interleaved 1F1B runs the microbatches in groups of one a stage (Megatron-LM refuses fewer
+    // than the stages; before 2024 a number they do not divide): with fewer, its bubble is not the
+    // 1 / v of 1F1B's the model charges (since session 34; before, accepted).
+    const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
+    if (per_rank < p.pipeline) {
+      last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) + ") needs at least as many microbatches a data rank as " +
+                "the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x microbatch) = " + std::to_string(per_rank));
+    }
+  }
   if (!p.stage_layers.empty()) {
     const Value& at = stage_layers_at ? *stage_layers_at : last;
     const auto* t = std::get_if<TransformerDesign>(&j.design);
