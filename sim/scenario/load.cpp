@@ -1128,6 +1128,12 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                                "the job's duration (or accelerator_hours) and power, or publish its energy or "
                                "CO2e instead");
         }
+        // A published market-based figure is compared with the data centre's market intensity
+        // (since session 34: `run` accepted it and `validate` refused it at the job's line).
+        if (j.published && j.published->co2e_market_kg && !j.datacenter.market_intensity_kg_per_j && d.published_at) {
+          d.published_at->fail("co2e_market is compared with the data centre's market-based figure, and " + j.datacenter.id +
+                               " has no market_intensity: give it one, or drop co2e_market");
+        }
         if (d.stage_ends && j.parallelism) {
           // {first, last}: the chunks between them share the rest evenly, the earlier ones one layer
           // more where it does not divide (DeepSpeed's partition_uniform).
