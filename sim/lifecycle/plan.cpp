@@ -113,10 +113,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     // replicated (grouped-query attention), and a latent cache is on every rank whole.
     cache_ways = t->kv_lora_rank > 0 ? 1.0 : static_cast<double>(std::max<std::int64_t>(1, kv));
     // The cache is streamed as a weight matrix is (a decode attention kernel reading long contiguous
-    // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels.
-    hardware::DeviceModel streaming = dev;
-    streaming.elementwise_efficiency = dev.memory_efficiency;
-    const auto kt = hardware::kernel_time(streaming, d.precision, kv_flops, kv_bytes, false);
+    // blocks), at the streaming rate, not the rate of the frameworks' elementwise kernels; its
+    // products (the queries' scores against the cached keys, the weighted sum of the values) are
+    // matrix products on the matrix units, as FlashDecoding, FlashInfer and FlashMLA run them, at
+    // the job's precision. With several query heads to a cached head (grouped-query, multi-query and
+    // latent attention) they are compute-heavy enough for the rate to matter: before session 34 they
+    // ran at the fp32 vector rate, which made a DeepSeek-V3 decode step's attention 39 times its
+    // memory time on an H200.
+    const auto kt = hardware::kernel_time(dev, d.precision, kv_flops, kv_bytes, true);
     const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
     // The prefill's forward pass yields the first output token: tokens_out - 1 decode steps follow
     // (since session 30; before, tokens_out), over contexts tokens_in + 1 .. tokens_in + tokens_out - 1,

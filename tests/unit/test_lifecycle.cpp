@@ -505,6 +505,29 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   CHECK(serving_cost(d, hw).decode_s - gqa_short == approx(9 * 1000 * 8192.0 / 5e11));
 }
 
+TEST_CASE("decode attention runs its products on the matrix units: a latent cache stays memory-bound") {
+  // The latent-attention layer above at batch 64, on a device whose fp32 (vector) rate is a
+  // thirtieth of its fp16 matrix rate, as a GPU's CUDA cores are to its tensor cores. A cached token
+  // costs every head 2 (512 + 64) + 2 x 512 = 2,176 FLOPs: 16 heads, 34,816 FLOPs against 1,152 B,
+  // 30 FLOPs a byte. At the matrix rate (1e15 x 0.5) against 5e11 B/s the balance is 1,000 FLOPs a
+  // byte: memory-bound, 1,000 more prompt tokens adding 9 x 64 x 1,000 x 1,152 B / 5e11 B/s. At the
+  // vector rate (3.3e13 x 0.5: 33 FLOPs a byte) it would still be memory-bound here, but 128 heads
+  // (DeepSeek-V3's) make 242 FLOPs a byte, compute-bound on the vector units by a factor of 7
+  // (before session 34 the products ran there).
+  Hardware hw = made_up_hardware();
+  hw.peak_flop_per_s["fp32"] = 1e15 / 30;
+  TransformerDesign t = one_layer_decoder();
+  t.kv_lora_rank = 512;
+  t.rope_head_dim = 64;
+  t.heads = 128;
+  t.head_dim = 16;  // d_model 2048 over 128 heads
+  Deployment d = serving(t, 64);
+  const double short_prompt = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  const double long_prompt = serving_cost(d, hw).decode_s;
+  CHECK(long_prompt - short_prompt == approx(9 * 64 * 1000 * 1152.0 / 5e11));
+}
+
 TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors and the KV cache at the requests' full length") {
   // One layer, d 2048, 16 heads of 128, FFN 4096, vocabulary 1,000, rotary positions, fp16, fused
   // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens.
