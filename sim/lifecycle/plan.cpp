@@ -105,6 +105,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       token_bytes = (c_kv + r) * p_bytes;
       kv_flops = batch_layers * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
     }
+    if (t->evolved) {
+      // An Evolved Transformer decoder cell attends twice to its own tokens (the 16-head attention
+      // beside the cross-attention, then the cell's own): a second cache of keys and values d_model
+      // wide, scored by its heads as the first (since session 34; before, one cache a layer).
+      const double w = static_cast<double>(t->d_model);
+      token_bytes += 2 * w * p_bytes;
+      kv_flops += batch_layers * 4 * w * context;
+    }
     const double kv_bytes = batch_layers * token_bytes * context;
     // The cache at the last decode step holds every token of every request but the last output
     // token, which is not fed back.

@@ -503,6 +503,15 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   const double gqa_short = serving_cost(d, hw).decode_s;
   d.tokens_in = 2000;
   CHECK(serving_cost(d, hw).decode_s - gqa_short == approx(9 * 1000 * 8192.0 / 5e11));
+  // An Evolved Transformer decoder cell attends to its own tokens twice (16 heads wide, then the
+  // cell's own attention), each with keys and values d_model wide: two caches, 16,384 B a token
+  // (since session 34; before, one).
+  t.evolved = true;
+  d.design = t;
+  d.tokens_in = 1000;
+  const double evolved_short = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  CHECK(serving_cost(d, hw).decode_s - evolved_short == approx(9 * 1000 * 16384.0 / 5e11));
 }
 
 TEST_CASE("decode attention runs its products on the matrix units: a latent cache stays memory-bound") {
