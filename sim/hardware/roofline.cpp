@@ -104,7 +104,16 @@ double gemm_shape_factor(const DeviceModel& device, double m, double n, double k
       const double tiles_m = std::ceil(m / tm), tiles_n = std::ceil(n / tn);
       const double tiles = tiles_m * tiles_n * std::max(1.0, count);
       const double tile_eff = (m * n) / (tiles_m * tm * tiles_n * tn);  // padding inside the edge tiles
-      const double wave_eff = tiles / (std::ceil(tiles / sms) * sms);    // idle SMs in the last wave
+      // Fewer tiles than SMs (a skinny product: a decode step's, m a batch of tokens): cuBLAS and
+      // CUTLASS split the reduction (split-K, stream-K) so that s x tiles fill the SMs, each split
+      // keeping at least kMinSplitK of K; their partial sums' reduction (s x m x n values) is not
+      // charged. Since session 34; before, such a product ran on `tiles` SMs, compute-bound below
+      // about n = 2,700 at batch 64 on an A100 where streaming its weights takes longer.
+      constexpr double kMinSplitK = 256;
+      double split = 1;
+      if (tiles < sms) split = std::max(1.0, std::min(std::floor(sms / tiles), std::floor(k / kMinSplitK)));
+      const double slices = tiles * split;
+      const double wave_eff = slices / (std::ceil(slices / sms) * sms);  // idle SMs in the last wave
       best = std::max(best, tile_eff * wave_eff);
     }
     factor *= best;

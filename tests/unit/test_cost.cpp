@@ -181,10 +181,21 @@ TEST_CASE("tile and wave quantisation of GEMMs on a GPU with 80 SMs, by hand") {
   auto h = made_up();
   h.compute_units = 80;
   const auto d = hardware::make_device_model(h);
-  // m = 128, n = 1280: 128x128 tiles give 1 x 10 = 10 tiles on 80 SMs (10/80 = 0.125); 128x64
-  // tiles 20 (0.25); 64x64 tiles 2 x 20 = 40 (0.5), no padding; 256x128 pads m to 256 (0.5 x 10/80).
-  // The best: 0.5.
-  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 4096) == approx(0.5));
+  // m = 128, n = 1280, k = 256 (too short to split): 128x128 tiles give 1 x 10 = 10 tiles on 80 SMs
+  // (10/80 = 0.125); 128x64 tiles 20 (0.25); 64x64 tiles 2 x 20 = 40 (0.5), no padding; 256x128 pads
+  // m to 256 (0.5 x 10/80). The best: 0.5.
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 256) == approx(0.5));
+  // With k = 4096 the reduction splits (split-K, at least 256 of K a split): the 10 128x128 tiles
+  // 8 ways, 80 slices, one full wave: 1 (since session 34; before, 0.5 whatever k). With k = 1024 at
+  // most 4 ways: 64x64's 40 tiles 2 ways (80 slices) -> 1 again; with k = 512, 128x128's 10 tiles 2
+  // ways (20), 128x64's 20 2 ways (40), 64x64's 40 2 ways (80): 1.
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 4096) == approx(1.0));
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 512) == approx(1.0));
+  // 10 tiles of 128 x 128 and k = 768: 3 ways, 30 slices (0.375); 64x64: 40 tiles, 2 ways (80 SMs
+  // allow 2): 80 -> 1.
+  CHECK(hardware::gemm_shape_factor(d, 128, 1280, 768) == approx(1.0));
+  // One 128x128 tile (m = n = 128) and k = 1024: 4 ways, 4 of 80 SMs; 64x64: 4 tiles x 4 = 16 of 80.
+  CHECK(hardware::gemm_shape_factor(d, 128, 128, 1024) == approx(16.0 / 80.0));
   // Eight such products at once (a batched GEMM): 64x64 gives 320 tiles = 4 full waves -> 1.
   CHECK(hardware::gemm_shape_factor(d, 128, 1280, 4096, 8) == approx(1.0));
   // 8192 x 8192: 64x64 tiles, 16,384 of them in 205 waves of 80 -> 16,384 / 16,400.
