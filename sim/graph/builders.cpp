@@ -114,6 +114,14 @@ class Emitter {
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
   void model_share(int id, double share) { g_.set_model_share(id, share); }
+  // A dropout keeps its mask for the backward, one byte an element (PyTorch's bool mask; the op after
+  // it keeps the dropped output as its own input). Since session 34; before, the output's p bytes.
+  // On a score matrix the unfused kernels run whole (set_full_work), the mask too: `elements` whole.
+  int dropout_mask(int id, double elements) {
+    const Op& op = g_.op(id);
+    g_.set_saved(id, elements, op.score_matrix ? elements : -1);
+    return id;
+  }
   // A dropout over the full d_model width (see Op::dropout_elements).
   int wide_dropout(int id, double elements) {
     g_.set_dropout_elements(id, elements);
@@ -297,13 +305,13 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
       e.saved(probs, 0);
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
-      if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
+      if (dropout) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {
       // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
       // probabilities in a kernel of its own (Megatron-LM's CoreAttention: the fused
       // scale_mask_softmax, then attention_dropout).
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5, OpKind::softmax);
-      if (dropout) probs = e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2);
+      if (dropout) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else {
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
     }
@@ -316,7 +324,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   // Its input is the fused attention's output, which that op already keeps.
   if (e.fusion == Fusion::attention) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
-    out = e.wide_dropout(e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false),
+    out = e.dropout_mask(e.wide_dropout(e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false),
+                                        static_cast<double>(tq * d.d_model)),
                          static_cast<double>(tq * d.d_model));
   }
   return out;
@@ -336,7 +345,8 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
 int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
   const bool dropout = e.training && d.dropout > 0;
   if (dropout && e.fusion == Fusion::none) {
-    y = e.wide_dropout(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false),
+    y = e.dropout_mask(e.wide_dropout(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false),
+                                      static_cast<double>(tokens * d.d_model)),
                        static_cast<double>(tokens * d.d_model));
   }
   return e.residual(name + ".residual", layer, {x, y}, static_cast<double>(tokens * d.d_model), dropout && e.fusion != Fusion::none);
@@ -459,7 +469,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const bool dropout = e.training && d.dropout > 0;
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {
-    down = e.wide_dropout(e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false), width);
+    down = e.dropout_mask(e.wide_dropout(e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false), width), width);
   }
   // x + attention + feed-forward: three reads, one write; fused, with the two branches' dropouts
   // (GPT-NeoX's pair of bias_dropout_fn calls, as unfused above): two masks kept (session 31).
@@ -485,7 +495,7 @@ int activate(Emitter& e, const TransformerDesign& d, const std::string& name, in
              double flops) {
   y = e.elementwise(name + ".act", layer, {y}, static_cast<double>(tokens * width), flops);
   if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
-    y = e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * width), 2);
+    y = e.dropout_mask(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * width), 2), static_cast<double>(tokens * width));
   }
   return y;
 }
@@ -588,7 +598,8 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   left = activate(e, d, p + ".conv.left_11x1", layer, left, t, 2 * w, 1);
   int right = separable(e, d, p + ".conv.right_7x1", p + ".conv.right_7x1.pointwise", layer, n, t, w, w / 2, 7);
   if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
-    right = e.elementwise(p + ".conv.right_7x1.dropout", layer, {right}, static_cast<double>(t * (w / 2)), 2);
+    right = e.dropout_mask(e.elementwise(p + ".conv.right_7x1.dropout", layer, {right}, static_cast<double>(t * (w / 2)), 2),
+                           static_cast<double>(t * (w / 2)));
   }
   int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 2 * w), 1);
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 2 * w);
@@ -643,8 +654,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // Fused, the embedding's dropout rides on its norm (its mask for dropout_masks, session 31).
       if (e.training && d.dropout > 0 && e.fusion != Fusion::none) e.wide_dropout(x, static_cast<double>(b * s_enc * d.d_model));
       if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
-        x = e.wide_dropout(e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
-                                         OpKind::elementwise, 0, false),
+        x = e.dropout_mask(e.wide_dropout(e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
+                                                        OpKind::elementwise, 0, false),
+                                          static_cast<double>(b * s_enc * d.d_model)),
                            static_cast<double>(b * s_enc * d.d_model));
       }
     }

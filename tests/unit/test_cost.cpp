@@ -2136,6 +2136,33 @@ TEST_CASE("elementwise recomputation repeats the layers' non-GEMM ops and keeps 
   CHECK(cheap.mfu < plain.mfu);  // the same model FLOPs in a longer step
 }
 
+TEST_CASE("a GPT layer keeps Korthikanti et al.'s 34 sbh + 5 as^2 b bytes of activations") {
+  // Korthikanti et al. 2022, Sec. 4.1 (no tensor parallelism, 16-bit, dropout with one-byte masks,
+  // the score matrix unfused as Megatron-LM runs it): a layer keeps s b h (34 + 5 a s / h) bytes.
+  // d 1024, 8 heads, 1,024 tokens, one sequence: the layer's own, as the difference between two
+  // layers and one.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.d_model = 1024;
+  d.heads = 8;
+  d.d_ff = 4096;
+  d.seq_len = 1024;
+  d.dropout = 0.1;
+  job.design = d;
+  job.fusion = "softmax";
+  job.hardware.memory_bytes = 1e12;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  const StepCost one = cost_training_step(job);
+  d.decoder_layers = 2;
+  job.design = d;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(one.fits);
+  REQUIRE(two.fits);
+  const double s = 1024, b = 1, h = 1024, a = 8;
+  CHECK(two.stages.at(0).activation_bytes - one.stages.at(0).activation_bytes == approx(s * b * h * 34 + 5 * a * s * s * b));
+}
+
 TEST_CASE("selective recomputation repeats only the ops on the score matrix (Korthikanti et al. 2022)") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
@@ -2166,10 +2193,11 @@ TEST_CASE("selective recomputation repeats only the ops on the score matrix (Kor
   CHECK(selective.compute_s - plain.compute_s == approx(score_fwd));
   CHECK(full.compute_s - plain.compute_s == approx(layer_fwd));
   // Memory: the score-matrix activations are dropped, Q, K and V (the recomputation's inputs) kept:
-  // softmax and dropout each save 4 heads x 32 x 32 fp16 scores, PV its probabilities (the same
-  // size): 3 x 8,192 B; the scaling and the mask keep nothing (a constant factor, an add). QK^T's q
-  // and k and PV's v stay.
-  CHECK(plain.memory_per_device_bytes - selective.memory_per_device_bytes == approx(3.0 * 4 * 32 * 32 * 2));
+  // the softmax saves 4 heads x 32 x 32 fp16 scores, PV its probabilities (the same size), the
+  // dropout its one-byte mask (since session 34; before, its 2-byte output): 2 x 8,192 + 4,096 B;
+  // the scaling and the mask keep nothing (a constant factor, an add). QK^T's q and k and PV's v
+  // stay.
+  CHECK(plain.memory_per_device_bytes - selective.memory_per_device_bytes == approx(2.0 * 4 * 32 * 32 * 2 + 4 * 32 * 32));
   // Full recomputation keeps each layer's input, and while a layer's backward runs, that layer's
   // activations, recomputed: with one layer nothing is saved at the peak (not below selective's);
   // with eight, seven layers' activations are.
