@@ -256,6 +256,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * qk_dim, d.biases);
     }
     kv = e.matmul(prefix + ".kv_a", layer, ln, tq, d.d_model, d.kv_lora_rank + dr, d.biases);
+    e.saved(kv, 0);  // its input is the normed x the query's projection keeps (since session 34)
     kv = e.norm(prefix + ".kv_norm", layer, kv, tq, d.kv_lora_rank, true);
     kv = e.matmul(prefix + ".kv_b", layer, kv, tq, d.kv_lora_rank, a.heads * (a.head_dim + v_dim), d.biases);
     if (dr > 0) {
@@ -366,8 +367,13 @@ int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& na
 
 // A dense feed-forward of hidden width `width` from the normed input `in`: `name`.up, `name`.act and
 // `name`.down; returns the down projection.
-int dense_ffn(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int in, I tokens, I width) {
+// `input_kept`: another op keeps `in` already (the attention's projection in a parallel block, the
+// router beside shared experts), so the up projection adds nothing for its weight gradient: autograd
+// holds one tensor once (since session 34; before, counted twice).
+int dense_ffn(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int in, I tokens, I width,
+              bool input_kept = false) {
   const int up = e.matmul(name + ".up", layer, in, tokens, d.d_model, d.gated_ffn ? 2 * width : width, d.biases);
+  if (input_kept) e.saved(up, 0);
   const int act = ffn_activation(e, d, name + ".act", layer, up, static_cast<double>(tokens * width));
   return e.matmul(name + ".down", layer, act, tokens, width, d.d_model, d.biases);
 }
@@ -446,9 +452,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     if (d.shared_experts > 0) {
       // Shared experts run every token, as one dense FFN of shared_experts x fe (held whole on every
       // device, like the dense layers), summed with the routed experts' output.
-      const int sdown = dense_ffn(e, d, prefix + ".shared", layer, ln, tokens, d.shared_experts * fe);
+      const int sdown = dense_ffn(e, d, prefix + ".shared", layer, ln, tokens, d.shared_experts * fe, true);
       down = e.elementwise(prefix + ".shared.add", layer, {down, sdown}, static_cast<double>(tokens * d.d_model), 1,
                            OpKind::elementwise, 0, false);
+      e.saved(down, 0);  // an add keeps nothing for its backward
     }
   }
   return close_block(e, d, prefix, layer, x, down, tokens);
@@ -464,8 +471,11 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
   const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip);
   // Two norms (GPT-NeoX, Falcon-40B/180B): the feed-forward reads a norm of its own.
+  // With one norm the feed-forward's up projection reads the input the attention's projection keeps;
+  // with two, the second norm reads the x the first keeps: each tensor kept once (since session 34).
   const int ffn_in = d.parallel_norms > 1 ? e.norm(p + ".ffn_norm", layer, x, tokens, d.d_model, d.rms_norm) : ln;
-  int down = dense_ffn(e, d, p + ".ffn", layer, ffn_in, tokens, d.d_ff);
+  if (d.parallel_norms > 1) e.saved(ffn_in, 0);
+  int down = dense_ffn(e, d, p + ".ffn", layer, ffn_in, tokens, d.d_ff, d.parallel_norms <= 1);
   const bool dropout = e.training && d.dropout > 0;
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {

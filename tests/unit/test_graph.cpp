@@ -1122,3 +1122,45 @@ TEST_CASE("a learned position table has max_positions rows, whatever the phase's
   d.seq_len = 512;
   CHECK(graph::count_parameters(d) == approx(graph::count_parameters(bert(24, 1024, 16))));
 }
+
+TEST_CASE("a tensor two ops read is kept once: parallel blocks, shared experts, latent attention") {
+  // Since session 34 (before, each reader counted it). One layer of small_gpt (d 256, 128 tokens),
+  // fp16: a tensor of the width is 128 x 256 x 2 = 65,536 B.
+  const double tensor = 128.0 * 256 * 2;
+  const auto saved = [](const TransformerDesign& d) {
+    return graph::build_graph(d, graph::GraphShape{1, 2, true}).saved_bytes();
+  };
+  TransformerDesign seq = small_gpt(1);
+  TransformerDesign par = seq;
+  par.parallel_block = true;
+  // Sequential: two norms keep x and x + attention, the QKV and up projections their normed
+  // inputs. Parallel, one norm: the norm keeps x, the QKV keeps its output, which the up
+  // projection reads too: two tensors fewer. Two norms: the second reads the x the first keeps,
+  // the up projection keeps its own normed input: one fewer.
+  CHECK(saved(seq) - saved(par) == approx(2 * tensor));
+  par.parallel_norms = 2;
+  CHECK(saved(seq) - saved(par) == approx(tensor));
+  // Shared experts read the normed input the router keeps, and their sum with the routed experts'
+  // output keeps nothing: one shared expert adds its own activation and down projection's input
+  // only, as a dense feed-forward of its width beside the router would.
+  TransformerDesign moe = small_gpt(1);
+  moe.experts = 4;
+  TransformerDesign shared = moe;
+  shared.shared_experts = 1;
+  const auto g = graph::build_graph(shared, graph::GraphShape{1, 2, true});
+  double up = -1, add = -1;
+  for (const auto& op : g.ops()) {
+    if (op.name == "decoder.0.ffn.shared.up") up = op.saved_bytes;
+    if (op.name == "decoder.0.ffn.shared.add") add = op.saved_bytes;
+  }
+  CHECK(up == 0);
+  CHECK(add == 0);
+  // Latent attention: the key/value down projection reads the normed input the query's projection
+  // keeps.
+  TransformerDesign mla = small_gpt(1);
+  mla.kv_lora_rank = 32;
+  mla.rope_head_dim = 8;
+  const auto gm = graph::build_graph(mla, graph::GraphShape{1, 2, true});
+  CHECK(named(gm, "decoder.0.attn.kv_a").saved_bytes == 0);
+  CHECK(named(gm, "decoder.0.attn.q").saved_bytes == approx(tensor));
+}
