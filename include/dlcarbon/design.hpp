@@ -159,6 +159,7 @@ struct FileOp {
   double flops_per_element = 1;
   double params = 0;
   std::vector<std::string> inputs;
+  double input = 0;  // conv2d: the feature map read per sample (0: the unfolded m x k)
 };
 
 struct FileGraphDesign {

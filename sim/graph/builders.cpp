@@ -1051,13 +1051,19 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       const double kd = static_cast<double>(f.k), nd = static_cast<double>(f.n);
       op.flops = 2 * c * md * kd * nd;
       const double weights = op.kind == OpKind::batched_matmul ? kd * nd * b : kd * nd;
-      op.bytes = p * c * (md * kd + weights + md * nd);
-      op.saved_bytes = p * c * md * kd;
+      // A convolution given its feature map reads that once (implicit GEMM), as the ResNet builder's
+      // do (since session 34; the unfolded m x k stays the default, an upper bound).
+      const double input = op.kind == OpKind::conv2d && f.input > 0 ? f.input * b : md * kd;
+      op.bytes = p * c * (input + weights + md * nd);
+      op.saved_bytes = p * c * input;
     } else {
       const double e = f.elements * b;
       op.m = static_cast<std::int64_t>(e);
       op.flops = e * f.flops_per_element;
-      op.bytes = p * (e * (static_cast<double>(std::max<std::size_t>(1, inputs.size())) + 1) + f.params);
+      // A lookup reads the rows it gathers, not its table (since session 34; before, the table's
+      // params on every pass, as a norm's scale and shift are read).
+      const double table = op.kind == OpKind::embedding ? 0.0 : f.params;
+      op.bytes = p * (e * (static_cast<double>(std::max<std::size_t>(1, inputs.size())) + 1) + table);
       op.saved_bytes = p * e;
     }
     ids[f.name] = g.add(op, inputs);

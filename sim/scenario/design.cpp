@@ -248,7 +248,7 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
   for (std::size_t i = 0; i < ops.node.size(); ++i) {
     const Value item = ops.child(ops.node[i], "[" + std::to_string(i) + "]");
     const MapView m(item, {"name", "kind", "layer", "m", "n", "k", "count", "elements", "flops_per_element",
-                           "params", "inputs"});
+                           "params", "inputs", "input"});
     m.require("name");
     m.require("kind");
     FileOp op;
@@ -264,12 +264,22 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
       if (layer != std::floor(layer)) m.at("layer").expected("a whole layer index >= -1");
       op.layer = static_cast<int>(layer);
     }
+    // Keys of the other kind of op are said, not ignored (since session 34).
+    for (const char* k : gemm ? std::vector<const char*>{"elements", "flops_per_element"} : std::vector<const char*>{"m", "n", "k", "count"}) {
+      if (m.has(k)) m.at(k).fail(std::string(k) + (gemm ? " is for elementwise, softmax, norm, embedding and pool ops; a " + op.kind + " has m, n, k"
+                                                        : " is for GEMM kinds (matmul, batched_matmul, conv2d, router); a " + op.kind + " has elements"));
+    }
+    if (m.has("input") && op.kind != "conv2d") m.at("input").fail("input is for conv2d ops (the feature map an implicit GEMM reads)");
     if (gemm) {
       for (const char* k : {"m", "n", "k"}) m.require(k);
       op.m = read_positive_int(m.at("m"));
       op.n = read_positive_int(m.at("n"));
       op.k = read_positive_int(m.at("k"));
       if (m.has("count")) op.count = read_positive_int(m.at("count"));
+      // A convolution's input: the feature map it reads (per sample), which an implicit GEMM reads
+      // once, not the unfolded m x k (the default, an upper bound: kernel height x width times it
+      // at stride 1).
+      if (m.has("input")) op.input = read_positive(m.at("input"), units::Kind::count);
     } else {
       m.require("elements");
       op.elements = read_positive(m.at("elements"), units::Kind::count);

@@ -1164,3 +1164,24 @@ TEST_CASE("a tensor two ops read is kept once: parallel blocks, shared experts, 
   CHECK(named(gm, "decoder.0.attn.kv_a").saved_bytes == 0);
   CHECK(named(gm, "decoder.0.attn.q").saved_bytes == approx(tensor));
 }
+
+TEST_CASE("a graph file's convolution reads its feature map once, and a lookup its rows, not its table") {
+  // Since session 34 (a review). ResNet-50's 3x3 convolution of 64 channels at 56 x 56: m = 3,136
+  // output positions, k = 576 (64 x 3 x 3), n = 64, input 200,704 values (56 x 56 x 64). In fp16 at
+  // batch 1: 2 x (200,704 + 36,864 + 200,704) = 876,544 B, as the ResNet builder's
+  // `stage1.0.conv2`; without `input`, the unfolded m x k: 2 x (1,806,336 + 36,864 + 200,704).
+  FileGraphDesign d;
+  FileOp conv{"conv", "conv2d", 0, 3136, 64, 576, 1, 0, 1, 36864, {}};
+  conv.input = 200704;
+  d.ops.push_back(conv);
+  // An embedding lookup of 2,048 tokens x 128 from a 50,000 x 128 table: reads and writes
+  // 262,144 values, 2 x 2 x 262,144 B, not the 6.4M-value table.
+  d.ops.push_back(FileOp{"embed", "embedding", -1, 0, 0, 0, 1, 262144, 0, 6.4e6, {}});
+  const auto g = build_graph(d, GraphShape{1, 2, true});
+  CHECK(g.op(0).bytes == approx(876544.0));
+  CHECK(g.op(0).saved_bytes == approx(2 * 200704.0));
+  CHECK(g.op(1).bytes == approx(4 * 262144.0));
+  CHECK(g.parameters() == approx(36864 + 6.4e6));
+  d.ops[0].input = 0;
+  CHECK(build_graph(d, GraphShape{1, 2, true}).op(0).bytes == approx(2.0 * (3136.0 * 576 + 36864 + 200704)));
+}
