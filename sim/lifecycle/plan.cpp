@@ -64,6 +64,10 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   job.inferences = 1;
   double batch_s = 0, batch_j = 0;
   double weights = 0, activations = 0, cache = 0;  // bytes a replica holds (memory check, below)
+  // LLM serving holds at most one of: the prefill's largest op beside the prompt's cache, or the
+  // decode step's beside the cache at the requests' full length (since session 34; before, the
+  // prefill's activations and the full cache together, which never coexist).
+  double decode_activations = 0, prompt_cache = 0;
   double cache_ways = 1;                              // the most ranks the cache splits over
   const auto* t = std::get_if<TransformerDesign>(&d.design);
   if (t && d.tokens_in > 0) {
@@ -117,6 +121,8 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     // The cache at the last decode step holds every token of every request but the last output
     // token, which is not fed back.
     cache = batch_layers * token_bytes * (d.tokens_in + std::max(0.0, d.tokens_out - 1));
+    prompt_cache = batch_layers * token_bytes * d.tokens_in;
+    decode_activations = s.activation_bytes;
     // Tensor-parallel ranks split the cache by KV head: with fewer KV heads than ranks each is
     // replicated (grouped-query attention), and a latent cache is on every rank whole.
     cache_ways = t->kv_lora_rank > 0 ? 1.0 : static_cast<double>(std::max<std::int64_t>(1, kv));
@@ -147,14 +153,29 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   }
   k.batch_s = batch_s;
   const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
-  const double cache_per = cache / std::min(per, cache_ways);
-  k.memory_bytes = (weights + activations) / per + cache_per;
+  const double ways = std::min(per, cache_ways);
+  double held_activations = activations, held_cache = cache;
+  double cache_tokens = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+  if (cache > 0) {
+    // The larger of the prefill's moment (its largest op, the prompt's cache) and the last decode
+    // step's (its largest op, the whole cache).
+    const double at_prefill = activations / per + prompt_cache / ways;
+    const double at_decode = decode_activations / per + cache / ways;
+    if (at_prefill > at_decode) {
+      held_cache = prompt_cache;
+      cache_tokens = d.tokens_in;
+    } else {
+      held_activations = decode_activations;
+    }
+  }
+  const double cache_per = held_cache / ways;
+  k.memory_bytes = (weights + held_activations) / per + cache_per;
   if (hw.memory_bytes && *hw.memory_bytes > 0 && k.memory_bytes > *hw.memory_bytes) {
     k.fits = false;
     k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
                     " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
-                    text::gigabytes(activations / per) +
-                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(d.tokens_in + std::max(0.0, d.tokens_out - 1))) + " tokens a request " + text::gigabytes(cache_per) : std::string()) +
+                    text::gigabytes(held_activations / per) +
+                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request " + text::gigabytes(cache_per) : std::string()) +
                     (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
                     "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
   }

@@ -537,26 +537,31 @@ TEST_CASE("decode attention runs its products on the matrix units: a latent cach
   CHECK(long_prompt - short_prompt == approx(9 * 64 * 1000 * 1152.0 / 5e11));
 }
 
-TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors and the KV cache at the requests' full length") {
+TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors and the KV cache at its largest moment") {
   // One layer, d 2048, 16 heads of 128, FFN 4096, vocabulary 1,000, rotary positions, fp16, fused
-  // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens.
-  // Largest ops: the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144 values, and the
-  // FFN's activation, reading and writing 2,000 x 4,096 (the fused attention kernel moves as many:
-  // Q, K and V in, the output out): 16,384,000 values, 32,768,000 B. KV cache: 2 requests x 1 layer
-  // x (K and V) x 16 heads x 128 x 1,009 tokens (the last output token is not fed back) x 2 B =
-  // 16,531,456 B. Weights: the parameters x 2 B.
+  // attention (no score matrix); 2 requests of 1,000 prompt tokens and 10 output tokens. A replica
+  // holds its weights and the larger of two moments (since session 34; before, the prefill's
+  // activations and the full cache together, which never coexist):
+  // - the prefill: its largest ops, the QKV product, reading 2,000 x 2,048 and writing 2,000 x 6,144
+  //   values, and the FFN's activation, reading and writing 2,000 x 4,096 (the fused attention kernel
+  //   moves as many): 16,384,000 values, 32,768,000 B; and the prompt's cache, 2 requests x 1 layer x
+  //   (K and V) x 16 heads x 128 x 1,000 tokens x 2 B = 16,384,000 B;
+  // - the last decode step: its largest op, the QKV product or the FFN's activation on one token a
+  //   request, 16,384 values, 32,768 B; and the cache at 1,009 tokens (the last output token is not
+  //   fed back), 16,531,456 B.
+  // The prefill's is the larger here. Weights: the parameters x 2 B.
   Hardware hw = made_up_hardware();
   TransformerDesign t = one_layer_decoder();
   t.position = TransformerDesign::Position::rotary;
   Deployment d = serving(t, 2);
   d.fusion = "attention";
-  const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, cache = 16531456.0;
+  const double weights = graph::count_parameters(t) * 2, activations = 32768000.0, prompt = 16384000.0;
   const ServiceCost one = serving_cost(d, hw);
-  CHECK(one.memory_bytes == approx(weights + activations + cache).epsilon(1e-12));
+  CHECK(one.memory_bytes == approx(weights + activations + prompt).epsilon(1e-12));
   CHECK(one.fits);  // the catalog gives no memory: nothing to check against
   // A replica of 2 accelerators holds half of each on either.
   d.accelerators_per_replica = 2;
-  CHECK(serving_cost(d, hw).memory_bytes == approx((weights + activations + cache) / 2).epsilon(1e-12));
+  CHECK(serving_cost(d, hw).memory_bytes == approx((weights + activations + prompt) / 2).epsilon(1e-12));
   // One KV head (multi-query attention): the two ranks each hold it, and the cache is 1/16 as large;
   // the weights lose 15/16 of the K and V projections (2 x (2,048 x 1,920 + 1,920 biases) values),
   // and the largest op is the FFN's activation, as above.
@@ -565,14 +570,19 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   d.design = mqa;
   const double mqa_weights = graph::count_parameters(mqa) * 2;
   CHECK(mqa_weights == approx(weights - 2.0 * 2 * (2048 * 1920 + 1920)).epsilon(1e-12));
-  CHECK(serving_cost(d, hw).memory_bytes == approx((mqa_weights + activations) / 2 + cache / 16).epsilon(1e-12));
+  CHECK(serving_cost(d, hw).memory_bytes == approx((mqa_weights + activations) / 2 + prompt / 16).epsilon(1e-12));
   d.design = t;
   d.accelerators_per_replica = 1;
-  hw.memory_bytes = weights + activations + cache;
+  // 100,001 output tokens: the cache at 101,000 tokens, 1,654,784,000 B, outweighs the prefill's
+  // activations: the last decode step's moment.
+  d.tokens_out = 100001;
+  const double long_cache = 2.0 * 2 * 16 * 128 * 101000 * 2;
+  CHECK(serving_cost(d, hw).memory_bytes == approx(weights + 32768.0 + long_cache).epsilon(1e-12));
+  hw.memory_bytes = weights + 32768.0 + long_cache;
   CHECK(serving_cost(d, hw).fits);
-  hw.memory_bytes = weights + activations + cache - 1;
+  hw.memory_bytes = weights + 32768.0 + long_cache - 1;
   const ServiceCost full = serving_cost(d, hw);
   CHECK_FALSE(full.fits);
   CHECK(full.memory_text.find("does not fit: a batch of 2 needs") == 0);
-  CHECK(full.memory_text.find("KV cache at 1009 tokens a request 0.0 GB") != std::string::npos);
+  CHECK(full.memory_text.find("KV cache at 101000 tokens a request 1.7 GB") != std::string::npos);
 }
