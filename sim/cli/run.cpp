@@ -121,7 +121,7 @@ void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
     o.beyond.push_back(format_input_error(origin, key, why));
     o.beyond_reasons.push_back(id + ": " + why);
   };
-  const auto number = [](double x) { return std::isfinite(x); };
+  const auto number = [](double x) { return std::isfinite(x) && std::abs(x) < kRepresentable; };
   for (std::size_t i = 0; i < o.training.size() && i < scenario.training.size(); ++i) {
     const auto& r = o.training[i];
     const auto& job = scenario.training[i];
@@ -161,9 +161,14 @@ void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
           if (d.id == entity[i]) beyond(d.origin, "deployments." + d.id, d.id, what);
         }
       } else {
-        // A training run of the lifecycle: "<job>" or "<job>-<n>" for repeated runs.
+        // A training run of the lifecycle: "<job>", or "<job>-<n>" for the n-th of repeated runs
+        // (exactly: a job "pretrain-2" is not the second run of "pretrain").
         for (const auto& job : scenario.training) {
-          if (entity[i] == job.id || entity[i].rfind(job.id + "-", 0) == 0) {
+          bool mine = entity[i] == job.id;
+          for (std::int64_t r = 1; !mine && job.repeat_count > 1 && r <= job.repeat_count; ++r) {
+            mine = entity[i] == job.id + "-" + std::to_string(r);
+          }
+          if (mine) {
             beyond(job.origin, "training." + job.id, job.id, what);
             break;
           }

@@ -1357,7 +1357,21 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
           }
         }
-        if (m.has("kind")) d.kind = detail::read_choice(m.at("kind"), {"cloud", "edge"}) == "edge" ? Deployment::Kind::edge : Deployment::Kind::cloud;
+        if (m.has("kind")) {
+          d.kind = detail::read_choice(m.at("kind"), {"cloud", "edge"}) == "edge" ? Deployment::Kind::edge : Deployment::Kind::cloud;
+          // A kind given here overrides what an earlier piece (`from`, `extends`, a sweep's base)
+          // gave for the other kind: only keys of this piece, read below, are held against it
+          // (since session 34: an inherited key that cannot be unset was refused).
+          if (d.kind == Deployment::Kind::edge) {
+            dr.batch_at.reset();
+            dr.headroom_at.reset();
+            dr.per_replica_at.reset();
+            d.batch = 1;  // a device serves its inferences one at a time
+            d.accelerators_per_replica = 1;
+          } else {
+            dr.charging_at.reset();
+          }
+        }
         std::string text_date;
         if (m.has("start")) {
           d.start_unix_s = detail::read_date(m.at("start"), text_date);
@@ -1421,6 +1435,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("replicas")) {
           d.replicas = read_growth(m.at("replicas"), Kind::count, dr.replicas_start_given);
           dr.replicas_at = m.at("replicas");
+          dr.headroom_at.reset();  // an inherited headroom is overridden, one of this piece is not (below)
         }
         if (m.has("headroom")) {
           d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 #include <sstream>
@@ -163,7 +164,9 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   // YAML tags (`!!float "10 h"`, `!custom x`) are not part of the format: said, not ignored (since
   // session 34). Each node once, by its position, so that aliases cannot multiply the walk.
   {
-    std::set<std::pair<int, int>> seen;
+    // By position and type: a block map and its first key, or a null value and the key after it,
+    // share a position but not a type.
+    std::set<std::tuple<int, int, int>> seen;
     std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
     while (!todo.empty()) {
       const YAML::Node n = todo.back().first;
@@ -171,7 +174,7 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
       todo.pop_back();
       if (!n.IsDefined()) continue;
       const YAML::Mark mark = n.Mark();
-      if (!seen.insert({mark.line, mark.column}).second) continue;
+      if (!seen.insert({mark.line, mark.column, static_cast<int>(n.Type())}).second) continue;
       const std::string& tag = n.Tag();
       if (!tag.empty() && tag != "?" && tag != "!") {
         throw InputError(format_input_error({display, mark.line >= 0 ? mark.line + 1 : 1, mark.column >= 0 ? mark.column + 1 : 1}, path,

@@ -141,9 +141,11 @@ Shard parse_shard(const std::string& text) {
     out = std::stoll(t);
     return true;
   };
-  auto env_set = [](const char* name) {
+  // A job step's id is a number (the batch script's own step, where a Slurm sets one, may be a
+  // word such as "batch": not an srun step).
+  auto env_number = [](const char* name) {
     const char* v = std::getenv(name);
-    return v && *v;
+    return v && *v && std::string(v).find_first_not_of("0123456789") == std::string::npos;
   };
   Shard s;
   if (text == "auto") {
@@ -151,7 +153,7 @@ Shard parse_shard(const std::string& text) {
     std::int64_t step = 1;
     // srun's tasks (a job step: SLURM_STEP_ID set; the batch script itself has SLURM_PROCID 0
     // and SLURM_NTASKS too, and must not take shard 0 of N).
-    const bool srun_step = env_set("SLURM_STEP_ID");
+    const bool srun_step = env_number("SLURM_STEP_ID");
     if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
         (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
         (srun_step && env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {

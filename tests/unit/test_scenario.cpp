@@ -208,6 +208,34 @@ deployments:
   fs::remove_all(dir);
 }
 
+TEST_CASE("a key of one kind of deployment, inherited, gives way to the kind or the fleet given later") {
+  // Found by a review (session 34): a base's `headroom` (autoscaled cloud) or `batch` (cloud) was
+  // refused in an entry that extends it with `replicas` or `kind: edge`, and neither can be unset.
+  // Given in the same entry they are still refused.
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario_kinds";
+  fs::create_directories(dir);
+  std::ofstream(dir / "base.yaml") << R"(schema_version: 1
+scenario: {name: b, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - {id: svc, model: mlp, start: 2025-01-01, duration: "1 year", hardware: test-gpu, demand: "10 requests/s", headroom: 0.3, batch: 8, regions: [{datacenter: test-dc}]}
+)";
+  std::ofstream(dir / "fixed.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: svc, replicas: 4}\n";
+  const auto fixed = load_scenario(dir / "fixed.yaml", test_catalog());
+  REQUIRE(fixed.deployments[0].replicas);
+  std::ofstream(dir / "edge.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n"
+                                      "  - {id: phones, from: svc, kind: edge, devices: 1e6, regions: [{region: test-region}]}\n";
+  const auto edge = load_scenario(dir / "edge.yaml", test_catalog());
+  REQUIRE(edge.deployments.size() == 2);
+  CHECK(edge.deployments[1].batch == 1);  // a device serves one inference at a time
+  CHECK(edge.deployments[0].batch == 8);
+  std::ofstream(dir / "both.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: svc, replicas: 4, headroom: 0.5}\n";
+  CHECK(error_of(dir / "both.yaml", test_catalog()).find("deployments[0].headroom: headroom is for autoscaled cloud deployments") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("an unknown data directory is an input error") {
   const std::string msg = error_of(kData / "scenarios/good_base.yaml", LoadOptions{kData / "no-such-dir"});
   CHECK(msg.find("the data directory does not exist") != std::string::npos);
