@@ -440,11 +440,12 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int act = ffn_activation(e, d, prefix + ".experts.act", layer, up, static_cast<double>(per_expert * local * fe));
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
+    // The slots beyond the routed tokens (routed x capacity_factor, as a gather computes them) are
+    // padding: costed, not the model's FLOPs; under a gather too, where the whole slots an expert
+    // runs round its share of them (since session 34; before, counted as the model's).
+    const double share = std::min(1.0, routed / (static_cast<double>(per_expert) * static_cast<double>(local)));
+    for (const int id : {up, act, down}) e.model_share(id, share);
     if (d.einsum_dispatch) {
-      // The slots beyond the routed tokens (routed x capacity_factor, as a gather computes them) are
-      // padding: costed, not the model's FLOPs.
-      const double share = std::min(1.0, routed / (static_cast<double>(per_expert) * static_cast<double>(local)));
-      for (const int id : {up, act, down}) e.model_share(id, share);
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);
       e.model_share(down, 0);

@@ -1185,3 +1185,21 @@ TEST_CASE("a graph file's convolution reads its feature map once, and a lookup i
   d.ops[0].input = 0;
   CHECK(build_graph(d, GraphShape{1, 2, true}).op(0).bytes == approx(2.0 * (3136.0 * 576 + 36864 + 200704)));
 }
+
+TEST_CASE("a gathered mixture of experts: the whole slots that round its routed tokens are not model FLOPs") {
+  // Since session 34 (a review). 150 tokens, top-1 of 64 experts, on one device (expert group 1):
+  // about 58 experts receive tokens (64 (1 - (63/64)^150) = 57.6, rounded), each 150 / 58 = 2.6 ->
+  // 3 whole slots: 174 slots run for the 150 routed. The products cost 174 slots' work; the model's
+  // FLOPs are the 150 routed tokens'.
+  TransformerDesign moe = small_gpt(1);
+  moe.d_model = 64;
+  moe.heads = 2;
+  moe.d_ff = 128;
+  moe.seq_len = 150;
+  moe.experts = 64;
+  const auto g = build_graph(moe, GraphShape{1, 2, true});
+  const graph::Op& up = named(g, "decoder.0.ffn.experts.up");
+  CHECK(up.count * up.m == 58 * 3);
+  CHECK(up.flops == approx(2.0 * 174 * 64 * 128));
+  CHECK(up.flops * up.model_share == approx(2.0 * 150 * 64 * 128));
+}
