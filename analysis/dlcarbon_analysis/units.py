@@ -55,6 +55,20 @@ _UNITS: Dict[str, Tuple[str, float]] = {
     "PFLOP": ("compute", 1e15),
     "EFLOP": ("compute", 1e18),
     "PF-days": ("compute", 1e15 * 86400.0),  # one petaFLOP/s for a day: 8.64e19 FLOP
+    # memory (files: B; decimal multiples, as the catalog's "80 GB"; binary ones named as such)
+    "B": ("bytes", 1.0),
+    "kB": ("bytes", 1e3),
+    "MB": ("bytes", 1e6),
+    "GB": ("bytes", 1e9),
+    "TB": ("bytes", 1e12),
+    "KiB": ("bytes", 1024.0),
+    "MiB": ("bytes", 1024.0 ** 2),
+    "GiB": ("bytes", 1024.0 ** 3),
+    # rates (files: 1/s; requests, inferences)
+    "1/s": ("rate", 1.0),
+    "1/min": ("rate", 1.0 / 60.0),
+    "1/h": ("rate", 1.0 / 3600.0),
+    "1/day": ("rate", 1.0 / 86400.0),
     # counts and ratios (files: "1")
     "1": ("dimensionless", 1.0),
     "%": ("dimensionless", 1e-2),

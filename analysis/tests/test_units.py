@@ -198,3 +198,14 @@ def test_to_friendly():
     value, units = to_friendly(552000.0, "kgCO2e")
     assert units == "tCO2e" and value == pytest.approx(552.0)
     assert to_friendly(3.0, "1") == (3.0, "1")  # no friendlier form
+
+
+def test_bytes_and_rates_the_files_use():
+    # "B" and "1/s" are units of the output files (docs/output-format.md); before session 34
+    # convert() refused them.
+    assert convert(80e9, "B", "GB") == pytest.approx(80.0)
+    assert convert(1.0, "GiB", "B") == 1024.0 ** 3
+    assert convert(318.0, "1/s", "1/day") == pytest.approx(318.0 * 86400)
+    assert "B" in known_units() and "1/s" in known_units()
+    with pytest.raises(UnitError):
+        convert(1.0, "B", "1/s")

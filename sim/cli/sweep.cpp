@@ -99,7 +99,7 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   for (std::size_t j = 0; j < spec.parameters.size(); ++j) {
     const auto& p = spec.parameters[j];
     if (numeric_parameter(p)) {
-      points.columns.push_back(one(p.key, p.unit.empty() ? "" : p.unit, point.numeric[j]));
+      points.columns.push_back(one(p.key, p.unit.empty() ? "1" : p.unit, point.numeric[j]));
     } else {
       points.columns.push_back(one(p.key, "", point.shown[j]));
     }

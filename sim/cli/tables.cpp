@@ -150,14 +150,14 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
       busiest.push_back(row.busiest ? 1 : 0);
     }
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/stages",
-                             {column("device", "", device), column("layers", "1", layers), column("forward", "s", fwd),
+                             {column("device", "1", device), column("layers", "1", layers), column("forward", "s", fwd),
                               column("backward", "s", bwd), column("tensor_communication", "s", tp),
                               column("expert_all_to_all", "s", a2a), column("slot", "s", slot),
-                              column("activations", "B", held), column("tail", "s", tail), column("busiest", "", busiest)}});
+                              column("activations", "B", held), column("tail", "s", tail), column("busiest", "1", busiest)}});
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),
-                              column("energy", "J", e), column("bound", "", bound), column("layer", "", layer)}});
+                              column("energy", "J", e), column("bound", "", bound), column("layer", "1", layer)}});
   }
   if (!scenario.inference.empty()) {
     std::vector<std::string> id, model, hw, dc, region, layout, input_layout, inf_status;
