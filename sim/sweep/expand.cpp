@@ -126,6 +126,11 @@ std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
   return points;
 }
 
+namespace {
+// A non-empty run of decimal digits (no sign, no spaces).
+bool digits_only(const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; }
+}  // namespace
+
 Shard parse_shard(const std::string& text) {
   // A variable that is set must be a whole number from 0 to 10^9: anything else (text, a sign,
   // past 2^63) is bad input naming it, never a silent fall back to the whole sweep (every task of
@@ -134,7 +139,7 @@ Shard parse_shard(const std::string& text) {
     const char* v = std::getenv(name);
     if (!v || !*v) return false;
     const std::string t(v);
-    if (t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos || std::stoll(t) > 1000000000) {
+    if (t.size() > 10 || !digits_only(t) || std::stoll(t) > 1000000000) {
       throw InputError(std::string("--shard auto: the environment variable ") + name + "=" + text::quoted(t) +
                        " is not a whole number from 0 to 10^9");
     }
@@ -145,7 +150,7 @@ Shard parse_shard(const std::string& text) {
   // word such as "batch": not an srun step).
   auto env_number = [](const char* name) {
     const char* v = std::getenv(name);
-    return v && *v && std::string(v).find_first_not_of("0123456789") == std::string::npos;
+    return v && digits_only(v);
   };
   Shard s;
   if (text == "auto") {
@@ -175,7 +180,7 @@ Shard parse_shard(const std::string& text) {
   }
   const auto slash = text.find('/');
   auto whole = [](const std::string& t, std::int64_t& out) {
-    if (t.empty() || t.size() > 12 || t.find_first_not_of("0123456789") != std::string::npos) return false;
+    if (t.size() > 12 || !digits_only(t)) return false;
     out = std::stoll(t);
     return true;
   };
