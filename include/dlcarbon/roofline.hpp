@@ -99,6 +99,11 @@ double conv_efficiency(const DeviceModel& device, const std::string& layout);
 //   else 1.
 double gemm_shape_factor(const DeviceModel& device, double m, double n, double k, double count = 1);
 
+// The number of ways the tile gemm_shape_factor picks splits the reduction of `count` products
+// C[m x n] = A[m x k] B[k x n] on a device with `compute_units` (split-K where there are fewer
+// tiles than SMs, each split at least 256 of k); 1 where it is not split or the device gives no SMs.
+double gemm_split_k(const DeviceModel& device, double m, double n, double k, double count = 1);
+
 // Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                      double seconds);

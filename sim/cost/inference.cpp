@@ -34,9 +34,14 @@ InferenceResult cost_inference(const InferenceJob& job) {
                                                   static_cast<double>(op.count));
     const double flops = graph::executed_flops(op, fusion), bytes = graph::executed_bytes(op, fusion);
     const auto t = hardware::kernel_time(dev, job.precision, flops, bytes, gemm, eta);
-    const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s;
+    // A product split along its reduction sums its partial results in a pass of its own.
+    const auto red = gemm ? cost_detail::split_k_reduction(dev, op, job.precision, static_cast<double>(op.m),
+                                                           static_cast<double>(op.n), static_cast<double>(op.k),
+                                                           static_cast<double>(op.count))
+                          : cost_detail::Reduction{};
+    const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
     r.batch_time_s += seconds;
-    energy += hardware::kernel_energy(dev, job.precision, flops, bytes, seconds);
+    energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds);
     if (op.kind == graph::OpKind::embedding && input_elements == 0) {
       input_elements = static_cast<double>(op.m) * static_cast<double>(std::max<std::int64_t>(1, op.n));
     }

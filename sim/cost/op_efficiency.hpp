@@ -28,6 +28,27 @@ inline double alignment(const hardware::DeviceModel& dev, const graph::Op& op, d
   return op.kind == graph::OpKind::matmul && !op.fused_attention ? hardware::alignment_factor(dev, n, k) : 1.0;
 }
 
+// The pass that sums a split-K product's partial results (docs/hardware-model.md): where the
+// reduction of `count` products C[m x n] is split s ways, each split writes its m x n partial sums
+// in fp32 and a reduction kernel reads the s of them and adds them up (cuBLAS's and CUTLASS's
+// parallel split-K); the product's own bytes already count writing C once. 8 s m n bytes and
+// (s - 1) m n additions a product, at the vector rate and the elementwise bandwidth, one launch.
+// Zero where the product is not split, and for fused attention (its kernel's measured rate covers
+// how it is scheduled).
+struct Reduction {
+  double seconds = 0, flops = 0, bytes = 0;
+};
+inline Reduction split_k_reduction(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& dtype,
+                                   double m, double n, double k, double count) {
+  if (op.fused_attention || !(graph::is_gemm(op.kind) || op.kind == graph::OpKind::router)) return {};
+  const double s = hardware::gemm_split_k(dev, m, n, k, std::max(1.0, count));
+  if (!(s > 1)) return {};
+  const double cells = m * n * std::max(1.0, count);
+  Reduction r{0, (s - 1) * cells, 8 * s * cells};
+  r.seconds = hardware::kernel_time(dev, dtype, r.flops, r.bytes, false).seconds;
+  return r;
+}
+
 // 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `m`, `n`,
 // `k` and `count` are the product one device runs (after tensor and expert parallelism split it;
 // `k` or `m` < 0: the op's own).

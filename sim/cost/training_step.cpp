@@ -397,8 +397,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     // operand's) gradient dB = A^T dC (k x n, reducing over m).
     const bool two_products = (op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul) &&
                               !op.fused_attention && bf == 2;
+    // A product split along its reduction (fewer tiles than SMs) sums its partial results in a pass
+    // of its own (cost_detail::split_k_reduction), the forward's and each backward product's.
+    const cost_detail::Reduction red_f =
+        gemm ? cost_detail::split_k_reduction(od, op, op_precision, dev_m, dev_n, dev_k, dev_count) : cost_detail::Reduction{};
+    cost_detail::Reduction red_b;
     if (two_products) {
       const double dm = dev_m;
+      const auto red_in = cost_detail::split_k_reduction(od, op, op_precision, dm, dev_k, dev_n, dev_count);
+      const auto red_w = cost_detail::split_k_reduction(od, op, op_precision, dev_k, dev_n, dm, dev_count);
+      red_b = {red_in.seconds + red_w.seconds, red_in.flops + red_w.flops, red_in.bytes + red_w.bytes};
       const double aligned = cost_detail::alignment(od, op, dev_n, dev_k);
       const auto input_grad = hardware::kernel_time(
           od, op_precision, flops, bytes, true, aligned * cost_detail::gemm_efficiency_at(od, op, job.layout, dm, dev_k, dev_n, dev_count));
@@ -452,12 +460,12 @@ StepCost cost_training_step(const TrainingJob& job) {
                                      bias_bwd_bytes, false)
                    .seconds;
     }
-    const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f;
+    const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f + red_f.seconds;
     // A further use of shared weights sums its weight gradient into theirs: a memory-bound pass.
     double sum_b = 0;
     if (op.gradient_sum_bytes > 0) sum_b = hardware::kernel_time(od, op_precision, 0, op.gradient_sum_bytes / split, false).seconds;
     // An op with no backward (the images a network reads) launches nothing for it.
-    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b;
+    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b + red_b.seconds;
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
@@ -481,9 +489,10 @@ StepCost cost_training_step(const TrainingJob& job) {
         }
       }
     }
-    const double e_f = hardware::kernel_energy(od, op_precision, flops, bytes + cast_fwd_bytes, f_s);
-    const double e_b = hardware::kernel_energy(od, op_precision, bf * flops + bias_bwd_flops,
-                                               bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split, b_s);
+    const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s);
+    const double e_b = hardware::kernel_energy(
+        od, op_precision, bf * flops + bias_bwd_flops + red_b.flops,
+        bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     // A column-parallel product (the attention's input projections, the feed-forward's up and
@@ -578,10 +587,10 @@ StepCost cost_training_step(const TrainingJob& job) {
       dev_moe[owner] += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
     }
     last_output = output;
-    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops, bytes + cast_fwd_bytes, f_s, e_f,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, e_f,
                      f.memory_bound ? "memory" : "compute", op.layer});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops,
-                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split,
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops + red_b.flops,
+                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes,
                      b_s + recompute, e_b,
                      b.memory_bound ? "memory" : "compute", op.layer});
   }

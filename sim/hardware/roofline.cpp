@@ -92,32 +92,53 @@ double conv_efficiency(const DeviceModel& device, const std::string& layout) {
   return it != device.conv_efficiency.end() ? it->second : device.gemm_efficiency;
 }
 
+namespace {
+
+// Tile and wave quantisation on a GPU's SMs: the best factor of the usual tile sizes, and the
+// number of ways the reduction is split for it (the fewest among equally good tiles: a library
+// that can fill the SMs either way splits less, each split's partial sums costing a pass).
+struct TileChoice {
+  double factor = 1;
+  double split = 1;
+};
+
+TileChoice tile_choice(const DeviceModel& device, double m, double n, double k, double count) {
+  TileChoice best{0, 1};
+  const double sms = static_cast<double>(device.compute_units);
+  for (const auto& [tm, tn] : {std::pair{256.0, 128.0}, std::pair{128.0, 128.0}, std::pair{128.0, 64.0}, std::pair{64.0, 64.0}}) {
+    const double tiles_m = std::ceil(m / tm), tiles_n = std::ceil(n / tn);
+    const double tiles = tiles_m * tiles_n * std::max(1.0, count);
+    const double tile_eff = (m * n) / (tiles_m * tm * tiles_n * tn);  // padding inside the edge tiles
+    // Fewer tiles than SMs (a skinny product: a decode step's, m a batch of tokens): cuBLAS and
+    // CUTLASS split the reduction (split-K, stream-K) so that s x tiles fill the SMs, each split
+    // keeping at least kMinSplitK of K; their partial sums' reduction is a pass of its own
+    // (split_k_reduction in sim/cost). Since session 34; before, such a product ran on `tiles`
+    // SMs, compute-bound below about n = 2,700 at batch 64 on an A100 where streaming its weights
+    // takes longer.
+    constexpr double kMinSplitK = 256;
+    double split = 1;
+    if (tiles < sms) split = std::max(1.0, std::min(std::floor(sms / tiles), std::floor(k / kMinSplitK)));
+    const double slices = tiles * split;
+    const double wave_eff = slices / (std::ceil(slices / sms) * sms);  // idle SMs in the last wave
+    const double f = tile_eff * wave_eff;
+    if (f > best.factor * (1 + 1e-12) || (f >= best.factor * (1 - 1e-12) && split < best.split)) best = {f, split};
+  }
+  return best;
+}
+
+}  // namespace
+
+double gemm_split_k(const DeviceModel& device, double m, double n, double k, double count) {
+  if (!(m > 0 && n > 0 && k > 0) || device.compute_units <= 0) return 1;
+  return tile_choice(device, m, n, k, count).split;
+}
+
 double gemm_shape_factor(const DeviceModel& device, double m, double n, double k, double count) {
   if (!(m > 0 && n > 0 && k > 0)) return 1;
   double factor = 1;
   const auto& s = device.gemm_shape;
   factor /= 1 + s[0] / m + s[1] / n + s[2] / k;
-  if (device.compute_units > 0) {
-    const double sms = static_cast<double>(device.compute_units);
-    double best = 0;
-    for (const auto& [tm, tn] : {std::pair{256.0, 128.0}, std::pair{128.0, 128.0}, std::pair{128.0, 64.0}, std::pair{64.0, 64.0}}) {
-      const double tiles_m = std::ceil(m / tm), tiles_n = std::ceil(n / tn);
-      const double tiles = tiles_m * tiles_n * std::max(1.0, count);
-      const double tile_eff = (m * n) / (tiles_m * tm * tiles_n * tn);  // padding inside the edge tiles
-      // Fewer tiles than SMs (a skinny product: a decode step's, m a batch of tokens): cuBLAS and
-      // CUTLASS split the reduction (split-K, stream-K) so that s x tiles fill the SMs, each split
-      // keeping at least kMinSplitK of K; their partial sums' reduction (s x m x n values) is not
-      // charged. Since session 34; before, such a product ran on `tiles` SMs, compute-bound below
-      // about n = 2,700 at batch 64 on an A100 where streaming its weights takes longer.
-      constexpr double kMinSplitK = 256;
-      double split = 1;
-      if (tiles < sms) split = std::max(1.0, std::min(std::floor(sms / tiles), std::floor(k / kMinSplitK)));
-      const double slices = tiles * split;
-      const double wave_eff = slices / (std::ceil(slices / sms) * sms);  // idle SMs in the last wave
-      best = std::max(best, tile_eff * wave_eff);
-    }
-    factor *= best;
-  }
+  if (device.compute_units > 0) factor *= tile_choice(device, m, n, k, count).factor;
   if (device.matrix_unit > 0) {
     // A systolic unit holds one operand as side x side tiles (the reduction dimension by an output
     // dimension) and streams the other through in chunks of kStreamRows rows: each dimension is

@@ -1157,6 +1157,59 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   CHECK(r.batch_time_s == approx(nhwc.batch_time_s + 24000 / 5e11));
 }
 
+TEST_CASE("a split-K product sums its partial results in a pass of its own, by hand") {
+  auto h = made_up();
+  h.compute_units = 80;
+  const auto d = hardware::make_device_model(h);
+  // The split that gemm_shape_factor's tile takes: m = n = 128, k = 1024 -> 64x64 tiles, 4 of them
+  // 4 ways (16 of 80 SMs, 0.2; 128x128's one tile 4 ways only 0.05). 128 x 1280 x 4096: 128x128
+  // (10 tiles 8 ways), 128x64 (20 x 4) and 64x64 (40 x 2) all fill the 80 SMs; the fewest splits
+  // win: 2. k = 256 is too short to split: 1. Without SMs nothing is split.
+  CHECK(hardware::gemm_split_k(d, 128, 128, 1024) == 4);
+  CHECK(hardware::gemm_split_k(d, 128, 1280, 4096) == 2);
+  CHECK(hardware::gemm_split_k(d, 128, 1280, 256) == 1);
+  CHECK(hardware::gemm_split_k(hardware::make_device_model(made_up()), 128, 128, 1024) == 1);
+  // One 1024 -> 128 product at batch 128 in fp16: 2 x 128 x 128 x 1024 = 33,554,432 FLOP at 1e14 x
+  // 0.5 x 0.2 = 3.3554432e-6 s (its 557,056 B take 1.114112e-6 s); the reduction reads and writes
+  // 4 x 128 x 128 fp32 partials, 8 x 4 x 16,384 = 524,288 B at 1e12 x 0.5 = 1.048576e-6 s (its
+  // 3 x 16,384 additions 9.8e-9 s). Without SMs the product is memory-bound, 1.114112e-6 s.
+  InferenceJob job;
+  job.id = "i";
+  job.hardware = h;
+  FileGraphDesign g;
+  g.ops.push_back(FileOp{"input", "embedding", -1, 0, 0, 0, 1, 1024, 0, 0, {}});
+  g.ops.push_back(FileOp{"proj", "matmul", 0, 1, 128, 1024, 1, 0, 1, 131072, {"input"}});
+  job.design = g;
+  job.batch = 128;
+  job.precision = "fp16";
+  job.inferences = 128;
+  job.datacenter.pue = 1;
+  const InferenceResult with = cost_inference(job);
+  job.hardware = made_up();
+  const InferenceResult without = cost_inference(job);
+  CHECK(with.batch_time_s - without.batch_time_s == approx(3.3554432e-6 + 1.048576e-6 - 1.114112e-6));
+  // Training the same product (an MLP 1024 -> 128, 128 samples): the forward's reduction is charged
+  // in its row; the backward's two products reduce over 128 (input gradient: n = 128) and over the
+  // 128 samples (weight gradient): too short to split, nothing added.
+  TrainingJob t = mlp_job();
+  t.design = MlpDesign{{1024, 128}};
+  t.parallelism->microbatch = 128;
+  t.parallelism->global_batch = 128;
+  t.hardware = h;
+  const StepCost split = cost_training_step(t);
+  t.hardware = made_up();
+  const StepCost whole = cost_training_step(t);
+  REQUIRE(split.ops.size() == whole.ops.size());
+  int products = 0;
+  for (std::size_t i = 0; i < split.ops.size(); ++i) {
+    if (split.ops[i].kind != "matmul") continue;
+    ++products;
+    CHECK(split.ops[i].bytes - whole.ops[i].bytes == approx(split.ops[i].phase == "fwd" ? 524288.0 : 0.0));
+    if (split.ops[i].phase == "fwd") CHECK(split.ops[i].time_s == approx(3.3554432e-6 + 1.048576e-6));
+  }
+  CHECK(products == 2);
+}
+
 TEST_CASE("an all-to-all on a 2-D torus is limited by the bisection") {
   // A small MoE decoder on 64 devices (data and expert parallel). On a switched network the
   // all-to-all takes the injection time; on an 8 x 8 torus, half of every chip's data crosses a
