@@ -38,6 +38,9 @@ struct TransformerDesign {
   // sequence length); 0: seq_len.
   std::int64_t max_positions = 0;
   std::int64_t vocab = 0;
+  // An encoder-decoder's decoder vocabulary where it has its own (GShard's M4: 64,000 source,
+  // 32,000 target tokens): the decoder's table and the head's rows; 0: the shared `vocab`.
+  std::int64_t target_vocab = 0;
   std::int64_t seq_len = 0;          // encoder input (or decoder-only context)
   std::int64_t target_seq_len = 0;   // decoder side of an encoder-decoder; = seq_len when not given
   bool tied_embeddings = true;       // output projection shares the input embedding

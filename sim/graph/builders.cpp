@@ -315,6 +315,10 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       if (dropout) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else {
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
+      // Its dropout, in the same kernel, keeps its one-byte mask beside the softmax's output, as
+      // every dropout does (since session 35, from a review; before, a layer kept a s^2 b bytes
+      // fewer, one a score).
+      if (dropout) e.saved(probs, e.op_saved(probs) + whole, e.op_score_saved(probs) + whole);
     }
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, v_dim, fraction, true);
     // Without a dropout between them, the probabilities PV keeps are the softmax's output, which the
@@ -648,6 +652,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   const I s_enc = d.seq_len;
   const I s_dec = d.arch == TransformerDesign::Arch::encoder_decoder && d.target_seq_len > 0 ? d.target_seq_len : d.seq_len;
   const double vocab_params = static_cast<double>(d.vocab * d.d_model);
+  // The decoder's vocabulary: an encoder-decoder's own target vocabulary where it has one (its
+  // table read by the decoder and, tied, by the head), else the one table of the model.
+  const I out_vocab = d.arch == TransformerDesign::Arch::encoder_decoder && d.target_vocab > 0 ? d.target_vocab : d.vocab;
   const bool learned = d.position == TransformerDesign::Position::learned;
   // Relative position biases (T5): 32 buckets per head, one table per stack.
   const double relative = d.position == TransformerDesign::Position::relative ? 32.0 * static_cast<double>(d.heads) : 0;
@@ -704,12 +711,17 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   if (enc) {
     // The decoder reads the encoder's table (one vocabulary: T5's `shared` embedding, tied or not);
     // an untied model's head has a table of its own (T5 v1.1, mT5): two tables, not three.
-    x = e.embedding("decoder.embedding", b * s_dec, d.d_model, relative);
+    // Its positions are its own: a learned table (BART's, mBART's) or a relative bias table of
+    // the decoder stack (T5's, one a stack). A target vocabulary of its own is its table.
+    x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
+                    relative + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
+                        (out_vocab != d.vocab ? static_cast<double>(out_vocab * d.d_model) : 0));
   } else {
     x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
-                    vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0));
+                    vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
+                        relative);
   }
-  if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_dec, d.vocab, d.d_model);
+  if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_dec, out_vocab, d.d_model);
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
     if (d.evolved) {
@@ -726,9 +738,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   }
   const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_dec, d.d_model, d.rms_norm);
   const I head_rows = shape.last_position_logits ? b : b * s_dec;
-  const int logits = e.matmul("lm_head", -1, n, head_rows, d.d_model, d.vocab, false, d.tied_embeddings);
+  const int logits = e.matmul("lm_head", -1, n, head_rows, d.d_model, out_vocab, false, d.tied_embeddings);
   // In training the loss; in inference the softmax that samples the next token.
-  e.elementwise("loss", -1, {logits}, static_cast<double>(head_rows * d.vocab), 4, OpKind::softmax);
+  e.elementwise("loss", -1, {logits}, static_cast<double>(head_rows * out_vocab), 4, OpKind::softmax);
   // Multi-token prediction (DeepSeek-V3, arXiv:2412.19437, Sec. 2.2): module k normalises the
   // previous depth's hidden state and the embeddings of the tokens k ahead (the shared table, a
   // lookup), projects their concatenation 2 d -> d, runs one more layer of the model's kind, and
@@ -1104,7 +1116,7 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
   const double group = d.group_size > 0 ? std::min(f(d.group_size), tokens) : tokens;
   // A token's widest row in any op: the feed-forward, its routed slots, the logits, attention's
   // projections and (unfused) score rows, the Evolved Transformer's 4 d_model branches.
-  const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.type_vocab),
+  const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.target_vocab), f(d.type_vocab),
                              projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E});
   // Einsum dispatch: every expert runs its capacity of slots in every group, padded or not.
   const double capacity = std::max(f(d.min_capacity), std::min(group, routed * group / std::max(1.0, E)));
@@ -1113,7 +1125,7 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
                      d.einsum_dispatch ? (E + routed * group) * tokens : 0.0,  // one-hot dispatch masks
                      d.einsum_dispatch ? E * capacity * groups * std::max(fe, dm) : 0.0});
   layers = f(d.encoder_layers) + f(d.decoder_layers) + f(d.mtp_depth);
-  return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.type_vocab), projections}), E * dm * fe});
+  return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.target_vocab), f(d.type_vocab), projections}), E * dm * fe});
 }
 
 }  // namespace

@@ -93,6 +93,11 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   }
   d.seq_len = positive(m, "seq_len");
   d.target_seq_len = optional_positive(m, "target_seq_len", 0);
+  d.target_vocab = optional_positive(m, "target_vocab", 0);
+  if (m.has("pad_vocab") && d.target_vocab > 0) {
+    const auto multiple = positive(m, "pad_vocab");
+    d.target_vocab = (d.target_vocab + multiple - 1) / multiple * multiple;
+  }
   if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
   if (m.has("parallel_block")) d.parallel_block = read_bool(m.at("parallel_block"));
   if (m.has("parallel_norms")) {
@@ -105,7 +110,9 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   }
   if (m.has("tied_embeddings")) d.tied_embeddings = read_bool(m.at("tied_embeddings"));
   if (m.has("position")) {
-    const std::string p = read_choice(m.at("position"), {"learned", "rotary", "relative", "none"});
+    // `sinusoidal` (Vaswani et al. 2017's fixed timing signal) has no parameters and its add is the
+    // embedding op's, as with `none`.
+    const std::string p = read_choice(m.at("position"), {"learned", "rotary", "relative", "sinusoidal", "none"});
     d.position = p == "learned"    ? TransformerDesign::Position::learned
                  : p == "rotary"   ? TransformerDesign::Position::rotary
                  : p == "relative" ? TransformerDesign::Position::relative
@@ -325,7 +332,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
                                   "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "cell",
                                   "embedding", "max_positions"};
     if (builder == "encoder-decoder") {
-      keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len"});
+      keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len", "target_vocab"});
     } else {
       keys.push_back("layers");
     }

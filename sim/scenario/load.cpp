@@ -721,6 +721,12 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
       last.fail("parallelism.tensor (" + std::to_string(p.tensor) + ") must divide the model's heads (" +
                 std::to_string(t->heads) + "): tensor parallelism splits attention by heads");
     }
+    // A decoder vocabulary of its own is a second table: where a pipeline places it, and the
+    // copies of a tied table between stages, are modelled for one vocabulary only (since session 35).
+    if (t->target_vocab > 0 && p.pipeline > 1) {
+      last.fail("parallelism.pipeline (" + std::to_string(p.pipeline) + ") with a model's target_vocab is not modelled: " +
+                "the stages' vocabulary tables are placed for one vocabulary (use data, tensor or expert parallelism)");
+    }
     if (p.expert > 0 && t->experts == 0) {
       last.fail("parallelism.expert (" + std::to_string(p.expert) + ") needs a model with experts");
     }

@@ -2214,6 +2214,20 @@ TEST_CASE("a GPT layer keeps Korthikanti et al.'s 34 sbh + 5 as^2 b bytes of act
   REQUIRE(two.fits);
   const double s = 1024, b = 1, h = 1024, a = 8;
   CHECK(two.stages.at(0).activation_bytes - one.stages.at(0).activation_bytes == approx(s * b * h * 34 + 5 * a * s * s * b));
+  // The score matrices' share, 5 a s^2 b (softmax output 2, dropout mask 1, dropped probabilities
+  // 2 bytes a score), whichever kernels run them: doubling the heads at the same width adds
+  // 5 x 8 s^2 b with the softmax fused alone and with the dropout in its kernel (elementwise fusion;
+  // before session 35 that path kept no mask, 4 x 8 s^2 b).
+  for (const char* fusion : {"softmax", "elementwise"}) {
+    job.fusion = fusion;
+    d.heads = 8;
+    job.design = d;
+    const double eight = cost_training_step(job).stages.at(0).activation_bytes;
+    d.heads = 16;
+    job.design = d;
+    const double sixteen = cost_training_step(job).stages.at(0).activation_bytes;
+    CHECK(sixteen - eight == approx(2 * 5 * 8 * s * s * b));  // two layers
+  }
 }
 
 TEST_CASE("selective recomputation repeats only the ops on the score matrix (Korthikanti et al. 2022)") {

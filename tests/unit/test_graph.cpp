@@ -792,7 +792,9 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   //     64 -> 32 2,080 + norm over 128 256 + depthwise 7 x 128 896 + pointwise 128 -> 64 8,256 =
   //     21,088; dense with its inner norm over 256: 128 + 16,640 + 512 + 16,448 = 33,728:
   //     120,736 in all;
-  //   embedding 100 x 64 + 32 positions x 64 = 8,448, two final norms 256: 221,600.
+  //   embedding 100 x 64 + 32 positions x 64 = 8,448, the decoder's own 32 positions x 64 = 2,048
+  //   (since session 35; before, the decoder's table was not counted: 221,600), two final norms 256:
+  //   223,648.
   TransformerDesign d;
   d.arch = TransformerDesign::Arch::encoder_decoder;
   d.encoder_layers = d.decoder_layers = 1;
@@ -802,7 +804,7 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   d.vocab = 100;
   d.seq_len = 32;
   d.evolved = true;
-  CHECK(count_parameters(d) == 221600.0);
+  CHECK(count_parameters(d) == 223648.0);
   // A cell costs more than a Transformer layer of the same width: more FLOPs per token.
   TransformerDesign plain = d;
   plain.evolved = false;
@@ -821,8 +823,10 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   const double p = count_parameters(meena);
   MESSAGE("Meena parameters: " << p);
   // Encoder cell 141,066,240, decoder cell 186,937,600 (the sums above at d 2560, d_ff 10240),
-  // embedding 8000 x 2560 + 128 x 2560, two final norms: 2,592,072,960, -0.3 % of 2.6B.
-  CHECK(p == 2592072960.0);
+  // embedding 8000 x 2560 + 128 x 2560 a stack (learned positions, the design's default), two
+  // final norms: 2,592,400,640, -0.3 % of 2.6B (2,592,072,960 before session 35 counted the
+  // decoder's position table).
+  CHECK(p == 2592400640.0);
   CHECK(std::abs(p / 2.6e9 - 1) < 0.01);
 }
 
@@ -1084,6 +1088,51 @@ TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shar
   const double tied = graph::count_parameters(d);
   d.tied_embeddings = false;
   CHECK(graph::count_parameters(d) - tied == approx(1000.0 * 256));
+}
+
+TEST_CASE("position tables: each stack of an encoder-decoder has its own, by hand") {
+  // small_gpt as an encoder-decoder (d 256, 4 heads, 128-token sequences, 64-token targets).
+  TransformerDesign d = small_gpt();
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  d.decoder_layers = 2;
+  d.target_seq_len = 64;
+  d.position = TransformerDesign::Position::none;
+  const double none = graph::count_parameters(d);
+  // Learned (BART's): a 128-row table for the encoder and a 64-row one for the decoder.
+  d.position = TransformerDesign::Position::learned;
+  CHECK(graph::count_parameters(d) - none == approx((128.0 + 64) * 256));
+  // Relative (T5's): 32 buckets a head in each stack.
+  d.position = TransformerDesign::Position::relative;
+  CHECK(graph::count_parameters(d) - none == approx(2 * 32.0 * 4));
+  // A decoder alone with relative biases has its one table.
+  TransformerDesign g = small_gpt();
+  g.position = TransformerDesign::Position::none;
+  const double g_none = graph::count_parameters(g);
+  g.position = TransformerDesign::Position::relative;
+  CHECK(graph::count_parameters(g) - g_none == approx(32.0 * 4));
+}
+
+TEST_CASE("an encoder-decoder with a target vocabulary of its own, by hand") {
+  // small_gpt (d 256, vocabulary 1000, 128-token sequences) as an encoder-decoder of 2 + 2 layers,
+  // no position tables; the decoder's vocabulary 600 (GShard's M4: 64,000 source, 32,000 target).
+  TransformerDesign d = small_gpt();
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  d.decoder_layers = 2;
+  d.position = TransformerDesign::Position::none;
+  const double shared = graph::count_parameters(d);
+  const auto g_shared = build_graph(d, GraphShape{2, 2, true});
+  d.target_vocab = 600;
+  // Tied: one more table, 600 x 256, read by the decoder and its head.
+  CHECK(graph::count_parameters(d) - shared == approx(600.0 * 256));
+  const auto g = build_graph(d, GraphShape{2, 2, true});
+  // The head projects 2 x 128 tokens over 600 rows, not 1000: 2 x 256 x 256 x 400 FLOPs fewer,
+  // and its loss 256 x 400 x 4.
+  CHECK(g_shared.forward_flops() - g.forward_flops() == approx(2.0 * 256 * 256 * 400 + 256.0 * 400 * 4));
+  // Untied: the head has its own 600 x 256 table besides.
+  d.tied_embeddings = false;
+  CHECK(graph::count_parameters(d) - shared == approx(2 * 600.0 * 256));
 }
 
 TEST_CASE("GPT-NeoX's parallel residual: two norms, and the rotary embedding on a share of the channels") {
