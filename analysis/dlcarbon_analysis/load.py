@@ -12,6 +12,7 @@ differ in length, ...) raises DlcarbonFormatError naming the file and what is wr
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
@@ -197,7 +198,7 @@ class Run:
         if key not in self.tables:
             listed = ", ".join(self.tables) or "none"
             raise DlcarbonFormatError(self.path, f"no table '{key}' (tables in this file: {listed})")
-        with _open(self.path) as f:
+        with _reading(self.path), _open(self.path) as f:
             if key not in f or not isinstance(f[key], h5py.Group):
                 raise DlcarbonFormatError(self.path, f"table '{key}' is no longer in the file")
             layout = _table_layout(self.path, f[key], key)
@@ -208,6 +209,18 @@ class Run:
         df.attrs["table"] = key
         df.attrs["source"] = str(self.path)
         return df
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Turns what HDF5 raises on a damaged file (a bad object header, a chunk it cannot read, a
+    link it cannot follow) into DlcarbonFormatError naming the file."""
+    try:
+        yield
+    except DlcarbonFormatError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError) as e:
+        raise DlcarbonFormatError(path, f"damaged HDF5 file, cannot read it ({type(e).__name__}: {e})") from None
 
 
 def _open(path: Path) -> h5py.File:
@@ -235,7 +248,7 @@ def open_run(path: PathLike) -> Run:
     attribute) lists datasets that exist, are 1-D, have a `units` attribute and one length.
     """
     p = Path(path)
-    with _open(p) as f:
+    with _reading(p), _open(p) as f:
         _check_format_version(p, f)
         attrs = {key: _plain(value) for key, value in f.attrs.items()}
         given = _read_text_dataset(p, f, "scenario/given")

@@ -141,6 +141,8 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     bin starts (UTC timestamps), columns the values of `by` (any of phase, site, region,
     hardware, model), cells the sum of `value` (energy J, co2e_location or co2e_market kgCO2e,
     requests) in SI units."""
+    if isinstance(by, str):
+        by = (by,)  # by="phase" means the one column, not its letters
     r = _as_run(run)
     df = r.table("lifecycle/timeseries")
     bins = r.table("lifecycle/bins") if "lifecycle/bins" in r.tables else None
@@ -195,14 +197,29 @@ def sweep_points(run: RunOrPath) -> pd.DataFrame:
     run = _as_run(run)
     keys = sweep_parameters(run)
     if "sweep/points" not in run.tables and "sweep/info" in run.tables:
-        # A shard or merge with no points done: the writer leaves tables without rows out.
-        names = ["point"] + keys + [name for _, _, name in SWEEP_COLUMNS]
-        df = pd.DataFrame({name: pd.Series(dtype=object if name in ("status", "reason") else float) for name in names})
-        df.attrs["units"] = {name: (to_units or "") for name, to_units in
-                             [("point", None)] + [(k, None) for k in keys] + [(n, u) for _, u, n in SWEEP_COLUMNS]}
+        # A shard or merge with no points done: the writer leaves tables without rows out. The frame
+        # has the columns, dtypes and units a shard with points would have: a key is text where one
+        # of its listed values is not a number, else a number in its `unit` ("1" without one).
+        params = run.table("sweep/parameters")
+
+        def is_number(text: str) -> bool:
+            try:
+                float(text)
+                return True
+            except ValueError:
+                return False
+
+        text_keys = {key for key, values in zip(params["key"], params["values"])
+                     if values and not all(is_number(v) for v in str(values).split(" | "))}
+        key_units = {key: ("" if key in text_keys else (unit or "1")) for key, unit in zip(params["key"], params["unit"])}
+        columns = {"point": pd.Series(dtype="int64")}
+        columns.update({k: pd.Series(dtype=object if k in text_keys else float) for k in keys})
+        columns.update({n: pd.Series(dtype=object if n in ("status", "reason") else float) for _, _, n in SWEEP_COLUMNS})
+        df = pd.DataFrame(columns).set_index("point")
+        df.attrs["units"] = {**{k: key_units.get(k, "") for k in keys}, **{n: (u or "") for _, u, n in SWEEP_COLUMNS}}
         df.attrs["table"] = "sweep/points"
         df.attrs["source"] = str(run.path)
-        return df.set_index("point")
+        return df
     df = _present(run, "sweep/points", [("point", None, "point")] + [(k, None, k) for k in keys] + SWEEP_COLUMNS)
     units = df.attrs["units"]
     df = df.set_index("point")
@@ -228,15 +245,17 @@ def format_number(x: float) -> str:
 
 
 def _job_tables(run: RunOrPath, kind: str):
-    """(job, table) for each non-empty /training/<job>/<kind> table of a run."""
+    """(job, table) for each non-empty /training/<job>/<kind> table of a run, in the order of the
+    jobs in /summary/training (the scenario's), any others after them by name."""
     run = _as_run(run)
-    for name in run.tables:
-        parts = name.split("/")
-        if len(parts) != 3 or parts[0] != "training" or parts[2] != kind:
-            continue
-        t = run.table(name)
+    jobs = [name.split("/")[1] for name in run.tables
+            if len(name.split("/")) == 3 and name.split("/")[0] == "training" and name.split("/")[2] == kind]
+    order = list(run.table("summary/training")["job"]) if "summary/training" in run.tables else []
+    rank = {job: i for i, job in enumerate(order)}
+    for job in sorted(jobs, key=lambda j: (rank.get(j, len(order)), j)):
+        t = run.table(f"training/{job}/{kind}")
         if not t.empty:
-            yield parts[1], t
+            yield job, t
 
 
 def step_breakdown(run: RunOrPath) -> pd.DataFrame:
@@ -313,6 +332,9 @@ def format_report(run: RunOrPath) -> str:
             "Points (energy in MWh, emissions in tCO2e):",
             _table_text(points.drop(columns=["reason"]).reset_index()),
         ]
+        # A point that cannot run has n/a figures: say why, as for a single run's jobs.
+        for point, row in points[points.status != "ok"].iterrows():
+            lines.append(f"  point {point} cannot run: {row['reason']}")
         if len(ok):
             low, high = ok["co2e_location_tCO2e"].idxmin(), ok["co2e_location_tCO2e"].idxmax()
             lines += ["", f"Lowest CO2e (location): point {low}, {format_number(ok.loc[low, 'co2e_location_tCO2e'])} t; "
@@ -368,7 +390,10 @@ def plot_training(summary: pd.DataFrame, out: Union[str, "os.PathLike[str]"], ti
 
     jobs = [str(j) for j in summary["job"]]
     x = np.arange(len(jobs))
-    fig = Figure(figsize=(max(7.0, 3.0 + 1.2 * len(jobs)), 4.5), layout="constrained")
+    # 1.2 inches a job up to 60 inches (6,000 pixels at 100 dpi, inside matplotlib's 65,536):
+    # past 48 jobs every k-th is labelled.
+    fig = Figure(figsize=(min(60.0, max(7.0, 3.0 + 1.2 * len(jobs))), 4.5), layout="constrained")
+    label_every = max(1, int(np.ceil(len(jobs) / 48.0)))
     FigureCanvasAgg(fig)
     ax_energy, ax_co2e = fig.subplots(1, 2)
 
@@ -381,7 +406,9 @@ def plot_training(summary: pd.DataFrame, out: Union[str, "os.PathLike[str]"], ti
     if np.isfinite(market).any():
         width = 0.4
         ax_co2e.bar(x - width / 2, location, width, label="location-based", color="tab:gray")
-        ax_co2e.bar(x + width / 2, np.nan_to_num(market), width, label="market-based", color="tab:green")
+        # A job without a market-based figure (NaN: not given) has no bar, not a zero one.
+        given = np.isfinite(market)
+        ax_co2e.bar(x[given] + width / 2, market[given], width, label="market-based", color="tab:green")
         ax_co2e.legend()
     else:
         ax_co2e.bar(x, location, 0.5, color="tab:gray", label="location-based")
@@ -389,9 +416,11 @@ def plot_training(summary: pd.DataFrame, out: Union[str, "os.PathLike[str]"], ti
     ax_co2e.set_title("Emissions")
 
     for ax in (ax_energy, ax_co2e):
-        ax.set_xticks(x)
-        ax.set_xticklabels(jobs, rotation=30, ha="right")
-        ax.set_xlabel("training job")
+        ax.set_xticks(x[::label_every])
+        ax.set_xticklabels(jobs[::label_every], rotation=30, ha="right")
+        ax.set_xlabel("training job" if label_every == 1 else f"training job (one in {label_every} labelled)")
+        if not jobs:
+            ax.text(0.5, 0.5, "no training jobs in this run", transform=ax.transAxes, ha="center", va="center")
     if title:
         fig.suptitle(title)
     fig.savefig(out, dpi=100)

@@ -189,6 +189,66 @@ def test_report_with_no_training_jobs(write_run, training_columns, tmp_path, cap
     assert png.is_file()
 
 
+def test_plot_with_many_jobs_and_missing_market_figures(write_run, training_columns, tmp_path):
+    # 600 jobs: the chart was 3 + 1.2 x 600 inches wide, 72,300 pixels, past matplotlib's limit
+    # (exit 1 before session 35); now at most 60 inches. Jobs without a market figure (NaN) get no
+    # market bar, not a zero one.
+    import matplotlib
+
+    from dlcarbon_analysis.report import plot_training
+
+    n = 600
+    cols = {}
+    for column, (values, units) in training_columns.items():
+        if isinstance(values, list):
+            cols[column] = ([f"{values[i % 3]}-{i}" for i in range(n)], units)
+        else:
+            cols[column] = (np.resize(np.asarray(values), n), units)
+    path = write_run(training=cols)
+    png = tmp_path / "many.png"
+    assert main([str(path), "--plot", str(png)]) == 0
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(png) as im:
+        assert im.size[0] <= 6000
+    drawn = []
+    original = matplotlib.axes.Axes.bar
+
+    def spy(self, x, height, *args, **kwargs):
+        drawn.append((kwargs.get("label"), np.asarray(height, dtype=float)))
+        return original(self, x, height, *args, **kwargs)
+
+    matplotlib.axes.Axes.bar = spy
+    try:
+        plot_training(training_summary(write_run("three.h5")), tmp_path / "three.png")
+    finally:
+        matplotlib.axes.Axes.bar = original
+    market = [h for label, h in drawn if label == "market-based"]
+    assert len(market) == 1
+    assert list(market[0]) == pytest.approx([1.0])  # bert-ft's 1 t only; gpt3 and sweep-τ have none
+
+
+def test_damaged_file_exits_2_naming_it(run_file, tmp_path, capsys):
+    # A file whose object headers are overwritten: HDF5 raises KeyError, RuntimeError or OSError
+    # deep inside h5py, which reached the user as a traceback with exit 1 before session 35.
+    data = bytearray(run_file.read_bytes())
+    damaged = tmp_path / "damaged.h5"
+    failures = 0
+    # Overwrite 32 bytes at a series of places past the superblock; each damaged copy must either
+    # read or fail with DlcarbonFormatError (exit 2), never with another exception.
+    for at in range(512, len(data) - 32, max(1, (len(data) - 544) // 40)):
+        copy = bytearray(data)
+        copy[at:at + 32] = bytes(b ^ 0x5A for b in copy[at:at + 32])
+        damaged.write_bytes(bytes(copy))
+        code = main([str(damaged)])
+        err = capsys.readouterr().err
+        assert code in (0, 2)
+        if code == 2:
+            failures += 1
+            assert str(damaged) in err
+    assert failures > 0
+
+
 def test_step_breakdown_reads_each_jobs_step_table(run_file, capsys):
     # One first-principles job whose 2 s step is 1.5 s of compute, 0.3 s of communication and a
     # 0.2 s pipeline bubble: shares 0.75, 0.15, 0.10.
@@ -214,6 +274,26 @@ def test_step_breakdown_reads_each_jobs_step_table(run_file, capsys):
     out = capsys.readouterr().out
     assert "Where each first-principles step goes" in out
     assert "tensor communication" in out
+
+
+def test_per_job_tables_follow_the_jobs_order(run_file):
+    # summary/training lists gpt3, bert-ft, sweep-τ; by name bert-ft would come first (the order
+    # before session 35).
+    import h5py
+
+    from dlcarbon_analysis import step_breakdown
+
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(run_file, "a") as f:
+        for job in ("sweep-τ", "bert-ft", "gpt3"):
+            g = f.create_group(f"training/{job}/step")
+            g.create_dataset("component", data=["compute"], dtype=text)
+            g.create_dataset("time", data=np.array([1.0]))
+            g.create_dataset("share", data=np.array([1.0]))
+            for name, units in (("component", ""), ("time", "s"), ("share", "1")):
+                g[name].attrs.create("units", units, dtype=text)
+            g.attrs.create("columns", "component,time,share", dtype=text)
+    assert list(step_breakdown(run_file).index) == ["gpt3", "bert-ft", "sweep-τ"]
 
 
 def test_step_breakdown_is_empty_without_first_principles_jobs(run_file):

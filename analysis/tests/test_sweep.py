@@ -68,6 +68,9 @@ def test_shipped_sweep_in_pandas(tmp_path):
     assert (jobs.loc[2:, "mfu"] > 0).all()
     text = format_report(run)
     assert "18 of 18 points, 2 cannot run" in text
+    # Why each point cannot run, as a single run's report says it for a job (since session 35).
+    assert "point 0 cannot run: pretrain: does not fit" in text
+    assert "point 1 cannot run: pretrain: does not fit" in text
 
 
 def test_threads_and_shards_do_not_change_a_bit(tmp_path):
@@ -126,3 +129,12 @@ def test_a_shard_with_no_points_reads_as_an_empty_sweep(tmp_path):
     text = format_report(shard)
     assert text.startswith("dlcarbon sweep: ")
     assert "0 of 18 points" in text
+    # The same columns, dtypes and units as a shard with points (since session 35; before, the
+    # keys' units were "", the text key float64, the index float64 and "point" listed in units).
+    _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "full.h5", "--shard", "1/20", "--quiet")
+    full = sweep_points(tmp_path / "full.shard-1-of-20.h5")
+    assert len(full) > 0
+    assert list(points.columns) == list(full.columns)
+    assert dict(points.dtypes) == dict(full.dtypes)
+    assert points.index.dtype == full.index.dtype
+    assert points.attrs["units"] == full.attrs["units"]
