@@ -597,8 +597,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
-  // Adjacent stages are tensor x data ranks apart: in one node when that is less than a node.
-  const double pp_link = c.tensor * c.data >= job.hardware.node_accelerators ? inter : intra;
+  // Adjacent stages are tensor x data ranks apart (pipeline outermost): a boundary crosses the
+  // network where any rank of a device and its peer on the next lie on different nodes, always
+  // when tensor x data is a node or more, else at the boundaries a node ends at (since session 35,
+  // from a review; before, every boundary took the first one's link).
+  const std::int64_t node_size = std::max<std::int64_t>(1, job.hardware.node_accelerators);
+  const std::int64_t stride = c.tensor * c.data;
+  const auto crosses = [&](std::int64_t a, std::int64_t b) {  // devices a and b of the pipeline
+    if (stride >= node_size) return true;
+    for (std::int64_t r = a * stride; r < (a + 1) * stride; ++r) {
+      if (r / node_size != (r + (b - a) * stride) / node_size) return true;
+    }
+    return false;
+  };
   // What crosses a stage boundary: a layer's input, the largest of them (a decoder's are all one
   // size).
   const double boundary_bytes = layer_input.empty() ? 0.0 : *std::max_element(layer_input.begin(), layer_input.end());
@@ -606,7 +617,19 @@ StepCost cost_training_step(const TrainingJob& job) {
   for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
     dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
   }
-  const double pp_comm = c.pipeline > 1 ? 2 * v * (boundary_bytes / tp) / pp_link : 0;
+  // Each device sends a microbatch's activations on and its gradients back: over the boundary
+  // after it and the one before it (an end device's one boundary twice, as the interleaved
+  // schedule's wrap-around and the fill and drain give it both).
+  std::vector<double> dev_pp(devices, 0.0);
+  if (c.pipeline > 1) {
+    const std::int64_t last = static_cast<std::int64_t>(devices) - 1;
+    for (std::int64_t d = 0; d <= last; ++d) {
+      const std::int64_t next = d < last ? d + 1 : d - 1, previous = d > 0 ? d - 1 : d + 1;
+      const double link_on = crosses(d, next) ? inter : intra, link_back = crosses(d, previous) ? inter : intra;
+      dev_pp[static_cast<std::size_t>(d)] = v * (boundary_bytes / tp) * (1 / link_on + 1 / link_back);
+    }
+  }
+  double pp_comm = 0;  // the busiest device's (below)
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   // Megatron-Core numbers the experts' ranks as it numbers the dense ones, with the experts' own
   // tensor degree (its expert RankGenerator: tp = expert_tensor_parallel_size, order tp-cp-ep-dp-pp):
@@ -623,9 +646,20 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (job.hardware.node_topology == "torus-3d") bisection = std::max(1.0, 0.75 * std::cbrt(eg));
   // A mesh (a slice without wraparound links, above) has half the links across its middle.
   if (bisection > 1 && torus_mesh(job)) bisection *= 2;
-  // An all-to-all sends almost everything off the node: each rank injects through its own link
-  // (unlike a ring, which spreads a node's traffic over all its ranks' NICs).
+  // An all-to-all's rank sends each other rank of the group its share: on a switched network the
+  // shares for ranks on other nodes through its own network link (unlike a ring, which spreads a
+  // node's traffic over all its ranks' NICs), those for its node's ranks over NVLink at the same
+  // time; the slower of the two paces it (since session 35, from a review; before, every share
+  // went through the network once the group spanned nodes: 1.875 times the time of a 16-rank
+  // group on two nodes of 8). A torus carries all of it over its links (the bisection above).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;
+  const bool switched = bisection == 1 && job.hardware.node_topology.rfind("torus", 0) != 0;
+  // Seconds to send `bytes` spread evenly over the group's ranks (the rank's own share stays).
+  const auto spread_s = [&](double bytes) {
+    if (!switched || ep_group.nodes <= 1) return bytes * (eg - 1) / eg / a2a_link * bisection;
+    const double on_node = eg / static_cast<double>(ep_group.nodes);  // the group's ranks on a node
+    return std::max(bytes * (eg - on_node) / eg / inter, bytes * (on_node - 1) / eg / intra);
+  };
   // 8-bit training dispatches tokens to the experts, and the gradients back to them, in 8 bits
   // (the up projection's and the down projection's gradient product take 8-bit inputs anyway), and
   // combines in 16 (DeepSeek-V3, Sec. 3.3.3): 3 of the 4 transfers' 8 bytes, at 2 bytes a value.
@@ -634,7 +668,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double a2a_transfers = p.recompute ? 6 : 4;
   // (Here for all the model's expert layers; the busiest device's share is taken below.)
   const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (eight_bit ? 0.75 : 1.0);
-  double moe_comm = moe_layers > 0 && expert_group > 1 ? a2a_bytes * (eg - 1) / eg / a2a_link * bisection : 0;
+  double moe_comm = moe_layers > 0 && expert_group > 1 ? spread_s(a2a_bytes) : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     top_k = t->top_k;
@@ -644,8 +678,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   if (moe_comm > 0 && route_devices > 0) {
     // Device-limited routing: a token is sent once to each device its top_k experts lie on, at
     // most route_devices of the group (less its own), not once a slot.
-    const double copies = std::min({static_cast<double>(route_devices), static_cast<double>(top_k), eg}) * (eg - 1) / eg;
-    moe_comm = a2a_bytes / static_cast<double>(top_k) * copies / a2a_link * bisection;
+    const double copies = std::min({static_cast<double>(route_devices), static_cast<double>(top_k), eg});
+    moe_comm = spread_s(a2a_bytes / static_cast<double>(top_k) * copies);
   }
   if (moe_comm > 0 && route_nodes > 0 && ep_group.nodes > 1) {
     // Node-limited routing: a token crosses the network once for each node its top_k experts lie
@@ -728,9 +762,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::size_t busiest_device = 0;
   for (std::size_t d = 0; d < devices; ++d) {
     const double f = on_device(dev_f, d), b = on_device(dev_b, d) + dev_acc[d], t_comm = on_device(dev_tp, d), a2a = on_device(dev_a2a, d);
+    const double pp_d = on_device(dev_pp, d);
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
     // paired chunk's compute (below).
-    const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_comm + a2a - (f + b)) : f + b + t_comm + a2a + pp_comm;
+    const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_d + a2a - (f + b)) : f + b + t_comm + a2a + pp_d;
     c.stages.push_back({static_cast<int>(d), on_device(device_layers, d), f, b, t_comm, a2a, slot_d, 0, false});
     if (slot_d > busiest) {
       busiest = slot_d;
@@ -739,6 +774,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       bwd_s = b;
       tp_comm = t_comm;
       busiest_moe = a2a;
+      pp_comm = pp_d;
       busiest_share = on_device(device_layers, d) / layers_d;
     }
   }
@@ -786,7 +822,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.bubble_s = 0;
     for (const auto& row : c.stages) {
       if (row.busiest) continue;
-      c.bubble_s += row.forward_s + (row.tensor_comm_s + pp_comm + row.expert_comm_s) * row.forward_s /
+      c.bubble_s += row.forward_s + (row.tensor_comm_s + on_device(dev_pp, static_cast<std::size_t>(row.device)) + row.expert_comm_s) * row.forward_s /
                                         std::max(row.forward_s + row.backward_s, 1e-30);
     }
     c.pipeline_comm_s = mb * pp_comm;

@@ -303,16 +303,20 @@ TEST_CASE("an expert-parallel degree below the data ranks: more experts a device
   // Four experts' weights a device instead of one; their gradients now travel.
   CHECK(grouped.memory_per_device_bytes > whole.memory_per_device_bytes);
   CHECK(grouped.data_comm_s > whole.data_comm_s);
-  // The all-to-all runs over 16 ranks (15 / 16 of the slots leave a rank) instead of 64 (63 / 64),
-  // both across nodes of 8.
-  CHECK(grouped.expert_comm_s == approx(whole.expert_comm_s * (15.0 / 16) / (63.0 / 64)));
+  // The all-to-all runs over 16 ranks on 2 nodes of 8 instead of 64 on 8: a rank's shares for the
+  // other node's ranks, 8 / 16 of its slots, leave through its network link (1e10 B/s) while the
+  // 7 / 16 for its node's ranks cross NVLink (1e11) at the same time; over 64 ranks 56 / 64 leave
+  // (since session 35; before, every share but its own went over the network, 15 / 16 and 63 / 64).
+  CHECK(grouped.expert_comm_s == approx(whole.expert_comm_s * (8.0 / 16) / (56.0 / 64)));
 }
 
 TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by hand") {
-  // 64 experts, top-8, on 64 devices (8 nodes of 8): without a limit each of a token's 8 slots
-  // leaves its rank (63 / 64 of them); limited to 4 nodes, the token crosses the network once a
-  // node (4 x 7 / 8 = 3.5 copies, against 8 x 63 / 64 = 7.875) and is forwarded over NVLink, which
-  // at 10x the network's bandwidth takes less (7 / 8 of the slots at 1e11 against 3.5 / 8 at 1e10).
+  // 64 experts, top-8, on 64 devices (8 nodes of 8): without a limit the slots for the other
+  // nodes' ranks, 56 / 64 of a token's 8, leave through the rank's network link (those for its own
+  // node's 7 ranks cross NVLink meanwhile, 10x faster; since session 35, before 63 / 64 over the
+  // network); limited to 4 nodes, the token crosses the network once a node (4 x 7 / 8 = 3.5
+  // copies, against 8 x 56 / 64 = 7) and is forwarded over NVLink, which at 10x the network's
+  // bandwidth takes less (7 / 8 of the slots at 1e11 against 3.5 / 8 at 1e10).
   TrainingJob job = moe_job(1, 64);
   auto d = std::get<TransformerDesign>(job.design);
   d.top_k = 8;
@@ -323,7 +327,7 @@ TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by han
   const StepCost limited = cost_training_step(job);
   REQUIRE(limited.fits);
   REQUIRE(free_routing.expert_comm_s > 0);
-  CHECK(limited.expert_comm_s == approx(free_routing.expert_comm_s * (3.5 / 8) / (63.0 / 64)));
+  CHECK(limited.expert_comm_s == approx(free_routing.expert_comm_s * (3.5 / 8) / (56.0 / 64)));
   // 8-bit products: the dispatch and its gradient travel in 8 bits, the combine and its gradient
   // in 16: 3 / 4 of the bytes.
   job.precision = "fp8";
@@ -1157,6 +1161,30 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   CHECK(r.batch_time_s == approx(nhwc.batch_time_s + 24000 / 5e11));
 }
 
+TEST_CASE("a pipeline boundary crosses the network only where a node ends, by hand") {
+  // 4 stages x data 2, one microbatch of 125 x 1000 fp16 values (250,000 B) across each boundary.
+  // Stage d's ranks are 2d and 2d + 1 (pipeline outermost). On nodes of 8 every boundary is inside
+  // a node; on nodes of 4 the boundary between stages 1 and 2 crosses the network (1e10 B/s
+  // against 1e11): stage 1 sends its activations over it, stage 2 its gradients, each 250,000 x
+  // (1 / 1e10 - 1 / 1e11) = 2.25e-5 s longer a microbatch; stages 0 and 3 do not change (before
+  // session 35 every boundary took the first one's link: nothing changed).
+  TrainingJob job = pipelined_mlp_job();
+  job.parallelism->overlap_communication = false;
+  const StepCost one_node = cost_training_step(job);
+  job.hardware.node_accelerators = 4;
+  const StepCost two_nodes = cost_training_step(job);
+  REQUIRE(one_node.stages.size() == 4);
+  REQUIRE(two_nodes.stages.size() == 4);
+  const double longer = 250000 * (1 / 1e10 - 1 / 1e11);
+  for (std::size_t d = 0; d < 4; ++d) {
+    CHECK(two_nodes.stages[d].slot_s - one_node.stages[d].slot_s == approx(d == 1 || d == 2 ? longer : 0.0).epsilon(1e-9));
+  }
+  // Tensor x data of a node or more: every boundary crosses (nodes of 2).
+  job.hardware.node_accelerators = 2;
+  const StepCost small = cost_training_step(job);
+  for (std::size_t d = 0; d < 4; ++d) CHECK(small.stages[d].slot_s - one_node.stages[d].slot_s == approx(2 * longer).epsilon(1e-9));
+}
+
 TEST_CASE("a split-K product sums its partial results in a pass of its own, by hand") {
   auto h = made_up();
   h.compute_units = 80;
@@ -1702,8 +1730,10 @@ TEST_CASE("whole experts on each rank: the expert-parallel group is consecutive 
   // RankGenerator takes tp = expert_tensor_parallel_size): with whole experts on each rank
   // (expert_tensor: 1) a group is 8 consecutive ranks, one node of 8, and its all-to-all runs on
   // NVLink-class links, as fast as on a node of 16. Split over the tensor pair, the group's ranks
-  // are 2 apart: two nodes, the network (1e10 B/s against 1e11). Before session 34 both took the
-  // stride of 2.
+  // are 2 apart: 4 on each of two nodes, a rank's shares for the other node's 4 (4 / 8 of its
+  // slots) over the network at 1e10 B/s, against 7 / 8 over NVLink at 1e11 on one node: 40 / 7
+  // times as long (since session 35; before, all 7 / 8 over the network, 10 times). Before session
+  // 34 both took the stride of 2.
   TrainingJob job = moe_job(1, 8);
   job.accelerators = 16;
   job.parallelism->tensor = 2;
@@ -1720,7 +1750,7 @@ TEST_CASE("whole experts on each rank: the expert-parallel group is consecutive 
   const StepCost split_big = cost_training_step(job);
   job.hardware.node_accelerators = 8;
   const StepCost split = cost_training_step(job);
-  CHECK(split.expert_comm_s == approx(10 * split_big.expert_comm_s));
+  CHECK(split.expert_comm_s == approx((4.0 / 8 / 1e10) / (7.0 / 8 / 1e11) * split_big.expert_comm_s));
 }
 
 TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism") {
