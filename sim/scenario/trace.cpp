@@ -136,7 +136,9 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     const std::string& ts = cells[static_cast<std::size_t>(time_col)];
     if (!text::parse_utc_time(ts, t)) csv.fail(column_of(cells, time_col), "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(ts));
     const std::string& vs = cells[static_cast<std::size_t>(value_col)];
-    if (!trace->time_unix_s.empty() && t <= trace->time_unix_s.back()) {
+    // Against every row before it, a blank value's too (since session 35; before, only the rows
+    // with values: a blank row could repeat or precede the one before it).
+    if (!row_times.empty() && t <= row_times.back()) {
       csv.fail(column_of(cells, time_col), "expected times in increasing order, got " + text::quoted(ts));
     }
     row_times.push_back(t);
@@ -153,6 +155,14 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     }
     trace->time_unix_s.push_back(t);
     trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
+  }
+  // Blank values at the end hold the last value to the last row, which bounds the span the trace
+  // covers (and repeats over): the held value is written at that row's time (since session 35;
+  // before, the span ended at the last row with a value, and a trace ending in blanks repeated
+  // that many rows early).
+  if (!row_times.empty() && !trace->time_unix_s.empty() && row_times.back() > trace->time_unix_s.back()) {
+    trace->time_unix_s.push_back(row_times.back());
+    trace->kg_per_j.push_back(trace->kg_per_j.back());
   }
   if (trace->time_unix_s.size() < 2) csv.fail(1, "expected at least two rows of data");
   // The rows' interval: the most common gap between rows, blank values' rows included (the

@@ -697,4 +697,15 @@ training:
                                                  "2023-01-01 02:00:00,300\n2023-01-01 03:00:00,400\n2023-01-01 04:00:00,500\n";
   const auto stray = load_scenario(file, test_catalog());
   CHECK(stray.training.at(0).datacenter.region.trace->period_s == 3600);
+  // Blank values at the end hold the last value to the last row: the trace covers its rows to
+  // 04:00 (held 400 from 02:00), not to 02:00 (since session 35; before, a trace ending in blanks
+  // repeated that many rows early).
+  std::ofstream(file.parent_path() / "t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n"
+                                                 "2023-01-01 01:00:00,200\n2023-01-01 02:00:00,400\n"
+                                                 "2023-01-01 03:00:00,\n2023-01-01 04:00:00,\n";
+  const auto held = load_scenario(file, test_catalog());
+  const auto& trace = *held.training.at(0).datacenter.region.trace;
+  REQUIRE(trace.time_unix_s.size() == 4);
+  CHECK(trace.time_unix_s.back() - trace.time_unix_s.front() == 4 * 3600);
+  CHECK(trace.kg_per_j.back() == approx(trace.kg_per_j.at(2)));
 }
