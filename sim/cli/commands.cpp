@@ -1,6 +1,11 @@
 #include "commands.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +81,20 @@ void check_output_path(const std::filesystem::path& given) {
   if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
     throw InputError("--output: cannot write " + text::quoted(out.string()) +
                      ": it exists and is not a regular file (name a new file or a regular one)");
+  }
+  // The file is written beside its name and renamed into place: that file must be creatable (a
+  // directory without write permission, a name too long, a file system that takes no files), said
+  // now and not after the simulation (since session 35; before, an internal failure at the end).
+  const std::string probe = out.string() + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err != EEXIST) {
+      throw InputError("--output: cannot write " + text::quoted(out.string()) + ": " + std::strerror(err));
+    }
+  } else {
+    ::close(fd);
+    ::unlink(probe.c_str());
   }
 }
 

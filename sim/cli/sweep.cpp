@@ -468,6 +468,11 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   // The base scenario alone must load: its errors are reported as they are, not per point.
   LoadOptions base_options{data_dir, {}};
   const Scenario base = load_scenario(spec.scenario, base_options);
+  // Again now that the sweep's inputs are known (the base scenario, its catalog, traces and graph
+  // files): the output must not replace one of them (since session 35; before, `-o base.yaml
+  // --fresh` overwrote the base scenario).
+  check_output_path(out);
+  if (gather) check_output_path(whole);
 
   SweepFile file;
   file.name = spec.name;
@@ -613,6 +618,15 @@ int command_merge(const std::vector<std::string>& args, Streams io) {
   }
   const fs::path out = vm["output"].as<std::string>();
   check_output_path(out);
+  // The merged file must not replace a shard it reads (since session 35; before, `merge -o a.h5
+  // a.h5 b.h5` overwrote its own input).
+  for (const auto& input : vm["inputs"].as<std::vector<std::string>>()) {
+    std::error_code ec;
+    if (fs::equivalent(input, out, ec)) {
+      throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is one of the shard files merged (" +
+                       text::quoted(input) + "); name another file");
+    }
+  }
   const SweepFile merged = merge_files(vm["inputs"].as<std::vector<std::string>>());
   write_run(out, to_record(merged, merged.total));
   const auto missing = merged.total - static_cast<std::int64_t>(merged.done.size());

@@ -255,8 +255,9 @@ void write_run(const std::filesystem::path& given, const RunRecord& record) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
+    const std::string why = ec.message();  // (before removing the temporary file resets ec)
     std::filesystem::remove(tmp, ec);
-    throw OutputError("cannot rename " + tmp + " to " + path.string() + ": " + ec.message());
+    throw OutputError("cannot rename " + tmp + " to " + path.string() + ": " + why);
   }
 }
 

@@ -461,6 +461,31 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   CHECK(r.err.find("point 0 is also in") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "twice.h5"));
 
+  // A merged file that would replace one of its shards is refused, the shard left as it was (since
+  // session 35; before, it overwrote its own input).
+  const auto shard_size = fs::file_size(dir / "part.shard-0-of-3.h5");
+  r = run({"merge", "-o", (dir / "part.shard-0-of-3.h5").string(), (dir / "part.shard-0-of-3.h5").string(),
+           (dir / "part.shard-1-of-3.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("it is one of the shard files merged") != std::string::npos);
+  CHECK(fs::file_size(dir / "part.shard-0-of-3.h5") == shard_size);
+
+  // A sweep whose output names its base scenario is refused, with or without --fresh (since
+  // session 35; --fresh overwrote the scenario).
+  fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "base.yaml");
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: s, scenario: base.yaml}\n"
+                                         "parameters:\n  - {key: models.small-lm.design.d_model, values: [256, 512]}\n";
+  const std::string base_name = "base.yaml";
+  const auto base_size = fs::file_size(dir / base_name);
+  for (const bool fresh : {false, true}) {
+    std::vector<std::string> extra{"-q"};
+    if (fresh) extra.push_back("--fresh");
+    r = sweep(dir / "s.sweep.yaml", dir / base_name, extra);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("it is one of the inputs") != std::string::npos);
+    CHECK(fs::file_size(dir / base_name) == base_size);
+  }
+
   // Resume: a file with shard 0's points only (as a killed sweep leaves it) gets the rest.
   REQUIRE(run({"merge", "-o", (dir / "resumed.h5").string(), (dir / "part.shard-0-of-3.h5").string(), "-q"}).code == 0);
   CHECK(col<std::int64_t>(read_run(dir / "resumed.h5"), "sweep/info", "complete")[0] == 0);
@@ -1169,6 +1194,13 @@ TEST_CASE("run -o naming one of its inputs is bad input, and the input is left a
                       (kData / "catalog" / "test-catalog.yaml").string()});
   CHECK(c.code == 2);
   CHECK(c.err.find("test-catalog.yaml\": it is one of the inputs (") != std::string::npos);
+  // A file that cannot be created (a name longer than the file system takes) is bad input, said
+  // before the simulation (since session 35; before, an internal failure, exit 1, at the end).
+  const auto l = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / (std::string(300, 'a') + ".h5")).string()});
+  CHECK(l.code == 2);
+  CHECK(l.err.find("--output: cannot write ") != std::string::npos);
+  CHECK(l.err.find("File name too long") != std::string::npos);
   fs::remove_all(dir);
 }
 
