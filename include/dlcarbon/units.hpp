@@ -41,6 +41,9 @@ std::string si_symbol(Kind kind);
 struct Quantity {
   double value = 0;       // SI
   double resolution = 0;  // SI; half a unit of the last printed digit (0.5 for "27", 0.05 for "3.1")
+  // What a count counts where its text says so: "token", "sample", "image", "param" or "request"
+  // (requests, inferences, queries), singular or plural alike; "" for a bare number.
+  std::string noun;
 };
 
 // Thrown for text that is not a quantity of the expected kind. The message says what was

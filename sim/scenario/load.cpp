@@ -598,7 +598,10 @@ const EntityKind<ModelDraft>& Builder::model_kind() {
       [](Builder& b, const MapView& m, ModelDraft& d) {
         if (m.has("id")) d.model.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.model.name = detail::read_text(m.at("name"));
-        if (m.has("params")) d.model.params = detail::read_positive(m.at("params"), Kind::count);
+        if (m.has("params")) {
+          d.model.params = detail::read_positive(m.at("params"), Kind::count);
+          detail::check_count_noun(m.at("params"), Kind::count, {"param"});
+        }
         if (m.has("design")) {
           d.model.design = detail::read_design(m.at("design"), b.graph_files());
           YAML::Emitter design;
@@ -1111,7 +1114,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.power_given = true;
         }
         if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
-        if (m.has("tokens")) j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
+        if (m.has("tokens")) {
+          j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
+          // Tokens, or an image model's samples (since session 35; "1e9 params" was taken as tokens).
+          detail::check_count_noun(m.at("tokens"), Kind::count, {"token", "sample", "image"});
+        }
         if (m.has("flops")) j.flops = detail::read_positive(m.at("flops"), Kind::work);
         if (m.has("published")) {
           PublishedFigures f;
@@ -1227,7 +1234,10 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
           d.input_layout_at = m.at("input_layout");
         }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
-        if (m.has("inferences")) j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
+        if (m.has("inferences")) {
+          j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
+          detail::check_count_noun(m.at("inferences"), Kind::count, {"request", "image", "sample"});
+        }
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();
       },
@@ -1449,6 +1459,9 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         }
         if (m.has("demand")) {
           d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given);
+          // Requests (or images) a unit time: "1000 tokens/s" would be read as requests (since
+          // session 35; before, accepted and costed as 1,000 requests a second).
+          detail::check_count_noun(m.at("demand"), Kind::frequency, {"request", "image"});
           dr.demand_at = m.at("demand");
         }
         if (m.has("devices")) {
@@ -1478,6 +1491,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           // As tokens_in: "1e3" and "1,000" too, and 0 (the prefill's token alone).
           const Value out = r.at("tokens_out");
           d.tokens_out = detail::read_non_negative(out, Kind::count);
+          detail::check_count_noun(out, Kind::count, {"token"});
           if (std::floor(d.tokens_out) != d.tokens_out || d.tokens_out > 9.007199254740992e15) {
             out.expected("a whole number of tokens >= 0");
           }

@@ -308,6 +308,19 @@ double read_non_negative(const Value& v, units::Kind kind) {
   return x;
 }
 
+void check_count_noun(const Value& v, units::Kind kind, std::initializer_list<std::string_view> nouns) {
+  if (!v.node.IsScalar()) return;
+  const std::string noun = read_quantity(v, kind).noun;
+  if (noun.empty()) return;
+  std::string listed;
+  for (const auto n : nouns) {
+    if (n == noun) return;
+    listed += (listed.empty() ? "" : " or ") + std::string(n) + "s";
+  }
+  v.fail("counts " + noun + "s here, expected " + (listed.empty() ? std::string("a bare number") : listed) +
+         (kind == units::Kind::frequency ? " per unit time" : ""));
+}
+
 std::int64_t read_int(const Value& v) {
   if (!v.node.IsScalar()) v.expected("an integer");
   const std::string& s = v.node.Scalar();

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dlcarbon/error.hpp"
@@ -67,6 +69,9 @@ units::Quantity read_quantity(const Value& v, units::Kind kind);
 // A quantity that must be > 0 (strictly) or >= 0.
 double read_positive(const Value& v, units::Kind kind);
 double read_non_negative(const Value& v, units::Kind kind);
+// A count whose text names what it counts ("1e9 tokens", "10 requests/s") must name one of
+// `nouns` (Quantity::noun families); a bare number passes. Nodes that are not scalars pass too.
+void check_count_noun(const Value& v, units::Kind kind, std::initializer_list<std::string_view> nouns);
 std::int64_t read_positive_int(const Value& v);
 std::int64_t read_int(const Value& v);
 // A bare number in [lo, hi]; `what` describes it in messages, e.g. "a PUE >= 1 (e.g. 1.58)".

@@ -115,11 +115,20 @@ struct UnitValue {
   double factor = 1;
   Dim dim;
   bool count_noun = false;
+  std::string_view noun;  // the count noun's family (Quantity::noun)
 };
+
+std::string_view noun_family(std::string_view atom) {
+  for (const std::string_view family : {"token", "sample", "image", "param", "request"}) {
+    if (atom.substr(0, family.size()) == family) return family;
+  }
+  if (atom == "inference" || atom == "inferences" || atom == "queries") return "request";
+  return "";
+}
 
 std::optional<UnitValue> lookup_atom(std::string_view s) {
   for (const auto& a : kAtoms) {
-    if (a.name == s) return UnitValue{a.factor, a.dim, a.count_noun};
+    if (a.name == s) return UnitValue{a.factor, a.dim, a.count_noun, a.count_noun ? noun_family(a.name) : std::string_view{}};
   }
   for (const auto& p : kPrefixes) {
     if (s.size() > p.symbol.size() && s.substr(0, p.symbol.size()) == p.symbol) {
@@ -142,7 +151,7 @@ std::optional<UnitValue> parse_unit(std::string_view text, std::string& bad_part
   const auto slash = squashed.find('/');
   const std::string num = squashed.substr(0, slash);
   // "/day": a bare rate, as in "20 /day".
-  auto top = num.empty() && slash != std::string::npos ? std::optional<UnitValue>(UnitValue{1, kNone, true}) : lookup_atom(num);
+  auto top = num.empty() && slash != std::string::npos ? std::optional<UnitValue>(UnitValue{1, kNone, true, {}}) : lookup_atom(num);
   if (!top) {
     bad_part = num;
     return std::nullopt;
@@ -154,7 +163,7 @@ std::optional<UnitValue> parse_unit(std::string_view text, std::string& bad_part
     bad_part = den;
     return std::nullopt;
   }
-  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, top->count_noun && top->dim == kNone};
+  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, top->count_noun && top->dim == kNone, top->noun};
 }
 
 Dim dim_of(Kind kind) {
@@ -352,7 +361,7 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   if (unit.count_noun && expected != Kind::count && expected != Kind::frequency) throw fail(name_of(unit.dim, true));
   const double value = number->value * unit.factor;
   if (!std::isfinite(value)) throw fail("number out of range");
-  return Quantity{value, number->half_ulp * unit.factor};
+  return Quantity{value, number->half_ulp * unit.factor, std::string(unit.noun)};
 }
 
 }  // namespace dlcarbon::units
