@@ -55,6 +55,9 @@ struct Layers {
   std::vector<Value> info;
   std::map<std::string, Section> sections;  // regions, datacenters, hardware, models, training
   std::vector<std::string> scenario_model_ids;
+  // Each catalog entry's first place ("section\nid" -> file:line): an id given in two catalog files
+  // is refused (which won depended on the files' names; since session 35).
+  std::map<std::string, std::string> catalog_ids;
 };
 
 const std::vector<std::string> kEntitySections = {"regions", "datacenters", "hardware", "models",
@@ -140,6 +143,15 @@ void load_layer(const fs::path& path, const std::string& display, bool catalog,
                                        std::to_string(it->second) + ")");
       }
       first_line[id] = item.location().line;
+      if (catalog) {
+        const SourceLocation at = item.location();
+        const std::string place = at.file + ":" + std::to_string(at.line);
+        const auto [it, added] = layers.catalog_ids.emplace(name + "\n" + id, place);
+        if (!added) {
+          item.child(id_node, "id").fail("duplicate id " + text::quoted(id) + " in the catalog (first at " + it->second +
+                                         "): a catalog entry is defined once; a scenario may extend it");
+        }
+      }
       layers.sections[name].add(id, item);
       if (name == "models" && !catalog) layers.scenario_model_ids.push_back(id);
     }
@@ -1648,7 +1660,16 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (ec) break;
-    if (it->is_regular_file() && it->path().extension() == ".yaml") files.push_back(it->path());
+    if (it->path().extension() != ".yaml") continue;
+    // A catalog file that a link leads to nowhere, or round in a loop, is said, not skipped or
+    // thrown as an internal failure (since session 35).
+    std::error_code st_ec;
+    const bool regular = it->is_regular_file(st_ec);
+    if (st_ec) {
+      throw InputError(format_input_error({it->path().generic_string(), 0, 0}, "",
+                                          "cannot read this catalog file: " + st_ec.message()));
+    }
+    if (regular) files.push_back(it->path());
   }
   std::sort(files.begin(), files.end());
   return files;

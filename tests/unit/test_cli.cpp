@@ -1204,6 +1204,35 @@ TEST_CASE("run -o naming one of its inputs is bad input, and the input is left a
   fs::remove_all(dir);
 }
 
+TEST_CASE("a catalog id defined in two files, and a catalog link that leads nowhere, are bad input") {
+  // Since session 35: the same id in two catalog files was merged, the later file name winning; a
+  // link in a loop was an internal failure (exit 1), a dangling one skipped.
+  const fs::path dir = fresh_dir("catalog_dup");
+  fs::create_directories(dir / "catalog");
+  fs::copy_file(kData / "catalog" / "test-catalog.yaml", dir / "catalog" / "test-catalog.yaml");
+  std::ofstream(dir / "catalog" / "aa.yaml") << "schema_version: 1\nhardware:\n  - {id: test-gpu, kind: gpu, tdp: \"300 W\", "
+                                               "peak: {fp16: \"100 TFLOP/s\"}, source: duplicate}\n";
+  const std::string text = "schema_version: 1\nscenario: {name: dup}\n"
+                           "training: [{id: job, hardware: test-gpu, accelerators: 8, duration: \"10 h\", "
+                           "power: {per_accelerator: \"400 W\"}, datacenter: test-dc}]\n";
+  std::ofstream(dir / "s.yaml") << text;
+  auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("duplicate id \"test-gpu\" in the catalog (first at ") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "o.h5"));
+  fs::remove(dir / "catalog" / "aa.yaml");
+  fs::create_symlink(dir / "catalog" / "nowhere.yaml", dir / "catalog" / "dangling.yaml");
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("dangling.yaml: cannot read this catalog file: ") != std::string::npos);
+  fs::remove(dir / "catalog" / "dangling.yaml");
+  fs::create_symlink(dir / "catalog" / "loop.yaml", dir / "catalog" / "loop.yaml");
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("loop.yaml: cannot read this catalog file: ") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("results beyond what a double holds: bad input for a run, a point that cannot run in a sweep") {
   // Since session 34: a fleet of 1e300 replicas was written as inf with exit 0.
   const fs::path dir = fresh_dir("beyond");
