@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include "calibration.hpp"
 #include "gpu_fit.hpp"
 #include "commands.hpp"
+#include "dlcarbon/text.hpp"
 #include "onednn_backend.hpp"
 #include "options.hpp"
 
@@ -299,6 +301,42 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const std::string id = vm.count("id")      ? vm["id"].as<std::string>()
                          : vm.count("refit") ? refit_file.stem().string()
                                              : "cpu-" + slug(cpu_model()) + "-" + std::to_string(threads) + "t";
+
+  // The options are checked before anything is measured (since session 35; before, an id with a
+  // path in it wrote outside --out, an empty one wrote ".yaml", a zero or negative --tdp fell back
+  // to the default, an unknown --from was written into the entry, and --out naming a file failed
+  // after the measurement).
+  {
+    bool ok = !id.empty() && id.size() <= 128 && id.find_first_not_of('.') != std::string::npos;
+    for (const char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+    if (!ok) {
+      io.err << "dlcarbon calibrate: --id: expected an id (letters, digits, '-', '_', '.'; at most 128; not dots alone), got "
+             << text::quoted(id) << "\n";
+      return kBadInput;
+    }
+  }
+  if (vm.count("tdp") && !(tdp_w > 0)) {
+    io.err << "dlcarbon calibrate: --tdp: expected a power greater than 0 (e.g. \"8.8 W\"), got "
+           << text::quoted(vm["tdp"].as<std::string>()) << "\n";
+    return kBadInput;
+  }
+  {
+    std::error_code ec;
+    if (std::filesystem::exists(out_dir, ec) && !std::filesystem::is_directory(out_dir, ec)) {
+      io.err << "dlcarbon calibrate: --out: " << text::quoted(out_dir.string()) << " is not a directory (name the folder for the entry)\n";
+      return kBadInput;
+    }
+  }
+  if (vm.count("from") && !(vm.count("refit") && refit_file.extension() == ".csv")) {
+    try {
+      (void)load_catalog_hardware(vm["from"].as<std::string>(), LoadOptions{data});
+    } catch (const InputError& e) {
+      std::string why = e.what();
+      if (why.rfind("<input>: ", 0) == 0) why = why.substr(9);
+      io.err << "dlcarbon calibrate: --from: " << why << "\n";
+      return kBadInput;
+    }
+  }
 
   if (vm.count("refit") && refit_file.extension() == ".csv") {
     // A GPU calibration's raw CSV (dlcarbon-calibrate-gpu): its fits again, here, without a GPU.

@@ -318,6 +318,33 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
            "--quiet"});
   INFO(r.err);
   CHECK(r.code == 0);
+  // Bad options are refused before anything is measured, and nothing is written (since session 35:
+  // an id with a path wrote outside --out, an empty one ".yaml", a zero --tdp took the default, an
+  // unknown --from went into the entry, --out naming a file failed after measuring).
+  const fs::path out = dir / "bad";
+  fs::create_directories(out);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--id", "../escaped"}, "--id: expected an id"},
+      {{"--id", ""}, "--id: expected an id"},
+      {{"--tdp", "0 W"}, "--tdp: expected a power greater than 0"},
+      {{"--tdp", "-8 W"}, "--tdp: expected a power greater than 0"},
+      {{"--from", "nope"}, "--from: unknown hardware \"nope\""},
+  };
+  for (const auto& [extra, message] : bad) {
+    std::vector<std::string> args = {"calibrate", "--quick", "--seconds", "1", "--data-dir", (dir / "data").string(), "--out", out.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto b = run(args);
+    INFO(b.err);
+    CHECK(b.code == 2);
+    CHECK(b.err.find(message) != std::string::npos);
+    CHECK(b.out.find("held-out kernels") == std::string::npos);
+  }
+  std::ofstream(dir / "file") << "x";
+  const auto f = run({"calibrate", "--quick", "--seconds", "1", "--out", (dir / "file").string()});
+  CHECK(f.code == 2);
+  CHECK(f.err.find("--out: ") != std::string::npos);
+  CHECK(fs::is_empty(out));
+  CHECK_FALSE(fs::exists(dir / "escaped.yaml"));
   fs::remove_all(dir);
 }
 
