@@ -1,6 +1,10 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
+#include <cstring>
+
 #include <algorithm>
 #include <functional>
 #include <new>
@@ -239,12 +243,52 @@ std::filesystem::path output_target(const std::filesystem::path& given) {
   return path;
 }
 
+namespace {
+// The temporary file being written, removed if the process is interrupted (SIGINT, SIGTERM,
+// SIGHUP) before it is renamed into place: nothing half-written is left (since session 35; before,
+// an interrupted write left `OUT.tmp-PID`, hundreds of MB for a long hourly lifecycle).
+char g_tmp_path[4096];
+std::atomic<bool> g_tmp_active{false};
+
+extern "C" void remove_tmp_and_reraise(int sig) {
+  if (g_tmp_active.load()) ::unlink(g_tmp_path);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+class TmpGuard {
+ public:
+  explicit TmpGuard(const std::string& path) {
+    if (path.size() >= sizeof g_tmp_path) return;
+    std::memcpy(g_tmp_path, path.c_str(), path.size() + 1);
+    g_tmp_active.store(true);
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction action {};
+      action.sa_handler = remove_tmp_and_reraise;
+      sigemptyset(&action.sa_mask);
+      struct sigaction old {};
+      if (::sigaction(sig, &action, &old) == 0) saved_.push_back({sig, old});
+    }
+  }
+  ~TmpGuard() {
+    g_tmp_active.store(false);
+    for (const auto& [sig, old] : saved_) ::sigaction(sig, &old, nullptr);
+  }
+  TmpGuard(const TmpGuard&) = delete;
+  TmpGuard& operator=(const TmpGuard&) = delete;
+
+ private:
+  std::vector<std::pair<int, struct sigaction>> saved_;
+};
+}  // namespace
+
 void write_run(const std::filesystem::path& given, const RunRecord& record) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
   // A symbolic link is written through (the file it leads to is the output; the link stays).
   const std::filesystem::path path = output_target(given);
   if (path.empty()) throw OutputError("cannot write " + given.string() + ": its links loop or pass 40");
   const std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  const TmpGuard guard(tmp);
   try {
     write_all(tmp, record);
   } catch (...) {
