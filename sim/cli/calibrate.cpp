@@ -291,7 +291,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       return kBadInput;
     }
   }
-  const std::filesystem::path data = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  const std::filesystem::path data = data_dir_option(vm);
   // A refit writes beside the raw data it read (under the same id), unless told otherwise.
   const std::filesystem::path refit_file = vm.count("refit") ? std::filesystem::path(vm["refit"].as<std::string>()) : "";
   const std::filesystem::path out_dir = vm.count("out")     ? std::filesystem::path(vm["out"].as<std::string>())

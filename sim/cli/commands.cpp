@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <ostream>
 
+#include <boost/program_options.hpp>
+
 #include "build_info.hpp"
 #include "dlcarbon/text.hpp"
 
@@ -43,6 +45,14 @@ const char* kUsage =
 std::filesystem::path default_data_dir() {
   if (const char* env = std::getenv("DLCARBON_DATA_DIR"); env && *env) return env;
   return DLCARBON_DEFAULT_DATA_DIR;
+}
+
+std::filesystem::path data_dir_option(const boost::program_options::variables_map& vm) {
+  if (!vm.count("data-dir")) return default_data_dir();
+  const std::string given = vm["data-dir"].as<std::string>();
+  // An empty value (an unset shell variable) would run without any catalog (since session 35).
+  if (given.empty()) throw InputError("--data-dir: an empty directory name (name the catalog directory, or leave the option out)");
+  return given;
 }
 
 std::filesystem::path default_scenario_dir() {

@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+namespace boost::program_options {
+class variables_map;
+}  // namespace boost::program_options
+
 #include "dlcarbon/accounting.hpp"
 #include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/output.hpp"
@@ -38,6 +42,8 @@ int command_merge(const std::vector<std::string>& args, Streams io);
 
 // Shared by the subcommands.
 std::filesystem::path default_data_dir();
+// --data-dir if given (not empty: bad input), else default_data_dir().
+std::filesystem::path data_dir_option(const boost::program_options::variables_map& vm);
 std::filesystem::path default_scenario_dir();
 RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingResult>& results,
                           const std::vector<InferenceResult>& inference);

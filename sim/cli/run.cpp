@@ -248,7 +248,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   const int threads = threads_option(vm);
 
   LoadOptions load;
-  load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  load.data_dir = data_dir_option(vm);
   const Scenario scenario = load_scenario(vm["scenario"].as<std::string>(), load);
 
   const std::filesystem::path out =

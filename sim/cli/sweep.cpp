@@ -453,12 +453,18 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
   const int threads = threads_option(vm);
+  // --gather merges the shards of a sharded launch; alone it would do nothing (since session 35;
+  // before, ignored).
+  if (vm.count("gather") && vm["shard"].defaulted()) {
+    io.err << "dlcarbon sweep: --gather needs --shard (I/N or auto): it merges the shards' files\n" << usage << "\n";
+    return kBadInput;
+  }
   const Shard shard = parse_shard(vm["shard"].as<std::string>());
   const auto started = std::chrono::steady_clock::now();
 
   const SweepSpec spec = load_sweep_spec(vm["sweep"].as<std::string>());
   const std::vector<SweepPoint> points = expand_sweep(spec);
-  const fs::path data_dir = vm.count("data-dir") ? fs::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  const fs::path data_dir = data_dir_option(vm);
   const fs::path whole = vm.count("output") ? fs::path(vm["output"].as<std::string>()) : fs::path(spec.name + ".h5");
   const fs::path out = shard_output(whole, shard);
   check_output_path(out);

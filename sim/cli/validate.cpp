@@ -265,8 +265,8 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
   const double tolerance = vm["tolerance"].as<double>();
-  if (!(tolerance >= 0)) {
-    io.err << "dlcarbon validate: --tolerance: expected a number >= 0\n";
+  if (!(tolerance >= 0) || !std::isfinite(tolerance)) {  // (inf passed every row before session 35)
+    io.err << "dlcarbon validate: --tolerance: expected a finite number >= 0\n";
     return kBadInput;
   }
   // --dir may repeat. By default: the source tree's published footprints, and in first-principles
@@ -298,7 +298,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   }
 
   LoadOptions load;
-  load.data_dir = vm.count("data-dir") ? std::filesystem::path(vm["data-dir"].as<std::string>()) : default_data_dir();
+  load.data_dir = data_dir_option(vm);
   if (mode == "first-principles") {
     const double baseline_mfu = vm["baseline-mfu"].as<double>();
     if (!(baseline_mfu > 0 && baseline_mfu <= 1)) {

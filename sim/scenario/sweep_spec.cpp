@@ -149,6 +149,8 @@ SweepSpec load_sweep_spec(const fs::path& file) {
   }
   if (spec.method == SweepMethod::grid) {
     if (s.has("samples")) s.at("samples").fail("samples is for latin-hypercube and monte-carlo; a grid runs every combination");
+    // (Since session 35; before, accepted and ignored.)
+    if (s.has("seed")) s.at("seed").fail("seed is for latin-hypercube and monte-carlo draws; a grid draws nothing");
   } else {
     s.require("samples");
     spec.samples = detail::read_positive_int(s.at("samples"));

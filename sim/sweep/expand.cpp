@@ -137,8 +137,8 @@ Shard parse_shard(const std::string& text) {
   // an array would then run all the points into one file) nor a count that overflows.
   auto env_int = [](const char* name, std::int64_t& out) {
     const char* v = std::getenv(name);
-    if (!v || !*v) return false;
-    const std::string t(v);
+    if (!v) return false;
+    const std::string t(v);  // set but empty is bad too (since session 35; before, unset)
     if (t.size() > 10 || !digits_only(t) || std::stoll(t) > 1000000000) {
       throw InputError(std::string("--shard auto: the environment variable ") + name + "=" + text::quoted(t) +
                        " is not a whole number from 0 to 10^9");
@@ -159,6 +159,18 @@ Shard parse_shard(const std::string& text) {
     // srun's tasks (a job step: SLURM_STEP_ID set; the batch script itself has SLURM_PROCID 0
     // and SLURM_NTASKS too, and must not take shard 0 of N).
     const bool srun_step = env_number("SLURM_STEP_ID");
+    // A rank without its count (or a count without its rank) is a broken launch, not the whole
+    // sweep (since session 35; before, e.g. SLURM_ARRAY_TASK_ID alone ran every point).
+    const auto pair = [](const char* a, const char* b) {
+      if ((std::getenv(a) != nullptr) != (std::getenv(b) != nullptr)) {
+        throw InputError(std::string("--shard auto: ") + (std::getenv(a) ? a : b) + " is set but " + (std::getenv(a) ? b : a) +
+                         " is not: the environment names a shard without the count (or the count without the shard)");
+      }
+    };
+    pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE");
+    pair("PMI_RANK", "PMI_SIZE");
+    pair("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT");
+    if (srun_step) pair("SLURM_PROCID", "SLURM_NTASKS");
     if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
         (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
         (srun_step && env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {

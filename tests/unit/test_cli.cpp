@@ -1231,6 +1231,24 @@ TEST_CASE("run -o naming one of its inputs is bad input, and the input is left a
   fs::remove_all(dir);
 }
 
+TEST_CASE("options that would be ignored or run nonsense are bad input") {
+  // Since session 35: each was accepted with exit 0.
+  // An empty --data-dir (an unset shell variable) ran without any catalog.
+  auto r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", "", "-o", (temp_dir() / "e.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--data-dir: an empty directory name") != std::string::npos);
+  // --gather without --shard did nothing.
+  r = run({"sweep", (kData / "sweeps/grid.sweep.yaml").string(), "--gather", "--data-dir", (kData / "catalog").string(), "-o",
+           (temp_dir() / "g.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--gather needs --shard") != std::string::npos);
+  CHECK_FALSE(fs::exists(temp_dir() / "g.h5"));
+  // An infinite tolerance passed every row.
+  r = run({"validate", "--tolerance", "inf"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--tolerance: expected a finite number >= 0") != std::string::npos);
+}
+
 TEST_CASE("a catalog id defined in two files, and a catalog link that leads nowhere, are bad input") {
   // Since session 35: the same id in two catalog files was merged, the later file name winning; a
   // link in a loop was an internal failure (exit 1), a dangling one skipped.

@@ -175,7 +175,18 @@ TEST_CASE("shards split the points round robin, disjoint and complete") {
   ::setenv("SLURM_ARRAY_TASK_ID", "23", 1);
   CHECK(parse_shard("auto").index == 2);
   ::unsetenv("SLURM_ARRAY_TASK_ID");
+  // A count without its shard is a broken launch, bad input (since session 35; before, the whole
+  // sweep); with neither, the whole sweep. A variable set but empty is bad too.
+  CHECK(error_of([] { parse_shard("auto"); }) ==
+        "--shard auto: SLURM_ARRAY_TASK_COUNT is set but SLURM_ARRAY_TASK_ID is not: the environment names a shard "
+        "without the count (or the count without the shard)");
+  ::unsetenv("SLURM_ARRAY_TASK_COUNT");
   CHECK(parse_shard("auto").count == 1);
+  ::setenv("PMI_RANK", "", 1);
+  ::setenv("PMI_SIZE", "", 1);
+  CHECK(error_of([] { parse_shard("auto"); }).find("PMI_RANK=\"\" is not a whole number") != std::string::npos);
+  ::unsetenv("PMI_RANK");
+  ::unsetenv("PMI_SIZE");
   // A batch script's own SLURM_PROCID / SLURM_NTASKS (no job step) is not a shard.
   ::setenv("SLURM_PROCID", "0", 1);
   ::setenv("SLURM_NTASKS", "4", 1);
