@@ -100,6 +100,13 @@ std::string trace_key(const Value& file_value, const std::string& named, const s
 
 }  // namespace
 
+// A decimal number as a CSV writes it: digits, one point, an exponent; not strtod's hexadecimal
+// ("0x10"), "inf" or "nan" (since session 35; before, "0x10" was read as 16).
+static bool plain_decimal(const std::string& s) {
+  if (s.empty()) return false;
+  return s.find_first_not_of("0123456789.eE+-") == std::string::npos && s.find_first_of("0123456789") != std::string::npos;
+}
+
 std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   const MapView m(v, {"file", "basis"});
   m.require("file");
@@ -125,11 +132,22 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   if (time_col < 0 || value_col < 0) {
     csv.fail(1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
   }
+  // A column named twice: which one holds the values is not known (since session 35; before, the
+  // last was read).
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    for (std::size_t j = i + 1; j < header.size(); ++j) {
+      if (!header[i].empty() && header[i] == header[j]) {
+        csv.fail(1, "the header names column " + text::quoted(header[i]) + " twice (columns " + std::to_string(i + 1) + " and " +
+                        std::to_string(j + 1) + ")");
+      }
+    }
+  }
   std::vector<long long> row_times;  // every row's time, a blank value's too (the rows' interval)
   while (csv.next(line)) {
     const auto cells = split(line);
     // (A row longer than the header, since session 34, too: its cells would be misread.)
-    if (static_cast<int>(cells.size()) <= std::max(time_col, value_col) || cells.size() > header.size()) {
+    // (A row shorter than the header, since session 35, too: a missing cell shifts the others.)
+    if (cells.size() != header.size()) {
       csv.fail(1, "expected " + std::to_string(header.size()) + " columns, got " + std::to_string(cells.size()));
     }
     long long t = 0;
@@ -150,8 +168,8 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
     if (vs.empty()) continue;
     char* end = nullptr;
     const double g = std::strtod(vs.c_str(), &end);
-    if (end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
-      csv.fail(column_of(cells, value_col), "expected gCO2e/kWh >= 0, got " + text::quoted(vs));
+    if (!plain_decimal(vs) || end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
+      csv.fail(column_of(cells, value_col), "expected gCO2e/kWh from 0 to 100,000, got " + text::quoted(vs));
     }
     trace->time_unix_s.push_back(t);
     trace->kg_per_j.push_back(g * 1e-3 / 3.6e6);
@@ -206,7 +224,7 @@ void read_growth_trace(const Value& file_value, Growth& g) {
     }
     char* end = nullptr;
     const double x = std::strtod(cells[1].c_str(), &end);
-    if (cells[1].empty() || end != cells[1].c_str() + cells[1].size() || !(x >= 0) || !std::isfinite(x)) {
+    if (!plain_decimal(cells[1]) || end != cells[1].c_str() + cells[1].size() || !(x >= 0) || !std::isfinite(x)) {
       csv.fail(column_of(cells, 1), "expected a number >= 0, got " + text::quoted(cells[1]));
     }
     if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) {
