@@ -105,14 +105,33 @@ std::string gigabytes(double bytes) {
 
 namespace dlcarbon {
 
+namespace {
+// Control characters (a newline, an escape) as \xNN: a key or file name from the input cannot split
+// the one-line message or move the terminal's cursor (since session 35).
+std::string printable(std::string_view s) {
+  std::string out;
+  for (const char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 std::string format_input_error(const SourceLocation& where, const std::string& key_path,
                                const std::string& what) {
-  std::string out = where.file;
+  std::string out = printable(where.file);
   if (where.line > 0) {
     out.append(":").append(std::to_string(where.line)).append(":").append(std::to_string(where.column));
   }
   out.append(": ");
-  if (!key_path.empty()) out.append(key_path).append(": ");
+  if (!key_path.empty()) out.append(printable(key_path)).append(": ");
   out.append(what);
   return out;
 }

@@ -4,6 +4,7 @@
 
 using dlcarbon::test::approx;
 
+#include "dlcarbon/error.hpp"
 #include "dlcarbon/text.hpp"
 #include "dlcarbon/units.hpp"
 
@@ -118,4 +119,12 @@ TEST_CASE("did-you-mean suggestions") {
   CHECK(closest("trainig", {"scenario", "training", "models"}) == "training");
   CHECK(closest("xyz", {"scenario", "training"}).empty());
   CHECK(dlcarbon::text::quoted("a\"b\x01") == "\"a\\\"b\\x01\"");
+}
+
+TEST_CASE("an error message stays one line: control characters in keys and file names are escaped") {
+  // Since session 35: an unknown key "bad<newline>key<ESC>[2J" split the message and cleared the
+  // terminal.
+  const std::string m = dlcarbon::format_input_error({"a\nb.yaml", 3, 1}, "bad\nkey\x1b[2J", "unknown key");
+  CHECK(m == "a\\x0ab.yaml:3:1: bad\\x0akey\\x1b[2J: unknown key");
+  CHECK(m.find('\n') == std::string::npos);
 }
