@@ -398,7 +398,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     };
     RunRecord old;
     try {
-      old = read_run(source);
+      old = read_run_guarded(source);
     } catch (const std::exception& e) {
       return bad(std::string("not a raw calibration file (") + e.what() + ")");
     }

@@ -78,6 +78,11 @@ void check_costable(const Scenario& scenario);
 ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads);
 // -o: InputError unless the file can be written there (its folder exists, it is not a folder).
 void check_output_path(const std::filesystem::path& out);
+
+// read_run, after reading the file once in a child process: a file damaged so that libhdf5 itself
+// crashes (a segmentation fault in its heap code) or never finishes is an InputError naming it,
+// not a crash of dlcarbon (since session 35). Other problems are read_run's OutputErrors.
+RunRecord read_run_guarded(const std::filesystem::path& path);
 std::string utc_now_iso8601();
 std::string format_number(double value, int significant = 6);
 

@@ -34,7 +34,7 @@ int command_inspect(const std::vector<std::string>& args, Streams io) {
   }
   RunRecord r;
   try {
-    r = read_run(path);
+    r = read_run_guarded(path);
   } catch (const OutputError& e) {
     io.err << path << ": not a dlcarbon output file (" << e.what() << ")\n";
     return kBadInput;

@@ -306,7 +306,7 @@ SweepFile read_sweep_file(const fs::path& path) {
   const std::string shown = path.generic_string();
   RunRecord r;
   try {
-    r = read_run(path);
+    r = read_run_guarded(path);
   } catch (const std::exception& e) {
     throw InputError(shown + ": cannot read it as a dlcarbon sweep file: " + e.what());
   }
@@ -411,7 +411,7 @@ bool shard_complete(const fs::path& path, const std::string& launch) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return false;
   try {
-    for (const auto& t : read_run(path).tables) {
+    for (const auto& t : read_run_guarded(path).tables) {
       if (t.path != "sweep/info") continue;
       const Column* c = t.find("complete");
       const Column* l = t.find("launch");
