@@ -58,6 +58,10 @@ TEST_CASE("help and version") {
   r = run({"--help"});
   CHECK(r.code == 0);
   CHECK(r.out.find("usage: dlcarbon <command>") != std::string::npos);
+  // Nothing after them (since session 35: `--version foo` was exit 0).
+  r = run({"--version", "foo"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--version takes no arguments, got \"foo\"") != std::string::npos);
   for (const char* command : {"run", "validate", "inspect", "sweep", "merge"}) {
     r = run({command, "--help"});
     CHECK(r.code == 0);
