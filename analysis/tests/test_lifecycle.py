@@ -111,7 +111,7 @@ def test_series_covers_every_bin_of_the_horizon(tmp_path):
     assert series.loc["2025-01-01"].sum() > 0 and series.loc["2025-10-01"].sum() > 0
     assert series.to_numpy().sum() == pytest.approx(run.table("lifecycle/timeseries")["co2e_location"].sum(), rel=1e-9)
     assert str(series.attrs["horizon_end"].date()) == "2026-01-01"
-    main([str(out), "--plot", str(tmp_path / "gaps.png")])
+    assert main([str(out), "--plot", str(tmp_path / "gaps.png")]) == 0
     assert (tmp_path / "gaps.png").is_file()
 
 
