@@ -73,6 +73,11 @@ def test_cctv_useful_inference(tmp_path):
     assert d["useful_requests"] == pytest.approx(5e6 * 365 * 0.002, rel=1e-9)
     assert d["gCO2e_per_useful_inference"] == pytest.approx(d["gCO2e_per_inference"] / 0.002, rel=1e-9)
     assert d["unserved_requests"] == 0
+    # The units: the file's J and kgCO2e as MWh, tCO2e and gCO2e.
+    raw = open_run(out).table("lifecycle/deployments").set_index("deployment").loc["cctv"]
+    assert d["energy_MWh"] == pytest.approx(raw["energy"] / 3.6e9, rel=1e-12)
+    assert d["co2e_location_tCO2e"] == pytest.approx(raw["co2e_location"] / 1000, rel=1e-12)
+    assert d["gCO2e_per_inference"] == pytest.approx(raw["co2e_per_inference"] * 1000, rel=1e-12)
 
 
 def test_report_and_plot_of_a_lifecycle_run(tmp_path, capsys):

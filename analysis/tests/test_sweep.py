@@ -56,6 +56,11 @@ def test_shipped_sweep_in_pandas(tmp_path):
     assert cannot.facility_energy_MWh.isna().all()
     ok = points[points.status == "ok"]
     assert (ok.facility_energy_MWh > 0).all()
+    # The units: the file's J, kgCO2e and s as MWh, tCO2e and accelerator-hours.
+    raw = run.table("sweep/points").set_index("point").loc[ok.index]
+    np.testing.assert_allclose(ok.facility_energy_MWh, raw.facility_energy / 3.6e9, rtol=1e-12)
+    np.testing.assert_allclose(ok.co2e_location_tCO2e, raw.co2e_location / 1000, rtol=1e-12)
+    np.testing.assert_allclose(ok.accelerator_hours, raw.accelerator_time / 3600, rtol=1e-12)
     # The same job in Quebec and in Virginia: equal energy, CO2e in the ratio of the grids.
     va = ok[ok["training.pretrain.datacenter"] == "us-virginia-hyperscale"]
     qc = ok[ok["training.pretrain.datacenter"] == "ca-quebec-hyperscale"]
