@@ -23,6 +23,9 @@ std::vector<std::string> split(std::string_view s, char sep);
 // Double-quotes a value for an error message, escaping control bytes and cutting very
 // long text: quoted("ten") == "\"ten\"".
 std::string quoted(std::string_view value);
+// `value` whole with its control characters as \xNN (a newline or an escape in a path or key from
+// the input cannot split a one-line message or move the terminal's cursor).
+std::string printable(std::string_view value);
 
 // "2023-01-01" or "2023-01-01 13:00:00" (UTC) -> seconds since 1970-01-01; false when malformed
 // or no such day.

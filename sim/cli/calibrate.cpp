@@ -310,8 +310,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     bool ok = !id.empty() && id.size() <= 128 && id.find_first_not_of('.') != std::string::npos;
     for (const char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
     if (!ok) {
-      io.err << "dlcarbon calibrate: --id: expected an id (letters, digits, '-', '_', '.'; at most 128; not dots alone), got "
-             << text::quoted(id) << "\n";
+      const bool from_name = !vm.count("id") && vm.count("refit");  // the default: the raw file's name
+      io.err << "dlcarbon calibrate: " << (from_name ? "the id taken from --refit's file name" : std::string("--id"))
+             << ": expected an id (letters, digits, '-', '_', '.'; at most 128; not dots alone), got " << text::quoted(id)
+             << (from_name ? "; give one with --id" : "") << "\n";
       return kBadInput;
     }
   }

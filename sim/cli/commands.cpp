@@ -146,17 +146,17 @@ RunRecord read_run_guarded(const std::filesystem::path& path) {
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > limit_s) {
       ::kill(child, SIGKILL);
       ::waitpid(child, &status, 0);
-      throw InputError(path.string() + ": damaged HDF5 file: reading it did not finish in " + std::to_string(static_cast<int>(limit_s)) + " s");
+      throw InputError(text::printable(path.string()) + ": damaged HDF5 file: reading it did not finish in " + std::to_string(static_cast<int>(limit_s)) + " s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (WIFSIGNALED(status)) {
-    throw InputError(path.string() + ": damaged HDF5 file: reading it crashed the HDF5 library (signal " +
+    throw InputError(text::printable(path.string()) + ": damaged HDF5 file: reading it crashed the HDF5 library (signal " +
                      std::to_string(WTERMSIG(status)) + ")");
   }
   // The child exits 0 or 2; anything else is a crash a sanitizer caught and turned into an exit.
   if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 2) {
-    throw InputError(path.string() + ": damaged HDF5 file: reading it crashed the HDF5 library (exit " +
+    throw InputError(text::printable(path.string()) + ": damaged HDF5 file: reading it crashed the HDF5 library (exit " +
                      std::to_string(WEXITSTATUS(status)) + ")");
   }
   return read_run(path);

@@ -303,7 +303,7 @@ T cell(const Table& t, const std::string& column, std::size_t row, const std::st
 
 // Reads a file written by `sweep` or `merge`; InputError when it is not one.
 SweepFile read_sweep_file(const fs::path& path) {
-  const std::string shown = path.generic_string();
+  const std::string shown = text::printable(path.generic_string());
   std::error_code ec;
   if (!fs::exists(path, ec)) throw InputError(shown + ": no such file");  // (was "not an HDF5 file"; session 35)
   RunRecord r;

@@ -618,13 +618,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
   }
   // Each device sends a microbatch's activations on and its gradients back: over the boundary
-  // after it and the one before it (an end device's one boundary twice, as the interleaved
-  // schedule's wrap-around and the fill and drain give it both).
+  // after it and the one before it. Interleaved, the last device's chunks send on to the first
+  // device's next chunk (and the gradients back): the end devices' other boundary is that
+  // wrap-around; without interleaving an end device's one boundary counts twice (the model's
+  // two sends a device).
   std::vector<double> dev_pp(devices, 0.0);
   if (c.pipeline > 1) {
     const std::int64_t last = static_cast<std::int64_t>(devices) - 1;
+    const bool wraps = v > 1;
     for (std::int64_t d = 0; d <= last; ++d) {
-      const std::int64_t next = d < last ? d + 1 : d - 1, previous = d > 0 ? d - 1 : d + 1;
+      const std::int64_t next = d < last ? d + 1 : (wraps ? 0 : d - 1), previous = d > 0 ? d - 1 : (wraps ? last : d + 1);
       const double link_on = crosses(d, next) ? inter : intra, link_back = crosses(d, previous) ? inter : intra;
       dev_pp[static_cast<std::size_t>(d)] = v * (boundary_bytes / tp) * (1 / link_on + 1 / link_back);
     }
@@ -654,11 +657,17 @@ StepCost cost_training_step(const TrainingJob& job) {
   // group on two nodes of 8). A torus carries all of it over its links (the bisection above).
   const double a2a_link = ep_group.nodes > 1 ? inter : intra;
   const bool switched = bisection == 1 && job.hardware.node_topology.rfind("torus", 0) != 0;
-  // Seconds to send `bytes` spread evenly over the group's ranks (the rank's own share stays).
+  // The group's ranks a node, as group_of places them: full nodes of `most` and the last one the
+  // rest, `fewest` (12 ranks on nodes of 8: 8 and 4).
+  const double most = static_cast<double>(
+      std::clamp<std::int64_t>(std::max<std::int64_t>(1, job.hardware.node_accelerators) / std::max<std::int64_t>(1, expert_stride), 1,
+                               std::max<std::int64_t>(1, expert_group)));
+  const double fewest = std::clamp(eg - static_cast<double>(ep_group.nodes - 1) * most, 1.0, most);
+  // Seconds to send `bytes` spread evenly over the group's ranks (the rank's own share stays): the
+  // rank on the fullest node the longest over NVLink, the one on the emptiest over the network.
   const auto spread_s = [&](double bytes) {
     if (!switched || ep_group.nodes <= 1) return bytes * (eg - 1) / eg / a2a_link * bisection;
-    const double on_node = eg / static_cast<double>(ep_group.nodes);  // the group's ranks on a node
-    return std::max(bytes * (eg - on_node) / eg / inter, bytes * (on_node - 1) / eg / intra);
+    return std::max(bytes * (eg - fewest) / eg / inter, bytes * (most - 1) / eg / intra);
   };
   // 8-bit training dispatches tokens to the experts, and the gradients back to them, in 8 bits
   // (the up projection's and the down projection's gradient product take 8-bit inputs anyway), and
@@ -687,7 +696,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     // experts' GPUs over NVLink; the two overlap (DeepSeek-V3, Sec. 3.2.2).
     const double nodes = static_cast<double>(ep_group.nodes);
     const double copies = std::min({static_cast<double>(route_nodes), static_cast<double>(top_k), nodes}) * (nodes - 1) / nodes;
-    const double node_size = eg / nodes;  // the group's ranks on a node
+    const double node_size = most;  // the group's ranks on its fullest node
     const double network_s = a2a_bytes / static_cast<double>(top_k) * copies / inter;
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
     moe_comm = std::max(network_s, forward_s);

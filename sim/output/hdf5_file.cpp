@@ -263,6 +263,10 @@ class TmpGuard {
     std::memcpy(g_tmp_path, path.c_str(), path.size() + 1);
     g_tmp_active.store(true);
     for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      // A signal the process was started ignoring (nohup's SIGHUP, a background job's SIGINT)
+      // stays ignored: it would not have stopped the write.
+      struct sigaction current {};
+      if (::sigaction(sig, nullptr, &current) != 0 || current.sa_handler == SIG_IGN) continue;
       struct sigaction action {};
       action.sa_handler = remove_tmp_and_reraise;
       sigemptyset(&action.sa_mask);

@@ -1274,12 +1274,18 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
 // A quantity over time: a number (constant) or a map: {initial, growth: "40 %/year"}
 // (exponential), {initial, capacity, rate: "150 %/year"} (logistic), {steps: [{from, value}]}
 // (piecewise), {file: x.csv} (trace). `start` (default: the deployment's start) anchors the curve.
-Growth read_growth(const Value& v, Kind kind, bool& start_given) {
+Growth read_growth(const Value& v, Kind kind, bool& start_given, std::initializer_list<std::string_view> nouns = {}) {
   Growth g;
+  // What its counts may name (check_count_noun), in every form that writes one: the number, a
+  // curve's initial and capacity, each step's value (since session 35, from a review).
+  const auto counts = [&](const Value& x) {
+    if (nouns.size() > 0) detail::check_count_noun(x, kind, nouns);
+  };
   // A growth given again (in a file that extends another) replaces the earlier one, its start too.
   start_given = false;
   if (v.node.IsScalar()) {
     g.initial = detail::read_non_negative(v, kind);
+    counts(v);
     return g;
   }
   if (!v.node.IsMap()) v.expected("a number or a map (initial and growth, capacity and rate, steps, or file)");
@@ -1321,16 +1327,19 @@ Growth read_growth(const Value& v, Kind kind, bool& start_given) {
       if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) st.at("from").expected("dates in increasing order");
       g.time_unix_s.push_back(t);
       g.values.push_back(detail::read_non_negative(st.at("value"), kind));
+      counts(st.at("value"));
     }
     g.form = Growth::Form::piecewise;
     return g;
   }
   m.require("initial");
   g.initial = detail::read_positive(m.at("initial"), kind);
+  counts(m.at("initial"));
   if (m.has("capacity")) {
     m.require("rate");
     g.form = Growth::Form::logistic;
     g.capacity = detail::read_positive(m.at("capacity"), kind);
+    counts(m.at("capacity"));
     if (g.capacity < g.initial) m.at("capacity").expected("a capacity >= initial");
     g.rate_per_year = read_trajectory(m.at("rate"));
     if (!(g.rate_per_year > 0)) m.at("rate").expected("a positive rate (e.g. \"150 %/year\")");
@@ -1470,10 +1479,9 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.headroom_at = m.at("headroom");
         }
         if (m.has("demand")) {
-          d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given);
           // Requests (or images) a unit time: "1000 tokens/s" would be read as requests (since
           // session 35; before, accepted and costed as 1,000 requests a second).
-          detail::check_count_noun(m.at("demand"), Kind::frequency, {"request", "image"});
+          d.demand = read_growth(m.at("demand"), Kind::frequency, dr.demand_start_given, {"request", "image"});
           dr.demand_at = m.at("demand");
         }
         if (m.has("devices")) {
@@ -1661,6 +1669,8 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
        it.increment(ec)) {
     if (ec) break;
     if (it->path().extension() != ".yaml") continue;
+    // Hidden files (an editor's lock link ".#name.yaml", a backup) are not part of the catalog.
+    if (it->path().filename().string().rfind('.', 0) == 0) continue;
     // A catalog file that a link leads to nowhere, or round in a loop, is said, not skipped or
     // thrown as an internal failure (since session 35).
     std::error_code st_ec;

@@ -102,8 +102,10 @@ std::string trace_key(const Value& file_value, const std::string& named, const s
 
 // A decimal number as a CSV writes it: digits, one point, an exponent; not strtod's hexadecimal
 // ("0x10"), "inf" or "nan" (since session 35; before, "0x10" was read as 16).
-static bool plain_decimal(const std::string& s) {
-  if (s.empty()) return false;
+static bool plain_decimal(const std::string& cell) {
+  const auto first = cell.find_first_not_of(" \t"), last = cell.find_last_not_of(" \t");
+  if (first == std::string::npos) return false;
+  const std::string s = cell.substr(first, last - first + 1);  // (spaces around a value, as strtod took them)
   return s.find_first_not_of("0123456789.eE+-") == std::string::npos && s.find_first_of("0123456789") != std::string::npos;
 }
 
@@ -132,11 +134,12 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
   if (time_col < 0 || value_col < 0) {
     csv.fail(1, "expected a header with datetime_utc (or date_utc) and " + wanted + ", got " + text::quoted(line));
   }
-  // A column named twice: which one holds the values is not known (since session 35; before, the
-  // last was read).
+  // A column this reads named twice: which one holds the times or values is not known (since
+  // session 35; before, the last was read). Columns it does not read may repeat.
   for (std::size_t i = 0; i < header.size(); ++i) {
-    for (std::size_t j = i + 1; j < header.size(); ++j) {
-      if (!header[i].empty() && header[i] == header[j]) {
+    const bool read = header[i] == wanted || header[i] == "datetime_utc" || header[i] == "date_utc";
+    for (std::size_t j = i + 1; read && j < header.size(); ++j) {
+      if (header[i] == header[j]) {
         csv.fail(1, "the header names column " + text::quoted(header[i]) + " twice (columns " + std::to_string(i + 1) + " and " +
                         std::to_string(j + 1) + ")");
       }

@@ -99,15 +99,6 @@ std::string gigabytes(double bytes) {
   return buf;
 }
 
-}  // namespace dlcarbon::text
-
-#include "dlcarbon/error.hpp"
-
-namespace dlcarbon {
-
-namespace {
-// Control characters (a newline, an escape) as \xNN: a key or file name from the input cannot split
-// the one-line message or move the terminal's cursor (since session 35).
 std::string printable(std::string_view s) {
   std::string out;
   for (const char ch : s) {
@@ -122,16 +113,22 @@ std::string printable(std::string_view s) {
   }
   return out;
 }
-}  // namespace
+
+}  // namespace dlcarbon::text
+
+#include "dlcarbon/error.hpp"
+
+namespace dlcarbon {
 
 std::string format_input_error(const SourceLocation& where, const std::string& key_path,
                                const std::string& what) {
-  std::string out = printable(where.file);
+  // (Control characters escaped since session 35.)
+  std::string out = text::printable(where.file);
   if (where.line > 0) {
     out.append(":").append(std::to_string(where.line)).append(":").append(std::to_string(where.column));
   }
   out.append(": ");
-  if (!key_path.empty()) out.append(printable(key_path)).append(": ");
+  if (!key_path.empty()) out.append(text::printable(key_path)).append(": ");
   out.append(what);
   return out;
 }

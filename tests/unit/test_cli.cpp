@@ -1317,6 +1317,11 @@ TEST_CASE("a catalog id defined in two files, and a catalog link that leads nowh
   r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("loop.yaml: cannot read this catalog file: ") != std::string::npos);
+  fs::remove(dir / "catalog" / "loop.yaml");
+  // A hidden file (an editor's lock link ".#name.yaml", dangling by design) is not catalog.
+  fs::create_symlink("user@host.123", dir / "catalog" / ".#test-catalog.yaml");
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string(), "-q"});
+  CHECK(r.code == 0);
   fs::remove_all(dir);
 }
 

@@ -310,6 +310,22 @@ TEST_CASE("an expert-parallel degree below the data ranks: more experts a device
   CHECK(grouped.expert_comm_s == approx(whole.expert_comm_s * (8.0 / 16) / (56.0 / 64)));
 }
 
+TEST_CASE("an all-to-all over a group that fills its last node partly, by hand") {
+  // 12 experts on 12 devices, nodes of 8: 8 ranks on one node, 4 on the other. A rank on the
+  // 4-rank node sends 8 / 12 of its slots through its network link (1e10 B/s); a rank on the full
+  // node 7 / 12 over NVLink (1e11): the network paces it. On one node of 16 all 11 / 12 go over
+  // NVLink: (8 / 12 / 1e10) / (11 / 12 / 1e11) = 80 / 11 times as long (the mean of 6 ranks a node
+  // would have given 60 / 11; review of session 35).
+  TrainingJob job = moe_job(1, 12);
+  job.accelerators = 12;
+  job.parallelism->global_batch = 12;
+  const StepCost split = cost_training_step(job);
+  REQUIRE(split.expert_comm_s > 0);
+  job.hardware.node_accelerators = 16;
+  const StepCost one_node = cost_training_step(job);
+  CHECK(split.expert_comm_s == approx(80.0 / 11 * one_node.expert_comm_s));
+}
+
 TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by hand") {
   // 64 experts, top-8, on 64 devices (8 nodes of 8): without a limit the slots for the other
   // nodes' ranks, 56 / 64 of a token's 8, leave through the rank's network link (those for its own
@@ -1178,6 +1194,21 @@ TEST_CASE("a pipeline boundary crosses the network only where a node ends, by ha
   const double longer = 250000 * (1 / 1e10 - 1 / 1e11);
   for (std::size_t d = 0; d < 4; ++d) {
     CHECK(two_nodes.stages[d].slot_s - one_node.stages[d].slot_s == approx(d == 1 || d == 2 ? longer : 0.0).epsilon(1e-9));
+  }
+  // Interleaved (2 chunks a device, 8 layers): the last device's chunk sends on to the first
+  // device's next chunk, ranks 6-7 to 0-1, another node: on nodes of 4 every device has one
+  // boundary across the network, 2 x 2.25e-5 s a microbatch longer (its two chunks' sends; before
+  // the review of session 35 the end devices counted their inner boundary twice and did not change).
+  {
+    TrainingJob inter = pipelined_mlp_job();
+    inter.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}};
+    inter.parallelism->virtual_stages = 2;
+    inter.parallelism->overlap_communication = false;
+    const StepCost near = cost_training_step(inter);
+    inter.hardware.node_accelerators = 4;
+    const StepCost far = cost_training_step(inter);
+    REQUIRE(far.stages.size() == 4);
+    for (std::size_t d = 0; d < 4; ++d) CHECK(far.stages[d].slot_s - near.stages[d].slot_s == approx(2 * longer).epsilon(1e-9));
   }
   // Tensor x data of a node or more: every boundary crosses (nodes of 2).
   job.hardware.node_accelerators = 2;

@@ -824,8 +824,8 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   MESSAGE("Meena parameters: " << p);
   // Encoder cell 141,066,240, decoder cell 186,937,600 (the sums above at d 2560, d_ff 10240),
   // embedding 8000 x 2560 + 128 x 2560 a stack (learned positions, the design's default), two
-  // final norms: 2,592,400,640, -0.3 % of 2.6B (2,592,072,960 before session 35 counted the
-  // decoder's position table).
+  // final norms: 2,592,400,640, -0.3 % of 2.6B (2,592,072,960 before session 35, which did not
+  // count the decoder's position table).
   CHECK(p == 2592400640.0);
   CHECK(std::abs(p / 2.6e9 - 1) < 0.01);
 }

@@ -708,4 +708,9 @@ training:
   REQUIRE(trace.time_unix_s.size() == 4);
   CHECK(trace.time_unix_s.back() - trace.time_unix_s.front() == 4 * 3600);
   CHECK(trace.kg_per_j.back() == approx(trace.kg_per_j.at(2)));
+  // A space after the comma is read as before (values are plain decimals, spaces around them aside).
+  std::ofstream(file.parent_path() / "t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00, 100\n"
+                                                 "2023-01-01 01:00:00, 200\n";
+  const auto spaced = load_scenario(file, test_catalog());
+  CHECK(spaced.training.at(0).datacenter.region.trace->kg_per_j.at(1) == approx(200 * 1e-3 / 3.6e6));
 }
