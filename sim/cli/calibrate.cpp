@@ -276,6 +276,15 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   po::positional_options_description positional;
   po::variables_map vm;
   if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  // A refit times nothing: the measuring options would be ignored (since session 35).
+  if (vm.count("refit")) {
+    for (const char* o : {"quick", "seconds", "seed"}) {
+      if (vm.count(o) && !vm[o].defaulted()) {
+        io.err << "dlcarbon calibrate: --" << o << " measures; --refit fits the samples of an earlier run without measuring\n";
+        return kBadInput;
+      }
+    }
+  }
   const bool quick = vm.count("quick") > 0;
   const double budget = vm.count("seconds") ? vm["seconds"].as<double>() : (quick ? 25.0 : 300.0);
   if (!(budget > 0)) {
@@ -807,7 +816,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
                               Column{"flops", "FLOP", flops}, Column{"bytes", "B", bytes}, Column{"time_pass_a", "s", ta},
                               Column{"time_pass_b", "s", tb}, Column{"time", "s", tall}, Column{"predicted", "s", pred}}});
   raw.tables.push_back(Table{"calibration/samples",
-                             {Column{"kernel_row", "", s_row}, Column{"pass", "", s_pass}, Column{"time", "s", s_time}}});
+                             {Column{"kernel_row", "1", s_row}, Column{"pass", "1", s_pass}, Column{"time", "s", s_time}}});
   // A refit that writes beside its own raw file keeps that file as it is: rewriting it would drop
   // the samples of shapes this build no longer has.
   std::error_code same_ec;

@@ -299,6 +299,11 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
 
   LoadOptions load;
   load.data_dir = data_dir_option(vm);
+  // The baseline is first-principles mode's; given to accounting it would be ignored (session 35).
+  if (mode != "first-principles" && !vm["baseline-mfu"].defaulted()) {
+    io.err << "dlcarbon validate: --baseline-mfu is for --mode first-principles (the 6ND baseline); accounting has none\n";
+    return kBadInput;
+  }
   if (mode == "first-principles") {
     const double baseline_mfu = vm["baseline-mfu"].as<double>();
     if (!(baseline_mfu > 0 && baseline_mfu <= 1)) {

@@ -844,6 +844,32 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("bad.csv:2: expected the header") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "bad.yaml"));
+  // A kernel row with no energy (0 J) or no pass time: exit 2 at its line (since session 35: a 0 J
+  // row made the energy fit NaN and wrote "-nan pJ", exit 0). The committed CSV with CRLF line ends
+  // reads as it is.
+  {
+    std::ifstream in(csv);
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(in, line)) lines.push_back(line);
+    REQUIRE(lines.size() > 3);
+    std::ofstream crlf(dir / "crlf.csv");
+    for (const auto& l : lines) crlf << l << "\r\n";
+    crlf.close();
+    r = run({"calibrate", "--refit", (dir / "crlf.csv").string(), "--out", (dir / "crlf").string(), "--data-dir",
+             (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+    CHECK(r.code == 0);
+    std::string zero = lines[2];
+    zero = zero.substr(0, zero.rfind(',') + 1) + "0";
+    std::ofstream bad_energy(dir / "zero.csv");
+    for (std::size_t i = 0; i < lines.size(); ++i) bad_energy << (i == 2 ? zero : lines[i]) << "\n";
+    bad_energy.close();
+    r = run({"calibrate", "--refit", (dir / "zero.csv").string(), "--out", dir.string(), "--data-dir",
+             (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+    CHECK(r.code == 2);
+    CHECK(r.err.find("zero.csv:3: energy_j must be a positive number") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "zero.yaml"));
+  }
   // The committed CSV with its device line's `from` replaced (`from` empty: none).
   const auto with_from = [&](const std::string& name, const std::string& from) {
     std::ifstream in(csv);

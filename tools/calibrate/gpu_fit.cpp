@@ -111,6 +111,7 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
   bool header = false;
   while (std::getline(in, line)) {
     ++number_of_line;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // a file saved with CRLF line ends
     if (line.empty()) continue;
     if (line.rfind("# device: ", 0) == 0) {
       std::istringstream fields(line.substr(10));
@@ -163,6 +164,12 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
       fail(e.what());
     }
     if (!(m.t.back() > 0)) fail("time_s must be a positive number");
+    // The passes' times feed the noise floor (a NaN there reached std::sort); an energy is
+    // measured (> 0) or not (nan), never 0 or negative, which made the energy fit NaN and wrote
+    // "-nan pJ" into the entry (since session 35, from a review).
+    if (!(m.t_a.back() > 0) || !(m.t_b.back() > 0)) fail("time_pass_a_s and time_pass_b_s must be positive numbers");
+    if (!std::isnan(m.t_sustained.back()) && !(m.t_sustained.back() > 0)) fail("time_sustained_s must be a positive number (or nan)");
+    if (!std::isnan(m.energy.back()) && !(m.energy.back() > 0)) fail("energy_j must be a positive number (or nan: not measured)");
   }
   if (!header) fail("no header line");
   if (!(m.device.l2_bytes > 0)) fail("the device line (# device: NAME; l2_bytes: ...) is missing or has no L2 size");
@@ -339,7 +346,12 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   }
   y << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies, round robin), as fractions of "
     << datasheet->id << "'s peaks and bandwidth; raw data in " << id << ".csv\"\n";
-  if (have_energy) {
+  const auto& fitted = result.energy_roofline;
+  // A fit that came out not a number (degenerate samples) is left out of the entry, said in the
+  // log, rather than written as "nan pJ" the catalog refuses.
+  const bool energy_ok = std::isfinite(fitted.e_flop) && std::isfinite(fitted.e_byte) && std::isfinite(fitted.static_w);
+  if (have_energy && !energy_ok) log << "energy roofline: the fit is not a number; the entry keeps the datasheet energy model\n";
+  if (have_energy && energy_ok) {
     const auto& ef = result.energy_roofline;
     y << "    energy_roofline:\n      e_flop: \"" << ef.e_flop * 1e12 << " pJ\"\n      e_byte: \"" << ef.e_byte * 1e12
       << " pJ\"\n      static_power: \"" << ef.static_w << " W\"\n      source: \"NVML total-energy counter around ~0.5 s of each "

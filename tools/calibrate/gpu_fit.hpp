@@ -2,7 +2,7 @@
 // The host half of the GPU calibration (docs/calibration.md, "GPU"): the measurements of one run
 // (times, sustained times and energies per kernel), their CSV form, and the fits that turn them
 // into a hardware entry. dlcarbon-calibrate-gpu measures on the GPU and calls fit_gpu;
-// dlcarbon-calibrate-gpu-refit reads a committed CSV and fits it again without a GPU.
+// `dlcarbon calibrate --refit RUN.csv` reads a committed CSV and fits it again without a GPU.
 
 #include <filesystem>
 #include <iosfwd>
