@@ -58,6 +58,7 @@ struct Site {
   GridRegion region;
   double pue = 1;
   std::optional<double> market_kg_per_j;  // market-based intensity; location-based where absent
+  bool inline_override = false;           // a data centre overridden inline (its name gets "#k")
 };
 
 struct MixPlan {

@@ -49,6 +49,9 @@ struct Datacenter {
   double pue = 1;
   std::optional<double> market_intensity_kg_per_j;  // after PPAs / 24/7 CFE, where given
   std::string source, notes;
+  // Overridden inline by the job or deployment that names it (`{id: dc, pue: 1.2}`): the lifecycle
+  // names such a site "<id>#2", ..., the data centre as defined keeping its id.
+  bool inline_override = false;
 };
 
 struct Hardware {

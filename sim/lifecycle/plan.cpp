@@ -2,6 +2,7 @@
 // mix (from the cost room), and training runs with their retraining (docs/lifecycle.md).
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <stdexcept>
 
@@ -28,23 +29,34 @@ bool same_site(const Site& a, const Site& b) {
 
 // The site a job or cohort draws from. Sites are one per distinct content: a job or deployment that
 // overrides its data centre inline (its PUE, region or market intensity) under a catalog id keeps
-// its own figures, as a site of its own named "<id>#2", "#3", ... in the lifecycle tables.
+// its own figures, as a site of its own (named by name_sites).
 std::size_t site_of(std::vector<Site>& sites, Site s) {
-  int same_id = 0;
   for (std::size_t i = 0; i < sites.size(); ++i) {
-    // The id as the scenario wrote it (without the "#k" this function adds).
-    const std::string& id = sites[i].id;
-    const bool renamed = id.size() > s.id.size() && id.compare(0, s.id.size(), s.id) == 0 && id[s.id.size()] == '#';
-    if (id != s.id && !renamed) continue;
-    if (same_site(sites[i], s)) return i;
-    ++same_id;
+    if (sites[i].id == s.id && same_site(sites[i], s)) {
+      sites[i].inline_override = sites[i].inline_override && s.inline_override;
+      return i;
+    }
   }
-  if (same_id > 0) s.id += "#" + std::to_string(same_id + 1);
   sites.push_back(std::move(s));
   return sites.size() - 1;
 }
 
-Site cloud_site(const Datacenter& dc) { return Site{dc.id, false, dc.region, dc.pue, dc.market_intensity_kg_per_j}; }
+// Sites that share an id are named "<id>", "<id>#2", "<id>#3", ...: the data centre as defined
+// keeps its id and the inline overrides take the numbers, in the order they are met (since session
+// 35, from a review; before, the first met kept the id, an override where a deployment came first).
+void name_sites(std::vector<Site>& sites) {
+  std::map<std::string, std::vector<std::size_t>> by_id;
+  for (std::size_t i = 0; i < sites.size(); ++i) by_id[sites[i].id].push_back(i);
+  for (auto& [id, members] : by_id) {
+    if (members.size() < 2) continue;
+    std::stable_partition(members.begin(), members.end(), [&](std::size_t i) { return !sites[i].inline_override; });
+    for (std::size_t k = 1; k < members.size(); ++k) sites[members[k]].id = id + "#" + std::to_string(k + 1);
+  }
+}
+
+Site cloud_site(const Datacenter& dc) {
+  return Site{dc.id, false, dc.region, dc.pue, dc.market_intensity_kg_per_j, dc.inline_override};
+}
 
 }  // namespace
 
@@ -259,6 +271,7 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
       plan.training.push_back(std::move(run));
     }
   }
+  name_sites(plan.sites);
   return plan;
 }
 

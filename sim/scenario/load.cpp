@@ -344,7 +344,11 @@ void Builder::check_all() {
 }
 
 GridRegion Builder::region_ref(const Value& v) { return ref(region_kind(), regions_, v); }
-Datacenter Builder::datacenter_ref(const Value& v) { return ref(datacenter_kind(), datacenters_, v); }
+Datacenter Builder::datacenter_ref(const Value& v) {
+  Datacenter dc = ref(datacenter_kind(), datacenters_, v);
+  dc.inline_override = v.node.IsMap() && v.node.size() > 1;  // keys besides the id
+  return dc;
+}
 Hardware Builder::hardware_ref(const Value& v) { return ref(hardware_kind(), hardware_, v); }
 const Model& Builder::model(const Value& v) {
   return get(model_kind(), models_, detail::read_id(v), v).model;
@@ -1490,6 +1494,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         }
         if (m.has("profile")) {
           const MapView pr(m.at("profile"), {"diurnal", "weekly"});
+          // Given again (a file that extends another), the profile is replaced whole: a factor it
+          // leaves out is flat, not inherited (since session 35, from a review).
+          d.diurnal.assign(24, 1.0);
+          d.weekly.assign(7, 1.0);
           if (pr.has("diurnal")) d.diurnal = read_profile(pr.at("diurnal"), 24, "one per hour of the local day, from 00:00");
           if (pr.has("weekly")) d.weekly = read_profile(pr.at("weekly"), 7, "one per day, Monday first");
         }
@@ -1610,16 +1618,17 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         // Steps and traces give their values from their own dates: one that starts after the
         // deployment would leave its first months unsaid (the first value held there before
         // session 33, charging a demand that "starts in July" from January).
-        const auto from_start = [&](const Growth& g, const std::optional<Value>& at) {
+        // (The zero as the key writes it: a demand's carries its unit, since session 35.)
+        const auto from_start = [&](const Growth& g, const std::optional<Value>& at, const char* zero) {
           const bool stepped = g.form == Growth::Form::piecewise || g.form == Growth::Form::trace;
           if (stepped && !g.time_unix_s.empty() && g.time_unix_s.front() > d.start_unix_s && at) {
-            at->fail("its first value is dated after the deployment's start: give one from the start (a first step of 0 where "
-                     "nothing runs yet)");
+            at->fail(std::string("its first value is dated after the deployment's start: give one from the start (a first step "
+                                 "of ") + zero + " where nothing runs yet)");
           }
         };
-        from_start(d.demand, dr.demand_at);
-        if (d.replicas) from_start(*d.replicas, dr.replicas_at);
-        if (d.devices) from_start(*d.devices, dr.devices_at);
+        from_start(d.demand, dr.demand_at, "\"0 requests/s\"");
+        if (d.replicas) from_start(*d.replicas, dr.replicas_at, "0");
+        if (d.devices) from_start(*d.devices, dr.devices_at, "0");
         if (d.devices && !dr.devices_start_given) d.devices->start_unix_s = d.start_unix_s;
         // The first mix holds from the deployment's start.
         d.mix.front().from_unix_s = d.start_unix_s;

@@ -205,6 +205,15 @@ deployments:
   std::ofstream(dir / "duration.yaml") << "schema_version: 1\nextends: base.yaml\ntraining:\n  - {id: job, duration: \"10 h\", power: {per_accelerator: \"300 W\"}}\n";
   CHECK(error_of(dir / "duration.yaml", test_catalog()).find("base.yaml:16:16: training[0].published: published accelerator_hours are the reference") !=
         std::string::npos);
+  // A profile given again replaces the earlier one whole: the base's diurnal peak is not inherited
+  // by a top file that gives only weekly factors (since session 35, from a review).
+  std::ofstream(dir / "peak.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n"
+                                      "  - {id: svc, profile: {diurnal: [0,0,0,0,0,0,0,0,0,0,0,0,24,0,0,0,0,0,0,0,0,0,0,0]}}\n";
+  std::ofstream(dir / "weekly.yaml") << "schema_version: 1\nextends: peak.yaml\ndeployments:\n"
+                                        "  - {id: svc, profile: {weekly: [1,1,1,1,1,1,1]}}\n";
+  CHECK(load_scenario(dir / "peak.yaml", test_catalog()).deployments[0].diurnal[12] == approx(24.0));
+  const auto flat = load_scenario(dir / "weekly.yaml", test_catalog()).deployments[0];
+  for (const double x : flat.diurnal) CHECK(x == approx(1.0));
   fs::remove_all(dir);
 }
 
@@ -670,6 +679,20 @@ training:
   CHECK(plan.training[1].site == 1);
   CHECK(plan.training[2].site == 0);
   CHECK(plan.training[3].site == 1);
+  // The override met first (b before a): test-dc as defined still keeps the id (since session 35;
+  // before, the first met took it, so the override was "test-dc" and the catalog's "test-dc#2").
+  const auto swapped = scenario_file("dlcarbon_test_site_override_b_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: s, start: 2025-01-01, horizon: "1 year"}
+training:
+  - {id: b, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: {id: test-dc, pue: 2.0}}
+  - {id: a, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: test-dc}
+)");
+  const auto p2 = dlcarbon::lifecycle::plan_lifecycle(load_scenario(swapped, test_catalog()), {f, f});
+  REQUIRE(p2.sites.size() == 2);
+  CHECK(p2.sites[0].id == "test-dc#2");
+  CHECK(p2.sites[0].pue == approx(2.0));
+  CHECK(p2.sites[1].id == "test-dc");
+  CHECK(p2.sites[1].pue == approx(1.5));
 }
 
 TEST_CASE("a trace's interval is its rows' smallest gap, whatever value is missing") {
