@@ -760,8 +760,11 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       std::isfinite(fits["matmul/f32"].shape->m0_equivalent()) && std::isfinite(fits["matmul/f32"].shape->n0) &&
       std::isfinite(fits["matmul/f32"].shape->k0)) {
     const auto& sh = *fits["matmul/f32"].shape;
-    y << "      gemm_shape: {m: " << entry_number(sh.m0_equivalent(), 4) << ", n: " << entry_number(sh.n0, 4) << ", k: "
-      << entry_number(sh.k0, 4) << "}\n";
+    // m0 charges the weights at the main-memory rate: left out where no calibration shape's weights
+    // came from memory (a quick run's; it would be a 0 nothing measured, since session 35).
+    const bool m_known = sh.levels.empty() || sh.memory_sampled;
+    y << "      gemm_shape: {" << (m_known ? "m: " + entry_number(sh.m0_equivalent(), 4) + ", " : std::string()) << "n: "
+      << entry_number(sh.n0, 4) << ", k: " << entry_number(sh.k0, 4) << "}\n";
   }
   y << "      source: \"measured: peaks are fitted asymptotic rates (fp32: the best of matmul and convolution; bf16 "
        "and int8: matmul, scaled by the GEMM efficiency), efficiencies relative to them, the bandwidth that of "

@@ -343,6 +343,7 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
       std::vector<double> row{2 * m[i] * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0};
       const double W = n[i] * k[i] * weight_bytes;
       for (const double share : level_shares(levels, W)) row.push_back(W * share);
+      f.memory_sampled = f.memory_sampled || level_shares(levels, W).back() > 0;
       if (conflicts) row.push_back(W * f.conflict_share(n[i], k[i]));
       rows.push_back(std::move(row));
     }

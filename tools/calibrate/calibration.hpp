@@ -87,6 +87,9 @@ struct GemmShapeFit {
   double c = 0;             // s
   std::vector<double> levels;  // bytes: effective cache capacities (empty: the m0 form)
   std::vector<double> w;       // s per byte of weights streamed, per level, then main memory
+  // Whether some calibration shape's weights came (partly) from main memory: else the last of `w`
+  // rests on no sample and the entry leaves its m0 out (since session 35).
+  bool memory_sampled = false;
   double element_bytes = 0;
   // Weight rows `n x element_bytes` apart all start in the same set of this cache (L1) when that
   // stride is a multiple of its way size, sets x line (4 KiB on x86: f32 rows of n = 1024, 2048,
