@@ -46,20 +46,27 @@ namespace {
 struct Nvml {
   using Init = int (*)();
   using Handle = int (*)(unsigned, void**);
+  using ByBus = int (*)(const char*, void**);
   using Energy = int (*)(void*, unsigned long long*);
   using Power = int (*)(void*, unsigned*);
   void* lib = nullptr;
   void* device = nullptr;
   Energy energy = nullptr;
   Power power = nullptr;
-  bool open() {
+  // The NVML device of CUDA device 0, found by its PCI bus id: NVML numbers the GPUs in PCI order
+  // and ignores CUDA_VISIBLE_DEVICES, so index 0 may be another GPU (since session 35, from a
+  // review). Index 0 only where the bus id cannot be had.
+  bool open(const char* pci_bus_id) {
     lib = dlopen("libnvidia-ml.so.1", RTLD_NOW);
     if (!lib) return false;
     auto init = reinterpret_cast<Init>(dlsym(lib, "nvmlInit_v2"));
     auto handle = reinterpret_cast<Handle>(dlsym(lib, "nvmlDeviceGetHandleByIndex_v2"));
+    auto by_bus = reinterpret_cast<ByBus>(dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2"));
     energy = reinterpret_cast<Energy>(dlsym(lib, "nvmlDeviceGetTotalEnergyConsumption"));
     power = reinterpret_cast<Power>(dlsym(lib, "nvmlDeviceGetPowerUsage"));
-    return init && handle && energy && power && init() == 0 && handle(0, &device) == 0;
+    if (!(init && handle && energy && power && init() == 0)) return false;
+    if (by_bus && pci_bus_id && *pci_bus_id && by_bus(pci_bus_id, &device) == 0) return true;
+    return handle(0, &device) == 0;
   }
   double joules() const {
     unsigned long long mj = 0;
@@ -132,8 +139,10 @@ int main(int argc, char** argv) {
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   cublasHandle_t blas;
   if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) return 1;
+  char bus_id[32] = {};
+  if (cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, 0) != cudaSuccess) bus_id[0] = '\0';
   Nvml nvml;
-  const bool have_nvml = nvml.open();
+  const bool have_nvml = nvml.open(bus_id);
 
   const auto specs = shape_set_gpu(quick);
   // Buffers big enough for the largest kernel: two inputs per storage type (f32 also for tf32),
@@ -172,9 +181,15 @@ int main(int argc, char** argv) {
     const Gemm g = gemm_types(s.dtype);
     const float one = 1.f, zero = 0.f;
     // Column-major: C[m x n] = A[m x k] B[k x n].
-    cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(s.m), static_cast<int>(s.n), static_cast<int>(s.k),
-                 &one, a, g.ab, static_cast<int>(s.m), b, g.ab, static_cast<int>(s.k), &zero, c, g.c,
-                 static_cast<int>(s.m), g.compute, CUBLAS_GEMM_DEFAULT);
+    // A product cuBLAS refuses would time an empty launch: stop instead (since session 35).
+    const cublasStatus_t status =
+        cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(s.m), static_cast<int>(s.n), static_cast<int>(s.k),
+                     &one, a, g.ab, static_cast<int>(s.m), b, g.ab, static_cast<int>(s.k), &zero, c, g.c,
+                     static_cast<int>(s.m), g.compute, CUBLAS_GEMM_DEFAULT);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      std::fprintf(stderr, "dlcarbon-calibrate-gpu: cublasGemmEx %s failed (status %d)\n", s.label().c_str(), static_cast<int>(status));
+      std::exit(1);
+    }
   };
   auto run_once = [&](std::size_t i, int reps) {
     CHECK_CUDA(cudaEventRecord(start));
