@@ -211,6 +211,7 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
         calibrate::GemmShapeFit pw = *matmul_shape;
         pw.a *= fit.a;
         for (auto& x : pw.w) x *= fit.a;
+        pw.w_conflict *= fit.a;  // the whole matmul time is scaled, its aliased weights' share too (session 35)
         pw.c = fit.c;
         return pw;
       };
