@@ -128,6 +128,9 @@ RunRecord read_run_guarded(const std::filesystem::path& path) {
   std::cerr.flush();
   const pid_t child = ::fork();
   if (child == 0) {
+    // A crash ends the child by its signal, whatever handlers the process had installed (a test
+    // framework's, a sanitizer's), so that the parent sees it (since session 35).
+    for (const int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) std::signal(sig, SIG_DFL);
     int code = 0;
     try {
       (void)read_run(path);
