@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 #include <numeric>
 #include <optional>
 #include <ostream>
@@ -49,22 +50,31 @@ std::string slug(const std::string& s) {
   return out.empty() ? "cpu" : out;
 }
 
-// The cache levels working sets fit in, from sysfs: L2 (private: added up over the threads) and
-// the last level (shared). Empty when sysfs says nothing (then one memory level is fitted).
+// The cache levels working sets fit in, from sysfs: each level's size times the number of its
+// instances among the `threads` CPUs (the distinct sets of CPUs sharing one: a core's L2 shared by
+// its SMT siblings counts once, a per-CCX L3 once per CCX). Empty when sysfs says nothing (then one
+// memory level is fitted). Since session 35, from a review; before, a level was private (times
+// every thread) only where cpu0's list named one CPU, so an SMT machine's L2 counted once and a
+// per-CCX L3 once.
 std::vector<double> cache_levels(unsigned threads) {
   std::vector<double> levels;
   for (int index = 2; index <= 4; ++index) {
     const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
-    std::ifstream level(dir + "level"), size(dir + "size"), shared(dir + "shared_cpu_list");
+    std::ifstream level(dir + "level"), size(dir + "size");
     int l = 0;
-    std::string text, cpus;
+    std::string text;
     if (!(level >> l) || !(size >> text) || text.empty()) continue;
     double bytes = std::atof(text.c_str());
     if (text.back() == 'K') bytes *= 1024;
     if (text.back() == 'M') bytes *= 1024 * 1024;
-    shared >> cpus;
-    const bool private_cache = cpus.find_first_of(",-") == std::string::npos;
-    levels.push_back(private_cache ? bytes * threads : bytes);
+    std::set<std::string> instances;
+    for (unsigned cpu = 0; cpu < std::max(1u, threads); ++cpu) {
+      std::ifstream shared("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/cache/index" + std::to_string(index) +
+                           "/shared_cpu_list");
+      std::string cpus;
+      if (shared >> cpus) instances.insert(cpus);
+    }
+    levels.push_back(bytes * static_cast<double>(std::max<std::size_t>(1, instances.size())));
   }
   std::sort(levels.begin(), levels.end());
   return levels;
