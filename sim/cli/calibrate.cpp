@@ -155,6 +155,76 @@ calibrate::CacheGeometry cache_geometry(int level) {
   return {};
 }
 
+// The machine a calibration measured: its name, threads, oneDNN and ISA, cache levels and L1
+// geometry. Recorded in the raw file (`calibration/machine`), so that a refit elsewhere fits the
+// measured machine's caches and names it, not the refitting one's (since session 35, from a
+// review; files written before hold none, and a refit of one takes this machine's, and says so).
+struct Machine {
+  std::string cpu, onednn, isa;
+  unsigned threads = 1;
+  std::vector<double> levels;
+  calibrate::CacheGeometry l1;
+};
+
+Machine this_machine(const calibrate::OneDnnBackend& backend) {
+  Machine m;
+  m.cpu = cpu_model();
+  m.threads = std::max(1u, std::thread::hardware_concurrency());
+  m.onednn = backend.version();
+  m.isa = backend.isa();
+  m.levels = cache_levels(m.threads);
+  m.l1 = cache_geometry(1);
+  return m;
+}
+
+Table machine_table(const Machine& m) {
+  std::string levels;
+  for (const double l : m.levels) levels += (levels.empty() ? "" : ";") + format_number(l, 17);
+  return Table{"calibration/machine",
+               {Column{"cpu", "", std::vector<std::string>{m.cpu}}, Column{"threads", "1", std::vector<std::int64_t>{static_cast<std::int64_t>(m.threads)}},
+                Column{"onednn", "", std::vector<std::string>{m.onednn}}, Column{"isa", "", std::vector<std::string>{m.isa}},
+                Column{"cache_levels", "", std::vector<std::string>{levels}},
+                Column{"l1_sets", "1", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.sets)}},
+                Column{"l1_ways", "1", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.ways)}},
+                Column{"l1_line", "B", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.line)}}}};
+}
+
+// The machine a raw file records; nullopt where it records none (or not in this form).
+std::optional<Machine> recorded_machine(const RunRecord& r) {
+  for (const auto& t : r.tables) {
+    if (t.path != "calibration/machine" || t.rows() != 1) continue;
+    const auto text = [&](const char* c) -> const std::string* {
+      const Column* col = t.find(c);
+      return col && col->values.index() == 2 ? &std::get<std::vector<std::string>>(col->values).at(0) : nullptr;
+    };
+    const auto whole = [&](const char* c) -> std::optional<std::int64_t> {
+      const Column* col = t.find(c);
+      if (!col || col->values.index() != 1) return std::nullopt;
+      return std::get<std::vector<std::int64_t>>(col->values).at(0);
+    };
+    const auto *cpu = text("cpu"), *onednn = text("onednn"), *isa = text("isa"), *levels = text("cache_levels");
+    const auto threads = whole("threads"), sets = whole("l1_sets"), ways = whole("l1_ways"), line = whole("l1_line");
+    if (!cpu || !onednn || !isa || !levels || !threads || !sets || !ways || !line || *threads < 1) return std::nullopt;
+    Machine m;
+    m.cpu = *cpu;
+    m.onednn = *onednn;
+    m.isa = *isa;
+    m.threads = static_cast<unsigned>(*threads);
+    for (const auto& piece : text::split(*levels, ';')) {
+      if (piece.empty()) continue;
+      char* end = nullptr;
+      const double v = std::strtod(piece.c_str(), &end);
+      if (!end || *end != '\0' || !(v > 0) || !std::isfinite(v)) return std::nullopt;
+      m.levels.push_back(v);
+    }
+    m.l1.sets = static_cast<double>(*sets);
+    m.l1.ways = static_cast<double>(*ways);
+    m.l1.line = static_cast<double>(*line);
+    return m;
+  }
+  return std::nullopt;
+}
+
 // The model of one kernel group, chosen before seeing any check shape: matmuls take the GEMM
 // shape model (their efficiency depends on m, n, k, with the weights streamed from their cache
 // level), convolutions a compute roofline per kernel size (1x1: the matmul's shape where that fits
@@ -407,6 +477,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     return 0;
   }
   calibrate::OneDnnBackend backend;
+  Machine machine = this_machine(backend);  // a refit's: the one its file records (below)
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
   std::vector<calibrate::KernelSpec> specs;
   calibrate::Measurement m;
@@ -423,6 +494,12 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       old = read_run_guarded(source);
     } catch (const std::exception& e) {
       return bad(std::string("not a raw calibration file (") + e.what() + ")");
+    }
+    if (const auto recorded = recorded_machine(old)) {
+      machine = *recorded;
+    } else {
+      io.out << "dlcarbon calibrate: " << source << " records no machine (written before 2026-12-05): the refit takes this "
+             << "machine's caches and name\n";
     }
     const Table* samples = nullptr;
     for (const auto& t : old.tables) {
@@ -520,8 +597,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     int rounds = static_cast<int>(budget / std::max(round_s, 1e-6));
     rounds = std::clamp(rounds - rounds % 2, 6, 400);
-    io.out << "dlcarbon calibrate: " << specs.size() << " kernels (" << cpu_model() << ", " << threads
-           << " threads, oneDNN " << backend.version() << ", ISA " << backend.isa() << "), " << rounds
+    io.out << "dlcarbon calibrate: " << specs.size() << " kernels (" << machine.cpu << ", " << machine.threads
+           << " threads, oneDNN " << machine.onednn << ", ISA " << machine.isa << "), " << rounds
            << " interleaved rounds of ~" << format_number(round_s * 1e3, 3) << " ms\n";
     const auto started = std::chrono::steady_clock::now();
     m = calibrate::measure_round_robin(
@@ -540,7 +617,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < specs.size(); ++i) groups[specs[i].group()].push_back(i);
-  const calibrate::CacheGeometry l1 = cache_geometry(1);
+  const calibrate::CacheGeometry l1 = machine.l1;
   auto fit_all = [&](const std::vector<double>& levels) {
     std::map<std::string, GroupModel> out;
     // Matmuls first: a 1x1 convolution borrows the shape overheads of its dtype's matmul.
@@ -558,7 +635,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     return out;
   };
-  const std::vector<double> nominal = cache_levels(threads);
+  const std::vector<double> nominal = machine.levels;
   // Effective cache capacities. On a shared machine a working set cannot use the whole of what
   // sysfs reports (other tenants hold part of the last level; the private levels also hold code
   // and the other operand streams), so each level's capacity is chosen between its nominal size
@@ -734,12 +811,12 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   };
   std::ostringstream y;
   y << "# Written by `dlcarbon calibrate` (" << build_info::version() << ", " << build_info::git_sha() << ") on " << date
-    << ".\n# Measured on: " << cpu_model() << ", " << threads << " threads, oneDNN " << backend.version() << ", ISA "
-    << backend.isa() << ".\n# Held-out check: median |error| " << pct(stats.median_abs) << ", within +/-15 % "
+    << ".\n# Measured on: " << machine.cpu << ", " << machine.threads << " threads, oneDNN " << machine.onednn << ", ISA "
+    << machine.isa << ".\n# Held-out check: median |error| " << pct(stats.median_abs) << ", within +/-15 % "
     << pct(stats.within_15) << "; noise floor (pass A vs B) median " << pct(noise.median_abs) << ".\n"
     << "schema_version: 1\nhardware:\n  - id: " << id << "\n";
   if (vm.count("from")) y << "    from: " << vm["from"].as<std::string>() << "\n";
-  y << "    name: \"" << cpu_model() << " (" << threads << " threads, measured)\"\n    kind: cpu\n    count_unit: device\n    peak:\n";
+  y << "    name: \"" << machine.cpu << " (" << machine.threads << " threads, measured)\"\n    kind: cpu\n    count_unit: device\n    peak:\n";
   // fp32 peak: the best sustained rate of any GEMM-like kernel (matmul or convolution in either
   // layout); the efficiencies below are relative to it.
   const double peak32 = std::max({rate("matmul/f32"), rate("conv/f32/nchw"), rate("conv/f32/nhwc")});
@@ -758,7 +835,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");
   }
   if (tdp_w > 0) y << "    tdp: \"" << entry_number(tdp_w, 6) << " W\"\n";
-  else if (!vm.count("from")) y << "    tdp: \"" << entry_number(4.4 * threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
+  else if (!vm.count("from")) y << "    tdp: \"" << entry_number(4.4 * machine.threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
   y << "    efficiency:\n      gemm: " << entry_number(gemm_eff, 4)
     << "\n      memory: 1\n      launch: \"" << entry_number(launch, 6) << " s\"\n";
   // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
@@ -786,8 +863,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   if (!direct.empty()) y << "; " << direct << ": the best FLOPs / time measured (the fit could not separate the rate from the fixed cost)";
   y << "\"\n";
-  y << "    source: \"dlcarbon calibrate on " << date << ", " << cpu_model() << ", " << threads << " threads, oneDNN "
-    << backend.version() << "\"\n";
+  y << "    source: \"dlcarbon calibrate on " << date << ", " << machine.cpu << ", " << machine.threads << " threads, oneDNN "
+    << machine.onednn << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";
   for (const auto& [group, g] : fits) {
     y << " " << group << " " << format_number(g.rate() / 1e9, 4) << "/" << format_number(1 / g.roofline.memory_b() / 1e9, 4)
@@ -829,6 +906,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
                              {Column{"kernel", "", label}, Column{"group", "", group}, Column{"role", "", role},
                               Column{"flops", "FLOP", flops}, Column{"bytes", "B", bytes}, Column{"time_pass_a", "s", ta},
                               Column{"time_pass_b", "s", tb}, Column{"time", "s", tall}, Column{"predicted", "s", pred}}});
+  raw.tables.push_back(machine_table(machine));
   raw.tables.push_back(Table{"calibration/samples",
                              {Column{"kernel_row", "1", s_row}, Column{"pass", "1", s_pass}, Column{"time", "s", s_time}}});
   // A refit that writes beside its own raw file keeps that file as it is: rewriting it would drop

@@ -312,6 +312,29 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   CHECK(r.out.find("held-out kernels: ") != std::string::npos);
   CHECK(r.out.find("noise floor (same shapes, pass A vs pass B") != std::string::npos);
   CHECK(fs::exists(dir / "data/hardware/measured/this-cpu.h5"));
+  // The raw file records the machine it measured, and a refit describes that machine, not the one
+  // refitting (since session 35): a copy whose record names another CPU is refitted under that name.
+  {
+    RunRecord raw = read_run(dir / "data/hardware/measured/this-cpu.h5");
+    bool recorded = false;
+    for (auto& t : raw.tables) {
+      if (t.path != "calibration/machine") continue;
+      for (auto& c : t.columns) {
+        if (c.name == "cpu") std::get<std::vector<std::string>>(c.values).at(0) = "Recorded CPU 9000";
+      }
+      recorded = true;
+    }
+    REQUIRE(recorded);
+    fs::create_directories(dir / "elsewhere");
+    write_run(dir / "elsewhere" / "other-cpu.h5", raw);
+    const auto refit = run({"calibrate", "--refit", (dir / "elsewhere" / "other-cpu.h5").string()});
+    INFO(refit.out, refit.err);
+    REQUIRE(refit.code == 0);
+    CHECK(refit.out.find("records no machine") == std::string::npos);
+    std::ifstream entry(dir / "elsewhere" / "other-cpu.yaml");
+    const std::string text((std::istreambuf_iterator<char>(entry)), std::istreambuf_iterator<char>());
+    CHECK(text.find("name: \"Recorded CPU 9000 (") != std::string::npos);
+  }
   // A first-principles job on the measured CPU.
   std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: on-this-cpu}\nmodels:\n"
                                    "  - id: m\n    design: {builder: mlp, widths: [256, 256, 10]}\n"
