@@ -816,8 +816,26 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > zero3_s);
-  CHECK(c.data_comm_s == approx(std::max(0.0, zero3_s - c.compute_s)));
-  CHECK(c.data_comm_s + c.contention_s == approx(std::max(zero3_s - c.compute_s, zero3_s * 0.189 / 1.189)));
+  // Pass by pass (since session 35): the 12 collectives take t1 = dp / 12 each; the forward's 4
+  // gathers hide behind the forward but the step's first (t1) before any compute, the backward's 4
+  // gathers and 4 reduce-scatters behind the backward but the last reduce-scatter (t1) after it.
+  // Exposed: t1 + max(0, 3 t1 - fwd) + t1 + max(0, 7 t1 - bwd); the slowdown k = 0.189 / 1.189 of
+  // what each pass hides, less what it exposes. (Before session 35 the first gather and the last
+  // reduce-scatter could hide too: exposed max(0, dp - compute).)
+  const auto overlapped = [](const StepCost& s, double t1) {
+    double fwd = 0, bwd = 0;
+    for (const auto& r : s.ops) {
+      if (r.bound == "communication") continue;
+      (r.phase == "fwd" ? fwd : bwd) += r.phase == "fwd" || r.phase == "bwd" ? r.time_s : 0;
+    }
+    fwd *= static_cast<double>(s.microbatches);
+    bwd *= static_cast<double>(s.microbatches);
+    const double k = 0.189 / 1.189, f = std::max(0.0, 3 * t1 - fwd), b = std::max(0.0, 7 * t1 - bwd);
+    return std::pair{2 * t1 + f + b, std::max(0.0, 3 * t1 * k - f) + std::max(0.0, 7 * t1 * k - b)};
+  };
+  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 12).first));
+  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 12).second));
+  CHECK(c.data_comm_s == approx(2 * zero3_s / 12));  // the compute covers the rest
   CHECK(c.contention_s > 0);
   const StepCost hidden = c;
   // With the network 100 x faster the gathers hide: only the slowdown is left, dp x 0.189 / 1.189.
@@ -826,8 +844,8 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   const double fast_s = zero3_gathers(comm::Group{16, 2, 1e12, true});
   CHECK(fast_s < c.compute_s);
-  CHECK(c.data_comm_s == 0);
-  CHECK(c.contention_s == approx(fast_s * 0.189 / 1.189));
+  CHECK(c.data_comm_s == approx(2 * fast_s / 12));  // the first gather and the last reduce-scatter
+  CHECK(c.contention_s == approx((fast_s - 2 * fast_s / 12) * 0.189 / 1.189));
   CHECK(c.step_s < hidden.step_s);
   // The slowdown has its own op row.
   const auto row = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "data.overlap"; });
@@ -845,8 +863,9 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   }
   REQUIRE(c.compute_s < zero3_s);
   REQUIRE(zero3_s < 1.189 * c.compute_s);
-  CHECK(c.data_comm_s == approx(zero3_s - c.compute_s));
-  CHECK(c.contention_s == approx(zero3_s * 0.189 / 1.189 - (zero3_s - c.compute_s)));
+  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 12).first));
+  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 12).second));
+  CHECK(c.data_comm_s > 2 * zero3_s / 12);
   CHECK(c.contention_s > 0);
   job.hardware.gemm_efficiency = 0.005;
   // A slower network exposes part of the gathers: the step grows by what is exposed, or by the
@@ -856,8 +875,8 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   CHECK(c.data_comm_s > 0);
   const double slow_s = zero3_gathers(comm::Group{16, 2, 1e9, true});
-  CHECK(c.data_comm_s == approx(slow_s - c.compute_s));
-  CHECK(c.data_comm_s + c.contention_s == approx(std::max(slow_s - c.compute_s, slow_s * 0.189 / 1.189)));
+  CHECK(c.data_comm_s == approx(overlapped(c, slow_s / 12).first));
+  CHECK(c.contention_s == approx(overlapped(c, slow_s / 12).second));
   job.hardware.inter_node_bandwidth = 1.25e9;
   job.hardware.gemm_efficiency = 0.5;
   job.parallelism->overlap_communication = false;
@@ -955,15 +974,18 @@ TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behin
   const double fwd = pass_s("fwd"), bwd = pass_s("bwd");
   REQUIRE(c.compute_s == approx(fwd + bwd));
   // The step's compute could hide all of dp, but a forward (a quarter of it) cannot hide its
-  // gathers (a third of dp): dp / 3 - fwd is exposed. The backward hides its 2 dp / 3.
+  // gathers (a third of dp). Each of the 12 collectives takes dp / 12; the step's first gather
+  // runs before any compute and its last reduce-scatter after the backward (since session 35):
+  // exposed dp / 12 + max(0, dp / 4 - fwd) + dp / 12. The backward hides the rest of its 2 dp / 3.
   REQUIRE(dp < c.compute_s);
   REQUIRE(dp / 3 > fwd);
   REQUIRE(2 * dp / 3 < bwd);
-  CHECK(c.data_comm_s == approx(dp / 3 - fwd));
+  const double forward_exposed = std::max(0.0, dp / 4 - fwd);
+  CHECK(c.data_comm_s == approx(dp / 12 + forward_exposed + dp / 12));
   // The slowdown (Lee et al. 2025) pass by pass: what each pass hides, x 0.189 / 1.189, less what
   // it already exposes.
   const double k = 0.189 / 1.189;
-  CHECK(c.contention_s == approx(std::max(0.0, dp / 3 * k - (dp / 3 - fwd)) + 2 * dp / 3 * k));
+  CHECK(c.contention_s == approx(std::max(0.0, dp / 4 * k - forward_exposed) + (2 * dp / 3 - dp / 12) * k));
 }
 
 TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is exposed") {
