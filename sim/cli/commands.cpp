@@ -189,7 +189,9 @@ int main(const std::vector<std::string>& args, Streams io) {
   }
   const std::string& command = args.front();
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-  // (--help and --version take nothing after them: `--version foo` was exit 0 before session 35.)
+  // `help CMD` is `CMD --help`; --help and --version take nothing after them (`--version foo` was
+  // exit 0 before session 35).
+  if (command == "help" && rest.size() == 1) return main({rest.front(), "--help"}, io);
   if ((command == "-h" || command == "--help" || command == "help" || command == "--version" || command == "version") &&
       !rest.empty()) {
     io.err << "dlcarbon: " << command << " takes no arguments, got " << text::quoted(rest.front()) << "\n" << kUsage;

@@ -617,19 +617,24 @@ StepCost cost_training_step(const TrainingJob& job) {
   for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
     dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
   }
-  // Each device sends a microbatch's activations on and its gradients back: over the boundary
-  // after it and the one before it. Interleaved, the last device's chunks send on to the first
-  // device's next chunk (and the gradients back): the end devices' other boundary is that
-  // wrap-around; without interleaving an end device's one boundary counts twice (the model's
-  // two sends a device).
+  // Each device sends a microbatch's activations on and its gradients back, once a chunk: over
+  // the boundary after it and the one before it. An end device has one such boundary, counted
+  // twice (the model's two sends a device); interleaved, v - 1 of its chunks also send over the
+  // wrap-around between the last device and the first (the last chunk's output goes to the loss,
+  // the first chunk's input comes from the data), and v + 1 over its inner boundary.
   std::vector<double> dev_pp(devices, 0.0);
   if (c.pipeline > 1) {
     const std::int64_t last = static_cast<std::int64_t>(devices) - 1;
-    const bool wraps = v > 1;
+    const auto link = [&](std::int64_t a, std::int64_t b) { return crosses(a, b) ? inter : intra; };
     for (std::int64_t d = 0; d <= last; ++d) {
-      const std::int64_t next = d < last ? d + 1 : (wraps ? 0 : d - 1), previous = d > 0 ? d - 1 : (wraps ? last : d + 1);
-      const double link_on = crosses(d, next) ? inter : intra, link_back = crosses(d, previous) ? inter : intra;
-      dev_pp[static_cast<std::size_t>(d)] = v * (boundary_bytes / tp) * (1 / link_on + 1 / link_back);
+      double sends_s = 0;  // a microbatch's sends, seconds per byte
+      if (d > 0 && d < last) {
+        sends_s = v / link(d, d + 1) + v / link(d, d - 1);
+      } else {
+        const std::int64_t inner = d == 0 ? 1 : last - 1, wrap = d == 0 ? last : 0;
+        sends_s = (v + 1) / link(d, inner) + (v > 1 ? (v - 1) / link(d, wrap) : 0.0);
+      }
+      dev_pp[static_cast<std::size_t>(d)] = (boundary_bytes / tp) * sends_s;
     }
   }
   double pp_comm = 0;  // the busiest device's (below)
@@ -888,6 +893,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   // its last reduce-scatter none after it (since session 35, from a review; before, both could be
   // hidden whole: about 0.3 % of a 1.3B step on two nodes).
   double forward_floor = 0;
+  // The unit gathered first and reduced last is the root one (FSDP's), which holds the embedding
+  // table on the device that runs it: at least that table's share, else the average unit.
+  const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
+  const double root_params = runs_embeddings ? embedding_params / tp : 0.0;
+  const double first_gather_bytes = std::min(param_bytes, std::max(param_bytes / units, root_params * bytes_per_value));
+  const double last_reduce_bytes = std::min(grad_bytes, std::max(grad_bytes / units, root_params * grad_value_bytes));
   if (p.zero_stage == 2) {
     // The updated parameters are gathered after the optimizer: behind the next step's first
     // forward at best (as ZeRO-3's forward gathers), not behind a backward.
@@ -896,8 +907,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     forward_dp = gather;
     forward_window = fwd_s;
     window = m * bwd_s;
-    forward_floor = comm::collective_s(Collective::all_gather, param_bytes / units, dp_group);
-    exposed_floor = comm::collective_s(Collective::reduce_scatter, grad_bytes / units, dp_group);
+    forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, dp_group);
+    exposed_floor = comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
@@ -908,9 +919,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     forward_dp = gather;
     forward_window = m * fwd_s;
     window = m * bwd_s;
-    forward_floor = comm::collective_s(Collective::all_gather, param_bytes / units, shard_group);
-    exposed_floor = comm::collective_s(Collective::reduce_scatter, grad_bytes / units, shard_group) +
-                    (shard < c.data ? comm::collective_s(Collective::all_reduce, grad_bytes / units / static_cast<double>(shard), replica_group)
+    forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group);
+    exposed_floor = comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, shard_group) +
+                    (shard < c.data ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
                                     : 0.0);
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
@@ -935,7 +946,6 @@ StepCost cost_training_step(const TrainingJob& job) {
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
     // (Only on the device that runs the embeddings: another's last gradients are its first layer's.)
-    const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
     const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter.)
     const Collective last_kind = p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce;

@@ -346,7 +346,14 @@ void Builder::check_all() {
 GridRegion Builder::region_ref(const Value& v) { return ref(region_kind(), regions_, v); }
 Datacenter Builder::datacenter_ref(const Value& v) {
   Datacenter dc = ref(datacenter_kind(), datacenters_, v);
-  dc.inline_override = v.node.IsMap() && v.node.size() > 1;  // keys besides the id
+  if (v.node.IsMap() && v.node.size() > 1) {
+    // Keys besides the id: an override where its figures differ from the data centre as defined.
+    const Datacenter& defined = get(datacenter_kind(), datacenters_, dc.id, v);
+    const GridRegion &a = dc.region, &b = defined.region;
+    dc.inline_override = !(dc.pue == defined.pue && dc.market_intensity_kg_per_j == defined.market_intensity_kg_per_j &&
+                           a.id == b.id && a.intensity_kg_per_j == b.intensity_kg_per_j && a.year == b.year &&
+                           a.annual_change == b.annual_change && a.trace == b.trace);
+  }
   return dc;
 }
 Hardware Builder::hardware_ref(const Value& v) { return ref(hardware_kind(), hardware_, v); }
@@ -1677,9 +1684,13 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (ec) break;
+    // Hidden files and folders (an editor's lock link ".#name.yaml", ".ipynb_checkpoints/") are not
+    // part of the catalog.
+    if (it->path().filename().string().rfind('.', 0) == 0) {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
     if (it->path().extension() != ".yaml") continue;
-    // Hidden files (an editor's lock link ".#name.yaml", a backup) are not part of the catalog.
-    if (it->path().filename().string().rfind('.', 0) == 0) continue;
     // A catalog file that a link leads to nowhere, or round in a loop, is said, not skipped or
     // thrown as an internal failure (since session 35).
     std::error_code st_ec;

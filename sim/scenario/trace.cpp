@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 
@@ -102,11 +103,18 @@ std::string trace_key(const Value& file_value, const std::string& named, const s
 
 // A decimal number as a CSV writes it: digits, one point, an exponent; not strtod's hexadecimal
 // ("0x10"), "inf" or "nan" (since session 35; before, "0x10" was read as 16).
-static bool plain_decimal(const std::string& cell) {
+// Its value, spaces around it aside; none where the cell is not such a number.
+static std::optional<double> plain_decimal(const std::string& cell) {
   const auto first = cell.find_first_not_of(" \t"), last = cell.find_last_not_of(" \t");
-  if (first == std::string::npos) return false;
-  const std::string s = cell.substr(first, last - first + 1);  // (spaces around a value, as strtod took them)
-  return s.find_first_not_of("0123456789.eE+-") == std::string::npos && s.find_first_of("0123456789") != std::string::npos;
+  if (first == std::string::npos) return std::nullopt;
+  const std::string s = cell.substr(first, last - first + 1);
+  if (s.find_first_not_of("0123456789.eE+-") != std::string::npos || s.find_first_of("0123456789") == std::string::npos) {
+    return std::nullopt;
+  }
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size()) return std::nullopt;
+  return v;
 }
 
 std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
@@ -169,9 +177,9 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
       csv.fail(column_of(cells, value_col), "expected a value in the first row (a blank value repeats the one before it, and there is none)");
     }
     if (vs.empty()) continue;
-    char* end = nullptr;
-    const double g = std::strtod(vs.c_str(), &end);
-    if (!plain_decimal(vs) || end != vs.c_str() + vs.size() || !(g >= 0) || g > 1e5) {
+    const auto parsed = plain_decimal(vs);
+    const double g = parsed.value_or(-1);
+    if (!parsed || !(g >= 0) || g > 1e5) {
       csv.fail(column_of(cells, value_col), "expected gCO2e/kWh from 0 to 100,000, got " + text::quoted(vs));
     }
     trace->time_unix_s.push_back(t);
@@ -225,9 +233,9 @@ void read_growth_trace(const Value& file_value, Growth& g) {
     if (!text::parse_utc_time(cells[0], t)) {
       csv.fail(1, "expected a UTC time (YYYY-MM-DD[ HH:MM:SS]), got " + text::quoted(cells[0]));
     }
-    char* end = nullptr;
-    const double x = std::strtod(cells[1].c_str(), &end);
-    if (!plain_decimal(cells[1]) || end != cells[1].c_str() + cells[1].size() || !(x >= 0) || !std::isfinite(x)) {
+    const auto parsed = plain_decimal(cells[1]);
+    const double x = parsed.value_or(-1);
+    if (!parsed || !(x >= 0) || !std::isfinite(x)) {
       csv.fail(column_of(cells, 1), "expected a number >= 0, got " + text::quoted(cells[1]));
     }
     if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) {

@@ -62,6 +62,10 @@ TEST_CASE("help and version") {
   r = run({"--version", "foo"});
   CHECK(r.code == 2);
   CHECK(r.err.find("--version takes no arguments, got \"foo\"") != std::string::npos);
+  // `help CMD` is `CMD --help`.
+  r = run({"help", "run"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("usage: dlcarbon run") != std::string::npos);
   for (const char* command : {"run", "validate", "inspect", "sweep", "merge"}) {
     r = run({command, "--help"});
     CHECK(r.code == 0);
@@ -1369,7 +1373,11 @@ TEST_CASE("a catalog id defined in two files, and a catalog link that leads nowh
   fs::remove(dir / "catalog" / "loop.yaml");
   // A hidden file (an editor's lock link ".#name.yaml", dangling by design) is not catalog.
   fs::create_symlink("user@host.123", dir / "catalog" / ".#test-catalog.yaml");
+  // Nor is a hidden folder (a notebook's checkpoints holding a copy of a catalog file).
+  fs::create_directories(dir / "catalog" / ".ipynb_checkpoints");
+  fs::copy_file(dir / "catalog" / "test-catalog.yaml", dir / "catalog" / ".ipynb_checkpoints" / "test-catalog-checkpoint.yaml");
   r = run({"run", (dir / "s.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o", (dir / "o.h5").string(), "-q"});
+  INFO(r.err);
   CHECK(r.code == 0);
   fs::remove_all(dir);
 }

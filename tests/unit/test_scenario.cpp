@@ -693,6 +693,17 @@ training:
   CHECK(p2.sites[0].pue == approx(2.0));
   CHECK(p2.sites[1].id == "test-dc");
   CHECK(p2.sites[1].pue == approx(1.5));
+  // A map that repeats the definition's own figures ({id: test-dc, pue: 1.5}) is no override.
+  const auto same = scenario_file("dlcarbon_test_site_override_c_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: s, start: 2025-01-01, horizon: "1 year"}
+training:
+  - {id: b, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: {id: test-dc, pue: 2.0}}
+  - {id: a, hardware: test-gpu, accelerators: 1, duration: "1 day", power: {utilisation: 1}, datacenter: {id: test-dc, pue: 1.5}}
+)");
+  const auto p3 = dlcarbon::lifecycle::plan_lifecycle(load_scenario(same, test_catalog()), {f, f});
+  REQUIRE(p3.sites.size() == 2);
+  CHECK(p3.sites[0].id == "test-dc#2");
+  CHECK(p3.sites[1].id == "test-dc");
 }
 
 TEST_CASE("a trace's interval is its rows' smallest gap, whatever value is missing") {
@@ -733,7 +744,7 @@ training:
   CHECK(trace.kg_per_j.back() == approx(trace.kg_per_j.at(2)));
   // A space after the comma is read as before (values are plain decimals, spaces around them aside).
   std::ofstream(file.parent_path() / "t.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00, 100\n"
-                                                 "2023-01-01 01:00:00, 200\n";
+                                                 "2023-01-01 01:00:00, 200 \n";
   const auto spaced = load_scenario(file, test_catalog());
   CHECK(spaced.training.at(0).datacenter.region.trace->kg_per_j.at(1) == approx(200 * 1e-3 / 3.6e6));
 }
