@@ -941,6 +941,10 @@ StepCost cost_training_step(const TrainingJob& job) {
       dp += gather;
       forward_dp = gather;
       forward_window = fwd_s;
+      // DeepSpeed's BF16_Optimizer gathers the updated parameters inside its step() (step ->
+      // update_lp_params -> all_gather_dp_groups, deepspeed/runtime/bf16_optimizer.py): the next
+      // forward starts when the gather ends, exposed whole (since session 35, from a review).
+      if (whole) forward_floor = gather;
     }
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a

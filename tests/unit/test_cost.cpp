@@ -2652,6 +2652,19 @@ TEST_CASE("ZeRO-1 gradient reduction: reduce-scatter, or DeepSpeed's bf16 all-re
   CHECK(scatter.data_comm_s == approx(rs + ag));
   CHECK(whole.data_comm_s == approx(ar + ag));
   CHECK(whole.step_s - scatter.step_s == approx(whole.data_comm_s - scatter.data_comm_s));
+  // Overlapped, with compute enough to hide everything: ZeRO-1's gather hides behind the next
+  // forward and its one bucket's reduction is the exposed last one (the reduce-scatter); DeepSpeed's
+  // BF16_Optimizer gathers inside its step() (update_lp_params -> all_gather_dp_groups), so the
+  // next forward waits for it: its gather is exposed beside the all-reduce (since session 35).
+  job.parallelism->overlap_communication = true;
+  job.hardware.gemm_efficiency = 0.001;
+  job.parallelism->gradient_reduction = "reduce_scatter";
+  const StepCost hidden = cost_training_step(job);
+  job.parallelism->gradient_reduction = "all_reduce";
+  const StepCost step_gather = cost_training_step(job);
+  REQUIRE(hidden.compute_s > 10 * (ar + ag));
+  CHECK(hidden.data_comm_s == approx(rs));
+  CHECK(step_gather.data_comm_s == approx(ar + ag));
 }
 
 TEST_CASE("the step ends when the last device has reduced and updated: device 0 ends the schedule") {
