@@ -17,6 +17,7 @@ struct Group {
   std::int64_t nodes = 1;  // nodes the group spans (ranks spread evenly over them)
   double bandwidth = 0;    // B/s per rank, one direction: the ring's bus bandwidth (NCCL's busBw)
   bool nccl = false;       // GPUs (NCCL's model, NVLink inside a node); else a fixed start-up
+  std::int64_t fullest = 1, emptiest = 1;  // the group's ranks on its fullest and emptiest node
 };
 
 // One collective over `bytes`: the buffer all-reduced, or the whole buffer an all-gather

@@ -94,6 +94,8 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
   const std::int64_t per_node = std::clamp<std::int64_t>(node / std::max<std::int64_t>(1, stride), 1, std::max<std::int64_t>(1, ranks));
   g.nodes = (ranks + per_node - 1) / per_node;
   const std::int64_t fewest = std::clamp<std::int64_t>(ranks - (g.nodes - 1) * per_node, 1, per_node);
+  g.fullest = per_node;
+  g.emptiest = fewest;
   g.bandwidth = g.nodes > 1 ? std::min(intra, static_cast<double>(fewest) * inter) : intra;
   // On a torus (TPU pods) a chip's bandwidth is its links along every axis, but a ring can use only
   // the links among its own members: a group that fits along one axis of the pod (k chips a side)
@@ -664,10 +666,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const bool switched = bisection == 1 && job.hardware.node_topology.rfind("torus", 0) != 0;
   // The group's ranks a node, as group_of places them: full nodes of `most` and the last one the
   // rest, `fewest` (12 ranks on nodes of 8: 8 and 4).
-  const double most = static_cast<double>(
-      std::clamp<std::int64_t>(std::max<std::int64_t>(1, job.hardware.node_accelerators) / std::max<std::int64_t>(1, expert_stride), 1,
-                               std::max<std::int64_t>(1, expert_group)));
-  const double fewest = std::clamp(eg - static_cast<double>(ep_group.nodes - 1) * most, 1.0, most);
+  const double most = static_cast<double>(ep_group.fullest), fewest = static_cast<double>(ep_group.emptiest);
   // Seconds to send `bytes` spread evenly over the group's ranks (the rank's own share stays): the
   // rank on the fullest node the longest over NVLink, the one on the emptiest over the network.
   const auto spread_s = [&](double bytes) {

@@ -68,6 +68,20 @@ bool parse_utc_time(const std::string& s, long long& out) {
   return true;
 }
 
+namespace {
+// One character as a message shows it: a control character as \xNN (quoted and printable).
+void append_printable(std::string& out, char ch) {
+  const auto u = static_cast<unsigned char>(ch);
+  if (u < 0x20 || u == 0x7f) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", u);
+    out += buf;
+  } else {
+    out += ch;
+  }
+}
+}  // namespace
+
 std::string quoted(std::string_view value) {
   constexpr std::size_t max_shown = 60;
   std::string out = "\"";
@@ -77,17 +91,8 @@ std::string quoted(std::string_view value) {
       out += "...";
       break;
     }
-    const auto u = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += ch;
-    }
+    if (ch == '"' || ch == '\\') out += '\\';
+    append_printable(out, ch);
   }
   out += '"';
   return out;
@@ -101,16 +106,7 @@ std::string gigabytes(double bytes) {
 
 std::string printable(std::string_view s) {
   std::string out;
-  for (const char ch : s) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
+  for (const char ch : s) append_printable(out, ch);
   return out;
 }
 
