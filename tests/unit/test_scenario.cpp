@@ -578,14 +578,14 @@ double framework_kernel_fraction(const std::string& table, const std::string& he
 TEST_CASE("memory-bound framework kernels at the median fraction of their published rates") {
   // Forward passes of the frameworks' own kernels moving 30 MB or more, each as a fraction of its own
   // part's bandwidth (data/hardware/published/, with the sources): 22 on named A100s (layer norm, group
-  // norm and cross-entropy; median 0.4716), 14 softmax calls on a V100 (599 / 900 = 0.666), 11 layer
+  // norm and cross-entropy; median 0.4625 with the 80 GB part at its datasheet's 2,039 GB/s), 14 softmax calls on a V100 (599 / 900 = 0.666), 11 layer
   // norm and cross-entropy calls on an H100 NVL (0.4273 of 3.9 TB/s), PyTorch's addition in fp32 and fp16
   // on a P100 (0.650 of 732 GB/s). The entries stream such kernels
   // at that fraction and memory-bound GEMMs at the streaming default.
   const std::string header = "source,device,op,direction,dtype,shape,timing,gb_per_s,bytes,used";
   const double a100 = framework_kernel_fraction("a100-framework-memory-kernels.csv", header, 7, 1,
-                                                {{"A100-SXM4-40GB", 1555e9}, {"A100-SXM4-80GB", 2000e9}});
-  CHECK(a100 == approx(0.4716).epsilon(0.001));
+                                                {{"A100-SXM4-40GB", 1555e9}, {"A100-SXM4-80GB", 2039e9}});
+  CHECK(a100 == approx(0.4625).epsilon(0.001));
   const double v100 = framework_kernel_fraction("v100-framework-memory-kernels.csv",
                                                 "source,op,direction,dtype,shape,bytes,gb_per_s,used", 6, 0, {{"xformers", 900e9}});
   CHECK(v100 == approx(599.25 / 900).epsilon(0.001));
