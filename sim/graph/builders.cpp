@@ -700,8 +700,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       t = e.elementwise("mlm.act", -1, {t}, static_cast<double>(masked * d.d_model), 8);
       const int n = e.norm("mlm.norm", -1, t, masked, d.d_model, d.rms_norm);
       int logits = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
-      // The output bias of the tied decoder: a pass over the masked positions' logits.
-      if (d.tied_embeddings) logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
+      // The decoder's output bias, tied or not (BERT's `output_bias`, Hugging Face's
+      // BertLMPredictionHead.bias, fairseq's RobertaLMHead.bias): a pass over the masked
+      // positions' logits. Before session 36 an untied head had none.
+      logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
       e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
       return;
     }

@@ -106,6 +106,12 @@ TEST_CASE("parameter counts of published designs") {
   const double bl = count_parameters(bert(24, 1024, 16));
   CHECK(bl == 336224058.0);
   CHECK(beyond_print(bl, 340e6, 5e6) < 0.01);
+  // An untied masked-LM decoder has a table of its own and keeps its output bias (BERT's
+  // output_bias, fairseq's RobertaLMHead.bias): BERT-base + 30,522 x 768 = 110,104,890 +
+  // 23,440,896 = 133,545,786.
+  TransformerDesign untied = bert(12, 768, 12);
+  untied.tied_embeddings = false;
+  CHECK(count_parameters(untied) == 133545786.0);
 }
 
 TEST_CASE("T5-11B: 128 heads of 128 with d_model 1024") {
