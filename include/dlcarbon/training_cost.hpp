@@ -39,7 +39,8 @@ struct StepCost {
   bool fits = true;
   std::string reason;  // why it does not fit, when it does not
   std::int64_t data = 1, tensor = 1, pipeline = 1, microbatches = 1;
-  double parameters = 0;
+  double parameters = 0;            // the model's trainable parameters (every expert)
+  double active_parameters = 0;     // those a token runs: top_k of a mixture's routed experts
   double tokens_per_step = 0;
   double steps = 0;                 // optimizer steps for the job's tokens
   double step_s = 0;

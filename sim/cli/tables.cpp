@@ -31,7 +31,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
   r.scenario_resolved = scenario.resolved_yaml;
 
   std::vector<std::string> job, model, hardware, datacenter, region, mode, status, grid;
-  std::vector<double> step_time, mfu, steps, memory;
+  std::vector<double> step_time, mfu, steps, memory, parameters, active;
   std::vector<std::int64_t> accelerators;
   std::vector<double> duration, accel_time, power, it, pue, facility, i_loc, c_loc, i_mkt, c_mkt, tokens, flops;
   double total_it = 0, total_facility = 0, total_loc = 0, total_mkt = 0;
@@ -55,6 +55,15 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     mfu.push_back(res.step && ran ? res.step->mfu : nan);
     steps.push_back(res.step && ran ? res.step->steps : nan);
     memory.push_back(res.step ? res.step->memory_per_device_bytes : nan);
+    // The design's count where the job was costed from one (0: too large to build), else the
+    // model's published `params`.
+    std::optional<double> given;
+    for (const Model& m : scenario.models) {
+      if (m.id == j.model_id) given = m.params;
+    }
+    const bool counted = res.step && res.step->parameters > 0;
+    parameters.push_back(counted ? res.step->parameters : given.value_or(nan));
+    active.push_back(counted ? res.step->active_parameters : nan);
     job.push_back(j.id);
     model.push_back(j.model_id);
     hardware.push_back(j.hardware.id);
@@ -96,7 +105,8 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                             column("flops", "FLOP", flops), column("mode", "", mode), column("grid", "", grid),
                             column("status", "", status), column("step_time", "s", step_time),
                             column("mfu", "1", mfu), column("steps", "1", steps),
-                            column("memory_per_accelerator", "B", memory)}});
+                            column("memory_per_accelerator", "B", memory), column("parameters", "1", parameters),
+                            column("active_parameters", "1", active)}});
   // Per-operator breakdown of each first-principles job: one microbatch on one device
   // (fwd, bwd), plus the optimizer and the communication of one step.
   for (std::size_t i = 0; i < results.size(); ++i) {

@@ -229,6 +229,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (op.expert) expert_params += op.params;
     if (op.kind == graph::OpKind::embedding) embedding_params = std::max(embedding_params, op.params);
   }
+  // A token runs top_k of a mixture's routed experts (their ops hold all of them); the rest whole.
+  c.active_parameters = c.parameters;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->experts > 0) {
+    c.active_parameters -= expert_params * (1 - static_cast<double>(t->top_k) / static_cast<double>(t->experts));
+  }
   const double seq_tokens = static_cast<double>(graph::tokens_per_sample(job.design));
   // Padding: the step computes global_batch x seq_len positions, of which (1 - padding) are tokens.
   const double filled = 1 - p.padding;

@@ -99,6 +99,9 @@ TEST_CASE("run writes the summary, inspect prints it") {
   CHECK(std::get<std::vector<double>>(t->find("co2e_location")->values)[0] == approx(24));
   // market: 48 kWh x 0.1 kg/kWh = 4.8 kg.
   CHECK(std::get<std::vector<double>>(t->find("co2e_market")->values)[0] == approx(4.8));
+  // No design: the model's published `params: "110e6 params"`, and no count of the active ones.
+  CHECK(std::get<std::vector<double>>(t->find("parameters")->values)[0] == 110e6);
+  CHECK(std::isnan(std::get<std::vector<double>>(t->find("active_parameters")->values)[0]));
   CHECK(rec.scenario_name == "base-run");
   CHECK(rec.seed == 7);
 
@@ -233,6 +236,11 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   CHECK(steps == approx(1e9 / (64.0 * 128)));
   const double step = std::get<std::vector<double>>(summary->find("step_time")->values)[0];
   CHECK(std::get<std::vector<double>>(summary->find("duration")->values)[0] == approx(steps * step));
+  // The design's parameters, by hand: a layer 3 x (256^2 + 256) + (256^2 + 256) + (256 x 1024 +
+  // 1024) + (1024 x 256 + 256) + 2 x 512 = 789,760, four of them 3,159,040; the tied table
+  // 1000 x 256 = 256,000, 128 learned positions 32,768, the final norm 512: 3,448,320, all active.
+  CHECK(std::get<std::vector<double>>(summary->find("parameters")->values)[0] == 3448320.0);
+  CHECK(std::get<std::vector<double>>(summary->find("active_parameters")->values)[0] == 3448320.0);
   CHECK(ops->rows() > 20);
   CHECK(ops->find("bound") != nullptr);
   // Each op row carries its block: the ops of decoder layer i are block i (the final norm goes

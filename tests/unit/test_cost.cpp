@@ -256,6 +256,28 @@ TEST_CASE("expert parallelism: each device runs its experts on the slots of ever
   CHECK(eight.data_comm_s > 1.5 * sixty_four.data_comm_s);
 }
 
+TEST_CASE("a mixture of experts' parameters: all of them, and those a token runs") {
+  // One layer, d 64, d_ff 256, 64 experts, top-1, biases: an expert 64 x 256 + 256 + 256 x 64 + 64 =
+  // 33,088, all 64 of them 2,117,632; the rest: attention 4 x (64 x 64 + 64) = 16,640, the router
+  // 64 x 64 = 4,096 (no bias), two norms 256, the table 100 x 64 = 6,400 (tied to the head), 32
+  // learned positions 2,048 and the final norm 128: 29,568. Total 2,147,200; a token runs one
+  // expert: 29,568 + 33,088 = 62,656. Spread over 64 devices, the counts stay the model's.
+  const StepCost c = cost_training_step(moe_job(1, 64));
+  REQUIRE(c.fits);
+  CHECK(c.parameters == 2147200.0);
+  CHECK(c.active_parameters == 62656.0);
+  // Top-2 of 8: 29,568 - 56 x 64 (a router of 8 columns) + 2 x 33,088 = 92,160.
+  TrainingJob top2 = moe_job(1, 8);
+  std::get<TransformerDesign>(top2.design).top_k = 2;
+  const StepCost c2 = cost_training_step(top2);
+  CHECK(c2.parameters == 29568.0 - 56 * 64 + 8 * 33088.0);
+  CHECK(c2.active_parameters == 92160.0);
+  // A dense model runs them all.
+  TrainingJob dense = moe_job(1, 0);
+  const StepCost d = cost_training_step(dense);
+  CHECK(d.active_parameters == d.parameters);
+}
+
 TEST_CASE("ZeRO shards the experts' optimizer state only over the ranks that hold the same experts") {
   // 64 experts on 64 data ranks: each expert lives on one rank, so ZeRO-1 can split none of its
   // state; the dense parameters' 12 B (fp32 master, m, v) are split 64 ways. ZeRO-1 saves
