@@ -31,6 +31,13 @@ struct TransformerDesign {
   // or 2 (GPT-NeoX's use_parallel_residual, Pythia, Falcon-40B/180B's new_decoder_architecture:
   // attention and feed-forward each read a norm of their own).
   std::int64_t parallel_norms = 1;
+  // Sliding-window attention (decoder only): a query attends to the `sliding_window` latest
+  // positions, its own included (Mistral 7B v0.1: 4,096 on every layer), except on every
+  // `global_every`-th layer, which attends to the whole context (Gemma 2: 2, Gemma 3: 6, the
+  // layers i with (i + 1) % global_every == 0, as Hugging Face's Gemma codes count them).
+  // 0: no window.
+  std::int64_t sliding_window = 0;
+  std::int64_t global_every = 0;
   // The share of each head's channels the rotary embedding turns (GPT-NeoX's rotary_pct: 0.25 in
   // Pythia; 1 for LLaMA); position: rotary only.
   double rotary_fraction = 1;

@@ -218,6 +218,10 @@ OpGraph build_graph(const ModelDesign& design, const GraphShape& shape);
 // build_graph throws std::invalid_argument with this reason.
 std::string size_limit(const ModelDesign& design, std::int64_t microbatch);
 
+// The sliding window a decoder layer (from 0) attends within, in positions; 0: the whole context
+// (no window, or one of the `global_every` layers).
+std::int64_t attention_window(const TransformerDesign& design, std::int64_t layer);
+
 // Trainable parameters of a design (independent of the shape).
 double count_parameters(const ModelDesign& design);
 

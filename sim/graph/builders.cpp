@@ -230,10 +230,19 @@ struct Attention {
   I heads, kv_heads, head_dim;
 };
 
+// The share of an n x n causal score matrix counted: half (Kaplan et al. 2020's convention, the
+// diagonal's half-row left out), or with a sliding window of W < n positions the band below the
+// diagonal, W n - W^2 / 2 of n^2 pairs by the same convention (equal to a half at W = n).
+double causal_fraction(I n, I window) {
+  if (window <= 0 || window >= n) return 0.5;
+  const double w = static_cast<double>(window), nd = static_cast<double>(n);
+  return w / nd - w * w / (2 * nd * nd);
+}
+
 // Attention from the normed input `ln` to the output projection `out_name` (with its dropout
 // when nothing is fused); returns that op.
 int attention_core(Emitter& e, const TransformerDesign& d, const std::string& prefix, const std::string& out_name,
-                   int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
+                   int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0) {
   const Attention a{d.heads, d.kv_heads > 0 ? d.kv_heads : d.heads, d.head_dim > 0 ? d.head_dim : d.d_model / d.heads};
   const I tq = batch * q_len, tkv = batch * kv_len;
   // A head's query and key width, and its value width (they differ under latent attention).
@@ -285,7 +294,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, 0);
     kv = q;
   }
-  const double fraction = causal && causal_skip ? 0.5 : 1.0;
+  const double fraction = causal && causal_skip ? causal_fraction(kv_len, window) : 1.0;
   const bool dropout = e.training && d.dropout > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
@@ -338,10 +347,11 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
 
 // Self- or cross-attention block; returns the op after the residual add.
 int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, int kv_source,
-              I batch, I q_len, I kv_len, bool causal, bool causal_skip) {
+              I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0) {
   const I tq = batch * q_len;
   const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
-  const int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip);
+  const int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip,
+                                 window);
   const bool dropout = e.training && d.dropout > 0;
   return e.residual(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none);
 }
@@ -471,10 +481,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
 // `.attn.o`, not `.out`: the branches' partial sums are added before the layer's one tensor-parallel
 // all-reduce, which closes the layer at `.ffn.down`.
 int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I batch, I seq,
-                   bool causal_skip) {
+                   bool causal_skip, I window) {
   const I tokens = batch * seq;
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
-  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip);
+  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip, window);
   // Two norms (GPT-NeoX, Falcon-40B/180B): the feed-forward reads a norm of its own.
   // With one norm the feed-forward's up projection reads the input the attention's projection keeps;
   // with two, the second norm reads the x the first keeps: each tensor kept once (since session 34).
@@ -731,10 +741,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       continue;
     }
     if (d.parallel_block) {
-      x = parallel_layer(e, d, p, layer, x, b, s_dec, shape.causal_skip);
+      x = parallel_layer(e, d, p, layer, x, b, s_dec, shape.causal_skip, attention_window(d, i));
       continue;
     }
-    x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip);
+    x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip, attention_window(d, i));
     if (enc_out >= 0) x = attention(e, d, p + ".cross", layer, x, enc_out, b, s_dec, s_enc, false, shape.causal_skip);
     x = feed_forward(e, d, p + ".ffn", layer, x, b * s_dec, moe_layer(d, i));
   }
@@ -1210,6 +1220,12 @@ OpGraph build_graph(const ModelDesign& design, const GraphShape& shape) {
   else if (const auto* f = std::get_if<FileGraphDesign>(&design)) build_file(g, *f, shape);
   else throw std::invalid_argument("the model has no design");
   return g;
+}
+
+std::int64_t attention_window(const TransformerDesign& d, std::int64_t layer) {
+  if (d.sliding_window <= 0) return 0;
+  if (d.global_every > 0 && (layer + 1) % d.global_every == 0) return 0;
+  return d.sliding_window;
 }
 
 double count_parameters(const ModelDesign& design) { return build_graph(design, GraphShape{1, 2, true}).parameters(); }

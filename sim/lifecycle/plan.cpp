@@ -107,11 +107,31 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const std::int64_t hd = t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads);
     const std::int64_t heads = t->heads;
     const double context = d.tokens_in + d.tokens_out / 2;  // mean context over the decode
+    // Positions summed over the layers: a layer with a sliding window of W holds and reads at most
+    // W of them (Mistral's rolling buffer cache; since session 36), the others all. `read`: the
+    // mean over the decode's contexts, tokens_in .. tokens_in + tokens_out (as `context`).
+    const double lo = d.tokens_in, hi = d.tokens_in + d.tokens_out;
+    const double held_tokens = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+    double read = 0, held = 0, prompt_held = 0;
+    for (std::int64_t i = 0; i < layers; ++i) {
+      const double w = static_cast<double>(graph::attention_window(*t, i));
+      if (w <= 0) {
+        read += context;
+        held += held_tokens;
+        prompt_held += d.tokens_in;
+        continue;
+      }
+      // The mean of min(c, W) for contexts c spread evenly over [lo, hi].
+      read += w >= hi ? context : (w <= lo || hi <= lo ? std::min(w, lo) : ((w * w - lo * lo) / 2 + (hi - w) * w) / (hi - lo));
+      held += std::min(w, held_tokens);
+      prompt_held += std::min(w, lo);
+    }
     // In floating point: batch x layers x width can pass 2^63 within the builders' limits.
-    const double batch_layers = static_cast<double>(d.batch) * static_cast<double>(layers);
+    const double batch_f = static_cast<double>(d.batch);
+    const double batch_read = batch_f * read;
     // Cached bytes a token and layer: a key and a value for every KV head.
     double token_bytes = 2 * static_cast<double>(kv) * static_cast<double>(hd) * p_bytes;
-    double kv_flops = batch_layers * 4 * static_cast<double>(heads) * static_cast<double>(hd) * context;
+    double kv_flops = batch_read * 4 * static_cast<double>(heads) * static_cast<double>(hd);
     if (t->kv_lora_rank > 0) {
       // Latent attention caches the compressed latent and the shared rotary key, kv_lora_rank +
       // rope_head_dim values a token and layer, and decodes with the up-projections absorbed into
@@ -119,7 +139,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       // latent and the rotary key (2 (c + r) FLOPs a cached token) and sums the latents (2 c).
       const double c_kv = static_cast<double>(t->kv_lora_rank), r = static_cast<double>(t->rope_head_dim);
       token_bytes = (c_kv + r) * p_bytes;
-      kv_flops = batch_layers * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv) * context;
+      kv_flops = batch_read * static_cast<double>(heads) * (2 * (c_kv + r) + 2 * c_kv);
     }
     if (t->evolved) {
       // An Evolved Transformer decoder cell attends twice to its own tokens (the 16-head attention
@@ -127,13 +147,13 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       // wide, scored by its heads as the first (since session 34; before, one cache a layer).
       const double w = static_cast<double>(t->d_model);
       token_bytes += 2 * w * p_bytes;
-      kv_flops += batch_layers * 4 * w * context;
+      kv_flops += batch_read * 4 * w;
     }
-    const double kv_bytes = batch_layers * token_bytes * context;
+    const double kv_bytes = batch_read * token_bytes;
     // The cache at the last decode step holds every token of every request but the last output
     // token, which is not fed back.
-    cache = batch_layers * token_bytes * (d.tokens_in + std::max(0.0, d.tokens_out - 1));
-    prompt_cache = batch_layers * token_bytes * d.tokens_in;
+    cache = batch_f * token_bytes * held;
+    prompt_cache = batch_f * token_bytes * prompt_held;
     decode_activations = s.activation_bytes;
     // Tensor-parallel ranks split the cache by KV head: with fewer KV heads than ranks each is
     // replicated (grouped-query attention), and a latent cache is on every rank whole.

@@ -108,6 +108,11 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (m.has("rotary_fraction")) {
     d.rotary_fraction = read_number_in(m.at("rotary_fraction"), 0, 1, false, "a share of the head's channels in (0, 1] (e.g. 0.25)");
   }
+  if (m.has("sliding_window")) d.sliding_window = positive(m, "sliding_window");
+  if (m.has("global_every")) {
+    if (!m.has("sliding_window")) m.at("global_every").fail("needs sliding_window (the layers between the global ones attend to a window)");
+    d.global_every = positive(m, "global_every");
+  }
   if (m.has("tied_embeddings")) d.tied_embeddings = read_bool(m.at("tied_embeddings"));
   if (m.has("position")) {
     // `sinusoidal` (Vaswani et al. 2017's fixed timing signal) has no parameters and its add is the
@@ -224,6 +229,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (d.parallel_block && d.experts > 0) {
     m.at("parallel_block").fail("a parallel block is built for a dense feed-forward; drop experts or parallel_block");
   }
+  if (d.evolved && d.sliding_window > 0) m.at("sliding_window").fail("the evolved cell's attention has no window; drop sliding_window or the cell");
   if (d.parallel_block && d.evolved) m.at("parallel_block").fail("the evolved cell has its own structure; drop the cell or parallel_block");
   return d;
 }
@@ -337,7 +343,8 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
       keys.push_back("layers");
     }
     if (builder == "decoder") {
-      keys.insert(keys.end(), {"parallel_block", "parallel_norms", "rotary_fraction", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth"});
+      keys.insert(keys.end(), {"parallel_block", "parallel_norms", "rotary_fraction", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth",
+                               "sliding_window", "global_every"});
     }
     keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});

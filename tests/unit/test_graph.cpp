@@ -562,6 +562,42 @@ TEST_CASE("a graph from a file: per-sample ops scaled by the batch") {
   CHECK(g.parameters() == 1010);
 }
 
+TEST_CASE("sliding-window attention: the band of the causal score matrix, by hand") {
+  // Two decoder layers, d_model 8, 2 heads of 4, seq 4, a window of 2 on every other layer
+  // (global_every 2: layer 0 windowed, layer 1 global, as Gemma 2). The band counts
+  // W n - W^2 / 2 = 8 - 2 = 6 of the 16 pairs a head (0.375; causal alone 0.5, 8 pairs), so the
+  // scores product does 2 x 2 heads x 4 x 4 x 4 x 0.375 = 96 FLOPs on layer 0 and 128 on layer 1,
+  // and an unfused kernel still computes the whole matrix, 256. FlashAttention skips what the band
+  // leaves out: (2 x 2 x 4 x 4 x (4 + 4) + 5 x 2 x 4 x 4) x 0.375 = 672 x 0.375 = 252, and 336.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 2;
+  d.d_model = 8;
+  d.heads = 2;
+  d.d_ff = 16;
+  d.vocab = 10;
+  d.seq_len = 4;
+  d.sliding_window = 2;
+  d.global_every = 2;
+  CHECK(dlcarbon::graph::attention_window(d, 0) == 2);
+  CHECK(dlcarbon::graph::attention_window(d, 1) == 0);
+  const auto elem = build_graph(d, GraphShape{1, 2, true, Fusion::elementwise, true});
+  CHECK(named(elem, "decoder.0.attn.scores").flops == 96);
+  CHECK(named(elem, "decoder.1.attn.scores").flops == 128);
+  CHECK(dlcarbon::graph::executed_flops(named(elem, "decoder.0.attn.scores"), Fusion::elementwise) == 256);
+  const auto flash = build_graph(d, GraphShape{1, 2, true, Fusion::attention, true});
+  CHECK(named(flash, "decoder.0.attn.attention").flops == 252);
+  CHECK(named(flash, "decoder.1.attn.attention").flops == 336);
+  // A window as long as the sequence is no window; parameters never move.
+  TransformerDesign wide = d;
+  wide.sliding_window = 4;
+  CHECK(named(build_graph(wide, GraphShape{1, 2, true, Fusion::elementwise, true}), "decoder.0.attn.scores").flops == 128);
+  TransformerDesign plain = d;
+  plain.sliding_window = 0;
+  plain.global_every = 0;
+  CHECK(count_parameters(d) == count_parameters(plain));
+}
+
 TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwise and attention") {
   // One decoder layer, d_model 8, 2 heads of 4, seq 4, batch 1, 2-byte values, dropout 0.1.
   // Causal: half the 2 x 4 x 4 = 32 scores are computed, 16 score elements.

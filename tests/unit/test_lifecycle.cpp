@@ -514,6 +514,34 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   CHECK(serving_cost(d, hw).decode_s - evolved_short == approx(9 * 1000 * 16384.0 / 5e11));
 }
 
+TEST_CASE("a sliding window bounds the cache a decode step reads, by hand") {
+  // The one-layer decoder's cache in fp16 is 2 x 16 heads x 128 = 8,192 B a token. With a window of
+  // 1,500 positions, a prompt of 1,000 decodes at contexts 1,000-1,010, all inside the window (1,005
+  // on average), and a prompt of 2,000 reads 1,500 at every step: 495 more tokens over 9 decode
+  // steps, 9 x 495 x 8,192 B at 1e12 B/s x 0.5. A window of 500 reads 500 whatever the prompt.
+  Hardware hw = made_up_hardware();
+  TransformerDesign t = one_layer_decoder();
+  t.sliding_window = 1500;
+  Deployment d = serving(t, 1);
+  d.tokens_in = 1000;
+  const double short_prompt = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  CHECK(serving_cost(d, hw).decode_s - short_prompt == approx(9 * 495 * 8192.0 / 5e11));
+  t.sliding_window = 500;
+  d.design = t;
+  d.tokens_in = 1000;
+  const double narrow = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  CHECK(serving_cost(d, hw).decode_s == approx(narrow));
+  // Every layer global (global_every 1): the whole context again, 9 x 1,000 x 8,192 B more.
+  t.global_every = 1;
+  d.design = t;
+  d.tokens_in = 1000;
+  const double global = serving_cost(d, hw).decode_s;
+  d.tokens_in = 2000;
+  CHECK(serving_cost(d, hw).decode_s - global == approx(9 * 1000 * 8192.0 / 5e11));
+}
+
 TEST_CASE("decode attention runs its products on the matrix units: a latent cache stays memory-bound") {
   // The latent-attention layer above at batch 64, on a device whose fp32 (vector) rate is a
   // thirtieth of its fp16 matrix rate, as a GPU's CUDA cores are to its tensor cores. A cached token
