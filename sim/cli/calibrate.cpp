@@ -350,7 +350,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       "tdp", po::value<std::string>(), "power of the measured CPU share for the energy model, e.g. \"8.8 W\"")(
       "from", po::value<std::string>(), "catalog entry whose datasheet keys (embodied, ...) the entry inherits")(
       "seconds", po::value<double>(), "measurement budget in seconds (default 300, quick 25)")(
-      "seed", po::value<unsigned>()->default_value(1), "order of the round robin")(
+      "seed", po::value<long long>()->default_value(1), "order of the round robin (0 to 4294967295)")(
       "refit", po::value<std::string>(), "refit the raw samples of an earlier run (its .h5; a GPU run's .csv) instead of measuring")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
@@ -380,6 +380,16 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       io.err << "dlcarbon calibrate: --tdp: " << e.what() << "\n";
       return kBadInput;
     }
+  }
+  // A seed as a scenario's (0 to 2^32 - 1; "-1" had wrapped to 4294967295) and a named --out (an
+  // empty one had written into the working folder); since session 36.
+  if (const long long seed = vm["seed"].as<long long>(); seed < 0 || seed > 4294967295LL) {
+    io.err << "dlcarbon calibrate: --seed: expected a whole number from 0 to 4294967295, got " << seed << "\n";
+    return kBadInput;
+  }
+  if (vm.count("out") && vm["out"].as<std::string>().empty()) {
+    io.err << "dlcarbon calibrate: --out: expected a folder, got an empty name\n";
+    return kBadInput;
   }
   const std::filesystem::path data = data_dir_option(vm);
   // A refit writes beside the raw data it read (under the same id), unless told otherwise.
@@ -602,7 +612,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
            << " interleaved rounds of ~" << format_number(round_s * 1e3, 3) << " ms\n";
     const auto started = std::chrono::steady_clock::now();
     m = calibrate::measure_round_robin(
-        specs.size(), rounds, [&](std::size_t i, int r) { return runs[i](r); }, reps, vm["seed"].as<unsigned>());
+        specs.size(), rounds, [&](std::size_t i, int r) { return runs[i](r); }, reps, static_cast<unsigned>(vm["seed"].as<long long>()));
     took = std::chrono::steady_clock::now() - started;
   }
 

@@ -367,8 +367,9 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
          << " only through the paper's printed precision), " << failed << " outside; largest raw error "
          << format_number(100 * worst, 3) << "%\n";
   if (rows.empty()) {
+    // Nothing to compare is bad input, not a failed comparison (since session 36).
     io.err << "dlcarbon validate: no published figures found in " << dirs.front().string() << (dirs.size() > 1 ? " and the other folders" : "") << "\n";
-    return kFailure;
+    return kBadInput;
   }
   return failed == 0 ? kOk : kFailure;
 }

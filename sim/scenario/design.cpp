@@ -136,6 +136,18 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (m.has("rotary_fraction") && d.position != TransformerDesign::Position::rotary) {
     m.at("rotary_fraction").fail("needs position: rotary (the share of the channels it turns)");
   }
+  if (d.position == TransformerDesign::Position::rotary && !m.has("kv_lora_rank")) {
+    // RoPE turns pairs of channels: a head's rotated channels (GPT-NeoX floors head width x
+    // rotary_pct) must be a whole, even number (since session 36, from a review; latent attention's
+    // are rope_head_dim, checked below).
+    const std::int64_t width = d.head_dim > 0 ? d.head_dim : d.d_model / d.heads;
+    const auto turned = static_cast<std::int64_t>(std::floor(static_cast<double>(width) * d.rotary_fraction + 1e-9));
+    if (turned < 2 || turned % 2 != 0) {
+      m.at(m.has("rotary_fraction") ? "rotary_fraction" : (m.has("head_dim") ? "head_dim" : "position"))
+          .fail("position: rotary turns pairs of channels, but a head's rotated channels (" + std::to_string(turned) +
+                " of its " + std::to_string(width) + ") are not an even number of 2 or more");
+    }
+  }
   if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
   if (m.has("biases")) d.biases = read_bool(m.at("biases"));
   if (m.has("dropout")) {

@@ -368,6 +368,8 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
       {{"--tdp", "0 W"}, "--tdp: expected a power greater than 0"},
       {{"--tdp", "-8 W"}, "--tdp: expected a power greater than 0"},
       {{"--from", "nope"}, "--from: unknown hardware \"nope\""},
+      // Since session 36: "-1" had wrapped to 4294967295.
+      {{"--seed", "-1"}, "--seed: expected a whole number from 0 to 4294967295"},
   };
   for (const auto& [extra, message] : bad) {
     std::vector<std::string> args = {"calibrate", "--quick", "--seconds", "1", "--data-dir", (dir / "data").string(), "--out", out.string()};
@@ -378,6 +380,10 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
     CHECK(b.err.find(message) != std::string::npos);
     CHECK(b.out.find("held-out kernels") == std::string::npos);
   }
+  // An empty --out had written into the working folder (since session 36).
+  const auto e = run({"calibrate", "--quick", "--seconds", "1", "--data-dir", (dir / "data").string(), "--out", ""});
+  CHECK(e.code == 2);
+  CHECK(e.err.find("--out: expected a folder, got an empty name") != std::string::npos);
   std::ofstream(dir / "file") << "x";
   const auto f = run({"calibrate", "--quick", "--seconds", "1", "--out", (dir / "file").string()});
   CHECK(f.code == 2);
@@ -1237,9 +1243,14 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   const std::string full = line_of("megatron-counted", "MFU (full attn.)");
   REQUIRE(!full.empty());
   CHECK(last_percent(full) == approx(0.5 / (mfu * ratio) - 1).epsilon(1e-3));
-  // Accounting mode: a job with only a step figure has nothing to compare.
+  // Accounting mode: a job with only a step figure has nothing to compare: bad input, exit 2 (since
+  // session 36; before, 1, the code of a comparison that fails). An empty folder too.
   r = run({"validate", "--dir", (kData / "published_step").string(), "--data-dir", (kData / "catalog").string()});
-  CHECK(r.code == 1);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("no published figures found") != std::string::npos);
+  const fs::path empty = fresh_dir("validate-empty");
+  r = run({"validate", "--dir", empty.string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
   CHECK(r.err.find("no published figures found") != std::string::npos);
 }
 
