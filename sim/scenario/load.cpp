@@ -568,7 +568,10 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
           Hardware::EnergyRoofline r;
           r.e_flop_j = detail::read_non_negative(e.at("e_flop"), Kind::energy);
           r.e_byte_j = detail::read_non_negative(e.at("e_byte"), Kind::energy);
-          r.static_w = detail::read_non_negative(e.at("static_power"), Kind::power);
+          // A busy chip draws static power and spends energy on its work: a roofline of zeros would
+          // make a job free (since session 36, from a review; either dynamic term alone may be 0).
+          r.static_w = detail::read_positive(e.at("static_power"), Kind::power);
+          if (r.e_flop_j <= 0 && r.e_byte_j <= 0) e.at("e_byte").fail("e_flop and e_byte are both 0: the work would cost no energy");
           r.source = detail::read_text(e.at("source"));
           h.energy_roofline = r;
         }
@@ -1550,6 +1553,19 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             if (r.has("region")) {
               dreg.datacenter.region = b.region_ref(r.at("region"));
               dreg.datacenter.id = dreg.datacenter.region.id;
+            }
+            // The same site named twice by id alone would be two fleets, each with its own minimum
+            // replica (since session 36, from a review: two halves of one site took twice its energy).
+            const char* site_key = r.has("datacenter") ? "datacenter" : "region";
+            if (r.at(site_key).node.IsScalar()) {
+              for (std::size_t j = 0; j < i; ++j) {
+                const YAML::Node earlier = list.node[j];
+                if (earlier.IsMap() && earlier[site_key] && earlier[site_key].IsScalar() &&
+                    earlier[site_key].Scalar() == r.at(site_key).node.Scalar()) {
+                  r.at(site_key).fail("duplicate: " + text::quoted(r.at(site_key).node.Scalar()) + " is listed at [" +
+                                      std::to_string(j) + "] already; give the site one entry and its whole share");
+                }
+              }
             }
             dreg.share = r.has("share") ? detail::read_number_in(r.at("share"), 0, 1, true, "a share in [0, 1]") : 1.0;
             if (r.has("utc_offset")) {

@@ -349,8 +349,13 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   const auto& fitted = result.energy_roofline;
   // A fit that came out not a number (degenerate samples) is left out of the entry, said in the
   // log, rather than written as "nan pJ" the catalog refuses.
-  const bool energy_ok = std::isfinite(fitted.e_flop) && std::isfinite(fitted.e_byte) && std::isfinite(fitted.static_w);
-  if (have_energy && !energy_ok) log << "energy roofline: the fit is not a number; the entry keeps the datasheet energy model\n";
+  // So is one that the catalog refuses as physics: no static power, or work that costs nothing.
+  const bool energy_ok = std::isfinite(fitted.e_flop) && std::isfinite(fitted.e_byte) && std::isfinite(fitted.static_w) &&
+                         fitted.static_w > 0 && (fitted.e_flop > 0 || fitted.e_byte > 0);
+  if (have_energy && !energy_ok) {
+    log << "energy roofline: the fit is not a number, or has no static power or no energy for the work; the entry keeps "
+           "the datasheet energy model\n";
+  }
   if (have_energy && energy_ok) {
     const auto& ef = result.energy_roofline;
     y << "    energy_roofline:\n      e_flop: \"" << ef.e_flop * 1e12 << " pJ\"\n      e_byte: \"" << ef.e_byte * 1e12
