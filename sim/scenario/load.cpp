@@ -172,6 +172,7 @@ struct JobDraft {
   // evenly once the model's layers are known.
   std::optional<std::pair<std::int64_t, std::int64_t>> stage_ends;
   std::optional<Value> published_at;  // where `published` was given (checked against the duration)
+  std::optional<Value> tokens_at;     // where `tokens` was given (its noun checked against the model)
 };
 
 struct ModelDraft {
@@ -1144,6 +1145,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
           // Tokens, or an image model's samples (since session 35; "1e9 params" was taken as tokens).
           detail::check_count_noun(m.at("tokens"), Kind::count, {"token", "sample", "image"});
+          d.tokens_at = m.at("tokens");
         }
         if (m.has("flops")) j.flops = detail::read_positive(m.at("flops"), Kind::work);
         if (m.has("published")) {
@@ -1166,6 +1168,20 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.published_at->fail("published accelerator_hours are the reference of a first-principles job: drop "
                                "the job's duration (or accelerator_hours) and power, or publish its energy or "
                                "CO2e instead");
+        }
+        // Samples or images are tokens only where a sample is one token (an image model): a
+        // decoder's "1e9 samples" had been costed as 1e9 tokens, seq_len times too few (since
+        // session 36, from a review).
+        if (d.tokens_at && d.tokens_at->node.IsScalar()) {
+          const std::string noun = detail::read_quantity(*d.tokens_at, Kind::count).noun;
+          std::int64_t per = 1;
+          if (const auto* t = std::get_if<TransformerDesign>(&j.design)) per = t->seq_len;
+          if (const auto* l = std::get_if<LstmDesign>(&j.design)) per = l->seq_len;
+          if (const auto* f = std::get_if<FileGraphDesign>(&j.design)) per = f->tokens_per_sample;
+          if ((noun == "sample" || noun == "image") && per > 1) {
+            d.tokens_at->fail("counts " + noun + "s, and a sample of this model is " + std::to_string(per) +
+                              " tokens: give the tokens (" + std::to_string(per) + " a sample)");
+          }
         }
         // A published market-based figure is compared with the data centre's market intensity
         // (since session 34: `run` accepted it and `validate` refused it at the job's line).
