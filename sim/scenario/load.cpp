@@ -173,6 +173,7 @@ struct JobDraft {
   std::optional<std::pair<std::int64_t, std::int64_t>> stage_ends;
   std::optional<Value> published_at;  // where `published` was given (checked against the duration)
   std::optional<Value> tokens_at;     // where `tokens` was given (its noun checked against the model)
+  std::optional<Value> power_at;      // where `power` was given (a first-principles job predicts it)
 };
 
 struct ModelDraft {
@@ -1139,6 +1140,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("power")) {
           apply_power(m.at("power"), j.power);
           d.power_given = true;
+          d.power_at = m.at("power");
         }
         if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
         if (m.has("tokens")) {
@@ -1228,6 +1230,13 @@ const EntityKind<JobDraft>& Builder::training_kind() {
             last.fail("precision " + j.precision + ": " + j.hardware.id + " lists no " + j.precision +
                       " peak, so it cannot train in " + j.precision + "; choose bf16 or fp16, or hardware with an " +
                       j.precision + " peak");
+          }
+          // Its power comes from the step model: a given one would be ignored (since session 36, from
+          // a review; `validate --mode first-principles` drops a published job's duration and power
+          // after reading it, so the published scenarios keep both).
+          if (d.power_at) {
+            d.power_at->fail("a first-principles job (no duration) predicts its power from its steps; drop power, or give "
+                             "the duration (or accelerator_hours) the power was measured over");
           }
           // A published footprint without a duration (session 31; before, bad input): `validate
           // --mode first-principles` compares its energy with the prediction; the accounting mode,
