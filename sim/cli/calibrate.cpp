@@ -429,6 +429,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       return kBadInput;
     }
   }
+  // A GPU entry inherits its power limit from the datasheet entry it refines: a --tdp would be
+  // dropped (since session 36; the CPU entry writes it).
+  if (vm.count("tdp") && vm.count("refit") && refit_file.extension() == ".csv") {
+    io.err << "dlcarbon calibrate: --tdp: a GPU run's entry takes its tdp from the datasheet entry it refines (--from); "
+              "drop --tdp, or override tdp in a scenario\n";
+    return kBadInput;
+  }
   if (vm.count("from") && !(vm.count("refit") && refit_file.extension() == ".csv")) {
     try {
       (void)load_catalog_hardware(vm["from"].as<std::string>(), LoadOptions{data});

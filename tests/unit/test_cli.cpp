@@ -940,6 +940,32 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("typo.csv:1: from: unknown hardware") != std::string::npos);
   CHECK(r.err.find("<input>") == std::string::npos);
+  // Since session 36, each exit 2 with nothing written: the CSV cut to its device line and header
+  // (no GEMM rate, no bandwidth: the entry it wrote was one the catalog refuses); the H200's run
+  // refitted --from an A100 (bf16 at 2.8 times its peak; every fraction had been clamped to 1);
+  // --tdp, which a GPU entry inherits from its datasheet entry.
+  {
+    std::ifstream in(csv);
+    std::string device, header;
+    std::getline(in, device);
+    std::getline(in, header);
+    std::ofstream(dir / "cut.csv") << device << "\n" << header << "\n";
+  }
+  r = run({"calibrate", "--refit", (dir / "cut.csv").string(), "--out", (dir / "cut").string(), "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("the samples fit no bf16 or fp16 GEMM rate and no copy bandwidth") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "cut"));
+  r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "wrong").string(), "--from", "nvidia-a100-sxm4-80gb",
+           "--data-dir", (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("the run is not of that part") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "wrong"));
+  r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "tdp").string(), "--tdp", "5 W", "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--tdp: a GPU run's entry takes its tdp from the datasheet entry") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "tdp"));
   // An output folder that cannot be made: exit 2, not a crash.
   std::ofstream(dir / "a-file") << "x";
   r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "a-file/sub").string(), "--data-dir",

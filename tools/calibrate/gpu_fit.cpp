@@ -305,6 +305,14 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     const auto it = datasheet->peak.find(dtype);
     if (it == datasheet->peak.end() || !(it->second > 0) || !(rate(group) > 0)) return 0.0;
     const double f = rate(group) / it->second;
+    // Far above the datasheet's peak, the part measured is not the one the entry refines (an
+    // H200's run refitted --from an A100 measured 2.5 times its peak): nothing is written (since
+    // session 36; before, every fraction was clamped to 1). A little above is a boost clock.
+    if (f > 1.1) {
+      throw std::runtime_error(format("%s measured at %.4g TFLOP/s, %.2f times %s's %s peak (%.4g): the run is not of that "
+                                      "part; name its datasheet entry with --from",
+                                      group, rate(group) / 1e12, f, datasheet->id.c_str(), dtype, it->second / 1e12));
+    }
     if (f > 1) {
       log << format("note: %s measured at %.4g TFLOP/s, above %s's %s peak (%.4g): written as 1\n", group, rate(group) / 1e12,
                     datasheet->id.c_str(), dtype, it->second / 1e12);
@@ -315,6 +323,13 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   const bool bf16_headline = fraction("matmul/bf16", "bf16") > 0;
   const double headline = bf16_headline ? fraction("matmul/bf16", "bf16") : fraction("matmul/f16", "fp16");
   const double bandwidth = fits.count("copy/f32") && fits["copy/f32"].memory_b() > 0 ? 1 / fits["copy/f32"].memory_b() : 0.0;
+  // An entry needs its headline GEMM rate and its memory bandwidth: samples without them (a CSV
+  // cut to its header, one kernel) had written an entry the catalog refuses (since session 36).
+  if (!(headline > 0) || !(bandwidth > 0)) {
+    throw std::runtime_error(std::string("the samples fit no ") + (headline > 0 ? "" : "bf16 or fp16 GEMM rate") +
+                             (headline > 0 || bandwidth > 0 ? "" : " and no ") + (bandwidth > 0 ? "" : "copy bandwidth") +
+                             ": nothing to write (a calibration run measures both)");
+  }
   std::filesystem::create_directories(out);
   std::ofstream y(out / (id + ".yaml"));
   y.precision(6);
