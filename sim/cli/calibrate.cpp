@@ -506,6 +506,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       io.err << "dlcarbon calibrate: --refit: " << source << ": " << why << "\n";
       return kBadInput;
     };
+    // A path that is missing or not a file is named as such, not as a file that is not HDF5
+    // (since session 36).
+    {
+      std::error_code ec;
+      if (!std::filesystem::exists(source, ec)) return bad("no such file");
+      if (!std::filesystem::is_regular_file(source, ec)) return bad("not a regular file (name the raw .h5 of a calibration run)");
+    }
     RunRecord old;
     try {
       old = read_run_guarded(source);

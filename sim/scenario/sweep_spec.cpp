@@ -139,7 +139,10 @@ SweepSpec load_sweep_spec(const fs::path& file) {
   spec.scenario = (file.parent_path() / detail::read_text(scenario)).lexically_normal();
   std::error_code ec;
   if (!fs::is_regular_file(spec.scenario, ec)) {
-    scenario.fail("no scenario file " + text::quoted(spec.scenario.generic_string()) +
+    // Something that is there but not a file (a folder, a device) is named as such (since session 36).
+    const bool there = fs::exists(spec.scenario, ec);
+    scenario.fail((there ? text::quoted(spec.scenario.generic_string()) + " is not a regular file (name the scenario's YAML file)"
+                         : "no scenario file " + text::quoted(spec.scenario.generic_string())) +
                   " (the path is relative to the sweep file)");
   }
   if (s.has("method")) {

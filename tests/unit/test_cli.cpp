@@ -966,6 +966,13 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("--tdp: a GPU run's entry takes its tdp from the datasheet entry") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "tdp"));
+  // A raw file that is missing, or a folder: named as such (it said "not an HDF5 file").
+  r = run({"calibrate", "--refit", (dir / "missing.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("missing.h5: no such file") != std::string::npos);
+  r = run({"calibrate", "--refit", dir.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(": not a regular file") != std::string::npos);
   // An output folder that cannot be made: exit 2, not a crash.
   std::ofstream(dir / "a-file") << "x";
   r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "a-file/sub").string(), "--data-dir",
