@@ -1042,6 +1042,8 @@ void apply_published(const Value& v, PublishedFigures& f) {
   if (m.has("energy")) f.energy_j = printed(m.at("energy"), Kind::energy);
   if (m.has("energy_scope")) {
     f.energy_includes_pue = detail::read_choice(m.at("energy_scope"), {"facility", "it"}) == "facility";
+    // The scope of a published energy: without one it would scope nothing (since session 36).
+    if (!m.has("energy")) m.at("energy_scope").fail("scopes a published energy; give energy, or drop energy_scope");
   }
   if (m.has("co2e_location")) f.co2e_location_kg = printed(m.at("co2e_location"), Kind::co2e);
   if (m.has("co2e_market")) f.co2e_market_kg = printed(m.at("co2e_market"), Kind::co2e);

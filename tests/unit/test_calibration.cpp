@@ -466,12 +466,20 @@ TEST_CASE("the GPU fit recovers the effective L2, the times of held-out kernels 
   CHECK(yaml.find("gemm: 0.8\n") != std::string::npos);
   CHECK(yaml.find("gemm: 0\n") == std::string::npos);
   CHECK(yaml.find("fp16: {gemm") == std::string::npos);
-  // A rate above the datasheet's is written as 1, with a note.
-  const GpuDatasheet slow{"made-up-slow", {{"bf16", 500e12}}, 5e12, true};
+  // A rate a little above the datasheet's (a boost clock: 800 of 760 TFLOP/s, 1.05 times) is
+  // written as 1, with a note; one far above (800 of 500, 1.6 times: since session 36, the run is
+  // of another part) writes nothing and says so.
+  const GpuDatasheet boost{"made-up-boost", {{"bf16", 760e12}}, 5e12, true};
   std::ostringstream noted;
-  fit_gpu(m, "made-up-measured", &slow, dir, noted);
+  fit_gpu(m, "made-up-measured", &boost, dir, noted);
   CHECK(read().find("gemm: 1\n") != std::string::npos);
-  CHECK(noted.str().find("above made-up-slow's bf16 peak") != std::string::npos);
+  CHECK(noted.str().find("above made-up-boost's bf16 peak") != std::string::npos);
+  const GpuDatasheet slow{"made-up-slow", {{"bf16", 500e12}}, 5e12, true};
+  std::filesystem::remove_all(dir);
+  std::ostringstream refused;
+  CHECK_THROWS_WITH_AS(fit_gpu(m, "made-up-measured", &slow, dir, refused),
+                       doctest::Contains("1.60 times made-up-slow's bf16 peak"), std::runtime_error);
+  CHECK_FALSE(std::filesystem::exists(dir / "made-up-measured.yaml"));
   // Without a datasheet (the device tool): the report only, no entry.
   std::filesystem::remove_all(dir);
   std::ostringstream quiet;
