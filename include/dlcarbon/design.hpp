@@ -56,6 +56,16 @@ struct TransformerDesign {
   bool biases = true;     // linear layers carry biases (GPT, BERT) or not (LLaMA, T5)
   std::int64_t type_vocab = 0;  // BERT token types
   bool pooler = false;          // BERT pooler
+  // Vision Transformer (Dosovitskiy et al. 2021; builder `vit`, an encoder): an image of
+  // image x image pixels and `channels` channels cut into (image / patch)^2 patches, each embedded by
+  // one product, a class token before them (seq_len = patches + 1, derived), learned positions, the
+  // encoder's layers, a final norm and a classifier of `classes` on the class token. 0: not a ViT.
+  std::int64_t image = 0;
+  std::int64_t patch = 0;
+  std::int64_t image_channels = 3;
+  std::int64_t classes = 0;
+  // Tokens a training sample counts for: a sequence's, or one for an image (a ViT's count is images).
+  std::int64_t tokens_per_sample() const { return image > 0 ? 1 : seq_len; }
   // BERT's masked-LM head over the masked positions only (15 %, gathered first, as Google's BERT
   // and fairseq's RoBERTa since late 2019 run it) or over every position, the unmasked ones
   // ignored by the loss (NVIDIA's PyTorch BERT and Hugging Face's BertForPreTraining, 2019-2020).

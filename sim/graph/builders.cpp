@@ -642,8 +642,11 @@ bool moe_layer(const TransformerDesign& d, I index) {
 }
 
 void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape& shape) {
-  require(d.d_model > 0 && d.heads > 0 && d.d_ff > 0 && d.vocab > 0 && d.seq_len > 0,
-          "a transformer needs d_model, heads, d_ff, vocab and seq_len > 0");
+  require(d.d_model > 0 && d.heads > 0 && d.d_ff > 0 && (d.vocab > 0 || d.image > 0) && d.seq_len > 0,
+          "a transformer needs d_model, heads, d_ff, vocab (or an image) and seq_len > 0");
+  require(d.image == 0 || (d.arch == TransformerDesign::Arch::encoder && d.patch > 0 && d.image % d.patch == 0 &&
+                           d.seq_len == (d.image / d.patch) * (d.image / d.patch) + 1 && d.classes > 0),
+          "a vision transformer is an encoder over (image / patch)^2 patches and a class token, with classes");
   require(d.head_dim > 0 || d.d_model % d.heads == 0, "heads must divide d_model unless head_dim is given");
   const I kv = d.kv_heads > 0 ? d.kv_heads : d.heads;
   require(d.heads % kv == 0, "kv_heads must divide heads");
@@ -671,6 +674,33 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   int layer = 0;
 
   int enc_out = -1;
+  if (enc && d.image > 0) {
+    // ViT (Dosovitskiy et al. 2021; torchvision's VisionTransformer): each patch of P x P x C
+    // pixels embedded by one product (the stride-P convolution, which reads each pixel once), the
+    // class token and the learned positions added (an elementwise pass holding (s + 1) d
+    // parameters: s position rows and the token), the encoder's layers with a norm before each
+    // sub-block, a final norm over every token, and the classifier on the class token.
+    const I patches = s_enc - 1;
+    int x = e.matmul("patch_embedding", -1, -1, b * patches, d.patch * d.patch * d.image_channels, d.d_model, true);
+    e.backward_factor(x, 1);  // the pixels take no gradient: the weight gradient alone, as a ResNet's stem
+    x = e.elementwise("embedding.position", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 1, OpKind::elementwise,
+                      static_cast<double>((s_enc + 1) * d.d_model));
+    if (e.training && d.dropout > 0) {
+      x = e.dropout_mask(e.wide_dropout(e.elementwise("embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
+                                                      OpKind::elementwise, 0, false),
+                                        static_cast<double>(b * s_enc * d.d_model)),
+                         static_cast<double>(b * s_enc * d.d_model));
+    }
+    for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
+      const std::string p = "encoder." + std::to_string(i);
+      x = attention(e, d, p + ".attn", layer, x, -1, b, s_enc, s_enc, false, shape.causal_skip);
+      x = feed_forward(e, d, p + ".ffn", layer, x, b * s_enc, false);
+    }
+    const int n = e.norm("encoder.final_norm", layer - 1, x, b * s_enc, d.d_model, d.rms_norm);
+    const int logits = e.matmul("head", -1, n, b, d.d_model, d.classes, true);
+    e.elementwise("loss", -1, {logits}, static_cast<double>(b * d.classes), 4, OpKind::softmax);
+    return;
+  }
   if (enc) {
     double params = vocab_params + (learned ? static_cast<double>(std::max(s_enc, d.max_positions) * d.d_model) : 0) +
                     static_cast<double>(d.type_vocab * d.d_model) + relative;
@@ -1232,7 +1262,7 @@ double count_parameters(const ModelDesign& design) { return build_graph(design, 
 
 std::int64_t tokens_per_sample(const ModelDesign& design) {
   // Training tokens are counted on the input side (T5: 2^11 sequences x 512 tokens per step).
-  if (const auto* t = std::get_if<TransformerDesign>(&design)) return t->seq_len;
+  if (const auto* t = std::get_if<TransformerDesign>(&design)) return t->tokens_per_sample();
   if (const auto* l = std::get_if<LstmDesign>(&design)) return l->seq_len;
   if (const auto* f = std::get_if<FileGraphDesign>(&design)) return f->tokens_per_sample;
   return 1;

@@ -338,7 +338,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   const YAML::Node builder_node = v.node["builder"];
   if (!builder_node.IsDefined()) v.fail("missing required key \"builder\"");
   const std::string builder = read_choice(v.child(builder_node, "builder"),
-                                          {"decoder", "encoder", "encoder-decoder", "resnet", "lstm", "mlp", "file"});
+                                          {"decoder", "encoder", "encoder-decoder", "vit", "resnet", "lstm", "mlp", "file"});
   if (builder == "file") {
     const MapView m(v, {"builder", "path"});
     m.require("path");
@@ -361,6 +361,42 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});
     if (builder == "encoder") keys.insert(keys.end(), {"type_vocab", "pooler", "mlm_positions"});
     return read_transformer(MapView(v, keys), builder);
+  }
+  if (builder == "vit") {
+    // Vision Transformer (Dosovitskiy et al. 2021): an encoder over an image's patches and a class
+    // token, classified from the class token (torchvision's VisionTransformer; since session 36).
+    const MapView m(v, {"builder", "layers", "d_model", "heads", "d_ff", "image", "patch", "channels", "classes", "dropout",
+                        "norm", "biases", "gated_ffn"});
+    for (const char* k : {"layers", "d_model", "heads", "d_ff", "patch"}) m.require(k);
+    TransformerDesign d;
+    d.arch = TransformerDesign::Arch::encoder;
+    d.encoder_layers = positive(m, "layers");
+    d.d_model = positive(m, "d_model");
+    d.heads = positive(m, "heads");
+    if (d.d_model % d.heads != 0) m.at("heads").expected("a number of heads that divides d_model");
+    d.kv_heads = d.heads;
+    d.d_ff = positive(m, "d_ff");
+    d.image = optional_positive(m, "image", 224);
+    d.patch = positive(m, "patch");
+    if (d.patch > d.image || d.image % d.patch != 0) {
+      m.at("patch").expected("a patch size that divides the image (" + std::to_string(d.image) + " pixels a side)");
+    }
+    d.image_channels = optional_positive(m, "channels", 3);
+    d.classes = optional_positive(m, "classes", 1000);
+    const std::int64_t side = d.image / d.patch;
+    if (side > 1000000) m.at("patch").expected("at most 10^6 patches a side");
+    d.seq_len = side * side + 1;  // the patches and the class token
+    d.max_positions = d.seq_len;
+    d.position = TransformerDesign::Position::learned;
+    d.tied_embeddings = false;
+    if (m.has("gated_ffn")) d.gated_ffn = read_bool(m.at("gated_ffn"));
+    if (m.has("norm")) d.rms_norm = read_choice(m.at("norm"), {"layernorm", "rmsnorm"}) == "rmsnorm";
+    if (m.has("biases")) d.biases = read_bool(m.at("biases"));
+    if (m.has("dropout")) {
+      d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
+      if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
+    }
+    return d;
   }
   if (builder == "resnet") {
     const MapView m(v, {"builder", "blocks", "bottleneck", "image", "channels", "width", "classes"});

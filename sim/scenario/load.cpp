@@ -717,7 +717,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     }
     // The ramp's sequences are the job's first: no more than it trains.
     std::int64_t sample_tokens = 1;
-    if (const auto* t = std::get_if<TransformerDesign>(&j.design)) sample_tokens = t->seq_len;
+    if (const auto* t = std::get_if<TransformerDesign>(&j.design)) sample_tokens = t->tokens_per_sample();
     if (const auto* l = std::get_if<LstmDesign>(&j.design)) sample_tokens = l->seq_len;
     if (const auto* f = std::get_if<FileGraphDesign>(&j.design)) sample_tokens = f->tokens_per_sample;  // as graph::tokens_per_sample
     if (j.tokens && r.samples * static_cast<double>(sample_tokens) * (1 - p.padding) > *j.tokens) {
@@ -1179,7 +1179,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (d.tokens_at && d.tokens_at->node.IsScalar()) {
           const std::string noun = detail::read_quantity(*d.tokens_at, Kind::count).noun;
           std::int64_t per = 1;
-          if (const auto* t = std::get_if<TransformerDesign>(&j.design)) per = t->seq_len;
+          if (const auto* t = std::get_if<TransformerDesign>(&j.design)) per = t->tokens_per_sample();
           if (const auto* l = std::get_if<LstmDesign>(&j.design)) per = l->seq_len;
           if (const auto* f = std::get_if<FileGraphDesign>(&j.design)) per = f->tokens_per_sample;
           if ((noun == "sample" || noun == "image") && per > 1) {
@@ -1300,7 +1300,8 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         const InferenceJob& j = d.job;
         if (!d.input_layout_at || std::holds_alternative<std::monostate>(j.design)) return;
         const auto* f = std::get_if<FileGraphDesign>(&j.design);
-        const bool images = std::holds_alternative<ResNetDesign>(j.design) ||
+        const auto* vit = std::get_if<TransformerDesign>(&j.design);
+        const bool images = std::holds_alternative<ResNetDesign>(j.design) || (vit && vit->image > 0) ||
                             (f && std::any_of(f->ops.begin(), f->ops.end(), [](const FileOp& o) { return o.kind == "conv2d"; }));
         if (!images) {
           d.input_layout_at->fail("input_layout is the layout of an image batch (a ResNet, or a graph file with convolutions); model " +

@@ -2097,7 +2097,7 @@ TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on
 
 TEST_CASE("every layout of every builder costs to finite figures or says why it cannot run") {
   // A sweep over designs (decoder, MoE decoder with dense layers and multi-token prediction, encoder,
-  // encoder-decoder, MLP, ResNet, LSTM) x pipeline 1-4 x chunks 1-2 x tensor 1-2 x the schedules x
+  // encoder-decoder, ViT, MLP, ResNet, LSTM) x pipeline 1-4 x chunks 1-2 x tensor 1-2 x the schedules x
   // recomputation: each either fits with a finite, positive step, one stages row a device and one
   // busiest, or does not fit and gives its reason. (Run under the sanitizers in CI: no index leaves
   // its vector.)
@@ -2119,6 +2119,17 @@ TEST_CASE("every layout of every builder costs to finite figures or says why it 
   encdec.arch = TransformerDesign::Arch::encoder_decoder;
   encdec.encoder_layers = 2;
   designs.push_back(encdec);
+  TransformerDesign vit = small_decoder(3);  // a ViT: 16 patches of 8 x 8 x 3 and a class token
+  vit.arch = TransformerDesign::Arch::encoder;
+  vit.encoder_layers = 3;
+  vit.decoder_layers = 0;
+  vit.image = 32;
+  vit.patch = 8;
+  vit.classes = 10;
+  vit.seq_len = 17;
+  vit.max_positions = 17;
+  vit.tied_embeddings = false;
+  designs.push_back(vit);
   designs.push_back(MlpDesign{{64, 64, 64, 64}});
   ResNetDesign resnet;
   resnet.blocks = {1, 1, 1, 1};

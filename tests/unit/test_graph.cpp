@@ -202,6 +202,50 @@ TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image"
   CHECK(named(g, "input").backward_factor == 0);
 }
 
+TEST_CASE("ViT-B/16 and ViT-L/16: torchvision's parameter counts, and B/16's 17.56 GMAC at 224x224") {
+  // ViT-B/16: 12 layers, d 768, 12 heads, d_ff 3072, 196 patches of 16 x 16 x 3 and a class token
+  // (197 tokens). A layer 4 (d^2 + d) + 2 d d_ff + d_ff + d + 2 x 2 d = 7,087,872, twelve
+  // 85,054,464; the patch embedding 768 x 768 + 768 = 590,592; 197 positions and the class token
+  // 198 x 768 = 152,064; the final norm 1,536; the classifier 768 x 1,000 + 1,000 = 769,000:
+  // 86,567,656, torchvision's vit_b_16.
+  TransformerDesign b;
+  b.arch = TransformerDesign::Arch::encoder;
+  b.encoder_layers = 12;
+  b.d_model = 768;
+  b.heads = 12;
+  b.kv_heads = 12;
+  b.d_ff = 3072;
+  b.image = 224;
+  b.patch = 16;
+  b.classes = 1000;
+  b.seq_len = 197;
+  b.max_positions = 197;
+  b.tied_embeddings = false;
+  const auto g = build_graph(b, GraphShape{1, 2, true});
+  CHECK(g.parameters() == 86567656.0);
+  // Forward products: per layer 197 x (4 d^2 + 2 d d_ff) + 2 x 197^2 x d multiply-adds =
+  // 1,394,343,936 + 59,610,624, twelve 17,447,454,720; the patches 196 x 768 x 768 = 115,605,504;
+  // the classifier 768,000: 17,563,828,224 (fvcore's 17.56 G for vit_b_16), 2 FLOPs each.
+  double gemm_flops = 0;
+  for (const auto& op : g.ops()) {
+    if (graph::is_gemm(op.kind)) gemm_flops += op.flops;
+  }
+  CHECK(gemm_flops == 2 * 17563828224.0);
+  // The pixels take no gradient.
+  CHECK(named(g, "patch_embedding").backward_factor == 1);
+  // ViT-L/16: 24 layers of 12,596,224, the patches 787,456, positions and token 202,752, the norm
+  // 2,048, the classifier 1,025,000: 304,326,632, torchvision's vit_l_16.
+  TransformerDesign l = b;
+  l.encoder_layers = 24;
+  l.d_model = 1024;
+  l.heads = 16;
+  l.kv_heads = 16;
+  l.d_ff = 4096;
+  CHECK(count_parameters(l) == 304326632.0);
+  // A training sample is an image.
+  CHECK(graph::tokens_per_sample(l) == 1);
+}
+
 TEST_CASE("batch norm in training reads its input twice and its backward makes five passes, by hand") {
   // The stem's batch norm on one 224 x 224 image: 112 x 112 x 64 = 802,816 elements in fp16, 128
   // scale and shift values. Training: statistics, then normalisation, 2 reads and 1 write,
