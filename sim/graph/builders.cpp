@@ -345,6 +345,16 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   return out;
 }
 
+// An embedding's dropout: fused, it rides on the op before it (a BERT's norm, a ViT's position add),
+// which keeps its mask (for dropout_masks, session 31); unfused, a kernel of its own.
+int embedding_dropout(Emitter& e, const std::string& name, int x, double elements) {
+  if (e.fusion != Fusion::none) {
+    e.wide_dropout(x, elements);
+    return x;
+  }
+  return e.dropout_mask(e.wide_dropout(e.elementwise(name, -1, {x}, elements, 2, OpKind::elementwise, 0, false), elements), elements);
+}
+
 // Self- or cross-attention block; returns the op after the residual add.
 int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix, int layer, int x, int kv_source,
               I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0) {
@@ -685,12 +695,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     e.backward_factor(x, 1);  // the pixels take no gradient: the weight gradient alone, as a ResNet's stem
     x = e.elementwise("embedding.position", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 1, OpKind::elementwise,
                       static_cast<double>((s_enc + 1) * d.d_model));
-    if (e.training && d.dropout > 0) {
-      x = e.dropout_mask(e.wide_dropout(e.elementwise("embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
-                                                      OpKind::elementwise, 0, false),
-                                        static_cast<double>(b * s_enc * d.d_model)),
-                         static_cast<double>(b * s_enc * d.d_model));
-    }
+    if (e.training && d.dropout > 0) x = embedding_dropout(e, "embedding.dropout", x, static_cast<double>(b * s_enc * d.d_model));
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
       x = attention(e, d, p + ".attn", layer, x, -1, b, s_enc, s_enc, false, shape.causal_skip);
@@ -709,14 +714,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     if (d.arch == TransformerDesign::Arch::encoder) {
       // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
       x = e.norm("encoder.embedding.norm", -1, x, b * s_enc, d.d_model, d.rms_norm);
-      // Fused, the embedding's dropout rides on its norm (its mask for dropout_masks, session 31).
-      if (e.training && d.dropout > 0 && e.fusion != Fusion::none) e.wide_dropout(x, static_cast<double>(b * s_enc * d.d_model));
-      if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
-        x = e.dropout_mask(e.wide_dropout(e.elementwise("encoder.embedding.dropout", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 2,
-                                                        OpKind::elementwise, 0, false),
-                                          static_cast<double>(b * s_enc * d.d_model)),
-                           static_cast<double>(b * s_enc * d.d_model));
-      }
+      if (e.training && d.dropout > 0) x = embedding_dropout(e, "encoder.embedding.dropout", x, static_cast<double>(b * s_enc * d.d_model));
     }
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
