@@ -202,7 +202,7 @@ TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image"
   CHECK(named(g, "input").backward_factor == 0);
 }
 
-TEST_CASE("ViT-B/16 and ViT-L/16: torchvision's parameter counts, and B/16's 17.56 GMAC at 224x224") {
+TEST_CASE("ViT-B/16 and ViT-L/16: torchvision's parameter counts, B/16's 17.56 GMAC at 224x224, and Dosovitskiy et al.'s pre-training exaFLOPs") {
   // ViT-B/16: 12 layers, d 768, 12 heads, d_ff 3072, 196 patches of 16 x 16 x 3 and a class token
   // (197 tokens). A layer 4 (d^2 + d) + 2 d d_ff + d_ff + d + 2 x 2 d = 7,087,872, twelve
   // 85,054,464; the patch embedding 768 x 768 + 768 = 590,592; 197 positions and the class token
@@ -244,6 +244,32 @@ TEST_CASE("ViT-B/16 and ViT-L/16: torchvision's parameter counts, and B/16's 17.
   CHECK(count_parameters(l) == 304326632.0);
   // A training sample is an image.
   CHECK(graph::tokens_per_sample(l) == 1);
+  // Pre-training compute of Dosovitskiy et al. 2021, Table 6 (exaFLOPs, JFT-300M: 303M images,
+  // 224 x 224; the classifier over its "18k classes" [assumed 18,000]): ViT-L/16 783 at 7 epochs
+  // and 1,567 at 14; ViT-H/14 (32 layers, d 1,280, 16 heads, d_ff 5,120, 256 patches of 14 x 14)
+  // 4,262 at 14. Three times the forward products an image (2 FLOPs a multiply-add): L/16's
+  // 61,572,418,560 and H/14's 167,317,241,600 multiply-adds give 783.6, 1,567.1 and 4,258.6.
+  const auto training_exaflops = [](TransformerDesign v, double epochs) {
+    v.classes = 18000;
+    double forward = 0;
+    const auto graph = build_graph(v, GraphShape{1, 2, true});
+    for (const auto& op : graph.ops()) {
+      if (graph::is_gemm(op.kind)) forward += op.flops;
+    }
+    return 3 * forward * 303e6 * epochs / 1e18;
+  };
+  CHECK(training_exaflops(l, 7) == approx(783).epsilon(0.005));
+  CHECK(training_exaflops(l, 14) == approx(1567).epsilon(0.005));
+  TransformerDesign h = l;
+  h.encoder_layers = 32;
+  h.d_model = 1280;
+  h.heads = 16;
+  h.kv_heads = 16;
+  h.d_ff = 5120;
+  h.patch = 14;
+  h.seq_len = 257;
+  h.max_positions = 257;
+  CHECK(training_exaflops(h, 14) == approx(4262).epsilon(0.005));
 }
 
 TEST_CASE("batch norm in training reads its input twice and its backward makes five passes, by hand") {
