@@ -374,11 +374,23 @@ std::string describe(const SweepPoint& p, const SweepSpec& spec) {
   return "sweep point " + std::to_string(p.index) + ": " + text::join(kv, ", ");
 }
 
-// The shard files of one sweep, joined; InputError for files of other sweeps or a point twice.
+// A point's tables and their columns, to tell the files of two versions of dlcarbon apart.
+std::string columns_of(const PointRows& rows) {
+  std::string out;
+  for (const auto& [path, table] : rows) {
+    out += path + ":";
+    for (const auto& c : table.columns) out += c.name + ",";
+    out += ";";
+  }
+  return out;
+}
+
+// The shard files of one sweep, joined; InputError for files of other sweeps, a point twice, or
+// shards whose tables have other columns (written by another version).
 SweepFile merge_files(const std::vector<std::string>& names) {
   SweepFile merged;
   std::map<std::int64_t, std::string> from;
-  std::string first;
+  std::string first, columns, columns_from;
   for (const auto& name : names) {
     SweepFile f = read_sweep_file(name);
     if (first.empty()) {
@@ -396,6 +408,15 @@ SweepFile merge_files(const std::vector<std::string>& names) {
                        "expected shards of " + merged.name + " like " + first);
     }
     for (auto& [point, rows] : f.done) {
+      // Since session 36 (a review's finding: the new summary columns made a shard of the previous
+      // build an internal failure at the merge).
+      if (columns.empty()) {
+        columns = columns_of(rows);
+        columns_from = name;
+      } else if (columns_of(rows) != columns) {
+        throw InputError(name + ": its tables have other columns than " + columns_from +
+                         "'s (written by another version of dlcarbon?); run every shard with one build");
+      }
       if (const auto it = from.find(point); it != from.end()) {
         throw InputError(name + ": point " + std::to_string(point) + " is also in " + it->second +
                          " (give each shard once)");

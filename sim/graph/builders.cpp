@@ -691,7 +691,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     // parameters: s position rows and the token), the encoder's layers with a norm before each
     // sub-block, a final norm over every token, and the classifier on the class token.
     const I patches = s_enc - 1;
-    int x = e.matmul("patch_embedding", -1, -1, b * patches, d.patch * d.patch * d.image_channels, d.d_model, true);
+    // The images, as a ResNet reads them (the batch an inference reorders between layouts).
+    const int input = e.embedding("input", b * d.image * d.image, d.image_channels, 0);
+    e.backward_factor(input, 0);
+    int x = e.matmul("patch_embedding", -1, input, b * patches, d.patch * d.patch * d.image_channels, d.d_model, true);
     e.backward_factor(x, 1);  // the pixels take no gradient: the weight gradient alone, as a ResNet's stem
     x = e.elementwise("embedding.position", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 1, OpKind::elementwise,
                       static_cast<double>((s_enc + 1) * d.d_model));
@@ -1156,8 +1159,9 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
   const double group = d.group_size > 0 ? std::min(f(d.group_size), tokens) : tokens;
   // A token's widest row in any op: the feed-forward, its routed slots, the logits, attention's
   // projections and (unfused) score rows, the Evolved Transformer's 4 d_model branches.
+  const double patch_row = f(d.patch) * f(d.patch) * f(d.image_channels);  // a ViT's patch, 0 elsewhere
   const double row = widest({4 * dm, f(d.d_ff) * mult, routed * std::max(fe, dm), shared, f(d.vocab), f(d.target_vocab), f(d.type_vocab),
-                             projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E});
+                             projections, heads * f(std::max(d.seq_len, d.target_seq_len)), E, patch_row, f(d.classes)});
   // Einsum dispatch: every expert runs its capacity of slots in every group, padded or not.
   const double capacity = std::max(f(d.min_capacity), std::min(group, routed * group / std::max(1.0, E)));
   const double groups = std::ceil(tokens / std::max(1.0, group));
@@ -1165,7 +1169,9 @@ double transformer_limit(const TransformerDesign& d, double batch, double& eleme
                      d.einsum_dispatch ? (E + routed * group) * tokens : 0.0,  // one-hot dispatch masks
                      d.einsum_dispatch ? E * capacity * groups * std::max(fe, dm) : 0.0});
   layers = f(d.encoder_layers) + f(d.decoder_layers) + f(d.mtp_depth);
-  return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.target_vocab), f(d.type_vocab), projections}), E * dm * fe});
+  return widest({dm * widest({f(d.d_ff) * mult, shared, f(d.vocab), f(d.target_vocab), f(d.type_vocab), projections, patch_row,
+                              f(d.classes)}),
+                 E * dm * fe});
 }
 
 }  // namespace

@@ -207,7 +207,12 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
                     " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
                     text::gigabytes(held_activations / per) +
-                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request " + text::gigabytes(cache_per) : std::string()) +
+                    (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request" +
+                                     (t && t->sliding_window > 0 && static_cast<double>(t->sliding_window) < cache_tokens
+                                          ? " (at most " + std::to_string(t->sliding_window) + " in a windowed layer)"
+                                          : std::string()) +
+                                     " " + text::gigabytes(cache_per)
+                               : std::string()) +
                     (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
                     "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
   }

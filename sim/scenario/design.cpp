@@ -377,11 +377,15 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     d.kv_heads = d.heads;
     d.d_ff = positive(m, "d_ff");
     d.image = optional_positive(m, "image", 224);
+    // Pixels a side and channels within 2^20, so that a patch's patch^2 x channels values stay
+    // within 64 bits (the size limit then refuses what no machine holds).
+    if (d.image > (std::int64_t{1} << 20)) m.at("image").expected("at most 1,048,576 pixels a side");
     d.patch = positive(m, "patch");
     if (d.patch > d.image || d.image % d.patch != 0) {
       m.at("patch").expected("a patch size that divides the image (" + std::to_string(d.image) + " pixels a side)");
     }
     d.image_channels = optional_positive(m, "channels", 3);
+    if (d.image_channels > (std::int64_t{1} << 20)) m.at("channels").expected("at most 1,048,576 channels");
     d.classes = optional_positive(m, "classes", 1000);
     const std::int64_t side = d.image / d.patch;
     if (side > 1000000) m.at("patch").expected("at most 10^6 patches a side");

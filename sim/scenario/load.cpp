@@ -1183,8 +1183,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           if (const auto* l = std::get_if<LstmDesign>(&j.design)) per = l->seq_len;
           if (const auto* f = std::get_if<FileGraphDesign>(&j.design)) per = f->tokens_per_sample;
           if ((noun == "sample" || noun == "image") && per > 1) {
-            d.tokens_at->fail("counts " + noun + "s, and a sample of this model is " + std::to_string(per) +
-                              " tokens: give the tokens (" + std::to_string(per) + " a sample)");
+            d.tokens_at->fail("counts " + noun + "s, and a sample of job " + text::quoted(j.id) + "'s model " +
+                              text::quoted(j.model_id) + " is " + std::to_string(per) + " tokens: give the tokens (" +
+                              std::to_string(per) + " a sample)");
           }
         }
         // A published market-based figure is compared with the data centre's market intensity
@@ -1304,7 +1305,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         const bool images = std::holds_alternative<ResNetDesign>(j.design) || (vit && vit->image > 0) ||
                             (f && std::any_of(f->ops.begin(), f->ops.end(), [](const FileOp& o) { return o.kind == "conv2d"; }));
         if (!images) {
-          d.input_layout_at->fail("input_layout is the layout of an image batch (a ResNet, or a graph file with convolutions); model " +
+          d.input_layout_at->fail("input_layout is the layout of an image batch (a ResNet, a ViT, or a graph file with convolutions); model " +
                                   text::quoted(j.model_id) + " has no images to reorder");
         }
       }};
@@ -1582,16 +1583,27 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               dreg.datacenter.region = b.region_ref(r.at("region"));
               dreg.datacenter.id = dreg.datacenter.region.id;
             }
-            // The same site named twice by id alone would be two fleets, each with its own minimum
-            // replica (since session 36, from a review: two halves of one site took twice its energy).
-            const char* site_key = r.has("datacenter") ? "datacenter" : "region";
-            if (r.at(site_key).node.IsScalar()) {
-              for (std::size_t j = 0; j < i; ++j) {
+            // A cloud site named twice, as it is and for the same time zone, would be two fleets, each
+            // with its own minimum replica (since session 36, from a review: two halves of one site took
+            // twice its energy). A site given with overrides is a site of its own; another time zone is
+            // another cohort of users; edge devices have no minimum.
+            if (r.has("datacenter")) {
+              // The id of a plain reference (`id` or `{id: id}`), empty for one with overrides.
+              const auto plain_id = [](const YAML::Node& n) -> std::string {
+                if (n.IsScalar()) return n.Scalar();
+                if (n.IsMap() && n.size() == 1 && n["id"] && n["id"].IsScalar()) return n["id"].Scalar();
+                return "";
+              };
+              const auto offset = [](const YAML::Node& entry) {
+                return entry["utc_offset"] && entry["utc_offset"].IsScalar() ? entry["utc_offset"].Scalar() : std::string();
+              };
+              const std::string id = plain_id(r.at("datacenter").node);
+              for (std::size_t j = 0; j < i && !id.empty(); ++j) {
                 const YAML::Node earlier = list.node[j];
-                if (earlier.IsMap() && earlier[site_key] && earlier[site_key].IsScalar() &&
-                    earlier[site_key].Scalar() == r.at(site_key).node.Scalar()) {
-                  r.at(site_key).fail("duplicate: " + text::quoted(r.at(site_key).node.Scalar()) + " is listed at [" +
-                                      std::to_string(j) + "] already; give the site one entry and its whole share");
+                if (earlier.IsMap() && earlier["datacenter"] && plain_id(earlier["datacenter"]) == id &&
+                    offset(earlier) == offset(list.node[i])) {
+                  r.at("datacenter").fail("duplicate: " + text::quoted(id) + " is listed at [" + std::to_string(j) +
+                                          "] already, for the same time zone; give the site one entry and its whole share");
                 }
               }
             }

@@ -533,6 +533,27 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   CHECK(r.err.find("point 0 is also in") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "twice.h5"));
 
+  // A shard whose tables have other columns (as one written before session 36 has no `parameters`
+  // in sweep/training) is bad input naming it, not an internal failure at the merge.
+  {
+    RunRecord old = read_run(dir / "part.shard-1-of-3.h5");
+    bool dropped = false;
+    for (auto& t : old.tables) {
+      if (t.path != "sweep/training") continue;
+      const auto it = std::find_if(t.columns.begin(), t.columns.end(), [](const Column& c) { return c.name == "parameters"; });
+      REQUIRE(it != t.columns.end());
+      t.columns.erase(it);
+      dropped = true;
+    }
+    REQUIRE(dropped);
+    write_run(dir / "old.shard-1-of-3.h5", old);
+    r = run({"merge", "-o", (dir / "mixed.h5").string(), (dir / "part.shard-0-of-3.h5").string(),
+             (dir / "old.shard-1-of-3.h5").string()});
+    CHECK(r.code == 2);
+    CHECK(r.err.find("old.shard-1-of-3.h5: its tables have other columns than ") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "mixed.h5"));
+  }
+
   // A merged file that would replace one of its shards is refused, the shard left as it was (since
   // session 35; before, it overwrote its own input).
   const auto shard_size = fs::file_size(dir / "part.shard-0-of-3.h5");
@@ -961,6 +982,30 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("the run is not of that part") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "wrong"));
+  // Its fp32 products ten times as fast (7 times the datasheet's fp32 peak): refused before the entry
+  // is opened (the review's finding: a refusal at the fp32 line left the entry cut there).
+  {
+    std::ifstream in(csv);
+    std::ofstream out(dir / "fast32.csv");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("\"matmul f32 ", 0) == 0) {
+        std::vector<std::string> cells;
+        std::stringstream split(line);
+        for (std::string cell; std::getline(split, cell, ',');) cells.push_back(cell);
+        REQUIRE(cells.size() == 10);
+        for (std::size_t c = 5; c <= 8; ++c) cells[c] = std::to_string(std::stod(cells[c]) / 10);
+        line = cells[0];
+        for (std::size_t c = 1; c < cells.size(); ++c) line += "," + cells[c];
+      }
+      out << line << "\n";
+    }
+  }
+  r = run({"calibrate", "--refit", (dir / "fast32.csv").string(), "--out", (dir / "fast32").string(), "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("matmul/f32 measured at") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "fast32"));
   r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "tdp").string(), "--tdp", "5 W", "--data-dir",
            (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
   CHECK(r.code == 2);

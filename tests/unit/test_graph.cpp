@@ -1090,6 +1090,25 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
   // build_graph throws with the same reason.
   CHECK_THROWS_WITH_AS(graph::build_graph(d, graph::GraphShape{1, 2, true}), "too large to cost: 100001 layers (the builder's limit is 100,000)",
                        std::invalid_argument);
+  // A ViT's classifier of 10^15 classes (d_model x classes past 2^56) and a patch of 2^20 x 2^20
+  // pixels of 2^17 channels (2^57 values, the parser's largest sizes): refused, not costed as a job
+  // that does not fit (since session 36, from a review).
+  TransformerDesign vit = small_gpt();
+  vit.arch = TransformerDesign::Arch::encoder;
+  vit.encoder_layers = 1;
+  vit.decoder_layers = 0;
+  vit.image = 224;
+  vit.patch = 16;
+  vit.classes = 1000;
+  vit.seq_len = 197;
+  CHECK(graph::size_limit(vit, 64).empty());
+  vit.classes = 1000000000000000;
+  CHECK(graph::size_limit(vit, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
+  vit.classes = 1000;
+  vit.image = vit.patch = std::int64_t{1} << 20;
+  vit.image_channels = std::int64_t{1} << 17;
+  vit.seq_len = 2;
+  CHECK(graph::size_limit(vit, 1).rfind("too large to cost: ", 0) == 0);
   // The other builders: an MLP's widths, a ResNet's image, a file graph's rows.
   CHECK(graph::size_limit(MlpDesign{{1000, 1000}}, 1000).empty());
   CHECK(graph::size_limit(MlpDesign{{std::int64_t{1} << 29, std::int64_t{1} << 29}}, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);

@@ -245,6 +245,33 @@ deployments:
   fs::remove_all(dir);
 }
 
+TEST_CASE("a deployment's sites: one cloud site twice for one time zone is refused, other splits are not") {
+  // Since session 36 (a review's finding: two entries of one data centre were two fleets, each
+  // with its own minimum replica). The same site for two time zones (two cohorts of users), an edge
+  // region in two time zones, and a site with overrides beside the plain one stay accepted; a plain
+  // `{id: ...}` is the site itself.
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario_sites";
+  fs::create_directories(dir);
+  const auto scenario = [&](const std::string& name, const std::string& regions, const std::string& kind) {
+    std::ofstream(dir / name) << "schema_version: 1\nscenario: {name: s, start: 2025-01-01, horizon: \"1 year\"}\n"
+                                 "models:\n  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}\n"
+                                 "deployments:\n  - {id: svc, model: mlp, start: 2025-01-01, duration: \"1 year\", hardware: test-gpu, "
+                                 "demand: \"10 requests/s\", " << kind << "regions: " << regions << "}\n";
+    return dir / name;
+  };
+  CHECK(load_scenario(scenario("zones.yaml", "[{datacenter: test-dc, share: 0.5, utc_offset: \"-5 h\"}, "
+                                             "{datacenter: test-dc, share: 0.5, utc_offset: \"-8 h\"}]", ""),
+                      test_catalog()).deployments[0].regions.size() == 2);
+  CHECK(load_scenario(scenario("edge.yaml", "[{region: test-region, share: 0.5, utc_offset: \"-5 h\"}, "
+                                            "{region: test-region, share: 0.5, utc_offset: \"-5 h\"}]", "kind: edge, devices: 1e6, "),
+                      test_catalog()).deployments[0].regions.size() == 2);
+  CHECK(load_scenario(scenario("override.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, pue: 1.3}, share: 0.5}]", ""),
+                      test_catalog()).deployments[0].regions.size() == 2);
+  CHECK(error_of(scenario("plain.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc}, share: 0.5}]", ""), test_catalog())
+            .find("regions[1].datacenter: duplicate: \"test-dc\" is listed at [0] already") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("an unknown data directory is an input error") {
   const std::string msg = error_of(kData / "scenarios/good_base.yaml", LoadOptions{kData / "no-such-dir"});
   CHECK(msg.find("the data directory does not exist") != std::string::npos);

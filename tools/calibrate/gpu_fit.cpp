@@ -301,21 +301,30 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   // (framework kernels' and fused attention's fractions, the node) stays a fraction of the same
   // peaks, and MFU keeps its datasheet denominator.
   const auto rate = [&](const char* g) { return fits.count(g) && fits[g].a > 0 ? 1 / fits[g].a : 0.0; };
-  const auto fraction = [&](const char* group, const char* dtype) {
+  const auto measured_share = [&](const char* group, const char* dtype) {
     const auto it = datasheet->peak.find(dtype);
     if (it == datasheet->peak.end() || !(it->second > 0) || !(rate(group) > 0)) return 0.0;
-    const double f = rate(group) / it->second;
-    // Far above the datasheet's peak, the part measured is not the one the entry refines (an
-    // H200's run refitted --from an A100 measured 2.5 times its peak): nothing is written (since
-    // session 36; before, every fraction was clamped to 1). A little above is a boost clock.
-    if (f > 1.1) {
+    return rate(group) / it->second;
+  };
+  const std::pair<const char*, const char*> products[] = {
+      {"matmul/bf16", "bf16"}, {"matmul/f16", "fp16"}, {"matmul/tf32", "tf32"}, {"matmul/f32", "fp32"}};
+  // Far above the datasheet's peak, the part measured is not the one the entry refines (an H200's
+  // run refitted --from an A100 measured 2.5 times its peak): nothing is written, checked for every
+  // precision before the entry is opened (since session 36; before, every fraction was clamped to
+  // 1). A little above is a boost clock.
+  for (const auto& [group, dtype] : products) {
+    if (const double f = measured_share(group, dtype); f > 1.1) {
       throw std::runtime_error(format("%s measured at %.4g TFLOP/s, %.2f times %s's %s peak (%.4g): the run is not of that "
                                       "part; name its datasheet entry with --from",
-                                      group, rate(group) / 1e12, f, datasheet->id.c_str(), dtype, it->second / 1e12));
+                                      group, rate(group) / 1e12, f, datasheet->id.c_str(), dtype,
+                                      datasheet->peak.at(dtype) / 1e12));
     }
+  }
+  const auto fraction = [&](const char* group, const char* dtype) {
+    const double f = measured_share(group, dtype);
     if (f > 1) {
       log << format("note: %s measured at %.4g TFLOP/s, above %s's %s peak (%.4g): written as 1\n", group, rate(group) / 1e12,
-                    datasheet->id.c_str(), dtype, it->second / 1e12);
+                    datasheet->id.c_str(), dtype, datasheet->peak.at(dtype) / 1e12);
     }
     return std::min(1.0, f);
   };
