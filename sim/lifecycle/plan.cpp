@@ -80,6 +80,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   // decode step's beside the cache at the requests' full length (since session 34; before, the
   // prefill's activations and the full cache together, which never coexist).
   double decode_activations = 0, prompt_cache = 0;
+  bool windowed = false;  // a layer's sliding window holds fewer positions than the requests
   double cache_ways = 1;                              // the most ranks the cache splits over
   const auto* t = std::get_if<TransformerDesign>(&d.design);
   if (t && d.tokens_in > 0) {
@@ -124,6 +125,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       // The mean of min(c, W) for contexts c spread evenly over [lo, hi].
       read += w >= hi ? context : (w <= lo || hi <= lo ? std::min(w, lo) : ((w * w - lo * lo) / 2 + (hi - w) * w) / (hi - lo));
       held += std::min(w, held_tokens);
+      windowed = windowed || w < held_tokens;
       prompt_held += std::min(w, lo);
     }
     // In floating point: batch x layers x width can pass 2^63 within the builders' limits.
@@ -208,7 +210,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
                     " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
                     text::gigabytes(held_activations / per) +
                     (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request" +
-                                     (t && t->sliding_window > 0 && static_cast<double>(t->sliding_window) < cache_tokens
+                                     (windowed && t
                                           ? " (at most " + std::to_string(t->sliding_window) + " in a windowed layer)"
                                           : std::string()) +
                                      " " + text::gigabytes(cache_per)

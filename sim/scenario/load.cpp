@@ -1583,30 +1583,6 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               dreg.datacenter.region = b.region_ref(r.at("region"));
               dreg.datacenter.id = dreg.datacenter.region.id;
             }
-            // A cloud site named twice, as it is and for the same time zone, would be two fleets, each
-            // with its own minimum replica (since session 36, from a review: two halves of one site took
-            // twice its energy). A site given with overrides is a site of its own; another time zone is
-            // another cohort of users; edge devices have no minimum.
-            if (r.has("datacenter")) {
-              // The id of a plain reference (`id` or `{id: id}`), empty for one with overrides.
-              const auto plain_id = [](const YAML::Node& n) -> std::string {
-                if (n.IsScalar()) return n.Scalar();
-                if (n.IsMap() && n.size() == 1 && n["id"] && n["id"].IsScalar()) return n["id"].Scalar();
-                return "";
-              };
-              const auto offset = [](const YAML::Node& entry) {
-                return entry["utc_offset"] && entry["utc_offset"].IsScalar() ? entry["utc_offset"].Scalar() : std::string();
-              };
-              const std::string id = plain_id(r.at("datacenter").node);
-              for (std::size_t j = 0; j < i && !id.empty(); ++j) {
-                const YAML::Node earlier = list.node[j];
-                if (earlier.IsMap() && earlier["datacenter"] && plain_id(earlier["datacenter"]) == id &&
-                    offset(earlier) == offset(list.node[i])) {
-                  r.at("datacenter").fail("duplicate: " + text::quoted(id) + " is listed at [" + std::to_string(j) +
-                                          "] already, for the same time zone; give the site one entry and its whole share");
-                }
-              }
-            }
             dreg.share = r.has("share") ? detail::read_number_in(r.at("share"), 0, 1, true, "a share in [0, 1]") : 1.0;
             if (r.has("utc_offset")) {
               const Value off = r.at("utc_offset");
@@ -1626,6 +1602,19 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               dreg.utc_offset_s = negative ? -x : x;
             }
             sum += dreg.share;
+            // A cloud site named twice with the same figures and time zone would be two fleets, each with
+            // its own minimum replica (since session 36, from a review: two halves of one site took twice
+            // its energy). Compared as parsed ("-5 h" and "-300 min" are one offset; an override that
+            // changes nothing is the site itself); edge devices have no minimum.
+            for (std::size_t j = 0; dreg.is_datacenter && j < d.regions.size(); ++j) {
+              const DeploymentRegion& e = d.regions[j];
+              if (e.is_datacenter && e.datacenter.id == dreg.datacenter.id && e.utc_offset_s == dreg.utc_offset_s &&
+                  e.datacenter.pue == dreg.datacenter.pue && e.datacenter.region.id == dreg.datacenter.region.id &&
+                  e.datacenter.market_intensity_kg_per_j == dreg.datacenter.market_intensity_kg_per_j) {
+                r.at("datacenter").fail("duplicate: " + text::quoted(dreg.datacenter.id) + " is listed at [" + std::to_string(j) +
+                                        "] already, for the same time zone; give the site one entry and its whole share");
+              }
+            }
             d.regions.push_back(std::move(dreg));
           }
           if (std::abs(sum - 1) > 1e-6) list.fail("the shares sum to " + share_text(sum) + ", expected 1");

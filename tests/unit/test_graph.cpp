@@ -248,7 +248,7 @@ TEST_CASE("ViT-B/16 and ViT-L/16: torchvision's parameter counts, B/16's 17.56 G
   // 224 x 224; the classifier over its "18k classes" [assumed 18,000]): ViT-L/16 783 at 7 epochs
   // and 1,567 at 14; ViT-H/14 (32 layers, d 1,280, 16 heads, d_ff 5,120, 256 patches of 14 x 14)
   // 4,262 at 14. Three times the forward products an image (2 FLOPs a multiply-add): L/16's
-  // 61,572,418,560 and H/14's 167,317,241,600 multiply-adds give 783.6, 1,567.1 and 4,258.6.
+  // 61,572,120,576 and H/14's 167,316,869,120 multiply-adds give 783.6, 1,567.1 and 4,258.6.
   const auto training_exaflops = [](TransformerDesign v, double epochs) {
     v.classes = 18000;
     double forward = 0;

@@ -269,6 +269,14 @@ TEST_CASE("a deployment's sites: one cloud site twice for one time zone is refus
                       test_catalog()).deployments[0].regions.size() == 2);
   CHECK(error_of(scenario("plain.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc}, share: 0.5}]", ""), test_catalog())
             .find("regions[1].datacenter: duplicate: \"test-dc\" is listed at [0] already") != std::string::npos);
+  // Compared as parsed: one offset written two ways, and an override that changes nothing (test-dc's
+  // own PUE, 1.5), are the same site (a second review's finding).
+  CHECK(error_of(scenario("offsets.yaml", "[{datacenter: test-dc, share: 0.5, utc_offset: \"-5 h\"}, "
+                                          "{datacenter: test-dc, share: 0.5, utc_offset: \"-300 min\"}]", ""), test_catalog())
+            .find("regions[1].datacenter: duplicate: ") != std::string::npos);
+  CHECK(error_of(scenario("noop.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, pue: 1.5}, share: 0.5}]", ""),
+                 test_catalog())
+            .find("regions[1].datacenter: duplicate: ") != std::string::npos);
   fs::remove_all(dir);
 }
 
