@@ -52,6 +52,21 @@ TransformerDesign small_decoder(std::int64_t layers) {
   return d;
 }
 
+// A small ViT: 16 patches of 8 x 8 x 3 pixels and a class token, the small decoder's widths.
+TransformerDesign small_vit(std::int64_t layers) {
+  TransformerDesign vit = small_decoder(layers);
+  vit.arch = TransformerDesign::Arch::encoder;
+  vit.encoder_layers = layers;
+  vit.decoder_layers = 0;
+  vit.image = 32;
+  vit.patch = 8;
+  vit.classes = 10;
+  vit.seq_len = 17;
+  vit.max_positions = 17;
+  vit.tied_embeddings = false;
+  return vit;
+}
+
 TrainingJob mlp_job() {
   TrainingJob job;
   job.id = "j";
@@ -1222,18 +1237,8 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   CHECK(r.batch_time_s == approx(nhwc.batch_time_s + 24000 / 5e11));
   // A ViT's images are reordered as a ResNet's (since session 36, from a review; before, nothing
   // moved): 10 images of 32 x 32 x 3 in fp32, read and written, 2 x 122,880 B at 5e11 B/s.
-  TransformerDesign vit = small_decoder(1);
-  vit.arch = TransformerDesign::Arch::encoder;
-  vit.encoder_layers = 1;
-  vit.decoder_layers = 0;
-  vit.image = 32;
-  vit.patch = 8;
-  vit.classes = 10;
-  vit.seq_len = 17;
-  vit.max_positions = 17;
-  vit.tied_embeddings = false;
   InferenceJob images = conv_inference("nhwc");
-  images.design = vit;
+  images.design = small_vit(1);
   images.input_layout = "nchw";
   CHECK(cost_inference(images).reorder_time_s == approx(2 * 10 * 32 * 32 * 3 * 4.0 / 5e11));
 }
@@ -2135,17 +2140,7 @@ TEST_CASE("every layout of every builder costs to finite figures or says why it 
   encdec.arch = TransformerDesign::Arch::encoder_decoder;
   encdec.encoder_layers = 2;
   designs.push_back(encdec);
-  TransformerDesign vit = small_decoder(3);  // a ViT: 16 patches of 8 x 8 x 3 and a class token
-  vit.arch = TransformerDesign::Arch::encoder;
-  vit.encoder_layers = 3;
-  vit.decoder_layers = 0;
-  vit.image = 32;
-  vit.patch = 8;
-  vit.classes = 10;
-  vit.seq_len = 17;
-  vit.max_positions = 17;
-  vit.tied_embeddings = false;
-  designs.push_back(vit);
+  designs.push_back(small_vit(3));
   designs.push_back(MlpDesign{{64, 64, 64, 64}});
   ResNetDesign resnet;
   resnet.blocks = {1, 1, 1, 1};
