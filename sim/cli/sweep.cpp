@@ -374,15 +374,17 @@ std::string describe(const SweepPoint& p, const SweepSpec& spec) {
   return "sweep point " + std::to_string(p.index) + ": " + text::join(kv, ", ");
 }
 
-// A point's tables and their columns, to tell the files of two versions of dlcarbon apart.
-std::string columns_of(const PointRows& rows) {
-  std::string out;
+// Each table's columns, by the first point that had the table, to tell the files of two versions
+// of dlcarbon apart (a point without a table, such as one whose jobs have no rows there, is not a
+// difference). Returns a message naming the first table whose columns differ, or "".
+std::string other_columns(std::map<std::string, std::string>& seen, const PointRows& rows) {
   for (const auto& [path, table] : rows) {
-    out += path + ":";
-    for (const auto& c : table.columns) out += c.name + ",";
-    out += ";";
+    std::string names;
+    for (const auto& c : table.columns) names += c.name + ",";
+    const auto [it, inserted] = seen.emplace(path, names);
+    if (!inserted && it->second != names) return "its " + path + " table has other columns";
   }
-  return out;
+  return "";
 }
 
 // The shard files of one sweep, joined; InputError for files of other sweeps, a point twice, or
@@ -390,7 +392,8 @@ std::string columns_of(const PointRows& rows) {
 SweepFile merge_files(const std::vector<std::string>& names) {
   SweepFile merged;
   std::map<std::int64_t, std::string> from;
-  std::string first, columns, columns_from;
+  std::string first;
+  std::map<std::string, std::string> columns;
   for (const auto& name : names) {
     SweepFile f = read_sweep_file(name);
     if (first.empty()) {
@@ -409,12 +412,9 @@ SweepFile merge_files(const std::vector<std::string>& names) {
     }
     for (auto& [point, rows] : f.done) {
       // Since session 36 (a review's finding: the new summary columns made a shard of the previous
-      // build an internal failure at the merge).
-      if (columns.empty()) {
-        columns = columns_of(rows);
-        columns_from = name;
-      } else if (columns_of(rows) != columns) {
-        throw InputError(name + ": its tables have other columns than " + columns_from +
+      // build an internal failure at the merge); per table since session 37.
+      if (const std::string why = other_columns(columns, rows); !why.empty()) {
+        throw InputError(name + ": " + why + " than " + first +
                          "'s (written by another version of dlcarbon?); run every shard with one build");
       }
       if (const auto it = from.find(point); it != from.end()) {
@@ -559,16 +559,34 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   for (const auto i : mine) {
     if (!file.done.count(i)) todo.push_back(i);
   }
+  const std::size_t to_run = todo.size();
+  const auto run_point = [&](std::int64_t i) {
+    const SweepPoint& p = points[static_cast<std::size_t>(i)];
+    LoadOptions o{data_dir, p.overrides};
+    const Scenario s = load_scenario(spec.scenario, o);
+    return point_rows(spec, p, simulate_scenario(s, 1));
+  };
+  // A file written by another build of dlcarbon (other table columns) cannot be continued: the
+  // first new point is run alone and compared with the kept ones before the others run (since
+  // session 37; before, an internal failure when the file was written, after every point ran).
+  if (resumed > 0 && !todo.empty()) {
+    std::map<std::string, std::string> columns;
+    for (const auto& [i, rows] : file.done) other_columns(columns, rows);
+    PointRows rows = run_point(todo.front());
+    if (const std::string why = other_columns(columns, rows); !why.empty()) {
+      throw InputError(out.generic_string() + ": " + why + " than this build writes (written by another version " +
+                       "of dlcarbon?); use --fresh to start it over, or another -o");
+    }
+    file.done[todo.front()] = std::move(rows);
+    todo.erase(todo.begin());
+  }
 
   const bool tty = !vm.count("quiet") && isatty(STDERR_FILENO);
   std::mutex m;
   auto last_write = std::chrono::steady_clock::now();
   const auto in_shard = static_cast<std::int64_t>(mine.size());
   run_points(todo, threads, [&](std::int64_t i) {
-    const SweepPoint& p = points[static_cast<std::size_t>(i)];
-    LoadOptions o{data_dir, p.overrides};
-    const Scenario s = load_scenario(spec.scenario, o);
-    PointRows rows = point_rows(spec, p, simulate_scenario(s, 1));
+    PointRows rows = run_point(i);
     std::lock_guard<std::mutex> lock(m);
     file.done[i] = std::move(rows);
   }, [&](std::size_t n) {
@@ -598,7 +616,7 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     io.out << "dlcarbon: sweep " << spec.name << ": " << file.done.size() << " of " << file.total << " points"
            << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count) + ")" : "")
-           << ", " << todo.size() << " run, " << resumed << " kept from the file, " << cannot
+           << ", " << to_run << " run, " << resumed << " kept from the file, " << cannot
            << " cannot run (reason in sweep/points), " << format_number(seconds, 3) << " s -> " << out.string() << "\n";
   }
   if (gather) {
