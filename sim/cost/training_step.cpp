@@ -330,6 +330,19 @@ StepCost cost_training_step(const TrainingJob& job) {
     vocab_table = static_cast<double>(t->vocab * t->d_model);
     tied = t->tied_embeddings;
   }
+  // Fewer key/value heads than tensor-parallel ranks (multi-query attention, or grouped-query with
+  // G < t): a head cannot be split, so each rank holds and computes one whole key/value head, the
+  // group's G heads replicated t / G times (the MQA of BigCode's Megatron-LM, a key_value layer that
+  // is not split; Megatron-Core requires G to divide t; Shazeer 2019's multi-query heads are shared,
+  // not sharded). Since session 37 (a review; before, each rank was charged G / t of a head:
+  // StarCoder's qkv was 12 % light at tensor 4). `kv_rank`: a rank's key/value heads.
+  double kv_heads = 0, q_heads = 0, kv_rank = 0;
+  if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->kv_lora_rank == 0 && t->heads > 0) {
+    q_heads = static_cast<double>(t->heads);
+    kv_heads = static_cast<double>(t->kv_heads > 0 ? t->kv_heads : t->heads);
+    kv_rank = kv_heads < tp ? 1.0 : kv_heads / tp;
+  }
+  const bool kv_replicated = kv_heads > 0 && kv_heads < tp;
   int previous_layer = -1;  // the position of the last layer seen, in graph order
   // What enters each layer (a microbatch, bytes): the output of the op before its first, the
   // previous layer's or the embedding's; in an encoder-decoder's decoder also the encoder's output,
@@ -359,8 +372,26 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
-    const double flops = graph::executed_flops(op, fusion) / split;
-    double bytes = graph::executed_bytes(op, fusion) / split;
+    // The share of the op's work on a rank: 1 / split, but where the key/value heads are replicated
+    // (above) the products that make them (the fused qkv, a cross-attention's kv), the rotary
+    // embedding that turns them and the attention that reads them hold kv_rank whole heads.
+    double work_split = split;
+    double kv_bytes = 0;  // a fused attention's key and value reads, all of the group's heads
+    if (kv_replicated && in_layer && op.tensor_split) {
+      if (op.kind == graph::OpKind::matmul && ends_with(op.name, ".qkv")) {
+        work_split = (q_heads + 2 * kv_heads) / (q_heads / tp + 2 * kv_rank);
+      } else if (op.kind == graph::OpKind::matmul && ends_with(op.name, ".kv")) {
+        work_split = kv_heads / kv_rank;
+      } else if (ends_with(op.name, ".rotary") && op.name.find(".attn") != std::string::npos) {
+        work_split = (q_heads + kv_heads) / (q_heads / tp + kv_rank);
+      } else if (op.fused_attention) {
+        kv_bytes = bytes_per_value * static_cast<double>(p.microbatch) * kv_heads * static_cast<double>(op.k) *
+                   2 * static_cast<double>(op.n);
+      }
+    }
+    const double flops = graph::executed_flops(op, fusion) / work_split;
+    double bytes = graph::executed_bytes(op, fusion) / work_split;
+    if (kv_bytes > 0) bytes += kv_bytes * (kv_rank / kv_heads - 1 / tp);
     if (op.expert) {
       // Expert parallelism: the graph's expert ops are already this device's share (its experts'
       // weights and the slots routed to them), split over the tensor group. Whole experts on every
@@ -384,7 +415,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool row_parallel_output =
         in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down"));
     const bool row_parallel = row_parallel_output && !op.expert;
-    const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / tp;
+    const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / (op.tensor_split ? work_split : tp);
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     // An expert op is already the device's products: its E / G experts, each over the slots routed
     // to it from the G ranks of its expert-parallel group.
@@ -476,7 +507,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
-    (op.expert ? dev_expert : dev_dense)[owner] += op.params;
+    // (Parameters are divided by t below: a replicated key/value projection's weights count whole
+    // on every rank.)
+    (op.expert ? dev_expert : dev_dense)[owner] += work_split != split ? op.params * tp / work_split : op.params;
     // A lookup or a head that shares a vocabulary table (params 0) on a device that does not hold
     // that table keeps a copy of it (Megatron-LM's shared word embeddings on the last stage; a
     // multi-token prediction module's input embedding there). DualPipe pairs the first and the last
@@ -538,6 +571,8 @@ StepCost cost_training_step(const TrainingJob& job) {
         saved = 0;
       }
       dev_saved[owner] += keep * saved / saved_split;
+      // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
+      if (kv_bytes > 0) dev_saved[owner] += keep * kv_bytes * (kv_rank / kv_heads - 1 / tp);
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
     // rank computes its own sequence shard's slots, and the all-to-all below carries them.
@@ -596,9 +631,13 @@ StepCost cost_training_step(const TrainingJob& job) {
     last_output = output;
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, e_f,
                      f.memory_bound ? "memory" : "compute", op.layer});
-    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops + red_b.flops,
-                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes,
-                     b_s + recompute, e_b,
+    // The backward row holds the forward that recomputation runs again before it: its time, and
+    // (since session 37, from a review; before, only its time) its FLOPs, bytes and energy.
+    const double re_flops = recompute > 0 ? flops + red_f.flops : 0.0;
+    const double re_bytes = recompute > 0 ? bytes + cast_fwd_bytes + red_f.bytes : 0.0;
+    c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops + red_b.flops + re_flops,
+                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes + re_bytes,
+                     b_s + recompute, e_b + (recompute > 0 ? e_f : 0.0),
                      b.memory_bound ? "memory" : "compute", op.layer});
   }
   // Pipeline: each microbatch crosses a stage boundary forward and backward.

@@ -2322,6 +2322,72 @@ TEST_CASE("elementwise recomputation repeats the layers' non-GEMM ops and keeps 
   CHECK(cheap.mfu < plain.mfu);  // the same model FLOPs in a longer step
 }
 
+TEST_CASE("fewer key/value heads than tensor ranks: each rank holds and computes whole key/value heads") {
+  // Multi-query attention (1 key/value head) on a tensor group of 4: d 64, 4 query heads of 16
+  // channels, 32 tokens. A rank's fused qkv product has its query head's 16 columns and the one
+  // key/value head's 2 x 16, replicated on every rank (BigCode's Megatron-LM): 2 x 32 x 64 x 48 =
+  // 196,608 FLOPs, where 1 / 4 of the whole (4 + 2) x 16 = 96 columns would be 24 (98,304). Its
+  // weights, 64 x 48 = 3,072 a rank, count in the memory of every rank.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.kv_heads = 1;
+  job.design = d;
+  job.accelerators = 4;
+  job.parallelism->tensor = 4;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.fusion = "attention";
+  const StepCost c = cost_training_step(job);
+  const auto row = [&](const std::string& op) {
+    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op && r.phase == "fwd"; });
+    REQUIRE(it != c.ops.end());
+    return *it;
+  };
+  CHECK(row("decoder.0.attn.qkv").flops == approx(2.0 * 32 * 64 * 48));
+  // The rotary embedding is not in this design (learned positions); the fused attention reads the
+  // rank's query head (32 x 16 in, 32 x 16 out) and the whole key/value head (2 x 32 x 16) at 2 B:
+  // 4,096 B, where a quarter of the head would be 3,072.
+  CHECK(row("decoder.0.attn.attention").bytes == approx(2.0 * (32 * 32 + 2 * 32 * 16)));
+  // With as many key/value heads as ranks nothing changes: a quarter of the (4 + 2 x 4) x 16 columns.
+  d.kv_heads = 4;
+  job.design = d;
+  const StepCost g = cost_training_step(job);
+  const auto it = std::find_if(g.ops.begin(), g.ops.end(), [](const OpCostRow& r) { return r.op == "decoder.0.attn.qkv" && r.phase == "fwd"; });
+  REQUIRE(it != g.ops.end());
+  CHECK(it->flops == approx(2.0 * 32 * 64 * 48));  // 12 x 16 / 4 = 48 columns either way
+}
+
+TEST_CASE("the ops table's backward rows hold the recomputed forward's FLOPs, bytes and energy") {
+  // Full recomputation runs each layer op's forward again before its backward: the bwd row of a
+  // layer op is the plain job's bwd row plus its own fwd row, in time, FLOPs, bytes and energy; ops
+  // outside the layers (embedding, head) are not recomputed. Before session 37 only the time moved,
+  // so 13 % of a review's step energy was in no row.
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(2);
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.fusion = "attention";
+  const StepCost plain = cost_training_step(job);
+  job.parallelism->recompute = true;
+  const StepCost full = cost_training_step(job);
+  const auto row = [](const StepCost& c, const std::string& op, const std::string& phase) {
+    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op && r.phase == phase; });
+    REQUIRE(it != c.ops.end());
+    return *it;
+  };
+  for (const char* op : {"decoder.0.attn.qkv", "decoder.1.ffn.up", "decoder.1.attn.attention"}) {
+    INFO(op);
+    const OpCostRow f = row(plain, op, "fwd"), b = row(plain, op, "bwd"), r = row(full, op, "bwd");
+    CHECK(r.flops == approx(b.flops + f.flops));
+    CHECK(r.bytes == approx(b.bytes + f.bytes));
+    CHECK(r.time_s == approx(b.time_s + f.time_s));
+    CHECK(r.energy_j == approx(b.energy_j + f.energy_j));
+  }
+  const OpCostRow head = row(full, "lm_head", "bwd"), head_plain = row(plain, "lm_head", "bwd");
+  CHECK(head.flops == approx(head_plain.flops));
+  CHECK(head.energy_j == approx(head_plain.energy_j));
+}
+
 TEST_CASE("a GPT layer keeps Korthikanti et al.'s 34 sbh + 5 as^2 b bytes of activations") {
   // Korthikanti et al. 2022, Sec. 4.1 (no tensor parallelism, 16-bit, dropout with one-byte masks,
   // the score matrix unfused as Megatron-LM runs it): a layer keeps s b h (34 + 5 a s / h) bytes.
