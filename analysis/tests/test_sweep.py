@@ -143,3 +143,56 @@ def test_a_shard_with_no_points_reads_as_an_empty_sweep(tmp_path):
     assert dict(points.dtypes) == dict(full.dtypes)
     assert points.index.dtype == full.index.dtype
     assert points.attrs["units"] == full.attrs["units"]
+
+
+def _dlcarbon_fails(*args):
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    return subprocess.run([binary, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def _replace(path, dataset, values):
+    with h5py.File(path, "r+") as f:
+        dtype = f[dataset].dtype
+        attrs = dict(f[dataset].attrs)
+        del f[dataset]
+        f.create_dataset(dataset, data=np.asarray(values, dtype=dtype))
+        for key, value in attrs.items():
+            f[dataset].attrs[key] = value
+
+
+def test_damaged_files_are_bad_input(tmp_path):
+    """A table whose columns differ in length, or a sweep file holding a point outside its sweep or
+    shard, is bad input (exit 2, nothing written) for inspect, merge and a resumed sweep (since
+    session 37, a review: they crashed, or merged a file marked complete with a point missing)."""
+    whole = tmp_path / "sweep.h5"
+    _dlcarbon("sweep", _sweep_file(), "-o", whole, "--quiet")
+    # A column one row short.
+    short = tmp_path / "short.h5"
+    short.write_bytes(whole.read_bytes())
+    with h5py.File(short) as f:
+        flops = f["sweep/training/flops"][()]
+    _replace(short, "sweep/training/flops", flops[:-1])
+    for args in (["inspect", short], ["merge", "-o", tmp_path / "m1.h5", short], ["sweep", _sweep_file(), "-o", short, "--quiet"]):
+        proc = _dlcarbon_fails(*args)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        assert "table sweep/training: column flops has" in proc.stderr, proc.stderr
+    assert not (tmp_path / "m1.h5").exists()
+    # A point index past the sweep's 18 points.
+    beyond = tmp_path / "beyond.h5"
+    beyond.write_bytes(whole.read_bytes())
+    with h5py.File(beyond) as f:
+        points = f["sweep/points/point"][()]
+        training = f["sweep/training/point"][()]
+    points[points == 17] = 40
+    training[training == 17] = 40
+    _replace(beyond, "sweep/points/point", points)
+    _replace(beyond, "sweep/training/point", training)
+    before = beyond.read_bytes()
+    for args in (["merge", "-o", tmp_path / "m2.h5", beyond], ["sweep", _sweep_file(), "-o", beyond, "--quiet"]):
+        proc = _dlcarbon_fails(*args)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        assert "point 40 is not one of shard 0 of 1 of a sweep of 18 points" in proc.stderr, proc.stderr
+    assert not (tmp_path / "m2.h5").exists()
+    assert beyond.read_bytes() == before

@@ -368,8 +368,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   const bool quick = vm.count("quick") > 0;
   const double budget = vm.count("seconds") ? vm["seconds"].as<double>() : (quick ? 25.0 : 300.0);
-  if (!(budget > 0)) {
-    io.err << "dlcarbon calibrate: --seconds: expected a positive number\n";
+  // At most a week: a budget is a wall-clock time to spend measuring (inf and 1e300 overflowed the
+  // round count into the fewest rounds; since session 37, a review).
+  if (!(budget > 0) || !(budget <= 604800)) {
+    io.err << "dlcarbon calibrate: --seconds: expected a number of seconds greater than 0 and at most 604800 (a week)\n";
     return kBadInput;
   }
   double tdp_w = 0;
@@ -427,6 +429,17 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     if (std::filesystem::exists(out_dir, ec) && !std::filesystem::is_directory(out_dir, ec)) {
       io.err << "dlcarbon calibrate: --out: " << text::quoted(out_dir.string()) << " is not a directory (name the folder for the entry)\n";
       return kBadInput;
+    }
+    // The entry and its raw samples replace files of those names, never a folder (since session 37,
+    // a review: a folder named like the entry was reported written, one named like the raw file
+    // failed after the entry was written).
+    for (const char* ext : {".yaml", ".h5"}) {
+      const std::filesystem::path target = out_dir / (id + ext);
+      if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec)) {
+        io.err << "dlcarbon calibrate: cannot write " << text::quoted(target.string())
+               << ": it is a folder or not a regular file (choose another --id or --out)\n";
+        return kBadInput;
+      }
     }
   }
   // A GPU entry inherits its power limit from the datasheet entry it refines: a --tdp would be
@@ -898,8 +911,18 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const std::filesystem::path entry = out_dir / (id + ".yaml");
   {
     const std::string tmp = entry.string() + ".tmp";
-    std::ofstream(tmp) << y.str();
+    std::ofstream file(tmp);
+    file << y.str();
+    file.close();
+    if (!file) {
+      std::filesystem::remove(tmp, ec);
+      throw OutputError("cannot write " + tmp);
+    }
     std::filesystem::rename(tmp, entry, ec);
+    if (ec) {
+      std::filesystem::remove(tmp, ec);
+      throw OutputError("cannot rename " + tmp + " to " + entry.string());
+    }
   }
   RunRecord raw;
   raw.dlcarbon_version = build_info::version();

@@ -335,9 +335,20 @@ SweepFile read_sweep_file(const fs::path& path) {
     for (std::size_t row = 0; row < t.rows(); ++row) by_point[cell<std::int64_t>(t, "point", row, shown)].push_back(row);
     for (const auto& [point, rows] : by_point) f.done[point][t.path] = take_rows(t, rows);
   }
+  if (f.total < 0 || f.shard_count < 1 || f.shard_index < 0 || f.shard_index >= f.shard_count) {
+    throw InputError(shown + ": sweep/info's points, shard and shards are not a sweep's (" + std::to_string(f.total) + ", " +
+                     std::to_string(f.shard_index) + ", " + std::to_string(f.shard_count) + ")");
+  }
   for (const auto& [point, rows] : f.done) {
     if (!rows.count("sweep/points")) {
       throw InputError(shown + ": point " + std::to_string(point) + " has rows but no sweep/points row");
+    }
+    // Shards take points round robin: a point outside the sweep or of another shard is a damaged
+    // or edited file (since session 37, a review: a resume indexed past the sweep's points).
+    if (point < 0 || point >= f.total || point % f.shard_count != f.shard_index) {
+      throw InputError(shown + ": point " + std::to_string(point) + " is not one of shard " + std::to_string(f.shard_index) +
+                       " of " + std::to_string(f.shard_count) + " of a sweep of " + std::to_string(f.total) +
+                       " points (a damaged or edited file?)");
     }
   }
   return f;
@@ -541,6 +552,10 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     }, [](std::size_t) {});
     if (first_bad >= 0) throw InputError(message);
   }
+  // Once more with the files only the points read (a trace a swept value names; since session 37,
+  // a review: `--fresh -o` of such a trace overwrote it).
+  check_output_path(out);
+  if (gather) check_output_path(whole);
 
   std::error_code ec;
   std::size_t resumed = 0;

@@ -237,6 +237,11 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
          << within << " within +/-25 %; median |error| " << format_number(100 * med, 3) << "% (6ND baseline "
          << format_number(100 * med_base, 3) << "%)\n";
   if (!steps.empty()) print_step_rows(steps, io);
+  if (rows == 0 && steps.empty()) {
+    // Nothing to compare is bad input, as in accounting mode (since session 37, a review; it was 1).
+    io.err << "dlcarbon validate: no published first-principles rows or step figures found in the folders given\n";
+    return kBadInput;
+  }
   return rows > 0 && within == rows && med <= 0.15 ? kOk : kFailure;
 }
 

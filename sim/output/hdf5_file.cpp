@@ -360,6 +360,16 @@ RunRecord read_run_unguarded(const std::filesystem::path& path) {
     t.path = p;
     std::stringstream names(read_string_attr(g, "columns"));
     for (std::string name; std::getline(names, name, ',');) t.columns.push_back(read_column(g, name));
+    // A table's columns are its rows: one of another length is a damaged or edited file, which
+    // every reader would index past (since session 37, a review: inspect, merge and a resumed
+    // sweep crashed on it).
+    for (const auto& c : t.columns) {
+      if (c.size() != t.columns.front().size()) {
+        throw OutputError(path.string() + ": table " + p + ": column " + c.name + " has " + std::to_string(c.size()) +
+                          " rows, column " + t.columns.front().name + " " + std::to_string(t.columns.front().size()) +
+                          " (a damaged or edited file?)");
+      }
+    }
     r.tables.push_back(std::move(t));
   }
   return r;

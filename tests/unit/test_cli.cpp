@@ -362,6 +362,7 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   // unknown --from went into the entry, --out naming a file failed after measuring).
   const fs::path out = dir / "bad";
   fs::create_directories(out);
+  fs::create_directories(out / "taken.h5");
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {{"--id", "../escaped"}, "--id: expected an id"},
       {{"--id", ""}, "--id: expected an id"},
@@ -370,6 +371,9 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
       {{"--from", "nope"}, "--from: unknown hardware \"nope\""},
       // Since session 36: "-1" had wrapped to 4294967295.
       {{"--seed", "-1"}, "--seed: expected a whole number from 0 to 4294967295"},
+      // Since session 37: a folder named like the entry was reported written (and like the raw file,
+      // failed after the entry was written).
+      {{"--id", "taken"}, "cannot write"},
   };
   for (const auto& [extra, message] : bad) {
     std::vector<std::string> args = {"calibrate", "--quick", "--seconds", "1", "--data-dir", (dir / "data").string(), "--out", out.string()};
@@ -388,7 +392,14 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   const auto f = run({"calibrate", "--quick", "--seconds", "1", "--out", (dir / "file").string()});
   CHECK(f.code == 2);
   CHECK(f.err.find("--out: ") != std::string::npos);
-  CHECK(fs::is_empty(out));
+  // Since session 37: inf and 1e300 overflowed the round count into the fewest rounds.
+  for (const char* seconds : {"inf", "1e300", "0"}) {
+    const auto g = run({"calibrate", "--quick", "--seconds", seconds, "--data-dir", (dir / "data").string(), "--out", out.string()});
+    CHECK(g.code == 2);
+    CHECK(g.err.find("--seconds: expected a number of seconds greater than 0 and at most 604800") != std::string::npos);
+  }
+  CHECK(std::distance(fs::directory_iterator(out), fs::directory_iterator()) == 1);  // taken.h5 alone
+  CHECK_FALSE(fs::exists(out / "taken.yaml"));
   CHECK_FALSE(fs::exists(dir / "escaped.yaml"));
   fs::remove_all(dir);
 }
@@ -597,6 +608,20 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
     CHECK(r.code == 2);
     CHECK(r.err.find("it is one of the inputs") != std::string::npos);
     CHECK(fs::file_size(dir / base_name) == base_size);
+  }
+  // So is one that names a trace only a swept value reads (since session 37, a review: the check
+  // ran before the points were loaded, and --fresh overwrote the trace).
+  {
+    const std::string trace = "datetime_utc,gco2_per_kwh_direct,gco2_per_kwh_lca\n2023-01-01 00:00:00,100,110\n2023-01-01 01:00:00,200,210\n";
+    std::ofstream(dir / "tr.csv") << trace;
+    std::ofstream(dir / "t.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: base.yaml}\n"
+                                           "parameters:\n  - {key: regions.test-region.trace, values: [{file: tr.csv}]}\n";
+    r = run({"sweep", (dir / "t.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+             (dir / "tr.csv").string(), "--fresh", "-q"});
+    CHECK(r.code == 2);
+    CHECK(r.err.find("tr.csv\": it is one of the inputs") != std::string::npos);
+    std::ifstream in(dir / "tr.csv");
+    CHECK(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()) == trace);
   }
 
   // Resume: a file with shard 0's points only (as a killed sweep leaves it) gets the rest.
@@ -1350,6 +1375,10 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   r = run({"validate", "--dir", empty.string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("no published figures found") != std::string::npos);
+  // First-principles mode too (since session 37; it was 1).
+  r = run({"validate", "--mode", "first-principles", "--dir", empty.string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("no published first-principles rows or step figures found") != std::string::npos);
 }
 
 TEST_CASE("a FIFO named as a scenario or a trace is bad input, not a read without end") {
