@@ -2327,7 +2327,7 @@ TEST_CASE("fewer key/value heads than tensor ranks: each rank holds and computes
   // channels, 32 tokens. A rank's fused qkv product has its query head's 16 columns and the one
   // key/value head's 2 x 16, replicated on every rank (BigCode's Megatron-LM): 2 x 32 x 64 x 48 =
   // 196,608 FLOPs, where 1 / 4 of the whole (4 + 2) x 16 = 96 columns would be 24 (98,304). Its
-  // weights, 64 x 48 = 3,072 a rank, count in the memory of every rank.
+  // weights, 64 x 48 = 3,072 a rank, count in the memory of every rank (not checked here).
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
   d.kv_heads = 1;
