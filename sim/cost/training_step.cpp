@@ -1144,9 +1144,21 @@ StepCost cost_training_step(const TrainingJob& job) {
   // holding a stage is not charged).
   const double in_flight = static_cast<double>(std::min(c.microbatches, c.pipeline + (p.dualpipe ? 1 : 0)));
   const double copies = p.dualpipe ? 2.0 : 1.0;
+  // Sharded stages also hold what a unit (a layer, or the root unit with an embedding table) needs
+  // whole while it runs (since session 38, from a review; before, only the shards were counted, which
+  // let a ZeRO-3 job pass with less than two layers' room to spare): ZeRO-3 gathers the running
+  // unit's parameters and prefetches the next one's (PyTorch FSDP's default backward prefetch,
+  // DeepSpeed's prefetch bucket), and ZeRO-2 and -3 hold the running unit's gradient whole until its
+  // reduce-scatter.
+  const auto unit_on = [&](std::size_t d) {
+    const double table = (d == 0 || d == devices - 1) ? core_copies * embedding_params / tp : 0.0;
+    return std::max(held_on(d, false) / (on_device(device_layers, d) + 1), std::min(held_on(d, false), table));
+  };
   const auto states_on = [&](std::size_t d) {
+    const double working = (p.zero_stage >= 3 ? 2 * bytes_per_value : 0.0) + (p.zero_stage >= 2 ? grad_value_bytes : 0.0);
     return copies * bytes_per_value * held_on(d, p.zero_stage >= 3) + copies * grad_value_bytes * held_on(d, p.zero_stage >= 2) +
-           (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_on(d, p.zero_stage >= 1);
+           (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_on(d, p.zero_stage >= 1) +
+           working * unit_on(d);
   };
   // Each device keeps its own layers' activations for the microbatches it has in flight and its own
   // other ops' (the embeddings' on the first, the head's and the loss's on the last, once); with

@@ -1063,6 +1063,28 @@ TEST_CASE("memory per device: weights and gradients at the compute precision, a 
   CHECK(cost_training_step(job).memory_per_device_bytes == approx(p * (4 + 4 + 8.0 / 2) + 2 * act16));
 }
 
+TEST_CASE("ZeRO-2 and -3 hold the running unit's gradient whole, ZeRO-3 its parameters and the next unit's too") {
+  // The small decoder, 2 layers, on 2 data-parallel ranks, fp16, Adam (12 B of state a parameter).
+  // The units are its 2 layers and the root one (embeddings, final norm, head): P / 3 each on
+  // average, above the 6,400-parameter embedding table.
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(2);
+  job.accelerators = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 2;
+  job.parallelism->zero_stage = 1;
+  const StepCost z1 = cost_training_step(job);
+  const double p = z1.parameters;
+  const double unit = p / 3;
+  REQUIRE(unit > 6400);
+  const double act = z1.memory_per_device_bytes - p * (2 + 2 + 12.0 / 2);
+  CHECK(act > 0);
+  job.parallelism->zero_stage = 2;  // gradients sharded; the running unit's whole until reduced
+  CHECK(cost_training_step(job).memory_per_device_bytes == approx(p * (2 + 2.0 / 2 + 12.0 / 2) + 2 * unit + act));
+  job.parallelism->zero_stage = 3;  // weights sharded; the running and the prefetched unit gathered
+  CHECK(cost_training_step(job).memory_per_device_bytes == approx(p * (2.0 / 2 + 2.0 / 2 + 12.0 / 2) + (2 * 2 + 2) * unit + act));
+}
+
 TEST_CASE("a model that does not fit is a result with a reason") {
   TrainingJob job = mlp_job();
   job.hardware.memory_bytes = 1e6;
