@@ -457,4 +457,15 @@ std::vector<std::filesystem::path> files_read();
 // would see it. Throws InputError for an unknown id or a bad catalog.
 Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options);
 
+// Where the catalogs define hardware `id` ("file:line"), or "" where they do not. Throws
+// InputError for a bad catalog.
+std::string catalog_hardware_place(const std::string& id, const LoadOptions& options);
+
+// A hardware entry file about to be written at `destination` (`text`: where it is now), read with
+// the catalogs as it will be: as a catalog file where `destination` lies in the data directory
+// (replacing the file there), else as a scenario's layer. Throws InputError, naming `destination`,
+// where the entry (or the catalog with it) would be refused.
+Hardware check_hardware_entry(const std::string& id, const std::filesystem::path& text,
+                              const std::filesystem::path& destination, const LoadOptions& options);
+
 }  // namespace dlcarbon

@@ -329,6 +329,20 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
   return g;
 }
 
+// The catalogs an entry is checked against: none where the data directory is not one (an entry
+// written elsewhere needs none to be read).
+LoadOptions entry_catalogs(const std::filesystem::path& data) {
+  std::error_code ec;
+  return LoadOptions{std::filesystem::is_directory(data, ec) ? data : std::filesystem::path()};
+}
+
+// An entry's message from the catalog's reader, with the reader's "<input>: " prefix dropped.
+std::string entry_refusal(const InputError& e) {
+  std::string why = e.what();
+  if (why.rfind("<input>: ", 0) == 0) why = why.substr(9);
+  return why;
+}
+
 std::string pct(double x) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f%%", 100 * x);
@@ -442,6 +456,33 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       }
     }
   }
+  // An id the catalog already defines in another file: an entry written into the catalog under it
+  // would make every later command refuse the catalog (since session 38, a review). Checked before
+  // anything is measured; the entry itself is read as the catalog would once it is written (below).
+  {
+    const std::filesystem::path destination = out_dir / (id + ".yaml");
+    const LoadOptions catalogs = entry_catalogs(data);
+    std::error_code ec;
+    const std::filesystem::path dest = std::filesystem::weakly_canonical(destination, ec);
+    const auto rel = catalogs.data_dir.empty() ? std::filesystem::path()
+                                               : dest.lexically_relative(std::filesystem::weakly_canonical(catalogs.data_dir, ec));
+    if (!rel.empty() && *rel.begin() != "..") {
+      std::string place;
+      try {
+        place = catalog_hardware_place(id, catalogs);
+      } catch (const InputError& e) {
+        io.err << "dlcarbon calibrate: the catalog the entry would join is refused: " << entry_refusal(e) << "\n";
+        return kBadInput;
+      }
+      const std::string file = place.substr(0, place.rfind(':'));
+      if (!place.empty() && std::filesystem::weakly_canonical(file, ec) != dest) {
+        io.err << "dlcarbon calibrate: --id: the catalog already defines hardware " << text::quoted(id) << " (at " << place
+               << "); an entry written to " << destination.string()
+               << " would define it twice: choose another --id, or --out a folder outside the data directory\n";
+        return kBadInput;
+      }
+    }
+  }
   // A GPU entry inherits its power limit from the datasheet entry it refines: a --tdp would be
   // dropped (since session 36; the CPU entry writes it).
   if (vm.count("tdp") && vm.count("refit") && refit_file.extension() == ".csv") {
@@ -498,8 +539,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     io.out << "dlcarbon calibrate: refitting " << gpu.specs.size() << " GPU kernels from " << refit_file.string() << " against "
            << from << "\n";
+    const auto check = [&](const std::filesystem::path& written, const std::filesystem::path& destination) {
+      (void)check_hardware_entry(id, written, destination, entry_catalogs(data));
+    };
     try {
-      calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out);
+      calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out, check);
+    } catch (const InputError& e) {
+      io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
+      return kBadInput;
     } catch (const std::exception& e) {
       io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
       return kBadInput;
@@ -917,6 +964,15 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     if (!file) {
       std::filesystem::remove(tmp, ec);
       throw OutputError("cannot write " + tmp);
+    }
+    // Read as the catalog will read it (since session 38, a review: a --tdp below the idle power
+    // of its --from entry was written, and every later command refused the catalog).
+    try {
+      (void)check_hardware_entry(id, tmp, entry, entry_catalogs(data));
+    } catch (const InputError& e) {
+      std::filesystem::remove(tmp, ec);
+      io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
+      return kBadInput;
     }
     std::filesystem::rename(tmp, entry, ec);
     if (ec) {

@@ -1209,6 +1209,38 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   CHECK(fs::file_size(dir / "first/c.h5") == before);
   std::ifstream after(dir / "first/c.h5", std::ios::binary);
   CHECK(std::string((std::istreambuf_iterator<char>(after)), std::istreambuf_iterator<char>()) == bytes_before);
+  // An entry the catalog would refuse is not written (since session 38): a --tdp below the idle
+  // power of the --from entry, or an id the catalog defines elsewhere, written into the catalog.
+  fs::create_directories(dir / "cat/hardware/measured");
+  {
+    std::ofstream cat(dir / "cat/hardware/cpus.yaml");
+    cat << "schema_version: 1\nhardware:\n  - id: idle-cpu\n    name: a CPU with an idle power\n    kind: cpu\n"
+           "    count_unit: socket\n    peak: {fp32: \"1 TFLOP/s\"}\n    memory_bandwidth: \"100 GB/s\"\n"
+           "    tdp: \"200 W\"\n    idle_power: \"50 W\"\n    source: a test\n";
+  }
+  const std::string cat = (dir / "cat").string(), into = (dir / "cat/hardware/measured").string();
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "new-cpu",
+           "--from", "idle-cpu", "--tdp", "10 W"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("would be refused, so nothing was written") != std::string::npos);
+  CHECK(r.err.find("new-cpu.yaml:") != std::string::npos);
+  CHECK(r.err.find("idle power exceeds tdp") != std::string::npos);
+  CHECK(fs::is_empty(dir / "cat/hardware/measured"));
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "idle-cpu"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("the catalog already defines hardware \"idle-cpu\"") != std::string::npos);
+  CHECK(fs::is_empty(dir / "cat/hardware/measured"));
+  // Outside the catalog the same id is an entry a scenario may extend to redefine it: read over the
+  // catalog's (its idle power of 50 W kept, so the tdp must be above it).
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", (dir / "outside").string(),
+           "--id", "idle-cpu", "--tdp", "60 W"});
+  CHECK(r.code == 0);
+  CHECK(fs::exists(dir / "outside/idle-cpu.yaml"));
+  // A --tdp the entry can hold is written into the catalog, and the catalog reads it.
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "new-cpu",
+           "--from", "idle-cpu", "--tdp", "60 W"});
+  CHECK(r.code == 0);
+  CHECK(load_catalog_hardware("new-cpu", LoadOptions{dir / "cat"}).tdp_w == doctest::Approx(60));
   fs::remove_all(dir);
 }
 

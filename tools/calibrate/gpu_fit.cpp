@@ -178,7 +178,7 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
 }
 
 GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
-               const std::filesystem::path& out, std::ostream& log) {
+               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check) {
   const auto& specs = m.specs;
   const auto& t = m.t;
   GpuFit result;
@@ -340,7 +340,11 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
                              ": nothing to write (a calibration run measures both)");
   }
   std::filesystem::create_directories(out);
-  std::ofstream y(out / (id + ".yaml"));
+  // Written beside its place and renamed once whole and checked (since session 38: a partial or
+  // refused entry had been left in the folder, in the catalog's own one too).
+  const std::filesystem::path entry = out / (id + ".yaml");
+  const std::filesystem::path tmp = out / (id + ".yaml.tmp");
+  std::ofstream y(tmp);
   y.precision(6);
   y << "# Fitted by `dlcarbon calibrate --refit " << id << ".csv` from kernels measured on " << m.device.name
     << " by dlcarbon-calibrate-gpu; held-out time median |error| " << 100 * result.time.median_abs << " %, within 15 %: "
@@ -389,7 +393,24 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   }
   y << "    source: \"dlcarbon-calibrate-gpu, " << m.device.name
     << (m.device.measured.empty() ? std::string() : ", measured " + m.device.measured) << "; raw data " << id << ".csv\"\n";
-  log << format("wrote %s\n", (out / (id + ".yaml")).c_str());
+  y.close();
+  std::error_code ec;
+  if (!y) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("cannot write " + tmp.string());
+  }
+  try {
+    if (check) check(tmp, entry);
+  } catch (...) {
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+  std::filesystem::rename(tmp, entry, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("cannot rename " + tmp.string() + " to " + entry.string());
+  }
+  log << format("wrote %s\n", entry.c_str());
   return result;
 }
 

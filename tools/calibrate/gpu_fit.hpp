@@ -5,6 +5,7 @@
 // `dlcarbon calibrate --refit RUN.csv` reads a committed CSV and fits it again without a GPU.
 
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <string>
@@ -59,8 +60,11 @@ struct GpuDatasheet {
 
 // Fits the time models per group and the energy roofline and prints the report to `log`; with a
 // datasheet, also writes the hardware entry `<out>/<id>.yaml` refining it (`from:`), its rates
-// as fractions of the datasheet's. The device tool has no catalog and passes none.
+// as fractions of the datasheet's. The device tool has no catalog and passes none. `check`, where
+// given, reads the written entry (its temporary file, then where it goes) and throws to refuse it:
+// nothing is left in `out` then.
+using EntryCheck = std::function<void(const std::filesystem::path& written, const std::filesystem::path& destination)>;
 GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
-               const std::filesystem::path& out, std::ostream& log);
+               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check = {});
 
 }  // namespace dlcarbon::calibrate
