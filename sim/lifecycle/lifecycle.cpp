@@ -352,13 +352,31 @@ class Simulation {
       cs.peak = std::max(cs.peak, devices);
       const double rate = devices * growth_at(d.demand, mid);  // inferences/s at d(t) = 1
       cs.replica_s += devices * (t1 - t0);
+      const double per_device = growth_at(d.demand, mid);  // inferences/s a device at d(t) = 1
       for (std::size_t h = 0; h < mix.costs.size(); ++h) {
         const ServiceCost& k = mix.costs[h];
         const double r = rate * mix.shares[h];
         const double busy_s = k.requests_per_s > 0 ? 1 / k.requests_per_s : 0;  // device time per inference
-        cs.busy_s += r * busy_s * prof.d.integral(t0, t1);
-        streams.push_back({Phase::inference, hw[h], 0, r * k.busy_w * busy_s / d.charging_efficiency, 0, 0, 0, r});
-        streams.push_back({Phase::embodied, hw[h], 0, 0, 0, r * busy_s * k.embodied_kg / k.lifetime_s, 0, 0});
+        const double alpha = per_device * busy_s;  // a device's utilisation at d(t) = 1
+        if (alpha * prof.max <= 1) {
+          cs.busy_s += r * busy_s * prof.d.integral(t0, t1);
+          streams.push_back({Phase::inference, hw[h], 0, r * k.busy_w * busy_s / d.charging_efficiency, 0, 0, 0, r});
+          streams.push_back({Phase::embodied, hw[h], 0, 0, 0, r * busy_s * k.embodied_kg / k.lifetime_s, 0, 0});
+          continue;
+        }
+        // A device busy all the time serves no more: at the peaks u = min(1, alpha d(t)), hour by
+        // hour, and the rest of the demand is unserved, as a cloud deployment's overload (since
+        // session 38, a review: a phone had been booked 234 times busy).
+        const double n = devices * mix.shares[h];
+        each_hour(t0, t1, [&](std::size_t hi, double a, double b) {
+          const double dv = prof.d.value[hi];
+          const double u = std::min(1.0, alpha * dv);
+          cs.unserved += n * std::max(0.0, per_device * dv - k.requests_per_s) * (b - a);
+          cs.busy_s += n * u * (b - a);
+          accumulate(s, nullptr, entity, model,
+                     {Phase::inference, hw[h], n * u * k.busy_w / d.charging_efficiency, 0, 0, 0, n * u * k.requests_per_s, 0}, a, b);
+          accumulate(s, nullptr, entity, model, {Phase::embodied, hw[h], 0, 0, n * u * k.embodied_kg / k.lifetime_s, 0, 0, 0}, a, b);
+        });
       }
       for (const auto& st : streams) accumulate(s, &prof, entity, model, st, t0, t1);
       return;
@@ -404,14 +422,7 @@ class Simulation {
       return;
     }
     // Overloaded at the peaks: u = min(1, alpha d(t)), hour by hour (still exact).
-    const auto first = static_cast<std::size_t>(std::max(0.0, std::floor((t0 - plan_.start) / kHour)));
-    for (std::size_t hi = std::min(first, hours_ - 1);; ++hi) {
-      const double a = std::max(t0, plan_.start + static_cast<double>(hi) * kHour);
-      const double b = hi + 1 >= hours_ ? t1 : std::min(t1, plan_.start + static_cast<double>(hi + 1) * kHour);
-      if (!(b > a)) {
-        if (b >= t1) break;
-        continue;
-      }
+    each_hour(t0, t1, [&](std::size_t hi, double a, double b) {
       const double dv = prof.d.value[hi];
       const double u = std::min(1.0, alpha * dv);
       cs.unserved += std::max(0.0, demand * dv - capacity) * (b - a);
@@ -422,6 +433,18 @@ class Simulation {
         accumulate(s, nullptr, entity, model, {Phase::inference, hw[h], n * u * k.busy_w * pue, 0, 0, 0, n * u * k.requests_per_s, 0}, a, b);
         accumulate(s, nullptr, entity, model, {Phase::idle, hw[h], n * (1 - u) * k.idle_w * pue, 0, 0, 0, 0, 0}, a, b);
       }
+    });
+  }
+
+  // Calls f(hour, a, b) for each hour of the profile that [t0, t1] overlaps, [a, b] the overlap
+  // (the last hour runs on to t1).
+  template <class F>
+  void each_hour(double t0, double t1, F&& f) const {
+    const auto first = static_cast<std::size_t>(std::max(0.0, std::floor((t0 - plan_.start) / kHour)));
+    for (std::size_t hi = std::min(first, hours_ - 1);; ++hi) {
+      const double a = std::max(t0, plan_.start + static_cast<double>(hi) * kHour);
+      const double b = hi + 1 >= hours_ ? t1 : std::min(t1, plan_.start + static_cast<double>(hi + 1) * kHour);
+      if (b > a) f(hi, a, b);
       if (b >= t1) break;
     }
   }

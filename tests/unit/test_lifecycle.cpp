@@ -204,6 +204,45 @@ TEST_CASE("demand beyond capacity: replicas run flat out and the rest is unserve
   CHECK(r.deployments[0].mean_utilisation == approx(1.0).epsilon(1e-12));
 }
 
+TEST_CASE("an edge device asked for more than it can serve runs flat out and the rest is unserved") {
+  // 10 phones, each asked for 10 inferences/s on average; the profile is 0.5 in hours 0-11 and 1.5
+  // in hours 12-23. A phone serves at most 10 /s (0.1 s at 2 W an inference), 80 % charging;
+  // embodied 1,000 kg over 1,000 days of busy time: 1 kg a busy device-day.
+  //   hours 0-11:  5 /s a phone, u = 0.5: served 10 x 5 x 43,200 = 2.16e6, 10 x 0.5 x 2 / 0.8 W x 43,200 s = 5.4e5 J
+  //   hours 12-23: 15 /s asked, u = 1: served 10 x 10 x 43,200 = 4.32e6, 1.08e6 J; unserved 10 x 5 x 43,200 = 2.16e6
+  //   busy device-days 10 x (0.5 + 1) / 2 = 7.5 (7.5 kg embodied); mean utilisation 0.75
+  LifecyclePlan plan;
+  plan.start = kStart;
+  plan.end = kStart + kDay;
+  plan.resolution = Resolution::hour;
+  plan.sites = {fixed_site("users", 1e-7, 1.0)};
+  DeploymentPlan d;
+  d.id = "phones";
+  d.model = "m";
+  d.kind = Deployment::Kind::edge;
+  d.start = kStart;
+  d.end = kStart + kDay;
+  d.step_s = kDay;
+  d.devices = constant(10);
+  d.demand = constant(10);
+  d.diurnal.assign(24, 0.5);
+  for (int h = 12; h < 24; ++h) d.diurnal[static_cast<std::size_t>(h)] = 1.5;
+  d.charging_efficiency = 0.8;
+  d.mix = {MixPlan{kStart, {gpu(2, 0, 10, 1000, 1000 * kDay)}, {1.0}}};
+  plan.deployments = {d};
+  plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
+  const auto r = simulate_lifecycle(plan, 1);
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::requests) == approx(6.48e6).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::inference, &SeriesRow::energy_j) == approx(1.62e6).epsilon(1e-12));
+  CHECK(sum_phase(r, Phase::embodied, &SeriesRow::co2e_location_kg) == approx(7.5).epsilon(1e-12));
+  CHECK(r.deployments[0].unserved_requests == approx(2.16e6).epsilon(1e-12));
+  CHECK(r.deployments[0].mean_utilisation == approx(0.75).epsilon(1e-12));
+  // Hour 13 alone: 10 phones flat out, 10 x 10 /s x 3,600 s = 3.6e5 served.
+  for (const auto& row : r.series) {
+    if (row.bin_start == kStart + 13 * kHour && row.phase == Phase::inference) CHECK(row.requests == approx(3.6e5).epsilon(1e-12));
+  }
+}
+
 namespace {
 
 // A plan with everything at once: three sites (two with hourly traces and a trajectory, one with
