@@ -11,8 +11,8 @@
 namespace dlcarbon::lifecycle {
 
 // The period a trace repeats with outside its span: 365 days, or its span (first row to the end of
-// its last; a last row whole calendar years after the first closes it) where that is longer by
-// more than half a row (a leap year's 8,784 hours, several years).
+// its last; a last row whole calendar years after the first closes it) where that is longer or
+// shorter by more than half a row (a leap year's 8,784 hours, several years; a typical day).
 double trace_period_s(const IntensityTrace& trace);
 
 // Days since 1970-01-01 (UTC) of a civil date, and back (proleptic Gregorian).

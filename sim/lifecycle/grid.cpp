@@ -91,8 +91,12 @@ double trace_period_s(const IntensityTrace& t) {
   const bool leap_day_moved = fm == 2 && fd == 29 && sm == 3 && sd == 1;
   const bool closing = years >= 1 && (shifted == back || (leap_day_moved && shifted - 86400 == back));
   const double span = static_cast<double>(back - front) + (closing ? 0.0 : static_cast<double>(t.period_s));
-  // Within a row's interval of a year (a rounding of the same year), a year.
-  return span <= kYear + static_cast<double>(t.period_s) / 2 ? kYear : span;
+  // Within half a row's interval of a year (a rounding of the same year), a year. Shorter, the trace
+  // is a pattern (a typical day, a week) that repeats over its own span (since session 38, from a
+  // review: before, the last value held to the end of the year, so a day's trace read its 23:00
+  // row for the other 364 days).
+  const double half_row = static_cast<double>(t.period_s) / 2;
+  return std::abs(span - kYear) <= half_row ? kYear : span;
 }
 
 

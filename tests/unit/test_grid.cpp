@@ -34,16 +34,17 @@ TEST_CASE("the integral of a piecewise-constant trace is exact") {
   // a mean of 200 g/kWh.
   CHECK(lifecycle::intensity_integral(r, k2023 + 1800, k2023 + 9000) == approx(400 * 3600 * kGPerKwh));
   CHECK(lifecycle::mean_intensity(r, k2023 + 1800, k2023 + 9000) == approx(200 * kGPerKwh));
-  // After the last row its value holds to the end of the 365-day year: [03:00, 05:00] = 300.
-  CHECK(lifecycle::mean_intensity(r, k2023 + 10800, k2023 + 18000) == approx(300 * kGPerKwh));
-  // The year repeats: the same hours one and two years later, and before the trace.
+  // Shorter than a year, the trace repeats over its own span, 3 hours (since session 38; before,
+  // its last value held to the end of the 365-day year): [03:00, 05:00] reads hours 0 and 1, 150.
+  CHECK(lifecycle::mean_intensity(r, k2023 + 10800, k2023 + 18000) == approx(150 * kGPerKwh));
+  // So the same hours one and two years later, and before the trace, read the same (8,760 hours
+  // are 2,920 spans).
   const double year = 365 * 86400.0;
   for (const double shift : {year, 2 * year, -year}) {
     CHECK(lifecycle::mean_intensity(r, k2023 + shift + 1800, k2023 + shift + 9000) == approx(200 * kGPerKwh));
   }
-  // A whole year: 1 h at 100 + 1 h at 200 + (8760 - 2) h at 300.
-  CHECK(lifecycle::intensity_integral(r, k2023, k2023 + year) ==
-        approx((100 + 200 + 300 * 8758.0) * 3600 * kGPerKwh));
+  // A whole year: 2,920 spans of 1 h at 100, 1 h at 200 and 1 h at 300.
+  CHECK(lifecycle::intensity_integral(r, k2023, k2023 + year) == approx(2920.0 * (100 + 200 + 300) * 3600 * kGPerKwh));
   CHECK(lifecycle::intensity_integral(r, k2023 + 10, k2023 + 10) == 0);
 }
 
@@ -76,8 +77,21 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   r.trace = leap;
   CHECK(lifecycle::mean_intensity(r, k2024 + 365 * day, k2024 + 366 * day) == approx(900 * kGPerKwh));
   CHECK(lifecycle::intensity_integral(r, k2024, k2024 + 366 * day) == approx((365 * 200 + 900) * day * kGPerKwh));
-  // A trace of a year or less still repeats every 365 days.
-  CHECK(lifecycle::trace_period_s(*traced().trace) == approx(365 * day));
+  // A trace shorter than a year repeats over its span (3 hours), one within half a row of a year
+  // every 365 days.
+  CHECK(lifecycle::trace_period_s(*traced().trace) == approx(3 * 3600.0));
+  {
+    auto almost = std::make_shared<IntensityTrace>();
+    for (int h = 0; h < 8760; ++h) {
+      almost->time_unix_s.push_back(static_cast<std::int64_t>(k2022) + 3600 * h);
+      almost->kg_per_j.push_back(100 * kGPerKwh);
+    }
+    almost->period_s = 3600;
+    CHECK(lifecycle::trace_period_s(*almost) == approx(365 * day));
+    almost->time_unix_s.pop_back();
+    almost->kg_per_j.pop_back();
+    CHECK(lifecycle::trace_period_s(*almost) == approx(8759 * 3600.0));
+  }
   // An hourly year that ends with the next year's first hour (8,761 rows) closes its span there:
   // it repeats every 365 days, not 365 days and an hour (which would slip an hour a year).
   constexpr double k2023 = 1672531200;
