@@ -1291,6 +1291,8 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         if (m.has("inferences")) {
           j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
           detail::check_count_noun(m.at("inferences"), Kind::count, {"request", "image", "sample"});
+          // Whole inferences (since session 38, a review: "0.001" and "1.5" were costed).
+          if (std::floor(j.inferences) != j.inferences) m.at("inferences").expected("a whole number of inferences >= 1");
         }
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();

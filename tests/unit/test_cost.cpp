@@ -1251,6 +1251,16 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   CHECK(nchw.facility_energy_per_inference_j == approx(1.5 * nchw.it_energy_per_inference_j));
   CHECK(nchw.facility_energy_j == approx(1000 * nchw.facility_energy_per_inference_j));
   CHECK(nhwc.it_energy_per_inference_j < nchw.it_energy_per_inference_j);
+  CHECK(nchw.accelerator_time_s == approx(100 * nchw.batch_time_s));
+  // Whole batches: 1,005 inferences at a batch of 10 run 101 batches, one inference 1 (since session
+  // 38; before, 100.5 and a tenth of one).
+  InferenceJob odd = conv_inference("nchw");
+  odd.inferences = 1005;
+  const InferenceResult o = cost_inference(odd);
+  CHECK(o.accelerator_time_s == approx(101 * nchw.batch_time_s));
+  CHECK(o.facility_energy_j == approx(1010 * nchw.facility_energy_per_inference_j));
+  odd.inferences = 1;
+  CHECK(cost_inference(odd).it_energy_j == approx(10 * nchw.it_energy_per_inference_j));
   // Requests in nchw for nhwc kernels: one reorder of the batch input, read + write 2 x 12,000 B.
   InferenceJob reorder = conv_inference("nhwc");
   reorder.input_layout = "nchw";
