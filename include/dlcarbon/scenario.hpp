@@ -367,6 +367,10 @@ struct MixStep {
   std::int64_t from_unix_s = 0;
   std::vector<Hardware> hardware;
   std::vector<double> shares;
+  // Where each hardware of the step is given, and its key path ("deployments[0].hardware_mix[1].
+  // shares.nvidia-gtx-1080"), for a message about that hardware.
+  std::vector<SourceLocation> at;
+  std::vector<std::string> keys;
 };
 
 // A model in service for years: replicas (or devices) that grow, demand with daily and weekly

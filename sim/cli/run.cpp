@@ -209,12 +209,17 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
     lifecycle::LifecyclePlan plan = lifecycle::plan_lifecycle(scenario, footprints);
     // A deployment whose replica cannot hold the model and its batch on some hardware of its mix
     // cannot run: the run still writes its file, then exits 2; a sweep point is `cannot run`.
+    // The message names the hardware where the scenario gives it (since session 38).
     for (std::size_t i = 0; i < plan.deployments.size() && i < scenario.deployments.size(); ++i) {
-      for (const auto& step : plan.deployments[i].mix) {
-        for (const auto& k : step.costs) {
-          if (k.fits) continue;
-          const Deployment& d = scenario.deployments[i];
-          o.failures.push_back(format_input_error(d.origin, "deployments." + d.id, k.memory_text));
+      const Deployment& d = scenario.deployments[i];
+      for (std::size_t s = 0; s < plan.deployments[i].mix.size(); ++s) {
+        const auto& step = plan.deployments[i].mix[s];
+        for (std::size_t h = 0; h < step.costs.size(); ++h) {
+          const auto& k = step.costs[h];
+          if (k.fits || !(step.shares[h] > 0)) continue;
+          const bool placed = s < d.mix.size() && h < d.mix[s].at.size();
+          o.failures.push_back(placed ? format_input_error(d.mix[s].at[h], d.mix[s].keys[h], k.memory_text)
+                                      : format_input_error(d.origin, "deployments." + d.id, k.memory_text));
           o.cannot_serve.push_back(d.id + ": " + k.memory_text);
         }
       }

@@ -262,9 +262,10 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
       MixPlan mp;
       mp.from = static_cast<double>(m.from_unix_s);
       mp.shares = m.shares;
-      for (const auto& hw : m.hardware) {
-        mp.costs.push_back(serving_cost_or_input_error(d, hw));
-        if (!mp.costs.back().fits) p.runs = false;
+      for (std::size_t k = 0; k < m.hardware.size(); ++k) {
+        mp.costs.push_back(serving_cost_or_input_error(d, m.hardware[k]));
+        // Hardware at a share of 0 serves nothing: whether it could hold the model does not matter.
+        if (!mp.costs.back().fits && m.shares[k] > 0) p.runs = false;
       }
       p.mix.push_back(std::move(mp));
     }

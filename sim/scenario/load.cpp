@@ -1479,7 +1479,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         }
         if (m.has("hardware") && m.has("hardware_mix")) m.at("hardware_mix").fail("give either hardware or hardware_mix, not both");
         if (m.has("hardware")) {
-          d.mix = {MixStep{0, {b.hardware_ref(m.at("hardware"))}, {1.0}}};
+          d.mix = {MixStep{0, {b.hardware_ref(m.at("hardware"))}, {1.0}, {m.at("hardware").location()}, {m.at("hardware").path}}};
           dr.mix_at = m.at("hardware");
         }
         if (m.has("hardware_mix")) {
@@ -1504,6 +1504,8 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               const Value share = shares.child(kv.second, key);
               step.hardware.push_back(b.hardware_ref(Value{kv.first, share.file, share.path, share.origin}));
               step.shares.push_back(detail::read_number_in(share, 0, 1, true, "a share in [0, 1]"));
+              step.at.push_back(share.location());
+              step.keys.push_back(share.path);
               sum += step.shares.back();
             }
             if (std::abs(sum - 1) > 1e-6) shares.fail("the shares sum to " + share_text(sum) + ", expected 1");
@@ -1684,7 +1686,28 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (d.replicas) from_start(*d.replicas, dr.replicas_at, "0");
         if (d.devices) from_start(*d.devices, dr.devices_at, "0");
         if (d.devices && !dr.devices_start_given) d.devices->start_unix_s = d.start_unix_s;
-        // The first mix holds from the deployment's start.
+        // The first mix holds from the deployment's start: one dated after it would leave the start
+        // without hardware, and a step that never runs (from the deployment's end on, or replaced
+        // by the next before the start) would be costed all the same (since session 38, a review:
+        // a first date of July was read as January, and a step dated after the end that could not
+        // hold the model stopped the deployment).
+        if (dr.mix_at && dr.mix_at->node.IsSequence()) {
+          for (std::size_t i = 0; i < d.mix.size(); ++i) {
+            const Value item = dr.mix_at->child(dr.mix_at->node[i], "[" + std::to_string(i) + "]");
+            const MapView st(item, {"from", "shares"});
+            if (i == 0 && st.has("from") && d.mix[0].from_unix_s > d.start_unix_s) {
+              st.at("from").fail("the first step is dated after the deployment's start: the hardware from the start "
+                                 "is needed (date it at or before the start, or leave out its from)");
+            }
+            if (i > 0 && d.mix[i].from_unix_s >= d.end_unix_s) {
+              st.at("from").fail("dated at or after the deployment's end: this step never runs");
+            }
+            if (i + 1 < d.mix.size() && d.mix[i + 1].from_unix_s <= d.start_unix_s) {
+              (st.has("from") ? st.at("from") : item).fail("hardware_mix[" + std::to_string(i + 1) +
+                                                           "] replaces this step before the deployment starts: it never runs");
+            }
+          }
+        }
         d.mix.front().from_unix_s = d.start_unix_s;
       }};
   return kind;

@@ -866,8 +866,29 @@ deployments:
   const auto one = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
                         (dir / "one.h5").string(), "--quiet"});
   CHECK(one.code == 2);
-  CHECK(one.err.find("s.yaml:6:5: deployments.serve: does not fit: a batch of 1 needs ") != std::string::npos);
+  // At the hardware that cannot hold it (since session 38; before, at the deployment's id).
+  CHECK(one.err.find("s.yaml:10:15: deployments[0].hardware: does not fit: a batch of 1 needs ") != std::string::npos);
   CHECK(one.err.find("(weights 39.2 GB, ") != std::string::npos);
+  {
+    // In a hardware mix, hardware at a share of 0 need not hold the model; a step that cannot is
+    // named by its share (since session 38: a share of 0 stopped the deployment, at its id).
+    std::ifstream in(dir / "s.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto with_mix = [&](const std::string& mix) {
+      std::string t = text;
+      t.replace(t.find("    hardware: test-gpu\n"), 23, "    hardware_mix:\n" + mix);
+      t.replace(t.find("models:"), 7, "hardware:\n  - {id: big-gpu, from: test-gpu, memory: \"100 GB\"}\nmodels:");
+      std::ofstream(dir / "mix.yaml") << t;
+      return run({"run", (dir / "mix.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "mix.h5").string(),
+                  "--quiet"});
+    };
+    const auto zero = with_mix("      - {shares: {big-gpu: 1, test-gpu: 0}}\n");
+    CHECK(zero.code == 0);
+    CHECK(zero.err.empty());
+    const auto later = with_mix("      - {shares: {big-gpu: 1}}\n      - {from: 2025-01-15, shares: {big-gpu: 0.5, test-gpu: 0.5}}\n");
+    CHECK(later.code == 2);
+    CHECK(later.err.find("mix.yaml:14:61: deployments[0].hardware_mix[1].shares.test-gpu: does not fit") != std::string::npos);
+  }
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
   REQUIRE(fs::exists(dir / "one.h5"));
   // Not simulated (since session 34): no rows in the series or the totals, and NaN figures in
