@@ -1558,8 +1558,15 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           const MapView r(m.at("request"), {"tokens_in", "tokens_out"});
           r.require("tokens_in");
           r.require("tokens_out");
-          d.tokens_in = static_cast<double>(detail::read_positive_int(r.at("tokens_in")));
-          // As tokens_in: "1e3" and "1,000" too, and 0 (the prefill's token alone).
+          // Both as counts of tokens: "800", "1e3", "1,000" or "800 tokens" (since session 38, a review:
+          // tokens_in refused the noun tokens_out took).
+          const Value in = r.at("tokens_in");
+          d.tokens_in = detail::read_positive(in, Kind::count);
+          detail::check_count_noun(in, Kind::count, {"token"});
+          if (std::floor(d.tokens_in) != d.tokens_in || d.tokens_in > 9.007199254740992e15) {
+            in.expected("a whole number of tokens >= 1");
+          }
+          // tokens_out may be 0 (the prefill's token alone).
           const Value out = r.at("tokens_out");
           d.tokens_out = detail::read_non_negative(out, Kind::count);
           detail::check_count_noun(out, Kind::count, {"token"});
@@ -1664,6 +1671,12 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           if (!t || t->arch != TransformerDesign::Arch::decoder) {
             dr.request_at->fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
           }
+        } else if (const auto* t = std::get_if<TransformerDesign>(&d.design); t && t->arch == TransformerDesign::Arch::decoder) {
+          // A language model serves prompts and generates tokens: without a request it had been costed
+          // as one forward pass over its whole sequence, logits at every position, with no decode
+          // (since session 38, a review).
+          last.fail("missing required key \"request\": a decoder-only language model serves a prompt and generates "
+                    "tokens, request: {tokens_in, tokens_out}");
         }
         if (!dr.start_given) last.fail("missing required key \"start\"");
         if (dr.duration_s) d.end_unix_s = d.start_unix_s + static_cast<std::int64_t>(std::llround(*dr.duration_s));
