@@ -63,7 +63,9 @@ Site cloud_site(const Datacenter& dc) {
 ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   ServiceCost k;
   k.hardware_id = hw.id;
-  const hardware::DeviceModel dev = hardware::make_device_model(hw);
+  // The GEMM ceiling measured at the deployment's precision, as the inference cost's (since session
+  // 38, a review: the decode's attention over the cache took the headline one).
+  const hardware::DeviceModel dev = hardware::make_device_model(hw).at_precision(d.precision);
   InferenceJob job;
   job.id = d.id;
   job.model_id = d.model_id;
