@@ -1,5 +1,6 @@
 #include "trace.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -151,6 +152,15 @@ std::shared_ptr<const IntensityTrace> read_trace(const Value& v) {
         csv.fail(1, "the header names column " + text::quoted(header[i]) + " twice (columns " + std::to_string(i + 1) + " and " +
                         std::to_string(j + 1) + ")");
       }
+    }
+  }
+  // Both time columns: which one holds the times is not known (since session 38; before, the later
+  // was read).
+  {
+    const auto dt = std::find(header.begin(), header.end(), "datetime_utc"), d = std::find(header.begin(), header.end(), "date_utc");
+    if (dt != header.end() && d != header.end()) {
+      csv.fail(1, "the header names both datetime_utc (column " + std::to_string(dt - header.begin() + 1) + ") and date_utc (column " +
+                      std::to_string(d - header.begin() + 1) + "): keep one time column");
     }
   }
   std::vector<long long> row_times;  // every row's time, a blank value's too (the rows' interval)
