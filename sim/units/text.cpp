@@ -1,5 +1,6 @@
 #include "dlcarbon/text.hpp"
 
+#include <cctype>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -55,6 +56,14 @@ std::vector<std::string> split(std::string_view s, char sep) {
 }
 
 bool parse_utc_time(const std::string& s, long long& out) {
+  // Digits where the pattern has them (since session 38: sscanf's fields took signs and spaces,
+  // "2023-+1-01" and "2023- 1-01" read as January).
+  static const std::string pattern = "dddd-dd-dd dd:dd:dd";
+  if (s.size() != 10 && s.size() != 19) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool digit = std::isdigit(static_cast<unsigned char>(s[i])) != 0;
+    if (pattern[i] == 'd' ? !digit : s[i] != pattern[i]) return false;
+  }
   int y = 0;
   unsigned mo = 0, d = 0, h = 0, mi = 0, se = 0;
   char extra = 0;

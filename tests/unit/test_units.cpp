@@ -128,3 +128,16 @@ TEST_CASE("an error message stays one line: control characters in keys and file 
   CHECK(m == "a\\x0ab.yaml:3:1: bad\\x0akey\\x1b[2J: unknown key");
   CHECK(m.find('\n') == std::string::npos);
 }
+
+TEST_CASE("UTC times: digits where the pattern has them") {
+  long long t = 0;
+  CHECK(dlcarbon::text::parse_utc_time("2023-01-01 01:00:00", t));
+  CHECK(t == 1672534800);
+  CHECK(dlcarbon::text::parse_utc_time("2023-01-02", t));
+  CHECK(t == 1672617600);
+  // sscanf's fields took a sign or a space (since session 38, refused).
+  for (const char* bad : {"2023-+1-01", "2023- 1-01", "+023-01-01", "2023-01-01 +1:00:00", "2023-01-01T01:00:00", "2023-02-30"}) {
+    INFO(bad);
+    CHECK_FALSE(dlcarbon::text::parse_utc_time(bad, t));
+  }
+}
