@@ -301,6 +301,20 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     std::sort(here.begin(), here.end());
     files.insert(files.end(), here.begin(), here.end());
   }
+  // A folder named twice (or the same file by two names) counts its rows once (since session 38:
+  // `--dir a --dir a` counted every row twice in the median).
+  {
+    std::vector<std::filesystem::path> once;
+    std::vector<std::filesystem::path> seen;
+    for (const auto& f : files) {
+      std::error_code ec;
+      const auto canonical = std::filesystem::weakly_canonical(f, ec);
+      if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) continue;
+      seen.push_back(canonical);
+      once.push_back(f);
+    }
+    files = std::move(once);
+  }
 
   LoadOptions load;
   load.data_dir = data_dir_option(vm);

@@ -203,6 +203,11 @@ TEST_CASE("validate passes within tolerance and fails outside it") {
   CHECK(r.code == 0);
   // Market: 2.88 kg simulated against "2.9" printed (+/- 0.05): -0.69 % raw, 0 beyond print.
   CHECK(r.out.find("3 rows from 1 scenarios; 3 within 1%") != std::string::npos);
+  // The same folder twice, by two names: its rows once (since session 38; before, 6 rows from 2).
+  r = run({"validate", "--dir", (kData / "published_ok").string(), "--dir", (kData / "published_ok/.").string(), "--data-dir",
+           (kData / "catalog").string()});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("3 rows from 1 scenarios; 3 within 1%") != std::string::npos);
   r = run({"validate", "--dir", (kData / "published_fail").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 1);
   CHECK(r.out.find("FAIL") != std::string::npos);
