@@ -23,6 +23,10 @@ std::vector<std::string> split(std::string_view s, char sep);
 // Double-quotes a value for an error message, escaping control bytes and cutting very
 // long text: quoted("ten") == "\"ten\"".
 std::string quoted(std::string_view value);
+
+// A YAML double-quoted scalar that reads back as `value`: '"' and '\\' escaped, control characters
+// as \xNN (a sweep's value with its unit, built as YAML text).
+std::string yaml_quoted(std::string_view value);
 // `value` whole with its control characters as \xNN (a newline or an escape in a path or key from
 // the input cannot split a one-line message or move the terminal's cursor).
 std::string printable(std::string_view value);

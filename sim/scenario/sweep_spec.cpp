@@ -101,7 +101,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
       if (p.integer) x = std::round(x);
       if (!p.values_numeric.empty() && x == p.values_numeric.back()) continue;  // integer steps that coincide
       const std::string t = number_text(x);
-      p.values_yaml.push_back(p.unit.empty() ? t : "\"" + t + " " + p.unit + "\"");
+      p.values_yaml.push_back(p.unit.empty() ? t : text::yaml_quoted(t + " " + p.unit));
       char shown[40];
       std::snprintf(shown, sizeof shown, p.integer ? "%.0f" : "%.6g", x);
       p.values_shown.push_back(p.unit.empty() ? shown : std::string(shown) + " " + p.unit);

@@ -64,7 +64,7 @@ void place(const SweepParameter& p, double f, std::size_t j, SweepPoint& point) 
     x = p.log_scale ? std::exp(std::log(p.lo) + f * (std::log(p.hi) - std::log(p.lo))) : p.lo + f * (p.hi - p.lo);
   }
   const std::string exact = number_text(x, 17), shown = p.integer ? number_text(x, 17) : number_text(x, 6);
-  point.overrides[j] = {p.key, p.unit.empty() ? exact : "\"" + exact + " " + p.unit + "\"", p.range_at, p.at};
+  point.overrides[j] = {p.key, p.unit.empty() ? exact : text::yaml_quoted(exact + " " + p.unit), p.range_at, p.at};
   point.shown[j] = p.unit.empty() ? shown : shown + " " + p.unit;
   point.numeric[j] = x;
 }

@@ -55,6 +55,25 @@ std::vector<std::string> split(std::string_view s, char sep) {
   return parts;
 }
 
+// Since session 38: a sweep's unit with a '"' in it ended the scalar early, and the rest was lost.
+std::string yaml_quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 bool parse_utc_time(const std::string& s, long long& out) {
   // Digits where the pattern has them (since session 38: sscanf's fields took signs and spaces,
   // "2023-+1-01" and "2023- 1-01" read as January).

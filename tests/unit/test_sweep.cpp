@@ -88,6 +88,13 @@ parameters:
   CHECK(spec.parameters[1].values_numeric == std::vector<double>{2, 4, 8, 16, 32, 64});
   CHECK(spec.parameters[2].values_yaml == std::vector<std::string>{"\"1 years\"", "\"2 years\""});
   CHECK(sweep_size(spec) == 5 * 6 * 2);
+  // A unit is part of the value as written, a '"' or '\\' in it too (since session 38: the value,
+  // built as YAML text, ended at the '"').
+  const auto q = sweep_file("quoted-unit.yaml", R"(}
+parameters:
+  - {key: scenario.horizon, range: [1, 2], steps: 2, unit: 'years"\x'}
+)");
+  CHECK(load_sweep_spec(q).parameters[0].values_yaml == std::vector<std::string>{"\"1 years\\\"\\\\x\"", "\"2 years\\\"\\\\x\""});
 }
 
 TEST_CASE("a Latin hypercube puts exactly one sample in each stratum of every parameter") {
