@@ -62,6 +62,25 @@ DeploymentPlan cloud(double start, double end, std::optional<Growth> replicas, G
   return d;
 }
 
+// A day of phones (edge): `demand` inferences/s a device on average, the profile 0.5 in hours
+// 0-11 and 1.5 in hours 12-23 (mean 1), charging 80 % efficient.
+DeploymentPlan day_of_phones(double devices, double demand, ServiceCost cost) {
+  DeploymentPlan d;
+  d.id = "phones";
+  d.model = "m";
+  d.kind = Deployment::Kind::edge;
+  d.start = kStart;
+  d.end = kStart + kDay;
+  d.step_s = kDay;
+  d.devices = constant(devices);
+  d.demand = constant(demand);
+  d.diurnal.assign(24, 0.5);
+  for (int h = 12; h < 24; ++h) d.diurnal[static_cast<std::size_t>(h)] = 1.5;
+  d.charging_efficiency = 0.8;
+  d.mix = {MixPlan{kStart, {std::move(cost)}, {1.0}}};
+  return d;
+}
+
 double sum_phase(const LifecycleResult& r, Phase p, double SeriesRow::*field) {
   double s = 0;
   for (const auto& row : r.series) {
@@ -131,20 +150,8 @@ TEST_CASE("a time-varying intensity and a daily profile, by hand") {
   plan.end = kStart + kDay;
   plan.resolution = Resolution::hour;
   plan.sites = {s};
-  DeploymentPlan d;
-  d.id = "phones";
-  d.model = "m";
-  d.kind = Deployment::Kind::edge;
-  d.start = kStart;
-  d.end = kStart + kDay;
-  d.step_s = kDay;
-  d.devices = constant(1000);
-  d.demand = constant(0.01);
-  d.diurnal.assign(24, 0.5);
-  for (int h = 12; h < 24; ++h) d.diurnal[static_cast<std::size_t>(h)] = 1.5;
-  d.charging_efficiency = 0.8;
+  DeploymentPlan d = day_of_phones(1000, 0.01, gpu(2, 0, 10));
   d.useful_fraction = 0.5;
-  d.mix = {MixPlan{kStart, {gpu(2, 0, 10)}, {1.0}}};
   plan.deployments = {d};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
@@ -216,19 +223,7 @@ TEST_CASE("an edge device asked for more than it can serve runs flat out and the
   plan.end = kStart + kDay;
   plan.resolution = Resolution::hour;
   plan.sites = {fixed_site("users", 1e-7, 1.0)};
-  DeploymentPlan d;
-  d.id = "phones";
-  d.model = "m";
-  d.kind = Deployment::Kind::edge;
-  d.start = kStart;
-  d.end = kStart + kDay;
-  d.step_s = kDay;
-  d.devices = constant(10);
-  d.demand = constant(10);
-  d.diurnal.assign(24, 0.5);
-  for (int h = 12; h < 24; ++h) d.diurnal[static_cast<std::size_t>(h)] = 1.5;
-  d.charging_efficiency = 0.8;
-  d.mix = {MixPlan{kStart, {gpu(2, 0, 10, 1000, 1000 * kDay)}, {1.0}}};
+  const DeploymentPlan d = day_of_phones(10, 10, gpu(2, 0, 10, 1000, 1000 * kDay));
   plan.deployments = {d};
   plan.cohorts = {CohortPlan{0, 0, 1.0, 0}};
   const auto r = simulate_lifecycle(plan, 1);
