@@ -465,6 +465,9 @@ Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options
 // InputError for a bad catalog.
 std::string catalog_hardware_place(const std::string& id, const LoadOptions& options);
 
+// Whether `file` would be read as a catalog file of `data_dir` (a .yaml below it, in no hidden folder).
+bool lies_in_catalog(const std::filesystem::path& file, const std::filesystem::path& data_dir);
+
 // A hardware entry file about to be written at `destination` (`text`: where it is now), read with
 // the catalogs as it will be: as a catalog file where `destination` lies in the data directory
 // (replacing the file there), else as a scenario's layer. Throws InputError, naming `destination`,

@@ -464,9 +464,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     const LoadOptions catalogs = entry_catalogs(data);
     std::error_code ec;
     const std::filesystem::path dest = std::filesystem::weakly_canonical(destination, ec);
-    const auto rel = catalogs.data_dir.empty() ? std::filesystem::path()
-                                               : dest.lexically_relative(std::filesystem::weakly_canonical(catalogs.data_dir, ec));
-    if (!rel.empty() && *rel.begin() != "..") {
+    if (lies_in_catalog(destination, catalogs.data_dir)) {
       std::string place;
       try {
         place = catalog_hardware_place(id, catalogs);

@@ -1941,59 +1941,59 @@ void check_stages(Builder& builder, const std::vector<std::string>& order, const
   }
 }
 
+// Every catalog file of the data directory, read into `layers`; `except` (where given) left out.
+void load_catalogs(const LoadOptions& options, Layers& layers, const fs::path& except = {}) {
+  std::error_code ec;
+  const fs::path skip = except.empty() ? fs::path() : fs::weakly_canonical(except, ec);
+  for (const auto& catalog : catalog_files(options.data_dir)) {
+    if (!skip.empty() && fs::weakly_canonical(catalog, ec) == skip) continue;
+    std::vector<fs::path> stack;
+    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
+  }
+}
+
 }  // namespace
 
 Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options) {
   Layers layers;
-  for (const auto& catalog : catalog_files(options.data_dir)) {
-    std::vector<fs::path> stack;
-    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
-  }
+  load_catalogs(options, layers);
   Builder builder(layers);
   return builder.hardware_by_id(id);
 }
 
 std::string catalog_hardware_place(const std::string& id, const LoadOptions& options) {
   Layers layers;
-  for (const auto& catalog : catalog_files(options.data_dir)) {
-    std::vector<fs::path> stack;
-    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
-  }
+  load_catalogs(options, layers);
   const auto it = layers.catalog_ids.find("hardware\n" + id);
   return it == layers.catalog_ids.end() ? std::string() : it->second;
+}
+
+bool lies_in_catalog(const fs::path& file, const fs::path& data_dir) {
+  if (data_dir.empty()) return false;
+  std::error_code ec;
+  const fs::path dest = fs::weakly_canonical(file, ec);
+  const auto rel = dest.lexically_relative(fs::weakly_canonical(data_dir, ec));
+  bool in = !rel.empty() && *rel.begin() != ".." && dest.extension() == ".yaml";
+  for (const auto& part : rel) in = in && part.string().rfind('.', 0) != 0;  // hidden ones are not read
+  return in;
 }
 
 Hardware check_hardware_entry(const std::string& id, const fs::path& text, const fs::path& destination,
                               const LoadOptions& options) {
   // A file in the catalog is read as one (an id given once there); one elsewhere as a scenario's
   // layer, which may redefine a catalog entry, as it would be used (`extends`).
-  std::error_code ec;
-  const fs::path dest = fs::weakly_canonical(destination, ec);
-  bool in_catalog = false;
-  if (!options.data_dir.empty()) {
-    const fs::path data = fs::weakly_canonical(options.data_dir, ec);
-    const auto rel = dest.lexically_relative(data);
-    in_catalog = !rel.empty() && *rel.begin() != ".." && dest.extension() == ".yaml";
-    for (const auto& part : rel) in_catalog = in_catalog && part.string().rfind('.', 0) != 0;
-  }
   Layers layers;
-  for (const auto& catalog : catalog_files(options.data_dir)) {
-    if (fs::weakly_canonical(catalog, ec) == dest) continue;  // the file the entry replaces
-    std::vector<fs::path> stack;
-    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
-  }
+  load_catalogs(options, layers, destination);  // without the file the entry replaces
   std::vector<fs::path> stack;
-  load_layer(text, display_of(destination), in_catalog, stack, layers, nullptr, nullptr);
+  load_layer(text, display_of(destination), lies_in_catalog(destination, options.data_dir), stack, layers, nullptr,
+             nullptr);
   Builder builder(layers);
   return builder.hardware_by_id(id);
 }
 
 Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
   Layers layers;
-  for (const auto& catalog : catalog_files(options.data_dir)) {
-    std::vector<fs::path> stack;
-    load_layer(catalog, display_of(catalog), true, stack, layers, nullptr, nullptr);
-  }
+  load_catalogs(options, layers);
   Scenario scenario;
   scenario.path = file;
   std::vector<fs::path> stack;
