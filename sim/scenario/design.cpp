@@ -246,6 +246,16 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   return d;
 }
 
+// A count of a graph file (elements, a convolution's input, parameters): whole, in the count
+// nouns it may name (none: a bare number), e.g. "1.2M" or "25.6M params".
+double read_whole_count(const Value& v, bool zero_ok, const std::string& what,
+                        std::initializer_list<std::string_view> nouns) {
+  const double x = zero_ok ? read_non_negative(v, units::Kind::count) : read_positive(v, units::Kind::count);
+  check_count_noun(v, units::Kind::count, nouns);
+  if (std::floor(x) != x || x > 9.007199254740992e15) v.expected(what);
+  return x;
+}
+
 FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>& files) {
   const std::string rel = read_text(path_value);
   const std::filesystem::path base = std::filesystem::path(path_value.file ? *path_value.file : "").parent_path();
@@ -304,15 +314,15 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
       // A convolution's input: the feature map it reads (per sample), which an implicit GEMM reads
       // once, not the unfolded m x k (the default, an upper bound: kernel height x width times it
       // at stride 1).
-      if (m.has("input")) op.input = read_positive(m.at("input"), units::Kind::count);
+      if (m.has("input")) op.input = read_whole_count(m.at("input"), false, "a whole number of elements >= 1", {});
     } else {
       m.require("elements");
-      op.elements = read_positive(m.at("elements"), units::Kind::count);
+      op.elements = read_whole_count(m.at("elements"), false, "a whole number of elements >= 1", {});
       if (m.has("flops_per_element")) {
         op.flops_per_element = read_number_in(m.at("flops_per_element"), 0, 1e6, true, "a number of FLOPs >= 0");
       }
     }
-    if (m.has("params")) op.params = read_non_negative(m.at("params"), units::Kind::count);
+    if (m.has("params")) op.params = read_whole_count(m.at("params"), true, "a whole number of parameters >= 0", {"param"});
     if (m.has("inputs")) {
       const Value in = m.at("inputs");
       if (!in.node.IsSequence()) in.expected("a list of earlier op names");
@@ -321,6 +331,9 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
         const std::string name = read_id(one);
         if (std::find(names.begin(), names.end(), name) == names.end()) {
           one.fail("unknown op " + text::quoted(name) + " (inputs must name earlier ops)");
+        }
+        if (std::find(op.inputs.begin(), op.inputs.end(), name) != op.inputs.end()) {
+          one.fail(text::quoted(name) + " is named twice in inputs (an op reads each input once)");
         }
         op.inputs.push_back(name);
       }

@@ -1438,6 +1438,16 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           if (std::holds_alternative<std::monostate>(model.design)) {
             m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
           }
+          // A model given here that is not a language model drops a request an earlier piece gave
+          // (`from`, a sweep's base), as `kind` drops the other kind's keys: only this piece's own
+          // keys are held against it (since session 39; before, the inherited request was refused
+          // at the parent's line and could not be unset).
+          const auto* t = std::get_if<TransformerDesign>(&d.design);
+          if (!m.has("request") && (!t || t->arch != TransformerDesign::Arch::decoder)) {
+            d.tokens_in = 0;
+            d.tokens_out = 0;
+            dr.request_at.reset();
+          }
         }
         if (m.has("kind")) {
           d.kind = detail::read_choice(m.at("kind"), {"cloud", "edge"}) == "edge" ? Deployment::Kind::edge : Deployment::Kind::cloud;
@@ -1566,12 +1576,13 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           if (std::floor(d.tokens_in) != d.tokens_in || d.tokens_in > 9.007199254740992e15) {
             in.expected("a whole number of tokens >= 1");
           }
-          // tokens_out may be 0 (the prefill's token alone).
+          // tokens_out >= 1: the prefill's forward pass yields the first output token, so a request
+          // costs at least that (since session 39; before, 0 was read and costed as 1).
           const Value out = r.at("tokens_out");
           d.tokens_out = detail::read_non_negative(out, Kind::count);
           detail::check_count_noun(out, Kind::count, {"token"});
-          if (std::floor(d.tokens_out) != d.tokens_out || d.tokens_out > 9.007199254740992e15) {
-            out.expected("a whole number of tokens >= 0");
+          if (d.tokens_out < 1 || std::floor(d.tokens_out) != d.tokens_out || d.tokens_out > 9.007199254740992e15) {
+            out.expected("a whole number of tokens >= 1 (the prefill yields the first; a prompt scored alone is 1)");
           }
           dr.request_at = m.at("request");  // checked against the model once it is known
         }

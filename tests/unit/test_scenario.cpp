@@ -199,9 +199,21 @@ deployments:
   CHECK(s.deployments[0].start_unix_s == 1748736000);
   // The default (even) partition, not the base's {first: 0, last: 2}.
   CHECK(s.training[0].parallelism->stage_layers.empty());
+  // A model that is not a language model, given over a base's LLM deployment, drops the base's
+  // request (since session 39; before, the inherited request was refused at the base's line and
+  // could not be unset); a request given beside it is still refused, at the top file's line.
   std::ofstream(dir / "encoder.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: enc}\n";
-  CHECK(error_of(dir / "encoder.yaml", test_catalog()).find("base.yaml:31:14: deployments[1].request: tokens in and out need a decoder-only") !=
+  const auto enc = load_scenario(dir / "encoder.yaml", test_catalog()).deployments[1];
+  CHECK(enc.model_id == "enc");
+  CHECK(enc.tokens_in == 0);
+  CHECK(enc.tokens_out == 0);
+  std::ofstream(dir / "encoder_request.yaml")
+      << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: enc, request: {tokens_in: 4, tokens_out: 2}}\n";
+  CHECK(error_of(dir / "encoder_request.yaml", test_catalog()).find("encoder_request.yaml:4:37: deployments[0].request: tokens in and out need a decoder-only") !=
         std::string::npos);
+  // A decoder given over it keeps the base's request.
+  std::ofstream(dir / "decoder.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: lm}\n";
+  CHECK(load_scenario(dir / "decoder.yaml", test_catalog()).deployments[1].tokens_in == 10);
   std::ofstream(dir / "duration.yaml") << "schema_version: 1\nextends: base.yaml\ntraining:\n  - {id: job, duration: \"10 h\", power: {per_accelerator: \"300 W\"}}\n";
   CHECK(error_of(dir / "duration.yaml", test_catalog()).find("base.yaml:16:16: training[0].published: published accelerator_hours are the reference") !=
         std::string::npos);
