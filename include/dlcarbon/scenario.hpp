@@ -457,6 +457,10 @@ Scenario load_scenario(const std::filesystem::path& file, const LoadOptions& opt
 // files, CSV traces, sweep files), so that a command can refuse to write its output over one.
 std::vector<std::filesystem::path> files_read();
 
+// A digest (hex) of the files a YAML text's entries name (`trace`/`file`/`path` keys, relative to
+// `folder`), with their text: what a sweep's fingerprint folds for the files its swept values name.
+std::string named_files_digest(const std::string& yaml_text, const std::filesystem::path& folder);
+
 // One hardware entry of the catalogs, resolved (`from` chain included), as a scenario naming it
 // would see it. Throws InputError for an unknown id or a bad catalog.
 Hardware load_catalog_hardware(const std::string& id, const LoadOptions& options);

@@ -196,8 +196,9 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
 // FNV-1a over the sweep file, the base scenario as resolved (the catalog entries it uses, its
 // designs, its traces' rows), the text of every YAML file the loader read (the catalogs whole, so
 // that an entry a swept value names is covered too, the scenario and its `extends` chain), and
-// every CSV file under the data directory (the traces a swept value may name): an edit to any
-// of them makes another sweep. Since session 31 (before, the resolved scenario alone, which left
+// every CSV file under the data directory (the traces a swept value may name), and the files that
+// the scenario files' entries and the swept values name (traces, growth series, graph files; since
+// session 39): an edit to any of them makes another sweep. Since session 31 (before, the resolved scenario alone, which left
 // out traces, trajectories, starts, profiles and the entries only swept values reach).
 std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::path& data_dir) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -210,6 +211,8 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
     h *= 1099511628211ULL;
   };
   fold(spec.given_text);
+  // The files swept values name (a trace beside the sweep file; since session 39).
+  fold(named_files_digest(spec.given_text, fs::path(spec.display).parent_path()));
   fold(base.resolved_yaml);
   fold(base.inputs_digest);
   // The traces (CSV; not the outputs a user may keep beside the catalogs), through linked folders

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -72,6 +73,46 @@ const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "dat
 
 std::string display_of(const fs::path& p) { return p.lexically_normal().generic_string(); }
 
+void fold_bytes(std::uint64_t& h, const char* data, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 1099511628211ULL;
+  }
+  h ^= 0xff;
+  h *= 1099511628211ULL;
+}
+
+// The files a scenario file's entries name (`trace:` of a region, `file:` of a growth series,
+// `path:` of a graph file), folded into the inputs' digest with their text, whether or not an entry
+// the scenario uses names them: a sweep's fingerprint then covers a trace beside the scenario that
+// only a swept value reaches (since session 39; before, only CSV files under the data directory
+// were, and an edit of such a trace kept the stale points on resume). A name that is no readable
+// file is left to the loader, which refuses it where an entry in use names it.
+void fold_named_files(const YAML::Node& node, const fs::path& folder, std::uint64_t& digest, int depth = 0) {
+  if (depth > 64) return;  // the reader has refused deeper documents already
+  if (node.IsSequence()) {
+    for (const auto& item : node) fold_named_files(item, folder, digest, depth + 1);
+    return;
+  }
+  if (!node.IsMap()) return;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+    if ((key == "trace" || key == "file" || key == "path") && kv.second.IsScalar()) {
+      const fs::path named = folder / kv.second.Scalar();
+      std::error_code ec;
+      if (!fs::is_regular_file(named, ec)) continue;
+      fold_bytes(digest, key.data(), key.size());
+      std::ifstream in(named, std::ios::binary);  // streamed: a trace may be large
+      std::vector<char> buffer(1 << 16);
+      while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+        fold_bytes(digest, buffer.data(), static_cast<std::size_t>(in.gcount()));
+      }
+    } else {
+      fold_named_files(kv.second, folder, digest, depth + 1);
+    }
+  }
+}
+
 void load_layer(const fs::path& path, const std::string& display, bool catalog,
                 std::vector<fs::path>& stack, Layers& layers, const Value* referenced_by,
                 std::string* given_text) {
@@ -81,12 +122,9 @@ void load_layer(const fs::path& path, const std::string& display, bool catalog,
       detail::read_yaml_file(path, display, text, from, referenced_by ? referenced_by->path : "");
   if (given_text) *given_text = text;
   // The text only: the same files named another way (a relative --data-dir) are the same inputs.
-  for (const unsigned char c : text) {
-    layers.digest ^= c;
-    layers.digest *= 1099511628211ULL;
-  }
-  layers.digest ^= 0xff;
-  layers.digest *= 1099511628211ULL;
+  fold_bytes(layers.digest, text.data(), text.size());
+  // Catalogs' traces lie under the data directory, whose CSV files a sweep folds whole.
+  if (!catalog) fold_named_files(root, path.parent_path(), layers.digest);
   layers.files.push_back(display);
   const std::string* file = &layers.files.back();
   const Value top{root, file, ""};
@@ -2000,6 +2038,18 @@ Hardware check_hardware_entry(const std::string& id, const fs::path& text, const
              nullptr);
   Builder builder(layers);
   return builder.hardware_by_id(id);
+}
+
+std::string named_files_digest(const std::string& yaml_text, const fs::path& folder) {
+  std::uint64_t h = 1469598103934665603ULL;
+  try {
+    fold_named_files(YAML::Load(yaml_text), folder, h);
+  } catch (const YAML::Exception&) {
+    // The text's own errors are reported by its reader; nothing it names is folded.
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 Scenario load_scenario(const fs::path& file, const LoadOptions& options) {

@@ -709,6 +709,33 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   r = sweep_in("start.h5");
   CHECK(r.code == 2);
   CHECK(r.err.find("start.h5: holds another sweep") != std::string::npos);
+  // Since session 39: a trace outside the data directory that an entry of the scenario names,
+  // unused by the base (a swept value may reach it), and one that a swept value names.
+  std::ofstream(dir / "side.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
+  std::ofstream(dir / "first_principles.yaml", std::ios::app)
+      << "regions:\n  - {id: side, name: Side, intensity: \"100 g/kWh\", year: 2023, source: made up, trace: {file: side.csv, basis: direct}}\n";
+  r = sweep_in("side.h5");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  std::ofstream(dir / "side.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
+  r = sweep_in("side.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("side.h5: holds another sweep") != std::string::npos);
+  std::ofstream(dir / "swept.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
+  std::ofstream(dir / "trace.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml}\n"
+                                             "parameters:\n  - {key: regions.test-region.trace, values: [{file: swept.csv}]}\n";
+  const auto sweep_trace = [&] {
+    return run({"sweep", (dir / "trace.sweep.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o",
+                (dir / "swept.h5").string(), "-q"});
+  };
+  r = sweep_trace();
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(sweep_trace().code == 0);  // unchanged: resumed
+  std::ofstream(dir / "swept.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
+  r = sweep_trace();
+  CHECK(r.code == 2);
+  CHECK(r.err.find("swept.h5: holds another sweep") != std::string::npos);
   fs::remove_all(dir);
 }
 
