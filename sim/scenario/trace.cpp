@@ -49,6 +49,9 @@ class CsvFile {
     while (std::getline(in_, line)) {
       ++number_;
       if (!line.empty() && line.back() == '\r') line.pop_back();
+      // A UTF-8 byte order mark, as spreadsheets save CSV: not part of the header (since session
+      // 39; before, the header's first name did not match).
+      if (number_ == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
       if (!line.empty() || number_ == 1) return true;
     }
     return false;

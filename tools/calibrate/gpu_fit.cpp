@@ -112,6 +112,7 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
   while (std::getline(in, line)) {
     ++number_of_line;
     if (!line.empty() && line.back() == '\r') line.pop_back();  // a file saved with CRLF line ends
+    if (number_of_line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte order mark
     if (line.empty()) continue;
     if (line.rfind("# device: ", 0) == 0) {
       std::istringstream fields(line.substr(10));
