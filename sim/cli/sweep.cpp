@@ -309,6 +309,12 @@ SweepFile read_sweep_file(const fs::path& path) {
   const std::string shown = text::printable(path.generic_string());
   std::error_code ec;
   if (!fs::exists(path, ec)) throw InputError(shown + ": no such file");  // (was "not an HDF5 file"; session 35)
+  // A directory, FIFO or device is no sweep file: said at once (since session 39; before, a FIFO
+  // held the reader until its guard gave up after 120 s).
+  if (!fs::is_regular_file(path, ec)) {
+    throw InputError(shown + ": not a dlcarbon sweep file (" +
+                     (fs::is_directory(path, ec) ? "a directory" : "not a regular file: a device, FIFO or socket") + ")");
+  }
   RunRecord r;
   try {
     r = read_run_guarded(path);

@@ -319,7 +319,7 @@ FileGraphDesign read_graph_file(const Value& path_value, std::deque<std::string>
       m.require("elements");
       op.elements = read_whole_count(m.at("elements"), false, "a whole number of elements >= 1", {});
       if (m.has("flops_per_element")) {
-        op.flops_per_element = read_number_in(m.at("flops_per_element"), 0, 1e6, true, "a number of FLOPs >= 0");
+        op.flops_per_element = read_number_in(m.at("flops_per_element"), 0, 1e6, true, "a number of FLOPs from 0 to 1,000,000 an element");
       }
     }
     if (m.has("params")) op.params = read_whole_count(m.at("params"), true, "a whole number of parameters >= 0", {"param"});

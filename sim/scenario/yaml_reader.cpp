@@ -13,6 +13,8 @@
 #include <vector>
 #include <sstream>
 
+#include <yaml-cpp/depthguard.h>
+
 #include "dlcarbon/text.hpp"
 
 namespace dlcarbon::detail {
@@ -136,6 +138,11 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
   } catch (const YAML::Exception& e) {
     SourceLocation at{display, e.mark.line >= 0 ? e.mark.line + 1 : 1,
                       e.mark.column >= 0 ? e.mark.column + 1 : 1};
+    // yaml-cpp's parser stops at 2,000 levels of nesting with the message "bad file" (since
+    // session 39: said as what it is).
+    if (dynamic_cast<const YAML::DeepRecursion*>(&e)) {
+      throw InputError(format_input_error(at, "", "invalid YAML: nested deeper than the reader's limit (2,000 levels of lists and maps)"));
+    }
     throw InputError(format_input_error(at, "", "invalid YAML: " + e.msg));
   }
   // One document a file: YAML::Load reads the first and would drop a second one (after `---`)

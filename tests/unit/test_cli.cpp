@@ -147,6 +147,14 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   CHECK(r.code == 2);
   CHECK(r.err.find("it exists and is not a regular file") != std::string::npos);
   CHECK(fs::is_fifo(fifo));
+  // merge reading a FIFO or a folder: refused at once (since session 39; a FIFO held the reader
+  // until its guard gave up after 120 s).
+  r = run({"merge", "-o", (temp_dir() / ("m-" + std::to_string(::getpid()) + ".h5")).string(), fifo.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(": not a dlcarbon sweep file (not a regular file: a device, FIFO or socket)") != std::string::npos);
+  r = run({"merge", "-o", (temp_dir() / ("m-" + std::to_string(::getpid()) + ".h5")).string(), temp_dir().string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(": not a dlcarbon sweep file (a directory)") != std::string::npos);
   fs::remove(fifo);
   // A link to a file is written through: the link stays, the file it names is the output.
   const fs::path target = temp_dir() / "link-target.h5", link = temp_dir() / "link.h5";
