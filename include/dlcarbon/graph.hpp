@@ -138,6 +138,9 @@ struct GraphShape {
   // the one that yields the next token (vLLM's LogitsProcessor selects those rows before the head;
   // Hugging Face's generate passes logits_to_keep = 1). The final norm still runs on every position.
   bool last_position_logits = false;
+  // Context parallelism (training, decoder-only): the device's share of each sequence, seq_len /
+  // context positions, whose attention reads the keys and values of all seq_len (gathered).
+  std::int64_t context = 1;
 };
 
 class OpGraph {

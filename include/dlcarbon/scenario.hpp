@@ -173,9 +173,16 @@ struct PublishedFigures {
 
 // How a job is spread over its accelerators (first-principles mode).
 struct Parallelism {
-  std::int64_t data = 0;      // 0: derived as accelerators / (tensor x pipeline)
+  std::int64_t data = 0;      // 0: derived as accelerators / (tensor x context x pipeline)
   std::int64_t tensor = 1;
   std::int64_t pipeline = 1;
+  // Context parallelism (Megatron-LM's --context-parallel-size; Llama 3's CP, Dubey et al. 2024,
+  // Sec. 3.3.2): each sequence's positions split over this many ranks (two chunks each, balanced
+  // for causal attention), which gather the keys and values of the whole sequence for their
+  // attention and share the weights, so that gradients are reduced (and ZeRO shards) over
+  // data x context ranks. Decoder-only dense transformers. Ranks: tensor innermost, then context,
+  // then data, pipeline outermost (Megatron-LM's order).
+  std::int64_t context = 1;
   std::int64_t microbatch = 1;    // sequences per microbatch
   std::int64_t global_batch = 0;  // sequences per optimizer step
   int zero_stage = 0;

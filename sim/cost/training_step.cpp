@@ -157,21 +157,28 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   c.tensor = p.tensor;
   c.pipeline = p.pipeline;
+  // Context parallelism: cp ranks share each sequence (and the weights).
+  const std::int64_t cp = std::max<std::int64_t>(1, p.context);
   // Without forming data x tensor x pipeline, which may pass 2^63 (each is at most 2^53).
-  const bool model_parallel_fits = static_cast<double>(c.tensor) * static_cast<double>(c.pipeline) <= static_cast<double>(n);
-  c.data = p.data > 0 ? p.data : (model_parallel_fits ? n / (p.tensor * p.pipeline) : 0);
-  if (!model_parallel_fits || n % (c.tensor * c.pipeline) != 0 || n / (c.tensor * c.pipeline) != c.data) {
+  const bool model_parallel_fits =
+      static_cast<double>(c.tensor) * static_cast<double>(c.pipeline) * static_cast<double>(cp) <= static_cast<double>(n);
+  const std::int64_t model_parallel = model_parallel_fits ? c.tensor * c.pipeline * cp : 1;
+  c.data = p.data > 0 ? p.data : (model_parallel_fits ? n / model_parallel : 0);
+  if (!model_parallel_fits || n % model_parallel != 0 || n / model_parallel != c.data) {
     c.fits = false;
-    c.reason = "accelerators (" + std::to_string(n) + ") is not data x tensor x pipeline (" + std::to_string(c.data) +
-               " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) + ")";
+    c.reason = "accelerators (" + std::to_string(n) + ") is not data x tensor x pipeline" + (cp > 1 ? " x context (" : " (") +
+               std::to_string(c.data) + " x " + std::to_string(c.tensor) + " x " + std::to_string(c.pipeline) +
+               (cp > 1 ? " x " + std::to_string(cp) : "") + ")";
     return c;
   }
-  // ZeRO shards over the whole data-parallel group, or over hybrid sharding's groups of it.
-  const std::int64_t shard = p.zero_stage == 3 && p.shard_group > 0 ? p.shard_group : c.data;
-  if (c.data % shard != 0) {
+  // The ranks that hold the same weights, whose gradients are reduced together: data x context.
+  const std::int64_t replicas = c.data * cp;
+  // ZeRO shards over all of them, or over hybrid sharding's groups of them.
+  const std::int64_t shard = p.zero_stage == 3 && p.shard_group > 0 ? p.shard_group : replicas;
+  if (replicas % shard != 0) {
     c.fits = false;
     c.reason = "shard_group (" + std::to_string(shard) + ") does not divide the data-parallel size (" +
-               std::to_string(c.data) + ")";
+               std::to_string(replicas) + (cp > 1 ? ", data x context" : "") + ")";
     return c;
   }
   const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
@@ -214,6 +221,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                           job.eager};
   shape.expert_group = expert_group;
   shape.channels_last = job.layout == "nhwc";
+  shape.context = cp;
   if (std::string why = graph::size_limit(job.design, p.microbatch); !why.empty()) {
     // No machine holds it (a tensor of more than 2^56 elements), and its sizes would overflow.
     c.fits = false;
@@ -253,11 +261,14 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
   const double inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
   const comm::Group tp_group = group_of(job, c.tensor, 1, intra, inter);
-  const comm::Group dp_group = group_of(job, c.data, c.tensor, intra, inter);
+  // (Ranks: tensor innermost, then context, then data: the data x context ranks that hold the same
+  // weights lie `tensor` apart.)
+  const comm::Group dp_group = group_of(job, replicas, c.tensor, intra, inter);
+  const comm::Group cp_group = group_of(job, cp, c.tensor, intra, inter);
   // Hybrid sharding: the ZeRO-3 collectives run in groups of `shard` ranks, and one all-reduce of
   // each group's gradient shard runs across the data / shard groups.
   const comm::Group shard_group = group_of(job, shard, c.tensor, intra, inter);
-  const comm::Group replica_group = group_of(job, c.data / shard, c.tensor * shard, intra, inter);
+  const comm::Group replica_group = group_of(job, replicas / shard, c.tensor * shard, intra, inter);
 
   // --- one microbatch on each pipeline device, and the busiest ------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
@@ -599,6 +610,20 @@ StepCost cost_training_step(const TrainingJob& job) {
       dev_tp[owner] += (recomputed ? 2 : 1) *
                        comm::collective_s(comm::Collective::all_reduce, op.dropout_elements * bytes_per_value, tp_group);
     }
+    if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
+      // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
+      // ... we first all-gather the K and V tensors, and then compute attention output for the
+      // local Q tensor chunk"): the keys and values of the whole sequence, the rank's key/value
+      // heads, gathered over the context group before each attention forward (again where
+      // recomputation runs it), their gradients reduce-scattered back after its backward.
+      // Exposed, as the tensor group's collectives are (Llama 3 found the all-gather's latency
+      // small beside long-context attention; Megatron-LM's ring overlaps its sends).
+      const auto* t = std::get_if<TransformerDesign>(&job.design);
+      const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
+      const double gathered = static_cast<double>(p.microbatch) * static_cast<double>(t->seq_len) * 2 * kv_rank * hd * bytes_per_value;
+      dev_tp[owner] += (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
+                       comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
+    }
     if (c.tensor > 1 && !in_layer && transformer) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
       // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
@@ -648,7 +673,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // when tensor x data is a node or more, else at the boundaries a node ends at (since session 35,
   // from a review; before, every boundary took the first one's link).
   const std::int64_t node_size = std::max<std::int64_t>(1, job.hardware.node_accelerators);
-  const std::int64_t stride = c.tensor * c.data;
+  const std::int64_t stride = c.tensor * replicas;
   const auto crosses = [&](std::int64_t a, std::int64_t b) {  // devices a and b of the pipeline
     if (stride >= node_size) return true;
     for (std::int64_t r = a * stride; r < (a + 1) * stride; ++r) {
@@ -955,7 +980,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
-    if (shard < c.data) {
+    if (shard < replicas) {
       reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
     }
     dp = 2 * gather + reduce;
@@ -964,7 +989,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     window = m * bwd_s;
     forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group);
     exposed_floor = comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, shard_group) +
-                    (shard < c.data ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
+                    (shard < replicas ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
                                     : 0.0);
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
@@ -1069,9 +1094,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   for (const double copies : {input_copies, output_copies}) {
     if (copies <= 0) continue;
     const auto holders = static_cast<std::int64_t>(copies) + 1;
-    const bool one_node = c.tensor * c.data * c.pipeline <= job.hardware.node_accelerators;
+    const bool one_node = c.tensor * replicas * c.pipeline <= job.hardware.node_accelerators;
     const auto stride = one_node ? std::int64_t{1}
-                                 : static_cast<std::int64_t>(c.tensor * c.data) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
+                                 : static_cast<std::int64_t>(c.tensor * replicas) * std::max<std::int64_t>(1, static_cast<std::int64_t>(devices) - 1);
     table_comm += comm::collective_s(Collective::all_reduce, vocab_table / tp * grad_value_bytes,
                                      group_of(job, holders, stride, intra, inter));
   }
@@ -1206,7 +1231,8 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // --- FLOPs, MFU, power ---------------------------------------------------------------------
   const double model_forward = g.model_forward_flops();
-  c.model_flops_per_step = 3 * model_forward * static_cast<double>(c.microbatches * c.data) * filled;
+  // (Under context parallelism a device's graph is 1 / cp of each sequence.)
+  c.model_flops_per_step = 3 * model_forward * static_cast<double>(c.microbatches * c.data * cp) * filled;
   c.full_attention_flops_ratio = model_forward > 0 ? g.forward_flops_full_attention() / model_forward : 1;
   c.mfu = c.model_flops_per_step / (c.step_s * static_cast<double>(n) * dev.peak(job.precision));
   // The average device: busy for its share of the work, waiting (bubbles, exposed communication,

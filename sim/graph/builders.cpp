@@ -491,10 +491,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
 // `.attn.o`, not `.out`: the branches' partial sums are added before the layer's one tensor-parallel
 // all-reduce, which closes the layer at `.ffn.down`.
 int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p, int layer, int x, I batch, I seq,
-                   bool causal_skip, I window) {
+                   I kv_len, bool causal_skip, I window) {
   const I tokens = batch * seq;
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
-  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, seq, true, causal_skip, window);
+  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, kv_len, true, causal_skip, window);
   // Two norms (GPT-NeoX, Falcon-40B/180B): the feed-forward reads a norm of its own.
   // With one norm the feed-forward's up projection reads the input the attention's projection keeps;
   // with two, the second norm reads the x the first keeps: each tensor kept once (since session 34).
@@ -749,22 +749,27 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       return;
     }
   }
-  // Decoder stack (decoder-only, or the decoder of an encoder-decoder).
+  // Decoder stack (decoder-only, or the decoder of an encoder-decoder). Under context parallelism
+  // (decoder-only) the device holds s / context of each sequence's positions, whose queries attend
+  // to the keys and values of the whole sequence, gathered: the balanced chunks' causal share is
+  // the whole matrix's over the ranks, half of (s / context) x s.
+  const I s_all = s_dec;
+  const I s_loc = enc ? s_dec : s_dec / std::max<I>(1, shape.context);
   int x;
   if (enc) {
     // The decoder reads the encoder's table (one vocabulary: T5's `shared` embedding, tied or not);
     // an untied model's head has a table of its own (T5 v1.1, mT5): two tables, not three.
     // Its positions are its own: a learned table (BART's, mBART's) or a relative bias table of
     // the decoder stack (T5's, one a stack). A target vocabulary of its own is its table.
-    x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
+    x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
                     relative + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
                         (out_vocab != d.vocab ? static_cast<double>(out_vocab * d.d_model) : 0));
   } else {
-    x = e.embedding("decoder.embedding", b * s_dec, d.d_model,
+    x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
                     vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
                         relative);
   }
-  if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_dec, out_vocab, d.d_model);
+  if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_loc, out_vocab, d.d_model);
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
     if (d.evolved) {
@@ -772,15 +777,15 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       continue;
     }
     if (d.parallel_block) {
-      x = parallel_layer(e, d, p, layer, x, b, s_dec, shape.causal_skip, attention_window(d, i));
+      x = parallel_layer(e, d, p, layer, x, b, s_loc, s_all, shape.causal_skip, attention_window(d, i));
       continue;
     }
-    x = attention(e, d, p + ".attn", layer, x, -1, b, s_dec, s_dec, true, shape.causal_skip, attention_window(d, i));
+    x = attention(e, d, p + ".attn", layer, x, -1, b, s_loc, s_all, true, shape.causal_skip, attention_window(d, i));
     if (enc_out >= 0) x = attention(e, d, p + ".cross", layer, x, enc_out, b, s_dec, s_enc, false, shape.causal_skip);
-    x = feed_forward(e, d, p + ".ffn", layer, x, b * s_dec, moe_layer(d, i));
+    x = feed_forward(e, d, p + ".ffn", layer, x, b * s_loc, moe_layer(d, i));
   }
-  const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_dec, d.d_model, d.rms_norm);
-  const I head_rows = shape.last_position_logits ? b : b * s_dec;
+  const int n = e.norm("decoder.final_norm", layer - 1, x, b * s_loc, d.d_model, d.rms_norm);
+  const I head_rows = shape.last_position_logits ? b : b * s_loc;
   const int logits = e.matmul("lm_head", -1, n, head_rows, d.d_model, out_vocab, false, d.tied_embeddings);
   // In training the loss; in inference the softmax that samples the next token.
   e.elementwise("loss", -1, {logits}, static_cast<double>(head_rows * out_vocab), 4, OpKind::softmax);
@@ -790,7 +795,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   // predicts through the shared output head; its loss is added to the model's. Inference discards
   // the modules ("During inference, we can directly discard the MTP modules", ibid.).
   if (!e.training) return;
-  const I t = b * s_dec;
+  const I t = b * s_loc;
   int hidden = x;
   for (I k = 0; k < d.mtp_depth; ++k, ++layer) {
     const std::string p = "mtp." + std::to_string(k);
@@ -798,7 +803,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     const int hidden_norm = e.norm(p + ".hidden_norm", layer, hidden, t, d.d_model, d.rms_norm);
     e.norm(p + ".embedding_norm", layer, emb, t, d.d_model, d.rms_norm);
     int y = e.matmul(p + ".proj", layer, hidden_norm, t, 2 * d.d_model, d.d_model, false);
-    y = attention(e, d, p + ".attn", layer, y, -1, b, s_dec, s_dec, true, shape.causal_skip);
+    y = attention(e, d, p + ".attn", layer, y, -1, b, s_loc, s_all, true, shape.causal_skip);
     y = feed_forward(e, d, p + ".ffn", layer, y, t, moe_layer(d, d.decoder_layers + k));
     hidden = y;
     const int mn = e.norm(p + ".final_norm", layer, y, t, d.d_model, d.rms_norm);

@@ -707,16 +707,41 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
   // A hybrid sharding group must divide the data-parallel size, also where that is derived.
   const Parallelism& p = *j.parallelism;
   // Products below are formed in 64-bit integers: bound their factors first (each is at most 2^53).
-  if (static_cast<double>(p.tensor) * static_cast<double>(p.pipeline) > static_cast<double>(j.accelerators)) {
-    last.fail("parallelism: tensor x pipeline (" + std::to_string(p.tensor) + " x " + std::to_string(p.pipeline) +
-              ") exceeds the accelerators (" + std::to_string(j.accelerators) + ")");
+  const bool cp = p.context > 1;
+  if (static_cast<double>(p.tensor) * static_cast<double>(p.pipeline) * static_cast<double>(p.context) >
+      static_cast<double>(j.accelerators)) {
+    last.fail(std::string("parallelism: tensor x pipeline") + (cp ? " x context (" : " (") + std::to_string(p.tensor) + " x " +
+              std::to_string(p.pipeline) + (cp ? " x " + std::to_string(p.context) : "") + ") exceeds the accelerators (" +
+              std::to_string(j.accelerators) + ")");
   }
-  const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline);
+  const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline * p.context);
+  // ZeRO shards over the ranks that hold the same weights: data x context.
   if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
-      (j.accelerators / model_parallel) % p.shard_group != 0) {
+      (j.accelerators / model_parallel * p.context) % p.shard_group != 0) {
     last.fail("parallelism.shard_group (" + std::to_string(p.shard_group) +
-              ") must divide the data-parallel size (accelerators / (tensor x pipeline) = " +
-              std::to_string(j.accelerators / model_parallel) + ")");
+              (cp ? ") must divide the data x context ranks (" : ") must divide the data-parallel size (accelerators / (tensor x pipeline) = ") +
+              std::to_string(j.accelerators / model_parallel * p.context) + ")");
+  }
+  if (cp) {
+    // Context parallelism is costed for dense decoder-only transformers: their causal attention's
+    // chunks balanced over the ranks (Megatron-LM's and Llama 3's two chunks a rank, the sequence
+    // cut in 2 x context). Experts, latent attention, the evolved cell and encoders are not
+    // modelled with it: refused, not costed as if they split freely.
+    const auto* t = std::get_if<TransformerDesign>(&j.design);
+    if (!t || t->arch != TransformerDesign::Arch::decoder || t->image > 0) {
+      last.fail("parallelism.context (" + std::to_string(p.context) + ") needs a decoder-only transformer (builder: decoder): "
+                "context parallelism splits a causal sequence's positions over ranks");
+    }
+    if (t->experts > 0 || t->kv_lora_rank > 0 || t->evolved) {
+      last.fail("parallelism.context (" + std::to_string(p.context) + ") is modelled for dense decoders with multi-head, "
+                "grouped-query or multi-query attention; the model has " +
+                (t->experts > 0 ? std::string("experts") : t->kv_lora_rank > 0 ? std::string("latent attention") : std::string("the evolved cell")));
+    }
+    if (t->seq_len % (2 * p.context) != 0) {
+      last.fail("parallelism.context (" + std::to_string(p.context) + "): seq_len (" + std::to_string(t->seq_len) +
+                ") must be a multiple of 2 x context (" + std::to_string(2 * p.context) +
+                "): each rank holds two equal chunks of every sequence");
+    }
   }
   // Each data-parallel rank runs whole microbatches: the global batch is a whole number of
   // them on every rank (as Megatron-LM and DeepSpeed require).
@@ -876,7 +901,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 }
 
 Parallelism read_parallelism(const Value& v) {
-  const MapView m(v, {"data", "tensor", "pipeline", "microbatch", "global_batch", "zero_stage", "recompute",
+  const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup"});
@@ -885,6 +910,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
   if (m.has("tensor")) p.tensor = detail::read_positive_int(m.at("tensor"));
   if (m.has("pipeline")) p.pipeline = detail::read_positive_int(m.at("pipeline"));
+  if (m.has("context")) p.context = detail::read_positive_int(m.at("context"));
   if (m.has("microbatch")) p.microbatch = detail::read_positive_int(m.at("microbatch"));
   p.global_batch = detail::read_positive_int(m.at("global_batch"));
   if (m.has("zero_stage")) p.zero_stage = std::stoi(detail::read_choice(m.at("zero_stage"), {"0", "1", "2", "3"}));

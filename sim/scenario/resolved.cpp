@@ -146,7 +146,7 @@ std::string emit_resolved(const Scenario& s) {
       out << YAML::Key << "precision" << YAML::Value << j.precision << YAML::Key << "layout" << YAML::Value << j.layout;
       out << YAML::Key << "parallelism" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "data"
           << YAML::Value << p.data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
-          << YAML::Value << p.pipeline << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
+          << YAML::Value << p.pipeline << YAML::Key << "context" << YAML::Value << p.context << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
           << "global_batch" << YAML::Value << p.global_batch << YAML::Key << "zero_stage" << YAML::Value << p.zero_stage
           << YAML::Key << "recompute" << YAML::Value
           << (p.recompute_latent ? "latent"

@@ -2839,3 +2839,61 @@ TEST_CASE("the step ends when the last device has reduced and updated: device 0 
   CHECK(m.data_comm_s + m.optimizer_s == approx(m.stages[0].tail_s));
   CHECK(m.stages[1].tail_s < m.stages[0].tail_s);
 }
+
+TEST_CASE("context parallelism: half a sequence a rank, the whole sequence's keys and values gathered, by hand") {
+  // The two-layer small decoder (32 tokens, 4 heads of 16), fp16, two sequences a step, one a
+  // microbatch: on one device, and on a context pair (each rank 16 positions of each sequence).
+  TrainingJob one = mlp_job();
+  one.design = small_decoder(2);
+  one.parallelism->microbatch = 1;
+  one.parallelism->global_batch = 2;
+  one.parallelism->overlap_communication = false;
+  TrainingJob pair = one;
+  pair.accelerators = 2;
+  pair.parallelism->context = 2;
+  const StepCost a = cost_training_step(one), b = cost_training_step(pair);
+  REQUIRE(a.fits);
+  REQUIRE(b.fits);
+  CHECK(b.data == 1);
+  CHECK(b.microbatches == 2);
+  const auto fwd = [](const StepCost& c, const std::string& name) {
+    for (const auto& op : c.ops) {
+      if (op.op == name && op.phase == "fwd") return op.flops;
+    }
+    FAIL("no op " << name);
+    return 0.0;
+  };
+  // A token's ops: half the tokens. The feed-forward's up projection: 2 x 32 x 64 x 256 = 1,048,576
+  // FLOPs on one device, 524,288 on a rank of the pair.
+  CHECK(fwd(a, "decoder.0.ffn.up") == approx(1048576));
+  CHECK(fwd(b, "decoder.0.ffn.up") == approx(524288));
+  // The scores, which an unfused kernel computes whole: 4 heads x 32 x 32 x 16 x 2 FLOPs = 131,072;
+  // a rank's 16 queries against all 32 keys: 65,536 (half of each counted as model FLOPs, its two
+  // balanced chunks' causal share).
+  CHECK(fwd(a, "decoder.0.attn.scores") == approx(131072));
+  CHECK(fwd(b, "decoder.0.attn.scores") == approx(65536));
+  // The same model FLOPs a step: the pair trains the same tokens.
+  CHECK(b.model_flops_per_step == approx(a.model_flops_per_step));
+  CHECK(b.tokens_per_step == approx(a.tokens_per_step));
+  // Each attention gathers the sequence's keys and values, 32 x 2 x 64 values of 2 B = 8,192 B,
+  // forward and reduce-scatters their gradients backward: 2 microbatches x 2 layers. No tensor
+  // group: nothing else in the tensor communication.
+  const comm::Group g{2, 1, 1e11, false, 2, 2};  // the made-up device is no GPU: a ring with a fixed start-up
+  CHECK(a.tensor_comm_s == 0);
+  CHECK(b.tensor_comm_s == approx(2 * 2 * (comm::collective_s(comm::Collective::all_gather, 8192, g) +
+                                           comm::collective_s(comm::Collective::reduce_scatter, 8192, g))));
+  // The pair holds the same weights: their gradients are all-reduced over it, as over a data pair.
+  TrainingJob data_pair = one;
+  data_pair.accelerators = 2;
+  data_pair.parallelism->global_batch = 4;  // two sequences a data rank, as the context pair's
+  const StepCost d = cost_training_step(data_pair);
+  REQUIRE(d.fits);
+  CHECK(a.data_comm_s == 0);
+  CHECK(b.data_comm_s > 0);
+  CHECK(b.data_comm_s == approx(d.data_comm_s));
+  // Accelerators that are not data x tensor x pipeline x context: a result with the reason.
+  pair.accelerators = 3;
+  const StepCost bad = cost_training_step(pair);
+  CHECK_FALSE(bad.fits);
+  CHECK(bad.reason.find("is not data x tensor x pipeline x context") != std::string::npos);
+}
