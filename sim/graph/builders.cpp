@@ -283,7 +283,10 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
   }
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0 && !latent) {
-    const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim) * d.rotary_fraction;
+    // A head's rotated channels, floored as GPT-NeoX's rotary_ndims = int(head_size x rotary_pct)
+    // (the reader checks they are whole and even; since session 39, a review: the unfloored share).
+    const double turned = std::floor(static_cast<double>(a.head_dim) * d.rotary_fraction + 1e-9);
+    const double rotated = static_cast<double>(tq * (a.heads + a.kv_heads)) * turned;
     q = e.elementwise(prefix + ".rotary", layer, {q}, rotated, 3);
     // Autograd keeps only the cosines and sines (a sequence's worth, not an activation): the
     // rotated Q and K are kept by the attention that consumes them.
@@ -431,8 +434,10 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       local = std::clamp<I>(static_cast<I>(static_cast<double>(local) * hit + 0.5), 1, local);
     }
     // This device's experts receive its share of the group's slots, `routed` (E / G of E experts
-    // take routed x G x (1 / G) of them), spread over those that run (at least one slot each).
-    I per_expert = std::max<I>(1, static_cast<I>(routed / static_cast<double>(local) + 0.5));
+    // take routed x G x (1 / G) of them), spread over those that run (at least one slot each),
+    // rounded up: every routed slot is computed (since session 39, a review; rounded to the nearest
+    // before, which dropped up to a third of a small batch's slots, a decode step's).
+    I per_expert = std::max<I>(1, static_cast<I>(std::ceil(routed / static_cast<double>(local) - 1e-9)));
     const double up_params = static_cast<double>(E) * (static_cast<double>(d.d_model * e_up) + (d.biases ? static_cast<double>(e_up) : 0));
     const double down_params = static_cast<double>(E) * (static_cast<double>(fe * d.d_model) + (d.biases ? static_cast<double>(d.d_model) : 0));
     // One-hot einsum dispatch: per group of S tokens, dispatch [E C x S] x [S x M] and combine
@@ -718,6 +723,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
       x = e.norm("encoder.embedding.norm", -1, x, b * s_enc, d.d_model, d.rms_norm);
       if (e.training && d.dropout > 0) x = embedding_dropout(e, "encoder.embedding.dropout", x, static_cast<double>(b * s_enc * d.d_model));
+    } else if (e.training && d.dropout > 0) {
+      // An encoder-decoder's stacks drop out their embeddings too (T5's `self.dropout(inputs_embeds)`,
+      // tensor2tensor's layer_prepostprocess_dropout on the inputs; since session 39, a review).
+      x = embedding_dropout(e, "encoder.embedding.dropout", x, static_cast<double>(b * s_enc * d.d_model));
     }
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
@@ -763,13 +772,18 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     // the decoder stack (T5's, one a stack). A target vocabulary of its own is its table.
     x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
                     relative + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
-                        (out_vocab != d.vocab ? static_cast<double>(out_vocab * d.d_model) : 0));
+                        (d.arch == TransformerDesign::Arch::encoder_decoder && d.target_vocab > 0
+                             ? static_cast<double>(out_vocab * d.d_model)
+                             : 0));  // (a target_vocab is a table of its own, also at the source's size; since session 39)
   } else {
     x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
                     vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
                         relative);
   }
   if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_loc, out_vocab, d.d_model);
+  // The embeddings' dropout (GPT-2's embd_pdrop, Megatron-LM's embedding_dropout, T5's decoder; since
+  // session 39, a review: only encoders had it).
+  if (e.training && d.dropout > 0) x = embedding_dropout(e, "decoder.embedding.dropout", x, static_cast<double>(b * s_loc * d.d_model));
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
     if (d.evolved) {
@@ -867,7 +881,11 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
   x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
   const I pooled = (x.hw + 2 - 3) / 2 + 1;
-  x = {e.elementwise("stem.maxpool", 0, {x.op}, static_cast<double>(b * pooled * pooled * x.c), 9, OpKind::pool), pooled, x.c};
+  // It reads the whole map (hw^2 of the input for pooled^2 outputs) and writes the pooled one (since
+  // session 39, a review; before, as many elements read as written: 2.5 times too few bytes).
+  const double pool_reads = static_cast<double>(x.hw * x.hw) / static_cast<double>(pooled * pooled);
+  x = {e.elementwise("stem.maxpool", 0, {x.op}, static_cast<double>(b * pooled * pooled * x.c), 9, OpKind::pool, 0, true, pool_reads),
+       pooled, x.c};
   const I expansion = d.bottleneck ? 4 : 1;
   int layer = 1;
   I width = d.width;
@@ -903,7 +921,10 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
       x = {add, y.hw, y.c};
     }
   }
-  const int pool = e.elementwise("avgpool", layer, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1, OpKind::pool);
+  // The global average: hw^2 additions into each of b x c outputs, the map read once (since session
+  // 39, a review; before, the map written back whole as if an elementwise pass).
+  const double area = static_cast<double>(x.hw * x.hw);
+  const int pool = e.elementwise("avgpool", layer, {x.op}, static_cast<double>(b * x.c), area, OpKind::pool, 0, true, area);
   e.matmul("fc", layer, pool, b, x.c, d.classes, true);
 }
 

@@ -136,6 +136,11 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
   if (m.has("rotary_fraction") && d.position != TransformerDesign::Position::rotary) {
     m.at("rotary_fraction").fail("needs position: rotary (the share of the channels it turns)");
   }
+  // Latent attention's rotary channels are rope_head_dim, a head's own (since session 39, a review:
+  // the share was accepted and had no effect).
+  if (m.has("rotary_fraction") && m.has("kv_lora_rank")) {
+    m.at("rotary_fraction").fail("latent attention turns rope_head_dim channels of each head; drop rotary_fraction");
+  }
   if (d.position == TransformerDesign::Position::rotary && !m.has("kv_lora_rank")) {
     // RoPE turns pairs of channels: a head's rotated channels (GPT-NeoX floors head width x
     // rotary_pct) must be a whole, even number (since session 36, from a review; latent attention's
@@ -165,7 +170,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     if (d.top_k > d.experts) m.at("top_k").expected("at most the number of experts");
     d.moe_every = optional_positive(m, "moe_every", 1);
     if (m.has("capacity_factor")) {
-      d.capacity_factor = read_number_in(m.at("capacity_factor"), 0, 100, false, "a capacity factor > 0 (e.g. 1.25)");
+      d.capacity_factor = read_number_in(m.at("capacity_factor"), 0, 100, false, "a capacity factor in (0, 100] (e.g. 1.25)");
     }
     if (m.has("dispatch")) d.einsum_dispatch = read_choice(m.at("dispatch"), {"gather", "einsum"}) == "einsum";
     if (m.has("group_size")) {

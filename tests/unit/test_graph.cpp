@@ -1383,3 +1383,80 @@ TEST_CASE("a gathered mixture of experts: the whole slots that round its routed 
   CHECK(up.flops == approx(2.0 * 174 * 64 * 128));
   CHECK(up.flops * up.model_share == approx(2.0 * 150 * 64 * 128));
 }
+
+TEST_CASE("a gathered mixture of experts rounds each expert's slots up: every routed token computed") {
+  // Since session 39 (a review; rounded to the nearest before). 3 tokens, top-2 of 8 experts: 6
+  // routed slots; 8 (1 - (6/8)^3) = 4.6 -> 5 experts reached, 6 / 5 = 1.2 -> 2 slots each: 10 run,
+  // the model's FLOPs the 6 routed (1 slot each, 5 slots, had dropped one).
+  TransformerDesign moe = small_gpt(1);
+  moe.d_model = 64;
+  moe.heads = 2;
+  moe.d_ff = 128;
+  moe.seq_len = 3;
+  moe.experts = 8;
+  moe.top_k = 2;
+  const auto g = build_graph(moe, GraphShape{1, 2, true});
+  const graph::Op& up = named(g, "decoder.0.ffn.experts.up");
+  CHECK(up.count == 5);
+  CHECK(up.m == 2);
+  CHECK(up.flops * up.model_share == approx(2.0 * 6 * 64 * 128));
+}
+
+TEST_CASE("a target vocabulary as large as the source's is still a table of its own") {
+  // Since session 39 (a review: equal sizes were read as the one shared table).
+  TransformerDesign d = small_gpt();
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  d.decoder_layers = 2;
+  d.position = TransformerDesign::Position::none;
+  const double shared = graph::count_parameters(d);
+  d.target_vocab = d.vocab;
+  CHECK(graph::count_parameters(d) - shared == approx(1000.0 * 256));
+}
+
+TEST_CASE("the rotary embedding turns whole channels: a head's share floored") {
+  // Since session 39 (a review). 64-channel heads at 0.26 turn 16 channels (GPT-NeoX's
+  // int(64 x 0.26)), as at 0.25, not 16.64.
+  TransformerDesign d = small_gpt(1);
+  d.position = TransformerDesign::Position::rotary;
+  d.rotary_fraction = 0.25;
+  const double quarter = named(build_graph(d, GraphShape{4, 2, true}), "decoder.0.attn.rotary").flops;
+  d.rotary_fraction = 0.26;
+  const graph::Op& r = named(build_graph(d, GraphShape{4, 2, true}), "decoder.0.attn.rotary");
+  CHECK(r.flops == approx(quarter));
+  CHECK(r.flops == approx(512.0 * 8 * 16 * 3));
+}
+
+TEST_CASE("ResNet pools move what they read and write, by hand") {
+  // Since session 39 (a review). ResNet-50 at 224, one image, 2-byte values. The stem's max pool
+  // reads 112 x 112 x 64 and writes 56 x 56 x 64: 2 x (802,816 + 200,704) = 2,007,040 B. The
+  // global average pool reads 7 x 7 x 2048 and writes 2,048: 2 x (100,352 + 2,048) = 204,800 B,
+  // one addition an input value.
+  const auto g = build_graph(ResNetDesign{}, GraphShape{1, 2, true});
+  CHECK(named(g, "stem.maxpool").bytes == approx(2007040));
+  const graph::Op& avg = named(g, "avgpool");
+  CHECK(avg.bytes == approx(204800));
+  CHECK(avg.flops == approx(100352));
+}
+
+TEST_CASE("a decoder's embeddings are dropped out as an encoder's are") {
+  // Since session 39 (a review: only encoders had the pass). small_gpt, 4 sequences of 128, d 256,
+  // dropout 0.1, nothing fused: one pass over 131,072 values, 2 FLOPs each; none at dropout 0 or in
+  // inference.
+  TransformerDesign d = small_gpt(1);
+  GraphShape shape{4, 2, true, Fusion::none};
+  const auto has = [](const graph::OpGraph& g, const std::string& name) {
+    return std::any_of(g.ops().begin(), g.ops().end(), [&](const graph::Op& o) { return o.name == name; });
+  };
+  CHECK_FALSE(has(build_graph(d, shape), "decoder.embedding.dropout"));
+  d.dropout = 0.1;
+  const auto g = build_graph(d, shape);
+  CHECK(named(g, "decoder.embedding.dropout").flops == approx(2.0 * 4 * 128 * 256));
+  shape.training = false;
+  CHECK_FALSE(has(build_graph(d, shape), "decoder.embedding.dropout"));
+  // An encoder-decoder's encoder too.
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 1;
+  shape.training = true;
+  CHECK(named(build_graph(d, shape), "encoder.embedding.dropout").flops == approx(2.0 * 4 * 128 * 256));
+}
