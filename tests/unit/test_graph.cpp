@@ -1366,17 +1366,24 @@ TEST_CASE("a graph file's convolution reads its feature map once, and a lookup i
   CHECK(build_graph(d, GraphShape{1, 2, true}).op(0).bytes == approx(2.0 * (3136.0 * 576 + 36864 + 200704)));
 }
 
+// One layer of d 64, 2 heads, d_ff 128, with `experts` experts (top_k each) over seq_len tokens.
+TransformerDesign small_moe(std::int64_t seq_len, std::int64_t experts, std::int64_t top_k) {
+  TransformerDesign moe = small_gpt(1);
+  moe.d_model = 64;
+  moe.heads = 2;
+  moe.d_ff = 128;
+  moe.seq_len = seq_len;
+  moe.experts = experts;
+  moe.top_k = top_k;
+  return moe;
+}
+
 TEST_CASE("a gathered mixture of experts: the whole slots that round its routed tokens are not model FLOPs") {
   // Since session 34 (a review). 150 tokens, top-1 of 64 experts, on one device (expert group 1):
   // about 58 experts receive tokens (64 (1 - (63/64)^150) = 57.6, rounded), each 150 / 58 = 2.6 ->
   // 3 whole slots: 174 slots run for the 150 routed. The products cost 174 slots' work; the model's
   // FLOPs are the 150 routed tokens'.
-  TransformerDesign moe = small_gpt(1);
-  moe.d_model = 64;
-  moe.heads = 2;
-  moe.d_ff = 128;
-  moe.seq_len = 150;
-  moe.experts = 64;
+  const TransformerDesign moe = small_moe(150, 64, 1);
   const auto g = build_graph(moe, GraphShape{1, 2, true});
   const graph::Op& up = named(g, "decoder.0.ffn.experts.up");
   CHECK(up.count * up.m == 58 * 3);
@@ -1388,13 +1395,7 @@ TEST_CASE("a gathered mixture of experts rounds each expert's slots up: every ro
   // Since session 39 (a review; rounded to the nearest before). 3 tokens, top-2 of 8 experts: 6
   // routed slots; 8 (1 - (6/8)^3) = 4.6 -> 5 experts reached, 6 / 5 = 1.2 -> 2 slots each: 10 run,
   // the model's FLOPs the 6 routed (1 slot each, 5 slots, had dropped one).
-  TransformerDesign moe = small_gpt(1);
-  moe.d_model = 64;
-  moe.heads = 2;
-  moe.d_ff = 128;
-  moe.seq_len = 3;
-  moe.experts = 8;
-  moe.top_k = 2;
+  const TransformerDesign moe = small_moe(3, 8, 2);
   const auto g = build_graph(moe, GraphShape{1, 2, true});
   const graph::Op& up = named(g, "decoder.0.ffn.experts.up");
   CHECK(up.count == 5);
