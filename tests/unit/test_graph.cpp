@@ -1423,7 +1423,8 @@ TEST_CASE("the rotary embedding turns whole channels: a head's share floored") {
   d.rotary_fraction = 0.25;
   const double quarter = named(build_graph(d, GraphShape{4, 2, true}), "decoder.0.attn.rotary").flops;
   d.rotary_fraction = 0.26;
-  const graph::Op& r = named(build_graph(d, GraphShape{4, 2, true}), "decoder.0.attn.rotary");
+  const auto g = build_graph(d, GraphShape{4, 2, true});
+  const graph::Op& r = named(g, "decoder.0.attn.rotary");
   CHECK(r.flops == approx(quarter));
   CHECK(r.flops == approx(512.0 * 8 * 16 * 3));
 }
