@@ -1208,14 +1208,20 @@ TEST_CASE("einsum dispatch: every expert computes its capacity's slots, padded o
   CHECK(routed > 0);
 }
 
-TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shared input and the head") {
-  // T5 v1.1 and mT5: the encoder and the decoder read one `shared` table; untied, the output layer
-  // has its own. Untied adds one vocab x d_model table, not two.
+// small_gpt (d 256, vocabulary 1000, 128-token sequences) as an encoder-decoder of 2 + 2 layers.
+TransformerDesign small_encoder_decoder(TransformerDesign::Position position) {
   TransformerDesign d = small_gpt();
   d.arch = TransformerDesign::Arch::encoder_decoder;
   d.encoder_layers = 2;
   d.decoder_layers = 2;
-  d.position = TransformerDesign::Position::relative;
+  d.position = position;
+  return d;
+}
+
+TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shared input and the head") {
+  // T5 v1.1 and mT5: the encoder and the decoder read one `shared` table; untied, the output layer
+  // has its own. Untied adds one vocab x d_model table, not two.
+  TransformerDesign d = small_encoder_decoder(TransformerDesign::Position::relative);
   const double tied = graph::count_parameters(d);
   d.tied_embeddings = false;
   CHECK(graph::count_parameters(d) - tied == approx(1000.0 * 256));
@@ -1247,11 +1253,7 @@ TEST_CASE("position tables: each stack of an encoder-decoder has its own, by han
 TEST_CASE("an encoder-decoder with a target vocabulary of its own, by hand") {
   // small_gpt (d 256, vocabulary 1000, 128-token sequences) as an encoder-decoder of 2 + 2 layers,
   // no position tables; the decoder's vocabulary 600 (GShard's M4: 64,000 source, 32,000 target).
-  TransformerDesign d = small_gpt();
-  d.arch = TransformerDesign::Arch::encoder_decoder;
-  d.encoder_layers = 2;
-  d.decoder_layers = 2;
-  d.position = TransformerDesign::Position::none;
+  TransformerDesign d = small_encoder_decoder(TransformerDesign::Position::none);
   const double shared = graph::count_parameters(d);
   const auto g_shared = build_graph(d, GraphShape{2, 2, true});
   d.target_vocab = 600;
@@ -1405,11 +1407,7 @@ TEST_CASE("a gathered mixture of experts rounds each expert's slots up: every ro
 
 TEST_CASE("a target vocabulary as large as the source's is still a table of its own") {
   // Since session 39 (a review: equal sizes were read as the one shared table).
-  TransformerDesign d = small_gpt();
-  d.arch = TransformerDesign::Arch::encoder_decoder;
-  d.encoder_layers = 2;
-  d.decoder_layers = 2;
-  d.position = TransformerDesign::Position::none;
+  TransformerDesign d = small_encoder_decoder(TransformerDesign::Position::none);
   const double shared = graph::count_parameters(d);
   d.target_vocab = d.vocab;
   CHECK(graph::count_parameters(d) - shared == approx(1000.0 * 256));
