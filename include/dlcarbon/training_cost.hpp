@@ -33,6 +33,7 @@ struct StageCostRow {
   double activation_bytes = 0;
   double tail_s = 0;
   bool busiest = false;
+  double context_comm_s = 0;  // its exposed context-parallel key/value gathers and reduce-scatters
 };
 
 struct StepCost {
@@ -46,6 +47,7 @@ struct StepCost {
   double step_s = 0;
   double compute_s = 0;             // per step, one device, busy computing
   double tensor_comm_s = 0;         // exposed tensor-parallel all-reduces per step
+  double context_comm_s = 0;        // exposed context-parallel key/value gathers and reduce-scatters per step
   double pipeline_comm_s = 0;
   double data_comm_s = 0;           // exposed gradient all-reduce per step
   double contention_s = 0;          // compute slowed by the hidden data-parallel collectives (GPUs)

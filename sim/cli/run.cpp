@@ -305,7 +305,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
         std::snprintf(buf, sizeof buf, x >= 9.95 || x == 0 ? "%.0f %%" : (x >= 0.995 ? "%.1f %%" : "%.2f %%"), x);
         return std::string(buf);
       };
-      const double communication = c.tensor_comm_s + c.pipeline_comm_s + c.expert_comm_s + c.data_comm_s + c.contention_s;
+      const double communication = c.tensor_comm_s + c.context_comm_s + c.pipeline_comm_s + c.expert_comm_s + c.data_comm_s + c.contention_s;
       job_lines += "step " + format_number(c.step_s, 4) + " s, MFU " + format_number(c.mfu, 3) + ", " +
                    format_number(c.steps, 6) + " steps, " +
                    format_number(r.footprint.accelerator_time_s / 3600.0, 4) + " accelerator-hours; step: compute " +

@@ -146,13 +146,14 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
                              {column("component", "", component), column("time", "s", component_time),
                               column("share", "1", component_share)}});
     std::vector<std::int64_t> device, busiest;
-    std::vector<double> layers, fwd, bwd, tp, a2a, slot, held, tail;
+    std::vector<double> layers, fwd, bwd, tp, cpc, a2a, slot, held, tail;
     for (const auto& row : results[i].step->stages) {
       device.push_back(row.device);
       layers.push_back(row.layers);
       fwd.push_back(row.forward_s);
       bwd.push_back(row.backward_s);
       tp.push_back(row.tensor_comm_s);
+      cpc.push_back(row.context_comm_s);
       a2a.push_back(row.expert_comm_s);
       slot.push_back(row.slot_s);
       held.push_back(row.activation_bytes);
@@ -162,6 +163,7 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/stages",
                              {column("device", "1", device), column("layers", "1", layers), column("forward", "s", fwd),
                               column("backward", "s", bwd), column("tensor_communication", "s", tp),
+                              column("context_communication", "s", cpc),
                               column("expert_all_to_all", "s", a2a), column("slot", "s", slot),
                               column("activations", "B", held), column("tail", "s", tail), column("busiest", "1", busiest)}});
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",

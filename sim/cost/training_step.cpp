@@ -272,6 +272,7 @@ StepCost cost_training_step(const TrainingJob& job) {
 
   // --- one microbatch on each pipeline device, and the busiest ------------------------------
   double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
+  double cp_comm = 0;  // the busiest device's context-group share of tp_comm
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
   // Interleaved 1F1B: v chunks of layers on each device (below; where p v > L some are empty).
@@ -330,6 +331,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Energy is that of the average device, 1 / p of everything.
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
+  std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
@@ -621,8 +623,10 @@ StepCost cost_training_step(const TrainingJob& job) {
       const auto* t = std::get_if<TransformerDesign>(&job.design);
       const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
       const double gathered = static_cast<double>(p.microbatch) * static_cast<double>(t->seq_len) * 2 * kv_rank * hd * bytes_per_value;
-      dev_tp[owner] += (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
-                       comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
+      const double kv_s = (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
+                          comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
+      dev_tp[owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
+      dev_cp[owner] += kv_s;
     }
     if (c.tensor > 1 && !in_layer && transformer) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
@@ -848,13 +852,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
     // paired chunk's compute (below).
     const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_d + a2a - (f + b)) : f + b + t_comm + a2a + pp_d;
-    c.stages.push_back({static_cast<int>(d), on_device(device_layers, d), f, b, t_comm, a2a, slot_d, 0, false});
+    const double c_comm = on_device(dev_cp, d);
+    c.stages.push_back({static_cast<int>(d), on_device(device_layers, d), f, b, t_comm - c_comm, a2a, slot_d, 0, false});
+    c.stages.back().context_comm_s = c_comm;
     if (slot_d > busiest) {
       busiest = slot_d;
       busiest_device = d;
       fwd_s = f;
       bwd_s = b;
       tp_comm = t_comm;
+      cp_comm = c_comm;
       busiest_moe = a2a;
       pp_comm = pp_d;
       busiest_share = on_device(device_layers, d) / layers_d;
@@ -904,7 +911,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.bubble_s = 0;
     for (const auto& row : c.stages) {
       if (row.busiest) continue;
-      c.bubble_s += row.forward_s + (row.tensor_comm_s + on_device(dev_pp, static_cast<std::size_t>(row.device)) + row.expert_comm_s) * row.forward_s /
+      c.bubble_s += row.forward_s + (row.tensor_comm_s + row.context_comm_s + on_device(dev_pp, static_cast<std::size_t>(row.device)) + row.expert_comm_s) * row.forward_s /
                                         std::max(row.forward_s + row.backward_s, 1e-30);
     }
     c.pipeline_comm_s = mb * pp_comm;
@@ -922,7 +929,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   c.bubble_fraction = c.bubble_s / (mb * slot + c.bubble_s);
   c.compute_s = mb * (fwd_s + bwd_s);
-  c.tensor_comm_s = mb * tp_comm;
+  c.tensor_comm_s = mb * (tp_comm - cp_comm);
+  c.context_comm_s = mb * cp_comm;
 
   // --- gradients and optimizer ------------------------------------------------------------
   // (held_per_device and grad_value_bytes: above, with the accumulation pass.)
@@ -1113,7 +1121,8 @@ StepCost cost_training_step(const TrainingJob& job) {
                    hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds),
                    opt.memory_bound ? "memory" : "compute"});
   if (c.ops.empty()) return c;
-  if (tp_comm > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
+  if (c.tensor_comm_s > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
+  if (c.context_comm_s > 0) c.ops.push_back({"context.kv_gather", "communication", "comm", 0, 0, c.context_comm_s, 0, "communication"});
   if (pp_comm > 0) c.ops.push_back({"pipeline.p2p", "communication", "comm", 0, 0, c.pipeline_comm_s, 0, "communication"});
   if (moe_comm > 0) c.ops.push_back({"experts.all_to_all", "communication", "comm", 0, 0, c.expert_comm_s, 0, "communication"});
   if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s - table_comm, 0, "communication"});
@@ -1256,6 +1265,7 @@ std::vector<StepComponent> step_components(const StepCost& c) {
   if (!c.fits) return {};
   return {{"compute", c.compute_s},
           {"tensor communication", c.tensor_comm_s},
+          {"context communication", c.context_comm_s},
           {"pipeline communication", c.pipeline_comm_s},
           {"expert all-to-all", c.expert_comm_s},
           {"pipeline bubble", c.bubble_s},

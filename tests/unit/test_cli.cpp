@@ -284,7 +284,7 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   const auto& component = std::get<std::vector<std::string>>(parts->find("component")->values);
   const auto& part_time = std::get<std::vector<double>>(parts->find("time")->values);
   const auto& share = std::get<std::vector<double>>(parts->find("share")->values);
-  REQUIRE(component.size() == 8);
+  REQUIRE(component.size() == 9);
   double total = 0, total_share = 0;
   for (std::size_t i = 0; i < component.size(); ++i) {
     total += part_time[i];
@@ -308,12 +308,14 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   const auto& fwd = std::get<std::vector<double>>(stages->find("forward")->values);
   const auto& bwd = std::get<std::vector<double>>(stages->find("backward")->values);
   const auto& tcomm = std::get<std::vector<double>>(stages->find("tensor_communication")->values);
+  const auto& ccomm = std::get<std::vector<double>>(stages->find("context_communication")->values);
   const auto& busiest = std::get<std::vector<std::int64_t>>(stages->find("busiest")->values);
   REQUIRE(stage_layers.size() == 1);
   CHECK(stage_layers[0] == 4);
   CHECK(busiest[0] == 1);
   CHECK(tcomm[0] > 0);
-  CHECK(slot[0] == approx(fwd[0] + bwd[0] + tcomm[0]));
+  CHECK(ccomm[0] == 0);  // no context parallelism
+  CHECK(slot[0] == approx(fwd[0] + bwd[0] + tcomm[0] + ccomm[0]));
   CHECK(std::get<std::vector<double>>(stages->find("activations")->values)[0] > 0);
   // Without --quiet, the run prints the prediction of each first-principles job.
   r = run({"run", (kData / "scenarios/first_principles.yaml").string(), "--data-dir", (kData / "catalog").string(),

@@ -2876,12 +2876,29 @@ TEST_CASE("context parallelism: half a sequence a rank, the whole sequence's key
   CHECK(b.model_flops_per_step == approx(a.model_flops_per_step));
   CHECK(b.tokens_per_step == approx(a.tokens_per_step));
   // Each attention gathers the sequence's keys and values, 32 x 2 x 64 values of 2 B = 8,192 B,
-  // forward and reduce-scatters their gradients backward: 2 microbatches x 2 layers. No tensor
-  // group: nothing else in the tensor communication.
+  // forward and reduce-scatters their gradients backward: 2 microbatches x 2 layers, the step's
+  // context communication (its own component and op row since session 40). No tensor group:
+  // nothing in the tensor communication.
   const comm::Group g{2, 1, 1e11, false, 2, 2};  // the made-up device is no GPU: a ring with a fixed start-up
+  const double kv = 2 * 2 * (comm::collective_s(comm::Collective::all_gather, 8192, g) +
+                             comm::collective_s(comm::Collective::reduce_scatter, 8192, g));
   CHECK(a.tensor_comm_s == 0);
-  CHECK(b.tensor_comm_s == approx(2 * 2 * (comm::collective_s(comm::Collective::all_gather, 8192, g) +
-                                           comm::collective_s(comm::Collective::reduce_scatter, 8192, g))));
+  CHECK(a.context_comm_s == 0);
+  CHECK(b.tensor_comm_s == 0);
+  CHECK(b.context_comm_s == approx(kv));
+  double kv_row = 0;
+  for (const auto& op : b.ops) {
+    if (op.op == "context.kv_gather") kv_row += op.time_s;
+    CHECK(op.op != "tensor.allreduce");
+  }
+  CHECK(kv_row == approx(kv));
+  REQUIRE(b.stages.size() == 1);
+  CHECK(b.stages[0].context_comm_s == approx(kv / 2));  // a microbatch's
+  CHECK(b.stages[0].tensor_comm_s == 0);
+  // The components still add up to the step.
+  double parts = 0;
+  for (const auto& part : step_components(b)) parts += part.time_s;
+  CHECK(parts == approx(b.step_s));
   // The pair holds the same weights: their gradients are all-reduced over it, as over a data pair.
   TrainingJob data_pair = one;
   data_pair.accelerators = 2;
