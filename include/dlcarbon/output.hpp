@@ -44,9 +44,13 @@ class OutputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Writes the record to `path` through `path.tmp-<pid>` and a rename; on any failure the
+// Writes the record to `path` through `temporary_output(path)` and a rename; on any failure the
 // temporary file is removed and OutputError is thrown.
 void write_run(const std::filesystem::path& path, const RunRecord& record);
+
+// The temporary file beside `path` that write_run writes first: `path.tmp-<pid>`, or, where that
+// name would pass the 255 bytes a file name may have, `.dlcarbon-<pid>.tmp` in the same folder.
+std::filesystem::path temporary_output(const std::filesystem::path& path);
 
 // The file an output path names: itself, or where its symbolic links lead, followed link by link
 // (a link to a file not yet written included). Empty when the chain loops or passes 40 links.

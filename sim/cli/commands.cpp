@@ -99,7 +99,7 @@ void check_output_path(const std::filesystem::path& given) {
   // The file is written beside its name and renamed into place: that file must be creatable (a
   // directory without write permission, a name too long, a file system that takes no files), said
   // now and not after the simulation (since session 35; before, an internal failure at the end).
-  const std::string probe = out.string() + ".tmp-" + std::to_string(::getpid());
+  const std::string probe = temporary_output(out).string();
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
     const int err = errno;
@@ -215,6 +215,11 @@ int main(const std::vector<std::string>& args, Streams io) {
   } catch (const InputError& e) {
     io.err << e.what() << "\n";
     return kBadInput;
+  } catch (const OutputError& e) {
+    // A file that could not be written or read (a full disk, a damaged file): exit 1, said as
+    // what it is (since session 40; before, "internal failure").
+    io.err << "dlcarbon: " << e.what() << "\n";
+    return kFailure;
   } catch (const std::exception& e) {
     io.err << "dlcarbon: internal failure: " << e.what() << "\n";
     return kFailure;

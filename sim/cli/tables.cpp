@@ -247,8 +247,10 @@ class TableObserver : public lifecycle::Observer {
  public:
   void series(const lifecycle::SeriesRow& x) override {
     s_start.push_back(iso_time(x.bin_start));
-    s_start_s.push_back(static_cast<std::int64_t>(x.bin_start));
-    s_end_s.push_back(static_cast<std::int64_t>(x.bin_end));
+    // Seconds as lifecycle/bins has them (float64; since session 40, a review: an int64 cut a
+    // horizon's last, fractional second off here and not there).
+    s_start_s.push_back(x.bin_start);
+    s_end_s.push_back(x.bin_end);
     s_phase.push_back(lifecycle::to_string(x.phase));
     s_site.push_back(x.site);
     s_region.push_back(x.region);
@@ -319,7 +321,7 @@ class TableObserver : public lifecycle::Observer {
 
  private:
   std::vector<std::string> s_start, s_phase, s_site, s_region, s_hw, s_model;
-  std::vector<std::int64_t> s_start_s, s_end_s;
+  std::vector<double> s_start_s, s_end_s;
   std::vector<double> s_energy, s_loc, s_market, s_req;
   std::vector<std::string> t_entity, t_kind, t_phase, t_site, t_region, t_hw, t_model;
   std::vector<double> t_energy, t_loc, t_market, t_req;

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 
@@ -28,6 +29,19 @@ const Column* Table::find(const std::string& name) const {
 
 namespace {
 
+// Before the library's first call: HDF5 is not torn down at exit. A file whose close failed (a
+// full disk, a file-size limit: its last flush cannot be written) stays in the library's table,
+// and the teardown at exit crashed on it (since session 40, a review; before, exit 139 after the
+// message). The process ends anyway; the operating system takes back what is left.
+void hdf5_init() {
+  static const bool done = [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
+    return true;
+  }();
+  (void)done;
+}
+
 // Closes an HDF5 handle when it goes out of scope.
 class Handle {
  public:
@@ -40,6 +54,12 @@ class Handle {
   Handle& operator=(Handle&&) = delete;
   ~Handle() {
     if (id_ >= 0) close_(id_);
+  }
+  // Closes it now, with the library's status (a file's close writes what is left).
+  herr_t close() {
+    const herr_t status = id_ >= 0 ? close_(id_) : 0;
+    id_ = -1;
+    return status;
   }
   operator hid_t() const { return id_; }
 
@@ -161,6 +181,7 @@ void write_all(const std::string& path, const RunRecord& r) {
     write_string_attr(g, "columns", names);
   }
   check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush " + path);
+  check(file.close(), "close " + path);
 }
 
 // --- reading -----------------------------------------------------------------------------
@@ -273,6 +294,14 @@ class TmpGuard {
       struct sigaction old {};
       if (::sigaction(sig, &action, &old) == 0) saved_.push_back({sig, old});
     }
+    // Past a file-size limit (`ulimit -f`) the write fails with EFBIG instead of the signal
+    // killing the process, so that the failure removes the file and says why (since session 40,
+    // a review; before, the killed process left the temporary file).
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    struct sigaction old {};
+    if (::sigaction(SIGXFSZ, &ignore, &old) == 0) saved_.push_back({SIGXFSZ, old});
   }
   ~TmpGuard() {
     g_tmp_active.store(false);
@@ -286,15 +315,31 @@ class TmpGuard {
 };
 }  // namespace
 
+std::filesystem::path temporary_output(const std::filesystem::path& path) {
+  const std::string suffix = ".tmp-" + std::to_string(::getpid());
+  // (A name may have 255 bytes; a long one would leave no room for the suffix.)
+  if (path.filename().string().size() + suffix.size() <= 255) return path.string() + suffix;
+  return path.parent_path() / (".dlcarbon-" + std::to_string(::getpid()) + ".tmp");
+}
+
 void write_run(const std::filesystem::path& given, const RunRecord& record) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // our own messages, not HDF5's stack dumps
+  hdf5_init();
   // A symbolic link is written through (the file it leads to is the output; the link stays).
   const std::filesystem::path path = output_target(given);
   if (path.empty()) throw OutputError("cannot write " + given.string() + ": its links loop or pass 40");
-  const std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp = temporary_output(path).string();
   const TmpGuard guard(tmp);
   try {
+    errno = 0;
     write_all(tmp, record);
+  } catch (const OutputError& e) {
+    // What the operating system said, where it said something a user can act on (a full disk, a
+    // quota, a file-size limit: since session 40; before, only the column HDF5 failed on).
+    const int err = errno;
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    const bool told = err == ENOSPC || err == EFBIG || err == EDQUOT || err == EIO || err == EROFS || err == EACCES;
+    throw OutputError("cannot write " + path.string() + ": " + e.what() + (told ? std::string(": ") + std::strerror(err) : ""));
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
@@ -327,7 +372,7 @@ RunRecord read_run(const std::filesystem::path& path) {
 
 namespace {
 RunRecord read_run_unguarded(const std::filesystem::path& path) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  hdf5_init();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw OutputError(path.string() + ": not an HDF5 file");
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "open " + path.string());
   RunRecord r;

@@ -2119,6 +2119,24 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
       if (!scenario.training.back().start_unix_s) scenario.training.back().start_unix_s = scenario.info.start_unix_s;
     }
     check_stages(builder, training->second.order, scenario.training);
+    // A repeated job's runs are the lifecycle's entities "<id>-<n>" (n from 1 to times): a job of
+    // such a name would share their rows of the output (since session 40, a review; before, two
+    // entities were both written as "r-2").
+    for (const auto& job : scenario.training) {
+      if (job.repeat_count <= 1) continue;
+      const std::string prefix = job.id + "-";
+      for (const auto& other : scenario.training) {
+        if (other.id.size() <= prefix.size() || other.id.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string rest = other.id.substr(prefix.size());
+        if (rest.size() > 6 || rest.front() == '0' || rest.find_first_not_of("0123456789") != std::string::npos) continue;
+        if (std::stoll(rest) > job.repeat_count) continue;
+        throw InputError(format_input_error(
+            other.origin, "training." + other.id,
+            "the id " + text::quoted(other.id) + " names run " + rest + " of job " + text::quoted(job.id) + "'s repeat (" +
+                job.origin.file + ":" + std::to_string(job.origin.line) + ":" + std::to_string(job.origin.column) +
+                "), whose lifecycle rows it would share; name this job another way"));
+      }
+    }
   }
   if (any_inference) {
     for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);
