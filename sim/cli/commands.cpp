@@ -99,6 +99,11 @@ void check_output_path(const std::filesystem::path& given) {
   // The file is written beside its name and renamed into place: that file must be creatable (a
   // directory without write permission, a name too long, a file system that takes no files), said
   // now and not after the simulation (since session 35; before, an internal failure at the end).
+  // (The temporary name is shorter than the output's where that is long: the output's own length is
+  // checked apart.)
+  if (out.filename().string().size() > 255) {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": " + std::strerror(ENAMETOOLONG));
+  }
   const std::string probe = temporary_output(out).string();
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
