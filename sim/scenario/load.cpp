@@ -722,7 +722,9 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
               (cp ? ") must divide the data x context ranks (" : ") must divide the data-parallel size (accelerators / (tensor x pipeline) = ") +
               std::to_string(j.accelerators / model_parallel * p.context) + ")");
   }
-  if (cp) {
+  // (A model with no design is never costed: its layout is a record, as `tensor`'s is; since
+  // session 40, a review: an accounting job with Llama 3's long-context layout was refused.)
+  if (cp && !std::holds_alternative<std::monostate>(j.design)) {
     // Context parallelism is costed for dense decoder-only transformers: their causal attention's
     // chunks balanced over the ranks (Megatron-LM's and Llama 3's two chunks a rank, the sequence
     // cut in 2 x context). Experts, latent attention, the evolved cell and encoders are not

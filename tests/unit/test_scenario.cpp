@@ -801,3 +801,23 @@ training:
   const auto marked = load_scenario(file, test_catalog());
   CHECK(marked.training.at(0).datacenter.region.trace->kg_per_j.at(1) == approx(200 * 1e-3 / 3.6e6));
 }
+
+TEST_CASE("an accounting job may record a context-parallel layout, which is never costed") {
+  // Since session 40 (a review): Llama 3's long-context layout copied onto a model given by its
+  // parameters alone was refused as "needs a decoder-only transformer", though `tensor` is not.
+  const std::string job = "schema_version: 1\nscenario: {name: acct}\nmodels:\n  - id: m\n    params: \"405e9 params\"\n"
+                          "training:\n  - id: j\n    model: m\n    hardware: test-gpu\n    accelerators: 16\n"
+                          "    duration: \"10 h\"\n    power: {per_accelerator: \"400 W\"}\n    datacenter: test-dc\n"
+                          "    parallelism: {tensor: 8, context: 2, data: 1, global_batch: 16}\n";
+  const fs::path file = scenario_file("dlcarbon_test_cp_accounting", job);
+  const auto s = load_scenario(file, test_catalog());
+  REQUIRE(s.training.size() == 1);
+  CHECK(s.training[0].parallelism->context == 2);
+  // The same layout on a design that cannot take it is still refused.
+  std::string designed = job;
+  const std::string params = "    params: \"405e9 params\"\n";
+  designed.replace(designed.find(params), params.size(), "    design: {builder: mlp, widths: [8, 8, 2]}\n");
+  std::ofstream(file) << designed;
+  CHECK(error_of(file, test_catalog()).find("parallelism.context (2) needs a decoder-only transformer") != std::string::npos);
+  fs::remove_all(file.parent_path());
+}
