@@ -402,6 +402,8 @@ StepCost cost_training_step(const TrainingJob& job) {
                    2 * static_cast<double>(op.n);
       }
     }
+    // (What it keeps: its own positions' keys and values under context parallelism, 1 / cp.)
+    const double kv_kept_bytes = op.fused_attention && cp > 1 ? kv_bytes / static_cast<double>(cp) : kv_bytes;
     const double flops = graph::executed_flops(op, fusion) / work_split;
     double bytes = graph::executed_bytes(op, fusion) / work_split;
     if (kv_bytes > 0) bytes += kv_bytes * (kv_rank / kv_heads - 1 / tp);
@@ -585,7 +587,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       }
       dev_saved[owner] += keep * saved / saved_split;
       // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
-      if (kv_bytes > 0) dev_saved[owner] += keep * kv_bytes * (kv_rank / kv_heads - 1 / tp);
+      if (kv_bytes > 0) dev_saved[owner] += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
     // rank computes its own sequence shard's slots, and the all-to-all below carries them.
@@ -615,15 +617,20 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
       // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
       // ... we first all-gather the K and V tensors, and then compute attention output for the
-      // local Q tensor chunk"): the keys and values of the whole sequence, the rank's key/value
+      // local Q tensor chunk"), as Transformer Engine implements it (AttnFuncWithCPAndKVAllGather,
+      // cp_comm_type "all_gather"): the keys and values of the whole sequence, the rank's key/value
       // heads, gathered over the context group before each attention forward (again where
-      // recomputation runs it), their gradients reduce-scattered back after its backward.
+      // recomputation runs it) and again before its backward, the rank keeping only its own
+      // positions' (since session 40, a review; before, the gathered ones were kept and the
+      // backward did not gather), their gradients reduce-scattered back after the backward.
+      // (An unfused attention keeps what it gathered: its backward gathers nothing.)
       // Exposed, as the tensor group's collectives are (Llama 3 found the all-gather's latency
       // small beside long-context attention; Megatron-LM's ring overlaps its sends).
       const auto* t = std::get_if<TransformerDesign>(&job.design);
       const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
       const double gathered = static_cast<double>(p.microbatch) * static_cast<double>(t->seq_len) * 2 * kv_rank * hd * bytes_per_value;
-      const double kv_s = (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
+      const double gathers = (recomputed ? 2 : 1) + (op.fused_attention ? 1 : 0);
+      const double kv_s = gathers * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
                           comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
       dev_tp[owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
       dev_cp[owner] += kv_s;

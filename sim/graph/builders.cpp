@@ -145,9 +145,11 @@ class Emitter {
   // and keys are `qk_dim` wide a head, values and the output `v_dim` (equal but under latent
   // attention); the op's n is their mean, the width a tile sees. `count` query heads (times the
   // batch) share `kv_count` key and value heads (fewer under grouped-query attention): the kernel
-  // reads and autograd keeps each key and value head once.
+  // reads and autograd keeps each key and value head once. `kv_kept` (0: kv_len) is the positions
+  // of keys and values it keeps for the backward: under context parallelism its own, q_len, the
+  // whole sequence's being gathered again in the backward (Transformer Engine's all-gather CP).
   int fused_attention(const std::string& name, int layer, const std::vector<int>& in, I count, I kv_count, I q_len,
-                      I kv_len, I qk_dim, I v_dim, double fraction) {
+                      I kv_len, I qk_dim, I v_dim, double fraction, I kv_kept = 0) {
     Op op;
     op.name = name;
     op.kind = OpKind::batched_matmul;
@@ -160,7 +162,8 @@ class Emitter {
                  kv = static_cast<double>(kv_len), dqk = static_cast<double>(qk_dim), dv = static_cast<double>(v_dim);
     op.flops = 2 * (c * q * kv * (dqk + dv)) * fraction + 5 * c * q * kv * fraction;
     op.bytes = p_ * (c * q * (dqk + dv) + ckv * kv * (dqk + dv));
-    op.saved_bytes = op.bytes + 4 * c * q;  // Q, K, V, O and the row statistics
+    const double kept = kv_kept > 0 ? static_cast<double>(kv_kept) : kv;
+    op.saved_bytes = p_ * (c * q * (dqk + dv) + ckv * kept * (dqk + dv)) + 4 * c * q;  // Q, K, V, O and the row statistics
     op.backward_factor = 2.5;  // the backward recomputes the scores and probabilities (Dao 2023)
     op.fused_attention = true;
     if (fraction < 1) op.full_flops = op.flops / fraction;  // what a whole-matrix count would say
@@ -301,8 +304,10 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   const bool dropout = e.training && d.dropout > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
+    // (A self-attention whose keys run past its queries is a context-parallel rank's: it keeps its
+    // own positions' keys and values.)
     ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, batch * (latent ? a.heads : a.kv_heads),
-                            q_len, kv_len, qk_dim, v_dim, fraction);
+                            q_len, kv_len, qk_dim, v_dim, fraction, kv_source < 0 && kv_len > q_len ? q_len : 0);
   } else {
     const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);

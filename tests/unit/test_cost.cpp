@@ -2899,6 +2899,24 @@ TEST_CASE("context parallelism: half a sequence a rank, the whole sequence's key
   double parts = 0;
   for (const auto& part : step_components(b)) parts += part.time_s;
   CHECK(parts == approx(b.step_s));
+  // A fused attention keeps only its own 16 positions' keys and values and gathers the sequence's
+  // again before its backward (Transformer Engine's all-gather CP, since session 40): three
+  // collectives a layer and microbatch, and 16 x 2 x 64 values of 2 B = 4,096 B a layer less kept
+  // than if it kept the gathered ones.
+  TrainingJob fused_one = one, fused_pair = pair;
+  fused_one.fusion = fused_pair.fusion = "attention";
+  fused_pair.accelerators = 2;
+  const StepCost fa = cost_training_step(fused_one), fb = cost_training_step(fused_pair);
+  REQUIRE(fa.fits);
+  REQUIRE(fb.fits);
+  CHECK(fb.context_comm_s == approx(2 * 2 * (2 * comm::collective_s(comm::Collective::all_gather, 8192, g) +
+                                             comm::collective_s(comm::Collective::reduce_scatter, 8192, g))));
+  double kept_one = 0, kept_pair = 0;
+  for (const auto& row : fa.stages) kept_one += row.activation_bytes;
+  for (const auto& row : fb.stages) kept_pair += row.activation_bytes;
+  // Everything a token keeps halves with its tokens; the keys and values kept halve too (the
+  // gathered whole would have kept them at the one device's size: 4,096 B a layer more).
+  CHECK(kept_pair == approx(kept_one / 2));
   // The pair holds the same weights: their gradients are all-reduced over it, as over a data pair.
   TrainingJob data_pair = one;
   data_pair.accelerators = 2;
