@@ -318,6 +318,8 @@ struct TrainingJob {
   std::optional<std::int64_t> start_unix_s;  // when the job starts (default: the scenario's start)
   // Retraining cadence: the job runs `repeat_count` times in all, every `repeat_every_s`.
   std::int64_t repeat_count = 1;
+  // The lifecycle's name of its n-th run (from 1): the id, or "<id>-<n>" for a repeated job.
+  std::string run_id(std::int64_t n) const { return repeat_count > 1 ? id + "-" + std::to_string(n) : id; }
   double repeat_every_s = 0;
   // A stage of another job of the same scenario (its id): a run trained in stages (BERT's
   // sequence-length schedule, a long-context stage) is one published row, and

@@ -166,7 +166,7 @@ void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
         for (const auto& job : scenario.training) {
           bool mine = entity[i] == job.id;
           for (std::int64_t r = 1; !mine && job.repeat_count > 1 && r <= job.repeat_count; ++r) {
-            mine = entity[i] == job.id + "-" + std::to_string(r);
+            mine = entity[i] == job.run_id(r);
           }
           if (mine) {
             beyond(job.origin, "training." + job.id, job.id, what);

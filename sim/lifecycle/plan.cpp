@@ -290,7 +290,7 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
     const double lifetime = job.hardware.lifetime_s.value_or(kDefaultLifetime);
     for (std::int64_t r = 0; r < std::max<std::int64_t>(1, job.repeat_count); ++r) {
       TrainingRun run;
-      run.id = job.repeat_count > 1 ? job.id + "-" + std::to_string(r + 1) : job.id;
+      run.id = job.run_id(r + 1);
       run.model = job.model_id.empty() ? job.id : job.model_id;
       run.hardware_id = job.hardware.id;
       run.site = site;

@@ -2131,7 +2131,7 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
         if (other.id.size() <= prefix.size() || other.id.compare(0, prefix.size(), prefix) != 0) continue;
         const std::string rest = other.id.substr(prefix.size());
         if (rest.size() > 6 || rest.front() == '0' || rest.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (std::stoll(rest) > job.repeat_count) continue;
+        if (std::stoll(rest) > job.repeat_count || other.id != job.run_id(std::stoll(rest))) continue;
         throw InputError(format_input_error(
             other.origin, "training." + other.id,
             "the id " + text::quoted(other.id) + " names run " + rest + " of job " + text::quoted(job.id) + "'s repeat (" +
