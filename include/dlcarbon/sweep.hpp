@@ -29,6 +29,9 @@ struct SweepParameter {
   std::vector<std::string> values_shown;
   std::vector<double> values_numeric;  // NaN where a value is not a plain number
   std::vector<SourceLocation> values_at;
+  // For each value, the keys its inline references change in the copies they make: a value
+  // {id: test-dc, pue: 1.3} of training.a.datacenter changes datacenters.test-dc.pue for job a.
+  std::vector<std::vector<std::string>> values_changes;
   // `range:` for latin-hypercube and monte-carlo draws
   bool ranged = false;
   double lo = 0, hi = 0;

@@ -211,8 +211,18 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
     h *= 1099511628211ULL;
   };
   fold(spec.given_text);
-  // The files swept values name (a trace beside the sweep file; since session 39).
-  fold(named_files_digest(spec.given_text, fs::path(spec.display).parent_path()));
+  // The files swept values name (a trace beside the sweep file; since session 39), and those the
+  // values of a key that ends in one of the naming keys name (`regions.X.trace.file: [a.csv]`,
+  // `models.m.design.path`; since session 41, a review: an edit of such a file kept stale points).
+  const fs::path sweep_folder = fs::path(spec.display).parent_path();
+  fold(named_files_digest(spec.given_text, sweep_folder));
+  std::string named;
+  for (const auto& p : spec.parameters) {
+    const std::string last = p.key.substr(p.key.rfind('.') + 1);
+    if (last != "trace" && last != "file" && last != "path") continue;
+    for (const auto& v : p.values_yaml) named += "- {" + last + ": " + v + "}\n";
+  }
+  fold(named_files_digest(named, sweep_folder));
   fold(base.resolved_yaml);
   fold(base.inputs_digest);
   // The traces (CSV; not the outputs a user may keep beside the catalogs), through linked folders

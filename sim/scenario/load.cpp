@@ -53,6 +53,7 @@ struct Section {
 struct Layers {
   std::deque<std::string> files;  // display names; deque keeps addresses stable
   std::uint64_t digest = 1469598103934665603ULL;  // FNV-1a over every file's text, in order
+  fs::path data_dir;  // the catalogs' folder, as the options name it
   std::vector<Value> info;
   std::map<std::string, Section> sections;  // regions, datacenters, hardware, models, training
   std::vector<std::string> scenario_model_ids;
@@ -88,10 +89,14 @@ void fold_bytes(std::uint64_t& h, const char* data, std::size_t n) {
 // only a swept value reaches (since session 39; before, only CSV files under the data directory
 // were, and an edit of such a trace kept the stale points on resume). A name that is no readable
 // file is left to the loader, which refuses it where an entry in use names it.
-void fold_named_files(const YAML::Node& node, const fs::path& folder, std::uint64_t& digest, int depth = 0) {
+// A catalog's entries: the same, but for the CSV files under the data directory, which a sweep folds
+// whole already (`csv_folded`: that directory, canonical; since session 41, a review: a catalog's
+// graph file or a trace outside the data directory was not folded).
+void fold_named_files(const YAML::Node& node, const fs::path& folder, std::uint64_t& digest, int depth = 0,
+                      const fs::path* csv_folded = nullptr) {
   if (depth > 64) return;  // the reader has refused deeper documents already
   if (node.IsSequence()) {
-    for (const auto& item : node) fold_named_files(item, folder, digest, depth + 1);
+    for (const auto& item : node) fold_named_files(item, folder, digest, depth + 1, csv_folded);
     return;
   }
   if (!node.IsMap()) return;
@@ -101,6 +106,10 @@ void fold_named_files(const YAML::Node& node, const fs::path& folder, std::uint6
       const fs::path named = folder / kv.second.Scalar();
       std::error_code ec;
       if (!fs::is_regular_file(named, ec)) continue;
+      if (csv_folded && named.extension() == ".csv") {
+        const auto rel = fs::canonical(named, ec).lexically_relative(*csv_folded);
+        if (!ec && !rel.empty() && *rel.begin() != "..") continue;
+      }
       fold_bytes(digest, key.data(), key.size());
       std::ifstream in(named, std::ios::binary);  // streamed: a trace may be large
       std::vector<char> buffer(1 << 16);
@@ -108,7 +117,7 @@ void fold_named_files(const YAML::Node& node, const fs::path& folder, std::uint6
         fold_bytes(digest, buffer.data(), static_cast<std::size_t>(in.gcount()));
       }
     } else {
-      fold_named_files(kv.second, folder, digest, depth + 1);
+      fold_named_files(kv.second, folder, digest, depth + 1, csv_folded);
     }
   }
 }
@@ -123,8 +132,14 @@ void load_layer(const fs::path& path, const std::string& display, bool catalog,
   if (given_text) *given_text = text;
   // The text only: the same files named another way (a relative --data-dir) are the same inputs.
   fold_bytes(layers.digest, text.data(), text.size());
-  // Catalogs' traces lie under the data directory, whose CSV files a sweep folds whole.
-  if (!catalog) fold_named_files(root, path.parent_path(), layers.digest);
+  if (!catalog) {
+    fold_named_files(root, path.parent_path(), layers.digest);
+  } else {
+    // Catalogs' traces lie under the data directory, whose CSV files a sweep folds whole.
+    std::error_code ec;
+    const fs::path data_dir = fs::canonical(layers.data_dir, ec);
+    fold_named_files(root, path.parent_path(), layers.digest, 0, ec ? nullptr : &data_dir);
+  }
   layers.files.push_back(display);
   const std::string* file = &layers.files.back();
   const Value top{root, file, ""};
@@ -2022,6 +2037,7 @@ void check_stages(Builder& builder, const std::vector<std::string>& order, const
 void load_catalogs(const LoadOptions& options, Layers& layers, const fs::path& except = {}) {
   std::error_code ec;
   const fs::path skip = except.empty() ? fs::path() : fs::weakly_canonical(except, ec);
+  layers.data_dir = options.data_dir;
   for (const auto& catalog : catalog_files(options.data_dir)) {
     if (!skip.empty() && fs::weakly_canonical(catalog, ec) == skip) continue;
     std::vector<fs::path> stack;

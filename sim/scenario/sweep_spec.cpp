@@ -45,6 +45,33 @@ std::string yaml_text(const YAML::Node& n) {
   return e.c_str();
 }
 
+// The keys of a reference's entry that an inline map changes in its copy ({id: test-dc, pue: 1.3}
+// at a `datacenter` key: datacenters.test-dc.pue), through nested references too (a region map in
+// a data centre map) and lists (a deployment's regions). `field`: the key the node is the value of.
+void reference_changes(const YAML::Node& n, const std::string& field, std::vector<std::string>& out, int depth = 0) {
+  if (depth > 64) return;  // the reader has refused deeper documents already
+  if (n.IsSequence()) {
+    for (const auto& item : n) reference_changes(item, field, out, depth + 1);
+    return;
+  }
+  if (!n.IsMap()) return;
+  // The keys whose value names an entry of another section, or is a map with its id and overrides.
+  const std::string section = field == "datacenter" ? "datacenters" : field == "region" ? "regions"
+                              : field == "hardware" ? "hardware" : "";
+  const YAML::Node id = n["id"];  // a node that is not there throws on IsScalar(): IsDefined() first
+  const bool named = !section.empty() && id.IsDefined() && id.IsScalar();
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    if (named && key != "id") out.push_back(section + "." + id.Scalar() + "." + key);
+    reference_changes(kv.second, key, out, depth + 1);
+  }
+}
+
+bool overlapping(const std::string& a, const std::string& b) {
+  return a == b || b.rfind(a + ".", 0) == 0 || a.rfind(b + ".", 0) == 0;
+}
+
 SweepParameter read_parameter(const Value& v, SweepMethod method) {
   if (!v.node.IsMap()) v.expected("a map with key and values (or range)");
   const MapView m(v, {"key", "values", "range", "steps", "scale", "integer", "unit"});
@@ -68,6 +95,8 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
       p.values_shown.push_back(flow_text(item.node));
       p.values_numeric.push_back(plain_number(item.node));
       p.values_at.push_back(item.location());
+      p.values_changes.emplace_back();
+      reference_changes(item.node, p.key.substr(p.key.rfind('.') + 1), p.values_changes.back());
     }
     return p;
   }
@@ -180,9 +209,28 @@ SweepSpec load_sweep_spec(const fs::path& file) {
       }
       // One key inside the other: the value of the outer would overwrite the inner's, or the
       // inner's a part of the outer's, depending on the order; either way a column would lie.
-      if (b.rfind(a + ".", 0) == 0 || a.rfind(b + ".", 0) == 0) {
+      if (overlapping(a, b)) {
         key.fail("key " + text::quoted(b) + " overlaps " + text::quoted(a) + " (line " +
                  std::to_string(spec.parameters[j].at.line) + "): sweep one or the other");
+      }
+    }
+  }
+  // A value that changes an entry in the copy its reference makes, and a key that sweeps the same
+  // key of that entry: the copy takes the value's figure whatever the key's column says (since
+  // session 41, a review; before, the point ran at the value's figure under the key's column).
+  for (std::size_t i = 0; i < spec.parameters.size(); ++i) {
+    const SweepParameter& p = spec.parameters[i];
+    for (std::size_t v = 0; v < p.values_changes.size(); ++v) {
+      for (const std::string& changed : p.values_changes[v]) {
+        for (std::size_t j = 0; j < spec.parameters.size(); ++j) {
+          const SweepParameter& q = spec.parameters[j];
+          if (j == i || !overlapping(changed, q.key)) continue;
+          throw InputError(format_input_error(
+              p.values_at[v], "parameters[" + std::to_string(i) + "].values[" + std::to_string(v) + "]",
+              "this value sets " + text::quoted(changed) + " in the copy its reference makes, which overlaps key " +
+                  text::quoted(q.key) + " (line " + std::to_string(q.at.line) +
+                  "): the copy would keep the value's figure whatever that key's column says; sweep one or the other"));
+        }
       }
     }
   }

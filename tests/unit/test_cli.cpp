@@ -746,6 +746,43 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   r = sweep_trace();
   CHECK(r.code == 2);
   CHECK(r.err.find("swept.h5: holds another sweep") != std::string::npos);
+  // Since session 41: a file named by a key that ends in `file` (the value a bare name).
+  std::ofstream(dir / "keyed.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
+  std::ofstream(dir / "keyed.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml}\n"
+                                             "parameters:\n  - {key: regions.side.trace.file, values: [keyed.csv]}\n";
+  const auto sweep_keyed = [&] {
+    return run({"sweep", (dir / "keyed.sweep.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o",
+                (dir / "keyed.h5").string(), "-q"});
+  };
+  r = sweep_keyed();
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(sweep_keyed().code == 0);  // unchanged: resumed
+  std::ofstream(dir / "keyed.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
+  r = sweep_keyed();
+  CHECK(r.code == 2);
+  CHECK(r.err.find("keyed.h5: holds another sweep") != std::string::npos);
+  // Since session 41: files a catalog's entries name that the data directory's CSV files do not
+  // cover (a graph file, a trace outside the directory), whether the base uses the entry or not.
+  fs::copy_file(kData / "graphs/tiny.yaml", dir / "tiny.graph.yaml");  // the catalog reads every YAML file in its folder
+  std::ofstream(dir / "outside.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
+  std::ofstream(dir / "catalog/extra.yaml")
+      << "schema_version: 1\nmodels:\n  - {id: tiny-cat, design: {builder: file, path: ../tiny.graph.yaml}}\n"
+         "regions:\n  - {id: outside, name: Outside, intensity: \"100 g/kWh\", year: 2023, source: made up, "
+         "trace: {file: ../outside.csv, basis: direct}}\n";
+  r = sweep_in("cat-files.h5");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(sweep_in("cat-files.h5").code == 0);  // unchanged: resumed
+  std::ofstream(dir / "tiny.graph.yaml", std::ios::app) << "# edited\n";
+  r = sweep_in("cat-files.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("cat-files.h5: holds another sweep") != std::string::npos);
+  REQUIRE(sweep_in("cat-trace.h5").code == 0);
+  std::ofstream(dir / "outside.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
+  r = sweep_in("cat-trace.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("cat-trace.h5: holds another sweep") != std::string::npos);
   fs::remove_all(dir);
 }
 

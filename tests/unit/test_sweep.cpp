@@ -356,6 +356,21 @@ TEST_CASE("sweep files: what is wrong, where") {
         f + ":4:5: parameters[0]: give either values or range, not both");
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1]}\n  - {key: a.b.c.d, values: [2]}\n") ==
         f + ":5:11: parameters[1].key: key \"a.b.c.d\" overlaps \"a.b.c\" (line 4): sweep one or the other");
+  // A value's inline reference sets a key of the copy it makes that another key sweeps (session 41).
+  CHECK(err("}\nparameters:\n  - {key: training.a.datacenter, values: [test-dc, {id: test-dc, pue: 1.3}]}\n"
+            "  - {key: datacenters.test-dc.pue, values: [1.1, 1.2]}\n") ==
+        f + ":4:52: parameters[0].values[1]: this value sets \"datacenters.test-dc.pue\" in the copy its reference makes, "
+            "which overlaps key \"datacenters.test-dc.pue\" (line 5): the copy would keep the value's figure whatever that "
+            "key's column says; sweep one or the other");
+  // Through a nested reference, and the other way round (the key first, a key under the value's).
+  CHECK(err("}\nparameters:\n  - {key: regions.clean-region.intensity.value, values: [1]}\n"
+            "  - {key: training.a.datacenter, values: [{id: test-dc, region: {id: clean-region, intensity: 2}}]}\n")
+            .find(":5:43: parameters[1].values[0]: this value sets \"regions.clean-region.intensity\" in the copy its "
+                  "reference makes, which overlaps key \"regions.clean-region.intensity.value\" (line 4)") != std::string::npos);
+  // A value that changes another key of the copy is not an overlap; nor is a map that is not a reference.
+  CHECK(err("}\nparameters:\n  - {key: training.a.datacenter, values: [{id: test-dc, region: clean-region}]}\n"
+            "  - {key: datacenters.test-dc.pue, values: [1.1, 1.2]}\n  - {key: training.a.parallelism, values: [{id: x}]}\n"
+            "  - {key: x.id, values: [1]}\n") == "");
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1]}\n  - {key: a.b.c, values: [2]}\n") ==
         f + ":5:11: parameters[1].key: duplicate key \"a.b.c\" (first at line 4)");
   CHECK(err(", method: monte-carlo}\nparameters:\n  - {key: a.b.c, values: [1]}\n") ==
