@@ -120,6 +120,30 @@ def test_gather_under_concurrent_shards(tmp_path):
         assert (x.tolist() == y.tolist()) if x.dtype.kind == "O" else (x.tobytes() == y.tobytes()), name
 
 
+def test_gather_refuses_at_once_when_another_shard_will_refuse_its_file(tmp_path):
+    # Shard 1's file is another sweep's, left by an earlier job: shard 1 will refuse it (without
+    # --fresh) and write none, so shard 0 with --gather, waiting for a file of its own job, would
+    # wait forever. It refuses at once instead, exit 2, its own file unwritten (since session 41, a
+    # review).
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    other = tmp_path / "other.sweep.yaml"
+    other.write_text(_sweep_file().read_text().replace("scenario: ", "scenario: " + str(_sweep_file().parent) + "/", 1)
+                     + "# another sweep\n")
+    out = tmp_path / "g.h5"
+    earlier = dict(os.environ, SLURM_JOB_ID="1")
+    subprocess.run([binary, "sweep", str(other), "-o", str(out), "--shard", "1/2", "--quiet"], env=earlier, check=True)
+    assert (tmp_path / "g.shard-1-of-2.h5").exists()
+    proc = subprocess.run([binary, "sweep", str(_sweep_file()), "-o", str(out), "--shard", "0/2", "--gather", "--quiet"],
+                          env=dict(os.environ, SLURM_JOB_ID="2"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "g.shard-1-of-2.h5: holds another sweep" in proc.stderr
+    assert "shard 1 will refuse it" in proc.stderr
+    assert not (tmp_path / "g.shard-0-of-2.h5").exists()
+    assert not out.exists()
+
+
 def test_a_shard_with_no_points_reads_as_an_empty_sweep(tmp_path):
     # More shards than points (a Slurm array larger than the sweep): the last shards hold none, and
     # the writer leaves tables without rows out. Before session 31 the report took such a file for

@@ -589,6 +589,29 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     file.done = std::move(before.done);
     resumed = file.done.size();
   }
+  // Shard 0 of a gathering launch waits for the others' files. A shard that will refuse its old file
+  // (another sweep's, or none it can read) writes none, and the wait would never end: the test it
+  // will make is made here first (since session 41, a review; before, shard 0 waited forever).
+  if (gather && !vm.count("fresh")) {
+    for (std::int64_t i = 1; i < shard.count; ++i) {
+      const fs::path other = shard_output(whole, Shard{i, shard.count});
+      if (!fs::exists(other, ec)) continue;
+      std::string why;
+      try {
+        const SweepFile f = read_sweep_file(other);
+        if (f.fingerprint != file.fingerprint || f.shard_index != i || f.shard_count != shard.count || f.total != file.total) {
+          why = other.generic_string() + ": holds another sweep (" + f.name + ", shard " + std::to_string(f.shard_index) + "/" +
+                std::to_string(f.shard_count) + ") or an edited sweep or scenario";
+        }
+      } catch (const InputError& e) {
+        why = e.what();
+      }
+      if (!why.empty()) {
+        throw InputError(why + ": shard " + std::to_string(i) + " will refuse it, and this gather would wait for it " +
+                         "forever; use --fresh (every shard), or remove it");
+      }
+    }
+  }
   std::vector<std::int64_t> todo;
   for (const auto i : mine) {
     if (!file.done.count(i)) todo.push_back(i);
