@@ -91,6 +91,16 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
     for (std::size_t i = 0; i < list.node.size(); ++i) {
       const Value item = list.child(list.node[i], "[" + std::to_string(i) + "]");
       if (item.node.IsNull()) item.expected("a value");
+      // The same value twice in a grid would run the same points twice, their rows alike (since
+      // session 41). A draw may weight a value so (latin-hypercube, monte-carlo: [a, a, b]).
+      const std::string text = yaml_text(item.node);
+      const double number = plain_number(item.node);
+      for (std::size_t j = 0; method == SweepMethod::grid && j < p.values_yaml.size(); ++j) {
+        if (p.values_yaml[j] == text || (!std::isnan(number) && p.values_numeric[j] == number)) {
+          item.fail("the value " + flow_text(item.node) + " is given twice (first at line " + std::to_string(p.values_at[j].line) +
+                    ", column " + std::to_string(p.values_at[j].column) + "): its points would run twice");
+        }
+      }
       p.values_yaml.push_back(yaml_text(item.node));
       p.values_shown.push_back(flow_text(item.node));
       p.values_numeric.push_back(plain_number(item.node));

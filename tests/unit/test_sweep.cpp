@@ -371,6 +371,12 @@ TEST_CASE("sweep files: what is wrong, where") {
   CHECK(err("}\nparameters:\n  - {key: training.a.datacenter, values: [{id: test-dc, region: clean-region}]}\n"
             "  - {key: datacenters.test-dc.pue, values: [1.1, 1.2]}\n  - {key: training.a.parallelism, values: [{id: x}]}\n"
             "  - {key: x.id, values: [1]}\n") == "");
+  // The same value twice (as text, or as a number; session 41).
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1, 2, 1.0]}\n") ==
+        f + ":4:33: parameters[0].values[2]: the value 1.0 is given twice (first at line 4, column 27): its points would run twice");
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [us, eu, us]}\n").find("the value us is given twice") != std::string::npos);
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1, \"1 day\", \"1 days\"]}\n") == "");
+  CHECK(err(", method: monte-carlo, samples: 3}\nparameters:\n  - {key: a.b.c, values: [us, us, eu]}\n") == "");  // a weight
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1]}\n  - {key: a.b.c, values: [2]}\n") ==
         f + ":5:11: parameters[1].key: duplicate key \"a.b.c\" (first at line 4)");
   CHECK(err(", method: monte-carlo}\nparameters:\n  - {key: a.b.c, values: [1]}\n") ==
