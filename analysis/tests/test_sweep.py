@@ -186,6 +186,32 @@ def _replace(path, dataset, values):
             f[dataset].attrs[key] = value
 
 
+def test_a_file_of_another_build_is_not_resumed_or_merged(tmp_path):
+    # The build is in the fingerprint (since session 41, a review: a rebuilt dlcarbon resumed a
+    # file whose points the old model had costed). Another build's file is mimicked by its
+    # recorded commit and fingerprint; the refusal says which builds.
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "s.h5", "--shard", "0/2", "--quiet")
+    _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "s.h5", "--shard", "1/2", "--quiet")
+    old = tmp_path / "s.shard-1-of-2.h5"
+    with h5py.File(old, "r+") as f:
+        f.attrs["git_sha"] = "0123456789ab"
+        fingerprint = f["sweep/info/fingerprint"][()]
+    _replace(old, "sweep/info/fingerprint", [b"0" * len(fingerprint[0])])
+    before = old.read_bytes()
+    proc = _dlcarbon_fails("sweep", _sweep_file(), "-o", tmp_path / "s.h5", "--shard", "1/2", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "s.shard-1-of-2.h5: written by another build of dlcarbon (" in proc.stderr, proc.stderr
+    assert "(0123456789ab); this is " in proc.stderr, proc.stderr
+    assert old.read_bytes() == before
+    proc = _dlcarbon_fails("merge", "-o", tmp_path / "m.h5", tmp_path / "s.shard-0-of-2.h5", old)
+    assert proc.returncode == 2, proc.stderr
+    assert "s.shard-1-of-2.h5: written by another build of dlcarbon" in proc.stderr, proc.stderr
+    assert not (tmp_path / "m.h5").exists()
+
+
 def test_damaged_files_are_bad_input(tmp_path):
     """A table whose columns differ in length, or a sweep file holding a point outside its sweep or
     shard, is bad input (exit 2, nothing written) for inspect, merge and a resumed sweep (since

@@ -193,6 +193,8 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
 
 // --- the file ----------------------------------------------------------------------------
 
+std::string this_build() { return std::string(build_info::version()) + " (" + build_info::git_sha() + ")"; }
+
 // FNV-1a over the sweep file, the base scenario as resolved (the catalog entries it uses, its
 // designs, its traces' rows), the text of every YAML file the loader read (the catalogs whole, so
 // that an entry a swept value names is covered too, the scenario and its `extends` chain), and
@@ -211,6 +213,9 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
     h *= 1099511628211ULL;
   };
   fold(spec.given_text);
+  // The build: another build's points may hold other figures (since session 41, a review; before,
+  // a rebuilt dlcarbon resumed a file whose points the old model had costed).
+  fold(this_build());
   // The files swept values name (a trace beside the sweep file; since session 39), and those the
   // values of a key that ends in one of the naming keys name (`regions.X.trace.file: [a.csv]`,
   // `models.m.design.path`; since session 41, a review: an edit of such a file kept stale points).
@@ -272,6 +277,7 @@ const char* method_name(SweepMethod m) {
 struct SweepFile {
   std::string name, method, fingerprint, sweep_text, scenario_text;
   std::string launch;  // the mpirun/srun/Slurm job that wrote it ("" outside one): --gather checks it
+  std::string build;   // the dlcarbon that wrote it: "version (commit)"
   std::int64_t seed = 0, total = 0, shard_index = 0, shard_count = 1;
   Table parameters{"sweep/parameters", {}};
   std::map<std::int64_t, PointRows> done;  // by point index
@@ -348,6 +354,7 @@ SweepFile read_sweep_file(const fs::path& path) {
   if (info->find("launch")) f.launch = cell<std::string>(*info, "launch", 0, shown);
   f.sweep_text = r.scenario_given;
   f.scenario_text = r.scenario_resolved;
+  f.build = r.dlcarbon_version + " (" + r.git_sha + ")";
   for (const auto& t : r.tables) {
     if (std::find(kPointTables.begin(), kPointTables.end(), t.path) == kPointTables.end()) continue;
     std::map<std::int64_t, std::vector<std::size_t>> by_point;
@@ -432,11 +439,16 @@ SweepFile merge_files(const std::vector<std::string>& names) {
       merged.seed = f.seed;
       merged.total = f.total;
       merged.fingerprint = f.fingerprint;
+      merged.build = f.build;
       merged.sweep_text = f.sweep_text;
       merged.scenario_text = f.scenario_text;
       merged.parameters = f.parameters;
       first = name;
     } else if (f.fingerprint != merged.fingerprint || f.total != merged.total) {
+      if (f.build != merged.build) {
+        throw InputError(name + ": written by another build of dlcarbon (" + f.build + ") than " + first + " (" +
+                         merged.build + "); run every shard with one build");
+      }
       throw InputError(name + ": a shard of another sweep (" + f.name + ") or of an edited sweep or scenario; " +
                        "expected shards of " + merged.name + " like " + first);
     }
@@ -460,6 +472,20 @@ SweepFile merge_files(const std::vector<std::string>& names) {
 
 // Whether a shard file is there, finished (a checkpoint of a running shard is not) and, inside
 // an mpirun/srun/Slurm job, written by this job (not a file left by an earlier one).
+// Why a sweep file cannot be resumed as `ours` (its shard), or "".
+std::string not_resumable(const fs::path& path, const SweepFile& f, const SweepFile& ours) {
+  if (f.fingerprint == ours.fingerprint && f.shard_index == ours.shard_index && f.shard_count == ours.shard_count &&
+      f.total == ours.total) {
+    return "";
+  }
+  if (f.build != this_build()) {
+    return path.generic_string() + ": written by another build of dlcarbon (" + f.build + "; this is " + this_build() +
+           "), whose points may hold other figures";
+  }
+  return path.generic_string() + ": holds another sweep (" + f.name + ", shard " + std::to_string(f.shard_index) + "/" +
+         std::to_string(f.shard_count) + ") or an edited sweep or scenario";
+}
+
 bool shard_complete(const fs::path& path, const std::string& launch) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return false;
@@ -580,11 +606,8 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   std::size_t resumed = 0;
   if (!vm.count("fresh") && fs::exists(out, ec)) {
     SweepFile before = read_sweep_file(out);
-    if (before.fingerprint != file.fingerprint || before.shard_index != file.shard_index ||
-        before.shard_count != file.shard_count || before.total != file.total) {
-      throw InputError(out.generic_string() + ": holds another sweep (" + before.name + ", shard " +
-                       std::to_string(before.shard_index) + "/" + std::to_string(before.shard_count) +
-                       ") or an edited sweep or scenario; use --fresh to overwrite it, or another -o");
+    if (const std::string why = not_resumable(out, before, file); !why.empty()) {
+      throw InputError(why + "; use --fresh to overwrite it, or another -o");
     }
     file.done = std::move(before.done);
     resumed = file.done.size();
@@ -598,11 +621,9 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
       if (!fs::exists(other, ec)) continue;
       std::string why;
       try {
-        const SweepFile f = read_sweep_file(other);
-        if (f.fingerprint != file.fingerprint || f.shard_index != i || f.shard_count != shard.count || f.total != file.total) {
-          why = other.generic_string() + ": holds another sweep (" + f.name + ", shard " + std::to_string(f.shard_index) + "/" +
-                std::to_string(f.shard_count) + ") or an edited sweep or scenario";
-        }
+        SweepFile theirs = file;
+        theirs.shard_index = i;
+        why = not_resumable(other, read_sweep_file(other), theirs);
       } catch (const InputError& e) {
         why = e.what();
       }
