@@ -731,37 +731,27 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   r = sweep_in("side.h5");
   CHECK(r.code == 2);
   CHECK(r.err.find("side.h5: holds another sweep") != std::string::npos);
-  std::ofstream(dir / "swept.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
-  std::ofstream(dir / "trace.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml}\n"
-                                             "parameters:\n  - {key: regions.test-region.trace, values: [{file: swept.csv}]}\n";
-  const auto sweep_trace = [&] {
-    return run({"sweep", (dir / "trace.sweep.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o",
-                (dir / "swept.h5").string(), "-q"});
+  // A trace that a swept value names: resumed while it is unchanged, refused once it is edited.
+  const auto refused_after_trace_edit = [&](const std::string& name, const std::string& parameter) {
+    const fs::path csv = dir / (name + ".csv"), yaml = dir / (name + ".sweep.yaml"), out = dir / (name + ".h5");
+    std::ofstream(csv) << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
+    std::ofstream(yaml) << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml}\nparameters:\n  - " << parameter
+                        << "\n";
+    const auto sweep_it = [&] {
+      return run({"sweep", yaml.string(), "--data-dir", (dir / "catalog").string(), "-o", out.string(), "-q"});
+    };
+    auto res = sweep_it();
+    INFO(res.err);
+    REQUIRE(res.code == 0);
+    CHECK(sweep_it().code == 0);  // unchanged: resumed
+    std::ofstream(csv, std::ios::app) << "2023-01-01 02:00:00,200\n";
+    res = sweep_it();
+    CHECK(res.code == 2);
+    CHECK(res.err.find(name + ".h5: holds another sweep") != std::string::npos);
   };
-  r = sweep_trace();
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  CHECK(sweep_trace().code == 0);  // unchanged: resumed
-  std::ofstream(dir / "swept.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
-  r = sweep_trace();
-  CHECK(r.code == 2);
-  CHECK(r.err.find("swept.h5: holds another sweep") != std::string::npos);
+  refused_after_trace_edit("swept", "{key: regions.test-region.trace, values: [{file: swept.csv}]}");
   // Since session 41: a file named by a key that ends in `file` (the value a bare name).
-  std::ofstream(dir / "keyed.csv") << "datetime_utc,gco2_per_kwh_direct\n2023-01-01 00:00:00,100\n2023-01-01 01:00:00,100\n";
-  std::ofstream(dir / "keyed.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: first_principles.yaml}\n"
-                                             "parameters:\n  - {key: regions.side.trace.file, values: [keyed.csv]}\n";
-  const auto sweep_keyed = [&] {
-    return run({"sweep", (dir / "keyed.sweep.yaml").string(), "--data-dir", (dir / "catalog").string(), "-o",
-                (dir / "keyed.h5").string(), "-q"});
-  };
-  r = sweep_keyed();
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  CHECK(sweep_keyed().code == 0);  // unchanged: resumed
-  std::ofstream(dir / "keyed.csv", std::ios::app) << "2023-01-01 02:00:00,200\n";
-  r = sweep_keyed();
-  CHECK(r.code == 2);
-  CHECK(r.err.find("keyed.h5: holds another sweep") != std::string::npos);
+  refused_after_trace_edit("keyed", "{key: regions.side.trace.file, values: [keyed.csv]}");
   // Since session 41: files a catalog's entries name that the data directory's CSV files do not
   // cover (a graph file, a trace outside the directory), whether the base uses the entry or not.
   fs::copy_file(kData / "graphs/tiny.yaml", dir / "tiny.graph.yaml");  // the catalog reads every YAML file in its folder
