@@ -42,8 +42,14 @@ InferenceResult cost_inference(const InferenceJob& job) {
     const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
     r.batch_time_s += seconds;
     energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds);
-    if (op.kind == graph::OpKind::embedding && input_elements == 0) {
+    // The image batch a layout reorder moves: the builders' input op (ResNet, ViT), or, in a graph
+    // file, which has none, the feature map its first convolution reads (its `input`, or the unfolded
+    // m x k where that is not given, an upper bound; since session 41, a review: the reorder had
+    // moved nothing there, its time a kernel launch).
+    if (input_elements == 0 && op.kind == graph::OpKind::embedding) {
       input_elements = static_cast<double>(op.m) * static_cast<double>(std::max<std::int64_t>(1, op.n));
+    } else if (input_elements == 0 && op.kind == graph::OpKind::conv2d) {
+      input_elements = op.saved_bytes / p;
     }
   }
   if (!job.input_layout.empty() && job.input_layout != job.layout) {

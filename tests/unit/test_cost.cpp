@@ -1273,6 +1273,18 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   images.design = small_vit(1);
   images.input_layout = "nchw";
   CHECK(cost_inference(images).reorder_time_s == approx(2 * 10 * 32 * 32 * 3 * 4.0 / 5e11));
+  // A graph file with no input op: the feature map its first convolution reads, 10 x 300 fp32
+  // values given as its `input`, read and written (since session 41, from a review; before, nothing
+  // moved); without `input`, the unfolded 100 x 576 a sample, the upper bound the op reads.
+  InferenceJob file_conv = conv_inference("nhwc");
+  auto& ops = std::get<FileGraphDesign>(file_conv.design).ops;
+  ops.erase(ops.begin());
+  ops[0].inputs.clear();
+  ops[0].input = 300;
+  file_conv.input_layout = "nchw";
+  CHECK(cost_inference(file_conv).reorder_time_s == approx(2 * 10 * 300 * 4.0 / 5e11));
+  ops[0].input = 0;
+  CHECK(cost_inference(file_conv).reorder_time_s == approx(2 * 10 * 100 * 576 * 4.0 / 5e11));
 }
 
 TEST_CASE("a pipeline boundary crosses the network only where a node ends, by hand") {
