@@ -124,8 +124,10 @@ double trajectory_reference(const GridRegion& region) {
     // A trace is the grid as it was over its span: the trajectory scales its repeats only, by year
     // after the span's end (for a one-year trace from 1 January of the region's year, the same
     // years as without a trace). Since session 31; before, the years after 1 January of `year`,
-    // which also scaled a longer trace's own later rows.
-    return static_cast<double>(region.trace->time_unix_s.front()) + trace_period_s(*region.trace) - kYear;
+    // which also scaled a longer trace's own later rows. A pattern shorter than a year (a typical
+    // day or week) stands for the year from its first row: its repeats in that year are year 0
+    // (since session 41, a review: a typical day's second day had been scaled as the next year's).
+    return static_cast<double>(region.trace->time_unix_s.front()) + std::max(trace_period_s(*region.trace), kYear) - kYear;
   }
   return reference_start(region);
 }

@@ -126,6 +126,20 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   CHECK(lifecycle::trajectory_reference(r) == approx(k2022 + 365 * day));
   CHECK(lifecycle::mean_intensity(r, k2022 + 516 * day, k2022 + 526 * day) == approx(500 * kGPerKwh));
   CHECK(lifecycle::mean_intensity(r, k2022 + 740 * day, k2022 + 741 * day) == approx(50 * kGPerKwh));
+  // A typical day stands for the year from its first row (since session 41, from a review: its
+  // second day had been scaled as the next year's): -50 %/year leaves 2022's days at the day's
+  // 100 and 300 g/kWh (mean 200) and halves 2023's.
+  auto typical = std::make_shared<IntensityTrace>();
+  for (int h = 0; h < 24; ++h) {
+    typical->time_unix_s.push_back(static_cast<std::int64_t>(k2022 + h * 3600.0));
+    typical->kg_per_j.push_back((h < 12 ? 100 : 300) * kGPerKwh);
+  }
+  typical->period_s = 3600;
+  r.trace = typical;
+  CHECK(lifecycle::trajectory_reference(r) == approx(k2022));
+  CHECK(lifecycle::mean_intensity(r, k2022 + day, k2022 + 2 * day) == approx(200 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2022 + 364 * day, k2022 + 365 * day) == approx(200 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, k2022 + 365 * day, k2022 + 366 * day) == approx(100 * kGPerKwh));
 }
 
 TEST_CASE("without a trace the annual value applies") {
