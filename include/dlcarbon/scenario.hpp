@@ -41,6 +41,9 @@ struct GridRegion {
   std::string basis, source, notes;
   std::shared_ptr<const IntensityTrace> trace;  // hourly or daily values, where given
   double annual_change = 0;  // trajectory: relative change per year after `year` (-0.05 = -5 %/year)
+  // Overridden inline where it is named (`{id: r1, intensity: ...}`): an edge deployment's site of
+  // such a region is named "<id>#2", ..., the region as defined keeping its id (as Datacenter's).
+  bool inline_override = false;
 };
 
 struct Datacenter {

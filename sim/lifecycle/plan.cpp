@@ -278,7 +278,9 @@ LifecyclePlan plan_lifecycle(const Scenario& s, const std::vector<TrainingFootpr
     // session 34; before, it was simulated as if it fitted).
     if (!runs) continue;
     for (const auto& r : d.regions) {
-      Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter) : Site{r.datacenter.region.id, true, r.datacenter.region, 1.0, std::nullopt};
+      const GridRegion& users = r.datacenter.region;
+      Site site = d.kind == Deployment::Kind::cloud ? cloud_site(r.datacenter)
+                                                    : Site{users.id, true, users, 1.0, std::nullopt, users.inline_override};
       plan.cohorts.push_back({di, site_of(plan.sites, site), r.share, r.utc_offset_s});
     }
   }

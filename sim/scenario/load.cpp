@@ -398,7 +398,17 @@ void Builder::check_all() {
   for (const auto& id : section("models").order) get(model_kind(), models_, id, none);
 }
 
-GridRegion Builder::region_ref(const Value& v) { return ref(region_kind(), regions_, v); }
+GridRegion Builder::region_ref(const Value& v) {
+  GridRegion r = ref(region_kind(), regions_, v);
+  if (v.node.IsMap() && v.node.size() > 1) {
+    // Keys besides the id: an override where its figures differ from the region as defined (since
+    // session 41, a review: an edge site of an overridden region took the region's own id).
+    const GridRegion& defined = get(region_kind(), regions_, r.id, v);
+    r.inline_override = !(r.intensity_kg_per_j == defined.intensity_kg_per_j && r.year == defined.year &&
+                          r.annual_change == defined.annual_change && r.trace == defined.trace);
+  }
+  return r;
+}
 Datacenter Builder::datacenter_ref(const Value& v) {
   Datacenter dc = ref(datacenter_kind(), datacenters_, v);
   if (v.node.IsMap() && v.node.size() > 1) {

@@ -751,6 +751,22 @@ training:
   REQUIRE(p3.sites.size() == 2);
   CHECK(p3.sites[0].id == "test-dc#2");
   CHECK(p3.sites[1].id == "test-dc");
+  // The same for an edge deployment's users' region (since session 41, from a review: the override
+  // met first took the region's id, and the region as defined was "test-region#2").
+  const auto edge = scenario_file("dlcarbon_test_site_override_edge_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: s, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+deployments:
+  - {id: p1, model: mlp, kind: edge, devices: 10, start: 2025-01-01, duration: "1 day", hardware: test-gpu, demand: "1 requests/s", batch: 1, regions: [{region: {id: test-region, intensity: "0.1 kgCO2e/kWh"}}]}
+  - {id: p2, model: mlp, kind: edge, devices: 10, start: 2025-01-01, duration: "1 day", hardware: test-gpu, demand: "1 requests/s", batch: 1, regions: [{region: test-region}]}
+)");
+  const auto p4 = dlcarbon::lifecycle::plan_lifecycle(load_scenario(edge, test_catalog()), {});
+  REQUIRE(p4.sites.size() == 2);
+  CHECK(p4.sites[0].id == "test-region#2");
+  CHECK(p4.sites[0].region.intensity_kg_per_j == approx(0.1 / 3.6e6));
+  CHECK(p4.sites[1].id == "test-region");
+  CHECK(p4.sites[1].region.intensity_kg_per_j != approx(0.1 / 3.6e6));
 }
 
 TEST_CASE("a trace's interval is its rows' smallest gap, whatever value is missing") {
