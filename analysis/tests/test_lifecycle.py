@@ -211,3 +211,24 @@ def test_series_and_bins_agree_on_a_fractional_horizon(tmp_path):
     series = run.table("lifecycle/timeseries")
     assert float(bins["bin_end_unix"].iloc[-1]) == 1735689600 + 5400.5
     assert float(series["bin_end_unix"].max()) == 1735689600 + 5400.5
+
+
+def test_what_falls_inside_the_horizon_does_not_depend_on_where_it_starts(tmp_path):
+    # Replicas growing 1000 %/year from a deployment that started on 15 December: January 2025's
+    # figures are the same whether the horizon starts on 1 January or on 1 December (since session
+    # 41, a review: the step the horizon cut read its growth at the cut step's middle, and
+    # January's embodied carbon was 1,218.6 kg or 1,191.6 kg). By hand, from the deployment's own
+    # monthly steps (middles 30 December and 29 January): 1,222.7 kg.
+    deployment = ("models:\n  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}\n"
+                  "deployments:\n  - {id: d, model: mlp, start: 2024-12-15, duration: \"1 year\", hardware: nvidia-a100-sxm4-80gb, "
+                  "replicas: {initial: 100, growth: \"1000 %/year\"}, demand: \"10 requests/s\", "
+                  "regions: [{datacenter: patterson2021-us-average-dc}]}\n")
+    january = {}
+    for name, scenario in (("jan", "start: 2025-01-01, horizon: \"31 days\""), ("dec", "start: 2024-12-01, horizon: \"62 days\"")):
+        out = _run_text(tmp_path, name, "schema_version: 1\nscenario: {name: h, " + scenario + ", resolution: month}\n" + deployment)
+        series = open_run(out).table("lifecycle/timeseries")
+        rows = series[series["bin_start"].astype(str).str.startswith("2025-01")]
+        january[name] = {phase: float(rows[rows["phase"] == phase]["co2e_location"].sum()) for phase in ("embodied", "idle")}
+    assert january["jan"]["embodied"] > 0
+    for phase in ("embodied", "idle"):
+        assert january["jan"][phase] == pytest.approx(january["dec"][phase], rel=1e-12), phase

@@ -331,13 +331,37 @@ class Simulation {
     accumulate(s, nullptr, entity, training_model_[j], embodied, a, b);
   }
 
+  // Where a step reads its growth: its middle, or, for a step the horizon cuts, the middle of the
+  // deployment's own step around it (its step grid, mix changes and step-function times bound it,
+  // the horizon does not), so that what falls inside the horizon does not depend on where the
+  // horizon starts or ends (since session 41, a review: January's embodied carbon moved 2 % with
+  // the horizon's start).
+  double growth_time(const DeploymentPlan& d, double t0, double t1) const {
+    const bool cut_start = t0 == plan_.start && plan_.start > d.start;
+    const bool cut_end = t1 == plan_.end && plan_.end < d.end;
+    if (!cut_start && !cut_end) return 0.5 * (t0 + t1);
+    const double step = std::max(d.step_s, kHour);
+    const double k = std::floor((t0 - d.start) / step);
+    double lo = std::max(d.start, d.start + k * step), hi = std::min(d.end, d.start + (k + 1) * step);
+    const auto bound = [&](double t) {
+      if (t <= t0) lo = std::max(lo, t);
+      if (t >= t1) hi = std::min(hi, t);
+    };
+    for (const auto& m : d.mix) bound(m.from);
+    for (const Growth* g : {d.replicas ? &*d.replicas : nullptr, &d.demand, d.devices ? &*d.devices : nullptr}) {
+      if (!g || (g->form != Growth::Form::piecewise && g->form != Growth::Form::trace)) continue;
+      for (const auto t : g->time_unix_s) bound(static_cast<double>(t));
+    }
+    return 0.5 * ((cut_start ? lo : t0) + (cut_end ? hi : t1));
+  }
+
   // One step of a cohort: replicas, demand and mix are fixed, the profile and grid vary by hour.
   void step(std::uint32_t s, std::size_t c, double t0, double t1) {
     const CohortPlan& cp = plan_.cohorts[c];
     const DeploymentPlan& d = plan_.deployments[cp.deployment];
     CohortState& cs = cohorts_[c];
     const Profile& prof = sites_[s].profiles[cs.profile];
-    const double pue = plan_.sites[s].pue, mid = 0.5 * (t0 + t1);
+    const double pue = plan_.sites[s].pue, mid = growth_time(d, t0, t1);
     std::size_t mi = 0;
     for (std::size_t i = 0; i < d.mix.size(); ++i) {
       if (d.mix[i].from <= t0) mi = i;
