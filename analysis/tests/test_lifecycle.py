@@ -232,3 +232,13 @@ def test_what_falls_inside_the_horizon_does_not_depend_on_where_it_starts(tmp_pa
     assert january["jan"]["embodied"] > 0
     for phase in ("embodied", "idle"):
         assert january["jan"][phase] == pytest.approx(january["dec"][phase], rel=1e-12), phase
+
+
+def test_times_before_the_year_1000_are_written_in_four_digits(tmp_path):
+    # ISO 8601 writes year 1 as 0001 (since session 41, a review: strftime's %Y wrote "1-01-01").
+    out = _run_text(tmp_path, "year1", "schema_version: 1\n"
+                    "scenario: {name: y, start: 0001-01-01, horizon: \"2 days\", resolution: day}\n" +
+                    _MLP_DEPLOYMENT.format(start="0001-01-01", duration="1 day"))
+    with h5py.File(out) as f:
+        assert f["lifecycle/timeseries/bin_start"][0] == b"0001-01-01T00:00:00Z"
+        assert f["lifecycle/serving/from"][0] == b"0001-01-01T00:00:00Z"
