@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -148,7 +149,9 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     bins = r.table("lifecycle/bins") if "lifecycle/bins" in r.tables else None
     # pandas (1.5, Debian 12) holds timestamps in nanoseconds, up to 2262-04-11; a horizon may run
     # to 1,000 years. Past that the index is the bins' unix seconds (float), named bin_start_unix.
-    ends = list(df["bin_start_unix"]) + ([] if bins is None else list(bins["bin_end_unix"]))
+    # The bins' starts too: an empty first bin may start before 1677 where no row does (since
+    # session 41, a review: the reindex below raised OutOfBoundsDatetime).
+    ends = list(df["bin_start_unix"]) + ([] if bins is None else list(bins["bin_start_unix"]) + list(bins["bin_end_unix"]))
     as_time = all(_in_timestamp_range(t) for t in ends)
     name = "bin_start" if as_time else "bin_start_unix"
 
@@ -198,19 +201,21 @@ def sweep_points(run: RunOrPath) -> pd.DataFrame:
     keys = sweep_parameters(run)
     if "sweep/points" not in run.tables and "sweep/info" in run.tables:
         # A shard or merge with no points done: the writer leaves tables without rows out. The frame
-        # has the columns, dtypes and units a shard with points would have: a key is text where one
-        # of its listed values is not a number, else a number in its `unit` ("1" without one).
+        # has the columns, dtypes and units a shard with points would have: a key is a number in its
+        # `unit` ("1" without one) where the writer says so (`numeric`, since session 41), else text.
         params = run.table("sweep/parameters")
+        if "numeric" in params:
+            text_keys = {key for key, numeric in zip(params["key"], params["numeric"]) if not numeric}
+        else:
+            # Files before session 41: guessed from the listed values, as the writer reads them (a
+            # whole decimal, finite; "nan", "inf" and "1_0" are text), a grid's unit after the number.
+            def is_number(text: str, unit: str) -> bool:
+                if unit and text.endswith(" " + unit):
+                    text = text[: -len(unit) - 1]
+                return re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text) is not None
 
-        def is_number(text: str) -> bool:
-            try:
-                float(text)
-                return True
-            except ValueError:
-                return False
-
-        text_keys = {key for key, values in zip(params["key"], params["values"])
-                     if values and not all(is_number(v) for v in str(values).split(" | "))}
+            text_keys = {key for key, values, unit in zip(params["key"], params["values"], params["unit"])
+                         if values and not all(is_number(v, str(unit or "")) for v in str(values).split(" | "))}
         key_units = {key: ("" if key in text_keys else (unit or "1")) for key, unit in zip(params["key"], params["unit"])}
         columns = {"point": pd.Series(dtype="int64")}
         columns.update({k: pd.Series(dtype=object if k in text_keys else float) for k in keys})
@@ -475,16 +480,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="also save a chart: CO2e by phase over time for a lifecycle run, "
                              "else facility energy and CO2e per training job")
     args = parser.parse_args(argv)
+    if args.plot is not None and not args.plot.strip():
+        parser.error("--plot: name the image file to write (got an empty name)")  # exit 2
 
     try:
         run = open_run(args.file)
         print(format_report(run))
-        summary = training_summary(run) if args.plot and "summary/training" in run.tables else None
+        summary = training_summary(run) if args.plot is not None and "summary/training" in run.tables else None
     except DlcarbonFormatError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except (KeyError, IndexError) as e:
+        # A table the file has but without a row or column the report reads: a damaged or edited
+        # file, said as one (since session 41, a review: a traceback, exit 1).
+        print(f"{parser.prog}: error: {args.file}: not a complete dlcarbon output file (missing {e})", file=sys.stderr)
+        return 2
 
-    if args.plot:
+    if args.plot is not None:
         try:
             if "lifecycle/timeseries" in run.tables:
                 plot_lifecycle(run, args.plot, title=run.scenario_name)

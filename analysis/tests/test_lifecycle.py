@@ -242,3 +242,32 @@ def test_times_before_the_year_1000_are_written_in_four_digits(tmp_path):
     with h5py.File(out) as f:
         assert f["lifecycle/timeseries/bin_start"][0] == b"0001-01-01T00:00:00Z"
         assert f["lifecycle/serving/from"][0] == b"0001-01-01T00:00:00Z"
+
+
+def test_report_of_a_table_without_a_column_it_reads_exits_2(tmp_path, capsys):
+    # A table present but without a column the report reads (the time series' phase): a clear
+    # error naming the file, exit 2 (since session 41, a review: a KeyError traceback, exit 1).
+    out = _run_text(tmp_path, "nophase", "schema_version: 1\n"
+                    "scenario: {name: n, start: 2025-01-01, horizon: \"2 days\", resolution: day}\n" +
+                    _MLP_DEPLOYMENT.format(start="2025-01-01", duration="1 day"))
+    with h5py.File(out, "r+") as f:
+        group = f["lifecycle/timeseries"]
+        del group["phase"]
+        columns = group.attrs["columns"]
+        columns = columns.decode() if isinstance(columns, bytes) else columns
+        group.attrs["columns"] = ",".join(c for c in columns.split(",") if c != "phase")
+    assert main([str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a complete dlcarbon output file" in err and str(out) in err
+
+
+def test_series_of_a_horizon_whose_empty_first_bin_starts_before_1677(tmp_path):
+    # Nothing is emitted in the first bin, which starts before pandas' first timestamp: the index
+    # is unix seconds, as past 2262 (since session 41, a review: OutOfBoundsDatetime).
+    out = _run_text(tmp_path, "e1677", "schema_version: 1\n"
+                    "scenario: {name: e, start: 1677-09-01, horizon: \"90 days\", resolution: month}\n" +
+                    _MLP_DEPLOYMENT.format(start="1677-11-01", duration="10 days"))
+    series = lifecycle_series(out)
+    assert series.index.name == "bin_start_unix"
+    assert float(series.index[0]) == -9225100800.0  # 1677-09-01T00:00:00Z
+    assert format_report(out).startswith("dlcarbon")

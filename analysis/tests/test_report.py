@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -168,6 +169,14 @@ def test_cli_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def test_cli_empty_plot_name_exits_2(run_file, capsys):
+    # `--plot ''` had exited 0 with no plot and no word (since session 41, a review).
+    with pytest.raises(SystemExit) as info:
+        main([str(run_file), "--plot", ""])
+    assert info.value.code == 2
+    assert "--plot: name the image file" in capsys.readouterr().err
 
 
 def test_plot_in_process_with_no_market_figures(write_run, training_columns, tmp_path):

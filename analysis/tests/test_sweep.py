@@ -246,3 +246,33 @@ def test_damaged_files_are_bad_input(tmp_path):
         assert "point 40 is not one of shard 0 of 1 of a sweep of 18 points" in proc.stderr, proc.stderr
     assert not (tmp_path / "m2.h5").exists()
     assert beyond.read_bytes() == before
+
+
+def test_an_empty_shard_has_the_dtypes_and_units_of_a_full_one_for_a_range_with_a_unit(tmp_path):
+    # A grid's range with a unit is listed as "300 days | 400 days" and written as numbers in days:
+    # an empty shard had taken the key for text (since session 41, a review; the writer now says
+    # which keys are numbers, sweep/parameters' `numeric`).
+    sweep = tmp_path / "unit.sweep.yaml"
+    sweep.write_text("schema_version: 1\n"
+                     f"sweep: {{name: unit, scenario: {_sweep_file().parent / 'llama-7b-h100.yaml'}}}\n"
+                     "parameters:\n  - {key: scenario.horizon, range: [300, 400], steps: 2, unit: days}\n"
+                     "  - {key: training.pretrain.datacenter, values: [us-virginia-hyperscale, ca-quebec-hyperscale]}\n")
+    _dlcarbon("sweep", sweep, "-o", tmp_path / "u.h5", "--shard", "0/8", "--quiet")
+    _dlcarbon("sweep", sweep, "-o", tmp_path / "u.h5", "--shard", "7/8", "--quiet")
+    full, empty = sweep_points(tmp_path / "u.shard-0-of-8.h5"), sweep_points(tmp_path / "u.shard-7-of-8.h5")
+    assert len(full) == 1 and len(empty) == 0
+    assert dict(empty.dtypes) == dict(full.dtypes)
+    assert empty.attrs["units"] == full.attrs["units"]
+    assert full["scenario.horizon"].dtype == float and full.attrs["units"]["scenario.horizon"] == "days"
+    assert full["training.pretrain.datacenter"].dtype == object
+    # A file from before session 41 (no `numeric`): guessed from the listed values, the unit after
+    # the number, the same dtypes.
+    with h5py.File(tmp_path / "u.shard-7-of-8.h5", "r+") as f:
+        group = f["sweep/parameters"]
+        del group["numeric"]
+        columns = group.attrs["columns"]
+        columns = columns.decode() if isinstance(columns, bytes) else columns
+        group.attrs["columns"] = ",".join(c for c in columns.split(",") if c != "numeric")
+    older = sweep_points(tmp_path / "u.shard-7-of-8.h5")
+    assert dict(older.dtypes) == dict(full.dtypes)
+    assert older.attrs["units"] == full.attrs["units"]

@@ -383,9 +383,10 @@ SweepFile read_sweep_file(const fs::path& path) {
 Table parameters_table(const SweepSpec& spec) {
   std::vector<std::string> key, values, scale, unit;
   std::vector<double> lo, hi;
-  std::vector<std::int64_t> integer;
+  std::vector<std::int64_t> integer, numeric;
   for (const auto& p : spec.parameters) {
     key.push_back(p.key);
+    numeric.push_back(numeric_parameter(p) ? 1 : 0);
     values.push_back(p.ranged ? "" : text::join(p.values_shown, " | "));
     lo.push_back(p.ranged ? p.lo : kNaN);
     hi.push_back(p.ranged ? p.hi : kNaN);
@@ -396,7 +397,7 @@ Table parameters_table(const SweepSpec& spec) {
   return Table{"sweep/parameters",
                {Column{"key", "", key}, Column{"values", "", values}, Column{"range_low", "", lo},
                 Column{"range_high", "", hi}, Column{"scale", "", scale}, Column{"integer", "1", integer},
-                Column{"unit", "", unit}}};
+                Column{"unit", "", unit}, Column{"numeric", "1", numeric}}};
 }
 
 fs::path shard_output(fs::path out, const Shard& shard) {
