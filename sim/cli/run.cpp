@@ -95,12 +95,17 @@ void check_costable(const Scenario& scenario) {
       // A learned position table has a row a position: a request cannot be longer.
       const double positions = static_cast<double>(std::max(t->seq_len, t->max_positions));
       // The last output token is not fed back (tokens_out - 1 decode steps): it needs no position.
-      const double length = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+      // An encoder-decoder's prompt is its encoder's and its output its decoder's, the start token
+      // first (BART's one table size for both stacks).
+      const bool enc_dec = t->arch == TransformerDesign::Arch::encoder_decoder;
+      const double length = enc_dec ? std::max(d.tokens_in, d.tokens_out) : d.tokens_in + std::max(0.0, d.tokens_out - 1);
       if (t->position == TransformerDesign::Position::learned && length > positions) {
-        bad("a request of " + format_number(length) + " positions (tokens_in + tokens_out - 1) is longer than " +
+        bad("a request of " + format_number(length) + " positions (" +
+            (enc_dec ? "the longer of tokens_in and tokens_out" : "tokens_in + tokens_out - 1") + ") is longer than " +
             d.model_id + "'s learned position table of " + format_number(positions));
       }
       t->seq_len = static_cast<std::int64_t>(d.tokens_in);
+      if (enc_dec) t->target_seq_len = 1;
     }
     if (const std::string why = graph::size_limit(design, d.batch); !why.empty()) bad(why);
   }

@@ -89,9 +89,16 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     // LLM serving: prefill of tokens_in, then tokens_out decode steps of one token each, every
     // step reading the weights and the KV cache of the sequences in the batch (static batching).
     // A learned position table keeps the model's rows whatever the prompt's length.
+    // An encoder-decoder (T5, BART, a translation model; since session 41, a review: it had been
+    // costed as one teacher-forced pass, about 100 times too fast for generation) reads the prompt
+    // with its encoder, and its decoder generates from one start token: the prefill is the encoder
+    // over tokens_in and the decoder's first step, whose cross-attention projects the encoder's
+    // output into keys and values once (a second cache, tokens_in a decoder layer).
+    const bool enc_dec = t->arch == TransformerDesign::Arch::encoder_decoder;
     TransformerDesign prefill = *t;
     prefill.seq_len = static_cast<std::int64_t>(d.tokens_in);
     prefill.max_positions = std::max(t->max_positions, t->seq_len);
+    if (enc_dec) prefill.target_seq_len = 1;
     job.design = prefill;
     // The prefill's head runs on each sequence's last position, the one that yields the first
     // output token (since session 33; before, on every prompt position).
@@ -102,26 +109,51 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     activations = p.activation_bytes;
     TransformerDesign decode = prefill;
     decode.seq_len = 1;
+    if (enc_dec) {
+      // A decode step runs the decoder alone on one token: costed as the decoder-only model of the
+      // same stack (its table and head, the target vocabulary where it has one), and below, its
+      // cross-attention's query and output projections and its reading of the cross cache.
+      decode.arch = TransformerDesign::Arch::decoder;
+      decode.encoder_layers = 0;
+      decode.vocab = t->target_vocab > 0 ? t->target_vocab : t->vocab;
+      decode.target_vocab = 0;
+      decode.target_seq_len = 0;
+    }
     job.design = decode;
-    const InferenceResult s = cost_inference(job);
+    InferenceResult s = cost_inference(job);
     const double p_bytes = hardware::bytes_per_value(d.precision);
-    const std::int64_t layers = t->decoder_layers + t->encoder_layers;
+    const std::int64_t layers = t->decoder_layers + (enc_dec ? 0 : t->encoder_layers);
     const std::int64_t kv = t->kv_heads > 0 ? t->kv_heads : t->heads;
     const std::int64_t hd = t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads);
     const std::int64_t heads = t->heads;
-    const double context = d.tokens_in + d.tokens_out / 2;  // mean context over the decode
+    if (enc_dec) {
+      // The cross-attention's query and output projections, d_model x heads x head_dim each a layer,
+      // read once a step and applied to the batch's one token each.
+      const double weights_read = 2.0 * static_cast<double>(layers) * static_cast<double>(t->d_model) *
+                                  static_cast<double>(heads * hd);
+      const double flops = 2 * static_cast<double>(d.batch) * weights_read;
+      const double bytes = p_bytes * (weights_read + 2 * static_cast<double>(d.batch) * static_cast<double>(layers) *
+                                                         static_cast<double>(t->d_model + heads * hd));
+      const auto xt = hardware::kernel_time(dev, d.precision, flops, bytes, true);
+      s.batch_time_s += xt.seconds + static_cast<double>(2 * layers - 1) * dev.launch_s;
+      s.device_energy_per_batch_j += hardware::kernel_energy(dev, d.precision, flops, bytes, xt.seconds);
+    }
+    // The decoder's own positions: an LLM's prompt and output; an encoder-decoder's start token and
+    // output (its prompt is the encoder's, in the cross cache).
+    const double own_in = enc_dec ? 1.0 : d.tokens_in;
+    const double context = own_in + d.tokens_out / 2;  // mean context over the decode
     // Positions summed over the layers: a layer with a sliding window of W holds and reads at most
     // W of them (Mistral's rolling buffer cache; since session 36), the others all. `read`: the
-    // mean over the decode's contexts, tokens_in .. tokens_in + tokens_out (as `context`).
-    const double lo = d.tokens_in, hi = d.tokens_in + d.tokens_out;
-    const double held_tokens = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+    // mean over the decode's contexts, own_in .. own_in + tokens_out (as `context`).
+    const double lo = own_in, hi = own_in + d.tokens_out;
+    const double held_tokens = own_in + std::max(0.0, d.tokens_out - 1);
     double read = 0, held = 0, prompt_held = 0;
     for (std::int64_t i = 0; i < layers; ++i) {
       const double w = static_cast<double>(graph::attention_window(*t, i));
       if (w <= 0) {
         read += context;
         held += held_tokens;
-        prompt_held += d.tokens_in;
+        prompt_held += own_in;
         continue;
       }
       // The mean of min(c, W) for contexts c spread evenly over [lo, hi].
@@ -129,6 +161,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       held += std::min(w, held_tokens);
       windowed = windowed || w < held_tokens;
       prompt_held += std::min(w, lo);
+    }
+    if (enc_dec) {
+      // The cross cache: the encoder's tokens_in positions a decoder layer, held from the prefill on
+      // and read whole by every decode step, as a self-attention cache of that length is.
+      const double cross = static_cast<double>(layers) * d.tokens_in;
+      read += cross;
+      held += cross;
+      prompt_held += cross;
     }
     // In floating point: batch x layers x width can pass 2^63 within the builders' limits.
     const double batch_f = static_cast<double>(d.batch);

@@ -1534,7 +1534,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           // keys are held against it (since session 39; before, the inherited request was refused
           // at the parent's line and could not be unset).
           const auto* t = std::get_if<TransformerDesign>(&d.design);
-          if (!m.has("request") && (!t || t->arch != TransformerDesign::Arch::decoder)) {
+          const bool generates = t && t->image == 0 &&
+                                 (t->arch == TransformerDesign::Arch::decoder ||
+                                  (t->arch == TransformerDesign::Arch::encoder_decoder && !t->evolved && t->kv_lora_rank == 0));
+          if (!m.has("request") && !generates) {
             d.tokens_in = 0;
             d.tokens_out = 0;
             dr.request_at.reset();
@@ -1770,8 +1773,16 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         }
         if (d.tokens_in > 0) {
           const auto* t = std::get_if<TransformerDesign>(&d.design);
-          if (!t || t->arch != TransformerDesign::Arch::decoder) {
-            dr.request_at->fail("tokens in and out need a decoder-only transformer model (builder: decoder)");
+          // A decoder-only model, or an encoder-decoder that generates (since session 41): not an
+          // encoder, a ViT, or an encoder-decoder whose cells or attention the decode step does not
+          // model (the evolved cell, latent attention).
+          if (!t || t->arch == TransformerDesign::Arch::encoder || t->image > 0) {
+            dr.request_at->fail("tokens in and out need a transformer that generates: a decoder-only (builder: decoder) "
+                                "or encoder-decoder model");
+          }
+          if (t->arch == TransformerDesign::Arch::encoder_decoder && (t->evolved || t->kv_lora_rank > 0)) {
+            dr.request_at->fail(std::string("generation by an encoder-decoder with ") +
+                                (t->evolved ? "the evolved cell" : "latent attention") + " is not modelled");
           }
         } else if (const auto* t = std::get_if<TransformerDesign>(&d.design); t && t->arch == TransformerDesign::Arch::decoder) {
           // A language model serves prompts and generates tokens: without a request it had been costed

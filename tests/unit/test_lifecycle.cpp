@@ -548,6 +548,31 @@ TEST_CASE("serving a latent-attention decoder reads its compressed cache, by han
   CHECK(serving_cost(d, hw).decode_s - evolved_short == approx(9 * 1000 * 16384.0 / 5e11));
 }
 
+TEST_CASE("an encoder-decoder generates with its decoder alone, reading a cross cache, by hand") {
+  // The one-layer decoder with a one-layer encoder before it (since session 41, from a review: an
+  // encoder-decoder had been costed as one teacher-forced pass). Its prompt of 1,000 tokens is the
+  // encoder's; its decoder starts from one token, so its own contexts are those of a decoder-only
+  // model given a prompt of 1 token. Each of the 9 decode steps also reads the cross cache, 1,000
+  // positions x 8,192 B, and the cross-attention's query and output projections: 2 x 2,048 x 2,048
+  // fp16 weights and the token's 2 x (2,048 + 2,048) values in and out, 16,793,600 B, all at
+  // 1e12 B/s x 0.5 (memory-bound at batch 1).
+  Hardware hw = made_up_hardware();
+  TransformerDesign ed = one_layer_decoder();
+  ed.arch = TransformerDesign::Arch::encoder_decoder;
+  ed.encoder_layers = 1;
+  Deployment d = serving(ed, 1);
+  Deployment alone = serving(one_layer_decoder(), 1);
+  alone.tokens_in = 1;
+  const ServiceCost k = serving_cost(d, hw);
+  CHECK(k.decode_s - serving_cost(alone, hw).decode_s == approx(9 * (1000 * 8192.0 + 16793600.0) / 5e11));
+  // The encoder runs once, in the prefill: three encoder layers leave the decode as it was.
+  ed.encoder_layers = 3;
+  d.design = ed;
+  const ServiceCost deeper = serving_cost(d, hw);
+  CHECK(deeper.decode_s == approx(k.decode_s));
+  CHECK(deeper.prefill_s > k.prefill_s);
+}
+
 TEST_CASE("a sliding window bounds the cache a decode step reads, by hand") {
   // The one-layer decoder's cache in fp16 is 2 x 16 heads x 128 = 8,192 B a token. With a window of
   // 1,500 positions, a prompt of 1,000 decodes at contexts 1,000-1,010, all inside the window (1,005

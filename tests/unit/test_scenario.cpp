@@ -209,7 +209,7 @@ deployments:
   CHECK(enc.tokens_out == 0);
   std::ofstream(dir / "encoder_request.yaml")
       << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: enc, request: {tokens_in: 4, tokens_out: 2}}\n";
-  CHECK(error_of(dir / "encoder_request.yaml", test_catalog()).find("encoder_request.yaml:4:37: deployments[0].request: tokens in and out need a decoder-only") !=
+  CHECK(error_of(dir / "encoder_request.yaml", test_catalog()).find("encoder_request.yaml:4:37: deployments[0].request: tokens in and out need a transformer that generates") !=
         std::string::npos);
   // A decoder given over it keeps the base's request.
   std::ofstream(dir / "decoder.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: chat, model: lm}\n";
