@@ -54,7 +54,10 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     step_time.push_back(res.step && ran ? res.step->step_s : nan);
     mfu.push_back(res.step && ran ? res.step->mfu : nan);
     steps.push_back(res.step && ran ? res.step->steps : nan);
-    memory.push_back(res.step ? res.step->memory_per_device_bytes : nan);
+    // A job costed far enough to size its memory has a need above 0; one stopped before (hardware
+    // without a bandwidth, more stages than layers) has none known: NaN (since session 41, a
+    // review: 0 B).
+    memory.push_back(res.step && res.step->memory_per_device_bytes > 0 ? res.step->memory_per_device_bytes : nan);
     // The design's count where the job was costed from one (0: too large to build), else the
     // model's published `params`.
     std::optional<double> given;

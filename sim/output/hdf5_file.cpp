@@ -239,10 +239,19 @@ Column read_column(hid_t group, const std::string& name) {
   } else if (cls == H5T_STRING) {
     Handle mem = string_type();
     std::vector<char*> ptrs(n, nullptr);
+    // The strings HDF5 allocated are freed however the read ends (a failed read may have filled
+    // some; copying them may throw; since session 41, a review: they leaked on those paths).
+    struct Reclaim {
+      hid_t mem, space;
+      std::vector<char*>& ptrs;
+      ~Reclaim() {
+        if (!ptrs.empty()) H5Dvlen_reclaim(mem, space, H5P_DEFAULT, ptrs.data());
+      }
+    } reclaim{mem, space, ptrs};
     if (n) check(H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), "read " + name);
     std::vector<std::string> v;
+    v.reserve(ptrs.size());
     for (char* p : ptrs) v.emplace_back(p ? p : "");
-    if (n) H5Dvlen_reclaim(mem, space, H5P_DEFAULT, ptrs.data());
     c.values = std::move(v);
   } else {
     throw OutputError("column " + name + " has an unsupported type");

@@ -726,6 +726,21 @@ void apply_power(const Value& v, TrainingPower& p) {
   }
 }
 
+// Why the roofline has no rate for `precision` on `hw` ("" where it has one), with the fallbacks
+// hardware::DeviceModel::peak takes: a 16- or 8-bit precision the other 16-bit one or fp32; fp32 and
+// tf32 any rate the hardware lists (since session 41, a review: bf16 on hardware that lists only an
+// int8 rate was an internal failure, exit 1).
+std::string without_rate(const Hardware& hw, const std::string& precision) {
+  const auto& r = hw.peak_flop_per_s;
+  if (r.count(precision)) return "";
+  if (precision == "fp32" || precision == "tf32") return r.empty() ? hw.id + " lists no peak rate" : "";
+  if (r.count("bf16") || r.count("fp16") || r.count("fp32")) return "";
+  std::string listed;
+  for (const auto& [dtype, rate] : r) listed += (listed.empty() ? "" : ", ") + dtype;
+  return hw.id + " lists no 16-bit or fp32 peak rate to cost " + precision + " on" +
+         (listed.empty() ? "" : " (only " + listed + ")") + "; choose a precision it lists, or other hardware";
+}
+
 // What a training layout must satisfy whatever the job's mode: the data-parallel ranks run whole
 // microbatches, shards and experts divide their groups, the schedule's needs.
 void check_layout(const TrainingJob& j, const Value& last, const std::optional<Value>& stage_layers_at = std::nullopt) {
@@ -902,6 +917,17 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     if (per_rank < p.pipeline) {
       last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) + ") needs at least as many microbatches a data rank as " +
                 "the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x microbatch) = " + std::to_string(per_rank));
+    }
+  }
+  if (p.zero_bubble && data > 0) {
+    // Zero-bubble 1F1B fills its bubble with the weight-gradient halves of later microbatches: its
+    // (p - 1) F holds with at least one microbatch a stage; with fewer, a microbatch's chain through
+    // the stages is longer than that charges (since session 41, a review: 29 % short at one).
+    const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
+    if (per_rank < p.pipeline) {
+      last.fail("parallelism.pipeline_schedule zb1p needs at least as many microbatches a data rank as the pipeline's " +
+                std::to_string(p.pipeline) + " stages; global_batch / (data x microbatch) = " + std::to_string(per_rank) +
+                " (use 1f1b)");
     }
   }
   if (!p.stage_layers.empty()) {
@@ -1325,6 +1351,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                       " peak, so it cannot train in " + j.precision + "; choose bf16 or fp16, or hardware with an " +
                       j.precision + " peak");
           }
+          if (const std::string why = without_rate(j.hardware, j.precision); !why.empty()) {
+            last.fail("precision " + j.precision + ": " + why);
+          }
           // Its power comes from the step model: a given one would be ignored (since session 36, from
           // a review; `validate --mode first-principles` drops a published job's duration and power
           // after reading it, so the published scenarios keep both).
@@ -1388,7 +1417,10 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         if (m.has("notes")) detail::read_text(m.at("notes"));
         j.origin = m.self().location();
       },
-      [](InferenceDraft& d, const Value&) {
+      [](InferenceDraft& d, const Value& last) {
+        if (const std::string why = without_rate(d.job.hardware, d.job.precision); !why.empty()) {
+          last.fail("precision " + d.job.precision + ": " + why);
+        }
         // A layout is an image batch's: tokens and feature vectors have none to reorder (since
         // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
         const InferenceJob& j = d.job;

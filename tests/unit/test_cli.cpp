@@ -480,6 +480,19 @@ TEST_CASE("a model that does not fit: the reason in the output, a message, exit 
   CHECK(col<double>(rec, "summary/training", "memory_per_accelerator")[0] > 0);
   CHECK(std::isnan(col<double>(rec, "summary/totals", "facility_energy")[0]));
   fs::remove(out);
+  // A job stopped before its memory is sized (more pipeline stages than layers) has no known need:
+  // NaN, not 0 B (since session 41, from a review).
+  const fs::path dir = fresh_dir("stages");
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s}\nmodels:\n"
+                                   "  - {id: m, design: {builder: decoder, layers: 1, d_model: 64, heads: 2, d_ff: 256, vocab: 100, seq_len: 32}}\n"
+                                   "training:\n  - {id: t, model: m, hardware: test-gpu, accelerators: 2, precision: fp16, "
+                                   "tokens: \"1e6 tokens\", parallelism: {pipeline: 2, global_batch: 4}, datacenter: test-dc}\n";
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "s.h5").string(), "--quiet"});
+  CHECK(r.code == 2);
+  const RunRecord stopped = read_run(dir / "s.h5");
+  CHECK(std::get<std::vector<std::string>>(table_of(stopped, "summary/training").find("status")->values)[0] != "ok");
+  CHECK(std::isnan(col<double>(stopped, "summary/training", "memory_per_accelerator")[0]));
+  fs::remove_all(dir);
 }
 
 
