@@ -231,7 +231,10 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
   const double ways = std::min(per, cache_ways);
   double held_activations = activations, held_cache = cache;
-  double cache_tokens = d.tokens_in + std::max(0.0, d.tokens_out - 1);
+  // Positions cached a request (a decoder layer's): an encoder-decoder's cross cache (tokens_in)
+  // beside its own (the start token and the output fed back).
+  const bool enc_dec = t && t->arch == TransformerDesign::Arch::encoder_decoder;
+  double cache_tokens = enc_dec ? d.tokens_in + std::max(1.0, d.tokens_out) : d.tokens_in + std::max(0.0, d.tokens_out - 1);
   if (cache > 0) {
     // The larger of the prefill's moment (its largest op, the prompt's cache) and the last decode
     // step's (its largest op, the whole cache).
@@ -239,7 +242,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const double at_decode = decode_activations / per + cache / ways;
     if (at_prefill > at_decode) {
       held_cache = prompt_cache;
-      cache_tokens = d.tokens_in;
+      cache_tokens = enc_dec ? d.tokens_in + 1 : d.tokens_in;
     } else {
       held_activations = decode_activations;
     }
