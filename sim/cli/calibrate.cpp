@@ -423,12 +423,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // to the default, an unknown --from was written into the entry, and --out naming a file failed
   // after the measurement).
   {
-    bool ok = !id.empty() && id.size() <= 128 && id.find_first_not_of('.') != std::string::npos;
+    // Not starting with a dot: the catalog skips hidden files, so such an entry could never be found
+    // (since session 41, a review).
+    bool ok = !id.empty() && id.size() <= 128 && id.front() != '.';
     for (const char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
     if (!ok) {
       const bool from_name = !vm.count("id") && vm.count("refit");  // the default: the raw file's name
       io.err << "dlcarbon calibrate: " << (from_name ? "the id taken from --refit's file name" : std::string("--id"))
-             << ": expected an id (letters, digits, '-', '_', '.'; at most 128; not dots alone), got " << text::quoted(id)
+             << ": expected an id (letters, digits, '-', '_', '.'; at most 128; not starting with '.'), got " << text::quoted(id)
              << (from_name ? "; give one with --id" : "") << "\n";
       return kBadInput;
     }
@@ -452,6 +454,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       if (std::filesystem::exists(target, ec) && !std::filesystem::is_regular_file(target, ec)) {
         io.err << "dlcarbon calibrate: cannot write " << text::quoted(target.string())
                << ": it is a folder or not a regular file (choose another --id or --out)\n";
+        return kBadInput;
+      }
+    }
+    // An entry replaces only an entry calibrate wrote: never a catalog file or a user's YAML of that
+    // name (since session 41, a review: `--id datacenters --out <data dir>` replaced the data
+    // centre catalog, `--id cpus` the CPU one).
+    const std::filesystem::path yaml = out_dir / (id + ".yaml");
+    if (std::filesystem::is_regular_file(yaml, ec)) {
+      std::ifstream in(yaml);
+      std::string first;
+      std::getline(in, first);
+      if (first.rfind("# Written by `dlcarbon calibrate`", 0) != 0 && first.rfind("# Fitted by `dlcarbon calibrate", 0) != 0) {
+        io.err << "dlcarbon calibrate: cannot write " << text::quoted(yaml.string())
+               << ": it is there and was not written by dlcarbon calibrate (a catalog file, or another YAML file): "
+                  "choose another --id or --out\n";
         return kBadInput;
       }
     }

@@ -1174,6 +1174,37 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   fs::remove_all(dir);
 }
 
+TEST_CASE("calibrate replaces only a file it wrote, and writes no id the catalog cannot find") {
+  // Since session 41, from a review: `--id datacenters --out <data dir>` replaced the data centre
+  // catalog, and an id starting with a dot was written where the catalog never looks.
+  const fs::path dir = fresh_dir("calibrate_guard");
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  fs::copy(source / "data", dir / "data", fs::copy_options::recursive);
+  const std::string raw = (source / "data/hardware/measured/cpu-amd-epyc-2t.h5").string();
+  const auto text_of = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string catalog = text_of(dir / "data/datacenters.yaml");
+  auto r = run({"calibrate", "--refit", raw, "--id", "datacenters", "--out", (dir / "data").string(), "--data-dir",
+                (dir / "data").string()});
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("\": it is there and was not written by dlcarbon calibrate") != std::string::npos);
+  CHECK(text_of(dir / "data/datacenters.yaml") == catalog);
+  r = run({"calibrate", "--refit", raw, "--id", ".5", "--out", (dir / "out").string(), "--data-dir", (dir / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("not starting with '.'") != std::string::npos);
+  CHECK(!fs::exists(dir / "out/.5.yaml"));
+  // An entry calibrate wrote is replaced by the next run.
+  for (int i = 0; i < 2; ++i) {
+    r = run({"calibrate", "--refit", raw, "--id", "c", "--out", (dir / "out").string(), "--data-dir", (dir / "data").string()});
+    INFO(r.err);
+    CHECK(r.code == 0);
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("calibrate --refit reads its own samples and those of files written before 2026-12-02") {
   const fs::path dir = temp_dir() / "refit";
   fs::remove_all(dir);
