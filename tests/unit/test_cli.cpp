@@ -1054,6 +1054,20 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   CHECK(r.code == 2);
   CHECK(r.err.find("bad.csv:2: expected the header") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "bad.yaml"));
+  // A cell that is no number names its column and value (since session 41, a review: "stod").
+  {
+    std::ifstream in(csv);
+    std::ofstream bad(dir / "cell.csv");
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (n == 6) line = line.substr(0, line.rfind(',')) + ",abc";
+      bad << line << "\n";
+    }
+  }
+  r = run({"calibrate", "--refit", (dir / "cell.csv").string(), "--out", dir.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("cell.csv:6: energy_j: expected a finite number, got \"abc\"") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "cell.yaml"));
   // A kernel row with no energy (0 J) or no pass time: exit 2 at its line (since session 35: a 0 J
   // row made the energy fit NaN and wrote "-nan pJ", exit 0). The committed CSV with CRLF line ends
   // reads as it is.

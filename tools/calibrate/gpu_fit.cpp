@@ -33,11 +33,18 @@ std::vector<std::string> split_csv(const std::string& line) {
   return out;
 }
 
-double number(const std::string& s) {
+// `what`: the column or key, for the message (since session 41, a review: a cell that is no
+// number was reported as "stod").
+double number(const std::string& s, const std::string& what) {
   if (s == "nan" || s == "-nan" || s.empty()) return NAN;
   std::size_t used = 0;
-  const double v = std::stod(s, &used);
-  if (used != s.size() || std::isinf(v)) throw std::invalid_argument("not a finite number: " + s);
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::invalid_argument&) {
+    used = 0;
+  }
+  if (used != s.size() || std::isinf(v)) throw std::invalid_argument(what + ": expected a finite number, got \"" + s + "\"");
   return v;
 }
 
@@ -128,9 +135,9 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
         key.erase(0, key.find_first_not_of(' '));
         value.erase(0, value.find_first_not_of(' '));
         try {
-          if (key == "l2_bytes") m.device.l2_bytes = number(value);
-          else if (key == "memory_bytes") m.device.memory_bytes = number(value);
-          else if (key == "idle_w") m.device.idle_w = number(value);
+          if (key == "l2_bytes") m.device.l2_bytes = number(value, key);
+          else if (key == "memory_bytes") m.device.memory_bytes = number(value, key);
+          else if (key == "idle_w") m.device.idle_w = number(value, key);
           else if (key == "measured") m.device.measured = value;
           else if (key == "from") m.device.from = value;
           else fail("unknown device field: " + key);
@@ -154,11 +161,11 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
       s.role = cells[2] == "check" ? Role::check : Role::calibrate;
       if (s.group() != cells[1]) fail("group " + cells[1] + " does not match the kernel " + cells[0]);
       m.specs.push_back(s);
-      m.t_a.push_back(number(cells[5]));
-      m.t_b.push_back(number(cells[6]));
-      m.t.push_back(number(cells[7]));
-      m.t_sustained.push_back(number(cells[8]));
-      m.energy.push_back(number(cells[9]));
+      m.t_a.push_back(number(cells[5], "time_pass_a_s"));
+      m.t_b.push_back(number(cells[6], "time_pass_b_s"));
+      m.t.push_back(number(cells[7], "time_s"));
+      m.t_sustained.push_back(number(cells[8], "time_sustained_s"));
+      m.energy.push_back(number(cells[9], "energy_j"));
     } catch (const std::out_of_range&) {
       fail("a number out of range in: " + line);
     } catch (const std::invalid_argument& e) {
