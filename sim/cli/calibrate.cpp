@@ -971,8 +971,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   y << " energy: " << (rapl_readable() ? "RAPL readable" : "no readable RAPL, datasheet model") << ".\n";
   const std::filesystem::path entry = out_dir / (id + ".yaml");
+  const std::string tmp = entry.string() + ".tmp";
   {
-    const std::string tmp = entry.string() + ".tmp";
     std::ofstream file(tmp);
     file << y.str();
     file.close();
@@ -989,12 +989,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
       return kBadInput;
     }
-    std::filesystem::rename(tmp, entry, ec);
-    if (ec) {
-      std::filesystem::remove(tmp, ec);
-      throw OutputError("cannot rename " + tmp + " to " + entry.string());
-    }
   }
+  // The raw samples are written before the entry is moved into place: an entry never names raw data
+  // that a failed write left out (since session 41, a review: the entry was renamed first).
   RunRecord raw;
   raw.dlcarbon_version = build_info::version();
   raw.git_sha = build_info::git_sha();
@@ -1031,7 +1028,19 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // the samples of shapes this build no longer has.
   std::error_code same_ec;
   const bool over_source = vm.count("refit") && std::filesystem::equivalent(out_dir / raw_name, refit_file, same_ec);
-  if (!over_source) write_run(out_dir / raw_name, raw);
+  if (!over_source) {
+    try {
+      write_run(out_dir / raw_name, raw);
+    } catch (...) {
+      std::filesystem::remove(tmp, ec);
+      throw;
+    }
+  }
+  std::filesystem::rename(tmp, entry, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw OutputError("cannot rename " + tmp + " to " + entry.string());
+  }
   io.out << "wrote " << entry.string() << (over_source ? "; its raw samples stay in " : " and ") << (out_dir / raw_name).string()
          << "\n";
   return kOk;

@@ -421,7 +421,7 @@ TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their
   CHECK(read_error("# device: X; l2_bytes: lots\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: 1e999\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: nan\n" + header).find("bad.csv:2: the device line") != std::string::npos);
-  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: not a finite number") !=
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: time_s: expected a finite number, got \"inf\"") !=
         std::string::npos);
   CHECK(read_error(device + header + "\"copy f32 99999999999999999999\",copy/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:3: a number out of range") !=
         std::string::npos);

@@ -1210,6 +1210,15 @@ TEST_CASE("calibrate replaces only a file it wrote, and writes no id the catalog
   CHECK(r.code == 2);
   CHECK(r.err.find("not starting with '.'") != std::string::npos);
   CHECK(!fs::exists(dir / "out/.5.yaml"));
+  // Raw samples that cannot be written leave no entry naming them (the entry had been moved into
+  // place first).
+  fs::create_directories(dir / "out");
+  fs::create_symlink(dir / "no-such-dir/raw.h5", dir / "out/hx.h5");
+  r = run({"calibrate", "--refit", raw, "--id", "hx", "--out", (dir / "out").string(), "--data-dir", (dir / "data").string()});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("cannot write") != std::string::npos);
+  CHECK(!fs::exists(dir / "out/hx.yaml"));
+  CHECK(!fs::exists(dir / "out/hx.yaml.tmp"));
   // An entry calibrate wrote is replaced by the next run.
   for (int i = 0; i < 2; ++i) {
     r = run({"calibrate", "--refit", raw, "--id", "c", "--out", (dir / "out").string(), "--data-dir", (dir / "data").string()});
