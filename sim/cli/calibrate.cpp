@@ -446,6 +446,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       io.err << "dlcarbon calibrate: --out: " << text::quoted(out_dir.string()) << " is not a directory (name the folder for the entry)\n";
       return kBadInput;
     }
+    // A folder that cannot be made or written is said before anything is measured (since session 41,
+    // a review: `--out afile/sub` measured for the whole budget, then failed with exit 1).
+    std::filesystem::create_directories(out_dir, ec);
+    const std::filesystem::path probe = out_dir / (".dlcarbon-probe-" + std::to_string(::getpid()));
+    bool writable = !ec;
+    if (writable) {
+      std::ofstream(probe).put('\n');
+      writable = std::filesystem::is_regular_file(probe, ec);
+      std::filesystem::remove(probe, ec);
+    }
+    if (!writable) {
+      io.err << "dlcarbon calibrate: --out: cannot write in " << text::quoted(out_dir.string())
+             << " (it cannot be made, or is not writable): name another folder\n";
+      return kBadInput;
+    }
     // The entry and its raw samples replace files of those names, never a folder (since session 37,
     // a review: a folder named like the entry was reported written, one named like the raw file
     // failed after the entry was written).

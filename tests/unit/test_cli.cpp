@@ -1210,6 +1210,13 @@ TEST_CASE("calibrate replaces only a file it wrote, and writes no id the catalog
   CHECK(r.code == 2);
   CHECK(r.err.find("not starting with '.'") != std::string::npos);
   CHECK(!fs::exists(dir / "out/.5.yaml"));
+  // A folder that cannot be made is said before anything is measured or fitted, exit 2 (it had
+  // failed after measuring, exit 1).
+  std::ofstream(dir / "afile") << "x\n";
+  r = run({"calibrate", "--refit", raw, "--id", "c", "--out", (dir / "afile/sub").string(), "--data-dir", (dir / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--out: cannot write in") != std::string::npos);
+  CHECK((r.out + r.err).find("refitting") == std::string::npos);
   // Raw samples that cannot be written leave no entry naming them (the entry had been moved into
   // place first).
   fs::create_directories(dir / "out");
