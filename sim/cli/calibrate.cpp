@@ -447,11 +447,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       return kBadInput;
     }
     // A folder that cannot be made or written is said before anything is measured (since session 41,
-    // a review: `--out afile/sub` measured for the whole budget, then failed with exit 1).
-    std::filesystem::create_directories(out_dir, ec);
-    const std::filesystem::path probe = out_dir / (".dlcarbon-probe-" + std::to_string(::getpid()));
-    bool writable = !ec;
+    // a review: `--out afile/sub` measured for the whole budget, then failed with exit 1). Nothing
+    // is made yet (a refused fit leaves no folder): the nearest folder that is there must be one,
+    // and take a file.
+    std::filesystem::path there = std::filesystem::absolute(out_dir, ec);
+    while (!std::filesystem::exists(there, ec) && there.has_relative_path()) there = there.parent_path();
+    bool writable = std::filesystem::is_directory(there, ec);
     if (writable) {
+      const std::filesystem::path probe = there / (".dlcarbon-probe-" + std::to_string(::getpid()));
       std::ofstream(probe).put('\n');
       writable = std::filesystem::is_regular_file(probe, ec);
       std::filesystem::remove(probe, ec);
@@ -585,6 +588,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   calibrate::OneDnnBackend backend;
   Machine machine = this_machine(backend);  // a refit's: the one its file records (below)
+  // When the kernels were timed: now, or a refit's raw file's time (since session 41, a review: a
+  // refit stamped its own day as the measurement's).
+  std::string measured_at = utc_now_iso8601();
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
   std::vector<calibrate::KernelSpec> specs;
   calibrate::Measurement m;
@@ -609,6 +615,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     } catch (const std::exception& e) {
       return bad(std::string("not a raw calibration file (") + e.what() + ")");
     }
+    if (!old.created.empty()) measured_at = old.created;
     if (const auto recorded = recorded_machine(old)) {
       machine = *recorded;
     } else {
@@ -915,7 +922,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
   }
   const double launch = fits.count("matmul/f32") ? std::max(0.0, finite(fits["matmul/f32"].overhead(), 0.0)) : 0.0;
-  const std::string date = utc_now_iso8601().substr(0, 10);
+  const std::string date = utc_now_iso8601().substr(0, 10);  // the entry's writing
+  const std::string measured_on = measured_at.substr(0, 10);
   const std::string raw_name = id + ".h5";
   // Every number of the entry is finite: a NaN or infinity would be written as text that is not a
   // number (invalid YAML, or a catalog that refuses the entry), so it is an internal failure here.
@@ -977,7 +985,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   if (!direct.empty()) y << "; " << direct << ": the best FLOPs / time measured (the fit could not separate the rate from the fixed cost)";
   y << "\"\n";
-  y << "    source: \"dlcarbon calibrate on " << date << ", " << machine.cpu << ", " << machine.threads << " threads, oneDNN "
+  y << "    source: \"dlcarbon calibrate on " << measured_on << ", " << machine.cpu << ", " << machine.threads << " threads, oneDNN "
     << machine.onednn << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";
   for (const auto& [group, g] : fits) {
@@ -1010,7 +1018,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   RunRecord raw;
   raw.dlcarbon_version = build_info::version();
   raw.git_sha = build_info::git_sha();
-  raw.created = utc_now_iso8601();
+  raw.created = measured_at;
   raw.scenario_name = "calibrate-" + id;
   raw.scenario_given = y.str();
   raw.scenario_resolved = y.str();

@@ -1232,6 +1232,11 @@ TEST_CASE("calibrate replaces only a file it wrote, and writes no id the catalog
     INFO(r.err);
     CHECK(r.code == 0);
   }
+  // A refit's entry and raw file keep the measurement's time, not the refit's (since session 41).
+  const std::string created = read_run(source / "data/hardware/measured/cpu-amd-epyc-2t.h5").created;
+  REQUIRE(created.size() >= 10);
+  CHECK(text_of(dir / "out/c.yaml").find("source: \"dlcarbon calibrate on " + created.substr(0, 10)) != std::string::npos);
+  CHECK(read_run(dir / "out/c.h5").created == created);
   fs::remove_all(dir);
 }
 
