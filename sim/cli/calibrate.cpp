@@ -1051,17 +1051,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // the samples of shapes this build no longer has.
   std::error_code same_ec;
   const bool over_source = vm.count("refit") && std::filesystem::equivalent(out_dir / raw_name, refit_file, same_ec);
-  if (!over_source) {
-    try {
-      write_run(out_dir / raw_name, raw);
-    } catch (...) {
-      std::filesystem::remove(tmp, ec);
-      throw;
-    }
-  }
-  std::filesystem::rename(tmp, entry, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
+  if (!calibrate::place_entry(tmp, entry, [&] {
+        if (!over_source) write_run(out_dir / raw_name, raw);
+      })) {
     throw OutputError("cannot rename " + tmp + " to " + entry.string());
   }
   io.out << "wrote " << entry.string() << (over_source ? "; its raw samples stay in " : " and ") << (out_dir / raw_name).string()

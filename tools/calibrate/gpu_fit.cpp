@@ -407,19 +407,27 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     std::filesystem::remove(tmp, ec);
     throw std::runtime_error("cannot write " + tmp.string());
   }
+  if (!place_entry(tmp, entry, [&] {
+        if (check) check(tmp, entry);
+      })) {
+    throw std::runtime_error("cannot rename " + tmp.string() + " to " + entry.string());
+  }
+  log << format("wrote %s\n", entry.c_str());
+  return result;
+}
+
+bool place_entry(const std::filesystem::path& tmp, const std::filesystem::path& entry, const std::function<void()>& before) {
+  std::error_code ec;
   try {
-    if (check) check(tmp, entry);
+    before();
   } catch (...) {
     std::filesystem::remove(tmp, ec);
     throw;
   }
   std::filesystem::rename(tmp, entry, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw std::runtime_error("cannot rename " + tmp.string() + " to " + entry.string());
-  }
-  log << format("wrote %s\n", entry.c_str());
-  return result;
+  if (!ec) return true;
+  std::filesystem::remove(tmp, ec);
+  return false;
 }
 
 }  // namespace dlcarbon::calibrate

@@ -67,4 +67,10 @@ using EntryCheck = std::function<void(const std::filesystem::path& written, cons
 GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
                const std::filesystem::path& out, std::ostream& log, const EntryCheck& check = {});
 
+// Moves a written entry's temporary file into place once `before` has run (the entry's check, the
+// raw samples' write; both calibrations): if `before` throws, or the move fails, the temporary is
+// removed and nothing replaces the entry. False where the move failed (each caller says so in its
+// own terms).
+bool place_entry(const std::filesystem::path& tmp, const std::filesystem::path& entry, const std::function<void()>& before);
+
 }  // namespace dlcarbon::calibrate
