@@ -525,7 +525,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   }
   if (vm.count("from") && !(vm.count("refit") && refit_file.extension() == ".csv")) {
     try {
-      (void)load_catalog_hardware(vm["from"].as<std::string>(), LoadOptions{data});
+      // A CPU run's entry inherits a CPU's datasheet keys; a GPU's would give it the GPU's kind
+      // and peaks under a CPU's measured rates (since session 42, a review).
+      const Hardware h = load_catalog_hardware(vm["from"].as<std::string>(), LoadOptions{data});
+      if (h.kind != "cpu") {
+        io.err << "dlcarbon calibrate: --from: " << h.id << " is a " << h.kind
+               << ", not a CPU (a GPU run's entry is refitted from its .csv with --refit)\n";
+        return kBadInput;
+      }
     } catch (const InputError& e) {
       std::string why = e.what();
       if (why.rfind("<input>: ", 0) == 0) why = why.substr(9);
@@ -576,7 +583,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       (void)check_hardware_entry(id, written, destination, entry_catalogs(data));
     };
     try {
-      calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out, check);
+      calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out, check, refit_file.filename().string());
     } catch (const InputError& e) {
       io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
       return kBadInput;

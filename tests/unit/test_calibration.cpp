@@ -420,7 +420,13 @@ TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their
         std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: lots\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: 1e999\n" + header).find("bad.csv:1: device field l2_bytes") != std::string::npos);
-  CHECK(read_error("# device: X; l2_bytes: nan\n" + header).find("bad.csv:2: the device line") != std::string::npos);
+  // The device line's figures named at that line (since session 42: the line after the header,
+  // and a memory size past a whole number of bytes written into the entry as a negative one).
+  CHECK(read_error("# device: X; l2_bytes: nan\n" + header).find("bad.csv:1: the device line") != std::string::npos);
+  CHECK(read_error("# device: X; l2_bytes: 100; memory_bytes: 1e300\n" + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,1,1,1\n")
+            .find("bad.csv:1: memory_bytes must be a number of bytes") != std::string::npos);
+  CHECK(read_error("# device: X; l2_bytes: 100; idle_w: 1e300\n" + header).find("bad.csv:1: idle_w must be a power") !=
+        std::string::npos);
   CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: time_s: expected a finite number, got \"inf\"") !=
         std::string::npos);
   CHECK(read_error(device + header + "\"copy f32 99999999999999999999\",copy/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:3: a number out of range") !=
@@ -466,6 +472,39 @@ TEST_CASE("the GPU fit recovers the effective L2, the times of held-out kernels 
   CHECK(yaml.find("gemm: 0.8\n") != std::string::npos);
   CHECK(yaml.find("gemm: 0\n") == std::string::npos);
   CHECK(yaml.find("fp16: {gemm") == std::string::npos);
+  // A run with no bf16 GEMMs (a V100 has none): the energy roofline and the launch cost from the
+  // fp16 tensor-core GEMMs (since session 42; they had been left out and written as 0 s).
+  GpuMeasurements volta_run;
+  volta_run.device = m.device;
+  for (std::size_t i = 0; i < m.specs.size(); ++i) {
+    if (m.specs[i].group() == "matmul/bf16") continue;
+    volta_run.specs.push_back(m.specs[i]);
+    volta_run.t.push_back(m.t[i]);
+    volta_run.t_a.push_back(m.t_a[i]);
+    volta_run.t_b.push_back(m.t_b[i]);
+    volta_run.t_sustained.push_back(m.t_sustained[i]);
+    volta_run.energy.push_back(m.energy[i]);
+  }
+  REQUIRE(volta_run.specs.size() < m.specs.size());
+  const GpuFit fp16_fit = fit_gpu(volta_run, "made-up-measured", &volta, dir, log);
+  CHECK(fp16_fit.energy_roofline.e_flop == approx(truth.e_flop).epsilon(0.01));
+  CHECK(fp16_fit.energy_roofline.static_w == approx(truth.static_w).epsilon(0.01));
+  yaml = read();
+  CHECK(yaml.find("launch: \"5e-06 s\"") != std::string::npos);
+  CHECK(yaml.find("e_flop per fp16 FLOP") != std::string::npos);
+  // Copies a little above the datasheet's bandwidth (4 of 3.8 TB/s) are written as 1 with a note;
+  // far above (4 of 3.5, 1.14 times) nothing is written (since session 42; clamped silently before).
+  const GpuDatasheet narrow{"made-up-narrow", {{"bf16", 1000e12}}, 3.8e12, true};
+  std::ostringstream narrow_log;
+  fit_gpu(m, "made-up-measured", &narrow, dir, narrow_log);
+  CHECK(read().find("memory: 1\n") != std::string::npos);
+  CHECK(narrow_log.str().find("above made-up-narrow's bandwidth") != std::string::npos);
+  const GpuDatasheet narrower{"made-up-narrower", {{"bf16", 1000e12}}, 3.5e12, true};
+  std::filesystem::remove_all(dir);
+  std::ostringstream narrower_log;
+  CHECK_THROWS_WITH_AS(fit_gpu(m, "made-up-measured", &narrower, dir, narrower_log),
+                       doctest::Contains("1.14 times made-up-narrower's bandwidth"), std::runtime_error);
+  CHECK_FALSE(std::filesystem::exists(dir / "made-up-measured.yaml"));
   // A rate a little above the datasheet's (a boost clock: 800 of 760 TFLOP/s, 1.05 times) is
   // written as 1, with a note; one far above (800 of 500, 1.6 times: since session 36, the run is
   // of another part) writes nothing and says so.

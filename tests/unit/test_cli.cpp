@@ -384,6 +384,8 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
       {{"--tdp", "0 W"}, "--tdp: expected a power greater than 0"},
       {{"--tdp", "-8 W"}, "--tdp: expected a power greater than 0"},
       {{"--from", "nope"}, "--from: unknown hardware \"nope\""},
+      // Since session 42: a GPU's datasheet entry under a CPU's measured rates.
+      {{"--from", "test-gpu"}, "--from: test-gpu is a gpu, not a CPU"},
       // Since session 36: "-1" had wrapped to 4294967295.
       {{"--seed", "-1"}, "--seed: expected a whole number from 0 to 4294967295"},
       // Since session 37: a folder named like the entry was reported written (and like the raw file,
@@ -1047,6 +1049,13 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   // The committed entry is this fit of the committed CSV.
   CHECK(text(dir / "nvidia-h200-measured.yaml") ==
         text(fs::path(DLCARBON_SOURCE_DIR) / "data/hardware/measured/nvidia-h200-measured.yaml"));
+  // Under another id, the entry still names the raw file it was fitted from (since session 42, a
+  // review: it named "renamed.csv", which does not exist).
+  r = run({"calibrate", "--refit", csv.string(), "--out", dir.string(), "--id", "renamed", "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  REQUIRE(r.code == 0);
+  CHECK(text(dir / "renamed.yaml").find("raw data nvidia-h200-measured.csv\"") != std::string::npos);
+  CHECK(text(dir / "renamed.yaml").find("renamed.csv") == std::string::npos);
   // A CSV that is not one: exit 2 and the line.
   fs::create_directories(dir);
   std::ofstream(dir / "bad.csv") << "# device: X; l2_bytes: 1\nkernel,time\n";

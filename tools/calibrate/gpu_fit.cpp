@@ -116,12 +116,14 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
     throw std::runtime_error(path.string() + ":" + std::to_string(number_of_line) + ": " + why);
   };
   bool header = false;
+  int device_line = 0;
   while (std::getline(in, line)) {
     ++number_of_line;
     if (!line.empty() && line.back() == '\r') line.pop_back();  // a file saved with CRLF line ends
     if (number_of_line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 byte order mark
     if (line.empty()) continue;
     if (line.rfind("# device: ", 0) == 0) {
+      device_line = number_of_line;
       std::istringstream fields(line.substr(10));
       std::string field;
       while (std::getline(fields, field, ';')) {
@@ -180,13 +182,22 @@ GpuMeasurements read_gpu_csv(const std::filesystem::path& path) {
     if (!std::isnan(m.energy.back()) && !(m.energy.back() > 0)) fail("energy_j must be a positive number (or nan: not measured)");
   }
   if (!header) fail("no header line");
-  if (!(m.device.l2_bytes > 0)) fail("the device line (# device: NAME; l2_bytes: ...) is missing or has no L2 size");
-  if (std::isnan(m.device.memory_bytes) || m.device.memory_bytes < 0) fail("memory_bytes must be a number of bytes");
+  // The device line's figures are named at that line (since session 42, a review: a memory size
+  // past the range of a whole number of bytes was written as a negative one and refused in the
+  // entry, naming the entry, not the CSV).
+  if (device_line > 0) number_of_line = device_line;
+  if (!(m.device.l2_bytes > 0) || !(m.device.l2_bytes < 1e15)) {
+    fail("the device line (# device: NAME; l2_bytes: ...) is missing or has no L2 size (bytes, above 0 and below 1e15)");
+  }
+  if (!(m.device.memory_bytes >= 0 && m.device.memory_bytes < 1e18)) {
+    fail("memory_bytes must be a number of bytes from 0 (not recorded) to below 1e18");
+  }
+  if (!std::isnan(m.device.idle_w) && !(m.device.idle_w < 1e6)) fail("idle_w must be a power in W below 1e6 (or nan)");
   return m;
 }
 
 GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
-               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check) {
+               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check, const std::string& raw) {
   const auto& specs = m.specs;
   const auto& t = m.t;
   GpuFit result;
@@ -268,8 +279,12 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   // sustained runs. B_mem is the share of the bytes that comes from memory (the effective L2
   // above): a copy held in L2 draws 160-360 W where one streaming from HBM draws 610 W, and one
   // e_byte over all bytes fitted neither (session 29: energy median |error| 18 % -> 9 %).
+  // The tensor-core GEMMs: bf16 where the part has them, else fp16 (V100, P100; since session 42
+  // such a run had been given no energy roofline and a launch cost of 0).
+  const std::string tensor = fits.count("matmul/bf16") && fits["matmul/bf16"].a > 0 ? "matmul/bf16" : "matmul/f16";
+  const std::string tensor_dtype = tensor == "matmul/bf16" ? "bf16" : "fp16";
   const auto energy_kernel = [&](std::size_t i) {
-    return (specs[i].group() == "matmul/bf16" || specs[i].kind == "copy") && std::isfinite(m.energy[i]) &&
+    return (specs[i].group() == tensor || specs[i].kind == "copy") && std::isfinite(m.energy[i]) &&
            std::isfinite(m.t_sustained[i]) && m.t_sustained[i] > 0;
   };
   std::vector<double> F, B, T, E;
@@ -296,9 +311,9 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
                    100 * (p / m.energy[i] - 1), specs[i].role == Role::check ? " (held out)" : "");
     }
     result.energy = error_stats(energy_errors);
-    log << format("energy roofline: e_flop %.3g pJ/FLOP (bf16), e_byte %.3g pJ/B (from memory), static %.1f W, idle %.1f W; "
+    log << format("energy roofline: e_flop %.3g pJ/FLOP (%s), e_byte %.3g pJ/B (from memory), static %.1f W, idle %.1f W; "
                  "held-out energy: %zu kernels, median |error| %.1f%%\n",
-                 ef.e_flop * 1e12, ef.e_byte * 1e12, ef.static_w, m.device.idle_w, result.energy.n,
+                 ef.e_flop * 1e12, tensor_dtype.c_str(), ef.e_byte * 1e12, ef.static_w, m.device.idle_w, result.energy.n,
                  100 * result.energy.median_abs);
   }
 
@@ -347,6 +362,18 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
                              (headline > 0 || bandwidth > 0 ? "" : " and no ") + (bandwidth > 0 ? "" : "copy bandwidth") +
                              ": nothing to write (a calibration run measures both)");
   }
+  // Copies far above the datasheet's bandwidth are not of that part either; a little above is
+  // said and written as 1 (since session 42 both; before, any excess was clamped silently).
+  if (datasheet->bandwidth > 0 && bandwidth > 1.1 * datasheet->bandwidth) {
+    throw std::runtime_error(format("copies measured at %.4g TB/s, %.2f times %s's bandwidth (%.4g TB/s): the run is not of "
+                                    "that part; name its datasheet entry with --from",
+                                    bandwidth / 1e12, bandwidth / datasheet->bandwidth, datasheet->id.c_str(),
+                                    datasheet->bandwidth / 1e12));
+  }
+  if (datasheet->bandwidth > 0 && bandwidth > datasheet->bandwidth) {
+    log << format("note: copies measured at %.4g TB/s, above %s's bandwidth (%.4g TB/s): written as 1\n", bandwidth / 1e12,
+                  datasheet->id.c_str(), datasheet->bandwidth / 1e12);
+  }
   std::filesystem::create_directories(out);
   // Written beside its place and renamed once whole and checked (since session 38: a partial or
   // refused entry had been left in the folder, in the catalog's own one too).
@@ -354,7 +381,10 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   const std::filesystem::path tmp = out / (id + ".yaml.tmp");
   std::ofstream y(tmp);
   y.precision(6);
-  y << "# Fitted by `dlcarbon calibrate --refit " << id << ".csv` from kernels measured on " << m.device.name
+  // The raw CSV's name: the id's unless the refit gave another id (since session 42, a review: an
+  // entry refitted under --id named a raw file that does not exist).
+  const std::string raw_csv = raw.empty() ? id + ".csv" : raw;
+  y << "# Fitted by `dlcarbon calibrate --refit " << raw_csv << "` from kernels measured on " << m.device.name
     << " by dlcarbon-calibrate-gpu; held-out time median |error| " << 100 * result.time.median_abs << " %, within 15 %: "
     << 100 * result.time.within_15 << " %; noise floor " << 100 * result.noise.median_abs << " %";
   if (have_energy) y << "; held-out energy median |error| " << 100 * result.energy.median_abs << " %";
@@ -367,12 +397,12 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   y << "    efficiency:\n";
   if (headline > 0) y << "      gemm: " << headline << "\n";
   if (bandwidth > 0 && datasheet->bandwidth > 0) y << "      memory: " << std::min(1.0, bandwidth / datasheet->bandwidth) << "\n";
-  y << "      launch: \"" << (fits.count("matmul/bf16") ? fits["matmul/bf16"].c : 0.0) << " s\"\n";
-  if (shapes.count("matmul/bf16") && !datasheet->wave_quantised) {
-    // How GEMM efficiency falls with small dimensions (the bf16 fit; m charges the weights at the
+  y << "      launch: \"" << (fits.count(tensor) ? fits[tensor].c : 0.0) << " s\"\n";
+  if (shapes.count(tensor) && !datasheet->wave_quantised) {
+    // How GEMM efficiency falls with small dimensions (the tensor-core fit; m charges the weights at the
     // memory rate, docs/calibration.md). Left out where the datasheet entry has an SM count: its
     // tile and wave quantisation already is the shape model, and both would count the same loss.
-    const auto& sh = shapes["matmul/bf16"];
+    const auto& sh = shapes[tensor];
     y << "      gemm_shape: {m: " << sh.m0_equivalent() << ", n: " << sh.n0 << ", k: " << sh.k0 << "}\n";
   }
   y << "      precision:\n";
@@ -381,7 +411,7 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     if (fraction(group, dtype) > 0) y << "        " << dtype << ": {gemm: " << fraction(group, dtype) << "}\n";
   }
   y << "      source: \"measured by dlcarbon-calibrate-gpu (cuBLAS GemmEx, device copies, round robin), as fractions of "
-    << datasheet->id << "'s peaks and bandwidth; raw data in " << id << ".csv\"\n";
+    << datasheet->id << "'s peaks and bandwidth; raw data in " << raw_csv << "\"\n";
   const auto& fitted = result.energy_roofline;
   // A fit that came out not a number (degenerate samples) is left out of the entry, said in the
   // log, rather than written as "nan pJ" the catalog refuses.
@@ -396,11 +426,12 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     const auto& ef = result.energy_roofline;
     y << "    energy_roofline:\n      e_flop: \"" << ef.e_flop * 1e12 << " pJ\"\n      e_byte: \"" << ef.e_byte * 1e12
       << " pJ\"\n      static_power: \"" << ef.static_w << " W\"\n      source: \"NVML total-energy counter around ~0.5 s of each "
-      << "bf16 GEMM and copy of the calibration set, back to back (dlcarbon-calibrate-gpu); e_flop per bf16 FLOP, e_byte per "
+      << tensor_dtype << " GEMM and copy of the calibration set, back to back (dlcarbon-calibrate-gpu); e_flop per " << tensor_dtype
+      << " FLOP, e_byte per "
       << "byte from memory (beyond an effective L2 of " << l2_effective / 1048576 << " MiB)\"\n";
   }
   y << "    source: \"dlcarbon-calibrate-gpu, " << m.device.name
-    << (m.device.measured.empty() ? std::string() : ", measured " + m.device.measured) << "; raw data " << id << ".csv\"\n";
+    << (m.device.measured.empty() ? std::string() : ", measured " + m.device.measured) << "; raw data " << raw_csv << "\"\n";
   y.close();
   std::error_code ec;
   if (!y) {

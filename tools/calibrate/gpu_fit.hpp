@@ -63,9 +63,11 @@ struct GpuDatasheet {
 // as fractions of the datasheet's. The device tool has no catalog and passes none. `check`, where
 // given, reads the written entry (its temporary file, then where it goes) and throws to refuse it:
 // nothing is left in `out` then.
+// `raw` is the raw CSV's file name the entry names as its data (default: the id's).
 using EntryCheck = std::function<void(const std::filesystem::path& written, const std::filesystem::path& destination)>;
 GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatasheet* datasheet,
-               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check = {});
+               const std::filesystem::path& out, std::ostream& log, const EntryCheck& check = {},
+               const std::string& raw = {});
 
 // Moves a written entry's temporary file into place once `before` has run (the entry's check, the
 // raw samples' write; both calibrations): if `before` throws, or the move fails, the temporary is
