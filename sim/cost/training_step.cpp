@@ -18,6 +18,7 @@
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/text.hpp"
 #include "op_efficiency.hpp"
+#include "pipeline_schedule.hpp"
 #include "dlcarbon/training_cost.hpp"
 
 namespace dlcarbon {
@@ -307,7 +308,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   };
   std::vector<double> device_layers(static_cast<std::size_t>(c.pipeline), 0.0);
   std::vector<int> device_of_layer;
+  std::vector<std::size_t> chunk_of_layer;  // the chunk of each layer position (device: chunk mod p)
   for (std::int64_t j = 0; j < chunks; ++j) {
+    chunk_of_layer.insert(chunk_of_layer.end(), static_cast<std::size_t>(chunk_layers[static_cast<std::size_t>(j)]),
+                          static_cast<std::size_t>(j));
     device_layers[static_cast<std::size_t>(j % c.pipeline)] += static_cast<double>(chunk_layers[static_cast<std::size_t>(j)]);
     device_of_layer.insert(device_of_layer.end(), static_cast<std::size_t>(chunk_layers[static_cast<std::size_t>(j)]),
                            static_cast<int>(j % c.pipeline));
@@ -332,6 +336,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
   std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
+  // Each chunk's share of its device's work (a microbatch's forward and all of it) and what it
+  // keeps: for the interleaved schedule run op by op where the chunks are uneven (below).
+  const std::size_t chunk_count = static_cast<std::size_t>(chunks);
+  std::vector<double> chunk_f(chunk_count, 0.0), chunk_work(chunk_count, 0.0), chunk_saved(chunk_count, 0.0),
+      chunk_inputs(chunk_count, 0.0);
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
@@ -381,6 +390,11 @@ StepCost cost_training_step(const TrainingJob& job) {
                               : previous_layer >= last_main_layer ? devices - 1
                               : previous_layer < 0                 ? 0
                                                                    : static_cast<std::size_t>(device_of_layer[static_cast<std::size_t>(previous_layer)]);
+    // (Its chunk likewise: the embeddings' the first, the head's the last.)
+    const std::size_t chunk_owner = in_layer                            ? chunk_of_layer[position_of(op.layer)]
+                                    : previous_layer >= last_main_layer ? chunk_count - 1
+                                    : previous_layer < 0                 ? 0
+                                                                         : chunk_of_layer[static_cast<std::size_t>(previous_layer)];
     const double energy_share = 1.0 / pp;
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
@@ -522,6 +536,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
+    chunk_f[chunk_owner] += f_s;
+    chunk_work[chunk_owner] += f_s + b_s + recompute;
     // (Parameters are divided by t below: a replicated key/value projection's weights count whole
     // on every rank.)
     (op.expert ? dev_expert : dev_dense)[owner] += work_split != split ? op.params * tp / work_split : op.params;
@@ -585,9 +601,11 @@ StepCost cost_training_step(const TrainingJob& job) {
           op.name.find(".ffn") != std::string::npos) {
         saved = 0;
       }
-      dev_saved[owner] += keep * saved / saved_split;
+      double kept_bytes = keep * saved / saved_split;
       // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
-      if (kv_bytes > 0) dev_saved[owner] += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
+      if (kv_bytes > 0) kept_bytes += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
+      dev_saved[owner] += kept_bytes;
+      chunk_saved[chunk_owner] += kept_bytes;
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
     // rank computes its own sequence shard's slots, and the all-to-all below carries them.
@@ -698,6 +716,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> dev_inputs(devices, 0.0);  // the inputs of each device's layers, summed
   for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
     dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
+    chunk_inputs[chunk_of_layer[pos]] += layer_input[pos];
   }
   // Each device sends a microbatch's activations on and its gradients back, once a chunk: over
   // the boundary after it and the one before it. An end device has one such boundary, counted
@@ -876,6 +895,31 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   moe_comm = busiest_moe;
   c.stages[busiest_device].busiest = true;
+  // Interleaved 1F1B with chunks of unequal layers (Llama 3.1's empty first and last chunks, or a
+  // device's layers in one chunk): the schedule run op by op (cost_detail::simulate_interleaved),
+  // each chunk taking its share of its device's slot by its compute, forward and backward split
+  // as its own (since session 42; before, costed as equal chunks, which under-counts the fill and
+  // drain and the activations in flight where the chunks differ much). Equal chunks keep the
+  // closed form, (p - 1) / v of a slot (Narayanan et al. 2021), which the simulation reproduces.
+  const bool uneven_chunks = v > 1 && !p.dualpipe && !p.zero_bubble && devices > 1 &&
+                             std::any_of(chunk_layers.begin(), chunk_layers.end(),
+                                         [&](std::int64_t l) { return l != chunk_layers.front(); });
+  cost_detail::PipelineRun schedule;
+  if (uneven_chunks) {
+    std::vector<double> chunk_fwd_s(chunk_count, 0.0), chunk_bwd_s(chunk_count, 0.0);
+    for (std::size_t j = 0; j < chunk_count; ++j) {
+      const std::size_t d = j % devices;
+      double device_work = 0;
+      for (std::size_t i = d; i < chunk_count; i += devices) device_work += chunk_work[i];
+      const double share = device_work > 0 ? chunk_work[j] / device_work : 1 / v;
+      const double chunk_slot = c.stages[d].slot_s * share;
+      const double forward_part = chunk_work[j] > 0 ? chunk_f[j] / chunk_work[j] : 0.5;
+      chunk_fwd_s[j] = chunk_slot * forward_part;
+      chunk_bwd_s[j] = chunk_slot - chunk_fwd_s[j];
+    }
+    schedule = cost_detail::simulate_interleaved(c.pipeline, static_cast<std::int64_t>(v), c.microbatches, chunk_fwd_s,
+                                                 chunk_bwd_s, {chunk_saved, chunk_inputs});
+  }
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
   const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
   const auto held_per_device = [&](bool sharded) { return held_on(busiest_device, sharded); };
@@ -931,6 +975,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     double others = 0;
     for (const auto& row : c.stages) others += row.busiest ? 0.0 : row.slot_s;
     c.bubble_s = others / v;
+    // Uneven chunks: what the schedule run op by op takes beyond the busiest device's slots.
+    if (schedule.ok) c.bubble_s = std::max(0.0, schedule.makespan_s - mb * slot);
     c.pipeline_comm_s = mb * pp_comm;
     c.expert_comm_s = mb * moe_comm;
   }
@@ -1149,6 +1195,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double reduce = c.data_comm_s - table_comm;
     double slack = 0, worst = -1, worst_reduce = reduce, worst_opt = c.optimizer_s;
     for (std::size_t d = 0; d < devices && held_busiest > 0; ++d) {
+      // Uneven chunks: how much earlier than the schedule's end device d ends, from the schedule
+      // run op by op.
+      if (schedule.ok) slack = schedule.makespan_s - schedule.device_end_s[d];
       const double r = held_on(d, false) / held_busiest;
       // Overlapped, device 0's last bucket (the embedding's gradient) is exposed whatever its share.
       const double own_reduce = d == 0 && p.overlap_communication ? std::max(reduce * r, embedding_floor) : reduce * r;
@@ -1219,12 +1268,13 @@ StepCost cost_training_step(const TrainingJob& job) {
       const double m_all = static_cast<double>(c.microbatches), rank = static_cast<double>(d);
       flight = v > 1 ? std::min(m_all * v, 2 * (pp - rank - 1) + (v - 1) * pp + 1) / v : std::min(m_all, pp - rank);
     }
-    double held = on_device(dev_saved, d) * flight + other;
+    // Uneven chunks: the most the device's chunks in flight keep at once, from the schedule's order.
+    double held = (schedule.ok ? schedule.peak_held[0][d] : on_device(dev_saved, d) * flight) + other;
     if (p.recompute) {
       const double inputs = on_device(device_layers, d);
       const bool last = d == devices - 1 || (paired && d == 0);
       const double sp = p.sequence_parallel ? tp : 1.0;
-      held = (on_device(dev_inputs, d) / sp) * flight + (last ? saved_stack_end : 0.0) + other;
+      held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp + (last ? saved_stack_end : 0.0) + other;
       // While a layer's backward runs, its forward has been run again and its activations are
       // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
       // less its input, the checkpoint counted above.
