@@ -3014,3 +3014,44 @@ TEST_CASE("interleaved 1F1B with uneven chunks: the fill, the drain and the acti
   for (const auto& row : equal.stages) equal_others += row.busiest ? 0.0 : row.slot_s;
   CHECK(equal.bubble_s == approx(equal_others / 2));
 }
+
+TEST_CASE("a pipeline device's update is costed on its own parameters, not scaled from the busiest's") {
+  // A convolution (9,408 parameters, most of the compute) on device 0 and a 2,049,000-parameter
+  // classifier on device 1, with a 5 us launch. Device 1's update (about 45 us) runs while device
+  // 0 still runs the last backward of its convolution, so device 0 ends the step. Scaled from device
+  // 0's update (launch included, 218 times) device 1's had been about 1 ms and ended the step; no
+  // device can take longer to update part of the parameters than one device takes to update all
+  // of them (since session 42, a review).
+  TrainingJob job = mlp_job();
+  job.hardware.kernel_launch_s = 5e-6;
+  FileGraphDesign g;
+  g.ops.push_back(FileOp{"conv1", "conv2d", 0, 12544, 64, 147, 1, 0, 1, 9408, {}, 150528});
+  g.ops.push_back(FileOp{"relu1", "elementwise", 0, 0, 0, 0, 1, 802816, 1, 0, {"conv1"}, 0});
+  g.ops.push_back(FileOp{"fc", "matmul", 1, 1, 1000, 2048, 1, 0, 1, 2049000, {"relu1"}, 0});
+  job.design = g;
+  job.parallelism->optimizer = "sgd";
+  job.parallelism->microbatch = 8;
+  job.parallelism->global_batch = 64;
+  const auto optimizer_row = [](const StepCost& c) {
+    for (const auto& r : c.ops) {
+      if (r.phase == "opt") return r;
+    }
+    return OpCostRow{};
+  };
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.fits);
+  const OpCostRow all = optimizer_row(one);
+  REQUIRE(all.time_s > 5e-6);
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(two.fits);
+  REQUIRE(two.stages.size() == 2);
+  CHECK(two.stages[0].busiest);
+  CHECK(two.stages[1].tail_s <= all.time_s);
+  CHECK(two.stages[1].tail_s < two.stages[0].tail_s);
+  const OpCostRow ending = optimizer_row(two);
+  CHECK(ending.flops == approx(12.0 * 9408));  // device 0's update, the one that ends the step
+  CHECK(ending.time_s <= all.time_s);
+  CHECK(two.optimizer_s == approx(ending.time_s));
+}
