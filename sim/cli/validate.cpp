@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -40,6 +41,9 @@ std::string percent(double x) {
 
 // Left-aligned in w columns, and always followed by at least one space.
 std::string pad(const std::string& s, std::size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+
+// The error recorded for a row whose job could not be costed: larger than any.
+constexpr double kNotCosted = std::numeric_limits<double>::infinity();
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
@@ -80,7 +84,14 @@ std::vector<StepRow> step_rows(const std::string& scenario, const TrainingJob& j
   };
   // A publication that counts causal attention over the whole score matrix (Megatron-LM's formula)
   // states a larger MFU for the same step: the simulated MFU is counted its way.
-  if (p.mfu) add(p.mfu_full_attention ? "MFU (full attn.)" : "MFU", *p.mfu, c.mfu * (p.mfu_full_attention ? c.full_attention_flops_ratio : 1));
+  if (p.mfu) {
+    add(p.mfu_full_attention ? "MFU (full attn.)" : "MFU", *p.mfu, c.mfu * (p.mfu_full_attention ? c.full_attention_flops_ratio : 1));
+    // A graph whose ops count no FLOPs has no MFU to compare (since session 42, a review: "+inf%").
+    if (fits && !(rows.back().simulated > 0)) {
+      rows.back().ok = false;
+      rows.back().note = "the model counts no FLOPs";
+    }
+  }
   if (p.tokens_per_s) add("tokens/s a device", *p.tokens_per_s, c.step_s > 0 ? c.tokens_per_step / c.step_s / n : 0);
   if (p.step_s) add("step time (s)", *p.step_s, c.step_s);
   if (p.layer_s) {
@@ -123,7 +134,8 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
   const double med = median(errors);
   io.out << "\n" << rows.size() << " published step figures";
   if (unfit > 0) io.out << " (" << unfit << " not costed: the job does not fit, or has no layer to time; left out of what follows)";
-  io.out << "; " << within << " within +/-10 %; median |step-time error| " << format_number(100 * med, 3) << "%\n";
+  io.out << "; " << within << " within +/-10 %; median |step-time error| "
+         << (errors.empty() ? std::string("- (none costed)") : format_number(100 * med, 3) + "%") << "\n";
 }
 
 // First-principles mode: every published job that states its design, tokens and parallelism is
@@ -131,14 +143,20 @@ void print_step_rows(const std::vector<StepRow>& rows, Streams io) {
 // Published step measurements (scenarios/anchors and rows that print one) are compared after.
 int validate_first_principles(const std::vector<std::filesystem::path>& files, const LoadOptions& load,
                               double baseline_mfu, Streams io) {
+  std::vector<double> ours, base;
+  std::vector<StepRow> steps;
+  int within = 0, rows = 0, skipped = 0, footprint_only = 0;
+  // Every scenario is loaded before a row is printed: a bad file is bad input with nothing of the
+  // table on stdout (since session 42, a review; accounting mode did so already).
+  std::vector<Scenario> scenarios;
+  scenarios.reserve(files.size());
+  for (const auto& file : files) scenarios.push_back(load_scenario(file, load));
   io.out << pad("scenario", 60) << pad("accel-h published", 19) << pad("dlcarbon", 11) << pad("error", 10)
          << pad("6ND/(peak x " + format_number(baseline_mfu, 2) + ")", 20) << pad("error", 10) << pad("MFU pub.", 10)
          << pad("MFU sim.", 10) << pad("FLOPs/pub.", 11) << pad("err at pub. FLOPs", 18) << pad("energy err", 12) << "note\n";
-  std::vector<double> ours, base;
-  std::vector<StepRow> steps;
-  int within = 0, rows = 0, skipped = 0;
-  for (const auto& file : files) {
-    const Scenario s = load_scenario(file, load);
+  for (std::size_t fi = 0; fi < files.size(); ++fi) {
+    const auto& file = files[fi];
+    const Scenario& s = scenarios[fi];
     for (const auto& job : s.training) {
       if (!job.published) continue;
       if (!job.parallelism || !job.tokens || std::holds_alternative<std::monostate>(job.design)) {
@@ -170,13 +188,15 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       if (have_hours) ++rows;
       if (!r.ok) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
-        if (have_hours) ours.push_back(1e9);
+        if (have_hours) ours.push_back(kNotCosted);
         continue;
       }
       // A run trained in stages (`stage_of`): its row is the sum of the stages' predictions.
       double predicted_h = r.footprint.accelerator_time_s / units::seconds_per_hour;
       double flops_all = flops_total, baseline_all = baseline_h, mfu_sim = c.mfu;
       double it_j = r.footprint.it_energy_j, facility_j = r.footprint.facility_energy_j;
+      double co2e_location = r.footprint.co2e_location_kg;
+      std::optional<double> co2e_market = r.footprint.co2e_market_kg;
       int stages = 0;
       std::string unfit;
       for (const auto& stage : s.training) {
@@ -194,10 +214,13 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
         predicted_h += rs.footprint.accelerator_time_s / units::seconds_per_hour;
         it_j += rs.footprint.it_energy_j;
         facility_j += rs.footprint.facility_energy_j;
+        co2e_location += rs.footprint.co2e_location_kg;
+        co2e_market = co2e_market && rs.footprint.co2e_market_kg ? std::optional<double>(*co2e_market + *rs.footprint.co2e_market_kg)
+                                                                 : std::nullopt;
       }
       if (!unfit.empty()) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << unfit << ")\n";
-        if (have_hours) ours.push_back(1e9);
+        if (have_hours) ours.push_back(kNotCosted);
         continue;
       }
       if (stages > 0) {
@@ -212,15 +235,28 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
         within += std::abs(err) <= 0.25 ? 1 : 0;
       }
       std::string energy_err = "-";
-      std::string note = !have_hours ? "energy only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
-      if (job.published->energy_j) {
-        const double sim = job.published->energy_includes_pue ? facility_j : it_j;
-        energy_err = percent(sim / job.published->energy_j->value - 1);
-      } else if (!have_hours && job.published->co2e_location_kg && stages == 0) {
-        // Only CO2e published (and no hours): its error in the same column, said so.
-        energy_err = percent(r.footprint.co2e_location_kg / job.published->co2e_location_kg->value - 1);
-        note = "CO2e (location) only (no published hours or energy)";
+      std::string note = !have_hours ? "footprint only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
+      if (!have_hours) ++footprint_only;
+      // The published footprint: its energy in the energy column; its CO2e (location- and
+      // market-based) in the note beside it, or in that column, said so, where no energy is
+      // published (since session 42, a review: a CO2e beside an energy, a market-based one, or one
+      // of a run in stages, was never compared).
+      const auto& pub = *job.published;
+      std::vector<std::pair<std::string, std::string>> co2e;  // (which, error)
+      if (pub.co2e_location_kg) co2e.emplace_back("CO2e (location)", percent(co2e_location / pub.co2e_location_kg->value - 1));
+      if (pub.co2e_market_kg) {
+        co2e.emplace_back("CO2e (market)", co2e_market ? percent(*co2e_market / pub.co2e_market_kg->value - 1)
+                                                       : std::string("- (the data centre has no market-based intensity)"));
       }
+      if (pub.energy_j) {
+        const double sim = pub.energy_includes_pue ? facility_j : it_j;
+        energy_err = percent(sim / pub.energy_j->value - 1);
+      } else if (!co2e.empty() && co2e.front().second.rfind("- ", 0) != 0) {
+        energy_err = co2e.front().second;
+        note += std::string(note.empty() ? "" : "; ") + "energy column: " + co2e.front().first + " (no published energy)";
+        co2e.erase(co2e.begin());
+      }
+      for (const auto& [which, e] : co2e) note += std::string(note.empty() ? "" : "; ") + which + " error " + e;
       if (stages > 0) note += std::string(note.empty() ? "" : "; ") + std::to_string(stages + 1) + " stages";
       io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
              << pad(format_number(predicted_h, 4), 11) << pad(have_hours ? percent(err) : "-", 10)
@@ -233,11 +269,17 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
     }
   }
   const double med = median(ours), med_base = median(base);
+  // A row that could not be costed counts as outside the band and as the largest error; where it
+  // is the median, there is no median to print (since session 42, a review: "1e+11%").
+  const auto median_text = [](double m) { return m == kNotCosted ? std::string("- (rows not costed)") : format_number(100 * m, 3) + "%"; };
   io.out << "\n" << rows << " rows with a design, tokens and parallelism (" << skipped << " published jobs without); "
-         << within << " within +/-25 %; median |error| " << format_number(100 * med, 3) << "% (6ND baseline "
-         << format_number(100 * med_base, 3) << "%)\n";
+         << within << " within +/-25 %; median |error| " << (rows > 0 ? median_text(med) : std::string("-")) << " (6ND baseline "
+         << (base.empty() ? std::string("-") : median_text(med_base)) << ")";
+  if (footprint_only > 0) io.out << "; " << footprint_only << " more compare their footprint only";
+  io.out << "\n";
+  if (rows == 0 && footprint_only > 0) io.out << "No published accelerator-hours: the targets are not evaluated (exit 1).\n";
   if (!steps.empty()) print_step_rows(steps, io);
-  if (rows == 0 && steps.empty()) {
+  if (rows == 0 && steps.empty() && footprint_only == 0) {
     // Nothing to compare is bad input, as in accounting mode (since session 37, a review; it was 1).
     io.err << "dlcarbon validate: no published first-principles rows or step figures found in the folders given\n";
     return kBadInput;
@@ -249,16 +291,16 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
 
 int command_validate(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
-      "usage: dlcarbon validate [--dir DIR ...] [--tolerance 0.01] [--mode MODE] [--data-dir DIR]\n"
+      "usage: dlcarbon validate [--dir DIR ...] [--mode MODE] [--tolerance 0.01] [--baseline-mfu 0.3] [--data-dir DIR]\n"
       "Runs every scenario in DIR (default: the source tree's scenarios/published, and in\n"
       "first-principles mode scenarios/anchors too) and compares energy and CO2e (accounting) or\n"
       "accelerator-hours and published step measurements (first-principles) with the published\n"
       "figures. Exit 0 only if every row is within tolerance (accounting) or the targets hold.";
   po::options_description visible("options");
   visible.add_options()("dir", po::value<std::vector<std::string>>(), "folder of published scenarios (may repeat)")(
-      "tolerance", po::value<double>()->default_value(0.01), "relative tolerance beyond the printed precision")(
+      "tolerance", po::value<double>()->default_value(0.01, "0.01"), "relative tolerance beyond the printed precision (accounting mode)")(
       "mode", po::value<std::string>()->default_value("accounting"), "accounting or first-principles")(
-      "baseline-mfu", po::value<double>()->default_value(0.3), "fixed MFU of the 6ND baseline (first-principles mode)")(
+      "baseline-mfu", po::value<double>()->default_value(0.3, "0.3"), "fixed MFU of the 6ND baseline (first-principles mode)")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
   po::positional_options_description positional;
@@ -291,7 +333,13 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   for (const auto& dir : dirs) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
-      io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
+      if (vm.count("dir")) {
+        io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
+      } else {
+        // The default folder (since session 42, a review: the message named --dir, not given).
+        io.err << "dlcarbon validate: the default scenario folder " << dir.string()
+               << " is not a directory (DLCARBON_SCENARIO_DIR, else the source tree's scenarios/); name one with --dir\n";
+      }
       return kBadInput;
     }
     std::vector<std::filesystem::path> here;
@@ -321,6 +369,13 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   // The baseline is first-principles mode's; given to accounting it would be ignored (session 35).
   if (mode != "first-principles" && !vm["baseline-mfu"].defaulted()) {
     io.err << "dlcarbon validate: --baseline-mfu is for --mode first-principles (the 6ND baseline); accounting has none\n";
+    return kBadInput;
+  }
+  // The tolerance is accounting mode's; first-principles mode's targets are fixed (since session 42,
+  // a review: it was ignored).
+  if (mode == "first-principles" && !vm["tolerance"].defaulted()) {
+    io.err << "dlcarbon validate: --tolerance is for --mode accounting; first-principles mode's targets are fixed (every row "
+              "within +/-25 %, median |error| <= 15 %)\n";
     return kBadInput;
   }
   if (mode == "first-principles") {

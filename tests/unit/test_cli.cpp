@@ -1481,7 +1481,7 @@ TEST_CASE("validate --mode first-principles: a job that publishes its energy but
   // No hours to compare: 0 rows in the statistics, the energy compared on its own line.
   CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
   const std::string row = validate_row(r.out, "energy");
-  CHECK(row.find("energy only (no published hours)") != std::string::npos);
+  CHECK(row.find("footprint only (no published hours)") != std::string::npos);
   char expected[32];
   std::snprintf(expected, sizeof expected, "%+.2f%%", 100 * (facility_j / 3.6e7 - 1));
   CHECK(row.find(expected) != std::string::npos);
@@ -1489,6 +1489,60 @@ TEST_CASE("validate --mode first-principles: a job that publishes its energy but
   r = run({"validate", "--dir", (kData / "published_energy").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.out.find("0 rows") != std::string::npos);
   fs::remove(out);
+}
+
+TEST_CASE("validate --mode first-principles: every published footprint figure is compared, and bad input prints no table") {
+  // Since session 42 (a review): a CO2e beside a published energy, or a market-based one, was never
+  // compared; a scenario of only a market-based CO2e printed a row and then said no row was found.
+  const fs::path dir = fresh_dir("validate-co2e");
+  std::ifstream in(kData / "published_energy/energy.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string published = "published: {source: \"a test\", energy: \"10 kWh\"}";
+  REQUIRE(text.find(published) != std::string::npos);
+  const auto with = [&](const std::string& figures) {
+    std::string t = text;
+    return t.replace(t.find(published), published.size(), "published: {source: \"a test\", " + figures + "}");
+  };
+  fs::create_directories(dir / "both");
+  std::ofstream(dir / "both/s.yaml") << with("energy: \"10 kWh\", co2e_location: \"2 kg\", co2e_market: \"1 kg\"");
+  const fs::path out = dir / "run.h5";
+  auto r = run({"run", (dir / "both/s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", out.string(), "--quiet"});
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(out);
+  const double location = col<double>(rec, "summary/training", "co2e_location")[0];
+  const double market = col<double>(rec, "summary/training", "co2e_market")[0];
+  r = run({"validate", "--mode", "first-principles", "--dir", (dir / "both").string(), "--data-dir", (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  CHECK(r.code == 1);  // no hours: the targets are not evaluated
+  CHECK(r.out.find("1 more compare their footprint only") != std::string::npos);
+  CHECK(r.out.find("the targets are not evaluated") != std::string::npos);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "CO2e (location) error %+.2f%%", 100 * (location / 2 - 1));
+  CHECK(r.out.find(expected) != std::string::npos);
+  std::snprintf(expected, sizeof expected, "CO2e (market) error %+.2f%%", 100 * (market / 1 - 1));
+  CHECK(r.out.find(expected) != std::string::npos);
+  // Only a market-based CO2e: in the energy column, said so; not "no rows found".
+  fs::create_directories(dir / "market");
+  std::ofstream(dir / "market/s.yaml") << with("co2e_market: \"1 kg\"");
+  r = run({"validate", "--mode", "first-principles", "--dir", (dir / "market").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("no published first-principles rows") == std::string::npos);
+  std::snprintf(expected, sizeof expected, "%+.2f%%", 100 * (market / 1 - 1));
+  CHECK(validate_row(r.out, "s").find(expected) != std::string::npos);
+  CHECK(r.out.find("energy column: CO2e (market) (no published energy)") != std::string::npos);
+  // A bad scenario after a good one: exit 2 and nothing of the table on stdout.
+  fs::create_directories(dir / "mixed");
+  std::ofstream(dir / "mixed/a.yaml") << with("energy: \"10 kWh\"");
+  std::ofstream(dir / "mixed/b.yaml") << "schema_version: 1\nbogus: 1\n";
+  r = run({"validate", "--mode", "first-principles", "--dir", (dir / "mixed").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("b.yaml:2:1: bogus: unknown key") != std::string::npos);
+  CHECK(r.out.empty());
+  // --tolerance is accounting mode's: given to first-principles mode it would be ignored.
+  r = run({"validate", "--mode", "first-principles", "--tolerance", "5", "--dir", (dir / "both").string(), "--data-dir",
+           (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--tolerance is for --mode accounting") != std::string::npos);
 }
 
 TEST_CASE("validate --mode first-principles: a run trained in stages is one row, the sum of its stages") {
