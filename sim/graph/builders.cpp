@@ -1254,11 +1254,17 @@ std::string size_limit(const ModelDesign& design, std::int64_t microbatch) {
     }
     layers = f(static_cast<std::int64_t>(m->widths.size()));
   } else if (const auto* g = std::get_if<FileGraphDesign>(&design)) {
+    std::vector<int> indices;
     for (const auto& op : g->ops) {
       const double c = f(op.count), rows = f(op.m) * b;
       elements = widest({elements, b * op.elements, c * rows * f(std::max(op.n, op.k))});
       weights = widest({weights, c * f(op.n) * f(op.k) * (op.kind == "batched_matmul" ? b : 1)});
+      if (op.layer >= 0) indices.push_back(op.layer);
     }
+    // Its layers: the distinct layer indices of its ops (since session 42, a review: a file of
+    // 110,000 layers was costed, 29 s and 1.1 GB, past the limit every builder has).
+    std::sort(indices.begin(), indices.end());
+    layers = f(static_cast<std::int64_t>(std::unique(indices.begin(), indices.end()) - indices.begin()));
   }
   if (!(weights <= kMaxTensorElements)) {
     return "too large to cost: an op's weights hold " + g3(weights) + " elements (the builder's limit is 2^56 elements a tensor)";

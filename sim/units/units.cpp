@@ -287,7 +287,7 @@ std::string_view trim(std::string_view s) {
 std::string describe(Kind kind) {
   switch (kind) {
     case Kind::ratio: return "a number (e.g. \"1.58\")";
-    case Kind::count: return "a count (e.g. \"300e9 tokens\")";
+    case Kind::count: return "a count (e.g. \"300e9 tokens\" or \"300B tokens\")";
     case Kind::time: return "a duration (e.g. \"14.8 days\")";
     case Kind::power: return "a power (e.g. \"400 W\")";
     case Kind::energy: return "an energy (e.g. \"1,287 MWh\")";
@@ -347,7 +347,31 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
     }
     throw fail(why);
   }
-  const std::string_view unit_text = trim(s.substr(number->length));
+  std::string_view unit_text = trim(s.substr(number->length));
+  // A count may carry a multiplier: k or K (thousand), M (million), B or G (billion), T (trillion),
+  // alone or before its count noun ("25.6M params", "300B tokens"; since session 42, a review: the
+  // graph-file format documented "1.2M" and the parser refused it). Only on counts, where "B"
+  // cannot be a byte.
+  double multiplier = 1;
+  if (expected == Kind::count && !unit_text.empty()) {
+    double m = 0;
+    switch (unit_text.front()) {
+      case 'k':
+      case 'K': m = 1e3; break;
+      case 'M': m = 1e6; break;
+      case 'B':
+      case 'G': m = 1e9; break;
+      case 'T': m = 1e12; break;
+      default: break;
+    }
+    const std::string_view rest = trim(unit_text.substr(1));
+    std::string ignored;
+    const auto noun = rest.empty() ? std::nullopt : parse_unit(rest, ignored);
+    if (m > 0 && (rest.empty() || (noun && noun->count_noun))) {
+      multiplier = m;
+      unit_text = rest;
+    }
+  }
   UnitValue unit;
   if (!unit_text.empty()) {
     std::string bad;
@@ -359,9 +383,9 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   if (unit_text.empty() && want != kNone) throw fail("no unit");
   if (!(unit.dim == want)) throw fail(name_of(unit.dim, unit.count_noun));
   if (unit.count_noun && expected != Kind::count && expected != Kind::frequency) throw fail(name_of(unit.dim, true));
-  const double value = number->value * unit.factor;
+  const double value = number->value * multiplier * unit.factor;
   if (!std::isfinite(value)) throw fail("number out of range");
-  return Quantity{value, number->half_ulp * unit.factor, std::string(unit.noun)};
+  return Quantity{value, number->half_ulp * multiplier * unit.factor, std::string(unit.noun)};
 }
 
 }  // namespace dlcarbon::units

@@ -1087,6 +1087,15 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
   d = small_gpt(100001);
   CHECK(graph::size_limit(d, 1) == "too large to cost: 100001 layers (the builder's limit is 100,000)");
   CHECK(graph::size_limit(small_gpt(100000), 1).empty());
+  // A graph file's layers: its ops' distinct layer indices (since session 42, a review: none were
+  // counted, and a file of 110,000 layers was costed).
+  FileGraphDesign file;
+  for (int i = 0; i <= 100000; ++i) file.ops.push_back(FileOp{"op" + std::to_string(i), "elementwise", i / 2 * 2 == i ? i : i - 1, 0, 0, 0, 1, 10, 1, 0, {}, 0});
+  CHECK(graph::size_limit(file, 1).empty());  // 50,001 distinct indices (0, 2, ..., 100,000)
+  for (int i = 0; i <= 100000; ++i) file.ops[static_cast<std::size_t>(i)].layer = i;
+  CHECK(graph::size_limit(file, 1) == "too large to cost: 100001 layers (the builder's limit is 100,000)");
+  file.ops.back().layer = -1;  // outside the layers
+  CHECK(graph::size_limit(file, 1).empty());
   // build_graph throws with the same reason.
   CHECK_THROWS_WITH_AS(graph::build_graph(d, graph::GraphShape{1, 2, true}), "too large to cost: 100001 layers (the builder's limit is 100,000)",
                        std::invalid_argument);

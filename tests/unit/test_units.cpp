@@ -72,6 +72,19 @@ TEST_CASE("work, rates, bytes and counts") {
   CHECK(si("900 GB/s", Kind::bandwidth) == approx(9e11).epsilon(1e-15));
   CHECK(si("300e9 tokens", Kind::count) == approx(3e11).epsilon(1e-15));
   CHECK(si("175e9", Kind::count) == approx(1.75e11).epsilon(1e-15));
+  // Multipliers on counts, alone or before the noun (since session 42): k/K, M, B/G, T.
+  CHECK(si("1.2M", Kind::count) == approx(1.2e6).epsilon(1e-15));
+  CHECK(si("25.6M params", Kind::count) == approx(2.56e7).epsilon(1e-15));
+  CHECK(si("300B tokens", Kind::count) == approx(3e11).epsilon(1e-15));
+  CHECK(si("300 Btokens", Kind::count) == approx(3e11).epsilon(1e-15));
+  CHECK(si("2T", Kind::count) == approx(2e12).epsilon(1e-15));
+  CHECK(si("5k", Kind::count) == approx(5e3).epsilon(1e-15));
+  CHECK(si("5 G images", Kind::count) == approx(5e9).epsilon(1e-15));
+  CHECK(parse_quantity("25.6M params", Kind::count).noun == "param");
+  // Not a multiplier elsewhere, nor before what is not a count noun.
+  CHECK(message("1.2M", Kind::energy).find("unknown unit \"M\"") != std::string::npos);
+  CHECK(message("1.2Mfoo", Kind::count).find("unknown unit") != std::string::npos);
+  CHECK(message("1 MWh", Kind::count).find("an energy") != std::string::npos);
   CHECK(si("1.58", Kind::ratio) == approx(1.58).epsilon(1e-15));
 }
 
@@ -97,7 +110,7 @@ TEST_CASE("bad quantities are rejected with the reason") {
   CHECK(message("1,28 MWh", Kind::energy) ==
         "expected an energy (e.g. \"1,287 MWh\"), got \"1,28 MWh\" (misplaced thousands separator)");
   CHECK(message("", Kind::power) == "expected a power (e.g. \"400 W\"), got \"\"");
-  CHECK(message("ten", Kind::count) == "expected a count (e.g. \"300e9 tokens\"), got \"ten\" (not a number)");
+  CHECK(message("ten", Kind::count) == "expected a count (e.g. \"300e9 tokens\" or \"300B tokens\"), got \"ten\" (not a number)");
   CHECK(message("1.5 tokens", Kind::ratio) ==
         "expected a number (e.g. \"1.58\"), got \"1.5 tokens\" (a count)");
   CHECK(message("5 kWh", Kind::power) == "expected a power (e.g. \"400 W\"), got \"5 kWh\" (an energy)");
