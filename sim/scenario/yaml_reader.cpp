@@ -129,6 +129,14 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
     for (int k = 1; ok && k <= extra; ++k) {
       ok = (static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]) & 0xC0) == 0x80;
     }
+    // Well-formed UTF-8 (Unicode 15, Table 3-7): no overlong forms (C0, C1; E0 before A0; F0
+    // before 90), no surrogates (ED from A0), nothing past U+10FFFF (F4 from 90; F5 and above).
+    // Since session 42, a review: these had passed into names and the HDF5 file.
+    if (ok) {
+      const auto second = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xC0 || c == 0xC1 || c >= 0xF5 || (c == 0xE0 && second < 0xA0) || (c == 0xED && second >= 0xA0) ||
+             (c == 0xF0 && second < 0x90) || (c == 0xF4 && second >= 0x90));
+    }
     if (!ok) throw binary(c);
     i += static_cast<std::size_t>(extra);
   }
