@@ -464,6 +464,8 @@ double read_trajectory(const Value& v) {
     }
   }
   if (number.empty()) v.expected(what, "no %/year unit");
+  // A growth may say its sign: "+20 %/year" (since session 42, a review: refused as if no number).
+  if (number.size() > 1 && number.front() == '+' && number[1] != '-' && number[1] != '+') number.erase(0, 1);
   double x = 0;
   try {
     x = units::parse_quantity(number, Kind::ratio).value;
@@ -1503,6 +1505,12 @@ Growth read_growth(const Value& v, Kind kind, bool& start_given, std::initialize
   m.require("initial");
   g.initial = detail::read_positive(m.at("initial"), kind);
   counts(m.at("initial"));
+  // One curve: exponential (growth) or logistic (capacity and rate), not both (since session 42,
+  // a review: the other's keys had been ignored).
+  if (m.has("growth") && (m.has("capacity") || m.has("rate"))) {
+    m.at("growth").fail(std::string("give growth (exponential) or capacity and rate (logistic), not both; got growth and ") +
+                        (m.has("capacity") ? "capacity" : "rate"));
+  }
   if (m.has("capacity")) {
     m.require("rate");
     g.form = Growth::Form::logistic;
@@ -1586,8 +1594,13 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             dr.per_replica_at.reset();
             d.batch = 1;  // a device serves its inferences one at a time
             d.accelerators_per_replica = 1;
+            // (The fleet too: a cloud deployment's replicas; since session 42, a review.)
+            d.replicas.reset();
+            dr.replicas_start_given = false;
           } else {
             dr.charging_at.reset();
+            d.devices.reset();
+            dr.devices_start_given = false;
           }
         }
         std::string text_date;
@@ -1753,11 +1766,17 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
             // A cloud site named twice with the same figures and time zone would be two fleets, each with
             // its own minimum replica (since session 36, from a review: two halves of one site took twice
             // its energy). Compared as parsed ("-5 h" and "-300 min" are one offset; an override that
-            // changes nothing is the site itself); edge devices have no minimum.
+            // changes nothing is the site itself); edge devices have no minimum. The region by its
+            // figures, as the planner tells sites apart (since session 42, a review: an inline region
+            // under the same id with another intensity or trajectory was refused as a duplicate).
+            const auto same_region = [](const GridRegion& a, const GridRegion& b) {
+              return a.id == b.id && a.intensity_kg_per_j == b.intensity_kg_per_j && a.year == b.year &&
+                     a.annual_change == b.annual_change && a.trace == b.trace;
+            };
             for (std::size_t j = 0; dreg.is_datacenter && j < d.regions.size(); ++j) {
               const DeploymentRegion& e = d.regions[j];
               if (e.is_datacenter && e.datacenter.id == dreg.datacenter.id && e.utc_offset_s == dreg.utc_offset_s &&
-                  e.datacenter.pue == dreg.datacenter.pue && e.datacenter.region.id == dreg.datacenter.region.id &&
+                  e.datacenter.pue == dreg.datacenter.pue && same_region(e.datacenter.region, dreg.datacenter.region) &&
                   e.datacenter.market_intensity_kg_per_j == dreg.datacenter.market_intensity_kg_per_j) {
                 r.at("datacenter").fail("duplicate: " + text::quoted(dreg.datacenter.id) + " is listed at [" + std::to_string(j) +
                                         "] already, for the same time zone; give the site one entry and its whole share");

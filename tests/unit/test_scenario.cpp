@@ -191,9 +191,11 @@ extends: base.yaml
 training:
   - {id: job, parallelism: {pipeline: 4, global_batch: 64}}
 deployments:
-  - {id: svc, demand: {initial: "10 requests/s", growth: "10 %/year"}}
+  - {id: svc, demand: {initial: "10 requests/s", growth: "+10 %/year"}}
 )";
   const auto s = load_scenario(dir / "top.yaml", test_catalog());
+  // A change per year may say its sign (since session 42, a review: "+10 %/year" was refused).
+  CHECK(s.deployments[0].demand.rate_per_year == approx(0.1));
   // The demand starts with the deployment (2025-06-01), not with the base's growth start or 1970.
   CHECK(s.deployments[0].demand.start_unix_s == s.deployments[0].start_unix_s);
   CHECK(s.deployments[0].start_unix_s == 1748736000);
@@ -251,6 +253,23 @@ deployments:
   REQUIRE(edge.deployments.size() == 2);
   CHECK(edge.deployments[1].batch == 1);  // a device serves one inference at a time
   CHECK(edge.deployments[0].batch == 8);
+  // A fixed fleet's replicas give way to `kind: edge`, and an edge fleet's devices to `kind: cloud`
+  // (since session 42, a review: "replicas are for cloud deployments", and no way to unset them).
+  std::ofstream(dir / "fleets.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: svc, replicas: 4}\n"
+                                        "  - {id: phones, from: svc, kind: edge, devices: 1e6, regions: [{region: test-region}]}\n"
+                                        "  - {id: back, from: phones, kind: cloud, replicas: 2, regions: [{datacenter: test-dc}]}\n";
+  const auto fleets = load_scenario(dir / "fleets.yaml", test_catalog());
+  REQUIRE(fleets.deployments.size() == 3);
+  CHECK_FALSE(fleets.deployments[1].replicas);
+  REQUIRE(fleets.deployments[1].devices);
+  CHECK(fleets.deployments[1].devices->initial == 1e6);
+  CHECK_FALSE(fleets.deployments[2].devices);
+  REQUIRE(fleets.deployments[2].replicas);
+  CHECK(fleets.deployments[2].replicas->initial == 2);
+  // Given in the same entry as the kind, still refused.
+  std::ofstream(dir / "mixed.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n"
+                                       "  - {id: phones, from: svc, kind: edge, devices: 1e6, replicas: 3, regions: [{region: test-region}]}\n";
+  CHECK(error_of(dir / "mixed.yaml", test_catalog()).find("replicas are for cloud deployments") != std::string::npos);
   std::ofstream(dir / "both.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n  - {id: svc, replicas: 4, headroom: 0.5}\n";
   CHECK(error_of(dir / "both.yaml", test_catalog()).find("deployments[0].headroom: headroom is for autoscaled cloud deployments") !=
         std::string::npos);
@@ -279,6 +298,18 @@ TEST_CASE("a deployment's sites: one cloud site twice for one time zone is refus
                       test_catalog()).deployments[0].regions.size() == 2);
   CHECK(load_scenario(scenario("override.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, pue: 1.3}, share: 0.5}]", ""),
                       test_catalog()).deployments[0].regions.size() == 2);
+  // An inline region under the region's own id with other figures (its intensity, a trajectory) is
+  // a site of its own too (since session 42, a review: only the region's id was compared); the
+  // same figures are the site itself.
+  CHECK(load_scenario(scenario("intensity.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, region: {id: "
+                                                 "test-region, intensity: \"50 gCO2e/kWh\"}}, share: 0.5}]", ""),
+                      test_catalog()).deployments[0].regions.size() == 2);
+  CHECK(load_scenario(scenario("trajectory.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, region: {id: "
+                                                  "test-region, trajectory: \"-50 %/year\"}}, share: 0.5}]", ""),
+                      test_catalog()).deployments[0].regions.size() == 2);
+  CHECK(error_of(scenario("same_region.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc, region: {id: "
+                                              "test-region}}, share: 0.5}]", ""), test_catalog())
+            .find("regions[1].datacenter: duplicate: ") != std::string::npos);
   CHECK(error_of(scenario("plain.yaml", "[{datacenter: test-dc, share: 0.5}, {datacenter: {id: test-dc}, share: 0.5}]", ""), test_catalog())
             .find("regions[1].datacenter: duplicate: \"test-dc\" is listed at [0] already") != std::string::npos);
   // Compared as parsed: one offset written two ways, and an override that changes nothing (test-dc's
