@@ -317,6 +317,18 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                    percent(c.compute_s) + ", communication " + percent(communication) + ", pipeline bubble " +
                    percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";
     }
+    // An accounting job (its duration given) holds its overheads in that duration: those it names
+    // apply where its hours are predicted (`validate --mode first-principles`), said rather than
+    // dropped without a word (since session 42, a review).
+    for (std::size_t i = 0; i < results.size() && i < scenario.training.size(); ++i) {
+      const TrainingJob& job = scenario.training[i];
+      const JobOverheads& o = job.overheads;
+      const bool named = o.checkpoint_interval_s || o.mtbf_s || o.evaluation_fraction > 0 || o.downtime_s > 0 || o.runs > 1;
+      if (results[i].mode == "accounting" && named) {
+        job_lines += "  note: " + job.id + ": its duration is given, so its overheads are taken to be in it; they apply where its "
+                     "hours are predicted (validate --mode first-principles)\n";
+      }
+    }
     for (const auto& job : scenario.inference) job_lines += precision_note(job.id, job.hardware, job.precision);
     for (const auto& d : scenario.deployments) {
       for (const auto& step : d.mix) {

@@ -236,6 +236,7 @@ struct ModelDraft {
 struct InferenceDraft {
   InferenceJob job;
   bool layout_given = false;
+  std::optional<Value> layout_at;  // checked against the model's design once it is known
   std::optional<Value> input_layout_at;  // checked against the model's design once it is known
 };
 
@@ -245,6 +246,7 @@ struct DeploymentDraft {
   std::optional<double> duration_s;
   bool demand_start_given = false, replicas_start_given = false, devices_start_given = false;
   bool layout_given = false;
+  std::optional<Value> layout_at;
   std::optional<Value> demand_at, regions_at, mix_at, request_at, replicas_at, devices_at;
   std::optional<Value> charging_at, per_replica_at;  // keys for one kind of deployment only
   std::optional<Value> batch_at, headroom_at;          // cloud only; headroom: autoscaled only
@@ -681,6 +683,25 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
   return kind;
 }
 
+// Whether a design has convolutions, the only ops a data layout (nchw, nhwc) changes: a ResNet, an
+// LSTM's character CNN, a graph file's conv2d ops (a ViT's patch embedding is a product).
+bool has_convolutions(const ModelDesign& design) {
+  if (std::holds_alternative<ResNetDesign>(design)) return true;
+  if (const auto* l = std::get_if<LstmDesign>(&design)) return !l->char_cnn.filters.empty();
+  if (const auto* f = std::get_if<FileGraphDesign>(&design)) {
+    return std::any_of(f->ops.begin(), f->ops.end(), [](const FileOp& o) { return o.kind == "conv2d"; });
+  }
+  return false;
+}
+
+// A layout given for a design without convolutions would change nothing: bad input (since session
+// 42, a review: an inference job's `layout: nhwc` on a decoder was recorded and ignored).
+void check_layout_key(const Value& at, const ModelDesign& design, const std::string& model_id) {
+  if (std::holds_alternative<std::monostate>(design) || has_convolutions(design)) return;
+  at.fail("layout is the data layout of convolutions (a ResNet, an LSTM's character CNN, a graph file's conv2d ops); model " +
+          text::quoted(model_id) + " has none");
+}
+
 // --- models ----------------------------------------------------------------------------
 
 const EntityKind<ModelDraft>& Builder::model_kind() {
@@ -701,7 +722,10 @@ const EntityKind<ModelDraft>& Builder::model_kind() {
           design << YAML::Flow << m.at("design").node;
           d.model.design_yaml = design.c_str();
         }
-        if (m.has("layout")) d.model.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
+        if (m.has("layout")) {
+          d.model.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
+          check_layout_key(m.at("layout"), d.model.design, d.model.id);
+        }
         if (m.has("source")) d.model.source = detail::read_text(m.at("source"));
         if (m.has("notes")) detail::read_text(m.at("notes"));
       },
@@ -757,6 +781,17 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
               std::to_string(j.accelerators) + ")");
   }
   const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline * p.context);
+  // The ranks fill the accelerators: data x tensor x pipeline x context of them (since session 42, a
+  // review: a mismatch was found only when costing, and written as a job that cannot run).
+  const std::string layout = std::string("tensor x pipeline") + (cp ? " x context (" : " (") + std::to_string(p.tensor) + " x " +
+                             std::to_string(p.pipeline) + (cp ? " x " + std::to_string(p.context) : "") + ")";
+  if (p.data > 0 && static_cast<double>(p.data) * static_cast<double>(model_parallel) != static_cast<double>(j.accelerators)) {
+    last.fail("parallelism.data (" + std::to_string(p.data) + ") x " + layout + " is not the accelerators (" +
+              std::to_string(j.accelerators) + "); leave data out to derive it");
+  }
+  if (p.data == 0 && j.accelerators % model_parallel != 0) {
+    last.fail("parallelism: the accelerators (" + std::to_string(j.accelerators) + ") are not a multiple of " + layout);
+  }
   // ZeRO shards over the ranks that hold the same weights: data x context.
   if (p.shard_group > 0 && p.data == 0 && j.accelerators % model_parallel == 0 &&
       (j.accelerators / model_parallel * p.context) % p.shard_group != 0) {
@@ -821,6 +856,15 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
                 "data rank, at least twice the pipeline's " + std::to_string(p.pipeline) + " stages (start " +
                 std::to_string(r.start) + " and increment " + std::to_string(step) + " over data x microbatch " +
                 std::to_string(unit) + ")");
+    }
+    // Interleaved 1F1B and zb1p need as many microbatches a data rank as stages in every batch of
+    // the ramp too, as for the global batch below (since session 42, a review: the ramp's smaller
+    // batches were costed in the regime the checks below refuse).
+    if ((p.virtual_stages > 1 || p.zero_bubble) && r.start / unit < p.pipeline) {
+      last.fail(std::string("parallelism.batch_rampup: under ") + (p.zero_bubble ? "zb1p" : "interleaved 1F1B (virtual_stages)") +
+                " every batch of the ramp needs at least as many microbatches a data rank as the pipeline's " +
+                std::to_string(p.pipeline) + " stages; start " + std::to_string(r.start) + " over data x microbatch " +
+                std::to_string(unit) + " is " + std::to_string(r.start / unit));
     }
     // The ramp's sequences are the job's first: no more than it trains.
     std::int64_t sample_tokens = 1;
@@ -1404,6 +1448,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         if (m.has("layout")) {
           j.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
           d.layout_given = true;
+          d.layout_at = m.at("layout");
         }
         if (m.has("input_layout")) {
           j.input_layout = detail::read_choice(m.at("input_layout"), {"nchw", "nhwc"});
@@ -1426,6 +1471,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         // A layout is an image batch's: tokens and feature vectors have none to reorder (since
         // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
         const InferenceJob& j = d.job;
+        if (d.layout_at) check_layout_key(*d.layout_at, j.design, j.model_id);
         if (!d.input_layout_at || std::holds_alternative<std::monostate>(j.design)) return;
         const auto* f = std::get_if<FileGraphDesign>(&j.design);
         const auto* vit = std::get_if<TransformerDesign>(&j.design);
@@ -1701,6 +1747,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("layout")) {
           d.layout = detail::read_choice(m.at("layout"), {"nchw", "nhwc"});
           dr.layout_given = true;
+          dr.layout_at = m.at("layout");
         }
         if (m.has("fusion")) d.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("request")) {
@@ -1798,6 +1845,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         d.origin = m.self().location();
       },
       [](DeploymentDraft& dr, const Value& last) {
+        if (dr.layout_at) check_layout_key(*dr.layout_at, dr.d.design, dr.d.model_id);
         Deployment& d = dr.d;
         if (d.mix.empty()) last.fail("missing required key \"hardware\" (or \"hardware_mix\")");
         const bool edge = d.kind == Deployment::Kind::edge;

@@ -110,6 +110,16 @@ TEST_CASE("run writes the summary, inspect prints it") {
   CHECK(r.out.find("facility_energy") != std::string::npos);
   CHECK(r.out.find("/summary/training (1 rows)") != std::string::npos);
   fs::remove(out);
+  // Overheads named on a job whose duration is given are in that duration: the same figures, and
+  // a note that says so (since session 42, a review: they were dropped without a word).
+  const fs::path dir = fresh_dir("accounting-overheads");
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nextends: " << (kData / "scenarios/good_base.yaml").string()
+                                << "\ntraining:\n  - {id: pretrain, overheads: {runs: 3}}\n";
+  r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("0.048 MWh facility energy") != std::string::npos);
+  CHECK(r.out.find("note: pretrain: its duration is given, so its overheads are taken to be in it") != std::string::npos);
 }
 
 TEST_CASE("an output folder that does not exist is bad input, and nothing is written") {
