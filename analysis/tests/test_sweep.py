@@ -3,6 +3,7 @@ point in pandas, points that do not fit kept with their reason, shards merged eq
 sweep, and bit-identical tables on 1 and 2 threads."""
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import h5py
@@ -113,6 +114,46 @@ def test_gather_under_concurrent_shards(tmp_path):
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     _dlcarbon("sweep", _sweep_file(), "-o", tmp_path / "whole.h5", "--quiet")
+    whole, gathered = _datasets(tmp_path / "whole.h5"), _datasets(out)
+    assert whole.keys() == gathered.keys()
+    for name, x in whole.items():
+        y = gathered[name]
+        assert (x.tolist() == y.tolist()) if x.dtype.kind == "O" else (x.tobytes() == y.tobytes()), name
+
+
+def test_gather_with_fresh_waits_for_the_other_shards_new_files(tmp_path):
+    # Both shards ran; the sweep is edited and relaunched with --fresh, outside any launcher. Shard
+    # 0 with --gather finishes its points before shard 1 starts again: it waits for shard 1's new
+    # file instead of taking (or refusing) the old one, an edited sweep's (since session 42, a
+    # review: it exited 2 at once, naming shard 1's old file).
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    sweep = tmp_path / "s.sweep.yaml"
+    sweep.write_text(_sweep_file().read_text().replace("scenario: ", "scenario: " + str(_sweep_file().parent) + "/", 1))
+    out = tmp_path / "g.h5"
+    for shard in ("0/2", "1/2"):
+        _dlcarbon("sweep", sweep, "-o", out, "--shard", shard, "--quiet")
+    sweep.write_text(sweep.read_text() + "# edited\n")
+    own = tmp_path / "g.shard-0-of-2.h5"
+    before = own.stat().st_mtime_ns
+    first = subprocess.Popen([binary, "sweep", str(sweep), "-o", str(out), "--shard", "0/2", "--gather", "--fresh", "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    def written():
+        try:
+            return own.stat().st_mtime_ns != before
+        except FileNotFoundError:
+            return False
+
+    while first.poll() is None and not written() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # the gather has looked at shard 1's old file by now
+    assert first.poll() is None, first.communicate()[1]
+    _dlcarbon("sweep", sweep, "-o", out, "--shard", "1/2", "--fresh", "--quiet")
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    _dlcarbon("sweep", sweep, "-o", tmp_path / "whole.h5", "--quiet")
     whole, gathered = _datasets(tmp_path / "whole.h5"), _datasets(out)
     assert whole.keys() == gathered.keys()
     for name, x in whole.items():

@@ -487,10 +487,14 @@ std::string not_resumable(const fs::path& path, const SweepFile& f, const SweepF
          std::to_string(f.shard_count) + ") or an edited sweep or scenario";
 }
 
-bool shard_complete(const fs::path& path, const std::string& launch) {
+// And of this sweep: its fingerprint, points and shards (since session 42, a review: outside a
+// launcher any complete file was taken, so a gather re-run with --fresh after an edit merged, or
+// refused, the other shards' old files instead of waiting for their new ones).
+bool shard_complete(const fs::path& path, const std::string& launch, const SweepFile& expected) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return false;
   try {
+    if (!not_resumable(path, read_sweep_file(path), expected).empty()) return false;
     for (const auto& t : read_run_guarded(path).tables) {
       if (t.path != "sweep/info") continue;
       const Column* c = t.find("complete");
@@ -706,7 +710,9 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
     for (;;) {
       std::vector<std::string> waiting;
       for (const auto& n : names) {
-        if (!shard_complete(n, file.launch)) waiting.push_back(n);
+        SweepFile theirs = file;
+        theirs.shard_index = static_cast<std::int64_t>(&n - names.data());
+        if (!shard_complete(n, file.launch, theirs)) waiting.push_back(n);
       }
       if (waiting.empty()) break;
       if (!vm.count("quiet") && std::chrono::steady_clock::now() - last_note > std::chrono::minutes(1)) {
