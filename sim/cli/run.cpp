@@ -225,7 +225,9 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
           const bool placed = s < d.mix.size() && h < d.mix[s].at.size();
           o.failures.push_back(placed ? format_input_error(d.mix[s].at[h], d.mix[s].keys[h], k.memory_text)
                                       : format_input_error(d.origin, "deployments." + d.id, k.memory_text));
-          o.cannot_serve.push_back(d.id + ": " + k.memory_text);
+          // (Each step of the mix named, as the run's message names its key: the same hardware in
+          // two steps had read as one reason twice; since session 42, a review.)
+          o.cannot_serve.push_back(d.id + (placed ? " (" + d.mix[s].keys[h] + ")" : std::string()) + ": " + k.memory_text);
         }
       }
     }

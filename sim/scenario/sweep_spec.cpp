@@ -2,6 +2,7 @@
 // per point, with the point's values as overrides.
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
@@ -30,6 +31,34 @@ double plain_number(const YAML::Node& n) {
   const double x = std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(x)) return std::numeric_limits<double>::quiet_NaN();
   return x;
+}
+
+// A value's content, for telling two values of a grid apart: numbers as numbers ("0.5" and "0.50"),
+// maps with their keys in order, lists item by item (since session 42, a review: `{utilisation:
+// 0.5}` and `{utilisation: 0.50}` ran twice).
+std::string canonical_text(const YAML::Node& n, int depth = 0) {
+  if (depth > 64) return "";
+  if (n.IsScalar()) {
+    const double x = plain_number(n);
+    if (std::isnan(x)) return "s:" + n.Scalar();
+    char b[40];
+    std::snprintf(b, sizeof b, "n:%.17g", x);
+    return b;
+  }
+  if (n.IsSequence()) {
+    std::string out = "[";
+    for (const auto& item : n) out += canonical_text(item, depth + 1) + ",";
+    return out + "]";
+  }
+  if (n.IsMap()) {
+    std::vector<std::pair<std::string, std::string>> items;
+    for (const auto& kv : n) items.emplace_back(canonical_text(kv.first, depth + 1), canonical_text(kv.second, depth + 1));
+    std::sort(items.begin(), items.end());
+    std::string out = "{";
+    for (const auto& [k, v] : items) out += k + ":" + v + ",";
+    return out + "}";
+  }
+  return "~";
 }
 
 std::string flow_text(const YAML::Node& n) {
@@ -93,10 +122,9 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
       if (item.node.IsNull()) item.expected("a value");
       // The same value twice in a grid would run the same points twice, their rows alike (since
       // session 41). A draw may weight a value so (latin-hypercube, monte-carlo: [a, a, b]).
-      const std::string text = yaml_text(item.node);
-      const double number = plain_number(item.node);
+      const std::string text = canonical_text(item.node);
       for (std::size_t j = 0; method == SweepMethod::grid && j < p.values_yaml.size(); ++j) {
-        if (p.values_yaml[j] == text || (!std::isnan(number) && p.values_numeric[j] == number)) {
+        if (canonical_text(list.node[j]) == text) {
           item.fail("the value " + flow_text(item.node) + " is given twice (first at line " + std::to_string(p.values_at[j].line) +
                     ", column " + std::to_string(p.values_at[j].column) + "): its points would run twice");
         }

@@ -996,7 +996,9 @@ deployments:
   CHECK(col<double>(rec, "lifecycle/totals", "energy").empty());
   CHECK(col<double>(rec, "lifecycle/timeseries", "energy").empty());
   CHECK(col<double>(rec, "lifecycle/serving", "memory_per_accelerator")[0] > 16e9);
-  second_point_cannot_run(dir, "serve: does not fit: a batch of 1 needs ");
+  // (The point's reason names the key of the hardware that cannot hold it, as the run does: each
+  // step of a mix apart; since session 42.)
+  second_point_cannot_run(dir, "serve (deployments[0].hardware): does not fit: a batch of 1 needs ");
   // The sweep's deployments table agrees with its points: the point that cannot run has NaN.
   const RunRecord sw = read_run(dir / "out.h5");
   const auto energy = col<double>(sw, "sweep/deployments", "energy");

@@ -376,6 +376,12 @@ TEST_CASE("sweep files: what is wrong, where") {
         f + ":4:33: parameters[0].values[2]: the value 1.0 is given twice (first at line 4, column 27): its points would run twice");
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [us, eu, us]}\n").find("the value us is given twice") != std::string::npos);
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1, \"1 day\", \"1 days\"]}\n") == "");
+  // Maps and lists by content, numbers in them as numbers (since session 42, a review).
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [{utilisation: 0.5}, {utilisation: 0.50}]}\n")
+            .find("the value {utilisation: 0.50} is given twice") != std::string::npos);
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [{a: 1, b: x}, {b: x, a: 1.0}]}\n").find("is given twice") != std::string::npos);
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [[1, 2], [1, 2.0]]}\n").find("is given twice") != std::string::npos);
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [{utilisation: 0.5}, {utilisation: 0.6}, [1, 2], [2, 1]]}\n") == "");
   CHECK(err(", method: monte-carlo, samples: 3}\nparameters:\n  - {key: a.b.c, values: [us, us, eu]}\n") == "");  // a weight
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1]}\n  - {key: a.b.c, values: [2]}\n") ==
         f + ":5:11: parameters[1].key: duplicate key \"a.b.c\" (first at line 4)");
