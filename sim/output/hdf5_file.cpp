@@ -355,6 +355,12 @@ void write_run(const std::filesystem::path& given, const RunRecord& record) {
     throw;
   }
   std::error_code ec;
+  // A file replaced keeps its permissions (a results file shared with a group stays shared; since
+  // session 42: the new file took the umask's).
+  if (const auto old = std::filesystem::status(path, ec); !ec && std::filesystem::is_regular_file(old)) {
+    std::filesystem::permissions(tmp, old.permissions(), std::filesystem::perm_options::replace, ec);
+  }
+  ec.clear();
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     const std::string why = ec.message();  // (before removing the temporary file resets ec)

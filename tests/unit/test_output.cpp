@@ -76,6 +76,19 @@ TEST_CASE("no temporary file is left, and a failed write leaves nothing") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("a replaced file keeps its permissions") {
+  // Since session 42: the new file took the umask's (a results file shared with a group lost it).
+  const fs::path dir = temp_dir("permissions");
+  write_run(dir / "r.h5", sample());
+  const auto shared = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::group_write |
+                      fs::perms::others_read;
+  fs::permissions(dir / "r.h5", shared, fs::perm_options::replace);
+  write_run(dir / "r.h5", sample());
+  CHECK(fs::status(dir / "r.h5").permissions() == shared);
+  CHECK(read_run(dir / "r.h5").scenario_name == "s");
+  fs::remove_all(dir);
+}
+
 TEST_CASE("reading something that is not a dlcarbon file fails clearly") {
   const fs::path file = temp_dir("not_hdf5") / "not.h5";
   std::ofstream(file) << "hello";
