@@ -164,6 +164,10 @@ struct Machine {
   unsigned threads = 1;
   std::vector<double> levels;
   calibrate::CacheGeometry l1;
+  // The options the entry was written with (since session 42, a review: a refit without them
+  // dropped the measured run's --tdp for the assumed 4.4 W a thread, and its --from): 0 and "" none.
+  double tdp_w = 0;
+  std::string from;
 };
 
 Machine this_machine(const calibrate::OneDnnBackend& backend) {
@@ -186,7 +190,9 @@ Table machine_table(const Machine& m) {
                 Column{"cache_levels", "", std::vector<std::string>{levels}},
                 Column{"l1_sets", "1", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.sets)}},
                 Column{"l1_ways", "1", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.ways)}},
-                Column{"l1_line", "B", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.line)}}}};
+                Column{"l1_line", "B", std::vector<std::int64_t>{static_cast<std::int64_t>(m.l1.line)}},
+                Column{"tdp", "W", std::vector<double>{m.tdp_w > 0 ? m.tdp_w : std::nan("")}},
+                Column{"from", "", std::vector<std::string>{m.from}}}};
 }
 
 // The machine a raw file records; nullopt where it records none (or not in this form).
@@ -220,6 +226,12 @@ std::optional<Machine> recorded_machine(const RunRecord& r) {
     m.l1.sets = static_cast<double>(*sets);
     m.l1.ways = static_cast<double>(*ways);
     m.l1.line = static_cast<double>(*line);
+    // (Files written before session 42 record neither option.)
+    if (const Column* c = t.find("tdp"); c && c->values.index() == 0) {
+      const double w = std::get<std::vector<double>>(c->values).at(0);
+      if (std::isfinite(w) && w > 0) m.tdp_w = w;
+    }
+    if (const auto* from = text("from")) m.from = *from;
     return m;
   }
   return std::nullopt;
@@ -598,6 +610,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // When the kernels were timed: now, or a refit's raw file's time (since session 41, a review: a
   // refit stamped its own day as the measurement's).
   std::string measured_at = utc_now_iso8601();
+  // The datasheet entry the entry refines: --from, else (a refit) the one the raw file records.
+  std::string from_id = vm.count("from") ? vm["from"].as<std::string>() : std::string();
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
   std::vector<calibrate::KernelSpec> specs;
   calibrate::Measurement m;
@@ -625,6 +639,19 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     if (!old.created.empty()) measured_at = old.created;
     if (const auto recorded = recorded_machine(old)) {
       machine = *recorded;
+      // The measured run's --tdp and --from hold unless given again.
+      if (!vm.count("tdp") && machine.tdp_w > 0) tdp_w = machine.tdp_w;
+      if (from_id.empty() && !machine.from.empty()) {
+        try {
+          const Hardware h = load_catalog_hardware(machine.from, LoadOptions{data});
+          if (h.kind != "cpu") return bad("records --from " + machine.from + ", a " + h.kind + ", not a CPU; give another with --from");
+        } catch (const InputError& e) {
+          std::string why = e.what();
+          if (why.rfind("<input>: ", 0) == 0) why = why.substr(9);
+          return bad("records --from " + machine.from + ": " + why + "; give another with --from");
+        }
+        from_id = machine.from;
+      }
     } else {
       io.out << "dlcarbon calibrate: " << source << " records no machine (written before 2026-12-05): the refit takes this "
              << "machine's caches and name\n";
@@ -701,7 +728,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     if (std::none_of(specs.begin(), specs.end(), [](const calibrate::KernelSpec& s) { return s.kind == "matmul" || s.kind == "conv"; })) {
       return bad("holds no matmul or convolution, so the entry would have no fp32 peak");
     }
-    if (!vm.count("from") && std::none_of(specs.begin(), specs.end(), [](const calibrate::KernelSpec& s) { return s.kind == "stream"; })) {
+    if (from_id.empty() && std::none_of(specs.begin(), specs.end(), [](const calibrate::KernelSpec& s) { return s.kind == "stream"; })) {
       return bad("holds no STREAM add, so the entry would have no memory bandwidth");
     }
     io.out << "dlcarbon calibrate: refitting " << specs.size() << " kernels from " << source << "\n";
@@ -944,7 +971,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     << machine.isa << ".\n# Held-out check: median |error| " << pct(stats.median_abs) << ", within +/-15 % "
     << pct(stats.within_15) << "; noise floor (pass A vs B) median " << pct(noise.median_abs) << ".\n"
     << "schema_version: 1\nhardware:\n  - id: " << id << "\n";
-  if (vm.count("from")) y << "    from: " << vm["from"].as<std::string>() << "\n";
+  if (!from_id.empty()) y << "    from: " << from_id << "\n";
   y << "    name: \"" << machine.cpu << " (" << machine.threads << " threads, measured)\"\n    kind: cpu\n    count_unit: device\n    peak:\n";
   // fp32 peak: the best sustained rate of any GEMM-like kernel (matmul or convolution in either
   // layout); the efficiencies below are relative to it.
@@ -960,11 +987,11 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     y << "    memory_bandwidth: \"" << entry_number(bandwidth, 6) << " B/s\""
       << (bandwidth_direct ? "  # the largest STREAM add's bytes / time: the fit could not separate it from the fixed cost" : "")
       << "\n";
-  } else if (!vm.count("from")) {
+  } else if (from_id.empty()) {
     throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");
   }
   if (tdp_w > 0) y << "    tdp: \"" << entry_number(tdp_w, 6) << " W\"\n";
-  else if (!vm.count("from")) y << "    tdp: \"" << entry_number(4.4 * machine.threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
+  else if (from_id.empty()) y << "    tdp: \"" << entry_number(4.4 * machine.threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
   y << "    efficiency:\n      gemm: " << entry_number(gemm_eff, 4)
     << "\n      memory: 1\n      launch: \"" << entry_number(launch, 6) << " s\"\n";
   // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
@@ -1051,6 +1078,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
                              {Column{"kernel", "", label}, Column{"group", "", group}, Column{"role", "", role},
                               Column{"flops", "FLOP", flops}, Column{"bytes", "B", bytes}, Column{"time_pass_a", "s", ta},
                               Column{"time_pass_b", "s", tb}, Column{"time", "s", tall}, Column{"predicted", "s", pred}}});
+  machine.tdp_w = tdp_w;
+  machine.from = from_id;
   raw.tables.push_back(machine_table(machine));
   raw.tables.push_back(Table{"calibration/samples",
                              {Column{"kernel_row", "1", s_row}, Column{"pass", "1", s_pass}, Column{"time", "s", s_time}}});

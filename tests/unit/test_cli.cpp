@@ -371,6 +371,8 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
     std::ifstream entry(dir / "elsewhere" / "other-cpu.yaml");
     const std::string text((std::istreambuf_iterator<char>(entry)), std::istreambuf_iterator<char>());
     CHECK(text.find("name: \"Recorded CPU 9000 (") != std::string::npos);
+    // (And the measured run's --tdp, recorded too: since session 42.)
+    CHECK(text.find("    tdp: \"8.8 W\"\n") != std::string::npos);
   }
   // A first-principles job on the measured CPU.
   std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: on-this-cpu}\nmodels:\n"
@@ -1431,6 +1433,39 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
            "--from", "idle-cpu", "--tdp", "60 W"});
   CHECK(r.code == 0);
   CHECK(load_catalog_hardware("new-cpu", LoadOptions{dir / "cat"}).tdp_w == doctest::Approx(60));
+  // The measured run's --tdp and --from, recorded in its raw file, hold in a refit that does not
+  // give them again (since session 42, a review: the refit wrote the assumed 4.4 W a thread and no
+  // `from`); given, they win; a recorded --from the catalog does not hold is named.
+  {
+    RunRecord raw = read_run(dir / "first/c.h5");
+    bool recorded = false;
+    for (auto& t : raw.tables) {
+      if (t.path != "calibration/machine") continue;
+      for (auto& c : t.columns) {
+        if (c.name == "tdp") std::get<std::vector<double>>(c.values).at(0) = 70;
+        if (c.name == "from") std::get<std::vector<std::string>>(c.values).at(0) = "idle-cpu";
+      }
+      recorded = t.find("tdp") && t.find("from");
+    }
+    REQUIRE(recorded);
+    fs::create_directories(dir / "options");
+    write_run(dir / "options/opt-cpu.h5", raw);
+    r = run({"calibrate", "--refit", (dir / "options/opt-cpu.h5").string(), "--data-dir", cat});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    std::ifstream in(dir / "options/opt-cpu.yaml");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("    from: idle-cpu\n") != std::string::npos);
+    CHECK(text.find("    tdp: \"70 W\"\n") != std::string::npos);
+    r = run({"calibrate", "--refit", (dir / "options/opt-cpu.h5").string(), "--data-dir", cat, "--tdp", "80 W", "--id", "given"});
+    REQUIRE(r.code == 0);
+    std::ifstream given(dir / "options/given.yaml");
+    CHECK(std::string((std::istreambuf_iterator<char>(given)), std::istreambuf_iterator<char>()).find("    tdp: \"80 W\"\n") !=
+          std::string::npos);
+    r = run({"calibrate", "--refit", (dir / "options/opt-cpu.h5").string(), "--id", "elsewhere"});  // the shipped catalog
+    CHECK(r.code == 2);
+    CHECK(r.err.find("records --from idle-cpu: unknown hardware") != std::string::npos);
+  }
   fs::remove_all(dir);
 }
 
