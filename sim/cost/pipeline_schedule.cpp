@@ -25,8 +25,11 @@ PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m,
   // Megatron-LM's order (megatron/core/pipeline_parallel/schedules.py, the interleaved schedule):
   // the microbatches in groups of p (the last group what is left), each group through chunk 0, then
   // chunk 1, ... of the device; backwards the same table with the chunks reversed. Device d runs
-  // 2 (p - d - 1) + (v - 1) p forwards to warm up (all of them where m = p), then one forward and
-  // one backward in turn, then the backwards left.
+  // 2 (p - d - 1) + (v - 1) p forwards to warm up (at most all of them; Megatron-LM before 2024 ran
+  // every device all warm-up where m = p, its current order does not, nor the closed form's
+  // activations in flight; since session 42, a review), then one forward and one backward in
+  // turn, then the backwards left. (m a multiple of p, as Megatron-LM requires and the loader
+  // checks; another m runs this order too, which may wait on itself: then `ok` is false.)
   std::vector<std::pair<std::int64_t, std::int64_t>> table;  // (microbatch, device chunk)
   table.reserve(static_cast<std::size_t>(m * v));
   for (std::int64_t first = 0; first < m; first += p) {
@@ -38,7 +41,7 @@ PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m,
   const std::int64_t total = m * v;
   std::vector<std::vector<Step>> order(static_cast<std::size_t>(p));
   for (std::int64_t d = 0; d < p; ++d) {
-    const std::int64_t warmup = m == p ? total : std::min(total, 2 * (p - d - 1) + (v - 1) * p);
+    const std::int64_t warmup = std::min(total, 2 * (p - d - 1) + (v - 1) * p);
     const auto fwd = [&](std::int64_t k) {
       const auto& [i, c] = table[static_cast<std::size_t>(k)];
       return Step{i, c * p + d, true};

@@ -912,10 +912,14 @@ StepCost cost_training_step(const TrainingJob& job) {
       double device_work = 0;
       for (std::size_t i = d; i < chunk_count; i += devices) device_work += chunk_work[i];
       const double share = device_work > 0 ? chunk_work[j] / device_work : 1 / v;
-      const double chunk_slot = c.stages[d].slot_s * share;
+      // Every chunk sends a microbatch's activations on and its gradients back, empty or not
+      // (since session 42, a review: spread by compute, an empty chunk's sends were free): 1 / v
+      // of the device's sends, half in its forward; the rest of the slot by compute.
+      const double sends = on_device(dev_pp, d);
+      const double chunk_work_s = std::max(0.0, c.stages[d].slot_s - sends) * share;
       const double forward_part = chunk_work[j] > 0 ? chunk_f[j] / chunk_work[j] : 0.5;
-      chunk_fwd_s[j] = chunk_slot * forward_part;
-      chunk_bwd_s[j] = chunk_slot - chunk_fwd_s[j];
+      chunk_fwd_s[j] = chunk_work_s * forward_part + 0.5 * sends / v;
+      chunk_bwd_s[j] = chunk_work_s * (1 - forward_part) + 0.5 * sends / v;
     }
     schedule = cost_detail::simulate_interleaved(c.pipeline, static_cast<std::int64_t>(v), c.microbatches, chunk_fwd_s,
                                                  chunk_bwd_s, {chunk_saved, chunk_inputs});

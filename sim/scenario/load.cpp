@@ -866,6 +866,11 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
                 std::to_string(p.pipeline) + " stages; start " + std::to_string(r.start) + " over data x microbatch " +
                 std::to_string(unit) + " is " + std::to_string(r.start / unit));
     }
+    if (p.virtual_stages > 1 && ((r.start / unit) % p.pipeline != 0 || (step / unit) % p.pipeline != 0)) {
+      last.fail("parallelism.batch_rampup: under interleaved 1F1B (virtual_stages) every batch of the ramp needs a multiple of the "
+                "pipeline's " + std::to_string(p.pipeline) + " stages in microbatches a data rank; start " + std::to_string(r.start) +
+                " and increment " + std::to_string(step) + " over data x microbatch " + std::to_string(unit));
+    }
     // The ramp's sequences are the job's first: no more than it trains.
     std::int64_t sample_tokens = 1;
     if (const auto* t = std::get_if<TransformerDesign>(&j.design)) sample_tokens = t->tokens_per_sample();
@@ -956,13 +961,20 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
               ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
   }
   if (p.virtual_stages > 1 && data > 0) {
-    // Interleaved 1F1B runs the microbatches in groups of one a stage (Megatron-LM refuses fewer
-    // than the stages; before 2024 a number they do not divide): with fewer, its bubble is not the
-    // 1 / v of 1F1B's the model charges (since session 34; before, accepted).
+    // Interleaved 1F1B runs the microbatches in groups of one a stage: Megatron-LM refuses fewer
+    // than the stages (since session 34; before, accepted) and a number they do not divide (before
+    // 2024 outright; since, with its default group of p microbatches, a last group smaller than p:
+    // `0 < m % N < p`, "dependency bubbles"; since session 42, a review: such an order deadlocked
+    // in the schedule run op by op).
     const std::int64_t per_rank = p.global_batch / std::max<std::int64_t>(1, data * p.microbatch);
     if (per_rank < p.pipeline) {
       last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) + ") needs at least as many microbatches a data rank as " +
                 "the pipeline's " + std::to_string(p.pipeline) + " stages; global_batch / (data x microbatch) = " + std::to_string(per_rank));
+    }
+    if (per_rank % p.pipeline != 0) {
+      last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) + ") needs a multiple of the pipeline's " +
+                std::to_string(p.pipeline) + " stages in microbatches a data rank, as Megatron-LM's interleaved schedule does; "
+                "global_batch / (data x microbatch) = " + std::to_string(per_rank));
     }
   }
   if (p.zero_bubble && data > 0) {
