@@ -365,7 +365,8 @@ std::string pct(double x) {
 
 int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
-      "usage: dlcarbon calibrate [--quick] [--check] [--out DIR] [--id ID] [--tdp POWER] [--from ID]\n"
+      "usage: dlcarbon calibrate [--quick] [--check] [--seconds S] [--seed N] [--out DIR] [--id ID] [--tdp POWER] [--from ID]\n"
+      "                          [--refit RAW.h5|RUN.csv] [--data-dir DIR]\n"
       "Times oneDNN kernels on this CPU (calibration and held-out check shapes interleaved), fits the\n"
       "roofline per kernel group and writes DIR/ID.yaml (a hardware entry) and DIR/ID.h5 (raw data).";
   po::options_description visible("options");
