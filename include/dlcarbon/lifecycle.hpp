@@ -109,6 +109,13 @@ struct LifecyclePlan {
   std::vector<TrainingRun> training;
 };
 
+// At most how many rows the time series of a plan can have: bins x, on each site, the phases of
+// each (hardware, model) pair its cohorts and runs draw (three a deployment's hardware: serving,
+// idle, embodied; two a training run's). An upper bound, from the plan alone, checked before the
+// series are allocated (each row holds its strings and figures: ~0.7 kB measured in session 42).
+double series_rows_bound(const LifecyclePlan& plan);
+inline constexpr double kMaxSeriesRows = 1e7;
+
 // One row of the time series: a bin x phase x site x hardware x model.
 struct SeriesRow {
   double bin_start = 0, bin_end = 0;

@@ -427,6 +427,7 @@ struct ScenarioInfo {
   std::uint64_t seed = 0;
   std::string resolution = "month";  // time-series bins: hour, day, month, year
   bool resolution_given = false;
+  SourceLocation resolution_at;      // where it was given (for the time series' size check)
 };
 
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 
 #include "dlcarbon/engine.hpp"
@@ -619,6 +621,31 @@ std::vector<double> bin_edges(double t0, double t1, Resolution resolution) {
   for (double t = next_boundary(t0, resolution); t < t1; t = next_boundary(t, resolution)) e.push_back(t);
   e.push_back(t1);
   return e;
+}
+
+double series_rows_bound(const LifecyclePlan& plan) {
+  // Bins, counted without building their edges (1,000 years hourly is 8.8 million).
+  const double span = std::max(0.0, plan.end - plan.start);
+  const double per_bin = plan.resolution == Resolution::hour ? 3600.0
+                         : plan.resolution == Resolution::day ? 86400.0
+                         : plan.resolution == Resolution::month ? 28 * 86400.0
+                                                                 : 365 * 86400.0;
+  const double bins = std::floor(span / per_bin) + 2;
+  // The series keys, as the simulation makes them: site x phase x hardware x model.
+  std::set<std::tuple<std::size_t, int, std::string, std::string>> keys;
+  for (const auto& c : plan.cohorts) {
+    if (c.deployment >= plan.deployments.size()) continue;
+    const auto& d = plan.deployments[c.deployment];
+    for (const auto& step : d.mix) {
+      for (const auto& k : step.costs) {
+        for (const Phase ph : {Phase::inference, Phase::idle, Phase::embodied}) keys.emplace(c.site, static_cast<int>(ph), k.hardware_id, d.model);
+      }
+    }
+  }
+  for (const auto& r : plan.training) {
+    for (const Phase ph : {Phase::training, Phase::embodied}) keys.emplace(r.site, static_cast<int>(ph), r.hardware_id, r.model);
+  }
+  return bins * static_cast<double>(keys.size());
 }
 
 double intensity_at(const GridRegion& region, double t) {

@@ -1969,6 +1969,7 @@ void apply_info(const Value& v, ScenarioInfo& info, std::set<std::string>& seen)
   }
   if (m.has("resolution")) {
     info.resolution = detail::read_choice(m.at("resolution"), {"hour", "day", "month", "year"});
+    info.resolution_at = m.at("resolution").location();
     info.resolution_given = true;
   }
   if (m.has("seed")) {

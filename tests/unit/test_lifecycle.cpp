@@ -673,3 +673,21 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   CHECK(full.memory_text.find("does not fit: a batch of 2 needs") == 0);
   CHECK(full.memory_text.find("KV cache at 101000 tokens a request 1.7 GB") != std::string::npos);
 }
+
+TEST_CASE("the time series' size bound counts series keys, not runs or cohorts") {
+  // Since session 42: 1,000 years hourly could run out of memory; the bound refuses it before the
+  // series are allocated. 1,000 retraining runs of one job on one site are two series (training,
+  // embodied), not 2,000.
+  LifecyclePlan plan;
+  plan.start = 0;
+  plan.end = 10 * 3600.0;  // 10 hours: 10 bins + 2 at most
+  plan.resolution = Resolution::hour;
+  for (int i = 0; i < 1000; ++i) plan.training.push_back(TrainingRun{"t", "m", "gpu", 0, 0, 3600, 1, 0});
+  CHECK(series_rows_bound(plan) == 12 * 2);
+  plan.training.push_back(TrainingRun{"u", "m", "gpu", 1, 0, 3600, 1, 0});  // another site
+  CHECK(series_rows_bound(plan) == 12 * 4);
+  plan.end = 1000 * 365 * 86400.0;
+  CHECK(series_rows_bound(plan) > kMaxSeriesRows);
+  plan.resolution = Resolution::day;
+  CHECK(series_rows_bound(plan) < kMaxSeriesRows);
+}
