@@ -104,8 +104,21 @@ def training_summary(run: RunOrPath) -> pd.DataFrame:
 
 def inference_summary(run: RunOrPath) -> pd.DataFrame:
     """One row per inference job: ids, layout, batch, inferences, batch_time_s,
-    facility_energy_per_inference_J, facility_energy_kWh, co2e_location_kgCO2e."""
-    return _present(_as_run(run), "summary/inference", INFERENCE_COLUMNS)
+    facility_energy_per_inference_J, facility_energy_kWh, co2e_location_kgCO2e.
+
+    A file without inference jobs has no /summary/inference: its frame is empty, with these
+    columns, as /summary/training's is in a file without training jobs (since session 42; it
+    raised DlcarbonFormatError)."""
+    r = _as_run(run)
+    if "summary/inference" not in r.tables:
+        # (The units of the pass-through columns as dlcarbon writes them: text "", counts "1".)
+        text = {"job", "model", "hardware", "layout", "input_layout"}
+        out = pd.DataFrame({name: pd.Series([], dtype=object if src in text else float) for src, _, name in INFERENCE_COLUMNS})
+        out.attrs["units"] = {name: (to if to is not None else ("" if src in text else "1")) for src, to, name in INFERENCE_COLUMNS}
+        out.attrs["table"] = "summary/inference"
+        out.attrs["source"] = str(r.path)
+        return out
+    return _present(r, "summary/inference", INFERENCE_COLUMNS)
 
 
 def totals_summary(run: RunOrPath) -> pd.DataFrame:

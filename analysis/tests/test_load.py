@@ -363,3 +363,26 @@ def test_inspect_of_a_file_whose_dataset_claims_more_than_memory(tmp_path):
     proc = subprocess.run([binary, "inspect", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "a dataset claims more memory than there is" in proc.stderr
+
+
+def test_inference_summary_of_a_file_without_inference_jobs_is_empty(tmp_path):
+    """A training-only file has no /summary/inference: an empty frame with the documented columns,
+    as training_summary gives for a file without training jobs (since session 42; it raised)."""
+    from pathlib import Path
+
+    from dlcarbon_analysis import inference_summary, training_summary
+
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    source = Path(os.environ.get("DLCARBON_SOURCE_DIR") or Path(__file__).resolve().parents[2])
+    out = tmp_path / "quick.h5"
+    proc = subprocess.run([binary, "run", str(source / "scenarios" / "quickstart.yaml"), "-o", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(training_summary(out)) > 0
+    inf = inference_summary(out)
+    assert len(inf) == 0
+    assert list(inf.columns)[:3] == ["job", "model", "hardware"]
+    assert "facility_energy_kWh" in inf.columns
+    assert inf.attrs["units"]["facility_energy_kWh"] == "kWh"

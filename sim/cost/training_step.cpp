@@ -928,10 +928,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
   const auto held_per_device = [&](bool sharded) { return held_on(busiest_device, sharded); };
   if (accumulate) {
-    const double held = held_per_device(p.zero_stage >= 2);
-    const double acc_bytes = held * acc_bytes_per_value;
-    const auto acc = hardware::kernel_time(dev16, "fp32", held, acc_bytes, false);
-    const double acc_e = hardware::kernel_energy(dev16, "fp32", held, acc_bytes, acc.seconds);
     // (Already in bwd_s and in each device's row of the stages table, above.)
     // The average device's pass, for the energy.
     double average_held = 0;
@@ -940,8 +936,19 @@ StepCost cost_training_step(const TrainingJob& job) {
     const auto average_acc = hardware::kernel_time(dev16, "fp32", average_held, average_bytes, false);
     busy_energy += acc_share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds);
     average_busy_s += acc_share * average_acc.seconds;
-    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", acc_share * held, acc_share * acc_bytes, acc_share * acc.seconds,
-                     acc_share * acc_e, "memory"});
+    // The ops table's row: every device's pass, as its other rows hold every device's ops (since
+    // session 42, a review: the busiest device's alone, so a pipeline's backward rows fell short
+    // of its stages'). Without a pipeline, the one device's.
+    double all_held = 0, all_s = 0, all_e = 0;
+    for (std::size_t d = 0; d < devices; ++d) {
+      const double h = held_on(d, p.zero_stage >= 2);
+      const auto k = hardware::kernel_time(dev16, "fp32", h, h * acc_bytes_per_value, false);
+      all_held += h;
+      all_s += k.seconds;
+      all_e += hardware::kernel_energy(dev16, "fp32", h, h * acc_bytes_per_value, k.seconds);
+    }
+    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", acc_share * all_held, acc_share * all_held * acc_bytes_per_value,
+                     acc_share * all_s, acc_share * all_e, "memory"});
   }
   const double mb = static_cast<double>(c.microbatches);
   double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;

@@ -144,8 +144,11 @@ std::string emit_resolved(const Scenario& s) {
     if (j.parallelism) {
       const Parallelism& p = *j.parallelism;
       out << YAML::Key << "precision" << YAML::Value << j.precision << YAML::Key << "layout" << YAML::Value << j.layout;
+      // `data` as derived where the scenario leaves it out (since session 42, a review: written 0).
+      const std::int64_t model_parallel = std::max<std::int64_t>(1, p.tensor * p.pipeline * p.context);
+      const std::int64_t data = p.data > 0 ? p.data : j.accelerators / model_parallel;
       out << YAML::Key << "parallelism" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "data"
-          << YAML::Value << p.data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
+          << YAML::Value << data << YAML::Key << "tensor" << YAML::Value << p.tensor << YAML::Key << "pipeline"
           << YAML::Value << p.pipeline << YAML::Key << "context" << YAML::Value << p.context << YAML::Key << "microbatch" << YAML::Value << p.microbatch << YAML::Key
           << "global_batch" << YAML::Value << p.global_batch << YAML::Key << "zero_stage" << YAML::Value << p.zero_stage
           << YAML::Key << "recompute" << YAML::Value

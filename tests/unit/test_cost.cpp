@@ -3062,3 +3062,32 @@ TEST_CASE("a pipeline device's update is costed on its own parameters, not scale
   CHECK(ending.time_s <= all.time_s);
   CHECK(two.optimizer_s == approx(ending.time_s));
 }
+
+TEST_CASE("under a pipeline the ops table's forward and backward rows sum to the stages', the accumulation pass included") {
+  // The ops table holds every device's ops; its gradient accumulation row every device's pass
+  // (since session 42, a review: the busiest device's alone, so the backward rows fell short of the
+  // stages' by the other devices' passes).
+  TrainingJob job = mlp_job();
+  job.design = small_decoder(4);
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 4;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  REQUIRE(c.microbatches == 4);
+  double ops_f = 0, ops_b = 0, stages_f = 0, stages_b = 0;
+  bool accumulates = false;
+  for (const auto& r : c.ops) {
+    if (r.phase == "fwd") ops_f += r.time_s;
+    if (r.phase == "bwd") ops_b += r.time_s;
+    accumulates = accumulates || r.op == "gradients.accumulate";
+  }
+  for (const auto& s : c.stages) {
+    stages_f += s.forward_s;
+    stages_b += s.backward_s;
+  }
+  REQUIRE(accumulates);
+  CHECK(ops_f == approx(stages_f).epsilon(1e-9));
+  CHECK(ops_b == approx(stages_b).epsilon(1e-9));
+}

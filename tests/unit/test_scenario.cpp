@@ -868,3 +868,10 @@ TEST_CASE("an accounting job may record a context-parallel layout, which is neve
   CHECK(error_of(file, test_catalog()).find("parallelism.context (2) needs a decoder-only transformer") != std::string::npos);
   fs::remove_all(file.parent_path());
 }
+
+TEST_CASE("the resolved scenario writes a derived data-parallel size, not 0") {
+  // Since session 42 (a review): a job that leaves `data` out had it written as 0.
+  const auto s = load_scenario(kData / "scenarios/does_not_fit.yaml", test_catalog());
+  CHECK(s.resolved_yaml.find("parallelism: {data: 1, tensor: 1") != std::string::npos);
+  CHECK(s.resolved_yaml.find("{data: 0,") == std::string::npos);
+}
