@@ -474,10 +474,12 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
     const int act = ffn_activation(e, d, prefix + ".experts.act", layer, up, static_cast<double>(per_expert * local * fe));
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
-    // The slots beyond the routed tokens (routed x capacity_factor, as a gather computes them) are
-    // padding: costed, not the model's FLOPs; under a gather too, where the whole slots an expert
-    // runs round its share of them (since session 34; before, counted as the model's).
-    const double share = std::min(1.0, routed / (static_cast<double>(per_expert) * static_cast<double>(local)));
+    // The slots beyond the tokens' top_k choices are padding: costed, not the model's FLOPs, the
+    // capacity factor's headroom too (since session 42, a review: tokens x top_k x capacity_factor
+    // had counted as the model's, so MFU grew with the padding), and under a gather, where the
+    // whole slots an expert runs round its share of them (since session 34).
+    const double chosen = static_cast<double>(tokens) * static_cast<double>(d.top_k);
+    const double share = std::min(1.0, chosen / (static_cast<double>(per_expert) * static_cast<double>(local)));
     for (const int id : {up, act, down}) e.model_share(id, share);
     if (d.einsum_dispatch) {
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,

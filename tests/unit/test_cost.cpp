@@ -3091,3 +3091,22 @@ TEST_CASE("under a pipeline the ops table's forward and backward rows sum to the
   CHECK(ops_f == approx(stages_f).epsilon(1e-9));
   CHECK(ops_b == approx(stages_b).epsilon(1e-9));
 }
+
+TEST_CASE("a capacity factor's padding is executed work, not model FLOPs: MFU's FLOPs do not grow with it") {
+  // Since session 42 (a review): tokens x top_k x capacity_factor had counted as the model's, so
+  // at capacity 2 MFU counted twice the experts' FLOPs a token. The model runs top_k experts a
+  // token whatever the padding; the padded slots still cost time.
+  TrainingJob job = moe_job(2, 64);
+  auto design = std::get<TransformerDesign>(job.design);
+  design.capacity_factor = 1.0;
+  job.design = design;
+  const StepCost one = cost_training_step(job);
+  design.capacity_factor = 2.0;
+  job.design = design;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(one.fits);
+  REQUIRE(two.fits);
+  CHECK(two.model_flops_per_step == approx(one.model_flops_per_step).epsilon(1e-12));
+  CHECK(two.compute_s > one.compute_s);
+  CHECK(two.mfu < one.mfu);
+}
