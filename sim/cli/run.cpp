@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <ostream>
 
@@ -39,10 +40,57 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
 
 }  // namespace
 
+// The message of a time series too large to hold (checked from the scenario, and from the plan).
+static std::string series_too_large(const Scenario& scenario, double rows) {
+  char size[64];
+  std::snprintf(size, sizeof size, "%.3g", rows);
+  return format_input_error(
+      scenario.info.resolution_given ? scenario.info.resolution_at : SourceLocation{scenario.path.generic_string(), 1, 1},
+      "scenario.resolution",
+      "the time series would hold up to " + std::string(size) + " rows (bins x sites x phases x hardware x models), "
+      "more than 1e7 (about 7 GB); choose a coarser resolution (day, month or year) or a shorter horizon");
+}
+
 // Quantities beyond what a double holds (1e300): their sums would be inf or NaN in the output.
 constexpr double kRepresentable = 1e300;
 
+// The lifecycle's time series, bounded from the scenario before anything runs (a sweep checks
+// every point so; the plan's exact bound is checked again in simulate_scenario): bins x series
+// keys, a site by its data centre's or region's id (since session 42, a review: the check ran only
+// once a point ran, past the sweep's up-front checks).
+static void check_series_size(const Scenario& scenario) {
+  const bool lifecycle = !scenario.deployments.empty() || scenario.info.resolution_given ||
+                         std::any_of(scenario.training.begin(), scenario.training.end(),
+                                     [](const TrainingJob& j) { return j.repeat_count > 1; });
+  if (!lifecycle) return;
+  lifecycle::LifecyclePlan shape;
+  shape.start = static_cast<double>(scenario.info.start_unix_s);
+  shape.end = shape.start + scenario.info.horizon_s;
+  shape.resolution = lifecycle::parse_resolution(scenario.info.resolution);
+  std::map<std::string, std::size_t> site_index;
+  const auto site = [&](const std::string& id) { return site_index.emplace(id, site_index.size()).first->second; };
+  for (std::size_t i = 0; i < scenario.deployments.size(); ++i) {
+    const Deployment& d = scenario.deployments[i];
+    lifecycle::DeploymentPlan dp;
+    dp.model = d.model_id;
+    for (const auto& step : d.mix) {
+      lifecycle::MixPlan mp;
+      for (const auto& h : step.hardware) mp.costs.push_back(lifecycle::ServiceCost{h.id});
+      dp.mix.push_back(std::move(mp));
+    }
+    shape.deployments.push_back(std::move(dp));
+    for (const auto& r : d.regions) shape.cohorts.push_back(lifecycle::CohortPlan{i, site(r.datacenter.id)});
+  }
+  for (const auto& j : scenario.training) {
+    shape.training.push_back(lifecycle::TrainingRun{j.id, j.model_id, j.hardware.id, site(j.datacenter.id)});
+  }
+  if (const double rows = lifecycle::series_rows_bound(shape); rows > lifecycle::kMaxSeriesRows) {
+    throw InputError(series_too_large(scenario, rows));
+  }
+}
+
 void check_costable(const Scenario& scenario) {
+  check_series_size(scenario);
   // A job's energy must be a number: accelerators x duration x power past 1e300 J would be written
   // as inf (found by a review, session 33).
   for (const auto& job : scenario.training) {
@@ -235,13 +283,7 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
     // refused before it is allocated (since session 42, a review: the allowed maximum could run
     // out of memory: 100 years hourly of one site took 1.75 GB and wrote 607 MB).
     if (const double rows = lifecycle::series_rows_bound(plan); rows > lifecycle::kMaxSeriesRows) {
-      char size[64];
-      std::snprintf(size, sizeof size, "%.3g", rows);
-      throw InputError(format_input_error(
-          scenario.info.resolution_given ? scenario.info.resolution_at : SourceLocation{scenario.path.generic_string(), 1, 1},
-          "scenario.resolution",
-          "the time series would hold up to " + std::string(size) + " rows (bins x sites x phases x hardware x models), "
-          "more than 1e7 (about 7 GB); choose a coarser resolution (day, month or year) or a shorter horizon"));
+      throw InputError(series_too_large(scenario, rows));
     }
     o.life = add_lifecycle(o.record, std::move(plan), threads);
   }

@@ -716,8 +716,18 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
       }
       if (waiting.empty()) break;
       if (!vm.count("quiet") && std::chrono::steady_clock::now() - last_note > std::chrono::minutes(1)) {
+        // A complete file of another sweep or build is waited past (its shard may be rewriting it);
+        // the note says so, so that a shard run with another build or data is found (since session 42).
+        std::string why;
+        try {
+          SweepFile theirs = file;
+          theirs.shard_index = static_cast<std::int64_t>(std::find(names.begin(), names.end(), waiting.front()) - names.begin());
+          std::error_code exists_ec;
+          if (fs::exists(waiting.front(), exists_ec)) why = not_resumable(waiting.front(), read_sweep_file(waiting.front()), theirs);
+        } catch (const std::exception&) {
+        }
         io.err << "dlcarbon: sweep " << spec.name << ": waiting for " << waiting.size() << " shard file(s) to complete, e.g. "
-               << waiting.front() << "\n";
+               << waiting.front() << (why.empty() ? "" : " (there now: " + why + ")") << "\n";
         last_note = std::chrono::steady_clock::now();
       }
       std::this_thread::sleep_for(std::chrono::seconds(2));

@@ -186,6 +186,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       const double peak = hardware::make_device_model(job.hardware).peak(job.precision);
       const double baseline_h = flops_total / (peak * baseline_mfu) / units::seconds_per_hour;
       if (have_hours) ++rows;
+      if (!have_hours) ++footprint_only;  // (counted whether it can be costed or not)
       if (!r.ok) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
         if (have_hours) ours.push_back(kNotCosted);
@@ -236,7 +237,6 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       }
       std::string energy_err = "-";
       std::string note = !have_hours ? "footprint only (no published hours)" : std::abs(err) <= 0.25 ? "" : "outside +/-25 %";
-      if (!have_hours) ++footprint_only;
       // The published footprint: its energy in the energy column; its CO2e (location- and
       // market-based) in the note beside it, or in that column, said so, where no energy is
       // published (since session 42, a review: a CO2e beside an energy, a market-based one, or one

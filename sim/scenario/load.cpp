@@ -869,7 +869,8 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     if (p.virtual_stages > 1 && ((r.start / unit) % p.pipeline != 0 || (step / unit) % p.pipeline != 0)) {
       last.fail("parallelism.batch_rampup: under interleaved 1F1B (virtual_stages) every batch of the ramp needs a multiple of the "
                 "pipeline's " + std::to_string(p.pipeline) + " stages in microbatches a data rank; start " + std::to_string(r.start) +
-                " and increment " + std::to_string(step) + " over data x microbatch " + std::to_string(unit));
+                " and increment " + std::to_string(step) + (r.increment > 0 ? "" : " (the default, data x microbatch: give one)") +
+                " over data x microbatch " + std::to_string(unit));
     }
     // The ramp's sequences are the job's first: no more than it trains.
     std::int64_t sample_tokens = 1;
@@ -1446,6 +1447,13 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
           const Model& model = b.model(m.at("model"));
           j.model_id = model.id;
           j.design = model.design;
+          // A model without convolutions given here drops a layout an earlier piece gave, as a
+          // model that does not generate drops a request (since session 42, a review: the
+          // inherited key was refused at the parent's line and could not be unset).
+          if (!m.has("layout") && !has_convolutions(model.design)) {
+            d.layout_given = false;
+            d.layout_at.reset();
+          }
           if (!d.layout_given) j.layout = model.layout;
           if (std::holds_alternative<std::monostate>(model.design)) {
             m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
@@ -1623,6 +1631,11 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           const Model& model = b.model(m.at("model"));
           d.model_id = model.id;
           d.design = model.design;
+          // (As for an inference job: a model without convolutions drops an inherited layout.)
+          if (!m.has("layout") && !has_convolutions(model.design)) {
+            dr.layout_given = false;
+            dr.layout_at.reset();
+          }
           if (!dr.layout_given) d.layout = model.layout;
           if (std::holds_alternative<std::monostate>(model.design)) {
             m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");

@@ -1878,3 +1878,21 @@ deployments:
   CHECK(std::isnan(energy[1]));  // unknown, not inf
   fs::remove_all(dir);
 }
+
+TEST_CASE("a sweep point whose time series would not fit memory stops the sweep before anything runs") {
+  // Since session 42 (a review): the size check ran only once a point ran, past the sweep's
+  // up-front checks; it is now one of them, the point named.
+  const fs::path dir = fresh_dir("series-size-sweep");
+  std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: s, start: 2025-01-01, horizon: \"1000 years\"}\n"
+                                   "models:\n  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}\n"
+                                   "deployments:\n  - {id: svc, model: mlp, start: 2025-01-01, duration: \"1000 years\", "
+                                   "hardware: test-gpu, replicas: 2, demand: \"10 requests/s\", regions: [{datacenter: test-dc}]}\n";
+  std::ofstream(dir / "s.sweep.yaml") << "schema_version: 1\nsweep: {name: d, scenario: s.yaml}\nparameters:\n"
+                                         "  - {key: scenario.resolution, values: [year, hour]}\n";
+  const auto r = run({"sweep", (dir / "s.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                      (dir / "out.h5").string(), "--quiet"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("scenario.resolution: the time series would hold up to 2.63e+07 rows") != std::string::npos);
+  CHECK(r.err.find("(in sweep point 1") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "out.h5"));
+}

@@ -875,3 +875,30 @@ TEST_CASE("the resolved scenario writes a derived data-parallel size, not 0") {
   CHECK(s.resolved_yaml.find("parallelism: {data: 1, tensor: 1") != std::string::npos);
   CHECK(s.resolved_yaml.find("{data: 0,") == std::string::npos);
 }
+
+TEST_CASE("a layout inherited through from gives way to a model without convolutions given later") {
+  // Since session 42 (a review): the inherited `layout` was held against the new model, refused at
+  // the parent's line, and could not be unset. Given in the same piece, it is still refused.
+  const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario_layout_from";
+  fs::create_directories(dir);
+  const std::string head = "schema_version: 1\nscenario: {name: s, start: 2025-01-01, horizon: \"1 year\"}\nmodels:\n"
+                           "  - {id: cnn, design: {builder: resnet, blocks: [1, 1, 1, 1], image: 32, classes: 10}}\n"
+                           "  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}\n";
+  std::ofstream(dir / "inherited.yaml")
+      << head << "inference:\n  - {id: a, model: cnn, hardware: test-gpu, batch: 8, precision: fp16, layout: nhwc, inferences: 1000, "
+                 "datacenter: test-dc}\n  - {id: b, from: a, model: mlp}\n"
+                 "deployments:\n  - {id: c, model: cnn, start: 2025-01-01, duration: \"1 year\", hardware: test-gpu, layout: nhwc, "
+                 "demand: \"10 requests/s\", regions: [{datacenter: test-dc}]}\n  - {id: e, from: c, model: mlp}\n";
+  const auto s = load_scenario(dir / "inherited.yaml", test_catalog());
+  REQUIRE(s.inference.size() == 2);
+  CHECK(s.inference[0].layout == "nhwc");
+  CHECK(s.inference[1].layout == "nchw");
+  REQUIRE(s.deployments.size() == 2);
+  CHECK(s.deployments[1].layout == "nchw");
+  std::ofstream(dir / "given.yaml")
+      << head << "inference:\n  - {id: a, model: cnn, hardware: test-gpu, batch: 8, precision: fp16, layout: nhwc, inferences: 1000, "
+                 "datacenter: test-dc}\n  - {id: b, from: a, model: mlp, layout: nhwc}\n";
+  CHECK(error_of(dir / "given.yaml", test_catalog()).find("inference[1].layout: layout is the data layout of convolutions") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
