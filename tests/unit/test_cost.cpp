@@ -2975,6 +2975,20 @@ TEST_CASE("the interleaved schedule run op by op, by hand") {
   CHECK_FALSE(simulate_interleaved(4, 3, 5, std::vector<double>(12, 1.0), std::vector<double>(12, 2.0), {}).ok);
   // Inputs that do not describe the chunks: no run.
   CHECK_FALSE(simulate_interleaved(2, 2, 2, {1, 1}, {2, 2}, {}).ok);
+  // Uneven chunks in steady state repeat group after group: the makespan grows by the same amount
+  // from 16 to 32 and from 32 to 48 groups of p (what the step extends linearly past 32 groups), by
+  // more than the busiest device's 16 p slots here (the order's waits between unequal chunks),
+  // and the activations in flight have converged.
+  const std::vector<double> f{0.9, 0.2, 0.5, 0.1, 0.3, 0.8, 0.2, 0.6}, b{1.9, 0.5, 1.1, 0.2, 0.7, 1.6, 0.5, 1.3};
+  const auto m16 = simulate_interleaved(4, 2, 64, f, b, {{1, 2, 3, 4, 5, 6, 7, 8}});
+  const auto m32 = simulate_interleaved(4, 2, 128, f, b, {{1, 2, 3, 4, 5, 6, 7, 8}});
+  const auto m48 = simulate_interleaved(4, 2, 192, f, b, {{1, 2, 3, 4, 5, 6, 7, 8}});
+  REQUIRE((m16.ok && m32.ok && m48.ok));
+  CHECK(m48.makespan_s - m32.makespan_s == approx(m32.makespan_s - m16.makespan_s).epsilon(1e-9));
+  CHECK(m32.peak_held == m48.peak_held);
+  double busiest = 0;
+  for (int d = 0; d < 4; ++d) busiest = std::max(busiest, f[d] + b[d] + f[d + 4] + b[d + 4]);
+  CHECK(m32.makespan_s - m16.makespan_s >= 64 * busiest - 1e-9);
 }
 
 TEST_CASE("interleaved 1F1B with uneven chunks: the fill, the drain and the activations of the schedule run op by op") {
