@@ -24,8 +24,9 @@ namespace dlcarbon {
 inline constexpr int kSchemaVersion = 1;
 
 // A measured intensity trace: value[i] holds from time[i] to time[i + 1] (the last one for
-// `period_s`, the rows' smallest gap). Outside its span the trace repeats every 365 days (a typical
-// year, within half a row), or every span where it is longer or shorter (lifecycle::trace_period_s).
+// `period_s`, the rows' smallest gap). Outside its span the trace repeats every calendar year from its
+// first row (365 or 366 days: a year, within half a row), or every span where it is longer or
+// shorter (lifecycle::trace_period_s).
 struct IntensityTrace {
   std::string file;                 // as named, for the output
   std::string basis;                // direct or lca

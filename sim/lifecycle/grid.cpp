@@ -95,7 +95,12 @@ double trace_period_s(const IntensityTrace& t) {
   // is a pattern (a typical day, a week) that repeats over its own span (since session 38, from a
   // review: before, the last value held to the end of the year, so a day's trace read its 23:00
   // row for the other 364 days).
+  // The year is the calendar year from the first row: 366 days from 1 January of a leap year (a
+  // review, session 43: a 2024 monthly trace, 335 days + its 29-day smallest gap, had been snapped
+  // to 365 days, so its own 31 December read January's row).
   const double half_row = static_cast<double>(t.period_s) / 2;
+  const double calendar = static_cast<double>(plus_years(front, 1) - front);
+  if (std::abs(span - calendar) <= half_row) return calendar;
   return std::abs(span - kYear) <= half_row ? kYear : span;
 }
 

@@ -134,9 +134,13 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       const double flops = 2 * static_cast<double>(d.batch) * weights_read;
       const double bytes = p_bytes * (weights_read + 2 * static_cast<double>(d.batch) * static_cast<double>(layers) *
                                                          static_cast<double>(t->d_model + heads * hd));
+      // Two kernels a layer: the launches between them are time the device holds its static power
+      // through, as every other op's are (a review, session 43: the energy had taken the products'
+      // time alone, 5-10 % of a T5 request's energy left out).
       const auto xt = hardware::kernel_time(dev, d.precision, flops, bytes, true);
-      s.batch_time_s += xt.seconds + static_cast<double>(2 * layers - 1) * dev.launch_s;
-      s.device_energy_per_batch_j += hardware::kernel_energy(dev, d.precision, flops, bytes, xt.seconds);
+      const double x_s = xt.seconds + static_cast<double>(2 * layers - 1) * dev.launch_s;
+      s.batch_time_s += x_s;
+      s.device_energy_per_batch_j += hardware::kernel_energy(dev, d.precision, flops, bytes, x_s);
     }
     // The decoder's own positions: an LLM's prompt and output; an encoder-decoder's start token and
     // output (its prompt is the encoder's, in the cross cache).

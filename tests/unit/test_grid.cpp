@@ -77,6 +77,26 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   r.trace = leap;
   CHECK(lifecycle::mean_intensity(r, k2024 + 365 * day, k2024 + 366 * day) == approx(900 * kGPerKwh));
   CHECK(lifecycle::intensity_integral(r, k2024, k2024 + 366 * day) == approx((365 * 200 + 900) * day * kGPerKwh));
+  // A monthly 2024 trace (rows on each 1st, smallest gap February's 29 days: 335 + 29 = 364 days)
+  // is the calendar year 2024, 366 days, not 365 (a review, session 43: its 31 December had read
+  // January's row); 1 January 2025 reads January again.
+  {
+    auto monthly = std::make_shared<IntensityTrace>();
+    for (unsigned m = 1; m <= 12; ++m) {
+      monthly->time_unix_s.push_back(lifecycle::days_from_civil(2024, m, 1) * 86400);
+      monthly->kg_per_j.push_back(100.0 * m * kGPerKwh);
+    }
+    monthly->period_s = 29 * 86400;
+    CHECK(lifecycle::trace_period_s(*monthly) == approx(366 * day));
+    GridRegion mr;
+    mr.trace = monthly;
+    CHECK(lifecycle::mean_intensity(mr, k2024 + 365 * day, k2024 + 366 * day) == approx(1200 * kGPerKwh));
+    CHECK(lifecycle::mean_intensity(mr, k2024 + 366 * day, k2024 + 367 * day) == approx(100 * kGPerKwh));
+    // The same file for 2023 (smallest gap 28 days: 334 + 28 = 362) is 365 days, as before.
+    for (unsigned m = 1; m <= 12; ++m) monthly->time_unix_s[m - 1] = lifecycle::days_from_civil(2023, m, 1) * 86400;
+    monthly->period_s = 28 * 86400;
+    CHECK(lifecycle::trace_period_s(*monthly) == approx(365 * day));
+  }
   // A trace shorter than a year repeats over its span (3 hours), one within half a row of a year
   // every 365 days.
   CHECK(lifecycle::trace_period_s(*traced().trace) == approx(3 * 3600.0));

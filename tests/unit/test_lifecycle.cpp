@@ -571,6 +571,14 @@ TEST_CASE("an encoder-decoder generates with its decoder alone, reading a cross 
   const ServiceCost deeper = serving_cost(d, hw);
   CHECK(deeper.decode_s == approx(k.decode_s));
   CHECK(deeper.prefill_s > k.prefill_s);
+  // Every second of a batch is charged at least the device's static power, launch gaps included:
+  // with 1 s launches the batch is nearly all gaps, and a replica serving draws no less than one
+  // idle (a review, session 43: the cross-attention's launch gap, 9 s of this batch, had been left
+  // out of the energy, so serving drew less than idle).
+  hw.kernel_launch_s = 1.0;
+  const ServiceCost gaps = serving_cost(d, hw);
+  CHECK(gaps.idle_w > 0);
+  CHECK(gaps.busy_w >= gaps.idle_w);
 }
 
 TEST_CASE("a sliding window bounds the cache a decode step reads, by hand") {
