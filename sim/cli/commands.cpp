@@ -89,6 +89,13 @@ void check_output_path(const std::filesystem::path& given) {
                        text::quoted(input.string()) + "); name another file");
     }
   }
+  // An HDF5 file named .yaml is never meant, and in a data directory it becomes a catalog file that
+  // every later command refuses as binary (since session 43, a review: `run -o data/new.yaml`).
+  if (const auto ext = out.extension().string(); ext == ".yaml" || ext == ".yml") {
+    throw InputError("--output: cannot write " + text::quoted(out.string()) +
+                     ": the output is an HDF5 file, and a name ending " + ext +
+                     " would be read as YAML (a catalog file, in a data directory); name it .h5");
+  }
   // A device, a FIFO or a socket would be replaced by the file (the output is renamed into place):
   // only a regular file, or a link to one, is overwritten.
   const auto st = std::filesystem::status(out, ec);

@@ -38,10 +38,16 @@ inline std::optional<int> parse_options(const std::vector<std::string>& args, co
   return std::nullopt;
 }
 
-// The --threads option of run and sweep: 0 (all cores) or a positive count; else bad input.
+// The --threads option of run and sweep: 0 (all cores) or a positive count up to kMaxThreads; else
+// bad input (since session 43, a review: ten million threads crashed inside TBB's arena; more
+// machines are MPI's or Slurm's, docs/sweep.md).
+inline constexpr int kMaxThreads = 1024;
 inline int threads_option(const po::variables_map& vm) {
   const int threads = vm["threads"].as<int>();
-  if (threads < 0) throw InputError("--threads: expected 0 (all cores) or a positive count, got " + std::to_string(threads));
+  if (threads < 0 || threads > kMaxThreads) {
+    throw InputError("--threads: expected 0 (all cores) or a count from 1 to " + std::to_string(kMaxThreads) + ", got " +
+                     std::to_string(threads));
+  }
   return threads;
 }
 

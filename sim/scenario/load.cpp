@@ -38,6 +38,9 @@ constexpr std::int64_t kMaxStageLayers = 100000;
 // The longest span a scenario's horizon or a deployment may cover, 1,000 years: the lifecycle bins
 // it hourly at the finest (8.8 million bins), and its dates must stay dates.
 constexpr double kMaxSpanS = 1000 * 365.25 * units::seconds_per_day;
+// The longest chain of `extends` files, or of entries built `from` others: each link is a nested
+// call, and real chains are a few long.
+constexpr std::size_t kMaxChain = 256;
 
 struct Section {
   std::vector<std::string> order;
@@ -170,6 +173,11 @@ void load_layer(const fs::path& path, const std::string& display, bool catalog,
         chain.push_back(canonical.filename().string());
         ext.fail("circular extends: " + text::join(chain, " -> "));
       }
+    }
+    // Each file extends the next by a recursive call: a bound on the chain keeps a long one from
+    // running out of stack (since session 43, a review: 4,000 files crashed).
+    if (stack.size() >= kMaxChain) {
+      ext.fail("a chain of extends longer than " + std::to_string(kMaxChain) + " files");
     }
     stack.push_back(canonical);
     load_layer(base, display_of(fs::path(display).parent_path() / rel), false, stack, layers, &ext,
@@ -348,6 +356,12 @@ const T& Builder::get(const EntityKind<T>& kind, std::map<std::string, T>& cache
     const YAML::Node from = piece.node["from"];
     if (from.IsDefined()) {
       const Value from_value = piece.child(from, "from");
+      // As extends: a bound on the chain of entries built from others (since session 43, a review:
+      // 7,000 hardware entries each `from` the next crashed).
+      if (building_.size() >= kMaxChain) {
+        from_value.fail("a chain of entries built with from (and the entries they refer to) longer than " +
+                        std::to_string(kMaxChain));
+      }
       entity = get(kind, cache, detail::read_id(from_value), from_value);
       seen.insert(kind.allowed.begin(), kind.allowed.end());
     }
@@ -2002,9 +2016,20 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
                                         fs::exists(dir, ec) ? "the data directory is not a directory (set --data-dir)"
                                                             : "the data directory does not exist (set --data-dir)"));
   }
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (ec) break;
+  // A folder that cannot be read, a linked folder and a catalog file that is not a regular file are
+  // said or followed, never skipped (since session 43, a review: an unreadable data directory had
+  // run with no catalog at all, an unreadable or linked `hardware/` gave "none defined", and a FIFO
+  // named .yaml was left out without a word). Links to folders are followed, as the sweep's
+  // fingerprint of the catalog follows them.
+  fs::path last = dir;
+  auto unreadable = [&](const std::error_code& e) {
+    return InputError(format_input_error({last.generic_string(), 0, 0}, "", "cannot read this catalog folder: " + e.message()));
+  };
+  auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+  if (ec) throw unreadable(ec);
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) throw unreadable(ec);
+    last = it->path();
     // Hidden files and folders (an editor's lock link ".#name.yaml", ".ipynb_checkpoints/") are not
     // part of the catalog.
     if (it->path().filename().string().rfind('.', 0) == 0) {
@@ -2020,8 +2045,13 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
       throw InputError(format_input_error({it->path().generic_string(), 0, 0}, "",
                                           "cannot read this catalog file: " + st_ec.message()));
     }
-    if (regular) files.push_back(it->path());
+    if (!regular) {
+      throw InputError(format_input_error({it->path().generic_string(), 0, 0}, "",
+                                          "a catalog file must be a regular file, not a device, FIFO, socket or folder"));
+    }
+    files.push_back(it->path());
   }
+  if (ec) throw unreadable(ec);
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -27,6 +27,9 @@ std::string number_text(double x) {
 double plain_number(const YAML::Node& n) {
   if (!n.IsScalar()) return std::numeric_limits<double>::quiet_NaN();
   const std::string& s = n.Scalar();
+  // Plain decimals only, as in a scenario: strtod also reads "0x100" and " 256" (since session 43,
+  // a review: a range of [0x100, 0x200] had run as 256 and 512).
+  if (s.find_first_not_of("0123456789+-.eE") != std::string::npos) return std::numeric_limits<double>::quiet_NaN();
   char* end = nullptr;
   const double x = std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(x)) return std::numeric_limits<double>::quiet_NaN();

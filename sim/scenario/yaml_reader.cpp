@@ -14,6 +14,9 @@
 #include <sstream>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+#include <unordered_map>
 
 #include "dlcarbon/text.hpp"
 
@@ -79,6 +82,61 @@ void note_file_read(const std::filesystem::path& path) {
   if (std::find(files.begin(), files.end(), path) == files.end()) files.push_back(path);
 }
 
+namespace {
+
+// The nodes a document expands to, aliases expanded: each alias counts as many as its anchor's
+// node holds. Aliases of aliases multiply (ten lists of ten aliases of the list before: 10^9
+// nodes from a few hundred bytes), and every walk over the loaded document (the named files'
+// digest, a sweep's canonical text) would visit them all: a small file had run for minutes.
+// Since session 43 (a review); said at the alias that passes the limit.
+constexpr std::uint64_t kMaxExpandedNodes = 1000000;
+
+struct AliasLimit {
+  YAML::Mark mark;
+};
+
+class ExpansionCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { leaf(anchor); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, const std::string&) override { leaf(anchor); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    const auto it = size_.find(anchor);
+    running_ += it == size_.end() ? 1 : it->second;
+    if (running_ > kMaxExpandedNodes) throw AliasLimit{mark};
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  void leaf(YAML::anchor_t anchor) {
+    ++running_;
+    if (anchor != YAML::NullAnchor) size_[anchor] = 1;
+  }
+  void open(YAML::anchor_t anchor) {
+    ++running_;
+    open_.push_back({anchor, running_ - 1});
+  }
+  void close() {
+    if (open_.empty()) return;
+    const auto [anchor, start] = open_.back();
+    open_.pop_back();
+    if (anchor != YAML::NullAnchor) size_[anchor] = running_ - start;
+  }
+  std::uint64_t running_ = 0;
+  std::vector<std::pair<YAML::anchor_t, std::uint64_t>> open_;
+  std::unordered_map<YAML::anchor_t, std::uint64_t> size_;
+};
+
+}  // namespace
+
 YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& display,
                           std::string& text, const SourceLocation& referenced_from,
                           const std::string& referencing_key) {
@@ -120,6 +178,12 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
       continue;
     }
     if (c == 0) throw binary(c);
+    // A carriage return without a line feed (classic Mac OS line ends) is one line to the YAML
+    // reader, whose message named a map value instead (since session 43, a review).
+    if (c == '\r' && (i + 1 == text.size() || text[i + 1] != '\n')) {
+      throw InputError(format_input_error({display, line, column}, "",
+                                          "a carriage return without a line feed (classic Mac OS line ends): save the file with LF or CRLF line ends"));
+    }
     if (c < 0x80) continue;
     int extra = -1;
     if ((c & 0xE0) == 0xC0) extra = 1;
@@ -153,25 +217,48 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
     }
     throw InputError(format_input_error(at, "", "invalid YAML: " + e.msg));
   }
+  if (text.find('*') != std::string::npos) {
+    std::istringstream events(text);
+    YAML::Parser parser(events);
+    ExpansionCounter counter;
+    try {
+      parser.HandleNextDocument(counter);
+    } catch (const AliasLimit& limit) {
+      throw InputError(format_input_error({display, limit.mark.line + 1, limit.mark.column + 1}, "",
+                                          "aliases expand the document past " + std::to_string(kMaxExpandedNodes) +
+                                              " nodes (aliases of aliases multiply): write the values out or alias less"));
+    }
+  }
   // One document a file: YAML::Load reads the first and would drop a second one (after `---`)
   // unread. A `---` at the start of a line is a document marker wherever it stands (YAML 1.2,
   // Sec. 9.1): one after the first document's content, with content after it, starts a second.
   // (Found by a text scan: yaml-cpp 0.7's LoadAll loops on some malformed input.)
+  // The same for content after a document end marker `...` (since session 43, a review: yaml-cpp
+  // stops there, and whatever followed, a second job or broken text, was never read).
   {
     bool content = false;
     int marker_line = 0, n = 0;
+    bool after_end = false;
     std::istringstream lines(text);
     for (std::string l; std::getline(lines, l);) {
       ++n;
       if (!l.empty() && l.back() == '\r') l.pop_back();
-      const bool marker = l.compare(0, 3, "---") == 0 && (l.size() == 3 || l[3] == ' ' || l[3] == '\t');
-      std::string rest = marker ? l.substr(3) : l;
+      const auto starts_marker = [&](const char* m) {
+        return l.compare(0, 3, m) == 0 && (l.size() == 3 || l[3] == ' ' || l[3] == '\t');
+      };
+      const bool marker = starts_marker("---");
+      const bool end = starts_marker("...");
+      std::string rest = marker || end ? l.substr(3) : l;
       const auto first = rest.find_first_not_of(" \t");
-      const bool has_content = first != std::string::npos && rest[first] != '#' && !(first == 0 && rest.compare(0, 3, "...") == 0) &&
-                               !(first == 0 && rest[0] == '%');
-      if (marker && content && marker_line == 0) marker_line = n;
+      const bool has_content = first != std::string::npos && rest[first] != '#' && !(first == 0 && rest[0] == '%');
+      if ((marker || end) && content && marker_line == 0) {
+        marker_line = n;
+        after_end = end;
+      }
       if (has_content && marker_line > 0) {
-        throw InputError(format_input_error({display, marker_line, 1}, "", "a second YAML document (after ---): a file holds one"));
+        throw InputError(format_input_error({display, marker_line, 1}, "",
+                                            after_end ? "content after the document's end (...): a file holds one document"
+                                                      : "a second YAML document (after ---): a file holds one"));
       }
       content = content || has_content;
     }
@@ -394,7 +481,7 @@ std::int64_t read_date(const Value& v, std::string& as_text) {
     unsigned m = 0, d = 0;
     char extra = 0;
     const bool shaped = as_text.size() == 10 && std::sscanf(as_text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &extra) == 3;
-    v.expected("a date (YYYY-MM-DD)", shaped ? "no such day" : "");
+    v.expected("a date (YYYY-MM-DD)", !shaped ? "" : m < 1 || m > 12 ? "no such month" : "no such day");
   }
   return seconds;
 }

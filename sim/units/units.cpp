@@ -108,14 +108,17 @@ struct Prefix {
 constexpr std::array kPrefixes{
     Prefix{"k", 1e3},  Prefix{"K", 1e3},  Prefix{"M", 1e6},   Prefix{"G", 1e9},
     Prefix{"T", 1e12}, Prefix{"P", 1e15}, Prefix{"E", 1e18},  Prefix{"m", 1e-3},
-    Prefix{"u", 1e-6}, Prefix{"µ", 1e-6}, Prefix{"n", 1e-9},  Prefix{"p", 1e-12},
+    Prefix{"u", 1e-6}, Prefix{"µ", 1e-6}, Prefix{"μ", 1e-6}, Prefix{"n", 1e-9},  Prefix{"p", 1e-12},
 };
+// (Micro as the micro sign U+00B5 and as the Greek letter mu U+03BC, which Unicode prefers and
+// keyboards type: both since session 43, a review; before, "10 μs" was an unknown unit.)
 
 struct UnitValue {
   double factor = 1;
   Dim dim;
   bool count_noun = false;
   std::string_view noun;  // the count noun's family (Quantity::noun)
+  bool per_count = false;  // a count noun below the line ("W/token")
 };
 
 std::string_view noun_family(std::string_view atom) {
@@ -163,7 +166,8 @@ std::optional<UnitValue> parse_unit(std::string_view text, std::string& bad_part
     bad_part = den;
     return std::nullopt;
   }
-  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, top->count_noun && top->dim == kNone, top->noun};
+  return UnitValue{top->factor / bottom->factor, top->dim - bottom->dim, top->count_noun && top->dim == kNone, top->noun,
+                   bottom->count_noun};
 }
 
 Dim dim_of(Kind kind) {
@@ -381,6 +385,9 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   }
   const Dim want = dim_of(expected);
   if (unit_text.empty() && want != kNone) throw fail("no unit");
+  // "560 W/token", "10 days/request": no value of the format is a rate per count, and the count,
+  // dimensionless, had been dropped, the figure read as 560 W (since session 43, a review).
+  if (unit.per_count) throw fail("a quantity per token, sample, image, parameter or request: give the whole quantity");
   if (!(unit.dim == want)) throw fail(name_of(unit.dim, unit.count_noun));
   if (unit.count_noun && expected != Kind::count && expected != Kind::frequency) throw fail(name_of(unit.dim, true));
   const double value = number->value * multiplier * unit.factor;

@@ -192,14 +192,17 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
 }
 
 
-TEST_CASE("a negative thread count and a data directory that is a file are bad input") {
+TEST_CASE("a negative or huge thread count and a data directory that is a file are bad input") {
   const fs::path out = temp_dir() / "threads.h5";
   for (const char* command : {"run", "sweep"}) {
     const fs::path file = std::string(command) == "run" ? kData / "scenarios/good_base.yaml" : kData / "sweeps/grid.sweep.yaml";
-    auto r = run({command, file.string(), "--data-dir", (kData / "catalog").string(), "--threads", "-1", "-o", out.string()});
-    CHECK(r.code == 2);
-    CHECK(r.err == "--threads: expected 0 (all cores) or a positive count, got -1\n");
-    CHECK_FALSE(fs::exists(out));
+    // Ten million threads had crashed inside TBB's arena (since session 43, a review: at most 1,024).
+    for (const char* threads : {"-1", "1025", "10000000"}) {
+      auto r = run({command, file.string(), "--data-dir", (kData / "catalog").string(), "--threads", threads, "-o", out.string()});
+      CHECK(r.code == 2);
+      CHECK(r.err == std::string("--threads: expected 0 (all cores) or a count from 1 to 1024, got ") + threads + "\n");
+      CHECK_FALSE(fs::exists(out));
+    }
   }
   auto r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir",
                 (kData / "scenarios/good_base.yaml").string(), "-o", out.string()});
@@ -648,7 +651,8 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
     if (fresh) extra.push_back("--fresh");
     r = sweep(dir / "s.sweep.yaml", dir / base_name, extra);
     CHECK(r.code == 2);
-    CHECK(r.err.find("it is one of the inputs") != std::string::npos);
+    // (Since session 43 refused as a name ending .yaml, before the inputs are read.)
+    CHECK(r.err.find("base.yaml\": the output is an HDF5 file, and a name ending .yaml") != std::string::npos);
     CHECK(fs::file_size(dir / base_name) == base_size);
   }
   // So is one that names a trace only a swept value reads (since session 37, a review: the check
@@ -1713,6 +1717,75 @@ deployments:
   CHECK(t.err.find("deployments[0].replicas.file: cannot read ") != std::string::npos);
   CHECK(t.err.find("it is not a regular file (a device, FIFO or socket)") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "o.h5"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("catalog and scenario folders: FIFOs said, linked folders followed, an HDF5 file never named .yaml") {
+  // Since session 43, from a review: a FIFO named .yaml in the data directory or in a validate
+  // folder was skipped unsaid, a linked hardware/ folder gave "none defined", and `run -o
+  // data/new.yaml` wrote HDF5 into the catalog, which every later command then refused.
+  const fs::path dir = fresh_dir("catalog_kinds");
+  const fs::path data = dir / "data";
+  fs::create_directories(data);
+  fs::copy(kData / "catalog", dir / "elsewhere", fs::copy_options::recursive);
+  fs::create_directory_symlink(dir / "elsewhere", data / "linked");
+  const std::string scenario = (kData / "scenarios/good_base.yaml").string();
+  auto r = run({"run", scenario, "--data-dir", data.string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 0);
+  CHECK(fs::exists(dir / "o.h5"));
+  REQUIRE(::mkfifo((data / "pipe.yaml").c_str(), 0600) == 0);
+  r = run({"run", scenario, "--data-dir", data.string(), "-o", (dir / "p.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("pipe.yaml: a catalog file must be a regular file") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "p.h5"));
+  fs::remove(data / "pipe.yaml");
+  r = run({"run", scenario, "--data-dir", data.string(), "-o", (data / "new.yaml").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("new.yaml\": the output is an HDF5 file, and a name ending .yaml would be read as YAML") != std::string::npos);
+  CHECK_FALSE(fs::exists(data / "new.yaml"));
+  // validate: a FIFO and a broken link named .yaml are bad input; a hidden lock link is no scenario.
+  const fs::path scenarios = dir / "scenarios";
+  fs::create_directories(scenarios);
+  fs::create_symlink(dir / "nowhere", scenarios / ".#lock.yaml");
+  r = run({"validate", "--dir", scenarios.string(), "--data-dir", data.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("no published figures found") != std::string::npos);
+  fs::create_symlink(dir / "nowhere", scenarios / "broken.yaml");
+  r = run({"validate", "--dir", scenarios.string(), "--data-dir", data.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("broken.yaml: cannot read this scenario: ") != std::string::npos);
+  fs::remove(scenarios / "broken.yaml");
+  REQUIRE(::mkfifo((scenarios / "pipe.yaml").c_str(), 0600) == 0);
+  r = run({"validate", "--dir", scenarios.string(), "--data-dir", data.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("pipe.yaml: a scenario must be a regular file") != std::string::npos);
+  CHECK(r.out.empty());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a chain of extends or of from entries longer than 256 is bad input, not a stack overflow") {
+  // Since session 43, from a review: 4,000 files each extending the next, or 7,000 entries each
+  // built from the next, crashed with the stack exhausted.
+  const fs::path dir = fresh_dir("chains");
+  fs::copy_file(kData / "scenarios/good_base.yaml", dir / "e0.yaml");
+  for (int i = 1; i <= 300; ++i) {
+    std::ofstream(dir / ("e" + std::to_string(i) + ".yaml")) << "schema_version: 1\nextends: e" << i - 1 << ".yaml\n";
+  }
+  auto r = run({"run", (dir / "e300.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("extends: a chain of extends longer than 256 files") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "o.h5"));
+  r = run({"run", (dir / "e200.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  CHECK(r.code == 0);
+  std::ofstream chain(dir / "from.yaml");
+  chain << "schema_version: 1\nextends: e0.yaml\nhardware:\n";
+  for (int i = 300; i >= 1; --i) chain << "  - {id: h" << i << ", from: h" << i - 1 << "}\n";
+  chain << "  - {id: h0, from: test-gpu}\n";
+  chain.close();
+  r = run({"run", (dir / "from.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "f.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("from: a chain of entries built with from (and the entries they refer to) longer than 256") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "f.h5"));
   fs::remove_all(dir);
 }
 

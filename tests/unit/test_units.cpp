@@ -140,6 +140,29 @@ TEST_CASE("an error message stays one line: control characters in keys and file 
   const std::string m = dlcarbon::format_input_error({"a\nb.yaml", 3, 1}, "bad\nkey\x1b[2J", "unknown key");
   CHECK(m == "a\\x0ab.yaml:3:1: bad\\x0akey\\x1b[2J: unknown key");
   CHECK(m.find('\n') == std::string::npos);
+  // Invisible code points are shown by number (since session 43, a review): a no-break space, a
+  // zero-width space, a byte order mark in a key, a right-to-left override; visible non-ASCII
+  // stays as it is, and a byte that is not UTF-8 shows as \xNN.
+  using dlcarbon::text::quoted;
+  CHECK(quoted("10\xc2\xa0" "days") == "\"10\\u{00A0}days\"");
+  CHECK(quoted("gpu\xe2\x80\x8b") == "\"gpu\\u{200B}\"");
+  CHECK(dlcarbon::format_input_error({"s.yaml", 1, 1}, "\xef\xbb\xbf" "key", "unknown key") == "s.yaml:1:1: \\u{FEFF}key: unknown key");
+  CHECK(quoted("a\xe2\x80\xae" " b") == "\"a\\u{202E} b\"");
+  CHECK(quoted("\xc2\xb5" "s \xc3\xa9" "t\xc3\xa9 \xe2\x82\xac") == "\"\xc2\xb5" "s \xc3\xa9" "t\xc3\xa9 \xe2\x82\xac\"");
+  CHECK(quoted("\xff\xc3") == "\"\\xff\\xc3\"");
+}
+
+TEST_CASE("micro as u, the micro sign or the Greek mu, and no rate per count") {
+  // Since session 43, a review: "10 μs" (Greek mu, U+03BC) was an unknown unit, and "560 W/token"
+  // was read as 560 W, the count below the line dropped.
+  CHECK(si("10 us", Kind::time) == approx(1e-5));
+  CHECK(si("10 \xc2\xb5" "s", Kind::time) == approx(1e-5));
+  CHECK(si("10 \xce\xbc" "s", Kind::time) == approx(1e-5));
+  CHECK(message("560 W/token", Kind::power) ==
+        "expected a power (e.g. \"400 W\"), got \"560 W/token\" (a quantity per token, sample, image, parameter or "
+        "request: give the whole quantity)");
+  CHECK(message("10 days/request", Kind::time).find("a quantity per token") != std::string::npos);
+  CHECK(si("10 requests/s", Kind::frequency) == 10);
 }
 
 TEST_CASE("UTC times: digits where the pattern has them") {
