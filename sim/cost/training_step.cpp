@@ -272,7 +272,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const comm::Group replica_group = group_of(job, replicas / shard, c.tensor * shard, intra, inter);
 
   // --- one microbatch on each pipeline device, and the busiest ------------------------------
-  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0, saved_stack_end = 0;
+  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0;
   double cp_comm = 0;  // the busiest device's context-group share of tp_comm
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
@@ -342,6 +342,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> chunk_f(chunk_count, 0.0), chunk_work(chunk_count, 0.0), chunk_saved(chunk_count, 0.0),
       chunk_inputs(chunk_count, 0.0);
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
+  // The stacks' final norms' part of dev_saved: what full recomputation keeps of them (they run once).
+  std::vector<double> dev_stack_end(devices, 0.0);
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
   std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);     // vocabulary tables it holds
   double vocab_table = 0;
@@ -443,12 +445,29 @@ StepCost cost_training_step(const TrainingJob& job) {
     const bool heads_split = op.kind == graph::OpKind::batched_matmul;
     const bool row_parallel_output =
         in_layer && op.kind == graph::OpKind::matmul && (ends_with(op.name, ".out") || ends_with(op.name, ".down"));
-    const bool row_parallel = row_parallel_output && !op.expert;
+    // A parallel block's attention output (`.attn.o`) is row-parallel too: its partial sums join the
+    // feed-forward's before the layer's one all-reduce at `.ffn.down` (since session 43, a review: its
+    // shape, kept input and bias rows had been a column-parallel product's).
+    const bool row_parallel_shape =
+        row_parallel_output || (in_layer && op.kind == graph::OpKind::matmul && ends_with(op.name, ".attn.o"));
+    const bool row_parallel = row_parallel_shape && !op.expert;
     const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / (op.tensor_split ? work_split : tp);
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     // An expert op is already the device's products: its E / G experts, each over the slots routed
     // to it from the G ranks of its expert-parallel group.
     const double dev_m = static_cast<double>(op.m);
+    // What a rank's product moves: its own operands and output, not 1 / t of the whole product's.
+    // A column-parallel product reads the whole input (m x k) and a row-parallel one writes the
+    // whole partial output (m x n) on every rank of the group (since session 43, a review: the
+    // bytes had been the whole product's over t, which under-counted the qkv product's by about a
+    // third on LLaMA-65B's tensor 8 and turned some small products' memory time compute-bound).
+    if (op.kind == graph::OpKind::matmul && op.tensor_split && !op.expert && !op.implementation && tp > 1 && !eight_bit_op) {
+      const double cnt = static_cast<double>(op.count);
+      const double whole = cnt * (static_cast<double>(op.m) * static_cast<double>(op.k) +
+                                  static_cast<double>(op.k) * static_cast<double>(op.n) +
+                                  static_cast<double>(op.m) * static_cast<double>(op.n));
+      if (whole > 0) bytes = graph::executed_bytes(op, fusion) * cnt * (dev_m * dev_k + dev_k * dev_n + dev_m * dev_n) / whole;
+    }
     if (eight_bit_op) {
       // The product reads its two operands in 8 bits and writes its output in 16.
       const double cnt = static_cast<double>(op.count);
@@ -573,10 +592,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     // with t (Sec. 4.1: the QKV's and the first linear's inputs). Sequence parallelism keeps the
     // input's sequence shard and gathers it again in the backward. (Since session 34; before, it
     // shrank with t too.)
-    const bool whole_input = op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_output &&
+    const bool whole_input = op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape &&
                              !p.sequence_parallel && (!op.expert || p.expert_tensor != 1);
     const double saved_split = whole_input ? 1.0 : split;
-    if (stack_end) saved_stack_end += op.saved_bytes / split;  // kept under full recomputation (it runs once)
     if (!in_layer) {
       dev_saved_other[owner] += op.saved_bytes / saved_split;
     } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
@@ -605,6 +623,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
       if (kv_bytes > 0) kept_bytes += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
       dev_saved[owner] += kept_bytes;
+      if (stack_end) dev_stack_end[owner] += kept_bytes;
       chunk_saved[chunk_owner] += kept_bytes;
     }
     // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
@@ -1319,14 +1338,15 @@ StepCost cost_training_step(const TrainingJob& job) {
     double held = (schedule.ok ? schedule.peak_held[0][d] : on_device(dev_saved, d) * flight) + other;
     if (p.recompute) {
       const double inputs = on_device(device_layers, d);
-      const bool last = d == devices - 1 || (paired && d == 0);
       const double sp = p.sequence_parallel ? tp : 1.0;
-      held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp + (last ? saved_stack_end : 0.0) + other;
+      const double stack_end = on_device(dev_stack_end, d);
+      held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp + (paired ? 2.0 : 1.0) * stack_end + other;
       // While a layer's backward runs, its forward has been run again and its activations are
       // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
-      // less its input, the checkpoint counted above.
+      // less its input, the checkpoint counted above; the final norm, kept above, is not a layer's
+      // (since session 43, a review: it had been averaged into the layers' too).
       const double input = inputs > 0 ? on_device(dev_inputs, d) / inputs / sp : 0.0;
-      if (inputs > 0) held += std::max(0.0, on_device(dev_saved, d) / inputs - input);
+      if (inputs > 0) held += std::max(0.0, (on_device(dev_saved, d) - stack_end) / inputs - input);
     }
     c.stages[d].activation_bytes = held;
     if (states_on(d) + held > c.memory_per_device_bytes) {

@@ -354,10 +354,12 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
 }
 
 // An embedding's dropout: fused, it rides on the op before it (a BERT's norm, a ViT's position add),
-// which keeps its mask (for dropout_masks, session 31); unfused, a kernel of its own.
+// which keeps its mask (for dropout_masks, session 31), one byte an element beside what it keeps
+// already (since session 43, a review: the mask had not been counted); unfused, a kernel of its own.
 int embedding_dropout(Emitter& e, const std::string& name, int x, double elements) {
   if (e.fusion != Fusion::none) {
     e.wide_dropout(x, elements);
+    e.saved(x, e.op_saved(x) + elements);
     return x;
   }
   return e.dropout_mask(e.wide_dropout(e.elementwise(name, -1, {x}, elements, 2, OpKind::elementwise, 0, false), elements), elements);

@@ -1621,6 +1621,74 @@ TrainingJob tensor_pair_job(bool parallel_block, const std::function<void(Transf
 }
 }  // namespace
 
+TEST_CASE("full recomputation keeps the final norm once, not also in the layers' average, by hand") {
+  // Two decoder layers (d 256, 4 heads, FFN 1,024, vocabulary 1,024), 8 sequences of 128 in bf16,
+  // full recomputation, one device: U = 1,024 tokens x 256 x 2 B = 524,288 B. It keeps each layer's
+  // input (2 U), the final norm's input (U), the head's input and the loss's (5 U: U and 1,024 x
+  // 1,024 x 2 B of logits x 2) and, while a layer's backward runs, that layer's recomputed
+  // activations less its input (17 U): 25 U = 13,107,200 B, the review's count by hand (since
+  // session 43; before, the final norm was also averaged into the layers': U / 2 more).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(2);
+  d.d_model = 256;
+  d.d_ff = 1024;
+  d.vocab = 1024;
+  d.seq_len = 128;
+  job.design = d;
+  job.precision = "bf16";
+  job.hardware.peak_flop_per_s["bf16"] = job.hardware.peak_flop_per_s.at("fp16");
+  job.parallelism->microbatch = 8;
+  job.parallelism->global_batch = 8;
+  job.parallelism->recompute = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  CHECK(c.stages.at(0).activation_bytes == approx(13107200.0));
+}
+
+TEST_CASE("dropout masks are kept wherever a dropout runs, fused or not") {
+  // One decoder layer with dropout, 8 sequences of 32: unfused, each dropout is a kernel keeping
+  // its mask (a byte an element); fused into the op before it (the embedding's) or into the
+  // residual add, that op keeps it. The same masks, the same bytes: `none` and `softmax` (whose
+  // attention dropout is a kernel of its own either way) keep the same activations (since session
+  // 43, a review: the fused embedding dropout's mask, 8 x 32 x 64 B, had not been counted).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.dropout = 0.1;
+  job.design = d;
+  job.parallelism->microbatch = 8;
+  job.parallelism->global_batch = 8;
+  job.fusion = "none";
+  const StepCost none = cost_training_step(job);
+  job.fusion = "softmax";
+  const StepCost fused = cost_training_step(job);
+  REQUIRE(none.fits);
+  REQUIRE(fused.fits);
+  CHECK(fused.stages.at(0).activation_bytes == approx(none.stages.at(0).activation_bytes));
+}
+
+TEST_CASE("a tensor-parallel product moves its own rank's operands, by hand") {
+  // The one-layer decoder (32 tokens, d_model 64, FFN 256) on a tensor pair, fp16 (since session 43,
+  // a review: a rank's bytes had been the whole product's over 2). Column-parallel products read the
+  // whole input and write their n / 2 columns; row-parallel ones read their k / 2 and write the whole
+  // partial output, all-reduced after.
+  const TrainingJob job = tensor_pair_job(false);
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto forward_bytes = [&](const std::string& name) {
+    for (const auto& op : c.ops) {
+      if (op.op == name && op.phase == "fwd") return op.bytes;
+    }
+    return -1.0;
+  };
+  // qkv: 32 x 64 in, 64 x 96 weights, 32 x 96 out: 2 x 11,264 = 22,528 B (20,480 before).
+  CHECK(forward_bytes("decoder.0.attn.qkv") == approx(22528));
+  // out: 32 x 32 in, 32 x 64 weights, 32 x 64 out: 2 x 5,120 = 10,240 B (8,192 before).
+  CHECK(forward_bytes("decoder.0.attn.out") == approx(10240));
+  // up: 32 x 64, 64 x 128, 32 x 128; down: 32 x 128, 128 x 64, 32 x 64: 2 x 14,336 = 28,672 B each.
+  CHECK(forward_bytes("decoder.0.ffn.up") == approx(28672));
+  CHECK(forward_bytes("decoder.0.ffn.down") == approx(28672));
+}
+
 TEST_CASE("a bias's gradient is a reduction of the output's gradient, by hand") {
   // The one-layer decoder (32 tokens, d_model 64, biases) on a tensor pair, fp16. The backward of a
   // biased product moves twice its forward's bytes plus the bias's gradient: the device's output
@@ -1908,6 +1976,27 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
   const StepCost c = cost_training_step(tensor_pair_job(true));
   REQUIRE(c.fits);
   CHECK(c.tensor_comm_s == approx(4.008192e-5 + kOutsideLayers));
+  // Its attention output `.attn.o` is row-parallel (its k / 2 columns a rank, its partial sums added
+  // before the all-reduce): it keeps its input's half, as `.attn.out` does, not the whole (since
+  // session 43, a review). Two such layers (d 512, 8 heads, FFN 2,048, vocabulary 1,024, 8
+  // sequences of 128, bf16) on a tensor pair keep 21 U, U = 1,024 tokens x 512 x 2 B, counted by
+  // hand by the review (22 U before: each layer's `.attn.o` kept U whole instead of U / 2).
+  TrainingJob job = tensor_pair_job(true, [](TransformerDesign& d) {
+    d.decoder_layers = 2;
+    d.d_model = 512;
+    d.heads = 8;
+    d.d_ff = 2048;
+    d.vocab = 1024;
+    d.seq_len = 128;
+    d.rms_norm = false;
+  });
+  job.precision = "bf16";
+  job.hardware.peak_flop_per_s["bf16"] = job.hardware.peak_flop_per_s.at("fp16");
+  job.parallelism->microbatch = 8;
+  job.parallelism->global_batch = 8;
+  const StepCost two = cost_training_step(job);
+  REQUIRE(two.fits);
+  CHECK(two.stages.at(0).activation_bytes == approx(21 * 1048576.0));
 }
 
 TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group, by hand") {
