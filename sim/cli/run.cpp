@@ -320,7 +320,14 @@ int command_run(const std::vector<std::string>& args, Streams io) {
   const std::filesystem::path out =
       vm.count("output") ? std::filesystem::path(vm["output"].as<std::string>())
                          : std::filesystem::path(scenario.info.name + ".h5");
-  check_output_path(out);
+  try {
+    check_output_path(out);
+  } catch (const InputError& e) {
+    // Named by what the user did: no -o, the scenario's name (since session 43, a review).
+    const std::string prefix = "--output: ", m = e.what();
+    if (vm.count("output") || m.rfind(prefix, 0) != 0) throw;
+    throw InputError("the default output (the scenario's name and .h5; no -o given): " + m.substr(prefix.size()));
+  }
 
   ScenarioOutcome outcome = simulate_scenario(scenario, threads);
   // Results that are not numbers are bad input: said, and nothing written.

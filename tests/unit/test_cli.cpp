@@ -1763,6 +1763,22 @@ TEST_CASE("catalog and scenario folders: FIFOs said, linked folders followed, an
   fs::remove_all(dir);
 }
 
+TEST_CASE("without -o, a bad default output name says it is the default") {
+  // Since session 43, from a review: `run self.h5` of a scenario named `self` refused "--output",
+  // an option not given.
+  const fs::path dir = fresh_dir("default_out");
+  std::ofstream(dir / "self.h5") << "schema_version: 1\nscenario: {name: self}\n"
+                                    "training: [{id: job, hardware: test-gpu, accelerators: 8, duration: \"10 h\", "
+                                    "power: {per_accelerator: \"400 W\"}, datacenter: test-dc}]\n";
+  const fs::path before = fs::current_path();
+  fs::current_path(dir);
+  const auto r = run({"run", "self.h5", "--data-dir", (kData / "catalog").string()});
+  fs::current_path(before);
+  CHECK(r.code == 2);
+  CHECK(r.err.rfind("the default output (the scenario's name and .h5; no -o given): cannot write \"self.h5\": it is one of the inputs", 0) == 0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a chain of extends or of from entries longer than 256 is bad input, not a stack overflow") {
   // Since session 43, from a review: 4,000 files each extending the next, or 7,000 entries each
   // built from the next, crashed with the stack exhausted.
