@@ -921,8 +921,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   // drain and the activations in flight where the chunks differ much). Equal chunks keep the
   // closed form, (p - 1) / v of a slot (Narayanan et al. 2021), which the simulation reproduces.
   const bool uneven_chunks = v > 1 && !p.dualpipe && !p.zero_bubble && devices > 1 &&
-                             std::any_of(chunk_layers.begin(), chunk_layers.end(),
-                                         [&](std::int64_t l) { return l != chunk_layers.front(); });
+                             (std::any_of(chunk_layers.begin(), chunk_layers.end(),
+                                          [&](std::int64_t l) { return l != chunk_layers.front(); }) ||
+                              std::any_of(chunk_work.begin(), chunk_work.end(), [&](double w) {
+                                return std::abs(w - chunk_work.front()) > 1e-6 * std::max(w, chunk_work.front());
+                              }));
   cost_detail::PipelineRun schedule;
   if (uneven_chunks) {
     std::vector<double> chunk_fwd_s(chunk_count, 0.0), chunk_bwd_s(chunk_count, 0.0);

@@ -2637,12 +2637,19 @@ TEST_CASE("selective recomputation repeats only the ops on the score matrix (Kor
 }
 
 TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device") {
-  // Four layers on two stages, two microbatches: plain 1F1B is the busiest device's 2 slots and
-  // the other's 1 (bubble about 1/3); with two chunks a device (layers 1 and 3 on one, 2 and 4 on
-  // the other) the fill and drain take half the other's slot (bubble about 0.5 / 2.5 = 0.2), and
-  // every microbatch crosses twice as many stage boundaries.
+  // Four equal layers on two stages, two microbatches: plain 1F1B is the busiest device's 2 slots
+  // and the other's 1 (bubble about 1/3); with two chunks a device (layers 1 and 3 on one, 2 and 4
+  // on the other) the fill and drain take half the other's slot (bubble about 0.5 / 2.5 = 0.2), and
+  // every microbatch crosses twice as many stage boundaries. (Four products of a graph file, equal
+  // chunks: since session 43 chunks of unequal work, an MLP's last layer without its activation,
+  // run through the schedule op by op, the test below.)
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  FileGraphDesign equal_layers;
+  for (int i = 0; i < 4; ++i) {
+    equal_layers.ops.push_back(FileOp{"fc" + std::to_string(i), "matmul", i, 1, 1000, 1000, 1, 0, 1, 1e6,
+                                      i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"fc" + std::to_string(i - 1)}});
+  }
+  job.design = equal_layers;
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
   job.parallelism->global_batch = 2000;
@@ -2655,11 +2662,11 @@ TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device
   CHECK(interleaved.bubble_s == approx(other_slots(interleaved) / 2));
   CHECK(interleaved.bubble_fraction == approx(0.2).epsilon(0.1));
   // The compute: the busiest device's two microbatches (its chunks hold layers 0 and 2 instead of
-  // plain 1F1B's 0 and 1; layer 3, without an activation, is lighter), within 5 % of plain 1F1B's.
+  // plain 1F1B's 0 and 1), as plain 1F1B's.
   for (const auto& row : interleaved.stages) {
     if (row.busiest) CHECK(interleaved.compute_s == approx(2 * (row.forward_s + row.backward_s)));
   }
-  CHECK(interleaved.compute_s == approx(plain.compute_s).epsilon(0.05));
+  CHECK(interleaved.compute_s == approx(plain.compute_s));
   CHECK(interleaved.pipeline_comm_s == approx(2 * plain.pipeline_comm_s));
   // Step: the busiest device's 2 slots, the others' half a slot, the optimizer (no data
   // parallelism).
@@ -3116,13 +3123,18 @@ TEST_CASE("interleaved 1F1B with uneven chunks: the fill, the drain and the acti
   CHECK(uneven.bubble_s > 3 * others);
   CHECK(uneven.bubble_s < 4 * others);
   CHECK(uneven.step_s > plain.step_s);
-  // Equal chunks keep the closed form.
+  // Equal layer counts whose chunks still differ in work (the embeddings on the first, the head
+  // and loss on the last) run through the schedule too (since session 43; before, only unequal
+  // layer counts did, and the closed form's other slot / v left the heavier chunks' share out):
+  // a fill and drain above the closed form's, below plain 1F1B's whole slot. Chunks of equal work
+  // keep the closed form (the test above).
   job.parallelism->stage_layers = {1, 1, 1, 1};
   const StepCost equal = cost_training_step(job);
   REQUIRE(equal.fits);
   double equal_others = 0;
   for (const auto& row : equal.stages) equal_others += row.busiest ? 0.0 : row.slot_s;
-  CHECK(equal.bubble_s == approx(equal_others / 2));
+  CHECK(equal.bubble_s > 1.05 * equal_others / 2);
+  CHECK(equal.bubble_s < equal_others);
 }
 
 TEST_CASE("a pipeline device's update is costed on its own parameters, not scaled from the busiest's") {
