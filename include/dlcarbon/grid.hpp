@@ -6,6 +6,7 @@
 //   double kg = power_w * intensity_integral(region, t0, t1);   // kgCO2e for a constant power
 
 #include "dlcarbon/accounting.hpp"
+#include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/scenario.hpp"
 
 namespace dlcarbon::lifecycle {
@@ -33,5 +34,9 @@ double mean_intensity(const GridRegion& region, double t0, double t1);
 // the facility power times the integral of the intensity over [start, start + duration]
 // (exact: power is constant over the job, intensity piecewise constant).
 void place_in_time(const TrainingJob& job, TrainingFootprint& footprint);
+// The same for an inference job: its batches run back to back on its accelerator from the
+// scenario's start, over [start, start + accelerator time] (the point value at the start where that
+// time is zero).
+void place_in_time(const InferenceJob& job, InferenceResult& result);
 
 }  // namespace dlcarbon::lifecycle

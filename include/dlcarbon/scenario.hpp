@@ -347,6 +347,7 @@ struct InferenceJob {
   std::string input_layout;           // the layout requests arrive in; a reorder per batch when it differs
   std::string fusion = "elementwise"; // operator fusion: none, elementwise, attention, flash1-3
   double inferences = 0;              // how many, in total
+  std::int64_t start_unix_s = 0;      // when it runs (the scenario's start): its grid's trace and trajectory
   // Set by serving's prefill (sim/lifecycle/plan.cpp), not by scenarios: the head runs on each
   // sequence's last position only (graph::GraphShape::last_position_logits).
   bool last_position_logits = false;

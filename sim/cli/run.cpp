@@ -247,6 +247,7 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
   // exits 2 with the message, a sweep point goes on.
   for (const auto& job : scenario.inference) {
     o.inference.push_back(cost_inference(job));
+    lifecycle::place_in_time(job, o.inference.back());
     if (!o.inference.back().ok) {
       o.failures.push_back(format_input_error(job.origin, "inference." + job.id, o.inference.back().reason));
     }

@@ -233,7 +233,8 @@ std::string fingerprint(const SweepSpec& spec, const Scenario& base, const fs::p
   // The traces (CSV; not the outputs a user may keep beside the catalogs), through linked folders
   // too, depth first in name order (so the walk, and which name a folder reached twice is folded
   // under, do not depend on the order the file system lists entries in); each real folder once,
-  // so a link cycle ends; a folder that cannot be listed is left out, as the loader leaves it.
+  // so a link cycle ends; a folder that cannot be listed is left out (the loader, which runs
+  // first, refuses one that holds the catalog's files: since session 43).
   std::set<fs::path> seen;
   std::vector<fs::path> folders{data_dir};
   std::vector<char> buffer(1 << 16);

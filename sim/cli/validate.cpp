@@ -356,6 +356,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
       const std::filesystem::path& p = it->path();
       if (p.extension() != ".yaml" || p.filename().string().rfind('.', 0) == 0) continue;
       std::error_code st;
+      if (std::error_code d_ec; it->is_directory(d_ec)) continue;  // a folder named x.yaml: not a scenario
       if (!it->is_regular_file(st)) {
         throw unreadable(p, st ? "cannot read this scenario: " + st.message()
                                : "a scenario must be a regular file, not a device, FIFO, socket or folder");

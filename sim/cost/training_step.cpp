@@ -461,7 +461,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     // whole partial output (m x n) on every rank of the group (since session 43, a review: the
     // bytes had been the whole product's over t, which under-counted the qkv product's by about a
     // third on LLaMA-65B's tensor 8 and turned some small products' memory time compute-bound).
-    if (op.kind == graph::OpKind::matmul && op.tensor_split && !op.expert && !op.implementation && tp > 1 && !eight_bit_op) {
+    // (Experts split over the group too, expert_tensor = tensor: each rank reads its slots' whole
+    // input; since session 43, the same review.)
+    if (op.kind == graph::OpKind::matmul && op.tensor_split && (!op.expert || p.expert_tensor != 1) && !op.implementation &&
+        tp > 1 && !eight_bit_op) {
       const double cnt = static_cast<double>(op.count);
       const double whole = cnt * (static_cast<double>(op.m) * static_cast<double>(op.k) +
                                   static_cast<double>(op.k) * static_cast<double>(op.n) +
@@ -596,7 +599,11 @@ StepCost cost_training_step(const TrainingJob& job) {
                              !p.sequence_parallel && (!op.expert || p.expert_tensor != 1);
     const double saved_split = whole_input ? 1.0 : split;
     if (!in_layer) {
-      dev_saved_other[owner] += op.saved_bytes / saved_split;
+      // A fused dropout riding on a split op (the embeddings' after their all-reduce) keeps its
+      // full-width mask, a byte an element, whole on every rank of the tensor group but under
+      // sequence parallelism (a review of session 43: it had been split with the op's own).
+      const double mask = op.tensor_split ? std::min(op.saved_bytes, op.dropout_elements) : 0.0;
+      dev_saved_other[owner] += (op.saved_bytes - mask) / saved_split + mask / (p.sequence_parallel ? tp : 1.0);
     } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
       // (recomputed elementwise ops and norms keep nothing)
       // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
@@ -641,8 +648,9 @@ StepCost cost_training_step(const TrainingJob& job) {
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
       dev_tp[owner] += (p.recompute ? 3 : 2) * one;
     }
-    if (op.dropout_elements > 0 && c.tensor > 1 && !op.tensor_split && !p.sequence_parallel &&
-        p.dropout_masks == "allreduce") {
+    // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
+    // after its all-reduce; since session 43, before which only unsplit ops drew one.)
+    if (op.dropout_elements > 0 && c.tensor > 1 && !p.sequence_parallel && p.dropout_masks == "allreduce") {
       // Mesh TensorFlow's dropout on a tensor every rank of the tensor group holds whole: the random
       // tensor (the activation's dtype) drawn on every core, zeroed on all but the first and
       // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
@@ -1343,7 +1351,9 @@ StepCost cost_training_step(const TrainingJob& job) {
       const double inputs = on_device(device_layers, d);
       const double sp = p.sequence_parallel ? tp : 1.0;
       const double stack_end = on_device(dev_stack_end, d);
-      held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp + (paired ? 2.0 : 1.0) * stack_end + other;
+      // (The final norm's for each microbatch in flight: an encoder's may sit on a middle stage.)
+      held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp +
+             (paired ? 2.0 : 1.0) * stack_end * flight + other;
       // While a layer's backward runs, its forward has been run again and its activations are
       // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
       // less its input, the checkpoint counted above; the final norm, kept above, is not a layer's

@@ -2027,13 +2027,25 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
   };
   auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
   if (ec) throw unreadable(ec);
+  // Each real folder once: a link back up (`a -> .`) would walk round to the kernel's limit of 40
+  // links, and two such links exponentially (a review of session 43).
+  std::set<fs::path> folders{fs::weakly_canonical(dir, ec)};
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) throw unreadable(ec);
     last = it->path();
+    std::error_code dir_ec;
+    const bool folder = it->is_directory(dir_ec);
     // Hidden files and folders (an editor's lock link ".#name.yaml", ".ipynb_checkpoints/") are not
     // part of the catalog.
     if (it->path().filename().string().rfind('.', 0) == 0) {
-      if (it->is_directory(ec)) it.disable_recursion_pending();
+      if (folder) it.disable_recursion_pending();
+      continue;
+    }
+    if (folder) {
+      std::error_code c_ec;
+      const fs::path real = fs::weakly_canonical(it->path(), c_ec);
+      if (!c_ec && !folders.insert(real).second) it.disable_recursion_pending();
+      // (A folder named x.yaml is a folder: walked, not read.)
       continue;
     }
     if (it->path().extension() != ".yaml") continue;
@@ -2333,7 +2345,10 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
     }
   }
   if (any_inference) {
-    for (const auto& id : inference->second.order) scenario.inference.push_back(builder.inference(id).job);
+    for (const auto& id : inference->second.order) {
+      scenario.inference.push_back(builder.inference(id).job);
+      scenario.inference.back().start_unix_s = scenario.info.start_unix_s;
+    }
   }
   if (any_deployment) {
     for (const auto& id : deployments->second.order) scenario.deployments.push_back(builder.deployment(id).d);

@@ -93,6 +93,7 @@ constexpr std::uint64_t kMaxExpandedNodes = 1000000;
 
 struct AliasLimit {
   YAML::Mark mark;
+  bool recursive = false;  // an alias of a node that holds it
 };
 
 class ExpansionCounter : public YAML::EventHandler {
@@ -102,9 +103,17 @@ class ExpansionCounter : public YAML::EventHandler {
   void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { leaf(anchor); }
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, const std::string&) override { leaf(anchor); }
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    // An alias inside the node it names (`&a [*a]`) expands without end (a review of session 43:
+    // it had counted as one node, and the walks after the load ran until killed).
+    for (const auto& o : open_) {
+      if (o.first == anchor) throw AliasLimit{mark, true};
+    }
     const auto it = size_.find(anchor);
-    running_ += it == size_.end() ? 1 : it->second;
-    if (running_ > kMaxExpandedNodes) throw AliasLimit{mark};
+    const std::uint64_t size = it == size_.end() ? 1 : it->second;
+    running_ += size;
+    // What the aliases add is bounded, not the document's own nodes (a long plain list is no bomb).
+    added_ += size;
+    if (added_ > kMaxExpandedNodes) throw AliasLimit{mark};
   }
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
     open(anchor);
@@ -130,7 +139,7 @@ class ExpansionCounter : public YAML::EventHandler {
     open_.pop_back();
     if (anchor != YAML::NullAnchor) size_[anchor] = running_ - start;
   }
-  std::uint64_t running_ = 0;
+  std::uint64_t running_ = 0, added_ = 0;
   std::vector<std::pair<YAML::anchor_t, std::uint64_t>> open_;
   std::unordered_map<YAML::anchor_t, std::uint64_t> size_;
 };
@@ -225,8 +234,9 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
       parser.HandleNextDocument(counter);
     } catch (const AliasLimit& limit) {
       throw InputError(format_input_error({display, limit.mark.line + 1, limit.mark.column + 1}, "",
-                                          "aliases expand the document past " + std::to_string(kMaxExpandedNodes) +
-                                              " nodes (aliases of aliases multiply): write the values out or alias less"));
+                                          limit.recursive ? "an alias inside the node it names (it would expand without end)"
+                                                          : "aliases add more than " + std::to_string(kMaxExpandedNodes) +
+                                                                " nodes to the document (aliases of aliases multiply): write the values out or alias less"));
     }
   }
   // One document a file: YAML::Load reads the first and would drop a second one (after `---`)

@@ -1664,6 +1664,14 @@ TEST_CASE("dropout masks are kept wherever a dropout runs, fused or not") {
   REQUIRE(none.fits);
   REQUIRE(fused.fits);
   CHECK(fused.stages.at(0).activation_bytes == approx(none.stages.at(0).activation_bytes));
+  // On a tensor pair too: the embeddings' mask is whole on both ranks (their output is, after the
+  // all-reduce), not split with the vocabulary-parallel table (a review of session 43).
+  job.accelerators = 2;
+  job.parallelism->tensor = 2;
+  const StepCost fused_pair = cost_training_step(job);
+  job.fusion = "none";
+  const StepCost none_pair = cost_training_step(job);
+  CHECK(fused_pair.stages.at(0).activation_bytes == approx(none_pair.stages.at(0).activation_bytes));
 }
 
 TEST_CASE("a tensor-parallel product moves its own rank's operands, by hand") {
@@ -1734,6 +1742,17 @@ TEST_CASE("a bias's gradient is a reduction of the output's gradient, by hand") 
   REQUIRE(sp_moe.fits);
   CHECK(extra(plain_moe, "decoder.0.ffn.experts.down") > 0);
   CHECK(extra(sp_moe, "decoder.0.ffn.experts.down") == approx(extra(plain_moe, "decoder.0.ffn.experts.down")));
+  // Each rank's expert product moves its own operands (since session 43, a review): the up
+  // projection of its one expert reads its m routed slots whole (m x 64), its 64 x 128 weights,
+  // and writes m x 128; m from the op's FLOPs, 2 x m x 64 x 128.
+  int found = 0;
+  for (const auto& op : plain_moe.ops) {
+    if (op.op != "decoder.0.ffn.experts.up" || op.phase != "fwd") continue;
+    const double m = op.flops / (2 * 64 * 128);
+    CHECK(op.bytes == approx(2 * (m * 64 + 64 * 128 + m * 128)));
+    ++found;
+  }
+  CHECK(found == 1);
 }
 
 TEST_CASE("tensor parallelism repeats the full-width ops unless sequence parallelism splits them") {
@@ -2000,22 +2019,24 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
 }
 
 TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group, by hand") {
-  // The one-layer decoder on a tensor pair with dropout: its two residual branches each draw a
-  // 32 x 64 mask over the full width. Seeded ranks (Megatron) draw the same mask apart: nothing.
+  // The one-layer decoder on a tensor pair with dropout: its embeddings (after their all-reduce)
+  // and its two residual branches each draw a 32 x 64 mask over the full width. Seeded ranks
+  // (Megatron) draw the same mask apart: nothing.
   TrainingJob job = tensor_pair_job(false, [](TransformerDesign& d) { d.dropout = 0.1; });
   const StepCost seeded = cost_training_step(job);
   REQUIRE(seeded.fits);
   CHECK(seeded.tensor_comm_s == approx(8.016384e-5 + kOutsideLayers));
-  // Mesh TensorFlow all-reduces each random tensor (2 B values) forward: 2 x (2 x 1/2 x 4,096 B /
-  // 1e11 B/s + 20 us) = 4.008192e-5 s more.
+  // Mesh TensorFlow all-reduces each random tensor (2 B values) forward: 3 x (2 x 1/2 x 4,096 B /
+  // 1e11 B/s + 20 us) = 6.012288e-5 s more (the embeddings' since session 43, a review: a split
+  // op's dropout had drawn none).
   job.parallelism->dropout_masks = "allreduce";
   const StepCost synced = cost_training_step(job);
-  CHECK(synced.tensor_comm_s == approx(8.016384e-5 + 4.008192e-5 + kOutsideLayers));
-  // Again where recomputation runs the forward a second time.
+  CHECK(synced.tensor_comm_s == approx(8.016384e-5 + 6.012288e-5 + kOutsideLayers));
+  // Again where recomputation runs the layer's forward a second time (the embeddings run once).
   job.parallelism->recompute = true;
   const StepCost recomputed = cost_training_step(job);
   job.parallelism->dropout_masks = "seeded";
-  CHECK(recomputed.tensor_comm_s - cost_training_step(job).tensor_comm_s == approx(2 * 4.008192e-5));
+  CHECK(recomputed.tensor_comm_s - cost_training_step(job).tensor_comm_s == approx(2 * 4.008192e-5 + 2.004096e-5));
   // Split along the sequence, each rank holds its own slice and draws its own mask.
   job.parallelism->recompute = false;
   job.parallelism->sequence_parallel = true;
