@@ -52,9 +52,13 @@ struct DeviceModel {
   // Peak for a dtype; a dtype the device lacks runs at the nearest it has (tf32 -> fp32,
   // bf16 <-> fp16, fp8/int8 -> 16-bit). Throws std::invalid_argument when nothing fits.
   double peak(const std::string& dtype) const;
+  // The precision whose rate `peak` takes for `dtype` (itself where listed); "" for fp32 or tf32
+  // emulated on 16-bit matrix units (a quarter of their rate).
+  std::string rate_precision(const std::string& dtype) const;
 
-  // This device as a job at `dtype` sees it: the GEMM ceiling and shape measured at that precision
-  // (tf32 falls back to fp32's) where the catalog has them, else the headline ones. The energy
+  // This device as a job at `dtype` sees it: the GEMM ceiling and shape measured at that precision,
+  // or at the precision whose rate it runs at (tf32 at fp32's, bf16 at fp16's where only fp16 is
+  // listed; since session 43), where the catalog has them, else the headline ones. The energy
   // parameters stay those of the headline (16-bit) ceiling; a faster GEMM is held to the power limit.
   DeviceModel at_precision(const std::string& dtype) const;
 };

@@ -768,13 +768,14 @@ void apply_power(const Value& v, TrainingPower& p) {
 
 // Why the roofline has no rate for `precision` on `hw` ("" where it has one), with the fallbacks
 // hardware::DeviceModel::peak takes: a 16- or 8-bit precision the other 16-bit one or fp32; fp32 and
-// tf32 any rate the hardware lists (since session 41, a review: bf16 on hardware that lists only an
-// int8 rate was an internal failure, exit 1).
+// tf32 a quarter of a 16-bit rate, not of an 8-bit one (since session 43, a review: fp32 on a phone's
+// int8-only NPU ran at a quarter of its int8 rate; since session 41: bf16 on hardware that lists only
+// an int8 rate was an internal failure, exit 1).
 std::string without_rate(const Hardware& hw, const std::string& precision) {
   const auto& r = hw.peak_flop_per_s;
   if (r.count(precision)) return "";
-  if (precision == "fp32" || precision == "tf32") return r.empty() ? hw.id + " lists no peak rate" : "";
   if (r.count("bf16") || r.count("fp16") || r.count("fp32")) return "";
+  if (r.empty()) return hw.id + " lists no peak rate";
   std::string listed;
   for (const auto& [dtype, rate] : r) listed += (listed.empty() ? "" : ", ") + dtype;
   return hw.id + " lists no 16-bit or fp32 peak rate to cost " + precision + " on" +

@@ -539,6 +539,27 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
   CHECK(cost_training_step(job).step_s < headline);
 }
 
+TEST_CASE("a precision run at another's rate takes that one's measured ceiling; fp32 is not an int8 rate") {
+  // Since session 43, from a review. A P100-like part: fp16 and fp32 listed, the headline ceiling
+  // measured in fp32 (0.9), fp16's apart (0.4). bf16, run at the fp16 rate, takes fp16's ceiling,
+  // and so does int8 (through bf16 to fp16): not the headline's 0.9.
+  Hardware h = made_up();  // peaks fp16 1e14, fp32 1e13
+  h.gemm_efficiency = 0.9;
+  h.gemm_by_precision["fp16"] = Hardware::GemmCeiling{0.4, {0, 0, 0}};
+  const auto base = hardware::make_device_model(h);
+  CHECK(base.rate_precision("bf16") == "fp16");
+  CHECK(base.rate_precision("int8") == "fp16");
+  for (const char* dtype : {"fp16", "bf16", "int8"}) CHECK(base.at_precision(dtype).gemm_efficiency == approx(0.4));
+  CHECK(base.at_precision("fp32").gemm_efficiency == approx(0.9));
+  // A part listing only int8 (a phone's NPU) has no float rate to emulate fp32 with: none, where
+  // a quarter of its int8 rate had been taken; a quarter of a 16-bit rate stays (TPUs).
+  Hardware npu = made_up();
+  npu.peak_flop_per_s = {{"int8", 4.5e13}};
+  CHECK_THROWS_AS(static_cast<void>(hardware::make_device_model(npu).peak("fp32")), std::invalid_argument);
+  npu.peak_flop_per_s = {{"bf16", 4e13}};
+  CHECK(hardware::make_device_model(npu).peak("fp32") == approx(1e13));
+}
+
 TEST_CASE("GPU products whose rows are not a multiple of 16 bytes leave the tensor cores, by hand") {
   Hardware h = made_up();
   h.kind = "gpu";

@@ -4,6 +4,7 @@
 
 using dlcarbon::test::approx;
 
+#include <cmath>
 #include <memory>
 
 #include "dlcarbon/grid.hpp"
@@ -180,6 +181,36 @@ TEST_CASE("a training job placed in time on a trace") {
   lifecycle::place_in_time(job, f);
   CHECK(f.co2e_location_kg == approx(0.4));
   CHECK(f.intensity_location_kg_per_j == approx(200 * kGPerKwh));
+}
+
+TEST_CASE("an inference job placed in time on a trace and on a trajectory") {
+  // Its batches back to back from the scenario's start: 2 h of accelerator time from 00:30 on the
+  // trace, 2 kWh x a mean of 200 g/kWh = 0.4 kg (since session 43, a review: it had taken the
+  // region's annual value).
+  InferenceJob job;
+  job.datacenter.region = traced();
+  job.start_unix_s = static_cast<std::int64_t>(k2023) + 1800;
+  InferenceResult r;
+  r.accelerator_time_s = 7200;
+  r.facility_energy_j = 2 * 3.6e6;
+  r.co2e_location_kg = 123;  // replaced
+  lifecycle::place_in_time(job, r);
+  CHECK(r.co2e_location_kg == approx(0.4));
+  // Ten years into a -10 %/year trajectory from 500 g/kWh in 2025: 500 x 0.9^10, over 1 s or over
+  // none (the point value).
+  GridRegion g;
+  g.intensity_kg_per_j = 500 * kGPerKwh;
+  g.year = 2025;
+  g.annual_change = -0.10;
+  job.datacenter.region = g;
+  job.start_unix_s = static_cast<std::int64_t>(lifecycle::days_from_civil(2035, 6, 1) * 86400);
+  r.facility_energy_j = 3.6e6;
+  r.accelerator_time_s = 1;
+  lifecycle::place_in_time(job, r);
+  CHECK(r.co2e_location_kg == approx(0.5 * std::pow(0.9, 10)));
+  r.accelerator_time_s = 0;
+  lifecycle::place_in_time(job, r);
+  CHECK(r.co2e_location_kg == approx(0.5 * std::pow(0.9, 10)));
 }
 
 TEST_CASE("a trajectory scales each year after the reference year") {
