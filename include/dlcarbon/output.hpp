@@ -58,5 +58,8 @@ std::filesystem::path output_target(const std::filesystem::path& path);
 
 // Reads a file written by write_run (all tables: groups with a `columns` attribute).
 RunRecord read_run(const std::filesystem::path& path);
+// The root's `scenario_name` alone (a cheap look at what wrote a file); "" where the file is not a
+// dlcarbon HDF5 file or cannot be read.
+std::string read_scenario_name(const std::filesystem::path& path);
 
 }  // namespace dlcarbon

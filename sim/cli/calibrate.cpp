@@ -341,6 +341,19 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
   return g;
 }
 
+// The topmost folder of `dir` that is not there yet ("" where all are): what the command makes, and
+// removes again when the entry is refused.
+std::filesystem::path first_missing(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(dir, ec), missing;
+  while (!p.empty() && !std::filesystem::exists(p, ec)) {
+    missing = p;
+    if (p == p.parent_path()) break;
+    p = p.parent_path();
+  }
+  return missing;
+}
+
 // The catalogs an entry is checked against: none where the data directory is not one (an entry
 // written elsewhere needs none to be read).
 LoadOptions entry_catalogs(const std::filesystem::path& data) {
@@ -421,6 +434,16 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     return kBadInput;
   }
   const std::filesystem::path data = data_dir_option(vm);
+  // A data directory given that is none is bad input, as for `run` (since session 43, a review: a
+  // misspelt one was taken as empty, its checks skipped, and a measurement written into it).
+  if (vm.count("data-dir") && !vm["data-dir"].defaulted()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(data, ec)) {
+      io.err << "dlcarbon calibrate: --data-dir: " << text::quoted(data.string())
+             << (std::filesystem::exists(data, ec) ? " is not a directory" : " does not exist") << "\n";
+      return kBadInput;
+    }
+  }
   // A refit writes beside the raw data it read (under the same id), unless told otherwise.
   const std::filesystem::path refit_file = vm.count("refit") ? std::filesystem::path(vm["refit"].as<std::string>()) : "";
   const std::filesystem::path out_dir = vm.count("out")     ? std::filesystem::path(vm["out"].as<std::string>())
@@ -503,6 +526,14 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         return kBadInput;
       }
     }
+    // The same for the raw file: it replaces only a calibration's raw samples, never a run's output
+    // or another HDF5 file (since session 43, a review: `--id results` replaced a simulation's file).
+    const std::filesystem::path raw = out_dir / (id + ".h5");
+    if (std::filesystem::is_regular_file(raw, ec) && read_scenario_name(raw).rfind("calibrate-", 0) != 0) {
+      io.err << "dlcarbon calibrate: cannot write " << text::quoted(raw.string())
+             << ": it is there and is not a calibration's raw file (a run's output, or another file): choose another --id or --out\n";
+      return kBadInput;
+    }
   }
   // An id the catalog already defines in another file: an entry written into the catalog under it
   // would make every later command refuse the catalog (since session 38, a review). Checked before
@@ -544,6 +575,19 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       if (h.kind != "cpu") {
         io.err << "dlcarbon calibrate: --from: " << h.id << " is a " << h.kind
                << ", not a CPU (a GPU run's entry is refitted from its .csv with --refit)\n";
+        return kBadInput;
+      }
+      // What the entry will inherit, checked before measuring (since session 43, a review): the
+      // measured threads are a share of the part, so its whole TDP is not theirs; and an idle
+      // power above the --tdp given makes an entry the catalog refuses.
+      if (!vm.count("tdp") && !vm.count("refit")) {
+        io.err << "dlcarbon calibrate: --from: give the measured threads' power with --tdp (the entry would take "
+               << h.id << "'s tdp, " << format_number(h.tdp_w) << " W, the whole part's)\n";
+        return kBadInput;
+      }
+      if (vm.count("tdp") && h.idle_power_w && *h.idle_power_w > tdp_w) {
+        io.err << "dlcarbon calibrate: --tdp: " << format_number(tdp_w) << " W is below " << h.id << "'s idle power ("
+               << format_number(*h.idle_power_w) << " W), which the entry inherits: give a larger --tdp, or another --from\n";
         return kBadInput;
       }
     } catch (const InputError& e) {
@@ -595,12 +639,22 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     const auto check = [&](const std::filesystem::path& written, const std::filesystem::path& destination) {
       (void)check_hardware_entry(id, written, destination, entry_catalogs(data));
     };
+    // Folders --out names that are not there yet are made for the entry, and removed again when it
+    // is refused or cannot be written (since session 43, a review: they had been left behind).
+    const std::filesystem::path made = first_missing(out_dir);
+    std::error_code rm_ec;
     try {
       calibrate::fit_gpu(gpu, id, &datasheet, out_dir, io.out, check, refit_file.filename().string());
     } catch (const InputError& e) {
+      if (!made.empty()) std::filesystem::remove_all(made, rm_ec);
       io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
       return kBadInput;
+    } catch (const std::filesystem::filesystem_error& e) {
+      if (!made.empty()) std::filesystem::remove_all(made, rm_ec);
+      io.err << "dlcarbon calibrate: " << e.what() << "\n";
+      return kFailure;
     } catch (const std::exception& e) {
+      if (!made.empty()) std::filesystem::remove_all(made, rm_ec);
       io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
       return kBadInput;
     }
@@ -653,9 +707,17 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         }
         from_id = machine.from;
       }
+      if (!from_id.empty() && !(tdp_w > 0)) {
+        return bad("with --from " + from_id + " and no --tdp, recorded or given, the entry would take " + from_id +
+                   "'s tdp, the whole part's: give the measured threads' power with --tdp");
+      }
     } else {
-      io.out << "dlcarbon calibrate: " << source << " records no machine (written before 2026-12-05): the refit takes this "
-             << "machine's caches and name\n";
+      // Its caches and name are unknown: taking this machine's would credit it with the measurement
+      // and fit the cache model to the wrong levels (since session 43, a review: a refit of the
+      // shipped EPYC file here named a Xeon and moved its fp32 rate by 1.5 %).
+      return bad("records no machine (a raw file written before 2026-12-05): its caches and name are unknown, and "
+                 "this machine's need not be the measured one's; measure again, or give the file its calibration/machine "
+                 "table (docs/calibration.md)");
     }
     const Table* samples = nullptr;
     for (const auto& t : old.tables) {
@@ -920,6 +982,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
 
   // --- the hardware entry and its raw data ------------------------------------------------
   std::error_code ec;
+  const std::filesystem::path made = first_missing(out_dir);  // removed again if the entry is refused
   std::filesystem::create_directories(out_dir, ec);
   // A group's GEMM rate: the fitted asymptote, unless the fit put (nearly) all of the time into the
   // fixed cost (a quick run on a slow or noisy host: a -> 0, a rate beyond any measured one), in
@@ -1035,8 +1098,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     file << y.str();
     file.close();
     if (!file) {
+      const int write_errno = errno;
       std::filesystem::remove(tmp, ec);
-      throw OutputError("cannot write " + tmp);
+      if (!made.empty()) std::filesystem::remove_all(made, ec);
+      throw OutputError("cannot write " + tmp + ": " + std::strerror(write_errno != 0 ? write_errno : EIO));
     }
     // Read as the catalog will read it (since session 38, a review: a --tdp below the idle power
     // of its --from entry was written, and every later command refused the catalog).
@@ -1044,6 +1109,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       (void)check_hardware_entry(id, tmp, entry, entry_catalogs(data));
     } catch (const InputError& e) {
       std::filesystem::remove(tmp, ec);
+      if (!made.empty()) std::filesystem::remove_all(made, ec);
       io.err << "dlcarbon calibrate: the fitted entry would be refused, so nothing was written: " << entry_refusal(e) << "\n";
       return kBadInput;
     }

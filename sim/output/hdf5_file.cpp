@@ -385,6 +385,18 @@ RunRecord read_run(const std::filesystem::path& path) {
   }
 }
 
+std::string read_scenario_name(const std::filesystem::path& path) {
+  try {
+    hdf5_init();
+    if (H5Fis_hdf5(path.c_str()) <= 0) return "";
+    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "open " + path.string());
+    if (H5Aexists(file, "format_version") <= 0 || H5Aexists(file, "scenario_name") <= 0) return "";
+    return read_string_attr(file, "scenario_name");
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 namespace {
 RunRecord read_run_unguarded(const std::filesystem::path& path) {
   hdf5_init();

@@ -4,7 +4,9 @@
 
 using dlcarbon::test::approx;
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include <filesystem>
 #include <fstream>
@@ -69,6 +71,85 @@ TEST_CASE("a fit of synthetic measurements recovers the parameters within 1 %") 
     for (std::size_t l = 0; l < 3; ++l) CHECK(f.b[l] == approx(truth.b[l]).epsilon(0.01));
     CHECK(f.c == approx(truth.c).epsilon(0.01));
   }
+}
+
+TEST_CASE("non-negative least squares finds the constrained optimum, checked against every active set") {
+  // Since session 43, from a review: the fit had dropped every column that came out negative at
+  // once and never brought one back. The optimum of a problem of p columns is the unconstrained
+  // solution on one of its 2^p column sets that is non-negative there and leaves no excluded column
+  // that would lower the error; the best feasible set is found here by trying them all.
+  const auto objective = [](const std::vector<std::vector<double>>& rows, const std::vector<double>& y,
+                            const std::vector<double>& beta) {
+    double s = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      double v = 0;
+      for (std::size_t j = 0; j < beta.size(); ++j) v += rows[i][j] * beta[j];
+      s += (v / y[i] - 1) * (v / y[i] - 1);
+    }
+    return s;
+  };
+  std::uint64_t state = 12345;
+  const auto uniform = [&]() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(state >> 11) / 9007199254740992.0;
+  };
+  int cases_with_a_bound = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t p = 3 + static_cast<std::size_t>(trial % 2), n = 12;
+    std::vector<std::vector<double>> rows(n, std::vector<double>(p));
+    std::vector<double> y(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < p; ++j) rows[i][j] = uniform() * std::pow(10.0, 3.0 * static_cast<double>(j));
+      y[i] = 0.5 + uniform();
+    }
+    const std::vector<double> fit = nonnegative_relative_fit(rows, y);
+    REQUIRE(fit.size() == p);
+    for (const double c : fit) CHECK(c >= 0);
+    // Every subset's least squares (by the normal equations, small and well scaled here after
+    // dividing each column by its largest value).
+    double best = objective(rows, y, std::vector<double>(p, 0.0));
+    for (unsigned mask = 1; mask < (1u << p); ++mask) {
+      std::vector<std::size_t> cols;
+      for (std::size_t j = 0; j < p; ++j) {
+        if (mask & (1u << j)) cols.push_back(j);
+      }
+      const std::size_t q = cols.size();
+      std::vector<double> colscale(q, 0);
+      for (std::size_t a = 0; a < q; ++a) {
+        for (std::size_t i = 0; i < n; ++i) colscale[a] = std::max(colscale[a], rows[i][cols[a]] / y[i]);
+      }
+      std::vector<std::vector<double>> m(q, std::vector<double>(q + 1, 0));
+      for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t a = 0; a < q; ++a) {
+          const double xa = rows[i][cols[a]] / y[i] / colscale[a];
+          for (std::size_t c = 0; c < q; ++c) m[a][c] += xa * rows[i][cols[c]] / y[i] / colscale[c];
+          m[a][q] += xa;
+        }
+      }
+      for (std::size_t a = 0; a < q; ++a) {  // Gauss-Jordan with partial pivoting
+        std::size_t piv = a;
+        for (std::size_t r = a + 1; r < q; ++r) {
+          if (std::abs(m[r][a]) > std::abs(m[piv][a])) piv = r;
+        }
+        std::swap(m[a], m[piv]);
+        for (std::size_t r = 0; r < q; ++r) {
+          if (r == a) continue;
+          const double f = m[r][a] / m[a][a];
+          for (std::size_t c = a; c <= q; ++c) m[r][c] -= f * m[a][c];
+        }
+      }
+      std::vector<double> beta(p, 0.0);
+      bool feasible = true;
+      for (std::size_t a = 0; a < q; ++a) {
+        beta[cols[a]] = m[a][q] / m[a][a] / colscale[a];
+        feasible = feasible && beta[cols[a]] >= 0;
+      }
+      if (feasible) best = std::min(best, objective(rows, y, beta));
+    }
+    CHECK(objective(rows, y, fit) <= best * (1 + 1e-9) + 1e-15);
+    if (std::count(fit.begin(), fit.end(), 0.0) > 0) ++cases_with_a_bound;
+  }
+  CHECK(cases_with_a_bound > 20);  // the constraint binds in many of them
 }
 
 TEST_CASE("the GEMM shape model recovers its overheads per row, column and reduction step") {

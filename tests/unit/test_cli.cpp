@@ -1418,10 +1418,45 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "new-cpu",
            "--from", "idle-cpu", "--tdp", "10 W"});
   CHECK(r.code == 2);
-  CHECK(r.err.find("would be refused, so nothing was written") != std::string::npos);
-  CHECK(r.err.find("new-cpu.yaml:") != std::string::npos);
-  CHECK(r.err.find("idle power exceeds tdp") != std::string::npos);
+  // (Since session 43 found before measuring or fitting, from the --from entry.)
+  CHECK(r.err == "dlcarbon calibrate: --tdp: 10 W is below idle-cpu's idle power (50 W), which the entry inherits: give a "
+                 "larger --tdp, or another --from\n");
   CHECK(fs::is_empty(dir / "cat/hardware/measured"));
+  // Without --tdp a measuring run with --from is refused before it measures: the entry would take
+  // the whole part's tdp for the threads measured (since session 43, a review: 280 W for 2 threads).
+  r = run({"calibrate", "--quick", "--data-dir", cat, "--out", (dir / "never").string(), "--id", "never", "--from", "idle-cpu"});
+  CHECK(r.code == 2);
+  CHECK(r.err == "dlcarbon calibrate: --from: give the measured threads' power with --tdp (the entry would take idle-cpu's "
+                 "tdp, 200 W, the whole part's)\n");
+  CHECK_FALSE(fs::exists(dir / "never/never.h5"));
+  // Nor does a refit replace an HDF5 file calibrate did not write (a run's output), or take a
+  // data directory that is not one (since session 43, a review).
+  fs::create_directories(dir / "results");
+  REQUIRE(run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+               (dir / "results/results.h5").string()})
+              .code == 0);
+  const auto results_size = fs::file_size(dir / "results/results.h5");
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--out", (dir / "results").string(), "--id", "results"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("results.h5\": it is there and is not a calibration's raw file") != std::string::npos);
+  CHECK(fs::file_size(dir / "results/results.h5") == results_size);
+  r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--out", (dir / "results").string(), "--data-dir",
+           (dir / "typo").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--data-dir: ") != std::string::npos);
+  CHECK(r.err.find("typo\" does not exist") != std::string::npos);
+  // A raw file that records no machine (written before 2026-12-05) is not refitted with this
+  // machine's caches and name (since session 43, a review).
+  RunRecord anonymous = raw;
+  anonymous.tables.erase(std::remove_if(anonymous.tables.begin(), anonymous.tables.end(),
+                                        [](const Table& t) { return t.path == "calibration/machine"; }),
+                         anonymous.tables.end());
+  fs::create_directories(dir / "anonymous");
+  write_run(dir / "anonymous/a.h5", anonymous);
+  r = run({"calibrate", "--refit", (dir / "anonymous/a.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("records no machine (a raw file written before 2026-12-05)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "anonymous/a.yaml"));
   r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "idle-cpu"});
   CHECK(r.code == 2);
   CHECK(r.err.find("the catalog already defines hardware \"idle-cpu\"") != std::string::npos);

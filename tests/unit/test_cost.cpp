@@ -539,7 +539,7 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
   CHECK(cost_training_step(job).step_s < headline);
 }
 
-TEST_CASE("a precision run at another's rate takes that one's measured ceiling; fp32 is not an int8 rate") {
+TEST_CASE("a precision run at another's rate takes that one's measured ceiling, and fp32 is not an int8 rate") {
   // Since session 43, from a review. A P100-like part: fp16 and fp32 listed, the headline ceiling
   // measured in fp32 (0.9), fp16's apart (0.4). bf16, run at the fp16 rate, takes fp16's ceiling,
   // and so does int8 (through bf16 to fp16): not the headline's 0.9.

@@ -61,6 +61,10 @@ struct RooflineFit {
 // t = a F + c by non-negative least squares on relative error (b = 0).
 RooflineFit fit_compute(const std::vector<double>& flops, const std::vector<double>& seconds);
 
+// Non-negative least squares on relative error, min sum_i (x_i . beta / y_i - 1)^2 over beta >= 0
+// (Lawson and Hanson's active-set method): the fits below are made of it. `rows[i]` holds x_i.
+std::vector<double> nonnegative_relative_fit(const std::vector<std::vector<double>>& rows, const std::vector<double>& y);
+
 // GEMM-like kernels (matmul, convolution as an implicit GEMM C[m x n] += A[m x k] B[k x n]):
 // efficiency falls as any dimension shrinks, each by a fixed overhead per row, column and
 // reduction step of the tiled product:

@@ -3,6 +3,7 @@
 #include "gpu_fit.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
@@ -433,15 +434,20 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
   y << "    source: \"dlcarbon-calibrate-gpu, " << m.device.name
     << (m.device.measured.empty() ? std::string() : ", measured " + m.device.measured) << "; raw data " << raw_csv << "\"\n";
   y.close();
+  const int write_errno = errno;
   std::error_code ec;
   if (!y) {
     std::filesystem::remove(tmp, ec);
-    throw std::runtime_error("cannot write " + tmp.string());
+    // A write that fails is the machine's, not the input's: exit 1 with the system's reason (since
+    // session 43, a review: it had been bad input, exit 2, with no reason).
+    throw std::filesystem::filesystem_error("cannot write the entry", tmp,
+                                            std::error_code(write_errno != 0 ? write_errno : EIO, std::generic_category()));
   }
   if (!place_entry(tmp, entry, [&] {
         if (check) check(tmp, entry);
       })) {
-    throw std::runtime_error("cannot rename " + tmp.string() + " to " + entry.string());
+    throw std::filesystem::filesystem_error("cannot rename the entry into place", tmp, entry,
+                                            std::error_code(errno != 0 ? errno : EIO, std::generic_category()));
   }
   log << format("wrote %s\n", entry.c_str());
   return result;
