@@ -665,6 +665,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   // When the kernels were timed: now, or a refit's raw file's time (since session 41, a review: a
   // refit stamped its own day as the measurement's).
   std::string measured_at = utc_now_iso8601();
+  std::int64_t measured_seed = vm["seed"].as<long long>();
   // The datasheet entry the entry refines: --from, else (a refit) the one the raw file records.
   std::string from_id = vm.count("from") ? vm["from"].as<std::string>() : std::string();
   const bool bf16 = backend.native("bf16"), s8 = backend.native("s8");
@@ -692,6 +693,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       return bad(std::string("not a raw calibration file (") + e.what() + ")");
     }
     if (!old.created.empty()) measured_at = old.created;
+    measured_seed = old.seed;
     if (const auto recorded = recorded_machine(old)) {
       machine = *recorded;
       // The measured run's --tdp and --from hold unless given again.
@@ -1055,7 +1057,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");
   }
   if (tdp_w > 0) y << "    tdp: \"" << entry_number(tdp_w, 6) << " W\"\n";
-  else if (from_id.empty()) y << "    tdp: \"" << entry_number(4.4 * machine.threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms, EPYC)\n";
+  else if (from_id.empty()) y << "    tdp: \"" << entry_number(4.4 * machine.threads, 4) << " W\"  # assumed: 4.4 W per thread (Green Algorithms' per-core figure for AMD EPYC, taken for this CPU)\n";
   y << "    efficiency:\n      gemm: " << entry_number(gemm_eff, 4)
     << "\n      memory: 1\n      launch: \"" << entry_number(launch, 6) << " s\"\n";
   // Convolutions per layout, as a fraction of the fp32 matmul ceiling (the hidden cost of a layout).
@@ -1120,6 +1122,9 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   raw.dlcarbon_version = build_info::version();
   raw.git_sha = build_info::git_sha();
   raw.created = measured_at;
+  // The round robin's order (a refit keeps the measured run's; since session 43, a review: 0 was
+  // written whatever the seed).
+  raw.seed = measured_seed;
   raw.scenario_name = "calibrate-" + id;
   raw.scenario_given = y.str();
   raw.scenario_resolved = y.str();
