@@ -345,7 +345,9 @@ GroupModel fit_group(const std::vector<calibrate::KernelSpec>& specs, const std:
 // removes again when the entry is refused.
 std::filesystem::path first_missing(const std::filesystem::path& dir) {
   std::error_code ec;
-  std::filesystem::path p = std::filesystem::absolute(dir, ec), missing;
+  // (Normalised: `new/../x` makes x, not new.)
+  std::filesystem::path p = std::filesystem::absolute(dir, ec).lexically_normal(), missing;
+  if (!p.empty() && p.filename().empty()) p = p.parent_path();  // a trailing slash
   while (!p.empty() && !std::filesystem::exists(p, ec)) {
     missing = p;
     if (p == p.parent_path()) break;
@@ -379,7 +381,7 @@ std::string pct(double x) {
 int command_calibrate(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
       "usage: dlcarbon calibrate [--quick] [--check] [--seconds S] [--seed N] [--out DIR] [--id ID] [--tdp POWER] [--from ID]\n"
-      "                          [--refit RAW.h5|RUN.csv] [--data-dir DIR]\n"
+      "                          [--refit RAW.h5|RUN.csv [--this-machine]] [--data-dir DIR]\n"
       "Times oneDNN kernels on this CPU (calibration and held-out check shapes interleaved), fits the\n"
       "roofline per kernel group and writes DIR/ID.yaml (a hardware entry) and DIR/ID.h5 (raw data).";
   po::options_description visible("options");
@@ -392,11 +394,17 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       "seconds", po::value<double>(), "measurement budget in seconds (default 300, quick 25)")(
       "seed", po::value<long long>()->default_value(1), "order of the round robin (0 to 4294967295)")(
       "refit", po::value<std::string>(), "refit the raw samples of an earlier run (its .h5; a GPU run's .csv) instead of measuring")(
+      "this-machine", "with --refit of a raw .h5 that records no machine (written before 2026-12-05): it was measured here, "
+                      "take this machine's caches and name")(
       "data-dir", po::value<std::string>(), "catalog directory");
   po::options_description hidden;
   po::positional_options_description positional;
   po::variables_map vm;
   if (auto code = parse_options(args, usage, visible, positional, hidden, vm, io)) return *code;
+  if (vm.count("this-machine") && !(vm.count("refit") && std::filesystem::path(vm["refit"].as<std::string>()).extension() == ".h5")) {
+    io.err << "dlcarbon calibrate: --this-machine: only with --refit of a raw .h5 file\n";
+    return kBadInput;
+  }
   // A refit times nothing: the measuring options would be ignored (since session 35).
   if (vm.count("refit")) {
     for (const char* o : {"quick", "seconds", "seed"}) {
@@ -528,8 +536,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     // The same for the raw file: it replaces only a calibration's raw samples, never a run's output
     // or another HDF5 file (since session 43, a review: `--id results` replaced a simulation's file).
+    // (A GPU refit from its .csv writes no raw file.)
     const std::filesystem::path raw = out_dir / (id + ".h5");
-    if (std::filesystem::is_regular_file(raw, ec) && read_scenario_name(raw).rfind("calibrate-", 0) != 0) {
+    const bool gpu_refit = vm.count("refit") && refit_file.extension() == ".csv";
+    if (!gpu_refit && std::filesystem::is_regular_file(raw, ec) && read_scenario_name(raw).rfind("calibrate-", 0) != 0) {
       io.err << "dlcarbon calibrate: cannot write " << text::quoted(raw.string())
              << ": it is there and is not a calibration's raw file (a run's output, or another file): choose another --id or --out\n";
       return kBadInput;
@@ -713,13 +723,16 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
         return bad("with --from " + from_id + " and no --tdp, recorded or given, the entry would take " + from_id +
                    "'s tdp, the whole part's: give the measured threads' power with --tdp");
       }
+    } else if (vm.count("this-machine")) {
+      io.out << "dlcarbon calibrate: " << source << " records no machine: taking this machine's caches and name (--this-machine)\n";
     } else {
       // Its caches and name are unknown: taking this machine's would credit it with the measurement
       // and fit the cache model to the wrong levels (since session 43, a review: a refit of the
-      // shipped EPYC file here named a Xeon and moved its fp32 rate by 1.5 %).
+      // shipped EPYC file here named a Xeon and moved its fp32 rate by 1.5 %). --this-machine says
+      // it was measured here.
       return bad("records no machine (a raw file written before 2026-12-05): its caches and name are unknown, and "
-                 "this machine's need not be the measured one's; measure again, or give the file its calibration/machine "
-                 "table (docs/calibration.md)");
+                 "this machine's need not be the measured one's: refit it on the machine that measured it with --this-machine, "
+                 "or measure again");
     }
     const Table* samples = nullptr;
     for (const auto& t : old.tables) {

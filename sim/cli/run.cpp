@@ -404,7 +404,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     }
     if (life) {
       // The lifecycle holds the training runs (their part inside the horizon) and the deployments;
-      // the one-off inference jobs, which it does not place in time, are added whole.
+      // the one-off inference jobs, which it does not bin (each is placed on its grid on its own), are added whole.
       energy = life->energy_j;
       co2e = life->co2e_location_kg;
       for (const auto& r : inference) {

@@ -142,7 +142,8 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   }
   if (o.life) {
     // The lifecycle holds the training runs (their part inside the horizon), serving, idle and
-    // embodied carbon; the one-off inference jobs, which it does not place in time, are added whole.
+    // embodied carbon; the one-off inference jobs, which it does not bin (each is placed on its grid on its own),
+    // are added whole.
     // Its market-based figure falls back to location-based where a site has no market figure.
     facility = o.life->energy_j;
     loc = o.life->co2e_location_kg;

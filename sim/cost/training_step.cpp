@@ -1351,9 +1351,12 @@ StepCost cost_training_step(const TrainingJob& job) {
       const double inputs = on_device(device_layers, d);
       const double sp = p.sequence_parallel ? tp : 1.0;
       const double stack_end = on_device(dev_stack_end, d);
-      // (The final norm's for each microbatch in flight: an encoder's may sit on a middle stage.)
+      // (The final norm's for each microbatch in flight on plain 1F1B: an encoder's may sit on a
+      // middle stage. Interleaved or paired, the last chunk's backward follows its forward at
+      // once: one, as for a decoder's on the last stage; a review of session 43.)
+      const double norm_flight = v > 1 || paired ? 1.0 : flight;
       held = (schedule.ok ? schedule.peak_held[1][d] : on_device(dev_inputs, d) * flight) / sp +
-             (paired ? 2.0 : 1.0) * stack_end * flight + other;
+             (paired ? 2.0 : 1.0) * stack_end * norm_flight + other;
       // While a layer's backward runs, its forward has been run again and its activations are
       // held: one layer's, one microbatch (the device's layers taken as equal; since session 30),
       // less its input, the checkpoint counted above; the final norm, kept above, is not a layer's

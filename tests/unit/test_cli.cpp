@@ -1457,6 +1457,14 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   CHECK(r.code == 2);
   CHECK(r.err.find("records no machine (a raw file written before 2026-12-05)") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "anonymous/a.yaml"));
+  // Measured here, --this-machine says so; it takes a raw .h5 only.
+  r = run({"calibrate", "--refit", (dir / "anonymous/a.h5").string(), "--this-machine", "--tdp", "8.8 W"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("records no machine: taking this machine's caches and name (--this-machine)") != std::string::npos);
+  CHECK(fs::exists(dir / "anonymous/a.yaml"));
+  r = run({"calibrate", "--quick", "--this-machine"});
+  CHECK(r.code == 2);
+  CHECK(r.err == "dlcarbon calibrate: --this-machine: only with --refit of a raw .h5 file\n");
   r = run({"calibrate", "--refit", (dir / "first/c.h5").string(), "--data-dir", cat, "--out", into, "--id", "idle-cpu"});
   CHECK(r.code == 2);
   CHECK(r.err.find("the catalog already defines hardware \"idle-cpu\"") != std::string::npos);
@@ -1802,6 +1810,28 @@ TEST_CASE("catalog and scenario folders: FIFOs said, linked folders followed, an
   CHECK(r.code == 2);
   CHECK(r.err.find("pipe.yaml: a scenario must be a regular file") != std::string::npos);
   CHECK(r.out.empty());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an inference job's CO2e follows its region's trajectory at the scenario's dates") {
+  // Since session 43, from a review: an inference job took its region's annual value. Ten years
+  // after the region's 2023 (0.5 kg/kWh at -10 %/year), in 2033: 0.5 x 0.9^10 kg/kWh.
+  const fs::path dir = fresh_dir("inference_dates");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: inference-dates, start: 2033-06-01}
+regions:
+  - {id: test-region, trajectory: "-10 %/year"}
+models:
+  - {id: mlp, design: {builder: mlp, widths: [64, 256, 10]}}
+inference:
+  - {id: serve, model: mlp, hardware: test-gpu, datacenter: test-dc, batch: 8, precision: fp16, inferences: 1000}
+)";
+  const auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  REQUIRE(r.code == 0);
+  const RunRecord rec = read_run(dir / "o.h5");
+  const double energy = col<double>(rec, "summary/inference", "facility_energy").at(0);
+  CHECK(energy > 0);
+  CHECK(col<double>(rec, "summary/inference", "co2e_location").at(0) == approx(energy * 0.5 * std::pow(0.9, 10) / 3.6e6));
   fs::remove_all(dir);
 }
 

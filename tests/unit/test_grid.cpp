@@ -213,6 +213,33 @@ TEST_CASE("an inference job placed in time on a trace and on a trajectory") {
   CHECK(r.co2e_location_kg == approx(0.5 * std::pow(0.9, 10)));
 }
 
+TEST_CASE("a trajectory over thousands of years: the whole years in closed form, as year by year") {
+  // Since session 43, from a review: year by year, a span of 10^7 years ran for minutes and one of
+  // 10^23 s never ended. 1,500 years (the closed form) equal two spans of 750 (year by year), on
+  // the annual value and on a 3-hour trace (2,920 patterns a 365-day year); -10 %/year from 2023,
+  // from the middle of 2022 (a head year before the reference at 1).
+  const double year = 365 * 86400.0;
+  for (const bool trace : {false, true}) {
+    GridRegion r = trace ? traced() : GridRegion{};
+    if (!trace) r.intensity_kg_per_j = 100 * kGPerKwh;
+    r.year = 2023;
+    r.annual_change = -0.10;
+    const double ref = lifecycle::trajectory_reference(r);
+    const double t0 = ref - 0.5 * year, t1 = ref + 1499.25 * year, tm = ref + 749.5 * year;
+    const double whole = lifecycle::intensity_integral(r, t0, t1);
+    CHECK(whole == approx(lifecycle::intensity_integral(r, t0, tm) + lifecycle::intensity_integral(r, tm, t1)));
+    // By hand on the annual value: half a year at 100, then 100 x 0.9^k for the whole years 0..1498
+    // and a quarter of year 1499 (negligible), g/kWh x years.
+    if (!trace) CHECK(whole == approx(100 * kGPerKwh * year * (0.5 + (1 - std::pow(0.9, 1499)) / 0.1 + 0.25 * std::pow(0.9, 1499))));
+  }
+  // 10^23 s at -5 %/year: finite and quick, the series' sum (1 / 0.05 years at 100 g/kWh).
+  GridRegion g;
+  g.intensity_kg_per_j = 100 * kGPerKwh;
+  g.year = 1970;
+  g.annual_change = -0.05;
+  CHECK(lifecycle::intensity_integral(g, 0, 1e23) == approx(100 * kGPerKwh * year / 0.05));
+}
+
 TEST_CASE("a trajectory scales each year after the reference year") {
   // 100 g/kWh in 2023, -10 %/year: 2023 at 100, 2024 at 90, 2025 at 81 (365-day years from 1 Jan 2023).
   GridRegion r;
