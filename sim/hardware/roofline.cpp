@@ -52,6 +52,7 @@ std::string DeviceModel::rate_precision(const std::string& dtype) const {
 }
 
 double DeviceModel::peak(const std::string& dtype) const {
+  if (const auto it = peak_flop_per_s.find(dtype); it != peak_flop_per_s.end()) return it->second;  // (the usual case, op by op)
   if (const std::string d = rate_precision(dtype); !d.empty()) return peak_flop_per_s.at(d);
   if (dtype == "fp32" || dtype == "tf32") {
     // No fp32 figure (TPUs): matrix units emulate fp32 in several 16-bit passes; take a quarter of

@@ -226,19 +226,6 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
     }
     throw InputError(format_input_error(at, "", "invalid YAML: " + e.msg));
   }
-  if (text.find('*') != std::string::npos) {
-    std::istringstream events(text);
-    YAML::Parser parser(events);
-    ExpansionCounter counter;
-    try {
-      parser.HandleNextDocument(counter);
-    } catch (const AliasLimit& limit) {
-      throw InputError(format_input_error({display, limit.mark.line + 1, limit.mark.column + 1}, "",
-                                          limit.recursive ? "an alias inside the node it names (it would expand without end)"
-                                                          : "aliases add more than " + std::to_string(kMaxExpandedNodes) +
-                                                                " nodes to the document (aliases of aliases multiply): write the values out or alias less"));
-    }
-  }
   // One document a file: YAML::Load reads the first and would drop a second one (after `---`)
   // unread. A `---` at the start of a line is a document marker wherever it stands (YAML 1.2,
   // Sec. 9.1): one after the first document's content, with content after it, starts a second.
@@ -279,6 +266,7 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
     // By position and type: a block map and its first key, or a null value and the key after it,
     // share a position but not a type.
     std::set<std::tuple<int, int, int>> seen;
+    bool repeated = false;  // a node met twice: an alias (or a node of the same place and type)
     std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
     while (!todo.empty()) {
       const YAML::Node n = todo.back().first;
@@ -286,7 +274,10 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
       todo.pop_back();
       if (!n.IsDefined()) continue;
       const YAML::Mark mark = n.Mark();
-      if (!seen.insert({mark.line, mark.column, static_cast<int>(n.Type())}).second) continue;
+      if (!seen.insert({mark.line, mark.column, static_cast<int>(n.Type())}).second) {
+        repeated = true;
+        continue;
+      }
       const std::string& tag = n.Tag();
       if (!tag.empty() && tag != "?" && tag != "!") {
         throw InputError(format_input_error({display, mark.line >= 0 ? mark.line + 1 : 1, mark.column >= 0 ? mark.column + 1 : 1}, path,
@@ -305,6 +296,21 @@ YAML::Node read_yaml_file(const std::filesystem::path& path, const std::string& 
         for (const auto& item : n) children.push_back({item, path + "[" + std::to_string(i++) + "]"});
       }
       todo.insert(todo.end(), children.rbegin(), children.rend());
+    }
+    // (Only where the walk above met a node twice: parsing the text again costs as much as loading it,
+    // and the catalog's files, read for every scenario, hold no aliases.)
+    if (repeated) {
+      std::istringstream events(text);
+      YAML::Parser parser(events);
+      ExpansionCounter counter;
+      try {
+        parser.HandleNextDocument(counter);
+      } catch (const AliasLimit& limit) {
+        throw InputError(format_input_error({display, limit.mark.line + 1, limit.mark.column + 1}, "",
+                                            limit.recursive ? "an alias inside the node it names (it would expand without end)"
+                                                            : "aliases add more than " + std::to_string(kMaxExpandedNodes) +
+                                                                  " nodes to the document (aliases of aliases multiply): write the values out or alias less"));
+      }
     }
   }
   if (!root.IsDefined() || root.IsNull()) {
