@@ -85,6 +85,15 @@ TrainingJob mlp_job() {
   return job;
 }
 
+// A transformer on mlp_job's device, `sequences` a step in one microbatch.
+TrainingJob transformer_job(const TransformerDesign& d, std::int64_t sequences) {
+  TrainingJob job = mlp_job();
+  job.design = d;
+  job.parallelism->microbatch = sequences;
+  job.parallelism->global_batch = sequences;
+  return job;
+}
+
 // A small MoE decoder (d_model 64, 32-token sequences, top-1) on 64 devices, data and expert
 // parallel, one sequence a device.
 TrainingJob moe_job(std::int64_t layers, std::int64_t experts) {
@@ -1649,17 +1658,14 @@ TEST_CASE("full recomputation keeps the final norm once, not also in the layers'
   // 1,024 x 2 B of logits x 2) and, while a layer's backward runs, that layer's recomputed
   // activations less its input (17 U): 25 U = 13,107,200 B, the review's count by hand (since
   // session 43; before, the final norm was also averaged into the layers': U / 2 more).
-  TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(2);
   d.d_model = 256;
   d.d_ff = 1024;
   d.vocab = 1024;
   d.seq_len = 128;
-  job.design = d;
+  TrainingJob job = transformer_job(d, 8);
   job.precision = "bf16";
   job.hardware.peak_flop_per_s["bf16"] = job.hardware.peak_flop_per_s.at("fp16");
-  job.parallelism->microbatch = 8;
-  job.parallelism->global_batch = 8;
   job.parallelism->recompute = true;
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
@@ -1672,12 +1678,9 @@ TEST_CASE("dropout masks are kept wherever a dropout runs, fused or not") {
   // residual add, that op keeps it. The same masks, the same bytes: `none` and `softmax` (whose
   // attention dropout is a kernel of its own either way) keep the same activations (since session
   // 43, a review: the fused embedding dropout's mask, 8 x 32 x 64 B, had not been counted).
-  TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);
   d.dropout = 0.1;
-  job.design = d;
-  job.parallelism->microbatch = 8;
-  job.parallelism->global_batch = 8;
+  TrainingJob job = transformer_job(d, 8);
   job.fusion = "none";
   const StepCost none = cost_training_step(job);
   job.fusion = "softmax";
