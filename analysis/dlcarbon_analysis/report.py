@@ -3,7 +3,8 @@
     python3 -m dlcarbon_analysis.report FILE.h5 [--plot out.png]
 
 prints the run's attributes, one row per training job and the totals; --plot also saves a bar
-chart of facility energy and CO2e per job. Exit codes: 0 ok, 1 the plot could not be written,
+chart of facility energy and CO2e per job (for a lifecycle run, a chart stacked by phase; a sweep
+file has no such chart: exit 1). Exit codes: 0 ok, 1 the plot could not be written,
 2 bad arguments or a file that is not a readable dlcarbon output file.
 """
 
@@ -294,7 +295,8 @@ def step_breakdown(run: RunOrPath) -> pd.DataFrame:
 def stage_loads(run: RunOrPath) -> pd.DataFrame:
     """Each first-principles job's pipeline devices (/training/<job>/stages): one row per job and
     device, indexed by (job, device), with the layers the device holds, its forward, backward,
-    tensor-parallel and all-to-all seconds a microbatch, its slot, the activations it keeps, and
+    tensor-parallel, context-parallel (`context_communication`) and all-to-all seconds a
+    microbatch, its slot, the activations it keeps, its end-of-step `tail`, and
     `busiest` (True for the device that paces the step), plus `slot_share`, its slot over the
     busiest one's (1 everywhere for a balanced partition). Empty when no job was costed from first
     principles (docs/output-format.md)."""
@@ -313,7 +315,7 @@ def stage_loads(run: RunOrPath) -> pd.DataFrame:
 def job_overheads(run: RunOrPath) -> pd.DataFrame:
     """Each first-principles job's wall time by item (/training/<job>/overheads): one row per job
     and item (`training`, `batch ramp-up`, `checkpointing`, `evaluation`, `lost work`, `restarts`,
-    `repeated runs`), indexed by (job, item), with `time_s`, `it_energy_J` and `time_share`, the
+    `downtime`, `repeated runs`), indexed by (job, item), with `time_s`, `it_energy_J` and `time_share`, the
     item's share of the job's wall time. Empty when no job was costed from first principles
     (docs/output-format.md)."""
     frames = []

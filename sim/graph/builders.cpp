@@ -763,6 +763,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // BertLMPredictionHead.bias, fairseq's RobertaLMHead.bias): a pass over the masked
       // positions' logits. Before session 36 an untied head had none.
       logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
+      e.saved(logits, 0);  // a bias add needs no tensor for its backward (since session 43, a review)
       e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
       return;
     }
@@ -845,8 +846,10 @@ struct Feature {
 
 // `data_gradient`: false for a convolution over the network's input, whose gradient nobody needs
 // (PyTorch computes only the weight gradient there): a backward of one product, not two.
+// `keeps_input`: false where another op keeps the same tensor already (autograd saves one storage
+// once, however many ops read it).
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
-             I batch, double p, bool data_gradient = true) {
+             I batch, double p, bool data_gradient = true, bool keeps_input = true) {
   const I pad = kernel / 2;
   const I out_hw = (in.hw + 2 * pad - kernel) / stride + 1;
   Op op;
@@ -860,7 +863,7 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   op.flops = 2 * md * nd * kd;
   op.bytes = p * (static_cast<double>(batch * in.hw * in.hw * in.c) + kd * nd + md * nd);
   op.params = kd * nd;
-  op.saved_bytes = p * static_cast<double>(batch * in.hw * in.hw * in.c);
+  op.saved_bytes = keeps_input ? p * static_cast<double>(batch * in.hw * in.hw * in.c) : 0.0;
   if (!data_gradient) op.backward_factor = 1;
   const int id = g.add(op, {in.op});
   // Batch norm (scale and shift are trainable). In training its statistics are over the batch
@@ -911,17 +914,23 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
         e.saved(f.op, 0);  // in place: its output is the next convolution's input, which that keeps
         return f;
       };
+      // The block's input is kept once (since session 43, a review: 25 % of ResNet-50's
+      // activations had been counted twice or three times): after the first block it is the
+      // residual's output, which the in-place ReLU after the add keeps for its backward, so the
+      // block's first convolution keeps nothing more; its downsample reads what that convolution
+      // (or the residual) keeps already.
+      const bool input_kept = block > 0 || stage > 0;
       if (d.bottleneck) {
-        y = relu(conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p), name + ".relu1");
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p, true, !input_kept), name + ".relu1");
         y = relu(conv(e, g, name + ".conv2", layer, y, width, 3, stride, b, p), name + ".relu2");  // stride on the 3x3 (ResNet v1.5)
         y = conv(e, g, name + ".conv3", layer, y, width * expansion, 1, 1, b, p);
       } else {
-        y = relu(conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p), name + ".relu1");
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p, true, !input_kept), name + ".relu1");
         y = conv(e, g, name + ".conv2", layer, y, width, 3, 1, b, p);
       }
       Feature shortcut = x;
       if (block == 0 && (stride != 1 || x.c != width * expansion)) {
-        shortcut = conv(e, g, name + ".downsample", layer, x, width * expansion, 1, stride, b, p);
+        shortcut = conv(e, g, name + ".downsample", layer, x, width * expansion, 1, stride, b, p, true, false);
       }
       const double elements = static_cast<double>(b * y.hw * y.hw * y.c);
       const int add = g.add(Op{name + ".residual", OpKind::elementwise, layer, static_cast<I>(elements), 0, 0, 1,
@@ -934,6 +943,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   // 39, a review; before, the map written back whole as if an elementwise pass).
   const double area = static_cast<double>(x.hw * x.hw);
   const int pool = e.elementwise("avgpool", layer, {x.op}, static_cast<double>(b * x.c), area, OpKind::pool, 0, true, area);
+  e.saved(pool, 0);  // its backward spreads the gradient evenly, needing no tensor; fc keeps its output
   e.matmul("fc", layer, pool, b, x.c, d.classes, true);
 }
 
@@ -1070,8 +1080,11 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
     } else {
       int merged = outputs[0];
       for (I dir = 1; dir < directions; ++dir) {
+        // Both directions' outputs side by side: t x out_width x 2 values written, as many read, nothing
+        // kept (since session 43, a review: it had been half that, which halved the next stage's sends).
         merged = e.elementwise("lstm." + std::to_string(l) + ".backward.concat", static_cast<int>(l), {merged, outputs[static_cast<std::size_t>(dir)]},
-                               static_cast<double>(t * out_width), 0);
+                               static_cast<double>(t * out_width * (dir + 1)), 0, OpKind::elementwise, 0, true, 1);
+        e.saved(merged, 0);
       }
       for (auto& xi : x) xi = merged;
       width = out_width * directions;
@@ -1146,7 +1159,9 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       // do (since session 34; the unfolded m x k stays the default, an upper bound).
       const double input = op.kind == OpKind::conv2d && f.input > 0 ? f.input * b : md * kd;
       op.bytes = p * c * (input + weights + md * nd);
-      op.saved_bytes = p * c * input;
+      // A product of two activations keeps both (since session 43, a review: the second was left
+      // out, as the builders' attention products keep it).
+      op.saved_bytes = p * c * (input + (op.kind == OpKind::batched_matmul ? weights : 0.0));
     } else {
       const double e = f.elements * b;
       op.m = static_cast<std::int64_t>(e);
@@ -1154,7 +1169,18 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       // A lookup reads the rows it gathers, not its table (since session 34; before, the table's
       // params on every pass, as a norm's scale and shift are read).
       const double table = op.kind == OpKind::embedding ? 0.0 : f.params;
-      op.bytes = p * (e * (static_cast<double>(std::max<std::size_t>(1, inputs.size())) + 1) + table);
+      // Each input read whole, as large as its op's output (since session 43, a review: every input
+      // had been taken as large as this op's output, so a pool reading a 4 times larger map moved
+      // too few bytes, as the ResNet builder's did before session 39); an op without inputs reads
+      // as many values as it writes.
+      double reads = inputs.empty() ? e : 0.0;
+      for (const int in : inputs) {
+        const Op& src = g.op(in);
+        reads += is_gemm(src.kind) || src.kind == OpKind::router
+                     ? static_cast<double>(src.m) * static_cast<double>(src.n) * static_cast<double>(src.count)
+                     : static_cast<double>(src.m);
+      }
+      op.bytes = p * (reads + e + table);
       op.saved_bytes = p * e;
     }
     ids[f.name] = g.add(op, inputs);

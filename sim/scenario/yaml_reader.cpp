@@ -454,7 +454,7 @@ std::int64_t read_int(const Value& v) {
   for (; i < s.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(s[i]))) v.expected("an integer");
     acc = acc * 10 + (s[i] - '0');
-    if (acc > 9.007199254740992e15L) v.expected("an integer", "number out of range");
+    if (acc >= 9.007199254740992e15L) v.expected("an integer", "number out of range");
   }
   const auto value = static_cast<std::int64_t>(acc);
   return s[0] == '-' ? -value : value;
@@ -469,7 +469,9 @@ std::int64_t read_positive_int(const Value& v) {
   } catch (const units::QuantityError& e) {
     v.expected("a positive integer", reason_of(e));
   }
-  if (x > 9.007199254740992e15) v.expected("a positive integer", "number out of range");
+  // Below 2^53: from there a double no longer holds every whole number, and 2^53 + 1 had been read
+  // as 2^53 (since session 43, a review).
+  if (x >= 9.007199254740992e15) v.expected("a positive integer", "number out of range");
   if (!(x >= 1) || std::floor(x) != x) v.expected("a positive integer");
   return static_cast<std::int64_t>(x);
 }

@@ -15,6 +15,7 @@ using graph::count_parameters;
 using graph::GraphShape;
 using graph::Fusion;
 using dlcarbon::LstmDesign;
+using dlcarbon::ResNetDesign;
 using graph::OpKind;
 
 namespace {
@@ -579,6 +580,7 @@ TEST_CASE("BERT's embedding norm and masked-LM head (bias and loss over the mask
       CHECK(op.bytes == 18923640.0);
       CHECK(op.flops == 2350194.0);
       CHECK(op.params == 30522.0);
+      CHECK(op.saved_bytes == 0);  // a bias add's backward needs no tensor (since session 43, a review)
     } else if (op.name == "mlm.loss") {
       ++seen;
       CHECK(op.kind == OpKind::softmax);
@@ -768,6 +770,49 @@ TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step"
     if (op.name.find("recurrent_gates") != std::string::npos) rec_flops += op.flops;
   }
   CHECK(rec_flops == 2.0 * 15 * 2 * 32);
+}
+
+TEST_CASE("a bidirectional LSTM's layer concatenates both directions whole, by hand") {
+  // Two layers, input 8, hidden 8, projection 4, 3 steps, batch 2, fp32: each direction's output is
+  // 6 tokens x 4 values; the concat writes 6 x 8 values and reads as many, 384 B, and keeps nothing
+  // (since session 43, a review: it had been half that size, which halved the next stage's sends).
+  LstmDesign d;
+  d.layers = 2;
+  d.input = 8;
+  d.hidden = 8;
+  d.projection = 4;
+  d.vocab = 10;
+  d.seq_len = 3;
+  d.bidirectional = true;
+  const auto g = build_graph(d, GraphShape{2, 4, true});
+  int found = 0;
+  for (const auto& op : g.ops()) {
+    if (op.name.find(".backward.concat") == std::string::npos) continue;
+    ++found;
+    CHECK(op.m == 48);
+    CHECK(op.bytes == 384);
+    CHECK(op.saved_bytes == 0);
+  }
+  CHECK(found == 2);
+}
+
+TEST_CASE("a ResNet keeps each block's input once, by hand") {
+  // Since session 43, from a review: the residual's output (kept by the in-place ReLU after the
+  // add) had been kept again by the next block's first convolution and its downsample, and the
+  // average pool's output by the classifier too. Two basic blocks, 16 x 16 images, width 4: the
+  // first convolution of the second block and its downsample keep nothing; the average pool
+  // nothing.
+  ResNetDesign d;
+  d.blocks = {1, 1};
+  d.bottleneck = false;
+  d.image = 16;
+  d.width = 4;
+  d.classes = 10;
+  const auto g = build_graph(d, GraphShape{2, 4, true});
+  for (const auto& op : g.ops()) {
+    if (op.name == "stage2.0.conv1" || op.name == "stage2.0.downsample" || op.name == "avgpool") CHECK(op.saved_bytes == 0);
+    if (op.name == "stage1.0.conv1") CHECK(op.saved_bytes > 0);  // reads the max pool's output, which keeps its indices
+  }
 }
 
 TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate directions") {
