@@ -44,6 +44,10 @@ struct Op {
   double bytes = 0;        // forward bytes read + written, at dtype_bytes per element
   double params = 0;       // trainable parameters owned by the op
   double saved_bytes = 0;  // activations kept for the backward pass
+  // The input this op needs for its backward but leaves to the op before it, which keeps the same
+  // tensor (a ResNet block's first convolution and the residual's ReLU before it): kept again only
+  // where the two ops run on different pipeline devices, the tensor sent between them.
+  double shared_input_bytes = 0;
   bool expert = false;     // belongs to a mixture-of-experts FFN (sharded by expert parallelism)
   // A weight product with a bias (y = xW + b): the forward adds it in the GEMM's epilogue; the
   // backward reduces the output's gradient over its m rows for the bias's gradient, a pass of its own.

@@ -627,6 +627,13 @@ StepCost cost_training_step(const TrainingJob& job) {
         saved = 0;
       }
       double kept_bytes = keep * saved / saved_split;
+      // An input the op before keeps (a ResNet block's first convolution's), kept again where the
+      // two lie on different pipeline devices: the first layer of a stage after the first
+      // (since session 43, a review: it had been counted on neither side's receiving device).
+      if (op.shared_input_bytes > 0) {
+        const std::size_t pos = position_of(op.layer);
+        if (pos > 0 && device_of_layer[pos] != device_of_layer[pos - 1]) kept_bytes += keep * op.shared_input_bytes / saved_split;
+      }
       // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
       if (kv_bytes > 0) kept_bytes += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
       dev_saved[owner] += kept_bytes;

@@ -848,8 +848,10 @@ struct Feature {
 // (PyTorch computes only the weight gradient there): a backward of one product, not two.
 // `keeps_input`: false where another op keeps the same tensor already (autograd saves one storage
 // once, however many ops read it).
+// `shares_input`: with keeps_input false, the op before keeps it (shared_input_bytes); else another
+// op of the same block does.
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
-             I batch, double p, bool data_gradient = true, bool keeps_input = true) {
+             I batch, double p, bool data_gradient = true, bool keeps_input = true, bool shares_input = false) {
   const I pad = kernel / 2;
   const I out_hw = (in.hw + 2 * pad - kernel) / stride + 1;
   Op op;
@@ -864,6 +866,7 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   op.bytes = p * (static_cast<double>(batch * in.hw * in.hw * in.c) + kd * nd + md * nd);
   op.params = kd * nd;
   op.saved_bytes = keeps_input ? p * static_cast<double>(batch * in.hw * in.hw * in.c) : 0.0;
+  if (!keeps_input && shares_input) op.shared_input_bytes = p * static_cast<double>(batch * in.hw * in.hw * in.c);
   if (!data_gradient) op.backward_factor = 1;
   const int id = g.add(op, {in.op});
   // Batch norm (scale and shift are trainable). In training its statistics are over the batch
@@ -921,11 +924,11 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
       // (or the residual) keeps already.
       const bool input_kept = block > 0 || stage > 0;
       if (d.bottleneck) {
-        y = relu(conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p, true, !input_kept), name + ".relu1");
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 1, 1, b, p, true, !input_kept, input_kept), name + ".relu1");
         y = relu(conv(e, g, name + ".conv2", layer, y, width, 3, stride, b, p), name + ".relu2");  // stride on the 3x3 (ResNet v1.5)
         y = conv(e, g, name + ".conv3", layer, y, width * expansion, 1, 1, b, p);
       } else {
-        y = relu(conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p, true, !input_kept), name + ".relu1");
+        y = relu(conv(e, g, name + ".conv1", layer, y, width, 3, stride, b, p, true, !input_kept, input_kept), name + ".relu1");
         y = conv(e, g, name + ".conv2", layer, y, width, 3, 1, b, p);
       }
       Feature shortcut = x;
@@ -1173,8 +1176,8 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       // had been taken as large as this op's output, so a pool reading a 4 times larger map moved
       // too few bytes, as the ResNet builder's did before session 39); an op without inputs reads
       // as many values as it writes.
-      double reads = inputs.empty() ? e : 0.0;
-      for (const int in : inputs) {
+      double reads = inputs.empty() || op.kind == OpKind::embedding ? e : 0.0;  // a lookup reads the rows it gathers
+      for (const int in : op.kind == OpKind::embedding ? std::vector<int>{} : inputs) {
         const Op& src = g.op(in);
         reads += is_gemm(src.kind) || src.kind == OpKind::router
                      ? static_cast<double>(src.m) * static_cast<double>(src.n) * static_cast<double>(src.count)

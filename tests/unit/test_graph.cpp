@@ -634,6 +634,23 @@ TEST_CASE("a graph from a file: per-sample ops scaled by the batch") {
   CHECK(g.parameters() == 1010);
 }
 
+TEST_CASE("a graph file's ops read each input at its own size, by hand") {
+  // Since session 43, from a review. Batch 1, fp32: ids (100 values) -> a lookup of 6,400 values
+  // (it reads the rows it gathers: 4 x (6,400 + 6,400) = 51,200 B, not its ids' size); a map of 64
+  // values -> a pool of 16 (reads the map: 4 x (64 + 16) = 320 B, not 2 x 16); a product of two
+  // activations keeps both operands (4 x (2 x 3 + 3 x 4) = 72 B).
+  FileGraphDesign d;
+  d.ops.push_back(FileOp{"ids", "elementwise", -1, 0, 0, 0, 1, 100, 0, 0, {}});
+  d.ops.push_back(FileOp{"emb", "embedding", -1, 0, 0, 0, 1, 6400, 0, 0, {"ids"}});
+  d.ops.push_back(FileOp{"map", "elementwise", 0, 0, 0, 0, 1, 64, 1, 0, {"emb"}});
+  d.ops.push_back(FileOp{"pool", "pool", 0, 0, 0, 0, 1, 16, 4, 0, {"map"}});
+  d.ops.push_back(FileOp{"bmm", "batched_matmul", 0, 2, 4, 3, 1, 0, 1, 0, {"pool"}});
+  const auto g = build_graph(d, GraphShape{1, 4, true});
+  CHECK(g.op(1).bytes == 51200);
+  CHECK(g.op(3).bytes == 320);
+  CHECK(g.op(4).saved_bytes == 72);
+}
+
 TEST_CASE("sliding-window attention: the band of the causal score matrix, by hand") {
   // Two decoder layers, d_model 8, 2 heads of 4, seq 4, a window of 2 on every other layer
   // (global_every 2: layer 0 windowed, layer 1 global, as Gemma 2). The band counts
