@@ -527,10 +527,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       std::ifstream in(yaml);
       std::string first;
       std::getline(in, first);
-      if (first.rfind("# Written by `dlcarbon calibrate`", 0) != 0 && first.rfind("# Fitted by `dlcarbon calibrate", 0) != 0) {
+      const bool cpu_entry = first.rfind("# Written by `dlcarbon calibrate`", 0) == 0;
+      const bool gpu_entry = first.rfind("# Fitted by `dlcarbon calibrate", 0) == 0;
+      if (!cpu_entry && !gpu_entry) {
         io.err << "dlcarbon calibrate: cannot write " << text::quoted(yaml.string())
                << ": it is there and was not written by dlcarbon calibrate (a catalog file, or another YAML file): "
                   "choose another --id or --out\n";
+        return kBadInput;
+      }
+      // A CPU's entry replaces a CPU's, a GPU's a GPU's (since session 43, a review: `--id
+      // cpu-amd-epyc-2t` had turned the measured CPU into an H200 without a word).
+      const bool gpu_run = vm.count("refit") && refit_file.extension() == ".csv";
+      if (gpu_run != gpu_entry) {
+        io.err << "dlcarbon calibrate: cannot write " << text::quoted(yaml.string()) << ": it is a measured "
+               << (gpu_entry ? "GPU" : "CPU") << "'s entry, and this run's is a " << (gpu_run ? "GPU" : "CPU")
+               << "'s: choose another --id or --out\n";
         return kBadInput;
       }
     }

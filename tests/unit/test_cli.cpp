@@ -1074,6 +1074,17 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   REQUIRE(r.code == 0);
   CHECK(text(dir / "renamed.yaml").find("raw data nvidia-h200-measured.csv\"") != std::string::npos);
   CHECK(text(dir / "renamed.yaml").find("renamed.csv") == std::string::npos);
+  // A GPU's entry does not replace a measured CPU's of the same id, written by calibrate too (since
+  // session 43, a review).
+  {
+    std::ofstream cpu(dir / "cpu-like.yaml");
+    cpu << "# Written by `dlcarbon calibrate` (test) on 2026-12-06.\nschema_version: 1\n";
+  }
+  r = run({"calibrate", "--refit", csv.string(), "--out", dir.string(), "--id", "cpu-like", "--data-dir",
+           (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("it is a measured CPU's entry, and this run's is a GPU's") != std::string::npos);
+  CHECK(text(dir / "cpu-like.yaml").rfind("# Written by", 0) == 0);
   // A CSV that is not one: exit 2 and the line.
   fs::create_directories(dir);
   std::ofstream(dir / "bad.csv") << "# device: X; l2_bytes: 1\nkernel,time\n";
