@@ -1679,12 +1679,7 @@ TEST_CASE("a ResNet block's input shared with the residual before it is kept aga
   // well: device 1 keeps its own ops' tensors plus 2 x 4 x 4 x 4 values x 2 B = 256 B (since
   // session 43, a review: counted on neither side's device 1).
   TrainingJob job = mlp_job();
-  ResNetDesign d;
-  d.blocks = {1, 1};
-  d.bottleneck = false;
-  d.image = 16;
-  d.width = 4;
-  d.classes = 10;
+  const ResNetDesign d{{1, 1}, false, 16, 3, 4, 10};  // blocks, bottleneck, image, channels, width, classes
   job.design = d;
   job.accelerators = 2;
   job.parallelism->pipeline = 2;

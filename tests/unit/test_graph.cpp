@@ -819,12 +819,7 @@ TEST_CASE("a ResNet keeps each block's input once, by hand") {
   // average pool's output by the classifier too. Two basic blocks, 16 x 16 images, width 4: the
   // first convolution of the second block and its downsample keep nothing; the average pool
   // nothing.
-  ResNetDesign d;
-  d.blocks = {1, 1};
-  d.bottleneck = false;
-  d.image = 16;
-  d.width = 4;
-  d.classes = 10;
+  const ResNetDesign d{{1, 1}, false, 16, 3, 4, 10};  // blocks, bottleneck, image, channels, width, classes
   const auto g = build_graph(d, GraphShape{2, 4, true});
   for (const auto& op : g.ops()) {
     if (op.name == "stage2.0.conv1" || op.name == "stage2.0.downsample" || op.name == "avgpool") CHECK(op.saved_bytes == 0);
