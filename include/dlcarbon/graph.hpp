@@ -90,6 +90,11 @@ struct Op {
   // residual branches' dropout, fused into the add or a kernel of its own; 0: none): a code that
   // syncs its random numbers across the tensor group all-reduces them (Parallelism::dropout_masks).
   double dropout_elements = 0;
+  // Set on a layer's last op where what the next layer reads is more than this op's output: a
+  // recurrence's last step, whose layer output is every step's (the sequence), and both
+  // directions' where separate directions feed their own next layers (0: the op's own output).
+  // What a pipeline stage sends and full recomputation keeps a layer (elements).
+  double layer_output_elements = 0;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -187,6 +192,7 @@ class OpGraph {
   void set_model_share(int id, double share) { ops_.at(static_cast<std::size_t>(id)).model_share = share; }
   void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
+  void set_layer_output(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).layer_output_elements = elements; }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {
     Op& op = ops_.at(static_cast<std::size_t>(id));

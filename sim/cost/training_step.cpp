@@ -385,8 +385,9 @@ StepCost cost_training_step(const TrainingJob& job) {
       }
       previous_layer = static_cast<int>(pos);
     }
-    const double output = bytes_per_value * (op.n > 0 ? static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.count)
-                                                      : static_cast<double>(op.m));
+    const double output = bytes_per_value * (op.layer_output_elements > 0 ? op.layer_output_elements
+                                             : op.n > 0                     ? static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.count)
+                                                                            : static_cast<double>(op.m));
     if (op.name == "encoder.final_norm") encoder_output = output;
     const std::size_t owner = in_layer                            ? static_cast<std::size_t>(device_of_layer[position_of(op.layer)])
                               : previous_layer >= last_main_layer ? devices - 1

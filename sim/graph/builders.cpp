@@ -128,6 +128,7 @@ class Emitter {
     return id;
   }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
+  void layer_output(int id, double elements) { g_.set_layer_output(id, elements); }
   void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
   double op_saved(int id) const { return g_.op(id).saved_bytes; }
   double op_score_saved(int id) const { return g_.op(id).score_saved_bytes; }
@@ -1044,6 +1045,8 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
         cnn ? char_cnn(e, g, dir ? "char_cnn.backward" : "char_cnn", d.char_cnn, t, d.input, dir > 0)
             : e.embedding("input", t, d.input, d.vocab > 0 ? static_cast<double>(d.vocab * d.input) : 0);
   }
+  // Separate directions' character CNNs: the first layer reads both.
+  if (cnn && separate) e.layer_output(x.back(), static_cast<double>(directions * t * d.input));
   I width = d.input;
   for (I l = 0; l < d.layers; ++l) {
     std::vector<int> outputs;
@@ -1076,6 +1079,11 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
       }
       outputs.push_back(h);
     }
+    // What the next layer reads is every step's output, not the last step's alone (since session
+    // 44, from a review of session 43: a pipeline stage's sends and full recomputation's layer
+    // checkpoints had been one step's); separate directions' next layers read both. A bidirectional
+    // layer's concat, below, is both directions whole already.
+    if (separate || directions == 1) e.layer_output(outputs.back(), static_cast<double>(directions * t * out_width));
     if (separate) {
       // Each direction's next layer reads its own output.
       for (I dir = 0; dir < directions; ++dir) x[static_cast<std::size_t>(dir)] = outputs[static_cast<std::size_t>(dir)];

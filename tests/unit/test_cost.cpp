@@ -1508,6 +1508,65 @@ TEST_CASE("what crosses a pipeline stage is a layer's input: an encoder-decoder'
   CHECK(c.pipeline_comm_s == approx(4 * 2 * 5120 / 1e11));
 }
 
+TEST_CASE("an LSTM's pipeline stages send the whole sequence a layer reads, not its last step") {
+  // A 2-layer LSTM (input 16, hidden 32, projection 24) over 10 steps, one sequence a microbatch,
+  // fp16, on 2 pipeline stages in one node at 1e11 B/s, 4 microbatches. Layer 1 reads layer 0's
+  // 10 steps of 24 values (240 values x 2 B = 480 B); with separate directions, both directions'
+  // (960 B); a bidirectional layer's concat holds both as well. Each microbatch sends it forward
+  // and its gradient back (before session 44, one step's 48 B).
+  TrainingJob job = mlp_job();
+  LstmDesign d;
+  d.layers = 2;
+  d.input = 16;
+  d.hidden = 32;
+  d.projection = 24;
+  d.seq_len = 10;
+  job.design = d;
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 4;
+  const StepCost one = cost_training_step(job);
+  REQUIRE(one.fits);
+  CHECK(one.pipeline_comm_s == approx(4 * 2 * 480 / 1e11));
+  d.bidirectional = true;
+  job.design = d;
+  const StepCost both = cost_training_step(job);
+  REQUIRE(both.fits);
+  CHECK(both.pipeline_comm_s == approx(4 * 2 * 960 / 1e11));
+  d.separate_directions = true;
+  job.design = d;
+  const StepCost separate = cost_training_step(job);
+  REQUIRE(separate.fits);
+  CHECK(separate.pipeline_comm_s == approx(4 * 2 * 960 / 1e11));
+}
+
+TEST_CASE("full recomputation keeps an LSTM layer's whole input sequence") {
+  // The same one-direction LSTM on one device, one sequence, full recomputation: it keeps each
+  // layer's input (the lookup's 10 x 16 values, then layer 0's 10 x 24), the ops outside the
+  // layers' own, and, while a layer's backward runs, a layer's recomputed activations (the two
+  // layers' average, the model taking a device's layers as equal) less its input (before session 44, layer 1's checkpoint was one step's 24 values).
+  TrainingJob job = mlp_job();
+  LstmDesign d;
+  d.layers = 2;
+  d.input = 16;
+  d.hidden = 32;
+  d.projection = 24;
+  d.seq_len = 10;
+  job.design = d;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.parallelism->recompute = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto g = graph::build_graph(d, graph::GraphShape{1, 2});  // one sequence, 2-byte values
+  double outside = 0;
+  std::vector<double> layer(2, 0.0);
+  for (const auto& op : g.ops()) (op.layer < 0 ? outside : layer.at(static_cast<std::size_t>(op.layer))) += op.saved_bytes;
+  const double in0 = 10 * 16 * 2.0, in1 = 10 * 24 * 2.0;
+  CHECK(c.stages.at(0).activation_bytes == approx(in0 + in1 + outside + (layer[0] + layer[1] - in0 - in1) / 2));
+}
+
 TEST_CASE("a ring on a torus uses the links among its members: one axis, a plane, or the whole slice") {
   // 64 chips of a 4 x 4 x 4 torus (the pod): a tensor group of 4 fits along one axis (2 of the 6
   // links a chip: a third of its bandwidth), a data-parallel group of 16 in a plane (4 of 6), the
