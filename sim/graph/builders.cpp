@@ -754,18 +754,26 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // 15 % masked positions, or over every position where the code projects them all and the
       // loss ignores the unmasked (`mlm_positions: all`).
       if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
-      const I masked = d.mlm_all_positions ? b * s_enc : std::max<I>(1, (b * s_enc * 15 + 50) / 100);
+      const I trained = std::max<I>(1, (b * s_enc * 15 + 50) / 100);
+      const I masked = d.mlm_all_positions ? b * s_enc : trained;
       const double masked_logits = static_cast<double>(masked * d.vocab);
-      int t = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
-      t = e.elementwise("mlm.act", -1, {t}, static_cast<double>(masked * d.d_model), 8);
-      const int n = e.norm("mlm.norm", -1, t, masked, d.d_model, d.rms_norm);
-      int logits = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
+      const int transform = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
+      const int act = e.elementwise("mlm.act", -1, {transform}, static_cast<double>(masked * d.d_model), 8);
+      const int n = e.norm("mlm.norm", -1, act, masked, d.d_model, d.rms_norm);
+      const int product = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);
+      int logits = product;
       // The decoder's output bias, tied or not (BERT's `output_bias`, Hugging Face's
       // BertLMPredictionHead.bias, fairseq's RobertaLMHead.bias): a pass over the masked
       // positions' logits. Before session 36 an untied head had none.
       logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
       e.saved(logits, 0);  // a bias add needs no tensor for its backward (since session 43, a review)
-      e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
+      const int loss = e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
+      // Over every position, the head's work on the unmasked ones trains nothing: MFU counts the
+      // masked positions' share, as it counts an expert's filled slots (since session 44, from a
+      // review of session 43; before, all of it).
+      if (d.mlm_all_positions) {
+        for (const int id : {transform, act, n, product, logits, loss}) e.model_share(id, static_cast<double>(trained) / static_cast<double>(masked));
+      }
       return;
     }
   }

@@ -608,6 +608,11 @@ TEST_CASE("a masked-LM head over every position (mlm_positions: all), by hand") 
   CHECK(named(g, "mlm.loss").flops == 4 * 15627264.0);
   CHECK(named(g, "mlm.loss").bytes == 125018112.0);
   CHECK(g.parameters() == gm.parameters());  // where the head runs moves no parameter
+  // The unmasked positions' work trains nothing: the model FLOPs (MFU's) are the masked head's,
+  // 77 of 512 positions, while the executed FLOPs hold all 512 (since session 44).
+  CHECK(named(g, "mlm.logits").model_share == approx(77.0 / 512));
+  CHECK(g.model_forward_flops() == approx(gm.model_forward_flops()));
+  CHECK(g.forward_flops() - gm.forward_flops() > 24003477504.0 - 3609897984.0);
 }
 
 TEST_CASE("designs that cannot be built are rejected") {
