@@ -2,10 +2,12 @@
 
     python3 -m dlcarbon_analysis.report FILE.h5 [--plot out.png]
 
-prints the run's attributes, one row per training job and the totals; --plot also saves a bar
-chart of facility energy and CO2e per job (for a lifecycle run, a chart stacked by phase; a sweep
-file has no such chart: exit 1). Exit codes: 0 ok, 1 the plot could not be written,
-2 bad arguments or a file that is not a readable dlcarbon output file.
+prints the run's attributes, one row per training job and the jobs' totals (for a lifecycle run
+also the lifecycle's total); --plot also saves a bar chart of facility energy and CO2e per job (for
+a lifecycle run, a chart stacked by phase; a sweep or calibration file has no such chart: exit 1).
+For a calibration file (`dlcarbon calibrate`) it prints the file's attributes and calibration
+tables. Exit codes: 0 ok, 1 the plot could not be written, 2 bad arguments or a file that is not a
+readable dlcarbon output file.
 """
 
 from __future__ import annotations
@@ -113,8 +115,11 @@ def inference_summary(run: RunOrPath) -> pd.DataFrame:
     r = _as_run(run)
     if "summary/inference" not in r.tables:
         # (The units of the pass-through columns as dlcarbon writes them: text "", counts "1".)
+        # The dtypes as dlcarbon writes them too: text, `batch` int64, the rest (`inferences`
+        # included) float64 (since session 44, a review: `batch` was float64 here).
         text = {"job", "model", "hardware", "layout", "input_layout"}
-        out = pd.DataFrame({name: pd.Series([], dtype=object if src in text else float) for src, _, name in INFERENCE_COLUMNS})
+        dtypes = {src: (object if src in text else "int64" if src == "batch" else float) for src, _, _ in INFERENCE_COLUMNS}
+        out = pd.DataFrame({name: pd.Series([], dtype=dtypes[src]) for src, _, name in INFERENCE_COLUMNS})
         out.attrs["units"] = {name: (to if to is not None else ("" if src in text else "1")) for src, to, name in INFERENCE_COLUMNS}
         out.attrs["table"] = "summary/inference"
         out.attrs["source"] = str(r.path)
@@ -124,8 +129,21 @@ def inference_summary(run: RunOrPath) -> pd.DataFrame:
 
 def totals_summary(run: RunOrPath) -> pd.DataFrame:
     """The one-row /summary/totals table: jobs, it_energy_MWh, facility_energy_MWh,
-    co2e_location_tCO2e, co2e_market_tCO2e (NaN if any job lacks a market factor)."""
+    co2e_location_tCO2e, co2e_market_tCO2e (NaN if any job lacks a market factor).
+
+    These are the training and inference jobs' totals, one run each (a job's `repeat`s and the
+    lifecycle's deployments are not in them; a lifecycle run's total is in /lifecycle/totals)."""
     return _present(_as_run(run), "summary/totals", TOTALS_COLUMNS)
+
+
+def _lifecycle_total(run: Run) -> pd.DataFrame:
+    """One row: the sum of /lifecycle/totals over every entity (deployments and training runs),
+    site, hardware and phase: energy_MWh, co2e_location_tCO2e, co2e_market_tCO2e (market-based
+    falling back to location-based where a site has no market factor), embodied included."""
+    rows = _present(run, "lifecycle/totals", [("energy", "MWh", "energy_MWh"),
+                                              ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
+                                              ("co2e_market", "tCO2e", "co2e_market_tCO2e")])
+    return rows.sum(skipna=False).to_frame().T
 
 
 DEPLOYMENT_COLUMNS = [
@@ -335,6 +353,35 @@ def _table_text(df: pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=format_number, na_rep="n/a")
 
 
+def _is_calibration(run: Run) -> bool:
+    """A file written by `dlcarbon calibrate`: calibration/ tables, no summary/ ones
+    (docs/output-format.md, "Calibration files")."""
+    return "summary/training" not in run.tables and any(t.split("/")[0] == "calibration" for t in run.tables)
+
+
+def _calibration_report(run: Run) -> str:
+    """The report of a calibration file: its attributes, the machine measured and each
+    calibration table's rows (it has no jobs, totals or lifecycle)."""
+    a = run.attrs
+    lines = [
+        f"dlcarbon calibration: {run.scenario_name}",
+        f"file: {run.path}",
+        f"dlcarbon {a.get('dlcarbon_version', '?')} (commit {a.get('git_sha', '?')}), created {a.get('created', '?')}",
+        "(written by `dlcarbon calibrate`: no jobs, totals or lifecycle; /scenario/given holds the hardware entry)",
+    ]
+    if "calibration/machine" in run.tables:
+        lines += ["", "Machine measured:", _table_text(run.table("calibration/machine"))]
+    tables = [t for t in run.tables if t.split("/")[0] == "calibration"]
+    rows = pd.DataFrame({"table": tables, "rows": [len(run.table(t)) for t in tables]})
+    lines += ["", "Calibration tables (rows):", _table_text(rows)]
+    if "calibration/kernels" in run.tables:
+        kernels = run.table("calibration/kernels")
+        if "role" in kernels.columns and len(kernels):
+            roles = kernels["role"].value_counts(sort=False)
+            lines.append("Kernels by role: " + ", ".join(f"{role} {n}" for role, n in roles.items()))
+    return "\n".join(lines)
+
+
 def format_report(run: RunOrPath) -> str:
     """The text `python3 -m dlcarbon_analysis.report` prints."""
     run = _as_run(run)
@@ -360,6 +407,8 @@ def format_report(run: RunOrPath) -> str:
             lines += ["", f"Lowest CO2e (location): point {low}, {format_number(ok.loc[low, 'co2e_location_tCO2e'])} t; "
                           f"highest: point {high}, {format_number(ok.loc[high, 'co2e_location_tCO2e'])} t"]
         return "\n".join(lines)
+    if _is_calibration(run):
+        return _calibration_report(run)
     lines = [
         f"dlcarbon run: {run.scenario_name}",
         f"file: {run.path}",
@@ -392,7 +441,16 @@ def format_report(run: RunOrPath) -> str:
                 if status != "ok":
                     lines.append(f"  {job} cannot run: {status}")
     if "summary/totals" in run.tables:
-        lines += ["", "Totals:", _table_text(totals_summary(run))]
+        # /summary/totals: the training and inference jobs, one run each; not the lifecycle (since
+        # session 44, a review: "Totals:" read "jobs 0, 0 MWh" above a lifecycle of 1.393 MWh).
+        lifecycle = "lifecycle/totals" in run.tables
+        lines += ["", "Totals of the training and inference jobs, one run each (energy in MWh, emissions in tCO2e"
+                      + ("; the lifecycle's total is below):" if lifecycle else "):"),
+                  _table_text(totals_summary(run))]
+        if lifecycle:
+            lines += ["", "Lifecycle total over the horizon, every deployment and training run (energy in MWh, "
+                          "emissions in tCO2e, embodied included):",
+                      _table_text(_lifecycle_total(run))]
     if "lifecycle/deployments" in run.tables:
         lines += ["", "Lifecycle: deployments over the horizon (energy in MWh, emissions in tCO2e, embodied included):",
                   _table_text(deployment_summary(run))]
@@ -490,7 +548,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python3 -m dlcarbon_analysis.report",
         description="Print the training footprint of a dlcarbon output file in MWh and tCO2e.",
     )
-    parser.add_argument("file", help="a file written by `dlcarbon run`")
+    parser.add_argument("file", help="a file written by `dlcarbon run` (or sweep, merge, calibrate)")
     parser.add_argument("--plot", metavar="OUT.png",
                         help="also save a chart: CO2e by phase over time for a lifecycle run, "
                              "else facility energy and CO2e per training job")
@@ -515,6 +573,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             if "lifecycle/timeseries" in run.tables:
                 plot_lifecycle(run, args.plot, title=run.scenario_name)
+            elif summary is None and _is_calibration(run):
+                raise ValueError("a calibration file has no chart here; load its tables with open_run()")
             elif summary is None:
                 raise ValueError("a sweep file has no chart here; load it with sweep_points()")
             else:

@@ -91,6 +91,25 @@ def test_report_and_plot_of_a_lifecycle_run(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_of_a_deployments_only_run_gives_the_lifecycle_total(tmp_path):
+    # /summary/totals holds the jobs (none here), not the lifecycle: the report says whose totals
+    # they are and prints the lifecycle's total from /lifecycle/totals, which is the deployment's
+    # (since session 44, a review: "Totals:" read "jobs 0, 0 MWh" beside 1.393 MWh).
+    out = _run(tmp_path, "carpark-cctv.yaml", "cctv.h5")
+    lines = format_report(out).splitlines()
+    totals = next(i for i, line in enumerate(lines) if line.startswith("Totals"))
+    assert lines[totals].startswith("Totals of the training and inference jobs, one run each")
+    assert lines[totals].endswith("; the lifecycle's total is below):")
+    assert lines[totals + 2].split()[0] == "0"  # jobs
+    life = next(i for i, line in enumerate(lines) if line.startswith("Lifecycle total over the horizon"))
+    assert life > totals
+    energy, location, market = (float(x) for x in lines[life + 2].split())
+    d = deployment_summary(out).set_index("deployment").loc["cctv"]
+    assert energy == pytest.approx(d["energy_MWh"], rel=1e-3) and energy > 1.0
+    assert location == pytest.approx(d["co2e_location_tCO2e"], rel=1e-3)
+    assert market == pytest.approx(d["co2e_market_tCO2e"], rel=1e-3)
+
+
 def test_series_covers_every_bin_of_the_horizon(tmp_path):
     # Two deployments, January-February and October-November 2025, monthly bins: the series has
     # all twelve months, the empty ones as zeros (files list every bin in /lifecycle/bins), and

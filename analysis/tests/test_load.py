@@ -386,3 +386,26 @@ def test_inference_summary_of_a_file_without_inference_jobs_is_empty(tmp_path):
     assert list(inf.columns)[:3] == ["job", "model", "hardware"]
     assert "facility_energy_kWh" in inf.columns
     assert inf.attrs["units"]["facility_energy_kWh"] == "kWh"
+
+
+def test_empty_inference_summary_has_the_dtypes_and_units_of_a_full_one(tmp_path):
+    """The frame of a file without inference jobs has each column's dtype and units as a file with
+    them gives (since session 44, a review: `batch` was float64, the binary writes int64)."""
+    from pathlib import Path
+
+    from dlcarbon_analysis import inference_summary
+
+    binary = os.environ.get("DLCARBON_BIN")
+    if not binary:
+        pytest.skip("DLCARBON_BIN is not set (point it to a built dlcarbon executable)")
+    source = Path(os.environ.get("DLCARBON_SOURCE_DIR") or Path(__file__).resolve().parents[2])
+    files = {}
+    for name, scenario in (("none", "quickstart.yaml"), ("full", "hidden-costs/resnet50-layouts.yaml")):
+        files[name] = tmp_path / f"{name}.h5"
+        proc = subprocess.run([binary, "run", str(source / "scenarios" / scenario), "-o", str(files[name]), "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    empty, full = inference_summary(files["none"]), inference_summary(files["full"])
+    assert len(empty) == 0 and len(full) > 0
+    assert empty.dtypes.to_dict() == full.dtypes.to_dict()
+    assert empty.attrs["units"] == full.attrs["units"]

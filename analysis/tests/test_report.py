@@ -120,8 +120,11 @@ def test_cli_prints_summary(run_file, tmp_path):
         assert text in sweep.split(), (text, sweep)
     # totals: IT 1,170 + 41.667 + 0.012 = 1,211.679 MWh -> "1212";
     # facility 1,287 + 50 + 0.012 = 1,337.012 MWh -> "1337"; 572.0048 t -> "572.0"
-    totals = lines[lines.index("Totals:") + 2].split()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("Totals"))
+    assert lines[heading] == "Totals of the training and inference jobs, one run each (energy in MWh, emissions in tCO2e):"
+    totals = lines[heading + 2].split()
     assert totals == ["3", "1212", "1337", "572.0", "n/a"]
+    assert "Lifecycle total" not in out  # no lifecycle in this file
     assert proc.stderr == ""
 
 
@@ -403,3 +406,74 @@ def test_report_says_why_an_inference_job_cannot_run(run_file, capsys):
     out = capsys.readouterr().out
     assert "huge cannot run: does not fit: needs 38.9 GB per device" in out
     assert "small cannot run" not in out
+
+
+def test_report_prints_the_lifecycle_total_beside_the_jobs_totals(run_file, capsys):
+    # /summary/totals holds the jobs (one run each), not the lifecycle: the heading says so, and a
+    # file with /lifecycle/totals gets the lifecycle's total summed from it (since session 44, a
+    # review: "Totals:" read "jobs 0, 0 MWh" for a deployments-only run of 1.393 MWh).
+    from collections import OrderedDict
+
+    from conftest import write_table
+
+    # Two rows: 3.6e9 J (1 MWh) + 1.8e9 J (0.5 MWh); 400 + 200 kg location; 100 + 200 kg market.
+    columns = OrderedDict([
+        ("entity", (["cctv", "cctv"], "")), ("entity_kind", (["deployment", "deployment"], "")),
+        ("phase", (["inference", "embodied"], "")), ("site", (["de", "de"], "")), ("region", (["de", "de"], "")),
+        ("hardware", (["gpu", "gpu"], "")), ("model", (["m", "m"], "")),
+        ("energy", (np.array([3.6e9, 1.8e9]), "J")), ("co2e_location", (np.array([400.0, 200.0]), "kgCO2e")),
+        ("co2e_market", (np.array([100.0, 200.0]), "kgCO2e")), ("requests", (np.array([1e6, 0.0]), "1")),
+    ])
+    with h5py.File(run_file, "a") as f:
+        write_table(f, "lifecycle/totals", columns)
+    assert main([str(run_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ("Totals of the training and inference jobs, one run each (energy in MWh, emissions in tCO2e; "
+            "the lifecycle's total is below):") in lines
+    heading = next(i for i, line in enumerate(lines) if line.startswith("Lifecycle total over the horizon"))
+    assert lines[heading + 1].split() == ["energy_MWh", "co2e_location_tCO2e", "co2e_market_tCO2e"]
+    assert lines[heading + 2].split() == ["1.500", "0.6000", "0.3000"]
+
+
+def test_inference_summary_without_inference_jobs_has_the_files_dtypes(run_file):
+    # The binary writes /summary/inference `batch` as int64 and `inferences` as float64 (since
+    # session 44, a review: the empty frame's `batch` was float64).
+    from dlcarbon_analysis import inference_summary
+
+    inf = inference_summary(run_file)
+    assert len(inf) == 0
+    assert inf["batch"].dtype == np.int64
+    assert inf["inferences"].dtype == np.float64
+    assert inf["job"].dtype == object and inf["facility_energy_kWh"].dtype == np.float64
+
+
+def _calibration_file():
+    source = Path(os.environ.get("DLCARBON_SOURCE_DIR") or ANALYSIS_DIR.parent)
+    path = source / "data" / "hardware" / "measured" / "cpu-amd-epyc-2t.h5"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing (DLCARBON_SOURCE_DIR={source})")
+    return path
+
+
+def test_report_of_a_calibration_file(capsys, tmp_path):
+    # A file of `dlcarbon calibrate` (calibration/ tables, no summary/ ones): its attributes and
+    # tables, exit 0 (since session 44, a review: exit 2, "no table 'summary/training'").
+    path = _calibration_file()
+    run = open_run(path)
+    assert main([str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"dlcarbon calibration: {run.attrs['scenario_name']}"
+    assert f"created {run.attrs['created']}" in out
+    for table in ("calibration/kernels", "calibration/machine", "calibration/samples"):
+        row = next(line for line in lines if line.split()[:1] == [table])
+        assert row.split() == [table, str(len(run.table(table)))]
+    # Each role once with its count (calibrate and check, docs/calibration.md), adding up to the kernels.
+    roles = run.table("calibration/kernels")["role"].value_counts()
+    said = next(line for line in lines if line.startswith("Kernels by role: "))
+    assert sorted(said[len("Kernels by role: "):].split(", ")) == sorted(f"{r} {n}" for r, n in roles.items())
+    assert "Training jobs" not in out and "Totals" not in out
+    # No chart for it: exit 1 after the report, saying why.
+    assert main([str(path), "--plot", str(tmp_path / "c.png")]) == 1
+    assert "a calibration file has no chart here" in capsys.readouterr().err
