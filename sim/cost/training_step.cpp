@@ -897,6 +897,22 @@ StepCost cost_training_step(const TrainingJob& job) {
   const bool accumulate = c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu";
   const double acc_share = accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
   const double acc_bytes_per_value = bytes_per_value + 2 * grad_value_bytes;
+  // A bucket of the data-parallel reduction (ZeRO 0-2), gradients and gathered parameters: PyTorch
+  // DDP's 25 MB by default, the scenario's size, or Megatron-Core's max(4e7, 1e6 x data x context)
+  // parameters, at the gradient precision and, for the parameters gathered, the compute precision
+  // (since session 44, from a review: 25 MB for every code had charged a 405B model's 128-rank
+  // reduction 512 start-ups a device).
+  const double megatron_bucket = std::max(4e7, 1e6 * static_cast<double>(c.data * cp));
+  const double grad_bucket = p.megatron_buckets ? megatron_bucket * grad_value_bytes
+                             : p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes
+                                                           : kGradientBucketBytes;
+  const double param_bucket = p.megatron_buckets ? megatron_bucket * bytes_per_value : grad_bucket;
+  // Collectives for `bytes` in buckets of `bucket`. Megatron-Core buckets only a device's first
+  // interleaved chunk, each later chunk's gradients one collective (get_model's
+  // disable_bucketing=(model_chunk_idx > 0)): v - 1 more, the chunks taken as equal.
+  const auto bucketed = [&](double bytes, double bucket) {
+    return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
+  };
   std::vector<double> dev_acc(devices, 0.0);  // each device's accumulation pass, a backward
   if (accumulate)
     for (std::size_t d = 0; d < devices; ++d) {
@@ -1124,7 +1140,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                     (shard < replicas ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
                                     : 0.0);
   } else {
-    dp = comm::collectives_s(Collective::all_reduce, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
+    dp = comm::collectives_s(Collective::all_reduce, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
     const bool whole = p.gradient_reduction == "all_reduce";
     if (p.zero_stage == 1) {
       // ZeRO-1 reduce-scatters the gradients and, after the optimizer, all-gathers the updated
@@ -1134,9 +1150,9 @@ StepCost cost_training_step(const TrainingJob& job) {
       // step's first forward at best, as ZeRO-2's. DeepSpeed's BF16_Optimizer under its pipeline
       // engine all-reduces the whole gradient instead (`gradient_reduction: all_reduce`).
       const double gather = comm::collectives_s(Collective::all_gather, param_bytes,
-                                                std::ceil(param_bytes / kGradientBucketBytes), dp_group);
+                                                bucketed(param_bytes, param_bucket), dp_group);
       if (!whole) {
-        dp = comm::collectives_s(Collective::reduce_scatter, grad_bytes, std::ceil(grad_bytes / kGradientBucketBytes), dp_group);
+        dp = comm::collectives_s(Collective::reduce_scatter, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
       }
       dp += gather;
       forward_dp = gather;
@@ -1150,14 +1166,14 @@ StepCost cost_training_step(const TrainingJob& job) {
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
     // (Only on the device that runs the embeddings: another's last gradients are its first layer's.)
-    const double last = std::min(grad_bytes, std::max(kGradientBucketBytes, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
+    const double last = std::min(grad_bytes, std::max(grad_bucket, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter.)
     const Collective last_kind = p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce;
     exposed_floor = comm::collective_s(last_kind, last, dp_group);
     // Device 0's own last bucket, the embedding's, for the device that ends the step (below).
     const double grad_bytes_0 = dense_on(0) * grad_value_bytes;
     embedding_floor = comm::collective_s(
-        last_kind, std::min(grad_bytes_0, std::max(kGradientBucketBytes, embedding_params / tp * grad_value_bytes)), dp_group);
+        last_kind, std::min(grad_bytes_0, std::max(grad_bucket, embedding_params / tp * grad_value_bytes)), dp_group);
   }
   if (expert_params > 0 && expert_copies > 1) {
     // Each expert is replicated on data / G ranks, and on the tensor ranks too where they hold
@@ -1171,8 +1187,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double expert_grad_bytes = expert_per_device * grad_value_bytes;
     const double expert_param_bytes = expert_per_device * bytes_per_value;
     const comm::Group replicas = group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), expert_stride * expert_group, intra, inter);
-    const double buckets = std::ceil(expert_grad_bytes / kGradientBucketBytes);
-    const double gather_buckets = std::ceil(expert_param_bytes / kGradientBucketBytes);
+    const double buckets = bucketed(expert_grad_bytes, grad_bucket);
+    const double gather_buckets = bucketed(expert_param_bytes, param_bucket);
     if (p.zero_stage == 0 || (p.zero_stage == 1 && p.gradient_reduction == "all_reduce")) {
       dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, replicas);
     }
@@ -1330,7 +1346,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     return std::max(held_on(d, false) / (on_device(device_layers, d) + 1), std::min(held_on(d, false), table));
   };
   const auto states_on = [&](std::size_t d) {
-    const double working = (p.zero_stage >= 3 ? 2 * bytes_per_value : 0.0) + (p.zero_stage >= 2 ? grad_value_bytes : 0.0);
+    // (Over one rank nothing is sharded, so nothing is gathered or held twice; since session 44, a
+    // review: a ZeRO-3 job on one data rank had been charged its running units again.)
+    const double working =
+        shard > 1 ? (p.zero_stage >= 3 ? 2 * bytes_per_value : 0.0) + (p.zero_stage >= 2 ? grad_value_bytes : 0.0) : 0.0;
     return copies * bytes_per_value * held_on(d, p.zero_stage >= 3) + copies * grad_value_bytes * held_on(d, p.zero_stage >= 2) +
            (bytes_per_value >= 4 ? std::max(0.0, state_bytes - 4) : state_bytes) * held_on(d, p.zero_stage >= 1) +
            working * unit_on(d);

@@ -1031,7 +1031,7 @@ Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
-                      "pipeline_schedule", "stage_layers", "batch_rampup"});
+                      "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -1152,6 +1152,21 @@ Parallelism read_parallelism(const Value& v) {
     }
   }
   if (m.has("dropout_masks")) p.dropout_masks = detail::read_choice(m.at("dropout_masks"), {"seeded", "allreduce"});
+  if (m.has("gradient_bucket")) {
+    const Value b = m.at("gradient_bucket");
+    if (b.node.IsScalar() && b.node.Scalar() == "megatron") {
+      p.megatron_buckets = true;
+    } else {
+      try {
+        p.gradient_bucket_bytes = detail::read_positive(b, Kind::bytes);
+      } catch (const InputError&) {
+        b.expected("a size in bytes (e.g. \"25 MB\") or `megatron` (Megatron-Core's default bucket)");
+      }
+    }
+    if (p.zero_stage == 3) {
+      b.fail("sizes the buckets of the gradient reduction under ZeRO 0-2; ZeRO-3 reduces the gradients layer by layer");
+    }
+  }
   if (m.has("shard_group")) {
     p.shard_group = detail::read_positive_int(m.at("shard_group"));
     if (p.zero_stage != 3) {

@@ -163,7 +163,14 @@ std::string emit_resolved(const Scenario& s) {
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "gradient_reduction" << YAML::Value
-          << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks << YAML::Key << "pipeline_schedule" << YAML::Value
+          << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks;
+      // Megatron-Core's rule, or the bucket's bytes (PyTorch DDP's 25 MB by default).
+      if (p.megatron_buckets) {
+        out << YAML::Key << "gradient_bucket" << YAML::Value << "megatron";
+      } else {
+        out << YAML::Key << "gradient_bucket_bytes" << YAML::Value << (p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes : 25e6);
+      }
+      out << YAML::Key << "pipeline_schedule" << YAML::Value
           << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
       if (p.batch_rampup) {
         out << YAML::Key << "batch_rampup" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start"

@@ -1114,6 +1114,13 @@ TEST_CASE("ZeRO-2 and -3 hold the running unit's gradient whole, ZeRO-3 its para
   CHECK(cost_training_step(job).memory_per_device_bytes == approx(p * (2 + 2.0 / 2 + 12.0 / 2) + 2 * unit + act));
   job.parallelism->zero_stage = 3;  // weights sharded; the running and the prefetched unit gathered
   CHECK(cost_training_step(job).memory_per_device_bytes == approx(p * (2.0 / 2 + 2.0 / 2 + 12.0 / 2) + (2 * 2 + 2) * unit + act));
+  // Over one data rank nothing is sharded and nothing gathered: ZeRO-3 holds what ZeRO-1 does
+  // (since session 44, a review: the running and prefetched units had been charged again).
+  job.accelerators = 1;
+  job.parallelism->global_batch = 1;
+  const double one_rank = cost_training_step(job).memory_per_device_bytes;
+  job.parallelism->zero_stage = 1;
+  CHECK(one_rank == approx(cost_training_step(job).memory_per_device_bytes));
 }
 
 TEST_CASE("a model that does not fit is a result with a reason") {
@@ -1992,6 +1999,41 @@ TEST_CASE("the last gradient bucket is exposed after the backward and hides noth
   job.parallelism->zero_stage = 1;
   const StepCost zero1 = cost_training_step(job);
   CHECK(zero1.data_comm_s == approx(comm::collective_s(comm::Collective::reduce_scatter, 25e6, node)));
+}
+
+TEST_CASE("the gradient bucket: PyTorch DDP's 25 MB, a given size, or Megatron-Core's rule") {
+  // The job above, nothing overlapped: its 32 MB of fp16 gradients (16,008,000 values with the
+  // biases) all-reduced over the node's 8 GPUs in 2 buckets of 25 MB by default, 4 of 10 MB, or
+  // Megatron-Core's max(4e7, 1e6 x 8) parameters x 2 B = 80 MB, one bucket; interleaved over 2
+  // pipeline stages x 2 chunks, Megatron-Core buckets a device's first chunk alone and reduces the
+  // second whole: 1 + ceil(half / 80 MB) collectives.
+  TrainingJob job = mlp_job();
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.hardware.kind = "gpu";
+  job.accelerators = 8;
+  job.parallelism->global_batch = 8000;
+  job.parallelism->overlap_communication = false;
+  const comm::Group node{8, 1, 1e11, true};
+  const double grads = 2 * 16008000.0;
+  const auto all_reduce = [&](double n) { return comm::collectives_s(comm::Collective::all_reduce, grads, n, node); };
+  CHECK(cost_training_step(job).data_comm_s == approx(all_reduce(2)));
+  job.parallelism->gradient_bucket_bytes = 10e6;
+  CHECK(cost_training_step(job).data_comm_s == approx(all_reduce(4)));
+  job.parallelism->gradient_bucket_bytes = 0;
+  job.parallelism->megatron_buckets = true;
+  CHECK(cost_training_step(job).data_comm_s == approx(all_reduce(1)));
+  // 2 stages x 2 chunks a device, data 4: a device holds half the layers, 16 MB of gradients, which
+  // a plain 25 MB bucket reduces in one collective and Megatron-Core's in two (the second chunk's own).
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.parallelism->pipeline = 2;
+  job.parallelism->virtual_stages = 2;
+  job.parallelism->microbatch = 500;
+  job.parallelism->global_batch = 8000;
+  const StepCost interleaved = cost_training_step(job);
+  REQUIRE(interleaved.fits);
+  job.parallelism->megatron_buckets = false;
+  const StepCost plain = cost_training_step(job);
+  CHECK(interleaved.data_comm_s > plain.data_comm_s);
 }
 
 TEST_CASE("experts under tensor parallelism: split over the group and reduced, or whole on each rank") {
