@@ -193,6 +193,7 @@ class OpGraph {
   void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
   void set_layer_output(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).layer_output_elements = elements; }
+  void set_shared_input(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).shared_input_bytes = bytes; }
   // An elementwise pass over the score matrix: all it saves is score matrix.
   void mark_score_matrix(int id) {
     Op& op = ops_.at(static_cast<std::size_t>(id));

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -218,6 +219,14 @@ class Emitter {
     return op;
   }
   const Op& g_op(int id) const { return g_.op(id); }
+  // An input an earlier op keeps already (the encoder's output, which every decoder layer's
+  // cross-attention reads): this op keeps `bytes` less, and again only on another pipeline device.
+  void shares_input(int id, double bytes) {
+    g_.set_saved(id, std::max(0.0, g_.op(id).saved_bytes - bytes));
+    g_.set_shared_input(id, bytes);
+  }
+  // Whether `source` was read before by an op that keeps it; marks it read.
+  bool kept_before(int source) { return !kept_sources_.insert(source).second; }
 
   Fusion fusion;
   bool training;
@@ -228,6 +237,7 @@ class Emitter {
  private:
   OpGraph& g_;
   double p_;
+  std::set<int> kept_sources_;
 };
 
 struct Attention {
@@ -285,6 +295,9 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   } else {
     q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * a.head_dim, d.biases);
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
+    // The encoder's output, kept once for every decoder layer that reads it (since session 44, a
+    // review: each layer's cross-attention had kept it again).
+    if (e.kept_before(kv_source)) e.shares_input(kv, e.dtype_bytes() * static_cast<double>(tkv * d.d_model));
   }
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0 && !latent) {
     // A head's rotated channels, floored as GPT-NeoX's rotary_ndims = int(head_size x rotary_pct)

@@ -1289,6 +1289,20 @@ TransformerDesign small_encoder_decoder(TransformerDesign::Position position) {
   return d;
 }
 
+TEST_CASE("the encoder's output is kept once for the decoder layers' cross-attention, by hand") {
+  // Two decoder layers read the encoder's output (2 sequences of 128 x 256 values, 2 B: 131,072 B):
+  // the first layer's key/value projection keeps it, the second's leaves it to the first and
+  // keeps it again only on another pipeline device (since session 44, a review: every layer kept it).
+  const TransformerDesign d = small_encoder_decoder(TransformerDesign::Position::relative);
+  const auto g = build_graph(d, GraphShape{2, 2, true});
+  const graph::Op& first = named(g, "decoder.0.cross.kv");
+  const graph::Op& second = named(g, "decoder.1.cross.kv");
+  CHECK(first.saved_bytes == 2 * 128 * 256 * 2.0);
+  CHECK(first.shared_input_bytes == 0);
+  CHECK(second.saved_bytes == 0);
+  CHECK(second.shared_input_bytes == 2 * 128 * 256 * 2.0);
+}
+
 TEST_CASE("an untied encoder-decoder has two vocabulary tables: the stacks' shared input and the head") {
   // T5 v1.1 and mT5: the encoder and the decoder read one `shared` table; untied, the output layer
   // has its own. Untied adds one vocab x d_model table, not two.
