@@ -154,8 +154,12 @@ void EventQueue::advance() {
       ++skipped;
     }
     if (!any) {
-      if (overflow_.empty()) return;
-      rebuild();
+      // A whole lap found nothing: the events lie beyond it, in overflow_ or in buckets that
+      // overflow events reached late in the lap. Re-plan the calendar on all of them (since session
+      // 44, a review: the lap returned with an empty heap, and a re-base on the overflow alone read
+      // the buckets' events against the wrong base, out of order).
+      if (size_ == 0) throw std::logic_error("EventQueue: top or pop of an empty queue");
+      resize();
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <vector>
 
 #include "dlcarbon/engine.hpp"
 
@@ -30,6 +31,49 @@ TEST_CASE("the event queue pops in (time, order) order, with pushes in between")
     }
     CHECK(std::is_sorted(popped.begin(), popped.end(), [](const Event& a, const Event& b) { return before(a, b); }));
     CHECK(popped.size() == 3 * n);
+  }
+}
+
+TEST_CASE("the event queue: events beyond the calendar's first lap come out, in order") {
+  // A fresh calendar covers [0, 1,023) in unit buckets: an event at 1,500 goes to the overflow and
+  // comes back into a bucket late in the first lap, one at 5,000 stays there (since session 44, a
+  // review: the first popped from an empty heap, the second came out before the first).
+  {
+    EventQueue q;
+    q.push(Event{1500, 0, 0, 0, 0});
+    CHECK(q.pop().time == 1500);
+    CHECK(q.empty());
+  }
+  {
+    EventQueue q;
+    q.push(Event{1500, 0, 0, 0, 0});
+    q.push(Event{5000, 1, 0, 0, 1});
+    CHECK(q.pop().time == 1500);
+    CHECK(q.pop().time == 5000);
+  }
+  // Sparse events far apart, pushed and popped in turns: always in order.
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> far(0, 1e7);
+  EventQueue q;
+  std::vector<double> pending;
+  std::uint64_t seq = 0;
+  double now = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const double t = now + far(rng) * (i % 3 == 0 ? 1e-4 : 1.0);
+    q.push(Event{t, seq++, 0, 0, 0});
+    pending.push_back(t);
+    if (i % 2 == 1) {
+      const auto earliest = std::min_element(pending.begin(), pending.end());
+      const Event e = q.pop();
+      CHECK(e.time == *earliest);
+      pending.erase(earliest);
+      now = e.time;
+    }
+  }
+  while (!q.empty()) {
+    const auto earliest = std::min_element(pending.begin(), pending.end());
+    CHECK(q.pop().time == *earliest);
+    pending.erase(earliest);
   }
 }
 
