@@ -2089,8 +2089,48 @@ const std::vector<std::string> kInfoKeys = {"name", "description", "start", "hor
 // A sweep's values (LoadOptions::overrides) become the last piece of the entry they update,
 // as if one more file extended the scenario; a nested key copies the map it sits in from the
 // entry's last piece that has it, so `parallelism.pipeline` keeps the rest of `parallelism`.
-void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
-  for (const Override& o : overrides) {
+// The entry a key path names in its section: the longest run of parts after the section that is
+// an id (an id may hold dots itself, "gcp.us-east4"); 0 where none is. Returns the first key part.
+std::size_t first_key_part(const std::vector<std::string>& parts, const Section& section) {
+  for (std::size_t j = parts.size() - 1; j >= 2; --j) {
+    const std::vector<std::string> id_parts(parts.begin() + 1, parts.begin() + static_cast<std::ptrdiff_t>(j));
+    if (section.by_id.count(text::join(id_parts, "."))) return j;
+  }
+  return 0;
+}
+
+// How many `from:` links lead from an override's entry to one that copies nothing (0 for anything
+// that is not an entry's key). Overrides are applied in this order, so that a nested key of an
+// entry that copies another's map copies it after that one's own overrides (since session 44, a
+// review: the copy took the map as it stood, and an override of the source listed later in the
+// sweep file never reached the copy).
+std::size_t from_depth(const Override& o, Layers& layers) {
+  const std::vector<std::string> parts = text::split(o.key, '.');
+  if (parts.size() < 3 || std::find(kEntitySections.begin(), kEntitySections.end(), parts.front()) == kEntitySections.end()) return 0;
+  const Section& section = layers.sections[parts.front()];
+  const std::size_t first_key = first_key_part(parts, section);
+  if (!first_key) return 0;
+  std::string id = text::join(std::vector<std::string>(parts.begin() + 1, parts.begin() + static_cast<std::ptrdiff_t>(first_key)), ".");
+  std::set<std::string> visited;
+  std::size_t depth = 0;
+  for (auto at = section.by_id.find(id); at != section.by_id.end() && visited.insert(at->first).second; ++depth) {
+    std::optional<std::string> from_id;
+    for (auto it = at->second.rbegin(); it != at->second.rend() && !from_id; ++it) {
+      const YAML::Node from = static_cast<const YAML::Node&>(it->node)["from"];
+      if (from.IsDefined() && from.IsScalar()) from_id = from.Scalar();
+    }
+    if (!from_id) break;
+    at = section.by_id.find(*from_id);
+  }
+  return depth;
+}
+
+void apply_overrides(const std::vector<Override>& given, Layers& layers) {
+  std::vector<std::pair<std::size_t, const Override*>> ordered;
+  for (const Override& o : given) ordered.emplace_back(from_depth(o, layers), &o);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [depth, op] : ordered) {
+    const Override& o = *op;
     auto fail = [&](const std::string& what) -> void {
       throw InputError(format_input_error(o.key_at.file.empty() ? o.at : o.key_at, o.key, what));
     };
@@ -2130,11 +2170,7 @@ void apply_overrides(const std::vector<Override>& overrides, Layers& layers) {
     Section& section = layers.sections[parts.front()];
     // An id may hold dots itself ("gcp.us-east4"): the longest run of parts after the section
     // that names an entry is the id, the rest the key path inside it.
-    std::size_t first_key = 0;
-    for (std::size_t j = parts.size() - 1; j >= 2 && !first_key; --j) {
-      const std::vector<std::string> id_parts(parts.begin() + 1, parts.begin() + static_cast<std::ptrdiff_t>(j));
-      if (section.by_id.count(text::join(id_parts, "."))) first_key = j;
-    }
+    const std::size_t first_key = first_key_part(parts, section);
     if (!first_key) {
       const std::string& guessed_id = parts[1];
       const std::string guess = text::closest(guessed_id, section.order);

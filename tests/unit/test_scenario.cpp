@@ -231,6 +231,33 @@ deployments:
   fs::remove_all(dir);
 }
 
+TEST_CASE("a sweep's nested key of an entry that copies another takes that one's overrides, in any order") {
+  // Job b copies pretrain (`from:`); a sweep sets pretrain's pipeline and b's microbatch. Whatever
+  // the order of the two keys, b runs at pipeline 4 with microbatch 1 (since session 44, a review:
+  // with b's key first, b copied pretrain's parallelism before pretrain's override and ran at 1).
+  const fs::path file = scenario_file("dlcarbon_test_override_order", R"(schema_version: 1
+scenario: {name: order, start: 2023-01-01}
+models:
+  - {id: lm, design: {builder: decoder, layers: 4, d_model: 64, heads: 2, d_ff: 256, vocab: 100, seq_len: 32}}
+training:
+  - {id: pretrain, model: lm, hardware: test-gpu, accelerators: 8, tokens: "1e9 tokens", datacenter: test-dc,
+     parallelism: {data: 2, pipeline: 1, microbatch: 2, global_batch: 64}}
+  - {id: b, from: pretrain}
+)");
+  const dlcarbon::Override pipeline{"training.pretrain.parallelism.pipeline", "4", {}, {}};
+  const dlcarbon::Override microbatch{"training.b.parallelism.microbatch", "1", {}, {}};
+  for (const auto& overrides : {std::vector<dlcarbon::Override>{pipeline, microbatch}, std::vector<dlcarbon::Override>{microbatch, pipeline}}) {
+    LoadOptions options = test_catalog();
+    options.overrides = overrides;
+    const auto s = load_scenario(file, options);
+    REQUIRE(s.training.size() == 2);
+    CHECK(s.training[0].parallelism->pipeline == 4);
+    CHECK(s.training[0].parallelism->microbatch == 2);
+    CHECK(s.training[1].parallelism->pipeline == 4);
+    CHECK(s.training[1].parallelism->microbatch == 1);
+  }
+}
+
 TEST_CASE("a key of one kind of deployment, inherited, gives way to the kind or the fleet given later") {
   // Found by a review (session 34): a base's `headroom` (autoscaled cloud) or `batch` (cloud) was
   // refused in an entry that extends it with `replicas` or `kind: edge`, and neither can be unset.
