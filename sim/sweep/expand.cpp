@@ -171,8 +171,11 @@ Shard parse_shard(const std::string& text) {
     pair("PMI_RANK", "PMI_SIZE");
     pair("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT");
     if (srun_step) pair("SLURM_PROCID", "SLURM_NTASKS");
-    if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size)) ||
-        (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size)) ||
+    // A launcher of one rank (mpirun -n 1, srun's PMI with one task in an array task) shards
+    // nothing: the array's task, if any, names the shard (since session 44, a review: every array
+    // task ran the whole sweep under a one-rank PMI).
+    if ((env_int("OMPI_COMM_WORLD_RANK", rank) && env_int("OMPI_COMM_WORLD_SIZE", size) && size > 1) ||
+        (env_int("PMI_RANK", rank) && env_int("PMI_SIZE", size) && size > 1) ||
         (srun_step && env_int("SLURM_PROCID", rank) && env_int("SLURM_NTASKS", size) && size > 1)) {
       s = {rank, size};
     } else if (env_int("SLURM_ARRAY_TASK_ID", rank) && env_int("SLURM_ARRAY_TASK_COUNT", size)) {

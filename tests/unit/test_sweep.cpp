@@ -178,6 +178,15 @@ TEST_CASE("shards split the points round robin, disjoint and complete") {
   const Shard s = parse_shard("auto");
   CHECK(s.index == 2);
   CHECK(s.count == 4);
+  // A one-rank PMI or mpirun inside the array task shards nothing: the task is the shard (since
+  // session 44, a review: it took shard 0 of 1, and every task ran the whole sweep).
+  ::setenv("PMI_RANK", "0", 1);
+  ::setenv("PMI_SIZE", "1", 1);
+  ::setenv("OMPI_COMM_WORLD_RANK", "0", 1);
+  ::setenv("OMPI_COMM_WORLD_SIZE", "1", 1);
+  CHECK(parse_shard("auto").index == 2);
+  CHECK(parse_shard("auto").count == 4);
+  for (const char* v : {"PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}) ::unsetenv(v);
   ::setenv("SLURM_ARRAY_TASK_STEP", "10", 1);  // --array=3-33:10, task 23: the third
   ::setenv("SLURM_ARRAY_TASK_ID", "23", 1);
   CHECK(parse_shard("auto").index == 2);
