@@ -57,7 +57,9 @@ constexpr double kRepresentable = 1e300;
 // The lifecycle's time series, bounded from the scenario before anything runs (a sweep checks
 // every point so; the plan's exact bound is checked again in simulate_scenario): bins x series
 // keys, a site by its data centre's or region's id (since session 42, a review: the check ran only
-// once a point ran, past the sweep's up-front checks).
+// once a point ran, past the sweep's up-front checks); an entry overridden inline a site of its own
+// each time, the most the plan can make of it (since session 44, a review: the plan keeps them
+// apart from the catalog's, and a sweep found the bound only mid-run, half-written).
 static void check_series_size(const Scenario& scenario) {
   const bool lifecycle = !scenario.deployments.empty() || scenario.info.resolution_given ||
                          std::any_of(scenario.training.begin(), scenario.training.end(),
@@ -68,7 +70,11 @@ static void check_series_size(const Scenario& scenario) {
   shape.end = shape.start + scenario.info.horizon_s;
   shape.resolution = lifecycle::parse_resolution(scenario.info.resolution);
   std::map<std::string, std::size_t> site_index;
-  const auto site = [&](const std::string& id) { return site_index.emplace(id, site_index.size()).first->second; };
+  std::size_t inline_sites = 0;
+  const auto site = [&](const std::string& id, bool inline_override) {
+    const std::string key = inline_override ? id + '\n' + std::to_string(inline_sites++) : id;
+    return site_index.emplace(key, site_index.size()).first->second;
+  };
   for (std::size_t i = 0; i < scenario.deployments.size(); ++i) {
     const Deployment& d = scenario.deployments[i];
     lifecycle::DeploymentPlan dp;
@@ -79,10 +85,16 @@ static void check_series_size(const Scenario& scenario) {
       dp.mix.push_back(std::move(mp));
     }
     shape.deployments.push_back(std::move(dp));
-    for (const auto& r : d.regions) shape.cohorts.push_back(lifecycle::CohortPlan{i, site(r.datacenter.id)});
+    for (const auto& r : d.regions) {
+      // (An edge fleet draws from its users' region, a site by the region's id.)
+      const bool edge = d.kind == Deployment::Kind::edge;
+      shape.cohorts.push_back(lifecycle::CohortPlan{
+          i, edge ? site("region\n" + r.datacenter.region.id, r.datacenter.region.inline_override)
+                  : site(r.datacenter.id, r.datacenter.inline_override)});
+    }
   }
   for (const auto& j : scenario.training) {
-    shape.training.push_back(lifecycle::TrainingRun{j.id, j.model_id, j.hardware.id, site(j.datacenter.id)});
+    shape.training.push_back(lifecycle::TrainingRun{j.id, j.model_id, j.hardware.id, site(j.datacenter.id, j.datacenter.inline_override)});
   }
   if (const double rows = lifecycle::series_rows_bound(shape); rows > lifecycle::kMaxSeriesRows) {
     throw InputError(series_too_large(scenario, rows));
