@@ -1,7 +1,11 @@
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ostream>
 
 #include "commands.hpp"
+#include "dlcarbon/text.hpp"
 #include "options.hpp"
 
 namespace dlcarbon::cli {
@@ -32,6 +36,13 @@ int command_inspect(const std::vector<std::string>& args, Streams io) {
     io.err << path << ": cannot read the file: " << why << "\n";
     return kBadInput;
   }
+  // A file it may not read is said so (since session 44, a review: "not an HDF5 file").
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    io.err << path << ": cannot read the file: " << std::strerror(errno) << "\n";
+    return kBadInput;
+  }
   RunRecord r;
   try {
     r = read_run_guarded(path);
@@ -41,32 +52,34 @@ int command_inspect(const std::vector<std::string>& args, Streams io) {
   }
   io.out << path << "\n"
          << "  format_version   " << r.format_version << "\n"
-         << "  dlcarbon_version " << r.dlcarbon_version << "\n"
-         << "  git_sha          " << r.git_sha << "\n"
-         << "  created          " << r.created << "\n"
-         << "  scenario_name    " << r.scenario_name << "\n"
+         << "  dlcarbon_version " << text::printable(r.dlcarbon_version) << "\n"
+         << "  git_sha          " << text::printable(r.git_sha) << "\n"
+         << "  created          " << text::printable(r.created) << "\n"
+         << "  scenario_name    " << text::printable(r.scenario_name) << "\n"
          << "  seed             " << r.seed << "\n";
   if (vm.count("scenario")) {
     io.out << "\n/scenario/given:\n" << r.scenario_given << "\n/scenario/resolved:\n" << r.scenario_resolved << "\n";
   }
   for (const auto& t : r.tables) {
-    io.out << "\n/" << t.path << " (" << t.rows() << " rows)\n";
+    io.out << "\n/" << text::printable(t.path) << " (" << t.rows() << " rows)\n";
     // One line per row, one "name = value units" per column: tables are narrow, columns many.
     for (std::size_t row = 0; row < t.rows(); ++row) {
       io.out << "  [" << row << "]\n";
       for (const auto& c : t.columns) {
-        io.out << "    " << c.name << std::string(c.name.size() < 24 ? 24 - c.name.size() : 1, ' ');
+        io.out << "    " << text::printable(c.name) << std::string(c.name.size() < 24 ? 24 - c.name.size() : 1, ' ');
         std::visit(
             [&](const auto& v) {
               using T = typename std::decay_t<decltype(v)>::value_type;
               if constexpr (std::is_same_v<T, double>) {
                 io.out << format_number(v[row], 8);
+              } else if constexpr (std::is_same_v<T, std::string>) {
+                io.out << text::printable(v[row]);  // a file's text may hold escapes (a review, session 44)
               } else {
                 io.out << v[row];
               }
             },
             c.values);
-        if (!c.units.empty() && c.units != "1") io.out << " " << c.units;
+        if (!c.units.empty() && c.units != "1") io.out << " " << text::printable(c.units);
         io.out << "\n";
       }
     }

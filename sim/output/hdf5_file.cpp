@@ -405,6 +405,12 @@ RunRecord read_run_unguarded(const std::filesystem::path& path) {
   RunRecord r;
   if (H5Aexists(file, "format_version") <= 0) throw OutputError(path.string() + ": not a dlcarbon file (no format_version)");
   r.format_version = read_int_attr(file, "format_version");
+  // A file of another layout is not read as this one (since session 44, a review: version 2 was
+  // read and shown as if it were 1).
+  if (r.format_version != kFormatVersion) {
+    throw OutputError(path.string() + ": format_version " + std::to_string(r.format_version) + "; this dlcarbon reads version " +
+                      std::to_string(kFormatVersion));
+  }
   r.dlcarbon_version = read_string_attr(file, "dlcarbon_version");
   r.git_sha = read_string_attr(file, "git_sha");
   r.created = read_string_attr(file, "created");

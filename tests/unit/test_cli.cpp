@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "approx.hpp"
@@ -2103,4 +2104,35 @@ TEST_CASE("the series bound counts each inline override of a data centre as a si
   text.erase(text.rfind("  - {id: j5"));
   std::ofstream(dir / "s.yaml") << text;
   CHECK_NOTHROW(cli::check_costable(load_scenario(dir / "s.yaml", LoadOptions{kData / "catalog"})));
+}
+
+TEST_CASE("another user's output in a sticky folder is refused before the run, not at its end") {
+  // /tmp's kind of folder (mode 1777): a file that root owns cannot be replaced by another user's
+  // rename. Said as bad input up front (since session 44, a review: exit 1 after the simulation).
+  // Needs root, to make the file and to run as another user (uid 65534).
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: needs root");
+    return;
+  }
+  const fs::path dir = fresh_dir("sticky-output");
+  fs::permissions(dir, fs::perms::all | fs::perms::sticky_bit);
+  std::ofstream(dir / "root.h5") << "old";
+  const fs::path scenario = kData / "published_ok/capped.yaml";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::alarm(60);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(99);
+    std::ostringstream out, err;
+    const int code = cli::main({"run", scenario.string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "root.h5").string(), "--quiet"},
+                               {out, err});
+    ::_exit(code == 2 && err.str().find("cannot replace") != std::string::npos ? 0 : 10 + code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::ifstream in(dir / "root.h5");
+  const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(kept == "old");
 }

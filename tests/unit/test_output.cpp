@@ -95,3 +95,14 @@ TEST_CASE("reading something that is not a dlcarbon file fails clearly") {
   CHECK_THROWS_WITH_AS(read_run(file), (file.string() + ": not an HDF5 file").c_str(), OutputError);
   fs::remove(file);
 }
+
+TEST_CASE("a file of another format version is refused, not read as this one") {
+  // Since session 44 (a review): version 2 was read and shown as if it were 1.
+  const fs::path file = temp_dir("format_version") / "v2.h5";
+  RunRecord r = sample();
+  r.format_version = kFormatVersion + 1;
+  write_run(file, r);
+  CHECK_THROWS_WITH_AS(read_run(file),
+                       (file.string() + ": format_version 2; this dlcarbon reads version 1").c_str(), OutputError);
+  fs::remove(file);
+}
