@@ -215,7 +215,16 @@ int main(const std::vector<std::string>& args, Streams io) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   // `help CMD` is `CMD --help`; --help and --version take nothing after them (`--version foo` was
   // exit 0 before session 35).
-  if (command == "help" && rest.size() == 1) return main({rest.front(), "--help"}, io);
+  if (command == "help" && rest.size() == 1) {
+    // `help help` and `help --version` are the usage (since session 44, a review: "--help takes
+    // no arguments").
+    const std::string& what = rest.front();
+    if (what == "help" || what == "-h" || what == "--help" || what == "version" || what == "--version") {
+      io.out << kUsage;
+      return kOk;
+    }
+    return main({what, "--help"}, io);
+  }
   if ((command == "-h" || command == "--help" || command == "help" || command == "--version" || command == "version") &&
       !rest.empty()) {
     io.err << "dlcarbon: " << command << " takes no arguments, got " << text::quoted(rest.front()) << "\n" << kUsage;

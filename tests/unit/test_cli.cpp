@@ -67,6 +67,12 @@ TEST_CASE("help and version") {
   r = run({"help", "run"});
   CHECK(r.code == 0);
   CHECK(r.out.find("usage: dlcarbon run") != std::string::npos);
+  // `help help` and `help --version` give the usage (since session 44, a review: exit 2).
+  for (const char* what : {"help", "--help", "--version"}) {
+    r = run({"help", what});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("usage: dlcarbon <command>") != std::string::npos);
+  }
   for (const char* command : {"run", "validate", "inspect", "sweep", "merge"}) {
     r = run({command, "--help"});
     CHECK(r.code == 0);
