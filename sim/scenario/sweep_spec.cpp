@@ -206,8 +206,12 @@ SweepSpec load_sweep_spec(const fs::path& file) {
   s.require("scenario");
   spec.name = detail::read_id(s.at("name"));
   const Value scenario = s.at("scenario");
-  spec.scenario = (file.parent_path() / detail::read_text(scenario)).lexically_normal();
+  // The path as the file system resolves it (a `..` after a linked folder leaves the link's target,
+  // as `extends:` resolves it), written tidily where that names the same file (since session 44, a
+  // review: `lnk/../base.yaml` was cut to `base.yaml` as text).
+  const fs::path joined = file.parent_path() / detail::read_text(scenario), tidy = joined.lexically_normal();
   std::error_code ec;
+  spec.scenario = fs::exists(joined, ec) && !fs::equivalent(joined, tidy, ec) ? joined : tidy;
   if (!fs::is_regular_file(spec.scenario, ec)) {
     // Something that is there but not a file (a folder, a device) is named as such (since session 36).
     const bool there = fs::exists(spec.scenario, ec);

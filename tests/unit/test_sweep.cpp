@@ -75,6 +75,24 @@ TEST_CASE("a grid runs every combination, the last parameter fastest") {
   CHECK(points[4].overrides[0].key_at.line == 7);
 }
 
+TEST_CASE("a sweep reached through a linked folder finds a scenario named with ..") {
+  // real/deep/s.sweep.yaml says `scenario: ../base.yaml` (real/base.yaml); lnk links to real/deep.
+  // Read as lnk/s.sweep.yaml, the file system's lnk/.. is real/, not the folder lnk is in (since
+  // session 44, a review: the path was cut as text to base.yaml beside lnk, and not found).
+  const fs::path dir = temp_dir() / "linked";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "real/deep");
+  fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "real/base.yaml");
+  std::ofstream(dir / "real/deep/s.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: ../base.yaml}\n"
+                                                   "parameters:\n  - {key: datacenters.test-dc.pue, values: [1.1]}\n";
+  fs::create_directory_symlink(dir / "real/deep", dir / "lnk");
+  const SweepSpec spec = load_sweep_spec(dir / "lnk/s.sweep.yaml");
+  CHECK(fs::equivalent(spec.scenario, dir / "real/base.yaml"));
+  // Without a link the path is written tidily, as before.
+  CHECK(load_sweep_spec(dir / "real/deep/s.sweep.yaml").scenario == (dir / "real/base.yaml").lexically_normal());
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a range with steps in a grid: linear, log, integers") {
   const auto p = sweep_file("steps.yaml", R"(}
 parameters:
