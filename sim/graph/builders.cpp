@@ -225,8 +225,18 @@ class Emitter {
     g_.set_saved(id, std::max(0.0, g_.op(id).saved_bytes - bytes));
     g_.set_shared_input(id, bytes);
   }
-  // Whether `source` was read before by an op that keeps it; marks it read.
-  bool kept_before(int source) { return !kept_sources_.insert(source).second; }
+  // Who keeps `source` already, for an op of `layer` that reads it: 0 nobody (this op keeps it), 1
+  // an op of an earlier layer (kept again only on another pipeline device), 2 an op of this layer.
+  int keeper_of(int source, int layer) {
+    const auto [it, first] = keepers_.emplace(source, layer);
+    if (first) return 0;
+    const bool same = it->second == layer;
+    it->second = layer;
+    return same ? 2 : 1;
+  }
+  // An op whose input another op of its layer keeps (the same tensor read twice): it keeps
+  // `bytes` less.
+  void input_kept_nearby(int id, double bytes) { g_.set_saved(id, std::max(0.0, g_.op(id).saved_bytes - bytes)); }
 
   Fusion fusion;
   bool training;
@@ -237,7 +247,7 @@ class Emitter {
  private:
   OpGraph& g_;
   double p_;
-  std::set<int> kept_sources_;
+  std::map<int, int> keepers_;  // a tensor read by several ops -> the layer of its latest keeper
 };
 
 struct Attention {
@@ -256,7 +266,8 @@ double causal_fraction(I n, I window) {
 // Attention from the normed input `ln` to the output projection `out_name` (with its dropout
 // when nothing is fused); returns that op.
 int attention_core(Emitter& e, const TransformerDesign& d, const std::string& prefix, const std::string& out_name,
-                   int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0) {
+                   int layer, int ln, int kv_source, I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0,
+                   bool input_kept = false) {
   const Attention a{d.heads, d.kv_heads > 0 ? d.kv_heads : d.heads, d.head_dim > 0 ? d.head_dim : d.d_model / d.heads};
   const I tq = batch * q_len, tkv = batch * kv_len;
   // A head's query and key width, and its value width (they differ under latent attention).
@@ -297,7 +308,13 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     kv = e.matmul(prefix + ".kv", layer, kv_source, tkv, d.d_model, 2 * a.kv_heads * a.head_dim, d.biases);
     // The encoder's output, kept once for every decoder layer that reads it (since session 44, a
     // review: each layer's cross-attention had kept it again).
-    if (e.kept_before(kv_source)) e.shares_input(kv, e.dtype_bytes() * static_cast<double>(tkv * d.d_model));
+    const double enc_bytes = e.dtype_bytes() * static_cast<double>(tkv * d.d_model);
+    const int keeper = e.keeper_of(kv_source, layer);
+    if (keeper == 1) e.shares_input(kv, enc_bytes);
+    if (keeper == 2) e.input_kept_nearby(kv, enc_bytes);  // the evolved cell's second attention to it
+    // (Its query's input kept by another op of the layer: the evolved cell's first attention to the
+    // encoder reads the normed input its wide self-attention keeps.)
+    if (input_kept) e.input_kept_nearby(q, e.dtype_bytes() * static_cast<double>(tq * d.d_model));
   }
   if (d.position == TransformerDesign::Position::rotary && kv_source < 0 && !latent) {
     // A head's rotated channels, floored as GPT-NeoX's rotary_ndims = int(head_size x rotary_pct)
@@ -573,9 +590,10 @@ int inner_norm(Emitter& e, const TransformerDesign& d, const std::string& name, 
 // Separable convolution `name`: `taps` per channel over `in_width` (`name`.depthwise), then the
 // pointwise GEMM in_width -> out_width (`pointwise`).
 int separable(Emitter& e, const TransformerDesign& d, const std::string& name, const std::string& pointwise, int layer,
-              int x, I tokens, I in_width, I out_width, I taps) {
+              int x, I tokens, I in_width, I out_width, I taps, bool input_kept = false) {
   const int dw = e.elementwise(name + ".depthwise", layer, {x}, static_cast<double>(tokens * in_width),
                                2.0 * static_cast<double>(taps), OpKind::elementwise, static_cast<double>(taps * in_width), true);
+  if (input_kept) e.saved(dw, 0);  // its input kept by another op of the layer
   return e.matmul(pointwise, layer, dw, tokens, in_width, out_width, d.biases);
 }
 
@@ -610,14 +628,22 @@ int evolved_encoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   // Convolution branches: dense d -> 4d (ReLU) beside a 3x1 convolution d -> d/2 (ReLU), added,
   // normed over 4d, then a separable 9x1 convolution 4d -> d/2. The padding is masked out first.
   n = e.norm(p + ".conv.norm", layer, x, t, w, d.rms_norm);
+  // (Since session 44, from a review, what autograd keeps, each tensor once: the masks keep only
+  // their per-position mask, the add nothing, and the 3x1 convolution reads and keeps its input
+  // once, as an implicit GEMM does, which the dense branch keeps already; an encoder layer had kept
+  // 52.5 units of b s d where a hand count gives 40.5.)
   n = e.elementwise(p + ".conv.mask", layer, {n}, static_cast<double>(t * w), 1, OpKind::elementwise, 0, true, 2);
+  e.saved(n, 0);
   int left = e.matmul(p + ".conv.left", layer, n, t, w, 4 * w, d.biases);
   left = activate(e, d, p + ".conv.left", layer, left, t, 4 * w, 1);
   int right = e.matmul(p + ".conv.right_3x1", layer, n, t, 3 * w, w / 2, d.biases);
+  e.chain(right, e.g_op(right).bytes - e.dtype_bytes() * static_cast<double>(t * 2 * w), 1, 0);
   right = activate(e, d, p + ".conv.right_3x1", layer, right, t, w / 2, 1);
   int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 4 * w), 1);
+  e.saved(sum, 0);
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 4 * w);
   sum = e.elementwise(p + ".conv.mask2", layer, {sum}, static_cast<double>(t * 4 * w), 1, OpKind::elementwise, 0, true, 2);
+  e.saved(sum, 0);
   const int conv = separable(e, d, p + ".conv.sep_9x1", p + ".conv.out", layer, sum, t, 4 * w, w / 2, 9);
   x = close_block(e, d, p + ".conv", layer, x, conv, t);
   // Self-attention, then the dense block with ReLU.
@@ -644,7 +670,8 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   const int n0 = e.norm(p + ".top.norm", layer, x, t, w, d.rms_norm);
   const int self16 = attention_core(e, wide, p + ".attn16", p + ".attn16.out", layer, n0, -1, b, s_dec, s_dec, true, causal_skip);
   if (enc_out >= 0) {
-    const int cross = attention_core(e, att, p + ".cross1", p + ".cross1.proj", layer, n0, enc_out, b, s_dec, s_enc, false, causal_skip);
+    const int cross = attention_core(e, att, p + ".cross1", p + ".cross1.proj", layer, n0, enc_out, b, s_dec, s_enc, false, causal_skip,
+                                     0, true);
     const bool dropout = e.training && d.dropout > 0;
     x = e.elementwise(p + ".top.residual", layer, {x, self16, cross}, static_cast<double>(t * w),
                       dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
@@ -659,12 +686,13 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   const int n = e.norm(p + ".conv.norm", layer, x, t, w, d.rms_norm);
   int left = separable(e, d, p + ".conv.left_11x1", p + ".conv.left_11x1.pointwise", layer, n, t, w, 2 * w, 11);
   left = activate(e, d, p + ".conv.left_11x1", layer, left, t, 2 * w, 1);
-  int right = separable(e, d, p + ".conv.right_7x1", p + ".conv.right_7x1.pointwise", layer, n, t, w, w / 2, 7);
+  int right = separable(e, d, p + ".conv.right_7x1", p + ".conv.right_7x1.pointwise", layer, n, t, w, w / 2, 7, true);
   if (e.training && d.dropout > 0 && e.fusion == Fusion::none) {
     right = e.dropout_mask(e.elementwise(p + ".conv.right_7x1.dropout", layer, {right}, static_cast<double>(t * (w / 2)), 2),
                            static_cast<double>(t * (w / 2)));
   }
   int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 2 * w), 1);
+  e.saved(sum, 0);  // an add keeps nothing (since session 44)
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 2 * w);
   const int conv = separable(e, d, p + ".conv.sep_7x1", p + ".conv.out", layer, sum, t, 2 * w, w, 7);
   x = close_block(e, d, p + ".conv", layer, x, conv, t);
@@ -726,6 +754,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     e.backward_factor(x, 1);  // the pixels take no gradient: the weight gradient alone, as a ResNet's stem
     x = e.elementwise("embedding.position", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 1, OpKind::elementwise,
                       static_cast<double>((s_enc + 1) * d.d_model));
+    e.saved(x, 0);  // an add keeps nothing; the first norm keeps its output (since session 44)
     if (e.training && d.dropout > 0) x = embedding_dropout(e, "embedding.dropout", x, static_cast<double>(b * s_enc * d.d_model));
     for (I i = 0; i < d.encoder_layers; ++i, ++layer) {
       const std::string p = "encoder." + std::to_string(i);
@@ -847,6 +876,9 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     const std::string p = "mtp." + std::to_string(k);
     const int emb = e.embedding(p + ".embedding", t, d.d_model, 0);
     const int hidden_norm = e.norm(p + ".hidden_norm", layer, hidden, t, d.d_model, d.rms_norm);
+    // Its input is the tensor the final norm before it keeps (the main model's, or the previous
+    // module's): kept again only on another pipeline device (since session 44, a review).
+    if (!(e.eager && d.rms_norm)) e.shares_input(hidden_norm, e.dtype_bytes() * static_cast<double>(t * d.d_model));
     e.norm(p + ".embedding_norm", layer, emb, t, d.d_model, d.rms_norm);
     int y = e.matmul(p + ".proj", layer, hidden_norm, t, 2 * d.d_model, d.d_model, false);
     y = attention(e, d, p + ".attn", layer, y, -1, b, s_loc, s_all, true, shape.causal_skip);

@@ -386,6 +386,11 @@ TEST_CASE("DeepSeek-V3: latent attention, fine-grained and shared experts, 671B 
   const auto g = build_graph(mtp, GraphShape{1, 2, true});
   CHECK(named(g, "mtp.0.proj").flops == approx(2.0 * 4096 * 2 * 7168 * 7168));
   CHECK(named(g, "mtp.0.lm_head").params == 0);
+  // The module's first norm reads what the main model's final norm keeps (4,096 positions x 7168 x
+  // 2 B): it keeps nothing more, and again only on another pipeline device (since session 44).
+  CHECK(named(g, "mtp.0.hidden_norm").saved_bytes == 0);
+  CHECK(named(g, "mtp.0.hidden_norm").shared_input_bytes == 4096.0 * 7168 * 2);
+  CHECK(named(g, "decoder.final_norm").saved_bytes == 4096.0 * 7168 * 2);
   // Inference discards the modules (DeepSeek-V3, Sec. 2.2): the graph holds the main model's
   // parameters alone, and no op of a module.
   GraphShape serving{1, 2, true};
@@ -1004,6 +1009,38 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   CHECK(std::abs(p / 2.6e9 - 1) < 0.01);
 }
 
+TEST_CASE("Evolved Transformer cells keep each tensor once") {
+  // The cells above, two sequences of 32, 2 B, elementwise fusion, no dropout. Since session 44
+  // (a review): masks keep their per-position mask only, adds nothing; the 3x1 convolution reads
+  // and keeps its input once (an implicit GEMM), which the dense branch beside it keeps; the first
+  // attention to the encoder leaves its normed input to the wide self-attention, the second its
+  // keys' and values' source to the first; the decoder's 7x1 depthwise leaves its input to the
+  // 11x1 one beside it.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.evolved = true;
+  const auto g = build_graph(d, GraphShape{2, 2, true, Fusion::elementwise, true});
+  const double unit = 2 * 32 * 64 * 2.0;  // b s d p
+  for (const char* name : {"encoder.0.conv.mask", "encoder.0.conv.add", "encoder.0.conv.mask2", "encoder.0.conv.right_3x1",
+                           "decoder.0.conv.add", "decoder.0.cross1.q", "decoder.0.conv.right_7x1.depthwise", "decoder.0.cross2.kv"}) {
+    INFO(name);
+    CHECK(named(g, name).saved_bytes == 0);
+    CHECK(named(g, name).shared_input_bytes == 0);
+  }
+  // The 3x1 convolution: its input once (64 positions x 64), its 192 x 32 weights, its output
+  // 64 x 32: (4,096 + 6,144 + 2,048) x 2 B.
+  CHECK(named(g, "encoder.0.conv.right_3x1").bytes == (4096 + 6144 + 2048) * 2.0);
+  // What the first attention to the encoder keeps of it, and the dense branch of its input.
+  CHECK(named(g, "decoder.0.cross1.kv").saved_bytes == unit);
+  CHECK(named(g, "encoder.0.conv.left").saved_bytes == unit);
+}
+
 TEST_CASE("a gated FFN's activation reads both halves of the up projection") {
   // LLaMA-style layer, d 64, d_ff 256, 2 sequences of 32 at 2 bytes: the SwiGLU kernel reads
   // gate and up (2 x 64 tokens x 256) and writes 64 x 256: 3 x 16,384 x 2 B = 98,304 B.
@@ -1173,6 +1210,8 @@ TEST_CASE("a design too large to cost: refused by its sizes before any integer o
   vit.classes = 1000;
   vit.seq_len = 197;
   CHECK(graph::size_limit(vit, 64).empty());
+  // The position add keeps nothing: the first norm keeps its output (since session 44, a review).
+  CHECK(named(build_graph(vit, GraphShape{1, 2, true}), "embedding.position").saved_bytes == 0);
   vit.classes = 1000000000000000;
   CHECK(graph::size_limit(vit, 1).rfind("too large to cost: an op's weights hold ", 0) == 0);
   vit.classes = 1000;
