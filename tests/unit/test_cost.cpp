@@ -1515,6 +1515,19 @@ TEST_CASE("what crosses a pipeline stage is a layer's input: an encoder-decoder'
   CHECK(c.pipeline_comm_s == approx(4 * 2 * 5120 / 1e11));
 }
 
+namespace {
+// A 2-layer LSTM (input 16, hidden 32, projection 24) over 10 steps.
+LstmDesign small_lstm() {
+  LstmDesign d;
+  d.layers = 2;
+  d.input = 16;
+  d.hidden = 32;
+  d.projection = 24;
+  d.seq_len = 10;
+  return d;
+}
+}  // namespace
+
 TEST_CASE("an LSTM's pipeline stages send the whole sequence a layer reads, not its last step") {
   // A 2-layer LSTM (input 16, hidden 32, projection 24) over 10 steps, one sequence a microbatch,
   // fp16, on 2 pipeline stages in one node at 1e11 B/s, 4 microbatches. Layer 1 reads layer 0's
@@ -1522,12 +1535,7 @@ TEST_CASE("an LSTM's pipeline stages send the whole sequence a layer reads, not 
   // (960 B); a bidirectional layer's concat holds both as well. Each microbatch sends it forward
   // and its gradient back (before session 44, one step's 48 B).
   TrainingJob job = mlp_job();
-  LstmDesign d;
-  d.layers = 2;
-  d.input = 16;
-  d.hidden = 32;
-  d.projection = 24;
-  d.seq_len = 10;
+  LstmDesign d = small_lstm();
   job.design = d;
   job.accelerators = 2;
   job.parallelism->pipeline = 2;
@@ -1554,12 +1562,7 @@ TEST_CASE("full recomputation keeps an LSTM layer's whole input sequence") {
   // layers' own, and, while a layer's backward runs, a layer's recomputed activations (the two
   // layers' average, the model taking a device's layers as equal) less its input (before session 44, layer 1's checkpoint was one step's 24 values).
   TrainingJob job = mlp_job();
-  LstmDesign d;
-  d.layers = 2;
-  d.input = 16;
-  d.hidden = 32;
-  d.projection = 24;
-  d.seq_len = 10;
+  LstmDesign d = small_lstm();
   job.design = d;
   job.parallelism->microbatch = 1;
   job.parallelism->global_batch = 1;

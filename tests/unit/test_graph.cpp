@@ -957,6 +957,23 @@ TEST_CASE("LSTM cells: one fused kernel, or TensorFlow 1.x's 13") {
   for (const auto& op : fused.ops()) CHECK(op.gradient_sum_bytes == 0);
 }
 
+namespace {
+// One encoder and one decoder Evolved Transformer cell, d 64, 4 heads, d_ff 256, vocabulary 100,
+// 32 positions.
+TransformerDesign small_evolved() {
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = d.decoder_layers = 1;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.evolved = true;
+  return d;
+}
+}  // namespace
+
 TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   // One encoder and one decoder cell, d 64, 4 heads, d_ff 256, vocabulary 100, 32 positions,
   // biases on the dense layers but not on attention (tensor2tensor's evolved_transformer.py),
@@ -974,15 +991,7 @@ TEST_CASE("Evolved Transformer cells: parameters by hand, and Meena's 2.6B") {
   //   embedding 100 x 64 + 32 positions x 64 = 8,448, the decoder's own 32 positions x 64 = 2,048
   //   (since session 35; before, the decoder's table was not counted: 221,600), two final norms 256:
   //   223,648.
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::encoder_decoder;
-  d.encoder_layers = d.decoder_layers = 1;
-  d.d_model = 64;
-  d.heads = 4;
-  d.d_ff = 256;
-  d.vocab = 100;
-  d.seq_len = 32;
-  d.evolved = true;
+  TransformerDesign d = small_evolved();
   CHECK(count_parameters(d) == 223648.0);
   // A cell costs more than a Transformer layer of the same width: more FLOPs per token.
   TransformerDesign plain = d;
@@ -1016,15 +1025,7 @@ TEST_CASE("Evolved Transformer cells keep each tensor once") {
   // attention to the encoder leaves its normed input to the wide self-attention, the second its
   // keys' and values' source to the first; the decoder's 7x1 depthwise leaves its input to the
   // 11x1 one beside it.
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::encoder_decoder;
-  d.encoder_layers = d.decoder_layers = 1;
-  d.d_model = 64;
-  d.heads = 4;
-  d.d_ff = 256;
-  d.vocab = 100;
-  d.seq_len = 32;
-  d.evolved = true;
+  TransformerDesign d = small_evolved();
   const auto g = build_graph(d, GraphShape{2, 2, true, Fusion::elementwise, true});
   const double unit = 2 * 32 * 64 * 2.0;  // b s d p
   for (const char* name : {"encoder.0.conv.mask", "encoder.0.conv.add", "encoder.0.conv.mask2", "encoder.0.conv.right_3x1",
