@@ -137,7 +137,13 @@ std::optional<UnitValue> lookup_atom(std::string_view s) {
     if (s.size() > p.symbol.size() && s.substr(0, p.symbol.size()) == p.symbol) {
       const auto rest = s.substr(p.symbol.size());
       for (const auto& a : kAtoms) {
-        if (a.prefixable && a.name == rest) return UnitValue{p.factor * a.factor, a.dim, false};
+        if (!a.prefixable || a.name != rest) continue;
+        // Prefixes below one only where they are used: not on bytes, FLOP or tonnes ("25 mB" was
+        // read as 0.025 B and "463 mtCO2e", a common spelling of metric tonnes, as 463 kg; since
+        // session 44, a review).
+        const bool tonnes = a.dim == kMass && a.factor == 1e3;
+        if (p.factor < 1 && (a.dim == kBytes || a.dim == kWork || a.dim == kRate || tonnes)) continue;
+        return UnitValue{p.factor * a.factor, a.dim, false};
       }
     }
   }
@@ -389,6 +395,13 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   // dimensionless, had been dropped, the figure read as 560 W (since session 43, a review).
   if (unit.per_count) throw fail("a quantity per token, sample, image, parameter or request: give the whole quantity");
   if (!(unit.dim == want)) throw fail(name_of(unit.dim, unit.count_noun));
+  // Units that cancel ("1.2 W/W", "7e9 kg/t") are not a bare number or a count, and a rate per unit
+  // time counts something, or nothing ("20 /day"), above the line: "5e6 W/J" is no demand (since
+  // session 44, a review: they were read, 1000 times off where the prefixes differ).
+  if ((want == kNone || expected == Kind::frequency) && !unit_text.empty() && !unit.count_noun) {
+    throw fail(want == kNone ? "units that cancel out: give a bare number" + std::string(expected == Kind::count ? " or a count noun" : "")
+                             : "a rate of what: give a count noun, e.g. \"requests/s\"");
+  }
   if (unit.count_noun && expected != Kind::count && expected != Kind::frequency) throw fail(name_of(unit.dim, true));
   const double value = number->value * multiplier * unit.factor;
   if (!std::isfinite(value)) throw fail("number out of range");

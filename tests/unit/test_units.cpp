@@ -165,6 +165,33 @@ TEST_CASE("micro as u, the micro sign or the Greek mu, and no rate per count") {
   CHECK(si("10 requests/s", Kind::frequency) == 10);
 }
 
+TEST_CASE("no small prefixes on bytes, FLOP or tonnes, and no units that cancel") {
+  // Since session 44, a review: "25 mB" was 0.025 B, "463 mtCO2e" 463 kg, "1.2 W/W" a PUE of 1.2,
+  // "7e9 kg/t" 7e6 parameters and "5e6 W/J" a demand of 5e6 requests a second.
+  for (const char* bytes : {"25 mB", "80 nB", "80 uB", "2 mB/s"}) {
+    CHECK(message(bytes, std::string(bytes).find("/s") != std::string::npos ? Kind::bandwidth : Kind::bytes).find("unknown unit") !=
+          std::string::npos);
+  }
+  CHECK(message("989 mFLOP/s", Kind::rate).find("unknown unit") != std::string::npos);
+  CHECK(message("3 mFLOP", Kind::work).find("unknown unit") != std::string::npos);
+  CHECK(message("463 mtCO2e", Kind::co2e).find("unknown unit \"mtCO2e\"") != std::string::npos);
+  CHECK(message("463 mt", Kind::co2e).find("unknown unit") != std::string::npos);
+  // Where they are used they stay: ms, mW, mJ, pJ, mg, mgCO2e, kB, MtCO2e.
+  CHECK(si("5 ms", Kind::time) == approx(5e-3));
+  CHECK(si("5 mW", Kind::power) == approx(5e-3));
+  CHECK(si("0.75 pJ", Kind::energy) == approx(0.75e-12));
+  CHECK(si("5 mgCO2e", Kind::co2e) == approx(5e-6));
+  CHECK(si("25 kB", Kind::bytes) == 25000);
+  CHECK(si("2 MtCO2e", Kind::co2e) == approx(2e9));
+  CHECK(message("1.2 W/W", Kind::ratio) == "expected a number (e.g. \"1.58\"), got \"1.2 W/W\" (units that cancel out: give a bare number)");
+  CHECK(message("1.2 days/days", Kind::ratio).find("units that cancel out") != std::string::npos);
+  CHECK(message("7e9 kg/t", Kind::count).find("units that cancel out: give a bare number or a count noun") != std::string::npos);
+  CHECK(message("5e6 W/J", Kind::frequency).find("a rate of what") != std::string::npos);
+  CHECK(si("7e9 params", Kind::count) == 7e9);
+  CHECK(si("20 /day", Kind::frequency) == approx(20.0 / 86400));
+  CHECK(si("5e6 images/day", Kind::frequency) == approx(5e6 / 86400));
+}
+
 TEST_CASE("UTC times: digits where the pattern has them") {
   long long t = 0;
   CHECK(dlcarbon::text::parse_utc_time("2023-01-01 01:00:00", t));
