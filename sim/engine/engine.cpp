@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
@@ -191,6 +192,9 @@ void RunningIntegral::set_rate(double t, double rate) {
 
 void Context::schedule(double time, std::uint32_t target, std::uint32_t kind, std::uint64_t payload) {
   if (time < now_) throw std::logic_error("engine: an event was scheduled in the past");
+  // An event at no time (NaN, infinity) would never leave the calendar's overflow (since session
+  // 44, a review: the queue looped for ever).
+  if (!std::isfinite(time)) throw std::logic_error("engine: an event was scheduled at a time that is not a finite number");
   const Event e{time, make_order(partition_, seq_++), target, kind, payload};
   if (target == partition_) {
     local_.push_back(e);
@@ -230,6 +234,7 @@ std::uint32_t Engine::partitions() const { return static_cast<std::uint32_t>(imp
 
 void Engine::schedule(const Event& e) {
   if (e.target >= impl_->parts.size()) throw std::out_of_range("engine: no such partition");
+  if (!std::isfinite(e.time)) throw std::logic_error("engine: an event was scheduled at a time that is not a finite number");
   Event x = e;
   x.order = make_order(e.target, impl_->external_seq++);
   impl_->parts[e.target].queue.push(x);

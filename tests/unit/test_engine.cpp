@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -126,6 +127,14 @@ TEST_CASE("the engine refuses events in the past and cross-partition events insi
   eng2.schedule(Event{0.5, 0, 0, 0, 0});
   CHECK_THROWS_AS(eng2.run_until(10, [](const Event& e, Context& ctx) { ctx.schedule(e.time + 0.1, 1, 0); }),
                   std::logic_error);
+  // An event at no time (NaN or infinity) is refused, not left looping in the calendar (since
+  // session 44, a review).
+  for (const double never : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    Engine eng3(1, 1.0);
+    CHECK_THROWS_AS(eng3.schedule(Event{never, 0, 0, 0, 0}), std::logic_error);
+    eng3.schedule(Event{0.5, 0, 0, 0, 0});
+    CHECK_THROWS_AS(eng3.run_until(10, [never](const Event&, Context& ctx) { ctx.schedule(never, 0, 0); }), std::logic_error);
+  }
   CHECK_THROWS_AS(Engine(0, 1.0), std::invalid_argument);
   CHECK_THROWS_AS(Engine(2, 0.0), std::invalid_argument);
 }
