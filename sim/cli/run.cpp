@@ -57,9 +57,9 @@ constexpr double kRepresentable = 1e300;
 // The lifecycle's time series, bounded from the scenario before anything runs (a sweep checks
 // every point so; the plan's exact bound is checked again in simulate_scenario): bins x series
 // keys, a site by its data centre's or region's id (since session 42, a review: the check ran only
-// once a point ran, past the sweep's up-front checks); an entry overridden inline a site of its own
-// each time, the most the plan can make of it (since session 44, a review: the plan keeps them
-// apart from the catalog's, and a sweep found the bound only mid-run, half-written).
+// once a point ran, past the sweep's up-front checks); by content, as the plan counts them, so an
+// entry overridden inline with other figures is a site of its own (since session 44, a review: the
+// plan keeps such copies apart, and a sweep found the bound only mid-run, half-written).
 static void check_series_size(const Scenario& scenario) {
   const bool lifecycle = !scenario.deployments.empty() || scenario.info.resolution_given ||
                          std::any_of(scenario.training.begin(), scenario.training.end(),
@@ -69,11 +69,14 @@ static void check_series_size(const Scenario& scenario) {
   shape.start = static_cast<double>(scenario.info.start_unix_s);
   shape.end = shape.start + scenario.info.horizon_s;
   shape.resolution = lifecycle::parse_resolution(scenario.info.resolution);
+  // A site by its content, as the plan makes them (lifecycle/plan.cpp, same_site): the id, whether
+  // it is an edge fleet's, and the figures it draws with; inline copies with the same figures are one.
   std::map<std::string, std::size_t> site_index;
-  std::size_t inline_sites = 0;
-  const auto site = [&](const std::string& id, bool inline_override) {
-    const std::string key = inline_override ? id + '\n' + std::to_string(inline_sites++) : id;
-    return site_index.emplace(key, site_index.size()).first->second;
+  const auto site = [&](const std::string& id, bool edge, const GridRegion& g, double pue, std::optional<double> market) {
+    char figures[256];
+    std::snprintf(figures, sizeof figures, "|%d|%a|%a|%d|%a|%a|%p", edge ? 1 : 0, pue, market.value_or(-1.0), g.year,
+                  g.intensity_kg_per_j, g.annual_change, static_cast<const void*>(g.trace.get()));
+    return site_index.emplace(id + '\n' + g.id + figures, site_index.size()).first->second;
   };
   for (std::size_t i = 0; i < scenario.deployments.size(); ++i) {
     const Deployment& d = scenario.deployments[i];
@@ -88,13 +91,16 @@ static void check_series_size(const Scenario& scenario) {
     for (const auto& r : d.regions) {
       // (An edge fleet draws from its users' region, a site by the region's id.)
       const bool edge = d.kind == Deployment::Kind::edge;
+      const GridRegion& g = r.datacenter.region;
       shape.cohorts.push_back(lifecycle::CohortPlan{
-          i, edge ? site("region\n" + r.datacenter.region.id, r.datacenter.region.inline_override)
-                  : site(r.datacenter.id, r.datacenter.inline_override)});
+          i, edge ? site(g.id, true, g, 1.0, std::nullopt)
+                  : site(r.datacenter.id, false, g, r.datacenter.pue, r.datacenter.market_intensity_kg_per_j)});
     }
   }
   for (const auto& j : scenario.training) {
-    shape.training.push_back(lifecycle::TrainingRun{j.id, j.model_id, j.hardware.id, site(j.datacenter.id, j.datacenter.inline_override)});
+    // (A job without a model is its own, as the plan names it.)
+    shape.training.push_back(lifecycle::TrainingRun{
+        j.id, j.model_id.empty() ? j.id : j.model_id, j.hardware.id, site(j.datacenter.id, false, j.datacenter.region, j.datacenter.pue, j.datacenter.market_intensity_kg_per_j)});
   }
   if (const double rows = lifecycle::series_rows_bound(shape); rows > lifecycle::kMaxSeriesRows) {
     throw InputError(series_too_large(scenario, rows));

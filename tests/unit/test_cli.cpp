@@ -2093,23 +2093,39 @@ TEST_CASE("a sweep point whose time series would not fit memory stops the sweep 
 }
 
 TEST_CASE("the series bound counts each inline override of a data centre as a site of its own") {
-  // Six jobs on inline copies of test-dc (each its own PUE), hourly over 100 years: 876,602 bins x
-  // 6 sites x 2 phases = 1.05e7 rows, past the 1e7 bound, which the plan finds; the up-front check
-  // now finds it too (since session 44, a review: it counted one site by the shared id, 1.75e6, and
-  // a sweep stopped mid-run with a half-written file).
+  // Six jobs of one model on inline copies of test-dc (each its own PUE), hourly over 100 years:
+  // 876,602 bins x 6 sites x 2 phases = 1.05e7 rows, past the 1e7 bound, which the plan finds; the
+  // up-front check now finds it too (since session 44, a review: it counted one site by the shared
+  // id, 1.75e6, and a sweep stopped mid-run with a half-written file).
   const fs::path dir = fresh_dir("series-inline-sites");
-  std::string text = "schema_version: 1\nscenario: {name: sites, start: 2023-01-01, horizon: \"100 years\", resolution: hour}\ntraining:\n";
+  std::string text = "schema_version: 1\nscenario: {name: sites, start: 2023-01-01, horizon: \"100 years\", resolution: hour}\n"
+                     "models:\n  - {id: m, params: \"1e9 params\"}\ntraining:\n";
   for (int i = 0; i < 6; ++i) {
-    text += "  - {id: j" + std::to_string(i) + ", hardware: test-gpu, accelerators: 2, duration: \"1 day\", power: {system: \"1 kW\"}, "
+    text += "  - {id: j" + std::to_string(i) + ", model: m, hardware: test-gpu, accelerators: 2, duration: \"1 day\", power: {system: \"1 kW\"}, "
             "datacenter: {id: test-dc, pue: 1." + std::to_string(i + 1) + "}}\n";
   }
   std::ofstream(dir / "s.yaml") << text;
   const auto s = load_scenario(dir / "s.yaml", LoadOptions{kData / "catalog"});
   CHECK_THROWS_WITH_AS(cli::check_costable(s), doctest::Contains("the time series would hold up to 1.05e+07 rows"), InputError);
   // One copy fewer stays inside: 876,602 x 5 x 2 = 8.8e6.
+  const std::string six = text;
   text.erase(text.rfind("  - {id: j5"));
   std::ofstream(dir / "s.yaml") << text;
   CHECK_NOTHROW(cli::check_costable(load_scenario(dir / "s.yaml", LoadOptions{kData / "catalog"})));
+  // Copies with the same figures are one site, as the plan makes them (a review of session 44: the
+  // first version of this check counted every copy apart and refused such scenarios).
+  std::string same = six;
+  for (int i = 1; i < 6; ++i) {
+    const std::string pue = "pue: 1." + std::to_string(i + 1) + "}";
+    same.replace(same.find(pue), pue.size(), "pue: 1.1}");
+  }
+  std::ofstream(dir / "s.yaml") << same;
+  CHECK_NOTHROW(cli::check_costable(load_scenario(dir / "s.yaml", LoadOptions{kData / "catalog"})));
+  // Jobs without a model are each their own, as the plan names them: six on one site are 12 series.
+  std::string modelless = same;
+  for (int i = 0; i < 6; ++i) modelless.replace(modelless.find(", model: m,"), 11, ",");
+  std::ofstream(dir / "s.yaml") << modelless;
+  CHECK_THROWS_AS(cli::check_costable(load_scenario(dir / "s.yaml", LoadOptions{kData / "catalog"})), InputError);
 }
 
 TEST_CASE("another user's output in a sticky folder is refused before the run, not at its end") {
