@@ -260,10 +260,11 @@ struct Parallelism {
   // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran).
   std::string gradient_reduction = "reduce_scatter";
   // The gradients a data-parallel collective carries at once as the backward produces them (ZeRO
-  // 0-2; ZeRO-3 reduces layer by layer): 0, PyTorch DDP's 25 MB buckets (bucket_cap_mb), the
+  // 0-1; ZeRO-2 and -3 reduce unit by unit): 0, PyTorch DDP's 25 MB buckets (bucket_cap_mb), the
   // default; a size in bytes; or, with `megatron_buckets`, Megatron-Core's default, max(4e7,
   // 1e6 x data x context) parameters at the gradient precision (DistributedDataParallel's
-  // bucket_size). Each bucket pays its collective's start-up; the last is exposed after the backward.
+  // bucket_size), one bucket where nothing is overlapped. Each bucket pays its collective's
+  // start-up; the last is exposed after the backward.
   double gradient_bucket_bytes = 0;
   bool megatron_buckets = false;
   // How the ranks of a tensor group agree on the dropout masks of the tensors they all hold whole

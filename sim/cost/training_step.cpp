@@ -910,7 +910,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Collectives for `bytes` in buckets of `bucket`. Megatron-Core buckets only a device's first
   // interleaved chunk, each later chunk's gradients one collective (get_model's
   // disable_bucketing=(model_chunk_idx > 0)): v - 1 more, the chunks taken as equal.
+  // Without overlap it makes one bucket of all (`if not overlap_grad_reduce: bucket_size = None`).
+  // (Its later pipeline stages reduce unbucketed too, pp_rank > 0: their reductions, inside the
+  // drain's slack, are taken as the busiest device's, scaled.)
   const auto bucketed = [&](double bytes, double bucket) {
+    if (p.megatron_buckets && !p.overlap_communication) return 1.0;
     return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
   };
   std::vector<double> dev_acc(devices, 0.0);  // each device's accumulation pass, a backward

@@ -1163,8 +1163,8 @@ Parallelism read_parallelism(const Value& v) {
         b.expected("a size in bytes (e.g. \"25 MB\") or `megatron` (Megatron-Core's default bucket)");
       }
     }
-    if (p.zero_stage == 3) {
-      b.fail("sizes the buckets of the gradient reduction under ZeRO 0-2; ZeRO-3 reduces the gradients layer by layer");
+    if (p.zero_stage >= 2) {
+      b.fail("sizes the buckets of the gradient reduction under ZeRO 0-1; ZeRO-2 and -3 reduce the gradients unit by unit");
     }
   }
   if (m.has("shard_group")) {

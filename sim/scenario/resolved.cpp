@@ -164,11 +164,12 @@ std::string emit_resolved(const Scenario& s) {
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "gradient_reduction" << YAML::Value
           << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks;
-      // Megatron-Core's rule, or the bucket's bytes (PyTorch DDP's 25 MB by default).
-      if (p.megatron_buckets) {
-        out << YAML::Key << "gradient_bucket" << YAML::Value << "megatron";
-      } else {
-        out << YAML::Key << "gradient_bucket_bytes" << YAML::Value << (p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes : 25e6);
+      // Megatron-Core's rule, or the bucket's size (PyTorch DDP's 25 MB by default), as the scenario
+      // writes it; ZeRO-2 and -3 have none.
+      if (p.zero_stage < 2) {
+        char size[64];
+        std::snprintf(size, sizeof size, "%.17g B", p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes : 25e6);
+        out << YAML::Key << "gradient_bucket" << YAML::Value << (p.megatron_buckets ? std::string("megatron") : std::string(size));
       }
       out << YAML::Key << "pipeline_schedule" << YAML::Value
           << (p.dualpipe ? "dualpipe" : (p.zero_bubble ? "zb1p" : "1f1b"));
