@@ -58,7 +58,19 @@ int command_inspect(const std::vector<std::string>& args, Streams io) {
          << "  scenario_name    " << text::printable(r.scenario_name) << "\n"
          << "  seed             " << r.seed << "\n";
   if (vm.count("scenario")) {
-    io.out << "\n/scenario/given:\n" << r.scenario_given << "\n/scenario/resolved:\n" << r.scenario_resolved << "\n";
+    // Line by line, each printable: a file's text may hold terminal escapes (a review, session 44).
+    const auto lines = [&](const std::string& text) {
+      std::size_t at = 0;
+      while (at < text.size()) {
+        const std::size_t end = std::min(text.find('\n', at), text.size());
+        io.out << text::printable(text.substr(at, end - at)) << "\n";
+        at = end + 1;
+      }
+    };
+    io.out << "\n/scenario/given:\n";
+    lines(r.scenario_given);
+    io.out << "\n/scenario/resolved:\n";
+    lines(r.scenario_resolved);
   }
   for (const auto& t : r.tables) {
     io.out << "\n/" << text::printable(t.path) << " (" << t.rows() << " rows)\n";

@@ -2158,3 +2158,18 @@ TEST_CASE("another user's output in a sticky folder is refused before the run, n
   const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(kept == "old");
 }
+
+TEST_CASE("inspect shows a file's text printable, the scenario's too") {
+  // A comment holding a terminal escape (ESC [ 31 m) runs; inspect --scenario shows it escaped,
+  // line by line (since session 44, a review: it went to the terminal as it was).
+  const fs::path dir = fresh_dir("inspect-escape");
+  std::ifstream in(kData / "published_ok/capped.yaml");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir / "s.yaml") << "# red: \x1b[31mRED\x1b[0m\n" << text;
+  REQUIRE(run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "s.h5").string(), "--quiet"}).code == 0);
+  const auto r = run({"inspect", (dir / "s.h5").string(), "--scenario"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find('\x1b') == std::string::npos);
+  CHECK(r.out.find("# red: \\x1b[31mRED\\x1b[0m\n") != std::string::npos);
+  CHECK(r.out.find("scenario: {name: capped}\n") != std::string::npos);
+}
