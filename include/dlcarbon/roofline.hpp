@@ -58,8 +58,9 @@ struct DeviceModel {
 
   // This device as a job at `dtype` sees it: the GEMM ceiling and shape measured at that precision,
   // or at the precision whose rate it runs at (tf32 at fp32's, bf16 at fp16's where only fp16 is
-  // listed; since session 43), where the catalog has them, else the headline ones. The energy
-  // parameters stay those of the headline (16-bit) ceiling; a faster GEMM is held to the power limit.
+  // listed; since session 43), where the catalog has them, else the headline ones. The energy a
+  // FLOP scales by the ceilings' ratio, so that a GEMM at its own precision's ceiling draws what one
+  // at the headline ceiling draws (the power limit; since session 44).
   DeviceModel at_precision(const std::string& dtype) const;
 };
 

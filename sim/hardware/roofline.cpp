@@ -78,6 +78,11 @@ DeviceModel DeviceModel::at_precision(const std::string& dtype) const {
   }
   if (it == gemm_by_precision.end() && dtype == "tf32") it = gemm_by_precision.find("fp32");
   if (it != gemm_by_precision.end()) {
+    // A GEMM at this precision's own ceiling draws the power limit, as one at the headline ceiling
+    // does: the energy a FLOP scales by the ceilings' ratio (since session 44, from a review: e_flop
+    // had stayed the headline's, so a P100's fp16 GEMM at 0.416 of its peak drew 188 W of its 300 W
+    // and an H100's FP8 GEMM at 0.709 drew 659 W of 700).
+    if (it->second.efficiency > 0) d.e_flop_j *= gemm_efficiency / it->second.efficiency;
     d.gemm_efficiency = it->second.efficiency;
     d.gemm_shape = it->second.shape;
   }

@@ -538,8 +538,16 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
     CHECK(eta == approx(0.8));
     CHECK(hardware::kernel_time(d, dtype, 1e12, 1e9, true, eta).seconds == approx(0.125));
   }
-  // The energy parameters stay the headline's: a GEMM at the 16-bit ceiling draws the TDP.
-  CHECK(base.at_precision("fp32").e_flop_j == approx(base.e_flop_j));
+  // A GEMM at its precision's own ceiling draws what one at the headline's does, the power limit:
+  // the energy a FLOP scales by 0.5 / 0.9 (since session 44, a review; before, it stayed the
+  // headline's, and fp32 at 0.9 of its peak drew the whole dynamic range 1.8 times over, capped).
+  // At half that rate it draws static power and half the dynamic range.
+  const auto d32 = base.at_precision("fp32");
+  CHECK(d32.e_flop_j == approx(base.e_flop_j * 0.5 / 0.9));
+  const double flops = 1e12, at_ceiling = flops / (0.9 * 1e13);
+  CHECK(hardware::kernel_energy(d32, "fp32", flops, 0, at_ceiling) / at_ceiling == approx(d32.power_limit_w));
+  CHECK(hardware::kernel_energy(d32, "fp32", flops, 0, 2 * at_ceiling) / (2 * at_ceiling) ==
+        approx(d32.static_w + 0.5 * (d32.power_limit_w - d32.static_w)));
   // A training step at fp32 sees the fp32 ceiling: the one-layer MLP's GEMMs run faster with it.
   auto job = mlp_job();
   job.precision = "fp32";
