@@ -71,6 +71,9 @@ struct Hardware {
   std::optional<double> memory_bandwidth_bytes_per_s;
   double tdp_w = 0;
   std::optional<double> idle_power_w;
+  // Without idle_power, the static power a device draws busy or idle, as a share of its TDP
+  // (unsourced; docs/hardware-model.md, the energy terms).
+  static constexpr double kDefaultStaticShare = 0.30;
   std::optional<double> max_power_w;  // the most it draws under load, measured (default: the TDP)
   // A measured energy roofline (`energy_roofline:` block: dlcarbon-calibrate-gpu writes one), else
   // the datasheet model of make_device_model: J per 16-bit FLOP, J per byte from memory, W while busy.

@@ -19,7 +19,6 @@ constexpr double kDefaultLaunchS = 5e-6;           // per kernel on a GPU/TPU
 // per-op figure of a phone's runtime is stored]. Since session 44, from a review: the GPU's 5 us
 // had been a third of ResNet-50's int8 time on a phone.
 constexpr double kDefaultCpuLaunchS = 9.4771e-7;
-constexpr double kDefaultStaticShare = 0.30;       // busy-but-stalled power as a share of TDP when no idle figure exists
 constexpr double kMemoryShareOfDynamic = 0.5;      // of TDP - P_static drawn by a stream at the achievable bandwidth
 
 const char* fallback_for(const std::string& dtype) {
@@ -237,7 +236,7 @@ DeviceModel make_device_model(const Hardware& h) {
     d.misaligned_gemm = h.misaligned_gemm.value_or(kMisalignedGemm);
   }
   d.efficiency_source = h.gemm_efficiency ? h.efficiency_source : "datasheet default (uncalibrated)";
-  d.idle_w = h.idle_power_w.value_or(kDefaultStaticShare * h.tdp_w);
+  d.idle_w = h.idle_power_w.value_or(Hardware::kDefaultStaticShare * h.tdp_w);
   d.static_w = d.idle_w;
   // A GEMM at the achievable rate (eta_c x the 16-bit peak) draws the power limit (the measured
   // maximum where the catalog has one, else the TDP): GPUs reach their power limit on large GEMMs.

@@ -678,6 +678,14 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (h.max_power_w && h.idle_power_w && *h.idle_power_w > *h.max_power_w) {
           m.at(m.has("idle_power") ? "idle_power" : "max_power").fail("idle power exceeds max_power");
         }
+        // Without idle_power the static power is a share of the TDP, which must leave the limit
+        // room too (since session 44, a review: the work above it was free).
+        if (h.max_power_w && !h.idle_power_w && Hardware::kDefaultStaticShare * h.tdp_w > *h.max_power_w) {
+          char share[96];
+          std::snprintf(share, sizeof share, "%g W, %g %% of tdp", Hardware::kDefaultStaticShare * h.tdp_w, 100 * Hardware::kDefaultStaticShare);
+          m.at(m.has("max_power") ? "max_power" : "tdp")
+              .fail("max_power is below the static power an entry without idle_power draws (" + std::string(share) + "): give idle_power");
+        }
         // A measured static power above the power limit (inherited or overridden) would leave the
         // dynamic energy no room: checked wherever either is given.
         const double power_limit = h.max_power_w.value_or(h.tdp_w);
