@@ -23,6 +23,7 @@ struct DeviceModel {
   // Achieved fraction of peak for large kernels (roofline ceilings), and the fixed cost of
   // launching one kernel. The tail of small kernels is the launch term: t = F / (eta P) + t_launch.
   double gemm_efficiency = 0;
+  double headline_gemm_efficiency = 0;  // the catalog's `gemm`, which e_flop is set against (at_precision keeps it)
   double memory_efficiency = 0;       // memory-bound GEMMs (a weight stream)
   double elementwise_efficiency = 0;  // every other memory-bound kernel (Hardware::elementwise_efficiency)
   std::map<std::string, double> conv_efficiency;  // by activation layout, where calibrated
@@ -58,10 +59,11 @@ struct DeviceModel {
 
   // This device as a job at `dtype` sees it: the GEMM ceiling and shape measured at that precision,
   // or at the precision whose rate it runs at (tf32 at fp32's, bf16 at fp16's where only fp16 is
-  // listed; since session 43), where the catalog has them, else the headline ones. The energy a
-  // FLOP scales by the ceilings' ratio, so that a GEMM at its own precision's ceiling draws what one
-  // at the headline ceiling draws (the power limit; since session 44).
+  // listed; since session 43), where the catalog has them, else the headline ones. (kernel_energy
+  // scales the energy a FLOP by the kernel's precision's ceiling, whatever the job's.)
   DeviceModel at_precision(const std::string& dtype) const;
+  // The measured ceiling (gemm_by_precision) a product at `dtype` runs at, else end().
+  std::map<std::string, Hardware::GemmCeiling>::const_iterator ceiling_entry(const std::string& dtype) const;
 };
 
 // Bytes per value of a compute dtype: fp32/tf32 4, fp16/bf16 2, fp8/int8 1.

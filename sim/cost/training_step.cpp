@@ -897,7 +897,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const bool accumulate = c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu";
   const double acc_share = accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
   const double acc_bytes_per_value = bytes_per_value + 2 * grad_value_bytes;
-  // A bucket of the data-parallel reduction (ZeRO 0-2), gradients and gathered parameters: PyTorch
+  // A bucket of the data-parallel reduction (ZeRO 0-1), gradients and gathered parameters: PyTorch
   // DDP's 25 MB by default, the scenario's size, or Megatron-Core's max(4e7, 1e6 x data x context)
   // parameters, at the gradient precision and, for the parameters gathered, the compute precision
   // (since session 44, from a review: 25 MB for every code had charged a 405B model's 128-rank
@@ -910,11 +910,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Collectives for `bytes` in buckets of `bucket`. Megatron-Core buckets only a device's first
   // interleaved chunk, each later chunk's gradients one collective (get_model's
   // disable_bucketing=(model_chunk_idx > 0)): v - 1 more, the chunks taken as equal.
-  // Without overlap it makes one bucket of all (`if not overlap_grad_reduce: bucket_size = None`).
+  // Without overlap it makes one bucket of each chunk's (`if not overlap_grad_reduce: bucket_size =
+  // None`, in the DDP that wraps each chunk).
   // (Its later pipeline stages reduce unbucketed too, pp_rank > 0: their reductions, inside the
   // drain's slack, are taken as the busiest device's, scaled.)
   const auto bucketed = [&](double bytes, double bucket) {
-    if (p.megatron_buckets && !p.overlap_communication) return 1.0;
+    if (p.megatron_buckets && !p.overlap_communication) return v;  // each chunk's own DDP, one bucket
     return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
   };
   std::vector<double> dev_acc(devices, 0.0);  // each device's accumulation pass, a backward

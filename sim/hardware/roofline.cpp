@@ -16,7 +16,7 @@ constexpr double kDefaultMemoryEfficiency = 0.85;  // STREAM-like kernels reach 
 constexpr double kDefaultLaunchS = 5e-6;           // per kernel on a GPU/TPU
 // Per primitive on a CPU: the launch term fitted to oneDNN's kernels on this project's build machine
 // (data/hardware/measured/cpu-amd-epyc-2t.yaml, 0.948 us); taken for phone SoCs too [assumed: no
-// per-op figure of a phone's runtime is stored]. Since session 44, from a review: the GPU's 5 us
+// per-op figure of a phone's runtime is stored] and NPUs. Since session 44, from a review: the GPU's 5 us
 // had been a third of ResNet-50's int8 time on a phone.
 constexpr double kDefaultCpuLaunchS = 9.4771e-7;
 constexpr double kMemoryShareOfDynamic = 0.5;      // of TDP - P_static drawn by a stream at the achievable bandwidth
@@ -71,22 +71,24 @@ double DeviceModel::peak(const std::string& dtype) const {
   throw std::invalid_argument("hardware " + id + " has no peak rate for " + dtype);
 }
 
-DeviceModel DeviceModel::at_precision(const std::string& dtype) const {
-  DeviceModel d = *this;
+// The measured ceiling a product at `dtype` runs at: its own, or that of the precision whose rate it
+// takes (tf32 at fp32's), else none (end()).
+std::map<std::string, Hardware::GemmCeiling>::const_iterator DeviceModel::ceiling_entry(const std::string& dtype) const {
   auto it = gemm_by_precision.find(dtype);
-  // A precision run at another's rate takes that one's measured ceiling (since session 43, a review:
-  // bf16 on a P100, run at its fp16 rate, had taken the fp32-measured headline ceiling, 0.896
-  // against fp16's 0.416, and ran 1.9 times as fast as fp16).
   if (it == gemm_by_precision.end()) {
     if (const std::string from = rate_precision(dtype); !from.empty() && from != dtype) it = gemm_by_precision.find(from);
   }
   if (it == gemm_by_precision.end() && dtype == "tf32") it = gemm_by_precision.find("fp32");
+  return it;
+}
+
+DeviceModel DeviceModel::at_precision(const std::string& dtype) const {
+  DeviceModel d = *this;
+  auto it = ceiling_entry(dtype);
+  // A precision run at another's rate takes that one's measured ceiling (since session 43, a review:
+  // bf16 on a P100, run at its fp16 rate, had taken the fp32-measured headline ceiling, 0.896
+  // against fp16's 0.416, and ran 1.9 times as fast as fp16).
   if (it != gemm_by_precision.end()) {
-    // A GEMM at this precision's own ceiling draws the power limit, as one at the headline ceiling
-    // does: the energy a FLOP scales by the ceilings' ratio (since session 44, from a review: e_flop
-    // had stayed the headline's, so a P100's fp16 GEMM at 0.416 of its peak drew 188 W of its 300 W
-    // and an H100's FP8 GEMM at 0.709 drew 659 W of 700).
-    if (it->second.efficiency > 0) d.e_flop_j *= gemm_efficiency / it->second.efficiency;
     d.gemm_efficiency = it->second.efficiency;
     d.gemm_shape = it->second.shape;
   }
@@ -199,8 +201,16 @@ KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, doub
 
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                      double seconds) {
-  // Lower-precision units spend less per FLOP: scale e_flop by the ratio of peaks.
-  const double scale = fastest_16bit(device) / device.peak(dtype);
+  // Lower-precision units spend less per FLOP: scale e_flop by the ratio of peaks, and by that of
+  // the ceilings, the headline's to the one a product at `dtype` runs at, so that a GEMM at its own
+  // precision's ceiling draws the power limit as one at the headline ceiling does (since session 44,
+  // from a review: a P100's fp16 GEMM at 0.416 of its peak had drawn 188 W of its 300 W and an
+  // H100's FP8 GEMM at 0.709 659 W of 700; per kernel, not per job: an FP8 job's fp32 optimizer
+  // takes fp32's ratio).
+  double scale = fastest_16bit(device) / device.peak(dtype);
+  if (const auto it = device.ceiling_entry(dtype); it != device.gemm_by_precision.end() && it->second.efficiency > 0) {
+    scale *= device.headline_gemm_efficiency / it->second.efficiency;
+  }
   // The power limit: whatever the kernel does, the device draws at most its TDP.
   const double dynamic = flops * device.e_flop_j * scale + bytes * device.e_byte_j;
   const double headroom = std::max(0.0, device.power_limit_w - device.static_w) * seconds;
@@ -217,9 +227,10 @@ DeviceModel make_device_model(const Hardware& h) {
   d.tdp_w = h.tdp_w;
   d.host_w = h.host_overhead_w;
   d.gemm_efficiency = h.gemm_efficiency.value_or(kDefaultGemmEfficiency);
+  d.headline_gemm_efficiency = d.gemm_efficiency;
   d.memory_efficiency = h.memory_efficiency.value_or(kDefaultMemoryEfficiency);
   d.elementwise_efficiency = h.elementwise_efficiency.value_or(d.memory_efficiency);
-  d.launch_s = h.kernel_launch_s.value_or(h.kind == "cpu" || h.kind == "soc" ? kDefaultCpuLaunchS : kDefaultLaunchS);
+  d.launch_s = h.kernel_launch_s.value_or(h.kind == "cpu" || h.kind == "soc" || h.kind == "npu" ? kDefaultCpuLaunchS : kDefaultLaunchS);
   d.conv_efficiency = h.conv_efficiency;
   d.attention_efficiency = h.attention_efficiency;
   d.gemm_shape = h.gemm_shape;

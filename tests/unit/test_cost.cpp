@@ -539,15 +539,21 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
     CHECK(hardware::kernel_time(d, dtype, 1e12, 1e9, true, eta).seconds == approx(0.125));
   }
   // A GEMM at its precision's own ceiling draws what one at the headline's does, the power limit:
-  // the energy a FLOP scales by 0.5 / 0.9 (since session 44, a review; before, it stayed the
-  // headline's, and fp32 at 0.9 of its peak drew the whole dynamic range 1.8 times over, capped).
-  // At half that rate it draws static power and half the dynamic range.
-  const auto d32 = base.at_precision("fp32");
-  CHECK(d32.e_flop_j == approx(base.e_flop_j * 0.5 / 0.9));
+  // the energy an fp32 FLOP scales by 0.5 / 0.9 besides the peaks' ratio (since session 44, a
+  // review; before, it was the headline's, and fp32 at 0.9 of its peak drew the whole dynamic range
+  // 1.8 times over, capped). At half that rate it draws static power and half the dynamic range,
+  // whatever precision the job runs at (an fp16 job's fp32 kernels too).
   const double flops = 1e12, at_ceiling = flops / (0.9 * 1e13);
-  CHECK(hardware::kernel_energy(d32, "fp32", flops, 0, at_ceiling) / at_ceiling == approx(d32.power_limit_w));
-  CHECK(hardware::kernel_energy(d32, "fp32", flops, 0, 2 * at_ceiling) / (2 * at_ceiling) ==
-        approx(d32.static_w + 0.5 * (d32.power_limit_w - d32.static_w)));
+  for (const char* job : {"fp32", "fp16"}) {
+    const auto d = base.at_precision(job);
+    CHECK(hardware::kernel_energy(d, "fp32", flops, 0, at_ceiling) / at_ceiling == approx(d.power_limit_w));
+    CHECK(hardware::kernel_energy(d, "fp32", flops, 0, 2 * at_ceiling) / (2 * at_ceiling) ==
+          approx(d.static_w + 0.5 * (d.power_limit_w - d.static_w)));
+  }
+  // An fp16 GEMM at the headline ceiling, 0.5 of 1e14, draws the limit as before.
+  const double at_headline = flops / (0.5 * 1e14);
+  CHECK(hardware::kernel_energy(base, "fp16", flops, 0, 2 * at_headline) / (2 * at_headline) ==
+        approx(base.static_w + 0.5 * (base.power_limit_w - base.static_w)));
   // A training step at fp32 sees the fp32 ceiling: the one-layer MLP's GEMMs run faster with it.
   auto job = mlp_job();
   job.precision = "fp32";
@@ -2050,6 +2056,14 @@ TEST_CASE("the gradient bucket: PyTorch DDP's 25 MB, a given size, or Megatron-C
   const StepCost plain = cost_training_step(job);
   // (What is hidden slows the compute it runs under: exposed plus contention grows by the start-up.)
   CHECK(interleaved.data_comm_s + interleaved.contention_s > plain.data_comm_s + plain.contention_s);
+  // Without overlap each chunk's DDP reduces its gradients in one collective: 2 here, where one
+  // bucket larger than all of them makes 1.
+  job.parallelism->overlap_communication = false;
+  job.parallelism->gradient_bucket_bytes = 1e9;
+  const double one = cost_training_step(job).data_comm_s;
+  job.parallelism->gradient_bucket_bytes = 0;
+  job.parallelism->megatron_buckets = true;
+  CHECK(cost_training_step(job).data_comm_s > one);
 }
 
 TEST_CASE("experts under tensor parallelism: split over the group and reduced, or whole on each rank") {
