@@ -34,6 +34,7 @@ struct SweepParameter {
   std::vector<std::vector<std::string>> values_changes;
   // `range:` for latin-hypercube and monte-carlo draws
   bool ranged = false;
+  bool stepped = false;  // a grid's range with steps, turned into values (lo and hi kept)
   double lo = 0, hi = 0;
   bool log_scale = false, integer = false;
   std::string unit;  // appended to a drawn number: 12.5 -> "12.5 days"

@@ -390,8 +390,10 @@ Table parameters_table(const SweepSpec& spec) {
     key.push_back(p.key);
     numeric.push_back(numeric_parameter(p) ? 1 : 0);
     values.push_back(p.ranged ? "" : text::join(p.values_shown, " | "));
-    lo.push_back(p.ranged ? p.lo : kNaN);
-    hi.push_back(p.ranged ? p.hi : kNaN);
+    // (A grid's range with steps keeps its range beside the values it became; since session 44, a
+    // review: NaN.)
+    lo.push_back(p.ranged || p.stepped ? p.lo : kNaN);
+    hi.push_back(p.ranged || p.stepped ? p.hi : kNaN);
     scale.push_back(p.log_scale ? "log" : "linear");
     integer.push_back(p.integer ? 1 : 0);
     unit.push_back(p.unit);

@@ -179,6 +179,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
       p.values_at.push_back(p.range_at);
     }
     p.ranged = false;
+    p.stepped = true;
   } else if (m.has("steps")) {
     m.at("steps").fail("steps is for a grid; latin-hypercube and monte-carlo draw `samples` values");
   }
