@@ -178,14 +178,38 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   }
   // A point whose results are beyond what a double holds cannot run: its infinities are unknowns
   // (NaN) in the copied tables too, as its totals are (since session 34).
+  // The entity a reason names ("id: why") is a row that cannot run: its status says why and its
+  // figures are unknowns, finite or not (since session 44, a review: a job's row kept status ok and
+  // figures past 1e300 where the point said it could not run).
   if (!o.beyond_reasons.empty()) {
     for (const char* name : {"sweep/training", "sweep/inference", "sweep/deployments"}) {
       auto it = rows.find(name);
       if (it == rows.end()) continue;
-      for (auto& c : it->second.columns) {
-        if (auto* v = std::get_if<std::vector<double>>(&c.values)) {
-          for (double& x : *v) x = std::isinf(x) ? kNaN : x;
+      Table& t = it->second;
+      const std::vector<std::string>* ids = nullptr;
+      std::vector<std::string>* status = nullptr;
+      for (auto& c : t.columns) {
+        if (c.name == "job" || c.name == "deployment") ids = std::get_if<std::vector<std::string>>(&c.values);
+        if (c.name == "status") status = std::get_if<std::vector<std::string>>(&c.values);
+      }
+      for (std::size_t row = 0; row < t.rows(); ++row) {
+        std::string why;
+        for (const auto& reason : o.beyond_reasons) {
+          if (ids && row < ids->size() && reason.rfind((*ids)[row] + ": ", 0) == 0) why = reason.substr((*ids)[row].size() + 2);
         }
+        for (auto& c : t.columns) {
+          if (auto* v = std::get_if<std::vector<double>>(&c.values); v && row < v->size()) {
+            // (What a row that cannot run leaves unknown, as tables.cpp writes one: its step, time,
+            // power, energy and carbon; its inputs, intensities and memory stay.)
+            bool outcome = false;
+            for (const char* part : {"energy", "co2e", "time", "duration", "power", "steps", "mfu"}) {
+              outcome = outcome || c.name.find(part) != std::string::npos;
+            }
+            double& x = (*v)[row];
+            if (std::isinf(x) || (!why.empty() && outcome)) x = kNaN;
+          }
+        }
+        if (!why.empty() && status && row < status->size()) (*status)[row] = why;
       }
     }
   }

@@ -2071,6 +2071,24 @@ deployments:
   REQUIRE(energy.size() == 2);
   CHECK(std::isfinite(energy[0]));
   CHECK(std::isnan(energy[1]));  // unknown, not inf
+  // A training job whose energy is finite but past 1e300: its row says why and holds no figures,
+  // as the point does (since session 44, a review: status ok, 5.9e301 J).
+  fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "t.yaml");
+  std::ofstream(dir / "t.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: t.yaml}\nparameters:\n"
+                                         "  - {key: training.pretrain.tokens, values: [\"1e9 tokens\", \"1e308 tokens\"]}\n";
+  const auto st = run({"sweep", (dir / "t.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                       (dir / "st.h5").string(), "--quiet"});
+  INFO(st.err);
+  REQUIRE(st.code == 0);
+  const RunRecord trec = read_run(dir / "st.h5");
+  CHECK(col<std::string>(trec, "sweep/points", "status") == std::vector<std::string>{"ok", "cannot run"});
+  const auto status = col<std::string>(trec, "sweep/training", "status");
+  REQUIRE(status.size() == 2);
+  CHECK(status[0] == "ok");
+  CHECK(status[1].find("beyond what can be represented") != std::string::npos);
+  CHECK(std::isnan(col<double>(trec, "sweep/training", "facility_energy")[1]));
+  CHECK(std::isfinite(col<double>(trec, "sweep/training", "facility_energy")[0]));
+  CHECK(col<double>(trec, "sweep/training", "pue")[1] == approx(1.5));  // an input, kept
   fs::remove_all(dir);
 }
 
