@@ -1514,7 +1514,11 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
     interval = *o.checkpoint_interval_s;
     if (o.checkpoint_bandwidth_bytes_per_s) {
       const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
-      const double size = c.parameters * (2 + state);
+      // Weights at the compute precision and the optimizer's state, whose fp32 master copy an fp32
+      // job does not keep apart (as the memory check counts it; since session 44, a review: 2 B
+      // more a parameter whatever the precision).
+      const double weight_bytes = hardware::bytes_per_value(job.precision);
+      const double size = c.parameters * (weight_bytes + (weight_bytes >= 4 ? std::max(0.0, state - 4) : state));
       ckpt_s = std::floor((t0 + ramp_s) / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
     }
     rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
@@ -1522,8 +1526,12 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
   const double eval_s = o.evaluation_fraction * t0;
   if (eval_s > 0) rows.push_back({"evaluation", eval_s, eval_s * busy_w});
   if (o.mtbf_s) {
-    const double failures = n / *o.mtbf_s * (t0 + ramp_s + ckpt_s + eval_s);
-    const double lost = failures * interval / 2;
+    const double span = t0 + ramp_s + ckpt_s + eval_s;
+    const double failures = n / *o.mtbf_s * span;
+    // A failure loses the work since the last checkpoint: half an interval on average, or half the
+    // run where the run is shorter than an interval (since session 44, a review: a 30-day interval
+    // on a one-day run lost 214 % of it).
+    const double lost = failures * std::min(interval, span) / 2;
     const double restarts = failures * o.restart_s;
     rows.push_back({"lost work", lost, lost * busy_w});
     rows.push_back({"restarts", restarts, restarts * waiting_w});
@@ -1556,6 +1564,24 @@ TrainingResult simulate_training(const TrainingJob& job) {
   r.ok = c.fits;
   r.reason = c.reason;
   TrainingJob predicted = job;
+  // First order (Young/Daly) holds while failures are rare beside an interval and a restart; where
+  // the job fails once or more in an interval plus a restart on average, a run may never finish:
+  // it cannot run, and says why (since session 44, a review: a failure a minute gave a 25-year run).
+  const JobOverheads& o = job.overheads;
+  if (c.fits && o.mtbf_s && o.checkpoint_interval_s) {
+    const double system_mtbf = *o.mtbf_s / static_cast<double>(job.accelerators);
+    if (system_mtbf <= *o.checkpoint_interval_s + o.restart_s) {
+      char why[320];
+      std::snprintf(why, sizeof why,
+                    "fails every %.3g s on average (mtbf / accelerators), not longer than a checkpoint interval and a "
+                    "restart (%.3g s): the first-order failure model does not hold and the run may never finish",
+                    system_mtbf, *o.checkpoint_interval_s + o.restart_s);
+      c.fits = false;
+      c.reason = why;
+      r.ok = false;
+      r.reason = why;
+    }
+  }
   if (c.fits) {
     r.overheads = job_overheads(job, c);
     double time = 0, energy = 0;

@@ -1264,6 +1264,34 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   CHECK(d.overheads[5].energy_j == approx(0.3 * 50));
   CHECK(d.overheads[6].time_s == approx(2 * (one_run + 0.3)));
   CHECK(d.footprint.duration_s == approx(3 * (one_run + 0.3)));
+
+  // Since session 44 (a review): an fp32 job's checkpoint holds 4 B weights and Adam's 8 B of
+  // moments, its weights being the master copy (12 B, not 14); a checkpoint interval longer than
+  // the run loses half the run a failure, not half the interval; a job that fails once or more in
+  // an interval and a restart cannot run, and says why.
+  job.overheads.downtime_s = 0;
+  job.overheads.runs = 1;
+  TrainingJob fp32 = job;
+  fp32.precision = "fp32";
+  const TrainingResult f32 = simulate_training(fp32);
+  REQUIRE(f32.ok);
+  const double t32 = f32.step->steps * f32.step->step_s;
+  CHECK(f32.overheads[1].time_s == approx(std::floor(t32 / 0.05) * 1001000.0 * 12 / 1e9));
+  job.overheads.checkpoint_interval_s = 5;  // 25 times the run, and half the 10 s MTBF
+  job.overheads.restart_s = 0;
+  const TrainingResult long_interval = simulate_training(job);
+  REQUIRE(long_interval.ok);
+  const double span = t0 + 0.1 * t0;  // no checkpoint is written
+  CHECK(long_interval.overheads[3].item == "lost work");
+  CHECK(long_interval.overheads[3].time_s == approx(span / 10 * span / 2));
+  job.overheads.checkpoint_interval_s = 9.5;
+  job.overheads.restart_s = 0.5;  // a failure every 10 s, an interval and a restart of 10 s
+  const TrainingResult never = simulate_training(job);
+  CHECK_FALSE(never.ok);
+  CHECK(never.reason.find("fails every 10 s on average (mtbf / accelerators), not longer than a checkpoint interval and a restart (10 s)") !=
+        std::string::npos);
+  CHECK(never.overheads.empty());
+  CHECK_FALSE(never.footprint.facility_energy_j > 0);
 }
 
 #include "dlcarbon/inference_cost.hpp"
