@@ -71,6 +71,7 @@ struct ScenarioOutcome {
   // grid trajectory or an inference count past 1e300), each "<file:line:col>: <key>: <why>" for a
   // run (bad input, nothing written) and "<id>: <why>" for a sweep point's reason (cannot run).
   std::vector<std::string> beyond, beyond_reasons;
+  std::vector<std::string> beyond_keys;  // each reason's entity, "training.<id>" and the like
 };
 // InputError for an inference job or deployment that cannot be costed at all (a batch too large to
 // size, hardware without a memory bandwidth, a request longer than a learned position table).

@@ -191,6 +191,7 @@ void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
     const std::string why = what + " is beyond what can be represented (past 1e300 or not a number)";
     o.beyond.push_back(format_input_error(origin, key, why));
     o.beyond_reasons.push_back(id + ": " + why);
+    o.beyond_keys.push_back(key);
   };
   const auto number = [](double x) { return std::isfinite(x) && std::abs(x) < kRepresentable; };
   for (std::size_t i = 0; i < o.training.size() && i < scenario.training.size(); ++i) {

@@ -182,7 +182,8 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
   // figures are unknowns, finite or not (since session 44, a review: a job's row kept status ok and
   // figures past 1e300 where the point said it could not run).
   if (!o.beyond_reasons.empty()) {
-    for (const char* name : {"sweep/training", "sweep/inference", "sweep/deployments"}) {
+    for (const auto& [name, section] : {std::pair<const char*, const char*>{"sweep/training", "training."},
+                                        {"sweep/inference", "inference."}, {"sweep/deployments", "deployments."}}) {
       auto it = rows.find(name);
       if (it == rows.end()) continue;
       Table& t = it->second;
@@ -193,9 +194,12 @@ PointRows point_rows(const SweepSpec& spec, const SweepPoint& point, const Scena
         if (c.name == "status") status = std::get_if<std::vector<std::string>>(&c.values);
       }
       for (std::size_t row = 0; row < t.rows(); ++row) {
+        // (Ids are unique within a section only: a reason is the row's where its key is the row's.)
         std::string why;
-        for (const auto& reason : o.beyond_reasons) {
-          if (ids && row < ids->size() && reason.rfind((*ids)[row] + ": ", 0) == 0) why = reason.substr((*ids)[row].size() + 2);
+        for (std::size_t k = 0; k < o.beyond_reasons.size() && k < o.beyond_keys.size(); ++k) {
+          if (ids && row < ids->size() && o.beyond_keys[k] == section + (*ids)[row]) {
+            why = o.beyond_reasons[k].substr((*ids)[row].size() + 2);
+          }
         }
         for (auto& c : t.columns) {
           if (auto* v = std::get_if<std::vector<double>>(&c.values); v && row < v->size()) {

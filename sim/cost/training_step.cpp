@@ -1517,7 +1517,8 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
       // Weights at the compute precision and the optimizer's state, whose fp32 master copy an fp32
       // job does not keep apart (as the memory check counts it; since session 44, a review: 2 B
       // more a parameter whatever the precision).
-      const double weight_bytes = hardware::bytes_per_value(job.precision);
+      // (8-bit jobs keep 16-bit weights, as the memory check counts them.)
+      const double weight_bytes = std::max(2.0, hardware::bytes_per_value(job.precision));
       const double size = c.parameters * (weight_bytes + (weight_bytes >= 4 ? std::max(0.0, state - 4) : state));
       ckpt_s = std::floor((t0 + ramp_s) / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
     }
@@ -1564,26 +1565,33 @@ TrainingResult simulate_training(const TrainingJob& job) {
   r.ok = c.fits;
   r.reason = c.reason;
   TrainingJob predicted = job;
-  // First order (Young/Daly) holds while failures are rare beside an interval and a restart; where
-  // the job fails once or more in an interval plus a restart on average, a run may never finish:
-  // it cannot run, and says why (since session 44, a review: a failure a minute gave a 25-year run).
+  if (c.fits) r.overheads = job_overheads(job, c);
+  // First order (Young/Daly) holds while failures are rare beside the work a failure loses and a
+  // restart; where the job fails once or more in that time on average (an interval, or the run
+  // where it is shorter, and a restart), a run may never finish: it cannot run, and says why (since
+  // session 44, a review: a failure a minute gave a 25-year run).
   const JobOverheads& o = job.overheads;
   if (c.fits && o.mtbf_s && o.checkpoint_interval_s) {
+    double span = 0;  // the run without failures: training, ramp-up, checkpoints, evaluation
+    for (const auto& row : r.overheads) {
+      if (row.item == "training" || row.item == "batch ramp-up" || row.item == "checkpointing" || row.item == "evaluation") span += row.time_s;
+    }
     const double system_mtbf = *o.mtbf_s / static_cast<double>(job.accelerators);
-    if (system_mtbf <= *o.checkpoint_interval_s + o.restart_s) {
+    const double exposed = std::min(*o.checkpoint_interval_s, span) + o.restart_s;
+    if (system_mtbf <= exposed) {
       char why[320];
       std::snprintf(why, sizeof why,
-                    "fails every %.3g s on average (mtbf / accelerators), not longer than a checkpoint interval and a "
+                    "fails every %.3g s on average (mtbf / accelerators), not longer than the work a failure loses and a "
                     "restart (%.3g s): the first-order failure model does not hold and the run may never finish",
-                    system_mtbf, *o.checkpoint_interval_s + o.restart_s);
+                    system_mtbf, exposed);
       c.fits = false;
       c.reason = why;
       r.ok = false;
       r.reason = why;
+      r.overheads.clear();
     }
   }
   if (c.fits) {
-    r.overheads = job_overheads(job, c);
     double time = 0, energy = 0;
     for (const auto& row : r.overheads) {
       time += row.time_s;

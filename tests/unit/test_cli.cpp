@@ -2074,6 +2074,9 @@ deployments:
   // A training job whose energy is finite but past 1e300: its row says why and holds no figures,
   // as the point does (since session 44, a review: status ok, 5.9e301 J).
   fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "t.yaml");
+  // (An inference job of the same id, whose row is another's: it keeps its figures.)
+  std::ofstream(dir / "t.yaml", std::ios::app)
+      << "inference:\n  - {id: pretrain, model: small-lm, hardware: test-gpu, batch: 8, inferences: 1e6, datacenter: test-dc}\n";
   std::ofstream(dir / "t.sweep.yaml") << "schema_version: 1\nsweep: {name: t, scenario: t.yaml}\nparameters:\n"
                                          "  - {key: training.pretrain.tokens, values: [\"1e9 tokens\", \"1e308 tokens\"]}\n";
   const auto st = run({"sweep", (dir / "t.sweep.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
@@ -2089,6 +2092,8 @@ deployments:
   CHECK(std::isnan(col<double>(trec, "sweep/training", "facility_energy")[1]));
   CHECK(std::isfinite(col<double>(trec, "sweep/training", "facility_energy")[0]));
   CHECK(col<double>(trec, "sweep/training", "pue")[1] == approx(1.5));  // an input, kept
+  CHECK(col<std::string>(trec, "sweep/inference", "status") == std::vector<std::string>{"ok", "ok"});
+  CHECK(std::isfinite(col<double>(trec, "sweep/inference", "it_energy")[1]));
   fs::remove_all(dir);
 }
 

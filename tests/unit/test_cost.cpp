@@ -1277,6 +1277,14 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   REQUIRE(f32.ok);
   const double t32 = f32.step->steps * f32.step->step_s;
   CHECK(f32.overheads[1].time_s == approx(std::floor(t32 / 0.05) * 1001000.0 * 12 / 1e9));
+  // An 8-bit job keeps 16-bit weights (as its memory check counts them): 14 B, not 13.
+  TrainingJob fp8 = job;
+  fp8.precision = "fp8";
+  fp8.hardware.peak_flop_per_s["fp8"] = 2e14;
+  const TrainingResult f8 = simulate_training(fp8);
+  REQUIRE(f8.ok);
+  const double t8 = f8.step->steps * f8.step->step_s;
+  CHECK(f8.overheads[1].time_s == approx(std::floor(t8 / 0.05) * 1001000.0 * 14 / 1e9));
   job.overheads.checkpoint_interval_s = 5;  // 25 times the run, and half the 10 s MTBF
   job.overheads.restart_s = 0;
   const TrainingResult long_interval = simulate_training(job);
@@ -1285,10 +1293,14 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   CHECK(long_interval.overheads[3].item == "lost work");
   CHECK(long_interval.overheads[3].time_s == approx(span / 10 * span / 2));
   job.overheads.checkpoint_interval_s = 9.5;
-  job.overheads.restart_s = 0.5;  // a failure every 10 s, an interval and a restart of 10 s
+  job.overheads.restart_s = 0.5;  // a failure every 10 s on a run of 0.2 s: rare beside the run, it runs
+  CHECK(simulate_training(job).ok);
+  job.overheads.mtbf_s = 0.06;  // a failure every 0.06 s, each losing 0.05 s of a checkpoint interval and a 0.01 s restart
+  job.overheads.checkpoint_interval_s = 0.05;
+  job.overheads.restart_s = 0.01;
   const TrainingResult never = simulate_training(job);
   CHECK_FALSE(never.ok);
-  CHECK(never.reason.find("fails every 10 s on average (mtbf / accelerators), not longer than a checkpoint interval and a restart (10 s)") !=
+  CHECK(never.reason.find("fails every 0.06 s on average (mtbf / accelerators), not longer than the work a failure loses and a restart (0.06 s)") !=
         std::string::npos);
   CHECK(never.overheads.empty());
   CHECK_FALSE(never.footprint.facility_energy_j > 0);
