@@ -111,9 +111,10 @@ double gemm_shape_factor(const DeviceModel& device, double m, double n, double k
 // tiles than SMs, each split at least 256 of k); 1 where it is not split or the device gives no SMs.
 double gemm_split_k(const DeviceModel& device, double m, double n, double k, double count = 1);
 
-// Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`.
+// Energy roofline of one kernel that ran `seconds`, computing `flops` at `dtype`; a product
+// (`gemm`) at its precision's measured ceiling draws what one at the headline ceiling does.
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
-                     double seconds);
+                     double seconds, bool gemm = true);
 
 // The model of a catalog entry: its calibrated `efficiency` and `energy` blocks where the
 // catalog has them, else the documented datasheet defaults (docs/hardware-model.md).

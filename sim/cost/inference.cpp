@@ -41,7 +41,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
                           : cost_detail::Reduction{};
     const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
     r.batch_time_s += seconds;
-    energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds);
+    energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds, gemm);
     // The image batch a layout reorder moves: the builders' input op (ResNet, ViT), or, in a graph
     // file, which has none, the feature map its first convolution reads (its `input`, or the unfolded
     // m x k where that is not given, an upper bound; since session 41, a review: the reorder had

@@ -583,10 +583,10 @@ StepCost cost_training_step(const TrainingJob& job) {
         }
       }
     }
-    const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s);
+    const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, gemm);
     const double e_b = hardware::kernel_energy(
         od, op_precision, bf * flops + bias_bwd_flops + red_b.flops,
-        bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s);
+        bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s, gemm);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     // A column-parallel product (the attention's input projections, the feed-forward's up and
@@ -1015,7 +1015,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, p.zero_stage >= 2) / static_cast<double>(devices);
     const double average_bytes = average_held * acc_bytes_per_value;
     const auto average_acc = hardware::kernel_time(dev16, "fp32", average_held, average_bytes, false);
-    busy_energy += acc_share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds);
+    busy_energy += acc_share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds, false);
     average_busy_s += acc_share * average_acc.seconds;
     // The ops table's row: every device's pass, as its other rows hold every device's ops (since
     // session 42, a review: the busiest device's alone, so a pipeline's backward rows fell short
@@ -1026,7 +1026,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       const auto k = hardware::kernel_time(dev16, "fp32", h, h * acc_bytes_per_value, false);
       all_held += h;
       all_s += k.seconds;
-      all_e += hardware::kernel_energy(dev16, "fp32", h, h * acc_bytes_per_value, k.seconds);
+      all_e += hardware::kernel_energy(dev16, "fp32", h, h * acc_bytes_per_value, k.seconds, false);
     }
     c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", acc_share * all_held, acc_share * all_held * acc_bytes_per_value,
                      acc_share * all_s, acc_share * all_e, "memory"});
@@ -1263,7 +1263,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;
   c.ops.push_back({"optimizer." + p.optimizer, "elementwise", "opt", 12 * opt_params, traffic_bytes * opt_params, opt.seconds,
-                   hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds),
+                   hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds, false),
                    opt.memory_bound ? "memory" : "compute"});
   if (c.ops.empty()) return c;
   if (c.tensor_comm_s > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
@@ -1324,7 +1324,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         const auto ending = hardware::kernel_time(dev, "fp32", 12 * worst_params, traffic_bytes * worst_params, false);
         row.flops = 12 * worst_params;
         row.bytes = traffic_bytes * worst_params;
-        row.energy_j = hardware::kernel_energy(dev, "fp32", row.flops, row.bytes, ending.seconds);
+        row.energy_j = hardware::kernel_energy(dev, "fp32", row.flops, row.bytes, ending.seconds, false);
         row.time_s = worst_opt;
       }
     }
@@ -1424,7 +1424,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const auto average_opt = hardware::kernel_time(dev, "fp32", 12 * average_opt_params, traffic_bytes * average_opt_params, false);
   const double busy_s = static_cast<double>(c.microbatches) * average_busy_s + average_opt.seconds;
   const double opt_energy = hardware::kernel_energy(dev, "fp32", 12 * average_opt_params, traffic_bytes * average_opt_params,
-                                                    average_opt.seconds);
+                                                    average_opt.seconds, false);
   const double device_energy = static_cast<double>(c.microbatches) * busy_energy + opt_energy +
                                dev.static_w * std::max(0.0, c.step_s - busy_s);
   c.device_power_w = device_energy / c.step_s;

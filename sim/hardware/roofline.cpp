@@ -200,7 +200,7 @@ KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, doub
 }
 
 double kernel_energy(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
-                     double seconds) {
+                     double seconds, bool gemm) {
   // Lower-precision units spend less per FLOP: scale e_flop by the ratio of peaks, and by that of
   // the ceilings, the headline's to the one a product at `dtype` runs at, so that a GEMM at its own
   // precision's ceiling draws the power limit as one at the headline ceiling does (since session 44,
@@ -208,7 +208,8 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   // H100's FP8 GEMM at 0.709 659 W of 700; per kernel, not per job: an FP8 job's fp32 optimizer
   // takes fp32's ratio).
   double scale = fastest_16bit(device) / device.peak(dtype);
-  if (const auto it = device.ceiling_entry(dtype); it != device.gemm_by_precision.end() && it->second.efficiency > 0) {
+  // (Products only: the other kernels run on the vector units, whose rate no GEMM ceiling sets.)
+  if (const auto it = device.ceiling_entry(dtype); gemm && it != device.gemm_by_precision.end() && it->second.efficiency > 0) {
     scale *= device.headline_gemm_efficiency / it->second.efficiency;
   }
   // The power limit: whatever the kernel does, the device draws at most its TDP.

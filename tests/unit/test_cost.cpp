@@ -550,6 +550,11 @@ TEST_CASE("a GEMM ceiling and shape measured at one precision, by hand") {
     CHECK(hardware::kernel_energy(d, "fp32", flops, 0, 2 * at_ceiling) / (2 * at_ceiling) ==
           approx(d.static_w + 0.5 * (d.power_limit_w - d.static_w)));
   }
+  // A kernel that is not a product (an fp32 optimizer's, on the vector units) takes the peaks'
+  // ratio alone: no GEMM ceiling sets its rate.
+  const double slow = 10 * at_ceiling;
+  CHECK(hardware::kernel_energy(base, "fp32", flops, 0, slow, false) == approx(flops * base.e_flop_j * 10 + base.static_w * slow));
+  CHECK(hardware::kernel_energy(base, "fp32", flops, 0, slow) == approx(flops * base.e_flop_j * 10 * 0.5 / 0.9 + base.static_w * slow));
   // An fp16 GEMM at the headline ceiling, 0.5 of 1e14, draws the limit as before.
   const double at_headline = flops / (0.5 * 1e14);
   CHECK(hardware::kernel_energy(base, "fp16", flops, 0, 2 * at_headline) / (2 * at_headline) ==
