@@ -75,8 +75,11 @@ void check_output_path(const std::filesystem::path& given) {
   const std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(parent, ec)) {
-    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " +
-                     text::quoted(parent.string()) + " does not exist");
+    // The system's reason where it has one other than absence (a path too long, a folder it may
+    // not search; since session 44, a review: "does not exist" for a folder that does).
+    const bool other = ec && ec != std::errc::no_such_file_or_directory;
+    throw InputError("--output: cannot write " + text::quoted(out.string()) + ": directory " + text::quoted(parent.string()) +
+                     (other ? ": " + ec.message() : std::string(" does not exist")));
   }
   if (std::filesystem::is_directory(out, ec)) {
     throw InputError("--output: cannot write " + text::quoted(out.string()) + ": it is a directory (name a file in it)");

@@ -9,6 +9,8 @@
 using dlcarbon::test::approx;
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <cmath>
@@ -136,6 +138,13 @@ TEST_CASE("an output folder that does not exist is bad input, and nothing is wri
   CHECK(r.code == 2);
   CHECK(r.err.find("does not exist") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
+  // A folder path past the system's length says so, not "does not exist" (since session 44).
+  std::string deep = temp_dir().string();
+  for (int i = 0; i < 21; ++i) deep += "/" + std::string(200, 'a');
+  r = run({"run", (kData / "scenarios/good_base.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", deep + "/x.h5"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(std::strerror(ENAMETOOLONG)) != std::string::npos);
+  CHECK(r.err.find("does not exist") == std::string::npos);
   // An output that is a folder: bad input too (before, the final rename failed: exit 1).
   for (const char* command : {"run", "sweep"}) {
     const fs::path file = std::string(command) == "run" ? kData / "scenarios/good_base.yaml" : kData / "sweeps/grid.sweep.yaml";
