@@ -9,7 +9,6 @@
 // model on GPUs (collectives.cpp).
 
 #include <algorithm>
-#include <set>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -376,12 +375,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   // the decoder embedding's size for every layer, an image's for a CNN).
   std::vector<double> layer_input(layer_ids.size(), 0.0);
   double last_output = 0, encoder_output = 0;
-  // Tensors several ops read and one keeps (Op::shared_input_bytes): the devices on which an op
-  // that reads one has run, so that a device keeps a tensor it received once, however many of its
-  // layers read it (an interleaved device with two decoder chunks, the encoder's output; a ResNet
-  // block's convolution and its downsample, the block's input). Since session 44, from a review.
-  const bool any_shared = std::any_of(g.ops().begin(), g.ops().end(), [](const graph::Op& o) { return o.shared_input_bytes > 0; });
-  std::set<std::pair<std::size_t, int>> read_on_device;  // (device, tensor's op id)
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
     if (in_layer) {
@@ -640,9 +633,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       // (since session 43, a review: it had been counted on neither side's receiving device).
       if (op.shared_input_bytes > 0) {
         const std::size_t pos = position_of(op.layer);
-        const std::vector<int> inputs = g.inputs_of(static_cast<int>(&op - g.ops().data()));
-        const bool seen = !inputs.empty() && read_on_device.count({owner, inputs.front()}) > 0;
-        if (pos > 0 && device_of_layer[pos] != device_of_layer[pos - 1] && !seen) kept_bytes += keep * op.shared_input_bytes / saved_split;
+        if (pos > 0 && device_of_layer[pos] != device_of_layer[pos - 1]) kept_bytes += keep * op.shared_input_bytes / saved_split;
       }
       // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
       if (kv_bytes > 0) kept_bytes += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
@@ -725,9 +716,6 @@ StepCost cost_training_step(const TrainingJob& job) {
       ++moe_layers;
       moe_bytes += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;  // routed tokens x d_model
       dev_moe[owner] += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
-    }
-    if (any_shared) {
-      for (const int in : g.inputs_of(static_cast<int>(&op - g.ops().data()))) read_on_device.insert({owner, in});
     }
     last_output = output;
     c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, e_f,
