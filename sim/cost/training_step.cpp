@@ -374,6 +374,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // pipeline stage sends on and what full recomputation keeps a layer (since session 33; before,
   // the decoder embedding's size for every layer, an image's for a CNN).
   std::vector<double> layer_input(layer_ids.size(), 0.0);
+  std::vector<double> layer_encoder(layer_ids.size(), 0.0);  // the encoder's output in it
   double last_output = 0, encoder_output = 0;
   for (const auto& op : g.ops()) {
     const bool in_layer = op.layer >= 0;
@@ -382,6 +383,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       if (static_cast<int>(pos) != previous_layer && layer_input[pos] == 0) {
         const bool reads_encoder = encoder_output > 0 && op.name.rfind("decoder.", 0) == 0;
         layer_input[pos] = last_output + (reads_encoder ? encoder_output : 0);
+        layer_encoder[pos] = reads_encoder ? encoder_output : 0;
       }
       previous_layer = static_cast<int>(pos);
     }
@@ -749,9 +751,16 @@ StepCost cost_training_step(const TrainingJob& job) {
   // size).
   const double boundary_bytes = layer_input.empty() ? 0.0 : *std::max_element(layer_input.begin(), layer_input.end());
   std::vector<double> dev_inputs(devices, 0.0);  // the inputs of each device's layers, summed
+  std::vector<char> encoder_kept(chunk_count, 0);
   for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
-    dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += layer_input[pos];
-    chunk_inputs[chunk_of_layer[pos]] += layer_input[pos];
+    // The encoder's output a decoder layer reads is one tensor for the layers of a chunk, received
+    // with the chunk's input: a checkpoint of each layer holds it once, not once a layer (since
+    // session 44, a review: full recomputation had kept it for every decoder layer).
+    const std::size_t chunk = chunk_of_layer[pos];
+    const double kept = layer_input[pos] - (encoder_kept[chunk] ? layer_encoder[pos] : 0.0);
+    if (layer_encoder[pos] > 0) encoder_kept[chunk] = 1;
+    dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += kept;
+    chunk_inputs[chunk_of_layer[pos]] += kept;
   }
   // Each device sends a microbatch's activations on and its gradients back, once a chunk: over
   // the boundary after it and the one before it. An end device has one such boundary, counted

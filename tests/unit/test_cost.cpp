@@ -3471,3 +3471,34 @@ TEST_CASE("a capacity factor's padding is executed work, not model FLOPs: MFU's 
   CHECK(two.compute_s > one.compute_s);
   CHECK(two.mfu < one.mfu);
 }
+
+TEST_CASE("full recomputation keeps the encoder's output once for the decoder layers that read it") {
+  // Two encoder and three decoder layers (d 64, 32 positions each side), one sequence, fp16, one
+  // device, full recomputation: it keeps each layer's input, the encoder's output once beside the
+  // decoder layers' own (E = 32 x 64 x 2 B = 4,096 B; before session 44, once a decoder layer:
+  // 3 E), both final norms, the head's and the loss's, and, while a layer's backward runs, a
+  // layer's recomputed activations less its input (the layers' average).
+  TransformerDesign d = small_decoder(3);
+  d.arch = TransformerDesign::Arch::encoder_decoder;
+  d.encoder_layers = 2;
+  TrainingJob job = mlp_job();
+  job.design = d;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.parallelism->recompute = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto g = graph::build_graph(d, graph::GraphShape{1, 2});
+  const double e = 32 * 64 * 2.0;
+  const double inputs = 5 * e + e;  // five layers' hidden inputs of E each, and the encoder's output once
+  double layers = 0, ends = 0, other = 0;
+  for (const auto& op : g.ops()) {
+    if (op.layer < 0) {
+      other += op.saved_bytes;
+    } else {
+      layers += op.saved_bytes;
+      if (op.name == "encoder.final_norm" || op.name == "decoder.final_norm") ends += op.saved_bytes;
+    }
+  }
+  CHECK(c.stages.at(0).activation_bytes == approx(inputs + ends + other + std::max(0.0, (layers - ends) / 5 - inputs / 5)));
+}
