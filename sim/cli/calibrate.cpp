@@ -715,6 +715,12 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     if (!old.created.empty()) measured_at = old.created;
     measured_seed = old.seed;
+    // A file with no samples (a run's output) is said to be one before anything about its machine
+    // (since session 44, a review: "records no machine", or under --this-machine a line taking this
+    // machine's caches, came first).
+    if (std::none_of(old.tables.begin(), old.tables.end(), [](const Table& t) { return t.path == "calibration/samples"; })) {
+      return bad("holds no calibration/samples table");
+    }
     if (const auto recorded = recorded_machine(old)) {
       machine = *recorded;
       // The measured run's --tdp and --from hold unless given again.

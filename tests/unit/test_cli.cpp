@@ -2226,3 +2226,21 @@ TEST_CASE("a grid's range with steps keeps its range in sweep/parameters") {
   CHECK(std::isnan(low[1]));
   CHECK(std::isnan(high[1]));
 }
+
+TEST_CASE("calibrate --refit of a run's output says it holds no samples, before anything of its machine") {
+  // Since session 44 (a review): "records no machine", or under --this-machine a line taking this
+  // machine's caches, had come first.
+  const fs::path dir = fresh_dir("refit-run-output");
+  REQUIRE(run({"run", (kData / "published_ok/capped.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+               (dir / "run.h5").string(), "--quiet"})
+              .code == 0);
+  for (const bool here : {false, true}) {
+    std::vector<std::string> args{"calibrate", "--refit", (dir / "run.h5").string(), "--out", (dir / "out").string()};
+    if (here) args.push_back("--this-machine");
+    const auto r = run(args);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("holds no calibration/samples table") != std::string::npos);
+    CHECK(r.out.find("caches") == std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "out"));
+  }
+}
