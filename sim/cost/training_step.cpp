@@ -1590,8 +1590,8 @@ TrainingResult simulate_training(const TrainingJob& job) {
     if (system_mtbf <= exposed) {
       char why[320];
       std::snprintf(why, sizeof why,
-                    "fails every %.3g s on average (mtbf / accelerators), not longer than the work a failure loses and a "
-                    "restart (%.3g s): the first-order failure model does not hold and the run may never finish",
+                    "fails every %.3g s on average (mtbf / accelerators), not longer than a checkpoint interval (or the "
+                    "run, where shorter) and a restart (%.3g s): the first-order failure model does not hold and the run may never finish",
                     system_mtbf, exposed);
       c.fits = false;
       c.reason = why;

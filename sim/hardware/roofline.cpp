@@ -205,7 +205,7 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   // the ceilings, the headline's to the one a product at `dtype` runs at, so that a GEMM at its own
   // precision's ceiling draws the power limit as one at the headline ceiling does (since session 44,
   // from a review: a P100's fp16 GEMM at 0.416 of its peak had drawn 188 W of its 300 W and an
-  // H100's FP8 GEMM at 0.709 659 W of 700; per kernel, not per job: an FP8 job's fp32 optimizer
+  // H100's FP8 GEMM at 0.709 about 643 W of 700; per kernel, not per job: an FP8 job's fp32 optimizer
   // takes fp32's ratio).
   double scale = fastest_16bit(device) / device.peak(dtype);
   // (Products only: the other kernels run on the vector units, whose rate no GEMM ceiling sets.)

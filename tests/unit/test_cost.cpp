@@ -1305,7 +1305,8 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   job.overheads.restart_s = 0.01;
   const TrainingResult never = simulate_training(job);
   CHECK_FALSE(never.ok);
-  CHECK(never.reason.find("fails every 0.06 s on average (mtbf / accelerators), not longer than the work a failure loses and a restart (0.06 s)") !=
+  CHECK(never.reason.find("fails every 0.06 s on average (mtbf / accelerators), not longer than a checkpoint interval (or the run, where shorter) and a "
+                          "restart (0.06 s)") !=
         std::string::npos);
   CHECK(never.overheads.empty());
   CHECK_FALSE(never.footprint.facility_energy_j > 0);
