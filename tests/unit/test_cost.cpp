@@ -107,6 +107,14 @@ TrainingJob moe_job(std::int64_t layers, std::int64_t experts) {
   return job;
 }
 
+// Two accelerators, one pipeline stage each, `microbatch` sequences a microbatch, `global_batch` a step.
+void on_two_stages(TrainingJob& job, std::int64_t microbatch, std::int64_t global_batch) {
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = microbatch;
+  job.parallelism->global_batch = global_batch;
+}
+
 // The 4-layer MLP (1000 wide) on 4 pipeline stages x 2 data ranks: 8 microbatches of 125.
 TrainingJob pipelined_mlp_job() {
   TrainingJob job = mlp_job();
@@ -1565,10 +1573,7 @@ TEST_CASE("what crosses a pipeline stage is a layer's input: an encoder-decoder'
   d.decoder_layers = 2;
   d.target_seq_len = 8;
   job.design = d;
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 4;
+  on_two_stages(job, 1, 4);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   // The busiest stage's sends over its 4 microbatches.
@@ -1597,10 +1602,7 @@ TEST_CASE("an LSTM's pipeline stages send the whole sequence a layer reads, not 
   TrainingJob job = mlp_job();
   LstmDesign d = small_lstm();
   job.design = d;
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 4;
+  on_two_stages(job, 1, 4);
   const StepCost one = cost_training_step(job);
   REQUIRE(one.fits);
   CHECK(one.pipeline_comm_s == approx(4 * 2 * 480 / 1e11));
@@ -1810,10 +1812,7 @@ TEST_CASE("a ResNet block's input shared with the residual before it is kept aga
   TrainingJob job = mlp_job();
   const ResNetDesign d{{1, 1}, false, 16, 3, 4, 10};  // blocks, bottleneck, image, channels, width, classes
   job.design = d;
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 2;
-  job.parallelism->global_batch = 4;
+  on_two_stages(job, 2, 4);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   const auto g = graph::build_graph(d, graph::GraphShape{2, 2, true});
@@ -2322,10 +2321,7 @@ TEST_CASE("the pipeline partition: the embeddings on the first device, the head 
   // (before the first layer) and the final norm's, head's and loss's H (after the last).
   TrainingJob job = mlp_job();
   job.design = small_decoder(4);
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 2;
+  on_two_stages(job, 1, 2);
   job.parallelism->gradient_accumulation = "fused";
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
@@ -2452,10 +2448,7 @@ TEST_CASE("the busiest pipeline device is chosen with its gradient accumulation 
   d.position = TransformerDesign::Position::learned;
   d.max_positions = 200000;
   job.design = d;
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 8;
+  on_two_stages(job, 1, 8);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   REQUIRE(c.microbatches == 8);
@@ -2484,10 +2477,7 @@ TEST_CASE("activations in flight: p - d microbatches on 1F1B's device d, more on
   // device, 2.5 S + E.
   job = mlp_job();
   job.design = small_decoder(4);
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 8;
+  on_two_stages(job, 1, 8);
   const double two_s_e = cost_training_step(job).stages.at(0).activation_bytes;
   job.parallelism->virtual_stages = 2;
   const double five_halves_s_e = cost_training_step(job).stages.at(0).activation_bytes;
@@ -3342,10 +3332,7 @@ TEST_CASE("interleaved 1F1B with uneven chunks: the fill, the drain and the acti
   // and v 8 had been charged 1 / 8 of a slot of fill and drain).
   TrainingJob job = mlp_job();
   job.design = small_decoder(4);
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 8;
+  on_two_stages(job, 1, 8);
   job.parallelism->stage_layers = {2, 2};
   const StepCost plain = cost_training_step(job);
   REQUIRE(plain.fits);
@@ -3431,10 +3418,7 @@ TEST_CASE("under a pipeline the ops table's forward and backward rows sum to the
   // stages' by the other devices' passes).
   TrainingJob job = mlp_job();
   job.design = small_decoder(4);
-  job.accelerators = 2;
-  job.parallelism->pipeline = 2;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 4;
+  on_two_stages(job, 1, 4);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   REQUIRE(c.microbatches == 4);
