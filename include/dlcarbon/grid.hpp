@@ -20,9 +20,15 @@ double trace_period_s(const IntensityTrace& trace);
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d);
 void civil_from_days(std::int64_t days, std::int64_t& y, unsigned& m, unsigned& d);
 
-// Where a trajectory's years count from (unix s): 1 January of the region's `year`; with a trace,
-// a year before the end of the trace's span (its rows are never scaled, its repeats are).
+// Where a trajectory's years count from (unix s): 1 January of the region's `year`; with a trace
+// of a year or more, a calendar year before the end of the trace's span (its rows are never
+// scaled, its repeats are); with a shorter pattern (a typical day or week), its first row.
 double trajectory_reference(const GridRegion& region);
+
+// The trajectory's calendar years: the start of year k after `ref` (ref's date k years on: 365 or
+// 366 days each), and the year holding `t` (negative before `ref`).
+double year_start(double ref, double k);
+double years_since(double ref, double t);
 
 // Integral of the location-based intensity over [t0, t1] (seconds since 1970 UTC): kgCO2e/J x s.
 double intensity_integral(const GridRegion& region, double t0, double t1);

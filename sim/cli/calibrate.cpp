@@ -1118,9 +1118,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   y << "    source: \"dlcarbon calibrate on " << measured_on << ", " << machine.cpu << ", " << machine.threads << " threads, oneDNN "
     << machine.onednn << "\"\n";
   y << "    notes: >-\n      Per-group fits (rate GFLOP/s, bandwidth GB/s, overhead us):";
+  // "-" where a group's model has no such term (since session 45, a review: memory-bound groups
+  // had printed a rate "inf" and convolutions, fitted on compute alone, a "bandwidth" of 3.8e4
+  // GB/s); a GEMM shape model's bandwidth is that of its weights beyond the caches, and a rate the
+  // entry took as the best measured (above) is printed as taken.
+  const auto shown = [](double x, int significant) {
+    return std::isfinite(x) && x > 0 ? format_number(x, significant) : std::string("-");
+  };
   for (const auto& [group, g] : fits) {
-    y << " " << group << " " << format_number(g.rate() / 1e9, 4) << "/" << format_number(1 / g.roofline.memory_b() / 1e9, 4)
-      << "/" << format_number(g.overhead() * 1e6, 3) << (g.shape ? " (shape model)" : "") << ";";
+    const bool compute_only = group.rfind("conv/", 0) == 0;
+    const bool memory_only = std::isinf(g.rate());
+    const double rate_used = rate_direct.count(group) && rate_direct.at(group) ? rate(group.c_str()) : g.rate();
+    const double time_per_byte = g.shape && !g.shape->w.empty() ? g.shape->w.back() : g.roofline.memory_b();
+    y << " " << group << " " << (memory_only ? "-" : shown(rate_used / 1e9, 4)) << "/"
+      << (compute_only ? "-" : shown(1 / time_per_byte / 1e9, 4)) << "/" << format_number(g.overhead() * 1e6, 3)
+      << (g.shape ? " (shape model)" : "") << ";";
   }
   y << " energy: " << (rapl_readable() ? "RAPL readable" : "no readable RAPL, datasheet model") << ".\n";
   const std::filesystem::path entry = out_dir / (id + ".yaml");

@@ -7,6 +7,7 @@ namespace dlcarbon::lifecycle {
 namespace {
 
 constexpr double kYear = 365.0 * 86400.0;
+constexpr double kMeanYear = 365.2425 * 86400.0;  // the Gregorian calendar's mean year
 
 // F(u) = integral of the trace from its start to u, for u in [start, start + period].
 double within_period(const IntensityTrace& t, double u) {
@@ -132,50 +133,74 @@ double trajectory_reference(const GridRegion& region) {
     // which also scaled a longer trace's own later rows. A pattern shorter than a year (a typical
     // day or week) stands for the year from its first row: its repeats in that year are year 0
     // (since session 41, a review: a typical day's second day had been scaled as the next year's).
-    return static_cast<double>(region.trace->time_unix_s.front()) + std::max(trace_period_s(*region.trace), kYear) - kYear;
+    // A year before the span's end, in calendar years (since session 45: 365 days, which put a
+    // 2024 trace's reference on 2 January).
+    const std::int64_t front = region.trace->time_unix_s.front();
+    const double period = trace_period_s(*region.trace);
+    if (period < kYear) return static_cast<double>(front);
+    return static_cast<double>(plus_years(front + static_cast<std::int64_t>(std::llround(period)), -1));
   }
   return reference_start(region);
+}
+
+// Calendar years from `ref`: year k begins on ref's date k years on (365 or 366 days each; since
+// session 45, a review: 365-day years had moved 2024-12-31 into 2025's factor, and 2030's onto
+// 29 December 2029). The calendar repeats every 400 years (146,097 days): far years are placed
+// by whole cycles, exactly.
+double year_start(double ref, double k) {
+  constexpr double kCycleYears = 400, kCycleS = 146097 * 86400.0;
+  if (!std::isfinite(k) || !std::isfinite(ref) || std::abs(ref) > 1e15) return ref + k * kMeanYear;
+  const double cycles = std::floor(k / kCycleYears);
+  const auto within = static_cast<std::int64_t>(k - cycles * kCycleYears);
+  const auto r = static_cast<std::int64_t>(std::llround(ref));
+  return static_cast<double>(plus_years(r, within)) + (ref - static_cast<double>(r)) + cycles * kCycleS;
+}
+
+double years_since(double ref, double t) {
+  double k = std::floor((t - ref) / kMeanYear);
+  if (!std::isfinite(k) || std::abs(k) > 1e12) return k;  // (beyond a second's precision)
+  while (year_start(ref, k + 1) <= t) ++k;
+  while (year_start(ref, k) > t) --k;
+  return k;
 }
 
 double intensity_integral(const GridRegion& region, double t0, double t1) {
   if (!(t1 > t0)) return 0;
   if (region.annual_change == 0) return base_integral(region, t0, t1);
-  // A trajectory scales year k after the reference year by (1 + change)^k (constant within a
-  // 365-day year, so the integral stays exact): split [t0, t1] at year boundaries.
+  // A trajectory scales calendar year k after the reference by (1 + change)^k (constant within a
+  // year, so the integral stays exact): split [t0, t1] at year boundaries.
   const double ref = trajectory_reference(region);
   const double r = 1 + region.annual_change;
   const auto scale = [&](double k) { return std::pow(r, std::max(0.0, k)); };
-  const double k0 = std::floor((t0 - ref) / kYear), k1 = std::floor((t1 - ref) / kYear);
-  // Thousands of years (a training job of 10^7 years, an inference job of 10^25 requests): the
-  // whole years between the first and the last in closed form, sum of r^max(0, k), each holding a
-  // year of the base (the trace's mean year where its period is not 365 days). Since session 43, a
-  // review: a year at a time, the loop ran for minutes and, past 10^23 s, no longer advanced.
+  const double k0 = years_since(ref, t0), k1 = years_since(ref, t1);
+  // Year by year for the first thousand years; beyond (a training job of 10^7 years, an inference
+  // job of 10^25 requests) the whole years before the last in closed form, sum of r^max(0, k),
+  // each holding a mean Gregorian year of the base (the trace's mean over its period). Since
+  // session 43, a review: a year at a time, the loop ran for minutes and, past 10^23 s, no longer
+  // advanced. A shrinking trajectory leaves the closed-form years below 10^-45 of the first.
   constexpr double kLoopYears = 1000;
-  if (k1 - k0 > kLoopYears) {
-    const double first_end = ref + (k0 + 1) * kYear, last_start = ref + k1 * kYear;
-    double per_year = region.intensity_kg_per_j * kYear;
-    if (region.trace && !region.trace->time_unix_s.empty()) {
-      const double period = trace_period_s(*region.trace), front = static_cast<double>(region.trace->time_unix_s.front());
-      per_year = base_integral(region, front, front + period) * kYear / period;
-    }
-    // sum over k = a..b of r^max(0, k): the years before the reference at 1, then a geometric series.
-    const double a = k0 + 1, b = k1 - 1;
-    const double before = std::max(0.0, std::min(b, -1.0) - a + 1);
-    const double m = std::max(a, 0.0), n = b - m + 1;
-    const double after = n <= 0 ? 0.0 : r == 1 ? n : std::pow(r, m) * (std::pow(r, n) - 1) / (r - 1);
-    return scale(k0) * base_integral(region, t0, first_end) + per_year * (before + after) +
-           scale(k1) * base_integral(region, last_start, t1);
-  }
   double total = 0;
-  double a = t0;
-  while (a < t1) {
-    const double k = std::floor((a - ref) / kYear);
-    double b = std::min(t1, ref + (k + 1) * kYear);
+  double a = t0, k = k0;
+  while (a < t1 && k - k0 < kLoopYears) {
+    double b = std::min(t1, year_start(ref, k + 1));
     if (!(b > a)) b = t1;  // (a boundary lost to rounding)
     total += scale(k) * base_integral(region, a, b);
     a = b;
+    ++k;
   }
-  return total;
+  if (!(a < t1)) return total;
+  double per_year = region.intensity_kg_per_j * kMeanYear;
+  if (region.trace && !region.trace->time_unix_s.empty()) {
+    const double period = trace_period_s(*region.trace), front = static_cast<double>(region.trace->time_unix_s.front());
+    per_year = base_integral(region, front, front + period) * kMeanYear / period;
+  }
+  // sum over j = k..k1-1 of r^max(0, j): the years before the reference at 1, then a geometric series.
+  const double lo = k, hi = k1 - 1;
+  const double before = std::max(0.0, std::min(hi, -1.0) - lo + 1);
+  const double m = std::max(lo, 0.0), n = hi - m + 1;
+  const double after = n <= 0 ? 0.0 : r == 1 ? n : std::pow(r, m) * (std::pow(r, n) - 1) / (r - 1);
+  const double last_start = std::min(t1, std::max(a, year_start(ref, k1)));
+  return total + per_year * (before + after) + scale(k1) * base_integral(region, last_start, t1);
 }
 
 double mean_intensity(const GridRegion& region, double t0, double t1) {

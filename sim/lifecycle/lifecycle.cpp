@@ -36,7 +36,7 @@ double growth_at(const Growth& g, double t) {
 
 namespace {
 
-constexpr double kHour = 3600, kDay = 86400, kYear = 365 * kDay;
+constexpr double kHour = 3600, kDay = 86400;
 
 
 double next_boundary(double t, Resolution r) {
@@ -76,7 +76,7 @@ double hour_mean_intensity(const GridRegion& region, double t) {
     }
     if (region.annual_change != 0) {
       const double ref = trajectory_reference(region);
-      const double boundary = ref + (std::floor((a - ref) / kYear) + 1) * kYear;
+      const double boundary = year_start(ref, years_since(ref, a) + 1);
       if (boundary > a) next = std::min(next, boundary);
     }
     if (!(next > a)) next = std::min(b, a + 1);  // guard against rounding
@@ -662,7 +662,7 @@ double intensity_at(const GridRegion& region, double t) {
   if (region.annual_change != 0) {
     // Year k after the reference year scales by (1 + change)^k (as intensity_integral does).
     const double ref = trajectory_reference(region);
-    value *= std::pow(1 + region.annual_change, std::max(0.0, std::floor((t - ref) / kYear)));
+    value *= std::pow(1 + region.annual_change, std::max(0.0, years_since(ref, t)));
   }
   return value;
 }

@@ -236,6 +236,51 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     CHECK(coef[0] == approx(20e-12).epsilon(0.01));
     for (std::size_t l = 0; l < 3; ++l) CHECK(g.b[l] == approx(truth.b[l]).epsilon(0.01));
   }
+  // A quick run's three sizes against two cache levels: four unknowns, three points. The fit keeps
+  // the last level only (three unknowns) and the largest size's rate bounds memory's from above.
+  {
+    RooflineFit truth;
+    truth.blend = true;
+    truth.levels = levels;
+    truth.b = {1 / 180e9, 1 / 90e9, 1 / 35e9};
+    truth.c = 1.2e-6;
+    std::vector<double> B, T;
+    for (const auto& s : shape_set(true, true, true)) {
+      if (s.group() != "stream/f32" || s.role != Role::calibrate) continue;
+      B.push_back(s.bytes());
+      T.push_back(truth.predict(0, s.bytes()));
+    }
+    REQUIRE(B.size() == 3);
+    const RooflineFit f = fit_memory_blend(B, T, levels);
+    CHECK(f.levels == std::vector<double>{6 * MiB});
+    REQUIRE(f.b.size() == 2);
+    CHECK(f.b[0] <= f.b[1]);
+    const double largest = *std::max_element(B.begin(), B.end());
+    CHECK(1 / f.b[1] <= largest / (*std::max_element(T.begin(), T.end()) - f.c) * 1.000001);
+    CHECK(1 / f.b[1] > 0.5 * 35e9);
+  }
+  // Times that make the middle level look faster than the first (noise, or a prefetcher): the fit
+  // keeps time per byte growing outwards (the middle level as fast as the first at most), where an
+  // unconstrained one had made it free.
+  {
+    RooflineFit skewed;
+    skewed.blend = true;
+    skewed.levels = levels;
+    skewed.b = {1 / 100e9, 1 / 400e9, 1 / 30e9};
+    skewed.c = 1e-6;
+    std::vector<double> B, T;
+    for (const auto& s : shape_set(false, true, true)) {
+      if (s.group() != "stream/f32" || s.role != Role::calibrate) continue;
+      B.push_back(s.bytes());
+      T.push_back(skewed.predict(0, s.bytes()));
+    }
+    const RooflineFit f = fit_memory_blend(B, T, levels);
+    REQUIRE(f.b.size() == 3);
+    CHECK(f.b[0] > 0);
+    CHECK(f.b[0] <= f.b[1]);
+    CHECK(f.b[1] <= f.b[2]);
+    CHECK(1 / f.b[2] == approx(30e9).epsilon(0.15));
+  }
   // GEMM: 250 GFLOP/s, n0 = 3, k0 = 10, weights at 60 GB/s within 0.75 MiB, 25 GB/s within
   // 6 MiB and 12 GB/s beyond, 1 us; f32 weights (4 bytes).
   const auto gemm_truth = [&] {

@@ -145,6 +145,21 @@ TEST_CASE("a trace longer than 365 days is read as it is, and repeats with its o
   r.year = 2022;
   r.annual_change = -0.5;
   CHECK(lifecycle::trajectory_reference(r) == approx(k2022 + 365 * day));
+  // A leap year's trace (2024, 8,784 hours): its repeats are 2025's and on, a calendar year after 1
+  // January 2024 (365 days from its end had put the reference on 2 January; session 45).
+  auto leap_year = std::make_shared<IntensityTrace>();
+  for (int h = 0; h < 8784; ++h) {
+    leap_year->time_unix_s.push_back(static_cast<std::int64_t>(k2024 + h * 3600.0));
+    leap_year->kg_per_j.push_back(100 * kGPerKwh);
+  }
+  leap_year->period_s = 3600;
+  GridRegion leap_region;
+  leap_region.trace = leap_year;
+  leap_region.year = 2024;
+  leap_region.annual_change = -0.5;
+  CHECK(lifecycle::trajectory_reference(leap_region) == k2024);
+  CHECK(lifecycle::mean_intensity(leap_region, k2024 + 365 * day, k2024 + 366 * day) == approx(100 * kGPerKwh));  // 2024-12-31
+  CHECK(lifecycle::mean_intensity(leap_region, k2024 + 366 * day, k2024 + 367 * day) == approx(50 * kGPerKwh));  // 2025-01-01
   CHECK(lifecycle::mean_intensity(r, k2022 + 516 * day, k2022 + 526 * day) == approx(500 * kGPerKwh));
   CHECK(lifecycle::mean_intensity(r, k2022 + 740 * day, k2022 + 741 * day) == approx(50 * kGPerKwh));
   // A typical day stands for the year from its first row (since session 41, from a review: its
@@ -225,33 +240,53 @@ TEST_CASE("a trajectory over thousands of years: the whole years in closed form,
     r.year = 2023;
     r.annual_change = -0.10;
     const double ref = lifecycle::trajectory_reference(r);
-    const double t0 = ref - 0.5 * year, t1 = ref + 1499.25 * year, tm = ref + 749.5 * year;
+    const double t0 = ref - 0.5 * year, t1 = lifecycle::year_start(ref, 1499) + 0.25 * year;
+    const double tm = lifecycle::year_start(ref, 749) + 0.5 * year;
     const double whole = lifecycle::intensity_integral(r, t0, t1);
     CHECK(whole == approx(lifecycle::intensity_integral(r, t0, tm) + lifecycle::intensity_integral(r, tm, t1)));
-    // By hand on the annual value: half a year at 100, then 100 x 0.9^k for the whole years 0..1498
-    // and a quarter of year 1499 (negligible), g/kWh x years.
-    if (!trace) CHECK(whole == approx(100 * kGPerKwh * year * (0.5 + (1 - std::pow(0.9, 1499)) / 0.1 + 0.25 * std::pow(0.9, 1499))));
+    // By hand on the annual value: half a year at 100, then 100 x 0.9^k for the whole calendar
+    // years 2023 + k, k = 0..1498 (365 or 366 days), and a quarter of year 1499 (negligible).
+    double by_hand = 0.5 * year;
+    for (int k = 0; k < 1499; ++k) {
+      const double days = static_cast<double>(lifecycle::days_from_civil(2024 + k, 1, 1) - lifecycle::days_from_civil(2023 + k, 1, 1));
+      by_hand += std::pow(0.9, k) * days * 86400;
+    }
+    by_hand += std::pow(0.9, 1499) * 0.25 * year;
+    if (!trace) CHECK(whole == approx(100 * kGPerKwh * by_hand));
   }
-  // 10^23 s at -5 %/year: finite and quick, the series' sum (1 / 0.05 years at 100 g/kWh).
+  // 10^23 s at -5 %/year: finite and quick, the series' sum over calendar years from 1970 (about
+  // 1 / 0.05 years at 100 g/kWh; the years past the thousandth are below 10^-22 of the first).
   GridRegion g;
   g.intensity_kg_per_j = 100 * kGPerKwh;
   g.year = 1970;
   g.annual_change = -0.05;
-  CHECK(lifecycle::intensity_integral(g, 0, 1e23) == approx(100 * kGPerKwh * year / 0.05));
+  double series = 0;
+  for (int k = 0; k < 1000; ++k) {
+    series += std::pow(0.95, k) * static_cast<double>(lifecycle::days_from_civil(1971 + k, 1, 1) - lifecycle::days_from_civil(1970 + k, 1, 1)) * 86400;
+  }
+  CHECK(lifecycle::intensity_integral(g, 0, 1e23) == approx(100 * kGPerKwh * series));
+  CHECK(series == approx(year / 0.05).epsilon(0.001));
 }
 
 TEST_CASE("a trajectory scales each year after the reference year") {
-  // 100 g/kWh in 2023, -10 %/year: 2023 at 100, 2024 at 90, 2025 at 81 (365-day years from 1 Jan 2023).
+  // 100 g/kWh in 2023, -10 %/year: 2023 at 100, 2024 at 90, 2025 at 81, calendar years (since
+  // session 45, a review: 365-day years from 1 January 2023 had put 31 December 2024 in 2025).
   GridRegion r;
   r.intensity_kg_per_j = 100 * kGPerKwh;
   r.year = 2023;
   r.annual_change = -0.10;
   const double year = 365 * 86400.0;
-  CHECK(lifecycle::mean_intensity(r, k2023, k2023 + year) == approx(100 * kGPerKwh));
-  CHECK(lifecycle::mean_intensity(r, k2023 + year, k2023 + 2 * year) == approx(90 * kGPerKwh));
-  CHECK(lifecycle::mean_intensity(r, k2023 + 2 * year, k2023 + 3 * year) == approx(81 * kGPerKwh));
-  // Half a year in 2023 and half in 2024: (100 + 90) / 2.
-  CHECK(lifecycle::mean_intensity(r, k2023 + year / 2, k2023 + 1.5 * year) == approx(95 * kGPerKwh));
+  const auto jan1 = [](int y) { return static_cast<double>(lifecycle::days_from_civil(y, 1, 1) * 86400); };
+  CHECK(lifecycle::mean_intensity(r, jan1(2023), jan1(2024)) == approx(100 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, jan1(2024), jan1(2025)) == approx(90 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, jan1(2025), jan1(2026)) == approx(81 * kGPerKwh));
+  CHECK(lifecycle::mean_intensity(r, jan1(2025) - 86400, jan1(2025)) == approx(90 * kGPerKwh));  // 2024-12-31
+  CHECK(lifecycle::years_since(jan1(2023), jan1(2025) - 1) == 1);
+  CHECK(lifecycle::years_since(jan1(2023), jan1(2025)) == 2);
+  CHECK(lifecycle::year_start(jan1(2023), 7) == jan1(2030));
+  CHECK(lifecycle::year_start(jan1(2023), 407) == jan1(2430));  // a whole 400-year cycle on
+  // Half of 2023 and half of 2024 (182.5 days each): (100 + 90) / 2.
+  CHECK(lifecycle::mean_intensity(r, jan1(2024) - year / 2, jan1(2024) + year / 2) == approx(95 * kGPerKwh));
   // Before the reference year the value is not extrapolated backwards.
   CHECK(lifecycle::mean_intensity(r, k2023 - year, k2023) == approx(100 * kGPerKwh));
 }

@@ -391,7 +391,13 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
     for (std::size_t i = 0; i < t.size(); ++i) {
       std::vector<double> row{2 * m[i] * n[i] * k[i], 2 * m[i] * k[i], 2 * m[i] * n[i], 1.0};
       const double W = n[i] * k[i] * weight_bytes;
-      for (const double share : level_shares(levels, W)) row.push_back(W * share);
+      // Increments of time per byte, level by level outwards, as fit_memory_blend takes them: a
+      // level beyond every sampled weight set streams as fast as the last one sampled, not for
+      // free, and no cache level is slower than the one beyond it (session 45: a quick run's f32
+      // weights had fitted "inf GB/s, 6.97 GB/s, inf GB/s").
+      auto share = level_shares(levels, W);
+      for (std::size_t j = share.size(); j-- > 1;) share[j - 1] += share[j];
+      for (const double s : share) row.push_back(W * s);
       f.memory_sampled = f.memory_sampled || level_shares(levels, W).back() > 0;
       if (conflicts) row.push_back(W * f.conflict_share(n[i], k[i]));
       rows.push_back(std::move(row));
@@ -404,6 +410,7 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
     }
     f.c = c[3];
     f.w.assign(c.begin() + 4, c.begin() + 4 + static_cast<std::ptrdiff_t>(levels.size() + 1));
+    for (std::size_t l = 1; l < f.w.size(); ++l) f.w[l] += f.w[l - 1];
     f.w_conflict = conflicts ? c.back() : 0;
     if (!conflicts) f.conflict_cache = {};
     return f;
@@ -577,9 +584,23 @@ RooflineFit fit_memory_blend(const std::vector<double>& B, const std::vector<dou
       kept.push_back(L);
     }
   }
+  // No more unknowns (a rate per kept level and memory's, the fixed cost, the extra terms) than
+  // distinct working sets: a quick run's three STREAM sizes against L2, L3 and memory had fitted
+  // exactly through its points, with L3 free and memory at a quarter of what any size measured
+  // (session 45, a review). The smallest levels go first: the last one is the boundary with main
+  // memory, whose bandwidth the entry records.
+  std::vector<double> distinct = B;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  const std::size_t extra_terms = extra.empty() ? 0 : extra.front().size();
+  while (!kept.empty() && kept.size() + 2 + extra_terms > distinct.size()) kept.erase(kept.begin());
+  // Time per byte grows outwards (a cache level is never slower than the one beyond it): the fit
+  // takes non-negative increments d_j, b_l = d_0 + ... + d_l, whose column is B x the share of the
+  // working set at level j or beyond.
   std::vector<std::vector<double>> rows;
   for (std::size_t i = 0; i < t.size(); ++i) {
     auto row = level_shares(kept, B[i]);
+    for (std::size_t j = row.size(); j-- > 1;) row[j - 1] += row[j];
     for (auto& x : row) x *= B[i];
     row.push_back(1.0);
     if (i < extra.size()) row.insert(row.end(), extra[i].begin(), extra[i].end());
@@ -591,6 +612,7 @@ RooflineFit fit_memory_blend(const std::vector<double>& B, const std::vector<dou
   f.blend = true;
   f.levels = kept;
   f.b.assign(coef.begin(), coef.begin() + static_cast<std::ptrdiff_t>(nb));
+  for (std::size_t l = 1; l < nb; ++l) f.b[l] += f.b[l - 1];
   f.c = coef[nb];
   if (extra_coef) extra_coef->assign(coef.begin() + static_cast<std::ptrdiff_t>(nb) + 1, coef.end());
   return f;
