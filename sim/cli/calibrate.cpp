@@ -196,9 +196,19 @@ Table machine_table(const Machine& m) {
 }
 
 // The machine a raw file records; nullopt where it records none (or not in this form).
-std::optional<Machine> recorded_machine(const RunRecord& r) {
+// A table that is there but cannot be read (a column missing or of another type, threads below 1,
+// a cache level that is not a positive size, a negative L1 geometry, a recorded tdp that is not a
+// power or NaN) sets `malformed` to what is wrong and gives nothing: it is not a file written
+// before machines were recorded (since session 45, a review: such a table was said to be absent,
+// and --this-machine then took this machine's caches without a word).
+std::optional<Machine> recorded_machine(const RunRecord& r, std::string& malformed) {
+  malformed.clear();
   for (const auto& t : r.tables) {
-    if (t.path != "calibration/machine" || t.rows() != 1) continue;
+    if (t.path != "calibration/machine") continue;
+    if (t.rows() != 1) {
+      malformed = "calibration/machine has " + std::to_string(t.rows()) + " rows, not 1";
+      return std::nullopt;
+    }
     const auto text = [&](const char* c) -> const std::string* {
       const Column* col = t.find(c);
       return col && col->values.index() == 2 ? &std::get<std::vector<std::string>>(col->values).at(0) : nullptr;
@@ -210,7 +220,27 @@ std::optional<Machine> recorded_machine(const RunRecord& r) {
     };
     const auto *cpu = text("cpu"), *onednn = text("onednn"), *isa = text("isa"), *levels = text("cache_levels");
     const auto threads = whole("threads"), sets = whole("l1_sets"), ways = whole("l1_ways"), line = whole("l1_line");
-    if (!cpu || !onednn || !isa || !levels || !threads || !sets || !ways || !line || *threads < 1) return std::nullopt;
+    const auto missing = [&]() -> std::string {
+      for (const auto& [name, ok] : std::initializer_list<std::pair<const char*, bool>>{
+               {"cpu", cpu != nullptr}, {"onednn", onednn != nullptr}, {"isa", isa != nullptr},
+               {"cache_levels", levels != nullptr}, {"threads", threads.has_value()}, {"l1_sets", sets.has_value()},
+               {"l1_ways", ways.has_value()}, {"l1_line", line.has_value()}}) {
+        if (!ok) return name;
+      }
+      return "";
+    }();
+    if (!missing.empty()) {
+      malformed = "calibration/machine has no readable column " + missing;
+      return std::nullopt;
+    }
+    if (*threads < 1) {
+      malformed = "calibration/machine records " + std::to_string(*threads) + " threads";
+      return std::nullopt;
+    }
+    if (*sets < 0 || *ways < 0 || *line < 0) {
+      malformed = "calibration/machine records a negative L1 geometry (sets, ways, line: 0 where unknown)";
+      return std::nullopt;
+    }
     Machine m;
     m.cpu = *cpu;
     m.onednn = *onednn;
@@ -220,7 +250,11 @@ std::optional<Machine> recorded_machine(const RunRecord& r) {
       if (piece.empty()) continue;
       char* end = nullptr;
       const double v = std::strtod(piece.c_str(), &end);
-      if (!end || *end != '\0' || !(v > 0) || !std::isfinite(v)) return std::nullopt;
+      if (!end || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
+        malformed = "calibration/machine's cache_levels \"" + text::printable(*levels) + "\" holds \"" + text::printable(piece) +
+                    "\", not a size in bytes";
+        return std::nullopt;
+      }
       m.levels.push_back(v);
     }
     m.l1.sets = static_cast<double>(*sets);
@@ -229,7 +263,12 @@ std::optional<Machine> recorded_machine(const RunRecord& r) {
     // (Files written before session 42 record neither option.)
     if (const Column* c = t.find("tdp"); c && c->values.index() == 0) {
       const double w = std::get<std::vector<double>>(c->values).at(0);
-      if (std::isfinite(w) && w > 0) m.tdp_w = w;
+      if (std::isfinite(w) && w > 0) {
+        m.tdp_w = w;
+      } else if (!std::isnan(w)) {  // (NaN: no --tdp was given)
+        malformed = "calibration/machine records a tdp of " + format_number(w, 4) + " W";
+        return std::nullopt;
+      }
     }
     if (const auto* from = text("from")) m.from = *from;
     return m;
@@ -713,7 +752,21 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     } catch (const std::exception& e) {
       return bad(std::string("not a raw calibration file (") + e.what() + ")");
     }
-    if (!old.created.empty()) measured_at = old.created;
+    if (!old.created.empty()) {
+      // The entry's source names the measuring date from it (since session 45, a review: "garbage"
+      // had become "dlcarbon calibrate on garbage").
+      const std::string& c = old.created;
+      const auto digits = [&](std::size_t from, std::size_t n) {
+        for (std::size_t i = from; i < from + n; ++i) {
+          if (i >= c.size() || c[i] < '0' || c[i] > '9') return false;
+        }
+        return true;
+      };
+      if (!(digits(0, 4) && c.size() >= 10 && c[4] == '-' && digits(5, 2) && c[7] == '-' && digits(8, 2))) {
+        return bad("records its creation as \"" + text::printable(c) + "\", not an ISO 8601 time (YYYY-MM-DD...)");
+      }
+      measured_at = c;
+    }
     measured_seed = old.seed;
     // A file with no samples (a run's output) is said to be one before anything about its machine
     // (since session 44, a review: "records no machine", or under --this-machine a line taking this
@@ -721,7 +774,10 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     if (std::none_of(old.tables.begin(), old.tables.end(), [](const Table& t) { return t.path == "calibration/samples"; })) {
       return bad("holds no calibration/samples table");
     }
-    if (const auto recorded = recorded_machine(old)) {
+    std::string malformed;
+    const auto recorded = recorded_machine(old, malformed);
+    if (!malformed.empty()) return bad(malformed + ": the file was edited or damaged; measure again");
+    if (recorded) {
       machine = *recorded;
       // The measured run's --tdp and --from hold unless given again.
       if (!vm.count("tdp") && machine.tdp_w > 0) tdp_w = machine.tdp_w;
@@ -773,7 +829,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     }
     for (std::size_t i = 0; i < times.size(); ++i) {
       if (!std::isfinite(times[i]) || times[i] <= 0) {
-        return bad("calibration/samples row " + std::to_string(i) + " has time " + format_number(times[i], 6) +
+        const std::string shown = std::isnan(times[i]) ? "NaN" : std::isinf(times[i]) ? (times[i] > 0 ? "inf" : "-inf") : format_number(times[i], 6);
+        return bad("calibration/samples row " + std::to_string(i) + " has time " + shown +
                    ": every time must be a positive number of seconds");
       }
     }

@@ -553,8 +553,14 @@ TEST_CASE("a GPU run's CSV reads back what was written, and bad files name their
             .find("bad.csv:1: memory_bytes must be a number of bytes") != std::string::npos);
   CHECK(read_error("# device: X; l2_bytes: 100; idle_w: 1e300\n" + header).find("bad.csv:1: idle_w must be a power") !=
         std::string::npos);
-  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: time_s: expected a finite number, got \"inf\"") !=
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,inf,1,1\n").find("bad.csv:3: column 8 (time_s): expected a finite number, got \"inf\"") !=
         std::string::npos);
+  // Since session 45 (a review): a missing device line named at line 1, not the last; an empty
+  // file at line 1; a kernel measured twice refused.
+  CHECK(read_error(header + "\"copy f32 64\",copy/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:1: the device line") != std::string::npos);
+  CHECK(read_error("").find("bad.csv:1: the file is empty") != std::string::npos);
+  CHECK(read_error(device + header + "\"copy f32 64\",copy/f32,check,0,512,1,1,1,1,1\n\"copy f32 64\",copy/f32,check,0,512,1,1,1,1,1\n")
+            .find("bad.csv:4: kernel copy f32 64 is measured twice (first at line 3)") != std::string::npos);
   CHECK(read_error(device + header + "\"copy f32 99999999999999999999\",copy/f32,check,0,512,1,1,1,1,1\n").find("bad.csv:3: a number out of range") !=
         std::string::npos);
   std::filesystem::remove_all(dir);

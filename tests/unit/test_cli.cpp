@@ -12,6 +12,7 @@ using dlcarbon::test::approx;
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <cmath>
 #include <iterator>
@@ -1120,7 +1121,7 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   }
   r = run({"calibrate", "--refit", (dir / "cell.csv").string(), "--out", dir.string()});
   CHECK(r.code == 2);
-  CHECK(r.err.find("cell.csv:6: energy_j: expected a finite number, got \"abc\"") != std::string::npos);
+  CHECK(r.err.find("cell.csv:6: column 10 (energy_j): expected a finite number, got \"abc\"") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "cell.yaml"));
   // A kernel row with no energy (0 J) or no pass time: exit 2 at its line (since session 35: a 0 J
   // row made the energy fit NaN and wrote "-nan pJ", exit 0). The committed CSV with CRLF line ends
@@ -1489,6 +1490,52 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   CHECK(r.code == 0);
   CHECK(r.out.find("records no machine: taking this machine's caches and name (--this-machine)") != std::string::npos);
   CHECK(fs::exists(dir / "anonymous/a.yaml"));
+  // A machine table that is there but damaged is said to be, with or without --this-machine (since
+  // session 45, a review: it was "records no machine", and --this-machine took this machine's
+  // caches); so is a creation time that is not one, and a NaN sample is named as NaN.
+  const auto edited = [&](const std::string& name, const std::function<void(RunRecord&)>& edit) {
+    RunRecord e = raw;
+    edit(e);
+    fs::create_directories(dir / "edited");
+    write_run(dir / "edited" / (name + ".h5"), e);
+    return (dir / "edited" / (name + ".h5")).string();
+  };
+  const auto set_machine = [](RunRecord& e, const std::string& column, const Column& value) {
+    for (auto& t : e.tables) {
+      if (t.path != "calibration/machine") continue;
+      for (auto& c : t.columns) {
+        if (c.name == column) c = value;
+      }
+    }
+  };
+  const std::vector<std::pair<std::string, std::string>> damaged{
+      {edited("threads", [&](RunRecord& e) { set_machine(e, "threads", Column{"threads", "1", std::vector<std::int64_t>{0}}); }),
+       "calibration/machine records 0 threads: the file was edited or damaged"},
+      {edited("levels", [&](RunRecord& e) { set_machine(e, "cache_levels", Column{"cache_levels", "B", std::vector<std::string>{"abc;-1"}}); }),
+       "calibration/machine's cache_levels \"abc;-1\" holds \"abc\", not a size in bytes"},
+      {edited("tdp", [&](RunRecord& e) { set_machine(e, "tdp", Column{"tdp", "W", std::vector<double>{-5}}); }),
+       "calibration/machine records a tdp of -5 W"},
+      {edited("ways", [&](RunRecord& e) { set_machine(e, "l1_ways", Column{"l1_ways", "1", std::vector<std::int64_t>{-2}}); }),
+       "calibration/machine records a negative L1 geometry"},
+      {edited("created", [&](RunRecord& e) { e.created = "garbage"; }),
+       "records its creation as \"garbage\", not an ISO 8601 time"},
+      {edited("nan", [&](RunRecord& e) {
+         for (auto& t : e.tables) {
+           if (t.path == "calibration/samples") std::get<std::vector<double>>(t.columns[2].values)[3] = std::nan("");
+         }
+       }),
+       "calibration/samples row 3 has time NaN: every time must be a positive number of seconds"}};
+  for (const auto& [file, message] : damaged) {
+    for (const bool here : {false, true}) {
+      std::vector<std::string> args{"calibrate", "--refit", file, "--tdp", "8.8 W"};
+      if (here) args.push_back("--this-machine");
+      r = run(args);
+      INFO(file, " ", here, " ", r.err);
+      CHECK(r.code == 2);
+      CHECK(r.err.find(message) != std::string::npos);
+      CHECK_FALSE(fs::exists(fs::path(file).replace_extension(".yaml")));
+    }
+  }
   r = run({"calibrate", "--quick", "--this-machine"});
   CHECK(r.code == 2);
   CHECK(r.err == "dlcarbon calibrate: --this-machine: only with --refit of a raw .h5 file\n");
