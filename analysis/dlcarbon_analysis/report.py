@@ -343,7 +343,12 @@ def job_overheads(run: RunOrPath) -> pd.DataFrame:
         df["time_share"] = df["time_s"] / total if total > 0 else 0.0
         frames.append(df)
     if not frames:
-        return pd.DataFrame()
+        # The same columns and (job, item) index, empty (since session 45, a review: a frame
+        # without columns, where code selecting `time_s` raised KeyError).
+        empty = pd.DataFrame({"job": pd.Series(dtype=object), "item": pd.Series(dtype=object),
+                              "time_s": pd.Series(dtype="float64"), "it_energy_J": pd.Series(dtype="float64"),
+                              "time_share": pd.Series(dtype="float64")})
+        return empty.set_index(["job", "item"])
     return pd.concat(frames, ignore_index=True).set_index(["job", "item"])
 
 

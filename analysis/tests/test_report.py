@@ -376,7 +376,13 @@ def test_job_overheads_reads_each_jobs_items_with_their_share(run_file):
 def test_job_overheads_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import job_overheads
 
-    assert job_overheads(run_file).empty
+    df = job_overheads(run_file)
+    assert df.empty
+    # Its columns and index as a first-principles file's (selecting a column works).
+    assert list(df.columns) == ["time_s", "it_energy_J", "time_share"]
+    assert list(df.index.names) == ["job", "item"]
+    assert df["time_s"].dtype == "float64"
+    assert df["time_s"].sum() == 0
 
 
 def test_report_says_why_an_inference_job_cannot_run(run_file, capsys):
