@@ -65,6 +65,18 @@ def test_assistant_llm_conserves_and_is_deterministic(tmp_path):
     assert lifecycle_series(run, by="phase").equals(series)
 
 
+def test_every_dataset_carries_units(tmp_path):
+    # DESIGN.md's output contract: units are attributes on every dataset, the scenario's text
+    # included ("" for text; since session 45 /scenario/given and /scenario/resolved had none).
+    out = _run(tmp_path, "carpark-cctv.yaml", "units.h5")
+    missing = []
+    with h5py.File(out, "r") as f:
+        f.visititems(lambda name, obj: missing.append(name) if isinstance(obj, h5py.Dataset) and "units" not in obj.attrs else None)
+        assert f["scenario/given"].attrs["units"] in ("", b"")
+        assert f["scenario/resolved"].attrs["units"] in ("", b"")
+    assert missing == []
+
+
 def test_cctv_useful_inference(tmp_path):
     out = _run(tmp_path, "carpark-cctv.yaml", "cctv.h5")
     d = deployment_summary(out).set_index("deployment").loc["cctv"]

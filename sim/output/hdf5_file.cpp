@@ -102,6 +102,8 @@ void write_string_scalar(hid_t parent, const std::string& name, const std::strin
             "create dataset " + name);
   const char* p = value.c_str();
   check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), "write dataset " + name);
+  // Every dataset carries its units (DESIGN.md, output contract): text has none (since session 45).
+  write_string_attr(ds, "units", "");
 }
 
 // Creates every group along "a/b/c" that does not exist yet.
