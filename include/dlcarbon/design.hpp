@@ -167,6 +167,10 @@ struct LstmDesign {
 
 struct MlpDesign {
   std::vector<std::int64_t> widths;  // input, hidden..., output
+  // The input takes a gradient (an MLP on another module's output, DLRM's top MLP): its first
+  // product computes an input gradient too. False: it reads data (features), whose gradient no one
+  // needs, and the first product computes its weight gradient alone.
+  bool input_gradient = false;
 };
 
 // An operator graph read from a file (docs/graph-file-format.md): one sample's ops.

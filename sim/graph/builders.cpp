@@ -130,6 +130,22 @@ class Emitter {
   }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
   void layer_output(int id, double elements) { g_.set_layer_output(id, elements); }
+  // The data a model reads (images, feature vectors): no FLOPs and no gradient (since session 45, a
+  // review: an MLP's and a feature LSTM's input had a backward pass of their own).
+  int data_input(const std::string& name, I rows, I width) {
+    const int id = embedding(name, rows, width, 0, false);
+    backward_factor(id, 0);
+    return id;
+  }
+  // An op keeping `bytes` of `source` (its input) for its backward where another op keeps the same
+  // tensor already (one storage, as autograd saves it): nothing more in its own layer, and in a
+  // later layer only where the two lie on different pipeline devices (shares_input). The first
+  // keeper of a tensor registers it.
+  void keep_input_once(int id, int source, int layer, double bytes) {
+    const int keeper = keeper_of(source, layer);
+    if (keeper == 1) shares_input(id, bytes);
+    if (keeper == 2) input_kept_nearby(id, bytes);
+  }
   void saved(int id, double bytes, double score_bytes = -1) { g_.set_saved(id, bytes, score_bytes); }
   double op_saved(int id) const { return g_.op(id).saved_bytes; }
   double op_score_saved(int id) const { return g_.op(id).score_saved_bytes; }
@@ -172,14 +188,16 @@ class Emitter {
     return g_.add(op, in);
   }
 
-  int embedding(const std::string& name, I tokens, I width, double params) {
+  int embedding(const std::string& name, I tokens, I width, double params, bool adds_positions = true) {
     Op op;
     op.name = name;
     op.kind = OpKind::embedding;
     op.m = tokens;
     op.n = width;
     const double e = static_cast<double>(tokens) * static_cast<double>(width);
-    op.flops = e;  // adding position (and type) embeddings
+    // Adding position (and type) embeddings; a lookup or data input without positions (an MLP's,
+    // a CNN's or an LSTM's input, characters) adds nothing (since session 45, a review).
+    op.flops = adds_positions ? e : 0;
     op.bytes = p_ * 2 * e;
     op.params = params;
     return g_.add(op, {});
@@ -748,8 +766,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     // sub-block, a final norm over every token, and the classifier on the class token.
     const I patches = s_enc - 1;
     // The images, as a ResNet reads them (the batch an inference reorders between layouts).
-    const int input = e.embedding("input", b * d.image * d.image, d.image_channels, 0);
-    e.backward_factor(input, 0);
+    const int input = e.data_input("input", b * d.image * d.image, d.image_channels);
     int x = e.matmul("patch_embedding", -1, input, b * patches, d.patch * d.patch * d.image_channels, d.d_model, true);
     e.backward_factor(x, 1);  // the pixels take no gradient: the weight gradient alone, as a ResNet's stem
     x = e.elementwise("embedding.position", -1, {x}, static_cast<double>(b * s_enc * d.d_model), 1, OpKind::elementwise,
@@ -944,8 +961,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   Emitter e(g, shape);
   const double p = static_cast<double>(shape.dtype_bytes);
   const I b = shape.batch;
-  const int input = e.embedding("input", b * d.image * d.image, d.channels, 0);
-  e.backward_factor(input, 0);  // the images take no gradient
+  const int input = e.data_input("input", b * d.image * d.image, d.channels);  // the images take no gradient
   Feature x{input, d.image, d.channels};
   x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
   x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
@@ -999,9 +1015,11 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   // The global average: hw^2 additions into each of b x c outputs, the map read once (since session
   // 39, a review; before, the map written back whole as if an elementwise pass).
   const double area = static_cast<double>(x.hw * x.hw);
-  const int pool = e.elementwise("avgpool", layer, {x.op}, static_cast<double>(b * x.c), area, OpKind::pool, 0, true, area);
+  // The head is layer -1, as a transformer's (docs/output-format.md; since session 45, a review: it
+  // was a layer of its own, which pipeline stages and `layer_time` counted as a block).
+  const int pool = e.elementwise("avgpool", -1, {x.op}, static_cast<double>(b * x.c), area, OpKind::pool, 0, true, area);
   e.saved(pool, 0);  // its backward spreads the gradient evenly, needing no tensor; fc keeps its output
-  e.matmul("fc", layer, pool, b, x.c, d.classes, true);
+  e.matmul("fc", -1, pool, b, x.c, d.classes, true);
 }
 
 // --- LSTM and MLP ------------------------------------------------------------------------
@@ -1015,7 +1033,7 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
   const double pb = e.dtype_bytes();
   const double t = static_cast<double>(tokens);
   const int chars =
-      e.embedding(p + ".chars", tokens * c.max_chars, c.embedding, shared ? 0 : static_cast<double>(c.chars * c.embedding));
+      e.embedding(p + ".chars", tokens * c.max_chars, c.embedding, shared ? 0 : static_cast<double>(c.chars * c.embedding), false);
   std::vector<int> pooled;
   for (const auto& [w, count] : c.filters) {
     const std::string name = p + ".conv" + std::to_string(w);
@@ -1096,7 +1114,8 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
     }
     x[static_cast<std::size_t>(dir)] =
         cnn ? char_cnn(e, g, dir ? "char_cnn.backward" : "char_cnn", d.char_cnn, t, d.input, dir > 0)
-            : e.embedding("input", t, d.input, d.vocab > 0 ? static_cast<double>(d.vocab * d.input) : 0);
+        : d.vocab > 0 ? e.embedding("input", t, d.input, static_cast<double>(d.vocab * d.input), false)
+                      : e.data_input("input", t, d.input);
   }
   // Separate directions' character CNNs: the first layer reads both.
   if (cnn && separate) e.layer_output(x.back(), static_cast<double>(directions * t * d.input));
@@ -1113,6 +1132,12 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
       const bool per_step = e.fusion == Fusion::none;
       const int x_in = x[static_cast<std::size_t>(dir)];
       const int gates_in = per_step ? -1 : e.matmul(p + ".input_gates", static_cast<int>(l), x_in, t, width, 4 * d.hidden, true);
+      if (gates_in >= 0) {
+        // Both directions' input gates read one tensor, kept once (since session 45, a review); the
+        // first layer's features, without a lookup or a character CNN, take no gradient.
+        e.keep_input_once(gates_in, x_in, static_cast<int>(l), e.dtype_bytes() * static_cast<double>(t * width));
+        if (l == 0 && !cnn && d.vocab == 0) e.backward_factor(gates_in, 1);
+      }
       int h = per_step ? x_in : gates_in;
       for (I step = 0; step < d.seq_len; ++step) {
         const std::string ps = p + ".step" + std::to_string(step);
@@ -1170,11 +1195,21 @@ void build_mlp(OpGraph& g, const MlpDesign& d, const GraphShape& shape) {
   require(d.widths.size() >= 2, "an MLP needs at least an input and an output width");
   for (const I w : d.widths) require(w > 0, "MLP widths must be > 0");
   Emitter e(g, shape);
-  int x = e.embedding("input", shape.batch, d.widths.front(), 0);
+  // Features take no gradient: the first product computes its weight gradient alone, as a ResNet's
+  // stem (since session 45, a review; `input_gradient: true` for an input that takes one, another
+  // module's output). Each activation's output, which its ReLU keeps, is the next product's input,
+  // one tensor kept once.
+  int x = d.input_gradient ? e.embedding("input", shape.batch, d.widths.front(), 0, false)
+                           : e.data_input("input", shape.batch, d.widths.front());
   for (std::size_t i = 1; i < d.widths.size(); ++i) {
-    x = e.matmul("dense." + std::to_string(i - 1), static_cast<int>(i - 1), x, shape.batch, d.widths[i - 1], d.widths[i], true);
+    const int layer = static_cast<int>(i - 1);
+    const int in = x;
+    x = e.matmul("dense." + std::to_string(i - 1), layer, in, shape.batch, d.widths[i - 1], d.widths[i], true);
+    if (i == 1 && !d.input_gradient) e.backward_factor(x, 1);
+    if (i > 1) e.keep_input_once(x, in, layer, e.dtype_bytes() * static_cast<double>(shape.batch * d.widths[i - 1]));
     if (i + 1 < d.widths.size()) {
-      x = e.elementwise("act." + std::to_string(i - 1), static_cast<int>(i - 1), {x}, static_cast<double>(shape.batch * d.widths[i]), 1);
+      x = e.elementwise("act." + std::to_string(i - 1), layer, {x}, static_cast<double>(shape.batch * d.widths[i]), 1);
+      e.keep_input_once(x, x, layer, 0);  // (registers its output as kept)
     }
   }
 }
@@ -1197,6 +1232,16 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
   const double p = static_cast<double>(shape.dtype_bytes);
   const double b = static_cast<double>(shape.batch);
   std::map<std::string, int> ids;
+  // Which op's output is kept already, and by an op of which layer (one storage, as autograd saves
+  // it: a norm's output read by separate q, k and v products is kept once; since session 45, a
+  // review: once a reader).
+  std::map<int, int> kept_by_layer;
+  const auto output_elements = [&](int id) {
+    const Op& src = g.op(id);
+    return is_gemm(src.kind) || src.kind == OpKind::router
+               ? static_cast<double>(src.m) * static_cast<double>(src.n) * static_cast<double>(src.count)
+               : static_cast<double>(src.m);
+  };
   for (const auto& f : d.ops) {
     Op op;
     op.name = f.name;
@@ -1220,12 +1265,26 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       op.flops = 2 * c * md * kd * nd;
       const double weights = op.kind == OpKind::batched_matmul ? kd * nd * b : kd * nd;
       // A convolution given its feature map reads that once (implicit GEMM), as the ResNet builder's
-      // do (since session 34; the unfolded m x k stays the default, an upper bound).
-      const double input = op.kind == OpKind::conv2d && f.input > 0 ? f.input * b : md * kd;
-      op.bytes = p * c * (input + weights + md * nd);
+      // do (since session 34; the unfolded m x k stays the default, an upper bound). The map is
+      // the op's whole input, read once whatever its `count` (a grouped convolution's groups each
+      // read their channels of it; since session 45, a review: it was read `count` times).
+      const double input = op.kind == OpKind::conv2d && f.input > 0 ? f.input * b : c * md * kd;
+      op.bytes = p * (input + c * (weights + md * nd));
       // A product of two activations keeps both (since session 43, a review: the second was left
       // out, as the builders' attention products keep it).
-      op.saved_bytes = p * c * (input + (op.kind == OpKind::batched_matmul ? weights : 0.0));
+      op.saved_bytes = p * (input + (op.kind == OpKind::batched_matmul ? c * weights : 0.0));
+      if (inputs.empty()) {
+        // It reads the data, which takes no gradient: the weight gradient alone (since session 45).
+        op.backward_factor = op.kind == OpKind::batched_matmul ? 0 : 1;
+      } else if (std::abs(output_elements(inputs.front()) - input) <= 1e-9 * input) {
+        // Its input is the first input's output: kept once (above).
+        const auto [it, first] = kept_by_layer.emplace(inputs.front(), f.layer);
+        if (!first) {
+          op.saved_bytes = std::max(0.0, op.saved_bytes - p * input);
+          if (it->second != f.layer) op.shared_input_bytes = p * input;
+          it->second = f.layer;
+        }
+      }
     } else {
       const double e = f.elements * b;
       op.m = static_cast<std::int64_t>(e);
@@ -1246,8 +1305,12 @@ void build_file(OpGraph& g, const FileGraphDesign& d, const GraphShape& shape) {
       }
       op.bytes = p * (reads + e + table);
       op.saved_bytes = p * e;
+      // The data (an op without inputs and without parameters) takes no gradient (since session 45).
+      if (inputs.empty() && f.params <= 0) op.backward_factor = 0;
     }
-    ids[f.name] = g.add(op, inputs);
+    const int id = g.add(op, inputs);
+    ids[f.name] = id;
+    if (!is_gemm(op.kind) && op.kind != OpKind::router && op.saved_bytes > 0) kept_by_layer.emplace(id, f.layer);
   }
 }
 

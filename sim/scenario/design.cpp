@@ -453,11 +453,12 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     if (m.has("char_cnn")) d.char_cnn = read_char_cnn(m.at("char_cnn"));
     return d;
   }
-  const MapView m(v, {"builder", "widths"});
+  const MapView m(v, {"builder", "widths", "input_gradient"});
   m.require("widths");
   MlpDesign d;
   d.widths = positive_list(m.at("widths"));
   if (d.widths.size() < 2) m.at("widths").expected("at least two widths (input and output)");
+  if (m.has("input_gradient")) d.input_gradient = read_bool(m.at("input_gradient"));
   return d;
 }
 

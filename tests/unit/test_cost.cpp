@@ -74,7 +74,9 @@ TrainingJob mlp_job() {
   job.hardware = made_up();
   job.accelerators = 1;
   job.precision = "fp16";
-  job.design = MlpDesign{{1000, 1000}};
+  // (Its input takes a gradient, as another module's output would: every product's backward is two
+  // products, which the hand figures below are built on.)
+  job.design = MlpDesign{{1000, 1000}, true};
   Parallelism p;
   p.microbatch = 1000;
   p.global_batch = 1000;
@@ -118,7 +120,7 @@ void on_two_stages(TrainingJob& job, std::int64_t microbatch, std::int64_t globa
 // The 4-layer MLP (1000 wide) on 4 pipeline stages x 2 data ranks: 8 microbatches of 125.
 TrainingJob pipelined_mlp_job() {
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};  // 4 layers, one per stage
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}, true};  // 4 layers, one per stage
   job.accelerators = 8;
   job.parallelism->pipeline = 4;
   job.parallelism->microbatch = 125;
@@ -499,7 +501,7 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   job.parallelism->gradient_accumulation = "fused";  // (the accumulation pass: its own test below)
   // A wider last layer, so that the device pairing the first and the last stage is the busiest
   // (with four equal layers the two pairs tie).
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 2000}};
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 2000}, true};
   const StepCost plain = cost_training_step(job);
   job.parallelism->dualpipe = true;
   const StepCost dual = cost_training_step(job);
@@ -520,7 +522,7 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   // Two stages' weights a device (fp16: 2 B a parameter more) and one more microbatch in flight, with
   // four equal stages (with unequal ones, a device pairing a small stage with a large one may need
   // less than the large one's device under 1F1B: the optimizer state is the two stages' average).
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}};
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}, true};
   const StepCost equal_dual = cost_training_step(job);
   job.parallelism->dualpipe = false;
   const StepCost equal_plain = cost_training_step(job);
@@ -730,12 +732,23 @@ TEST_CASE("a training step of a one-layer MLP, by hand") {
   // (2 + 2): 40 B each = 4.004e7 B / 5e11 = 8.008e-5 s (memory-bound).
   CHECK(c.optimizer_s == approx(8.008e-5));
   CHECK(c.step_s == approx(1.48004e-4 + 8.008e-5));
-  // MFU = 3 x (2e9 + 1e6) / (2.28084e-4 s x 1e14) = 0.263193.
-  CHECK(c.mfu == approx(0.263193).epsilon(1e-4));
+  // MFU = 3 x 2e9 / (2.28084e-4 s x 1e14) = 0.263061 (the input adds no FLOPs: it has no
+  // positions to add; 3 x (2e9 + 1e6) before session 45).
+  CHECK(c.mfu == approx(0.263061).epsilon(1e-4));
   CHECK(c.steps == approx(1000));
   CHECK(c.bubble_fraction == 0);
   CHECK(c.data_comm_s == 0);
   CHECK(c.ops.size() == 2 * 2 + 1);  // two ops x fwd/bwd, plus the optimizer
+  // On data (the default, `input_gradient: false`): the input has no backward and dense.0 computes
+  // its weight gradient alone, 4e-5 s: 8e-6 + 4e-5 + 4e-5 + 4.004e-6 = 9.2004e-5 s (since session
+  // 45, a review: 1.48004e-4 s).
+  TrainingJob data = mlp_job();
+  data.design = MlpDesign{{1000, 1000}};
+  const StepCost d = cost_training_step(data);
+  CHECK(d.compute_s == approx(9.2004e-5));
+  for (const auto& r : d.ops) {
+    if (r.op == "input" && r.phase == "bwd") CHECK(r.time_s == 0);
+  }
 }
 
 TEST_CASE("a GEMM's backward is two products, each with its own shape") {
@@ -747,7 +760,7 @@ TEST_CASE("a GEMM's backward is two products, each with its own shape") {
   // gradient and writes 4000 values: 8.008e6 B / 5e11 = 1.6016e-5 s. The input op: 4e6 B, 8e-6 s
   // forward, 1.6e-5 backward.
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 4000}};
+  job.design = MlpDesign{{1000, 4000}, true};
   job.hardware.gemm_shape = {0, 0, 100};
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
@@ -1005,13 +1018,13 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   // With 2 pipeline stages as well (16 GPUs; two layers, one a stage, since a stage needs a
   // layer), each stage's data-parallel group is still 8 neighbours in one node: ranks are
   // `tensor` apart, not tensor x pipeline. A stage's gradients: 1,001,000 fp16 = 2.002e6 B.
-  job.design = MlpDesign{{1000, 1000, 1000}};
+  job.design = MlpDesign{{1000, 1000, 1000}, true};
   job.parallelism->pipeline = 2;
   c = layout(16, 2000);
   CHECK(c.data == 8);
   CHECK(c.data_comm_s == approx(comm::collective_s(comm::Collective::all_reduce, 2.002e6, comm::Group{8, 1, 1e11, true})));
   // More stages than layers cannot run.
-  job.design = MlpDesign{{1000, 1000}};
+  job.design = MlpDesign{{1000, 1000}, true};
   const StepCost empty_stage = cost_training_step(job);
   CHECK_FALSE(empty_stage.fits);
   CHECK(empty_stage.reason == "pipeline (2) is more stages than the model's 1 layer(s): every stage needs a layer");
@@ -1097,7 +1110,7 @@ TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is
   // Four layers of 3000 x 3000 (36,012,000 parameters, 7.2024e7 B) are three 25 MB buckets; with
   // the compute slow enough to hide the rest, the last bucket is left: 2 x 15/16 x 2.5e7 / 1e10
   // + 20 us = 4.7075e-3 s.
-  job.design = MlpDesign{{3000, 3000, 3000, 3000, 3000}};
+  job.design = MlpDesign{{3000, 3000, 3000, 3000, 3000}, true};
   job.hardware.gemm_efficiency = 0.001;
   c = cost_training_step(job);
   REQUIRE(c.fits);
@@ -1420,7 +1433,7 @@ TEST_CASE("a pipeline boundary crosses the network only where a node ends, by ha
   // twice and did not change; then their two chunks' sends over the wrap-around).
   {
     TrainingJob inter = pipelined_mlp_job();
-    inter.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}};
+    inter.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}, true};
     inter.parallelism->virtual_stages = 2;
     inter.parallelism->overlap_communication = false;
     const StepCost near = cost_training_step(inter);
@@ -1472,7 +1485,7 @@ TEST_CASE("a split-K product sums its partial results in a pass of its own, by h
   // in its row; the backward's two products reduce over 128 (input gradient: n = 128) and over the
   // 128 samples (weight gradient): too short to split, nothing added.
   TrainingJob t = mlp_job();
-  t.design = MlpDesign{{1024, 128}};
+  t.design = MlpDesign{{1024, 128}, true};
   t.parallelism->microbatch = 128;
   t.parallelism->global_batch = 128;
   t.hardware = h;
@@ -1818,7 +1831,8 @@ TEST_CASE("a ResNet block's input shared with the residual before it is kept aga
   const auto g = graph::build_graph(d, graph::GraphShape{2, 2, true});
   double own = 0, shared = 0;
   for (const auto& op : g.ops()) {
-    if (op.layer >= 2) own += op.saved_bytes;  // the second block, the pool and the classifier
+    // The second block, the pool and the classifier (the head, layer -1 since session 45).
+    if (op.layer >= 2 || op.name == "avgpool" || op.name == "fc") own += op.saved_bytes;
     if (op.name == "stage2.0.conv1") shared = op.shared_input_bytes;
   }
   CHECK(shared == 2 * 4 * 4 * 4 * 2.0);
@@ -2039,7 +2053,7 @@ TEST_CASE("the last gradient bucket is exposed after the backward and hides noth
   // backward and slows it by its time x 0.189 / 1.189 (Lee et al. 2025). Before session 27 the
   // last bucket's time counted against that slowdown.
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}, true};
   job.hardware.kind = "gpu";
   job.hardware.gemm_efficiency = 0.005;  // a backward far longer than the all-reduce
   job.accelerators = 8;
@@ -2071,7 +2085,7 @@ TEST_CASE("the gradient bucket: PyTorch DDP's 25 MB, a given size, or Megatron-C
   // overlapped, Megatron-Core buckets a device's first chunk alone and reduces the second whole:
   // 1 + ceil(half / 80 MB) collectives, one more start-up than a plain 25 MB bucket's one.
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}, true};
   job.hardware.kind = "gpu";
   job.accelerators = 8;
   job.parallelism->global_batch = 8000;
@@ -2085,12 +2099,12 @@ TEST_CASE("the gradient bucket: PyTorch DDP's 25 MB, a given size, or Megatron-C
   job.parallelism->gradient_bucket_bytes = 0;
   job.parallelism->megatron_buckets = true;
   CHECK(cost_training_step(job).data_comm_s == approx(all_reduce(1)));
-  job.design = MlpDesign{{8000, 8000}};  // 64M parameters, 128 MB: still one collective without overlap
+  job.design = MlpDesign{{8000, 8000}, true};  // 64M parameters, 128 MB: still one collective without overlap
   CHECK(cost_training_step(job).data_comm_s == approx(comm::collectives_s(comm::Collective::all_reduce, 2 * 64008000.0, 1, node)));
   job.parallelism->overlap_communication = true;
   // 2 stages x 2 chunks a device, data 4: a device holds half the layers, 16 MB of gradients, which
   // a plain 25 MB bucket reduces in one collective and Megatron-Core's in two (the second chunk's own).
-  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}};
+  job.design = MlpDesign{{2000, 2000, 2000, 2000, 2000}, true};
   job.parallelism->pipeline = 2;
   job.parallelism->virtual_stages = 2;
   job.parallelism->microbatch = 500;
@@ -2277,7 +2291,7 @@ TEST_CASE("the busiest pipeline stage holds ceil(layers / stages) whole layers")
   // which is on no layer and runs on the first stage. Per layer on average: (5 x 1.24004e-4 + 4 x
   // 2.4e-5) / 5 = 1.43204e-4 s; a layer with its activation 1.48004e-4 s.
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000}};
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000, 1000}, true};
   StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   CHECK(c.compute_s == approx(2.4e-5 + 5 * 1.43204e-4));
@@ -2512,7 +2526,7 @@ TEST_CASE("every layout of every builder costs to finite figures or says why it 
   encdec.encoder_layers = 2;
   designs.push_back(encdec);
   designs.push_back(small_vit(3));
-  designs.push_back(MlpDesign{{64, 64, 64, 64}});
+  designs.push_back(MlpDesign{{64, 64, 64, 64}, true});
   ResNetDesign resnet;
   resnet.blocks = {1, 1, 1, 1};
   resnet.image = 32;
@@ -2880,11 +2894,15 @@ TEST_CASE("interleaved 1F1B divides the pipeline bubble by the chunks per device
   // every microbatch crosses twice as many stage boundaries. (Four products of a graph file, equal
   // chunks: since session 43 chunks of unequal work, an MLP's last layer without its activation,
   // run through the schedule op by op, the test below.)
+  // (The first product reads an input that takes a gradient, a one-value op outside the layers,
+  // so that its backward is two products as the others'; a product reading the data computes its
+  // weight gradient alone, since session 45.)
   TrainingJob job = mlp_job();
   FileGraphDesign equal_layers;
+  equal_layers.ops.push_back(FileOp{"x", "elementwise", -1, 0, 0, 0, 1, 1, 0, 1, {}});
   for (int i = 0; i < 4; ++i) {
     equal_layers.ops.push_back(FileOp{"fc" + std::to_string(i), "matmul", i, 1, 1000, 1000, 1, 0, 1, 1e6,
-                                      i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"fc" + std::to_string(i - 1)}});
+                                      std::vector<std::string>{i == 0 ? std::string("x") : "fc" + std::to_string(i - 1)}});
   }
   job.design = equal_layers;
   job.accelerators = 2;
@@ -3160,7 +3178,7 @@ TEST_CASE("the step ends when the last device has reduced and updated: device 0 
   // parameters and device 0 2e6; device 1 is the busiest (its slot paces the schedule), but it
   // ends its schedule device 0's last backward earlier. Nothing overlapped.
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000, 1000, 4000}};
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 4000}, true};
   job.accelerators = 8;
   job.parallelism->pipeline = 2;
   job.parallelism->microbatch = 125;
@@ -3179,7 +3197,7 @@ TEST_CASE("the step ends when the last device has reduced and updated: device 0 
   for (const auto& part : step_components(c)) total += part.time_s;
   CHECK(total == approx(c.step_s));
   // Mirrored (the wide layer first), device 0 is the busiest and the last: its whole tail counts.
-  job.design = MlpDesign{{4000, 1000, 1000, 1000, 1000}};
+  job.design = MlpDesign{{4000, 1000, 1000, 1000, 1000}, true};
   const StepCost m = cost_training_step(job);
   CHECK(m.stages[0].busiest);
   CHECK(m.data_comm_s + m.optimizer_s == approx(m.stages[0].tail_s));

@@ -1585,3 +1585,66 @@ TEST_CASE("a decoder's embeddings are dropped out as an encoder's are") {
   shape.training = true;
   CHECK(named(build_graph(d, shape), "encoder.embedding.dropout").flops == approx(2.0 * 4 * 128 * 256));
 }
+
+TEST_CASE("a tensor several ops would keep is kept once, and the data takes no gradient") {
+  // Since session 45 (a review). A graph file, fp16, 2 samples: a norm over 1024 values a sample,
+  // read by separate q, k and v products (1 x 1024 x 1024 each): the norm keeps its output
+  // (2 x 1024 x 2 B = 4,096 B) and the three products keep nothing more, as one fused qkv product
+  // would; a product of a later layer reading it keeps it again only on another pipeline device.
+  FileGraphDesign f;
+  f.ops.push_back(FileOp{"x", "embedding", -1, 0, 0, 0, 1, 1024, 0, 0, {}});
+  f.ops.push_back(FileOp{"norm", "norm", 0, 0, 0, 0, 1, 1024, 8, 2048, {"x"}});
+  for (const char* p : {"q", "k", "v"}) f.ops.push_back(FileOp{p, "matmul", 0, 1, 1024, 1024, 1, 0, 1, 1048576, {"norm"}});
+  f.ops.push_back(FileOp{"later", "matmul", 1, 1, 1024, 1024, 1, 0, 1, 1048576, {"norm"}});
+  // A grouped convolution: 4 groups of [16 x 9] x [9 x 4] over a 160-value map read once.
+  f.ops.push_back(FileOp{"grouped", "conv2d", 1, 16, 4, 9, 4, 0, 1, 144, {}, 160});
+  const auto g = build_graph(f, GraphShape{2, 2, true});
+  CHECK(named(g, "norm").saved_bytes == approx(4096));
+  for (const char* p : {"q", "k", "v"}) {
+    CHECK(named(g, p).saved_bytes == 0);
+    CHECK(named(g, p).backward_factor == 2);
+  }
+  CHECK(named(g, "later").saved_bytes == 0);
+  CHECK(named(g, "later").shared_input_bytes == approx(4096));
+  // The data: no FLOPs' worth of gradient; the convolution on it computes its weight gradient alone,
+  // and moves its map once: 2 B x (2 x 160 + 4 x (9 x 4 + 2 x 16 x 4)) = 2 x (320 + 656) = 1,952 B
+  // (4 x 320 for the map before).
+  CHECK(named(g, "x").backward_factor == 0);
+  const graph::Op& conv = named(g, "grouped");
+  CHECK(conv.backward_factor == 1);
+  CHECK(conv.bytes == approx(1952));
+  CHECK(conv.saved_bytes == approx(640));
+}
+
+TEST_CASE("the builders' inputs: no positions added, no gradient for data, tensors kept once") {
+  // Since session 45 (a review). An MLP on data: the input adds no FLOPs and has no backward, the
+  // first product computes its weight gradient alone; the ReLU keeps its output, which the next
+  // product reads (kept again only on another pipeline device). With input_gradient the first
+  // product's backward is two products.
+  const auto mlp = build_graph(MlpDesign{{100, 200, 10}}, GraphShape{8, 2, true});
+  CHECK(named(mlp, "input").flops == 0);
+  CHECK(named(mlp, "input").backward_factor == 0);
+  CHECK(named(mlp, "dense.0").backward_factor == 1);
+  CHECK(named(mlp, "act.0").saved_bytes == approx(8 * 200 * 2));
+  CHECK(named(mlp, "dense.1").saved_bytes == 0);
+  CHECK(named(mlp, "dense.1").shared_input_bytes == approx(8 * 200 * 2));
+  const auto upstream = build_graph(MlpDesign{{100, 200, 10}, true}, GraphShape{8, 2, true});
+  CHECK(named(upstream, "dense.0").backward_factor == 2);
+  CHECK(named(upstream, "input").flops == 0);
+  // A bidirectional LSTM on features: both directions' input gates read one tensor, kept once.
+  LstmDesign l;
+  l.input = 16;
+  l.hidden = 8;
+  l.seq_len = 4;
+  l.bidirectional = true;
+  const auto lstm = build_graph(l, GraphShape{2, 2, true});
+  CHECK(named(lstm, "input").backward_factor == 0);
+  CHECK(named(lstm, "lstm.0.forward.input_gates").saved_bytes == approx(2 * 4 * 16 * 2));
+  CHECK(named(lstm, "lstm.0.backward.input_gates").saved_bytes == 0);
+  CHECK(named(lstm, "lstm.0.forward.input_gates").backward_factor == 1);
+  // ResNet's head is layer -1, as a transformer's.
+  const auto resnet = build_graph(ResNetDesign{}, GraphShape{1, 2, true});
+  CHECK(named(resnet, "avgpool").layer == -1);
+  CHECK(named(resnet, "fc").layer == -1);
+  CHECK(named(resnet, "input").flops == 0);
+}
