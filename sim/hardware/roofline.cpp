@@ -129,6 +129,14 @@ struct TileChoice {
 };
 
 TileChoice tile_choice(const DeviceModel& device, double m, double n, double k, double count) {
+  // A product with one row or one column is a matrix-vector product: cuBLAS runs it as a gemv
+  // kernel (batch-1 decoding's products, in any precision), each block reducing whole outputs over
+  // k and all SMs streaming the weights; no tile is padded and nothing is split (since session 45,
+  // a review: one row was charged the compute of 64, so an fp32 decode step at batch 1 came out
+  // compute-bound, 4.2 times the weights' streaming on an A100). Two rows or more pad to the
+  // tiles below, as the H200's fp32 products measure (16 x 8192 x 8192 takes 0.71 of 64's time,
+  // data/hardware/measured/nvidia-h200-measured.csv).
+  if (m <= 1 || n <= 1) return {1, 1};
   TileChoice best{0, 1};
   const double sms = static_cast<double>(device.compute_units);
   for (const auto& [tm, tn] : {std::pair{256.0, 128.0}, std::pair{128.0, 128.0}, std::pair{128.0, 64.0}, std::pair{64.0, 64.0}}) {

@@ -1462,6 +1462,14 @@ TEST_CASE("a split-K product sums its partial results in a pass of its own, by h
   CHECK(hardware::gemm_split_k(d, 128, 1280, 4096) == 2);
   CHECK(hardware::gemm_split_k(d, 128, 1280, 256) == 1);
   CHECK(hardware::gemm_split_k(hardware::make_device_model(made_up()), 128, 128, 1024) == 1);
+  // One row (batch-1 decoding) is a matrix-vector product: not padded to a tile's 64 rows, not
+  // split (since session 45, a review: it was charged 64 rows' compute). Two rows pad: 2/64 of a
+  // 64x64 tile, 1280 / 64 = 20 tiles split 4 ways on 80 SMs.
+  CHECK(hardware::gemm_split_k(d, 1, 1280, 4096) == 1);
+  CHECK(hardware::gemm_shape_factor(d, 1, 1280, 4096, 1) == 1);
+  CHECK(hardware::gemm_shape_factor(d, 1280, 1, 4096, 1) == 1);
+  CHECK(hardware::gemm_shape_factor(d, 2, 1280, 4096, 1) == approx(2.0 / 64));
+  CHECK(hardware::gemm_split_k(d, 2, 1280, 4096) == 4);
   // One 1024 -> 128 product at batch 128 in fp16: 2 x 128 x 128 x 1024 = 33,554,432 FLOP at 1e14 x
   // 0.5 x 0.2 = 3.3554432e-6 s (its 557,056 B take 1.114112e-6 s); the reduction reads and writes
   // 4 x 128 x 128 fp32 partials, 8 x 4 x 16,384 = 524,288 B at 1e12 x 0.5 = 1.048576e-6 s (its
