@@ -362,6 +362,10 @@ struct InferenceJob {
   // Set by serving's prefill (sim/lifecycle/plan.cpp), not by scenarios: the head runs on each
   // sequence's last position only (graph::GraphShape::last_position_logits).
   bool last_position_logits = false;
+  // Set by serving's decode of an encoder-decoder, not by scenarios: only the ops whose names hold
+  // `only_ops_named` are costed (empty: all), and of those not the ones whose names end with
+  // `except_ops_ending` (the decoder's cross-attention at one token, less its key/value projection).
+  std::string only_ops_named, except_ops_ending;
   SourceLocation origin;
 };
 

@@ -84,7 +84,11 @@ static void check_series_size(const Scenario& scenario) {
     dp.model = d.model_id;
     for (const auto& step : d.mix) {
       lifecycle::MixPlan mp;
-      for (const auto& h : step.hardware) mp.costs.push_back(lifecycle::ServiceCost{h.id});
+      for (const auto& h : step.hardware) {
+        lifecycle::ServiceCost cost;
+        cost.hardware_id = h.id;
+        mp.costs.push_back(std::move(cost));
+      }
       dp.mix.push_back(std::move(mp));
     }
     shape.deployments.push_back(std::move(dp));

@@ -21,6 +21,11 @@ InferenceResult cost_inference(const InferenceJob& job) {
   double input_elements = 0;
   r.weight_bytes = g.parameters() * p;
   for (const auto& op : g.ops()) {
+    if (!job.only_ops_named.empty()) {
+      const auto& e = job.except_ops_ending;
+      const bool excluded = !e.empty() && op.name.size() >= e.size() && op.name.compare(op.name.size() - e.size(), e.size(), e) == 0;
+      if (op.name.find(job.only_ops_named) == std::string::npos || excluded) continue;
+    }
     // What the op moves as it runs (an unfused score matrix whole, as frameworks allocate it), less
     // its weights: a weight product's k x n (owned or a tied table, counted once above; a one-hot
     // product's table too, its one-hot operand never built), any other op's own parameters.

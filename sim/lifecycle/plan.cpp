@@ -127,20 +127,22 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     const std::int64_t hd = t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads);
     const std::int64_t heads = t->heads;
     if (enc_dec) {
-      // The cross-attention's query and output projections, d_model x heads x head_dim each a layer,
-      // read once a step and applied to the batch's one token each.
-      const double weights_read = 2.0 * static_cast<double>(layers) * static_cast<double>(t->d_model) *
-                                  static_cast<double>(heads * hd);
-      const double flops = 2 * static_cast<double>(d.batch) * weights_read;
-      const double bytes = p_bytes * (weights_read + 2 * static_cast<double>(d.batch) * static_cast<double>(layers) *
-                                                         static_cast<double>(t->d_model + heads * hd));
-      // Two kernels a layer: the launches between them are time the device holds its static power
-      // through, as every other op's are (a review, session 43: the energy had taken the products'
-      // time alone, 5-10 % of a T5 request's energy left out).
-      const auto xt = hardware::kernel_time(dev, d.precision, flops, bytes, true);
-      const double x_s = xt.seconds + static_cast<double>(2 * layers - 1) * dev.launch_s;
-      s.batch_time_s += x_s;
-      s.device_energy_per_batch_j += hardware::kernel_energy(dev, d.precision, flops, bytes, x_s);
+      // Each decoder layer's cross-attention sub-block at the step's one token, as the model's own
+      // graph has it: its norm, query projection, score, softmax and context kernels, output
+      // projection and residual add (the encoder-decoder at one target token, its ops named
+      // `.cross`), but the key/value projection, whose output the cross cache holds; the scores'
+      // and context's work over the cache's tokens_in positions is costed with the cache below.
+      // (Since session 45, a review: the query and output projections alone, a T5-base step 25 %
+      // short of its norm, residual and attention kernels.)
+      InferenceJob cross = job;
+      TransformerDesign one = prefill;
+      one.seq_len = 1;
+      cross.design = one;
+      cross.only_ops_named = ".cross";
+      cross.except_ops_ending = ".kv";
+      const InferenceResult x = cost_inference(cross);
+      s.batch_time_s += x.batch_time_s;
+      s.device_energy_per_batch_j += x.device_energy_per_batch_j;
     }
     // The decoder's own positions: an LLM's prompt and output; an encoder-decoder's start token and
     // output (its prompt is the encoder's, in the cross cache).

@@ -553,9 +553,13 @@ TEST_CASE("an encoder-decoder generates with its decoder alone, reading a cross 
   // encoder-decoder had been costed as one teacher-forced pass). Its prompt of 1,000 tokens is the
   // encoder's; its decoder starts from one token, so its own contexts are those of a decoder-only
   // model given a prompt of 1 token. Each of the 9 decode steps also reads the cross cache, 1,000
-  // positions x 8,192 B, and the cross-attention's query and output projections: 2 x 2,048 x 2,048
-  // fp16 weights and the token's 2 x (2,048 + 2,048) values in and out, 16,793,600 B, all at
-  // 1e12 B/s x 0.5 (memory-bound at batch 1).
+  // positions x 8,192 B, and the rest of the cross-attention sub-block at one token: the query and
+  // output projections, 2 x 2,048 x 2,048 fp16 weights and the token's 2 x (2,048 + 2,048) values in
+  // and out, 16,793,600 B; and (since session 45, a review) its LayerNorm, 2 x (2 x 2,048 + 2 x
+  // 2,048 scale and shift) = 16,384 B, its residual add, 2 x 3 x 2,048 = 12,288 B, and its score,
+  // softmax and context kernels as the graph has them at one encoder position (the cache's 1,000
+  // are above): 16 heads x 2 x (128 + 128 + 1) = 8,224 B twice and 2 x (16 + 16) = 64 B; 45,184 B;
+  // all at 1e12 B/s x 0.5 (memory-bound at batch 1).
   Hardware hw = made_up_hardware();
   TransformerDesign ed = one_layer_decoder();
   ed.arch = TransformerDesign::Arch::encoder_decoder;
@@ -564,7 +568,13 @@ TEST_CASE("an encoder-decoder generates with its decoder alone, reading a cross 
   Deployment alone = serving(one_layer_decoder(), 1);
   alone.tokens_in = 1;
   const ServiceCost k = serving_cost(d, hw);
-  CHECK(k.decode_s - serving_cost(alone, hw).decode_s == approx(9 * (1000 * 8192.0 + 16793600.0) / 5e11));
+  CHECK(k.decode_s - serving_cost(alone, hw).decode_s == approx(9 * (1000 * 8192.0 + 16793600.0 + 45184.0) / 5e11));
+  // Seven kernels a step for the sub-block (norm, query, scores, softmax, context, output, residual),
+  // each a launch of 1 ms (two before session 45).
+  Hardware launching = hw;
+  launching.kernel_launch_s = 1e-3;
+  CHECK(serving_cost(d, launching).decode_s - serving_cost(alone, launching).decode_s ==
+        approx(9 * (1000 * 8192.0 + 16793600.0 + 45184.0) / 5e11 + 9 * 7 * 1e-3));
   // The encoder runs once, in the prefill: three encoder layers leave the decode as it was.
   ed.encoder_layers = 3;
   d.design = ed;
