@@ -25,6 +25,13 @@ struct InferenceResult {
   double activation_bytes = 0;
   double batch_time_s = 0;
   double reorder_time_s = 0;               // part of batch_time_s
+  // Kernels a batch launches (batch_time_s holds launches x the device's launch time, which a
+  // tensor-parallel replica's ranks each pay), and the products whose outputs a tensor-parallel
+  // replica all-reduces (a layer's attention output and feed-forward down projection, Megatron's
+  // row-parallel products; one a layer for a mixture's experts): how many, and their bytes in all.
+  double launches = 0;
+  double tensor_allreduces = 0;
+  double tensor_allreduce_bytes = 0;
   double device_energy_per_batch_j = 0;
   double it_energy_per_inference_j = 0;    // device + host share
   double facility_energy_per_inference_j = 0;

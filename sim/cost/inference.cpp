@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <string>
 
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/inference_cost.hpp"
@@ -19,6 +21,8 @@ InferenceResult cost_inference(const InferenceJob& job) {
   const graph::OpGraph g = graph::build_graph(job.design, shape);
   double energy = 0;
   double input_elements = 0;
+  std::set<int> expert_layers;  // layers whose experts' combined output is counted
+  double last_output_bytes = 0;   // the last row-parallel output's (a layer's tokens x d_model)
   r.weight_bytes = g.parameters() * p;
   for (const auto& op : g.ops()) {
     if (!job.only_ops_named.empty()) {
@@ -45,6 +49,26 @@ InferenceResult cost_inference(const InferenceJob& job) {
                                                            static_cast<double>(op.count))
                           : cost_detail::Reduction{};
     const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
+    r.launches += static_cast<double>(op.kernels) + (red.seconds > 0 ? 1.0 : 0.0);
+    // A row-parallel product's output (its partial sums on each rank of a tensor-parallel replica):
+    // the layer's attention output and feed-forward down projection (`.out`, `.down`, a parallel
+    // block's at `.ffn.down` only), once a layer for a mixture's experts, whose outputs are combined
+    // before it.
+    const auto ends = [&](const char* s) {
+      const std::size_t n = std::char_traits<char>::length(s);
+      return op.name.size() >= n && op.name.compare(op.name.size() - n, n, s) == 0;
+    };
+    if (op.layer >= 0 && op.kind == graph::OpKind::matmul && (ends(".out") || ends(".down"))) {
+      // (The experts' combined output is as wide as the layer's tokens, which its attention output
+      // holds: that one's bytes.)
+      const bool counted = op.expert && !expert_layers.insert(op.layer).second;
+      const double bytes = op.expert ? last_output_bytes : p * static_cast<double>(op.m) * static_cast<double>(op.n);
+      if (!op.expert) last_output_bytes = bytes;
+      if (!counted) {
+        r.tensor_allreduces += 1;
+        r.tensor_allreduce_bytes += bytes;
+      }
+    }
     r.batch_time_s += seconds;
     energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds, gemm);
     // The image batch a layout reorder moves: the builders' input op (ResNet, ViT), or, in a graph

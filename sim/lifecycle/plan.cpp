@@ -10,6 +10,7 @@
 #include "dlcarbon/text.hpp"
 
 #include "dlcarbon/accounting.hpp"
+#include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
@@ -78,6 +79,41 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   job.inferences = 1;
   double batch_s = 0, batch_j = 0;
   double weights = 0, activations = 0, cache = 0;  // bytes a replica holds (memory check, below)
+  // A cloud replica of `per` accelerators runs tensor-parallel (Megatron-style, as vLLM and
+  // TensorRT-LLM shard a model): each rank does 1 / per of a batch's FLOPs and bytes, but launches
+  // every kernel, and the ranks all-reduce each row-parallel product's output (a layer's attention
+  // output and feed-forward down projection) over the node's links, NCCL's cost as in training
+  // (sim/cost/collectives.cpp). Every rank draws its static power for the replica's time; the
+  // FLOPs' and bytes' energy is the batch's. (Since session 45, a review: a replica of k served k
+  // times one device's throughput at k times its power, its launches and the cache it replicates
+  // divided by k, no collectives; a 70B model on 8 H100s at batch 1: 6.7 ms a decode step where
+  // its launches alone are 5.2 ms.)
+  const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
+  comm::Group ranks;
+  {
+    const auto k = static_cast<std::int64_t>(per);
+    const std::int64_t node = std::max<std::int64_t>(1, hw.node_accelerators);
+    const double intra = hw.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
+    const double inter = hw.inter_node_bandwidth.value_or(intra / 10);
+    ranks.ranks = k;
+    ranks.nccl = hw.kind == "gpu";
+    ranks.nodes = (k + node - 1) / node;
+    ranks.fullest = std::min(k, node);
+    ranks.emptiest = std::clamp<std::int64_t>(k - (ranks.nodes - 1) * node, 1, node);
+    ranks.bandwidth = ranks.nodes > 1 ? std::min(intra, static_cast<double>(ranks.emptiest) * inter) : intra;
+  }
+  struct OnReplica {
+    double seconds = 0, joules = 0;
+  };
+  const auto on_replica = [&](const InferenceResult& r) {
+    if (per <= 1) return OnReplica{r.batch_time_s, r.device_energy_per_batch_j};
+    const double launches = r.launches * dev.launch_s;
+    const double work = std::max(0.0, r.batch_time_s - launches);
+    const double comm =
+        r.tensor_allreduces > 0 ? comm::collectives_s(comm::Collective::all_reduce, r.tensor_allreduce_bytes, r.tensor_allreduces, ranks) : 0.0;
+    const double t = work / per + launches + comm;
+    return OnReplica{t, r.device_energy_per_batch_j + dev.static_w * (per * t - r.batch_time_s)};
+  };
   // LLM serving holds at most one of: the prefill's largest op beside the prompt's cache, or the
   // decode step's beside the cache at the requests' full length (since session 34; before, the
   // prefill's activations and the full cache together, which never coexist).
@@ -143,6 +179,9 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       const InferenceResult x = cost_inference(cross);
       s.batch_time_s += x.batch_time_s;
       s.device_energy_per_batch_j += x.device_energy_per_batch_j;
+      s.launches += x.launches;
+      s.tensor_allreduces += x.tensor_allreduces;
+      s.tensor_allreduce_bytes += x.tensor_allreduce_bytes;
     }
     // The decoder's own positions: an LLM's prompt and output; an encoder-decoder's start token and
     // output (its prompt is the encoder's, in the cross cache).
@@ -216,25 +255,30 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     // latent attention) they are compute-heavy enough for the rate to matter: before session 34 they
     // ran at the fp32 vector rate, which made a DeepSeek-V3 decode step's attention 39 times its
     // memory time on an H200.
-    const auto kt = hardware::kernel_time(dev, d.precision, kv_flops, kv_bytes, true);
-    const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes, kt.seconds);
+    // On a tensor-parallel replica each rank scores its query heads against the cache it holds: the
+    // cache splits over at most as many ranks as there are KV heads (cache_ways, below), and each
+    // rank reads its share whole, so a replicated cache is read on every rank that holds it.
+    const double cache_split = std::min(per, cache_ways);
+    const auto kt = hardware::kernel_time(dev, d.precision, kv_flops / per, kv_bytes / cache_split, true);
+    const double kj = hardware::kernel_energy(dev, d.precision, kv_flops, kv_bytes * per / cache_split, per * kt.seconds);
     // The prefill's forward pass yields the first output token: tokens_out - 1 decode steps follow
     // (since session 30; before, tokens_out), over contexts tokens_in + 1 .. tokens_in + tokens_out - 1,
     // whose mean is the `context` above.
     const double steps = std::max(0.0, d.tokens_out - 1);
-    batch_s = p.batch_time_s + steps * (s.batch_time_s + kt.seconds);
-    k.prefill_s = p.batch_time_s;
-    k.decode_s = batch_s - p.batch_time_s;
-    batch_j = p.device_energy_per_batch_j + steps * (s.device_energy_per_batch_j + kj);
+    const OnReplica pr = on_replica(p), st = on_replica(s);
+    batch_s = pr.seconds + steps * (st.seconds + kt.seconds);
+    k.prefill_s = pr.seconds;
+    k.decode_s = batch_s - pr.seconds;
+    batch_j = pr.joules + steps * (st.joules + kj);
   } else {
     const InferenceResult r = cost_inference(job);
-    batch_s = r.batch_time_s;
-    batch_j = r.device_energy_per_batch_j;
+    const OnReplica on = on_replica(r);
+    batch_s = on.seconds;
+    batch_j = on.joules;
     weights = r.weight_bytes;
     activations = r.activation_bytes;
   }
   k.batch_s = batch_s;
-  const double per = d.kind == Deployment::Kind::cloud ? static_cast<double>(d.accelerators_per_replica) : 1.0;
   const double ways = std::min(per, cache_ways);
   double held_activations = activations, held_cache = cache;
   // Positions cached a request (a decoder layer's): an encoder-decoder's cross cache (tokens_in)
@@ -270,10 +314,10 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
                     "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
   }
   const double host = d.kind == Deployment::Kind::cloud ? dev.host_w : 0.0;
-  // A replica of `per` accelerators: `per` times one accelerator's throughput and power.
-  k.busy_w = per * (batch_j / batch_s + host);
+  // A replica of `per` accelerators: its batch's energy over its batch time (above), and the hosts.
+  k.busy_w = batch_j / batch_s + per * host;
   k.idle_w = d.kind == Deployment::Kind::cloud ? per * (dev.idle_w + host) : 0.0;
-  k.requests_per_s = per * static_cast<double>(d.batch) / batch_s;
+  k.requests_per_s = static_cast<double>(d.batch) / batch_s;
   k.embodied_kg = per * hw.embodied_kg.value_or(0);
   k.lifetime_s = d.lifetime_s ? *d.lifetime_s : hw.lifetime_s.value_or(kDefaultLifetime);
   return k;

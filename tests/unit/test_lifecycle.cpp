@@ -10,6 +10,7 @@ using dlcarbon::test::approx;
 #include <map>
 #include <memory>
 
+#include "dlcarbon/collectives.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
@@ -690,6 +691,58 @@ TEST_CASE("a serving replica's memory by hand: weights, the largest op's tensors
   CHECK_FALSE(full.fits);
   CHECK(full.memory_text.find("does not fit: a batch of 2 needs") == 0);
   CHECK(full.memory_text.find("KV cache at 101000 tokens a request 1.7 GB") != std::string::npos);
+}
+
+TEST_CASE("a tensor-parallel replica: its ranks split the work, each launches every kernel, and they all-reduce") {
+  // Since session 45 (a review: a replica of k had served k times one device's throughput at k
+  // times its power). The one-layer decoder at batch 1, 1,000 tokens in and 10 out, fp16, on two
+  // GPUs of one node (NVLink at the made-up default, a tenth of the memory bandwidth: 1e11 B/s).
+  // The layer's two row-parallel outputs (attention output, feed-forward down projection) are
+  // all-reduced: in the prefill 1,000 x 2,048 x 2 B each, in a decode step 2,048 x 2 B each.
+  Hardware hw = made_up_hardware();
+  hw.kind = "gpu";
+  TransformerDesign t = one_layer_decoder();
+  t.position = TransformerDesign::Position::rotary;
+  Deployment d = serving(t, 1);
+  d.fusion = "attention";
+  const ServiceCost one = serving_cost(d, hw);
+  d.accelerators_per_replica = 2;
+  const ServiceCost two = serving_cost(d, hw);
+  comm::Group pair;
+  pair.ranks = 2;
+  pair.nccl = true;
+  pair.fullest = 2;
+  pair.bandwidth = 1e11;
+  const double ar_prefill = comm::collectives_s(comm::Collective::all_reduce, 2 * 1000 * 2048 * 2.0, 2, pair);
+  const double ar_step = comm::collectives_s(comm::Collective::all_reduce, 2 * 2048 * 2.0, 2, pair);
+  REQUIRE(ar_step > 0);
+  // Without launch times, each rank does half of every kernel's work (the cache split by its 16
+  // heads): half the single device's times, plus the collectives.
+  CHECK(two.prefill_s == approx(one.prefill_s / 2 + ar_prefill));
+  CHECK(two.decode_s == approx(one.decode_s / 2 + 9 * ar_step));
+  CHECK(two.requests_per_s == approx(1 / two.batch_s));
+  // Energy: the batch's FLOPs and bytes as one device's, static power (0.3 x 300 W) on both ranks
+  // for the replica's time.
+  CHECK(two.busy_w * two.batch_s == approx(one.busy_w * one.batch_s + 90 * (2 * two.batch_s - one.batch_s)));
+  // Launches are paid on every rank: with 0.1 ms a kernel, the replica's decode grows by as much as
+  // one device's does.
+  Hardware launching = hw;
+  launching.kernel_launch_s = 1e-4;
+  d.accelerators_per_replica = 1;
+  const double one_launches = serving_cost(d, launching).decode_s - one.decode_s;
+  d.accelerators_per_replica = 2;
+  CHECK(one_launches > 0);
+  CHECK(serving_cost(d, launching).decode_s - two.decode_s == approx(one_launches));
+  // One KV head (multi-query): both ranks hold the whole cache and read it whole, 1,005 positions on
+  // average x 2 x 128 x 2 B = 514,560 B a step at 5e11 B/s, not half of it.
+  TransformerDesign mqa = t;
+  mqa.kv_heads = 1;
+  d.design = mqa;
+  d.accelerators_per_replica = 1;
+  const ServiceCost mqa_one = serving_cost(d, hw);
+  d.accelerators_per_replica = 2;
+  const ServiceCost mqa_two = serving_cost(d, hw);
+  CHECK(mqa_two.decode_s == approx(mqa_one.decode_s / 2 + 9 * (ar_step + 514560.0 / 5e11 / 2)));
 }
 
 TEST_CASE("the time series' size bound counts series keys, not runs or cohorts") {
