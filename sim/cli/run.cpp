@@ -222,32 +222,51 @@ void check_representable(const Scenario& scenario, ScenarioOutcome& o) {
   for (const auto& t : o.record.tables) {
     if (t.path == "lifecycle/totals") totals = &t;
   }
-  if (!totals) return;
-  const auto& entity = std::get<std::vector<std::string>>(totals->find("entity")->values);
-  const auto& kind = std::get<std::vector<std::string>>(totals->find("entity_kind")->values);
-  std::vector<std::string> named;
-  for (const char* column : {"energy", "co2e_location", "co2e_market", "requests"}) {
-    const auto& v = std::get<std::vector<double>>(totals->find(column)->values);
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (number(v[i]) || std::find(named.begin(), named.end(), kind[i] + entity[i]) != named.end()) continue;
-      named.push_back(kind[i] + entity[i]);
-      const std::string what = std::string("its lifecycle ") + (std::string(column) == "requests" ? "requests" : "energy or CO2e");
-      if (kind[i] == "deployment") {
-        for (const auto& d : scenario.deployments) {
-          if (d.id == entity[i]) beyond(d.origin, "deployments." + d.id, d.id, what);
+  if (totals) {
+    const auto& entity = std::get<std::vector<std::string>>(totals->find("entity")->values);
+    const auto& kind = std::get<std::vector<std::string>>(totals->find("entity_kind")->values);
+    std::vector<std::string> named;
+    for (const char* column : {"energy", "co2e_location", "co2e_market", "requests"}) {
+      const auto& v = std::get<std::vector<double>>(totals->find(column)->values);
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (number(v[i]) || std::find(named.begin(), named.end(), kind[i] + entity[i]) != named.end()) continue;
+        named.push_back(kind[i] + entity[i]);
+        const std::string what = std::string("its lifecycle ") + (std::string(column) == "requests" ? "requests" : "energy or CO2e");
+        if (kind[i] == "deployment") {
+          for (const auto& d : scenario.deployments) {
+            if (d.id == entity[i]) beyond(d.origin, "deployments." + d.id, d.id, what);
+          }
+        } else {
+          // A training run of the lifecycle: "<job>", or "<job>-<n>" for the n-th of repeated runs
+          // (exactly: a job "pretrain-2" is not the second run of "pretrain").
+          for (const auto& job : scenario.training) {
+            bool mine = entity[i] == job.id;
+            for (std::int64_t r = 1; !mine && job.repeat_count > 1 && r <= job.repeat_count; ++r) {
+              mine = entity[i] == job.run_id(r);
+            }
+            if (mine) {
+              beyond(job.origin, "training." + job.id, job.id, what);
+              break;
+            }
+          }
         }
-      } else {
-        // A training run of the lifecycle: "<job>", or "<job>-<n>" for the n-th of repeated runs
-        // (exactly: a job "pretrain-2" is not the second run of "pretrain").
-        for (const auto& job : scenario.training) {
-          bool mine = entity[i] == job.id;
-          for (std::int64_t r = 1; !mine && job.repeat_count > 1 && r <= job.repeat_count; ++r) {
-            mine = entity[i] == job.run_id(r);
-          }
-          if (mine) {
-            beyond(job.origin, "training." + job.id, job.id, what);
-            break;
-          }
+      }
+    }
+  }
+  // (After the totals, whose message names the energy first.) The deployments' own figures:
+  // unserved requests and the carbon a (useful) inference, which a demand past 1e300 or a useful
+  // fraction of 5e-324 make infinite where the totals are not (since session 45, a review: written
+  // with exit 0). NaN is by design there: no request, nothing a request.
+  for (const auto& t : o.record.tables) {
+    if (t.path != "lifecycle/deployments") continue;
+    const auto& ids = std::get<std::vector<std::string>>(t.find("deployment")->values);
+    for (const char* column : {"requests", "useful_requests", "unserved_requests", "co2e_per_inference", "co2e_per_useful_inference",
+                               "peak_replicas"}) {
+      const auto& v = std::get<std::vector<double>>(t.find(column)->values);
+      for (std::size_t i = 0; i < v.size() && i < ids.size(); ++i) {
+        if (std::isnan(v[i]) || std::abs(v[i]) < kRepresentable) continue;
+        for (const auto& d : scenario.deployments) {
+          if (d.id == ids[i]) beyond(d.origin, "deployments." + d.id, d.id, std::string("its ") + column);
         }
       }
     }
