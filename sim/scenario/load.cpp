@@ -1363,6 +1363,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           j.tokens = detail::read_positive(m.at("tokens"), Kind::count);
           // Tokens, or an image model's samples (since session 35; "1e9 params" was taken as tokens).
           detail::check_count_noun(m.at("tokens"), Kind::count, {"token", "sample", "image"});
+          // At least one (since session 45, a review: "0.5 tokens" had been a run of 2.4e-7 steps); a
+          // fraction above one stays, as a sweep's continuous range over tokens gives it.
+          if (*j.tokens < 1) m.at("tokens").expected("tokens (or samples) >= 1");
           d.tokens_at = m.at("tokens");
         }
         if (m.has("flops")) j.flops = detail::read_positive(m.at("flops"), Kind::work);
