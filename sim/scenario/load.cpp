@@ -492,6 +492,13 @@ double read_trajectory(const Value& v) {
   return x / 100;
 }
 
+// A grid's intensity, as a trace's rows are bounded: at most 100,000 gCO2e/kWh (a hundred times the
+// dirtiest grid; since session 45, a review: "1e6 kgCO2e/kWh" had been read as a region's).
+void check_intensity(const detail::Value& v, double kg_per_j) {
+  constexpr double kMaxKgPerJ = 100.0 / 3.6e6;  // 100,000 g/kWh
+  if (kg_per_j > kMaxKgPerJ * (1 + 1e-12)) v.expected("an intensity from 0 to 100,000 gCO2e/kWh");
+}
+
 // --- regions ---------------------------------------------------------------------------
 
 const EntityKind<GridRegion>& Builder::region_kind() {
@@ -503,9 +510,12 @@ const EntityKind<GridRegion>& Builder::region_kind() {
         if (m.has("id")) r.id = detail::read_id(m.at("id"));
         if (m.has("name")) r.name = detail::read_text(m.at("name"));
         if (m.has("zone")) r.zone = detail::read_text(m.at("zone"));
-        if (m.has("intensity")) r.intensity_kg_per_j = detail::read_non_negative(m.at("intensity"), Kind::intensity);
+        if (m.has("intensity")) {
+          r.intensity_kg_per_j = detail::read_non_negative(m.at("intensity"), Kind::intensity);
+          check_intensity(m.at("intensity"), r.intensity_kg_per_j);
+        }
         if (m.has("year")) {
-          const double year = detail::read_number_in(m.at("year"), 1900, 2200, true, "a year (e.g. 2023)");
+          const double year = detail::read_number_in(m.at("year"), 1900, 2200, true, "a year from 1900 to 2200 (e.g. 2023)");
           if (year != std::floor(year)) m.at("year").expected("a whole year (e.g. 2023)");
           r.year = static_cast<int>(year);
         }
@@ -530,9 +540,10 @@ const EntityKind<Datacenter>& Builder::datacenter_kind() {
         if (m.has("id")) d.id = detail::read_id(m.at("id"));
         if (m.has("name")) d.name = detail::read_text(m.at("name"));
         if (m.has("region")) d.region = b.region_ref(m.at("region"));
-        if (m.has("pue")) d.pue = detail::read_number_in(m.at("pue"), 1, 10, true, "a PUE >= 1 (e.g. 1.58)");
+        if (m.has("pue")) d.pue = detail::read_number_in(m.at("pue"), 1, 10, true, "a PUE from 1 to 10 (e.g. 1.58)");
         if (m.has("market_intensity")) {
           d.market_intensity_kg_per_j = detail::read_non_negative(m.at("market_intensity"), Kind::intensity);
+          check_intensity(m.at("market_intensity"), *d.market_intensity_kg_per_j);
         }
         if (m.has("source")) d.source = detail::read_text(m.at("source"));
         if (m.has("notes")) d.notes = detail::read_text(m.at("notes"));
@@ -1198,7 +1209,7 @@ JobOverheads read_overheads(const Value& v) {
   if (m.has("mtbf")) o.mtbf_s = detail::read_positive(m.at("mtbf"), Kind::time);
   if (m.has("restart")) o.restart_s = detail::read_non_negative(m.at("restart"), Kind::time);
   if (m.has("evaluation")) {
-    o.evaluation_fraction = detail::read_number_in(m.at("evaluation"), 0, 10, true, "a fraction of training compute (e.g. 0.02)");
+    o.evaluation_fraction = detail::read_number_in(m.at("evaluation"), 0, 10, true, "a share of training compute from 0 to 10 (e.g. 0.02)");
   }
   if (m.has("downtime")) {
     o.downtime_s = detail::read_non_negative(m.at("downtime"), Kind::time);
@@ -1649,7 +1660,7 @@ std::vector<double> read_profile(const Value& v, std::size_t n, const std::strin
   std::vector<double> out;
   double sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(detail::read_number_in(v.child(v.node[i], "[" + std::to_string(i) + "]"), 0, 1e9, true, "a number >= 0"));
+    out.push_back(detail::read_number_in(v.child(v.node[i], "[" + std::to_string(i) + "]"), 0, 1e9, true, "a number from 0 to 1e9"));
     sum += out.back();
   }
   if (!(sum > 0)) v.expected("a profile with some value above 0");
@@ -1783,7 +1794,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.headroom_at.reset();  // an inherited headroom is overridden, one of this piece is not (below)
         }
         if (m.has("headroom")) {
-          d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom >= 0 (0.3 = 30 % above the peak)");
+          d.headroom = detail::read_number_in(m.at("headroom"), 0, 100, true, "a headroom from 0 to 100 (0.3 = 30 % above the peak)");
           dr.headroom_at = m.at("headroom");
         }
         if (m.has("demand")) {

@@ -74,7 +74,7 @@ double read_non_negative(const Value& v, units::Kind kind);
 void check_count_noun(const Value& v, units::Kind kind, std::initializer_list<std::string_view> nouns);
 std::int64_t read_positive_int(const Value& v);
 std::int64_t read_int(const Value& v);
-// A bare number in [lo, hi]; `what` describes it in messages, e.g. "a PUE >= 1 (e.g. 1.58)".
+// A bare number in [lo, hi]; `what` describes it in messages, e.g. "a PUE from 1 to 10 (e.g. 1.58)".
 double read_number_in(const Value& v, double lo, double hi, bool lo_inclusive,
                       const std::string& what);
 // "2020-05-01" -> seconds since 1970-01-01 UTC.

@@ -335,7 +335,7 @@ TEST_CASE("an override's errors name the sweep file, line, column and key") {
         "not a map (sweep the whole training.pretrain.model instead)");
   CHECK(err("scenario.horizn", "1").rfind("sw.yaml:8:10: scenario.horizn: unknown key \"horizn\" in scenario; did you mean \"horizon\"?", 0) == 0);
   CHECK(err("datacenters.test-dc.pue", "[1").rfind("sw.yaml:9:13: datacenters.test-dc.pue: the value is not YAML", 0) == 0);
-  CHECK(err("datacenters.test-dc.pue", "0.5") == "sw.yaml:9:13: datacenters.test-dc.pue: expected a PUE >= 1 (e.g. 1.58), got \"0.5\"");
+  CHECK(err("datacenters.test-dc.pue", "0.5") == "sw.yaml:9:13: datacenters.test-dc.pue: expected a PUE from 1 to 10 (e.g. 1.58), got \"0.5\"");
   // A key inside a map value, and a key below a swept map: at the value's place in the sweep file.
   CHECK(err("training.pretrain.datacenter", "{id: test-dc, peu: 0.9}").rfind("sw.yaml:9:13: ", 0) == 0);
   CHECK(err("training.pretrain.datacenter", "{id: test-dc, peu: 0.9}").find("did you mean \"pue\"?") != std::string::npos);
