@@ -2292,6 +2292,15 @@ void check_stages(Builder& builder, const std::vector<std::string>& order, const
       where.fail("stages are predicted from their design (first-principles mode): drop duration, "
                  "accelerator_hours and power from " + text::quoted(d.job.duration_given ? id : lead));
     }
+    // A later stage continues its run: it does not start before it, and the two repeat, or not,
+    // together (since session 45, a review: a stage five years before its run, or repeating alone,
+    // had been accepted).
+    if (d.job.start_unix_s && it->start_unix_s && *d.job.start_unix_s < *it->start_unix_s) {
+      where.fail("a later stage starts no earlier than the run it continues (" + text::quoted(lead) + ")");
+    }
+    if (d.job.repeat_count != it->repeat_count || d.job.repeat_every_s != it->repeat_every_s) {
+      where.fail("a stage repeats as the run it belongs to (" + text::quoted(lead) + ") does: give both the same repeat, or neither");
+    }
   }
 }
 
