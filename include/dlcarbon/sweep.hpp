@@ -35,6 +35,7 @@ struct SweepParameter {
   // `range:` for latin-hypercube and monte-carlo draws
   bool ranged = false;
   bool stepped = false;  // a grid's range with steps, turned into values (lo and hi kept)
+  std::int64_t steps = 0;  // the steps asked for (integer steps that coincide give fewer values)
   double lo = 0, hi = 0;
   bool log_scale = false, integer = false;
   std::string unit;  // appended to a drawn number: 12.5 -> "12.5 days"

@@ -717,6 +717,14 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
   write_run(out, to_record(file, in_shard));
 
   if (!vm.count("quiet")) {
+    // Integer steps that coincide are run once: said, with the values they gave (since session 45,
+    // a review: 5 steps over [1, 2] ran 2 points without a word).
+    for (const auto& p : spec.parameters) {
+      if (!p.stepped || static_cast<std::int64_t>(p.values_numeric.size()) >= p.steps) continue;
+      io.out << "dlcarbon: sweep " << spec.name << ": " << p.key << ": " << p.steps << " steps over the integers from "
+             << format_number(p.lo, 17) << " to " << format_number(p.hi, 17) << " give " << p.values_numeric.size()
+             << " distinct values\n";
+    }
     // The points that cannot run, each with its reason (the first few; all are in the file).
     std::int64_t cannot = 0;
     for (const auto& [i, rows] : file.done) {

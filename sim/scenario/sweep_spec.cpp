@@ -180,6 +180,7 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
     }
     p.ranged = false;
     p.stepped = true;
+    p.steps = steps;
   } else if (m.has("steps")) {
     m.at("steps").fail("steps is for a grid; latin-hypercube and monte-carlo draw `samples` values");
   }

@@ -2291,3 +2291,20 @@ TEST_CASE("calibrate --refit of a run's output says it holds no samples, before 
     CHECK_FALSE(fs::exists(dir / "out"));
   }
 }
+
+TEST_CASE("sweep: integer steps that coincide are run once, and said") {
+  // Since session 45 (a review): 5 steps over the integers from 1 to 2 are 1, 1, 2, 2, 2: two points,
+  // which the sweep ran without a word.
+  const fs::path dir = fresh_dir("integer-steps");
+  {
+    std::ofstream f(dir / "s.sweep.yaml");
+    f << "schema_version: 1\nsweep: {name: steps, scenario: \"" << (kData / "scenarios/first_principles.yaml").generic_string()
+      << "\"}\nparameters:\n  - {key: training.pretrain.parallelism.microbatch, range: [1, 2], steps: 5, integer: true}\n";
+  }
+  const auto r = sweep(dir / "s.sweep.yaml", dir / "s.h5");
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("dlcarbon: sweep steps: training.pretrain.parallelism.microbatch: 5 steps over the integers from 1 to 2 give 2 distinct values\n") !=
+        std::string::npos);
+  CHECK(r.out.find(": 2 of 2 points") != std::string::npos);
+}
