@@ -492,6 +492,15 @@ double read_trajectory(const Value& v) {
   return x / 100;
 }
 
+// A device's service life, over which its embodied carbon is spread: an hour or more (since session
+// 45, a review: "1e-320 years" was read, and the deployment using it failed as beyond what can be
+// represented, named at the deployment, not at the lifetime).
+double read_lifetime(const detail::Value& v) {
+  const double s = detail::read_positive(v, Kind::time);
+  if (s < 3600) v.expected("a lifetime of an hour or more (e.g. \"4 years\")");
+  return s;
+}
+
 // A grid's intensity, as a trace's rows are bounded: at most 100,000 gCO2e/kWh (a hundred times the
 // dirtiest grid; since session 45, a review: "1e6 kgCO2e/kWh" had been read as a region's).
 void check_intensity(const detail::Value& v, double kg_per_j) {
@@ -588,7 +597,7 @@ const EntityKind<Hardware>& Builder::hardware_kind() {
         if (m.has("host_overhead")) h.host_overhead_w = detail::read_non_negative(m.at("host_overhead"), Kind::power);
         if (m.has("embodied")) h.embodied_kg = detail::read_non_negative(m.at("embodied"), Kind::co2e);
         if (m.has("embodied_basis")) h.embodied_basis = detail::read_text(m.at("embodied_basis"));
-        if (m.has("lifetime")) h.lifetime_s = detail::read_positive(m.at("lifetime"), Kind::time);
+        if (m.has("lifetime")) h.lifetime_s = read_lifetime(m.at("lifetime"));
         if (m.has("compute_units")) h.compute_units = detail::read_positive_int(m.at("compute_units"));
         if (m.has("matrix_unit")) h.matrix_unit = detail::read_positive_int(m.at("matrix_unit"));
         if (m.has("separate_cores")) h.separate_cores = detail::read_positive_int(m.at("separate_cores"));
@@ -1917,7 +1926,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("useful_fraction")) {
           d.useful_fraction = detail::read_number_in(m.at("useful_fraction"), 0, 1, false, "a fraction in (0, 1]");
         }
-        if (m.has("lifetime")) d.lifetime_s = detail::read_positive(m.at("lifetime"), Kind::time);
+        if (m.has("lifetime")) d.lifetime_s = read_lifetime(m.at("lifetime"));
         if (m.has("notes")) detail::read_text(m.at("notes"));
         d.origin = m.self().location();
       },
