@@ -238,18 +238,24 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
   }
   // A quick run's three sizes against two cache levels: four unknowns, three points. The fit keeps
   // the last level only (three unknowns) and the largest size's rate bounds memory's from above.
-  {
+  // (A blended fit of `b` and `c` on `levels`, and the STREAM add's calibration sizes of a quick or
+  // a full run with the times it gives them.)
+  const auto stream_samples = [&](std::vector<double> b, double c, bool quick) {
     RooflineFit truth;
     truth.blend = true;
     truth.levels = levels;
-    truth.b = {1 / 180e9, 1 / 90e9, 1 / 35e9};
-    truth.c = 1.2e-6;
+    truth.b = std::move(b);
+    truth.c = c;
     std::vector<double> B, T;
-    for (const auto& s : shape_set(true, true, true)) {
+    for (const auto& s : shape_set(quick, true, true)) {
       if (s.group() != "stream/f32" || s.role != Role::calibrate) continue;
       B.push_back(s.bytes());
       T.push_back(truth.predict(0, s.bytes()));
     }
+    return std::pair{B, T};
+  };
+  {
+    const auto [B, T] = stream_samples({1 / 180e9, 1 / 90e9, 1 / 35e9}, 1.2e-6, true);
     REQUIRE(B.size() == 3);
     const RooflineFit f = fit_memory_blend(B, T, levels);
     CHECK(f.levels == std::vector<double>{6 * MiB});
@@ -263,17 +269,7 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
   // keeps time per byte growing outwards (the middle level as fast as the first at most), where an
   // unconstrained one had made it free.
   {
-    RooflineFit skewed;
-    skewed.blend = true;
-    skewed.levels = levels;
-    skewed.b = {1 / 100e9, 1 / 400e9, 1 / 30e9};
-    skewed.c = 1e-6;
-    std::vector<double> B, T;
-    for (const auto& s : shape_set(false, true, true)) {
-      if (s.group() != "stream/f32" || s.role != Role::calibrate) continue;
-      B.push_back(s.bytes());
-      T.push_back(skewed.predict(0, s.bytes()));
-    }
+    const auto [B, T] = stream_samples({1 / 100e9, 1 / 400e9, 1 / 30e9}, 1e-6, false);
     const RooflineFit f = fit_memory_blend(B, T, levels);
     REQUIRE(f.b.size() == 3);
     CHECK(f.b[0] > 0);
