@@ -30,6 +30,11 @@ struct InferenceResult {
   // replica all-reduces (a layer's attention output and feed-forward down projection, Megatron's
   // row-parallel products; one a layer for a mixture's experts): how many, and their bytes in all.
   double launches = 0;
+  // The ops on the full model width that every rank of a tensor-parallel replica runs whole (norms,
+  // residual adds: Op::tensor_split false): their time less their launches, and their FLOPs' and
+  // bytes' energy (a rank's share of the rest is 1/k; these are k times).
+  double unsplit_s = 0;
+  double unsplit_dynamic_j = 0;
   double tensor_allreduces = 0;
   double tensor_allreduce_bytes = 0;
   double device_energy_per_batch_j = 0;

@@ -50,6 +50,10 @@ InferenceResult cost_inference(const InferenceJob& job) {
                           : cost_detail::Reduction{};
     const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
     r.launches += static_cast<double>(op.kernels) + (red.seconds > 0 ? 1.0 : 0.0);
+    if (!op.tensor_split) {
+      r.unsplit_s += std::max(0.0, seconds - static_cast<double>(op.kernels) * dev.launch_s);
+      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, flops, bytes, seconds, gemm) - dev.static_w * seconds);
+    }
     // A row-parallel product's output (its partial sums on each rank of a tensor-parallel replica):
     // the layer's attention output and feed-forward down projection (`.out`, `.down`, a parallel
     // block's at `.ffn.down` only), once a layer for a mixture's experts, whose outputs are combined

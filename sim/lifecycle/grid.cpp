@@ -149,7 +149,8 @@ double trajectory_reference(const GridRegion& region) {
 // by whole cycles, exactly.
 double year_start(double ref, double k) {
   constexpr double kCycleYears = 400, kCycleS = 146097 * 86400.0;
-  if (!std::isfinite(k) || !std::isfinite(ref) || std::abs(ref) > 1e15) return ref + k * kMeanYear;
+  // (Past 10^12 years, beyond a second's precision and the calendar's integers: the mean year.)
+  if (!std::isfinite(k) || std::abs(k) > 1e12 || !std::isfinite(ref) || std::abs(ref) > 1e15) return ref + k * kMeanYear;
   const double cycles = std::floor(k / kCycleYears);
   const auto within = static_cast<std::int64_t>(k - cycles * kCycleYears);
   const auto r = static_cast<std::int64_t>(std::llround(ref));

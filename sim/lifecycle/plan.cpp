@@ -105,14 +105,20 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   struct OnReplica {
     double seconds = 0, joules = 0;
   };
+  // A model that is not a transformer has no tensor-parallel layout here: its replica is `per`
+  // devices each serving its own batches (a batch every t / per), as every replica was before.
+  const bool tensor_parallel = std::holds_alternative<TransformerDesign>(d.design);
   const auto on_replica = [&](const InferenceResult& r) {
     if (per <= 1) return OnReplica{r.batch_time_s, r.device_energy_per_batch_j};
+    if (!tensor_parallel) return OnReplica{r.batch_time_s / per, r.device_energy_per_batch_j};
     const double launches = r.launches * dev.launch_s;
-    const double work = std::max(0.0, r.batch_time_s - launches);
+    // The full-width ops (norms, residual adds) run whole on every rank, as in training
+    // (Op::tensor_split; since session 45, a review: 14 % of a 70B prefill's bytes).
+    const double split = std::max(0.0, r.batch_time_s - launches - r.unsplit_s);
     const double comm =
         r.tensor_allreduces > 0 ? comm::collectives_s(comm::Collective::all_reduce, r.tensor_allreduce_bytes, r.tensor_allreduces, ranks) : 0.0;
-    const double t = work / per + launches + comm;
-    return OnReplica{t, r.device_energy_per_batch_j + dev.static_w * (per * t - r.batch_time_s)};
+    const double t = split / per + r.unsplit_s + launches + comm;
+    return OnReplica{t, r.device_energy_per_batch_j + (per - 1) * r.unsplit_dynamic_j + dev.static_w * (per * t - r.batch_time_s)};
   };
   // LLM serving holds at most one of: the prefill's largest op beside the prompt's cache, or the
   // decode step's beside the cache at the requests' full length (since session 34; before, the
@@ -148,7 +154,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     if (enc_dec) {
       // A decode step runs the decoder alone on one token: costed as the decoder-only model of the
       // same stack (its table and head, the target vocabulary where it has one), and below, its
-      // cross-attention's query and output projections and its reading of the cross cache.
+      // cross-attention sub-block at the token and its reading of the cross cache.
       decode.arch = TransformerDesign::Arch::decoder;
       decode.encoder_layers = 0;
       decode.vocab = t->target_vocab > 0 ? t->target_vocab : t->vocab;

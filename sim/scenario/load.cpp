@@ -1947,6 +1947,13 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         // Said, not ignored (since session 33): each of these means something for one kind only.
         if (!edge && dr.charging_at) dr.charging_at->fail("charging_efficiency is for edge deployments (kind: edge), whose devices charge from their users' grids");
         if (edge && dr.per_replica_at) dr.per_replica_at->fail("accelerators_per_replica is for cloud deployments; an edge deployment runs on one device each");
+        // A transformer's replica is tensor-parallel over its accelerators, which split its heads
+        // (since session 45, as training's tensor degree must).
+        if (const auto* t = std::get_if<TransformerDesign>(&d.design); t && dr.per_replica_at && d.accelerators_per_replica > 1 &&
+                                                                       t->heads % d.accelerators_per_replica != 0) {
+          dr.per_replica_at->fail("a transformer's replica splits its " + std::to_string(t->heads) +
+                                  " heads over its accelerators (tensor-parallel): give a number that divides them");
+        }
         // (Since session 34: both were accepted and had no effect, or, for batch, an effect the
         // documentation denies.)
         if (edge && dr.batch_at && d.batch != 1) {
@@ -2304,7 +2311,9 @@ void check_stages(Builder& builder, const std::vector<std::string>& order, const
     // A later stage continues its run: it does not start before it, and the two repeat, or not,
     // together (since session 45, a review: a stage five years before its run, or repeating alone,
     // had been accepted).
-    if (d.job.start_unix_s && it->start_unix_s && *d.job.start_unix_s < *it->start_unix_s) {
+    // (Their starts as placed: the scenario's start where a job gives none.)
+    const auto self = std::find_if(jobs.begin(), jobs.end(), [&](const TrainingJob& j) { return j.id == id; });
+    if (self != jobs.end() && self->start_unix_s && it->start_unix_s && *self->start_unix_s < *it->start_unix_s) {
       where.fail("a later stage starts no earlier than the run it continues (" + text::quoted(lead) + ")");
     }
     if (d.job.repeat_count != it->repeat_count || d.job.repeat_every_s != it->repeat_every_s) {

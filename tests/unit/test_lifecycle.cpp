@@ -11,6 +11,7 @@ using dlcarbon::test::approx;
 #include <memory>
 
 #include "dlcarbon/collectives.hpp"
+#include "dlcarbon/roofline.hpp"
 #include "dlcarbon/graph.hpp"
 #include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
@@ -717,13 +718,21 @@ TEST_CASE("a tensor-parallel replica: its ranks split the work, each launches ev
   const double ar_step = comm::collectives_s(comm::Collective::all_reduce, 2 * 2048 * 2.0, 2, pair);
   REQUIRE(ar_step > 0);
   // Without launch times, each rank does half of every kernel's work (the cache split by its 16
-  // heads): half the single device's times, plus the collectives.
-  CHECK(two.prefill_s == approx(one.prefill_s / 2 + ar_prefill));
-  CHECK(two.decode_s == approx(one.decode_s / 2 + 9 * ar_step));
+  // heads), but the full-width ops, three LayerNorms (2 x (2 x 2,048 + 4,096) B a token) and two
+  // residual adds (2 x 3 x 2,048 B a token), run whole on both: 49,176,576 B in the prefill's 1,000
+  // tokens and 73,728 B in a step's one, at 5e11 B/s. Half the single device's times, plus half the
+  // full-width ops' again, plus the collectives.
+  const double full_prefill = 49176576.0 / 5e11, full_step = 73728.0 / 5e11;
+  CHECK(two.prefill_s == approx(one.prefill_s / 2 + full_prefill / 2 + ar_prefill));
+  CHECK(two.decode_s == approx(one.decode_s / 2 + 9 * (full_step / 2 + ar_step)));
   CHECK(two.requests_per_s == approx(1 / two.batch_s));
-  // Energy: the batch's FLOPs and bytes as one device's, static power (0.3 x 300 W) on both ranks
-  // for the replica's time.
-  CHECK(two.busy_w * two.batch_s == approx(one.busy_w * one.batch_s + 90 * (2 * two.batch_s - one.batch_s)));
+  // Energy: the batch's FLOPs and bytes as one device's, the full-width ops' once more (their
+  // bytes above; 8 FLOPs an element a norm, 1 a residual add: 53,248 a token), static power
+  // (0.3 x 300 W) on both ranks for the replica's time.
+  const auto dev = hardware::make_device_model(hw);
+  REQUIRE(dev.e_byte_j > 0);
+  const double again = dev.e_byte_j * (49176576.0 + 9 * 73728.0) + dev.e_flop_j * (1000 + 9) * 53248.0;
+  CHECK(two.busy_w * two.batch_s == approx(one.busy_w * one.batch_s + again + 90 * (2 * two.batch_s - one.batch_s)));
   // Launches are paid on every rank: with 0.1 ms a kernel, the replica's decode grows by as much as
   // one device's does.
   Hardware launching = hw;
@@ -734,7 +743,8 @@ TEST_CASE("a tensor-parallel replica: its ranks split the work, each launches ev
   CHECK(one_launches > 0);
   CHECK(serving_cost(d, launching).decode_s - two.decode_s == approx(one_launches));
   // One KV head (multi-query): both ranks hold the whole cache and read it whole, 1,005 positions on
-  // average x 2 x 128 x 2 B = 514,560 B a step at 5e11 B/s, not half of it.
+  // average x 2 x 128 x 2 B = 514,560 B a step at 5e11 B/s, not half of it (the full-width ops as
+  // above).
   TransformerDesign mqa = t;
   mqa.kv_heads = 1;
   d.design = mqa;
@@ -742,7 +752,17 @@ TEST_CASE("a tensor-parallel replica: its ranks split the work, each launches ev
   const ServiceCost mqa_one = serving_cost(d, hw);
   d.accelerators_per_replica = 2;
   const ServiceCost mqa_two = serving_cost(d, hw);
-  CHECK(mqa_two.decode_s == approx(mqa_one.decode_s / 2 + 9 * (ar_step + 514560.0 / 5e11 / 2)));
+  CHECK(mqa_two.decode_s == approx(mqa_one.decode_s / 2 + 9 * (ar_step + full_step / 2 + 514560.0 / 5e11 / 2)));
+  // A model without a tensor-parallel layout (an MLP): two devices each serving their own batches.
+  Deployment mlp = d;
+  mlp.design = MlpDesign{{1024, 4096, 1024}};
+  mlp.tokens_in = mlp.tokens_out = 0;
+  mlp.accelerators_per_replica = 1;
+  const ServiceCost mlp_one = serving_cost(mlp, hw);
+  mlp.accelerators_per_replica = 2;
+  const ServiceCost mlp_two = serving_cost(mlp, hw);
+  CHECK(mlp_two.requests_per_s == approx(2 * mlp_one.requests_per_s));
+  CHECK(mlp_two.busy_w == approx(2 * mlp_one.busy_w));
 }
 
 TEST_CASE("the time series' size bound counts series keys, not runs or cohorts") {
