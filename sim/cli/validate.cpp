@@ -35,8 +35,17 @@ struct Row {
 };
 
 std::string percent(double x) {
+  // Past a million percent (a published figure next to nothing) in powers of ten, and a ratio
+  // beyond a double as such (since session 45, a review: "+inf%", and 1e305 % in 306 digits).
+  if (std::isnan(x)) return "n/a";
+  if (std::isinf(x)) return x > 0 ? ">+1e300%" : "<-1e300%";
   std::ostringstream s;
-  s << std::showpos << std::fixed << std::setprecision(2) << 100 * x << "%";
+  s << std::showpos;
+  if (std::abs(100 * x) >= 1e6) {
+    s << std::scientific << std::setprecision(2) << 100 * x << "%";
+  } else {
+    s << std::fixed << std::setprecision(2) << 100 * x << "%";
+  }
   return s.str();
 }
 

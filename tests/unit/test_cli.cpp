@@ -1630,6 +1630,23 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   CHECK(std::stod(published) == approx(100));
   CHECK(std::stod(predicted) == approx(hours).epsilon(1e-3));
   CHECK(std::stod(error) / 100 == approx(hours / 100 - 1).epsilon(1e-3));
+  // A published figure next to nothing: the error in powers of ten, and beyond a double as such
+  // (since session 45, a review: "+inf%", and a 1e305 % error in 306 digits).
+  {
+    const fs::path dir = fresh_dir("tiny-published");
+    std::ifstream in(kData / "published_hours/hours.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("accelerator_hours: \"100 h\"");
+    REQUIRE(at != std::string::npos);
+    std::ofstream(dir / "tiny.yaml") << text.substr(0, at) << "accelerator_hours: \"1e-300 h\"}\n";
+    std::ofstream(dir / "zero.yaml") << text.substr(0, at) << "accelerator_hours: \"5e-324 h\"}\n";
+    const auto t = run({"validate", "--mode", "first-principles", "--dir", dir.string(), "--data-dir", (kData / "catalog").string()});
+    INFO(t.out, t.err);
+    CHECK(t.out.find(">+1e300%") != std::string::npos);
+    CHECK(t.out.find("e+30") != std::string::npos);
+    CHECK(t.out.find("inf%") == std::string::npos);
+    for (std::istringstream lines(t.out); std::getline(lines, name);) CHECK(name.size() < 400);
+  }
   // Accounting mode has no footprint to compare: bad input, said before any table (since session
   // 44; before, an empty table and "0 rows", then the same exit 2).
   r = run({"validate", "--dir", (kData / "published_hours").string(), "--data-dir", (kData / "catalog").string()});
