@@ -65,9 +65,13 @@ InferenceResult cost_inference(const InferenceJob& job) {
     if (op.layer >= 0 && op.kind == graph::OpKind::matmul && (ends(".out") || ends(".down"))) {
       // (The experts' combined output is as wide as the layer's tokens, which its attention output
       // holds: that one's bytes.)
-      const bool counted = op.expert && !expert_layers.insert(op.layer).second;
-      const double bytes = op.expert ? last_output_bytes : p * static_cast<double>(op.m) * static_cast<double>(op.n);
-      if (!op.expert) last_output_bytes = bytes;
+      // A mixture's shared experts add into the routed experts' output before the layer's one
+      // all-reduce (vLLM's and SGLang's DeepSeek and Qwen MoE layers; since session 45, a review:
+      // counted apart, 58 all-reduces too many in a DeepSeek-V3 decode step).
+      const bool moe_output = op.expert || ends(".shared.down");
+      const bool counted = moe_output && !expert_layers.insert(op.layer).second;
+      const double bytes = moe_output ? last_output_bytes : p * static_cast<double>(op.m) * static_cast<double>(op.n);
+      if (!moe_output) last_output_bytes = bytes;
       if (!counted) {
         r.tensor_allreduces += 1;
         r.tensor_allreduce_bytes += bytes;

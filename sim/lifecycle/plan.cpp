@@ -186,6 +186,8 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
       s.batch_time_s += x.batch_time_s;
       s.device_energy_per_batch_j += x.device_energy_per_batch_j;
       s.launches += x.launches;
+      s.unsplit_s += x.unsplit_s;
+      s.unsplit_dynamic_j += x.unsplit_dynamic_j;
       s.tensor_allreduces += x.tensor_allreduces;
       s.tensor_allreduce_bytes += x.tensor_allreduce_bytes;
     }
@@ -285,6 +287,10 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     activations = r.activation_bytes;
   }
   k.batch_s = batch_s;
+  // What a device holds: a tensor-parallel rank 1/k of the weights and activations; a device of a
+  // replica that is not tensor-parallel serves its own batches with all of them (since session 45,
+  // a review: it had been given 1/k too, so a model no device could hold ran on k of them).
+  const double shard = tensor_parallel ? per : 1.0;
   const double ways = std::min(per, cache_ways);
   double held_activations = activations, held_cache = cache;
   // Positions cached a request (a decoder layer's): an encoder-decoder's cross cache (tokens_in)
@@ -294,8 +300,8 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   if (cache > 0) {
     // The larger of the prefill's moment (its largest op, the prompt's cache) and the last decode
     // step's (its largest op, the whole cache).
-    const double at_prefill = activations / per + prompt_cache / ways;
-    const double at_decode = decode_activations / per + cache / ways;
+    const double at_prefill = activations / shard + prompt_cache / ways;
+    const double at_decode = decode_activations / shard + cache / ways;
     if (at_prefill > at_decode) {
       held_cache = prompt_cache;
       cache_tokens = enc_dec ? d.tokens_in + 1 : d.tokens_in;
@@ -304,12 +310,12 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
     }
   }
   const double cache_per = held_cache / ways;
-  k.memory_bytes = (weights + held_activations) / per + cache_per;
+  k.memory_bytes = (weights + held_activations) / shard + cache_per;
   if (hw.memory_bytes && *hw.memory_bytes > 0 && k.memory_bytes > *hw.memory_bytes) {
     k.fits = false;
     k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
-                    " per accelerator (weights " + text::gigabytes(weights / per) + ", activations of the largest op " +
-                    text::gigabytes(held_activations / per) +
+                    " per accelerator (weights " + text::gigabytes(weights / shard) + ", activations of the largest op " +
+                    text::gigabytes(held_activations / shard) +
                     (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request" +
                                      (windowed && t
                                           ? " (at most " + std::to_string(t->sliding_window) + " in a windowed layer)"

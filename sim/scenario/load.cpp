@@ -1954,6 +1954,16 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.per_replica_at->fail("a transformer's replica splits its " + std::to_string(t->heads) +
                                   " heads over its accelerators (tensor-parallel): give a number that divides them");
         }
+        // Its key/value heads too, or each held by several ranks (the number a multiple of them), as
+        // vLLM requires (since session 45, a review: 6 KV heads over 4 ranks were split 1.5 a rank).
+        if (const auto* t = std::get_if<TransformerDesign>(&d.design); t && dr.per_replica_at && d.accelerators_per_replica > 1 &&
+                                                                       t->kv_lora_rank == 0) {
+          const std::int64_t kv = t->kv_heads > 0 ? t->kv_heads : t->heads, k = d.accelerators_per_replica;
+          if (kv % k != 0 && k % kv != 0) {
+            dr.per_replica_at->fail("a transformer's replica splits its " + std::to_string(kv) +
+                                    " key/value heads over its accelerators, or holds each on several: give a divisor or a multiple of them");
+          }
+        }
         // (Since session 34: both were accepted and had no effect, or, for batch, an effect the
         // documentation denies.)
         if (edge && dr.batch_at && d.batch != 1) {

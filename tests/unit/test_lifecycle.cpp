@@ -13,6 +13,7 @@ using dlcarbon::test::approx;
 #include "dlcarbon/collectives.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/graph.hpp"
+#include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/lifecycle.hpp"
 #include "dlcarbon/lifecycle_plan.hpp"
 
@@ -763,6 +764,22 @@ TEST_CASE("a tensor-parallel replica: its ranks split the work, each launches ev
   const ServiceCost mlp_two = serving_cost(mlp, hw);
   CHECK(mlp_two.requests_per_s == approx(2 * mlp_one.requests_per_s));
   CHECK(mlp_two.busy_w == approx(2 * mlp_one.busy_w));
+  CHECK(mlp_two.memory_bytes == approx(mlp_one.memory_bytes));  // each device holds all of it
+  // A mixture's layer all-reduces once: its shared experts' output joins the routed experts' first.
+  TransformerDesign moe = t;
+  moe.experts = 4;
+  moe.top_k = 2;
+  moe.shared_experts = 1;
+  InferenceJob step;
+  step.design = moe;
+  step.hardware = hw;
+  step.precision = "fp16";
+  step.fusion = "attention";
+  const InferenceResult r = cost_inference(step);
+  CHECK(r.tensor_allreduces == 2);  // the attention's output and the mixture's
+  moe.shared_experts = 0;
+  step.design = moe;
+  CHECK(cost_inference(step).tensor_allreduces == 2);
 }
 
 TEST_CASE("the time series' size bound counts series keys, not runs or cohorts") {
