@@ -424,7 +424,7 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       "Times oneDNN kernels on this CPU (calibration and held-out check shapes interleaved), fits the\n"
       "roofline per kernel group and writes DIR/ID.yaml (a hardware entry) and DIR/ID.h5 (raw data).";
   po::options_description visible("options");
-  visible.add_options()("quick", "a small shape set and a ~30 s budget (tests)")(
+  visible.add_options()("quick", "a small shape set and a 25 s measuring budget, ~30 s in all (tests)")(
       "check", "print every held-out kernel: measured, predicted, error, repeatability")(
       "out", po::value<std::string>(), "folder for the entry (default: <data dir>/hardware/measured)")(
       "id", po::value<std::string>(), "hardware id (default: cpu-<model>-<threads>t)")(

@@ -43,7 +43,8 @@ const char* kUsage =
     "  -h, --help      this help (or `dlcarbon <command> --help`)\n"
     "  --version       version and commit of this build\n"
     "\n"
-    "exit codes: 0 ok, 1 failure, 2 bad input (the message names file:line:column and key)\n";
+    "exit codes: 0 ok, 1 failure, 2 bad input (the message names file:line:column and key), or a\n"
+    "single run whose job cannot run (the file is written with the reason)\n";
 
 }  // namespace
 

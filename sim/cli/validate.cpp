@@ -302,8 +302,8 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
 int command_validate(const std::vector<std::string>& args, Streams io) {
   const std::string usage =
       "usage: dlcarbon validate [--dir DIR ...] [--mode MODE] [--tolerance 0.01] [--baseline-mfu 0.3] [--data-dir DIR]\n"
-      "Runs every scenario in DIR (default: the source tree's scenarios/published, and in\n"
-      "first-principles mode scenarios/anchors too) and compares energy and CO2e (accounting) or\n"
+      "Runs every scenario in DIR (default: published/ of $DLCARBON_SCENARIO_DIR, else of the source\n"
+      "tree's scenarios/, and in first-principles mode its anchors/ too) and compares energy and CO2e (accounting) or\n"
       "accelerator-hours and published step measurements (first-principles) with the published\n"
       "figures. Exit 0 only if every row is within tolerance (accounting) or the targets hold.";
   po::options_description visible("options");
