@@ -117,6 +117,16 @@ void on_two_stages(TrainingJob& job, std::int64_t microbatch, std::int64_t globa
   job.parallelism->global_batch = global_batch;
 }
 
+// `design` on mlp_job's device, one sequence a step, with full activation recomputation.
+TrainingJob recomputed_one_sequence(const ModelDesign& design) {
+  TrainingJob job = mlp_job();
+  job.design = design;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  job.parallelism->recompute = true;
+  return job;
+}
+
 // The 4-layer MLP (1000 wide) on 4 pipeline stages x 2 data ranks: 8 microbatches of 125.
 TrainingJob pipelined_mlp_job() {
   TrainingJob job = mlp_job();
@@ -1644,12 +1654,8 @@ TEST_CASE("full recomputation keeps an LSTM layer's whole input sequence") {
   // layer's input (the lookup's 10 x 16 values, then layer 0's 10 x 24), the ops outside the
   // layers' own, and, while a layer's backward runs, a layer's recomputed activations (the two
   // layers' average, the model taking a device's layers as equal) less its input (before session 44, layer 1's checkpoint was one step's 24 values).
-  TrainingJob job = mlp_job();
   LstmDesign d = small_lstm();
-  job.design = d;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 1;
-  job.parallelism->recompute = true;
+  TrainingJob job = recomputed_one_sequence(d);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   const auto g = graph::build_graph(d, graph::GraphShape{1, 2});  // one sequence, 2-byte values
@@ -3492,11 +3498,7 @@ TEST_CASE("full recomputation keeps the encoder's output once for the decoder la
   TransformerDesign d = small_decoder(3);
   d.arch = TransformerDesign::Arch::encoder_decoder;
   d.encoder_layers = 2;
-  TrainingJob job = mlp_job();
-  job.design = d;
-  job.parallelism->microbatch = 1;
-  job.parallelism->global_batch = 1;
-  job.parallelism->recompute = true;
+  TrainingJob job = recomputed_one_sequence(d);
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   const auto g = graph::build_graph(d, graph::GraphShape{1, 2});
