@@ -43,6 +43,10 @@ struct Op {
   double flops = 0;        // forward FLOPs (a multiply-add counts 2)
   double bytes = 0;        // forward bytes read + written, at dtype_bytes per element
   double params = 0;       // trainable parameters owned by the op
+  // Of `params`, those every rank of a tensor-parallel group holds whole: a learned position table
+  // and token types beside a vocabulary-parallel table (Megatron-LM's position and tokentype
+  // embeddings are plain nn.Embedding). A norm's (tensor_split false) are whole without this.
+  double replicated_params = 0;
   double saved_bytes = 0;  // activations kept for the backward pass
   // The input this op needs for its backward but leaves to the op before it, which keeps the same
   // tensor (a ResNet block's first convolution and the residual's ReLU before it): kept again only
@@ -191,6 +195,7 @@ class OpGraph {
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   void set_model_share(int id, double share) { ops_.at(static_cast<std::size_t>(id)).model_share = share; }
   void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
+  void set_replicated_params(int id, double params) { ops_.at(static_cast<std::size_t>(id)).replicated_params = params; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
   void set_layer_output(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).layer_output_elements = elements; }
   void set_shared_input(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).shared_input_bytes = bytes; }

@@ -37,5 +37,10 @@ bool parse_utc_time(const std::string& text, long long& seconds);
 
 // Bytes in gigabytes for a message: "60.2 GB"; beyond a petabyte in three figures ("1.6e+282 GB").
 std::string gigabytes(double bytes);
+// Bytes in the unit that shows them: "512 B", "41.0 kB", "3.2 MB", else as gigabytes().
+std::string byte_size(double bytes);
+// What a memory check's message ends with, so that a need just past the memory is not printed
+// equal to it: "41.0 kB more than the 80.0 GB nvidia-a100-sxm4-80gb has".
+std::string more_than(double needed, const std::string& what, double has);
 
 }  // namespace dlcarbon::text

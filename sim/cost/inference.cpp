@@ -101,7 +101,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
     r.ok = false;
     r.reason = "does not fit: needs " + text::gigabytes(r.weight_bytes + r.activation_bytes) + " per device (weights " +
                text::gigabytes(r.weight_bytes) + ", activations of the largest op " + text::gigabytes(r.activation_bytes) +
-               "), " + job.hardware.id + " has " + text::gigabytes(dev.memory_bytes);
+               "), " + text::more_than(r.weight_bytes + r.activation_bytes, job.hardware.id, dev.memory_bytes);
   }
   r.device_energy_per_batch_j = energy;
   const double batch = static_cast<double>(job.batch);

@@ -12,16 +12,8 @@ struct Step {
   std::int64_t chunk;  // global: c p + d
   bool forward;
 };
-}  // namespace
 
-PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m, const std::vector<double>& forward_s,
-                                 const std::vector<double>& backward_s, const std::vector<std::vector<double>>& held) {
-  PipelineRun run;
-  const std::int64_t chunks = p * v;
-  if (p < 1 || v < 1 || m < 1 || static_cast<std::int64_t>(forward_s.size()) != chunks ||
-      static_cast<std::int64_t>(backward_s.size()) != chunks) {
-    return run;
-  }
+std::vector<std::vector<Step>> megatron_order(std::int64_t p, std::int64_t v, std::int64_t m) {
   // Megatron-LM's order (megatron/core/pipeline_parallel/schedules.py, the interleaved schedule):
   // the microbatches in groups of p (the last group what is left), each group through chunk 0, then
   // chunk 1, ... of the device; backwards the same table with the chunks reversed. Device d runs
@@ -59,20 +51,49 @@ PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m,
     }
     for (std::int64_t k = total - warmup; k < total; ++k) o.push_back(bwd(k));
   }
+  return order;
+}
 
-  // What each device keeps in flight: its order alone decides it.
-  run.peak_held.assign(held.size(), std::vector<double>(static_cast<std::size_t>(p), 0.0));
+// The most of each set's `held` a device has in flight at once in `order` ([set][device]; empty
+// where a set is not one value a chunk).
+std::vector<std::vector<double>> peak_of(std::int64_t p, std::int64_t chunks, const std::vector<std::vector<Step>>& order,
+                                         const std::vector<std::vector<double>>& held) {
+  std::vector<std::vector<double>> peak_held(held.size(), std::vector<double>(static_cast<std::size_t>(p), 0.0));
   for (std::size_t s = 0; s < held.size(); ++s) {
-    if (static_cast<std::int64_t>(held[s].size()) != chunks) return run;
+    if (static_cast<std::int64_t>(held[s].size()) != chunks) return {};
     for (std::int64_t d = 0; d < p; ++d) {
       double now = 0, peak = 0;
       for (const Step& st : order[static_cast<std::size_t>(d)]) {
         now += (st.forward ? 1 : -1) * held[s][static_cast<std::size_t>(st.chunk)];
         peak = std::max(peak, now);
       }
-      run.peak_held[s][static_cast<std::size_t>(d)] = peak;
+      peak_held[s][static_cast<std::size_t>(d)] = peak;
     }
   }
+  return peak_held;
+}
+}  // namespace
+
+std::vector<std::vector<double>> interleaved_peak_held(std::int64_t p, std::int64_t v, std::int64_t m,
+                                                       const std::vector<std::vector<double>>& held) {
+  if (p < 1 || v < 1 || m < 1) return {};
+  return peak_of(p, p * v, megatron_order(p, v, m), held);
+}
+
+PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m, const std::vector<double>& forward_s,
+                                 const std::vector<double>& backward_s, const std::vector<std::vector<double>>& held) {
+  PipelineRun run;
+  const std::int64_t chunks = p * v;
+  if (p < 1 || v < 1 || m < 1 || static_cast<std::int64_t>(forward_s.size()) != chunks ||
+      static_cast<std::int64_t>(backward_s.size()) != chunks) {
+    return run;
+  }
+  const std::int64_t total = m * v;
+  const std::vector<std::vector<Step>> order = megatron_order(p, v, m);
+
+  // What each device keeps in flight: its order alone decides it.
+  run.peak_held = peak_of(p, chunks, order, held);
+  if (run.peak_held.size() != held.size()) return run;
 
   // The times: each device takes its next op once that op's input is ready, in rounds over the
   // devices until none can go on.

@@ -21,6 +21,10 @@ struct PipelineRun {
 // that microbatch's backward of it. Each device runs Megatron-LM's order (below) and starts an op
 // when its input is ready: a forward when the previous chunk's forward of that microbatch has
 // ended, a backward when the next chunk's backward has (the last chunk's: its own forward).
+// Only what the order keeps in flight (PipelineRun::peak_held), without the times.
+std::vector<std::vector<double>> interleaved_peak_held(std::int64_t p, std::int64_t v, std::int64_t m,
+                                                       const std::vector<std::vector<double>>& held);
+
 PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m, const std::vector<double>& forward_s,
                                  const std::vector<double>& backward_s, const std::vector<std::vector<double>>& held);
 

@@ -193,6 +193,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Latent attention's widths, for what `recompute: latent` keeps: the output (v wide) and, where
   // no query latent is recomputed from, the queries (qk wide).
   bool latent_design = false, q_recomputed = false;
+  // (What `recompute: elementwise` keeps of a feed-forward's activation: its input, both halves gated.)
+  const auto* transformer_design = std::get_if<TransformerDesign>(&job.design);
+  const bool gated_ffn = transformer_design && transformer_design->gated_ffn;
   double v_width = 0, qk_width = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->kv_lora_rank > 0) {
     latent_design = true;
@@ -342,6 +345,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> chunk_f(chunk_count, 0.0), chunk_work(chunk_count, 0.0), chunk_saved(chunk_count, 0.0),
       chunk_inputs(chunk_count, 0.0);
   std::vector<double> dev_saved(devices, 0.0), dev_saved_other(devices, 0.0);  // activations kept, a microbatch
+  // The part of dev_saved_other of the ops before a stack (the embeddings), a device's and a chunk's.
+  std::vector<double> dev_saved_lead(devices, 0.0), chunk_lead(chunk_count, 0.0);
   // The stacks' final norms' part of dev_saved: what full recomputation keeps of them (they run once).
   std::vector<double> dev_stack_end(devices, 0.0);
   std::vector<double> dev_dense(devices, 0.0), dev_expert(devices, 0.0);          // parameters of the ops it runs
@@ -508,8 +513,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
-    const bool swiglu = p.recompute_latent && op.kind == graph::OpKind::elementwise && ends_with(op.name, ".act") &&
-                        op.name.find(".ffn") != std::string::npos;
+    const bool ffn_activation =
+        in_layer && op.kind == graph::OpKind::elementwise && ends_with(op.name, ".act") && op.name.find(".ffn") != std::string::npos;
+    const bool swiglu = p.recompute_latent && ffn_activation;
     const bool latent_recomputed =
         p.recompute_latent && in_layer &&
         (op.kind == graph::OpKind::norm || ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b") ||
@@ -564,8 +570,17 @@ StepCost cost_training_step(const TrainingJob& job) {
     chunk_f[chunk_owner] += f_s;
     chunk_work[chunk_owner] += f_s + b_s + recompute;
     // (Parameters are divided by t below: a replicated key/value projection's weights count whole
-    // on every rank.)
-    (op.expert ? dev_expert : dev_dense)[owner] += work_split != split ? op.params * tp / work_split : op.params;
+    // on every rank.) Every rank of the tensor group holds whole what the group does not split: a
+    // norm's scale and shift, a learned position table and token types, and a row-parallel
+    // product's bias, added after the all-reduce (Megatron-LM's RowParallelLinear; since session
+    // 46, a review: they had been divided by t too).
+    double held_params = work_split != split ? op.params * tp / work_split : op.params;
+    if (!op.expert && tp > 1) {
+      if (!op.tensor_split) held_params = op.params * tp;
+      held_params += op.replicated_params * (tp - 1);
+      if (row_parallel && op.bias) held_params += static_cast<double>(op.count * op.n) * (tp - 1);
+    }
+    (op.expert ? dev_expert : dev_dense)[owner] += held_params;
     // A lookup or a head that shares a vocabulary table (params 0) on a device that does not hold
     // that table keeps a copy of it (Megatron-LM's shared word embeddings on the last stage; a
     // multi-token prediction module's input embedding there). DualPipe pairs the first and the last
@@ -606,9 +621,17 @@ StepCost cost_training_step(const TrainingJob& job) {
       // full-width mask, a byte an element, whole on every rank of the tensor group but under
       // sequence parallelism (a review of session 43: it had been split with the op's own).
       const double mask = op.tensor_split ? std::min(op.saved_bytes, op.dropout_elements) : 0.0;
-      dev_saved_other[owner] += (op.saved_bytes - mask) / saved_split + mask / (p.sequence_parallel ? tp : 1.0);
-    } else if (!(p.recompute_elementwise && !gemm) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
-      // (recomputed elementwise ops and norms keep nothing)
+      const double kept_other = (op.saved_bytes - mask) / saved_split + mask / (p.sequence_parallel ? tp : 1.0);
+      dev_saved_other[owner] += kept_other;
+      if (previous_layer < last_main_layer) {
+        dev_saved_lead[owner] += kept_other;
+        chunk_lead[chunk_owner] += kept_other;
+      }
+    } else if (!(p.recompute_elementwise && !gemm && !ffn_activation) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
+      // (recomputed elementwise ops and norms keep nothing; under `recompute: elementwise` a
+      // feed-forward's activation keeps its inputs and the down projection nothing, LLaMA's "outputs
+      // of linear layers": since session 46, a review: the activation's output had been kept, from
+      // which a gated unit's backward cannot be run)
       // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
       // (Transformer Engine; DeepSeek-V3, Sec. 3.3.1: "activations to be stored in FP8").
       const double kept = eight_bit_op ? 0.5 : 1.0;
@@ -625,10 +648,13 @@ StepCost cost_training_step(const TrainingJob& job) {
       // keeps nothing.
       double keep = kept;
       if (p.recompute_latent && swiglu && eight_bit) keep = 0.5;
-      if (p.recompute_latent && op.kind == graph::OpKind::matmul && ends_with(op.name, ".down") &&
+      if ((p.recompute_latent || p.recompute_elementwise) && op.kind == graph::OpKind::matmul && ends_with(op.name, ".down") &&
           op.name.find(".ffn") != std::string::npos) {
         saved = 0;
       }
+      // Recomputed from its inputs, the gate and up halves (one tensor ungated), which it keeps:
+      // not the eager chain's third tensor.
+      if (p.recompute_elementwise && ffn_activation) saved = std::min(saved, (gated_ffn ? 2.0 : 1.0) * bytes_per_value * static_cast<double>(op.m));
       double kept_bytes = keep * saved / saved_split;
       // An input the op before keeps (a ResNet block's first convolution's), kept again where the
       // two lie on different pipeline devices: the first layer of a stage after the first
@@ -1377,15 +1403,29 @@ StepCost cost_training_step(const TrainingJob& job) {
   // activations by about 1 + 1 / v; until session 28 every device was charged the first stage's
   // p microbatches, interleaved or not); at most the step's m microbatches. Under DualPipe a device
   // holds two stages: their average for the microbatches in flight, both stages' other ops.
+  // The ops before a stack (the embeddings on the first device, an encoder-decoder's decoder
+  // embeddings where the decoder starts) keep what they keep for each microbatch their chunk has in
+  // flight, as the layers do; the head's and the loss's backward follows their forward at once
+  // (Korthikanti et al. 2022, Sec. 4.3: the first stage holds p microbatches' embedding dropout
+  // masks; since session 46, a review: kept once). Interleaved, from Megatron-LM's order (its
+  // in-flight counts repeat after the first groups of p microbatches: 4 p run).
+  std::vector<double> lead_held;
+  if (v > 1 && !paired && devices > 1) {
+    const auto peak = cost_detail::interleaved_peak_held(c.pipeline, static_cast<std::int64_t>(v),
+                                                         std::min<std::int64_t>(c.microbatches, 4 * c.pipeline), {chunk_lead});
+    if (!peak.empty()) lead_held = peak.front();
+  }
   double activations = 0, model_states = 0;  // of the device that needs the most
   for (std::size_t d = 0; d < devices; ++d) {
-    const double other = (paired ? 2.0 : 1.0) * on_device(dev_saved_other, d);  // both stages' under DualPipe
     // The device's microbatches in flight, in whole-device units (a chunk is 1 / v of it).
     double flight = in_flight;
     if (!paired) {
       const double m_all = static_cast<double>(c.microbatches), rank = static_cast<double>(d);
       flight = v > 1 ? std::min(m_all * v, 2 * (pp - rank - 1) + (v - 1) * pp + 1) / v : std::min(m_all, pp - rank);
     }
+    const double lead = (paired ? 2.0 : 1.0) * on_device(dev_saved_lead, d);
+    const double lead_in_flight = !lead_held.empty() ? lead_held[d] : lead * flight;
+    const double other = (paired ? 2.0 : 1.0) * on_device(dev_saved_other, d) - lead + lead_in_flight;  // both stages' under DualPipe
     // Uneven chunks: the most the device's chunks in flight keep at once, from the schedule's order.
     double held = (schedule.ok ? schedule.peak_held[0][d] : on_device(dev_saved, d) * flight) + other;
     if (p.recompute) {
@@ -1416,7 +1456,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.fits = false;
     c.reason = "does not fit: needs " + text::gigabytes(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
                text::gigabytes(model_states) + ", activations " + text::gigabytes(activations) + "), " +
-               job.hardware.id + " has " + text::gigabytes(dev.memory_bytes);
+               text::more_than(c.memory_per_device_bytes, job.hardware.id, dev.memory_bytes);
   }
 
   // --- FLOPs, MFU, power ---------------------------------------------------------------------

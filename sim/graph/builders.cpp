@@ -129,6 +129,16 @@ class Emitter {
     return id;
   }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
+  void replicated_params(int id, double params) { g_.set_replicated_params(id, params); }
+  // A cross-entropy over `elements` logits: computed in fp32 whatever the logits' precision
+  // (Megatron-LM's vocab_parallel_cross_entropy(output.float()), fairseq's and Hugging Face's
+  // .float() before the log-softmax), its fp32 softmax kept for the backward: 4 B an element (the
+  // 4 sbv of Korthikanti et al. 2022; since session 46, a review: p). Its time stays one pass.
+  int loss(const std::string& name, int in, double elements) {
+    const int id = elementwise(name, -1, {in}, elements, 4, OpKind::softmax);
+    saved(id, std::max(p_, 4.0) * elements);
+    return id;
+  }
   void layer_output(int id, double elements) { g_.set_layer_output(id, elements); }
   // The data a model reads (images, feature vectors): no FLOPs and no gradient (since session 45, a
   // review: an MLP's and a feature LSTM's input had a backward pass of their own).
@@ -780,13 +790,14 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     }
     const int n = e.norm("encoder.final_norm", layer - 1, x, b * s_enc, d.d_model, d.rms_norm);
     const int logits = e.matmul("head", -1, n, b, d.d_model, d.classes, true);
-    e.elementwise("loss", -1, {logits}, static_cast<double>(b * d.classes), 4, OpKind::softmax);
+    e.loss("loss", logits, static_cast<double>(b * d.classes));
     return;
   }
   if (enc) {
-    double params = vocab_params + (learned ? static_cast<double>(std::max(s_enc, d.max_positions) * d.d_model) : 0) +
-                    static_cast<double>(d.type_vocab * d.d_model) + relative;
-    int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, params);
+    const double positions = (learned ? static_cast<double>(std::max(s_enc, d.max_positions) * d.d_model) : 0) +
+                             static_cast<double>(d.type_vocab * d.d_model);
+    int x = e.embedding("encoder.embedding", b * s_enc, d.d_model, vocab_params + positions + relative);
+    e.replicated_params(x, positions);
     if (d.one_hot_embedding) x = e.one_hot_embedding("encoder.embedding.one_hot", x, b * s_enc, d.vocab, d.d_model);
     if (d.arch == TransformerDesign::Arch::encoder) {
       // BERT and RoBERTa normalise the summed embeddings (with their dropout) before layer 0.
@@ -826,7 +837,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // positions' logits. Before session 36 an untied head had none.
       logits = e.elementwise("mlm.bias", -1, {logits}, masked_logits, 1, OpKind::elementwise, static_cast<double>(d.vocab));
       e.saved(logits, 0);  // a bias add needs no tensor for its backward (since session 43, a review)
-      const int loss = e.elementwise("mlm.loss", -1, {logits}, masked_logits, 4, OpKind::softmax);
+      const int loss = e.loss("mlm.loss", logits, masked_logits);
       // Over every position, the head's work on the unmasked ones trains nothing: MFU counts the
       // masked positions' share, as it counts an expert's filled slots (since session 44, from a
       // review of session 43; before, all of it).
@@ -843,21 +854,22 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   const I s_all = s_dec;
   const I s_loc = enc ? s_dec : s_dec / std::max<I>(1, shape.context);
   int x;
+  const double positions = learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0;
   if (enc) {
     // The decoder reads the encoder's table (one vocabulary: T5's `shared` embedding, tied or not);
     // an untied model's head has a table of its own (T5 v1.1, mT5): two tables, not three.
     // Its positions are its own: a learned table (BART's, mBART's) or a relative bias table of
     // the decoder stack (T5's, one a stack). A target vocabulary of its own is its table.
     x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
-                    relative + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
+                    relative + positions +
                         (d.arch == TransformerDesign::Arch::encoder_decoder && d.target_vocab > 0
                              ? static_cast<double>(out_vocab * d.d_model)
                              : 0));  // (a target_vocab is a table of its own, also at the source's size; since session 39)
   } else {
     x = e.embedding("decoder.embedding", b * s_loc, d.d_model,
-                    vocab_params + (learned ? static_cast<double>(std::max(s_dec, d.max_positions) * d.d_model) : 0) +
-                        relative);
+                    vocab_params + positions + relative);
   }
+  e.replicated_params(x, positions);
   if (d.one_hot_embedding) x = e.one_hot_embedding("decoder.embedding.one_hot", x, b * s_loc, out_vocab, d.d_model);
   // The embeddings' dropout (GPT-2's embd_pdrop, Megatron-LM's embedding_dropout, T5's decoder; since
   // session 39, a review: only encoders had it).
@@ -880,7 +892,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   const I head_rows = shape.last_position_logits ? b : b * s_loc;
   const int logits = e.matmul("lm_head", -1, n, head_rows, d.d_model, out_vocab, false, d.tied_embeddings);
   // In training the loss; in inference the softmax that samples the next token.
-  e.elementwise("loss", -1, {logits}, static_cast<double>(head_rows * out_vocab), 4, OpKind::softmax);
+  e.loss("loss", logits, static_cast<double>(head_rows * out_vocab));
   // Multi-token prediction (DeepSeek-V3, arXiv:2412.19437, Sec. 2.2): module k normalises the
   // previous depth's hidden state and the embeddings of the tokens k ahead (the shared table, a
   // lookup), projects their concatenation 2 d -> d, runs one more layer of the model's kind, and
@@ -903,7 +915,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
     hidden = y;
     const int mn = e.norm(p + ".final_norm", layer, y, t, d.d_model, d.rms_norm);
     const int ml = e.matmul(p + ".lm_head", -1, mn, t, d.d_model, d.vocab, false, true);
-    e.elementwise(p + ".loss", -1, {ml}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+    e.loss(p + ".loss", ml, static_cast<double>(t * d.vocab));
   }
 }
 
@@ -1186,7 +1198,7 @@ void build_lstm(OpGraph& g, const LstmDesign& d, const GraphShape& shape) {
     for (I dir = 0; dir < heads; ++dir) {
       const std::string p = dir ? "backward." : "";
       const int logits = e.matmul(p + "softmax", -1, x[static_cast<std::size_t>(dir)], t, width, d.vocab, true, dir > 0);
-      e.elementwise(p + "loss", -1, {logits}, static_cast<double>(t * d.vocab), 4, OpKind::softmax);
+      e.loss(p + "loss", logits, static_cast<double>(t * d.vocab));
     }
   }
 }

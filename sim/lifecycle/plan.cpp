@@ -323,7 +323,7 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
                                      " " + text::gigabytes(cache_per)
                                : std::string()) +
                     (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
-                    "), " + hw.id + " has " + text::gigabytes(*hw.memory_bytes);
+                    "), " + text::more_than(k.memory_bytes, hw.id, *hw.memory_bytes);
   }
   const double host = d.kind == Deployment::Kind::cloud ? dev.host_w : 0.0;
   // A replica of `per` accelerators: its batch's energy over its batch time (above), and the hosts.

@@ -174,6 +174,21 @@ std::string gigabytes(double bytes) {
   return buf;
 }
 
+std::string byte_size(double bytes) {
+  if (!(bytes >= 1e9)) {
+    char buf[48];
+    if (bytes < 1e3) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+    else if (bytes < 1e6) std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
+    else std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+    return buf;
+  }
+  return gigabytes(bytes);
+}
+
+std::string more_than(double needed, const std::string& what, double has) {
+  return byte_size(needed - has) + " more than the " + byte_size(has) + " " + what + " has";
+}
+
 std::string printable(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size();) i = append_printable(out, s, i);

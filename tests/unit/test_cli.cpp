@@ -946,7 +946,7 @@ inference:
                         (dir / "big.h5").string(), "--quiet"});
   CHECK(big.code == 2);
   CHECK(big.err.find("big.yaml:6:5: inference.score: does not fit: needs ") != std::string::npos);
-  CHECK(big.err.find("test-gpu has 16.0 GB") != std::string::npos);
+  CHECK(big.err.find(" more than the 16.0 GB test-gpu has") != std::string::npos);
   REQUIRE(fs::exists(dir / "big.h5"));
   const RunRecord rec = read_run(dir / "big.h5");
   CHECK(col<std::string>(rec, "summary/inference", "status")[0].rfind("does not fit: needs ", 0) == 0);

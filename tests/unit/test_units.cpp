@@ -204,3 +204,12 @@ TEST_CASE("UTC times: digits where the pattern has them") {
     CHECK_FALSE(dlcarbon::text::parse_utc_time(bad, t));
   }
 }
+
+TEST_CASE("a memory message's sizes in the unit that shows them") {
+  using dlcarbon::text::byte_size;
+  CHECK(byte_size(512) == "512 B");
+  CHECK(byte_size(40960) == "41.0 kB");
+  CHECK(byte_size(3.2e6) == "3.2 MB");
+  CHECK(byte_size(8e10) == "80.0 GB");
+  CHECK(dlcarbon::text::more_than(80000040960.0, "gpu", 8e10) == "41.0 kB more than the 80.0 GB gpu has");
+}
