@@ -196,6 +196,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // (What `recompute: elementwise` keeps of a feed-forward's activation: its input, both halves gated.)
   const auto* transformer_design = std::get_if<TransformerDesign>(&job.design);
   const bool gated_ffn = transformer_design && transformer_design->gated_ffn;
+  const bool parallel_two_norms = transformer_design && transformer_design->parallel_block && transformer_design->parallel_norms > 1;
   double v_width = 0, qk_width = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->kv_lora_rank > 0) {
     latent_design = true;
@@ -682,7 +683,24 @@ StepCost cost_training_step(const TrainingJob& job) {
                              ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
                                    comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
                              : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
-      dev_tp[owner] += (p.recompute ? 3 : 2) * one;
+      // A parallel block whose branches read two norms' outputs (Falcon's ln_attn and ln_mlp) has
+      // two column-parallel inputs, each of whose gradients its backward all-reduces (Megatron-LM's
+      // ColumnParallelLinear); one norm's output, which both branches project, is one input
+      // (PaLM: "the MLP and Attention input matrix multiplications can be fused"): one (since
+      // session 46, a review: one for both).
+      const bool two_inputs = parallel_two_norms && ends_with(op.name, ".ffn.down");
+      dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
+    }
+    // A decoder layer's cross-attention projects the encoder's output, which every rank holds
+    // whole: its column-parallel key/value product all-reduces that input's gradient in the
+    // backward (Megatron-LM's ColumnParallelLinear, Mesh TensorFlow's einsum over the split heads),
+    // one a decoder layer; under sequence parallelism the output's shard is gathered forward and the
+    // gradient reduce-scattered (since session 46, a review: not charged).
+    if (in_layer && c.tensor > 1 && op.kind == graph::OpKind::matmul && op.tensor_split && ends_with(op.name, ".cross.kv")) {
+      const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
+      dev_tp[owner] += p.sequence_parallel ? comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group) +
+                                                 comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group)
+                                           : comm::collective_s(comm::Collective::all_reduce, in_bytes, tp_group);
     }
     // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
     // after its all-reduce; since session 43, before which only unsplit ops drew one.)
@@ -788,11 +806,14 @@ StepCost cost_training_step(const TrainingJob& job) {
     dev_inputs[static_cast<std::size_t>(device_of_layer[pos])] += kept;
     chunk_inputs[chunk_of_layer[pos]] += kept;
   }
-  // Each device sends a microbatch's activations on and its gradients back, once a chunk: over
-  // the boundary after it and the one before it. An end device has one such boundary, counted
-  // twice (the model's two sends a device); interleaved, v - 1 of its chunks also send over the
-  // wrap-around between the last device and the first (the last chunk's output goes to the loss,
-  // the first chunk's input comes from the data), and v + 1 over its inner boundary.
+  // Each device exchanges with each neighbour once a microbatch and chunk (Megatron-LM's batched
+  // send_forward_recv_backward and send_backward_recv_forward, each a send and a receive at once
+  // over a full-duplex link): over the boundary after it and the one before it. An end device has
+  // one such boundary (the first device's send_backward_recv_forward and the last's
+  // send_forward_recv_backward do nothing; since session 46, a review: counted twice); interleaved,
+  // v - 1 of its chunks also exchange over the wrap-around between the last device and the first
+  // (the last chunk's output goes to the loss, the first chunk's input comes from the data), and v
+  // over its inner boundary.
   std::vector<double> dev_pp(devices, 0.0);
   if (c.pipeline > 1) {
     const std::int64_t last = static_cast<std::int64_t>(devices) - 1;
@@ -803,7 +824,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         sends_s = v / link(d, d + 1) + v / link(d, d - 1);
       } else {
         const std::int64_t inner = d == 0 ? 1 : last - 1, wrap = d == 0 ? last : 0;
-        sends_s = (v + 1) / link(d, inner) + (v > 1 ? (v - 1) / link(d, wrap) : 0.0);
+        sends_s = v / link(d, inner) + (v > 1 ? (v - 1) / link(d, wrap) : 0.0);
       }
       dev_pp[static_cast<std::size_t>(d)] = (boundary_bytes / tp) * sends_s;
     }
@@ -1164,7 +1185,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     forward_window = fwd_s;
     window = m * bwd_s;
     forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, dp_group);
-    exposed_floor = comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
+    // Each microbatch's backward ends waiting on its last reduce-scatter (DeepSpeed's ZeRO-2
+    // epilogue, FSDP's post-backward callback; since session 46, a review: once a step).
+    exposed_floor = m * comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
@@ -1175,10 +1198,14 @@ StepCost cost_training_step(const TrainingJob& job) {
     forward_dp = gather;
     forward_window = m * fwd_s;
     window = m * bwd_s;
-    forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group);
-    exposed_floor = comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, shard_group) +
-                    (shard < replicas ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
-                                    : 0.0);
+    // Every microbatch gathers the root unit again before its forward (FSDP frees it after the
+    // backward; DeepSpeed's ZeRO-3 releases it) and waits on its last reduce-scatter after its
+    // backward (FSDP's _post_backward_final_callback): both exposed once a microbatch (since
+    // session 46, a review: once a step).
+    forward_floor = m * comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group);
+    exposed_floor = m * (comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, shard_group) +
+                         (shard < replicas ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
+                                           : 0.0));
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
     const bool whole = p.gradient_reduction == "all_reduce";
@@ -1344,10 +1371,15 @@ StepCost cost_training_step(const TrainingJob& job) {
         worst_opt = tail - worst_reduce;
       }
       // The drain reaches device d + 1 after device d's last backward: its first chunk's (chunk d,
-      // the share of its layers that chunk holds; all of them under plain 1F1B).
+      // the share of its layers that chunk holds; all of them under plain 1F1B), with the
+      // backward's share of its slot's communication, as the bubble counts the drain (since session
+      // 46, a review: its compute alone).
       const double layers_d = c.stages[d].layers;
       const double first_chunk = layers_d > 0 ? static_cast<double>(chunk_layers[d]) / layers_d : 1.0 / v;
-      if (!p.zero_bubble) slack += c.stages[d].backward_s * first_chunk;
+      const StageCostRow& st = c.stages[d];
+      const double compute = st.forward_s + st.backward_s;
+      const double backward_slot = compute > 0 ? st.backward_s + std::max(0.0, st.slot_s - compute) * st.backward_s / compute : 0.0;
+      if (!p.zero_bubble) slack += backward_slot * first_chunk;
     }
     c.data_comm_s = worst_reduce + table_comm;
     c.optimizer_s = worst_opt;
