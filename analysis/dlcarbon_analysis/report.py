@@ -72,12 +72,18 @@ def _as_run(run: RunOrPath) -> Run:
     return run if isinstance(run, Run) else open_run(run)
 
 
+def _require(run: Run, table: str, df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """DlcarbonFormatError naming the columns of `columns` that /`table` lacks (since session 46, a
+    review: the helpers below raised a bare KeyError)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DlcarbonFormatError(run.path, f"table /{table} lacks column(s) {', '.join(missing)}")
+
+
 def _present(run: Run, table: str, spec: List[Tuple[str, Optional[str], str]]) -> pd.DataFrame:
     df = run.table(table)
     units = df.attrs["units"]
-    missing = [src for src, _, _ in spec if src not in df.columns]
-    if missing:
-        raise DlcarbonFormatError(run.path, f"table /{table} lacks column(s) {', '.join(missing)}")
+    _require(run, table, df, [src for src, _, _ in spec])
     out = pd.DataFrame(index=df.index)
     out_units = {}
     for src, to_units, name in spec:
@@ -86,7 +92,12 @@ def _present(run: Run, table: str, spec: List[Tuple[str, Optional[str], str]]) -
             out_units[name] = units[src]
         else:
             try:
-                out[name] = convert(df[src].astype(float), units[src], to_units)
+                values = df[src].astype(float)
+            except (ValueError, TypeError):
+                # (Since session 46, a review: a pandas traceback, exit 1.)
+                raise DlcarbonFormatError(run.path, f"table /{table}, column '{src}' is not numeric") from None
+            try:
+                out[name] = convert(values, units[src], to_units)
             except UnitError as e:
                 raise DlcarbonFormatError(run.path, f"table /{table}, column '{src}': {e}") from None
             out_units[name] = to_units
@@ -113,7 +124,9 @@ def inference_summary(run: RunOrPath) -> pd.DataFrame:
     columns, as /summary/training's is in a file without training jobs (since session 42; it
     raised DlcarbonFormatError)."""
     r = _as_run(run)
-    if "summary/inference" not in r.tables:
+    if "summary/inference" not in r.tables and "summary/training" in r.tables:
+        # (A run file: a sweep or calibration file is not one, and raises DlcarbonFormatError as
+        # training_summary() does; since session 46, a review: an empty frame.)
         # (The units of the pass-through columns as dlcarbon writes them: text "", counts "1".)
         # The dtypes as dlcarbon writes them too: text, `batch` int64, the rest (`inferences`
         # included) float64 (since session 44, a review: `batch` was float64 here).
@@ -143,7 +156,16 @@ def _lifecycle_total(run: Run) -> pd.DataFrame:
     rows = _present(run, "lifecycle/totals", [("energy", "MWh", "energy_MWh"),
                                               ("co2e_location", "tCO2e", "co2e_location_tCO2e"),
                                               ("co2e_market", "tCO2e", "co2e_market_tCO2e")])
-    return rows.sum(skipna=False).to_frame().T
+    total = rows.sum(skipna=False).to_frame().T
+    # A deployment that cannot run has no rows there and n/a figures in /lifecycle/deployments: the
+    # total is n/a too, as /summary/totals and a sweep point's (since session 46, a review: the sum
+    # of the others, or 0).
+    if "lifecycle/deployments" in run.tables:
+        deployments = run.table("lifecycle/deployments")
+        _require(run, "lifecycle/deployments", deployments, ["energy"])
+        if deployments["energy"].astype(float).isna().any():
+            total.loc[:, :] = float("nan")
+    return total
 
 
 DEPLOYMENT_COLUMNS = [
@@ -221,7 +243,10 @@ SWEEP_COLUMNS = [
 
 def sweep_parameters(run: RunOrPath) -> List[str]:
     """The swept keys of a sweep file (/sweep/parameters), in the sweep file's order."""
-    return list(_as_run(run).table("sweep/parameters")["key"])
+    r = _as_run(run)
+    params = r.table("sweep/parameters")
+    _require(r, "sweep/parameters", params, ["key"])
+    return list(params["key"])
 
 
 def sweep_points(run: RunOrPath) -> pd.DataFrame:
@@ -281,9 +306,10 @@ def format_number(x: float) -> str:
     return f"{x:.{decimals}f}"
 
 
-def _job_tables(run: RunOrPath, kind: str):
+def _job_tables(run: RunOrPath, kind: str, columns: Sequence[str]):
     """(job, table) for each non-empty /training/<job>/<kind> table of a run, in the order of the
-    jobs in /summary/training (the scenario's), any others after them by name."""
+    jobs in /summary/training (the scenario's), any others after them by name; each with `columns`
+    (else DlcarbonFormatError)."""
     run = _as_run(run)
     jobs = [name.split("/")[1] for name in run.tables
             if len(name.split("/")) == 3 and name.split("/")[0] == "training" and name.split("/")[2] == kind]
@@ -292,6 +318,7 @@ def _job_tables(run: RunOrPath, kind: str):
     for job in sorted(jobs, key=lambda j: (rank.get(j, len(order)), j)):
         t = run.table(f"training/{job}/{kind}")
         if not t.empty:
+            _require(run, f"training/{job}/{kind}", t, columns)
             yield job, t
 
 
@@ -301,13 +328,21 @@ def step_breakdown(run: RunOrPath) -> pd.DataFrame:
     share of the step; `step_time_s` is the step. Empty when no job was costed from first
     principles. The shares add up to 1 (docs/output-format.md)."""
     rows = {}
-    for job, t in _job_tables(run, "step"):
+    for job, t in _job_tables(run, "step", ["component", "share", "time"]):
         row = dict(zip(t["component"], t["share"]))
         row["step_time_s"] = float(t["time"].sum())
         rows[job] = row
+    if not rows:
+        # Its step column and job index, empty (since session 46, a review: no columns).
+        return pd.DataFrame({"step_time_s": pd.Series(dtype="float64")}, index=pd.Index([], dtype=object, name="job"))
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "job"
     return df
+
+
+# The numeric columns of /training/<job>/stages besides device and busiest (docs/output-format.md).
+STAGE_COLUMNS = ["layers", "forward", "backward", "tensor_communication", "context_communication", "expert_all_to_all",
+                 "slot", "activations", "tail"]
 
 
 def stage_loads(run: RunOrPath) -> pd.DataFrame:
@@ -319,14 +354,19 @@ def stage_loads(run: RunOrPath) -> pd.DataFrame:
     busiest one's (1 everywhere for a balanced partition). Empty when no job was costed from first
     principles (docs/output-format.md)."""
     frames = []
-    for job, t in _job_tables(run, "stages"):
+    for job, t in _job_tables(run, "stages", ["device", "slot", "busiest"]):
         t = t.copy()
         t["busiest"] = t["busiest"].astype(bool)
         t["slot_share"] = t["slot"] / float(t["slot"].max())
         t.insert(0, "job", job)
         frames.append(t)
     if not frames:
-        return pd.DataFrame()
+        # The columns dlcarbon writes and the (job, device) index, empty (since session 46, a
+        # review: a frame without columns).
+        empty = pd.DataFrame({"job": pd.Series(dtype=object), "device": pd.Series(dtype="int64"),
+                              **{c: pd.Series(dtype="float64") for c in STAGE_COLUMNS},
+                              "busiest": pd.Series(dtype=bool), "slot_share": pd.Series(dtype="float64")})
+        return empty.set_index(["job", "device"])
     return pd.concat(frames, ignore_index=True).set_index(["job", "device"])
 
 
@@ -337,7 +377,7 @@ def job_overheads(run: RunOrPath) -> pd.DataFrame:
     item's share of the job's wall time. Empty when no job was costed from first principles
     (docs/output-format.md)."""
     frames = []
-    for job, t in _job_tables(run, "overheads"):
+    for job, t in _job_tables(run, "overheads", ["item", "time", "it_energy"]):
         df = pd.DataFrame({"job": job, "item": t["item"], "time_s": t["time"], "it_energy_J": t["it_energy"]})
         total = float(df["time_s"].sum())
         df["time_share"] = df["time_s"] / total if total > 0 else 0.0
@@ -392,7 +432,11 @@ def format_report(run: RunOrPath) -> str:
     run = _as_run(run)
     a = run.attrs
     if "sweep/info" in run.tables:
-        info = run.table("sweep/info").iloc[0]
+        info_table = run.table("sweep/info")
+        _require(run, "sweep/info", info_table, ["method", "points"])
+        if info_table.empty:
+            raise DlcarbonFormatError(run.path, "table /sweep/info has no row")
+        info = info_table.iloc[0]
         points = sweep_points(run)
         ok = points[points.status == "ok"]
         lines = [
@@ -560,6 +604,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.plot is not None and not args.plot.strip():
         parser.error("--plot: name the image file to write (got an empty name)")  # exit 2
+    if args.plot is not None and not os.path.splitext(args.plot)[1]:
+        # matplotlib writes a name without an extension as a PNG with ".png" added: say that name
+        # (since session 46, a review: "plot: chart" where chart.png was written).
+        args.plot += ".png"
 
     try:
         run = open_run(args.file)

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from dlcarbon_analysis import open_run, totals_summary, training_summary
+from dlcarbon_analysis import DlcarbonFormatError, open_run, totals_summary, training_summary
 from dlcarbon_analysis.report import format_number, main
 
 ANALYSIS_DIR = Path(__file__).resolve().parents[1]
@@ -311,7 +311,11 @@ def test_per_job_tables_follow_the_jobs_order(run_file):
 def test_step_breakdown_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import step_breakdown
 
-    assert step_breakdown(run_file).empty
+    df = step_breakdown(run_file)
+    assert df.empty
+    # Its step column and job index (since session 46, a review: no columns, KeyError).
+    assert df["step_time_s"].dtype == "float64" and df["step_time_s"].sum() == 0
+    assert df.index.name == "job"
 
 
 def test_stage_loads_reads_each_jobs_pipeline_devices(run_file):
@@ -345,7 +349,59 @@ def test_stage_loads_reads_each_jobs_pipeline_devices(run_file):
 def test_stage_loads_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import stage_loads
 
-    assert stage_loads(run_file).empty
+    df = stage_loads(run_file)
+    assert df.empty
+    # The columns dlcarbon writes and the (job, device) index (since session 46, a review: none).
+    assert list(df.index.names) == ["job", "device"]
+    for column in ("layers", "forward", "backward", "slot", "activations", "tail", "busiest", "slot_share"):
+        assert column in df.columns
+    assert df["slot"].dtype == "float64"
+
+
+def test_per_job_tables_without_a_column_raise_the_format_error(run_file):
+    # A /training/<job>/stages table without `slot`: DlcarbonFormatError naming the table and the
+    # column, as the summaries do (since session 46, a review: a bare KeyError).
+    import h5py
+
+    from dlcarbon_analysis import stage_loads, step_breakdown
+
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/stages")
+        for name, values, units in (("device", np.array([0], dtype=np.int64), ""), ("busiest", np.array([1]), "")):
+            g.create_dataset(name, data=values)
+            g[name].attrs.create("units", units, dtype=text)
+        g.attrs.create("columns", "device,busiest", dtype=text)
+        s = f.create_group("training/gpt3/step")
+        s.create_dataset("component", data=["compute"], dtype=text)
+        s["component"].attrs.create("units", "", dtype=text)
+        s.attrs.create("columns", "component", dtype=text)
+    with pytest.raises(DlcarbonFormatError, match=r"training/gpt3/stages lacks column\(s\) slot"):
+        stage_loads(run_file)
+    with pytest.raises(DlcarbonFormatError, match=r"training/gpt3/step lacks column\(s\) share, time"):
+        step_breakdown(run_file)
+
+
+def test_a_numeric_column_stored_as_text_is_a_format_error(run_file, capsys):
+    # /summary/training `duration` as text: exit 2 with the column named, not a pandas traceback
+    # (since session 46, a review: ValueError, exit 1).
+    import h5py
+
+    with h5py.File(run_file, "a") as f:
+        g = f["summary/training"]
+        del g["duration"]
+        g.create_dataset("duration", data=["x", "y", "z"], dtype=h5py.string_dtype("utf-8"))
+        g["duration"].attrs.create("units", "s", dtype=h5py.string_dtype("utf-8"))
+    assert main([str(run_file)]) == 2
+    assert "column 'duration' is not numeric" in capsys.readouterr().err
+
+
+def test_plot_name_without_an_extension_is_said_as_written(run_file, tmp_path, capsys):
+    # matplotlib adds ".png": the report says the file it wrote (since session 46, a review).
+    out = tmp_path / "chart"
+    assert main([str(run_file), "--plot", str(out)]) == 0
+    assert f"plot: {out}.png" in capsys.readouterr().out
+    assert (tmp_path / "chart.png").is_file()
 
 
 def test_job_overheads_reads_each_jobs_items_with_their_share(run_file):
@@ -439,6 +495,25 @@ def test_report_prints_the_lifecycle_total_beside_the_jobs_totals(run_file, caps
     heading = next(i for i, line in enumerate(lines) if line.startswith("Lifecycle total over the horizon"))
     assert lines[heading + 1].split() == ["energy_MWh", "co2e_location_tCO2e", "co2e_market_tCO2e"]
     assert lines[heading + 2].split() == ["1.500", "0.6000", "0.3000"]
+    # A deployment that cannot run (n/a in /lifecycle/deployments, no rows in /lifecycle/totals):
+    # the total is n/a, as /summary/totals and a sweep point's (since session 46, a review: the
+    # others' sum).
+    nan = float("nan")
+    deployments = OrderedDict([
+        ("deployment", (["cctv", "huge"], "")), ("model", (["m", "big"], "")),
+        ("requests", (np.array([1e6, nan]), "1")), ("useful_requests", (np.array([1e6, nan]), "1")),
+        ("unserved_requests", (np.array([0.0, nan]), "1")), ("energy", (np.array([5.4e9, nan]), "J")),
+        ("co2e_location", (np.array([600.0, nan]), "kgCO2e")), ("co2e_market", (np.array([300.0, nan]), "kgCO2e")),
+        ("co2e_per_inference", (np.array([6e-4, nan]), "kgCO2e")), ("co2e_per_useful_inference", (np.array([6e-4, nan]), "kgCO2e")),
+        ("peak_replicas", (np.array([1.0, nan]), "1")), ("mean_utilisation", (np.array([0.5, nan]), "1")),
+    ])
+    with h5py.File(run_file, "a") as f:
+        write_table(f, "lifecycle/deployments", deployments)
+    from dlcarbon_analysis.report import _lifecycle_total
+
+    total = _lifecycle_total(open_run(run_file))
+    assert list(total.columns) == ["energy_MWh", "co2e_location_tCO2e", "co2e_market_tCO2e"]
+    assert total.isna().all(axis=None)
 
 
 def test_inference_summary_without_inference_jobs_has_the_files_dtypes(run_file):
@@ -451,6 +526,21 @@ def test_inference_summary_without_inference_jobs_has_the_files_dtypes(run_file)
     assert inf["batch"].dtype == np.int64
     assert inf["inferences"].dtype == np.float64
     assert inf["job"].dtype == object and inf["facility_energy_kWh"].dtype == np.float64
+
+
+def test_inference_summary_of_a_file_that_is_not_a_run_raises(run_file):
+    # A file without /summary/training (a sweep's, a calibration's) is not a run: the same error as
+    # training_summary() gives, not an empty frame (since session 46, a review).
+    import h5py
+
+    from dlcarbon_analysis import inference_summary, training_summary
+
+    with h5py.File(run_file, "a") as f:
+        del f["summary/training"]
+    with pytest.raises(DlcarbonFormatError, match="summary/training"):
+        training_summary(run_file)
+    with pytest.raises(DlcarbonFormatError, match="summary/inference"):
+        inference_summary(run_file)
 
 
 def _calibration_file():

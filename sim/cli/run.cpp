@@ -314,7 +314,13 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
           const auto& k = step.costs[h];
           if (k.fits || !(step.shares[h] > 0)) continue;
           const bool placed = s < d.mix.size() && h < d.mix[s].at.size();
-          o.failures.push_back(placed ? format_input_error(d.mix[s].at[h], d.mix[s].keys[h], k.memory_text)
+          // A hardware key another deployment's entry gives (`from:`) is named with the deployment
+          // that fails (since session 46, a review: only the parent's key, which fits, was named).
+          const std::string own = "deployments[" + std::to_string(i) + "]";
+          const bool inherited = placed && d.mix[s].keys[h].rfind(own, 0) != 0;
+          o.failures.push_back(placed ? format_input_error(d.mix[s].at[h],
+                                                           d.mix[s].keys[h] + (inherited ? " (inherited by " + d.id + ")" : std::string()),
+                                                           k.memory_text)
                                       : format_input_error(d.origin, "deployments." + d.id, k.memory_text));
           // (Each step of the mix named, as the run's message names its key: the same hardware in
           // two steps had read as one reason twice; since session 42, a review.)

@@ -99,8 +99,8 @@ InferenceResult cost_inference(const InferenceJob& job) {
   }
   if (dev.memory_bytes > 0 && r.weight_bytes + r.activation_bytes > dev.memory_bytes) {
     r.ok = false;
-    r.reason = "does not fit: needs " + text::gigabytes(r.weight_bytes + r.activation_bytes) + " per device (weights " +
-               text::gigabytes(r.weight_bytes) + ", activations of the largest op " + text::gigabytes(r.activation_bytes) +
+    r.reason = "does not fit: needs " + text::byte_size(r.weight_bytes + r.activation_bytes) + " per device (weights " +
+               text::byte_size(r.weight_bytes) + ", activations of the largest op " + text::byte_size(r.activation_bytes) +
                "), " + text::more_than(r.weight_bytes + r.activation_bytes, job.hardware.id, dev.memory_bytes);
   }
   r.device_energy_per_batch_j = energy;

@@ -1486,8 +1486,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   if (dev.memory_bytes > 0 && c.memory_per_device_bytes > dev.memory_bytes) {
     c.fits = false;
-    c.reason = "does not fit: needs " + text::gigabytes(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
-               text::gigabytes(model_states) + ", activations " + text::gigabytes(activations) + "), " +
+    c.reason = "does not fit: needs " + text::byte_size(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
+               text::byte_size(model_states) + ", activations " + text::byte_size(activations) + "), " +
                text::more_than(c.memory_per_device_bytes, job.hardware.id, dev.memory_bytes);
   }
 

@@ -313,14 +313,14 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   k.memory_bytes = (weights + held_activations) / shard + cache_per;
   if (hw.memory_bytes && *hw.memory_bytes > 0 && k.memory_bytes > *hw.memory_bytes) {
     k.fits = false;
-    k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::gigabytes(k.memory_bytes) +
-                    " per accelerator (weights " + text::gigabytes(weights / shard) + ", activations of the largest op " +
-                    text::gigabytes(held_activations / shard) +
+    k.memory_text = "does not fit: a batch of " + std::to_string(d.batch) + " needs " + text::byte_size(k.memory_bytes) +
+                    " per accelerator (weights " + text::byte_size(weights / shard) + ", activations of the largest op " +
+                    text::byte_size(held_activations / shard) +
                     (cache > 0 ? ", KV cache at " + std::to_string(static_cast<long long>(cache_tokens)) + " tokens a request" +
                                      (windowed && t
                                           ? " (at most " + std::to_string(t->sliding_window) + " in a windowed layer)"
                                           : std::string()) +
-                                     " " + text::gigabytes(cache_per)
+                                     " " + text::byte_size(cache_per)
                                : std::string()) +
                     (per > 1 ? ", over the replica's " + std::to_string(d.accelerators_per_replica) + " accelerators" : std::string()) +
                     "), " + text::more_than(k.memory_bytes, hw.id, *hw.memory_bytes);

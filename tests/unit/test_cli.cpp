@@ -1006,6 +1006,23 @@ deployments:
     CHECK(later.code == 2);
     CHECK(later.err.find("mix.yaml:14:61: deployments[0].hardware_mix[1].shares.test-gpu: does not fit") != std::string::npos);
   }
+  {
+    // A deployment that inherits the hardware (`from:`) and a model too large for it is named
+    // beside the key it inherits (since session 46, a review: only the parent's key, which fits).
+    std::ifstream in(dir / "s.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("d_model: 8192, heads: 64"), 24, "d_model: 1024, heads: 64");
+    text.replace(text.find("models:\n"), 8,
+                 "models:\n  - {id: big, design: {builder: decoder, layers: 24, d_model: 8192, heads: 64, d_ff: 32768, "
+                 "vocab: 32000, seq_len: 2048, position: rotary}}\n");
+    text += "  - {id: serve-big, from: serve, model: big}\n";
+    std::ofstream(dir / "inherit.yaml") << text;
+    const auto inherited = run({"run", (dir / "inherit.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                                (dir / "inherit.h5").string(), "--quiet"});
+    CHECK(inherited.code == 2);
+    CHECK(inherited.err.find(":11:15: deployments[0].hardware (inherited by serve-big): does not fit") != std::string::npos);
+    CHECK(inherited.err.find("(weights 39.2 GB, ") != std::string::npos);
+  }
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
   REQUIRE(fs::exists(dir / "one.h5"));
   // Not simulated (since session 34): no rows in the series or the totals, and NaN figures in
