@@ -37,6 +37,8 @@ bool parse_utc_time(const std::string& text, long long& seconds);
 
 // Bytes in gigabytes for a message: "60.2 GB"; beyond a petabyte in three figures ("1.6e+282 GB").
 std::string gigabytes(double bytes);
+// A number as printf's %.<digits>g writes it ("4", "1.05", "1e+300").
+std::string number_g(double x, int digits);
 // Bytes in the unit that shows them: "512 B", "41.0 kB", "3.2 MB", else as gigabytes().
 std::string byte_size(double bytes);
 // What a memory check's message ends with, so that a need just past the memory is not printed

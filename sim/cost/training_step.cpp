@@ -459,7 +459,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     // shape, kept input and bias rows had been a column-parallel product's).
     const bool row_parallel_shape =
         row_parallel_output || (in_layer && op.kind == graph::OpKind::matmul && ends_with(op.name, ".attn.o"));
-    const bool row_parallel = row_parallel_shape && !op.expert;
+    // (An expert's down projection split over the tensor group, expert_tensor = tensor, is split by
+    // rows as a dense one, Megatron-Core's; since session 46, a review: costed by columns, reading
+    // a whole input it does not hold. Whole experts, expert_tensor 1, are not split.)
+    const bool row_parallel = row_parallel_shape && (!op.expert || p.expert_tensor != 1);
     const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / (op.tensor_split ? work_split : tp);
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     // An expert op is already the device's products: its E / G experts, each over the slots routed
@@ -495,6 +498,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     // operand's) gradient dB = A^T dC (k x n, reducing over m).
     const bool two_products = (op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul) &&
                               !op.fused_attention && bf == 2;
+    // A product whose first operand takes no gradient (the data a first layer reads, a dispatch
+    // mask) computes only the second operand's, k x n reducing over m (since session 46, a review:
+    // costed at the forward's shape, 32 % short for a 16 x 8192 x 1024 product on an A100).
+    const bool second_operand_only = (op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::batched_matmul) &&
+                                     !op.fused_attention && bf == 1;
     // A product split along its reduction (fewer tiles than SMs) sums its partial results in a pass
     // of its own (cost_detail::split_k_reduction), the forward's and each backward product's.
     const cost_detail::Reduction red_f =
@@ -511,6 +519,11 @@ StepCost cost_training_step(const TrainingJob& job) {
       const auto weight_grad = hardware::kernel_time(
           od, op_precision, flops, bytes, true, aligned * cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dm, dev_count));
       b.seconds = input_grad.seconds + weight_grad.seconds - od.launch_s;  // one launch of the two is counted below
+    } else if (second_operand_only) {
+      red_b = cost_detail::split_k_reduction(od, op, op_precision, dev_k, dev_n, dev_m, dev_count);
+      b = hardware::kernel_time(od, op_precision, flops, bytes, true,
+                                cost_detail::alignment(od, op, dev_n, dev_k) *
+                                    cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dev_m, dev_count));
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
@@ -551,7 +564,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     // every rank of the tensor group, or on its sequence shard under sequence parallelism.
     double bias_bwd_flops = 0, bias_bwd_bytes = 0, bias_b = 0;
     if (op.bias && job.hardware.kind != "tpu") {
-      const double rows = row_parallel && p.sequence_parallel ? dev_m / tp : dev_m;  // experts keep their n / t columns
+      const double rows = row_parallel && p.sequence_parallel ? dev_m / tp : dev_m;
       const double cnt = static_cast<double>(op.count);
       bias_bwd_flops = cnt * rows * dev_n;
       bias_bwd_bytes = bytes_per_value * cnt * dev_n * (rows + 1);
@@ -1533,6 +1546,21 @@ namespace dlcarbon {
 
 namespace {
 
+// The time to write one checkpoint (weights and optimizer state over the checkpoint bandwidth; 0
+// without one).
+double checkpoint_write_s(const TrainingJob& job, const StepCost& c) {
+  const JobOverheads& o = job.overheads;
+  if (!o.checkpoint_interval_s || !o.checkpoint_bandwidth_bytes_per_s) return 0;
+  const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
+  // Weights at the compute precision and the optimizer's state, whose fp32 master copy an fp32
+  // job does not keep apart (as the memory check counts it; since session 44, a review: 2 B
+  // more a parameter whatever the precision).
+  // (8-bit jobs keep 16-bit weights, as the memory check counts them.)
+  const double weight_bytes = std::max(2.0, hardware::bytes_per_value(job.precision));
+  const double size = c.parameters * (weight_bytes + (weight_bytes >= 4 ? std::max(0.0, state - 4) : state));
+  return size / *o.checkpoint_bandwidth_bytes_per_s;
+}
+
 std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c) {
   const JobOverheads& o = job.overheads;
   const double n = static_cast<double>(job.accelerators);
@@ -1542,7 +1570,8 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
   std::vector<OverheadRow> rows;
   const double t0 = c.steps * c.step_s;
   rows.push_back({"training", t0, t0 * busy_w});
-  double ramp_s = 0;  // the batch ramp-up's extra time (below)
+  double ramp_s = 0;      // the batch ramp-up's extra time (below)
+  double ramp_steps = 0;  // and the steps its smaller batches add
   if (job.parallelism && job.parallelism->batch_rampup && c.data > 0) {
     // The ramp's sequences, already in t0 at the full batch's time a sequence, cost what their
     // smaller steps do: the extra over t0, sum over the ramp's batches b of (its sequences) x
@@ -1586,23 +1615,20 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
         value.second += (f[static_cast<std::size_t>(k + 1)].second - value.second) * w;
       }
       ramp_s += per_batch * std::max(0.0, value.first - full.first);
+      ramp_steps += per_batch * std::max(0.0, 1 / (static_cast<double>(ramp.start) + static_cast<double>(j) * inc) - 1 / B);
       extra_energy += per_batch * std::max(0.0, value.second - full.second);
     }
     rows.push_back({"batch ramp-up", ramp_s, extra_energy});
   }
   double ckpt_s = 0, interval = 0;
+  const double write_s = checkpoint_write_s(job, c);
   if (o.checkpoint_interval_s) {
     interval = *o.checkpoint_interval_s;
-    if (o.checkpoint_bandwidth_bytes_per_s) {
-      const double state = optimizer_state_bytes(job.parallelism ? job.parallelism->optimizer : "adam");
-      // Weights at the compute precision and the optimizer's state, whose fp32 master copy an fp32
-      // job does not keep apart (as the memory check counts it; since session 44, a review: 2 B
-      // more a parameter whatever the precision).
-      // (8-bit jobs keep 16-bit weights, as the memory check counts them.)
-      const double weight_bytes = std::max(2.0, hardware::bytes_per_value(job.precision));
-      const double size = c.parameters * (weight_bytes + (weight_bytes >= 4 ? std::max(0.0, state - 4) : state));
-      ckpt_s = std::floor((t0 + ramp_s) / interval) * size / *o.checkpoint_bandwidth_bytes_per_s;
-    }
+    // One checkpoint an interval of training, at most one a step: a checkpoint is saved between
+    // steps (since session 46, a review: an interval shorter than a step charged more checkpoints
+    // than steps).
+    const double checkpoints = std::min(std::floor((t0 + ramp_s) / interval), std::floor(c.steps + ramp_steps));
+    ckpt_s = checkpoints * write_s;
     rows.push_back({"checkpointing", ckpt_s, ckpt_s * waiting_w});
   }
   const double eval_s = o.evaluation_fraction * t0;
@@ -1610,10 +1636,11 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
   if (o.mtbf_s) {
     const double span = t0 + ramp_s + ckpt_s + eval_s;
     const double failures = n / *o.mtbf_s * span;
-    // A failure loses the work since the last checkpoint: half an interval on average, or half the
-    // run where the run is shorter than an interval (since session 44, a review: a 30-day interval
-    // on a one-day run lost 214 % of it).
-    const double lost = failures * std::min(interval, span) / 2;
+    // A failure loses the work since the last checkpoint: half an interval and a checkpoint's write
+    // on average (Young 1974, Daly 2006: a failure falls anywhere in the cycle of work and write;
+    // since session 46, a review: the interval alone), or half the run where the run is shorter
+    // than that (since session 44, a review: a 30-day interval on a one-day run lost 214 % of it).
+    const double lost = failures * std::min(interval + write_s, span) / 2;
     const double restarts = failures * o.restart_s;
     rows.push_back({"lost work", lost, lost * busy_w});
     rows.push_back({"restarts", restarts, restarts * waiting_w});
@@ -1658,12 +1685,12 @@ TrainingResult simulate_training(const TrainingJob& job) {
       if (row.item == "training" || row.item == "batch ramp-up" || row.item == "checkpointing" || row.item == "evaluation") span += row.time_s;
     }
     const double system_mtbf = *o.mtbf_s / static_cast<double>(job.accelerators);
-    const double exposed = std::min(*o.checkpoint_interval_s, span) + o.restart_s;
+    const double exposed = std::min(*o.checkpoint_interval_s + checkpoint_write_s(job, c), span) + o.restart_s;
     if (system_mtbf <= exposed) {
       char why[320];
       std::snprintf(why, sizeof why,
-                    "fails every %.3g s on average (mtbf / accelerators), not longer than a checkpoint interval (or the "
-                    "run, where shorter) and a restart (%.3g s): the first-order failure model does not hold and the run may never finish",
+                    "fails every %.3g s on average (mtbf / accelerators), not longer than a checkpoint interval and its "
+                    "write (or the run, where shorter) and a restart (%.3g s): the first-order failure model does not hold and the run may never finish",
                     system_mtbf, exposed);
       c.fits = false;
       c.reason = why;

@@ -186,19 +186,23 @@ double gemm_shape_factor(const DeviceModel& device, double m, double n, double k
   return factor;
 }
 
+namespace {
+// The rate of the units a kernel runs on. Elementwise work runs on the vector units, GEMMs on the
+// matrix units: a vector rate where the catalog gives one (a TPU's VPU), else the fp32 rate (a
+// GPU's CUDA cores).
+double unit_peak(const DeviceModel& device, const std::string& dtype, bool gemm) {
+  if (!gemm) {
+    if (device.vector_peak > 0) return device.vector_peak;
+    if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) return it->second;
+  }
+  return device.peak(dtype);
+}
+}  // namespace
+
 KernelTime kernel_time(const DeviceModel& device, const std::string& dtype, double flops, double bytes,
                        bool gemm, double efficiency) {
   KernelTime t;
-  // Elementwise work runs on the vector units, GEMMs on the matrix units: a vector rate where the
-  // catalog gives one (a TPU's VPU), else the fp32 rate (a GPU's CUDA cores).
-  double peak = device.peak(dtype);
-  if (!gemm) {
-    if (device.vector_peak > 0) {
-      peak = device.vector_peak;
-    } else if (auto it = device.peak_flop_per_s.find("fp32"); it != device.peak_flop_per_s.end()) {
-      peak = it->second;
-    }
-  }
+  const double peak = unit_peak(device, dtype, gemm);
   t.compute_s = flops > 0 ? flops / (peak * (efficiency > 0 ? efficiency : device.gemm_efficiency)) : 0;
   const double bandwidth_share = gemm ? device.memory_efficiency : device.elementwise_efficiency;
   t.memory_s = bytes > 0 ? bytes / (device.memory_bandwidth * bandwidth_share) : 0;
@@ -214,8 +218,11 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   // precision's ceiling draws the power limit as one at the headline ceiling does (since session 44,
   // from a review: a P100's fp16 GEMM at 0.416 of its peak had drawn 188 W of its 300 W and an
   // H100's FP8 GEMM at 0.709 about 643 W of 700; per kernel, not per job: an FP8 job's fp32 optimizer
-  // takes fp32's ratio).
-  double scale = fastest_16bit(device) / device.peak(dtype);
+  // takes fp32's ratio). A kernel that is not a product runs on the vector units whatever its
+  // precision: their rate's ratio, as kernel_time takes it (since session 46, a review: a bf16
+  // elementwise kernel had been charged the tensor cores' energy a FLOP, 138 W against fp32's 399 W
+  // for the same work and time on an A100).
+  double scale = fastest_16bit(device) / unit_peak(device, dtype, gemm);
   // (Products only: the other kernels run on the vector units, whose rate no GEMM ceiling sets.)
   if (const auto it = device.ceiling_entry(dtype); gemm && it != device.gemm_by_precision.end() && it->second.efficiency > 0) {
     scale *= device.headline_gemm_efficiency / it->second.efficiency;

@@ -1229,6 +1229,8 @@ JobOverheads read_overheads(const Value& v) {
     m.at("checkpoint_bandwidth").fail("needs checkpoint_interval");
   }
   if (o.mtbf_s && !o.checkpoint_interval_s) m.at("mtbf").fail("needs checkpoint_interval (work since the last checkpoint is lost)");
+  // (A restart follows a failure: without an mtbf it would be silently ignored; since session 46.)
+  if (m.has("restart") && !o.mtbf_s) m.at("restart").fail("needs mtbf (a restart follows a failure)");
   return o;
 }
 
@@ -1673,7 +1675,9 @@ std::vector<double> read_profile(const Value& v, std::size_t n, const std::strin
     sum += out.back();
   }
   if (!(sum > 0)) v.expected("a profile with some value above 0");
-  for (auto& x : out) x *= static_cast<double>(n) / sum;  // mean 1
+  // (x / sum first: n / sum overflows for a sum past 1 / DBL_MAX, and 0 x inf is NaN; since session
+  // 46, a review.)
+  for (auto& x : out) x = x / sum * static_cast<double>(n);  // mean 1
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "dlcarbon/sweep.hpp"
 #include "dlcarbon/text.hpp"
+#include "dlcarbon/units.hpp"
 #include "yaml_reader.hpp"
 
 namespace fs = std::filesystem;
@@ -18,18 +19,23 @@ namespace {
 using detail::MapView;
 using detail::Value;
 
-std::string number_text(double x) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
-}
+std::string number_text(double x, int digits = 17) { return text::number_g(x, digits); }
 
 double plain_number(const YAML::Node& n) {
   if (!n.IsScalar()) return std::numeric_limits<double>::quiet_NaN();
   const std::string& s = n.Scalar();
   // Plain decimals only, as in a scenario: strtod also reads "0x100" and " 256" (since session 43,
   // a review: a range of [0x100, 0x200] had run as 256 and 512).
-  if (s.find_first_not_of("0123456789+-.eE") != std::string::npos) return std::numeric_limits<double>::quiet_NaN();
+  if (s.find_first_not_of("0123456789+-.eE,") != std::string::npos) return std::numeric_limits<double>::quiet_NaN();
+  if (s.find(',') != std::string::npos) {
+    // Thousands separators, as a scenario reads them ("2,048" is 2048; since session 46, a review:
+    // text here, so that 2048 and "2,048" ran as two points).
+    try {
+      return units::parse_quantity(s, units::Kind::count).value;
+    } catch (const units::QuantityError&) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+  }
   char* end = nullptr;
   const double x = std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(x)) return std::numeric_limits<double>::quiet_NaN();
@@ -167,6 +173,11 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
     for (std::int64_t i = 0; i < steps; ++i) {
       const double f = static_cast<double>(i) / static_cast<double>(steps - 1);
       double x = p.log_scale ? std::exp(std::log(p.lo) + f * (std::log(p.hi) - std::log(p.lo))) : p.lo + f * (p.hi - p.lo);
+      // The ends are the range's, and a log step to 15 significant digits: exp(log(x)) lands an
+      // ulp off a round value (4.0000000000000009 for the third step of 1 to 1024), which an
+      // integer key refused and a plain run of the value did not equal (since session 46, a review).
+      if (p.log_scale) x = std::strtod(number_text(x, 15).c_str(), nullptr);
+      if (i == 0) x = p.lo;
       if (i == steps - 1) x = p.hi;
       if (p.integer) x = std::round(x);
       if (!p.values_numeric.empty() && x == p.values_numeric.back()) continue;  // integer steps that coincide

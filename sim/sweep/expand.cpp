@@ -35,11 +35,7 @@ double uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) 
 constexpr std::uint64_t kDrawStream = 0x64726177ULL;     // "draw"
 constexpr std::uint64_t kStrataStream = 0x73747261ULL;   // "stra"
 
-std::string number_text(double x, int digits) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.*g", digits, x);
-  return buf;
-}
+std::string number_text(double x, int digits) { return text::number_g(x, digits); }
 
 // The value of a parameter at a fraction f in [0, 1) of its range or list.
 void place(const SweepParameter& p, double f, std::size_t j, SweepPoint& point) {

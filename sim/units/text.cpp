@@ -174,6 +174,12 @@ std::string gigabytes(double bytes) {
   return buf;
 }
 
+std::string number_g(double x, int digits) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+  return buf;
+}
+
 std::string byte_size(double bytes) {
   if (!(bytes >= 1e9)) {
     char buf[48];

@@ -219,7 +219,10 @@ struct Number {
 std::optional<Number> parse_number(std::string_view s, std::string& why) {
   std::size_t i = 0;
   std::string plain;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) plain += s[i++];
+  // (A leading '+' is read and left out of the text std::from_chars reads, which takes '-' only;
+  // since session 46, a review: "+1.1" was "not a number".)
+  if (i < s.size() && s[i] == '-') plain += s[i++];
+  else if (i < s.size() && s[i] == '+') ++i;
   const std::size_t int_start = i;
   std::size_t group = 0;
   bool saw_comma = false;

@@ -226,6 +226,13 @@ deployments:
   std::ofstream(dir / "weekly.yaml") << "schema_version: 1\nextends: peak.yaml\ndeployments:\n"
                                         "  - {id: svc, profile: {weekly: [1,1,1,1,1,1,1]}}\n";
   CHECK(load_scenario(dir / "peak.yaml", test_catalog()).deployments[0].diurnal[12] == approx(24.0));
+  // A profile whose sum is below 1 / DBL_MAX normalises to a mean of 1 as any other (since session
+  // 46, a review: n / sum overflowed and 0 x inf made the other hours NaN).
+  std::ofstream(dir / "tiny.yaml") << "schema_version: 1\nextends: base.yaml\ndeployments:\n"
+                                      "  - {id: svc, profile: {diurnal: [1e-309,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}\n";
+  const auto tiny = load_scenario(dir / "tiny.yaml", test_catalog()).deployments[0];
+  CHECK(tiny.diurnal[0] == approx(24.0));
+  CHECK(tiny.diurnal[1] == 0);
   const auto flat = load_scenario(dir / "weekly.yaml", test_catalog()).deployments[0];
   for (const double x : flat.diurnal) CHECK(x == approx(1.0));
   fs::remove_all(dir);

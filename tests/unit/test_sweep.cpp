@@ -113,6 +113,17 @@ parameters:
   - {key: scenario.horizon, range: [1, 2], steps: 2, unit: 'years"\x'}
 )");
   CHECK(load_sweep_spec(q).parameters[0].values_yaml == std::vector<std::string>{"\"1 years\\\"\\\\x\"", "\"2 years\\\"\\\\x\""});
+  // A log grid's steps are its round values, not an ulp off them (exp(log(4)) is
+  // 4.0000000000000009), integer or not (since session 46, a review: an integer key refused "4",
+  // and "10 days" ran as 10.000000000000002 days).
+  const auto l = sweep_file("log.yaml", R"(}
+parameters:
+  - {key: training.pretrain.accelerators, range: [1, 1024], steps: 11, scale: log}
+  - {key: scenario.horizon, range: [1, 100], steps: 3, scale: log, unit: days}
+)");
+  const SweepSpec log_spec = load_sweep_spec(l);
+  CHECK(log_spec.parameters[0].values_numeric == std::vector<double>{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  CHECK(log_spec.parameters[1].values_yaml == std::vector<std::string>{"\"1 days\"", "\"10 days\"", "\"100 days\""});
 }
 
 TEST_CASE("a Latin hypercube puts exactly one sample in each stratum of every parameter") {
@@ -402,6 +413,9 @@ TEST_CASE("sweep files: what is wrong, where") {
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1, 2, 1.0]}\n") ==
         f + ":4:33: parameters[0].values[2]: the value 1.0 is given twice (first at line 4, column 27): its points would run twice");
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [us, eu, us]}\n").find("the value us is given twice") != std::string::npos);
+  // Thousands separators as a scenario reads them (since session 46, a review: 2048 and "2,048" ran
+  // as two points).
+  CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [2048, \"2,048\"]}\n").find("is given twice") != std::string::npos);
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [1, \"1 day\", \"1 days\"]}\n") == "");
   // Maps and lists by content, numbers in them as numbers (since session 42, a review).
   CHECK(err("}\nparameters:\n  - {key: a.b.c, values: [{utilisation: 0.5}, {utilisation: 0.50}]}\n")

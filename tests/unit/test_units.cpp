@@ -110,6 +110,12 @@ TEST_CASE("bad quantities are rejected with the reason") {
   CHECK(message("1,28 MWh", Kind::energy) ==
         "expected an energy (e.g. \"1,287 MWh\"), got \"1,28 MWh\" (misplaced thousands separator)");
   CHECK(message("", Kind::power) == "expected a power (e.g. \"400 W\"), got \"\"");
+  // A leading '+' is a sign, once (since session 46, a review: "+1.1" was "not a number").
+  CHECK(parse_quantity("+1.1", Kind::ratio).value == approx(1.1));
+  CHECK(parse_quantity("+10 days", Kind::time).value == approx(864000));
+  CHECK(parse_quantity("+2,048", Kind::count).value == approx(2048));
+  CHECK(message("++1", Kind::ratio) == "expected a number (e.g. \"1.58\"), got \"++1\" (not a number)");
+  CHECK(message("+-1", Kind::ratio) == "expected a number (e.g. \"1.58\"), got \"+-1\" (not a number)");
   CHECK(message("ten", Kind::count) == "expected a count (e.g. \"300e9 tokens\" or \"300B tokens\"), got \"ten\" (not a number)");
   CHECK(message("1.5 tokens", Kind::ratio) ==
         "expected a number (e.g. \"1.58\"), got \"1.5 tokens\" (a count)");
