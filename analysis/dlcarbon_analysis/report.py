@@ -163,7 +163,11 @@ def _lifecycle_total(run: Run) -> pd.DataFrame:
     if "lifecycle/deployments" in run.tables:
         deployments = run.table("lifecycle/deployments")
         _require(run, "lifecycle/deployments", deployments, ["energy"])
-        if deployments["energy"].astype(float).isna().any():
+        try:
+            energy = deployments["energy"].astype(float)
+        except (ValueError, TypeError):
+            raise DlcarbonFormatError(run.path, "table /lifecycle/deployments, column 'energy' is not numeric") from None
+        if energy.isna().any():
             total.loc[:, :] = float("nan")
     return total
 

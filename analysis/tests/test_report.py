@@ -514,6 +514,14 @@ def test_report_prints_the_lifecycle_total_beside_the_jobs_totals(run_file, caps
     total = _lifecycle_total(open_run(run_file))
     assert list(total.columns) == ["energy_MWh", "co2e_location_tCO2e", "co2e_market_tCO2e"]
     assert total.isna().all(axis=None)
+    # Its energy as text: the format error, not a pandas traceback (a review of session 46).
+    with h5py.File(run_file, "a") as f:
+        g = f["lifecycle/deployments"]
+        del g["energy"]
+        g.create_dataset("energy", data=["x", "y"], dtype=h5py.string_dtype("utf-8"))
+        g["energy"].attrs.create("units", "J", dtype=h5py.string_dtype("utf-8"))
+    with pytest.raises(DlcarbonFormatError, match="lifecycle/deployments, column 'energy' is not numeric"):
+        _lifecycle_total(open_run(run_file))
 
 
 def test_inference_summary_without_inference_jobs_has_the_files_dtypes(run_file):

@@ -577,7 +577,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     double sum_b = 0;
     if (op.gradient_sum_bytes > 0) sum_b = hardware::kernel_time(od, op_precision, 0, op.gradient_sum_bytes / split, false).seconds;
     // An op with no backward (the images a network reads) launches nothing for it.
-    const double b_s = bf == 0 ? 0.0 : b.seconds + (2 * kernels - 1) * od.launch_s + cast_b + bias_b + sum_b + red_b.seconds;
+    // (A product that computes only its second operand's gradient launches one product a kernel.)
+    const double backward_kernels = second_operand_only ? kernels : 2 * kernels;
+    const double b_s = bf == 0 ? 0.0 : b.seconds + (backward_kernels - 1) * od.launch_s + cast_b + bias_b + sum_b + red_b.seconds;
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
@@ -709,7 +711,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // backward (Megatron-LM's ColumnParallelLinear, Mesh TensorFlow's einsum over the split heads),
     // one a decoder layer; under sequence parallelism the output's shard is gathered forward and the
     // gradient reduce-scattered (since session 46, a review: not charged).
-    if (in_layer && c.tensor > 1 && op.kind == graph::OpKind::matmul && op.tensor_split && ends_with(op.name, ".cross.kv")) {
+    if (in_layer && c.tensor > 1 && op.kind == graph::OpKind::matmul && op.tensor_split && ends_with(op.name, ".kv") &&
+        op.name.find(".cross") != std::string::npos) {  // (the Evolved Transformer's .cross1 and .cross2 too)
       const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
       dev_tp[owner] += p.sequence_parallel ? comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group) +
                                                  comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group)
@@ -1178,10 +1181,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   double exposed_floor = 0;
   double embedding_floor = 0;  // device 0's exposed last bucket (ZeRO 0-1), where it is not the busiest
   double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
-  // ZeRO-2 and -3 reduce and gather unit by unit (a layer and the rest): the step's first gather
-  // has no compute before it to hide behind (the first unit's parameters are needed first), and
-  // its last reduce-scatter none after it (since session 35, from a review; before, both could be
-  // hidden whole: about 0.3 % of a 1.3B step on two nodes).
+  // ZeRO-2 and -3 reduce and gather unit by unit (a layer and the rest): a first gather has no
+  // compute before it to hide behind (the first unit's parameters are needed first), and a last
+  // reduce-scatter none after it (since session 35, from a review; before, both could be hidden
+  // whole: about 0.3 % of a 1.3B step on two nodes); ZeRO-3's each microbatch, ZeRO-2's gather
+  // once a step and its reduce-scatter each microbatch (below).
   double forward_floor = 0;
   // The unit gathered first and reduced last is the root one (FSDP's), which holds the embedding
   // table on the device that runs it: at least that table's share, else the average unit.
@@ -1298,8 +1302,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Each pass is costed on its own: its exposed share, then the contention of what it hides.
   if (p.overlap_communication) {
     const double hidden_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
-    // The first gather (ZeRO 2-3) runs before any compute, exposed; the rest of the forward's
-    // gathers under the forward's compute.
+    // The first gathers (ZeRO 2-3: forward_floor) run before any compute, exposed; the rest of the
+    // forward's gathers under the forward's compute.
     const double head = std::min(forward_dp, forward_floor), forward_rest = forward_dp - head;
     const double forward_rest_exposed = std::max(0.0, forward_rest - forward_window);
     const double forward_exposed = head + forward_rest_exposed;
@@ -1440,7 +1444,8 @@ StepCost cost_training_step(const TrainingJob& job) {
            working * unit_on(d);
   };
   // Each device keeps its own layers' activations for the microbatches it has in flight and its own
-  // other ops' (the embeddings' on the first, the head's and the loss's on the last, once); with
+  // other ops' (the embeddings' on the first, for each microbatch in flight, below; the head's and
+  // the loss's on the last, once); with
   // full recomputation only each layer's input, and the stack's final norm on the last device.
   // In flight: 1F1B (and zero-bubble 1F1B) device d runs p - d forwards before its first backward;
   // interleaved, Megatron-LM's schedule runs 2 (p - d - 1) + (v - 1) p warm-up chunks and one more,
@@ -1640,7 +1645,8 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
     // on average (Young 1974, Daly 2006: a failure falls anywhere in the cycle of work and write;
     // since session 46, a review: the interval alone), or half the run where the run is shorter
     // than that (since session 44, a review: a 30-day interval on a one-day run lost 214 % of it).
-    const double lost = failures * std::min(interval + write_s, span) / 2;
+    // (A checkpoint at most once a step: an interval shorter than a step is the step.)
+    const double lost = failures * std::min(std::max(interval, c.step_s) + write_s, span) / 2;
     const double restarts = failures * o.restart_s;
     rows.push_back({"lost work", lost, lost * busy_w});
     rows.push_back({"restarts", restarts, restarts * waiting_w});
@@ -1685,7 +1691,7 @@ TrainingResult simulate_training(const TrainingJob& job) {
       if (row.item == "training" || row.item == "batch ramp-up" || row.item == "checkpointing" || row.item == "evaluation") span += row.time_s;
     }
     const double system_mtbf = *o.mtbf_s / static_cast<double>(job.accelerators);
-    const double exposed = std::min(*o.checkpoint_interval_s + checkpoint_write_s(job, c), span) + o.restart_s;
+    const double exposed = std::min(std::max(*o.checkpoint_interval_s, c.step_s) + checkpoint_write_s(job, c), span) + o.restart_s;
     if (system_mtbf <= exposed) {
       char why[320];
       std::snprintf(why, sizeof why,

@@ -1201,8 +1201,12 @@ Parallelism read_parallelism(const Value& v) {
       m.at("shard_group").fail("needs zero_stage: 3 (hybrid sharding shards the parameters within each group of "
                                "data-parallel ranks and replicates them across the groups)");
     }
-    if (p.data > 0 && p.data % p.shard_group != 0) {
-      m.at("shard_group").fail("must divide the data-parallel size (" + std::to_string(p.data) + ")");
+    // (Over the ranks that hold the same weights, data x context, as the cost model shards; since
+    // session 46, a review: `data` alone where it was given.)
+    const std::int64_t cp = std::max<std::int64_t>(1, p.context);
+    if (p.data > 0 && (p.data * cp) % p.shard_group != 0) {
+      m.at("shard_group").fail(cp > 1 ? "must divide the data x context ranks (" + std::to_string(p.data * cp) + ")"
+                                      : "must divide the data-parallel size (" + std::to_string(p.data) + ")");
     }
   }
   return p;

@@ -240,18 +240,19 @@ TEST_CASE("validate passes within tolerance and fails outside it") {
   INFO(r.out, r.err);
   CHECK(r.code == 0);
   // Market: 2.88 kg simulated against "2.9" printed (+/- 0.05): -0.69 % raw, 0 beyond print.
-  CHECK(r.out.find("3 rows from 1 scenarios; 3 within 1%") != std::string::npos);
+  CHECK(r.out.find("3 rows from 1 scenarios (1 read); 3 within 1%") != std::string::npos);
   // The same folder twice, by two names: its rows once (since session 38; before, 6 rows from 2).
   r = run({"validate", "--dir", (kData / "published_ok").string(), "--dir", (kData / "published_ok/.").string(), "--data-dir",
            (kData / "catalog").string()});
   CHECK(r.code == 0);
-  CHECK(r.out.find("3 rows from 1 scenarios; 3 within 1%") != std::string::npos);
+  CHECK(r.out.find("3 rows from 1 scenarios (1 read); 3 within 1%") != std::string::npos);
   r = run({"validate", "--dir", (kData / "published_fail").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 1);
   CHECK(r.out.find("FAIL") != std::string::npos);
-  // 28.8 kWh against 30.0 (+/- 0.05): -4 % raw; beyond print (1.2 - 0.05) / 30 = 3.83 %.
+  // 28.8 kWh against 30.0 (+/- 0.05): -4 % raw; beyond print -(1.2 - 0.05) / 30 = -3.83 %, below the
+  // printed range as the raw error is (since session 46, a review: "+3.83%").
   CHECK(r.out.find("-4.00%") != std::string::npos);
-  CHECK(r.out.find("+3.83%") != std::string::npos);
+  CHECK(r.out.find("-3.83%") != std::string::npos);
 }
 
 TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
@@ -1022,6 +1023,15 @@ deployments:
     CHECK(inherited.code == 2);
     CHECK(inherited.err.find(":11:15: deployments[0].hardware (inherited by serve-big): does not fit") != std::string::npos);
     CHECK(inherited.err.find("(weights 39.2 GB, ") != std::string::npos);
+    // A file that extends it and gives its own deployment's hardware: that key is its own, whatever
+    // its index in the merged list (a review of session 46).
+    std::ofstream(dir / "child.yaml") << "schema_version: 1\nextends: inherit.yaml\ndeployments:\n"
+                                         "  - {id: own, from: serve, model: big, hardware: test-gpu}\n";
+    const auto child = run({"run", (dir / "child.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                            (dir / "child.h5").string(), "--quiet"});
+    INFO(child.err);
+    CHECK(child.code == 2);
+    CHECK(child.err.find("child.yaml:4:50: deployments[0].hardware: does not fit") != std::string::npos);
   }
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
   REQUIRE(fs::exists(dir / "one.h5"));
@@ -1642,11 +1652,26 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   CHECK(r.out.find("1 rows with a design, tokens and parallelism") != std::string::npos);
   // The row: published 100 h; error = predicted / 100 - 1, printed with two decimals.
   std::istringstream cells(validate_row(r.out, "hours"));
-  std::string name, published, predicted, error;
-  cells >> name >> published >> predicted >> error;
+  std::string name, published, predicted, error, baseline;
+  cells >> name >> published >> predicted >> error >> baseline;
   CHECK(std::stod(published) == approx(100));
   CHECK(std::stod(predicted) == approx(hours).epsilon(1e-3));
   CHECK(std::stod(error) / 100 == approx(hours / 100 - 1).epsilon(1e-3));
+  // The baseline is 6 N D over the fp16 peak (100 TFLOP/s) at 0.3, N the model's parameters and D
+  // its 1e9 tokens (since session 46, a review: the model's own FLOPs, attention included).
+  const double params = col<double>(rec, "summary/training", "parameters")[0];
+  CHECK(std::stod(baseline) == approx(6 * params * 1e9 / (100e12 * 0.3) / 3600).epsilon(1e-3));
+  // One run is one target row however many rows publish it (since session 46, a review: Vaswani et
+  // al.'s Transformer (big) run, three rows, sat on the median): the same job in two files.
+  {
+    const fs::path dir = fresh_dir("same-run-twice");
+    fs::copy_file(kData / "published_hours/hours.yaml", dir / "a.yaml");
+    fs::copy_file(kData / "published_hours/hours.yaml", dir / "b.yaml");
+    const auto t = run({"validate", "--mode", "first-principles", "--dir", dir.string(), "--data-dir", (kData / "catalog").string()});
+    INFO(t.out, t.err);
+    CHECK(t.out.find("2 rows with a design, tokens and parallelism") != std::string::npos);
+    CHECK(t.out.find("1 distinct runs (a run that several rows publish counted once; the targets)") != std::string::npos);
+  }
   // A published figure next to nothing: the error in powers of ten, and beyond a double as such
   // (since session 45, a review: "+inf%", and a 1e305 % error in 306 digits).
   {

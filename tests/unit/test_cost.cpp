@@ -731,6 +731,7 @@ TEST_CASE("a product whose first operand takes no gradient computes only the sec
   g.ops.push_back(FileOp{"w", "matmul", 0, 16, 8192, 1024, 1, 0, 1, 8192.0 * 1024, {}});
   job.design = g;
   job.hardware.compute_units = 108;
+  job.hardware.kernel_launch_s = 5e-6;  // one launch, not a pair's (since session 46, a review)
   job.parallelism->microbatch = 1;
   job.parallelism->global_batch = 1;
   const StepCost c = cost_training_step(job);
@@ -1112,6 +1113,30 @@ TEST_CASE("gradients reduced in fp32 under fp16 compute, parameters gathered in 
   CHECK(cost_training_step(job).data_comm_s == approx(6.030625e-4));
 }
 
+TEST_CASE("ZeRO-2 overlapped exposes its one gather's first unit and each microbatch's last reduce-scatter") {
+  // The MLP on 16 GPUs over two nodes, 2 microbatches, ZeRO-2: per unit (the layer and the rest,
+  // 1.001e6 B each) a gather once a step and a reduce-scatter each microbatch. With the compute
+  // covering the rest, the step's first gather and each microbatch's last reduce-scatter stay
+  // exposed: t_ag + 2 t_rs (since session 46, a review: one reduce-scatter a step).
+  TrainingJob job = mlp_job();
+  job.accelerators = 16;
+  job.hardware.kind = "gpu";
+  job.hardware.inter_node_bandwidth = 1.25e9;
+  job.hardware.gemm_efficiency = 0.005;
+  job.parallelism->microbatch = 125;
+  job.parallelism->global_batch = 4000;
+  job.parallelism->zero_stage = 2;
+  const comm::Group g{16, 2, 1e10, true};
+  const double t_ag = comm::collective_s(comm::Collective::all_gather, 1.001e6, g);
+  const double t_rs = comm::collective_s(comm::Collective::reduce_scatter, 1.001e6, g);
+  job.parallelism->overlap_communication = false;
+  CHECK(cost_training_step(job).data_comm_s == approx(2 * t_ag + 4 * t_rs));
+  job.parallelism->overlap_communication = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.compute_s > 2 * t_ag + 4 * t_rs);
+  CHECK(c.data_comm_s == approx(t_ag + 2 * t_rs));
+}
+
 TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behind the forward") {
   TrainingJob job = mlp_job();
   job.design = MlpDesign{{1000, 1000, 1000}, true};  // two layers: three units with the rest
@@ -1411,6 +1436,10 @@ TEST_CASE("job overheads: checkpoints, failures, evaluation, repeated runs") {
   REQUIRE(every_step.ok);
   CHECK(every_step.step->steps == approx(1000));
   CHECK(every_step.overheads[1].time_s == approx(1000 * 1001000.0 * 14 / 1e9));
+  // ... and a failure loses half a step and a write, not half the 1 us interval.
+  const double span_1us = every_step.overheads[0].time_s + every_step.overheads[1].time_s + every_step.overheads[2].time_s;
+  CHECK(every_step.overheads[3].item == "lost work");
+  CHECK(every_step.overheads[3].time_s == approx(span_1us / 10 * (every_step.step->step_s + 1001000.0 * 14 / 1e9) / 2));
 }
 
 #include "dlcarbon/inference_cost.hpp"
@@ -2453,6 +2482,22 @@ TEST_CASE("a decoder layer's cross-attention all-reduces the encoder output's gr
         .tensor_comm_s;
   };
   CHECK(comm_s(2) - comm_s(1) == approx(6 * (1024 / 1e11 + 20e-6) + 4096 / 1e11 + 20e-6));
+  // The Evolved Transformer's decoder cell attends to the encoder twice (`.cross1`, `.cross2`): two
+  // such all-reduces a layer. What depends on the source length in a decoder layer is those alone:
+  // the second layer's collectives at 64 source tokens less at 32 are 2 x 32 x 64 x 2 B / 1e11.
+  const auto evolved_s = [](std::int64_t decoder_layers, std::int64_t source) {
+    return cost_training_step(tensor_pair_job(false, [decoder_layers, source](TransformerDesign& d) {
+             d.arch = TransformerDesign::Arch::encoder_decoder;
+             d.evolved = true;
+             d.encoder_layers = 1;
+             d.decoder_layers = decoder_layers;
+             d.seq_len = source;
+             d.target_seq_len = 8;
+           }))
+        .tensor_comm_s;
+  };
+  const double layer_at_64 = evolved_s(2, 64) - evolved_s(1, 64), layer_at_32 = evolved_s(2, 32) - evolved_s(1, 32);
+  CHECK(layer_at_64 - layer_at_32 == approx(2 * 32 * 64 * 2 / 1e11));
 }
 
 TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group, by hand") {
@@ -3391,9 +3436,11 @@ TEST_CASE("the step ends when the last device has reduced and updated: device 0 
   // holds, 2,002,000 against 5,005,000 with biases); device 1's is its own less device 0's last
   // backward, with the backward's share of its slot's sends (as the bubble counts the drain; since
   // session 46, its compute alone).
+  // Device 0's slot holds its exchange with device 1, one a microbatch: 125 x 1,000 fp16 values
+  // over NVLink (both stages' 4 ranks in one node), 250,000 / 1e11 s.
   const StageCostRow& s0 = c.stages[0];
-  const double drain0 = s0.backward_s + (s0.slot_s - s0.forward_s - s0.backward_s) * s0.backward_s / (s0.forward_s + s0.backward_s);
-  REQUIRE(drain0 > s0.backward_s);
+  REQUIRE(s0.slot_s - s0.forward_s - s0.backward_s == approx(250000 / 1e11));
+  const double drain0 = s0.backward_s + 250000 / 1e11 * s0.backward_s / (s0.forward_s + s0.backward_s);
   const double tail1 = c.stages[1].tail_s + drain0;
   CHECK(c.stages[0].tail_s == approx(tail1 * 2002000.0 / 5005000.0));
   CHECK(c.data_comm_s + c.optimizer_s == approx(std::max(c.stages[0].tail_s, c.stages[1].tail_s)));
