@@ -1207,11 +1207,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     exposed_floor = m * comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
+    // The backward gathers every unit again but the root, which FSDP keeps gathered from its forward
+    // to its backward (FSDP's and FairScale's reshard_after_forward, False for the root unit: "its
+    // parameters would typically be immediately all-gathered for backward"; since session 46, a
+    // review: all of them, about 1 % of LLaMA 7B's step).
+    const double regather = m * comm::collectives_s(Collective::all_gather, param_bytes * (units - 1) / units, units - 1, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
     if (shard < replicas) {
       reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
     }
-    dp = 2 * gather + reduce;
+    dp = gather + regather + reduce;
     forward_dp = gather;
     forward_window = m * fwd_s;
     window = m * bwd_s;

@@ -940,33 +940,36 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->zero_stage = 2;
   c = cost_training_step(job);
   CHECK(c.data_comm_s == approx(6.830625e-4));
-  // ZeRO-3: gather before each microbatch's forward and backward, reduce-scatter after each
-  // backward: 3 x 2 halves = 1.126125e-3 s and 3 x 2 x 2 start-ups = 2.4e-4 s.
+  // ZeRO-3: gather both units before each microbatch's forward and the layer's again before its
+  // backward (the root unit stays gathered from the forward: FSDP's reshard_after_forward is False
+  // for the root; since session 46, a review: both), reduce-scatter both after each backward: 5
+  // collectives a microbatch, each 9.384375e-5 s of bandwidth and a 20 us start-up: 10 x
+  // 1.1384375e-4 = 1.1384375e-3 s (12 of them before session 46).
   job.parallelism->zero_stage = 3;
   c = cost_training_step(job);
-  CHECK(c.data_comm_s == approx(1.366125e-3));
+  CHECK(c.data_comm_s == approx(1.1384375e-3));
   // Overlapped, each pass's collectives hide behind that pass's compute: the forward's gathers
   // (dp / 3) behind the forwards, the rest behind the backwards. The MLP's backward is twice its
   // forward, so both passes expose the same share: dp - compute in all.
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > 0);
-  CHECK(c.data_comm_s == approx(std::max(0.0, 1.366125e-3 - c.compute_s)));
+  CHECK(c.data_comm_s == approx(std::max(0.0, 1.1384375e-3 - c.compute_s)));
   CHECK(c.data_comm_s > 0);
   // Not a GPU: no overlap slowdown (it was measured on GPUs only).
   CHECK(c.contention_s == 0);
   // On GPUs each collective takes NCCL's fastest protocol. The 16 ranks span 2 nodes of 8; one
   // collective moves half the gradients (1.001e6 B): 15/16 x 1.001e6 / 1e10 = 9.384375e-5 s of
   // bandwidth. LL128: 14 + 14 x 1.9 + 1 x 4.0 = 44.6 us + 9.384375e-5 / 0.92 = 1.466041e-4 s
-  // (Simple: 70 + 93.8 us; LL: 23.3 + 375.4 us). ZeRO-3, not overlapped: 2 microbatches x 3
-  // passes x 2 collectives.
+  // (Simple: 70 + 93.8 us; LL: 23.3 + 375.4 us). ZeRO-3, not overlapped: 2 microbatches x 5
+  // collectives (2 gathers forward, 1 backward, 2 reduce-scatters).
   job.hardware.kind = "gpu";
   job.parallelism->overlap_communication = false;
   c = cost_training_step(job);
-  const double zero3_s = 12 * (44.6e-6 + 15.0 / 16 * 1.001e6 / 1e10 / 0.92);
-  // ZeRO-3 on a group: 2 microbatches x (2 gathers + 1 reduce-scatter) x 2 collectives of 1.001e6 B.
+  const double zero3_s = 10 * (44.6e-6 + 15.0 / 16 * 1.001e6 / 1e10 / 0.92);
+  // ZeRO-3 on a group: 2 microbatches x (3 gathers + 2 reduce-scatters) of 1.001e6 B.
   const auto zero3_gathers = [](const comm::Group& g) {
-    return 2 * (4 * comm::collective_s(comm::Collective::all_gather, 1.001e6, g) +
+    return 2 * (3 * comm::collective_s(comm::Collective::all_gather, 1.001e6, g) +
                 2 * comm::collective_s(comm::Collective::reduce_scatter, 1.001e6, g));
   };
   CHECK(zero3_gathers(comm::Group{16, 2, 1e10, true}) == approx(zero3_s));
@@ -980,12 +983,12 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > zero3_s);
-  // Pass by pass (since session 35): the 12 collectives take t1 = dp / 12 each; the forward's 4
+  // Pass by pass (since session 35): the 10 collectives take t1 = dp / 10 each; the forward's 4
   // gathers hide behind the forward but each microbatch's first (2 t1) before its compute, the
-  // backward's 4 gathers and 4 reduce-scatters behind the backward but each microbatch's last
+  // backward's 2 gathers and 4 reduce-scatters behind the backward but each microbatch's last
   // reduce-scatter (2 t1) after it (FSDP re-gathers its root unit before every microbatch and
   // waits on its reduce-scatters after every backward; once a step before session 46).
-  // Exposed: 2 t1 + max(0, 2 t1 - fwd) + 2 t1 + max(0, 6 t1 - bwd); the slowdown k = 0.189 / 1.189
+  // Exposed: 2 t1 + max(0, 2 t1 - fwd) + 2 t1 + max(0, 4 t1 - bwd); the slowdown k = 0.189 / 1.189
   // of what each pass hides, less what it exposes. (Before session 35 the first gather and the last
   // reduce-scatter could hide too: exposed max(0, dp - compute).)
   const auto overlapped = [](const StepCost& s, double t1) {
@@ -996,12 +999,12 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
     }
     fwd *= static_cast<double>(s.microbatches);
     bwd *= static_cast<double>(s.microbatches);
-    const double k = 0.189 / 1.189, f = std::max(0.0, 2 * t1 - fwd), b = std::max(0.0, 6 * t1 - bwd);
-    return std::pair{4 * t1 + f + b, std::max(0.0, 2 * t1 * k - f) + std::max(0.0, 6 * t1 * k - b)};
+    const double k = 0.189 / 1.189, f = std::max(0.0, 2 * t1 - fwd), b = std::max(0.0, 4 * t1 - bwd);
+    return std::pair{4 * t1 + f + b, std::max(0.0, 2 * t1 * k - f) + std::max(0.0, 4 * t1 * k - b)};
   };
-  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 12).first));
-  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 12).second));
-  CHECK(c.data_comm_s == approx(4 * zero3_s / 12));  // the compute covers the rest
+  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 10).first));
+  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 10).second));
+  CHECK(c.data_comm_s == approx(4 * zero3_s / 10));  // the compute covers the rest
   CHECK(c.contention_s > 0);
   const StepCost hidden = c;
   // With the network 100 x faster the gathers hide: only the slowdown is left, dp x 0.189 / 1.189.
@@ -1010,8 +1013,8 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   const double fast_s = zero3_gathers(comm::Group{16, 2, 1e12, true});
   CHECK(fast_s < c.compute_s);
-  CHECK(c.data_comm_s == approx(4 * fast_s / 12));  // each microbatch's first gather and last reduce-scatter
-  CHECK(c.contention_s == approx((fast_s - 4 * fast_s / 12) * 0.189 / 1.189));
+  CHECK(c.data_comm_s == approx(4 * fast_s / 10));  // each microbatch's first gather and last reduce-scatter
+  CHECK(c.contention_s == approx((fast_s - 4 * fast_s / 10) * 0.189 / 1.189));
   CHECK(c.step_s < hidden.step_s);
   // The slowdown has its own op row.
   const auto row = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "data.overlap"; });
@@ -1029,9 +1032,9 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   }
   REQUIRE(c.compute_s < zero3_s);
   REQUIRE(zero3_s < 1.189 * c.compute_s);
-  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 12).first));
-  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 12).second));
-  CHECK(c.data_comm_s > 4 * zero3_s / 12);
+  CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 10).first));
+  CHECK(c.contention_s == approx(overlapped(c, zero3_s / 10).second));
+  CHECK(c.data_comm_s > 4 * zero3_s / 10);
   CHECK(c.contention_s > 0);
   job.hardware.gemm_efficiency = 0.005;
   // A slower network exposes part of the gathers: the step grows by what is exposed, or by the
@@ -1041,8 +1044,8 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   CHECK(c.data_comm_s > 0);
   const double slow_s = zero3_gathers(comm::Group{16, 2, 1e9, true});
-  CHECK(c.data_comm_s == approx(overlapped(c, slow_s / 12).first));
-  CHECK(c.contention_s == approx(overlapped(c, slow_s / 12).second));
+  CHECK(c.data_comm_s == approx(overlapped(c, slow_s / 10).first));
+  CHECK(c.contention_s == approx(overlapped(c, slow_s / 10).second));
   job.hardware.inter_node_bandwidth = 1.25e9;
   job.hardware.gemm_efficiency = 0.5;
   job.parallelism->overlap_communication = false;
@@ -1148,10 +1151,10 @@ TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behin
   job.parallelism->zero_stage = 3;
   job.parallelism->recompute = true;  // the backward repeats the forward: it holds 3/4 of the compute
   job.parallelism->overlap_communication = false;
-  // Not overlapped: 2 microbatches x 3 units x (a gather before the forward, a gather and a
-  // reduce-scatter in the backward), each of the same size and so of the same time, t1 = dp / 18:
-  // the forward's are 6 t1.
-  const double dp = cost_training_step(job).data_comm_s, t1 = dp / 18;
+  // Not overlapped: 2 microbatches x (3 units' gathers before the forward, 2 again in the backward,
+  // the root unit staying gathered, and 3 reduce-scatters), each of the same size and so of the
+  // same time, t1 = dp / 16: the forward's are 6 t1.
+  const double dp = cost_training_step(job).data_comm_s, t1 = dp / 16;
   job.parallelism->overlap_communication = true;
   StepCost c = cost_training_step(job);
   for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the step's compute is 0.8 x dp
@@ -1167,18 +1170,18 @@ TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behin
   REQUIRE(c.compute_s == approx(fwd + bwd));
   // Each microbatch's first gather runs before its compute and its last reduce-scatter after its
   // backward (since session 35 once a step, since session 46 once a microbatch): exposed 2 t1 +
-  // 2 t1, and of the rest the forward (a quarter of the compute, 3.6 t1) cannot hide its
-  // remaining gathers (4 t1): 4 t1 - fwd. The backward (10.8 t1) hides the rest of its 12 t1,
-  // 10 t1. (Were the passes pooled, the step's compute, 14.4 t1, would hide all of 14 t1.)
-  REQUIRE(14 * t1 < c.compute_s);
+  // 2 t1, and of the rest the forward (a quarter of the compute, 3.2 t1) cannot hide its
+  // remaining gathers (4 t1): 4 t1 - fwd. The backward (9.6 t1) hides the rest of its 10 t1,
+  // 8 t1. (Were the passes pooled, the step's compute, 12.8 t1, would hide all of 12 t1.)
+  REQUIRE(12 * t1 < c.compute_s);
   REQUIRE(4 * t1 > fwd);
-  REQUIRE(10 * t1 < bwd);
+  REQUIRE(8 * t1 < bwd);
   const double forward_exposed = 4 * t1 - fwd;
   CHECK(c.data_comm_s == approx(2 * t1 + forward_exposed + 2 * t1));
   // The slowdown (Lee et al. 2025) pass by pass: what each pass hides, x 0.189 / 1.189, less what
   // it already exposes.
   const double k = 0.189 / 1.189;
-  CHECK(c.contention_s == approx(std::max(0.0, 4 * t1 * k - forward_exposed) + 10 * t1 * k));
+  CHECK(c.contention_s == approx(std::max(0.0, 4 * t1 * k - forward_exposed) + 8 * t1 * k));
 }
 
 TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is exposed") {
@@ -3221,9 +3224,13 @@ TEST_CASE("hybrid sharding: ZeRO-3 inside groups of 8, one all-reduce of the sha
   const comm::Group across{2, 2, 1e10, false};
   const comm::Group both{16, 2, 8e10, false};
   using comm::Collective;
-  const double expect_full = 2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, both) +
+  // (The backward gathers all but the root unit again: units - 1 of them, since session 46.)
+  const double regather = grad_bytes * (units - 1) / units;
+  const double expect_full = comm::collectives_s(Collective::all_gather, grad_bytes, units, both) +
+                             comm::collectives_s(Collective::all_gather, regather, units - 1, both) +
                              comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, both);
-  const double expect_hybrid = 2 * comm::collectives_s(Collective::all_gather, grad_bytes, units, intra) +
+  const double expect_hybrid = comm::collectives_s(Collective::all_gather, grad_bytes, units, intra) +
+                               comm::collectives_s(Collective::all_gather, regather, units - 1, intra) +
                                comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, intra) +
                                comm::collectives_s(Collective::all_reduce, grad_bytes / 8, units, across);
   CHECK(full.data_comm_s == approx(expect_full));
