@@ -13,8 +13,13 @@ namespace dlcarbon::cost_detail {
 // The ceiling of a GEMM-like op (a convolution's by layout) times the shape factor of one product
 // C[m x n] = A[m x k] B[k x n], `count` of them: the forward's shape, or either of the backward's
 // two products (docs/hardware-model.md).
+// A convolution whose layout was calibrated runs at that efficiency alone: `dlcarbon calibrate`
+// writes it as the rate over the measured convolutions, their shapes' losses included (since
+// session 46, a review: the product's shape factor on top charged them twice, ResNet-50 on the
+// measured CPU about 20 % slow).
 inline double gemm_efficiency_at(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& layout,
                                  double m, double n, double k, double count) {
+  if (op.kind == graph::OpKind::conv2d && dev.conv_efficiency.count(layout)) return dev.conv_efficiency.at(layout);
   const double ceiling = op.kind == graph::OpKind::conv2d ? hardware::conv_efficiency(dev, layout) : dev.gemm_efficiency;
   return ceiling * hardware::gemm_shape_factor(dev, m, n, k, std::max(1.0, count));
 }

@@ -726,8 +726,17 @@ StepCost cost_training_step(const TrainingJob& job) {
       // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
       // the mask it kept), again where recomputation runs the forward. Split along the sequence
       // (sequence parallelism) the ranks hold different slices and draw their own.
-      dev_tp[owner] += (recomputed ? 2 : 1) *
-                       comm::collective_s(comm::Collective::all_reduce, op.dropout_elements * bytes_per_value, tp_group);
+      // The mask is drawn for batch x d_model and shared by a sequence's positions: Mesh
+      // TensorFlow's LayerStack._dropout passes noise_shape = batch dims + [model_dim]
+      // (mesh_tensorflow/transformer/transformer.py), so the random tensor is the tokens' over the
+      // stack's sequence length (since session 46, a review: tokens x d_model, 6 % of T5's step).
+      double positions = 1;
+      if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
+        const bool decoder_side = t->arch == TransformerDesign::Arch::encoder_decoder && op.name.rfind("decoder.", 0) == 0;
+        positions = static_cast<double>(std::max<std::int64_t>(1, decoder_side && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len));
+      }
+      dev_tp[owner] += (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_reduce,
+                                                                  op.dropout_elements / positions * bytes_per_value, tp_group);
     }
     if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
       // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based

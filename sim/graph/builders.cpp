@@ -134,6 +134,7 @@ class Emitter {
   // (Megatron-LM's vocab_parallel_cross_entropy(output.float()), fairseq's and Hugging Face's
   // .float() before the log-softmax), its fp32 softmax kept for the backward: 4 B an element (the
   // 4 sbv of Korthikanti et al. 2022; since session 46, a review: p). Its time stays one pass.
+  // (In inference the same pass over the logits is the sampler's softmax.)
   int loss(const std::string& name, int in, double elements) {
     const int id = elementwise(name, -1, {in}, elements, 4, OpKind::softmax);
     saved(id, std::max(p_, 4.0) * elements);
@@ -824,6 +825,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // 15 % masked positions, or over every position where the code projects them all and the
       // loss ignores the unmasked (`mlm_positions: all`).
       if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
+      // Inference runs the encoder for its features (and pooler): the masked-LM head is the
+      // pretraining task's (since session 46, a review: serving ran it over 15 % of the positions
+      // and its loss, 7-10 % of a BERT-base request).
+      if (!e.training) return;
       const I trained = std::max<I>(1, (b * s_enc * 15 + 50) / 100);
       const I masked = d.mlm_all_positions ? b * s_enc : trained;
       const double masked_logits = static_cast<double>(masked * d.vocab);
@@ -933,6 +938,11 @@ struct Feature {
 // once, however many ops read it).
 // `shares_input`: with keeps_input false, the op before keeps it (shared_input_bytes); else another
 // op of the same block does.
+// 8-bit inference: batch norm folded into the convolution and its ReLU fused into the kernel (an
+// 8-bit convolution's requantization clamps to the activation's range: TensorFlow Lite's
+// fused_activation_function, QNN's and TensorRT's conv + ReLU).
+bool folded_8bit(const Emitter& e) { return !e.training && e.dtype_bytes() == 1; }
+
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
              I batch, double p, bool data_gradient = true, bool keeps_input = true, bool shares_input = false) {
   const I pad = kernel / 2;
@@ -951,6 +961,8 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   op.saved_bytes = keeps_input ? p * static_cast<double>(batch * in.hw * in.hw * in.c) : 0.0;
   if (!keeps_input && shares_input) op.shared_input_bytes = p * static_cast<double>(batch * in.hw * in.hw * in.c);
   if (!data_gradient) op.backward_factor = 1;
+  // (Folded, the batch norm's shift becomes the convolution's bias, n values; below.)
+  if (folded_8bit(e)) op.params += nd;
   const int id = g.add(op, {in.op});
   // Batch norm (scale and shift are trainable). In training its statistics are over the batch
   // and the image (N x H x W a channel), more than a kernel keeps on chip: the forward reads its
@@ -961,6 +973,10 @@ Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature
   // backward reads the input and the gradient once, 2 and 3 passes. Inference uses the running
   // statistics: one read, one write.
   const double elements = md * nd;
+  // 8-bit inference folds the batch norm into the convolution's weights and bias, as integer
+  // quantization flows do before quantizing (TensorFlow Lite's converter, PyTorch's
+  // fuse_modules): no pass of its own (since session 46, a review: 32 % of a phone's ResNet-50).
+  if (folded_8bit(e)) return {id, out_hw, out_c};
   const bool persistent = e.training && e.channels_last;
   const int bn = e.elementwise(name + ".bn", layer, {id}, elements, 4, OpKind::norm, 2 * nd, true, e.training && !persistent ? 2 : 1);
   if (e.training) e.backward_factor(bn, persistent ? 1.5 : 5.0 / 3.0);
@@ -976,7 +992,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   const int input = e.data_input("input", b * d.image * d.image, d.channels);  // the images take no gradient
   Feature x{input, d.image, d.channels};
   x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
-  x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
+  if (!folded_8bit(e)) x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
   const I pooled = (x.hw + 2 - 3) / 2 + 1;
   // It reads the whole map (hw^2 of the input for pooled^2 outputs) and writes the pooled one (since
   // session 39, a review; before, as many elements read as written: 2.5 times too few bytes).
@@ -995,6 +1011,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
       // Bottleneck and BasicBlock: relu(bn1(conv1)), relu(bn2(conv2)); the last one's ReLU follows
       // the residual add, below).
       const auto relu = [&](Feature f, const std::string& n) {
+        if (folded_8bit(e)) return f;  // fused into the convolution
         f.op = e.elementwise(n, layer, {f.op}, static_cast<double>(b * f.hw * f.hw * f.c), 1);
         e.saved(f.op, 0);  // in place: its output is the next convolution's input, which that keeps
         return f;

@@ -1474,6 +1474,15 @@ TEST_CASE("inference: the layout changes convolution time through calibrated eff
   const InferenceResult nhwc = cost_inference(conv_inference("nhwc"));
   CHECK(nchw.batch_time_s == approx(2.94912e-5 + 4.8e-8));
   CHECK(nhwc.batch_time_s == approx(1.47456e-5 + 4.8e-8));
+  // A calibrated layout's efficiency is the rate over the measured convolutions, their shapes'
+  // losses in it: the products' shape terms do not apply again (since session 46, a review: the
+  // measured CPU's m0 of 44 had slowed its convolutions a second time); without a calibrated
+  // layout a convolution takes the GEMM ceiling with them: 0.5 / (1 + 44 / 1000) here.
+  InferenceJob shaped = conv_inference("nchw");
+  shaped.hardware.gemm_shape = {44, 0, 0};
+  CHECK(cost_inference(shaped).batch_time_s == approx(2.94912e-5 + 4.8e-8));
+  shaped.hardware.conv_efficiency.clear();
+  CHECK(cost_inference(shaped).batch_time_s == approx(73728000.0 / (1e13 * 0.5 / (1 + 44.0 / 1000)) + 4.8e-8));
   // Energy of the nchw batch: conv 73,728,000 x 5e-11 (fp32 = 10 x the fp16 e_flop) + 2,707,456 B
   // x 2.5e-10 = 4.36326e-3 J dynamic (under the 250 W x 2.94912e-5 s = 7.3728e-3 J limit) + 50 W x
   // 2.94912e-5 s = 5.83782e-3 J; input 24,000 x 2.5e-10 + 50 x 4.8e-8 = 8.4e-6 J.
@@ -2511,17 +2520,19 @@ TEST_CASE("Mesh TensorFlow's dropout masks are all-reduced over the tensor group
   const StepCost seeded = cost_training_step(job);
   REQUIRE(seeded.fits);
   CHECK(seeded.tensor_comm_s == approx(8.016384e-5 + kOutsideLayers));
-  // Mesh TensorFlow all-reduces each random tensor (2 B values) forward: 3 x (2 x 1/2 x 4,096 B /
-  // 1e11 B/s + 20 us) = 6.012288e-5 s more (the embeddings' since session 43, a review: a split
-  // op's dropout had drawn none).
+  // Mesh TensorFlow all-reduces each random tensor (2 B values) forward, one sequence's mask of
+  // d_model values shared by its 32 positions (LayerStack._dropout's noise_shape, batch x d_model;
+  // since session 46, a review: 32 x 64): 3 x (2 x 1/2 x 128 B / 1e11 B/s + 20 us) = 6.000384e-5 s
+  // more (the embeddings' since session 43, a review: a split op's dropout had drawn none).
   job.parallelism->dropout_masks = "allreduce";
   const StepCost synced = cost_training_step(job);
-  CHECK(synced.tensor_comm_s == approx(8.016384e-5 + 6.012288e-5 + kOutsideLayers));
-  // Again where recomputation runs the layer's forward a second time (the embeddings run once).
+  CHECK(synced.tensor_comm_s - seeded.tensor_comm_s == approx(6.000384e-5));
+  // Again where recomputation runs the layer's forward a second time (the embeddings run once):
+  // 5 of them.
   job.parallelism->recompute = true;
   const StepCost recomputed = cost_training_step(job);
   job.parallelism->dropout_masks = "seeded";
-  CHECK(recomputed.tensor_comm_s - cost_training_step(job).tensor_comm_s == approx(2 * 4.008192e-5 + 2.004096e-5));
+  CHECK(recomputed.tensor_comm_s - cost_training_step(job).tensor_comm_s == approx(5 * 2.000128e-5));
   // Split along the sequence, each rank holds its own slice and draws its own mask.
   job.parallelism->recompute = false;
   job.parallelism->sequence_parallel = true;

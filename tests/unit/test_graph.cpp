@@ -176,6 +176,53 @@ TEST_CASE("decoder forward FLOPs per token = 2N + 2 n_layer n_ctx d_model (Kapla
   }
 }
 
+TEST_CASE("8-bit inference folds ResNet's batch norms into the convolutions and fuses their ReLUs") {
+  // As integer quantization flows do (TensorFlow Lite's converter, fused activations): no batch
+  // norm or ReLU pass, the same convolution FLOPs, each batch norm's shift a bias of the
+  // convolution (53 norms' scales gone: 25,557,032 less the 26,560 channels' scales).
+  const ResNetDesign r;
+  GraphShape fp16{1, 2, true};
+  fp16.training = false;
+  GraphShape int8 = fp16;
+  int8.dtype_bytes = 1;
+  const auto a = build_graph(r, fp16), q = build_graph(r, int8);
+  const auto count = [](const graph::OpGraph& g, const std::string& part) {
+    return std::count_if(g.ops().begin(), g.ops().end(), [&](const graph::Op& op) { return op.name.find(part) != std::string::npos; });
+  };
+  CHECK(count(a, ".bn") == 53);
+  CHECK(count(q, ".bn") == 0);
+  CHECK(count(a, "relu") == 33);
+  CHECK(count(q, "relu") == 0);
+  double conv_a = 0, conv_q = 0;
+  for (const auto& op : a.ops()) conv_a += op.kind == OpKind::conv2d ? op.flops : 0;
+  for (const auto& op : q.ops()) conv_q += op.kind == OpKind::conv2d ? op.flops : 0;
+  CHECK(conv_q == approx(conv_a));
+  CHECK(a.parameters() - q.parameters() == approx(26560));
+  // Training, or inference at 16 bits, keeps them.
+  CHECK(count(build_graph(r, GraphShape{1, 1, true}), ".bn") == 53);
+}
+
+TEST_CASE("an encoder's inference runs the stack and pooler, not the masked-LM head") {
+  // The pretraining task's head (transform, norm, vocabulary product, loss) is not what a BERT
+  // serves for its features or a classifier (since session 46, a review).
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::encoder;
+  d.encoder_layers = 2;
+  d.d_model = 64;
+  d.heads = 4;
+  d.d_ff = 256;
+  d.vocab = 100;
+  d.seq_len = 32;
+  d.pooler = true;
+  GraphShape serve{2, 2, true};
+  serve.training = false;
+  const auto g = build_graph(d, serve);
+  for (const auto& op : g.ops()) CHECK(op.name.rfind("mlm.", 0) != 0);
+  CHECK(std::any_of(g.ops().begin(), g.ops().end(), [](const graph::Op& op) { return op.name == "pooler"; }));
+  const auto t = build_graph(d, GraphShape{2, 2, true});
+  CHECK(std::any_of(t.ops().begin(), t.ops().end(), [](const graph::Op& op) { return op.name == "mlm.logits"; }));
+}
+
 TEST_CASE("ResNet-50: 25.6 M parameters, 4.1 GMAC = 8.2 GFLOP per 224x224 image") {
   const ResNetDesign r;  // defaults: [3,4,6,3] bottleneck, 224, width 64, 1000 classes
   const auto g = build_graph(r, GraphShape{1, 4, true});
