@@ -428,6 +428,9 @@ struct Deployment {
   double tokens_in = 0, tokens_out = 0;
   std::vector<DeploymentRegion> regions;
   std::vector<MixStep> mix;
+  // The deployment whose entry gave `hardware` or `hardware_mix`: another's where it was copied
+  // through `from:` (messages name the deployment that fails beside the key it inherits).
+  std::string mix_owner;
   // Edge: devices N(t) and charging losses.
   std::optional<Growth> devices;
   double charging_efficiency = 0.85;

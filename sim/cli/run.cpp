@@ -316,18 +316,10 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
           const bool placed = s < d.mix.size() && h < d.mix[s].at.size();
           // A hardware key another deployment's entry gives (`from:`) is named with the deployment
           // that fails (since session 46, a review: only the parent's key, which fits, was named).
-          // The entry that holds the key: the last one, in the key's file, that starts before it.
-          const Deployment* holder = nullptr;
-          if (placed) {
-            const SourceLocation& at = d.mix[s].at[h];
-            const auto starts = [](const SourceLocation& l) { return std::pair{l.line, l.column}; };
-            for (const Deployment& e : scenario.deployments) {
-              if (e.origin.file == at.file && starts(e.origin) <= starts(at) && (!holder || starts(holder->origin) < starts(e.origin))) {
-                holder = &e;
-              }
-            }
-          }
-          const bool inherited = holder && holder->id != d.id;
+          // (The loader records whose entry gave the hardware: another's where `from:` copied it;
+          // a review of session 46: found by the key's place, it failed where `extends` updated an
+          // entry.)
+          const bool inherited = placed && !d.mix_owner.empty() && d.mix_owner != d.id;
           o.failures.push_back(placed ? format_input_error(d.mix[s].at[h],
                                                            d.mix[s].keys[h] + (inherited ? " (inherited by " + d.id + ")" : std::string()),
                                                            k.memory_text)

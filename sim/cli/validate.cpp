@@ -29,6 +29,7 @@ namespace {
 struct Row {
   std::string scenario, job, metric, unit, source;
   double published = 0, resolution = 0, simulated = 0;
+  std::string file;  // the scenario's path (two folders may hold the same stem)
   double raw_error() const { return (simulated - published) / published; }
   // The error beyond the printed precision, with the raw error's sign (since session 46, a review:
   // always "+", so that a figure below the printed range read as above it).
@@ -162,6 +163,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   // centres, or in two papers) counted once, by its published and predicted hours (since session
   // 46, a review: Vaswani et al.'s 8-P100 Transformer (big) run is three rows, which sat on the median).
   std::map<std::pair<double, double>, std::pair<double, double>> runs;  // (published, predicted) -> (|error|, |baseline error|)
+  std::set<std::pair<double, std::string>> uncosted_runs;               // (published, why), counted once likewise
   std::vector<StepRow> steps;
   int within = 0, rows = 0, skipped = 0, footprint_only = 0;
   // Every scenario is loaded before a row is printed: a bad file is bad input with nothing of the
@@ -211,7 +213,10 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       if (!have_hours) ++footprint_only;  // (counted whether it can be costed or not)
       if (!r.ok) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
-        if (have_hours) ours.push_back(kNotCosted);
+        if (have_hours) {
+          ours.push_back(kNotCosted);
+          uncosted_runs.emplace(published_h, r.reason);
+        }
         continue;
       }
       // A run trained in stages (`stage_of`): its row is the sum of the stages' predictions.
@@ -243,7 +248,10 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       }
       if (!unfit.empty()) {
         io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << unfit << ")\n";
-        if (have_hours) ours.push_back(kNotCosted);
+        if (have_hours) {
+          ours.push_back(kNotCosted);
+          uncosted_runs.emplace(published_h, unfit);
+        }
         continue;
       }
       if (stages > 0) {
@@ -299,8 +307,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
     run_base.push_back(e.second);
     runs_within += e.first <= 0.25 ? 1 : 0;
   }
-  const int not_costed = static_cast<int>(std::count(ours.begin(), ours.end(), kNotCosted));
-  for (int i = 0; i < not_costed; ++i) run_errors.push_back(kNotCosted);
+  for (std::size_t i = 0; i < uncosted_runs.size(); ++i) run_errors.push_back(kNotCosted);
   const double med = median(ours), med_base = median(base), run_med = median(run_errors), run_med_base = median(run_base);
   // A row that could not be costed counts as outside the band and as the largest error; where it
   // is the median, there is no median to print (since session 42, a review: "1e+11%").
@@ -431,8 +438,8 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   // The tolerance is accounting mode's; first-principles mode's targets are fixed (since session 42,
   // a review: it was ignored).
   if (mode == "first-principles" && !vm["tolerance"].defaulted()) {
-    io.err << "dlcarbon validate: --tolerance is for --mode accounting; first-principles mode's targets are fixed (every row "
-              "within +/-25 %, median |error| <= 15 %)\n";
+    io.err << "dlcarbon validate: --tolerance is for --mode accounting; first-principles mode's targets are fixed (every distinct "
+              "run within +/-25 %, median |error| <= 15 %)\n";
     return kBadInput;
   }
   if (mode == "first-principles") {
@@ -466,7 +473,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
         const double to_unit = use_big ? big : small;
         const std::string unit = energy ? (use_big ? "MWh" : "kWh") : (use_big ? "tCO2e" : "kgCO2e");
         rows.push_back(Row{file.stem().string(), job.id, metric, unit, p.source, fig.value / to_unit,
-                           fig.resolution / to_unit, sim / to_unit});
+                           fig.resolution / to_unit, sim / to_unit, file.string()});
       };
       if (p.energy_j) {
         add(p.energy_includes_pue ? "energy (facility)" : "energy (IT)", true, *p.energy_j,
@@ -515,7 +522,7 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
   }
   // (The scenarios that gave rows, of those read; since session 46, a review: those read.)
   std::set<std::string> with_rows;
-  for (const auto& r : rows) with_rows.insert(r.scenario);
+  for (const auto& r : rows) with_rows.insert(r.file);
   io.out << "\n" << rows.size() << " rows from " << with_rows.size() << " scenarios (" << files.size() << " read); "
          << rows.size() - failed
          << " within " << format_number(100 * tolerance, 3) << "% (" << rounding

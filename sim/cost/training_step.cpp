@@ -577,8 +577,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     double sum_b = 0;
     if (op.gradient_sum_bytes > 0) sum_b = hardware::kernel_time(od, op_precision, 0, op.gradient_sum_bytes / split, false).seconds;
     // An op with no backward (the images a network reads) launches nothing for it.
-    // (A product that computes only its second operand's gradient launches one product a kernel.)
-    const double backward_kernels = second_operand_only ? kernels : 2 * kernels;
+    // (A product or convolution that computes only its second operand's gradient launches one
+    // product a kernel.)
+    const bool one_backward_product = second_operand_only || (op.kind == graph::OpKind::conv2d && bf == 1);
+    const double backward_kernels = one_backward_product ? kernels : 2 * kernels;
     const double b_s = bf == 0 ? 0.0 : b.seconds + (backward_kernels - 1) * od.launch_s + cast_b + bias_b + sum_b + red_b.seconds;
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
@@ -1220,7 +1222,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // to its backward (FSDP's and FairScale's reshard_after_forward, False for the root unit: "its
     // parameters would typically be immediately all-gathered for backward"; since session 46, a
     // review: all of them, about 1 % of LLaMA 7B's step).
-    const double regather = m * comm::collectives_s(Collective::all_gather, param_bytes * (units - 1) / units, units - 1, shard_group);
+    // (The root unit is the one gathered first, at least the embedding table: the rest re-gathered.)
+    const double regather = m * comm::collectives_s(Collective::all_gather, std::max(0.0, param_bytes - first_gather_bytes), units - 1, shard_group);
     double reduce = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, shard_group);
     if (shard < replicas) {
       reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);

@@ -1769,10 +1769,12 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("hardware") && m.has("hardware_mix")) m.at("hardware_mix").fail("give either hardware or hardware_mix, not both");
         if (m.has("hardware")) {
           d.mix = {MixStep{0, {b.hardware_ref(m.at("hardware"))}, {1.0}, {m.at("hardware").location()}, {m.at("hardware").path}}};
+          d.mix_owner = d.id;
           dr.mix_at = m.at("hardware");
         }
         if (m.has("hardware_mix")) {
           const Value list = m.at("hardware_mix");
+          d.mix_owner = d.id;
           dr.mix_at = list;
           if (!list.node.IsSequence() || list.node.size() == 0) list.expected("a list of {from: date, shares: {hardware id: share}}");
           d.mix.clear();

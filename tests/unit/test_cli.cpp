@@ -246,6 +246,18 @@ TEST_CASE("validate passes within tolerance and fails outside it") {
            (kData / "catalog").string()});
   CHECK(r.code == 0);
   CHECK(r.out.find("3 rows from 1 scenarios (1 read); 3 within 1%") != std::string::npos);
+  {
+    // Two folders holding files of the same name: two scenarios (a review of session 46).
+    const fs::path two = fresh_dir("same-stem");
+    fs::create_directories(two / "a");
+    fs::create_directories(two / "b");
+    for (const auto& e : fs::directory_iterator(kData / "published_ok")) {
+      fs::copy_file(e.path(), two / "a" / e.path().filename());
+      fs::copy_file(e.path(), two / "b" / e.path().filename());
+    }
+    const auto t = run({"validate", "--dir", (two / "a").string(), "--dir", (two / "b").string(), "--data-dir", (kData / "catalog").string()});
+    CHECK(t.out.find("6 rows from 2 scenarios (2 read)") != std::string::npos);
+  }
   r = run({"validate", "--dir", (kData / "published_fail").string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 1);
   CHECK(r.out.find("FAIL") != std::string::npos);
@@ -1032,6 +1044,14 @@ deployments:
     INFO(child.err);
     CHECK(child.code == 2);
     CHECK(child.err.find("child.yaml:4:50: deployments[0].hardware: does not fit") != std::string::npos);
+    CHECK(child.err.find("(inherited by own)") == std::string::npos);
+    // A file that only updates the parent's demand: serve-big still inherits its hardware.
+    std::ofstream(dir / "update.yaml") << "schema_version: 1\nextends: inherit.yaml\ndeployments:\n"
+                                          "  - {id: serve, demand: \"2e6 requests/day\"}\n";
+    const auto update = run({"run", (dir / "update.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
+                             (dir / "update.h5").string(), "--quiet"});
+    INFO(update.err);
+    CHECK(update.err.find("deployments[0].hardware (inherited by serve-big): does not fit") != std::string::npos);
   }
   CHECK(one.err.find("KV cache at 639 tokens a request ") != std::string::npos);
   REQUIRE(fs::exists(dir / "one.h5"));
@@ -1671,6 +1691,17 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
     INFO(t.out, t.err);
     CHECK(t.out.find("2 rows with a design, tokens and parallelism") != std::string::npos);
     CHECK(t.out.find("1 distinct runs (a run that several rows publish counted once; the targets)") != std::string::npos);
+    // A run that cannot be costed, twice: one run too.
+    std::ifstream in(kData / "published_hours/hours.yaml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("d_model: 256"), 12, "d_model: 65536");
+    const fs::path big = fresh_dir("same-big-run-twice");
+    std::ofstream(big / "a.yaml") << text;
+    std::ofstream(big / "b.yaml") << text;
+    const auto u = run({"validate", "--mode", "first-principles", "--dir", big.string(), "--data-dir", (kData / "catalog").string()});
+    INFO(u.out, u.err);
+    CHECK(u.out.find("does not fit") != std::string::npos);
+    CHECK(u.out.find("1 distinct runs") != std::string::npos);
   }
   // A published figure next to nothing: the error in powers of ten, and beyond a double as such
   // (since session 45, a review: "+inf%", and a 1e305 % error in 306 digits).

@@ -752,6 +752,20 @@ TEST_CASE("a product whose first operand takes no gradient computes only the sec
   const auto fwd = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "w" && r.phase == "fwd"; });
   REQUIRE(fwd != c.ops.end());
   CHECK(bwd->time_s != approx(fwd->time_s));
+  // A convolution reading the data likewise launches one kernel for its weight gradient: without
+  // SMs to tile over, its backward is its forward's work and time, no second launch.
+  FileGraphDesign conv;
+  conv.ops.push_back(FileOp{"c", "conv2d", 0, 100, 64, 576, 1, 0, 1, 36864, {}});
+  job.design = conv;
+  job.hardware.compute_units = 0;
+  const StepCost cc = cost_training_step(job);
+  REQUIRE(cc.fits);
+  double conv_f = 0, conv_b = 0;
+  for (const auto& r : cc.ops) {
+    if (r.op == "c") (r.phase == "fwd" ? conv_f : conv_b) = r.time_s;
+  }
+  REQUIRE(conv_f > 0);
+  CHECK(conv_b == approx(conv_f));
 }
 
 TEST_CASE("a measured energy roofline replaces the datasheet model, and the power limit still caps it") {
@@ -3210,6 +3224,34 @@ TEST_CASE("padding: the same step trains fewer tokens, so more steps and a lower
   const TrainingResult b = simulate_training(job);
   CHECK(a.footprint.duration_s == approx(b.footprint.duration_s * 4 / 3));
   CHECK(a.footprint.it_energy_j == approx(b.footprint.it_energy_j * 4 / 3));
+}
+
+TEST_CASE("ZeRO-3's backward re-gathers all but the root unit, which holds at least the embedding table") {
+  // Two small layers and a 100,000-token table (6.4M of the 6.5M parameters) on 16 ranks: the root
+  // unit, gathered first, is the table (larger than the average of the 3 units); the backward
+  // gathers the rest again, the two layers, not two average units (a review of session 46).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(2);
+  d.vocab = 100000;
+  job.design = d;
+  job.accelerators = 16;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 16;
+  job.parallelism->zero_stage = 3;
+  job.parallelism->overlap_communication = false;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  double table = 0;
+  for (const auto& op : graph::build_graph(d, graph::GraphShape{1, 2, true}).ops()) {
+    if (op.kind == graph::OpKind::embedding) table = std::max(table, op.params);
+  }
+  const double bytes = c.parameters * 2, units = 3;
+  REQUIRE(table * 2 > bytes / units);
+  const comm::Group both{16, 2, 8e10, false};
+  using comm::Collective;
+  CHECK(c.data_comm_s == approx(comm::collectives_s(Collective::all_gather, bytes, units, both) +
+                                comm::collectives_s(Collective::all_gather, bytes - table * 2, units - 1, both) +
+                                comm::collectives_s(Collective::reduce_scatter, bytes, units, both)));
 }
 
 TEST_CASE("hybrid sharding: ZeRO-3 inside groups of 8, one all-reduce of the shards across them") {
