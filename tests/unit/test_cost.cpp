@@ -3242,7 +3242,8 @@ TEST_CASE("ZeRO-3's backward re-gathers all but the root unit, which holds at le
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   double table = 0;
-  for (const auto& op : graph::build_graph(d, graph::GraphShape{1, 2, true}).ops()) {
+  const graph::OpGraph g = graph::build_graph(d, graph::GraphShape{1, 2, true});  // (kept alive while its ops are read)
+  for (const auto& op : g.ops()) {
     if (op.kind == graph::OpKind::embedding) table = std::max(table, op.params);
   }
   const double bytes = c.parameters * 2, units = 3;
