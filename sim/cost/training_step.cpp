@@ -33,7 +33,10 @@ constexpr double kOverlapSlowdown = 0.189;
 
 // Optimizer state kept (bytes per parameter) and moved per step, mixed precision with fp32 master
 // weights: Adam keeps master, m, v (12 B) and moves ~28 B; Adafactor keeps the master and
-// factored second moments (~4 B) and moves ~16 B; SGD with momentum 8 B and 20 B.
+// factored second moments (~4 B) and moves ~16 B; SGD with momentum 8 B and 20 B; Adagrad
+// (TensorFlow's AdagradOptimizer, bilm-tf's) the same as SGD with momentum: the master and one
+// accumulator of squared gradients, and an update that reads the weight, the gradient and the
+// accumulator and writes the weight and the accumulator (since session 47).
 double optimizer_state_bytes(const std::string& optimizer) {
   return optimizer == "adam" ? 12 : (optimizer == "adafactor" ? 4 : 8);
 }
@@ -649,7 +652,11 @@ StepCost cost_training_step(const TrainingJob& job) {
       // (recomputed elementwise ops and norms keep nothing; under `recompute: elementwise` a
       // feed-forward's activation keeps its inputs and the down projection nothing, LLaMA's "outputs
       // of linear layers": since session 46, a review: the activation's output had been kept, from
-      // which a gated unit's backward cannot be run)
+      // which a gated unit's backward cannot be run. Unfused attention under it keeps the scores
+      // product's output, from which the softmax and dropout are rerun, and not the probabilities:
+      // the context product's kept first input stands for it, the same b x heads x s x s values at
+      // the same precision, so the bytes are those of the right tensor on the same device; a review
+      // of session 47 asked)
       // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
       // (Transformer Engine; DeepSeek-V3, Sec. 3.3.1: "activations to be stored in FP8").
       const double kept = eight_bit_op ? 0.5 : 1.0;

@@ -1069,7 +1069,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("microbatch")) p.microbatch = detail::read_positive_int(m.at("microbatch"));
   p.global_batch = detail::read_positive_int(m.at("global_batch"));
   if (m.has("zero_stage")) p.zero_stage = std::stoi(detail::read_choice(m.at("zero_stage"), {"0", "1", "2", "3"}));
-  if (m.has("optimizer")) p.optimizer = detail::read_choice(m.at("optimizer"), {"adam", "adafactor", "sgd"});
+  if (m.has("optimizer")) p.optimizer = detail::read_choice(m.at("optimizer"), {"adam", "adafactor", "sgd", "adagrad"});
   if (m.has("recompute")) {
     const Value r = m.at("recompute");
     const std::string mode = r.node.IsScalar() ? r.node.Scalar() : std::string();

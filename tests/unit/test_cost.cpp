@@ -3813,3 +3813,32 @@ TEST_CASE("full recomputation keeps the encoder's output once for the decoder la
   }
   CHECK(c.stages.at(0).activation_bytes == approx(inputs + ends + other + std::max(0.0, (layers - ends) / 5 - inputs / 5)));
 }
+
+TEST_CASE("Adagrad keeps and moves what SGD with momentum does: one state tensor besides the master") {
+  // mlp_job in fp16: 1,001,000 parameters. The update moves 20 B a parameter (read the weight, the
+  // gradient and the accumulator, write the weight and the accumulator, 4 B each), the norm reads
+  // the fp16 gradients (2 B), the master copy reads 4 and writes 2, and fp16's loss scaling reads and
+  // writes the gradients (4 B): 32 B a parameter. State: the master and the accumulator, 8 B, where
+  // Adam keeps 12 B.
+  TrainingJob job = mlp_job();
+  job.parallelism->optimizer = "adagrad";
+  const StepCost adagrad = cost_training_step(job);
+  job.parallelism->optimizer = "sgd";
+  const StepCost sgd = cost_training_step(job);
+  job.parallelism->optimizer = "adam";
+  const StepCost adam = cost_training_step(job);
+  const auto optimizer_row = [](const StepCost& c) {
+    for (const auto& r : c.ops) {
+      if (r.phase == "opt") return r;
+    }
+    return OpCostRow{};
+  };
+  const double params = 1000.0 * 1000 + 1000;
+  CHECK(optimizer_row(adagrad).op == "optimizer.adagrad");
+  CHECK(optimizer_row(adagrad).bytes == approx(32 * params));
+  CHECK(optimizer_row(adagrad).bytes == approx(optimizer_row(sgd).bytes));
+  CHECK(optimizer_row(adam).bytes == approx(40 * params));
+  CHECK(adagrad.optimizer_s == approx(sgd.optimizer_s));
+  CHECK(adagrad.memory_per_device_bytes == approx(sgd.memory_per_device_bytes));
+  CHECK(adam.memory_per_device_bytes - adagrad.memory_per_device_bytes == approx(4 * params));
+}
