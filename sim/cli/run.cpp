@@ -5,6 +5,8 @@
 #include <map>
 #include <optional>
 #include <ostream>
+#include <string>
+#include <variant>
 
 #include "build_info.hpp"
 #include "commands.hpp"
@@ -438,9 +440,22 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const TrainingJob& job = scenario.training[i];
       const JobOverheads& o = job.overheads;
       const bool named = o.checkpoint_interval_s || o.mtbf_s || o.evaluation_fraction > 0 || o.downtime_s > 0 || o.runs > 1;
-      if (results[i].mode == "accounting" && named) {
+      if (results[i].mode != "accounting") continue;
+      const bool designed = !std::holds_alternative<std::monostate>(job.design);
+      if (named && designed) {
         job_lines += "  note: " + job.id + ": its duration is given, so its overheads are taken to be in it; they apply where its "
                      "hours are predicted (validate --mode first-principles)\n";
+      }
+      // Its other first-principles keys are not used either, and without a design they never are
+      // (since session 47, a review: a parallelism on a job without a model was dropped unsaid).
+      std::string unused = named && !designed ? "overheads" : "";
+      if (job.parallelism) unused += std::string(unused.empty() ? "" : ", ") + "parallelism";
+      if (job.eager) unused += std::string(unused.empty() ? "" : ", ") + "eager";
+      if (!unused.empty()) {
+        const std::string verb = unused.find(',') == std::string::npos && unused != "overheads" ? "is" : "are";
+        job_lines += "  note: " + job.id + ": its duration is given, so its " + unused + " " + verb + " " +
+                     (designed ? "used only where its hours are predicted (validate --mode first-principles)"
+                               : "not used: its model has no design to predict its hours from") + "\n";
       }
     }
     for (const auto& job : scenario.inference) job_lines += precision_note(job.id, job.hardware, job.precision);

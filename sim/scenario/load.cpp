@@ -2122,6 +2122,12 @@ std::vector<fs::path> catalog_files(const fs::path& dir) {
       // (A folder named x.yaml is a folder: walked, not read.)
       continue;
     }
+    // A catalog entry written to a .yml file would be skipped without a word: said instead (since
+    // session 47, a review).
+    if (it->path().extension() == ".yml") {
+      throw InputError(format_input_error({it->path().generic_string(), 0, 0}, "",
+                                          "catalog files end in .yaml; this .yml file would not be read (rename it)"));
+    }
     if (it->path().extension() != ".yaml") continue;
     // A catalog file that a link leads to nowhere, or round in a loop, is said, not skipped or
     // thrown as an internal failure (since session 35).
@@ -2480,6 +2486,22 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
     if (std::none_of(scenario.models.begin(), scenario.models.end(),
                      [&](const Model& x) { return x.id == m.id; })) {
       scenario.models.push_back(m);
+    }
+  }
+  // A training job without a model is labelled by its id in the lifecycle tables' `model` column:
+  // an id that is also a model's would merge its rows with that model's (since session 47, a review).
+  {
+    std::set<std::string> model_ids;
+    for (const auto& m : scenario.models) model_ids.insert(m.id);
+    for (const auto& j : scenario.training) model_ids.insert(j.model_id);
+    for (const auto& j : scenario.inference) model_ids.insert(j.model_id);
+    for (const auto& d : scenario.deployments) model_ids.insert(d.model_id);
+    for (const auto& job : scenario.training) {
+      if (!job.model_id.empty() || model_ids.count(job.id) == 0) continue;
+      throw InputError(format_input_error(
+          job.origin, "training." + job.id,
+          "this job has no model, so the lifecycle tables label it by its id, which is also a model's id " + text::quoted(job.id) +
+              ": their rows would merge; give the job `model: " + job.id + "` if it trains that model, or another id"));
     }
   }
   scenario.resolved_yaml = detail::emit_resolved(scenario);

@@ -343,6 +343,9 @@ MapView::MapView(const Value& v, std::vector<std::string> allowed, bool any_key)
     for (const auto& a : allowed) known = known || a == key;
     if (!known) {
       const Value bad{key_node, v.file, v.child(YAML::Node(), key).path, v.origin};
+      // yaml-cpp reads a merge key as a plain key (since session 47, a review: it was met with "did
+      // you mean" a real key).
+      if (key == "<<") bad.fail("YAML merge keys (<<) are not supported; write the keys out, or build the entry with `from:`");
       const std::string guess = text::closest(key, allowed);
       if (!guess.empty()) bad.fail("unknown key; did you mean " + text::quoted(guess) + "?");
       bad.fail("unknown key; expected one of: " + text::join(allowed));
@@ -392,6 +395,9 @@ std::string read_text(const Value& v) {
   // A NUL ("\0" in a quoted scalar) would end a file name where the system reads it, and a text
   // where the output file stores it (since session 40, a review; before, "us.csv\0x" opened us.csv).
   if (v.node.Scalar().find('\0') != std::string::npos) v.expected("a text without a NUL character (\\0)");
+  // A blank text (a name, a source, a file's path) says nothing: refused as a missing one is (since
+  // session 47, a review: `source: ""` had satisfied a required source, `file: ""` named a folder).
+  if (v.node.Scalar().find_first_not_of(" \t\r\n\f\v") == std::string::npos) v.expected("a text that is not blank");
   return v.node.Scalar();
 }
 
