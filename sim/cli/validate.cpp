@@ -380,7 +380,8 @@ int command_validate(const std::vector<std::string>& args, Streams io) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
       if (vm.count("dir")) {
-        io.err << "dlcarbon validate: --dir: " << dir.string() << " is not a directory\n";
+        io.err << "dlcarbon validate: --dir: " << (dir.empty() ? std::string("an empty path") : text::quoted(dir.string()))
+               << " is not a directory\n";
       } else {
         // The default folder (since session 42, a review: the message named --dir, not given).
         io.err << "dlcarbon validate: the default scenario folder " << dir.string()

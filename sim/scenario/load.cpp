@@ -325,6 +325,8 @@ class Builder {
   std::map<std::string, InferenceDraft> inference_jobs_;
   std::map<std::string, DeploymentDraft> deployments_;
   std::set<std::string> building_;
+  std::vector<std::string> building_order_;  // the entries being built, outermost first ("section:id")
+  std::map<std::string, std::size_t> chain_;  // a built entry's chain of `from` entries, itself included
   std::deque<std::string> graph_files_;  // names of graph files read for designs
 };
 
@@ -347,8 +349,21 @@ const T& Builder::get(const EntityKind<T>& kind, std::map<std::string, T>& cache
   const auto found = sec.by_id.find(id);
   if (found == sec.by_id.end()) unknown(kind.noun, sec, id, ref);
   const std::string key = kind.section + ":" + id;
-  if (building_.count(key)) ref.fail("circular reference: " + kind.noun + " " + text::quoted(id) + " refers to itself");
+  if (building_.count(key)) {
+    // The loop, as the entries refer to one another (since session 47, a review: "a" from "b" from
+    // "a" was said as "a" referring to itself).
+    std::string loop;
+    const auto at = std::find(building_order_.begin(), building_order_.end(), key);
+    for (auto it = at; it != building_order_.end(); ++it) {
+      if (it->compare(0, kind.section.size() + 1, kind.section + ":") != 0) continue;
+      loop += text::quoted(it->substr(kind.section.size() + 1)) + " -> ";
+    }
+    ref.fail("circular reference: " + kind.noun + " " +
+             (loop.empty() ? text::quoted(id) + " refers to itself" : loop + text::quoted(id)));
+  }
   building_.insert(key);
+  building_order_.push_back(key);
+  std::size_t chain = 1;
 
   T entity{};
   std::set<std::string> seen;
@@ -362,8 +377,16 @@ const T& Builder::get(const EntityKind<T>& kind, std::map<std::string, T>& cache
         from_value.fail("a chain of entries built with from (and the entries they refer to) longer than " +
                         std::to_string(kMaxChain));
       }
-      entity = get(kind, cache, detail::read_id(from_value), from_value);
+      const std::string base = detail::read_id(from_value);
+      entity = get(kind, cache, base, from_value);
       seen.insert(kind.allowed.begin(), kind.allowed.end());
+      // The chain's length, however its entries are ordered in the file (since session 47, a
+      // review: entries each built from the one before were never counted).
+      chain = std::max(chain, chain_[kind.section + ":" + base] + 1);
+      if (chain > kMaxChain) {
+        from_value.fail("a chain of entries built with from (and the entries they refer to) longer than " +
+                        std::to_string(kMaxChain));
+      }
     }
   }
   for (const Value& piece : found->second) {
@@ -386,6 +409,8 @@ const T& Builder::get(const EntityKind<T>& kind, std::map<std::string, T>& cache
   }
   if (kind.finish) kind.finish(entity, last);
   building_.erase(key);
+  building_order_.pop_back();
+  chain_[key] = chain;
   return cache.emplace(id, std::move(entity)).first->second;
 }
 

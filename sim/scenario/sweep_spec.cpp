@@ -161,7 +161,12 @@ SweepParameter read_parameter(const Value& v, SweepMethod method) {
   if (m.has("scale")) p.log_scale = detail::read_choice(m.at("scale"), {"linear", "log"}) == "log";
   if (p.log_scale && !(p.lo > 0)) lo_v.expected("a number > 0 (scale: log)");
   if (m.has("integer")) p.integer = detail::read_bool(m.at("integer"));
-  if (p.integer && (p.lo != std::floor(p.lo) || p.hi != std::floor(p.hi))) range.expected("integer ends (integer: true)");
+  if (p.integer && (p.lo != std::floor(p.lo) || p.hi != std::floor(p.hi))) {
+    // (The end that is not whole, not "a list"; since session 47, a review.)
+    char end[32];
+    std::snprintf(end, sizeof end, "%.15g", p.lo != std::floor(p.lo) ? p.lo : p.hi);
+    range.fail("expected integer ends (integer: true), got " + text::quoted(end));
+  }
   if (m.has("unit")) p.unit = detail::read_text(m.at("unit"));
   if (method == SweepMethod::grid) {
     if (!m.has("steps")) {

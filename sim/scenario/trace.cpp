@@ -249,7 +249,9 @@ void read_growth_trace(const Value& file_value, Growth& g) {
     const auto parsed = plain_decimal(cells[1]);
     const double x = parsed.value_or(-1);
     if (!parsed || !(x >= 0) || !std::isfinite(x)) {
-      csv.fail(column_of(cells, 1), "expected a number >= 0, got " + text::quoted(cells[1]));
+      // (A number past a double's range says so, as a scenario's does; since session 47, a review.)
+      csv.fail(column_of(cells, 1), "expected a number >= 0, got " + text::quoted(cells[1]) +
+                                        (parsed && std::isinf(x) ? " (number out of range)" : ""));
     }
     if (!g.time_unix_s.empty() && t <= g.time_unix_s.back()) {
       csv.fail(1, "expected times in increasing order, got " + text::quoted(cells[0]));

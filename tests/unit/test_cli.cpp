@@ -293,6 +293,14 @@ TEST_CASE("validate passes within tolerance and fails outside it") {
   // printed range as the raw error is (since session 46, a review: "+3.83%").
   CHECK(r.out.find("-4.00%") != std::string::npos);
   CHECK(r.out.find("-3.83%") != std::string::npos);
+  // An empty --dir is said as one, a missing folder quoted (since session 47, a review).
+  r = run({"validate", "--dir", "", "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err == "dlcarbon validate: --dir: an empty path is not a directory\n");
+  r = run({"validate", "--dir", (kData / "no such folder").string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--dir: \"") != std::string::npos);
+  CHECK(r.err.find("no such folder\" is not a directory") != std::string::npos);
 }
 
 TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
@@ -2082,6 +2090,30 @@ TEST_CASE("a chain of extends or of from entries longer than 256 is bad input, n
   CHECK(r.code == 2);
   CHECK(r.err.find("from: a chain of entries built with from (and the entries they refer to) longer than 256") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "f.h5"));
+  // The same chain written the other way round, each entry after the one it is built from, is as
+  // long (since session 47, a review: it was accepted, never recursing deeper than one entry):
+  // h255 is the 257th entry of its chain (h255 back to h0, and test-gpu), 256 are not too many.
+  for (const int n : {300, 254}) {
+    std::ofstream forward(dir / "forward.yaml");
+    forward << "schema_version: 1\nextends: e0.yaml\nhardware:\n  - {id: h0, from: test-gpu}\n";
+    for (int i = 1; i <= n; ++i) forward << "  - {id: h" << i << ", from: h" << i - 1 << "}\n";
+    forward.close();
+    r = run({"run", (dir / "forward.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "f.h5").string()});
+    INFO(n, r.err);
+    CHECK(r.code == (n == 300 ? 2 : 0));
+    if (n == 300) {
+      CHECK(r.err.find("forward.yaml:259:22: hardware[255].from: ") != std::string::npos);
+      CHECK(r.err.find("from: a chain of entries built with from (and the entries they refer to) longer than 256") != std::string::npos);
+      CHECK_FALSE(fs::exists(dir / "f.h5"));
+    }
+  }
+  // A loop is said as the entries make it.
+  std::ofstream(dir / "loop.yaml") << "schema_version: 1\nextends: e0.yaml\nhardware:\n  - {id: a, from: b}\n  - {id: b, from: a}\n"
+                                      "training: [{id: job, hardware: a, accelerators: 8, duration: \"10 h\", "
+                                      "power: {per_accelerator: \"400 W\"}, datacenter: test-dc}]\n";
+  r = run({"run", (dir / "loop.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "f.h5").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("circular reference: hardware \"a\" -> \"b\" -> \"a\"") != std::string::npos);
   fs::remove_all(dir);
 }
 
