@@ -389,6 +389,12 @@ Quantity parse_quantity(std::string_view raw, Kind expected) {
   if (!unit_text.empty()) {
     std::string bad;
     const auto parsed = parse_unit(unit_text, bad);
+    // "1 h 30 min": two quantities, not a unit "h30min" (since session 47, a review).
+    bool second_number = false;
+    for (std::size_t i = 1; i < unit_text.size(); ++i) {
+      second_number = second_number || (unit_text[i - 1] == ' ' && unit_text[i] >= '0' && unit_text[i] <= '9');
+    }
+    if (!parsed && second_number) throw fail("one number and one unit, e.g. \"1.5 h\", not two quantities");
     if (!parsed) throw fail("unknown unit " + text::quoted(bad));
     unit = *parsed;
   }

@@ -107,6 +107,11 @@ TEST_CASE("bad quantities are rejected with the reason") {
   CHECK(message("1e400 J", Kind::energy) ==
         "expected an energy (e.g. \"1,287 MWh\"), got \"1e400 J\" (number out of range)");
   CHECK(message("3 Wats", Kind::power) == "expected a power (e.g. \"400 W\"), got \"3 Wats\" (unknown unit \"Wats\")");
+  // Two quantities are said as such, not as a unit "h30min" (since session 47, a review); a unit
+  // with a digit of its own is still an unknown unit.
+  CHECK(message("1 h 30 min", Kind::time) ==
+        "expected a duration (e.g. \"14.8 days\"), got \"1 h 30 min\" (one number and one unit, e.g. \"1.5 h\", not two quantities)");
+  CHECK(message("1 kgCO2x", Kind::co2e).find("unknown unit") != std::string::npos);
   CHECK(message("1,28 MWh", Kind::energy) ==
         "expected an energy (e.g. \"1,287 MWh\"), got \"1,28 MWh\" (misplaced thousands separator)");
   CHECK(message("", Kind::power) == "expected a power (e.g. \"400 W\"), got \"\"");
