@@ -255,8 +255,15 @@ struct Parallelism {
   // How microbatches' weight gradients are summed into the step's (m > 1 microbatches a step):
   // "separate", an elementwise kernel after each backward but the first (PyTorch's autograd,
   // DeepSpeed, TensorFlow's accumulators; the default), or "fused", inside the weight-gradient
-  // GEMM (Megatron-LM's gradient_accumulation_fusion, on by default there since 2022). TPUs fuse it.
+  // GEMM (Megatron-LM's gradient_accumulation_fusion, on by default there since 2022), or "cast",
+  // every microbatch's gradients (the first's too) cast to the accumulator's precision in a pass of
+  // their own and then added (DeepSpeed's BF16_Optimizer: hp_grad.add_(lp.grad.to(fp32))). TPUs fuse it.
   std::string gradient_accumulation = "separate";
+  // How a pipeline stage exchanges with its neighbours a microbatch: "exchange" (Megatron-LM's
+  // batched send and receive at once over a full-duplex link, one transfer time a boundary) or
+  // "blocking" (DeepSpeed's PipelineEngine: SendActivation, RecvActivation, SendGrad and RecvGrad
+  // each a blocking transfer of its own, two a boundary).
+  std::string pipeline_p2p = "exchange";
   // How ZeRO-1 reduces the step's gradients: "reduce_scatter" (the default: each rank receives its
   // shard, updates it and all-gathers the parameters) or "all_reduce" (every rank receives the whole
   // gradient, then updates its shard and all-gathers: DeepSpeed's BF16_Optimizer under its pipeline

@@ -48,8 +48,10 @@ InferenceResult cost_inference(const InferenceJob& job) {
                                                            static_cast<double>(op.n), static_cast<double>(op.k),
                                                            static_cast<double>(op.count))
                           : cost_detail::Reduction{};
-    const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds;
-    r.launches += static_cast<double>(op.kernels) + (red.seconds > 0 ? 1.0 : 0.0);
+    const cost_detail::Reduction bias = cost_detail::unfused_bias_add(
+        dev, op, job.precision, fusion, job.hardware.kind == "tpu", static_cast<double>(op.m), static_cast<double>(op.n), p);
+    const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds + bias.seconds;
+    r.launches += static_cast<double>(op.kernels) + (red.seconds > 0 ? 1.0 : 0.0) + (bias.seconds > 0 ? 1.0 : 0.0);
     if (!op.tensor_split) {
       r.unsplit_s += std::max(0.0, seconds - static_cast<double>(op.kernels) * dev.launch_s);
       r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, flops, bytes, seconds, gemm) - dev.static_w * seconds);
@@ -78,7 +80,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
       }
     }
     r.batch_time_s += seconds;
-    energy += hardware::kernel_energy(dev, job.precision, flops + red.flops, bytes + red.bytes, seconds, gemm);
+    energy += hardware::kernel_energy(dev, job.precision, flops + red.flops + bias.flops, bytes + red.bytes + bias.bytes, seconds, gemm);
     // The image batch a layout reorder moves: the builders' input op (ResNet, ViT), or, in a graph
     // file, which has none, the feature map its first convolution reads (its `input`, or the unfolded
     // m x k where that is not given, an upper bound; since session 41, a review: the reorder had

@@ -54,6 +54,22 @@ inline Reduction split_k_reduction(const hardware::DeviceModel& dev, const graph
   return r;
 }
 
+// The forward bias add of a product that does not fuse it (`fusion: none`): TensorFlow 1.x runs
+// BiasAdd after MatMul or Conv2D, and PyTorch 1.x's F.linear on a 3-D input `output += bias` after
+// its matmul, a kernel of its own that reads the output and the bias and writes the output. Fused
+// codes add it in the product's epilogue (cuBLASLt, Megatron-LM's and XLA's fusions), and a TPU
+// always fuses it. `rows` x `n`: the output one device adds it to. Since session 47 (a review; the
+// backward's reduction of the bias gradient was charged, its forward add was not).
+inline Reduction unfused_bias_add(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& dtype,
+                                  graph::Fusion fusion, bool tpu, double rows, double n, double bytes_per_value) {
+  if (!op.bias || fusion != graph::Fusion::none || tpu) return {};
+  if (op.kind != graph::OpKind::matmul && op.kind != graph::OpKind::conv2d) return {};
+  const double cells = rows * n * static_cast<double>(std::max<std::int64_t>(1, op.count));
+  Reduction r{0, cells, bytes_per_value * (2 * cells + n * static_cast<double>(std::max<std::int64_t>(1, op.count)))};
+  r.seconds = hardware::kernel_time(dev, dtype, r.flops, r.bytes, false).seconds;
+  return r;
+}
+
 // 0 for ops that are not GEMM-like (kernel_time then uses the vector rate and bandwidth). `m`, `n`,
 // `k` and `count` are the product one device runs (after tensor and expert parallelism split it;
 // `k` or `m` < 0: the op's own).

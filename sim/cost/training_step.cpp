@@ -575,7 +575,12 @@ StepCost cost_training_step(const TrainingJob& job) {
                                      bias_bwd_bytes, false)
                    .seconds;
     }
-    const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f + red_f.seconds;
+    // (A row-parallel product adds its bias after the all-reduce, on its sequence shard under
+    // sequence parallelism, as the backward's reduction below.)
+    const cost_detail::Reduction bias_f = cost_detail::unfused_bias_add(
+        eight_bit_op ? dev16 : od, op, eight_bit_op ? sixteen : op_precision, fusion, job.hardware.kind == "tpu",
+        row_parallel && p.sequence_parallel ? dev_m / tp : dev_m, dev_n, bytes_per_value);
+    const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f + red_f.seconds + bias_f.seconds;
     // A further use of shared weights sums its weight gradient into theirs: a memory-bound pass.
     double sum_b = 0;
     if (op.gradient_sum_bytes > 0) sum_b = hardware::kernel_time(od, op_precision, 0, op.gradient_sum_bytes / split, false).seconds;
@@ -621,7 +626,8 @@ StepCost cost_training_step(const TrainingJob& job) {
         }
       }
     }
-    const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, gemm);
+    const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops + bias_f.flops,
+                                               bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes, f_s, gemm);
     const double e_b = hardware::kernel_energy(
         od, op_precision, bf * flops + bias_bwd_flops + red_b.flops,
         bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s, gemm);
@@ -798,12 +804,13 @@ StepCost cost_training_step(const TrainingJob& job) {
       dev_moe[owner] += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
     }
     last_output = output;
-    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops + red_f.flops, bytes + cast_fwd_bytes + red_f.bytes, f_s, e_f,
-                     f.memory_bound ? "memory" : "compute", op.layer});
+    c.ops.push_back({op.name, graph::to_string(op.kind), "fwd", flops + red_f.flops + bias_f.flops,
+                     bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes, f_s, e_f, f.memory_bound ? "memory" : "compute",
+                     op.layer});
     // The backward row holds the forward that recomputation runs again before it: its time, and
     // (since session 37, from a review; before, only its time) its FLOPs, bytes and energy.
-    const double re_flops = recompute > 0 ? flops + red_f.flops : 0.0;
-    const double re_bytes = recompute > 0 ? bytes + cast_fwd_bytes + red_f.bytes : 0.0;
+    const double re_flops = recompute > 0 ? flops + red_f.flops + bias_f.flops : 0.0;
+    const double re_bytes = recompute > 0 ? bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes : 0.0;
     c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops + red_b.flops + re_flops,
                      bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes + re_bytes,
                      b_s + recompute, e_b + (recompute > 0 ? e_f : 0.0),
@@ -860,7 +867,10 @@ StepCost cost_training_step(const TrainingJob& job) {
         const std::int64_t inner = d == 0 ? 1 : last - 1, wrap = d == 0 ? last : 0;
         sends_s = v / link(d, inner) + (v > 1 ? (v - 1) / link(d, wrap) : 0.0);
       }
-      dev_pp[static_cast<std::size_t>(d)] = (boundary_bytes / tp) * sends_s;
+      // DeepSpeed's blocking sends and receives: each of a boundary's two transfers in turn (since
+      // session 47, a review; p2p.send: "Doesn't support async_op true").
+      const double transfers = p.pipeline_p2p == "blocking" ? 2.0 : 1.0;
+      dev_pp[static_cast<std::size_t>(d)] = transfers * (boundary_bytes / tp) * sends_s;
     }
   }
   double pp_comm = 0;  // the busiest device's (below)
@@ -984,9 +994,16 @@ StepCost cost_training_step(const TrainingJob& job) {
   // default), the parameters gathered at the compute precision.
   const double grad_value_bytes =
       p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
-  const bool accumulate = c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu";
-  const double acc_share = accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
-  const double acc_bytes_per_value = bytes_per_value + 2 * grad_value_bytes;
+  // `cast` (DeepSpeed's BF16_Optimizer, update_hp_grads after every backward: hp_grad.add_(
+  // lp.grad.to(fp32))): every microbatch's gradient, the first's too (into the zeroed buffer), is
+  // cast in a pass of its own (read p, write g) and the copy added (read g, read and write the
+  // accumulator): p + 4 g a parameter where the precisions differ (since session 47, a review).
+  const bool cast_add = p.gradient_accumulation == "cast" && job.hardware.kind != "tpu";
+  const bool accumulate = cast_add || (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu");
+  const double acc_share =
+      cast_add ? 1.0 : accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
+  const double acc_bytes_per_value =
+      bytes_per_value + 2 * grad_value_bytes + (cast_add && grad_value_bytes != bytes_per_value ? 2 * grad_value_bytes : 0.0);
   // A bucket of the data-parallel reduction (ZeRO 0-1), gradients and gathered parameters: PyTorch
   // DDP's 25 MB by default, the scenario's size, or Megatron-Core's max(4e7, 1e6 x data x context)
   // parameters, at the gradient precision and, for the parameters gathered, the compute precision

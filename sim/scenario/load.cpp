@@ -1029,6 +1029,10 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
               ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
   }
+  if (p.pipeline_p2p == "blocking" && (p.pipeline < 2 || p.virtual_stages > 1 || p.dualpipe || p.zero_bubble)) {
+    last.fail("parallelism.pipeline_p2p: blocking (DeepSpeed's pipeline engine) needs pipeline > 1 and its plain 1F1B "
+              "schedule (no virtual_stages or pipeline_schedule)");
+  }
   if (p.virtual_stages > 1 && data > 0) {
     // Interleaved 1F1B runs the microbatches in groups of one a stage: Megatron-LM refuses fewer
     // than the stages (since session 34; before, accepted) and a number they do not divide (before
@@ -1083,7 +1087,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "gradient_accumulation", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
+                      "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket"});
   m.require("global_batch");
   Parallelism p;
@@ -1196,7 +1200,10 @@ Parallelism read_parallelism(const Value& v) {
     }
   }
   if (m.has("gradient_precision")) p.gradient_precision = detail::read_choice(m.at("gradient_precision"), {"fp32", "bf16", "fp16"});
-  if (m.has("gradient_accumulation")) p.gradient_accumulation = detail::read_choice(m.at("gradient_accumulation"), {"separate", "fused"});
+  if (m.has("gradient_accumulation")) {
+    p.gradient_accumulation = detail::read_choice(m.at("gradient_accumulation"), {"separate", "fused", "cast"});
+  }
+  if (m.has("pipeline_p2p")) p.pipeline_p2p = detail::read_choice(m.at("pipeline_p2p"), {"exchange", "blocking"});
   if (m.has("gradient_reduction")) {
     p.gradient_reduction = detail::read_choice(m.at("gradient_reduction"), {"reduce_scatter", "all_reduce"});
     if (p.zero_stage != 1) {

@@ -162,7 +162,8 @@ std::string emit_resolved(const Scenario& s) {
           << YAML::Key << "expert" << YAML::Value << p.expert << YAML::Key << "expert_tensor" << YAML::Value
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
-          << YAML::Value << p.gradient_accumulation << YAML::Key << "gradient_reduction" << YAML::Value
+          << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_p2p" << YAML::Value << p.pipeline_p2p
+          << YAML::Key << "gradient_reduction" << YAML::Value
           << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks;
       // Megatron-Core's rule, or the bucket's size (PyTorch DDP's 25 MB by default), as the scenario
       // writes it; ZeRO-2 and -3 have none.

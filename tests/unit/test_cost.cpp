@@ -859,9 +859,20 @@ TEST_CASE("gradient accumulation: a pass after every microbatch's backward but t
   job.parallelism->gradient_accumulation = "separate";
   job.hardware.kind = "tpu";  // (where XLA fuses the bias's gradient too: 1.44e-4 s a microbatch)
   CHECK(cost_training_step(job).compute_s == approx(3 * 1.44e-4));
-  // One microbatch a step has nothing to accumulate.
+  // DeepSpeed's BF16_Optimizer (`cast`, since session 47): every microbatch's gradient, the first's
+  // too, cast to fp32 in a pass of its own and added: 2 + 4 (the cast) + 4 + 4 + 4 (the add) = 18 B
+  // a parameter, 1.8018e7 B = 3.6036e-5 s, three times a step. At the compute precision there is no
+  // cast: 6 B, 1.2012e-5 s, still three times.
   job.hardware.kind = "gpu";
+  job.parallelism->gradient_accumulation = "cast";
+  job.parallelism->gradient_precision = "fp32";
+  CHECK(cost_training_step(job).compute_s == approx(3 * 1.48004e-4 + 3 * 3.6036e-5));
+  job.parallelism->gradient_precision.clear();
+  CHECK(cost_training_step(job).compute_s == approx(3 * 1.48004e-4 + 3 * 1.2012e-5));
   job.parallelism->global_batch = 1000;
+  CHECK(cost_training_step(job).compute_s == approx(1.48004e-4 + 1.2012e-5));
+  job.parallelism->gradient_accumulation = "separate";
+  // One microbatch a step has nothing to accumulate.
   CHECK(cost_training_step(job).compute_s == approx(1.48004e-4));
   // The op table holds the pass as a backward row: its average a microbatch, 2/3 of one pass.
   bool found = false;
@@ -3841,4 +3852,63 @@ TEST_CASE("Adagrad keeps and moves what SGD with momentum does: one state tensor
   CHECK(adagrad.optimizer_s == approx(sgd.optimizer_s));
   CHECK(adagrad.memory_per_device_bytes == approx(sgd.memory_per_device_bytes));
   CHECK(adam.memory_per_device_bytes - adagrad.memory_per_device_bytes == approx(4 * params));
+}
+
+TEST_CASE("an unfused product adds its bias in a kernel of its own, forward") {
+  // mlp_job: one 1000 x 1000 x 1000 product with a bias, fp16, on a device of 1e12 B/s at 0.5.
+  // Under `fusion: none` (TensorFlow 1.x's BiasAdd, PyTorch 1.x's `output += bias`) the forward
+  // also reads the 1000 x 1000 output and the 1,000 biases and writes the output: 2 x (2 x 1e6 +
+  // 1e3) = 4,002,000 B and 1e6 FLOPs, memory-bound at 5e11 B/s: 8.004 us more. Fused, the epilogue
+  // adds it. The backward is the same either way (its bias reduction is charged in both). On a
+  // TPU, XLA fuses it (since session 47).
+  TrainingJob job = mlp_job();
+  const auto forward_row = [](const StepCost& c) {
+    for (const auto& r : c.ops) {
+      if (r.phase == "fwd" && r.kind == "matmul") return r;
+    }
+    return OpCostRow{};
+  };
+  const auto backward_row = [](const StepCost& c) {
+    for (const auto& r : c.ops) {
+      if (r.phase == "bwd" && r.kind == "matmul") return r;
+    }
+    return OpCostRow{};
+  };
+  job.fusion = "elementwise";
+  const StepCost fused = cost_training_step(job);
+  job.fusion = "none";
+  const StepCost unfused = cost_training_step(job);
+  CHECK(forward_row(unfused).bytes - forward_row(fused).bytes == approx(4002000.0));
+  CHECK(forward_row(unfused).flops - forward_row(fused).flops == approx(1e6));
+  CHECK(forward_row(unfused).time_s - forward_row(fused).time_s == approx(8.004e-6));
+  CHECK(backward_row(unfused).bytes == approx(backward_row(fused).bytes));
+  job.hardware.kind = "tpu";
+  const StepCost tpu = cost_training_step(job);
+  CHECK(forward_row(tpu).bytes == approx(forward_row(fused).bytes));
+}
+
+TEST_CASE("DeepSpeed's blocking pipeline sends take twice a batched exchange's time") {
+  // (Since session 47, a review.) Megatron-LM sends and receives over a boundary at once (one
+  // transfer time over a full-duplex link); DeepSpeed's PipelineEngine runs SendActivation,
+  // RecvActivation, SendGrad and RecvGrad as blocking transfers, one after the other: twice the time
+  // on every device. pipelined_mlp_job's four devices: with exchanges the busiest is device 0 (it
+  // reads the input), with one boundary, 2e-5 s of sends a step; a middle device has two, 4e-5 s.
+  // Blocking, a middle device's 8e-5 s make it the busiest: four times the exchanges' figure.
+  TrainingJob job = pipelined_mlp_job();
+  const StepCost exchange = cost_training_step(job);
+  job.parallelism->pipeline_p2p = "blocking";
+  const StepCost blocking = cost_training_step(job);
+  REQUIRE(exchange.fits);
+  REQUIRE(blocking.fits);
+  REQUIRE(exchange.stages.size() == 4);
+  REQUIRE(blocking.stages.size() == 4);
+  CHECK(exchange.stages[0].busiest);
+  CHECK_FALSE(blocking.stages[0].busiest);
+  CHECK(exchange.pipeline_comm_s == approx(2e-5));
+  CHECK(blocking.pipeline_comm_s == approx(4 * exchange.pipeline_comm_s));
+  // Each device's slot grows by its own sends: device 0 by 2e-5 / 8 a microbatch, a middle one by
+  // twice that.
+  CHECK(blocking.stages[0].slot_s - exchange.stages[0].slot_s == approx(2e-5 / 8));
+  CHECK(blocking.stages[1].slot_s - exchange.stages[1].slot_s == approx(4e-5 / 8));
+  CHECK(blocking.step_s > exchange.step_s);
 }
