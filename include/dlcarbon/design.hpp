@@ -99,6 +99,9 @@ struct TransformerDesign {
   // moe_min_expert_capacity (MoE1D's default 4). 1: at least one slot, whatever the capacity.
   std::int64_t min_capacity = 1;
   double dropout = 0;  // attention and residual dropout rate in training (0: no dropout kernels)
+  // The attention probabilities' own rate where the code sets one apart (tensor2tensor's 2017
+  // transformer_base: attention_dropout 0.0 beside a residual dropout of 0.1); < 0: `dropout`'s.
+  double attention_dropout = -1;
   // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each
   // cell about twice as deep as a Transformer layer). Not with experts.

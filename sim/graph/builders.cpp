@@ -362,6 +362,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   }
   const double fraction = causal && causal_skip ? causal_fraction(kv_len, window) : 1.0;
   const bool dropout = e.training && d.dropout > 0;
+  // The probabilities' dropout, at its own rate where the design gives one (since session 47).
+  const bool dropout_scores = e.training && (d.attention_dropout >= 0 ? d.attention_dropout : d.dropout) > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
     // (A self-attention whose keys run past its queries is a context-parallel rank's: it keeps its
@@ -383,24 +385,24 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
       e.saved(probs, 0);
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
-      if (dropout) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
+      if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {
       // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
       // probabilities in a kernel of its own (Megatron-LM's CoreAttention: the fused
       // scale_mask_softmax, then attention_dropout).
       probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5, OpKind::softmax);
-      if (dropout) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
+      if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else {
-      probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout ? 2 : 0), OpKind::softmax);
+      probs = e.scores(prefix + ".softmax", layer, scores, whole, fraction, 5 + (dropout_scores ? 2 : 0), OpKind::softmax);
       // Its dropout, in the same kernel, keeps its one-byte mask beside the softmax's output, as
       // every dropout does (since session 35, from a review; before, a layer kept a s^2 b bytes
       // fewer, one a score).
-      if (dropout) e.saved(probs, e.op_saved(probs) + whole, e.op_score_saved(probs) + whole);
+      if (dropout_scores) e.saved(probs, e.op_saved(probs) + whole, e.op_score_saved(probs) + whole);
     }
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, v_dim, fraction, true);
     // Without a dropout between them, the probabilities PV keeps are the softmax's output, which the
     // softmax keeps already: PV adds only V.
-    if (!dropout) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
+    if (!dropout_scores) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
   }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.

@@ -160,6 +160,10 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
     if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
   }
+  if (m.has("attention_dropout")) {
+    d.attention_dropout = read_number_in(m.at("attention_dropout"), 0, 1, true, "a dropout rate in [0, 1)");
+    if (d.attention_dropout >= 1) m.at("attention_dropout").expected("a dropout rate in [0, 1)");
+  }
   if (m.has("cell")) d.evolved = read_choice(m.at("cell"), {"transformer", "evolved"}) == "evolved";
   if (m.has("embedding")) d.one_hot_embedding = read_choice(m.at("embedding"), {"lookup", "one_hot"}) == "one_hot";
   if (m.has("type_vocab")) d.type_vocab = positive(m, "type_vocab");
@@ -366,7 +370,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "pad_vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "cell",
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "attention_dropout", "cell",
                                   "embedding", "max_positions"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len", "target_vocab"});

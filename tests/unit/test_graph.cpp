@@ -784,6 +784,19 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   CHECK(op_bytes(softmax, "decoder.0.attn.dropout") == 64);
   CHECK(op_bytes(softmax, "decoder.0.attn.scale") == -1);
   CHECK(op_bytes(softmax, "decoder.0.attn.out_dropout") == -1);
+  // The probabilities' dropout at a rate of its own (tensor2tensor's 2017 attention_dropout 0.0
+  // beside a residual dropout of 0.1; since session 47): none over the scores, the output dropouts
+  // as before, and the context keeps the softmax's output, not a dropped copy (V alone added:
+  // 2 B x 2 heads x 4 x 4 = 64 B fewer kept than with the dropout's output).
+  d.attention_dropout = 0;
+  const auto no_attn = build_graph(d, GraphShape{1, 2, true, Fusion::none, true});
+  CHECK(op_bytes(no_attn, "decoder.0.attn.dropout") == -1);
+  CHECK(op_bytes(no_attn, "decoder.0.attn.softmax") == 64);
+  CHECK(op_bytes(no_attn, "decoder.0.attn.out_dropout") == 128);
+  CHECK(op_bytes(no_attn, "decoder.0.ffn.dropout") == 128);
+  CHECK(named(none, "decoder.0.attn.context").saved_bytes - named(no_attn, "decoder.0.attn.context").saved_bytes == 64);
+  CHECK(none.parameters() == no_attn.parameters());
+  d.attention_dropout = -1;
   // Inference has no dropout kernels.
   CHECK(op_bytes(infer, "decoder.0.attn.dropout") == -1);
   CHECK(op_bytes(infer, "decoder.0.attn.scale") == 64);
