@@ -102,6 +102,10 @@ struct TransformerDesign {
   // The attention probabilities' own rate where the code sets one apart (tensor2tensor's 2017
   // transformer_base: attention_dropout 0.0 beside a residual dropout of 0.1); < 0: `dropout`'s.
   double attention_dropout = -1;
+  // The products an activation follows (a feed-forward's up projection, BERT's pooler and masked-LM
+  // transform) add their bias in the activation's kernel (NVIDIA's PyTorch BERT: bias_gelu and
+  // bias_tanh, TorchScript), not in a pass of their own under `fusion: none` (since session 47).
+  bool bias_in_activation = false;
   // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each
   // cell about twice as deep as a Transformer layer). Not with experts.

@@ -56,6 +56,9 @@ struct Op {
   // A weight product with a bias (y = xW + b): the forward adds it in the GEMM's epilogue; the
   // backward reduces the output's gradient over its m rows for the bias's gradient, a pass of its own.
   bool bias = false;
+  // Its bias is added by the kernel after it (NVIDIA's BERT: a TorchScript bias + GELU, bias +
+  // tanh for the pooler), not by a pass of its own when nothing is fused (since session 47).
+  bool bias_in_activation = false;
   double backward_factor = 2;  // backward FLOPs and bytes / forward (input and weight gradients)
   // Split over a tensor-parallel group (GEMM columns, attention heads, the FFN's width); false
   // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank
@@ -194,6 +197,7 @@ class OpGraph {
   // The backward's work as a multiple of the forward's (2 for a GEMM: input and weight gradients).
   void set_backward_factor(int id, double factor) { ops_.at(static_cast<std::size_t>(id)).backward_factor = factor; }
   void set_model_share(int id, double share) { ops_.at(static_cast<std::size_t>(id)).model_share = share; }
+  void set_bias_in_activation(int id) { ops_.at(static_cast<std::size_t>(id)).bias_in_activation = true; }
   void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
   void set_replicated_params(int id, double params) { ops_.at(static_cast<std::size_t>(id)).replicated_params = params; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }

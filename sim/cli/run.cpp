@@ -455,7 +455,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
         const std::string verb = unused.find(',') == std::string::npos && unused != "overheads" ? "is" : "are";
         job_lines += "  note: " + job.id + ": its duration is given, so its " + unused + " " + verb + " " +
                      (designed ? "used only where its hours are predicted (validate --mode first-principles)"
-                               : "not used: its model has no design to predict its hours from") + "\n";
+                               : "not used: it has no model design to predict its hours from") + "\n";
       }
     }
     for (const auto& job : scenario.inference) job_lines += precision_note(job.id, job.hardware, job.precision);

@@ -55,6 +55,15 @@ InferenceResult cost_inference(const InferenceJob& job) {
     if (!op.tensor_split) {
       r.unsplit_s += std::max(0.0, seconds - static_cast<double>(op.kernels) * dev.launch_s);
       r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, flops, bytes, seconds, gemm) - dev.static_w * seconds);
+    } else if (bias.seconds > 0 && op.layer >= 0 && op.kind == graph::OpKind::matmul &&
+               (op.name.size() >= 4 && (op.name.compare(op.name.size() - 4, 4, ".out") == 0 ||
+                                        (op.name.size() >= 5 && op.name.compare(op.name.size() - 5, 5, ".down") == 0)))) {
+      // A row-parallel product adds its bias after the all-reduce, to the whole output on every
+      // rank of a tensor-parallel replica (since session 47, a review: split with the product).
+      // (Its launch is counted with the others, whole on every rank.)
+      r.unsplit_s += std::max(0.0, bias.seconds - dev.launch_s);
+      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, bias.flops, bias.bytes, bias.seconds, false) -
+                                               dev.static_w * bias.seconds);
     }
     // A row-parallel product's output (its partial sums on each rank of a tensor-parallel replica):
     // the layer's attention output and feed-forward down projection (`.out`, `.down`, a parallel

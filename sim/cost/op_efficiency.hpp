@@ -62,7 +62,7 @@ inline Reduction split_k_reduction(const hardware::DeviceModel& dev, const graph
 // backward's reduction of the bias gradient was charged, its forward add was not).
 inline Reduction unfused_bias_add(const hardware::DeviceModel& dev, const graph::Op& op, const std::string& dtype,
                                   graph::Fusion fusion, bool tpu, double rows, double n, double bytes_per_value) {
-  if (!op.bias || fusion != graph::Fusion::none || tpu) return {};
+  if (!op.bias || op.bias_in_activation || fusion != graph::Fusion::none || tpu) return {};
   if (op.kind != graph::OpKind::matmul && op.kind != graph::OpKind::conv2d) return {};
   const double cells = rows * n * static_cast<double>(std::max<std::int64_t>(1, op.count));
   Reduction r{0, cells, bytes_per_value * (2 * cells + n * static_cast<double>(std::max<std::int64_t>(1, op.count)))};

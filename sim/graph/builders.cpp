@@ -115,6 +115,7 @@ class Emitter {
   void chain(int id, double bytes, int kernels, double saved_bytes) { g_.set_chain(id, bytes, kernels, saved_bytes); }
   void backward_factor(int id, double factor) { g_.set_backward_factor(id, factor); }
   void model_share(int id, double share) { g_.set_model_share(id, share); }
+  void bias_in_activation(int id) { g_.set_bias_in_activation(id); }
   // A dropout keeps its mask for the backward, one byte an element (PyTorch's bool mask; the op after
   // it keeps the dropped output as its own input). Since session 34; before, the output's p bytes.
   // On a score matrix the unfused kernels run whole (set_full_work), the mask too: `elements` whole.
@@ -469,6 +470,7 @@ int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& na
 int dense_ffn(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int in, I tokens, I width,
               bool input_kept = false) {
   const int up = e.matmul(name + ".up", layer, in, tokens, d.d_model, d.gated_ffn ? 2 * width : width, d.biases);
+  if (d.bias_in_activation) e.bias_in_activation(up);
   if (input_kept) e.saved(up, 0);
   const int act = ffn_activation(e, d, name + ".act", layer, up, static_cast<double>(tokens * width));
   return e.matmul(name + ".down", layer, act, tokens, width, d.d_model, d.biases);
@@ -826,7 +828,10 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       // BERT: pooler and masked-LM head (transform, norm, tied decoder with bias) over the
       // 15 % masked positions, or over every position where the code projects them all and the
       // loss ignores the unmasked (`mlm_positions: all`).
-      if (d.pooler) e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
+      if (d.pooler) {
+        const int pooler = e.matmul("pooler", -1, x, b, d.d_model, d.d_model, true);
+        if (d.bias_in_activation) e.bias_in_activation(pooler);
+      }
       // Inference runs the encoder for its features (and pooler): the masked-LM head is the
       // pretraining task's (since session 46, a review: serving ran it over 15 % of the positions
       // and its loss, 7-10 % of a BERT-base request).
@@ -835,6 +840,7 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
       const I masked = d.mlm_all_positions ? b * s_enc : trained;
       const double masked_logits = static_cast<double>(masked * d.vocab);
       const int transform = e.matmul("mlm.transform", -1, x, masked, d.d_model, d.d_model, true);
+      if (d.bias_in_activation) e.bias_in_activation(transform);
       const int act = e.elementwise("mlm.act", -1, {transform}, static_cast<double>(masked * d.d_model), 8);
       const int n = e.norm("mlm.norm", -1, act, masked, d.d_model, d.rms_norm);
       const int product = e.matmul("mlm.logits", -1, n, masked, d.d_model, d.vocab, false, d.tied_embeddings);

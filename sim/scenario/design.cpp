@@ -160,6 +160,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
     if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
   }
+  if (m.has("bias_activation")) d.bias_in_activation = read_choice(m.at("bias_activation"), {"separate", "fused"}) == "fused";
   if (m.has("attention_dropout")) {
     d.attention_dropout = read_number_in(m.at("attention_dropout"), 0, 1, true, "a dropout rate in [0, 1)");
     if (d.attention_dropout >= 1) m.at("attention_dropout").expected("a dropout rate in [0, 1)");
@@ -370,7 +371,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
   if (builder == "decoder" || builder == "encoder" || builder == "encoder-decoder") {
     std::vector<std::string> keys{"builder", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "gated_ffn",
                                   "vocab", "pad_vocab", "seq_len", "tied_embeddings", "position", "norm", "biases",
-                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "attention_dropout", "cell",
+                                  "experts", "top_k", "moe_every", "capacity_factor", "dispatch", "group_size", "min_capacity", "dropout", "attention_dropout", "bias_activation", "cell",
                                   "embedding", "max_positions"};
     if (builder == "encoder-decoder") {
       keys.insert(keys.end(), {"encoder_layers", "decoder_layers", "target_seq_len", "target_vocab"});

@@ -2521,12 +2521,11 @@ Scenario load_scenario(const fs::path& file, const LoadOptions& options) {
     }
   }
   // A training job without a model is labelled by its id in the lifecycle tables' `model` column:
-  // an id that is also a model's would merge its rows with that model's (since session 47, a review).
+  // an id that is also the model of another job's or a deployment's rows would merge its rows with
+  // theirs (since session 47, a review; a model nothing in the lifecycle runs has no rows).
   {
     std::set<std::string> model_ids;
-    for (const auto& m : scenario.models) model_ids.insert(m.id);
     for (const auto& j : scenario.training) model_ids.insert(j.model_id);
-    for (const auto& j : scenario.inference) model_ids.insert(j.model_id);
     for (const auto& d : scenario.deployments) model_ids.insert(d.model_id);
     for (const auto& job : scenario.training) {
       if (!job.model_id.empty() || model_ids.count(job.id) == 0) continue;

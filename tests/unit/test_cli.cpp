@@ -154,7 +154,7 @@ TEST_CASE("a job whose model has no design says that its overheads and paralleli
   auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
   INFO(r.out, r.err);
   REQUIRE(r.code == 0);
-  CHECK(r.out.find("note: j: its duration is given, so its overheads, parallelism are not used: its model has no design to "
+  CHECK(r.out.find("note: j: its duration is given, so its overheads, parallelism are not used: it has no model design to "
                    "predict its hours from") != std::string::npos);
   CHECK(r.out.find("taken to be in it") == std::string::npos);
   CHECK(r.out.find("0.012 MWh facility energy") != std::string::npos);

@@ -3885,6 +3885,25 @@ TEST_CASE("an unfused product adds its bias in a kernel of its own, forward") {
   job.hardware.kind = "tpu";
   const StepCost tpu = cost_training_step(job);
   CHECK(forward_row(tpu).bytes == approx(forward_row(fused).bytes));
+  // A product whose bias the activation after it adds (NVIDIA's BERT: bias + GELU in one
+  // TorchScript kernel; `bias_activation: fused`): small_decoder's feed-forward up projection, 32
+  // tokens x 256 wide in fp16, loses its pass, 2 x (2 x 32 x 256 + 256) = 33,280 B; the attention's
+  // products keep theirs.
+  TransformerDesign d = small_decoder(1);
+  TrainingJob t = transformer_job(d, 1);
+  t.fusion = "none";
+  const auto row = [](const StepCost& c, const std::string& name) {
+    for (const auto& r : c.ops) {
+      if (r.phase == "fwd" && r.op == name) return r;
+    }
+    return OpCostRow{};
+  };
+  const StepCost separate = cost_training_step(t);
+  d.bias_in_activation = true;
+  t.design = d;
+  const StepCost in_act = cost_training_step(t);
+  CHECK(row(separate, "decoder.0.ffn.up").bytes - row(in_act, "decoder.0.ffn.up").bytes == approx(33280.0));
+  CHECK(row(separate, "decoder.0.attn.out").bytes == approx(row(in_act, "decoder.0.attn.out").bytes));
 }
 
 TEST_CASE("DeepSpeed's blocking pipeline sends take twice a batched exchange's time") {
@@ -3911,4 +3930,25 @@ TEST_CASE("DeepSpeed's blocking pipeline sends take twice a batched exchange's t
   CHECK(blocking.stages[0].slot_s - exchange.stages[0].slot_s == approx(2e-5 / 8));
   CHECK(blocking.stages[1].slot_s - exchange.stages[1].slot_s == approx(4e-5 / 8));
   CHECK(blocking.step_s > exchange.step_s);
+}
+
+TEST_CASE("serving: an unfused row-parallel bias add runs whole on every tensor rank") {
+  // (Since session 47, a review.) small_decoder(1) served at batch 1 in fp16 on made_up (launches
+  // free): under `fusion: none` the attention's output and the feed-forward's down projection, 32
+  // tokens x 64, add their biases after the all-reduce, 2 x (2 x 32 x 64 + 64) = 8,320 B each at
+  // 5e11 B/s, 1.664e-8 s, whole on every rank; a column-parallel product's add splits with it.
+  InferenceJob job;
+  job.id = "i";
+  job.hardware = made_up();
+  job.design = small_decoder(1);
+  job.batch = 1;
+  job.precision = "fp16";
+  job.inferences = 1;
+  job.datacenter.pue = 1;
+  job.fusion = "elementwise";
+  const InferenceResult fused = cost_inference(job);
+  job.fusion = "none";
+  const InferenceResult unfused = cost_inference(job);
+  CHECK(unfused.unsplit_s - fused.unsplit_s == approx(2 * 1.664e-8));
+  CHECK(unfused.batch_time_s > fused.batch_time_s);
 }
