@@ -106,6 +106,9 @@ struct TransformerDesign {
   // transform) add their bias in the activation's kernel (NVIDIA's PyTorch BERT: bias_gelu and
   // bias_tanh, TorchScript), not in a pass of their own under `fusion: none` (since session 47).
   bool bias_in_activation = false;
+  // Non-causal attention adds a mask to its scores (BERT's and tensor2tensor's padding mask); a
+  // ViT's (torchvision's) adds none (since session 47).
+  bool padding_mask = true;
   // The cell of each layer: the Transformer's, or the Evolved Transformer's (So et al. 2019, as
   // tensor2tensor implements it: gated linear unit, convolution branches, attention and FFN; each
   // cell about twice as deep as a Transformer layer). Not with experts.

@@ -611,7 +611,8 @@ int command_sweep(const std::vector<std::string>& args, Streams io) {
 
   const std::vector<std::int64_t> mine = shard_points(file.total, shard);
   // Every point's scenario is loaded and checked before anything runs or is written: a bad
-  // value is bad input (exit 2, nothing written), whichever point it is in.
+  // value is bad input (exit 2, nothing written), whichever point it is in. A shard checks its own
+  // points (docs/sweep.md), and a gathering shard 0 all of them.
   {
     std::mutex m;
     std::int64_t first_bad = -1;

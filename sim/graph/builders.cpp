@@ -383,8 +383,11 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // Neither the scaling nor the mask keeps anything for its backward (a constant factor, an add).
       probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
       e.saved(probs, 0);
-      probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
-      e.saved(probs, 0);
+      // (A ViT's attention, torchvision's, adds no mask: nothing to pad, nothing causal.)
+      if (causal || d.padding_mask) {
+        probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
+        e.saved(probs, 0);
+      }
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
       if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {

@@ -390,7 +390,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     // Vision Transformer (Dosovitskiy et al. 2021): an encoder over an image's patches and a class
     // token, classified from the class token (torchvision's VisionTransformer; since session 36).
     const MapView m(v, {"builder", "layers", "d_model", "heads", "d_ff", "image", "patch", "channels", "classes", "dropout",
-                        "norm", "biases", "gated_ffn"});
+                        "attention_dropout", "norm", "biases", "gated_ffn"});
     for (const char* k : {"layers", "d_model", "heads", "d_ff", "patch"}) m.require(k);
     TransformerDesign d;
     d.arch = TransformerDesign::Arch::encoder;
@@ -423,6 +423,15 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
     if (m.has("dropout")) {
       d.dropout = read_number_in(m.at("dropout"), 0, 1, true, "a dropout rate in [0, 1)");
       if (d.dropout >= 1) m.at("dropout").expected("a dropout rate in [0, 1)");
+    }
+    // torchvision's VisionTransformer drops its attention weights at attention_dropout, 0.0 by
+    // default, apart from `dropout` (since session 47, a review: the attention was charged a dropout
+    // at the residual rate that could not be turned off).
+    d.attention_dropout = 0;
+    d.padding_mask = false;
+    if (m.has("attention_dropout")) {
+      d.attention_dropout = read_number_in(m.at("attention_dropout"), 0, 1, true, "a dropout rate in [0, 1)");
+      if (d.attention_dropout >= 1) m.at("attention_dropout").expected("a dropout rate in [0, 1)");
     }
     return d;
   }

@@ -1029,10 +1029,6 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
     last.fail("parallelism.virtual_stages (" + std::to_string(p.virtual_stages) +
               ") needs pipeline > 1: an interleaved schedule splits each pipeline stage into chunks");
   }
-  if (p.pipeline_p2p == "blocking" && (p.pipeline < 2 || p.virtual_stages > 1 || p.dualpipe || p.zero_bubble)) {
-    last.fail("parallelism.pipeline_p2p: blocking (DeepSpeed's pipeline engine) needs pipeline > 1 and its plain 1F1B "
-              "schedule (no virtual_stages or pipeline_schedule)");
-  }
   if (p.virtual_stages > 1 && data > 0) {
     // Interleaved 1F1B runs the microbatches in groups of one a stage: Megatron-LM refuses fewer
     // than the stages (since session 34; before, accepted) and a number they do not divide (before
@@ -1240,6 +1236,10 @@ Parallelism read_parallelism(const Value& v) {
       m.at("shard_group").fail(cp > 1 ? "must divide the data x context ranks (" + std::to_string(p.data * cp) + ")"
                                       : "must divide the data-parallel size (" + std::to_string(p.data) + ")");
     }
+  }
+  if (p.pipeline_p2p == "blocking" && (p.pipeline < 2 || p.virtual_stages > 1 || p.dualpipe || p.zero_bubble)) {
+    m.at("pipeline_p2p").fail("blocking (DeepSpeed's pipeline engine) needs pipeline > 1 and the plain 1F1B schedule "
+                              "(not virtual_stages > 1, zb1p or dualpipe)");
   }
   return p;
 }

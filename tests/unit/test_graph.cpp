@@ -799,6 +799,21 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   d.attention_dropout = -1;
   // Inference has no dropout kernels.
   CHECK(op_bytes(infer, "decoder.0.attn.dropout") == -1);
+  // A non-causal attention without a padding mask (a ViT's, torchvision's; since session 47):
+  // no mask kernel over its scores, the scale and softmax as before.
+  {
+    TransformerDesign v = d;
+    v.arch = TransformerDesign::Arch::encoder;
+    v.encoder_layers = 1;
+    v.decoder_layers = 0;
+    const auto masked = build_graph(v, GraphShape{1, 2, true, Fusion::none, true});
+    v.padding_mask = false;
+    const auto unmasked = build_graph(v, GraphShape{1, 2, true, Fusion::none, true});
+    CHECK(op_bytes(masked, "encoder.0.attn.mask") > 0);
+    CHECK(op_bytes(unmasked, "encoder.0.attn.mask") == -1);
+    CHECK(op_bytes(unmasked, "encoder.0.attn.scale") == op_bytes(masked, "encoder.0.attn.scale"));
+    CHECK(op_bytes(unmasked, "encoder.0.attn.softmax") == op_bytes(masked, "encoder.0.attn.softmax"));
+  }
   CHECK(op_bytes(infer, "decoder.0.attn.scale") == 64);
   // Attention fused: only Q, K, V and O move: 2 B x 2 heads x (2 x 4 x 4 + 2 x 4 x 4) = 256 B,
   // against 160 + 64 + 160 = 384 B for scores, softmax and context; the backward recomputes.

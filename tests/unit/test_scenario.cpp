@@ -936,3 +936,27 @@ TEST_CASE("a layout inherited through from gives way to a model without convolut
         std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("a ViT's attention drops its weights at attention_dropout, 0 by default, and adds no mask") {
+  // torchvision's VisionTransformer: attention_dropout 0.0 apart from dropout, and no attention
+  // mask (since session 47, a review; the graph these give is checked in test_graph.cpp).
+  const std::string folder = "dlcarbon_test_vit_" + std::to_string(::getpid());
+  const auto design_of = [&](const std::string& extra) {
+    const fs::path file = scenario_file(folder, "schema_version: 1\nscenario: {name: v}\nmodels:\n"
+                                                "  - {id: v, design: {builder: vit, layers: 1, d_model: 64, heads: 4, d_ff: 128, "
+                                                "image: 32, patch: 8, dropout: 0.1" + extra + "}}\n"
+                                                "training:\n  - {id: t, model: v, hardware: test-gpu, accelerators: 1, "
+                                                "duration: \"1 h\", power: {utilisation: 1}, datacenter: test-dc}\n");
+    const auto s = load_scenario(file, test_catalog());
+    fs::remove_all(file.parent_path());
+    REQUIRE(s.training.size() == 1);
+    return std::get<dlcarbon::TransformerDesign>(s.training[0].design);
+  };
+  const auto plain = design_of("");
+  CHECK(plain.attention_dropout == 0);
+  CHECK_FALSE(plain.padding_mask);
+  CHECK(plain.dropout == doctest::Approx(0.1));
+  const auto dropped = design_of(", attention_dropout: 0.1");
+  CHECK(dropped.attention_dropout == doctest::Approx(0.1));
+  CHECK_FALSE(dropped.padding_mask);
+}
