@@ -202,6 +202,15 @@ def lifecycle_series(run: RunOrPath, by: Sequence[str] = ("phase",), value: str 
     requests) in SI units."""
     if isinstance(by, str):
         by = (by,)  # by="phase" means the one column, not its letters
+    groupings = ("phase", "site", "region", "hardware", "model")
+    values = ("energy", "co2e_location", "co2e_market", "requests")
+    # A grouping or value the table has not is said with the ones it has (since session 47, a
+    # review: a bare KeyError).
+    for b in by:
+        if b not in groupings:
+            raise ValueError(f"lifecycle_series: by={b!r} is not a grouping of /lifecycle/timeseries; use any of {', '.join(groupings)}")
+    if value not in values:
+        raise ValueError(f"lifecycle_series: value={value!r} is not a value of /lifecycle/timeseries; use one of {', '.join(values)}")
     r = _as_run(run)
     df = r.table("lifecycle/timeseries")
     bins = r.table("lifecycle/bins") if "lifecycle/bins" in r.tables else None

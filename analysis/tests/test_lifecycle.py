@@ -63,6 +63,12 @@ def test_assistant_llm_conserves_and_is_deterministic(tmp_path):
     assert series.to_numpy().sum() == pytest.approx(ts["co2e_location"].sum(), rel=1e-9)
     # One column may be named as a string (before session 35, by="phase" raised KeyError 'p').
     assert lifecycle_series(run, by="phase").equals(series)
+    # A grouping or value the table has not is said with those it has (since session 47: a bare
+    # KeyError 'entity').
+    with pytest.raises(ValueError, match="by='entity' is not a grouping .*phase, site, region, hardware, model"):
+        lifecycle_series(run, by="entity")
+    with pytest.raises(ValueError, match="value='co2e' is not a value .*energy, co2e_location, co2e_market, requests"):
+        lifecycle_series(run, value="co2e")
 
 
 def test_every_dataset_carries_units(tmp_path):

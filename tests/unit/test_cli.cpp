@@ -1738,6 +1738,11 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
     INFO(u.out, u.err);
     CHECK(u.out.find("does not fit") != std::string::npos);
     CHECK(u.out.find("1 distinct runs") != std::string::npos);
+    // Exit 1 says which target failed (since session 47, a review: it said nothing): the run that
+    // cannot be costed is outside the band and is the median.
+    CHECK(u.code == 1);
+    CHECK(u.err == "dlcarbon validate: first-principles targets not met (exit 1): every distinct run within +/-25 % does not "
+                   "(1 of 1 outside); median |error| <= 15 % does not (- (rows not costed))\n");
   }
   // A published figure next to nothing: the error in powers of ten, and beyond a double as such
   // (since session 45, a review: "+inf%", and a 1e305 % error in 306 digits).
