@@ -715,7 +715,8 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
       return kFailure;
     } catch (const std::exception& e) {
       if (!made.empty()) std::filesystem::remove_all(made, rm_ec);
-      io.err << "dlcarbon calibrate: --refit: " << e.what() << "\n";
+      // (The file it read, named: since session 47, a review.)
+      io.err << "dlcarbon calibrate: --refit: " << refit_file.string() << ": " << e.what() << "\n";
       return kBadInput;
     }
     return 0;
@@ -1119,8 +1120,11 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     return format_number(x, significant);
   };
   std::ostringstream y;
+  // The command that wrote it (since session 47, a review: a quick entry read like a full one).
+  std::string command = "dlcarbon calibrate";
+  for (const auto& a : args) command += " " + a;
   y << "# Written by `dlcarbon calibrate` (" << build_info::version() << ", " << build_info::git_sha() << ") on " << date
-    << ".\n# Measured on: " << machine.cpu << ", " << machine.threads << " threads, oneDNN " << machine.onednn << ", ISA "
+    << ".\n# Command: " << text::printable(command) << "\n# Measured on: " << machine.cpu << ", " << machine.threads << " threads, oneDNN " << machine.onednn << ", ISA "
     << machine.isa << ".\n# Held-out check: median |error| " << pct(stats.median_abs) << ", within +/-15 % "
     << pct(stats.within_15) << "; noise floor (pass A vs B) median " << pct(noise.median_abs) << ".\n"
     << "schema_version: 1\nhardware:\n  - id: " << id << "\n";
@@ -1137,8 +1141,19 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
   if (rate("matmul/bf16") > 0) y << "      bf16: \"" << entry_number(rate("matmul/bf16") / gemm_eff, 6) << " FLOP/s\"\n";
   if (rate("matmul/s8") > 0) y << "      int8: \"" << entry_number(rate("matmul/s8") / gemm_eff, 6) << " FLOP/s\"\n";
   if (bandwidth > 0 && std::isfinite(bandwidth)) {
+    // Whether any STREAM working set reached main memory: where every one fits in the last cache
+    // level, the rate is that level's (since session 47, a review: a quick run on a CPU with a
+    // 480 MiB L3 wrote its L3 rate as the memory bandwidth, unsaid).
+    double largest_stream = 0;
+    for (const auto& s : specs) {
+      if (s.group() == "stream/f32") largest_stream = std::max(largest_stream, s.bytes());
+    }
+    const bool in_cache = !machine.levels.empty() && largest_stream <= machine.levels.back();
     y << "    memory_bandwidth: \"" << entry_number(bandwidth, 6) << " B/s\""
       << (bandwidth_direct ? "  # the largest STREAM add's bytes / time: the fit could not separate it from the fixed cost" : "")
+      << (in_cache ? "  # every STREAM working set (at most " + format_number(largest_stream / 1048576, 4) +
+                         " MiB) fits in the last cache level: a cache rate, not main memory's"
+                   : std::string())
       << "\n";
   } else if (from_id.empty()) {
     throw std::runtime_error("calibrate: no STREAM add was measured, so the entry has no memory bandwidth");

@@ -703,3 +703,41 @@ TEST_CASE("a convolution size as an implicit GEMM: the m0 and n0 terms recovered
   CHECK(leave_one_out_rms(4, 3, [](const std::vector<std::size_t>&, std::size_t test) { return test == 0 ? 0.2 : 0.0; }) ==
         approx(0.1));
 }
+
+TEST_CASE("a GPU refit says which groups it could not fit and counts only the kernels it predicts") {
+  // (Since session 47, a review.) The synthetic run with all but one of its f32 calibration GEMMs
+  // removed: the f32 group has one shape, too few to fit; its held-out kernels are listed without a
+  // prediction and left out of the held-out figures, which stay finite. Without sustained energy
+  // samples the entry keeps the datasheet's energy model, and the log says so.
+  const EnergyFit truth{0.8e-12, 130e-12, 160};
+  const auto all = synthetic_gpu(truth);
+  GpuMeasurements m;
+  m.device = all.device;
+  bool kept_one = false;
+  std::size_t f32_checks = 0;
+  for (std::size_t i = 0; i < all.specs.size(); ++i) {
+    const auto& s = all.specs[i];
+    const bool f32_cal = s.group() == "matmul/f32" && s.role == Role::calibrate;
+    if (f32_cal && kept_one) continue;
+    kept_one = kept_one || f32_cal;
+    if (s.group() == "matmul/f32" && s.role == Role::check) ++f32_checks;
+    m.specs.push_back(s);
+    m.t.push_back(all.t[i]);
+    m.t_a.push_back(all.t_a[i]);
+    m.t_b.push_back(all.t_b[i]);
+    m.t_sustained.push_back(std::nan(""));
+    m.energy.push_back(std::nan(""));
+  }
+  REQUIRE(kept_one);
+  REQUIRE(f32_checks > 0);
+  std::size_t checks = 0;
+  for (const auto& s : m.specs) checks += s.role == Role::check ? 1 : 0;
+  std::ostringstream log;
+  const GpuFit f = fit_gpu(m, "made-up-measured", nullptr, std::filesystem::temp_directory_path(), log);
+  CHECK(f.time.n == checks - f32_checks);
+  CHECK(std::isfinite(f.time.median_abs));
+  CHECK(f.time.median_abs < 0.01);
+  CHECK(log.str().find("matmul/f32: 1 calibration shape, too few to fit: no entry figures from it") != std::string::npos);
+  CHECK(log.str().find("(no fit for its group: not counted)") != std::string::npos);
+  CHECK(log.str().find("energy: 0 sustained samples with energy (3 needed): no energy roofline") != std::string::npos);
+}

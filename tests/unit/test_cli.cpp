@@ -418,6 +418,13 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   CHECK(r.out.find("held-out kernels: ") != std::string::npos);
   CHECK(r.out.find("noise floor (same shapes, pass A vs pass B") != std::string::npos);
   CHECK(fs::exists(dir / "data/hardware/measured/this-cpu.h5"));
+  // The entry records the command that wrote it (since session 47, a review: a quick entry read
+  // like a full one).
+  {
+    std::ifstream in(dir / "data/hardware/measured/this-cpu.yaml");
+    const std::string entry((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(entry.find("\n# Command: dlcarbon calibrate --quick --seconds 1 --tdp 8.8 W --id this-cpu --out ") != std::string::npos);
+  }
   // The raw file records the machine it measured, and a refit describes that machine, not the one
   // refitting (since session 35): a copy whose record names another CPU is refitted under that name.
   {
@@ -1276,6 +1283,8 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
            (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("the samples fit no bf16 or fp16 GEMM rate and no copy bandwidth") != std::string::npos);
+  // The file is named (since session 47, a review).
+  CHECK(r.err.find("--refit: " + (dir / "cut.csv").string() + ": the samples fit no") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "cut"));
   r = run({"calibrate", "--refit", csv.string(), "--out", (dir / "wrong").string(), "--from", "nvidia-a100-sxm4-80gb",
            "--data-dir", (fs::path(DLCARBON_SOURCE_DIR) / "data").string()});
@@ -1405,12 +1414,16 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   }
   fs::create_directories(dir / "earlier");
   write_run(dir / "earlier/c.h5", old);  // a refit takes its id from the file name
-  // An entry without the lines that carry the date (the comment at the top and `source:`).
+  // An entry without the lines that carry the date (the comment at the top and `source:`) and the
+  // command that wrote it (since session 47).
   const auto entry_of = [](const fs::path& file) {
     std::ifstream in(file);
     std::string line, text;
     while (std::getline(in, line)) {
-      if (line.find(" on 20") == std::string::npos && line.find("calibrate on 20") == std::string::npos) text += line + "\n";
+      if (line.find(" on 20") == std::string::npos && line.find("calibrate on 20") == std::string::npos &&
+          line.rfind("# Command: dlcarbon calibrate", 0) != 0) {
+        text += line + "\n";
+      }
     }
     return text;
   };

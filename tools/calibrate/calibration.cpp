@@ -379,6 +379,11 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
                             const std::vector<double>& t, const std::vector<double>& levels, double weight_bytes,
                             const CacheGeometry& conflict_cache) {
   std::vector<std::vector<double>> rows;
+  // No more unknowns than samples, as for the memory fits (since session 47, a review: a quick
+  // run's 5 shapes against 8 unknowns had fitted exactly through its points, k0 and m0 free). With
+  // too few, no shape fit (a = 0): the group keeps its plain roofline.
+  const std::size_t unknowns = weight_bytes > 0 ? 4 + levels.size() + 1 : 5;
+  if (t.size() < unknowns) return GemmShapeFit{};
   if (weight_bytes > 0) {
     // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level, then
     // (with a cache geometry, where some calibration shape has such conflicts) W x conflict share.

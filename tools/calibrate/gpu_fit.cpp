@@ -253,7 +253,12 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     for (const auto i : members) {
       if (specs[i].role == Role::calibrate) cal.push_back(i);
     }
-    if (cal.size() < 2) continue;
+    if (cal.size() < 2) {
+      // Said, not dropped (since session 47, a review: its held-out kernels were counted as NaN).
+      log << format("%s: %zu calibration shape%s, too few to fit: no entry figures from it\n", group.c_str(), cal.size(),
+                   cal.size() == 1 ? "" : "s");
+      continue;
+    }
     const auto [F, B, T, M, N, K, gemm] = group_samples(specs, t, cal);
     fits[group] = specs[members.front()].kind == "copy" ? fit_memory_blend(B, T, {l2_effective}) : fit_roofline(F, B, T, l2);
     if (gemm && !T.empty()) {
@@ -277,6 +282,10 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     result.predicted.push_back(predict(specs[i]));
     noise.push_back(m.t_a[i] / m.t_b[i] - 1);
     if (specs[i].role != Role::check) continue;
+    if (!std::isfinite(result.predicted.back())) {
+      log << format("%-44s %9.2f us    (no fit for its group: not counted)\n", specs[i].label().c_str(), t[i] * 1e6);
+      continue;
+    }
     errors.push_back(result.predicted.back() / t[i] - 1);
     log << format("%-44s %9.2f us %9.2f us %+6.1f%% %+6.1f%%\n", specs[i].label().c_str(), t[i] * 1e6,
                  result.predicted.back() * 1e6, 100 * errors.back(), 100 * noise.back());
@@ -310,6 +319,11 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     E.push_back(m.energy[i]);
   }
   const bool have_energy = F.size() >= 3;
+  if (!have_energy) {
+    // (Since session 47, a review: an entry without an energy roofline was written unsaid.)
+    log << format("\nenergy: %zu sustained samples with energy (3 needed): no energy roofline; the entry keeps the "
+                 "datasheet's energy model\n", F.size());
+  }
   if (have_energy) {
     result.energy_roofline = fit_energy(F, B, T, E);
     const auto& ef = result.energy_roofline;
