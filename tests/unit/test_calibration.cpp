@@ -424,6 +424,19 @@ TEST_CASE("round robin: passes alternate, every kernel gets its samples") {
   }
   // The same shuffled order every round.
   CHECK(std::vector<std::size_t>(calls.begin(), calls.begin() + 3) == std::vector<std::size_t>(calls.begin() + 3, calls.begin() + 6));
+  // Out of time (since session 47): asked after each pair of rounds from the sixth on, so at
+  // least 6 rounds and an even number run, both passes equal.
+  int asked = 0;
+  const auto cut = measure_round_robin(
+      3, 40, [](std::size_t, int reps) { return static_cast<double>(reps); }, {1, 2, 3}, 7, [&] { return ++asked >= 2; });
+  CHECK(asked == 2);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(cut.pass_a[i].size() == 4);
+    CHECK(cut.pass_b[i].size() == 4);
+  }
+  const auto never = measure_round_robin(
+      2, 10, [](std::size_t, int reps) { return static_cast<double>(reps); }, {1, 1}, 7, [] { return false; });
+  CHECK(never.pass_a[0].size() == 5);
 }
 
 TEST_CASE("GPU shape set (host side, no GPU needed)") {

@@ -198,8 +198,11 @@ double robust_time(std::vector<double> samples);
 struct Measurement {
   std::vector<std::vector<double>> pass_a, pass_b;  // samples per kernel, two interleaved passes
 };
+// `out_of_time`, where given, is asked after each pair of rounds (one of each pass) from the sixth
+// round on: true ends the measurement there, so a budget holds however long the rounds take.
 Measurement measure_round_robin(std::size_t kernels, int rounds,
                                 const std::function<double(std::size_t, int)>& run_once_s,
-                                const std::vector<int>& reps, std::uint64_t seed);
+                                const std::vector<int>& reps, std::uint64_t seed,
+                                const std::function<bool()>& out_of_time = nullptr);
 
 }  // namespace dlcarbon::calibrate
