@@ -1147,9 +1147,13 @@ int command_calibrate(const std::vector<std::string>& args, Streams io) {
     // Whether any STREAM working set reached main memory: where every one fits in the last cache
     // level, the rate is that level's (since session 47, a review: a quick run on a CPU with a
     // 480 MiB L3 wrote its L3 rate as the memory bandwidth, unsaid).
+    // (The calibration shapes the rate was fitted on, or the one it was taken from: not the
+    // held-out ones.)
     double largest_stream = 0;
-    for (const auto& s : specs) {
-      if (s.group() == "stream/f32") largest_stream = std::max(largest_stream, s.bytes());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const auto& s = specs[i];
+      if (s.group() != "stream/f32") continue;
+      if (bandwidth_direct ? t_all[i] > 0 : s.role == calibrate::Role::calibrate) largest_stream = std::max(largest_stream, s.bytes());
     }
     const bool in_cache = !machine.levels.empty() && largest_stream <= machine.levels.back();
     y << "    memory_bandwidth: \"" << entry_number(bandwidth, 6) << " B/s\""

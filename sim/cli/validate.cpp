@@ -324,6 +324,10 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
            << (run_base.empty() ? std::string("-") : median_text(run_med_base)) << ")\n";
   }
   if (rows == 0 && footprint_only > 0) io.out << "No published accelerator-hours: the targets are not evaluated (exit 1).\n";
+  if (rows == 0 && (footprint_only > 0 || !steps.empty())) {
+    io.err << "dlcarbon validate: first-principles targets not evaluated (exit 1): no published accelerator-hours in the "
+              "folders given\n";
+  }
   if (!steps.empty()) print_step_rows(steps, io);
   if (rows == 0 && steps.empty() && footprint_only == 0) {
     // Nothing to compare is bad input, as in accounting mode (since session 37, a review; it was 1).

@@ -333,6 +333,35 @@ TEST_CASE("the blended memory fit and the weight-streaming GEMM fit recover know
     for (std::size_t l = 0; l < 3; ++l) CHECK(f.w[l] == approx(truth.w[l]).epsilon(0.01));
     CHECK(f.predict(8, 1536, 1536) == approx(truth.predict(8, 1536, 1536)).epsilon(0.001));
   }
+  // No more unknowns than shapes (since session 47, a review): with two cache levels the model has
+  // 4 + 3 unknowns, 8 with the conflict column; one shape fewer than that gives no shape fit
+  // (a = 0), as many gives one.
+  {
+    GemmShapeFit truth = gemm_truth();
+    std::vector<double> M, N, K, T;
+    synthetic_gemm(truth, M, N, K, T);
+    REQUIRE(M.size() > 8);
+    const auto first = [](const std::vector<double>& v, std::size_t n) { return std::vector<double>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n)); };
+    CHECK(fit_gemm_shape(first(M, 6), first(N, 6), first(K, 6), first(T, 6), levels, 4).a == 0);
+    CHECK(fit_gemm_shape(first(M, 7), first(N, 7), first(K, 7), first(T, 7), levels, 4).a > 0);
+    // With a conflicted shape among them (rows of 4 KiB on an L1 of 4 KiB ways) the column is in.
+    truth.conflict_cache = {64, 8, 64};
+    std::vector<std::size_t> pick;
+    for (std::size_t i = 0; i < M.size() && pick.empty(); ++i) {
+      if (truth.conflict_share(N[i], K[i]) > 0) pick.push_back(i);
+    }
+    REQUIRE(pick.size() == 1);
+    for (std::size_t i = 0; i < M.size() && pick.size() < 8; ++i) {
+      if (i != pick.front()) pick.push_back(i);
+    }
+    const auto subset = [&](const std::vector<double>& v, std::size_t n) {
+      std::vector<double> out;
+      for (std::size_t j = 0; j < n; ++j) out.push_back(v[pick[j]]);
+      return out;
+    };
+    CHECK(fit_gemm_shape(subset(M, 7), subset(N, 7), subset(K, 7), subset(T, 7), levels, 4, truth.conflict_cache).a == 0);
+    CHECK(fit_gemm_shape(subset(M, 8), subset(N, 8), subset(K, 8), subset(T, 8), levels, 4, truth.conflict_cache).a > 0);
+  }
 }
 
 TEST_CASE("a transposition's channel streams that L1's sets cannot hold, by hand") {

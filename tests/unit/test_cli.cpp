@@ -449,6 +449,27 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
     CHECK(text.find("name: \"Recorded CPU 9000 (") != std::string::npos);
     // (And the measured run's --tdp, recorded too: since session 42.)
     CHECK(text.find("    tdp: \"8.8 W\"\n") != std::string::npos);
+    // A last cache level that holds every calibration STREAM set (1 TiB here) makes the fitted
+    // bandwidth a cache rate, said in a comment; one that holds none (1 KiB), not (since session
+    // 47, a review).
+    for (const std::string levels : {"1099511627776", "1024"}) {
+      RunRecord cached = raw;
+      for (auto& t : cached.tables) {
+        if (t.path != "calibration/machine") continue;
+        for (auto& c : t.columns) {
+          if (c.name == "cache_levels") std::get<std::vector<std::string>>(c.values).at(0) = levels;
+        }
+      }
+      const fs::path folder = dir / ("levels-" + levels);
+      fs::create_directories(folder);
+      write_run(folder / "cached-cpu.h5", cached);
+      const auto c = run({"calibrate", "--refit", (folder / "cached-cpu.h5").string()});
+      INFO(levels, c.out, c.err);
+      REQUIRE(c.code == 0);
+      std::ifstream e(folder / "cached-cpu.yaml");
+      const std::string y((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
+      CHECK((y.find("fits in the last cache level: a cache rate, not main memory's") != std::string::npos) == (levels != "1024"));
+    }
   }
   // A first-principles job on the measured CPU.
   std::ofstream(dir / "s.yaml") << "schema_version: 1\nscenario: {name: on-this-cpu}\nmodels:\n"
@@ -1904,8 +1925,11 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   auto r = run({"validate", "--mode", "first-principles", "--dir", (kData / "published_step").string(), "--data-dir",
            (kData / "catalog").string()});
   INFO(r.out, r.err);
-  // No footprint: no accelerator-hours row, so the targets cannot be said to hold (exit 1).
+  // No footprint: no accelerator-hours row, so the targets cannot be said to hold (exit 1), said
+  // on stderr (since session 47, a review).
   CHECK(r.code == 1);
+  CHECK(r.err == "dlcarbon validate: first-principles targets not evaluated (exit 1): no published accelerator-hours in "
+                 "the folders given\n");
   CHECK(r.out.find("0 rows with a design, tokens and parallelism") != std::string::npos);
   CHECK(r.out.find("6 published step figures (1 not costed: the job does not fit, or has no layer to time") !=
         std::string::npos);

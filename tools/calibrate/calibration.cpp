@@ -382,7 +382,15 @@ GemmShapeFit fit_gemm_shape(const std::vector<double>& m, const std::vector<doub
   // No more unknowns than samples, as for the memory fits (since session 47, a review: a quick
   // run's 5 shapes against 8 unknowns had fitted exactly through its points, k0 and m0 free). With
   // too few, no shape fit (a = 0): the group keeps its plain roofline.
-  const std::size_t unknowns = weight_bytes > 0 ? 4 + levels.size() + 1 : 5;
+  // (The set-conflict column, where some shape has such conflicts, is one more.)
+  bool any_conflict = false;
+  if (weight_bytes > 0) {
+    GemmShapeFit probe;
+    probe.element_bytes = weight_bytes;
+    probe.conflict_cache = conflict_cache;
+    for (std::size_t i = 0; i < t.size(); ++i) any_conflict = any_conflict || probe.conflict_share(n[i], k[i]) > 0;
+  }
+  const std::size_t unknowns = weight_bytes > 0 ? 4 + levels.size() + 1 + (any_conflict ? 1 : 0) : 5;
   if (t.size() < unknowns) return GemmShapeFit{};
   if (weight_bytes > 0) {
     // Weights streamed from their level: columns F, 2mk, 2mn, 1, then W x share per level, then

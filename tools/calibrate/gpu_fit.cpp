@@ -263,6 +263,11 @@ GpuFit fit_gpu(const GpuMeasurements& m, const std::string& id, const GpuDatashe
     fits[group] = specs[members.front()].kind == "copy" ? fit_memory_blend(B, T, {l2_effective}) : fit_roofline(F, B, T, l2);
     if (gemm && !T.empty()) {
       const GemmShapeFit shape = fit_gemm_shape(M, N, K, T, l2, element_bytes(specs[members.front()].dtype));
+      if (!(shape.a > 0)) {
+        // (Since session 47: fewer shapes than the shape model's unknowns, a quick run's.)
+        log << format("%s: %zu calibration shapes, fewer than the shape model's unknowns: its plain roofline, no gemm_shape\n",
+                     group.c_str(), T.size());
+      }
       if (shape.a > 0) {
         shapes[group] = shape;
         fits[group].a = shape.a;  // the asymptotic rate is the entry's peak
