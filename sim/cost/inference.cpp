@@ -52,19 +52,6 @@ InferenceResult cost_inference(const InferenceJob& job) {
         dev, op, job.precision, fusion, job.hardware.kind == "tpu", static_cast<double>(op.m), static_cast<double>(op.n), p);
     const double seconds = t.seconds + static_cast<double>(op.kernels - 1) * dev.launch_s + red.seconds + bias.seconds;
     r.launches += static_cast<double>(op.kernels) + (red.seconds > 0 ? 1.0 : 0.0) + (bias.seconds > 0 ? 1.0 : 0.0);
-    if (!op.tensor_split) {
-      r.unsplit_s += std::max(0.0, seconds - static_cast<double>(op.kernels) * dev.launch_s);
-      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, flops, bytes, seconds, gemm) - dev.static_w * seconds);
-    } else if (bias.seconds > 0 && op.layer >= 0 && op.kind == graph::OpKind::matmul &&
-               (op.name.size() >= 4 && (op.name.compare(op.name.size() - 4, 4, ".out") == 0 ||
-                                        (op.name.size() >= 5 && op.name.compare(op.name.size() - 5, 5, ".down") == 0)))) {
-      // A row-parallel product adds its bias after the all-reduce, to the whole output on every
-      // rank of a tensor-parallel replica (since session 47, a review: split with the product).
-      // (Its launch is counted with the others, whole on every rank.)
-      r.unsplit_s += std::max(0.0, bias.seconds - dev.launch_s);
-      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, bias.flops, bias.bytes, bias.seconds, false) -
-                                               dev.static_w * bias.seconds);
-    }
     // A row-parallel product's output (its partial sums on each rank of a tensor-parallel replica):
     // the layer's attention output and feed-forward down projection (`.out`, `.down`, a parallel
     // block's at `.ffn.down` only), once a layer for a mixture's experts, whose outputs are combined
@@ -73,7 +60,19 @@ InferenceResult cost_inference(const InferenceJob& job) {
       const std::size_t n = std::char_traits<char>::length(s);
       return op.name.size() >= n && op.name.compare(op.name.size() - n, n, s) == 0;
     };
-    if (op.layer >= 0 && op.kind == graph::OpKind::matmul && (ends(".out") || ends(".down"))) {
+    const bool row_parallel = op.layer >= 0 && op.kind == graph::OpKind::matmul && (ends(".out") || ends(".down"));
+    if (!op.tensor_split) {
+      r.unsplit_s += std::max(0.0, seconds - static_cast<double>(op.kernels) * dev.launch_s);
+      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, flops, bytes, seconds, gemm) - dev.static_w * seconds);
+    } else if (bias.seconds > 0 && row_parallel) {
+      // A row-parallel product adds its bias after the all-reduce, to the whole output on every
+      // rank of a tensor-parallel replica (since session 47, a review: split with the product).
+      // (Its launch is counted with the others, whole on every rank.)
+      r.unsplit_s += std::max(0.0, bias.seconds - dev.launch_s);
+      r.unsplit_dynamic_j += std::max(0.0, hardware::kernel_energy(dev, job.precision, bias.flops, bias.bytes, bias.seconds, false) -
+                                               dev.static_w * bias.seconds);
+    }
+    if (row_parallel) {
       // (The experts' combined output is as wide as the layer's tokens, which its attention output
       // holds: that one's bytes.)
       // A mixture's shared experts add into the routed experts' output before the layer's one
