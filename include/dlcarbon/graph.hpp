@@ -60,6 +60,12 @@ struct Op {
   // tanh for the pooler), not by a pass of its own when nothing is fused (since session 47).
   bool bias_in_activation = false;
   double backward_factor = 2;  // backward FLOPs and bytes / forward (input and weight gradients)
+  // Where the backward's bytes and kernels are not the factor's (an op run as TensorFlow 1.x's
+  // graph runs it, whose registered gradient is fewer kernels than its forward: dropout's five
+  // forward, two backward): its bytes / the forward's (< 0: backward_factor) and its kernels (0:
+  // twice the forward's). Since session 48.
+  double backward_bytes_factor = -1;
+  int backward_kernels = 0;
   // Split over a tensor-parallel group (GEMM columns, attention heads, the FFN's width); false
   // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank
   // of the group repeats unless sequence parallelism splits them along the sequence.
@@ -124,9 +130,11 @@ inline double executed_flops(const Op& op, Fusion f) {
 inline double executed_bytes(const Op& op, Fusion f) {
   return f != Fusion::attention && op.full_bytes > 0 ? op.full_bytes : op.bytes;
 }
-// "none", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3" (as in scenarios); anything
-// else is elementwise.
+// "none", "tensorflow1" (none), "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"
+// (as in scenarios); anything else is elementwise.
 Fusion fusion_of(const std::string& name);
+// Whether a fusion level names TensorFlow 1.x's kernels (GraphShape::tensorflow1).
+inline bool tensorflow1_kernels(const std::string& name) { return name == "tensorflow1"; }
 // The FlashAttention generation a fusion level runs: "flash1", "flash2" (also for "attention")
 // or "flash3"; empty when attention is not fused.
 std::string attention_kernel(const std::string& fusion);
@@ -141,6 +149,11 @@ struct GraphShape {
   // the rotary embedding and a gated activation run as chains of tensor operations, each reading
   // and writing the whole tensor, the first two in float32, instead of one pass each.
   bool eager = false;
+  // TensorFlow 1.x's graph without XLA (fusion: tensorflow1; docs/hardware-model.md, "TensorFlow
+  // 1.x kernels"): the elementwise work of fusion `none` as its ops run, one kernel an op, with
+  // the kernels of their registered gradients: dropout as five ops, the softmax as Eigen's four
+  // passes, the heads split and merged by transposes. Only with Fusion::none.
+  bool tensorflow1 = false;
   // Expert parallelism: the number of devices (each with its own microbatch) whose tokens are
   // dispatched to the experts together, min(data, experts) in training, 1 on one device. The
   // expert ops are the share of one device: experts / group experts, each with the slots routed
@@ -178,6 +191,20 @@ class OpGraph {
     op.full_flops = flops;
     op.full_bytes = bytes;
     op.saved_bytes = saved_bytes;
+  }
+  // The backward's own bytes (a multiple of the forward's) and kernels (Op::backward_bytes_factor).
+  void set_backward_work(int id, double bytes_factor, int kernels) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.backward_bytes_factor = bytes_factor;
+    op.backward_kernels = kernels;
+  }
+  // A chain of `kernels` kernels moving `factor` times the op's bytes (its whole-matrix bytes
+  // too, where it has them).
+  void scale_bytes(int id, double factor, int kernels) {
+    Op& op = ops_.at(static_cast<std::size_t>(id));
+    op.bytes *= factor;
+    op.full_bytes *= factor;
+    op.kernels = kernels;
   }
   // An eager framework's chain of kernels in place of one pass (GraphShape::eager).
   void set_chain(int id, double bytes, int kernels, double saved_bytes) {

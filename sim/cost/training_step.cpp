@@ -227,6 +227,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   }
   graph::GraphShape shape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
                           job.eager};
+  shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
   shape.expert_group = expert_group;
   shape.channels_last = job.layout == "nhwc";
   shape.context = cp;
@@ -495,7 +496,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double eta = cost_detail::op_efficiency(od, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
     const auto f = hardware::kernel_time(od, op_precision, flops, bytes, gemm, eta);
     const double bf = op.backward_factor;
-    auto b = hardware::kernel_time(od, op_precision, bf * flops, bf * bytes, gemm, eta);
+    // The backward's bytes: bf times the forward's, or an op's own multiple (a TensorFlow 1.x
+    // dropout's gradient: two of its forward's five kernels).
+    const double bwd_bytes = (op.backward_bytes_factor >= 0 ? op.backward_bytes_factor : bf) * bytes;
+    auto b = hardware::kernel_time(od, op_precision, bf * flops, bwd_bytes, gemm, eta);
     // A product's backward is two products of its forward's FLOPs and bytes, each with its own
     // shape: the input gradient dA = dC B^T (m x k, reducing over n) and the weight (or second
     // operand's) gradient dB = A^T dC (k x n, reducing over m).
@@ -588,7 +592,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     // (A product or convolution that computes only its second operand's gradient launches one
     // product a kernel.)
     const bool one_backward_product = second_operand_only || (op.kind == graph::OpKind::conv2d && bf == 1);
-    const double backward_kernels = one_backward_product ? kernels : 2 * kernels;
+    const double backward_kernels =
+        op.backward_kernels > 0 ? static_cast<double>(op.backward_kernels) : one_backward_product ? kernels : 2 * kernels;
     const double b_s = bf == 0 ? 0.0 : b.seconds + (backward_kernels - 1) * od.launch_s + cast_b + bias_b + sum_b + red_b.seconds;
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
@@ -630,7 +635,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                                                bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes, f_s, gemm);
     const double e_b = hardware::kernel_energy(
         od, op_precision, bf * flops + bias_bwd_flops + red_b.flops,
-        bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s, gemm);
+        bwd_bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s, gemm);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
     // A column-parallel product (the attention's input projections, the feed-forward's up and
@@ -812,7 +817,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double re_flops = recompute > 0 ? flops + red_f.flops + bias_f.flops : 0.0;
     const double re_bytes = recompute > 0 ? bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes : 0.0;
     c.ops.push_back({op.name, graph::to_string(op.kind), "bwd", bf * flops + bias_bwd_flops + red_b.flops + re_flops,
-                     bf * bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes + re_bytes,
+                     bwd_bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes + re_bytes,
                      b_s + recompute, e_b + (recompute > 0 ? e_f : 0.0),
                      b.memory_bound ? "memory" : "compute", op.layer});
   }

@@ -30,7 +30,8 @@ void require(bool ok, const std::string& what) {
 class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
-      : fusion(shape.fusion), training(shape.training), eager(shape.eager), channels_last(shape.channels_last),
+      : fusion(shape.fusion), training(shape.training), eager(shape.eager),
+        tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
         g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
@@ -119,9 +120,15 @@ class Emitter {
   // A dropout keeps its mask for the backward, one byte an element (PyTorch's bool mask; the op after
   // it keeps the dropped output as its own input). Since session 34; before, the output's p bytes.
   // On a score matrix the unfused kernels run whole (set_full_work), the mask too: `elements` whole.
+  // TensorFlow 1.x (tensorflow1): tf.nn.dropout is five ops, random_uniform (writes p bytes an
+  // element), + keep_prob (p, p), floor (p, p), x / keep_prob (p, p) and * the binary tensor (2p,
+  // p): 10p bytes in five kernels; its gradient, the multiply's and the divide's (3p + 2p) in two;
+  // it keeps the binary tensor, p bytes an element (since session 48).
   int dropout_mask(int id, double elements) {
     const Op& op = g_.op(id);
-    g_.set_saved(id, elements, op.score_matrix ? elements : -1);
+    const double kept = tensorflow1 ? p_ * elements : elements;
+    g_.set_saved(id, kept, op.score_matrix ? kept : -1);
+    if (tensorflow1) tf1_kernels(id, 5, 5, 0.5, 2);
     return id;
   }
   // A dropout over the full d_model width (see Op::dropout_elements).
@@ -168,6 +175,13 @@ class Emitter {
                                OpKind::elementwise, 0, false);
     saved(id, fused_dropout ? elements : 0);
     if (fused_dropout) wide_dropout(id, elements);
+    // TensorFlow 1.x: an add's gradient passes to both inputs unchanged; the sum of the two
+    // gradients of the block's input (the residual's and its branch's), an AddN kernel (2 reads,
+    // one write), is charged here.
+    if (tensorflow1 && !fused_dropout) {
+      g_.set_backward_factor(id, 1);
+      tf1_kernels(id, 1, 1, 1, 1);
+    }
     return id;
   }
 
@@ -268,9 +282,22 @@ class Emitter {
   // `bytes` less.
   void input_kept_nearby(int id, double bytes) { g_.set_saved(id, std::max(0.0, g_.op(id).saved_bytes - bytes)); }
 
+  // TensorFlow 1.x's kernels for an unfused op (GraphShape::tensorflow1): `factor` times its bytes
+  // in `kernels` kernels forward, its registered gradient `backward_bytes` times the forward's
+  // bytes in `backward_kernels` (0 kernels: no backward, as an add to a constant).
+  void tf1_kernels(int id, double factor, int kernels, double backward_bytes, int backward_kernels) {
+    g_.scale_bytes(id, factor, kernels);
+    if (backward_kernels == 0) {
+      g_.set_backward_factor(id, 0);
+    } else {
+      g_.set_backward_work(id, backward_bytes, backward_kernels);
+    }
+  }
+
   Fusion fusion;
   bool training;
   bool eager;
+  bool tensorflow1;
   bool channels_last;
   I expert_group;
 
@@ -372,7 +399,20 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, batch * (latent ? a.heads : a.kv_heads),
                             q_len, kv_len, qk_dim, v_dim, fraction, kv_source < 0 && kv_len > q_len ? q_len : 0);
   } else {
-    const int scores = e.batched(prefix + ".scores", layer, {q, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
+    // TensorFlow 1.x's attention codes (tensor2tensor's split_heads and combine_heads, Google
+    // BERT's transpose_for_scores) transpose the queries, keys and values to [batch, heads,
+    // positions, width] for tf.matmul, and the context back: a kernel each, each read and written
+    // once, the same again for the gradients (since session 48).
+    int heads_in = q;
+    if (e.tensorflow1) {
+      const double moved = static_cast<double>(tq * a.heads * qk_dim + tkv * a.kv_heads * (qk_dim + v_dim));
+      heads_in = e.elementwise(prefix + ".split_heads", layer, kv == q ? std::vector<int>{q} : std::vector<int>{q, kv}, moved, 0,
+                               OpKind::elementwise, 0, true, 1);
+      e.saved(heads_in, 0);
+      e.tf1_kernels(heads_in, 1, 3, 1, 3);
+      kv = heads_in;
+    }
+    const int scores = e.batched(prefix + ".scores", layer, {heads_in, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);
     int probs = scores;
     if (e.fusion == Fusion::none) {
@@ -383,12 +423,24 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // Neither the scaling nor the mask keeps anything for its backward (a constant factor, an add).
       probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
       e.saved(probs, 0);
+      // TensorFlow 1.x: the scaling's gradient is one multiply (2p an element, one kernel).
+      if (e.tensorflow1) {
+        e.backward_factor(probs, 1);
+        e.tf1_kernels(probs, 1, 1, 1, 1);
+      }
       // (A ViT's attention, torchvision's, adds no mask: nothing to pad, nothing causal.)
       if (causal || d.padding_mask) {
         probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
         e.saved(probs, 0);
+        // TensorFlow 1.x: an add's gradient passes through; the mask's own is pruned (a constant).
+        if (e.tensorflow1) e.tf1_kernels(probs, 1, 1, 0, 0);
       }
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
+      // TensorFlow 1.x's GPU softmax is Eigen's (SoftmaxEigenImpl): a max over each row (p), the
+      // shifted exp (p, p), a sum (p), the scaling (p, p): 6p bytes in four kernels; its gradient
+      // (_SoftmaxGrad): grad x softmax (2p, p), a row sum (p), grad - sum (p, p), x softmax (2p, p):
+      // 9p in four.
+      if (e.tensorflow1) e.tf1_kernels(probs, 3, 4, 1.5, 4);
       if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {
       // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
@@ -407,6 +459,11 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     // Without a dropout between them, the probabilities PV keeps are the softmax's output, which the
     // softmax keeps already: PV adds only V.
     if (!dropout_scores) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
+    if (e.tensorflow1) {
+      ctx = e.elementwise(prefix + ".merge_heads", layer, {ctx}, static_cast<double>(tq * a.heads * v_dim), 0);
+      e.saved(ctx, 0);
+      e.tf1_kernels(ctx, 1, 1, 1, 1);
+    }
   }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.

@@ -70,7 +70,7 @@ const std::vector<std::string> kEntitySections = {"regions", "datacenters", "har
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference", "deployments"};
-const std::vector<std::string> kFusions = {"none", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"};
+const std::vector<std::string> kFusions = {"none", "tensorflow1", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"};
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};

@@ -3348,6 +3348,54 @@ TEST_CASE("eager kernels: each kernel of a chain pays its launch, forward once a
   CHECK(c.step_s > fused.step_s);
 }
 
+TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, transposes, a mask without a backward, by hand") {
+  // The small decoder (d_model 64, 4 heads of 16, 32 positions), 2 sequences, fp32, dropout 0.1,
+  // a 10 us launch. The attention's output dropout runs over 2 x 32 x 64 = 4,096 values.
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.dropout = 0.1;
+  job.design = d;
+  job.precision = "fp32";
+  job.fusion = "tensorflow1";
+  job.parallelism->microbatch = 2;
+  job.parallelism->global_batch = 2;
+  job.hardware.kernel_launch_s = 10e-6;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto dev = hardware::make_device_model(job.hardware);
+  const double rate = 1e12 * dev.elementwise_efficiency;  // the device's bandwidth for these kernels
+  const auto row = [&](const std::string& op, const char* phase) {
+    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op && r.phase == phase; });
+    REQUIRE(it != c.ops.end());
+    return *it;
+  };
+  // Forward: 40 B a value (random_uniform 4, + keep_prob 8, floor 8, / keep_prob 8, * mask 12) =
+  // 163,840 B in 5 kernels; backward: * mask (12) and / keep_prob (8) = 81,920 B in 2.
+  CHECK(row("decoder.0.attn.out_dropout", "fwd").bytes == approx(163840.0));
+  CHECK(row("decoder.0.attn.out_dropout", "fwd").time_s == approx(163840.0 / rate + 5 * 10e-6));
+  CHECK(row("decoder.0.attn.out_dropout", "bwd").bytes == approx(81920.0));
+  CHECK(row("decoder.0.attn.out_dropout", "bwd").time_s == approx(81920.0 / rate + 2 * 10e-6));
+  // The heads' transposes: Q, K and V, 3 x 4,096 values read and written, 98,304 B in 3 kernels
+  // each way.
+  CHECK(row("decoder.0.attn.split_heads", "fwd").time_s == approx(98304.0 / rate + 3 * 10e-6));
+  CHECK(row("decoder.0.attn.split_heads", "bwd").time_s == approx(98304.0 / rate + 3 * 10e-6));
+  // The mask's add: forward a pass over the whole 2 x 4 x 32 x 32 scores (8,192 x 8 B); backward
+  // nothing.
+  CHECK(row("decoder.0.attn.mask", "fwd").time_s == approx(65536.0 / rate + 10e-6));
+  CHECK(row("decoder.0.attn.mask", "bwd").time_s == 0);
+  CHECK(row("decoder.0.attn.mask", "bwd").bytes == 0);
+  // The same job with fusion none: one dropout kernel of 8 B a value forward, two of 16 B backward.
+  job.fusion = "none";
+  const StepCost none = cost_training_step(job);
+  const auto none_row = [&](const char* phase) {
+    return *std::find_if(none.ops.begin(), none.ops.end(),
+                         [&](const OpCostRow& r) { return r.op == "decoder.0.attn.out_dropout" && r.phase == phase; });
+  };
+  CHECK(none_row("fwd").time_s == approx(32768.0 / rate + 10e-6));
+  CHECK(none_row("bwd").time_s == approx(65536.0 / rate + 2 * 10e-6));
+  CHECK(c.step_s > none.step_s);
+}
+
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);

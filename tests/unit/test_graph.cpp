@@ -843,6 +843,90 @@ TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwis
   CHECK(op_bytes(build_graph(enc, GraphShape{1, 2, true, Fusion::elementwise, true}), "encoder.0.attn.mask") == -1);
 }
 
+TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decoder layer") {
+  // The layer of the test above: d_model 8, 2 heads of 4, seq 4, batch 1, dropout 0.1, 4-byte
+  // values (fp32, as the tensor2tensor runs). Causal: 16 of the 32 scores counted, the unfused
+  // kernels moving the whole 32.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 8;
+  d.heads = 2;
+  d.d_ff = 16;
+  d.vocab = 10;
+  d.seq_len = 4;
+  d.dropout = 0.1;
+  GraphShape shape{1, 4, true, Fusion::none, true};
+  const auto none = build_graph(d, shape);
+  shape.tensorflow1 = true;
+  const auto tf1 = build_graph(d, shape);
+  // tf.nn.dropout's five ops over the 4 x 8 = 32 outputs of the attention's projection:
+  // random_uniform writes 4 B, + keep_prob, floor and / keep_prob read and write 4 B, * the binary
+  // tensor reads 8 and writes 4: 40 B an element, 1,280 B in 5 kernels (none: 2 x 4 x 32 = 256 B in
+  // one). Its gradient: * the binary tensor (12 B) and / keep_prob (8 B): 640 B in 2 kernels, half
+  // the forward's; it keeps the fp32 binary tensor, 128 B (none: PyTorch's one-byte mask, 32 B).
+  const auto& drop = named(tf1, "decoder.0.attn.out_dropout");
+  CHECK(named(none, "decoder.0.attn.out_dropout").bytes == 256);
+  CHECK(drop.bytes == 1280);
+  CHECK(drop.kernels == 5);
+  CHECK(drop.backward_bytes_factor * drop.bytes == 640);
+  CHECK(drop.backward_kernels == 2);
+  CHECK(drop.saved_bytes == 128);
+  CHECK(named(none, "decoder.0.attn.out_dropout").saved_bytes == 32);
+  // The probabilities' dropout over the whole 2 x 4 x 4 matrix: 40 B x 32 = 1,280 B.
+  const auto& pdrop = named(tf1, "decoder.0.attn.dropout");
+  CHECK(pdrop.full_bytes == 1280);
+  CHECK(pdrop.saved_bytes == 128);
+  // Eigen's softmax: max (4 B), shifted exp (8), sum (4), scaling (8): 24 B a score, 768 B over
+  // the whole 32 in 4 kernels (none: 256 B in one); _SoftmaxGrad's multiply (12), sum (4),
+  // subtract (8), multiply (12): 36 B a score, 1,152 B in 4 kernels.
+  const auto& sm = named(tf1, "decoder.0.attn.softmax");
+  CHECK(named(none, "decoder.0.attn.softmax").full_bytes == 256);
+  CHECK(sm.full_bytes == 768);
+  CHECK(sm.kernels == 4);
+  CHECK(sm.backward_bytes_factor * sm.full_bytes == 1152);
+  CHECK(sm.backward_kernels == 4);
+  // The mask's add has no backward kernel (its gradient passes through, the constant's is pruned);
+  // the scaling's is one multiply of the forward's bytes.
+  CHECK(named(tf1, "decoder.0.attn.mask").backward_factor == 0);
+  CHECK(named(none, "decoder.0.attn.mask").backward_factor == 2);
+  const auto& scale = named(tf1, "decoder.0.attn.scale");
+  CHECK(scale.backward_factor == 1);
+  CHECK(scale.backward_kernels == 1);
+  // split_heads: Q, K and V (4 positions x 2 heads x 4 each) transposed, read and written once:
+  // 3 x 32 x 8 B = 768 B in 3 kernels, the same backward; combine_heads the context's 32: 256 B.
+  const auto& split = named(tf1, "decoder.0.attn.split_heads");
+  CHECK(split.bytes == 768);
+  CHECK(split.flops == 0);
+  CHECK(split.kernels == 3);
+  CHECK(split.backward_bytes_factor == 1);
+  CHECK(split.backward_kernels == 3);
+  CHECK(split.saved_bytes == 0);
+  CHECK(named(tf1, "decoder.0.attn.merge_heads").bytes == 256);
+  CHECK(named(tf1, "decoder.0.attn.merge_heads").kernels == 1);
+  CHECK(none.ops().size() + 2 == tf1.ops().size());
+  // A residual add (x + y: 3 x 4 x 32 = 384 B) backward: the block input's two gradients summed in
+  // one AddN, 384 B and one kernel (none: the default, twice the bytes in two kernels).
+  const auto& res = named(tf1, "decoder.0.attn.residual");
+  CHECK(res.bytes == 384);
+  CHECK(res.backward_factor == 1);
+  CHECK(res.backward_kernels == 1);
+  CHECK(named(none, "decoder.0.attn.residual").backward_factor == 2);
+  // The products, the norms and the parameters are the same.
+  CHECK(named(tf1, "decoder.0.attn.scores").bytes == named(none, "decoder.0.attn.scores").bytes);
+  CHECK(named(tf1, "decoder.0.attn.norm").bytes == named(none, "decoder.0.attn.norm").bytes);
+  CHECK(tf1.parameters() == none.parameters());
+  CHECK(tf1.forward_flops() == none.forward_flops());
+  // Only with fusion none: under another fusion level the flag changes nothing.
+  GraphShape fused{1, 4, true, Fusion::elementwise, true};
+  const auto elem = build_graph(d, fused);
+  fused.tensorflow1 = true;
+  CHECK(build_graph(d, fused).forward_bytes() == elem.forward_bytes());
+  CHECK(graph::fusion_of("tensorflow1") == Fusion::none);
+  CHECK(graph::tensorflow1_kernels("tensorflow1"));
+  CHECK_FALSE(graph::tensorflow1_kernels("none"));
+}
+
 TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
   // 1 layer, input 4, hidden 8, projection 2, vocabulary 10, 3 steps, one direction, batch 5:
   //   embedding 10 x 4 = 40; input gates 4 x 32 + 32 = 160; recurrent gates 2 x 32 = 64;
