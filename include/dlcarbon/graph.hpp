@@ -66,6 +66,9 @@ struct Op {
   // twice the forward's). Since session 48.
   double backward_bytes_factor = -1;
   int backward_kernels = 0;
+  // `bytes` over the bytes of the tensors the op reads and writes, where a chain of kernels reads
+  // them more than once (OpGraph::scale_bytes): what serving's memory check divides out.
+  double traffic_factor = 1;
   // Split over a tensor-parallel group (GEMM columns, attention heads, the FFN's width); false
   // for the ops on the full d_model width (norms, residual adds, their dropout), which every rank
   // of the group repeats unless sequence parallelism splits them along the sequence.
@@ -85,9 +88,10 @@ struct Op {
   // and V, the inputs of the recomputation, stay saved).
   bool score_matrix = false;
   double score_saved_bytes = 0;
-  // Kernels the op launches forward (the backward launches twice as many): more than one where an
-  // eager framework runs a norm, the rotary embedding or a gated activation as a chain of its
-  // tensor operations (GraphShape::eager).
+  // Kernels the op launches forward (the backward twice as many, or backward_kernels): more than
+  // one where an eager framework runs a norm, the rotary embedding or a gated activation as a chain
+  // of its tensor operations (GraphShape::eager), or TensorFlow 1.x an op as several
+  // (GraphShape::tensorflow1).
   int kernels = 1;
   // Work of the implementation, not of the model (the one-hot product of a TPU's embedding,
   // which a lookup does for free): executed and costed, left out of the model FLOPs of MFU.
@@ -112,7 +116,9 @@ struct Op {
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
 //   none         every elementwise step is its own kernel: attention scale, mask, softmax and
-//                dropout each read and write the score matrix; residual dropout apart from the add;
+//                dropout each read and write the score matrix; residual dropout apart from the add
+//                (the scenarios' `tensorflow1` is this level with TensorFlow 1.x's own kernels,
+//                GraphShape::tensorflow1);
 //   softmax      scale, mask and softmax are one kernel and the attention's dropout a kernel of its
 //                own over the scores; dropout joins the residual add (Megatron-LM's fused
 //                scale-mask-softmax and bias-dropout-add, its attention dropout a torch op);
@@ -154,6 +160,11 @@ struct GraphShape {
   // the kernels of their registered gradients: dropout as five ops, the softmax as Eigen's four
   // passes, the heads split and merged by transposes. Only with Fusion::none.
   bool tensorflow1 = false;
+  // The training loss over the logits (TrainingJob::cross_entropy; docs/hardware-model.md, "The
+  // loss's kernels"): one fused pass, Megatron-LM's vocab_parallel_cross_entropy over
+  // output.float(), or PyTorch's F.cross_entropy over logits.float(). Since session 48.
+  enum class CrossEntropy { fused, megatron, pytorch };
+  CrossEntropy cross_entropy = CrossEntropy::fused;
   // Expert parallelism: the number of devices (each with its own microbatch) whose tokens are
   // dispatched to the experts together, min(data, experts) in training, 1 on one device. The
   // expert ops are the share of one device: experts / group experts, each with the slots routed
@@ -204,6 +215,7 @@ class OpGraph {
     Op& op = ops_.at(static_cast<std::size_t>(id));
     op.bytes *= factor;
     op.full_bytes *= factor;
+    op.traffic_factor *= factor;
     op.kernels = kernels;
   }
   // An eager framework's chain of kernels in place of one pass (GraphShape::eager).

@@ -332,6 +332,10 @@ struct TrainingJob {
   // Eager PyTorch outside attention: RMSNorm, rotary and gated activations as chains of kernels
   // (graph::GraphShape::eager).
   bool eager = false;
+  // The training loss's kernels over the logits (graph::GraphShape::cross_entropy): "fused" (one
+  // pass), "megatron" (Megatron-LM's vocab_parallel_cross_entropy over output.float()), "pytorch"
+  // (F.cross_entropy over logits.float()). Since session 48.
+  std::string cross_entropy = "fused";
   ModelDesign design;              // copied from the model, std::monostate when none
   std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;

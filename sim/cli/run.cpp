@@ -451,6 +451,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       std::string unused = named && !designed ? "overheads" : "";
       if (job.parallelism) unused += std::string(unused.empty() ? "" : ", ") + "parallelism";
       if (job.eager) unused += std::string(unused.empty() ? "" : ", ") + "eager";
+      if (job.cross_entropy != "fused") unused += std::string(unused.empty() ? "" : ", ") + "cross_entropy";
       if (!unused.empty()) {
         const std::string verb = unused.find(',') == std::string::npos && unused != "overheads" ? "is" : "are";
         job_lines += "  note: " + job.id + ": its duration is given, so its " + unused + " " + verb + " " +

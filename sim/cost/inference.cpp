@@ -34,7 +34,8 @@ InferenceResult cost_inference(const InferenceJob& job) {
     // What the op moves as it runs (an unfused score matrix whole, as frameworks allocate it), less
     // its weights: a weight product's k x n (owned or a tied table, counted once above; a one-hot
     // product's table too, its one-hot operand never built), any other op's own parameters.
-    const double moved = graph::executed_bytes(op, fusion);
+    // (A chain of kernels that re-reads its tensors, TensorFlow 1.x's softmax, holds them once.)
+    const double moved = graph::executed_bytes(op, fusion) / op.traffic_factor;
     const double tensors = op.kind == graph::OpKind::matmul || op.kind == graph::OpKind::router
                                ? moved - p * static_cast<double>(op.count) * static_cast<double>(op.k) * static_cast<double>(op.n)
                                : moved - op.params * p;

@@ -228,6 +228,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   graph::GraphShape shape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
                           job.eager};
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
+  shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
+                        : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
+                                                         : graph::GraphShape::CrossEntropy::fused;
   shape.expert_group = expert_group;
   shape.channels_last = job.layout == "nhwc";
   shape.context = cp;
@@ -420,7 +423,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     double work_split = split;
     double kv_bytes = 0;  // a fused attention's key and value reads, all of the group's heads
     if (kv_replicated && in_layer && op.tensor_split) {
-      if (op.kind == graph::OpKind::matmul && ends_with(op.name, ".qkv")) {
+      // (TensorFlow 1.x's transposes of Q, K and V move the heads the product makes: a
+      // self-attention's exactly; a cross-attention's keys over their own positions, taken as the
+      // queries'.)
+      if ((op.kind == graph::OpKind::matmul && ends_with(op.name, ".qkv")) || ends_with(op.name, ".split_heads")) {
         work_split = (q_heads + 2 * kv_heads) / (q_heads / tp + 2 * kv_rank);
       } else if (op.kind == graph::OpKind::matmul && ends_with(op.name, ".kv")) {
         work_split = kv_heads / kv_rank;

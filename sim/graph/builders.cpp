@@ -31,7 +31,8 @@ class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
       : fusion(shape.fusion), training(shape.training), eager(shape.eager),
-        tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), channels_last(shape.channels_last),
+        tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), cross_entropy(shape.cross_entropy),
+        channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
         g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
 
@@ -128,7 +129,7 @@ class Emitter {
     const Op& op = g_.op(id);
     const double kept = tensorflow1 ? p_ * elements : elements;
     g_.set_saved(id, kept, op.score_matrix ? kept : -1);
-    if (tensorflow1) tf1_kernels(id, 5, 5, 0.5, 2);
+    if (tensorflow1) framework_kernels(id, 5, 5, 0.5, 2);
     return id;
   }
   // A dropout over the full d_model width (see Op::dropout_elements).
@@ -143,9 +144,25 @@ class Emitter {
   // .float() before the log-softmax), its fp32 softmax kept for the backward: 4 B an element (the
   // 4 sbv of Korthikanti et al. 2022; since session 46, a review: p). Its time stays one pass.
   // (In inference the same pass over the logits is the sampler's softmax.)
+  // In training, `cross_entropy` (GraphShape) sets its kernels (docs/hardware-model.md, "The loss's
+  // kernels"; since session 48). Megatron-LM's vocab_parallel_cross_entropy over output.float():
+  // the cast (p in, 4 out; none in fp32), max (4), - max (4, 4), exp in place (4, 4), sum (4),
+  // / sum in place (4, 4); backward, * the loss's gradient in place (4, 4) and the cast back (4,
+  // p). PyTorch's F.cross_entropy over logits.float(): the cast, log_softmax (4, 4); backward,
+  // nll_loss's zeroed gradient (4) and its scatter, log_softmax's backward (4, 4, 4), the cast back.
   int loss(const std::string& name, int in, double elements) {
     const int id = elementwise(name, -1, {in}, elements, 4, OpKind::softmax);
     saved(id, std::max(p_, 4.0) * elements);
+    if (training && cross_entropy != GraphShape::CrossEntropy::fused) {
+      const bool cast = p_ < 4;
+      const double cast_bytes = cast ? p_ + 4 : 0;
+      const bool megatron = cross_entropy == GraphShape::CrossEntropy::megatron;
+      const double forward = cast_bytes + (megatron ? 32 : 8);
+      const double backward = cast_bytes + (megatron ? 8 : 16);
+      const int kernels = (cast ? 1 : 0) + (megatron ? 5 : 1);
+      const int backward_kernels = (cast ? 1 : 0) + (megatron ? 1 : 3);
+      framework_kernels(id, forward / (2 * p_), kernels, backward / forward, backward_kernels);
+    }
     return id;
   }
   void layer_output(int id, double elements) { g_.set_layer_output(id, elements); }
@@ -175,13 +192,7 @@ class Emitter {
                                OpKind::elementwise, 0, false);
     saved(id, fused_dropout ? elements : 0);
     if (fused_dropout) wide_dropout(id, elements);
-    // TensorFlow 1.x: an add's gradient passes to both inputs unchanged; the sum of the two
-    // gradients of the block's input (the residual's and its branch's), an AddN kernel (2 reads,
-    // one write), is charged here.
-    if (tensorflow1 && !fused_dropout) {
-      g_.set_backward_factor(id, 1);
-      tf1_kernels(id, 1, 1, 1, 1);
-    }
+    if (!fused_dropout) tf1_add(id, in.size());
     return id;
   }
 
@@ -282,10 +293,11 @@ class Emitter {
   // `bytes` less.
   void input_kept_nearby(int id, double bytes) { g_.set_saved(id, std::max(0.0, g_.op(id).saved_bytes - bytes)); }
 
-  // TensorFlow 1.x's kernels for an unfused op (GraphShape::tensorflow1): `factor` times its bytes
-  // in `kernels` kernels forward, its registered gradient `backward_bytes` times the forward's
-  // bytes in `backward_kernels` (0 kernels: no backward, as an add to a constant).
-  void tf1_kernels(int id, double factor, int kernels, double backward_bytes, int backward_kernels) {
+  // A framework's own kernels for an op (TensorFlow 1.x's, GraphShape::tensorflow1; a loss's,
+  // GraphShape::cross_entropy): `factor` times its bytes in `kernels` kernels forward, its gradient
+  // `backward_bytes` times the forward's bytes in `backward_kernels` (0 kernels: no backward, as an
+  // add to a constant).
+  void framework_kernels(int id, double factor, int kernels, double backward_bytes, int backward_kernels) {
     g_.scale_bytes(id, factor, kernels);
     if (backward_kernels == 0) {
       g_.set_backward_factor(id, 0);
@@ -294,10 +306,22 @@ class Emitter {
     }
   }
 
+  // TensorFlow 1.x (tensorflow1): an add's gradient passes to each input unchanged; the sum of the
+  // two gradients of the tensor that forked into it (a block's input, read by the residual and its
+  // branch), one AddN kernel of 3p an element, is charged here. `inputs`: the add's; `fork_share`:
+  // the forked tensor's elements over the add's (an Evolved Transformer's branches widen their
+  // input).
+  void tf1_add(int id, std::size_t inputs, double fork_share = 1) {
+    if (!tensorflow1) return;
+    g_.set_backward_factor(id, 1);
+    framework_kernels(id, 1, 1, 3.0 * fork_share / static_cast<double>(inputs + 1), 1);
+  }
+
   Fusion fusion;
   bool training;
   bool eager;
   bool tensorflow1;
+  GraphShape::CrossEntropy cross_entropy;
   bool channels_last;
   I expert_group;
 
@@ -409,7 +433,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       heads_in = e.elementwise(prefix + ".split_heads", layer, kv == q ? std::vector<int>{q} : std::vector<int>{q, kv}, moved, 0,
                                OpKind::elementwise, 0, true, 1);
       e.saved(heads_in, 0);
-      e.tf1_kernels(heads_in, 1, 3, 1, 3);
+      e.framework_kernels(heads_in, 1, 3, 1, 3);
       kv = heads_in;
     }
     const int scores = e.batched(prefix + ".scores", layer, {heads_in, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
@@ -426,21 +450,21 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // TensorFlow 1.x: the scaling's gradient is one multiply (2p an element, one kernel).
       if (e.tensorflow1) {
         e.backward_factor(probs, 1);
-        e.tf1_kernels(probs, 1, 1, 1, 1);
+        e.framework_kernels(probs, 1, 1, 1, 1);
       }
       // (A ViT's attention, torchvision's, adds no mask: nothing to pad, nothing causal.)
       if (causal || d.padding_mask) {
         probs = e.scores(prefix + ".mask", layer, probs, whole, fraction, 1);
         e.saved(probs, 0);
         // TensorFlow 1.x: an add's gradient passes through; the mask's own is pruned (a constant).
-        if (e.tensorflow1) e.tf1_kernels(probs, 1, 1, 0, 0);
+        if (e.tensorflow1) e.framework_kernels(probs, 1, 1, 0, 0);
       }
       probs = e.scores(prefix + ".softmax", layer, probs, whole, fraction, 5, OpKind::softmax);
       // TensorFlow 1.x's GPU softmax is Eigen's (SoftmaxEigenImpl): a max over each row (p), the
       // shifted exp (p, p), a sum (p), the scaling (p, p): 6p bytes in four kernels; its gradient
       // (_SoftmaxGrad): grad x softmax (2p, p), a row sum (p), grad - sum (p, p), x softmax (2p, p):
       // 9p in four.
-      if (e.tensorflow1) e.tf1_kernels(probs, 3, 4, 1.5, 4);
+      if (e.tensorflow1) e.framework_kernels(probs, 3, 4, 1.5, 4);
       if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {
       // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
@@ -462,7 +486,7 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     if (e.tensorflow1) {
       ctx = e.elementwise(prefix + ".merge_heads", layer, {ctx}, static_cast<double>(tq * a.heads * v_dim), 0);
       e.saved(ctx, 0);
-      e.tf1_kernels(ctx, 1, 1, 1, 1);
+      e.framework_kernels(ctx, 1, 1, 1, 1);
     }
   }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
@@ -619,6 +643,7 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       down = e.elementwise(prefix + ".shared.add", layer, {down, sdown}, static_cast<double>(tokens * d.d_model), 1,
                            OpKind::elementwise, 0, false);
       e.saved(down, 0);  // an add keeps nothing for its backward
+      e.tf1_add(down, 2);
     }
   }
   return close_block(e, d, prefix, layer, x, down, tokens);
@@ -734,6 +759,7 @@ int evolved_encoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   right = activate(e, d, p + ".conv.right_3x1", layer, right, t, w / 2, 1);
   int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 4 * w), 1);
   e.saved(sum, 0);
+  e.tf1_add(sum, 2, 0.25);  // the branches fork from the d_model-wide norm
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 4 * w);
   sum = e.elementwise(p + ".conv.mask2", layer, {sum}, static_cast<double>(t * 4 * w), 1, OpKind::elementwise, 0, true, 2);
   e.saved(sum, 0);
@@ -770,6 +796,7 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
                       dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
     // As every residual add: nothing kept but the fused dropouts' masks (one byte an element each).
     e.saved(x, dropout && e.fusion != Fusion::none ? 2.0 * static_cast<double>(t * w) : 0);
+    e.tf1_add(x, 3);
     if (dropout && e.fusion != Fusion::none) e.wide_dropout(x, 2.0 * static_cast<double>(t * w));
   } else {
     x = close_block(e, d, p + ".top", layer, x, self16, t);
@@ -786,6 +813,7 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
   }
   int sum = e.elementwise(p + ".conv.add", layer, {left, right}, static_cast<double>(t * 2 * w), 1);
   e.saved(sum, 0);  // an add keeps nothing (since session 44)
+  e.tf1_add(sum, 2, 0.5);  // the branches fork from the d_model-wide norm
   sum = inner_norm(e, d, p + ".conv.norm2", layer, sum, t, 2 * w);
   const int conv = separable(e, d, p + ".conv.sep_7x1", p + ".conv.out", layer, sum, t, 2 * w, w, 7);
   x = close_block(e, d, p + ".conv", layer, x, conv, t);

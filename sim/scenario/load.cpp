@@ -1338,7 +1338,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "parallelism", "overheads", "start",
+       "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "cross_entropy", "parallelism", "overheads", "start",
        "repeat", "stage_of", "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
@@ -1383,6 +1383,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("eager")) j.eager = detail::read_bool(m.at("eager"));
+        if (m.has("cross_entropy")) j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("start")) {
           std::string text_date;

@@ -140,6 +140,15 @@ TEST_CASE("run writes the summary, inspect prints it") {
   CHECK(r.out.find("0.048 MWh facility energy") != std::string::npos);
   CHECK(r.out.find("note: pretrain: its duration is given, so its parallelism is used only where its hours are predicted "
                    "(validate --mode first-principles)") != std::string::npos);
+  // So is a loss's kernels (since session 48).
+  std::ofstream(dir / "c.yaml") << "schema_version: 1\nextends: " << (kData / "scenarios/good_base.yaml").string()
+                                << "\ntraining:\n  - {id: pretrain, cross_entropy: megatron}\n";
+  r = run({"run", (dir / "c.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "c.h5").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("0.048 MWh facility energy") != std::string::npos);
+  CHECK(r.out.find("note: pretrain: its duration is given, so its cross_entropy is used only where its hours are predicted") !=
+        std::string::npos);
 }
 
 TEST_CASE("a job whose model has no design says that its overheads and parallelism are not used") {

@@ -3396,6 +3396,49 @@ TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, 
   CHECK(c.step_s > none.step_s);
 }
 
+TEST_CASE("TensorFlow 1.x's kernels: serving holds the softmax's tensors once, and replicated key heads are transposed whole") {
+  // (Since session 48, a review.) Serving's memory check takes the largest op's tensors: Eigen's
+  // softmax moves its score matrix three times over (6p an element in 4 kernels) but holds its
+  // input and output once, as under fusion none: a decoder of 512 positions, 8 heads, fp32, whose
+  // largest op is the score matrix (8 x 512 x 512 x 2 x 4 B = 16,777,216 B).
+  InferenceJob serve;
+  serve.id = "s";
+  serve.hardware = made_up();
+  TransformerDesign d = small_decoder(1);
+  d.heads = 8;
+  d.seq_len = 512;
+  serve.design = d;
+  serve.batch = 1;
+  serve.precision = "fp32";
+  serve.inferences = 1;
+  serve.fusion = "none";
+  const InferenceResult none = cost_inference(serve);
+  serve.fusion = "tensorflow1";
+  const InferenceResult tf1 = cost_inference(serve);
+  CHECK(none.activation_bytes == approx(16777216.0));
+  CHECK(tf1.activation_bytes == approx(none.activation_bytes));
+  CHECK(tf1.batch_time_s > none.batch_time_s);
+  // Training, 8 query heads of 8 and one key/value head over a tensor group of 2: each rank holds
+  // the key/value head whole, so its transposes move its 4 query heads and the whole key and value
+  // head: (4 + 2) x 8 x 32 positions = 1,536 values, 6,144 B at 2 B read and written (split with
+  // the query heads, 5,120 B).
+  TrainingJob job = mlp_job();
+  TransformerDesign g = small_decoder(1);
+  g.heads = 8;
+  g.kv_heads = 1;
+  job.design = g;
+  job.fusion = "tensorflow1";
+  job.accelerators = 2;
+  job.parallelism->tensor = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 1;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto it = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "decoder.0.attn.split_heads" && r.phase == "fwd"; });
+  REQUIRE(it != c.ops.end());
+  CHECK(it->bytes == approx(6144.0));
+}
+
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
   TrainingJob job = mlp_job();
   TransformerDesign d = small_decoder(1);

@@ -912,6 +912,32 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   CHECK(res.backward_factor == 1);
   CHECK(res.backward_kernels == 1);
   CHECK(named(none, "decoder.0.attn.residual").backward_factor == 2);
+  // An Evolved Transformer's adds too (a review): its decoder's top add (x + self + cross, 4 x 4 B
+  // a value forward) sums x's two gradients (3 x 4 B); its convolution branches' add sums the
+  // gradients of the d_model-wide norm they fork from, a half of its 2 d_model-wide output.
+  {
+    TransformerDesign et;
+    et.arch = TransformerDesign::Arch::encoder_decoder;
+    et.evolved = true;
+    et.encoder_layers = 1;
+    et.decoder_layers = 1;
+    et.d_model = 16;
+    et.heads = 2;
+    et.d_ff = 64;
+    et.vocab = 10;
+    et.seq_len = 4;
+    et.dropout = 0.1;
+    GraphShape s{1, 4, true, Fusion::none, true};
+    s.tensorflow1 = true;
+    const auto g = build_graph(et, s);
+    const auto& top = named(g, "decoder.0.top.residual");
+    CHECK(top.backward_factor == 1);
+    CHECK(top.backward_kernels == 1);
+    CHECK(top.backward_bytes_factor * top.bytes == approx(3 * 4 * 4 * 16.0));
+    const auto& add = named(g, "decoder.0.conv.add");
+    CHECK(add.backward_bytes_factor * add.bytes == approx(3 * 4 * 4 * 16.0));
+    CHECK(add.backward_kernels == 1);
+  }
   // The products, the norms and the parameters are the same.
   CHECK(named(tf1, "decoder.0.attn.scores").bytes == named(none, "decoder.0.attn.scores").bytes);
   CHECK(named(tf1, "decoder.0.attn.norm").bytes == named(none, "decoder.0.attn.norm").bytes);
@@ -925,6 +951,56 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   CHECK(graph::fusion_of("tensorflow1") == Fusion::none);
   CHECK(graph::tensorflow1_kernels("tensorflow1"));
   CHECK_FALSE(graph::tensorflow1_kernels("none"));
+}
+
+TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cross-entropy over fp32 logits, by hand") {
+  // A one-layer decoder, vocabulary 100, 4 positions, one sequence: 400 logits.
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 8;
+  d.heads = 2;
+  d.d_ff = 16;
+  d.vocab = 100;
+  d.seq_len = 4;
+  const auto loss = [&](std::int64_t bytes, GraphShape::CrossEntropy ce, bool training = true) {
+    GraphShape s{1, bytes, true, Fusion::elementwise, training};
+    s.cross_entropy = ce;
+    return named(build_graph(d, s), "loss");
+  };
+  using CE = GraphShape::CrossEntropy;
+  // Fused: one pass, the logits read and written at 2 B: 1,600 B, one kernel, twice that backward.
+  const auto fused = loss(2, CE::fused);
+  CHECK(fused.bytes == 1600);
+  CHECK(fused.kernels == 1);
+  CHECK(fused.backward_bytes_factor < 0);
+  // Megatron-LM, bf16 logits: the cast (2 + 4), max (4), - max (8), exp (8), sum (4), / sum (8):
+  // 38 B a logit, 15,200 B in 6 kernels; backward, * the gradient (8) and the cast back (6):
+  // 14 B, 5,600 B in 2.
+  const auto megatron = loss(2, CE::megatron);
+  CHECK(megatron.bytes == approx(15200.0));
+  CHECK(megatron.kernels == 6);
+  CHECK(megatron.backward_bytes_factor * megatron.bytes == approx(5600.0));
+  CHECK(megatron.backward_kernels == 2);
+  // In fp32 there is no cast: 32 B in 5 kernels, 8 B in one.
+  const auto megatron32 = loss(4, CE::megatron);
+  CHECK(megatron32.bytes == approx(12800.0));
+  CHECK(megatron32.kernels == 5);
+  CHECK(megatron32.backward_bytes_factor * megatron32.bytes == approx(3200.0));
+  CHECK(megatron32.backward_kernels == 1);
+  // PyTorch: the cast (6) and log_softmax (8): 14 B, 5,600 B in 2 kernels; backward, nll_loss's
+  // zeroed gradient (4) and scatter, log_softmax's backward (12), the cast back (6): 22 B, 8,800 B
+  // in 4.
+  const auto pytorch = loss(2, CE::pytorch);
+  CHECK(pytorch.bytes == approx(5600.0));
+  CHECK(pytorch.kernels == 2);
+  CHECK(pytorch.backward_bytes_factor * pytorch.bytes == approx(8800.0));
+  CHECK(pytorch.backward_kernels == 4);
+  // Each keeps the fp32 softmax (4 B a logit); serving's sampler softmax is one pass whatever the key.
+  CHECK(megatron.saved_bytes == 1600);
+  CHECK(pytorch.saved_bytes == 1600);
+  CHECK(loss(2, CE::megatron, false).bytes == 1600);
+  CHECK(loss(2, CE::megatron, false).kernels == 1);
 }
 
 TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
