@@ -217,6 +217,14 @@ struct Parallelism {
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the
   // sequence instead of repeated on every rank of the tensor group. Off by default, as in Megatron-LM.
   bool sequence_parallel = false;
+  // Sequence parallelism keeps a column-parallel product's input as its sequence shard, so its
+  // backward all-gathers that input again for the weight gradient, and reduce-scatters the input
+  // gradient (Korthikanti et al. 2022, Sec. 4.2.2): "exposed" (default), the two run between the
+  // kernels; "overlapped", Megatron-LM's (tensor_parallel/layers.py, since 2022): the gather runs
+  // under the input-gradient product, the reduce-scatter under the weight-gradient one. Since
+  // session 48; before, neither was charged (docs/hardware-model.md, "Sequence parallelism's
+  // backward").
+  std::string sequence_parallel_backward = "exposed";
   // Interleaved 1F1B (Narayanan et al. 2021): each device holds this many chunks of layers, which
   // divides the pipeline bubble by it and multiplies the stage-to-stage sends. 1: plain 1F1B.
   std::int64_t virtual_stages = 1;

@@ -730,7 +730,28 @@ StepCost cost_training_step(const TrainingJob& job) {
       // (PaLM: "the MLP and Attention input matrix multiplications can be fused"): one (since
       // session 46, a review: one for both).
       const bool two_inputs = parallel_two_norms && ends_with(op.name, ".ffn.down");
-      dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
+      if (p.sequence_parallel) {
+        // Forward (and again where recomputation reruns it): the reduce-scatter of this output and
+        // the next column-parallel product's gather of its input. Backward: the reduce-scatter's
+        // backward, an all-gather of the gradient; and the column-parallel product's, which keeps
+        // only its input's sequence shard: that input gathered again for the weight gradient and
+        // the input gradient reduce-scattered (Korthikanti et al. 2022, Sec. 4.2.2; since session
+        // 48, before which the backward was charged as the forward, without the second gather).
+        // Megatron-LM runs the two under the column-parallel product's backward GEMMs (async_op,
+        // CUDA_DEVICE_MAX_CONNECTIONS=1): hidden up to this product's own backward time (the
+        // consumer's, a wider product, is at least as long), slowing it as hidden communication
+        // does (kOverlapSlowdown).
+        const double ag = comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
+        const double pair = ag + comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
+        double backward = ag + pair;
+        if (p.sequence_parallel_backward == "overlapped") {
+          const double slowdown = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
+          backward = ag + std::max(0.0, pair - b_s) + std::min(pair, b_s) * slowdown;
+        }
+        dev_tp[owner] += (p.recompute ? 2 : 1) * one + backward + (two_inputs ? one : 0.0);
+      } else {
+        dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
+      }
     }
     // A decoder layer's cross-attention projects the encoder's output, which every rank holds
     // whole: its column-parallel key/value product all-reduces that input's gradient in the

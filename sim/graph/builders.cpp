@@ -796,7 +796,7 @@ int evolved_decoder_cell(Emitter& e, const TransformerDesign& d, const std::stri
                       dropout && e.fusion != Fusion::none ? 5 : 2, OpKind::elementwise, 0, false);
     // As every residual add: nothing kept but the fused dropouts' masks (one byte an element each).
     e.saved(x, dropout && e.fusion != Fusion::none ? 2.0 * static_cast<double>(t * w) : 0);
-    e.tf1_add(x, 3);
+    e.tf1_add(x, 3, 2);  // x's fork and the norm's: n0 feeds both attentions
     if (dropout && e.fusion != Fusion::none) e.wide_dropout(x, 2.0 * static_cast<double>(t * w));
   } else {
     x = close_block(e, d, p + ".top", layer, x, self16, t);

@@ -235,6 +235,7 @@ struct JobDraft {
   std::optional<Value> published_at;  // where `published` was given (checked against the duration)
   std::optional<Value> tokens_at;     // where `tokens` was given (its noun checked against the model)
   std::optional<Value> power_at;      // where `power` was given (a first-principles job predicts it)
+  std::optional<Value> cross_entropy_at;  // where `cross_entropy` was given (checked against the design)
 };
 
 struct ModelDraft {
@@ -1082,7 +1083,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
-                      "overlap_communication", "optimizer", "sequence_parallel", "virtual_stages", "padding",
+                      "overlap_communication", "optimizer", "sequence_parallel", "sequence_parallel_backward", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket"});
   m.require("global_batch");
@@ -1133,6 +1134,12 @@ Parallelism read_parallelism(const Value& v) {
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
+  if (m.has("sequence_parallel_backward")) {
+    p.sequence_parallel_backward = detail::read_choice(m.at("sequence_parallel_backward"), {"exposed", "overlapped"});
+    if (!p.sequence_parallel) {
+      m.at("sequence_parallel_backward").fail("needs sequence_parallel: true (it says how a sequence-parallel backward runs its collectives)");
+    }
+  }
   if (m.has("virtual_stages")) p.virtual_stages = detail::read_positive_int(m.at("virtual_stages"));
   // The layout's counts are multiplied in 64-bit integers and its chunks are listed one by one:
   // bounded far above any run (Llama 3.1's 128 chunks) and far below overflow.
@@ -1383,7 +1390,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
         if (m.has("eager")) j.eager = detail::read_bool(m.at("eager"));
-        if (m.has("cross_entropy")) j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
+        if (m.has("cross_entropy")) {
+          j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
+          d.cross_entropy_at = m.at("cross_entropy");
+        }
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("start")) {
           std::string text_date;
@@ -1463,6 +1473,19 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                               text::quoted(j.model_id) + " is " + std::to_string(per) + " tokens: give the tokens (" +
                               std::to_string(per) + " a sample)");
           }
+        }
+        // A loss's kernels need a loss over logits: the transformer and LSTM builders cost one; a
+        // ResNet's, an MLP's or a graph file's graph has none (since session 48, a review: the key
+        // had no effect, unsaid).
+        if (d.cross_entropy_at && j.cross_entropy != "fused" &&
+            (std::holds_alternative<ResNetDesign>(j.design) || std::holds_alternative<MlpDesign>(j.design) ||
+             std::holds_alternative<FileGraphDesign>(j.design))) {
+          d.cross_entropy_at->fail("the loss's kernels apply to a loss over logits, and job " + text::quoted(j.id) + "'s model " +
+                                   text::quoted(j.model_id) + " builds none (" +
+                                   (std::holds_alternative<ResNetDesign>(j.design) ? "a ResNet"
+                                    : std::holds_alternative<MlpDesign>(j.design)  ? "an MLP"
+                                                                                   : "a graph file") +
+                                   "): drop cross_entropy");
         }
         // A published market-based figure is compared with the data centre's market intensity
         // (since session 34: `run` accepted it and `validate` refused it at the job's line).

@@ -2212,19 +2212,42 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   const double outside = kOutsideLayers;
   CHECK(c.tensor_comm_s == approx(8.016384e-5 + outside));
   // Sequence parallelism splits them along the sequence, and each all-reduce becomes a
-  // reduce-scatter and an all-gather: the same bytes, two start-ups, 4 x 4.004096e-5 s; the
+  // reduce-scatter and an all-gather: the same bytes, two start-ups (each 1/2 x 4,096 B / 1e11 B/s
+  // + 20 us = 2.002048e-5 s). Forward, each of the two outputs is reduce-scattered and gathered
+  // again for the next product; backward, the reduce-scatter's gradient is gathered, and the next
+  // column-parallel product, which kept its input's shard, gathers that input again and
+  // reduce-scatters its input gradient (Korthikanti et al. 2022, Sec. 4.2.2; since session 48,
+  // before which the backward was two): 5 collectives an output, 10 x 2.002048e-5 s. The
   // embedding's a reduce-scatter forward and an all-gather backward, the head's input an
   // all-gather forward and a reduce-scatter backward (2 x 4.004096e-5 s).
+  const double one = 4096 / 2.0 / 1e11 + 20e-6;
   const double outside_sp = 2 * 4.004096e-5 + 3 * (128 / 1e11 + 20e-6);
   job.parallelism->sequence_parallel = true;
   c = cost_training_step(job);
   CHECK(fwd(c, "decoder.0.attn.norm").bytes == approx(8320 / 2));
   CHECK(fwd(c, "decoder.0.attn.residual").bytes == approx(12288 / 2));
-  CHECK(c.tensor_comm_s == approx(1.6016384e-4 + outside_sp));
-  // Recomputation runs the layers' forward pass, and its communication, again: 3 where there were
-  // 2 (not the embedding's, the head's or the loss's).
+  CHECK(c.tensor_comm_s == approx(10 * one + outside_sp));
+  // Megatron-LM's backward (sequence_parallel_backward: overlapped) runs the second gather and the
+  // reduce-scatter under the column-parallel product's backward GEMMs, taken as long as the
+  // row-parallel product's own: what they exceed it by is exposed, and what it hides slows the
+  // compute by 0.189 / 1.189 of it on a GPU (the made-up device is not one: nothing).
+  job.parallelism->sequence_parallel_backward = "overlapped";
+  const StepCost over = cost_training_step(job);
+  double expected = 6 * one + outside_sp;
+  for (const char* name : {"decoder.0.attn.out", "decoder.0.ffn.down"}) {
+    const auto it = std::find_if(over.ops.begin(), over.ops.end(), [&](const OpCostRow& r) { return r.op == name && r.phase == "bwd"; });
+    REQUIRE(it != over.ops.end());
+    const double pair = 2 * one;
+    expected += std::max(0.0, pair - it->time_s);
+    CHECK(it->time_s > 0);
+  }
+  CHECK(over.tensor_comm_s == approx(expected));
+  CHECK(over.tensor_comm_s < c.tensor_comm_s);
+  job.parallelism->sequence_parallel_backward = "exposed";
+  // Recomputation runs the layers' forward pass, and its communication, again: 7 collectives an
+  // output where there were 5 (not the embedding's, the head's or the loss's).
   job.parallelism->recompute = true;
-  CHECK(cost_training_step(job).tensor_comm_s == approx(1.5 * 1.6016384e-4 + outside_sp));
+  CHECK(cost_training_step(job).tensor_comm_s == approx(14 * one + outside_sp));
 }
 
 TEST_CASE("a chip whose cores have memory of their own updates a copy of its parameters on each") {

@@ -913,7 +913,8 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   CHECK(res.backward_kernels == 1);
   CHECK(named(none, "decoder.0.attn.residual").backward_factor == 2);
   // An Evolved Transformer's adds too (a review): its decoder's top add (x + self + cross, 4 x 4 B
-  // a value forward) sums x's two gradients (3 x 4 B); its convolution branches' add sums the
+  // a value forward) sums x's two gradients and those of the norm that feeds both attentions (2 x
+  // 3 x 4 B); its convolution branches' add sums the
   // gradients of the d_model-wide norm they fork from, a half of its 2 d_model-wide output.
   {
     TransformerDesign et;
@@ -933,7 +934,7 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
     const auto& top = named(g, "decoder.0.top.residual");
     CHECK(top.backward_factor == 1);
     CHECK(top.backward_kernels == 1);
-    CHECK(top.backward_bytes_factor * top.bytes == approx(3 * 4 * 4 * 16.0));
+    CHECK(top.backward_bytes_factor * top.bytes == approx(2 * 3 * 4 * 4 * 16.0));
     const auto& add = named(g, "decoder.0.conv.add");
     CHECK(add.backward_bytes_factor * add.bytes == approx(3 * 4 * 4 * 16.0));
     CHECK(add.backward_kernels == 1);
