@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -389,7 +390,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> layer_input(layer_ids.size(), 0.0);
   std::vector<double> layer_encoder(layer_ids.size(), 0.0);  // the encoder's output in it
   double last_output = 0, encoder_output = 0;
+  // The (input, layer) pairs whose sequence-parallel gather is charged (one a tensor a layer).
+  std::set<std::pair<int, int>> sp_gathered;
   for (const auto& op : g.ops()) {
+    const int op_index = static_cast<int>(&op - g.ops().data());
     const bool in_layer = op.layer >= 0;
     if (in_layer) {
       const std::size_t pos = position_of(op.layer);
@@ -521,6 +525,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     const cost_detail::Reduction red_f =
         gemm ? cost_detail::split_k_reduction(od, op, op_precision, dev_m, dev_n, dev_k, dev_count) : cost_detail::Reduction{};
     cost_detail::Reduction red_b;
+    // The input- and weight-gradient products' times (a sequence-parallel gather and reduce-scatter
+    // run under them in Megatron-LM, below).
+    double dgrad_s = 0, wgrad_s = 0;
     if (two_products) {
       const double dm = dev_m;
       const auto red_in = cost_detail::split_k_reduction(od, op, op_precision, dm, dev_k, dev_n, dev_count);
@@ -532,6 +539,8 @@ StepCost cost_training_step(const TrainingJob& job) {
       const auto weight_grad = hardware::kernel_time(
           od, op_precision, flops, bytes, true, aligned * cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dm, dev_count));
       b.seconds = input_grad.seconds + weight_grad.seconds - od.launch_s;  // one launch of the two is counted below
+      dgrad_s = input_grad.seconds;
+      wgrad_s = weight_grad.seconds;
     } else if (second_operand_only) {
       red_b = cost_detail::split_k_reduction(od, op, op_precision, dev_k, dev_n, dev_m, dev_count);
       b = hardware::kernel_time(od, op_precision, flops, bytes, true,
@@ -731,24 +740,12 @@ StepCost cost_training_step(const TrainingJob& job) {
       // session 46, a review: one for both).
       const bool two_inputs = parallel_two_norms && ends_with(op.name, ".ffn.down");
       if (p.sequence_parallel) {
-        // Forward (and again where recomputation reruns it): the reduce-scatter of this output and
-        // the next column-parallel product's gather of its input. Backward: the reduce-scatter's
-        // backward, an all-gather of the gradient; and the column-parallel product's, which keeps
-        // only its input's sequence shard: that input gathered again for the weight gradient and
-        // the input gradient reduce-scattered (Korthikanti et al. 2022, Sec. 4.2.2; since session
-        // 48, before which the backward was charged as the forward, without the second gather).
-        // Megatron-LM runs the two under the column-parallel product's backward GEMMs (async_op,
-        // CUDA_DEVICE_MAX_CONNECTIONS=1): hidden up to this product's own backward time (the
-        // consumer's, a wider product, is at least as long), slowing it as hidden communication
-        // does (kOverlapSlowdown).
-        const double ag = comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
-        const double pair = ag + comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
-        double backward = ag + pair;
-        if (p.sequence_parallel_backward == "overlapped") {
-          const double slowdown = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
-          backward = ag + std::max(0.0, pair - b_s) + std::min(pair, b_s) * slowdown;
-        }
-        dev_tp[owner] += (p.recompute ? 2 : 1) * one + backward + (two_inputs ? one : 0.0);
+        // Sequence parallelism: this output is reduce-scattered into the sequence shards forward
+        // (again where recomputation reruns it), and its gradient all-gathered backward. The
+        // gathers of the next products' inputs are charged where those products are, below
+        // (since session 48; before, here, as the forward's reduce-scatter and gather twice).
+        dev_tp[owner] += (p.recompute ? 2 : 1) * comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
+                         comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
       } else {
         dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
       }
@@ -756,14 +753,47 @@ StepCost cost_training_step(const TrainingJob& job) {
     // A decoder layer's cross-attention projects the encoder's output, which every rank holds
     // whole: its column-parallel key/value product all-reduces that input's gradient in the
     // backward (Megatron-LM's ColumnParallelLinear, Mesh TensorFlow's einsum over the split heads),
-    // one a decoder layer; under sequence parallelism the output's shard is gathered forward and the
-    // gradient reduce-scattered (since session 46, a review: not charged).
-    if (in_layer && c.tensor > 1 && op.kind == graph::OpKind::matmul && op.tensor_split && ends_with(op.name, ".kv") &&
-        op.name.find(".cross") != std::string::npos) {  // (the Evolved Transformer's .cross1 and .cross2 too)
+    // one a decoder layer (since session 46, a review: not charged); under sequence parallelism, as
+    // every product reading a sequence-split tensor, below.
+    if (in_layer && c.tensor > 1 && !p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split &&
+        ends_with(op.name, ".kv") && op.name.find(".cross") != std::string::npos) {  // (the Evolved Transformer's .cross1 and .cross2 too)
       const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
-      dev_tp[owner] += p.sequence_parallel ? comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group) +
-                                                 comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group)
-                                           : comm::collective_s(comm::Collective::all_reduce, in_bytes, tp_group);
+      dev_tp[owner] += comm::collective_s(comm::Collective::all_reduce, in_bytes, tp_group);
+    }
+    // Sequence parallelism: a column-parallel product whose input is a full-width tensor (a norm's
+    // output, the encoder's), which the ranks hold as sequence shards, all-gathers it forward (again
+    // where recomputation reruns the layer), and, keeping only its shard, gathers it again in the
+    // backward for the weight gradient and reduce-scatters its input gradient (Korthikanti et al.
+    // 2022, Sec. 4.2.2; Megatron-LM's LinearWithGradAccumulationAndAsyncCommunication). Products
+    // reading one tensor (a parallel block's attention and feed-forward, one norm) gather it once.
+    // `overlapped` (Megatron-LM: async_op, CUDA_DEVICE_MAX_CONNECTIONS=1): the second gather runs
+    // under the input-gradient product and the reduce-scatter under the weight-gradient one, each
+    // exposed only past it and slowing what it hides as data-parallel overlap does. Since session
+    // 48 (before, the second gather was not charged; a review placed the pair here, under the
+    // consumer's own products). Experts split over the tensor group read the dispatcher's gathered
+    // tokens (Megatron-Core's explicit_expert_comm): gathered forward, reduce-scattered backward,
+    // no second gather.
+    if (c.tensor > 1 && p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape) {
+      const std::vector<int> inputs = g.inputs_of(op_index);
+      const bool split_input = !inputs.empty() && !g.op(inputs.front()).tensor_split;
+      const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
+      const bool dispatched = op.expert && p.expert_tensor != 1 && ends_with(op.name, ".experts.up");
+      if (dispatched) {
+        dev_tp[owner] += (p.recompute ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group) +
+                         comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+      } else if (split_input && !op.expert && sp_gathered.insert({inputs.front(), op.layer}).second) {
+        const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
+        const double rs = comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+        double backward = ag + rs;
+        if (p.sequence_parallel_backward == "overlapped") {
+          const double slowdown = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
+          const auto hidden = [&](double comm_s, double window) {
+            return std::max(0.0, comm_s - window) + std::min(comm_s, window) * slowdown;
+          };
+          backward = hidden(ag, dgrad_s) + hidden(rs, wgrad_s);
+        }
+        dev_tp[owner] += (p.recompute && in_layer ? 2 : 1) * ag + backward;
+      }
     }
     // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
     // after its all-reduce; since session 43, before which only unsplit ops drew one.)
@@ -810,8 +840,8 @@ StepCost cost_training_step(const TrainingJob& job) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
       // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
       // sequence-parallel region), the output layer's input gradient is summed over the group
-      // backward (copy_to_tensor_model_parallel_region; with sequence parallelism an all-gather
-      // forward and a reduce-scatter backward), and the vocabulary-parallel cross entropy
+      // backward (copy_to_tensor_model_parallel_region; with sequence parallelism the head gathers
+      // its input as the layers' column-parallel products do, above), and the vocabulary-parallel cross entropy
       // all-reduces three values a token (the maximum, the target logit, the sum of exponentials,
       // fp32). Once a microbatch each: recomputation repeats the layers only.
       const auto collective = [&](comm::Collective k, double bytes) { return comm::collective_s(k, bytes, tp_group); };
@@ -823,10 +853,11 @@ StepCost cost_training_step(const TrainingJob& job) {
                                                    collective(comm::Collective::all_gather, out)
                                              : collective(comm::Collective::all_reduce, out);
       } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
+        // (Under sequence parallelism the head gathers its input as every column-parallel product
+        // reading a sequence-split tensor does, above: forward, again backward, and its input
+        // gradient reduce-scattered.)
         const double input = tokens_bytes * static_cast<double>(op.k);
-        dev_tp[owner] += p.sequence_parallel ? collective(comm::Collective::all_gather, input) +
-                                                   collective(comm::Collective::reduce_scatter, input)
-                                             : collective(comm::Collective::all_reduce, input);
+        if (!p.sequence_parallel) dev_tp[owner] += collective(comm::Collective::all_reduce, input);
         dev_tp[owner] += 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
       }
     }
