@@ -38,6 +38,19 @@ TransformerDesign gpt3() {
   return d;
 }
 // A small GPT-style decoder: d 256, 4 heads, d_ff 1024, vocabulary 1000, 128 positions.
+// One decoder layer small enough to count bytes by hand: d_model 8, 2 heads of 4, FFN 16,
+// vocabulary 10, 4 positions.
+TransformerDesign one_layer_decoder() {
+  TransformerDesign d;
+  d.arch = TransformerDesign::Arch::decoder;
+  d.decoder_layers = 1;
+  d.d_model = 8;
+  d.heads = 2;
+  d.d_ff = 16;
+  d.vocab = 10;
+  d.seq_len = 4;
+  return d;
+}
 TransformerDesign small_gpt(std::int64_t layers = 2) {
   TransformerDesign d = gpt3();
   d.decoder_layers = layers;
@@ -747,14 +760,7 @@ TEST_CASE("sliding-window attention: the band of the causal score matrix, by han
 TEST_CASE("operator fusion: the bytes of attention by hand, for none, elementwise and attention") {
   // One decoder layer, d_model 8, 2 heads of 4, seq 4, batch 1, 2-byte values, dropout 0.1.
   // Causal: half the 2 x 4 x 4 = 32 scores are computed, 16 score elements.
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 1;
-  d.d_model = 8;
-  d.heads = 2;
-  d.d_ff = 16;
-  d.vocab = 10;
-  d.seq_len = 4;
+  TransformerDesign d = one_layer_decoder();
   d.dropout = 0.1;
   auto op_bytes = [](const dlcarbon::graph::OpGraph& g, const std::string& name) {
     for (const auto& op : g.ops()) {
@@ -847,14 +853,7 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   // The layer of the test above: d_model 8, 2 heads of 4, seq 4, batch 1, dropout 0.1, 4-byte
   // values (fp32, as the tensor2tensor runs). Causal: 16 of the 32 scores counted, the unfused
   // kernels moving the whole 32.
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 1;
-  d.d_model = 8;
-  d.heads = 2;
-  d.d_ff = 16;
-  d.vocab = 10;
-  d.seq_len = 4;
+  TransformerDesign d = one_layer_decoder();
   d.dropout = 0.1;
   GraphShape shape{1, 4, true, Fusion::none, true};
   const auto none = build_graph(d, shape);
@@ -914,8 +913,8 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   CHECK(named(none, "decoder.0.attn.residual").backward_factor == 2);
   // An Evolved Transformer's adds too (a review): its decoder's top add (x + self + cross, 4 x 4 B
   // a value forward) sums x's two gradients and those of the norm that feeds both attentions (2 x
-  // 3 x 4 B); its convolution branches' add sums the
-  // gradients of the d_model-wide norm they fork from, a half of its 2 d_model-wide output.
+  // 3 x 4 B); its convolution branches' add sums the gradients of the d_model-wide norm they fork
+  // from, a half of its 2 d_model-wide output.
   {
     TransformerDesign et;
     et.arch = TransformerDesign::Arch::encoder_decoder;
@@ -956,14 +955,8 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
 
 TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cross-entropy over fp32 logits, by hand") {
   // A one-layer decoder, vocabulary 100, 4 positions, one sequence: 400 logits.
-  TransformerDesign d;
-  d.arch = TransformerDesign::Arch::decoder;
-  d.decoder_layers = 1;
-  d.d_model = 8;
-  d.heads = 2;
-  d.d_ff = 16;
+  TransformerDesign d = one_layer_decoder();
   d.vocab = 100;
-  d.seq_len = 4;
   const auto loss = [&](std::int64_t bytes, GraphShape::CrossEntropy ce, bool training = true) {
     GraphShape s{1, bytes, true, Fusion::elementwise, training};
     s.cross_entropy = ce;
