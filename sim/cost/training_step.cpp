@@ -390,8 +390,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> layer_input(layer_ids.size(), 0.0);
   std::vector<double> layer_encoder(layer_ids.size(), 0.0);  // the encoder's output in it
   double last_output = 0, encoder_output = 0;
-  // The (input, layer) pairs whose sequence-parallel gather is charged (one a tensor a layer).
+  // The (input, layer) pairs whose sequence-parallel gather is charged: a parallel block with one
+  // norm projects it once (its branches' inputs fused, PaLM).
   std::set<std::pair<int, int>> sp_gathered;
+  const auto* sp_design = std::get_if<TransformerDesign>(&job.design);
+  const bool one_fused_input = sp_design != nullptr && sp_design->parallel_block && sp_design->parallel_norms <= 1;
   for (const auto& op : g.ops()) {
     const int op_index = static_cast<int>(&op - g.ops().data());
     const bool in_layer = op.layer >= 0;
@@ -773,15 +776,28 @@ StepCost cost_training_step(const TrainingJob& job) {
     // consumer's own products). Experts split over the tensor group read the dispatcher's gathered
     // tokens (Megatron-Core's explicit_expert_comm): gathered forward, reduce-scattered backward,
     // no second gather.
-    if (c.tensor > 1 && p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape) {
-      const std::vector<int> inputs = g.inputs_of(op_index);
+    // Latent attention's down projections run duplicated on the shard (Megatron-Core's
+    // linear_q_down_proj and linear_kv_down_proj, parallel_mode 'duplicated'): no gather; the
+    // latents are gathered at the up projections, again where `recompute: latent` reruns them. A
+    // product reached through split elementwise passes (an Evolved Transformer's padding mask and
+    // depthwise convolutions) reads the full-width tensor before them. Each product gathers its
+    // own input (Megatron-LM's ColumnParallelLinear), but a parallel block's branches reading one
+    // norm, one fused input projection (PaLM), once (a review of session 48).
+    const bool latent_down = ends_with(op.name, ".q_a") || ends_with(op.name, ".kv_a");
+    if (c.tensor > 1 && p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape &&
+        !latent_down) {
+      std::vector<int> inputs = g.inputs_of(op_index);
+      while (!inputs.empty() && g.op(inputs.front()).tensor_split && g.op(inputs.front()).kind == graph::OpKind::elementwise) {
+        inputs = g.inputs_of(inputs.front());
+      }
       const bool split_input = !inputs.empty() && !g.op(inputs.front()).tensor_split;
       const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
       const bool dispatched = op.expert && p.expert_tensor != 1 && ends_with(op.name, ".experts.up");
       if (dispatched) {
         dev_tp[owner] += (p.recompute ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group) +
                          comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
-      } else if (split_input && !op.expert && sp_gathered.insert({inputs.front(), op.layer}).second) {
+      } else if (split_input && !op.expert &&
+                 (!one_fused_input || sp_gathered.insert({inputs.front(), op.layer}).second)) {
         const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
         const double rs = comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
         double backward = ag + rs;
@@ -792,7 +808,8 @@ StepCost cost_training_step(const TrainingJob& job) {
           };
           backward = hidden(ag, dgrad_s) + hidden(rs, wgrad_s);
         }
-        dev_tp[owner] += (p.recompute && in_layer ? 2 : 1) * ag + backward;
+        const bool rerun = in_layer && (p.recompute || (p.recompute_latent && (ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b"))));
+        dev_tp[owner] += (rerun ? 2 : 1) * ag + backward;
       }
     }
     // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole

@@ -2515,6 +2515,17 @@ TEST_CASE("a parallel block is all-reduced once a layer under tensor parallelism
   };
   CHECK(sp(tensor_pair_job(true)) == approx((2 + 3 + 3 + 2) * one + loss));
   CHECK(sp(tensor_pair_job(true, [](TransformerDesign& d) { d.parallel_norms = 2; })) == approx((2 + 6 + 3 + 2) * one + loss));
+  // Latent attention (a review of session 48): the down projections run duplicated on the shard
+  // (Megatron-Core's linear_q_down_proj, linear_kv_down_proj) and gather nothing; the up
+  // projections gather the normed latents, 32 x 32 x 2 B = 2,048 B and 32 x 16 x 2 B = 1,024 B,
+  // three collectives each; the sequential layer's outputs, the FFN's up and the head as above.
+  const auto coll = [](double bytes) { return bytes / 2 / 1e11 + 20e-6; };
+  const double latent = sp(tensor_pair_job(false, [](TransformerDesign& d) {
+    d.q_lora_rank = 32;
+    d.kv_lora_rank = 16;
+    d.rope_head_dim = 8;
+  }));
+  CHECK(latent == approx((2 + 2 + 3 + 2 + 3) * one + 3 * coll(2048) + 3 * coll(1024) + loss));
   // Its attention output `.attn.o` is row-parallel (its k / 2 columns a rank, its partial sums added
   // before the all-reduce): it keeps its input's half, as `.attn.out` does, not the whole (since
   // session 43, a review). Two such layers (d 512, 8 heads, FFN 2,048, vocabulary 1,024, 8
