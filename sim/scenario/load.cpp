@@ -236,6 +236,8 @@ struct JobDraft {
   std::optional<Value> tokens_at;     // where `tokens` was given (its noun checked against the model)
   std::optional<Value> power_at;      // where `power` was given (a first-principles job predicts it)
   std::optional<Value> cross_entropy_at;  // where `cross_entropy` was given (checked against the design)
+  std::optional<Value> fusion_at;         // where `fusion` was given (checked against the hardware)
+  std::optional<Value> eager_at;          // where `eager` was given
 };
 
 struct ModelDraft {
@@ -247,6 +249,7 @@ struct InferenceDraft {
   bool layout_given = false;
   std::optional<Value> layout_at;  // checked against the model's design once it is known
   std::optional<Value> input_layout_at;  // checked against the model's design once it is known
+  std::optional<Value> fusion_at;        // checked against the hardware
 };
 
 struct DeploymentDraft {
@@ -1388,8 +1391,14 @@ const EntityKind<JobDraft>& Builder::training_kind() {
             }
           }
         }
-        if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
-        if (m.has("eager")) j.eager = detail::read_bool(m.at("eager"));
+        if (m.has("fusion")) {
+          j.fusion = detail::read_choice(m.at("fusion"), kFusions);
+          d.fusion_at = m.at("fusion");
+        }
+        if (m.has("eager")) {
+          j.eager = detail::read_bool(m.at("eager"));
+          d.eager_at = m.at("eager");
+        }
         if (m.has("cross_entropy")) {
           j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
           d.cross_entropy_at = m.at("cross_entropy");
@@ -1477,15 +1486,34 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         // A loss's kernels need a loss over logits: the transformer and LSTM builders cost one; a
         // ResNet's, an MLP's or a graph file's graph has none (since session 48, a review: the key
         // had no effect, unsaid).
+        const auto* lstm = std::get_if<LstmDesign>(&j.design);
         if (d.cross_entropy_at && j.cross_entropy != "fused" &&
             (std::holds_alternative<ResNetDesign>(j.design) || std::holds_alternative<MlpDesign>(j.design) ||
-             std::holds_alternative<FileGraphDesign>(j.design))) {
+             std::holds_alternative<FileGraphDesign>(j.design) || (lstm != nullptr && lstm->vocab == 0))) {
           d.cross_entropy_at->fail("the loss's kernels apply to a loss over logits, and job " + text::quoted(j.id) + "'s model " +
                                    text::quoted(j.model_id) + " builds none (" +
                                    (std::holds_alternative<ResNetDesign>(j.design) ? "a ResNet"
                                     : std::holds_alternative<MlpDesign>(j.design)  ? "an MLP"
+                                    : lstm != nullptr                               ? "an LSTM without a vocabulary"
                                                                                    : "a graph file") +
                                    "): drop cross_entropy");
+        }
+        // A TPU runs TensorFlow (and PyTorch/XLA) through XLA, which fuses what these keys itemise:
+        // TensorFlow 1.x's GPU kernels, a GPU code's loss passes, eager PyTorch's chains (since
+        // session 48, a review: accepted and costed). Eager PyTorch is not TensorFlow 1.x.
+        const bool tpu = j.hardware.kind == "tpu";
+        if (d.fusion_at && j.fusion == "tensorflow1" && tpu) {
+          d.fusion_at->fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + j.hardware.id +
+                            " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
+        }
+        if (d.cross_entropy_at && j.cross_entropy != "fused" && tpu) {
+          d.cross_entropy_at->fail(j.cross_entropy + " names a GPU code's loss kernels, and " + j.hardware.id +
+                                   " is a TPU, whose loss XLA compiles: drop cross_entropy");
+        }
+        if (j.eager && j.fusion == "tensorflow1") {
+          (d.eager_at ? *d.eager_at : d.fusion_at ? *d.fusion_at : last)
+              .fail("eager (PyTorch's chains of kernels) and fusion: tensorflow1 (TensorFlow 1.x's graph) are two frameworks: "
+                    "give one");
         }
         // A published market-based figure is compared with the data centre's market intensity
         // (since session 34: `run` accepted it and `validate` refused it at the job's line).
@@ -1597,7 +1625,10 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
           j.input_layout = detail::read_choice(m.at("input_layout"), {"nchw", "nhwc"});
           d.input_layout_at = m.at("input_layout");
         }
-        if (m.has("fusion")) j.fusion = detail::read_choice(m.at("fusion"), kFusions);
+        if (m.has("fusion")) {
+          j.fusion = detail::read_choice(m.at("fusion"), kFusions);
+          d.fusion_at = m.at("fusion");
+        }
         if (m.has("inferences")) {
           j.inferences = detail::read_positive(m.at("inferences"), Kind::count);
           detail::check_count_noun(m.at("inferences"), Kind::count, {"request", "image", "sample"});
@@ -1610,6 +1641,10 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
       [](InferenceDraft& d, const Value& last) {
         if (const std::string why = without_rate(d.job.hardware, d.job.precision); !why.empty()) {
           last.fail("precision " + d.job.precision + ": " + why);
+        }
+        if (d.fusion_at && d.job.fusion == "tensorflow1" && d.job.hardware.kind == "tpu") {
+          d.fusion_at->fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + d.job.hardware.id +
+                            " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
         }
         // A layout is an image batch's: tokens and feature vectors have none to reorder (since
         // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
@@ -1901,7 +1936,17 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
           dr.layout_given = true;
           dr.layout_at = m.at("layout");
         }
-        if (m.has("fusion")) d.fusion = detail::read_choice(m.at("fusion"), kFusions);
+        if (m.has("fusion")) {
+          d.fusion = detail::read_choice(m.at("fusion"), kFusions);
+          for (const auto& step : d.mix) {
+            for (const auto& h : step.hardware) {
+              if (d.fusion == "tensorflow1" && h.kind == "tpu") {
+                m.at("fusion").fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and the deployment's " + h.id +
+                                    " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
+              }
+            }
+          }
+        }
         if (m.has("request")) {
           const MapView r(m.at("request"), {"tokens_in", "tokens_out"});
           r.require("tokens_in");

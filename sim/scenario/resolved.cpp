@@ -157,8 +157,9 @@ std::string emit_resolved(const Scenario& s) {
                                                           : (p.recompute_elementwise ? "elementwise" : (p.recompute ? "full" : "none"))))
           << YAML::Key << "optimizer" << YAML::Value << p.optimizer << YAML::Key << "overlap_communication"
           << YAML::Value << p.overlap_communication << YAML::Key << "sequence_parallel" << YAML::Value
-          << p.sequence_parallel << YAML::Key << "sequence_parallel_backward" << YAML::Value << p.sequence_parallel_backward
-          << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key
+          << p.sequence_parallel;
+      if (p.sequence_parallel) out << YAML::Key << "sequence_parallel_backward" << YAML::Value << p.sequence_parallel_backward;
+      out << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key
           << "padding" << YAML::Value << p.padding << YAML::Key << "shard_group" << YAML::Value << p.shard_group
           << YAML::Key << "expert" << YAML::Value << p.expert << YAML::Key << "expert_tensor" << YAML::Value
           << p.expert_tensor << YAML::Key << "gradient_precision" << YAML::Value

@@ -26,6 +26,20 @@ struct Value {
   // at the sweep file's line and column, since the node itself has no place in any file.
   std::optional<SourceLocation> origin = std::nullopt;
 
+  // Assigning a Value rebinds it to the other's node. YAML::Node's own assignment writes into the
+  // node it refers to, which an alias shares with its anchor: a job that kept where a key was
+  // given (`tokens_at`, `cross_entropy_at`) and was copied by `from:` or an earlier layer had
+  // rewritten the anchored value of another job (since session 48, a review).
+  Value& operator=(const Value& other) {
+    if (this != &other) {
+      node.reset(other.node);
+      file = other.file;
+      path = other.path;
+      origin = other.origin;
+    }
+    return *this;
+  }
+
   SourceLocation location() const;
   [[noreturn]] void fail(const std::string& what) const;
   // "expected <what>, got <this value>"

@@ -132,6 +132,37 @@ TEST_CASE("extends merges entry by entry, from and inline overrides copy and upd
   CHECK(pretrain.hardware.host_overhead_w == 100);
 }
 
+TEST_CASE("an aliased value is read as its anchor's, whatever another job copied with from: sets") {
+  // (Since session 48, a review.) Job a anchors its tokens and loss; d copies a and sets its own;
+  // e copies a and aliases a's. Keeping where a key was given had assigned into the anchored node
+  // through YAML::Node's assignment, so e read d's values.
+  const fs::path file = scenario_file("dlcarbon_test_alias_" + std::to_string(::getpid()), R"(schema_version: 1
+scenario: {name: alias}
+models:
+  - {id: lm, design: {builder: decoder, layers: 2, d_model: 64, heads: 4, d_ff: 256, vocab: 100, seq_len: 32}}
+training:
+  - id: a
+    model: lm
+    hardware: test-gpu
+    accelerators: 2
+    tokens: &t "1e6 tokens"
+    cross_entropy: &ce megatron
+    parallelism: {global_batch: 8}
+    datacenter: test-dc
+  - {id: d, from: a, tokens: "2e6 tokens", cross_entropy: pytorch}
+  - {id: e, from: a, tokens: *t, cross_entropy: *ce}
+)");
+  const auto s = load_scenario(file, test_catalog());
+  fs::remove_all(file.parent_path());
+  REQUIRE(s.training.size() == 3);
+  CHECK(s.training[0].cross_entropy == "megatron");
+  CHECK(s.training[1].cross_entropy == "pytorch");
+  CHECK(s.training[2].cross_entropy == "megatron");
+  CHECK(s.training[0].tokens.value() == approx(1e6));
+  CHECK(s.training[1].tokens.value() == approx(2e6));
+  CHECK(s.training[2].tokens.value() == approx(1e6));
+}
+
 TEST_CASE("an error in a base file points at the base file") {
   const fs::path dir = fs::temp_directory_path() / "dlcarbon_test_scenario";
   fs::create_directories(dir);
