@@ -71,6 +71,15 @@ const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "s
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference", "deployments"};
 const std::vector<std::string> kFusions = {"none", "tensorflow1", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"};
+
+// TensorFlow 1.x's GPU kernels (fusion: tensorflow1) on a TPU, where TensorFlow compiles through XLA:
+// bad input at `at` (since session 48, a review). `whose`: how the message names the hardware.
+void check_fusion_on(const Value& at, const std::string& fusion, const Hardware& h, const std::string& whose = "") {
+  if (fusion == "tensorflow1" && h.kind == "tpu") {
+    at.fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + whose + h.id +
+            " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
+  }
+}
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
 const std::vector<std::string> kCatalogKeys = {"schema_version", "regions", "datacenters",
                                                "hardware", "models"};
@@ -1502,10 +1511,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         // TensorFlow 1.x's GPU kernels, a GPU code's loss passes, eager PyTorch's chains (since
         // session 48, a review: accepted and costed). Eager PyTorch is not TensorFlow 1.x.
         const bool tpu = j.hardware.kind == "tpu";
-        if (d.fusion_at && j.fusion == "tensorflow1" && tpu) {
-          d.fusion_at->fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + j.hardware.id +
-                            " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
-        }
+        if (d.fusion_at) check_fusion_on(*d.fusion_at, j.fusion, j.hardware);
         if (d.cross_entropy_at && j.cross_entropy != "fused" && tpu) {
           d.cross_entropy_at->fail(j.cross_entropy + " names a GPU code's loss kernels, and " + j.hardware.id +
                                    " is a TPU, whose loss XLA compiles: drop cross_entropy");
@@ -1642,10 +1648,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         if (const std::string why = without_rate(d.job.hardware, d.job.precision); !why.empty()) {
           last.fail("precision " + d.job.precision + ": " + why);
         }
-        if (d.fusion_at && d.job.fusion == "tensorflow1" && d.job.hardware.kind == "tpu") {
-          d.fusion_at->fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + d.job.hardware.id +
-                            " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
-        }
+        if (d.fusion_at) check_fusion_on(*d.fusion_at, d.job.fusion, d.job.hardware);
         // A layout is an image batch's: tokens and feature vectors have none to reorder (since
         // session 33; before, a decoder's token ids were "reordered", ~0.6 % of its energy).
         const InferenceJob& j = d.job;
@@ -1939,12 +1942,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("fusion")) {
           d.fusion = detail::read_choice(m.at("fusion"), kFusions);
           for (const auto& step : d.mix) {
-            for (const auto& h : step.hardware) {
-              if (d.fusion == "tensorflow1" && h.kind == "tpu") {
-                m.at("fusion").fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and the deployment's " + h.id +
-                                    " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
-              }
-            }
+            for (const auto& h : step.hardware) check_fusion_on(m.at("fusion"), d.fusion, h, "the deployment's ");
           }
         }
         if (m.has("request")) {

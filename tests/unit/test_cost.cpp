@@ -70,6 +70,13 @@ TransformerDesign small_vit(std::int64_t layers) {
   return vit;
 }
 
+// The per-op row of a step's table: op `name` in `phase` (the test fails where there is none).
+const OpCostRow& op_row(const StepCost& c, const std::string& name, const std::string& phase) {
+  const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == name && r.phase == phase; });
+  REQUIRE(it != c.ops.end());
+  return *it;
+}
+
 TrainingJob mlp_job() {
   TrainingJob job;
   job.id = "j";
@@ -2234,11 +2241,7 @@ TEST_CASE("tensor parallelism repeats the full-width ops unless sequence paralle
   job.parallelism->sequence_parallel_backward = "overlapped";
   const StepCost over = cost_training_step(job);
   double backward_s = 0;
-  for (const char* name : {"decoder.0.attn.qkv", "decoder.0.ffn.up", "lm_head"}) {
-    const auto it = std::find_if(over.ops.begin(), over.ops.end(), [&](const OpCostRow& r) { return r.op == name && r.phase == "bwd"; });
-    REQUIRE(it != over.ops.end());
-    backward_s += it->time_s;
-  }
+  for (const char* name : {"decoder.0.attn.qkv", "decoder.0.ffn.up", "lm_head"}) backward_s += op_row(over, name, "bwd").time_s;
   const double hidden = c.tensor_comm_s - over.tensor_comm_s;
   CHECK(hidden > 0);
   CHECK(hidden <= backward_s * (1 + 1e-12));
@@ -3412,11 +3415,7 @@ TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, 
   REQUIRE(c.fits);
   const auto dev = hardware::make_device_model(job.hardware);
   const double rate = 1e12 * dev.elementwise_efficiency;  // the device's bandwidth for these kernels
-  const auto row = [&](const std::string& op, const char* phase) {
-    const auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const OpCostRow& r) { return r.op == op && r.phase == phase; });
-    REQUIRE(it != c.ops.end());
-    return *it;
-  };
+  const auto row = [&](const std::string& op, const char* phase) { return op_row(c, op, phase); };
   // Forward: 40 B a value (random_uniform 4, + keep_prob 8, floor 8, / keep_prob 8, * mask 12) =
   // 163,840 B in 5 kernels; backward: * mask (12) and / keep_prob (8) = 81,920 B in 2.
   CHECK(row("decoder.0.attn.out_dropout", "fwd").bytes == approx(163840.0));
@@ -3435,10 +3434,7 @@ TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, 
   // The same job with fusion none: one dropout kernel of 8 B a value forward, two of 16 B backward.
   job.fusion = "none";
   const StepCost none = cost_training_step(job);
-  const auto none_row = [&](const char* phase) {
-    return *std::find_if(none.ops.begin(), none.ops.end(),
-                         [&](const OpCostRow& r) { return r.op == "decoder.0.attn.out_dropout" && r.phase == phase; });
-  };
+  const auto none_row = [&](const char* phase) { return op_row(none, "decoder.0.attn.out_dropout", phase); };
   CHECK(none_row("fwd").time_s == approx(32768.0 / rate + 10e-6));
   CHECK(none_row("bwd").time_s == approx(65536.0 / rate + 2 * 10e-6));
   CHECK(c.step_s > none.step_s);
@@ -3482,9 +3478,7 @@ TEST_CASE("TensorFlow 1.x's kernels: serving holds the softmax's tensors once, a
   job.parallelism->global_batch = 1;
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
-  const auto it = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "decoder.0.attn.split_heads" && r.phase == "fwd"; });
-  REQUIRE(it != c.ops.end());
-  CHECK(it->bytes == approx(6144.0));
+  CHECK(op_row(c, "decoder.0.attn.split_heads", "fwd").bytes == approx(6144.0));
 }
 
 TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttention generation") {
