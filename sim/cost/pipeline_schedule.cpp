@@ -136,3 +136,31 @@ PipelineRun simulate_interleaved(std::int64_t p, std::int64_t v, std::int64_t m,
 }
 
 }  // namespace dlcarbon::cost_detail
+
+namespace dlcarbon::cost_detail {
+
+double chunked_reduce_exposed(double reduce_s, double floor_s, double chunk_s, std::int64_t p, std::int64_t v) {
+  const double r = reduce_s / static_cast<double>(v);
+  double free_at = -1e300;  // the stream's, relative to the last backward's end
+  for (std::int64_t c = v - 1; c >= 1; --c) {
+    free_at = std::max(free_at, -static_cast<double>(c * p) * chunk_s) + r;
+  }
+  const double end = std::max(free_at, -chunk_s) + r;
+  return std::max({0.0, end, std::min(reduce_s, floor_s)});
+}
+
+double chunked_gather_exposed(double gather_s, double chunk_s, std::int64_t p, std::int64_t v) {
+  const double g = gather_s / static_cast<double>(v);
+  // Chunk 0: its buckets gathered ahead of its layers, the forward waiting past its own time.
+  double delay = std::max(0.0, g - chunk_s);
+  double free_at = g;
+  for (std::int64_t c = 1; c < v; ++c) {
+    const double launch = c == 1 ? 0.0 : static_cast<double>((c - 1) * p) * chunk_s + delay;
+    free_at = std::max(free_at, launch) + g;
+    const double needed = static_cast<double>(c * p) * chunk_s + delay;
+    delay += std::max(0.0, free_at - needed);
+  }
+  return delay;
+}
+
+}  // namespace dlcarbon::cost_detail

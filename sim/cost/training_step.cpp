@@ -284,7 +284,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   const comm::Group replica_group = group_of(job, replicas / shard, c.tensor * shard, intra, inter);
 
   // --- one microbatch on each pipeline device, and the busiest ------------------------------
-  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, moe_bytes = 0;
+  double fwd_s = 0, bwd_s = 0, busy_energy = 0, average_busy_s = 0, tp_comm = 0, tp_forward = 0, moe_bytes = 0;
   double cp_comm = 0;  // the busiest device's context-group share of tp_comm
   int moe_layers = 0;
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
@@ -348,6 +348,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
   std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
+  // The forward pass's share of dev_tp (the rest runs in the backward, recomputation's collectives
+  // too): the compute a data-parallel collective can hide behind is each pass's whole time, its
+  // tensor-group collectives included (session 49, a review).
+  std::vector<double> dev_tpf(devices, 0.0);
   // Each chunk's share of its device's work (a microbatch's forward and all of it) and what it
   // keeps: for the interleaved schedule run op by op where the chunks are uneven (below).
   const std::size_t chunk_count = static_cast<std::size_t>(chunks);
@@ -747,10 +751,12 @@ StepCost cost_training_step(const TrainingJob& job) {
         // (again where recomputation reruns it), and its gradient all-gathered backward. The
         // gathers of the next products' inputs are charged where those products are, below
         // (since session 48; before, here, as the forward's reduce-scatter and gather twice).
-        dev_tp[owner] += (p.recompute ? 2 : 1) * comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
-                         comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
+        const double rs = comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
+        dev_tp[owner] += (p.recompute ? 2 : 1) * rs + comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
+        dev_tpf[owner] += rs;
       } else {
         dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
+        dev_tpf[owner] += one;
       }
     }
     // A decoder layer's cross-attention projects the encoder's output, which every rank holds
@@ -794,8 +800,9 @@ StepCost cost_training_step(const TrainingJob& job) {
       const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
       const bool dispatched = op.expert && p.expert_tensor != 1 && ends_with(op.name, ".experts.up");
       if (dispatched) {
-        dev_tp[owner] += (p.recompute ? 2 : 1) * comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group) +
-                         comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+        const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
+        dev_tp[owner] += (p.recompute ? 2 : 1) * ag + comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+        dev_tpf[owner] += ag;
       } else if (split_input && !op.expert &&
                  (!one_fused_input || sp_gathered.insert({inputs.front(), op.layer}).second)) {
         const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
@@ -810,6 +817,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         }
         const bool rerun = in_layer && (p.recompute || (p.recompute_latent && (ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b"))));
         dev_tp[owner] += (rerun ? 2 : 1) * ag + backward;
+        dev_tpf[owner] += ag;
       }
     }
     // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
@@ -829,8 +837,9 @@ StepCost cost_training_step(const TrainingJob& job) {
         const bool decoder_side = t->arch == TransformerDesign::Arch::encoder_decoder && op.name.rfind("decoder.", 0) == 0;
         positions = static_cast<double>(std::max<std::int64_t>(1, decoder_side && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len));
       }
-      dev_tp[owner] += (recomputed ? 2 : 1) * comm::collective_s(comm::Collective::all_reduce,
-                                                                  op.dropout_elements / positions * bytes_per_value, tp_group);
+      const double mask_s = comm::collective_s(comm::Collective::all_reduce, op.dropout_elements / positions * bytes_per_value, tp_group);
+      dev_tp[owner] += (recomputed ? 2 : 1) * mask_s;
+      dev_tpf[owner] += mask_s;
     }
     if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
       // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
@@ -852,6 +861,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                           comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
       dev_tp[owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
       dev_cp[owner] += kv_s;
+      dev_tpf[owner] += comm::collective_s(comm::Collective::all_gather, gathered, cp_group);
     }
     if (c.tensor > 1 && !in_layer && transformer) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
@@ -866,16 +876,18 @@ StepCost cost_training_step(const TrainingJob& job) {
       if (op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding")) {
         // (Under sequence parallelism its backward all-gathers the gradient back.)
         const double out = tokens_bytes * static_cast<double>(op.n);
-        dev_tp[owner] += p.sequence_parallel ? collective(comm::Collective::reduce_scatter, out) +
-                                                   collective(comm::Collective::all_gather, out)
-                                             : collective(comm::Collective::all_reduce, out);
+        const double forward = collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce, out);
+        dev_tp[owner] += forward + (p.sequence_parallel ? collective(comm::Collective::all_gather, out) : 0.0);
+        dev_tpf[owner] += forward;
       } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
         // (Under sequence parallelism the head gathers its input as every column-parallel product
         // reading a sequence-split tensor does, above: forward, again backward, and its input
         // gradient reduce-scattered.)
         const double input = tokens_bytes * static_cast<double>(op.k);
         if (!p.sequence_parallel) dev_tp[owner] += collective(comm::Collective::all_reduce, input);
-        dev_tp[owner] += 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
+        const double loss = 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
+        dev_tp[owner] += loss;
+        dev_tpf[owner] += loss;
       }
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
@@ -1130,6 +1142,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       fwd_s = f;
       bwd_s = b;
       tp_comm = t_comm;
+      tp_forward = on_device(dev_tpf, d);
       cp_comm = c_comm;
       busiest_moe = a2a;
       pp_comm = pp_d;
@@ -1292,7 +1305,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   const double units = busiest_share * static_cast<double>(layers) + 1;
   using comm::Collective;
   double dp = 0;
-  double window = bwd_s;
+  // A pass's time, its tensor-group collectives included: a data-parallel collective on its own
+  // stream runs beside them as beside the kernels (NCCL's kernels for another communicator, over
+  // the network where the data ranks sit in other nodes), as the drain's slack below counts the
+  // backward (since session 49, a review: the compute alone, which left LLaMA 65B's backward's six
+  // sequence-parallel collectives a layer out of the window).
+  const double bwd_pass = bwd_s + std::max(0.0, tp_comm - tp_forward), fwd_pass = fwd_s + tp_forward;
+  double window = bwd_pass;
   double exposed_floor = 0;
   double embedding_floor = 0;  // device 0's exposed last bucket (ZeRO 0-1), where it is not the busiest
   double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
@@ -1314,8 +1333,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double gather = comm::collectives_s(Collective::all_gather, param_bytes, units, dp_group);
     dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) + gather;
     forward_dp = gather;
-    forward_window = fwd_s;
-    window = m * bwd_s;
+    forward_window = fwd_pass;
+    window = m * bwd_pass;
     forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, dp_group);
     // Each microbatch's backward ends waiting on its last reduce-scatter (DeepSpeed's ZeRO-2
     // epilogue, FSDP's post-backward callback; since session 46, a review: once a step).
@@ -1334,8 +1353,8 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     dp = gather + regather + reduce;
     forward_dp = gather;
-    forward_window = m * fwd_s;
-    window = m * bwd_s;
+    forward_window = m * fwd_pass;
+    window = m * bwd_pass;
     // Every microbatch gathers the root unit again before its forward (FSDP frees it after the
     // backward; DeepSpeed's ZeRO-3 releases it) and waits on its last reduce-scatter after its
     // backward (FSDP's _post_backward_final_callback): both exposed once a microbatch (since
@@ -1361,7 +1380,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       }
       dp += gather;
       forward_dp = gather;
-      forward_window = fwd_s;
+      forward_window = fwd_pass;
       // DeepSpeed's BF16_Optimizer gathers the updated parameters inside its step() (step ->
       // update_lp_params -> all_gather_dp_groups, deepspeed/runtime/bf16_optimizer.py): the next
       // forward starts when the gather ends, exposed whole (since session 35, from a review).
@@ -1426,13 +1445,21 @@ StepCost cost_training_step(const TrainingJob& job) {
     // The first gathers (ZeRO 2-3: forward_floor) run before any compute, exposed; the rest of the
     // forward's gathers under the forward's compute.
     const double head = std::min(forward_dp, forward_floor), forward_rest = forward_dp - head;
-    const double forward_rest_exposed = std::max(0.0, forward_rest - forward_window);
-    const double forward_exposed = head + forward_rest_exposed;
+    double forward_rest_exposed = std::max(0.0, forward_rest - forward_window);
     // The last bucket runs after the backward, exposed and hiding nothing; the rest of the
     // backward's communication runs under the backward's compute.
     const double backward_dp = dp - forward_dp;
     const double tail = std::min(backward_dp, exposed_floor), rest = backward_dp - tail;
-    const double rest_exposed = std::max(0.0, rest - window);
+    double rest_exposed = std::max(0.0, rest - window);
+    // Interleaved chunks (ZeRO 0-1) reduce and gather chunk by chunk, each behind the passes of the
+    // chunks that run after it (cost_detail::chunked_reduce_exposed; since session 49, a review:
+    // the whole device's behind one microbatch's backward, whatever v).
+    if (v > 1 && p.zero_stage <= 1) {
+      const auto pl = static_cast<std::int64_t>(c.pipeline), chunks = static_cast<std::int64_t>(v);
+      rest_exposed = std::max(0.0, cost_detail::chunked_reduce_exposed(backward_dp, exposed_floor, window / v, pl, chunks) - tail);
+      if (head == 0) forward_rest_exposed = cost_detail::chunked_gather_exposed(forward_rest, forward_window / v, pl, chunks);
+    }
+    const double forward_exposed = head + forward_rest_exposed;
     c.data_comm_s = forward_exposed + tail + rest_exposed;
     c.contention_s = std::max(0.0, forward_rest * hidden_share - forward_rest_exposed) + std::max(0.0, rest * hidden_share - rest_exposed);
   } else {

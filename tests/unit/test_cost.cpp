@@ -4085,3 +4085,53 @@ TEST_CASE("serving: an unfused row-parallel bias add runs whole on every tensor 
   CHECK(unfused.unsplit_s - fused.unsplit_s == approx(2 * 1.664e-8));
   CHECK(unfused.batch_time_s > fused.batch_time_s);
 }
+
+TEST_CASE("a data-parallel reduction hides behind the backward's tensor-group collectives too, by hand") {
+  // A tensor pair in each of two nodes (data 2 across them, over a slow network), gradients in
+  // 4 kB buckets: the reduction runs on its own stream beside the backward's kernels and its
+  // tensor-group collectives, so what it exposes is the reduction less the backward's whole time
+  // (since session 49, a review: the compute alone).
+  TrainingJob job = tensor_pair_job(false);
+  job.hardware.node_accelerators = 2;
+  job.hardware.inter_node_bandwidth = 5e7;
+  job.accelerators = 4;
+  job.parallelism->global_batch = 2;
+  job.parallelism->gradient_bucket_bytes = 4000;
+  job.parallelism->overlap_communication = false;
+  const StepCost serial = cost_training_step(job);
+  REQUIRE(serial.fits);
+  const double reduce = serial.data_comm_s;
+  job.parallelism->overlap_communication = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.stages.size() == 1);
+  // The backward's collectives (kOutsideLayers' figures): the gradients of the two row-parallel
+  // outputs and the head's input gradient, three all-reduces of 4,096 B at 2.004096e-5 s; the
+  // forward's other three (two outputs and the embedding's) and the loss's three are the forward's.
+  const double backward_tp = 3 * 2.004096e-5;
+  CHECK(c.tensor_comm_s == approx(6 * 2.004096e-5 + 3 * (128 / 1e11 + 20e-6)));
+  const double window = c.stages.at(0).backward_s + backward_tp;
+  REQUIRE(reduce > window + 1e-4);  // more than the backward hides, more than the last bucket
+  CHECK(c.data_comm_s == approx(reduce - window));
+  CHECK(c.contention_s == 0);  // not a GPU
+}
+
+TEST_CASE("interleaved chunks reduce and gather their gradients and parameters chunk by chunk, by hand") {
+  using dlcarbon::cost_detail::chunked_gather_exposed;
+  using dlcarbon::cost_detail::chunked_reduce_exposed;
+  // p 2 stages, v 4 chunks a device, a chunk's backward 1 s, the device's reduction 8 s (2 s a
+  // chunk), its last bucket 0.5 s. The last group runs chunk 3's two backwards first, chunk 0's
+  // last: chunk 3 is ready 6 s before the end (reduced -6..-4), chunk 2 at -4 (-4..-2), chunk 1 at
+  // -2 (-2..0), chunk 0, bucketed under its own last backward from -1, after chunk 1's: 0..2 s.
+  CHECK(chunked_reduce_exposed(8, 0.5, 1, 2, 4) == approx(2));
+  // Non-interleaved (v 1), the same device: its 4 s backward hides 4 of the 8 s.
+  CHECK(chunked_reduce_exposed(8, 0.5, 4, 2, 1) == approx(4));
+  // Long chunks hide all but the last bucket.
+  CHECK(chunked_reduce_exposed(8, 0.5, 10, 2, 4) == approx(0.5));
+  // Forward, a chunk's forward 1 s and 2 s of gathering a chunk: chunk 0's gather ends 1 s after
+  // its forward could start (delay 1); chunk 1's, queued behind it, ends at 4 s where the forward
+  // reaches it at 2 + 1 (delay 2); chunk 2's, launched at chunk 1's first forward (2 + 2 = 4 s),
+  // ends at 6 = 4 + 2 where needed; chunk 3's the same: 2 s in all. Non-interleaved: 8 - 4 = 4 s.
+  CHECK(chunked_gather_exposed(8, 1, 2, 4) == approx(2));
+  CHECK(chunked_gather_exposed(8, 4, 2, 1) == approx(4));
+  CHECK(chunked_gather_exposed(8, 10, 2, 4) == approx(0));
+}
