@@ -246,9 +246,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.parameters = g.parameters();
   double expert_params = 0;
   double embedding_params = 0;  // the largest embedding table (its gradient is the backward's last)
+  double outside_params = 0;    // outside the layers: the embeddings, an untied head
   for (const auto& op : g.ops()) {
     if (op.expert) expert_params += op.params;
     if (op.kind == graph::OpKind::embedding) embedding_params = std::max(embedding_params, op.params);
+    if (op.layer < 0 && !op.expert) outside_params += op.params;
   }
   // A token runs top_k of a mixture's routed experts (their ops hold all of them); the rest whole.
   c.active_parameters = c.parameters;
@@ -1117,12 +1119,33 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (p.megatron_buckets && !p.overlap_communication) return v;  // each chunk's own DDP, one bucket
     return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
   };
-  std::vector<double> dev_acc(devices, 0.0);  // each device's accumulation pass, a backward
-  if (accumulate)
-    for (std::size_t d = 0; d < devices; ++d) {
-      const double own = held_on(d, p.zero_stage >= 2);
-      dev_acc[d] = acc_share * hardware::kernel_time(dev16, "fp32", own, own * acc_bytes_per_value, false).seconds;
-    }
+  // Memory-bound passes over a device's gradients in every backward (a share of the microbatches):
+  // the accumulation above, and ZeRO-2's and -3's flat gradient. PyTorch's FSDP (and FairScale's)
+  // holds a unit's parameters as views of one flat parameter, so autograd builds the flat gradient
+  // from the views' by a copy of all of them (SplitWithSizesBackward: a cat, read and write at the
+  // compute precision, on the compute stream; FairScale PR #1184: "triggered every microbatch per
+  // FSDP module"), and DeepSpeed's ZeRO-2 and -3 copy each gradient into their reduction bucket
+  // (the ipg buffer); every microbatch, since both reduce every microbatch. Not on a TPU (XLA
+  // reduce-scatters the gradient it computes) nor with fused accumulation, whose weight-gradient
+  // GEMM writes into the flat buffer (Megatron-Core's main_grad). Since session 49, a review.
+  struct GradientPass {
+    const char* name;
+    double share;            // of the microbatches
+    double bytes_per_param;  // read and written
+    double flops_per_param;
+    bool sharded;  // over the sharding group (ZeRO-2 and -3's accumulation) or whole
+  };
+  std::vector<GradientPass> passes;
+  if (accumulate) passes.push_back({"gradients.accumulate", acc_share, acc_bytes_per_value, 1, p.zero_stage >= 2});
+  if (p.zero_stage >= 2 && job.hardware.kind != "tpu" && p.gradient_accumulation != "fused") {
+    passes.push_back({"gradients.flatten", 1, 2 * bytes_per_value, 0, false});
+  }
+  const auto pass_time = [&](const GradientPass& g, double params) {
+    return hardware::kernel_time(dev16, "fp32", g.flops_per_param * params, g.bytes_per_param * params, false);
+  };
+  std::vector<double> dev_acc(devices, 0.0);  // each device's gradient passes, a backward
+  for (const auto& g : passes)
+    for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
   std::vector<double> dev_a2a(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
@@ -1208,28 +1231,28 @@ StepCost cost_training_step(const TrainingJob& job) {
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
   const double dense_per_device = dense_on(busiest_device), expert_per_device = expert_on(busiest_device);
   const auto held_per_device = [&](bool sharded) { return held_on(busiest_device, sharded); };
-  if (accumulate) {
+  for (const auto& g : passes) {
     // (Already in bwd_s and in each device's row of the stages table, above.)
     // The average device's pass, for the energy.
     double average_held = 0;
-    for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, p.zero_stage >= 2) / static_cast<double>(devices);
-    const double average_bytes = average_held * acc_bytes_per_value;
-    const auto average_acc = hardware::kernel_time(dev16, "fp32", average_held, average_bytes, false);
-    busy_energy += acc_share * hardware::kernel_energy(dev16, "fp32", average_held, average_bytes, average_acc.seconds, false);
-    average_busy_s += acc_share * average_acc.seconds;
+    for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, g.sharded) / static_cast<double>(devices);
+    const auto average = pass_time(g, average_held);
+    busy_energy += g.share * hardware::kernel_energy(dev16, "fp32", g.flops_per_param * average_held, g.bytes_per_param * average_held,
+                                                     average.seconds, false);
+    average_busy_s += g.share * average.seconds;
     // The ops table's row: every device's pass, as its other rows hold every device's ops (since
     // session 42, a review: the busiest device's alone, so a pipeline's backward rows fell short
     // of its stages'). Without a pipeline, the one device's.
     double all_held = 0, all_s = 0, all_e = 0;
     for (std::size_t d = 0; d < devices; ++d) {
-      const double h = held_on(d, p.zero_stage >= 2);
-      const auto k = hardware::kernel_time(dev16, "fp32", h, h * acc_bytes_per_value, false);
+      const double h = held_on(d, g.sharded);
+      const auto k = pass_time(g, h);
       all_held += h;
       all_s += k.seconds;
-      all_e += hardware::kernel_energy(dev16, "fp32", h, h * acc_bytes_per_value, k.seconds, false);
+      all_e += hardware::kernel_energy(dev16, "fp32", g.flops_per_param * h, g.bytes_per_param * h, k.seconds, false);
     }
-    c.ops.push_back({"gradients.accumulate", "elementwise", "bwd", acc_share * all_held, acc_share * all_held * acc_bytes_per_value,
-                     acc_share * all_s, acc_share * all_e, "memory"});
+    c.ops.push_back({g.name, "elementwise", "bwd", g.share * g.flops_per_param * all_held, g.share * all_held * g.bytes_per_param,
+                     g.share * all_s, g.share * all_e, "memory"});
   }
   const double mb = static_cast<double>(c.microbatches);
   double slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
@@ -1323,8 +1346,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   double forward_floor = 0;
   // The unit gathered first and reduced last is the root one (FSDP's), which holds the embedding
   // table on the device that runs it: at least that table's share, else the average unit.
+  // (Without a pipeline the root holds all that lies outside the layers, an untied head too: FSDP's
+  // auto-wrapping wraps each layer and leaves the rest to the root; since session 49, a review.)
   const bool runs_embeddings = busiest_device == 0 || (p.dualpipe && busiest_device == devices - 1);
-  const double root_params = runs_embeddings ? embedding_params / tp : 0.0;
+  const double root_params = runs_embeddings ? (devices == 1 ? outside_params : embedding_params) / tp : 0.0;
   const double first_gather_bytes = std::min(param_bytes, std::max(param_bytes / units, root_params * bytes_per_value));
   const double last_reduce_bytes = std::min(grad_bytes, std::max(grad_bytes / units, root_params * grad_value_bytes));
   if (p.zero_stage == 2) {
@@ -1358,11 +1383,19 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Every microbatch gathers the root unit again before its forward (FSDP frees it after the
     // backward; DeepSpeed's ZeRO-3 releases it) and waits on its last reduce-scatter after its
     // backward (FSDP's _post_backward_final_callback): both exposed once a microbatch (since
-    // session 46, a review: once a step).
-    forward_floor = m * comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group);
-    exposed_floor = m * (comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, shard_group) +
-                         (shard < replicas ? comm::collective_s(Collective::all_reduce, last_reduce_bytes / static_cast<double>(shard), replica_group)
-                                           : 0.0));
+    // session 46, a review: once a step). So are the first layer's gather, issued behind the
+    // root's with only the embedding lookup between them, and its reduce-scatter, with only the
+    // embedding's backward after it (since session 49, a review: one unit at each end).
+    const double unit_bytes = units > 1 ? std::max(0.0, param_bytes - first_gather_bytes) / (units - 1) : 0.0;
+    const double unit_grad_bytes = units > 1 ? std::max(0.0, grad_bytes - last_reduce_bytes) / (units - 1) : 0.0;
+    const auto reduced = [&](double bytes) {
+      return bytes <= 0 ? 0.0
+                        : comm::collective_s(Collective::reduce_scatter, bytes, shard_group) +
+                              (shard < replicas ? comm::collective_s(Collective::all_reduce, bytes / static_cast<double>(shard), replica_group) : 0.0);
+    };
+    forward_floor = m * (comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group) +
+                         (unit_bytes > 0 ? comm::collective_s(Collective::all_gather, unit_bytes, shard_group) : 0.0));
+    exposed_floor = m * (reduced(last_reduce_bytes) + reduced(unit_grad_bytes));
   } else {
     dp = comm::collectives_s(Collective::all_reduce, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
     const bool whole = p.gradient_reduction == "all_reduce";

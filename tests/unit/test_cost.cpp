@@ -980,13 +980,17 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->zero_stage = 3;
   c = cost_training_step(job);
   CHECK(c.data_comm_s == approx(1.1384375e-3));
-  // Overlapped, each pass's collectives hide behind that pass's compute: the forward's gathers
-  // (dp / 3) behind the forwards, the rest behind the backwards. The MLP's backward is twice its
-  // forward, so both passes expose the same share: dp - compute in all.
+  // Overlapped, each pass's collectives hide behind that pass's compute, but each microbatch's
+  // first two gathers (the root unit's and the first layer's, with only an embedding lookup
+  // between them) and its last two reduce-scatters (the first layer's and the root's, with only
+  // the embedding's backward between them) run exposed (since session 49, a review: one at each
+  // end): here both units', 8 of the 10 collectives; the layer's re-gather before each backward
+  // (2) hides behind the backward, dp / 10 each.
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > 0);
-  CHECK(c.data_comm_s == approx(std::max(0.0, 1.1384375e-3 - c.compute_s)));
+  const double backward = static_cast<double>(c.microbatches) * c.stages.at(0).backward_s;
+  CHECK(c.data_comm_s == approx(8 * 1.1384375e-4 + std::max(0.0, 2 * 1.1384375e-4 - backward)));
   CHECK(c.data_comm_s > 0);
   // Not a GPU: no overlap slowdown (it was measured on GPUs only).
   CHECK(c.contention_s == 0);
@@ -1015,28 +1019,28 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   job.parallelism->overlap_communication = true;
   c = cost_training_step(job);
   CHECK(c.compute_s > zero3_s);
-  // Pass by pass (since session 35): the 10 collectives take t1 = dp / 10 each; the forward's 4
-  // gathers hide behind the forward but each microbatch's first (2 t1) before its compute, the
-  // backward's 2 gathers and 4 reduce-scatters behind the backward but each microbatch's last
-  // reduce-scatter (2 t1) after it (FSDP re-gathers its root unit before every microbatch and
-  // waits on its reduce-scatters after every backward; once a step before session 46).
-  // Exposed: 2 t1 + max(0, 2 t1 - fwd) + 2 t1 + max(0, 4 t1 - bwd); the slowdown k = 0.189 / 1.189
-  // of what each pass hides, less what it exposes. (Before session 35 the first gather and the last
-  // reduce-scatter could hide too: exposed max(0, dp - compute).)
+  // Pass by pass (since session 35): the 10 collectives take t1 = dp / 10 each; each
+  // microbatch's forward gathers both units before its compute can start (4 t1 in all), and its
+  // backward reduce-scatters both after its compute (4 t1), both units being at an end of the
+  // pass (FSDP re-gathers its root unit before every microbatch and waits on its reduce-scatters
+  // after every backward; once a step before session 46, one unit at each end before session 49);
+  // the layer's re-gather (2 t1) hides behind the backward. Exposed: 8 t1 + max(0, 2 t1 - bwd);
+  // the slowdown k = 0.189 / 1.189 of what the backward hides, less what it exposes. (Before
+  // session 35 the first gather and the last reduce-scatter could hide too: exposed
+  // max(0, dp - compute).)
   const auto overlapped = [](const StepCost& s, double t1) {
-    double fwd = 0, bwd = 0;
+    double bwd = 0;
     for (const auto& r : s.ops) {
       if (r.bound == "communication") continue;
-      (r.phase == "fwd" ? fwd : bwd) += r.phase == "fwd" || r.phase == "bwd" ? r.time_s : 0;
+      bwd += r.phase == "bwd" ? r.time_s : 0;
     }
-    fwd *= static_cast<double>(s.microbatches);
     bwd *= static_cast<double>(s.microbatches);
-    const double k = 0.189 / 1.189, f = std::max(0.0, 2 * t1 - fwd), b = std::max(0.0, 4 * t1 - bwd);
-    return std::pair{4 * t1 + f + b, std::max(0.0, 2 * t1 * k - f) + std::max(0.0, 4 * t1 * k - b)};
+    const double k = 0.189 / 1.189, b = std::max(0.0, 2 * t1 - bwd);
+    return std::pair{8 * t1 + b, std::max(0.0, 2 * t1 * k - b)};
   };
   CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 10).first));
   CHECK(c.contention_s == approx(overlapped(c, zero3_s / 10).second));
-  CHECK(c.data_comm_s == approx(4 * zero3_s / 10));  // the compute covers the rest
+  CHECK(c.data_comm_s == approx(8 * zero3_s / 10));  // the compute covers the rest
   CHECK(c.contention_s > 0);
   const StepCost hidden = c;
   // With the network 100 x faster the gathers hide: only the slowdown is left, dp x 0.189 / 1.189.
@@ -1045,28 +1049,29 @@ TEST_CASE("data-parallel gradients: one all-reduce a step, ZeRO-2 and ZeRO-3 eve
   c = cost_training_step(job);
   const double fast_s = zero3_gathers(comm::Group{16, 2, 1e12, true});
   CHECK(fast_s < c.compute_s);
-  CHECK(c.data_comm_s == approx(4 * fast_s / 10));  // each microbatch's first gather and last reduce-scatter
-  CHECK(c.contention_s == approx((fast_s - 4 * fast_s / 10) * 0.189 / 1.189));
+  CHECK(c.data_comm_s == approx(8 * fast_s / 10));  // each microbatch's first gathers and last reduce-scatters
+  CHECK(c.contention_s == approx((fast_s - 8 * fast_s / 10) * 0.189 / 1.189));
   CHECK(c.step_s < hidden.step_s);
   // The slowdown has its own op row.
   const auto row = std::find_if(c.ops.begin(), c.ops.end(), [](const OpCostRow& r) { return r.op == "data.overlap"; });
   REQUIRE(row != c.ops.end());
   CHECK(row->time_s == approx(c.contention_s));
-  // Between the regimes: compute a little shorter than the gathers, so part is exposed
-  // (dp - compute) and the slowed compute adds the rest, dp x 0.189 / 1.189 in all.
+  // Between the regimes: a backward a little shorter than the re-gathers it hides, so part is
+  // exposed and the slowed compute adds the rest, 2 t1 x 0.189 / 1.189 in all.
   job.hardware.inter_node_bandwidth = 1.25e9;
   job.hardware.intra_node_bandwidth = 1e11;
   job.hardware.gemm_efficiency = 0.5;
   c = cost_training_step(job);
-  for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the compute is 0.95 x dp
-    job.hardware.gemm_efficiency = *job.hardware.gemm_efficiency * c.compute_s / (0.95 * zero3_s);
+  for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the compute is 0.285 x dp: a backward of 0.95 x 2 t1
+    job.hardware.gemm_efficiency = *job.hardware.gemm_efficiency * c.compute_s / (0.285 * zero3_s);
     c = cost_training_step(job);
   }
-  REQUIRE(c.compute_s < zero3_s);
-  REQUIRE(zero3_s < 1.189 * c.compute_s);
+  const double backward_s = static_cast<double>(c.microbatches) * c.stages.at(0).backward_s;
+  REQUIRE(backward_s < 2 * zero3_s / 10);
+  REQUIRE(2 * zero3_s / 10 < 1.189 * backward_s);
   CHECK(c.data_comm_s == approx(overlapped(c, zero3_s / 10).first));
   CHECK(c.contention_s == approx(overlapped(c, zero3_s / 10).second));
-  CHECK(c.data_comm_s > 4 * zero3_s / 10);
+  CHECK(c.data_comm_s > 8 * zero3_s / 10);
   CHECK(c.contention_s > 0);
   job.hardware.gemm_efficiency = 0.005;
   // A slower network exposes part of the gathers: the step grows by what is exposed, or by the
@@ -1174,7 +1179,7 @@ TEST_CASE("ZeRO-2 overlapped exposes its one gather's first unit and each microb
 
 TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behind the forward") {
   TrainingJob job = mlp_job();
-  job.design = MlpDesign{{1000, 1000, 1000}, true};  // two layers: three units with the rest
+  job.design = MlpDesign{{1000, 1000, 1000, 1000, 1000}, true};  // four layers: five units with the rest
   job.accelerators = 16;
   job.hardware.kind = "gpu";
   job.hardware.inter_node_bandwidth = 1.25e9;
@@ -1183,10 +1188,10 @@ TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behin
   job.parallelism->zero_stage = 3;
   job.parallelism->recompute = true;  // the backward repeats the forward: it holds 3/4 of the compute
   job.parallelism->overlap_communication = false;
-  // Not overlapped: 2 microbatches x (3 units' gathers before the forward, 2 again in the backward,
-  // the root unit staying gathered, and 3 reduce-scatters), each of the same size and so of the
-  // same time, t1 = dp / 16: the forward's are 6 t1.
-  const double dp = cost_training_step(job).data_comm_s, t1 = dp / 16;
+  // Not overlapped: 2 microbatches x (5 units' gathers before the forward, 4 again in the backward,
+  // the root unit staying gathered, and 5 reduce-scatters), each of the same size and so of the
+  // same time, t1 = dp / 28: the forward's are 10 t1.
+  const double dp = cost_training_step(job).data_comm_s, t1 = dp / 28;
   job.parallelism->overlap_communication = true;
   StepCost c = cost_training_step(job);
   for (int i = 0; i < 8; ++i) {  // GEMMs slowed until the step's compute is 0.8 x dp
@@ -1200,20 +1205,21 @@ TEST_CASE("ZeRO-3 overlapped pass by pass: the forward's gathers hide only behin
   };
   const double fwd = pass_s("fwd"), bwd = pass_s("bwd");
   REQUIRE(c.compute_s == approx(fwd + bwd));
-  // Each microbatch's first gather runs before its compute and its last reduce-scatter after its
-  // backward (since session 35 once a step, since session 46 once a microbatch): exposed 2 t1 +
-  // 2 t1, and of the rest the forward (a quarter of the compute, 3.2 t1) cannot hide its
-  // remaining gathers (4 t1): 4 t1 - fwd. The backward (9.6 t1) hides the rest of its 10 t1,
-  // 8 t1. (Were the passes pooled, the step's compute, 12.8 t1, would hide all of 12 t1.)
-  REQUIRE(12 * t1 < c.compute_s);
-  REQUIRE(4 * t1 > fwd);
-  REQUIRE(8 * t1 < bwd);
-  const double forward_exposed = 4 * t1 - fwd;
-  CHECK(c.data_comm_s == approx(2 * t1 + forward_exposed + 2 * t1));
+  // Each microbatch's first two gathers run before its compute and its last two reduce-scatters
+  // after its backward (since session 35 one, once a step; since session 46 once a microbatch;
+  // since session 49 two, the root's and the first layer's): exposed 4 t1 + 4 t1, and of the rest
+  // the forward (a quarter of the compute, 5.6 t1) cannot hide its remaining gathers (6 t1):
+  // 6 t1 - fwd. The backward (16.8 t1) hides the rest of its 18 t1, 14 t1. (Were the passes
+  // pooled, the step's compute, 22.4 t1, would hide all of 20 t1.)
+  REQUIRE(20 * t1 < c.compute_s);
+  REQUIRE(6 * t1 > fwd);
+  REQUIRE(14 * t1 < bwd);
+  const double forward_exposed = 6 * t1 - fwd;
+  CHECK(c.data_comm_s == approx(4 * t1 + forward_exposed + 4 * t1));
   // The slowdown (Lee et al. 2025) pass by pass: what each pass hides, x 0.189 / 1.189, less what
   // it already exposes.
   const double k = 0.189 / 1.189;
-  CHECK(c.contention_s == approx(std::max(0.0, 4 * t1 * k - forward_exposed) + 8 * t1 * k));
+  CHECK(c.contention_s == approx(std::max(0.0, 6 * t1 * k - forward_exposed) + 14 * t1 * k));
 }
 
 TEST_CASE("data parallelism overlapped: the last gradient bucket's all-reduce is exposed") {
@@ -4134,4 +4140,71 @@ TEST_CASE("interleaved chunks reduce and gather their gradients and parameters c
   CHECK(chunked_gather_exposed(8, 1, 2, 4) == approx(2));
   CHECK(chunked_gather_exposed(8, 4, 2, 1) == approx(4));
   CHECK(chunked_gather_exposed(8, 10, 2, 4) == approx(0));
+}
+
+TEST_CASE("ZeRO-2 and -3 copy each microbatch's gradients into the flat buffer, by hand") {
+  // The MLP's 1,001,000 fp16 parameters on 2 data ranks, 2 microbatches a step, ZeRO-3: FSDP's
+  // flat gradient is a copy of every parameter's (read 2 B, write 2 B) on the compute stream each
+  // microbatch: 4.004e6 B at 0.5 x 1e12 B/s = 8.008e-6 s, a row of its own and in the backward;
+  // the accumulation pass (into the sharded gradient) is a row apart.
+  TrainingJob job = mlp_job();
+  job.accelerators = 2;
+  job.parallelism->global_batch = 4000;
+  job.parallelism->zero_stage = 3;
+  const auto flatten = [](const StepCost& s) {
+    const auto it = std::find_if(s.ops.begin(), s.ops.end(), [](const OpCostRow& r) { return r.op == "gradients.flatten"; });
+    return it == s.ops.end() ? nullptr : &*it;
+  };
+  StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  REQUIRE(c.microbatches == 2);
+  const OpCostRow* row = flatten(c);
+  REQUIRE(row != nullptr);
+  CHECK(row->phase == "bwd");
+  CHECK(row->bytes == approx(4.004e6));
+  CHECK(row->time_s == approx(8.008e-6));
+  const StepCost with_copy = c;
+  // Megatron-Core's fused accumulation writes the weight gradient into the flat buffer: no copy,
+  // and the backward is that much shorter.
+  job.parallelism->gradient_accumulation = "fused";
+  c = cost_training_step(job);
+  CHECK(flatten(c) == nullptr);
+  CHECK(with_copy.stages.at(0).backward_s - c.stages.at(0).backward_s == approx(8.008e-6 + op_row(with_copy, "gradients.accumulate", "bwd").time_s));
+  // ZeRO-1 keeps whole gradients a step (reduced once): no copy each microbatch; nor a TPU's XLA.
+  job.parallelism->gradient_accumulation = "separate";
+  job.parallelism->zero_stage = 1;
+  CHECK(flatten(cost_training_step(job)) == nullptr);
+  job.parallelism->zero_stage = 2;
+  CHECK(flatten(cost_training_step(job)) != nullptr);
+  job.hardware.kind = "tpu";
+  CHECK(flatten(cost_training_step(job)) == nullptr);
+}
+
+TEST_CASE("ZeRO-3's root unit holds all that lies outside the layers, an untied head too") {
+  // One decoder layer (d 64, vocabulary 1,000, untied) on 16 ranks over two nodes (a bus of 1e10
+  // B/s): the root unit is the larger of the average unit and what it holds, here the embedding
+  // and the head, 2 x 64,000 parameters (256,000 B in fp16), more than the layer's unit; before
+  // session 49 only the larger table (128,000 B) counted, and the average unit was taken.
+  TransformerDesign d = small_decoder(1);
+  d.vocab = 1000;
+  d.tied_embeddings = false;
+  d.position = TransformerDesign::Position::rotary;  // no table of positions
+  TrainingJob job = transformer_job(d, 8);
+  job.accelerators = 16;
+  job.hardware.inter_node_bandwidth = 1.25e9;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 16;
+  job.parallelism->zero_stage = 3;
+  job.parallelism->overlap_communication = false;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const comm::Group g{16, 2, 1e10, false};
+  using comm::Collective;
+  // Not overlapped, one microbatch: the root's gather (256,000 B) and the layer unit's (the rest),
+  // the layer's again in the backward, and both reduce-scatters.
+  const double layer_bytes = 2 * c.parameters - 256000;
+  REQUIRE(layer_bytes > 0);
+  REQUIRE(layer_bytes < 256000);
+  CHECK(c.data_comm_s == approx(comm::collective_s(Collective::all_gather, 256000, g) + 2 * comm::collective_s(Collective::all_gather, layer_bytes, g) +
+                                comm::collective_s(Collective::reduce_scatter, 256000, g) + comm::collective_s(Collective::reduce_scatter, layer_bytes, g)));
 }
