@@ -355,6 +355,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // tensor-group collectives included (session 49, a review).
   std::vector<double> dev_tpf(devices, 0.0);
   std::vector<double> dev_tail_f(devices, 0.0);  // the forward from the last layer on (dev_f's share)
+  // The weight-gradient products' share of dev_b (zero-bubble schedules' W; since session 49, a
+  // review: taken as half the backward).
+  std::vector<double> dev_w(devices, 0.0);
   // Each chunk's share of its device's work (a microbatch's forward and all of it) and what it
   // keeps: for the interleaved schedule run op by op where the chunks are uneven (below).
   const std::size_t chunk_count = static_cast<std::size_t>(chunks);
@@ -402,6 +405,13 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::set<std::pair<int, int>> sp_gathered;
   const auto* sp_design = std::get_if<TransformerDesign>(&job.design);
   const bool one_fused_input = sp_design != nullptr && sp_design->parallel_block && sp_design->parallel_norms <= 1;
+  // Each device's last layer (its highest position): ZeRO-3 gathers it last, and its forward (and on
+  // the last device what follows the layers) runs after that gather.
+  std::vector<std::size_t> device_last_position(devices, 0);
+  for (std::size_t pos = 0; pos < device_of_layer.size(); ++pos) {
+    const auto d = static_cast<std::size_t>(device_of_layer[pos]);
+    if (d < devices) device_last_position[d] = std::max(device_last_position[d], pos);
+  }
   for (const auto& op : g.ops()) {
     const int op_index = static_cast<int>(&op - g.ops().data());
     const bool in_layer = op.layer >= 0;
@@ -428,6 +438,14 @@ StepCost cost_training_step(const TrainingJob& job) {
                                     : previous_layer < 0                 ? 0
                                                                          : chunk_of_layer[static_cast<std::size_t>(previous_layer)];
     const double energy_share = 1.0 / pp;
+    // After its device's last gather: that device's last layer, and what follows the layers (head,
+    // loss) on the last device (the embedding lookups come first).
+    const bool forward_tail = in_layer ? position_of(op.layer) == device_last_position[owner]
+                                       : op.kind != graph::OpKind::embedding && previous_layer >= 0;
+    const auto forward_collective = [&](double s) {
+      dev_tpf[owner] += s;
+      if (forward_tail) dev_tail_f[owner] += s;
+    };
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
@@ -537,7 +555,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     cost_detail::Reduction red_b;
     // The input- and weight-gradient products' times (a sequence-parallel gather and reduce-scatter
     // run under them in Megatron-LM, below).
-    double dgrad_s = 0, wgrad_s = 0;
+    double dgrad_s = 0, wgrad_s = 0, weight_product_s = 0;
     if (two_products) {
       const double dm = dev_m;
       const auto red_in = cost_detail::split_k_reduction(od, op, op_precision, dm, dev_k, dev_n, dev_count);
@@ -551,11 +569,13 @@ StepCost cost_training_step(const TrainingJob& job) {
       b.seconds = input_grad.seconds + weight_grad.seconds - od.launch_s;  // one launch of the two is counted below
       dgrad_s = input_grad.seconds;
       wgrad_s = weight_grad.seconds;
+      weight_product_s = wgrad_s + red_w.seconds;
     } else if (second_operand_only) {
       red_b = cost_detail::split_k_reduction(od, op, op_precision, dev_k, dev_n, dev_m, dev_count);
       b = hardware::kernel_time(od, op_precision, flops, bytes, true,
                                 cost_detail::alignment(od, op, dev_n, dev_k) *
                                     cost_detail::gemm_efficiency_at(od, op, job.layout, dev_k, dev_n, dev_m, dev_count));
+      weight_product_s = b.seconds + red_b.seconds;
     }
     // Full recomputation runs every layer's forward again; selective only the attention ops on the
     // score matrix (fused attention already recomputes them in its backward kernel).
@@ -623,10 +643,9 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
-    // The forward after the last layer's gather: that layer's and what follows the layers (head, loss).
-    if ((in_layer && static_cast<int>(position_of(op.layer)) == last_main_layer) || (!in_layer && op.kind != graph::OpKind::embedding)) {
-      dev_tail_f[owner] += f_s;
-    }
+    // (The bias's gradient and a shared weight's summed gradient are the weights' too.)
+    if (op.params > 0) dev_w[owner] += weight_product_s + bias_b + sum_b;
+    if (forward_tail) dev_tail_f[owner] += f_s;
     chunk_f[chunk_owner] += f_s;
     chunk_work[chunk_owner] += f_s + b_s + recompute;
     // (Parameters are divided by t below: a replicated key/value projection's weights count whole
@@ -760,10 +779,10 @@ StepCost cost_training_step(const TrainingJob& job) {
         // (since session 48; before, here, as the forward's reduce-scatter and gather twice).
         const double rs = comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
         dev_tp[owner] += (p.recompute ? 2 : 1) * rs + comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
-        dev_tpf[owner] += rs;
+        forward_collective(rs);
       } else {
         dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
-        dev_tpf[owner] += one;
+        forward_collective(one);
       }
     }
     // A decoder layer's cross-attention projects the encoder's output, which every rank holds
@@ -809,7 +828,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       if (dispatched) {
         const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
         dev_tp[owner] += (p.recompute ? 2 : 1) * ag + comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
-        dev_tpf[owner] += ag;
+        forward_collective(ag);
       } else if (split_input && !op.expert &&
                  (!one_fused_input || sp_gathered.insert({inputs.front(), op.layer}).second)) {
         const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
@@ -824,7 +843,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         }
         const bool rerun = in_layer && (p.recompute || (p.recompute_latent && (ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b"))));
         dev_tp[owner] += (rerun ? 2 : 1) * ag + backward;
-        dev_tpf[owner] += ag;
+        forward_collective(ag);
       }
     }
     // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
@@ -846,7 +865,7 @@ StepCost cost_training_step(const TrainingJob& job) {
       }
       const double mask_s = comm::collective_s(comm::Collective::all_reduce, op.dropout_elements / positions * bytes_per_value, tp_group);
       dev_tp[owner] += (recomputed ? 2 : 1) * mask_s;
-      dev_tpf[owner] += mask_s;
+      forward_collective(mask_s);
     }
     if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
       // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
@@ -868,7 +887,7 @@ StepCost cost_training_step(const TrainingJob& job) {
                           comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
       dev_tp[owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
       dev_cp[owner] += kv_s;
-      dev_tpf[owner] += comm::collective_s(comm::Collective::all_gather, gathered, cp_group);
+      forward_collective(comm::collective_s(comm::Collective::all_gather, gathered, cp_group));
     }
     if (c.tensor > 1 && !in_layer && transformer) {
       // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
@@ -885,7 +904,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         const double out = tokens_bytes * static_cast<double>(op.n);
         const double forward = collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce, out);
         dev_tp[owner] += forward + (p.sequence_parallel ? collective(comm::Collective::all_gather, out) : 0.0);
-        dev_tpf[owner] += forward;
+        forward_collective(forward);
       } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
         // (Under sequence parallelism the head gathers its input as every column-parallel product
         // reading a sequence-split tensor does, above: forward, again backward, and its input
@@ -894,7 +913,7 @@ StepCost cost_training_step(const TrainingJob& job) {
         if (!p.sequence_parallel) dev_tp[owner] += collective(comm::Collective::all_reduce, input);
         const double loss = 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
         dev_tp[owner] += loss;
-        dev_tpf[owner] += loss;
+        forward_collective(loss);
       }
     }
     if (op.expert && ends_with(op.name, ".experts.up")) {
@@ -1271,19 +1290,25 @@ StepCost cost_training_step(const TrainingJob& job) {
     slot = fwd_s + bwd_s + tp_comm + exposed;
     c.pipeline_comm_s = comm > 0 ? mb * exposed * pp_comm / comm : 0;
     c.expert_comm_s = comm > 0 ? mb * exposed * moe_comm / comm : 0;
-    // (p/2 - 1)(F&B + B - 3W): a paired chunk F&B takes F + B, and the weight-gradient half of a
-    // backward is W = B / 2 [assumed: the two products of a GEMM's backward are equal in FLOPs].
-    c.bubble_s = (pp / 2 - 1) * (fwd_s + 0.5 * bwd_s) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
+    // (p/2 - 1)(F&B + B - 3W): a paired chunk F&B takes F + B, and W is the backward's
+    // weight-gradient products and passes over the gradients (since session 49, a review: taken as
+    // B / 2, where attention, norms, elementwise kernels and recomputation have no W).
+    const double w = std::min(bwd_s, on_device(dev_w, busiest_device) + dev_acc[busiest_device]);
+    c.bubble_s = (pp / 2 - 1) * (fwd_s + 2 * bwd_s - 3 * w) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
   } else if (p.zero_bubble) {
-    // ZB1P: (p - 1)(F + B - 2W) with W = B / 2, the weight-gradient half of a backward [assumed,
-    // as for DualPipe]: (p - 1) F, and the stage sends and tensor all-reduces of those slots; as
-    // for 1F1B, the other devices' own F each (a lighter stage fills faster; since session 34,
-    // before p - 1 of the busiest's).
+    // ZB1P: (p - 1)(F + B - 2W), W the backward's weight-gradient products and passes over the
+    // gradients (since session 49, a review: W = B / 2, a bubble of (p - 1) F), and the stage sends
+    // and tensor all-reduces of those slots in the same share; as for 1F1B, the other devices' own
+    // F + B - 2W each (a lighter stage fills faster; since session 34, before p - 1 of the
+    // busiest's).
     c.bubble_s = 0;
     for (const auto& row : c.stages) {
       if (row.busiest) continue;
-      c.bubble_s += row.forward_s + (row.tensor_comm_s + row.context_comm_s + on_device(dev_pp, static_cast<std::size_t>(row.device)) + row.expert_comm_s) * row.forward_s /
-                                        std::max(row.forward_s + row.backward_s, 1e-30);
+      const auto d = static_cast<std::size_t>(row.device);
+      const double w = std::min(row.backward_s, on_device(dev_w, d) + dev_acc[d]);
+      const double idle = std::max(0.0, row.forward_s + row.backward_s - 2 * w);
+      c.bubble_s += idle + (row.tensor_comm_s + row.context_comm_s + on_device(dev_pp, d) + row.expert_comm_s) * idle /
+                               std::max(row.forward_s + row.backward_s, 1e-30);
     }
     c.pipeline_comm_s = mb * pp_comm;
     c.expert_comm_s = mb * moe_comm;
@@ -1430,14 +1455,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
     // bucket of its own, as in PyTorch DDP), split over the tensor group as Megatron-LM splits it.
     // (Only on the device that runs the embeddings: another's last gradients are its first layer's.)
-    const double last = std::min(grad_bytes, std::max(grad_bucket, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
+    // (Interleaved, at most the first chunk's gradients, the chunks taken as equal: a later chunk's
+    // reduce behind the backwards after them; since session 49, a review.)
+    const double last = std::min(grad_bytes / v, std::max(grad_bucket, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter.)
     const Collective last_kind = p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce;
     exposed_floor = comm::collective_s(last_kind, last, dp_group);
     // Device 0's own last bucket, the embedding's, for the device that ends the step (below).
     const double grad_bytes_0 = dense_on(0) * grad_value_bytes;
     embedding_floor = comm::collective_s(
-        last_kind, std::min(grad_bytes_0, std::max(grad_bucket, embedding_params / tp * grad_value_bytes)), dp_group);
+        last_kind, std::min(grad_bytes_0 / v, std::max(grad_bucket, embedding_params / tp * grad_value_bytes)), dp_group);
   }
   if (expert_params > 0 && expert_copies > 1) {
     // Each expert is replicated on data / G ranks, and on the tensor ranks too where they hold

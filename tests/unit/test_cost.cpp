@@ -475,28 +475,71 @@ TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the act
   CHECK(none.memory_per_device_bytes - latent.memory_per_device_bytes == approx(63488.0 + 65536 + 65536));
 }
 
+// Each device's weight-gradient time under a pipeline of the MLP (one layer a stage, layer ids in
+// order, microbatches of 125 rows): its products' backward less the bias's gradient, halved (on
+// mlp_job's device the input- and weight-gradient products of a layer take the same time: equal
+// FLOPs and bytes at one ceiling), and the bias's gradient, 2 B x n x (125 + 1) at 0.5 x 1e12 B/s
+// for an output n wide (`widths`).
+std::vector<double> mlp_weight_gradients(const StepCost& c, const std::vector<double>& widths) {
+  std::vector<int> ids;
+  for (const auto& r : c.ops) {
+    if (r.layer >= 0 && std::find(ids.begin(), ids.end(), r.layer) == ids.end()) ids.push_back(r.layer);
+  }
+  std::vector<double> w(widths.size(), 0.0);
+  for (const auto& r : c.ops) {
+    if (r.kind != "matmul" || r.phase != "bwd" || r.layer < 0) continue;
+    const auto d = static_cast<std::size_t>(std::find(ids.begin(), ids.end(), r.layer) - ids.begin());
+    const double bias = 2 * widths.at(d) * 126 / 5e11;
+    w[d] += 0.5 * (r.time_s - bias) + bias;
+  }
+  return w;
+}
+
 TEST_CASE("zero-bubble 1F1B: the fill and drain hold only forward slots, by hand") {
-  // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches: (p - 1)(F + B - 2W) with W = B / 2
-  // is 3 F, plus the stage sends of those slots (a forward's share of a slot's sends); as for 1F1B,
-  // the F of each of the three other devices, whose stages are lighter than the busiest's (it reads
-  // the input; since session 34, before 3 of the busiest's F).
+  // The 4-layer MLP on 4 stages x 2 data ranks, 8 microbatches: (p - 1)(F + B - 2W), B the whole
+  // backward and W its weight-gradient products and passes over the gradients (since session 49,
+  // a review: W = B / 2, 3 F), plus the stage sends of those slots (the same share of a slot's
+  // sends); as for 1F1B, each of the three other devices' own, lighter than the busiest's (it reads
+  // the input; since session 34, before 3 of the busiest's).
   TrainingJob job = pipelined_mlp_job();
   job.parallelism->zero_bubble = true;
+  job.parallelism->gradient_accumulation = "fused";  // (the accumulation pass, W's too: its own test)
   const StepCost zb = cost_training_step(job);
   REQUIRE(zb.fits);
   const auto [f, b] = stage_times(zb);
   const double sends = zb.pipeline_comm_s / 8;  // a microbatch's, the first device's
   REQUIRE(zb.stages.size() == 4);
   REQUIRE(zb.stages[0].busiest);
+  const std::vector<double> w = mlp_weight_gradients(zb, {1000, 1000, 1000, 1000});
   double others = 0;
   for (std::size_t d = 1; d < 4; ++d) {
     // (A middle device exchanges with two neighbours, an end device with one: since session 46.)
     const double fd = zb.stages[d].forward_s, bd = zb.stages[d].backward_s, sends_d = (d == 3 ? 1 : 2) * sends;
-    others += fd + sends_d * fd / (fd + bd);
+    const double idle = fd + bd - 2 * w[d];
+    REQUIRE(idle > 0);
+    others += idle + sends_d * idle / (fd + bd);
   }
   CHECK(zb.bubble_s == approx(others));
-  CHECK(zb.bubble_s < 3 * (f + sends * f / (f + b)));  // the lighter stages fill faster
-  CHECK(zb.bubble_s > 0.75 * 3 * (f + sends * f / (f + b)));
+  // With its accumulation pass after each backward (`separate`), W holds it too: each device's
+  // share of the pass's row (equal layers), the idle time no less than none.
+  job.parallelism->gradient_accumulation = "separate";
+  const StepCost acc = cost_training_step(job);
+  double pass = 0;
+  for (const auto& r : acc.ops) pass += r.op == "gradients.accumulate" ? r.time_s : 0.0;
+  REQUIRE(pass > 0);
+  const std::vector<double> wa = mlp_weight_gradients(acc, {1000, 1000, 1000, 1000});
+  const double sends_a = acc.pipeline_comm_s / 8;
+  double others_a = 0;
+  for (std::size_t d = 1; d < 4; ++d) {
+    const double fd = acc.stages[d].forward_s, bd = acc.stages[d].backward_s, sends_d = (d == 3 ? 1 : 2) * sends_a;
+    const double idle = std::max(0.0, fd + bd - 2 * (wa[d] + pass / 4));
+    others_a += idle + sends_d * idle / (fd + bd);
+  }
+  CHECK(acc.bubble_s == approx(others_a));
+  // The MLP's backward holds its activations' gradients beside the products: more than the forward
+  // is idle.
+  CHECK(zb.bubble_s > 3 * 0.75 * (f + sends * f / (f + b)));
+  CHECK(zb.bubble_s < 3 * (f + b));
   double total = 0;
   for (const auto& part : step_components(zb)) total += part.time_s;
   CHECK(total == approx(zb.step_s));
@@ -534,8 +577,14 @@ TEST_CASE("DualPipe: the stage sends hidden under the paired chunk, a shorter bu
   REQUIRE(dual.fits);
   const auto [f, b] = stage_times(dual, 4, true);
   CHECK(dual.compute_s == approx(8 * (f + b)));
-  // (p/2 - 1)(F + B - B/2) = 1 x (F + B / 2), against 1F1B's 3 slots.
-  CHECK(dual.bubble_s == approx(f + 0.5 * b));
+  // (p/2 - 1)(F&B + B - 3W) = 1 x (F + 2B - 3W), W the weight-gradient products (fused
+  // accumulation: no pass), the busiest device's pair of stages 0 and 3 averaged (since session 49,
+  // a review: W = B / 2, F + B / 2), against 1F1B's 3 slots.
+  const std::vector<double> w = mlp_weight_gradients(dual, {1000, 1000, 1000, 2000});
+  const double w_pair = 0.5 * (w[0] + w[3]);
+  REQUIRE(w_pair > 0);
+  REQUIRE(w_pair < 0.5 * b);  // the activations' gradients are B's too
+  CHECK(dual.bubble_s == approx(f + 2 * b - 3 * w_pair));
   CHECK(plain.bubble_s == approx(other_slots(plain)));
   // The sends (far shorter than a slot's compute) are hidden, and slow that compute by
   // s / (1 + s) of their time (0.189 / 1.189).
@@ -4212,4 +4261,34 @@ TEST_CASE("ZeRO-3's root unit holds all that lies outside the layers, an untied 
   REQUIRE(layer_bytes < 256000);
   CHECK(c.data_comm_s == approx(comm::collective_s(Collective::all_gather, 256000, g) + 2 * comm::collective_s(Collective::all_gather, layer_bytes, g) +
                                 comm::collective_s(Collective::reduce_scatter, 256000, g) + comm::collective_s(Collective::reduce_scatter, layer_bytes, g)));
+}
+
+TEST_CASE("an interleaved device reduces its chunks' gradients behind the backwards after them, end to end") {
+  // An 8-layer MLP on 2 stages x 4 chunks (one layer each) x 4 data ranks, 4 microbatches of 125;
+  // ZeRO-0 over the network in 2 MB buckets. Not overlapped, the all-reduce of the device's
+  // gradients, R; overlapped, what cost_detail::chunked_reduce_exposed leaves of it after the
+  // busiest device's backward: chunk c >= 1's reduced behind the c p chunk-backwards after its
+  // last, chunk 0's (bucketed) behind its own last, its last bucket after it (since session 49, a
+  // review; before, R less one microbatch's backward).
+  TrainingJob job = pipelined_mlp_job();
+  job.design = MlpDesign{std::vector<std::int64_t>(9, 1000), true};
+  job.parallelism->pipeline = 2;
+  job.parallelism->virtual_stages = 4;
+  job.hardware.node_accelerators = 1;
+  job.hardware.inter_node_bandwidth = 1e11;
+  job.parallelism->gradient_bucket_bytes = 2e6;
+  job.parallelism->overlap_communication = false;
+  const StepCost serial = cost_training_step(job);
+  REQUIRE(serial.fits);
+  REQUIRE(serial.microbatches == 4);
+  job.parallelism->overlap_communication = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.stages.size() == 2);
+  REQUIRE(c.stages[0].busiest);
+  const double chunk_backward = c.stages[0].backward_s / 4;
+  const comm::Group data{4, 4, 1e11, false};
+  const double last_bucket = comm::collective_s(comm::Collective::all_reduce, 2e6, data);
+  const double expected = dlcarbon::cost_detail::chunked_reduce_exposed(serial.data_comm_s, last_bucket, chunk_backward, 2, 4);
+  REQUIRE(expected < serial.data_comm_s - c.stages[0].backward_s);  // more hidden than behind one backward
+  CHECK(c.data_comm_s == approx(expected));
 }
