@@ -112,6 +112,9 @@ struct Op {
   // directions' where separate directions feed their own next layers (0: the op's own output).
   // What a pipeline stage sends and full recomputation keeps a layer (elements).
   double layer_output_elements = 0;
+  // An expert product's: the rows its input had before the dispatch, the device's tokens (its own
+  // rows are the slots routed to it): 8-bit dispatch casts those, once a token (since session 49).
+  double dispatched_rows = 0;
 };
 
 // How much of the graph a framework fuses (docs/hardware-model.md, "Operator fusion"):
@@ -240,6 +243,7 @@ class OpGraph {
   void set_dropout_elements(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).dropout_elements = elements; }
   void set_replicated_params(int id, double params) { ops_.at(static_cast<std::size_t>(id)).replicated_params = params; }
   void set_gradient_sum(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).gradient_sum_bytes = bytes; }
+  void set_dispatched_rows(int id, double rows) { ops_.at(static_cast<std::size_t>(id)).dispatched_rows = rows; }
   void set_layer_output(int id, double elements) { ops_.at(static_cast<std::size_t>(id)).layer_output_elements = elements; }
   void set_shared_input(int id, double bytes) { ops_.at(static_cast<std::size_t>(id)).shared_input_bytes = bytes; }
   // An elementwise pass over the score matrix: all it saves is score matrix.

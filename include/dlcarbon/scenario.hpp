@@ -344,6 +344,11 @@ struct TrainingJob {
   // pass), "megatron" (Megatron-LM's vocab_parallel_cross_entropy over output.float()), "pytorch"
   // (F.cross_entropy over logits.float()). Since session 48.
   std::string cross_entropy = "fused";
+  // The precision a mixture of experts dispatches its tokens at (docs/hardware-model.md, "Expert
+  // dispatch"): "compute" (the job's, 16 bits under fp8: Megatron-Core and Transformer Engine cast
+  // inside the grouped product) or "fp8" (DeepSeek-V3's: quantized once a token before the
+  // dispatch, combined in 16 bits; fp8 jobs only). Since session 49.
+  std::string expert_dispatch = "compute";
   ModelDesign design;              // copied from the model, std::monostate when none
   std::string layout = "nchw";     // copied from the model
   JobOverheads overheads;

@@ -604,7 +604,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     double cast_fwd_bytes = 0, cast_bwd_bytes = 0, cast_f = 0, cast_b = 0;
     if (eight_bit_op) {
       const double a = dev_m * dev_k * static_cast<double>(op.count), out = dev_m * dev_n * static_cast<double>(op.count);
-      cast_fwd_bytes = 3 * a;
+      // An expert product whose tokens were quantized before an 8-bit dispatch casts them once a
+      // token, not once a slot (DeepSeek-V3, Sec. 3.3.3: "we quantize the activation before MoE
+      // up-projections into FP8 and then apply dispatch components"; since session 49, a review).
+      const double cast_rows = job.expert_dispatch == "fp8" && op.dispatched_rows > 0 ? op.dispatched_rows / (p.sequence_parallel ? tp : 1.0) : dev_m * static_cast<double>(op.count);
+      cast_fwd_bytes = 3 * cast_rows * dev_k;
       cast_bwd_bytes = 3 * out + 2 * a + 2 * out;
       cast_f = hardware::kernel_time(dev16, sixteen, 0, cast_fwd_bytes, false).seconds;
       cast_b = hardware::kernel_time(dev16, sixteen, 0, cast_bwd_bytes, false).seconds + dev16.launch_s;
@@ -1025,14 +1029,17 @@ StepCost cost_training_step(const TrainingJob& job) {
     if (!switched || ep_group.nodes <= 1) return bytes * (eg - 1) / eg / a2a_link * bisection;
     return std::max(bytes * (eg - fewest) / eg / inter, bytes * (most - 1) / eg / intra);
   };
-  // 8-bit training dispatches tokens to the experts, and the gradients back to them, in 8 bits
-  // (the up projection's and the down projection's gradient product take 8-bit inputs anyway), and
-  // combines in 16 (DeepSeek-V3, Sec. 3.3.3): 3 of the 4 transfers' 8 bytes, at 2 bytes a value.
+  // DeepSeek-V3's 8-bit training (`expert_dispatch: fp8`) dispatches tokens to the experts, and the
+  // gradients back to them, in 8 bits (the up projection's and the down projection's gradient
+  // product take 8-bit inputs anyway), and combines in 16 (Sec. 3.3.3): 3 of the 4 transfers' 8
+  // bytes, at 2 bytes a value. Megatron-Core dispatches at 16 bits and casts inside the grouped
+  // product (moe/fused_a2a.py; since session 49, a review: every 8-bit job dispatched in 8).
   // Full recomputation runs the forward pass, its dispatch and combine included, a second time: 6
   // transfers, as the tensor-parallel all-reduces above go from 2 to 3 a layer.
   const double a2a_transfers = p.recompute ? 6 : 4;
   // (Here for all the model's expert layers; the busiest device's share is taken below.)
-  const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (eight_bit ? 0.75 : 1.0);
+  const bool fp8_dispatch = eight_bit && job.expert_dispatch == "fp8";
+  const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (fp8_dispatch ? 0.75 : 1.0);
   double moe_comm = moe_layers > 0 && expert_group > 1 ? spread_s(a2a_bytes) : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {

@@ -138,6 +138,9 @@ class Emitter {
     return id;
   }
   void gradient_sum(int id, double bytes) { g_.set_gradient_sum(id, bytes); }
+  // The rows an expert product's input had before the dispatch (the device's tokens): where 8-bit
+  // dispatch quantizes them before sending (Op::dispatched_rows).
+  void dispatched_rows(int id, double rows) { g_.set_dispatched_rows(id, rows); }
   void replicated_params(int id, double params) { g_.set_replicated_params(id, params); }
   // A cross-entropy over `elements` logits: computed in fp32 whatever the logits' precision
   // (Megatron-LM's vocab_parallel_cross_entropy(output.float()), fairseq's and Hugging Face's
@@ -619,18 +622,45 @@ int feed_forward(Emitter& e, const TransformerDesign& d, const std::string& pref
       e.backward_factor(into_experts, 1);
       e.model_share(into_experts, 0);
     }
+    // Gathering dispatch in training: the received tokens are copied into the experts' contiguous
+    // slots before the grouped products and the products' rows copied back, each scaled by its
+    // routing weight, after them (Megatron-Core's permute and unpermute(..., probs) around the
+    // grouped GEMM, DeepGEMM's contiguous layout; since session 49, a review: taken as free): each
+    // reads the device's tokens and writes its slots or the reverse, p (tokens + slots) d bytes,
+    // and so do their gradients (the combine's reads the slots' outputs again for the weights'
+    // gradient). What that gradient reads is not counted as kept: Megatron-Core's unpermute keeps
+    // the slots' outputs for it, a code that folds the weights into the down projection's input
+    // (which that projection keeps) nothing more [assumed: the second]. A serving kernel (vLLM's
+    // fused_moe) gathers its rows inside the product: not there.
+    const double slot_rows = static_cast<double>(per_expert * local), token_rows = static_cast<double>(tokens);
+    const double dm = static_cast<double>(d.d_model);
+    const bool permuted = e.training && !d.einsum_dispatch;
+    if (permuted) {
+      into_experts = e.elementwise(prefix + ".experts.permute", layer, {into_experts}, slot_rows * dm, 0, OpKind::elementwise, 0, true, 1);
+      e.chain(into_experts, e.dtype_bytes() * dm * (token_rows + slot_rows), 1, 0);
+      e.backward_factor(into_experts, 1);
+    }
     const int up = e.matmul(prefix + ".experts.up", layer, into_experts, per_expert, d.d_model, e_up, d.biases, false,
                             OpKind::matmul, true, local, up_params);
+    e.dispatched_rows(up, token_rows);
     const int act = ffn_activation(e, d, prefix + ".experts.act", layer, up, static_cast<double>(per_expert * local * fe));
     down = e.matmul(prefix + ".experts.down", layer, act, per_expert, fe, d.d_model, d.biases, false,
                     OpKind::matmul, true, local, down_params);
+    const int expert_down = down;
+    if (permuted) {
+      // (Its multiply-adds by the routing weights, two FLOPs a slot's value, are left out: a
+      // memory-bound copy, as the dispatch is the implementation's.)
+      down = e.elementwise(prefix + ".experts.unpermute", layer, {down}, slot_rows * dm, 0, OpKind::elementwise, 0, true, 1);
+      e.chain(down, e.dtype_bytes() * dm * (token_rows + slot_rows), 1, 0);
+      e.framework_kernels(down, 1, 1, (2 * slot_rows + token_rows) / (slot_rows + token_rows), 2);
+    }
     // The slots beyond the tokens' top_k choices are padding: costed, not the model's FLOPs, the
     // capacity factor's headroom too (since session 42, a review: tokens x top_k x capacity_factor
     // had counted as the model's, so MFU grew with the padding), and under a gather, where the
     // whole slots an expert runs round its share of them (since session 34).
     const double chosen = static_cast<double>(tokens) * static_cast<double>(d.top_k);
     const double share = std::min(1.0, chosen / (static_cast<double>(per_expert) * static_cast<double>(local)));
-    for (const int id : {up, act, down}) e.model_share(id, share);
+    for (const int id : {up, act, expert_down}) e.model_share(id, share);
     if (d.einsum_dispatch) {
       down = e.matmul(prefix + ".combine", layer, down, group, slots, d.d_model, false, false, OpKind::batched_matmul, false,
                       groups, 0);

@@ -247,6 +247,7 @@ struct JobDraft {
   std::optional<Value> cross_entropy_at;  // where `cross_entropy` was given (checked against the design)
   std::optional<Value> fusion_at;         // where `fusion` was given (checked against the hardware)
   std::optional<Value> eager_at;          // where `eager` was given
+  std::optional<Value> expert_dispatch_at;  // where `expert_dispatch` was given (checked against the design and precision)
 };
 
 struct ModelDraft {
@@ -1357,7 +1358,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
   static const EntityKind<JobDraft> kind{
       "training", "training job",
       {"id", "from", "name", "model", "hardware", "accelerators", "duration", "accelerator_hours",
-       "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "cross_entropy", "parallelism", "overheads", "start",
+       "power", "datacenter", "tokens", "flops", "precision", "fusion", "eager", "cross_entropy", "expert_dispatch", "parallelism", "overheads", "start",
        "repeat", "stage_of", "published", "notes"},
       {"hardware", "accelerators", "datacenter"},
       [](Builder& b, const MapView& m, JobDraft& d) {
@@ -1411,6 +1412,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (m.has("cross_entropy")) {
           j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
           d.cross_entropy_at = m.at("cross_entropy");
+        }
+        if (m.has("expert_dispatch")) {
+          j.expert_dispatch = detail::read_choice(m.at("expert_dispatch"), {"compute", "fp8"});
+          d.expert_dispatch_at = m.at("expert_dispatch");
         }
         if (m.has("overheads")) j.overheads = read_overheads(m.at("overheads"));
         if (m.has("start")) {
@@ -1506,6 +1511,19 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                                     : lstm != nullptr                               ? "an LSTM without a vocabulary"
                                                                                    : "a graph file") +
                                    "): drop cross_entropy");
+        }
+        // The dispatch's precision applies to a mixture of experts' all-to-all, and 8 bits to an 8-bit
+        // job (since session 49).
+        if (d.expert_dispatch_at) {
+          const auto* t = std::get_if<TransformerDesign>(&j.design);
+          if (t == nullptr || t->experts == 0) {
+            d.expert_dispatch_at->fail("sets the precision a mixture of experts dispatches its tokens at, and job " + text::quoted(j.id) +
+                                       "'s model " + text::quoted(j.model_id) + " has no experts: drop expert_dispatch");
+          }
+          if (j.expert_dispatch == "fp8" && j.precision != "fp8") {
+            d.expert_dispatch_at->fail("fp8 dispatches the tokens an 8-bit job quantizes for its experts' products, and job " +
+                                       text::quoted(j.id) + " computes in " + j.precision + ": drop expert_dispatch, or give precision: fp8");
+          }
         }
         // A TPU runs TensorFlow (and PyTorch/XLA) through XLA, which fuses what these keys itemise:
         // TensorFlow 1.x's GPU kernels, a GPU code's loss passes, eager PyTorch's chains (since

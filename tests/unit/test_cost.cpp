@@ -426,11 +426,16 @@ TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by han
   REQUIRE(limited.fits);
   REQUIRE(free_routing.expert_comm_s > 0);
   CHECK(limited.expert_comm_s == approx(free_routing.expert_comm_s * (3.5 / 8) / (56.0 / 64)));
-  // 8-bit products: the dispatch and its gradient travel in 8 bits, the combine and its gradient
-  // in 16: 3 / 4 of the bytes.
+  // 8-bit products: Megatron-Core dispatches at 16 bits (`expert_dispatch: compute`, the default:
+  // the same bytes); DeepSeek-V3's 8-bit dispatch (`fp8`) sends the dispatch and its gradient in 8
+  // bits, the combine and its gradient in 16: 3 / 4 of the bytes (since session 49; before, every
+  // 8-bit job's).
   job.precision = "fp8";
+  CHECK(cost_training_step(job).expert_comm_s == approx(limited.expert_comm_s));
+  job.expert_dispatch = "fp8";
   const StepCost eight = cost_training_step(job);
   CHECK(eight.expert_comm_s == approx(0.75 * limited.expert_comm_s));
+  job.expert_dispatch = "compute";
   // Full recomputation runs the forward's dispatch and combine again: 6 transfers, not 4.
   job.precision = "bf16";
   job.parallelism->recompute = true;
@@ -4291,4 +4296,26 @@ TEST_CASE("an interleaved device reduces its chunks' gradients behind the backwa
   const double expected = dlcarbon::cost_detail::chunked_reduce_exposed(serial.data_comm_s, last_bucket, chunk_backward, 2, 4);
   REQUIRE(expected < serial.data_comm_s - c.stages[0].backward_s);  // more hidden than behind one backward
   CHECK(c.data_comm_s == approx(expected));
+}
+
+TEST_CASE("an 8-bit dispatch casts the experts' input once a token, not once a slot, by hand") {
+  // The one-layer MoE decoder (d 64, 64 experts, top-2) on 64 devices, one 32-token sequence each,
+  // in fp8: its routed tokens' up projection reads 64 slots of the group's 2 x 32 x 64 / 64 a
+  // device. Cast in the product (Megatron-Core, `compute`), every slot's input is read in 16 bits
+  // and written in 8, 3 B a value; quantized before an 8-bit dispatch (DeepSeek-V3, `fp8`), each
+  // of the device's 32 tokens once: 3 x (64 - 32) x 64 B fewer forward.
+  TrainingJob job = moe_job(1, 64);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.top_k = 2;
+  job.design = d;
+  job.hardware.peak_flop_per_s = {{"bf16", 1e14}, {"fp8", 2e14}};
+  job.precision = "fp8";
+  const StepCost in_product = cost_training_step(job);
+  job.expert_dispatch = "fp8";
+  const StepCost before_dispatch = cost_training_step(job);
+  REQUIRE(in_product.fits);
+  const OpCostRow& a = op_row(in_product, "decoder.0.ffn.experts.up", "fwd");
+  const OpCostRow& b = op_row(before_dispatch, "decoder.0.ffn.experts.up", "fwd");
+  CHECK(a.bytes - b.bytes == approx(3.0 * (64 - 32) * 64));
+  CHECK(b.time_s < a.time_s);
 }

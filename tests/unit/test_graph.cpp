@@ -580,6 +580,29 @@ TEST_CASE("mixture of experts: a gathering dispatch runs only the experts its to
   CHECK(up(build_graph(moe, GraphShape{4, 2, true})).m == 128);
   // The parameters are the 8 experts' whatever runs.
   CHECK(up(one).params == 8 * (256.0 * 1024 + 1024));
+  // In training the 512 tokens are copied into their 1,024 slots before the products and back
+  // after them, each scaled by its weight (Megatron-Core's permute and unpermute; since session
+  // 49): p (512 + 1,024) x 256 bytes each, one kernel, no FLOPs; the permute's gradient the same
+  // bytes, the unpermute's (the weights' gradient reads the slots' outputs again) p (2 x 1,024 +
+  // 512) x 256 in two kernels. Neither keeps anything. The up product records the 512 tokens it
+  // dispatched (an 8-bit dispatch casts those). Serving gathers inside the product: no copies.
+  const auto g = build_graph(moe, GraphShape{4, 2, true});
+  const double rows_bytes = 2.0 * (512 + 1024) * 256;
+  for (const char* name : {"decoder.0.ffn.experts.permute", "decoder.0.ffn.experts.unpermute"}) {
+    CAPTURE(name);
+    CHECK(named(g, name).bytes == approx(rows_bytes));
+    CHECK(named(g, name).flops == 0);
+    CHECK(named(g, name).kernels == 1);
+    CHECK(named(g, name).saved_bytes == 0);
+  }
+  CHECK(named(g, "decoder.0.ffn.experts.permute").backward_factor == 1);
+  const auto& unpermute = named(g, "decoder.0.ffn.experts.unpermute");
+  CHECK(unpermute.backward_bytes_factor * unpermute.bytes == approx(2.0 * (2 * 1024 + 512) * 256));
+  CHECK(unpermute.backward_kernels == 2);
+  CHECK(up(g).dispatched_rows == 512);
+  GraphShape serving{4, 2, true};
+  serving.training = false;
+  for (const auto& op : build_graph(moe, serving).ops()) CHECK(op.name.find("permute") == std::string::npos);
 }
 
 TEST_CASE("mixture of experts: one-hot einsum dispatch and combine, by hand") {
