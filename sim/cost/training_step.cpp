@@ -525,10 +525,15 @@ StepCost cost_training_step(const TrainingJob& job) {
                                   static_cast<double>(op.m) * static_cast<double>(op.n));
       if (whole > 0) bytes = graph::executed_bytes(op, fusion) * cnt * (dev_m * dev_k + dev_k * dev_n + dev_m * dev_n) / whole;
     }
+    // Whole experts on each rank of a tensor group (expert_tensor 1) run the rank's own share of the
+    // slots through whole weights: m / t rows, n whole (the FLOPs are the same as by columns; the
+    // bytes are not; since session 49, a review).
+    const bool whole_experts = op.expert && p.expert_tensor == 1 && tp > 1;
+    const double rank_m = whole_experts ? dev_m / tp : dev_m, rank_n = whole_experts ? static_cast<double>(op.n) : dev_n;
     if (eight_bit_op) {
       // The product reads its two operands in 8 bits and writes its output in 16.
       const double cnt = static_cast<double>(op.count);
-      bytes = cnt * (dev_m * dev_k + dev_k * dev_n) + 2 * cnt * dev_m * dev_n;
+      bytes = cnt * (rank_m * dev_k + dev_k * rank_n) + 2 * cnt * rank_m * rank_n;
     }
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0);
     const double eta = cost_detail::op_efficiency(od, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
@@ -603,11 +608,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     // a step, are left out.
     double cast_fwd_bytes = 0, cast_bwd_bytes = 0, cast_f = 0, cast_b = 0;
     if (eight_bit_op) {
-      const double a = dev_m * dev_k * static_cast<double>(op.count), out = dev_m * dev_n * static_cast<double>(op.count);
+      const double a = rank_m * dev_k * static_cast<double>(op.count), out = rank_m * rank_n * static_cast<double>(op.count);
       // An expert product whose tokens were quantized before an 8-bit dispatch casts them once a
       // token, not once a slot (DeepSeek-V3, Sec. 3.3.3: "we quantize the activation before MoE
       // up-projections into FP8 and then apply dispatch components"; since session 49, a review).
-      const double cast_rows = job.expert_dispatch == "fp8" && op.dispatched_rows > 0 ? op.dispatched_rows / (p.sequence_parallel ? tp : 1.0) : dev_m * static_cast<double>(op.count);
+      const double cast_rows = job.expert_dispatch == "fp8" && op.dispatched_rows > 0 ? op.dispatched_rows / (p.sequence_parallel ? tp : 1.0) : rank_m * static_cast<double>(op.count);
       cast_fwd_bytes = 3 * cast_rows * dev_k;
       cast_bwd_bytes = 3 * out + 2 * a + 2 * out;
       cast_f = hardware::kernel_time(dev16, sixteen, 0, cast_fwd_bytes, false).seconds;
@@ -647,8 +652,18 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
-    // (The bias's gradient and a shared weight's summed gradient are the weights' too.)
-    if (op.params > 0) dev_w[owner] += weight_product_s + bias_b + sum_b;
+    // W: a weight product's weight-gradient product (its weights shared or not: a tied head's
+    // gradient is computed into the table), the bias's gradient and a shared weight's summed
+    // gradient; a convolution's half of its backward (all of it where its input takes none); a
+    // lookup table's whole backward (not a data input's, which passes a gradient on; since session
+    // 49, reviews).
+    if (op.kind == graph::OpKind::matmul) {
+      dev_w[owner] += weight_product_s + bias_b + sum_b;
+    } else if (op.kind == graph::OpKind::conv2d) {
+      dev_w[owner] += (bf == 1 ? 1.0 : 0.5) * b_s;
+    } else if (op.kind == graph::OpKind::embedding && op.params > 0) {
+      dev_w[owner] += b_s;
+    }
     if (forward_tail) dev_tail_f[owner] += f_s;
     chunk_f[chunk_owner] += f_s;
     chunk_work[chunk_owner] += f_s + b_s + recompute;
@@ -1301,7 +1316,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     // weight-gradient products and passes over the gradients (since session 49, a review: taken as
     // B / 2, where attention, norms, elementwise kernels and recomputation have no W).
     const double w = std::min(bwd_s, on_device(dev_w, busiest_device) + dev_acc[busiest_device]);
-    c.bubble_s = (pp / 2 - 1) * (fwd_s + 2 * bwd_s - 3 * w) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
+    c.bubble_s = (pp / 2 - 1) * std::max(0.0, fwd_s + 2 * bwd_s - 3 * w) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
   } else if (p.zero_bubble) {
     // ZB1P: (p - 1)(F + B - 2W), W the backward's weight-gradient products and passes over the
     // gradients (since session 49, a review: W = B / 2, a bubble of (p - 1) F), and the stage sends

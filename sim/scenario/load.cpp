@@ -1516,8 +1516,9 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         // job (since session 49).
         if (d.expert_dispatch_at) {
           const auto* t = std::get_if<TransformerDesign>(&j.design);
-          if (t == nullptr || t->experts == 0) {
-            d.expert_dispatch_at->fail("sets the precision a mixture of experts dispatches its tokens at, and job " + text::quoted(j.id) +
+          // (`compute`, the default, applies to any model: a job copied with `from:` may change it.)
+          if (j.expert_dispatch == "fp8" && (t == nullptr || t->experts == 0)) {
+            d.expert_dispatch_at->fail("fp8 dispatches a mixture of experts' tokens in 8 bits, and job " + text::quoted(j.id) +
                                        "'s model " + text::quoted(j.model_id) + " has no experts: drop expert_dispatch");
           }
           if (j.expert_dispatch == "fp8" && j.precision != "fp8") {

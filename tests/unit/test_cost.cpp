@@ -4319,3 +4319,79 @@ TEST_CASE("an 8-bit dispatch casts the experts' input once a token, not once a s
   CHECK(a.bytes - b.bytes == approx(3.0 * (64 - 32) * 64));
   CHECK(b.time_s < a.time_s);
 }
+
+TEST_CASE("zero-bubble schedules' W: every weight gradient, a tied head's and a convolution's too") {
+  // A tied head computes its weight gradient into the shared table: W holds it as an untied one's
+  // (a review of session 49: W had skipped ops without parameters of their own), so the two
+  // zero-bubble fills are the same where nothing else differs.
+  TransformerDesign d = small_decoder(4);
+  TrainingJob job = transformer_job(d, 4);
+  job.accelerators = 2;
+  job.parallelism->pipeline = 2;
+  job.parallelism->microbatch = 1;
+  job.parallelism->global_batch = 4;
+  job.parallelism->zero_bubble = true;
+  job.parallelism->gradient_accumulation = "fused";
+  d.tied_embeddings = true;
+  job.design = d;
+  const StepCost tied = cost_training_step(job);
+  d.tied_embeddings = false;
+  job.design = d;
+  const StepCost untied = cost_training_step(job);
+  REQUIRE(tied.fits);
+  REQUIRE(untied.fits);
+  REQUIRE(tied.stages.at(1).backward_s == approx(untied.stages.at(1).backward_s));
+  CHECK(tied.bubble_s == approx(untied.bubble_s));
+  // DualPipe's (p/2 - 1)(F + 2B - 3W) is none, not less, where W is most of the backward.
+  job.parallelism->zero_bubble = false;
+  job.parallelism->dualpipe = true;
+  job.accelerators = 4;
+  job.parallelism->pipeline = 4;
+  job.parallelism->global_batch = 8;
+  job.parallelism->gradient_accumulation = "separate";
+  job.parallelism->gradient_precision = "fp32";
+  const StepCost dual = cost_training_step(job);
+  REQUIRE(dual.fits);
+  CHECK(dual.bubble_s >= 0);
+  // A ResNet's convolutions compute their weight gradients too: its zero-bubble fill is well under
+  // 1F1B's, what its batch norms' and activations' backward leave (a review of session 49: W had
+  // held none of them, and the two were within 1 %).
+  TrainingJob resnet = mlp_job();
+  resnet.design = ResNetDesign{};
+  resnet.accelerators = 4;
+  resnet.parallelism->pipeline = 4;
+  resnet.parallelism->microbatch = 8;
+  resnet.parallelism->global_batch = 64;
+  resnet.parallelism->gradient_accumulation = "fused";
+  const StepCost plain = cost_training_step(resnet);
+  resnet.parallelism->zero_bubble = true;
+  const StepCost zb = cost_training_step(resnet);
+  REQUIRE(plain.fits);
+  REQUIRE(zb.fits);
+  CHECK(zb.bubble_s < 0.8 * plain.bubble_s);
+}
+
+TEST_CASE("whole experts on each tensor rank cast their own slots' inputs, by hand") {
+  // As the 8-bit dispatch test above, on tensor pairs with whole experts on each rank (expert_tensor
+  // 1) and the sequence split: each rank runs half the device's 64 slots and holds half its 32
+  // tokens, so the cast before the dispatch saves 3 x (32 - 16) x 64 B against the product's (a
+  // review of session 49: the product's had cast every slot on each rank).
+  TrainingJob job = moe_job(1, 64);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.top_k = 2;
+  job.design = d;
+  job.hardware.peak_flop_per_s = {{"bf16", 1e14}, {"fp8", 2e14}};
+  job.precision = "fp8";
+  job.accelerators = 128;
+  job.parallelism->tensor = 2;
+  job.parallelism->expert_tensor = 1;
+  job.parallelism->sequence_parallel = true;
+  job.parallelism->global_batch = 64;
+  const StepCost in_product = cost_training_step(job);
+  job.expert_dispatch = "fp8";
+  const StepCost before_dispatch = cost_training_step(job);
+  REQUIRE(in_product.fits);
+  const double a = op_row(in_product, "decoder.0.ffn.experts.up", "fwd").bytes;
+  const double b = op_row(before_dispatch, "decoder.0.ffn.experts.up", "fwd").bytes;
+  CHECK(a - b == approx(3.0 * (32 - 16) * 64));
+}
