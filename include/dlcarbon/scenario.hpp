@@ -277,6 +277,11 @@ struct Parallelism {
   // gradient, then updates its shard and all-gathers: DeepSpeed's BF16_Optimizer under its pipeline
   // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran).
   std::string gradient_reduction = "reduce_scatter";
+  // How clipping by the global norm scales the gradients once a step: "conditional" (only when the
+  // norm exceeds the limit, Megatron-LM's `if clip_coeff < 1.0`: the norm's read alone, charged to
+  // every job) or "always" (TensorFlow's clip_by_global_norm, `identity(v * scale)`, and PyTorch's
+  // clip_grad_norm_ multiply every gradient: a pass reading and writing them). Since session 49.
+  std::string gradient_clipping = "conditional";
   // The gradients a data-parallel collective carries at once as the backward produces them (ZeRO
   // 0-1; ZeRO-2 and -3 reduce unit by unit): 0, PyTorch DDP's 25 MB buckets (bucket_cap_mb), the
   // default; a size in bytes; or, with `megatron_buckets`, Megatron-Core's default, max(4e7,

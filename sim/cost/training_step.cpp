@@ -47,13 +47,17 @@ double optimizer_state_bytes(const std::string& optimizer) {
 // weights under mixed precision (read 4, write p: Megatron-LM's _copy_main_params_to_model_params),
 // and under fp16's loss scaling unscales the gradients and checks them for overflow (read and
 // write p: _unscale_main_grads_and_check_for_nan). p: bytes of the compute precision; g: of the
-// gradients (`gradient_precision`: Megatron-LM's fp32 under bf16 reads them at 4 B).
-double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling, double g) {
+// gradients (`gradient_precision`: Megatron-LM's fp32 under bf16 reads them at 4 B). Where the
+// clipping scales every gradient whatever the norm (`gradient_clipping: always`: TensorFlow's
+// clip_by_global_norm, PyTorch's clip_grad_norm_), a pass more reads and writes them (2g; since
+// session 49, a review).
+double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling, double g, bool clip_always) {
   const double update = optimizer == "adam" ? 28 : (optimizer == "adafactor" ? 16 : 20);
   const double norm = g;  // the gradients at their own precision (g bytes)
   const double master_copy = p < 4 ? 4 + p : 0;
   const double unscale = loss_scaling ? 2 * g : 0;
-  return update + norm + master_copy + unscale;
+  const double clip = clip_always ? 2 * g : 0;
+  return update + norm + master_copy + unscale + clip;
 }
 
 // Whether the job's torus slice closes its rings with wraparound links on every axis. A TPU v2/v3
@@ -1574,7 +1578,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
   const double state_bytes = optimizer_state_bytes(p.optimizer);
-  const double traffic_bytes = optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16", grad_value_bytes);
+  const double traffic_bytes =
+      optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16", grad_value_bytes, p.gradient_clipping == "always");
   const double opt_params = held_per_device(p.zero_stage >= 1);
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
   c.optimizer_s = opt.seconds;

@@ -1097,7 +1097,7 @@ void check_layout(const TrainingJob& j, const Value& last, const std::optional<V
 Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "sequence_parallel_backward", "virtual_stages", "padding",
-                      "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "dropout_masks", "expert", "expert_tensor",
+                      "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "gradient_clipping", "dropout_masks", "expert", "expert_tensor",
                       "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket"});
   m.require("global_batch");
   Parallelism p;
@@ -1220,6 +1220,7 @@ Parallelism read_parallelism(const Value& v) {
     p.gradient_accumulation = detail::read_choice(m.at("gradient_accumulation"), {"separate", "fused", "cast"});
   }
   if (m.has("pipeline_p2p")) p.pipeline_p2p = detail::read_choice(m.at("pipeline_p2p"), {"exchange", "blocking"});
+  if (m.has("gradient_clipping")) p.gradient_clipping = detail::read_choice(m.at("gradient_clipping"), {"conditional", "always"});
   if (m.has("gradient_reduction")) {
     p.gradient_reduction = detail::read_choice(m.at("gradient_reduction"), {"reduce_scatter", "all_reduce"});
     if (p.zero_stage != 1) {

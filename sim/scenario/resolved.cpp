@@ -166,7 +166,8 @@ std::string emit_resolved(const Scenario& s) {
           << (p.gradient_precision.empty() ? j.precision : p.gradient_precision) << YAML::Key << "gradient_accumulation"
           << YAML::Value << p.gradient_accumulation << YAML::Key << "pipeline_p2p" << YAML::Value << p.pipeline_p2p
           << YAML::Key << "gradient_reduction" << YAML::Value
-          << p.gradient_reduction << YAML::Key << "dropout_masks" << YAML::Value << p.dropout_masks;
+          << p.gradient_reduction << YAML::Key << "gradient_clipping" << YAML::Value << p.gradient_clipping << YAML::Key
+          << "dropout_masks" << YAML::Value << p.dropout_masks;
       // Megatron-Core's rule, or the bucket's size (PyTorch DDP's 25 MB by default), as the scenario
       // writes it; ZeRO-2 and -3 have none.
       if (p.zero_stage < 2) {

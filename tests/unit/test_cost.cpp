@@ -4383,3 +4383,18 @@ TEST_CASE("zero-bubble schedules' W: every weight gradient, a tied head's and a 
   REQUIRE(zb.fits);
   CHECK(zb.bubble_s < 0.8 * plain.bubble_s);
 }
+
+TEST_CASE("clipping that always scales the gradients reads and writes them once more a step, by hand") {
+  // The MLP's 1,001,000 fp16 parameters with Adam: the update 28 B a parameter, the norm's read 2,
+  // the master copy back to fp16 4 + 2, fp16's unscale 2 x 2: 40 B. TensorFlow's
+  // clip_by_global_norm and PyTorch's clip_grad_norm_ multiply every gradient by the clip factor
+  // (`always`): 2 x 2 B more, 44 B (since session 49, a review of Google's BERT on TPUs).
+  TrainingJob job = mlp_job();
+  const StepCost conditional = cost_training_step(job);
+  job.parallelism->gradient_clipping = "always";
+  const StepCost always = cost_training_step(job);
+  REQUIRE(conditional.fits);
+  CHECK(op_row(conditional, "optimizer.adam", "opt").bytes == approx(40 * 1001000.0));
+  CHECK(op_row(always, "optimizer.adam", "opt").bytes == approx(44 * 1001000.0));
+  CHECK(always.optimizer_s > conditional.optimizer_s);
+}
