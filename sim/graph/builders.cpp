@@ -165,6 +165,14 @@ class Emitter {
       const int kernels = (cast ? 1 : 0) + (megatron ? 5 : 1);
       const int backward_kernels = (cast ? 1 : 0) + (megatron ? 1 : 3);
       framework_kernels(id, forward / (2 * p_), kernels, backward / forward, backward_kernels);
+    } else if (training && tensorflow1) {
+      // TensorFlow 1.x: the targets one-hot (tensor2tensor's smoothing_cross_entropy: the smoothed
+      // soft targets, p written) and softmax_cross_entropy_with_logits, whose XentEigenImpl makes
+      // five Eigen passes in the logits' dtype: the max (p), logits - max (p, p), the sum of exps
+      // (p), the loss's product with the labels, evaluated then summed (2p, p; p), and the backprop
+      // exp(.) / sum - labels (2p, p): 12p in 7 kernels; its gradient, _BroadcastMul of the loss's
+      // gradient into that backprop (p, p), one kernel (since session 49, a review: one fused pass).
+      framework_kernels(id, 12 * p_ / (2 * p_), 7, 2.0 / 12.0, 1);
     }
     return id;
   }

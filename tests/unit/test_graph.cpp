@@ -1019,6 +1019,17 @@ TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cro
   CHECK(pytorch.saved_bytes == 1600);
   CHECK(loss(2, CE::megatron, false).bytes == 1600);
   CHECK(loss(2, CE::megatron, false).kernels == 1);
+  // TensorFlow 1.x (fusion: tensorflow1, fp32, the tensor2tensor rows): the smoothed one-hot targets
+  // (4) and softmax_cross_entropy_with_logits' five Eigen passes (44): 48 B a logit, 19,200 B in 7
+  // kernels; backward, _BroadcastMul into its backprop (8): 3,200 B in one (since session 49).
+  GraphShape tf1{1, 4, true, Fusion::none, true};
+  tf1.tensorflow1 = true;
+  const auto tf1_graph = build_graph(d, tf1);
+  const auto& xent = named(tf1_graph, "loss");
+  CHECK(xent.bytes == approx(19200.0));
+  CHECK(xent.kernels == 7);
+  CHECK(xent.backward_bytes_factor * xent.bytes == approx(3200.0));
+  CHECK(xent.backward_kernels == 1);
 }
 
 TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
