@@ -1216,7 +1216,21 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
     // runs as a kernel of its own (since session 47, a review: neither was charged).
     op.bias = true;
     op.saved_bytes = pb * input;
-    const int conv = g.add(op, {chars});
+    int conv = g.add(op, {chars});
+    if (e.tensorflow1 && w >= 2) {
+      // TensorFlow 1.x's GPU convolution on NHWC data (bilm-tf's layout) runs cuDNN in NCHW: the
+      // input transposed to NCHW and the output back (conv_ops.cc: "Convert the output tensor back
+      // from NCHW to NHWC"), 2p (I + O) forward; backward, each of the two backprop kernels
+      // transposes the output's gradient again and the input's (conv_grad_input_ops.cc,
+      // conv_grad_filter_ops.cc; the input gradient back to NHWC), and the max pool's cuDNN
+      // gradient (DnnPoolingGradOp) transposes the convolution's output and its gradient: 8p O +
+      // 4p I in 6 kernels (since session 49, a review; the width-1 product runs cuBLAS, no
+      // transposes; the pool's own small tensors left out).
+      const double outputs = md * nd;
+      conv = e.elementwise(name + ".layout", -1, {conv}, outputs, 0, OpKind::elementwise, 0, true, 1);
+      e.chain(conv, 2 * pb * (input + outputs), 2, 0);
+      e.framework_kernels(conv, 1, 2, (8 * outputs + 4 * input) / (2 * (input + outputs)), 6);
+    }
     // Max over the positions (reads them all, writes one), then the activation.
     const double out = t * static_cast<double>(count);
     const int pool = e.elementwise(name + ".pool", -1, {conv}, out, static_cast<double>(positions), OpKind::pool, 0, true,

@@ -1160,6 +1160,19 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
     CHECK(op.name.find("input_gates") == std::string::npos);
   }
   CHECK(steps == 3);
+  // TensorFlow 1.x's convolutions on NHWC run cuDNN in NCHW (since session 49): the width-2 one's
+  // input (15 tokens x 5 characters x 2, I = 150) and output (O = 15 x 4 positions x 4 filters =
+  // 240) transposed forward, 2 x 4 B x (150 + 240) = 3,120 B in 2 kernels; backward 8 x 4 x 240 +
+  // 4 x 4 x 150 = 10,080 B in 6; the width-1 one runs cuBLAS: none.
+  unfused.tensorflow1 = true;
+  const auto gt = build_graph(d, unfused);
+  const auto& layout = named(gt, "char_cnn.conv2.layout");
+  CHECK(layout.bytes == approx(3120.0));
+  CHECK(layout.kernels == 2);
+  CHECK(layout.backward_bytes_factor * layout.bytes == approx(10080.0));
+  CHECK(layout.backward_kernels == 6);
+  CHECK(layout.saved_bytes == 0);
+  for (const auto& op : gt.ops()) CHECK(op.name.find("conv1.layout") == std::string::npos);
 
   // Without separate directions each layer, and the softmax, read both directions: K = 2 x 2.
   LstmDesign joint = d;
