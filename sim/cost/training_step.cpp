@@ -509,11 +509,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     // rows as a dense one, Megatron-Core's; since session 46, a review: costed by columns, reading
     // a whole input it does not hold. Whole experts, expert_tensor 1, are not split.)
     const bool row_parallel = row_parallel_shape && (!op.expert || p.expert_tensor != 1);
-    const double dev_n = heads_split || row_parallel ? static_cast<double>(op.n) : static_cast<double>(op.n) / (op.tensor_split ? work_split : tp);
+    // Whole experts on each rank of a tensor group (expert_tensor 1) run the rank's own share of the
+    // slots through whole weights: m / t rows, n whole (the FLOPs are the same as by columns; the
+    // shapes, bytes and casts are not; since session 49, reviews).
+    const bool whole_experts = op.expert && p.expert_tensor == 1 && tp > 1;
+    const double dev_n = heads_split || row_parallel || whole_experts ? static_cast<double>(op.n)
+                                                                      : static_cast<double>(op.n) / (op.tensor_split ? work_split : tp);
     const double dev_k = row_parallel ? static_cast<double>(op.k) / tp : static_cast<double>(op.k);
     // An expert op is already the device's products: its E / G experts, each over the slots routed
     // to it from the G ranks of its expert-parallel group.
-    const double dev_m = static_cast<double>(op.m);
+    const double dev_m = whole_experts ? static_cast<double>(op.m) / tp : static_cast<double>(op.m);
     // What a rank's product moves: its own operands and output, not 1 / t of the whole product's.
     // A column-parallel product reads the whole input (m x k) and a row-parallel one writes the
     // whole partial output (m x n) on every rank of the group (since session 43, a review: the
@@ -529,15 +534,10 @@ StepCost cost_training_step(const TrainingJob& job) {
                                   static_cast<double>(op.m) * static_cast<double>(op.n));
       if (whole > 0) bytes = graph::executed_bytes(op, fusion) * cnt * (dev_m * dev_k + dev_k * dev_n + dev_m * dev_n) / whole;
     }
-    // Whole experts on each rank of a tensor group (expert_tensor 1) run the rank's own share of the
-    // slots through whole weights: m / t rows, n whole (the FLOPs are the same as by columns; the
-    // bytes are not; since session 49, a review).
-    const bool whole_experts = op.expert && p.expert_tensor == 1 && tp > 1;
-    const double rank_m = whole_experts ? dev_m / tp : dev_m, rank_n = whole_experts ? static_cast<double>(op.n) : dev_n;
     if (eight_bit_op) {
       // The product reads its two operands in 8 bits and writes its output in 16.
       const double cnt = static_cast<double>(op.count);
-      bytes = cnt * (rank_m * dev_k + dev_k * rank_n) + 2 * cnt * rank_m * rank_n;
+      bytes = cnt * (dev_m * dev_k + dev_k * dev_n) + 2 * cnt * dev_m * dev_n;
     }
     const double dev_count = static_cast<double>(op.count) / (heads_split ? tp : 1.0);
     const double eta = cost_detail::op_efficiency(od, op, job.layout, job.fusion, dev_n, dev_count, dev_k, dev_m);
@@ -612,11 +612,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     // a step, are left out.
     double cast_fwd_bytes = 0, cast_bwd_bytes = 0, cast_f = 0, cast_b = 0;
     if (eight_bit_op) {
-      const double a = rank_m * dev_k * static_cast<double>(op.count), out = rank_m * rank_n * static_cast<double>(op.count);
+      const double a = dev_m * dev_k * static_cast<double>(op.count), out = dev_m * dev_n * static_cast<double>(op.count);
       // An expert product whose tokens were quantized before an 8-bit dispatch casts them once a
       // token, not once a slot (DeepSeek-V3, Sec. 3.3.3: "we quantize the activation before MoE
       // up-projections into FP8 and then apply dispatch components"; since session 49, a review).
-      const double cast_rows = job.expert_dispatch == "fp8" && op.dispatched_rows > 0 ? op.dispatched_rows / (p.sequence_parallel ? tp : 1.0) : rank_m * static_cast<double>(op.count);
+      const double cast_rows = job.expert_dispatch == "fp8" && op.dispatched_rows > 0 ? op.dispatched_rows / (p.sequence_parallel ? tp : 1.0) : dev_m * static_cast<double>(op.count);
       cast_fwd_bytes = 3 * cast_rows * dev_k;
       cast_bwd_bytes = 3 * out + 2 * a + 2 * out;
       cast_f = hardware::kernel_time(dev16, sixteen, 0, cast_fwd_bytes, false).seconds;
@@ -1323,7 +1323,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     c.bubble_s = (pp / 2 - 1) * std::max(0.0, fwd_s + 2 * bwd_s - 3 * w) * (1 + tp_comm / std::max(fwd_s + bwd_s, 1e-30));
   } else if (p.zero_bubble) {
     // ZB1P: (p - 1)(F + B - 2W), W the backward's weight-gradient products and passes over the
-    // gradients (since session 49, a review: W = B / 2, a bubble of (p - 1) F), and the stage sends
+    // gradients (W = B / 2 and a bubble of (p - 1) F until session 49, a review), and the stage sends
     // and tensor all-reduces of those slots in the same share; as for 1F1B, the other devices' own
     // F + B - 2W each (a lighter stage fills faster; since session 34, before p - 1 of the
     // busiest's).

@@ -1217,19 +1217,18 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
     op.bias = true;
     op.saved_bytes = pb * input;
     int conv = g.add(op, {chars});
+    const double outputs = md * nd;
     if (e.tensorflow1 && w >= 2) {
-      // TensorFlow 1.x's GPU convolution on NHWC data (bilm-tf's layout) runs cuDNN in NCHW: the
-      // input transposed to NCHW and the output back (conv_ops.cc: "Convert the output tensor back
-      // from NCHW to NHWC"), 2p (I + O) forward; backward, each of the two backprop kernels
-      // transposes the output's gradient again and the input's (conv_grad_input_ops.cc,
-      // conv_grad_filter_ops.cc; the input gradient back to NHWC), and the max pool's cuDNN
-      // gradient (DnnPoolingGradOp) transposes the convolution's output and its gradient: 8p O +
-      // 4p I in 6 kernels (since session 49, a review; the width-1 product runs cuBLAS, no
-      // transposes; the pool's own small tensors left out).
-      const double outputs = md * nd;
+      // TensorFlow 1.x's GPU convolution on NHWC data (bilm-tf's layout; the job's `layout` key
+      // is a ResNet's) runs cuDNN in NCHW: the input transposed to NCHW and the output back
+      // (conv_ops.cc: "Convert the output tensor back from NCHW to NHWC"), 2p (I + O) forward;
+      // backward, each of the two backprop kernels transposes the output's gradient again
+      // (conv_grad_input_ops.cc, conv_grad_filter_ops.cc), the filter's its input, and the input
+      // gradient goes back to NHWC: 4p O + 4p I in 6 kernels with the filters' transforms (since
+      // session 49, reviews; the width-1 product runs cuBLAS, no transposes).
       conv = e.elementwise(name + ".layout", -1, {conv}, outputs, 0, OpKind::elementwise, 0, true, 1);
       e.chain(conv, 2 * pb * (input + outputs), 2, 0);
-      e.framework_kernels(conv, 1, 2, (8 * outputs + 4 * input) / (2 * (input + outputs)), 6);
+      e.framework_kernels(conv, 1, 2, (4 * outputs + 4 * input) / (2 * (input + outputs)), 6);
     }
     // Max over the positions (reads them all, writes one), then the activation.
     const double out = t * static_cast<double>(count);
@@ -1237,6 +1236,13 @@ int char_cnn(Emitter& e, OpGraph& g, const std::string& p, const CharCnnDesign& 
                                    static_cast<double>(positions));
     // Its backward routes the gradient to each maximum: it keeps the convolution's output.
     e.chain(pool, e.g_op(pool).bytes, 1, pb * md * nd);
+    // TensorFlow 1.x's max-pool gradient on a GPU is cuDNN's (DnnPoolingGradOp, whatever the
+    // convolution before it ran): the convolution's output transposed to NCHW and the input
+    // gradient back, 4p O more backward in 4 kernels more (its pooled tensors' are small).
+    if (e.tensorflow1) {
+      const Op& pooled_op = e.g_op(pool);
+      e.framework_kernels(pool, 1, 1, (2 * pooled_op.bytes + 4 * pb * outputs) / pooled_op.bytes, 2 + 4);
+    }
     pooled.push_back(e.elementwise(name + ".act", -1, {pool}, out, 1));
   }
   const I width = c.width();

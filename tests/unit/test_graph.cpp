@@ -1162,17 +1162,28 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
   CHECK(steps == 3);
   // TensorFlow 1.x's convolutions on NHWC run cuDNN in NCHW (since session 49): the width-2 one's
   // input (15 tokens x 5 characters x 2, I = 150) and output (O = 15 x 4 positions x 4 filters =
-  // 240) transposed forward, 2 x 4 B x (150 + 240) = 3,120 B in 2 kernels; backward 8 x 4 x 240 +
-  // 4 x 4 x 150 = 10,080 B in 6; the width-1 one runs cuBLAS: none.
+  // 240) transposed forward, 2 x 4 B x (150 + 240) = 3,120 B in 2 kernels; backward the output's
+  // gradient in each backprop kernel and the input twice, 4 x 4 x 240 + 4 x 4 x 150 = 6,240 B in
+  // 6; the width-1 one runs cuBLAS: none. Each max pool's cuDNN gradient transposes the
+  // convolution's output and the input gradient: 4 x 4 B x O more in 4 kernels more (O 240 and,
+  // for the width-1 filters, 15 x 5 x 3 = 225).
   unfused.tensorflow1 = true;
   const auto gt = build_graph(d, unfused);
   const auto& layout = named(gt, "char_cnn.conv2.layout");
   CHECK(layout.bytes == approx(3120.0));
   CHECK(layout.kernels == 2);
-  CHECK(layout.backward_bytes_factor * layout.bytes == approx(10080.0));
+  CHECK(layout.backward_bytes_factor * layout.bytes == approx(6240.0));
   CHECK(layout.backward_kernels == 6);
   CHECK(layout.saved_bytes == 0);
   for (const auto& op : gt.ops()) CHECK(op.name.find("conv1.layout") == std::string::npos);
+  for (const auto& [pool, outputs] : {std::pair{"char_cnn.conv1.pool", 225.0}, std::pair{"char_cnn.conv2.pool", 240.0}}) {
+    CAPTURE(pool);
+    const auto& tf1_pool = named(gt, pool);
+    const auto& plain_pool = named(gu, pool);
+    CHECK(tf1_pool.bytes == approx(plain_pool.bytes));
+    CHECK(tf1_pool.backward_bytes_factor * tf1_pool.bytes == approx(2 * plain_pool.bytes + 16 * outputs));
+    CHECK(tf1_pool.backward_kernels == 6);
+  }
 
   // Without separate directions each layer, and the softmax, read both directions: K = 2 x 2.
   LstmDesign joint = d;
