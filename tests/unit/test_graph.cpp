@@ -25,6 +25,14 @@ const graph::Op& named(const graph::OpGraph& g, const std::string& name) {
   REQUIRE(it != g.ops().end());
   return *it;
 }
+// An op run as a framework's kernels: its forward bytes and kernels, its backward's.
+void check_kernels(const graph::Op& op, double bytes, int kernels, double backward_bytes, int backward_kernels) {
+  CAPTURE(op.name);
+  CHECK(op.bytes == approx(bytes));
+  CHECK(op.kernels == kernels);
+  CHECK(op.backward_bytes_factor * op.bytes == approx(backward_bytes));
+  CHECK(op.backward_kernels == backward_kernels);
+}
 TransformerDesign gpt3() {
   // Brown et al. 2020, Table 2.1: 96 layers, d 12288, 96 heads, d_ff 4 d, context 2048, BPE 50257.
   TransformerDesign d;
@@ -1025,11 +1033,7 @@ TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cro
   GraphShape tf1{1, 4, true, Fusion::none, true};
   tf1.tensorflow1 = true;
   const auto tf1_graph = build_graph(d, tf1);
-  const auto& xent = named(tf1_graph, "loss");
-  CHECK(xent.bytes == approx(19200.0));
-  CHECK(xent.kernels == 7);
-  CHECK(xent.backward_bytes_factor * xent.bytes == approx(3200.0));
-  CHECK(xent.backward_kernels == 1);
+  check_kernels(named(tf1_graph, "loss"), 19200, 7, 3200, 1);
 }
 
 TEST_CASE("an LSTM: parameters by hand, and a recurrence that runs step by step") {
@@ -1170,10 +1174,7 @@ TEST_CASE("a biLM with a character CNN: parameters and FLOPs by hand, separate d
   unfused.tensorflow1 = true;
   const auto gt = build_graph(d, unfused);
   const auto& layout = named(gt, "char_cnn.conv2.layout");
-  CHECK(layout.bytes == approx(3120.0));
-  CHECK(layout.kernels == 2);
-  CHECK(layout.backward_bytes_factor * layout.bytes == approx(6240.0));
-  CHECK(layout.backward_kernels == 6);
+  check_kernels(layout, 3120, 2, 6240, 6);
   CHECK(layout.saved_bytes == 0);
   for (const auto& op : gt.ops()) CHECK(op.name.find("conv1.layout") == std::string::npos);
   for (const auto& [pool, outputs] : {std::pair{"char_cnn.conv1.pool", 225.0}, std::pair{"char_cnn.conv2.pool", 240.0}}) {
