@@ -144,6 +144,8 @@ inline double executed_bytes(const Op& op, Fusion f) {
 Fusion fusion_of(const std::string& name);
 // Whether a fusion level names TensorFlow 1.x's kernels (GraphShape::tensorflow1).
 inline bool tensorflow1_kernels(const std::string& name) { return name == "tensorflow1"; }
+// Whether a fusion level names fairseq's kernels (GraphShape::fairseq; since session 49).
+inline bool fairseq_kernels(const std::string& name) { return name == "fairseq"; }
 // The FlashAttention generation a fusion level runs: "flash1", "flash2" (also for "attention")
 // or "flash3"; empty when attention is not fused.
 std::string attention_kernel(const std::string& fusion);
@@ -163,6 +165,11 @@ struct GraphShape {
   // the kernels of their registered gradients: dropout as five ops, the softmax as Eigen's four
   // passes, the heads split and merged by transposes. Only with Fusion::none.
   bool tensorflow1 = false;
+  // fairseq's PyTorch of 2019 (fusion: fairseq; docs/hardware-model.md, "fairseq's kernels"): the
+  // elementwise work of fusion `none`, but the queries scaled before their product (`q *=
+  // self.scaling`), not the scores, the attention softmax in fp32 and cast back (utils.softmax's
+  // dtype=float32, then .type_as), and the GELU in fp32 between two casts. Only with Fusion::none.
+  bool fairseq = false;
   // The training loss over the logits (TrainingJob::cross_entropy; docs/hardware-model.md, "The
   // loss's kernels"): one fused pass, Megatron-LM's vocab_parallel_cross_entropy over
   // output.float(), or PyTorch's F.cross_entropy over logits.float(). Since session 48.

@@ -18,6 +18,7 @@ InferenceResult cost_inference(const InferenceJob& job) {
   const graph::Fusion fusion = graph::fusion_of(job.fusion);
   graph::GraphShape shape{job.batch, static_cast<std::int64_t>(p), true, fusion, false};
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
+  shape.fairseq = graph::fairseq_kernels(job.fusion);
   shape.last_position_logits = job.last_position_logits;
   const graph::OpGraph g = graph::build_graph(job.design, shape);
   double energy = 0;

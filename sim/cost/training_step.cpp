@@ -233,6 +233,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   graph::GraphShape shape{p.microbatch, static_cast<std::int64_t>(bytes_per_value), true, graph::fusion_of(job.fusion), true,
                           job.eager};
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
+  shape.fairseq = graph::fairseq_kernels(job.fusion);
   shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
                         : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
                                                          : graph::GraphShape::CrossEntropy::fused;

@@ -31,7 +31,8 @@ class Emitter {
  public:
   Emitter(OpGraph& g, const GraphShape& shape)
       : fusion(shape.fusion), training(shape.training), eager(shape.eager),
-        tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), cross_entropy(shape.cross_entropy),
+        tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), fairseq(shape.fairseq && shape.fusion == Fusion::none),
+        cross_entropy(shape.cross_entropy),
         channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
         g_(g), p_(static_cast<double>(shape.dtype_bytes)) {}
@@ -332,6 +333,7 @@ class Emitter {
   bool training;
   bool eager;
   bool tensorflow1;
+  bool fairseq;
   GraphShape::CrossEntropy cross_entropy;
   bool channels_last;
   I expert_group;
@@ -447,6 +449,12 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       e.framework_kernels(heads_in, 1, 3, 1, 3);
       kv = heads_in;
     }
+    // fairseq scales the queries as they come out of their projection (`q *= self.scaling`), one
+    // pass over them, not over the scores (since session 49).
+    if (e.fairseq) {
+      heads_in = e.elementwise(prefix + ".scale", layer, {q}, static_cast<double>(tq * a.heads * qk_dim), 1);
+      e.saved(heads_in, 0);
+    }
     const int scores = e.batched(prefix + ".scores", layer, {heads_in, kv}, batch * a.heads, q_len, qk_dim, kv_len, fraction);
     const double whole = static_cast<double>(batch * a.heads * q_len * kv_len);
     int probs = scores;
@@ -456,8 +464,10 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // modeling.py `attention_scores += adder`, Hugging Face's and NVIDIA's `+ attention_mask`) and
       // tensor2tensor (`logits += bias`) add to encoder and cross attention.
       // Neither the scaling nor the mask keeps anything for its backward (a constant factor, an add).
-      probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
-      e.saved(probs, 0);
+      if (!e.fairseq) {
+        probs = e.scores(prefix + ".scale", layer, probs, whole, fraction, 1);
+        e.saved(probs, 0);
+      }
       // TensorFlow 1.x: the scaling's gradient is one multiply (2p an element, one kernel).
       if (e.tensorflow1) {
         e.backward_factor(probs, 1);
@@ -476,6 +486,15 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // (_SoftmaxGrad): grad x softmax (2p, p), a row sum (p), grad - sum (p, p), x softmax (2p, p):
       // 9p in four.
       if (e.tensorflow1) e.framework_kernels(probs, 3, 4, 1.5, 4);
+      // fairseq: utils.softmax(x, dim=-1) is F.softmax(x, dtype=torch.float32) (p in, 4 out), then
+      // .type_as back (4, p): 2p + 8 bytes an element in 2 kernels; backward, the cast's gradient
+      // (p, 4) and the softmax's in fp32 (4 + 4 in, p out): 2p + 12 in 2; autograd keeps the fp32
+      // probabilities, 4 B an element (since session 49).
+      if (e.fairseq) {
+        const double pb = e.dtype_bytes();
+        e.framework_kernels(probs, (2 * pb + 8) / (2 * pb), 2, (2 * pb + 12) / (2 * pb + 8), 2);
+        e.saved(probs, e.op_saved(probs) * 4 / pb, e.op_score_saved(probs) * 4 / pb);
+      }
       if (dropout_scores) probs = e.dropout_mask(e.scores(prefix + ".dropout", layer, probs, whole, fraction, 2), whole);
     } else if (e.fusion == Fusion::softmax) {
       // Scale, mask and softmax in one kernel; the attention's dropout reads and writes the
@@ -554,6 +573,15 @@ int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& na
                                 d.gated_ffn ? 2 : 1);
   if (d.gated_ffn) e.saved(act, 2 * e.dtype_bytes() * elements);
   if (e.eager && d.gated_ffn) e.chain(act, elements * 5 * e.dtype_bytes(), 2, elements * 3 * e.dtype_bytes());
+  if (e.fairseq && !d.gated_ffn) {
+    // fairseq's gelu: F.gelu(x.float()).type_as(x): the cast (p, 4), the GELU (4, 4), the cast back
+    // (4, p), 2p + 16 bytes an element in 3 kernels, the fp32 input kept (4 B); backward the casts'
+    // gradients and the GELU's in fp32 (p + 4, 12, 4 + p): 2p + 20 in 3 (since session 49; the erf
+    // formula of fairseq's gelu before PyTorch 1.2 ran more kernels: a lower bound for it).
+    const double pb = e.dtype_bytes();
+    e.chain(act, elements * (2 * pb + 16), 3, elements * 4);
+    e.framework_kernels(act, 1, 3, (2 * pb + 20) / (2 * pb + 16), 3);
+  }
   return act;
 }
 

@@ -11,7 +11,7 @@
 namespace dlcarbon::graph {
 
 Fusion fusion_of(const std::string& name) {
-  if (name == "none" || tensorflow1_kernels(name)) return Fusion::none;
+  if (name == "none" || tensorflow1_kernels(name) || fairseq_kernels(name)) return Fusion::none;
   if (name == "softmax") return Fusion::softmax;
   if (!attention_kernel(name).empty()) return Fusion::attention;
   return Fusion::elementwise;

@@ -70,7 +70,7 @@ const std::vector<std::string> kEntitySections = {"regions", "datacenters", "har
 const std::vector<std::string> kScenarioKeys = {"schema_version", "extends",  "scenario",
                                                 "regions",        "datacenters", "hardware",
                                                 "models",         "training", "inference", "deployments"};
-const std::vector<std::string> kFusions = {"none", "tensorflow1", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"};
+const std::vector<std::string> kFusions = {"none", "tensorflow1", "fairseq", "softmax", "elementwise", "attention", "flash1", "flash2", "flash3"};
 
 // TensorFlow 1.x's GPU kernels (fusion: tensorflow1) on a TPU, where TensorFlow compiles through XLA:
 // bad input at `at` (since session 48, a review). `whose`: how the message names the hardware.
@@ -78,6 +78,9 @@ void check_fusion_on(const Value& at, const std::string& fusion, const Hardware&
   if (fusion == "tensorflow1" && h.kind == "tpu") {
     at.fail("tensorflow1 is TensorFlow 1.x's graph on a GPU without XLA, and " + whose + h.id +
             " is a TPU, where TensorFlow compiles through XLA: use elementwise (or none)");
+  }
+  if (fusion == "fairseq" && h.kind == "tpu") {
+    at.fail("fairseq is fairseq's PyTorch kernels on a GPU, and " + whose + h.id + " is a TPU, which compiles through XLA: use elementwise (or none)");
   }
 }
 const std::vector<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};

@@ -985,6 +985,34 @@ TEST_CASE("TensorFlow 1.x's kernels (fusion: tensorflow1), by hand on one decode
   CHECK_FALSE(graph::tensorflow1_kernels("none"));
 }
 
+TEST_CASE("fairseq's kernels (fusion: fairseq), by hand on one decoder layer") {
+  // d_model 8, 2 heads of 4, FFN 16 (GELU), 4 positions, one sequence, fp16 (p = 2). fairseq scales
+  // the 4 x 8 = 32 query values (2p each: 128 B), not the 32 scores; its softmax is F.softmax in
+  // fp32 and a cast back: (2p + 8) x 32 = 384 B in 2 kernels, backward (2p + 12) x 32 = 512 B in 2,
+  // the fp32 probabilities kept (4 x 32 = 128 B, against none's 64); its GELU casts to fp32 and
+  // back: (2p + 16) x 4 x 16 = 1,280 B in 3 kernels, backward (2p + 20) x 64 = 1,536 B in 3, the
+  // fp32 input kept (256 B). Since session 49.
+  TransformerDesign d = one_layer_decoder();
+  GraphShape shape{1, 2, true, Fusion::none, true};
+  const auto none = build_graph(d, shape);
+  shape.fairseq = true;
+  const auto fs = build_graph(d, shape);
+  CHECK(named(fs, "decoder.0.attn.scale").bytes == approx(128.0));
+  CHECK(named(fs, "decoder.0.attn.scale").m == 32);
+  CHECK(named(none, "decoder.0.attn.scale").score_matrix);
+  CHECK_FALSE(named(fs, "decoder.0.attn.scale").score_matrix);
+  const auto& softmax = named(fs, "decoder.0.attn.softmax");
+  CHECK(graph::executed_bytes(softmax, Fusion::none) == approx(384.0));
+  CHECK(softmax.kernels == 2);
+  CHECK(softmax.backward_bytes_factor * graph::executed_bytes(softmax, Fusion::none) == approx(512.0));
+  CHECK(softmax.backward_kernels == 2);
+  CHECK(softmax.saved_bytes == approx(2 * named(none, "decoder.0.attn.softmax").saved_bytes));
+  check_kernels(named(fs, "decoder.0.ffn.act"), 1280, 3, 1536, 3);
+  CHECK(named(fs, "decoder.0.ffn.act").saved_bytes == approx(256.0));
+  // Not fused: fairseq's level is `none`'s.
+  CHECK(graph::fusion_of("fairseq") == Fusion::none);
+}
+
 TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cross-entropy over fp32 logits, by hand") {
   // A one-layer decoder, vocabulary 100, 4 positions, one sequence: 400 logits.
   TransformerDesign d = one_layer_decoder();
