@@ -489,8 +489,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       // fairseq: utils.softmax(x, dim=-1) is F.softmax(x, dtype=torch.float32) (p in, 4 out), then
       // .type_as back (4, p): 2p + 8 bytes an element in 2 kernels; backward, the cast's gradient
       // (p, 4) and the softmax's in fp32 (4 + 4 in, p out): 2p + 12 in 2; autograd keeps the fp32
-      // probabilities, 4 B an element (since session 49).
-      if (e.fairseq) {
+      // probabilities, 4 B an element (since session 49). In fp32 there is nothing to cast: as none.
+      if (e.fairseq && e.dtype_bytes() < 4) {
         const double pb = e.dtype_bytes();
         e.framework_kernels(probs, (2 * pb + 8) / (2 * pb), 2, (2 * pb + 12) / (2 * pb + 8), 2);
         e.saved(probs, e.op_saved(probs) * 4 / pb, e.op_score_saved(probs) * 4 / pb);
@@ -577,10 +577,13 @@ int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& na
     // fairseq's gelu: F.gelu(x.float()).type_as(x): the cast (p, 4), the GELU (4, 4), the cast back
     // (4, p), 2p + 16 bytes an element in 3 kernels, the fp32 input kept (4 B); backward the casts'
     // gradients and the GELU's in fp32 (p + 4, 12, 4 + p): 2p + 20 in 3 (since session 49; the erf
-    // formula of fairseq's gelu before PyTorch 1.2 ran more kernels: a lower bound for it).
+    // formula of fairseq's gelu before PyTorch 1.2 ran more kernels: a lower bound for it). In
+    // fp32, .float() and .type_as return the tensor itself: as none.
     const double pb = e.dtype_bytes();
-    e.chain(act, elements * (2 * pb + 16), 3, elements * 4);
-    e.framework_kernels(act, 1, 3, (2 * pb + 20) / (2 * pb + 16), 3);
+    if (pb < 4) {
+      e.chain(act, elements * (2 * pb + 16), 3, elements * 4);
+      e.framework_kernels(act, 1, 3, (2 * pb + 20) / (2 * pb + 16), 3);
+    }
   }
   return act;
 }

@@ -1009,8 +1009,18 @@ TEST_CASE("fairseq's kernels (fusion: fairseq), by hand on one decoder layer") {
   CHECK(softmax.saved_bytes == approx(2 * named(none, "decoder.0.attn.softmax").saved_bytes));
   check_kernels(named(fs, "decoder.0.ffn.act"), 1280, 3, 1536, 3);
   CHECK(named(fs, "decoder.0.ffn.act").saved_bytes == approx(256.0));
-  // Not fused: fairseq's level is `none`'s.
+  // Not fused: fairseq's level is `none`'s. In fp32 its casts return the tensor itself: the softmax
+  // and the GELU as none's (the queries still scaled).
   CHECK(graph::fusion_of("fairseq") == Fusion::none);
+  GraphShape fp32{1, 4, true, Fusion::none, true};
+  const auto none32 = build_graph(d, fp32);
+  fp32.fairseq = true;
+  const auto fs32 = build_graph(d, fp32);
+  for (const char* name : {"decoder.0.attn.softmax", "decoder.0.ffn.act"}) {
+    CAPTURE(name);
+    CHECK(named(fs32, name).bytes == approx(named(none32, name).bytes));
+    CHECK(named(fs32, name).kernels == named(none32, name).kernels);
+  }
 }
 
 TEST_CASE("the training loss's kernels: one pass, Megatron-LM's or PyTorch's cross-entropy over fp32 logits, by hand") {
