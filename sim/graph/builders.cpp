@@ -512,7 +512,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     ctx = e.batched(prefix + ".context", layer, {probs, kv}, batch * a.heads, q_len, kv_len, v_dim, fraction, true);
     // Without a dropout between them, the probabilities PV keeps are the softmax's output, which the
     // softmax keeps already: PV adds only V.
-    if (!dropout_scores) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
+    // (fairseq's fp32 softmax keeps its own output; PV keeps the cast-back copy: both kept.)
+    if (!dropout_scores && !(e.fairseq && e.dtype_bytes() < 4)) e.saved(ctx, e.op_saved(ctx) - e.op_score_saved(ctx), 0);
     if (e.tensorflow1) {
       ctx = e.elementwise(prefix + ".merge_heads", layer, {ctx}, static_cast<double>(tq * a.heads * v_dim), 0);
       e.saved(ctx, 0);

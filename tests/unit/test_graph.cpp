@@ -1008,6 +1008,9 @@ TEST_CASE("fairseq's kernels (fusion: fairseq), by hand on one decoder layer") {
   CHECK(softmax.backward_kernels == 2);
   CHECK(softmax.saved_bytes == approx(2 * named(none, "decoder.0.attn.softmax").saved_bytes));
   check_kernels(named(fs, "decoder.0.ffn.act"), 1280, 3, 1536, 3);
+  // Without a dropout on the scores, PV keeps the cast-back probabilities (p bytes a score) beside
+  // the softmax's fp32 copy: not the one tensor `none`'s softmax and PV share.
+  CHECK(named(fs, "decoder.0.attn.context").saved_bytes - named(none, "decoder.0.attn.context").saved_bytes == approx(2.0 * 32));
   CHECK(named(fs, "decoder.0.ffn.act").saved_bytes == approx(256.0));
   // Not fused: fairseq's level is `none`'s. In fp32 its casts return the tensor itself: the softmax
   // and the GELU as none's (the queries still scaled).
