@@ -1344,14 +1344,11 @@ void apply_published(const Value& v, PublishedFigures& f) {
   if (m.has("co2e_location")) f.co2e_location_kg = printed(m.at("co2e_location"), Kind::co2e);
   if (m.has("co2e_market")) f.co2e_market_kg = printed(m.at("co2e_market"), Kind::co2e);
   if (m.has("step")) f.step = read_published_step(m.at("step"));
-  if (m.has("accelerator_hours")) {
-    if (f.has_footprint()) {
-      m.at("accelerator_hours").fail("a published footprint is compared over the job's own duration (or "
-                                     "accelerator_hours); published.accelerator_hours is for a job that publishes "
-                                     "no energy or CO2e");
-    }
-    f.accelerator_time_s = printed(m.at("accelerator_hours"), Kind::time);
-  }
+  // Beside a footprint too (since session 50): a first-principles job (the job's check below
+  // refuses them beside a duration) that publishes a run's hours and its CO2e, as Meta's card for
+  // Llama 3.1 does for a run costed in stages, has both compared by `validate --mode
+  // first-principles`; before, the footprint was refused with them.
+  if (m.has("accelerator_hours")) f.accelerator_time_s = printed(m.at("accelerator_hours"), Kind::time);
   if (m.has("notes")) f.notes = detail::read_text(m.at("notes"));
   if (!f.has_footprint() && !f.step && !f.accelerator_time_s) {
     v.fail("missing a figure to compare: give energy, co2e_location, co2e_market, step or accelerator_hours");
@@ -1483,8 +1480,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         // Checked here, once every file the entry extends is read.
         if (j.published && j.published->accelerator_time_s && (d.duration_s || d.accelerator_time_s)) {
           d.published_at->fail("published accelerator_hours are the reference of a first-principles job: drop "
-                               "the job's duration (or accelerator_hours) and power, or publish its energy or "
-                               "CO2e instead");
+                               "the job's duration (or accelerator_hours) and power, or drop published.accelerator_hours "
+                               "(a published energy or CO2e is compared over the job's duration)");
         }
         // Samples or images are tokens only where a sample is one token (an image model): a
         // decoder's "1e9 samples" had been costed as 1e9 tokens, seq_len times too few (since

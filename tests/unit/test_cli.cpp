@@ -1924,6 +1924,19 @@ TEST_CASE("validate --mode first-principles: a run trained in stages is one row,
   std::string name, published, predicted;
   cells >> name >> published >> predicted;
   CHECK(std::stod(predicted) == approx(sum).epsilon(1e-3));
+  // The published CO2e beside the hours: compared with both stages' (no published energy, so in the
+  // energy column, said so); accounting mode has no duration to account it from and names it.
+  const auto co2e = col<double>(rec, "summary/training", "co2e_location");
+  std::string cell;
+  for (int i = 0; i < 7; ++i) cells >> cell;  // the error, baseline, its error, the MFUs, FLOPs/pub., error at them
+  cells >> cell;
+  CHECK(std::stod(cell) / 100 == approx((co2e[0] + co2e[1]) / 20 - 1).epsilon(1e-3));
+  CHECK(r.out.find("energy column: CO2e (location) (no published energy)") != std::string::npos);
+  r = run({"validate", "--dir", (kData / "published_stages").string(), "--data-dir", (kData / "catalog").string()});
+  INFO(r.out, r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("1 published footprint of jobs without a duration not compared here (--mode first-principles "
+                   "predicts them): stages/first") != std::string::npos);
 }
 
 TEST_CASE("validate --mode first-principles compares published step measurements with the step model") {
