@@ -1480,8 +1480,8 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         // Checked here, once every file the entry extends is read.
         if (j.published && j.published->accelerator_time_s && (d.duration_s || d.accelerator_time_s)) {
           d.published_at->fail("published accelerator_hours are the reference of a first-principles job: drop "
-                               "the job's duration (or accelerator_hours) and power, or drop published.accelerator_hours "
-                               "(a published energy or CO2e is compared over the job's duration)");
+                               "the job's duration (or accelerator_hours) and power, or publish its energy or CO2e in "
+                               "place of published.accelerator_hours (compared over the job's duration)");
         }
         // Samples or images are tokens only where a sample is one token (an image model): a
         // decoder's "1e9 samples" had been costed as 1e9 tokens, seq_len times too few (since
