@@ -213,6 +213,13 @@ struct Parallelism {
   // Exclusive with the other modes.
   bool recompute_latent = false;
   bool overlap_communication = true;
+  // A mixture of experts' all-to-all runs under its shared experts' products (DeepSeek-V2, Sec.
+  // 3.2.3: "we overlap the computation of shared experts with the expert parallel all-to-all
+  // communication"; Megatron-Core's --moe-shared-expert-overlap): each device's dispatch and
+  // combine are hidden behind its layers' shared-expert forward and backward time, the rest
+  // exposed. Needs shared experts, and not DualPipe, which hides the all-to-all behind the paired
+  // chunk already. Since session 50.
+  bool shared_expert_overlap = false;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the
   // sequence instead of repeated on every rank of the tensor group. Off by default, as in Megatron-LM.

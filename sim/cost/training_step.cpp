@@ -354,6 +354,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Energy is that of the average device, 1 / p of everything.
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
+  std::vector<double> dev_shared(devices, 0.0);  // each device's shared-expert kernels, forward and backward
+  // The share of hidden communication time that contention adds on a GPU (kOverlapSlowdown, below).
+  const double overlap_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
   std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
   // The forward pass's share of dev_tp (the rest runs in the backward, recomputation's collectives
   // too): the compute a data-parallel collective can hide behind is each pass's whole time, its
@@ -657,6 +660,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     const double recompute = recomputed ? f_s : 0;
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
+    // The shared experts' kernels (not the add of their output to the combined one, which waits
+    // for the combine): the window the all-to-all may run under (`shared_expert_overlap`).
+    if (in_layer && op.name.find(".shared.") != std::string::npos && !ends_with(op.name, ".shared.add")) {
+      dev_shared[owner] += f_s + b_s + recompute;
+    }
     // W: a weight product's weight-gradient product (its weights shared or not: a tied head's
     // gradient is computed into the table), the bias's gradient and a shared weight's summed
     // gradient; a convolution's half of its backward (all of it where its input takes none); a
@@ -859,9 +867,8 @@ StepCost cost_training_step(const TrainingJob& job) {
         const double rs = comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
         double backward = ag + rs;
         if (p.sequence_parallel_backward == "overlapped") {
-          const double slowdown = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
           const auto hidden = [&](double comm_s, double window) {
-            return std::max(0.0, comm_s - window) + std::min(comm_s, window) * slowdown;
+            return std::max(0.0, comm_s - window) + std::min(comm_s, window) * overlap_share;
           };
           backward = hidden(ag, dgrad_s) + hidden(rs, wgrad_s);
         }
@@ -1199,6 +1206,18 @@ StepCost cost_training_step(const TrainingJob& job) {
     for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
   std::vector<double> dev_a2a(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
+  if (p.shared_expert_overlap) {
+    // The dispatch and combine run under the shared experts' products of the same layers (DeepSeek-V2,
+    // Sec. 3.2.3; Megatron-Core's --moe-shared-expert-overlap launches them on a stream of their own
+    // beside the all-to-all), forward, backward and recomputed: what the device's shared-expert
+    // time covers is hidden, slowed by the contention of overlapped communication on a GPU; the
+    // rest is exposed. (Every expert layer of a device is alike, so the device's sums stand for
+    // each layer's.)
+    for (std::size_t d = 0; d < devices; ++d) {
+      const double hidden = std::min(dev_a2a[d], dev_shared[d]);
+      dev_a2a[d] = dev_a2a[d] - hidden + hidden * overlap_share;
+    }
+  }
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
   std::size_t busiest_device = 0;
   for (std::size_t d = 0; d < devices; ++d) {
@@ -1535,7 +1554,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   // what is exposed once the compute, slowed, no longer covers the communication.
   // Each pass is costed on its own: its exposed share, then the contention of what it hides.
   if (p.overlap_communication) {
-    const double hidden_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
+    const double hidden_share = overlap_share;
     // The first gathers (ZeRO 2-3: forward_floor) run before any compute, exposed; the rest of the
     // forward's gathers under the forward's compute.
     const double head = std::min(forward_dp, forward_floor), forward_rest = forward_dp - head;

@@ -251,6 +251,7 @@ struct JobDraft {
   std::optional<Value> fusion_at;         // where `fusion` was given (checked against the hardware)
   std::optional<Value> eager_at;          // where `eager` was given
   std::optional<Value> expert_dispatch_at;  // where `expert_dispatch` was given (checked against the design and precision)
+  std::optional<Value> shared_overlap_at;   // where parallelism.shared_expert_overlap is true (checked against the design)
 };
 
 struct ModelDraft {
@@ -1101,7 +1102,7 @@ Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "sequence_parallel_backward", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "gradient_clipping", "dropout_masks", "expert", "expert_tensor",
-                      "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket"});
+                      "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket", "shared_expert_overlap"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -1149,6 +1150,7 @@ Parallelism read_parallelism(const Value& v) {
     p.batch_rampup = ramp;
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
+  if (m.has("shared_expert_overlap")) p.shared_expert_overlap = detail::read_bool(m.at("shared_expert_overlap"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   if (m.has("sequence_parallel_backward")) {
     p.sequence_parallel_backward = detail::read_choice(m.at("sequence_parallel_backward"), {"exposed", "overlapped"});
@@ -1380,7 +1382,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           // A parallelism given again (extends) replaces the earlier one, its partition too.
           d.stage_layers.reset();
           d.stage_ends.reset();
+          d.shared_overlap_at.reset();
           const Value pv = m.at("parallelism");
+          if (pv.node.IsMap() && pv.node["shared_expert_overlap"] && j.parallelism->shared_expert_overlap) {
+            d.shared_overlap_at = pv.child(pv.node["shared_expert_overlap"], "shared_expert_overlap");
+          }
           if (pv.node.IsMap() && pv.node["stage_layers"]) {
             d.stage_layers = pv.child(pv.node["stage_layers"], "stage_layers");
             if (d.stage_layers->node.IsMap()) {
@@ -1525,6 +1531,20 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           if (j.expert_dispatch == "fp8" && j.precision != "fp8") {
             d.expert_dispatch_at->fail("fp8 dispatches the tokens an 8-bit job quantizes for its experts' products, and job " +
                                        text::quoted(j.id) + " computes in " + j.precision + ": drop expert_dispatch, or give precision: fp8");
+          }
+        }
+        // The shared experts' products are what the all-to-all runs under; DualPipe hides it behind
+        // the paired chunk instead (since session 50).
+        if (d.shared_overlap_at && j.parallelism) {
+          const auto* t = std::get_if<TransformerDesign>(&j.design);
+          if (t == nullptr || t->experts == 0 || t->shared_experts == 0) {
+            d.shared_overlap_at->fail("hides a mixture of experts' all-to-all behind its shared experts, and job " + text::quoted(j.id) +
+                                      "'s model " + text::quoted(j.model_id) + " has " +
+                                      (t == nullptr || t->experts == 0 ? "no experts" : "no shared experts") +
+                                      ": drop shared_expert_overlap");
+          }
+          if (j.parallelism->dualpipe) {
+            d.shared_overlap_at->fail("dualpipe already runs the all-to-all under the paired chunk's compute: drop shared_expert_overlap");
           }
         }
         // A TPU runs TensorFlow (and PyTorch/XLA) through XLA, which fuses what these keys itemise:

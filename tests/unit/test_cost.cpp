@@ -442,6 +442,49 @@ TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by han
   CHECK(cost_training_step(job).expert_comm_s == approx(1.5 * limited.expert_comm_s));
 }
 
+TEST_CASE("shared experts hide the all-to-all under their products, by hand") {
+  // moe_job with a shared expert, one microbatch a step on one pipeline device: the window is the
+  // shared expert's kernels, forward and backward (its rows in the ops table; not the add of its
+  // output, which waits for the combine). What the window covers is hidden, at the GPU's
+  // contention share s / (1 + s), s = 0.189; the rest stays exposed. Two networks: one whose
+  // all-to-all outlasts the window, one whose all-to-all fits in it.
+  TrainingJob job = moe_job(1, 64);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.shared_experts = 1;
+  job.design = d;
+  job.hardware.kind = "gpu";  // (the made-up device has no kind: no contention on it)
+  const double share = 0.189 / 1.189;
+  for (const double inter : {1e9, 1e12}) {
+    job.hardware.inter_node_bandwidth = inter;
+    job.hardware.intra_node_bandwidth = 10 * inter;
+    job.parallelism->shared_expert_overlap = false;
+    const StepCost exposed = cost_training_step(job);
+    double window = 0;
+    for (const auto& r : exposed.ops) {
+      if (r.op.find(".shared.") != std::string::npos && r.op.substr(r.op.size() - 4) != ".add" && (r.phase == "fwd" || r.phase == "bwd")) {
+        window += r.time_s;
+      }
+    }
+    REQUIRE(window > 0);
+    REQUIRE(exposed.expert_comm_s > 0);
+    INFO("inter ", inter, " all-to-all ", exposed.expert_comm_s, " window ", window);
+    if (inter == 1e9) REQUIRE(exposed.expert_comm_s > window);
+    if (inter == 1e12) REQUIRE(exposed.expert_comm_s < window);
+    job.parallelism->shared_expert_overlap = true;
+    const StepCost overlapped = cost_training_step(job);
+    const double hidden = std::min(exposed.expert_comm_s, window);
+    CHECK(overlapped.expert_comm_s == approx(exposed.expert_comm_s - hidden + hidden * share));
+    CHECK(overlapped.step_s == approx(exposed.step_s - (exposed.expert_comm_s - overlapped.expert_comm_s)));
+  }
+  // A device that is not a GPU (a TPU's collectives run on their own engines) hides it whole.
+  job.hardware.kind = "tpu";
+  job.parallelism->shared_expert_overlap = false;
+  const StepCost tpu_exposed = cost_training_step(job);
+  REQUIRE(tpu_exposed.expert_comm_s > 0);
+  job.parallelism->shared_expert_overlap = true;
+  CHECK(cost_training_step(job).expert_comm_s == approx(0).scale(tpu_exposed.expert_comm_s));
+}
+
 TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the activation run again") {
   // A one-layer decoder with latent attention and a gated FFN on one device.
   TrainingJob job = mlp_job();
