@@ -9,9 +9,11 @@
 // model on GPUs (collectives.cpp).
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dlcarbon/collectives.hpp"
@@ -354,7 +356,12 @@ StepCost cost_training_step(const TrainingJob& job) {
   // Energy is that of the average device, 1 / p of everything.
   const std::size_t devices = static_cast<std::size_t>(c.pipeline);
   std::vector<double> dev_f(devices, 0.0), dev_b(devices, 0.0), dev_tp(devices, 0.0), dev_moe(devices, 0.0);
-  std::vector<double> dev_shared(devices, 0.0);  // each device's shared-expert kernels, forward and backward
+  // Each device's shared-expert kernels, by the all-to-all transfer each runs beside under
+  // `shared_expert_overlap` (below): the first product and activation forward (the dispatch), the
+  // second product forward (the combine), then backward the second's (the combine's gradient) and
+  // the first's (the dispatch's), and the forward's again where recomputed.
+  enum SharedWindow { fc1_fwd, fc2_fwd, fc2_bwd, fc1_bwd, fc1_again, fc2_again, shared_windows };
+  std::vector<std::array<double, shared_windows>> dev_shared(devices, std::array<double, shared_windows>{});
   // The share of hidden communication time that contention adds on a GPU (kOverlapSlowdown, below).
   const double overlap_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
   std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
@@ -661,9 +668,16 @@ StepCost cost_training_step(const TrainingJob& job) {
     dev_f[owner] += f_s;
     dev_b[owner] += b_s + recompute;
     // The shared experts' kernels (not the add of their output to the combined one, which waits
-    // for the combine): the window the all-to-all may run under (`shared_expert_overlap`).
+    // for the combine): the windows the all-to-all may run under (`shared_expert_overlap`). A
+    // zero-bubble schedule defers the weight-gradient work to a pass of its own, beside no
+    // all-to-all: its backward window is the input gradient's.
     if (in_layer && op.name.find(".shared.") != std::string::npos && !ends_with(op.name, ".shared.add")) {
-      dev_shared[owner] += f_s + b_s + recompute;
+      const bool second = ends_with(op.name, ".shared.down");
+      const double deferred = p.zero_bubble && op.kind == graph::OpKind::matmul ? weight_product_s + bias_b + sum_b : 0.0;
+      auto& w = dev_shared[owner];
+      w[second ? fc2_fwd : fc1_fwd] += f_s;
+      w[second ? fc2_bwd : fc1_bwd] += std::max(0.0, b_s - deferred);
+      w[second ? fc2_again : fc1_again] += recompute;
     }
     // W: a weight product's weight-gradient product (its weights shared or not: a tied head's
     // gradient is computed into the table), the bias's gradient and a shared weight's summed
@@ -1204,18 +1218,41 @@ StepCost cost_training_step(const TrainingJob& job) {
   std::vector<double> dev_acc(devices, 0.0);  // each device's gradient passes, a backward
   for (const auto& g : passes)
     for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
-  std::vector<double> dev_a2a(devices, 0.0);
+  std::vector<double> dev_a2a(devices, 0.0), dev_a2a_contention(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
   if (p.shared_expert_overlap) {
-    // The dispatch and combine run under the shared experts' products of the same layers (DeepSeek-V2,
-    // Sec. 3.2.3; Megatron-Core's --moe-shared-expert-overlap launches them on a stream of their own
-    // beside the all-to-all), forward, backward and recomputed: what the device's shared-expert
-    // time covers is hidden, slowed by the contention of overlapped communication on a GPU; the
-    // rest is exposed. (Every expert layer of a device is alike, so the device's sums stand for
-    // each layer's.)
+    // The all-to-all runs beside the shared experts of the same layer (DeepSeek-V2, Sec. 3.2.3), as
+    // Megatron-Core's --moe-shared-expert-overlap runs them on a stream of their own
+    // (moe/shared_experts.py, token_dispatcher.py): the first product and activation beside the
+    // dispatch, the second product beside the combine, and backward (its order moved ahead) the
+    // second's beside the combine's gradient and the first's beside the dispatch's; recomputation
+    // repeats the forward pair. Each transfer is hidden up to its window; what exceeds it is
+    // exposed, and the window's compute, slowed by the contention while they overlap, ends
+    // max(0, transfer x s / (1 + s) - exposed) later (the data-parallel overlap's exact form,
+    // below), reported as overlap contention. (Every expert layer of a device is alike, so the
+    // device's sums stand for each layer's.) Each transfer carries the same bytes but under an
+    // 8-bit dispatch, whose transfers to the experts (the dispatch, the combine's gradient) carry
+    // half (above).
+    const double to_experts = fp8_dispatch ? 0.5 : 1.0;
+    const double units = (p.recompute ? 3 : 2) * (to_experts + 1);
     for (std::size_t d = 0; d < devices; ++d) {
-      const double hidden = std::min(dev_a2a[d], dev_shared[d]);
-      dev_a2a[d] = dev_a2a[d] - hidden + hidden * overlap_share;
+      const double unit = dev_a2a[d] / units;
+      const auto& w = dev_shared[d];
+      const double again = p.recompute ? 1.0 : 0.0;
+      const std::array<std::pair<double, double>, shared_windows> pairs{{{to_experts * unit, w[fc1_fwd]},
+                                                                          {unit, w[fc2_fwd]},
+                                                                          {to_experts * unit, w[fc2_bwd]},
+                                                                          {unit, w[fc1_bwd]},
+                                                                          {again * to_experts * unit, w[fc1_again]},
+                                                                          {again * unit, w[fc2_again]}}};
+      double exposed = 0, contention = 0;
+      for (const auto& [transfer, window] : pairs) {
+        const double left = std::max(0.0, transfer - window);
+        exposed += left;
+        contention += std::max(0.0, transfer * overlap_share - left);
+      }
+      dev_a2a[d] = exposed;
+      dev_a2a_contention[d] = contention;
     }
   }
   double busiest = -1, busiest_share = 0, busiest_moe = 0;
@@ -1597,6 +1634,9 @@ StepCost cost_training_step(const TrainingJob& job) {
   // DualPipe's hidden all-to-all and sends slow the compute they run under in the same way (DeepSeek-V3
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
   if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
+  // And the shared experts beside the all-to-all (`shared_expert_overlap`, above), the busiest
+  // device's.
+  c.contention_s += mb * dev_a2a_contention[busiest_device];
   const double state_bytes = optimizer_state_bytes(p.optimizer);
   const double traffic_bytes =
       optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16", grad_value_bytes, p.gradient_clipping == "always");

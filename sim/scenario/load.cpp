@@ -1546,6 +1546,15 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           if (j.parallelism->dualpipe) {
             d.shared_overlap_at->fail("dualpipe already runs the all-to-all under the paired chunk's compute: drop shared_expert_overlap");
           }
+          // (The experts' group as the cost model takes it: `expert`, or min(data, experts).)
+          const Parallelism& pl = *j.parallelism;
+          const std::int64_t ranks = std::max<std::int64_t>(1, pl.tensor * pl.pipeline * std::max<std::int64_t>(1, pl.context));
+          const std::int64_t data = pl.data > 0 ? pl.data : std::max<std::int64_t>(1, j.accelerators / ranks);
+          if ((pl.expert > 0 ? pl.expert : std::min(data, t->experts)) == 1) {
+            d.shared_overlap_at->fail("hides the experts' all-to-all, and job " + text::quoted(j.id) +
+                                      " holds every expert on each rank (an expert-parallel group of 1): there is none; drop "
+                                      "shared_expert_overlap");
+          }
         }
         // A TPU runs TensorFlow (and PyTorch/XLA) through XLA, which fuses what these keys itemise:
         // TensorFlow 1.x's GPU kernels, a GPU code's loss passes, eager PyTorch's chains (since

@@ -443,46 +443,84 @@ TEST_CASE("node-limited routing and 8-bit dispatch shrink the all-to-all, by han
 }
 
 TEST_CASE("shared experts hide the all-to-all under their products, by hand") {
-  // moe_job with a shared expert, one microbatch a step on one pipeline device: the window is the
-  // shared expert's kernels, forward and backward (its rows in the ops table; not the add of its
-  // output, which waits for the combine). What the window covers is hidden, at the GPU's
-  // contention share s / (1 + s), s = 0.189; the rest stays exposed. Two networks: one whose
-  // all-to-all outlasts the window, one whose all-to-all fits in it.
+  // moe_job with a shared expert, one microbatch a step on one pipeline device. Each of the four
+  // transfers (a quarter of the all-to-all: dispatch, combine, the combine's gradient, the
+  // dispatch's) runs beside one piece of the shared expert (its rows in the ops table; not the
+  // add of its output): the dispatch beside the first product and activation forward, the combine
+  // beside the second product forward, backward the combine's gradient beside the second
+  // product's and the dispatch's beside the first's. What exceeds its piece is exposed; the piece's
+  // compute ends max(0, transfer x s / (1 + s) - exposed) later, s = 0.189, reported as overlap
+  // contention. Three networks: every transfer longer than its piece, every one shorter, and one
+  // between.
   TrainingJob job = moe_job(1, 64);
   auto d = std::get<TransformerDesign>(job.design);
   d.shared_experts = 1;
   job.design = d;
   job.hardware.kind = "gpu";  // (the made-up device has no kind: no contention on it)
   const double share = 0.189 / 1.189;
-  for (const double inter : {1e9, 1e12}) {
+  const auto time_of = [](const StepCost& c, const std::string& op, const std::string& phase) { return op_row(c, op, phase).time_s; };
+  for (const double inter : {1e9, 1e12, 1.5e10}) {
     job.hardware.inter_node_bandwidth = inter;
     job.hardware.intra_node_bandwidth = 10 * inter;
     job.parallelism->shared_expert_overlap = false;
     const StepCost exposed = cost_training_step(job);
-    double window = 0;
-    for (const auto& r : exposed.ops) {
-      if (r.op.find(".shared.") != std::string::npos && r.op.substr(r.op.size() - 4) != ".add" && (r.phase == "fwd" || r.phase == "bwd")) {
-        window += r.time_s;
-      }
+    const std::string s = "decoder.0.ffn.shared.";
+    const double windows[4] = {time_of(exposed, s + "up", "fwd") + time_of(exposed, s + "act", "fwd"), time_of(exposed, s + "down", "fwd"),
+                               time_of(exposed, s + "down", "bwd"), time_of(exposed, s + "up", "bwd") + time_of(exposed, s + "act", "bwd")};
+    const double transfer = exposed.expert_comm_s / 4;
+    REQUIRE(transfer > 0);
+    INFO("inter ", inter, " transfer ", transfer, " windows ", windows[0], " ", windows[1], " ", windows[2], " ", windows[3]);
+    const double longest = *std::max_element(windows, windows + 4), shortest = *std::min_element(windows, windows + 4);
+    if (inter == 1e9) REQUIRE(transfer > longest);
+    if (inter == 1e12) REQUIRE(transfer < shortest);
+    if (inter == 1.5e10) REQUIRE((transfer > shortest && transfer < longest));
+    double left = 0, contention = 0;
+    for (const double w : windows) {
+      const double l = std::max(0.0, transfer - w);
+      left += l;
+      contention += std::max(0.0, transfer * share - l);
     }
-    REQUIRE(window > 0);
-    REQUIRE(exposed.expert_comm_s > 0);
-    INFO("inter ", inter, " all-to-all ", exposed.expert_comm_s, " window ", window);
-    if (inter == 1e9) REQUIRE(exposed.expert_comm_s > window);
-    if (inter == 1e12) REQUIRE(exposed.expert_comm_s < window);
     job.parallelism->shared_expert_overlap = true;
     const StepCost overlapped = cost_training_step(job);
-    const double hidden = std::min(exposed.expert_comm_s, window);
-    CHECK(overlapped.expert_comm_s == approx(exposed.expert_comm_s - hidden + hidden * share));
-    CHECK(overlapped.step_s == approx(exposed.step_s - (exposed.expert_comm_s - overlapped.expert_comm_s)));
+    CHECK(overlapped.expert_comm_s == approx(left).scale(exposed.expert_comm_s));
+    CHECK(overlapped.contention_s - exposed.contention_s == approx(contention).scale(exposed.expert_comm_s));
+    CHECK(overlapped.step_s == approx(exposed.step_s - exposed.expert_comm_s + left + contention));
   }
-  // A device that is not a GPU (a TPU's collectives run on their own engines) hides it whole.
+  // A device that is not a GPU (a TPU's collectives run on their own engines) slows nothing.
   job.hardware.kind = "tpu";
   job.parallelism->shared_expert_overlap = false;
   const StepCost tpu_exposed = cost_training_step(job);
   REQUIRE(tpu_exposed.expert_comm_s > 0);
   job.parallelism->shared_expert_overlap = true;
-  CHECK(cost_training_step(job).expert_comm_s == approx(0).scale(tpu_exposed.expert_comm_s));
+  const StepCost tpu = cost_training_step(job);
+  CHECK(tpu.step_s == approx(tpu_exposed.step_s - tpu_exposed.expert_comm_s + tpu.expert_comm_s));
+  CHECK(tpu.contention_s == approx(tpu_exposed.contention_s));
+}
+
+TEST_CASE("under a zero-bubble schedule the shared experts' weight gradients hide no all-to-all") {
+  // ZB1P defers the weight-gradient products to a pass beside no all-to-all: the backward pieces
+  // are the input gradients', so more of the all-to-all stays exposed than under 1F1B, whose
+  // backward runs both; without the overlap the schedule does not change it.
+  TrainingJob job = moe_job(2, 32);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.shared_experts = 1;
+  job.design = d;
+  job.accelerators = 64;
+  job.parallelism->pipeline = 2;
+  job.parallelism->global_batch = 128;  // 4 microbatches a data rank of 32
+  job.hardware.kind = "gpu";
+  job.hardware.inter_node_bandwidth = 1e9;  // every transfer longer than its piece
+  job.hardware.intra_node_bandwidth = 1e10;
+  const auto a2a = [&](const std::string& schedule, bool overlap) {
+    job.parallelism->zero_bubble = schedule == "zb1p";
+    job.parallelism->shared_expert_overlap = overlap;
+    const StepCost c = cost_training_step(job);
+    REQUIRE(c.fits);
+    return c.expert_comm_s;
+  };
+  CHECK(a2a("zb1p", false) == approx(a2a("1f1b", false)));
+  CHECK(a2a("zb1p", true) > a2a("1f1b", true) * 1.01);
+  CHECK(a2a("1f1b", true) < a2a("1f1b", false));
 }
 
 TEST_CASE("DeepSeek-V3's recomputation: norms, latent up-projections and the activation run again") {
