@@ -213,12 +213,14 @@ struct Parallelism {
   // Exclusive with the other modes.
   bool recompute_latent = false;
   bool overlap_communication = true;
-  // A mixture of experts' all-to-all runs under its shared experts' products (DeepSeek-V2, Sec.
-  // 3.2.3: "we overlap the computation of shared experts with the expert parallel all-to-all
-  // communication"; Megatron-Core's --moe-shared-expert-overlap): each device's dispatch and
-  // combine are hidden behind its layers' shared-expert forward and backward time, the rest
-  // exposed. Needs shared experts, and not DualPipe, which hides the all-to-all behind the paired
-  // chunk already. Since session 50.
+  // A mixture of experts' all-to-all runs beside its shared experts (DeepSeek-V2, Sec. 3.2.3: "we
+  // overlap the computation of shared experts with the expert parallel all-to-all communication";
+  // Megatron-Core's --moe-shared-expert-overlap): each transfer (the dispatch, the combine, their
+  // gradients, the recomputed pair) is hidden behind its own piece of the shared experts (the
+  // first product and activation, or the second product, in that pass), the rest exposed; the
+  // piece's compute, slowed while they overlap, is the step's overlap contention. Needs shared
+  // experts and an expert-parallel group of more than one rank, and not DualPipe, which hides the
+  // all-to-all behind the paired chunk already. Since session 50.
   bool shared_expert_overlap = false;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the

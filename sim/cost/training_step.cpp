@@ -360,9 +360,10 @@ StepCost cost_training_step(const TrainingJob& job) {
   // `shared_expert_overlap` (below): the first product and activation forward (the dispatch), the
   // second product forward (the combine), then backward the second's (the combine's gradient) and
   // the first's (the dispatch's), and the forward's again where recomputed.
-  enum SharedWindow { fc1_fwd, fc2_fwd, fc2_bwd, fc1_bwd, fc1_again, fc2_again, shared_windows };
+  enum { fc1_fwd, fc2_fwd, fc2_bwd, fc1_bwd, fc1_again, fc2_again, shared_windows };
   std::vector<std::array<double, shared_windows>> dev_shared(devices, std::array<double, shared_windows>{});
-  // The share of hidden communication time that contention adds on a GPU (kOverlapSlowdown, below).
+  // The share of hidden communication time that contention adds on a GPU (kOverlapSlowdown, above;
+  // "Hidden communication is not free", below).
   const double overlap_share = job.hardware.kind == "gpu" ? kOverlapSlowdown / (1 + kOverlapSlowdown) : 0;
   std::vector<double> dev_cp(devices, 0.0);  // the context group's share of dev_tp
   // The forward pass's share of dev_tp (the rest runs in the backward, recomputation's collectives
@@ -1234,11 +1235,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     // 8-bit dispatch, whose transfers to the experts (the dispatch, the combine's gradient) carry
     // half (above).
     const double to_experts = fp8_dispatch ? 0.5 : 1.0;
-    const double units = (p.recompute ? 3 : 2) * (to_experts + 1);
+    const double again = p.recompute ? 1.0 : 0.0;  // full recomputation's second forward pair
+    const double units = (2 + again) * (to_experts + 1);
     for (std::size_t d = 0; d < devices; ++d) {
       const double unit = dev_a2a[d] / units;
       const auto& w = dev_shared[d];
-      const double again = p.recompute ? 1.0 : 0.0;
       const std::array<std::pair<double, double>, shared_windows> pairs{{{to_experts * unit, w[fc1_fwd]},
                                                                           {unit, w[fc2_fwd]},
                                                                           {to_experts * unit, w[fc2_bwd]},
@@ -1591,7 +1592,6 @@ StepCost cost_training_step(const TrainingJob& job) {
   // what is exposed once the compute, slowed, no longer covers the communication.
   // Each pass is costed on its own: its exposed share, then the contention of what it hides.
   if (p.overlap_communication) {
-    const double hidden_share = overlap_share;
     // The first gathers (ZeRO 2-3: forward_floor) run before any compute, exposed; the rest of the
     // forward's gathers under the forward's compute.
     const double head = std::min(forward_dp, forward_floor), forward_rest = forward_dp - head;
@@ -1611,7 +1611,7 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     const double forward_exposed = head + forward_rest_exposed;
     c.data_comm_s = forward_exposed + tail + rest_exposed;
-    c.contention_s = std::max(0.0, forward_rest * hidden_share - forward_rest_exposed) + std::max(0.0, rest * hidden_share - rest_exposed);
+    c.contention_s = std::max(0.0, forward_rest * overlap_share - forward_rest_exposed) + std::max(0.0, rest * overlap_share - rest_exposed);
   } else {
     c.data_comm_s = dp;
   }
@@ -1633,7 +1633,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   c.data_comm_s += table_comm;
   // DualPipe's hidden all-to-all and sends slow the compute they run under in the same way (DeepSeek-V3
   // gives them 20 of the H800's 132 SMs, 15 %, Sec. 3.2.2).
-  if (overlapped > 0 && job.hardware.kind == "gpu") c.contention_s += mb * overlapped * kOverlapSlowdown / (1 + kOverlapSlowdown);
+  c.contention_s += mb * overlapped * overlap_share;
   // And the shared experts beside the all-to-all (`shared_expert_overlap`, above), the busiest
   // device's.
   c.contention_s += mb * dev_a2a_contention[busiest_device];

@@ -251,7 +251,7 @@ struct JobDraft {
   std::optional<Value> fusion_at;         // where `fusion` was given (checked against the hardware)
   std::optional<Value> eager_at;          // where `eager` was given
   std::optional<Value> expert_dispatch_at;  // where `expert_dispatch` was given (checked against the design and precision)
-  std::optional<Value> shared_overlap_at;   // where parallelism.shared_expert_overlap is true (checked against the design)
+  std::optional<Value> shared_expert_overlap_at;   // where parallelism.shared_expert_overlap is true (checked against the design)
 };
 
 struct ModelDraft {
@@ -1382,10 +1382,10 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           // A parallelism given again (extends) replaces the earlier one, its partition too.
           d.stage_layers.reset();
           d.stage_ends.reset();
-          d.shared_overlap_at.reset();
+          d.shared_expert_overlap_at.reset();
           const Value pv = m.at("parallelism");
           if (pv.node.IsMap() && pv.node["shared_expert_overlap"] && j.parallelism->shared_expert_overlap) {
-            d.shared_overlap_at = pv.child(pv.node["shared_expert_overlap"], "shared_expert_overlap");
+            d.shared_expert_overlap_at = pv.child(pv.node["shared_expert_overlap"], "shared_expert_overlap");
           }
           if (pv.node.IsMap() && pv.node["stage_layers"]) {
             d.stage_layers = pv.child(pv.node["stage_layers"], "stage_layers");
@@ -1535,23 +1535,25 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         // The shared experts' products are what the all-to-all runs under; DualPipe hides it behind
         // the paired chunk instead (since session 50).
-        if (d.shared_overlap_at && j.parallelism) {
+        if (d.shared_expert_overlap_at && j.parallelism) {
           const auto* t = std::get_if<TransformerDesign>(&j.design);
           if (t == nullptr || t->experts == 0 || t->shared_experts == 0) {
-            d.shared_overlap_at->fail("hides a mixture of experts' all-to-all behind its shared experts, and job " + text::quoted(j.id) +
+            d.shared_expert_overlap_at->fail("hides a mixture of experts' all-to-all behind its shared experts, and job " + text::quoted(j.id) +
                                       "'s model " + text::quoted(j.model_id) + " has " +
                                       (t == nullptr || t->experts == 0 ? "no experts" : "no shared experts") +
                                       ": drop shared_expert_overlap");
           }
           if (j.parallelism->dualpipe) {
-            d.shared_overlap_at->fail("dualpipe already runs the all-to-all under the paired chunk's compute: drop shared_expert_overlap");
+            d.shared_expert_overlap_at->fail("job " + text::quoted(j.id) +
+                                             " runs dualpipe, which already runs the all-to-all under the paired chunk's compute: "
+                                             "drop shared_expert_overlap");
           }
           // (The experts' group as the cost model takes it: `expert`, or min(data, experts).)
           const Parallelism& pl = *j.parallelism;
           const std::int64_t ranks = std::max<std::int64_t>(1, pl.tensor * pl.pipeline * std::max<std::int64_t>(1, pl.context));
           const std::int64_t data = pl.data > 0 ? pl.data : std::max<std::int64_t>(1, j.accelerators / ranks);
           if ((pl.expert > 0 ? pl.expert : std::min(data, t->experts)) == 1) {
-            d.shared_overlap_at->fail("hides the experts' all-to-all, and job " + text::quoted(j.id) +
+            d.shared_expert_overlap_at->fail("hides the experts' all-to-all, and job " + text::quoted(j.id) +
                                       " holds every expert on each rank (an expert-parallel group of 1): there is none; drop "
                                       "shared_expert_overlap");
           }

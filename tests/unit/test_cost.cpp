@@ -497,6 +497,50 @@ TEST_CASE("shared experts hide the all-to-all under their products, by hand") {
   CHECK(tpu.contention_s == approx(tpu_exposed.contention_s));
 }
 
+TEST_CASE("an 8-bit dispatch, two microbatches and full recomputation: unequal transfers beside their pieces, by hand") {
+  // The same job in 8 bits with DeepSeek-V3's dispatch (`expert_dispatch: fp8`: the transfers to
+  // the experts, the dispatch and the combine's gradient, carry half the bytes of the others),
+  // two microbatches a step and full recomputation (the forward's pair again: six transfers, 4.5
+  // units of the all-to-all a microbatch). The backward rows of the ops table hold the recomputed
+  // forward too, so a piece's backward window is its backward row less its forward row.
+  TrainingJob job = moe_job(1, 64);
+  auto d = std::get<TransformerDesign>(job.design);
+  d.shared_experts = 1;
+  job.design = d;
+  job.hardware.kind = "gpu";
+  job.precision = "fp8";
+  job.hardware.peak_flop_per_s["fp8"] = job.hardware.peak_flop_per_s.at("fp16");
+  job.expert_dispatch = "fp8";
+  job.parallelism->global_batch = 128;  // 2 microbatches a data rank
+  job.parallelism->recompute = true;
+  job.hardware.inter_node_bandwidth = 1.5e10;
+  job.hardware.intra_node_bandwidth = 1.5e11;
+  const double share = 0.189 / 1.189, microbatches = 2;
+  job.parallelism->shared_expert_overlap = false;
+  const StepCost exposed = cost_training_step(job);
+  REQUIRE(exposed.fits);
+  const auto t = [&](const std::string& op, const std::string& phase) { return op_row(exposed, "decoder.0.ffn.shared." + op, phase).time_s; };
+  const double fc1_f = t("up", "fwd") + t("act", "fwd"), fc2_f = t("down", "fwd");
+  const double fc1_b = t("up", "bwd") + t("act", "bwd") - fc1_f, fc2_b = t("down", "bwd") - fc2_f;
+  const double unit = exposed.expert_comm_s / microbatches / 4.5;
+  // (dispatch, combine, the combine's gradient, the dispatch's, the dispatch and combine again)
+  const std::pair<double, double> pairs[6] = {{0.5 * unit, fc1_f}, {unit, fc2_f}, {0.5 * unit, fc2_b}, {unit, fc1_b}, {0.5 * unit, fc1_f}, {unit, fc2_f}};
+  double left = 0, contention = 0;
+  int longer = 0;
+  for (const auto& [transfer, window] : pairs) {
+    const double l = std::max(0.0, transfer - window);
+    longer += l > 0 ? 1 : 0;
+    left += l;
+    contention += std::max(0.0, transfer * share - l);
+  }
+  INFO("unit ", unit, " windows ", fc1_f, " ", fc2_f, " ", fc2_b, " ", fc1_b);
+  REQUIRE((longer > 0 && longer < 6));  // some transfers outlast their pieces, some do not
+  job.parallelism->shared_expert_overlap = true;
+  const StepCost overlapped = cost_training_step(job);
+  CHECK(overlapped.expert_comm_s == approx(microbatches * left));
+  CHECK(overlapped.contention_s - exposed.contention_s == approx(microbatches * contention));
+}
+
 TEST_CASE("under a zero-bubble schedule the shared experts' weight gradients hide no all-to-all") {
   // ZB1P defers the weight-gradient products to a pass beside no all-to-all: the backward pieces
   // are the input gradients', so more of the all-to-all stays exposed than under 1F1B, whose
