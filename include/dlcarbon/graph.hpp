@@ -170,6 +170,17 @@ struct GraphShape {
   // self.scaling`), not the scores, the attention softmax in fp32 and cast back (utils.softmax's
   // dtype=float32, then .type_as), and the GELU in fp32 between two casts. Only with Fusion::none.
   bool fairseq = false;
+  // GPT-NeoX's layer code of 2022-2023, Pythia's (eager: neox; docs/hardware-model.md, "GPT-NeoX's
+  // kernels"; since session 51): beside the attention kernel and the fused bias + GELU, the copies
+  // and adds its PyTorch runs as kernels of their own: the query-key-value product's bias added
+  // apart (and its gradient assembled from the three heads' by a concatenation), the partial
+  // rotary embedding's slices and rejoin, FlashAttention's packing of Q, K and V, the context's
+  // permute to contiguous, and the residual branches' unfused bias adds. With `eager`.
+  bool neox = false;
+  // With neox and full recomputation: DeepSpeed's activation checkpointing with
+  // partition_activations clones each layer's input forward and gathers it again backward
+  // (zeros, the part copied in, an all-gather over the tensor group, its copy back).
+  bool neox_partition = false;
   // The training loss over the logits (TrainingJob::cross_entropy; docs/hardware-model.md, "The
   // loss's kernels"): one fused pass, Megatron-LM's vocab_parallel_cross_entropy over
   // output.float(), or PyTorch's F.cross_entropy over logits.float(). Since session 48.

@@ -352,8 +352,10 @@ struct TrainingJob {
   std::string precision = "bf16";  // compute dtype
   std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention, flash1-3 (graph.hpp)
   // Eager PyTorch outside attention: RMSNorm, rotary and gated activations as chains of kernels
-  // (graph::GraphShape::eager).
+  // (graph::GraphShape::eager). `eager: neox` (neox true, eager true): GPT-NeoX's layer code of
+  // 2022-2023, Pythia's (graph::GraphShape::neox; since session 51).
   bool eager = false;
+  bool neox = false;
   // The training loss's kernels over the logits (graph::GraphShape::cross_entropy): "fused" (one
   // pass), "megatron" (Megatron-LM's vocab_parallel_cross_entropy over output.float()), "pytorch"
   // (F.cross_entropy over logits.float()). Since session 48.

@@ -177,8 +177,13 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   for (std::size_t fi = 0; fi < files.size(); ++fi) {
     const auto& file = files[fi];
     const Scenario& s = scenarios[fi];
+    // A file that publishes several runs (not stages of one) names each row by its job too (since
+    // session 51: the Pythia suite's eight models, one paper's table).
+    const auto runs_in_file = std::count_if(s.training.begin(), s.training.end(),
+                                            [](const TrainingJob& t) { return t.published && t.stage_of.empty(); });
     for (const auto& job : s.training) {
       if (!job.published) continue;
+      const std::string label = file.stem().string() + (runs_in_file > 1 ? ":" + job.id : "");
       if (!job.parallelism || !job.tokens || std::holds_alternative<std::monostate>(job.design)) {
         ++skipped;
         continue;
@@ -212,7 +217,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       if (have_hours) ++rows;
       if (!have_hours) ++footprint_only;  // (counted whether it can be costed or not)
       if (!r.ok) {
-        io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
+        io.out << pad(label, 60) << pad(format_number(published_h, 4), 19) << "- (" << r.reason << ")\n";
         if (have_hours) {
           ours.push_back(kNotCosted);
           uncosted_runs.emplace(published_h, r.reason);
@@ -247,7 +252,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
                                                                  : std::nullopt;
       }
       if (!unfit.empty()) {
-        io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19) << "- (" << unfit << ")\n";
+        io.out << pad(label, 60) << pad(format_number(published_h, 4), 19) << "- (" << unfit << ")\n";
         if (have_hours) {
           ours.push_back(kNotCosted);
           uncosted_runs.emplace(published_h, unfit);
@@ -289,7 +294,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       }
       for (const auto& [which, e] : co2e) note += std::string(note.empty() ? "" : "; ") + which + " error " + e;
       if (stages > 0) note += std::string(note.empty() ? "" : "; ") + std::to_string(stages + 1) + " stages";
-      io.out << pad(file.stem().string(), 60) << pad(format_number(published_h, 4), 19)
+      io.out << pad(label, 60) << pad(format_number(published_h, 4), 19)
              << pad(format_number(predicted_h, 4), 11) << pad(have_hours ? percent(err) : "-", 10)
              << pad(format_number(baseline_all, 4), 20) << pad(have_hours ? percent(berr) : "-", 10)
              << pad(format_number(mfu_pub_all, 2), 10) << pad(format_number(mfu_sim, 2), 10)

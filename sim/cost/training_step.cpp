@@ -236,6 +236,8 @@ StepCost cost_training_step(const TrainingJob& job) {
                           job.eager};
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
   shape.fairseq = graph::fairseq_kernels(job.fusion);
+  shape.neox = job.neox;
+  shape.neox_partition = job.neox && p.recompute;
   shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
                         : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
                                                          : graph::GraphShape::CrossEntropy::fused;
@@ -610,7 +612,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     // Full recomputation checkpoints the blocks: the stack's final norm, after the last block, runs
     // once (Megatron-LM's checkpointed forward wraps the transformer layers only).
     const bool stack_end = op.name == "decoder.final_norm" || op.name == "encoder.final_norm";
-    const bool recomputed = in_layer && ((p.recompute && !stack_end) || (p.recompute_selective && op.score_matrix) ||
+    // (DeepSpeed's partitioned checkpoint of a layer's input, GPT-NeoX's, runs once: the checkpointed
+    // forward clones it, the recomputation starts from the gathered copy.)
+    const bool checkpoint = ends_with(op.name, ".checkpoint");
+    const bool recomputed = in_layer && !checkpoint && ((p.recompute && !stack_end) || (p.recompute_selective && op.score_matrix) ||
                                          (p.recompute_elementwise && !gemm) || latent_recomputed);
     // An op launches `kernels` kernels forward and twice as many backward (input and weight
     // gradients); kernel_time counted one of each.

@@ -32,6 +32,7 @@ class Emitter {
   Emitter(OpGraph& g, const GraphShape& shape)
       : fusion(shape.fusion), training(shape.training), eager(shape.eager),
         tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), fairseq(shape.fairseq && shape.fusion == Fusion::none),
+        neox(shape.neox), neox_partition(shape.neox && shape.neox_partition),
         cross_entropy(shape.cross_entropy),
         channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
@@ -329,11 +330,25 @@ class Emitter {
     framework_kernels(id, 1, 1, 3.0 * fork_share / static_cast<double>(inputs + 1), 1);
   }
 
+  // GPT-NeoX's glue (GraphShape::neox): a copy or add over `elements` at the compute precision that
+  // the fused forms leave out, `fwd` bytes an element forward in `kernels` kernels and `bwd` bytes
+  // an element backward in `bwd_kernels` (0: no backward: views and adds pass the gradient on). It
+  // keeps nothing for the backward.
+  int glue(const std::string& name, int layer, int in, double elements, double fwd, int kernels, double bwd, int bwd_kernels,
+           bool tensor_split = true, double flops_per_element = 0) {
+    const int id = elementwise(name, layer, {in}, elements, flops_per_element, OpKind::elementwise, 0, tensor_split, 1);
+    saved(id, 0);
+    framework_kernels(id, fwd / (2 * p_), kernels, bwd / fwd, bwd_kernels);
+    return id;
+  }
+
   Fusion fusion;
   bool training;
   bool eager;
   bool tensorflow1;
   bool fairseq;
+  bool neox;
+  bool neox_partition;
   GraphShape::CrossEntropy cross_entropy;
   bool channels_last;
   I expert_group;
@@ -396,6 +411,15 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     }
   } else if (kv_source < 0) {
     q = e.matmul(prefix + ".qkv", layer, ln, tq, d.d_model, (a.heads + 2 * a.kv_heads) * a.head_dim, d.biases);
+    // GPT-NeoX: the product is F.linear with its bias (ColumnParallelLinear without skip_bias_add),
+    // the add a pass of its own over the output (2p an element); backward, the three heads' gradients,
+    // views of one tensor split along its last dimension, are assembled by a concatenation (autograd's
+    // split backward: 2p an element again). Without biases there is no add (and the concatenation is
+    // left out with it).
+    if (e.neox && d.biases) {
+      const double elements = static_cast<double>(tq * (a.heads + 2 * a.kv_heads) * a.head_dim);
+      q = e.glue(prefix + ".qkv_glue", layer, q, elements, 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1);
+    }
     kv = q;
   } else {
     q = e.matmul(prefix + ".q", layer, ln, tq, d.d_model, a.heads * a.head_dim, d.biases);
@@ -422,7 +446,17 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     // Eager: upcast to float32 (p in, 4 out), rotate (4, 4), cast back (4, p): 16 + 2p bytes an
     // element of Q and K in 3 kernels each (Meta's reference code; IBM's fms rotates through a
     // larger float32 temporary, so this is its lower bound).
-    if (e.eager) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, 0);
+    // (GPT-NeoX's rotary is its TorchScript apply_rotary_pos_emb, fused: one pass, as costed.)
+    if (e.eager && !e.neox) e.chain(q, rotated * (16 + 2 * e.dtype_bytes()), 6, 0);
+    // GPT-NeoX's partial rotary: the rotated channels are sliced off Q and K and joined back to the
+    // rest by torch.cat (reads both parts, writes the whole: 2p an element of Q and K, a kernel
+    // each). Backward, each of the two slices of Q (and of K) returns a whole-size gradient, zeros
+    // with its part copied in (p + 2p x its share), and autograd adds the two (3p): 7p an element
+    // in 5 kernels each.
+    if (e.neox && turned < static_cast<double>(a.head_dim)) {
+      const double elements = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
+      q = e.glue(prefix + ".rotary_rejoin", layer, q, elements, 2 * e.dtype_bytes(), 2, 7 * e.dtype_bytes(), 10);
+    }
     kv = q;
   }
   const double fraction = causal && causal_skip ? causal_fraction(kv_len, window) : 1.0;
@@ -431,6 +465,14 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   const bool dropout_scores = e.training && (d.attention_dropout >= 0 ? d.attention_dropout : d.dropout) > 0;
   int ctx;
   if (e.fusion == Fusion::attention) {
+    // GPT-NeoX's flash path: Q, K and V transposed to [b, s, heads, width] by reshapes that copy
+    // (2p an element each) and packed into one [b s, 3, heads, width] tensor by torch.concat (2p):
+    // 4p an element of the three in 4 kernels; backward the gradients are views of the packed one.
+    if (e.neox && kv_source < 0 && !latent) {
+      const double elements = static_cast<double>(tq * (a.heads + 2 * a.kv_heads) * a.head_dim);
+      q = e.glue(prefix + ".flash_pack", layer, q, elements, 4 * e.dtype_bytes(), 4, 0, 0);
+      kv = q;
+    }
     // (A self-attention whose keys run past its queries is a context-parallel rank's: it keeps its
     // own positions' keys and values.)
     ctx = e.fused_attention(prefix + ".attention", layer, {q, kv}, batch * a.heads, batch * (latent ? a.heads : a.kv_heads),
@@ -520,9 +562,15 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
       e.framework_kernels(ctx, 1, 1, 1, 1);
     }
   }
+  // GPT-NeoX: the context, [b, heads, s, width] as the attention returns it, is permuted to
+  // [s, b, heads, width] and made contiguous (2p an element); backward, its gradient is reshaped
+  // through a view that cannot alias it (2p again).
+  if (e.neox) ctx = e.glue(prefix + ".out_permute", layer, ctx, static_cast<double>(tq * a.heads * v_dim), 2 * e.dtype_bytes(), 1,
+                           2 * e.dtype_bytes(), 1);
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.
-  if (e.fusion == Fusion::attention) e.saved(out, 0);
+  // (GPT-NeoX's product reads the permuted copy, which it keeps.)
+  if (e.fusion == Fusion::attention && !e.neox) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
     out = e.dropout_mask(e.wide_dropout(e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false),
                                         static_cast<double>(tq * d.d_model)),
@@ -548,14 +596,18 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
               I batch, I q_len, I kv_len, bool causal, bool causal_skip, I window = 0) {
   const I tq = batch * q_len;
   const int ln = e.norm(prefix + ".norm", layer, x, tq, d.d_model, d.rms_norm);
-  const int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip,
-                                 window);
+  int out = attention_core(e, d, prefix, prefix + ".out", layer, ln, kv_source, batch, q_len, kv_len, causal, causal_skip,
+                           window);
+  // GPT-NeoX's bias_dropout_add unfused: the output's bias added in a pass of its own (2p an element).
+  if (e.neox && d.biases) out = e.glue(prefix + ".bias_add", layer, out, static_cast<double>(tq * d.d_model), 2 * e.dtype_bytes(), 1, 0, 0, false);
   const bool dropout = e.training && d.dropout > 0;
   return e.residual(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none);
 }
 
 // Residual add closing a sub-block, with its dropout (a kernel of its own when nothing is fused).
 int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
+  // GPT-NeoX's bias_dropout_add unfused: the output's bias added in a pass of its own (2p an element).
+  if (e.neox && d.biases) y = e.glue(name + ".bias_add", layer, y, static_cast<double>(tokens * d.d_model), 2 * e.dtype_bytes(), 1, 0, 0, false);
   const bool dropout = e.training && d.dropout > 0;
   if (dropout && e.fusion == Fusion::none) {
     y = e.dropout_mask(e.wide_dropout(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false),
@@ -727,7 +779,7 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
                    I kv_len, bool causal_skip, I window) {
   const I tokens = batch * seq;
   const int ln = e.norm(p + ".norm", layer, x, tokens, d.d_model, d.rms_norm);
-  const int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, kv_len, true, causal_skip, window);
+  int attn = attention_core(e, d, p + ".attn", p + ".attn.o", layer, ln, -1, batch, seq, kv_len, true, causal_skip, window);
   // Two norms (GPT-NeoX, Falcon-40B/180B): the feed-forward reads a norm of its own.
   // With one norm the feed-forward's up projection reads the input the attention's projection keeps;
   // with two, the second norm reads the x the first keeps: each tensor kept once (since session 34).
@@ -738,6 +790,13 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   const double width = static_cast<double>(tokens * d.d_model);
   if (dropout && e.fusion == Fusion::none) {
     down = e.dropout_mask(e.wide_dropout(e.elementwise(p + ".ffn.dropout", layer, {down}, width, 2, OpKind::elementwise, 0, false), width), width);
+  }
+  // GPT-NeoX's gpt_j_residual (bias_dropout_fusion off by default, a dropout of 0 no kernel): attention
+  // + its bias, feed-forward + its bias, their sum, then x + the sum: 10p an element in 4 kernels
+  // where the add below costs 4p; the 6p more in 3 kernels (2p without biases, in 1). Backward the
+  // adds pass the gradient on.
+  if (e.neox) {
+    attn = e.glue(p + ".bias_adds", layer, attn, width, (d.biases ? 6 : 2) * e.dtype_bytes(), d.biases ? 3 : 1, 0, 0, false);
   }
   // x + attention + feed-forward: three reads, one write; fused, with the two branches' dropouts
   // (GPT-NeoX's pair of bias_dropout_fn calls, as unfused above): two masks kept (session 31).
@@ -1047,6 +1106,14 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   if (e.training && d.dropout > 0) x = embedding_dropout(e, "decoder.embedding.dropout", x, static_cast<double>(b * s_loc * d.d_model));
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
+    // DeepSpeed's checkpointing with partition_activations (GPT-NeoX): each layer's input is cloned
+    // forward (its contiguous narrow copied, 2p an element at one tensor rank) and rebuilt backward:
+    // zeros (p), the part copied in (2p), an all-gather over the tensor group into c10d's flat buffer
+    // (2p) and its copy back (2p): 7p in 4 kernels. Once a step: recomputation does not run it again.
+    if (e.neox_partition) {
+      x = e.glue(p + ".checkpoint", layer, x, static_cast<double>(b * s_loc * d.d_model), 2 * e.dtype_bytes(), 1,
+                 7 * e.dtype_bytes(), 4, false);
+    }
     if (d.evolved) {
       x = evolved_decoder_cell(e, d, p, layer, x, enc_out, b, s_dec, s_enc, shape.causal_skip);
       continue;

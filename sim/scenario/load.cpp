@@ -1413,8 +1413,15 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.fusion_at = m.at("fusion");
         }
         if (m.has("eager")) {
-          j.eager = detail::read_bool(m.at("eager"));
-          d.eager_at = m.at("eager");
+          // true, false, or neox: GPT-NeoX's layer code (since session 51).
+          const Value& v = m.at("eager");
+          j.neox = v.node.IsScalar() && v.node.Scalar() == "neox";
+          if (!j.neox && !(v.node.IsScalar() && (v.node.Scalar() == "true" || v.node.Scalar() == "yes" ||
+                                                 v.node.Scalar() == "false" || v.node.Scalar() == "no"))) {
+            v.expected("true, false or neox");
+          }
+          j.eager = j.neox || detail::read_bool(v);
+          d.eager_at = v;
         }
         if (m.has("cross_entropy")) {
           j.cross_entropy = detail::read_choice(m.at("cross_entropy"), {"fused", "megatron", "pytorch"});
@@ -1566,6 +1573,18 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (d.cross_entropy_at && j.cross_entropy != "fused" && tpu) {
           d.cross_entropy_at->fail(j.cross_entropy + " names a GPU code's loss kernels, and " + j.hardware.id +
                                    " is a TPU, whose loss XLA compiles: drop cross_entropy");
+        }
+        if (j.neox) {
+          // GPT-NeoX's layer code is a dense transformer's (since session 51).
+          const auto* t = std::get_if<TransformerDesign>(&j.design);
+          if (t == nullptr || t->experts > 0 || t->kv_lora_rank > 0 || t->evolved) {
+            d.eager_at->fail("neox names GPT-NeoX's dense transformer layer, and job " + text::quoted(j.id) + "'s model " +
+                             (t == nullptr ? std::string("has no transformer design")
+                              : t->experts > 0 ? std::string("has experts")
+                              : t->kv_lora_rank > 0 ? std::string("has latent attention")
+                                                    : std::string("is an evolved transformer")) +
+                             ": give eager true or false");
+          }
         }
         if (j.eager && j.fusion == "tensorflow1") {
           (d.eager_at ? *d.eager_at : d.fusion_at ? *d.fusion_at : last)

@@ -198,7 +198,12 @@ std::string emit_resolved(const Scenario& s) {
       if (o.mtbf_s) out << YAML::Key << "mtbf_s" << YAML::Value << *o.mtbf_s;
       out << YAML::Key << "restart_s" << YAML::Value << o.restart_s << YAML::Key << "evaluation" << YAML::Value
           << o.evaluation_fraction << YAML::Key << "downtime_s" << YAML::Value << o.downtime_s << YAML::Key << "runs" << YAML::Value << o.runs << YAML::EndMap;
-      out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value << j.eager;
+      out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value;
+      if (j.neox) {
+        out << "neox";
+      } else {
+        out << j.eager;
+      }
       out << YAML::Key << "cross_entropy" << YAML::Value << j.cross_entropy << YAML::Key << "expert_dispatch" << YAML::Value
           << j.expert_dispatch;
     }

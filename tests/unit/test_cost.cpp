@@ -3589,6 +3589,62 @@ TEST_CASE("eager kernels: each kernel of a chain pays its launch, forward once a
   CHECK(c.step_s > fused.step_s);
 }
 
+TEST_CASE("GPT-NeoX's kernels: copies forward, backward and again under recomputation, the partitioned checkpoint once, by hand") {
+  // The small decoder (d_model 64, 4 heads of 16, 32 positions) as Pythia's layer: biases, a quarter
+  // of the channels rotated, two norms in parallel; 2 sequences, fp16, FlashAttention, full
+  // recomputation, a 10 us launch. Byte counts are the graph's (test_graph.cpp).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.position = TransformerDesign::Position::rotary;
+  d.rotary_fraction = 0.25;
+  d.parallel_block = true;
+  d.parallel_norms = 2;
+  job.design = d;
+  job.precision = "fp16";
+  job.fusion = "attention";
+  job.parallelism->microbatch = 2;
+  job.parallelism->global_batch = 2;
+  job.parallelism->recompute = true;
+  job.hardware.kernel_launch_s = 10e-6;
+  const StepCost plain = cost_training_step(job);
+  job.eager = true;
+  job.neox = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto dev = hardware::make_device_model(job.hardware);
+  const double rate = 1e12 * dev.elementwise_efficiency;
+  const auto row = [&](const std::string& op, const char* phase) { return op_row(c, op, phase); };
+  // The qkv bias: 49,152 B a kernel forward; backward the heads' concatenation (49,152 B) after the
+  // forward run again.
+  const double bias_f = 49152.0 / rate + 10e-6;
+  CHECK(row("decoder.0.attn.qkv_glue", "fwd").time_s == approx(bias_f));
+  CHECK(row("decoder.0.attn.qkv_glue", "bwd").time_s == approx(bias_f + 49152.0 / rate + 10e-6));
+  // The packing has no backward of its own: only its recomputation (98,304 B in 4 kernels).
+  const double pack_f = 98304.0 / rate + 4 * 10e-6;
+  CHECK(row("decoder.0.attn.flash_pack", "fwd").time_s == approx(pack_f));
+  CHECK(row("decoder.0.attn.flash_pack", "bwd").time_s == approx(pack_f));
+  // The rejoin: 32,768 B in 2 kernels; backward 114,688 B in 10, and the forward again.
+  const double rejoin_f = 32768.0 / rate + 2 * 10e-6;
+  CHECK(row("decoder.0.attn.rotary_rejoin", "bwd").time_s == approx(rejoin_f + 114688.0 / rate + 10 * 10e-6));
+  // The checkpoint's clone (16,384 B) runs once; backward the rebuild, 57,344 B in 4 kernels, and
+  // no recomputation of the clone.
+  CHECK(row("decoder.0.checkpoint", "fwd").time_s == approx(16384.0 / rate + 10e-6));
+  CHECK(row("decoder.0.checkpoint", "bwd").time_s == approx(57344.0 / rate + 4 * 10e-6));
+  // The step grows by at least these rows (the glue ops' sum over fwd and bwd), and no other op's
+  // time moves.
+  double glue = 0;
+  for (const auto& r : c.ops) {
+    if (r.op.find("_glue") != std::string::npos || r.op.find("rotary_rejoin") != std::string::npos ||
+        r.op.find("flash_pack") != std::string::npos || r.op.find("out_permute") != std::string::npos ||
+        r.op.find("bias_adds") != std::string::npos || r.op.find(".checkpoint") != std::string::npos) {
+      glue += r.time_s;
+    }
+  }
+  CHECK(glue > 0);
+  CHECK(c.step_s - plain.step_s == approx(glue).epsilon(1e-9));
+  CHECK(op_row(c, "decoder.0.attn.qkv", "bwd").time_s == approx(op_row(plain, "decoder.0.attn.qkv", "bwd").time_s));
+}
+
 TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, transposes, a mask without a backward, by hand") {
   // The small decoder (d_model 64, 4 heads of 16, 32 positions), 2 sequences, fp32, dropout 0.1,
   // a 10 us launch. The attention's output dropout runs over 2 x 32 x 64 = 4,096 values.

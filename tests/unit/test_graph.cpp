@@ -1425,6 +1425,100 @@ TEST_CASE("eager kernels: RMSNorm, rotary and SwiGLU as chains of PyTorch ops, b
   CHECK(op(ln_eager, "decoder.0.attn.norm").kernels == 1);
 }
 
+TEST_CASE("GPT-NeoX's kernels (eager: neox): the copies and adds around Pythia's layer, by hand") {
+  // Pythia's layer in small: d 64 (4 heads of 16), d_ff 256, biases, a quarter of each head's
+  // channels rotated (4 of 16), two norms in parallel; 2 sequences of 32 = 64 tokens, 2 bytes,
+  // FlashAttention.
+  TransformerDesign d = llama(1, 64, 4, 256);
+  d.seq_len = 32;
+  d.vocab = 100;
+  d.gated_ffn = false;
+  d.rms_norm = false;
+  d.biases = true;
+  d.rotary_fraction = 0.25;
+  d.parallel_block = true;
+  d.parallel_norms = 2;
+  GraphShape shape{2, 2, true, Fusion::attention, true, true};
+  const auto plain = build_graph(d, shape);
+  shape.neox = true;
+  const auto neox = build_graph(d, shape);
+  shape.neox_partition = true;
+  const auto partitioned = build_graph(d, shape);
+  const auto op = [](const graph::OpGraph& g, const std::string& name) { return named(g, name); };
+  // The qkv product's bias added apart: its output, 64 x 192 = 12,288 values, read and written
+  // (49,152 B, a kernel); backward the three heads' gradients concatenated, the same again.
+  const auto& bias = op(neox, "decoder.0.attn.qkv_glue");
+  CHECK(bias.bytes == 49152.0);
+  CHECK(bias.kernels == 1);
+  CHECK(bias.backward_bytes_factor == 1.0);
+  CHECK(bias.backward_kernels == 1);
+  // The partial rotary's rejoin: Q and K, 64 x 8 heads x 16 = 8,192 values, read from two parts
+  // and written (32,768 B in 2 kernels); backward two slices' whole-size gradients (zeros 2, a part
+  // copied 4 x its share, their sum 6: 14 B a value, 114,688 B, 3.5 times) in 10 kernels.
+  const auto& rejoin = op(neox, "decoder.0.attn.rotary_rejoin");
+  CHECK(rejoin.bytes == 32768.0);
+  CHECK(rejoin.kernels == 2);
+  CHECK(rejoin.backward_bytes_factor * rejoin.bytes == 114688.0);
+  CHECK(rejoin.backward_kernels == 10);
+  // FlashAttention's packing: Q, K and V copied by their transposing reshapes and concatenated:
+  // 12,288 values, 8 B each (98,304 B) in 4 kernels; no backward (the gradients are views).
+  const auto& pack = op(neox, "decoder.0.attn.flash_pack");
+  CHECK(pack.bytes == 98304.0);
+  CHECK(pack.kernels == 4);
+  CHECK(pack.backward_factor == 0.0);
+  // The context made contiguous: 64 x 64 = 4,096 values read and written (16,384 B), and again
+  // backward.
+  const auto& permute = op(neox, "decoder.0.attn.out_permute");
+  CHECK(permute.bytes == 16384.0);
+  CHECK(permute.backward_bytes_factor == 1.0);
+  // The parallel residual's adds beside the one the model charges (x + attention + feed-forward, 4
+  // values an element): the two biases and the branches' sum, 6 more (49,152 B, 3 kernels), on
+  // the full width; no backward.
+  const auto& adds = op(neox, "decoder.0.bias_adds");
+  CHECK(adds.bytes == 49152.0);
+  CHECK(adds.kernels == 3);
+  CHECK_FALSE(adds.tensor_split);
+  CHECK(adds.backward_factor == 0.0);
+  // None keeps anything, and the model FLOPs are the plain graph's.
+  for (const auto* name : {"decoder.0.attn.qkv_glue", "decoder.0.attn.rotary_rejoin", "decoder.0.attn.flash_pack",
+                           "decoder.0.attn.out_permute", "decoder.0.bias_adds"}) {
+    CHECK(op(neox, name).saved_bytes == 0.0);
+  }
+  CHECK(neox.forward_flops() == plain.forward_flops());
+  CHECK(neox.ops().size() == plain.ops().size() + 5);
+  // The output projection keeps the permuted copy it reads (4,096 x 2 B), which the fused attention
+  // does not.
+  CHECK(op(plain, "decoder.0.attn.o").saved_bytes == 0.0);
+  CHECK(op(neox, "decoder.0.attn.o").saved_bytes == 8192.0);
+  // With DeepSpeed's partitioned checkpoints: the layer's input cloned (4,096 values, 16,384 B),
+  // rebuilt backward in 4 kernels (zeros 2, copy 4, gather 4, copy back 4: 14 B a value).
+  const auto& clone = op(partitioned, "decoder.0.checkpoint");
+  CHECK(clone.bytes == 16384.0);
+  CHECK(clone.backward_bytes_factor * clone.bytes == 57344.0);
+  CHECK(clone.backward_kernels == 4);
+  CHECK_FALSE(clone.tensor_split);
+  CHECK_FALSE(std::any_of(neox.ops().begin(), neox.ops().end(), [](const graph::Op& o) { return o.name == "decoder.0.checkpoint"; }));
+  // Full rotary: no slices, no rejoin. Without biases: neither the qkv bias nor the branch biases;
+  // the sum of the branches stays (2 values an element, one kernel).
+  d.rotary_fraction = 1;
+  d.biases = false;
+  shape.neox_partition = false;
+  const auto bare = build_graph(d, shape);
+  CHECK_FALSE(std::any_of(bare.ops().begin(), bare.ops().end(), [](const graph::Op& o) {
+    return o.name == "decoder.0.attn.rotary_rejoin" || o.name == "decoder.0.attn.qkv_glue";
+  }));
+  CHECK(op(bare, "decoder.0.bias_adds").bytes == 16384.0);
+  CHECK(op(bare, "decoder.0.bias_adds").kernels == 1);
+  // A sequential layer with biases: each branch's bias added apart (bias_dropout_add unfused), 4 B
+  // a value of the full width.
+  d.parallel_block = false;
+  d.biases = true;
+  const auto sequential = build_graph(d, shape);
+  CHECK(op(sequential, "decoder.0.attn.bias_add").bytes == 16384.0);
+  CHECK(op(sequential, "decoder.0.ffn.bias_add").bytes == 16384.0);
+  CHECK(op(sequential, "decoder.0.ffn.bias_add").backward_factor == 0.0);
+}
+
 TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autograd keeps it") {
   // GPT layer (LayerNorm, GELU, no dropout), d 256 (4 heads of 64), d_ff 1024, 2 sequences of 128
   // = 256 tokens, 2 bytes, fused attention. Autograd keeps: each LayerNorm's input (256 x 256 x 2
