@@ -81,10 +81,21 @@ inline double op_efficiency(const hardware::DeviceModel& dev, const graph::Op& o
     // rate of the whole kernel (tiles, waves, softmax and rescaling between its two products
     // included) over its products' FLOPs, 4 x head_dim a score; the op also counts 5 FLOPs a
     // score for the softmax, which the measured rate already covers.
-    const auto it = dev.attention_efficiency.find(graph::attention_kernel(fusion));
+    const std::string kernel = graph::attention_kernel(fusion);
+    const auto it = dev.attention_efficiency.find(kernel);
     if (it != dev.attention_efficiency.end()) {
       const double per_score = 4 * static_cast<double>(op.n);
-      return it->second * (per_score + 5) / per_score;
+      // FlashAttention-1 has kernels for heads of 32, 64 and 128 and runs a head in the smallest
+      // that holds it (fmha_api.cpp's run_fmha_fwd and run_fmha_bwd: d <= 32, <= 64, <= 128), its
+      // tiles computing the padded channels: an 80-wide head at 80 / 128 of the rate (since
+      // session 51, a review). (Wider heads it refuses; they are left at the rate.)
+      double padded = 1;
+      if (kernel == "flash1") {
+        const double w = static_cast<double>(op.n);
+        const double tile = w <= 32 ? 32 : w <= 64 ? 64 : w <= 128 ? 128 : w;
+        padded = w / tile;
+      }
+      return it->second * padded * (per_score + 5) / per_score;
     }
   }
   const double kk = k >= 0 ? k : static_cast<double>(op.k);

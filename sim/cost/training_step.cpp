@@ -656,8 +656,10 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     // (A row-parallel product adds its bias after the all-reduce, on its sequence shard under
     // sequence parallelism, as the backward's reduction below.)
+    // (GPT-NeoX's bias adds are its own glue ops, `eager: neox`: none here, whatever the fusion.)
     const cost_detail::Reduction bias_f = cost_detail::unfused_bias_add(
-        eight_bit_op ? dev16 : od, op, eight_bit_op ? sixteen : op_precision, fusion, job.hardware.kind == "tpu",
+        eight_bit_op ? dev16 : od, op, eight_bit_op ? sixteen : op_precision, job.neox ? graph::Fusion::elementwise : fusion,
+        job.hardware.kind == "tpu",
         row_parallel && p.sequence_parallel ? dev_m / tp : dev_m, dev_n, bytes_per_value);
     const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f + red_f.seconds + bias_f.seconds;
     // A further use of shared weights sums its weight gradient into theirs: a memory-bound pass.

@@ -414,8 +414,8 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     // GPT-NeoX: the product is F.linear with its bias (ColumnParallelLinear without skip_bias_add),
     // the add a pass of its own over the output (2p an element); backward, the three heads' gradients,
     // views of one tensor split along its last dimension, are assembled by a concatenation (autograd's
-    // split backward: 2p an element again). Without biases there is no add (and the concatenation is
-    // left out with it).
+    // split backward: 2p an element again). Without biases there is no add, and the op, which carries
+    // the concatenation as its backward, is left out with it (a lower bound; no shipped row).
     if (e.neox && d.biases) {
       const double elements = static_cast<double>(tq * (a.heads + 2 * a.kv_heads) * a.head_dim);
       q = e.glue(prefix + ".qkv_glue", layer, q, elements, 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1);

@@ -1577,13 +1577,19 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         if (j.neox) {
           // GPT-NeoX's layer code is a dense transformer's (since session 51).
           const auto* t = std::get_if<TransformerDesign>(&j.design);
-          if (t == nullptr || t->experts > 0 || t->kv_lora_rank > 0 || t->evolved) {
-            d.eager_at->fail("neox names GPT-NeoX's dense transformer layer, and job " + text::quoted(j.id) + "'s model " +
+          if (t == nullptr || t->arch != TransformerDesign::Arch::decoder || t->patch > 0 || t->experts > 0 ||
+              t->kv_lora_rank > 0 || t->evolved) {
+            d.eager_at->fail("neox names GPT-NeoX's dense decoder layer, and job " + text::quoted(j.id) + "'s model " +
                              (t == nullptr ? std::string("has no transformer design")
+                              : t->arch != TransformerDesign::Arch::decoder || t->patch > 0 ? std::string("is not a decoder")
                               : t->experts > 0 ? std::string("has experts")
                               : t->kv_lora_rank > 0 ? std::string("has latent attention")
                                                     : std::string("is an evolved transformer")) +
                              ": give eager true or false");
+          }
+          if (j.hardware.kind == "tpu") {
+            d.eager_at->fail("neox names GPT-NeoX's CUDA kernels and DeepSpeed's copies, and " + j.hardware.id +
+                             " is a TPU, whose XLA compiles its own: give eager true or false");
           }
         }
         if (j.eager && j.fusion == "tensorflow1") {

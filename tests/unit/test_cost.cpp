@@ -3643,6 +3643,15 @@ TEST_CASE("GPT-NeoX's kernels: copies forward, backward and again under recomput
   CHECK(glue > 0);
   CHECK(c.step_s - plain.step_s == approx(glue).epsilon(1e-9));
   CHECK(op_row(c, "decoder.0.attn.qkv", "bwd").time_s == approx(op_row(plain, "decoder.0.attn.qkv", "bwd").time_s));
+  // Unfused kernels elsewhere do not add the products' biases a second time: the glue holds
+  // GPT-NeoX's bias adds (under `fusion: none` alone, the qkv product adds its own).
+  job.fusion = "none";
+  const StepCost unfused = cost_training_step(job);
+  REQUIRE(unfused.fits);
+  CHECK(op_row(unfused, "decoder.0.attn.qkv", "fwd").bytes == approx(op_row(c, "decoder.0.attn.qkv", "fwd").bytes));
+  job.neox = false;
+  job.eager = false;
+  CHECK(op_row(cost_training_step(job), "decoder.0.attn.qkv", "fwd").bytes > op_row(c, "decoder.0.attn.qkv", "fwd").bytes);
 }
 
 TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, transposes, a mask without a backward, by hand") {
@@ -3751,16 +3760,29 @@ TEST_CASE("a fused attention kernel runs at the measured rate of its FlashAttent
   // at 0.5 x 1 TB/s. Compute-bound: the measured rate is over the products' FLOPs, flash1 at
   // 0.25 x 100 TFLOP/s, `attention` (= flash2) at 0.4; flash3 (not in the entry) runs at the GEMM
   // ceiling, 0.5, over all the op's FLOPs. The backward pass is 2.5 times the work.
+  // FlashAttention-1 runs a 16-wide head in its 32-wide kernel (d <= 32): half its rate.
   const double products = 134217728.0, flops = products + 10485760.0;
   const auto f1 = attention("flash1", "fwd");
   CHECK(f1.flops == approx(flops));
   CHECK(f1.bytes == approx(524288));
-  CHECK(f1.time_s == approx(products / 2.5e13));
+  CHECK(f1.time_s == approx(products / (2.5e13 * 16 / 32)));
   CHECK(f1.bound == "compute");
-  CHECK(attention("flash1", "bwd").time_s == approx(2.5 * products / 2.5e13));
+  CHECK(attention("flash1", "bwd").time_s == approx(2.5 * products / (2.5e13 * 16 / 32)));
   CHECK(attention("attention", "fwd").time_s == approx(products / 4e13));
   CHECK(attention("flash2", "fwd").time_s == approx(products / 4e13));
   CHECK(attention("flash3", "fwd").time_s == approx(flops / 5e13));
+  // Heads of 80 (d_model 320) run in FlashAttention-1's 128-wide kernel (64 < d <= 128), at 80/128
+  // of its rate, products 5 times the 16-wide ones'; a 64-wide head (d_model 256) fills its kernel.
+  // FlashAttention-2 has no such rule here.
+  d.d_model = 320;
+  job.design = d;
+  CHECK(attention("flash1", "fwd").time_s == approx(5 * products / (2.5e13 * 80 / 128)));
+  CHECK(attention("flash2", "fwd").time_s == approx(5 * products / 4e13));
+  d.d_model = 256;
+  job.design = d;
+  CHECK(attention("flash1", "fwd").time_s == approx(4 * products / 2.5e13));
+  d.d_model = 64;
+  job.design = d;
   // Unfused attention has no such op; its products run at the GEMM ceiling.
   job.fusion = "elementwise";
   const StepCost unfused = cost_training_step(job);
