@@ -177,7 +177,7 @@ struct GraphShape {
   // rotary embedding's slices and rejoin, FlashAttention's packing of Q, K and V, the context's
   // permute to contiguous, and the residual branches' unfused bias adds. With `eager`.
   bool neox = false;
-  // With neox and full recomputation: DeepSpeed's activation checkpointing with
+  // With neox, full recomputation and Parallelism::partition_activations: DeepSpeed's activation checkpointing with
   // partition_activations clones each layer's input forward and gathers it again backward
   // (zeros, the part copied in, an all-gather over the tensor group, its copy back).
   bool neox_partition = false;

@@ -222,6 +222,10 @@ struct Parallelism {
   // experts and an expert-parallel group of more than one rank, and not DualPipe, which hides the
   // all-to-all behind the paired chunk already. Since session 50.
   bool shared_expert_overlap = false;
+  // DeepSpeed's activation checkpointing with partition_activations, as GPT-NeoX runs it (with
+  // `eager: neox` and full recomputation only): each layer's checkpointed input cloned forward and
+  // rebuilt backward (graph::GraphShape::neox_partition). Since session 51.
+  bool partition_activations = false;
   // Megatron's sequence parallelism (Korthikanti et al. 2022): the ops that tensor parallelism
   // does not split (norms, residual adds, dropout of the d_model-wide outputs) are split along the
   // sequence instead of repeated on every rank of the tensor group. Off by default, as in Megatron-LM.

@@ -237,7 +237,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
   shape.fairseq = graph::fairseq_kernels(job.fusion);
   shape.neox = job.neox;
-  shape.neox_partition = job.neox && p.recompute;
+  shape.neox_partition = job.neox && p.recompute && p.partition_activations;
   shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
                         : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
                                                          : graph::GraphShape::CrossEntropy::fused;

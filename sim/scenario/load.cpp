@@ -251,6 +251,7 @@ struct JobDraft {
   std::optional<Value> fusion_at;         // where `fusion` was given (checked against the hardware)
   std::optional<Value> eager_at;          // where `eager` was given
   std::optional<Value> expert_dispatch_at;  // where `expert_dispatch` was given (checked against the design and precision)
+  std::optional<Value> partition_activations_at;  // where parallelism.partition_activations is true
   std::optional<Value> shared_expert_overlap_at;   // where parallelism.shared_expert_overlap is true (checked against the design)
 };
 
@@ -1102,7 +1103,8 @@ Parallelism read_parallelism(const Value& v) {
   const MapView m(v, {"data", "tensor", "pipeline", "context", "microbatch", "global_batch", "zero_stage", "recompute",
                       "overlap_communication", "optimizer", "sequence_parallel", "sequence_parallel_backward", "virtual_stages", "padding",
                       "shard_group", "gradient_precision", "gradient_accumulation", "pipeline_p2p", "gradient_reduction", "gradient_clipping", "dropout_masks", "expert", "expert_tensor",
-                      "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket", "shared_expert_overlap"});
+                      "pipeline_schedule", "stage_layers", "batch_rampup", "gradient_bucket", "shared_expert_overlap",
+                      "partition_activations"});
   m.require("global_batch");
   Parallelism p;
   if (m.has("data")) p.data = detail::read_positive_int(m.at("data"));
@@ -1151,6 +1153,7 @@ Parallelism read_parallelism(const Value& v) {
   }
   if (m.has("overlap_communication")) p.overlap_communication = detail::read_bool(m.at("overlap_communication"));
   if (m.has("shared_expert_overlap")) p.shared_expert_overlap = detail::read_bool(m.at("shared_expert_overlap"));
+  if (m.has("partition_activations")) p.partition_activations = detail::read_bool(m.at("partition_activations"));
   if (m.has("sequence_parallel")) p.sequence_parallel = detail::read_bool(m.at("sequence_parallel"));
   if (m.has("sequence_parallel_backward")) {
     p.sequence_parallel_backward = detail::read_choice(m.at("sequence_parallel_backward"), {"exposed", "overlapped"});
@@ -1383,7 +1386,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.stage_layers.reset();
           d.stage_ends.reset();
           d.shared_expert_overlap_at.reset();
+          d.partition_activations_at.reset();
           const Value pv = m.at("parallelism");
+          if (pv.node.IsMap() && pv.node["partition_activations"] && j.parallelism->partition_activations) {
+            d.partition_activations_at = pv.child(pv.node["partition_activations"], "partition_activations");
+          }
           if (pv.node.IsMap() && pv.node["shared_expert_overlap"] && j.parallelism->shared_expert_overlap) {
             d.shared_expert_overlap_at = pv.child(pv.node["shared_expert_overlap"], "shared_expert_overlap");
           }
@@ -1591,6 +1598,11 @@ const EntityKind<JobDraft>& Builder::training_kind() {
             d.eager_at->fail("neox names GPT-NeoX's CUDA kernels and DeepSpeed's copies, and " + j.hardware.id +
                              " is a TPU, whose XLA compiles its own: give eager true or false");
           }
+        }
+        if (d.partition_activations_at && j.parallelism && (!j.neox || !j.parallelism->recompute)) {
+          d.partition_activations_at->fail(std::string("is DeepSpeed's partitioned activation checkpointing as GPT-NeoX runs it, and job ") +
+                                           text::quoted(j.id) + (!j.neox ? " does not say eager: neox" : " does not recompute every layer (recompute: true)") +
+                                           ": drop partition_activations");
         }
         if (j.eager && j.fusion == "tensorflow1") {
           (d.eager_at ? *d.eager_at : d.fusion_at ? *d.fusion_at : last)

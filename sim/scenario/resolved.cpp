@@ -157,7 +157,8 @@ std::string emit_resolved(const Scenario& s) {
                                                           : (p.recompute_elementwise ? "elementwise" : (p.recompute ? "full" : "none"))))
           << YAML::Key << "optimizer" << YAML::Value << p.optimizer << YAML::Key << "overlap_communication"
           << YAML::Value << p.overlap_communication << YAML::Key << "shared_expert_overlap" << YAML::Value
-          << p.shared_expert_overlap << YAML::Key << "sequence_parallel" << YAML::Value
+          << p.shared_expert_overlap << YAML::Key << "partition_activations" << YAML::Value << p.partition_activations
+          << YAML::Key << "sequence_parallel" << YAML::Value
           << p.sequence_parallel;
       if (p.sequence_parallel) out << YAML::Key << "sequence_parallel_backward" << YAML::Value << p.sequence_parallel_backward;
       out << YAML::Key << "virtual_stages" << YAML::Value << p.virtual_stages << YAML::Key

@@ -3609,6 +3609,10 @@ TEST_CASE("GPT-NeoX's kernels: copies forward, backward and again under recomput
   const StepCost plain = cost_training_step(job);
   job.eager = true;
   job.neox = true;
+  // Without partition_activations (GPT-NeoX-20B's configuration) no checkpoint op.
+  const StepCost whole = cost_training_step(job);
+  CHECK(std::none_of(whole.ops.begin(), whole.ops.end(), [](const OpCostRow& r) { return r.op == "decoder.0.checkpoint"; }));
+  job.parallelism->partition_activations = true;
   const StepCost c = cost_training_step(job);
   REQUIRE(c.fits);
   const auto dev = hardware::make_device_model(job.hardware);
