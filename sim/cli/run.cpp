@@ -40,6 +40,18 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
          format_number(hardware::make_device_model(h).peak(precision) / 1e12, 4) + " TFLOP/s)\n";
 }
 
+// Said, not silent: FlashAttention-1 runs heads of at most 128 channels (its fmha_api.cpp has
+// kernels of 32, 64 and 128); a wider head under `fusion: flash1` is costed as
+// if it ran (docs/hardware-model.md, "The fused kernel's rate"; since session 51, a review).
+std::string flash1_note(const std::string& id, const std::string& fusion, const ModelDesign& design) {
+  const auto* t = std::get_if<TransformerDesign>(&design);
+  if (fusion != "flash1" || t == nullptr || t->heads <= 0) return "";
+  const std::int64_t width = t->head_dim > 0 ? t->head_dim : t->d_model / t->heads;
+  if (width <= 128) return "";
+  return "  note: " + id + ": FlashAttention-1 runs heads of at most 128 channels and these are " + std::to_string(width) +
+         " wide; its attention is costed as if it ran\n";
+}
+
 }  // namespace
 
 // The message of a time series too large to hold (checked from the scenario, and from the plan).
@@ -414,6 +426,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       if (r.mode != "first-principles" || !r.step) continue;
       const TrainingJob& job = scenario.training[i];
       job_lines += precision_note(job.id, job.hardware, job.precision);
+      job_lines += flash1_note(job.id, job.fusion, job.design);
       job_lines += "  " + scenario.training[i].id + ": ";
       if (!r.ok) {
         job_lines += r.reason + "\n";
@@ -459,7 +472,10 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                                : "not used: it has no model design to predict its hours from") + "\n";
       }
     }
-    for (const auto& job : scenario.inference) job_lines += precision_note(job.id, job.hardware, job.precision);
+    for (const auto& job : scenario.inference) {
+      job_lines += precision_note(job.id, job.hardware, job.precision);
+      job_lines += flash1_note(job.id, job.fusion, job.design);
+    }
     for (const auto& d : scenario.deployments) {
       for (const auto& step : d.mix) {
         for (const auto& h : step.hardware) {

@@ -1172,6 +1172,27 @@ inference:
   fs::remove_all(dir);
 }
 
+TEST_CASE("said, not silent: FlashAttention-1 given heads wider than its kernels") {
+  // Heads of 256 (d_model 512, 2 heads): FlashAttention-1 runs none wider than 128; 64-wide heads
+  // (d_model 256, 4 heads) say nothing.
+  const fs::path dir = fresh_dir("flash1_note");
+  std::ofstream(dir / "s.yaml") << R"(schema_version: 1
+scenario: {name: notes, start: 2025-01-01, horizon: "1 year"}
+models:
+  - {id: wide, design: {builder: decoder, layers: 1, d_model: 512, heads: 2, d_ff: 1024, vocab: 100, seq_len: 32}}
+  - {id: narrow, design: {builder: decoder, layers: 1, d_model: 256, heads: 4, d_ff: 1024, vocab: 100, seq_len: 32}}
+training:
+  - {id: wide-job, model: wide, hardware: test-gpu, accelerators: 1, tokens: "1e6 tokens", fusion: flash1, datacenter: test-dc, parallelism: {global_batch: 8}}
+  - {id: narrow-job, model: narrow, hardware: test-gpu, accelerators: 1, tokens: "1e6 tokens", fusion: flash1, datacenter: test-dc, parallelism: {global_batch: 8}}
+)";
+  const auto r = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "o.h5").string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("note: wide-job: FlashAttention-1 runs heads of at most 128 channels and these are 256 wide") != std::string::npos);
+  CHECK(r.out.find("note: narrow-job: FlashAttention") == std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("sweep: an inference batch too large to cost is bad input, found before any point runs") {
   const fs::path dir = fresh_dir("too-large");
   const fs::path source = DLCARBON_SOURCE_DIR;
