@@ -31,6 +31,11 @@ struct TransformerDesign {
   // or 2 (GPT-NeoX's use_parallel_residual, Pythia, Falcon-40B/180B's new_decoder_architecture:
   // attention and feed-forward each read a norm of their own).
   std::int64_t parallel_norms = 1;
+  // DeepNorm (Wang et al. 2022, DeepNet; GLM-130B): post-LN layers whose residual is scaled by a
+  // constant alpha before the add, x_{l+1} = LN(alpha x_l + G(x_l)) (decoder only). Costed only
+  // where a code runs the scaling as a kernel of its own (TrainingJob `eager: largescale`); a fused
+  // residual add folds it (since session 51).
+  bool deepnorm = false;
   // Sliding-window attention (decoder only): a query attends to the `sliding_window` latest
   // positions, its own included (Mistral 7B v0.1: 4,096 on every layer), except on every
   // `global_every`-th layer, which attends to the whole context (Gemma 2: 2, Gemma 3: 6, the

@@ -177,7 +177,14 @@ struct GraphShape {
   // rotary embedding's slices and rejoin, FlashAttention's packing of Q, K and V, the context's
   // permute to contiguous, and the residual branches' unfused bias adds. With `eager`.
   bool neox = false;
-  // With neox, full recomputation and Parallelism::partition_activations: DeepSpeed's activation checkpointing with
+  // GLM-130B's LargeScale, a Megatron-DeepSpeed fork (eager: largescale; docs/hardware-model.md,
+  // "LargeScale's kernels"; since session 51): the query-key-value product's bias added apart and its
+  // gradient assembled by a concatenation, the query divided by the norm factor and the key by 1.0
+  // in kernels of their own before the scores, the context made contiguous, the feed-forward's up
+  // projection's bias added apart, and DeepNorm's residual scaling (TransformerDesign::deepnorm) a
+  // multiply of its own. Not with neox.
+  bool largescale = false;
+  // With neox or largescale, full recomputation and Parallelism::partition_activations: DeepSpeed's activation checkpointing with
   // partition_activations clones each layer's input forward and gathers it again backward
   // (zeros, the part copied in, an all-gather over the tensor group, its copy back).
   bool neox_partition = false;

@@ -360,6 +360,9 @@ struct TrainingJob {
   // 2022-2023, Pythia's (graph::GraphShape::neox; since session 51).
   bool eager = false;
   bool neox = false;
+  // `eager: largescale` (largescale true, eager false): GLM-130B's LargeScale, a Megatron-DeepSpeed
+  // fork (graph::GraphShape::largescale; since session 51).
+  bool largescale = false;
   // The training loss's kernels over the logits (graph::GraphShape::cross_entropy): "fused" (one
   // pass), "megatron" (Megatron-LM's vocab_parallel_cross_entropy over output.float()), "pytorch"
   // (F.cross_entropy over logits.float()). Since session 48.

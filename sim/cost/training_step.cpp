@@ -237,7 +237,8 @@ StepCost cost_training_step(const TrainingJob& job) {
   shape.tensorflow1 = graph::tensorflow1_kernels(job.fusion);
   shape.fairseq = graph::fairseq_kernels(job.fusion);
   shape.neox = job.neox;
-  shape.neox_partition = job.neox && p.recompute && p.partition_activations;
+  shape.largescale = job.largescale;
+  shape.neox_partition = (job.neox || job.largescale) && p.recompute && p.partition_activations;
   shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
                         : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
                                                          : graph::GraphShape::CrossEntropy::fused;
@@ -656,9 +657,11 @@ StepCost cost_training_step(const TrainingJob& job) {
     }
     // (A row-parallel product adds its bias after the all-reduce, on its sequence shard under
     // sequence parallelism, as the backward's reduction below.)
-    // (GPT-NeoX's bias adds are its own glue ops, `eager: neox`: none here, whatever the fusion.)
+    // (GPT-NeoX's and LargeScale's bias adds are their own glue ops, `eager: neox` or `largescale`:
+    // none here, whatever the fusion.)
     const cost_detail::Reduction bias_f = cost_detail::unfused_bias_add(
-        eight_bit_op ? dev16 : od, op, eight_bit_op ? sixteen : op_precision, job.neox ? graph::Fusion::elementwise : fusion,
+        eight_bit_op ? dev16 : od, op, eight_bit_op ? sixteen : op_precision,
+        job.neox || job.largescale ? graph::Fusion::elementwise : fusion,
         job.hardware.kind == "tpu",
         row_parallel && p.sequence_parallel ? dev_m / tp : dev_m, dev_n, bytes_per_value);
     const double f_s = f.seconds + (kernels - 1) * od.launch_s + cast_f + red_f.seconds + bias_f.seconds;

@@ -32,7 +32,8 @@ class Emitter {
   Emitter(OpGraph& g, const GraphShape& shape)
       : fusion(shape.fusion), training(shape.training), eager(shape.eager),
         tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), fairseq(shape.fairseq && shape.fusion == Fusion::none),
-        neox(shape.neox), neox_partition(shape.neox && shape.neox_partition),
+        neox(shape.neox), largescale(shape.largescale && !shape.neox),
+        neox_partition((shape.neox || shape.largescale) && shape.neox_partition),
         cross_entropy(shape.cross_entropy),
         channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
@@ -348,6 +349,7 @@ class Emitter {
   bool tensorflow1;
   bool fairseq;
   bool neox;
+  bool largescale;
   bool neox_partition;
   GraphShape::CrossEntropy cross_entropy;
   bool channels_last;
@@ -419,6 +421,18 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
     if (e.neox && d.biases) {
       const double elements = static_cast<double>(tq * (a.heads + 2 * a.kv_heads) * a.head_dim);
       q = e.glue(prefix + ".qkv_glue", layer, q, elements, 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1);
+    }
+    // LargeScale (GLM-130B): the same bias add (Megatron's ColumnParallelLinear, PyTorch 1.11) and
+    // split gradient, and before the scores `query_layer.transpose(0, 1) / self.norm_factor` and
+    // `key_layer... / (pb_relax_alpha if apply_pb_relax else 1.0)`: two divides, each reading and
+    // writing its tensor (2p an element of Q and of K), and their gradients the same again. Counted
+    // over Q, K and V: (2p (Q K V) + 2p (Q K)) forward, the same backward.
+    if (e.largescale) {
+      const double qkv = static_cast<double>(tq * (a.heads + 2 * a.kv_heads) * a.head_dim);
+      const double qk = static_cast<double>(tq * (a.heads + a.kv_heads) * a.head_dim);
+      const double per = 2 * e.dtype_bytes() * ((d.biases ? qkv : 0) + qk) / qkv;
+      const double bwd = 2 * e.dtype_bytes() * (qkv + qk) / qkv;
+      q = e.glue(prefix + ".qkv_glue", layer, q, qkv, per, d.biases ? 3 : 2, bwd, 3);
     }
     kv = q;
   } else {
@@ -567,10 +581,16 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   // through a view that cannot alias it (2p again).
   if (e.neox) ctx = e.glue(prefix + ".out_permute", layer, ctx, static_cast<double>(tq * a.heads * v_dim), 2 * e.dtype_bytes(), 1,
                            2 * e.dtype_bytes(), 1);
+  // LargeScale (Megatron's CoreAttention): `context_layer.permute(2, 0, 1, 3).contiguous()` (2p an
+  // element); its gradient's view back to [b heads, s, width] merges the batch and the heads, whose
+  // strides allow it: no copy backward.
+  if (e.largescale && kv_source < 0 && !latent) {
+    ctx = e.glue(prefix + ".out_permute", layer, ctx, static_cast<double>(tq * a.heads * v_dim), 2 * e.dtype_bytes(), 1, 0, 0);
+  }
   int out = e.matmul(out_name, layer, ctx, tq, a.heads * v_dim, d.d_model, d.biases);
   // Its input is the fused attention's output, which that op already keeps.
   // (GPT-NeoX's product reads the permuted copy, which it keeps.)
-  if (e.fusion == Fusion::attention && !e.neox) e.saved(out, 0);
+  if (e.fusion == Fusion::attention && !e.neox && !e.largescale) e.saved(out, 0);
   if (dropout && e.fusion == Fusion::none) {
     out = e.dropout_mask(e.wide_dropout(e.elementwise(prefix + ".out_dropout", layer, {out}, static_cast<double>(tq * d.d_model), 2, OpKind::elementwise, 0, false),
                                         static_cast<double>(tq * d.d_model)),
@@ -600,6 +620,9 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
                            window);
   // GPT-NeoX's bias_dropout_add unfused: the output's bias added in a pass of its own (2p an element).
   if (e.neox && d.biases) out = e.glue(prefix + ".bias_add", layer, out, static_cast<double>(tq * d.d_model), 2 * e.dtype_bytes(), 1, 0, 0, false);
+  // LargeScale's DeepNorm: `residual * self.deepnorm_coeff.alpha` before the add, a multiply of its
+  // own (2p an element, the same backward).
+  if (e.largescale && d.deepnorm) x = e.glue(prefix + ".alpha", layer, x, static_cast<double>(tq * d.d_model), 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1, false);
   const bool dropout = e.training && d.dropout > 0;
   return e.residual(prefix + ".residual", layer, {x, out}, static_cast<double>(tq * d.d_model), dropout && e.fusion != Fusion::none);
 }
@@ -608,6 +631,8 @@ int attention(Emitter& e, const TransformerDesign& d, const std::string& prefix,
 int close_block(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int x, int y, I tokens) {
   // GPT-NeoX's bias_dropout_add unfused: the output's bias added in a pass of its own (2p an element).
   if (e.neox && d.biases) y = e.glue(name + ".bias_add", layer, y, static_cast<double>(tokens * d.d_model), 2 * e.dtype_bytes(), 1, 0, 0, false);
+  // LargeScale's DeepNorm scaling of the residual (as in `attention`).
+  if (e.largescale && d.deepnorm) x = e.glue(name + ".alpha", layer, x, static_cast<double>(tokens * d.d_model), 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1, false);
   const bool dropout = e.training && d.dropout > 0;
   if (dropout && e.fusion == Fusion::none) {
     y = e.dropout_mask(e.wide_dropout(e.elementwise(name + ".dropout", layer, {y}, static_cast<double>(tokens * d.d_model), 2, OpKind::elementwise, 0, false),
@@ -648,8 +673,14 @@ int ffn_activation(Emitter& e, const TransformerDesign& d, const std::string& na
 // holds one tensor once (since session 34; before, counted twice).
 int dense_ffn(Emitter& e, const TransformerDesign& d, const std::string& name, int layer, int in, I tokens, I width,
               bool input_kept = false) {
-  const int up = e.matmul(name + ".up", layer, in, tokens, d.d_model, d.gated_ffn ? 2 * width : width, d.biases);
+  int up = e.matmul(name + ".up", layer, in, tokens, d.d_model, d.gated_ffn ? 2 * width : width, d.biases);
   if (d.bias_in_activation) e.bias_in_activation(up);
+  // LargeScale (GLM-130B's `--no-bias-gelu-fusion`): `self.activation_func(intermediate_parallel +
+  // bias_parallel)`, the up projection's bias added in a pass of its own (2p an element); its
+  // gradient passes on (the bias's own reduction is the product's).
+  if (e.largescale && d.biases) {
+    up = e.glue(name + ".up_bias", layer, up, static_cast<double>(tokens * (d.gated_ffn ? 2 * width : width)), 2 * e.dtype_bytes(), 1, 0, 0);
+  }
   if (input_kept) e.saved(up, 0);
   const int act = ffn_activation(e, d, name + ".act", layer, up, static_cast<double>(tokens * width));
   return e.matmul(name + ".down", layer, act, tokens, width, d.d_model, d.biases);
@@ -798,6 +829,8 @@ int parallel_layer(Emitter& e, const TransformerDesign& d, const std::string& p,
   if (e.neox) {
     attn = e.glue(p + ".bias_adds", layer, attn, width, (d.biases ? 6 : 2) * e.dtype_bytes(), d.biases ? 3 : 1, 0, 0, false);
   }
+  // LargeScale's DeepNorm scaling of the residual, once for the block.
+  if (e.largescale && d.deepnorm) x = e.glue(p + ".alpha", layer, x, width, 2 * e.dtype_bytes(), 1, 2 * e.dtype_bytes(), 1, false);
   // x + attention + feed-forward: three reads, one write; fused, with the two branches' dropouts
   // (GPT-NeoX's pair of bias_dropout_fn calls, as unfused above): two masks kept (session 31).
   const bool fused = dropout && e.fusion != Fusion::none;

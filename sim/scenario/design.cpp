@@ -106,6 +106,7 @@ TransformerDesign read_transformer(const MapView& m, const std::string& builder)
     d.parallel_norms = positive(m, "parallel_norms");
     if (d.parallel_norms > 2) m.at("parallel_norms").expected("1 or 2 (one norm for both branches, or one each)");
   }
+  if (m.has("deepnorm")) d.deepnorm = read_bool(m.at("deepnorm"));
   if (m.has("rotary_fraction")) {
     d.rotary_fraction = read_number_in(m.at("rotary_fraction"), 0, 1, false, "a share of the head's channels in (0, 1] (e.g. 0.25)");
   }
@@ -379,7 +380,7 @@ ModelDesign read_design(const Value& v, std::deque<std::string>& files) {
       keys.push_back("layers");
     }
     if (builder == "decoder") {
-      keys.insert(keys.end(), {"parallel_block", "parallel_norms", "rotary_fraction", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth",
+      keys.insert(keys.end(), {"parallel_block", "parallel_norms", "deepnorm", "rotary_fraction", "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "mtp_depth",
                                "sliding_window", "global_every"});
     }
     keys.insert(keys.end(), {"expert_d_ff", "shared_experts", "dense_layers", "route_nodes", "route_devices"});

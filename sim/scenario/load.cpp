@@ -1420,14 +1420,16 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.fusion_at = m.at("fusion");
         }
         if (m.has("eager")) {
-          // true, false, or neox: GPT-NeoX's layer code (since session 51).
+          // true, false, neox (GPT-NeoX's layer code) or largescale (GLM-130B's; since session 51).
           const Value& v = m.at("eager");
           j.neox = v.node.IsScalar() && v.node.Scalar() == "neox";
-          if (!j.neox && !(v.node.IsScalar() && (v.node.Scalar() == "true" || v.node.Scalar() == "yes" ||
-                                                 v.node.Scalar() == "false" || v.node.Scalar() == "no"))) {
-            v.expected("true, false or neox");
+          j.largescale = v.node.IsScalar() && v.node.Scalar() == "largescale";
+          if (!j.neox && !j.largescale &&
+              !(v.node.IsScalar() && (v.node.Scalar() == "true" || v.node.Scalar() == "yes" || v.node.Scalar() == "false" ||
+                                      v.node.Scalar() == "no"))) {
+            v.expected("true, false, neox or largescale");
           }
-          j.eager = j.neox || detail::read_bool(v);
+          j.eager = j.neox || (!j.largescale && detail::read_bool(v));
           d.eager_at = v;
         }
         if (m.has("cross_entropy")) {
@@ -1581,12 +1583,13 @@ const EntityKind<JobDraft>& Builder::training_kind() {
           d.cross_entropy_at->fail(j.cross_entropy + " names a GPU code's loss kernels, and " + j.hardware.id +
                                    " is a TPU, whose loss XLA compiles: drop cross_entropy");
         }
-        if (j.neox) {
-          // GPT-NeoX's layer code is a dense transformer's (since session 51).
+        if (j.neox || j.largescale) {
+          // GPT-NeoX's and LargeScale's layer code is a dense decoder's (since session 51).
+          const std::string code = j.neox ? "neox names GPT-NeoX's" : "largescale names GLM-130B's LargeScale's";
           const auto* t = std::get_if<TransformerDesign>(&j.design);
           if (t == nullptr || t->arch != TransformerDesign::Arch::decoder || t->patch > 0 || t->experts > 0 ||
               t->kv_lora_rank > 0 || t->evolved) {
-            d.eager_at->fail("neox names GPT-NeoX's dense decoder layer, and job " + text::quoted(j.id) + "'s model " +
+            d.eager_at->fail(code + " dense decoder layer, and job " + text::quoted(j.id) + "'s model " +
                              (t == nullptr ? std::string("has no transformer design")
                               : t->arch != TransformerDesign::Arch::decoder || t->patch > 0 ? std::string("is not a decoder")
                               : t->experts > 0 ? std::string("has experts")
@@ -1595,13 +1598,14 @@ const EntityKind<JobDraft>& Builder::training_kind() {
                              ": give eager true or false");
           }
           if (j.hardware.kind == "tpu") {
-            d.eager_at->fail("neox names GPT-NeoX's CUDA kernels and DeepSpeed's copies, and " + j.hardware.id +
+            d.eager_at->fail(code + " CUDA kernels and DeepSpeed's copies, and " + j.hardware.id +
                              " is a TPU, whose XLA compiles its own: give eager true or false");
           }
         }
-        if (d.partition_activations_at && j.parallelism && (!j.neox || !j.parallelism->recompute)) {
+        if (d.partition_activations_at && j.parallelism && (!(j.neox || j.largescale) || !j.parallelism->recompute)) {
           d.partition_activations_at->fail(std::string("is DeepSpeed's partitioned activation checkpointing as GPT-NeoX runs it, and job ") +
-                                           text::quoted(j.id) + (!j.neox ? " does not say eager: neox" : " does not recompute every layer (recompute: true)") +
+                                           text::quoted(j.id) +
+                                           (!(j.neox || j.largescale) ? " does not say eager: neox (or largescale)" : " does not recompute every layer (recompute: true)") +
                                            ": drop partition_activations");
         }
         if (j.eager && j.fusion == "tensorflow1") {

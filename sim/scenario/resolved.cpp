@@ -202,6 +202,8 @@ std::string emit_resolved(const Scenario& s) {
       out << YAML::Key << "fusion" << YAML::Value << j.fusion << YAML::Key << "eager" << YAML::Value;
       if (j.neox) {
         out << "neox";
+      } else if (j.largescale) {
+        out << "largescale";
       } else {
         out << j.eager;
       }

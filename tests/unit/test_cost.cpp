@@ -3658,6 +3658,50 @@ TEST_CASE("GPT-NeoX's kernels: copies forward, backward and again under recomput
   CHECK(op_row(cost_training_step(job), "decoder.0.attn.qkv", "fwd").bytes > op_row(c, "decoder.0.attn.qkv", "fwd").bytes);
 }
 
+TEST_CASE("LargeScale's kernels: GLM-130B's glue forward, backward and again under recomputation, by hand") {
+  // The small decoder as GLM-130B's layer: biases, DeepNorm, a GeGLU; 2 sequences, fp16, the fused
+  // softmax, full recomputation, a 10 us launch. Byte counts are the graph's (test_graph.cpp).
+  TrainingJob job = mlp_job();
+  TransformerDesign d = small_decoder(1);
+  d.gated_ffn = true;
+  d.deepnorm = true;
+  job.design = d;
+  job.precision = "fp16";
+  job.fusion = "softmax";
+  job.parallelism->microbatch = 2;
+  job.parallelism->global_batch = 2;
+  job.parallelism->recompute = true;
+  job.hardware.kernel_launch_s = 10e-6;
+  const StepCost plain = cost_training_step(job);
+  job.largescale = true;
+  const StepCost c = cost_training_step(job);
+  REQUIRE(c.fits);
+  const auto dev = hardware::make_device_model(job.hardware);
+  const double rate = 1e12 * dev.elementwise_efficiency;
+  // DeepNorm's multiply (4,096 values, 16,384 B a kernel): forward; backward its gradient and the
+  // forward again.
+  const double alpha_f = 16384.0 / rate + 10e-6;
+  CHECK(op_row(c, "decoder.0.attn.alpha", "fwd").time_s == approx(alpha_f));
+  CHECK(op_row(c, "decoder.0.attn.alpha", "bwd").time_s == approx(2 * alpha_f));
+  // The context's copy has no backward of its own: only its recomputation.
+  CHECK(op_row(c, "decoder.0.attn.out_permute", "bwd").time_s == approx(op_row(c, "decoder.0.attn.out_permute", "fwd").time_s));
+  // The step grows by exactly the glue rows; no other op's time moves.
+  double glue = 0;
+  for (const auto& r : c.ops) {
+    if (r.op.find("qkv_glue") != std::string::npos || r.op.find("out_permute") != std::string::npos ||
+        r.op.find("up_bias") != std::string::npos || r.op.find(".alpha") != std::string::npos) {
+      glue += r.time_s;
+    }
+  }
+  CHECK(glue > 0);
+  CHECK(c.step_s - plain.step_s == approx(glue).epsilon(1e-9));
+  // Under `fusion: none` the products add no bias of their own beside the glue's.
+  job.fusion = "none";
+  const StepCost unfused = cost_training_step(job);
+  job.largescale = false;
+  CHECK(op_row(cost_training_step(job), "decoder.0.attn.qkv", "fwd").bytes > op_row(unfused, "decoder.0.attn.qkv", "fwd").bytes);
+}
+
 TEST_CASE("TensorFlow 1.x's kernels: a dropout's five forward and two backward, transposes, a mask without a backward, by hand") {
   // The small decoder (d_model 64, 4 heads of 16, 32 positions), 2 sequences, fp32, dropout 0.1,
   // a 10 us launch. The attention's output dropout runs over 2 x 32 x 64 = 4,096 values.

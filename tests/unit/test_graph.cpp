@@ -1519,6 +1519,61 @@ TEST_CASE("GPT-NeoX's kernels (eager: neox): the copies and adds around Pythia's
   CHECK(op(sequential, "decoder.0.ffn.bias_add").backward_factor == 0.0);
 }
 
+TEST_CASE("LargeScale's kernels (eager: largescale): GLM-130B's divides, copies, bias add and DeepNorm scaling, by hand") {
+  // GLM-130B's layer in small: d 64 (4 heads of 16), a GeGLU of 256, biases, DeepNorm; 2 sequences
+  // of 32 = 64 tokens, 2 bytes, the fused softmax (Megatron's).
+  TransformerDesign d = llama(1, 64, 4, 256);
+  d.seq_len = 32;
+  d.vocab = 100;
+  d.rms_norm = false;
+  d.biases = true;
+  d.deepnorm = true;
+  GraphShape shape{2, 2, true, Fusion::softmax, true, false};
+  const auto plain = build_graph(d, shape);
+  shape.largescale = true;
+  const auto ls = build_graph(d, shape);
+  const auto op = [](const graph::OpGraph& g, const std::string& name) { return named(g, name); };
+  // The qkv product's bias (its output, 64 x 12 heads x 16 = 12,288 values) and the divides of Q and
+  // K (8,192 values): 2 B each read and written, (12,288 + 8,192) x 4 = 81,920 B in 3 kernels; backward
+  // the split's concatenation (12,288 x 4) and the divides' gradients (8,192 x 4), the same bytes.
+  const auto& qkv = op(ls, "decoder.0.attn.qkv_glue");
+  CHECK(qkv.bytes == 81920.0);
+  CHECK(qkv.kernels == 3);
+  CHECK(qkv.backward_bytes_factor * qkv.bytes == 81920.0);
+  CHECK(qkv.backward_kernels == 3);
+  // The context made contiguous (4,096 values, 16,384 B); its gradient's view needs no copy.
+  const auto& permute = op(ls, "decoder.0.attn.out_permute");
+  CHECK(permute.bytes == 16384.0);
+  CHECK(permute.backward_factor == 0.0);
+  // The up projection's bias added apart: 64 x 512 (both GeGLU halves) = 32,768 values, 131,072 B.
+  const auto& up_bias = op(ls, "decoder.0.ffn.up_bias");
+  CHECK(up_bias.bytes == 131072.0);
+  CHECK(up_bias.backward_factor == 0.0);
+  // DeepNorm's residual * alpha before each add: 4,096 values of the full width, 16,384 B, the same
+  // backward.
+  for (const auto* name : {"decoder.0.attn.alpha", "decoder.0.ffn.alpha"}) {
+    CHECK(op(ls, name).bytes == 16384.0);
+    CHECK(op(ls, name).backward_bytes_factor == 1.0);
+    CHECK_FALSE(op(ls, name).tensor_split);
+    CHECK(op(ls, name).saved_bytes == 0.0);
+  }
+  CHECK(ls.forward_flops() == plain.forward_flops());
+  CHECK(ls.ops().size() == plain.ops().size() + 5);
+  // Without DeepNorm no scaling; without biases the qkv glue holds the divides alone (32,768 B
+  // forward, 81,920 backward) and there is no up-projection add.
+  d.deepnorm = false;
+  d.biases = false;
+  const auto bare = build_graph(d, shape);
+  CHECK_FALSE(std::any_of(bare.ops().begin(), bare.ops().end(), [](const graph::Op& o) {
+    return o.name == "decoder.0.attn.alpha" || o.name == "decoder.0.ffn.up_bias";
+  }));
+  CHECK(op(bare, "decoder.0.attn.qkv_glue").bytes == 32768.0);
+  CHECK(op(bare, "decoder.0.attn.qkv_glue").backward_bytes_factor * op(bare, "decoder.0.attn.qkv_glue").bytes == approx(81920.0));
+  // DeepSpeed's partitioned checkpoints, as under neox.
+  shape.neox_partition = true;
+  CHECK(op(build_graph(d, shape), "decoder.0.checkpoint").bytes == 16384.0);
+}
+
 TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autograd keeps it") {
   // GPT layer (LayerNorm, GELU, no dropout), d 256 (4 heads of 64), d_ff 1024, 2 sequences of 128
   // = 256 tokens, 2 bytes, fused attention. Autograd keeps: each LayerNorm's input (256 x 256 x 2
