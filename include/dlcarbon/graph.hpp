@@ -209,6 +209,9 @@ struct GraphShape {
   // Context parallelism (training, decoder-only): the device's share of each sequence, seq_len /
   // context positions, whose attention reads the keys and values of all seq_len (gathered).
   std::int64_t context = 1;
+  // The tensor-parallel degree, where an op's bytes depend on it beyond the split the cost applies
+  // (neox_partition's checkpoint: a rank keeps 1 / tensor of the layer's input). Since session 51.
+  std::int64_t tensor = 1;
 };
 
 class OpGraph {

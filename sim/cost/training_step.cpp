@@ -239,6 +239,7 @@ StepCost cost_training_step(const TrainingJob& job) {
   shape.neox = job.neox;
   shape.largescale = job.largescale;
   shape.neox_partition = (job.neox || job.largescale) && p.recompute && p.partition_activations;
+  shape.tensor = p.tensor;
   shape.cross_entropy = job.cross_entropy == "megatron"  ? graph::GraphShape::CrossEntropy::megatron
                         : job.cross_entropy == "pytorch" ? graph::GraphShape::CrossEntropy::pytorch
                                                          : graph::GraphShape::CrossEntropy::fused;

@@ -34,6 +34,7 @@ class Emitter {
         tensorflow1(shape.tensorflow1 && shape.fusion == Fusion::none), fairseq(shape.fairseq && shape.fusion == Fusion::none),
         neox(shape.neox), largescale(shape.largescale && !shape.neox),
         neox_partition((shape.neox || shape.largescale) && shape.neox_partition),
+        tensor(std::max<I>(1, shape.tensor)),
         cross_entropy(shape.cross_entropy),
         channels_last(shape.channels_last),
         expert_group(std::max<I>(1, shape.expert_group)),
@@ -351,6 +352,7 @@ class Emitter {
   bool neox;
   bool largescale;
   bool neox_partition;
+  I tensor;
   GraphShape::CrossEntropy cross_entropy;
   bool channels_last;
   I expert_group;
@@ -579,8 +581,13 @@ int attention_core(Emitter& e, const TransformerDesign& d, const std::string& pr
   // GPT-NeoX: the context, [b, heads, s, width] as the attention returns it, is permuted to
   // [s, b, heads, width] and made contiguous (2p an element); backward, its gradient is reshaped
   // through a view that cannot alias it (2p again).
-  if (e.neox) ctx = e.glue(prefix + ".out_permute", layer, ctx, static_cast<double>(tq * a.heads * v_dim), 2 * e.dtype_bytes(), 1,
-                           2 * e.dtype_bytes(), 1);
+  // (Without FlashAttention the context comes from a bmm as Megatron's, whose gradient's view
+  // merges batch and heads: no copy backward, as under largescale below.)
+  if (e.neox) {
+    const bool flash = e.fusion == Fusion::attention;
+    ctx = e.glue(prefix + ".out_permute", layer, ctx, static_cast<double>(tq * a.heads * v_dim), 2 * e.dtype_bytes(), 1,
+                 flash ? 2 * e.dtype_bytes() : 0, flash ? 1 : 0);
+  }
   // LargeScale (Megatron's CoreAttention): `context_layer.permute(2, 0, 1, 3).contiguous()` (2p an
   // element); its gradient's view back to [b heads, s, width] merges the batch and the heads, whose
   // strides allow it: no copy backward.
@@ -1139,13 +1146,16 @@ void build_transformer(OpGraph& g, const TransformerDesign& d, const GraphShape&
   if (e.training && d.dropout > 0) x = embedding_dropout(e, "decoder.embedding.dropout", x, static_cast<double>(b * s_loc * d.d_model));
   for (I i = 0; i < d.decoder_layers; ++i, ++layer) {
     const std::string p = "decoder." + std::to_string(i);
-    // DeepSpeed's checkpointing with partition_activations (GPT-NeoX): each layer's input is cloned
-    // forward (its contiguous narrow copied, 2p an element at one tensor rank) and rebuilt backward:
-    // zeros (p), the part copied in (2p), an all-gather over the tensor group into c10d's flat buffer
-    // (2p) and its copy back (2p): 7p in 4 kernels. Once a step: recomputation does not run it again.
+    // DeepSpeed's checkpointing with partition_activations (GPT-NeoX, LargeScale): each layer's input
+    // is cloned forward, the rank's 1 / t of it (its contiguous narrow copied: 2p / t an element of
+    // the width), and rebuilt backward: zeros over the whole (p), the part copied in (2p / t), an
+    // all-gather over the tensor group into c10d's flat buffer (2p; at one rank a copy, across ranks
+    // its traffic, whose network time is left out) and its copy back (2p): (5 + 2 / t) p in 4
+    // kernels, 7p at one rank. Once a layer and microbatch: recomputation starts from the rebuilt input.
     if (e.neox_partition) {
-      x = e.glue(p + ".checkpoint", layer, x, static_cast<double>(b * s_loc * d.d_model), 2 * e.dtype_bytes(), 1,
-                 7 * e.dtype_bytes(), 4, false);
+      const double t = static_cast<double>(e.tensor);
+      x = e.glue(p + ".checkpoint", layer, x, static_cast<double>(b * s_loc * d.d_model), 2 * e.dtype_bytes() / t, 1,
+                 (5 + 2 / t) * e.dtype_bytes(), 4, false);
     }
     if (d.evolved) {
       x = evolved_decoder_cell(e, d, p, layer, x, enc_out, b, s_dec, s_enc, shape.causal_skip);

@@ -1601,9 +1601,31 @@ const EntityKind<JobDraft>& Builder::training_kind() {
             d.eager_at->fail(code + " CUDA kernels and DeepSpeed's copies, and " + j.hardware.id +
                              " is a TPU, whose XLA compiles its own: give eager true or false");
           }
+          // Their attention: GPT-NeoX's FlashAttention or fused softmax; LargeScale's fused softmax
+          // (Megatron's, no flash path). LargeScale's Megatron-DeepSpeed of 2022 has no sequence
+          // parallelism, and its layer is sequential, post-LN LayerNorm.
+          const bool flash = j.fusion == "attention" || j.fusion == "flash1" || j.fusion == "flash2" || j.fusion == "flash3";
+          const bool attention_ok = j.neox ? (j.fusion == "softmax" || flash) : j.fusion == "softmax";
+          if (!attention_ok) {
+            const std::string want = j.neox ? "GPT-NeoX's attention is FlashAttention or its fused softmax: give fusion flash1, flash2, attention or softmax"
+                                            : "LargeScale's attention is Megatron's fused softmax: give fusion softmax";
+            if (d.fusion_at) {
+              d.fusion_at->fail("is " + j.fusion + ", and " + want);
+            } else {
+              d.eager_at->fail(std::string(j.neox ? "is neox" : "is largescale") + " with the default fusion, elementwise, and " + want);
+            }
+          }
+          if (j.largescale && t != nullptr && (t->rms_norm || t->parallel_block)) {
+            d.eager_at->fail(std::string("largescale names GLM-130B's LargeScale's sequential LayerNorm layer, and job ") + text::quoted(j.id) +
+                             "'s model " + (t->rms_norm ? "uses RMSNorm" : "has a parallel block") + ": give eager true or false");
+          }
+          if (j.largescale && j.parallelism && j.parallelism->sequence_parallel) {
+            d.eager_at->fail("largescale names GLM-130B's LargeScale, whose Megatron-DeepSpeed of 2022 has no sequence parallelism, and job " +
+                             text::quoted(j.id) + " says sequence_parallel: give eager true or false");
+          }
         }
         if (d.partition_activations_at && j.parallelism && (!(j.neox || j.largescale) || !j.parallelism->recompute)) {
-          d.partition_activations_at->fail(std::string("is DeepSpeed's partitioned activation checkpointing as GPT-NeoX runs it, and job ") +
+          d.partition_activations_at->fail(std::string("is DeepSpeed's partitioned activation checkpointing as GPT-NeoX and LargeScale run it, and job ") +
                                            text::quoted(j.id) +
                                            (!(j.neox || j.largescale) ? " does not say eager: neox (or largescale)" : " does not recompute every layer (recompute: true)") +
                                            ": drop partition_activations");
