@@ -1569,9 +1569,15 @@ TEST_CASE("LargeScale's kernels (eager: largescale): GLM-130B's divides, copies,
   }));
   CHECK(op(bare, "decoder.0.attn.qkv_glue").bytes == 32768.0);
   CHECK(op(bare, "decoder.0.attn.qkv_glue").backward_bytes_factor * op(bare, "decoder.0.attn.qkv_glue").bytes == approx(81920.0));
-  // DeepSpeed's partitioned checkpoints, as under neox.
+  // DeepSpeed's partitioned checkpoints, as under neox; at 4 tensor ranks the clone is the rank's
+  // quarter (4,096 B) and the rebuild zeros the whole (2), copies the part in (1) and gathers and
+  // copies back the whole (8): 11 B a value, 45,056 B.
   shape.neox_partition = true;
   CHECK(op(build_graph(d, shape), "decoder.0.checkpoint").bytes == 16384.0);
+  shape.tensor = 4;
+  const auto& quarter = op(build_graph(d, shape), "decoder.0.checkpoint");
+  CHECK(quarter.bytes == 4096.0);
+  CHECK(quarter.backward_bytes_factor * quarter.bytes == approx(45056.0));
 }
 
 TEST_CASE("what a layer keeps for its backward pass, tensor by tensor as autograd keeps it") {
