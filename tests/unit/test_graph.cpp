@@ -1447,19 +1447,11 @@ TEST_CASE("GPT-NeoX's kernels (eager: neox): the copies and adds around Pythia's
   const auto op = [](const graph::OpGraph& g, const std::string& name) { return named(g, name); };
   // The qkv product's bias added apart: its output, 64 x 192 = 12,288 values, read and written
   // (49,152 B, a kernel); backward the three heads' gradients concatenated, the same again.
-  const auto& bias = op(neox, "decoder.0.attn.qkv_glue");
-  CHECK(bias.bytes == 49152.0);
-  CHECK(bias.kernels == 1);
-  CHECK(bias.backward_bytes_factor == 1.0);
-  CHECK(bias.backward_kernels == 1);
+  check_kernels(op(neox, "decoder.0.attn.qkv_glue"), 49152, 1, 49152, 1);
   // The partial rotary's rejoin: Q and K, 64 x 8 heads x 16 = 8,192 values, read from two parts
   // and written (32,768 B in 2 kernels); backward two slices' whole-size gradients (zeros 2, a part
   // copied 4 x its share, their sum 6: 14 B a value, 114,688 B, 3.5 times) in 10 kernels.
-  const auto& rejoin = op(neox, "decoder.0.attn.rotary_rejoin");
-  CHECK(rejoin.bytes == 32768.0);
-  CHECK(rejoin.kernels == 2);
-  CHECK(rejoin.backward_bytes_factor * rejoin.bytes == 114688.0);
-  CHECK(rejoin.backward_kernels == 10);
+  check_kernels(op(neox, "decoder.0.attn.rotary_rejoin"), 32768, 2, 114688, 10);
   // FlashAttention's packing: Q, K and V copied by their transposing reshapes and concatenated:
   // 12,288 values, 8 B each (98,304 B) in 4 kernels; no backward (the gradients are views).
   const auto& pack = op(neox, "decoder.0.attn.flash_pack");
@@ -1468,9 +1460,7 @@ TEST_CASE("GPT-NeoX's kernels (eager: neox): the copies and adds around Pythia's
   CHECK(pack.backward_factor == 0.0);
   // The context made contiguous: 64 x 64 = 4,096 values read and written (16,384 B), and again
   // backward.
-  const auto& permute = op(neox, "decoder.0.attn.out_permute");
-  CHECK(permute.bytes == 16384.0);
-  CHECK(permute.backward_bytes_factor == 1.0);
+  check_kernels(op(neox, "decoder.0.attn.out_permute"), 16384, 1, 16384, 1);
   // The parallel residual's adds beside the one the model charges (x + attention + feed-forward, 4
   // values an element): the two biases and the branches' sum, 6 more (49,152 B, 3 kernels), on
   // the full width; no backward.
@@ -1492,11 +1482,8 @@ TEST_CASE("GPT-NeoX's kernels (eager: neox): the copies and adds around Pythia's
   CHECK(op(neox, "decoder.0.attn.o").saved_bytes == 8192.0);
   // With DeepSpeed's partitioned checkpoints: the layer's input cloned (4,096 values, 16,384 B),
   // rebuilt backward in 4 kernels (zeros 2, copy 4, gather 4, copy back 4: 14 B a value).
-  const auto& clone = op(partitioned, "decoder.0.checkpoint");
-  CHECK(clone.bytes == 16384.0);
-  CHECK(clone.backward_bytes_factor * clone.bytes == 57344.0);
-  CHECK(clone.backward_kernels == 4);
-  CHECK_FALSE(clone.tensor_split);
+  check_kernels(op(partitioned, "decoder.0.checkpoint"), 16384, 1, 57344, 4);
+  CHECK_FALSE(op(partitioned, "decoder.0.checkpoint").tensor_split);
   CHECK_FALSE(std::any_of(neox.ops().begin(), neox.ops().end(), [](const graph::Op& o) { return o.name == "decoder.0.checkpoint"; }));
   // Full rotary: no slices, no rejoin. Without biases: neither the qkv bias nor the branch biases;
   // the sum of the branches stays (2 values an element, one kernel).
@@ -1536,11 +1523,7 @@ TEST_CASE("LargeScale's kernels (eager: largescale): GLM-130B's divides, copies,
   // The qkv product's bias (its output, 64 x 12 heads x 16 = 12,288 values) and the divides of Q and
   // K (8,192 values): 2 B each read and written, (12,288 + 8,192) x 4 = 81,920 B in 3 kernels; backward
   // the split's concatenation (12,288 x 4) and the divides' gradients (8,192 x 4), the same bytes.
-  const auto& qkv = op(ls, "decoder.0.attn.qkv_glue");
-  CHECK(qkv.bytes == 81920.0);
-  CHECK(qkv.kernels == 3);
-  CHECK(qkv.backward_bytes_factor * qkv.bytes == 81920.0);
-  CHECK(qkv.backward_kernels == 3);
+  check_kernels(op(ls, "decoder.0.attn.qkv_glue"), 81920, 3, 81920, 3);
   // The context made contiguous (4,096 values, 16,384 B); its gradient's view needs no copy.
   const auto& permute = op(ls, "decoder.0.attn.out_permute");
   CHECK(permute.bytes == 16384.0);
@@ -1552,8 +1535,7 @@ TEST_CASE("LargeScale's kernels (eager: largescale): GLM-130B's divides, copies,
   // DeepNorm's residual * alpha before each add: 4,096 values of the full width, 16,384 B, the same
   // backward.
   for (const auto* name : {"decoder.0.attn.alpha", "decoder.0.ffn.alpha"}) {
-    CHECK(op(ls, name).bytes == 16384.0);
-    CHECK(op(ls, name).backward_bytes_factor == 1.0);
+    check_kernels(op(ls, name), 16384, 1, 16384, 1);
     CHECK_FALSE(op(ls, name).tensor_split);
     CHECK(op(ls, name).saved_bytes == 0.0);
   }
