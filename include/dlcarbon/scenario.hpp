@@ -288,7 +288,10 @@ struct Parallelism {
   // How ZeRO-1 reduces the step's gradients: "reduce_scatter" (the default: each rank receives its
   // shard, updates it and all-gathers the parameters) or "all_reduce" (every rank receives the whole
   // gradient, then updates its shard and all-gathers: DeepSpeed's BF16_Optimizer under its pipeline
-  // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran).
+  // engine, `_bf16_reduce_grads` -> buffered_allreduce_fallback, as BLOOM ran) or "stage1_copies"
+  // (a reduce-scatter as DeepSpeed 0.3's zero/stage1.py runs it, GPT-NeoX's DeeperSpeed: every
+  // gradient flattened into per-rank sub-partitions and divided before it, and its fp16 step's
+  // overflow check and norm over every gradient through float32 copies; since session 51).
   std::string gradient_reduction = "reduce_scatter";
   // How clipping by the global norm scales the gradients once a step: "conditional" (only when the
   // norm exceeds the limit, Megatron-LM's `if clip_coeff < 1.0`: the norm's read alone, charged to

@@ -1653,10 +1653,27 @@ StepCost cost_training_step(const TrainingJob& job) {
       optimizer_traffic_bytes(p.optimizer, bytes_per_value, job.precision == "fp16", grad_value_bytes, p.gradient_clipping == "always");
   const double opt_params = held_per_device(p.zero_stage >= 1);
   const auto opt = hardware::kernel_time(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, false);
-  c.optimizer_s = opt.seconds;
+  // DeepSpeed 0.3's stage-1 optimizer (`gradient_reduction: stage1_copies`; zero/stage1.py, GPT-NeoX's
+  // DeeperSpeed), over every gradient a device holds, not its shard alone: the flattening copy into
+  // per-rank sub-partitions (g in, g out), their in-place division (g, g) and c10d's flattening of the
+  // list for the reduce-scatter (g, g); in step() the overflow check's `x.float().sum()` and the
+  // norm's `p.grad.data.float().norm()` (each g in, 4 out, 4 in); the parameters' all-gather copied
+  // back from c10d's flat buffer (p, p): 8g + 16 + 2p bytes a parameter (the per-tensor kernels'
+  // launches and host synchronisations left out). Since session 51.
+  const bool stage1_copies = p.zero_stage == 1 && p.gradient_reduction == "stage1_copies";
+  const auto stage1_bytes = [&](double held) { return stage1_copies ? (8 * grad_value_bytes + 16 + 2 * bytes_per_value) * held : 0.0; };
+  const auto stage1_s = [&](double held) {
+    return stage1_copies ? hardware::kernel_time(dev, "fp32", 0, stage1_bytes(held), false).seconds : 0.0;
+  };
+  c.optimizer_s = opt.seconds + stage1_s(held_per_device(false));
   c.ops.push_back({"optimizer." + p.optimizer, "elementwise", "opt", 12 * opt_params, traffic_bytes * opt_params, opt.seconds,
                    hardware::kernel_energy(dev, "fp32", 12 * opt_params, traffic_bytes * opt_params, opt.seconds, false),
                    opt.memory_bound ? "memory" : "compute"});
+  if (stage1_copies) {
+    const double held = held_per_device(false), s = stage1_s(held);
+    c.ops.push_back({"optimizer.stage1_copies", "elementwise", "opt", 0, stage1_bytes(held), s,
+                     hardware::kernel_energy(dev, "fp32", 0, stage1_bytes(held), s, false), "memory"});
+  }
   if (c.ops.empty()) return c;
   if (c.tensor_comm_s > 0) c.ops.push_back({"tensor.allreduce", "communication", "comm", 0, 0, c.tensor_comm_s, 0, "communication"});
   if (c.context_comm_s > 0) c.ops.push_back({"context.kv_gather", "communication", "comm", 0, 0, c.context_comm_s, 0, "communication"});
@@ -1690,7 +1707,8 @@ StepCost cost_training_step(const TrainingJob& job) {
       // Its update costed on its own parameters (since session 42, a review: the busiest device's
       // time scaled by r, launch included, made a 2M-parameter head's SGD 1 ms where it takes 41 us).
       const double own_params = held_on(d, p.zero_stage >= 1);
-      const double own_opt = hardware::kernel_time(dev, "fp32", 12 * own_params, traffic_bytes * own_params, false).seconds;
+      const double own_opt = hardware::kernel_time(dev, "fp32", 12 * own_params, traffic_bytes * own_params, false).seconds +
+                             stage1_s(held_on(d, false));
       const double tail = std::max(0.0, own_reduce + own_opt - slack);
       c.stages[d].tail_s = tail;
       if (tail > worst) {

@@ -1230,7 +1230,7 @@ Parallelism read_parallelism(const Value& v) {
   if (m.has("pipeline_p2p")) p.pipeline_p2p = detail::read_choice(m.at("pipeline_p2p"), {"exchange", "blocking"});
   if (m.has("gradient_clipping")) p.gradient_clipping = detail::read_choice(m.at("gradient_clipping"), {"conditional", "always"});
   if (m.has("gradient_reduction")) {
-    p.gradient_reduction = detail::read_choice(m.at("gradient_reduction"), {"reduce_scatter", "all_reduce"});
+    p.gradient_reduction = detail::read_choice(m.at("gradient_reduction"), {"reduce_scatter", "all_reduce", "stage1_copies"});
     if (p.zero_stage != 1) {
       m.at("gradient_reduction").fail("chooses how ZeRO-1 reduces the gradients; needs zero_stage: 1 (without ZeRO they are "
                                       "all-reduced, with ZeRO-2 and -3 reduce-scattered)");

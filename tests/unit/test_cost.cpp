@@ -3938,6 +3938,30 @@ TEST_CASE("ZeRO-1 gradient reduction: reduce-scatter, or DeepSpeed's bf16 all-re
   CHECK(step_gather.data_comm_s == approx(ar + ag));
 }
 
+TEST_CASE("ZeRO-1 as DeepSpeed 0.3's stage1.py runs it: copies over every gradient, not the shard alone, by hand") {
+  // The MLP (1.001e6 parameters, fp16) on 8 data ranks, ZeRO-1: the reduce-scatter's flattening
+  // copy, division and c10d flattening (3 x 4 B), the overflow check and the norm through float32
+  // (2 x (2 + 4 + 4) B) and the gather's copy back (4 B): 36 B a parameter the device holds, a
+  // memory-bound pass at the made-up device's framework rate, added to the optimizer; communication
+  // unchanged.
+  TrainingJob job = mlp_job();
+  job.accelerators = 8;
+  job.precision = "fp16";
+  job.parallelism->global_batch = 8000;
+  job.parallelism->zero_stage = 1;
+  job.parallelism->overlap_communication = false;
+  const StepCost scatter = cost_training_step(job);
+  job.parallelism->gradient_reduction = "stage1_copies";
+  const StepCost copies = cost_training_step(job);
+  REQUIRE(copies.fits);
+  const auto dev = hardware::make_device_model(job.hardware);
+  const auto pass = hardware::kernel_time(dev, "fp32", 0, 36 * 1.001e6, false);
+  CHECK(op_row(copies, "optimizer.stage1_copies", "opt").bytes == approx(36 * 1.001e6));
+  CHECK(copies.optimizer_s - scatter.optimizer_s == approx(pass.seconds));
+  CHECK(copies.data_comm_s == approx(scatter.data_comm_s));
+  CHECK(copies.step_s - scatter.step_s == approx(pass.seconds));
+}
+
 TEST_CASE("the step ends when the last device has reduced and updated: device 0 ends the schedule") {
   // 4 layers on 2 stages x 4 data ranks, the last layer 4 times wider: device 1 holds 5e6
   // parameters and device 0 2e6; device 1 is the busiest (its slot paces the schedule), but it
