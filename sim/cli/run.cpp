@@ -52,6 +52,23 @@ std::string flash1_note(const std::string& id, const std::string& fusion, const 
          " wide; its attention is costed as if it ran\n";
 }
 
+// Said, not silent: a design whose counted parameters are more than 1 % from the count its model
+// publishes (`params`) is likely mistyped, or counts what the publication does not (since session
+// 52). Empty where they agree or either is unknown.
+std::string params_note(const std::string& id, const Scenario& scenario, const std::string& model_id, double counted) {
+  if (counted <= 0) return "";
+  for (const Model& m : scenario.models) {
+    if (m.id != model_id || !m.params || *m.params <= 0) continue;
+    const double apart = counted / *m.params - 1;
+    if (std::abs(apart) <= 0.01) return "";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * apart);
+    return "  note: " + id + ": its design counts " + format_number(counted, 4) + " parameters, " + buf + " from model " + model_id +
+           "'s published params (" + format_number(*m.params, 4) + ")\n";
+  }
+  return "";
+}
+
 }  // namespace
 
 // The message of a time series too large to hold (checked from the scenario, and from the plan).
@@ -427,6 +444,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const TrainingJob& job = scenario.training[i];
       job_lines += precision_note(job.id, job.hardware, job.precision);
       job_lines += flash1_note(job.id, job.fusion, job.design);
+      job_lines += params_note(job.id, scenario, job.model_id, r.step->parameters);
       job_lines += "  " + scenario.training[i].id + ": ";
       if (!r.ok) {
         job_lines += r.reason + "\n";
