@@ -62,7 +62,7 @@ std::string params_note(const std::string& id, const Scenario& scenario, const s
     const double apart = counted / *m.params - 1;
     if (std::abs(apart) <= 0.01) return "";
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * apart);
+    std::snprintf(buf, sizeof buf, "%+.2f %%", 100 * apart);  // two decimals: 1.04 % is not "1.0 %"
     return "  note: " + id + ": its design counts " + format_number(counted, 4) + " parameters, " + buf + " from model " + model_id +
            "'s published params (" + format_number(*m.params, 4) + ")\n";
   }
