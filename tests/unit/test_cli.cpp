@@ -435,8 +435,7 @@ TEST_CASE("calibrate --quick writes an entry that a scenario can name") {
   // The entry records the command that wrote it (since session 47, a review: a quick entry read
   // like a full one).
   {
-    std::ifstream in(dir / "data/hardware/measured/this-cpu.yaml");
-    const std::string entry((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string entry = file_text(dir / "data/hardware/measured/this-cpu.yaml");
     CHECK(entry.find("\n# Command: dlcarbon calibrate --quick --seconds 1 --tdp 8.8 W --id this-cpu --out ") != std::string::npos);
   }
   // The raw file records the machine it measured, and a refit describes that machine, not the one
@@ -791,8 +790,7 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   fs::copy_file(lhs, dir / "edited.yaml");
   fs::copy_file(kData / "scenarios/first_principles.yaml", dir / "first_principles.yaml");
   {
-    std::ifstream in(dir / "edited.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(dir / "edited.yaml");
     text.replace(text.find("seed: 11"), 8, "seed: 12");
     text.replace(text.find("../scenarios/first_principles.yaml"), 34, "first_principles.yaml");
     std::ofstream(dir / "edited.yaml") << text;
@@ -807,8 +805,7 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
   // scenario, catalogs included).
   fs::create_directories(dir / "catalog");
   {
-    std::ifstream in(kData / "catalog/test-catalog.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(kData / "catalog/test-catalog.yaml");
     std::ofstream(dir / "catalog/test-catalog.yaml") << text;
     const auto at = text.find("pue: 1.5");
     REQUIRE(at != std::string::npos);
@@ -827,11 +824,9 @@ TEST_CASE("sweep: shards merge into the whole sweep, a rerun resumes, an edited 
                 (dir / out).string(), "-q"});
   };
   const auto edit = [](const fs::path& file, const std::string& from, const std::string& to) {
-    std::ifstream in(file);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(file);
     const auto at = text.find(from);
     REQUIRE(at != std::string::npos);
-    in.close();
     std::ofstream(file) << text.replace(at, from.size(), to);
   };
   REQUIRE(sweep_in("unused.h5").code == 0);
@@ -1080,8 +1075,7 @@ deployments:
   {
     // In a hardware mix, hardware at a share of 0 need not hold the model; a step that cannot is
     // named by its share (since session 38: a share of 0 stopped the deployment, at its id).
-    std::ifstream in(dir / "s.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(dir / "s.yaml");
     const auto with_mix = [&](const std::string& mix) {
       std::string t = text;
       t.replace(t.find("    hardware: test-gpu\n"), 23, "    hardware_mix:\n" + mix);
@@ -1100,8 +1094,7 @@ deployments:
   {
     // A deployment that inherits the hardware (`from:`) and a model too large for it is named
     // beside the key it inherits (since session 46, a review: only the parent's key, which fits).
-    std::ifstream in(dir / "s.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(dir / "s.yaml");
     text.replace(text.find("d_model: 8192, heads: 64"), 24, "d_model: 1024, heads: 64");
     text.replace(text.find("models:\n"), 8,
                  "models:\n  - {id: big, design: {builder: decoder, layers: 24, d_model: 8192, heads: 64, d_ff: 32768, "
@@ -1224,8 +1217,7 @@ TEST_CASE("calibrate --refit of a GPU run's CSV gives back the committed entry, 
   REQUIRE(r.code == 0);
   CHECK(r.out.find("held-out energy") != std::string::npos);
   const auto text = [](const fs::path& file) {
-    std::ifstream in(file);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return file_text(file);
   };
   // The committed entry is this fit of the committed CSV.
   CHECK(text(dir / "nvidia-h200-measured.yaml") ==
@@ -1399,8 +1391,7 @@ TEST_CASE("calibrate replaces only a file it wrote, and writes no id the catalog
   fs::copy(source / "data", dir / "data", fs::copy_options::recursive);
   const std::string raw = (source / "data/hardware/measured/cpu-amd-epyc-2t.h5").string();
   const auto text_of = [](const fs::path& p) {
-    std::ifstream in(p);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return file_text(p);
   };
   const std::string catalog = text_of(dir / "data/datacenters.yaml");
   auto r = run({"calibrate", "--refit", raw, "--id", "datacenters", "--out", (dir / "data").string(), "--data-dir",
@@ -1518,8 +1509,7 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
   INFO(r.out, r.err);
   REQUIRE(r.code == 0);
   {
-    std::ifstream in(dir / "flat-entry/data/hardware/measured/c.yaml");
-    const std::string entry((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string entry = file_text(dir / "flat-entry/data/hardware/measured/c.yaml");
     const auto source = entry.find("      source: ");
     REQUIRE(source != std::string::npos);
     const std::string line = entry.substr(source, entry.find('\n', source) - source);
@@ -1726,8 +1716,7 @@ TEST_CASE("calibrate --refit reads its own samples and those of files written be
     r = run({"calibrate", "--refit", (dir / "options/opt-cpu.h5").string(), "--data-dir", cat});
     INFO(r.out, r.err);
     REQUIRE(r.code == 0);
-    std::ifstream in(dir / "options/opt-cpu.yaml");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = file_text(dir / "options/opt-cpu.yaml");
     CHECK(text.find("    from: idle-cpu\n") != std::string::npos);
     CHECK(text.find("    tdp: \"70 W\"\n") != std::string::npos);
     r = run({"calibrate", "--refit", (dir / "options/opt-cpu.h5").string(), "--data-dir", cat, "--tdp", "80 W", "--id", "given"});
@@ -1797,8 +1786,7 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
     CHECK(t.out.find("2 rows with a design, tokens and parallelism") != std::string::npos);
     CHECK(t.out.find("1 distinct runs (a run that several rows publish counted once; the targets)") != std::string::npos);
     // A run that cannot be costed, twice: one run too.
-    std::ifstream in(kData / "published_hours/hours.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(kData / "published_hours/hours.yaml");
     text.replace(text.find("d_model: 256"), 12, "d_model: 65536");
     const fs::path big = fresh_dir("same-big-run-twice");
     std::ofstream(big / "a.yaml") << text;
@@ -1817,8 +1805,7 @@ TEST_CASE("validate --mode first-principles: accelerator-hours printed without a
   // (since session 45, a review: "+inf%", and a 1e305 % error in 306 digits).
   {
     const fs::path dir = fresh_dir("tiny-published");
-    std::ifstream in(kData / "published_hours/hours.yaml");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = file_text(kData / "published_hours/hours.yaml");
     const auto at = text.find("accelerator_hours: \"100 h\"");
     REQUIRE(at != std::string::npos);
     std::ofstream(dir / "tiny.yaml") << text.substr(0, at) << "accelerator_hours: \"1e-300 h\"}\n";
@@ -1879,8 +1866,7 @@ TEST_CASE("validate --mode first-principles: every published footprint figure is
   // Since session 42 (a review): a CO2e beside a published energy, or a market-based one, was never
   // compared; a scenario of only a market-based CO2e printed a row and then said no row was found.
   const fs::path dir = fresh_dir("validate-co2e");
-  std::ifstream in(kData / "published_energy/energy.yaml");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = file_text(kData / "published_energy/energy.yaml");
   const std::string published = "published: {source: \"a test\", energy: \"10 kWh\"}";
   REQUIRE(text.find(published) != std::string::npos);
   const auto with = [&](const std::string& figures) {
@@ -2286,8 +2272,7 @@ TEST_CASE("run -o naming one of its inputs is bad input, and the input is left a
   CHECK(r.code == 2);
   CHECK(r.err.find("--output: cannot write ") != std::string::npos);
   CHECK(r.err.find("s.yaml\": it is one of the inputs (") != std::string::npos);
-  std::ifstream in(dir / "s.yaml");
-  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string after = file_text(dir / "s.yaml");
   CHECK(after == text);
   // A catalog file too.
   const auto c = run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o",
@@ -2548,8 +2533,7 @@ TEST_CASE("another user's output in a sticky folder is refused before the run, n
   REQUIRE(::waitpid(child, &status, 0) == child);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  std::ifstream in(dir / "root.h5");
-  const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string kept = file_text(dir / "root.h5");
   CHECK(kept == "old");
 }
 
@@ -2557,8 +2541,7 @@ TEST_CASE("inspect shows a file's text printable, the scenario's too") {
   // A comment holding a terminal escape (ESC [ 31 m) runs; inspect --scenario shows it escaped,
   // line by line (since session 44, a review: it went to the terminal as it was).
   const fs::path dir = fresh_dir("inspect-escape");
-  std::ifstream in(kData / "published_ok/capped.yaml");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = file_text(kData / "published_ok/capped.yaml");
   std::ofstream(dir / "s.yaml") << "# red: \x1b[31mRED\x1b[0m\n" << text;
   REQUIRE(run({"run", (dir / "s.yaml").string(), "--data-dir", (kData / "catalog").string(), "-o", (dir / "s.h5").string(), "--quiet"}).code == 0);
   const auto r = run({"inspect", (dir / "s.h5").string(), "--scenario"});
