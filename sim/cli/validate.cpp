@@ -171,6 +171,35 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   std::vector<Scenario> scenarios;
   scenarios.reserve(files.size());
   for (const auto& file : files) scenarios.push_back(load_scenario(file, load));
+  // Nothing to predict is bad input, said before the table (as in accounting mode), with what each
+  // published job lacks and where it is defined (since session 53; the folders had been named only).
+  const auto predictable = [](const TrainingJob& job) {
+    return job.parallelism && job.tokens && !std::holds_alternative<std::monostate>(job.design);
+  };
+  if (std::none_of(scenarios.begin(), scenarios.end(), [&](const Scenario& s) {
+        return std::any_of(s.training.begin(), s.training.end(),
+                           [&](const TrainingJob& job) { return job.published && predictable(job); });
+      })) {
+    io.err << "dlcarbon validate: no published first-principles rows or step figures found in the folders given";
+    bool first = true;
+    for (const auto& s : scenarios) {
+      for (const auto& job : s.training) {
+        if (!job.published) continue;
+        if (first) io.err << "; first-principles mode predicts a published job from its model's design, tokens and parallelism:";
+        first = false;
+        std::string missing;
+        const auto lacks = [&missing](bool absent, const char* what) {
+          if (absent) missing += (missing.empty() ? "" : ", ") + std::string(what);
+        };
+        lacks(std::holds_alternative<std::monostate>(job.design), "its model's design");
+        lacks(!job.tokens, "tokens");
+        lacks(!job.parallelism, "parallelism");
+        io.err << "\n  " << format_input_error(job.origin, "training." + job.id, "a published job without " + missing);
+      }
+    }
+    io.err << "\n";
+    return kBadInput;
+  }
   io.out << pad("scenario", 60) << pad("accel-h published", 19) << pad("dlcarbon", 11) << pad("error", 10)
          << pad("6ND/(peak x " + format_number(baseline_mfu, 2) + ")", 20) << pad("error", 10) << pad("MFU pub.", 10)
          << pad("MFU sim.", 10) << pad("FLOPs/pub.", 11) << pad("err at pub. FLOPs", 18) << pad("energy err", 12) << "note\n";
@@ -184,7 +213,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
     for (const auto& job : s.training) {
       if (!job.published) continue;
       const std::string label = file.stem().string() + (runs_in_file > 1 ? ":" + job.id : "");
-      if (!job.parallelism || !job.tokens || std::holds_alternative<std::monostate>(job.design)) {
+      if (!predictable(job)) {
         ++skipped;
         continue;
       }

@@ -2097,6 +2097,19 @@ TEST_CASE("validate --mode first-principles compares published step measurements
   r = run({"validate", "--mode", "first-principles", "--dir", empty.string(), "--data-dir", (kData / "catalog").string()});
   CHECK(r.code == 2);
   CHECK(r.err.find("no published first-principles rows or step figures found") != std::string::npos);
+  // A folder whose published jobs all lack what the mode needs: said before any table, each job with
+  // where it is defined and what it lacks (since session 53: the message had named neither, and the
+  // table's header and an empty summary went to stdout first).
+  const fs::path lacking = fresh_dir("validate-lacking");
+  std::ofstream(lacking / "s.yaml") << "schema_version: 1\nscenario: {name: lacking}\n"
+                                       "models:\n  - {id: m, design: {builder: mlp, widths: [8, 8]}}\n"
+                                       "training:\n  - id: job\n    model: m\n    hardware: test-gpu\n"
+                                       "    accelerators: 1\n    duration: \"1 h\"\n    precision: fp32\n    datacenter: test-dc\n"
+                                       "    power: {per_accelerator: \"100 W\"}\n    published: {source: a test, energy: \"0.1 kWh\"}\n";
+  r = run({"validate", "--mode", "first-principles", "--dir", lacking.string(), "--data-dir", (kData / "catalog").string()});
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("s.yaml:6:5: training.job: a published job without tokens, parallelism") != std::string::npos);
 }
 
 TEST_CASE("a FIFO named as a scenario or a trace is bad input, not a read without end") {
