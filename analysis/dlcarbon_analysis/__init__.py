@@ -33,6 +33,7 @@ __all__ = [
     "step_breakdown",
     "stage_loads",
     "job_overheads",
+    "op_breakdown",
 ]
 
 
@@ -40,7 +41,7 @@ def __getattr__(name):
     # The report module is imported on first use only, so that
     # `python -m dlcarbon_analysis.report` does not find it already imported.
     if name in ("training_summary", "inference_summary", "totals_summary", "deployment_summary", "lifecycle_series",
-                "sweep_points", "sweep_parameters", "step_breakdown", "stage_loads", "job_overheads"):
+                "sweep_points", "sweep_parameters", "step_breakdown", "stage_loads", "job_overheads", "op_breakdown"):
         from . import report
 
         return getattr(report, name)

@@ -405,6 +405,46 @@ def job_overheads(run: RunOrPath) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).set_index(["job", "item"])
 
 
+# How many (phase, kind) groups of each job the report prints before summing the rest.
+REPORT_OP_GROUPS = 6
+
+# The columns of /training/<job>/ops a breakdown can group by, and those it sums (docs/output-format.md).
+OP_KEYS = ("op", "kind", "phase", "bound", "layer")
+OP_SUMS = (("flops", "flops"), ("bytes", "bytes"), ("time", "time_s"), ("energy", "energy_J"))
+
+
+def op_breakdown(run: RunOrPath, by: Union[str, Sequence[str]] = ("phase", "kind")) -> pd.DataFrame:
+    """Where each first-principles job's joules go, from its per-op table (/training/<job>/ops):
+    the op rows summed by `by` (any of op, kind, phase, bound, layer; one may be given as a
+    string), indexed by (job, *by), with `flops`, `bytes`, `time_s`, `energy_J` and
+    `energy_share` and `time_share`, the group's share of the job's op rows. The rows are one
+    microbatch's ops on one tensor-parallel rank (every pipeline stage's), then the optimizer
+    and the step's exposed communication, which carries no energy (docs/output-format.md): the
+    energy shares are those of the device energy of the ops, not of the step's static power, and
+    the times do not add up to the step. Within a job the groups are sorted by energy, largest
+    first. Empty when no job was costed from first principles."""
+    keys = [by] if isinstance(by, str) else list(by)
+    unknown = [k for k in keys if k not in OP_KEYS]
+    if not keys or unknown:
+        raise ValueError(f"op_breakdown: by must name some of {', '.join(OP_KEYS)}; got {by!r}")
+    frames = []
+    for job, t in _job_tables(run, "ops", list(OP_KEYS) + [c for c, _ in OP_SUMS]):
+        sums = t.groupby(keys, sort=False)[[c for c, _ in OP_SUMS]].sum().rename(columns=dict(OP_SUMS))
+        energy, time = float(t["energy"].sum()), float(t["time"].sum())
+        sums["energy_share"] = sums["energy_J"] / energy if energy > 0 else 0.0
+        sums["time_share"] = sums["time_s"] / time if time > 0 else 0.0
+        sums = sums.sort_values("energy_J", ascending=False, kind="stable").reset_index()
+        sums.insert(0, "job", job)
+        frames.append(sums)
+    if not frames:
+        empty = pd.DataFrame({"job": pd.Series(dtype=object),
+                              **{k: pd.Series(dtype="int64" if k == "layer" else object) for k in keys},
+                              **{name: pd.Series(dtype="float64") for _, name in OP_SUMS},
+                              "energy_share": pd.Series(dtype="float64"), "time_share": pd.Series(dtype="float64")})
+        return empty.set_index(["job"] + keys)
+    return pd.concat(frames, ignore_index=True).set_index(["job"] + keys)
+
+
 def _table_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "(none)"
@@ -490,6 +530,22 @@ def format_report(run: RunOrPath) -> str:
     if not steps.empty:
         lines += ["", "Where each first-principles step goes (share of the step; step in s):",
                   _table_text(steps.reset_index())]
+    ops = op_breakdown(run)
+    if not ops.empty:
+        # The largest groups of each job, the rest summed (since session 53).
+        shown = []
+        for job, g in ops.groupby(level="job", sort=False):
+            g = g.reset_index()
+            top, rest = g.head(REPORT_OP_GROUPS), g.iloc[REPORT_OP_GROUPS:]
+            if not rest.empty:
+                other = {"job": job, "phase": "(others)", "kind": f"{len(rest)} groups"}
+                other.update({c: rest[c].sum() for c in ("flops", "bytes", "time_s", "energy_J", "energy_share", "time_share")})
+                top = pd.concat([top, pd.DataFrame([other])], ignore_index=True)
+            shown.append(top)
+        lines += ["", "Where each first-principles job's op energy goes (one microbatch's ops and the step's update, "
+                      "device energy in J, by phase and kind, largest first):",
+                  _table_text(pd.concat(shown, ignore_index=True)[
+                      ["job", "phase", "kind", "energy_J", "energy_share", "time_s", "time_share", "flops", "bytes"]])]
     overheads = job_overheads(run)
     if not overheads.empty and (overheads.reset_index()["item"] != "training").any():
         lines += ["", "Each first-principles job's wall time by item (s, IT energy in J, share of the job's time):",

@@ -346,6 +346,98 @@ def test_stage_loads_reads_each_jobs_pipeline_devices(run_file):
     assert df.loc[("gpt3", 0), "layers"] == pytest.approx(3.0)
 
 
+def _write_ops(run_file):
+    """A first-principles job's per-op table: a GEMM forward (3 J) and backward (6 J) and a norm
+    (0.5 J) in block 0, the optimizer (0.5 J) and the step's exposed all-reduce (no energy) at -1:
+    10 J in all, so the shares are 0.6, 0.3, 0.05, 0.05 and 0."""
+    text = h5py.string_dtype("utf-8")
+    columns = (("op", ["qkv", "qkv", "norm", "optimizer.adam", "data.allreduce"], ""),
+               ("kind", ["matmul", "matmul", "elementwise", "elementwise", "communication"], ""),
+               ("phase", ["fwd", "bwd", "fwd", "opt", "comm"], ""),
+               ("flops", np.array([2e9, 4e9, 1e6, 2e6, 0.0]), "FLOP"),
+               ("bytes", np.array([1e8, 2e8, 5e7, 4e7, 0.0]), "B"),
+               ("time", np.array([0.01, 0.02, 0.004, 0.004, 0.012]), "s"),
+               ("energy", np.array([3.0, 6.0, 0.5, 0.5, 0.0]), "J"),
+               ("bound", ["compute", "compute", "memory", "memory", "communication"], ""),
+               ("layer", np.array([0, 0, 0, -1, -1], dtype=np.int64), "1"))
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/ops")
+        for name, values, units in columns:
+            if isinstance(values, list):
+                g.create_dataset(name, data=values, dtype=text)
+            else:
+                g.create_dataset(name, data=values)
+            g[name].attrs.create("units", units, dtype=text)
+        g.attrs.create("columns", ",".join(c[0] for c in columns), dtype=text)
+
+
+def test_op_breakdown_sums_each_jobs_ops_by_phase_and_kind(run_file, capsys):
+    from dlcarbon_analysis import op_breakdown
+
+    _write_ops(run_file)
+    df = op_breakdown(run_file)
+    assert list(df.index.names) == ["job", "phase", "kind"]
+    # Largest energy first; the two GEMM rows are two groups (fwd, bwd), the norm and the update two more.
+    assert list(df.index)[:2] == [("gpt3", "bwd", "matmul"), ("gpt3", "fwd", "matmul")]
+    assert df.loc[("gpt3", "bwd", "matmul"), "energy_share"] == pytest.approx(0.6)
+    assert df.loc[("gpt3", "fwd", "elementwise"), "energy_J"] == pytest.approx(0.5)
+    assert df.loc[("gpt3", "opt", "elementwise"), "flops"] == pytest.approx(2e6)
+    assert df.loc[("gpt3", "comm", "communication"), "energy_share"] == 0
+    # Time shares over the rows' 0.05 s: the exposed all-reduce's 0.012 s is 0.24 of it.
+    assert df.loc[("gpt3", "comm", "communication"), "time_share"] == pytest.approx(0.24)
+    assert df["energy_share"].sum() == pytest.approx(1.0)
+    # By block: block 0 holds 9.5 of the 10 J; by one key given as a string.
+    layers = op_breakdown(run_file, by="layer")
+    assert layers.loc[("gpt3", 0), "energy_J"] == pytest.approx(9.5)
+    assert layers.loc[("gpt3", -1), "bytes"] == pytest.approx(4e7)
+    by_op = op_breakdown(run_file, by=["op"])
+    assert by_op.loc[("gpt3", "qkv"), "time_s"] == pytest.approx(0.03)
+    with pytest.raises(ValueError, match="by must name"):
+        op_breakdown(run_file, by="flops")
+    with pytest.raises(ValueError, match="by must name"):
+        op_breakdown(run_file, by=[])
+    assert main([str(run_file)]) == 0
+    out = capsys.readouterr().out
+    assert "Where each first-principles job's op energy goes" in out
+    assert "(others)" not in out  # 5 groups: all shown
+
+
+def test_report_sums_a_jobs_smaller_op_groups(run_file, capsys):
+    # Eight (phase, kind) groups of 8, 7, ..., 1 J: the report prints the six largest and sums the
+    # last two (2 + 1 = 3 J, 3/36 of the energy) as "(others)".
+    text = h5py.string_dtype("utf-8")
+    kinds = ["matmul", "elementwise", "softmax", "norm", "attention", "conv2d", "pool", "embedding"]
+    columns = (("op", [f"op{i}" for i in range(8)], ""), ("kind", kinds, ""), ("phase", ["fwd"] * 8, ""),
+               ("flops", np.ones(8), "FLOP"), ("bytes", np.ones(8), "B"), ("time", np.full(8, 0.5), "s"),
+               ("energy", np.arange(8.0, 0.0, -1.0), "J"), ("bound", ["compute"] * 8, ""),
+               ("layer", np.zeros(8, dtype=np.int64), "1"))
+    with h5py.File(run_file, "a") as f:
+        g = f.create_group("training/gpt3/ops")
+        for name, values, units in columns:
+            g.create_dataset(name, data=values, dtype=text if isinstance(values, list) else None)
+            g[name].attrs.create("units", units, dtype=text)
+        g.attrs.create("columns", ",".join(c[0] for c in columns), dtype=text)
+    assert main([str(run_file)]) == 0
+    out = capsys.readouterr().out
+    section = out.split("Where each first-principles job's op energy goes")[1].split("\n\n")[0]
+    assert "conv2d" in section and "pool" not in section and "embedding" not in section
+    others = [line for line in section.splitlines() if "(others)" in line]
+    assert len(others) == 1 and "2 groups" in others[0]
+    assert others[0].split()[4] == "3.000"  # energy_J
+    assert others[0].split()[5] == format_number(3.0 / 36.0)
+
+
+def test_op_breakdown_is_empty_without_first_principles_jobs(run_file):
+    from dlcarbon_analysis import op_breakdown
+
+    df = op_breakdown(run_file)
+    assert df.empty
+    assert list(df.index.names) == ["job", "phase", "kind"]
+    for column in ("flops", "bytes", "time_s", "energy_J", "energy_share", "time_share"):
+        assert df[column].dtype == "float64"
+    assert list(op_breakdown(run_file, by="layer").index.names) == ["job", "layer"]
+
+
 def test_stage_loads_is_empty_without_first_principles_jobs(run_file):
     from dlcarbon_analysis import stage_loads
 
