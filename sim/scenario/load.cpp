@@ -788,6 +788,26 @@ void check_layout_key(const Value& at, const ModelDesign& design, const std::str
           text::quoted(model_id) + " has none");
 }
 
+// The model an inference job or a deployment names (`m` has "model"), taken into `costed`: its id
+// and design, and its layout unless this piece gives one. A model without convolutions given here
+// drops a layout an earlier piece gave (`from`, a sweep's base), as a model that does not generate
+// drops a request (since session 42, a review: the inherited key was refused at the parent's line
+// and could not be unset). A model without a design has nothing to cost.
+template <class Costed, class Draft>
+void take_costed_model(Builder& b, const MapView& m, Costed& costed, Draft& draft) {
+  const Model& model = b.model(m.at("model"));
+  costed.model_id = model.id;
+  costed.design = model.design;
+  if (!m.has("layout") && !has_convolutions(model.design)) {
+    draft.layout_given = false;
+    draft.layout_at.reset();
+  }
+  if (!draft.layout_given) costed.layout = model.layout;
+  if (std::holds_alternative<std::monostate>(model.design)) {
+    m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
+  }
+}
+
 // --- models ----------------------------------------------------------------------------
 
 const EntityKind<ModelDraft>& Builder::model_kind() {
@@ -1714,22 +1734,7 @@ const EntityKind<InferenceDraft>& inference_kind_table() {
         InferenceJob& j = d.job;
         if (m.has("id")) j.id = detail::read_id(m.at("id"));
         if (m.has("name")) detail::read_text(m.at("name"));
-        if (m.has("model")) {
-          const Model& model = b.model(m.at("model"));
-          j.model_id = model.id;
-          j.design = model.design;
-          // A model without convolutions given here drops a layout an earlier piece gave, as a
-          // model that does not generate drops a request (since session 42, a review: the
-          // inherited key was refused at the parent's line and could not be unset).
-          if (!m.has("layout") && !has_convolutions(model.design)) {
-            d.layout_given = false;
-            d.layout_at.reset();
-          }
-          if (!d.layout_given) j.layout = model.layout;
-          if (std::holds_alternative<std::monostate>(model.design)) {
-            m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
-          }
-        }
+        if (m.has("model")) take_costed_model(b, m, j, d);
         if (m.has("hardware")) j.hardware = b.hardware_ref(m.at("hardware"));
         if (m.has("datacenter")) j.datacenter = b.datacenter_ref(m.at("datacenter"));
         if (m.has("batch")) j.batch = detail::read_positive_int(m.at("batch"));
@@ -1905,18 +1910,7 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
         if (m.has("id")) d.id = detail::read_id(m.at("id"));
         if (m.has("name")) detail::read_text(m.at("name"));
         if (m.has("model")) {
-          const Model& model = b.model(m.at("model"));
-          d.model_id = model.id;
-          d.design = model.design;
-          // (As for an inference job: a model without convolutions drops an inherited layout.)
-          if (!m.has("layout") && !has_convolutions(model.design)) {
-            dr.layout_given = false;
-            dr.layout_at.reset();
-          }
-          if (!dr.layout_given) d.layout = model.layout;
-          if (std::holds_alternative<std::monostate>(model.design)) {
-            m.at("model").fail("model " + text::quoted(model.id) + " has no design to cost");
-          }
+          take_costed_model(b, m, d, dr);
           // A model given here that is not a language model drops a request an earlier piece gave
           // (`from`, a sweep's base), as `kind` drops the other kind's keys: only this piece's own
           // keys are held against it (since session 39; before, the inherited request was refused
@@ -2254,8 +2248,10 @@ const EntityKind<DeploymentDraft>& deployment_kind_table() {
               st.at("from").fail("dated at or after the deployment's end: this step never runs");
             }
             if (i + 1 < d.mix.size() && d.mix[i + 1].from_unix_s <= d.start_unix_s) {
-              (st.has("from") ? st.at("from") : item).fail("hardware_mix[" + std::to_string(i + 1) +
-                                                           "] replaces this step before the deployment starts: it never runs");
+              const std::string why =
+                  "hardware_mix[" + std::to_string(i + 1) + "] replaces this step before the deployment starts: it never runs";
+              if (st.has("from")) st.at("from").fail(why);
+              item.fail(why);
             }
           }
         }
