@@ -9,6 +9,7 @@
 using dlcarbon::test::approx;
 
 #include <algorithm>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@ using dlcarbon::test::approx;
 #include <fstream>
 #include <cmath>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -417,6 +419,27 @@ TEST_CASE("first-principles run: predicted duration, MFU and a per-op table") {
   CHECK(r.out.find("  pretrain: step ") != std::string::npos);
   CHECK(r.out.find(" steps, ") != std::string::npos);
   CHECK(r.out.find("accelerator-hours; step: compute ") != std::string::npos);
+  // And below it where the op energy goes (since session 53): the largest (kind, phase) group of
+  // the per-op table first, with its share of the rows' energy.
+  {
+    const auto& kind = std::get<std::vector<std::string>>(ops->find("kind")->values);
+    const auto& phase = std::get<std::vector<std::string>>(ops->find("phase")->values);
+    const auto& energy = std::get<std::vector<double>>(ops->find("energy")->values);
+    std::map<std::string, double> groups;
+    double all = 0;
+    for (std::size_t i = 0; i < energy.size(); ++i) {
+      groups[kind[i] + " " + phase[i]] += energy[i];
+      all += energy[i];
+    }
+    const auto top = std::max_element(groups.begin(), groups.end(),
+                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+    REQUIRE(all > 0);
+    char expected[96];
+    std::snprintf(expected, sizeof expected, "device only): %s %.0f %%, ", top->first.c_str(), 100 * top->second / all);
+    INFO(r.out);
+    CHECK(r.out.find("\n    op energy (one microbatch's ops and the update, device only): ") != std::string::npos);
+    CHECK(r.out.find(expected) != std::string::npos);
+  }
   fs::remove(out);
 }
 
