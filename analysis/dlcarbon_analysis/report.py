@@ -414,23 +414,30 @@ OP_SUMS = (("flops", "flops"), ("bytes", "bytes"), ("time", "time_s"), ("energy"
 
 
 def op_breakdown(run: RunOrPath, by: Union[str, Sequence[str]] = ("phase", "kind")) -> pd.DataFrame:
-    """Where each first-principles job's joules go, from its per-op table (/training/<job>/ops):
-    the op rows summed by `by` (any of op, kind, phase, bound, layer; one may be given as a
-    string), indexed by (job, *by), with `flops`, `bytes`, `time_s`, `energy_J` and
-    `energy_share` and `time_share`, the group's share of the job's op rows. The rows are one
-    microbatch's ops on one tensor-parallel rank (every pipeline stage's), then the optimizer
-    and the step's exposed communication, which carries no energy (docs/output-format.md): the
-    energy shares are those of the device energy of the ops, not of the step's static power, and
-    the times do not add up to the step. Within a job the groups are sorted by energy, largest
-    first. Empty when no job was costed from first principles."""
+    """Where each first-principles job's kernel energy goes in a step, from its per-op table
+    (/training/<job>/ops): each row's flops, bytes, time and energy times `per_step`, the times
+    it runs a step on the average device (microbatches / pipeline devices for a forward or
+    backward row, 1 for the update and the communication), summed by `by` (any of op, kind,
+    phase, bound, layer; one may be given as a string), indexed by (job, *by), with `flops`,
+    `bytes`, `time_s`, `energy_J` (a step, the average device) and `energy_share` and
+    `time_share`, the group's share of the job's. The communication rows carry no energy and their
+    time is what the step leaves exposed; the energy is the kernels' (device energy), not the
+    step's static power (docs/output-format.md). A file written before `per_step` existed (before
+    session 53) is read with 1 for every row: one microbatch's ops and the step's update. Within a
+    job the groups are sorted by energy, largest first. Empty when no job was costed from first
+    principles."""
     keys = [by] if isinstance(by, str) else list(by)
     unknown = [k for k in keys if k not in OP_KEYS]
     if not keys or unknown:
         raise ValueError(f"op_breakdown: by must name some of {', '.join(OP_KEYS)}; got {by!r}")
     frames = []
     for job, t in _job_tables(run, "ops", list(OP_KEYS) + [c for c, _ in OP_SUMS]):
-        sums = t.groupby(keys, sort=False)[[c for c, _ in OP_SUMS]].sum().rename(columns=dict(OP_SUMS))
-        energy, time = float(t["energy"].sum()), float(t["time"].sum())
+        runs = t["per_step"] if "per_step" in t.columns else 1.0
+        weighted = t[keys].copy()
+        for column, name in OP_SUMS:
+            weighted[name] = t[column] * runs
+        sums = weighted.groupby(keys, sort=False)[[name for _, name in OP_SUMS]].sum()
+        energy, time = float(weighted["energy_J"].sum()), float(weighted["time_s"].sum())
         sums["energy_share"] = sums["energy_J"] / energy if energy > 0 else 0.0
         sums["time_share"] = sums["time_s"] / time if time > 0 else 0.0
         sums = sums.sort_values("energy_J", ascending=False, kind="stable").reset_index()
@@ -532,9 +539,12 @@ def format_report(run: RunOrPath) -> str:
                   _table_text(steps.reset_index())]
     ops = op_breakdown(run)
     if not ops.empty:
-        # The largest groups of each job, the rest summed (since session 53).
+        # The largest groups of each job that ran, the rest summed (since session 53).
+        ran = set(raw["job"][raw["status"] == "ok"]) if "status" in raw.columns else set(raw["job"])
         shown = []
         for job, g in ops.groupby(level="job", sort=False):
+            if job not in ran:
+                continue
             g = g.reset_index()
             top, rest = g.head(REPORT_OP_GROUPS), g.iloc[REPORT_OP_GROUPS:]
             if not rest.empty:
@@ -542,10 +552,11 @@ def format_report(run: RunOrPath) -> str:
                 other.update({c: rest[c].sum() for c in ("flops", "bytes", "time_s", "energy_J", "energy_share", "time_share")})
                 top = pd.concat([top, pd.DataFrame([other])], ignore_index=True)
             shown.append(top)
-        lines += ["", "Where each first-principles job's op energy goes (one microbatch's ops and the step's update, "
-                      "device energy in J, by phase and kind, largest first):",
-                  _table_text(pd.concat(shown, ignore_index=True)[
-                      ["job", "phase", "kind", "energy_J", "energy_share", "time_s", "time_share", "flops", "bytes"]])]
+        if shown:
+            lines += ["", "Where each first-principles job's kernel energy goes in a step (the average device, "
+                          "J, by phase and kind, largest first):",
+                      _table_text(pd.concat(shown, ignore_index=True)[
+                          ["job", "phase", "kind", "energy_J", "energy_share", "time_s", "time_share", "flops", "bytes"]])]
     overheads = job_overheads(run)
     if not overheads.empty and (overheads.reset_index()["item"] != "training").any():
         lines += ["", "Each first-principles job's wall time by item (s, IT energy in J, share of the job's time):",

@@ -348,8 +348,9 @@ def test_stage_loads_reads_each_jobs_pipeline_devices(run_file):
 
 def _write_ops(run_file):
     """A first-principles job's per-op table: a GEMM forward (3 J) and backward (6 J) and a norm
-    (0.5 J) in block 0, the optimizer (0.5 J) and the step's exposed all-reduce (no energy) at -1:
-    10 J in all, so the shares are 0.6, 0.3, 0.05, 0.05 and 0."""
+    (0.5 J) in block 0, run twice a step (`per_step` 2: two microbatches, no pipeline), the update
+    (0.5 J) and the step's exposed all-reduce (no energy) at -1, once: 6 + 12 + 1 + 0.5 = 19.5 J a
+    step, so the shares are 12/19.5, 6/19.5, 1/19.5, 0.5/19.5 and 0."""
     text = h5py.string_dtype("utf-8")
     columns = (("op", ["qkv", "qkv", "norm", "optimizer.adam", "data.allreduce"], ""),
                ("kind", ["matmul", "matmul", "elementwise", "elementwise", "communication"], ""),
@@ -359,7 +360,8 @@ def _write_ops(run_file):
                ("time", np.array([0.01, 0.02, 0.004, 0.004, 0.012]), "s"),
                ("energy", np.array([3.0, 6.0, 0.5, 0.5, 0.0]), "J"),
                ("bound", ["compute", "compute", "memory", "memory", "communication"], ""),
-               ("layer", np.array([0, 0, 0, -1, -1], dtype=np.int64), "1"))
+               ("layer", np.array([0, 0, 0, -1, -1], dtype=np.int64), "1"),
+               ("per_step", np.array([2.0, 2.0, 2.0, 1.0, 1.0]), "1"))
     with h5py.File(run_file, "a") as f:
         g = f.create_group("training/gpt3/ops")
         for name, values, units in columns:
@@ -379,32 +381,36 @@ def test_op_breakdown_sums_each_jobs_ops_by_phase_and_kind(run_file, capsys):
     assert list(df.index.names) == ["job", "phase", "kind"]
     # Largest energy first; the two GEMM rows are two groups (fwd, bwd), the norm and the update two more.
     assert list(df.index)[:2] == [("gpt3", "bwd", "matmul"), ("gpt3", "fwd", "matmul")]
-    assert df.loc[("gpt3", "bwd", "matmul"), "energy_share"] == pytest.approx(0.6)
-    assert df.loc[("gpt3", "fwd", "elementwise"), "energy_J"] == pytest.approx(0.5)
+    assert df.loc[("gpt3", "bwd", "matmul"), "energy_share"] == pytest.approx(12 / 19.5)
+    assert df.loc[("gpt3", "fwd", "elementwise"), "energy_J"] == pytest.approx(1.0)
+    assert df.loc[("gpt3", "fwd", "matmul"), "flops"] == pytest.approx(4e9)
     assert df.loc[("gpt3", "opt", "elementwise"), "flops"] == pytest.approx(2e6)
+    assert df.loc[("gpt3", "opt", "elementwise"), "energy_share"] == pytest.approx(0.5 / 19.5)
     assert df.loc[("gpt3", "comm", "communication"), "energy_share"] == 0
-    # Time shares over the rows' 0.05 s: the exposed all-reduce's 0.012 s is 0.24 of it.
-    assert df.loc[("gpt3", "comm", "communication"), "time_share"] == pytest.approx(0.24)
+    # Time shares over a step's 0.084 s (0.02 + 0.04 + 0.008 + 0.004 + 0.012): the exposed
+    # all-reduce's 0.012 s is a seventh of it.
+    assert df.loc[("gpt3", "comm", "communication"), "time_share"] == pytest.approx(0.012 / 0.084)
     assert df["energy_share"].sum() == pytest.approx(1.0)
-    # By block: block 0 holds 9.5 of the 10 J; by one key given as a string.
+    # By block: block 0 holds 19 of the 19.5 J; by one key given as a string.
     layers = op_breakdown(run_file, by="layer")
-    assert layers.loc[("gpt3", 0), "energy_J"] == pytest.approx(9.5)
+    assert layers.loc[("gpt3", 0), "energy_J"] == pytest.approx(19.0)
     assert layers.loc[("gpt3", -1), "bytes"] == pytest.approx(4e7)
     by_op = op_breakdown(run_file, by=["op"])
-    assert by_op.loc[("gpt3", "qkv"), "time_s"] == pytest.approx(0.03)
+    assert by_op.loc[("gpt3", "qkv"), "time_s"] == pytest.approx(0.06)
     with pytest.raises(ValueError, match="by must name"):
         op_breakdown(run_file, by="flops")
     with pytest.raises(ValueError, match="by must name"):
         op_breakdown(run_file, by=[])
     assert main([str(run_file)]) == 0
     out = capsys.readouterr().out
-    assert "Where each first-principles job's op energy goes" in out
+    assert "Where each first-principles job's kernel energy goes in a step" in out
     assert "(others)" not in out  # 5 groups: all shown
 
 
 def test_report_sums_a_jobs_smaller_op_groups(run_file, capsys):
     # Eight (phase, kind) groups of 8, 7, ..., 1 J: the report prints the six largest and sums the
-    # last two (2 + 1 = 3 J, 3/36 of the energy) as "(others)".
+    # last two (2 + 1 = 3 J, 3/36 of the energy) as "(others)". A table without `per_step` (a file
+    # written before session 53) counts every row once.
     text = h5py.string_dtype("utf-8")
     kinds = ["matmul", "elementwise", "softmax", "norm", "attention", "conv2d", "pool", "embedding"]
     columns = (("op", [f"op{i}" for i in range(8)], ""), ("kind", kinds, ""), ("phase", ["fwd"] * 8, ""),
@@ -419,7 +425,7 @@ def test_report_sums_a_jobs_smaller_op_groups(run_file, capsys):
         g.attrs.create("columns", ",".join(c[0] for c in columns), dtype=text)
     assert main([str(run_file)]) == 0
     out = capsys.readouterr().out
-    section = out.split("Where each first-principles job's op energy goes")[1].split("\n\n")[0]
+    section = out.split("Where each first-principles job's kernel energy goes in a step")[1].split("\n\n")[0]
     assert "conv2d" in section and "pool" not in section and "embedding" not in section
     others = [line for line in section.splitlines() if "(others)" in line]
     assert len(others) == 1 and "2 groups" in others[0]

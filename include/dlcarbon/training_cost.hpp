@@ -75,6 +75,13 @@ struct StepComponent {
 };
 std::vector<StepComponent> step_components(const StepCost& c);
 
+// How many times one op row's kernels run in a step on the average device (docs/output-format.md,
+// `per_step` of `/training/<job>/ops`): a forward or backward row is one microbatch on the device
+// of its stage, so microbatches / pipeline devices; the update and the communication rows are the
+// step's already, 1. An op row's energy times this, summed, is the average device's kernel energy
+// a step (since session 53).
+double runs_per_step(const StepCost& c, const OpCostRow& row);
+
 StepCost cost_training_step(const TrainingJob& job);
 
 }  // namespace dlcarbon

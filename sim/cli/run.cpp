@@ -52,21 +52,23 @@ std::string flash1_note(const std::string& id, const std::string& fusion, const 
          " wide; its attention is costed as if it ran\n";
 }
 
-// Where a first-principles job's op energy goes, on the line below its step (since session 53): the
-// three largest (kind, phase) groups of its per-op table (/training/<job>/ops: one microbatch's ops
-// and the step's update, device energy), with their shares; nothing where the ops carry no energy.
-std::string op_energy_line(const std::vector<OpCostRow>& ops) {
+// Where a first-principles job's kernel energy goes in a step, on the line below its step (since
+// session 53): the three largest (kind, phase) groups of its per-op table, each row's energy times
+// the times it runs a step on the average device (runs_per_step), with their shares; nothing where
+// the ops carry no energy.
+std::string op_energy_line(const StepCost& c) {
   std::map<std::pair<std::string, std::string>, double> groups;
   double total = 0;
-  for (const auto& o : ops) {
-    groups[{o.kind, o.phase}] += o.energy_j;
-    total += o.energy_j;
+  for (const auto& o : c.ops) {
+    const double energy = o.energy_j * runs_per_step(c, o);
+    groups[{o.kind, o.phase}] += energy;
+    total += energy;
   }
-  if (!(total > 0)) return "";
+  if (!(total > 0) || !std::isfinite(total)) return "";
   std::vector<std::pair<double, std::pair<std::string, std::string>>> largest;
   for (const auto& [key, energy] : groups) largest.push_back({energy, key});
   std::stable_sort(largest.begin(), largest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::string line = "    op energy (one microbatch's ops and the update, device only):";
+  std::string line = "    kernel energy a step (the average device):";
   for (std::size_t k = 0; k < largest.size() && k < 3; ++k) {
     char share[32];
     std::snprintf(share, sizeof share, "%.0f %%", 100 * largest[k].first / total);
@@ -486,7 +488,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
                    format_number(r.footprint.accelerator_time_s / 3600.0, 4) + " accelerator-hours; step: compute " +
                    percent(c.compute_s) + ", communication " + percent(communication) + ", pipeline bubble " +
                    percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";
-      job_lines += op_energy_line(c.ops);
+      job_lines += op_energy_line(c);
     }
     // An accounting job (its duration given) holds its overheads in that duration: those it names
     // apply where its hours are predicted (`validate --mode first-principles`), said rather than

@@ -115,10 +115,11 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (!results[i].step) continue;
     std::vector<std::string> op, kind, phase, bound;
-    std::vector<double> f, b, t, e;
+    std::vector<double> f, b, t, e, per_step;
     std::vector<std::int64_t> layer;
     for (const auto& row : results[i].step->ops) {
       op.push_back(row.op);
+      per_step.push_back(runs_per_step(*results[i].step, row));
       layer.push_back(row.layer);
       kind.push_back(row.kind);
       phase.push_back(row.phase);
@@ -172,7 +173,8 @@ RunRecord make_run_record(const Scenario& scenario, const std::vector<TrainingRe
     r.tables.push_back(Table{"training/" + scenario.training[i].id + "/ops",
                              {column("op", "", op), column("kind", "", kind), column("phase", "", phase),
                               column("flops", "FLOP", f), column("bytes", "B", b), column("time", "s", t),
-                              column("energy", "J", e), column("bound", "", bound), column("layer", "1", layer)}});
+                              column("energy", "J", e), column("bound", "", bound), column("layer", "1", layer),
+                              column("per_step", "1", per_step)}});
   }
   if (!scenario.inference.empty()) {
     std::vector<std::string> id, model, hw, dc, region, layout, input_layout, inf_status;

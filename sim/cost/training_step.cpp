@@ -1863,6 +1863,11 @@ StepCost cost_training_step(const TrainingJob& job) {
   return c;
 }
 
+double runs_per_step(const StepCost& c, const OpCostRow& row) {
+  if (row.phase != "fwd" && row.phase != "bwd") return 1.0;
+  return static_cast<double>(c.microbatches) / static_cast<double>(std::max<std::int64_t>(1, c.pipeline));
+}
+
 std::vector<StepComponent> step_components(const StepCost& c) {
   if (!c.fits) return {};
   return {{"compute", c.compute_s},
