@@ -55,6 +55,12 @@ fs::path fresh_dir(const std::string& name) {
   fs::create_directories(d);
   return d;
 }
+// `dlcarbon run` of a shipped scenario (a path under the source tree) with the shipped catalogs,
+// writing `out`.
+Result run_shipped(const std::string& scenario, const fs::path& out) {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  return run({"run", (source / scenario).string(), "--data-dir", (source / "data").string(), "-o", out.string()});
+}
 // The whole of a text file.
 std::string file_text(const fs::path& file) {
   std::ifstream in(file);
@@ -2012,8 +2018,7 @@ TEST_CASE("run notes a design whose counted parameters are more than 1 % from it
 TEST_CASE("the step model holds across every row of llm-foundry's A100 40 GB table") {
   const fs::path source = DLCARBON_SOURCE_DIR;
   const fs::path dir = fresh_dir("foundry-table");
-  const auto ran = run({"run", (source / "scenarios/tables/llm-foundry-a100-40gb.yaml").string(), "--data-dir",
-                        (source / "data").string(), "-o", (dir / "t.h5").string()});
+  const auto ran = run_shipped("scenarios/tables/llm-foundry-a100-40gb.yaml", dir / "t.h5");
   INFO(ran.err);
   REQUIRE(ran.code == 0);
   // Every design counts the table's NumParams within 1 % (no note), and exactly where checked.
@@ -2053,10 +2058,8 @@ TEST_CASE("the step model holds across every row of llm-foundry's A100 40 GB tab
 // 2 sequences of 4,096 a GPU and no checkpointing, at 61 % MFU; the model's estimate of what it
 // holds lies between the two readings, so the row fits only with the driver's capacity.
 TEST_CASE("device capacities are what a program sees: torchtitan's Llama 2 13B without checkpointing fits an A100 80 GB") {
-  const fs::path source = DLCARBON_SOURCE_DIR;
   const fs::path dir = fresh_dir("torchtitan");
-  const auto ran = run({"run", (source / "scenarios/anchors/a100-80gb-torchtitan.yaml").string(), "--data-dir",
-                        (source / "data").string(), "-o", (dir / "t.h5").string()});
+  const auto ran = run_shipped("scenarios/anchors/a100-80gb-torchtitan.yaml", dir / "t.h5");
   INFO(ran.out, ran.err);
   REQUIRE(ran.code == 0);
   const RunRecord rec = read_run(dir / "t.h5");
