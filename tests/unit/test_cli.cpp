@@ -19,6 +19,7 @@ using dlcarbon::test::approx;
 #include <iterator>
 #include <map>
 #include <set>
+#include <regex>
 #include <sstream>
 
 #include <unistd.h>
@@ -2051,6 +2052,38 @@ TEST_CASE("the step model holds across every row of llm-foundry's A100 40 GB tab
   CHECK(median > 0);
   CHECK(median <= 7.0);
   fs::remove_all(dir);
+}
+
+// The issue's first-principles targets on the shipped published runs (docs/validation.fp.md): the
+// median over the distinct runs at most 15 %, every run within +/-25 % (not met: 29 of 37 at session
+// 54, the 8 outside each documented); and the step model against the published step measurements
+// (39 of 67 within +/-10 %, median 8.93 % at session 54). A change to the cost model that loses a
+// run from the band, raises the median past the target or loses step figures fails here: such a
+// change is made knowingly, with these bounds and the doc updated together.
+TEST_CASE("first-principles validation of the shipped published runs holds its measured figures") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  // (Without --dir: scenarios/published and, in this mode, scenarios/anchors, as README runs it.)
+  const auto v = run({"validate", "--mode", "first-principles", "--data-dir", (source / "data").string()});
+  INFO(v.out, v.err);
+  REQUIRE((v.code == 0 || v.code == 1));
+  CHECK(v.err.rfind("dlcarbon validate: first-principles targets ", 0) == 0);
+  // "37 distinct runs (...the targets): 29 within +/-25 %; median |error| 11.1% (6ND baseline 25.3%)"
+  std::smatch runs;
+  REQUIRE(std::regex_search(v.out, runs, std::regex(R"((\d+) distinct runs \([^)]*\): (\d+) within \+/-25 %; median \|error\| ([0-9.]+)%)")));
+  const int distinct = std::stoi(runs[1]), within = std::stoi(runs[2]);
+  const double median = std::stod(runs[3]);
+  CHECK(distinct == 37);  // a run added to scenarios/published changes the count
+  CHECK(within >= 29);
+  CHECK(median > 0);
+  CHECK(median <= 15.0);
+  CHECK((v.code == 0) == (within == distinct));
+  // "67 published step figures; 39 within +/-10 %; median |step-time error| 8.93%"
+  std::smatch steps;
+  REQUIRE(std::regex_search(v.out, steps,
+                            std::regex(R"((\d+) published step figures; (\d+) within \+/-10 %; median \|step-time error\| ([0-9.]+)%)")));
+  CHECK(std::stoi(steps[1]) == 67);
+  CHECK(std::stoi(steps[2]) >= 39);
+  CHECK(std::stod(steps[3]) <= 10.0);
 }
 
 // Device memory is the total a program sees (since session 53: torch's 81,251 MiB for an A100 80 GB,

@@ -216,6 +216,14 @@ TEST_CASE("roofline time: compute-bound GEMM, memory-bound elementwise") {
   // bf16 falls back to the fp16 rate; a dtype with nothing near it is an error.
   CHECK(d.peak("bf16") == 1e14);
   CHECK(d.peak("tf32") == 1e13);
+  CHECK_THROWS_WITH_AS(d.peak("fp64"), "hardware made-up has no peak rate for fp64", std::invalid_argument);
+  // A part that lists only an 8-bit rate (a phone's NPU) says nothing of its float rates.
+  Hardware npu = made_up();
+  npu.peak_flop_per_s = {{"int8", 1e13}};
+  const auto n = hardware::make_device_model(npu);
+  CHECK(n.peak("int8") == 1e13);
+  CHECK_THROWS_AS(n.peak("fp16"), std::invalid_argument);
+  CHECK_THROWS_AS(n.peak("fp32"), std::invalid_argument);
 }
 
 TEST_CASE("non-matrix work runs at the vector rate where the catalog gives one (a TPU's VPU)") {
@@ -995,6 +1003,28 @@ TEST_CASE("a training step of a one-layer MLP, by hand") {
   CHECK(c.bubble_fraction == 0);
   CHECK(c.data_comm_s == 0);
   CHECK(c.ops.size() == 2 * 2 + 1);  // two ops x fwd/bwd, plus the optimizer
+  // Energy, by hand on the datasheet model (e_flop 5e-12 J, e_byte 2.5e-10 J, static 50 W, at most
+  // 250 W above it; "energy roofline from the datasheet model", below), one kernel_energy a row:
+  //   input fwd: 4e6 B x 2.5e-10 = 1e-3 J (under 250 W x 8e-6 s = 2e-3), + 50 W x 8e-6 s: 1.4e-3 J;
+  //   input bwd: 8e6 B: 2e-3 J (under 4e-3), + 50 x 1.6e-5: 2.8e-3 J;
+  //   dense.0 fwd: 2e9 x 5e-12 + 6e6 x 2.5e-10 = 1.15e-2 J, over 250 x 4e-5 = 1e-2: capped, + 2e-3: 1.2e-2 J;
+  //   dense.0 bwd (both products and the bias's gradient, 8.4004e-5 s): over 4e9 FLOP alone, 2e-2 J,
+  //   so at the cap 250 x 8.4004e-5 = 2.1001e-2, + 4.2002e-3: 2.52012e-2 J;
+  //   the update: 1.2012e7 FLOP on the vector units (fp32, a tenth of the 16-bit peak: 10 x e_flop)
+  //   6.006e-4 J + 4.004e7 B x 2.5e-10 = 1.001e-2 J (under 250 x 8.008e-5 = 2.002e-2), + 4.004e-3:
+  //   1.46146e-2 J.
+  // 5.60158e-2 J a step, no idle time (the step is all kernels): 5.60158e-2 / 2.28084e-4 s = 245.592 W,
+  // and no host power on this device.
+  CHECK(c.energy_per_step_j == approx(5.60158e-2));
+  CHECK(c.device_power_w == approx(5.60158e-2 / 2.28084e-4));
+  CHECK(c.power_per_accelerator_w == approx(c.device_power_w));
+  // A host share of 100 W an accelerator is drawn beside the device: 345.592 W an accelerator, and
+  // the step's device energy does not change (the host is the job's, per accelerator-hour).
+  TrainingJob hosted = mlp_job();
+  hosted.hardware.host_overhead_w = 100;
+  const StepCost h = cost_training_step(hosted);
+  CHECK(h.power_per_accelerator_w == approx(5.60158e-2 / 2.28084e-4 + 100));
+  CHECK(h.energy_per_step_j == approx(5.60158e-2));
   // On data (the default, `input_gradient: false`): the input has no backward and dense.0 computes
   // its weight gradient alone, 4e-5 s: 8e-6 + 4e-5 + 4e-5 + 4.004e-6 = 9.2004e-5 s (since session
   // 45, a review: 1.48004e-4 s).
