@@ -358,6 +358,9 @@ struct TrainingJob {
   std::optional<Parallelism> parallelism;
   std::string precision = "bf16";  // compute dtype
   std::string fusion = "elementwise";  // operator fusion: none, elementwise, attention, flash1-3 (graph.hpp)
+  // Whether a scenario file gave `fusion` (run's note on unfused attention where it did not; since
+  // session 54).
+  bool fusion_given = false;
   // Eager PyTorch outside attention: RMSNorm, rotary and gated activations as chains of kernels
   // (graph::GraphShape::eager). `eager: neox` (neox true, eager true): GPT-NeoX's layer code of
   // 2022-2023, Pythia's (graph::GraphShape::neox; since session 51).

@@ -52,6 +52,32 @@ std::string flash1_note(const std::string& id, const std::string& fusion, const 
          " wide; its attention is costed as if it ran\n";
 }
 
+// Said, not silent: a transformer on a GPU for which the catalog knows FlashAttention's rate, its
+// `fusion` not given, runs its attention unfused by default (`elementwise`: the score matrix is
+// written and read), as codes did before FlashAttention (2022); most codes since run it fused. The
+// note gives what `fusion: flash2` would change, costed (since session 54: a job written without
+// the key cost SmolLM3-3B's configuration 40 % more hours than with it). Empty where nothing would
+// change by at least 1 %, or where the job is not a transformer on such a GPU.
+std::string unfused_attention_note(const TrainingJob& job, const std::optional<StepCost>& step) {
+  if (job.fusion_given || job.hardware.kind != "gpu" || job.hardware.attention_efficiency.empty() || !step) return "";
+  const auto* t = std::get_if<TransformerDesign>(&job.design);
+  if (t == nullptr || t->heads <= 0) return "";
+  TrainingJob fused = job;
+  fused.fusion = "flash2";
+  const StepCost f = cost_training_step(fused);
+  if (!f.fits) return "";
+  const std::string head = "  note: " + job.id + ": `fusion` is not given, so its attention runs unfused (elementwise, the score matrix written and read); ";
+  if (!step->fits) {
+    return head + "with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on " + job.hardware.id +
+           ", it would fit (a step of " + format_number(f.step_s, 4) + " s)\n";
+  }
+  if (f.step_s > 0.99 * step->step_s) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f %%", 100 * (1 - f.step_s / step->step_s));
+  return head + "with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on " + job.hardware.id +
+         ", its step would be " + buf + " shorter\n";
+}
+
 // Where a first-principles job's kernel energy goes in a step, on the line below its step (since
 // session 53): the three largest (kind, phase) groups of its per-op table, each row's energy times
 // the times it runs a step on the average device (runs_per_step), with their shares; nothing where
@@ -469,6 +495,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const TrainingJob& job = scenario.training[i];
       job_lines += precision_note(job.id, job.hardware, job.precision);
       job_lines += flash1_note(job.id, job.fusion, job.design);
+      job_lines += unfused_attention_note(job, r.step);
       job_lines += params_note(job.id, scenario, job.model_id, r.step->parameters);
       job_lines += "  " + scenario.training[i].id + ": ";
       if (!r.ok) {

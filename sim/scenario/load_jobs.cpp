@@ -614,6 +614,7 @@ const EntityKind<JobDraft>& Builder::training_kind() {
         }
         if (m.has("fusion")) {
           j.fusion = detail::read_choice(m.at("fusion"), kFusions);
+          j.fusion_given = true;
           d.fusion_at = m.at("fusion");
         }
         if (m.has("eager")) {

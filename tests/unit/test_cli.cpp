@@ -2086,6 +2086,45 @@ TEST_CASE("first-principles validation of the shipped published runs holds its m
   CHECK(std::stod(steps[3]) <= 10.0);
 }
 
+// A transformer on a GPU that runs FlashAttention, its `fusion` not given, runs its attention
+// unfused by default; `run` says how much shorter the step would be with FlashAttention-2, from the
+// two steps as costed, and says nothing where the scenario names its fusion (since session 54).
+TEST_CASE("run notes what FlashAttention-2 would change where a GPU job's fusion is not given") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fresh_dir("unfused-note");
+  std::string text = file_text(source / "scenarios/published/huggingface2025-smollm3-3b.yaml");
+  const std::string given = "    fusion: flash2\n";
+  REQUIRE(text.find(given) != std::string::npos);
+  const auto write_run = [&](const std::string& name, const std::string& scenario) {
+    std::ofstream(dir / (name + ".yaml")) << scenario;
+    return run({"run", (dir / (name + ".yaml")).string(), "--data-dir", (source / "data").string(), "-o",
+                (dir / (name + ".h5")).string()});
+  };
+  const auto flash = write_run("flash", text);
+  REQUIRE(flash.code == 0);
+  CHECK(flash.out.find("`fusion` is not given") == std::string::npos);
+  std::string unset = text;
+  unset.erase(unset.find(given), given.size());
+  const auto unfused = write_run("unfused", unset);
+  INFO(unfused.out, unfused.err);
+  REQUIRE(unfused.code == 0);
+  const double step_flash = col<double>(read_run(dir / "flash.h5"), "summary/training", "step_time")[0];
+  const double step_unfused = col<double>(read_run(dir / "unfused.h5"), "summary/training", "step_time")[0];
+  REQUIRE(step_unfused > step_flash);
+  char shorter[16];
+  std::snprintf(shorter, sizeof shorter, "%.0f %%", 100 * (1 - step_flash / step_unfused));
+  CHECK(unfused.out.find("note: pretrain: `fusion` is not given, so its attention runs unfused (elementwise, the score matrix "
+                         "written and read); with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on "
+                         "nvidia-h100-sxm5, its step would be " + std::string(shorter) + " shorter") != std::string::npos);
+  // Given, the unfused kernels are the scenario's choice: no note.
+  std::string elementwise = text;
+  elementwise.replace(elementwise.find(given), given.size(), "    fusion: elementwise\n");
+  const auto chosen = write_run("chosen", elementwise);
+  REQUIRE(chosen.code == 0);
+  CHECK(chosen.out.find("`fusion` is not given") == std::string::npos);
+  fs::remove_all(dir);
+}
+
 // Device memory is the total a program sees (since session 53: torch's 81,251 MiB for an A100 80 GB,
 // where the catalog had read "80 GB" as 8e10 B). torchtitan ran Llama 2 13B on 64 of them with
 // 2 sequences of 4,096 a GPU and no checkpointing, at 61 % MFU; the model's estimate of what it
