@@ -54,28 +54,36 @@ std::string flash1_note(const std::string& id, const std::string& fusion, const 
 
 // Said, not silent: a transformer on a GPU for which the catalog knows FlashAttention's rate, its
 // `fusion` not given, runs its attention unfused by default (`elementwise`: the score matrix is
-// written and read), as codes did before FlashAttention (2022); most codes since run it fused. The
-// note gives what `fusion: flash2` would change, costed (since session 54: a job written without
-// the key cost SmolLM3-3B's configuration 40 % more hours than with it). Empty where nothing would
-// change by at least 1 %, or where the job is not a transformer on such a GPU.
-std::string unfused_attention_note(const TrainingJob& job, const std::optional<StepCost>& step) {
-  if (job.fusion_given || job.hardware.kind != "gpu" || job.hardware.attention_efficiency.empty() || !step) return "";
+// written and read), as codes did before FlashAttention (2022); most codes since run it fused.
+// `run` says what `fusion: flash2` would change, costed: a note under the job's line where its step
+// would be at least 1 % shorter, and the reason of a job that does not fit where it would then fit
+// (since session 54: a job written without the key cost SmolLM3-3B's configuration 40 % more hours
+// than with it). The step with FlashAttention-2, where the job is such a job; else nothing.
+std::optional<StepCost> flash2_instead(const TrainingJob& job, const std::optional<StepCost>& step) {
+  if (job.fusion_given || job.hardware.kind != "gpu" || job.hardware.attention_efficiency.empty() || !step) return std::nullopt;
   const auto* t = std::get_if<TransformerDesign>(&job.design);
-  if (t == nullptr || t->heads <= 0) return "";
+  if (t == nullptr || t->heads <= 0) return std::nullopt;
   TrainingJob fused = job;
   fused.fusion = "flash2";
-  const StepCost f = cost_training_step(fused);
-  if (!f.fits) return "";
-  const std::string head = "  note: " + job.id + ": `fusion` is not given, so its attention runs unfused (elementwise, the score matrix written and read); ";
-  if (!step->fits) {
-    return head + "with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on " + job.hardware.id +
-           ", it would fit (a step of " + format_number(f.step_s, 4) + " s)\n";
-  }
-  if (f.step_s > 0.99 * step->step_s) return "";
+  return cost_training_step(fused);
+}
+
+const char* const kUnfusedHead = "`fusion` is not given, so its attention runs unfused (elementwise, the score matrix written and read); ";
+
+std::string unfused_attention_note(const TrainingJob& job, const std::optional<StepCost>& step) {
+  const auto f = flash2_instead(job, step);
+  if (!f || !f->fits || !step->fits || f->step_s > 0.99 * step->step_s) return "";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f %%", 100 * (1 - f.step_s / step->step_s));
-  return head + "with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on " + job.hardware.id +
-         ", its step would be " + buf + " shorter\n";
+  std::snprintf(buf, sizeof buf, "%.0f %%", 100 * (1 - f->step_s / step->step_s));
+  return "  note: " + job.id + ": " + kUnfusedHead + "with FlashAttention-2 (`fusion: flash2`), as most codes since 2022 run it on " +
+         job.hardware.id + ", its step would be " + buf + " shorter\n";
+}
+
+// The reason of a job that does not fit, and what FlashAttention-2 would change where it would fit.
+std::string unfit_reason(const TrainingJob& job, const TrainingResult& r) {
+  const auto f = r.step && !r.step->fits ? flash2_instead(job, r.step) : std::nullopt;
+  if (!f || !f->fits) return r.reason;
+  return r.reason + "; " + kUnfusedHead + "with FlashAttention-2 (`fusion: flash2`) it would fit";
 }
 
 // Where a first-principles job's kernel energy goes in a step, on the line below its step (since
@@ -364,7 +372,7 @@ ScenarioOutcome simulate_scenario(const Scenario& scenario, int threads) {
     o.training.push_back(simulate_training(job));
     lifecycle::place_in_time(job, o.training.back().footprint);
     if (!o.training.back().ok) {
-      o.failures.push_back(format_input_error(job.origin, "training." + job.id, o.training.back().reason));
+      o.failures.push_back(format_input_error(job.origin, "training." + job.id, unfit_reason(job, o.training.back())));
     }
   }
   // A job that cannot run is a result with its reason (kept in the file); a single run then

@@ -2122,6 +2122,23 @@ TEST_CASE("run notes what FlashAttention-2 would change where a GPU job's fusion
   const auto chosen = write_run("chosen", elementwise);
   REQUIRE(chosen.code == 0);
   CHECK(chosen.out.find("`fusion` is not given") == std::string::npos);
+  // Five sequences a GPU do not fit unfused (the score matrices kept for the backward) but fit with
+  // FlashAttention-2: the single run's message says so, exit 2; given, the reason alone.
+  const std::string layout = "microbatch: 3, global_batch: 576";
+  REQUIRE(unset.find(layout) != std::string::npos);
+  std::string five = unset;
+  five.replace(five.find(layout), layout.size(), "microbatch: 5, global_batch: 960");
+  const auto unfit = write_run("unfit", five);
+  CHECK(unfit.code == 2);
+  CHECK(unfit.err.find("training.pretrain: does not fit: ") != std::string::npos);
+  CHECK(unfit.err.find("; `fusion` is not given, so its attention runs unfused (elementwise, the score matrix written and read); "
+                       "with FlashAttention-2 (`fusion: flash2`) it would fit\n") != std::string::npos);
+  std::string five_chosen = elementwise;
+  five_chosen.replace(five_chosen.find(layout), layout.size(), "microbatch: 5, global_batch: 960");
+  const auto unfit_chosen = write_run("unfit-chosen", five_chosen);
+  CHECK(unfit_chosen.code == 2);
+  CHECK(unfit_chosen.err.find("does not fit: ") != std::string::npos);
+  CHECK(unfit_chosen.err.find("`fusion` is not given") == std::string::npos);
   fs::remove_all(dir);
 }
 
