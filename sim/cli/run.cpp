@@ -58,9 +58,12 @@ std::string flash1_note(const std::string& id, const std::string& fusion, const 
 // `run` says what `fusion: flash2` would change, costed: a note under the job's line where its step
 // would be at least 1 % shorter, and the reason of a job that does not fit where it would then fit
 // (since session 54: a job written without the key cost SmolLM3-3B's configuration 40 % more hours
-// than with it). The step with FlashAttention-2, where the job is such a job; else nothing.
+// than with it). The step with FlashAttention-2, where the job is such a job (in 16 or 8 bits);
+// else nothing.
 std::optional<StepCost> flash2_instead(const TrainingJob& job, const std::optional<StepCost>& step) {
   if (job.fusion_given || job.hardware.kind != "gpu" || job.hardware.attention_efficiency.empty() || !step) return std::nullopt;
+  // FlashAttention runs 16-bit attention (an 8-bit job's attention stays at 16 bits), not fp32 or tf32.
+  if (job.precision != "fp16" && job.precision != "bf16" && job.precision != "fp8") return std::nullopt;
   const auto* t = std::get_if<TransformerDesign>(&job.design);
   if (t == nullptr || t->heads <= 0) return std::nullopt;
   TrainingJob fused = job;

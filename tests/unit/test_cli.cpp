@@ -2139,6 +2139,19 @@ TEST_CASE("run notes what FlashAttention-2 would change where a GPU job's fusion
   CHECK(unfit_chosen.code == 2);
   CHECK(unfit_chosen.err.find("does not fit: ") != std::string::npos);
   CHECK(unfit_chosen.err.find("`fusion` is not given") == std::string::npos);
+  // FlashAttention runs 16-bit attention: the same job in fp32 (one sequence a GPU, which fits)
+  // gets no note, where in bf16 it does.
+  std::string one = unset;
+  one.replace(one.find(layout), layout.size(), "microbatch: 1, global_batch: 192");
+  const auto one_bf16 = write_run("one-bf16", one);
+  REQUIRE(one_bf16.code == 0);
+  CHECK(one_bf16.out.find("`fusion` is not given") != std::string::npos);
+  REQUIRE(one.find("    precision: bf16\n") != std::string::npos);
+  one.replace(one.find("    precision: bf16\n"), 20, "    precision: fp32\n");
+  const auto one_fp32 = write_run("one-fp32", one);
+  INFO(one_fp32.err);
+  REQUIRE(one_fp32.code == 0);
+  CHECK(one_fp32.out.find("`fusion` is not given") == std::string::npos);
   fs::remove_all(dir);
 }
 
