@@ -24,7 +24,7 @@ namespace dlcarbon::cli {
 namespace {
 
 // Every op moves bytes: hardware without a memory bandwidth gives an inference no time (a
-// training job on it is a result that cannot run, with this reason; training_step.cpp).
+// training job on it is a result that cannot run, with this reason; sim/cost/step_layout.cpp).
 std::string without_bandwidth(const Hardware& h) {
   return h.memory_bandwidth_bytes_per_s && *h.memory_bandwidth_bytes_per_s > 0
              ? std::string()
