@@ -19,7 +19,9 @@
 
 #include <array>
 #include <cstdint>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dlcarbon/collectives.hpp"
@@ -46,12 +48,33 @@ double optimizer_state_bytes(const std::string& optimizer);
 double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling, double g,
                                bool clip_always);
 
+// One op of a microbatch where it runs (step_ops.cpp): its device and chunk, how its work splits
+// over the tensor group, and what its costing decided that the parameters it holds, the
+// activations it keeps and its collectives follow.
+struct OpPlace {
+  int index = 0;  // in the graph
+  bool in_layer = false;
+  std::size_t owner = 0, chunk_owner = 0;  // its pipeline device and chunk
+  bool forward_tail = false;               // runs after its device's last ZeRO-3 gather
+  double split = 1;                        // the tensor group's split of its full-width work
+  double work_split = 1;                   // of its work, replicated key/value heads counted whole
+  double kv_bytes = 0, kv_kept_bytes = 0;  // a fused attention's key and value reads, and what it keeps
+  bool eight_bit_op = false, gemm = false;
+  bool row_parallel_output = false, row_parallel_shape = false, row_parallel = false;
+  bool ffn_activation = false, swiglu = false, stack_end = false, recomputed = false;
+  double dgrad_s = 0, wgrad_s = 0;  // its backward's input- and weight-gradient products
+};
+
 struct StepModel {
   explicit StepModel(const TrainingJob& j) : job(j) {}
 
   // The phases, in order; layout() returns false where the job cannot run (c.reason says why).
   bool layout();
   void cost_ops();
+  // cost_ops()'s parts for one op: the parameters it holds, what it keeps, its collectives.
+  void hold_parameters(const graph::Op& op, const OpPlace& r);
+  void keep_activations(const graph::Op& op, const OpPlace& r);
+  void tensor_collectives(const graph::Op& op, const OpPlace& r);
   void run_schedule();
   void reduce_and_update();
   void memory();
@@ -118,6 +141,12 @@ struct StepModel {
   bool kv_replicated = false, one_fused_input = false;
 
   // --- cost_ops(): a microbatch's work on each pipeline device (and chunk) ---------------------
+  // The ops in graph order: the position of the last layer seen, the vocabulary tables each device
+  // holds, and the (input, layer) pairs whose sequence-parallel gather is charged (a parallel
+  // block with one norm projects it once, its branches' inputs fused: PaLM).
+  int previous_layer = -1;
+  std::vector<char> has_input_table, has_output_table;
+  std::set<std::pair<int, int>> sp_gathered;
   double busy_energy = 0, average_busy_s = 0;  // the average device's, a microbatch
   double moe_bytes = 0;
   int moe_layers = 0;

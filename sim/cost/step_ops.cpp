@@ -18,12 +18,9 @@
 namespace dlcarbon::cost_detail {
 
 void StepModel::cost_ops() {
-  std::vector<char> has_input_table(devices, 0), has_output_table(devices, 0);  // vocabulary tables it holds
-  int previous_layer = -1;  // the position of the last layer seen, in graph order
+  has_input_table.assign(devices, 0);
+  has_output_table.assign(devices, 0);
   double last_output = 0, encoder_output = 0;
-  // The (input, layer) pairs whose sequence-parallel gather is charged: a parallel block with one
-  // norm projects it once (its branches' inputs fused, PaLM).
-  std::set<std::pair<int, int>> sp_gathered;
   // Each device's last layer (its highest position): ZeRO-3 gathers it last, and its forward (and on
   // the last device what follows the layers) runs after that gather.
   std::vector<std::size_t> device_last_position(devices, 0);
@@ -61,10 +58,6 @@ void StepModel::cost_ops() {
     // loss) on the last device (the embedding lookups come first).
     const bool forward_tail = in_layer ? position_of(op.layer) == device_last_position[owner]
                                        : op.kind != graph::OpKind::embedding && previous_layer >= 0;
-    const auto forward_collective = [&](double s) {
-      dev_tpf[owner] += s;
-      if (forward_tail) dev_tail_f[owner] += s;
-    };
     // Ops on the full d_model width are repeated on every rank of the tensor group, unless
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
@@ -305,37 +298,28 @@ void StepModel::cost_ops() {
     if (forward_tail) dev_tail_f[owner] += f_s;
     chunk_f[chunk_owner] += f_s;
     chunk_work[chunk_owner] += f_s + b_s + recompute;
-    // (Parameters are divided by t in StepModel::dense_on: a replicated key/value projection's weights count whole
-    // on every rank.) Every rank of the tensor group holds whole what the group does not split: a
-    // norm's scale and shift, a learned position table and token types, and a row-parallel
-    // product's bias, added after the all-reduce (Megatron-LM's RowParallelLinear; since session
-    // 46, a review: they had been divided by t too).
-    double held_params = work_split != split ? op.params * tp / work_split : op.params;
-    if (!op.expert && tp > 1) {
-      if (!op.tensor_split) held_params = op.params * tp;
-      held_params += op.replicated_params * (tp - 1);
-      if (row_parallel && op.bias) held_params += static_cast<double>(op.count * op.n) * (tp - 1);
-    }
-    (op.expert ? dev_expert : dev_dense)[owner] += held_params;
-    // A lookup or a head that shares a vocabulary table (params 0) on a device that does not hold
-    // that table keeps a copy of it (Megatron-LM's shared word embeddings on the last stage; a
-    // multi-token prediction module's input embedding there). DualPipe pairs the first and the last
-    // stage on one device: no copy.
-    if (vocab_table > 0 && devices > 1 && !p.dualpipe) {
-      const bool lookup = op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding");
-      const bool head = op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits");
-      if (lookup || head) {
-        // Input table: the lookups', and a tied head's; output table: an untied head's.
-        std::vector<char>& has = lookup || tied ? has_input_table : has_output_table;
-        if (op.params >= vocab_table) {
-          has[owner] = 1;
-        } else if (!has[owner]) {
-          has[owner] = 1;
-          dev_dense[owner] += vocab_table;
-          (lookup || tied ? input_copies : output_copies) += 1;
-        }
-      }
-    }
+    // Where it runs and how it splits, for what it holds, keeps and sends (the functions below).
+    const OpPlace r{.index = op_index,
+                    .in_layer = in_layer,
+                    .owner = owner,
+                    .chunk_owner = chunk_owner,
+                    .forward_tail = forward_tail,
+                    .split = split,
+                    .work_split = work_split,
+                    .kv_bytes = kv_bytes,
+                    .kv_kept_bytes = kv_kept_bytes,
+                    .eight_bit_op = eight_bit_op,
+                    .gemm = gemm,
+                    .row_parallel_output = row_parallel_output,
+                    .row_parallel_shape = row_parallel_shape,
+                    .row_parallel = row_parallel,
+                    .ffn_activation = ffn_activation,
+                    .swiglu = swiglu,
+                    .stack_end = stack_end,
+                    .recomputed = recomputed,
+                    .dgrad_s = dgrad_s,
+                    .wgrad_s = wgrad_s};
+    hold_parameters(op, r);
     const double e_f = hardware::kernel_energy(od, op_precision, flops + red_f.flops + bias_f.flops,
                                                bytes + cast_fwd_bytes + red_f.bytes + bias_f.bytes, f_s, gemm);
     const double e_b = hardware::kernel_energy(
@@ -343,235 +327,8 @@ void StepModel::cost_ops() {
         bwd_bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes, b_s, gemm);
     busy_energy += energy_share * (e_f + e_b + (recompute > 0 ? e_f : 0));
     average_busy_s += energy_share * (f_s + b_s + recompute);
-    // A column-parallel product (the attention's input projections, the feed-forward's up and
-    // gate, experts split over the tensor group, the output head) keeps its input for the weight
-    // gradient, and without sequence parallelism that input is whole on every rank of the tensor
-    // group: the 4 sbh of Korthikanti et al. 2022's sbh (10 + 24 / t) a layer that do not shrink
-    // with t (Sec. 4.1: the QKV's and the first linear's inputs). Sequence parallelism keeps the
-    // input's sequence shard and gathers it again in the backward. (Since session 34; before, it
-    // shrank with t too.)
-    const bool whole_input = op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape &&
-                             !p.sequence_parallel && (!op.expert || p.expert_tensor != 1);
-    const double saved_split = whole_input ? 1.0 : split;
-    if (!in_layer) {
-      // A fused dropout riding on a split op (the embeddings' after their all-reduce) keeps its
-      // full-width mask, a byte an element, whole on every rank of the tensor group but under
-      // sequence parallelism (a review of session 43: it had been split with the op's own).
-      const double mask = op.tensor_split ? std::min(op.saved_bytes, op.dropout_elements) : 0.0;
-      const double kept_other = (op.saved_bytes - mask) / saved_split + mask / (p.sequence_parallel ? tp : 1.0);
-      dev_saved_other[owner] += kept_other;
-      if (previous_layer < last_main_layer) {
-        dev_saved_lead[owner] += kept_other;
-        chunk_lead[chunk_owner] += kept_other;
-      }
-    } else if (!(p.recompute_elementwise && !gemm && !ffn_activation) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
-      // (recomputed elementwise ops and norms keep nothing; under `recompute: elementwise` a
-      // feed-forward's activation keeps its inputs and the down projection nothing, LLaMA's "outputs
-      // of linear layers": since session 46, a review: the activation's output had been kept, from
-      // which a gated unit's backward cannot be run. Unfused attention under it keeps the scores
-      // product's output, from which the softmax and dropout are rerun, and not the probabilities:
-      // the context product's kept first input stands for it, the same b x heads x s x s values at
-      // the same precision, so the bytes are those of the right tensor on the same device; a review
-      // of session 47 asked)
-      // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
-      // (Transformer Engine; DeepSeek-V3, Sec. 3.3.1: "activations to be stored in FP8").
-      const double kept = eight_bit_op ? 0.5 : 1.0;
-      double saved = op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0);
-      // With the up-projections recomputed, fused attention keeps its output (count x q x width)
-      // and row statistics; the queries, keys and values come back from the latents, which the
-      // up-projections keep as their inputs.
-      if (p.recompute_latent && op.fused_attention && latent_design) {
-        const double c_q = static_cast<double>(op.count * op.m);
-        saved = bytes_per_value * c_q * (v_width + (q_recomputed ? 0.0 : qk_width)) + 4 * c_q;
-      }
-      // The feed-forward activation's output is recomputed from its input, which it keeps (in 8
-      // bits when the products run in 8 bits: "stored in FP8", Sec. 3.3.3), so the down projection
-      // keeps nothing.
-      double keep = kept;
-      if (p.recompute_latent && swiglu && eight_bit) keep = 0.5;
-      if ((p.recompute_latent || p.recompute_elementwise) && op.kind == graph::OpKind::matmul && ends_with(op.name, ".down") &&
-          op.name.find(".ffn") != std::string::npos) {
-        saved = 0;
-      }
-      // Recomputed from its inputs, the gate and up halves (one tensor ungated), which it keeps:
-      // not the eager chain's third tensor.
-      if (p.recompute_elementwise && ffn_activation) saved = std::min(saved, (gated_ffn ? 2.0 : 1.0) * bytes_per_value * static_cast<double>(op.m));
-      double kept_bytes = keep * saved / saved_split;
-      // An input the op before keeps (a ResNet block's first convolution's), kept again where the
-      // two lie on different pipeline devices: the first layer of a stage after the first
-      // (since session 43, a review: it had been counted on neither side's receiving device).
-      if (op.shared_input_bytes > 0) {
-        const std::size_t pos = position_of(op.layer);
-        if (pos > 0 && device_of_layer[pos] != device_of_layer[pos - 1]) kept_bytes += keep * op.shared_input_bytes / saved_split;
-      }
-      // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
-      if (kv_bytes > 0) kept_bytes += keep * kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
-      dev_saved[owner] += kept_bytes;
-      if (stack_end) dev_stack_end[owner] += kept_bytes;
-      chunk_saved[chunk_owner] += kept_bytes;
-    }
-    // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
-    // rank computes its own sequence shard's slots, and the all-to-all (step_schedule.cpp) carries them.
-    const bool experts_split = !op.expert || p.expert_tensor != 1;
-    if (row_parallel_output && c.tensor > 1 && experts_split) {
-      // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
-      // more where recomputation runs the forward pass again. Sequence parallelism turns each
-      // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups. An
-      // expert op's output is every slot of the device's `count` experts.
-      const double out_bytes = static_cast<double>(op.m * op.count * op.n) * bytes_per_value;
-      const double one = p.sequence_parallel
-                             ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
-                                   comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
-                             : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
-      // A parallel block whose branches read two norms' outputs (Falcon's ln_attn and ln_mlp) has
-      // two column-parallel inputs, each of whose gradients its backward all-reduces (Megatron-LM's
-      // ColumnParallelLinear); one norm's output, which both branches project, is one input
-      // (PaLM: "the MLP and Attention input matrix multiplications can be fused"): one (since
-      // session 46, a review: one for both).
-      const bool two_inputs = parallel_two_norms && ends_with(op.name, ".ffn.down");
-      if (p.sequence_parallel) {
-        // Sequence parallelism: this output is reduce-scattered into the sequence shards forward
-        // (again where recomputation reruns it), and its gradient all-gathered backward. The
-        // gathers of the next products' inputs are charged where those products are, below
-        // (since session 48; before, here, as the forward's reduce-scatter and gather twice).
-        const double rs = comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
-        dev_tp[owner] += (p.recompute ? 2 : 1) * rs + comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
-        forward_collective(rs);
-      } else {
-        dev_tp[owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
-        forward_collective(one);
-      }
-    }
-    // A decoder layer's cross-attention projects the encoder's output, which every rank holds
-    // whole: its column-parallel key/value product all-reduces that input's gradient in the
-    // backward (Megatron-LM's ColumnParallelLinear, Mesh TensorFlow's einsum over the split heads),
-    // one a decoder layer (since session 46, a review: not charged); under sequence parallelism, as
-    // every product reading a sequence-split tensor, below.
-    if (in_layer && c.tensor > 1 && !p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split &&
-        ends_with(op.name, ".kv") && op.name.find(".cross") != std::string::npos) {  // (the Evolved Transformer's .cross1 and .cross2 too)
-      const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
-      dev_tp[owner] += comm::collective_s(comm::Collective::all_reduce, in_bytes, tp_group);
-    }
-    // Sequence parallelism: a column-parallel product whose input is a full-width tensor (a norm's
-    // output, the encoder's), which the ranks hold as sequence shards, all-gathers it forward (again
-    // where recomputation reruns the layer), and, keeping only its shard, gathers it again in the
-    // backward for the weight gradient and reduce-scatters its input gradient (Korthikanti et al.
-    // 2022, Sec. 4.2.2; Megatron-LM's LinearWithGradAccumulationAndAsyncCommunication). Products
-    // reading one tensor (a parallel block's attention and feed-forward, one norm) gather it once.
-    // `overlapped` (Megatron-LM: async_op, CUDA_DEVICE_MAX_CONNECTIONS=1): the second gather runs
-    // under the input-gradient product and the reduce-scatter under the weight-gradient one, each
-    // exposed only past it and slowing what it hides as data-parallel overlap does. Since session
-    // 48 (before, the second gather was not charged; a review placed the pair here, under the
-    // consumer's own products). Experts split over the tensor group read the dispatcher's gathered
-    // tokens (Megatron-Core's explicit_expert_comm): gathered forward, reduce-scattered backward,
-    // no second gather.
-    // Latent attention's down projections run duplicated on the shard (Megatron-Core's
-    // linear_q_down_proj and linear_kv_down_proj, parallel_mode 'duplicated'): no gather; the
-    // latents are gathered at the up projections, again where `recompute: latent` reruns them. A
-    // product reached through split elementwise passes (an Evolved Transformer's padding mask and
-    // depthwise convolutions) reads the full-width tensor before them. Each product gathers its
-    // own input (Megatron-LM's ColumnParallelLinear), but a parallel block's branches reading one
-    // norm, one fused input projection (PaLM), once (a review of session 48).
-    const bool latent_down = ends_with(op.name, ".q_a") || ends_with(op.name, ".kv_a");
-    if (c.tensor > 1 && p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split && !row_parallel_shape &&
-        !latent_down) {
-      std::vector<int> inputs = g.inputs_of(op_index);
-      while (!inputs.empty() && g.op(inputs.front()).tensor_split && g.op(inputs.front()).kind == graph::OpKind::elementwise) {
-        inputs = g.inputs_of(inputs.front());
-      }
-      const bool split_input = !inputs.empty() && !g.op(inputs.front()).tensor_split;
-      const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
-      const bool dispatched = op.expert && p.expert_tensor != 1 && ends_with(op.name, ".experts.up");
-      if (dispatched) {
-        const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
-        dev_tp[owner] += (p.recompute ? 2 : 1) * ag + comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
-        forward_collective(ag);
-      } else if (split_input && !op.expert &&
-                 (!one_fused_input || sp_gathered.insert({inputs.front(), op.layer}).second)) {
-        const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
-        const double rs = comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
-        double backward = ag + rs;
-        if (p.sequence_parallel_backward == "overlapped") {
-          const auto hidden = [&](double comm_s, double window) {
-            return std::max(0.0, comm_s - window) + std::min(comm_s, window) * overlap_share;
-          };
-          backward = hidden(ag, dgrad_s) + hidden(rs, wgrad_s);
-        }
-        const bool rerun = in_layer && (p.recompute || (p.recompute_latent && (ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b"))));
-        dev_tp[owner] += (rerun ? 2 : 1) * ag + backward;
-        forward_collective(ag);
-      }
-    }
-    // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
-    // after its all-reduce; since session 43, before which only unsplit ops drew one.)
-    if (op.dropout_elements > 0 && c.tensor > 1 && !p.sequence_parallel && p.dropout_masks == "allreduce") {
-      // Mesh TensorFlow's dropout on a tensor every rank of the tensor group holds whole: the random
-      // tensor (the activation's dtype) drawn on every core, zeroed on all but the first and
-      // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
-      // the mask it kept), again where recomputation runs the forward. Split along the sequence
-      // (sequence parallelism) the ranks hold different slices and draw their own.
-      // The mask is drawn for batch x d_model and shared by a sequence's positions: Mesh
-      // TensorFlow's LayerStack._dropout passes noise_shape = batch dims + [model_dim]
-      // (mesh_tensorflow/transformer/transformer.py), so the random tensor is the tokens' over the
-      // stack's sequence length (since session 46, a review: tokens x d_model, 6 % of T5's step).
-      double positions = 1;
-      if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
-        const bool decoder_side = t->arch == TransformerDesign::Arch::encoder_decoder && op.name.rfind("decoder.", 0) == 0;
-        positions = static_cast<double>(std::max<std::int64_t>(1, decoder_side && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len));
-      }
-      const double mask_s = comm::collective_s(comm::Collective::all_reduce, op.dropout_elements / positions * bytes_per_value, tp_group);
-      dev_tp[owner] += (recomputed ? 2 : 1) * mask_s;
-      forward_collective(mask_s);
-    }
-    if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
-      // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
-      // ... we first all-gather the K and V tensors, and then compute attention output for the
-      // local Q tensor chunk"), as Transformer Engine implements it (AttnFuncWithCPAndKVAllGather,
-      // cp_comm_type "all_gather"): the keys and values of the whole sequence, the rank's key/value
-      // heads, gathered over the context group before each attention forward (again where
-      // recomputation runs it) and again before its backward, the rank keeping only its own
-      // positions' (since session 40, a review; before, the gathered ones were kept and the
-      // backward did not gather), their gradients reduce-scattered back after the backward.
-      // (An unfused attention keeps what it gathered: its backward gathers nothing.)
-      // Exposed, as the tensor group's collectives are (Llama 3 found the all-gather's latency
-      // small beside long-context attention; Megatron-LM's ring overlaps its sends).
-      const auto* t = std::get_if<TransformerDesign>(&job.design);
-      const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
-      const double gathered = static_cast<double>(p.microbatch) * static_cast<double>(t->seq_len) * 2 * kv_rank * hd * bytes_per_value;
-      const double gathers = (recomputed ? 2 : 1) + (op.fused_attention ? 1 : 0);
-      const double kv_s = gathers * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
-                          comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
-      dev_tp[owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
-      dev_cp[owner] += kv_s;
-      forward_collective(comm::collective_s(comm::Collective::all_gather, gathered, cp_group));
-    }
-    if (c.tensor > 1 && !in_layer && transformer) {
-      // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
-      // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
-      // sequence-parallel region), the output layer's input gradient is summed over the group
-      // backward (copy_to_tensor_model_parallel_region; with sequence parallelism the head gathers
-      // its input as the layers' column-parallel products do, above), and the vocabulary-parallel cross entropy
-      // all-reduces three values a token (the maximum, the target logit, the sum of exponentials,
-      // fp32). Once a microbatch each: recomputation repeats the layers only.
-      const auto collective = [&](comm::Collective k, double bytes) { return comm::collective_s(k, bytes, tp_group); };
-      const double tokens_bytes = static_cast<double>(op.m) * bytes_per_value;
-      if (op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding")) {
-        // (Under sequence parallelism its backward all-gathers the gradient back.)
-        const double out = tokens_bytes * static_cast<double>(op.n);
-        const double forward = collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce, out);
-        dev_tp[owner] += forward + (p.sequence_parallel ? collective(comm::Collective::all_gather, out) : 0.0);
-        forward_collective(forward);
-      } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
-        // (Under sequence parallelism the head gathers its input as every column-parallel product
-        // reading a sequence-split tensor does, above: forward, again backward, and its input
-        // gradient reduce-scattered.)
-        const double input = tokens_bytes * static_cast<double>(op.k);
-        if (!p.sequence_parallel) dev_tp[owner] += collective(comm::Collective::all_reduce, input);
-        const double loss = 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
-        dev_tp[owner] += loss;
-        forward_collective(loss);
-      }
-    }
+    keep_activations(op, r);
+    tensor_collectives(op, r);
     if (op.expert && ends_with(op.name, ".experts.up")) {
       ++moe_layers;
       moe_bytes += static_cast<double>(op.m * op.count * op.k) * bytes_per_value;  // routed tokens x d_model
@@ -589,6 +346,284 @@ void StepModel::cost_ops() {
                      bwd_bytes + cast_bwd_bytes + bias_bwd_bytes + op.gradient_sum_bytes / split + red_b.bytes + re_bytes,
                      b_s + recompute, e_b + (recompute > 0 ? e_f : 0.0),
                      b.memory_bound ? "memory" : "compute", op.layer});
+  }
+}
+
+// The parameters an op's device holds for it, and the vocabulary tables it copies.
+void StepModel::hold_parameters(const graph::Op& op, const OpPlace& r) {
+  // (Parameters are divided by t in StepModel::dense_on: a replicated key/value projection's weights count whole
+  // on every rank.) Every rank of the tensor group holds whole what the group does not split: a
+  // norm's scale and shift, a learned position table and token types, and a row-parallel
+  // product's bias, added after the all-reduce (Megatron-LM's RowParallelLinear; since session
+  // 46, a review: they had been divided by t too).
+  double held_params = r.work_split != r.split ? op.params * tp / r.work_split : op.params;
+  if (!op.expert && tp > 1) {
+    if (!op.tensor_split) held_params = op.params * tp;
+    held_params += op.replicated_params * (tp - 1);
+    if (r.row_parallel && op.bias) held_params += static_cast<double>(op.count * op.n) * (tp - 1);
+  }
+  (op.expert ? dev_expert : dev_dense)[r.owner] += held_params;
+  // A lookup or a head that shares a vocabulary table (params 0) on a device that does not hold
+  // that table keeps a copy of it (Megatron-LM's shared word embeddings on the last stage; a
+  // multi-token prediction module's input embedding there). DualPipe pairs the first and the last
+  // stage on one device: no copy.
+  if (vocab_table > 0 && devices > 1 && !p.dualpipe) {
+    const bool lookup = op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding");
+    const bool head = op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits");
+    if (lookup || head) {
+      // Input table: the lookups', and a tied head's; output table: an untied head's.
+      std::vector<char>& has = lookup || tied ? has_input_table : has_output_table;
+      if (op.params >= vocab_table) {
+        has[r.owner] = 1;
+      } else if (!has[r.owner]) {
+        has[r.owner] = 1;
+        dev_dense[r.owner] += vocab_table;
+        (lookup || tied ? input_copies : output_copies) += 1;
+      }
+    }
+  }
+}
+
+// What an op keeps for its backward, on its device and in its chunk.
+void StepModel::keep_activations(const graph::Op& op, const OpPlace& r) {
+  // A column-parallel product (the attention's input projections, the feed-forward's up and
+  // gate, experts split over the tensor group, the output head) keeps its input for the weight
+  // gradient, and without sequence parallelism that input is whole on every rank of the tensor
+  // group: the 4 sbh of Korthikanti et al. 2022's sbh (10 + 24 / t) a layer that do not shrink
+  // with t (Sec. 4.1: the QKV's and the first linear's inputs). Sequence parallelism keeps the
+  // input's sequence shard and gathers it again in the backward. (Since session 34; before, it
+  // shrank with t too.)
+  const bool whole_input = op.kind == graph::OpKind::matmul && op.tensor_split && !r.row_parallel_shape &&
+                           !p.sequence_parallel && (!op.expert || p.expert_tensor != 1);
+  const double saved_split = whole_input ? 1.0 : r.split;
+  if (!r.in_layer) {
+    // A fused dropout riding on a split op (the embeddings' after their all-reduce) keeps its
+    // full-width mask, a byte an element, whole on every rank of the tensor group but under
+    // sequence parallelism (a review of session 43: it had been split with the op's own).
+    const double mask = op.tensor_split ? std::min(op.saved_bytes, op.dropout_elements) : 0.0;
+    const double kept_other = (op.saved_bytes - mask) / saved_split + mask / (p.sequence_parallel ? tp : 1.0);
+    dev_saved_other[r.owner] += kept_other;
+    if (previous_layer < last_main_layer) {
+      dev_saved_lead[r.owner] += kept_other;
+      chunk_lead[r.chunk_owner] += kept_other;
+    }
+  } else if (!(p.recompute_elementwise && !r.gemm && !r.ffn_activation) && !(p.recompute_latent && op.kind == graph::OpKind::norm)) {
+    // (recomputed elementwise ops and norms keep nothing; under `recompute: elementwise` a
+    // feed-forward's activation keeps its inputs and the down projection nothing, LLaMA's "outputs
+    // of linear layers": since session 46, a review: the activation's output had been kept, from
+    // which a gated unit's backward cannot be run. Unfused attention under it keeps the scores
+    // product's output, from which the softmax and dropout are rerun, and not the probabilities:
+    // the context product's kept first input stands for it, the same b x heads x s x s values at
+    // the same precision, so the bytes are those of the right tensor on the same device; a review
+    // of session 47 asked)
+    // An 8-bit product keeps its input for the weight gradient as the 8-bit cast it ran on
+    // (Transformer Engine; DeepSeek-V3, Sec. 3.3.1: "activations to be stored in FP8").
+    const double kept = r.eight_bit_op ? 0.5 : 1.0;
+    double saved = op.saved_bytes - (p.recompute_selective ? op.score_saved_bytes : 0);
+    // With the up-projections recomputed, fused attention keeps its output (count x q x width)
+    // and row statistics; the queries, keys and values come back from the latents, which the
+    // up-projections keep as their inputs.
+    if (p.recompute_latent && op.fused_attention && latent_design) {
+      const double c_q = static_cast<double>(op.count * op.m);
+      saved = bytes_per_value * c_q * (v_width + (q_recomputed ? 0.0 : qk_width)) + 4 * c_q;
+    }
+    // The feed-forward activation's output is recomputed from its input, which it keeps (in 8
+    // bits when the products run in 8 bits: "stored in FP8", Sec. 3.3.3), so the down projection
+    // keeps nothing.
+    double keep = kept;
+    if (p.recompute_latent && r.swiglu && eight_bit) keep = 0.5;
+    if ((p.recompute_latent || p.recompute_elementwise) && op.kind == graph::OpKind::matmul && ends_with(op.name, ".down") &&
+        op.name.find(".ffn") != std::string::npos) {
+      saved = 0;
+    }
+    // Recomputed from its inputs, the gate and up halves (one tensor ungated), which it keeps:
+    // not the eager chain's third tensor.
+    if (p.recompute_elementwise && r.ffn_activation) saved = std::min(saved, (gated_ffn ? 2.0 : 1.0) * bytes_per_value * static_cast<double>(op.m));
+    double kept_bytes = keep * saved / saved_split;
+    // An input the op before keeps (a ResNet block's first convolution's), kept again where the
+    // two lie on different pipeline devices: the first layer of a stage after the first
+    // (since session 43, a review: it had been counted on neither side's receiving device).
+    if (op.shared_input_bytes > 0) {
+      const std::size_t pos = position_of(op.layer);
+      if (pos > 0 && device_of_layer[pos] != device_of_layer[pos - 1]) kept_bytes += keep * op.shared_input_bytes / saved_split;
+    }
+    // A fused attention keeps the key/value heads it read, whole ones where they are replicated.
+    if (r.kv_bytes > 0) kept_bytes += keep * r.kv_kept_bytes * (kv_rank / kv_heads - 1 / tp);
+    dev_saved[r.owner] += kept_bytes;
+    if (r.stack_end) dev_stack_end[r.owner] += kept_bytes;
+    chunk_saved[r.chunk_owner] += kept_bytes;
+  }
+}
+
+// The collectives an op brings over the tensor and context groups (exposed in its device's slot),
+// and the forward's share of them.
+void StepModel::tensor_collectives(const graph::Op& op, const OpPlace& r) {
+  // (A collective of the forward pass: its share of dev_tp, and after the device's last gather.)
+  const auto forward_collective = [&](double s) {
+    dev_tpf[r.owner] += s;
+    if (r.forward_tail) dev_tail_f[r.owner] += s;
+  };
+  // Experts run whole on each rank of the tensor group (expert_tensor: 1) need no collective: each
+  // rank computes its own sequence shard's slots, and the all-to-all (step_schedule.cpp) carries them.
+  const bool experts_split = !op.expert || p.expert_tensor != 1;
+  if (r.row_parallel_output && c.tensor > 1 && experts_split) {
+    // Row-parallel outputs are all-reduced once forward and once backward (Megatron), and once
+    // more where recomputation runs the forward pass again. Sequence parallelism turns each
+    // all-reduce into a reduce-scatter and an all-gather: the same volume, two start-ups. An
+    // expert op's output is every slot of the device's `count` experts.
+    const double out_bytes = static_cast<double>(op.m * op.count * op.n) * bytes_per_value;
+    const double one = p.sequence_parallel
+                           ? comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group) +
+                                 comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group)
+                           : comm::collective_s(comm::Collective::all_reduce, out_bytes, tp_group);
+    // A parallel block whose branches read two norms' outputs (Falcon's ln_attn and ln_mlp) has
+    // two column-parallel inputs, each of whose gradients its backward all-reduces (Megatron-LM's
+    // ColumnParallelLinear); one norm's output, which both branches project, is one input
+    // (PaLM: "the MLP and Attention input matrix multiplications can be fused"): one (since
+    // session 46, a review: one for both).
+    const bool two_inputs = parallel_two_norms && ends_with(op.name, ".ffn.down");
+    if (p.sequence_parallel) {
+      // Sequence parallelism: this output is reduce-scattered into the sequence shards forward
+      // (again where recomputation reruns it), and its gradient all-gathered backward. The
+      // gathers of the next products' inputs are charged where those products are, below
+      // (since session 48; before, here, as the forward's reduce-scatter and gather twice).
+      const double rs = comm::collective_s(comm::Collective::reduce_scatter, out_bytes, tp_group);
+      dev_tp[r.owner] += (p.recompute ? 2 : 1) * rs + comm::collective_s(comm::Collective::all_gather, out_bytes, tp_group);
+      forward_collective(rs);
+    } else {
+      dev_tp[r.owner] += (p.recompute ? 3 : 2) * one + (two_inputs ? one : 0.0);
+      forward_collective(one);
+    }
+  }
+  // A decoder layer's cross-attention projects the encoder's output, which every rank holds
+  // whole: its column-parallel key/value product all-reduces that input's gradient in the
+  // backward (Megatron-LM's ColumnParallelLinear, Mesh TensorFlow's einsum over the split heads),
+  // one a decoder layer (since session 46, a review: not charged); under sequence parallelism, as
+  // every product reading a sequence-split tensor, below.
+  if (r.in_layer && c.tensor > 1 && !p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split &&
+      ends_with(op.name, ".kv") && op.name.find(".cross") != std::string::npos) {  // (the Evolved Transformer's .cross1 and .cross2 too)
+    const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
+    dev_tp[r.owner] += comm::collective_s(comm::Collective::all_reduce, in_bytes, tp_group);
+  }
+  // Sequence parallelism: a column-parallel product whose input is a full-width tensor (a norm's
+  // output, the encoder's), which the ranks hold as sequence shards, all-gathers it forward (again
+  // where recomputation reruns the layer), and, keeping only its shard, gathers it again in the
+  // backward for the weight gradient and reduce-scatters its input gradient (Korthikanti et al.
+  // 2022, Sec. 4.2.2; Megatron-LM's LinearWithGradAccumulationAndAsyncCommunication). Products
+  // reading one tensor (a parallel block's attention and feed-forward, one norm) gather it once.
+  // `overlapped` (Megatron-LM: async_op, CUDA_DEVICE_MAX_CONNECTIONS=1): the second gather runs
+  // under the input-gradient product and the reduce-scatter under the weight-gradient one, each
+  // exposed only past it and slowing what it hides as data-parallel overlap does. Since session
+  // 48 (before, the second gather was not charged; a review placed the pair here, under the
+  // consumer's own products). Experts split over the tensor group read the dispatcher's gathered
+  // tokens (Megatron-Core's explicit_expert_comm): gathered forward, reduce-scattered backward,
+  // no second gather.
+  // Latent attention's down projections run duplicated on the shard (Megatron-Core's
+  // linear_q_down_proj and linear_kv_down_proj, parallel_mode 'duplicated'): no gather; the
+  // latents are gathered at the up projections, again where `recompute: latent` reruns them. A
+  // product reached through split elementwise passes (an Evolved Transformer's padding mask and
+  // depthwise convolutions) reads the full-width tensor before them. Each product gathers its
+  // own input (Megatron-LM's ColumnParallelLinear), but a parallel block's branches reading one
+  // norm, one fused input projection (PaLM), once (a review of session 48).
+  const bool latent_down = ends_with(op.name, ".q_a") || ends_with(op.name, ".kv_a");
+  if (c.tensor > 1 && p.sequence_parallel && op.kind == graph::OpKind::matmul && op.tensor_split && !r.row_parallel_shape &&
+      !latent_down) {
+    std::vector<int> inputs = g.inputs_of(r.index);
+    while (!inputs.empty() && g.op(inputs.front()).tensor_split && g.op(inputs.front()).kind == graph::OpKind::elementwise) {
+      inputs = g.inputs_of(inputs.front());
+    }
+    const bool split_input = !inputs.empty() && !g.op(inputs.front()).tensor_split;
+    const double in_bytes = static_cast<double>(op.m * op.count * op.k) * bytes_per_value;
+    const bool dispatched = op.expert && p.expert_tensor != 1 && ends_with(op.name, ".experts.up");
+    if (dispatched) {
+      const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
+      dev_tp[r.owner] += (p.recompute ? 2 : 1) * ag + comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+      forward_collective(ag);
+    } else if (split_input && !op.expert &&
+               (!one_fused_input || sp_gathered.insert({inputs.front(), op.layer}).second)) {
+      const double ag = comm::collective_s(comm::Collective::all_gather, in_bytes, tp_group);
+      const double rs = comm::collective_s(comm::Collective::reduce_scatter, in_bytes, tp_group);
+      double backward = ag + rs;
+      if (p.sequence_parallel_backward == "overlapped") {
+        const auto hidden = [&](double comm_s, double window) {
+          return std::max(0.0, comm_s - window) + std::min(comm_s, window) * overlap_share;
+        };
+        backward = hidden(ag, r.dgrad_s) + hidden(rs, r.wgrad_s);
+      }
+      const bool rerun = r.in_layer && (p.recompute || (p.recompute_latent && (ends_with(op.name, ".q_b") || ends_with(op.name, ".kv_b"))));
+      dev_tp[r.owner] += (rerun ? 2 : 1) * ag + backward;
+      forward_collective(ag);
+    }
+  }
+  // (Any op with a full-width dropout: the embeddings' too, whose output every rank holds whole
+  // after its all-reduce; since session 43, before which only unsplit ops drew one.)
+  if (op.dropout_elements > 0 && c.tensor > 1 && !p.sequence_parallel && p.dropout_masks == "allreduce") {
+    // Mesh TensorFlow's dropout on a tensor every rank of the tensor group holds whole: the random
+    // tensor (the activation's dtype) drawn on every core, zeroed on all but the first and
+    // all-reduced over the group (SimdMeshImpl.random), forward only (the backward multiplies by
+    // the mask it kept), again where recomputation runs the forward. Split along the sequence
+    // (sequence parallelism) the ranks hold different slices and draw their own.
+    // The mask is drawn for batch x d_model and shared by a sequence's positions: Mesh
+    // TensorFlow's LayerStack._dropout passes noise_shape = batch dims + [model_dim]
+    // (mesh_tensorflow/transformer/transformer.py), so the random tensor is the tokens' over the
+    // stack's sequence length (since session 46, a review: tokens x d_model, 6 % of T5's step).
+    double positions = 1;
+    if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
+      const bool decoder_side = t->arch == TransformerDesign::Arch::encoder_decoder && op.name.rfind("decoder.", 0) == 0;
+      positions = static_cast<double>(std::max<std::int64_t>(1, decoder_side && t->target_seq_len > 0 ? t->target_seq_len : t->seq_len));
+    }
+    const double mask_s = comm::collective_s(comm::Collective::all_reduce, op.dropout_elements / positions * bytes_per_value, tp_group);
+    dev_tp[r.owner] += (r.recomputed ? 2 : 1) * mask_s;
+    forward_collective(mask_s);
+  }
+  if (cp > 1 && (op.fused_attention || ends_with(op.name, ".scores"))) {
+    // Context parallelism as Llama 3 runs it (Dubey et al. 2024, Sec. 3.3.2: "all-gather based
+    // ... we first all-gather the K and V tensors, and then compute attention output for the
+    // local Q tensor chunk"), as Transformer Engine implements it (AttnFuncWithCPAndKVAllGather,
+    // cp_comm_type "all_gather"): the keys and values of the whole sequence, the rank's key/value
+    // heads, gathered over the context group before each attention forward (again where
+    // recomputation runs it) and again before its backward, the rank keeping only its own
+    // positions' (since session 40, a review; before, the gathered ones were kept and the
+    // backward did not gather), their gradients reduce-scattered back after the backward.
+    // (An unfused attention keeps what it gathered: its backward gathers nothing.)
+    // Exposed, as the tensor group's collectives are (Llama 3 found the all-gather's latency
+    // small beside long-context attention; Megatron-LM's ring overlaps its sends).
+    const auto* t = std::get_if<TransformerDesign>(&job.design);
+    const double hd = static_cast<double>(t->head_dim > 0 ? t->head_dim : t->d_model / std::max<std::int64_t>(1, t->heads));
+    const double gathered = static_cast<double>(p.microbatch) * static_cast<double>(t->seq_len) * 2 * kv_rank * hd * bytes_per_value;
+    const double gathers = (r.recomputed ? 2 : 1) + (op.fused_attention ? 1 : 0);
+    const double kv_s = gathers * comm::collective_s(comm::Collective::all_gather, gathered, cp_group) +
+                        comm::collective_s(comm::Collective::reduce_scatter, gathered, cp_group);
+    dev_tp[r.owner] += kv_s;  // exposed in the slot as the tensor group's; reported apart (context_comm_s)
+    dev_cp[r.owner] += kv_s;
+    forward_collective(comm::collective_s(comm::Collective::all_gather, gathered, cp_group));
+  }
+  if (c.tensor > 1 && !r.in_layer && transformer) {
+    // Outside the layers, Megatron-LM's vocabulary-parallel embedding sums its ranks' lookups
+    // (VocabParallelEmbedding: an all-reduce of its output forward; a reduce-scatter into the
+    // sequence-parallel region), the output layer's input gradient is summed over the group
+    // backward (copy_to_tensor_model_parallel_region; with sequence parallelism the head gathers
+    // its input as the layers' column-parallel products do, above), and the vocabulary-parallel cross entropy
+    // all-reduces three values a token (the maximum, the target logit, the sum of exponentials,
+    // fp32). Once a microbatch each: recomputation repeats the layers only.
+    const auto collective = [&](comm::Collective k, double bytes) { return comm::collective_s(k, bytes, tp_group); };
+    const double tokens_bytes = static_cast<double>(op.m) * bytes_per_value;
+    if (op.kind == graph::OpKind::embedding && ends_with(op.name, "embedding")) {
+      // (Under sequence parallelism its backward all-gathers the gradient back.)
+      const double out = tokens_bytes * static_cast<double>(op.n);
+      const double forward = collective(p.sequence_parallel ? comm::Collective::reduce_scatter : comm::Collective::all_reduce, out);
+      dev_tp[r.owner] += forward + (p.sequence_parallel ? collective(comm::Collective::all_gather, out) : 0.0);
+      forward_collective(forward);
+    } else if (op.kind == graph::OpKind::matmul && (ends_with(op.name, "lm_head") || op.name == "mlm.logits")) {
+      // (Under sequence parallelism the head gathers its input as every column-parallel product
+      // reading a sequence-split tensor does, above: forward, again backward, and its input
+      // gradient reduce-scattered.)
+      const double input = tokens_bytes * static_cast<double>(op.k);
+      if (!p.sequence_parallel) dev_tp[r.owner] += collective(comm::Collective::all_reduce, input);
+      const double loss = 3 * collective(comm::Collective::all_reduce, 4.0 * static_cast<double>(op.m));
+      dev_tp[r.owner] += loss;
+      forward_collective(loss);
+    }
   }
 }
 
