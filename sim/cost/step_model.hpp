@@ -65,6 +65,18 @@ struct OpPlace {
   double dgrad_s = 0, wgrad_s = 0;  // its backward's input- and weight-gradient products
 };
 
+// A step's data-parallel collectives (step_reduction.cpp): their time on the busiest device, and
+// the compute the passes could hide them behind.
+struct DataParallelComm {
+  double dp = 0;               // every one of them, a step, seconds
+  double forward_dp = 0;       // the parameter gathers the forward passes need
+  double window = 0;           // the backward passes' time (their tensor-group collectives included)
+  double forward_window = 0;   // the forward passes' time the gathers can hide behind
+  double exposed_floor = 0;    // what runs after the last backward whatever the overlap (the last bucket)
+  double forward_floor = 0;    // what runs before the first forward (the first gathers)
+  double embedding_floor = 0;  // device 0's last bucket, the embedding's (ZeRO 0-1)
+};
+
 struct StepModel {
   explicit StepModel(const TrainingJob& j) : job(j) {}
 
@@ -77,6 +89,10 @@ struct StepModel {
   void tensor_collectives(const graph::Op& op, const OpPlace& r);
   void run_schedule();
   void reduce_and_update();
+  // reduce_and_update()'s parts: the collectives of the ZeRO stage and the experts' copies, and
+  // what of them the passes do not hide (c.data_comm_s) and the contention of what they do.
+  DataParallelComm data_parallel_collectives() const;
+  void expose(const DataParallelComm& q);
   void memory();
   void power();
 

@@ -41,9 +41,9 @@ double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss
   return update + norm + master_copy + unscale + clip;
 }
 
-void StepModel::reduce_and_update() {
-  // --- gradients and optimizer ------------------------------------------------------------
-  // (held_per_device and grad_value_bytes: step_schedule.cpp, with the accumulation pass.)
+DataParallelComm StepModel::data_parallel_collectives() const {
+  DataParallelComm q;
+  // (dense_per_device and grad_value_bytes: step_schedule.cpp, with the accumulation pass.)
   const double grad_bytes = dense_per_device * grad_value_bytes;
   const double param_bytes = dense_per_device * bytes_per_value;
   // Gradients, m microbatches a step (a ring all-reduce is a reduce-scatter and an all-gather,
@@ -69,23 +69,18 @@ void StepModel::reduce_and_update() {
   const double m = static_cast<double>(c.microbatches);
   const double units = busiest_share * static_cast<double>(layers) + 1;
   using comm::Collective;
-  double dp = 0;
   // A pass's time, its tensor-group collectives included: a data-parallel collective on its own
   // stream runs beside them as beside the kernels (NCCL's kernels for another communicator, over
   // the network where the data ranks sit in other nodes), as the drain's slack below counts the
   // backward (since session 49, a review: the compute alone, which left LLaMA 65B's backward's six
   // sequence-parallel collectives a layer out of the window).
   const double bwd_pass = bwd_s + std::max(0.0, tp_comm - tp_forward), fwd_pass = fwd_s + tp_forward;
-  double window = bwd_pass;
-  double exposed_floor = 0;
-  double embedding_floor = 0;  // device 0's exposed last bucket (ZeRO 0-1), where it is not the busiest
-  double forward_dp = 0, forward_window = 0;  // ZeRO-3's forward gathers and the compute they can hide behind
+  q.window = bwd_pass;
   // ZeRO-2 and -3 reduce and gather unit by unit (a layer and the rest): a first gather has no
   // compute before it to hide behind (the first unit's parameters are needed first), and a last
   // reduce-scatter none after it (since session 35, from a review; before, both could be hidden
   // whole: about 0.3 % of a 1.3B step on two nodes); ZeRO-3's each microbatch, ZeRO-2's gather
   // once a step and its reduce-scatter each microbatch (below).
-  double forward_floor = 0;
   // The unit gathered first and reduced last is the root one (FSDP's), which holds the embedding
   // table on the device that runs it: at least that table's share, else the average unit.
   // (Without a pipeline the root holds all that lies outside the layers, an untied head too: FSDP's
@@ -98,14 +93,14 @@ void StepModel::reduce_and_update() {
     // The updated parameters are gathered after the optimizer: behind the next step's first
     // forward at best (as ZeRO-3's forward gathers), not behind a backward.
     const double gather = comm::collectives_s(Collective::all_gather, param_bytes, units, dp_group);
-    dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) + gather;
-    forward_dp = gather;
-    forward_window = fwd_pass;
-    window = m * bwd_pass;
-    forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, dp_group);
+    q.dp = m * comm::collectives_s(Collective::reduce_scatter, grad_bytes, units, dp_group) + gather;
+    q.forward_dp = gather;
+    q.forward_window = fwd_pass;
+    q.window = m * bwd_pass;
+    q.forward_floor = comm::collective_s(Collective::all_gather, first_gather_bytes, dp_group);
     // Each microbatch's backward ends waiting on its last reduce-scatter (DeepSpeed's ZeRO-2
     // epilogue, FSDP's post-backward callback; since session 46, a review: once a step).
-    exposed_floor = m * comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
+    q.exposed_floor = m * comm::collective_s(Collective::reduce_scatter, last_reduce_bytes, dp_group);
   } else if (p.zero_stage == 3) {
     const double gather = m * comm::collectives_s(Collective::all_gather, param_bytes, units, shard_group);
     // The backward gathers every unit again but the root, which FSDP keeps gathered from its forward
@@ -118,12 +113,12 @@ void StepModel::reduce_and_update() {
     if (shard < replicas) {
       reduce += m * comm::collectives_s(Collective::all_reduce, grad_bytes / static_cast<double>(shard), units, replica_group);
     }
-    dp = gather + regather + reduce;
-    forward_dp = gather;
+    q.dp = gather + regather + reduce;
+    q.forward_dp = gather;
     // The last layer's forward and the head's run after the last gather: they hide nothing (since
     // session 49, a review; where the gathers bound the forward, about 1 % of LLaMA 7B's step).
-    forward_window = m * std::max(0.0, fwd_pass - on_device(dev_tail_f, busiest_device));
-    window = m * bwd_pass;
+    q.forward_window = m * std::max(0.0, fwd_pass - on_device(dev_tail_f, busiest_device));
+    q.window = m * bwd_pass;
     // Every microbatch gathers the root unit again before its forward (FSDP frees it after the
     // backward; DeepSpeed's ZeRO-3 releases it) and waits on its last reduce-scatter after its
     // backward (FSDP's _post_backward_final_callback): both exposed once a microbatch (since
@@ -137,11 +132,11 @@ void StepModel::reduce_and_update() {
                         : comm::collective_s(Collective::reduce_scatter, bytes, shard_group) +
                               (shard < replicas ? comm::collective_s(Collective::all_reduce, bytes / static_cast<double>(shard), replica_group) : 0.0);
     };
-    forward_floor = m * (comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group) +
+    q.forward_floor = m * (comm::collective_s(Collective::all_gather, first_gather_bytes, shard_group) +
                          (unit_bytes > 0 ? comm::collective_s(Collective::all_gather, unit_bytes, shard_group) : 0.0));
-    exposed_floor = m * (reduced(last_reduce_bytes) + reduced(unit_grad_bytes));
+    q.exposed_floor = m * (reduced(last_reduce_bytes) + reduced(unit_grad_bytes));
   } else {
-    dp = comm::collectives_s(Collective::all_reduce, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
+    q.dp = comm::collectives_s(Collective::all_reduce, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
     const bool whole = p.gradient_reduction == "all_reduce";
     if (p.zero_stage == 1) {
       // ZeRO-1 reduce-scatters the gradients and, after the optimizer, all-gathers the updated
@@ -153,15 +148,15 @@ void StepModel::reduce_and_update() {
       const double gather = comm::collectives_s(Collective::all_gather, param_bytes,
                                                 bucketed(param_bytes, param_bucket), dp_group);
       if (!whole) {
-        dp = comm::collectives_s(Collective::reduce_scatter, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
+        q.dp = comm::collectives_s(Collective::reduce_scatter, grad_bytes, bucketed(grad_bytes, grad_bucket), dp_group);
       }
-      dp += gather;
-      forward_dp = gather;
-      forward_window = fwd_pass;
+      q.dp += gather;
+      q.forward_dp = gather;
+      q.forward_window = fwd_pass;
       // DeepSpeed's BF16_Optimizer gathers the updated parameters inside its step() (step ->
       // update_lp_params -> all_gather_dp_groups, deepspeed/runtime/bf16_optimizer.py): the next
       // forward starts when the gather ends, exposed whole (since session 35, from a review).
-      if (whole) forward_floor = gather;
+      if (whole) q.forward_floor = gather;
     }
     // The last bucket can overlap nothing: its all-reduce starts when the backward pass ends. It
     // holds the gradients produced last, the input embedding's (a table larger than a bucket is a
@@ -172,10 +167,10 @@ void StepModel::reduce_and_update() {
     const double last = std::min(grad_bytes / v, std::max(grad_bucket, runs_embeddings ? embedding_params / tp * grad_value_bytes : 0.0));
     // (Under ZeRO-1 only its reduce-scatter.)
     const Collective last_kind = p.zero_stage == 1 && !whole ? Collective::reduce_scatter : Collective::all_reduce;
-    exposed_floor = comm::collective_s(last_kind, last, dp_group);
+    q.exposed_floor = comm::collective_s(last_kind, last, dp_group);
     // Device 0's own last bucket, the embedding's, for the device that ends the step (below).
     const double grad_bytes_0 = dense_on(0) * grad_value_bytes;
-    embedding_floor = comm::collective_s(
+    q.embedding_floor = comm::collective_s(
         last_kind, std::min(grad_bytes_0 / v, std::max(grad_bucket, embedding_params / tp * grad_value_bytes)), dp_group);
   }
   if (expert_params > 0 && expert_copies > 1) {
@@ -193,26 +188,30 @@ void StepModel::reduce_and_update() {
     const double buckets = bucketed(expert_grad_bytes, grad_bucket);
     const double gather_buckets = bucketed(expert_param_bytes, param_bucket);
     if (p.zero_stage == 0 || (p.zero_stage == 1 && p.gradient_reduction == "all_reduce")) {
-      dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, replicas);
+      q.dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, replicas);
     }
     // The gathers run behind the forward pass, as the dense parameters' (above).
     if (p.zero_stage == 1) {
-      if (p.gradient_reduction != "all_reduce") dp += comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, buckets, replicas);
+      if (p.gradient_reduction != "all_reduce") q.dp += comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, buckets, replicas);
       const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, gather_buckets, replicas);
-      dp += gather;
-      forward_dp += gather;
+      q.dp += gather;
+      q.forward_dp += gather;
     }
     if (p.zero_stage == 2) {
       const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
-      dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + gather;
-      forward_dp += gather;
+      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + gather;
+      q.forward_dp += gather;
     }
     if (p.zero_stage == 3) {
       const double gather = m * comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
-      dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + 2 * gather;
-      forward_dp += gather;
+      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + 2 * gather;
+      q.forward_dp += gather;
     }
   }
+  return q;
+}
+
+void StepModel::expose(const DataParallelComm& q) {
   // Hidden communication is not free on GPUs: NCCL's kernels take SMs and memory bandwidth from
   // the compute they overlap, which Lee et al. 2025 (arXiv:2507.03114) measured 18.9 % slower on
   // average (A100, H100, MI250, MI210; GPT and LLaMA training; 40 % at most). While a hidden
@@ -222,27 +221,34 @@ void StepModel::reduce_and_update() {
   if (p.overlap_communication) {
     // The first gathers (ZeRO 2-3: forward_floor) run before any compute, exposed; the rest of the
     // forward's gathers under the forward's compute.
-    const double head = std::min(forward_dp, forward_floor), forward_rest = forward_dp - head;
-    double forward_rest_exposed = std::max(0.0, forward_rest - forward_window);
+    const double head = std::min(q.forward_dp, q.forward_floor), forward_rest = q.forward_dp - head;
+    double forward_rest_exposed = std::max(0.0, forward_rest - q.forward_window);
     // The last bucket runs after the backward, exposed and hiding nothing; the rest of the
     // backward's communication runs under the backward's compute.
-    const double backward_dp = dp - forward_dp;
-    const double tail = std::min(backward_dp, exposed_floor), rest = backward_dp - tail;
-    double rest_exposed = std::max(0.0, rest - window);
+    const double backward_dp = q.dp - q.forward_dp;
+    const double tail = std::min(backward_dp, q.exposed_floor), rest = backward_dp - tail;
+    double rest_exposed = std::max(0.0, rest - q.window);
     // Interleaved chunks (ZeRO 0-1) reduce and gather chunk by chunk, each behind the passes of the
     // chunks that run after it (cost_detail::chunked_reduce_exposed; since session 49, a review:
     // the whole device's behind one microbatch's backward, whatever v).
     if (v > 1 && p.zero_stage <= 1) {
       const auto pl = static_cast<std::int64_t>(c.pipeline), chunks = static_cast<std::int64_t>(v);
-      rest_exposed = std::max(0.0, cost_detail::chunked_reduce_exposed(backward_dp, exposed_floor, window / v, pl, chunks) - tail);
-      if (head == 0) forward_rest_exposed = cost_detail::chunked_gather_exposed(forward_rest, forward_window / v, pl, chunks);
+      rest_exposed = std::max(0.0, cost_detail::chunked_reduce_exposed(backward_dp, q.exposed_floor, q.window / v, pl, chunks) - tail);
+      if (head == 0) forward_rest_exposed = cost_detail::chunked_gather_exposed(forward_rest, q.forward_window / v, pl, chunks);
     }
     const double forward_exposed = head + forward_rest_exposed;
     c.data_comm_s = forward_exposed + tail + rest_exposed;
     c.contention_s = std::max(0.0, forward_rest * overlap_share - forward_rest_exposed) + std::max(0.0, rest * overlap_share - rest_exposed);
   } else {
-    c.data_comm_s = dp;
+    c.data_comm_s = q.dp;
   }
+}
+
+void StepModel::reduce_and_update() {
+  using comm::Collective;
+  const DataParallelComm q = data_parallel_collectives();
+  expose(q);
+  // --- the shared tables' reduction, the optimizer, the device that ends the step ---------------
   // A vocabulary table held on two stages (a tied head's copy on the last, as Megatron-LM places
   // it) has its gradients summed between them once a step, after the data-parallel reduction and
   // before the optimizer (finalize_model_grads: _allreduce_word_embedding_grads), exposed: an
@@ -295,7 +301,7 @@ void StepModel::reduce_and_update() {
   if (c.context_comm_s > 0) c.ops.push_back({"context.kv_gather", "communication", "comm", 0, 0, c.context_comm_s, 0, "communication"});
   if (pp_comm > 0) c.ops.push_back({"pipeline.p2p", "communication", "comm", 0, 0, c.pipeline_comm_s, 0, "communication"});
   if (moe_comm > 0) c.ops.push_back({"experts.all_to_all", "communication", "comm", 0, 0, c.expert_comm_s, 0, "communication"});
-  if (dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s - table_comm, 0, "communication"});
+  if (q.dp > 0) c.ops.push_back({"data.allreduce", "communication", "comm", 0, 0, c.data_comm_s - table_comm, 0, "communication"});
   if (table_comm > 0) c.ops.push_back({"embedding.allreduce", "communication", "comm", 0, 0, table_comm, 0, "communication"});
   if (c.contention_s > 0) c.ops.push_back({"data.overlap", "communication", "comm", 0, 0, c.contention_s, 0, "communication"});
 
@@ -319,7 +325,7 @@ void StepModel::reduce_and_update() {
       if (schedule.ok) slack = schedule.makespan_s - schedule.device_end_s[d];
       const double r = held_on(d, false) / held_busiest;
       // Overlapped, device 0's last bucket (the embedding's gradient) is exposed whatever its share.
-      const double own_reduce = d == 0 && p.overlap_communication ? std::max(reduce * r, embedding_floor) : reduce * r;
+      const double own_reduce = d == 0 && p.overlap_communication ? std::max(reduce * r, q.embedding_floor) : reduce * r;
       // Its update costed on its own parameters (since session 42, a review: the busiest device's
       // time scaled by r, launch included, made a 2M-parameter head's SGD 1 ms where it takes 41 us).
       const double own_params = held_on(d, p.zero_stage >= 1);
