@@ -77,6 +77,16 @@ struct DataParallelComm {
   double embedding_floor = 0;  // device 0's last bucket, the embedding's (ZeRO 0-1)
 };
 
+// A memory-bound pass over a device's gradients in every backward (step_schedule.cpp): the
+// accumulation of the microbatches' gradients, ZeRO-2's and -3's flat-gradient copy.
+struct GradientPass {
+  const char* name;
+  double share;            // of the microbatches
+  double bytes_per_param;  // read and written
+  double flops_per_param;
+  bool sharded;  // over the sharding group (ZeRO-2 and -3's accumulation) or whole
+};
+
 struct StepModel {
   explicit StepModel(const TrainingJob& j) : job(j) {}
 
@@ -88,6 +98,15 @@ struct StepModel {
   void keep_activations(const graph::Op& op, const OpPlace& r);
   void tensor_collectives(const graph::Op& op, const OpPlace& r);
   void run_schedule();
+  // run_schedule()'s parts, in order.
+  void stage_sends();
+  void expert_all_to_all();
+  void parameter_shares();
+  void gradient_passes();
+  void pick_busiest();
+  void run_uneven_chunks();
+  void gradient_pass_rows();
+  void pipeline_bubble();
   void reduce_and_update();
   // reduce_and_update()'s parts: the collectives of the ZeRO stage and the experts' copies, and
   // what of them the passes do not hide (c.data_comm_s) and the contention of what they do.
@@ -106,6 +125,8 @@ struct StepModel {
   double held_on(std::size_t d, bool sharded) const;
   // The busiest device's (held_on).
   double held_per_device(bool sharded) const { return held_on(busiest_device, sharded); }
+  // A gradient pass over `params` parameters (step_schedule.cpp).
+  hardware::KernelTime pass_time(const GradientPass& g, double params) const;
   // The collectives of `bytes` in buckets of `bucket` (step_schedule.cpp).
   double bucketed(double bytes, double bucket) const;
   // A layer's position in the graph's order of layers.
@@ -182,6 +203,11 @@ struct StepModel {
 
   // --- run_schedule() ---------------------------------------------------------------------------
   std::vector<double> dev_inputs;  // the inputs of each device's layers, summed
+  std::vector<double> dev_pp;      // each device's stage sends, a microbatch
+  bool fp8_dispatch = false;       // the experts' dispatch in 8 bits
+  std::vector<double> dev_a2a;     // each device's exposed all-to-all, a microbatch
+  std::vector<GradientPass> passes;
+  std::vector<double> dev_acc;  // each device's gradient passes, a backward
   std::vector<double> dev_a2a_contention;
   // The busiest device's, a microbatch: forward, backward, tensor-group collectives (the forward's
   // share), the context group's share.

@@ -54,7 +54,23 @@ double StepModel::bucketed(double bytes, double bucket) const {
   return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
 }
 
+hardware::KernelTime StepModel::pass_time(const GradientPass& g, double params) const {
+  return hardware::kernel_time(dev16, "fp32", g.flops_per_param * params, g.bytes_per_param * params, false);
+}
+
 void StepModel::run_schedule() {
+  stage_sends();
+  expert_all_to_all();
+  parameter_shares();
+  gradient_passes();
+  pick_busiest();
+  run_uneven_chunks();
+  gradient_pass_rows();
+  pipeline_bubble();
+}
+
+// The pipeline's stage sends a microbatch, each device's (dev_pp), and what its layers receive.
+void StepModel::stage_sends() {
   // Pipeline: each microbatch crosses a stage boundary forward and backward.
   // Each tensor rank sends 1/t of the boundary (Megatron's scatter-gather, Narayanan et al. 2021);
   // interleaved, a microbatch crosses v times as many stage boundaries.
@@ -94,7 +110,7 @@ void StepModel::run_schedule() {
   // v - 1 of its chunks also exchange over the wrap-around between the last device and the first
   // (the last chunk's output goes to the loss, the first chunk's input comes from the data), and v
   // over its inner boundary.
-  std::vector<double> dev_pp(devices, 0.0);
+  dev_pp.assign(devices, 0.0);
   if (c.pipeline > 1) {
     const std::int64_t last = static_cast<std::int64_t>(devices) - 1;
     const auto link = [&](std::int64_t a, std::int64_t b) { return crosses(a, b) ? inter : intra; };
@@ -112,6 +128,11 @@ void StepModel::run_schedule() {
       dev_pp[static_cast<std::size_t>(d)] = transfers * (boundary_bytes / tp) * sends_s;
     }
   }
+}
+
+// The experts' dispatch and combine (moe_comm, each device's dev_a2a), and what of them the shared
+// experts hide.
+void StepModel::expert_all_to_all() {
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
   // Megatron-Core numbers the experts' ranks as it numbers the dense ones, with the experts' own
   // tensor degree (its expert RankGenerator: tp = expert_tensor_parallel_size, order tp-cp-ep-dp-pp):
@@ -153,8 +174,8 @@ void StepModel::run_schedule() {
   // Full recomputation runs the forward pass, its dispatch and combine included, a second time: 6
   // transfers, as the tensor-parallel all-reduces of step_ops.cpp go from 2 to 3 a layer.
   const double a2a_transfers = p.recompute ? 6 : 4;
-  // (Here for all the model's expert layers; the busiest device's share is taken below.)
-  const bool fp8_dispatch = eight_bit && job.expert_dispatch == "fp8";
+  // (Here for all the model's expert layers; the busiest device's share is taken in pick_busiest.)
+  fp8_dispatch = eight_bit && job.expert_dispatch == "fp8";
   const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (fp8_dispatch ? 0.75 : 1.0);
   moe_comm = moe_layers > 0 && expert_group > 1 ? spread_s(a2a_bytes) : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
@@ -180,93 +201,9 @@ void StepModel::run_schedule() {
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
     moe_comm = std::max(network_s, forward_s);
   }
-  // The busiest device: its layers' and its other ops' work, and the all-to-all of its expert
-  // layers. Under DualPipe a device holds stages i and p - 1 - i (v = 1) and runs each for half the
-  // microbatches: half of each's work a microbatch.
+  // Each device's all-to-all: its expert layers' share.
   const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? moe_comm * dev_moe[d] / moe_bytes : 0.0; };
-  const double layers_d = static_cast<double>(layers);
-  // (DualPipe: two stages a device, on_device above.)
-  paired = p.dualpipe && devices > 1;
-  // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
-  // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
-  // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
-  // tensor ranks hold copies of one another's (since session 33; before, half of them at tensor 2).
-  et = p.expert_tensor == 1 ? 1.0 : tp;
-  expert_copies = (tp / et) * (static_cast<double>(c.data) / eg);  // ranks holding each expert
-  // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
-  // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
-  // the same experts for the experts' (Megatron-Core's expert data-parallel group).
-  expert_shard = std::max(1.0, (tp / et) * static_cast<double>(shard) / eg);
-  // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
-  // on each core, their gradients and optimizer state too, and updates each, where the job is not
-  // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
-  // batch dimension). Under tensor parallelism the two cores may as well hold two shards: one copy
-  // [assumed]. Experts are spread over the cores as over the chips: no copy.
-  core_copies =
-      c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
-  // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
-  // default), the parameters gathered at the compute precision.
-  grad_value_bytes =
-      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
-  // Gradient accumulation: with m microbatches a step, every backward after the first adds its
-  // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
-  // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
-  // kernel of its own: the new gradient read at the compute precision, the accumulator read and
-  // written at the gradients' (docs/hardware-model.md, "Gradient accumulation"). Megatron-LM's
-  // gradient_accumulation_fusion accumulates inside the weight-gradient GEMM (`fused`: cuBLAS's
-  // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
-  // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
-  // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes,
-  // on each device its own parameters' pass, before the busiest device is chosen (since session 34;
-  // before, the busiest was chosen on its layers alone and the pass added to it afterwards).
-  // `cast` (DeepSpeed's BF16_Optimizer, update_hp_grads after every backward: hp_grad.add_(
-  // lp.grad.to(fp32))): every microbatch's gradient, the first's too (into the zeroed buffer), is
-  // cast in a pass of its own (read p, write g) and the copy added (read g, read and write the
-  // accumulator): p + 4 g a parameter where the precisions differ (since session 47, a review).
-  const bool cast_add = p.gradient_accumulation == "cast" && job.hardware.kind != "tpu";
-  const bool accumulate = cast_add || (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu");
-  const double acc_share =
-      cast_add ? 1.0 : accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
-  const double acc_bytes_per_value =
-      bytes_per_value + 2 * grad_value_bytes + (cast_add && grad_value_bytes != bytes_per_value ? 2 * grad_value_bytes : 0.0);
-  // A bucket of the data-parallel reduction (ZeRO 0-1), gradients and gathered parameters: PyTorch
-  // DDP's 25 MB by default, the scenario's size, or Megatron-Core's max(4e7, 1e6 x data x context)
-  // parameters, at the gradient precision and, for the parameters gathered, the compute precision
-  // (since session 44, from a review: 25 MB for every code had charged a 405B model's 128-rank
-  // reduction 512 start-ups a device).
-  const double megatron_bucket = std::max(4e7, 1e6 * static_cast<double>(c.data * cp));
-  grad_bucket = p.megatron_buckets ? megatron_bucket * grad_value_bytes
-                             : p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes
-                                                           : kGradientBucketBytes;
-  param_bucket = p.megatron_buckets ? megatron_bucket * bytes_per_value : grad_bucket;
-  // Memory-bound passes over a device's gradients in every backward (a share of the microbatches):
-  // the accumulation above, and ZeRO-2's and -3's flat gradient. PyTorch's FSDP (and FairScale's)
-  // holds a unit's parameters as views of one flat parameter, so autograd builds the flat gradient
-  // from the views' by a copy of all of them (SplitWithSizesBackward: a cat, read and write at the
-  // compute precision, on the compute stream; FairScale PR #1184: "triggered every microbatch per
-  // FSDP module"), and DeepSpeed's ZeRO-2 and -3 copy each gradient into their reduction bucket
-  // (the ipg buffer); every microbatch, since both reduce every microbatch. Not on a TPU (XLA
-  // reduce-scatters the gradient it computes) nor with fused accumulation, whose weight-gradient
-  // GEMM writes into the flat buffer (Megatron-Core's main_grad). Since session 49, a review.
-  struct GradientPass {
-    const char* name;
-    double share;            // of the microbatches
-    double bytes_per_param;  // read and written
-    double flops_per_param;
-    bool sharded;  // over the sharding group (ZeRO-2 and -3's accumulation) or whole
-  };
-  std::vector<GradientPass> passes;
-  if (accumulate) passes.push_back({"gradients.accumulate", acc_share, acc_bytes_per_value, 1, p.zero_stage >= 2});
-  if (p.zero_stage >= 2 && job.hardware.kind != "tpu" && p.gradient_accumulation != "fused") {
-    passes.push_back({"gradients.flatten", 1, 2 * bytes_per_value, 0, false});
-  }
-  const auto pass_time = [&](const GradientPass& g, double params) {
-    return hardware::kernel_time(dev16, "fp32", g.flops_per_param * params, g.bytes_per_param * params, false);
-  };
-  std::vector<double> dev_acc(devices, 0.0);  // each device's gradient passes, a backward
-  for (const auto& g : passes)
-    for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
-  std::vector<double> dev_a2a(devices, 0.0);
+  dev_a2a.assign(devices, 0.0);
   dev_a2a_contention.assign(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
   if (p.shared_expert_overlap) {
@@ -304,12 +241,98 @@ void StepModel::run_schedule() {
       dev_a2a_contention[d] = contention;
     }
   }
+}
+
+// How the parameters lie over the ranks (held_on's shares) and the gradients' precision and buckets.
+void StepModel::parameter_shares() {
+  // (DualPipe: two stages a device, on_device.)
+  paired = p.dualpipe && devices > 1;
+  // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
+  // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
+  // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
+  // tensor ranks hold copies of one another's (since session 33; before, half of them at tensor 2).
+  et = p.expert_tensor == 1 ? 1.0 : tp;
+  expert_copies = (tp / et) * (static_cast<double>(c.data) / eg);  // ranks holding each expert
+  // ZeRO shards a parameter's gradients and states over the ranks that hold a copy of it: the data
+  // group (or a hybrid-sharding group) for the dense parameters, only the data / G ranks that hold
+  // the same experts for the experts' (Megatron-Core's expert data-parallel group).
+  expert_shard = std::max(1.0, (tp / et) * static_cast<double>(shard) / eg);
+  // A chip whose cores have memory of their own (TPU v2, v3) holds a copy of its dense parameters
+  // on each core, their gradients and optimizer state too, and updates each, where the job is not
+  // tensor-parallel (the cores are data-parallel replicas: TPUEstimator's, Mesh TensorFlow's
+  // batch dimension). Under tensor parallelism the two cores may as well hold two shards: one copy
+  // [assumed]. Experts are spread over the cores as over the chips: no copy.
+  core_copies =
+      c.tensor == 1 && job.hardware.separate_cores > 1 ? static_cast<double>(job.hardware.separate_cores) : 1.0;
+  // Gradients are accumulated and reduced at their own precision (fp32 under Megatron-LM's bf16
+  // default), the parameters gathered at the compute precision.
+  grad_value_bytes =
+      p.gradient_precision.empty() ? bytes_per_value : hardware::bytes_per_value(p.gradient_precision);
+  // A bucket of the data-parallel reduction (ZeRO 0-1), gradients and gathered parameters: PyTorch
+  // DDP's 25 MB by default, the scenario's size, or Megatron-Core's max(4e7, 1e6 x data x context)
+  // parameters, at the gradient precision and, for the parameters gathered, the compute precision
+  // (since session 44, from a review: 25 MB for every code had charged a 405B model's 128-rank
+  // reduction 512 start-ups a device).
+  const double megatron_bucket = std::max(4e7, 1e6 * static_cast<double>(c.data * cp));
+  grad_bucket = p.megatron_buckets ? megatron_bucket * grad_value_bytes
+                             : p.gradient_bucket_bytes > 0 ? p.gradient_bucket_bytes
+                                                           : kGradientBucketBytes;
+  param_bucket = p.megatron_buckets ? megatron_bucket * bytes_per_value : grad_bucket;
+}
+
+// The passes over each device's gradients in every backward (dev_acc).
+void StepModel::gradient_passes() {
+  // Gradient accumulation: with m microbatches a step, every backward after the first adds its
+  // weight gradients into the step's, on every stage. PyTorch's autograd (AccumulateGrad's in-place
+  // add), DeepSpeed's pipeline engine and bf16 optimizer, and TensorFlow's accumulators run it as a
+  // kernel of its own: the new gradient read at the compute precision, the accumulator read and
+  // written at the gradients' (docs/hardware-model.md, "Gradient accumulation"). Megatron-LM's
+  // gradient_accumulation_fusion accumulates inside the weight-gradient GEMM (`fused`: cuBLAS's
+  // beta = 1 reads the accumulator in a compute-bound product, not charged), and on a TPU XLA
+  // fuses the add into the fusion that produces the gradient. Sharded gradients (ZeRO-2 and -3)
+  // accumulate their reduced shard. Charged to each backward as its average, (m - 1) / m passes,
+  // on each device its own parameters' pass, before the busiest device is chosen (since session 34;
+  // before, the busiest was chosen on its layers alone and the pass added to it afterwards).
+  // `cast` (DeepSpeed's BF16_Optimizer, update_hp_grads after every backward: hp_grad.add_(
+  // lp.grad.to(fp32))): every microbatch's gradient, the first's too (into the zeroed buffer), is
+  // cast in a pass of its own (read p, write g) and the copy added (read g, read and write the
+  // accumulator): p + 4 g a parameter where the precisions differ (since session 47, a review).
+  const bool cast_add = p.gradient_accumulation == "cast" && job.hardware.kind != "tpu";
+  const bool accumulate = cast_add || (c.microbatches > 1 && p.gradient_accumulation == "separate" && job.hardware.kind != "tpu");
+  const double acc_share =
+      cast_add ? 1.0 : accumulate ? (static_cast<double>(c.microbatches) - 1) / static_cast<double>(c.microbatches) : 0.0;
+  const double acc_bytes_per_value =
+      bytes_per_value + 2 * grad_value_bytes + (cast_add && grad_value_bytes != bytes_per_value ? 2 * grad_value_bytes : 0.0);
+  // Memory-bound passes over a device's gradients in every backward (a share of the microbatches):
+  // the accumulation above, and ZeRO-2's and -3's flat gradient. PyTorch's FSDP (and FairScale's)
+  // holds a unit's parameters as views of one flat parameter, so autograd builds the flat gradient
+  // from the views' by a copy of all of them (SplitWithSizesBackward: a cat, read and write at the
+  // compute precision, on the compute stream; FairScale PR #1184: "triggered every microbatch per
+  // FSDP module"), and DeepSpeed's ZeRO-2 and -3 copy each gradient into their reduction bucket
+  // (the ipg buffer); every microbatch, since both reduce every microbatch. Not on a TPU (XLA
+  // reduce-scatters the gradient it computes) nor with fused accumulation, whose weight-gradient
+  // GEMM writes into the flat buffer (Megatron-Core's main_grad). Since session 49, a review.
+  if (accumulate) passes.push_back({"gradients.accumulate", acc_share, acc_bytes_per_value, 1, p.zero_stage >= 2});
+  if (p.zero_stage >= 2 && job.hardware.kind != "tpu" && p.gradient_accumulation != "fused") {
+    passes.push_back({"gradients.flatten", 1, 2 * bytes_per_value, 0, false});
+  }
+  dev_acc.assign(devices, 0.0);  // each device's gradient passes, a backward
+  for (const auto& g : passes)
+    for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
+}
+
+// The busiest device, whose slot paces the step, and each device's row of the stages table.
+void StepModel::pick_busiest() {
+  // The busiest device: its layers' and its other ops' work, and the all-to-all of its expert
+  // layers. Under DualPipe a device holds stages i and p - 1 - i (v = 1) and runs each for half the
+  // microbatches: half of each's work a microbatch.
+  const double layers_d = static_cast<double>(layers);
   double busiest = -1, busiest_moe = 0;
   for (std::size_t d = 0; d < devices; ++d) {
     const double f = on_device(dev_f, d), b = on_device(dev_b, d) + dev_acc[d], t_comm = on_device(dev_tp, d), a2a = on_device(dev_a2a, d);
     const double pp_d = on_device(dev_pp, d);
     // The slot as the schedule runs it: DualPipe hides the all-to-all and the stage sends under the
-    // paired chunk's compute (below).
+    // paired chunk's compute (pipeline_bubble).
     const double slot_d = p.dualpipe ? f + b + t_comm + std::max(0.0, pp_d + a2a - (f + b)) : f + b + t_comm + a2a + pp_d;
     const double c_comm = on_device(dev_cp, d);
     c.stages.push_back({static_cast<int>(d), on_device(device_layers, d), f, b, t_comm - c_comm, a2a, slot_d, 0, false});
@@ -329,6 +352,10 @@ void StepModel::run_schedule() {
   }
   moe_comm = busiest_moe;
   c.stages[busiest_device].busiest = true;
+}
+
+// Interleaved chunks of uneven work: the schedule run op by op.
+void StepModel::run_uneven_chunks() {
   // Interleaved 1F1B with chunks of unequal layers (Llama 3.1's empty first and last chunks, or a
   // device's layers in one chunk): the schedule run op by op (cost_detail::simulate_interleaved),
   // each chunk taking its share of its device's slot by its compute, forward and backward split
@@ -382,11 +409,15 @@ void StepModel::run_schedule() {
                                                    chunk_bwd_s, {chunk_saved, chunk_inputs});
     }
   }
+}
+
+// The gradient passes' energy and their rows of the ops table.
+void StepModel::gradient_pass_rows() {
   // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
   dense_per_device = dense_on(busiest_device);
   expert_per_device = expert_on(busiest_device);
   for (const auto& g : passes) {
-    // (Already in bwd_s and in each device's row of the stages table, above.)
+    // (Already in bwd_s and in each device's row of the stages table: pick_busiest.)
     // The average device's pass, for the energy.
     double average_held = 0;
     for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, g.sharded) / static_cast<double>(devices);
@@ -408,6 +439,10 @@ void StepModel::run_schedule() {
     c.ops.push_back({g.name, "elementwise", "bwd", g.share * g.flops_per_param * all_held, g.share * all_held * g.bytes_per_param,
                      g.share * all_s, g.share * all_e, "memory"});
   }
+}
+
+// The step's slots and its bubble, by schedule.
+void StepModel::pipeline_bubble() {
   mb = static_cast<double>(c.microbatches);
   slot = fwd_s + bwd_s + tp_comm + pp_comm + moe_comm;
   if (p.dualpipe) {
