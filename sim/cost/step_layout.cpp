@@ -112,6 +112,14 @@ std::size_t StepModel::position_of(int layer) const {
 }
 
 bool StepModel::layout() {
+  if (!place_ranks() || !build_step_graph() || !partition_layers()) return false;
+  start_accumulators();
+  return true;
+}
+
+// The device model, and the ranks: data x tensor x pipeline x context, ZeRO's shards, the
+// microbatches a data rank runs a step.
+bool StepModel::place_ranks() {
   p = job.parallelism.value_or(Parallelism{});
   dev = hardware::make_device_model(job.hardware).at_precision(job.precision);
   n = job.accelerators;
@@ -150,6 +158,11 @@ bool StepModel::layout() {
   const double per_replica = static_cast<double>(p.global_batch) / static_cast<double>(c.data * p.microbatch);
   c.microbatches = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(per_replica - 1e-9)));
 
+  return true;
+}
+
+// The model's graph at the job's microbatch and precision, its parameters and tokens a step.
+bool StepModel::build_step_graph() {
   // Values are stored at the compute precision, except that 8-bit training runs only its GEMMs in
   // 8 bits: activations, weights as gathered, gradients and the other kernels stay at 16 bits, as
   // Transformer Engine's FP8 recipes and DeepSeek-V3 (arXiv:2412.19437, Sec. 3.3) train (the casts
@@ -222,6 +235,11 @@ bool StepModel::layout() {
   c.tokens_per_step = static_cast<double>(p.global_batch) * seq_tokens * filled;
   c.steps = job.tokens ? *job.tokens / c.tokens_per_step : 0;
 
+  return true;
+}
+
+// The communication groups, and the pipeline's partition of the layers into chunks and devices.
+bool StepModel::partition_layers() {
   tp = static_cast<double>(c.tensor);
   pp = static_cast<double>(c.pipeline);
   layers = std::max(1, g.layers());
@@ -245,7 +263,6 @@ bool StepModel::layout() {
   shard_group = group_of(job, shard, c.tensor, intra, inter);
   replica_group = group_of(job, replicas / shard, c.tensor * shard, intra, inter);
 
-  // --- one microbatch on each pipeline device, and the busiest ------------------------------
   fusion = graph::fusion_of(job.fusion);
   // Interleaved 1F1B: v chunks of layers on each device (below; where p v > L some are empty).
   v = static_cast<double>(std::max<std::int64_t>(1, p.virtual_stages));
@@ -294,6 +311,11 @@ bool StepModel::layout() {
   std::int64_t mtp_layers = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) mtp_layers = t->mtp_depth;
   last_main_layer = static_cast<int>(layer_ids.size()) - 1 - static_cast<int>(mtp_layers);
+  return true;
+}
+
+// What cost_ops() sums a microbatch, each device's and chunk's, and the key/value heads a rank holds.
+void StepModel::start_accumulators() {
   // The per-microbatch work of each device: its layers' (each layer's own: a dense layer before the
   // experts, a multi-token prediction layer or a decoder layer with cross-attention is not an
   // encoder layer) and its other ops'; the step runs at the pace of the busiest device (step_schedule.cpp).
@@ -363,7 +385,6 @@ bool StepModel::layout() {
   // A parallel block with one norm projects its output once for both branches (PaLM; step_ops.cpp).
   const auto* sp_design = std::get_if<TransformerDesign>(&job.design);
   one_fused_input = sp_design != nullptr && sp_design->parallel_block && sp_design->parallel_norms <= 1;
-  return true;
 }
 
 }  // namespace dlcarbon::cost_detail

@@ -15,7 +15,6 @@
 namespace dlcarbon::cost_detail {
 
 void StepModel::memory() {
-  // --- memory -------------------------------------------------------------------------------
   // Bytes per parameter: weights at the compute precision, gradients at theirs; the optimizer
   // state includes an fp32 master copy only when the weights are narrower than fp32.
   // Each is held by the parameters it is sharded over (StepModel::held_on, step_schedule.cpp).
@@ -111,7 +110,6 @@ void StepModel::memory() {
 }
 
 void StepModel::power() {
-  // --- FLOPs, MFU, power ---------------------------------------------------------------------
   const double model_forward = g.model_forward_flops();
   // (Under context parallelism a device's graph is 1 / cp of each sequence.)
   c.model_flops_per_step = 3 * model_forward * static_cast<double>(c.microbatches * c.data * cp) * filled;

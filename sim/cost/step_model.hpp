@@ -92,6 +92,11 @@ struct StepModel {
 
   // The phases, in order; layout() returns false where the job cannot run (c.reason says why).
   bool layout();
+  // layout()'s parts, in order (each false where the job cannot run).
+  bool place_ranks();
+  bool build_step_graph();
+  bool partition_layers();
+  void start_accumulators();
   void cost_ops();
   // cost_ops()'s parts for one op: the parameters it holds, what it keeps, its collectives.
   void hold_parameters(const graph::Op& op, const OpPlace& r);
