@@ -1,6 +1,7 @@
 // Properties every first-principles training step must have, over generated jobs: transformer
-// designs (decoder, encoder, encoder-decoder, grouped-query, gated, parallel blocks, experts) on
-// the shipped catalog's parts, with every parallelism key drawn at random. Each generated scenario
+// designs (decoder, encoder, encoder-decoder, grouped-query, gated, parallel blocks, sliding
+// windows, experts and shared experts) and ResNets, ViTs, LSTMs and MLPs, on the shipped catalog's
+// parts, with the parallelism keys drawn at random. Each generated scenario
 // goes through the real loader: it is refused with an InputError naming the file, line and key, or
 // each job is costed, and then either cannot run with a reason, or runs with a step whose figures
 // are finite and consistent:
@@ -40,6 +41,9 @@ T pick(std::mt19937_64& rng, const std::vector<T>& v) {
 
 bool chance(std::mt19937_64& rng, double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; }
 
+std::string scenario_text(int i, const std::string& design, const std::string& par, std::int64_t accelerators,
+                          std::mt19937_64& rng);
+
 // One scenario with one first-principles training job, its keys drawn at random (many draws are
 // bad input: a tensor degree that does not divide the heads, a schedule without enough
 // microbatches; the loader must say so).
@@ -48,9 +52,17 @@ std::string generated_scenario(std::mt19937_64& rng, int i) {
   const std::int64_t head_dim = pick<std::int64_t>(rng, {16, 32, 64, 128});
   const std::int64_t d = heads * head_dim;
   const std::string builder = pick<std::string>(rng, {"decoder", "decoder", "encoder", "encoder-decoder"});
-  const std::int64_t experts = builder == "decoder" ? pick<std::int64_t>(rng, {0, 0, 0, 4, 8}) : 0;
+  const std::int64_t experts = builder != "encoder" ? pick<std::int64_t>(rng, {0, 0, 0, 4, 8}) : 0;
   std::ostringstream design;
-  design << "{builder: " << builder << ", layers: " << pick<int>(rng, {1, 2, 3, 4, 6, 8, 12, 24, 48})
+  const int layers = pick<int>(rng, {1, 2, 3, 4, 6, 8, 12, 24, 48});
+  design << "{builder: " << builder;
+  if (builder == "encoder-decoder") {
+    design << ", encoder_layers: " << layers << ", decoder_layers: " << pick<int>(rng, {1, 2, layers});
+    if (chance(rng, 0.5)) design << ", target_seq_len: " << pick<int>(rng, {32, 114});
+  } else {
+    design << ", layers: " << layers;
+  }
+  design
          << ", d_model: " << d << ", heads: " << heads << ", d_ff: " << 4 * d << ", vocab: " << pick<int>(rng, {1000, 32000, 50257})
          << ", seq_len: " << pick<int>(rng, {64, 128, 256, 512});
   std::int64_t kv = heads;
@@ -60,8 +72,12 @@ std::string generated_scenario(std::mt19937_64& rng, int i) {
     design << ", kv_heads: " << kv;
     if (chance(rng, 0.4)) design << ", gated_ffn: true";
     if (experts == 0 && chance(rng, 0.2)) design << ", parallel_block: true";
+    if (chance(rng, 0.1)) design << ", sliding_window: 32";
   }
-  if (experts > 0) design << ", experts: " << experts << ", top_k: " << pick<int>(rng, {1, 2});
+  if (experts > 0) {
+    design << ", experts: " << experts << ", top_k: " << pick<int>(rng, {1, 2});
+    if (chance(rng, 0.3)) design << ", shared_experts: 1";
+  }
   design << "}";
 
   const std::int64_t tensor = pick<std::int64_t>(rng, {1, 1, 2, 4});
@@ -92,32 +108,86 @@ std::string generated_scenario(std::mt19937_64& rng, int i) {
   if (chance(rng, 0.1)) par << ", padding: 0.1";
   par << "}";
 
+  return scenario_text(i, design.str(), par.str(), tensor * pipeline * data * context, rng);
+}
+
+std::string scenario_text(int i, const std::string& design, const std::string& par, std::int64_t accelerators,
+                          std::mt19937_64& rng) {
   std::ostringstream s;
   s << "schema_version: 1\n"
     << "scenario: {name: generated-" << i << ", start: 2024-01-01, horizon: \"1 year\", seed: 1}\n"
-    << "models:\n  - id: m\n    name: generated model\n    design: " << design.str() << "\n"
+    << "models:\n  - id: m\n    name: generated model\n    design: " << design << "\n"
     << "training:\n  - id: t\n    model: m\n"
     << "    hardware: "
     << pick<std::string>(rng, {"nvidia-a100-sxm4-40gb", "nvidia-a100-sxm4-80gb", "nvidia-h100-sxm5", "nvidia-v100-sxm2",
                                "nvidia-gtx-1080", "google-tpu-v3", "google-tpu-v4", "amd-mi300x", "nvidia-b200-sxm",
                                "nvidia-p100-sxm2", "google-tpu-v2", "nvidia-h200-sxm"})
-    << "\n    accelerators: " << tensor * pipeline * data * context << "\n    tokens: \"1e9 tokens\"\n"
+    << "\n    accelerators: " << accelerators << "\n    tokens: \"1e9 tokens\"\n"
     << "    precision: " << pick<std::string>(rng, {"bf16", "bf16", "fp16", "fp32", "fp8"}) << "\n"
     << "    fusion: " << pick<std::string>(rng, {"none", "elementwise", "flash1", "flash2"}) << "\n"
-    << "    parallelism: " << par.str() << "\n    datacenter: us-virginia-hyperscale\n";
+    << "    parallelism: " << par << "\n    datacenter: us-virginia-hyperscale\n";
   return s.str();
 }
 
-}  // namespace
+// Non-transformer designs (ResNet, ViT, LSTM, MLP): data and pipeline parallelism (a tensor degree
+// is bad input for them but the ViT), ZeRO, recomputation, activation layouts.
+std::string generated_other(std::mt19937_64& rng, int i) {
+  const std::string kind = pick<std::string>(rng, {"resnet", "vit", "lstm", "lstm", "mlp"});
+  std::ostringstream design;
+  std::int64_t tensor = 1;
+  if (kind == "resnet") {
+    design << "{builder: resnet, blocks: " << pick<std::string>(rng, {"[1, 1, 1, 1]", "[2, 2, 2, 2]", "[3, 4, 6, 3]"})
+           << ", image: " << pick<int>(rng, {32, 64, 224}) << ", bottleneck: " << (chance(rng, 0.7) ? "true" : "false")
+           << ", classes: " << pick<int>(rng, {10, 1000}) << "}";
+  } else if (kind == "vit") {
+    const std::int64_t heads = pick<std::int64_t>(rng, {2, 4, 8});
+    tensor = pick<std::int64_t>(rng, {1, 1, 2});
+    design << "{builder: vit, layers: " << pick<int>(rng, {1, 2, 4, 12}) << ", d_model: " << heads * 32 << ", heads: " << heads
+           << ", d_ff: " << heads * 128 << ", patch: " << pick<int>(rng, {8, 16}) << ", image: " << pick<int>(rng, {32, 64, 224})
+           << ", classes: 10}";
+  } else if (kind == "lstm") {
+    design << "{builder: lstm, layers: " << pick<int>(rng, {1, 2, 4}) << ", input: " << pick<int>(rng, {64, 512})
+           << ", hidden: " << pick<int>(rng, {128, 1024, 4096}) << ", seq_len: " << pick<int>(rng, {20, 35, 100});
+    if (chance(rng, 0.5)) design << ", projection: " << pick<int>(rng, {64, 512});
+    if (chance(rng, 0.6)) design << ", vocab: " << pick<int>(rng, {1000, 8192});
+    if (chance(rng, 0.4)) design << ", bidirectional: true";
+    design << "}";
+  } else {
+    design << "{builder: mlp, widths: " << pick<std::string>(rng, {"[64, 256, 10]", "[1000, 1000, 1000]", "[13, 512, 256, 64]"})
+           << ", input_gradient: " << (chance(rng, 0.5) ? "true" : "false") << "}";
+  }
+  const std::int64_t pipeline = pick<std::int64_t>(rng, {1, 1, 1, 2});
+  const std::int64_t data = pick<std::int64_t>(rng, {1, 2, 8, 32});
+  const std::int64_t microbatch = pick<std::int64_t>(rng, {1, 8, 32, 128});
+  std::ostringstream par;
+  par << "{tensor: " << tensor << ", pipeline: " << pipeline << ", data: " << data << ", microbatch: " << microbatch
+      << ", global_batch: " << data * microbatch * pick<int>(rng, {1, 2, 4}) << ", zero_stage: " << pick<int>(rng, {0, 1, 2, 3});
+  if (chance(rng, 0.2)) par << ", recompute: full";
+  if (chance(rng, 0.2)) par << ", overlap_communication: false";
+  if (chance(rng, 0.2)) par << ", optimizer: " << pick<std::string>(rng, {"sgd", "adagrad"});
+  par << "}";
+  std::string text = scenario_text(i, design.str(), par.str(), tensor * pipeline * data, rng);
+  if (kind == "resnet" && chance(rng, 0.5)) text.insert(text.find("training:\n"), "    layout: nhwc\n");  // the model's key
+  return text;
+}
 
-TEST_CASE("generated first-principles jobs: refused with a reason, or a step whose figures are finite and add up") {
+struct Outcomes {
+  int refused = 0, cannot_run = 0, ran = 0;
+};
+
+// Generates `count` scenarios with `generate` from `seed`, loads each and checks what it gives.
+template <typename Generate>
+Outcomes check_generated(Generate generate, std::uint64_t seed, int count) {
   const fs::path dir = fs::temp_directory_path() / "dlcarbon_step_properties";
   fs::create_directories(dir);
   const fs::path file = dir / "generated.yaml";
-  std::mt19937_64 rng(20261206);
-  int refused = 0, cannot_run = 0, ran = 0;
-  for (int i = 0; i < 400; ++i) {
-    const std::string text = generated_scenario(rng, i);
+  std::mt19937_64 rng(seed);
+  Outcomes n;
+  int& refused = n.refused;
+  int& cannot_run = n.cannot_run;
+  int& ran = n.ran;
+  for (int i = 0; i < count; ++i) {
+    const std::string text = generate(rng, i);
     std::ofstream(file, std::ios::binary) << text;
     Scenario scenario;
     try {
@@ -174,9 +244,22 @@ TEST_CASE("generated first-principles jobs: refused with a reason, or a step who
     CHECK(result.footprint.facility_energy_j > 0);
     CHECK(std::isfinite(result.footprint.co2e_location_kg));
   }
-  // The draws reach every outcome, so the checks above ran (counts at this seed: see the message).
   MESSAGE("refused " << refused << ", cannot run " << cannot_run << ", ran " << ran);
-  CHECK(refused > 20);
-  CHECK(cannot_run > 0);
-  CHECK(ran > 100);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("generated transformer jobs: refused with a reason, or a step whose figures are finite and add up") {
+  const Outcomes n = check_generated(generated_scenario, 20261206, 400);
+  // The draws reach every outcome, so the checks ran (at this seed: 123 refused, 31 cannot run, 246 ran).
+  CHECK(n.refused > 20);
+  CHECK(n.cannot_run > 0);
+  CHECK(n.ran > 100);
+}
+
+TEST_CASE("generated ResNet, ViT, LSTM and MLP jobs: the same properties") {
+  const Outcomes n = check_generated(generated_other, 20261207, 200);  // 30 refused, 7 cannot run, 163 ran
+  CHECK(n.refused > 0);
+  CHECK(n.ran > 100);
 }
