@@ -113,7 +113,7 @@ std::size_t StepModel::position_of(int layer) const {
 
 bool StepModel::layout() {
   if (!place_ranks() || !build_step_graph() || !partition_layers()) return false;
-  start_accumulators();
+  prepare_ops();
   return true;
 }
 
@@ -168,12 +168,12 @@ bool StepModel::build_step_graph() {
   // Transformer Engine's FP8 recipes and DeepSeek-V3 (arXiv:2412.19437, Sec. 3.3) train (the casts
   // into 8 bits are charged with each product, step_ops.cpp).
   eight_bit = job.precision == "fp8" || job.precision == "int8";
-  // Latent attention's widths, for what `recompute: latent` keeps: the output (v wide) and, where
-  // no query latent is recomputed from, the queries (qk wide).
   // (What `recompute: elementwise` keeps of a feed-forward's activation: its input, both halves gated.)
   const auto* transformer_design = std::get_if<TransformerDesign>(&job.design);
   gated_ffn = transformer_design && transformer_design->gated_ffn;
   parallel_two_norms = transformer_design && transformer_design->parallel_block && transformer_design->parallel_norms > 1;
+  // Latent attention's widths, for what `recompute: latent` keeps: the output (v wide) and, where
+  // no query latent is recomputed from, the queries (qk wide).
   if (const auto* t = std::get_if<TransformerDesign>(&job.design); t && t->kv_lora_rank > 0) {
     latent_design = true;
     q_recomputed = t->q_lora_rank > 0;
@@ -187,6 +187,7 @@ bool StepModel::build_step_graph() {
   // min(data, experts)), each holding
   // experts / G of them (with more data ranks than experts, each expert is replicated on data / G
   // ranks); the tokens of the G ranks' microbatches are dispatched together.
+  std::int64_t experts = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) experts = t->experts;
   expert_group = experts > 0 ? (p.expert > 0 ? p.expert : std::min(c.data, experts)) : 1;
   if (experts > 0 && (experts % expert_group != 0 || c.data % expert_group != 0)) {
@@ -314,13 +315,16 @@ bool StepModel::partition_layers() {
   return true;
 }
 
-// What cost_ops() sums a microbatch, each device's and chunk's, and the key/value heads a rank holds.
-void StepModel::start_accumulators() {
+// What cost_ops() reads and sums: each device's and chunk's sums of a microbatch, the key/value heads
+// a rank holds, the vocabulary table, the contention share of hidden communication.
+void StepModel::prepare_ops() {
   // The per-microbatch work of each device: its layers' (each layer's own: a dense layer before the
   // experts, a multi-token prediction layer or a decoder layer with cross-attention is not an
   // encoder layer) and its other ops'; the step runs at the pace of the busiest device (step_schedule.cpp).
   // Energy is that of the average device, 1 / p of everything.
   devices = static_cast<std::size_t>(c.pipeline);
+  // (DualPipe: two stages a device, on_device.)
+  paired = p.dualpipe && devices > 1;
   dev_f.assign(devices, 0.0);
   dev_b.assign(devices, 0.0);
   dev_tp.assign(devices, 0.0);
@@ -348,7 +352,6 @@ void StepModel::start_accumulators() {
   chunk_f.assign(chunk_count, 0.0);
   chunk_work.assign(chunk_count, 0.0);
   chunk_saved.assign(chunk_count, 0.0);
-  chunk_inputs.assign(chunk_count, 0.0);
   dev_saved.assign(devices, 0.0);  // activations kept, a microbatch
   dev_saved_other.assign(devices, 0.0);
   // The part of dev_saved_other of the ops before a stack (the embeddings), a device's and a chunk's.

@@ -3,19 +3,25 @@
 // step"; docs/architecture.md). Internal to sim/cost: cost_training_step (training_step.cpp) makes
 // one StepModel for a job and runs its phases in order, each in a file of its own:
 //
-//   layout()            step_layout.cpp     the ranks, the graph, the pipeline partition, the groups
+//   layout()            step_layout.cpp     the ranks, the graph, the pipeline partition, the groups,
+//                                           what cost_ops() reads and sums
 //   cost_ops()          step_ops.cpp        every op of a microbatch on its device: kernels,
 //                                           tensor-group collectives, what it holds and keeps
-//   run_schedule()      step_schedule.cpp   stage sends, the all-to-all, gradient passes, the busiest
+//   run_schedule()      step_schedule.cpp   stage sends, the all-to-all, how the parameters lie over
+//                                           the ranks (held_on) and the gradients' precision and
+//                                           buckets, the gradient passes and their rows, the busiest
 //                                           device, the pipeline's schedule and bubble
 //   reduce_and_update() step_reduction.cpp  data-parallel collectives and their overlap, the
 //                                           optimizer, the device that ends the step
 //   memory(), power()   step_memory.cpp     the memory check; model FLOPs, MFU, power and energy
 //
-// A member is filled by the phase that first computes it and read by the later ones; a phase that
-// finds the job cannot run sets c.fits and c.reason and returns false. The members keep the names
-// the single function that preceded this split gave its locals (session 55), so the comments and
-// docs that name them still hold.
+// Each phase reads what the earlier ones set, under the heading of the phase that sets it below;
+// a few are added to later (busy_energy and average_busy_s by the gradient passes, c.stages' rows
+// by the schedule, the reduction and the memory check). Where layout() finds that the job cannot
+// run it sets c.fits and c.reason and returns false, and no other phase runs; the memory check
+// sets them too, after which power() still fills the step's figures, as before. The members keep
+// the names the single function that preceded this split gave its locals (session 55), so the
+// comments and docs that name them still hold; each phase runs once.
 
 #include <array>
 #include <cstdint>
@@ -43,10 +49,8 @@ comm::Group group_of(const TrainingJob& job, std::int64_t ranks, std::int64_t st
                      double inter);
 // Whether no axis of the job's torus slice closes with wraparound links (step_layout.cpp).
 bool torus_mesh(const TrainingJob& job);
-// Optimizer state kept and moved, bytes a parameter (step_reduction.cpp).
+// Optimizer state kept, bytes a parameter (step_reduction.cpp).
 double optimizer_state_bytes(const std::string& optimizer);
-double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss_scaling, double g,
-                               bool clip_always);
 
 // One op of a microbatch where it runs (step_ops.cpp): its device and chunk, how its work splits
 // over the tensor group, and what its costing decided that the parameters it holds, the
@@ -96,7 +100,7 @@ struct StepModel {
   bool place_ranks();
   bool build_step_graph();
   bool partition_layers();
-  void start_accumulators();
+  void prepare_ops();
   void cost_ops();
   // cost_ops()'s parts for one op: the parameters it holds, what it keeps, its collectives.
   void hold_parameters(const graph::Op& op, const OpPlace& r);
@@ -131,8 +135,8 @@ struct StepModel {
   // The busiest device's (held_on).
   double held_per_device(bool sharded) const { return held_on(busiest_device, sharded); }
   // A gradient pass over `params` parameters (step_schedule.cpp).
-  hardware::KernelTime pass_time(const GradientPass& g, double params) const;
-  // The collectives of `bytes` in buckets of `bucket` (step_schedule.cpp).
+  hardware::KernelTime pass_time(const GradientPass& pass, double params) const;
+  // The collectives of `bytes` in buckets of `bucket` (step_reduction.cpp).
   double bucketed(double bytes, double bucket) const;
   // A layer's position in the graph's order of layers.
   std::size_t position_of(int layer) const;
@@ -153,8 +157,8 @@ struct StepModel {
   bool gated_ffn = false, parallel_two_norms = false;
   double v_width = 0, qk_width = 0;  // latent attention's value and query/key widths
   double bytes_per_value = 0;        // of activations, weights as gathered, 16-bit gradients
-  std::string sixteen = "bf16";
-  std::int64_t experts = 0, expert_group = 1;
+  inline static const std::string sixteen{"bf16"};  // the precision of an 8-bit job's other kernels
+  std::int64_t expert_group = 1;
   graph::OpGraph g;
   double eg = 1;  // expert_group
   double expert_params = 0;
@@ -181,6 +185,7 @@ struct StepModel {
   double vocab_table = 0;
   double kv_heads = 0, q_heads = 0, kv_rank = 0;  // a rank's key/value heads: kv_rank
   bool kv_replicated = false, one_fused_input = false;
+  bool paired = false;  // DualPipe over more than one device: two stages a device (on_device)
 
   // --- cost_ops(): a microbatch's work on each pipeline device (and chunk) ---------------------
   // The ops in graph order: the position of the last layer seen, the vocabulary tables each device
@@ -200,16 +205,16 @@ struct StepModel {
   std::vector<double> dev_tpf;     // the forward pass's share of dev_tp
   std::vector<double> dev_tail_f;  // the forward from the last layer on (dev_f's share)
   std::vector<double> dev_w;       // the weight-gradient products' share of dev_b
-  std::vector<double> chunk_f, chunk_work, chunk_saved, chunk_inputs, chunk_lead;
+  std::vector<double> chunk_f, chunk_work, chunk_saved, chunk_lead;
   std::vector<double> dev_saved, dev_saved_other, dev_saved_lead, dev_stack_end;  // activations kept
   std::vector<double> dev_dense, dev_expert;       // parameters of the ops each device runs
   double input_copies = 0, output_copies = 0;      // copies of each vocabulary table on devices that lack it
   std::vector<double> layer_input, layer_encoder;  // what enters each layer; the encoder's output in it
 
   // --- run_schedule() ---------------------------------------------------------------------------
-  std::vector<double> dev_inputs;  // the inputs of each device's layers, summed
+  std::vector<double> dev_inputs;    // the inputs of each device's layers, summed
+  std::vector<double> chunk_inputs;  // each chunk's
   std::vector<double> dev_pp;      // each device's stage sends, a microbatch
-  bool fp8_dispatch = false;       // the experts' dispatch in 8 bits
   std::vector<double> dev_a2a;     // each device's exposed all-to-all, a microbatch
   std::vector<GradientPass> passes;
   std::vector<double> dev_acc;  // each device's gradient passes, a backward
@@ -217,9 +222,8 @@ struct StepModel {
   // The busiest device's, a microbatch: forward, backward, tensor-group collectives (the forward's
   // share), the context group's share.
   double fwd_s = 0, bwd_s = 0, tp_comm = 0, tp_forward = 0, cp_comm = 0;
-  double pp_comm = 0, moe_comm = 0;
+  double pp_comm = 0, moe_comm = 0;  // the busiest device's stage sends and all-to-all, a microbatch
   std::int64_t expert_stride = 1;
-  bool paired = false;  // DualPipe over more than one device
   double et = 1, expert_copies = 1, expert_shard = 1, core_copies = 1;
   double grad_value_bytes = 0, grad_bucket = 0, param_bucket = 0;
   double busiest_share = 0;

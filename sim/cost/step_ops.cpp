@@ -62,7 +62,7 @@ void StepModel::cost_ops() {
     // sequence parallelism splits them along the sequence (Korthikanti et al. 2022).
     const double split = op.tensor_split || p.sequence_parallel ? tp : 1.0;
     // The share of the op's work on a rank: 1 / split, but where the key/value heads are replicated
-    // (above) the products that make them (the fused qkv, a cross-attention's kv), the rotary
+    // (kv_replicated: prepare_ops, step_layout.cpp) the products that make them (the fused qkv, a cross-attention's kv), the rotary
     // embedding that turns them and the attention that reads them hold kv_rank whole heads.
     double work_split = split;
     double kv_bytes = 0;  // a fused attention's key and value reads, all of the group's heads
@@ -249,7 +249,7 @@ void StepModel::cost_ops() {
                    .seconds;
     }
     // (A row-parallel product adds its bias after the all-reduce, on its sequence shard under
-    // sequence parallelism, as the backward's reduction below.)
+    // sequence parallelism, as the backward's reduction above.)
     // (GPT-NeoX's and LargeScale's bias adds are their own glue ops, `eager: neox` or `largescale`:
     // none here, whatever the fusion.)
     const cost_detail::Reduction bias_f = cost_detail::unfused_bias_add(

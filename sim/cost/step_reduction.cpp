@@ -22,6 +22,9 @@ namespace dlcarbon::cost_detail {
 double optimizer_state_bytes(const std::string& optimizer) {
   return optimizer == "adam" ? 12 : (optimizer == "adafactor" ? 4 : 8);
 }
+
+namespace {
+
 // Besides the update itself, each step's optimizer phase reads the gradients once for their norm
 // (clipping by global norm: BERT's optimization.py, Megatron-LM's clip_grad, GPT-3 and LLaMA at
 // 1.0; Adafactor's update clipping), copies the fp32 master weights back to the compute-precision
@@ -39,6 +42,20 @@ double optimizer_traffic_bytes(const std::string& optimizer, double p, bool loss
   const double unscale = loss_scaling ? 2 * g : 0;
   const double clip = clip_always ? 2 * g : 0;
   return update + norm + master_copy + unscale + clip;
+}
+
+}  // namespace
+
+// Collectives for `bytes` in buckets of `bucket`. Megatron-Core buckets only a device's first
+// interleaved chunk, each later chunk's gradients one collective (get_model's
+// disable_bucketing=(model_chunk_idx > 0)): v - 1 more, the chunks taken as equal.
+// Without overlap it makes one bucket of each chunk's (`if not overlap_grad_reduce: bucket_size =
+// None`, in the DDP that wraps each chunk).
+// (Its later pipeline stages reduce unbucketed too, pp_rank > 0: their reductions, inside the
+// drain's slack, are taken as the busiest device's, scaled.)
+double StepModel::bucketed(double bytes, double bucket) const {
+  if (p.megatron_buckets && !p.overlap_communication) return v;  // each chunk's own DDP, one bucket
+  return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
 }
 
 DataParallelComm StepModel::data_parallel_collectives() const {
@@ -184,27 +201,27 @@ DataParallelComm StepModel::data_parallel_collectives() const {
     // microbatch's reduce-scatter, ZeRO-3 also gathers the weights forward and backward.
     const double expert_grad_bytes = expert_per_device * grad_value_bytes;
     const double expert_param_bytes = expert_per_device * bytes_per_value;
-    const comm::Group replicas = group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), expert_stride * expert_group, intra, inter);
+    const comm::Group expert_replicas = group_of(job, static_cast<std::int64_t>(expert_copies + 0.5), expert_stride * expert_group, intra, inter);
     const double buckets = bucketed(expert_grad_bytes, grad_bucket);
     const double gather_buckets = bucketed(expert_param_bytes, param_bucket);
     if (p.zero_stage == 0 || (p.zero_stage == 1 && p.gradient_reduction == "all_reduce")) {
-      q.dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, replicas);
+      q.dp += comm::collectives_s(Collective::all_reduce, expert_grad_bytes, buckets, expert_replicas);
     }
     // The gathers run behind the forward pass, as the dense parameters' (above).
     if (p.zero_stage == 1) {
-      if (p.gradient_reduction != "all_reduce") q.dp += comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, buckets, replicas);
-      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, gather_buckets, replicas);
+      if (p.gradient_reduction != "all_reduce") q.dp += comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, buckets, expert_replicas);
+      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, gather_buckets, expert_replicas);
       q.dp += gather;
       q.forward_dp += gather;
     }
     if (p.zero_stage == 2) {
-      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
-      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + gather;
+      const double gather = comm::collectives_s(Collective::all_gather, expert_param_bytes, units, expert_replicas);
+      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, expert_replicas) + gather;
       q.forward_dp += gather;
     }
     if (p.zero_stage == 3) {
-      const double gather = m * comm::collectives_s(Collective::all_gather, expert_param_bytes, units, replicas);
-      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, replicas) + 2 * gather;
+      const double gather = m * comm::collectives_s(Collective::all_gather, expert_param_bytes, units, expert_replicas);
+      q.dp += m * comm::collectives_s(Collective::reduce_scatter, expert_grad_bytes, units, expert_replicas) + 2 * gather;
       q.forward_dp += gather;
     }
   }
@@ -232,9 +249,9 @@ void StepModel::expose(const DataParallelComm& q) {
     // chunks that run after it (cost_detail::chunked_reduce_exposed; since session 49, a review:
     // the whole device's behind one microbatch's backward, whatever v).
     if (v > 1 && p.zero_stage <= 1) {
-      const auto pl = static_cast<std::int64_t>(c.pipeline), chunks = static_cast<std::int64_t>(v);
-      rest_exposed = std::max(0.0, cost_detail::chunked_reduce_exposed(backward_dp, q.exposed_floor, q.window / v, pl, chunks) - tail);
-      if (head == 0) forward_rest_exposed = cost_detail::chunked_gather_exposed(forward_rest, q.forward_window / v, pl, chunks);
+      const auto pl = static_cast<std::int64_t>(c.pipeline), device_chunks = static_cast<std::int64_t>(v);
+      rest_exposed = std::max(0.0, cost_detail::chunked_reduce_exposed(backward_dp, q.exposed_floor, q.window / v, pl, device_chunks) - tail);
+      if (head == 0) forward_rest_exposed = cost_detail::chunked_gather_exposed(forward_rest, q.forward_window / v, pl, device_chunks);
     }
     const double forward_exposed = head + forward_rest_exposed;
     c.data_comm_s = forward_exposed + tail + rest_exposed;

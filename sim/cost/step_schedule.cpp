@@ -22,8 +22,8 @@ constexpr double kGradientBucketBytes = 25e6;
 }  // namespace
 
 // A device's share of a per-stage quantity: its stage's, or under DualPipe the average of its two.
-double StepModel::on_device(const std::vector<double>& v, std::size_t d) const {
-  return paired ? 0.5 * (v[d] + v[devices - 1 - d]) : v[d];
+double StepModel::on_device(const std::vector<double>& values, std::size_t d) const {
+  return paired ? 0.5 * (values[d] + values[devices - 1 - d]) : values[d];
 }
 
 // Each device holds the parameters of the ops it runs (its layers', and the embeddings' on the
@@ -42,20 +42,8 @@ double StepModel::held_on(std::size_t d, bool sharded) const {
          expert_on(d) / (sharded ? expert_shard : 1.0);
 }
 
-// Collectives for `bytes` in buckets of `bucket`. Megatron-Core buckets only a device's first
-// interleaved chunk, each later chunk's gradients one collective (get_model's
-// disable_bucketing=(model_chunk_idx > 0)): v - 1 more, the chunks taken as equal.
-// Without overlap it makes one bucket of each chunk's (`if not overlap_grad_reduce: bucket_size =
-// None`, in the DDP that wraps each chunk).
-// (Its later pipeline stages reduce unbucketed too, pp_rank > 0: their reductions, inside the
-// drain's slack, are taken as the busiest device's, scaled.)
-double StepModel::bucketed(double bytes, double bucket) const {
-  if (p.megatron_buckets && !p.overlap_communication) return v;  // each chunk's own DDP, one bucket
-  return p.megatron_buckets && v > 1 ? (v - 1) + std::ceil(bytes / v / bucket) : std::ceil(bytes / bucket);
-}
-
-hardware::KernelTime StepModel::pass_time(const GradientPass& g, double params) const {
-  return hardware::kernel_time(dev16, "fp32", g.flops_per_param * params, g.bytes_per_param * params, false);
+hardware::KernelTime StepModel::pass_time(const GradientPass& pass, double params) const {
+  return hardware::kernel_time(dev16, "fp32", pass.flops_per_param * params, pass.bytes_per_param * params, false);
 }
 
 void StepModel::run_schedule() {
@@ -91,6 +79,7 @@ void StepModel::stage_sends() {
   // size).
   const double boundary_bytes = layer_input.empty() ? 0.0 : *std::max_element(layer_input.begin(), layer_input.end());
   dev_inputs.assign(devices, 0.0);  // the inputs of each device's layers, summed
+  chunk_inputs.assign(chunk_count, 0.0);
   std::vector<char> encoder_kept(chunk_count, 0);
   for (std::size_t pos = 0; pos < layer_input.size() && pos < device_of_layer.size(); ++pos) {
     // The encoder's output a decoder layer reads is one tensor for the layers of a chunk, received
@@ -130,7 +119,7 @@ void StepModel::stage_sends() {
   }
 }
 
-// The experts' dispatch and combine (moe_comm, each device's dev_a2a), and what of them the shared
+// The experts' dispatch and combine, each device's share (dev_a2a), and what of it the shared
 // experts hide.
 void StepModel::expert_all_to_all() {
   // MoE: dispatch and combine all-to-all, forward and backward, over the expert-parallel group.
@@ -175,22 +164,23 @@ void StepModel::expert_all_to_all() {
   // transfers, as the tensor-parallel all-reduces of step_ops.cpp go from 2 to 3 a layer.
   const double a2a_transfers = p.recompute ? 6 : 4;
   // (Here for all the model's expert layers; the busiest device's share is taken in pick_busiest.)
-  fp8_dispatch = eight_bit && job.expert_dispatch == "fp8";
+  const bool fp8_dispatch = eight_bit && job.expert_dispatch == "fp8";
   const double a2a_bytes = a2a_transfers * (moe_bytes / tp) * (fp8_dispatch ? 0.75 : 1.0);
-  moe_comm = moe_layers > 0 && expert_group > 1 ? spread_s(a2a_bytes) : 0;
+  // (The whole model's; pick_busiest keeps the busiest device's share as moe_comm.)
+  double all_to_all_s = moe_layers > 0 && expert_group > 1 ? spread_s(a2a_bytes) : 0;
   std::int64_t top_k = 1, route_nodes = 0, route_devices = 0;
   if (const auto* t = std::get_if<TransformerDesign>(&job.design)) {
     top_k = t->top_k;
     route_nodes = t->route_nodes;
     route_devices = t->route_devices;
   }
-  if (moe_comm > 0 && route_devices > 0) {
+  if (all_to_all_s > 0 && route_devices > 0) {
     // Device-limited routing: a token is sent once to each device its top_k experts lie on, at
     // most route_devices of the group (less its own), not once a slot.
     const double copies = std::min({static_cast<double>(route_devices), static_cast<double>(top_k), eg});
-    moe_comm = spread_s(a2a_bytes / static_cast<double>(top_k) * copies);
+    all_to_all_s = spread_s(a2a_bytes / static_cast<double>(top_k) * copies);
   }
-  if (moe_comm > 0 && route_nodes > 0 && ep_group.nodes > 1) {
+  if (all_to_all_s > 0 && route_nodes > 0 && ep_group.nodes > 1) {
     // Node-limited routing: a token crosses the network once for each node its top_k experts lie
     // on (at most route_nodes of the group's nodes, less its own), and is forwarded to the
     // experts' GPUs over NVLink; the two overlap (DeepSeek-V3, Sec. 3.2.2).
@@ -199,10 +189,10 @@ void StepModel::expert_all_to_all() {
     const double node_size = most;  // the group's ranks on its fullest node
     const double network_s = a2a_bytes / static_cast<double>(top_k) * copies / inter;
     const double forward_s = a2a_bytes * (node_size - 1) / node_size / intra;
-    moe_comm = std::max(network_s, forward_s);
+    all_to_all_s = std::max(network_s, forward_s);
   }
   // Each device's all-to-all: its expert layers' share.
-  const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? moe_comm * dev_moe[d] / moe_bytes : 0.0; };
+  const auto moe_of = [&](std::size_t d) { return moe_bytes > 0 ? all_to_all_s * dev_moe[d] / moe_bytes : 0.0; };
   dev_a2a.assign(devices, 0.0);
   dev_a2a_contention.assign(devices, 0.0);
   for (std::size_t d = 0; d < devices; ++d) dev_a2a[d] = moe_of(d);
@@ -245,8 +235,6 @@ void StepModel::expert_all_to_all() {
 
 // How the parameters lie over the ranks (held_on's shares) and the gradients' precision and buckets.
 void StepModel::parameter_shares() {
-  // (DualPipe: two stages a device, on_device.)
-  paired = p.dualpipe && devices > 1;
   // Whole experts on every rank of a tensor group (expert_tensor: 1) are G experts' groups laid
   // over the tensor x data ranks (Megatron-Core: expert parallel x expert data parallel = tensor x
   // data when the experts' tensor degree is 1): each rank holds E / G experts whole, and the
@@ -317,8 +305,8 @@ void StepModel::gradient_passes() {
     passes.push_back({"gradients.flatten", 1, 2 * bytes_per_value, 0, false});
   }
   dev_acc.assign(devices, 0.0);  // each device's gradient passes, a backward
-  for (const auto& g : passes)
-    for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += g.share * pass_time(g, held_on(d, g.sharded)).seconds;
+  for (const auto& pass : passes)
+    for (std::size_t d = 0; d < devices; ++d) dev_acc[d] += pass.share * pass_time(pass, held_on(d, pass.sharded)).seconds;
 }
 
 // The busiest device, whose slot paces the step, and each device's row of the stages table.
@@ -352,6 +340,9 @@ void StepModel::pick_busiest() {
   }
   moe_comm = busiest_moe;
   c.stages[busiest_device].busiest = true;
+  // The busiest device's parameters, which the step describes (its collectives, its optimizer).
+  dense_per_device = dense_on(busiest_device);
+  expert_per_device = expert_on(busiest_device);
 }
 
 // Interleaved chunks of uneven work: the schedule run op by op.
@@ -413,31 +404,28 @@ void StepModel::run_uneven_chunks() {
 
 // The gradient passes' energy and their rows of the ops table.
 void StepModel::gradient_pass_rows() {
-  // The busiest device's, which the step describes (its accumulation pass, collectives, optimizer).
-  dense_per_device = dense_on(busiest_device);
-  expert_per_device = expert_on(busiest_device);
-  for (const auto& g : passes) {
+  for (const auto& pass : passes) {
     // (Already in bwd_s and in each device's row of the stages table: pick_busiest.)
     // The average device's pass, for the energy.
     double average_held = 0;
-    for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, g.sharded) / static_cast<double>(devices);
-    const auto average = pass_time(g, average_held);
-    busy_energy += g.share * hardware::kernel_energy(dev16, "fp32", g.flops_per_param * average_held, g.bytes_per_param * average_held,
+    for (std::size_t d = 0; d < devices; ++d) average_held += held_on(d, pass.sharded) / static_cast<double>(devices);
+    const auto average = pass_time(pass, average_held);
+    busy_energy += pass.share * hardware::kernel_energy(dev16, "fp32", pass.flops_per_param * average_held, pass.bytes_per_param * average_held,
                                                      average.seconds, false);
-    average_busy_s += g.share * average.seconds;
+    average_busy_s += pass.share * average.seconds;
     // The ops table's row: every device's pass, as its other rows hold every device's ops (since
     // session 42, a review: the busiest device's alone, so a pipeline's backward rows fell short
     // of its stages'). Without a pipeline, the one device's.
     double all_held = 0, all_s = 0, all_e = 0;
     for (std::size_t d = 0; d < devices; ++d) {
-      const double h = held_on(d, g.sharded);
-      const auto k = pass_time(g, h);
+      const double h = held_on(d, pass.sharded);
+      const auto k = pass_time(pass, h);
       all_held += h;
       all_s += k.seconds;
-      all_e += hardware::kernel_energy(dev16, "fp32", g.flops_per_param * h, g.bytes_per_param * h, k.seconds, false);
+      all_e += hardware::kernel_energy(dev16, "fp32", pass.flops_per_param * h, pass.bytes_per_param * h, k.seconds, false);
     }
-    c.ops.push_back({g.name, "elementwise", "bwd", g.share * g.flops_per_param * all_held, g.share * all_held * g.bytes_per_param,
-                     g.share * all_s, g.share * all_e, "memory"});
+    c.ops.push_back({pass.name, "elementwise", "bwd", pass.share * pass.flops_per_param * all_held, pass.share * all_held * pass.bytes_per_param,
+                     pass.share * all_s, pass.share * all_e, "memory"});
   }
 }
 

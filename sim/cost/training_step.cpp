@@ -1,15 +1,14 @@
-// One training step from first principles (docs/hardware-model.md, "Training step").
-//
-// Per device and microbatch, every op of the graph runs forward and backward on the roofline
-// (backward = 2x the forward work; recomputation adds one more forward). Layers are partitioned
-// over pipeline stages (parallelism.stage_layers, else evenly) and each GEMM is split over the
-// tensor-parallel group. A step is the schedule (1F1B: m slots of the busiest device plus the
-// other devices' fill and drain; interleaved, zero-bubble, DualPipe), plus what communication is
-// not hidden, plus the optimizer, of the device that ends last. Collectives are costed by NCCL's
-// model on GPUs (collectives.cpp).
+// A training job from first principles (docs/hardware-model.md, "Training step" and "Job
+// overheads"): cost_training_step runs the phases of one StepModel (step_model.hpp: per device and
+// microbatch every op of the graph forward and backward on the roofline, layers partitioned over
+// pipeline stages, GEMMs split over the tensor group; the step is the schedule plus what
+// communication is not hidden plus the optimizer, of the device that ends last); then where a step
+// goes (step_components), the job's overheads (checkpoints, failures, evaluation, repeated runs)
+// and simulate_training, which gives a job's footprint in either mode.
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -46,10 +45,6 @@ std::vector<StepComponent> step_components(const StepCost& c) {
           {"overlap contention", c.contention_s},
           {"optimizer", c.optimizer_s}};
 }
-
-}  // namespace dlcarbon
-
-namespace dlcarbon {
 
 namespace {
 
