@@ -1,4 +1,4 @@
-// Properties every first-principles training step must have, over generated jobs: transformer
+// Properties every first-principles cost must have, over generated jobs. Training: transformer
 // designs (decoder, encoder, encoder-decoder, grouped-query, gated, parallel blocks, sliding
 // windows, experts and shared experts) and ResNets, ViTs, LSTMs and MLPs, on the shipped catalog's
 // parts, with the parallelism keys drawn at random. Each generated scenario
@@ -13,7 +13,9 @@
 //   - every op row's FLOPs, bytes, time and energy are finite and non-negative;
 //   - the average device's power is positive and within the part's power limit;
 //   - simulate_training agrees (ok, a finite positive duration, energy and CO2e).
-// Fixed seed; under ASan and UBSan (scripts/test) nothing may touch memory it should not.
+// Inference (below): each batch takes time and energy, the reorder of its input is part of its
+// time, the device draws no more than its power limit, the facility at least the IT's energy.
+// Fixed seeds; under ASan and UBSan (scripts/test) nothing may touch memory it should not.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "dlcarbon/error.hpp"
+#include "dlcarbon/inference_cost.hpp"
 #include "dlcarbon/roofline.hpp"
 #include "dlcarbon/scenario.hpp"
 #include "dlcarbon/training_cost.hpp"
@@ -295,4 +298,97 @@ TEST_CASE("generated ResNet, ViT, LSTM and MLP jobs: the same properties") {
   const Outcomes n = check_generated(generated_other, 20261207, 200, 1.5);
   CHECK(n.refused > 0);
   CHECK(n.ran > 100);  // 36 refused, 5 cannot run, 159 ran
+}
+
+namespace {
+
+// One inference job: a transformer (the generated designs' family, as a classifier or encoder runs
+// it), a ResNet or a ViT, at a random batch, precision, kernel fusion and input layout.
+std::string generated_inference(std::mt19937_64& rng, int i) {
+  const std::string kind = pick<std::string>(rng, {"decoder", "encoder", "resnet", "vit"});
+  std::ostringstream design;
+  if (kind == "resnet") {
+    design << "{builder: resnet, blocks: " << pick<std::string>(rng, {"[1, 1, 1, 1]", "[3, 4, 6, 3]"})
+           << ", image: " << pick<int>(rng, {32, 224}) << "}";
+  } else if (kind == "vit") {
+    design << "{builder: vit, layers: " << pick<int>(rng, {1, 12}) << ", d_model: 256, heads: 4, d_ff: 1024, patch: 16}";
+  } else {
+    const std::int64_t heads = pick<std::int64_t>(rng, {4, 8, 32});
+    design << "{builder: " << kind << ", layers: " << pick<int>(rng, {1, 4, 32}) << ", d_model: " << heads * 64
+           << ", heads: " << heads << ", d_ff: " << heads * 256 << ", vocab: 32000, seq_len: " << pick<int>(rng, {128, 2048});
+    if (kind == "decoder" && chance(rng, 0.3)) design << ", experts: 8, top_k: 2";
+    design << "}";
+  }
+  std::ostringstream s;
+  s << "schema_version: 1\n"
+    << "scenario: {name: generated-inference-" << i << ", start: 2024-01-01, horizon: \"1 year\", seed: 1}\n"
+    << "models:\n  - id: m\n    name: generated model\n    design: " << design.str() << "\n"
+    << "inference:\n  - id: serve\n    model: m\n"
+    << "    hardware: "
+    << pick<std::string>(rng, {"nvidia-a100-sxm4-80gb", "nvidia-h100-sxm5", "nvidia-v100-sxm2", "google-tpu-v4", "amd-mi300x",
+                               "nvidia-gtx-1080", "nvidia-b200-sxm"})
+    << "\n    datacenter: us-virginia-hyperscale\n"
+    << "    batch: " << pick<int>(rng, {1, 8, 64, 512}) << "\n"
+    << "    precision: " << pick<std::string>(rng, {"fp32", "fp16", "bf16", "fp8"}) << "\n"
+    << "    fusion: " << pick<std::string>(rng, {"none", "elementwise", "flash2"}) << "\n"
+    << "    inferences: \"1e6\"\n";
+  if (kind == "resnet" && chance(rng, 0.5)) s << "    input_layout: nhwc\n";
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("generated inference jobs: refused with a reason, or a batch whose figures are finite and consistent") {
+  const fs::path dir = fs::temp_directory_path() / ("dlcarbon_inference_properties_" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "generated.yaml";
+  std::mt19937_64 rng(20261208);
+  int refused = 0, cannot_run = 0, ran = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = generated_inference(rng, i);
+    std::ofstream(file, std::ios::binary) << text;
+    Scenario scenario;
+    try {
+      scenario = load_scenario(file, LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"});
+    } catch (const InputError& e) {
+      ++refused;
+      const std::string msg = e.what();
+      CHECK_MESSAGE(std::regex_search(msg, std::regex("generated\\.yaml:[0-9]+:[0-9]+: ")), msg);
+      continue;
+    }
+    REQUIRE(scenario.inference.size() == 1);
+    const InferenceJob& job = scenario.inference.front();
+    INFO(text);
+    const InferenceResult r = cost_inference(job);
+    if (!r.ok) {
+      ++cannot_run;
+      CHECK_FALSE(r.reason.empty());
+      continue;
+    }
+    ++ran;
+    // A batch takes time and energy; the reorder is part of it; the facility draws at least what the
+    // IT does (PUE >= 1); the device draws no more than its power limit over the batch.
+    CHECK(std::isfinite(r.batch_time_s));
+    CHECK(r.batch_time_s > 0);
+    CHECK(r.reorder_time_s >= 0);
+    CHECK(r.reorder_time_s <= r.batch_time_s);
+    CHECK(r.launches >= 1);
+    CHECK(r.weight_bytes > 0);
+    CHECK(std::isfinite(r.device_energy_per_batch_j));
+    CHECK(r.device_energy_per_batch_j > 0);
+    const double limit = hardware::make_device_model(job.hardware).power_limit_w;
+    if (limit > 0) CHECK(r.device_energy_per_batch_j <= limit * r.batch_time_s * (1 + 1e-9));
+    CHECK(r.it_energy_per_inference_j > 0);
+    CHECK(r.facility_energy_per_inference_j >= r.it_energy_per_inference_j * (1 - 1e-12));
+    CHECK(std::isfinite(r.facility_energy_j));
+    CHECK(r.facility_energy_j > 0);
+    CHECK(std::isfinite(r.co2e_location_kg));
+    CHECK(r.co2e_location_kg >= 0);
+  }
+  fs::remove_all(dir);
+  MESSAGE("refused " << refused << ", cannot run " << cannot_run << ", ran " << ran);
+  // Every draw is valid input; some batches do not fit (at this seed: 8 cannot run, 192 ran).
+  CHECK(refused == 0);
+  CHECK(cannot_run > 0);
+  CHECK(ran > 100);
 }
