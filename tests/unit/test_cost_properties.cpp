@@ -21,6 +21,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -204,14 +205,38 @@ struct Outcomes {
   int refused = 0, cannot_run = 0, ran = 0;
 };
 
+// A folder of its own for a test case's generated file (ctest runs the cases as processes side by
+// side), removed at the end.
+struct ScratchFolder {
+  fs::path dir;
+  explicit ScratchFolder(const std::string& name)
+      : dir(fs::temp_directory_path() / (name + "_" + std::to_string(std::random_device{}()))) {
+    fs::create_directories(dir);
+  }
+  ~ScratchFolder() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+
+// Writes `text` to `file` and loads it with the shipped catalogs: the scenario, or none where the
+// loader refuses it, with a message that must name the file, line and column.
+std::optional<Scenario> load_generated(const fs::path& file, const std::string& text) {
+  std::ofstream(file, std::ios::binary) << text;
+  try {
+    return load_scenario(file, LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"});
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    CHECK_MESSAGE(std::regex_search(msg, std::regex("generated\\.yaml:[0-9]+:[0-9]+: ")), msg);
+    return std::nullopt;
+  }
+}
+
 // Generates `count` scenarios with `generate` from `seed`, loads each and checks what it gives.
 template <typename Generate>
 Outcomes check_generated(Generate generate, std::uint64_t seed, int count, double mfu_bound) {
-  // A folder of its own for each run: ctest runs the test cases as processes side by side.
-  const fs::path dir = fs::temp_directory_path() / ("dlcarbon_step_properties_" + std::to_string(seed) + "_" +
-                                                    std::to_string(std::random_device{}()));
-  fs::create_directories(dir);
-  const fs::path file = dir / "generated.yaml";
+  const ScratchFolder scratch("dlcarbon_step_properties_" + std::to_string(seed));
+  const fs::path file = scratch.dir / "generated.yaml";
   std::mt19937_64 rng(seed);
   Outcomes n;
   int& refused = n.refused;
@@ -219,18 +244,13 @@ Outcomes check_generated(Generate generate, std::uint64_t seed, int count, doubl
   int& ran = n.ran;
   for (int i = 0; i < count; ++i) {
     const std::string text = generate(rng, i);
-    std::ofstream(file, std::ios::binary) << text;
-    Scenario scenario;
-    try {
-      scenario = load_scenario(file, LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"});
-    } catch (const InputError& e) {
+    const std::optional<Scenario> scenario = load_generated(file, text);
+    if (!scenario) {
       ++refused;
-      const std::string msg = e.what();
-      CHECK_MESSAGE(std::regex_search(msg, std::regex("generated\\.yaml:[0-9]+:[0-9]+: ")), msg);
       continue;
     }
-    REQUIRE(scenario.training.size() == 1);
-    const TrainingJob& job = scenario.training.front();
+    REQUIRE(scenario->training.size() == 1);
+    const TrainingJob& job = scenario->training.front();
     INFO(text);
     const StepCost c = cost_training_step(job);
     const TrainingResult result = simulate_training(job);
@@ -276,7 +296,6 @@ Outcomes check_generated(Generate generate, std::uint64_t seed, int count, doubl
     CHECK(std::isfinite(result.footprint.co2e_location_kg));
   }
   MESSAGE("refused " << refused << ", cannot run " << cannot_run << ", ran " << ran);
-  fs::remove_all(dir);
   return n;
 }
 
@@ -339,25 +358,19 @@ std::string generated_inference(std::mt19937_64& rng, int i) {
 }  // namespace
 
 TEST_CASE("generated inference jobs: refused with a reason, or a batch whose figures are finite and consistent") {
-  const fs::path dir = fs::temp_directory_path() / ("dlcarbon_inference_properties_" + std::to_string(std::random_device{}()));
-  fs::create_directories(dir);
-  const fs::path file = dir / "generated.yaml";
+  const ScratchFolder scratch("dlcarbon_inference_properties");
+  const fs::path file = scratch.dir / "generated.yaml";
   std::mt19937_64 rng(20261208);
   int refused = 0, cannot_run = 0, ran = 0;
   for (int i = 0; i < 200; ++i) {
     const std::string text = generated_inference(rng, i);
-    std::ofstream(file, std::ios::binary) << text;
-    Scenario scenario;
-    try {
-      scenario = load_scenario(file, LoadOptions{fs::path(DLCARBON_SOURCE_DIR) / "data"});
-    } catch (const InputError& e) {
+    const std::optional<Scenario> scenario = load_generated(file, text);
+    if (!scenario) {
       ++refused;
-      const std::string msg = e.what();
-      CHECK_MESSAGE(std::regex_search(msg, std::regex("generated\\.yaml:[0-9]+:[0-9]+: ")), msg);
       continue;
     }
-    REQUIRE(scenario.inference.size() == 1);
-    const InferenceJob& job = scenario.inference.front();
+    REQUIRE(scenario->inference.size() == 1);
+    const InferenceJob& job = scenario->inference.front();
     INFO(text);
     const InferenceResult r = cost_inference(job);
     if (!r.ok) {
@@ -385,7 +398,6 @@ TEST_CASE("generated inference jobs: refused with a reason, or a batch whose fig
     CHECK(std::isfinite(r.co2e_location_kg));
     CHECK(r.co2e_location_kg >= 0);
   }
-  fs::remove_all(dir);
   MESSAGE("refused " << refused << ", cannot run " << cannot_run << ", ran " << ran);
   // Every draw is valid input; some batches do not fit (at this seed: 8 cannot run, 192 ran).
   CHECK(refused == 0);
