@@ -106,6 +106,14 @@ void StepModel::memory() {
     c.reason = "does not fit: needs " + text::byte_size(c.memory_per_device_bytes) + " per device (weights, gradients and optimizer " +
                text::byte_size(model_states) + ", activations " + text::byte_size(activations) + "), " +
                text::more_than(c.memory_per_device_bytes, job.hardware.id, dev.memory_bytes);
+    // On a TPU, XLA rematerializes activations where a program would not fit its memory (its
+    // HloRematerialization pass), at a cost the model does not size: runs the check refuses have
+    // trained so (docs/hardware-model.md, "Training step"). Full recomputation costs the most it can
+    // take (since session 55).
+    if (job.hardware.kind == "tpu" && !p.recompute && activations > 0) {
+      c.reason += "; on a TPU, XLA rematerializes activations to fit where it can: parallelism.recompute: full costs the most "
+                  "that can take";
+    }
   }
 }
 

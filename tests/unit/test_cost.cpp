@@ -1516,6 +1516,19 @@ TEST_CASE("a model that does not fit is a result with a reason") {
   job.hardware.memory_bytes = c.memory_per_device_bytes;
   CHECK(cost_training_step(job).fits);
   job.hardware.memory_bytes = 1e6;
+  // A GPU's reason ends there; a TPU's says that XLA rematerializes to fit and which key costs the
+  // most that can take, unless the job already recomputes every layer (since session 55).
+  const std::string tail = "; on a TPU, XLA rematerializes activations to fit where it can: parallelism.recompute: full costs the most that can take";
+  CHECK(c.reason.find("XLA") == std::string::npos);
+  {
+    TrainingJob tpu = job;
+    tpu.hardware.kind = "tpu";
+    const std::string why = cost_training_step(tpu).reason;
+    CHECK(why.size() > tail.size());
+    CHECK(why.compare(why.size() - tail.size(), tail.size(), tail) == 0);
+    tpu.parallelism->recompute = true;
+    CHECK(cost_training_step(tpu).reason.find("XLA") == std::string::npos);
+  }
   const TrainingResult r = simulate_training(job);
   CHECK_FALSE(r.ok);
   CHECK(r.footprint.facility_energy_j == 0);
