@@ -409,7 +409,7 @@ TEST_CASE("the memory check admits every batch that Google's BERT README fine-tu
   // google-research/bert README, "Out-of-memory issues": the largest batch each configuration fine-
   // tuned with run_classifier.py and run_squad.py "on single Titan X GPU (12GB RAM) with TensorFlow
   // 1.11.0" (fp32, Adam). The check must admit each (it counts what a fused code keeps, a lower
-  // bound for TensorFlow 1.x's unfused graphs, whose measured batches are 2 to 4 times smaller than
+  // bound for TensorFlow 1.x's unfused graphs, whose measured batches are 1.6 to 6 times smaller than
   // the check allows: docs/hardware-model.md, "Training step").
   struct Row {
     bool large;
