@@ -2055,9 +2055,9 @@ TEST_CASE("the step model holds across every row of llm-foundry's A100 40 GB tab
 }
 
 // The issue's first-principles targets on the shipped published runs (docs/validation.fp.md): the
-// median over the distinct runs at most 15 %, every run within +/-25 % (not met: 32 of 40 at session
-// 54, the 8 outside each documented); and the step model against the published step measurements
-// (39 of 67 within +/-10 %, median 8.93 % at session 54). A change to the cost model that loses a
+// median over the distinct runs at most 15 %, every run within +/-25 % (not met: 34 of 43 at session
+// 56, the 9 outside each documented); and the step model against the published step measurements
+// (40 of 69 within +/-10 %, median 8.96 % at session 56). A change to the cost model that loses a
 // run from the band, raises the median past the target or loses step figures fails here: such a
 // change is made knowingly, with these bounds and the doc updated together.
 TEST_CASE("first-principles validation of the shipped published runs holds its measured figures") {
@@ -2072,17 +2072,17 @@ TEST_CASE("first-principles validation of the shipped published runs holds its m
   REQUIRE(std::regex_search(v.out, runs, std::regex(R"((\d+) distinct runs \([^)]*\): (\d+) within \+/-25 %; median \|error\| ([0-9.]+)%)")));
   const int distinct = std::stoi(runs[1]), within = std::stoi(runs[2]);
   const double median = std::stod(runs[3]);
-  CHECK(distinct == 40);  // a run added to scenarios/published changes the count
-  CHECK(within >= 32);
+  CHECK(distinct == 43);  // a run added to scenarios/published changes the count
+  CHECK(within >= 34);
   CHECK(median > 0);
   CHECK(median <= 15.0);
   CHECK((v.code == 0) == (within == distinct));
-  // "67 published step figures; 39 within +/-10 %; median |step-time error| 8.93%"
+  // "69 published step figures; 40 within +/-10 %; median |step-time error| 8.96%"
   std::smatch steps;
   REQUIRE(std::regex_search(v.out, steps,
                             std::regex(R"((\d+) published step figures; (\d+) within \+/-10 %; median \|step-time error\| ([0-9.]+)%)")));
-  CHECK(std::stoi(steps[1]) == 67);
-  CHECK(std::stoi(steps[2]) >= 39);
+  CHECK(std::stoi(steps[1]) == 69);
+  CHECK(std::stoi(steps[2]) >= 40);
   CHECK(std::stod(steps[3]) <= 10.0);
 }
 
