@@ -521,8 +521,13 @@ int command_run(const std::vector<std::string>& args, Streams io) {
         return std::string(buf);
       };
       const double communication = c.tensor_comm_s + c.context_comm_s + c.pipeline_comm_s + c.expert_comm_s + c.data_comm_s + c.contention_s;
+      // A batch ramp-up's smaller batches take more steps than the tokens at the full batch (since
+      // session 56: an out-of-sample check read the full batch's count as the run's).
+      double ramp_steps = 0;
+      for (const OverheadRow& o : r.overheads) ramp_steps += o.steps;
       job_lines += "step " + format_number(c.step_s, 4) + " s, MFU " + format_number(c.mfu, 3) + ", " +
-                   format_number(c.steps, 6) + " steps, " +
+                   format_number(c.steps, 6) + " steps" +
+                   (ramp_steps > 0 ? " (and " + format_number(ramp_steps, 4) + " more in the batch ramp-up)" : std::string()) + ", " +
                    format_number(r.footprint.accelerator_time_s / 3600.0, 4) + " accelerator-hours; step: compute " +
                    percent(c.compute_s) + ", communication " + percent(communication) + ", pipeline bubble " +
                    percent(c.bubble_s) + ", optimizer " + percent(c.optimizer_s) + "\n";

@@ -120,7 +120,7 @@ std::vector<OverheadRow> job_overheads(const TrainingJob& job, const StepCost& c
       ramp_steps += per_batch * std::max(0.0, 1 / (static_cast<double>(ramp.start) + static_cast<double>(j) * inc) - 1 / B);
       extra_energy += per_batch * std::max(0.0, value.second - full.second);
     }
-    rows.push_back({"batch ramp-up", ramp_s, extra_energy});
+    rows.push_back({"batch ramp-up", ramp_s, extra_energy, ramp_steps});
   }
   double ckpt_s = 0, interval = 0;
   const double write_s = checkpoint_write_s(job, c);

@@ -2086,6 +2086,27 @@ TEST_CASE("first-principles validation of the shipped published runs holds its m
   CHECK(std::stod(steps[3]) <= 10.0);
 }
 
+// A batch ramp-up's smaller batches take more optimizer steps than the tokens at the full batch:
+// `run` prints them beside the full batch's count (since session 56). BloombergGPT's ramp: 1,024
+// sequences a step for 7,372,800 sequences (7,200 steps), then 2,048: 7,200 - 7,372,800 / 2,048 =
+// 3,600 steps more than its tokens at 2,048 a step, by hand.
+TEST_CASE("run prints the steps a batch ramp-up adds") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fresh_dir("ramp-steps");
+  const auto r = run({"run", (source / "scenarios/published/wu2023-bloomberggpt.yaml").string(), "--data-dir",
+                      (source / "data").string(), "-o", (dir / "out.h5").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find(" steps (and 3600 more in the batch ramp-up), ") != std::string::npos);
+  // A job without a ramp says nothing of one.
+  const auto plain = run({"run", (source / "scenarios/published/tii2023-falcon-7b.yaml").string(), "--data-dir",
+                          (source / "data").string(), "-o", (dir / "plain.h5").string()});
+  REQUIRE(plain.code == 0);
+  CHECK(plain.out.find(" steps, ") != std::string::npos);
+  CHECK(plain.out.find("batch ramp-up") == std::string::npos);
+  fs::remove_all(dir);
+}
+
 // A transformer on a GPU that runs FlashAttention, its `fusion` not given, runs its attention
 // unfused by default; `run` says how much shorter the step would be with FlashAttention-2, from the
 // two steps as costed, and says nothing where the scenario names its fusion (since session 54).

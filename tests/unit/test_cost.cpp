@@ -1572,6 +1572,11 @@ TEST_CASE("a batch-size ramp-up costs its smaller steps' extra time a sequence, 
                                 [](const OverheadRow& o) { return o.item == "batch ramp-up"; });
   REQUIRE(row != ramped.overheads.end());
   CHECK(row->time_s == approx(1000 * opt * (1.0 / 1000 + 1.0 / 2000 + 1.0 / 3000 - 3.0 / 4000)));
+  // Its steps: the ramp's 3,000 sequences are 1 + 1/2 + 1/3 steps at 1,000, 2,000 and 3,000 a step
+  // where the full batch's count has 3/4: 11/6 - 3/4 = 13/12 more optimizer steps.
+  CHECK(row->steps == approx(13.0 / 12));
+  CHECK(plain.overheads.size() == 1);
+  CHECK(plain.overheads[0].steps == 0);
   // Its energy: what those steps draw (each batch's power x step time, a sequence's share), not
   // the full batch's power over the extra time.
   double energy = 0;
