@@ -101,8 +101,8 @@ struct OverheadRow {
   std::string item;  // training, batch ramp-up, checkpointing, lost work, restarts, evaluation, repeated runs
   double time_s = 0;    // wall time
   double energy_j = 0;  // all accelerators, host share included, before PUE
-  double steps = 0;     // optimizer steps the row adds: the batch ramp-up's smaller steps (StepCost::steps
-                        // counts the tokens at the full batch)
+  double steps = 0;     // the batch ramp-up's row: the optimizer steps its smaller batches add to
+                        // StepCost::steps, the tokens at the full batch (0 on the other rows)
 };
 
 // A training job, whichever mode it is in: accounting (duration and power given) or

@@ -524,7 +524,9 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       // A batch ramp-up's smaller batches take more steps than the tokens at the full batch (since
       // session 56: an out-of-sample check read the full batch's count as the run's).
       double ramp_steps = 0;
-      for (const OverheadRow& o : r.overheads) ramp_steps += o.steps;
+      for (const OverheadRow& o : r.overheads) {
+        if (o.item == "batch ramp-up") ramp_steps += o.steps;
+      }
       job_lines += "step " + format_number(c.step_s, 4) + " s, MFU " + format_number(c.mfu, 3) + ", " +
                    format_number(c.steps, 6) + " steps" +
                    (ramp_steps > 0 ? " (and " + format_number(ramp_steps, 4) + " more in the batch ramp-up)" : std::string()) + ", " +
