@@ -40,6 +40,19 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
          format_number(hardware::make_device_model(h).peak(precision) / 1e12, 4) + " TFLOP/s)\n";
 }
 
+// Said, not silent: hardware whose entry gives no `node:` block takes an unsourced default network
+// (docs/hardware-model.md, "Collectives": nodes of 8, a tenth of the memory bandwidth inside and a
+// tenth of that between); a job on more than one device says so (since session 56: an out-of-sample
+// check costed 256 TPU v3 cores on it without a word).
+std::string network_note(const TrainingJob& job) {
+  const Hardware& h = job.hardware;
+  if (job.accelerators <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth) return "";
+  const double intra = hardware::make_device_model(h).memory_bandwidth / 10;
+  return "  note: " + job.id + ": " + h.id + " gives no node (its links) in the catalog; its collectives are costed on nodes of " +
+         std::to_string(h.node_accelerators) + " at " + format_number(intra / 1e9, 3) + " GB/s a device inside and " +
+         format_number(intra / 10 / 1e9, 3) + " GB/s between, an unsourced default: give `node:` for its network\n";
+}
+
 // Said, not silent: FlashAttention-1 runs heads of at most 128 channels (its fmha_api.cpp has
 // kernels of 32, 64 and 128); a wider head under `fusion: flash1` is costed as
 // if it ran (docs/hardware-model.md, "The fused kernel's rate"; since session 51, a review).
@@ -506,6 +519,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const TrainingJob& job = scenario.training[i];
       job_lines += precision_note(job.id, job.hardware, job.precision);
       job_lines += flash1_note(job.id, job.fusion, job.design);
+      job_lines += network_note(job);
       job_lines += unfused_attention_note(job, r.step);
       job_lines += params_note(job.id, scenario, job.model_id, r.step->parameters);
       job_lines += "  " + scenario.training[i].id + ": ";

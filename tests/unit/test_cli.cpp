@@ -2107,6 +2107,26 @@ TEST_CASE("run prints the steps a batch ramp-up adds") {
   fs::remove_all(dir);
 }
 
+// Hardware without a `node:` block takes an unsourced default network; a first-principles job on more
+// than one device says so, with the figures (since session 56). The TPU v2 entry gives none: 600 GB/s
+// of memory, so 60 GB/s inside a node of 8 and 6 GB/s between, by hand.
+TEST_CASE("run says when a job's hardware gives no network") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fresh_dir("no-node");
+  const auto r = run({"run", (source / "scenarios/published/strubell2019-bert-base-tpu.yaml").string(), "--data-dir",
+                      (source / "data").string(), "-o", (dir / "out.h5").string()});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("  note: pretrain: google-tpu-v2 gives no node (its links) in the catalog; its collectives are costed on "
+                   "nodes of 8 at 60 GB/s a device inside and 6 GB/s between") != std::string::npos);
+  // An entry with its node says nothing of it.
+  const auto given = run({"run", (source / "scenarios/published/tii2023-falcon-7b.yaml").string(), "--data-dir",
+                          (source / "data").string(), "-o", (dir / "given.h5").string()});
+  REQUIRE(given.code == 0);
+  CHECK(given.out.find("gives no node") == std::string::npos);
+  fs::remove_all(dir);
+}
+
 // A transformer on a GPU that runs FlashAttention, its `fusion` not given, runs its attention
 // unfused by default; `run` says how much shorter the step would be with FlashAttention-2, from the
 // two steps as costed, and says nothing where the scenario names its fusion (since session 54).
