@@ -2107,6 +2107,48 @@ TEST_CASE("run prints the steps a batch ramp-up adds") {
   fs::remove_all(dir);
 }
 
+// 6 N D counts each weight once a token; a convolutional network's image runs its weights at every
+// position, so for a ResNet the baseline is "n/a" and left out of the baseline's medians, which say
+// over how many rows they run (since session 56). ResNet-50 at 224 x 224: 8.2 GFLOP forward an image
+// against 6 x 25.6 M = 0.15 GFLOP of "6 N" for the whole step, which read as a -99 % baseline.
+TEST_CASE("validate gives no 6ND baseline for a convolutional network") {
+  const fs::path source = DLCARBON_SOURCE_DIR;
+  const fs::path dir = fresh_dir("cnn-baseline");
+  std::ofstream(dir / "resnet.yaml") << R"(schema_version: 1
+scenario: {name: resnet-hours}
+models:
+  - {id: r, name: ResNet-50, design: {builder: resnet}}
+training:
+  - id: train
+    model: r
+    hardware: nvidia-a100-sxm4-80gb
+    accelerators: 8
+    tokens: "115305030 tokens"
+    precision: tf32
+    parallelism: {data: 8, microbatch: 256, global_batch: 2048, optimizer: sgd}
+    datacenter: strubell2019-average-dc
+    published: {source: "a test", accelerator_hours: "40 h"}
+)";
+  fs::copy_file(source / "scenarios/published/tii2023-falcon-7b.yaml", dir / "tii2023-falcon-7b.yaml");
+  const auto v = run({"validate", "--mode", "first-principles", "--dir", dir.string(), "--data-dir", (source / "data").string()});
+  INFO(v.out, v.err);
+  REQUIRE((v.code == 0 || v.code == 1));
+  std::istringstream lines(v.out);
+  std::string line, resnet, falcon;
+  while (std::getline(lines, line)) {
+    if (line.rfind("resnet ", 0) == 0) resnet = line;  // (rows are labelled by the file's stem)
+    if (line.rfind("tii2023-falcon-7b", 0) == 0) falcon = line;
+  }
+  REQUIRE(!resnet.empty());
+  REQUIRE(!falcon.empty());
+  CHECK(resnet.find(" n/a ") != std::string::npos);
+  CHECK(falcon.find(" n/a ") == std::string::npos);
+  // The baseline's median is the Falcon row's alone (+43.29 %), said over one row.
+  CHECK(v.out.find("(6ND baseline 43.3% over the 1 row it applies to)") != std::string::npos);
+  CHECK(v.out.find("(6ND baseline 43.3% over the 1 run it applies to)") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 // Hardware without a `node:` block takes an unsourced default network; a first-principles job on more
 // than one device says so, with the figures (since session 56). The TPU v2 entry gives none: 600 GB/s
 // of memory, so 60 GB/s inside a node of 8 and 6 GB/s between, by hand.
