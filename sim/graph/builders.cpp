@@ -1219,6 +1219,13 @@ struct Feature {
 // fused_activation_function, QNN's and TensorRT's conv + ReLU).
 bool folded_8bit(const Emitter& e) { return !e.training && e.dtype_bytes() == 1; }
 
+// A ReLU after a batch norm in training, under a fusion that merges elementwise chains (XLA on TPUs
+// and GPUs, a compiler): the normalisation's pass writes the activated value and its backward reads
+// the mask with the gradient it already reads, so the ReLU has no pass of its own. Under `fusion:
+// none` (eager PyTorch: cuDNN's batch norm, then an in-place ReLU kernel) it is a pass forward and
+// one backward, as before session 56. (Inference keeps its pass, as before; 8-bit inference folds it.)
+bool relu_in_norm(const Emitter& e) { return e.training && e.fusion != Fusion::none; }
+
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
              I batch, double p, bool data_gradient = true, bool keeps_input = true, bool shares_input = false) {
   const I pad = kernel / 2;
@@ -1268,7 +1275,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   const int input = e.data_input("input", b * d.image * d.image, d.channels);  // the images take no gradient
   Feature x{input, d.image, d.channels};
   x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
-  if (!folded_8bit(e)) x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
+  if (!folded_8bit(e) && !relu_in_norm(e)) x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
   const I pooled = (x.hw + 2 - 3) / 2 + 1;
   // It reads the whole map (hw^2 of the input for pooled^2 outputs) and writes the pooled one (since
   // session 39, a review; before, as many elements read as written: 2.5 times too few bytes).
@@ -1287,7 +1294,7 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
       // Bottleneck and BasicBlock: relu(bn1(conv1)), relu(bn2(conv2)); the last one's ReLU follows
       // the residual add, below).
       const auto relu = [&](Feature f, const std::string& n) {
-        if (folded_8bit(e)) return f;  // fused into the convolution
+        if (folded_8bit(e) || relu_in_norm(e)) return f;  // fused into the convolution, or the norm's pass
         f.op = e.elementwise(n, layer, {f.op}, static_cast<double>(b * f.hw * f.hw * f.c), 1);
         e.saved(f.op, 0);  // in place: its output is the next convolution's input, which that keeps
         return f;
