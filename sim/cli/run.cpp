@@ -46,9 +46,9 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
 // check costed 256 TPU v3 cores on it without a word).
 std::string network_note(const TrainingJob& job) {
   const Hardware& h = job.hardware;
-  if (job.accelerators <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth) return "";
+  if (job.accelerators <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth || !h.node_source.empty()) return "";
   const double intra = hardware::make_device_model(h).memory_bandwidth / 10;
-  return "  note: " + job.id + ": " + h.id + " gives no node (its links) in the catalog; its collectives are costed on nodes of " +
+  return "  note: " + job.id + ": " + h.id + " has no `node:` block (its links); its collectives are costed on nodes of " +
          std::to_string(h.node_accelerators) + " at " + format_number(intra / 1e9, 3) + " GB/s a device inside and " +
          format_number(intra / 10 / 1e9, 3) + " GB/s between, an unsourced default: give `node:` for its network\n";
 }

@@ -181,6 +181,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   std::set<std::pair<double, std::string>> uncosted_runs;               // (published, why), counted once likewise
   std::vector<StepRow> steps;
   int within = 0, rows = 0, skipped = 0, footprint_only = 0;
+  int no_baseline = 0;  // costed rows whose design 6 N D does not describe (six_nd_applies)
   // Every scenario is loaded before a row is printed: a bad file is bad input with nothing of the
   // table on stdout (since session 42, a review; accounting mode did so already).
   std::vector<Scenario> scenarios;
@@ -316,6 +317,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       if (have_hours) {
         ours.push_back(std::abs(err));
         if (baseline_applies) base.push_back(std::abs(berr));
+        if (!baseline_applies) ++no_baseline;
         within += std::abs(err) <= 0.25 ? 1 : 0;
         runs.emplace(std::pair{published_h, predicted_h}, std::pair{std::abs(err), std::abs(berr)});
       }
@@ -345,7 +347,7 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       io.out << pad(label, 60) << pad(format_number(published_h, 4), 19)
              << pad(format_number(predicted_h, 4), 11) << pad(have_hours ? percent(err) : "-", 10)
              << pad(baseline_applies ? format_number(baseline_all, 4) : "n/a", 20)
-             << pad(have_hours && baseline_applies ? percent(berr) : "-", 10)
+             << pad(have_hours ? percent(berr) : "-", 10)  // (NaN, "n/a", where 6 N D does not apply)
              << pad(format_number(mfu_pub_all, 2), 10) << pad(format_number(mfu_sim, 2), 10)
              << pad(job.flops ? format_number(flops_all / *job.flops, 3) : "-", 11)
              // The same prediction for the work the paper states (its FLOPs) instead of the token count.
@@ -366,21 +368,25 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
   // A row that could not be costed counts as outside the band and as the largest error; where it
   // is the median, there is no median to print (since session 42, a review: "1e+11%").
   // Where 6 N D does not apply to some rows (six_nd_applies), its median is over the others, said so.
-  const auto applies_to = [](std::size_t with, std::size_t all, const char* what) {
-    return with < all ? " over the " + std::to_string(with) + " " + what + (with == 1 ? "" : "s") + " it applies to" : std::string();
-  };
+  // (Said only where a row's design is the reason: a row that could not be costed has no baseline
+  // either, and its absence is not the design's.)
   const auto median_text = [](double m) { return m == kNotCosted ? std::string("- (rows not costed)") : format_number(100 * m, 3) + "%"; };
+  const auto baseline_text = [&](const std::vector<double>& errors, double m, const char* what) {
+    if (no_baseline > 0 && errors.empty()) return std::string("n/a: no ") + what + " whose design it describes";
+    const std::string text = errors.empty() ? std::string("-") : median_text(m);
+    if (no_baseline == 0) return text;
+    return text + " over the " + std::to_string(errors.size()) + " " + what + (errors.size() == 1 ? "" : "s") + " it applies to";
+  };
   io.out << "\n" << rows << " rows with a design, tokens and parallelism (" << skipped << " published jobs without); "
          << within << " within +/-25 %; median |error| " << (rows > 0 ? median_text(med) : std::string("-")) << " (6ND baseline "
-         << (base.empty() ? std::string("-") : median_text(med_base)) << applies_to(base.size(), ours.size(), "row") << ")";
+         << baseline_text(base, med_base, "row") << ")";
   if (footprint_only > 0) io.out << "; " << footprint_only << " more compare their footprint only";
   io.out << "\n";
   const int distinct = static_cast<int>(run_errors.size());
   if (rows > 0) {
     io.out << distinct << " distinct runs (a run that several rows publish counted once; the targets): " << runs_within
            << " within +/-25 %; median |error| " << median_text(run_med) << " (6ND baseline "
-           << (run_base.empty() ? std::string("-") : median_text(run_med_base))
-           << applies_to(run_base.size(), runs.size(), "run") << ")\n";
+           << baseline_text(run_base, run_med_base, "run") << ")\n";
   }
   if (rows == 0 && footprint_only > 0) io.out << "No published accelerator-hours: the targets are not evaluated (exit 1).\n";
   if (rows == 0 && (footprint_only > 0 || !steps.empty())) {

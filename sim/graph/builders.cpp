@@ -1222,9 +1222,10 @@ bool folded_8bit(const Emitter& e) { return !e.training && e.dtype_bytes() == 1;
 // A ReLU after a batch norm in training, under a fusion that merges elementwise chains (XLA on TPUs
 // and GPUs, a compiler): the normalisation's pass writes the activated value and its backward reads
 // the mask with the gradient it already reads, so the ReLU has no pass of its own. Under `fusion:
-// none` (eager PyTorch: cuDNN's batch norm, then an in-place ReLU kernel) it is a pass forward and
-// one backward, as before session 56. (Inference keeps its pass, as before; 8-bit inference folds it.)
-bool relu_in_norm(const Emitter& e) { return e.training && e.fusion != Fusion::none; }
+// none` or `eager: true` (eager PyTorch: cuDNN's batch norm, then an in-place ReLU kernel) it is a
+// pass forward and one backward, as before session 56. The stem's ReLU kept the max pool's input; the
+// norm keeps it in its place. (Inference keeps its pass, as before; 8-bit inference folds it.)
+bool relu_in_norm(const Emitter& e) { return e.training && e.fusion != Fusion::none && !e.eager; }
 
 Feature conv(Emitter& e, OpGraph& g, const std::string& name, int layer, Feature in, I out_c, I kernel, I stride,
              I batch, double p, bool data_gradient = true, bool keeps_input = true, bool shares_input = false) {
@@ -1275,7 +1276,13 @@ void build_resnet(OpGraph& g, const ResNetDesign& d, const GraphShape& shape) {
   const int input = e.data_input("input", b * d.image * d.image, d.channels);  // the images take no gradient
   Feature x{input, d.image, d.channels};
   x = conv(e, g, "stem.conv", 0, x, d.width, 7, 2, b, p, false);
-  if (!folded_8bit(e) && !relu_in_norm(e)) x.op = e.elementwise("stem.relu", 0, {x.op}, static_cast<double>(b * x.hw * x.hw * x.c), 1);
+  const double stem_elements = static_cast<double>(b * x.hw * x.hw * x.c);
+  if (relu_in_norm(e)) {
+    // The max pool's backward needs the activated map, which the ReLU kept: the norm keeps it now.
+    e.saved(x.op, e.op_saved(x.op) + p * stem_elements);
+  } else if (!folded_8bit(e)) {
+    x.op = e.elementwise("stem.relu", 0, {x.op}, stem_elements, 1);
+  }
   const I pooled = (x.hw + 2 - 3) / 2 + 1;
   // It reads the whole map (hw^2 of the input for pooled^2 outputs) and writes the pooled one (since
   // session 39, a review; before, as many elements read as written: 2.5 times too few bytes).

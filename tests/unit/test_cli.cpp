@@ -2146,6 +2146,24 @@ training:
   // The baseline's median is the Falcon row's alone (+43.29 %), said over one row.
   CHECK(v.out.find("(6ND baseline 43.3% over the 1 row it applies to)") != std::string::npos);
   CHECK(v.out.find("(6ND baseline 43.3% over the 1 run it applies to)") != std::string::npos);
+  // A ResNet alone: no median to give.
+  fs::remove(dir / "tii2023-falcon-7b.yaml");
+  const auto alone = run({"validate", "--mode", "first-principles", "--dir", dir.string(), "--data-dir", (source / "data").string()});
+  CHECK(alone.out.find("(6ND baseline n/a: no row whose design it describes)") != std::string::npos);
+  CHECK(alone.out.find("(6ND baseline n/a: no run whose design it describes)") != std::string::npos);
+  // A transformer row that cannot be costed has no baseline either, but not for its design: nothing
+  // is said of the rows the baseline applies to.
+  fs::remove(dir / "resnet.yaml");
+  fs::copy_file(source / "scenarios/published/tii2023-falcon-7b.yaml", dir / "tii2023-falcon-7b.yaml");
+  std::string unfit = file_text(source / "scenarios/published/tii2023-falcon-7b.yaml");
+  const std::string one = "microbatch: 1,";
+  REQUIRE(unfit.find(one) != std::string::npos);
+  unfit.replace(unfit.find(one), one.size(), "microbatch: 12,");
+  std::ofstream(dir / "unfit.yaml") << unfit;
+  const auto mixed = run({"validate", "--mode", "first-principles", "--dir", dir.string(), "--data-dir", (source / "data").string()});
+  INFO(mixed.out);
+  CHECK(mixed.out.find("does not fit") != std::string::npos);
+  CHECK(mixed.out.find("it applies to") == std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -2159,13 +2177,13 @@ TEST_CASE("run says when a job's hardware gives no network") {
                       (source / "data").string(), "-o", (dir / "out.h5").string()});
   INFO(r.out, r.err);
   REQUIRE(r.code == 0);
-  CHECK(r.out.find("  note: pretrain: google-tpu-v2 gives no node (its links) in the catalog; its collectives are costed on "
+  CHECK(r.out.find("  note: pretrain: google-tpu-v2 has no `node:` block (its links); its collectives are costed on "
                    "nodes of 8 at 60 GB/s a device inside and 6 GB/s between") != std::string::npos);
   // An entry with its node says nothing of it.
   const auto given = run({"run", (source / "scenarios/published/tii2023-falcon-7b.yaml").string(), "--data-dir",
                           (source / "data").string(), "-o", (dir / "given.h5").string()});
   REQUIRE(given.code == 0);
-  CHECK(given.out.find("gives no node") == std::string::npos);
+  CHECK(given.out.find("has no `node:` block") == std::string::npos);
   fs::remove_all(dir);
 }
 
