@@ -42,13 +42,13 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
 
 // Said, not silent: hardware whose entry gives no `node:` block takes an unsourced default network
 // (docs/hardware-model.md, "Collectives": nodes of 8, a tenth of the memory bandwidth inside and a
-// tenth of that between); a job on more than one device says so (since session 56: an out-of-sample
-// check costed 256 TPU v3 cores on it without a word).
-std::string network_note(const TrainingJob& job) {
-  const Hardware& h = job.hardware;
-  if (job.accelerators <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth || !h.node_source.empty()) return "";
+// tenth of that between); a training job on more than one device, or a cloud deployment whose replica
+// spans several, says so (since session 56: an out-of-sample check costed 256 TPU v3 cores on it
+// without a word).
+std::string network_note(const std::string& id, const Hardware& h, std::int64_t devices) {
+  if (devices <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth || !h.node_source.empty()) return "";
   const double intra = hardware::make_device_model(h).memory_bandwidth / 10;
-  return "  note: " + job.id + ": " + h.id + " has no `node:` block (its links); its collectives are costed on nodes of " +
+  return "  note: " + id + ": " + h.id + " has no `node:` block (its links); its collectives are costed on nodes of " +
          std::to_string(h.node_accelerators) + " at " + format_number(intra / 1e9, 3) + " GB/s a device inside and " +
          format_number(intra / 10 / 1e9, 3) + " GB/s between, an unsourced default: give `node:` for its network\n";
 }
@@ -519,7 +519,7 @@ int command_run(const std::vector<std::string>& args, Streams io) {
       const TrainingJob& job = scenario.training[i];
       job_lines += precision_note(job.id, job.hardware, job.precision);
       job_lines += flash1_note(job.id, job.fusion, job.design);
-      job_lines += network_note(job);
+      job_lines += network_note(job.id, job.hardware, job.accelerators);
       job_lines += unfused_attention_note(job, r.step);
       job_lines += params_note(job.id, scenario, job.model_id, r.step->parameters);
       job_lines += "  " + scenario.training[i].id + ": ";
@@ -582,8 +582,10 @@ int command_run(const std::vector<std::string>& args, Streams io) {
     for (const auto& d : scenario.deployments) {
       for (const auto& step : d.mix) {
         for (const auto& h : step.hardware) {
-          const std::string note = precision_note(d.id, h, d.precision);
-          if (job_lines.find(note) == std::string::npos) job_lines += note;  // once a hardware
+          const std::int64_t per_replica = d.kind == Deployment::Kind::cloud ? d.accelerators_per_replica : 1;
+          for (const std::string& note : {precision_note(d.id, h, d.precision), network_note(d.id, h, per_replica)}) {
+            if (job_lines.find(note) == std::string::npos) job_lines += note;  // once a hardware
+          }
         }
       }
     }
