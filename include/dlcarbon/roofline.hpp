@@ -120,4 +120,14 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
 // catalog has them, else the documented datasheet defaults (docs/hardware-model.md).
 DeviceModel make_device_model(const Hardware& hardware);
 
+// A device's links, one direction, bytes a second: inside its node (NVLink, ICI) and between nodes,
+// as its `node:` block gives them, else the unsourced default (docs/hardware-model.md, "Collectives"):
+// a tenth of the memory bandwidth inside and a tenth of that between. `given` says whether the
+// entry has a `node:` block at all.
+struct NodeLinks {
+  double intra = 0, inter = 0;
+  bool given = false;
+};
+NodeLinks node_links(const Hardware& hardware);
+
 }  // namespace dlcarbon::hardware

@@ -46,11 +46,11 @@ std::string precision_note(const std::string& id, const Hardware& h, const std::
 // spans several, says so (since session 56: an out-of-sample check costed 256 TPU v3 cores on it
 // without a word).
 std::string network_note(const std::string& id, const Hardware& h, std::int64_t devices) {
-  if (devices <= 1 || h.intra_node_bandwidth || h.inter_node_bandwidth || !h.node_source.empty()) return "";
-  const double intra = hardware::make_device_model(h).memory_bandwidth / 10;
+  const hardware::NodeLinks links = hardware::node_links(h);
+  if (devices <= 1 || links.given) return "";
   return "  note: " + id + ": " + h.id + " has no `node:` block (its links); its collectives are costed on nodes of " +
-         std::to_string(h.node_accelerators) + " at " + format_number(intra / 1e9, 3) + " GB/s a device inside and " +
-         format_number(intra / 10 / 1e9, 3) + " GB/s between, an unsourced default: give `node:` for its network\n";
+         std::to_string(h.node_accelerators) + " at " + format_number(links.intra / 1e9, 3) + " GB/s a device inside and " +
+         format_number(links.inter / 1e9, 3) + " GB/s between, an unsourced default: give `node:` for its network\n";
 }
 
 // Said, not silent: FlashAttention-1 runs heads of at most 128 channels (its fmha_api.cpp has

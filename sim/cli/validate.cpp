@@ -316,8 +316,11 @@ int validate_first_principles(const std::vector<std::filesystem::path>& files, c
       const double err = predicted_h / published_h - 1, berr = baseline_all / published_h - 1;
       if (have_hours) {
         ours.push_back(std::abs(err));
-        if (baseline_applies) base.push_back(std::abs(berr));
-        if (!baseline_applies) ++no_baseline;
+        if (baseline_applies) {
+          base.push_back(std::abs(berr));
+        } else {
+          ++no_baseline;
+        }
         within += std::abs(err) <= 0.25 ? 1 : 0;
         runs.emplace(std::pair{published_h, predicted_h}, std::pair{std::abs(err), std::abs(berr)});
       }

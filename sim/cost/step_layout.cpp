@@ -252,8 +252,9 @@ bool StepModel::partition_layers() {
                " layer(s): every stage needs a layer";
     return false;
   }
-  intra = job.hardware.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
-  inter = job.hardware.inter_node_bandwidth.value_or(intra / 10);
+  const hardware::NodeLinks links = hardware::node_links(job.hardware);
+  intra = links.intra;
+  inter = links.inter;
   tp_group = group_of(job, c.tensor, 1, intra, inter);
   // (Ranks: tensor innermost, then context, then data: the data x context ranks that hold the same
   // weights lie `tensor` apart.)

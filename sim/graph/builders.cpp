@@ -1220,8 +1220,8 @@ struct Feature {
 bool folded_8bit(const Emitter& e) { return !e.training && e.dtype_bytes() == 1; }
 
 // A ReLU after a batch norm in training, under a fusion that merges elementwise chains (XLA on TPUs
-// and GPUs, a compiler): the normalisation's pass writes the activated value and its backward reads
-// the mask with the gradient it already reads, so the ReLU has no pass of its own. Under `fusion:
+// and GPUs, a compiler): the normalisation's pass writes the activated value and its backward applies
+// the ReLU's mask, recomputed from what it reads anyway, so the ReLU has no pass of its own. Under `fusion:
 // none` or `eager: true` (eager PyTorch: cuDNN's batch norm, then an in-place ReLU kernel) it is a
 // pass forward and one backward, as before session 56. The stem's ReLU kept the max pool's input; the
 // norm keeps it in its place. (Inference keeps its pass, as before; 8-bit inference folds it.)

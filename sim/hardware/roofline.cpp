@@ -233,6 +233,14 @@ double kernel_energy(const DeviceModel& device, const std::string& dtype, double
   return (device.power_limit_w > 0 ? std::min(dynamic, headroom) : dynamic) + device.static_w * seconds;
 }
 
+NodeLinks node_links(const Hardware& h) {
+  NodeLinks links;
+  links.intra = h.intra_node_bandwidth.value_or(make_device_model(h).memory_bandwidth / 10);
+  links.inter = h.inter_node_bandwidth.value_or(links.intra / 10);
+  links.given = h.intra_node_bandwidth || h.inter_node_bandwidth || !h.node_source.empty();
+  return links;
+}
+
 DeviceModel make_device_model(const Hardware& h) {
   DeviceModel d;
   d.id = h.id;

@@ -93,8 +93,8 @@ ServiceCost serving_cost(const Deployment& d, const Hardware& hw) {
   {
     const auto k = static_cast<std::int64_t>(per);
     const std::int64_t node = std::max<std::int64_t>(1, hw.node_accelerators);
-    const double intra = hw.intra_node_bandwidth.value_or(dev.memory_bandwidth / 10);
-    const double inter = hw.inter_node_bandwidth.value_or(intra / 10);
+    const hardware::NodeLinks links = hardware::node_links(hw);
+    const double intra = links.intra, inter = links.inter;
     ranks.ranks = k;
     ranks.nccl = hw.kind == "gpu";
     ranks.nodes = (k + node - 1) / node;
